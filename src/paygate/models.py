@@ -1,0 +1,352 @@
+"""The shared, provider-agnostic results every adapter returns.
+
+All are frozen, slotted dataclasses. ``raw`` keeps the provider's original object (a dict,
+or the SDK object) for anything paygate does not normalize; it is left out of ``repr`` and
+of equality because it can be large and can hold client secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from paygate._compat import StrEnum
+from paygate.errors import ValidationError
+from paygate.money import Money
+
+__all__ = [
+    "CaptureMethod",
+    "CheckoutMode",
+    "CheckoutSession",
+    "CheckoutStatus",
+    "Customer",
+    "Dispute",
+    "DisputeStatus",
+    "EventType",
+    "Invoice",
+    "InvoiceStatus",
+    "LineItem",
+    "Payment",
+    "PaymentFailure",
+    "PaymentStatus",
+    "Refund",
+    "RefundStatus",
+    "Subscription",
+    "SubscriptionStatus",
+    "WebhookDelivery",
+    "WebhookEvent",
+]
+
+CaptureMethod = Literal["automatic", "manual"]
+CheckoutMode = Literal["payment", "subscription"]
+
+
+class PaymentStatus(StrEnum):
+    """One payment's state. See :mod:`paygate.state` for how it may move."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    AUTHORIZED = "authorized"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+    #: a dispute was lost: the money went back to the cardholder. Terminal.
+    CHARGED_BACK = "charged_back"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REQUIRES_ACTION = "requires_action"
+
+
+class SubscriptionStatus(StrEnum):
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    UNPAID = "unpaid"
+    #: waiting for the customer to approve it at the provider (PayPal APPROVAL_PENDING)
+    PENDING = "pending"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    UNCOLLECTIBLE = "uncollectible"
+    VOID = "void"
+    REFUNDED = "refunded"
+
+
+class DisputeStatus(StrEnum):
+    #: the merchant is asked to respond (Stripe needs_response, warning_needs_response)
+    OPEN = "open"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    #: closed without a ruling (accepted, withdrawn, warning closed)
+    CLOSED = "closed"
+
+
+class CheckoutStatus(StrEnum):
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+class EventType(StrEnum):
+    """One webhook vocabulary for all providers. Unknown types are kept, never dropped."""
+
+    PAYMENT_CREATED = "payment.created"
+    PAYMENT_ACTION_REQUIRED = "payment.action_required"
+    PAYMENT_PROCESSING = "payment.processing"
+    PAYMENT_AUTHORIZED = "payment.authorized"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_CANCELED = "payment.canceled"
+    REFUND_CREATED = "refund.created"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+    DISPUTE_OPENED = "dispute.opened"
+    DISPUTE_UPDATED = "dispute.updated"
+    DISPUTE_WON = "dispute.won"
+    DISPUTE_LOST = "dispute.lost"
+    SUBSCRIPTION_CREATED = "subscription.created"
+    SUBSCRIPTION_UPDATED = "subscription.updated"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"
+    SUBSCRIPTION_PAYMENT_FAILED = "subscription.payment_failed"
+    INVOICE_CREATED = "invoice.created"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
+    CHECKOUT_COMPLETED = "checkout.completed"
+    CHECKOUT_EXPIRED = "checkout.expired"
+    UNKNOWN = "unknown"
+
+
+def _no_hash() -> Any:
+    return field(default_factory=dict, hash=False)
+
+
+def _raw() -> Any:
+    return field(default=None, repr=False, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFailure:
+    """Why a payment failed: the provider's ``code``, a message, a standard decline code."""
+
+    code: str
+    message: str = ""
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    provider: str
+    email: str | None = None
+    name: str | None = None
+    metadata: Mapping[str, str] = _no_hash()
+    raw: Any = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment attempt for one order.
+
+    ``charge_id`` is the provider's id of the money movement when it differs from ``id``
+    (Stripe's charge, PayPal's capture): refunds and reconciliation use it.
+    ``client_secret`` is hidden from ``repr``.
+    """
+
+    id: str
+    provider: str
+    order_id: str | None
+    amount: Money
+    status: PaymentStatus
+    amount_captured: Money | None = None
+    amount_refunded: Money | None = None
+    customer_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    redirect_url: str | None = None
+    failure: PaymentFailure | None = None
+    created_at: datetime | None = None
+    charge_id: str | None = None
+    metadata: Mapping[str, str] = _no_hash()
+    raw: Any = _raw()
+
+    def __post_init__(self) -> None:
+        zero = Money(0, self.amount.currency)
+        if self.amount_captured is None:
+            object.__setattr__(self, "amount_captured", zero)
+        if self.amount_refunded is None:
+            object.__setattr__(self, "amount_refunded", zero)
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: str
+    provider: str
+    payment_id: str
+    amount: Money
+    status: RefundStatus
+    reason: str | None = None
+    order_id: str | None = None
+    created_at: datetime | None = None
+    failure_reason: str | None = None
+    raw: Any = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    """One line of a checkout or invoice: ``unit_amount`` × ``quantity``."""
+
+    name: str
+    unit_amount: Money
+    quantity: int = 1
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValidationError(f"LineItem.name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.unit_amount, Money):
+            raise ValidationError(
+                f"LineItem.unit_amount must be Money, got {type(self.unit_amount).__name__}"
+            )
+        if self.unit_amount.amount < 0:
+            raise ValidationError(
+                f"LineItem {self.name!r}: negative unit_amount {self.unit_amount}"
+            )
+        if (
+            isinstance(self.quantity, bool)
+            or not isinstance(self.quantity, int)
+            or self.quantity < 1
+        ):
+            raise ValidationError(
+                f"LineItem {self.name!r}: quantity must be an int >= 1, got {self.quantity!r}"
+            )
+
+    @property
+    def total(self) -> Money:
+        return self.unit_amount * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    """A hosted payment page; send the customer to ``url``."""
+
+    id: str
+    provider: str
+    url: str | None
+    status: CheckoutStatus
+    order_id: str | None = None
+    payment_id: str | None = None
+    amount_total: Money | None = None
+    expires_at: datetime | None = None
+    mode: CheckoutMode = "payment"
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    raw: Any = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    provider: str
+    customer_id: str | None
+    price_id: str | None
+    status: SubscriptionStatus
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    #: where the customer approves it, for providers that need that (PayPal)
+    redirect_url: str | None = None
+    raw: Any = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    provider: str
+    customer_id: str | None
+    status: InvoiceStatus
+    amount_due: Money
+    amount_paid: Money | None = None
+    order_id: str | None = None
+    number: str | None = None
+    hosted_url: str | None = None
+    payment_id: str | None = None
+    due_at: datetime | None = None
+    created_at: datetime | None = None
+    raw: Any = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    id: str
+    provider: str
+    payment_id: str | None
+    amount: Money
+    status: DisputeStatus
+    reason: str | None = None
+    order_id: str | None = None
+    evidence_due_by: datetime | None = None
+    created_at: datetime | None = None
+    raw: Any = _raw()
+
+
+WebhookObject = Payment | Refund | Dispute | Subscription | Invoice | CheckoutSession | Customer
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified, normalized webhook event.
+
+    ``object`` is the normalized object the event is about (``None`` for types paygate does
+    not normalize); ``provider_type`` is the provider's own event name
+    (``payment_intent.succeeded``), kept for ``EventType.UNKNOWN`` events in particular.
+    """
+
+    id: str
+    provider: str
+    type: EventType
+    occurred_at: datetime | None
+    object: WebhookObject | None
+    provider_type: str = ""
+    raw: Any = _raw()
+
+    @property
+    def payment_id(self) -> str | None:
+        """The payment this event concerns, when it concerns one."""
+        obj = self.object
+        if isinstance(obj, Payment):
+            return obj.id
+        if isinstance(obj, (Refund, Dispute)):
+            return obj.payment_id
+        if isinstance(obj, (CheckoutSession, Invoice)):
+            return obj.payment_id
+        return None
+
+    @property
+    def order_id(self) -> str | None:
+        obj = self.object
+        return getattr(obj, "order_id", None) if obj is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """An HTTP webhook request as a provider would send it: raw body and headers."""
+
+    body: bytes
+    headers: dict[str, str]

@@ -1,0 +1,314 @@
+"""The ``PaymentProvider`` protocol every adapter implements, and the lazy registry.
+
+An adapter translates in both directions and nothing else: paygate's arguments → SDK call
+→ provider object → paygate dataclass. Operations it cannot do are left out of
+``capabilities`` and raise :class:`~paygate.errors.NotSupported` (see
+:class:`BaseProvider`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
+
+from paygate._compat import StrEnum
+from paygate.errors import ConfigurationError, NotSupported, ProviderNotInstalled
+from paygate.models import (
+    CaptureMethod,
+    CheckoutMode,
+    CheckoutSession,
+    Customer,
+    Dispute,
+    Invoice,
+    LineItem,
+    Payment,
+    Refund,
+    Subscription,
+    WebhookEvent,
+)
+from paygate.money import Money
+
+__all__ = [
+    "BaseProvider",
+    "Capability",
+    "PaymentProvider",
+    "ProviderSpec",
+    "available_providers",
+    "create_provider",
+    "load_provider_class",
+    "register_provider",
+]
+
+
+class Capability(StrEnum):
+    PAYMENTS = "payments"
+    MANUAL_CAPTURE = "manual_capture"
+    PARTIAL_CAPTURE = "partial_capture"
+    REFUNDS = "refunds"
+    PARTIAL_REFUNDS = "partial_refunds"
+    CHECKOUT = "checkout"
+    CUSTOMERS = "customers"
+    SUBSCRIPTIONS = "subscriptions"
+    INVOICES = "invoices"
+    DISPUTES = "disputes"
+    WEBHOOKS = "webhooks"
+
+
+@runtime_checkable
+class PaymentProvider(Protocol):
+    """What the Gateway needs from a provider adapter.
+
+    Every creating call takes ``idempotency_key``: the Gateway derives it from the order id
+    and the operation, and sends the same key on every retry.
+    """
+
+    name: str
+    capabilities: frozenset[Capability]
+
+    def create_payment(
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment: ...
+
+    def get_payment(self, payment_id: str) -> Payment: ...
+
+    def capture_payment(
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment: ...
+
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment: ...
+
+    def refund_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund: ...
+
+    def create_checkout_session(
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession: ...
+
+    def get_checkout_session(self, session_id: str) -> CheckoutSession: ...
+
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
+        """The customer came back from the provider's page with ``params`` (the query string).
+
+        Look the payment up at the provider (never trust the query string's words), finish
+        it where the provider needs a call for that (PayPal captures the approved order),
+        and return it.
+        """
+        ...
+
+    def create_customer(
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer: ...
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription: ...
+
+    def get_subscription(self, subscription_id: str) -> Subscription: ...
+
+    def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription: ...
+
+    def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice: ...
+
+    def get_dispute(self, dispute_id: str) -> Dispute: ...
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify ``body`` with the provider's scheme, then normalize it. Verify first."""
+        ...
+
+
+class BaseProvider:
+    """Optional base class: every operation raises :class:`NotSupported` until overridden.
+
+    Subclasses set ``name`` and ``capabilities`` and override what they support; the
+    conformance tests check that an undeclared capability raises ``NotSupported``.
+    """
+
+    name: ClassVar[str] = "base"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def _unsupported(self, operation: str) -> NoReturn:
+        raise NotSupported(
+            f"{self.name} does not support {operation}", provider=self.name, code="not_supported"
+        )
+
+    def require(self, capability: Capability, operation: str) -> None:
+        if capability not in self.capabilities:
+            self._unsupported(operation)
+
+    def create_payment(self, **kwargs: Any) -> Payment:
+        self._unsupported("create_payment")
+
+    def get_payment(self, payment_id: str) -> Payment:
+        self._unsupported("get_payment")
+
+    def capture_payment(self, payment_id: str, **kwargs: Any) -> Payment:
+        self._unsupported("capture_payment")
+
+    def cancel_payment(self, payment_id: str, **kwargs: Any) -> Payment:
+        self._unsupported("cancel_payment")
+
+    def refund_payment(self, payment_id: str, **kwargs: Any) -> Refund:
+        self._unsupported("refund_payment")
+
+    def create_checkout_session(self, **kwargs: Any) -> CheckoutSession:
+        self._unsupported("create_checkout_session")
+
+    def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        self._unsupported("get_checkout_session")
+
+    def complete_return(self, params: Mapping[str, str], **kwargs: Any) -> Payment:
+        self._unsupported("complete_return")
+
+    def create_customer(self, **kwargs: Any) -> Customer:
+        self._unsupported("create_customer")
+
+    def create_subscription(self, **kwargs: Any) -> Subscription:
+        self._unsupported("create_subscription")
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        self._unsupported("get_subscription")
+
+    def cancel_subscription(self, subscription_id: str, **kwargs: Any) -> Subscription:
+        self._unsupported("cancel_subscription")
+
+    def create_invoice(self, **kwargs: Any) -> Invoice:
+        self._unsupported("create_invoice")
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        self._unsupported("get_dispute")
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        self._unsupported("parse_webhook")
+
+    def close(self) -> None:
+        """Release connections; the default has none."""
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """Where an adapter lives and what to install for it (fsspec-style lazy registry)."""
+
+    target: str  # "module:Class"
+    extra: str | None = None  # pip extra: paygate[extra]
+    requires: tuple[str, ...] = ()  # top-level modules the adapter imports
+
+
+_BUILTIN: dict[str, ProviderSpec] = {
+    "fake": ProviderSpec("paygate.providers.fake:FakeProvider"),
+    "stripe": ProviderSpec("paygate.providers.stripe:StripeProvider", "stripe", ("stripe",)),
+    "paypal": ProviderSpec(
+        "paygate.providers.paypal:PayPalProvider", "paypal", ("paypalrestsdk", "cryptography")
+    ),
+    "square": ProviderSpec("paygate.providers.square:SquareProvider", "square", ("square",)),
+}
+_registry: dict[str, ProviderSpec | Callable[..., Any]] = dict(_BUILTIN)
+_ENTRY_POINT_GROUP = "paygate.providers"
+_entry_points_loaded = False
+
+
+def register_provider(
+    name: str, target: str | Callable[..., Any], *, extra: str | None = None
+) -> None:
+    """Register an adapter: ``"module:Class"`` (imported lazily) or a class/factory."""
+    _registry[name] = ProviderSpec(target, extra) if isinstance(target, str) else target
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in importlib_metadata.entry_points(group=_ENTRY_POINT_GROUP):
+        _registry.setdefault(ep.name, ProviderSpec(ep.value))
+
+
+def available_providers() -> list[str]:
+    _load_entry_points()
+    return sorted(_registry)
+
+
+def load_provider_class(name: str) -> Callable[..., Any]:
+    """The adapter class for ``name``, importing it (and its SDK) only now."""
+    if name not in _registry:
+        _load_entry_points()
+    try:
+        entry = _registry[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown provider {name!r}; available: {', '.join(available_providers())}"
+        ) from None
+    if not isinstance(entry, ProviderSpec):
+        return entry
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if entry.extra and (missing.split(".")[0] in entry.requires or not entry.requires):
+            raise ProviderNotInstalled(
+                f"provider {name!r} needs the {missing!r} package: "
+                f"pip install 'paygate[{entry.extra}]'"
+            ) from None
+        raise
+    cls: Callable[..., Any] = getattr(module, attr)
+    return cls
+
+
+def create_provider(name: str, **settings: Any) -> PaymentProvider:
+    """An adapter instance from its name and settings (``api_key=...`` etc.)."""
+    cls = load_provider_class(name)
+    provider: PaymentProvider = cls(**settings)
+    return provider

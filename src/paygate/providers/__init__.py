@@ -1,0 +1,1 @@
+"""Provider adapters; each imports its SDK. ``import paygate`` imports none of them."""
