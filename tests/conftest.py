@@ -1,0 +1,35 @@
+"""Shared test fixtures.
+
+``reference_dir`` points at the providers' official specs and example objects in
+``../shared/reference`` (beside the checkout, as in CI); tests that need it skip with a
+reason where it is absent. Nothing from there is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_REPO = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = Path(
+    os.environ.get("PAYGATE_REFERENCE_DIR", _REPO.parent / "shared" / "reference")
+)
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"provider reference material not found at {REFERENCE_DIR}")
+    return REFERENCE_DIR
+
+
+def load_reference_json(*parts: str) -> Any:
+    """Load a JSON file under the reference dir, or skip the calling test with a reason."""
+    path = REFERENCE_DIR.joinpath(*parts)
+    if not path.is_file():
+        pytest.skip(f"provider reference file not found: {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
