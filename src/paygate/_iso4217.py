@@ -5,7 +5,8 @@ taken from a package: paygate's core has no dependencies, and no small, well-kep
 package ships the exponents. Codes without minor units in the standard ("N.A.": gold,
 silver, SDR, test codes, XXX) are left out on purpose: nobody can be charged in them.
 Withdrawn codes still accepted by the providers during their transition (CUC, SLL, ZWL,
-ANG) are kept.
+ANG, BGN) are kept. The test suite cross-checks this table against the ``iso4217`` package
+(ISO's own list one, as published 2026-01-01).
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ _TABLE: dict[str, int] = {
             "VED",
             "VES",
             "WST",
+            "XAD",  # Arab Accounting Dinar (unit of account, added 2025)
             "XCD",
             "XCG",
             "YER",
@@ -194,3 +196,6 @@ _TABLE: dict[str, int] = {
 
 #: currency code -> number of digits after the decimal point
 EXPONENTS: Final = MappingProxyType(_TABLE)
+
+#: codes ISO has withdrawn but providers still accept while the change settles
+WITHDRAWN: Final = frozenset({"ANG", "BGN", "CUC", "SLL", "ZWL"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from paygate._iso4217 import EXPONENTS
@@ -84,12 +84,12 @@ class Money:
             raise InvalidAmount(
                 f"cannot make {currency} money from {type(value).__name__} {value!r}"
             )
-        try:
-            minor = number.scaleb(exponent)
-            exact = minor == minor.to_integral_value()
-        except InvalidOperation:  # pragma: no cover - scaleb of a finite Decimal
-            exact = False
-        if not exact:
+        # Shift the decimal point by rebuilding the number from its digits: exact at any
+        # size, where ``scaleb`` would round to the context's 28 significant digits.
+        sign, digits, places = number.as_tuple()
+        assert isinstance(places, int)  # finite, checked above
+        minor = Decimal((sign, digits, places + exponent))
+        if minor != minor.to_integral_value():
             raise InvalidAmount(
                 f"{value!r} has more precision than {currency} allows "
                 f"({exponent} decimal place{'s' if exponent != 1 else ''})"
@@ -108,7 +108,8 @@ class Money:
 
     def to_decimal(self) -> Decimal:
         """The major-unit amount with exactly the currency's places: ``Decimal('19.99')``."""
-        return Decimal(self.amount).scaleb(-self.exponent)
+        # built from a numeral, so exact at any size (``scaleb`` would round past 28 digits)
+        return Decimal(f"{self.amount}E-{self.exponent}")
 
     def __str__(self) -> str:
         return f"{self.to_decimal()} {self.currency}"

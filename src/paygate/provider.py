@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
 from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
 from paygate._compat import StrEnum
@@ -271,6 +270,10 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
+    # Imported on first use, not at the top: importlib.metadata (email, zipfile, csv, ...)
+    # would otherwise cost more than the rest of ``import paygate`` together.
+    from importlib import metadata as importlib_metadata
+
     for ep in importlib_metadata.entry_points(group=_ENTRY_POINT_GROUP):
         _registry.setdefault(ep.name, ProviderSpec(ep.value))
 

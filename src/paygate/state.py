@@ -13,6 +13,8 @@ Rules the table encodes:
 * a refund or dispute for a payment still shown unsettled proves it was captured: the
   capture is implied (webhooks arrive in any order);
 * dispute opened → ``disputed``; won → back to where it was; lost → ``charged_back``;
+  a refund that lands while the dispute is open is counted, and the status stays
+  ``disputed`` until the dispute is decided (PayPal merchants refund to settle disputes);
 * ``canceled`` and ``charged_back`` are terminal.
 """
 
@@ -66,11 +68,11 @@ STALE: Final = "stale"  # arrived late: recorded, state unchanged
 DUP: Final = "duplicate"  # the state already says so
 PRIOR: Final = "prior"  # (dispute won) back to the status before the dispute
 REFUND: Final = "refund"  # partially_refunded or refunded, by amount
+REFUND_HELD: Final = "refund-held"  # (dispute open) refund counted, status stays disputed
 IMPLY: Final = "imply-capture"  # capture implied first, then the event applies
-Cell = PaymentStatus | Literal["stale", "duplicate", "prior", "refund", "imply-capture"]
-
-_UNSETTLED = (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED)
-_PRE = (T.CREATED, T.ACTION_REQUIRED, T.PROCESSING, T.AUTHORIZED, T.FAILED)
+Cell = (
+    PaymentStatus | Literal["stale", "duplicate", "prior", "refund", "refund-held", "imply-capture"]
+)
 
 
 def _row(*cells: Cell | None) -> dict[Trigger, Cell]:
@@ -82,18 +84,18 @@ def _row(*cells: Cell | None) -> dict[Trigger, Cell]:
 # fmt: off
 #: status → trigger → outcome. A missing cell is an impossible event (InvalidTransition).
 TABLE: Final[Mapping[PaymentStatus, Mapping[Trigger, Cell]]] = {
-    #                    created  action_req          processing     authorized     succeeded     failed    canceled     refunded opened   won    lost
-    S.PENDING:            _row(DUP,   S.REQUIRES_ACTION, S.PROCESSING,  S.AUTHORIZED,  S.SUCCEEDED,  S.FAILED, S.CANCELED,  IMPLY,   IMPLY,   STALE, IMPLY),
-    S.REQUIRES_ACTION:    _row(STALE, DUP,               S.PROCESSING,  S.AUTHORIZED,  S.SUCCEEDED,  S.FAILED, S.CANCELED,  IMPLY,   IMPLY,   STALE, IMPLY),
-    S.PROCESSING:         _row(STALE, STALE,             DUP,           S.AUTHORIZED,  S.SUCCEEDED,  S.FAILED, S.CANCELED,  IMPLY,   IMPLY,   STALE, IMPLY),
-    S.AUTHORIZED:         _row(STALE, STALE,             STALE,         DUP,           S.SUCCEEDED,  STALE,    S.CANCELED,  IMPLY,   IMPLY,   STALE, IMPLY),
-    S.FAILED:             _row(STALE, S.REQUIRES_ACTION, S.PROCESSING,  S.AUTHORIZED,  S.SUCCEEDED,  DUP,      S.CANCELED,  None,    None,    None,  None),
-    S.SUCCEEDED:          _row(STALE, STALE,             STALE,         STALE,         DUP,          STALE,    None,        REFUND,  S.DISPUTED, STALE, S.CHARGED_BACK),
-    S.PARTIALLY_REFUNDED: _row(STALE, STALE,             STALE,         STALE,         STALE,        STALE,    None,        REFUND,  S.DISPUTED, STALE, S.CHARGED_BACK),
-    S.REFUNDED:           _row(STALE, STALE,             STALE,         STALE,         STALE,        STALE,    None,        None,    S.DISPUTED, STALE, S.CHARGED_BACK),
-    S.DISPUTED:           _row(STALE, STALE,             STALE,         STALE,         STALE,        STALE,    None,        None,    DUP,     PRIOR, S.CHARGED_BACK),
-    S.CHARGED_BACK:       _row(STALE, STALE,             STALE,         STALE,         STALE,        STALE,    None,        None,    STALE,   None,  DUP),
-    S.CANCELED:           _row(STALE, STALE,             STALE,         STALE,         None,         STALE,    DUP,         None,    None,    None,  None),
+    #                          created action_required    processing    authorized    succeeded    failed    canceled    refunded     dispute_opened dispute_won dispute_lost
+    S.PENDING:            _row(DUP,    S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
+    S.REQUIRES_ACTION:    _row(STALE,  DUP,               S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
+    S.PROCESSING:         _row(STALE,  STALE,             DUP,          S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
+    S.AUTHORIZED:         _row(STALE,  STALE,             STALE,        DUP,          S.SUCCEEDED, STALE,    S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
+    S.FAILED:             _row(STALE,  S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, DUP,      S.CANCELED, None,        None,          None,       None),
+    S.SUCCEEDED:          _row(STALE,  STALE,             STALE,        STALE,        DUP,         STALE,    None,       REFUND,      S.DISPUTED,    STALE,      S.CHARGED_BACK),
+    S.PARTIALLY_REFUNDED: _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       REFUND,      S.DISPUTED,    STALE,      S.CHARGED_BACK),
+    S.REFUNDED:           _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       None,        S.DISPUTED,    STALE,      S.CHARGED_BACK),
+    S.DISPUTED:           _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       REFUND_HELD, DUP,           PRIOR,      S.CHARGED_BACK),
+    S.CHARGED_BACK:       _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       None,        STALE,         None,       DUP),
+    S.CANCELED:           _row(STALE,  STALE,             STALE,        STALE,        None,        STALE,    DUP,        None,        None,          None,       None),
 }
 # fmt: on
 
@@ -163,9 +165,13 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
         return apply(settled, event)
     if cell == REFUND:
         return Step(_refund(state, event), "applied")
+    if cell == REFUND_HELD:
+        counted = _refund(state, event)
+        held = replace(counted, status=state.status, before_dispute=counted.status)
+        return Step(held, "applied")
     if cell == PRIOR:
-        return Step(replace(state, status=state.before_dispute or S.SUCCEEDED,
-                            before_dispute=None), "applied")  # fmt: skip
+        prior = state.before_dispute or _settled_status(state.captured, state.refunded)
+        return Step(replace(state, status=prior, before_dispute=None), "applied")
     assert isinstance(cell, PaymentStatus)
     if cell is S.SUCCEEDED:
         return Step(_capture(state, event), "applied")
@@ -191,8 +197,15 @@ def _refund(state: PaymentState, event: PaymentEvent) -> PaymentState:
             state, event, f"refunds of {refunded} would exceed the captured {state.captured}"
         )
     ids = state.refund_ids | {event.ref} if event.ref is not None else state.refund_ids
-    status = S.REFUNDED if refunded == state.captured else S.PARTIALLY_REFUNDED
+    status = _settled_status(state.captured, refunded)
     return replace(state, status=status, refunded=refunded, refund_ids=ids)
+
+
+def _settled_status(captured: int, refunded: int) -> PaymentStatus:
+    """The status a captured payment has by its amounts alone (no dispute open)."""
+    if refunded <= 0:
+        return S.SUCCEEDED
+    return S.REFUNDED if refunded >= captured else S.PARTIALLY_REFUNDED
 
 
 def apply_all(state: PaymentState, events: Iterable[PaymentEvent]) -> PaymentState:
@@ -266,32 +279,42 @@ def state_of(payment: Payment) -> PaymentState:
     """A state for a payment first seen through an API answer or an event."""
     assert payment.amount_captured is not None and payment.amount_refunded is not None
     captured = payment.amount_captured.amount
+    refunded = payment.amount_refunded.amount
     if (
         payment.status
         in (S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED, S.CHARGED_BACK)
         and not captured
     ):
         captured = payment.amount.amount
+    if payment.status is S.REFUNDED and not refunded:
+        refunded = captured  # the provider says refunded without the amount: all of it
     return PaymentState(
         status=payment.status,
         amount=payment.amount.amount,
         captured=captured,
-        refunded=payment.amount_refunded.amount,
-        before_dispute=S.SUCCEEDED if payment.status is S.DISPUTED else None,
+        refunded=refunded,
+        # a dispute won returns the payment to what its amounts say it was
+        before_dispute=(
+            _settled_status(captured, refunded) if payment.status is S.DISPUTED else None
+        ),
     )
 
 
 def to_mermaid() -> str:
     """The transition table as a Mermaid state diagram (the docs embed exactly this)."""
     lines = ["stateDiagram-v2", "    [*] --> pending"]
+    dispute_sources = [st for st, row in TABLE.items() if row.get(T.DISPUTE_OPENED) is S.DISPUTED]
     for status, row in TABLE.items():
         edges: dict[str, list[str]] = {}
         for trigger, cell in row.items():
             if cell == REFUND:
                 for refund_target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
                     edges.setdefault(refund_target.value, []).append(trigger.value)
-            elif cell == PRIOR:
-                edges.setdefault("before_dispute", []).append(trigger.value)
+            elif cell == REFUND_HELD:
+                edges.setdefault(status.value, []).append(trigger.value)
+            elif cell == PRIOR:  # back to whichever status the dispute was opened from
+                for prior in dispute_sources:
+                    edges.setdefault(prior.value, []).append(trigger.value)
             elif cell == IMPLY:
                 edges.setdefault("succeeded", []).append(f"{trigger.value}*")
             elif isinstance(cell, PaymentStatus) and cell is not status:
