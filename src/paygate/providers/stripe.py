@@ -1,0 +1,1245 @@
+"""Stripe adapter: PaymentIntents, Refunds, Checkout, Billing and verified webhooks.
+
+Built on the official ``stripe`` SDK (``StripeClient`` and its ``v1`` services). The module
+reads top to bottom as: mapping tables (data), currency rules, settings, translation from
+Stripe's JSON objects into paygate's dataclasses, then :class:`StripeProvider`, which only
+does the HTTP calls. Webhook signature checking lives in :mod:`._stripe_webhook`.
+
+Everything Stripe returns is translated from plain dicts: API answers through
+``StripeObject.to_dict()``, webhook bodies straight from one ``json.loads`` (no
+``StripeObject`` is built on the webhook path, which is what makes it fast).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import stripe
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from paygate import errors
+from paygate._iso4217 import EXPONENTS
+from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
+from paygate.models import (
+    CaptureMethod,
+    CheckoutMode,
+    CheckoutSession,
+    CheckoutStatus,
+    Customer,
+    Dispute,
+    DisputeStatus,
+    EventType,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    Payment,
+    PaymentFailure,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Subscription,
+    SubscriptionStatus,
+    WebhookEvent,
+)
+from paygate.money import Money
+from paygate.provider import BaseProvider, Capability
+from paygate.providers._stripe_webhook import find_signature_header, verify_signature
+
+__all__ = [
+    "CHECKOUT_STATUS",
+    "DECLINE_CODES",
+    "DISPUTE_STATUS",
+    "ERRORS",
+    "EVENT_TYPES",
+    "INVOICE_STATUS",
+    "MAX_AMOUNT_DIGITS",
+    "PAYMENT_INTENT_STATUS",
+    "REFUND_STATUS",
+    "SUBSCRIPTION_STATUS",
+    "StripeProvider",
+    "StripeSettings",
+    "from_stripe_amount",
+    "stripe_exponent",
+    "to_stripe_amount",
+]
+
+logger = logging.getLogger("paygate.providers.stripe")
+
+PROVIDER = "stripe"
+
+# == mapping tables ============================================================================
+
+#: PaymentIntent.status -> PaymentStatus. ``requires_payment_method`` after a failed attempt
+#: (``last_payment_error`` set) is ``failed``: Stripe sends the intent back there on a decline.
+PAYMENT_INTENT_STATUS: Final[Mapping[str, PaymentStatus]] = {
+    "requires_payment_method": PaymentStatus.PENDING,
+    "requires_confirmation": PaymentStatus.PENDING,
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
+    "processing": PaymentStatus.PROCESSING,
+    "requires_capture": PaymentStatus.AUTHORIZED,
+    "succeeded": PaymentStatus.SUCCEEDED,
+    "canceled": PaymentStatus.CANCELED,
+}
+
+#: Refund.status -> RefundStatus
+REFUND_STATUS: Final[Mapping[str, RefundStatus]] = {
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.REQUIRES_ACTION,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
+}
+
+#: Subscription.status -> SubscriptionStatus (Stripe's set is paygate's set)
+SUBSCRIPTION_STATUS: Final[Mapping[str, SubscriptionStatus]] = {
+    "incomplete": SubscriptionStatus.INCOMPLETE,
+    "incomplete_expired": SubscriptionStatus.INCOMPLETE_EXPIRED,
+    "trialing": SubscriptionStatus.TRIALING,
+    "active": SubscriptionStatus.ACTIVE,
+    "past_due": SubscriptionStatus.PAST_DUE,
+    "paused": SubscriptionStatus.PAUSED,
+    "canceled": SubscriptionStatus.CANCELED,
+    "unpaid": SubscriptionStatus.UNPAID,
+}
+
+#: Invoice.status -> InvoiceStatus
+INVOICE_STATUS: Final[Mapping[str, InvoiceStatus]] = {
+    "draft": InvoiceStatus.DRAFT,
+    "open": InvoiceStatus.OPEN,
+    "paid": InvoiceStatus.PAID,
+    "uncollectible": InvoiceStatus.UNCOLLECTIBLE,
+    "void": InvoiceStatus.VOID,
+}
+
+#: Dispute.status -> DisputeStatus. ``warning_*`` are inquiries (no money moved yet);
+#: ``prevented`` was stopped before becoming a chargeback.
+DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
+    "warning_needs_response": DisputeStatus.OPEN,
+    "needs_response": DisputeStatus.OPEN,
+    "warning_under_review": DisputeStatus.UNDER_REVIEW,
+    "under_review": DisputeStatus.UNDER_REVIEW,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+    "warning_closed": DisputeStatus.CLOSED,
+    "prevented": DisputeStatus.CLOSED,
+}
+
+#: checkout.Session.status -> CheckoutStatus
+CHECKOUT_STATUS: Final[Mapping[str, CheckoutStatus]] = {
+    "open": CheckoutStatus.OPEN,
+    "complete": CheckoutStatus.COMPLETE,
+    "expired": CheckoutStatus.EXPIRED,
+}
+
+#: Stripe event type -> paygate EventType. ``None`` means "decided by the object's status"
+#: (see ``_STATUS_DEPENDENT_EVENTS``). Anything not listed is ``EventType.UNKNOWN``.
+EVENT_TYPES: Final[Mapping[str, EventType | None]] = {
+    "payment_intent.created": EventType.PAYMENT_CREATED,
+    "payment_intent.requires_action": EventType.PAYMENT_ACTION_REQUIRED,
+    "payment_intent.processing": EventType.PAYMENT_PROCESSING,
+    "payment_intent.amount_capturable_updated": EventType.PAYMENT_AUTHORIZED,
+    "payment_intent.succeeded": EventType.PAYMENT_SUCCEEDED,
+    "payment_intent.payment_failed": EventType.PAYMENT_FAILED,
+    "payment_intent.canceled": EventType.PAYMENT_CANCELED,
+    # charge.refunded: the charge's newest refund when Stripe includes the list, see
+    # _charge_refunded_object; refund.*: the Refund, moved by its status.
+    "charge.refunded": None,
+    "refund.created": EventType.REFUND_CREATED,
+    "refund.updated": None,
+    "refund.failed": EventType.REFUND_FAILED,
+    "charge.dispute.created": EventType.DISPUTE_OPENED,
+    "charge.dispute.updated": EventType.DISPUTE_UPDATED,
+    "charge.dispute.closed": None,
+    "charge.dispute.funds_withdrawn": EventType.DISPUTE_UPDATED,
+    "charge.dispute.funds_reinstated": EventType.DISPUTE_UPDATED,
+    "customer.subscription.created": EventType.SUBSCRIPTION_CREATED,
+    "customer.subscription.updated": EventType.SUBSCRIPTION_UPDATED,
+    "customer.subscription.paused": EventType.SUBSCRIPTION_UPDATED,
+    "customer.subscription.resumed": EventType.SUBSCRIPTION_UPDATED,
+    "customer.subscription.deleted": EventType.SUBSCRIPTION_CANCELED,
+    "invoice.created": EventType.INVOICE_CREATED,
+    # paygate has no "finalized" type: a finalized invoice is the one the customer sees
+    # (status open); provider_type keeps the distinction.
+    "invoice.finalized": EventType.INVOICE_CREATED,
+    "invoice.paid": EventType.INVOICE_PAID,
+    "invoice.payment_failed": EventType.INVOICE_PAYMENT_FAILED,
+    "checkout.session.completed": EventType.CHECKOUT_COMPLETED,
+    # delayed payment methods (SEPA, ...): the session's payment settles later
+    "checkout.session.async_payment_succeeded": EventType.PAYMENT_SUCCEEDED,
+    "checkout.session.async_payment_failed": EventType.PAYMENT_FAILED,
+    "checkout.session.expired": EventType.CHECKOUT_EXPIRED,
+}
+
+#: refund.updated / charge.refunded: the event type follows the refund's status
+REFUND_EVENT_BY_STATUS: Final[Mapping[RefundStatus, EventType]] = {
+    RefundStatus.PENDING: EventType.REFUND_CREATED,
+    RefundStatus.REQUIRES_ACTION: EventType.REFUND_CREATED,
+    RefundStatus.SUCCEEDED: EventType.REFUND_SUCCEEDED,
+    RefundStatus.FAILED: EventType.REFUND_FAILED,
+    RefundStatus.CANCELED: EventType.REFUND_FAILED,
+}
+
+#: charge.dispute.closed: won / lost, and an inquiry closed without a chargeback puts the
+#: payment back where it was, like a won dispute (Dispute.status says ``closed``).
+DISPUTE_CLOSED_EVENT: Final[Mapping[DisputeStatus, EventType]] = {
+    DisputeStatus.WON: EventType.DISPUTE_WON,
+    DisputeStatus.CLOSED: EventType.DISPUTE_WON,
+    DisputeStatus.LOST: EventType.DISPUTE_LOST,
+    DisputeStatus.OPEN: EventType.DISPUTE_UPDATED,
+    DisputeStatus.UNDER_REVIEW: EventType.DISPUTE_UPDATED,
+}
+
+#: stripe exception class -> paygate error class (most specific first; walked by MRO)
+ERRORS: Final[Mapping[type[Exception], type[errors.ProviderError]]] = {
+    stripe.CardError: errors.CardDeclined,
+    stripe.RateLimitError: errors.RateLimited,
+    stripe.AuthenticationError: errors.AuthenticationError,
+    stripe.PermissionError: errors.AuthenticationError,
+    stripe.APIConnectionError: errors.ProviderUnavailable,
+    stripe.IdempotencyError: errors.IdempotencyConflict,
+    stripe.InvalidRequestError: errors.InvalidRequest,
+    stripe.APIError: errors.ProviderUnavailable,
+    stripe.StripeError: errors.ProviderError,
+}
+
+#: InvalidRequestError codes that mean "no such object"
+NOT_FOUND_CODES: Final = frozenset({"resource_missing"})
+
+#: Stripe decline_code / error code -> paygate's standard decline code
+DECLINE_CODES: Final[Mapping[str, str]] = {
+    "card_declined": "card_declined",
+    "generic_decline": "card_declined",
+    "insufficient_funds": "insufficient_funds",
+    "expired_card": "expired_card",
+    "incorrect_cvc": "incorrect_cvc",
+    "invalid_cvc": "incorrect_cvc",
+    "incorrect_number": "incorrect_number",
+    "invalid_number": "incorrect_number",
+    "incorrect_zip": "incorrect_zip",
+    "processing_error": "processing_error",
+    "lost_card": "lost_card",
+    "stolen_card": "stolen_card",
+    "fraudulent": "fraudulent",
+    "merchant_blacklist": "fraudulent",
+    "do_not_honor": "do_not_honor",
+    "card_not_supported": "card_not_supported",
+    "currency_not_supported": "currency_not_supported",
+    "authentication_required": "authentication_required",
+    "try_again_later": "try_again_later",
+    "approve_with_id": "try_again_later",
+    "issuer_not_available": "try_again_later",
+    "card_velocity_exceeded": "limit_exceeded",
+    "withdrawal_count_limit_exceeded": "limit_exceeded",
+}
+
+#: refund reasons Stripe accepts as ``reason``; any other reason goes into metadata
+REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+# == currency rules =============================================================================
+# Stripe amounts are integers in the currency's minor unit *as Stripe defines it*, which is
+# not always ISO 4217's (https://docs.stripe.com/currencies):
+# * zero-decimal: the amount is whole units (¥500 -> 500);
+# * three-decimal: BHD JOD KWD OMR TND, and the last digit must be 0 (5.124 KWD is refused:
+#   Stripe asks integrations to round, paygate refuses rather than move money silently);
+# * ISK: ISO has no minor unit, Stripe keeps it two-decimal in the API for backwards
+#   compatibility and requires amounts divisible by 100 (5 ISK -> 500);
+# * HUF, TWD: two-decimal for charges (as ISO); only *payouts* must be whole units, and
+#   paygate makes no payouts, so charges convert one to one;
+# * UGX: zero-decimal at Stripe, as in ISO;
+# * every other currency is two-decimal at Stripe;
+# * an amount has at most 8 digits (99999999 in Stripe's minor unit).
+
+# fmt: off
+ZERO_DECIMAL: Final = frozenset({
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA",
+    "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+})
+# fmt: on
+THREE_DECIMAL: Final = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+#: currency -> the multiple every Stripe amount in it must be
+AMOUNT_STEP: Final[Mapping[str, int]] = {
+    **dict.fromkeys(THREE_DECIMAL, 10),
+    "ISK": 100,
+}
+MAX_AMOUNT_DIGITS: Final = 8
+_MAX_AMOUNT: Final = 10**MAX_AMOUNT_DIGITS - 1
+
+
+def stripe_exponent(currency: str) -> int:
+    """Digits after the decimal point in Stripe's API amounts for ``currency`` (upper-case)."""
+    if currency in ZERO_DECIMAL:
+        return 0
+    if currency in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def to_stripe_amount(money: Money) -> tuple[int, str]:
+    """``(amount, currency)`` as Stripe's API wants them, or :class:`InvalidAmount`.
+
+    Exact: an amount Stripe cannot represent (a fraction of a zero-decimal unit, a
+    three-decimal amount not ending in 0, more than 8 digits, a negative amount) is
+    refused, never rounded.
+    """
+    currency = money.currency
+    shift = stripe_exponent(currency) - EXPONENTS[currency]
+    if shift >= 0:
+        amount = money.amount * 10**shift
+    else:
+        amount, remainder = divmod(money.amount, 10**-shift)
+        if remainder:
+            raise InvalidAmount(
+                f"{money} cannot be charged through Stripe: {currency} is zero-decimal there, "
+                "so the amount must be whole units"
+            )
+    if amount < 0:
+        raise InvalidAmount(f"{money}: Stripe amounts cannot be negative")
+    step = AMOUNT_STEP.get(currency)
+    if step and amount % step:
+        raise InvalidAmount(
+            f"{money} cannot be charged through Stripe: {currency} amounts must be a "
+            f"multiple of {step} in Stripe's minor unit (got {amount}); paygate does not round"
+        )
+    if amount > _MAX_AMOUNT:
+        raise InvalidAmount(
+            f"{money} is too large for Stripe: at most {MAX_AMOUNT_DIGITS} digits "
+            f"({_MAX_AMOUNT} in {currency}'s Stripe minor unit)"
+        )
+    return amount, currency.lower()
+
+
+def from_stripe_amount(amount: int, currency: str) -> Money:
+    """The :class:`Money` of a Stripe ``amount`` in ``currency`` (any case)."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidAmount(f"Stripe amount must be an int, got {amount!r}")
+    if not isinstance(currency, str):
+        raise errors.UnknownCurrency(f"Stripe currency must be a str, got {currency!r}")
+    code = currency.upper()
+    if code not in EXPONENTS:
+        raise errors.UnknownCurrency(f"unknown currency {currency!r} in a Stripe object")
+    shift = EXPONENTS[code] - stripe_exponent(code)
+    if shift >= 0:
+        return Money(amount * 10**shift, code)
+    whole, remainder = divmod(amount, 10**-shift)
+    if remainder:
+        # e.g. a fractional-króna ISK charge made before Stripe made ISK whole-unit only
+        raise InvalidAmount(
+            f"Stripe amount {amount} {code} has a fraction of a unit that ISO 4217 {code} "
+            "does not have"
+        )
+    return Money(whole, code)
+
+
+# == settings ===================================================================================
+
+_KEY_PREFIXES: Final = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+_TEST_ENVIRONMENTS: Final = frozenset({"test", "testing", "ci", "dev", "development", "local"})
+_SECRET_PATTERN: Final = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]+")
+
+
+class StripeSettings(BaseModel):
+    """Validated adapter settings; strings (from the environment) are coerced.
+
+    ``webhook_secret`` takes one secret or several (a list, or a comma-separated string
+    such as ``PAYGATE_STRIPE_WEBHOOK_SECRET=whsec_new,whsec_old``) for rotation.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    api_key: SecretStr
+    webhook_secret: tuple[SecretStr, ...] = ()
+    webhook_tolerance: int = Field(default=300, gt=0)
+    api_version: str | None = None
+    base_url: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    #: declare this a test deployment: a live key is then refused
+    test_mode: bool = False
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an http(s) URL such as http://localhost:12111")
+        return value.rstrip("/")
+
+    @property
+    def secrets_bytes(self) -> tuple[bytes, ...]:
+        return tuple(s.get_secret_value().encode("utf-8") for s in self.webhook_secret)
+
+
+def _is_local_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "stripe-mock") or host.endswith((".localhost", ".local", ".test")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
+
+
+def _load_settings(settings: Mapping[str, Any]) -> StripeSettings:
+    values = dict(settings)
+    if values.get("api_key") in (None, ""):
+        raise ConfigurationError(
+            "stripe: api_key is missing (pass api_key=... or set PAYGATE_STRIPE_API_KEY)"
+        )
+    try:
+        parsed = StripeSettings(**values)
+    except PydanticValidationError as exc:
+        # name the setting and the problem, never the value (it may be a secret)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigurationError(f"stripe: invalid settings: {problems}") from None
+    key = parsed.api_key.get_secret_value()
+    if not key.startswith(_KEY_PREFIXES):
+        raise ConfigurationError(
+            "stripe: api_key must be a secret or restricted key (sk_test_..., sk_live_..., "
+            "rk_...); a publishable key (pk_...) cannot make server-side calls"
+        )
+    if "_live_" in key[:8]:
+        reason = _test_setting(parsed)
+        if reason:
+            raise ConfigurationError(
+                f"stripe: a live API key (sk_live_/rk_live_) in a test setting ({reason}); "
+                "use a test key (sk_test_...)"
+            )
+    return parsed
+
+
+def _test_setting(settings: StripeSettings) -> str | None:
+    """Why this configuration is obviously a test one, or None."""
+    if settings.test_mode:
+        return "test_mode=True"
+    env = os.environ.get("PAYGATE_ENV", "").strip().lower()
+    if env in _TEST_ENVIRONMENTS:
+        return f"PAYGATE_ENV={env}"
+    if settings.base_url and _is_local_url(settings.base_url):
+        return "base_url points at a local server"
+    return None
+
+
+# == translation: Stripe JSON -> paygate ========================================================
+
+
+def _ts(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field: an id string, an expanded object, or null."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        ident = value.get("id")
+        return ident if isinstance(ident, str) else None
+    return None
+
+
+def _metadata(obj: Mapping[str, Any]) -> dict[str, str]:
+    meta = obj.get("metadata")
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, Mapping) else {}
+
+
+def _money(obj: Mapping[str, Any], field: str = "amount") -> Money:
+    return from_stripe_amount(obj.get(field) or 0, obj["currency"])
+
+
+def _decline_code(code: str | None) -> str:
+    return DECLINE_CODES.get(code or "", "card_declined")
+
+
+def _redirect_url(intent: Mapping[str, Any]) -> str | None:
+    action = intent.get("next_action")
+    if not isinstance(action, Mapping):
+        return None
+    redirect = action.get("redirect_to_url")
+    if isinstance(redirect, Mapping) and isinstance(redirect.get("url"), str):
+        return str(redirect["url"])
+    return None
+
+
+def payment_from_stripe(intent: Mapping[str, Any]) -> Payment:
+    """A PaymentIntent (with ``latest_charge`` expanded or not) as a :class:`Payment`."""
+    status = PAYMENT_INTENT_STATUS.get(intent.get("status", ""), PaymentStatus.PENDING)
+    error = intent.get("last_payment_error")
+    failure = None
+    if isinstance(error, Mapping) and error:
+        decline = error.get("decline_code") or error.get("code")
+        failure = PaymentFailure(
+            code=str(error.get("code") or error.get("type") or "payment_failed"),
+            message=str(error.get("message") or ""),
+            decline_code=_decline_code(decline) if error.get("type") == "card_error" else None,
+        )
+        if intent.get("status") == "requires_payment_method":
+            status = PaymentStatus.FAILED
+    currency = intent["currency"]
+    amount = from_stripe_amount(intent["amount"], currency)
+    captured = from_stripe_amount(intent.get("amount_received") or 0, currency)
+    refunded = Money(0, amount.currency)
+    charge = intent.get("latest_charge")
+    if isinstance(charge, Mapping):  # expanded: refunds and disputes show on the charge
+        refunded = from_stripe_amount(charge.get("amount_refunded") or 0, currency)
+        if status is PaymentStatus.SUCCEEDED:
+            if charge.get("disputed"):
+                status = PaymentStatus.DISPUTED
+            elif refunded.amount and refunded >= captured:
+                status = PaymentStatus.REFUNDED
+            elif refunded.amount:
+                status = PaymentStatus.PARTIALLY_REFUNDED
+    metadata = _metadata(intent)
+    return Payment(
+        id=intent["id"],
+        provider=PROVIDER,
+        order_id=metadata.get("order_id"),
+        amount=amount,
+        status=status,
+        amount_captured=captured,
+        amount_refunded=refunded,
+        customer_id=_id_of(intent.get("customer")),
+        client_secret=intent.get("client_secret"),
+        redirect_url=_redirect_url(intent),
+        failure=failure,
+        created_at=_ts(intent.get("created")),
+        charge_id=_id_of(charge),
+        metadata=metadata,
+        raw=intent,
+    )
+
+
+def refund_from_stripe(refund: Mapping[str, Any]) -> Refund:
+    metadata = _metadata(refund)
+    payment_id = _id_of(refund.get("payment_intent")) or _id_of(refund.get("charge")) or ""
+    return Refund(
+        id=refund["id"],
+        provider=PROVIDER,
+        payment_id=payment_id,
+        amount=_money(refund),
+        status=REFUND_STATUS.get(refund.get("status") or "", RefundStatus.PENDING),
+        reason=refund.get("reason") or metadata.get("reason"),
+        order_id=metadata.get("order_id"),
+        created_at=_ts(refund.get("created")),
+        failure_reason=refund.get("failure_reason"),
+        raw=refund,
+    )
+
+
+def customer_from_stripe(customer: Mapping[str, Any]) -> Customer:
+    return Customer(
+        id=customer["id"],
+        provider=PROVIDER,
+        email=customer.get("email"),
+        name=customer.get("name"),
+        metadata=_metadata(customer),
+        raw=customer,
+    )
+
+
+def subscription_from_stripe(sub: Mapping[str, Any]) -> Subscription:
+    items = sub.get("items")
+    first: Mapping[str, Any] = {}
+    if isinstance(items, Mapping) and items.get("data"):
+        first = items["data"][0]
+    price = first.get("price")
+    # current_period_end moved from the subscription to its items in API 2025-03-31
+    period_end = sub.get("current_period_end") or first.get("current_period_end")
+    return Subscription(
+        id=sub["id"],
+        provider=PROVIDER,
+        customer_id=_id_of(sub.get("customer")),
+        price_id=_id_of(price),
+        status=SUBSCRIPTION_STATUS.get(sub.get("status") or "", SubscriptionStatus.INCOMPLETE),
+        current_period_end=_ts(period_end),
+        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
+        raw=sub,
+    )
+
+
+def _invoice_payment_id(invoice: Mapping[str, Any]) -> str | None:
+    legacy = _id_of(invoice.get("payment_intent"))  # API versions before 2025-03-31
+    if legacy:
+        return legacy
+    payments = invoice.get("payments")
+    if isinstance(payments, Mapping):
+        for entry in payments.get("data") or ():
+            payment = entry.get("payment") if isinstance(entry, Mapping) else None
+            if isinstance(payment, Mapping):
+                ident = _id_of(payment.get("payment_intent"))
+                if ident:
+                    return ident
+    return None
+
+
+def invoice_from_stripe(invoice: Mapping[str, Any]) -> Invoice:
+    currency = invoice["currency"]
+    metadata = _metadata(invoice)
+    return Invoice(
+        id=invoice["id"],
+        provider=PROVIDER,
+        customer_id=_id_of(invoice.get("customer")),
+        status=INVOICE_STATUS.get(invoice.get("status") or "", InvoiceStatus.DRAFT),
+        amount_due=from_stripe_amount(invoice.get("amount_due") or 0, currency),
+        amount_paid=from_stripe_amount(invoice.get("amount_paid") or 0, currency),
+        order_id=metadata.get("order_id"),
+        number=invoice.get("number"),
+        hosted_url=invoice.get("hosted_invoice_url"),
+        payment_id=_invoice_payment_id(invoice),
+        due_at=_ts(invoice.get("due_date")),
+        created_at=_ts(invoice.get("created")),
+        raw=invoice,
+    )
+
+
+def dispute_from_stripe(dispute: Mapping[str, Any]) -> Dispute:
+    details = dispute.get("evidence_details")
+    due_by = details.get("due_by") if isinstance(details, Mapping) else None
+    return Dispute(
+        id=dispute["id"],
+        provider=PROVIDER,
+        payment_id=_id_of(dispute.get("payment_intent")) or _id_of(dispute.get("charge")),
+        amount=_money(dispute),
+        status=DISPUTE_STATUS.get(dispute.get("status") or "", DisputeStatus.OPEN),
+        reason=dispute.get("reason"),
+        order_id=_metadata(dispute).get("order_id"),
+        evidence_due_by=_ts(due_by),
+        created_at=_ts(dispute.get("created")),
+        raw=dispute,
+    )
+
+
+def checkout_from_stripe(session: Mapping[str, Any]) -> CheckoutSession:
+    metadata = _metadata(session)
+    currency = session.get("currency")
+    total = session.get("amount_total")
+    return CheckoutSession(
+        id=session["id"],
+        provider=PROVIDER,
+        url=session.get("url"),
+        status=CHECKOUT_STATUS.get(session.get("status") or "", CheckoutStatus.OPEN),
+        order_id=session.get("client_reference_id") or metadata.get("order_id"),
+        payment_id=_id_of(session.get("payment_intent")),
+        amount_total=from_stripe_amount(total, currency)
+        if currency and total is not None
+        else None,
+        expires_at=_ts(session.get("expires_at")),
+        mode="subscription" if session.get("mode") == "subscription" else "payment",
+        customer_id=_id_of(session.get("customer")),
+        subscription_id=_id_of(session.get("subscription")),
+        raw=session,
+    )
+
+
+def _charge_refunded_object(charge: Mapping[str, Any]) -> tuple[EventType, Refund | Payment]:
+    """``charge.refunded``: the newest refund when the charge lists them, else the payment.
+
+    Stripe also sends ``refund.created``/``refund.updated`` for the same refund; with the
+    refund's own id the state machine counts it once. When the list is absent (the default
+    since API 2022-11-15) no refund id is known, so the event carries the charge's payment
+    with its cumulative ``amount_refunded``: informative, and it moves no state (the
+    ``refund.*`` events do that), so nothing is ever counted twice.
+    """
+    refunds = charge.get("refunds")
+    listed = refunds.get("data") if isinstance(refunds, Mapping) else None
+    if listed:
+        newest = max(listed, key=lambda r: r.get("created") or 0)
+        if not newest.get("payment_intent") and charge.get("payment_intent"):
+            newest = {**newest, "payment_intent": charge["payment_intent"]}
+        refund = refund_from_stripe(newest)
+        return REFUND_EVENT_BY_STATUS[refund.status], refund
+    currency = charge["currency"]
+    amount = from_stripe_amount(charge["amount"], currency)
+    captured = from_stripe_amount(charge.get("amount_captured") or 0, currency)
+    refunded = from_stripe_amount(charge.get("amount_refunded") or 0, currency)
+    metadata = _metadata(charge)
+    payment = Payment(
+        id=_id_of(charge.get("payment_intent")) or charge["id"],
+        provider=PROVIDER,
+        order_id=metadata.get("order_id"),
+        amount=amount,
+        status=PaymentStatus.REFUNDED
+        if charge.get("refunded")
+        else PaymentStatus.PARTIALLY_REFUNDED,
+        amount_captured=captured,
+        amount_refunded=refunded,
+        customer_id=_id_of(charge.get("customer")),
+        created_at=_ts(charge.get("created")),
+        charge_id=charge["id"],
+        metadata=metadata,
+        raw=charge,
+    )
+    return EventType.REFUND_SUCCEEDED, payment
+
+
+_OBJECT_TRANSLATORS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "payment_intent": payment_from_stripe,
+    "refund": refund_from_stripe,
+    "dispute": dispute_from_stripe,
+    "subscription": subscription_from_stripe,
+    "invoice": invoice_from_stripe,
+    "checkout.session": checkout_from_stripe,
+    "customer": customer_from_stripe,
+}
+
+
+def event_from_stripe(event: Mapping[str, Any]) -> WebhookEvent:
+    """A parsed Stripe event (a dict) as a :class:`WebhookEvent`."""
+    try:
+        provider_type = event["type"]
+        event_id = event["id"]
+        data = event["data"]["object"]
+        if not isinstance(provider_type, str) or not isinstance(event_id, str):
+            raise TypeError("type and id must be strings")
+        if not isinstance(data, Mapping):
+            raise TypeError("data.object must be an object")
+    except (KeyError, TypeError) as exc:
+        raise MalformedPayload(f"Stripe event is missing or has a bad field: {exc}") from None
+    occurred_at = _ts(event.get("created"))
+    if provider_type not in EVENT_TYPES:
+        return WebhookEvent(
+            id=event_id,
+            provider=PROVIDER,
+            type=EventType.UNKNOWN,
+            occurred_at=occurred_at,
+            object=None,
+            provider_type=provider_type,
+            raw=event,
+        )
+    try:
+        event_type, obj = _translate_event_object(provider_type, data)
+    except (KeyError, TypeError, ValueError) as exc:
+        # ValueError covers paygate's ValidationError (bad amount/currency) too
+        raise MalformedPayload(
+            f"Stripe event {event_id} ({provider_type}) has an unusable object: {exc}"
+        ) from None
+    return WebhookEvent(
+        id=event_id,
+        provider=PROVIDER,
+        type=event_type,
+        occurred_at=occurred_at,
+        object=obj,
+        provider_type=provider_type,
+        raw=event,
+    )
+
+
+def _translate_event_object(provider_type: str, data: Mapping[str, Any]) -> tuple[EventType, Any]:
+    if provider_type == "charge.refunded":
+        return _charge_refunded_object(data)
+    translate = _OBJECT_TRANSLATORS.get(data.get("object", ""))
+    if translate is None:
+        raise TypeError(f"unexpected object type {data.get('object')!r}")
+    obj = translate(data)
+    fixed = EVENT_TYPES[provider_type]
+    if fixed is not None:
+        return fixed, obj
+    if isinstance(obj, Refund):  # refund.updated
+        return REFUND_EVENT_BY_STATUS[obj.status], obj
+    if isinstance(obj, Dispute):  # charge.dispute.closed
+        return DISPUTE_CLOSED_EVENT[obj.status], obj
+    raise TypeError(f"{provider_type} carries a {data.get('object')!r}")  # pragma: no cover
+
+
+# == errors ======================================================================================
+
+
+def _scrub(text: str) -> str:
+    """Stripe messages can quote part of a key ("Invalid API Key provided: sk_test_***")."""
+    return _SECRET_PATTERN.sub("[redacted]", text)
+
+
+def translate_error(exc: stripe.StripeError) -> errors.ProviderError:
+    """The paygate error for a stripe exception, keeping code, HTTP status and request id."""
+    target: type[errors.ProviderError] = errors.ProviderError
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            target = ERRORS[cls]
+            break
+    detail = exc.error
+    code = exc.code or (detail.type if detail is not None else None)
+    status = exc.http_status
+    if target is errors.InvalidRequest and (status == 404 or code in NOT_FOUND_CODES):
+        target = errors.NotFound
+    if target is errors.ProviderError and status is not None and status >= 500:
+        target = errors.ProviderUnavailable
+    message = _scrub(exc.user_message or getattr(exc, "_message", None) or type(exc).__name__)
+    kwargs: dict[str, Any] = {
+        "provider": PROVIDER,
+        "code": code,
+        "http_status": status,
+        "request_id": exc.request_id,
+    }
+    if target is errors.CardDeclined:
+        decline = (detail.decline_code if detail is not None else None) or exc.code
+        return errors.CardDeclined(message, decline_code=_decline_code(decline), **kwargs)
+    if target is errors.ProviderError and status == 409:
+        target = errors.IdempotencyConflict if code == "idempotency_key_in_use" else target
+    return target(message, **kwargs)
+
+
+# == the adapter =================================================================================
+
+_IDEMPOTENCY_KEY_MAX = 255  # Stripe's limit
+
+
+def _stripe_key(key: str) -> str:
+    """The idempotency key as sent: unchanged when Stripe accepts it, else its hash."""
+    if not isinstance(key, str) or not key:
+        raise ValidationError("idempotency_key must be a non-empty str")
+    if len(key) <= _IDEMPOTENCY_KEY_MAX:
+        return key
+    return "paygate-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _positive(money: Money, what: str) -> tuple[int, str]:
+    if not isinstance(money, Money):
+        raise ValidationError(f"{what} must be Money, got {type(money).__name__}")
+    if money.amount <= 0:
+        raise ValidationError(f"{what} must be positive, got {money}")
+    return to_stripe_amount(money)
+
+
+class StripeProvider(BaseProvider):
+    """:class:`~paygate.PaymentProvider` on Stripe.
+
+    Settings (keyword arguments, or ``PAYGATE_STRIPE_<NAME>`` through the Gateway):
+    ``api_key`` (required), ``webhook_secret`` (one or several), ``webhook_tolerance``
+    (300 s), ``api_version``, ``base_url`` (stripe-mock, a proxy), ``timeout`` (30 s),
+    ``max_retries`` (the Gateway's retry count for Stripe), ``test_mode``.
+    """
+
+    name = PROVIDER
+    capabilities = frozenset(Capability)
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = _load_settings(settings)
+        self.max_retries: int | None = self.settings.max_retries
+        self._secrets = self.settings.secrets_bytes
+        self._clock: Callable[[], float] = time.time
+        base_addresses: dict[str, str] = {}
+        if self.settings.base_url:
+            base_addresses = {"api": self.settings.base_url, "files": self.settings.base_url}
+        self._client = stripe.StripeClient(
+            self.settings.api_key.get_secret_value(),
+            stripe_version=self.settings.api_version,
+            base_addresses=base_addresses,  # type: ignore[arg-type]
+            # one retry layer only: the Gateway's RetryPolicy, with the same idempotency key
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=self.settings.timeout),
+        )
+        self._v1 = self._client.v1
+
+    def __repr__(self) -> str:
+        key = self.settings.api_key.get_secret_value()
+        mode = "live" if "_live_" in key[:8] else "test"
+        where = f", base_url={self.settings.base_url!r}" if self.settings.base_url else ""
+        return f"StripeProvider(mode={mode}{where})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one SDK call; Stripe errors become paygate errors; answer as a plain dict."""
+        try:
+            result = fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            error = translate_error(exc)
+            logger.info(
+                "stripe %s failed: %s (code=%s, request_id=%s)",
+                operation,
+                type(error).__name__,
+                error.code,
+                error.request_id,
+            )
+            raise error from None
+        data: dict[str, Any] = result.to_dict()
+        logger.debug("stripe %s -> %s", operation, data.get("id"))
+        return data
+
+    @staticmethod
+    def _options(idempotency_key: str) -> dict[str, Any]:
+        return {"idempotency_key": _stripe_key(idempotency_key)}
+
+    # -- payments ---------------------------------------------------------------------------
+
+    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        value, currency = _positive(amount, "amount")
+        if capture not in ("automatic", "manual"):
+            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        params: dict[str, Any] = {
+            "amount": value,
+            "currency": currency,
+            "capture_method": capture,
+            "metadata": {**(metadata or {}), "order_id": order_id},
+        }
+        if customer_id:
+            params["customer"] = customer_id
+        if description:
+            params["description"] = description
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["confirm"] = True
+            if return_url:
+                params["return_url"] = return_url
+            else:
+                # without a return URL nothing may redirect; 3-D Secure still works in-page
+                params["automatic_payment_methods"] = {
+                    "enabled": True,
+                    "allow_redirects": "never",
+                }
+        data = self._call(
+            "create_payment",
+            self._v1.payment_intents.create,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    def get_payment(self, payment_id: str) -> Payment:
+        data = self._call(
+            "get_payment",
+            self._v1.payment_intents.retrieve,
+            payment_id,
+            params={"expand": ["latest_charge"]},
+        )
+        return payment_from_stripe(data)
+
+    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        params: dict[str, Any] = {}
+        if amount is not None:
+            params["amount_to_capture"] = _positive(amount, "capture amount")[0]
+        data = self._call(
+            "capture_payment",
+            self._v1.payment_intents.capture,
+            payment_id,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:  # type: ignore[override]
+        data = self._call(
+            "cancel_payment",
+            self._v1.payment_intents.cancel,
+            payment_id,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        params: dict[str, Any] = {"payment_intent": payment_id}
+        if amount is not None:
+            params["amount"] = _positive(amount, "refund amount")[0]
+        if reason:
+            if reason in REFUND_REASONS:
+                params["reason"] = reason
+            else:
+                params["metadata"] = {"reason": reason}
+        data = self._call(
+            "refund_payment",
+            self._v1.refunds.create,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return refund_from_stripe(data)
+
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:  # type: ignore[override]
+        """Back from Checkout (``session_id``) or a 3-D Secure redirect (``payment_intent``).
+
+        Only ids are read from the query string; ``redirect_status`` is ignored and the
+        payment is fetched from Stripe.
+        """
+        session_id = params.get("session_id")
+        payment_id = params.get("payment_intent")
+        if session_id:
+            session = self.get_checkout_session(session_id)
+            if not session.payment_id:
+                raise ValidationError(
+                    f"checkout session {session_id} has no payment (mode {session.mode})"
+                )
+            payment_id = session.payment_id
+        if not payment_id:
+            raise ValidationError("return parameters carry neither session_id nor payment_intent")
+        return self.get_payment(payment_id)
+
+    # -- checkout ---------------------------------------------------------------------------
+
+    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        meta = {**(metadata or {}), "order_id": order_id}
+        params: dict[str, Any] = {
+            "mode": mode,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": order_id,
+            "metadata": meta,
+        }
+        if customer_id:
+            params["customer"] = customer_id
+        if mode == "subscription":
+            if not price_id:
+                raise ValidationError("a subscription checkout needs price_id")
+            params["line_items"] = [{"price": price_id, "quantity": 1}]
+            params["subscription_data"] = {"metadata": meta}
+        elif mode == "payment":
+            if not line_items:
+                raise ValidationError("a payment checkout needs at least one line item")
+            params["line_items"] = [self._checkout_line(item) for item in line_items]
+            params["payment_intent_data"] = {"metadata": meta}
+        else:
+            raise ValidationError(f"mode must be 'payment' or 'subscription', got {mode!r}")
+        data = self._call(
+            "create_checkout_session",
+            self._v1.checkout.sessions.create,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return checkout_from_stripe(data)
+
+    @staticmethod
+    def _checkout_line(item: LineItem) -> dict[str, Any]:
+        unit, currency = to_stripe_amount(item.unit_amount)
+        product: dict[str, Any] = {"name": item.name}
+        if item.description:
+            product["description"] = item.description
+        return {
+            "price_data": {"currency": currency, "unit_amount": unit, "product_data": product},
+            "quantity": item.quantity,
+        }
+
+    def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        data = self._call("get_checkout_session", self._v1.checkout.sessions.retrieve, session_id)
+        return checkout_from_stripe(data)
+
+    # -- customers, subscriptions -------------------------------------------------------------
+
+    def create_customer(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        params: dict[str, Any] = {}
+        if email:
+            params["email"] = email
+        if name:
+            params["name"] = name
+        if metadata:
+            params["metadata"] = dict(metadata)
+        data = self._call(
+            "create_customer",
+            self._v1.customers.create,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return customer_from_stripe(data)
+
+    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        params: dict[str, Any] = {"customer": customer_id, "items": [{"price": price_id}]}
+        if metadata:
+            params["metadata"] = dict(metadata)
+        data = self._call(
+            "create_subscription",
+            self._v1.subscriptions.create,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return subscription_from_stripe(data)
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        data = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
+        return subscription_from_stripe(data)
+
+    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        if at_period_end:
+            data = self._call(
+                "cancel_subscription",
+                self._v1.subscriptions.update,
+                subscription_id,
+                params={"cancel_at_period_end": True},
+            )
+        else:
+            data = self._call("cancel_subscription", self._v1.subscriptions.cancel, subscription_id)
+        return subscription_from_stripe(data)
+
+    # -- invoices, disputes --------------------------------------------------------------------
+
+    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """Create a draft, add the items, finalize, then send it (``send``) or charge it.
+
+        Each step has its own key derived from ``idempotency_key``, so a retried call
+        replays the steps already done instead of repeating them.
+        """
+        if not line_items:
+            raise ValidationError("an invoice needs at least one line item")
+        lines = [(item, *to_stripe_amount(item.unit_amount)) for item in line_items]
+        currencies = {currency for _, _, currency in lines}
+        if len(currencies) != 1:
+            raise ValidationError(f"invoice line items mix currencies: {sorted(currencies)}")
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "currency": currencies.pop(),
+            "auto_advance": False,
+            "pending_invoice_items_behavior": "exclude",
+            "collection_method": "send_invoice" if send else "charge_automatically",
+        }
+        if send:
+            params["days_until_due"] = 30
+        if description:
+            params["description"] = description
+        if order_id:
+            params["metadata"] = {"order_id": order_id}
+        draft = self._call(
+            "create_invoice",
+            self._v1.invoices.create,
+            params=params,
+            options=self._options(f"{idempotency_key}:invoice"),
+        )
+        for index, (item, unit, currency) in enumerate(lines):
+            self._call(
+                "create_invoice_item",
+                self._v1.invoice_items.create,
+                params={
+                    "customer": customer_id,
+                    "invoice": draft["id"],
+                    "currency": currency,
+                    "unit_amount_decimal": str(unit),
+                    "quantity": item.quantity,
+                    "description": item.description or item.name,
+                },
+                options=self._options(f"{idempotency_key}:item:{index}"),
+            )
+        self._call(
+            "finalize_invoice",
+            self._v1.invoices.finalize_invoice,
+            draft["id"],
+            options=self._options(f"{idempotency_key}:finalize"),
+        )
+        if send:
+            data = self._call(
+                "send_invoice",
+                self._v1.invoices.send_invoice,
+                draft["id"],
+                options=self._options(f"{idempotency_key}:send"),
+            )
+        else:
+            data = self._call(
+                "pay_invoice",
+                self._v1.invoices.pay,
+                draft["id"],
+                options=self._options(f"{idempotency_key}:pay"),
+            )
+        return invoice_from_stripe(data)
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        return dispute_from_stripe(
+            self._call("get_dispute", self._v1.disputes.retrieve, dispute_id)
+        )
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify ``Stripe-Signature`` over the raw body, then parse it once."""
+        if not self._secrets:
+            raise ConfigurationError(
+                "stripe: webhook_secret is not set (PAYGATE_STRIPE_WEBHOOK_SECRET)"
+            )
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        verify_signature(
+            body,
+            find_signature_header(headers),
+            self._secrets,
+            tolerance=self.settings.webhook_tolerance,
+            now=self._clock(),
+        )
+        try:
+            event = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedPayload("Stripe webhook body is not JSON") from None
+        if not isinstance(event, dict) or event.get("object", "event") != "event":
+            raise MalformedPayload("Stripe webhook body is not an event object")
+        return event_from_stripe(event)
+
+    def close(self) -> None:
+        """The SDK's requests session closes with the process; nothing to release here."""
