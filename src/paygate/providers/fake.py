@@ -1,0 +1,1495 @@
+"""``FakeProvider``: a real, in-memory adapter for offline tests and demos.
+
+It is not a mock: it keeps payments, refunds, customers, subscriptions, invoices, disputes
+and checkout sessions as its own records, enforces the same rules a real provider does
+(idempotency keys, capture and refund limits, typed errors) and reports every state change
+as a webhook delivery signed with its own timestamped HMAC scheme, which
+:meth:`FakeProvider.parse_webhook` verifies like any real provider's.
+
+Outcomes are scripted by the payment method token (see ``TOKEN_OUTCOMES`` below):
+
+=========================  ==========================================================
+``tok_visa`` (``_mastercard``, ``_amex``)  succeeds (``authorized`` with ``capture="manual"``)
+``tok_declined``            raises ``CardDeclined`` (decline_code ``card_declined``)
+``tok_insufficient_funds``  raises ``CardDeclined`` (``insufficient_funds``)
+``tok_expired_card``        raises ``CardDeclined`` (``expired_card``)
+``tok_incorrect_cvc``       raises ``CardDeclined`` (``incorrect_cvc``)
+``tok_processing_error``    raises ``CardDeclined`` (``processing_error``)
+``tok_3ds``                 ``requires_action`` until :meth:`FakeProvider.authenticate`
+``tok_processing``          ``processing`` until :meth:`FakeProvider.settle`
+``tok_dispute``             succeeds, then a dispute opens (``dispute.opened``)
+``None``                    ``pending`` (no method yet; :meth:`FakeProvider.confirm_payment`)
+=========================  ==========================================================
+
+A declined ``create_payment`` raises :class:`~paygate.errors.CardDeclined` *and* keeps the
+failed payment (as Stripe keeps the PaymentIntent), emitting ``payment.failed``; the failed
+payment's id is on the exception as ``payment_id``. The same idempotency key replays the
+same answer (the same ``Payment`` snapshot, or the same decline) and charges nothing again.
+
+Settings (keyword-only, strings from the environment accepted): ``webhook_secret``,
+``seed`` (same seed + same calls → same ids; default: random), ``clock`` (unix seconds),
+``base_url`` (of the local hosted pages), ``webhook_tolerance`` (seconds), ``max_retries``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Concatenate, Final, Literal, ParamSpec, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from paygate import _signing
+from paygate.errors import (
+    CardDeclined,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidRequest,
+    MalformedPayload,
+    NotFound,
+    ProviderError,
+    ValidationError,
+)
+from paygate.models import (
+    CaptureMethod,
+    CheckoutMode,
+    CheckoutSession,
+    Customer,
+    Dispute,
+    EventType,
+    Invoice,
+    LineItem,
+    Payment,
+    Refund,
+    Subscription,
+    WebhookDelivery,
+    WebhookEvent,
+)
+from paygate.money import Money
+from paygate.provider import BaseProvider, Capability
+from paygate.providers import _fake_codec as codec
+
+__all__ = [
+    "DECLINES",
+    "DEFAULT_WEBHOOK_SECRET",
+    "OPERATIONS",
+    "SIGNATURE_HEADER",
+    "TOKEN_OUTCOMES",
+    "FakeProvider",
+    "FakeSettings",
+]
+
+# -- mapping tables --------------------------------------------------------------------------
+
+Outcome = Literal["succeed", "decline", "require_action", "processing", "dispute"]
+
+#: payment method token → what happens when it is used
+TOKEN_OUTCOMES: Final[Mapping[str, Outcome]] = {
+    "tok_visa": "succeed",
+    "tok_mastercard": "succeed",
+    "tok_amex": "succeed",
+    "tok_declined": "decline",
+    "tok_insufficient_funds": "decline",
+    "tok_expired_card": "decline",
+    "tok_incorrect_cvc": "decline",
+    "tok_processing_error": "decline",
+    "tok_3ds": "require_action",
+    "tok_processing": "processing",
+    "tok_dispute": "dispute",
+}
+
+#: declining token → (standard decline code, the message a card network would give)
+DECLINES: Final[Mapping[str, tuple[str, str]]] = {
+    "tok_declined": ("card_declined", "Your card was declined."),
+    "tok_insufficient_funds": ("insufficient_funds", "Your card has insufficient funds."),
+    "tok_expired_card": ("expired_card", "Your card has expired."),
+    "tok_incorrect_cvc": ("incorrect_cvc", "Your card's security code is incorrect."),
+    "tok_processing_error": (
+        "processing_error",
+        "An error occurred while processing your card. Try again later.",
+    ),
+}
+
+#: the price id whose invoices always fail (any other ``price_*`` id is a valid price)
+DECLINED_PRICE: Final = "price_declined"
+#: what a ``price_*`` id costs per period unless :meth:`FakeProvider.define_price` says else
+DEFAULT_PRICE: Final = Money(1000, "USD")
+
+#: the fake's event types are paygate's own vocabulary, one for one
+EVENT_TYPES: Final[Mapping[str, EventType]] = {
+    t.value: t for t in EventType if t is not EventType.UNKNOWN
+}
+#: event type prefix → the ``object`` kind its ``data.object`` must be
+EVENT_OBJECT_KINDS: Final[Mapping[str, str]] = {
+    "payment": "payment",
+    "refund": "refund",
+    "dispute": "dispute",
+    "subscription": "subscription",
+    "invoice": "invoice",
+    "checkout": "checkout_session",
+}
+
+SIGNATURE_HEADER: Final = "Paygate-Signature"
+#: a fixed, obviously fake default so that tests sign and verify without configuration
+DEFAULT_WEBHOOK_SECRET: Final = "whsec_fake_paygate_test_secret"  # noqa: S105 - public, fake
+
+#: the protocol operations (``calls`` keys, ``fail_next`` targets)
+OPERATIONS: Final = frozenset(
+    {
+        "create_payment",
+        "get_payment",
+        "capture_payment",
+        "cancel_payment",
+        "refund_payment",
+        "create_checkout_session",
+        "get_checkout_session",
+        "complete_return",
+        "create_customer",
+        "create_subscription",
+        "get_subscription",
+        "cancel_subscription",
+        "create_invoice",
+        "get_dispute",
+        "parse_webhook",
+    }
+)
+
+_DAY = 86_400
+_MAX_AMOUNT = 99_999_999  # minor units, as Stripe's amount_too_large limit
+_MAX_KEY_LENGTH = 255
+_CANCELABLE = frozenset({"pending", "requires_action", "authorized", "failed"})
+_REFUNDABLE = frozenset({"succeeded", "partially_refunded"})
+_DISPUTABLE = frozenset({"succeeded", "partially_refunded", "refunded"})
+
+JSON = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+class FakeSettings(BaseModel):
+    """The fake provider's settings; env strings are coerced (``PAYGATE_FAKE_SEED=0``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SECRET)
+    seed: int | None = None
+    clock: Callable[[], float] = time.time
+    base_url: str = "https://fake.paygate.local"
+    webhook_tolerance: int = Field(default=_signing.DEFAULT_TOLERANCE, ge=0)
+    max_retries: int | None = Field(default=None, ge=0)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+def _settings_error(exc: PydanticValidationError) -> ConfigurationError:
+    # loc and msg only: pydantic's input_value could be the secret itself
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+        for error in exc.errors()
+    )
+    return ConfigurationError(f"invalid fake provider settings: {problems}")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Failure:
+    error: BaseException
+    after_commit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _IdempotencyRecord:
+    fingerprint: tuple[Any, ...]
+    result: Any
+    error: ProviderError | None
+
+
+def _operation(
+    capability: Capability,
+) -> Callable[
+    [Callable[Concatenate[FakeProvider, P], R]], Callable[Concatenate[FakeProvider, P], R]
+]:
+    """Wrap a protocol operation: lock, count the call, check the capability, inject failures."""
+
+    def decorate(
+        func: Callable[Concatenate[FakeProvider, P], R],
+    ) -> Callable[Concatenate[FakeProvider, P], R]:
+        name = func.__name__
+
+        @functools.wraps(func)
+        def wrapper(self: FakeProvider, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with self._lock:
+                self.calls[name] += 1
+                self.require(capability, name)
+                failure = self._next_failure(name)
+                if failure is not None and not failure.after_commit:
+                    raise failure.error
+                result = func(self, *args, **kwargs)
+                if failure is not None:  # the work is done, but the caller never hears
+                    raise failure.error
+                return result
+
+        return wrapper
+
+    return decorate
+
+
+def _error(kind: type[ProviderError], message: str, code: str, status: int) -> ProviderError:
+    return kind(message, provider="fake", code=code, http_status=status)
+
+
+def _invalid(message: str, code: str = "parameter_invalid") -> ProviderError:
+    return _error(InvalidRequest, message, code, 400)
+
+
+def _fingerprint_metadata(metadata: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((metadata or {}).items()))
+
+
+def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise _invalid(f"metadata must be a mapping of str to str, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise _invalid(f"metadata {key!r}: keys and values must be str")
+    return dict(metadata)
+
+
+def _check_money(amount: Any, what: str) -> Money:
+    if not isinstance(amount, Money):
+        raise _invalid(f"{what} must be paygate.Money, got {type(amount).__name__}")
+    if amount.amount <= 0:
+        raise _invalid(f"{what} must be positive, got {amount}", "amount_too_small")
+    if amount.amount > _MAX_AMOUNT:
+        raise _invalid(f"{what} {amount} is above the fake's limit", "amount_too_large")
+    return amount
+
+
+def _line_items_total(line_items: Sequence[LineItem], what: str) -> Money:
+    if isinstance(line_items, (str, bytes)) or not line_items:
+        raise _invalid(f"{what} needs at least one LineItem")
+    if not all(isinstance(item, LineItem) for item in line_items):
+        raise _invalid(f"{what}: every line item must be a paygate.LineItem")
+    currencies = {item.unit_amount.currency for item in line_items}
+    if len(currencies) != 1:
+        raise _invalid(f"{what}: line items mix currencies {sorted(currencies)}")
+    total = Money.zero(currencies.pop())
+    for item in line_items:
+        total += item.total
+    return _check_money(total, f"{what} total")
+
+
+def _line_json(item: LineItem) -> JSON:
+    return {
+        "name": item.name,
+        "unit_amount": item.unit_amount.amount,
+        "currency": item.unit_amount.currency,
+        "quantity": item.quantity,
+        "description": item.description,
+    }
+
+
+def _line_fingerprint(line_items: Sequence[LineItem]) -> tuple[Any, ...]:
+    return tuple(
+        (i.name, i.unit_amount.amount, i.unit_amount.currency, i.quantity, i.description)
+        for i in line_items
+    )
+
+
+# -- the provider --------------------------------------------------------------------------------
+
+
+class FakeProvider(BaseProvider):
+    """An in-memory provider with scripted outcomes, signed webhooks and test helpers.
+
+    Thread-safe: every operation and helper runs under one re-entrant lock.
+    """
+
+    name: ClassVar[str] = "fake"
+    capabilities: frozenset[Capability] = frozenset(Capability)
+
+    def __init__(self, **settings: Any) -> None:
+        try:
+            self.settings = FakeSettings(**settings)
+        except PydanticValidationError as exc:
+            raise _settings_error(exc) from None
+        self.max_retries: int | None = self.settings.max_retries
+        #: how often each protocol operation was called (failed calls included)
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        # a seeded Random gives the same ids for the same calls; None seeds from the OS
+        self._rng = random.Random(self.settings.seed)  # ids, not secrets
+        self._objects: dict[str, JSON] = {}
+        self._idempotency: dict[str, _IdempotencyRecord] = {}
+        self._pending: list[WebhookDelivery] = []
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._prices: dict[str, Money] = {}
+        self._invoice_numbers = 0
+
+    def __repr__(self) -> str:
+        return f"FakeProvider(seed={self.settings.seed!r}, base_url={self.settings.base_url!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self.settings.clock())
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}_{self._rng.getrandbits(96):024x}"
+
+    def _get(self, kind: str, object_id: Any) -> JSON:
+        record = self._objects.get(object_id) if isinstance(object_id, str) else None
+        if record is None or record["object"] != kind:
+            raise _error(NotFound, f"no such {kind}: {object_id!r:.80}", "resource_missing", 404)
+        return record
+
+    def _next_failure(self, operation: str) -> _Failure | None:
+        queue = self._failures.get(operation)
+        return queue.popleft() if queue else None
+
+    def _idempotent(
+        self,
+        key: str,
+        operation: str,
+        fingerprint: tuple[Any, ...],
+        action: Callable[[], R],
+    ) -> R:
+        """Run ``action`` once per key; replay its answer (or its decline) for the same key.
+
+        Like Stripe, only answers the provider committed to are replayed: a success or a
+        decline. A request refused as invalid stored nothing, so it may be retried.
+        """
+        if not isinstance(key, str) or not key.strip():
+            raise _invalid("idempotency_key must be a non-empty str", "idempotency_key_invalid")
+        if len(key) > _MAX_KEY_LENGTH:
+            raise _invalid(
+                f"idempotency_key is {len(key)} characters, over {_MAX_KEY_LENGTH}",
+                "idempotency_key_invalid",
+            )
+        full_fingerprint = (operation, *fingerprint)
+        record = self._idempotency.get(key)
+        if record is not None:
+            if record.fingerprint != full_fingerprint:
+                raise _error(
+                    IdempotencyConflict,
+                    f"idempotency key already used for a different {record.fingerprint[0]} request",
+                    "idempotency_key_in_use",
+                    409,
+                )
+            if record.error is not None:
+                raise copy.copy(record.error)
+            result: R = record.result
+            return result
+        try:
+            result = action()
+        except CardDeclined as exc:
+            self._idempotency[key] = _IdempotencyRecord(full_fingerprint, None, exc)
+            raise
+        self._idempotency[key] = _IdempotencyRecord(full_fingerprint, result, None)
+        return result
+
+    def _event_body(self, event_type: EventType, obj: JSON) -> bytes:
+        snapshot = {k: v for k, v in obj.items() if k != "client_secret"}
+        event = {
+            "id": self._new_id("evt"),
+            "object": "event",
+            "type": event_type.value,
+            "created": self._now(),
+            "livemode": False,
+            "data": {"object": copy.deepcopy(snapshot)},
+        }
+        return json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+    def _emit(self, event_type: EventType, obj: JSON) -> None:
+        self._pending.append(self._signed(self._event_body(event_type, obj), self._now()))
+
+    def _signed(self, body: bytes, timestamp: int) -> WebhookDelivery:
+        secret = self.settings.webhook_secret.get_secret_value()
+        return WebhookDelivery(
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: _signing.sign(secret, body, timestamp),
+            },
+        )
+
+    @staticmethod
+    def _check_token(payment_method: Any) -> Outcome:
+        if not isinstance(payment_method, str) or payment_method not in TOKEN_OUTCOMES:
+            # the value is not echoed: a careless caller might pass a card number here
+            raise _invalid(
+                "unknown fake payment method; use one of: " + ", ".join(sorted(TOKEN_OUTCOMES)),
+                "payment_method_invalid",
+            )
+        return TOKEN_OUTCOMES[payment_method]
+
+    # -- payments ------------------------------------------------------------------------------
+
+    def _payment_model(self, record: JSON) -> Payment:
+        return codec.payment(copy.deepcopy(record))
+
+    def _new_payment(
+        self,
+        *,
+        order_id: str | None,
+        amount: Money,
+        customer_id: str | None,
+        description: str | None,
+        metadata: dict[str, str],
+        capture: str,
+        return_url: str | None,
+        emit: bool = True,
+    ) -> JSON:
+        payment_id = self._new_id("pay")
+        record: JSON = {
+            "object": "payment",
+            "id": payment_id,
+            "order_id": order_id,
+            "amount": amount.amount,
+            "currency": amount.currency,
+            "amount_captured": 0,
+            "amount_refunded": 0,
+            "status": "pending",
+            "capture_method": capture,
+            "payment_method": None,
+            "customer_id": customer_id,
+            "description": description,
+            "return_url": return_url,
+            "redirect_url": None,
+            "client_secret": f"{payment_id}_secret_{self._rng.getrandbits(64):016x}",
+            "charge_id": None,
+            "failure": None,
+            "created": self._now(),
+            "metadata": metadata,
+            "checkout_session_id": None,
+            "invoice_id": None,
+            "status_before_dispute": None,
+        }
+        self._objects[payment_id] = record
+        if emit:
+            self._emit(EventType.PAYMENT_CREATED, record)
+        return record
+
+    def _attempt(self, record: JSON, payment_method: str, *, emit: bool = True) -> None:
+        """Use ``payment_method`` on a payment; a decline is recorded, emitted, then raised."""
+        outcome = self._check_token(payment_method)
+        record.update(payment_method=payment_method, failure=None, redirect_url=None)
+        if outcome == "decline":
+            decline_code, message = DECLINES[payment_method]
+            self._fail(record, "card_declined", message, decline_code, emit=emit)
+            exc = CardDeclined(
+                message, decline_code=decline_code, provider="fake", code="card_declined",
+                http_status=402,
+            )  # fmt: skip
+            # additive: which payment failed, as Stripe's error names its PaymentIntent
+            setattr(exc, "payment_id", record["id"])  # noqa: B010 - not declared on CardDeclined
+            raise exc
+        if outcome == "require_action":
+            record.update(
+                status="requires_action",
+                redirect_url=f"{self.settings.base_url}/authenticate/{record['id']}",
+            )
+            if emit:
+                self._emit(EventType.PAYMENT_ACTION_REQUIRED, record)
+        elif outcome == "processing":
+            record["status"] = "processing"
+            if emit:
+                self._emit(EventType.PAYMENT_PROCESSING, record)
+        else:
+            self._authorize_or_capture(record, emit=emit)
+
+    def _fail(
+        self, record: JSON, code: str, message: str, decline_code: str | None, *, emit: bool
+    ) -> None:
+        record.update(
+            status="failed",
+            redirect_url=None,
+            failure={"code": code, "message": message, "decline_code": decline_code},
+        )
+        if emit:
+            self._emit(EventType.PAYMENT_FAILED, record)
+
+    def _authorize_or_capture(self, record: JSON, *, emit: bool = True) -> None:
+        if record["capture_method"] == "manual":
+            record["status"] = "authorized"
+            if emit:
+                self._emit(EventType.PAYMENT_AUTHORIZED, record)
+            return
+        self._capture(record, record["amount"], emit=emit)
+
+    def _capture(self, record: JSON, amount: int, *, emit: bool = True) -> None:
+        record.update(
+            status="succeeded",
+            amount_captured=amount,
+            charge_id=record["charge_id"] or self._new_id("ch"),
+            redirect_url=None,
+        )
+        if emit:
+            self._emit(EventType.PAYMENT_SUCCEEDED, record)
+        if record["payment_method"] == "tok_dispute":
+            self._open_dispute(record, reason="fraudulent")
+        self._after_payment_settled(record)
+
+    def _after_payment_settled(self, record: JSON) -> None:
+        """A checkout waiting on this payment (3-D Secure) completes now."""
+        session_id = record.get("checkout_session_id")
+        if session_id is not None:
+            session = self._objects[session_id]
+            if session["status"] == "open":
+                self._complete_session(session)
+
+    @_operation(Capability.PAYMENTS)
+    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        fingerprint = (
+            order_id,
+            getattr(amount, "amount", amount),
+            getattr(amount, "currency", None),
+            payment_method,
+            customer_id,
+            description,
+            _fingerprint_metadata(metadata),
+            capture,
+            return_url,
+        )
+
+        def create() -> Payment:
+            if not isinstance(order_id, str) or not order_id:
+                raise _invalid("order_id must be a non-empty str")
+            _check_money(amount, "amount")
+            if capture not in ("automatic", "manual"):
+                raise _invalid(f"capture must be 'automatic' or 'manual', got {capture!r}")
+            if capture == "manual":
+                self.require(Capability.MANUAL_CAPTURE, "create_payment(capture='manual')")
+            if payment_method is not None:
+                self._check_token(payment_method)
+            if customer_id is not None:
+                self._get("customer", customer_id)
+            record = self._new_payment(
+                order_id=order_id,
+                amount=amount,
+                customer_id=customer_id,
+                description=description,
+                metadata=_check_metadata(metadata),
+                capture=capture,
+                return_url=return_url,
+            )
+            if payment_method is not None:
+                self._attempt(record, payment_method)
+            return self._payment_model(record)
+
+        return self._idempotent(idempotency_key, "create_payment", fingerprint, create)
+
+    @_operation(Capability.PAYMENTS)
+    def get_payment(self, payment_id: str) -> Payment:
+        return self._payment_model(self._get("payment", payment_id))
+
+    @_operation(Capability.MANUAL_CAPTURE)
+    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        fingerprint = (payment_id, getattr(amount, "amount", amount))
+
+        def capture() -> Payment:
+            record = self._get("payment", payment_id)
+            if record["status"] != "authorized":
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']}, only an authorized payment "
+                    "can be captured",
+                    "payment_unexpected_state",
+                )
+            to_capture = record["amount"]
+            if amount is not None:
+                _check_money(amount, "capture amount")
+                if amount.currency != record["currency"]:
+                    raise _invalid(
+                        f"capture amount {amount} is not in the payment's {record['currency']}"
+                    )
+                if amount.amount > record["amount"]:
+                    raise _invalid(
+                        f"capture amount {amount} exceeds the authorized "
+                        f"{Money(record['amount'], record['currency'])}",
+                        "amount_too_large",
+                    )
+                if amount.amount < record["amount"]:
+                    self.require(Capability.PARTIAL_CAPTURE, "capture_payment")
+                to_capture = amount.amount
+            self._capture(record, to_capture)
+            return self._payment_model(record)
+
+        return self._idempotent(idempotency_key, "capture_payment", fingerprint, capture)
+
+    @_operation(Capability.PAYMENTS)
+    def cancel_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, payment_id: str, *, idempotency_key: str
+    ) -> Payment:
+        def cancel() -> Payment:
+            record = self._get("payment", payment_id)
+            if record["status"] not in _CANCELABLE:
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']} and can no longer be canceled",
+                    "payment_unexpected_state",
+                )
+            record.update(status="canceled", redirect_url=None)
+            self._emit(EventType.PAYMENT_CANCELED, record)
+            return self._payment_model(record)
+
+        return self._idempotent(idempotency_key, "cancel_payment", (payment_id,), cancel)
+
+    @_operation(Capability.REFUNDS)
+    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        fingerprint = (
+            payment_id,
+            getattr(amount, "amount", amount),
+            getattr(amount, "currency", None),
+            reason,
+        )
+
+        def refund() -> Refund:
+            record = self._get("payment", payment_id)
+            if record["status"] == "disputed":
+                raise _invalid(f"payment {payment_id} is disputed", "charge_disputed")
+            if record["status"] not in _REFUNDABLE:
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']}: only a captured payment "
+                    "can be refunded",
+                    "payment_unexpected_state",
+                )
+            remaining = record["amount_captured"] - record["amount_refunded"]
+            to_refund = remaining
+            if amount is not None:
+                _check_money(amount, "refund amount")
+                if amount.currency != record["currency"]:
+                    raise _invalid(
+                        f"refund amount {amount} is not in the payment's {record['currency']}"
+                    )
+                if amount.amount > remaining:
+                    raise _invalid(
+                        f"refund of {amount} exceeds the {Money(remaining, amount.currency)} "
+                        f"left to refund on payment {payment_id}",
+                        "amount_too_large",
+                    )
+                if amount.amount < remaining:
+                    self.require(Capability.PARTIAL_REFUNDS, "refund_payment")
+                to_refund = amount.amount
+            if reason is not None and not isinstance(reason, str):
+                raise _invalid("reason must be a str")
+            refund_record: JSON = {
+                "object": "refund",
+                "id": self._new_id("re"),
+                "payment_id": payment_id,
+                "order_id": record["order_id"],
+                "amount": to_refund,
+                "currency": record["currency"],
+                "status": "succeeded",
+                "reason": reason,
+                "failure_reason": None,
+                "created": self._now(),
+            }
+            self._objects[refund_record["id"]] = refund_record
+            record["amount_refunded"] += to_refund
+            fully = record["amount_refunded"] == record["amount_captured"]
+            record["status"] = "refunded" if fully else "partially_refunded"
+            self._emit(EventType.REFUND_SUCCEEDED, refund_record)
+            return codec.refund(copy.deepcopy(refund_record))
+
+        return self._idempotent(idempotency_key, "refund_payment", fingerprint, refund)
+
+    @_operation(Capability.PAYMENTS)
+    def complete_return(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, params: Mapping[str, str], *, idempotency_key: str
+    ) -> Payment:
+        """The payment behind a redirect back, from the fake's own records.
+
+        ``params`` must name a ``session_id`` (from a checkout) or a ``payment_id`` (from a
+        3-D Secure return); any status words in it are ignored. The fake needs no call to
+        finish a payment, so ``idempotency_key`` is only checked for shape.
+        """
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise _invalid("idempotency_key must be a non-empty str", "idempotency_key_invalid")
+        if params.get("session_id"):
+            session = self._get("checkout_session", params["session_id"])
+            if session["payment_id"] is None:
+                raise _invalid(
+                    f"checkout session {session['id']} has no payment yet "
+                    f"(status {session['status']})",
+                    "checkout_unpaid",
+                )
+            return self._payment_model(self._objects[session["payment_id"]])
+        if params.get("payment_id"):
+            return self._payment_model(self._get("payment", params["payment_id"]))
+        raise _invalid("return parameters name neither a session_id nor a payment_id")
+
+    # -- test helpers: drive payments -----------------------------------------------------------
+
+    def confirm_payment(self, payment_id: str, payment_method: str = "tok_visa") -> Payment:
+        """Attach a method to a ``pending`` or ``failed`` payment and run its outcome.
+
+        Raises :class:`CardDeclined` for a declining token (after recording the failure).
+        """
+        with self._lock:
+            record = self._get("payment", payment_id)
+            if record["status"] not in ("pending", "failed", "requires_action"):
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']} and cannot be confirmed",
+                    "payment_unexpected_state",
+                )
+            self._attempt(record, payment_method)
+            return self._payment_model(record)
+
+    def authenticate(self, payment_id: str, *, success: bool = True) -> Payment:
+        """The customer finishes (or fails) 3-D Secure for a ``requires_action`` payment."""
+        with self._lock:
+            record = self._get("payment", payment_id)
+            if record["status"] != "requires_action":
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']}, not requires_action",
+                    "payment_unexpected_state",
+                )
+            if success:
+                self._authorize_or_capture(record)
+            else:
+                self._fail(
+                    record,
+                    "authentication_failed",
+                    "The customer failed 3-D Secure authentication.",
+                    "authentication_required",
+                    emit=True,
+                )
+            return self._payment_model(record)
+
+    def settle(self, payment_id: str, *, success: bool = True) -> Payment:
+        """A ``processing`` payment settles (succeeds) or fails."""
+        with self._lock:
+            record = self._get("payment", payment_id)
+            if record["status"] != "processing":
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']}, not processing",
+                    "payment_unexpected_state",
+                )
+            if success:
+                self._authorize_or_capture(record)
+            else:
+                self._fail(
+                    record,
+                    "payment_failed",
+                    "The payment failed to settle.",
+                    "processing_error",
+                    emit=True,
+                )
+            return self._payment_model(record)
+
+    def payments(self) -> list[Payment]:
+        """Every payment the fake holds, oldest first (for counting charges in tests)."""
+        with self._lock:
+            return [
+                self._payment_model(obj)
+                for obj in self._objects.values()
+                if obj["object"] == "payment"
+            ]
+
+    # -- disputes ------------------------------------------------------------------------------
+
+    def _open_dispute(self, record: JSON, *, reason: str, amount: int | None = None) -> JSON:
+        dispute: JSON = {
+            "object": "dispute",
+            "id": self._new_id("dp"),
+            "payment_id": record["id"],
+            "order_id": record["order_id"],
+            "amount": amount if amount is not None else record["amount_captured"],
+            "currency": record["currency"],
+            "status": "open",
+            "reason": reason,
+            "evidence_due_by": self._now() + 7 * _DAY,
+            "created": self._now(),
+        }
+        self._objects[dispute["id"]] = dispute
+        record.update(status_before_dispute=record["status"], status="disputed")
+        self._emit(EventType.DISPUTE_OPENED, dispute)
+        return dispute
+
+    def open_dispute(
+        self, payment_id: str, *, reason: str = "fraudulent", amount: Money | None = None
+    ) -> Dispute:
+        """The cardholder disputes a captured payment (``dispute.opened``)."""
+        with self._lock:
+            record = self._get("payment", payment_id)
+            if record["status"] not in _DISPUTABLE:
+                raise _invalid(
+                    f"payment {payment_id} is {record['status']} and cannot be disputed",
+                    "payment_unexpected_state",
+                )
+            minor = None
+            if amount is not None:
+                _check_money(amount, "dispute amount")
+                if amount.currency != record["currency"] or (
+                    amount.amount > record["amount_captured"]
+                ):
+                    raise _invalid(f"dispute amount {amount} does not fit payment {payment_id}")
+                minor = amount.amount
+            return codec.dispute(
+                copy.deepcopy(self._open_dispute(record, reason=reason, amount=minor))
+            )
+
+    def resolve_dispute(self, dispute_id: str, *, won: bool = True) -> Dispute:
+        """Close an open dispute: won (the payment returns to its prior status) or lost."""
+        with self._lock:
+            dispute = self._get("dispute", dispute_id)
+            if dispute["status"] not in ("open", "under_review"):
+                raise _invalid(
+                    f"dispute {dispute_id} is already {dispute['status']}",
+                    "dispute_unexpected_state",
+                )
+            payment = self._objects[dispute["payment_id"]]
+            if won:
+                dispute["status"] = "won"
+                payment["status"] = payment["status_before_dispute"] or "succeeded"
+            else:
+                dispute["status"] = "lost"
+                payment["status"] = "charged_back"
+            payment["status_before_dispute"] = None
+            self._emit(EventType.DISPUTE_WON if won else EventType.DISPUTE_LOST, dispute)
+            return codec.dispute(copy.deepcopy(dispute))
+
+    @_operation(Capability.DISPUTES)
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        return codec.dispute(copy.deepcopy(self._get("dispute", dispute_id)))
+
+    # -- checkout ------------------------------------------------------------------------------
+
+    @_operation(Capability.CHECKOUT)
+    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        fingerprint = (
+            order_id,
+            _line_fingerprint(line_items) if isinstance(line_items, Sequence) else line_items,
+            success_url,
+            cancel_url,
+            mode,
+            customer_id,
+            price_id,
+            _fingerprint_metadata(metadata),
+        )
+
+        def create() -> CheckoutSession:
+            if not isinstance(order_id, str) or not order_id:
+                raise _invalid("order_id must be a non-empty str")
+            for label, url in (("success_url", success_url), ("cancel_url", cancel_url)):
+                if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                    raise _invalid(f"{label} must be an http(s) URL")
+            if customer_id is not None:
+                self._get("customer", customer_id)
+            if mode == "payment":
+                total = _line_items_total(line_items, "checkout session")
+            elif mode == "subscription":
+                if not price_id:
+                    raise _invalid("a subscription checkout needs a price_id")
+                total = self._price(price_id)
+            else:
+                raise _invalid(f"mode must be 'payment' or 'subscription', got {mode!r}")
+            session_id = self._new_id("cs")
+            now = self._now()
+            session: JSON = {
+                "object": "checkout_session",
+                "id": session_id,
+                "url": f"{self.settings.base_url}/checkout/{session_id}",
+                "status": "open",
+                "mode": mode,
+                "order_id": order_id,
+                "payment_id": None,
+                "subscription_id": None,
+                "customer_id": customer_id,
+                "price_id": price_id,
+                "amount_total": total.amount,
+                "currency": total.currency,
+                "line_items": [_line_json(item) for item in line_items or ()],
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+                "metadata": _check_metadata(metadata),
+                "expires_at": now + _DAY,
+                "created": now,
+            }
+            self._objects[session_id] = session
+            return codec.checkout_session(copy.deepcopy(session))
+
+        return self._idempotent(idempotency_key, "create_checkout_session", fingerprint, create)
+
+    @_operation(Capability.CHECKOUT)
+    def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        return codec.checkout_session(copy.deepcopy(self._get("checkout_session", session_id)))
+
+    def _complete_session(self, session: JSON) -> None:
+        session["status"] = "complete"
+        self._emit(EventType.CHECKOUT_COMPLETED, session)
+
+    def complete_checkout(
+        self, session_id: str, *, payment_method: str = "tok_visa"
+    ) -> CheckoutSession:
+        """The customer pays on the hosted page.
+
+        Payment mode: the session's payment is created (or, after a decline, retried on the
+        same payment, as Stripe retries one PaymentIntent) and the session completes with
+        ``checkout.completed`` once the payment succeeded, was authorized or is processing.
+        A declining token raises :class:`CardDeclined` and leaves the session open; with
+        ``tok_3ds`` the session completes when :meth:`authenticate` succeeds.
+
+        Subscription mode: a declining token raises :class:`CardDeclined` before anything is
+        created; any other token starts the subscription (creating a customer if the session
+        has none) with its first invoice paid.
+        """
+        with self._lock:
+            session = self._get("checkout_session", session_id)
+            if session["status"] != "open":
+                raise _invalid(
+                    f"checkout session {session_id} is {session['status']}, not open",
+                    "checkout_unexpected_state",
+                )
+            outcome = self._check_token(payment_method)
+            if session["mode"] == "subscription":
+                self._complete_subscription_checkout(session, payment_method, outcome)
+                return codec.checkout_session(copy.deepcopy(session))
+            if session["payment_id"] is None:
+                record = self._new_payment(
+                    order_id=session["order_id"],
+                    amount=Money(session["amount_total"], session["currency"]),
+                    customer_id=session["customer_id"],
+                    description=None,
+                    metadata=dict(session["metadata"]),
+                    capture="automatic",
+                    return_url=session["success_url"],
+                )
+                record["checkout_session_id"] = session_id
+                session["payment_id"] = record["id"]
+            else:
+                record = self._objects[session["payment_id"]]
+            self._attempt(record, payment_method)  # a decline raises here, session stays open
+            if record["status"] in ("processing", "authorized") and session["status"] == "open":
+                self._complete_session(session)
+            # succeeded: _capture already completed it; requires_action: authenticate() will
+            return codec.checkout_session(copy.deepcopy(session))
+
+    def _complete_subscription_checkout(
+        self, session: JSON, payment_method: str, outcome: Outcome
+    ) -> None:
+        if outcome == "decline":
+            decline_code, message = DECLINES[payment_method]
+            raise CardDeclined(
+                message, decline_code=decline_code, provider="fake", code="card_declined",
+                http_status=402,
+            )  # fmt: skip
+        customer_id = session["customer_id"]
+        if customer_id is None:
+            customer_id = self._new_customer(None, None, {})["id"]
+            session["customer_id"] = customer_id
+        subscription = self._start_subscription(
+            customer_id, session["price_id"], dict(session["metadata"]), "tok_visa"
+        )
+        invoice = self._objects[subscription["latest_invoice"]]
+        session.update(subscription_id=subscription["id"], payment_id=invoice["payment_id"])
+        self._complete_session(session)
+
+    def expire_checkout(self, session_id: str) -> CheckoutSession:
+        """The hosted page times out unpaid (``checkout.expired``)."""
+        with self._lock:
+            session = self._get("checkout_session", session_id)
+            if session["status"] != "open":
+                raise _invalid(
+                    f"checkout session {session_id} is {session['status']}, not open",
+                    "checkout_unexpected_state",
+                )
+            session.update(status="expired", url=None)
+            self._emit(EventType.CHECKOUT_EXPIRED, session)
+            return codec.checkout_session(copy.deepcopy(session))
+
+    # -- customers -----------------------------------------------------------------------------
+
+    def _new_customer(self, email: str | None, name: str | None, metadata: dict[str, str]) -> JSON:
+        customer: JSON = {
+            "object": "customer",
+            "id": self._new_id("cus"),
+            "email": email,
+            "name": name,
+            "metadata": metadata,
+            "created": self._now(),
+        }
+        self._objects[customer["id"]] = customer
+        return customer
+
+    @_operation(Capability.CUSTOMERS)
+    def create_customer(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """A customer record (the fake emits no webhook: paygate has no customer events)."""
+
+        def create() -> Customer:
+            if email is not None and (not isinstance(email, str) or "@" not in email):
+                raise _invalid("email is not a valid address", "email_invalid")
+            if name is not None and not isinstance(name, str):
+                raise _invalid("name must be a str")
+            customer = self._new_customer(email, name, _check_metadata(metadata))
+            return codec.customer(copy.deepcopy(customer))
+
+        fingerprint = (email, name, _fingerprint_metadata(metadata))
+        return self._idempotent(idempotency_key, "create_customer", fingerprint, create)
+
+    # -- subscriptions and invoices --------------------------------------------------------------
+
+    def define_price(self, price_id: str, amount: Money) -> None:
+        """Set what ``price_id`` costs per period (other ``price_*`` ids cost 10.00 USD)."""
+        if not isinstance(price_id, str) or not price_id.startswith("price_"):
+            raise ValidationError(f"fake price ids start with 'price_', got {price_id!r}")
+        if not isinstance(amount, Money) or amount.amount <= 0:
+            raise ValidationError(f"a price must be positive Money, got {amount!r}")
+        with self._lock:
+            self._prices[price_id] = amount
+
+    def _price(self, price_id: Any) -> Money:
+        if not isinstance(price_id, str) or not price_id.startswith("price_"):
+            raise _error(
+                NotFound, f"no such price: {price_id!r:.80} (use a price_* id)",
+                "resource_missing", 404,
+            )  # fmt: skip
+        return self._prices.get(price_id, DEFAULT_PRICE)
+
+    def _new_invoice(
+        self,
+        *,
+        customer_id: str,
+        lines: list[JSON],
+        total: Money,
+        order_id: str | None,
+        description: str | None,
+        subscription_id: str | None,
+        finalize: bool,
+    ) -> JSON:
+        invoice_id = self._new_id("in")
+        invoice: JSON = {
+            "object": "invoice",
+            "id": invoice_id,
+            "customer_id": customer_id,
+            "subscription_id": subscription_id,
+            "status": "draft",
+            "amount_due": total.amount,
+            "amount_paid": 0,
+            "currency": total.currency,
+            "order_id": order_id,
+            "description": description,
+            "number": None,
+            "hosted_url": None,
+            "payment_id": None,
+            "lines": lines,
+            "due_at": None,
+            "created": self._now(),
+        }
+        if finalize:
+            self._finalize(invoice)
+        self._objects[invoice_id] = invoice
+        self._emit(EventType.INVOICE_CREATED, invoice)
+        return invoice
+
+    def _finalize(self, invoice: JSON) -> None:
+        self._invoice_numbers += 1
+        invoice.update(
+            status="open",
+            number=f"FAKE-{self._invoice_numbers:06d}",
+            hosted_url=f"{self.settings.base_url}/invoices/{invoice['id']}",
+            due_at=self._now() + 30 * _DAY,
+        )
+
+    def _pay_invoice(self, invoice: JSON, payment_method: str) -> bool:
+        """Charge an invoice; invoice payments are reported by invoice events only."""
+        if invoice["status"] == "draft":
+            self._finalize(invoice)
+        record = self._new_payment(
+            order_id=invoice["order_id"],
+            amount=Money(invoice["amount_due"], invoice["currency"]),
+            customer_id=invoice["customer_id"],
+            description=invoice["description"],
+            metadata={},
+            capture="automatic",
+            return_url=None,
+            emit=False,
+        )
+        record["invoice_id"] = invoice["id"]
+        invoice["payment_id"] = record["id"]
+        declines = self._check_token(payment_method) == "decline" or (
+            invoice.get("price_id") == DECLINED_PRICE
+        )
+        if declines:
+            decline_code, message = DECLINES.get(payment_method, DECLINES["tok_declined"])
+            self._fail(record, "card_declined", message, decline_code, emit=False)
+            self._emit(EventType.INVOICE_PAYMENT_FAILED, invoice)
+            return False
+        # 3-D Secure and delayed methods are treated as paying at once for invoices
+        record["payment_method"] = payment_method
+        self._capture(record, record["amount"], emit=False)
+        invoice.update(status="paid", amount_paid=invoice["amount_due"])
+        self._emit(EventType.INVOICE_PAID, invoice)
+        return True
+
+    def _start_subscription(
+        self, customer_id: str, price_id: str, metadata: dict[str, str], payment_method: str
+    ) -> JSON:
+        price = self._price(price_id)
+        now = self._now()
+        subscription: JSON = {
+            "object": "subscription",
+            "id": self._new_id("sub"),
+            "customer_id": customer_id,
+            "price_id": price_id,
+            "status": "incomplete",
+            "current_period_start": now,
+            "current_period_end": now + 30 * _DAY,
+            "cancel_at_period_end": False,
+            "canceled_at": None,
+            "latest_invoice": None,
+            "metadata": metadata,
+            "created": now,
+        }
+        self._objects[subscription["id"]] = subscription
+        self._emit(EventType.SUBSCRIPTION_CREATED, subscription)
+        if self._bill_period(subscription, price, payment_method):
+            subscription["status"] = "active"
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        return subscription
+
+    def _bill_period(self, subscription: JSON, price: Money, payment_method: str) -> bool:
+        invoice = self._new_invoice(
+            customer_id=subscription["customer_id"],
+            lines=[
+                {
+                    "name": subscription["price_id"],
+                    "unit_amount": price.amount,
+                    "currency": price.currency,
+                    "quantity": 1,
+                    "description": None,
+                }
+            ],
+            total=price,
+            order_id=None,
+            description=f"subscription {subscription['id']}",
+            subscription_id=subscription["id"],
+            finalize=True,
+        )
+        invoice["price_id"] = subscription["price_id"]
+        subscription["latest_invoice"] = invoice["id"]
+        return self._pay_invoice(invoice, payment_method)
+
+    @_operation(Capability.SUBSCRIPTIONS)
+    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        """Start a subscription; the first invoice is charged at once.
+
+        With ``price_declined`` the charge fails and the subscription is returned
+        ``incomplete`` (Stripe's default ``allow_incomplete`` behaviour), not raised.
+        """
+
+        def create() -> Subscription:
+            self._get("customer", customer_id)
+            self._price(price_id)
+            subscription = self._start_subscription(
+                customer_id, price_id, _check_metadata(metadata), "tok_visa"
+            )
+            return codec.subscription(copy.deepcopy(subscription))
+
+        fingerprint = (customer_id, price_id, _fingerprint_metadata(metadata))
+        return self._idempotent(idempotency_key, "create_subscription", fingerprint, create)
+
+    @_operation(Capability.SUBSCRIPTIONS)
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        return codec.subscription(copy.deepcopy(self._get("subscription", subscription_id)))
+
+    @_operation(Capability.SUBSCRIPTIONS)
+    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        subscription = self._get("subscription", subscription_id)
+        if subscription["status"] in ("canceled", "incomplete_expired"):
+            raise _invalid(
+                f"subscription {subscription_id} is already {subscription['status']}",
+                "subscription_unexpected_state",
+            )
+        if at_period_end:
+            if not subscription["cancel_at_period_end"]:
+                subscription["cancel_at_period_end"] = True
+                self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        else:
+            subscription.update(status="canceled", canceled_at=self._now())
+            self._emit(EventType.SUBSCRIPTION_CANCELED, subscription)
+        return codec.subscription(copy.deepcopy(subscription))
+
+    def renew_subscription(self, subscription_id: str, *, success: bool = True) -> Subscription:
+        """The billing period ends: bill the next one (or end a cancel-at-period-end one).
+
+        A failed renewal makes the subscription ``past_due`` and emits
+        ``invoice.payment_failed`` and ``subscription.payment_failed``.
+        """
+        with self._lock:
+            subscription = self._get("subscription", subscription_id)
+            if subscription["status"] not in ("active", "past_due", "trialing"):
+                raise _invalid(
+                    f"subscription {subscription_id} is {subscription['status']}, not renewable",
+                    "subscription_unexpected_state",
+                )
+            if subscription["cancel_at_period_end"]:
+                subscription.update(status="canceled", canceled_at=self._now())
+                self._emit(EventType.SUBSCRIPTION_CANCELED, subscription)
+                return codec.subscription(copy.deepcopy(subscription))
+            price = self._price(subscription["price_id"])
+            method = "tok_visa" if success else "tok_declined"
+            if self._bill_period(subscription, price, method):
+                start = subscription["current_period_end"]
+                subscription.update(
+                    status="active",
+                    current_period_start=start,
+                    current_period_end=start + 30 * _DAY,
+                )
+                self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+            else:
+                subscription["status"] = "past_due"
+                self._emit(EventType.SUBSCRIPTION_PAYMENT_FAILED, subscription)
+            return codec.subscription(copy.deepcopy(subscription))
+
+    @_operation(Capability.INVOICES)
+    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """A ``draft`` invoice, or with ``send=True`` an ``open`` one with a hosted page."""
+        fingerprint = (
+            customer_id,
+            _line_fingerprint(line_items) if isinstance(line_items, Sequence) else line_items,
+            order_id,
+            description,
+            send,
+        )
+
+        def create() -> Invoice:
+            self._get("customer", customer_id)
+            total = _line_items_total(line_items, "invoice")
+            invoice = self._new_invoice(
+                customer_id=customer_id,
+                lines=[_line_json(item) for item in line_items],
+                total=total,
+                order_id=order_id,
+                description=description,
+                subscription_id=None,
+                finalize=bool(send),
+            )
+            return codec.invoice(copy.deepcopy(invoice))
+
+        return self._idempotent(idempotency_key, "create_invoice", fingerprint, create)
+
+    def pay_invoice(self, invoice_id: str, *, payment_method: str = "tok_visa") -> Invoice:
+        """The customer pays an open (or draft) invoice: ``invoice.paid``.
+
+        A declining token records the failed attempt, emits ``invoice.payment_failed`` and
+        raises :class:`CardDeclined`; the invoice stays open.
+        """
+        with self._lock:
+            invoice = self._get("invoice", invoice_id)
+            if invoice["status"] not in ("draft", "open"):
+                raise _invalid(
+                    f"invoice {invoice_id} is {invoice['status']} and cannot be paid",
+                    "invoice_unexpected_state",
+                )
+            if not self._pay_invoice(invoice, payment_method):
+                decline_code, message = DECLINES.get(payment_method, DECLINES["tok_declined"])
+                raise CardDeclined(
+                    message, decline_code=decline_code, provider="fake", code="card_declined",
+                    http_status=402,
+                )  # fmt: skip
+            return codec.invoice(copy.deepcopy(invoice))
+
+    def get_invoice(self, invoice_id: str) -> Invoice:
+        """Look an invoice up (a helper: not part of the provider protocol)."""
+        with self._lock:
+            return codec.invoice(copy.deepcopy(self._get("invoice", invoice_id)))
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def take_webhooks(self) -> list[WebhookDelivery]:
+        """Return the deliveries emitted since the last call, oldest first, and forget them."""
+        with self._lock:
+            deliveries, self._pending = self._pending, []
+            return deliveries
+
+    def sign_webhook(
+        self, payload: bytes | Mapping[str, Any], *, timestamp: int | None = None
+    ) -> WebhookDelivery:
+        """A delivery of ``payload`` (an event dict or raw bytes) signed with the fake's secret.
+
+        For tests of hand-made events: unknown types, old timestamps, malformed bodies.
+        """
+        body = (
+            payload
+            if isinstance(payload, bytes)
+            else json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        )
+        with self._lock:
+            return self._signed(body, self._now() if timestamp is None else timestamp)
+
+    def redeliver(
+        self, delivery: WebhookDelivery, *, timestamp: int | None = None
+    ) -> WebhookDelivery:
+        """The same event sent again, freshly signed (as a provider's retry is)."""
+        return self.sign_webhook(delivery.body, timestamp=timestamp)
+
+    @_operation(Capability.WEBHOOKS)
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify the ``Paygate-Signature`` header, then normalize the event."""
+        if isinstance(body, str):  # some frameworks hand over text; the signature is on bytes
+            body = body.encode("utf-8")
+        _signing.verify(
+            _signing.find_header(headers, SIGNATURE_HEADER),
+            body,
+            [self.settings.webhook_secret.get_secret_value()],
+            tolerance=self.settings.webhook_tolerance,
+            now=self.settings.clock(),
+        )
+        try:
+            event = json.loads(body)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+            raise MalformedPayload("webhook body is not JSON") from None
+        return _parse_event(event)
+
+    # -- failure injection -----------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        operation: str,
+        error: BaseException,
+        *,
+        after_commit: bool = False,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls of ``operation`` raise ``error``.
+
+        With ``after_commit=True`` the operation does its work first (records, webhooks,
+        the idempotency answer) and *then* raises, as when a response is lost on the way
+        back: a retry with the same idempotency key must then get the original answer.
+        """
+        if operation not in OPERATIONS:
+            raise ValidationError(
+                f"unknown operation {operation!r}; expected one of {sorted(OPERATIONS)}"
+            )
+        if not isinstance(error, BaseException):
+            raise ValidationError(f"error must be an exception instance, got {error!r}")
+        with self._lock:
+            queue = self._failures.setdefault(operation, deque())
+            queue.extend(_Failure(error, after_commit) for _ in range(times))
+
+
+def _parse_event(event: Any) -> WebhookEvent:
+    """A verified event dict → :class:`WebhookEvent`; wrong shapes are ``MalformedPayload``."""
+    if not isinstance(event, dict):
+        raise MalformedPayload("webhook body is not a JSON object")
+    event_id, type_name, created = event.get("id"), event.get("type"), event.get("created")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedPayload("webhook event has no id")
+    if not isinstance(type_name, str) or not type_name:
+        raise MalformedPayload(f"webhook event {event_id} has no type")
+    if isinstance(created, bool) or not isinstance(created, int):
+        raise MalformedPayload(f"webhook event {event_id} has no integer 'created'")
+    if not isinstance(obj, dict):
+        raise MalformedPayload(f"webhook event {event_id} has no data.object")
+    event_type = EVENT_TYPES.get(type_name, EventType.UNKNOWN)
+    normalized = None
+    if event_type is not EventType.UNKNOWN:
+        expected_kind = EVENT_OBJECT_KINDS[type_name.split(".", 1)[0]]
+        if obj.get("object") != expected_kind:
+            raise MalformedPayload(
+                f"webhook event {event_id} ({type_name}) carries a {obj.get('object')!r:.40} "
+                f"object, expected {expected_kind!r}"
+            )
+        try:
+            normalized = codec.decode(obj)
+        except (KeyError, TypeError, ValueError) as exc:  # paygate.ValidationError is one
+            raise MalformedPayload(
+                f"webhook event {event_id} has a malformed {expected_kind}: "
+                f"{type(exc).__name__} {exc}"
+            ) from None
+    return WebhookEvent(
+        id=event_id,
+        provider="fake",
+        type=event_type,
+        occurred_at=codec.timestamp(created),
+        object=normalized,
+        provider_type=type_name,
+        raw=event,
+    )

@@ -1,0 +1,61 @@
+"""paygate's pytest plugin, loaded through the ``pytest11`` entry point ``paygate``.
+
+Fixtures (function-scoped, so every test starts from an empty provider):
+
+``fake_provider``
+    a :class:`~paygate.providers.fake.FakeProvider` with ``seed=0`` (the same ids on every
+    run) and the real clock.
+``fake_gateway``
+    ``paygate.connect(fake_provider, store="memory://")``: a Gateway over that provider and
+    an in-memory store; use ``fake_provider`` in the same test to script outcomes and take
+    its webhooks.
+``fake_clock``
+    a :class:`~paygate.testing.FakeClock` at 1 700 000 000 s, for tests that build their
+    own ``FakeProvider(clock=fake_clock)`` to control time.
+
+The plugin is loaded into every pytest run in an environment where paygate is installed,
+so it imports nothing at module level but pytest and this file: the fake provider
+(pydantic) and the Gateway are imported inside the fixtures that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from paygate.testing._clock import FakeClock
+
+if TYPE_CHECKING:
+    from paygate.providers.fake import FakeProvider
+
+__all__ = ["fake_clock", "fake_gateway", "fake_provider"]
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock that stands still until ``advance()`` is called."""
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[FakeProvider]:
+    """A fresh, seeded fake provider."""
+    from paygate.providers.fake import FakeProvider
+
+    provider = FakeProvider(seed=0)
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def fake_gateway(fake_provider: FakeProvider) -> Iterator[Any]:
+    """A Gateway over ``fake_provider`` with an in-memory store."""
+    import paygate
+
+    gateway = paygate.connect(fake_provider, store="memory://")
+    yield gateway
+    close = getattr(gateway, "close", None)
+    if callable(close):
+        close()
