@@ -1,0 +1,1129 @@
+"""Square adapter on the official ``squareup`` SDK (``square.Square``, httpx-based).
+
+The mapping tables (Square status → paygate status, Square event → ``EventType``, Square
+error code → paygate error) are the data at the top of this module; below them the
+translation functions (Square JSON → paygate dataclasses), then :class:`SquareProvider`,
+which makes the SDK calls.
+
+Square specifics worth knowing:
+
+* amounts are already integer minor units (``amount_money``), so they map 1:1 to
+  :class:`~paygate.Money`;
+* idempotency keys are body fields of at most 45 characters: the Gateway's key is hashed
+  into one (:func:`square_idempotency_key`), the same key always giving the same hash;
+* the order id travels as the payment's ``reference_id`` (at most 40 characters), and on
+  hosted checkout (payment links) as the Square order's ``reference_id`` and the payment
+  note ``paygate-order:<order id>``;
+* the SDK retries POSTs itself by default: every call here passes ``max_retries=0`` so the
+  Gateway is the one layer that retries, with the same key;
+* there is no "payment failed" or "subscription canceled" event: the event type is derived
+  from the status of the object the event carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Final
+
+import httpx
+from square import Square
+from square.core.api_error import ApiError
+from square.core.request_options import RequestOptions
+
+from paygate.errors import (
+    AuthenticationError,
+    CardDeclined,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidRequest,
+    MalformedPayload,
+    NotFound,
+    NotSupported,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    ValidationError,
+)
+from paygate.models import (
+    CaptureMethod,
+    CheckoutMode,
+    CheckoutSession,
+    CheckoutStatus,
+    Customer,
+    Dispute,
+    DisputeStatus,
+    EventType,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    Payment,
+    PaymentFailure,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Subscription,
+    SubscriptionStatus,
+    WebhookEvent,
+    WebhookObject,
+)
+from paygate.money import Money
+from paygate.provider import BaseProvider, Capability
+from paygate.providers import _square_webhook
+from paygate.providers._square_settings import SquareSettings, load_settings
+
+__all__ = ["SquareProvider", "square_idempotency_key"]
+
+logger = logging.getLogger("paygate.providers.square")
+
+# -- mapping tables ----------------------------------------------------------------------------
+
+#: Payment.status → PaymentStatus. Refunds do not change a Square payment's status (it stays
+#: COMPLETED with ``refunded_money``); :func:`payment_from_square` derives the refund states.
+PAYMENT_STATUS: Final[Mapping[str, PaymentStatus]] = {
+    "APPROVED": PaymentStatus.AUTHORIZED,  # authorized, waiting for CompletePayment
+    "PENDING": PaymentStatus.PROCESSING,  # e.g. ACH bank transfers settling
+    "COMPLETED": PaymentStatus.SUCCEEDED,
+    "CANCELED": PaymentStatus.CANCELED,
+    "FAILED": PaymentStatus.FAILED,
+}
+
+#: PaymentRefund.status → RefundStatus
+REFUND_STATUS: Final[Mapping[str, RefundStatus]] = {
+    "PENDING": RefundStatus.PENDING,
+    "COMPLETED": RefundStatus.SUCCEEDED,
+    "REJECTED": RefundStatus.FAILED,
+    "FAILED": RefundStatus.FAILED,
+}
+
+#: Subscription.status → SubscriptionStatus
+SUBSCRIPTION_STATUS: Final[Mapping[str, SubscriptionStatus]] = {
+    "PENDING": SubscriptionStatus.PENDING,  # starts on a future start_date
+    "ACTIVE": SubscriptionStatus.ACTIVE,
+    "PAUSED": SubscriptionStatus.PAUSED,
+    "CANCELED": SubscriptionStatus.CANCELED,
+    "DEACTIVATED": SubscriptionStatus.CANCELED,  # stopped by Square, no longer billed
+}
+
+#: Invoice.status → InvoiceStatus
+INVOICE_STATUS: Final[Mapping[str, InvoiceStatus]] = {
+    "DRAFT": InvoiceStatus.DRAFT,
+    "UNPAID": InvoiceStatus.OPEN,
+    "SCHEDULED": InvoiceStatus.OPEN,
+    "PARTIALLY_PAID": InvoiceStatus.OPEN,
+    "PAYMENT_PENDING": InvoiceStatus.OPEN,
+    "PAID": InvoiceStatus.PAID,
+    "PARTIALLY_REFUNDED": InvoiceStatus.PAID,
+    "REFUNDED": InvoiceStatus.REFUNDED,
+    "CANCELED": InvoiceStatus.VOID,
+    "FAILED": InvoiceStatus.UNCOLLECTIBLE,
+}
+
+#: Dispute.state → DisputeStatus
+DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
+    "INQUIRY_EVIDENCE_REQUIRED": DisputeStatus.OPEN,
+    "EVIDENCE_REQUIRED": DisputeStatus.OPEN,
+    "INQUIRY_PROCESSING": DisputeStatus.UNDER_REVIEW,
+    "PROCESSING": DisputeStatus.UNDER_REVIEW,
+    "WON": DisputeStatus.WON,
+    "LOST": DisputeStatus.LOST,
+    "ACCEPTED": DisputeStatus.CLOSED,  # the seller accepted: the cardholder keeps the money
+    "INQUIRY_CLOSED": DisputeStatus.CLOSED,  # the inquiry ended without a chargeback
+}
+
+#: Order.state → CheckoutStatus, for payment links (a paid order is COMPLETE whatever its
+#: state: see :func:`checkout_from_square`)
+CHECKOUT_STATUS: Final[Mapping[str, CheckoutStatus]] = {
+    "DRAFT": CheckoutStatus.OPEN,
+    "OPEN": CheckoutStatus.OPEN,
+    "COMPLETED": CheckoutStatus.COMPLETE,
+    "CANCELED": CheckoutStatus.EXPIRED,
+}
+
+#: payment.created / payment.updated: the event type follows the payment's status
+PAYMENT_EVENT_BY_STATUS: Final[Mapping[str, EventType]] = {
+    "APPROVED": EventType.PAYMENT_AUTHORIZED,
+    "PENDING": EventType.PAYMENT_PROCESSING,
+    "COMPLETED": EventType.PAYMENT_SUCCEEDED,
+    "CANCELED": EventType.PAYMENT_CANCELED,
+    "FAILED": EventType.PAYMENT_FAILED,
+}
+
+#: refund.updated: by the refund's status (refund.created is always REFUND_CREATED)
+REFUND_EVENT_BY_STATUS: Final[Mapping[str, EventType]] = {
+    "PENDING": EventType.REFUND_CREATED,
+    "COMPLETED": EventType.REFUND_SUCCEEDED,
+    "REJECTED": EventType.REFUND_FAILED,
+    "FAILED": EventType.REFUND_FAILED,
+}
+
+#: dispute.state.updated (and its older name dispute.state.changed): by the new state
+DISPUTE_EVENT_BY_STATE: Final[Mapping[str, EventType]] = {
+    "WON": EventType.DISPUTE_WON,
+    "INQUIRY_CLOSED": EventType.DISPUTE_WON,  # no chargeback: the payment is as it was
+    "LOST": EventType.DISPUTE_LOST,
+    "ACCEPTED": EventType.DISPUTE_LOST,  # accepted = the funds go back to the cardholder
+}
+
+#: Square event types whose EventType does not depend on the object's status
+EVENT_TYPES: Final[Mapping[str, EventType]] = {
+    "dispute.created": EventType.DISPUTE_OPENED,
+    "subscription.created": EventType.SUBSCRIPTION_CREATED,
+    "invoice.created": EventType.INVOICE_CREATED,
+    "invoice.published": EventType.INVOICE_CREATED,
+    "invoice.payment_made": EventType.INVOICE_PAID,
+    "invoice.scheduled_charge_failed": EventType.INVOICE_PAYMENT_FAILED,
+    # invoice.canceled and invoice.refunded have no EventType in paygate's vocabulary yet
+    # (no "invoice voided/refunded"): they stay UNKNOWN, provider_type and raw kept
+}
+
+#: Square error code → standard decline code (category PAYMENT_METHOD_ERROR → CardDeclined)
+DECLINE_CODES: Final[Mapping[str, str]] = {
+    "GENERIC_DECLINE": "card_declined",
+    "CARD_DECLINED": "card_declined",
+    "READER_DECLINED": "card_declined",
+    "RESERVATION_DECLINED": "card_declined",
+    "BUYER_REFUSED_PAYMENT": "card_declined",
+    "ACCOUNT_UNUSABLE": "card_declined",
+    "CARDHOLDER_INSUFFICIENT_PERMISSIONS": "card_declined",
+    "ALLOWABLE_PIN_TRIES_EXCEEDED": "card_declined",
+    "INVALID_PIN": "card_declined",
+    "MISSING_PIN": "card_declined",
+    "CHIP_INSERTION_REQUIRED": "card_declined",
+    "CVV_FAILURE": "incorrect_cvc",
+    "VERIFY_CVV_FAILURE": "incorrect_cvc",
+    "ADDRESS_VERIFICATION_FAILURE": "incorrect_zip",
+    "VERIFY_AVS_FAILURE": "incorrect_zip",
+    "INVALID_POSTAL_CODE": "incorrect_zip",
+    "INSUFFICIENT_FUNDS": "insufficient_funds",
+    "GIFT_CARD_AVAILABLE_AMOUNT": "insufficient_funds",
+    "CARD_EXPIRED": "expired_card",
+    "EXPIRATION_FAILURE": "expired_card",
+    "INVALID_EXPIRATION": "expired_card",
+    "INVALID_EXPIRATION_YEAR": "expired_card",
+    "INVALID_EXPIRATION_DATE": "expired_card",
+    "BAD_EXPIRATION": "expired_card",
+    "INVALID_ACCOUNT": "incorrect_number",
+    "INVALID_CARD": "incorrect_number",
+    "INVALID_CARD_DATA": "incorrect_number",
+    "INVALID_ENCRYPTED_CARD": "incorrect_number",
+    "PAN_FAILURE": "incorrect_number",
+    "CARD_NOT_SUPPORTED": "card_not_supported",
+    "UNSUPPORTED_CARD_BRAND": "card_not_supported",
+    "UNSUPPORTED_ENTRY_METHOD": "card_not_supported",
+    "MANUALLY_ENTERED_PAYMENT_NOT_SUPPORTED": "card_not_supported",
+    "CARD_PRESENCE_REQUIRED": "card_not_supported",
+    "TRANSACTION_LIMIT": "limit_exceeded",
+    "PAYMENT_LIMIT_EXCEEDED": "limit_exceeded",
+    "AMOUNT_TOO_HIGH": "limit_exceeded",
+    "VOICE_FAILURE": "do_not_honor",
+    "CARD_DECLINED_CALL_ISSUER": "do_not_honor",
+    "CARD_DECLINED_VERIFICATION_REQUIRED": "authentication_required",
+}
+
+#: Square error code → paygate error class (codes not listed fall back on the category)
+ERROR_CODES: Final[Mapping[str, type[ProviderError]]] = {
+    "UNAUTHORIZED": AuthenticationError,
+    "ACCESS_TOKEN_EXPIRED": AuthenticationError,
+    "ACCESS_TOKEN_REVOKED": AuthenticationError,
+    "CLIENT_DISABLED": AuthenticationError,
+    "FORBIDDEN": AuthenticationError,
+    "INSUFFICIENT_SCOPES": AuthenticationError,
+    "APPLICATION_DISABLED": AuthenticationError,
+    "V1_APPLICATION": AuthenticationError,
+    "V1_ACCESS_TOKEN": AuthenticationError,
+    "RATE_LIMITED": RateLimited,
+    "IDEMPOTENCY_KEY_REUSED": IdempotencyConflict,
+    "NOT_FOUND": NotFound,
+    "CUSTOMER_NOT_FOUND": NotFound,
+    "INTERNAL_SERVER_ERROR": ProviderUnavailable,
+    "SERVICE_UNAVAILABLE": ProviderUnavailable,
+    "BAD_GATEWAY": ProviderUnavailable,
+    "GATEWAY_TIMEOUT": ProviderUnavailable,
+    "REQUEST_TIMEOUT": ProviderUnavailable,
+    "TEMPORARY_ERROR": ProviderUnavailable,  # "safely retry with the same idempotency key"
+}
+
+#: ErrorCategory → paygate error class, when the code is not in ERROR_CODES/DECLINE_CODES
+ERROR_CATEGORIES: Final[Mapping[str, type[ProviderError]]] = {
+    "AUTHENTICATION_ERROR": AuthenticationError,
+    "RATE_LIMIT_ERROR": RateLimited,
+    "PAYMENT_METHOD_ERROR": CardDeclined,
+    "API_ERROR": ProviderUnavailable,
+    "EXTERNAL_VENDOR_ERROR": ProviderUnavailable,
+    "INVALID_REQUEST_ERROR": InvalidRequest,
+    "REFUND_ERROR": InvalidRequest,
+    "MERCHANT_SUBSCRIPTION_ERROR": InvalidRequest,
+}
+
+#: response headers that may carry Square's request id, first match wins
+REQUEST_ID_HEADERS: Final = ("square-request-id", "x-request-id", "x-b3-traceid")
+
+#: where paygate writes the order id on payments made through a payment link
+ORDER_NOTE_PREFIX: Final = "paygate-order:"
+
+#: Square's limits (CreatePaymentRequest.idempotency_key, Payment.reference_id)
+IDEMPOTENCY_KEY_MAX: Final = 45
+REFERENCE_ID_MAX: Final = 40
+
+PROVIDER = "square"
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+
+def square_idempotency_key(key: str, *, part: str = "") -> str:
+    """Square's ≤45-character idempotency key for the Gateway's ``key``.
+
+    A SHA-256 digest, so the same Gateway key (the same order and operation) always gives
+    the same Square key; ``part`` separates the several requests one operation makes.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValidationError("idempotency_key must be a non-empty str")
+    digest = hashlib.sha256(f"{key}\x1f{part}".encode()).hexdigest()
+    return f"pg{digest}"[:IDEMPOTENCY_KEY_MAX]
+
+
+def _money(data: Mapping[str, Any] | None, fallback_currency: str | None = None) -> Money | None:
+    if not data or data.get("amount") is None:
+        return None
+    currency = data.get("currency") or fallback_currency
+    if not isinstance(currency, str):
+        return None
+    return Money(int(data["amount"]), currency)
+
+
+def _money_param(money: Money) -> dict[str, Any]:
+    return {"amount": money.amount, "currency": money.currency}
+
+
+def _time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp (or a YYYY-MM-DD date) as a tz-aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        head, dot, rest = text.partition(".")
+        if dot:  # Python < 3.11 reads at most 6 fractional digits
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            rest = rest[:digits][:6].ljust(6, "0") + rest[digits:]
+            text = f"{head}.{rest}"
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _order_id_from_note(note: Any) -> str | None:
+    if isinstance(note, str) and note.startswith(ORDER_NOTE_PREFIX):
+        return note[len(ORDER_NOTE_PREFIX) :] or None
+    return None
+
+
+def _check_reference(order_id: str) -> str:
+    if not isinstance(order_id, str) or not order_id:
+        raise ValidationError("order_id must be a non-empty str")
+    if len(order_id) > REFERENCE_ID_MAX:
+        raise ValidationError(
+            f"Square keeps the order id in reference_id, at most {REFERENCE_ID_MAX} "
+            f"characters: {order_id!r} has {len(order_id)}"
+        )
+    return order_id
+
+
+# -- translation: Square JSON → paygate dataclasses --------------------------------------------
+
+
+def payment_from_square(data: Mapping[str, Any], *, order_id: str | None = None) -> Payment:
+    """A Square ``Payment`` object as a paygate :class:`Payment`."""
+    amount = _money(data.get("amount_money")) or _money(data.get("total_money"))
+    if amount is None:
+        raise MalformedPayload(f"Square payment {data.get('id')!r} has no amount_money")
+    square_status = str(data.get("status") or "")
+    status = PAYMENT_STATUS.get(square_status)
+    if status is None:
+        raise MalformedPayload(f"unknown Square payment status {square_status!r}")
+    zero = Money(0, amount.currency)
+    refunded = _money(data.get("refunded_money"), amount.currency) or zero
+    captured = amount if status is PaymentStatus.SUCCEEDED else zero
+    if status is PaymentStatus.SUCCEEDED and refunded.amount > 0:
+        status = (
+            PaymentStatus.REFUNDED if refunded >= captured else PaymentStatus.PARTIALLY_REFUNDED
+        )
+    failure = None
+    if status is PaymentStatus.FAILED:
+        card_status = (data.get("card_details") or {}).get("status")
+        failure = PaymentFailure(code=str(card_status or "FAILED"), message="payment failed")
+    return Payment(
+        id=str(data.get("id") or ""),
+        provider=PROVIDER,
+        order_id=order_id or data.get("reference_id") or _order_id_from_note(data.get("note")),
+        amount=amount,
+        status=status,
+        amount_captured=captured,
+        amount_refunded=refunded,
+        customer_id=data.get("customer_id"),
+        failure=failure,
+        created_at=_time(data.get("created_at")),
+        raw=dict(data),
+    )
+
+
+def refund_from_square(data: Mapping[str, Any], *, order_id: str | None = None) -> Refund:
+    amount = _money(data.get("amount_money"))
+    if amount is None:
+        raise MalformedPayload(f"Square refund {data.get('id')!r} has no amount_money")
+    square_status = str(data.get("status") or "PENDING")
+    status = REFUND_STATUS.get(square_status)
+    if status is None:
+        raise MalformedPayload(f"unknown Square refund status {square_status!r}")
+    return Refund(
+        id=str(data.get("id") or ""),
+        provider=PROVIDER,
+        payment_id=str(data.get("payment_id") or ""),
+        amount=amount,
+        status=status,
+        reason=data.get("reason"),
+        order_id=order_id,
+        created_at=_time(data.get("created_at")),
+        failure_reason=square_status if status is RefundStatus.FAILED else None,
+        raw=dict(data),
+    )
+
+
+def dispute_from_square(data: Mapping[str, Any]) -> Dispute:
+    amount = _money(data.get("amount_money"))
+    if amount is None:
+        raise MalformedPayload(f"Square dispute {data.get('id')!r} has no amount_money")
+    state = str(data.get("state") or "")
+    status = DISPUTE_STATUS.get(state)
+    if status is None:
+        raise MalformedPayload(f"unknown Square dispute state {state!r}")
+    disputed = data.get("disputed_payment") or {}
+    return Dispute(
+        id=str(data.get("id") or data.get("dispute_id") or ""),
+        provider=PROVIDER,
+        payment_id=disputed.get("payment_id"),
+        amount=amount,
+        status=status,
+        reason=data.get("reason"),
+        evidence_due_by=_time(data.get("due_at")),
+        created_at=_time(data.get("created_at")),
+        raw=dict(data),
+    )
+
+
+def subscription_from_square(data: Mapping[str, Any]) -> Subscription:
+    square_status = str(data.get("status") or "")
+    status = SUBSCRIPTION_STATUS.get(square_status)
+    if status is None:
+        raise MalformedPayload(f"unknown Square subscription status {square_status!r}")
+    # CancelSubscription schedules the cancel for the end of the billing period: the
+    # subscription stays ACTIVE with a canceled_date until then
+    scheduled_cancel = bool(data.get("canceled_date")) and status is not SubscriptionStatus.CANCELED
+    return Subscription(
+        id=str(data.get("id") or ""),
+        provider=PROVIDER,
+        customer_id=data.get("customer_id"),
+        price_id=data.get("plan_variation_id"),
+        status=status,
+        current_period_end=_time(data.get("charged_through_date")),
+        cancel_at_period_end=scheduled_cancel,
+        raw=dict(data),
+    )
+
+
+def invoice_from_square(
+    data: Mapping[str, Any], *, order_id: str | None = None, fallback_amount: Money | None = None
+) -> Invoice:
+    square_status = str(data.get("status") or "")
+    status = INVOICE_STATUS.get(square_status)
+    if status is None:
+        raise MalformedPayload(f"unknown Square invoice status {square_status!r}")
+    requests = data.get("payment_requests") or []
+    first = requests[0] if requests else {}
+    amount_due = _money(first.get("computed_amount_money")) or fallback_amount
+    if amount_due is None:
+        raise MalformedPayload(f"Square invoice {data.get('id')!r} has no computed amount")
+    paid = _money(first.get("total_completed_amount_money"), amount_due.currency)
+    recipient = data.get("primary_recipient") or {}
+    return Invoice(
+        id=str(data.get("id") or ""),
+        provider=PROVIDER,
+        customer_id=recipient.get("customer_id"),
+        status=status,
+        amount_due=amount_due,
+        amount_paid=paid,
+        order_id=order_id,
+        number=data.get("invoice_number"),
+        hosted_url=data.get("public_url"),
+        due_at=_time(first.get("due_date")),
+        created_at=_time(data.get("created_at")),
+        raw=dict(data),
+    )
+
+
+def customer_from_square(data: Mapping[str, Any]) -> Customer:
+    name = " ".join(part for part in (data.get("given_name"), data.get("family_name")) if part)
+    metadata: dict[str, str] = {}
+    note = data.get("note")
+    if isinstance(note, str) and note.startswith("{"):
+        try:
+            decoded = json.loads(note)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            metadata = {str(k): str(v) for k, v in decoded.items()}
+    return Customer(
+        id=str(data.get("id") or ""),
+        provider=PROVIDER,
+        email=data.get("email_address"),
+        name=name or None,
+        metadata=metadata,
+        raw=dict(data),
+    )
+
+
+def checkout_from_square(
+    link: Mapping[str, Any], order: Mapping[str, Any] | None, *, order_id: str | None = None
+) -> CheckoutSession:
+    """A payment link (and its Square order, when known) as a :class:`CheckoutSession`."""
+    order = order or {}
+    tenders = [t for t in order.get("tenders") or [] if t.get("payment_id")]
+    if tenders:
+        status = CheckoutStatus.COMPLETE  # paid, whatever fulfilment state the order is in
+    else:
+        status = CHECKOUT_STATUS.get(str(order.get("state") or "OPEN"), CheckoutStatus.OPEN)
+    return CheckoutSession(
+        id=str(link.get("id") or ""),
+        provider=PROVIDER,
+        url=link.get("url") or link.get("long_url"),
+        status=status,
+        order_id=order_id
+        or order.get("reference_id")
+        or _order_id_from_note(link.get("payment_note")),
+        payment_id=tenders[0]["payment_id"] if tenders else None,
+        amount_total=_money(order.get("total_money")),
+        mode="payment",
+        customer_id=order.get("customer_id"),
+        raw={"payment_link": dict(link), "order": dict(order)},
+    )
+
+
+# -- webhook events ----------------------------------------------------------------------------
+
+
+def _event_object(square_type: str, data: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """(kind, object) of an event's ``data.object``, e.g. ("payment", {...})."""
+    container = data.get("object")
+    if not isinstance(container, Mapping):
+        raise MalformedPayload(f"Square {square_type} event without data.object")
+    kind = square_type.split(".", 1)[0]
+    obj = container.get(kind)
+    if obj is None and kind == "dispute":  # the spec's schema names it "object"
+        obj = container.get("object")
+    if not isinstance(obj, Mapping):
+        raise MalformedPayload(f"Square {square_type} event without data.object.{kind}")
+    return kind, obj
+
+
+def normalize_event(payload: Mapping[str, Any]) -> WebhookEvent:
+    """A verified Square event body (parsed JSON) as a :class:`WebhookEvent`."""
+    square_type = payload.get("type")
+    event_id = payload.get("event_id")
+    if not isinstance(square_type, str) or not isinstance(event_id, str) or not event_id:
+        raise MalformedPayload("Square event without a type or an event_id")
+    occurred_at = _time(payload.get("created_at"))
+    kind = square_type.split(".", 1)[0]
+    obj: WebhookObject | None = None
+    event_type = EventType.UNKNOWN
+    data = payload.get("data")
+    if kind in ("payment", "refund", "dispute", "subscription", "invoice"):
+        if not isinstance(data, Mapping):
+            raise MalformedPayload(f"Square {square_type} event without data")
+        kind, raw_object = _event_object(square_type, data)
+        event_type, obj = _normalize_object(square_type, kind, raw_object)
+    return WebhookEvent(
+        id=event_id,
+        provider=PROVIDER,
+        type=event_type,
+        occurred_at=occurred_at,
+        object=obj,
+        provider_type=square_type,
+        raw=dict(payload),
+    )
+
+
+def _normalize_object(
+    square_type: str, kind: str, data: Mapping[str, Any]
+) -> tuple[EventType, WebhookObject | None]:
+    status = str(data.get("status") or data.get("state") or "")
+    if kind == "payment" and square_type in ("payment.created", "payment.updated"):
+        return PAYMENT_EVENT_BY_STATUS.get(status, EventType.UNKNOWN), payment_from_square(data)
+    if kind == "refund" and square_type in ("refund.created", "refund.updated"):
+        refund = refund_from_square(data)
+        if square_type == "refund.created" and refund.status is not RefundStatus.FAILED:
+            return EventType.REFUND_CREATED, refund
+        return REFUND_EVENT_BY_STATUS.get(status or "PENDING", EventType.UNKNOWN), refund
+    if kind == "dispute" and square_type in (
+        "dispute.created",
+        "dispute.state.updated",
+        "dispute.state.changed",
+    ):
+        dispute = dispute_from_square(data)
+        if square_type == "dispute.created":
+            return EventType.DISPUTE_OPENED, dispute
+        return DISPUTE_EVENT_BY_STATE.get(status, EventType.DISPUTE_UPDATED), dispute
+    if kind == "subscription" and square_type in ("subscription.created", "subscription.updated"):
+        subscription = subscription_from_square(data)
+        if square_type == "subscription.created":
+            return EventType.SUBSCRIPTION_CREATED, subscription
+        if subscription.status is SubscriptionStatus.CANCELED:
+            return EventType.SUBSCRIPTION_CANCELED, subscription
+        return EventType.SUBSCRIPTION_UPDATED, subscription
+    if kind == "invoice" and square_type in EVENT_TYPES:
+        return EVENT_TYPES[square_type], invoice_from_square(data)
+    return EventType.UNKNOWN, None
+
+
+# -- the adapter -------------------------------------------------------------------------------
+
+
+class SquareProvider(BaseProvider):
+    """paygate's Square adapter.
+
+    ``SquareProvider(access_token=..., location_id=..., webhook_signature_key=...,
+    webhook_url=...)``; ``environment`` is ``"sandbox"`` unless ``"production"`` is given.
+    ``http_client`` (an :class:`httpx.Client`) replaces the SDK's transport, e.g. with an
+    ``httpx.MockTransport`` in tests.
+    """
+
+    name = PROVIDER
+    capabilities = frozenset(
+        {
+            Capability.PAYMENTS,
+            Capability.MANUAL_CAPTURE,
+            Capability.PARTIAL_CAPTURE,
+            Capability.REFUNDS,
+            Capability.PARTIAL_REFUNDS,
+            Capability.CHECKOUT,
+            Capability.CUSTOMERS,
+            Capability.SUBSCRIPTIONS,
+            Capability.INVOICES,
+            Capability.DISPUTES,
+            Capability.WEBHOOKS,
+        }
+    )
+
+    def __init__(self, *, http_client: httpx.Client | None = None, **settings: Any) -> None:
+        self.settings: SquareSettings = load_settings(settings)
+        #: the Gateway's retry count for this provider (None: the Gateway's default)
+        self.max_retries: int | None = self.settings.max_retries
+        self._owns_http_client = http_client is None
+        self._http = http_client or httpx.Client(timeout=self.settings.timeout)
+        self._client = Square(
+            base_url=self.settings.api_base_url,
+            token=self.settings.access_token.get_secret_value(),
+            timeout=self.settings.timeout,
+            httpx_client=self._http,
+        )
+        # paygate retries in one layer, the Gateway's: the SDK's own retries stay off
+        self._request_options: RequestOptions = {"max_retries": 0}
+
+    def __repr__(self) -> str:
+        return (
+            f"SquareProvider(environment={self.settings.environment!r}, "
+            f"location_id={self.settings.location_id!r})"
+        )
+
+    @property
+    def client(self) -> Square:
+        """The underlying ``square.Square`` client, for calls paygate does not wrap."""
+        return self._client
+
+    def close(self) -> None:
+        if self._owns_http_client:
+            self._http.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _call(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        """Call one SDK method with retries off; the answer as JSON-shaped dict."""
+        try:
+            response = method(**kwargs, request_options=self._request_options)
+        except ApiError as exc:
+            raise _error_from_api(operation, exc) from None
+        except httpx.TimeoutException:
+            raise ProviderUnavailable(
+                f"Square {operation} timed out", provider=PROVIDER, code="timeout"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(
+                f"Square {operation}: network error ({type(exc).__name__})",
+                provider=PROVIDER,
+                code="network_error",
+            ) from None
+        body: dict[str, Any] = response.dict()
+        errors = body.get("errors")
+        if errors:  # Square may answer 200 with errors on some endpoints
+            raise _error_from_codes(operation, errors, http_status=200, request_id=None)
+        return body
+
+    # -- payments ------------------------------------------------------------------------------
+
+    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        _check_reference(order_id)
+        if not isinstance(amount, Money) or amount.amount <= 0:
+            raise ValidationError(f"amount must be positive Money, got {amount!r}")
+        if not payment_method:
+            raise ValidationError(
+                "Square needs payment_method: a source_id (a Web Payments SDK token or a "
+                "card on file id)"
+            )
+        if capture not in ("automatic", "manual"):
+            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        kwargs: dict[str, Any] = {
+            "source_id": payment_method,
+            "idempotency_key": square_idempotency_key(idempotency_key),
+            "amount_money": _money_param(amount),
+            "autocomplete": capture == "automatic",
+            "reference_id": order_id,
+            "location_id": self.settings.location_id,
+        }
+        if customer_id:
+            kwargs["customer_id"] = customer_id
+        if description:
+            kwargs["note"] = description[:500]
+        body = self._call("create_payment", self._client.payments.create, **kwargs)
+        payment = payment_from_square(body["payment"], order_id=order_id)
+        return _with_metadata(payment, metadata)
+
+    def get_payment(self, payment_id: str) -> Payment:
+        body = self._call("get_payment", self._client.payments.get, payment_id=payment_id)
+        return payment_from_square(body["payment"])
+
+    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        if amount is not None:
+            current = self.get_payment(payment_id)
+            if (
+                amount.currency != current.amount.currency
+                or not 0 < amount.amount <= current.amount.amount
+            ):
+                raise ValidationError(
+                    f"capture amount {amount} must be positive and at most the authorized "
+                    f"{current.amount}"
+                )
+            if amount != current.amount:
+                # Square completes the whole amount: lower an APPROVED payment first
+                self._call(
+                    "capture_payment",
+                    self._client.payments.update,
+                    payment_id=payment_id,
+                    idempotency_key=square_idempotency_key(idempotency_key, part="update"),
+                    payment={"amount_money": _money_param(amount)},
+                )
+        body = self._call("capture_payment", self._client.payments.complete, payment_id=payment_id)
+        return payment_from_square(body["payment"])
+
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:  # type: ignore[override]
+        # CancelPayment takes no idempotency key: cancelling twice is harmless at Square
+        body = self._call("cancel_payment", self._client.payments.cancel, payment_id=payment_id)
+        return payment_from_square(body["payment"])
+
+    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        payment = self.get_payment(payment_id)
+        assert payment.amount_captured is not None and payment.amount_refunded is not None
+        refundable = payment.amount_captured - payment.amount_refunded
+        if amount is None:
+            amount = refundable
+        if amount.currency != refundable.currency or not 0 < amount.amount <= refundable.amount:
+            raise ValidationError(
+                f"refund amount {amount} must be positive and at most the refundable {refundable}"
+            )
+        kwargs: dict[str, Any] = {
+            "idempotency_key": square_idempotency_key(idempotency_key),
+            "amount_money": _money_param(amount),
+            "payment_id": payment_id,
+        }
+        if reason:
+            kwargs["reason"] = reason[:192]
+        body = self._call("refund_payment", self._client.refunds.refund_payment, **kwargs)
+        return refund_from_square(body["refund"], order_id=payment.order_id)
+
+    # -- hosted checkout (payment links) -------------------------------------------------------
+
+    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        # Square payment links have a redirect URL for after payment but no cancel URL: the
+        # customer who leaves just closes the page
+        if mode != "payment":
+            raise NotSupported(
+                "Square payment links are created for payments here; create subscriptions "
+                "with create_subscription",
+                provider=PROVIDER,
+                code="not_supported",
+            )
+        _check_reference(order_id)
+        order = self._square_order(order_id, line_items, customer_id=customer_id)
+        total = _line_items_total(line_items)
+        body = self._call(
+            "create_checkout_session",
+            self._client.checkout.payment_links.create,
+            idempotency_key=square_idempotency_key(idempotency_key),
+            order=order,
+            checkout_options={"redirect_url": success_url},
+            payment_note=f"{ORDER_NOTE_PREFIX}{order_id}",
+        )
+        related = (body.get("related_resources") or {}).get("orders") or []
+        session = checkout_from_square(
+            body["payment_link"], related[0] if related else None, order_id=order_id
+        )
+        if session.amount_total is None:
+            session = _replace_total(session, total)
+        return session
+
+    def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        body = self._call(
+            "get_checkout_session", self._client.checkout.payment_links.get, id=session_id
+        )
+        link = body["payment_link"]
+        order = self._get_order(link["order_id"]) if link.get("order_id") else None
+        return checkout_from_square(link, order)
+
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:  # type: ignore[override]
+        """The customer's redirect back from a payment link.
+
+        Square adds ``orderId`` (and ``transactionId``, the same order in v1 terms) to the
+        redirect URL; ``payment_id`` is accepted too. Only the ids are read: the payment and
+        its status come from Square's API.
+        """
+        payment_id = params.get("payment_id") or params.get("paymentId")
+        if payment_id:
+            return self.get_payment(payment_id)
+        square_order_id = params.get("orderId") or params.get("transactionId")
+        if not square_order_id:
+            raise ValidationError(
+                "Square return without orderId, transactionId or payment_id in the query"
+            )
+        order = self._get_order(square_order_id)
+        paid = [t["payment_id"] for t in order.get("tenders") or [] if t.get("payment_id")]
+        if not paid:
+            raise NotFound(
+                f"Square order {square_order_id!r} has no payment yet",
+                provider=PROVIDER,
+                code="NOT_FOUND",
+            )
+        payment = self.get_payment(paid[0])
+        if payment.order_id is None and order.get("reference_id"):
+            payment = payment_from_square(payment.raw, order_id=order["reference_id"])
+        return payment
+
+    # -- customers, subscriptions, invoices, disputes ------------------------------------------
+
+    def create_customer(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        if not email and not name:
+            raise ValidationError("Square needs an email or a name to create a customer")
+        kwargs: dict[str, Any] = {"idempotency_key": square_idempotency_key(idempotency_key)}
+        if email:
+            kwargs["email_address"] = email
+        if name:
+            given, _, family = name.strip().partition(" ")
+            kwargs["given_name"] = given
+            if family:
+                kwargs["family_name"] = family
+        if metadata:
+            # Square customers have no metadata map: kept as JSON in the customer's note
+            kwargs["note"] = json.dumps(dict(metadata), sort_keys=True)
+        body = self._call("create_customer", self._client.customers.create, **kwargs)
+        return customer_from_square(body["customer"])
+
+    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
+        card on file, is charged (without it Square emails an invoice each period)."""
+        kwargs: dict[str, Any] = {
+            "location_id": self.settings.location_id,
+            "customer_id": customer_id,
+            "idempotency_key": square_idempotency_key(idempotency_key),
+            "plan_variation_id": price_id,
+        }
+        if metadata and metadata.get("card_id"):
+            kwargs["card_id"] = metadata["card_id"]
+        body = self._call("create_subscription", self._client.subscriptions.create, **kwargs)
+        return subscription_from_square(body["subscription"])
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        body = self._call(
+            "get_subscription", self._client.subscriptions.get, subscription_id=subscription_id
+        )
+        return subscription_from_square(body["subscription"])
+
+    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        """Square's CancelSubscription ends an active subscription at the end of the paid
+        period (a pending one at once); there is no immediate cancel of an active one. The
+        returned :class:`Subscription` says which happened (``cancel_at_period_end``)."""
+        body = self._call(
+            "cancel_subscription",
+            self._client.subscriptions.cancel,
+            subscription_id=subscription_id,
+        )
+        subscription = subscription_from_square(body["subscription"])
+        if not at_period_end and subscription.status is not SubscriptionStatus.CANCELED:
+            logger.warning(
+                "square subscription %s: cancel scheduled for the end of the billing period "
+                "(Square has no immediate cancel)",
+                subscription_id,
+            )
+        return subscription
+
+    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """A Square invoice bills an order: the order is created first, then the invoice
+        (a draft), then published when ``send`` is true."""
+        if order_id is not None:
+            _check_reference(order_id)
+        total = _line_items_total(line_items)
+        order = self._square_order(order_id, line_items, customer_id=customer_id)
+        created_order = self._call(
+            "create_invoice",
+            self._client.orders.create,
+            order=order,
+            idempotency_key=square_idempotency_key(idempotency_key, part="order"),
+        )["order"]
+        due = datetime.now(timezone.utc).date() + timedelta(days=self.settings.invoice_due_days)
+        invoice: dict[str, Any] = {
+            "location_id": self.settings.location_id,
+            "order_id": created_order["id"],
+            "primary_recipient": {"customer_id": customer_id},
+            "payment_requests": [{"request_type": "BALANCE", "due_date": due.isoformat()}],
+            "delivery_method": "EMAIL",
+            "accepted_payment_methods": {"card": True},
+        }
+        if description:
+            invoice["description"] = description
+        body = self._call(
+            "create_invoice",
+            self._client.invoices.create,
+            invoice=invoice,
+            idempotency_key=square_idempotency_key(idempotency_key, part="invoice"),
+        )
+        created = body["invoice"]
+        if send:
+            body = self._call(
+                "create_invoice",
+                self._client.invoices.publish,
+                invoice_id=created["id"],
+                version=created.get("version", 0),
+                idempotency_key=square_idempotency_key(idempotency_key, part="publish"),
+            )
+            created = body["invoice"]
+        return invoice_from_square(created, order_id=order_id, fallback_amount=total)
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        body = self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
+        return dispute_from_square(body["dispute"])
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        key = self.settings.webhook_signature_key
+        url = self.settings.webhook_url
+        if key is None or not url:
+            raise ConfigurationError(
+                "Square webhooks need webhook_signature_key and webhook_url "
+                "(PAYGATE_SQUARE_WEBHOOK_SIGNATURE_KEY, PAYGATE_SQUARE_WEBHOOK_URL)"
+            )
+        if not isinstance(body, (bytes, bytearray)):
+            raise MalformedPayload(f"webhook body must be bytes, got {type(body).__name__}")
+        _square_webhook.verify(
+            bytes(body), headers, signature_key=key.get_secret_value(), notification_url=url
+        )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise MalformedPayload("Square webhook body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise MalformedPayload("Square webhook body is not a JSON object")
+        return normalize_event(payload)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _get_order(self, square_order_id: str) -> dict[str, Any]:
+        order: dict[str, Any] = self._call(
+            "get_order", self._client.orders.get, order_id=square_order_id
+        )["order"]
+        return order
+
+    def _square_order(
+        self, order_id: str | None, line_items: Sequence[LineItem], *, customer_id: str | None
+    ) -> dict[str, Any]:
+        if not line_items:
+            raise ValidationError("at least one line item is needed")
+        order: dict[str, Any] = {
+            "location_id": self.settings.location_id,
+            "line_items": [
+                {
+                    "name": item.name,
+                    "quantity": str(item.quantity),  # Square quantities are decimal strings
+                    "base_price_money": _money_param(item.unit_amount),
+                    **({"note": item.description} if item.description else {}),
+                }
+                for item in line_items
+            ],
+        }
+        if order_id:
+            order["reference_id"] = order_id
+        if customer_id:
+            order["customer_id"] = customer_id
+        return order
+
+
+def _line_items_total(line_items: Sequence[LineItem]) -> Money:
+    if not line_items:
+        raise ValidationError("at least one line item is needed")
+    total = line_items[0].total
+    for item in line_items[1:]:
+        total = total + item.total  # different currencies raise CurrencyMismatch
+    return total
+
+
+def _replace_total(session: CheckoutSession, total: Money) -> CheckoutSession:
+    from dataclasses import replace
+
+    return replace(session, amount_total=total)
+
+
+def _with_metadata(payment: Payment, metadata: Mapping[str, str] | None) -> Payment:
+    # Square payments have no metadata field; the caller's metadata is returned as given
+    if not metadata:
+        return payment
+    from dataclasses import replace
+
+    return replace(payment, metadata=dict(metadata))
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _request_id(headers: Mapping[str, str] | None) -> str | None:
+    if not headers:
+        return None
+    for name in REQUEST_ID_HEADERS:
+        value = _square_webhook.header(headers, name)
+        if value:
+            return value
+    return None
+
+
+def _error_from_api(operation: str, exc: ApiError) -> ProviderError:
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    errors = body.get("errors")
+    if not isinstance(errors, list) or not errors:
+        errors = [{"code": error.code, "category": error.category} for error in exc.errors]
+    return _error_from_codes(
+        operation, errors, http_status=exc.status_code, request_id=_request_id(exc.headers)
+    )
+
+
+def _error_from_codes(
+    operation: str,
+    errors: Sequence[Any],
+    *,
+    http_status: int | None,
+    request_id: str | None,
+) -> ProviderError:
+    first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
+    code = str(first.get("code") or "Unknown")
+    category = str(first.get("category") or "")
+    detail = first.get("detail")
+    message = f"Square {operation} failed: {code}" + (f" ({detail})" if detail else "")
+    common: dict[str, Any] = {
+        "provider": PROVIDER,
+        "code": code,
+        "http_status": http_status,
+        "request_id": request_id,
+    }
+    if code in DECLINE_CODES:
+        return CardDeclined(message, decline_code=DECLINE_CODES[code], **common)
+    error_class = ERROR_CODES.get(code) or ERROR_CATEGORIES.get(category)
+    if error_class is None:
+        error_class = _error_class_for_status(http_status)
+    if error_class is CardDeclined:
+        return CardDeclined(message, decline_code="card_declined", **common)
+    return error_class(message, **common)
+
+
+def _error_class_for_status(http_status: int | None) -> type[ProviderError]:
+    if http_status is None or http_status >= 500 or http_status == 408:
+        return ProviderUnavailable
+    if http_status in (401, 403):
+        return AuthenticationError
+    if http_status == 404:
+        return NotFound
+    if http_status == 429:
+        return RateLimited
+    return InvalidRequest
