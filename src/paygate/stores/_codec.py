@@ -1,0 +1,129 @@
+"""JSON round trips for paygate's result dataclasses, as the stores keep them.
+
+Stores persist what is needed to rebuild a ``Payment``, a ``WebhookEvent`` (for replaying
+handlers) or an operation's result (for idempotent replays) -- never ``raw`` (it can hold
+anything the provider sent, secrets included) and never ``client_secret``.
+
+Hand-written rather than pydantic's ``TypeAdapter`` because the models are plain frozen
+dataclasses shared with the pure core, the set of types is small and closed, and the
+stores must not import pydantic on their hot path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from paygate import models
+from paygate.money import Money
+
+__all__ = ["NEVER_STORED", "dump", "dumps", "load", "loads"]
+
+#: fields no store ever writes
+NEVER_STORED: frozenset[str] = frozenset({"raw", "client_secret"})
+
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (
+        Money,
+        models.Payment,
+        models.PaymentFailure,
+        models.Refund,
+        models.Dispute,
+        models.Subscription,
+        models.Invoice,
+        models.CheckoutSession,
+        models.Customer,
+        models.LineItem,
+        models.WebhookEvent,
+    )
+}
+
+
+def dump(value: Any) -> Any:
+    """A JSON-ready structure for ``value``; dataclasses are tagged with ``__type__``."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__name__
+        if name not in _TYPES:
+            raise TypeError(f"cannot store a {name}")
+        out: dict[str, Any] = {"__type__": name}
+        for f in dataclasses.fields(value):
+            if f.name not in NEVER_STORED:
+                out[f.name] = dump(getattr(value, f.name))
+        return out
+    if isinstance(value, Mapping):
+        return {str(k): dump(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [dump(v) for v in value]
+    raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def _scalar_converter(hint: Any) -> Callable[[Any], Any] | None:
+    """How to turn a stored scalar back into ``hint`` (datetime or enum), if needed."""
+    candidates = typing.get_args(hint) if _is_union(hint) else (hint,)
+    for candidate in candidates:
+        if candidate is datetime:
+            return datetime.fromisoformat
+        if isinstance(candidate, type) and issubclass(candidate, Enum):
+            return candidate
+    return None
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+_CONVERTERS: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
+
+
+def _converters(cls: type[Any]) -> dict[str, Callable[[Any], Any] | None]:
+    """Per field of ``cls``: how to rebuild a stored scalar (cached per class)."""
+    found = _CONVERTERS.get(cls.__name__)
+    if found is None:
+        hints = typing.get_type_hints(cls, vars(models) | {"Money": Money, "datetime": datetime})
+        found = {f.name: _scalar_converter(hints[f.name]) for f in dataclasses.fields(cls)}
+        _CONVERTERS[cls.__name__] = found
+    return found
+
+
+def load(data: Any) -> Any:
+    """The inverse of :func:`dump` (``raw`` and ``client_secret`` come back as ``None``)."""
+    if isinstance(data, list):
+        return [load(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    name = data.get("__type__")
+    if name is None:
+        return {k: load(v) for k, v in data.items()}
+    cls = _TYPES[name]
+    converters = _converters(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "__type__" or key not in converters:
+            continue
+        convert = converters[key]
+        if value is not None and convert is not None and not isinstance(value, dict):
+            kwargs[key] = convert(value)
+        else:
+            kwargs[key] = load(value)
+    return cls(**kwargs)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(dump(value), separators=(",", ":"), sort_keys=True)
+
+
+def loads(text: str) -> Any:
+    return load(json.loads(text))

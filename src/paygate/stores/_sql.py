@@ -1,0 +1,736 @@
+"""The one schema and the one set of SQL statements behind every SQL store.
+
+SQLite (:mod:`paygate.stores.sqlite`) and PostgreSQL (:mod:`paygate.stores.postgres`)
+share everything here. What differs between them is small and lives in a :class:`Dialect`:
+the parameter placeholder, a few column types, how to ask whether a table exists, which
+exception means "unique constraint", and the lock a migration takes. A concrete store
+subclasses :class:`SQLStore` and supplies two context managers, ``_write()`` (one write
+transaction, serialized against other writers of the same rows) and ``_read()``, each
+yielding a DB-API cursor.
+
+Statements are written once, with ``?`` placeholders, in the SQL both engines accept:
+``INSERT ... ON CONFLICT DO NOTHING`` (SQLite >= 3.24), no ``RETURNING`` (the stdlib
+sqlite3 of older Pythons lacks it). Concurrency does not rely on row locks: event claims
+are conditional ``UPDATE``s and payment rows are compare-and-set on ``version``, which
+behave the same under SQLite's single writer and PostgreSQL's READ COMMITTED.
+
+Times are Unix seconds (floating point) so lease arithmetic is plain comparison.
+"""
+
+# Every statement is a constant built from constant column lists; values always travel
+# as parameters, never in the SQL text.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from paygate.models import Payment, PaymentStatus
+from paygate.state import PaymentState
+from paygate.stores import _codec
+from paygate.stores._records import (
+    ClaimLost,
+    ClaimStatus,
+    EventClaim,
+    EventOutcome,
+    EventRecord,
+    OperationRecord,
+    OperationStatus,
+    PaymentRecord,
+    StoreConflict,
+    StoreError,
+    TransitionRecord,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Cursor",
+    "Dialect",
+    "SQLStore",
+    "SchemaVersionError",
+]
+
+#: the schema version this paygate writes; MIGRATIONS[n] brings version n-1 to n
+SCHEMA_VERSION = 1
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer paygate (or needs an upgrade first)."""
+
+
+class Cursor(Protocol):
+    """The slice of a DB-API cursor the SQL stores use (sqlite3 and psycopg both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: Any, parameters: Any = ..., /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """Everything that differs between the SQL engines paygate supports."""
+
+    name: str
+    #: "qmark" (``?``, sqlite3) or "format" (``%s``, psycopg)
+    paramstyle: Literal["qmark", "format"]
+    #: column types
+    bigint: str
+    double: str
+    serial_primary_key: str
+    #: one ``?`` parameter, the table name; returns a row if the table exists
+    table_exists: str
+    #: the exception classes a unique-constraint violation raises
+    integrity_errors: tuple[type[BaseException], ...]
+    #: run first in the migration transaction so concurrent upgraders queue up
+    migration_lock: str | None = None
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with this engine's placeholders (statements contain no ``%``)."""
+        if self.paramstyle == "format":
+            return statement.replace("?", "%s")
+        return statement
+
+    def ddl(self, statement: str) -> str:
+        return statement.format(
+            bigint=self.bigint, double=self.double, serial_primary_key=self.serial_primary_key
+        )
+
+
+# -- schema ----------------------------------------------------------------------------
+# Table names carry a ``paygate_`` prefix: the application's own tables (orders, ...) may
+# live in the same database.
+
+_SCHEMA_V1: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS paygate_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    # One row per payment attempt. Status and amounts are columns (queryable, checked by
+    # reconciliation); the other Payment fields are JSON in ``data`` (never ``raw``,
+    # never ``client_secret``). ``version`` makes every update a compare-and-set.
+    """CREATE TABLE IF NOT EXISTS paygate_payments (
+        id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        order_id TEXT,
+        currency TEXT NOT NULL,
+        amount {bigint} NOT NULL,
+        status TEXT NOT NULL,
+        captured {bigint} NOT NULL,
+        refunded {bigint} NOT NULL,
+        refund_ids TEXT NOT NULL,
+        before_dispute TEXT,
+        data TEXT NOT NULL,
+        version {bigint} NOT NULL,
+        created_at {double} NOT NULL,
+        updated_at {double} NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS paygate_payments_order ON paygate_payments (order_id)",
+    # Append-only. UNIQUE (provider, event_id) is the database's own guarantee that one
+    # webhook event moves a payment at most once (NULL event ids -- Gateway calls -- are
+    # distinct from each other in both engines).
+    """CREATE TABLE IF NOT EXISTS paygate_transitions (
+        seq {serial_primary_key},
+        payment_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        event_id TEXT,
+        event_type TEXT,
+        source TEXT NOT NULL,
+        trigger_name TEXT NOT NULL,
+        previous_status TEXT,
+        new_status TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        amount {bigint},
+        captured {bigint} NOT NULL,
+        refunded {bigint} NOT NULL,
+        recorded_at {double} NOT NULL,
+        UNIQUE (provider, event_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS paygate_transitions_payment "
+    "ON paygate_transitions (payment_id, seq)",
+    # One row per webhook event id. The claim is a lease: ``claim_token`` names the
+    # worker that owns the event until ``lease_until``; a worker killed mid-way leaves
+    # an expired lease that the next delivery takes over. ``applied_at`` (the transition
+    # happened) and ``processed_at`` (the handlers succeeded) are separate, so a
+    # redelivery after a failing handler re-runs the handlers, never the transition.
+    """CREATE TABLE IF NOT EXISTS paygate_events (
+        provider TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        provider_type TEXT NOT NULL,
+        payment_id TEXT,
+        payload TEXT NOT NULL,
+        occurred_at {double},
+        received_at {double} NOT NULL,
+        deliveries {bigint} NOT NULL,
+        claim_token TEXT,
+        lease_until {double},
+        applied_at {double},
+        outcome TEXT,
+        processed_at {double},
+        last_error TEXT,
+        PRIMARY KEY (provider, event_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS paygate_events_received ON paygate_events (received_at)",
+    "CREATE INDEX IF NOT EXISTS paygate_events_payment ON paygate_events (payment_id)",
+    # Idempotency records, written before the provider is called.
+    """CREATE TABLE IF NOT EXISTS paygate_operations (
+        key TEXT PRIMARY KEY,
+        operation TEXT NOT NULL,
+        order_id TEXT,
+        fingerprint TEXT NOT NULL,
+        provider_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempt {bigint} NOT NULL,
+        method_digest TEXT,
+        result_id TEXT,
+        result TEXT,
+        error_code TEXT,
+        created_at {double} NOT NULL,
+        updated_at {double} NOT NULL
+    )""",
+)
+
+#: version -> the DDL that brings the previous version to it
+MIGRATIONS: Mapping[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+
+# -- statements ------------------------------------------------------------------------
+
+GET_SCHEMA_VERSION = "SELECT value FROM paygate_meta WHERE key = 'schema_version'"
+INSERT_SCHEMA_VERSION = (
+    "INSERT INTO paygate_meta (key, value) VALUES ('schema_version', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+_PAYMENT_COLUMNS = (
+    "id, provider, order_id, currency, amount, status, captured, refunded, refund_ids, "
+    "before_dispute, data, version, created_at, updated_at"
+)
+SELECT_PAYMENT = f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE id = ?"
+SELECT_PAYMENTS_FOR_ORDER = (
+    f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE order_id = ? ORDER BY created_at, id"
+)
+INSERT_PAYMENT = (
+    f"INSERT INTO paygate_payments ({_PAYMENT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+UPDATE_PAYMENT = (
+    "UPDATE paygate_payments SET order_id = ?, amount = ?, status = ?, captured = ?, "
+    "refunded = ?, refund_ids = ?, before_dispute = ?, data = ?, version = ?, "
+    "updated_at = ? WHERE id = ? AND version = ?"
+)
+
+_TRANSITION_COLUMNS = (
+    "payment_id, provider, event_id, event_type, source, trigger_name, previous_status, "
+    "new_status, currency, amount, captured, refunded, recorded_at"
+)
+INSERT_TRANSITION = (
+    f"INSERT INTO paygate_transitions ({_TRANSITION_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_HISTORY = (
+    f"SELECT seq, {_TRANSITION_COLUMNS} FROM paygate_transitions WHERE payment_id = ? ORDER BY seq"
+)
+
+_EVENT_COLUMNS = (
+    "provider, event_id, event_type, provider_type, payment_id, payload, occurred_at, "
+    "received_at, deliveries, lease_until, applied_at, outcome, processed_at, last_error"
+)
+INSERT_EVENT = (
+    "INSERT INTO paygate_events (provider, event_id, event_type, provider_type, "
+    "payment_id, payload, occurred_at, received_at, deliveries, claim_token, lease_until) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (provider, event_id) DO NOTHING"
+)
+COUNT_DELIVERY = (
+    "UPDATE paygate_events SET deliveries = deliveries + 1 WHERE provider = ? AND event_id = ?"
+)
+# takes over an event nobody owns: a handler failed (no lease) or its worker died (the
+# lease expired); never a processed one
+RECLAIM_EVENT = (
+    "UPDATE paygate_events SET claim_token = ?, lease_until = ? "
+    "WHERE provider = ? AND event_id = ? AND processed_at IS NULL "
+    "AND (lease_until IS NULL OR lease_until < ?)"
+)
+SELECT_EVENT_STATE = (
+    "SELECT processed_at, lease_until, applied_at, outcome, deliveries FROM paygate_events "
+    "WHERE provider = ? AND event_id = ?"
+)
+MARK_EVENT_APPLIED = (
+    "UPDATE paygate_events SET applied_at = ?, outcome = ? "
+    "WHERE provider = ? AND event_id = ? AND claim_token = ? AND applied_at IS NULL"
+)
+FINISH_EVENT = (
+    "UPDATE paygate_events SET processed_at = ?, claim_token = NULL, lease_until = NULL, "
+    "last_error = NULL WHERE provider = ? AND event_id = ? AND claim_token = ?"
+)
+RELEASE_EVENT = (
+    "UPDATE paygate_events SET claim_token = NULL, lease_until = NULL, last_error = ? "
+    "WHERE provider = ? AND event_id = ? AND claim_token = ?"
+)
+SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM paygate_events WHERE provider = ? AND event_id = ?"
+SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM paygate_events"
+
+_OPERATION_COLUMNS = (
+    "key, operation, order_id, fingerprint, provider_key, status, attempt, method_digest, "
+    "result_id, result, error_code, created_at, updated_at"
+)
+SELECT_OPERATION = f"SELECT {_OPERATION_COLUMNS} FROM paygate_operations WHERE key = ?"
+INSERT_OPERATION = (
+    f"INSERT INTO paygate_operations ({_OPERATION_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+REPLACE_OPERATION = (
+    "UPDATE paygate_operations SET operation = ?, order_id = ?, fingerprint = ?, "
+    "provider_key = ?, status = ?, attempt = ?, method_digest = ?, result_id = ?, "
+    "result = ?, error_code = ?, updated_at = ? WHERE key = ? AND attempt = ?"
+)
+FINISH_OPERATION = (
+    "UPDATE paygate_operations SET status = ?, result_id = ?, result = ?, error_code = ?, "
+    "updated_at = ? WHERE key = ? AND attempt = ?"
+)
+
+
+# -- row <-> record --------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
+    """INSERT_PAYMENT's parameters."""
+    state = record.state
+    return (
+        record.id,
+        record.payment.provider,
+        record.order_id,
+        record.payment.amount.currency,
+        state.amount,
+        state.status.value,
+        state.captured,
+        state.refunded,
+        _json(sorted(state.refund_ids)),
+        state.before_dispute.value if state.before_dispute else None,
+        _codec.dumps(record.payment),
+        record.version,
+        record.updated_at,
+        record.updated_at,
+    )
+
+
+def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
+    (pid, _provider, _order, _currency, amount, status, captured, refunded, refund_ids,
+     before_dispute, data, version, created_at, updated_at) = row  # fmt: skip
+    try:
+        payment = _codec.loads(data)
+        if not isinstance(payment, Payment):
+            raise TypeError(f"data holds a {type(payment).__name__}")
+        state = PaymentState(
+            status=PaymentStatus(status),
+            amount=int(amount),
+            captured=int(captured),
+            refunded=int(refunded),
+            refund_ids=frozenset(json.loads(refund_ids)),
+            before_dispute=PaymentStatus(before_dispute) if before_dispute else None,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"payment row {pid!r} is corrupt: {exc}") from None
+    return PaymentRecord.build(
+        payment, state, version=int(version), created_at=created_at, updated_at=updated_at
+    )
+
+
+def transition_params(t: TransitionRecord) -> tuple[Any, ...]:
+    return (
+        t.payment_id,
+        t.provider,
+        t.event_id,
+        t.event_type,
+        t.source,
+        t.trigger,
+        t.previous_status.value if t.previous_status else None,
+        t.new_status.value,
+        t.currency,
+        t.amount,
+        t.captured,
+        t.refunded,
+        t.recorded_at,
+    )
+
+
+def transition_from_row(row: Sequence[Any]) -> TransitionRecord:
+    (seq, payment_id, provider, event_id, event_type, source, trigger, previous, new,
+     currency, amount, captured, refunded, recorded_at) = row  # fmt: skip
+    return TransitionRecord(
+        payment_id=payment_id,
+        provider=provider,
+        trigger=trigger,
+        previous_status=PaymentStatus(previous) if previous else None,
+        new_status=PaymentStatus(new),
+        currency=currency,
+        amount=None if amount is None else int(amount),
+        captured=int(captured),
+        refunded=int(refunded),
+        source=source,
+        event_id=event_id,
+        event_type=event_type,
+        recorded_at=recorded_at,
+        seq=int(seq),
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> EventRecord:
+    (provider, event_id, event_type, provider_type, payment_id, payload, occurred_at,
+     received_at, deliveries, lease_until, applied_at, outcome, processed_at,
+     last_error) = row  # fmt: skip
+    return EventRecord(
+        provider=provider,
+        event_id=event_id,
+        event_type=event_type,
+        provider_type=provider_type,
+        payment_id=payment_id,
+        payload=json.loads(payload),
+        received_at=received_at,
+        deliveries=int(deliveries),
+        occurred_at=occurred_at,
+        outcome=outcome,
+        applied_at=applied_at,
+        processed_at=processed_at,
+        lease_until=lease_until,
+        last_error=last_error,
+    )
+
+
+def operation_from_row(row: Sequence[Any]) -> OperationRecord:
+    (key, operation, order_id, fingerprint, provider_key, status, attempt, method_digest,
+     result_id, result, error_code, created_at, updated_at) = row  # fmt: skip
+    return OperationRecord(
+        key=key,
+        operation=operation,
+        fingerprint=fingerprint,
+        provider_key=provider_key,
+        status=OperationStatus(status),
+        order_id=order_id,
+        attempt=int(attempt),
+        method_digest=method_digest,
+        result_id=result_id,
+        result=None if result is None else json.loads(result),
+        error_code=error_code,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+# -- the shared implementation -----------------------------------------------------------
+
+
+class SQLStore:
+    """The Store protocol over DB-API cursors; subclasses supply connections.
+
+    Subclasses set ``dialect`` and implement ``_write()`` and ``_read()``; ``_write()``
+    must commit when its block ends normally and roll back when it raises.
+    """
+
+    dialect: Dialect
+
+    def _write(self) -> AbstractContextManager[Cursor]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Cursor]:
+        raise NotImplementedError
+
+    def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
+        cur.execute(self.dialect.sql(statement), tuple(params))
+        return int(cur.rowcount)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _version_in(self, cur: Cursor) -> int:
+        cur.execute(self.dialect.sql(self.dialect.table_exists), ("paygate_meta",))
+        if cur.fetchone() is None:
+            return 0
+        cur.execute(GET_SCHEMA_VERSION)
+        row = cur.fetchone()
+        try:
+            return 0 if row is None else int(row[0])
+        except ValueError:
+            raise SchemaVersionError(f"unreadable schema version {row[0]!r}") from None
+
+    def schema_version(self) -> int:
+        """The database's schema version (0: no paygate tables yet)."""
+        with self._read() as cur:
+            return self._version_in(cur)
+
+    def _check_not_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the store's schema is version {version}, newer than this paygate "
+                f"understands ({SCHEMA_VERSION}); upgrade paygate. Nothing was written."
+            )
+
+    def ensure_schema(self, *, migrate: bool = True) -> int:
+        """Check the schema version and create or migrate the tables if ``migrate``.
+
+        A schema newer than this paygate raises :class:`SchemaVersionError` before
+        anything is written; an older one without ``migrate`` raises it too (run
+        ``paygate db upgrade``). Returns the version now in the database.
+        """
+        version = self.schema_version()
+        self._check_not_newer(version)
+        if version == SCHEMA_VERSION:
+            return version
+        if not migrate:
+            raise SchemaVersionError(
+                f"the store's schema is version {version}, this paygate needs "
+                f"{SCHEMA_VERSION}: run `paygate db upgrade`"
+            )
+        return self.upgrade()
+
+    def upgrade(self) -> int:
+        """Apply every missing migration in one transaction; returns the new version."""
+        with self._write() as cur:
+            if self.dialect.migration_lock:
+                cur.execute(self.dialect.migration_lock)
+            version = self._version_in(cur)  # again: another process may have upgraded
+            self._check_not_newer(version)
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    cur.execute(self.dialect.ddl(statement))
+                self._run(cur, INSERT_SCHEMA_VERSION, (str(target),))
+            return SCHEMA_VERSION
+
+    # -- payments -------------------------------------------------------------------------
+
+    def get_payment(self, payment_id: str) -> PaymentRecord | None:
+        with self._read() as cur:
+            self._run(cur, SELECT_PAYMENT, (payment_id,))
+            row = cur.fetchone()
+        return None if row is None else payment_from_row(row)
+
+    def payments_for_order(self, order_id: str) -> list[PaymentRecord]:
+        with self._read() as cur:
+            self._run(cur, SELECT_PAYMENTS_FOR_ORDER, (order_id,))
+            rows = cur.fetchall()
+        return [payment_from_row(row) for row in rows]
+
+    def save_payment(
+        self,
+        record: PaymentRecord,
+        *,
+        expected_version: int | None,
+        transition: TransitionRecord | None = None,
+        claim: EventClaim | None = None,
+        outcome: EventOutcome | None = None,
+    ) -> None:
+        params = payment_params(record)
+        with self._write() as cur:
+            if expected_version is None:
+                if self._run(cur, INSERT_PAYMENT, params) != 1:
+                    raise StoreConflict(f"payment {record.id} already exists")
+            else:
+                (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
+                 before_dispute, data, version, _created, updated) = params  # fmt: skip
+                changed = self._run(
+                    cur,
+                    UPDATE_PAYMENT,
+                    (order_id, amount, status, captured, refunded, refund_ids,
+                     before_dispute, data, version, updated, record.id,
+                     expected_version),
+                )  # fmt: skip
+                if changed != 1:
+                    raise StoreConflict(
+                        f"payment {record.id} changed since it was read "
+                        f"(version {expected_version} expected)"
+                    )
+            if claim is not None:
+                self._mark_applied(cur, claim, outcome or "applied", record.updated_at)
+            if transition is not None:
+                try:
+                    self._run(cur, INSERT_TRANSITION, transition_params(transition))
+                except self.dialect.integrity_errors:
+                    raise ClaimLost(
+                        f"event {transition.event_id} already moved a payment"
+                    ) from None
+
+    def history(self, payment_id: str) -> list[TransitionRecord]:
+        with self._read() as cur:
+            self._run(cur, SELECT_HISTORY, (payment_id,))
+            rows = cur.fetchall()
+        return [transition_from_row(row) for row in rows]
+
+    # -- webhook events -------------------------------------------------------------------
+
+    def claim_event(
+        self,
+        provider: str,
+        event_id: str,
+        *,
+        event_type: str,
+        provider_type: str,
+        payment_id: str | None,
+        payload: Mapping[str, Any],
+        occurred_at: float | None,
+        now: float,
+        lease_seconds: float,
+    ) -> EventClaim:
+        import uuid
+
+        token = uuid.uuid4().hex
+        lease_until = now + lease_seconds
+        with self._write() as cur:
+            inserted = self._run(
+                cur,
+                INSERT_EVENT,
+                (provider, event_id, event_type, provider_type, payment_id, _json(payload),
+                 occurred_at, now, token, lease_until),
+            )  # fmt: skip
+            if inserted == 1:
+                return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
+            self._run(cur, COUNT_DELIVERY, (provider, event_id))
+            reclaimed = self._run(cur, RECLAIM_EVENT, (token, lease_until, provider, event_id, now))
+            self._run(cur, SELECT_EVENT_STATE, (provider, event_id))
+            row = cur.fetchone()
+        processed_at, _lease, applied_at, outcome, deliveries = row
+        if reclaimed == 1:
+            status = ClaimStatus.RECLAIMED
+        elif processed_at is not None:
+            status = ClaimStatus.PROCESSED
+        else:
+            status = ClaimStatus.IN_PROGRESS
+        return EventClaim(
+            provider,
+            event_id,
+            status,
+            token if reclaimed == 1 else None,
+            applied=applied_at is not None,
+            outcome=outcome,
+            deliveries=int(deliveries),
+        )
+
+    def _mark_applied(
+        self, cur: Cursor, claim: EventClaim, outcome: EventOutcome, now: float
+    ) -> None:
+        changed = self._run(
+            cur, MARK_EVENT_APPLIED, (now, outcome, claim.provider, claim.event_id, claim.token)
+        )
+        if changed != 1:
+            raise ClaimLost(
+                f"event {claim.event_id}: the claim was taken over or the event was applied"
+            )
+
+    def record_outcome(self, claim: EventClaim, outcome: EventOutcome, *, now: float) -> None:
+        with self._write() as cur:
+            self._mark_applied(cur, claim, outcome, now)
+
+    def finish_event(self, claim: EventClaim, *, now: float) -> bool:
+        with self._write() as cur:
+            changed = self._run(
+                cur, FINISH_EVENT, (now, claim.provider, claim.event_id, claim.token)
+            )
+        return changed == 1
+
+    def release_event(self, claim: EventClaim, *, error: str) -> None:
+        with self._write() as cur:
+            self._run(cur, RELEASE_EVENT, (error, claim.provider, claim.event_id, claim.token))
+
+    def get_event(self, provider: str, event_id: str) -> EventRecord | None:
+        with self._read() as cur:
+            self._run(cur, SELECT_EVENT, (provider, event_id))
+            row = cur.fetchone()
+        return None if row is None else event_from_row(row)
+
+    def list_events(
+        self,
+        *,
+        since: float | None = None,
+        payment_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            clauses.append("received_at >= ?")
+            params.append(since)
+        if payment_id is not None:
+            clauses.append("payment_id = ?")
+            params.append(payment_id)
+        statement = SELECT_EVENTS
+        if clauses:
+            statement += " WHERE " + " AND ".join(clauses)
+        statement += " ORDER BY received_at, event_id"
+        if limit is not None:
+            statement += " LIMIT ?"
+            params.append(int(limit))
+        with self._read() as cur:
+            self._run(cur, statement, params)
+            rows = cur.fetchall()
+        return [event_from_row(row) for row in rows]
+
+    # -- idempotency records ----------------------------------------------------------------
+
+    def get_operation(self, key: str) -> OperationRecord | None:
+        with self._read() as cur:
+            self._run(cur, SELECT_OPERATION, (key,))
+            row = cur.fetchone()
+        return None if row is None else operation_from_row(row)
+
+    def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        with self._write() as cur:
+            self._run(
+                cur,
+                INSERT_OPERATION,
+                (record.key, record.operation, record.order_id, record.fingerprint,
+                 record.provider_key, record.status.value, record.attempt,
+                 record.method_digest, record.result_id,
+                 None if record.result is None else _json(record.result),
+                 record.error_code, record.created_at, record.updated_at),
+            )  # fmt: skip
+            self._run(cur, SELECT_OPERATION, (record.key,))
+            row = cur.fetchone()
+        return operation_from_row(row)
+
+    def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        with self._write() as cur:
+            changed = self._run(
+                cur,
+                REPLACE_OPERATION,
+                (record.operation, record.order_id, record.fingerprint, record.provider_key,
+                 record.status.value, record.attempt, record.method_digest, record.result_id,
+                 None if record.result is None else _json(record.result),
+                 record.error_code, record.updated_at, record.key, expected_attempt),
+            )  # fmt: skip
+        return changed == 1
+
+    def finish_operation(
+        self,
+        key: str,
+        *,
+        attempt: int,
+        status: OperationStatus,
+        result_id: str | None,
+        result: Mapping[str, Any] | None,
+        error_code: str | None,
+        now: float,
+    ) -> None:
+        with self._write() as cur:
+            self._run(
+                cur,
+                FINISH_OPERATION,
+                (status.value, result_id, None if result is None else _json(result),
+                 error_code, now, key, attempt),
+            )  # fmt: skip
+
+    def iter_statements(self) -> Iterator[str]:
+        """Every DDL statement of the current schema in this dialect (for docs/tests)."""
+        for version in range(1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                yield self.dialect.ddl(statement)

@@ -1,0 +1,255 @@
+"""``MemoryStore``: the Store protocol in dicts, for tests and one-process scripts.
+
+One lock guards everything, which makes every method atomic and the store safe for
+threads; nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from paygate.stores._records import (
+    ClaimLost,
+    ClaimStatus,
+    EventClaim,
+    EventOutcome,
+    EventRecord,
+    OperationRecord,
+    OperationStatus,
+    PaymentRecord,
+    StoreConflict,
+    TransitionRecord,
+)
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Everything in process memory, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._payments: dict[str, PaymentRecord] = {}
+        self._by_order: dict[str, list[str]] = {}
+        self._transitions: list[TransitionRecord] = []
+        self._events: dict[tuple[str, str], EventRecord] = {}
+        self._claims: dict[tuple[str, str], str | None] = {}
+        self._operations: dict[str, OperationRecord] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryStore:
+        return cls()
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(payments={len(self._payments)}, events={len(self._events)})"
+
+    # -- payments ---------------------------------------------------------------------
+
+    def get_payment(self, payment_id: str) -> PaymentRecord | None:
+        with self._lock:
+            return self._payments.get(payment_id)
+
+    def payments_for_order(self, order_id: str) -> list[PaymentRecord]:
+        with self._lock:
+            return [self._payments[pid] for pid in self._by_order.get(order_id, ())]
+
+    def save_payment(
+        self,
+        record: PaymentRecord,
+        *,
+        expected_version: int | None,
+        transition: TransitionRecord | None = None,
+        claim: EventClaim | None = None,
+        outcome: EventOutcome | None = None,
+    ) -> None:
+        with self._lock:
+            current = self._payments.get(record.id)
+            if expected_version is None:
+                if current is not None:
+                    raise StoreConflict(f"payment {record.id} already exists")
+            elif current is None or current.version != expected_version:
+                raise StoreConflict(
+                    f"payment {record.id} changed since it was read "
+                    f"(version {expected_version} expected)"
+                )
+            if claim is not None:
+                self._check_claim(claim)
+                self._mark_applied(claim, outcome or "applied", record.updated_at)
+            if current is None:
+                self._by_order.setdefault(record.order_id or "", []).append(record.id)
+                record = dataclasses.replace(record, created_at=record.updated_at)
+            else:
+                record = dataclasses.replace(record, created_at=current.created_at)
+            self._payments[record.id] = record
+            if transition is not None:
+                seq = len(self._transitions) + 1
+                self._transitions.append(dataclasses.replace(transition, seq=seq))
+
+    def history(self, payment_id: str) -> list[TransitionRecord]:
+        with self._lock:
+            return [t for t in self._transitions if t.payment_id == payment_id]
+
+    # -- webhook events ---------------------------------------------------------------
+
+    def claim_event(
+        self,
+        provider: str,
+        event_id: str,
+        *,
+        event_type: str,
+        provider_type: str,
+        payment_id: str | None,
+        payload: Mapping[str, Any],
+        occurred_at: float | None,
+        now: float,
+        lease_seconds: float,
+    ) -> EventClaim:
+        key = (provider, event_id)
+        token = uuid.uuid4().hex
+        with self._lock:
+            current = self._events.get(key)
+            if current is None:
+                self._events[key] = EventRecord(
+                    provider=provider,
+                    event_id=event_id,
+                    event_type=event_type,
+                    provider_type=provider_type,
+                    payment_id=payment_id,
+                    payload=dict(payload),
+                    received_at=now,
+                    deliveries=1,
+                    occurred_at=occurred_at,
+                    lease_until=now + lease_seconds,
+                )
+                self._claims[key] = token
+                return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
+            current = dataclasses.replace(current, deliveries=current.deliveries + 1)
+            status: ClaimStatus
+            if current.processed:
+                status = ClaimStatus.PROCESSED
+            elif current.lease_until is not None and current.lease_until >= now:
+                status = ClaimStatus.IN_PROGRESS
+            else:
+                status = ClaimStatus.RECLAIMED
+                current = dataclasses.replace(current, lease_until=now + lease_seconds)
+                self._claims[key] = token
+            self._events[key] = current
+            return EventClaim(
+                provider,
+                event_id,
+                status,
+                token if status is ClaimStatus.RECLAIMED else None,
+                applied=current.applied_at is not None,
+                outcome=current.outcome,
+                deliveries=current.deliveries,
+            )
+
+    def _check_claim(self, claim: EventClaim) -> None:
+        key = (claim.provider, claim.event_id)
+        if claim.token is None or self._claims.get(key) != claim.token:
+            raise ClaimLost(f"event {claim.event_id}: the claim was taken over")
+
+    def _mark_applied(self, claim: EventClaim, outcome: EventOutcome, now: float) -> None:
+        key = (claim.provider, claim.event_id)
+        event = self._events[key]
+        if event.applied_at is not None:
+            raise ClaimLost(f"event {claim.event_id}: already applied")
+        self._events[key] = dataclasses.replace(event, applied_at=now, outcome=outcome)
+
+    def record_outcome(self, claim: EventClaim, outcome: EventOutcome, *, now: float) -> None:
+        with self._lock:
+            self._check_claim(claim)
+            self._mark_applied(claim, outcome, now)
+
+    def finish_event(self, claim: EventClaim, *, now: float) -> bool:
+        key = (claim.provider, claim.event_id)
+        with self._lock:
+            if claim.token is None or self._claims.get(key) != claim.token:
+                return False
+            self._claims[key] = None
+            event = self._events[key]
+            self._events[key] = dataclasses.replace(
+                event, processed_at=now, lease_until=None, last_error=None
+            )
+            return True
+
+    def release_event(self, claim: EventClaim, *, error: str) -> None:
+        key = (claim.provider, claim.event_id)
+        with self._lock:
+            if claim.token is None or self._claims.get(key) != claim.token:
+                return
+            self._claims[key] = None
+            event = self._events[key]
+            self._events[key] = dataclasses.replace(event, lease_until=None, last_error=error)
+
+    def get_event(self, provider: str, event_id: str) -> EventRecord | None:
+        with self._lock:
+            return self._events.get((provider, event_id))
+
+    def list_events(
+        self,
+        *,
+        since: float | None = None,
+        payment_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        with self._lock:
+            events = [
+                e
+                for e in self._events.values()
+                if (since is None or e.received_at >= since)
+                and (payment_id is None or e.payment_id == payment_id)
+            ]
+        events.sort(key=lambda e: e.received_at)  # stable: insertion order breaks ties
+        return events if limit is None else events[:limit]
+
+    # -- idempotency records ----------------------------------------------------------
+
+    def get_operation(self, key: str) -> OperationRecord | None:
+        with self._lock:
+            return self._operations.get(key)
+
+    def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        with self._lock:
+            return self._operations.setdefault(record.key, record)
+
+    def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        with self._lock:
+            current = self._operations.get(record.key)
+            if current is None or current.attempt != expected_attempt:
+                return False
+            self._operations[record.key] = dataclasses.replace(
+                record, created_at=current.created_at
+            )
+            return True
+
+    def finish_operation(
+        self,
+        key: str,
+        *,
+        attempt: int,
+        status: OperationStatus,
+        result_id: str | None,
+        result: Mapping[str, Any] | None,
+        error_code: str | None,
+        now: float,
+    ) -> None:
+        with self._lock:
+            current = self._operations.get(key)
+            if current is None or current.attempt != attempt:
+                return
+            self._operations[key] = dataclasses.replace(
+                current,
+                status=status,
+                result_id=result_id,
+                result=None if result is None else dict(result),
+                error_code=error_code,
+                updated_at=now,
+            )
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,181 @@
+"""``SQLiteStore``: the embedded default store (stdlib :mod:`sqlite3`).
+
+Safe for several threads and several processes on one database file:
+
+* WAL journal, so readers never block the writer and the writer never blocks readers;
+* every write is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front,
+  so two writers queue (``busy_timeout``) instead of deadlocking on a lock upgrade;
+* one connection per thread (and per process: a forked child opens its own).
+
+``sqlite://:memory:`` gives a private in-memory database; there one connection is shared
+by all threads under a lock, since each connection to ``:memory:`` is its own database.
+
+The schema and statements are :mod:`paygate.stores._sql`'s, shared with PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from paygate.errors import ConfigurationError
+from paygate.stores._sql import Cursor, Dialect, SQLStore
+
+__all__ = ["SQLITE", "SQLiteStore"]
+
+SQLITE = Dialect(
+    name="sqlite",
+    paramstyle="qmark",
+    bigint="INTEGER",
+    double="REAL",
+    serial_primary_key="INTEGER PRIMARY KEY AUTOINCREMENT",
+    table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    integrity_errors=(sqlite3.IntegrityError,),
+)
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SQLiteStore(SQLStore):
+    """The Store protocol on one SQLite database file.
+
+    ``synchronous``: SQLite's durability setting. ``FULL`` (the default) syncs the WAL on
+    every commit; ``NORMAL`` is faster and can lose the last transactions on power loss
+    (never corrupts). ``timeout``: seconds a writer waits for the lock.
+    """
+
+    dialect = SQLITE
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "FULL",
+        migrate: bool = True,
+    ) -> None:
+        self.path = str(path)
+        self.timeout = float(timeout)
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}"
+            )
+        self._memory = self.path == ":memory:"
+        self._local = threading.local()
+        self._shared: sqlite3.Connection | None = None
+        # in-memory: one connection for everyone, so calls take turns on it
+        self._lock: contextlib.AbstractContextManager[object] = (
+            threading.RLock() if self._memory else contextlib.nullcontext()
+        )
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        if not self._memory:
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise ConfigurationError(f"SQLite store directory {str(parent)!r} does not exist")
+        self.ensure_schema(migrate=migrate)
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://:memory:``;
+        options as a query string: ``?synchronous=NORMAL&timeout=10``."""
+        rest = url.split("://", 1)[1]
+        rest, _, query = rest.partition("?")
+        if rest in (":memory:", "/:memory:", ""):
+            path = ":memory:"
+        elif rest.startswith("/"):
+            path = rest[1:]
+        else:
+            raise ConfigurationError(
+                f"SQLite URL must be sqlite:///path.db (three slashes), got {url!r}"
+            )
+        options = {k: v[-1] for k, v in parse_qs(query).items()}
+        unknown = set(options) - {"synchronous", "timeout"}
+        if unknown:
+            raise ConfigurationError(f"unknown SQLite store options: {', '.join(sorted(unknown))}")
+        try:
+            timeout = float(options.get("timeout", 30.0))
+        except ValueError:
+            raise ConfigurationError(
+                f"timeout must be seconds, got {options['timeout']!r}"
+            ) from None
+        return cls(path, timeout=timeout, synchronous=options.get("synchronous", "FULL"))
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ConfigurationError("this SQLiteStore is closed")
+        # isolation_level=None: no implicit transactions; paygate issues BEGIN IMMEDIATE
+        # and COMMIT itself so every write transaction is explicit
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,  # connections are per thread by construction
+        )
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._open()
+            return self._shared
+        pid = os.getpid()
+        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if cached is None or cached[0] != pid:
+            # a new thread, or a forked child: never share a connection across either
+            cached = (pid, self._open())
+            self._local.conn = cached
+        return cached[1]
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        with self._lock:
+            conn = self._connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+            finally:
+                cur.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        with self._lock:
+            cur = self._connection().cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._shared = None
