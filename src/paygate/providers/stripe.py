@@ -777,6 +777,23 @@ def _scrub(text: str) -> str:
     return _SECRET_PATTERN.sub("[redacted]", text)
 
 
+class _RedactStripeLog(logging.Filter):
+    """Scrub key-like strings from the SDK's own log lines (it logs error messages and, at
+    DEBUG, response bodies, which can quote the API key). Set on the ``stripe`` logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and _SECRET_PATTERN.search(record.msg):
+            record.msg = _scrub(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_scrub(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_STRIPE_LOGGER = logging.getLogger("stripe")
+if not any(isinstance(f, _RedactStripeLog) for f in _STRIPE_LOGGER.filters):
+    _STRIPE_LOGGER.addFilter(_RedactStripeLog())
+
+
 def translate_error(exc: stripe.StripeError) -> errors.ProviderError:
     """The paygate error for a stripe exception, keeping code, HTTP status and request id."""
     target: type[errors.ProviderError] = errors.ProviderError
