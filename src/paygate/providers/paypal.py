@@ -1,0 +1,1194 @@
+"""PayPal adapter: Orders v2, Payments v2 refunds, Subscriptions, Disputes, Invoicing v2.
+
+``paypalrestsdk`` serves as the OAuth and HTTP transport only (its resource classes speak
+the deprecated v1 Payments API); see :mod:`paygate.providers._paypal_http` for the SDK
+quirks paygate neutralizes and :mod:`paygate.providers._paypal_verify` for the offline
+webhook verification that replaces the SDK's.
+
+Ids: ``Payment.id`` is the PayPal **order** id (what the buyer approves, and the ``token``
+PayPal appends to the return URL). ``Payment.charge_id`` is the **capture** id once the order
+is captured; ``Payment.metadata`` keeps ``paypal_order_id``, ``paypal_capture_id`` and
+``paypal_authorization_id``. ``get_payment``, ``capture_payment``, ``cancel_payment`` and
+``refund_payment`` take the order id. The application's order id travels as the purchase
+unit's ``custom_id`` and ``invoice_id`` and comes back as ``Payment.order_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from paygate.errors import (
+    AuthenticationError,
+    CardDeclined,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidAmount,
+    InvalidRequest,
+    InvalidSignature,
+    MalformedPayload,
+    NotFound,
+    NotSupported,
+    PaygateError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    ValidationError,
+)
+from paygate.models import (
+    CaptureMethod,
+    CheckoutMode,
+    CheckoutSession,
+    CheckoutStatus,
+    Dispute,
+    DisputeStatus,
+    EventType,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    Payment,
+    PaymentFailure,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Subscription,
+    SubscriptionStatus,
+    WebhookEvent,
+    WebhookObject,
+)
+from paygate.money import Money
+from paygate.provider import BaseProvider, Capability
+from paygate.providers._paypal_http import PayPalTransport
+from paygate.providers._paypal_verify import (
+    CertFetcher,
+    OfflineVerifier,
+    fetch_certificate,
+    read_headers,
+)
+
+__all__ = ["PayPalProvider", "PayPalSettings"]
+
+log = logging.getLogger("paygate.providers.paypal")
+
+# ==========================================================================================
+# Mapping tables: PayPal's words -> paygate's. Data first, code below.
+# ==========================================================================================
+
+#: Orders v2 ``order.status`` (used when the order has no capture or authorization yet)
+ORDER_STATUS: Final[Mapping[str, PaymentStatus]] = {
+    "CREATED": PaymentStatus.REQUIRES_ACTION,  # waiting for the buyer to approve
+    "PAYER_ACTION_REQUIRED": PaymentStatus.REQUIRES_ACTION,
+    "SAVED": PaymentStatus.PENDING,
+    "APPROVED": PaymentStatus.PROCESSING,  # approved by the buyer, not yet captured by us
+    "VOIDED": PaymentStatus.CANCELED,
+    "COMPLETED": PaymentStatus.SUCCEEDED,
+}
+
+#: Payments v2 ``capture.status``
+CAPTURE_STATUS: Final[Mapping[str, PaymentStatus]] = {
+    "COMPLETED": PaymentStatus.SUCCEEDED,
+    "PENDING": PaymentStatus.PROCESSING,
+    "DECLINED": PaymentStatus.FAILED,
+    "FAILED": PaymentStatus.FAILED,
+    "PARTIALLY_REFUNDED": PaymentStatus.PARTIALLY_REFUNDED,
+    "REFUNDED": PaymentStatus.REFUNDED,
+}
+
+#: Payments v2 ``authorization.status``
+AUTHORIZATION_STATUS: Final[Mapping[str, PaymentStatus]] = {
+    "CREATED": PaymentStatus.AUTHORIZED,
+    "PENDING": PaymentStatus.PROCESSING,
+    "DENIED": PaymentStatus.FAILED,
+    "VOIDED": PaymentStatus.CANCELED,
+    "CAPTURED": PaymentStatus.SUCCEEDED,
+    "PARTIALLY_CAPTURED": PaymentStatus.SUCCEEDED,
+}
+
+#: Payments v2 ``refund.status``
+REFUND_STATUS: Final[Mapping[str, RefundStatus]] = {
+    "COMPLETED": RefundStatus.SUCCEEDED,
+    "PENDING": RefundStatus.PENDING,
+    "FAILED": RefundStatus.FAILED,
+    "CANCELLED": RefundStatus.CANCELED,
+}
+
+#: Subscriptions v1 ``subscription.status``
+SUBSCRIPTION_STATUS: Final[Mapping[str, SubscriptionStatus]] = {
+    "APPROVAL_PENDING": SubscriptionStatus.PENDING,
+    "APPROVED": SubscriptionStatus.INCOMPLETE,  # approved, not yet active (first payment)
+    "ACTIVE": SubscriptionStatus.ACTIVE,
+    "SUSPENDED": SubscriptionStatus.PAUSED,
+    "CANCELLED": SubscriptionStatus.CANCELED,
+    "EXPIRED": SubscriptionStatus.CANCELED,
+}
+
+#: Disputes v1 ``dispute.status`` (``RESOLVED`` is decided by :data:`DISPUTE_OUTCOME`)
+DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
+    "OPEN": DisputeStatus.OPEN,
+    "WAITING_FOR_SELLER_RESPONSE": DisputeStatus.OPEN,
+    "WAITING_FOR_BUYER_RESPONSE": DisputeStatus.UNDER_REVIEW,
+    "UNDER_REVIEW": DisputeStatus.UNDER_REVIEW,
+    "OTHER": DisputeStatus.UNDER_REVIEW,
+}
+
+#: Disputes v1 ``dispute_outcome.outcome_code`` of a ``RESOLVED`` dispute
+DISPUTE_OUTCOME: Final[Mapping[str, DisputeStatus]] = {
+    "RESOLVED_SELLER_FAVOUR": DisputeStatus.WON,
+    "DENIED": DisputeStatus.WON,
+    "CANCELED_BY_BUYER": DisputeStatus.WON,  # the merchant keeps the money
+    "RESOLVED_BUYER_FAVOUR": DisputeStatus.LOST,
+    "ACCEPTED": DisputeStatus.LOST,  # the merchant accepted the claim
+    "RESOLVED_WITH_PAYOUT": DisputeStatus.LOST,
+    "NONE": DisputeStatus.CLOSED,
+}
+
+#: Invoicing v2 ``invoice.status``
+INVOICE_STATUS: Final[Mapping[str, InvoiceStatus]] = {
+    "DRAFT": InvoiceStatus.DRAFT,
+    "SENT": InvoiceStatus.OPEN,
+    "SCHEDULED": InvoiceStatus.OPEN,
+    "UNPAID": InvoiceStatus.OPEN,
+    "PARTIALLY_PAID": InvoiceStatus.OPEN,
+    "PAYMENT_PENDING": InvoiceStatus.OPEN,
+    "PAID": InvoiceStatus.PAID,
+    "MARKED_AS_PAID": InvoiceStatus.PAID,
+    "CANCELLED": InvoiceStatus.VOID,
+    "REFUNDED": InvoiceStatus.REFUNDED,
+    "PARTIALLY_REFUNDED": InvoiceStatus.REFUNDED,
+    "MARKED_AS_REFUNDED": InvoiceStatus.REFUNDED,
+}
+
+#: Webhook ``event_type`` -> (paygate event type, kind of ``resource``). ``None`` as the type
+#: means "decided by the resource" (a resolved dispute is won or lost by its outcome).
+#: INVOICING.INVOICE.CANCELLED/REFUNDED have no paygate event type yet: they are reported as
+#: ``UNKNOWN`` but still carry the normalized ``Invoice``.
+EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
+    "CHECKOUT.ORDER.APPROVED": (EventType.PAYMENT_PROCESSING, "order"),
+    "CHECKOUT.ORDER.COMPLETED": (EventType.PAYMENT_SUCCEEDED, "order"),
+    "CHECKOUT.ORDER.VOIDED": (EventType.PAYMENT_CANCELED, "order"),
+    "PAYMENT.CAPTURE.COMPLETED": (EventType.PAYMENT_SUCCEEDED, "capture"),
+    "PAYMENT.CAPTURE.PENDING": (EventType.PAYMENT_PROCESSING, "capture"),
+    "PAYMENT.CAPTURE.DENIED": (EventType.PAYMENT_FAILED, "capture"),
+    "PAYMENT.CAPTURE.DECLINED": (EventType.PAYMENT_FAILED, "capture"),
+    "PAYMENT.CAPTURE.REFUNDED": (EventType.REFUND_SUCCEEDED, "refund"),
+    # a reversal takes the money back like a refund (the resource is a refund object)
+    "PAYMENT.CAPTURE.REVERSED": (EventType.REFUND_SUCCEEDED, "refund"),
+    "PAYMENT.AUTHORIZATION.CREATED": (EventType.PAYMENT_AUTHORIZED, "authorization"),
+    "PAYMENT.AUTHORIZATION.VOIDED": (EventType.PAYMENT_CANCELED, "authorization"),
+    "BILLING.SUBSCRIPTION.CREATED": (EventType.SUBSCRIPTION_CREATED, "subscription"),
+    "BILLING.SUBSCRIPTION.ACTIVATED": (EventType.SUBSCRIPTION_UPDATED, "subscription"),
+    "BILLING.SUBSCRIPTION.UPDATED": (EventType.SUBSCRIPTION_UPDATED, "subscription"),
+    "BILLING.SUBSCRIPTION.RE-ACTIVATED": (EventType.SUBSCRIPTION_UPDATED, "subscription"),
+    "BILLING.SUBSCRIPTION.SUSPENDED": (EventType.SUBSCRIPTION_UPDATED, "subscription"),
+    "BILLING.SUBSCRIPTION.EXPIRED": (EventType.SUBSCRIPTION_CANCELED, "subscription"),
+    "BILLING.SUBSCRIPTION.CANCELLED": (EventType.SUBSCRIPTION_CANCELED, "subscription"),
+    "BILLING.SUBSCRIPTION.PAYMENT.FAILED": (EventType.SUBSCRIPTION_PAYMENT_FAILED, "subscription"),
+    "CUSTOMER.DISPUTE.CREATED": (EventType.DISPUTE_OPENED, "dispute"),
+    "CUSTOMER.DISPUTE.UPDATED": (EventType.DISPUTE_UPDATED, "dispute"),
+    "CUSTOMER.DISPUTE.RESOLVED": (None, "dispute"),
+    "INVOICING.INVOICE.CREATED": (EventType.INVOICE_CREATED, "invoice"),
+    "INVOICING.INVOICE.PAID": (EventType.INVOICE_PAID, "invoice"),
+    "INVOICING.INVOICE.CANCELLED": (EventType.UNKNOWN, "invoice"),
+    "INVOICING.INVOICE.REFUNDED": (EventType.UNKNOWN, "invoice"),
+}
+
+#: How a resolved dispute's status reads as an event.
+DISPUTE_RESOLUTION_EVENTS: Final[Mapping[DisputeStatus, EventType]] = {
+    DisputeStatus.WON: EventType.DISPUTE_WON,
+    DisputeStatus.LOST: EventType.DISPUTE_LOST,
+}
+
+#: Error ``details[].issue`` codes that mean the buyer's funding was declined.
+DECLINE_ISSUES: Final[Mapping[str, str]] = {
+    "INSTRUMENT_DECLINED": "card_declined",
+    "TRANSACTION_REFUSED": "card_declined",
+    "PAYER_CANNOT_PAY": "card_declined",
+    "PAYER_ACCOUNT_RESTRICTED": "card_declined",
+    "PAYER_ACCOUNT_LOCKED_OR_CLOSED": "card_declined",
+    "CARD_CLOSED": "card_declined",
+    "CARD_EXPIRED": "expired_card",
+    "INVALID_SECURITY_CODE_LENGTH": "incorrect_cvc",
+    "CARD_TYPE_NOT_SUPPORTED": "card_not_supported",
+    "CURRENCY_NOT_SUPPORTED_FOR_CARD_TYPE": "currency_not_supported",
+    "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED": "limit_exceeded",
+    "TRANSACTION_LIMIT_EXCEEDED": "limit_exceeded",
+    "COMPLIANCE_VIOLATION": "do_not_honor",
+    "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING": "card_declined",
+}
+
+#: Issue codes that mean "this id or key was already used for something else".
+CONFLICT_ISSUES: Final[frozenset[str]] = frozenset(
+    {"DUPLICATE_INVOICE_ID", "DUPLICATE_REQUEST_ID", "DUPLICATE_INVOICE_NUMBER"}
+)
+
+#: HTTP status -> error class (5xx not listed -> ProviderUnavailable, other 4xx -> InvalidRequest)
+HTTP_ERRORS: Final[Mapping[int, type[ProviderError]]] = {
+    400: InvalidRequest,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFound,
+    409: IdempotencyConflict,
+    422: InvalidRequest,
+    429: RateLimited,
+}
+
+#: Currencies PayPal's REST API accepts, and those it takes without decimals although ISO
+#: 4217 gives them two (HUF, TWD): PayPal refuses "10.50 HUF", so paygate does too, early.
+PAYPAL_CURRENCIES: Final[frozenset[str]] = frozenset(
+    {
+        "AUD", "BRL", "CAD", "CNY", "CZK", "DKK", "EUR", "HKD", "HUF", "ILS", "JPY", "MYR",
+        "MXN", "TWD", "NZD", "NOK", "PHP", "PLN", "GBP", "SGD", "SEK", "CHF", "THB", "USD",
+    }
+)  # fmt: skip
+PAYPAL_WHOLE_UNIT_CURRENCIES: Final[frozenset[str]] = frozenset({"HUF", "JPY", "TWD"})
+
+_API_HOSTS: Final[Mapping[str, str]] = {
+    "sandbox": "https://api-m.sandbox.paypal.com",
+    "live": "https://api-m.paypal.com",
+}
+_MAX_REQUEST_ID = 108  # PayPal-Request-Id maxLength in the Orders v2 spec
+_MAX_REFERENCE = 127  # custom_id / invoice_id maxLength
+
+
+# ==========================================================================================
+# Settings
+# ==========================================================================================
+
+
+class PayPalSettings(BaseModel):
+    """Validated adapter settings (``PAYGATE_PAYPAL_<NAME>`` in the environment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    webhook_id: str | None = None
+    mode: Literal["sandbox", "live"] = "sandbox"
+    #: override the API host (a local fake or a proxy); http is allowed for 127.0.0.1 fakes
+    base_url: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    #: how many times the Gateway retries a retryable error (the adapter never retries)
+    max_retries: int | None = Field(default=None, ge=0)
+    #: "offline": verify signatures locally with the certificate; "api": ask PayPal
+    verification: Literal["offline", "api"] = "offline"
+    #: seconds a webhook's transmission time may differ from now
+    webhook_tolerance: int = Field(default=300, gt=0)
+    #: url -> certificate PEM; tests inject a local one. Only PayPal's hosts are ever asked.
+    cert_fetcher: Callable[[str], bytes] | None = None
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+def _settings_error(exc: pydantic.ValidationError) -> ConfigurationError:
+    # pydantic's own text includes the input values, which may be the secret: rebuild it
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)
+    )
+    return ConfigurationError(f"invalid PayPal settings: {problems}")
+
+
+# ==========================================================================================
+# Translation helpers (pure)
+# ==========================================================================================
+
+
+def _money_field(amount: Money) -> dict[str, str]:
+    """``{"currency_code", "value"}`` as PayPal wants it; refuses what PayPal would refuse."""
+    if not isinstance(amount, Money):
+        raise InvalidAmount(f"amount must be Money, got {type(amount).__name__}")
+    if amount.currency not in PAYPAL_CURRENCIES:
+        raise ValidationError(f"PayPal does not accept {amount.currency} ({amount})")
+    value = amount.to_decimal()
+    if amount.currency in PAYPAL_WHOLE_UNIT_CURRENCIES:
+        if value != value.to_integral_value():
+            raise InvalidAmount(f"PayPal takes {amount.currency} in whole units only, got {amount}")
+        value = value.quantize(1)
+    return {"currency_code": amount.currency, "value": f"{value:f}"}
+
+
+def _parse_money(field: Any, what: str) -> Money:
+    if not isinstance(field, Mapping) or "value" not in field or "currency_code" not in field:
+        raise MalformedPayload(f"PayPal {what} has no amount")
+    return Money.of(str(field["value"]), str(field["currency_code"]))
+
+
+def _positive(amount: Money, what: str) -> dict[str, str]:
+    if isinstance(amount, Money) and amount.amount <= 0:
+        raise InvalidAmount(f"{what} must be positive, got {amount}")
+    return _money_field(amount)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _link(resource: Mapping[str, Any], *rels: str) -> str | None:
+    for link in resource.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel") in rels:
+            href = link.get("href")
+            return str(href) if href else None
+    return None
+
+
+def _request_id(idempotency_key: str) -> str:
+    """PayPal-Request-Id from the Gateway's key: as is when it fits, else a stable hash."""
+    if not isinstance(idempotency_key, str) or not idempotency_key:
+        raise ValidationError("idempotency_key must be a non-empty str")
+    if len(idempotency_key) <= _MAX_REQUEST_ID and idempotency_key.isascii():
+        return idempotency_key
+    return "pg-" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+def _check_reference(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_REFERENCE:
+        raise ValidationError(
+            f"{what} must be a non-empty str of at most {_MAX_REFERENCE} characters for PayPal, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _path_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty str, got {value!r}")
+    return quote(value, safe="")
+
+
+def _related_ids(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    supplementary = resource.get("supplementary_data") or {}
+    related = supplementary.get("related_ids") if isinstance(supplementary, Mapping) else None
+    return related if isinstance(related, Mapping) else {}
+
+
+def _order_reference(resource: Mapping[str, Any]) -> str | None:
+    value = resource.get("custom_id") or resource.get("invoice_id")
+    return str(value) if value else None
+
+
+def _failure(resource: Mapping[str, Any], status: PaymentStatus) -> PaymentFailure | None:
+    if status is not PaymentStatus.FAILED:
+        return None
+    details = resource.get("status_details") or {}
+    reason = str(details.get("reason") or resource.get("status") or "DECLINED")
+    return PaymentFailure(code=reason, message=f"PayPal: {reason}", decline_code="card_declined")
+
+
+def _payment_from_order(order: Mapping[str, Any]) -> Payment:
+    """An Orders v2 order (with its captures, authorizations, refunds) as a Payment."""
+    order_id = str(order["id"])
+    units = order.get("purchase_units") or [{}]
+    unit: Mapping[str, Any] = units[0]
+    amount = _parse_money(unit.get("amount"), f"order {order_id}")
+    payments = unit.get("payments") or {}
+    captures = list(payments.get("captures") or [])
+    authorizations = list(payments.get("authorizations") or [])
+    refunds = list(payments.get("refunds") or [])
+    zero = Money(0, amount.currency)
+    captured = refunded = zero
+    charge: Mapping[str, Any] | None = None
+    authorization = authorizations[-1] if authorizations else None
+    failure: PaymentFailure | None = None
+    if captures:
+        settled = [
+            c
+            for c in captures
+            if CAPTURE_STATUS.get(c.get("status", ""))
+            in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+        ]
+        charge = settled[-1] if settled else captures[-1]
+        for capture in settled:
+            captured += _parse_money(capture.get("amount"), f"capture {capture.get('id')}")
+        for refund in refunds:
+            if REFUND_STATUS.get(refund.get("status", "")) is RefundStatus.SUCCEEDED:
+                refunded += _parse_money(refund.get("amount"), f"refund {refund.get('id')}")
+        if settled:
+            if refunded.amount == 0 and any(c.get("status") == "REFUNDED" for c in settled):
+                refunded = captured  # fully refunded but the order omits the refund list
+            status = (
+                PaymentStatus.SUCCEEDED
+                if refunded.amount == 0
+                else PaymentStatus.REFUNDED
+                if refunded >= captured
+                else PaymentStatus.PARTIALLY_REFUNDED
+            )
+        else:
+            status = CAPTURE_STATUS.get(str(charge.get("status")), PaymentStatus.PROCESSING)
+            failure = _failure(charge, status)
+    elif authorization is not None:
+        status = AUTHORIZATION_STATUS.get(str(authorization.get("status")), PaymentStatus.PENDING)
+        failure = _failure(authorization, status)
+    else:
+        status = ORDER_STATUS.get(str(order.get("status")), PaymentStatus.PENDING)
+    metadata = {"paypal_order_id": order_id}
+    if order.get("intent"):
+        metadata["paypal_intent"] = str(order["intent"])
+    if charge is not None:
+        metadata["paypal_capture_id"] = str(charge["id"])
+    if authorization is not None:
+        metadata["paypal_authorization_id"] = str(authorization["id"])
+    redirect = (
+        _link(order, "approve", "payer-action") if status is PaymentStatus.REQUIRES_ACTION else None
+    )
+    return Payment(
+        id=order_id,
+        provider="paypal",
+        order_id=_order_reference(unit),
+        amount=amount,
+        status=status,
+        amount_captured=captured,
+        amount_refunded=refunded,
+        redirect_url=redirect,
+        failure=failure,
+        created_at=_parse_time(order.get("create_time")),
+        charge_id=str(charge["id"]) if charge is not None else None,
+        metadata=metadata,
+        raw=order,
+    )
+
+
+def _payment_from_capture(capture: Mapping[str, Any]) -> Payment:
+    """A capture resource (webhook) as a Payment whose id is its order's id when known."""
+    capture_id = str(capture["id"])
+    amount = _parse_money(capture.get("amount"), f"capture {capture_id}")
+    status = CAPTURE_STATUS.get(str(capture.get("status")), PaymentStatus.PROCESSING)
+    related = _related_ids(capture)
+    paypal_order = str(related.get("order_id") or capture_id)
+    settled = status in (
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    )
+    metadata = {"paypal_order_id": paypal_order, "paypal_capture_id": capture_id}
+    if related.get("authorization_id"):
+        metadata["paypal_authorization_id"] = str(related["authorization_id"])
+    return Payment(
+        id=paypal_order,
+        provider="paypal",
+        order_id=_order_reference(capture),
+        amount=amount,
+        status=status,
+        amount_captured=amount if settled else None,
+        failure=_failure(capture, status),
+        created_at=_parse_time(capture.get("create_time")),
+        charge_id=capture_id,
+        metadata=metadata,
+        raw=capture,
+    )
+
+
+def _payment_from_authorization(authorization: Mapping[str, Any]) -> Payment:
+    authorization_id = str(authorization["id"])
+    amount = _parse_money(authorization.get("amount"), f"authorization {authorization_id}")
+    status = AUTHORIZATION_STATUS.get(str(authorization.get("status")), PaymentStatus.PENDING)
+    related = _related_ids(authorization)
+    paypal_order = str(related.get("order_id") or authorization_id)
+    return Payment(
+        id=paypal_order,
+        provider="paypal",
+        order_id=_order_reference(authorization),
+        amount=amount,
+        status=status,
+        failure=_failure(authorization, status),
+        created_at=_parse_time(authorization.get("create_time")),
+        metadata={"paypal_order_id": paypal_order, "paypal_authorization_id": authorization_id},
+        raw=authorization,
+    )
+
+
+def _capture_id_from_links(refund: Mapping[str, Any]) -> str | None:
+    href = _link(refund, "up")
+    if href and "/captures/" in href:
+        return href.rstrip("/").rsplit("/", 1)[-1]
+    return None
+
+
+def _refund_from(
+    refund: Mapping[str, Any],
+    *,
+    payment_id: str | None = None,
+    order_id: str | None = None,
+    fallback_amount: Money | None = None,
+    reason: str | None = None,
+) -> Refund:
+    refund_id = str(refund["id"])
+    if refund.get("amount") is not None:
+        amount = abs(_parse_money(refund.get("amount"), f"refund {refund_id}"))
+    elif fallback_amount is not None:
+        amount = fallback_amount
+    else:
+        raise MalformedPayload(f"PayPal refund {refund_id} has no amount")
+    related = _related_ids(refund)
+    owner = payment_id or related.get("order_id") or _capture_id_from_links(refund)
+    if not owner:
+        raise MalformedPayload(f"PayPal refund {refund_id} names no capture or order")
+    details = refund.get("status_details") or {}
+    return Refund(
+        id=refund_id,
+        provider="paypal",
+        payment_id=str(owner),
+        amount=amount,
+        status=REFUND_STATUS.get(str(refund.get("status")), RefundStatus.PENDING),
+        reason=reason or refund.get("note_to_payer"),
+        order_id=order_id or _order_reference(refund),
+        created_at=_parse_time(refund.get("create_time")),
+        failure_reason=details.get("reason"),
+        raw=refund,
+    )
+
+
+def _subscription_from(subscription: Mapping[str, Any]) -> Subscription:
+    status = SUBSCRIPTION_STATUS.get(str(subscription.get("status")), SubscriptionStatus.INCOMPLETE)
+    billing = subscription.get("billing_info") or {}
+    return Subscription(
+        id=str(subscription["id"]),
+        provider="paypal",
+        customer_id=subscription.get("custom_id"),
+        price_id=subscription.get("plan_id"),
+        status=status,
+        current_period_end=_parse_time(billing.get("next_billing_time")),
+        redirect_url=_link(subscription, "approve")
+        if status is SubscriptionStatus.PENDING
+        else None,
+        raw=subscription,
+    )
+
+
+def _dispute_status(dispute: Mapping[str, Any]) -> DisputeStatus:
+    status = str(dispute.get("status"))
+    if status == "RESOLVED":
+        outcome = (dispute.get("dispute_outcome") or {}).get("outcome_code", "NONE")
+        return DISPUTE_OUTCOME.get(str(outcome), DisputeStatus.CLOSED)
+    return DISPUTE_STATUS.get(status, DisputeStatus.OPEN)
+
+
+def _dispute_from(dispute: Mapping[str, Any]) -> Dispute:
+    dispute_id = str(dispute["dispute_id"])
+    transactions = dispute.get("disputed_transactions") or [{}]
+    transaction: Mapping[str, Any] = transactions[0]
+    order_ref = transaction.get("custom") or transaction.get("invoice_number")
+    return Dispute(
+        id=dispute_id,
+        provider="paypal",
+        # PayPal names the disputed capture (seller_transaction_id), not the order
+        payment_id=transaction.get("seller_transaction_id"),
+        amount=_parse_money(dispute.get("dispute_amount"), f"dispute {dispute_id}"),
+        status=_dispute_status(dispute),
+        reason=dispute.get("reason"),
+        order_id=str(order_ref) if order_ref else None,
+        evidence_due_by=_parse_time(dispute.get("seller_response_due_date")),
+        created_at=_parse_time(dispute.get("create_time")),
+        raw=dispute,
+    )
+
+
+def _invoice_from(invoice: Mapping[str, Any], *, fallback_total: Money | None = None) -> Invoice:
+    invoice_id = str(invoice["id"])
+    detail = invoice.get("detail") or {}
+    if invoice.get("amount") is not None:
+        total = _parse_money(invoice["amount"], f"invoice {invoice_id}")
+    elif fallback_total is not None:
+        total = fallback_total
+    else:
+        raise MalformedPayload(f"PayPal invoice {invoice_id} has no amount")
+    paid_field = (invoice.get("payments") or {}).get("paid_amount")
+    recipients = invoice.get("primary_recipients") or [{}]
+    email = (recipients[0].get("billing_info") or {}).get("email_address")
+    reference = detail.get("reference")
+    metadata = detail.get("metadata") or {}
+    return Invoice(
+        id=invoice_id,
+        provider="paypal",
+        customer_id=email,
+        status=INVOICE_STATUS.get(str(invoice.get("status")), InvoiceStatus.DRAFT),
+        amount_due=total,
+        amount_paid=_parse_money(paid_field, f"invoice {invoice_id}") if paid_field else None,
+        order_id=str(reference) if reference else None,
+        number=detail.get("invoice_number"),
+        hosted_url=metadata.get("recipient_view_url"),
+        due_at=_parse_time((detail.get("payment_term") or {}).get("due_date")),
+        created_at=_parse_time(metadata.get("create_time")),
+        raw=invoice,
+    )
+
+
+_NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] = {
+    "order": _payment_from_order,
+    "capture": _payment_from_capture,
+    "authorization": _payment_from_authorization,
+    "refund": lambda resource: _refund_from(resource),
+    "subscription": _subscription_from,
+    "dispute": _dispute_from,
+    "invoice": lambda resource: _invoice_from(resource),
+}
+
+
+def translate_error(
+    status: int, payload: Mapping[str, Any] | None, debug_id: str | None
+) -> ProviderError:
+    """A PayPal error answer as a paygate error (message from PayPal's own words)."""
+    body = payload or {}
+    details = [d for d in body.get("details") or () if isinstance(d, Mapping)]
+    issues = [str(d.get("issue")) for d in details if d.get("issue")]
+    # OAuth errors are {"error": ..., "error_description": ...}
+    name = str(body.get("name") or body.get("error") or f"HTTP_{status}")
+    description = (
+        (details[0].get("description") if details else None)
+        or body.get("message")
+        or body.get("error_description")
+        or name
+    )
+    code = issues[0] if issues else name
+    common: dict[str, Any] = {
+        "provider": "paypal",
+        "code": code,
+        "http_status": status,
+        "request_id": debug_id,
+    }
+    message = f"PayPal: {description}"
+    for issue in issues:
+        if issue in DECLINE_ISSUES:
+            return CardDeclined(
+                message, decline_code=DECLINE_ISSUES[issue], **{**common, "code": issue}
+            )
+        if issue in CONFLICT_ISSUES:
+            return IdempotencyConflict(message, **{**common, "code": issue})
+    error_class = HTTP_ERRORS.get(status)
+    if error_class is None:
+        error_class = ProviderUnavailable if status >= 500 or status == 0 else InvalidRequest
+    return error_class(message, **common)
+
+
+# ==========================================================================================
+# The adapter
+# ==========================================================================================
+
+
+class PayPalProvider(BaseProvider):
+    """PayPal on Orders v2 with an approval redirect; see the module docstring for ids."""
+
+    name = "paypal"
+    capabilities = frozenset(
+        {
+            Capability.PAYMENTS,
+            Capability.MANUAL_CAPTURE,
+            Capability.PARTIAL_CAPTURE,
+            Capability.REFUNDS,
+            Capability.PARTIAL_REFUNDS,
+            Capability.CHECKOUT,
+            Capability.SUBSCRIPTIONS,
+            Capability.INVOICES,
+            Capability.DISPUTES,
+            Capability.WEBHOOKS,
+        }
+    )
+
+    def __init__(self, **settings: Any) -> None:
+        try:
+            self.settings = PayPalSettings(**settings)
+        except pydantic.ValidationError as exc:
+            raise _settings_error(exc) from None
+        config = self.settings
+        #: the Gateway's retry count for this provider (the adapter itself never retries)
+        self.max_retries: int | None = config.max_retries
+        self._http = PayPalTransport(
+            client_id=config.client_id,
+            client_secret=config.client_secret.get_secret_value(),
+            mode=config.mode,
+            base_url=config.base_url or _API_HOSTS[config.mode],
+            timeout=config.timeout,
+            translate_error=translate_error,
+        )
+        fetcher: CertFetcher = config.cert_fetcher or (
+            lambda url: fetch_certificate(url, timeout=config.timeout)
+        )
+        self._verifier = (
+            OfflineVerifier(
+                webhook_id=config.webhook_id,
+                fetch=fetcher,
+                tolerance=timedelta(seconds=config.webhook_tolerance),
+            )
+            if config.webhook_id
+            else None
+        )
+
+    def __repr__(self) -> str:
+        return f"PayPalProvider(mode={self.settings.mode!r}, endpoint={self._http.endpoint!r})"
+
+    # -- payments ---------------------------------------------------------------------------
+
+    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        """Create an order; the buyer approves it at ``Payment.redirect_url``.
+
+        ``payment_method`` must be ``None`` or ``"paypal"``: the buyer picks the funding at
+        PayPal. ``customer_id`` and ``metadata`` have no place on a PayPal order and are
+        not sent.
+        """
+        _check_reference(order_id, "order_id")
+        if payment_method not in (None, "paypal"):
+            raise ValidationError(
+                f"PayPal payments are funded at PayPal's approval page; payment_method must "
+                f"be None or 'paypal', got {payment_method!r}"
+            )
+        if capture not in ("automatic", "manual"):
+            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        unit: dict[str, Any] = {
+            "custom_id": order_id,
+            "invoice_id": order_id,
+            "amount": _positive(amount, "amount"),
+        }
+        if description:
+            unit["description"] = description[:127]
+        body: dict[str, Any] = {
+            "intent": "CAPTURE" if capture == "automatic" else "AUTHORIZE",
+            "purchase_units": [unit],
+        }
+        if return_url:
+            body["payment_source"] = {"paypal": {"experience_context": {
+                "return_url": return_url,
+                "cancel_url": return_url,  # complete_return looks the order up either way
+                "user_action": "PAY_NOW",
+            }}}  # fmt: skip
+        order = self._http.post(
+            "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
+        )
+        payment = _payment_from_order(order)
+        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        return payment
+
+    def get_payment(self, payment_id: str) -> Payment:
+        return _payment_from_order(self._get_order(payment_id))
+
+    def complete_return(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, params: Mapping[str, str], *, idempotency_key: str
+    ) -> Payment:
+        """The buyer came back with ``?token=<PayPal order id>``: capture (or authorize) it.
+
+        The query string is only used for the order id; the order's status is read from
+        PayPal. An order that is not approved is returned as it is, untouched.
+        """
+        token = params.get("token") if isinstance(params, Mapping) else None
+        if not token:
+            raise ValidationError("the PayPal return has no 'token' parameter (the order id)")
+        order = self._get_order(token)
+        if order.get("status") == "APPROVED":
+            path = _path_id(str(order["id"]), "order id")
+            action = "authorize" if order.get("intent") == "AUTHORIZE" else "capture"
+            order = self._http.post(
+                f"/v2/checkout/orders/{path}/{action}", {}, request_id=_request_id(idempotency_key)
+            )
+        payment = _payment_from_order(order)
+        log.info("paypal order %s after return: %s", payment.id, payment.status)
+        return payment
+
+    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        """Capture an authorized order (all of it, or ``amount``)."""
+        order = self._get_order(payment_id)
+        authorization = self._authorization(order, "capture")
+        body: dict[str, Any] = {"final_capture": True}
+        if amount is not None:
+            body["amount"] = _positive(amount, "capture amount")
+        authorization_path = _path_id(str(authorization["id"]), "authorization id")
+        capture = self._http.post(
+            f"/v2/payments/authorizations/{authorization_path}/capture",
+            body,
+            request_id=_request_id(idempotency_key),
+        )
+        _payments_of(order)["captures"] = [capture]
+        return _payment_from_order(order)
+
+    def cancel_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, payment_id: str, *, idempotency_key: str
+    ) -> Payment:
+        """Void an authorized order. PayPal has no call to cancel an unapproved order (it
+        expires); a captured one is refunded instead."""
+        order = self._get_order(payment_id)
+        authorization = self._authorization(order, "cancel")
+        authorization_path = _path_id(str(authorization["id"]), "authorization id")
+        voided = self._http.post(
+            f"/v2/payments/authorizations/{authorization_path}/void",
+            {},
+        )
+        _payments_of(order)["authorizations"] = [voided or {**authorization, "status": "VOIDED"}]
+        return _payment_from_order(order)
+
+    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        """Refund the order's capture, fully (``amount=None``) or partly."""
+        order = self._get_order(payment_id)
+        payment = _payment_from_order(order)
+        if payment.charge_id is None or payment.status not in (
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+        ):
+            raise InvalidRequest(
+                f"PayPal order {payment.id} has no completed capture to refund "
+                f"(status {payment.status})", provider="paypal", code="not_captured",
+            )  # fmt: skip
+        body: dict[str, Any] = {}
+        if amount is not None:
+            body["amount"] = _positive(amount, "refund amount")
+        if reason:
+            body["note_to_payer"] = reason[:255]
+        refund = self._http.post(
+            f"/v2/payments/captures/{_path_id(payment.charge_id, 'capture id')}/refund",
+            body,
+            request_id=_request_id(idempotency_key),
+        )
+        assert payment.amount_captured is not None and payment.amount_refunded is not None
+        return _refund_from(
+            refund,
+            payment_id=payment.id,
+            order_id=payment.order_id,
+            fallback_amount=amount or payment.amount_captured - payment.amount_refunded,
+            reason=reason,
+        )
+
+    # -- hosted checkout (an order with line items) -------------------------------------------
+
+    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        """PayPal's hosted page is the order approval: a checkout is an order with items.
+
+        Its id is the PayPal order id, which is also the id of the Payment that
+        ``complete_return`` gives back.
+        """
+        if mode != "payment":
+            raise NotSupported(
+                "PayPal checkout sessions are for payments; use create_subscription, whose "
+                "Subscription.redirect_url is the approval page",
+                provider="paypal",
+                code="not_supported",
+            )
+        _check_reference(order_id, "order_id")
+        if not line_items:
+            raise ValidationError("a checkout needs at least one line item")
+        currency = line_items[0].unit_amount.currency
+        if any(item.unit_amount.currency != currency for item in line_items):
+            raise ValidationError("all line items of a PayPal checkout must share one currency")
+        total = Money(sum(item.total.amount for item in line_items), currency)
+        items = [
+            {
+                "name": item.name[:127],
+                "quantity": str(item.quantity),
+                "unit_amount": _money_field(item.unit_amount),
+                **({"description": item.description[:127]} if item.description else {}),
+            }
+            for item in line_items
+        ]
+        amount = _positive(total, "checkout total")
+        body = {
+            "intent": "CAPTURE",
+            "purchase_units": [{
+                "custom_id": order_id,
+                "invoice_id": order_id,
+                "amount": {**amount, "breakdown": {"item_total": amount}},
+                "items": items,
+            }],
+            "payment_source": {"paypal": {"experience_context": {
+                "return_url": success_url, "cancel_url": cancel_url, "user_action": "PAY_NOW",
+            }}},
+        }  # fmt: skip
+        order = self._http.post(
+            "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
+        )
+        return _checkout_from_order(order)
+
+    def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        return _checkout_from_order(self._get_order(session_id))
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        """Subscribe to the billing plan ``price_id``; the buyer approves at ``redirect_url``.
+
+        PayPal has no customer objects: ``customer_id`` travels as the subscription's
+        ``custom_id`` and comes back as ``Subscription.customer_id``.
+        """
+        _check_reference(customer_id, "customer_id")
+        if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
+            raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
+        subscription = self._http.post(
+            "/v1/billing/subscriptions",
+            {"plan_id": price_id, "custom_id": customer_id},
+            request_id=_request_id(idempotency_key),
+        )
+        return _subscription_from(subscription)
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        path = _path_id(subscription_id, "subscription_id")
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        if at_period_end:
+            raise NotSupported(
+                "PayPal cancels subscriptions at once; at_period_end=True is not available",
+                provider="paypal",
+                code="not_supported",
+            )
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/cancel", {"reason": "Canceled by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    # -- invoices and disputes ----------------------------------------------------------------
+
+    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """A draft invoice (sent when ``send``). ``customer_id`` is the recipient's email:
+        PayPal invoices people, it has no customer objects."""
+        if not isinstance(customer_id, str) or "@" not in customer_id:
+            raise ValidationError(
+                f"PayPal invoices are addressed by email: customer_id must be an email "
+                f"address, got {customer_id!r}"
+            )
+        if not line_items:
+            raise ValidationError("an invoice needs at least one line item")
+        currency = line_items[0].unit_amount.currency
+        if any(item.unit_amount.currency != currency for item in line_items):
+            raise ValidationError("all line items of a PayPal invoice must share one currency")
+        total = Money(sum(item.total.amount for item in line_items), currency)
+        _positive(total, "invoice total")
+        detail: dict[str, Any] = {"currency_code": currency}
+        if order_id:
+            detail["reference"] = _check_reference(order_id, "order_id")
+        if description:
+            detail["note"] = description[:4000]
+        body = {
+            "detail": detail,
+            "primary_recipients": [{"billing_info": {"email_address": customer_id}}],
+            "items": [
+                {
+                    "name": item.name[:200],
+                    "quantity": str(item.quantity),
+                    "unit_amount": _money_field(item.unit_amount),
+                    **({"description": item.description[:1000]} if item.description else {}),
+                }
+                for item in line_items
+            ],
+        }
+        invoice = self._http.post(
+            "/v2/invoicing/invoices", body, request_id=_request_id(idempotency_key)
+        )
+        if "id" not in invoice:
+            raise ProviderUnavailable(
+                "PayPal created an invoice but did not return it", provider="paypal"
+            )
+        if send:
+            path = _path_id(str(invoice["id"]), "invoice id")
+            self._http.post(
+                f"/v2/invoicing/invoices/{path}/send",
+                {"send_to_recipient": True},
+                request_id=_request_id(idempotency_key + ":send"),
+            )
+            invoice = self._http.get(f"/v2/invoicing/invoices/{path}")
+        return _invoice_from(invoice, fallback_total=total)
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        path = _path_id(dispute_id, "dispute_id")
+        return _dispute_from(self._http.get(f"/v1/customer/disputes/{path}"))
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify the PayPal signature (offline or by PayPal's API), then normalize."""
+        if not self.settings.webhook_id:
+            raise ConfigurationError("PayPal webhooks need the webhook_id setting")
+        if not isinstance(body, bytes):
+            raise MalformedPayload("a webhook body must be the raw request bytes")
+        if self.settings.verification == "api":
+            self._verify_by_api(body, headers)
+        else:
+            assert self._verifier is not None
+            self._verifier.verify(body, headers)
+        return _event_from(body)
+
+    def _verify_by_api(self, body: bytes, headers: Mapping[str, str]) -> None:
+        signature = read_headers(headers)
+        event = _json_object(body, InvalidSignature)
+        answer = self._http.post(
+            "/v1/notifications/verify-webhook-signature",
+            {
+                "auth_algo": signature.auth_algo,
+                "cert_url": signature.cert_url,
+                "transmission_id": signature.transmission_id,
+                "transmission_sig": signature.transmission_sig,
+                "transmission_time": signature.transmission_time,
+                "webhook_id": self.settings.webhook_id,
+                "webhook_event": event,
+            },
+        )
+        # PayPal answers 200 whether or not the signature holds: only SUCCESS counts
+        if answer.get("verification_status") != "SUCCESS":
+            raise InvalidSignature(
+                f"PayPal did not verify the webhook (verification_status="
+                f"{answer.get('verification_status')!r})"
+            )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _get_order(self, order_id: str) -> dict[str, Any]:
+        return self._http.get(f"/v2/checkout/orders/{_path_id(order_id, 'payment id')}")
+
+    def _authorization(self, order: Mapping[str, Any], operation: str) -> Mapping[str, Any]:
+        payments = _payments_of(order)
+        authorizations: list[Mapping[str, Any]] = [
+            a
+            for a in payments.get("authorizations") or ()
+            if a.get("status") in ("CREATED", "PENDING", "PARTIALLY_CAPTURED")
+        ]
+        if not authorizations:
+            raise InvalidRequest(
+                f"cannot {operation} PayPal order {order.get('id')}: it has no open "
+                f"authorization (order status {order.get('status')})",
+                provider="paypal",
+                code="no_authorization",
+            )
+        return authorizations[-1]
+
+
+def _payments_of(order: Mapping[str, Any]) -> dict[str, Any]:
+    units = order.get("purchase_units") or [{}]
+    unit = units[0]
+    payments = unit.setdefault("payments", {})
+    assert isinstance(payments, dict)
+    return payments
+
+
+def _checkout_from_order(order: Mapping[str, Any]) -> CheckoutSession:
+    payment = _payment_from_order(order)
+    status = (
+        CheckoutStatus.COMPLETE
+        if payment.status
+        in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+        else CheckoutStatus.EXPIRED
+        if payment.status is PaymentStatus.CANCELED
+        else CheckoutStatus.OPEN
+    )
+    return CheckoutSession(
+        id=payment.id,
+        provider="paypal",
+        url=_link(order, "approve", "payer-action"),
+        status=status,
+        order_id=payment.order_id,
+        payment_id=payment.id,
+        amount_total=payment.amount,
+        raw=order,
+    )
+
+
+def _json_object(body: bytes, error: type[PaygateError]) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise error("the PayPal webhook body is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise error("the PayPal webhook body is not a JSON object")
+    return parsed
+
+
+def _event_from(body: bytes) -> WebhookEvent:
+    raw = _json_object(body, MalformedPayload)
+    event_id, provider_type = raw.get("id"), raw.get("event_type")
+    if not isinstance(event_id, str) or not isinstance(provider_type, str):
+        raise MalformedPayload("the PayPal webhook has no id or event_type")
+    occurred_at = _parse_time(raw.get("create_time"))
+    mapped = EVENT_TYPES.get(provider_type)
+    if mapped is None:
+        return WebhookEvent(
+            event_id, "paypal", EventType.UNKNOWN, occurred_at, None, provider_type, raw
+        )
+    event_type, kind = mapped
+    resource = raw.get("resource")
+    if not isinstance(resource, dict):
+        raise MalformedPayload(f"PayPal {provider_type} event {event_id} has no resource")
+    try:
+        obj = _NORMALIZERS[kind](resource)
+    except PaygateError as exc:
+        raise MalformedPayload(f"PayPal {provider_type} event {event_id}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise MalformedPayload(
+            f"PayPal {provider_type} event {event_id} has an unusable resource "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if event_type is None:  # a resolved dispute: won or lost by its outcome
+        assert isinstance(obj, Dispute)
+        event_type = DISPUTE_RESOLUTION_EVENTS.get(obj.status, EventType.DISPUTE_UPDATED)
+    return WebhookEvent(event_id, "paypal", event_type, occurred_at, obj, provider_type, raw)
