@@ -263,6 +263,18 @@ def _error(kind: type[ProviderError], message: str, code: str, status: int) -> P
     return kind(message, provider="fake", code=code, http_status=status)
 
 
+def _declined(payment_method: str, payment_id: str | None = None) -> CardDeclined:
+    """The decline a token scripts (``tok_declined``'s for tokens that do not decline)."""
+    decline_code, message = DECLINES.get(payment_method, DECLINES["tok_declined"])
+    exc = CardDeclined(
+        message, decline_code=decline_code, provider="fake", code="card_declined", http_status=402
+    )
+    if payment_id is not None:
+        # additive: which payment failed, as Stripe's error names its PaymentIntent
+        setattr(exc, "payment_id", payment_id)  # noqa: B010 - not declared on CardDeclined
+    return exc
+
+
 def _invalid(message: str, code: str = "parameter_invalid") -> ProviderError:
     return _error(InvalidRequest, message, code, 400)
 
@@ -504,13 +516,7 @@ class FakeProvider(BaseProvider):
         if outcome == "decline":
             decline_code, message = DECLINES[payment_method]
             self._fail(record, "card_declined", message, decline_code, emit=emit)
-            exc = CardDeclined(
-                message, decline_code=decline_code, provider="fake", code="card_declined",
-                http_status=402,
-            )  # fmt: skip
-            # additive: which payment failed, as Stripe's error names its PaymentIntent
-            setattr(exc, "payment_id", record["id"])  # noqa: B010 - not declared on CardDeclined
-            raise exc
+            raise _declined(payment_method, record["id"])
         if outcome == "require_action":
             record.update(
                 status="requires_action",
@@ -1028,11 +1034,7 @@ class FakeProvider(BaseProvider):
         self, session: JSON, payment_method: str, outcome: Outcome
     ) -> None:
         if outcome == "decline":
-            decline_code, message = DECLINES[payment_method]
-            raise CardDeclined(
-                message, decline_code=decline_code, provider="fake", code="card_declined",
-                http_status=402,
-            )  # fmt: skip
+            raise _declined(payment_method)
         customer_id = session["customer_id"]
         if customer_id is None:
             customer_id = self._new_customer(None, None, {})["id"]
@@ -1367,11 +1369,7 @@ class FakeProvider(BaseProvider):
                     "invoice_unexpected_state",
                 )
             if not self._pay_invoice(invoice, payment_method):
-                decline_code, message = DECLINES.get(payment_method, DECLINES["tok_declined"])
-                raise CardDeclined(
-                    message, decline_code=decline_code, provider="fake", code="card_declined",
-                    http_status=402,
-                )  # fmt: skip
+                raise _declined(payment_method, invoice["payment_id"])
             return codec.invoice(copy.deepcopy(invoice))
 
     def get_invoice(self, invoice_id: str) -> Invoice:
