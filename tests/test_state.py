@@ -1,0 +1,604 @@
+"""The payment state machine: every status x every trigger, scenarios, webhook mapping, docs.
+
+Regenerate the diagram in docs/state-machine.md after changing the table::
+
+    python -m tests.test_state --write
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from paygate import (
+    Dispute,
+    DisputeStatus,
+    EventType,
+    InvalidTransition,
+    Money,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Subscription,
+    SubscriptionStatus,
+    WebhookEvent,
+)
+from paygate.state import (
+    TABLE,
+    TERMINAL,
+    PaymentEvent,
+    PaymentState,
+    Step,
+    Trigger,
+    apply,
+    apply_all,
+    event_for_status,
+    event_from_webhook,
+    state_of,
+    to_mermaid,
+)
+from tests._state_reference import Impossible, RefPayment, consistent, expected_outcome
+
+S, T = PaymentStatus, Trigger
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "state-machine.md"
+AMOUNT = 1000
+
+
+def representative(status: PaymentStatus) -> PaymentState:
+    """A typical payment in ``status``, with amounts that fit it."""
+    if status in (S.SUCCEEDED, S.CHARGED_BACK):
+        return PaymentState(status, AMOUNT, captured=AMOUNT)
+    if status is S.PARTIALLY_REFUNDED:
+        return PaymentState(
+            status, AMOUNT, captured=AMOUNT, refunded=300, refund_ids=frozenset({"re_0"})
+        )
+    if status is S.REFUNDED:
+        return PaymentState(
+            status, AMOUNT, captured=AMOUNT, refunded=AMOUNT, refund_ids=frozenset({"re_0"})
+        )
+    if status is S.DISPUTED:
+        return PaymentState(status, AMOUNT, captured=AMOUNT, before_dispute=S.SUCCEEDED)
+    return PaymentState(status, AMOUNT)
+
+
+def as_reference(state: PaymentState) -> RefPayment:
+    return RefPayment(
+        state.status,
+        state.amount,
+        state.captured,
+        state.refunded,
+        frozenset(state.refund_ids),
+        state.before_dispute,
+    )
+
+
+def event_for(trigger: Trigger) -> PaymentEvent:
+    if trigger is T.REFUNDED:
+        return PaymentEvent(trigger, amount=100, ref="re_new")
+    return PaymentEvent(trigger)
+
+
+# -- every status x every trigger ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "trigger"),
+    list(itertools.product(PaymentStatus, Trigger)),
+    ids=lambda value: str(value),
+)
+def test_every_status_every_trigger(status: PaymentStatus, trigger: Trigger) -> None:
+    for state in variants(status):
+        check_cell(state, event_for(trigger))
+
+
+def variants(status: PaymentStatus) -> list[PaymentState]:
+    """The representative state, plus the other shapes a payment in ``status`` can have."""
+    states = [representative(status)]
+    if status is S.SUCCEEDED:
+        states.append(PaymentState(status, AMOUNT, captured=600))  # partially captured
+    if status is S.DISPUTED:
+        for refunded, prior in ((300, S.PARTIALLY_REFUNDED), (AMOUNT, S.REFUNDED)):
+            states.append(
+                PaymentState(
+                    status, AMOUNT, captured=AMOUNT, refunded=refunded, before_dispute=prior
+                )
+            )
+    return states
+
+
+def check_cell(state: PaymentState, event: PaymentEvent) -> None:
+    status, trigger = state.status, event.trigger
+    expected = expected_outcome(status, trigger)
+    reference = as_reference(state)
+    if expected == "invalid" or (
+        trigger is T.REFUNDED and state.refunded + (event.amount or 0) > state.captured > 0
+    ):
+        with pytest.raises(InvalidTransition) as caught:
+            apply(state, event)
+        assert (caught.value.status, caught.value.trigger) == (status.value, trigger.value)
+        assert status.value in str(caught.value) and trigger.value in str(caught.value)
+        with pytest.raises(Impossible):
+            reference.step(event.trigger, event.amount, event.ref)
+        return
+    step = apply(state, event)
+    assert step.result == expected
+    assert step.changed is (expected == "applied")
+    if expected != "applied":
+        assert step.state is state  # a no-op returns the very same state
+        return
+    _, after = reference.step(event.trigger, event.amount, event.ref)
+    got = step.state
+    assert (got.status, got.captured, got.refunded, got.before_dispute) == (
+        after.status,
+        after.captured,
+        after.refunded,
+        after.prior,
+    )
+    assert got.refund_ids == after.refund_ids
+    assert consistent(got.status, got.amount, got.captured, got.refunded)
+
+
+def test_outcome_matrix_summary() -> None:
+    """The rules the issue states, checked across the whole matrix at once."""
+    captured_like = {S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED, S.CHARGED_BACK}
+    for status, trigger in itertools.product(PaymentStatus, Trigger):
+        state = representative(status)
+        try:
+            step = apply(state, event_for(trigger))
+        except InvalidTransition:
+            continue
+        after = step.state.status
+        # no event moves a captured payment back to pending, processing or failed
+        if status in captured_like:
+            assert after not in (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.FAILED)
+            assert after not in (S.AUTHORIZED, S.CANCELED)
+        # terminal states never change
+        if status in TERMINAL:
+            assert step.state == state and not step.changed
+    assert {S.CANCELED, S.CHARGED_BACK} == TERMINAL
+
+
+def test_table_has_a_row_for_every_status_and_known_cells_only() -> None:
+    assert set(TABLE) == set(PaymentStatus)
+    allowed = set(PaymentStatus) | {
+        "stale",
+        "duplicate",
+        "prior",
+        "refund",
+        "refund-held",
+        "imply-capture",
+    }
+    for row in TABLE.values():
+        assert set(row) <= set(Trigger)
+        assert set(row.values()) <= allowed
+
+
+@pytest.mark.parametrize("status", list(PaymentStatus), ids=str)
+def test_refund_of_a_never_captured_payment(status: PaymentStatus) -> None:
+    if status not in (S.FAILED, S.CANCELED):
+        return
+    with pytest.raises(InvalidTransition, match=f"refunded cannot happen to a {status}"):
+        apply(PaymentState(status, AMOUNT), PaymentEvent(T.REFUNDED, amount=1, ref="re_1"))
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+
+def test_partial_refunds_accumulate_to_refunded() -> None:
+    state = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.SUCCEEDED)).state
+    state = apply(state, PaymentEvent(T.REFUNDED, amount=300, ref="re_1")).state
+    assert (state.status, state.refunded) == (S.PARTIALLY_REFUNDED, 300)
+    state = apply(state, PaymentEvent(T.REFUNDED, amount=200, ref="re_2")).state
+    assert (state.status, state.refunded) == (S.PARTIALLY_REFUNDED, 500)
+    state = apply(state, PaymentEvent(T.REFUNDED, amount=500, ref="re_3")).state
+    assert (state.status, state.refunded, state.captured) == (S.REFUNDED, AMOUNT, AMOUNT)
+    assert state.refund_ids == {"re_1", "re_2", "re_3"}
+
+
+def test_the_same_refund_twice_counts_once() -> None:
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    once = apply(state, PaymentEvent(T.REFUNDED, amount=400, ref="re_1"))
+    twice = apply(once.state, PaymentEvent(T.REFUNDED, amount=400, ref="re_1"))
+    assert (once.result, twice.result) == ("applied", "duplicate")
+    assert twice.state is once.state and twice.state.refunded == 400
+
+
+def test_over_refund_raises_and_leaves_state_alone() -> None:
+    state = PaymentState(S.PARTIALLY_REFUNDED, AMOUNT, captured=AMOUNT, refunded=900)
+    with pytest.raises(InvalidTransition, match="exceed the captured 1000"):
+        apply(state, PaymentEvent(T.REFUNDED, amount=101, ref="re_2"))
+    assert state.refunded == 900 and state.status is S.PARTIALLY_REFUNDED
+    assert apply(state, PaymentEvent(T.REFUNDED, amount=100, ref="re_2")).state.status is (
+        S.REFUNDED
+    )
+
+
+@pytest.mark.parametrize("amount", [None, 0, -5])
+def test_refund_needs_a_positive_amount(amount: int | None) -> None:
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    with pytest.raises(InvalidTransition, match="positive"):
+        apply(state, PaymentEvent(T.REFUNDED, amount=amount, ref="re_1"))
+
+
+def test_partial_capture_then_refunds_up_to_the_captured_amount() -> None:
+    state = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.AUTHORIZED)).state
+    assert state.status is S.AUTHORIZED
+    state = apply(state, PaymentEvent(T.SUCCEEDED, amount=600)).state
+    assert (state.status, state.captured) == (S.SUCCEEDED, 600)
+    with pytest.raises(InvalidTransition):
+        apply(state, PaymentEvent(T.REFUNDED, amount=700, ref="re_1"))
+    state = apply(state, PaymentEvent(T.REFUNDED, amount=600, ref="re_1")).state
+    assert (state.status, state.refunded) == (S.REFUNDED, 600)
+
+
+@pytest.mark.parametrize("captured", [0, -1, AMOUNT + 1])
+def test_capture_outside_the_amount_raises(captured: int) -> None:
+    with pytest.raises(InvalidTransition, match=r"outside 1\.\.1000"):
+        apply(PaymentState(S.AUTHORIZED, AMOUNT), PaymentEvent(T.SUCCEEDED, amount=captured))
+
+
+def test_failed_then_succeeded_but_never_succeeded_then_failed() -> None:
+    state = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.FAILED)).state
+    assert state.status is S.FAILED
+    step = apply(state, PaymentEvent(T.SUCCEEDED))
+    assert (step.result, step.state.status, step.state.captured) == (
+        "applied",
+        S.SUCCEEDED,
+        AMOUNT,
+    )
+    late = apply(step.state, PaymentEvent(T.FAILED))
+    assert (late.result, late.state.status) == ("stale", S.SUCCEEDED)
+    for trigger in (T.CREATED, T.ACTION_REQUIRED, T.PROCESSING, T.AUTHORIZED):
+        assert apply(step.state, PaymentEvent(trigger)).result == "stale"
+
+
+def test_late_processing_after_succeeded_is_stale() -> None:
+    state = apply_all(
+        PaymentState(S.PENDING, AMOUNT),
+        [PaymentEvent(T.CREATED), PaymentEvent(T.SUCCEEDED), PaymentEvent(T.PROCESSING)],
+    )
+    assert state.status is S.SUCCEEDED
+
+
+@pytest.mark.parametrize("start", [S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED])
+def test_refund_arriving_first_implies_the_capture(start: PaymentStatus) -> None:
+    step = apply(PaymentState(start, AMOUNT), PaymentEvent(T.REFUNDED, amount=250, ref="re_1"))
+    assert step.result == "applied"
+    assert (step.state.status, step.state.captured, step.state.refunded) == (
+        S.PARTIALLY_REFUNDED,
+        AMOUNT,
+        250,
+    )
+    # the succeeded event arriving afterwards is stale, not a second capture
+    assert apply(step.state, PaymentEvent(T.SUCCEEDED)).result == "stale"
+
+
+@pytest.mark.parametrize("trigger", [T.DISPUTE_OPENED, T.DISPUTE_LOST])
+def test_dispute_arriving_first_implies_the_capture(trigger: Trigger) -> None:
+    step = apply(PaymentState(S.PROCESSING, AMOUNT), PaymentEvent(trigger))
+    assert step.state.captured == AMOUNT
+    assert step.state.status is (S.DISPUTED if trigger is T.DISPUTE_OPENED else S.CHARGED_BACK)
+
+
+@pytest.mark.parametrize("before", [S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED])
+def test_dispute_won_returns_to_the_prior_status(before: PaymentStatus) -> None:
+    state = representative(before)
+    opened = apply(state, PaymentEvent(T.DISPUTE_OPENED))
+    assert (opened.state.status, opened.state.before_dispute) == (S.DISPUTED, before)
+    assert apply(opened.state, PaymentEvent(T.DISPUTE_OPENED)).result == "duplicate"
+    won = apply(opened.state, PaymentEvent(T.DISPUTE_WON))
+    assert won.state.status is before
+    assert (won.state.captured, won.state.refunded) == (state.captured, state.refunded)
+    assert won.state.before_dispute is None
+    # a second "won" is a late repeat, not a change
+    assert apply(won.state, PaymentEvent(T.DISPUTE_WON)).result == "stale"
+
+
+def test_dispute_lost_is_terminal() -> None:
+    state = apply_all(
+        PaymentState(S.PENDING, AMOUNT),
+        [PaymentEvent(T.SUCCEEDED), PaymentEvent(T.DISPUTE_OPENED), PaymentEvent(T.DISPUTE_LOST)],
+    )
+    assert state.status is S.CHARGED_BACK and S.CHARGED_BACK in TERMINAL
+    for trigger in Trigger:
+        try:
+            step = apply(state, event_for(trigger))
+        except InvalidTransition:
+            continue
+        assert step.state is state and not step.changed
+
+
+def test_refund_during_an_open_dispute_is_counted_and_the_status_held() -> None:
+    disputed = apply(representative(S.SUCCEEDED), PaymentEvent(T.DISPUTE_OPENED)).state
+    step = apply(disputed, PaymentEvent(T.REFUNDED, amount=400, ref="re_1"))
+    assert (step.result, step.state.status, step.state.refunded) == ("applied", S.DISPUTED, 400)
+    assert step.state.before_dispute is S.PARTIALLY_REFUNDED
+    with pytest.raises(InvalidTransition):
+        apply(step.state, PaymentEvent(T.REFUNDED, amount=601, ref="re_2"))
+    full = apply(step.state, PaymentEvent(T.REFUNDED, amount=600, ref="re_2")).state
+    assert (full.status, full.before_dispute) == (S.DISPUTED, S.REFUNDED)
+    assert apply(full, PaymentEvent(T.DISPUTE_WON)).state.status is S.REFUNDED
+    assert apply(full, PaymentEvent(T.DISPUTE_LOST)).state.status is S.CHARGED_BACK
+
+
+def test_dispute_won_without_a_remembered_prior_uses_the_amounts() -> None:
+    state = PaymentState(S.DISPUTED, AMOUNT, captured=AMOUNT, refunded=100)
+    assert apply(state, PaymentEvent(T.DISPUTE_WON)).state.status is S.PARTIALLY_REFUNDED
+
+
+def test_canceled_is_terminal() -> None:
+    state = apply(PaymentState(S.AUTHORIZED, AMOUNT), PaymentEvent(T.CANCELED)).state
+    assert state.status is S.CANCELED
+    with pytest.raises(InvalidTransition):
+        apply(state, PaymentEvent(T.SUCCEEDED))
+    assert apply(state, PaymentEvent(T.CANCELED)).result == "duplicate"
+    assert apply(state, PaymentEvent(T.PROCESSING)).result == "stale"
+
+
+def test_apply_is_pure() -> None:
+    state, event = representative(S.SUCCEEDED), PaymentEvent(T.REFUNDED, amount=10, ref="r")
+    assert apply(state, event) == apply(state, event)
+    assert state == representative(S.SUCCEEDED)
+    assert isinstance(apply(state, event), Step)
+
+
+# -- from the outside world ---------------------------------------------------------------
+
+WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
+USD = Money(1000, "USD")
+
+
+def payment(status: PaymentStatus = S.SUCCEEDED, **kwargs: object) -> Payment:
+    return Payment("pay_1", "fake", "order-1", USD, status, **kwargs)  # type: ignore[arg-type]
+
+
+def webhook(type_: EventType, obj: object) -> WebhookEvent:
+    return WebhookEvent("evt_1", "fake", type_, WHEN, obj)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "trigger"),
+    [
+        (EventType.PAYMENT_CREATED, T.CREATED),
+        (EventType.PAYMENT_ACTION_REQUIRED, T.ACTION_REQUIRED),
+        (EventType.PAYMENT_PROCESSING, T.PROCESSING),
+        (EventType.PAYMENT_AUTHORIZED, T.AUTHORIZED),
+        (EventType.PAYMENT_SUCCEEDED, T.SUCCEEDED),
+        (EventType.PAYMENT_FAILED, T.FAILED),
+        (EventType.PAYMENT_CANCELED, T.CANCELED),
+    ],
+)
+def test_payment_events_map_to_triggers(event_type: EventType, trigger: Trigger) -> None:
+    assert event_from_webhook(webhook(event_type, payment())) == PaymentEvent(trigger)
+
+
+def test_succeeded_carries_a_partial_capture() -> None:
+    partial = payment(amount_captured=Money(600, "USD"))
+    assert event_from_webhook(webhook(EventType.PAYMENT_SUCCEEDED, partial)) == PaymentEvent(
+        T.SUCCEEDED, amount=600
+    )
+    # no captured amount reported: the whole amount (the default of a SUCCEEDED event)
+    assert event_from_webhook(webhook(EventType.PAYMENT_SUCCEEDED, payment())).amount is None
+
+
+@pytest.mark.parametrize("event_type", [EventType.REFUND_CREATED, EventType.REFUND_SUCCEEDED])
+def test_a_succeeded_refund_moves_the_payment(event_type: EventType) -> None:
+    refund = Refund("re_1", "fake", "pay_1", Money(250, "USD"), RefundStatus.SUCCEEDED)
+    assert event_from_webhook(webhook(event_type, refund)) == PaymentEvent(
+        T.REFUNDED, amount=250, ref="re_1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "status"),
+    [
+        (EventType.REFUND_CREATED, RefundStatus.PENDING),
+        (EventType.REFUND_SUCCEEDED, RefundStatus.PENDING),
+        (EventType.REFUND_FAILED, RefundStatus.FAILED),
+        (EventType.REFUND_CREATED, RefundStatus.REQUIRES_ACTION),
+        (EventType.REFUND_FAILED, RefundStatus.SUCCEEDED),
+        (EventType.REFUND_CREATED, RefundStatus.CANCELED),
+    ],
+)
+def test_other_refund_events_do_not(event_type: EventType, status: RefundStatus) -> None:
+    refund = Refund("re_1", "fake", "pay_1", Money(250, "USD"), status)
+    assert event_from_webhook(webhook(event_type, refund)) is None
+
+
+@pytest.mark.parametrize(
+    ("event_type", "trigger"),
+    [
+        (EventType.DISPUTE_OPENED, T.DISPUTE_OPENED),
+        (EventType.DISPUTE_WON, T.DISPUTE_WON),
+        (EventType.DISPUTE_LOST, T.DISPUTE_LOST),
+        (EventType.DISPUTE_UPDATED, None),
+    ],
+)
+def test_dispute_events(event_type: EventType, trigger: Trigger | None) -> None:
+    dispute = Dispute("dp_1", "fake", "pay_1", USD, DisputeStatus.OPEN)
+    expected = PaymentEvent(trigger) if trigger else None
+    assert event_from_webhook(webhook(event_type, dispute)) == expected
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [e for e in EventType if not e.value.startswith(("payment.", "refund.", "dispute."))],
+)
+def test_events_that_carry_no_payment_change(event_type: EventType) -> None:
+    sub = Subscription("sub_1", "fake", "cus_1", "price_1", SubscriptionStatus.ACTIVE)
+    assert event_from_webhook(webhook(event_type, sub)) is None
+    assert event_from_webhook(webhook(event_type, None)) is None
+
+
+@pytest.mark.parametrize("status", list(PaymentStatus), ids=str)
+def test_event_for_status_reaches_that_status(status: PaymentStatus) -> None:
+    event = event_for_status(status)
+    if status in (S.PARTIALLY_REFUNDED, S.REFUNDED):
+        assert event is None  # refunds carry their own amounts
+        return
+    assert event is not None
+    start = PaymentState(S.FAILED if status is S.PENDING else S.PENDING, AMOUNT)
+    if status is S.PENDING:  # nothing goes back to pending: the event is its duplicate
+        assert apply(PaymentState(S.PENDING, AMOUNT), event).result == "duplicate"
+        return
+    assert apply(start, event).state.status is status
+
+
+def test_event_for_status_carries_the_captured_amount() -> None:
+    assert event_for_status(S.SUCCEEDED, captured=600) == PaymentEvent(T.SUCCEEDED, amount=600)
+    assert event_for_status(S.FAILED, captured=600) == PaymentEvent(T.FAILED)
+
+
+def test_state_of_a_payment() -> None:
+    state = state_of(payment(S.SUCCEEDED))
+    assert (state.status, state.amount, state.captured, state.refunded) == (
+        S.SUCCEEDED,
+        1000,
+        1000,
+        0,
+    )
+    state = state_of(payment(S.AUTHORIZED))
+    assert (state.captured, state.refunded) == (0, 0)
+    partial = payment(
+        S.PARTIALLY_REFUNDED, amount_captured=Money(800, "USD"), amount_refunded=Money(300, "USD")
+    )
+    assert (state_of(partial).captured, state_of(partial).refunded) == (800, 300)
+
+
+def test_state_of_a_refunded_payment_without_amounts_is_fully_refunded() -> None:
+    state = state_of(payment(S.REFUNDED))
+    assert (state.captured, state.refunded) == (1000, 1000)
+    assert consistent(state.status, state.amount, state.captured, state.refunded)
+
+
+@pytest.mark.parametrize(
+    ("refunded", "prior"),
+    [(0, S.SUCCEEDED), (300, S.PARTIALLY_REFUNDED), (1000, S.REFUNDED)],
+)
+def test_state_of_a_disputed_payment_remembers_its_prior_status(
+    refunded: int, prior: PaymentStatus
+) -> None:
+    disputed = payment(S.DISPUTED, amount_refunded=Money(refunded, "USD"))
+    state = state_of(disputed)
+    assert state.before_dispute is prior
+    assert apply(state, PaymentEvent(T.DISPUTE_WON)).state.status is prior
+
+
+# -- the diagram -----------------------------------------------------------------------------
+
+EDGE = re.compile(r"^    (\S+) --> (\S+)(?:: (.+))?$")
+
+
+def test_mermaid_mentions_every_status_and_parses() -> None:
+    diagram = to_mermaid()
+    assert diagram.startswith("stateDiagram-v2\n") and diagram.endswith("\n")
+    nodes: set[str] = set()
+    for line in diagram.splitlines()[1:]:
+        match = EDGE.match(line)
+        assert match, line
+        nodes |= {match[1], match[2]}
+    assert nodes - {"[*]"} == {s.value for s in PaymentStatus}
+    assert diagram == to_mermaid()  # deterministic
+
+
+def test_mermaid_draws_every_applied_transition() -> None:
+    diagram = to_mermaid()
+    edges: dict[tuple[str, str], str] = {}
+    for line in diagram.splitlines()[1:]:
+        match = EDGE.match(line)
+        assert match
+        edges[(match[1], match[2])] = match[3] or ""
+    for status, trigger in itertools.product(PaymentStatus, Trigger):
+        try:
+            step = apply(representative(status), event_for(trigger))
+        except InvalidTransition:
+            continue
+        if not step.changed:
+            continue
+        labels = edges.get((status.value, step.state.status.value), "").split(", ")
+        if trigger.value in labels:
+            continue
+        # an implied capture is drawn as "status --> succeeded: trigger*", the event's own
+        # move from succeeded onwards as succeeded's edge
+        assert f"{trigger.value}*" in edges[(status.value, "succeeded")].split(", "), (
+            status,
+            trigger,
+        )
+        assert step.state.captured == step.state.amount
+    assert ("[*]", "pending") in edges
+    for terminal in TERMINAL:
+        assert (terminal.value, "[*]") in edges
+
+
+TABLE_START, TABLE_END = "<!-- generated: transition table -->\n", "<!-- end of generated table -->"
+CELL_TEXT = {
+    "stale": "stale",
+    "duplicate": "dup",
+    "prior": "prior",
+    "refund": "refund",
+    "refund-held": "held",
+    "imply-capture": "imply",
+}
+
+
+def table_markdown() -> str:
+    """TABLE as a Markdown matrix, for the docs page (regenerated with ``--write``)."""
+    lines = [
+        "| status \\ trigger | " + " | ".join(f"`{t.value}`" for t in Trigger) + " |",
+        "|---|" + "---|" * len(Trigger),
+    ]
+    for status, row in TABLE.items():
+        cells = []
+        for trigger in Trigger:
+            cell = row.get(trigger)
+            if cell is None:
+                cells.append("✗")
+            elif isinstance(cell, PaymentStatus):
+                cells.append(f"→ `{cell.value}`")
+            else:
+                cells.append(CELL_TEXT[cell])
+        lines.append(f"| `{status.value}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def docs_diagram(text: str) -> str:
+    match = re.search(r"```mermaid\n(.*?)```", text, re.DOTALL)
+    assert match, f"no ```mermaid block in {DOCS_PAGE}"
+    return match[1]
+
+
+def docs_table(text: str) -> str:
+    start = text.index(TABLE_START) + len(TABLE_START)
+    return text[start : text.index(TABLE_END)]
+
+
+def test_docs_page_shows_exactly_the_generated_diagram_and_table() -> None:
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    regenerate = "regenerate: python -m tests.test_state --write"
+    assert docs_diagram(text) == to_mermaid(), regenerate
+    assert docs_table(text) == table_markdown(), regenerate
+    for status in PaymentStatus:
+        assert f"`{status.value}`" in text
+
+
+def write_docs() -> None:
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    text = text.replace(f"```mermaid\n{docs_diagram(text)}```", f"```mermaid\n{to_mermaid()}```")
+    text = text.replace(
+        f"{TABLE_START}{docs_table(text)}{TABLE_END}", f"{TABLE_START}{table_markdown()}{TABLE_END}"
+    )
+    DOCS_PAGE.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        write_docs()
+        print(f"wrote the diagram and the table into {DOCS_PAGE}")
+    else:
+        print(to_mermaid(), end="")
