@@ -1,0 +1,1135 @@
+"""``paygate.Gateway``: one provider + one store + policies. What most users touch.
+
+* **Order first, idempotent.** Every creating call derives its provider idempotency key
+  from the order id, the operation, the attempt and the amount, and writes an idempotency
+  record to the store *before* calling the provider: the same call twice returns the same
+  result and charges once; the same order with a different amount raises
+  :class:`~paygate.errors.IdempotencyConflict` before anything is sent.
+* **Validation first.** Amounts, currencies, capture and refund limits are checked against
+  the stored state before the provider hears of them.
+* **One retry layer** (:class:`RetryPolicy`) for errors marked ``retryable``, always with
+  the same idempotency key.
+* **Webhook pipeline:** verify and parse → claim the event id → apply the pure state
+  transition (:mod:`paygate.state`) to the stored payment, in one transaction with the
+  transition log → run the handlers → mark the event processed.
+
+Thread-safe: the gateway keeps no per-request state; the store serializes what must be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from paygate import _idempotency as idem
+from paygate._retry import RetryPolicy
+from paygate.errors import (
+    CardDeclined,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidTransition,
+    ProviderError,
+    ValidationError,
+)
+from paygate.models import (
+    CaptureMethod,
+    CheckoutSession,
+    Customer,
+    EventType,
+    Invoice,
+    LineItem,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Subscription,
+    SubscriptionStatus,
+    WebhookEvent,
+)
+from paygate.money import Money, currency_exponent
+from paygate.provider import PaymentProvider, create_provider
+from paygate.state import (
+    TABLE,
+    PaymentEvent,
+    PaymentState,
+    Trigger,
+    apply,
+    event_for_status,
+    event_from_webhook,
+    state_of,
+)
+from paygate.stores import (
+    ClaimStatus,
+    EventClaim,
+    EventOutcome,
+    OperationRecord,
+    OperationStatus,
+    PaymentRecord,
+    Store,
+    StoreConflict,
+    TransitionRecord,
+    _codec,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from paygate._config import GatewaySettings
+
+__all__ = ["Gateway", "RetryPolicy", "WebhookHandler", "WebhookResult", "connect"]
+
+_log = logging.getLogger("paygate")
+
+T = TypeVar("T")
+WebhookHandler = Callable[[WebhookEvent], Any]
+S = PaymentStatus
+
+#: how often a compare-and-set write is retried after losing a race
+_CAS_ATTEMPTS = 20
+#: statuses after which an order may be paid again with a new attempt
+_RETRYABLE_ATTEMPT = frozenset({S.FAILED, S.CANCELED})
+_ENDED_SUBSCRIPTION = frozenset(
+    {SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED}
+)
+_SETTLED = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED, S.CHARGED_BACK})
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    """What :meth:`Gateway.handle_webhook` did with one delivery.
+
+    ``duplicate``: the event was already processed (or another worker is processing it
+    right now, ``in_progress``): nothing changed, no handler ran. Answer 2xx.
+    ``outcome``: ``applied`` (the payment moved), ``unchanged`` (it already was there),
+    ``stale`` (late: recorded, ignored), ``rejected`` (impossible for the payment's state:
+    recorded, not applied, ``error`` says why), ``no_transition`` (an event that moves no
+    payment: subscriptions, invoices, ...), ``unknown`` (a type paygate does not know).
+    """
+
+    event: WebhookEvent
+    duplicate: bool
+    previous_status: PaymentStatus | None
+    status: PaymentStatus | None
+    outcome: EventOutcome | None = None
+    payment: Payment | None = None
+    handlers_run: int = 0
+    in_progress: bool = False
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """This delivery moved the payment."""
+        return not self.duplicate and self.outcome == "applied"
+
+    @property
+    def rejected(self) -> bool:
+        return self.outcome == "rejected"
+
+    @property
+    def unknown(self) -> bool:
+        return self.outcome == "unknown"
+
+
+class Gateway:
+    """One provider, one store, and the policies around them.
+
+    Build it with :func:`paygate.connect`, :meth:`from_config` or :meth:`from_env`.
+    ``currencies`` limits the currencies payments may use (``None``: all); ``retry``
+    defaults to ``provider.max_retries + 1`` attempts when the provider sets that;
+    ``webhook_lease`` is how long (seconds) a worker owns a webhook event before another
+    may take it over; ``clock`` (Unix seconds) is for tests.
+    """
+
+    def __init__(
+        self,
+        provider: PaymentProvider,
+        store: Store | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        currencies: Iterable[str] | None = None,
+        webhook_lease: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(provider, PaymentProvider):
+            raise ConfigurationError(
+                f"provider must implement paygate.PaymentProvider, got {type(provider).__name__}"
+            )
+        self.provider = provider
+        self.store: Store = store if store is not None else open_store("memory://")
+        if retry is None:
+            max_retries = getattr(provider, "max_retries", None)
+            retry = (
+                RetryPolicy(attempts=max_retries + 1) if max_retries is not None else RetryPolicy()
+            )
+        self.retry = retry
+        self.currencies: frozenset[str] | None = None
+        if currencies is not None:
+            codes = frozenset(currencies)
+            for code in codes:
+                currency_exponent(code)  # UnknownCurrency for a typo
+            self.currencies = codes
+        if not webhook_lease > 0:
+            raise ConfigurationError(f"webhook_lease must be > 0 seconds, got {webhook_lease}")
+        self.webhook_lease = float(webhook_lease)
+        self.clock = clock
+        self._handlers: dict[EventType | None, list[WebhookHandler]] = {}
+        self._handlers_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Gateway(provider={self.provider.name!r}, store={self.store!r})"
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def _from_settings(cls, settings: GatewaySettings, **overrides: Any) -> Gateway:
+        from paygate._config import RetrySettings
+
+        provider = create_provider(settings.provider, **settings.settings)
+        store = open_store(settings.store.get_secret_value())
+        r: RetrySettings = settings.retry
+        attempts = r.attempts
+        if attempts is None:
+            max_retries = getattr(provider, "max_retries", None)
+            attempts = max_retries + 1 if max_retries is not None else 3
+        retry = RetryPolicy(attempts=attempts, base_delay=r.base_delay, max_delay=r.max_delay,
+                            total_budget=r.total_budget, jitter=r.jitter)  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "retry": retry,
+            "currencies": settings.currencies,
+            "webhook_lease": settings.webhook_lease,
+        }
+        kwargs.update(overrides)
+        return cls(provider, store, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Gateway:
+        """A gateway from a mapping::
+
+        Gateway.from_config({"provider": "stripe", "store": "sqlite:///paygate.db",
+                             "stripe": {"api_key": "sk_test_..."},
+                             "currencies": ["USD", "EUR"], "retry": {"attempts": 4}})
+        """
+        from paygate._config import settings_from_mapping
+
+        return cls._from_settings(settings_from_mapping(config))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Gateway:
+        """A gateway from ``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL`` (default
+        ``memory://``), ``PAYGATE_CURRENCIES`` (``USD,EUR``), ``PAYGATE_RETRY_ATTEMPTS``,
+        ``PAYGATE_WEBHOOK_LEASE`` and ``PAYGATE_<PROVIDER>_<SETTING>`` (passed to the
+        provider as ``<setting>=``, lower-cased: ``PAYGATE_STRIPE_API_KEY`` → ``api_key``).
+        """
+        from paygate._config import settings_from_env
+
+        return cls._from_settings(settings_from_env(environ))
+
+    def close(self) -> None:
+        """Close the store and the provider's connections."""
+        self.store.close()
+        close = getattr(self.provider, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _call(self, operation: str, func: Callable[[], T]) -> T:
+        return self.retry.call(operation, func)
+
+    def _check_money(self, amount: Any, what: str) -> Money:
+        if not isinstance(amount, Money):
+            raise ValidationError(
+                f"{what} must be paygate.Money, got {type(amount).__name__}; "
+                "use Money.of('19.99', 'USD')"
+            )
+        if amount.amount <= 0:
+            raise ValidationError(f"{what} must be positive, got {amount}")
+        if self.currencies is not None and amount.currency not in self.currencies:
+            raise ValidationError(
+                f"{what} is in {amount.currency}, which this gateway does not accept "
+                f"(allowed: {', '.join(sorted(self.currencies))})"
+            )
+        return amount
+
+    @staticmethod
+    def _check_id(value: Any, what: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"{what} must be a non-empty str, got {value!r:.60}")
+        return value
+
+    def _view(self, record: PaymentRecord, fresh: Payment | None = None) -> Payment:
+        """The stored payment, with the provider's answer's ``client_secret`` and ``raw``
+        (neither is ever stored) when there is one."""
+        if fresh is None:
+            return record.payment
+        return dataclasses.replace(record.payment, client_secret=fresh.client_secret, raw=fresh.raw)
+
+    def _transition(
+        self,
+        record: PaymentRecord,
+        previous: PaymentStatus | None,
+        trigger: Trigger | str,
+        *,
+        source: str,
+        amount: int | None = None,
+        event: WebhookEvent | None = None,
+    ) -> TransitionRecord:
+        state = record.state
+        return TransitionRecord(
+            payment_id=record.id,
+            provider=record.payment.provider,
+            trigger=str(trigger),
+            previous_status=previous,
+            new_status=state.status,
+            currency=record.payment.amount.currency,
+            amount=amount,
+            captured=state.captured,
+            refunded=state.refunded,
+            source=source,
+            event_id=event.id if event else None,
+            event_type=event.type.value if event else None,
+            recorded_at=record.updated_at,
+        )
+
+    @staticmethod
+    def _merge(stored: Payment, fresh: Payment) -> Payment:
+        """``stored`` with the descriptive fields of a newer answer (not its status or
+        amounts: those come from the state machine)."""
+        return dataclasses.replace(
+            stored,
+            order_id=stored.order_id or fresh.order_id,
+            customer_id=fresh.customer_id or stored.customer_id,
+            redirect_url=fresh.redirect_url,
+            failure=fresh.failure,
+            charge_id=fresh.charge_id or stored.charge_id,
+            metadata=fresh.metadata or stored.metadata,
+            created_at=stored.created_at or fresh.created_at,
+        )
+
+    def _log_transition(self, t: TransitionRecord) -> None:
+        _log.info(
+            "payment %s: %s -> %s (%s via %s%s) captured=%s refunded=%s",
+            t.payment_id, t.previous_status.value if t.previous_status else "new",
+            t.new_status.value, t.trigger, t.source,
+            f" event {t.event_id}" if t.event_id else "",
+            t.captured_money, t.refunded_money,
+        )  # fmt: skip
+
+    # -- keeping the store in step with the provider's answers ------------------------------
+
+    def _sync(
+        self, fresh: Payment, *, source: str, event: PaymentEvent | None = None
+    ) -> PaymentRecord:
+        """Move the stored payment by a provider answer (through the state machine).
+
+        A payment seen for the first time is recorded as the provider describes it. An
+        answer the state machine finds impossible is logged and not applied (the store
+        keeps its state; reconciliation sorts it out).
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            now = self.clock()
+            current = self.store.get_payment(fresh.id)
+            if current is None:
+                state = state_of(fresh)
+                record = PaymentRecord.build(fresh, state, version=1, updated_at=now)
+                trigger = event.trigger if event else _status_trigger(fresh.status)
+                transition = self._transition(record, None, trigger, source=source)
+                try:
+                    self.store.save_payment(record, expected_version=None, transition=transition)
+                except StoreConflict:
+                    continue
+                self._log_transition(transition)
+                return record
+            change = event or event_for_status(
+                fresh.status,
+                captured=fresh.amount_captured.amount if fresh.amount_captured else None,
+            )
+            if change is None:
+                return current
+            try:
+                step = apply(current.state, change)
+            except InvalidTransition as exc:
+                _log.warning(
+                    "payment %s: provider reports %s, store has %s: not applied (%s)",
+                    fresh.id, fresh.status.value, current.status.value, exc,
+                )  # fmt: skip
+                return current
+            if not step.changed:
+                return current
+            record = PaymentRecord.build(
+                self._merge(current.payment, fresh), step.state,
+                version=current.version + 1, updated_at=now,
+            )  # fmt: skip
+            transition = self._transition(
+                record, current.status, change.trigger, source=source, amount=change.amount
+            )
+            try:
+                self.store.save_payment(
+                    record, expected_version=current.version, transition=transition
+                )
+            except StoreConflict:
+                continue
+            self._log_transition(transition)
+            return record
+        raise StoreConflict(f"payment {fresh.id}: too much write contention, giving up")
+
+    def _known(self, payment_id: str) -> PaymentRecord:
+        """The stored payment, fetched from the provider first if the store has none."""
+        self._check_id(payment_id, "payment_id")
+        record = self.store.get_payment(payment_id)
+        if record is None:
+            fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
+            record = self._sync(fresh, source="api")
+        return record
+
+    # -- idempotency ------------------------------------------------------------------------
+
+    def _idempotent(
+        self,
+        *,
+        scope: str,
+        operation: str,
+        fingerprint: str,
+        key_for: Callable[[int], str],
+        call: Callable[[str], T],
+        replay: Callable[[OperationRecord], T | None],
+        result_id: Callable[[T], str],
+        order_id: str | None = None,
+        method_digest: str | None = None,
+        attempt_over: Callable[[OperationRecord], bool] | None = None,
+    ) -> T:
+        """Run a creating operation at most once per scope and attempt.
+
+        The record is written before the provider is called. A refused attempt (a
+        decline) or one whose result ended (``attempt_over``: a failed payment, a
+        canceled subscription) lets the next call start attempt n+1 with a new key; any
+        other existing record must match ``fingerprint`` (else ``IdempotencyConflict``)
+        and is replayed from the store, or re-sent with the *same* key while its outcome
+        is unknown (pending).
+        """
+        now = self.clock()
+        fresh = OperationRecord(
+            key=scope, operation=operation, fingerprint=fingerprint, provider_key=key_for(1),
+            order_id=order_id, method_digest=method_digest, created_at=now, updated_at=now,
+        )  # fmt: skip
+        for _ in range(_CAS_ATTEMPTS):
+            op = self.store.begin_operation(fresh)
+            over = op.status is OperationStatus.FAILED or (
+                op.status is OperationStatus.SUCCEEDED
+                and attempt_over is not None
+                and attempt_over(op)
+            )
+            if over:
+                attempt = op.attempt + 1
+                following = dataclasses.replace(
+                    fresh, attempt=attempt, provider_key=key_for(attempt), created_at=op.created_at
+                )
+                if not self.store.replace_operation(following, expected_attempt=op.attempt):
+                    continue  # another caller started the next attempt first: look again
+                op = following
+                break
+            if op.fingerprint != fingerprint:
+                raise IdempotencyConflict(
+                    f"{operation} for {scope.split(':', 1)[1]} was already requested with "
+                    "different parameters (amount, currency, ...); use a new order id",
+                    code="idempotency_conflict",
+                )
+            if op.method_digest != method_digest:
+                raise IdempotencyConflict(
+                    f"{operation} for {scope.split(':', 1)[1]} already has an attempt with "
+                    "another payment method that is "
+                    f"{'in flight' if op.status is OperationStatus.PENDING else 'active'}; "
+                    "cancel it, or retry with the same payment method",
+                    code="idempotency_conflict",
+                )
+            if op.status is OperationStatus.SUCCEEDED:
+                replayed = replay(op)
+                if replayed is not None:
+                    _log.info(
+                        "%s %s: replayed %s (no provider call)", operation, scope, op.result_id
+                    )
+                    return replayed
+            break
+        else:  # pragma: no cover - needs 20 lost races in a row
+            raise StoreConflict(f"{scope}: too much contention on its idempotency record")
+
+        key = op.provider_key
+        try:
+            result = self._call(operation, lambda: call(key))
+        except ProviderError as exc:
+            if not exc.retryable:
+                # refused for good (a decline): the next call may start a new attempt.
+                # A retryable failure stays pending: its outcome is unknown, so the next
+                # call re-sends the same key and the provider answers it once.
+                self.store.finish_operation(
+                    scope, attempt=op.attempt, status=OperationStatus.FAILED,
+                    result_id=getattr(exc, "payment_id", None), result=None,
+                    error_code=getattr(exc, "decline_code", None) or exc.code,
+                    now=self.clock(),
+                )  # fmt: skip
+            raise
+        self.store.finish_operation(
+            scope, attempt=op.attempt, status=OperationStatus.SUCCEEDED,
+            result_id=result_id(result), result=_codec.dump(result), error_code=None,
+            now=self.clock(),
+        )  # fmt: skip
+        return result
+
+    @staticmethod
+    def _stored_result(op: OperationRecord, kind: type[T]) -> T | None:
+        if op.result is None:
+            return None
+        value = _codec.load(dict(op.result))
+        return value if isinstance(value, kind) else None
+
+    # -- payments ---------------------------------------------------------------------------
+
+    def create_payment(
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None = None,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        """Pay for ``order_id``. Idempotent per order: the same call again returns the same
+        payment without a second charge; the same order with another amount or currency
+        raises :class:`~paygate.errors.IdempotencyConflict` before reaching the provider.
+        After a decline (or once the payment failed or was canceled) a new call starts the
+        next attempt, with any payment method."""
+        self._check_id(order_id, "order_id")
+        self._check_money(amount, "amount")
+        if capture not in ("automatic", "manual"):
+            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        method_digest = None if payment_method is None else idem.digest(payment_method)
+
+        def call(key: str) -> Payment:
+            return self.provider.create_payment(
+                order_id=order_id, amount=amount, payment_method=payment_method,
+                idempotency_key=key, customer_id=customer_id, description=description,
+                metadata=metadata, capture=capture, return_url=return_url,
+            )  # fmt: skip
+
+        def replay(op: OperationRecord) -> Payment | None:
+            record = self.store.get_payment(op.result_id) if op.result_id else None
+            return record.payment if record is not None else None
+
+        def attempt_over(op: OperationRecord) -> bool:
+            record = self.store.get_payment(op.result_id) if op.result_id else None
+            return record is not None and record.status in _RETRYABLE_ATTEMPT
+
+        _log.info("create_payment order=%s amount=%s capture=%s", order_id, amount, capture)
+        try:
+            payment = self._idempotent(
+                scope=f"create_payment:{order_id}",
+                operation="create_payment",
+                fingerprint=idem.fingerprint(
+                    amount=amount.amount, currency=amount.currency, capture=capture
+                ),
+                key_for=lambda n: idem.provider_key(
+                    order_id, "create_payment", n, amount.currency, amount.amount
+                ),
+                call=call,
+                replay=replay,
+                result_id=lambda p: p.id,
+                order_id=order_id,
+                method_digest=method_digest,
+                attempt_over=attempt_over,
+            )
+        except CardDeclined as exc:
+            _log.info("create_payment order=%s declined: %s", order_id, exc.decline_code)
+            raise
+        record = self._sync(payment, source="api")
+        _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
+                  record.status.value)  # fmt: skip
+        return self._view(record, payment)
+
+    def get_payment(self, payment_id: str) -> Payment:
+        """The payment, refreshed from the provider into the store (through the state
+        machine), as the store now has it."""
+        self._check_id(payment_id, "payment_id")
+        fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
+        return self._view(self._sync(fresh, source="api"), fresh)
+
+    def payment_for_order(self, order_id: str) -> Payment | None:
+        """The latest payment attempt recorded for ``order_id`` (store only, no provider
+        call), or ``None``."""
+        records = self.store.payments_for_order(order_id)
+        return records[-1].payment if records else None
+
+    def history(self, payment_id: str) -> list[TransitionRecord]:
+        """Every transition of the payment, oldest first: trigger, previous and new status,
+        amounts, the event (or Gateway call) that caused it, and when."""
+        return self.store.history(payment_id)
+
+    def capture(self, payment_id: str, amount: Money | None = None) -> Payment:
+        """Capture an authorized payment, all of it (``amount=None``) or part."""
+        record = self._known(payment_id)
+        if amount is not None:
+            self._check_money(amount, "capture amount")
+            if amount.currency != record.payment.amount.currency:
+                raise ValidationError(
+                    f"capture amount {amount} is not in the payment's "
+                    f"{record.payment.amount.currency}"
+                )
+            if amount.amount > record.state.amount:
+                raise ValidationError(
+                    f"capture amount {amount} exceeds the authorized {record.payment.amount}"
+                )
+        fingerprint = idem.fingerprint(amount=None if amount is None else amount.amount)
+        op = self.store.get_operation(f"capture:{payment_id}")
+        replaying = (
+            op is not None
+            and op.fingerprint == fingerprint
+            and op.status is OperationStatus.SUCCEEDED
+        )
+        if not replaying and record.status is not S.AUTHORIZED:
+            raise ValidationError(
+                f"payment {payment_id} is {record.status.value}: only an authorized "
+                "payment can be captured"
+            )
+
+        def call(key: str) -> Payment:
+            return self.provider.capture_payment(payment_id, amount=amount, idempotency_key=key)
+
+        _log.info("capture payment %s amount=%s", payment_id, amount or "all")
+        fresh = self._idempotent(
+            scope=f"capture:{payment_id}",
+            operation="capture",
+            fingerprint=fingerprint,
+            key_for=lambda n: idem.provider_key(
+                payment_id, "capture", n, "all" if amount is None else amount.amount
+            ),
+            call=call,
+            replay=lambda op: self._stored_payment(payment_id),
+            result_id=lambda p: p.id,
+            order_id=record.order_id,
+        )
+        return self._view(self._sync(fresh, source="api"), fresh)
+
+    def _stored_payment(self, payment_id: str) -> Payment | None:
+        record = self.store.get_payment(payment_id)
+        return record.payment if record is not None else None
+
+    def cancel(self, payment_id: str) -> Payment:
+        """Cancel a payment that has not settled (pending, requires action, processing,
+        authorized, failed)."""
+        record = self._known(payment_id)
+        if record.status is not S.CANCELED and not isinstance(
+            TABLE[record.status].get(Trigger.CANCELED), PaymentStatus
+        ):
+            raise ValidationError(
+                f"payment {payment_id} is {record.status.value} and cannot be canceled"
+                + ("; refund it instead" if record.status in _SETTLED else "")
+            )
+
+        def call(key: str) -> Payment:
+            return self.provider.cancel_payment(payment_id, idempotency_key=key)
+
+        _log.info("cancel payment %s", payment_id)
+        fresh = self._idempotent(
+            scope=f"cancel:{payment_id}",
+            operation="cancel",
+            fingerprint=idem.fingerprint(),
+            key_for=lambda n: idem.provider_key(payment_id, "cancel", n),
+            call=call,
+            replay=lambda op: self._stored_payment(payment_id),
+            result_id=lambda p: p.id,
+            order_id=record.order_id,
+        )
+        return self._view(self._sync(fresh, source="api"), fresh)
+
+    def refund(
+        self,
+        payment_id: str,
+        amount: Money | None = None,
+        reason: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (``None``: everything not yet refunded).
+
+        Idempotent per (payment, amount refunded so far, amount): a double click sends
+        one refund; a second refund after the first completed is a new refund. Pass
+        ``idempotency_key`` to decide yourself what counts as the same refund.
+        """
+        record = self._known(payment_id)
+        currency = record.payment.amount.currency
+        state = record.state
+        remaining = state.captured - state.refunded
+        if amount is not None:
+            self._check_money(amount, "refund amount")
+            if amount.currency != currency:
+                raise ValidationError(f"refund amount {amount} is not in the payment's {currency}")
+        to_refund = amount.amount if amount is not None else remaining
+        scope_id = idempotency_key or f"{payment_id}:{state.refunded}:{to_refund}"
+        scope = f"refund:{scope_id}"
+        fingerprint = idem.fingerprint(payment=payment_id, amount=to_refund)
+        op = self.store.get_operation(scope)
+        replaying = op is not None and op.status is OperationStatus.SUCCEEDED
+        if not replaying:
+            if record.status not in (S.SUCCEEDED, S.PARTIALLY_REFUNDED):
+                raise ValidationError(
+                    f"payment {payment_id} is {record.status.value}: only a captured, not "
+                    "fully refunded payment can be refunded"
+                )
+            if not 0 < to_refund <= remaining:
+                raise ValidationError(
+                    f"refund of {Money(to_refund, currency)} exceeds the "
+                    f"{Money(remaining, currency)} left to refund on payment {payment_id}"
+                )
+
+        def call(key: str) -> Refund:
+            return self.provider.refund_payment(
+                payment_id, amount=amount, reason=reason, idempotency_key=key
+            )
+
+        _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency))
+        refund = self._idempotent(
+            scope=scope,
+            operation="refund",
+            fingerprint=fingerprint,
+            key_for=lambda n: (
+                idem.provider_key("refund", idempotency_key, n)
+                if idempotency_key
+                else idem.provider_key(payment_id, "refund", state.refunded, to_refund, n)
+            ),
+            call=call,
+            replay=lambda op: self._stored_result(op, Refund),
+            result_id=lambda r: r.id,
+            order_id=record.order_id,
+        )
+        if refund.status is RefundStatus.SUCCEEDED:
+            self._sync_refund(payment_id, refund)
+        _log.info("refund %s of payment %s: %s %s", refund.id, payment_id, refund.amount,
+                  refund.status.value)  # fmt: skip
+        return refund
+
+    def _sync_refund(self, payment_id: str, refund: Refund) -> None:
+        record = self.store.get_payment(payment_id)
+        if record is None:  # pragma: no cover - _known() recorded it
+            return
+        event = PaymentEvent(Trigger.REFUNDED, amount=refund.amount.amount, ref=refund.id)
+        self._sync(record.payment, source="api", event=event)
+
+    def handle_return(self, params: Mapping[str, str]) -> Payment:
+        """The customer's redirect back from the provider's page. The payment is looked up
+        at the provider (and finished, where the provider needs that); the query string's
+        own words are never trusted."""
+        if not isinstance(params, Mapping):
+            raise ValidationError(f"params must be a mapping, got {type(params).__name__}")
+        clean = {str(k): str(v) for k, v in params.items()}
+        key = idem.provider_key("return", idem.digest(sorted(clean.items())))
+        fresh = self._call(
+            "complete_return", lambda: self.provider.complete_return(clean, idempotency_key=key)
+        )
+        record = self._sync(fresh, source="return")
+        _log.info("return for payment %s: %s", fresh.id, record.status.value)
+        return self._view(record, fresh)
+
+    # -- checkout, customers, subscriptions, invoices ----------------------------------------
+
+    def _check_lines(self, line_items: Sequence[LineItem]) -> Money:
+        if isinstance(line_items, (str, bytes)) or not line_items:
+            raise ValidationError("line_items must be a non-empty list of LineItem")
+        for item in line_items:
+            if not isinstance(item, LineItem):
+                raise ValidationError(f"line_items must hold LineItem, got {type(item).__name__}")
+        currencies = {item.unit_amount.currency for item in line_items}
+        if len(currencies) != 1:
+            raise ValidationError(f"line_items mix currencies: {', '.join(sorted(currencies))}")
+        total = Money.zero(currencies.pop())
+        for item in line_items:
+            total += item.total
+        return self._check_money(total, "line_items total")
+
+    @staticmethod
+    def _lines_fingerprint(line_items: Sequence[LineItem]) -> list[Any]:
+        return [
+            (i.name, i.unit_amount.amount, i.unit_amount.currency, i.quantity) for i in line_items
+        ]
+
+    def create_checkout(
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        customer_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        mode: str = "payment",
+        price_id: str | None = None,
+    ) -> CheckoutSession:
+        """A hosted payment page for ``order_id``; send the customer to ``session.url``.
+        Idempotent per order like :meth:`create_payment`."""
+        self._check_id(order_id, "order_id")
+        self._check_id(success_url, "success_url")
+        self._check_id(cancel_url, "cancel_url")
+        if mode not in ("payment", "subscription"):
+            raise ValidationError(f"mode must be 'payment' or 'subscription', got {mode!r}")
+        total = self._check_lines(line_items) if mode == "payment" or line_items else None
+
+        def call(key: str) -> CheckoutSession:
+            return self.provider.create_checkout_session(
+                order_id=order_id, line_items=line_items, success_url=success_url,
+                cancel_url=cancel_url, idempotency_key=key, mode=mode,  # type: ignore[arg-type]
+                customer_id=customer_id, price_id=price_id, metadata=metadata,
+            )  # fmt: skip
+
+        _log.info("create_checkout order=%s total=%s", order_id, total)
+        session = self._idempotent(
+            scope=f"create_checkout:{order_id}",
+            operation="create_checkout",
+            fingerprint=idem.fingerprint(
+                lines=self._lines_fingerprint(line_items), mode=mode, price=price_id
+            ),
+            key_for=lambda n: idem.provider_key(
+                order_id,
+                "create_checkout",
+                n,
+                total.currency if total else "none",
+                total.amount if total else 0,
+            ),
+            call=call,
+            replay=lambda op: self._stored_result(op, CheckoutSession),
+            result_id=lambda s: s.id,
+            order_id=order_id,
+        )
+        _log.info("create_checkout order=%s -> session %s", order_id, session.id)
+        return session
+
+    def create_customer(
+        self,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Customer:
+        """A customer at the provider. Idempotent per (email, name, metadata) unless you
+        pass your own ``idempotency_key``."""
+        identity = idempotency_key or idem.digest(email, name, dict(metadata or {}))
+
+        def call(key: str) -> Customer:
+            return self.provider.create_customer(
+                email=email, name=name, idempotency_key=key, metadata=metadata
+            )
+
+        customer = self._idempotent(
+            scope=f"create_customer:{identity}",
+            operation="create_customer",
+            fingerprint=idem.fingerprint(email=email, name=name, metadata=dict(metadata or {})),
+            key_for=lambda n: idem.provider_key("customer", identity, n),
+            call=call,
+            replay=lambda op: self._stored_result(op, Customer),
+            result_id=lambda c: c.id,
+        )
+        _log.info("create_customer -> %s", customer.id)
+        return customer
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Subscription:
+        """Subscribe ``customer_id`` to ``price_id``. Idempotent while the subscription
+        lives; once it is canceled, the same call starts a new one."""
+        self._check_id(customer_id, "customer_id")
+        self._check_id(price_id, "price_id")
+        identity = idempotency_key or f"{customer_id}:{price_id}"
+
+        def call(key: str) -> Subscription:
+            return self.provider.create_subscription(
+                customer_id=customer_id, price_id=price_id, idempotency_key=key, metadata=metadata
+            )
+
+        def replay(op: OperationRecord) -> Subscription | None:
+            if op.result_id is None:
+                return None
+            return self._call(
+                "get_subscription", lambda: self.provider.get_subscription(op.result_id or "")
+            )
+
+        def attempt_over(op: OperationRecord) -> bool:
+            current = replay(op)
+            return current is not None and current.status in _ENDED_SUBSCRIPTION
+
+        subscription = self._idempotent(
+            scope=f"create_subscription:{identity}",
+            operation="create_subscription",
+            fingerprint=idem.fingerprint(customer=customer_id, price=price_id),
+            key_for=lambda n: idem.provider_key(customer_id, "subscription", price_id, n),
+            call=call,
+            replay=replay,
+            result_id=lambda s: s.id,
+            attempt_over=attempt_over,
+        )
+        _log.info("create_subscription customer=%s price=%s -> %s %s", customer_id, price_id,
+                  subscription.id, subscription.status.value)  # fmt: skip
+        return subscription
+
+    def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        """Cancel now, or at the end of the paid period."""
+        self._check_id(subscription_id, "subscription_id")
+        subscription = self._call(
+            "cancel_subscription",
+            lambda: self.provider.cancel_subscription(subscription_id, at_period_end=at_period_end),
+        )
+        _log.info("cancel_subscription %s at_period_end=%s -> %s", subscription_id,
+                  at_period_end, subscription.status.value)  # fmt: skip
+        return subscription
+
+    def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """An invoice for ``customer_id``; idempotent per ``order_id`` when given (else per
+        customer and lines)."""
+        self._check_id(customer_id, "customer_id")
+        total = self._check_lines(line_items)
+        lines = self._lines_fingerprint(line_items)
+        identity = order_id or idem.digest(customer_id, lines)
+
+        def call(key: str) -> Invoice:
+            return self.provider.create_invoice(
+                customer_id=customer_id, line_items=line_items, idempotency_key=key,
+                order_id=order_id, description=description, send=send,
+            )  # fmt: skip
+
+        invoice = self._idempotent(
+            scope=f"create_invoice:{identity}",
+            operation="create_invoice",
+            fingerprint=idem.fingerprint(customer=customer_id, lines=lines),
+            key_for=lambda n: idem.provider_key(
+                identity, "create_invoice", n, total.currency, total.amount
+            ),
+            call=call,
+            replay=lambda op: self._stored_result(op, Invoice),
+            result_id=lambda i: i.id,
+            order_id=order_id,
+        )
+        _log.info("create_invoice customer=%s total=%s -> %s", customer_id, total, invoice.id)
+        return invoice
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def on(self, *event_types: EventType | str) -> Callable[[WebhookHandler], WebhookHandler]:
+        """Register a handler for these event types (none given: every event)::
+
+            @gw.on(EventType.PAYMENT_SUCCEEDED)
+            def fulfil(event): ...
+
+        Several handlers may share a type; they run in registration order, after the
+        state transition, once per event (again only if an earlier run raised).
+        """
+        types: list[EventType | None] = [EventType(t) for t in event_types] or [None]
+
+        def register(handler: WebhookHandler) -> WebhookHandler:
+            if not callable(handler):
+                raise ConfigurationError(f"webhook handler must be callable, got {handler!r}")
+            with self._handlers_lock:
+                for event_type in types:
+                    self._handlers.setdefault(event_type, []).append(handler)
+            return handler
+
+        return register
+
+    def _handlers_for(self, event_type: EventType) -> list[WebhookHandler]:
+        with self._handlers_lock:
+            return [*self._handlers.get(event_type, ()), *self._handlers.get(None, ())]
+
+    def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookResult:
+        """Verify, record, apply and dispatch one webhook delivery.
+
+        Raises :class:`~paygate.errors.WebhookVerificationError` for a delivery that is not
+        authentic (answer 400) and re-raises a handler's exception after giving the event
+        up, so that the provider's redelivery runs the handlers again (answer 5xx); the
+        state transition is never applied twice.
+        """
+        event = self.provider.parse_webhook(body, headers)
+        payment_id = event.payment_id
+        occurred = event.occurred_at.timestamp() if event.occurred_at else None
+        claim = self.store.claim_event(
+            self.provider.name, event.id, event_type=event.type.value,
+            provider_type=event.provider_type, payment_id=payment_id,
+            payload=_codec.dump(event), occurred_at=occurred, now=self.clock(),
+            lease_seconds=self.webhook_lease,
+        )  # fmt: skip
+        if not claim.owned:
+            record = self.store.get_payment(payment_id) if payment_id else None
+            status = record.status if record else None
+            in_progress = claim.status is ClaimStatus.IN_PROGRESS
+            _log.info(
+                "webhook %s (%s): duplicate delivery%s",
+                event.id,
+                event.type.value,
+                ", in progress elsewhere" if in_progress else "",
+            )
+            return WebhookResult(
+                event, True, status, status, claim.outcome,
+                payment=record.payment if record else None,
+                in_progress=in_progress,
+            )  # fmt: skip
+        error: str | None = None
+        if claim.applied:  # an earlier delivery applied it, then a handler failed
+            outcome = claim.outcome
+            record = self.store.get_payment(payment_id) if payment_id else None
+            previous = record.status if record else None
+        else:
+            outcome, previous, record, error = self._apply_event(event, claim)
+        status = record.status if record else None
+        handlers = [] if outcome in ("stale", "rejected") else self._handlers_for(event.type)
+        for handler in handlers:
+            try:
+                handler(event)
+            except BaseException as exc:
+                self.store.release_event(claim, error=f"{type(exc).__name__}: {exc}"[:500])
+                _log.warning(
+                    "webhook %s (%s): handler %s raised %s; the event stays unprocessed "
+                    "for redelivery",
+                    event.id, event.type.value, getattr(handler, "__qualname__", handler),
+                    type(exc).__name__,
+                )  # fmt: skip
+                raise
+        if not self.store.finish_event(claim, now=self.clock()):
+            _log.warning("webhook %s: lease expired before the handlers finished", event.id)
+        _log.info("webhook %s (%s): %s%s", event.id, event.type.value, outcome,
+                  f", payment {payment_id} {status.value}" if status else "")  # fmt: skip
+        return WebhookResult(
+            event, False, previous, status, outcome,
+            payment=record.payment if record else None,
+            handlers_run=len(handlers), error=error,
+        )  # fmt: skip
+
+    def _apply_event(
+        self, event: WebhookEvent, claim: EventClaim
+    ) -> tuple[EventOutcome, PaymentStatus | None, PaymentRecord | None, str | None]:
+        """Apply the event's transition once; returns (outcome, previous, record, error)."""
+        payment_id = event.payment_id
+        change = None if event.type is EventType.UNKNOWN else event_from_webhook(event)
+        if change is None or payment_id is None:
+            outcome: EventOutcome = (
+                "unknown" if event.type is EventType.UNKNOWN else "no_transition"
+            )
+            self.store.record_outcome(claim, outcome, now=self.clock())
+            record = self.store.get_payment(payment_id) if payment_id else None
+            return outcome, record.status if record else None, record, None
+        for _ in range(_CAS_ATTEMPTS):
+            now = self.clock()
+            current = self.store.get_payment(payment_id)
+            if current is None:
+                snapshot, state = self._unseen(event, payment_id)
+                previous = None
+            else:
+                snapshot, state, previous = current.payment, current.state, current.status
+            try:
+                step = apply(state, change)
+            except InvalidTransition as exc:
+                self.store.record_outcome(claim, "rejected", now=now)
+                _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
+                             event.type.value, payment_id, exc)  # fmt: skip
+                return "rejected", previous, current, str(exc)
+            if current is not None and not step.changed:
+                outcome = "stale" if step.result == "stale" else "unchanged"
+                self.store.record_outcome(claim, outcome, now=now)
+                return outcome, previous, current, None
+            obj = event.object
+            payment = (
+                self._merge(snapshot, obj) if isinstance(obj, Payment) and current else snapshot
+            )
+            record = PaymentRecord.build(
+                payment, step.state, version=current.version + 1 if current else 1, updated_at=now
+            )
+            transition = self._transition(
+                record,
+                previous,
+                change.trigger,
+                source="webhook",
+                amount=change.amount,
+                event=event,
+            )
+            try:
+                self.store.save_payment(
+                    record, expected_version=current.version if current else None,
+                    transition=transition, claim=claim, outcome="applied",
+                )  # fmt: skip
+            except StoreConflict:
+                continue  # another event of this payment won the race: apply on top of it
+            self._log_transition(transition)
+            return "applied", previous, record, None
+        raise StoreConflict(f"payment {payment_id}: too much write contention, giving up")
+
+    def _unseen(self, event: WebhookEvent, payment_id: str) -> tuple[Payment, PaymentState]:
+        """Where a payment first met through an event starts, before the event applies.
+
+        A payment event carries the payment: it starts ``pending`` at that amount and the
+        event moves it. A refund or dispute carries no payment amount, so the payment is
+        looked up at the provider and starts as captured (refunds and disputes are counted
+        from their own events only, so none is counted twice).
+        """
+        obj = event.object
+        if isinstance(obj, Payment):
+            return obj, PaymentState(S.PENDING, obj.amount.amount)
+        fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
+        if fresh.status in _SETTLED:
+            assert fresh.amount_captured is not None
+            captured = fresh.amount_captured.amount or fresh.amount.amount
+            return fresh, PaymentState(S.SUCCEEDED, fresh.amount.amount, captured)
+        return fresh, PaymentState(S.PENDING, fresh.amount.amount)
+
+
+def _status_trigger(status: PaymentStatus) -> Trigger:
+    event = event_for_status(status)
+    return event.trigger if event is not None else Trigger.REFUNDED
+
+
+def connect(
+    provider: str | PaymentProvider,
+    store: str | Store = "memory://",
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    **settings: Any,
+) -> Gateway:
+    """A :class:`Gateway` for ``provider`` (a name such as ``"stripe"``, with its settings
+    as keyword arguments, or an adapter instance) and ``store`` (a URL such as
+    ``"sqlite:///paygate.db"``, or a :class:`~paygate.stores.Store`)."""
+    if isinstance(provider, str):
+        instance = create_provider(provider, **settings)
+    elif settings:
+        raise ConfigurationError(
+            f"provider settings ({', '.join(sorted(settings))}) were given for an already "
+            "built provider; pass them to its constructor instead"
+        )
+    else:
+        instance = provider
+    opened = open_store(store) if isinstance(store, str) else store
+    return Gateway(instance, opened, retry=retry, currencies=currencies,
+                   webhook_lease=webhook_lease, clock=clock)  # fmt: skip
