@@ -1,0 +1,597 @@
+"""An in-memory Square API behind an ``httpx.MockTransport``, for tests and benchmarks.
+
+Like the fake provider, but one level down: the real :class:`~paygate.providers.square.
+SquareProvider` and the real ``squareup`` SDK run unchanged, and only the HTTP transport is
+replaced. It keeps payments, refunds, orders, payment links, customers, subscriptions,
+invoices and disputes in dicts, honours idempotency keys the way Square does (same key and
+same body: the first answer again; same key, another body: ``IDEMPOTENCY_KEY_REUSED``), and
+builds webhook deliveries signed exactly as Square signs them.
+
+Outcomes are scripted by the ``source_id``, after Square's sandbox test nonces
+(``cnon:card-nonce-ok`` succeeds, ``cnon:card-nonce-declined`` is a ``GENERIC_DECLINE``...),
+and by :meth:`SquareMockAPI.fail_next` for transport-level failures.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from paygate.models import WebhookDelivery
+from paygate.providers import _square_webhook
+
+__all__ = ["DECLINING_SOURCES", "RecordedCall", "SquareMockAPI"]
+
+#: source_id → (Square error code, category) of a declined CreatePayment
+DECLINING_SOURCES: dict[str, str] = {
+    "cnon:card-nonce-declined": "GENERIC_DECLINE",
+    "cnon:card-nonce-rejected-cvv": "CVV_FAILURE",
+    "cnon:card-nonce-rejected-postalcode": "ADDRESS_VERIFICATION_FAILURE",
+    "cnon:card-nonce-rejected-expiration": "INVALID_EXPIRATION",
+    "cnon:card-nonce-insufficient-funds": "INSUFFICIENT_FUNDS",
+    "cnon:card-nonce-expired": "CARD_EXPIRED",
+}
+#: source_id of a payment that stays PENDING (a bank transfer settling)
+PENDING_SOURCE = "bnon:bank-nonce-ok"
+
+_TIME = "2026-01-01T00:00:00.000Z"
+
+
+@dataclass
+class RecordedCall:
+    method: str
+    path: str
+    body: Any
+    status: int
+    response: Any
+    #: answered by fail_next (deliberately off-spec codes included), not by the API model
+    scripted: bool = False
+
+
+@dataclass
+class _Failure:
+    status: int
+    code: str | None
+    category: str
+    exception: type[Exception] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class SquareMockAPI:
+    """A stateful stand-in for ``connect.squareupsandbox.com``."""
+
+    def __init__(
+        self,
+        *,
+        webhook_signature_key: str = "whsig-test-key",
+        webhook_url: str = "https://shop.example/webhooks/square",
+        refund_status: str = "PENDING",
+    ) -> None:
+        self.webhook_signature_key = webhook_signature_key
+        self.webhook_url = webhook_url
+        #: the status a new refund gets (Square answers PENDING, then refund.updated)
+        self.refund_status = refund_status
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.links: dict[str, dict[str, Any]] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
+        self.calls: list[RecordedCall] = []
+        #: called with every call (e.g. to validate bodies against Square's OpenAPI spec)
+        self.observers: list[Callable[[RecordedCall], None]] = []
+        self._idempotency: dict[tuple[str, str], tuple[str, int, Any]] = {}
+        self._failures: list[_Failure] = []
+        self._ids = itertools.count(1)
+        self._events = itertools.count(1)
+        self._webhooks: list[WebhookDelivery] = []
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
+            ("POST", re.compile(r"/v2/payments"), self._create_payment),
+            ("GET", re.compile(r"/v2/payments/([^/]+)"), self._get_payment),
+            ("PUT", re.compile(r"/v2/payments/([^/]+)"), self._update_payment),
+            ("POST", re.compile(r"/v2/payments/([^/]+)/complete"), self._complete_payment),
+            ("POST", re.compile(r"/v2/payments/([^/]+)/cancel"), self._cancel_payment),
+            ("POST", re.compile(r"/v2/refunds"), self._refund_payment),
+            ("GET", re.compile(r"/v2/refunds/([^/]+)"), self._get_refund),
+            ("POST", re.compile(r"/v2/customers"), self._create_customer),
+            ("POST", re.compile(r"/v2/subscriptions"), self._create_subscription),
+            ("GET", re.compile(r"/v2/subscriptions/([^/]+)"), self._get_subscription),
+            ("POST", re.compile(r"/v2/subscriptions/([^/]+)/cancel"), self._cancel_subscription),
+            ("POST", re.compile(r"/v2/online-checkout/payment-links"), self._create_link),
+            ("GET", re.compile(r"/v2/online-checkout/payment-links/([^/]+)"), self._get_link),
+            ("POST", re.compile(r"/v2/orders"), self._create_order),
+            ("GET", re.compile(r"/v2/orders/([^/]+)"), self._get_order),
+            ("POST", re.compile(r"/v2/invoices"), self._create_invoice),
+            ("POST", re.compile(r"/v2/invoices/([^/]+)/publish"), self._publish_invoice),
+            ("GET", re.compile(r"/v2/disputes/([^/]+)"), self._get_dispute),
+        ]
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def http_client(self) -> httpx.Client:
+        return httpx.Client(transport=self.transport)
+
+    def fail_next(
+        self,
+        status: int = 500,
+        code: str | None = "INTERNAL_SERVER_ERROR",
+        category: str = "API_ERROR",
+        *,
+        exception: type[Exception] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests with an error (or raise ``exception``)."""
+        for _ in range(times):
+            self._failures.append(_Failure(status, code, category, exception, headers or {}))
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path = request.url.path
+        if self._failures:
+            failure = self._failures.pop(0)
+            if failure.exception is not None:
+                raise failure.exception("scripted transport failure")
+            errors = {"errors": [{"category": failure.category, "code": failure.code}]}
+            return self._respond(request.method, path, body, failure.status, errors, failure)
+        if request.headers.get("authorization", "") in ("", "Bearer "):
+            status, payload = self._error(401, "UNAUTHORIZED", "AUTHENTICATION_ERROR")
+            return self._respond(request.method, path, body, status, payload)
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if method == request.method and match:
+                groups = match.groups()
+                status, payload = self._idempotent(
+                    path, body, functools.partial(handler, body, *groups)
+                )
+                return self._respond(request.method, path, body, status, payload)
+        return self._respond(request.method, path, body, 404, self._error(404, "NOT_FOUND")[1])
+
+    def _respond(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        status: int,
+        payload: Any,
+        failure: _Failure | None = None,
+    ) -> httpx.Response:
+        call = RecordedCall(method, path, body, status, payload, scripted=failure is not None)
+        self.calls.append(call)
+        for observer in self.observers:
+            observer(call)
+        headers = {"square-request-id": f"req-{len(self.calls)}"}
+        if failure is not None:
+            headers.update(failure.headers)
+        return httpx.Response(status, json=payload, headers=headers)
+
+    def _idempotent(
+        self, path: str, body: Any, run: Callable[[], tuple[int, Any]]
+    ) -> tuple[int, Any]:
+        key = body.get("idempotency_key") if isinstance(body, dict) else None
+        if not key:
+            return run()
+        fingerprint = json.dumps(body, sort_keys=True)
+        seen = self._idempotency.get((path, key))
+        if seen is not None:
+            if seen[0] != fingerprint:
+                return self._error(400, "IDEMPOTENCY_KEY_REUSED", "INVALID_REQUEST_ERROR")
+            return seen[1], seen[2]
+        status, payload = run()
+        if status < 500:
+            self._idempotency[(path, key)] = (fingerprint, status, payload)
+        return status, payload
+
+    @staticmethod
+    def _error(
+        status: int, code: str, category: str = "INVALID_REQUEST_ERROR", detail: str = ""
+    ) -> tuple[int, Any]:
+        error: dict[str, Any] = {"category": category, "code": code}
+        if detail:
+            error["detail"] = detail
+        return status, {"errors": [error]}
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}"
+
+    # -- payments ----------------------------------------------------------------------------
+
+    def _create_payment(self, body: dict[str, Any]) -> tuple[int, Any]:
+        source = body["source_id"]
+        payment: dict[str, Any] = {
+            "id": self._id("sqpay"),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "amount_money": dict(body["amount_money"]),
+            "total_money": dict(body["amount_money"]),
+            "location_id": body.get("location_id", "MAIN"),
+            "source_type": "CARD",
+            "version_token": "v1",
+        }
+        for name in ("reference_id", "customer_id", "note", "order_id"):
+            if body.get(name):
+                payment[name] = body[name]
+        decline = DECLINING_SOURCES.get(source)
+        if decline is not None:
+            payment["status"] = "FAILED"
+            payment["card_details"] = {"status": "FAILED"}
+            self.payments[payment["id"]] = payment
+            return 402, {
+                "errors": [
+                    {"category": "PAYMENT_METHOD_ERROR", "code": decline, "detail": "declined"}
+                ],
+                "payment": payment,
+            }
+        if source == PENDING_SOURCE:
+            payment["status"] = "PENDING"
+            payment["source_type"] = "BANK_ACCOUNT"
+        elif body.get("autocomplete", True):
+            payment["status"] = "COMPLETED"
+            payment["card_details"] = {"status": "CAPTURED"}
+        else:
+            payment["status"] = "APPROVED"
+            payment["card_details"] = {"status": "AUTHORIZED"}
+        self.payments[payment["id"]] = payment
+        self._emit("payment.created", "payment", payment)
+        return 200, {"payment": payment}
+
+    def _payment(self, payment_id: str) -> dict[str, Any] | None:
+        return self.payments.get(payment_id)
+
+    def _get_payment(self, body: Any, payment_id: str) -> tuple[int, Any]:
+        payment = self._payment(payment_id)
+        if payment is None:
+            return self._error(404, "NOT_FOUND")
+        return 200, {"payment": payment}
+
+    def _update_payment(self, body: dict[str, Any], payment_id: str) -> tuple[int, Any]:
+        payment = self._payment(payment_id)
+        if payment is None:
+            return self._error(404, "NOT_FOUND")
+        if payment["status"] != "APPROVED":
+            return self._error(400, "BAD_REQUEST", detail="only APPROVED payments change")
+        new_amount = body.get("payment", {}).get("amount_money")
+        if new_amount:
+            payment["amount_money"] = dict(new_amount)
+            payment["total_money"] = dict(new_amount)
+        return 200, {"payment": payment}
+
+    def _complete_payment(self, body: Any, payment_id: str) -> tuple[int, Any]:
+        payment = self._payment(payment_id)
+        if payment is None:
+            return self._error(404, "NOT_FOUND")
+        if payment["status"] == "COMPLETED":
+            return 200, {"payment": payment}
+        if payment["status"] != "APPROVED":
+            return self._error(400, "DELAYED_TRANSACTION_CANCELED", "PAYMENT_METHOD_ERROR")
+        payment["status"] = "COMPLETED"
+        payment["card_details"] = {"status": "CAPTURED"}
+        self._emit("payment.updated", "payment", payment)
+        return 200, {"payment": payment}
+
+    def _cancel_payment(self, body: Any, payment_id: str) -> tuple[int, Any]:
+        payment = self._payment(payment_id)
+        if payment is None:
+            return self._error(404, "NOT_FOUND")
+        if payment["status"] == "CANCELED":
+            return 200, {"payment": payment}
+        if payment["status"] != "APPROVED":
+            return self._error(400, "DELAYED_TRANSACTION_CAPTURED", "PAYMENT_METHOD_ERROR")
+        payment["status"] = "CANCELED"
+        payment["card_details"] = {"status": "VOIDED"}
+        self._emit("payment.updated", "payment", payment)
+        return 200, {"payment": payment}
+
+    # -- refunds -----------------------------------------------------------------------------
+
+    def _refund_payment(self, body: dict[str, Any]) -> tuple[int, Any]:
+        payment = self._payment(body.get("payment_id", ""))
+        if payment is None:
+            return self._error(404, "NOT_FOUND")
+        if payment["status"] != "COMPLETED":
+            return self._error(400, "REFUND_ERROR_PAYMENT_NEEDS_COMPLETION", "REFUND_ERROR")
+        amount = body["amount_money"]["amount"]
+        refunded = payment.get("refunded_money", {}).get("amount", 0)
+        if amount > payment["amount_money"]["amount"] - refunded:
+            return self._error(400, "REFUND_AMOUNT_INVALID", "REFUND_ERROR")
+        refund: dict[str, Any] = {
+            "id": f"{payment['id']}_{self._id('rf')}",
+            "status": self.refund_status,
+            "amount_money": dict(body["amount_money"]),
+            "payment_id": payment["id"],
+            "location_id": payment["location_id"],
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        }
+        if body.get("reason"):
+            refund["reason"] = body["reason"]
+        self.refunds[refund["id"]] = refund
+        self._emit("refund.created", "refund", refund)
+        if refund["status"] == "COMPLETED":
+            self._count_refund(refund)
+        return 200, {"refund": refund}
+
+    def _count_refund(self, refund: dict[str, Any]) -> None:
+        payment = self.payments[refund["payment_id"]]
+        before = payment.get("refunded_money", {}).get("amount", 0)
+        payment["refunded_money"] = {
+            "amount": before + refund["amount_money"]["amount"],
+            "currency": refund["amount_money"]["currency"],
+        }
+        payment.setdefault("refund_ids", []).append(refund["id"])
+        self._emit("payment.updated", "payment", payment)
+
+    def complete_refund(self, refund_id: str, status: str = "COMPLETED") -> dict[str, Any]:
+        """Square finishes a pending refund (COMPLETED, or REJECTED/FAILED)."""
+        refund = self.refunds[refund_id]
+        refund["status"] = status
+        self._emit("refund.updated", "refund", refund)
+        if status == "COMPLETED":
+            self._count_refund(refund)
+        return refund
+
+    def _get_refund(self, body: Any, refund_id: str) -> tuple[int, Any]:
+        refund = self.refunds.get(refund_id)
+        return (200, {"refund": refund}) if refund else self._error(404, "NOT_FOUND")
+
+    # -- customers, subscriptions ------------------------------------------------------------
+
+    def _create_customer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        customer = {"id": self._id("CUST"), "created_at": _TIME, "updated_at": _TIME}
+        for name in ("given_name", "family_name", "email_address", "note", "reference_id"):
+            if body.get(name):
+                customer[name] = body[name]
+        self.customers[customer["id"]] = customer
+        return 200, {"customer": customer}
+
+    def _create_subscription(self, body: dict[str, Any]) -> tuple[int, Any]:
+        if body["customer_id"] not in self.customers:
+            return self._error(404, "NOT_FOUND", detail="customer")
+        subscription: dict[str, Any] = {
+            "id": self._id("sub-"),
+            "location_id": body["location_id"],
+            "plan_variation_id": body["plan_variation_id"],
+            "customer_id": body["customer_id"],
+            "start_date": "2026-01-01",
+            "charged_through_date": "2026-02-01",
+            "status": "ACTIVE",
+            "version": 1,
+            "created_at": _TIME,
+        }
+        if body.get("card_id"):
+            subscription["card_id"] = body["card_id"]
+        self.subscriptions[subscription["id"]] = subscription
+        self._emit("subscription.created", "subscription", subscription)
+        return 200, {"subscription": subscription}
+
+    def _get_subscription(self, body: Any, subscription_id: str) -> tuple[int, Any]:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            return self._error(404, "NOT_FOUND")
+        return 200, {"subscription": subscription}
+
+    def _cancel_subscription(self, body: Any, subscription_id: str) -> tuple[int, Any]:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            return self._error(404, "NOT_FOUND")
+        if subscription["status"] == "PENDING":
+            subscription["status"] = "CANCELED"
+            subscription["canceled_date"] = subscription["start_date"]
+            actions: list[dict[str, Any]] = []
+        else:  # Square schedules the cancel at the end of the paid period
+            subscription["canceled_date"] = subscription["charged_through_date"]
+            actions = [{"id": self._id("act-"), "type": "CANCEL", "effective_date": "2026-02-01"}]
+        subscription["version"] += 1
+        self._emit("subscription.updated", "subscription", subscription)
+        return 200, {"subscription": subscription, "actions": actions}
+
+    def end_billing_period(self, subscription_id: str) -> dict[str, Any]:
+        """The scheduled cancel takes effect."""
+        subscription = self.subscriptions[subscription_id]
+        subscription["status"] = "CANCELED"
+        self._emit("subscription.updated", "subscription", subscription)
+        return subscription
+
+    # -- orders, payment links ---------------------------------------------------------------
+
+    def _new_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        lines = []
+        total = 0
+        currency = "USD"
+        for line in order.get("line_items", []):
+            money = line["base_price_money"]
+            line_total = money["amount"] * int(line["quantity"])
+            total += line_total
+            currency = money["currency"]
+            lines.append({**line, "total_money": {"amount": line_total, "currency": currency}})
+        created = {
+            **order,
+            "id": self._id("ORD"),
+            "line_items": lines,
+            "state": "OPEN",
+            "version": 1,
+            "total_money": {"amount": total, "currency": currency},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        }
+        self.orders[created["id"]] = created
+        return created
+
+    def _create_order(self, body: dict[str, Any]) -> tuple[int, Any]:
+        return 200, {"order": self._new_order(body["order"])}
+
+    def _get_order(self, body: Any, order_id: str) -> tuple[int, Any]:
+        order = self.orders.get(order_id)
+        return (200, {"order": order}) if order else self._error(404, "NOT_FOUND")
+
+    def _create_link(self, body: dict[str, Any]) -> tuple[int, Any]:
+        order = self._new_order(body["order"])
+        link_id = self._id("LINK")
+        link: dict[str, Any] = {
+            "id": link_id,
+            "version": 1,
+            "order_id": order["id"],
+            "url": f"https://square.link/u/{link_id}",
+            "long_url": f"https://checkout.square.site/merchant/x/order/{link_id}",
+            "created_at": _TIME,
+        }
+        if body.get("checkout_options"):
+            link["checkout_options"] = body["checkout_options"]
+        if body.get("payment_note"):
+            link["payment_note"] = body["payment_note"]
+        self.links[link_id] = link
+        return 200, {"payment_link": link, "related_resources": {"orders": [order]}}
+
+    def _get_link(self, body: Any, link_id: str) -> tuple[int, Any]:
+        link = self.links.get(link_id)
+        return (200, {"payment_link": link}) if link else self._error(404, "NOT_FOUND")
+
+    def pay_link(self, link_id: str) -> dict[str, Any]:
+        """The customer pays on Square's page: a COMPLETED payment for the link's order.
+
+        Returns the redirect query Square appends to the link's redirect URL.
+        """
+        link = self.links[link_id]
+        order = self.orders[link["order_id"]]
+        payment: dict[str, Any] = {
+            "id": self._id("sqpay"),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "amount_money": dict(order["total_money"]),
+            "total_money": dict(order["total_money"]),
+            "status": "COMPLETED",
+            "source_type": "CARD",
+            "card_details": {"status": "CAPTURED"},
+            "location_id": order["location_id"],
+            "order_id": order["id"],
+            "version_token": "v1",
+        }
+        if link.get("payment_note"):
+            payment["note"] = link["payment_note"]
+        self.payments[payment["id"]] = payment
+        order["tenders"] = [
+            {
+                "id": self._id("TND"),
+                "type": "CARD",
+                "payment_id": payment["id"],
+                "amount_money": dict(order["total_money"]),
+            }
+        ]
+        order["state"] = "COMPLETED"
+        self._emit("payment.created", "payment", payment)
+        return {"checkoutId": link_id, "orderId": order["id"], "transactionId": order["id"]}
+
+    # -- invoices, disputes ------------------------------------------------------------------
+
+    def _create_invoice(self, body: dict[str, Any]) -> tuple[int, Any]:
+        invoice = dict(body["invoice"])
+        order = self.orders.get(invoice.get("order_id", ""))
+        if order is None:
+            return self._error(404, "NOT_FOUND", detail="order")
+        request = dict(invoice["payment_requests"][0])
+        request["uid"] = self._id("PR")
+        request["computed_amount_money"] = dict(order["total_money"])
+        request["total_completed_amount_money"] = {
+            "amount": 0,
+            "currency": order["total_money"]["currency"],
+        }
+        invoice.update(
+            {
+                "id": f"inv:0-{self._id('INV')}",
+                "version": 0,
+                "status": "DRAFT",
+                "payment_requests": [request],
+                "created_at": _TIME,
+                "updated_at": _TIME,
+            }
+        )
+        self.invoices[invoice["id"]] = invoice
+        return 200, {"invoice": invoice}
+
+    def _publish_invoice(self, body: dict[str, Any], invoice_id: str) -> tuple[int, Any]:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            return self._error(404, "NOT_FOUND")
+        if body.get("version") != invoice["version"]:
+            return self._error(400, "CONFLICT", detail="version mismatch")
+        invoice["status"] = "UNPAID"
+        invoice["version"] += 1
+        invoice["invoice_number"] = f"{len(self.invoices):06d}"
+        invoice["public_url"] = f"https://squareup.com/pay-invoice/{invoice_id}"
+        return 200, {"invoice": invoice}
+
+    def open_dispute(self, payment_id: str, state: str = "EVIDENCE_REQUIRED") -> dict[str, Any]:
+        payment = self.payments[payment_id]
+        dispute = {
+            "id": self._id("DSP"),
+            "amount_money": dict(payment["amount_money"]),
+            "reason": "NOT_AS_DESCRIBED",
+            "state": state,
+            "due_at": "2026-02-01T00:00:00.000Z",
+            "disputed_payment": {"payment_id": payment_id},
+            "card_brand": "VISA",
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "version": 1,
+        }
+        self.disputes[dispute["id"]] = dispute
+        self._emit("dispute.created", "dispute", dispute)
+        return dispute
+
+    def set_dispute_state(self, dispute_id: str, state: str) -> dict[str, Any]:
+        dispute = self.disputes[dispute_id]
+        dispute["state"] = state
+        dispute["version"] += 1
+        self._emit("dispute.state.updated", "dispute", dispute)
+        return dispute
+
+    def _get_dispute(self, body: Any, dispute_id: str) -> tuple[int, Any]:
+        dispute = self.disputes.get(dispute_id)
+        return (200, {"dispute": dispute}) if dispute else self._error(404, "NOT_FOUND")
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def event(self, square_type: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """A Square event body (as a dict) about ``obj``."""
+        return {
+            "merchant_id": "MLMERCHANT",
+            "type": square_type,
+            "event_id": f"evt-{next(self._events):08d}",
+            "created_at": _TIME,
+            "data": {"type": kind, "id": obj["id"], "object": {kind: json.loads(json.dumps(obj))}},
+        }
+
+    def delivery(self, event: dict[str, Any]) -> WebhookDelivery:
+        """``event`` as Square would POST it: raw JSON body and the signature header."""
+        body = json.dumps(event, separators=(",", ":")).encode()
+        signature = _square_webhook.sign(
+            body, signature_key=self.webhook_signature_key, notification_url=self.webhook_url
+        )
+        return WebhookDelivery(
+            body=body,
+            headers={
+                "content-type": "application/json",
+                "x-square-hmacsha256-signature": signature,
+            },
+        )
+
+    def _emit(self, square_type: str, kind: str, obj: dict[str, Any]) -> None:
+        self._webhooks.append(self.delivery(self.event(square_type, kind, obj)))
+
+    def take_webhooks(self) -> list[WebhookDelivery]:
+        """The deliveries queued since the last call (every state change queues one)."""
+        pending, self._webhooks = self._webhooks, []
+        return pending
