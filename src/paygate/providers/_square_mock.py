@@ -535,7 +535,7 @@ class SquareMockAPI:
 
     def open_dispute(self, payment_id: str, state: str = "EVIDENCE_REQUIRED") -> dict[str, Any]:
         payment = self.payments[payment_id]
-        dispute = {
+        dispute: dict[str, Any] = {
             "id": self._id("DSP"),
             "amount_money": dict(payment["amount_money"]),
             "reason": "NOT_AS_DESCRIBED",
