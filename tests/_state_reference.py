@@ -151,7 +151,7 @@ class RefPayment:
             prior = state.prior or state.by_amounts(state.refunded)
             return outcome, replace(state, status=prior, prior=None)
         if trigger is T.DISPUTE_LOST:
-            return outcome, replace(state, status=S.CHARGED_BACK)
+            return outcome, replace(state, status=S.CHARGED_BACK, prior=None)
         target = LEADS_TO[trigger]
         return outcome, replace(state, status=target)
 

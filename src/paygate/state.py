@@ -162,7 +162,12 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
         return Step(state, "duplicate")
     if cell == IMPLY:
         settled = _capture(state, PaymentEvent(T.SUCCEEDED))
-        return apply(settled, event)
+        try:
+            return apply(settled, event)
+        except InvalidTransition as exc:
+            # report the status the payment really has, not the implied one
+            why = str(exc).partition(": ")[2]
+            raise _invalid(state, event, f"{why} (capture implied)".lstrip()) from None
     if cell == REFUND:
         return Step(_refund(state, event), "applied")
     if cell == REFUND_HELD:
@@ -177,7 +182,8 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
         return Step(_capture(state, event), "applied")
     if cell is S.DISPUTED:
         return Step(replace(state, status=cell, before_dispute=state.status), "applied")
-    return Step(replace(state, status=cell), "applied")
+    # the only plain move out of a dispute is charged_back: nothing left to return to
+    return Step(replace(state, status=cell, before_dispute=None), "applied")
 
 
 def _capture(state: PaymentState, event: PaymentEvent) -> PaymentState:
