@@ -833,3 +833,19 @@ def test_plugin_fixtures(fake_provider: FakeProvider, fake_clock: FakeClock) -> 
     assert isinstance(fake_provider, FakeProvider) and fake_provider.settings.seed == 0
     assert fake_clock() == 1_700_000_000
     assert fake_clock.advance(5) == 1_700_000_005
+
+
+def test_fake_gateway_fixture_runs_over_the_fake_provider(
+    fake_gateway: Any, fake_provider: FakeProvider
+) -> None:
+    payment = fake_gateway.create_payment(
+        order_id="ord_gw", amount=usd("12.34"), payment_method="tok_3ds"
+    )
+    assert payment.status is PaymentStatus.REQUIRES_ACTION
+    assert fake_provider.calls["create_payment"] == 1
+    fake_provider.authenticate(payment.id)
+    results = [
+        fake_gateway.handle_webhook(d.body, d.headers) for d in fake_provider.take_webhooks()
+    ]
+    assert results[-1].status is PaymentStatus.SUCCEEDED
+    assert fake_gateway.get_payment(payment.id).status is PaymentStatus.SUCCEEDED

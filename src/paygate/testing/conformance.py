@@ -1,0 +1,664 @@
+"""``ProviderContract``: the reusable test class every provider adapter passes.
+
+Like keyring's backend tests or Omnipay's ``GatewayTestCase``: the contract holds the tests,
+an adapter's test module holds a small *harness* that knows how to script that provider's
+outcomes. Every test is driven through the harness, so an adapter tested over canned HTTP
+responses (``responses``, ``httpx.MockTransport``) passes it as well as an in-memory one.
+
+Subclass it in a test module (the class name must start with ``Test`` for pytest) and
+override the ``harness`` fixture::
+
+    import pytest
+    from paygate.testing.conformance import BaseHarness, ProviderContract
+
+    class MyHarness(BaseHarness):
+        def make_provider(self):
+            return MyProvider(api_key="sk_test_x", webhook_secret="whsec_x")
+
+        def payment_method(self, outcome):
+            return {"succeed": "card_ok", "decline": "card_nope", "require_action": "card_3ds"}[
+                outcome
+            ]
+
+        def prepare(self, scenario, **details):
+            # HTTP-mocked adapters register the canned answer for `scenario` here
+            # (see Scenario below for what each one is followed by).
+            ...
+
+        def signed_webhook(self, kind):
+            # a delivery exactly as the provider would send it, correctly signed
+            ...
+
+    class TestMyProvider(ProviderContract):
+        @pytest.fixture
+        def harness(self, mocked_http):        # any fixtures the harness needs
+            return MyHarness(mocked_http)
+
+Each test calls ``harness.prepare(scenario, **details)`` right before the provider calls
+that scenario names; an in-memory adapter ignores it. Tests for what a provider does not
+declare in ``capabilities`` (or a harness cannot script: ``BaseHarness.outcomes``,
+``signed_webhook`` returning ``None``) are skipped with the reason, never passed silently.
+
+The amounts are fixed (``ProviderContract.amount_minor`` = 2000 and ``partial_minor`` = 500
+minor units of ``harness.currency``) so canned responses can match them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import pytest
+
+from paygate._compat import StrEnum
+from paygate.errors import (
+    DECLINE_CODES,
+    CardDeclined,
+    IdempotencyConflict,
+    InvalidRequest,
+    InvalidSignature,
+    NotFound,
+    NotSupported,
+    ProviderError,
+    ValidationError,
+)
+from paygate.models import (
+    CheckoutSession,
+    CheckoutStatus,
+    Customer,
+    Dispute,
+    EventType,
+    LineItem,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    WebhookDelivery,
+    WebhookEvent,
+)
+from paygate.money import Money
+from paygate.provider import Capability, PaymentProvider
+
+__all__ = [
+    "BaseHarness",
+    "Outcome",
+    "ProviderContract",
+    "ProviderHarness",
+    "Scenario",
+    "WebhookKind",
+]
+
+#: what a payment method can be scripted to do
+Outcome = Literal["succeed", "decline", "require_action"]
+#: which signed webhook the contract asks the harness for
+WebhookKind = Literal["payment_succeeded", "payment_failed", "refund", "dispute_opened", "unknown"]
+
+
+class Scenario(StrEnum):
+    """The names passed to ``harness.prepare``, each with the provider calls that follow it.
+
+    ``details`` always hold what the contract will send: ``amount`` (Money), and where they
+    apply ``order_id``, ``idempotency_key``, ``payment_id`` and ``capture``.
+    """
+
+    #: ``create_payment`` with ``payment_method("succeed")`` → a succeeded Payment
+    PAYMENT_SUCCEED = "payment.succeed"
+    #: ``create_payment`` with ``payment_method("decline")`` → CardDeclined
+    PAYMENT_DECLINE = "payment.decline"
+    #: ``create_payment`` with ``payment_method("require_action")`` → requires_action
+    PAYMENT_REQUIRE_ACTION = "payment.require_action"
+    #: ``create_payment(capture="manual")`` with the succeeding method → authorized
+    PAYMENT_MANUAL = "payment.manual"
+    #: ``get_payment(payment_id)`` of the payment just created
+    PAYMENT_GET = "payment.get"
+    #: ``get_payment(harness.missing_payment_id)`` → NotFound
+    PAYMENT_MISSING = "payment.missing"
+    #: the same ``create_payment`` again, same key and arguments → the same payment
+    PAYMENT_REPLAY = "payment.replay"
+    #: ``create_payment`` with a used key but another amount → IdempotencyConflict
+    PAYMENT_CONFLICT = "payment.conflict"
+    #: ``capture_payment(payment_id, amount=None)`` → succeeded
+    CAPTURE_FULL = "capture.full"
+    #: ``capture_payment(payment_id, amount=partial)`` → succeeded, or NotSupported
+    CAPTURE_PARTIAL = "capture.partial"
+    #: ``cancel_payment(payment_id)`` of an authorized payment → canceled
+    CANCEL = "cancel"
+    #: ``refund_payment(payment_id, amount=None)``
+    REFUND_FULL = "refund.full"
+    #: ``refund_payment(payment_id, amount=partial)``, or NotSupported
+    REFUND_PARTIAL = "refund.partial"
+    #: ``refund_payment(payment_id, amount=more than captured)`` → InvalidRequest
+    REFUND_OVER = "refund.over"
+    #: ``create_customer(email=..., name=...)``
+    CUSTOMER_CREATE = "customer.create"
+    #: ``create_checkout_session(...)`` in payment mode
+    CHECKOUT_CREATE = "checkout.create"
+
+
+@runtime_checkable
+class ProviderHarness(Protocol):
+    """What a provider's test module supplies to the contract."""
+
+    #: the outcomes ``payment_method`` can script (a subset of the three)
+    outcomes: frozenset[str]
+    #: the currency the contract pays in (one the provider accepts)
+    currency: str
+    #: whether the provider refuses a used idempotency key with other arguments
+    detects_idempotency_conflict: bool
+    #: an id of the provider's own shape that names no payment
+    missing_payment_id: str
+
+    def make_provider(self) -> PaymentProvider:
+        """A fresh adapter instance (with webhook secrets matching ``signed_webhook``)."""
+        ...
+
+    def payment_method(self, outcome: Outcome) -> str | None:
+        """The ``payment_method`` argument that makes ``create_payment`` have ``outcome``."""
+        ...
+
+    def prepare(self, scenario: Scenario, **details: Any) -> None:
+        """Script the provider's answers for the calls ``scenario`` names (or do nothing)."""
+        ...
+
+    def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
+        """A correctly signed delivery of ``kind``, or ``None`` if the harness cannot."""
+        ...
+
+    def tamper(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """The same delivery with its body changed after signing."""
+        ...
+
+    def charge_count(self) -> int | None:
+        """How many payments the provider has created so far, or ``None`` if unknowable."""
+        ...
+
+
+class BaseHarness:
+    """Defaults for a harness: every outcome, USD, no-op ``prepare``, a generic ``tamper``.
+
+    Subclasses implement ``make_provider``, ``payment_method`` and ``signed_webhook``.
+    """
+
+    outcomes: frozenset[str] = frozenset({"succeed", "decline", "require_action"})
+    currency: str = "USD"
+    detects_idempotency_conflict: bool = True
+    missing_payment_id: str = "pay_paygate_contract_missing"
+
+    def make_provider(self) -> PaymentProvider:
+        raise NotImplementedError
+
+    def payment_method(self, outcome: Outcome) -> str | None:
+        raise NotImplementedError
+
+    def prepare(self, scenario: Scenario, **details: Any) -> None:
+        """Nothing to script for an in-memory provider."""
+
+    def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
+        return None
+
+    def tamper(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """Change one byte of the body, keeping the signature headers."""
+        body = delivery.body
+        index = next((i for i, byte in enumerate(body) if 0x30 <= byte <= 0x39), None)
+        if index is None:  # no digit to change: append a space instead
+            changed = body + b" "
+        else:  # a digit becomes another digit: still valid JSON, but not what was signed
+            digit = body[index] - 0x30
+            changed = body[:index] + bytes([0x30 + (digit + 1) % 10]) + body[index + 1 :]
+        return WebhookDelivery(body=changed, headers=dict(delivery.headers))
+
+    def charge_count(self) -> int | None:
+        return None
+
+
+def _without_signature(delivery: WebhookDelivery) -> WebhookDelivery:
+    """Only the headers every HTTP request has: no provider signature at all."""
+    kept = {"content-type", "user-agent", "content-length", "accept"}
+    headers = {k: v for k, v in delivery.headers.items() if k.lower() in kept}
+    return WebhookDelivery(body=delivery.body, headers=headers)
+
+
+class ProviderContract:
+    """The conformance tests. Subclass as ``TestXxx`` and override the ``harness`` fixture."""
+
+    amount_minor: int = 2000
+    partial_minor: int = 500
+
+    # -- fixtures --------------------------------------------------------------------------
+
+    @pytest.fixture
+    def harness(self) -> ProviderHarness:
+        raise NotImplementedError(
+            "subclass ProviderContract and override the `harness` fixture to return your "
+            "ProviderHarness"
+        )
+
+    @pytest.fixture
+    def provider(self, harness: ProviderHarness) -> Iterator[PaymentProvider]:
+        provider = harness.make_provider()
+        yield provider
+        close = getattr(provider, "close", None)
+        if callable(close):
+            close()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def amount(self, harness: ProviderHarness, minor: int | None = None) -> Money:
+        return Money(self.amount_minor if minor is None else minor, harness.currency)
+
+    @staticmethod
+    def require(provider: PaymentProvider, *capabilities: Capability) -> None:
+        missing = [c.value for c in capabilities if c not in provider.capabilities]
+        if missing:
+            pytest.skip(f"{provider.name} does not declare {', '.join(missing)}")
+
+    @staticmethod
+    def require_outcome(harness: ProviderHarness, outcome: Outcome) -> None:
+        if outcome not in harness.outcomes:
+            pytest.skip(f"the harness cannot script a {outcome!r} payment method")
+
+    def create(
+        self,
+        provider: PaymentProvider,
+        harness: ProviderHarness,
+        outcome: Outcome = "succeed",
+        *,
+        scenario: Scenario | None = None,
+        order_id: str = "ord_contract_1",
+        key: str = "contract-key-1",
+        capture: Literal["automatic", "manual"] = "automatic",
+        amount: Money | None = None,
+    ) -> Payment:
+        """``create_payment`` for ``outcome``, after preparing the matching scenario."""
+        amount = amount or self.amount(harness)
+        if scenario is None:
+            scenario = {
+                "succeed": Scenario.PAYMENT_MANUAL
+                if capture == "manual"
+                else Scenario.PAYMENT_SUCCEED,
+                "decline": Scenario.PAYMENT_DECLINE,
+                "require_action": Scenario.PAYMENT_REQUIRE_ACTION,
+            }[outcome]
+        harness.prepare(
+            scenario, amount=amount, order_id=order_id, idempotency_key=key, capture=capture
+        )
+        return provider.create_payment(
+            order_id=order_id,
+            amount=amount,
+            payment_method=harness.payment_method(outcome),
+            idempotency_key=key,
+            capture=capture,
+            return_url="https://shop.example/return",
+        )
+
+    def parse(
+        self, provider: PaymentProvider, harness: ProviderHarness, kind: WebhookKind
+    ) -> WebhookEvent:
+        self.require(provider, Capability.WEBHOOKS)
+        delivery = harness.signed_webhook(kind)
+        if delivery is None:
+            pytest.skip(f"the harness cannot produce a signed {kind!r} webhook")
+        event = provider.parse_webhook(delivery.body, delivery.headers)
+        assert isinstance(event, WebhookEvent)
+        assert event.provider == provider.name
+        assert isinstance(event.id, str) and event.id
+        assert event.occurred_at is None or event.occurred_at.tzinfo is not None
+        return event
+
+    # -- identity and capabilities ----------------------------------------------------------
+
+    def test_declares_name_and_capabilities(self, provider: PaymentProvider) -> None:
+        assert isinstance(provider, PaymentProvider)
+        assert isinstance(provider.name, str) and provider.name
+        assert isinstance(provider.capabilities, frozenset)
+        assert all(isinstance(c, Capability) for c in provider.capabilities)
+        assert Capability.PAYMENTS in provider.capabilities
+
+    def test_undeclared_operations_raise_not_supported(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        """Each undeclared capability's operation refuses with NotSupported, before any I/O."""
+        amount = self.amount(harness)
+        line = [LineItem("Contract item", amount)]
+        calls: dict[Capability, Any] = {
+            Capability.MANUAL_CAPTURE: lambda: provider.create_payment(
+                order_id="ord_ns",
+                amount=amount,
+                payment_method=harness.payment_method("succeed"),
+                idempotency_key="ns-manual",
+                capture="manual",
+            ),
+            Capability.REFUNDS: lambda: provider.refund_payment(
+                harness.missing_payment_id, idempotency_key="ns-refund"
+            ),
+            Capability.CHECKOUT: lambda: provider.create_checkout_session(
+                order_id="ord_ns",
+                line_items=line,
+                success_url="https://shop.example/ok",
+                cancel_url="https://shop.example/no",
+                idempotency_key="ns-checkout",
+            ),
+            Capability.CUSTOMERS: lambda: provider.create_customer(
+                email="ns@example.com", name=None, idempotency_key="ns-customer"
+            ),
+            Capability.SUBSCRIPTIONS: lambda: provider.create_subscription(
+                customer_id="cus_ns", price_id="price_ns", idempotency_key="ns-sub"
+            ),
+            Capability.INVOICES: lambda: provider.create_invoice(
+                customer_id="cus_ns", line_items=line, idempotency_key="ns-invoice"
+            ),
+            Capability.DISPUTES: lambda: provider.get_dispute("dp_ns"),
+            Capability.WEBHOOKS: lambda: provider.parse_webhook(b"{}", {}),
+        }
+        undeclared = [c for c in calls if c not in provider.capabilities]
+        if not undeclared:
+            pytest.skip(f"{provider.name} declares every capability this test can call alone")
+        for capability in undeclared:
+            with pytest.raises(NotSupported) as info:
+                calls[capability]()
+            assert info.value.provider == provider.name, capability
+
+    def test_partial_capture_refused_when_undeclared(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.MANUAL_CAPTURE)
+        if Capability.PARTIAL_CAPTURE in provider.capabilities:
+            pytest.skip(f"{provider.name} declares partial_capture")
+        payment = self.create(provider, harness, capture="manual")
+        partial = self.amount(harness, self.partial_minor)
+        harness.prepare(Scenario.CAPTURE_PARTIAL, amount=partial, payment_id=payment.id)
+        with pytest.raises(NotSupported):
+            provider.capture_payment(payment.id, amount=partial, idempotency_key="cap-ns")
+
+    def test_partial_refund_refused_when_undeclared(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.REFUNDS)
+        if Capability.PARTIAL_REFUNDS in provider.capabilities:
+            pytest.skip(f"{provider.name} declares partial_refunds")
+        payment = self.create(provider, harness)
+        partial = self.amount(harness, self.partial_minor)
+        harness.prepare(Scenario.REFUND_PARTIAL, amount=partial, payment_id=payment.id)
+        with pytest.raises(NotSupported):
+            provider.refund_payment(payment.id, amount=partial, idempotency_key="refund-ns")
+
+    # -- payments -------------------------------------------------------------------------------
+
+    def test_successful_payment(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        payment = self.create(provider, harness)
+        assert isinstance(payment, Payment)
+        assert isinstance(payment.id, str) and payment.id
+        assert payment.provider == provider.name
+        assert payment.status is PaymentStatus.SUCCEEDED
+        assert payment.amount == self.amount(harness)
+        assert payment.amount_captured == self.amount(harness)
+        assert payment.amount_refunded == Money.zero(harness.currency)
+        assert payment.order_id == "ord_contract_1"
+        assert payment.failure is None
+
+    def test_get_payment_round_trip(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        created = self.create(provider, harness)
+        harness.prepare(Scenario.PAYMENT_GET, amount=created.amount, payment_id=created.id)
+        fetched = provider.get_payment(created.id)
+        assert isinstance(fetched, Payment)
+        assert (fetched.id, fetched.status, fetched.amount) == (
+            created.id,
+            created.status,
+            created.amount,
+        )
+
+    def test_get_missing_payment_raises_not_found(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        harness.prepare(
+            Scenario.PAYMENT_MISSING,
+            amount=self.amount(harness),
+            payment_id=harness.missing_payment_id,
+        )
+        with pytest.raises(NotFound) as info:
+            provider.get_payment(harness.missing_payment_id)
+        assert info.value.provider == provider.name
+        assert info.value.retryable is False
+
+    def test_declined_payment_raises_card_declined(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require_outcome(harness, "decline")
+        with pytest.raises(CardDeclined) as info:
+            self.create(provider, harness, "decline")
+        error = info.value
+        assert isinstance(error, ProviderError)
+        assert error.decline_code in DECLINE_CODES
+        assert error.provider == provider.name
+        assert error.retryable is False
+
+    def test_payment_requiring_action(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require_outcome(harness, "require_action")
+        payment = self.create(provider, harness, "require_action")
+        assert payment.status is PaymentStatus.REQUIRES_ACTION
+        # the customer must be sent somewhere, or the client must finish it with a secret
+        assert payment.redirect_url or payment.client_secret
+        assert payment.amount_captured == Money.zero(harness.currency)
+
+    def test_idempotent_creation(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        before = harness.charge_count()
+        first = self.create(provider, harness, key="contract-idem")
+        again = self.create(
+            provider, harness, key="contract-idem", scenario=Scenario.PAYMENT_REPLAY
+        )
+        assert again.id == first.id
+        assert again.status is first.status and again.amount == first.amount
+        after = harness.charge_count()
+        if before is not None and after is not None:
+            assert after - before == 1, "the same idempotency key charged twice"
+
+    def test_idempotency_conflict(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        if not harness.detects_idempotency_conflict:
+            pytest.skip("the provider does not detect reused idempotency keys")
+        self.create(provider, harness, key="contract-conflict")
+        with pytest.raises(IdempotencyConflict):
+            self.create(
+                provider,
+                harness,
+                key="contract-conflict",
+                scenario=Scenario.PAYMENT_CONFLICT,
+                amount=self.amount(harness, self.amount_minor + 1),
+            )
+
+    # -- capture and cancel -------------------------------------------------------------------
+
+    def test_manual_capture(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.MANUAL_CAPTURE)
+        authorized = self.create(provider, harness, capture="manual")
+        assert authorized.status is PaymentStatus.AUTHORIZED
+        assert authorized.amount_captured == Money.zero(harness.currency)
+        harness.prepare(Scenario.CAPTURE_FULL, amount=authorized.amount, payment_id=authorized.id)
+        captured = provider.capture_payment(authorized.id, idempotency_key="contract-capture")
+        assert captured.id == authorized.id
+        assert captured.status is PaymentStatus.SUCCEEDED
+        assert captured.amount_captured == self.amount(harness)
+
+    def test_partial_capture(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.MANUAL_CAPTURE, Capability.PARTIAL_CAPTURE)
+        authorized = self.create(provider, harness, capture="manual")
+        partial = self.amount(harness, self.partial_minor)
+        harness.prepare(Scenario.CAPTURE_PARTIAL, amount=partial, payment_id=authorized.id)
+        captured = provider.capture_payment(
+            authorized.id, amount=partial, idempotency_key="contract-capture-partial"
+        )
+        assert captured.status is PaymentStatus.SUCCEEDED
+        assert captured.amount_captured == partial
+
+    def test_cancel_authorized_payment(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.MANUAL_CAPTURE)
+        authorized = self.create(provider, harness, capture="manual")
+        harness.prepare(Scenario.CANCEL, amount=authorized.amount, payment_id=authorized.id)
+        canceled = provider.cancel_payment(authorized.id, idempotency_key="contract-cancel")
+        assert canceled.id == authorized.id
+        assert canceled.status is PaymentStatus.CANCELED
+
+    # -- refunds ----------------------------------------------------------------------------------
+
+    def test_full_refund(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.REFUNDS)
+        payment = self.create(provider, harness)
+        harness.prepare(Scenario.REFUND_FULL, amount=payment.amount, payment_id=payment.id)
+        refund = provider.refund_payment(payment.id, idempotency_key="contract-refund")
+        assert isinstance(refund, Refund)
+        assert refund.provider == provider.name
+        assert refund.payment_id in (payment.id, payment.charge_id)
+        assert refund.amount == payment.amount
+        assert refund.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+
+    def test_partial_refund(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.REFUNDS, Capability.PARTIAL_REFUNDS)
+        payment = self.create(provider, harness)
+        partial = self.amount(harness, self.partial_minor)
+        harness.prepare(Scenario.REFUND_PARTIAL, amount=partial, payment_id=payment.id)
+        refund = provider.refund_payment(
+            payment.id,
+            amount=partial,
+            reason="requested_by_customer",
+            idempotency_key="contract-refund-partial",
+        )
+        assert isinstance(refund, Refund)
+        assert refund.amount == partial
+        assert refund.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+
+    def test_refund_over_the_captured_amount_is_refused(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.REFUNDS, Capability.PARTIAL_REFUNDS)
+        payment = self.create(provider, harness)
+        over = self.amount(harness, self.amount_minor + 1)
+        harness.prepare(Scenario.REFUND_OVER, amount=over, payment_id=payment.id)
+        with pytest.raises((InvalidRequest, ValidationError)):
+            provider.refund_payment(payment.id, amount=over, idempotency_key="contract-refund-over")
+
+    # -- customers and checkout --------------------------------------------------------------------
+
+    def test_create_customer(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.CUSTOMERS)
+        harness.prepare(Scenario.CUSTOMER_CREATE, amount=self.amount(harness))
+        customer = provider.create_customer(
+            email="contract@example.com", name="Contract Tester", idempotency_key="contract-cus"
+        )
+        assert isinstance(customer, Customer)
+        assert customer.id and customer.provider == provider.name
+        assert customer.email == "contract@example.com"
+
+    def test_create_checkout_session(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.CHECKOUT)
+        amount = self.amount(harness)
+        harness.prepare(
+            Scenario.CHECKOUT_CREATE,
+            amount=amount,
+            order_id="ord_contract_checkout",
+            idempotency_key="contract-checkout",
+        )
+        session = provider.create_checkout_session(
+            order_id="ord_contract_checkout",
+            line_items=[LineItem("Contract item", self.amount(harness, self.amount_minor // 2), 2)],
+            success_url="https://shop.example/ok",
+            cancel_url="https://shop.example/cancel",
+            idempotency_key="contract-checkout",
+        )
+        assert isinstance(session, CheckoutSession)
+        assert session.provider == provider.name
+        assert session.status is CheckoutStatus.OPEN
+        assert session.url and session.url.startswith("https://")
+
+    # -- webhooks ---------------------------------------------------------------------------------
+
+    def test_payment_webhook_is_verified_and_normalized(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        event = self.parse(provider, harness, "payment_succeeded")
+        assert event.type is EventType.PAYMENT_SUCCEEDED
+        assert isinstance(event.object, Payment)
+        assert event.object.provider == provider.name
+        assert event.payment_id == event.object.id
+
+    def test_payment_failed_webhook(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        event = self.parse(provider, harness, "payment_failed")
+        assert event.type is EventType.PAYMENT_FAILED
+        assert isinstance(event.object, Payment)
+
+    def test_refund_webhook_carries_the_refund(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.REFUNDS)
+        event = self.parse(provider, harness, "refund")
+        assert event.type in (EventType.REFUND_CREATED, EventType.REFUND_SUCCEEDED)
+        assert isinstance(event.object, Refund)
+        assert event.object.payment_id
+        assert isinstance(event.object.status, RefundStatus)
+
+    def test_dispute_webhook_carries_the_dispute(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.DISPUTES)
+        event = self.parse(provider, harness, "dispute_opened")
+        assert event.type is EventType.DISPUTE_OPENED
+        assert isinstance(event.object, Dispute)
+        assert event.object.payment_id
+
+    def test_unknown_webhook_is_kept(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        event = self.parse(provider, harness, "unknown")
+        assert event.type is EventType.UNKNOWN
+        assert event.object is None
+        assert event.provider_type
+        assert event.raw is not None
+
+    def test_header_names_are_case_insensitive(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.WEBHOOKS)
+        delivery = harness.signed_webhook("payment_succeeded")
+        if delivery is None:
+            pytest.skip("the harness cannot produce a signed payment webhook")
+        for transform in (str.lower, str.upper):
+            headers = {transform(k): v for k, v in delivery.headers.items()}
+            assert (
+                provider.parse_webhook(delivery.body, headers).type is EventType.PAYMENT_SUCCEEDED
+            )
+
+    def test_tampered_webhook_is_rejected(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.WEBHOOKS)
+        delivery = harness.signed_webhook("payment_succeeded")
+        if delivery is None:
+            pytest.skip("the harness cannot produce a signed payment webhook")
+        for tampered in (
+            harness.tamper(delivery),
+            WebhookDelivery(body=delivery.body + b" ", headers=dict(delivery.headers)),
+        ):
+            assert tampered.body != delivery.body
+            with pytest.raises(InvalidSignature):
+                provider.parse_webhook(tampered.body, tampered.headers)
+
+    def test_unsigned_webhook_is_rejected(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.WEBHOOKS)
+        delivery = harness.signed_webhook("payment_succeeded")
+        if delivery is None:
+            pytest.skip("the harness cannot produce a signed payment webhook")
+        bare = _without_signature(delivery)
+        with pytest.raises(InvalidSignature):
+            provider.parse_webhook(bare.body, bare.headers)

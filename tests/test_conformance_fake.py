@@ -1,0 +1,133 @@
+"""The fake provider passes the provider contract (and so does a fake declaring less)."""
+
+from __future__ import annotations
+
+import pytest
+
+from paygate import Money, WebhookDelivery
+from paygate.provider import Capability, PaymentProvider
+from paygate.providers.fake import FakeProvider
+from paygate.testing.conformance import (
+    BaseHarness,
+    Outcome,
+    ProviderContract,
+    ProviderHarness,
+    Scenario,
+    WebhookKind,
+)
+
+SECRET = "whsec_contract_fake"
+
+TOKENS: dict[str, str] = {
+    "succeed": "tok_visa",
+    "decline": "tok_insufficient_funds",
+    "require_action": "tok_3ds",
+}
+
+
+class FakeHarness(BaseHarness):
+    """Scripts the fake by token; webhooks come from a twin provider sharing the secret."""
+
+    missing_payment_id = "pay_000000000000000000000000"
+
+    def __init__(self, provider_class: type[FakeProvider] = FakeProvider) -> None:
+        self.provider_class = provider_class
+        self.provider: FakeProvider | None = None
+        self.prepared: list[Scenario] = []
+
+    def make_provider(self) -> PaymentProvider:
+        self.provider = self.provider_class(seed=0, webhook_secret=SECRET)
+        return self.provider
+
+    def payment_method(self, outcome: Outcome) -> str | None:
+        return TOKENS[outcome]
+
+    def prepare(self, scenario: Scenario, **details: object) -> None:
+        self.prepared.append(scenario)  # nothing to script in memory; recorded for the test
+
+    def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
+        source = FakeProvider(seed=99, webhook_secret=SECRET)
+        amount = Money(2000, self.currency)
+        if kind == "unknown":
+            return source.sign_webhook(
+                {"id": "evt_x", "type": "payout.paid", "created": 1, "data": {"object": {}}}
+            )
+        token = {"payment_failed": "tok_declined", "dispute_opened": "tok_dispute"}.get(
+            kind, "tok_visa"
+        )
+        try:
+            payment = source.create_payment(
+                order_id="ord_hook", amount=amount, payment_method=token, idempotency_key="hook"
+            )
+        except Exception:  # the decline is what we want: its webhook is pending
+            payment = None
+        if kind == "refund" and payment is not None:
+            source.refund_payment(payment.id, idempotency_key="hook-refund")
+        wanted = {
+            "payment_succeeded": "payment.succeeded",
+            "payment_failed": "payment.failed",
+            "refund": "refund.succeeded",
+            "dispute_opened": "dispute.opened",
+        }[kind]
+        for delivery in source.take_webhooks():
+            if f'"type":"{wanted}"'.encode() in delivery.body:
+                return delivery
+        raise AssertionError(f"the fake emitted no {wanted} event")
+
+    def charge_count(self) -> int | None:
+        assert self.provider is not None
+        return len(self.provider.payments())
+
+
+class TestFakeProviderContract(ProviderContract):
+    @pytest.fixture
+    def harness(self) -> ProviderHarness:
+        return FakeHarness()
+
+
+class _LimitedFake(FakeProvider):
+    """A fake that declares less, to show the contract's NotSupported checks bite."""
+
+    capabilities = frozenset(
+        {Capability.PAYMENTS, Capability.MANUAL_CAPTURE, Capability.REFUNDS, Capability.WEBHOOKS}
+    )
+
+
+class TestLimitedFakeContract(ProviderContract):
+    @pytest.fixture
+    def harness(self) -> ProviderHarness:
+        return FakeHarness(_LimitedFake)
+
+
+def test_harness_satisfies_the_protocol_and_scenarios_are_announced() -> None:
+    harness = FakeHarness()
+    assert isinstance(harness, ProviderHarness)
+    contract = ProviderContract()
+    provider = harness.make_provider()
+    contract.create(provider, harness, capture="manual")
+    contract.create(provider, harness, "require_action", key="k2")
+    assert harness.prepared == [Scenario.PAYMENT_MANUAL, Scenario.PAYMENT_REQUIRE_ACTION]
+
+
+def test_base_harness_tamper_changes_a_digit_and_keeps_headers() -> None:
+    delivery = WebhookDelivery(body=b'{"amount":1999}', headers={"Sig": "x"})
+    tampered = BaseHarness().tamper(delivery)
+    assert tampered.body == b'{"amount":2999}'
+    assert tampered.headers == {"Sig": "x"}
+    assert BaseHarness().tamper(WebhookDelivery(b"{}", {})).body == b"{} "
+
+
+class _Broken(FakeProvider):
+    """Declares nothing but payments, yet still does refunds: the contract must catch it."""
+
+    capabilities = frozenset({Capability.PAYMENTS})
+
+    def refund_payment(self, payment_id: str, **kwargs: object):  # type: ignore[no-untyped-def,override]
+        return object()
+
+
+def test_contract_catches_an_undeclared_operation_that_does_not_refuse() -> None:
+    harness = FakeHarness(_Broken)
+    provider = harness.make_provider()
+    with pytest.raises(pytest.fail.Exception, match="NotSupported"):
+        ProviderContract().test_undeclared_operations_raise_not_supported(provider, harness)
