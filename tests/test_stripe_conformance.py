@@ -1,0 +1,351 @@
+"""StripeProvider passes paygate's provider contract over mocked HTTP.
+
+The harness plays Stripe with ``responses``: each scenario registers the answer Stripe would
+give (bodies built from Stripe's example objects) and a matcher that checks the request the
+adapter sends for it: path, amount, currency and the ``Idempotency-Key``. Replaying a key
+returns the first answer, as Stripe does; reusing it with other parameters is Stripe's 400
+``idempotency_error``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import responses
+
+from paygate import Money, ProviderUnavailable, WebhookDelivery
+from paygate.provider import PaymentProvider
+from paygate.providers._stripe_webhook import sign
+from paygate.providers.stripe import StripeProvider, to_stripe_amount
+from paygate.testing.conformance import (
+    BaseHarness,
+    Outcome,
+    ProviderContract,
+    ProviderHarness,
+    Scenario,
+    WebhookKind,
+)
+from tests.fixtures.stripe import event_body, resource
+
+API = "https://api.stripe.com/v1"
+SECRET = "whsec_contract_stripe"
+METHODS = {
+    "succeed": "pm_card_visa",
+    "decline": "pm_card_visa_chargeDeclinedInsufficientFunds",
+    "require_action": "pm_card_threeDSecure2Required",
+}
+
+
+def _fields(request: Any) -> dict[str, str]:
+    body = request.body or ""
+    return dict(parse_qsl(body.decode() if isinstance(body, bytes) else body))
+
+
+def _expect(**wanted: str | None) -> Any:
+    """A responses matcher: these form fields (None: absent) and this Idempotency-Key."""
+    key = wanted.pop("idempotency_key", None)
+
+    def match(request: Any) -> tuple[bool, str]:
+        fields = _fields(request)
+        for name, value in wanted.items():
+            if fields.get(name) != value:
+                return False, f"{name}={fields.get(name)!r}, wanted {value!r}"
+        if key is not None and request.headers.get("Idempotency-Key") != key:
+            return False, f"Idempotency-Key {request.headers.get('Idempotency-Key')!r} != {key!r}"
+        return True, ""
+
+    return match
+
+
+def _error(status: int, **error: Any) -> dict[str, Any]:
+    return {"status": status, "json": {"error": error}, "headers": {"Request-Id": "req_contract"}}
+
+
+class StripeHarness(BaseHarness):
+    currency = "USD"
+    missing_payment_id = "pi_3ContractMissing000000"
+
+    def __init__(self, api: responses.RequestsMock) -> None:
+        self.api = api
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.answers_by_key: dict[str, dict[str, Any]] = {}
+        self.created = 0
+
+    def make_provider(self) -> PaymentProvider:
+        return StripeProvider(api_key="sk_test_contract", webhook_secret=SECRET)
+
+    def payment_method(self, outcome: Outcome) -> str | None:
+        return METHODS[outcome]
+
+    def charge_count(self) -> int | None:
+        return len(self.answers_by_key)
+
+    # -- Stripe's answers --------------------------------------------------------------------
+
+    def _intent(self, amount: Money, order_id: str, **fields: Any) -> dict[str, Any]:
+        self.created += 1
+        value, currency = to_stripe_amount(amount)
+        defaults: dict[str, Any] = {
+            "id": f"pi_contract_{self.created}",
+            "amount": value,
+            "currency": currency,
+            "status": "succeeded",
+            "amount_received": value,
+            "amount_capturable": 0,
+            "last_payment_error": None,
+            "next_action": None,
+            "metadata": {"order_id": order_id},
+        }
+        body = resource("payment_intent", **{**defaults, **fields})
+        self.intents[body["id"]] = body
+        return body
+
+    def _create(self, details: dict[str, Any], **intent_fields: Any) -> None:
+        amount: Money = details["amount"]
+        key = details["idempotency_key"]
+        value, currency = to_stripe_amount(amount)
+        body = self._intent(amount, details["order_id"], **intent_fields)
+        self.answers_by_key[key] = body
+        self.api.post(
+            f"{API}/payment_intents",
+            json=body,
+            match=[
+                _expect(
+                    amount=str(value),
+                    currency=currency,
+                    capture_method=details["capture"],
+                    confirm="true",
+                    idempotency_key=key,
+                )
+            ],
+        )
+
+    def prepare(self, scenario: Scenario, **details: Any) -> None:
+        amount: Money = details["amount"]
+        value, currency = to_stripe_amount(amount)
+        payment_id = details.get("payment_id", "")
+        if scenario is Scenario.PAYMENT_SUCCEED:
+            self._create(details)
+        elif scenario is Scenario.PAYMENT_MANUAL:
+            self._create(
+                details, status="requires_capture", amount_received=0, amount_capturable=value
+            )
+        elif scenario is Scenario.PAYMENT_REQUIRE_ACTION:
+            action = {
+                "type": "redirect_to_url",
+                "redirect_to_url": {
+                    "url": "https://hooks.stripe.com/3d_secure_2/authenticate/contract",
+                    "return_url": "https://shop.example/return",
+                },
+            }
+            self._create(details, status="requires_action", amount_received=0, next_action=action)
+        elif scenario is Scenario.PAYMENT_DECLINE:
+            self.api.post(
+                f"{API}/payment_intents",
+                **_error(
+                    402,
+                    type="card_error",
+                    code="card_declined",
+                    decline_code="insufficient_funds",
+                    message="Your card has insufficient funds.",
+                ),
+                match=[_expect(amount=str(value), idempotency_key=details["idempotency_key"])],
+            )
+        elif scenario is Scenario.PAYMENT_REPLAY:
+            key = details["idempotency_key"]
+            self.api.post(
+                f"{API}/payment_intents",
+                json=self.answers_by_key[key],
+                headers={"Idempotent-Replayed": "true"},
+                match=[_expect(amount=str(value), idempotency_key=key)],
+            )
+        elif scenario is Scenario.PAYMENT_CONFLICT:
+            self.api.post(
+                f"{API}/payment_intents",
+                **_error(
+                    400,
+                    type="idempotency_error",
+                    message="Keys for idempotent requests can only be used with the same "
+                    "parameters they were first used with.",
+                ),
+                match=[_expect(amount=str(value), idempotency_key=details["idempotency_key"])],
+            )
+        elif scenario is Scenario.PAYMENT_GET:
+            self.api.get(f"{API}/payment_intents/{payment_id}", json=self.intents[payment_id])
+        elif scenario is Scenario.PAYMENT_MISSING:
+            self.api.get(
+                f"{API}/payment_intents/{payment_id}",
+                **_error(
+                    404,
+                    type="invalid_request_error",
+                    code="resource_missing",
+                    message=f"No such payment_intent: '{payment_id}'",
+                ),
+            )
+        elif scenario in (Scenario.CAPTURE_FULL, Scenario.CAPTURE_PARTIAL):
+            body = {**self.intents[payment_id], "status": "succeeded", "amount_received": value}
+            self.api.post(
+                f"{API}/payment_intents/{payment_id}/capture",
+                json=body,
+                match=[
+                    _expect(
+                        amount_to_capture=str(value)
+                        if scenario is Scenario.CAPTURE_PARTIAL
+                        else None
+                    )
+                ],
+            )
+        elif scenario is Scenario.CANCEL:
+            body = {**self.intents[payment_id], "status": "canceled"}
+            self.api.post(f"{API}/payment_intents/{payment_id}/cancel", json=body)
+        elif scenario in (Scenario.REFUND_FULL, Scenario.REFUND_PARTIAL):
+            body = resource(
+                "refund",
+                id=f"re_contract_{payment_id}",
+                amount=value,
+                currency=currency,
+                payment_intent=payment_id,
+                status="succeeded",
+            )
+            self.api.post(
+                f"{API}/refunds",
+                json=body,
+                match=[
+                    _expect(
+                        payment_intent=payment_id,
+                        amount=str(value) if scenario is Scenario.REFUND_PARTIAL else None,
+                    )
+                ],
+            )
+        elif scenario is Scenario.REFUND_OVER:
+            self.api.post(
+                f"{API}/refunds",
+                **_error(
+                    400,
+                    type="invalid_request_error",
+                    code="amount_too_large",
+                    param="amount",
+                    message=f"Refund amount ({value}) is greater than charge amount.",
+                ),
+                match=[_expect(payment_intent=payment_id, amount=str(value))],
+            )
+        elif scenario is Scenario.CUSTOMER_CREATE:
+            body = resource(
+                "customer", id="cus_contract", email="contract@example.com", name="Contract Tester"
+            )
+            self.api.post(
+                f"{API}/customers",
+                json=body,
+                match=[_expect(email="contract@example.com", name="Contract Tester")],
+            )
+        elif scenario is Scenario.CHECKOUT_CREATE:
+            body = resource(
+                "checkout.session",
+                id="cs_test_contract",
+                url="https://checkout.stripe.com/c/pay/cs_test_contract",
+                status="open",
+                mode="payment",
+                client_reference_id=details["order_id"],
+                amount_total=value,
+                currency=currency,
+            )
+            self.api.post(
+                f"{API}/checkout/sessions",
+                json=body,
+                match=[
+                    _expect(
+                        client_reference_id=details["order_id"],
+                        idempotency_key=details["idempotency_key"],
+                        **{"line_items[0][quantity]": "2", "mode": "payment"},
+                    )
+                ],
+            )
+        else:  # pragma: no cover - a new scenario the harness must learn
+            raise AssertionError(f"StripeHarness cannot script {scenario}")
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
+        intent_fields = {
+            "id": "pi_hook",
+            "amount": 2000,
+            "currency": "usd",
+            "amount_received": 2000,
+            "metadata": {"order_id": "ord_hook"},
+            "last_payment_error": None,
+        }
+        if kind == "payment_succeeded":
+            stripe_type = "payment_intent.succeeded"
+            obj = resource("payment_intent", **intent_fields, status="succeeded")
+        elif kind == "payment_failed":
+            stripe_type = "payment_intent.payment_failed"
+            error = {"type": "card_error", "code": "card_declined", "decline_code": "do_not_honor"}
+            obj = resource(
+                "payment_intent",
+                **{**intent_fields, "amount_received": 0, "last_payment_error": error},
+                status="requires_payment_method",
+            )
+        elif kind == "refund":
+            stripe_type = "refund.created"
+            obj = resource(
+                "refund", id="re_hook", amount=2000, currency="usd", payment_intent="pi_hook"
+            )
+        elif kind == "dispute_opened":
+            stripe_type = "charge.dispute.created"
+            obj = resource(
+                "dispute", id="dp_hook", payment_intent="pi_hook", status="needs_response"
+            )
+        else:
+            stripe_type = "payout.paid"
+            obj = resource("payout")
+        now = int(time.time())
+        body = event_body(stripe_type, obj, event_id=f"evt_{kind}", created=now)
+        return WebhookDelivery(
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(body, SECRET, now),
+            },
+        )
+
+
+@pytest.fixture
+def mocked_http() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as api:
+        yield api
+
+
+class TestStripeProviderContract(ProviderContract):
+    @pytest.fixture
+    def harness(self, mocked_http: responses.RequestsMock) -> ProviderHarness:
+        return StripeHarness(mocked_http)
+
+
+def test_harness_is_a_provider_harness(mocked_http: responses.RequestsMock) -> None:
+    assert isinstance(StripeHarness(mocked_http), ProviderHarness)
+
+
+def test_harness_matchers_catch_a_wrong_request(mocked_http: responses.RequestsMock) -> None:
+    """The canned answers only fire for the request the contract expects."""
+    harness = StripeHarness(mocked_http)
+    provider = harness.make_provider()
+    harness.prepare(
+        Scenario.PAYMENT_SUCCEED,
+        amount=Money(2000, "USD"),
+        order_id="o",
+        idempotency_key="right-key",
+        capture="automatic",
+    )
+    # responses refuses the unmatched request; the SDK reports that as a connection error
+    with pytest.raises(ProviderUnavailable):
+        provider.create_payment(
+            order_id="o",
+            amount=Money(2000, "USD"),
+            payment_method="pm_card_visa",
+            idempotency_key="wrong-key",
+        )
+    mocked_http.reset()  # the unmatched registration is expected to stay unfired
