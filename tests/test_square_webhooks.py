@@ -499,7 +499,8 @@ def test_square_spec_example_events_parse(
     assert event.occurred_at is not None and event.occurred_at.tzinfo is timezone.utc
     assert event.raw == example
     if expected is not EventType.UNKNOWN:
-        assert event.object is not None and event.object.id == example["data"]["id"]
+        inner = example["data"]["object"][example["data"]["type"]]
+        assert event.object is not None and event.object.id == inner["id"]
 
 
 def _schema_for(square_type: str) -> str:
