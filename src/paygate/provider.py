@@ -251,7 +251,10 @@ _BUILTIN: dict[str, ProviderSpec] = {
     "paypal": ProviderSpec(
         "paygate.providers.paypal:PayPalProvider", "paypal", ("paypalrestsdk", "cryptography")
     ),
-    "square": ProviderSpec("paygate.providers.square:SquareProvider", "square", ("square",)),
+    # the Square adapter imports httpx (squareup's own HTTP client) before square itself
+    "square": ProviderSpec(
+        "paygate.providers.square:SquareProvider", "square", ("httpx", "square")
+    ),
 }
 _registry: dict[str, ProviderSpec | Callable[..., Any]] = dict(_BUILTIN)
 _ENTRY_POINT_GROUP = "paygate.providers"
