@@ -1,0 +1,74 @@
+"""Reconciliation: the shop's books against each provider's records, order by order.
+
+::
+
+    from paygate.reconcile import reconcile, OrdersCSV, StripeReportCSV
+
+    report = reconcile(OrdersCSV("orders.csv"), StripeReportCSV("balance.csv"), now=now)
+    for line in report.lines:
+        print(line.case, line.order_id, line.action, line.amount)
+
+Both sides stream: readers never hold a whole file, and the engine holds one side as a
+compact dict. See ``docs/reconciliation.md``.
+"""
+
+from __future__ import annotations
+
+from paygate.reconcile._apply import apply_actions, refund_key
+from paygate.reconcile._csv import GenericCSV, OrdersCSV
+from paygate.reconcile._engine import reconcile
+from paygate.reconcile._model import (
+    DISCREPANCIES,
+    Action,
+    AppliedAction,
+    BadRow,
+    Case,
+    OrderRecord,
+    OrderStatus,
+    Policy,
+    ProviderRecord,
+    ReconciliationLine,
+    ReconciliationReport,
+    RecordKind,
+    RecordStatus,
+    ReportFormatError,
+)
+from paygate.reconcile._output import write_csv, write_html, write_json, write_report
+from paygate.reconcile._paypal import PayPalSettlementReport, PayPalTransactionSearch
+from paygate.reconcile._square import SquarePayments
+from paygate.reconcile._store import PaymentSource, StoreOrders, orders_from_store
+from paygate.reconcile._stripe import StripeBalanceTransactions, StripeReportCSV
+
+__all__ = [
+    "DISCREPANCIES",
+    "Action",
+    "AppliedAction",
+    "BadRow",
+    "Case",
+    "GenericCSV",
+    "OrderRecord",
+    "OrderStatus",
+    "OrdersCSV",
+    "PayPalSettlementReport",
+    "PayPalTransactionSearch",
+    "PaymentSource",
+    "Policy",
+    "ProviderRecord",
+    "ReconciliationLine",
+    "ReconciliationReport",
+    "RecordKind",
+    "RecordStatus",
+    "ReportFormatError",
+    "SquarePayments",
+    "StoreOrders",
+    "StripeBalanceTransactions",
+    "StripeReportCSV",
+    "apply_actions",
+    "orders_from_store",
+    "reconcile",
+    "refund_key",
+    "write_csv",
+    "write_html",
+    "write_json",
+    "write_report",
+]

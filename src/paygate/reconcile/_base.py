@@ -1,0 +1,114 @@
+"""Base classes of the readers: open once, check the file type up front, stream rows.
+
+Every reader is an iterable of public records (:class:`OrderRecord` /
+:class:`ProviderRecord`) and also offers ``iter_compact()``, the tuples the engine consumes
+without building a dataclass per row. Both come from the same parsing code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from paygate.money import Money
+from paygate.reconcile._common import (
+    InternalRow,
+    ProviderRow,
+    RowErrors,
+    open_text,
+    sniff_text,
+    to_datetime,
+)
+from paygate.reconcile._model import BadRow, OrderRecord, ProviderRecord
+
+Source = str | Path | IO[str]
+
+
+class _TextFileReader:
+    """Holds the source; each iteration opens it (when a path), sniffs, and streams."""
+
+    what = "a report"
+
+    def __init__(self, source: Source, *, skip_bad_rows: bool = False) -> None:
+        self.source = source
+        self.skip_bad_rows = skip_bad_rows
+        self.bad_rows: list[BadRow] = []
+        # check the file type now, before anything is read for real
+        handle, name, owned = open_text(source)
+        try:
+            self._check_head(sniff_text(handle, name), name)
+        finally:
+            if owned:
+                handle.close()
+
+    def _check_head(self, head: str, name: str) -> None:
+        """Raise ReportFormatError when ``head`` is clearly not this reader's format."""
+
+    def _errors(self, name: str) -> RowErrors:
+        self.bad_rows = []
+        return RowErrors(name, self.skip_bad_rows, self.bad_rows)
+
+    def _open(self) -> tuple[IO[str], str, bool]:
+        handle, name, owned = open_text(self.source)
+        if not owned and handle.seekable():
+            handle.seek(0)
+        return handle, name, owned
+
+
+class OrderReader(_TextFileReader):
+    def iter_compact(self, *, with_time: bool = True) -> Iterator[InternalRow]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[OrderRecord]:
+        for order_id, amount, currency, status, ts, refunded in self.iter_compact():
+            yield OrderRecord(
+                order_id,
+                Money(amount, currency),
+                status,
+                created_at=to_datetime(ts),
+                refunded=None if refunded is None else Money(refunded, currency),
+            )
+
+
+def records_from_rows(provider: str, rows: Iterator[ProviderRow]) -> Iterator[ProviderRecord]:
+    for order_id, kind, status, amount, currency, fee, net, record_id, payment_id, ts in rows:
+        yield ProviderRecord(
+            provider,
+            record_id,
+            kind,
+            status,
+            order_id,
+            Money(amount, currency),
+            fee=Money(fee, currency),
+            net=Money(net, currency),
+            payment_id=payment_id,
+            occurred_at=to_datetime(ts),
+        )
+
+
+class ProviderReader(_TextFileReader):
+    provider = "provider"
+
+    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[ProviderRecord]:
+        return records_from_rows(self.provider, self.iter_compact())
+
+
+class ProviderObjects:
+    """A provider reader over already-parsed API objects (dicts), page after page."""
+
+    provider = "provider"
+
+    def __init__(self, pages: Any, *, skip_bad_rows: bool = False) -> None:
+        self.pages = pages
+        self.skip_bad_rows = skip_bad_rows
+        self.bad_rows: list[BadRow] = []
+
+    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[ProviderRecord]:
+        return records_from_rows(self.provider, self.iter_compact())

@@ -1,0 +1,233 @@
+"""Stripe: the itemized balance / payout reconciliation report CSV, and Balance Transactions.
+
+The report (``balance_change_from_activity.itemized.*``, ``payout_reconciliation.itemized.*``)
+has one row per balance transaction: ``balance_transaction_id, created_utc, currency
+(lower-case), gross, fee, net (major units, signed), reporting_category, source_id,
+charge_id, payment_intent_id`` and, when the report run asked for it,
+``payment_metadata[order_id]`` - the order id paygate sends as metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from paygate._iso4217 import EXPONENTS
+from paygate.errors import ValidationError
+from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
+from paygate.reconcile._common import (
+    AmountParser,
+    ProviderRow,
+    RowErrors,
+    csv_rows,
+    describe,
+    get_path,
+    header_index,
+    parse_timestamp,
+)
+from paygate.reconcile._model import RecordKind, RecordStatus, ReportFormatError
+
+__all__ = ["StripeBalanceTransactions", "StripeReportCSV"]
+
+_S = RecordStatus.SUCCEEDED
+
+#: Stripe reporting_category -> (kind, status). A balance transaction only exists once money
+#: moved, so everything here succeeded; categories not listed are OTHER (fees, payouts,
+#: transfers, tax, ...): counted in the fee/net totals, not matched to orders.
+REPORTING_CATEGORIES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
+    "charge": (RecordKind.PAYMENT, _S),
+    "payment": (RecordKind.PAYMENT, _S),
+    "refund": (RecordKind.REFUND, _S),
+    "payment_refund": (RecordKind.REFUND, _S),
+    "refund_failure": (RecordKind.REFUND_REVERSAL, _S),
+    "payment_failure_refund": (RecordKind.REFUND_REVERSAL, _S),
+    "dispute": (RecordKind.DISPUTE, _S),
+    "dispute_reversal": (RecordKind.DISPUTE_REVERSAL, _S),
+    "partial_capture_reversal": (RecordKind.PAYMENT_REVERSAL, _S),
+    "charge_failure": (RecordKind.PAYMENT_REVERSAL, _S),
+    "payment_reversal": (RecordKind.PAYMENT_REVERSAL, _S),
+}
+_OTHER = (RecordKind.OTHER, _S)
+
+#: report columns paygate reads; "?" = optional
+REPORT_COLUMNS: dict[str, str] = {
+    "record_id": "balance_transaction_id",
+    "currency": "currency",
+    "gross": "gross",
+    "fee": "fee",
+    "net": "net",
+    "category": "reporting_category",
+    "created": "created_utc?",
+    "source_id": "source_id?",
+    "charge_id": "charge_id?",
+    "payment_intent_id": "payment_intent_id?",
+}
+
+DEFAULT_ORDER_COLUMN = "payment_metadata[order_id]"
+
+
+class StripeReportCSV(ProviderReader):
+    """Rows of a Stripe itemized balance or payout reconciliation report.
+
+    ``order_column`` is the column carrying the order id (the report run must include
+    it: ``payment_metadata[order_id]`` by default).
+    """
+
+    provider = "stripe"
+    what = "a Stripe itemized balance/payout reconciliation report"
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        order_column: str = DEFAULT_ORDER_COLUMN,
+        skip_bad_rows: bool = False,
+    ) -> None:
+        self.columns = {**REPORT_COLUMNS, "order_id": order_column}
+        super().__init__(source, skip_bad_rows=skip_bad_rows)
+
+    def _check_head(self, head: str, name: str) -> None:
+        first = head.splitlines()[0] if head else ""
+        header = next(csv_rows(iter([first]))) if first else []
+        header_index(header, self.columns, name=name, what=self.what)
+
+    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
+        handle, name, owned = self._open()
+        errors = self._errors(name)
+        try:
+            yield from self._rows(handle, name, errors, with_time)
+        finally:
+            if owned:
+                handle.close()
+
+    def _rows(
+        self, handle: Any, name: str, errors: RowErrors, with_time: bool
+    ) -> Iterator[ProviderRow]:
+        reader = csv_rows(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ReportFormatError("empty file", path=name)
+        pos = header_index(header, self.columns, name=name, what=self.what)
+        i_id, i_cur, i_gross, i_fee, i_net, i_cat, i_order = (
+            pos[k] for k in ("record_id", "currency", "gross", "fee", "net", "category", "order_id")
+        )
+        assert None not in (i_id, i_cur, i_gross, i_fee, i_net, i_cat, i_order)
+        i_created, i_pi, i_charge, i_source = (
+            pos["created"],
+            pos["payment_intent_id"],
+            pos["charge_id"],
+            pos["source_id"],
+        )
+        width = len(header)
+        parse = AmountParser()
+        categories = REPORTING_CATEGORIES
+        upper: dict[str, str] = {}  # "usd" -> "USD", checked once per code
+        for row in reader:
+            try:
+                if len(row) != width:
+                    raise ValidationError(f"row has {len(row)} fields, header {width}")
+                cur_text = row[i_cur]
+                currency = upper.get(cur_text)
+                if currency is None:
+                    currency = cur_text.upper()
+                    if currency not in EXPONENTS:
+                        raise ValidationError(f"unknown currency {cur_text!r}")
+                    upper[cur_text] = currency
+                gross = parse(row[i_gross], currency)
+                fee = parse(row[i_fee], currency)
+                net = parse(row[i_net], currency)
+                if gross - fee != net:
+                    raise ValidationError(
+                        f"gross {row[i_gross]} - fee {row[i_fee]} != net {row[i_net]}"
+                    )
+                kind, status = categories.get(row[i_cat], _OTHER)
+                payment_id = (
+                    (row[i_pi] if i_pi is not None else "")
+                    or (row[i_charge] if i_charge is not None else "")
+                    or (row[i_source] if i_source is not None else "")
+                    or None
+                )
+                ts = (
+                    parse_timestamp(row[i_created])
+                    if with_time and i_created is not None and row[i_created]
+                    else None
+                )
+                yield (
+                    row[i_order] or None,
+                    kind,
+                    status,
+                    gross if gross >= 0 else -gross,
+                    currency,
+                    fee,
+                    net,
+                    row[i_id],
+                    payment_id,
+                    ts,
+                )
+            except ValidationError as exc:
+                errors.bad(reader.line_num, describe(exc))
+
+
+class StripeBalanceTransactions(ProviderObjects):
+    """Balance Transaction objects from the API (``stripe.BalanceTransaction.list``).
+
+    Pass the objects (dicts or ``StripeObject``\\ s, e.g. ``auto_paging_iter()``) listed
+    with ``expand=["data.source"]`` so each carries its source's metadata: the order id is
+    read from ``source.metadata[order_key]`` (refunds and disputes: from the charge's
+    metadata when expanded as ``source.charge``). Amounts there are minor units already.
+    """
+
+    provider = "stripe"
+
+    def __init__(
+        self,
+        objects: Iterable[Mapping[str, Any]],
+        *,
+        order_key: str = "order_id",
+        skip_bad_rows: bool = False,
+    ) -> None:
+        super().__init__(objects, skip_bad_rows=skip_bad_rows)
+        self.order_key = order_key
+
+    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
+        errors = RowErrors("<stripe balance transactions>", self.skip_bad_rows, self.bad_rows)
+        self.bad_rows.clear()
+        for number, obj in enumerate(self.pages, start=1):
+            try:
+                obj = dict(obj)
+                currency = str(obj["currency"]).upper()
+                if currency not in EXPONENTS:
+                    raise ValidationError(f"unknown currency {obj['currency']!r}")
+                gross, fee, net = (int(obj[k]) for k in ("amount", "fee", "net"))
+                category = obj.get("reporting_category") or obj.get("type") or ""
+                kind, status = REPORTING_CATEGORIES.get(category, _OTHER)
+                source = obj.get("source")
+                order_id = payment_id = None
+                if isinstance(source, Mapping):
+                    order_id = get_path(dict(source), "metadata", self.order_key)
+                    charge = source.get("charge")
+                    if order_id is None and isinstance(charge, Mapping):
+                        order_id = get_path(dict(charge), "metadata", self.order_key)
+                    payment_id = (
+                        source.get("payment_intent")
+                        or (charge.get("id") if isinstance(charge, Mapping) else charge)
+                        or source.get("id")
+                    )
+                elif isinstance(source, str):
+                    payment_id = source
+                created = obj.get("created")
+                ts = float(created) if with_time and created is not None else None
+                yield (
+                    str(order_id) if order_id else None,
+                    kind,
+                    status,
+                    abs(gross),
+                    currency,
+                    fee,
+                    net,
+                    str(obj["id"]),
+                    str(payment_id) if payment_id else None,
+                    ts,
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                errors.bad(number, f"balance transaction #{number}: {describe(exc)}")
