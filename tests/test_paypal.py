@@ -180,12 +180,43 @@ def test_amounts_paypal_cannot_take_are_refused_before_sending(
         assert not rsps.calls
 
 
-def test_payment_method_other_than_paypal_is_refused(provider: PayPalProvider) -> None:
-    with pytest.raises(ValidationError, match="tok_visa"):
-        provider.create_payment(
-            order_id="o", amount=Money.of("1", "USD"), payment_method="tok_visa",
-            idempotency_key="k",
-        )  # fmt: skip
+def test_payment_method_must_be_paypal_or_a_vault_id(provider: PayPalProvider) -> None:
+    with responses.RequestsMock() as rsps:
+        for bad in ("tok visa", "4242-4242/4242", "x" * 256):
+            with pytest.raises(ValidationError, match="vault id"):
+                provider.create_payment(
+                    order_id="o", amount=Money.of("1", "USD"), payment_method=bad,
+                    idempotency_key="k",
+                )  # fmt: skip
+        assert not rsps.calls
+
+
+def test_vaulted_wallet_is_charged_at_once(paypal: PayPalMock, provider: PayPalProvider) -> None:
+    paypal.on(
+        "POST", "/v2/checkout/orders",
+        order_json(status="COMPLETED", captures=[capture_json()]), status=201,
+        request_schema=(ORDERS, "order_request"), response_schema=(ORDERS, "order"),
+    )  # fmt: skip
+    payment = provider.create_payment(
+        order_id="ord_1", amount=Money.of("19.99", "USD"), payment_method="8kk8451t",
+        idempotency_key="k", return_url="https://shop.example/return",
+    )  # fmt: skip
+    assert paypal.last("/v2/checkout/orders").body["payment_source"] == {
+        "paypal": {"vault_id": "8kk8451t"}
+    }
+    assert payment.status is PaymentStatus.SUCCEEDED
+    assert payment.charge_id == CAPTURE
+
+
+def test_refund_over_what_is_left_is_refused_before_sending(
+    paypal: PayPalMock, provider: PayPalProvider
+) -> None:
+    paypal.on("GET", f"/v2/checkout/orders/{ORDER}",
+              order_json(status="COMPLETED", captures=[capture_json(status="PARTIALLY_REFUNDED")],
+                         refunds=[refund_json(value="15.00")]))  # fmt: skip
+    with pytest.raises(ValidationError, match="exceeds"):
+        provider.refund_payment(ORDER, amount=Money.of("5.00", "USD"), idempotency_key="k")
+    assert [c.path for c in paypal.calls] == [f"/v2/checkout/orders/{ORDER}"]
 
 
 # -- Orders v2 ---------------------------------------------------------------------------------

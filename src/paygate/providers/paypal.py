@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
@@ -256,6 +257,7 @@ _API_HOSTS: Final[Mapping[str, str]] = {
 }
 _MAX_REQUEST_ID = 108  # PayPal-Request-Id maxLength in the Orders v2 spec
 _MAX_REFERENCE = 127  # custom_id / invoice_id maxLength
+_VAULT_ID = re.compile(r"[0-9a-zA-Z_-]{1,255}")  # the Orders v2 spec's vault_id pattern
 
 
 # ==========================================================================================
@@ -758,17 +760,23 @@ class PayPalProvider(BaseProvider):
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
     ) -> Payment:
-        """Create an order; the buyer approves it at ``Payment.redirect_url``.
+        """Create an order.
 
-        ``payment_method`` must be ``None`` or ``"paypal"``: the buyer picks the funding at
-        PayPal. ``customer_id`` and ``metadata`` have no place on a PayPal order and are
-        not sent.
+        ``payment_method=None`` (or ``"paypal"``): the buyer approves the order at
+        ``Payment.redirect_url`` (status ``requires_action``) and ``complete_return``
+        captures it. Any other value is a PayPal **vault id** (a returning buyer's saved
+        PayPal wallet, ``payment_source.paypal.vault_id``): PayPal charges it at once and the
+        order comes back captured (or authorized for ``capture="manual"``).
+        ``customer_id`` and ``metadata`` have no place on a PayPal order and are not sent.
         """
         _check_reference(order_id, "order_id")
-        if payment_method not in (None, "paypal"):
+        vault_id = None if payment_method in (None, "paypal") else payment_method
+        if vault_id is not None and not (
+            isinstance(vault_id, str) and _VAULT_ID.fullmatch(vault_id)
+        ):
             raise ValidationError(
-                f"PayPal payments are funded at PayPal's approval page; payment_method must "
-                f"be None or 'paypal', got {payment_method!r}"
+                "payment_method must be None, 'paypal' or a PayPal vault id "
+                f"([0-9a-zA-Z_-], at most 255 characters), got {payment_method!r}"
             )
         if capture not in ("automatic", "manual"):
             raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
@@ -783,7 +791,9 @@ class PayPalProvider(BaseProvider):
             "intent": "CAPTURE" if capture == "automatic" else "AUTHORIZE",
             "purchase_units": [unit],
         }
-        if return_url:
+        if vault_id is not None:
+            body["payment_source"] = {"paypal": {"vault_id": vault_id}}
+        elif return_url:
             body["payment_source"] = {"paypal": {"experience_context": {
                 "return_url": return_url,
                 "cancel_url": return_url,  # complete_return looks the order up either way
@@ -873,9 +883,16 @@ class PayPalProvider(BaseProvider):
                 f"PayPal order {payment.id} has no completed capture to refund "
                 f"(status {payment.status})", provider="paypal", code="not_captured",
             )  # fmt: skip
+        assert payment.amount_captured is not None and payment.amount_refunded is not None
+        refundable = payment.amount_captured - payment.amount_refunded
         body: dict[str, Any] = {}
         if amount is not None:
             body["amount"] = _positive(amount, "refund amount")
+            if amount.currency != refundable.currency or amount > refundable:
+                raise ValidationError(
+                    f"refund of {amount} exceeds what PayPal order {payment.id} has left to "
+                    f"refund ({refundable})"
+                )
         if reason:
             body["note_to_payer"] = reason[:255]
         refund = self._http.post(
@@ -883,12 +900,11 @@ class PayPalProvider(BaseProvider):
             body,
             request_id=_request_id(idempotency_key),
         )
-        assert payment.amount_captured is not None and payment.amount_refunded is not None
         return _refund_from(
             refund,
             payment_id=payment.id,
             order_id=payment.order_id,
-            fallback_amount=amount or payment.amount_captured - payment.amount_refunded,
+            fallback_amount=amount or refundable,
             reason=reason,
         )
 
