@@ -428,6 +428,7 @@ class FakeProvider(BaseProvider):
         return result
 
     def _event_body(self, event_type: EventType, obj: JSON) -> bytes:
+        # serialized at once, so no copy is needed: later changes cannot reach the body
         snapshot = {k: v for k, v in obj.items() if k != "client_secret"}
         event = {
             "id": self._new_id("evt"),
@@ -435,7 +436,7 @@ class FakeProvider(BaseProvider):
             "type": event_type.value,
             "created": self._now(),
             "livemode": False,
-            "data": {"object": copy.deepcopy(snapshot)},
+            "data": {"object": snapshot},
         }
         return json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
@@ -465,7 +466,7 @@ class FakeProvider(BaseProvider):
     # -- payments ------------------------------------------------------------------------------
 
     def _payment_model(self, record: JSON) -> Payment:
-        return codec.payment(copy.deepcopy(record))
+        return codec.payment(codec.snapshot(record))
 
     def _new_payment(
         self,
@@ -742,7 +743,7 @@ class FakeProvider(BaseProvider):
             fully = record["amount_refunded"] == record["amount_captured"]
             record["status"] = "refunded" if fully else "partially_refunded"
             self._emit(EventType.REFUND_SUCCEEDED, refund_record)
-            return codec.refund(copy.deepcopy(refund_record))
+            return codec.refund(codec.snapshot(refund_record))
 
         return self._idempotent(idempotency_key, "refund_payment", fingerprint, refund)
 
@@ -879,7 +880,7 @@ class FakeProvider(BaseProvider):
                     raise _invalid(f"dispute amount {amount} does not fit payment {payment_id}")
                 minor = amount.amount
             return codec.dispute(
-                copy.deepcopy(self._open_dispute(record, reason=reason, amount=minor))
+                codec.snapshot(self._open_dispute(record, reason=reason, amount=minor))
             )
 
     def resolve_dispute(self, dispute_id: str, *, won: bool = True) -> Dispute:
@@ -900,11 +901,11 @@ class FakeProvider(BaseProvider):
                 payment["status"] = "charged_back"
             payment["status_before_dispute"] = None
             self._emit(EventType.DISPUTE_WON if won else EventType.DISPUTE_LOST, dispute)
-            return codec.dispute(copy.deepcopy(dispute))
+            return codec.dispute(codec.snapshot(dispute))
 
     @_operation(Capability.DISPUTES)
     def get_dispute(self, dispute_id: str) -> Dispute:
-        return codec.dispute(copy.deepcopy(self._get("dispute", dispute_id)))
+        return codec.dispute(codec.snapshot(self._get("dispute", dispute_id)))
 
     # -- checkout ------------------------------------------------------------------------------
 
@@ -972,13 +973,13 @@ class FakeProvider(BaseProvider):
                 "created": now,
             }
             self._objects[session_id] = session
-            return codec.checkout_session(copy.deepcopy(session))
+            return codec.checkout_session(codec.snapshot(session))
 
         return self._idempotent(idempotency_key, "create_checkout_session", fingerprint, create)
 
     @_operation(Capability.CHECKOUT)
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        return codec.checkout_session(copy.deepcopy(self._get("checkout_session", session_id)))
+        return codec.checkout_session(codec.snapshot(self._get("checkout_session", session_id)))
 
     def _complete_session(self, session: JSON) -> None:
         session["status"] = "complete"
@@ -1009,7 +1010,7 @@ class FakeProvider(BaseProvider):
             outcome = self._check_token(payment_method)
             if session["mode"] == "subscription":
                 self._complete_subscription_checkout(session, payment_method, outcome)
-                return codec.checkout_session(copy.deepcopy(session))
+                return codec.checkout_session(codec.snapshot(session))
             if session["payment_id"] is None:
                 record = self._new_payment(
                     order_id=session["order_id"],
@@ -1028,7 +1029,7 @@ class FakeProvider(BaseProvider):
             if record["status"] in ("processing", "authorized") and session["status"] == "open":
                 self._complete_session(session)
             # succeeded: _capture already completed it; requires_action: authenticate() will
-            return codec.checkout_session(copy.deepcopy(session))
+            return codec.checkout_session(codec.snapshot(session))
 
     def _complete_subscription_checkout(
         self, session: JSON, payment_method: str, outcome: Outcome
@@ -1057,7 +1058,7 @@ class FakeProvider(BaseProvider):
                 )
             session.update(status="expired", url=None)
             self._emit(EventType.CHECKOUT_EXPIRED, session)
-            return codec.checkout_session(copy.deepcopy(session))
+            return codec.checkout_session(codec.snapshot(session))
 
     # -- customers -----------------------------------------------------------------------------
 
@@ -1090,7 +1091,7 @@ class FakeProvider(BaseProvider):
             if name is not None and not isinstance(name, str):
                 raise _invalid("name must be a str")
             customer = self._new_customer(email, name, _check_metadata(metadata))
-            return codec.customer(copy.deepcopy(customer))
+            return codec.customer(codec.snapshot(customer))
 
         fingerprint = (email, name, _fingerprint_metadata(metadata))
         return self._idempotent(idempotency_key, "create_customer", fingerprint, create)
@@ -1259,14 +1260,14 @@ class FakeProvider(BaseProvider):
             subscription = self._start_subscription(
                 customer_id, price_id, _check_metadata(metadata), "tok_visa"
             )
-            return codec.subscription(copy.deepcopy(subscription))
+            return codec.subscription(codec.snapshot(subscription))
 
         fingerprint = (customer_id, price_id, _fingerprint_metadata(metadata))
         return self._idempotent(idempotency_key, "create_subscription", fingerprint, create)
 
     @_operation(Capability.SUBSCRIPTIONS)
     def get_subscription(self, subscription_id: str) -> Subscription:
-        return codec.subscription(copy.deepcopy(self._get("subscription", subscription_id)))
+        return codec.subscription(codec.snapshot(self._get("subscription", subscription_id)))
 
     @_operation(Capability.SUBSCRIPTIONS)
     def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
@@ -1285,7 +1286,7 @@ class FakeProvider(BaseProvider):
         else:
             subscription.update(status="canceled", canceled_at=self._now())
             self._emit(EventType.SUBSCRIPTION_CANCELED, subscription)
-        return codec.subscription(copy.deepcopy(subscription))
+        return codec.subscription(codec.snapshot(subscription))
 
     def renew_subscription(self, subscription_id: str, *, success: bool = True) -> Subscription:
         """The billing period ends: bill the next one (or end a cancel-at-period-end one).
@@ -1303,7 +1304,7 @@ class FakeProvider(BaseProvider):
             if subscription["cancel_at_period_end"]:
                 subscription.update(status="canceled", canceled_at=self._now())
                 self._emit(EventType.SUBSCRIPTION_CANCELED, subscription)
-                return codec.subscription(copy.deepcopy(subscription))
+                return codec.subscription(codec.snapshot(subscription))
             price = self._price(subscription["price_id"])
             method = "tok_visa" if success else "tok_declined"
             if self._bill_period(subscription, price, method):
@@ -1317,7 +1318,7 @@ class FakeProvider(BaseProvider):
             else:
                 subscription["status"] = "past_due"
                 self._emit(EventType.SUBSCRIPTION_PAYMENT_FAILED, subscription)
-            return codec.subscription(copy.deepcopy(subscription))
+            return codec.subscription(codec.snapshot(subscription))
 
     @_operation(Capability.INVOICES)
     def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
@@ -1351,7 +1352,7 @@ class FakeProvider(BaseProvider):
                 subscription_id=None,
                 finalize=bool(send),
             )
-            return codec.invoice(copy.deepcopy(invoice))
+            return codec.invoice(codec.snapshot(invoice))
 
         return self._idempotent(idempotency_key, "create_invoice", fingerprint, create)
 
@@ -1370,12 +1371,12 @@ class FakeProvider(BaseProvider):
                 )
             if not self._pay_invoice(invoice, payment_method):
                 raise _declined(payment_method, invoice["payment_id"])
-            return codec.invoice(copy.deepcopy(invoice))
+            return codec.invoice(codec.snapshot(invoice))
 
     def get_invoice(self, invoice_id: str) -> Invoice:
         """Look an invoice up (a helper: not part of the provider protocol)."""
         with self._lock:
-            return codec.invoice(copy.deepcopy(self._get("invoice", invoice_id)))
+            return codec.invoice(codec.snapshot(self._get("invoice", invoice_id)))
 
     # -- webhooks ------------------------------------------------------------------------------
 
