@@ -338,3 +338,21 @@ def test_the_three_shops_share_one_order_book() -> None:
         for shop in ("flask_shop", "fastapi_shop", "django_shop")
     }
     assert len(copies) == 1
+
+
+def test_a_payment_of_the_wrong_amount_does_not_fulfil_the_order(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    order_id, _ = shop.buy("tee", 1)  # 19.99 USD
+    # somebody pays this order id, but not its total (a bug elsewhere, a tampered form)
+    shop.gateway.create_payment(
+        order_id=order_id, amount=Money.of("0.50", "USD"), payment_method="tok_visa"
+    )
+    with caplog.at_level(logging.ERROR, logger="examples.flask_shop"):
+        for delivery in shop.fake.take_webhooks():
+            assert shop.deliver(delivery).status_code == 200
+    assert shop.receipts.sent == []
+    page = shop.page(order_id)
+    assert field_of(page, "order-status") == "pending"
+    assert field_of(page, "payment-status") == "succeeded"
+    assert f"order {order_id}: paid 0.50 USD, expected 19.99 USD" in caplog.text
