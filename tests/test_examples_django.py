@@ -334,3 +334,15 @@ def test_configured_from_the_environment_and_no_secret_is_ever_shown(
         *(json.dumps(record.__dict__, default=str) for record in caplog.records),
     ]:
         assert secret not in shown
+
+
+def test_only_the_webhook_view_is_csrf_exempt(django_configured: None) -> None:
+    from examples.django_shop import urls
+
+    exempt = {
+        pattern.name
+        for pattern in urls.urlpatterns
+        if getattr(pattern.callback, "csrf_exempt", False)
+    }
+    assert exempt == {"webhook"}
+    assert len(urls.urlpatterns) == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Iterator
@@ -312,3 +313,20 @@ def test_configured_from_the_environment_and_no_secret_is_ever_shown(
         *(json.dumps(record.__dict__, default=str) for record in caplog.records),
     ]:
         assert secret not in text
+
+
+def test_every_shop_route_is_async(shop: Shop) -> None:
+    from fastapi.routing import APIRoute
+
+    routes = [route for route in shop.client.app.routes if isinstance(route, APIRoute)]
+    assert {route.path for route in routes} >= {
+        "/orders",
+        "/orders/{order_id}/checkout",
+        "/orders/{order_id}/pay",
+        "/orders/{order_id}/return",
+        "/orders/{order_id}/cancel",
+        "/orders/{order_id}",
+        "/orders/{order_id}/refund",
+        "/webhooks/paygate",
+    }
+    assert [route.path for route in routes if not inspect.iscoroutinefunction(route.endpoint)] == []
