@@ -1,0 +1,227 @@
+"""PayPalProvider passes paygate's provider contract over mocked HTTP (``responses``).
+
+The harness plays PayPal: each scenario registers the answers PayPal would give (shaped like
+its OpenAPI specs, and checked against them where ../shared/reference is present) and checks
+what the adapter sends: path, amount, ``PayPal-Request-Id``.
+
+How outcomes are scripted on PayPal: ``require_action`` is the ordinary approval flow
+(``payment_method=None``: the order waits for the buyer); ``succeed`` and ``decline`` use a
+vaulted PayPal wallet (``payment_method=<vault id>``), which PayPal charges at once or
+refuses with ``INSTRUMENT_DECLINED``. Replaying a ``PayPal-Request-Id`` returns the first
+answer, as PayPal does; PayPal does not compare the bodies of a replayed request, so
+``detects_idempotency_conflict`` is False (the Gateway detects that conflict itself).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import responses
+
+from paygate import Money, WebhookDelivery
+from paygate.provider import PaymentProvider
+from paygate.providers.paypal import PayPalProvider
+from paygate.testing.conformance import (
+    BaseHarness,
+    Outcome,
+    ProviderContract,
+    ProviderHarness,
+    Scenario,
+    WebhookKind,
+)
+from tests.paypal_support import (
+    ORDERS,
+    PAYMENTS,
+    Call,
+    PayPalMock,
+    authorization_json,
+    capture_json,
+    event_json,
+    order_json,
+    provider_settings,
+    refund_json,
+    sign,
+)
+
+VAULT_OK = "8kk8451tVaultOk"
+VAULT_DECLINED = "9ll9562uVaultDeclined"
+
+
+def _value(amount: Money) -> str:
+    return f"{amount.to_decimal():f}"
+
+
+class PayPalHarness(BaseHarness):
+    currency = "USD"
+    detects_idempotency_conflict = False
+    missing_payment_id = "0MISSING00000000X"
+
+    def __init__(self, api: PayPalMock) -> None:
+        self.api = api
+        self.orders: dict[str, dict[str, Any]] = {}  # PayPal order id -> current order
+        self.by_request_id: dict[str, dict[str, Any]] = {}
+        self.counter = 0
+
+    def make_provider(self) -> PaymentProvider:
+        return PayPalProvider(**provider_settings())
+
+    def payment_method(self, outcome: Outcome) -> str | None:
+        return {"succeed": VAULT_OK, "decline": VAULT_DECLINED, "require_action": None}[outcome]
+
+    def charge_count(self) -> int | None:
+        return len(self.orders)
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    def _new_ids(self) -> tuple[str, str, str]:
+        self.counter += 1
+        n = self.counter
+        return f"5O{n:015d}", f"3C{n:015d}", f"0V{n:015d}"
+
+    def _expect_create(self, details: dict[str, Any]) -> Any:
+        def check(call: Call) -> None:
+            unit = call.body["purchase_units"][0]
+            sent = {name: unit["amount"][name] for name in ("currency_code", "value")}
+            assert sent == {"currency_code": "USD", "value": _value(details["amount"])}
+            assert unit["custom_id"] == details["order_id"]
+            assert call.headers["PayPal-Request-Id"] == details["idempotency_key"]
+
+        return check
+
+    def _create(self, scenario: Scenario, details: dict[str, Any]) -> None:
+        key = details["idempotency_key"]
+        if scenario is Scenario.PAYMENT_REPLAY:
+            self.api.on("POST", "/v2/checkout/orders", self.by_request_id[key], status=200,
+                        check=self._expect_create(details))  # fmt: skip
+            return
+        if scenario is Scenario.PAYMENT_DECLINE:
+            declined = {
+                "name": "UNPROCESSABLE_ENTITY",
+                "message": "The requested action could not be performed.",
+                "details": [{"issue": "INSTRUMENT_DECLINED", "description": "Declined."}],
+                "debug_id": "contract1",
+            }
+            self.api.on("POST", "/v2/checkout/orders", declined, status=422)
+            return
+        order_id, capture_id, authorization_id = self._new_ids()
+        value = _value(details["amount"])
+        common = {"ref": details["order_id"], "value": value}
+        if scenario is Scenario.PAYMENT_REQUIRE_ACTION or scenario is Scenario.CHECKOUT_CREATE:
+            order = order_json(order_id, status="PAYER_ACTION_REQUIRED", **common)
+        elif details.get("capture") == "manual":
+            authorization = authorization_json(authorization_id, order_id=order_id, **common)
+            order = order_json(order_id, status="COMPLETED", intent="AUTHORIZE",
+                               authorizations=[authorization], **common)  # fmt: skip
+        else:
+            capture = capture_json(capture_id, order_id=order_id, **common)
+            order = order_json(order_id, status="COMPLETED", captures=[capture], **common)
+        self.orders[order_id] = order
+        self.by_request_id[key] = order
+        self.api.on("POST", "/v2/checkout/orders", order, status=201,
+                    request_schema=(ORDERS, "order_request"), response_schema=(ORDERS, "order"),
+                    check=self._expect_create(details))  # fmt: skip
+
+    def prepare(self, scenario: Scenario, **details: Any) -> None:
+        if scenario in (
+            Scenario.PAYMENT_SUCCEED,
+            Scenario.PAYMENT_DECLINE,
+            Scenario.PAYMENT_REQUIRE_ACTION,
+            Scenario.PAYMENT_MANUAL,
+            Scenario.PAYMENT_REPLAY,
+            Scenario.CHECKOUT_CREATE,
+        ):
+            self._create(scenario, details)
+            return
+        if scenario is Scenario.PAYMENT_MISSING:
+            missing = {"name": "RESOURCE_NOT_FOUND", "message": "The specified resource does not exist.",
+                       "details": [{"issue": "INVALID_RESOURCE_ID"}], "debug_id": "contract2"}  # fmt: skip
+            self.api.on("GET", f"/v2/checkout/orders/{details['payment_id']}", missing, status=404)
+            return
+        order_id = details["payment_id"]
+        order = self.orders[order_id]
+        self.api.on("GET", f"/v2/checkout/orders/{order_id}", json.loads(json.dumps(order)))
+        if scenario is Scenario.PAYMENT_GET:
+            return
+        unit = order["purchase_units"][0]
+        common = {"ref": unit["custom_id"]}
+        if scenario in (Scenario.CAPTURE_FULL, Scenario.CAPTURE_PARTIAL):
+            authorization = unit["payments"]["authorizations"][0]
+            capture = capture_json(
+                "3C" + order_id[2:], value=_value(details["amount"]), order_id=order_id,
+                authorization_id=authorization["id"], **common,
+            )  # fmt: skip
+
+            def check_capture(call: Call) -> None:
+                assert call.headers.get("PayPal-Request-Id")
+                if scenario is Scenario.CAPTURE_PARTIAL:
+                    assert call.body["amount"]["value"] == _value(details["amount"])
+
+            self.api.on(
+                "POST", f"/v2/payments/authorizations/{authorization['id']}/capture", capture,
+                status=201, request_schema=(PAYMENTS, "capture_request"),
+                response_schema=(PAYMENTS, "capture-2"), check=check_capture,
+            )  # fmt: skip
+        elif scenario is Scenario.CANCEL:
+            authorization = unit["payments"]["authorizations"][0]
+            voided = {**authorization, "status": "VOIDED"}
+            self.api.on("POST", f"/v2/payments/authorizations/{authorization['id']}/void",
+                        voided, response_schema=(PAYMENTS, "authorization-2"))  # fmt: skip
+        elif scenario in (Scenario.REFUND_FULL, Scenario.REFUND_PARTIAL):
+            capture = unit["payments"]["captures"][0]
+            refund = refund_json(
+                "1R" + order_id[2:], value=_value(details["amount"]), capture_id=capture["id"],
+                **common,
+            )  # fmt: skip
+
+            def check_refund(call: Call) -> None:
+                assert call.headers.get("PayPal-Request-Id")
+                if scenario is Scenario.REFUND_PARTIAL:
+                    assert call.body["amount"]["value"] == _value(details["amount"])
+                else:
+                    assert "amount" not in call.body  # a full refund names no amount
+
+            self.api.on(
+                "POST", f"/v2/payments/captures/{capture['id']}/refund", refund, status=201,
+                request_schema=(PAYMENTS, "refund_request"), response_schema=(PAYMENTS, "refund"),
+                check=check_refund,
+            )  # fmt: skip
+        # REFUND_OVER: the adapter refuses it after the GET, before sending anything
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
+        resources: dict[str, tuple[str, dict[str, Any]]] = {
+            "payment_succeeded": ("PAYMENT.CAPTURE.COMPLETED", capture_json()),
+            "payment_failed": ("PAYMENT.CAPTURE.DECLINED", capture_json(status="DECLINED")),
+            "refund": ("PAYMENT.CAPTURE.REFUNDED", refund_json()),
+            "dispute_opened": (
+                "CUSTOMER.DISPUTE.CREATED",
+                {
+                    "dispute_id": "PP-D-27803",
+                    "create_time": "2026-11-22T01:00:00.000Z",
+                    "disputed_transactions": [
+                        {"seller_transaction_id": "3C679366HH908993F", "custom": "ord_1"}
+                    ],
+                    "reason": "UNAUTHORISED",
+                    "status": "OPEN",
+                    "dispute_amount": {"currency_code": "USD", "value": "19.99"},
+                },
+            ),
+            "unknown": ("MERCHANT.PARTNER-CONSENT.REVOKED", {"merchant_id": "7XXXXXXXXXXXX"}),
+        }
+        event_type, resource = resources[kind]
+        body = json.dumps(event_json(event_type, resource)).encode()
+        return WebhookDelivery(body=body, headers=sign(body))
+
+
+class TestPayPalConformance(ProviderContract):
+    @pytest.fixture
+    def harness(self) -> Iterator[ProviderHarness]:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            api = PayPalMock(rsps)
+            api.token()
+            yield PayPalHarness(api)
+            api.assert_all_called()
