@@ -310,6 +310,23 @@ def test_a_non_json_5xx_is_provider_unavailable(square_api: SquareMockAPI) -> No
     assert caught.value.http_status == 502
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (404, NotFound), (400, InvalidRequest), (429, RateLimited)],
+)
+def test_a_non_json_4xx_is_mapped_by_its_status(status: int, error: type) -> None:
+    provider = SquareProvider(
+        access_token="t",
+        location_id="L",
+        http_client=httpx.Client(
+            transport=httpx.MockTransport(lambda r: httpx.Response(status, text="<html>no"))
+        ),
+    )
+    with pytest.raises(error) as caught:
+        provider.get_payment("p")
+    assert type(caught.value) is error and caught.value.http_status == status
+
+
 def test_error_messages_and_logs_never_carry_the_token(
     square: SquareProvider, square_api: SquareMockAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -495,6 +512,8 @@ def test_checkout_paid_then_return_looks_the_payment_up(
     payment = square.complete_return({**query, "status": "whatever"}, idempotency_key="ret")
     assert payment.id == finished.payment_id
     assert payment.status is PaymentStatus.SUCCEEDED and payment.order_id == "ord_co"
+    by_link = square.complete_return({"checkoutId": query["checkoutId"]}, idempotency_key="ret")
+    assert by_link.id == payment.id and by_link.order_id == "ord_co"
 
 
 def test_return_never_trusts_the_query_string(

@@ -22,6 +22,7 @@ Square specifics worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -834,17 +835,25 @@ class SquareProvider(BaseProvider):
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:  # type: ignore[override]
         """The customer's redirect back from a payment link.
 
-        Square adds ``orderId`` (and ``transactionId``, the same order in v1 terms) to the
-        redirect URL; ``payment_id`` is accepted too. Only the ids are read: the payment and
-        its status come from Square's API.
+        Square adds ``orderId`` (and ``transactionId``, the same order in v1 terms, and
+        ``checkoutId``) to the redirect URL; ``payment_id`` is accepted too. Only the ids are
+        read: the order, its payment and the payment's status come from Square's API.
         """
         payment_id = params.get("payment_id") or params.get("paymentId")
         if payment_id:
             return self.get_payment(payment_id)
         square_order_id = params.get("orderId") or params.get("transactionId")
+        if not square_order_id and params.get("checkoutId"):
+            link = self._call(
+                "complete_return",
+                self._client.checkout.payment_links.get,
+                id=params["checkoutId"],
+            )["payment_link"]
+            square_order_id = link.get("order_id")
         if not square_order_id:
             raise ValidationError(
-                "Square return without orderId, transactionId or payment_id in the query"
+                "Square return without orderId, transactionId, checkoutId or payment_id "
+                "in the query"
             )
         order = self._get_order(square_order_id)
         paid = [t["payment_id"] for t in order.get("tenders") or [] if t.get("payment_id")]
@@ -1052,18 +1061,14 @@ def _line_items_total(line_items: Sequence[LineItem]) -> Money:
 
 
 def _replace_total(session: CheckoutSession, total: Money) -> CheckoutSession:
-    from dataclasses import replace
-
-    return replace(session, amount_total=total)
+    return dataclasses.replace(session, amount_total=total)
 
 
 def _with_metadata(payment: Payment, metadata: Mapping[str, str] | None) -> Payment:
     # Square payments have no metadata field; the caller's metadata is returned as given
     if not metadata:
         return payment
-    from dataclasses import replace
-
-    return replace(payment, metadata=dict(metadata))
+    return dataclasses.replace(payment, metadata=dict(metadata))
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -1082,11 +1087,17 @@ def _request_id(headers: Mapping[str, str] | None) -> str | None:
 def _error_from_api(operation: str, exc: ApiError) -> ProviderError:
     body = exc.body if isinstance(exc.body, Mapping) else {}
     errors = body.get("errors")
+    request_id = _request_id(exc.headers)
     if not isinstance(errors, list) or not errors:
-        errors = [{"code": error.code, "category": error.category} for error in exc.errors]
-    return _error_from_codes(
-        operation, errors, http_status=exc.status_code, request_id=_request_id(exc.headers)
-    )
+        # not Square's JSON error shape (an HTML page from a proxy, say): the status decides
+        error_class = _error_class_for_status(exc.status_code)
+        return error_class(
+            f"Square {operation} failed with HTTP {exc.status_code}",
+            provider=PROVIDER,
+            http_status=exc.status_code,
+            request_id=request_id,
+        )
+    return _error_from_codes(operation, errors, http_status=exc.status_code, request_id=request_id)
 
 
 def _error_from_codes(
