@@ -149,3 +149,36 @@ def test_secrets_never_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> No
         assert TEST_KEY not in text
         assert WEBHOOK_SECRET not in text
     assert "[redacted]" in str(info.value)
+
+
+def test_gateway_from_env_builds_the_stripe_provider() -> None:
+    from paygate.gateway import Gateway
+
+    gw = Gateway.from_env(
+        {
+            "PAYGATE_PROVIDER": "stripe",
+            "PAYGATE_STRIPE_API_KEY": TEST_KEY,
+            "PAYGATE_STRIPE_WEBHOOK_SECRET": f"{WEBHOOK_SECRET},whsec_old",
+            "PAYGATE_STRIPE_MAX_RETRIES": "1",
+            "PAYGATE_STRIPE_WEBHOOK_TOLERANCE": "60",
+        }
+    )
+    provider = gw.provider
+    assert isinstance(provider, StripeProvider)
+    assert provider._secrets == (WEBHOOK_SECRET.encode(), b"whsec_old")
+    assert provider.settings.webhook_tolerance == 60
+    assert gw.retry.attempts == 2  # max_retries=1: one try plus one retry, in the Gateway
+    assert TEST_KEY not in repr(gw) and WEBHOOK_SECRET not in repr(gw)
+
+
+def test_gateway_from_env_with_a_live_key_in_test_env_fails() -> None:
+    from paygate.gateway import Gateway
+
+    env = {
+        "PAYGATE_PROVIDER": "stripe",
+        "PAYGATE_STRIPE_API_KEY": LIVE_KEY,
+        "PAYGATE_STRIPE_TEST_MODE": "1",
+    }
+    with pytest.raises(ConfigurationError, match="live API key") as info:
+        Gateway.from_env(env)
+    assert LIVE_KEY not in str(info.value)
