@@ -117,3 +117,20 @@ def test_round_trip_every_currency(currency: str, amount: int) -> None:
     assert code == currency.lower()
     assert 0 <= stripe_amount <= 99_999_999
     assert from_stripe_amount(stripe_amount, code) == money
+
+
+@pytest.mark.parametrize("currency", sorted(EXPONENTS))
+def test_one_major_unit_of_every_currency(currency: str) -> None:
+    """One whole unit is 10**(Stripe's exponent) in Stripe's API, for all of ISO 4217."""
+    one = Money.of("1", currency)
+    expected = 10 ** stripe_exponent(currency)
+    assert to_stripe_amount(one) == (expected, currency.lower())
+    assert from_stripe_amount(expected, currency.lower()) == one
+    # and the smallest ISO amount either converts exactly or is refused, never rounded
+    smallest = Money(1, currency)
+    try:
+        amount, _ = to_stripe_amount(smallest)
+    except InvalidAmount:
+        assert currency in ZERO_DECIMAL | THREE_DECIMAL or EXPONENTS[currency] > 2
+    else:
+        assert from_stripe_amount(amount, currency) == smallest
