@@ -653,9 +653,11 @@ def test_get_dispute(
 ) -> None:
     paypal.on("GET", "/v1/customer/disputes/PP-D-27803", dispute_json(status, outcome),
               response_schema=(DISPUTES, "dispute"))  # fmt: skip
+    paypal.on("GET", f"/v2/payments/captures/{CAPTURE}", capture_json(),
+              response_schema=(PAYMENTS, "capture-2"))  # fmt: skip
     dispute = provider.get_dispute("PP-D-27803")
     assert dispute.status is expected
-    assert dispute.payment_id == CAPTURE
+    assert dispute.payment_id == ORDER  # the disputed capture's order: the Payment's id
     assert dispute.order_id == "ord_1"
     assert dispute.amount == Money.of("19.99", "USD")
     assert dispute.evidence_due_by is not None

@@ -213,6 +213,8 @@ class PayPalHarness(BaseHarness):
             "unknown": ("MERCHANT.PARTNER-CONSENT.REVOKED", {"merchant_id": "7XXXXXXXXXXXX"}),
         }
         event_type, resource = resources[kind]
+        if kind in ("refund", "dispute_opened"):  # they name the capture; its order is looked up
+            self.api.on("GET", "/v2/payments/captures/3C679366HH908993F", capture_json())
         body = json.dumps(event_json(event_type, resource)).encode()
         return WebhookDelivery(body=body, headers=sign(body))
 

@@ -64,6 +64,17 @@ def _body(event: dict[str, Any]) -> bytes:
 CAPTURE_EVENT = _body(event_json("PAYMENT.CAPTURE.COMPLETED", capture_json()))
 
 
+@pytest.fixture(autouse=True)
+def paypal() -> Iterator[PayPalMock]:
+    """PayPal's API, for the capture -> order lookups of refund and dispute events (and
+    for verification="api"); any other request fails the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mock = PayPalMock(rsps)
+        mock.token()
+        mock.on("GET", f"/v2/payments/captures/{CAPTURE}", capture_json(order_id=ORDER))
+        yield mock
+
+
 @pytest.fixture
 def certs() -> CertServer:
     return CertServer()
@@ -350,7 +361,8 @@ def test_refund_event_moves_the_payment_once_succeeded(provider: PayPalProvider)
     assert isinstance(refund, Refund)
     assert refund.status is RefundStatus.SUCCEEDED
     assert refund.amount == Money.of("5.00", "USD")
-    assert refund.payment_id == CAPTURE  # from the refund's "up" link: PayPal names the capture
+    # PayPal names only the capture ("up" link); its order is looked up: the Payment's id
+    assert refund.payment_id == ORDER
     assert refund.order_id == "ord_1"
     transition = event_from_webhook(event)
     assert transition is not None
@@ -361,7 +373,7 @@ def test_dispute_and_subscription_objects(provider: PayPalProvider) -> None:
     body = _body(event_json("CUSTOMER.DISPUTE.RESOLVED", _dispute("RESOLVED", "ACCEPTED")))
     dispute = provider.parse_webhook(body, sign(body)).object
     assert isinstance(dispute, Dispute) and dispute.status is DisputeStatus.LOST
-    assert dispute.payment_id == CAPTURE
+    assert dispute.payment_id == ORDER
     body = _body(
         event_json("BILLING.SUBSCRIPTION.SUSPENDED", {**SUBSCRIPTION, "status": "SUSPENDED"})
     )
@@ -389,14 +401,6 @@ def test_event_fixtures_match_the_webhook_spec(reference_dir: object) -> None:
 
 
 # -- verification="api" -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def paypal() -> Iterator[PayPalMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        mock = PayPalMock(rsps)
-        mock.token()
-        yield mock
 
 
 @pytest.mark.parametrize(("answer", "accepted"), [("SUCCESS", True), ("FAILURE", False)])
@@ -431,3 +435,31 @@ def test_api_verification_needs_the_headers_before_calling(paypal: PayPalMock) -
     with pytest.raises(InvalidSignature, match="not JSON"):
         provider.parse_webhook(b"\x00garbage", sign(b"\x00garbage"))
     assert paypal.calls == []
+
+
+def test_capture_links_seen_by_this_provider_need_no_lookup(
+    paypal: PayPalMock, provider: PayPalProvider
+) -> None:
+    paypal.on("GET", "/v2/checkout/orders/7ORDER00000000001",
+              order_json("7ORDER00000000001", status="COMPLETED",
+                         captures=[capture_json("7CAPTURE000000001", order_id="7ORDER00000000001")]))  # fmt: skip
+    provider.get_payment("7ORDER00000000001")
+    body = _body(
+        event_json("PAYMENT.CAPTURE.REFUNDED", refund_json(capture_id="7CAPTURE000000001"))
+    )
+    refund = provider.parse_webhook(body, sign(body)).object
+    assert isinstance(refund, Refund) and refund.payment_id == "7ORDER00000000001"
+    assert not any(call.path.startswith("/v2/payments/captures/") for call in paypal.calls)
+
+
+def test_capture_unknown_to_paypal_keeps_its_own_id(
+    paypal: PayPalMock, provider: PayPalProvider
+) -> None:
+    paypal.on("GET", "/v2/payments/captures/9UNKNOWN000000000",
+              {"name": "RESOURCE_NOT_FOUND", "details": [{"issue": "INVALID_RESOURCE_ID"}]},
+              status=404)  # fmt: skip
+    body = _body(
+        event_json("PAYMENT.CAPTURE.REFUNDED", refund_json(capture_id="9UNKNOWN000000000"))
+    )
+    refund = provider.parse_webhook(body, sign(body)).object
+    assert isinstance(refund, Refund) and refund.payment_id == "9UNKNOWN000000000"

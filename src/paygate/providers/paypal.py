@@ -19,7 +19,10 @@ import hashlib
 import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
 from urllib.parse import quote
@@ -257,6 +260,7 @@ _API_HOSTS: Final[Mapping[str, str]] = {
 }
 _MAX_REQUEST_ID = 108  # PayPal-Request-Id maxLength in the Orders v2 spec
 _MAX_REFERENCE = 127  # custom_id / invoice_id maxLength
+_CAPTURE_LINKS_KEPT = 4096  # capture id -> order id links remembered per provider
 _VAULT_ID = re.compile(r"[0-9a-zA-Z_-]{1,255}")  # the Orders v2 spec's vault_id pattern
 
 
@@ -741,6 +745,8 @@ class PayPalProvider(BaseProvider):
             if config.webhook_id
             else None
         )
+        self._capture_orders: OrderedDict[str, str] = OrderedDict()
+        self._links_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PayPalProvider(mode={self.settings.mode!r}, endpoint={self._http.endpoint!r})"
@@ -802,12 +808,12 @@ class PayPalProvider(BaseProvider):
         order = self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
-        payment = _payment_from_order(order)
+        payment = self._payment(order)
         log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
         return payment
 
     def get_payment(self, payment_id: str) -> Payment:
-        return _payment_from_order(self._get_order(payment_id))
+        return self._payment(self._get_order(payment_id))
 
     def complete_return(  # type: ignore[override]  # BaseProvider takes **kwargs
         self, params: Mapping[str, str], *, idempotency_key: str
@@ -827,7 +833,7 @@ class PayPalProvider(BaseProvider):
             order = self._http.post(
                 f"/v2/checkout/orders/{path}/{action}", {}, request_id=_request_id(idempotency_key)
             )
-        payment = _payment_from_order(order)
+        payment = self._payment(order)
         log.info("paypal order %s after return: %s", payment.id, payment.status)
         return payment
 
@@ -847,7 +853,7 @@ class PayPalProvider(BaseProvider):
             request_id=_request_id(idempotency_key),
         )
         _payments_of(order)["captures"] = [capture]
-        return _payment_from_order(order)
+        return self._payment(order)
 
     def cancel_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
         self, payment_id: str, *, idempotency_key: str
@@ -862,7 +868,7 @@ class PayPalProvider(BaseProvider):
             {},
         )
         _payments_of(order)["authorizations"] = [voided or {**authorization, "status": "VOIDED"}]
-        return _payment_from_order(order)
+        return self._payment(order)
 
     def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
         self,
@@ -874,7 +880,7 @@ class PayPalProvider(BaseProvider):
     ) -> Refund:
         """Refund the order's capture, fully (``amount=None``) or partly."""
         order = self._get_order(payment_id)
-        payment = _payment_from_order(order)
+        payment = self._payment(order)
         if payment.charge_id is None or payment.status not in (
             PaymentStatus.SUCCEEDED,
             PaymentStatus.PARTIALLY_REFUNDED,
@@ -1078,8 +1084,12 @@ class PayPalProvider(BaseProvider):
         return _invoice_from(invoice, fallback_total=total)
 
     def get_dispute(self, dispute_id: str) -> Dispute:
+        """The dispute, with ``payment_id`` the disputed capture's order (``Payment.id``)."""
         path = _path_id(dispute_id, "dispute_id")
-        return _dispute_from(self._http.get(f"/v1/customer/disputes/{path}"))
+        dispute = _dispute_from(self._http.get(f"/v1/customer/disputes/{path}"))
+        if dispute.payment_id:
+            dispute = replace(dispute, payment_id=self._order_of_capture(dispute.payment_id))
+        return dispute
 
     # -- webhooks ---------------------------------------------------------------------------
 
@@ -1094,7 +1104,17 @@ class PayPalProvider(BaseProvider):
         else:
             assert self._verifier is not None
             self._verifier.verify(body, headers)
-        return _event_from(body)
+        event = _event_from(body)
+        obj = event.object
+        # PayPal's refund and dispute resources name the capture, not the order
+        names_capture = (isinstance(obj, Refund) and not _related_ids(obj.raw).get("order_id")) or (
+            isinstance(obj, Dispute) and obj.payment_id
+        )
+        if not names_capture:
+            return event
+        assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
+        resolved = replace(obj, payment_id=self._order_of_capture(obj.payment_id))
+        return replace(event, object=resolved)
 
     def _verify_by_api(self, body: bytes, headers: Mapping[str, str]) -> None:
         signature = read_headers(headers)
@@ -1122,6 +1142,40 @@ class PayPalProvider(BaseProvider):
 
     def _get_order(self, order_id: str) -> dict[str, Any]:
         return self._http.get(f"/v2/checkout/orders/{_path_id(order_id, 'payment id')}")
+
+    def _payment(self, order: Mapping[str, Any]) -> Payment:
+        """Normalize an order and remember its capture -> order link."""
+        payment = _payment_from_order(order)
+        if payment.charge_id:
+            with self._links_lock:
+                self._capture_orders[payment.charge_id] = payment.id
+                self._capture_orders.move_to_end(payment.charge_id)
+                while len(self._capture_orders) > _CAPTURE_LINKS_KEPT:
+                    self._capture_orders.popitem(last=False)
+        return payment
+
+    def _order_of_capture(self, capture_id: str) -> str:
+        """The PayPal order a capture belongs to, so refund and dispute events name the
+        same ``payment_id`` as the Payment the Gateway stored (the order id).
+
+        PayPal's refund and dispute resources name only the capture; the link comes from
+        this process's own captures, else from ``GET /v2/payments/captures/{id}``. A
+        capture PayPal does not know (made outside Orders v2) keeps its own id.
+        """
+        with self._links_lock:
+            known = self._capture_orders.get(capture_id)
+        if known is not None:
+            return known
+        try:
+            capture = self._http.get(f"/v2/payments/captures/{_path_id(capture_id, 'capture id')}")
+        except NotFound:
+            return capture_id
+        order_id = _related_ids(capture).get("order_id")
+        if not order_id:
+            return capture_id
+        with self._links_lock:
+            self._capture_orders[capture_id] = str(order_id)
+        return str(order_id)
 
     def _authorization(self, order: Mapping[str, Any], operation: str) -> Mapping[str, Any]:
         payments = _payments_of(order)
