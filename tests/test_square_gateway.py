@@ -267,3 +267,14 @@ def test_subscription_and_invoice(gw: Gateway, api: SquareMockAPI) -> None:
     )
     assert invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN)
     assert invoice.amount_due == Money(9900, USD)
+
+
+def test_the_docs_testing_example_runs() -> None:
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "providers" / "square.md"
+    blocks = page.read_text(encoding="utf-8").split("```python\n")[1:]
+    (example,) = [block.split("```")[0] for block in blocks if "SquareMockAPI(" in block]
+    namespace: dict[str, object] = {}
+    exec(compile(example, str(page), "exec"), namespace)
+    assert namespace["payment"].order_id == "ord_1"  # type: ignore[attr-defined]
