@@ -102,7 +102,13 @@ def test_missing_sdk_gives_the_install_hint(
 
 @pytest.mark.parametrize(
     ("name", "sdk"),
-    [("stripe", "stripe"), ("paypal", "paypalrestsdk"), ("square", "square")],
+    [
+        ("stripe", "stripe"),
+        ("paypal", "paypalrestsdk"),
+        ("paypal", "cryptography"),
+        ("square", "square"),
+        ("square", "httpx"),  # squareup's HTTP client, imported by the adapter first
+    ],
 )
 def test_builtin_adapter_without_its_sdk(
     name: str, sdk: str, monkeypatch: pytest.MonkeyPatch
