@@ -410,6 +410,15 @@ def test_pending_bank_payment_is_processing(square: SquareProvider) -> None:
     assert _pay(square, payment_method=PENDING_SOURCE).status is PaymentStatus.PROCESSING
 
 
+def test_cancel_after_capture_is_an_invalid_request_not_a_decline(square: SquareProvider) -> None:
+    payment = _pay(square)
+    with pytest.raises(InvalidRequest) as caught:
+        square.cancel_payment(payment.id, idempotency_key="late-cancel")
+    assert (
+        type(caught.value) is InvalidRequest and caught.value.code == "DELAYED_TRANSACTION_CAPTURED"
+    )
+
+
 def test_get_unknown_payment_is_not_found(square: SquareProvider) -> None:
     with pytest.raises(NotFound) as caught:
         square.get_payment("missing")

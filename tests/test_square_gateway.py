@@ -8,6 +8,7 @@ a payment link paid and returned from, and a payment first met through its webho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -79,7 +80,10 @@ def creates(api: SquareMockAPI) -> list[str]:
     ]
 
 
-def test_pay_webhooks_twice_refund_partial_then_full(gw: Gateway, api: SquareMockAPI) -> None:
+def test_pay_webhooks_twice_refund_partial_then_full(
+    gw: Gateway, api: SquareMockAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     succeeded: list[WebhookEvent] = []
     gw.on(EventType.PAYMENT_SUCCEEDED)(succeeded.append)
     payment = gw.create_payment(
@@ -130,6 +134,8 @@ def test_pay_webhooks_twice_refund_partial_then_full(gw: Gateway, api: SquareMoc
     deliver(gw, api)
     final = gw.get_payment(payment.id)
     assert final.status is PaymentStatus.REFUNDED and final.amount_refunded == Money(1999, USD)
+    # nothing of the configuration's secrets in any log line of the whole flow
+    assert caplog.records and ACCESS_TOKEN not in caplog.text and SIGNATURE_KEY not in caplog.text
     assert [t.new_status for t in gw.history(payment.id)] == [
         PaymentStatus.SUCCEEDED,
         PaymentStatus.PARTIALLY_REFUNDED,

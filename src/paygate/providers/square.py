@@ -246,6 +246,15 @@ ERROR_CODES: Final[Mapping[str, type[ProviderError]]] = {
     "GATEWAY_TIMEOUT": ProviderUnavailable,
     "REQUEST_TIMEOUT": ProviderUnavailable,
     "TEMPORARY_ERROR": ProviderUnavailable,  # "safely retry with the same idempotency key"
+    # the request does not fit the payment's state or reuses a spent source: not a decline
+    "DELAYED_TRANSACTION_EXPIRED": InvalidRequest,
+    "DELAYED_TRANSACTION_CANCELED": InvalidRequest,
+    "DELAYED_TRANSACTION_CAPTURED": InvalidRequest,
+    "DELAYED_TRANSACTION_FAILED": InvalidRequest,
+    "CARD_TOKEN_EXPIRED": InvalidRequest,
+    "CARD_TOKEN_USED": InvalidRequest,
+    "SOURCE_USED": InvalidRequest,
+    "SOURCE_EXPIRED": InvalidRequest,
 }
 
 #: ErrorCategory → paygate error class, when the code is not in ERROR_CODES/DECLINE_CODES
