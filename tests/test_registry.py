@@ -148,7 +148,7 @@ def test_a_broken_adapter_is_not_reported_as_a_missing_sdk(
     assert caught.value.name == "pg_no_such_module_xyz"
 
 
-def test_fake_never_needs_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fake_needs_no_extra() -> None:
     cls = load_provider_class("fake")
     assert cls.__name__ == "FakeProvider"
     assert cls.__module__ == "paygate.providers.fake"

@@ -179,10 +179,8 @@ def test_table_has_a_row_for_every_status_and_known_cells_only() -> None:
         assert set(row.values()) <= allowed
 
 
-@pytest.mark.parametrize("status", list(PaymentStatus), ids=str)
+@pytest.mark.parametrize("status", [S.FAILED, S.CANCELED], ids=str)
 def test_refund_of_a_never_captured_payment(status: PaymentStatus) -> None:
-    if status not in (S.FAILED, S.CANCELED):
-        return
     with pytest.raises(InvalidTransition, match=f"refunded cannot happen to a {status}"):
         apply(PaymentState(status, AMOUNT), PaymentEvent(T.REFUNDED, amount=1, ref="re_1"))
 
