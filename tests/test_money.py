@@ -121,6 +121,25 @@ def test_round_trip_from_major_units(currency: str, amount: int, data: st.DataOb
     assert Money.of(Decimal(numeral), currency).amount == minor
 
 
+@given(
+    currency=st.sampled_from(ALL_CURRENCIES),
+    value=st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**30), max_value=10**30),
+)
+def test_any_decimal_is_exact_or_refused(currency: str, value: Decimal) -> None:
+    """Accepted iff the value has no more places than the currency, and then exactly."""
+    exponent = EXPONENTS[currency]
+    with localcontext() as ctx:
+        ctx.prec = 200  # enough for any drawn value: this oracle never rounds
+        minor = value * (10**exponent)
+        fits = minor == minor.to_integral_value()
+        if fits:
+            assert Money.of(value, currency).amount == int(minor)
+            assert Money.of(f"{value:f}", currency).amount == int(minor)
+    if not fits:
+        with pytest.raises(InvalidAmount, match="precision"):
+            Money.of(value, currency)
+
+
 @given(cents=st.integers(min_value=0, max_value=10**9))
 def test_usd_numerals_are_exact(cents: int) -> None:
     assert Money.of(f"{cents // 100}.{cents % 100:02d}", "USD").amount == cents
