@@ -284,3 +284,22 @@ def test_the_docs_testing_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(example, str(page), "exec"), namespace)
     assert namespace["payment"].order_id == "ord_1"  # type: ignore[attr-defined]
+
+
+def test_gateway_from_env_builds_a_sandbox_square_provider() -> None:
+    gateway = Gateway.from_env(
+        {
+            "PAYGATE_PROVIDER": "square",
+            "PAYGATE_SQUARE_ACCESS_TOKEN": ACCESS_TOKEN,
+            "PAYGATE_SQUARE_LOCATION_ID": "LOC1",
+            "PAYGATE_SQUARE_MAX_RETRIES": "4",
+            "PAYGATE_SQUARE_TIMEOUT": "7.5",
+        }
+    )
+    provider = gateway.provider
+    assert isinstance(provider, SquareProvider)
+    assert provider.settings.api_base_url == "https://connect.squareupsandbox.com"
+    assert provider.max_retries == 4 and gateway.retry.attempts == 5
+    assert provider.settings.timeout == 7.5
+    assert ACCESS_TOKEN not in repr(gateway) + repr(provider)
+    gateway.close()
