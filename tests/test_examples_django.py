@@ -139,6 +139,7 @@ def _shop_settings(tmp_path: Path, **paygate_config: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def shop(django_configured: None, tmp_path: Path) -> Iterator[Shop]:
+    from examples.django_shop import shop as shop_module
     from examples.django_shop.shop import get_shop
 
     RECEIPTS.sent.clear()
@@ -153,7 +154,8 @@ def shop(django_configured: None, tmp_path: Path) -> Iterator[Shop]:
             services.gateway.provider,
             RECEIPTS,
         )
-        services.gateway.close()
+    # leaving override_settings dropped (and closed) the test's shop; the next use rebuilds
+    assert shop_module._shop is None
 
 
 def test_purchase_return_first_then_each_webhook_twice_then_refund(shop: Shop) -> None:
@@ -307,26 +309,21 @@ def test_configured_from_the_environment_and_no_secret_is_ever_shown(
         assert isinstance(gateway.provider, FakeProvider)
         shop = Shop(Client(enforce_csrf_checks=True), gateway, gateway.provider, RECEIPTS)
         texts: list[str] = []
-        try:
-            order_id, session_id = shop.buy()
-            shop.fake.complete_checkout(session_id, payment_method="tok_visa")
-            texts.append(
-                text(
-                    shop.client.get(f"/shop/orders/{order_id}/return/", {"session_id": session_id})
-                )
-            )
-            deliveries = shop.fake.take_webhooks()
-            assert secret != DEFAULT_WEBHOOK_SECRET
-            assert shop.deliver(FakeProvider().sign_webhook(deliveries[0].body)).status_code == 400
-            for delivery in deliveries:
-                response = shop.deliver(delivery)
-                assert response.status_code == 200
-                texts.append(text(response))
-            texts.append(text(shop.refund(order_id)))
-            texts.append(shop.page(order_id))
-            assert RECEIPTS.sent == [order_id]
-        finally:
-            gateway.close()
+        order_id, session_id = shop.buy()
+        shop.fake.complete_checkout(session_id, payment_method="tok_visa")
+        texts.append(
+            text(shop.client.get(f"/shop/orders/{order_id}/return/", {"session_id": session_id}))
+        )
+        deliveries = shop.fake.take_webhooks()
+        assert secret != DEFAULT_WEBHOOK_SECRET
+        assert shop.deliver(FakeProvider().sign_webhook(deliveries[0].body)).status_code == 400
+        for delivery in deliveries:
+            response = shop.deliver(delivery)
+            assert response.status_code == 200
+            texts.append(text(response))
+        texts.append(text(shop.refund(order_id)))
+        texts.append(shop.page(order_id))
+        assert RECEIPTS.sent == [order_id]
     assert caplog.records
     for shown in [
         caplog.text,

@@ -100,4 +100,6 @@ def _rebuild_when_settings_change(*, setting: str, **_: object) -> None:
     global _shop
     if setting in _SETTINGS:
         with _lock:
-            _shop = None
+            old, _shop = _shop, None
+        if old is not None:
+            old.gateway.close()  # its store's connections
