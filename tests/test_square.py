@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -41,6 +42,7 @@ from paygate.providers.square import (
     DECLINE_CODES,
     IDEMPOTENCY_KEY_MAX,
     SquareProvider,
+    payment_from_square,
     square_idempotency_key,
 )
 from tests.test_square_spec import ACCESS_TOKEN, SIGNATURE_KEY, square, square_api  # noqa: F401
@@ -632,3 +634,31 @@ def test_dispute_is_normalized(square: SquareProvider, square_api: SquareMockAPI
     assert dispute.amount == Money(1999, USD) and dispute.evidence_due_by is not None
     square_api.set_dispute_state(raw["id"], "PROCESSING")
     assert square.get_dispute(raw["id"]).status is DisputeStatus.UNDER_REVIEW
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2020-02-06T21:27:34.308Z", datetime(2020, 2, 6, 21, 27, 34, 308000, tzinfo=timezone.utc)),
+        (
+            "2024-01-02T03:04:05.123456789Z",
+            datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc),
+        ),
+        ("2024-01-02T03:04:05Z", datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        ("2024-01-02T05:04:05+02:00", datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        ("2024-01-02", datetime(2024, 1, 2, tzinfo=timezone.utc)),
+        ("yesterday", None),
+    ],
+)
+def test_square_timestamps_become_utc(stamp: str, expected: datetime | None) -> None:
+    payment = payment_from_square(
+        {
+            "id": "p",
+            "status": "COMPLETED",
+            "amount_money": {"amount": 1, "currency": "USD"},
+            "created_at": stamp,
+        }
+    )
+    assert payment.created_at == expected
+    if expected is not None:
+        assert payment.created_at is not None and payment.created_at.utcoffset() == timedelta(0)
