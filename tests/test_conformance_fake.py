@@ -29,6 +29,7 @@ class FakeHarness(BaseHarness):
     """Scripts the fake by token; webhooks come from a twin provider sharing the secret."""
 
     missing_payment_id = "pay_000000000000000000000000"
+    secrets = (SECRET,)
 
     def __init__(self, provider_class: type[FakeProvider] = FakeProvider) -> None:
         self.provider_class = provider_class
@@ -131,3 +132,15 @@ def test_contract_catches_an_undeclared_operation_that_does_not_refuse() -> None
     provider = harness.make_provider()
     with pytest.raises(pytest.fail.Exception, match="NotSupported"):
         ProviderContract().test_undeclared_operations_raise_not_supported(provider, harness)
+
+
+class _Leaky(FakeProvider):
+    def __repr__(self) -> str:
+        return f"Leaky({self.settings.webhook_secret.get_secret_value()})"
+
+
+def test_contract_catches_a_secret_in_the_repr() -> None:
+    harness = FakeHarness(_Leaky)
+    provider = harness.make_provider()
+    with pytest.raises(AssertionError, match="secret is shown"):
+        ProviderContract().test_secrets_stay_out_of_repr_and_errors(provider, harness)

@@ -183,6 +183,9 @@ class BaseHarness:
     currency: str = "USD"
     detects_idempotency_conflict: bool = True
     missing_payment_id: str = "pay_paygate_contract_missing"
+    #: optional: the secrets ``make_provider`` configured (API keys, webhook secrets), which
+    #: must never show in the provider's repr or its errors; empty skips that test
+    secrets: tuple[str, ...] = ()
 
     def make_provider(self) -> PaymentProvider:
         raise NotImplementedError
@@ -313,6 +316,23 @@ class ProviderContract:
         assert isinstance(provider.capabilities, frozenset)
         assert all(isinstance(c, Capability) for c in provider.capabilities)
         assert Capability.PAYMENTS in provider.capabilities
+
+    def test_secrets_stay_out_of_repr_and_errors(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        secrets = [s for s in getattr(harness, "secrets", ()) if s]
+        if not secrets:
+            pytest.skip("the harness names no secrets to look for (BaseHarness.secrets)")
+        harness.prepare(
+            Scenario.PAYMENT_MISSING,
+            amount=self.amount(harness),
+            payment_id=harness.missing_payment_id,
+        )
+        with pytest.raises(NotFound) as info:
+            provider.get_payment(harness.missing_payment_id)
+        shown = [repr(provider), str(provider), str(info.value), repr(info.value)]
+        for secret in secrets:
+            assert not any(secret in text for text in shown), "a configured secret is shown"
 
     def test_undeclared_operations_raise_not_supported(
         self, provider: PaymentProvider, harness: ProviderHarness
