@@ -585,6 +585,13 @@ def test_docs_page_shows_exactly_the_generated_diagram_and_table() -> None:
         assert f"`{status.value}`" in text
 
 
+def test_docs_page_example_runs() -> None:
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    example = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert example, "no python example on the page"
+    exec(compile(example[1], str(DOCS_PAGE), "exec"), {})  # its asserts are the test
+
+
 def write_docs() -> None:
     text = DOCS_PAGE.read_text(encoding="utf-8")
     text = text.replace(f"```mermaid\n{docs_diagram(text)}```", f"```mermaid\n{to_mermaid()}```")
