@@ -519,6 +519,19 @@ def test_checkout_expires(fake: FakeProvider) -> None:
         fake.complete_checkout(session.id)
 
 
+def test_checkout_expires_by_itself_after_a_day(fake: FakeProvider, clock: FakeClock) -> None:
+    session = checkout(fake)
+    assert session.expires_at is not None
+    assert session.expires_at.timestamp() == clock() + 86_400
+    clock.advance(86_399)
+    assert fake.get_checkout_session(session.id).status is CheckoutStatus.OPEN
+    clock.advance(1)
+    with pytest.raises(InvalidRequest, match="expired"):
+        fake.complete_checkout(session.id)
+    assert fake.get_checkout_session(session.id).status is CheckoutStatus.EXPIRED
+    assert types(fake) == ["checkout.expired"]  # once
+
+
 @pytest.mark.parametrize(
     "change",
     [

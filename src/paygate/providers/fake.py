@@ -760,7 +760,7 @@ class FakeProvider(BaseProvider):
         if not isinstance(idempotency_key, str) or not idempotency_key:
             raise _invalid("idempotency_key must be a non-empty str", "idempotency_key_invalid")
         if params.get("session_id"):
-            session = self._get("checkout_session", params["session_id"])
+            session = self._session(params["session_id"])
             if session["payment_id"] is None:
                 raise _invalid(
                     f"checkout session {session['id']} has no payment yet "
@@ -979,7 +979,18 @@ class FakeProvider(BaseProvider):
 
     @_operation(Capability.CHECKOUT)
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        return codec.checkout_session(codec.snapshot(self._get("checkout_session", session_id)))
+        return codec.checkout_session(codec.snapshot(self._session(session_id)))
+
+    def _session(self, session_id: Any) -> JSON:
+        """A checkout session; an open one past its ``expires_at`` expires now (lazily)."""
+        session = self._get("checkout_session", session_id)
+        if session["status"] == "open" and self._now() >= session["expires_at"]:
+            self._expire(session)
+        return session
+
+    def _expire(self, session: JSON) -> None:
+        session.update(status="expired", url=None)
+        self._emit(EventType.CHECKOUT_EXPIRED, session)
 
     def _complete_session(self, session: JSON) -> None:
         session["status"] = "complete"
@@ -1001,7 +1012,7 @@ class FakeProvider(BaseProvider):
         has none) with its first invoice paid.
         """
         with self._lock:
-            session = self._get("checkout_session", session_id)
+            session = self._session(session_id)
             if session["status"] != "open":
                 raise _invalid(
                     f"checkout session {session_id} is {session['status']}, not open",
@@ -1050,14 +1061,13 @@ class FakeProvider(BaseProvider):
     def expire_checkout(self, session_id: str) -> CheckoutSession:
         """The hosted page times out unpaid (``checkout.expired``)."""
         with self._lock:
-            session = self._get("checkout_session", session_id)
+            session = self._session(session_id)
             if session["status"] != "open":
                 raise _invalid(
                     f"checkout session {session_id} is {session['status']}, not open",
                     "checkout_unexpected_state",
                 )
-            session.update(status="expired", url=None)
-            self._emit(EventType.CHECKOUT_EXPIRED, session)
+            self._expire(session)
             return codec.checkout_session(codec.snapshot(session))
 
     # -- customers -----------------------------------------------------------------------------
