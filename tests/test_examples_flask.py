@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -356,3 +357,145 @@ def test_a_payment_of_the_wrong_amount_does_not_fulfil_the_order(
     assert field_of(page, "order-status") == "pending"
     assert field_of(page, "payment-status") == "succeeded"
     assert f"order {order_id}: paid 0.50 USD, expected 19.99 USD" in caplog.text
+
+
+def test_the_same_shop_runs_on_stripe_by_configuration_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No code change: PAYGATE_PROVIDER=stripe, Stripe's API mocked over HTTP (responses)."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("stripe")
+    from urllib.parse import parse_qsl
+
+    from paygate.providers._stripe_webhook import sign as stripe_sign
+    from tests.fixtures.stripe import event_body, resource
+
+    api_url = "https://api.stripe.com/v1"
+    webhook_secret = "whsec_stripe_shop_test"
+    monkeypatch.setenv("PAYGATE_PROVIDER", "stripe")
+    monkeypatch.setenv("PAYGATE_STORE_URL", f"sqlite:///{tmp_path / 'paygate.db'}")
+    monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", "sk_test_stripe_shop")
+    monkeypatch.setenv("PAYGATE_STRIPE_WEBHOOK_SECRET", webhook_secret)
+    monkeypatch.setenv("PAYGATE_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("SHOP_DB", str(tmp_path / "shop.db"))
+    receipts = Receipts()
+    app = create_app(send_receipt=receipts)
+    client = app.test_client()
+    gateway = app.extensions["paygate"]
+    assert gateway.provider.name == "stripe"
+
+    session_id, intent_id = "cs_test_shop_1", "pi_shop_1"
+    created: dict[str, str] = {}
+
+    def create_session(request: Any) -> tuple[int, dict[str, str], str]:
+        form = dict(
+            parse_qsl(request.body if isinstance(request.body, str) else request.body.decode())
+        )
+        created.update(form)
+        session = resource(
+            "checkout.session",
+            id=session_id,
+            url=f"https://checkout.stripe.com/c/pay/{session_id}",
+            status="open",
+            payment_intent=None,
+            amount_total=3998,
+            currency="usd",
+            client_reference_id=form["client_reference_id"],
+            metadata={"order_id": form["metadata[order_id]"]},
+        )
+        return 200, {}, json.dumps(session)
+
+    def intent(order_id: str) -> dict[str, Any]:
+        return resource(
+            "payment_intent",
+            id=intent_id,
+            amount=3998,
+            currency="usd",
+            status="succeeded",
+            amount_received=3998,
+            amount_capturable=0,
+            last_payment_error=None,
+            next_action=None,
+            metadata={"order_id": order_id},
+        )
+
+    def stripe_webhook(event_type: str, obj: dict[str, Any], event_id: str) -> WebhookDelivery:
+        now = int(time.time())
+        body = event_body(event_type, obj, event_id=event_id, created=now)
+        return WebhookDelivery(
+            body,
+            {
+                "Stripe-Signature": stripe_sign(body, webhook_secret, now),
+                "Content-Type": "application/json",
+            },
+        )
+
+    try:
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as api:
+            api.add_callback(
+                responses.POST, f"{api_url}/checkout/sessions", callback=create_session
+            )
+            response = client.post("/checkout", data={"sku": "tee", "quantity": "2"})
+            assert response.status_code == 303
+            assert response.headers["Location"] == f"https://checkout.stripe.com/c/pay/{session_id}"
+            order_id = created["client_reference_id"]
+            assert created["line_items[0][price_data][unit_amount]"] == "1999"
+            assert created["line_items[0][quantity]"] == "2"
+
+        # Stripe's webhook, signed with the configured secret, arrives twice
+        paid = stripe_webhook("payment_intent.succeeded", intent(order_id), "evt_shop_paid")
+        for duplicate in (False, True):
+            answer = client.post("/webhooks/paygate", data=paid.body, headers=paid.headers)
+            assert answer.status_code == 200
+            assert answer.json == {"received": True, "duplicate": duplicate}
+        assert receipts.sent == [order_id]
+        forged = WebhookDelivery(paid.body.replace(b"3998", b"1"), paid.headers)
+        assert (
+            client.post("/webhooks/paygate", data=forged.body, headers=forged.headers).status_code
+            == 400
+        )
+
+        # the customer comes back to the success_url exactly as Stripe redirects: with the
+        # {CHECKOUT_SESSION_ID} template filled in where the URL has one. (The shop's URL
+        # has none, so the return page falls back to what the webhook recorded.)
+        back = created["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
+        assert back.startswith(f"http://localhost/orders/{order_id}/return")
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+            completed = resource(
+                "checkout.session",
+                id=session_id,
+                status="complete",
+                payment_intent=intent_id,
+                amount_total=3998,
+                currency="usd",
+                client_reference_id=order_id,
+                metadata={"order_id": order_id},
+            )
+            api.get(f"{api_url}/checkout/sessions/{session_id}", json=completed)
+            api.get(f"{api_url}/payment_intents/{intent_id}", json=intent(order_id))
+            returned = client.get(back)
+            assert returned.status_code == 200
+            assert field_of(returned.text, "payment-status") == "succeeded"
+            assert field_of(returned.text, "order-status") == "paid"
+
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as api:
+            refund = resource(
+                "refund",
+                id="re_shop_1",
+                amount=3998,
+                currency="usd",
+                payment_intent=intent_id,
+                status="succeeded",
+            )
+            api.post(f"{api_url}/refunds", json=refund)
+            assert client.post(f"/orders/{order_id}/refund").status_code == 303
+        assert field_of(shop_page(client, order_id), "payment-status") == "refunded"
+        assert receipts.sent == [order_id]
+    finally:
+        gateway.close()
+
+
+def shop_page(client: FlaskClient, order_id: str) -> str:
+    response = client.get(f"/orders/{order_id}")
+    assert response.status_code == 200
+    return response.text
