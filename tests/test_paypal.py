@@ -795,3 +795,28 @@ def test_fixtures_match_paypal_specs(reference_dir: object) -> None:
 
     with pytest.raises(jsonschema.ValidationError):  # the validator does bite
         validate(ORDERS, "order_request", {"intent": "SELL", "purchase_units": []})
+
+
+def test_return_after_another_request_captured_the_order(
+    paypal: PayPalMock, provider: PayPalProvider
+) -> None:
+    paypal.on("GET", f"/v2/checkout/orders/{ORDER}", order_json(status="APPROVED"))
+    paypal.on(
+        "POST",
+        f"/v2/checkout/orders/{ORDER}/capture",
+        {"name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "ORDER_ALREADY_CAPTURED"}]},
+        status=422,
+    )
+    paypal.on("GET", f"/v2/checkout/orders/{ORDER}",
+              order_json(status="COMPLETED", captures=[capture_json()]))  # fmt: skip
+    payment = provider.complete_return({"token": ORDER}, idempotency_key="k")
+    assert payment.status is PaymentStatus.SUCCEEDED and payment.charge_id == CAPTURE
+
+
+def test_2xx_body_that_is_not_json_is_unavailable(provider: PayPalProvider) -> None:
+    with responses.RequestsMock() as rsps:
+        PayPalMock(rsps).token()
+        rsps.add(responses.GET, f"{API}/v2/checkout/orders/{ORDER}", body="<html>proxy</html>")
+        with pytest.raises(ProviderUnavailable, match="not JSON") as info:
+            provider.get_payment(ORDER)
+    assert info.value.retryable

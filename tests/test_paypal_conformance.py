@@ -33,6 +33,8 @@ from paygate.testing.conformance import (
     WebhookKind,
 )
 from tests.paypal_support import (
+    ACCESS_TOKEN,
+    CLIENT_SECRET,
     ORDERS,
     PAYMENTS,
     Call,
@@ -58,6 +60,7 @@ class PayPalHarness(BaseHarness):
     currency = "USD"
     detects_idempotency_conflict = False
     missing_payment_id = "0MISSING00000000X"
+    secrets = (CLIENT_SECRET, ACCESS_TOKEN)
 
     def __init__(self, api: PayPalMock) -> None:
         self.api = api

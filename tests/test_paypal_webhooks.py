@@ -463,3 +463,15 @@ def test_capture_unknown_to_paypal_keeps_its_own_id(
     )
     refund = provider.parse_webhook(body, sign(body)).object
     assert isinstance(refund, Refund) and refund.payment_id == "9UNKNOWN000000000"
+
+
+def test_capture_event_without_related_ids_is_resolved_to_its_order(
+    provider: PayPalProvider,
+) -> None:
+    resource = capture_json(order_id=None)
+    assert "supplementary_data" not in resource
+    body = _body(event_json("PAYMENT.CAPTURE.COMPLETED", resource))
+    payment = provider.parse_webhook(body, sign(body)).object
+    assert isinstance(payment, Payment)
+    assert payment.id == ORDER and payment.charge_id == CAPTURE
+    assert payment.metadata["paypal_order_id"] == ORDER

@@ -174,6 +174,12 @@ class PayPalTransport:
                 result = self._api.patch(path, body, headers)
         except sdk_errors.ConnectionError as exc:
             self._raise_translated(exc)
+        except ValueError:  # a 2xx whose body is not JSON (a proxy's HTML page, say)
+            raise ProviderUnavailable(
+                f"PayPal {method} {path} answered with a body that is not JSON",
+                provider="paypal",
+                code="invalid_response",
+            ) from None
         return result if isinstance(result, dict) else {}
 
     def _raise_translated(self, exc: sdk_errors.ConnectionError) -> NoReturn:

@@ -233,6 +233,11 @@ CONFLICT_ISSUES: Final[frozenset[str]] = frozenset(
     {"DUPLICATE_INVOICE_ID", "DUPLICATE_REQUEST_ID", "DUPLICATE_INVOICE_NUMBER"}
 )
 
+#: Issue codes of a capture/authorize that another request already did: not an error on return.
+_ALREADY_DONE_ISSUES: Final[frozenset[str]] = frozenset(
+    {"ORDER_ALREADY_CAPTURED", "ORDER_ALREADY_AUTHORIZED"}
+)
+
 #: HTTP status -> error class (5xx not listed -> ProviderUnavailable, other 4xx -> InvalidRequest)
 HTTP_ERRORS: Final[Mapping[int, type[ProviderError]]] = {
     400: InvalidRequest,
@@ -830,9 +835,17 @@ class PayPalProvider(BaseProvider):
         if order.get("status") == "APPROVED":
             path = _path_id(str(order["id"]), "order id")
             action = "authorize" if order.get("intent") == "AUTHORIZE" else "capture"
-            order = self._http.post(
-                f"/v2/checkout/orders/{path}/{action}", {}, request_id=_request_id(idempotency_key)
-            )
+            try:
+                order = self._http.post(
+                    f"/v2/checkout/orders/{path}/{action}",
+                    {},
+                    request_id=_request_id(idempotency_key),
+                )
+            except InvalidRequest as exc:
+                if exc.code not in _ALREADY_DONE_ISSUES:
+                    raise
+                # another request (a second tab, the webhook handler) finished it first
+                order = self._get_order(token)
         payment = self._payment(order)
         log.info("paypal order %s after return: %s", payment.id, payment.status)
         return payment
@@ -1107,13 +1120,23 @@ class PayPalProvider(BaseProvider):
         event = _event_from(body)
         obj = event.object
         # PayPal's refund and dispute resources name the capture, not the order
-        names_capture = (isinstance(obj, Refund) and not _related_ids(obj.raw).get("order_id")) or (
-            isinstance(obj, Dispute) and obj.payment_id
-        )
+        # (and older capture resources carry no supplementary_data with their order)
+        names_capture = (
+            (isinstance(obj, Refund) and not _related_ids(obj.raw).get("order_id"))
+            or (isinstance(obj, Dispute) and obj.payment_id)
+            or (event.provider_type.startswith("PAYMENT.CAPTURE.") and isinstance(obj, Payment)
+                and obj.id == obj.charge_id)
+        )  # fmt: skip
         if not names_capture:
             return event
-        assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
-        resolved = replace(obj, payment_id=self._order_of_capture(obj.payment_id))
+        resolved: WebhookObject
+        if isinstance(obj, Payment):
+            order_id = self._order_of_capture(obj.id)
+            metadata = {**obj.metadata, "paypal_order_id": order_id}
+            resolved = replace(obj, id=order_id, metadata=metadata)
+        else:
+            assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
+            resolved = replace(obj, payment_id=self._order_of_capture(obj.payment_id))
         return replace(event, object=resolved)
 
     def _verify_by_api(self, body: bytes, headers: Mapping[str, str]) -> None:
