@@ -155,6 +155,14 @@ def test_conversion_does_not_depend_on_the_decimal_context() -> None:
     assert str(Money.of(big, "USD")) == f"{big} USD"
 
 
+def test_enormous_amounts_stay_exact() -> None:
+    """Past Python's 4300-digit int/str limit too: no detour through int's str()."""
+    numeral = "9" * 5000 + ".99"
+    money = Money.of(numeral, "USD")
+    assert str(money) == f"{numeral} USD"
+    assert Money.of(money.to_decimal(), "USD") == money
+
+
 def test_major_unit_ints_and_trailing_zeros() -> None:
     assert Money.of(20, "USD") == Money(2000, "USD")
     assert Money.of(500, "JPY") == Money(500, "JPY")

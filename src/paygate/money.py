@@ -108,8 +108,9 @@ class Money:
 
     def to_decimal(self) -> Decimal:
         """The major-unit amount with exactly the currency's places: ``Decimal('19.99')``."""
-        # built from a numeral, so exact at any size (``scaleb`` would round past 28 digits)
-        return Decimal(f"{self.amount}E-{self.exponent}")
+        # rebuilt from the digits, so exact at any size (``scaleb`` would round past 28)
+        sign, digits, _ = Decimal(self.amount).as_tuple()
+        return Decimal((sign, digits, -self.exponent))
 
     def __str__(self) -> str:
         return f"{self.to_decimal()} {self.currency}"
