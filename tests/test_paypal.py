@@ -107,6 +107,7 @@ def test_max_retries_defaults_to_none_and_registry_builds_it() -> None:
         ({"client_id": "id", "client_secret": "x", "max_retries": "-1"}, "max_retries"),
         ({"client_id": "id", "client_secret": "x", "verification": "none"}, "verification"),
         ({"client_id": "id", "client_secret": "x", "base_url": "ftp://x"}, "base_url"),
+        ({"client_id": "id", "client_secret": "x", "base_url": "http://proxy.example"}, "base_url"),
         ({"client_id": "id", "client_secret": "x", "api_key": "sk"}, "api_key"),
     ],
 )

@@ -146,3 +146,23 @@ def test_connect_by_name_builds_the_paypal_adapter() -> None:
     gw = paygate.connect("paypal", **provider_settings(max_retries="4"))
     assert isinstance(gw.provider, PayPalProvider)
     assert gw.provider.max_retries == 4
+
+
+def test_gateway_from_env_builds_paypal() -> None:
+    gw = paygate.Gateway.from_env(
+        {
+            "PAYGATE_PROVIDER": "paypal",
+            "PAYGATE_PAYPAL_CLIENT_ID": "env-client",
+            "PAYGATE_PAYPAL_CLIENT_SECRET": CLIENT_SECRET,
+            "PAYGATE_PAYPAL_WEBHOOK_ID": "8PT597110X687430LKGECATA",
+            "PAYGATE_PAYPAL_MODE": "live",
+            "PAYGATE_PAYPAL_TIMEOUT": "12.5",
+            "PAYGATE_PAYPAL_MAX_RETRIES": "1",
+            "PAYGATE_PAYPAL_VERIFICATION": "api",
+        }
+    )
+    provider = gw.provider
+    assert isinstance(provider, PayPalProvider)
+    assert provider.settings.mode == "live" and provider.settings.timeout == 12.5
+    assert provider.settings.verification == "api" and provider.max_retries == 1
+    assert CLIENT_SECRET not in repr(gw) and CLIENT_SECRET not in repr(provider)

@@ -475,3 +475,22 @@ def test_capture_event_without_related_ids_is_resolved_to_its_order(
     assert isinstance(payment, Payment)
     assert payment.id == ORDER and payment.charge_id == CAPTURE
     assert payment.metadata["paypal_order_id"] == ORDER
+
+
+def test_default_fetcher_downloads_over_https_without_redirects(paypal: PayPalMock) -> None:
+    provider = PayPalProvider(**provider_settings(cert_fetcher=None))
+    paypal.rsps.add(responses.GET, CERT_URL, body=identity().pem)
+    assert provider.parse_webhook(CAPTURE_EVENT, sign(CAPTURE_EVENT)).object is not None
+
+    moved = CERT_URL + "-moved"
+    paypal.rsps.add(
+        responses.GET, moved, status=302, headers={"Location": "https://evil.example/c"}
+    )
+    with pytest.raises(InvalidSignature, match="HTTP 302"):
+        provider.parse_webhook(CAPTURE_EVENT, sign(CAPTURE_EVENT, cert_url=moved))
+
+    huge = CERT_URL + "-huge"
+    paypal.rsps.add(responses.GET, huge, body=b"x" * (64 * 1024 + 1))
+    with pytest.raises(InvalidSignature, match="too large"):
+        provider.parse_webhook(CAPTURE_EVENT, sign(CAPTURE_EVENT, cert_url=huge))
+    assert not any("evil.example" in call.request.url for call in paypal.rsps.calls)

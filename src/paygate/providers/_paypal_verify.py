@@ -61,6 +61,7 @@ _PAYPAL_CN_SUFFIX = ".paypal.com"
 _PAYPAL_ORGANIZATION_PREFIX = "PayPal"
 _SUPPORTED_ALGORITHM = "SHA256withRSA"
 _CACHE_SIZE = 32
+_MAX_CERT_BYTES = 64 * 1024
 
 #: url -> PEM bytes of the certificate (chain) at that URL
 CertFetcher = Callable[[str], bytes]
@@ -68,12 +69,15 @@ CertFetcher = Callable[[str], bytes]
 
 def fetch_certificate(url: str, *, timeout: float = 10.0) -> bytes:
     """Default fetcher: GET over https, no redirects (a redirect could leave PayPal's hosts)."""
-    response = requests.get(url, timeout=timeout, allow_redirects=False)
-    if response.status_code != 200:
-        raise InvalidSignature(
-            f"could not fetch the PayPal certificate at {url}: HTTP {response.status_code}"
-        )
-    return response.content
+    with requests.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
+        if response.status_code != 200:
+            raise InvalidSignature(
+                f"could not fetch the PayPal certificate at {url}: HTTP {response.status_code}"
+            )
+        pem = response.raw.read(_MAX_CERT_BYTES + 1, decode_content=True)
+    if len(pem) > _MAX_CERT_BYTES:  # a certificate chain is a few kB
+        raise InvalidSignature(f"the answer at {url} is too large to be a certificate")
+    return bytes(pem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +113,16 @@ def read_headers(headers: Mapping[str, str]) -> WebhookHeaders:
 
 def check_cert_url(url: str) -> None:
     """Refuse any certificate URL that is not https on PayPal's API hosts."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for a port that is not a number
+    except ValueError:
+        port = -1
     if (
-        parts.scheme != "https"
+        port == -1
+        or parts.scheme != "https"
         or (parts.hostname or "").lower() not in ALLOWED_CERT_HOSTS
-        or parts.port not in (None, 443)
+        or port not in (None, 443)
         or parts.username is not None
         or not parts.path.startswith(_CERT_PATH_PREFIX)
     ):

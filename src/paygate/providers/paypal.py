@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -265,6 +265,7 @@ _API_HOSTS: Final[Mapping[str, str]] = {
 }
 _MAX_REQUEST_ID = 108  # PayPal-Request-Id maxLength in the Orders v2 spec
 _MAX_REFERENCE = 127  # custom_id / invoice_id maxLength
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _CAPTURE_LINKS_KEPT = 4096  # capture id -> order id links remembered per provider
 _VAULT_ID = re.compile(r"[0-9a-zA-Z_-]{1,255}")  # the Orders v2 spec's vault_id pattern
 
@@ -305,8 +306,14 @@ class PayPalSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            # the client secret travels in the token request: plain http only to this machine
+            raise ValueError("must be an https URL (http only for localhost/127.0.0.1 fakes)")
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https URL")
         return value
 
 
