@@ -34,6 +34,7 @@ class SquareHarness(BaseHarness):
     outcomes = frozenset({"succeed", "decline"})
     currency = "USD"
     missing_payment_id = "NoSuchPaymentContract000000"
+    secrets = (ACCESS_TOKEN, SIGNATURE_KEY)
 
     def __init__(self, api: SquareMockAPI) -> None:
         self.api = api
