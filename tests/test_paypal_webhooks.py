@@ -299,6 +299,8 @@ INVOICE = {"id": "INV2-Z56S-5LLA-Q52L-CPZ5", "status": "PAID", "detail": {"curre
 MAPPING = [
     ("CHECKOUT.ORDER.APPROVED", order_json(status="APPROVED"), EventType.PAYMENT_PROCESSING, Payment),
     ("CHECKOUT.ORDER.COMPLETED", order_json(status="COMPLETED", captures=[capture_json()]), EventType.PAYMENT_SUCCEEDED, Payment),
+    ("CHECKOUT.ORDER.COMPLETED", order_json(status="COMPLETED", captures=[capture_json(status="PENDING")]), EventType.PAYMENT_PROCESSING, Payment),
+    ("CHECKOUT.ORDER.COMPLETED", order_json(status="COMPLETED", intent="AUTHORIZE", authorizations=[authorization_json()]), EventType.PAYMENT_AUTHORIZED, Payment),
     ("PAYMENT.CAPTURE.PENDING", capture_json(status="PENDING"), EventType.PAYMENT_PROCESSING, Payment),
     ("PAYMENT.CAPTURE.DENIED", capture_json(status="DECLINED"), EventType.PAYMENT_FAILED, Payment),
     ("PAYMENT.CAPTURE.DECLINED", capture_json(status="DECLINED"), EventType.PAYMENT_FAILED, Payment),

@@ -171,12 +171,14 @@ INVOICE_STATUS: Final[Mapping[str, InvoiceStatus]] = {
 }
 
 #: Webhook ``event_type`` -> (paygate event type, kind of ``resource``). ``None`` as the type
-#: means "decided by the resource" (a resolved dispute is won or lost by its outcome).
+#: means "decided by the resource": a completed order by its payment's status
+#: (:data:`PAYMENT_STATUS_EVENTS`), a resolved dispute by its outcome.
 #: INVOICING.INVOICE.CANCELLED/REFUNDED have no paygate event type yet: they are reported as
 #: ``UNKNOWN`` but still carry the normalized ``Invoice``.
 EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "CHECKOUT.ORDER.APPROVED": (EventType.PAYMENT_PROCESSING, "order"),
-    "CHECKOUT.ORDER.COMPLETED": (EventType.PAYMENT_SUCCEEDED, "order"),
+    # completed = all captures made, but a capture may still be PENDING: by the order's status
+    "CHECKOUT.ORDER.COMPLETED": (None, "order"),
     "CHECKOUT.ORDER.VOIDED": (EventType.PAYMENT_CANCELED, "order"),
     "PAYMENT.CAPTURE.COMPLETED": (EventType.PAYMENT_SUCCEEDED, "capture"),
     "PAYMENT.CAPTURE.PENDING": (EventType.PAYMENT_PROCESSING, "capture"),
@@ -202,6 +204,17 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "INVOICING.INVOICE.PAID": (EventType.INVOICE_PAID, "invoice"),
     "INVOICING.INVOICE.CANCELLED": (EventType.UNKNOWN, "invoice"),
     "INVOICING.INVOICE.REFUNDED": (EventType.UNKNOWN, "invoice"),
+}
+
+#: How a completed order's payment status reads as an event.
+PAYMENT_STATUS_EVENTS: Final[Mapping[PaymentStatus, EventType]] = {
+    PaymentStatus.SUCCEEDED: EventType.PAYMENT_SUCCEEDED,
+    PaymentStatus.PARTIALLY_REFUNDED: EventType.PAYMENT_SUCCEEDED,
+    PaymentStatus.REFUNDED: EventType.PAYMENT_SUCCEEDED,
+    PaymentStatus.PROCESSING: EventType.PAYMENT_PROCESSING,
+    PaymentStatus.AUTHORIZED: EventType.PAYMENT_AUTHORIZED,
+    PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
+    PaymentStatus.CANCELED: EventType.PAYMENT_CANCELED,
 }
 
 #: How a resolved dispute's status reads as an event.
@@ -1288,7 +1301,9 @@ def _event_from(body: bytes) -> WebhookEvent:
             f"PayPal {provider_type} event {event_id} has an unusable resource "
             f"({type(exc).__name__}: {exc})"
         ) from None
-    if event_type is None:  # a resolved dispute: won or lost by its outcome
-        assert isinstance(obj, Dispute)
+    if event_type is None and isinstance(obj, Dispute):  # won or lost by its outcome
         event_type = DISPUTE_RESOLUTION_EVENTS.get(obj.status, EventType.DISPUTE_UPDATED)
+    elif event_type is None and isinstance(obj, Payment):  # by the order's payment status
+        event_type = PAYMENT_STATUS_EVENTS.get(obj.status, EventType.PAYMENT_PROCESSING)
+    assert event_type is not None, provider_type
     return WebhookEvent(event_id, "paypal", event_type, occurred_at, obj, provider_type, raw)
