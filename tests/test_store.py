@@ -373,3 +373,16 @@ def test_postgres_url_never_leaks_its_password() -> None:
         assert "hunter2" not in str(info.value)
     else:  # pragma: no cover - once issue 7's store exists, its own tests cover it
         pytest.skip("paygate.stores.postgres exists; covered by its own tests")
+
+
+def test_finish_in_the_same_transaction(store: Store) -> None:
+    first = claim(store, "evt_a")
+    store.save_payment(record(), expected_version=None, claim=first, outcome="applied",
+                       transition=transition(event_id="evt_a"), finish=True)  # fmt: skip
+    second = claim(store, "evt_b")
+    store.record_outcome(second, "stale", now=101.0, finish=True)
+    for event_id, outcome in (("evt_a", "applied"), ("evt_b", "stale")):
+        event = store.get_event("fake", event_id)
+        assert event is not None and event.processed and event.outcome == outcome
+        again = claim(store, event_id, now=102.0)
+        assert again.status is ClaimStatus.PROCESSED

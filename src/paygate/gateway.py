@@ -996,14 +996,21 @@ class Gateway:
                 in_progress=in_progress,
             )  # fmt: skip
         error: str | None = None
+        handlers = self._handlers_for(event.type)
+        finished = False
         if claim.applied:  # an earlier delivery applied it, then a handler failed
             outcome = claim.outcome
             record = self.store.get_payment(payment_id) if payment_id else None
             previous = record.status if record else None
         else:
-            outcome, previous, record, error = self._apply_event(event, claim)
+            # with no handler to wait for, the event is marked processed in the same
+            # transaction as its transition (one commit fewer)
+            outcome, previous, record, error, finished = self._apply_event(
+                event, claim, quiet=not handlers
+            )
         status = record.status if record else None
-        handlers = [] if outcome in ("stale", "rejected") else self._handlers_for(event.type)
+        if outcome in ("stale", "rejected"):
+            handlers = []
         for handler in handlers:
             try:
                 handler(event)
@@ -1016,7 +1023,7 @@ class Gateway:
                     type(exc).__name__,
                 )  # fmt: skip
                 raise
-        if not self.store.finish_event(claim, now=self.clock()):
+        if not finished and not self.store.finish_event(claim, now=self.clock()):
             _log.warning("webhook %s: lease expired before the handlers finished", event.id)
         _log.info("webhook %s (%s): %s%s", event.id, event.type.value, outcome,
                   f", payment {payment_id} {status.value}" if status else "")  # fmt: skip
@@ -1027,18 +1034,23 @@ class Gateway:
         )  # fmt: skip
 
     def _apply_event(
-        self, event: WebhookEvent, claim: EventClaim
-    ) -> tuple[EventOutcome, PaymentStatus | None, PaymentRecord | None, str | None]:
-        """Apply the event's transition once; returns (outcome, previous, record, error)."""
+        self, event: WebhookEvent, claim: EventClaim, *, quiet: bool
+    ) -> tuple[EventOutcome, PaymentStatus | None, PaymentRecord | None, str | None, bool]:
+        """Apply the event's transition once.
+
+        Returns (outcome, previous status, record, error, finished): ``finished`` when
+        the event was also marked processed because no handler will run for it (``quiet``:
+        none registered; or the event is stale or rejected).
+        """
         payment_id = event.payment_id
         change = None if event.type is EventType.UNKNOWN else event_from_webhook(event)
         if change is None or payment_id is None:
             outcome: EventOutcome = (
                 "unknown" if event.type is EventType.UNKNOWN else "no_transition"
             )
-            self.store.record_outcome(claim, outcome, now=self.clock())
+            self.store.record_outcome(claim, outcome, now=self.clock(), finish=quiet)
             record = self.store.get_payment(payment_id) if payment_id else None
-            return outcome, record.status if record else None, record, None
+            return outcome, record.status if record else None, record, None, quiet
         for _ in range(_CAS_ATTEMPTS):
             now = self.clock()
             current = self.store.get_payment(payment_id)
@@ -1050,14 +1062,15 @@ class Gateway:
             try:
                 step = apply(state, change)
             except InvalidTransition as exc:
-                self.store.record_outcome(claim, "rejected", now=now)
+                self.store.record_outcome(claim, "rejected", now=now, finish=True)
                 _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
                              event.type.value, payment_id, exc)  # fmt: skip
-                return "rejected", previous, current, str(exc)
+                return "rejected", previous, current, str(exc), True
             if current is not None and not step.changed:
                 outcome = "stale" if step.result == "stale" else "unchanged"
-                self.store.record_outcome(claim, outcome, now=now)
-                return outcome, previous, current, None
+                finish = quiet or outcome == "stale"
+                self.store.record_outcome(claim, outcome, now=now, finish=finish)
+                return outcome, previous, current, None, finish
             obj = event.object
             payment = (
                 self._merge(snapshot, obj) if isinstance(obj, Payment) and current else snapshot
@@ -1076,12 +1089,12 @@ class Gateway:
             try:
                 self.store.save_payment(
                     record, expected_version=current.version if current else None,
-                    transition=transition, claim=claim, outcome="applied",
+                    transition=transition, claim=claim, outcome="applied", finish=quiet,
                 )  # fmt: skip
             except StoreConflict:
                 continue  # another event of this payment won the race: apply on top of it
             self._log_transition(transition)
-            return "applied", previous, record, None
+            return "applied", previous, record, None, quiet
         raise StoreConflict(f"payment {payment_id}: too much write contention, giving up")
 
     def _unseen(self, event: WebhookEvent, payment_id: str) -> tuple[Payment, PaymentState]:

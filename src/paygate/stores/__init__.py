@@ -87,8 +87,12 @@ class Store(Protocol):
         transition: TransitionRecord | None = None,
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
+        finish: bool = False,
     ) -> None:
         """Write ``record`` in one transaction with its transition and the event's mark.
+
+        ``finish=True`` also marks the claimed event processed in that transaction (the
+        Gateway does so when no handler is registered for the event: one commit fewer).
 
         ``expected_version=None`` inserts a new payment; otherwise the stored row must still
         have ``expected_version`` (compare-and-set). A lost race raises
@@ -124,8 +128,11 @@ class Store(Protocol):
         """
         ...
 
-    def record_outcome(self, claim: EventClaim, outcome: EventOutcome, *, now: float) -> None:
-        """Mark a claimed event applied when it changes no payment (stale, unknown, ...)."""
+    def record_outcome(
+        self, claim: EventClaim, outcome: EventOutcome, *, now: float, finish: bool = False
+    ) -> None:
+        """Mark a claimed event applied when it changes no payment (stale, unknown, ...);
+        ``finish=True`` marks it processed too."""
         ...
 
     def finish_event(self, claim: EventClaim, *, now: float) -> bool:

@@ -46,23 +46,29 @@ _TYPES: dict[str, type[Any]] = {
 }
 
 
+#: per stored class, the fields written (computed once: ``dataclasses.fields`` is slow)
+_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name not in NEVER_STORED)
+    for cls in _TYPES.values()
+}
+
+
 def dump(value: Any) -> Any:
     """A JSON-ready structure for ``value``; dataclasses are tagged with ``__type__``."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    names = _FIELDS.get(type(value))
+    if names is not None:
+        if type(value) is Money:  # the commonest nested object: skip the generic path
+            return {"__type__": "Money", "amount": value.amount, "currency": value.currency}
+        out: dict[str, Any] = {"__type__": type(value).__name__}
+        for name in names:
+            out[name] = dump(getattr(value, name))
+        return out
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        name = type(value).__name__
-        if name not in _TYPES:
-            raise TypeError(f"cannot store a {name}")
-        out: dict[str, Any] = {"__type__": name}
-        for f in dataclasses.fields(value):
-            if f.name not in NEVER_STORED:
-                out[f.name] = dump(getattr(value, f.name))
-        return out
     if isinstance(value, Mapping):
         return {str(k): dump(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, frozenset, set)):

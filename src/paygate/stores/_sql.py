@@ -530,6 +530,7 @@ class SQLStore:
         transition: TransitionRecord | None = None,
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
+        finish: bool = False,
     ) -> None:
         params = payment_params(record)
         with self._write() as cur:
@@ -553,6 +554,8 @@ class SQLStore:
                     )
             if claim is not None:
                 self._mark_applied(cur, claim, outcome or "applied", record.updated_at)
+                if finish:
+                    self._finish(cur, claim, record.updated_at)
             if transition is not None:
                 try:
                     self._run(cur, INSERT_TRANSITION, transition_params(transition))
@@ -627,16 +630,21 @@ class SQLStore:
                 f"event {claim.event_id}: the claim was taken over or the event was applied"
             )
 
-    def record_outcome(self, claim: EventClaim, outcome: EventOutcome, *, now: float) -> None:
+    def record_outcome(
+        self, claim: EventClaim, outcome: EventOutcome, *, now: float, finish: bool = False
+    ) -> None:
         with self._write() as cur:
             self._mark_applied(cur, claim, outcome, now)
+            if finish:
+                self._finish(cur, claim, now)
+
+    def _finish(self, cur: Cursor, claim: EventClaim, now: float) -> bool:
+        changed = self._run(cur, FINISH_EVENT, (now, claim.provider, claim.event_id, claim.token))
+        return changed == 1
 
     def finish_event(self, claim: EventClaim, *, now: float) -> bool:
         with self._write() as cur:
-            changed = self._run(
-                cur, FINISH_EVENT, (now, claim.provider, claim.event_id, claim.token)
-            )
-        return changed == 1
+            return self._finish(cur, claim, now)
 
     def release_event(self, claim: EventClaim, *, error: str) -> None:
         with self._write() as cur:

@@ -65,6 +65,7 @@ class MemoryStore:
         transition: TransitionRecord | None = None,
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
+        finish: bool = False,
     ) -> None:
         with self._lock:
             current = self._payments.get(record.id)
@@ -79,6 +80,8 @@ class MemoryStore:
             if claim is not None:
                 self._check_claim(claim)
                 self._mark_applied(claim, outcome or "applied", record.updated_at)
+                if finish:
+                    self._finish(claim, record.updated_at)
             if current is None:
                 self._by_order.setdefault(record.order_id or "", []).append(record.id)
                 record = dataclasses.replace(record, created_at=record.updated_at)
@@ -160,21 +163,29 @@ class MemoryStore:
             raise ClaimLost(f"event {claim.event_id}: already applied")
         self._events[key] = dataclasses.replace(event, applied_at=now, outcome=outcome)
 
-    def record_outcome(self, claim: EventClaim, outcome: EventOutcome, *, now: float) -> None:
+    def record_outcome(
+        self, claim: EventClaim, outcome: EventOutcome, *, now: float, finish: bool = False
+    ) -> None:
         with self._lock:
             self._check_claim(claim)
             self._mark_applied(claim, outcome, now)
+            if finish:
+                self._finish(claim, now)
+
+    def _finish(self, claim: EventClaim, now: float) -> None:
+        key = (claim.provider, claim.event_id)
+        self._claims[key] = None
+        event = self._events[key]
+        self._events[key] = dataclasses.replace(
+            event, processed_at=now, lease_until=None, last_error=None
+        )
 
     def finish_event(self, claim: EventClaim, *, now: float) -> bool:
         key = (claim.provider, claim.event_id)
         with self._lock:
             if claim.token is None or self._claims.get(key) != claim.token:
                 return False
-            self._claims[key] = None
-            event = self._events[key]
-            self._events[key] = dataclasses.replace(
-                event, processed_at=now, lease_until=None, last_error=None
-            )
+            self._finish(claim, now)
             return True
 
     def release_event(self, claim: EventClaim, *, error: str) -> None:
