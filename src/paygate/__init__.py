@@ -65,7 +65,7 @@ from paygate.provider import (
 )
 
 if TYPE_CHECKING:
-    from paygate.gateway import Gateway, WebhookResult, connect
+    from paygate.gateway import Gateway, RetryPolicy, WebhookResult, connect
     from paygate.stores import MemoryStore, SQLiteStore, Store, open_store
 
 __version__ = "0.1.0"
@@ -73,6 +73,7 @@ __version__ = "0.1.0"
 # name -> module that defines it, imported on first attribute access (PEP 562)
 _LAZY: dict[str, str] = {
     "Gateway": "paygate.gateway",
+    "RetryPolicy": "paygate.gateway",
     "WebhookResult": "paygate.gateway",
     "connect": "paygate.gateway",
     "Store": "paygate.stores",
@@ -134,6 +135,7 @@ __all__ = [
     "RateLimited",
     "Refund",
     "RefundStatus",
+    "RetryPolicy",
     "SQLiteStore",
     "Store",
     "Subscription",
