@@ -25,14 +25,27 @@ TARGET_MS = 50.0
 IN_PROCESS = "import time; t = time.perf_counter(); import paygate; print(time.perf_counter() - t)"
 
 
-def wall_ms(code: str, runs: int, env: dict[str, str]) -> tuple[float, float]:
-    """(median, min) wall time of ``python -c code`` in fresh interpreters, in ms."""
-    times = []
+def run_seconds(code: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    return time.perf_counter() - start
+
+
+def paired_ms(code: str, runs: int, env: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """(median, min) in ms of bare start-up, of ``python -c code``, and of their difference.
+
+    The two run in alternation, so a busy machine slows both alike; the difference is
+    taken per pair.
+    """
+    bare, full = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000, min(times) * 1000
+        bare.append(run_seconds("pass", env))
+        full.append(run_seconds(code, env))
+    deltas = [f - b for b, f in zip(bare, full, strict=True)]
+    return {
+        name: (statistics.median(xs) * 1000, min(xs) * 1000)
+        for name, xs in (("bare", bare), ("full", full), ("delta", deltas))
+    }
 
 
 def in_process_ms(runs: int, env: dict[str, str]) -> tuple[float, float]:
@@ -73,15 +86,13 @@ def main() -> None:
         warm["PYTHONPYCACHEPREFIX"] = cache
         for code in ("pass", "import paygate"):  # fill the cache first
             subprocess.run([sys.executable, "-c", code], check=True, env=warm)
-        bare = wall_ms("pass", runs, warm)
-        with_paygate = wall_ms("import paygate", runs, warm)
+        warm_figures = paired_ms("import paygate", runs, warm)
         statement = in_process_ms(runs, warm)
         modules = added_modules(warm)
     # the stdlib from its own cache, paygate compiled from source on every start
     cold = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
     cold["PYTHONDONTWRITEBYTECODE"] = "1"
-    cold_bare = wall_ms("pass", runs, cold)
-    cold_paygate = wall_ms("import paygate", runs, cold)
+    cold_figures = paired_ms("import paygate", runs, cold)
 
     own = [m for m in modules if m == "paygate" or m.startswith("paygate.")]
     others = [m for m in modules if m not in own]
@@ -91,15 +102,13 @@ def main() -> None:
         print(f"  {label:<44} {figures[0]:7.1f} ms   (min {figures[1]:6.1f} ms)")
 
     print(f"python {sys.version.split()[0]} ({sys.executable}), {runs} fresh interpreters each")
-    print("                                                median")
-    row("bare interpreter start-up", bare)
-    row("python -c 'import paygate'", with_paygate)
-    delta = (with_paygate[0] - bare[0], with_paygate[1] - bare[1])
-    row("import paygate: wall minus bare start-up", delta)
+    print(f"  {'':<44} {'median':>10}")
+    row("bare interpreter start-up", warm_figures["bare"])
+    row("python -c 'import paygate'", warm_figures["full"])
+    row("import paygate: wall minus bare start-up", warm_figures["delta"])
     row("the import statement alone, timed in-process", statement)
-    row("cold (paygate not byte-compiled), minus bare", (
-        cold_paygate[0] - cold_bare[0], cold_paygate[1] - cold_bare[1]
-    ))  # fmt: skip
+    row("cold (paygate not byte-compiled), minus bare", cold_figures["delta"])
+    delta = warm_figures["delta"]
     verdict = "within" if delta[0] <= TARGET_MS else "over"
     print(f"  target: <= {TARGET_MS:.0f} ms over bare start-up (median): {verdict}")
     print(f"  modules added: {len(modules)} ({len(own)} paygate, {len(others)} stdlib)")
