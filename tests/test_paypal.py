@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paygate import Money
 from paygate.errors import (
@@ -37,7 +39,13 @@ from paygate.models import (
     SubscriptionStatus,
 )
 from paygate.provider import Capability, create_provider
-from paygate.providers.paypal import PayPalProvider, translate_error
+from paygate.providers.paypal import (
+    PAYPAL_CURRENCIES,
+    PAYPAL_WHOLE_UNIT_CURRENCIES,
+    PayPalProvider,
+    _money_field,
+    translate_error,
+)
 from tests.paypal_support import (
     ACCESS_TOKEN,
     API,
@@ -821,3 +829,22 @@ def test_2xx_body_that_is_not_json_is_unavailable(provider: PayPalProvider) -> N
         with pytest.raises(ProviderUnavailable, match="not JSON") as info:
             provider.get_payment(ORDER)
     assert info.value.retryable
+
+
+@given(
+    currency=st.sampled_from(sorted(PAYPAL_CURRENCIES)),
+    minor=st.integers(min_value=1, max_value=10**17),
+)
+def test_amounts_round_trip_exactly_for_every_paypal_currency(currency: str, minor: int) -> None:
+    amount = Money(minor, currency)
+    whole_units_only = currency in PAYPAL_WHOLE_UNIT_CURRENCIES and amount.exponent > 0
+    if whole_units_only and minor % 10**amount.exponent:
+        with pytest.raises(InvalidAmount):
+            _money_field(amount)
+        return
+    field = _money_field(amount)
+    assert field["currency_code"] == currency
+    assert "e" not in field["value"].lower() and "-" not in field["value"]
+    if whole_units_only:
+        assert "." not in field["value"]
+    assert Money.of(field["value"], currency) == amount
