@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,7 +29,9 @@ KEY = "sk_test_gateway_flow"
 
 
 @pytest.fixture
-def api() -> Iterator[responses.RequestsMock]:
+def api(reference_dir: Path) -> Iterator[responses.RequestsMock]:
+    # The bodies come from the reference fixtures: skip before any response is registered,
+    # or the "all requests fired" check would turn a skip into an error.
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
