@@ -168,6 +168,8 @@ def test_history_keeps_order_and_fields(store: Store) -> None:
     seqs = [t.seq for t in log]
     assert all(s is not None for s in seqs) and seqs == sorted(seqs)
     assert log[0].source == "api" and log[0].currency == "USD"
+    assert log[0].recorded == datetime.fromtimestamp(100.0, tz=timezone.utc)
+    assert log[1].captured_money == Money(0, "USD")
     assert store.history("other") == []
 
 

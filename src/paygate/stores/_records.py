@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from paygate._compat import StrEnum
@@ -144,6 +145,11 @@ class TransitionRecord:
     recorded_at: float = 0.0
     #: position in the log, set by the store
     seq: int | None = None
+
+    @property
+    def recorded(self) -> datetime:
+        """``recorded_at`` as a timezone-aware UTC datetime."""
+        return datetime.fromtimestamp(self.recorded_at, tz=timezone.utc)
 
     @property
     def captured_money(self) -> Money:
