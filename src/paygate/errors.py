@@ -154,11 +154,23 @@ class ProviderError(PaygateError):
 
 
 class CardDeclined(ProviderError):
-    """The card was declined; ``decline_code`` is one of :data:`DECLINE_CODES`."""
+    """The card was declined; ``decline_code`` is one of :data:`DECLINE_CODES`.
 
-    def __init__(self, message: str, *, decline_code: str = "card_declined", **kwargs: Any) -> None:
+    ``payment_id`` names the failed payment when the provider kept one (Stripe's
+    PaymentIntent stays, awaiting another payment method).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        decline_code: str = "card_declined",
+        payment_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.decline_code = decline_code if decline_code in DECLINE_CODES else "card_declined"
+        self.payment_id = payment_id
 
 
 class AuthenticationError(ProviderError):

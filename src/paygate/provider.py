@@ -64,8 +64,13 @@ class PaymentProvider(Protocol):
     and the operation, and sends the same key on every retry.
     """
 
-    name: str
-    capabilities: frozenset[Capability]
+    @property
+    def name(self) -> str:
+        """The registry name ("stripe"); adapters usually set it as a class attribute."""
+        ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
 
     def create_payment(
         self,
@@ -175,6 +180,9 @@ class BaseProvider:
     name: ClassVar[str] = "base"
     capabilities: frozenset[Capability] = frozenset()
 
+    # The defaults take ``*args, **kwargs`` so that each adapter can declare the protocol's
+    # exact signature without mypy override errors; the protocol is the typed contract.
+
     def _unsupported(self, operation: str) -> NoReturn:
         raise NotSupported(
             f"{self.name} does not support {operation}", provider=self.name, code="not_supported"
@@ -184,49 +192,49 @@ class BaseProvider:
         if capability not in self.capabilities:
             self._unsupported(operation)
 
-    def create_payment(self, **kwargs: Any) -> Payment:
+    def create_payment(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("create_payment")
 
-    def get_payment(self, payment_id: str) -> Payment:
+    def get_payment(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("get_payment")
 
-    def capture_payment(self, payment_id: str, **kwargs: Any) -> Payment:
+    def capture_payment(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("capture_payment")
 
-    def cancel_payment(self, payment_id: str, **kwargs: Any) -> Payment:
+    def cancel_payment(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("cancel_payment")
 
-    def refund_payment(self, payment_id: str, **kwargs: Any) -> Refund:
+    def refund_payment(self, *args: Any, **kwargs: Any) -> Refund:
         self._unsupported("refund_payment")
 
-    def create_checkout_session(self, **kwargs: Any) -> CheckoutSession:
+    def create_checkout_session(self, *args: Any, **kwargs: Any) -> CheckoutSession:
         self._unsupported("create_checkout_session")
 
-    def get_checkout_session(self, session_id: str) -> CheckoutSession:
+    def get_checkout_session(self, *args: Any, **kwargs: Any) -> CheckoutSession:
         self._unsupported("get_checkout_session")
 
-    def complete_return(self, params: Mapping[str, str], **kwargs: Any) -> Payment:
+    def complete_return(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("complete_return")
 
-    def create_customer(self, **kwargs: Any) -> Customer:
+    def create_customer(self, *args: Any, **kwargs: Any) -> Customer:
         self._unsupported("create_customer")
 
-    def create_subscription(self, **kwargs: Any) -> Subscription:
+    def create_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
         self._unsupported("create_subscription")
 
-    def get_subscription(self, subscription_id: str) -> Subscription:
+    def get_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
         self._unsupported("get_subscription")
 
-    def cancel_subscription(self, subscription_id: str, **kwargs: Any) -> Subscription:
+    def cancel_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
         self._unsupported("cancel_subscription")
 
-    def create_invoice(self, **kwargs: Any) -> Invoice:
+    def create_invoice(self, *args: Any, **kwargs: Any) -> Invoice:
         self._unsupported("create_invoice")
 
-    def get_dispute(self, dispute_id: str) -> Dispute:
+    def get_dispute(self, *args: Any, **kwargs: Any) -> Dispute:
         self._unsupported("get_dispute")
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+    def parse_webhook(self, *args: Any, **kwargs: Any) -> WebhookEvent:
         self._unsupported("parse_webhook")
 
     def close(self) -> None:

@@ -266,13 +266,14 @@ def _error(kind: type[ProviderError], message: str, code: str, status: int) -> P
 def _declined(payment_method: str, payment_id: str | None = None) -> CardDeclined:
     """The decline a token scripts (``tok_declined``'s for tokens that do not decline)."""
     decline_code, message = DECLINES.get(payment_method, DECLINES["tok_declined"])
-    exc = CardDeclined(
-        message, decline_code=decline_code, provider="fake", code="card_declined", http_status=402
+    return CardDeclined(
+        message,
+        decline_code=decline_code,
+        payment_id=payment_id,
+        provider="fake",
+        code="card_declined",
+        http_status=402,
     )
-    if payment_id is not None:
-        # additive: which payment failed, as Stripe's error names its PaymentIntent
-        setattr(exc, "payment_id", payment_id)  # noqa: B010 - not declared on CardDeclined
-    return exc
 
 
 def _invalid(message: str, code: str = "parameter_invalid") -> ProviderError:
@@ -573,7 +574,7 @@ class FakeProvider(BaseProvider):
                 self._complete_session(session)
 
     @_operation(Capability.PAYMENTS)
-    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_payment(
         self,
         *,
         order_id: str,
@@ -630,7 +631,7 @@ class FakeProvider(BaseProvider):
         return self._payment_model(self._get("payment", payment_id))
 
     @_operation(Capability.MANUAL_CAPTURE)
-    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
         fingerprint = (payment_id, getattr(amount, "amount", amount))
@@ -665,9 +666,7 @@ class FakeProvider(BaseProvider):
         return self._idempotent(idempotency_key, "capture_payment", fingerprint, capture)
 
     @_operation(Capability.PAYMENTS)
-    def cancel_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
-        self, payment_id: str, *, idempotency_key: str
-    ) -> Payment:
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
         def cancel() -> Payment:
             record = self._get("payment", payment_id)
             if record["status"] not in _CANCELABLE:
@@ -682,7 +681,7 @@ class FakeProvider(BaseProvider):
         return self._idempotent(idempotency_key, "cancel_payment", (payment_id,), cancel)
 
     @_operation(Capability.REFUNDS)
-    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def refund_payment(
         self,
         payment_id: str,
         *,
@@ -748,9 +747,7 @@ class FakeProvider(BaseProvider):
         return self._idempotent(idempotency_key, "refund_payment", fingerprint, refund)
 
     @_operation(Capability.PAYMENTS)
-    def complete_return(  # type: ignore[override]  # BaseProvider takes **kwargs
-        self, params: Mapping[str, str], *, idempotency_key: str
-    ) -> Payment:
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """The payment behind a redirect back, from the fake's own records.
 
         ``params`` must name a ``session_id`` (from a checkout) or a ``payment_id`` (from a
@@ -910,7 +907,7 @@ class FakeProvider(BaseProvider):
     # -- checkout ------------------------------------------------------------------------------
 
     @_operation(Capability.CHECKOUT)
-    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_checkout_session(
         self,
         *,
         order_id: str,
@@ -1085,7 +1082,7 @@ class FakeProvider(BaseProvider):
         return customer
 
     @_operation(Capability.CUSTOMERS)
-    def create_customer(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_customer(
         self,
         *,
         email: str | None,
@@ -1250,7 +1247,7 @@ class FakeProvider(BaseProvider):
         return self._pay_invoice(invoice, payment_method)
 
     @_operation(Capability.SUBSCRIPTIONS)
-    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_subscription(
         self,
         *,
         customer_id: str,
@@ -1280,7 +1277,7 @@ class FakeProvider(BaseProvider):
         return codec.subscription(codec.snapshot(self._get("subscription", subscription_id)))
 
     @_operation(Capability.SUBSCRIPTIONS)
-    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
         subscription = self._get("subscription", subscription_id)
@@ -1331,7 +1328,7 @@ class FakeProvider(BaseProvider):
             return codec.subscription(codec.snapshot(subscription))
 
     @_operation(Capability.INVOICES)
-    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_invoice(
         self,
         *,
         customer_id: str,

@@ -778,7 +778,7 @@ class PayPalProvider(BaseProvider):
 
     # -- payments ---------------------------------------------------------------------------
 
-    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_payment(
         self,
         *,
         order_id: str,
@@ -840,9 +840,7 @@ class PayPalProvider(BaseProvider):
     def get_payment(self, payment_id: str) -> Payment:
         return self._payment(self._get_order(payment_id))
 
-    def complete_return(  # type: ignore[override]  # BaseProvider takes **kwargs
-        self, params: Mapping[str, str], *, idempotency_key: str
-    ) -> Payment:
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """The buyer came back with ``?token=<PayPal order id>``: capture (or authorize) it.
 
         The query string is only used for the order id; the order's status is read from
@@ -870,7 +868,7 @@ class PayPalProvider(BaseProvider):
         log.info("paypal order %s after return: %s", payment.id, payment.status)
         return payment
 
-    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
         """Capture an authorized order (all of it, or ``amount``)."""
@@ -888,9 +886,7 @@ class PayPalProvider(BaseProvider):
         _payments_of(order)["captures"] = [capture]
         return self._payment(order)
 
-    def cancel_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
-        self, payment_id: str, *, idempotency_key: str
-    ) -> Payment:
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
         """Void an authorized order. PayPal has no call to cancel an unapproved order (it
         expires); a captured one is refunded instead."""
         order = self._get_order(payment_id)
@@ -903,7 +899,7 @@ class PayPalProvider(BaseProvider):
         _payments_of(order)["authorizations"] = [voided or {**authorization, "status": "VOIDED"}]
         return self._payment(order)
 
-    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def refund_payment(
         self,
         payment_id: str,
         *,
@@ -949,7 +945,7 @@ class PayPalProvider(BaseProvider):
 
     # -- hosted checkout (an order with line items) -------------------------------------------
 
-    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_checkout_session(
         self,
         *,
         order_id: str,
@@ -1013,7 +1009,7 @@ class PayPalProvider(BaseProvider):
 
     # -- subscriptions ------------------------------------------------------------------------
 
-    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_subscription(
         self,
         *,
         customer_id: str,
@@ -1040,7 +1036,7 @@ class PayPalProvider(BaseProvider):
         path = _path_id(subscription_id, "subscription_id")
         return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
 
-    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
         if at_period_end:
@@ -1057,7 +1053,7 @@ class PayPalProvider(BaseProvider):
 
     # -- invoices and disputes ----------------------------------------------------------------
 
-    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_invoice(
         self,
         *,
         customer_id: str,

@@ -690,7 +690,7 @@ class SquareProvider(BaseProvider):
 
     # -- payments ------------------------------------------------------------------------------
 
-    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_payment(
         self,
         *,
         order_id: str,
@@ -733,7 +733,7 @@ class SquareProvider(BaseProvider):
         body = self._call("get_payment", self._client.payments.get, payment_id=payment_id)
         return payment_from_square(body["payment"])
 
-    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
         if amount is not None:
@@ -758,12 +758,12 @@ class SquareProvider(BaseProvider):
         body = self._call("capture_payment", self._client.payments.complete, payment_id=payment_id)
         return payment_from_square(body["payment"])
 
-    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:  # type: ignore[override]
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
         # CancelPayment takes no idempotency key: cancelling twice is harmless at Square
         body = self._call("cancel_payment", self._client.payments.cancel, payment_id=payment_id)
         return payment_from_square(body["payment"])
 
-    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def refund_payment(
         self,
         payment_id: str,
         *,
@@ -792,7 +792,7 @@ class SquareProvider(BaseProvider):
 
     # -- hosted checkout (payment links) -------------------------------------------------------
 
-    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_checkout_session(
         self,
         *,
         order_id: str,
@@ -841,7 +841,7 @@ class SquareProvider(BaseProvider):
         order = self._get_order(link["order_id"]) if link.get("order_id") else None
         return checkout_from_square(link, order)
 
-    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:  # type: ignore[override]
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """The customer's redirect back from a payment link.
 
         Square adds ``orderId`` (and ``transactionId``, the same order in v1 terms, and
@@ -879,7 +879,7 @@ class SquareProvider(BaseProvider):
 
     # -- customers, subscriptions, invoices, disputes ------------------------------------------
 
-    def create_customer(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_customer(
         self,
         *,
         email: str | None,
@@ -903,7 +903,7 @@ class SquareProvider(BaseProvider):
         body = self._call("create_customer", self._client.customers.create, **kwargs)
         return customer_from_square(body["customer"])
 
-    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_subscription(
         self,
         *,
         customer_id: str,
@@ -930,7 +930,7 @@ class SquareProvider(BaseProvider):
         )
         return subscription_from_square(body["subscription"])
 
-    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
         """Square's CancelSubscription ends an active subscription at the end of the paid
@@ -950,7 +950,7 @@ class SquareProvider(BaseProvider):
             )
         return subscription
 
-    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_invoice(
         self,
         *,
         customer_id: str,

@@ -907,7 +907,7 @@ class StripeProvider(BaseProvider):
 
     # -- payments ---------------------------------------------------------------------------
 
-    def create_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_payment(
         self,
         *,
         order_id: str,
@@ -961,7 +961,7 @@ class StripeProvider(BaseProvider):
         )
         return payment_from_stripe(data)
 
-    def capture_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
         params: dict[str, Any] = {}
@@ -976,7 +976,7 @@ class StripeProvider(BaseProvider):
         )
         return payment_from_stripe(data)
 
-    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:  # type: ignore[override]
+    def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
         data = self._call(
             "cancel_payment",
             self._v1.payment_intents.cancel,
@@ -985,7 +985,7 @@ class StripeProvider(BaseProvider):
         )
         return payment_from_stripe(data)
 
-    def refund_payment(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def refund_payment(
         self,
         payment_id: str,
         *,
@@ -1009,7 +1009,7 @@ class StripeProvider(BaseProvider):
         )
         return refund_from_stripe(data)
 
-    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:  # type: ignore[override]
+    def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """Back from Checkout (``session_id``) or a 3-D Secure redirect (``payment_intent``).
 
         Only ids are read from the query string; ``redirect_status`` is ignored and the
@@ -1030,7 +1030,7 @@ class StripeProvider(BaseProvider):
 
     # -- checkout ---------------------------------------------------------------------------
 
-    def create_checkout_session(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_checkout_session(
         self,
         *,
         order_id: str,
@@ -1090,7 +1090,7 @@ class StripeProvider(BaseProvider):
 
     # -- customers, subscriptions -------------------------------------------------------------
 
-    def create_customer(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_customer(
         self,
         *,
         email: str | None,
@@ -1113,7 +1113,7 @@ class StripeProvider(BaseProvider):
         )
         return customer_from_stripe(data)
 
-    def create_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_subscription(
         self,
         *,
         customer_id: str,
@@ -1136,7 +1136,7 @@ class StripeProvider(BaseProvider):
         data = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
         return subscription_from_stripe(data)
 
-    def cancel_subscription(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
         if at_period_end:
@@ -1152,7 +1152,7 @@ class StripeProvider(BaseProvider):
 
     # -- invoices, disputes --------------------------------------------------------------------
 
-    def create_invoice(  # type: ignore[override]  # BaseProvider takes **kwargs
+    def create_invoice(
         self,
         *,
         customer_id: str,

@@ -21,7 +21,7 @@ so it imports nothing at module level but pytest and this file: the fake provide
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,7 +29,6 @@ from paygate.testing._clock import FakeClock
 
 if TYPE_CHECKING:
     from paygate.gateway import Gateway
-    from paygate.provider import PaymentProvider
     from paygate.providers.fake import FakeProvider
 
 __all__ = ["fake_clock", "fake_gateway", "fake_provider"]
@@ -56,9 +55,6 @@ def fake_gateway(fake_provider: FakeProvider) -> Iterator[Gateway]:
     """A Gateway over ``fake_provider`` with an in-memory store."""
     import paygate
 
-    # cast: BaseProvider declares ``name`` as a ClassVar, which mypy does not match to the
-    # protocol's instance attribute; at run time the fake is a PaymentProvider
-    provider = cast("PaymentProvider", fake_provider)
-    gateway = paygate.connect(provider, store="memory://")
+    gateway = paygate.connect(fake_provider, store="memory://")
     yield gateway
     gateway.close()
