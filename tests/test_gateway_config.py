@@ -61,8 +61,9 @@ def test_bad_config_names_the_field_never_the_value() -> None:
         Gateway.from_config({"provider": "fake", "fake": {"webhook_secret": SECRET, "seed": "x"}})
     assert "seed" in str(info.value) and SECRET not in str(info.value)
     with pytest.raises(ConfigurationError) as info:
-        Gateway.from_config({"provider": "fake", "store": f"postgresql://u:{SECRET}@h/db"})
-    assert SECRET not in str(info.value)
+        Gateway.from_config({"provider": "fake", "store": f"redis://u:{SECRET}@h/db"})
+    assert "unknown store scheme 'redis'" in str(info.value)
+    assert "u:***@h/db" in str(info.value) and SECRET not in str(info.value)
 
 
 def test_from_env(tmp_path: Path) -> None:
