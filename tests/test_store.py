@@ -25,6 +25,7 @@ from paygate.stores import (
     SQLiteStore,
     Store,
     StoreConflict,
+    StoreError,
     TransitionRecord,
     _codec,
     open_store,
@@ -388,3 +389,18 @@ def test_finish_in_the_same_transaction(store: Store) -> None:
         assert event is not None and event.processed and event.outcome == outcome
         again = claim(store, event_id, now=102.0)
         assert again.status is ClaimStatus.PROCESSED
+
+
+def test_sqlite_busy_writer_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    open_store(f"sqlite:///{path}").close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    impatient = open_store(f"sqlite:///{path}?timeout=0.05")
+    with pytest.raises(StoreError, match=r"no write lock within 0\.05s"):
+        impatient.save_payment(record(), expected_version=None)
+    blocker.rollback()
+    impatient.save_payment(record(), expected_version=None)  # free again
+    assert impatient.get_payment("pay_1") is not None
+    impatient.close()
+    blocker.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from paygate.errors import ConfigurationError
+from paygate.stores._records import StoreError
 from paygate.stores._sql import Cursor, Dialect, SQLStore
 
 __all__ = ["SQLITE", "SQLiteStore"]
@@ -150,13 +151,18 @@ class SQLiteStore(SQLStore):
         with self._lock:
             conn = self._connection()
             cur = conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                yield cur
-            except BaseException:
-                conn.rollback()
-                raise
-            else:
+                try:
+                    cur.execute("BEGIN IMMEDIATE")  # waits up to `timeout` for the write lock
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(
+                        f"SQLite store {self.path!r}: no write lock within {self.timeout}s ({exc})"
+                    ) from None
+                try:
+                    yield cur
+                except BaseException:
+                    conn.rollback()
+                    raise
                 conn.commit()
             finally:
                 cur.close()
