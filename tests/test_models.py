@@ -257,5 +257,7 @@ def test_event_type_vocabulary() -> None:
     required |= {f"dispute.{s}" for s in ("opened", "updated", "won", "lost")}
     required |= {f"subscription.{s}" for s in ("created", "updated", "canceled", "payment_failed")}
     required |= {"invoice.created", "invoice.paid", "invoice.payment_failed"}
+    # beyond the list: PayPal, Square and Stripe all report voided and refunded invoices
+    required |= {"invoice.voided", "invoice.refunded"}
     required |= {"checkout.completed", "checkout.expired", "unknown"}
     assert {e.value for e in EventType} == required

@@ -432,6 +432,8 @@ def _invoice(status: str) -> dict[str, Any]:
         ),
         ("invoice.created", "DRAFT", EventType.INVOICE_CREATED, InvoiceStatus.DRAFT),
         ("invoice.published", "UNPAID", EventType.INVOICE_CREATED, InvoiceStatus.OPEN),
+        ("invoice.canceled", "CANCELED", EventType.INVOICE_VOIDED, InvoiceStatus.VOID),
+        ("invoice.refunded", "REFUNDED", EventType.INVOICE_REFUNDED, InvoiceStatus.REFUNDED),
     ],
 )
 def test_invoice_events(
@@ -450,7 +452,7 @@ def test_invoice_events(
 
 
 @pytest.mark.parametrize(
-    "square_type", ["invoice.canceled", "invoice.refunded", "customer.created", "order.updated"]
+    "square_type", ["customer.created", "order.updated", "invoice.reminder_sent"]
 )
 def test_events_without_a_paygate_type_are_kept_as_unknown(
     square: SquareProvider, square_api: SquareMockAPI, square_type: str
@@ -480,8 +482,8 @@ SPEC_EVENTS = {
     "InvoicePublishedEvent": EventType.INVOICE_CREATED,
     "InvoicePaymentMadeEvent": EventType.INVOICE_PAID,
     "InvoiceScheduledChargeFailedEvent": EventType.INVOICE_PAYMENT_FAILED,
-    "InvoiceCanceledEvent": EventType.UNKNOWN,
-    "InvoiceRefundedEvent": EventType.UNKNOWN,
+    "InvoiceCanceledEvent": EventType.INVOICE_VOIDED,
+    "InvoiceRefundedEvent": EventType.INVOICE_REFUNDED,
     "CustomerCreatedEvent": EventType.UNKNOWN,
 }
 

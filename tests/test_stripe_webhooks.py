@@ -416,6 +416,7 @@ CASES: list[tuple[str, Any, EventType, type]] = [
         EventType.INVOICE_PAYMENT_FAILED,
         Invoice,
     ),
+    ("invoice.voided", lambda: _obj("invoice", status="void"), EventType.INVOICE_VOIDED, Invoice),
     ("checkout.session.completed", session_obj, EventType.CHECKOUT_COMPLETED, CheckoutSession),
     (
         "checkout.session.async_payment_succeeded",

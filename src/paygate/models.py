@@ -130,6 +130,8 @@ class EventType(StrEnum):
     INVOICE_CREATED = "invoice.created"
     INVOICE_PAID = "invoice.paid"
     INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
+    INVOICE_VOIDED = "invoice.voided"
+    INVOICE_REFUNDED = "invoice.refunded"
     CHECKOUT_COMPLETED = "checkout.completed"
     CHECKOUT_EXPIRED = "checkout.expired"
     UNKNOWN = "unknown"

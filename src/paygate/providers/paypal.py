@@ -173,8 +173,6 @@ INVOICE_STATUS: Final[Mapping[str, InvoiceStatus]] = {
 #: Webhook ``event_type`` -> (paygate event type, kind of ``resource``). ``None`` as the type
 #: means "decided by the resource": a completed order by its payment's status
 #: (:data:`PAYMENT_STATUS_EVENTS`), a resolved dispute by its outcome.
-#: INVOICING.INVOICE.CANCELLED/REFUNDED have no paygate event type yet: they are reported as
-#: ``UNKNOWN`` but still carry the normalized ``Invoice``.
 EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "CHECKOUT.ORDER.APPROVED": (EventType.PAYMENT_PROCESSING, "order"),
     # completed = all captures made, but a capture may still be PENDING: by the order's status
@@ -202,8 +200,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "CUSTOMER.DISPUTE.RESOLVED": (None, "dispute"),
     "INVOICING.INVOICE.CREATED": (EventType.INVOICE_CREATED, "invoice"),
     "INVOICING.INVOICE.PAID": (EventType.INVOICE_PAID, "invoice"),
-    "INVOICING.INVOICE.CANCELLED": (EventType.UNKNOWN, "invoice"),
-    "INVOICING.INVOICE.REFUNDED": (EventType.UNKNOWN, "invoice"),
+    "INVOICING.INVOICE.CANCELLED": (EventType.INVOICE_VOIDED, "invoice"),
+    "INVOICING.INVOICE.REFUNDED": (EventType.INVOICE_REFUNDED, "invoice"),
 }
 
 #: How a completed order's payment status reads as an event.

@@ -177,8 +177,8 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
     "invoice.published": EventType.INVOICE_CREATED,
     "invoice.payment_made": EventType.INVOICE_PAID,
     "invoice.scheduled_charge_failed": EventType.INVOICE_PAYMENT_FAILED,
-    # invoice.canceled and invoice.refunded have no EventType in paygate's vocabulary yet
-    # (no "invoice voided/refunded"): they stay UNKNOWN, provider_type and raw kept
+    "invoice.canceled": EventType.INVOICE_VOIDED,
+    "invoice.refunded": EventType.INVOICE_REFUNDED,
 }
 
 #: Square error code → standard decline code (category PAYMENT_METHOD_ERROR → CardDeclined)

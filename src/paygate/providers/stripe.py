@@ -174,6 +174,7 @@ EVENT_TYPES: Final[Mapping[str, EventType | None]] = {
     "invoice.finalized": EventType.INVOICE_CREATED,
     "invoice.paid": EventType.INVOICE_PAID,
     "invoice.payment_failed": EventType.INVOICE_PAYMENT_FAILED,
+    "invoice.voided": EventType.INVOICE_VOIDED,
     "checkout.session.completed": EventType.CHECKOUT_COMPLETED,
     # delayed payment methods (SEPA, ...): the session's payment settles later
     "checkout.session.async_payment_succeeded": EventType.PAYMENT_SUCCEEDED,
