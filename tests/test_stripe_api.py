@@ -727,3 +727,29 @@ def test_base_url_points_the_sdk_elsewhere(api: responses.RequestsMock) -> None:
     provider = StripeProvider(api_key=KEY, base_url="http://localhost:12111/")
     api.get("http://localhost:12111/v1/disputes/dp_1", json=resource("dispute", id="dp_1"))
     assert provider.get_dispute("dp_1").id == "dp_1"
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("https://s/ok", "https://s/ok?session_id={CHECKOUT_SESSION_ID}"),
+        ("https://s/ok?o=1", "https://s/ok?o=1&session_id={CHECKOUT_SESSION_ID}"),
+        ("https://s/ok#top", "https://s/ok?session_id={CHECKOUT_SESSION_ID}#top"),
+        ("https://s/ok?sid={CHECKOUT_SESSION_ID}", "https://s/ok?sid={CHECKOUT_SESSION_ID}"),
+    ],
+)
+def test_checkout_success_url_asks_for_the_session_id(
+    provider: StripeProvider, api: responses.RequestsMock, given: str, sent: str
+) -> None:
+    # without the placeholder Stripe's redirect carries no id for complete_return to look up
+    api.post(f"{API}/checkout/sessions", json=session(mode="subscription", subscription="sub_9"))
+    provider.create_checkout_session(
+        order_id="ord_4",
+        line_items=[],
+        success_url=given,
+        cancel_url="https://s/no",
+        idempotency_key="ord_4:checkout",
+        mode="subscription",
+        price_id="price_basic",
+    )
+    assert form(api.calls[0])["success_url"] == sent

@@ -846,6 +846,20 @@ def _positive(money: Money, what: str) -> tuple[int, str]:
     return to_stripe_amount(money)
 
 
+def _with_session_placeholder(success_url: str) -> str:
+    """``success_url`` asking Stripe to name the session on the way back.
+
+    Stripe only puts the session id on the return URL when the URL holds the literal
+    ``{CHECKOUT_SESSION_ID}``; without it ``complete_return`` would have nothing to look
+    up, so paygate adds ``session_id={CHECKOUT_SESSION_ID}`` unless the URL already asks.
+    """
+    if "{CHECKOUT_SESSION_ID}" in success_url:
+        return success_url
+    base, hash_mark, fragment = success_url.partition("#")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}session_id={{CHECKOUT_SESSION_ID}}{hash_mark}{fragment}"
+
+
 class StripeProvider(BaseProvider):
     """:class:`~paygate.PaymentProvider` on Stripe.
 
@@ -1047,7 +1061,7 @@ class StripeProvider(BaseProvider):
         meta = {**(metadata or {}), "order_id": order_id}
         params: dict[str, Any] = {
             "mode": mode,
-            "success_url": success_url,
+            "success_url": _with_session_placeholder(success_url),
             "cancel_url": cancel_url,
             "client_reference_id": order_id,
             "metadata": meta,
