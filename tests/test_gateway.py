@@ -264,10 +264,16 @@ def test_cancel(gw: Gateway, provider: FakeProvider) -> None:
     assert gw.cancel(p.id).status is S.CANCELED
     assert gw.cancel(p.id).status is S.CANCELED
     assert provider.calls["cancel_payment"] == 1
+    # canceled elsewhere (the provider's dashboard), learnt from the webhook: no call either
+    other = gw.create_payment(order_id="ord_x", amount=usd("5"), payment_method="tok_3ds")
+    provider.cancel_payment(other.id, idempotency_key="dashboard")
+    deliver(gw)
+    assert gw.cancel(other.id).status is S.CANCELED
+    assert provider.calls["cancel_payment"] == 2
     paid = gw.create_payment(order_id="ord_2", amount=usd("5"), payment_method="tok_visa")
     with pytest.raises(ValidationError, match="refund it instead"):
         gw.cancel(paid.id)
-    assert provider.calls["cancel_payment"] == 1
+    assert provider.calls["cancel_payment"] == 2
 
 
 def test_refunds_move_the_state_and_their_webhooks_are_no_ops(

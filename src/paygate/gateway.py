@@ -629,9 +629,9 @@ class Gateway:
         """Cancel a payment that has not settled (pending, requires action, processing,
         authorized, failed)."""
         record = self._known(payment_id)
-        if record.status is not S.CANCELED and not isinstance(
-            TABLE[record.status].get(Trigger.CANCELED), PaymentStatus
-        ):
+        if record.status is S.CANCELED:
+            return record.payment  # already canceled: nothing to send
+        if not isinstance(TABLE[record.status].get(Trigger.CANCELED), PaymentStatus):
             raise ValidationError(
                 f"payment {payment_id} is {record.status.value} and cannot be canceled"
                 + ("; refund it instead" if record.status in _SETTLED else "")
