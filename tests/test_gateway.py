@@ -394,3 +394,14 @@ def test_the_sqlite_file_never_holds_a_client_secret(
     with sqlite3.connect(path) as conn:
         dump = "\n".join(conn.iterdump())
     assert p.id in dump and p.client_secret not in dump and "_secret_" not in dump
+
+
+def test_a_request_the_provider_refuses_frees_the_order_for_corrected_parameters(
+    gw: Gateway, provider: FakeProvider
+) -> None:
+    with pytest.raises(paygate.InvalidRequest):  # the fake refuses amounts over its limit
+        gw.create_payment(order_id="ord_big", amount=usd("1000000.00"), payment_method="tok_visa")
+    op = gw.store.get_operation("create_payment:ord_big")
+    assert op is not None and op.status is OperationStatus.FAILED
+    fixed = gw.create_payment(order_id="ord_big", amount=usd("100.00"), payment_method="tok_visa")
+    assert fixed.status is S.SUCCEEDED and fixed.amount == usd("100.00")

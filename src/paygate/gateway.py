@@ -466,16 +466,18 @@ class Gateway:
         key = op.provider_key
         try:
             result = self._call(operation, lambda: call(key))
-        except ProviderError as exc:
-            if not exc.retryable:
-                # refused for good (a decline): the next call may start a new attempt.
-                # A retryable failure stays pending: its outcome is unknown, so the next
-                # call re-sends the same key and the provider answers it once.
+        except (ProviderError, ValidationError) as exc:
+            if not getattr(exc, "retryable", False):
+                # refused for good (a decline, a request the adapter or provider refused):
+                # nothing was charged, so the next call may start a new attempt, with new
+                # parameters if need be. A retryable failure stays pending: its outcome is
+                # unknown, so the next call re-sends the same key and the provider answers
+                # it once.
+                code = getattr(exc, "decline_code", None) or getattr(exc, "code", None)
                 self.store.finish_operation(
                     scope, attempt=op.attempt, status=OperationStatus.FAILED,
                     result_id=getattr(exc, "payment_id", None), result=None,
-                    error_code=getattr(exc, "decline_code", None) or exc.code,
-                    now=self.clock(),
+                    error_code=code or type(exc).__name__, now=self.clock(),
                 )  # fmt: skip
             raise
         self.store.finish_operation(
