@@ -307,3 +307,87 @@ def test_the_same_event_from_4_processes_moves_the_payment_once(tmp_path: Path) 
     event = store.get_event("fake", log[0].event_id or "")
     assert event is not None and event.processed and event.deliveries == 4
     store.close()
+
+
+# -- property: any delivery order, any duplicates ------------------------------------------
+
+_SCENARIO: dict[str, Any] = {}
+
+
+def _scenario() -> tuple[FakeProvider, list[WebhookDelivery], list[WebhookEvent]]:
+    """Three payments' webhooks (made once): paid + two partial refunds; failed to settle,
+    then canceled; 3-D Secure, then fully refunded."""
+    if not _SCENARIO:
+        provider = FakeProvider(seed=13, webhook_tolerance=86_400)
+        side = paygate.connect(provider)
+        a = side.create_payment(order_id="a", amount=usd("30"), payment_method="tok_visa")
+        side.refund(a.id, amount=usd("10"))
+        side.refund(a.id, amount=usd("5"))
+        b = side.create_payment(order_id="b", amount=usd("8"), payment_method="tok_processing")
+        provider.settle(b.id, success=False)
+        side.get_payment(b.id)
+        side.cancel(b.id)
+        c = side.create_payment(order_id="c", amount=usd("12"), payment_method="tok_3ds")
+        provider.authenticate(c.id)
+        side.get_payment(c.id)
+        side.refund(c.id)
+        deliveries = provider.take_webhooks()
+        events = [provider.parse_webhook(d.body, d.headers) for d in deliveries]
+        _SCENARIO.update(provider=provider, deliveries=deliveries, events=events)
+    return _SCENARIO["provider"], _SCENARIO["deliveries"], _SCENARIO["events"]
+
+
+def _expected(events: list[WebhookEvent], order: list[int]) -> dict[str, PaymentState]:
+    """The pure state machine over the first delivery of each event, in delivery order."""
+    states: dict[str, PaymentState] = {}
+    seen: set[int] = set()
+    for i in order:
+        if i in seen:
+            continue
+        seen.add(i)
+        event = events[i]
+        change = event_from_webhook(event)
+        pid = event.payment_id
+        if change is None or pid is None:
+            continue
+        if pid not in states:
+            amount = {"a": 3000, "b": 800, "c": 1200}[event.order_id or ""]
+            states[pid] = PaymentState(S.PENDING, amount)
+        states[pid] = apply_all(states[pid], [change])
+    return states
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+def test_any_order_with_duplicates_matches_the_pure_state_machine(
+    store_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    provider, deliveries, events = _scenario()
+    n = len(deliveries)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.permutations(range(n)), st.lists(st.integers(0, n - 1), max_size=n))
+    def check(order: list[int], repeats: list[int]) -> None:
+        deliveries_order = list(order)
+        for position, index in enumerate(repeats):  # duplicates, spread through the run
+            deliveries_order.insert((position * 7) % (len(deliveries_order) + 1), index)
+        url = "memory://" if store_kind == "memory" else (
+            f"sqlite:///{tmp_path_factory.mktemp('prop') / 'p.db'}?synchronous=OFF"
+        )  # fmt: skip
+        gw = paygate.connect(provider, store=url)
+        results = [gw.handle_webhook(deliveries[i].body, deliveries[i].headers)
+                   for i in deliveries_order]  # fmt: skip
+        assert sum(not r.duplicate for r in results) == n  # each event processed once
+        for pid, state in _expected(events, deliveries_order).items():
+            record = gw.store.get_payment(pid)
+            assert record is not None
+            assert (record.status, record.state.captured, record.state.refunded) == (
+                state.status, state.captured, state.refunded,
+            )  # fmt: skip
+            log = gw.history(pid)
+            assert len({t.event_id for t in log}) == len(log)  # no event moved it twice
+        gw.close()
+
+    check()
