@@ -1,8 +1,9 @@
 """paygate: one payment gateway API over Stripe, PayPal, Square and a fake provider.
 
-The pure core (money, models, state, errors) is imported eagerly and is cheap; the Gateway,
-stores and adapters load on first use, so ``import paygate`` stays fast and never imports a
-provider SDK.
+Only ``Money`` and the error tree are imported eagerly. Every other public name (the result
+dataclasses, the provider protocol, the Gateway, the stores) is loaded on first attribute
+access (PEP 562), so ``import paygate`` stays fast and never imports a provider SDK;
+``from paygate import Payment`` loads exactly what it names.
 """
 
 from __future__ import annotations
@@ -34,44 +35,68 @@ from paygate.errors import (
     ValidationError,
     WebhookVerificationError,
 )
-from paygate.models import (
-    CheckoutSession,
-    CheckoutStatus,
-    Customer,
-    Dispute,
-    DisputeStatus,
-    EventType,
-    Invoice,
-    InvoiceStatus,
-    LineItem,
-    Payment,
-    PaymentFailure,
-    PaymentStatus,
-    Refund,
-    RefundStatus,
-    Subscription,
-    SubscriptionStatus,
-    WebhookDelivery,
-    WebhookEvent,
-)
 from paygate.money import Money
-from paygate.provider import (
-    BaseProvider,
-    Capability,
-    PaymentProvider,
-    available_providers,
-    create_provider,
-    register_provider,
-)
 
 if TYPE_CHECKING:
     from paygate.gateway import Gateway, RetryPolicy, WebhookResult, connect
+    from paygate.models import (
+        CheckoutSession,
+        CheckoutStatus,
+        Customer,
+        Dispute,
+        DisputeStatus,
+        EventType,
+        Invoice,
+        InvoiceStatus,
+        LineItem,
+        Payment,
+        PaymentFailure,
+        PaymentStatus,
+        Refund,
+        RefundStatus,
+        Subscription,
+        SubscriptionStatus,
+        WebhookDelivery,
+        WebhookEvent,
+    )
+    from paygate.provider import (
+        BaseProvider,
+        Capability,
+        PaymentProvider,
+        available_providers,
+        create_provider,
+        register_provider,
+    )
     from paygate.stores import MemoryStore, SQLiteStore, Store, open_store
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first attribute access (PEP 562)
 _LAZY: dict[str, str] = {
+    "CheckoutSession": "paygate.models",
+    "CheckoutStatus": "paygate.models",
+    "Customer": "paygate.models",
+    "Dispute": "paygate.models",
+    "DisputeStatus": "paygate.models",
+    "EventType": "paygate.models",
+    "Invoice": "paygate.models",
+    "InvoiceStatus": "paygate.models",
+    "LineItem": "paygate.models",
+    "Payment": "paygate.models",
+    "PaymentFailure": "paygate.models",
+    "PaymentStatus": "paygate.models",
+    "Refund": "paygate.models",
+    "RefundStatus": "paygate.models",
+    "Subscription": "paygate.models",
+    "SubscriptionStatus": "paygate.models",
+    "WebhookDelivery": "paygate.models",
+    "WebhookEvent": "paygate.models",
+    "BaseProvider": "paygate.provider",
+    "Capability": "paygate.provider",
+    "PaymentProvider": "paygate.provider",
+    "available_providers": "paygate.provider",
+    "create_provider": "paygate.provider",
+    "register_provider": "paygate.provider",
     "Gateway": "paygate.gateway",
     "RetryPolicy": "paygate.gateway",
     "WebhookResult": "paygate.gateway",
