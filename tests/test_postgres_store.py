@@ -1,0 +1,265 @@
+"""PostgresStore: the shared Store protocol tests, plus what is specific to PostgreSQL
+(its own schema, pooling, concurrency, schema versions, corrupt rows, secret URLs).
+
+Runs against ``PAYGATE_TEST_POSTGRES_URL`` or a throw-away database on 127.0.0.1:5432;
+skips with the reason where no server is reachable (tests/postgres_support.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import paygate
+from paygate import EventType, PaymentStatus
+from paygate.errors import ConfigurationError
+from paygate.providers.fake import FakeProvider
+from paygate.state import PaymentState
+from paygate.stores import ClaimStatus, Store, StoreConflict, StoreError, open_store
+from paygate.stores._sql import SCHEMA_VERSION, SchemaVersionError
+
+# the Store protocol tests of tests/test_store.py, collected here again against PostgreSQL
+# (pytest uses this module's ``store`` fixture for them)
+from tests.postgres_support import pg_database, pg_schema, pg_url  # noqa: F401
+from tests.test_gateway_webhooks import paid_payment_events
+from tests.test_store import (  # noqa: F401
+    claim,
+    record,
+    test_claim_lifecycle,
+    test_expired_lease_is_taken_over_and_the_old_owner_cannot_write,
+    test_finish_in_the_same_transaction,
+    test_history_keeps_order_and_fields,
+    test_insert_twice_conflicts,
+    test_list_events_filters,
+    test_operations_insert_once_then_compare_and_set,
+    test_payment_round_trip_never_keeps_raw_or_client_secret,
+    test_payments_for_order_oldest_first,
+    test_released_event_is_reclaimed_with_its_applied_flag,
+    test_update_is_compare_and_set_and_a_lost_race_writes_nothing,
+    transition,
+)
+
+S = PaymentStatus
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[Store]:  # noqa: F811
+    s = open_store(pg_url)
+    yield s
+    s.close()
+
+
+def _sql(pg_database: str, schema: str, statement: str, *params: Any) -> list[Any]:  # noqa: F811
+    import psycopg
+
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f'SET search_path = "{schema}"')
+        cur = conn.execute(statement, params or None)
+        return cur.fetchall() if cur.description else []
+
+
+def test_open_store_gives_a_postgres_store_in_its_own_schema(
+    pg_url: str,  # noqa: F811
+    pg_database: str,  # noqa: F811
+    pg_schema: str,  # noqa: F811
+) -> None:
+    from paygate.stores.postgres import PostgresStore
+
+    s = open_store(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    assert isinstance(s, PostgresStore) and s.schema == pg_schema
+    s.save_payment(record(), expected_version=None, transition=transition())
+    s.close()
+    again = open_store(pg_url)  # persists across a reopen
+    got = again.get_payment("pay_1")
+    assert got is not None and got.status is S.PENDING and len(again.history("pay_1")) == 1
+    again.close()
+    tables = _sql(pg_database, pg_schema,
+                  "SELECT table_name FROM information_schema.tables "
+                  "WHERE table_schema = %s ORDER BY 1", pg_schema)  # fmt: skip
+    assert [t for (t,) in tables] == [
+        "paygate_events", "paygate_meta", "paygate_operations", "paygate_payments",
+        "paygate_transitions",
+    ]  # fmt: skip
+    assert _sql(pg_database, pg_schema, "SELECT value FROM paygate_meta") == [
+        (str(SCHEMA_VERSION),)
+    ]
+
+
+def test_a_newer_schema_is_refused_and_nothing_is_written(
+    pg_url: str,  # noqa: F811
+    pg_database: str,  # noqa: F811
+    pg_schema: str,  # noqa: F811
+) -> None:
+    s = open_store(pg_url)
+    s.save_payment(record(), expected_version=None)
+    s.close()
+    _sql(pg_database, pg_schema, "UPDATE paygate_meta SET value = %s", str(SCHEMA_VERSION + 1))
+    before = _sql(pg_database, pg_schema, "SELECT * FROM paygate_payments")
+    with pytest.raises(SchemaVersionError, match="newer than this paygate"):
+        open_store(pg_url)
+    from paygate.stores.postgres import PostgresStore
+
+    with pytest.raises(SchemaVersionError, match="newer than this paygate"):
+        PostgresStore.from_url(pg_url, migrate=False)
+    assert _sql(pg_database, pg_schema, "SELECT * FROM paygate_payments") == before
+    assert _sql(pg_database, pg_schema, "SELECT value FROM paygate_meta") == [
+        (str(SCHEMA_VERSION + 1),)
+    ]
+
+
+def test_an_empty_database_without_migrate_asks_for_an_upgrade(pg_url: str) -> None:  # noqa: F811
+    from paygate.stores.postgres import PostgresStore
+
+    with pytest.raises(SchemaVersionError, match="paygate db upgrade"):
+        PostgresStore.from_url(pg_url, migrate=False)
+
+
+def test_a_corrupt_row_is_a_clear_error(
+    pg_url: str,  # noqa: F811
+    pg_database: str,  # noqa: F811
+    pg_schema: str,  # noqa: F811
+) -> None:
+    s = open_store(pg_url)
+    s.save_payment(record(), expected_version=None)
+    _sql(pg_database, pg_schema, "UPDATE paygate_payments SET status = 'exploded'")
+    with pytest.raises(StoreError, match="payment row 'pay_1' is corrupt"):
+        s.get_payment("pay_1")
+    _sql(pg_database, pg_schema, "UPDATE paygate_payments SET status = 'pending', data = '{{'")
+    with pytest.raises(StoreError, match="payment row 'pay_1' is corrupt"):
+        s.get_payment("pay_1")
+    s.close()
+
+
+def test_concurrent_upgrades_take_turns(pg_url: str) -> None:  # noqa: F811
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            open_store(pg_url).close()
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    s = open_store(pg_url)
+    assert s.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
+    s.close()
+
+
+def test_claim_from_8_threads_has_one_owner(store: Store) -> None:
+    barrier = threading.Barrier(8)
+    statuses: list[ClaimStatus] = []
+
+    def worker() -> None:
+        barrier.wait()
+        statuses.append(claim(store).status)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses.count(ClaimStatus.CLAIMED) == 1
+    assert statuses.count(ClaimStatus.IN_PROGRESS) == 7
+    event = store.get_event("fake", "evt_1")
+    assert event is not None and event.deliveries == 8
+
+
+def test_compare_and_set_from_8_threads_has_one_winner(store: Store) -> None:
+    store.save_payment(record(), expected_version=None, transition=transition())
+    barrier = threading.Barrier(8)
+    won: list[int] = []
+    lost: list[int] = []
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        moved = record(version=2, state=PaymentState(S.SUCCEEDED, 1999, 1999), now=200.0 + i)
+        try:
+            store.save_payment(moved, expected_version=1,
+                               transition=transition(new=S.SUCCEEDED, previous=S.PENDING))  # fmt: skip
+        except StoreConflict:
+            lost.append(i)
+        else:
+            won.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 7
+    got = store.get_payment("pay_1")
+    assert got is not None and got.version == 2 and got.updated_at == 200.0 + won[0]
+    assert [t.new_status for t in store.history("pay_1")] == [S.PENDING, S.SUCCEEDED]
+
+
+def test_gateway_on_postgres_applies_each_event_once_from_threads(pg_url: str) -> None:  # noqa: F811
+    provider = FakeProvider(seed=21)
+    gw = paygate.connect(provider, store=pg_url)
+    handled: list[str] = []
+    gw.on(EventType.REFUND_SUCCEEDED)(lambda event: handled.append(event.id))
+    pid, deliveries = paid_payment_events(provider)
+    # every event twice, all at once: same-event races and same-payment races together
+    barrier = threading.Barrier(len(deliveries) * 2)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        d = deliveries[i % len(deliveries)]
+        gw.handle_webhook(d.body, d.headers)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(deliveries) * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = gw.store.get_payment(pid)
+    assert got is not None
+    assert (got.status, got.state.captured, got.state.refunded) == (
+        S.PARTIALLY_REFUNDED, 2000, 1200,
+    )  # fmt: skip
+    log = gw.history(pid)
+    assert len({t.event_id for t in log}) == len(log)
+    assert sorted(handled) == sorted(set(handled)) and len(handled) == 2
+    assert all(e.processed for e in gw.store.list_events(payment_id=pid))
+    gw.close()
+
+
+def test_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql://shop:hunter2@127.0.0.1:1/db?timeout=1&connect_timeout=1")
+    assert "hunter2" not in str(info.value) and "shop:***@" in str(info.value)
+    assert "hunter2" not in repr(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://h/db?pool_max=lots", "pool_max must be an integer"),
+        ("postgresql://h/db?pool_min=5&pool_max=2", "pool_min <= pool_max"),
+        ("postgresql://h/db?timeout=soon", "timeout must be seconds"),
+        ("postgresql://h/db?schema=%20", "schema must not be empty"),
+    ],
+)
+def test_bad_postgres_options(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        open_store(url)
+
+
+def test_repr_hides_the_password(pg_database: str, pg_schema: str) -> None:  # noqa: F811
+    from paygate.stores.postgres import PostgresStore
+
+    s = PostgresStore(pg_database, schema=pg_schema, pool_max=1)
+    assert repr(s).startswith("PostgresStore(")
+    s.close()
+    s.close()  # twice is fine
+    with pytest.raises(ConfigurationError, match="closed"):
+        s.get_payment("pay_1")
