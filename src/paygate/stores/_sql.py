@@ -16,17 +16,7 @@ behave the same under SQLite's single writer and PostgreSQL's READ COMMITTED.
 
 Times are Unix seconds (floating point) so lease arithmetic is plain comparison.
 
-For PostgreSQL (psycopg 3) these statements were run with this dialect::
-
-    Dialect(name="postgresql", paramstyle="format", bigint="BIGINT",
-            double="DOUBLE PRECISION", serial_primary_key="BIGSERIAL PRIMARY KEY",
-            table_exists="SELECT 1 FROM information_schema.tables "
-                         "WHERE table_schema = current_schema() AND table_name = ?",
-            integrity_errors=(psycopg.errors.IntegrityError,),
-            migration_lock="SELECT pg_advisory_xact_lock(<a fixed key>)")
-
-with ``_write()`` as ``with conn.transaction(), conn.cursor() as cur`` on an autocommit
-connection and ``_read()`` as a plain cursor.
+The two dialects are ``paygate.stores.sqlite.SQLITE`` and ``paygate.stores.postgres.POSTGRES``.
 """
 
 # Every statement is a constant built from constant column lists; values always travel
