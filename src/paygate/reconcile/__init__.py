@@ -14,6 +14,10 @@ compact dict. See ``docs/reconciliation.md``.
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from paygate.reconcile._apply import apply_actions, refund_key
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
 from paygate.reconcile._engine import reconcile
@@ -72,3 +76,19 @@ __all__ = [
     "write_json",
     "write_report",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``paygate.reconcile(internal, provider, ...)`` run :func:`reconcile`.
+
+    ``paygate.reconcile`` is this subpackage, so the function cannot also live under that
+    name in ``paygate``'s namespace (importing the subpackage would replace it). Making the
+    module callable keeps both spellings working; ``from paygate.reconcile import
+    reconcile`` is the documented, typed one.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ReconciliationReport:
+        return reconcile(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

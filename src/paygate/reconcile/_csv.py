@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Literal
+import csv
+from collections.abc import Callable, Iterator, Mapping
+from typing import Literal, cast
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import OrderReader, ProviderReader, Source
+from paygate.reconcile._batch import Chunk, OrderBatch, OrderItem, chunks, split_columns
 from paygate.reconcile._common import (
-    AmountParser,
+    AmountCache,
     InternalRow,
     ProviderRow,
     csv_rows,
     describe,
     header_index,
+    major_to_minor,
     minor_int,
     parse_timestamp,
 )
@@ -131,56 +134,154 @@ class OrdersCSV(OrderReader):
             next(csv_rows(iter([first]))) if first else [], wanted, name=name, what=self.what
         )
 
+    def _layout(self, header: list[str] | None, name: str) -> dict[str, int | None]:
+        if header is None:
+            raise ReportFormatError("empty file", path=name)
+        wanted = {k: (v or None) for k, v in self.columns.items()}
+        return header_index(header, wanted, name=name, what=self.what)
+
+    def _row_parser(
+        self, pos: dict[str, int | None], width: int, with_time: bool
+    ) -> Callable[[list[str]], InternalRow]:
+        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
+        i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
+        assert i_id is not None and i_amount is not None and i_status is not None
+        default = self.default_currency
+        words = self.status_words
+        parse = major_to_minor if self.amount_unit == "major" else None
+
+        def amount_of(text: str, currency: str) -> int:
+            return minor_int(text) if parse is None else parse(text, currency)
+
+        def parse_row(row: list[str]) -> InternalRow:
+            if len(row) != width:
+                raise ValidationError(f"row has {len(row)} fields, the header {width}")
+            order_id = row[i_id]
+            if not order_id:
+                raise ValidationError("empty order id")
+            currency = _currency(row[i_cur] if i_cur is not None else "", default)
+            text = row[i_amount]
+            amount = amount_of(text, currency)
+            if amount < 0:
+                raise ValidationError(f"negative order amount {text!r}")
+            status = words.get(row[i_status]) or words.get(row[i_status].strip().lower())
+            if status is None:
+                raise ValidationError(f"unknown order status {row[i_status]!r}")
+            created = None
+            if with_time and i_created is not None and row[i_created]:
+                created = parse_timestamp(row[i_created])
+            refunded = None
+            if i_refunded is not None and row[i_refunded]:
+                refunded = amount_of(row[i_refunded], currency)
+            return (order_id, amount, currency, status, created, refunded)
+
+        return parse_row
+
     def iter_compact(self, *, with_time: bool = True) -> Iterator[InternalRow]:
+        """One compact row per order (the per-row path: exact errors, any CSV)."""
         handle, name, owned = self._open()
         errors = self._errors(name)
         try:
             reader = csv_rows(handle)
             header = next(reader, None)
-            if header is None:
-                raise ReportFormatError("empty file", path=name)
-            wanted = {k: (v or None) for k, v in self.columns.items()}
-            pos = header_index(header, wanted, name=name, what=self.what)
-            i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
-            i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
-            assert i_id is not None and i_amount is not None and i_status is not None
-            default = self.default_currency
-            words = self.status_words
-            parse = AmountParser() if self.amount_unit == "major" else None
+            pos = self._layout(header, name)
+            assert header is not None
+            parse_row = self._row_parser(pos, len(header), with_time)
             for row in reader:
                 try:
-                    order_id = row[i_id]
-                    if not order_id:
-                        raise ValidationError("empty order id")
-                    currency = row[i_cur] if i_cur is not None else (default or "")
-                    if currency not in EXPONENTS:
-                        currency = _currency(currency, default)
-                    text = row[i_amount]
-                    amount = parse(text, currency) if parse else minor_int(text)
-                    if amount < 0:
-                        raise ValidationError(f"negative order amount {text!r}")
-                    status = words.get(row[i_status])
-                    if status is None:
-                        status = words.get(row[i_status].strip().lower())
-                        if status is None:
-                            raise ValidationError(f"unknown order status {row[i_status]!r}")
-                    created = None
-                    if with_time and i_created is not None and row[i_created]:
-                        created = parse_timestamp(row[i_created])
-                    refunded = None
-                    if i_refunded is not None and row[i_refunded]:
-                        refunded_text = row[i_refunded]
-                        refunded = (
-                            parse(refunded_text, currency) if parse else minor_int(refunded_text)
-                        )
-                    yield (order_id, amount, currency, status, created, refunded)
-                except (ValidationError, IndexError) as exc:
-                    if isinstance(exc, IndexError):
-                        exc = ValidationError(f"row has {len(row)} fields, header {len(header)}")
+                    yield parse_row(row)
+                except ValidationError as exc:
                     errors.bad(reader.line_num, describe(exc))
         finally:
             if owned:
                 handle.close()
+
+    def iter_batches(self, *, with_time: bool = True) -> Iterator[OrderItem]:
+        """Column batches of plain chunks, compact rows for the others (see ``_batch``)."""
+        handle, name, owned = self._open()
+        errors = self._errors(name)
+        try:
+            first = handle.readline()
+            header = next(csv.reader([first]), None) if first else None
+            pos = self._layout(header, name)
+            assert header is not None
+            width = len(header)
+            parse_row = self._row_parser(pos, width, with_time)
+            cache = AmountCache()
+            for chunk in chunks(handle, 2):
+                batch = self._batch(chunk, pos, width, with_time, cache)
+                if batch is not None:
+                    yield batch
+                    continue
+                rows: list[InternalRow] = []
+                for line_no, fields in chunk.rows():
+                    try:
+                        rows.append(parse_row(fields))
+                    except ValidationError as exc:
+                        errors.bad(line_no, describe(exc))
+                yield rows
+        finally:
+            if owned:
+                handle.close()
+
+    def _batch(
+        self,
+        chunk: Chunk,
+        pos: dict[str, int | None],
+        width: int,
+        with_time: bool,
+        cache: AmountCache,
+    ) -> OrderBatch | None:
+        columns = split_columns(chunk, width)
+        if columns is None:
+            return None
+        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
+        i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
+        assert i_id is not None and i_amount is not None and i_status is not None
+        order_ids = columns[i_id]
+        if "" in order_ids:
+            return None
+        if i_cur is None:
+            currency = self.default_currency or ""
+        else:
+            found = set(columns[i_cur])
+            if len(found) != 1:
+                return None
+            currency = found.pop() or (self.default_currency or "")
+        if currency not in EXPONENTS:
+            return None
+        texts = columns[i_amount]
+        try:
+            if self.amount_unit == "major":
+                table = cache.table(currency)
+                amounts = list(map(table.get, texts))
+                if None in amounts:
+                    for index in [i for i, v in enumerate(amounts) if v is None]:
+                        amounts[index] = cache.miss(table, texts[index], currency)
+            else:
+                amounts = list(map(minor_int, texts))
+        except ValidationError:
+            return None
+        if min(cast("list[int]", amounts)) < 0:
+            return None
+        statuses = list(map(self.status_words.get, columns[i_status]))
+        if None in statuses:
+            return None
+        if i_refunded is not None and any(columns[i_refunded]):
+            return None
+        created: list[float] | None = None
+        if with_time and i_created is not None:
+            try:
+                created = [parse_timestamp(t) if t else 0.0 for t in columns[i_created]]
+            except ValidationError:
+                return None
+        return OrderBatch(
+            order_ids,
+            cast("list[int]", amounts),
+            currency,
+            cast("list[OrderStatus]", statuses),
+            created,
+        )
 
 
 class GenericCSV(ProviderReader):
@@ -232,17 +333,25 @@ class GenericCSV(ProviderReader):
             if header is None:
                 raise ReportFormatError("empty file", path=name)
             pos = header_index(header, dict(self.columns), name=name, what=self.what)
-            parse = AmountParser() if self.amount_unit == "major" else None
+            parse = major_to_minor if self.amount_unit == "major" else None
             kinds, statuses = self.kinds, self.statuses
+            i_id, i_cur, i_amount, i_order = (
+                pos["record_id"],
+                pos["currency"],
+                pos["amount"],
+                pos["order_id"],
+            )
+            assert i_id is not None and i_cur is not None and i_amount is not None
+            assert i_order is not None
 
             def amount_of(text: str, currency: str) -> int:
                 return parse(text, currency) if parse else minor_int(text)
 
             for row in reader:
                 try:
-                    record_id = row[pos["record_id"]]
-                    currency = _currency(row[pos["currency"]], None)
-                    amount = amount_of(row[pos["amount"]], currency)
+                    record_id = row[i_id]
+                    currency = _currency(row[i_cur], None)
+                    amount = amount_of(row[i_amount], currency)
                     kind = RecordKind.PAYMENT
                     if pos["kind"] is not None:
                         word = row[pos["kind"]].strip().lower()
@@ -267,7 +376,7 @@ class GenericCSV(ProviderReader):
                     if with_time and pos["occurred_at"] is not None and row[pos["occurred_at"]]:
                         ts = parse_timestamp(row[pos["occurred_at"]])
                     payment_id = row[pos["payment_id"]] if pos["payment_id"] is not None else None
-                    order_id = row[pos["order_id"]] or None
+                    order_id = row[i_order] or None
                     yield (
                         order_id,
                         kind,

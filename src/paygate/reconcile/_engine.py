@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from itertools import compress, repeat
+from operator import and_, eq, gt, is_, lshift, mul, not_, or_
 from typing import Any
 
 from paygate.errors import ValidationError
 from paygate.money import Money
+from paygate.reconcile._batch import OrderBatch, ProviderBatch
 from paygate.reconcile._common import InternalRow, ProviderRow, timestamp_of
 from paygate.reconcile._model import (
     PAID_LIKE,
@@ -47,7 +50,6 @@ _CUR_SHIFT = 8
 _CUR_MASK = 0xFFF
 _AMOUNT_SHIFT = 20
 _PAID_CODE = _STATUS_CODE[OrderStatus.PAID]
-_PROGRESS_EVERY = 1 << 16
 
 _PAYMENT = RecordKind.PAYMENT
 _OTHER = RecordKind.OTHER
@@ -124,10 +126,15 @@ class _OrderState:
 
 
 def _rows_of_orders(internal: Any, with_time: bool) -> Iterator[InternalRow]:
+    """The compact rows of the internal side: the reader's own fast path, or converted."""
     compact = getattr(internal, "iter_compact", None)
     if compact is not None:
-        yield from compact(with_time=with_time)
-        return
+        rows: Iterator[InternalRow] = compact(with_time=with_time)
+        return rows
+    return _orders_as_rows(internal)
+
+
+def _orders_as_rows(internal: Iterable[Any]) -> Iterator[InternalRow]:
     for record in internal:
         if not isinstance(record, OrderRecord):
             raise ValidationError(
@@ -147,8 +154,12 @@ def _rows_of_orders(internal: Any, with_time: bool) -> Iterator[InternalRow]:
 def _rows_of_records(provider: Any, with_time: bool) -> Iterator[ProviderRow]:
     compact = getattr(provider, "iter_compact", None)
     if compact is not None:
-        yield from compact(with_time=with_time)
-        return
+        rows: Iterator[ProviderRow] = compact(with_time=with_time)
+        return rows
+    return _records_as_rows(provider)
+
+
+def _records_as_rows(provider: Iterable[Any]) -> Iterator[ProviderRow]:
     for record in provider:
         if not isinstance(record, ProviderRecord):
             raise ValidationError(
@@ -231,32 +242,73 @@ def reconcile(
     cur_index: dict[str, int] = {}
     recent_after = now_ts - policy.grace.total_seconds() if now_ts is not None else None
     status_code = _STATUS_CODE
-    orders_read = 0
-    for row in _rows_of_orders(internal, with_time=windowed or recent_after is not None):
-        order_id, amount, currency, status, created_ts, refunded = row
-        orders_read += 1
-        if progress is not None and not orders_read % _PROGRESS_EVERY:
-            progress("orders", orders_read)
-        if windowed and created_ts is not None and not (lo <= created_ts < hi):
-            continue
-        if order_id in held:
-            message = f"order {order_id!r} appears twice on the internal side"
-            if not skip_bad_rows:
-                raise ValidationError(message)
-            report.bad_rows.append(BadRow("<orders>", 0, message))
-            continue
+    hold = held.setdefault
+
+    def currency_index(currency: str) -> int:
         index = cur_index.get(currency)
         if index is None:
             index = cur_index[currency] = len(currencies)
             currencies.append(currency)
             if index > _CUR_MASK:
                 raise ValidationError("more than 4096 currencies on the internal side")
-        code = amount << _AMOUNT_SHIFT | index << _CUR_SHIFT | status_code[status]
-        if recent_after is not None and created_ts is not None and created_ts > recent_after:
-            code |= _RECENT
-        held[order_id] = code
-        if refunded:
-            known_refunds[order_id] = refunded
+        return index
+
+    def hold_rows(rows: Iterable[InternalRow]) -> int:
+        count = 0
+        for order_id, amount, currency, status, created_ts, refunded in rows:
+            count += 1
+            if windowed and created_ts is not None and not (lo <= created_ts < hi):
+                continue
+            code = amount << _AMOUNT_SHIFT | currency_index(currency) << _CUR_SHIFT
+            code |= status_code[status]
+            if recent_after is not None and created_ts is not None and created_ts > recent_after:
+                code |= _RECENT
+            if hold(order_id, code) is not code:  # one dict operation: insert unless present
+                message = f"order {order_id!r} appears twice on the internal side"
+                if not skip_bad_rows:
+                    raise ValidationError(message)
+                report.bad_rows.append(BadRow("<orders>", 0, message))
+                continue
+            if refunded:
+                known_refunds[order_id] = refunded
+        return count
+
+    def hold_batch(batch: OrderBatch) -> int:
+        ids = batch.order_ids
+        cur_bits = currency_index(batch.currency) << _CUR_SHIFT
+        low_bits = {status: cur_bits | code for status, code in status_code.items()}
+        codes = map(
+            or_,
+            map(lshift, batch.amounts, repeat(_AMOUNT_SHIFT)),
+            map(low_bits.get, batch.statuses),
+        )
+        if recent_after is not None and batch.created is not None:
+            recent = map(mul, map(gt, batch.created, repeat(recent_after)), repeat(_RECENT))
+            codes = map(or_, codes, recent)
+        if len(set(ids)) != len(ids) or any(map(held.__contains__, ids)):
+            # a duplicate order id: the per-row path reports it exactly
+            rows = zip(
+                ids,
+                batch.amounts,
+                repeat(batch.currency),
+                batch.statuses,
+                batch.created or repeat(None),
+                repeat(None),
+            )
+            return hold_rows(rows)
+        held.update(zip(ids, codes, strict=True))
+        return len(ids)
+
+    orders_read = 0
+    batches = None if windowed else getattr(internal, "iter_batches", None)
+    want_time = windowed or recent_after is not None
+    if batches is not None:
+        for item in batches(with_time=want_time):
+            orders_read += hold_batch(item) if isinstance(item, OrderBatch) else hold_rows(item)
+            if progress is not None:
+                progress("orders", orders_read)
+    else:
+        orders_read = hold_rows(_rows_of_orders(internal, with_time=want_time))
     report.orders_read = orders_read
     if progress is not None:
         progress("orders", orders_read)
@@ -265,39 +317,93 @@ def reconcile(
     fee_by_cur: dict[str, int] = {}
     net_by_cur: dict[str, int] = {}
     orphans: list[ProviderRow] = []
-    records_read = 0
     held_get = held.get
-    for rec in _rows_of_records(provider, with_time=windowed):
-        records_read += 1
-        if progress is not None and not records_read % _PROGRESS_EVERY:
-            progress("records", records_read)
-        rec_order, kind, rec_status, amount, rec_currency, fee, net, _, _, ts = rec
-        if windowed and ts is not None and not (lo <= ts < hi):
-            continue
-        if fee:
-            fee_by_cur[rec_currency] = fee_by_cur.get(rec_currency, 0) + fee
-        if net:
-            net_by_cur[rec_currency] = net_by_cur.get(rec_currency, 0) + net
+
+    def match(rec: ProviderRow) -> None:
+        """Fold one record into its order (fees and net are counted by the caller)."""
+        rec_order, kind, rec_status, amount, rec_currency = rec[:5]
         if kind is _OTHER:
-            continue
+            return
         value = held_get(rec_order)  # None never is a key: no order id -> orphan
         if value is None:
             orphans.append(rec)
-            continue
+            return
         if value.__class__ is int:
+            index = cur_index.get(rec_currency)
+            # the clean match in one comparison: a paid order, not matched before, of
+            # exactly this amount and currency (the recent flag does not matter here)
             if (
                 kind is _PAYMENT
                 and rec_status is _SUCCEEDED
-                and not value & _MATCHED
-                and value & _STATUS_MASK == _PAID_CODE
-                and value >> _AMOUNT_SHIFT == amount
-                and currencies[value >> _CUR_SHIFT & _CUR_MASK] == rec_currency
+                and index is not None
+                and value & ~_RECENT == (amount << _AMOUNT_SHIFT | index << _CUR_SHIFT | _PAID_CODE)
             ):
                 held[rec_order] = value | _MATCHED
-                continue
+                return
             value = _promote(value, currencies)
             held[rec_order] = value
         value.add(rec)
+
+    def match_rows(rows: Iterable[ProviderRow]) -> int:
+        count = 0
+        for rec in rows:
+            count += 1
+            ts = rec[9]
+            if windowed and ts is not None and not (lo <= ts < hi):
+                continue
+            currency, fee, net = rec[4], rec[5], rec[6]
+            if fee:
+                fee_by_cur[currency] = fee_by_cur.get(currency, 0) + fee
+            if net:
+                net_by_cur[currency] = net_by_cur.get(currency, 0) + net
+            match(rec)
+        return count
+
+    def match_batch(batch: ProviderBatch) -> int:
+        ids, currency = batch.order_ids, batch.currency
+        size = len(ids)
+        fee_by_cur[currency] = fee_by_cur.get(currency, 0) + sum(batch.fees)
+        net_by_cur[currency] = net_by_cur.get(currency, 0) + sum(batch.nets)
+        index = cur_index.get(currency)
+        values = list(map(held_get, ids))
+        if index is None:
+            clean = [False] * size
+        else:
+            expected = map(
+                or_,
+                map(lshift, batch.amounts, repeat(_AMOUNT_SHIFT)),
+                repeat(index << _CUR_SHIFT | _PAID_CODE),
+            )
+            clean = list(
+                map(and_, map(eq, values, expected), map(is_, batch.kinds, repeat(_PAYMENT)))
+            )
+        matched = list(compress(ids, clean))
+        if len(set(matched)) != len(matched):
+            # one order charged twice in this chunk: only its first charge is clean
+            seen: set[str] = set()
+            for position in list(compress(range(size), clean)):
+                if ids[position] in seen:
+                    clean[position] = False
+                else:
+                    seen.add(ids[position])
+            matched = list(compress(ids, clean))
+        held.update(zip(matched, map(or_, compress(values, clean), repeat(_MATCHED)), strict=True))
+        for position in compress(range(size), map(not_, clean)):
+            match(batch.row(position))
+        return size
+
+    records_read = 0
+    provider_batches = None if windowed else getattr(provider, "iter_batches", None)
+    if provider_batches is not None:
+        for rec_item in provider_batches(with_time=False):
+            if isinstance(rec_item, ProviderBatch):
+                records_read += match_batch(rec_item)
+            else:
+                records_read += match_rows(rec_item)
+            if progress is not None:
+                progress("records", records_read)
+    else:
+        records_read = match_rows(_rows_of_records(provider, with_time=windowed))
     report.records_read = records_read
     if progress is not None:
         progress("records", records_read)
@@ -306,8 +412,8 @@ def reconcile(
     for source in (internal, provider):
         report.bad_rows.extend(getattr(source, "bad_rows", ()))
     _Classifier(report, policy, currencies, known_refunds).run(held, orphans)
-    report.fees = {cur: Money(v, cur) for cur, v in fee_by_cur.items()}
-    report.net = {cur: Money(v, cur) for cur, v in net_by_cur.items()}
+    report.fees = {cur: Money(v, cur) for cur, v in fee_by_cur.items() if v}
+    report.net = {cur: Money(v, cur) for cur, v in net_by_cur.items() if v}
 
     if apply:
         from paygate.reconcile._apply import apply_actions

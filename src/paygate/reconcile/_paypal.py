@@ -11,7 +11,7 @@ CR/DR column. Transaction Search (``GET /v1/reporting/transactions``) pages hold
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,11 @@ from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
 from paygate.reconcile._common import (
-    AmountParser,
     ProviderRow,
     RowErrors,
     csv_rows,
     describe,
+    major_to_minor,
     minor_int,
     parse_timestamp,
 )
@@ -162,8 +162,6 @@ class PayPalSettlementReport(ProviderReader):
                 continue
             errors.bad(reader.line_num, f"unknown STL row type {kind_of_row[:10]!r}")
 
-    _parse_cache = AmountParser()
-
     def _body(
         self, row: list[str], pos: dict[str, int | None], width: int, with_time: bool
     ) -> ProviderRow:
@@ -232,7 +230,7 @@ class PayPalTransactionSearch(ProviderObjects):
 
     def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
         self.bad_rows.clear()
-        parse = AmountParser()
+        parse = major_to_minor
         for page_number, page in enumerate(self.pages, start=1):
             name = f"<transaction search page {page_number}>"
             if isinstance(page, (str, Path)):
@@ -252,7 +250,9 @@ class PayPalTransactionSearch(ProviderObjects):
                 except (KeyError, TypeError, ValueError) as exc:
                     errors.bad(number, f"transaction_details[{number - 1}]: {describe(exc)}")
 
-    def _detail(self, detail: Any, parse: AmountParser, with_time: bool) -> ProviderRow:
+    def _detail(
+        self, detail: Any, parse: Callable[[str, str], int], with_time: bool
+    ) -> ProviderRow:
         info = detail["transaction_info"]
         amount = info["transaction_amount"]
         currency = amount["currency_code"]

@@ -9,14 +9,18 @@ charge_id, payment_intent_id`` and, when the report run asked for it,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import csv
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
+from operator import itemgetter, ne, sub
+from typing import Any, cast
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
+from paygate.reconcile._batch import Chunk, ProviderBatch, ProviderItem, chunks, split_columns
 from paygate.reconcile._common import (
-    AmountParser,
+    AmountCache,
     ProviderRow,
     RowErrors,
     csv_rows,
@@ -48,6 +52,7 @@ REPORTING_CATEGORIES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
     "payment_reversal": (RecordKind.PAYMENT_REVERSAL, _S),
 }
 _OTHER = (RecordKind.OTHER, _S)
+_KIND_OF = {category: kind for category, (kind, _) in REPORTING_CATEGORIES.items()}
 
 #: report columns paygate reads; "?" = optional
 REPORT_COLUMNS: dict[str, str] = {
@@ -91,81 +96,159 @@ class StripeReportCSV(ProviderReader):
         header = next(csv_rows(iter([first]))) if first else []
         header_index(header, self.columns, name=name, what=self.what)
 
+    def _layout(self, header: list[str] | None, name: str) -> dict[str, int | None]:
+        if header is None:
+            raise ReportFormatError("empty file", path=name)
+        return header_index(header, self.columns, name=name, what=self.what)
+
+    def _row_parser(
+        self, pos: dict[str, int | None], width: int, with_time: bool, cache: AmountCache
+    ) -> Callable[[list[str]], ProviderRow]:
+        i_order, i_cat, i_cur, i_gross, i_fee, i_net, i_id = (
+            pos[k] for k in ("order_id", "category", "currency", "gross", "fee", "net", "record_id")
+        )
+        assert None not in (i_order, i_cat, i_cur, i_gross, i_fee, i_net, i_id)
+        pick = itemgetter(i_order, i_cat, i_cur, i_gross, i_fee, i_net, i_id)
+        id_columns = [
+            i
+            for i in (pos["payment_intent_id"], pos["charge_id"], pos["source_id"])
+            if i is not None
+        ]
+        i_created = pos["created"] if with_time else None
+
+        def amount(text: str, currency: str) -> int:
+            table = cache.table(currency)
+            found = table.get(text)
+            return cache.miss(table, text, currency) if found is None else found
+
+        def parse_row(row: list[str]) -> ProviderRow:
+            if len(row) != width:
+                raise ValidationError(f"row has {len(row)} fields, the header {width}")
+            order_id, category, cur_text, gross_text, fee_text, net_text, record_id = pick(row)
+            currency = cur_text.upper()
+            if currency not in EXPONENTS:
+                raise ValidationError(f"unknown currency {cur_text!r}")
+            gross = amount(gross_text, currency)
+            fee = amount(fee_text, currency)
+            net = amount(net_text, currency)
+            if gross - fee != net:
+                raise ValidationError(f"gross {gross_text} - fee {fee_text} != net {net_text}")
+            kind, status = REPORTING_CATEGORIES.get(category, _OTHER)
+            payment_id = next((row[i] for i in id_columns if row[i]), None)
+            ts = None
+            if i_created is not None and row[i_created]:
+                ts = parse_timestamp(row[i_created])
+            return (
+                order_id or None,
+                kind,
+                status,
+                abs(gross),
+                currency,
+                fee,
+                net,
+                record_id,
+                payment_id,
+                ts,
+            )
+
+        return parse_row
+
     def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
+        """One compact row per report row (the per-row path: exact errors, any CSV)."""
         handle, name, owned = self._open()
         errors = self._errors(name)
         try:
-            yield from self._rows(handle, name, errors, with_time)
+            reader = csv_rows(handle)
+            header = next(reader, None)
+            pos = self._layout(header, name)
+            assert header is not None
+            parse_row = self._row_parser(pos, len(header), with_time, AmountCache())
+            for row in reader:
+                try:
+                    yield parse_row(row)
+                except ValidationError as exc:
+                    errors.bad(reader.line_num, describe(exc))
         finally:
             if owned:
                 handle.close()
 
-    def _rows(
-        self, handle: Any, name: str, errors: RowErrors, with_time: bool
-    ) -> Iterator[ProviderRow]:
-        reader = csv_rows(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ReportFormatError("empty file", path=name)
-        pos = header_index(header, self.columns, name=name, what=self.what)
-        i_id, i_cur, i_gross, i_fee, i_net, i_cat, i_order = (
-            pos[k] for k in ("record_id", "currency", "gross", "fee", "net", "category", "order_id")
+    def iter_batches(self, *, with_time: bool = False) -> Iterator[ProviderItem]:
+        """Column batches of plain chunks (no dates: the engine asks for batches only when
+        it needs none), compact rows for the others."""
+        handle, name, owned = self._open()
+        errors = self._errors(name)
+        try:
+            first = handle.readline()
+            header = next(csv.reader([first]), None) if first else None
+            pos = self._layout(header, name)
+            assert header is not None
+            width = len(header)
+            cache = AmountCache()
+            parse_row = self._row_parser(pos, width, with_time, cache)
+            for chunk in chunks(handle, 2):
+                batch = None if with_time else self._batch(chunk, pos, width, cache, parse_row)
+                if batch is not None:
+                    yield batch
+                    continue
+                rows: list[ProviderRow] = []
+                for line_no, fields in chunk.rows():
+                    try:
+                        rows.append(parse_row(fields))
+                    except ValidationError as exc:
+                        errors.bad(line_no, describe(exc))
+                yield rows
+        finally:
+            if owned:
+                handle.close()
+
+    def _batch(
+        self,
+        chunk: Chunk,
+        pos: dict[str, int | None],
+        width: int,
+        cache: AmountCache,
+        parse_row: Callable[[list[str]], ProviderRow],
+    ) -> ProviderBatch | None:
+        columns = split_columns(chunk, width)
+        if columns is None:
+            return None
+        found = set(columns[pos["currency"]])  # type: ignore[index]
+        if len(found) != 1:
+            return None
+        currency = found.pop().upper()
+        if currency not in EXPONENTS:
+            return None
+        table = cache.table(currency)
+        parsed: list[list[int]] = []
+        for key in ("gross", "fee", "net"):
+            texts = columns[pos[key]]  # type: ignore[index]
+            values = list(map(table.get, texts))
+            if None in values:
+                try:
+                    for index in [i for i, v in enumerate(values) if v is None]:
+                        values[index] = cache.miss(table, texts[index], currency)
+                except ValidationError:
+                    return None
+            parsed.append(cast("list[int]", values))
+        gross, fees, nets = parsed
+        if any(map(ne, map(sub, gross, fees), nets)):
+            return None
+        kinds = list(map(_KIND_OF.get, columns[pos["category"]], repeat(RecordKind.OTHER)))  # type: ignore[index]
+        lines = chunk.lines
+
+        def build(index: int) -> ProviderRow:
+            return parse_row(lines[index].rstrip("\r\n").split(","))
+
+        return ProviderBatch(
+            columns[pos["order_id"]],  # type: ignore[index]
+            kinds,
+            list(map(abs, gross)),
+            fees,
+            nets,
+            currency,
+            [None] * len(gross),
+            build,
         )
-        assert None not in (i_id, i_cur, i_gross, i_fee, i_net, i_cat, i_order)
-        i_created, i_pi, i_charge, i_source = (
-            pos["created"],
-            pos["payment_intent_id"],
-            pos["charge_id"],
-            pos["source_id"],
-        )
-        width = len(header)
-        parse = AmountParser()
-        categories = REPORTING_CATEGORIES
-        upper: dict[str, str] = {}  # "usd" -> "USD", checked once per code
-        for row in reader:
-            try:
-                if len(row) != width:
-                    raise ValidationError(f"row has {len(row)} fields, header {width}")
-                cur_text = row[i_cur]
-                currency = upper.get(cur_text)
-                if currency is None:
-                    currency = cur_text.upper()
-                    if currency not in EXPONENTS:
-                        raise ValidationError(f"unknown currency {cur_text!r}")
-                    upper[cur_text] = currency
-                gross = parse(row[i_gross], currency)
-                fee = parse(row[i_fee], currency)
-                net = parse(row[i_net], currency)
-                if gross - fee != net:
-                    raise ValidationError(
-                        f"gross {row[i_gross]} - fee {row[i_fee]} != net {row[i_net]}"
-                    )
-                kind, status = categories.get(row[i_cat], _OTHER)
-                payment_id = (
-                    (row[i_pi] if i_pi is not None else "")
-                    or (row[i_charge] if i_charge is not None else "")
-                    or (row[i_source] if i_source is not None else "")
-                    or None
-                )
-                ts = (
-                    parse_timestamp(row[i_created])
-                    if with_time and i_created is not None and row[i_created]
-                    else None
-                )
-                yield (
-                    row[i_order] or None,
-                    kind,
-                    status,
-                    gross if gross >= 0 else -gross,
-                    currency,
-                    fee,
-                    net,
-                    row[i_id],
-                    payment_id,
-                    ts,
-                )
-            except ValidationError as exc:
-                errors.bad(reader.line_num, describe(exc))
 
 
 class StripeBalanceTransactions(ProviderObjects):
