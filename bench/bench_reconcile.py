@@ -64,7 +64,7 @@ def generate(directory: Path, n: int, seed: int = 7) -> tuple[Path, Path]:
                     f"-{_major(charged)},refund,re_{i},ch_{i}_0,pi_{i}_0,{order_id}\n"
                 )
                 rows += 1
-            if 0.999 <= roll and rows < n:  # an orphan
+            if roll >= 0.999 and rows < n:  # an orphan
                 report.write(
                     f"txn_x{i:08d},2026-11-01 10:00:00,usd,5.00,0.45,4.55,charge,"
                     f"ch_x{i},ch_x{i},pi_x{i},ord_x{i:08d}\n"

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         create_provider,
         register_provider,
     )
+    from paygate.reconcile import OrderRecord, ReconciliationReport
     from paygate.stores import MemoryStore, SQLiteStore, Store, open_store
 
 __version__ = "0.1.0"
@@ -105,6 +106,10 @@ _LAZY: dict[str, str] = {
     "MemoryStore": "paygate.stores",
     "SQLiteStore": "paygate.stores",
     "open_store": "paygate.stores",
+    # ``paygate.reconcile`` itself is the subpackage (callable: it runs reconcile())
+    "reconcile": "paygate.reconcile",
+    "OrderRecord": "paygate.reconcile",
+    "ReconciliationReport": "paygate.reconcile",
 }
 
 
@@ -112,7 +117,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'paygate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    # a subpackage listed under its own name is the value itself (paygate.reconcile)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -149,6 +156,7 @@ __all__ = [
     "Money",
     "NotFound",
     "NotSupported",
+    "OrderRecord",
     "PaygateError",
     "Payment",
     "PaymentFailure",
@@ -158,6 +166,7 @@ __all__ = [
     "ProviderNotInstalled",
     "ProviderUnavailable",
     "RateLimited",
+    "ReconciliationReport",
     "Refund",
     "RefundStatus",
     "RetryPolicy",
@@ -177,5 +186,6 @@ __all__ = [
     "connect",
     "create_provider",
     "open_store",
+    "reconcile",
     "register_provider",
 ]
