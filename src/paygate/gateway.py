@@ -965,6 +965,46 @@ class Gateway:
         with self._handlers_lock:
             return [*self._handlers.get(event_type, ()), *self._handlers.get(None, ())]
 
+    def replay(
+        self,
+        *,
+        since: float | Any | None = None,
+        payment_id: str | None = None,
+        store: Store | None = None,
+        dry_run: bool = False,
+    ) -> list[WebhookEvent]:
+        """Run the registered handlers again for recorded events, oldest received first,
+        never applying a transition again (for a handler bug fixed after the fact).
+
+        Only events of this gateway's provider whose transition step is done and whose
+        handlers ran (or would have): not stale, rejected or never-applied ones.
+        ``since``: received at or after (Unix seconds or an aware ``datetime``);
+        ``payment_id``: that payment's events; ``store``: read the events from another
+        store (``paygate events replay --store``); ``dry_run``: select, run nothing. A
+        handler that raises stops the replay and propagates. Returns the events replayed
+        (those with at least one handler).
+        """
+        source = store if store is not None else self.store
+        if since is not None and not isinstance(since, int | float):
+            since = since.timestamp()  # a datetime
+        replayed: list[WebhookEvent] = []
+        for record in source.list_events(since=since, payment_id=payment_id):
+            if record.provider != self.provider.name or record.outcome in (
+                None, "stale", "rejected",
+            ):  # fmt: skip
+                continue
+            event: WebhookEvent = record.to_event()
+            handlers = self._handlers_for(event.type)
+            if not handlers:
+                continue
+            if not dry_run:
+                for handler in handlers:
+                    handler(event)
+                _log.info("replay %s (%s): %d handler(s) ran", event.id, event.type.value,
+                          len(handlers))  # fmt: skip
+            replayed.append(event)
+        return replayed
+
     def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookResult:
         """Verify, record, apply and dispatch one webhook delivery.
 

@@ -1,0 +1,96 @@
+"""``paygate db``: a store's schema.
+
+``paygate db upgrade --store URL`` creates the tables of an empty database or migrates an
+older schema to this paygate's version, in one transaction; a database written by a newer
+paygate is refused with nothing changed. ``paygate db version --store URL`` only reports.
+The URL may also come from ``PAYGATE_STORE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from paygate.errors import PaygateError
+from paygate.stores import Store, StoreError, _redact, open_store
+from paygate.stores._sql import SCHEMA_VERSION, SchemaVersionError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("PAYGATE_STORE_URL"),
+        help="store URL: sqlite:///paygate.db, postgresql://user@host/db "
+        "(default: $PAYGATE_STORE_URL)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    upgrade = sub.add_parser("upgrade", help="create or migrate the store's tables")
+    add_store_argument(upgrade)
+    version = sub.add_parser("version", help="print the store's schema version")
+    add_store_argument(version)
+
+
+def _open_unmigrated(url: str) -> Store:
+    """The store at ``url``, its schema left as it is (a SQL store whose schema is older
+    than this paygate's raises :class:`SchemaVersionError` saying so)."""
+    scheme = url.partition("://")[0].lower().split("+", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        from paygate.stores.postgres import PostgresStore
+
+        return PostgresStore.from_url(url, migrate=False)
+    if scheme == "sqlite":
+        from paygate.stores.sqlite import SQLiteStore
+
+        # SQLiteStore.from_url migrates on open; its path rule: sqlite:///<path>
+        rest = url.split("://", 1)[1].partition("?")[0]
+        if not rest.startswith("/") or rest in ("/:memory:",):
+            return open_store(url)  # let from_url explain a bad URL; :memory: is empty
+        if not os.path.exists(rest[1:]):  # sqlite3 would create an empty file
+            raise StoreError(f"no SQLite database at {rest[1:]!r}")
+        store: Store = SQLiteStore(rest[1:], migrate=False)
+        return store
+    return open_store(url)
+
+
+def _schema_version(store: Store) -> int | None:
+    version = getattr(store, "schema_version", None)
+    return int(version()) if callable(version) else None
+
+
+def run(args: argparse.Namespace) -> int:
+    url: str | None = args.store
+    if not url:
+        print("paygate db: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
+        return 2
+    shown = _redact(url)
+    try:
+        if args.db_command == "version":
+            store = _open_unmigrated(url)
+            found = _schema_version(store)
+            store.close()
+            if found is None:
+                print(f"{shown}: no schema (an in-memory store)")
+            else:
+                print(f"{shown}: schema version {found} (this paygate: {SCHEMA_VERSION})")
+            return 0
+        # opening a SQL store creates or migrates its schema, under the store's own lock
+        store = open_store(url)
+        found = _schema_version(store)
+        store.close()
+    except SchemaVersionError as exc:
+        print(f"paygate db {args.db_command}: {shown}: {exc}", file=sys.stderr)
+        return 1
+    except PaygateError as exc:
+        print(f"paygate db {args.db_command}: {exc}", file=sys.stderr)
+        return 2
+    if found is None:
+        print(f"{shown}: an in-memory store has no schema to upgrade")
+    else:
+        print(f"{shown}: schema version {found}, up to date")
+    return 0

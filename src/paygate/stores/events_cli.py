@@ -1,0 +1,154 @@
+"""``paygate events``: the recorded webhook events.
+
+``paygate events list --store URL [--since WHEN] [--payment ID]`` prints them;
+``paygate events replay --app MODULE:NAME [--store URL] [--since WHEN] [--payment ID]``
+runs the application's handlers again for them (after a handler bug was fixed), without
+applying any state transition again: see :meth:`paygate.Gateway.replay`.
+
+The handlers live in the application, so ``--app`` names where its Gateway is: a module
+attribute that is a :class:`~paygate.Gateway` (``shop.payments:gateway``) or a callable
+returning one (``shop.payments:make_gateway``), imported as the web app would import it.
+Events are read from ``--store`` when given, else from that Gateway's own store.
+
+``WHEN`` is an ISO 8601 time (``2026-05-01T12:00:00Z``; a date alone means its midnight
+UTC) or Unix seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from paygate.errors import ConfigurationError, PaygateError
+from paygate.stores import Store, _redact, open_store
+
+__all__ = ["add_arguments", "load_gateway", "parse_since", "run"]
+
+
+def parse_since(text: str) -> float:
+    """Unix seconds from ``--since`` (ISO 8601, naive = UTC, or Unix seconds)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(
+            f"--since must be an ISO 8601 time or Unix seconds, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def load_gateway(target: str) -> Any:
+    """The Gateway named by ``module:attribute`` (an instance, or a factory called with no
+    arguments)."""
+    from paygate.gateway import Gateway
+
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ConfigurationError(f"--app must look like 'package.module:gateway', got {target!r}")
+    if os.getcwd() not in sys.path:  # as `python -m` would: the app's modules beside it
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(f"--app: cannot import {module_name!r} ({exc})") from None
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigurationError(f"--app: {module_name!r} has no {attr_path!r}") from None
+    if not isinstance(obj, Gateway) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Gateway):
+        raise ConfigurationError(
+            f"--app {target!r} is a {type(obj).__name__}, not a paygate.Gateway "
+            "(or a function returning one)"
+        )
+    return obj
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("PAYGATE_STORE_URL"),
+        help="store URL (default: $PAYGATE_STORE_URL; for replay: the app's store)",
+    )
+    parser.add_argument("--since", help="events received at or after (ISO 8601 or Unix s)")
+    parser.add_argument("--payment", help="only this payment's events")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="events_command", metavar="COMMAND", required=True)
+    listing = sub.add_parser("list", help="print recorded events")
+    _filters(listing)
+    replay = sub.add_parser("replay", help="run the app's handlers again for recorded events")
+    _filters(replay)
+    replay.add_argument(
+        "--app",
+        required=True,
+        help="where the app's Gateway is: package.module:gateway or :make_gateway",
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="print what would be replayed, run nothing"
+    )
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _list(store: Store, since: float | None, payment: str | None) -> int:
+    events = store.list_events(since=since, payment_id=payment)
+    for e in events:
+        state = "processed" if e.processed else ("applied" if e.applied_at else "pending")
+        print(f"{_when(e.received_at)}  {e.provider}  {e.event_id}  {e.event_type}  "
+              f"{e.payment_id or '-'}  {e.outcome or '-'}  {state}  x{e.deliveries}")  # fmt: skip
+    print(f"{len(events)} event(s)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    name = f"paygate events {args.events_command}"
+    try:
+        since = parse_since(args.since) if args.since else None
+        if args.events_command == "list":
+            if not args.store:
+                print(f"{name}: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
+                return 2
+            store = open_store(args.store)
+            try:
+                return _list(store, since, args.payment)
+            finally:
+                store.close()
+        gateway = load_gateway(args.app)
+        source = open_store(args.store) if args.store else None
+        try:
+            replayed = gateway.replay(
+                since=since, payment_id=args.payment, store=source, dry_run=args.dry_run
+            )
+        finally:
+            if source is not None:
+                source.close()
+            gateway.close()
+    except PaygateError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a handler raised: the replay stopped there
+        print(f"{name}: a handler raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    verb = "would replay" if args.dry_run else "replayed"
+    for event in replayed:
+        print(f"{verb} {event.id} ({event.type.value})")
+    where = _redact(args.store) if args.store else "the app's store"
+    print(f"{len(replayed)} event(s) {verb} from {where}; no transition applied again")
+    return 0

@@ -1,0 +1,242 @@
+"""``paygate db upgrade|version`` and ``paygate events list|replay``, and Gateway.replay."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import paygate
+from paygate import EventType
+from paygate.__main__ import main
+from paygate.providers.fake import FakeProvider
+from paygate.stores import open_store
+from paygate.stores._sql import SCHEMA_VERSION
+from tests.postgres_support import pg_database, pg_schema, pg_url  # noqa: F401
+from tests.test_gateway_webhooks import paid_payment_events
+
+
+def _tables(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return sorted(name for (name,) in rows if name.startswith("paygate_"))
+
+
+def test_db_upgrade_creates_a_sqlite_schema_and_version_reports_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "p.db"
+    assert main(["db", "version", "--store", f"sqlite:///{db}"]) == 2
+    assert "no SQLite database" in capsys.readouterr().err
+    assert not db.exists()  # asking the version created nothing
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
+    assert f"schema version {SCHEMA_VERSION}, up to date" in capsys.readouterr().out
+    assert _tables(db) == ["paygate_events", "paygate_meta", "paygate_operations",
+                           "paygate_payments", "paygate_transitions"]  # fmt: skip
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0  # again: a no-op
+    assert main(["db", "version", "--store", f"sqlite:///{db}"]) == 0
+    assert f"schema version {SCHEMA_VERSION} (this paygate: {SCHEMA_VERSION})" in (
+        capsys.readouterr().out
+    )
+
+
+def test_db_upgrade_refuses_a_newer_schema_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "p.db"
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE paygate_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
+    before = db.read_bytes()
+    capsys.readouterr()
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 1
+    assert "newer than this paygate" in capsys.readouterr().err
+    assert main(["db", "version", "--store", f"sqlite:///{db}"]) == 1
+    assert db.read_bytes() == before
+
+
+def test_db_version_of_an_empty_database_asks_for_an_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).close()
+    assert main(["db", "version", "--store", f"sqlite:///{db}"]) == 1
+    assert "run `paygate db upgrade`" in capsys.readouterr().err
+    assert _tables(db) == []
+
+
+def test_db_upgrade_on_postgres(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    assert main(["db", "version", "--store", pg_url]) == 1
+    assert "run `paygate db upgrade`" in capsys.readouterr().err
+    assert main(["db", "upgrade", "--store", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert f"schema version {SCHEMA_VERSION}, up to date" in out
+    assert main(["db", "version", "--store", pg_url]) == 0
+
+
+def test_db_needs_a_store_and_hides_passwords(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PAYGATE_STORE_URL", raising=False)
+    assert main(["db", "upgrade"]) == 2
+    assert "--store" in capsys.readouterr().err
+    assert main(["db", "upgrade", "--store", "redis://u:hunter2@h/0"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown store scheme" in err and "hunter2" not in err
+
+
+# -- events ------------------------------------------------------------------------------------
+
+APP = """
+import json, os
+import paygate
+from paygate import EventType
+from paygate.providers.fake import FakeProvider
+
+LOG = os.environ["PAYGATE_TEST_HANDLER_LOG"]
+
+def make_gateway():
+    gw = paygate.connect(FakeProvider(seed=1), store=os.environ["PAYGATE_TEST_APP_STORE"])
+
+    @gw.on(EventType.PAYMENT_SUCCEEDED, EventType.REFUND_SUCCEEDED)
+    def fulfil(event):
+        with open(LOG, "a") as f:
+            f.write(json.dumps([event.id, event.type.value, event.payment_id]) + "\\n")
+
+    return gw
+"""
+
+
+def _app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> tuple[str, Path]:
+    name = f"shop_app_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(APP))
+    log = tmp_path / "handled.log"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PAYGATE_TEST_HANDLER_LOG", str(log))
+    monkeypatch.setenv("PAYGATE_TEST_APP_STORE", store_url)
+    return f"{name}:make_gateway", log
+
+
+def _ingest(store_url: str) -> tuple[str, list[str]]:
+    """A payment's five events handled by a gateway with no handlers (as if the handler
+    had a bug that did nothing); returns the payment id and the event ids."""
+    provider = FakeProvider(seed=4)
+    pid, deliveries = paid_payment_events(provider)
+    gw = paygate.connect(provider, store=store_url)
+    ids = [gw.handle_webhook(d.body, d.headers).event.id for d in deliveries]
+    gw.close()
+    return pid, ids
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def events_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def test_events_replay_reruns_handlers_without_new_transitions(
+    events_store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pid, ids = _ingest(events_store)
+    store = open_store(events_store)
+    history_before = store.history(pid)
+    events_before = store.list_events()
+    app, log = _app(tmp_path, monkeypatch, "memory://")  # events come from --store
+
+    assert main(["events", "list", "--store", events_store]) == 0
+    listing = capsys.readouterr().out
+    assert "5 event(s)" in listing and all(i in listing for i in ids)
+
+    assert main(["events", "replay", "--app", app, "--store", events_store, "--dry-run"]) == 0
+    assert "3 event(s) would replay" in capsys.readouterr().out
+    assert not log.exists()
+
+    assert main(["events", "replay", "--app", app, "--store", events_store]) == 0
+    assert "3 event(s) replayed" in capsys.readouterr().out
+    handled = [line.split('"')[3] for line in log.read_text().splitlines()]
+    assert handled == ["payment.succeeded", "refund.succeeded", "refund.succeeded"]
+    # nothing applied again, nothing about the events changed
+    assert store.history(pid) == history_before
+    assert store.list_events() == events_before
+
+    log.unlink()
+    assert main(["events", "replay", "--app", app, "--store", events_store,
+                 "--payment", "pay_nobody"]) == 0  # fmt: skip
+    assert "0 event(s) replayed" in capsys.readouterr().out
+    future = datetime(2100, 1, 1, tzinfo=timezone.utc).isoformat()
+    assert main(["events", "replay", "--app", app, "--store", events_store,
+                 "--since", future]) == 0  # fmt: skip
+    assert "0 event(s) replayed" in capsys.readouterr().out
+    assert not log.exists()
+    store.close()
+
+
+def test_events_replay_reads_the_apps_own_store_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    pid, _ = _ingest(url)
+    app, log = _app(tmp_path, monkeypatch, url)
+    monkeypatch.delenv("PAYGATE_STORE_URL", raising=False)
+    assert main(["events", "replay", "--app", app, "--payment", pid]) == 0
+    assert "3 event(s) replayed from the app's store" in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("no_colon", "must look like"),
+        ("no_such_module_xyz:gw", "cannot import"),
+        ("json:no_such_attr", "has no 'no_such_attr'"),
+        ("json:JSONDecoder", "not a paygate.Gateway"),
+    ],
+)
+def test_events_replay_explains_a_bad_app(
+    app: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["events", "replay", "--app", app, "--store", "memory://"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_events_bad_since(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["events", "list", "--store", "memory://", "--since", "yesterday"]) == 2
+    assert "--since must be an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_gateway_replay_api_skips_stale_and_rejected_and_propagates_a_handler_error(
+    tmp_path: Path,
+) -> None:
+    provider = FakeProvider(seed=5)
+    pid, deliveries = paid_payment_events(provider)
+    gw = paygate.connect(provider, store=f"sqlite:///{tmp_path / 'p.db'}")
+    for d in [deliveries[2], deliveries[0]]:  # succeeded, then the late (stale) created
+        gw.handle_webhook(d.body, d.headers)
+    outcomes = {e.event_type: e.outcome for e in gw.store.list_events()}
+    assert outcomes == {"payment.succeeded": "applied", "payment.created": "stale"}
+    seen: list[str] = []
+    gw.on()(lambda event: seen.append(event.type.value))  # every type
+    replayed = gw.replay()
+    assert [e.type for e in replayed] == [EventType.PAYMENT_SUCCEEDED]
+    assert seen == ["payment.succeeded"]
+    assert gw.replay(since=datetime(2100, 1, 1, tzinfo=timezone.utc)) == []
+    assert [e.payment_id for e in gw.replay(payment_id=pid, dry_run=True)] == [pid]
+    assert seen == ["payment.succeeded"]  # dry run ran nothing
+
+    def broken(event: object) -> None:
+        raise RuntimeError("still broken")
+
+    gw.on(EventType.PAYMENT_SUCCEEDED)(broken)
+    with pytest.raises(RuntimeError, match="still broken"):
+        gw.replay()
+    assert len(gw.history(pid)) == 1
+    gw.close()
