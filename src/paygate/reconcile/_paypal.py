@@ -237,14 +237,14 @@ class PayPalTransactionSearch(ProviderObjects):
                 name = str(page)
                 page = _load_json(Path(page))
             if not isinstance(page, Mapping) or not isinstance(
-                page.get("transaction_details", []), list
+                page.get("transaction_details"), list
             ):
                 raise ReportFormatError(
                     "not a PayPal Transaction Search response (no transaction_details list)",
                     path=name,
                 )
             errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
-            for number, detail in enumerate(page.get("transaction_details", []), start=1):
+            for number, detail in enumerate(page["transaction_details"], start=1):
                 try:
                     yield self._detail(detail, parse, with_time)
                 except (KeyError, TypeError, ValueError) as exc:

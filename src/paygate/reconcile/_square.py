@@ -70,8 +70,8 @@ class SquarePayments(ProviderObjects):
                 payments = page["payments"]
             elif isinstance(page, Mapping) and "amount_money" in page:
                 payments = [page]  # a single Payment object
-            elif isinstance(page, Mapping) and not page.get("errors") and "cursor" not in page:
-                payments = []  # an empty last page is just {}
+            elif isinstance(page, Mapping) and not page:
+                payments = []  # Square answers an empty result with {}
             else:
                 payments = None
             if not isinstance(payments, list):
