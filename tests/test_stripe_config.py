@@ -151,6 +151,42 @@ def test_secrets_never_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> No
     assert "[redacted]" in str(info.value)
 
 
+def test_client_secret_from_the_sdk_debug_log_is_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK logs whole response bodies at DEBUG; a PaymentIntent's carries its
+    client_secret, which lets whoever holds it confirm the payment."""
+    client_secret = "pi_3Audit_secret_ClientSecretMustNotLeak"
+    provider = StripeProvider(api_key=TEST_KEY)
+    caplog.set_level(logging.DEBUG)
+    with responses.RequestsMock() as api:
+        api.post(
+            "https://api.stripe.com/v1/payment_intents",
+            json={
+                "id": "pi_3Audit",
+                "object": "payment_intent",
+                "amount": 1000,
+                "amount_received": 0,
+                "currency": "usd",
+                "status": "requires_action",
+                "client_secret": client_secret,
+                "metadata": {"order_id": "o1"},
+                "created": 1,
+            },
+        )
+        payment = provider.create_payment(
+            order_id="o1",
+            amount=Money.of("10.00", "USD"),
+            payment_method="pm_card_threeDSecure2Required",
+            idempotency_key="key-cs",
+        )
+    assert payment.client_secret == client_secret  # the caller still gets it
+    assert "API response body" in caplog.text  # the SDK did log the body
+    assert client_secret not in caplog.text
+    assert "Audit_secret" not in caplog.text
+    assert TEST_KEY not in caplog.text
+
+
 def test_gateway_from_env_builds_the_stripe_provider() -> None:
     from paygate.gateway import Gateway
 

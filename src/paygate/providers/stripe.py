@@ -346,7 +346,11 @@ def from_stripe_amount(amount: int, currency: str) -> Money:
 
 _KEY_PREFIXES: Final = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
 _TEST_ENVIRONMENTS: Final = frozenset({"test", "testing", "ci", "dev", "development", "local"})
-_SECRET_PATTERN: Final = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]+")
+#: API keys, webhook secrets, and the ``client_secret`` of PaymentIntents, SetupIntents and
+#: Checkout Sessions (``pi_..._secret_...``): the SDK logs whole response bodies at DEBUG
+_SECRET_PATTERN: Final = re.compile(
+    r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]+|\b[A-Za-z0-9_]+_secret_[A-Za-z0-9_*]+"
+)
 
 
 class StripeSettings(BaseModel):
@@ -780,7 +784,8 @@ def _scrub(text: str) -> str:
 
 class _RedactStripeLog(logging.Filter):
     """Scrub key-like strings from the SDK's own log lines (it logs error messages and, at
-    DEBUG, response bodies, which can quote the API key). Set on the ``stripe`` logger."""
+    DEBUG, response bodies, which can quote the API key and carry client secrets). Set on
+    the ``stripe`` logger."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and _SECRET_PATTERN.search(record.msg):
