@@ -461,18 +461,21 @@ class _Classifier:
         currencies = self.currencies
         counts = self.counts
         matched_totals = [0] * len(currencies)
+        matched_counts = [0] * len(currencies)
         for order_id, value in held.items():
             assert order_id is not None  # only the provider side lacks order ids
             if value.__class__ is int:
                 if value & _MATCHED:
                     counts[Case.MATCHED] += 1
-                    matched_totals[value >> _CUR_SHIFT & _CUR_MASK] += value >> _AMOUNT_SHIFT
+                    index = value >> _CUR_SHIFT & _CUR_MASK
+                    matched_totals[index] += value >> _AMOUNT_SHIFT
+                    matched_counts[index] += 1
                     continue
                 self._no_record(order_id, value)
             else:
                 self._order(order_id, value)
         for index, total in enumerate(matched_totals):
-            if total or counts[Case.MATCHED]:
+            if matched_counts[index]:
                 self._total(Case.MATCHED, currencies[index], total)
         for row in orphans:
             self._orphan(row)

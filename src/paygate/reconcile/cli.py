@@ -179,7 +179,7 @@ def _summary(report: ReconciliationReport) -> None:
     verdict = (
         "The books agree."
         if report.agrees
-        else f"{report.discrepancies:,} discrepancies"
+        else f"{report.discrepancies:,} discrepanc{'y' if report.discrepancies == 1 else 'ies'}"
         + (f" ({len(report.bad_rows)} bad rows skipped)" if report.bad_rows else "")
     )
     try:

@@ -1,0 +1,123 @@
+"""``paygate reconcile``: exit status, summary, report files, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from paygate.__main__ import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reconcile"
+ORDERS = str(FIXTURES / "orders.csv")
+STRIPE = str(FIXTURES / "stripe_itemized_balance.csv")
+
+
+def test_discrepancies_exit_1_with_a_summary_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = [tmp_path / f"report.{suffix}" for suffix in ("csv", "json", "html")]
+    for out in outputs:
+        code = main(
+            ["reconcile", "--provider", "stripe", "--report", STRIPE, "--orders", ORDERS,
+             "--out", str(out)]
+        )  # fmt: skip
+        assert code == 1
+    text = capsys.readouterr().out
+    assert "double_charge" in text and "8 discrepancies" in text
+
+    rows = list(csv.DictReader(outputs[0].read_text().splitlines()))
+    assert {r["case"] for r in rows} >= {"double_charge", "orphan", "missing"}
+    mismatch = next(r for r in rows if r["case"] == "amount_mismatch")
+    assert (mismatch["order_id"], mismatch["difference"]) == ("ord_1006", "-0.50")
+
+    data = json.loads(outputs[1].read_text())
+    assert data["agrees"] is False and data["counts"]["matched"] == 2
+    assert data["fees"] == {"USD": "24.01"}
+
+    html = outputs[2].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    assert "ord_1005" in html and "pi_3QaA105" in html
+    assert "<script" not in html and "http" not in html  # self-contained, nothing fetched
+
+
+def test_books_that_agree_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,amount,currency,status\nord_1001,19.99,USD,paid\n")
+    report = tmp_path / "stripe.csv"
+    lines = (FIXTURES / "stripe_itemized_balance.csv").read_text().splitlines()
+    report.write_text("\n".join(lines[:2]) + "\n")
+    code = main(["reconcile", "--provider", "stripe", "--report", str(report),
+                 "--orders", str(orders)])  # fmt: skip
+    assert code == 0
+    assert "The books agree." in capsys.readouterr().out
+
+
+def test_html_escapes_every_value(tmp_path: Path) -> None:
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        'order_id,amount,currency,status\n"<script>alert(1)</script>",5.00,USD,paid\n'
+    )
+    report = tmp_path / "generic.csv"
+    report.write_text("id,order_id,amount,currency\n")
+    out = tmp_path / "r.html"
+    assert main(["reconcile", "--provider", "generic", "--report", str(report),
+                 "--orders", str(orders), "--out", str(out)]) == 1  # fmt: skip
+    html = out.read_text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_bad_input_exits_2_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["reconcile", "--provider", "paypal", "--report", STRIPE, "--orders", ORDERS])
+    assert code == 2
+    assert "RH report header" in capsys.readouterr().err
+
+    report = tmp_path / "stripe.csv"
+    lines = (FIXTURES / "stripe_itemized_balance.csv").read_text().splitlines()
+    lines[2] = lines[2].replace(",25.00,1.03,", ",25.0.0,1.03,")
+    report.write_text("\n".join(lines) + "\n")
+    args = ["reconcile", "--provider", "stripe", "--report", str(report), "--orders", ORDERS]
+    assert main(args) == 2
+    assert f"{report}:3:" in capsys.readouterr().err
+    assert main([*args, "--skip-bad-rows", "--out", str(tmp_path / "r.json")]) == 1
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [b["line"] for b in data["bad_rows"]] == [3]
+
+
+def test_a_store_without_a_payment_listing_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["reconcile", "--provider", "stripe", "--report", STRIPE, "--store", "memory://"])
+    assert code == 2
+    assert "iter_payments" in capsys.readouterr().err
+
+
+def test_plain_text_summary_without_rich(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich.console", None)  # import fails: no Rich
+    monkeypatch.setitem(sys.modules, "rich.table", None)
+    code = main(["reconcile", "--provider", "stripe", "--report", STRIPE, "--orders", ORDERS])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "double_charge" in out and "8 discrepancies" in out
+
+
+def test_since_until_and_policy_options(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code = main(
+        ["reconcile", "--provider", "stripe", "--report", STRIPE, "--orders", ORDERS,
+         "--since", "2026-11-01T10:12:00", "--until", "2026-11-01T10:22:00",
+         "--on-double-charge", "investigate", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 1
+    data = json.loads(out.read_text())
+    # ord_1004 and ord_1005 are in the window; ord_1004's refund (a day later) is not
+    assert data["counts"] == {"matched": 1, "double_charge": 1}
+    assert data["lines"][0]["action"] == "investigate"
