@@ -56,8 +56,9 @@ class GatewaySettings(BaseModel):
     #: seconds a worker owns a webhook event before another may take it over
     webhook_lease: float = Field(default=60.0, gt=0)
     retry: RetrySettings = RetrySettings()
-    #: keyword settings for the provider adapter (``api_key=...``)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    #: keyword settings for the provider adapter (``api_key=...``): plain values until the
+    #: adapter wraps its secrets, so kept out of the repr
+    settings: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @field_validator("currencies", mode="before")
     @classmethod
