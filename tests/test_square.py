@@ -77,6 +77,28 @@ def test_sandbox_is_the_default_and_production_must_be_named() -> None:
         provider.close()
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://proxy.example", "http://10.0.0.5:8080", "ftp://connect.squareup.com", "https://", "x"],
+)
+def test_base_url_must_be_https_except_to_this_machine(base_url: str) -> None:
+    # the access token travels in every request's Authorization header
+    with pytest.raises(ConfigurationError, match="base_url") as info:
+        SquareProvider(access_token="EAAAsecret-token", location_id="L", base_url=base_url)
+    assert "EAAAsecret-token" not in str(info.value)
+
+
+def test_base_url_https_proxy_and_loopback_fakes_are_accepted() -> None:
+    for base_url, expected in [
+        ("https://square-proxy.example/", "https://square-proxy.example"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("http://[::1]:9", "http://[::1]:9"),
+    ]:
+        provider = SquareProvider(access_token="t", location_id="L", base_url=base_url)
+        assert provider.settings.api_base_url == expected
+        provider.close()
+
+
 def test_requests_go_to_the_sandbox_host_by_default() -> None:
     hosts: list[str] = []
 

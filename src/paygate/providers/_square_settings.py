@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -11,6 +12,8 @@ from paygate.errors import ConfigurationError
 
 SANDBOX_URL = "https://connect.squareupsandbox.com"
 PRODUCTION_URL = "https://connect.squareup.com"
+#: plain http only to this machine: the access token travels in every request's headers
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class SquareSettings(BaseModel):
@@ -36,6 +39,22 @@ class SquareSettings(BaseModel):
     @classmethod
     def _lower_environment(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  # ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("must be an https URL") from None
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https URL such as https://connect.squareup.com")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            raise ValueError("must be an https URL (http only for localhost/127.0.0.1 fakes)")
+        return value
 
     @field_validator("access_token")
     @classmethod
