@@ -59,7 +59,7 @@ def build(plan: Plan, seed: int):  # type: ignore[no-untyped-def]
         oid = f"o{n}"
 
         def pay(kind: str = "payment", status: str = "succeeded", amount: int = cents,
-                currency: str = "USD", suffix: str = "") -> None:  # fmt: skip
+                currency: str = "USD", suffix: str = "", oid: str = oid, n: int = n) -> None:  # fmt: skip
             records.append((oid, kind, status, amount, currency, f"pi_{n}{suffix}"))
 
         status, created = "paid", OLD
