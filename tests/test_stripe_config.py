@@ -92,6 +92,16 @@ def test_live_key_in_production_setting_is_accepted() -> None:
     )
 
 
+@pytest.mark.parametrize("base_url", ["http://stripe-proxy.example.com", "http://8.8.8.8:80"])
+def test_plain_http_base_url_is_refused_unless_local(base_url: str) -> None:
+    # the API key is the bearer token of every request: never in clear over the internet
+    with pytest.raises(ConfigurationError, match="base_url must be https") as info:
+        StripeProvider(api_key=TEST_KEY, base_url=base_url)
+    assert TEST_KEY not in str(info.value)
+    for local in ("http://localhost:12111", "http://stripe-mock:12111", "http://10.1.2.3:12111"):
+        assert StripeProvider(api_key=TEST_KEY, base_url=local).settings.base_url == local
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -391,6 +391,10 @@ class StripeSettings(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("base_url must be an http(s) URL such as http://localhost:12111")
+        if parts.scheme == "http" and not _is_local_url(value):
+            # the API key is the bearer token of every request: plain http only to a local
+            # stripe-mock / fake (localhost, stripe-mock, *.local, private addresses)
+            raise ValueError("base_url must be https unless it points at a local server")
         return value.rstrip("/")
 
     @property
