@@ -150,8 +150,34 @@ def test_bad_signatures_are_rejected(
                 "data": {"object": {"payment": _payment("WEIRD")}},
             }
         ).encode(),
+        *(
+            json.dumps(
+                {
+                    "event_id": "e",
+                    "type": "payment.updated",
+                    "data": {
+                        "object": {
+                            "payment": _payment(
+                                "COMPLETED", amount_money={"amount": bad, "currency": "USD"}
+                            )
+                        }
+                    },
+                }
+            ).encode()
+            # a float would be truncated (19.99 -> 19 cents), a bool counted as 1
+            for bad in (19.99, "abc", True)
+        ),
     ],
-    ids=["not-json", "array", "no-event-id", "no-data", "unknown-status"],
+    ids=[
+        "not-json",
+        "array",
+        "no-event-id",
+        "no-data",
+        "unknown-status",
+        "float-amount",
+        "text-amount",
+        "bool-amount",
+    ],
 )
 def test_signed_but_malformed_bodies(square: SquareProvider, body: bytes) -> None:
     with pytest.raises(MalformedPayload):

@@ -303,7 +303,12 @@ def _money(data: Mapping[str, Any] | None, fallback_currency: str | None = None)
     currency = data.get("currency") or fallback_currency
     if not isinstance(currency, str):
         return None
-    return Money(int(data["amount"]), currency)
+    amount = data["amount"]
+    # Square sends integer minor units; ``int()`` would truncate a float (19.99 -> 19) or
+    # accept a bool, so anything but an int is refused
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise MalformedPayload(f"Square amount must be an integer of minor units, got {amount!r}")
+    return Money(amount, currency)
 
 
 def _money_param(money: Money) -> dict[str, Any]:
