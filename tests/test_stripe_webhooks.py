@@ -477,6 +477,18 @@ def test_known_type_with_unusable_object_is_malformed(provider: StripeProvider) 
         deliver(provider, "payment_intent.succeeded", intent(currency="zzz"), event_id="evt_bad")
 
 
+@pytest.mark.parametrize("entry", [None, "si_1", 1.5, True, []])
+def test_list_entry_that_is_not_an_object_is_malformed(
+    provider: StripeProvider, entry: object
+) -> None:
+    """A signed body whose nested list holds a non-object is MalformedPayload, not an
+    AttributeError escaping the adapter."""
+    subscription = resource("subscription")
+    subscription["items"] = {**subscription["items"], "data": [entry]}
+    with pytest.raises(MalformedPayload, match="evt_items"):
+        deliver(provider, "customer.subscription.updated", subscription, event_id="evt_items")
+
+
 def test_payment_event_carries_order_and_capture(provider: StripeProvider) -> None:
     event = deliver(provider, "payment_intent.succeeded", intent(amount_received=2000))
     assert event.order_id == "ord_wh" and event.payment_id == "pi_wh_1"

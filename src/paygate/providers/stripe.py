@@ -745,8 +745,9 @@ def event_from_stripe(event: Mapping[str, Any]) -> WebhookEvent:
         )
     try:
         event_type, obj = _translate_event_object(provider_type, data)
-    except (KeyError, TypeError, ValueError) as exc:
-        # ValueError covers paygate's ValidationError (bad amount/currency) too
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # ValueError covers paygate's ValidationError (bad amount/currency) too;
+        # AttributeError: a nested list entry that is not an object (``items.data[0]``)
         raise MalformedPayload(
             f"Stripe event {event_id} ({provider_type}) has an unusable object: {exc}"
         ) from None
