@@ -13,73 +13,85 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from operator import methodcaller
 from typing import IO
 
 from paygate.reconcile._common import InternalRow, ProviderRow
 from paygate.reconcile._model import OrderStatus, RecordKind
 
-CHUNK_BYTES = 1 << 14  # small enough that a chunk's objects stay in CPU cache
-_STRIP_EOL = methodcaller("rstrip", "\r\n")
+CHUNK_CHARS = 1 << 14  # small enough that a chunk's objects stay in CPU cache
 
 
 @dataclass(slots=True)
 class Chunk:
-    """Lines of a CSV file, ending on a record boundary; ``first_line`` is 1-based."""
+    """Whole records of a CSV file as one string (``\n`` line ends, no final one);
+    ``first_line`` is the 1-based line number of its first line."""
 
     first_line: int
-    lines: list[str]
+    text: str
     quoted: bool
+    _lines: list[str] | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, fields) per record, with full CSV quoting rules."""
-        reader = csv.reader(io.StringIO("".join(self.lines)))
+        reader = csv.reader(io.StringIO(self.text))
         for fields in reader:
             yield self.first_line + reader.line_num - 1, fields
 
 
 def chunks(handle: IO[str], first_line: int) -> Iterator[Chunk]:
-    """The rest of ``handle`` in chunks of about ``CHUNK_BYTES``."""
+    """The rest of ``handle`` in chunks of about ``CHUNK_CHARS``, cut at line ends."""
     line_no = first_line
     while True:
-        lines = handle.readlines(CHUNK_BYTES)
-        if not lines:
+        text = handle.read(CHUNK_CHARS)
+        if not text:
             return
-        quoted = any(map(str.__contains__, lines, repeat('"')))
+        if text[-1] != "\n":
+            text += handle.readline()  # finish the line
+        quoted = '"' in text
         if quoted:
             # a quoted field may span lines: extend the chunk to an even number of quotes
-            while sum(map(str.count, lines, repeat('"'))) % 2:
+            while text.count('"') % 2:
                 more = handle.readline()
                 if not more:
                     break
-                lines.append(more)
-        yield Chunk(line_no, lines, quoted)
-        line_no += len(lines)
+                text += more
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        if text[-1] == "\n":
+            text = text[:-1]
+        yield Chunk(line_no, text, quoted)
+        line_no += text.count("\n") + 1
 
 
-def split_columns(chunk: Chunk, width: int) -> list[tuple[str, ...]] | None:
-    """The chunk as columns, or None when it is not plain (quotes, ragged rows)."""
+def split_columns(chunk: Chunk, width: int) -> list[list[str]] | None:
+    """The chunk as columns, or None when it is not plain (quotes, ragged rows).
+
+    No list per row: every line must have ``width - 1`` commas (checked per line, in C),
+    then the whole chunk is one flat split and each column a slice of it.
+    """
     if chunk.quoted:
         return None
-    lines = chunk.lines
-    if lines[-1][-1:] != "\n":
-        lines[-1] += "\n"  # the file's last line has no newline
-    rows = list(map(str.split, lines, repeat(",")))
-    if set(map(len, rows)) != {width}:
+    text = chunk.text
+    if set(map(str.count, chunk.lines, repeat(","))) != {width - 1}:
         return None
-    columns = list(zip(*rows, strict=True))
-    columns[-1] = tuple(map(_STRIP_EOL, columns[-1]))
-    return columns
+    fields = text.replace("\n", ",").split(",")
+    return [fields[i::width] for i in range(width)]
 
 
 @dataclass(slots=True)
 class OrderBatch:
     """Valid orders of one chunk, all in one currency, as columns."""
 
-    order_ids: tuple[str, ...]
+    order_ids: Sequence[str]
     amounts: list[int]
     currency: str
     statuses: list[OrderStatus]
@@ -93,7 +105,7 @@ class ProviderBatch:
     columns; ``row(i)`` gives the full compact row for the few records the engine handles
     one by one."""
 
-    order_ids: tuple[str, ...]
+    order_ids: Sequence[str]
     kinds: list[RecordKind]
     amounts: list[int]
     fees: list[int]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import compress, repeat
-from operator import and_, eq, gt, is_, lshift, mul, not_, or_
+from operator import and_, eq, gt, is_, lshift, mul, not_, or_, rshift
 from typing import Any
 
 from paygate.errors import ValidationError
@@ -50,6 +50,9 @@ _CUR_SHIFT = 8
 _CUR_MASK = 0xFFF
 _AMOUNT_SHIFT = 20
 _PAID_CODE = _STATUS_CODE[OrderStatus.PAID]
+#: ``held``'s value for an order whose records are in an ``_OrderState``: negative, so no
+#: packed code equals it and its flag bits (``& _MATCHED``) read as zero
+_PROMOTED = -(1 << 62)
 
 _PAYMENT = RecordKind.PAYMENT
 _OTHER = RecordKind.OTHER
@@ -236,7 +239,7 @@ def reconcile(
     hi = until_ts if until_ts is not None else float("inf")
 
     # -- 1. hold the internal side, packed -----------------------------------------------
-    held: dict[str | None, Any] = {}
+    held: dict[str | None, int] = {}
     known_refunds: dict[str, int] = {}
     currencies: list[str] = []
     cur_index: dict[str, int] = {}
@@ -317,6 +320,8 @@ def reconcile(
     fee_by_cur: dict[str, int] = {}
     net_by_cur: dict[str, int] = {}
     orphans: list[ProviderRow] = []
+    # orders with more than one clean match: their state lives here, ``held`` says so
+    states: dict[str | None, _OrderState] = {}
     held_get = held.get
 
     def match(rec: ProviderRow) -> None:
@@ -328,21 +333,23 @@ def reconcile(
         if value is None:
             orphans.append(rec)
             return
-        if value.__class__ is int:
-            index = cur_index.get(rec_currency)
-            # the clean match in one comparison: a paid order, not matched before, of
-            # exactly this amount and currency (the recent flag does not matter here)
-            if (
-                kind is _PAYMENT
-                and rec_status is _SUCCEEDED
-                and index is not None
-                and value & ~_RECENT == (amount << _AMOUNT_SHIFT | index << _CUR_SHIFT | _PAID_CODE)
-            ):
-                held[rec_order] = value | _MATCHED
-                return
-            value = _promote(value, currencies)
-            held[rec_order] = value
-        value.add(rec)
+        if value == _PROMOTED:
+            states[rec_order].add(rec)
+            return
+        index = cur_index.get(rec_currency)
+        # the clean match in one comparison: a paid order, not matched before, of
+        # exactly this amount and currency (the recent flag does not matter here)
+        if (
+            kind is _PAYMENT
+            and rec_status is _SUCCEEDED
+            and index is not None
+            and value & ~_RECENT == (amount << _AMOUNT_SHIFT | index << _CUR_SHIFT | _PAID_CODE)
+        ):
+            held[rec_order] = value | _MATCHED
+            return
+        state = states[rec_order] = _promote(value, currencies)
+        held[rec_order] = _PROMOTED
+        state.add(rec)
 
     def match_rows(rows: Iterable[ProviderRow]) -> int:
         count = 0
@@ -411,7 +418,7 @@ def reconcile(
     # -- 3. classify -----------------------------------------------------------------------
     for source in (internal, provider):
         report.bad_rows.extend(getattr(source, "bad_rows", ()))
-    _Classifier(report, policy, currencies, known_refunds).run(held, orphans)
+    _Classifier(report, policy, currencies, known_refunds).run(held, states, orphans)
     report.fees = {cur: Money(v, cur) for cur, v in fee_by_cur.items() if v}
     report.net = {cur: Money(v, cur) for cur, v in net_by_cur.items() if v}
 
@@ -457,26 +464,37 @@ class _Classifier:
             self._total(line.case, money.currency, money.amount)
         self.report.lines.append(line)
 
-    def run(self, held: dict[str | None, Any], orphans: list[ProviderRow]) -> None:
+    def run(
+        self,
+        held: dict[str | None, int],
+        states: dict[str | None, _OrderState],
+        orphans: list[ProviderRow],
+    ) -> None:
         currencies = self.currencies
         counts = self.counts
-        matched_totals = [0] * len(currencies)
-        matched_counts = [0] * len(currencies)
-        for order_id, value in held.items():
+        # the clean matches, counted and summed in C: a million orders is mostly these
+        values = list(held.values())
+        matched = list(map(and_, values, repeat(_MATCHED)))
+        counts[Case.MATCHED] += len(values) - matched.count(0)
+        clean = list(compress(values, matched))
+        if len(currencies) == 1:
+            total = sum(map(rshift, clean, repeat(_AMOUNT_SHIFT)))
+            by_currency = {0: total} if clean else {}
+        else:
+            by_currency = {}
+            for value in clean:
+                index = value >> _CUR_SHIFT & _CUR_MASK
+                by_currency[index] = by_currency.get(index, 0) + (value >> _AMOUNT_SHIFT)
+        for index, total in by_currency.items():
+            self._total(Case.MATCHED, currencies[index], total)
+        del values, clean
+        # everything else, one by one, in the books' order
+        for order_id, value in compress(held.items(), map(not_, matched)):
             assert order_id is not None  # only the provider side lacks order ids
-            if value.__class__ is int:
-                if value & _MATCHED:
-                    counts[Case.MATCHED] += 1
-                    index = value >> _CUR_SHIFT & _CUR_MASK
-                    matched_totals[index] += value >> _AMOUNT_SHIFT
-                    matched_counts[index] += 1
-                    continue
-                self._no_record(order_id, value)
+            if value == _PROMOTED:
+                self._order(order_id, states[order_id])
             else:
-                self._order(order_id, value)
-        for index, total in enumerate(matched_totals):
-            if matched_counts[index]:
-                self._total(Case.MATCHED, currencies[index], total)
+                self._no_record(order_id, value)
         for row in orphans:
             self._orphan(row)
         report = self.report

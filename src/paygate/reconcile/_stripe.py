@@ -237,7 +237,7 @@ class StripeReportCSV(ProviderReader):
         lines = chunk.lines
 
         def build(index: int) -> ProviderRow:
-            return parse_row(lines[index].rstrip("\r\n").split(","))
+            return parse_row(lines[index].split(","))
 
         return ProviderBatch(
             columns[pos["order_id"]],  # type: ignore[index]
