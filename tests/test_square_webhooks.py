@@ -184,6 +184,51 @@ def test_signed_but_malformed_bodies(square: SquareProvider, body: bytes) -> Non
         square.parse_webhook(body, _forged(body))
 
 
+@pytest.mark.parametrize(
+    ("square_type", "kind", "obj"),
+    [
+        ("payment.updated", "payment", _payment("COMPLETED", amount_money=5)),
+        ("payment.updated", "payment", _payment("COMPLETED", refunded_money="x")),
+        (
+            "payment.updated",
+            "payment",
+            _payment("COMPLETED", amount_money={"amount": 1, "currency": "ZZZ"}),
+        ),
+        ("refund.updated", "refund", {"id": "R1", "status": "COMPLETED", "amount_money": True}),
+        ("dispute.state.updated", "dispute", {"id": "D1", "state": "LOST", "amount_money": []}),
+        ("invoice.payment_made", "invoice", {"id": "I1", "status": "PAID", "payment_requests": 7}),
+        (
+            "invoice.payment_made",
+            "invoice",
+            {"id": "I1", "status": "PAID", "payment_requests": [None]},
+        ),
+    ],
+    ids=[
+        "amount-int",
+        "refunded-str",
+        "currency",
+        "refund-bool",
+        "dispute-list",
+        "requests-int",
+        "request-null",
+    ],
+)
+def test_signed_fields_of_the_wrong_shape_are_malformed(
+    square: SquareProvider, square_type: str, kind: str, obj: dict[str, Any]
+) -> None:
+    """A signed body with a field of the wrong shape raises MalformedPayload naming the
+    event, never an AttributeError/TypeError from inside the adapter."""
+    body = json.dumps(
+        {
+            "event_id": "evt-shape",
+            "type": square_type,
+            "data": {"type": kind, "object": {kind: obj}},
+        }
+    ).encode()
+    with pytest.raises(MalformedPayload, match="Square"):
+        square.parse_webhook(body, _forged(body))
+
+
 def test_webhooks_need_the_key_and_the_url() -> None:
     provider = SquareProvider(access_token="t", location_id="L", webhook_url=WEBHOOK_URL)
     with pytest.raises(ConfigurationError, match="webhook_signature_key"):

@@ -565,8 +565,18 @@ def normalize_event(payload: Mapping[str, Any]) -> WebhookEvent:
     if kind in ("payment", "refund", "dispute", "subscription", "invoice"):
         if not isinstance(data, Mapping):
             raise MalformedPayload(f"Square {square_type} event without data")
-        kind, raw_object = _event_object(square_type, data)
-        event_type, obj = _normalize_object(square_type, kind, raw_object)
+        try:
+            kind, raw_object = _event_object(square_type, data)
+            event_type, obj = _normalize_object(square_type, kind, raw_object)
+        except MalformedPayload:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # a field of the wrong shape (``amount_money: 5``); ValueError covers paygate's
+            # ValidationError (an unknown currency) too
+            raise MalformedPayload(
+                f"Square {square_type} event {event_id} has an unusable {kind} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
     return WebhookEvent(
         id=event_id,
         provider=PROVIDER,
