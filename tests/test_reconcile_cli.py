@@ -121,3 +121,43 @@ def test_since_until_and_policy_options(tmp_path: Path) -> None:
     # ord_1004 and ord_1005 are in the window; ord_1004's refund (a day later) is not
     assert data["counts"] == {"matched": 1, "double_charge": 1}
     assert data["lines"][0]["action"] == "investigate"
+
+
+def test_apply_uses_a_gateway_from_the_environment_and_a_stable_run_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
+    args = ["reconcile", "--provider", "stripe", "--report", STRIPE, "--orders", ORDERS]
+    assert main([*args, "--apply"]) == 2
+    assert "PAYGATE_PROVIDER" in capsys.readouterr().err
+
+    # a fresh fake provider does not know these Stripe payments: the refunds fail, and say so
+    monkeypatch.setenv("PAYGATE_PROVIDER", "fake")
+    keys = []
+    for run in range(2):
+        out = tmp_path / f"run{run}.json"
+        assert main([*args, "--apply", "--out", str(out)]) == 1
+        applied = json.loads(out.read_text())["applied"]
+        assert [(a["order_id"], a["action"], a["outcome"]) for a in applied] == [
+            ("ord_1002", "refund", "failed"),
+            ("ord_1004", "record", "skipped"),  # the books' side: no handler on the CLI
+            ("ord_1005", "refund", "failed"),
+            ("ord_1008", "record", "skipped"),
+        ]
+        keys.append([a["idempotency_key"] for a in applied if a["action"] == "refund"])
+    assert keys[0] == keys[1]  # the run id comes from the report file: re-runs reuse keys
+    assert "refund ord_1002: failed" in capsys.readouterr().out
+
+
+def test_the_progress_bar_follows_the_bytes_read(tmp_path: Path) -> None:
+    from paygate.reconcile.cli import _progress
+
+    with open(STRIPE, encoding="utf-8", newline="") as handle:
+        size = Path(STRIPE).stat().st_size
+        with _progress(True, {"records": (handle, size)}) as update:
+            assert update is not None
+            handle.read()
+            update("records", 16)
+            update("orders", 3)  # a side without a bar is ignored
+    with _progress(False, {}) as nothing:
+        assert nothing is None
