@@ -15,7 +15,8 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
+from operator import is_
 from typing import IO
 
 from paygate.reconcile._common import InternalRow, ProviderRow
@@ -85,6 +86,11 @@ def split_columns(chunk: Chunk, width: int) -> list[list[str]] | None:
         return None
     fields = text.replace("\n", ",").split(",")
     return [fields[i::width] for i in range(width)]
+
+
+def misses(values: list[int | None]) -> list[int]:
+    """Positions of the ``None`` entries (cache misses), found in C."""
+    return list(compress(range(len(values)), map(is_, values, repeat(None))))
 
 
 @dataclass(slots=True)

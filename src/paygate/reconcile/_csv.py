@@ -9,7 +9,7 @@ from typing import Literal, cast
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import OrderReader, ProviderReader, Source
-from paygate.reconcile._batch import Chunk, OrderBatch, OrderItem, chunks, split_columns
+from paygate.reconcile._batch import Chunk, OrderBatch, OrderItem, chunks, misses, split_columns
 from paygate.reconcile._common import (
     AmountCache,
     InternalRow,
@@ -256,7 +256,7 @@ class OrdersCSV(OrderReader):
                 table = cache.table(currency)
                 amounts = list(map(table.get, texts))
                 if None in amounts:
-                    for index in [i for i, v in enumerate(amounts) if v is None]:
+                    for index in misses(amounts):
                         amounts[index] = cache.miss(table, texts[index], currency)
             else:
                 amounts = list(map(minor_int, texts))

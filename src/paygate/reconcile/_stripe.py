@@ -18,7 +18,14 @@ from typing import Any, cast
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
-from paygate.reconcile._batch import Chunk, ProviderBatch, ProviderItem, chunks, split_columns
+from paygate.reconcile._batch import (
+    Chunk,
+    ProviderBatch,
+    ProviderItem,
+    chunks,
+    misses,
+    split_columns,
+)
 from paygate.reconcile._common import (
     AmountCache,
     ProviderRow,
@@ -225,7 +232,7 @@ class StripeReportCSV(ProviderReader):
             values = list(map(table.get, texts))
             if None in values:
                 try:
-                    for index in [i for i, v in enumerate(values) if v is None]:
+                    for index in misses(values):
                         values[index] = cache.miss(table, texts[index], currency)
                 except ValidationError:
                     return None
