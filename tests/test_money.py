@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import time
 from decimal import Decimal, localcontext
 
 import pytest
@@ -161,6 +162,18 @@ def test_enormous_amounts_stay_exact() -> None:
     money = Money.of(numeral, "USD")
     assert str(money) == f"{numeral} USD"
     assert Money.of(money.to_decimal(), "USD") == money
+
+
+@pytest.mark.parametrize("exponent", [10**6, 10**9, 10**17])
+def test_decimal_with_a_huge_exponent_is_refused_at_once(exponent: int) -> None:
+    """``Decimal("1E+999999999")`` is one short object, but its minor-unit int would have a
+    billion digits: building it took minutes of CPU. Refused before any of that work."""
+    started = time.perf_counter()
+    with pytest.raises(InvalidAmount, match="too large"):
+        Money.of(Decimal(f"1E+{exponent}"), "USD")
+    assert time.perf_counter() - started < 1.0
+    # the bound is far past real money: 99,998 integer digits of USD still convert exactly
+    assert Money.of(Decimal("1E+99997"), "USD").amount == 10**99999
 
 
 def test_major_unit_ints_and_trailing_zeros() -> None:

@@ -21,6 +21,9 @@ __all__ = ["Money", "currency_exponent"]
 # NaN/Infinity, no thousands separators, no surrounding space: what ``Decimal(str)`` would
 # otherwise quietly accept.
 _NUMERAL = re.compile(r"-?\d+(\.\d+)?")
+#: digits a minor-unit amount may have. Far past any real money; it only stops a Decimal
+#: such as ``Decimal("1E+999999999")`` from building a billion-digit int (minutes of CPU).
+_MAX_DIGITS = 100_000
 
 
 def currency_exponent(currency: str) -> int:
@@ -88,6 +91,11 @@ class Money:
         # size, where ``scaleb`` would round to the context's 28 significant digits.
         sign, digits, places = number.as_tuple()
         assert isinstance(places, int)  # finite, checked above
+        if len(digits) + places + exponent > _MAX_DIGITS:
+            raise InvalidAmount(
+                f"{currency} amount with {len(digits) + places} integer digits is too large "
+                f"(at most {_MAX_DIGITS - exponent})"
+            )
         minor = Decimal((sign, digits, places + exponent))
         if minor != minor.to_integral_value():
             raise InvalidAmount(
