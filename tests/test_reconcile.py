@@ -439,3 +439,14 @@ def test_a_reader_that_is_not_a_report_fails_before_reading(tmp_path) -> None:  
     path.write_text("id,total\n1,2\n")
     with pytest.raises(ReportFormatError, match="missing column"):
         OrdersCSV(path)
+
+
+def test_progress_reports_both_sides(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    orders, report = _many(tmp_path, 500)
+    calls: list[tuple[str, int]] = []
+    result = reconcile(
+        OrdersCSV(orders), StripeReportCSV(report), progress=lambda *a: calls.append(a)
+    )
+    assert calls[-2:] == [("orders", result.orders_read), ("records", result.records_read)]
+    assert result.orders_read == 500
+    assert {side for side, _ in calls} == {"orders", "records"}

@@ -53,6 +53,9 @@ _PAID_CODE = _STATUS_CODE[OrderStatus.PAID]
 #: ``held``'s value for an order whose records are in an ``_OrderState``: negative, so no
 #: packed code equals it and its flag bits (``& _MATCHED``) read as zero
 _PROMOTED = -(1 << 62)
+# how often the progress callback hears from us: every 64 chunks, or 65,536 rows
+_PROGRESS_CHUNKS = 64
+_PROGRESS_ROWS = 1 << 16
 
 _PAYMENT = RecordKind.PAYMENT
 _OTHER = RecordKind.OTHER
@@ -260,6 +263,8 @@ def reconcile(
         count = 0
         for order_id, amount, currency, status, created_ts, refunded in rows:
             count += 1
+            if progress is not None and not count % _PROGRESS_ROWS:
+                progress("orders", count)
             if windowed and created_ts is not None and not (lo <= created_ts < hi):
                 continue
             code = amount << _AMOUNT_SHIFT | currency_index(currency) << _CUR_SHIFT
@@ -306,9 +311,9 @@ def reconcile(
     batches = None if windowed else getattr(internal, "iter_batches", None)
     want_time = windowed or recent_after is not None
     if batches is not None:
-        for item in batches(with_time=want_time):
+        for chunk_no, item in enumerate(batches(with_time=want_time)):
             orders_read += hold_batch(item) if isinstance(item, OrderBatch) else hold_rows(item)
-            if progress is not None:
+            if progress is not None and not chunk_no % _PROGRESS_CHUNKS:
                 progress("orders", orders_read)
     else:
         orders_read = hold_rows(_rows_of_orders(internal, with_time=want_time))
@@ -355,6 +360,8 @@ def reconcile(
         count = 0
         for rec in rows:
             count += 1
+            if progress is not None and not count % _PROGRESS_ROWS:
+                progress("records", count)
             ts = rec[9]
             if windowed and ts is not None and not (lo <= ts < hi):
                 continue
@@ -402,12 +409,12 @@ def reconcile(
     records_read = 0
     provider_batches = None if windowed else getattr(provider, "iter_batches", None)
     if provider_batches is not None:
-        for rec_item in provider_batches(with_time=False):
+        for chunk_no, rec_item in enumerate(provider_batches(with_time=False)):
             if isinstance(rec_item, ProviderBatch):
                 records_read += match_batch(rec_item)
             else:
                 records_read += match_rows(rec_item)
-            if progress is not None:
+            if progress is not None and not chunk_no % _PROGRESS_CHUNKS:
                 progress("records", records_read)
     else:
         records_read = match_rows(_rows_of_records(provider, with_time=windowed))
