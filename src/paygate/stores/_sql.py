@@ -450,6 +450,11 @@ class SQLStore:
     def _read(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
+    def _write_one(self) -> AbstractContextManager[Cursor]:
+        """For a write of ONE statement (atomic by itself): ``_write()`` unless the engine
+        can skip the BEGIN/COMMIT round trips (PostgreSQL in autocommit)."""
+        return self._write()
+
     def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
         cur.execute(self.dialect.sql(statement), tuple(params))
         return int(cur.rowcount)
@@ -591,15 +596,18 @@ class SQLStore:
 
         token = uuid.uuid4().hex
         lease_until = now + lease_seconds
-        with self._write() as cur:
+        # the first delivery is one INSERT; a later one reads and updates the row in a
+        # transaction of its own (the row exists by then: nothing in between matters)
+        with self._write_one() as cur:
             inserted = self._run(
                 cur,
                 INSERT_EVENT,
                 (provider, event_id, event_type, provider_type, payment_id, _json(payload),
                  occurred_at, now, token, lease_until),
             )  # fmt: skip
-            if inserted == 1:
-                return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
+        if inserted == 1:
+            return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
+        with self._write() as cur:
             self._run(cur, COUNT_DELIVERY, (provider, event_id))
             reclaimed = self._run(cur, RECLAIM_EVENT, (token, lease_until, provider, event_id, now))
             self._run(cur, SELECT_EVENT_STATE, (provider, event_id))
@@ -645,11 +653,11 @@ class SQLStore:
         return changed == 1
 
     def finish_event(self, claim: EventClaim, *, now: float) -> bool:
-        with self._write() as cur:
+        with self._write_one() as cur:
             return self._finish(cur, claim, now)
 
     def release_event(self, claim: EventClaim, *, error: str) -> None:
-        with self._write() as cur:
+        with self._write_one() as cur:
             self._run(cur, RELEASE_EVENT, (error, claim.provider, claim.event_id, claim.token))
 
     def get_event(self, provider: str, event_id: str) -> EventRecord | None:

@@ -204,6 +204,13 @@ class PostgresStore(SQLStore):
             yield cur
 
     @contextlib.contextmanager
+    def _write_one(self) -> Iterator[Cursor]:
+        # one statement on an autocommit connection is its own transaction: no BEGIN and
+        # COMMIT round trips (claims and finishes, two of an event's four writes)
+        with self._connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
         # autocommit: a single SELECT needs no BEGIN/COMMIT round trips
         with self._connection() as conn, conn.cursor() as cur:

@@ -1,0 +1,126 @@
+"""Webhook ingestion through ``Gateway.handle_webhook`` by 1 and by 4 worker processes
+sharing one store: PostgreSQL and SQLite (a file, WAL, synchronous=FULL, the default).
+
+Each process verifies, claims, applies and finishes its share of the deliveries (fake
+provider, a handler on payment.succeeded as in a shop); events/s is all events over the
+wall time from "go" to the last process done. Figures are printed, not asserted.
+
+PostgreSQL: ``PAYGATE_BENCH_POSTGRES_URL`` or ``postgresql://postgres@127.0.0.1:5432/postgres``;
+the bench works in a throw-away schema and drops it. Skipped with a note if unreachable.
+
+    python bench/bench_ingest.py [--payments N] [--processes 1,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import pickle
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paygate
+from paygate import EventType, Money
+from paygate.models import WebhookDelivery
+from paygate.providers.fake import FakeProvider
+
+SECRET = "whsec_bench_only"
+
+
+def make_deliveries(payments: int) -> list[WebhookDelivery]:
+    """payment.created + payment.succeeded of ``payments`` payments, in emitted order."""
+    provider = FakeProvider(seed=1, webhook_secret=SECRET, webhook_tolerance=86_400)
+    for i in range(payments):
+        provider.create_payment(order_id=f"bench_{i}", amount=Money(1234, "USD"),
+                                payment_method="tok_visa", idempotency_key=f"k{i}")  # fmt: skip
+    return provider.take_webhooks()
+
+
+def _worker(path: str, url: str, part: int, parts: int, go: Any, done: Any) -> None:
+    with open(path, "rb") as f:
+        deliveries: list[WebhookDelivery] = pickle.load(f)[part::parts]
+    provider = FakeProvider(seed=1, webhook_secret=SECRET, webhook_tolerance=86_400)
+    gw = paygate.connect(provider, store=url)
+    gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: None)
+    gw.store.get_payment("warm-up")  # connections open before the clock starts
+    go.wait()
+    for d in deliveries:
+        gw.handle_webhook(d.body, d.headers)
+    done.put(len(deliveries))
+    gw.close()
+
+
+def run(url: str, path: str, processes: int, total: int) -> float:
+    """events/s of ``processes`` workers on a fresh store at ``url``."""
+    ctx = multiprocessing.get_context("spawn")
+    go, done = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(path, url, i, processes, go, done))
+             for i in range(processes)]  # fmt: skip
+    for p in procs:
+        p.start()
+    time.sleep(3.0)  # interpreters up, stores opened (spawn is slow on a busy machine)
+    start = time.perf_counter()
+    go.set()
+    handled = sum(done.get(timeout=600) for _ in procs)
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    assert handled == total
+    return total / elapsed
+
+
+def postgres_url() -> tuple[str, str] | None:
+    base = os.environ.get("PAYGATE_BENCH_POSTGRES_URL",
+                          "postgresql://postgres@127.0.0.1:5432/postgres")  # fmt: skip
+    try:
+        import psycopg
+
+        psycopg.connect(base, connect_timeout=3).close()
+    except Exception as exc:  # not installed or not reachable: say so, bench the rest
+        print(f"postgresql: skipped ({type(exc).__name__})")
+        return None
+    return base, f"paygate_bench_{uuid.uuid4().hex[:8]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--payments", type=int, default=2500)
+    parser.add_argument("--processes", default="1,4")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.processes.split(",")]
+    deliveries = make_deliveries(args.payments)
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"{len(deliveries)} events ({args.payments} payments), no duplicates")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="paygate-bench-") as tmp:
+        path = str(Path(tmp) / "deliveries.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(deliveries, f)
+        pg = postgres_url()
+        if pg is not None:
+            import psycopg
+
+            base, schema = pg
+            try:
+                for n in counts:
+                    url = f"{base}{'&' if '?' in base else '?'}schema={schema}_{n}&pool_max=2"
+                    paygate.open_store(url).close()  # schema created before the clock
+                    rate = run(url, path, n, len(deliveries))
+                    print(f"postgresql  {n} process(es): {rate:>8,.0f} events/s")
+            finally:
+                with psycopg.connect(base, autocommit=True) as conn:
+                    for n in counts:
+                        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_{n}" CASCADE')
+        for n in counts:
+            url = f"sqlite:///{Path(tmp) / f'ingest-{n}.db'}"
+            paygate.open_store(url).close()
+            rate = run(url, path, n, len(deliveries))
+            print(f"sqlite WAL synchronous=FULL  {n} process(es): {rate:>8,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()
