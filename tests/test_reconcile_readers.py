@@ -426,3 +426,11 @@ def test_the_fast_amount_parser_agrees_with_money_of(text: str, currency: str) -
     except InvalidAmount:
         got = None
     assert got == expected
+
+
+def test_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,amount,currency,status\n\no1,10.00,USD,paid\n\n\n")
+    assert [o.order_id for o in OrdersCSV(path)] == ["o1"]
+    report = reconcile(OrdersCSV(path), [])
+    assert report.orders_read == 1 and report.bad_rows == []

@@ -188,6 +188,8 @@ class OrdersCSV(OrderReader):
             assert header is not None
             parse_row = self._row_parser(pos, len(header), with_time)
             for row in reader:
+                if not row:
+                    continue  # a blank line, as csv.DictReader skips them
                 try:
                     yield parse_row(row)
                 except ValidationError as exc:
@@ -215,6 +217,8 @@ class OrdersCSV(OrderReader):
                     continue
                 rows: list[InternalRow] = []
                 for line_no, fields in chunk.rows():
+                    if not fields:
+                        continue
                     try:
                         rows.append(parse_row(fields))
                     except ValidationError as exc:
@@ -348,6 +352,8 @@ class GenericCSV(ProviderReader):
                 return parse(text, currency) if parse else minor_int(text)
 
             for row in reader:
+                if not row:
+                    continue  # a blank line, as csv.DictReader skips them
                 try:
                     record_id = row[i_id]
                     currency = _currency(row[i_cur], None)

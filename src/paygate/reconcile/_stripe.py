@@ -171,6 +171,8 @@ class StripeReportCSV(ProviderReader):
             assert header is not None
             parse_row = self._row_parser(pos, len(header), with_time, AmountCache())
             for row in reader:
+                if not row:
+                    continue  # a blank line, as csv.DictReader skips them
                 try:
                     yield parse_row(row)
                 except ValidationError as exc:
@@ -199,6 +201,8 @@ class StripeReportCSV(ProviderReader):
                     continue
                 rows: list[ProviderRow] = []
                 for line_no, fields in chunk.rows():
+                    if not fields:
+                        continue
                     try:
                         rows.append(parse_row(fields))
                     except ValidationError as exc:
