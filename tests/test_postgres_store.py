@@ -263,3 +263,12 @@ def test_repr_hides_the_password(pg_database: str, pg_schema: str) -> None:  # n
     s.close()  # twice is fine
     with pytest.raises(ConfigurationError, match="closed"):
         s.get_payment("pay_1")
+
+
+def test_libpq_options_in_the_url_are_kept_beside_the_schema(pg_url: str) -> None:  # noqa: F811
+    s = open_store(pg_url + "&options=-c%20application_name%3Dpaygate_opts")
+    with s._read() as cur:  # type: ignore[attr-defined]
+        cur.execute("SELECT current_setting('application_name'), current_schema()")
+        name, schema = cur.fetchone()
+    assert name == "paygate_opts" and schema == s.schema  # type: ignore[attr-defined]
+    s.close()

@@ -27,7 +27,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
@@ -36,6 +36,7 @@ from paygate.stores._sql import Cursor, Dialect, SQLStore
 
 try:
     import psycopg
+    import psycopg.conninfo
     import psycopg.errors
     from psycopg import sql as pgsql
     from psycopg_pool import ConnectionPool, PoolTimeout
@@ -81,7 +82,9 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     theirs: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         (ours.__setitem__(key, value) if key in _OPTIONS else theirs.append((key, value)))
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(theirs), ""))
+    conninfo = urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(theirs, quote_via=quote), "")
+    )
     return conninfo, ours
 
 
@@ -130,7 +133,10 @@ class PostgresStore(SQLStore):
             # quoted as an identifier; a schema that does not exist yet is skipped by
             # PostgreSQL, and the upgrade creates it
             ident = '"' + schema.replace('"', '""') + '"'
-            kwargs["options"] = "-c search_path=" + ident.replace("\\", "\\\\").replace(" ", "\\ ")
+            search_path = "-c search_path=" + ident.replace("\\", "\\\\").replace(" ", "\\ ")
+            # keep libpq ``options`` given in the URL (-c synchronous_commit=off, ...)
+            given = psycopg.conninfo.conninfo_to_dict(conninfo).get("options")
+            kwargs["options"] = f"{given} {search_path}" if given else search_path
         self._pool = ConnectionPool(
             conninfo,
             min_size=pool_min,
