@@ -430,6 +430,19 @@ def test_api_verification_trusts_only_success(
     assert certs.calls == []  # PayPal checks the certificate itself in this mode
 
 
+@pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6)])
+def test_api_verification_refuses_a_stale_or_future_transmission_before_calling(
+    paypal: PayPalMock, offset: timedelta
+) -> None:
+    """PayPal's verify endpoint answers SUCCESS for an old, genuine delivery: the
+    webhook_tolerance applies in api mode too, and no request is made."""
+    provider = PayPalProvider(**provider_settings(verification="api", webhook_tolerance=300))
+    when = paypal_time(datetime.now(timezone.utc) + offset)
+    with pytest.raises(TimestampOutsideTolerance, match="300s"):
+        provider.parse_webhook(CAPTURE_EVENT, sign(CAPTURE_EVENT, transmission_time=when))
+    assert paypal.calls == []
+
+
 def test_api_verification_needs_the_headers_before_calling(paypal: PayPalMock) -> None:
     provider = PayPalProvider(**provider_settings(verification="api"))
     with pytest.raises(MissingSignature):

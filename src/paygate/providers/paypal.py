@@ -45,6 +45,7 @@ from paygate.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    TimestampOutsideTolerance,
     ValidationError,
 )
 from paygate.models import (
@@ -75,6 +76,7 @@ from paygate.providers._paypal_verify import (
     CertFetcher,
     OfflineVerifier,
     fetch_certificate,
+    parse_transmission_time,
     read_headers,
 )
 
@@ -1155,6 +1157,15 @@ class PayPalProvider(BaseProvider):
 
     def _verify_by_api(self, body: bytes, headers: Mapping[str, str]) -> None:
         signature = read_headers(headers)
+        # PayPal's answer says only whether the signature holds, not how old the delivery
+        # is: webhook_tolerance bounds replays here as in offline mode (before any request)
+        sent_at = parse_transmission_time(signature.transmission_time)
+        tolerance = self.settings.webhook_tolerance
+        if abs(datetime.now(timezone.utc) - sent_at) > timedelta(seconds=tolerance):
+            raise TimestampOutsideTolerance(
+                f"PAYPAL-TRANSMISSION-TIME {signature.transmission_time} is more than "
+                f"{tolerance}s from now"
+            )
         event = _json_object(body, InvalidSignature)
         answer = self._http.post(
             "/v1/notifications/verify-webhook-signature",
