@@ -1,9 +1,8 @@
 """The internal side from a paygate store: one order per order id, from its payments.
 
-The :class:`paygate.stores.Store` protocol has no way to list every payment yet, so this
-adapter asks for a minimal protocol of its own, :class:`PaymentSource` - one method,
-``iter_payments()``, yielding ``PaymentRecord``\\ s (or ``Payment``\\ s) - which a store can
-add without touching anything else.
+Every :class:`paygate.stores.Store` streams its payments with ``iter_payments()``; this
+adapter asks only for that one method (:class:`PaymentSource`), yielding
+``PaymentRecord``\\ s or ``Payment``\\ s, so any other source of payments can stand in.
 """
 
 from __future__ import annotations

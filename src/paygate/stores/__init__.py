@@ -18,7 +18,7 @@ event applied, all or nothing.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from paygate.errors import ConfigurationError
@@ -77,6 +77,10 @@ class Store(Protocol):
 
     def payments_for_order(self, order_id: str) -> list[PaymentRecord]:
         """Every payment attempt recorded for ``order_id``, oldest first."""
+        ...
+
+    def iter_payments(self) -> Iterator[PaymentRecord]:
+        """Every payment the store holds, streamed (reconciliation reads the books this way)."""
         ...
 
     def save_payment(

@@ -221,6 +221,10 @@ SELECT_PAYMENT = f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE id = ?"
 SELECT_PAYMENTS_FOR_ORDER = (
     f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE order_id = ? ORDER BY created_at, id"
 )
+# keyset pagination: each page is a short read, so a long listing holds no transaction open
+SELECT_PAYMENTS_PAGE = (
+    f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE id > ? ORDER BY id LIMIT ?"
+)
 INSERT_PAYMENT = (
     f"INSERT INTO paygate_payments ({_PAYMENT_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
@@ -528,6 +532,19 @@ class SQLStore:
             self._run(cur, SELECT_PAYMENTS_FOR_ORDER, (order_id,))
             rows = cur.fetchall()
         return [payment_from_row(row) for row in rows]
+
+    def iter_payments(self, *, page_size: int = 1000) -> Iterator[PaymentRecord]:
+        """Every payment, in id order, read a page at a time (reconciliation's input)."""
+        after = ""
+        while True:
+            with self._read() as cur:
+                self._run(cur, SELECT_PAYMENTS_PAGE, (after, page_size))
+                rows = cur.fetchall()
+            for row in rows:
+                yield payment_from_row(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1][0]
 
     def save_payment(
         self,

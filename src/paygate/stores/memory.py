@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from paygate.stores._records import (
@@ -56,6 +56,13 @@ class MemoryStore:
     def payments_for_order(self, order_id: str) -> list[PaymentRecord]:
         with self._lock:
             return [self._payments[pid] for pid in self._by_order.get(order_id, ())]
+
+    def iter_payments(self) -> Iterator[PaymentRecord]:
+        """Every payment, in id order (a snapshot taken under the lock)."""
+        with self._lock:
+            snapshot = sorted(self._payments.items())
+        for _, record in snapshot:
+            yield record
 
     def save_payment(
         self,
