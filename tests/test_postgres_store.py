@@ -272,3 +272,24 @@ def test_libpq_options_in_the_url_are_kept_beside_the_schema(pg_url: str) -> Non
         name, schema = cur.fetchone()
     assert name == "paygate_opts" and schema == s.schema  # type: ignore[attr-defined]
     s.close()
+
+
+def test_corrupt_event_and_transition_rows_are_clear_errors(
+    pg_url: str,  # noqa: F811
+    pg_database: str,  # noqa: F811
+    pg_schema: str,  # noqa: F811
+) -> None:
+    s = open_store(pg_url)
+    s.save_payment(record(), expected_version=None, transition=transition())
+    claim(s, "evt_bad")
+    _sql(pg_database, pg_schema, "UPDATE paygate_events SET payload = 'not json'")
+    _sql(pg_database, pg_schema, "UPDATE paygate_transitions SET new_status = 'exploded'")
+    with pytest.raises(StoreError, match="event row 'evt_bad' is corrupt"):
+        s.list_events()
+    with pytest.raises(StoreError, match="event row 'evt_bad' is corrupt"):
+        s.get_event("fake", "evt_bad")
+    with pytest.raises(StoreError, match="transition row 1 of 'pay_1' is corrupt"):
+        s.history("pay_1")
+    # nothing was rewritten
+    assert _sql(pg_database, pg_schema, "SELECT payload FROM paygate_events") == [("not json",)]
+    s.close()

@@ -376,12 +376,17 @@ def transition_params(t: TransitionRecord) -> tuple[Any, ...]:
 def transition_from_row(row: Sequence[Any]) -> TransitionRecord:
     (seq, payment_id, provider, event_id, event_type, source, trigger, previous, new,
      currency, amount, captured, refunded, recorded_at) = row  # fmt: skip
+    try:
+        previous_status = PaymentStatus(previous) if previous else None
+        new_status = PaymentStatus(new)
+    except ValueError as exc:
+        raise StoreError(f"transition row {seq!r} of {payment_id!r} is corrupt: {exc}") from None
     return TransitionRecord(
         payment_id=payment_id,
         provider=provider,
         trigger=trigger,
-        previous_status=PaymentStatus(previous) if previous else None,
-        new_status=PaymentStatus(new),
+        previous_status=previous_status,
+        new_status=new_status,
         currency=currency,
         amount=None if amount is None else int(amount),
         captured=int(captured),
@@ -398,13 +403,17 @@ def event_from_row(row: Sequence[Any]) -> EventRecord:
     (provider, event_id, event_type, provider_type, payment_id, payload, occurred_at,
      received_at, deliveries, lease_until, applied_at, outcome, processed_at,
      last_error) = row  # fmt: skip
+    try:
+        decoded = json.loads(payload)
+    except ValueError as exc:
+        raise StoreError(f"event row {event_id!r} is corrupt: payload {exc}") from None
     return EventRecord(
         provider=provider,
         event_id=event_id,
         event_type=event_type,
         provider_type=provider_type,
         payment_id=payment_id,
-        payload=json.loads(payload),
+        payload=decoded,
         received_at=received_at,
         deliveries=int(deliveries),
         occurred_at=occurred_at,
