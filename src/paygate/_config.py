@@ -34,7 +34,7 @@ _GATEWAY_ENV = {
 
 
 class RetrySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     #: ``None``: the provider's ``max_retries`` + 1 if it sets one, else 3
     attempts: int | None = Field(default=None, ge=1)

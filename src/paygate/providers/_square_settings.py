@@ -19,7 +19,9 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 class SquareSettings(BaseModel):
     """``PAYGATE_SQUARE_<NAME>`` environment variables map onto these fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, hide_input_in_errors=True
+    )
 
     access_token: SecretStr
     location_id: str = Field(min_length=1)

@@ -180,7 +180,7 @@ R = TypeVar("R")
 class FakeSettings(BaseModel):
     """The fake provider's settings; env strings are coerced (``PAYGATE_FAKE_SEED=0``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     webhook_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SECRET)
     seed: int | None = None

@@ -291,7 +291,9 @@ _VAULT_ID = re.compile(r"[0-9a-zA-Z_-]{1,255}")  # the Orders v2 spec's vault_id
 class PayPalSettings(BaseModel):
     """Validated adapter settings (``PAYGATE_PAYPAL_<NAME>`` in the environment)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
