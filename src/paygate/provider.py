@@ -161,7 +161,15 @@ class PaymentProvider(Protocol):
         order_id: str | None = None,
         description: str | None = None,
         send: bool = False,
-    ) -> Invoice: ...
+    ) -> Invoice:
+        """Invoice ``customer_id`` for ``line_items``.
+
+        ``send=True`` delivers the invoice to the customer to pay. ``send=False`` is the
+        provider's own default, and they differ: Stripe finalizes the invoice and charges
+        the customer's default payment method at once (the "invoice on purchase" flow);
+        PayPal, Square and the fake provider leave a draft. Each adapter's docs page says so.
+        """
+        ...
 
     def get_dispute(self, dispute_id: str) -> Dispute: ...
 
