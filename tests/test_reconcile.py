@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -400,13 +401,22 @@ def _many(tmp_path, n: int = 3000):  # type: ignore[no-untyped-def]
     return orders, report
 
 
-def test_batch_and_row_paths_classify_identically(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("reader", ["python", "pyarrow"])
+def test_batch_and_row_paths_classify_identically(tmp_path, monkeypatch, reader) -> None:  # type: ignore[no-untyped-def]
+    if reader == "python":
+        monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    else:
+        pytest.importorskip("pyarrow")
+        monkeypatch.setattr("paygate.reconcile._arrow.BLOCK_BYTES", 4096)  # many batches
     orders, report = _many(tmp_path)
     batches = list(OrdersCSV(orders).iter_batches(with_time=False))
     assert any(isinstance(b, OrderBatch) for b in batches)
     records = list(StripeReportCSV(report).iter_batches(with_time=False))
     assert any(isinstance(b, ProviderBatch) for b in records)
-    assert any(isinstance(b, list) for b in records)  # the quoted chunk took the row path
+    if reader == "python":
+        assert any(isinstance(b, list) for b in records)  # the quoted chunk took the row path
+    else:
+        assert all(isinstance(b, ProviderBatch) for b in records)  # Arrow parses the quotes
 
     fast = reconcile(OrdersCSV(orders), StripeReportCSV(report), now=NOW)
     slow = reconcile(_RowsOnly(OrdersCSV(orders)), _RowsOnly(StripeReportCSV(report)), now=NOW)

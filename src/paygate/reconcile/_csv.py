@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator, Mapping
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
+from paygate.reconcile._arrow import (
+    Arrow,
+    BatchProblem,
+    arrow_for,
+    minor_units,
+    record_batches,
+    scalar_or_problem,
+    skip_records,
+)
 from paygate.reconcile._base import OrderReader, ProviderReader, Source
 from paygate.reconcile._batch import Chunk, OrderBatch, OrderItem, chunks, misses, split_columns
 from paygate.reconcile._common import (
@@ -199,7 +208,92 @@ class OrdersCSV(OrderReader):
                 handle.close()
 
     def iter_batches(self, *, with_time: bool = True) -> Iterator[OrderItem]:
-        """Column batches of plain chunks, compact rows for the others (see ``_batch``)."""
+        """Column batches of plain chunks, compact rows for the others (see ``_batch``);
+        read by pyarrow when it is installed (see ``_arrow``)."""
+        arrow = arrow_for(self.source)
+        if arrow is None:
+            return self._text_batches(with_time, 0)
+        return self._arrow_batches(arrow, with_time)
+
+    def _arrow_batches(self, arrow: Arrow, with_time: bool) -> Iterator[OrderItem]:
+        handle, name, owned = self._open()
+        try:
+            first = handle.readline()
+        finally:
+            if owned:
+                handle.close()
+        header = next(csv.reader([first]), None) if first else None
+        pos = self._layout(header, name)
+        assert header is not None
+        self._errors(name)
+        wanted = sorted({p for p in pos.values() if p is not None})
+        # rows built from the columns read have only those columns: positions among them
+        local = {k: (None if p is None else wanted.index(p)) for k, p in pos.items()}
+        parse_local = self._row_parser(local, len(wanted), with_time)
+        done = 0
+        batches = record_batches(arrow, cast("str", self.source), len(header), wanted)
+        while True:
+            try:
+                columns = next(batches, None)
+                if columns is None:
+                    return
+                item: OrderItem | None = self._arrow_batch(arrow, columns, pos, with_time)
+                if item is None:
+                    rows = zip(*(columns[p].to_pylist() for p in wanted), strict=True)
+                    item = [parse_local(list(row)) for row in rows]
+            except (arrow.Invalid, BatchProblem, ValidationError):
+                break  # the pure-Python path reports it with file and line
+            yield item
+            done += len(columns[wanted[0]])
+        yield from self._text_batches(with_time, done)
+
+    def _arrow_batch(
+        self, arrow: Arrow, columns: dict[int, Any], pos: dict[str, int | None], with_time: bool
+    ) -> OrderBatch | None:
+        """The batch as columns when it is plain (as ``_batch`` decides), else None."""
+        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
+        i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
+        assert i_id is not None and i_amount is not None and i_status is not None
+        if i_cur is None:
+            currency = self.default_currency or ""
+        else:
+            found = arrow.pc.unique(columns[i_cur]).to_pylist()
+            if len(found) != 1:
+                return None
+            currency = found[0] or (self.default_currency or "")
+        if currency not in EXPONENTS:
+            return None
+        if (
+            i_refunded is not None
+            and arrow.pc.max(arrow.pc.utf8_length(columns[i_refunded])).as_py()
+        ):
+            return None
+        if self.amount_unit == "major":
+            amounts = minor_units(
+                arrow,
+                columns[i_amount],
+                EXPONENTS[currency],
+                scalar_or_problem(lambda text: major_to_minor(text, currency)),
+            )
+        else:
+            amounts = minor_units(arrow, columns[i_amount], 0, scalar_or_problem(minor_int))
+        if min(amounts) < 0:
+            return None
+        statuses = list(map(self.status_words.get, columns[i_status].to_pylist()))
+        if None in statuses:
+            return None
+        order_ids = columns[i_id].to_pylist()
+        if "" in order_ids:
+            return None
+        created: list[float] | None = None
+        if with_time and i_created is not None:
+            created = [parse_timestamp(t) if t else 0.0 for t in columns[i_created].to_pylist()]
+        return OrderBatch(
+            order_ids, amounts, currency, cast("list[OrderStatus]", statuses), created
+        )
+
+    def _text_batches(self, with_time: bool, skip: int) -> Iterator[OrderItem]:
+        """The pure-Python batches, after the first ``skip`` records."""
         handle, name, owned = self._open()
         errors = self._errors(name)
         try:
@@ -210,7 +304,7 @@ class OrdersCSV(OrderReader):
             width = len(header)
             parse_row = self._row_parser(pos, width, with_time)
             cache = AmountCache()
-            for chunk in chunks(handle, 2):
+            for chunk in chunks(handle, skip_records(handle, skip, 2)):
                 batch = self._batch(chunk, pos, width, with_time, cache)
                 if batch is not None:
                     yield batch

@@ -1,0 +1,161 @@
+"""The pyarrow fast path of the CSV readers (optional: ``pip install 'paygate[reconcile]'``).
+
+Why: splitting a million CSV lines into Python ``str`` objects is most of a pure-Python
+reconciliation. ``pyarrow.csv.open_csv`` parses in C++, streams record batches (memory stays
+bounded) and reads only the columns paygate needs. Every column is read as *text*: amounts
+become int minor units exactly by removing the decimal point and letting Arrow's integer
+parser read the digits (no float anywhere); values of any other shape go through the
+pure-Python parser one by one.
+
+Arrow gives no line numbers, so it never reports a bad row itself: any problem in a batch
+(a parse error, a ragged row, a bad amount, an unknown word) makes the reader fall back to
+the pure-Python path *from the first record of that batch to the end of the file*, which
+gives the exact file and line. Without pyarrow the pure-Python path is the only one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from paygate.errors import ValidationError
+
+#: bytes of CSV per record batch: large enough that per-batch Python work is noise,
+#: small enough that the batches in flight stay a few MB
+BLOCK_BYTES = 1 << 19
+
+#: the common amount shapes by currency exponent: optional minus, digits, exact places
+_SHAPES = {0: r"^-?[0-9]+$", **{n: rf"^-?[0-9]+\.[0-9]{{{n}}}$" for n in range(1, 10)}}
+
+
+@dataclass(frozen=True, slots=True)
+class Arrow:
+    """The three pyarrow modules the fast path uses."""
+
+    pa: Any
+    pc: Any
+    csv: Any
+
+    @property
+    def Invalid(self) -> type[Exception]:  # named like the exception class it returns
+        error: type[Exception] = self.pa.ArrowInvalid
+        return error
+
+
+def load_arrow() -> Arrow | None:
+    """pyarrow, or None when it is not installed (the pure-Python path then runs)."""
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.csv
+    except ImportError:
+        return None
+    return Arrow(pyarrow, pyarrow.compute, pyarrow.csv)
+
+
+def arrow_for(source: str | Path | IO[str]) -> Arrow | None:
+    """pyarrow when it is installed and the source is a file path (streams stay Python)."""
+    if not isinstance(source, (str, Path)):
+        return None
+    return load_arrow()
+
+
+def record_batches(
+    arrow: Arrow, path: str | Path, width: int, wanted: Sequence[int]
+) -> Iterator[dict[int, Any]]:
+    """Columns ``wanted`` (header positions) of each record batch as Arrow string arrays.
+
+    The header line is skipped and columns are named by position, so the names in the
+    file need not be valid or unique for Arrow. Raises ``arrow.Invalid`` on any parse
+    problem (a ragged row, invalid UTF-8), possibly after some batches were yielded.
+    """
+    pa, csv = arrow.pa, arrow.csv
+    names = [f"c{i}" for i in range(width)]
+    include = [names[i] for i in sorted(set(wanted))]
+    reader = csv.open_csv(
+        str(path),
+        read_options=csv.ReadOptions(
+            column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=True
+        ),
+        parse_options=csv.ParseOptions(newlines_in_values=False),
+        convert_options=csv.ConvertOptions(
+            include_columns=include,
+            column_types=dict.fromkeys(include, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    positions = sorted(set(wanted))
+    for batch in reader:
+        if batch.num_rows:
+            yield {pos: batch.column(i) for i, pos in enumerate(positions)}
+
+
+def minor_units(arrow: Arrow, texts: Any, exponent: int, scalar: Callable[[str], int]) -> list[int]:
+    """The amounts of a string array as int minor units, exactly.
+
+    Values of the common shape (``-?digits.places`` with the currency's exact number of
+    places, or plain digits for ``exponent`` 0) lose their decimal point and are read by
+    Arrow's integer parser (an overflow raises there and sends everything to ``scalar``).
+    The others go through ``scalar`` - the pure-Python parser - one by one, whose
+    ``ValidationError`` propagates. Never a float.
+    """
+    pa, pc = arrow.pa, arrow.pc
+    if len(texts) == 0:
+        return []
+    plain = pc.match_substring_regex(texts, _SHAPES[exponent])
+    digits = pc.replace_substring(texts, ".", "", max_replacements=1) if exponent else texts
+    all_plain = pc.all(plain).as_py()
+    if not all_plain:
+        digits = pc.if_else(plain, digits, "0")
+    try:
+        values: list[int] = pc.cast(digits, pa.int64()).to_pylist()
+    except arrow.Invalid:  # more digits than an int64 holds: Python ints do not overflow
+        return [scalar(text) for text in texts.to_pylist()]
+    if not all_plain:
+        for index in pc.indices_nonzero(pc.invert(plain)).to_pylist():
+            values[index] = scalar(texts[index].as_py())
+    return values
+
+
+def skip_records(handle: IO[str], count: int, line_no: int) -> int:
+    """Read past ``count`` records of ``handle`` (blank lines do not count, a quoted field
+    may span lines, as for the CSV readers); return the number of the next line."""
+    while count:
+        line = handle.readline()
+        if not line:
+            break
+        line_no += 1
+        while line.count('"') % 2:  # a quoted field goes on past this line
+            more = handle.readline()
+            if not more:
+                break
+            line_no += 1
+            line += more
+        if line.rstrip("\r\n"):
+            count -= 1
+    return line_no
+
+
+class BatchProblem(Exception):
+    """A batch the fast path cannot take: the reader falls back to the pure-Python path."""
+
+
+def check(condition: bool) -> None:
+    if not condition:
+        raise BatchProblem
+
+
+def scalar_or_problem(parse: Callable[[str], int]) -> Callable[[str], int]:
+    """``parse`` with its ValidationError turned into a BatchProblem (the fallback then
+    reports it with file and line)."""
+
+    def parse_or_problem(text: str) -> int:
+        try:
+            return parse(text)
+        except ValidationError:
+            raise BatchProblem from None
+
+    return parse_or_problem
