@@ -74,6 +74,8 @@ def write_files(
             continue
         charged = cents + (5 if i % 89 == 0 else 0)
         gross = str(charged) if currency == "JPY" else f"{charged // 100}.{charged % 100:02d}"
+        if i % 400 == 1 and currency != "JPY":
+            gross += "0"  # an exact amount of an unusual shape: parsed by the Python parser
         for t in range(2 if i % 83 == 0 else 1):
             desc = '"a, quoted description"' if i % 50 == 7 else "plain"
             report_lines.append(

@@ -120,6 +120,34 @@ def minor_units(arrow: Arrow, texts: Any, exponent: int, scalar: Callable[[str],
     return values
 
 
+def int64_units(arrow: Arrow, texts: Any, exponent: int) -> Any | None:
+    """The amounts as an Arrow int64 array of minor units when every value has the common
+    shape and fits (see :func:`minor_units`), else None. Exact: digits read as integers."""
+    pa, pc = arrow.pa, arrow.pc
+    if not pc.all(pc.match_substring_regex(texts, _SHAPES[exponent])).as_py():
+        return None
+    digits = pc.replace_substring(texts, ".", "", max_replacements=1) if exponent else texts
+    try:
+        return pc.cast(digits, pa.int64())
+    except arrow.Invalid:  # more digits than an int64 holds
+        return None
+
+
+#: below this magnitude a batch's int64 sum cannot overflow (a batch has < 2**23 rows)
+_SAFE_SUM = 1 << 40
+
+
+def int64_sum(arrow: Arrow, units: Any) -> int:
+    """The exact sum of an int64 array (Arrow's own sum wraps on overflow: guarded)."""
+    pc = arrow.pc
+    if len(units) == 0:
+        return 0
+    if pc.max(pc.abs_checked(units)).as_py() < _SAFE_SUM:
+        total: int = pc.sum(units).as_py()
+        return total
+    return sum(units.to_pylist())
+
+
 def skip_records(handle: IO[str], count: int, line_no: int) -> int:
     """Read past ``count`` records of ``handle`` (blank lines do not count, a quoted field
     may span lines, as for the CSV readers); return the number of the next line."""

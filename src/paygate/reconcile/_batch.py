@@ -114,8 +114,9 @@ class ProviderBatch:
     order_ids: Sequence[str]
     kinds: list[RecordKind]
     amounts: list[int]
-    fees: list[int]
-    nets: list[int]
+    #: the batch's fees and nets summed (only the totals are needed for these records)
+    fee_total: int
+    net_total: int
     currency: str
     rows: list[ProviderRow | None]
     builder: object

@@ -376,8 +376,8 @@ def reconcile(
     def match_batch(batch: ProviderBatch) -> int:
         ids, currency = batch.order_ids, batch.currency
         size = len(ids)
-        fee_by_cur[currency] = fee_by_cur.get(currency, 0) + sum(batch.fees)
-        net_by_cur[currency] = net_by_cur.get(currency, 0) + sum(batch.nets)
+        fee_by_cur[currency] = fee_by_cur.get(currency, 0) + batch.fee_total
+        net_by_cur[currency] = net_by_cur.get(currency, 0) + batch.net_total
         index = cur_index.get(currency)
         values = list(map(held_get, ids))
         if index is None:

@@ -21,6 +21,8 @@ from paygate.reconcile._arrow import (
     Arrow,
     BatchProblem,
     arrow_for,
+    int64_sum,
+    int64_units,
     minor_units,
     record_batches,
     scalar_or_problem,
@@ -259,14 +261,23 @@ class StripeReportCSV(ProviderReader):
             value = table.get(text)
             return cache.miss(table, text, currency) if value is None else value
 
-        parse = scalar_or_problem(scalar)
         exponent = EXPONENTS[currency]
-        gross, fees, nets = (
-            minor_units(arrow, columns[pos[key]], exponent, parse)  # type: ignore[index]
-            for key in ("gross", "fee", "net")
-        )
-        if any(map(ne, map(sub, gross, fees), nets)):
-            return None
+        texts = [columns[pos[key]] for key in ("gross", "fee", "net")]  # type: ignore[index]
+        in_arrow = [int64_units(arrow, column, exponent) for column in texts]
+        if None not in in_arrow:
+            # the usual batch: check and sum in Arrow, only the gross amounts become ints
+            gross_units, fee_units, net_units = cast("list[Any]", in_arrow)
+            pc = arrow.pc
+            if not pc.all(pc.equal(pc.subtract_checked(gross_units, fee_units), net_units)).as_py():
+                return None
+            fee_total, net_total = int64_sum(arrow, fee_units), int64_sum(arrow, net_units)
+            gross: list[int] = gross_units.to_pylist()
+        else:
+            parse = scalar_or_problem(scalar)
+            gross, fees, nets = (minor_units(arrow, column, exponent, parse) for column in texts)
+            if any(map(ne, map(sub, gross, fees), nets)):
+                return None
+            fee_total, net_total = sum(fees), sum(nets)
         categories = columns[pos["category"]].to_pylist()  # type: ignore[index]
         kinds = list(map(_KIND_OF.get, categories, repeat(RecordKind.OTHER)))
         arrays = [columns[p] for p in wanted]
@@ -278,8 +289,8 @@ class StripeReportCSV(ProviderReader):
             columns[pos["order_id"]].to_pylist(),  # type: ignore[index]
             kinds,
             list(map(abs, gross)),
-            fees,
-            nets,
+            fee_total,
+            net_total,
             currency,
             [None] * len(gross),
             build,
@@ -357,8 +368,8 @@ class StripeReportCSV(ProviderReader):
             columns[pos["order_id"]],  # type: ignore[index]
             kinds,
             list(map(abs, gross)),
-            fees,
-            nets,
+            sum(fees),
+            sum(nets),
             currency,
             [None] * len(gross),
             build,
