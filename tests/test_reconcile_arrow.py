@@ -97,7 +97,9 @@ def write_files(
 
 
 def run(orders: Path, report: Path, **kwargs: Any) -> Any:
-    return reconcile(OrdersCSV(orders, **kwargs), StripeReportCSV(report, **kwargs), now=NOW)
+    return reconcile(
+        OrdersCSV(orders, **kwargs), StripeReportCSV(report, **kwargs), now=NOW, **kwargs
+    )
 
 
 def same(a: Any, b: Any) -> None:
@@ -279,3 +281,23 @@ def test_a_stream_source_takes_the_python_path(
     assert result.orders_read == 300
     assert small_batches["batches"] > 0  # the report (a path) still went through Arrow
     assert _arrow.arrow_for(orders) is not None and _arrow.arrow_for(handle) is None
+
+
+@pytest.mark.parametrize("copy_of", [1498, 900], ids=["same-batch", "earlier-batch"])
+def test_a_duplicate_order_is_reported_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_batches: dict[str, int], copy_of: int
+) -> None:
+    orders, report = write_files(tmp_path)
+    lines = orders.read_text().splitlines(keepends=True)
+    lines[1500] = lines[copy_of + 1]  # order o<copy_of> again
+    orders.write_text("".join(lines))
+    with pytest.raises(ValidationError, match=f"'o{copy_of}' appears twice"):
+        run(orders, report)
+    fast = run(orders, report, skip_bad_rows=True)
+    assert [b.reason for b in fast.bad_rows] == [
+        f"order 'o{copy_of}' appears twice on the internal side"
+    ]
+    without_pyarrow(monkeypatch)
+    with pytest.raises(ValidationError, match=f"'o{copy_of}' appears twice"):
+        run(orders, report)
+    same(fast, run(orders, report, skip_bad_rows=True))

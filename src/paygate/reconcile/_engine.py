@@ -293,18 +293,24 @@ def reconcile(
         if recent_after is not None and batch.created is not None:
             recent = map(mul, map(gt, batch.created, repeat(recent_after)), repeat(_RECENT))
             codes = map(or_, codes, recent)
-        if len(set(ids)) != len(ids) or any(map(held.__contains__, ids)):
-            # a duplicate order id: the per-row path reports it exactly
-            rows = zip(
-                ids,
-                batch.amounts,
-                repeat(batch.currency),
-                batch.statuses,
-                batch.created or repeat(None),
-                repeat(None),
-            )
-            return hold_rows(rows)
+        rows = zip(
+            ids,
+            batch.amounts,
+            repeat(batch.currency),
+            batch.statuses,
+            batch.created or repeat(None),
+            repeat(None),
+        )
+        if any(map(held.__contains__, ids)):
+            return hold_rows(rows)  # an order seen before: the per-row path reports it exactly
+        before = len(held)
         held.update(zip(ids, codes, strict=True))
+        if len(held) != before + len(ids):
+            # an order twice in this batch (cheaper to notice after the fact than to build a
+            # set per batch): take its ids back out - all were new - and go row by row
+            for order_id in ids:
+                held.pop(order_id, None)
+            return hold_rows(rows)
         return len(ids)
 
     orders_read = 0
