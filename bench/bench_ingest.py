@@ -8,7 +8,7 @@ wall time from "go" to the last process done. Figures are printed, not asserted.
 PostgreSQL: ``PAYGATE_BENCH_POSTGRES_URL`` or ``postgresql://postgres@127.0.0.1:5432/postgres``;
 the bench works in a throw-away schema and drops it. Skipped with a note if unreachable.
 
-    python bench/bench_ingest.py [--payments N] [--processes 1,4]
+    python bench/bench_ingest.py [--payments N] [--processes 1,4] [--stores postgresql,sqlite]
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=2500)
     parser.add_argument("--processes", default="1,4")
+    parser.add_argument("--stores", default="postgresql,sqlite")
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     deliveries = make_deliveries(args.payments)
@@ -100,7 +101,7 @@ def main() -> None:
         path = str(Path(tmp) / "deliveries.pickle")
         with open(path, "wb") as f:
             pickle.dump(deliveries, f)
-        pg = postgres_url()
+        pg = postgres_url() if "postgresql" in args.stores else None
         if pg is not None:
             import psycopg
 
@@ -115,7 +116,7 @@ def main() -> None:
                 with psycopg.connect(base, autocommit=True) as conn:
                     for n in counts:
                         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_{n}" CASCADE')
-        for n in counts:
+        for n in counts if "sqlite" in args.stores else []:
             url = f"sqlite:///{Path(tmp) / f'ingest-{n}.db'}"
             paygate.open_store(url).close()
             rate = run(url, path, n, len(deliveries))
