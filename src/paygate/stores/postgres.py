@@ -81,7 +81,10 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     ours: dict[str, str] = {}
     theirs: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        (ours.__setitem__(key, value) if key in _OPTIONS else theirs.append((key, value)))
+        if key in _OPTIONS:
+            ours[key] = value
+        else:
+            theirs.append((key, value))
     conninfo = urlunsplit(
         ("postgresql", parts.netloc, parts.path, urlencode(theirs, quote_via=quote), "")
     )
