@@ -9,6 +9,8 @@ ratios side by side. Both variants must find the same counts per case.
     python bench/bench_reconcile.py 100000     # a quicker run
 
 pandas is the ``bench`` extra (``pip install -e '.[bench]'``); without it only paygate runs.
+paygate reads the CSVs with pyarrow when the ``reconcile`` extra is installed, else with
+its pure-Python reader; ``--no-pyarrow`` forces the latter (as if pyarrow were absent).
 """
 
 from __future__ import annotations
@@ -133,8 +135,10 @@ def run_pandas(orders: str, report: str) -> dict[str, int]:
 
 
 def child(variant: str, orders: str, report: str) -> None:
+    if variant == "paygate-python":
+        sys.modules["pyarrow"] = None  # type: ignore[assignment]  # `import pyarrow` fails
     start = time.perf_counter()
-    counts = run_paygate(orders, report) if variant == "paygate" else run_pandas(orders, report)
+    counts = run_pandas(orders, report) if variant == "pandas" else run_paygate(orders, report)
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"wall": wall, "peak_mb": peak_kb / 1024, "counts": counts}))
@@ -158,14 +162,24 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         child(argv[1], argv[2], argv[3])
         return 0
+    no_pyarrow = "--no-pyarrow" in argv
+    argv = [arg for arg in argv if arg != "--no-pyarrow"]
     n = int(argv[0]) if argv else 1_000_000
+    ours_name = "paygate-python" if no_pyarrow else "paygate"
+    try:
+        import pyarrow
+
+        reader = "pure Python" if no_pyarrow else f"pyarrow {pyarrow.__version__}"
+        print(f"paygate CSV reader: {reader}")
+    except ImportError:
+        print("paygate CSV reader: pure Python (pyarrow not installed)")
     try:
         import pandas  # noqa: F401
 
-        variants = ["paygate", "pandas"]
+        variants = [ours_name, "pandas"]
     except ImportError:
         print("pandas not installed (pip install -e '.[bench]'): paygate only")
-        variants = ["paygate"]
+        variants = [ours_name]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         orders, report = generate(Path(tmp), n)
@@ -179,7 +193,7 @@ def main(argv: list[str]) -> int:
     for variant, result in results.items():
         if result is not None:
             print(f"{variant:<10} {result['wall']:>8.2f} {result['peak_mb']:>12.0f}")
-    ours, theirs = results.get("paygate"), results.get("pandas")
+    ours, theirs = results.get(ours_name), results.get("pandas")
     if ours and theirs:
         print(
             f"ratio paygate/pandas: time {ours['wall'] / theirs['wall']:.2f}x "  # type: ignore[operator]
