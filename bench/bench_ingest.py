@@ -89,7 +89,7 @@ def postgres_url() -> tuple[str, str] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--payments", type=int, default=2500)
+    parser.add_argument("--payments", type=int, default=1500)
     parser.add_argument("--processes", default="1,4")
     parser.add_argument("--stores", default="postgresql,sqlite")
     args = parser.parse_args()
