@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import is_
 from typing import IO
 
 from paygate.reconcile._common import InternalRow, ProviderRow
-from paygate.reconcile._model import OrderStatus, RecordKind
+from paygate.reconcile._model import OrderStatus
 
 CHUNK_CHARS = 1 << 14  # small enough that a chunk's objects stay in CPU cache
 
@@ -112,8 +112,8 @@ class ProviderBatch:
     one by one."""
 
     order_ids: Sequence[str]
-    kinds: list[RecordKind]
-    amounts: list[int]
+    #: the amount of each payment record; -1 for any other kind (never a clean match)
+    payment_amounts: list[int]
     #: the batch's fees and nets summed (only the totals are needed for these records)
     fee_total: int
     net_total: int
@@ -132,3 +132,10 @@ class ProviderBatch:
 #: what a batch reader yields: a column batch, or compact rows for an unusual chunk
 OrderItem = OrderBatch | list[InternalRow]
 ProviderItem = ProviderBatch | list[ProviderRow]
+
+
+def payment_amounts(gross: Iterable[int], payment: Iterable[object]) -> list[int]:
+    """``ProviderBatch.payment_amounts``: ``abs(gross)`` where ``payment`` is true, else -1."""
+    return [
+        abs(amount) if is_payment else -1 for amount, is_payment in zip(gross, payment, strict=True)
+    ]

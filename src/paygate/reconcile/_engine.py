@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import compress, repeat
-from operator import and_, eq, gt, is_, lshift, mul, not_, or_, rshift
+from operator import and_, eq, gt, lshift, mul, not_, or_, rshift
 from typing import Any
 
 from paygate.errors import ValidationError
@@ -389,14 +389,13 @@ def reconcile(
         if index is None:
             clean = [False] * size
         else:
+            # other kinds carry amount -1: a negative code, which no held value equals
             expected = map(
                 or_,
-                map(lshift, batch.amounts, repeat(_AMOUNT_SHIFT)),
+                map(lshift, batch.payment_amounts, repeat(_AMOUNT_SHIFT)),
                 repeat(index << _CUR_SHIFT | _PAID_CODE),
             )
-            clean = list(
-                map(and_, map(eq, values, expected), map(is_, batch.kinds, repeat(_PAYMENT)))
-            )
+            clean = list(map(eq, values, expected))
         matched = list(compress(ids, clean))
         if len(set(matched)) != len(matched):
             # one order charged twice in this chunk: only its first charge is clean

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import repeat
 from operator import itemgetter, ne, sub
 from typing import Any, cast
 
@@ -35,6 +34,7 @@ from paygate.reconcile._batch import (
     ProviderItem,
     chunks,
     misses,
+    payment_amounts,
     split_columns,
 )
 from paygate.reconcile._common import (
@@ -70,7 +70,10 @@ REPORTING_CATEGORIES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
     "payment_reversal": (RecordKind.PAYMENT_REVERSAL, _S),
 }
 _OTHER = (RecordKind.OTHER, _S)
-_KIND_OF = {category: kind for category, (kind, _) in REPORTING_CATEGORIES.items()}
+#: the categories that are payments (the only records that can be a clean match)
+_PAYMENT_CATEGORIES = frozenset(
+    category for category, (kind, _) in REPORTING_CATEGORIES.items() if kind is RecordKind.PAYMENT
+)
 
 #: report columns paygate reads; "?" = optional
 REPORT_COLUMNS: dict[str, str] = {
@@ -271,15 +274,19 @@ class StripeReportCSV(ProviderReader):
             if not pc.all(pc.equal(pc.subtract_checked(gross_units, fee_units), net_units)).as_py():
                 return None
             fee_total, net_total = int64_sum(arrow, fee_units), int64_sum(arrow, net_units)
-            gross: list[int] = gross_units.to_pylist()
+            amounts: list[int] = pc.if_else(
+                pc.is_in(columns[pos["category"]], value_set=arrow.pa.array(_PAYMENT_CATEGORIES)),  # type: ignore[index]
+                pc.abs_checked(gross_units),
+                -1,
+            ).to_pylist()
         else:
             parse = scalar_or_problem(scalar)
             gross, fees, nets = (minor_units(arrow, column, exponent, parse) for column in texts)
             if any(map(ne, map(sub, gross, fees), nets)):
                 return None
             fee_total, net_total = sum(fees), sum(nets)
-        categories = columns[pos["category"]].to_pylist()  # type: ignore[index]
-        kinds = list(map(_KIND_OF.get, categories, repeat(RecordKind.OTHER)))
+            categories = columns[pos["category"]].to_pylist()  # type: ignore[index]
+            amounts = payment_amounts(gross, map(_PAYMENT_CATEGORIES.__contains__, categories))
         arrays = [columns[p] for p in wanted]
 
         def build(index: int) -> ProviderRow:
@@ -287,12 +294,11 @@ class StripeReportCSV(ProviderReader):
 
         return ProviderBatch(
             columns[pos["order_id"]].to_pylist(),  # type: ignore[index]
-            kinds,
-            list(map(abs, gross)),
+            amounts,
             fee_total,
             net_total,
             currency,
-            [None] * len(gross),
+            [None] * len(amounts),
             build,
         )
 
@@ -358,7 +364,8 @@ class StripeReportCSV(ProviderReader):
         gross, fees, nets = parsed
         if any(map(ne, map(sub, gross, fees), nets)):
             return None
-        kinds = list(map(_KIND_OF.get, columns[pos["category"]], repeat(RecordKind.OTHER)))  # type: ignore[index]
+        categories = columns[pos["category"]]  # type: ignore[index]
+        amounts = payment_amounts(gross, map(_PAYMENT_CATEGORIES.__contains__, categories))
         lines = chunk.lines
 
         def build(index: int) -> ProviderRow:
@@ -366,8 +373,7 @@ class StripeReportCSV(ProviderReader):
 
         return ProviderBatch(
             columns[pos["order_id"]],  # type: ignore[index]
-            kinds,
-            list(map(abs, gross)),
+            amounts,
             sum(fees),
             sum(nets),
             currency,
