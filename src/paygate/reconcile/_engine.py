@@ -11,9 +11,10 @@ sweep over the dict classifies every order and the leftovers are orphans or miss
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from operator import and_, eq, gt, lshift, mul, not_, or_, rshift
 from typing import Any
 
@@ -301,15 +302,16 @@ def reconcile(
             batch.created or repeat(None),
             repeat(None),
         )
-        if any(map(held.__contains__, ids)):
-            return hold_rows(rows)  # an order seen before: the per-row path reports it exactly
         before = len(held)
-        held.update(zip(ids, codes, strict=True))
+        # insert unless present, one dict probe per order, run in C
+        deque(map(hold, ids, codes), maxlen=0)
         if len(held) != before + len(ids):
-            # an order twice in this batch (cheaper to notice after the fact than to build a
-            # set per batch): take its ids back out - all were new - and go row by row
-            for order_id in ids:
-                held.pop(order_id, None)
+            # an order seen before or twice in this batch (cheaper to notice after the fact
+            # than to check first): setdefault kept every earlier value, so taking out the
+            # keys this batch added - the newest in the dict's order - restores the state,
+            # and the per-row path then reports the duplicate exactly
+            for order_id in list(islice(reversed(held), len(held) - before)):
+                del held[order_id]
             return hold_rows(rows)
         return len(ids)
 
