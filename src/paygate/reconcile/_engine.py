@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import compress, islice, repeat
-from operator import and_, eq, gt, lshift, mul, not_, or_, rshift
+from operator import and_, eq, gt, lshift, mul, ne, not_, or_, rshift
 from typing import Any
 
 from paygate.errors import ValidationError
@@ -400,13 +400,14 @@ def reconcile(
             clean = list(map(eq, values, expected))
         matched = list(compress(ids, clean))
         if len(set(matched)) != len(matched):
-            # one order charged twice in this chunk: only its first charge is clean
-            seen: set[str] = set()
-            for position in list(compress(range(size), clean)):
-                if ids[position] in seen:
-                    clean[position] = False
-                else:
-                    seen.add(ids[position])
+            # one order charged twice in this batch: only its first charge is clean. The
+            # first position of each id, found in C (later positions overwrite earlier
+            # ones when zipped in reverse), then only the repeats are visited
+            positions = list(compress(range(size), clean))
+            first = dict(zip(reversed(matched), reversed(positions), strict=True))
+            repeats = compress(positions, map(ne, map(first.__getitem__, matched), positions))
+            for position in list(repeats):
+                clean[position] = False
             matched = list(compress(ids, clean))
         held.update(zip(matched, map(or_, compress(values, clean), repeat(_MATCHED)), strict=True))
         for position in compress(range(size), map(not_, clean)):
