@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 import paygate
-from paygate import Money, WebhookDelivery
+from paygate import EventType, Money, WebhookDelivery, WebhookEvent
 from paygate.providers.fake import DEFAULT_WEBHOOK_SECRET, FakeProvider
 
 
@@ -245,6 +245,35 @@ def test_a_failing_handler_answers_500_and_the_redelivery_fulfils_once(shop: Sho
         again = shop.deliver(shop.fake.redeliver(delivery))
         assert again.status_code == 200
         assert again.json == {"received": True, "duplicate": first_code == 200}
+    assert shop.receipts.sent == [order_id]
+    assert field_of(shop.page(order_id), "order-status") == "paid"
+
+
+def test_a_delivery_while_another_worker_holds_the_event_answers_409(shop: Shop) -> None:
+    order_id, session_id = shop.buy()
+    shop.fake.complete_checkout(session_id, payment_method="tok_visa")
+    deliveries = shop.fake.take_webhooks()
+    (succeeded,) = [d for d in deliveries if b'"payment.succeeded"' in d.body]
+    inner: list[TestResponse] = []
+
+    @shop.gateway.on(EventType.PAYMENT_SUCCEEDED)
+    def provider_retries_meanwhile(event: WebhookEvent) -> None:
+        # the provider's retry reaches the shop while this delivery still holds the event
+        if not inner:
+            inner.append(shop.deliver(shop.fake.redeliver(succeeded)))
+
+    for delivery in deliveries:
+        assert shop.deliver(delivery).status_code == 200
+    (busy,) = inner
+    # not 2xx: had the first worker died, only the provider's retry would finish the event
+    assert busy.status_code == 409
+    assert busy.json == {"received": False, "duplicate": True}
+    assert shop.receipts.sent == [order_id]
+
+    # the provider retries the 409 later: the event is processed by now, a duplicate
+    again = shop.deliver(shop.fake.redeliver(succeeded))
+    assert again.status_code == 200
+    assert again.json == {"received": True, "duplicate": True}
     assert shop.receipts.sent == [order_id]
     assert field_of(shop.page(order_id), "order-status") == "paid"
 

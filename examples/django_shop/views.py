@@ -151,8 +151,13 @@ def webhook(request: HttpRequest) -> HttpResponse:
         # a handler failed: 5xx makes the provider deliver the event again later
         log.exception("webhook handling failed")
         return JsonResponse({"error": "webhook handling failed"}, status=500)
-    # 2xx for a first delivery and for a duplicate alike, or the provider keeps retrying
-    return JsonResponse({"received": True, "duplicate": result.duplicate})
+    # 200 for a first delivery and for a duplicate alike, or the provider keeps retrying;
+    # 409 while another worker holds the event (in_progress): if that worker dies, only the
+    # provider's retry of this non-2xx answer gets the event finished
+    return JsonResponse(
+        {"received": result.acknowledged, "duplicate": result.duplicate},
+        status=result.http_status,
+    )
 
 
 # --8<-- [end:webhook]

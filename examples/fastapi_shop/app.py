@@ -240,8 +240,13 @@ def create_app(
             # a handler failed: 5xx makes the provider deliver the event again later
             log.exception("webhook handling failed")
             return JSONResponse({"error": "webhook handling failed"}, status_code=500)
-        # 2xx for a first delivery and for a duplicate alike, or the provider keeps retrying
-        return JSONResponse({"received": True, "duplicate": result.duplicate})
+        # 200 for a first delivery and for a duplicate alike, or the provider keeps retrying;
+        # 409 while another worker holds the event (in_progress): if that worker dies, only
+        # the provider's retry of this non-2xx answer gets the event finished
+        return JSONResponse(
+            {"received": result.acknowledged, "duplicate": result.duplicate},
+            status_code=result.http_status,
+        )
 
     # --8<-- [end:webhook]
 

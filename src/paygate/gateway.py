@@ -102,12 +102,22 @@ _SETTLED = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED,
 class WebhookResult:
     """What :meth:`Gateway.handle_webhook` did with one delivery.
 
-    ``duplicate``: the event was already processed (or another worker is processing it
-    right now, ``in_progress``): nothing changed, no handler ran. Answer 2xx.
+    ``duplicate``: this delivery changed nothing and ran no handler, because the event was
+    already processed or because another worker holds it right now (``in_progress``: its
+    lease has not run out; it may still fail or die before finishing).
     ``outcome``: ``applied`` (the payment moved), ``unchanged`` (it already was there),
     ``stale`` (late: recorded, ignored), ``rejected`` (impossible for the payment's state:
     recorded, not applied, ``error`` says why), ``no_transition`` (an event that moves no
     payment: subscriptions, invoices, ...), ``unknown`` (a type paygate does not know).
+
+    Answer the provider with :attr:`http_status`: 200 whenever the event is done with
+    (first delivery, processed duplicate, and every outcome above, ``rejected`` included:
+    it can never apply, so a redelivery would only repeat it), 409 while it is
+    ``in_progress``. A 2xx there could lose the event: if the worker holding it dies, the
+    provider, told it was handled, never delivers it again, and nobody finishes it. The
+    409 makes the provider retry later; that delivery finds the event processed (200) or
+    takes it over once the lease has run out. :attr:`acknowledged` is the same answer as
+    a bool.
     """
 
     event: WebhookEvent
@@ -132,6 +142,18 @@ class WebhookResult:
     @property
     def unknown(self) -> bool:
         return self.outcome == "unknown"
+
+    @property
+    def acknowledged(self) -> bool:
+        """Tell the provider the delivery is handled (answer 2xx): not while another
+        worker holds the event (``in_progress``), which may die before finishing it."""
+        return not self.in_progress
+
+    @property
+    def http_status(self) -> int:
+        """What a webhook view answers: 200 when :attr:`acknowledged`, else 409 (a
+        retryable non-2xx, so the provider delivers the event again later)."""
+        return 200 if self.acknowledged else 409
 
 
 class Gateway:
@@ -1011,7 +1033,8 @@ class Gateway:
         Raises :class:`~paygate.errors.WebhookVerificationError` for a delivery that is not
         authentic (answer 400) and re-raises a handler's exception after giving the event
         up, so that the provider's redelivery runs the handlers again (answer 5xx); the
-        state transition is never applied twice.
+        state transition is never applied twice. Otherwise answer the result's
+        :attr:`~WebhookResult.http_status` (409 while another worker holds the event).
         """
         event = self.provider.parse_webhook(body, headers)
         payment_id = event.payment_id
