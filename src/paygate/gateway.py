@@ -76,6 +76,7 @@ from paygate.stores import (
     _codec,
     open_store,
 )
+from paygate.stores._records import EventPlan
 
 if TYPE_CHECKING:
     from paygate._config import GatewaySettings
@@ -90,6 +91,11 @@ S = PaymentStatus
 
 #: how often a compare-and-set write is retried after losing a race
 _CAS_ATTEMPTS = 20
+
+#: (outcome, previous status, record, error, finished) of an event's first processing
+_Applied = tuple[
+    "EventOutcome | None", "PaymentStatus | None", "PaymentRecord | None", "str | None", bool
+]
 #: statuses after which an order may be paid again with a new attempt
 _RETRYABLE_ATTEMPT = frozenset({S.FAILED, S.CANCELED})
 _ENDED_SUBSCRIPTION = frozenset(
@@ -1039,6 +1045,13 @@ class Gateway:
         event = self.provider.parse_webhook(body, headers)
         payment_id = event.payment_id
         occurred = event.occurred_at.timestamp() if event.occurred_at else None
+        handlers = self._handlers_for(event.type)
+        # the first delivery of an event, on a store that can: claim, transition, log
+        # (and finish, with no handler to wait for) in one transaction
+        ingested = self._ingest_new(event, occurred, quiet=not handlers)
+        if ingested is not None:
+            claim, applied = ingested
+            return self._dispatch(event, claim, handlers, *applied)
         claim = self.store.claim_event(
             self.provider.name, event.id, event_type=event.type.value,
             provider_type=event.provider_type, payment_id=payment_id,
@@ -1061,7 +1074,6 @@ class Gateway:
                 in_progress=in_progress,
             )  # fmt: skip
         error: str | None = None
-        handlers = self._handlers_for(event.type)
         finished = False
         if claim.applied:  # an earlier delivery applied it, then a handler failed
             outcome = claim.outcome
@@ -1073,6 +1085,22 @@ class Gateway:
             outcome, previous, record, error, finished = self._apply_event(
                 event, claim, quiet=not handlers
             )
+        return self._dispatch(event, claim, handlers, outcome, previous, record, error, finished)
+
+    def _dispatch(
+        self,
+        event: WebhookEvent,
+        claim: EventClaim,
+        handlers: list[WebhookHandler],
+        outcome: EventOutcome | None,
+        previous: PaymentStatus | None,
+        record: PaymentRecord | None,
+        error: str | None,
+        finished: bool,
+    ) -> WebhookResult:
+        """Run the handlers of an owned, applied event outside any transaction, then
+        finish it (unless already ``finished``); a raising handler gives the event up."""
+        payment_id = event.payment_id
         status = record.status if record else None
         if outcome in ("stale", "rejected"):
             handlers = []
@@ -1097,6 +1125,95 @@ class Gateway:
             payment=record.payment if record else None,
             handlers_run=len(handlers), error=error,
         )  # fmt: skip
+
+    def _ingest_new(
+        self, event: WebhookEvent, occurred: float | None, *, quiet: bool
+    ) -> tuple[EventClaim, _Applied] | None:
+        """The first delivery of an event in one store transaction (SQL stores'
+        ``ingest_event``); ``None``: not a first delivery, or the store cannot, or the
+        transition needs the provider first -- the general path takes over."""
+        ingest = getattr(self.store, "ingest_event", None)
+        if ingest is None:
+            return None
+        change = None if event.type is EventType.UNKNOWN else event_from_webhook(event)
+        payload = _codec.dump(event)
+        decided: list[str | None] = [None]  # the error of the plan that was committed
+
+        def decide(current: PaymentRecord | None) -> EventPlan | None:
+            planned = self._plan_event(event, change, current, now, quiet=quiet)
+            if planned is None:
+                return None
+            decided[0] = planned[1]
+            return planned[0]
+
+        for _ in range(_CAS_ATTEMPTS):
+            now = self.clock()
+            try:
+                done = ingest(
+                    self.provider.name, event.id, event_type=event.type.value,
+                    provider_type=event.provider_type, payment_id=event.payment_id,
+                    payload=payload, occurred_at=occurred, now=now,
+                    lease_seconds=self.webhook_lease, decide=decide,
+                )  # fmt: skip
+            except StoreConflict:
+                continue  # another event of this payment won the race: read it again
+            if done is None:
+                return None
+            claim, plan, current = done
+            error = decided[0]
+            previous = current.status if current else None
+            if plan.transition is not None:
+                self._log_transition(plan.transition)
+            elif plan.outcome == "rejected":
+                _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
+                             event.type.value, event.payment_id, error)  # fmt: skip
+            record = plan.record if plan.record is not None else current
+            return claim, (plan.outcome, previous, record, error, plan.finish)
+        return None  # heavy contention: the general path retries on its own
+
+    def _plan_event(
+        self,
+        event: WebhookEvent,
+        change: PaymentEvent | None,
+        current: PaymentRecord | None,
+        now: float,
+        *,
+        quiet: bool,
+    ) -> tuple[EventPlan, str | None] | None:
+        """What ``event`` does to ``current`` (pure: it runs inside the store's
+        transaction), with the rejection's reason; ``None`` when a payment first met
+        through a refund or dispute must be looked up at the provider first. The same
+        decisions as :meth:`_apply_event`."""
+        payment_id = event.payment_id
+        if change is None or payment_id is None:
+            unknown = event.type is EventType.UNKNOWN
+            return EventPlan("unknown" if unknown else "no_transition", finish=quiet), None
+        obj = event.object
+        if current is None:
+            if not isinstance(obj, Payment):
+                return None
+            snapshot, state = self._unseen(event, payment_id)  # no I/O for a Payment
+            previous = None
+        else:
+            snapshot, state, previous = current.payment, current.state, current.status
+        try:
+            step = apply(state, change)
+        except InvalidTransition as exc:
+            return EventPlan("rejected", finish=True), str(exc)
+        if current is not None and not step.changed:
+            outcome: EventOutcome = "stale" if step.result == "stale" else "unchanged"
+            return EventPlan(outcome, finish=quiet or outcome == "stale"), None
+        payment = self._merge(snapshot, obj) if isinstance(obj, Payment) and current else snapshot
+        record = PaymentRecord.build(
+            payment, step.state, version=current.version + 1 if current else 1, updated_at=now
+        )
+        transition = self._transition(
+            record, previous, change.trigger, source="webhook", amount=change.amount, event=event
+        )
+        return EventPlan(
+            "applied", finish=quiet, record=record,
+            expected_version=current.version if current else None, transition=transition,
+        ), None  # fmt: skip
 
     def _apply_event(
         self, event: WebhookEvent, claim: EventClaim, *, quiet: bool

@@ -19,6 +19,7 @@ __all__ = [
     "ClaimStatus",
     "EventClaim",
     "EventOutcome",
+    "EventPlan",
     "EventRecord",
     "OperationRecord",
     "OperationStatus",
@@ -177,6 +178,22 @@ class EventClaim:
     @property
     def owned(self) -> bool:
         return self.status in (ClaimStatus.CLAIMED, ClaimStatus.RECLAIMED)
+
+
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """What a new event does, decided from the payment as read inside the claim's
+    transaction (``SQLStore.ingest_event``): the payment row to write (``None``: the
+    payment does not change), the transition to log, the event's outcome, and whether
+    the event is finished (processed) in that same transaction -- no handler to wait for.
+    """
+
+    outcome: EventOutcome
+    finish: bool
+    record: PaymentRecord | None = None
+    #: the version the written row replaces; ``None`` inserts it
+    expected_version: int | None = None
+    transition: TransitionRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
