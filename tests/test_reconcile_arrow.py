@@ -303,3 +303,26 @@ def test_a_duplicate_order_is_reported_the_same_way(
     with pytest.raises(ValidationError, match=f"'o{copy_of}' appears twice"):
         run(orders, report)
     same(fast, run(orders, report, skip_bad_rows=True))
+
+
+def test_the_reader_thread_stops_when_reading_stops_early(
+    tmp_path: Path, small_batches: dict[str, int]
+) -> None:
+    import threading
+
+    def readers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "paygate-csv-reader"}
+
+    orders, report = write_files(tmp_path)
+    before = readers()
+    batches = OrdersCSV(orders).iter_batches(with_time=False)
+    assert isinstance(next(batches), OrderBatch)
+    assert len(readers() - before) == 1
+    batches.close()  # type: ignore[attr-defined]
+    assert not readers() - before
+    # a run that fails midway (a duplicate order) stops its reader too
+    lines = orders.read_text().splitlines(keepends=True)
+    orders.write_text("".join([*lines[:100], lines[1], *lines[100:]]))
+    with pytest.raises(ValidationError, match="appears twice"):
+        run(orders, report)
+    assert not readers() - before

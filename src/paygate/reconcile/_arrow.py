@@ -15,6 +15,8 @@ gives the exact file and line. Without pyarrow the pure-Python path is the only 
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +90,55 @@ def record_batches(
         ),
     )
     positions = sorted(set(wanted))
-    for batch in reader:
+    for batch in _prefetched(reader):
         if batch.num_rows:
             yield {pos: batch.column(i) for i, pos in enumerate(positions)}
+
+
+#: batches parsed ahead of the consumer, each a few hundred KB of Arrow memory
+PREFETCH = 4
+_DONE = object()
+
+
+def _prefetched(reader: Any) -> Iterator[Any]:
+    """The reader's batches, parsed on a helper thread while the caller works on the
+    previous ones: Arrow releases the GIL while it parses, so reading overlaps the
+    engine's Python work on a second core. An error there is raised here, in order."""
+    slots: queue.Queue[Any] = queue.Queue(PREFETCH)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                if not hand_over(batch):
+                    return
+        except Exception as exc:  # handed to the consumer, raised there
+            hand_over(exc)
+            return
+        hand_over(_DONE)
+
+    worker = threading.Thread(target=produce, name="paygate-csv-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def minor_units(arrow: Arrow, texts: Any, exponent: int, scalar: Callable[[str], int]) -> list[int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from datetime import datetime
 from itertools import compress, islice, repeat
 from operator import and_, eq, gt, lshift, mul, ne, not_, or_, rshift
@@ -319,10 +320,12 @@ def reconcile(
     batches = None if windowed else getattr(internal, "iter_batches", None)
     want_time = windowed or recent_after is not None
     if batches is not None:
-        for chunk_no, item in enumerate(batches(with_time=want_time)):
-            orders_read += hold_batch(item) if isinstance(item, OrderBatch) else hold_rows(item)
-            if progress is not None and not chunk_no % _PROGRESS_CHUNKS:
-                progress("orders", orders_read)
+        # closing: a failed run also stops the reader's file and thread at once
+        with closing(batches(with_time=want_time)) as order_items:
+            for chunk_no, item in enumerate(order_items):
+                orders_read += hold_batch(item) if isinstance(item, OrderBatch) else hold_rows(item)
+                if progress is not None and not chunk_no % _PROGRESS_CHUNKS:
+                    progress("orders", orders_read)
     else:
         orders_read = hold_rows(_rows_of_orders(internal, with_time=want_time))
     report.orders_read = orders_read
@@ -417,13 +420,14 @@ def reconcile(
     records_read = 0
     provider_batches = None if windowed else getattr(provider, "iter_batches", None)
     if provider_batches is not None:
-        for chunk_no, rec_item in enumerate(provider_batches(with_time=False)):
-            if isinstance(rec_item, ProviderBatch):
-                records_read += match_batch(rec_item)
-            else:
-                records_read += match_rows(rec_item)
-            if progress is not None and not chunk_no % _PROGRESS_CHUNKS:
-                progress("records", records_read)
+        with closing(provider_batches(with_time=False)) as provider_items:
+            for chunk_no, rec_item in enumerate(provider_items):
+                if isinstance(rec_item, ProviderBatch):
+                    records_read += match_batch(rec_item)
+                else:
+                    records_read += match_rows(rec_item)
+                if progress is not None and not chunk_no % _PROGRESS_CHUNKS:
+                    progress("records", records_read)
     else:
         records_read = match_rows(_rows_of_records(provider, with_time=windowed))
     report.records_read = records_read
