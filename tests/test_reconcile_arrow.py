@@ -37,6 +37,7 @@ STRIPE_HEADER = (
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Arrow batches of ~2 KB (many per test file); counts the batches Arrow yields."""
     monkeypatch.setattr(_arrow, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(_arrow, "MIN_ARROW_BYTES", 0)  # Arrow even for these small files
     seen = {"batches": 0}
     real = _arrow.record_batches
 
@@ -272,6 +273,17 @@ def test_without_pyarrow_the_pure_python_path_runs(
     result = run(orders, report)
     assert small_batches["batches"] == 0
     assert result.orders_read == 300
+
+
+def test_small_files_take_the_python_path(tmp_path: Path) -> None:
+    orders, _ = write_files(tmp_path, 300)
+    assert orders.stat().st_size < _arrow.MIN_ARROW_BYTES
+    assert _arrow.arrow_for(orders) is None
+    big = tmp_path / "big.csv"
+    with big.open("w") as handle:
+        handle.write("order_id,amount,currency,status\n")
+        handle.writelines(f"o{i},1.00,USD,paid\n" for i in range(_arrow.MIN_ARROW_BYTES // 16))
+    assert _arrow.arrow_for(big) is not None
 
 
 def test_a_stream_source_takes_the_python_path(
