@@ -7,8 +7,12 @@ wall time from "go" to the last process done. Figures are printed, not asserted.
 
 PostgreSQL: ``PAYGATE_BENCH_POSTGRES_URL`` or ``postgresql://postgres@127.0.0.1:5432/postgres``;
 the bench works in a throw-away schema and drops it. Skipped with a note if unreachable.
+The headline PostgreSQL figure runs with the server's own durability settings (printed);
+``--async-commit`` adds a run with ``synchronous_commit=off`` on paygate's connections,
+labelled as such (a crash can lose the last commits; nothing is half-written).
 
     python bench/bench_ingest.py [--payments N] [--processes 1,4] [--stores postgresql,sqlite]
+                                 [--async-commit]
 """
 
 from __future__ import annotations
@@ -92,11 +96,17 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=1500)
     parser.add_argument("--processes", default="1,4")
     parser.add_argument("--stores", default="postgresql,sqlite")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="also run PostgreSQL with synchronous_commit=off (labelled)",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     deliveries = make_deliveries(args.payments)
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"{len(deliveries)} events ({args.payments} payments), no duplicates")  # fmt: skip
+          f"{len(deliveries)} events ({args.payments} payments), no duplicates, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="paygate-bench-") as tmp:
         path = str(Path(tmp) / "deliveries.pickle")
         with open(path, "wb") as f:
@@ -106,16 +116,28 @@ def main() -> None:
             import psycopg
 
             base, schema = pg
+            with psycopg.connect(base, autocommit=True) as conn:
+                names = ("synchronous_commit", "fsync", "wal_sync_method")
+                settings = {name: conn.execute(f"SHOW {name}").fetchone() for name in names}
+            shown = ", ".join(f"{k}={v[0] if v else '?'}" for k, v in settings.items())
+            print(f"postgresql server settings: {shown}")
+            modes = [("", "server defaults")]
+            if args.async_commit:
+                modes.append(("&options=-c%20synchronous_commit%3Doff", "synchronous_commit=off"))
+            schemas: list[str] = []
             try:
-                for n in counts:
-                    url = f"{base}{'&' if '?' in base else '?'}schema={schema}_{n}&pool_max=2"
-                    paygate.open_store(url).close()  # schema created before the clock
-                    rate = run(url, path, n, len(deliveries))
-                    print(f"postgresql  {n} process(es): {rate:>8,.0f} events/s")
+                for extra, label in modes:
+                    for n in counts:
+                        schemas.append(f"{schema}_{len(schemas)}")
+                        url = (f"{base}{'&' if '?' in base else '?'}schema={schemas[-1]}"
+                               f"&pool_max=2{extra}")  # fmt: skip
+                        paygate.open_store(url).close()  # schema created before the clock
+                        rate = run(url, path, n, len(deliveries))
+                        print(f"postgresql ({label})  {n} process(es): {rate:>8,.0f} events/s")
             finally:
                 with psycopg.connect(base, autocommit=True) as conn:
-                    for n in counts:
-                        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_{n}" CASCADE')
+                    for name in schemas:
+                        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         for n in counts if "sqlite" in args.stores else []:
             url = f"sqlite:///{Path(tmp) / f'ingest-{n}.db'}"
             paygate.open_store(url).close()
