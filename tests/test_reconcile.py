@@ -407,7 +407,7 @@ def test_batch_and_row_paths_classify_identically(tmp_path, monkeypatch, reader)
         monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
     else:
         pytest.importorskip("pyarrow")
-        monkeypatch.setattr("paygate.reconcile._arrow.BLOCK_BYTES", 1024)  # many batches
+        monkeypatch.setattr("paygate.reconcile._arrow.BLOCK_BYTES", 4096)  # many batches
         monkeypatch.setattr("paygate.reconcile._arrow.MIN_ARROW_BYTES", 0)  # small files too
     orders, report = _many(tmp_path)
     batches = list(OrdersCSV(orders).iter_batches(with_time=False))

@@ -35,8 +35,8 @@ STRIPE_HEADER = (
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Arrow batches of ~2 KB (many per test file, each several joined blocks); counts the batches Arrow yields."""
-    monkeypatch.setattr(_arrow, "BLOCK_BYTES", 512)  # joined by COALESCE = 4: ~2 KB
+    """Arrow batches of ~2 KB (many per test file); counts the batches Arrow yields."""
+    monkeypatch.setattr(_arrow, "BLOCK_BYTES", 2048)
     monkeypatch.setattr(_arrow, "MIN_ARROW_BYTES", 0)  # Arrow even for these small files
     seen = {"batches": 0}
     real = _arrow.record_batches

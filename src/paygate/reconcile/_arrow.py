@@ -101,21 +101,17 @@ def record_batches(
         ),
     )
     positions = sorted(set(wanted))
-    for batch in _prefetched(arrow, reader):
+    for batch in _prefetched(reader):
         if batch.num_rows:
             yield {pos: batch.column(i) for i, pos in enumerate(positions)}
 
 
-#: batches parsed ahead of the consumer (each at most COALESCE blocks of Arrow memory)
+#: batches parsed ahead of the consumer, each a few hundred KB of Arrow memory
 PREFETCH = 4
-#: blocks joined into one batch by the helper thread: fewer, larger batches cut the fixed
-#: cost of each Arrow compute call, while the reader's own read-ahead stays that of
-#: BLOCK_BYTES blocks
-COALESCE = 4
 _DONE = object()
 
 
-def _prefetched(arrow: Arrow, reader: Any) -> Iterator[Any]:
+def _prefetched(reader: Any) -> Iterator[Any]:
     """The reader's batches, parsed on a helper thread while the caller works on the
     previous ones: Arrow releases the GIL while it parses, so reading overlaps the
     engine's Python work on a second core. An error there is raised here, in order."""
@@ -131,26 +127,15 @@ def _prefetched(arrow: Arrow, reader: Any) -> Iterator[Any]:
                 continue
         return False
 
-    def joined(group: list[Any]) -> Any:
-        if len(group) == 1:
-            return group[0]
-        return arrow.pa.Table.from_batches(group).combine_chunks().to_batches()[0]
-
     def produce() -> None:
-        group: list[Any] = []
         try:
             for batch in reader:
-                group.append(batch)
-                if len(group) == COALESCE:
-                    if not hand_over(joined(group)):
-                        return
-                    group = []
-        except Exception as exc:  # handed to the consumer after the good rows, raised there
-            if (not group or hand_over(joined(group))) and hand_over(exc):
-                return
+                if not hand_over(batch):
+                    return
+        except Exception as exc:  # handed to the consumer, raised there
+            hand_over(exc)
             return
-        if (not group or hand_over(joined(group))) and hand_over(_DONE):
-            return
+        hand_over(_DONE)
 
     worker = threading.Thread(target=produce, name="paygate-csv-reader", daemon=True)
     worker.start()
