@@ -108,6 +108,7 @@ def test_with_a_handler_the_finish_is_one_more_write_after_it(
     (writes_then, event_then), = states  # fmt: skip
     assert writes_then == ["_write"]
     assert event_then.applied_at is not None and event_then.processed_at is None
+    assert event_then.lease_until is not None  # leased to this worker until it finishes
     assert writes == ["_write", "_write_one"]  # then the finish
     event = gw.store.get_event("fake", event_then.event_id)
     assert event is not None and event.processed_at is not None
@@ -143,9 +144,11 @@ def test_a_redelivery_is_left_to_the_general_path(store: SQLStore) -> None:
     plan = EventPlan("no_transition", finish=True)
     first = ingest(store, lambda current: plan)
     assert first is not None and first[1] is plan and first[2] is None
-    assert ingest(store, lambda current: pytest.fail("decided for a known event")) is None
+    # decided before the event's row is tried, and rolled back with it
+    assert ingest(store, lambda current: EventPlan("unknown", finish=False)) is None
     event = store.get_event("fake", "evt_1")
     assert event is not None and event.deliveries == 1 and event.outcome == "no_transition"
+    assert event.processed_at is not None and event.lease_until is None
 
 
 def test_a_plan_that_needs_io_first_leaves_nothing_written(store: SQLStore) -> None:

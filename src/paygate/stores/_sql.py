@@ -25,7 +25,6 @@ The two dialects are ``paygate.stores.sqlite.SQLITE`` and ``paygate.stores.postg
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -277,11 +276,14 @@ MARK_EVENT_APPLIED = (
     "UPDATE paygate_events SET applied_at = ?, outcome = ? "
     "WHERE provider = ? AND event_id = ? AND claim_token = ? AND applied_at IS NULL"
 )
-# a new event's outcome and its finish in one statement (the ingest transaction)
-MARK_EVENT_DONE = (
-    "UPDATE paygate_events SET applied_at = ?, outcome = ?, processed_at = ?, "
-    "claim_token = NULL, lease_until = NULL, last_error = NULL "
-    "WHERE provider = ? AND event_id = ? AND claim_token = ? AND applied_at IS NULL"
+# a new event recorded with its outcome in the transaction that applies it (the
+# ingest path): claimed until ``lease_until`` while its handlers run, or already processed
+INSERT_APPLIED_EVENT = (
+    "INSERT INTO paygate_events (provider, event_id, event_type, provider_type, "
+    "payment_id, payload, occurred_at, received_at, deliveries, claim_token, lease_until, "
+    "applied_at, outcome, processed_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (provider, event_id) DO NOTHING"
 )
 FINISH_EVENT = (
     "UPDATE paygate_events SET processed_at = ?, claim_token = NULL, lease_until = NULL, "
@@ -457,63 +459,6 @@ def operation_from_row(row: Sequence[Any]) -> OperationRecord:
 # -- the shared implementation -----------------------------------------------------------
 
 
-class Sent:
-    """A statement sent in a :class:`Batch`: its rowcount and first row, valid once the
-    batch was flushed (at once when the batch runs statements one by one)."""
-
-    __slots__ = ("_cursor", "_ready", "_row", "_rowcount")
-
-    def __init__(self, cursor: Cursor, *, ready: bool) -> None:
-        self._cursor = cursor
-        self._ready = False
-        self._rowcount = -1
-        self._row: Any = None
-        if ready:
-            self._collect()
-
-    def _collect(self) -> None:
-        self._rowcount = int(self._cursor.rowcount)
-        description = getattr(self._cursor, "description", None)
-        self._row = self._cursor.fetchone() if description else None
-        self._ready = True
-
-    @property
-    def rowcount(self) -> int:
-        if not self._ready:
-            self._collect()
-        return self._rowcount
-
-    def fetchone(self) -> Any:
-        if not self._ready:
-            self._collect()
-        return self._row
-
-
-class Batch:
-    """The statements of one write transaction, sent without waiting for each answer
-    where the engine can (a psycopg pipeline); ``flush()`` waits for all sent so far.
-    Nothing is committed by a flush: the rowcounts are checked before the commit."""
-
-    def __init__(
-        self,
-        dialect: Dialect,
-        new_cursor: Callable[[], Cursor],
-        flush: Callable[[], None] | None,
-    ) -> None:
-        self._dialect = dialect
-        self._new_cursor = new_cursor
-        self._flush = flush
-
-    def send(self, statement: str, params: Sequence[Any] = ()) -> Sent:
-        cur = self._new_cursor()
-        cur.execute(self._dialect.sql(statement), tuple(params))
-        return Sent(cur, ready=self._flush is None)
-
-    def flush(self) -> None:
-        if self._flush is not None:
-            self._flush()
-
-
 class _Fallback(Exception):
     """Internal: roll the ingest transaction back; the caller takes the general path."""
 
@@ -537,14 +482,6 @@ class SQLStore:
         """For a write of ONE statement (atomic by itself): ``_write()`` unless the engine
         can skip the BEGIN/COMMIT round trips (PostgreSQL in autocommit)."""
         return self._write()
-
-    @contextlib.contextmanager
-    def _write_batch(self) -> Iterator[Batch]:
-        """One write transaction whose statements may travel in batches (see
-        :class:`Batch`). Here each statement runs when sent; PostgreSQL overrides this
-        with a pipeline: one round trip per ``flush()``."""
-        with self._write() as cur:
-            yield Batch(self.dialect, lambda: cur, None)
 
     def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
         cur.execute(self.dialect.sql(statement), tuple(params))
@@ -747,10 +684,12 @@ class SQLStore:
         lease_seconds: float,
         decide: Callable[[PaymentRecord | None], EventPlan | None],
     ) -> tuple[EventClaim, EventPlan, PaymentRecord | None] | None:
-        """A NEW event's whole first delivery in ONE transaction: claim it, read its
-        payment, ``decide`` (pure, no I/O: it runs inside the transaction), write the
-        payment (compare-and-set), log the transition and record the outcome -- and
-        finish the event too when ``plan.finish`` (no handler to wait for).
+        """A NEW event's whole first delivery in ONE transaction: read its payment,
+        ``decide`` (pure, no I/O: it runs inside the transaction), claim the event by
+        inserting its row already carrying the outcome (and processed, when
+        ``plan.finish``: no handler to wait for; else leased to this worker), write the
+        payment (compare-and-set) and log the transition. Four statements between BEGIN
+        and COMMIT instead of two or three transactions.
 
         Returns ``(claim, plan, payment as read)`` once committed. Returns ``None``, having
         written nothing, when the event is already known (a redelivery: use
@@ -758,70 +697,60 @@ class SQLStore:
         :class:`StoreConflict`, having written nothing, when the payment changed under
         it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
-
-        Statements go in three round trips on PostgreSQL (a pipeline): claim + read;
-        writes; commit -- every rowcount is checked before the commit.
         """
         token = uuid.uuid4().hex
         try:
-            with self._write_batch() as batch:
-                claimed = batch.send(
-                    INSERT_EVENT,
-                    (provider, event_id, event_type, provider_type, payment_id, _json(payload),
-                     occurred_at, now, token, now + lease_seconds),
-                )  # fmt: skip
-                read = batch.send(SELECT_PAYMENT, (payment_id,)) if payment_id else None
-                batch.flush()
-                if claimed.rowcount != 1:
-                    raise _Fallback  # a redelivery (or a racing first delivery that won)
-                row = read.fetchone() if read is not None else None
+            with self._write() as cur:
+                row = None
+                if payment_id is not None:
+                    self._run(cur, SELECT_PAYMENT, (payment_id,))
+                    row = cur.fetchone()
                 current = None if row is None else payment_from_row(row)
                 plan = decide(current)
                 if plan is None:
                     raise _Fallback
-                claim = EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
-                self._send_plan(batch, plan, claim, now)
+                # the claim IS the event's row, inserted with its outcome: processed, or
+                # leased to this worker while its handlers run
+                claimed = self._run(
+                    cur,
+                    INSERT_APPLIED_EVENT,
+                    (provider, event_id, event_type, provider_type, payment_id, _json(payload),
+                     occurred_at, now, None if plan.finish else token,
+                     None if plan.finish else now + lease_seconds, now, plan.outcome,
+                     now if plan.finish else None),
+                )  # fmt: skip
+                if claimed != 1:
+                    raise _Fallback  # a redelivery (or a racing first delivery that won)
+                self._write_plan(cur, plan)
         except _Fallback:
             return None
-        return claim, plan, current
+        return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
 
-    def _send_plan(self, batch: Batch, plan: EventPlan, claim: EventClaim, now: float) -> None:
-        """``ingest_event``'s writes, checked before the transaction commits."""
-        provider, event_id, token = claim.provider, claim.event_id, claim.token
-        writes: list[tuple[Sent, str]] = []
-        try:
-            record = plan.record
-            if record is not None:
-                params = payment_params(record)
-                if plan.expected_version is None:
-                    sent = batch.send(INSERT_PAYMENT, params)
-                else:
-                    (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
-                     before_dispute, data, version, _created, updated) = params  # fmt: skip
-                    sent = batch.send(
-                        UPDATE_PAYMENT,
-                        (order_id, amount, status, captured, refunded, refund_ids,
-                         before_dispute, data, version, updated, record.id,
-                         plan.expected_version),
-                    )  # fmt: skip
-                writes.append((sent, f"payment {record.id} changed since it was read"))
-            if plan.transition is not None:
-                batch.send(INSERT_TRANSITION, transition_params(plan.transition))
-            mark = (
-                batch.send(MARK_EVENT_DONE,
-                           (now, plan.outcome, now, provider, event_id, token))
-                if plan.finish
-                else batch.send(MARK_EVENT_APPLIED,
-                                (now, plan.outcome, provider, event_id, token))
-            )  # fmt: skip
-            writes.append((mark, f"event {event_id}: the claim was lost"))
-            batch.flush()
-        except self.dialect.integrity_errors:
-            # only the transition log's UNIQUE (provider, event_id) can refuse a write
-            raise ClaimLost(f"event {event_id} already moved a payment") from None
-        for sent, problem in writes:
-            if sent.rowcount != 1:
-                raise StoreConflict(problem)  # rolls the claim back with it
+    def _write_plan(self, cur: Cursor, plan: EventPlan) -> None:
+        """``ingest_event``'s payment and transition writes; raising rolls back all."""
+        record = plan.record
+        if record is not None:
+            params = payment_params(record)
+            if plan.expected_version is None:
+                changed = self._run(cur, INSERT_PAYMENT, params)
+            else:
+                (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
+                 before_dispute, data, version, _created, updated) = params  # fmt: skip
+                changed = self._run(
+                    cur,
+                    UPDATE_PAYMENT,
+                    (order_id, amount, status, captured, refunded, refund_ids,
+                     before_dispute, data, version, updated, record.id, plan.expected_version),
+                )  # fmt: skip
+            if changed != 1:
+                raise StoreConflict(f"payment {record.id} changed since it was read")
+        if plan.transition is not None:
+            try:
+                self._run(cur, INSERT_TRANSITION, transition_params(plan.transition))
+            except self.dialect.integrity_errors:
+                raise ClaimLost(
+                    f"event {plan.transition.event_id} already moved a payment"
+                ) from None
 
     def _mark_applied(
         self, cur: Cursor, claim: EventClaim, outcome: EventOutcome, now: float
