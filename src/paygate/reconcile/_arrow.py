@@ -75,14 +75,24 @@ def arrow_for(source: str | Path | IO[str]) -> Arrow | None:
     return load_arrow()
 
 
+#: the key of ``prepare``'s result in a batch's column dict
+PREPARED = -1
+
+
 def record_batches(
-    arrow: Arrow, path: str | Path, width: int, wanted: Sequence[int]
+    arrow: Arrow,
+    path: str | Path,
+    width: int,
+    wanted: Sequence[int],
+    prepare: Callable[[dict[int, Any]], Any] | None = None,
 ) -> Iterator[dict[int, Any]]:
     """Columns ``wanted`` (header positions) of each record batch as Arrow string arrays.
 
     The header line is skipped and columns are named by position, so the names in the
     file need not be valid or unique for Arrow. Raises ``arrow.Invalid`` on any parse
     problem (a ragged row, invalid UTF-8), possibly after some batches were yielded.
+    ``prepare(columns)``, when given, runs on the helper thread (keep it to Arrow
+    kernels, which release the GIL); its result is under the key ``PREPARED``.
     """
     pa, csv = arrow.pa, arrow.csv
     names = [f"c{i}" for i in range(width)]
@@ -101,9 +111,16 @@ def record_batches(
         ),
     )
     positions = sorted(set(wanted))
-    for batch in _prefetched(reader):
-        if batch.num_rows:
-            yield {pos: batch.column(i) for i, pos in enumerate(positions)}
+
+    def columns_of(batch: Any) -> dict[int, Any]:
+        columns = {pos: batch.column(i) for i, pos in enumerate(positions)}
+        if prepare is not None:
+            columns[PREPARED] = prepare(columns)
+        return columns
+
+    for columns in _prefetched(reader, columns_of):
+        if len(columns[positions[0]]):
+            yield columns
 
 
 #: batches parsed ahead of the consumer, each a few hundred KB of Arrow memory
@@ -111,7 +128,7 @@ PREFETCH = 4
 _DONE = object()
 
 
-def _prefetched(reader: Any) -> Iterator[Any]:
+def _prefetched(reader: Any, convert: Callable[[Any], Any]) -> Iterator[Any]:
     """The reader's batches, parsed on a helper thread while the caller works on the
     previous ones: Arrow releases the GIL while it parses, so reading overlaps the
     engine's Python work on a second core. An error there is raised here, in order."""
@@ -130,7 +147,7 @@ def _prefetched(reader: Any) -> Iterator[Any]:
     def produce() -> None:
         try:
             for batch in reader:
-                if not hand_over(batch):
+                if batch.num_rows and not hand_over(convert(batch)):
                     return
         except Exception as exc:  # handed to the consumer, raised there
             hand_over(exc)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from operator import itemgetter, ne, sub
 from typing import Any, cast
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._arrow import (
+    PREPARED,
     Arrow,
     BatchProblem,
     arrow_for,
@@ -90,6 +92,16 @@ REPORT_COLUMNS: dict[str, str] = {
 }
 
 DEFAULT_ORDER_COLUMN = "payment_metadata[order_id]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What the reader's helper thread computed for a usual Arrow batch."""
+
+    currency: str
+    payment_amounts: Any  # int64 Arrow array: abs(gross) of payments, -1 for the rest
+    fee_total: int
+    net_total: int
 
 
 class StripeReportCSV(ProviderReader):
@@ -224,7 +236,9 @@ class StripeReportCSV(ProviderReader):
         cache = AmountCache()
         parse_local = self._row_parser(local, len(wanted), with_time, cache)
         done = 0
-        batches = record_batches(arrow, cast("str", self.source), len(header), wanted)
+        batches = record_batches(
+            arrow, cast("str", self.source), len(header), wanted, self._prepare(arrow, pos)
+        )
         while True:
             try:
                 columns = next(batches, None)
@@ -242,6 +256,42 @@ class StripeReportCSV(ProviderReader):
             done += len(columns[wanted[0]])
         yield from self._text_batches(with_time, done)
 
+    @staticmethod
+    def _prepare(
+        arrow: Arrow, pos: dict[str, int | None]
+    ) -> Callable[[dict[int, Any]], _Prepared | None]:
+        """The Arrow half of the usual batch, run on the reader's helper thread: one
+        currency, amounts of the usual shape, ``gross - fee = net``; None otherwise."""
+        pc = arrow.pc
+        payment_categories = arrow.pa.array(sorted(_PAYMENT_CATEGORIES))
+
+        def prepare(columns: dict[int, Any]) -> _Prepared | None:
+            found = pc.unique(columns[pos["currency"]])  # type: ignore[index]
+            if len(found) != 1:
+                return None
+            currency = found[0].as_py().upper()
+            if currency not in EXPONENTS:
+                return None
+            exponent = EXPONENTS[currency]
+            units = [
+                int64_units(arrow, columns[pos[key]], exponent)  # type: ignore[index]
+                for key in ("gross", "fee", "net")
+            ]
+            if None in units:
+                return None
+            gross, fee, net = cast("list[Any]", units)
+            if not pc.all(pc.equal(pc.subtract_checked(gross, fee), net)).as_py():
+                return None
+            payment = pc.is_in(columns[pos["category"]], value_set=payment_categories)  # type: ignore[index]
+            return _Prepared(
+                currency,
+                pc.if_else(payment, pc.abs_checked(gross), -1),
+                int64_sum(arrow, fee),
+                int64_sum(arrow, net),
+            )
+
+        return prepare
+
     def _arrow_batch(
         self,
         arrow: Arrow,
@@ -252,6 +302,23 @@ class StripeReportCSV(ProviderReader):
         parse_local: Callable[[list[str]], ProviderRow],
     ) -> ProviderBatch | None:
         """The batch as columns when it is plain (as ``_batch`` decides), else None."""
+        arrays = [columns[p] for p in wanted]
+
+        def build(index: int) -> ProviderRow:
+            return parse_local([array[index].as_py() for array in arrays])
+
+        prepared: _Prepared | None = columns.get(PREPARED)
+        if prepared is not None:  # the usual batch, done on the helper thread
+            amounts = prepared.payment_amounts.to_pylist()
+            return ProviderBatch(
+                columns[pos["order_id"]].to_pylist(),  # type: ignore[index]
+                amounts,
+                prepared.fee_total,
+                prepared.net_total,
+                prepared.currency,
+                [None] * len(amounts),
+                build,
+            )
         found = arrow.pc.unique(columns[pos["currency"]]).to_pylist()  # type: ignore[index]
         if len(found) != 1:
             return None
@@ -264,39 +331,20 @@ class StripeReportCSV(ProviderReader):
             value = table.get(text)
             return cache.miss(table, text, currency) if value is None else value
 
+        # one currency but amounts of other shapes (or a bad row): the Python parser
         exponent = EXPONENTS[currency]
         texts = [columns[pos[key]] for key in ("gross", "fee", "net")]  # type: ignore[index]
-        in_arrow = [int64_units(arrow, column, exponent) for column in texts]
-        if None not in in_arrow:
-            # the usual batch: check and sum in Arrow, only the gross amounts become ints
-            gross_units, fee_units, net_units = cast("list[Any]", in_arrow)
-            pc = arrow.pc
-            if not pc.all(pc.equal(pc.subtract_checked(gross_units, fee_units), net_units)).as_py():
-                return None
-            fee_total, net_total = int64_sum(arrow, fee_units), int64_sum(arrow, net_units)
-            amounts: list[int] = pc.if_else(
-                pc.is_in(columns[pos["category"]], value_set=arrow.pa.array(_PAYMENT_CATEGORIES)),  # type: ignore[index]
-                pc.abs_checked(gross_units),
-                -1,
-            ).to_pylist()
-        else:
-            parse = scalar_or_problem(scalar)
-            gross, fees, nets = (minor_units(arrow, column, exponent, parse) for column in texts)
-            if any(map(ne, map(sub, gross, fees), nets)):
-                return None
-            fee_total, net_total = sum(fees), sum(nets)
-            categories = columns[pos["category"]].to_pylist()  # type: ignore[index]
-            amounts = payment_amounts(gross, map(_PAYMENT_CATEGORIES.__contains__, categories))
-        arrays = [columns[p] for p in wanted]
-
-        def build(index: int) -> ProviderRow:
-            return parse_local([array[index].as_py() for array in arrays])
-
+        parse = scalar_or_problem(scalar)
+        gross, fees, nets = (minor_units(arrow, column, exponent, parse) for column in texts)
+        if any(map(ne, map(sub, gross, fees), nets)):
+            return None
+        categories = columns[pos["category"]].to_pylist()  # type: ignore[index]
+        amounts = payment_amounts(gross, map(_PAYMENT_CATEGORIES.__contains__, categories))
         return ProviderBatch(
             columns[pos["order_id"]].to_pylist(),  # type: ignore[index]
             amounts,
-            fee_total,
-            net_total,
+            sum(fees),
+            sum(nets),
             currency,
             [None] * len(amounts),
             build,
