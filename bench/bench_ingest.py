@@ -5,6 +5,12 @@ Each process verifies, claims, applies and finishes its share of the deliveries 
 provider, a handler on payment.succeeded as in a shop); events/s is all events over the
 wall time from "go" to the last process done. Figures are printed, not asserted.
 
+Every event is new (no duplicates). ``--split payments`` (the default) gives each process
+whole payments, their events in order, as when a provider's deliveries of one payment come
+seconds apart; ``--split events`` deals the events round-robin, so a payment's
+``created`` and ``succeeded`` reach two processes at the same moment and race for its row
+(the compare-and-set's worst case).
+
 PostgreSQL: ``PAYGATE_BENCH_POSTGRES_URL`` or ``postgresql://postgres@127.0.0.1:5432/postgres``;
 the bench works in a throw-away schema and drops it. Skipped with a note if unreachable.
 The headline PostgreSQL figure runs with the server's own durability settings (printed);
@@ -18,6 +24,7 @@ labelled as such (a crash can lose the last commits; nothing is half-written).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import pickle
@@ -45,9 +52,20 @@ def make_deliveries(payments: int) -> list[WebhookDelivery]:
     return provider.take_webhooks()
 
 
-def _worker(path: str, url: str, part: int, parts: int, go: Any, done: Any) -> None:
+def share(deliveries: list[WebhookDelivery], part: int, parts: int, split: str) -> list[Any]:
+    """Process ``part``'s deliveries: every ``parts``-th event, or every ``parts``-th
+    payment's events in their order."""
+    if split == "events":
+        return deliveries[part::parts]
+    payments: dict[str, list[WebhookDelivery]] = {}
+    for d in deliveries:
+        payments.setdefault(json.loads(d.body)["data"]["object"]["id"], []).append(d)
+    return [d for events in list(payments.values())[part::parts] for d in events]
+
+
+def _worker(path: str, url: str, part: int, parts: int, go: Any, done: Any, split: str) -> None:
     with open(path, "rb") as f:
-        deliveries: list[WebhookDelivery] = pickle.load(f)[part::parts]
+        deliveries = share(pickle.load(f), part, parts, split)
     provider = FakeProvider(seed=1, webhook_secret=SECRET, webhook_tolerance=86_400)
     gw = paygate.connect(provider, store=url)
     gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: None)
@@ -59,11 +77,11 @@ def _worker(path: str, url: str, part: int, parts: int, go: Any, done: Any) -> N
     gw.close()
 
 
-def run(url: str, path: str, processes: int, total: int) -> float:
+def run(url: str, path: str, processes: int, total: int, split: str) -> float:
     """events/s of ``processes`` workers on a fresh store at ``url``."""
     ctx = multiprocessing.get_context("spawn")
     go, done = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(path, url, i, processes, go, done))
+    procs = [ctx.Process(target=_worker, args=(path, url, i, processes, go, done, split))
              for i in range(processes)]  # fmt: skip
     for p in procs:
         p.start()
@@ -101,11 +119,13 @@ def main() -> None:
         action="store_true",
         help="also run PostgreSQL with synchronous_commit=off (labelled)",
     )
+    parser.add_argument("--split", choices=("payments", "events"), default="payments")
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     deliveries = make_deliveries(args.payments)
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{len(deliveries)} events ({args.payments} payments), no duplicates, "
+          f"split by {args.split}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="paygate-bench-") as tmp:
         path = str(Path(tmp) / "deliveries.pickle")
@@ -132,7 +152,7 @@ def main() -> None:
                         url = (f"{base}{'&' if '?' in base else '?'}schema={schemas[-1]}"
                                f"&pool_max=2{extra}")  # fmt: skip
                         paygate.open_store(url).close()  # schema created before the clock
-                        rate = run(url, path, n, len(deliveries))
+                        rate = run(url, path, n, len(deliveries), args.split)
                         print(f"postgresql ({label})  {n} process(es): {rate:>8,.0f} events/s")
             finally:
                 with psycopg.connect(base, autocommit=True) as conn:
@@ -141,7 +161,7 @@ def main() -> None:
         for n in counts if "sqlite" in args.stores else []:
             url = f"sqlite:///{Path(tmp) / f'ingest-{n}.db'}"
             paygate.open_store(url).close()
-            rate = run(url, path, n, len(deliveries))
+            rate = run(url, path, n, len(deliveries), args.split)
             print(f"sqlite WAL synchronous=FULL  {n} process(es): {rate:>8,.0f} events/s")
 
 
