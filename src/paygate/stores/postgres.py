@@ -215,7 +215,7 @@ class PostgresStore(SQLStore):
     @contextlib.contextmanager
     def _write_one(self) -> Iterator[Cursor]:
         # one statement on an autocommit connection is its own transaction: no BEGIN and
-        # COMMIT round trips (claims and finishes, two of an event's four writes)
+        # COMMIT round trips (a redelivery's claim; the finish after an event's handlers)
         with self._connection() as conn, conn.cursor() as cur:
             yield cur
 
