@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import is_
-from typing import IO
+from typing import IO, TypeVar
 
-from paygate.reconcile._common import InternalRow, ProviderRow
+from paygate.errors import ValidationError
+from paygate.reconcile._common import InternalRow, ProviderRow, RowErrors, describe
 from paygate.reconcile._model import OrderStatus
 
 CHUNK_CHARS = 1 << 14  # small enough that a chunk's objects stay in CPU cache
+
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -46,6 +50,19 @@ class Chunk:
         reader = csv.reader(io.StringIO(self.text))
         for fields in reader:
             yield self.first_line + reader.line_num - 1, fields
+
+    def parse(self, parse_row: Callable[[list[str]], T], errors: RowErrors) -> list[T]:
+        """Every record through ``parse_row`` (the per-row path): a bad one goes to
+        ``errors`` with its line number, blank records are skipped."""
+        parsed: list[T] = []
+        for line_no, fields in self.rows():
+            if not fields:
+                continue
+            try:
+                parsed.append(parse_row(fields))
+            except ValidationError as exc:
+                errors.bad(line_no, describe(exc))
+        return parsed
 
 
 def chunks(handle: IO[str], first_line: int) -> Iterator[Chunk]:

@@ -309,15 +309,7 @@ class OrdersCSV(OrderReader):
                 if batch is not None:
                     yield batch
                     continue
-                rows: list[InternalRow] = []
-                for line_no, fields in chunk.rows():
-                    if not fields:
-                        continue
-                    try:
-                        rows.append(parse_row(fields))
-                    except ValidationError as exc:
-                        errors.bad(line_no, describe(exc))
-                yield rows
+                yield chunk.parse(parse_row, errors)
         finally:
             if owned:
                 handle.close()
