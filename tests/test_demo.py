@@ -65,3 +65,21 @@ def test_python_dash_m_paygate_demo_runs_in_a_fresh_process() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Done:" in done.stdout and done.stderr == ""
+
+
+def test_demo_piped_into_a_reader_that_stops_early_exits_quietly() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paygate", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc:
+        proc.stdout.readline()
+        proc.stdout.close()  # like `paygate demo | head -1`
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,7 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     cmd_parser = argparse.ArgumentParser(prog=f"paygate {name}", description=help_text)
     module.add_arguments(cmd_parser)
-    result: int = module.run(cmd_parser.parse_args(args_list[1:]))
+    try:
+        result: int = module.run(cmd_parser.parse_args(args_list[1:]))
+    except BrokenPipeError:
+        # the reader went away (`paygate demo | head`): stop quietly, as Unix tools do,
+        # and keep the interpreter's final flush from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
 
 
