@@ -7,6 +7,7 @@ without building a dataclass per row. Both come from the same parsing code.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +55,18 @@ class _TextFileReader:
         if not owned and handle.seekable():
             handle.seek(0)
         return handle, name, owned
+
+    def _layout(self, header: list[str] | None, name: str) -> dict[str, int | None]:
+        """Column name -> position for this reader's format (CSV readers define it)."""
+        raise NotImplementedError
+
+    def _read_header(self, handle: IO[str], name: str) -> tuple[dict[str, int | None], int]:
+        """Read the header line: the column layout and the number of columns."""
+        first = handle.readline()
+        header = next(csv.reader([first]), None) if first else None
+        pos = self._layout(header, name)
+        assert header is not None  # _layout refuses a missing header
+        return pos, len(header)
 
 
 class OrderReader(_TextFileReader):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, cast
 
@@ -218,20 +217,17 @@ class OrdersCSV(OrderReader):
     def _arrow_batches(self, arrow: Arrow, with_time: bool) -> Iterator[OrderItem]:
         handle, name, owned = self._open()
         try:
-            first = handle.readline()
+            pos, width = self._read_header(handle, name)
         finally:
             if owned:
                 handle.close()
-        header = next(csv.reader([first]), None) if first else None
-        pos = self._layout(header, name)
-        assert header is not None
         self._errors(name)
         wanted = sorted({p for p in pos.values() if p is not None})
         # rows built from the columns read have only those columns: positions among them
         local = {k: (None if p is None else wanted.index(p)) for k, p in pos.items()}
         parse_local = self._row_parser(local, len(wanted), with_time)
         done = 0
-        batches = record_batches(arrow, cast("str", self.source), len(header), wanted)
+        batches = record_batches(arrow, cast("str", self.source), width, wanted)
         while True:
             try:
                 columns = next(batches, None)
@@ -297,11 +293,7 @@ class OrdersCSV(OrderReader):
         handle, name, owned = self._open()
         errors = self._errors(name)
         try:
-            first = handle.readline()
-            header = next(csv.reader([first]), None) if first else None
-            pos = self._layout(header, name)
-            assert header is not None
-            width = len(header)
+            pos, width = self._read_header(handle, name)
             parse_row = self._row_parser(pos, width, with_time)
             cache = AmountCache()
             for chunk in chunks(handle, skip_records(handle, skip, 2)):

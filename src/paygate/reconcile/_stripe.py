@@ -9,7 +9,6 @@ charge_id, payment_intent_id`` and, when the report run asked for it,
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter, ne, sub
@@ -219,13 +218,10 @@ class StripeReportCSV(ProviderReader):
     def _arrow_batches(self, arrow: Arrow, with_time: bool) -> Iterator[ProviderItem]:
         handle, name, owned = self._open()
         try:
-            first = handle.readline()
+            pos, width = self._read_header(handle, name)
         finally:
             if owned:
                 handle.close()
-        header = next(csv.reader([first]), None) if first else None
-        pos = self._layout(header, name)
-        assert header is not None
         self._errors(name)
         wanted = sorted({p for p in pos.values() if p is not None})
         if not with_time and pos["created"] is not None:
@@ -237,7 +233,7 @@ class StripeReportCSV(ProviderReader):
         parse_local = self._row_parser(local, len(wanted), with_time, cache)
         done = 0
         batches = record_batches(
-            arrow, cast("str", self.source), len(header), wanted, self._prepare(arrow, pos)
+            arrow, cast("str", self.source), width, wanted, self._prepare(arrow, pos)
         )
         while True:
             try:
@@ -355,11 +351,7 @@ class StripeReportCSV(ProviderReader):
         handle, name, owned = self._open()
         errors = self._errors(name)
         try:
-            first = handle.readline()
-            header = next(csv.reader([first]), None) if first else None
-            pos = self._layout(header, name)
-            assert header is not None
-            width = len(header)
+            pos, width = self._read_header(handle, name)
             cache = AmountCache()
             parse_row = self._row_parser(pos, width, with_time, cache)
             for chunk in chunks(handle, skip_records(handle, skip, 2)):
