@@ -1,6 +1,7 @@
 """The SQL stores' one-transaction first delivery (``SQLStore.ingest_event``), on SQLite
 and PostgreSQL: how many write transactions an event costs, and that every way out of
-the transaction before its commit leaves nothing written."""
+the transaction before its commit leaves nothing written. PostgreSQL's one-statement
+version also gets the races its statement must survive."""
 
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ def test_a_first_delivery_without_handlers_is_one_write_transaction(
     writes = count_writes(gw.store, monkeypatch)
     result = gw.handle_webhook(deliveries[0].body, deliveries[0].headers)
     assert result.outcome == "applied" and result.status is S.PENDING
-    assert writes == ["_write"]  # claim, payment, transition, processed: one commit
+    # claim, payment, transition, processed: one commit (a transaction on SQLite, one
+    # statement on PostgreSQL)
+    assert len(writes) == 1
     event = gw.store.get_event("fake", json.loads(deliveries[0].body)["id"])
     assert event is not None and event.processed_at is not None and event.outcome == "applied"
     assert event.lease_until is None and event.deliveries == 1
@@ -106,10 +109,10 @@ def test_with_a_handler_the_finish_is_one_more_write_after_it(
 
     gw.handle_webhook(deliveries[0].body, deliveries[0].headers)
     (writes_then, event_then), = states  # fmt: skip
-    assert writes_then == ["_write"]
+    assert len(writes_then) == 1
     assert event_then.applied_at is not None and event_then.processed_at is None
     assert event_then.lease_until is not None  # leased to this worker until it finishes
-    assert writes == ["_write", "_write_one"]  # then the finish
+    assert writes == [*writes_then, "_write_one"]  # then the finish
     event = gw.store.get_event("fake", event_then.event_id)
     assert event is not None and event.processed_at is not None
     gw.close()
@@ -180,4 +183,104 @@ def test_a_lost_compare_and_set_rolls_the_claim_back(store: SQLStore, sql_url: s
     assert store.get_event("fake", "evt_lost") is None
     after = store.get_payment(pid)
     assert after is not None and after.version == current.version
+    gw.close()
+
+
+# -- PostgreSQL's one-statement ingest: the races -----------------------------------------
+
+
+def applied_plan(store: SQLStore, pid: str, event_id: str) -> EventPlan:
+    """A plan that moves ``pid`` one version on, as the Gateway would plan it."""
+    from paygate.stores._records import TransitionRecord
+
+    current = store.get_payment(pid)
+    assert current is not None
+    record = current.__class__.build(
+        current.payment, current.state, version=current.version + 1, updated_at=200.0
+    )
+    transition = TransitionRecord(
+        payment_id=pid, provider="fake", trigger="payment.processing",
+        previous_status=current.status, new_status=current.status, currency="USD",
+        amount=None, captured=0, refunded=0, source="webhook", event_id=event_id,
+        event_type="payment.processing", recorded_at=200.0,
+    )  # fmt: skip
+    return EventPlan(
+        "applied", finish=True, record=record, expected_version=current.version,
+        transition=transition,
+    )  # fmt: skip
+
+
+def test_postgres_an_event_claimed_by_the_general_path_is_not_applied_again(
+    pg_url: str,
+) -> None:
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=pg_url)
+    store = gw.store
+    assert isinstance(store, SQLStore)
+    pid, deliveries = paid_payment_events(provider)
+    gw.handle_webhook(deliveries[0].body, deliveries[0].headers)
+    before = store.get_payment(pid)
+    # another worker claimed evt_x on the general path and has not applied it yet
+    store.claim_event(
+        "fake", "evt_x", event_type="payment.processing", provider_type="payment.processing",
+        payment_id=pid, payload={}, occurred_at=None, now=100.0, lease_seconds=30.0,
+    )  # fmt: skip
+    plan = applied_plan(store, pid, "evt_x")
+    assert ingest(store, lambda current: plan, event_id="evt_x") is None
+    after = store.get_payment(pid)
+    assert before is not None and after is not None and after.version == before.version
+    assert [t.event_id for t in store.history(pid)] == [json.loads(deliveries[0].body)["id"]]
+    gw.close()
+
+
+def test_postgres_a_first_delivery_committed_meanwhile_rolls_the_statement_back(
+    pg_url: str,
+) -> None:
+    """The other worker's INSERT of the event is uncommitted when the statement starts
+    (so it looks new), then commits: the statement's own INSERT of the event fails and
+    its payment update is rolled back with it."""
+    import threading
+    import time
+
+    import psycopg
+
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=pg_url)
+    store = gw.store
+    assert isinstance(store, SQLStore)
+    pid, deliveries = paid_payment_events(provider)
+    gw.handle_webhook(deliveries[0].body, deliveries[0].headers)
+    before = store.get_payment(pid)
+    assert before is not None
+    plan = applied_plan(store, pid, "evt_race")
+    schema = pg_url.split("schema=")[1].split("&")[0]
+    base = pg_url.split("?")[0]
+    other = psycopg.connect(base, options=f"-c search_path={schema}")
+    other.execute(
+        "INSERT INTO paygate_events (provider, event_id, event_type, provider_type, "
+        "payload, received_at, deliveries) VALUES ('fake', 'evt_race', 'x', 'x', '{}', 1, 1)"
+    )
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.append(ingest(store, lambda current: plan, event_id="evt_race"))
+    )
+    worker.start()
+    with psycopg.connect(base, autocommit=True) as watcher:
+        for _ in range(500):  # until the statement waits on the uncommitted event row
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'WITH pay AS%%'"
+            ).fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the ingest statement never waited on the other worker's row")
+    other.commit()
+    other.close()
+    worker.join(timeout=10)
+    assert results == [None]  # rolled back: the general path takes the redelivery
+    after = store.get_payment(pid)
+    assert after is not None and after.version == before.version
+    assert all(t.event_id != "evt_race" for t in store.history(pid))
     gw.close()

@@ -215,20 +215,20 @@ INSERT_SCHEMA_VERSION = (
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 
-_PAYMENT_COLUMNS = (
+PAYMENT_COLUMNS = (
     "id, provider, order_id, currency, amount, status, captured, refunded, refund_ids, "
     "before_dispute, data, version, created_at, updated_at"
 )
-SELECT_PAYMENT = f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE id = ?"
+SELECT_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM paygate_payments WHERE id = ?"
 SELECT_PAYMENTS_FOR_ORDER = (
-    f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE order_id = ? ORDER BY created_at, id"
+    f"SELECT {PAYMENT_COLUMNS} FROM paygate_payments WHERE order_id = ? ORDER BY created_at, id"
 )
 # keyset pagination: each page is a short read, so a long listing holds no transaction open
 SELECT_PAYMENTS_PAGE = (
-    f"SELECT {_PAYMENT_COLUMNS} FROM paygate_payments WHERE id > ? ORDER BY id LIMIT ?"
+    f"SELECT {PAYMENT_COLUMNS} FROM paygate_payments WHERE id > ? ORDER BY id LIMIT ?"
 )
 INSERT_PAYMENT = (
-    f"INSERT INTO paygate_payments ({_PAYMENT_COLUMNS}) "
+    f"INSERT INTO paygate_payments ({PAYMENT_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
 UPDATE_PAYMENT = (
@@ -237,16 +237,16 @@ UPDATE_PAYMENT = (
     "updated_at = ? WHERE id = ? AND version = ?"
 )
 
-_TRANSITION_COLUMNS = (
+TRANSITION_COLUMNS = (
     "payment_id, provider, event_id, event_type, source, trigger_name, previous_status, "
     "new_status, currency, amount, captured, refunded, recorded_at"
 )
 INSERT_TRANSITION = (
-    f"INSERT INTO paygate_transitions ({_TRANSITION_COLUMNS}) "
+    f"INSERT INTO paygate_transitions ({TRANSITION_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SELECT_HISTORY = (
-    f"SELECT seq, {_TRANSITION_COLUMNS} FROM paygate_transitions WHERE payment_id = ? ORDER BY seq"
+    f"SELECT seq, {TRANSITION_COLUMNS} FROM paygate_transitions WHERE payment_id = ? ORDER BY seq"
 )
 
 _EVENT_COLUMNS = (
@@ -278,11 +278,13 @@ MARK_EVENT_APPLIED = (
 )
 # a new event recorded with its outcome in the transaction that applies it (the
 # ingest path): claimed until ``lease_until`` while its handlers run, or already processed
+APPLIED_EVENT_COLUMNS = (
+    "provider, event_id, event_type, provider_type, payment_id, payload, occurred_at, "
+    "received_at, deliveries, claim_token, lease_until, applied_at, outcome, processed_at"
+)
 INSERT_APPLIED_EVENT = (
-    "INSERT INTO paygate_events (provider, event_id, event_type, provider_type, "
-    "payment_id, payload, occurred_at, received_at, deliveries, claim_token, lease_until, "
-    "applied_at, outcome, processed_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) "
+    f"INSERT INTO paygate_events ({APPLIED_EVENT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (provider, event_id) DO NOTHING"
 )
 FINISH_EVENT = (
@@ -364,6 +366,36 @@ def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
     return PaymentRecord.build(
         payment, state, version=int(version), created_at=created_at, updated_at=updated_at
     )
+
+
+def update_payment_params(record: PaymentRecord, expected_version: int) -> tuple[Any, ...]:
+    """UPDATE_PAYMENT's parameters: the row's mutable columns, then its id and version."""
+    (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
+     before_dispute, data, version, _created, updated) = payment_params(record)  # fmt: skip
+    return (order_id, amount, status, captured, refunded, refund_ids, before_dispute, data,
+            version, updated, record.id, expected_version)  # fmt: skip
+
+
+def applied_event_params(
+    provider: str,
+    event_id: str,
+    event_type: str,
+    provider_type: str,
+    payment_id: str | None,
+    payload: Mapping[str, Any],
+    occurred_at: float | None,
+    now: float,
+    token: str,
+    lease_seconds: float,
+    plan: EventPlan,
+) -> tuple[Any, ...]:
+    """INSERT_APPLIED_EVENT's parameters: a new event's row carrying its outcome,
+    processed (``plan.finish``) or leased to ``token`` while its handlers run."""
+    finished = plan.finish
+    return (provider, event_id, event_type, provider_type, payment_id, _json(payload),
+            occurred_at, now, 1, None if finished else token,
+            None if finished else now + lease_seconds, now, plan.outcome,
+            now if finished else None)  # fmt: skip
 
 
 def transition_params(t: TransitionRecord) -> tuple[Any, ...]:
@@ -580,21 +612,14 @@ class SQLStore:
         outcome: EventOutcome | None = None,
         finish: bool = False,
     ) -> None:
-        params = payment_params(record)
         with self._write() as cur:
             if expected_version is None:
-                if self._run(cur, INSERT_PAYMENT, params) != 1:
+                if self._run(cur, INSERT_PAYMENT, payment_params(record)) != 1:
                     raise StoreConflict(f"payment {record.id} already exists")
             else:
-                (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
-                 before_dispute, data, version, _created, updated) = params  # fmt: skip
                 changed = self._run(
-                    cur,
-                    UPDATE_PAYMENT,
-                    (order_id, amount, status, captured, refunded, refund_ids,
-                     before_dispute, data, version, updated, record.id,
-                     expected_version),
-                )  # fmt: skip
+                    cur, UPDATE_PAYMENT, update_payment_params(record, expected_version)
+                )
                 if changed != 1:
                     raise StoreConflict(
                         f"payment {record.id} changed since it was read "
@@ -714,10 +739,10 @@ class SQLStore:
                 claimed = self._run(
                     cur,
                     INSERT_APPLIED_EVENT,
-                    (provider, event_id, event_type, provider_type, payment_id, _json(payload),
-                     occurred_at, now, None if plan.finish else token,
-                     None if plan.finish else now + lease_seconds, now, plan.outcome,
-                     now if plan.finish else None),
+                    applied_event_params(
+                        provider, event_id, event_type, provider_type, payment_id, payload,
+                        occurred_at, now, token, lease_seconds, plan,
+                    ),
                 )  # fmt: skip
                 if claimed != 1:
                     raise _Fallback  # a redelivery (or a racing first delivery that won)
@@ -730,18 +755,12 @@ class SQLStore:
         """``ingest_event``'s payment and transition writes; raising rolls back all."""
         record = plan.record
         if record is not None:
-            params = payment_params(record)
             if plan.expected_version is None:
-                changed = self._run(cur, INSERT_PAYMENT, params)
+                changed = self._run(cur, INSERT_PAYMENT, payment_params(record))
             else:
-                (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
-                 before_dispute, data, version, _created, updated) = params  # fmt: skip
                 changed = self._run(
-                    cur,
-                    UPDATE_PAYMENT,
-                    (order_id, amount, status, captured, refunded, refund_ids,
-                     before_dispute, data, version, updated, record.id, plan.expected_version),
-                )  # fmt: skip
+                    cur, UPDATE_PAYMENT, update_payment_params(record, plan.expected_version)
+                )
             if changed != 1:
                 raise StoreConflict(f"payment {record.id} changed since it was read")
         if plan.transition is not None:

@@ -21,18 +21,45 @@ round trip needed). Event claims are conditional ``UPDATE``s on the event row, a
 transition log's ``UNIQUE (provider, event_id)`` is the last line of defence.
 """
 
+# The statements below are built from constant column lists; values always travel as
+# parameters, never in the SQL text.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
-from paygate.stores._records import StoreError
-from paygate.stores._sql import Cursor, Dialect, SQLStore
+from paygate.stores._records import (
+    ClaimStatus,
+    EventClaim,
+    EventPlan,
+    PaymentRecord,
+    StoreConflict,
+    StoreError,
+)
+from paygate.stores._sql import (
+    APPLIED_EVENT_COLUMNS,
+    INSERT_APPLIED_EVENT,
+    PAYMENT_COLUMNS,
+    SELECT_PAYMENT,
+    TRANSITION_COLUMNS,
+    UPDATE_PAYMENT,
+    Cursor,
+    Dialect,
+    SQLStore,
+    applied_event_params,
+    payment_from_row,
+    payment_params,
+    transition_params,
+    update_payment_params,
+)
 
 try:
     import psycopg
@@ -67,6 +94,67 @@ POSTGRES = Dialect(
     # upgraders take turns on a transaction-scoped advisory lock
     migration_lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})",
 )
+
+# -- the first delivery of an event as ONE statement -------------------------------------
+# ``SQLStore.ingest_event`` writes a new event's row, its payment and its transition in a
+# BEGIN ... COMMIT of four statements: six round trips to the server. PostgreSQL runs the
+# three writes as one statement (data-modifying CTEs), in autocommit: one round trip, the
+# statement its own transaction. Each write only happens on the rows its predecessor
+# returned, so the statement writes all or nothing:
+#
+#   pay:  the payment's compare-and-set (or insert), only if the event is not yet known
+#   ev:   the event's row, only if ``pay`` wrote (a concurrent first delivery of the same
+#         event that committed meanwhile raises a unique violation: all rolled back)
+#   tr:   the transition, only if ``ev`` wrote
+#
+# and the result says which case it was: written; the event was known (a redelivery: the
+# general path); or the payment changed since it was read (StoreConflict: read again).
+# The columns come from the shared statements in ``_sql``; the casts are needed because
+# an ``INSERT ... SELECT`` of parameters cannot infer their types from the target table.
+
+#: non-text columns by name (the same name has the same type in every table)
+_COLUMN_TYPES = {
+    "amount": "bigint", "captured": "bigint", "refunded": "bigint", "version": "bigint",
+    "deliveries": "bigint", "created_at": "float8", "updated_at": "float8",
+    "occurred_at": "float8", "received_at": "float8", "lease_until": "float8",
+    "applied_at": "float8", "processed_at": "float8", "recorded_at": "float8",
+}  # fmt: skip
+
+
+def _typed_params(columns: str) -> str:
+    """``%s::type, ...`` for a column list."""
+    names = [name.strip() for name in columns.split(",")]
+    return ", ".join(f"?::{_COLUMN_TYPES.get(name, 'text')}" for name in names)
+
+
+_KNOWN_EVENT = "SELECT 1 FROM paygate_events WHERE provider = ? AND event_id = ?"
+_PAY_INSERTING = (
+    f"INSERT INTO paygate_payments ({PAYMENT_COLUMNS}) "
+    f"SELECT {_typed_params(PAYMENT_COLUMNS)} WHERE NOT EXISTS ({_KNOWN_EVENT}) "
+    "ON CONFLICT (id) DO NOTHING RETURNING 1"
+)
+# the shared compare-and-set on the payment's version
+_PAY_UPDATING = f"{UPDATE_PAYMENT} AND NOT EXISTS ({_KNOWN_EVENT}) RETURNING 1"
+_EV = (
+    f"INSERT INTO paygate_events ({APPLIED_EVENT_COLUMNS}) "
+    f"SELECT {_typed_params(APPLIED_EVENT_COLUMNS)} FROM pay RETURNING 1"
+)
+_TR = (
+    f"INSERT INTO paygate_transitions ({TRANSITION_COLUMNS}) "
+    f"SELECT {_typed_params(TRANSITION_COLUMNS)} FROM ev"
+)
+_RESULT = f"SELECT (SELECT count(*) FROM pay), EXISTS ({_KNOWN_EVENT})"
+
+#: (payment inserted rather than updated, transition logged) -> the statement
+INGEST_STATEMENTS = {
+    (inserting, logged): POSTGRES.sql(
+        f"WITH pay AS ({_PAY_INSERTING if inserting else _PAY_UPDATING}), ev AS ({_EV})"
+        + (f", tr AS ({_TR}) " if logged else " ")
+        + _RESULT
+    )
+    for inserting in (True, False)
+    for logged in (True, False)
+}
 
 #: paygate's own options in the URL's query string (the rest go to libpq)
 _OPTIONS = ("schema", "pool_min", "pool_max", "timeout")
@@ -224,6 +312,72 @@ class PostgresStore(SQLStore):
         # autocommit: a single SELECT needs no BEGIN/COMMIT round trips
         with self._connection() as conn, conn.cursor() as cur:
             yield cur
+
+    # -- webhook events -----------------------------------------------------------------------
+
+    def ingest_event(
+        self,
+        provider: str,
+        event_id: str,
+        *,
+        event_type: str,
+        provider_type: str,
+        payment_id: str | None,
+        payload: Mapping[str, Any],
+        occurred_at: float | None,
+        now: float,
+        lease_seconds: float,
+        decide: Callable[[PaymentRecord | None], EventPlan | None],
+    ) -> tuple[EventClaim, EventPlan, PaymentRecord | None] | None:
+        """:meth:`SQLStore.ingest_event` in two round trips: read the payment, then write
+        event, payment and transition in one statement (see ``INGEST_STATEMENTS``). The
+        same contract: ``None`` for a redelivery or a plan needing I/O first,
+        :class:`StoreConflict` when the payment changed since it was read, nothing
+        written in either case."""
+        current = None
+        if payment_id is not None:
+            with self._read() as cur:
+                cur.execute(self.dialect.sql(SELECT_PAYMENT), (payment_id,))
+                row = cur.fetchone()
+            current = None if row is None else payment_from_row(row)
+        plan = decide(current)
+        if plan is None:
+            return None
+        token = uuid.uuid4().hex
+        event_row = applied_event_params(
+            provider, event_id, event_type, provider_type, payment_id, payload,
+            occurred_at, now, token, lease_seconds, plan,
+        )  # fmt: skip
+        known = (provider, event_id)
+        record = plan.record
+        try:
+            with self._write_one() as cur:
+                if record is None:  # the payment does not change: the event's row alone
+                    cur.execute(self.dialect.sql(INSERT_APPLIED_EVENT), event_row)
+                    if cur.rowcount != 1:
+                        return None  # a redelivery
+                else:
+                    if plan.expected_version is None:
+                        head = payment_params(record)
+                    else:
+                        head = update_payment_params(record, plan.expected_version)
+                    logged = plan.transition is not None
+                    statement = INGEST_STATEMENTS[plan.expected_version is None, logged]
+                    params = head + known + event_row
+                    if plan.transition is not None:
+                        params += transition_params(plan.transition)
+                    params += known
+                    cur.execute(statement, params)
+                    wrote, event_known = cur.fetchone()
+                    if event_known:
+                        return None  # a redelivery
+                    if wrote != 1:
+                        raise StoreConflict(f"payment {record.id} changed since it was read")
+        except psycopg.errors.UniqueViolation:
+            # the same event's first delivery committed by another worker meanwhile (or
+            # its transition already logged): rolled back; the general path sorts it out
+            return None
+        return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
 
     # -- schema -----------------------------------------------------------------------------
 
