@@ -211,7 +211,7 @@ def applied_plan(store: SQLStore, pid: str, event_id: str) -> EventPlan:
 
 
 def test_postgres_an_event_claimed_by_the_general_path_is_not_applied_again(
-    pg_url: str,
+    pg_url: str,  # noqa: F811
 ) -> None:
     provider = FakeProvider(seed=1)
     gw = paygate.connect(provider, store=pg_url)
@@ -234,7 +234,7 @@ def test_postgres_an_event_claimed_by_the_general_path_is_not_applied_again(
 
 
 def test_postgres_a_first_delivery_committed_meanwhile_rolls_the_statement_back(
-    pg_url: str,
+    pg_url: str,  # noqa: F811
 ) -> None:
     """The other worker's INSERT of the event is uncommitted when the statement starts
     (so it looks new), then commits: the statement's own INSERT of the event fails and

@@ -294,3 +294,64 @@ def test_corrupt_event_and_transition_rows_are_clear_errors(
     # nothing was rewritten
     assert _sql(pg_database, pg_schema, "SELECT payload FROM paygate_events") == [("not json",)]
     s.close()
+
+
+# -- the recent-payments cache behind the one-statement ingest -----------------------------
+
+
+def test_an_event_of_a_payment_this_store_just_wrote_skips_the_read(
+    pg_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from paygate.stores.postgres import PostgresStore
+
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=pg_url)
+    assert isinstance(gw.store, PostgresStore)
+    pid, deliveries = paid_payment_events(provider)
+    looked_up: list[bool] = []  # per event: was the payment's row in the cache?
+    recent = gw.store._recent
+    real_get = recent.get
+
+    def get(payment_id: str) -> Any:
+        found = real_get(payment_id)
+        looked_up.append(found is not None)
+        return found
+
+    monkeypatch.setattr(recent, "get", get)
+    for d in deliveries:
+        gw.handle_webhook(d.body, d.headers)
+    # read from the database once, for the first event (the payment was new); every
+    # later event started from the row this store had just written
+    assert looked_up == [False, True, True, True, True]
+    payment = gw.get_payment(pid)
+    assert payment.status is S.PARTIALLY_REFUNDED and payment.amount_refunded is not None
+    assert payment.amount_refunded.amount == 1200
+    gw.close()
+
+
+def test_a_payment_changed_by_another_worker_is_read_again_not_overwritten(
+    pg_url: str,  # noqa: F811
+) -> None:
+    """Two stores are two workers: worker A's cached row goes stale when B applies an
+    event; A's next event fails the compare-and-set, reads the row again and applies
+    on top of B's change."""
+    provider = FakeProvider(seed=1)
+    a = paygate.connect(provider, store=pg_url)
+    b = paygate.connect(provider, store=pg_url)
+    pid, deliveries = paid_payment_events(provider)
+    created, processing, succeeded, refund_1, refund_2 = deliveries
+    assert a.handle_webhook(created.body, created.headers).outcome == "applied"  # A caches v1
+    assert b.handle_webhook(processing.body, processing.headers).outcome == "applied"
+    assert a.handle_webhook(succeeded.body, succeeded.headers).outcome == "applied"
+    assert b.handle_webhook(refund_1.body, refund_1.headers).outcome == "applied"
+    assert a.handle_webhook(refund_2.body, refund_2.headers).outcome == "applied"
+    history = a.history(pid)
+    assert [t.new_status for t in history] == [
+        S.PENDING, S.PROCESSING, S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED
+    ]  # fmt: skip
+    assert len({t.event_id for t in history}) == 5
+    record = b.store.get_payment(pid)
+    assert record is not None and record.version == 5 and record.state.refunded == 1200
+    a.close()
+    b.close()

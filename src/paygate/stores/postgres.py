@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -39,10 +40,12 @@ from paygate.stores import _redact
 from paygate.stores._records import (
     ClaimStatus,
     EventClaim,
+    EventOutcome,
     EventPlan,
     PaymentRecord,
     StoreConflict,
     StoreError,
+    TransitionRecord,
 )
 from paygate.stores._sql import (
     APPLIED_EVENT_COLUMNS,
@@ -156,6 +159,45 @@ INGEST_STATEMENTS = {
     for logged in (True, False)
 }
 
+_SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
+_INSERT_APPLIED_EVENT = POSTGRES.sql(INSERT_APPLIED_EVENT)
+
+
+class _RecentPayments:
+    """The last payment rows this store wrote (or read to apply an event), by id: a
+    bounded LRU that lets an event skip reading its payment back.
+
+    Only a starting point for a compare-and-set, never an answer to a read: a row that
+    another worker changed since fails the CAS (``version`` moved on), is dropped here,
+    and the Gateway reads it again. Events of one payment often reach the same worker
+    (one app server, or sticky routing), so the read is saved where it is most often
+    redundant. Hand-written: an OrderedDict is all an LRU with put/drop by key needs.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._rows: OrderedDict[str, PaymentRecord] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, payment_id: str) -> PaymentRecord | None:
+        with self._lock:
+            record = self._rows.get(payment_id)
+            if record is not None:
+                self._rows.move_to_end(payment_id)
+            return record
+
+    def put(self, record: PaymentRecord) -> None:
+        with self._lock:
+            self._rows[record.id] = record
+            self._rows.move_to_end(record.id)
+            if len(self._rows) > self._size:
+                self._rows.popitem(last=False)
+
+    def drop(self, payment_id: str) -> None:
+        with self._lock:
+            self._rows.pop(payment_id, None)
+
+
 #: paygate's own options in the URL's query string (the rest go to libpq)
 _OPTIONS = ("schema", "pool_min", "pool_max", "timeout")
 
@@ -239,6 +281,7 @@ class PostgresStore(SQLStore):
         )
         self._closed = False
         self._close_lock = threading.Lock()
+        self._recent = _RecentPayments()
         try:
             self._pool.open(wait=True, timeout=self.timeout)
         except (PoolTimeout, psycopg.Error) as exc:
@@ -278,40 +321,51 @@ class PostgresStore(SQLStore):
     # -- connections ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self, *, cursor: bool = False) -> Iterator[Any]:
+        """A pooled connection (or, with ``cursor``, a cursor on one) for the block.
+
+        Borrows and returns the connection itself rather than nesting the pool's own
+        context manager: on the webhook path every statement pays for each layer.
+        """
         if self._closed:
             raise ConfigurationError("this PostgresStore is closed")
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            conn = self._pool.getconn()
         except PoolTimeout:
             raise StoreError(
                 f"PostgreSQL store {self._display}: no free connection within {self.timeout}s"
             ) from None
+        try:
+            if cursor:
+                with conn.cursor() as cur:
+                    yield cur
+            else:
+                yield conn
         except psycopg.OperationalError as exc:
             # a dropped connection, a server shutting down: the pool replaces the
             # connection; the transaction was rolled back by the server
             raise StoreError(
                 f"PostgreSQL store {self._display}: {type(exc).__name__}: {exc}"
             ) from None
+        finally:
+            # an autocommit connection is idle here (a transaction() block has ended);
+            # the pool rolls back anything else and replaces a broken connection
+            self._pool.putconn(conn)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
 
-    @contextlib.contextmanager
-    def _write_one(self) -> Iterator[Cursor]:
+    def _write_one(self) -> contextlib.AbstractContextManager[Cursor]:
         # one statement on an autocommit connection is its own transaction: no BEGIN and
-        # COMMIT round trips (a redelivery's claim; the finish after an event's handlers)
-        with self._connection() as conn, conn.cursor() as cur:
-            yield cur
+        # COMMIT round trips (an event's first delivery; a redelivery's claim; the finish
+        # after an event's handlers)
+        return self._connection(cursor=True)
 
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Cursor]:
+    def _read(self) -> contextlib.AbstractContextManager[Cursor]:
         # autocommit: a single SELECT needs no BEGIN/COMMIT round trips
-        with self._connection() as conn, conn.cursor() as cur:
-            yield cur
+        return self._connection(cursor=True)
 
     # -- webhook events -----------------------------------------------------------------------
 
@@ -329,55 +383,85 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
         decide: Callable[[PaymentRecord | None], EventPlan | None],
     ) -> tuple[EventClaim, EventPlan, PaymentRecord | None] | None:
-        """:meth:`SQLStore.ingest_event` in two round trips: read the payment, then write
-        event, payment and transition in one statement (see ``INGEST_STATEMENTS``). The
-        same contract: ``None`` for a redelivery or a plan needing I/O first,
-        :class:`StoreConflict` when the payment changed since it was read, nothing
-        written in either case."""
-        current = None
-        if payment_id is not None:
-            with self._read() as cur:
-                cur.execute(self.dialect.sql(SELECT_PAYMENT), (payment_id,))
-                row = cur.fetchone()
-            current = None if row is None else payment_from_row(row)
-        plan = decide(current)
-        if plan is None:
-            return None
-        token = uuid.uuid4().hex
-        event_row = applied_event_params(
-            provider, event_id, event_type, provider_type, payment_id, payload,
-            occurred_at, now, token, lease_seconds, plan,
-        )  # fmt: skip
-        known = (provider, event_id)
-        record = plan.record
-        try:
-            with self._write_one() as cur:
-                if record is None:  # the payment does not change: the event's row alone
-                    cur.execute(self.dialect.sql(INSERT_APPLIED_EVENT), event_row)
-                    if cur.rowcount != 1:
-                        return None  # a redelivery
-                else:
-                    if plan.expected_version is None:
-                        head = payment_params(record)
-                    else:
-                        head = update_payment_params(record, plan.expected_version)
-                    logged = plan.transition is not None
-                    statement = INGEST_STATEMENTS[plan.expected_version is None, logged]
-                    params = head + known + event_row
-                    if plan.transition is not None:
-                        params += transition_params(plan.transition)
-                    params += known
-                    cur.execute(statement, params)
-                    wrote, event_known = cur.fetchone()
-                    if event_known:
-                        return None  # a redelivery
-                    if wrote != 1:
-                        raise StoreConflict(f"payment {record.id} changed since it was read")
-        except psycopg.errors.UniqueViolation:
-            # the same event's first delivery committed by another worker meanwhile (or
-            # its transition already logged): rolled back; the general path sorts it out
-            return None
+        """:meth:`SQLStore.ingest_event` in at most two round trips on one pooled
+        connection: read the payment (skipped when this store wrote or read it last: see
+        :class:`_RecentPayments`), then write event, payment and transition in one
+        statement (see ``INGEST_STATEMENTS``). The same contract: ``None`` for a
+        redelivery or a plan needing I/O first, :class:`StoreConflict` when the payment
+        changed since it was read, nothing written in either case."""
+        # autocommit, one connection: the read, then the one writing statement
+        with self._write_one() as cur:
+            current = None
+            if payment_id is not None:
+                current = self._recent.get(payment_id)
+                if current is None:
+                    cur.execute(_SELECT_PAYMENT, (payment_id,))
+                    row = cur.fetchone()
+                    current = None if row is None else payment_from_row(row)
+            plan = decide(current)
+            if plan is None:
+                return None
+            token = uuid.uuid4().hex
+            event_row = applied_event_params(
+                provider, event_id, event_type, provider_type, payment_id, payload,
+                occurred_at, now, token, lease_seconds, plan,
+            )  # fmt: skip
+            record = plan.record
+            if record is None:  # the payment does not change: the event's row alone
+                cur.execute(_INSERT_APPLIED_EVENT, event_row)
+                if cur.rowcount != 1:
+                    return None  # a redelivery
+                if current is not None:
+                    self._recent.put(current)
+                return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
+            known = (provider, event_id)
+            if plan.expected_version is None:
+                params = payment_params(record) + known + event_row
+            else:
+                params = update_payment_params(record, plan.expected_version) + known + event_row
+            if plan.transition is not None:
+                params += transition_params(plan.transition)
+            statement = INGEST_STATEMENTS[
+                plan.expected_version is None, plan.transition is not None
+            ]
+            try:
+                cur.execute(statement, params + known)
+                result = cur.fetchone()
+            except psycopg.errors.UniqueViolation:
+                # the same event's first delivery committed by another worker meanwhile
+                # (or its transition already logged): all rolled back; the general path
+                # sorts it out
+                self._recent.drop(record.id)
+                return None
+            assert result is not None  # the statement's SELECT always returns one row
+            wrote, event_known = result
+            if wrote != 1:
+                self._recent.drop(record.id)
+                if event_known:
+                    return None  # a redelivery
+                raise StoreConflict(f"payment {record.id} changed since it was read")
+            self._recent.put(record)
         return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
+
+    def save_payment(
+        self,
+        record: PaymentRecord,
+        *,
+        expected_version: int | None,
+        transition: TransitionRecord | None = None,
+        claim: EventClaim | None = None,
+        outcome: EventOutcome | None = None,
+        finish: bool = False,
+    ) -> None:
+        try:
+            super().save_payment(
+                record, expected_version=expected_version, transition=transition,
+                claim=claim, outcome=outcome, finish=finish,
+            )  # fmt: skip
+        except BaseException:
+            self._recent.drop(record.id)
+            raise
+        self._recent.put(record)
 
     # -- schema -----------------------------------------------------------------------------
 
