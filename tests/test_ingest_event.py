@@ -210,6 +210,32 @@ def applied_plan(store: SQLStore, pid: str, event_id: str) -> EventPlan:
     )  # fmt: skip
 
 
+def connect_to_schema(url: str) -> Any:
+    """A connection of its own (another worker) in the test's schema, in a transaction."""
+    import psycopg
+
+    schema = url.split("schema=")[1].split("&")[0]
+    return psycopg.connect(url.split("?")[0], options=f"-c search_path={schema}")
+
+
+def wait_until_blocked(url: str) -> None:
+    """Until an ingest statement waits on a row lock another connection holds."""
+    import time
+
+    import psycopg
+
+    with psycopg.connect(url.split("?")[0], autocommit=True) as watcher:
+        for _ in range(500):
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'WITH pay AS%%'"
+            ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    pytest.fail("the ingest statement never waited on the other worker's row")
+
+
 def test_postgres_an_event_claimed_by_the_general_path_is_not_applied_again(
     pg_url: str,  # noqa: F811
 ) -> None:
@@ -240,9 +266,6 @@ def test_postgres_a_first_delivery_committed_meanwhile_rolls_the_statement_back(
     (so it looks new), then commits: the statement's own INSERT of the event fails and
     its payment update is rolled back with it."""
     import threading
-    import time
-
-    import psycopg
 
     provider = FakeProvider(seed=1)
     gw = paygate.connect(provider, store=pg_url)
@@ -253,9 +276,7 @@ def test_postgres_a_first_delivery_committed_meanwhile_rolls_the_statement_back(
     before = store.get_payment(pid)
     assert before is not None
     plan = applied_plan(store, pid, "evt_race")
-    schema = pg_url.split("schema=")[1].split("&")[0]
-    base = pg_url.split("?")[0]
-    other = psycopg.connect(base, options=f"-c search_path={schema}")
+    other = connect_to_schema(pg_url)
     other.execute(
         "INSERT INTO paygate_events (provider, event_id, event_type, provider_type, "
         "payload, received_at, deliveries) VALUES ('fake', 'evt_race', 'x', 'x', '{}', 1, 1)"
@@ -265,17 +286,7 @@ def test_postgres_a_first_delivery_committed_meanwhile_rolls_the_statement_back(
         target=lambda: results.append(ingest(store, lambda current: plan, event_id="evt_race"))
     )
     worker.start()
-    with psycopg.connect(base, autocommit=True) as watcher:
-        for _ in range(500):  # until the statement waits on the uncommitted event row
-            row = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'WITH pay AS%%'"
-            ).fetchone()
-            if row and row[0]:
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail("the ingest statement never waited on the other worker's row")
+    wait_until_blocked(pg_url)
     other.commit()
     other.close()
     worker.join(timeout=10)
@@ -284,3 +295,68 @@ def test_postgres_a_first_delivery_committed_meanwhile_rolls_the_statement_back(
     assert after is not None and after.version == before.version
     assert all(t.event_id != "evt_race" for t in store.history(pid))
     gw.close()
+
+
+def test_postgres_a_payment_created_meanwhile_is_a_conflict_then_read(pg_url: str) -> None:  # noqa: F811
+    """An event that would create its payment is tried as the payment's first; another
+    worker inserts the payment (uncommitted) first, then commits: the statement writes
+    nothing and says conflict; the Gateway's retry reads the row and applies on top."""
+    import threading
+
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=pg_url)
+    store = gw.store
+    assert isinstance(store, SQLStore)
+    pid, deliveries = paid_payment_events(provider)
+    created = provider.parse_webhook(deliveries[0].body, deliveries[0].headers)
+    other = connect_to_schema(pg_url)
+    payment = created.object
+    other.execute(
+        "INSERT INTO paygate_payments (id, provider, order_id, currency, amount, status, "
+        "captured, refunded, refund_ids, before_dispute, data, version, created_at, "
+        "updated_at) VALUES (%s, 'fake', 'ord_p', 'USD', 2000, 'pending', 0, 0, '[]', NULL, "
+        "%s, 1, 1, 1)",
+        (pid, _codec_dumps(payment)),
+    )
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    conflicts: list[str] = []
+    real_write = store._write_event  # type: ignore[attr-defined]
+
+    def spied_write(*args: Any, **kwargs: Any) -> Any:
+        wrote, known, row = real_write(*args, **kwargs)
+        if kwargs.get("probe") and not wrote and not known and row is None:
+            conflicts.append(kwargs["probe"])
+        return wrote, known, row
+
+    store._write_event = spied_write  # type: ignore[attr-defined]
+
+    def deliver() -> None:
+        try:
+            results.append(gw.handle_webhook(deliveries[0].body, deliveries[0].headers))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=deliver)
+    worker.start()
+    wait_until_blocked(pg_url)
+    other.commit()
+    other.close()
+    worker.join(timeout=10)
+    assert errors == []
+    (result,) = results
+    # decided again on top of the other worker's row (already pending: nothing to
+    # change), never inserted over it
+    assert conflicts == [pid]
+    assert result.outcome == "unchanged" and result.status is S.PENDING
+    record = store.get_payment(pid)
+    assert record is not None and record.version == 1 and gw.history(pid) == []
+    event = store.get_event("fake", created.id)
+    assert event is not None and event.deliveries == 1 and event.applied_at is not None
+    gw.close()
+
+
+def _codec_dumps(value: Any) -> str:
+    from paygate.stores import _codec
+
+    return _codec.dumps(value)

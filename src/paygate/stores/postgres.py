@@ -147,16 +147,28 @@ _TR = (
     f"SELECT {_typed_params(TRANSITION_COLUMNS)} FROM ev"
 )
 _RESULT = f"SELECT (SELECT count(*) FROM pay), EXISTS ({_KNOWN_EVENT})"
+# the probing variant (below) also returns the payment's row as it was before the
+# statement: empty when the payment is new (or the statement inserted it: a CTE's own
+# writes are invisible to the outer query)
+_PROBED_ROW = ", ".join(f"p.{name.strip()}" for name in PAYMENT_COLUMNS.split(","))
+_RESULT_PROBING = (
+    f"SELECT (SELECT count(*) FROM pay), EXISTS ({_KNOWN_EVENT}), {_PROBED_ROW} "
+    "FROM (SELECT 1) AS one LEFT JOIN paygate_payments AS p ON p.id = ?"
+)
 
-#: (payment inserted rather than updated, transition logged) -> the statement
+#: (payment inserted rather than updated, transition logged, probing) -> the statement.
+#: Probing: the event tried as its payment's first, inserting the payment; when the
+#: payment exists after all, nothing is written and its row comes back, so the read an
+#: event otherwise starts with happens in the same round trip.
 INGEST_STATEMENTS = {
-    (inserting, logged): POSTGRES.sql(
+    (inserting, logged, probing): POSTGRES.sql(
         f"WITH pay AS ({_PAY_INSERTING if inserting else _PAY_UPDATING}), ev AS ({_EV})"
         + (f", tr AS ({_TR}) " if logged else " ")
-        + _RESULT
+        + (_RESULT_PROBING if probing else _RESULT)
     )
     for inserting in (True, False)
     for logged in (True, False)
+    for probing in ((True, False) if inserting else (False,))
 }
 
 _SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
@@ -383,65 +395,106 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
         decide: Callable[[PaymentRecord | None], EventPlan | None],
     ) -> tuple[EventClaim, EventPlan, PaymentRecord | None] | None:
-        """:meth:`SQLStore.ingest_event` in at most two round trips on one pooled
-        connection: read the payment (skipped when this store wrote or read it last: see
-        :class:`_RecentPayments`), then write event, payment and transition in one
-        statement (see ``INGEST_STATEMENTS``). The same contract: ``None`` for a
-        redelivery or a plan needing I/O first, :class:`StoreConflict` when the payment
-        changed since it was read, nothing written in either case."""
-        # autocommit, one connection: the read, then the one writing statement
-        with self._write_one() as cur:
-            current = None
-            if payment_id is not None:
-                current = self._recent.get(payment_id)
-                if current is None:
-                    cur.execute(_SELECT_PAYMENT, (payment_id,))
-                    row = cur.fetchone()
-                    current = None if row is None else payment_from_row(row)
-            plan = decide(current)
-            if plan is None:
-                return None
-            token = uuid.uuid4().hex
-            event_row = applied_event_params(
+        """:meth:`SQLStore.ingest_event` in one or two round trips on one pooled
+        connection. The same contract: ``None`` for a redelivery or a plan needing I/O
+        first, :class:`StoreConflict` when the payment changed since it was read,
+        nothing written in either case.
+
+        Where the event starts from: the payment's row as this store last wrote it (see
+        :class:`_RecentPayments`), else -- for an event that would create the payment --
+        the event tried as the payment's first, which returns the stored row instead when
+        the payment exists, else a read. Then one statement writes event, payment and
+        transition (see ``INGEST_STATEMENTS``).
+        """
+        token = uuid.uuid4().hex
+
+        def event_row(plan: EventPlan) -> tuple[Any, ...]:
+            return applied_event_params(
                 provider, event_id, event_type, provider_type, payment_id, payload,
                 occurred_at, now, token, lease_seconds, plan,
             )  # fmt: skip
-            record = plan.record
-            if record is None:  # the payment does not change: the event's row alone
-                cur.execute(_INSERT_APPLIED_EVENT, event_row)
+
+        event = (provider, event_id)
+        claim = EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
+        # autocommit, one connection: each statement is its own transaction
+        with self._write_one() as cur:
+            current = None if payment_id is None else self._recent.get(payment_id)
+            if payment_id is not None and current is None:
+                plan = decide(None)  # as if the payment were new
+                if plan is not None and plan.record is not None and plan.expected_version is None:
+                    wrote, known, row = self._write_event(
+                        cur, plan, event, event_row, probe=payment_id
+                    )
+                    if wrote:
+                        return claim, plan, None
+                    if known:
+                        return None  # a redelivery
+                    if row is None:  # inserted by another worker after this statement began
+                        raise StoreConflict(f"payment {payment_id} was created meanwhile")
+                else:
+                    cur.execute(_SELECT_PAYMENT, (payment_id,))
+                    row = cur.fetchone()
+                current = None if row is None else payment_from_row(row)
+            plan = decide(current)
+            if plan is None:
+                return None
+            if plan.record is None:  # the payment does not change: the event's row alone
+                cur.execute(_INSERT_APPLIED_EVENT, event_row(plan))
                 if cur.rowcount != 1:
                     return None  # a redelivery
                 if current is not None:
                     self._recent.put(current)
-                return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
-            known = (provider, event_id)
-            if plan.expected_version is None:
-                params = payment_params(record) + known + event_row
-            else:
-                params = update_payment_params(record, plan.expected_version) + known + event_row
-            if plan.transition is not None:
-                params += transition_params(plan.transition)
-            statement = INGEST_STATEMENTS[
-                plan.expected_version is None, plan.transition is not None
-            ]
-            try:
-                cur.execute(statement, params + known)
-                result = cur.fetchone()
-            except psycopg.errors.UniqueViolation:
-                # the same event's first delivery committed by another worker meanwhile
-                # (or its transition already logged): all rolled back; the general path
-                # sorts it out
-                self._recent.drop(record.id)
-                return None
-            assert result is not None  # the statement's SELECT always returns one row
-            wrote, event_known = result
-            if wrote != 1:
-                self._recent.drop(record.id)
-                if event_known:
-                    return None  # a redelivery
-                raise StoreConflict(f"payment {record.id} changed since it was read")
+                return claim, plan, current
+            wrote, known, _row = self._write_event(cur, plan, event, event_row)
+            if not wrote:
+                if known:
+                    return None
+                raise StoreConflict(f"payment {plan.record.id} changed since it was read")
+        return claim, plan, current
+
+    def _write_event(
+        self,
+        cur: Any,
+        plan: EventPlan,
+        known: tuple[str, str],
+        event_row: Callable[[EventPlan], tuple[Any, ...]],
+        *,
+        probe: str | None = None,
+    ) -> tuple[bool, bool, tuple[Any, ...] | None]:
+        """Run the statement that writes ``plan`` (its payment row, the event's row, its
+        transition). Returns (written, the event was already known, with ``probe``: the
+        payment's row as stored before the statement, if any)."""
+        record = plan.record
+        assert record is not None
+        if plan.expected_version is None:
+            params = payment_params(record) + known + event_row(plan)
+        else:
+            params = update_payment_params(record, plan.expected_version) + known + event_row(plan)
+        if plan.transition is not None:
+            params += transition_params(plan.transition)
+        params += known
+        if probe is not None:
+            params += (probe,)
+        statement = INGEST_STATEMENTS[
+            plan.expected_version is None, plan.transition is not None, probe is not None
+        ]
+        try:
+            cur.execute(statement, params)
+            result = cur.fetchone()
+        except psycopg.errors.UniqueViolation:
+            # the same event's first delivery committed by another worker meanwhile (or
+            # its transition already logged): all rolled back; the general path sorts
+            # it out
+            self._recent.drop(record.id)
+            return False, True, None
+        assert result is not None  # the statement's SELECT always returns one row
+        wrote, event_known = result[0] == 1, bool(result[1])
+        if wrote:
             self._recent.put(record)
-        return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
+        else:
+            self._recent.drop(record.id)
+        row = tuple(result[2:]) if probe is not None and result[2] is not None else None
+        return wrote, event_known, row
 
     def save_payment(
         self,
