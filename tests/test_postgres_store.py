@@ -355,3 +355,45 @@ def test_a_payment_changed_by_another_worker_is_read_again_not_overwritten(
     assert record is not None and record.version == 5 and record.state.refunded == 1200
     a.close()
     b.close()
+
+
+# -- the finish after an event's handlers --------------------------------------------------
+
+
+def test_the_finish_commits_asynchronously_for_its_own_transaction_only(
+    pg_url: str,  # noqa: F811
+) -> None:
+    from paygate.stores.postgres import _FINISH_EVENT_ASYNC, PostgresStore
+
+    store = open_store(pg_url + "&pool_max=1")  # one connection: the finish's and ours
+    assert isinstance(store, PostgresStore) and store.finish_commit == "async"
+    owned = store.claim_event(
+        "fake", "evt_f", event_type="payment.created", provider_type="payment.created",
+        payment_id=None, payload={}, occurred_at=None, now=100.0, lease_seconds=30.0,
+    )  # fmt: skip
+    assert store.finish_event(owned, now=101.0)
+    event = store.get_event("fake", "evt_f")
+    assert event is not None and event.processed_at == 101.0 and event.lease_until is None
+    assert not store.finish_event(owned, now=102.0)  # the claim is spent
+    with store._connection() as conn:
+        # the setting did not outlive the finish's transaction
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        # inside a transaction the statement does switch it off (set_config is evaluated)
+        with conn.transaction(force_rollback=True):
+            conn.execute(_FINISH_EVENT_ASYNC, (1.0, "fake", "none", "none"))
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    store.close()
+
+
+def test_finish_commit_sync_is_an_option_and_a_bad_value_is_refused(
+    pg_url: str,  # noqa: F811
+) -> None:
+    store = open_store(pg_url + "&finish_commit=sync")
+    owned = store.claim_event(
+        "fake", "evt_s", event_type="payment.created", provider_type="payment.created",
+        payment_id=None, payload={}, occurred_at=None, now=100.0, lease_seconds=30.0,
+    )  # fmt: skip
+    assert store.finish_event(owned, now=101.0)
+    store.close()
+    with pytest.raises(ConfigurationError, match="finish_commit must be 'async' or 'sync'"):
+        open_store(pg_url + "&finish_commit=later")
