@@ -54,6 +54,7 @@ from paygate.stores._sql import (
     APPLIED_EVENT_COLUMNS,
     FINISH_EVENT,
     INSERT_APPLIED_EVENT,
+    INSERT_EVENT,
     PAYMENT_COLUMNS,
     SELECT_PAYMENT,
     TRANSITION_COLUMNS,
@@ -61,6 +62,7 @@ from paygate.stores._sql import (
     Cursor,
     Dialect,
     SQLStore,
+    _json,
     applied_event_params,
     payment_from_row,
     payment_params,
@@ -175,13 +177,14 @@ INGEST_STATEMENTS = {
     for probing in ((True, False) if inserting else (False,))
 }
 
-# The finish after an event's handlers, committed asynchronously (SET LOCAL
-# synchronous_commit = off for its own transaction only, by set_config in the statement). It is bookkeeping: the transition was committed durably before the
-# handlers ran. Only a crash of the database server itself in the next few hundred
-# milliseconds can lose it, and then the event is left applied but not finished: its lease
-# runs out and a redelivery runs its handlers again, never its transition -- what a worker
-# killed before finishing leaves anyway. It saves the commit's disk flush, a third of an
-# event's cost. ``finish_commit=sync`` keeps every commit synchronous.
+# The finish after an event's handlers, committed asynchronously: SET LOCAL
+# synchronous_commit = off for its own transaction only, by set_config in the statement.
+# It is bookkeeping: the transition was committed durably before the handlers ran. Only a
+# crash of the database server itself in the next few hundred milliseconds can lose it,
+# and then the event is left applied but not finished: its lease runs out and a
+# redelivery runs its handlers again, never its transition -- what a worker killed before
+# finishing leaves anyway. It saves the commit's disk flush and the wake-ups waiting on
+# it. ``finish_commit=sync`` keeps every commit synchronous.
 _FINISH_EVENT_ASYNC = POSTGRES.sql(
     FINISH_EVENT.replace(
         " WHERE ",
@@ -189,6 +192,23 @@ _FINISH_EVENT_ASYNC = POSTGRES.sql(
         " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND ",
         1,
     )
+)
+# The general path's claim in one statement: the shared INSERT of a new event's row, or,
+# for a known event, count the delivery and take the event over if nobody owns it (the
+# shared RECLAIM_EVENT's condition, on the row as it was), returning its state. SQLite
+# runs the same steps as three statements in one transaction.
+_TAKE_OVER = (
+    "paygate_events.processed_at IS NULL AND (paygate_events.lease_until IS NULL "
+    "OR paygate_events.lease_until < ?)"
+)
+_CLAIM_EVENT = POSTGRES.sql(
+    INSERT_EVENT.removesuffix(" DO NOTHING")
+    + " DO UPDATE SET deliveries = paygate_events.deliveries + 1, "
+    f"claim_token = CASE WHEN {_TAKE_OVER} THEN excluded.claim_token "
+    "ELSE paygate_events.claim_token END, "
+    f"lease_until = CASE WHEN {_TAKE_OVER} THEN excluded.lease_until "
+    "ELSE paygate_events.lease_until END "
+    "RETURNING processed_at, applied_at, outcome, deliveries, claim_token = ?"
 )
 _SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
 _INSERT_APPLIED_EVENT = POSTGRES.sql(INSERT_APPLIED_EVENT)
@@ -523,6 +543,42 @@ class PostgresStore(SQLStore):
             self._recent.drop(record.id)
         row = tuple(result[2:]) if probe is not None and result[2] is not None else None
         return wrote, event_known, row
+
+    def claim_event(
+        self,
+        provider: str,
+        event_id: str,
+        *,
+        event_type: str,
+        provider_type: str,
+        payment_id: str | None,
+        payload: Mapping[str, Any],
+        occurred_at: float | None,
+        now: float,
+        lease_seconds: float,
+    ) -> EventClaim:
+        """:meth:`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
+        token = uuid.uuid4().hex
+        params = (provider, event_id, event_type, provider_type, payment_id,
+                  _json(payload), occurred_at, now, token, now + lease_seconds,
+                  now, now, token)  # fmt: skip
+        with self._write_one() as cur:
+            cur.execute(_CLAIM_EVENT, params)
+            row = cur.fetchone()
+        assert row is not None  # RETURNING of an insert or an update: always a row
+        processed_at, applied_at, outcome, deliveries, ours = row
+        if int(deliveries) == 1:  # inserted: a new event
+            return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
+        if ours:
+            status = ClaimStatus.RECLAIMED
+        elif processed_at is not None:
+            status = ClaimStatus.PROCESSED
+        else:
+            status = ClaimStatus.IN_PROGRESS
+        return EventClaim(
+            provider, event_id, status, token if ours else None,
+            applied=applied_at is not None, outcome=outcome, deliveries=int(deliveries),
+        )  # fmt: skip
 
     def finish_event(self, claim: EventClaim, *, now: float) -> bool:
         if self.finish_commit == "sync":
