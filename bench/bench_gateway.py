@@ -1,8 +1,10 @@
 """Gateway throughput on the fake provider: handle_webhook events/s and create_payment calls/s.
 
-Stores: MemoryStore, and SQLiteStore on a file in WAL mode with synchronous=FULL (the
-default: every commit synced) and synchronous=NORMAL. One process, one thread; a handler on
-payment.succeeded only, as in a shop. Figures are printed, not asserted.
+Stores: MemoryStore, SQLiteStore on a file in WAL mode with synchronous=FULL (the
+default: every commit synced) and synchronous=NORMAL, and PostgresStore in a throw-away
+schema when a server answers (``PAYGATE_BENCH_POSTGRES_URL`` or the local one; skipped with
+a note otherwise). One process, one thread; a handler on payment.succeeded only, as in a
+shop. Figures are printed, not asserted.
 
     python bench/bench_gateway.py [--payments N]
 """
@@ -10,10 +12,12 @@ payment.succeeded only, as in a shop. Figures are printed, not asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,14 +37,36 @@ def make_deliveries(provider: FakeProvider, payments: int) -> list[WebhookDelive
     return provider.take_webhooks()
 
 
-def stores(tmp: Path) -> dict[str, Callable[[str], str]]:
-    return {
+def postgres_base() -> str | None:
+    base = os.environ.get("PAYGATE_BENCH_POSTGRES_URL",
+                          "postgresql://postgres@127.0.0.1:5432/postgres")  # fmt: skip
+    try:
+        import psycopg
+
+        psycopg.connect(base, connect_timeout=3).close()
+    except Exception as exc:  # not installed or not reachable: say so, bench the rest
+        print(f"postgresql: skipped ({type(exc).__name__})")
+        return None
+    return base
+
+
+def stores(tmp: Path, pg_schemas: list[str]) -> dict[str, Callable[[str], str]]:
+    found: dict[str, Callable[[str], str]] = {
         "memory": lambda tag: "memory://",
         "sqlite WAL synchronous=FULL": lambda tag: f"sqlite:///{tmp / tag}-full.db",
         "sqlite WAL synchronous=NORMAL": lambda tag: (
             f"sqlite:///{tmp / tag}-normal.db?synchronous=NORMAL"
         ),
     }
+    base = postgres_base()
+    if base is not None:
+
+        def pg(tag: str) -> str:
+            pg_schemas.append(f"paygate_bench_{tag}_{uuid.uuid4().hex[:8]}")
+            return f"{base}{'&' if '?' in base else '?'}schema={pg_schemas[-1]}"
+
+        found["postgresql (server defaults)"] = pg
+    return found
 
 
 def bench_webhooks(provider: FakeProvider, deliveries: list[WebhookDelivery], url: str) -> None:
@@ -92,11 +118,22 @@ def main() -> None:
           f"{platform.machine()}")  # fmt: skip
     provider = FakeProvider(seed=1, webhook_tolerance=3600)
     deliveries = make_deliveries(provider, args.payments)
+    pg_schemas: list[str] = []
     with tempfile.TemporaryDirectory(prefix="paygate-bench-") as tmp:
-        for name, url_for in stores(Path(tmp)).items():
-            print(name)
-            bench_webhooks(provider, deliveries, url_for("webhooks"))
-            bench_create(url_for("create"), args.payments)
+        try:
+            for name, url_for in stores(Path(tmp), pg_schemas).items():
+                print(name)
+                bench_webhooks(provider, deliveries, url_for("webhooks"))
+                bench_create(url_for("create"), args.payments)
+        finally:
+            if pg_schemas:
+                import psycopg
+
+                base = postgres_base()
+                assert base is not None
+                with psycopg.connect(base, autocommit=True) as conn:
+                    for schema in pg_schemas:
+                        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 if __name__ == "__main__":
