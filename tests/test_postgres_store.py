@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import paygate
-from paygate import EventType, PaymentStatus
+from paygate import EventType, Money, PaymentStatus
 from paygate.errors import ConfigurationError
 from paygate.providers.fake import FakeProvider
 from paygate.state import PaymentState
@@ -397,3 +397,32 @@ def test_finish_commit_sync_is_an_option_and_a_bad_value_is_refused(
     store.close()
     with pytest.raises(ConfigurationError, match="finish_commit must be 'async' or 'sync'"):
         open_store(pg_url + "&finish_commit=later")
+
+
+def test_an_event_that_changes_nothing_on_a_stale_cached_row_is_decided_again(
+    pg_url: str,  # noqa: F811
+) -> None:
+    """Worker A cached the payment as succeeded; worker B applied dispute.opened since.
+    dispute.won then reaches A: on A's stale row it would change nothing and be recorded
+    as such -- lost. The record is conditional on the payment's version, so A reads the
+    payment again and applies the event: the payment is back to succeeded."""
+    provider = FakeProvider(seed=1)
+    a = paygate.connect(provider, store=pg_url)
+    b = paygate.connect(provider, store=pg_url)
+    side = paygate.connect(provider)  # drives the provider only
+    payment = side.create_payment(
+        order_id="ord_d", amount=Money.of("10.00", "USD"), payment_method="tok_visa"
+    )
+    for d in provider.take_webhooks():
+        a.handle_webhook(d.body, d.headers)  # A caches the payment, succeeded
+    dispute = provider.open_dispute(payment.id)
+    (opened,) = provider.take_webhooks()
+    assert b.handle_webhook(opened.body, opened.headers).status is S.DISPUTED
+    provider.resolve_dispute(dispute.id, won=True)
+    (won,) = provider.take_webhooks()
+    result = a.handle_webhook(won.body, won.headers)
+    assert result.outcome == "applied" and result.status is S.SUCCEEDED
+    assert a.get_payment(payment.id).status is S.SUCCEEDED
+    assert [t.new_status for t in a.history(payment.id)][-2:] == [S.DISPUTED, S.SUCCEEDED]
+    a.close()
+    b.close()

@@ -162,6 +162,17 @@ _RESULT_PROBING = (
     "FROM (SELECT 1) AS one LEFT JOIN paygate_payments AS p ON p.id = ?"
 )
 
+#: an event that leaves its payment as it is, decided from the payment at ``version``:
+#: recorded only if the payment is still at that version (the row it was decided from may
+#: be this store's cached copy, which another worker may have moved on since)
+INGEST_UNCHANGED = POSTGRES.sql(
+    f"WITH ev AS (INSERT INTO paygate_events ({APPLIED_EVENT_COLUMNS}) "
+    f"SELECT {_typed_params(APPLIED_EVENT_COLUMNS)} WHERE EXISTS "
+    "(SELECT 1 FROM paygate_payments WHERE id = ? AND version = ?) "
+    "ON CONFLICT (provider, event_id) DO NOTHING RETURNING 1) "
+    f"SELECT (SELECT count(*) FROM ev), EXISTS ({_KNOWN_EVENT})"
+)
+
 #: (payment inserted rather than updated, transition logged, probing) -> the statement.
 #: Probing: the event tried as its payment's first, inserting the payment; when the
 #: payment exists after all, nothing is written and its row comes back, so the read an
@@ -487,12 +498,22 @@ class PostgresStore(SQLStore):
             if plan is None:
                 return None
             if plan.record is None:  # the payment does not change: the event's row alone
-                cur.execute(_INSERT_APPLIED_EVENT, event_row(plan))
-                if cur.rowcount != 1:
-                    return None  # a redelivery
-                if current is not None:
+                if current is None:
+                    cur.execute(_INSERT_APPLIED_EVENT, event_row(plan))
+                    return (claim, plan, None) if cur.rowcount == 1 else None
+                cur.execute(
+                    INGEST_UNCHANGED,
+                    (*event_row(plan), current.id, current.version, *event),
+                )
+                result = cur.fetchone()
+                assert result is not None  # the statement's SELECT always returns one row
+                if result[0] == 1:
                     self._recent.put(current)
-                return claim, plan, current
+                    return claim, plan, current
+                self._recent.drop(current.id)
+                if result[1]:
+                    return None  # a redelivery
+                raise StoreConflict(f"payment {current.id} changed since it was read")
             wrote, known, _row = self._write_event(cur, plan, event, event_row)
             if not wrote:
                 if known:
