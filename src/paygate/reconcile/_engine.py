@@ -1,22 +1,28 @@
 """The reconciliation engine: hold one side compactly, stream the other, classify.
 
 Memory is the constraint at a million orders a side. The internal side is held as one dict
-``order_id -> int``: the order's amount, currency, status and two flags packed into a single
-Python int (about 90 bytes an order with its key, where a tuple of fields or a dataclass
-would be 200-300). The provider side streams past it. The common case - one successful
-payment of exactly the order's amount - only sets the ``matched`` bit; anything else
-promotes the order to an :class:`_OrderState` that collects its records. At the end one
-sweep over the dict classifies every order and the leftovers are orphans or missing.
+``order_id -> position`` and, by position, the order's amount, currency, status and recent
+flag packed into one int64 (``codes``) and one byte saying what the provider side said so
+far (``marks``): about 100 bytes an order with its key, where a tuple of fields or a
+dataclass would be 200-300. The provider side streams past it. The common case - one
+successful payment of exactly the order's amount - only marks the order ``matched``;
+anything else promotes it to an :class:`_OrderState` that collects its records. At the end
+one sweep classifies every order and the leftovers are orphans or missing.
+
+Why positions: a batch of records is then one dict probe per record (``map(dict.get)``),
+and everything after it - reading the codes, comparing, marking - is indexing into arrays
+through ``map`` in C, with no second probe of the dict.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from contextlib import closing
 from datetime import datetime
-from itertools import compress, islice, repeat
-from operator import and_, eq, gt, lshift, mul, ne, not_, or_, rshift
+from itertools import compress, count, islice, repeat
+from operator import eq, gt, lshift, mul, ne, not_, or_, rshift
 from typing import Any
 
 from paygate.errors import ValidationError
@@ -42,19 +48,23 @@ __all__ = ["reconcile"]
 
 Progress = Callable[[str, int], None]
 
-# -- the packed int: amount << 20 | currency index << 8 | flags | status code ---------------
+# -- the packed code: amount << 20 | currency index << 8 | recent flag | status code -------
 _STATUSES: list[OrderStatus] = list(OrderStatus)
 _STATUS_CODE = {status: code for code, status in enumerate(_STATUSES)}
 _STATUS_MASK = 0xF
-_MATCHED = 1 << 4  # one successful payment of exactly the order's amount seen
 _RECENT = 1 << 5  # created inside the grace window: no record yet is not "missing"
 _CUR_SHIFT = 8
 _CUR_MASK = 0xFFF
 _AMOUNT_SHIFT = 20
 _PAID_CODE = _STATUS_CODE[OrderStatus.PAID]
-#: ``held``'s value for an order whose records are in an ``_OrderState``: negative, so no
-#: packed code equals it and its flag bits (``& _MATCHED``) read as zero
-_PROMOTED = -(1 << 62)
+#: the code at the extra position that stands for "no such order": no record's expected
+#: code equals it (those are -1 << 20 or more)
+_NO_ORDER = -(1 << 62)
+# -- an order's mark: what the provider side said so far ------------------------------------
+_MATCHED = 1  # one successful payment of exactly the order's amount
+_PROMOTED = 2  # more than that: its records are in an ``_OrderState``
+_ONLY_MATCHED = bytes(int(i == _MATCHED) for i in range(256))  # bytes.translate tables
+_NOT_MATCHED = bytes(int(i != _MATCHED) for i in range(256))
 # how often the progress callback hears from us: every 64 chunks, or 65,536 rows
 _PROGRESS_CHUNKS = 64
 _PROGRESS_ROWS = 1 << 16
@@ -244,7 +254,9 @@ def reconcile(
     hi = until_ts if until_ts is not None else float("inf")
 
     # -- 1. hold the internal side, packed -----------------------------------------------
-    held: dict[str | None, int] = {}
+    held: dict[str | None, int] = {}  # order id -> position in codes
+    # int64 while every amount is below 2**43 minor units, Python ints beyond (widen)
+    codes: MutableSequence[int] = array("q")
     known_refunds: dict[str, int] = {}
     currencies: list[str] = []
     cur_index: dict[str, int] = {}
@@ -261,6 +273,11 @@ def reconcile(
                 raise ValidationError("more than 4096 currencies on the internal side")
         return index
 
+    def widen() -> None:
+        """An amount of 2**43 minor units or more: the codes become Python ints."""
+        nonlocal codes
+        codes = list(codes)
+
     def hold_rows(rows: Iterable[InternalRow]) -> int:
         count = 0
         for order_id, amount, currency, status, created_ts, refunded in rows:
@@ -273,28 +290,38 @@ def reconcile(
             code |= status_code[status]
             if recent_after is not None and created_ts is not None and created_ts > recent_after:
                 code |= _RECENT
-            if hold(order_id, code) is not code:  # one dict operation: insert unless present
+            position = len(codes)
+            if hold(order_id, position) != position:  # one dict operation: insert unless present
                 message = f"order {order_id!r} appears twice on the internal side"
                 if not skip_bad_rows:
                     raise ValidationError(message)
                 report.bad_rows.append(BadRow("<orders>", 0, message))
                 continue
+            try:
+                codes.append(code)
+            except OverflowError:
+                widen()
+                codes.append(code)
             if refunded:
                 known_refunds[order_id] = refunded
         return count
 
-    def hold_batch(batch: OrderBatch) -> int:
-        ids = batch.order_ids
+    def codes_of(batch: OrderBatch) -> Iterator[int]:
         cur_bits = currency_index(batch.currency) << _CUR_SHIFT
         low_bits = {status: cur_bits | code for status, code in status_code.items()}
-        codes = map(
+        packed = map(
             or_,
             map(lshift, batch.amounts, repeat(_AMOUNT_SHIFT)),
             map(low_bits.get, batch.statuses),
         )
         if recent_after is not None and batch.created is not None:
             recent = map(mul, map(gt, batch.created, repeat(recent_after)), repeat(_RECENT))
-            codes = map(or_, codes, recent)
+            packed = map(or_, packed, recent)
+        return packed
+
+    def hold_batch(batch: OrderBatch) -> int:
+        ids = batch.order_ids
+        start = len(codes)
         rows = zip(
             ids,
             batch.amounts,
@@ -305,7 +332,7 @@ def reconcile(
         )
         before = len(held)
         # insert unless present, one dict probe per order, run in C
-        deque(map(hold, ids, codes), maxlen=0)
+        deque(map(hold, ids, range(start, start + len(ids))), maxlen=0)
         if len(held) != before + len(ids):
             # an order seen before or twice in this batch (cheaper to notice after the fact
             # than to check first): setdefault kept every earlier value, so taking out the
@@ -314,6 +341,12 @@ def reconcile(
             for order_id in list(islice(reversed(held), len(held) - before)):
                 del held[order_id]
             return hold_rows(rows)
+        try:
+            codes.extend(codes_of(batch))
+        except OverflowError:  # extend stops part way: redo the batch as Python ints
+            del codes[start:]
+            widen()
+            codes.extend(codes_of(batch))
         return len(ids)
 
     orders_read = 0
@@ -336,35 +369,40 @@ def reconcile(
     fee_by_cur: dict[str, int] = {}
     net_by_cur: dict[str, int] = {}
     orphans: list[ProviderRow] = []
-    # orders with more than one clean match: their state lives here, ``held`` says so
-    states: dict[str | None, _OrderState] = {}
+    # the position that stands for "no such order" (None never is a key: no order id)
+    nowhere = len(codes)
+    codes.append(_NO_ORDER)
+    marks = bytearray(nowhere + 1)
+    # orders with more than one clean match: their state lives here, ``marks`` says so
+    states: dict[int, _OrderState] = {}
     held_get = held.get
+    code_at = codes.__getitem__
+    mark_at = marks.__getitem__
 
-    def match(rec: ProviderRow) -> None:
-        """Fold one record into its order (fees and net are counted by the caller)."""
-        rec_order, kind, rec_status, amount, rec_currency = rec[:5]
+    def match(rec: ProviderRow, position: int) -> None:
+        """Fold one record into the order at ``position`` (fees and net are counted by
+        the caller)."""
+        kind = rec[1]
         if kind is _OTHER:
             return
-        value = held_get(rec_order)  # None never is a key: no order id -> orphan
-        if value is None:
+        if position == nowhere:
             orphans.append(rec)
             return
-        if value == _PROMOTED:
-            states[rec_order].add(rec)
+        mark = marks[position]
+        if mark == _PROMOTED:
+            states[position].add(rec)
             return
-        index = cur_index.get(rec_currency)
-        # the clean match in one comparison: a paid order, not matched before, of
-        # exactly this amount and currency (the recent flag does not matter here)
-        if (
-            kind is _PAYMENT
-            and rec_status is _SUCCEEDED
-            and index is not None
-            and value & ~_RECENT == (amount << _AMOUNT_SHIFT | index << _CUR_SHIFT | _PAID_CODE)
-        ):
-            held[rec_order] = value | _MATCHED
-            return
-        state = states[rec_order] = _promote(value, currencies)
-        held[rec_order] = _PROMOTED
+        # the clean match: a paid order, not matched before, of exactly this amount and
+        # currency (the recent flag does not matter here)
+        if not mark and kind is _PAYMENT and rec[2] is _SUCCEEDED:
+            index = cur_index.get(rec[4])
+            if index is not None and codes[position] & ~_RECENT == (
+                rec[3] << _AMOUNT_SHIFT | index << _CUR_SHIFT | _PAID_CODE
+            ):
+                marks[position] = _MATCHED
+                return
+        state = states[position] = _promote(codes[position], mark == _MATCHED, currencies)
+        marks[position] = _PROMOTED
         state.add(rec)
 
     def match_rows(rows: Iterable[ProviderRow]) -> int:
@@ -381,7 +419,7 @@ def reconcile(
                 fee_by_cur[currency] = fee_by_cur.get(currency, 0) + fee
             if net:
                 net_by_cur[currency] = net_by_cur.get(currency, 0) + net
-            match(rec)
+            match(rec, held_get(rec[0], nowhere))
         return count
 
     def match_batch(batch: ProviderBatch) -> int:
@@ -390,31 +428,25 @@ def reconcile(
         fee_by_cur[currency] = fee_by_cur.get(currency, 0) + batch.fee_total
         net_by_cur[currency] = net_by_cur.get(currency, 0) + batch.net_total
         index = cur_index.get(currency)
-        values = list(map(held_get, ids))
+        # the one dict probe per record; everything after it indexes arrays
+        positions = list(map(held_get, ids, repeat(nowhere)))
         if index is None:
             clean = [False] * size
         else:
-            # other kinds carry amount -1: a negative code, which no held value equals
+            # other kinds carry amount -1: a negative code, which no held code equals
             expected = map(
                 or_,
                 map(lshift, batch.payment_amounts, repeat(_AMOUNT_SHIFT)),
                 repeat(index << _CUR_SHIFT | _PAID_CODE),
             )
-            clean = list(map(eq, values, expected))
-        matched = list(compress(ids, clean))
-        if len(set(matched)) != len(matched):
-            # one order charged twice in this batch: only its first charge is clean. The
-            # first position of each id, found in C (later positions overwrite earlier
-            # ones when zipped in reverse), then only the repeats are visited
-            positions = list(compress(range(size), clean))
-            first = dict(zip(reversed(matched), reversed(positions), strict=True))
-            repeats = compress(positions, map(ne, map(first.__getitem__, matched), positions))
-            for position in list(repeats):
-                clean[position] = False
-            matched = list(compress(ids, clean))
-        held.update(zip(matched, map(or_, compress(values, clean), repeat(_MATCHED)), strict=True))
-        for position in compress(range(size), map(not_, clean)):
-            match(batch.row(position))
+            clean = list(map(eq, map(code_at, positions), expected))
+            matched = list(compress(positions, clean))
+            if len(set(matched)) != len(matched) or any(map(mark_at, matched)):
+                _first_clean_only(clean, positions, matched, marks)
+                matched = list(compress(positions, clean))
+            deque(map(marks.__setitem__, matched, repeat(_MATCHED)), maxlen=0)
+        for at in compress(range(size), map(not_, clean)):
+            match(batch.row(at), positions[at])
         return size
 
     records_read = 0
@@ -437,7 +469,7 @@ def reconcile(
     # -- 3. classify -----------------------------------------------------------------------
     for source in (internal, provider):
         report.bad_rows.extend(getattr(source, "bad_rows", ()))
-    _Classifier(report, policy, currencies, known_refunds).run(held, states, orphans)
+    _Classifier(report, policy, currencies, known_refunds).run(held, codes, marks, states, orphans)
     report.fees = {cur: Money(v, cur) for cur, v in fee_by_cur.items() if v}
     report.net = {cur: Money(v, cur) for cur, v in net_by_cur.items() if v}
 
@@ -448,11 +480,27 @@ def reconcile(
     return report
 
 
-def _promote(value: int, currencies: list[str]) -> _OrderState:
-    state = _OrderState(value & ~_MATCHED)
-    if value & _MATCHED:
-        currency = currencies[value >> _CUR_SHIFT & _CUR_MASK]
-        state.payments.append((value >> _AMOUNT_SHIFT, currency, None))
+def _first_clean_only(
+    clean: list[bool], positions: list[int], matched: list[int], marks: bytearray
+) -> None:
+    """Unmark, in ``clean``, the records that are not their order's first clean payment:
+    a repeat within the batch (a double charge) or an order marked by an earlier batch."""
+    at = list(compress(range(len(clean)), clean))
+    # the first index of each order, found in C (later indexes overwrite earlier ones
+    # when zipped in reverse), then only the records to unmark are visited
+    first = dict(zip(reversed(matched), reversed(at), strict=True))
+    repeat_or_marked = map(
+        or_, map(ne, map(first.__getitem__, matched), at), map(marks.__getitem__, matched)
+    )
+    for index in list(compress(at, repeat_or_marked)):
+        clean[index] = False
+
+
+def _promote(code: int, matched: bool, currencies: list[str]) -> _OrderState:
+    state = _OrderState(code)
+    if matched:
+        currency = currencies[code >> _CUR_SHIFT & _CUR_MASK]
+        state.payments.append((code >> _AMOUNT_SHIFT, currency, None))
         state.unknown_first = True
     return state
 
@@ -486,34 +534,39 @@ class _Classifier:
     def run(
         self,
         held: dict[str | None, int],
-        states: dict[str | None, _OrderState],
+        codes: MutableSequence[int],
+        marks: bytearray,
+        states: dict[int, _OrderState],
         orphans: list[ProviderRow],
     ) -> None:
         currencies = self.currencies
         counts = self.counts
+        # positions follow the dict's order (a key is only ever removed with its code)
+        assert len(codes) == len(held) + 1 == len(marks)
+        marks = marks[: len(held)]
         # the clean matches, counted and summed in C: a million orders is mostly these
-        values = list(held.values())
-        matched = list(map(and_, values, repeat(_MATCHED)))
-        counts[Case.MATCHED] += len(values) - matched.count(0)
-        clean = list(compress(values, matched))
+        matched = marks.translate(_ONLY_MATCHED)
+        n_matched = matched.count(1)
+        counts[Case.MATCHED] += n_matched
+        clean = compress(codes, matched)
         if len(currencies) == 1:
             total = sum(map(rshift, clean, repeat(_AMOUNT_SHIFT)))
-            by_currency = {0: total} if clean else {}
+            by_currency = {0: total} if n_matched else {}
         else:
             by_currency = {}
-            for value in clean:
-                index = value >> _CUR_SHIFT & _CUR_MASK
-                by_currency[index] = by_currency.get(index, 0) + (value >> _AMOUNT_SHIFT)
+            for code in clean:
+                index = code >> _CUR_SHIFT & _CUR_MASK
+                by_currency[index] = by_currency.get(index, 0) + (code >> _AMOUNT_SHIFT)
         for index, total in by_currency.items():
             self._total(Case.MATCHED, currencies[index], total)
-        del values, clean
         # everything else, one by one, in the books' order
-        for order_id, value in compress(held.items(), map(not_, matched)):
+        others = compress(zip(held, codes, count()), marks.translate(_NOT_MATCHED))
+        for order_id, code, position in others:
             assert order_id is not None  # only the provider side lacks order ids
-            if value == _PROMOTED:
-                self._order(order_id, states[order_id])
+            if marks[position] == _PROMOTED:
+                self._order(order_id, states[position])
             else:
-                self._no_record(order_id, value)
+                self._no_record(order_id, code)
         for row in orphans:
             self._orphan(row)
         report = self.report
