@@ -5,8 +5,13 @@ report CSV) with about 1% discrepancies of every kind, then runs each variant in
 subprocess and prints wall time, peak RSS (``getrusage`` of that subprocess) and the
 ratios side by side. Both variants must find the same counts per case.
 
-    python bench/bench_reconcile.py            # N = 1,000,000
+    python bench/bench_reconcile.py            # N = 1,000,000, 3 rounds
     python bench/bench_reconcile.py 100000     # a quicker run
+    python bench/bench_reconcile.py --rounds 5
+
+The variants run alternately, ``--rounds`` times (default 3): on a shared machine the load
+drifts during a run, and alternating pairs plus the median of the per-round ratios keep
+that drift from landing on one variant only. Every round is printed.
 
 pandas is the ``bench`` extra (``pip install -e '.[bench]'``); without it only paygate runs.
 paygate reads the CSVs with pyarrow when the ``reconcile`` extra is installed, else with
@@ -16,13 +21,16 @@ its pure-Python reader; ``--no-pyarrow`` forces the latter (as if pyarrow were a
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 STRIPE_HEADER = (
     "balance_transaction_id,created_utc,currency,gross,fee,net,reporting_category,"
@@ -144,7 +152,7 @@ def child(variant: str, orders: str, report: str) -> None:
     print(json.dumps({"wall": wall, "peak_mb": peak_kb / 1024, "counts": counts}))
 
 
-def measure(variant: str, orders: Path, report: Path) -> dict[str, object] | None:
+def measure(variant: str, orders: Path, report: Path) -> dict[str, Any] | None:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", variant, str(orders), str(report)],
         capture_output=True,
@@ -154,8 +162,15 @@ def measure(variant: str, orders: Path, report: Path) -> dict[str, object] | Non
     if proc.returncode != 0:
         print(f"{variant}: failed\n{proc.stderr.strip()[-2000:]}")
         return None
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _option(argv: list[str], name: str, default: int) -> tuple[list[str], int]:
+    if name not in argv:
+        return argv, default
+    at = argv.index(name)
+    return argv[:at] + argv[at + 2 :], int(argv[at + 1])
 
 
 def main(argv: list[str]) -> int:
@@ -164,6 +179,7 @@ def main(argv: list[str]) -> int:
         return 0
     no_pyarrow = "--no-pyarrow" in argv
     argv = [arg for arg in argv if arg != "--no-pyarrow"]
+    argv, rounds = _option(argv, "--rounds", 3)
     n = int(argv[0]) if argv else 1_000_000
     ours_name = "paygate-python" if no_pyarrow else "paygate"
     try:
@@ -174,12 +190,15 @@ def main(argv: list[str]) -> int:
     except ImportError:
         print("paygate CSV reader: pure Python (pyarrow not installed)")
     try:
-        import pandas  # noqa: F401
+        import pandas
 
+        print(f"pandas {pandas.__version__}")
         variants = [ours_name, "pandas"]
     except ImportError:
         print("pandas not installed (pip install -e '.[bench]'): paygate only")
         variants = [ours_name]
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         orders, report = generate(Path(tmp), n)
@@ -188,25 +207,39 @@ def main(argv: list[str]) -> int:
             f"{time.perf_counter() - start:.1f}s "
             f"({orders.stat().st_size / 1e6:.0f} MB + {report.stat().st_size / 1e6:.0f} MB)"
         )
-        results = {v: measure(v, orders, report) for v in variants}
-    print(f"{'variant':<10} {'wall s':>8} {'peak RSS MB':>12}")
-    for variant, result in results.items():
-        if result is not None:
-            print(f"{variant:<10} {result['wall']:>8.2f} {result['peak_mb']:>12.0f}")
-    ours, theirs = results.get(ours_name), results.get("pandas")
-    if ours and theirs:
+        print(f"{'round':<6} {'variant':<15} {'wall s':>8} {'peak RSS MB':>12}")
+        for number in range(1, rounds + 1):
+            for variant in variants:
+                result = measure(variant, orders, report)
+                if result is None:
+                    return 1
+                runs[variant].append(result)
+                print(
+                    f"{number:<6} {variant:<15} {result['wall']:>8.2f} {result['peak_mb']:>12.0f}"
+                )
+    ours, theirs = runs[ours_name], runs.get("pandas")
+    if theirs:
+        time_ratios = [a["wall"] / b["wall"] for a, b in zip(ours, theirs, strict=True)]
+        memory_ratios = [a["peak_mb"] / b["peak_mb"] for a, b in zip(ours, theirs, strict=True)]
         print(
-            f"ratio paygate/pandas: time {ours['wall'] / theirs['wall']:.2f}x "  # type: ignore[operator]
-            f"(target <= 1.0x), peak memory {ours['peak_mb'] / theirs['peak_mb']:.2f}x "  # type: ignore[operator]
+            f"ratio paygate/pandas per round: time {_figures(time_ratios)}; "
+            f"peak memory {_figures(memory_ratios)}"
+        )
+        print(
+            f"median of {rounds} rounds: time {statistics.median(time_ratios):.2f}x "
+            f"(target <= 1.0x), peak memory {statistics.median(memory_ratios):.2f}x "
             "(target <= 0.5x)"
         )
-        same = ours["counts"] == theirs["counts"]
+        same = all(a["counts"] == b["counts"] for a, b in zip(ours, theirs, strict=True))
         print(f"counts per case agree: {'yes' if same else 'NO'}")
         if not same:
-            print(f"  paygate: {ours['counts']}\n  pandas:  {theirs['counts']}")
-    if ours:
-        print(f"paygate counts: {ours['counts']}")
+            print(f"  paygate: {ours[-1]['counts']}\n  pandas:  {theirs[-1]['counts']}")
+    print(f"paygate counts: {ours[-1]['counts']}")
     return 0
+
+
+def _figures(ratios: list[float]) -> str:
+    return " ".join(f"{r:.2f}x" for r in ratios)
 
 
 if __name__ == "__main__":
