@@ -288,6 +288,17 @@ def test_stripe_dispute_order_id_comes_from_the_expanded_charge(
 # == records_from_provider ====================================================================
 
 
+def test_reading_the_records_again_lists_them_again(
+    stripe_provider: StripeProvider, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(BT_URL, json=stripe_list(stripe_rows()[:1], has_more=False))
+    stripe_api.get(BT_URL, json=stripe_list(stripe_rows()[1:2], has_more=False))
+    records = records_from_provider(stripe_provider, since=SINCE)
+    assert [r.record_id for r in records] == ["txn_1"]
+    assert [r.record_id for r in records] == ["txn_2"]  # a second pass is a new listing
+    assert len(stripe_api.calls) == 2
+
+
 class _SquareLike:
     name = "square"
 
