@@ -646,3 +646,38 @@ def test_cli_from_api_run_id_comes_from_provider_and_window() -> None:
     since = datetime(2026, 11, 1, 1, tzinfo=timezone(timedelta(hours=1)))
     assert _api_run_id("stripe", since, UNTIL) == "api-stripe-20261101T000000Z-20261201T000000Z"
     assert _api_run_id("paypal", None, None) == "api-paypal-start-open"
+
+
+def test_cli_from_api_apply_uses_the_window_run_id(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stripe_api: responses.RequestsMock,
+) -> None:
+    from paygate.reconcile import refund_key
+
+    monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
+    monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", STRIPE_KEY)
+    books = tmp_path / "orders.csv"
+    books.write_text("order_id,amount,currency,status\nord_pending,19.99,USD,pending\n")
+    paid = txn("txn_7", 1999, 88, "charge", charge("ch_7", "ord_pending", 1999))
+    stripe_api.get(BT_URL, json=stripe_list([paid], has_more=False))
+    # the refund step looks the payment up first: already refunded, so nothing is sent
+    already = resource(
+        "payment_intent", id="pi_7", amount=1999, amount_received=1999, currency="usd",
+        status="succeeded", metadata={"order_id": "ord_pending"},
+        latest_charge={**charge("ch_7", "ord_pending", 1999), "amount_refunded": 1999},
+    )  # fmt: skip
+    stripe_api.get(f"{STRIPE_API}/payment_intents/pi_7", json=already)
+    out = tmp_path / "report.json"
+    code = main(["reconcile", "--provider", "stripe", "--from-api", "--apply",
+                 "--since", "2026-11-01", "--until", "2026-12-01",
+                 "--orders", str(books), "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 1
+    (applied,) = json.loads(out.read_text())["applied"]
+    run_id = "api-stripe-20261101T000000Z-20261201T000000Z"
+    assert applied["outcome"] == "already_done"
+    assert applied["idempotency_key"] == refund_key(run_id, "ord_pending", "pi_7")
+    assert [urlsplit(c.request.url).path for c in stripe_api.calls] == [
+        "/v1/balance_transactions",
+        "/v1/payment_intents/pi_7",
+    ]
