@@ -16,10 +16,11 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -55,11 +56,14 @@ from paygate.models import (
 from paygate.money import Money
 from paygate.provider import BaseProvider, Capability
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
+from paygate.providers._window import check_page_size, check_window
 
 __all__ = [
     "CHECKOUT_STATUS",
     "DECLINE_CODES",
     "DISPUTE_STATUS",
+    "BALANCE_TRANSACTIONS_EXPAND",
+    "BALANCE_TRANSACTIONS_MAX_PAGE",
     "ERRORS",
     "EVENT_TYPES",
     "INVOICE_STATUS",
@@ -243,6 +247,15 @@ DECLINE_CODES: Final[Mapping[str, str]] = {
     "card_velocity_exceeded": "limit_exceeded",
     "withdrawal_count_limit_exceeded": "limit_exceeded",
 }
+
+#: GET /v1/balance_transactions (``iter_balance_transactions``): what is expanded so that each
+#: row carries its order id the way ``paygate.reconcile.StripeBalanceTransactions`` reads it -
+#: ``source`` (the charge, with the metadata paygate sets), and ``source.charge`` for refunds
+#: and disputes, whose own metadata does not hold the order id. Stripe applies a nested
+#: expansion only to the sources that have the field (a charge has no ``charge``).
+BALANCE_TRANSACTIONS_EXPAND: Final = ("data.source", "data.source.charge")
+#: Stripe's largest ``limit`` for a list call
+BALANCE_TRANSACTIONS_MAX_PAGE: Final = 100
 
 #: refund reasons Stripe accepts as ``reason``; any other reason goes into metadata
 REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
@@ -1257,6 +1270,50 @@ class StripeProvider(BaseProvider):
         return dispute_from_stripe(
             self._call("get_dispute", self._v1.disputes.retrieve, dispute_id)
         )
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    def iter_balance_transactions(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = BALANCE_TRANSACTIONS_MAX_PAGE,
+    ) -> Iterator[dict[str, Any]]:
+        """The account's Balance Transactions created in ``[since, until)``, newest first, as
+        plain dicts, each with its ``source`` (and a refund's or dispute's ``source.charge``)
+        expanded: what :class:`paygate.reconcile.StripeBalanceTransactions` reads.
+
+        Lazy: one ``GET /v1/balance_transactions`` of ``page_size`` (<= 100) rows at a time,
+        the next page (``starting_after`` the last id) only once this one is consumed.
+        ``since``/``until`` must be timezone-aware; the arguments are checked now, the first
+        request is sent on the first ``next()``.
+        """
+        check_window(since, until)
+        params: dict[str, Any] = {
+            "limit": check_page_size(page_size, BALANCE_TRANSACTIONS_MAX_PAGE),
+            "expand": list(BALANCE_TRANSACTIONS_EXPAND),
+        }
+        created: dict[str, int] = {}
+        # ``created`` is whole seconds: created >= t  <=>  created >= ceil(t), same for <
+        if since is not None:
+            created["gte"] = math.ceil(since.timestamp())
+        if until is not None:
+            created["lt"] = math.ceil(until.timestamp())
+        if created:
+            params["created"] = created
+        return self._balance_transaction_pages(params)
+
+    def _balance_transaction_pages(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self._call(
+                "list_balance_transactions", self._v1.balance_transactions.list, params=params
+            )
+            rows: list[dict[str, Any]] = page.get("data") or []
+            yield from rows
+            if not page.get("has_more") or not rows:
+                return
+            params = {**params, "starting_after": rows[-1]["id"]}
 
     # -- webhooks ----------------------------------------------------------------------------
 

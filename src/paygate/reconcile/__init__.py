@@ -21,6 +21,7 @@ from typing import Any
 from paygate.reconcile._apply import apply_actions, refund_key
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
 from paygate.reconcile._engine import reconcile
+from paygate.reconcile._fetch import records_from_provider
 from paygate.reconcile._model import (
     DISCREPANCIES,
     Action,
@@ -70,6 +71,7 @@ __all__ = [
     "apply_actions",
     "orders_from_store",
     "reconcile",
+    "records_from_provider",
     "refund_key",
     "write_csv",
     "write_html",

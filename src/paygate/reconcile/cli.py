@@ -1,5 +1,8 @@
 """``paygate reconcile``: compare the books with a provider's report, from cron or a shell.
 
+The provider's side is a report file (``--report``) or, with ``--from-api``, read through
+the adapter configured from the environment (``PAYGATE_<PROVIDER>_*``, as for ``--apply``).
+
 Exit status: 0 when the books agree, 1 when there are discrepancies (or skipped bad rows),
 2 when the input cannot be read (wrong file type, malformed row, bad option).
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,9 +19,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from paygate.errors import PaygateError
+from paygate.errors import ConfigurationError, PaygateError
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
 from paygate.reconcile._engine import reconcile
+from paygate.reconcile._fetch import API_READERS, records_from_provider
 from paygate.reconcile._model import (
     DISCREPANCIES,
     Case,
@@ -38,13 +43,19 @@ PROVIDERS = ("stripe", "paypal", "square", "generic")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", required=True, choices=PROVIDERS)
-    parser.add_argument(
+    records = parser.add_mutually_exclusive_group(required=True)
+    records.add_argument(
         "--report",
-        required=True,
         action="append",
         metavar="FILE",
         help="the provider's report: Stripe itemized CSV; PayPal STL file or Transaction "
         "Search JSON pages; Square ListPayments JSON pages; generic CSV (repeat for pages)",
+    )
+    records.add_argument(
+        "--from-api",
+        action="store_true",
+        help="read the provider's records through its API, with the adapter configured "
+        "from PAYGATE_<PROVIDER>_* in the environment (PayPal needs --since and --until)",
     )
     books = parser.add_mutually_exclusive_group(required=True)
     books.add_argument("--orders", metavar="FILE", help="the shop's orders as CSV")
@@ -78,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-id",
         help="names this run in refund idempotency keys (default: a hash of the report files, "
-        "so re-running on the same report never refunds twice)",
+        "so re-running on the same report never refunds twice; with --from-api "
+        "api-PROVIDER-SINCE-UNTIL from the window)",
     )
     parser.add_argument("--skip-bad-rows", action="store_true", help="count and list bad rows")
     parser.add_argument("--order-column", help="Stripe: column with the order id")
@@ -112,6 +124,38 @@ def _run_id(provider: str, paths: list[str]) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return "r" + digest.hexdigest()[:16]
+
+
+def _api_run_id(provider: str, since: datetime | None, until: datetime | None) -> str:
+    """``api-stripe-20261101T000000Z-20261201T000000Z``: the same window, the same run id
+    (``start``/``open`` for a bound not given), so a re-run never refunds twice."""
+
+    def stamp(moment: datetime | None, missing: str) -> str:
+        if moment is None:
+            return missing
+        return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    return f"api-{provider}-{stamp(since, 'start')}-{stamp(until, 'open')}"
+
+
+def _api_gateway(args: argparse.Namespace) -> Any:
+    """The Gateway whose adapter reads the records (and, with --apply, acts): the provider
+    settings from ``PAYGATE_<PROVIDER>_*`` (``Gateway.from_env``). ``PAYGATE_PROVIDER``, when
+    set, must name ``--provider``. The store is ``--store`` when applying, else memory."""
+    import paygate
+
+    env = dict(os.environ)
+    named = env.get("PAYGATE_PROVIDER", "").strip()
+    if named and named != args.provider:
+        raise ConfigurationError(
+            f"PAYGATE_PROVIDER is {named!r} but --provider is {args.provider!r}"
+        )
+    env["PAYGATE_PROVIDER"] = args.provider
+    if not args.apply:
+        env["PAYGATE_STORE_URL"] = "memory://"  # nothing is recorded on a dry run
+    elif args.store:
+        env["PAYGATE_STORE_URL"] = args.store
+    return paygate.Gateway.from_env(env)
 
 
 def _provider_source(args: argparse.Namespace, handles: list[IO[str]]) -> Any:
@@ -211,6 +255,23 @@ def _gateway(args: argparse.Namespace) -> Any:
     return paygate.Gateway.from_env()
 
 
+def _report_source(
+    args: argparse.Namespace, stack: ExitStack, sizes: dict[str, tuple[IO[str], int]]
+) -> Any:
+    """The reader of the ``--report`` files (opened on ``stack``, sized for the bar)."""
+    report_handles: list[IO[str]] = []
+    for path in args.report:
+        if not Path(path).is_file():
+            raise ReportFormatError("no such file", path=path)
+    if len(args.report) == 1 and not args.report[0].lower().endswith(".json"):
+        # closed by the caller's ExitStack, like every file of the run
+        opened = open(args.report[0], encoding="utf-8-sig", newline="")  # noqa: SIM115
+        handle = stack.enter_context(opened)
+        report_handles.append(handle)
+        sizes["records"] = (handle, Path(args.report[0]).stat().st_size)
+    return _provider_source(args, report_handles)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -228,15 +289,20 @@ def _run(args: argparse.Namespace) -> int:
     )
     with ExitStack() as stack:
         sizes: dict[str, tuple[IO[str], int]] = {}
-        report_handles: list[IO[str]] = []
-        for path in args.report:
-            if not Path(path).is_file():
-                raise ReportFormatError("no such file", path=path)
-        if len(args.report) == 1 and not args.report[0].lower().endswith(".json"):
-            handle = stack.enter_context(open(args.report[0], encoding="utf-8-sig", newline=""))
-            report_handles.append(handle)
-            sizes["records"] = (handle, Path(args.report[0]).stat().st_size)
-        provider = _provider_source(args, report_handles)
+        gateway = None
+        if args.from_api:
+            if args.provider not in API_READERS:
+                raise ConfigurationError(
+                    f"--from-api reads {', '.join(sorted(API_READERS))}, "
+                    f"not --provider {args.provider}"
+                )
+            gateway = _api_gateway(args)
+            stack.callback(gateway.close)
+            provider = records_from_provider(
+                gateway, since=args.since, until=args.until, skip_bad_rows=args.skip_bad_rows
+            )
+        else:
+            provider = _report_source(args, stack, sizes)
         if args.orders:
             orders_handle = stack.enter_context(open(args.orders, encoding="utf-8-sig", newline=""))
             sizes["orders"] = (orders_handle, Path(args.orders).stat().st_size)
@@ -253,8 +319,15 @@ def _run(args: argparse.Namespace) -> int:
             store = open_store(args.store)
             stack.callback(store.close)
             internal = orders_from_store(store)
-        run_id = args.run_id or (_run_id(args.provider, args.report) if args.apply else "")
-        gateway = _gateway(args) if args.apply else None
+        run_id = args.run_id or ""
+        if args.apply and not run_id:
+            run_id = (
+                _api_run_id(args.provider, args.since, args.until)
+                if args.from_api
+                else _run_id(args.provider, args.report)
+            )
+        if args.apply and gateway is None:
+            gateway = _gateway(args)
         show = not args.no_progress and sys.stderr.isatty()
         with _progress(show, sizes) as progress:
             report = reconcile(
@@ -270,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
                 skip_bad_rows=args.skip_bad_rows,
                 progress=progress,
                 apply=args.apply,
-                gateway=gateway,
+                gateway=gateway if args.apply else None,
             )
     if args.out:
         write_report(report, args.out)

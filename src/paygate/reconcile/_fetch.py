@@ -1,0 +1,104 @@
+"""The provider's records read through its adapter: the API, not a downloaded report.
+
+::
+
+    records = records_from_provider(gateway, since=start, until=end)
+    report = reconcile(books, records, now=now)
+
+:data:`API_READERS` says, per provider name, which adapter method lists the records and
+which reader turns them into :class:`ProviderRecord`\\ s. Adding a provider is one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from paygate.errors import NotSupported, ValidationError
+from paygate.reconcile._paypal import PayPalTransactionSearch
+from paygate.reconcile._stripe import StripeBalanceTransactions
+
+__all__ = ["API_READERS", "ApiReader", "records_from_provider"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiReader:
+    """How one provider's records are read through its adapter.
+
+    ``method`` is the adapter's listing method, called with ``since=``, ``until=`` and the
+    fetch options (``page_size=``); ``reader`` is the reader class given what it yields,
+    with the reader options (``skip_bad_rows=``, ``order_key=``/``order_field=``);
+    ``needs_window``: the provider's API cannot list without both bounds.
+    """
+
+    method: str
+    reader: Callable[..., Any]
+    needs_window: bool = False
+
+
+#: provider name -> its API reader
+API_READERS: dict[str, ApiReader] = {
+    "stripe": ApiReader("iter_balance_transactions", StripeBalanceTransactions),
+    "paypal": ApiReader("iter_transaction_pages", PayPalTransactionSearch, needs_window=True),
+}
+
+#: options passed to the adapter's listing method; every other one goes to the reader
+FETCH_OPTIONS = frozenset({"page_size"})
+
+
+class _Refetch:
+    """An iterable over the adapter's listing: the first pass uses the iterator made (and
+    its arguments checked) up front, each later pass lists again."""
+
+    def __init__(self, fetch: Callable[[], Iterator[Any]]) -> None:
+        self._fetch = fetch
+        self._first: Iterator[Any] | None = fetch()
+
+    def __iter__(self) -> Iterator[Any]:
+        first, self._first = self._first, None
+        return first if first is not None else self._fetch()
+
+
+def records_from_provider(
+    provider: Any,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    **options: Any,
+) -> Any:
+    """The streaming reader of ``provider``'s records in ``[since, until)``, fetched through
+    the adapter (a provider instance, or a :class:`paygate.Gateway`: its ``.provider``).
+
+    Stripe: :class:`StripeBalanceTransactions` over ``iter_balance_transactions``; PayPal
+    (``since`` and ``until`` required): :class:`PayPalTransactionSearch` over
+    ``iter_transaction_pages``. ``page_size=`` goes to the adapter, other options to the
+    reader. Nothing is requested until the reader is iterated.
+    """
+    adapter = getattr(provider, "provider", provider)  # a Gateway: its adapter
+    name = getattr(adapter, "name", None)
+    entry = API_READERS.get(name) if isinstance(name, str) else None
+    supported = ", ".join(sorted(API_READERS))
+    if entry is None:
+        raise NotSupported(
+            f"reading records through the adapter is not supported for provider {name!r} "
+            f"(supported: {supported})",
+            provider=name if isinstance(name, str) else None,
+        )
+    method = getattr(adapter, entry.method, None)
+    if not callable(method):
+        raise NotSupported(
+            f"the {name} adapter {type(adapter).__name__} has no {entry.method}()",
+            provider=name,
+        )
+    if entry.needs_window and (since is None or until is None):
+        missing = " and ".join(n for n, v in (("since", since), ("until", until)) if v is None)
+        raise ValidationError(
+            f"{name}: reading records through the API needs both since and until "
+            f"(missing: {missing})"
+        )
+    fetch_options = {k: v for k, v in options.items() if k in FETCH_OPTIONS}
+    reader_options = {k: v for k, v in options.items() if k not in FETCH_OPTIONS}
+    pages = _Refetch(lambda: method(since=since, until=until, **fetch_options))
+    return entry.reader(pages, **reader_options)
