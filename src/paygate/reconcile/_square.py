@@ -380,7 +380,7 @@ def square_records(
     the payments created in ``[since - lookback, until)`` are listed (a payout pays out
     charges made before it) and **held in memory as one dict payment id -> order id**
     (``reference_id``, or the payment link's ``paygate-order:`` note) for the reader's
-    life: about 150 bytes a payment. An entry whose payment is not in it (older than the
+    life: about 200 bytes a payment. An entry whose payment is not in it (older than the
     lookback, or taken outside paygate) has no order id: an orphan in the report.
 
     ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError``
