@@ -8,6 +8,7 @@ fixture when the reference is present (the explicit spec tests skip where it is 
 # ruff: noqa: F811  (the shared fixtures are imported from tests.test_square_spec)
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -181,6 +182,43 @@ def test_square_payments_reads_the_adapter_pages_unchanged(
     assert records[0].amount == Money(1000, "USD")
     assert records[0].fee == Money(30, "USD") and records[0].net == Money(970, "USD")
     assert records[0].occurred_at == datetime(2026, 1, 2, 10, tzinfo=UTC)
+
+
+def test_a_pager_without_its_response_still_gives_the_pages(
+    square: SquareProvider, square_api: SquareMockAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squareup releases whose pager keeps only ``items`` (no ``response``): the pages are
+    built from the items, and the pager's ``get_next`` still follows the cursor."""
+    from square.core.pagination import SyncPager
+
+    square_api.list_page_size = 2
+    inside = _seed_payments(square_api)
+
+    @dataclasses.dataclass(frozen=True)
+    class OldPager:
+        get_next: Any
+        has_next: bool
+        items: Any
+
+    real = square._client.payments.list
+
+    def old_list(**kwargs: Any) -> OldPager:
+        def strip(pager: SyncPager[Any, Any]) -> OldPager:
+            nxt = pager.get_next
+            return OldPager((lambda: strip(nxt())) if nxt else None, pager.has_next, pager.items)
+
+        return strip(real(**kwargs))
+
+    monkeypatch.setattr(square._client.payments, "list", old_list)
+    pages = list(square.iter_payment_pages(since=SINCE, until=UNTIL))
+    assert [[p["id"] for p in page["payments"]] for page in pages] == [
+        [p["id"] for p in inside[:2]],
+        [p["id"] for p in inside[2:4]],
+        [inside[4]["id"]],
+    ]
+    assert "cursor" not in pages[0]
+    assert pages[0]["payments"][0]["amount_money"] == {"amount": 1000, "currency": "USD"}
+    assert [bool(call.query.get("cursor")) for call in square_api.calls] == [False, True, True]
 
 
 # -- errors ------------------------------------------------------------------------------------

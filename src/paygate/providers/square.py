@@ -730,19 +730,16 @@ class SquareProvider(BaseProvider):
         """Call one SDK method with retries off; the answer as JSON-shaped dict."""
         return _checked(operation, self._send(operation, method, **kwargs).dict())
 
-    def _list_page(
-        self, operation: str, method: Callable[..., Any], **kwargs: Any
-    ) -> dict[str, Any]:
-        """One page of a list endpoint: the SDK returns a pager (which would fetch the next
-        page itself, outside the error mapping); only its first page's response is used,
-        and the caller follows ``cursor``."""
-        pager = self._send(operation, method, **kwargs)
-        return _checked(operation, pager.response.dict())
-
     def _send(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
         """One SDK call with the SDK's retries off and its errors mapped to paygate's."""
+        return self._guarded(
+            operation, lambda: method(**kwargs, request_options=self._request_options)
+        )
+
+    def _guarded(self, operation: str, call: Callable[[], Any]) -> Any:
+        """Run ``call`` (one request), raising the SDK's and httpx's errors as paygate's."""
         try:
-            return method(**kwargs, request_options=self._request_options)
+            return call()
         except ApiError as exc:
             raise _error_from_api(operation, exc) from None
         except httpx.TimeoutException:
@@ -1144,14 +1141,20 @@ class SquareProvider(BaseProvider):
     def _pages(
         self, operation: str, method: Callable[..., Any], query: dict[str, Any], items: str
     ) -> Iterator[dict[str, Any]]:
-        """Follow ``cursor`` from page to page, one request per page, lazily."""
-        cursor: str | None = None
+        """The pages of a list endpoint, one request per page, lazily.
+
+        The SDK answers with a pager whose ``get_next`` asks for the next ``cursor`` with
+        the same parameters (and ``max_retries=0``). It is called here, inside the error
+        mapping, rather than through the pager's own iteration, which would raise the
+        SDK's errors and stop at the first empty page.
+        """
+        page = self._send(operation, method, **query)
         while True:
-            page = self._list_page(operation, method, **query, cursor=cursor)
-            page[items] = page.get(items) or []  # Square answers an empty list with {}
-            yield page
-            cursor = page.get("cursor") or None
-            if cursor is None:
+            yield _page_dict(operation, page, items)
+            if not page.has_next or page.get_next is None:
+                return
+            page = self._guarded(operation, page.get_next)
+            if page is None:
                 return
 
     # -- webhooks ------------------------------------------------------------------------------
@@ -1230,6 +1233,15 @@ def _with_metadata(payment: Payment, metadata: Mapping[str, str] | None) -> Paym
 
 
 # -- errors ------------------------------------------------------------------------------------
+
+
+def _page_dict(operation: str, pager: Any, items: str) -> dict[str, Any]:
+    """A pager's page as the list response's JSON (``items`` always present)."""
+    response = getattr(pager, "response", None)  # older SDK pagers keep only the items
+    body = {} if response is None else _checked(operation, response.dict())
+    if not body.get(items):
+        body[items] = [item.dict() for item in pager.items or []]
+    return body
 
 
 def _checked(operation: str, body: dict[str, Any]) -> dict[str, Any]:
