@@ -299,13 +299,20 @@ def test_reading_the_records_again_lists_them_again(
     assert len(stripe_api.calls) == 2
 
 
-class _SquareLike:
-    name = "square"
+class _AdyenLike:
+    name = "adyen"
 
 
 def test_an_unsupported_provider_is_named_with_the_supported_ones() -> None:
-    with pytest.raises(NotSupported, match=r"'square'.*paypal, stripe"):
-        records_from_provider(_SquareLike())
+    with pytest.raises(NotSupported, match=r"'adyen'.*paypal, square, stripe"):
+        records_from_provider(_AdyenLike())
+
+
+def test_payout_entries_are_refused_where_the_adapter_has_none(
+    stripe_provider: StripeProvider,
+) -> None:
+    with pytest.raises(NotSupported, match=r"payout entries.*'stripe'.*supported: square"):
+        records_from_provider(stripe_provider, payouts=True)
 
 
 def test_paypal_needs_both_bounds(stripe_provider: StripeProvider) -> None:
@@ -604,7 +611,7 @@ def test_cli_from_api_paypal_with_paypal_provider_env(
          "needs both since and until"),
         (["--provider", "stripe", "--from-api"], {"PAYGATE_PROVIDER": "paypal"},
          "PAYGATE_PROVIDER is 'paypal' but --provider is 'stripe'"),
-        (["--provider", "generic", "--from-api"], {}, "--from-api reads paypal, stripe"),
+        (["--provider", "generic", "--from-api"], {}, "--from-api reads paypal, square, stripe"),
         (["--provider", "stripe", "--from-api"], {}, "api_key"),
     ],
 )  # fmt: skip

@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -44,6 +45,19 @@ PENDING_SOURCE = "bnon:bank-nonce-ok"
 _TIME = "2026-01-01T00:00:00.000Z"
 
 
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _created(obj: dict[str, Any]) -> datetime:
+    moment = _instant(obj["created_at"])
+    assert moment is not None
+    return moment
+
+
 @dataclass
 class RecordedCall:
     method: str
@@ -53,6 +67,8 @@ class RecordedCall:
     response: Any
     #: answered by fail_next (deliberately off-spec codes included), not by the API model
     scripted: bool = False
+    #: the query string's parameters (list endpoints: cursor, begin_time, limit, ...)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,11 +89,19 @@ class SquareMockAPI:
         webhook_signature_key: str = "whsig-test-key",
         webhook_url: str = "https://shop.example/webhooks/square",
         refund_status: str = "PENDING",
+        list_page_size: int = 100,
     ) -> None:
         self.webhook_signature_key = webhook_signature_key
         self.webhook_url = webhook_url
         #: the status a new refund gets (Square answers PENDING, then refund.updated)
         self.refund_status = refund_status
+        #: the most items a list endpoint answers per page (Square's own maximum is 100;
+        #: the request's ``limit`` lowers it further)
+        self.list_page_size = list_page_size
+        self.payouts: dict[str, dict[str, Any]] = {}
+        self.payout_entries: dict[str, list[dict[str, Any]]] = {}
+        self._cursors: dict[str, tuple[str, int]] = {}
+        self._query: dict[str, str] = {}
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
@@ -96,6 +120,9 @@ class SquareMockAPI:
         self._webhooks: list[WebhookDelivery] = []
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
             ("POST", re.compile(r"/v2/payments"), self._create_payment),
+            ("GET", re.compile(r"/v2/payments"), self._list_payments),
+            ("GET", re.compile(r"/v2/payouts"), self._list_payouts),
+            ("GET", re.compile(r"/v2/payouts/([^/]+)/payout-entries"), self._list_entries),
             ("GET", re.compile(r"/v2/payments/([^/]+)"), self._get_payment),
             ("PUT", re.compile(r"/v2/payments/([^/]+)"), self._update_payment),
             ("POST", re.compile(r"/v2/payments/([^/]+)/complete"), self._complete_payment),
@@ -141,6 +168,7 @@ class SquareMockAPI:
     def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         path = request.url.path
+        self._query = dict(request.url.params)
         if self._failures:
             failure = self._failures.pop(0)
             if failure.exception is not None:
@@ -169,7 +197,9 @@ class SquareMockAPI:
         payload: Any,
         failure: _Failure | None = None,
     ) -> httpx.Response:
-        call = RecordedCall(method, path, body, status, payload, scripted=failure is not None)
+        call = RecordedCall(
+            method, path, body, status, payload, scripted=failure is not None, query=self._query
+        )
         self.calls.append(call)
         for observer in self.observers:
             observer(call)
@@ -561,6 +591,167 @@ class SquareMockAPI:
     def _get_dispute(self, body: Any, dispute_id: str) -> tuple[int, Any]:
         dispute = self.disputes.get(dispute_id)
         return (200, {"dispute": dispute}) if dispute else self._error(404, "NOT_FOUND")
+
+    # -- listings: ListPayments, ListPayouts, ListPayoutEntries -------------------------------
+
+    def add_payment(
+        self,
+        amount: int,
+        currency: str = "USD",
+        *,
+        reference_id: str | None = None,
+        created_at: str = _TIME,
+        status: str = "COMPLETED",
+        fee: int | None = None,
+        refunded: int | None = None,
+        location_id: str = "LOC1",
+        payment_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a payment as ListPayments would show it (no webhook is queued)."""
+        money = {"amount": amount, "currency": currency}
+        payment: dict[str, Any] = {
+            "id": payment_id or self._id("sqpay"),
+            "created_at": created_at,
+            "updated_at": created_at,
+            "amount_money": dict(money),
+            "total_money": dict(money),
+            "status": status,
+            "source_type": "CARD",
+            "location_id": location_id,
+            "version_token": "v1",
+        }
+        if reference_id:
+            payment["reference_id"] = reference_id
+        if fee is not None:
+            payment["processing_fee"] = [
+                {
+                    "effective_at": created_at,
+                    "type": "INITIAL",
+                    "amount_money": {"amount": fee, "currency": currency},
+                }
+            ]
+        if refunded:
+            payment["refunded_money"] = {"amount": refunded, "currency": currency}
+        self.payments[payment["id"]] = payment
+        return payment
+
+    def add_payout(
+        self,
+        amount: int,
+        currency: str = "USD",
+        *,
+        created_at: str = _TIME,
+        status: str = "PAID",
+        payout_type: str = "BATCH",
+        location_id: str = "LOC1",
+    ) -> dict[str, Any]:
+        """Seed a payout (add its entries with :meth:`add_payout_entry`)."""
+        payout: dict[str, Any] = {
+            "id": f"po_{self._id('')}",
+            "status": status,
+            "location_id": location_id,
+            "created_at": created_at,
+            "updated_at": created_at,
+            "amount_money": {"amount": amount, "currency": currency},
+            "destination": {"type": "BANK_ACCOUNT", "id": "bact:MOCK"},
+            "version": 1,
+            "type": payout_type,
+            "arrival_date": created_at[:10],
+        }
+        self.payouts[payout["id"]] = payout
+        self.payout_entries[payout["id"]] = []
+        return payout
+
+    def add_payout_entry(
+        self,
+        payout_id: str,
+        entry_type: str,
+        gross: int,
+        fee: int = 0,
+        currency: str = "USD",
+        *,
+        payment_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        effective_at: str = _TIME,
+    ) -> dict[str, Any]:
+        """Seed one entry of a payout: ``net`` is ``gross - fee``, as Square reports it.
+
+        ``payment_id`` goes into the ``type_<type>_details`` object (``details`` adds to
+        it, e.g. ``{"refund_id": ...}``).
+        """
+        entry: dict[str, Any] = {
+            "id": f"poe_{self._id('')}",
+            "payout_id": payout_id,
+            "effective_at": effective_at,
+            "type": entry_type,
+            "gross_amount_money": {"amount": gross, "currency": currency},
+            "fee_amount_money": {"amount": fee, "currency": currency},
+            "net_amount_money": {"amount": gross - fee, "currency": currency},
+        }
+        if payment_id is not None or details:
+            entry[f"type_{entry_type.lower()}_details"] = {
+                **({"payment_id": payment_id} if payment_id else {}),
+                **(details or {}),
+            }
+        self.payout_entries[payout_id].append(entry)
+        return entry
+
+    def _list_payments(self, body: Any) -> tuple[int, Any]:
+        found = self._in_window(self.payments.values())
+        return self._page("payments", found, "payments")
+
+    def _list_payouts(self, body: Any) -> tuple[int, Any]:
+        found = self._in_window(self.payouts.values())
+        status = self._query.get("status")
+        if status:
+            found = [payout for payout in found if payout.get("status") == status]
+        return self._page("payouts", found, "payouts")
+
+    def _list_entries(self, body: Any, payout_id: str) -> tuple[int, Any]:
+        if payout_id not in self.payouts:
+            return self._error(404, "NOT_FOUND")
+        entries = sorted(self.payout_entries[payout_id], key=lambda e: e["effective_at"])
+        if self._query.get("sort_order", "DESC") == "DESC":
+            entries.reverse()
+        return self._page(f"entries:{payout_id}", entries, "payout_entries")
+
+    def _in_window(self, objects: Any) -> list[dict[str, Any]]:
+        """Objects of the asked location created in [begin_time, end_time), sorted as asked
+        (Square's default: newest first)."""
+        query = self._query
+        begin, end = _instant(query.get("begin_time")), _instant(query.get("end_time"))
+        location = query.get("location_id")
+        found = [
+            obj
+            for obj in objects
+            if (location is None or obj.get("location_id") == location)
+            and (begin is None or _created(obj) >= begin)
+            and (end is None or _created(obj) < end)
+        ]
+        found.sort(key=lambda obj: (_created(obj), obj["id"]))
+        if query.get("sort_order", "DESC") == "DESC":
+            found.reverse()
+        return found
+
+    def _page(self, listing: str, found: list[dict[str, Any]], items: str) -> tuple[int, Any]:
+        """One page of ``found``; the cursor is an opaque token bound to the listing."""
+        start = 0
+        cursor = self._query.get("cursor")
+        if cursor:
+            known = self._cursors.get(cursor)
+            if known is None or known[0] != listing:
+                return self._error(400, "INVALID_CURSOR", detail="unknown cursor")
+            start = known[1]
+        size = self.list_page_size
+        if self._query.get("limit"):
+            size = min(size, int(self._query["limit"]))
+        chunk = found[start : start + size]
+        payload: dict[str, Any] = {items: json.loads(json.dumps(chunk))} if chunk else {}
+        if start + size < len(found):
+            token = f"cur{next(self._ids):06d}"
+            self._cursors[token] = (listing, start + size)
+            payload["cursor"] = token
+        return 200, payload
 
     # -- webhooks ----------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Final
 
@@ -278,6 +278,8 @@ ORDER_NOTE_PREFIX: Final = "paygate-order:"
 #: Square's limits (CreatePaymentRequest.idempotency_key, Payment.reference_id)
 IDEMPOTENCY_KEY_MAX: Final = 45
 REFERENCE_ID_MAX: Final = 40
+#: the largest page the list endpoints (ListPayments, ListPayouts, ...) answer
+LIST_PAGE_MAX: Final = 100
 
 PROVIDER = "square"
 
@@ -336,6 +338,49 @@ def _time(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
+
+
+def _rfc3339(name: str, value: datetime | None) -> str | None:
+    """A timezone-aware datetime as RFC 3339 UTC (``2026-01-31T23:00:00Z``)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            f"{name} must be a timezone-aware datetime (e.g. datetime(..., tzinfo=timezone.utc))"
+        )
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _window(since: datetime | None, until: datetime | None) -> dict[str, str]:
+    """``begin_time``/``end_time`` of a list request; checks the window makes sense."""
+    begin, end = _rfc3339("since", since), _rfc3339("until", until)
+    if since is not None and until is not None and since >= until:
+        raise ValidationError(f"since ({begin}) must be before until ({end})")
+    query = {}
+    if begin is not None:
+        query["begin_time"] = begin
+    if end is not None:
+        query["end_time"] = end
+    return query
+
+
+def _page_size(page_size: int) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise ValidationError(f"page_size must be an int, got {type(page_size).__name__}")
+    if not 1 <= page_size <= LIST_PAGE_MAX:
+        raise ValidationError(f"page_size must be between 1 and {LIST_PAGE_MAX}, got {page_size}")
+    return page_size
+
+
+def order_id_of_payment(data: Mapping[str, Any]) -> str | None:
+    """The paygate order id a Square ``Payment`` carries: ``reference_id``, or the
+    ``paygate-order:`` note of a payment made through a payment link."""
+    reference = data.get("reference_id")
+    if isinstance(reference, str) and reference:
+        return reference
+    return _order_id_from_note(data.get("note"))
 
 
 def _order_id_from_note(note: Any) -> str | None:
@@ -683,8 +728,18 @@ class SquareProvider(BaseProvider):
 
     def _call(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         """Call one SDK method with retries off; the answer as JSON-shaped dict."""
+        return _checked(operation, self._send(operation, method, **kwargs).dict())
+
+    def _send(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
+        """One SDK call with the SDK's retries off and its errors mapped to paygate's."""
+        return self._guarded(
+            operation, lambda: method(**kwargs, request_options=self._request_options)
+        )
+
+    def _guarded(self, operation: str, call: Callable[[], Any]) -> Any:
+        """Run ``call`` (one request), raising the SDK's and httpx's errors as paygate's."""
         try:
-            response = method(**kwargs, request_options=self._request_options)
+            return call()
         except ApiError as exc:
             raise _error_from_api(operation, exc) from None
         except httpx.TimeoutException:
@@ -697,11 +752,6 @@ class SquareProvider(BaseProvider):
                 provider=PROVIDER,
                 code="network_error",
             ) from None
-        body: dict[str, Any] = response.dict()
-        errors = body.get("errors")
-        if errors:  # Square may answer 200 with errors on some endpoints
-            raise _error_from_codes(operation, errors, http_status=200, request_id=None)
-        return body
 
     # -- payments ------------------------------------------------------------------------------
 
@@ -1020,6 +1070,93 @@ class SquareProvider(BaseProvider):
         body = self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
         return dispute_from_square(body["dispute"])
 
+    # -- listings, for reconciliation ----------------------------------------------------------
+
+    def iter_payment_pages(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = LIST_PAGE_MAX,
+    ) -> Iterator[dict[str, Any]]:
+        """ListPayments of the configured location created in ``[since, until)``, page by page.
+
+        Each page is a dict shaped like Square's ``ListPaymentsResponse``
+        (``{"payments": [...], "cursor": ...}``, ``payments`` always present), which
+        :class:`paygate.reconcile.SquarePayments` reads as it is. Pages are fetched lazily,
+        one request when the previous page has been consumed, oldest payments first.
+        ``since``/``until`` must be timezone-aware (sent as RFC 3339 ``begin_time`` and
+        ``end_time``; Square's defaults apply when left out: the last year). Errors are the
+        adapter's usual ones (``AuthenticationError``, ``ProviderUnavailable``, ...), raised
+        when the failing page is reached.
+        """
+        query = {
+            **_window(since, until),
+            "location_id": self.settings.location_id,
+            "sort_order": "ASC",
+            "limit": _page_size(page_size),
+        }
+        return self._pages("list_payments", self._client.payments.list, query, "payments")
+
+    def iter_payout_entry_pages(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = LIST_PAGE_MAX,
+    ) -> Iterator[dict[str, Any]]:
+        """The payout entries of the configured location's payouts created in
+        ``[since, until)``: ListPayouts (paged), then ListPayoutEntries of each payout
+        (paged), lazily.
+
+        Each page is a dict shaped like Square's ``ListPayoutEntriesResponse``
+        (``{"payout_entries": [...], "cursor": ...}``), read by
+        :class:`paygate.reconcile.SquarePayoutEntries`. The window selects payouts, by
+        their ``created_at``; a payout's entries may be older (the charges it pays out).
+        ``SIMPLE`` payouts have no entries (they show up as an entry of a later ``BATCH``
+        payout) and are not asked for any. Only one page of payouts and one page of entries
+        are held at a time.
+        """
+        query = {
+            **_window(since, until),
+            "location_id": self.settings.location_id,
+            "sort_order": "ASC",
+            "limit": _page_size(page_size),
+        }
+        return self._payout_entry_pages(query, _page_size(page_size))
+
+    def _payout_entry_pages(self, query: dict[str, Any], limit: int) -> Iterator[dict[str, Any]]:
+        payout_pages = self._pages("list_payouts", self._client.payouts.list, query, "payouts")
+        for payouts_page in payout_pages:
+            for payout in payouts_page["payouts"]:
+                if payout.get("type") == "SIMPLE":
+                    continue
+                yield from self._pages(
+                    "list_payout_entries",
+                    self._client.payouts.list_entries,
+                    {"payout_id": payout["id"], "sort_order": "ASC", "limit": limit},
+                    "payout_entries",
+                )
+
+    def _pages(
+        self, operation: str, method: Callable[..., Any], query: dict[str, Any], items: str
+    ) -> Iterator[dict[str, Any]]:
+        """The pages of a list endpoint, one request per page, lazily.
+
+        The SDK answers with a pager whose ``get_next`` asks for the next ``cursor`` with
+        the same parameters (and ``max_retries=0``). It is called here, inside the error
+        mapping, rather than through the pager's own iteration, which would raise the
+        SDK's errors and stop at the first empty page.
+        """
+        page = self._send(operation, method, **query)
+        while True:
+            yield _page_dict(operation, page, items)
+            if not page.has_next or page.get_next is None:
+                return
+            page = self._guarded(operation, page.get_next)
+            if page is None:
+                return
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
@@ -1096,6 +1233,22 @@ def _with_metadata(payment: Payment, metadata: Mapping[str, str] | None) -> Paym
 
 
 # -- errors ------------------------------------------------------------------------------------
+
+
+def _page_dict(operation: str, pager: Any, items: str) -> dict[str, Any]:
+    """A pager's page as the list response's JSON (``items`` always present)."""
+    response = getattr(pager, "response", None)  # older SDK pagers keep only the items
+    body = {} if response is None else _checked(operation, response.dict())
+    if not body.get(items):
+        body[items] = [item.dict() for item in pager.items or []]
+    return body
+
+
+def _checked(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    errors = body.get("errors")
+    if errors:  # Square may answer 200 with errors on some endpoints
+        raise _error_from_codes(operation, errors, http_status=200, request_id=None)
+    return body
 
 
 def _request_id(headers: Mapping[str, str] | None) -> str | None:

@@ -40,7 +40,7 @@ from paygate.reconcile._model import (
 )
 from paygate.reconcile._output import write_csv, write_html, write_json, write_report
 from paygate.reconcile._paypal import PayPalSettlementReport, PayPalTransactionSearch
-from paygate.reconcile._square import SquarePayments
+from paygate.reconcile._square import SquarePayments, SquarePayoutEntries, square_records
 from paygate.reconcile._store import PaymentSource, StoreOrders, orders_from_store
 from paygate.reconcile._stripe import StripeBalanceTransactions, StripeReportCSV
 
@@ -65,6 +65,7 @@ __all__ = [
     "RecordStatus",
     "ReportFormatError",
     "SquarePayments",
+    "SquarePayoutEntries",
     "StoreOrders",
     "StripeBalanceTransactions",
     "StripeReportCSV",
@@ -73,6 +74,7 @@ __all__ = [
     "reconcile",
     "records_from_provider",
     "refund_key",
+    "square_records",
     "write_csv",
     "write_html",
     "write_json",

@@ -8,7 +8,7 @@ without building a dataclass per row. Both come from the same parsing code.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +24,20 @@ from paygate.reconcile._common import (
 from paygate.reconcile._model import BadRow, OrderRecord, ProviderRecord
 
 Source = str | Path | IO[str]
+
+
+class Relisting:
+    """Pages listed through an adapter, re-iterable: each iteration lists again (a reader
+    may be read twice). The first listing is made at once, so the adapter checks its
+    arguments here, before any request."""
+
+    def __init__(self, listing: Callable[[], Iterator[Any]]) -> None:
+        self._listing = listing
+        self._first: Iterator[Any] | None = listing()
+
+    def __iter__(self) -> Iterator[Any]:
+        first, self._first = self._first, None
+        return first if first is not None else self._listing()
 
 
 class _TextFileReader:

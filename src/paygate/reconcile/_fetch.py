@@ -11,16 +11,18 @@ which reader turns them into :class:`ProviderRecord`\\ s. Adding a provider is o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from paygate.errors import NotSupported, ValidationError
+from paygate.reconcile._base import Relisting
 from paygate.reconcile._paypal import PayPalTransactionSearch
+from paygate.reconcile._square import SquarePayments, square_records
 from paygate.reconcile._stripe import StripeBalanceTransactions
 
-__all__ = ["API_READERS", "ApiReader", "records_from_provider"]
+__all__ = ["API_READERS", "PAYOUT_READERS", "ApiReader", "records_from_provider"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +44,17 @@ class ApiReader:
 API_READERS: dict[str, ApiReader] = {
     "stripe": ApiReader("iter_balance_transactions", StripeBalanceTransactions),
     "paypal": ApiReader("iter_transaction_pages", PayPalTransactionSearch, needs_window=True),
+    "square": ApiReader("iter_payment_pages", SquarePayments),
+}
+
+#: provider name -> its reader of payout entries (the money that moved, with fees), for
+#: ``payouts=True``
+PAYOUT_READERS: dict[str, Callable[..., Any]] = {
+    "square": lambda adapter, **options: square_records(adapter, payouts=True, **options),
 }
 
 #: options passed to the adapter's listing method; every other one goes to the reader
 FETCH_OPTIONS = frozenset({"page_size"})
-
-
-class _Refetch:
-    """An iterable over the adapter's listing: the first pass uses the iterator made (and
-    its arguments checked) up front, each later pass lists again."""
-
-    def __init__(self, fetch: Callable[[], Iterator[Any]]) -> None:
-        self._fetch = fetch
-        self._first: Iterator[Any] | None = fetch()
-
-    def __iter__(self) -> Iterator[Any]:
-        first, self._first = self._first, None
-        return first if first is not None else self._fetch()
 
 
 def records_from_provider(
@@ -66,6 +62,7 @@ def records_from_provider(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    payouts: bool = False,
     **options: Any,
 ) -> Any:
     """The streaming reader of ``provider``'s records in ``[since, until)``, fetched through
@@ -73,8 +70,12 @@ def records_from_provider(
 
     Stripe: :class:`StripeBalanceTransactions` over ``iter_balance_transactions``; PayPal
     (``since`` and ``until`` required): :class:`PayPalTransactionSearch` over
-    ``iter_transaction_pages``. ``page_size=`` goes to the adapter, other options to the
+    ``iter_transaction_pages``; Square: :class:`SquarePayments` over
+    ``iter_payment_pages``. ``page_size=`` goes to the adapter, other options to the
     reader. Nothing is requested until the reader is iterated.
+
+    ``payouts=True`` reads the payouts' entries instead of the payments (Square:
+    :func:`square_records` with ``payouts=True``; ``lookback=`` goes to it).
     """
     adapter = getattr(provider, "provider", provider)  # a Gateway: its adapter
     name = getattr(adapter, "name", None)
@@ -86,6 +87,15 @@ def records_from_provider(
             f"(supported: {supported})",
             provider=name if isinstance(name, str) else None,
         )
+    if payouts:
+        payout_reader = PAYOUT_READERS.get(str(name))
+        if payout_reader is None:
+            raise NotSupported(
+                f"reading payout entries through the adapter is not supported for provider "
+                f"{name!r} (supported: {', '.join(sorted(PAYOUT_READERS))})",
+                provider=name,
+            )
+        return payout_reader(adapter, since=since, until=until, **options)
     method = getattr(adapter, entry.method, None)
     if not callable(method):
         raise NotSupported(
@@ -100,5 +110,5 @@ def records_from_provider(
         )
     fetch_options = {k: v for k, v in options.items() if k in FETCH_OPTIONS}
     reader_options = {k: v for k, v in options.items() if k not in FETCH_OPTIONS}
-    pages = _Refetch(lambda: method(since=since, until=until, **fetch_options))
+    pages = Relisting(lambda: method(since=since, until=until, **fetch_options))
     return entry.reader(pages, **reader_options)

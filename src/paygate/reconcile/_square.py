@@ -1,25 +1,36 @@
-"""Square: ListPayments responses (``GET /v2/payments``), page after page.
+"""Square: ListPayments responses (``GET /v2/payments``) and ListPayoutEntries responses
+(``GET /v2/payouts/{id}/payout-entries``), page after page, or straight from the adapter.
 
 Each ``Payment`` carries ``amount_money`` (minor units), ``status`` (APPROVED, PENDING,
 COMPLETED, CANCELED, FAILED), ``processing_fee[]`` and ``refunded_money``; the order id is
 the ``reference_id`` paygate sets when it creates the payment. A payment with
 ``refunded_money`` yields a second, refund record.
+
+Each ``PayoutEntry`` is money that moved in a payout: ``type`` (CHARGE, REFUND, DISPUTE,
+fees, ...), ``gross_amount_money``, ``fee_amount_money`` and ``net_amount_money``, signed
+(a refund's gross is negative; ``net = gross - fee``, a fee Square gave back is negative),
+and the payment id in ``type_<type>_details.payment_id``. Entries carry no order id: it is
+looked up by payment id through ``order_of``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
-from paygate.reconcile._base import ProviderObjects
+from paygate.reconcile._base import ProviderObjects, Relisting
 from paygate.reconcile._common import ProviderRow, RowErrors, describe, parse_timestamp
 from paygate.reconcile._model import RecordKind, RecordStatus, ReportFormatError
 
-__all__ = ["SquarePayments"]
+if TYPE_CHECKING:  # the squareup SDK is an optional extra: imported only when used
+    from paygate.providers.square import SquareProvider
+
+__all__ = ["SquarePayments", "SquarePayoutEntries", "square_records"]
 
 #: Square Payment.status -> status. APPROVED = authorized, not captured yet.
 PAYMENT_STATUSES: Mapping[str, RecordStatus] = {
@@ -30,11 +41,41 @@ PAYMENT_STATUSES: Mapping[str, RecordStatus] = {
     "FAILED": RecordStatus.FAILED,
 }
 
+_S = RecordStatus.SUCCEEDED
+
+#: Square PayoutEntry.type (ActivityType) -> (kind, status). A payout entry is money that
+#: already moved, so everything succeeded. Types not listed (fees, holds, reserves,
+#: transfers, Square Capital, ...) are OTHER: counted in the fee/net totals, not matched.
+PAYOUT_ENTRY_TYPES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
+    "CHARGE": (RecordKind.PAYMENT, _S),
+    "REFUND": (RecordKind.REFUND, _S),
+    "OPEN_DISPUTE": (RecordKind.DISPUTE, _S),  # the chargeback filed: the money is taken
+    "DISPUTE": (RecordKind.DISPUTE, _S),  # a dispute's later balance change (see below)
+}
+
+#: The sign of an entry's gross in the usual direction of its kind; an entry of the other
+#: sign undoes one: a CHARGE taken back, a REFUND returned, a DISPUTE whose money is given
+#: back (won) -> the reversal kind.
+USUAL_SIGN: Mapping[RecordKind, int] = {
+    RecordKind.PAYMENT: 1,
+    RecordKind.REFUND: -1,
+    RecordKind.DISPUTE: -1,
+}
+REVERSAL_OF: Mapping[RecordKind, RecordKind] = {
+    RecordKind.PAYMENT: RecordKind.PAYMENT_REVERSAL,
+    RecordKind.REFUND: RecordKind.REFUND_REVERSAL,
+    RecordKind.DISPUTE: RecordKind.DISPUTE_REVERSAL,
+}
+
+#: payment id -> order id, as a mapping or a function (None: not known)
+OrderOf = Mapping[str, str] | Callable[[str], "str | None"]
+
 
 def _money(obj: Any, what: str) -> tuple[int, str]:
     if not isinstance(obj, Mapping):
         raise ValidationError(f"{what} is missing")
-    amount, currency = obj.get("amount"), obj.get("currency")
+    # Square's Money is {amount, currency}; its payout docs' examples write currency_code
+    amount, currency = obj.get("amount"), obj.get("currency") or obj.get("currency_code")
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise ValidationError(f"{what}.amount must be an integer of minor units, got {amount!r}")
     if currency not in EXPONENTS:
@@ -136,6 +177,217 @@ class SquarePayments(ProviderObjects):
                     payment_id,
                     parse_timestamp(updated) if with_time and updated else ts,
                 )
+
+
+class SquarePayoutEntries(ProviderObjects):
+    """ListPayoutEntries response pages (dicts, or paths to JSON files), or bare PayoutEntry
+    dicts; e.g. :meth:`SquareProvider.iter_payout_entry_pages`.
+
+    ``order_of`` resolves a payment id to paygate's order id: a mapping (e.g. built from
+    ListPayments pages' ``reference_id``) or a function (e.g. a store lookup); without
+    it, or when it answers None, the record has no order id and the engine reports it as
+    an orphan. A CHARGE is a succeeded payment, a REFUND a refund, OPEN_DISPUTE/DISPUTE a
+    dispute (a dispute entry crediting money back: its reversal); other types are OTHER,
+    counted in the fee/net totals (see ``PAYOUT_ENTRY_TYPES``). ``amount`` is the gross's
+    magnitude; ``fee`` and ``net`` are Square's, signed (``net == gross - fee`` is checked).
+    """
+
+    provider = "square"
+
+    def __init__(
+        self,
+        pages: Iterable[Mapping[str, Any] | str | Path],
+        *,
+        order_of: OrderOf | None = None,
+        skip_bad_rows: bool = False,
+    ) -> None:
+        if isinstance(pages, (str, Path, Mapping)):
+            pages = [pages]
+        super().__init__(pages, skip_bad_rows=skip_bad_rows)
+        self.order_of = order_of
+        if order_of is None:
+            self._resolve: Callable[[str], str | None] = _no_order
+        elif isinstance(order_of, Mapping):
+            self._resolve = order_of.get
+        elif callable(order_of):
+            self._resolve = order_of
+        else:
+            raise ValidationError(
+                "order_of must be a mapping or a function of the payment id, "
+                f"got {type(order_of).__name__}"
+            )
+
+    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
+        self.bad_rows.clear()
+        for page_number, page in enumerate(self.pages, start=1):
+            name = f"<square payout entries page {page_number}>"
+            if isinstance(page, (str, Path)):
+                name = str(page)
+                page = _load_json(Path(page))
+            if isinstance(page, Mapping) and "payout_entries" in page:
+                entries = page["payout_entries"]
+            elif isinstance(page, Mapping) and "payout_id" in page and "type" in page:
+                entries = [page]  # a single PayoutEntry object
+            elif isinstance(page, Mapping) and not page:
+                entries = []  # Square answers an empty result with {}
+            else:
+                entries = None
+            if not isinstance(entries, list):
+                raise ReportFormatError(
+                    "not a Square ListPayoutEntries response (no payout_entries list)",
+                    path=name,
+                )
+            errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
+            for number, entry in enumerate(entries, start=1):
+                try:
+                    row = self._entry(entry, with_time)
+                except (KeyError, TypeError, ValueError) as exc:
+                    errors.bad(number, f"payout_entries[{number - 1}]: {describe(exc)}")
+                else:
+                    yield row
+
+    def _entry(self, entry: Any, with_time: bool) -> ProviderRow:
+        if not isinstance(entry, Mapping):
+            raise ValidationError("a payout entry must be a JSON object")
+        entry_id = entry["id"]
+        if not isinstance(entry_id, str) or not entry_id:
+            raise ValidationError(f"id must be a non-empty string, got {entry_id!r}")
+        entry_type = entry.get("type")
+        kind, status = PAYOUT_ENTRY_TYPES.get(entry_type or "", (RecordKind.OTHER, _S))
+        gross, currency = _money(entry.get("gross_amount_money"), "gross_amount_money")
+        fee = net = None
+        if entry.get("fee_amount_money") is not None:
+            fee, fee_currency = _money(entry["fee_amount_money"], "fee_amount_money")
+            _same_currency(fee_currency, currency, "fee_amount_money")
+        if entry.get("net_amount_money") is not None:
+            net, net_currency = _money(entry["net_amount_money"], "net_amount_money")
+            _same_currency(net_currency, currency, "net_amount_money")
+        if fee is None:
+            fee = 0 if net is None else gross - net
+        if net is None:
+            net = gross - fee
+        if gross - fee != net:
+            raise ValidationError(
+                f"gross {gross} - fee {fee} != net {net} ({currency} minor units)"
+            )
+        usual = USUAL_SIGN.get(kind)
+        if usual is not None and gross * usual < 0:
+            kind = REVERSAL_OF[kind]
+        payment_id = _payment_id(entry, entry_type)
+        order_id = self._resolve(payment_id) if payment_id else None
+        if order_id is not None and not isinstance(order_id, str):
+            raise ValidationError(
+                f"order_of({payment_id!r}) must give a str or None, got {order_id!r}"
+            )
+        ts = None
+        if with_time and entry.get("effective_at"):
+            ts = parse_timestamp(entry["effective_at"])
+        return (
+            order_id or None,
+            kind,
+            status,
+            abs(gross),
+            currency,
+            fee,
+            net,
+            entry_id,
+            payment_id,
+            ts,
+        )
+
+
+def _no_order(payment_id: str) -> str | None:
+    return None
+
+
+def _same_currency(found: str, expected: str, what: str) -> None:
+    if found != expected:
+        raise ValidationError(f"{what} is in {found}, the gross in {expected}")
+
+
+def _payment_id(entry: Mapping[str, Any], entry_type: Any) -> str | None:
+    """``type_<type>_details.payment_id``, else any ``type_*_details`` object's."""
+    details = entry.get(f"type_{entry_type.lower()}_details") if entry_type else None
+    candidates = [details] if isinstance(details, Mapping) else []
+    candidates += [
+        value
+        for key, value in entry.items()
+        if key.startswith("type_") and key.endswith("_details") and isinstance(value, Mapping)
+    ]
+    for candidate in candidates:
+        payment_id = candidate.get("payment_id")
+        if isinstance(payment_id, str) and payment_id:
+            return payment_id
+    return None
+
+
+class _OrdersOfPayments:
+    """payment id -> order id, from ListPayments over a window; listed at the first
+    lookup (not before), then held as one dict for the reader's life."""
+
+    def __init__(self, pages: Iterable[Mapping[str, Any]]) -> None:
+        self._pages = pages
+        self._orders: dict[str, str] | None = None
+
+    def __call__(self, payment_id: str) -> str | None:
+        if self._orders is None:
+            self._orders = self._load()
+        return self._orders.get(payment_id)
+
+    def _load(self) -> dict[str, str]:
+        from paygate.providers.square import order_id_of_payment
+
+        orders: dict[str, str] = {}
+        for page in self._pages:
+            for payment in page.get("payments") or []:
+                order_id = order_id_of_payment(payment)
+                if order_id and payment.get("id"):
+                    orders[payment["id"]] = order_id
+        return orders
+
+
+def square_records(
+    provider: SquareProvider,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    payouts: bool = False,
+    lookback: timedelta = timedelta(days=7),
+    skip_bad_rows: bool = False,
+) -> SquarePayments | SquarePayoutEntries:
+    """Square's records for ``[since, until)`` straight from the adapter, as a streaming
+    provider reader for :func:`~paygate.reconcile.reconcile`.
+
+    ``payouts=False``: the payments created in the window (ListPayments, one page of up to
+    100 held at a time) through :class:`SquarePayments`: what was charged, whether paid
+    out yet or not.
+
+    ``payouts=True``: the entries of the payouts created in the window (ListPayouts, then
+    ListPayoutEntries of each) through :class:`SquarePayoutEntries`: the money that
+    actually moved, with Square's fees. Entries carry no order id, so at the first entry
+    the payments created in ``[since - lookback, until)`` are listed (a payout pays out
+    charges made before it) and **held in memory as one dict payment id -> order id**
+    (``reference_id``, or the payment link's ``paygate-order:`` note) for the reader's
+    life: about 200 bytes a payment. An entry whose payment is not in it (older than the
+    lookback, or taken outside paygate) has no order id: an orphan in the report.
+
+    ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError``
+    naming it, raised here, before any request). Each iteration of the reader lists again.
+    """
+    if payouts:
+        if not isinstance(lookback, timedelta) or lookback < timedelta(0):
+            raise ValidationError(f"lookback must be a timedelta >= 0, got {lookback!r}")
+        # the entries' window first: its checks name since/until as the caller wrote them
+        entries = Relisting(lambda: provider.iter_payout_entry_pages(since=since, until=until))
+        payments_since = None if since is None else since - lookback
+        payments = Relisting(lambda: provider.iter_payment_pages(since=payments_since, until=until))
+        return SquarePayoutEntries(
+            entries, order_of=_OrdersOfPayments(payments), skip_bad_rows=skip_bad_rows
+        )
+    return SquarePayments(
+        Relisting(lambda: provider.iter_payment_pages(since=since, until=until)),
+        skip_bad_rows=skip_bad_rows,
+    )
 
 
 def _load_json(path: Path) -> Any:

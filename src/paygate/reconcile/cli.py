@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read the provider's records through its API, with the adapter configured "
         "from PAYGATE_<PROVIDER>_* in the environment (PayPal needs --since and --until)",
     )
+    parser.add_argument(
+        "--payouts",
+        action="store_true",
+        help="with --from-api: read the payouts' entries (the money that moved, with fees) "
+        "instead of the payments (Square)",
+    )
     books = parser.add_mutually_exclusive_group(required=True)
     books.add_argument("--orders", metavar="FILE", help="the shop's orders as CSV")
     books.add_argument("--store", metavar="URL", help="a paygate store URL (sqlite:///...)")
@@ -298,10 +304,13 @@ def _run(args: argparse.Namespace) -> int:
                 )
             gateway = _api_gateway(args)
             stack.callback(gateway.close)
-            provider = records_from_provider(
-                gateway, since=args.since, until=args.until, skip_bad_rows=args.skip_bad_rows
-            )
+            options: dict[str, Any] = {"skip_bad_rows": args.skip_bad_rows}
+            if args.payouts:
+                options["payouts"] = True
+            provider = records_from_provider(gateway, since=args.since, until=args.until, **options)
         else:
+            if args.payouts:
+                raise ConfigurationError("--payouts goes with --from-api")
             provider = _report_source(args, stack, sizes)
         if args.orders:
             orders_handle = stack.enter_context(open(args.orders, encoding="utf-8-sig", newline=""))
@@ -336,8 +345,10 @@ def _run(args: argparse.Namespace) -> int:
                 policy=policy,
                 # the command line is where the clock is read; the engine only takes it
                 now=datetime.now(timezone.utc),
-                since=args.since,
-                until=args.until,
+                # with --payouts the window chose the payouts; their entries are dated
+                # when charged, before it, so it does not filter them again
+                since=None if args.payouts else args.since,
+                until=None if args.payouts else args.until,
                 run_id=run_id,
                 provider_name=args.provider,
                 skip_bad_rows=args.skip_bad_rows,
