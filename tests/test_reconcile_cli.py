@@ -173,3 +173,44 @@ def test_the_progress_bar_follows_the_bytes_read(tmp_path: Path) -> None:
             update("orders", 3)  # a side without a bar is ignored
     with _progress(False, {}) as nothing:
         assert nothing is None
+
+
+def test_apply_rerun_reports_already_done_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import paygate
+    from paygate import Money
+    from paygate.reconcile import applied_actions, cli
+
+    gw = paygate.connect("fake", store=f"sqlite:///{tmp_path / 'paygate.db'}")
+    pay = gw.create_payment(
+        order_id="o1", amount=Money.of("25.00", "USD"), payment_method="tok_visa"
+    )
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,amount,currency,status,created_at,refunded\n"
+        "o1,25.00,USD,pending,2026-11-01T10:05:00Z,\n"
+    )
+    report = tmp_path / "provider.csv"
+    report.write_text(
+        "id,order_id,type,status,amount,currency,fee,net,payment_id,created_at\n"
+        f"tx_1,o1,payment,succeeded,25.00,USD,0.60,24.40,{pay.id},2026-11-01T10:06:00Z\n"
+    )
+    monkeypatch.setattr(cli, "_gateway", lambda args: gw)
+    args = ["reconcile", "--provider", "generic", "--report", str(report), "--orders",
+            str(orders), "--apply", "--run-id", "nightly-1"]  # fmt: skip
+    try:
+        outs = []
+        for run in range(2):
+            out = tmp_path / f"run{run}.json"
+            assert main([*args, "--out", str(out)]) == 1
+            outs.append(json.loads(out.read_text())["applied"])
+        printed = capsys.readouterr().out
+        assert [a["outcome"] for a in outs[0]] == ["done"]
+        assert [a["outcome"] for a in outs[1]] == ["already_done"]
+        assert "run nightly-1: 1 done" in printed and "run nightly-1: 1 already_done" in printed
+        assert gw.provider.calls["refund_payment"] == 1
+        (logged,) = applied_actions(gw.store, "nightly-1")
+        assert (logged.order_id, logged.action, logged.outcome) == ("o1", "refund", "done")
+    finally:
+        gw.close()

@@ -18,12 +18,13 @@ import sys
 import types
 from typing import Any
 
-from paygate.reconcile._apply import apply_actions, refund_key
+from paygate.reconcile._apply import action_key, applied_actions, apply_actions, refund_key
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
 from paygate.reconcile._engine import reconcile
 from paygate.reconcile._model import (
     DISCREPANCIES,
     Action,
+    ActionRecord,
     AppliedAction,
     BadRow,
     Case,
@@ -46,6 +47,7 @@ from paygate.reconcile._stripe import StripeBalanceTransactions, StripeReportCSV
 __all__ = [
     "DISCREPANCIES",
     "Action",
+    "ActionRecord",
     "AppliedAction",
     "BadRow",
     "Case",
@@ -67,6 +69,8 @@ __all__ = [
     "StoreOrders",
     "StripeBalanceTransactions",
     "StripeReportCSV",
+    "action_key",
+    "applied_actions",
     "apply_actions",
     "orders_from_store",
     "reconcile",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
@@ -77,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--run-id",
-        help="names this run in refund idempotency keys (default: a hash of the report files, "
-        "so re-running on the same report never refunds twice)",
+        help="names this run in refund idempotency keys and in the store's record of its "
+        "actions (default: a hash of the report files, so re-running on the same report "
+        "never refunds twice and skips what it already did)",
     )
     parser.add_argument("--skip-bad-rows", action="store_true", help="count and list bad rows")
     parser.add_argument("--order-column", help="Stripe: column with the order id")
@@ -203,6 +205,14 @@ def _summary(report: ReconciliationReport) -> None:
     console.print(verdict, style="green" if report.agrees else "bold red")
 
 
+def _outcomes(report: ReconciliationReport) -> str:
+    """``run <id>: 2 done, 1 already_done, ...``: the tally of what ``--apply`` did."""
+    tally = Counter(str(a.outcome) for a in report.applied)
+    order = ("done", "already_done", "failed", "skipped")
+    shown = ", ".join(f"{tally[o]} {o}" for o in order if tally[o]) or "nothing to do"
+    return f"run {report.run_id}: {shown}"
+
+
 def _gateway(args: argparse.Namespace) -> Any:
     import paygate
 
@@ -277,4 +287,6 @@ def _run(args: argparse.Namespace) -> int:
     _summary(report)
     for done in report.applied:
         print(f"{done.action} {done.order_id}: {done.outcome} {done.detail}".rstrip())
+    if args.apply:
+        print(_outcomes(report))
     return 0 if report.agrees else 1
