@@ -35,6 +35,7 @@ from tests.test_store import (  # noqa: F401
     test_insert_twice_conflicts,
     test_iter_payments_lists_every_payment_once_in_id_order,
     test_list_events_filters,
+    test_list_operations_by_key_prefix_oldest_first,
     test_operations_insert_once_then_compare_and_set,
     test_payment_round_trip_never_keeps_raw_or_client_secret,
     test_payments_for_order_oldest_first,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import paygate
 from paygate.__main__ import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reconcile"
@@ -139,9 +140,11 @@ def test_apply_uses_a_gateway_from_the_environment_and_a_stable_run_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
+    monkeypatch.delenv("PAYGATE_STRIPE_API_KEY", raising=False)
     args = ["reconcile", "--provider", "stripe", "--report", STRIPE, "--orders", ORDERS]
+    # PAYGATE_PROVIDER defaults to --provider, whose settings come from the environment
     assert main([*args, "--apply"]) == 2
-    assert "PAYGATE_PROVIDER" in capsys.readouterr().err
+    assert "PAYGATE_STRIPE_API_KEY" in capsys.readouterr().err
 
     # a fresh fake provider does not know these Stripe payments: the refunds fail, and say so
     monkeypatch.setenv("PAYGATE_PROVIDER", "fake")
@@ -173,3 +176,71 @@ def test_the_progress_bar_follows_the_bytes_read(tmp_path: Path) -> None:
             update("orders", 3)  # a side without a bar is ignored
     with _progress(False, {}) as nothing:
         assert nothing is None
+
+
+def test_apply_rerun_reports_already_done_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import paygate
+    from paygate import Money
+    from paygate.reconcile import applied_actions, cli
+
+    gw = paygate.connect("fake", store=f"sqlite:///{tmp_path / 'paygate.db'}")
+    pay = gw.create_payment(
+        order_id="o1", amount=Money.of("25.00", "USD"), payment_method="tok_visa"
+    )
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,amount,currency,status,created_at,refunded\n"
+        "o1,25.00,USD,pending,2026-11-01T10:05:00Z,\n"
+    )
+    report = tmp_path / "provider.csv"
+    report.write_text(
+        "id,order_id,type,status,amount,currency,fee,net,payment_id,created_at\n"
+        f"tx_1,o1,payment,succeeded,25.00,USD,0.60,24.40,{pay.id},2026-11-01T10:06:00Z\n"
+    )
+    monkeypatch.setattr(cli, "_gateway", lambda args: gw)
+    args = ["reconcile", "--provider", "generic", "--report", str(report), "--orders",
+            str(orders), "--apply", "--run-id", "nightly-1"]  # fmt: skip
+    try:
+        outs = []
+        for run in range(2):
+            out = tmp_path / f"run{run}.json"
+            assert main([*args, "--out", str(out)]) == 1
+            outs.append(json.loads(out.read_text())["applied"])
+        printed = capsys.readouterr().out
+        assert [a["outcome"] for a in outs[0]] == ["done"]
+        assert [a["outcome"] for a in outs[1]] == ["already_done"]
+        assert "run nightly-1: 1 done" in printed and "run nightly-1: 1 already_done" in printed
+        assert gw.provider.calls["refund_payment"] == 1
+        (logged,) = applied_actions(gw.store, "nightly-1")
+        assert (logged.order_id, logged.action, logged.outcome) == ("o1", "refund", "done")
+    finally:
+        gw.close()
+
+
+def test_apply_with_store_takes_the_provider_settings_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--report --store --apply: the Gateway acting is the environment's adapter (its key
+    from PAYGATE_STRIPE_API_KEY) over --store, not an adapter without settings."""
+    import argparse
+
+    from paygate.reconcile import cli
+    from paygate.stores.sqlite import SQLiteStore
+
+    monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
+    monkeypatch.delenv("PAYGATE_STORE_URL", raising=False)
+    monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", "sk_test_" + "x" * 24)
+    db = tmp_path / "books.db"
+    args = argparse.Namespace(provider="stripe", store=f"sqlite:///{db}", apply=True)
+    gateway = cli._gateway(args)
+    try:
+        assert gateway.provider.name == "stripe"
+        assert isinstance(gateway.store, SQLiteStore)
+        assert db.exists()
+    finally:
+        gateway.close()
+    # a generic report names no provider: PAYGATE_PROVIDER must say which one acts
+    with pytest.raises(paygate.ConfigurationError, match="PAYGATE_PROVIDER"):
+        cli._gateway(argparse.Namespace(provider="generic", store=None, apply=True))

@@ -283,6 +283,24 @@ def test_operations_insert_once_then_compare_and_set(store: Store) -> None:
     assert done.result == {"a": [1, "b"]} and done.created_at == 1.0
 
 
+def test_list_operations_by_key_prefix_oldest_first(store: Store) -> None:
+    def at(key: str, created: float) -> OperationRecord:
+        return dataclasses.replace(op(), key=key, created_at=created, updated_at=created)
+
+    # keys chosen so that a case-insensitive or LIKE-style match would find too much
+    for key, created in [("r:run_1:b", 3.0), ("r:run_1:a", 2.0), ("r:RUN_1:c", 1.0),
+                         ("r:runX1:d", 1.5), ("r:run_1%:e", 0.5), ("other", 0.1)]:  # fmt: skip
+        store.begin_operation(at(key, created))
+    store.finish_operation("r:run_1:b", attempt=1, status=OperationStatus.SUCCEEDED,
+                           result_id="x", result={"k": "v"}, error_code=None, now=9.0)  # fmt: skip
+    found = store.list_operations("r:run_1:")
+    assert [o.key for o in found] == ["r:run_1:a", "r:run_1:b"]
+    assert found[1].status is OperationStatus.SUCCEEDED and found[1].result == {"k": "v"}
+    assert found[1].updated_at == 9.0
+    assert [o.key for o in store.list_operations("r:run_1%")] == ["r:run_1%:e"]
+    assert store.list_operations("r:run_2:") == []
+    assert len(store.list_operations("")) == 6
+
 # -- codec -----------------------------------------------------------------------------------
 
 

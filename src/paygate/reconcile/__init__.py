@@ -18,13 +18,14 @@ import sys
 import types
 from typing import Any
 
-from paygate.reconcile._apply import apply_actions, refund_key
+from paygate.reconcile._apply import action_key, applied_actions, apply_actions, refund_key
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
 from paygate.reconcile._engine import reconcile
 from paygate.reconcile._fetch import records_from_provider
 from paygate.reconcile._model import (
     DISCREPANCIES,
     Action,
+    ActionRecord,
     AppliedAction,
     BadRow,
     Case,
@@ -47,6 +48,7 @@ from paygate.reconcile._stripe import StripeBalanceTransactions, StripeReportCSV
 __all__ = [
     "DISCREPANCIES",
     "Action",
+    "ActionRecord",
     "AppliedAction",
     "BadRow",
     "Case",
@@ -69,6 +71,8 @@ __all__ = [
     "StoreOrders",
     "StripeBalanceTransactions",
     "StripeReportCSV",
+    "action_key",
+    "applied_actions",
     "apply_actions",
     "orders_from_store",
     "reconcile",

@@ -234,7 +234,10 @@ def reconcile(
     Dry-run by default. ``apply=True`` carries out the proposed actions through
     ``gateway`` (a :class:`paygate.Gateway`): refunds with idempotency keys derived from
     ``run_id`` and the order, so re-running the same run never refunds twice; non-money
-    actions (mark paid, cancel, record) go to ``on_action(line)`` when given.
+    actions (mark paid, cancel, record) go to ``on_action(line)`` when given. Each
+    action is recorded in ``gateway.store``; re-running the same ``run_id`` skips what it
+    already did (``already_done``) and retries what failed or never finished
+    (:func:`paygate.reconcile.applied_actions` reads the records back).
     """
     policy = policy or Policy()
     if not isinstance(policy, Policy):

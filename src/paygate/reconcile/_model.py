@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from paygate._compat import StrEnum
@@ -18,6 +18,7 @@ from paygate.money import Money
 
 __all__ = [
     "Action",
+    "ActionRecord",
     "BadRow",
     "Case",
     "DISCREPANCIES",
@@ -391,6 +392,36 @@ class AppliedAction:
     outcome: Literal["done", "already_done", "skipped", "failed"]
     detail: str = ""
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """What the store remembers of one action of one run (:func:`applied_actions`).
+
+    ``outcome`` is ``"pending"`` while the action runs, and stays so if the run died
+    before it finished: the next run with the same id carries the action out again.
+    ``idempotency_key`` is the refund's key (:func:`refund_key`) for refunds, the
+    action's own key otherwise. Times are Unix seconds from the gateway's clock.
+    """
+
+    run_id: str
+    order_id: str | None
+    action: Action
+    outcome: Literal["done", "already_done", "failed", "pending"]
+    detail: str
+    idempotency_key: str
+    #: the refunded payment (refunds only)
+    payment_id: str | None
+    #: how many times the action was started in this run (a retry after a failure or
+    #: an unfinished attempt adds one)
+    attempt: int
+    started_at: float
+    updated_at: float
+
+    @property
+    def recorded(self) -> datetime:
+        """``updated_at`` (the last change) as a timezone-aware UTC datetime."""
+        return datetime.fromtimestamp(self.updated_at, tz=timezone.utc)
 
 
 @dataclass(slots=True)

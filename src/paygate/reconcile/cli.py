@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
@@ -94,8 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--run-id",
-        help="names this run in refund idempotency keys (default: a hash of the report files, "
-        "so re-running on the same report never refunds twice; with --from-api "
+        help="names this run in refund idempotency keys and in the store's record of its "
+        "actions (default: a hash of the report files, so re-running on the same report "
+        "never refunds twice and skips what it already did; with --from-api "
         "api-PROVIDER-SINCE-UNTIL from the window)",
     )
     parser.add_argument("--skip-bad-rows", action="store_true", help="count and list bad rows")
@@ -253,12 +255,27 @@ def _summary(report: ReconciliationReport) -> None:
     console.print(verdict, style="green" if report.agrees else "bold red")
 
 
+def _outcomes(report: ReconciliationReport) -> str:
+    """``run <id>: 2 done, 1 already_done, ...``: the tally of what ``--apply`` did."""
+    tally = Counter(str(a.outcome) for a in report.applied)
+    order = ("done", "already_done", "failed", "skipped")
+    shown = ", ".join(f"{tally[o]} {o}" for o in order if tally[o]) or "nothing to do"
+    return f"run {report.run_id}: {shown}"
+
+
 def _gateway(args: argparse.Namespace) -> Any:
+    """With --apply on a report file: the Gateway from the environment, where the provider's
+    settings live (``PAYGATE_<PROVIDER>_*``; never on the command line), with ``--store`` as
+    its store when given. ``PAYGATE_PROVIDER`` defaults to ``--provider`` (a generic report
+    names no provider: it must be set)."""
     import paygate
 
+    env = dict(os.environ)
+    if args.provider != "generic" and not env.get("PAYGATE_PROVIDER", "").strip():
+        env["PAYGATE_PROVIDER"] = args.provider
     if args.store:
-        return paygate.connect(args.provider, store=args.store)
-    return paygate.Gateway.from_env()
+        env["PAYGATE_STORE_URL"] = args.store
+    return paygate.Gateway.from_env(env)
 
 
 def _report_source(
@@ -361,4 +378,6 @@ def _run(args: argparse.Namespace) -> int:
     _summary(report)
     for done in report.applied:
         print(f"{done.action} {done.order_id}: {done.outcome} {done.detail}".rstrip())
+    if args.apply:
+        print(_outcomes(report))
     return 0 if report.agrees else 1

@@ -189,6 +189,12 @@ class Store(Protocol):
         moved on to a later attempt meanwhile)."""
         ...
 
+    def list_operations(self, prefix: str) -> list[OperationRecord]:
+        """The records whose key starts with ``prefix`` (case-sensitive), oldest first
+        (``created_at``, then key). For audits such as a reconciliation run's log
+        (:func:`paygate.reconcile.applied_actions`); the SQL stores scan the table."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

@@ -303,6 +303,12 @@ _OPERATION_COLUMNS = (
     "result_id, result, error_code, created_at, updated_at"
 )
 SELECT_OPERATION = f"SELECT {_OPERATION_COLUMNS} FROM paygate_operations WHERE key = ?"
+#: ``length()`` and ``substr()`` count characters in both engines; ``LIKE`` is not used
+#: because SQLite's ignores case and ``%``/``_`` in the prefix would need escaping
+SELECT_OPERATIONS_BY_PREFIX = (
+    f"SELECT {_OPERATION_COLUMNS} FROM paygate_operations "
+    "WHERE substr(key, 1, length(?)) = ? ORDER BY created_at, key"
+)
 INSERT_OPERATION = (
     f"INSERT INTO paygate_operations ({_OPERATION_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
@@ -888,6 +894,12 @@ class SQLStore:
                 (status.value, result_id, None if result is None else _json(result),
                  error_code, now, key, attempt),
             )  # fmt: skip
+
+    def list_operations(self, prefix: str) -> list[OperationRecord]:
+        with self._read() as cur:
+            self._run(cur, SELECT_OPERATIONS_BY_PREFIX, (prefix, prefix))
+            rows = cur.fetchall()
+        return [operation_from_row(row) for row in rows]
 
     def iter_statements(self) -> Iterator[str]:
         """Every DDL statement of the current schema in this dialect (for docs/tests)."""

@@ -269,5 +269,11 @@ class MemoryStore:
                 updated_at=now,
             )
 
+    def list_operations(self, prefix: str) -> list[OperationRecord]:
+        with self._lock:
+            found = [op for key, op in self._operations.items() if key.startswith(prefix)]
+        found.sort(key=lambda op: (op.created_at, op.key))
+        return found
+
     def close(self) -> None:
         """Nothing to release."""
