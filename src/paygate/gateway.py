@@ -1047,7 +1047,8 @@ class Gateway:
         occurred = event.occurred_at.timestamp() if event.occurred_at else None
         handlers = self._handlers_for(event.type)
         # the first delivery of an event, on a store that can: claim, transition, log
-        # (and finish, with no handler to wait for) in one transaction
+        # (and finish, with no handler to wait for) in one transaction; a redelivery
+        # there: counted (taken over if nobody owns the event) in one transaction too
         ingested = self._ingest_new(event, occurred, quiet=not handlers)
         stored: PaymentRecord | None = None
         if ingested is not None:

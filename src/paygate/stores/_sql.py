@@ -269,9 +269,9 @@ REDELIVER_EVENT = (
     f"lease_until = CASE WHEN {TAKE_OVER} THEN ? ELSE lease_until END "
     "WHERE provider = ? AND event_id = ?"
 )
-#: what REDELIVER_EVENT left: (processed_at, applied_at, outcome, deliveries, ours);
-#: its one parameter is the delivery's token (``ours``: the event was taken over)
-REDELIVERED_STATE = "processed_at, applied_at, outcome, deliveries, claim_token = ? AS ours"
+#: what REDELIVER_EVENT left (the event was taken over if ``claim_token`` is the
+#: delivery's token)
+REDELIVERED_STATE = "processed_at, applied_at, outcome, deliveries, claim_token"
 SELECT_EVENT_STATE = (
     f"SELECT {REDELIVERED_STATE} FROM paygate_events WHERE provider = ? AND event_id = ?"
 )
@@ -474,7 +474,8 @@ def event_from_row(row: Sequence[Any]) -> EventRecord:
 def redelivered_claim(provider: str, event_id: str, token: str, state: Sequence[Any]) -> EventClaim:
     """The claim of a known event from REDELIVERED_STATE's columns: taken over (with
     ``token``), processed, or in progress on another worker."""
-    processed_at, applied_at, outcome, deliveries, ours = state
+    processed_at, applied_at, outcome, deliveries, claim_token = state
+    ours = claim_token == token
     if ours:
         status = ClaimStatus.RECLAIMED
     elif processed_at is not None:
@@ -705,7 +706,7 @@ class SQLStore:
         """A known event's delivery, inside the caller's transaction: count it, take the
         event over if nobody owns it, and say what became of it."""
         self._run(cur, REDELIVER_EVENT, (now, token, now, lease_until, provider, event_id))
-        self._run(cur, SELECT_EVENT_STATE, (token, provider, event_id))
+        self._run(cur, SELECT_EVENT_STATE, (provider, event_id))
         return redelivered_claim(provider, event_id, token, cur.fetchone())
 
     def ingest_event(

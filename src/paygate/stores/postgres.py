@@ -159,7 +159,7 @@ _TR = (
     f"INSERT INTO paygate_transitions ({TRANSITION_COLUMNS}) "
     f"SELECT {_typed_params(TRANSITION_COLUMNS)} FROM ev"
 )
-# parameters: now, token, now, lease_until, provider, event_id, token
+# parameters: now, token, now, lease_until, provider, event_id
 _DUP = f"dup AS ({REDELIVER_EVENT} RETURNING {REDELIVERED_STATE})"
 _PAYMENT_ROW = ", ".join(f"p.{name.strip()}" for name in PAYMENT_COLUMNS.split(","))
 
@@ -191,6 +191,12 @@ INGEST_STATEMENTS = {
     for logged in (True, False)
     for probing in ((True, False) if inserting else (False,))
 }
+
+# psycopg caches a statement's translation to PostgreSQL's own placeholders for at most
+# 50 parameters (psycopg._queries.MAX_CACHED_STATEMENT_PARAMS); a statement with more is
+# parsed again at every execution, about 0.1 ms each time. The largest statement above has
+# exactly 50 (tests/test_ingest_event.py checks it): hence ``claim_token`` returned and
+# compared here rather than compared in SQL against one more parameter.
 
 #: checked -> the statement for an event that leaves its payment as it is: the event's
 #: row alone, only if the event is new and, when ``checked``, only if the payment is
@@ -464,8 +470,8 @@ class PostgresStore(SQLStore):
 
     def _write_one(self) -> contextlib.AbstractContextManager[Cursor]:
         # one statement on an autocommit connection is its own transaction: no BEGIN and
-        # COMMIT round trips (an event's first delivery; a redelivery's claim; the finish
-        # after an event's handlers)
+        # COMMIT round trips (an event's first delivery or redelivery; the general path's
+        # claim; the finish after an event's handlers)
         return self._connection(cursor=True)
 
     def _read(self) -> contextlib.AbstractContextManager[Cursor]:
@@ -511,7 +517,7 @@ class PostgresStore(SQLStore):
 
         event = (provider, event_id)
         # the ``dup`` CTE's parameters, then the payment id of the result's row
-        known = (now, token, now, now + lease_seconds, *event, token, payment_id)
+        known = (now, token, now, now + lease_seconds, *event, payment_id)
         claim = EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
 
         def redelivered(
@@ -627,7 +633,7 @@ class PostgresStore(SQLStore):
         token = uuid.uuid4().hex
         params = (provider, event_id, event_type, provider_type, payment_id,
                   _json(payload), occurred_at, now, token, now + lease_seconds,
-                  now, now, token)  # fmt: skip
+                  now, now)  # fmt: skip
         with self._write_one() as cur:
             cur.execute(_CLAIM_EVENT, params)
             row = cur.fetchone()
