@@ -523,6 +523,10 @@ class SQLStore:
     """
 
     dialect: Dialect
+    #: the schema version this store found before its :meth:`upgrade` created (0) or
+    #: migrated the tables; ``None`` when it found them up to date (``paygate db upgrade``
+    #: reports it)
+    upgraded_from: int | None = None
 
     def _write(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -583,7 +587,9 @@ class SQLStore:
         return self.upgrade()
 
     def upgrade(self) -> int:
-        """Apply every missing migration in one transaction; returns the new version."""
+        """Apply every missing migration in one transaction; returns the new version.
+        ``upgraded_from`` says what was found, read under the migration lock: a
+        concurrent upgrader that got there first leaves this one nothing to do."""
         with self._write() as cur:
             if self.dialect.migration_lock:
                 cur.execute(self.dialect.migration_lock)
@@ -593,7 +599,9 @@ class SQLStore:
                 for statement in MIGRATIONS[target]:
                     cur.execute(self.dialect.ddl(statement))
                 self._run(cur, INSERT_SCHEMA_VERSION, (str(target),))
-            return SCHEMA_VERSION
+        if version < SCHEMA_VERSION:
+            self.upgraded_from = version
+        return SCHEMA_VERSION
 
     # -- payments -------------------------------------------------------------------------
 
