@@ -271,6 +271,40 @@ def test_a_redelivery_is_one_statement_on_postgresql_one_transaction_on_sqlite(
     other.close()
 
 
+def test_a_redelivery_decided_on_a_stale_cached_row_writes_nothing(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker A saw only the payment's creation (its PostgreSQL store caches that row);
+    worker B applied the later events. Their redelivery to A is decided on A's old row --
+    as if it still applied -- yet the statement finds the event known and writes nothing
+    but the count; the answer carries the payment as stored, not A's copy."""
+    provider = FakeProvider(seed=1)
+    gw_a = paygate.connect(provider, store=sql_url)
+    gw_b = paygate.connect(provider, store=sql_url)
+    pid, deliveries = paid_payment_events(provider)
+    gw_a.handle_webhook(deliveries[0].body, deliveries[0].headers)
+    for d in deliveries[1:]:
+        assert gw_b.handle_webhook(d.body, d.headers).changed
+    assert isinstance(gw_a.store, SQLStore)
+    stored = gw_a.store.get_payment(pid)
+    history = gw_a.history(pid)
+    assert stored is not None and stored.status is S.PARTIALLY_REFUNDED
+    for i, d in enumerate(deliveries[1:]):
+        ran = count_statements(gw_a.store, monkeypatch)
+        again = provider.redeliver(d)
+        result = gw_a.handle_webhook(again.body, again.headers)
+        assert result.duplicate and not result.in_progress and result.handlers_run == 0
+        assert result.status is S.PARTIALLY_REFUNDED and result.payment == stored.payment
+        if not sql_url.startswith("sqlite"):
+            # the first decided on the stale row: a payment write, which found the event
+            # known; its answer's row is cached, so the others decide on the stored row
+            assert ran == ["_write_one: WITH pay AS" if i == 0 else "_write_one: WITH ev AS"]
+        monkeypatch.undo()
+    assert gw_a.store.get_payment(pid) == stored and gw_a.history(pid) == history
+    gw_a.close()
+    gw_b.close()
+
+
 def test_an_event_claimed_but_never_applied_is_taken_over_and_applied_once(
     sql_url: str,
 ) -> None:
