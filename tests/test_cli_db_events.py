@@ -34,14 +34,48 @@ def test_db_upgrade_creates_a_sqlite_schema_and_version_reports_it(
     assert "no SQLite database" in capsys.readouterr().err
     assert not db.exists()  # asking the version created nothing
     assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
-    assert f"schema version {SCHEMA_VERSION}, up to date" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        f"sqlite:///{db}: schema created at version {SCHEMA_VERSION}\n"
+    )
     assert _tables(db) == ["paygate_events", "paygate_meta", "paygate_operations",
                            "paygate_payments", "paygate_transitions"]  # fmt: skip
     assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0  # again: a no-op
+    assert capsys.readouterr().out == (
+        f"sqlite:///{db}: schema already at version {SCHEMA_VERSION}\n"
+    )
     assert main(["db", "version", "--store", f"sqlite:///{db}"]) == 0
     assert f"schema version {SCHEMA_VERSION} (this paygate: {SCHEMA_VERSION})" in (
         capsys.readouterr().out
     )
+
+
+def a_next_schema_version(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Pretend this paygate writes one schema version more, adding a table."""
+    from paygate.stores import _sql
+
+    target = SCHEMA_VERSION + 1
+    monkeypatch.setattr(_sql, "SCHEMA_VERSION", target)
+    monkeypatch.setattr(
+        _sql, "MIGRATIONS",
+        {**_sql.MIGRATIONS, target: ("CREATE TABLE paygate_next (id TEXT PRIMARY KEY)",)},
+    )  # fmt: skip
+    return target
+
+
+def test_db_upgrade_reports_the_version_it_migrated_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "p.db"
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
+    capsys.readouterr()
+    target = a_next_schema_version(monkeypatch)
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
+    assert capsys.readouterr().out == (
+        f"sqlite:///{db}: schema upgraded from version {SCHEMA_VERSION} to {target}\n"
+    )
+    assert "paygate_next" in _tables(db)
+    assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
+    assert capsys.readouterr().out == f"sqlite:///{db}: schema already at version {target}\n"
 
 
 def test_db_upgrade_refuses_a_newer_schema_and_changes_nothing(
@@ -69,13 +103,23 @@ def test_db_version_of_an_empty_database_asks_for_an_upgrade(
     assert _tables(db) == []
 
 
-def test_db_upgrade_on_postgres(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_db_upgrade_on_postgres(
+    pg_url: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert main(["db", "version", "--store", pg_url]) == 1
     assert "run `paygate db upgrade`" in capsys.readouterr().err
     assert main(["db", "upgrade", "--store", pg_url]) == 0
-    out = capsys.readouterr().out
-    assert f"schema version {SCHEMA_VERSION}, up to date" in out
+    assert f": schema created at version {SCHEMA_VERSION}\n" in capsys.readouterr().out
     assert main(["db", "version", "--store", pg_url]) == 0
+    assert main(["db", "upgrade", "--store", pg_url]) == 0
+    assert f": schema already at version {SCHEMA_VERSION}\n" in capsys.readouterr().out
+    target = a_next_schema_version(monkeypatch)
+    assert main(["db", "upgrade", "--store", pg_url]) == 0
+    assert f": schema upgraded from version {SCHEMA_VERSION} to {target}\n" in (
+        capsys.readouterr().out
+    )
 
 
 def test_db_needs_a_store_and_hides_passwords(

@@ -5,6 +5,7 @@ version also gets the races its statement must survive."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import paygate
 from paygate import EventType, PaymentStatus
 from paygate.providers.fake import FakeProvider
 from paygate.stores import StoreConflict, open_store
-from paygate.stores._records import EventPlan
+from paygate.stores._records import ClaimStatus, EventPlan
 from paygate.stores._sql import SQLStore
 
 # the PostgreSQL fixtures (skip with the reason when no server is reachable)
@@ -61,6 +62,35 @@ def count_writes(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         monkeypatch.setattr(store, name, counted)
     return opened
+
+
+def count_statements(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements ``store`` runs, as (transaction kind, first words): on PostgreSQL
+    a ``_write_one`` or ``_read`` statement is one round trip (autocommit), a ``_write``
+    adds the BEGIN and COMMIT round trips."""
+    ran: list[str] = []
+
+    class Counted:
+        def __init__(self, cur: Any, kind: str) -> None:
+            self._cur, self._kind = cur, kind
+
+        def execute(self, statement: Any, *args: Any) -> Any:
+            ran.append(f"{self._kind}: {' '.join(str(statement).split()[:3])}")
+            return self._cur.execute(statement, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cur, name)
+
+    for name in ("_write", "_write_one", "_read"):
+        original = getattr(store, name)
+
+        @contextlib.contextmanager
+        def counted(original: Callable[[], Any] = original, name: str = name) -> Iterator[Any]:
+            with original() as cur:
+                yield cur if isinstance(cur, Counted) else Counted(cur, name)
+
+        monkeypatch.setattr(store, name, counted)
+    return ran
 
 
 def ingest(store: SQLStore, decide: Callable[[Any], EventPlan | None], event_id: str = "evt_1"):  # type: ignore[no-untyped-def]
@@ -143,15 +173,166 @@ def test_a_failing_handler_on_the_first_delivery_is_rerun_without_a_second_trans
     gw.close()
 
 
-def test_a_redelivery_is_left_to_the_general_path(store: SQLStore) -> None:
+def test_a_redelivery_is_counted_in_the_same_transaction_and_writes_nothing_else(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     plan = EventPlan("no_transition", finish=True)
     first = ingest(store, lambda current: plan)
     assert first is not None and first[1] is plan and first[2] is None
-    # decided before the event's row is tried, and rolled back with it
-    assert ingest(store, lambda current: EventPlan("unknown", finish=False)) is None
+    writes = count_writes(store, monkeypatch)
+    again = ingest(store, lambda current: EventPlan("unknown", finish=False))
+    assert again is not None
+    claim, no_plan, stored = again
+    # decided, then the event found known: counted in the same transaction instead
+    assert claim.status is ClaimStatus.PROCESSED and not claim.owned and claim.token is None
+    assert claim.applied and claim.outcome == "no_transition" and claim.deliveries == 2
+    assert no_plan is None and stored is None  # pay_1 was never stored
+    assert len(writes) == 1
     event = store.get_event("fake", "evt_1")
-    assert event is not None and event.deliveries == 1 and event.outcome == "no_transition"
+    assert event is not None and event.deliveries == 2 and event.outcome == "no_transition"
     assert event.processed_at is not None and event.lease_until is None
+
+
+def test_a_redelivery_while_the_lease_runs_is_in_progress_then_taken_over(
+    store: SQLStore,
+) -> None:
+    leased = EventPlan("no_transition", finish=False)  # a handler to wait for
+    first = ingest(store, lambda current: leased)
+    assert first is not None and first[0].status is ClaimStatus.CLAIMED
+    busy = ingest(store, lambda current: leased)  # now=100, the lease runs until 130
+    assert busy is not None and busy[0].status is ClaimStatus.IN_PROGRESS
+    assert busy[0].token is None and busy[1] is None
+    later = store.ingest_event(
+        "fake", "evt_1", event_type="payment.created", provider_type="payment.created",
+        payment_id="pay_1", payload={"id": "evt_1"}, occurred_at=None, now=131.0,
+        lease_seconds=30.0, decide=lambda current: leased,
+    )  # fmt: skip
+    assert later is not None
+    taken = later[0]
+    assert taken.status is ClaimStatus.RECLAIMED and taken.owned and taken.token
+    assert taken.applied and taken.outcome == "no_transition" and taken.deliveries == 3
+    event = store.get_event("fake", "evt_1")
+    assert event is not None and event.lease_until == 161.0 and event.processed_at is None
+    # the first worker's token no longer finishes it; the new owner's does
+    assert not store.finish_event(first[0], now=132.0)
+    assert store.finish_event(taken, now=132.0)
+
+
+def test_a_redelivery_is_one_statement_on_postgresql_one_transaction_on_sqlite(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every event of a payment delivered again, to the worker that handled it (its
+    payment cached on PostgreSQL) and to another (not cached): each a duplicate that
+    changes nothing, answered from one statement (PostgreSQL: one round trip) or one
+    transaction (SQLite), the payment's row for the answer read inside it."""
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=sql_url)
+    handled: list[str] = []
+    gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: handled.append(event.id))
+    pid, deliveries = paid_payment_events(provider)
+    for d in deliveries:
+        assert not gw.handle_webhook(d.body, d.headers).duplicate
+    assert isinstance(gw.store, SQLStore)
+    payment = gw.store.get_payment(pid)
+    history = gw.history(pid)
+    events = {e.event_id: e for e in gw.store.list_events()}
+    # another worker: nothing cached (on PostgreSQL the row its first redelivery reads
+    # back is cached for the others)
+    other = paygate.connect(provider, store=sql_url)
+    other.on(EventType.PAYMENT_SUCCEEDED)(lambda event: handled.append(event.id))
+    assert isinstance(other.store, SQLStore)
+    for worker in (gw, other):
+        assert isinstance(worker.store, SQLStore)
+        for d in deliveries:
+            ran = count_statements(worker.store, monkeypatch)
+            again = provider.redeliver(d)
+            result = worker.handle_webhook(again.body, again.headers)
+            assert result.duplicate and not result.in_progress and result.http_status == 200
+            assert payment is not None and result.payment == payment.payment
+            assert result.status is payment.status is S.PARTIALLY_REFUNDED
+            assert result.handlers_run == 0
+            assert result.outcome == events[result.event.id].outcome
+            if sql_url.startswith("sqlite"):
+                # read the payment, try the event's row, count the delivery, read the
+                # event's state: one BEGIN IMMEDIATE ... COMMIT
+                assert [r.split(":")[0] for r in ran] == ["_write"] * 4, ran
+            else:
+                assert ran == ["_write_one: WITH pay AS"] or ran == [
+                    "_write_one: WITH ev AS"
+                ], ran
+            monkeypatch.undo()
+    assert handled == [json.loads(deliveries[2].body)["id"]]  # the first delivery's only
+    assert gw.store.get_payment(pid) == payment and gw.history(pid) == history
+    for event in gw.store.list_events():
+        before = events[event.event_id]
+        assert event.deliveries == 3 and event.processed_at == before.processed_at
+        assert (event.outcome, event.applied_at) == (before.outcome, before.applied_at)
+    gw.close()
+    other.close()
+
+
+def test_a_redelivery_decided_on_a_stale_cached_row_writes_nothing(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker A saw only the payment's creation (its PostgreSQL store caches that row);
+    worker B applied the later events. Their redelivery to A is decided on A's old row --
+    as if it still applied -- yet the statement finds the event known and writes nothing
+    but the count; the answer carries the payment as stored, not A's copy."""
+    provider = FakeProvider(seed=1)
+    gw_a = paygate.connect(provider, store=sql_url)
+    gw_b = paygate.connect(provider, store=sql_url)
+    pid, deliveries = paid_payment_events(provider)
+    gw_a.handle_webhook(deliveries[0].body, deliveries[0].headers)
+    for d in deliveries[1:]:
+        assert gw_b.handle_webhook(d.body, d.headers).changed
+    assert isinstance(gw_a.store, SQLStore)
+    stored = gw_a.store.get_payment(pid)
+    history = gw_a.history(pid)
+    assert stored is not None and stored.status is S.PARTIALLY_REFUNDED
+    for i, d in enumerate(deliveries[1:]):
+        ran = count_statements(gw_a.store, monkeypatch)
+        again = provider.redeliver(d)
+        result = gw_a.handle_webhook(again.body, again.headers)
+        assert result.duplicate and not result.in_progress and result.handlers_run == 0
+        assert result.status is S.PARTIALLY_REFUNDED and result.payment == stored.payment
+        if not sql_url.startswith("sqlite"):
+            # the first decided on the stale row: a payment write, which found the event
+            # known; its answer's row is cached, so the others decide on the stored row
+            assert ran == ["_write_one: WITH pay AS" if i == 0 else "_write_one: WITH ev AS"]
+        monkeypatch.undo()
+    assert gw_a.store.get_payment(pid) == stored and gw_a.history(pid) == history
+    gw_a.close()
+    gw_b.close()
+
+
+def test_an_event_claimed_but_never_applied_is_taken_over_and_applied_once(
+    sql_url: str,
+) -> None:
+    """A worker claimed the event on the general path and died before applying it: a
+    redelivery after the lease takes it over in the ingest transaction and applies it."""
+    now = [1_000.0]
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=sql_url, webhook_lease=30.0, clock=lambda: now[0])
+    pid, deliveries = paid_payment_events(provider)
+    gw.handle_webhook(deliveries[0].body, deliveries[0].headers)
+    event = provider.parse_webhook(deliveries[2].body, deliveries[2].headers)
+    dead = gw.store.claim_event(
+        "fake", event.id, event_type=event.type.value, provider_type=event.provider_type,
+        payment_id=pid, payload={}, occurred_at=None, now=now[0], lease_seconds=30.0,
+    )  # fmt: skip
+    assert dead.owned  # ... and then its worker was killed
+    now[0] += 10
+    busy = gw.handle_webhook(deliveries[2].body, deliveries[2].headers)
+    assert busy.in_progress and busy.http_status == 409 and busy.status is S.PENDING
+    now[0] += 25  # the lease ran out
+    taken = gw.handle_webhook(deliveries[2].body, deliveries[2].headers)
+    assert taken.changed and not taken.duplicate and taken.status is S.SUCCEEDED
+    assert [t.new_status for t in gw.history(pid)] == [S.PENDING, S.SUCCEEDED]
+    record = gw.store.get_event("fake", event.id)
+    assert record is not None and record.processed and record.deliveries == 3
+    again = gw.handle_webhook(deliveries[2].body, deliveries[2].headers)
+    assert again.duplicate and again.status is S.SUCCEEDED and len(gw.history(pid)) == 2
+    gw.close()
 
 
 def test_a_plan_that_needs_io_first_leaves_nothing_written(store: SQLStore) -> None:
@@ -187,6 +368,19 @@ def test_a_lost_compare_and_set_rolls_the_claim_back(store: SQLStore, sql_url: s
 
 
 # -- PostgreSQL's one-statement ingest: the races -----------------------------------------
+
+
+def test_postgres_every_ingest_statement_fits_psycopgs_statement_cache() -> None:
+    """psycopg re-parses a statement of more than 50 parameters at every execution (about
+    0.1 ms a time, measurable on every event): each ingest statement must stay within."""
+    pytest.importorskip("psycopg")
+    from psycopg import _queries
+
+    from paygate.stores import postgres
+
+    statements = [*postgres.INGEST_STATEMENTS.values(), *postgres.INGEST_EVENT_ALONE.values()]
+    counts = [statement.count("%s") for statement in statements]
+    assert max(counts) <= _queries.MAX_CACHED_STATEMENT_PARAMS == 50, counts
 
 
 def applied_plan(store: SQLStore, pid: str, event_id: str) -> EventPlan:
@@ -252,7 +446,9 @@ def test_postgres_an_event_claimed_by_the_general_path_is_not_applied_again(
         payment_id=pid, payload={}, occurred_at=None, now=100.0, lease_seconds=30.0,
     )  # fmt: skip
     plan = applied_plan(store, pid, "evt_x")
-    assert ingest(store, lambda current: plan, event_id="evt_x") is None
+    busy = ingest(store, lambda current: plan, event_id="evt_x")
+    # counted, and left to its owner: nothing else written
+    assert busy is not None and busy[0].status is ClaimStatus.IN_PROGRESS and busy[1] is None
     after = store.get_payment(pid)
     assert before is not None and after is not None and after.version == before.version
     assert [t.event_id for t in store.history(pid)] == [json.loads(deliveries[0].body)["id"]]

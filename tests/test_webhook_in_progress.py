@@ -22,13 +22,27 @@ from paygate.gateway import WebhookResult
 from paygate.models import WebhookDelivery
 from paygate.providers.fake import FakeProvider
 
+# the PostgreSQL fixtures (skip with the reason when no server is reachable)
+from tests.postgres_support import pg_database, pg_schema, pg_url  # noqa: F401
+
 S = PaymentStatus
 LEASE = 30.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return f"sqlite:///{tmp_path / 'p.db'}"
 
 
 def succeeded_delivery(provider: FakeProvider, order_id: str = "ord_1") -> WebhookDelivery:
@@ -132,10 +146,10 @@ def _die_in_the_handler(db: str, body: bytes, headers: dict[str, str]) -> None:
 
 
 def test_a_dead_workers_event_is_answered_409_then_taken_over_after_the_lease(
-    tmp_path: Path,
+    sql_url: str,
 ) -> None:
     provider = FakeProvider(seed=3)
-    db = f"sqlite:///{tmp_path / 'p.db'}"
+    db = sql_url
     delivery = succeeded_delivery(provider)
     # spawn, not fork: a clean interpreter, like a real worker process
     child = multiprocessing.get_context("spawn").Process(

@@ -1047,19 +1047,33 @@ class Gateway:
         occurred = event.occurred_at.timestamp() if event.occurred_at else None
         handlers = self._handlers_for(event.type)
         # the first delivery of an event, on a store that can: claim, transition, log
-        # (and finish, with no handler to wait for) in one transaction
+        # (and finish, with no handler to wait for) in one transaction; a redelivery
+        # there: counted (taken over if nobody owns the event) in one transaction too
         ingested = self._ingest_new(event, occurred, quiet=not handlers)
+        stored: PaymentRecord | None = None
         if ingested is not None:
-            claim, applied = ingested
-            return self._dispatch(event, claim, handlers, *applied)
-        claim = self.store.claim_event(
-            self.provider.name, event.id, event_type=event.type.value,
-            provider_type=event.provider_type, payment_id=payment_id,
-            payload=_codec.dump(event), occurred_at=occurred, now=self.clock(),
-            lease_seconds=self.webhook_lease,
-        )  # fmt: skip
+            claim, applied, stored = ingested
+            if applied is not None:
+                return self._dispatch(event, claim, handlers, *applied)
+            # a known event: the same transaction counted the delivery (and took the
+            # event over if nobody owned it) and read the payment
+            known = True
+        else:
+            claim = self.store.claim_event(
+                self.provider.name, event.id, event_type=event.type.value,
+                provider_type=event.provider_type, payment_id=payment_id,
+                payload=_codec.dump(event), occurred_at=occurred, now=self.clock(),
+                lease_seconds=self.webhook_lease,
+            )  # fmt: skip
+            known = False
+
+        def payment() -> PaymentRecord | None:
+            if known or not payment_id:
+                return stored
+            return self.store.get_payment(payment_id)
+
         if not claim.owned:
-            record = self.store.get_payment(payment_id) if payment_id else None
+            record = payment()
             status = record.status if record else None
             in_progress = claim.status is ClaimStatus.IN_PROGRESS
             _log.info(
@@ -1077,7 +1091,7 @@ class Gateway:
         finished = False
         if claim.applied:  # an earlier delivery applied it, then a handler failed
             outcome = claim.outcome
-            record = self.store.get_payment(payment_id) if payment_id else None
+            record = payment()
             previous = record.status if record else None
         else:
             # with no handler to wait for, the event is marked processed in the same
@@ -1128,10 +1142,13 @@ class Gateway:
 
     def _ingest_new(
         self, event: WebhookEvent, occurred: float | None, *, quiet: bool
-    ) -> tuple[EventClaim, _Applied] | None:
+    ) -> tuple[EventClaim, _Applied | None, PaymentRecord | None] | None:
         """The first delivery of an event in one store transaction (SQL stores'
-        ``ingest_event``); ``None``: not a first delivery, or the store cannot, or the
-        transition needs the provider first -- the general path takes over."""
+        ``ingest_event``): ``(claim, what was applied, None)``. A redelivery in one
+        transaction too: ``(claim, None, the payment as stored)``, the claim processed, in
+        progress, or taken over (the general path applies or re-runs it). ``None``: the
+        store cannot, or the transition needs the provider first, or a race -- the
+        general path takes over."""
         ingest = getattr(self.store, "ingest_event", None)
         if ingest is None:
             return None
@@ -1160,6 +1177,8 @@ class Gateway:
             if done is None:
                 return None
             claim, plan, current = done
+            if plan is None:  # the event was known
+                return claim, None, current
             error = decided[0]
             previous = current.status if current else None
             if plan.transition is not None:
@@ -1168,7 +1187,7 @@ class Gateway:
                 _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
                              event.type.value, event.payment_id, error)  # fmt: skip
             record = plan.record if plan.record is not None else current
-            return claim, (plan.outcome, previous, record, error, plan.finish)
+            return claim, (plan.outcome, previous, record, error, plan.finish), None
         return None  # heavy contention: the general path retries on its own
 
     def _plan_event(

@@ -258,19 +258,22 @@ INSERT_EVENT = (
     "payment_id, payload, occurred_at, received_at, deliveries, claim_token, lease_until) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (provider, event_id) DO NOTHING"
 )
-COUNT_DELIVERY = (
-    "UPDATE paygate_events SET deliveries = deliveries + 1 WHERE provider = ? AND event_id = ?"
-)
-# takes over an event nobody owns: a handler failed (no lease) or its worker died (the
-# lease expired); never a processed one
-RECLAIM_EVENT = (
-    "UPDATE paygate_events SET claim_token = ?, lease_until = ? "
-    "WHERE provider = ? AND event_id = ? AND processed_at IS NULL "
-    "AND (lease_until IS NULL OR lease_until < ?)"
-)
-SELECT_EVENT_STATE = (
-    "SELECT processed_at, lease_until, applied_at, outcome, deliveries FROM paygate_events "
+# A delivery of a known event: counted, and the event taken over if nobody owns it -- a
+# handler failed (no lease) or its worker died (the lease expired); never a processed
+# one. Every SET expression sees the row as it was. Parameters: now, token, now,
+# lease_until, provider, event_id.
+TAKE_OVER = "processed_at IS NULL AND (lease_until IS NULL OR lease_until < ?)"
+REDELIVER_EVENT = (
+    "UPDATE paygate_events SET deliveries = deliveries + 1, "
+    f"claim_token = CASE WHEN {TAKE_OVER} THEN ? ELSE claim_token END, "
+    f"lease_until = CASE WHEN {TAKE_OVER} THEN ? ELSE lease_until END "
     "WHERE provider = ? AND event_id = ?"
+)
+#: what REDELIVER_EVENT left (the event was taken over if ``claim_token`` is the
+#: delivery's token)
+REDELIVERED_STATE = "processed_at, applied_at, outcome, deliveries, claim_token"
+SELECT_EVENT_STATE = (
+    f"SELECT {REDELIVERED_STATE} FROM paygate_events WHERE provider = ? AND event_id = ?"
 )
 MARK_EVENT_APPLIED = (
     "UPDATE paygate_events SET applied_at = ?, outcome = ? "
@@ -474,6 +477,23 @@ def event_from_row(row: Sequence[Any]) -> EventRecord:
     )
 
 
+def redelivered_claim(provider: str, event_id: str, token: str, state: Sequence[Any]) -> EventClaim:
+    """The claim of a known event from REDELIVERED_STATE's columns: taken over (with
+    ``token``), processed, or in progress on another worker."""
+    processed_at, applied_at, outcome, deliveries, claim_token = state
+    ours = claim_token == token
+    if ours:
+        status = ClaimStatus.RECLAIMED
+    elif processed_at is not None:
+        status = ClaimStatus.PROCESSED
+    else:
+        status = ClaimStatus.IN_PROGRESS
+    return EventClaim(
+        provider, event_id, status, token if ours else None,
+        applied=applied_at is not None, outcome=outcome, deliveries=int(deliveries),
+    )  # fmt: skip
+
+
 def operation_from_row(row: Sequence[Any]) -> OperationRecord:
     (key, operation, order_id, fingerprint, provider_key, status, attempt, method_digest,
      result_id, result, error_code, created_at, updated_at) = row  # fmt: skip
@@ -509,6 +529,10 @@ class SQLStore:
     """
 
     dialect: Dialect
+    #: the schema version this store found before its :meth:`upgrade` created (0) or
+    #: migrated the tables; ``None`` when it found them up to date (``paygate db upgrade``
+    #: reports it)
+    upgraded_from: int | None = None
 
     def _write(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -569,7 +593,9 @@ class SQLStore:
         return self.upgrade()
 
     def upgrade(self) -> int:
-        """Apply every missing migration in one transaction; returns the new version."""
+        """Apply every missing migration in one transaction; returns the new version.
+        ``upgraded_from`` says what was found, read under the migration lock: a
+        concurrent upgrader that got there first leaves this one nothing to do."""
         with self._write() as cur:
             if self.dialect.migration_lock:
                 cur.execute(self.dialect.migration_lock)
@@ -579,7 +605,9 @@ class SQLStore:
                 for statement in MIGRATIONS[target]:
                     cur.execute(self.dialect.ddl(statement))
                 self._run(cur, INSERT_SCHEMA_VERSION, (str(target),))
-            return SCHEMA_VERSION
+        if version < SCHEMA_VERSION:
+            self.upgraded_from = version
+        return SCHEMA_VERSION
 
     # -- payments -------------------------------------------------------------------------
 
@@ -664,11 +692,9 @@ class SQLStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
-        import uuid
-
         token = uuid.uuid4().hex
         lease_until = now + lease_seconds
-        # the first delivery is one INSERT; a later one reads and updates the row in a
+        # the first delivery is one INSERT; a later one updates and reads the row in a
         # transaction of its own (the row exists by then: nothing in between matters)
         with self._write_one() as cur:
             inserted = self._run(
@@ -680,26 +706,22 @@ class SQLStore:
         if inserted == 1:
             return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
         with self._write() as cur:
-            self._run(cur, COUNT_DELIVERY, (provider, event_id))
-            reclaimed = self._run(cur, RECLAIM_EVENT, (token, lease_until, provider, event_id, now))
-            self._run(cur, SELECT_EVENT_STATE, (provider, event_id))
-            row = cur.fetchone()
-        processed_at, _lease, applied_at, outcome, deliveries = row
-        if reclaimed == 1:
-            status = ClaimStatus.RECLAIMED
-        elif processed_at is not None:
-            status = ClaimStatus.PROCESSED
-        else:
-            status = ClaimStatus.IN_PROGRESS
-        return EventClaim(
-            provider,
-            event_id,
-            status,
-            token if reclaimed == 1 else None,
-            applied=applied_at is not None,
-            outcome=outcome,
-            deliveries=int(deliveries),
-        )
+            return self._redeliver(cur, provider, event_id, token, now, lease_until)
+
+    def _redeliver(
+        self,
+        cur: Cursor,
+        provider: str,
+        event_id: str,
+        token: str,
+        now: float,
+        lease_until: float,
+    ) -> EventClaim:
+        """A known event's delivery, inside the caller's transaction: count it, take the
+        event over if nobody owns it, and say what became of it."""
+        self._run(cur, REDELIVER_EVENT, (now, token, now, lease_until, provider, event_id))
+        self._run(cur, SELECT_EVENT_STATE, (provider, event_id))
+        return redelivered_claim(provider, event_id, token, cur.fetchone())
 
     def ingest_event(
         self,
@@ -714,17 +736,22 @@ class SQLStore:
         now: float,
         lease_seconds: float,
         decide: Callable[[PaymentRecord | None], EventPlan | None],
-    ) -> tuple[EventClaim, EventPlan, PaymentRecord | None] | None:
-        """A NEW event's whole first delivery in ONE transaction: read its payment,
-        ``decide`` (pure, no I/O: it runs inside the transaction), claim the event by
-        inserting its row already carrying the outcome (and processed, when
-        ``plan.finish``: no handler to wait for; else leased to this worker), write the
-        payment (compare-and-set) and log the transition. Four statements between BEGIN
-        and COMMIT instead of two or three transactions.
+    ) -> tuple[EventClaim, EventPlan | None, PaymentRecord | None] | None:
+        """An event's delivery in ONE transaction. A NEW event's whole first delivery:
+        read its payment, ``decide`` (pure, no I/O: it runs inside the transaction),
+        claim the event by inserting its row already carrying the outcome (and
+        processed, when ``plan.finish``: no handler to wait for; else leased to this
+        worker), write the payment (compare-and-set) and log the transition. Four
+        statements between BEGIN and COMMIT instead of two or three transactions.
 
-        Returns ``(claim, plan, payment as read)`` once committed. Returns ``None``, having
-        written nothing, when the event is already known (a redelivery: use
-        :meth:`claim_event`) or ``decide`` returned ``None`` (it needs I/O first). Raises
+        Returns ``(claim, plan, payment as read)`` once committed. When the event is
+        already known (a redelivery, or a racing first delivery that committed first),
+        the same transaction does :meth:`claim_event`'s work instead -- counts the
+        delivery, takes the event over if nobody owns it -- and returns ``(claim, None,
+        payment as stored)``: the claim is ``PROCESSED``, ``IN_PROGRESS`` or
+        ``RECLAIMED`` (owned; its transition is still to apply unless
+        ``claim.applied``). Returns ``None``, having written nothing, when ``decide``
+        returned ``None`` (it needs I/O first: use :meth:`claim_event`). Raises
         :class:`StoreConflict`, having written nothing, when the payment changed under
         it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
@@ -750,8 +777,11 @@ class SQLStore:
                         occurred_at, now, token, lease_seconds, plan,
                     ),
                 )  # fmt: skip
-                if claimed != 1:
-                    raise _Fallback  # a redelivery (or a racing first delivery that won)
+                if claimed != 1:  # a redelivery (or a racing first delivery that won)
+                    known = self._redeliver(
+                        cur, provider, event_id, token, now, now + lease_seconds
+                    )
+                    return known, None, current
                 self._write_plan(cur, plan)
         except _Fallback:
             return None

@@ -1,8 +1,10 @@
 """``paygate db``: a store's schema.
 
 ``paygate db upgrade --store URL`` creates the tables of an empty database or migrates an
-older schema to this paygate's version, in one transaction; a database written by a newer
-paygate is refused with nothing changed. ``paygate db version --store URL`` only reports.
+older schema to this paygate's version, in one transaction, and says which it did
+("created at version Y", "upgraded from version X to Y", "already at version Y"); a
+database written by a newer paygate is refused with nothing changed. ``paygate db version
+--store URL`` only reports.
 The URL may also come from ``PAYGATE_STORE_URL``.
 """
 
@@ -79,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"{shown}: schema version {found} (this paygate: {SCHEMA_VERSION})")
             return 0
-        # opening a SQL store creates or migrates its schema, under the store's own lock
+        # opening a SQL store creates or migrates its schema, under the store's own lock,
+        # and says what it found there
         store = open_store(url)
         found = _schema_version(store)
+        upgraded_from: int | None = getattr(store, "upgraded_from", None)
         store.close()
     except SchemaVersionError as exc:
         print(f"paygate db {args.db_command}: {shown}: {exc}", file=sys.stderr)
@@ -91,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if found is None:
         print(f"{shown}: an in-memory store has no schema to upgrade")
+    elif upgraded_from is None:
+        print(f"{shown}: schema already at version {found}")
+    elif upgraded_from == 0:
+        print(f"{shown}: schema created at version {found}")
     else:
-        print(f"{shown}: schema version {found}, up to date")
+        print(f"{shown}: schema upgraded from version {upgraded_from} to {found}")
     return 0

@@ -53,10 +53,12 @@ from paygate.stores._records import (
 from paygate.stores._sql import (
     APPLIED_EVENT_COLUMNS,
     FINISH_EVENT,
-    INSERT_APPLIED_EVENT,
     INSERT_EVENT,
     PAYMENT_COLUMNS,
+    REDELIVER_EVENT,
+    REDELIVERED_STATE,
     SELECT_PAYMENT,
+    TAKE_OVER,
     TRANSITION_COLUMNS,
     UPDATE_PAYMENT,
     Cursor,
@@ -66,6 +68,7 @@ from paygate.stores._sql import (
     applied_event_params,
     payment_from_row,
     payment_params,
+    redelivered_claim,
     transition_params,
     update_payment_params,
 )
@@ -104,10 +107,10 @@ POSTGRES = Dialect(
     migration_lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})",
 )
 
-# -- the first delivery of an event as ONE statement -------------------------------------
+# -- an event's delivery as ONE statement ---------------------------------------------------
 # ``SQLStore.ingest_event`` writes a new event's row, its payment and its transition in a
 # BEGIN ... COMMIT of four statements: six round trips to the server. PostgreSQL runs the
-# three writes as one statement (data-modifying CTEs), in autocommit: one round trip, the
+# writes as one statement (data-modifying CTEs), in autocommit: one round trip, the
 # statement its own transaction. Each write only happens on the rows its predecessor
 # returned, so the statement writes all or nothing:
 #
@@ -115,9 +118,13 @@ POSTGRES = Dialect(
 #   ev:   the event's row, only if ``pay`` wrote (a concurrent first delivery of the same
 #         event that committed meanwhile raises a unique violation: all rolled back)
 #   tr:   the transition, only if ``ev`` wrote
+#   dup:  only if the event IS known (a redelivery): the shared REDELIVER_EVENT counts the
+#         delivery and takes the event over if nobody owns it, returning its state
 #
-# and the result says which case it was: written; the event was known (a redelivery: the
-# general path); or the payment changed since it was read (StoreConflict: read again).
+# Every CTE sees the same snapshot, so ``pay`` and ``dup`` exclude each other. The result
+# says which case it was: written; the event was known (what ``dup`` returned, and the
+# payment's row as stored, for the answer: a redelivery costs this one round trip); or
+# the payment changed since it was read (StoreConflict: read again).
 # The columns come from the shared statements in ``_sql``; the casts are needed because
 # an ``INSERT ... SELECT`` of parameters cannot infer their types from the target table.
 
@@ -152,26 +159,23 @@ _TR = (
     f"INSERT INTO paygate_transitions ({TRANSITION_COLUMNS}) "
     f"SELECT {_typed_params(TRANSITION_COLUMNS)} FROM ev"
 )
-_RESULT = f"SELECT (SELECT count(*) FROM pay), EXISTS ({_KNOWN_EVENT})"
-# the probing variant (below) also returns the payment's row as it was before the
-# statement: empty when the payment is new (or the statement inserted it: a CTE's own
-# writes are invisible to the outer query)
-_PROBED_ROW = ", ".join(f"p.{name.strip()}" for name in PAYMENT_COLUMNS.split(","))
-_RESULT_PROBING = (
-    f"SELECT (SELECT count(*) FROM pay), EXISTS ({_KNOWN_EVENT}), {_PROBED_ROW} "
-    "FROM (SELECT 1) AS one LEFT JOIN paygate_payments AS p ON p.id = ?"
-)
+# parameters: now, token, now, lease_until, provider, event_id
+_DUP = f"dup AS ({REDELIVER_EVENT} RETURNING {REDELIVERED_STATE})"
+_PAYMENT_ROW = ", ".join(f"p.{name.strip()}" for name in PAYMENT_COLUMNS.split(","))
 
-#: an event that leaves its payment as it is, decided from the payment at ``version``:
-#: recorded only if the payment is still at that version (the row it was decided from may
-#: be this store's cached copy, which another worker may have moved on since)
-INGEST_UNCHANGED = POSTGRES.sql(
-    f"WITH ev AS (INSERT INTO paygate_events ({APPLIED_EVENT_COLUMNS}) "
-    f"SELECT {_typed_params(APPLIED_EVENT_COLUMNS)} WHERE EXISTS "
-    "(SELECT 1 FROM paygate_payments WHERE id = ? AND version = ?) "
-    "ON CONFLICT (provider, event_id) DO NOTHING RETURNING 1) "
-    f"SELECT (SELECT count(*) FROM ev), EXISTS ({_KNOWN_EVENT})"
-)
+
+def _result(written: str, *, probing: bool) -> str:
+    """The statement's one row: how many rows ``written`` wrote, ``dup``'s state (NULLs
+    for a new event), then the payment's row as it was before the statement (a CTE's own
+    writes are invisible to the outer query): always when ``probing``, else only for a
+    known event. Its one parameter: the payment's id."""
+    row_wanted = "" if probing else " AND d.deliveries IS NOT NULL"
+    return (
+        f"SELECT (SELECT count(*) FROM {written}), d.*, {_PAYMENT_ROW} "
+        "FROM (SELECT 1) AS one LEFT JOIN dup AS d ON true "
+        f"LEFT JOIN paygate_payments AS p ON p.id = ?{row_wanted}"
+    )
+
 
 #: (payment inserted rather than updated, transition logged, probing) -> the statement.
 #: Probing: the event tried as its payment's first, inserting the payment; when the
@@ -180,12 +184,37 @@ INGEST_UNCHANGED = POSTGRES.sql(
 INGEST_STATEMENTS = {
     (inserting, logged, probing): POSTGRES.sql(
         f"WITH pay AS ({_PAY_INSERTING if inserting else _PAY_UPDATING}), ev AS ({_EV})"
-        + (f", tr AS ({_TR}) " if logged else " ")
-        + (_RESULT_PROBING if probing else _RESULT)
+        + (f", tr AS ({_TR})" if logged else "")
+        + f", {_DUP} {_result('pay', probing=probing)}"
     )
     for inserting in (True, False)
     for logged in (True, False)
     for probing in ((True, False) if inserting else (False,))
+}
+
+# psycopg caches a statement's translation to PostgreSQL's own placeholders for at most
+# 50 parameters (psycopg._queries.MAX_CACHED_STATEMENT_PARAMS); a statement with more is
+# parsed again at every execution, about 0.1 ms each time. The largest statement above has
+# exactly 50 (tests/test_ingest_event.py checks it): hence ``claim_token`` returned and
+# compared here rather than compared in SQL against one more parameter.
+
+#: checked -> the statement for an event that leaves its payment as it is: the event's
+#: row alone, only if the event is new and, when ``checked``, only if the payment is
+#: still at the version the event was decided from (that row may be this store's cached
+#: copy, which another worker may have moved on since: decided on an old row, a
+#: ``dispute.won`` would be recorded as stale and lost).
+INGEST_EVENT_ALONE = {
+    checked: POSTGRES.sql(
+        f"WITH ev AS (INSERT INTO paygate_events ({APPLIED_EVENT_COLUMNS}) "
+        f"SELECT {_typed_params(APPLIED_EVENT_COLUMNS)} WHERE NOT EXISTS ({_KNOWN_EVENT})"
+        + (
+            " AND EXISTS (SELECT 1 FROM paygate_payments WHERE id = ? AND version = ?)"
+            if checked
+            else ""
+        )
+        + f" RETURNING 1), {_DUP} {_result('ev', probing=False)}"
+    )
+    for checked in (True, False)
 }
 
 # The finish after an event's handlers, committed asynchronously: SET LOCAL
@@ -205,12 +234,13 @@ _FINISH_EVENT_ASYNC = POSTGRES.sql(
     )
 )
 # The general path's claim in one statement: the shared INSERT of a new event's row, or,
-# for a known event, count the delivery and take the event over if nobody owns it (the
-# shared RECLAIM_EVENT's condition, on the row as it was), returning its state. SQLite
-# runs the same steps as three statements in one transaction.
-_TAKE_OVER = (
-    "paygate_events.processed_at IS NULL AND (paygate_events.lease_until IS NULL "
-    "OR paygate_events.lease_until < ?)"
+# for a known event, REDELIVER_EVENT's work as its DO UPDATE (the shared TAKE_OVER
+# condition, qualified: on the row as it was), returning its state. SQLite runs the INSERT,
+# then REDELIVER_EVENT and a SELECT in a second transaction. Since a redelivery is
+# counted by the ingest statement, this runs only when that one could not: an event that
+# needs the provider first, or a race with the event's first delivery.
+_TAKE_OVER = TAKE_OVER.replace("processed_at", "paygate_events.processed_at").replace(
+    "lease_until", "paygate_events.lease_until"
 )
 _CLAIM_EVENT = POSTGRES.sql(
     INSERT_EVENT.removesuffix(" DO NOTHING")
@@ -219,10 +249,20 @@ _CLAIM_EVENT = POSTGRES.sql(
     "ELSE paygate_events.claim_token END, "
     f"lease_until = CASE WHEN {_TAKE_OVER} THEN excluded.lease_until "
     "ELSE paygate_events.lease_until END "
-    "RETURNING processed_at, applied_at, outcome, deliveries, claim_token = ?"
+    f"RETURNING {REDELIVERED_STATE}"
 )
 _SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
-_INSERT_APPLIED_EVENT = POSTGRES.sql(INSERT_APPLIED_EVENT)
+
+
+def _ingest_result(
+    result: tuple[Any, ...] | None,
+) -> tuple[bool, tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """An ingest statement's row (see ``_result``): (written, the known event's state or
+    ``None`` for a new one, the payment's row or ``None``)."""
+    assert result is not None  # the statement's SELECT always returns one row
+    state = tuple(result[1:6]) if result[4] is not None else None
+    row = tuple(result[6:]) if result[6] is not None else None
+    return result[0] == 1, state, row
 
 
 class _RecentPayments:
@@ -430,8 +470,8 @@ class PostgresStore(SQLStore):
 
     def _write_one(self) -> contextlib.AbstractContextManager[Cursor]:
         # one statement on an autocommit connection is its own transaction: no BEGIN and
-        # COMMIT round trips (an event's first delivery; a redelivery's claim; the finish
-        # after an event's handlers)
+        # COMMIT round trips (an event's first delivery or redelivery; the general path's
+        # claim; the finish after an event's handlers)
         return self._connection(cursor=True)
 
     def _read(self) -> contextlib.AbstractContextManager[Cursor]:
@@ -453,17 +493,19 @@ class PostgresStore(SQLStore):
         now: float,
         lease_seconds: float,
         decide: Callable[[PaymentRecord | None], EventPlan | None],
-    ) -> tuple[EventClaim, EventPlan, PaymentRecord | None] | None:
+    ) -> tuple[EventClaim, EventPlan | None, PaymentRecord | None] | None:
         """:meth:`SQLStore.ingest_event` in one or two round trips on one pooled
-        connection. The same contract: ``None`` for a redelivery or a plan needing I/O
-        first, :class:`StoreConflict` when the payment changed since it was read,
+        connection. The same contract: a known event's delivery counted (and the event
+        taken over if nobody owns it) by the same statement, ``None`` for a plan needing
+        I/O first or a concurrent first delivery of the same event (the general path sorts
+        it out), :class:`StoreConflict` when the payment changed since it was read,
         nothing written in either case.
 
         Where the event starts from: the payment's row as this store last wrote it (see
         :class:`_RecentPayments`), else -- for an event that would create the payment --
         the event tried as the payment's first, which returns the stored row instead when
         the payment exists, else a read. Then one statement writes event, payment and
-        transition (see ``INGEST_STATEMENTS``).
+        transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
         """
         token = uuid.uuid4().hex
 
@@ -474,96 +516,105 @@ class PostgresStore(SQLStore):
             )  # fmt: skip
 
         event = (provider, event_id)
+        # the ``dup`` CTE's parameters, then the payment id of the result's row
+        known = (now, token, now, now + lease_seconds, *event, payment_id)
         claim = EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
-        # autocommit, one connection: each statement is its own transaction
-        with self._write_one() as cur:
-            current = None if payment_id is None else self._recent.get(payment_id)
-            if payment_id is not None and current is None:
-                plan = decide(None)  # as if the payment were new
-                if plan is not None and plan.record is not None and plan.expected_version is None:
-                    wrote, known, row = self._write_event(
-                        cur, plan, event, event_row, probe=payment_id
-                    )
-                    if wrote:
-                        return claim, plan, None
-                    if known:
-                        return None  # a redelivery
-                    if row is None:  # inserted by another worker after this statement began
-                        raise StoreConflict(f"payment {payment_id} was created meanwhile")
-                else:
-                    cur.execute(_SELECT_PAYMENT, (payment_id,))
-                    row = cur.fetchone()
-                current = None if row is None else payment_from_row(row)
-            plan = decide(current)
-            if plan is None:
-                return None
-            if plan.record is None:  # the payment does not change: the event's row alone
-                if current is None:
-                    cur.execute(_INSERT_APPLIED_EVENT, event_row(plan))
-                    return (claim, plan, None) if cur.rowcount == 1 else None
-                cur.execute(
-                    INGEST_UNCHANGED,
-                    (*event_row(plan), current.id, current.version, *event),
-                )
-                result = cur.fetchone()
-                assert result is not None  # the statement's SELECT always returns one row
-                if result[0] == 1:
-                    self._recent.put(current)
-                    return claim, plan, current
-                self._recent.drop(current.id)
-                if result[1]:
-                    return None  # a redelivery
-                raise StoreConflict(f"payment {current.id} changed since it was read")
-            wrote, known, _row = self._write_event(cur, plan, event, event_row)
-            if not wrote:
-                if known:
+
+        def redelivered(
+            state: tuple[Any, ...], row: tuple[Any, ...] | None
+        ) -> tuple[EventClaim, None, PaymentRecord | None]:
+            stored = None if row is None else payment_from_row(row)
+            if stored is not None:
+                self._recent.put(stored)
+            return redelivered_claim(provider, event_id, token, state), None, stored
+
+        try:
+            # autocommit, one connection: each statement is its own transaction
+            with self._write_one() as cur:
+                current = None if payment_id is None else self._recent.get(payment_id)
+                if payment_id is not None and current is None:
+                    plan = decide(None)  # as if the payment were new
+                    creates = plan is not None and plan.record is not None
+                    if plan is not None and creates and plan.expected_version is None:
+                        wrote, state, row = self._write_event(
+                            cur, plan, event, event_row, known, probe=payment_id
+                        )
+                        if wrote:
+                            return claim, plan, None
+                        if state is not None:
+                            return redelivered(state, row)
+                        if row is None:  # inserted by another worker after it began
+                            raise StoreConflict(f"payment {payment_id} was created meanwhile")
+                    else:
+                        cur.execute(_SELECT_PAYMENT, (payment_id,))
+                        row = cur.fetchone()
+                    current = None if row is None else payment_from_row(row)
+                plan = decide(current)
+                if plan is None:
                     return None
-                raise StoreConflict(f"payment {plan.record.id} changed since it was read")
+                if plan.record is None:  # the payment does not change: the event's row alone
+                    checked = () if current is None else (current.id, current.version)
+                    cur.execute(
+                        INGEST_EVENT_ALONE[current is not None],
+                        (*event_row(plan), *event, *checked, *known),
+                    )
+                    wrote, state, row = _ingest_result(cur.fetchone())
+                    if current is not None:
+                        if wrote:
+                            self._recent.put(current)
+                        else:
+                            self._recent.drop(current.id)
+                    if wrote:
+                        return claim, plan, current
+                    if state is not None:
+                        return redelivered(state, row)
+                    raise StoreConflict(f"payment {payment_id} changed since it was read")
+                wrote, state, row = self._write_event(cur, plan, event, event_row, known)
+                if not wrote:
+                    if state is not None:
+                        return redelivered(state, row)
+                    raise StoreConflict(f"payment {plan.record.id} changed since it was read")
+        except psycopg.errors.UniqueViolation:
+            # the same event's first delivery committed by another worker after the
+            # statement began (or its transition already logged): all rolled back; the
+            # general path sorts it out
+            if payment_id is not None:
+                self._recent.drop(payment_id)
+            return None
         return claim, plan, current
 
     def _write_event(
         self,
         cur: Any,
         plan: EventPlan,
-        known: tuple[str, str],
+        event: tuple[str, str],
         event_row: Callable[[EventPlan], tuple[Any, ...]],
+        known: tuple[Any, ...],
         *,
         probe: str | None = None,
-    ) -> tuple[bool, bool, tuple[Any, ...] | None]:
+    ) -> tuple[bool, tuple[Any, ...] | None, tuple[Any, ...] | None]:
         """Run the statement that writes ``plan`` (its payment row, the event's row, its
-        transition). Returns (written, the event was already known, with ``probe``: the
-        payment's row as stored before the statement, if any)."""
+        transition) or counts a known event's delivery (``known``: its parameters).
+        Returns (written, the known event's state or ``None``, the payment's row as
+        stored before the statement: with ``probe`` or for a known event, if any)."""
         record = plan.record
         assert record is not None
         if plan.expected_version is None:
-            params = payment_params(record) + known + event_row(plan)
+            params = payment_params(record) + event + event_row(plan)
         else:
-            params = update_payment_params(record, plan.expected_version) + known + event_row(plan)
+            params = update_payment_params(record, plan.expected_version) + event + event_row(plan)
         if plan.transition is not None:
             params += transition_params(plan.transition)
-        params += known
-        if probe is not None:
-            params += (probe,)
         statement = INGEST_STATEMENTS[
             plan.expected_version is None, plan.transition is not None, probe is not None
         ]
-        try:
-            cur.execute(statement, params)
-            result = cur.fetchone()
-        except psycopg.errors.UniqueViolation:
-            # the same event's first delivery committed by another worker meanwhile (or
-            # its transition already logged): all rolled back; the general path sorts
-            # it out
-            self._recent.drop(record.id)
-            return False, True, None
-        assert result is not None  # the statement's SELECT always returns one row
-        wrote, event_known = result[0] == 1, bool(result[1])
+        cur.execute(statement, params + known)
+        wrote, state, row = _ingest_result(cur.fetchone())
         if wrote:
             self._recent.put(record)
         else:
             self._recent.drop(record.id)
-        row = tuple(result[2:]) if probe is not None and result[2] is not None else None
-        return wrote, event_known, row
+        return wrote, state, row
 
     def claim_event(
         self,
@@ -582,24 +633,14 @@ class PostgresStore(SQLStore):
         token = uuid.uuid4().hex
         params = (provider, event_id, event_type, provider_type, payment_id,
                   _json(payload), occurred_at, now, token, now + lease_seconds,
-                  now, now, token)  # fmt: skip
+                  now, now)  # fmt: skip
         with self._write_one() as cur:
             cur.execute(_CLAIM_EVENT, params)
             row = cur.fetchone()
         assert row is not None  # RETURNING of an insert or an update: always a row
-        processed_at, applied_at, outcome, deliveries, ours = row
-        if int(deliveries) == 1:  # inserted: a new event
+        if int(row[3]) == 1:  # inserted (deliveries = 1): a new event
             return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token)
-        if ours:
-            status = ClaimStatus.RECLAIMED
-        elif processed_at is not None:
-            status = ClaimStatus.PROCESSED
-        else:
-            status = ClaimStatus.IN_PROGRESS
-        return EventClaim(
-            provider, event_id, status, token if ours else None,
-            applied=applied_at is not None, outcome=outcome, deliveries=int(deliveries),
-        )  # fmt: skip
+        return redelivered_claim(provider, event_id, token, row)
 
     def finish_event(self, claim: EventClaim, *, now: float) -> bool:
         if self.finish_commit == "sync":
