@@ -63,7 +63,10 @@ def dump(value: Any) -> Any:
             return {"__type__": "Money", "amount": value.amount, "currency": value.currency}
         out: dict[str, Any] = {"__type__": type(value).__name__}
         for name in names:
-            out[name] = dump(getattr(value, name))
+            field = getattr(value, name)
+            # most fields are None or a plain str: kept as they are without a call (the
+            # calls were most of a dump's cost, and a webhook dumps two payments)
+            out[name] = field if field is None or type(field) is str else dump(field)
         return out
     if isinstance(value, Enum):
         return value.value
@@ -127,8 +130,13 @@ def load(data: Any) -> Any:
     return cls(**kwargs)
 
 
+#: ``json.dumps(value, separators=(",", ":"), sort_keys=True)`` without building a new
+#: encoder at every call (json.dumps does unless all its options are the defaults)
+encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(dump(value), separators=(",", ":"), sort_keys=True)
+    return encode_json(dump(value))
 
 
 def loads(text: str) -> Any:

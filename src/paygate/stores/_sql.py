@@ -331,7 +331,7 @@ FINISH_OPERATION = (
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _codec.encode_json(value)
 
 
 def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
@@ -346,7 +346,7 @@ def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
         state.status.value,
         state.captured,
         state.refunded,
-        _json(sorted(state.refund_ids)),
+        _json(sorted(state.refund_ids)) if state.refund_ids else "[]",
         state.before_dispute.value if state.before_dispute else None,
         _codec.dumps(record.payment),
         record.version,
