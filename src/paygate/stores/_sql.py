@@ -26,7 +26,7 @@ The two dialects are ``paygate.stores.sqlite.SQLITE`` and ``paygate.stores.postg
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -692,7 +692,7 @@ class SQLStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         # the first delivery is one INSERT; a later one updates and reads the row in a
         # transaction of its own (the row exists by then: nothing in between matters)
@@ -756,7 +756,7 @@ class SQLStore:
         it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
         """
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         try:
             with self._write() as cur:
                 row = None

@@ -31,8 +31,8 @@ transition log's ``UNIQUE (provider, event_id)`` is the last line of defence.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -525,7 +525,8 @@ class PostgresStore(SQLStore):
         the payment exists, else a read. Then one statement writes event, payment and
         transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
         """
-        token = uuid.uuid4().hex
+        # 32 hex digits like uuid4().hex (128 random bits, not 122), without a UUID object
+        token = secrets.token_hex(16)
 
         def event_row(plan: EventPlan) -> tuple[Any, ...]:
             return applied_event_params(
@@ -648,7 +649,7 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
     ) -> EventClaim:
         """:meth:`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         params = (provider, event_id, event_type, provider_type, payment_id,
                   _json(payload), occurred_at, now, token, now + lease_seconds,
                   now, now)  # fmt: skip
