@@ -321,6 +321,45 @@ class _Connection(psycopg.Connection[Any]):
         return cur
 
 
+class _Borrowed:
+    """``with``: a connection borrowed from the pool (or, with ``cursor``, its cursor),
+    returned at the end of the block; a dropped connection's ``OperationalError`` becomes
+    a :class:`StoreError`.
+
+    A class rather than a ``contextlib.contextmanager`` generator, and the pool's
+    ``getconn``/``putconn`` rather than its own context manager: every statement on the
+    webhook path pays for each layer (the generator's cost about 1 us a statement).
+    """
+
+    __slots__ = ("_conn", "_cursor", "_display", "_pool", "_timeout")
+
+    def __init__(self, pool: ConnectionPool[Any], display: str, timeout: float, cursor: bool):
+        self._pool = pool
+        self._display = display
+        self._timeout = timeout
+        self._cursor = cursor
+
+    def __enter__(self) -> Any:
+        try:
+            conn = self._conn = self._pool.getconn()
+        except PoolTimeout:
+            raise StoreError(
+                f"PostgreSQL store {self._display}: no free connection within {self._timeout}s"
+            ) from None
+        return conn.paygate_cursor() if self._cursor else conn
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        # an autocommit connection is idle here (a transaction() block has ended); the
+        # pool rolls back anything else and replaces a broken connection
+        self._pool.putconn(self._conn)
+        if isinstance(exc, psycopg.OperationalError):
+            # a dropped connection, a server shutting down: the pool replaces the
+            # connection; the transaction was rolled back by the server
+            raise StoreError(
+                f"PostgreSQL store {self._display}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
 #: paygate's own options in the URL's query string (the rest go to libpq)
 _OPTIONS = ("schema", "pool_min", "pool_max", "timeout", "finish_commit")
 
@@ -453,33 +492,11 @@ class PostgresStore(SQLStore):
 
     # -- connections ------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _connection(self, *, cursor: bool = False) -> Iterator[Any]:
-        """A pooled connection (or, with ``cursor``, a cursor on one) for the block.
-
-        Borrows and returns the connection itself rather than nesting the pool's own
-        context manager: on the webhook path every statement pays for each layer.
-        """
+    def _connection(self, *, cursor: bool = False) -> _Borrowed:
+        """A pooled connection (or, with ``cursor``, its cursor) for a ``with`` block."""
         if self._closed:
             raise ConfigurationError("this PostgresStore is closed")
-        try:
-            conn = self._pool.getconn()
-        except PoolTimeout:
-            raise StoreError(
-                f"PostgreSQL store {self._display}: no free connection within {self.timeout}s"
-            ) from None
-        try:
-            yield conn.paygate_cursor() if cursor else conn
-        except psycopg.OperationalError as exc:
-            # a dropped connection, a server shutting down: the pool replaces the
-            # connection; the transaction was rolled back by the server
-            raise StoreError(
-                f"PostgreSQL store {self._display}: {type(exc).__name__}: {exc}"
-            ) from None
-        finally:
-            # an autocommit connection is idle here (a transaction() block has ended);
-            # the pool rolls back anything else and replaces a broken connection
-            self._pool.putconn(conn)
+        return _Borrowed(self._pool, self._display, self.timeout, cursor)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
