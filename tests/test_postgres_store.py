@@ -427,3 +427,34 @@ def test_an_event_that_changes_nothing_on_a_stale_cached_row_is_decided_again(
     assert [t.new_status for t in a.history(payment.id)][-2:] == [S.DISPUTED, S.SUCCEEDED]
     a.close()
     b.close()
+
+
+def test_a_dropped_connection_is_a_store_error_and_the_pool_replaces_it(
+    pg_url: str,  # noqa: F811
+) -> None:
+    s = open_store(pg_url + "&pool_min=1&pool_max=1")
+    # AdminShutdown: psycopg's OperationalError for a connection the server ended
+    with pytest.raises(StoreError, match="AdminShutdown"), s._read() as cur:  # type: ignore[attr-defined]
+        cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    assert s.get_payment("pay_1") is None  # a fresh connection, with a fresh cursor
+    s.close()
+
+
+def test_no_free_connection_within_the_timeout_is_a_store_error(pg_url: str) -> None:  # noqa: F811
+    s = open_store(pg_url + "&pool_min=1&pool_max=1&timeout=0.2")
+    held = s._read()  # type: ignore[attr-defined]
+    with held, pytest.raises(StoreError, match=r"no free connection within 0\.2s"):
+        s.get_payment("pay_1")
+    assert s.get_payment("pay_1") is None  # returned at the end of the block
+    s.close()
+
+
+def test_a_connection_keeps_its_cursor_across_borrows(pg_url: str) -> None:  # noqa: F811
+    s = open_store(pg_url + "&pool_min=1&pool_max=1")
+    with s._read() as first:  # type: ignore[attr-defined]
+        first.execute("SELECT 1")
+    with s._write_one() as second:  # type: ignore[attr-defined]
+        assert second is first
+        second.execute("SELECT 2")
+        assert second.fetchone() == (2,)
+    s.close()

@@ -345,6 +345,8 @@ class Gateway:
         )
 
     def _log_transition(self, t: TransitionRecord) -> None:
+        if not _log.isEnabledFor(logging.INFO):  # its arguments cost more than the check
+            return
         _log.info(
             "payment %s: %s -> %s (%s via %s%s) captured=%s refunded=%s",
             t.payment_id, t.previous_status.value if t.previous_status else "new",
@@ -1132,8 +1134,9 @@ class Gateway:
                 raise
         if not finished and not self.store.finish_event(claim, now=self.clock()):
             _log.warning("webhook %s: lease expired before the handlers finished", event.id)
-        _log.info("webhook %s (%s): %s%s", event.id, event.type.value, outcome,
-                  f", payment {payment_id} {status.value}" if status else "")  # fmt: skip
+        if _log.isEnabledFor(logging.INFO):  # spare building the arguments when disabled
+            _log.info("webhook %s (%s): %s%s", event.id, event.type.value, outcome,
+                      f", payment {payment_id} {status.value}" if status else "")  # fmt: skip
         return WebhookResult(
             event, False, previous, status, outcome,
             payment=record.payment if record else None,

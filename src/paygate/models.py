@@ -190,11 +190,13 @@ class Payment:
     raw: Any = _raw()
 
     def __post_init__(self) -> None:
-        zero = Money(0, self.amount.currency)
-        if self.amount_captured is None:
-            object.__setattr__(self, "amount_captured", zero)
-        if self.amount_refunded is None:
-            object.__setattr__(self, "amount_refunded", zero)
+        # a zero only when one is missing: a webhook builds several payments, all with both
+        if self.amount_captured is None or self.amount_refunded is None:
+            zero = Money(0, self.amount.currency)
+            if self.amount_captured is None:
+                object.__setattr__(self, "amount_captured", zero)
+            if self.amount_refunded is None:
+                object.__setattr__(self, "amount_refunded", zero)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,14 +57,30 @@ def dump(value: Any) -> Any:
     """A JSON-ready structure for ``value``; dataclasses are tagged with ``__type__``."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
-    names = _FIELDS.get(type(value))
+    cls = type(value)
+    if cls is Money:  # the commonest nested object: skip the generic path
+        return {"__type__": "Money", "amount": value.amount, "currency": value.currency}
+    names = _FIELDS.get(cls)
     if names is not None:
-        if type(value) is Money:  # the commonest nested object: skip the generic path
-            return {"__type__": "Money", "amount": value.amount, "currency": value.currency}
-        out: dict[str, Any] = {"__type__": type(value).__name__}
+        out: dict[str, Any] = {"__type__": cls.__name__}
         for name in names:
-            out[name] = dump(getattr(value, name))
+            field = getattr(value, name)
+            # most fields are None, a str or a str enum (kept as they are, like above) or
+            # Money: without a call (the calls were most of a dump's cost, and a webhook
+            # dumps two payments)
+            if field is None or isinstance(field, str):
+                out[name] = field
+            elif type(field) is Money:
+                out[name] = {
+                    "__type__": "Money",
+                    "amount": field.amount,
+                    "currency": field.currency,
+                }
+            else:
+                out[name] = dump(field)
         return out
+    if cls is dict:  # before the Mapping ABC's slower isinstance below
+        return {str(k): dump(v) for k, v in value.items()}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
@@ -127,8 +143,13 @@ def load(data: Any) -> Any:
     return cls(**kwargs)
 
 
+#: ``json.dumps(value, separators=(",", ":"), sort_keys=True)`` without building a new
+#: encoder at every call (json.dumps does unless all its options are the defaults)
+encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(dump(value), separators=(",", ":"), sort_keys=True)
+    return encode_json(dump(value))
 
 
 def loads(text: str) -> Any:

@@ -116,13 +116,21 @@ class PaymentRecord:
         shown = dataclasses.replace(
             payment,
             status=state.status,
-            amount=Money(state.amount, currency),
-            amount_captured=Money(state.captured, currency),
-            amount_refunded=Money(state.refunded, currency),
+            amount=_money(state.amount, currency, payment.amount),
+            amount_captured=_money(state.captured, currency, payment.amount_captured),
+            amount_refunded=_money(state.refunded, currency, payment.amount_refunded),
             client_secret=None,
             raw=None,
         )
         return cls(shown, state, version, created_at, updated_at)
+
+
+def _money(amount: int, currency: str, shown: Money | None) -> Money:
+    """``Money(amount, currency)``, or ``shown`` when it is that already (Money is
+    immutable; most of a record's amounts are unchanged, and each new one is validated)."""
+    if shown is not None and shown.amount == amount and shown.currency == currency:
+        return shown
+    return Money(amount, currency)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ The two dialects are ``paygate.stores.sqlite.SQLITE`` and ``paygate.stores.postg
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -331,7 +331,7 @@ FINISH_OPERATION = (
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _codec.encode_json(value)
 
 
 def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
@@ -346,7 +346,7 @@ def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
         state.status.value,
         state.captured,
         state.refunded,
-        _json(sorted(state.refund_ids)),
+        _json(sorted(state.refund_ids)) if state.refund_ids else "[]",
         state.before_dispute.value if state.before_dispute else None,
         _codec.dumps(record.payment),
         record.version,
@@ -692,7 +692,7 @@ class SQLStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         # the first delivery is one INSERT; a later one updates and reads the row in a
         # transaction of its own (the row exists by then: nothing in between matters)
@@ -756,7 +756,7 @@ class SQLStore:
         it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
         """
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(16)
         try:
             with self._write() as cur:
                 row = None
