@@ -338,3 +338,29 @@ def test_the_reader_thread_stops_when_reading_stops_early(
     with pytest.raises(ValidationError, match="appears twice"):
         run(orders, report)
     assert not readers() - before
+
+
+def test_the_reader_and_kernels_allocate_from_their_own_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_batches: dict[str, int]
+) -> None:
+    arrow = _arrow.load_arrow()
+    assert arrow is not None
+    assert arrow.pool.backend_name in ("jemalloc", "system")
+    # a kernel called through arrow.pc allocates from that pool, not the default one
+    before = arrow.pool.bytes_allocated()
+    doubled = arrow.pc.add(pa.array(range(10_000), pa.int64()), 1)
+    assert arrow.pool.bytes_allocated() >= before + 80_000
+    del doubled
+
+    # where pyarrow has no jemalloc (Windows wheels), the system allocator
+    def no_jemalloc() -> None:
+        raise pa.ArrowNotImplementedError("jemalloc support is not built")
+
+    monkeypatch.setattr(pa, "jemalloc_memory_pool", no_jemalloc)
+    fallback = _arrow.load_arrow()
+    assert fallback is not None
+    assert fallback.pool.backend_name == "system"
+    orders, report = write_files(tmp_path, 300)
+    result = run(orders, report)
+    assert small_batches["batches"] > 0
+    assert result.orders_read == 300

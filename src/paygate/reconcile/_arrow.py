@@ -19,6 +19,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,11 +35,13 @@ _SHAPES = {0: r"^-?[0-9]+$", **{n: rf"^-?[0-9]+\.[0-9]{{{n}}}$" for n in range(1
 
 @dataclass(frozen=True, slots=True)
 class Arrow:
-    """The three pyarrow modules the fast path uses."""
+    """The three pyarrow modules the fast path uses, and the memory pool the CSV reader
+    allocates its batches from."""
 
     pa: Any
     pc: Any
     csv: Any
+    pool: Any
 
     @property
     def Invalid(self) -> type[Exception]:  # named like the exception class it returns
@@ -54,7 +57,32 @@ def load_arrow() -> Arrow | None:
         import pyarrow.csv
     except ImportError:
         return None
-    return Arrow(pyarrow, pyarrow.compute, pyarrow.csv)
+    pool = _reader_pool(pyarrow)
+    return Arrow(pyarrow, _PooledCompute(pyarrow.compute, pool), pyarrow.csv, pool)
+
+
+class _PooledCompute:
+    """``pyarrow.compute`` whose functions allocate from ``pool``."""
+
+    def __init__(self, pc: Any, pool: Any) -> None:
+        self._pc = pc
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Any:
+        function = partial(getattr(self._pc, name), memory_pool=self._pool)
+        setattr(self, name, function)
+        return function
+
+
+def _reader_pool(pa: Any) -> Any:
+    """jemalloc where pyarrow has it, else the system allocator: not pyarrow's default
+    mimalloc, which keeps the pages of batches already freed (at a million rows a side,
+    ~40 MB more peak RSS). Only the reader's batches come from it; the process-wide
+    default pool is left alone."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # pyarrow.lib.ArrowNotImplementedError is one
+        return pa.system_memory_pool()
 
 
 #: smaller files take the pure-Python path: importing pyarrow alone costs ~0.4 s and
@@ -109,6 +137,7 @@ def record_batches(
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
+        memory_pool=arrow.pool,
     )
     positions = sorted(set(wanted))
 
