@@ -390,3 +390,48 @@ print("pandas" in sys.modules)
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("rows", "amount_unit", "usual"),
+    [
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "0.50", "USD", "pending", "")], "major", True),
+        ([("o1", "1999", "USD", "paid", ""), ("o2", "5", "USD", "paid", "")], "minor", True),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "3.00", "EUR", "paid", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "5", "USD", "paid", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "-5.00", "USD", "paid", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "5.00", "USD", "Paid ", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("", "5.00", "USD", "paid", "")], "major", False),
+        (
+            [("o1", "19.99", "USD", "paid", "1.00"), ("o2", "5.00", "USD", "paid", "")],
+            "major",
+            False,
+        ),
+        ([("o1", "19.99", "XYZ", "paid", ""), ("o2", "5.00", "XYZ", "paid", "")], "major", False),
+    ],
+)
+def test_orders_checked_on_the_helper_thread_make_the_same_batch(
+    tmp_path: Path, rows: list[tuple[str, ...]], amount_unit: Any, usual: bool
+) -> None:
+    """The usual batch is checked in Arrow on the reader's thread; the batch it makes is
+    the one the main thread makes from the same columns, and any other batch is left to
+    the main thread."""
+    arrow = _arrow.load_arrow()
+    assert arrow is not None
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,amount,currency,status,refunded\n")
+    reader = OrdersCSV(path, amount_unit=amount_unit)
+    pos = {"order_id": 0, "amount": 1, "currency": 2, "status": 3, "created_at": None}
+    pos["refunded"] = 4
+    columns: dict[int, Any] = {i: pa.array([row[i] for row in rows]) for i in range(5)}
+    words = list(reader.status_words)
+    statuses = list(reader.status_words.values())
+    prepared = reader._prepare(arrow, pos, words)(columns)
+    assert (prepared is not None) is usual
+    plain = reader._arrow_batch(arrow, columns, pos, False, statuses)
+    if prepared is not None:
+        fast = reader._arrow_batch(
+            arrow, {**columns, _arrow.PREPARED: prepared}, pos, False, statuses
+        )
+        assert fast == plain
+        assert fast is not None and all(type(a) is int for a in fast.amounts)
