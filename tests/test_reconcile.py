@@ -428,30 +428,6 @@ def test_batch_and_row_paths_classify_identically(tmp_path, monkeypatch, reader)
     assert fast.counts[Case.DOUBLE_CHARGE] > 0 and fast.counts[Case.ORPHAN] > 0
 
 
-@pytest.mark.parametrize("rows_only", [False, True])
-def test_small_code_caches_and_slices_classify_the_same(tmp_path, monkeypatch, rows_only) -> None:  # type: ignore[no-untyped-def]
-    """The shared-code cache starting over every few codes, and clean matches written a
-    few records at a time (a double charge's two payments then fall in different slices
-    of a batch), change nothing."""
-    orders, report = _many(tmp_path)
-
-    def run():  # type: ignore[no-untyped-def]
-        if rows_only:
-            return reconcile(
-                _RowsOnly(OrdersCSV(orders)), _RowsOnly(StripeReportCSV(report)), now=NOW
-            )
-        return reconcile(OrdersCSV(orders), StripeReportCSV(report), now=NOW)
-
-    usual = run()
-    monkeypatch.setattr("paygate.reconcile._engine._SHARED_CODES", 3)
-    monkeypatch.setattr("paygate.reconcile._engine._SLICE", 7)
-    small = run()
-    assert small.counts == usual.counts
-    assert small.totals == usual.totals
-    assert small.lines == usual.lines
-    assert usual.counts[Case.DOUBLE_CHARGE] > 0
-
-
 def test_the_lazy_top_level_names_and_the_callable_subpackage() -> None:
     import subprocess
     import sys

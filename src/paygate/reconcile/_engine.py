@@ -1,30 +1,29 @@
 """The reconciliation engine: hold one side compactly, stream the other, classify.
 
 Memory is the constraint at a million orders a side. The internal side is held as one dict
-``order_id -> code``: the order's amount, currency, status and two flags packed into one
-Python int. Equal codes are one shared int object (a bounded cache hands them out), and
-orders repeat amounts - prices - so an order costs its key (64 bytes for a short id) and
-its dict slot (about 30), where an int of its own (a code, or a position into arrays)
-would add 32 and a tuple of fields or a dataclass 200-300. The provider side streams past
-it. The common case - one successful payment of exactly the order's amount - only sets the
-``matched`` bit (the code becomes the shared code with that bit); anything else promotes
-the order to an :class:`_OrderState` that collects its records. At the end one sweep
-classifies every order and the leftovers are orphans or missing.
+``order_id -> position`` and, by position, the order's amount, currency, status and recent
+flag packed into one int64 (``codes``) and one byte saying what the provider side said so
+far (``marks``): about 100 bytes an order with its key, where a tuple of fields or a
+dataclass would be 200-300. The provider side streams past it. The common case - one
+successful payment of exactly the order's amount - only marks the order ``matched``;
+anything else promotes it to an :class:`_OrderState` that collects its records. At the end
+one sweep classifies every order and the leftovers are orphans or missing.
 
-A batch of records is one dict probe per record (``map(dict.get)``) and one
-``dict.update`` for its clean matches, all through ``map`` in C, a slice of the batch at a
-time so that the update finds the entries the probe just read still in the CPU's caches.
+Why positions: a batch of records is then one dict probe per record (``map(dict.get)``),
+and everything after it - reading the codes, comparing, marking - is indexing into arrays
+through ``map`` in C, with no second probe of the dict.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from contextlib import closing
 from datetime import datetime
-from itertools import compress, islice, repeat
+from itertools import compress, count, islice, repeat
 from operator import eq, gt, lshift, mul, ne, not_, or_, rshift
-from typing import Any, cast
+from typing import Any
 
 from paygate.errors import ValidationError
 from paygate.money import Money
@@ -49,25 +48,23 @@ __all__ = ["reconcile"]
 
 Progress = Callable[[str, int], None]
 
-# -- the packed code: amount << 20 | currency index << 8 | flags | status code -------------
+# -- the packed code: amount << 20 | currency index << 8 | recent flag | status code -------
 _STATUSES: list[OrderStatus] = list(OrderStatus)
 _STATUS_CODE = {status: code for code, status in enumerate(_STATUSES)}
 _STATUS_MASK = 0xF
-_MATCHED = 1 << 4  # one successful payment of exactly the order's amount seen
 _RECENT = 1 << 5  # created inside the grace window: no record yet is not "missing"
 _CUR_SHIFT = 8
 _CUR_MASK = 0xFFF
 _AMOUNT_SHIFT = 20
 _PAID_CODE = _STATUS_CODE[OrderStatus.PAID]
-#: ``held``'s value for an order whose records are in an ``_OrderState``: negative, so no
-#: record's expected code equals it (those are -1 << 20 or more) and its matched bit is 0
-_PROMOTED = -(1 << 62)
-_NOT_MATCHED = bytes((1,)) + bytes(255)  # bytes.translate table: 1 for the 0s
-#: the code cache starts over beyond this many codes (a few MB): with every amount
-#: different, sharing saves nothing and the cache must not grow with the orders
-_SHARED_CODES = 1 << 17
-#: provider records matched per step (see ``match_batch``)
-_SLICE = 1024
+#: the code at the extra position that stands for "no such order": no record's expected
+#: code equals it (those are -1 << 20 or more)
+_NO_ORDER = -(1 << 62)
+# -- an order's mark: what the provider side said so far ------------------------------------
+_MATCHED = 1  # one successful payment of exactly the order's amount
+_PROMOTED = 2  # more than that: its records are in an ``_OrderState``
+_ONLY_MATCHED = bytes(int(i == _MATCHED) for i in range(256))  # bytes.translate tables
+_NOT_MATCHED = bytes(int(i != _MATCHED) for i in range(256))
 # how often the progress callback hears from us: every 64 chunks, or 65,536 rows
 _PROGRESS_CHUNKS = 64
 _PROGRESS_ROWS = 1 << 16
@@ -260,10 +257,9 @@ def reconcile(
     hi = until_ts if until_ts is not None else float("inf")
 
     # -- 1. hold the internal side, packed -----------------------------------------------
-    held: dict[str | None, int] = {}  # order id -> code (or _PROMOTED)
-    # equal codes as one int object: ``share(code, code)`` is the first int of that value
-    shared: dict[int, int] = {}
-    share = shared.setdefault
+    held: dict[str | None, int] = {}  # order id -> position in codes
+    # int64 while every amount is below 2**43 minor units, Python ints beyond (widen)
+    codes: MutableSequence[int] = array("q")
     known_refunds: dict[str, int] = {}
     currencies: list[str] = []
     cur_index: dict[str, int] = {}
@@ -280,32 +276,35 @@ def reconcile(
                 raise ValidationError("more than 4096 currencies on the internal side")
         return index
 
-    def bound_shared() -> None:
-        if len(shared) > _SHARED_CODES:
-            shared.clear()
+    def widen() -> None:
+        """An amount of 2**43 minor units or more: the codes become Python ints."""
+        nonlocal codes
+        codes = list(codes)
 
     def hold_rows(rows: Iterable[InternalRow]) -> int:
         count = 0
         for order_id, amount, currency, status, created_ts, refunded in rows:
             count += 1
-            if not count % _PROGRESS_ROWS:
-                bound_shared()
-                if progress is not None:
-                    progress("orders", count)
+            if progress is not None and not count % _PROGRESS_ROWS:
+                progress("orders", count)
             if windowed and created_ts is not None and not (lo <= created_ts < hi):
                 continue
             code = amount << _AMOUNT_SHIFT | currency_index(currency) << _CUR_SHIFT
             code |= status_code[status]
             if recent_after is not None and created_ts is not None and created_ts > recent_after:
                 code |= _RECENT
-            before = len(held)
-            hold(order_id, share(code, code))  # one dict operation: insert unless present
-            if len(held) == before:
+            position = len(codes)
+            if hold(order_id, position) != position:  # one dict operation: insert unless present
                 message = f"order {order_id!r} appears twice on the internal side"
                 if not skip_bad_rows:
                     raise ValidationError(message)
                 report.bad_rows.append(BadRow("<orders>", 0, message))
                 continue
+            try:
+                codes.append(code)
+            except OverflowError:
+                widen()
+                codes.append(code)
             if refunded:
                 known_refunds[order_id] = refunded
         return count
@@ -325,6 +324,7 @@ def reconcile(
 
     def hold_batch(batch: OrderBatch) -> int:
         ids = batch.order_ids
+        start = len(codes)
         rows = zip(
             ids,
             batch.amounts,
@@ -334,10 +334,8 @@ def reconcile(
             repeat(None),
         )
         before = len(held)
-        codes = list(codes_of(batch))
         # insert unless present, one dict probe per order, run in C
-        deque(map(hold, ids, map(share, codes, codes)), maxlen=0)
-        bound_shared()
+        deque(map(hold, ids, range(start, start + len(ids))), maxlen=0)
         if len(held) != before + len(ids):
             # an order seen before or twice in this batch (cheaper to notice after the fact
             # than to check first): setdefault kept every earlier value, so taking out the
@@ -346,6 +344,12 @@ def reconcile(
             for order_id in list(islice(reversed(held), len(held) - before)):
                 del held[order_id]
             return hold_rows(rows)
+        try:
+            codes.extend(codes_of(batch))
+        except OverflowError:  # extend stops part way: redo the batch as Python ints
+            del codes[start:]
+            widen()
+            codes.extend(codes_of(batch))
         return len(ids)
 
     orders_read = 0
@@ -368,38 +372,40 @@ def reconcile(
     fee_by_cur: dict[str, int] = {}
     net_by_cur: dict[str, int] = {}
     orphans: list[ProviderRow] = []
-    # orders with more than one clean match: their state lives here, ``held`` says so
-    states: dict[str | None, _OrderState] = {}
+    # the position that stands for "no such order" (None never is a key: no order id)
+    nowhere = len(codes)
+    codes.append(_NO_ORDER)
+    marks = bytearray(nowhere + 1)
+    # orders with more than one clean match: their state lives here, ``marks`` says so
+    states: dict[int, _OrderState] = {}
     held_get = held.get
-    shared.clear()  # the orders' codes are held: only their matched twins are needed now
-    twins = _Twins()
-    twin = twins.__getitem__
+    code_at = codes.__getitem__
+    mark_at = marks.__getitem__
 
-    def match(rec: ProviderRow) -> None:
-        """Fold one record into its order (fees and net are counted by the caller)."""
+    def match(rec: ProviderRow, position: int) -> None:
+        """Fold one record into the order at ``position`` (fees and net are counted by
+        the caller)."""
         kind = rec[1]
         if kind is _OTHER:
             return
-        order_id = rec[0]
-        value = held_get(order_id)  # None never is a key: no order id -> orphan
-        if value is None:
+        if position == nowhere:
             orphans.append(rec)
             return
-        if value == _PROMOTED:
-            states[order_id].add(rec)
+        mark = marks[position]
+        if mark == _PROMOTED:
+            states[position].add(rec)
             return
         # the clean match: a paid order, not matched before, of exactly this amount and
         # currency (the recent flag does not matter here)
-        if not value & _MATCHED and kind is _PAYMENT and rec[2] is _SUCCEEDED:
+        if not mark and kind is _PAYMENT and rec[2] is _SUCCEEDED:
             index = cur_index.get(rec[4])
-            if index is not None and value & ~_RECENT == (
+            if index is not None and codes[position] & ~_RECENT == (
                 rec[3] << _AMOUNT_SHIFT | index << _CUR_SHIFT | _PAID_CODE
             ):
-                held[order_id] = twin(value)
+                marks[position] = _MATCHED
                 return
-        matched = bool(value & _MATCHED)
-        state = states[order_id] = _promote(value & ~_MATCHED, matched, currencies)
-        held[order_id] = _PROMOTED
+        state = states[position] = _promote(codes[position], mark == _MATCHED, currencies)
+        marks[position] = _PROMOTED
         state.add(rec)
 
     def match_rows(rows: Iterable[ProviderRow]) -> int:
@@ -416,7 +422,7 @@ def reconcile(
                 fee_by_cur[currency] = fee_by_cur.get(currency, 0) + fee
             if net:
                 net_by_cur[currency] = net_by_cur.get(currency, 0) + net
-            match(rec)
+            match(rec, held_get(rec[0], nowhere))
         return count
 
     def match_batch(batch: ProviderBatch) -> int:
@@ -425,37 +431,25 @@ def reconcile(
         fee_by_cur[currency] = fee_by_cur.get(currency, 0) + batch.fee_total
         net_by_cur[currency] = net_by_cur.get(currency, 0) + batch.net_total
         index = cur_index.get(currency)
+        # the one dict probe per record; everything after it indexes arrays
+        positions = list(map(held_get, ids, repeat(nowhere)))
         if index is None:
             clean = [False] * size
         else:
-            clean = []
-            low_bits = index << _CUR_SHIFT | _PAID_CODE
-            amounts = batch.payment_amounts
-            # a slice at a time: the write below finds the entries the probe just read
-            # still in the CPU's caches (over a whole batch it costs a second probe)
-            for start in range(0, size, _SLICE):
-                part = ids[start : start + _SLICE]
-                # the one dict probe per record (None: no such order, never clean)
-                values = cast("list[int]", list(map(held_get, part)))
-                # other kinds carry amount -1: a negative code, which no held code
-                # equals; nor does a matched (its bit set) or promoted order's - also
-                # one matched by an earlier slice of this batch
-                expected = map(
-                    or_,
-                    map(lshift, amounts[start : start + _SLICE], repeat(_AMOUNT_SHIFT)),
-                    repeat(low_bits),
-                )
-                part_clean = list(map(eq, values, expected))
-                matched = list(compress(part, part_clean))
-                # the one dict write per clean record: its code with the matched bit
-                held.update(zip(matched, map(twin, compress(values, part_clean)), strict=True))
-                if len(set(matched)) != len(matched):  # an order paid twice in the slice
-                    _first_clean_only(part_clean, matched)
-                clean += part_clean
-            if len(twins) > _SHARED_CODES:
-                twins.clear()
+            # other kinds carry amount -1: a negative code, which no held code equals
+            expected = map(
+                or_,
+                map(lshift, batch.payment_amounts, repeat(_AMOUNT_SHIFT)),
+                repeat(index << _CUR_SHIFT | _PAID_CODE),
+            )
+            clean = list(map(eq, map(code_at, positions), expected))
+            matched = list(compress(positions, clean))
+            if len(set(matched)) != len(matched) or any(map(mark_at, matched)):
+                _first_clean_only(clean, positions, matched, marks)
+                matched = list(compress(positions, clean))
+            deque(map(marks.__setitem__, matched, repeat(_MATCHED)), maxlen=0)
         for at in compress(range(size), map(not_, clean)):
-            match(batch.row(at))
+            match(batch.row(at), positions[at])
         return size
 
     records_read = 0
@@ -478,7 +472,7 @@ def reconcile(
     # -- 3. classify -----------------------------------------------------------------------
     for source in (internal, provider):
         report.bad_rows.extend(getattr(source, "bad_rows", ()))
-    _Classifier(report, policy, currencies, known_refunds).run(held, states, orphans)
+    _Classifier(report, policy, currencies, known_refunds).run(held, codes, marks, states, orphans)
     report.fees = {cur: Money(v, cur) for cur, v in fee_by_cur.items() if v}
     report.net = {cur: Money(v, cur) for cur, v in net_by_cur.items() if v}
 
@@ -489,23 +483,19 @@ def reconcile(
     return report
 
 
-class _Twins(dict[int, int]):
-    """code -> the code with the matched bit, one shared int per value (filled on a miss)."""
-
-    def __missing__(self, code: int) -> int:
-        marked = self[code] = code | _MATCHED
-        return marked
-
-
-def _first_clean_only(clean: list[bool], matched: list[str]) -> None:
-    """Unmark, in ``clean``, the records that are not their order's first clean payment in
-    the slice (a double charge): they go the general way, after the first is matched. (An
-    order matched by an earlier slice or batch has the matched bit: never clean.)"""
+def _first_clean_only(
+    clean: list[bool], positions: list[int], matched: list[int], marks: bytearray
+) -> None:
+    """Unmark, in ``clean``, the records that are not their order's first clean payment:
+    a repeat within the batch (a double charge) or an order marked by an earlier batch."""
     at = list(compress(range(len(clean)), clean))
     # the first index of each order, found in C (later indexes overwrite earlier ones
     # when zipped in reverse), then only the records to unmark are visited
     first = dict(zip(reversed(matched), reversed(at), strict=True))
-    for index in list(compress(at, map(ne, map(first.__getitem__, matched), at))):
+    repeat_or_marked = map(
+        or_, map(ne, map(first.__getitem__, matched), at), map(marks.__getitem__, matched)
+    )
+    for index in list(compress(at, repeat_or_marked)):
         clean[index] = False
 
 
@@ -547,16 +537,19 @@ class _Classifier:
     def run(
         self,
         held: dict[str | None, int],
-        states: dict[str | None, _OrderState],
+        codes: MutableSequence[int],
+        marks: bytearray,
+        states: dict[int, _OrderState],
         orphans: list[ProviderRow],
     ) -> None:
         currencies = self.currencies
         counts = self.counts
+        # positions follow the dict's order (a key is only ever removed with its code)
+        assert len(codes) == len(held) + 1 == len(marks)
+        marks = marks[: len(held)]
         # the clean matches, counted and summed in C: a million orders is mostly these
-        # (one byte an order, its matched bit; _PROMOTED's is 0)
-        codes = held.values()
-        matched = bytes(map(_MATCHED.__and__, codes))
-        n_matched = matched.count(_MATCHED)
+        matched = marks.translate(_ONLY_MATCHED)
+        n_matched = matched.count(1)
         counts[Case.MATCHED] += n_matched
         clean = compress(codes, matched)
         if len(currencies) == 1:
@@ -570,11 +563,11 @@ class _Classifier:
         for index, total in by_currency.items():
             self._total(Case.MATCHED, currencies[index], total)
         # everything else, one by one, in the books' order
-        others = compress(held.items(), matched.translate(_NOT_MATCHED))
-        for order_id, code in others:
+        others = compress(zip(held, codes, count()), marks.translate(_NOT_MATCHED))
+        for order_id, code, position in others:
             assert order_id is not None  # only the provider side lacks order ids
-            if code == _PROMOTED:
-                self._order(order_id, states[order_id])
+            if marks[position] == _PROMOTED:
+                self._order(order_id, states[position])
             else:
                 self._no_record(order_id, code)
         for row in orphans:
