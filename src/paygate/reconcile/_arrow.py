@@ -37,8 +37,8 @@ _SHAPES = {0: r"^-?[0-9]+$", **{n: rf"^-?[0-9]+\.[0-9]{{{n}}}$" for n in range(1
 
 @dataclass(frozen=True, slots=True)
 class Arrow:
-    """The three pyarrow modules the fast path uses, and the memory pool the CSV reader
-    allocates its batches from."""
+    """The three pyarrow modules the fast path uses (``pc`` allocating from ``pool``), and
+    the memory pool the CSV reader and those kernels allocate from."""
 
     pa: Any
     pc: Any
@@ -79,8 +79,8 @@ class _PooledCompute:
 def _reader_pool(pa: Any) -> Any:
     """jemalloc where pyarrow has it, else the system allocator: not pyarrow's default
     mimalloc, which keeps the pages of batches already freed (at a million rows a side,
-    ~40 MB more peak RSS). Only the reader's batches come from it; the process-wide
-    default pool is left alone."""
+    ~30 MB more peak RSS). The reader's batches and paygate's kernel calls come from it;
+    the process-wide default pool is left alone."""
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:  # pyarrow.lib.ArrowNotImplementedError is one
