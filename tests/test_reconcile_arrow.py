@@ -338,3 +338,100 @@ def test_the_reader_thread_stops_when_reading_stops_early(
     with pytest.raises(ValidationError, match="appears twice"):
         run(orders, report)
     assert not readers() - before
+
+
+def test_the_reader_and_kernels_allocate_from_their_own_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_batches: dict[str, int]
+) -> None:
+    arrow = _arrow.load_arrow()
+    assert arrow is not None
+    assert arrow.pool.backend_name in ("jemalloc", "system")
+    # a kernel called through arrow.pc allocates from that pool, not the default one
+    before = arrow.pool.bytes_allocated()
+    doubled = arrow.pc.add(pa.array(range(10_000), pa.int64()), 1)
+    assert arrow.pool.bytes_allocated() >= before + 80_000
+    del doubled
+
+    # where pyarrow has no jemalloc (Windows wheels), the system allocator
+    def no_jemalloc() -> None:
+        raise pa.ArrowNotImplementedError("jemalloc support is not built")
+
+    monkeypatch.setattr(pa, "jemalloc_memory_pool", no_jemalloc)
+    fallback = _arrow.load_arrow()
+    assert fallback is not None
+    assert fallback.pool.backend_name == "system"
+    orders, report = write_files(tmp_path, 300)
+    result = run(orders, report)
+    assert small_batches["batches"] > 0
+    assert result.orders_read == 300
+
+
+def test_reading_with_arrow_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas (~40 MB, 0.15 s) when it converts a Python object; the
+    readers build their few Arrow values from buffers instead. Fast and fallback paths."""
+    orders, report = write_files(tmp_path, 600, currencies=("USD", "EUR", "JPY"))
+    script = f"""
+import sys
+from paygate.reconcile import OrdersCSV, StripeReportCSV, _arrow, reconcile
+_arrow.MIN_ARROW_BYTES = 0
+_arrow.BLOCK_BYTES = 2048
+reconcile(OrdersCSV({str(orders)!r}), StripeReportCSV({str(report)!r}))
+assert _arrow.load_arrow() is not None
+print("pandas" in sys.modules)
+"""
+    import os
+    import subprocess
+
+    import paygate
+
+    source = str(Path(paygate.__file__).parents[1])  # this paygate, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("rows", "amount_unit", "usual"),
+    [
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "0.50", "USD", "pending", "")], "major", True),
+        ([("o1", "1999", "USD", "paid", ""), ("o2", "5", "USD", "paid", "")], "minor", True),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "3.00", "EUR", "paid", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "5", "USD", "paid", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "-5.00", "USD", "paid", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("o2", "5.00", "USD", "Paid ", "")], "major", False),
+        ([("o1", "19.99", "USD", "paid", ""), ("", "5.00", "USD", "paid", "")], "major", False),
+        (
+            [("o1", "19.99", "USD", "paid", "1.00"), ("o2", "5.00", "USD", "paid", "")],
+            "major",
+            False,
+        ),
+        ([("o1", "19.99", "XYZ", "paid", ""), ("o2", "5.00", "XYZ", "paid", "")], "major", False),
+    ],
+)
+def test_orders_checked_on_the_helper_thread_make_the_same_batch(
+    tmp_path: Path, rows: list[tuple[str, ...]], amount_unit: Any, usual: bool
+) -> None:
+    """The usual batch is checked in Arrow on the reader's thread; the batch it makes is
+    the one the main thread makes from the same columns, and any other batch is left to
+    the main thread."""
+    arrow = _arrow.load_arrow()
+    assert arrow is not None
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,amount,currency,status,refunded\n")
+    reader = OrdersCSV(path, amount_unit=amount_unit)
+    pos = {"order_id": 0, "amount": 1, "currency": 2, "status": 3, "created_at": None}
+    pos["refunded"] = 4
+    columns: dict[int, Any] = {i: pa.array([row[i] for row in rows]) for i in range(5)}
+    words = list(reader.status_words)
+    statuses = list(reader.status_words.values())
+    prepared = reader._prepare(arrow, pos, words)(columns)
+    assert (prepared is not None) is usual
+    plain = reader._arrow_batch(arrow, columns, pos, False, statuses)
+    if prepared is not None:
+        fast = reader._arrow_batch(
+            arrow, {**columns, _arrow.PREPARED: prepared}, pos, False, statuses
+        )
+        assert fast == plain
+        assert fast is not None and all(type(a) is int for a in fast.amounts)

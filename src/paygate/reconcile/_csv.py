@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._arrow import (
+    PREPARED,
     Arrow,
     BatchProblem,
     arrow_for,
+    int64_units,
     minor_units,
     record_batches,
     scalar_or_problem,
     skip_records,
+    string_array,
 )
 from paygate.reconcile._base import OrderReader, ProviderReader, Source
 from paygate.reconcile._batch import Chunk, OrderBatch, OrderItem, chunks, misses, split_columns
@@ -98,6 +102,15 @@ def _currency(text: str, default: str | None) -> str:
     if code not in EXPONENTS:
         raise ValidationError(f"unknown currency {text!r}")
     return code
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedOrders:
+    """What the reader's helper thread computed for a usual Arrow batch of orders."""
+
+    currency: str
+    amounts: Any  # int64 Arrow array of minor units, none negative
+    statuses: Any  # int32 Arrow array: positions in the reader's status words
 
 
 class OrdersCSV(OrderReader):
@@ -227,13 +240,17 @@ class OrdersCSV(OrderReader):
         local = {k: (None if p is None else wanted.index(p)) for k, p in pos.items()}
         parse_local = self._row_parser(local, len(wanted), with_time)
         done = 0
-        batches = record_batches(arrow, cast("str", self.source), width, wanted)
+        words = list(self.status_words)
+        statuses = list(self.status_words.values())
+        batches = record_batches(
+            arrow, cast("str", self.source), width, wanted, self._prepare(arrow, pos, words)
+        )
         while True:
             try:
                 columns = next(batches, None)
                 if columns is None:
                     return
-                item: OrderItem | None = self._arrow_batch(arrow, columns, pos, with_time)
+                item: OrderItem | None = self._arrow_batch(arrow, columns, pos, with_time, statuses)
                 if item is None:
                     rows = zip(*(columns[p].to_pylist() for p in wanted), strict=True)
                     item = [parse_local(list(row)) for row in rows]
@@ -243,13 +260,70 @@ class OrdersCSV(OrderReader):
             done += len(columns[wanted[0]])
         yield from self._text_batches(with_time, done)
 
+    def _prepare(
+        self, arrow: Arrow, pos: dict[str, int | None], words: list[str]
+    ) -> Callable[[dict[int, Any]], _PreparedOrders | None]:
+        """The Arrow half of the usual batch, run on the reader's helper thread (the main
+        thread then only makes Python lists): the checks of ``_arrow_batch`` - one
+        currency, no refunded amounts, amounts of the usual shape and not negative, known
+        status words, no empty order id - on Arrow arrays; None when one fails, and
+        ``_arrow_batch`` then decides on the main thread as without it."""
+        pc = arrow.pc
+        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
+        i_cur, i_refunded = pos["currency"], pos["refunded"]
+        assert i_id is not None and i_amount is not None and i_status is not None
+        known_words = string_array(arrow, words)
+        default = self.default_currency or ""
+        major = self.amount_unit == "major"
+
+        def prepare(columns: dict[int, Any]) -> _PreparedOrders | None:
+            currency = default
+            if i_cur is not None:
+                found = pc.unique(columns[i_cur])
+                if len(found) != 1:
+                    return None
+                currency = found[0].as_py() or default
+            if currency not in EXPONENTS:
+                return None
+            if i_refunded is not None and pc.max(pc.utf8_length(columns[i_refunded])).as_py():
+                return None
+            amounts = int64_units(arrow, columns[i_amount], EXPONENTS[currency] if major else 0)
+            if amounts is None or pc.min(amounts).as_py() < 0:
+                return None
+            statuses = pc.index_in(columns[i_status], value_set=known_words)
+            if statuses.null_count or not pc.min(pc.utf8_length(columns[i_id])).as_py():
+                return None
+            return _PreparedOrders(currency, amounts, statuses)
+
+        return prepare
+
     def _arrow_batch(
-        self, arrow: Arrow, columns: dict[int, Any], pos: dict[str, int | None], with_time: bool
+        self,
+        arrow: Arrow,
+        columns: dict[int, Any],
+        pos: dict[str, int | None],
+        with_time: bool,
+        statuses_by_index: list[OrderStatus],
     ) -> OrderBatch | None:
         """The batch as columns when it is plain (as ``_batch`` decides), else None."""
         i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
         i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
         assert i_id is not None and i_amount is not None and i_status is not None
+
+        def created() -> list[float] | None:
+            if not with_time or i_created is None:
+                return None
+            return [parse_timestamp(t) if t else 0.0 for t in columns[i_created].to_pylist()]
+
+        prepared: _PreparedOrders | None = columns.get(PREPARED)
+        if prepared is not None:  # the usual batch, checked on the helper thread
+            return OrderBatch(
+                columns[i_id].to_pylist(),
+                prepared.amounts.to_pylist(),
+                prepared.currency,
+                list(map(statuses_by_index.__getitem__, prepared.statuses.to_pylist())),
+                created(),
+            )
         if i_cur is None:
             currency = self.default_currency or ""
         else:
@@ -281,11 +355,8 @@ class OrdersCSV(OrderReader):
         order_ids = columns[i_id].to_pylist()
         if "" in order_ids:
             return None
-        created: list[float] | None = None
-        if with_time and i_created is not None:
-            created = [parse_timestamp(t) if t else 0.0 for t in columns[i_created].to_pylist()]
         return OrderBatch(
-            order_ids, amounts, currency, cast("list[OrderStatus]", statuses), created
+            order_ids, amounts, currency, cast("list[OrderStatus]", statuses), created()
         )
 
     def _text_batches(self, with_time: bool, skip: int) -> Iterator[OrderItem]:

@@ -21,12 +21,14 @@ from paygate.reconcile._arrow import (
     Arrow,
     BatchProblem,
     arrow_for,
+    int64_array,
     int64_sum,
     int64_units,
     minor_units,
     record_batches,
     scalar_or_problem,
     skip_records,
+    string_array,
 )
 from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
 from paygate.reconcile._batch import (
@@ -259,7 +261,8 @@ class StripeReportCSV(ProviderReader):
         """The Arrow half of the usual batch, run on the reader's helper thread: one
         currency, amounts of the usual shape, ``gross - fee = net``; None otherwise."""
         pc = arrow.pc
-        payment_categories = arrow.pa.array(sorted(_PAYMENT_CATEGORIES))
+        payment_categories = string_array(arrow, sorted(_PAYMENT_CATEGORIES))
+        not_a_payment = int64_array(arrow, [-1])[0]
 
         def prepare(columns: dict[int, Any]) -> _Prepared | None:
             found = pc.unique(columns[pos["currency"]])  # type: ignore[index]
@@ -281,7 +284,7 @@ class StripeReportCSV(ProviderReader):
             payment = pc.is_in(columns[pos["category"]], value_set=payment_categories)  # type: ignore[index]
             return _Prepared(
                 currency,
-                pc.if_else(payment, pc.abs_checked(gross), -1),
+                pc.if_else(payment, pc.abs_checked(gross), not_a_payment),
                 int64_sum(arrow, fee),
                 int64_sum(arrow, net),
             )
