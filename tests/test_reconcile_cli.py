@@ -233,7 +233,9 @@ def test_apply_with_store_takes_the_provider_settings_from_the_environment(
     monkeypatch.delenv("PAYGATE_STORE_URL", raising=False)
     monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", "sk_test_" + "x" * 24)
     db = tmp_path / "books.db"
-    args = argparse.Namespace(provider="stripe", store=f"sqlite:///{db}", apply=True)
+    args = argparse.Namespace(
+        provider="stripe", store=f"sqlite:///{db}", apply=True, from_api=False
+    )
     gateway = cli._gateway(args)
     try:
         assert gateway.provider.name == "stripe"
@@ -243,4 +245,6 @@ def test_apply_with_store_takes_the_provider_settings_from_the_environment(
         gateway.close()
     # a generic report names no provider: PAYGATE_PROVIDER must say which one acts
     with pytest.raises(paygate.ConfigurationError, match="PAYGATE_PROVIDER"):
-        cli._gateway(argparse.Namespace(provider="generic", store=None, apply=True))
+        cli._gateway(
+            argparse.Namespace(provider="generic", store=None, apply=True, from_api=False)
+        )

@@ -817,7 +817,7 @@ def test_cli_from_api_square_payments_or_payouts(
         used.append(args.provider)  # the adapter the environment would configure
         return paygate.connect(square)
 
-    monkeypatch.setattr(cli, "_api_gateway", gateway_of)
+    monkeypatch.setattr(cli, "_gateway", gateway_of)
     out = tmp_path / "report.json"
     since = "2026-01-04" if payouts else "2026-01-02"
     argv = ["reconcile", "--provider", "square", "--from-api", "--since", since,

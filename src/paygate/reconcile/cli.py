@@ -146,26 +146,6 @@ def _api_run_id(provider: str, since: datetime | None, until: datetime | None) -
     return f"api-{provider}-{stamp(since, 'start')}-{stamp(until, 'open')}"
 
 
-def _api_gateway(args: argparse.Namespace) -> Any:
-    """The Gateway whose adapter reads the records (and, with --apply, acts): the provider
-    settings from ``PAYGATE_<PROVIDER>_*`` (``Gateway.from_env``). ``PAYGATE_PROVIDER``, when
-    set, must name ``--provider``. The store is ``--store`` when applying, else memory."""
-    import paygate
-
-    env = dict(os.environ)
-    named = env.get("PAYGATE_PROVIDER", "").strip()
-    if named and named != args.provider:
-        raise ConfigurationError(
-            f"PAYGATE_PROVIDER is {named!r} but --provider is {args.provider!r}"
-        )
-    env["PAYGATE_PROVIDER"] = args.provider
-    if not args.apply:
-        env["PAYGATE_STORE_URL"] = "memory://"  # nothing is recorded on a dry run
-    elif args.store:
-        env["PAYGATE_STORE_URL"] = args.store
-    return paygate.Gateway.from_env(env)
-
-
 def _provider_source(args: argparse.Namespace, handles: list[IO[str]]) -> Any:
     paths: list[str] = args.report
     skip = args.skip_bad_rows
@@ -264,17 +244,29 @@ def _outcomes(report: ReconciliationReport) -> str:
 
 
 def _gateway(args: argparse.Namespace) -> Any:
-    """With --apply on a report file: the Gateway from the environment, where the provider's
-    settings live (``PAYGATE_<PROVIDER>_*``; never on the command line), with ``--store`` as
-    its store when given. ``PAYGATE_PROVIDER`` defaults to ``--provider`` (a generic report
-    names no provider: it must be set)."""
+    """The Gateway of the run, from the environment, where the provider's settings live
+    (``PAYGATE_<PROVIDER>_*``; never on the command line): the adapter that reads the
+    records with ``--from-api``, and the one that acts with ``--apply``.
+
+    ``PAYGATE_PROVIDER`` defaults to ``--provider``; with ``--from-api``, when set, it must
+    name it. A generic report names no provider: ``PAYGATE_PROVIDER`` says which one acts.
+    The store is ``--store`` when applying (else ``PAYGATE_STORE_URL``); a dry run through
+    the API records nothing (memory).
+    """
     import paygate
 
     env = dict(os.environ)
-    if args.provider != "generic" and not env.get("PAYGATE_PROVIDER", "").strip():
+    named = env.get("PAYGATE_PROVIDER", "").strip()
+    if args.from_api and named and named != args.provider:
+        raise ConfigurationError(
+            f"PAYGATE_PROVIDER is {named!r} but --provider is {args.provider!r}"
+        )
+    if args.provider != "generic" and not named:
         env["PAYGATE_PROVIDER"] = args.provider
-    if args.store:
+    if args.apply and args.store:
         env["PAYGATE_STORE_URL"] = args.store
+    elif not args.apply:
+        env["PAYGATE_STORE_URL"] = "memory://"  # nothing is recorded on a dry run
     return paygate.Gateway.from_env(env)
 
 
@@ -319,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
                     f"--from-api reads {', '.join(sorted(API_READERS))}, "
                     f"not --provider {args.provider}"
                 )
-            gateway = _api_gateway(args)
+            gateway = _gateway(args)
             stack.callback(gateway.close)
             options: dict[str, Any] = {"skip_bad_rows": args.skip_bad_rows}
             if args.payouts:
