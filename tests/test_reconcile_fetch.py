@@ -21,8 +21,10 @@ import responses
 import paygate
 from paygate import Money
 from paygate.__main__ import main
+from paygate._retry import RetryPolicy
 from paygate.errors import (
     AuthenticationError,
+    InvalidRequest,
     NotSupported,
     ProviderUnavailable,
     ValidationError,
@@ -688,3 +690,205 @@ def test_cli_from_api_apply_uses_the_window_run_id(
         "/v1/balance_transactions",
         "/v1/payment_intents/pi_7",
     ]
+
+
+# == retries of the page requests =============================================================
+
+
+def recording_policy(attempts: int = 3) -> tuple[RetryPolicy, list[float]]:
+    """A policy whose backoff is recorded, not slept: 0.5s, then 1.0s (no jitter)."""
+    slept: list[float] = []
+    policy = RetryPolicy(attempts=attempts, base_delay=0.5, jitter=0, sleep=slept.append)
+    return policy, slept
+
+
+STRIPE_503 = {"error": {"type": "api_error", "message": "Service temporarily unavailable"}}
+
+
+def test_stripe_a_503_on_page_2_is_retried_with_the_same_starting_after(
+    stripe_provider: StripeProvider, stripe_api: responses.RequestsMock
+) -> None:
+    rows = stripe_rows()
+    stripe_api.get(BT_URL, json=stripe_list(rows[:2], has_more=True))
+    stripe_api.get(BT_URL, status=503, json=STRIPE_503)
+    stripe_api.get(BT_URL, json=stripe_list(rows[2:], has_more=False))
+    policy, slept = recording_policy()
+
+    records = records_from_provider(stripe_provider, since=SINCE, page_size=2, retry=policy)
+
+    assert [r.record_id for r in records] == ["txn_1", "txn_2", "txn_3", "txn_4", "txn_5"]
+    sent = [query(call.request.url) for call in stripe_api.calls]
+    assert [call.response.status_code for call in stripe_api.calls] == [200, 503, 200]
+    assert "starting_after" not in sent[0]
+    assert sent[1] == sent[2] == {**sent[0], "starting_after": "txn_2"}  # the same request
+    assert slept == [0.5]  # the policy's backoff, once
+
+
+def test_stripe_pages_use_the_gateways_policy_by_default(
+    stripe_provider: StripeProvider, stripe_api: responses.RequestsMock
+) -> None:
+    rows = stripe_rows()
+    stripe_api.get(BT_URL, json=stripe_list(rows[:2], has_more=True))
+    stripe_api.get(BT_URL, status=503, json=STRIPE_503)
+    stripe_api.get(BT_URL, json=stripe_list(rows[2:], has_more=False))
+    policy, slept = recording_policy()
+    gateway = paygate.connect(stripe_provider, retry=policy)
+
+    records = records_from_provider(gateway, since=SINCE, page_size=2)
+
+    assert [r.record_id for r in records] == ["txn_1", "txn_2", "txn_3", "txn_4", "txn_5"]
+    assert len(stripe_api.calls) == 3 and slept == [0.5]
+
+
+def test_stripe_bare_adapter_or_one_attempt_does_not_retry(
+    stripe_provider: StripeProvider, stripe_api: responses.RequestsMock
+) -> None:
+    for source in (stripe_provider, paygate.connect(stripe_provider, retry=RetryPolicy(1))):
+        stripe_api.get(BT_URL, json=stripe_list(stripe_rows()[:1], has_more=True))
+        stripe_api.get(BT_URL, status=503, json=STRIPE_503)
+        before = len(stripe_api.calls)
+        with pytest.raises(ProviderUnavailable):
+            list(records_from_provider(source, since=SINCE))
+        assert len(stripe_api.calls) - before == 2  # page 1, page 2 once
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (401, {"error": {"type": "invalid_request_error", "message": "bad key"}},
+         AuthenticationError),
+        (400, {"error": {"type": "invalid_request_error", "message": "bad starting_after"}},
+         InvalidRequest),
+    ],
+)  # fmt: skip
+def test_stripe_a_non_retryable_error_is_not_retried(
+    stripe_provider: StripeProvider,
+    stripe_api: responses.RequestsMock,
+    status: int,
+    body: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    stripe_api.get(BT_URL, json=stripe_list(stripe_rows()[:1], has_more=True))
+    stripe_api.get(BT_URL, status=status, json=body)
+    policy, slept = recording_policy()
+    with pytest.raises(error):
+        list(stripe_provider.iter_balance_transactions(since=SINCE, retry=policy))
+    assert len(stripe_api.calls) == 2 and slept == []
+
+
+def test_stripe_attempts_exhausted_raise_provider_unavailable(
+    stripe_provider: StripeProvider, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(BT_URL, json=stripe_list(stripe_rows()[:1], has_more=True))
+    for _ in range(3):
+        stripe_api.get(BT_URL, status=503, json=STRIPE_503)
+    policy, slept = recording_policy(attempts=3)
+    listing = stripe_provider.iter_balance_transactions(since=SINCE, retry=policy)
+    assert next(listing)["id"] == "txn_1"
+    with pytest.raises(ProviderUnavailable) as failed:
+        next(listing)
+    assert failed.value.http_status == 503 and failed.value.retryable
+    assert len(stripe_api.calls) == 4  # page 1, then page 2 three times
+    assert {query(c.request.url)["starting_after"] for c in stripe_api.calls[1:]} == {"txn_1"}
+    assert slept == [0.5, 1.0]  # exponential backoff between the three attempts
+
+
+def test_records_from_provider_refuses_a_retry_that_is_not_a_policy(
+    stripe_provider: StripeProvider,
+) -> None:
+    with pytest.raises(ValidationError, match=r"retry must be a paygate\.RetryPolicy"):
+        records_from_provider(stripe_provider, retry=3)
+
+
+def test_cli_from_api_retries_with_the_gateways_configured_policy(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stripe_api: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--from-api`` reads through ``Gateway.from_env``: its PAYGATE_RETRY_* policy applies
+    to the page requests (a zero delay: nothing is slept)."""
+    monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
+    monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", STRIPE_KEY)
+    monkeypatch.setenv("PAYGATE_RETRY_BASE_DELAY", "0")
+    argv = ["reconcile", "--provider", "stripe", "--from-api", "--since", "2026-11-01",
+            "--until", "2026-12-01", "--orders", orders_csv(tmp_path), "--no-progress"]  # fmt: skip
+    rows = stripe_rows()
+    stripe_api.get(BT_URL, json=stripe_list(rows[:2], has_more=True))
+    stripe_api.get(BT_URL, status=503, json=STRIPE_503)
+    stripe_api.get(BT_URL, json=stripe_list(rows[2:], has_more=False))
+    out = tmp_path / "report.json"
+    assert main([*argv, "--out", str(out)]) == 1  # differences found, not an error (2)
+    counts = json.loads(out.read_text())["counts"]
+    assert counts == {"matched": 1, "amount_mismatch": 1, "unknown_refund": 1, "orphan": 1}
+    assert len(stripe_api.calls) == 3
+
+    monkeypatch.setenv("PAYGATE_RETRY_ATTEMPTS", "1")  # configured off: the 503 ends the run
+    stripe_api.get(BT_URL, json=stripe_list(rows[:2], has_more=True))
+    stripe_api.get(BT_URL, status=503, json=STRIPE_503)
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "temporarily unavailable" in capsys.readouterr().err
+    assert len(stripe_api.calls) == 5  # page 1, page 2 once
+
+
+def test_paypal_a_503_on_page_2_is_retried_with_the_same_page_and_dates(
+    paypal: PayPalMock, paypal_provider: PayPalProvider
+) -> None:
+    pages = [
+        search_page([detail("1AA", "ord_match", "19.99", fee="-0.88")], 1, 2),
+        search_page([detail("2BB", "ord_short", "24.50", fee="-1.01")], 2, 2),
+    ]
+    unavailable = {"name": "SERVICE_UNAVAILABLE", "message": "Service Unavailable."}
+    paypal.on("GET", SEARCH, pages[0], response_schema=SEARCH_SCHEMA)
+    paypal.on("GET", SEARCH, unavailable, status=503)
+    paypal.on("GET", SEARCH, pages[1], response_schema=SEARCH_SCHEMA)
+    policy, slept = recording_policy()
+    gateway = paygate.connect(paypal_provider, retry=policy)
+
+    records = records_from_provider(gateway, since=SINCE, until=UNTIL, page_size=1)
+
+    assert [r.record_id for r in records] == ["1AA", "2BB"]
+    first, failed, again = search_calls(paypal)
+    assert failed == again == {**first, "page": "2"}  # same page, same start/end dates
+    assert (again["start_date"], again["end_date"]) == (
+        "2026-11-01T00:00:00Z",
+        "2026-12-01T00:00:00Z",
+    )
+    assert slept == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (401, {"error": "invalid_token", "error_description": "Token signature verification failed"},
+         AuthenticationError),
+        (400, {"name": "INVALID_REQUEST", "message": "Request is not well-formed."},
+         InvalidRequest),
+    ],
+)  # fmt: skip
+def test_paypal_a_non_retryable_error_is_not_retried(
+    paypal: PayPalMock,
+    paypal_provider: PayPalProvider,
+    status: int,
+    body: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    paypal.on("GET", SEARCH, body, status=status)
+    policy, slept = recording_policy()
+    with pytest.raises(error):
+        list(paypal_provider.iter_transaction_pages(since=SINCE, until=UNTIL, retry=policy))
+    assert len(search_calls(paypal)) == 1 and slept == []
+
+
+def test_paypal_attempts_exhausted_raise_provider_unavailable(
+    paypal: PayPalMock, paypal_provider: PayPalProvider
+) -> None:
+    unavailable = {"name": "SERVICE_UNAVAILABLE", "message": "Service Unavailable."}
+    paypal.on("GET", SEARCH, unavailable, status=503)  # responses repeats the last answer
+    policy, slept = recording_policy(attempts=2)
+    with pytest.raises(ProviderUnavailable) as failed:
+        list(paypal_provider.iter_transaction_pages(since=SINCE, until=UNTIL, retry=policy))
+    assert failed.value.http_status == 503
+    assert [q["page"] for q in search_calls(paypal)] == ["1", "1"]
+    assert slept == [0.5]

@@ -14,10 +14,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import paygate
-from paygate.errors import AuthenticationError, ProviderUnavailable, ValidationError
+from paygate._retry import RetryPolicy
+from paygate.errors import (
+    AuthenticationError,
+    InvalidRequest,
+    ProviderUnavailable,
+    ValidationError,
+)
 from paygate.money import Money
 from paygate.providers._square_mock import SquareMockAPI
 from paygate.providers.square import SquareProvider
@@ -841,3 +848,144 @@ def test_cli_payouts_needs_from_api(tmp_path: Path, capsys: pytest.CaptureFixtur
             "--orders", str(books)]  # fmt: skip
     assert main(argv) == 2
     assert "--payouts goes with --from-api" in capsys.readouterr().err
+
+
+# -- retries of the page requests --------------------------------------------------------------
+
+
+def _recording_policy(attempts: int = 3) -> tuple[RetryPolicy, list[float]]:
+    """A policy whose backoff is recorded, not slept: 0.5s, then 1.0s (no jitter)."""
+    slept: list[float] = []
+    return RetryPolicy(attempts=attempts, base_delay=0.5, jitter=0, sleep=slept.append), slept
+
+
+def _fail_request(api: SquareMockAPI, number: int, times: int = 1, **failure: Any) -> None:
+    """Answer request ``number`` (1-based) and the ``times - 1`` after it with an error."""
+    failure = {"status": 503, "code": "SERVICE_UNAVAILABLE", "category": "API_ERROR", **failure}
+
+    def observe(call: Any) -> None:
+        if len(api.calls) == number - 1:
+            api.fail_next(times=times, **failure)
+
+    api.observers.append(observe)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {},  # 503 SERVICE_UNAVAILABLE
+        {"status": 429, "code": "RATE_LIMITED", "category": "RATE_LIMIT_ERROR"},
+        {"exception": httpx.ConnectError},
+    ],
+    ids=["503", "429", "network"],
+)
+@pytest.mark.parametrize("through", ["square_records", "gateway", "square_records_gateway"])
+def test_a_failed_payments_page_is_retried_with_the_same_cursor(
+    square: SquareProvider,
+    square_api: SquareMockAPI,
+    failure: dict[str, Any],
+    through: str,
+) -> None:
+    square_api.list_page_size = 2
+    inside = _seed_payments(square_api)
+    _fail_request(square_api, 2, **failure)
+    policy, slept = _recording_policy()
+    if through == "gateway":  # the Gateway's own policy, by default
+        gateway = paygate.connect(square, retry=policy)
+        records = records_from_provider(gateway, since=SINCE, until=UNTIL)
+    elif through == "square_records_gateway":
+        records = square_records(paygate.connect(square, retry=policy), since=SINCE, until=UNTIL)
+    else:
+        records = square_records(square, since=SINCE, until=UNTIL, retry=policy)
+
+    assert [r.payment_id for r in records] == [p["id"] for p in inside]  # each once
+    answered = [call for call in square_api.calls if not call.scripted]
+    failed = [call for call in square_api.calls if call.scripted]
+    if "exception" in failure:
+        assert len(answered) == 3 and not failed  # the failed request got no answer
+    else:
+        assert [call.status for call in square_api.calls] == [200, failure.get("status", 503),
+                                                             200, 200]  # fmt: skip
+        assert failed[0].query == answered[1].query  # the same request again
+    assert answered[1].query["cursor"] == answered[0].response["cursor"]
+    assert [bool(call.query.get("cursor")) for call in answered] == [False, True, True]
+    assert slept == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "category", "error"),
+    [
+        (401, "UNAUTHORIZED", "AUTHENTICATION_ERROR", AuthenticationError),
+        (400, "BAD_REQUEST", "INVALID_REQUEST_ERROR", InvalidRequest),
+    ],
+)
+def test_a_non_retryable_page_error_is_not_retried(
+    square: SquareProvider,
+    square_api: SquareMockAPI,
+    status: int,
+    code: str,
+    category: str,
+    error: type[Exception],
+) -> None:
+    square_api.list_page_size = 2
+    _seed_payments(square_api)
+    _fail_request(square_api, 2, status=status, code=code, category=category)
+    policy, slept = _recording_policy()
+    with pytest.raises(error):
+        list(square_records(square, since=SINCE, until=UNTIL, retry=policy))
+    assert len(square_api.calls) == 2 and slept == []
+
+
+def test_attempts_exhausted_raise_provider_unavailable(
+    square: SquareProvider, square_api: SquareMockAPI
+) -> None:
+    square_api.list_page_size = 2
+    _seed_payments(square_api)
+    _fail_request(square_api, 2, times=3)
+    policy, slept = _recording_policy(attempts=3)
+    pages = square.iter_payment_pages(since=SINCE, until=UNTIL, retry=policy)
+    assert len(next(pages)["payments"]) == 2
+    with pytest.raises(ProviderUnavailable) as failed:
+        next(pages)
+    assert failed.value.http_status == 503 and failed.value.retryable
+    assert [call.status for call in square_api.calls] == [200, 503, 503, 503]
+    assert len({json.dumps(call.query, sort_keys=True) for call in square_api.calls[1:]}) == 1
+    assert slept == [0.5, 1.0]
+
+
+def test_a_bare_adapter_is_not_retried_unless_asked(
+    square: SquareProvider, square_api: SquareMockAPI
+) -> None:
+    square_api.list_page_size = 2
+    _seed_payments(square_api)
+    _fail_request(square_api, 2)
+    with pytest.raises(ProviderUnavailable):
+        list(records_from_provider(square, since=SINCE, until=UNTIL))
+    assert len(square_api.calls) == 2
+
+
+def test_payout_entry_and_payout_pages_are_retried_through_the_gateway(
+    square: SquareProvider, square_api: SquareMockAPI
+) -> None:
+    square_api.list_page_size = 2
+    seeded = _seed_payouts(square_api)
+    policy, slept = _recording_policy()
+    gateway = paygate.connect(square, retry=policy)
+    # the requests: payouts page 1, the first payout's entries page 1 (fails, then again),
+    # payments (the order lookup), its entries page 2, the second payout's entries, payouts
+    # page 2 (request 7: fails, then again)
+    _fail_request(square_api, 2)
+    _fail_request(square_api, 7)
+
+    records = records_from_provider(gateway, since=SINCE, until=UNTIL, payouts=True)
+
+    assert [r.record_id for r in records] == [e["id"] for e in seeded["entries"]]  # each once
+    calls = square_api.calls
+    scripted = [i for i, call in enumerate(calls) if call.scripted]
+    assert [(calls[i].path, calls[i + 1].path) for i in scripted] == [
+        (f"/v2/payouts/{seeded['first']['id']}/payout-entries",) * 2,
+        ("/v2/payouts",) * 2,
+    ]
+    assert all(calls[i].query == calls[i + 1].query for i in scripted)
+    assert calls[scripted[1]].query["cursor"]  # the payouts' second page, same cursor
+    assert slept == [0.5, 0.5]

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from paygate.errors import ConfigurationError, ProviderError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "call_with"]
 
 T = TypeVar("T")
 _log = logging.getLogger("paygate")
@@ -83,3 +83,12 @@ class RetryPolicy:
                 )  # fmt: skip
                 self.sleep(wait)
                 attempt += 1
+
+
+def call_with(retry: RetryPolicy | None, operation: str, func: Callable[[], T]) -> T:
+    """``func()`` through ``retry``, or called once when ``retry`` is None.
+
+    For the adapters' listings: each page request is one ``func`` (a GET, safe to repeat,
+    with the same cursor/page/window every attempt), so a retry repeats that page only.
+    """
+    return func() if retry is None else retry.call(operation, func)

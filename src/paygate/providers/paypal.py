@@ -15,6 +15,7 @@ unit's ``custom_id`` and ``invoice_id`` and comes back as ``Payment.order_id``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
     CardDeclined,
@@ -1185,6 +1187,7 @@ class PayPalProvider(BaseProvider):
         since: datetime,
         until: datetime,
         page_size: int = TRANSACTION_SEARCH_MAX_PAGE,
+        retry: RetryPolicy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Transaction Search (``GET /v1/reporting/transactions``) response pages for
         ``[since, until)``, as dicts: what :class:`paygate.reconcile.PayPalTransactionSearch`
@@ -1196,15 +1199,23 @@ class PayPalProvider(BaseProvider):
         before it are consumed; the arguments (timezone-aware datetimes) are checked now.
         A transaction PayPal lists in two slices (one dated exactly at the cut) is kept in the
         first only. PayPal's data lags up to three hours behind.
+
+        ``retry``: each page request goes through this policy (operation
+        ``list_transactions``): a retryable error (network, 5xx, 429) sends the same request
+        again (same dates and ``page``), nothing yielded is yielded twice. ``None`` (the
+        default): no retry, the first error is raised.
         """
         if since is None or until is None:
             raise ValidationError("PayPal Transaction Search needs both since and until")
         check_window(aware(since, "since"), aware(until, "until"))
         size = check_page_size(page_size, TRANSACTION_SEARCH_MAX_PAGE)
-        return self._transaction_pages(_search_slices(since, until), size)
+        return self._transaction_pages(_search_slices(since, until), size, retry)
 
     def _transaction_pages(
-        self, slices: Iterator[tuple[datetime, datetime]], page_size: int
+        self,
+        slices: Iterator[tuple[datetime, datetime]],
+        page_size: int,
+        retry: RetryPolicy | None,
     ) -> Iterator[dict[str, Any]]:
         seen_at_cut: set[str] = set()
         for start, end in slices:
@@ -1218,7 +1229,10 @@ class PayPalProvider(BaseProvider):
                     "page_size": str(page_size),
                     "page": str(number),
                 }
-                page = self._http.get(f"{TRANSACTION_SEARCH_PATH}?{urlencode(query)}")
+                path = f"{TRANSACTION_SEARCH_PATH}?{urlencode(query)}"
+                page = call_with(
+                    retry, "list_transactions", functools.partial(self._http.get, path)
+                )
                 total_pages = _total_pages(page)
                 details = page.get("transaction_details")
                 if details is None and total_pages == 0:

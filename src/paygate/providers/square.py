@@ -23,6 +23,7 @@ Square specifics worth knowing:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ from square import Square
 from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
+from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
     CardDeclined,
@@ -1078,6 +1080,7 @@ class SquareProvider(BaseProvider):
         since: datetime | None = None,
         until: datetime | None = None,
         page_size: int = LIST_PAGE_MAX,
+        retry: RetryPolicy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """ListPayments of the configured location created in ``[since, until)``, page by page.
 
@@ -1089,6 +1092,11 @@ class SquareProvider(BaseProvider):
         ``end_time``; Square's defaults apply when left out: the last year). Errors are the
         adapter's usual ones (``AuthenticationError``, ``ProviderUnavailable``, ...), raised
         when the failing page is reached.
+
+        ``retry``: each page request goes through this policy (operation
+        ``list_payments``): a retryable error (network, 5xx, 429) sends the same request
+        again (same window and ``cursor``), nothing yielded is yielded twice. ``None`` (the
+        default): no retry, the first error is raised.
         """
         query = {
             **_window(since, until),
@@ -1096,7 +1104,7 @@ class SquareProvider(BaseProvider):
             "sort_order": "ASC",
             "limit": _page_size(page_size),
         }
-        return self._pages("list_payments", self._client.payments.list, query, "payments")
+        return self._pages("list_payments", self._client.payments.list, query, "payments", retry)
 
     def iter_payout_entry_pages(
         self,
@@ -1104,6 +1112,7 @@ class SquareProvider(BaseProvider):
         since: datetime | None = None,
         until: datetime | None = None,
         page_size: int = LIST_PAGE_MAX,
+        retry: RetryPolicy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The payout entries of the configured location's payouts created in
         ``[since, until)``: ListPayouts (paged), then ListPayoutEntries of each payout
@@ -1116,6 +1125,9 @@ class SquareProvider(BaseProvider):
         ``SIMPLE`` payouts have no entries (they show up as an entry of a later ``BATCH``
         payout) and are not asked for any. Only one page of payouts and one page of entries
         are held at a time.
+
+        ``retry``: each page request (``list_payouts``, ``list_payout_entries``) goes through
+        this policy, as for :meth:`iter_payment_pages`. ``None`` (the default): no retry.
         """
         query = {
             **_window(since, until),
@@ -1123,10 +1135,14 @@ class SquareProvider(BaseProvider):
             "sort_order": "ASC",
             "limit": _page_size(page_size),
         }
-        return self._payout_entry_pages(query, _page_size(page_size))
+        return self._payout_entry_pages(query, _page_size(page_size), retry)
 
-    def _payout_entry_pages(self, query: dict[str, Any], limit: int) -> Iterator[dict[str, Any]]:
-        payout_pages = self._pages("list_payouts", self._client.payouts.list, query, "payouts")
+    def _payout_entry_pages(
+        self, query: dict[str, Any], limit: int, retry: RetryPolicy | None
+    ) -> Iterator[dict[str, Any]]:
+        payout_pages = self._pages(
+            "list_payouts", self._client.payouts.list, query, "payouts", retry
+        )
         for payouts_page in payout_pages:
             for payout in payouts_page["payouts"]:
                 if payout.get("type") == "SIMPLE":
@@ -1136,26 +1152,36 @@ class SquareProvider(BaseProvider):
                     self._client.payouts.list_entries,
                     {"payout_id": payout["id"], "sort_order": "ASC", "limit": limit},
                     "payout_entries",
+                    retry,
                 )
 
     def _pages(
-        self, operation: str, method: Callable[..., Any], query: dict[str, Any], items: str
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        query: dict[str, Any],
+        items: str,
+        retry: RetryPolicy | None,
     ) -> Iterator[dict[str, Any]]:
         """The pages of a list endpoint, one request per page, lazily.
 
         The SDK answers with a pager whose ``get_next`` asks for the next ``cursor`` with
         the same parameters (and ``max_retries=0``). It is called here, inside the error
         mapping, rather than through the pager's own iteration, which would raise the
-        SDK's errors and stop at the first empty page.
+        SDK's errors and stop at the first empty page. Each request (and the check of its
+        answer) goes through ``retry``: calling ``get_next`` again repeats the same cursor.
         """
-        page = self._send(operation, method, **query)
+        fetch: Callable[[], Any] = functools.partial(self._send, operation, method, **query)
         while True:
-            yield _page_dict(operation, page, items)
-            if not page.has_next or page.get_next is None:
+            pager, page = call_with(
+                retry, operation, functools.partial(_fetched, operation, fetch, items)
+            )
+            if pager is None:
                 return
-            page = self._guarded(operation, page.get_next)
-            if page is None:
+            yield page
+            if not pager.has_next or pager.get_next is None:
                 return
+            fetch = functools.partial(self._guarded, operation, pager.get_next)
 
     # -- webhooks ------------------------------------------------------------------------------
 
@@ -1233,6 +1259,12 @@ def _with_metadata(payment: Payment, metadata: Mapping[str, str] | None) -> Paym
 
 
 # -- errors ------------------------------------------------------------------------------------
+
+
+def _fetched(operation: str, fetch: Callable[[], Any], items: str) -> tuple[Any, dict[str, Any]]:
+    """One page request: the SDK's pager and its page as a dict (``None, {}``: no page)."""
+    pager = fetch()
+    return (None, {}) if pager is None else (pager, _page_dict(operation, pager, items))
 
 
 def _page_dict(operation: str, pager: Any, items: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Everything Stripe returns is translated from plain dicts: API answers through
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -31,6 +32,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from paygate import errors
 from paygate._iso4217 import EXPONENTS
+from paygate._retry import RetryPolicy, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
 from paygate.models import (
     CaptureMethod,
@@ -1279,6 +1281,7 @@ class StripeProvider(BaseProvider):
         since: datetime | None = None,
         until: datetime | None = None,
         page_size: int = BALANCE_TRANSACTIONS_MAX_PAGE,
+        retry: RetryPolicy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The account's Balance Transactions created in ``[since, until)``, newest first, as
         plain dicts, each with its ``source`` (and a refund's or dispute's ``source.charge``)
@@ -1288,6 +1291,11 @@ class StripeProvider(BaseProvider):
         the next page (``starting_after`` the last id) only once this one is consumed.
         ``since``/``until`` must be timezone-aware; the arguments are checked now, the first
         request is sent on the first ``next()``.
+
+        ``retry``: each page request goes through this policy (operation
+        ``list_balance_transactions``): a retryable error (network, 5xx, 429) sends the same
+        request again (same ``starting_after``), nothing yielded is yielded twice. ``None``
+        (the default): no retry, the first error is raised.
         """
         check_window(since, until)
         params: dict[str, Any] = {
@@ -1302,12 +1310,19 @@ class StripeProvider(BaseProvider):
             created["lt"] = math.ceil(until.timestamp())
         if created:
             params["created"] = created
-        return self._balance_transaction_pages(params)
+        return self._balance_transaction_pages(params, retry)
 
-    def _balance_transaction_pages(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _balance_transaction_pages(
+        self, params: dict[str, Any], retry: RetryPolicy | None
+    ) -> Iterator[dict[str, Any]]:
+        operation = "list_balance_transactions"
         while True:
-            page = self._call(
-                "list_balance_transactions", self._v1.balance_transactions.list, params=params
+            page = call_with(
+                retry,
+                operation,
+                functools.partial(
+                    self._call, operation, self._v1.balance_transactions.list, params=params
+                ),
             )
             rows: list[dict[str, Any]] = page.get("data") or []
             yield from rows

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from paygate._retry import RetryPolicy
+from paygate.errors import ValidationError
 from paygate.money import Money
 from paygate.reconcile._common import (
     InternalRow,
@@ -24,6 +26,24 @@ from paygate.reconcile._common import (
 from paygate.reconcile._model import BadRow, OrderRecord, ProviderRecord
 
 Source = str | Path | IO[str]
+
+
+def adapter_and_retry(provider: Any, retry: Any) -> tuple[Any, RetryPolicy | None]:
+    """The adapter behind ``provider`` and the retry policy of its page requests.
+
+    ``provider`` is an adapter or a :class:`paygate.Gateway` (anything with ``.provider``:
+    its adapter). The policy is ``retry`` when given; else a Gateway's own (``.retry``);
+    else None: a bare adapter's pages are not retried unless ``retry=`` says so.
+    """
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError(
+            f"retry must be a paygate.RetryPolicy or None, got {type(retry).__name__}"
+        )
+    adapter = getattr(provider, "provider", provider)
+    if retry is None and adapter is not provider:
+        own = getattr(provider, "retry", None)
+        retry = own if isinstance(own, RetryPolicy) else None
+    return adapter, retry
 
 
 class Relisting:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from paygate._retry import RetryPolicy
 from paygate.errors import NotSupported, ValidationError
-from paygate.reconcile._base import Relisting
+from paygate.reconcile._base import Relisting, adapter_and_retry
 from paygate.reconcile._paypal import PayPalTransactionSearch
 from paygate.reconcile._square import SquarePayments, square_records
 from paygate.reconcile._stripe import StripeBalanceTransactions
@@ -29,9 +30,10 @@ __all__ = ["API_READERS", "PAYOUT_READERS", "ApiReader", "records_from_provider"
 class ApiReader:
     """How one provider's records are read through its adapter.
 
-    ``method`` is the adapter's listing method, called with ``since=``, ``until=`` and the
-    fetch options (``page_size=``); ``reader`` is the reader class given what it yields,
-    with the reader options (``skip_bad_rows=``, ``order_key=``/``order_field=``);
+    ``method`` is the adapter's listing method, called with ``since=``, ``until=``, the
+    fetch options (``page_size=``) and ``retry=`` when there is a policy; ``reader`` is
+    the reader class given what it yields, with the reader options (``skip_bad_rows=``,
+    ``order_key=``/``order_field=``);
     ``needs_window``: the provider's API cannot list without both bounds.
     """
 
@@ -63,6 +65,7 @@ def records_from_provider(
     since: datetime | None = None,
     until: datetime | None = None,
     payouts: bool = False,
+    retry: RetryPolicy | None = None,
     **options: Any,
 ) -> Any:
     """The streaming reader of ``provider``'s records in ``[since, until)``, fetched through
@@ -76,8 +79,15 @@ def records_from_provider(
 
     ``payouts=True`` reads the payouts' entries instead of the payments (Square:
     :func:`square_records` with ``payouts=True``; ``lookback=`` goes to it).
+
+    Retries: each page request (a GET, safe to repeat) goes through ``retry`` (a
+    :class:`paygate.RetryPolicy`); a retryable error (network, 5xx, 429) repeats that
+    page's request only, with the same cursor/page/window, and nothing read is read twice.
+    Left out (``None``): a Gateway's own policy (``gateway.retry``, as for its payment
+    calls); a bare adapter: no retry. To turn retries off with a Gateway, pass
+    ``RetryPolicy(attempts=1)``.
     """
-    adapter = getattr(provider, "provider", provider)  # a Gateway: its adapter
+    adapter, policy = adapter_and_retry(provider, retry)
     name = getattr(adapter, "name", None)
     entry = API_READERS.get(name) if isinstance(name, str) else None
     supported = ", ".join(sorted(API_READERS))
@@ -95,7 +105,7 @@ def records_from_provider(
                 f"{name!r} (supported: {', '.join(sorted(PAYOUT_READERS))})",
                 provider=name,
             )
-        return payout_reader(adapter, since=since, until=until, **options)
+        return payout_reader(adapter, since=since, until=until, retry=policy, **options)
     method = getattr(adapter, entry.method, None)
     if not callable(method):
         raise NotSupported(
@@ -110,5 +120,7 @@ def records_from_provider(
         )
     fetch_options = {k: v for k, v in options.items() if k in FETCH_OPTIONS}
     reader_options = {k: v for k, v in options.items() if k not in FETCH_OPTIONS}
+    if policy is not None:
+        fetch_options["retry"] = policy
     pages = Relisting(lambda: method(since=since, until=until, **fetch_options))
     return entry.reader(pages, **reader_options)

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
-from paygate.reconcile._base import ProviderObjects, Relisting
+from paygate.reconcile._base import ProviderObjects, Relisting, adapter_and_retry
 from paygate.reconcile._common import ProviderRow, RowErrors, describe, parse_timestamp
 from paygate.reconcile._model import RecordKind, RecordStatus, ReportFormatError
 
 if TYPE_CHECKING:  # the squareup SDK is an optional extra: imported only when used
+    from paygate._retry import RetryPolicy
+    from paygate.gateway import Gateway
     from paygate.providers.square import SquareProvider
 
 __all__ = ["SquarePayments", "SquarePayoutEntries", "square_records"]
@@ -347,13 +349,14 @@ class _OrdersOfPayments:
 
 
 def square_records(
-    provider: SquareProvider,
+    provider: SquareProvider | Gateway,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     payouts: bool = False,
     lookback: timedelta = timedelta(days=7),
     skip_bad_rows: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> SquarePayments | SquarePayoutEntries:
     """Square's records for ``[since, until)`` straight from the adapter, as a streaming
     provider reader for :func:`~paygate.reconcile.reconcile`.
@@ -373,19 +376,31 @@ def square_records(
 
     ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError``
     naming it, raised here, before any request). Each iteration of the reader lists again.
+
+    ``provider`` is the adapter or a :class:`paygate.Gateway` (its adapter). Each page
+    request goes through ``retry`` (a :class:`paygate.RetryPolicy`): a retryable error
+    (network, 5xx, 429) repeats that page's request, with the same cursor. Left out, a
+    Gateway's own policy (``gateway.retry``) is used; a bare adapter's pages are not
+    retried. To turn retries off with a Gateway, pass ``RetryPolicy(attempts=1)``.
     """
+    adapter, policy = adapter_and_retry(provider, retry)
+    square: SquareProvider = adapter
     if payouts:
         if not isinstance(lookback, timedelta) or lookback < timedelta(0):
             raise ValidationError(f"lookback must be a timedelta >= 0, got {lookback!r}")
         # the entries' window first: its checks name since/until as the caller wrote them
-        entries = Relisting(lambda: provider.iter_payout_entry_pages(since=since, until=until))
+        entries = Relisting(
+            lambda: square.iter_payout_entry_pages(since=since, until=until, retry=policy)
+        )
         payments_since = None if since is None else since - lookback
-        payments = Relisting(lambda: provider.iter_payment_pages(since=payments_since, until=until))
+        payments = Relisting(
+            lambda: square.iter_payment_pages(since=payments_since, until=until, retry=policy)
+        )
         return SquarePayoutEntries(
             entries, order_of=_OrdersOfPayments(payments), skip_bad_rows=skip_bad_rows
         )
     return SquarePayments(
-        Relisting(lambda: provider.iter_payment_pages(since=since, until=until)),
+        Relisting(lambda: square.iter_payment_pages(since=since, until=until, retry=policy)),
         skip_bad_rows=skip_bad_rows,
     )
 
