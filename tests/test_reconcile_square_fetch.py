@@ -161,8 +161,8 @@ def test_an_empty_window_is_one_page_with_an_empty_list(
         ({"until": datetime(2026, 1, 2)}, "until must be a timezone-aware datetime"),
         ({"since": UNTIL, "until": SINCE}, "since .* must be before until"),
         ({"since": "2026-01-02"}, "since must be a datetime, got str"),
-        ({"page_size": 0}, "page_size must be between 1 and 100"),
-        ({"page_size": 101}, "page_size must be between 1 and 100"),
+        ({"page_size": 0}, "page_size must be from 1 to 100"),
+        ({"page_size": 101}, "page_size must be from 1 to 100"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_request(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from paygate.errors import ValidationError
 
-__all__ = ["aware", "check_page_size", "check_window"]
+__all__ = ["aware", "check_page_size", "check_window", "rfc3339"]
 
 
 def aware(moment: datetime, name: str) -> datetime:
@@ -40,3 +40,9 @@ def check_page_size(page_size: int, maximum: int) -> int:
     if not 1 <= page_size <= maximum:
         raise ValidationError(f"page_size must be from 1 to {maximum}, got {page_size}")
     return page_size
+
+
+def rfc3339(moment: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC, as the list APIs take it:
+    ``2026-01-31T23:00:00Z`` (with ``.ffffff`` when it has microseconds)."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -81,7 +81,7 @@ from paygate.providers._paypal_verify import (
     parse_transmission_time,
     read_headers,
 )
-from paygate.providers._window import aware, check_page_size, check_window
+from paygate.providers._window import aware, check_page_size, check_window, rfc3339
 
 __all__ = ["PayPalProvider", "PayPalSettings"]
 
@@ -392,13 +392,6 @@ def _parse_time(value: Any) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def _rfc3339(moment: datetime) -> str:
-    """Transaction Search's date format: RFC 3339 in UTC, seconds required."""
-    moment = moment.astimezone(timezone.utc)
-    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def _search_slices(since: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -1223,8 +1216,8 @@ class PayPalProvider(BaseProvider):
             number, total_pages = 1, 1
             while number <= total_pages:
                 query = {
-                    "start_date": _rfc3339(start),
-                    "end_date": _rfc3339(end),
+                    "start_date": rfc3339(start),
+                    "end_date": rfc3339(end),
                     **TRANSACTION_SEARCH_QUERY,
                     "page_size": str(page_size),
                     "page": str(number),

@@ -77,6 +77,7 @@ from paygate.money import Money
 from paygate.provider import BaseProvider, Capability
 from paygate.providers import _square_webhook
 from paygate.providers._square_settings import SquareSettings, load_settings
+from paygate.providers._window import check_page_size, check_window, rfc3339
 
 __all__ = ["SquareProvider", "square_idempotency_key"]
 
@@ -342,38 +343,15 @@ def _time(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
-def _rfc3339(name: str, value: datetime | None) -> str | None:
-    """A timezone-aware datetime as RFC 3339 UTC (``2026-01-31T23:00:00Z``)."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise ValidationError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            f"{name} must be a timezone-aware datetime (e.g. datetime(..., tzinfo=timezone.utc))"
-        )
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def _window(since: datetime | None, until: datetime | None) -> dict[str, str]:
     """``begin_time``/``end_time`` of a list request; checks the window makes sense."""
-    begin, end = _rfc3339("since", since), _rfc3339("until", until)
-    if since is not None and until is not None and since >= until:
-        raise ValidationError(f"since ({begin}) must be before until ({end})")
+    check_window(since, until)
     query = {}
-    if begin is not None:
-        query["begin_time"] = begin
-    if end is not None:
-        query["end_time"] = end
+    if since is not None:
+        query["begin_time"] = rfc3339(since)
+    if until is not None:
+        query["end_time"] = rfc3339(until)
     return query
-
-
-def _page_size(page_size: int) -> int:
-    if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise ValidationError(f"page_size must be an int, got {type(page_size).__name__}")
-    if not 1 <= page_size <= LIST_PAGE_MAX:
-        raise ValidationError(f"page_size must be between 1 and {LIST_PAGE_MAX}, got {page_size}")
-    return page_size
 
 
 def order_id_of_payment(data: Mapping[str, Any]) -> str | None:
@@ -1102,7 +1080,7 @@ class SquareProvider(BaseProvider):
             **_window(since, until),
             "location_id": self.settings.location_id,
             "sort_order": "ASC",
-            "limit": _page_size(page_size),
+            "limit": check_page_size(page_size, LIST_PAGE_MAX),
         }
         return self._pages("list_payments", self._client.payments.list, query, "payments", retry)
 
@@ -1129,13 +1107,14 @@ class SquareProvider(BaseProvider):
         ``retry``: each page request (``list_payouts``, ``list_payout_entries``) goes through
         this policy, as for :meth:`iter_payment_pages`. ``None`` (the default): no retry.
         """
+        limit = check_page_size(page_size, LIST_PAGE_MAX)
         query = {
             **_window(since, until),
             "location_id": self.settings.location_id,
             "sort_order": "ASC",
-            "limit": _page_size(page_size),
+            "limit": limit,
         }
-        return self._payout_entry_pages(query, _page_size(page_size), retry)
+        return self._payout_entry_pages(query, limit, retry)
 
     def _payout_entry_pages(
         self, query: dict[str, Any], limit: int, retry: RetryPolicy | None
