@@ -172,6 +172,25 @@ def test_currency_mismatch_beats_amount_comparison() -> None:
     assert report.counts == {Case.CURRENCY_MISMATCH: 1}
 
 
+def test_a_line_s_fee_and_net_are_in_the_records_currency_not_the_order_s() -> None:
+    # a JPY order paid in USD: the fee is 0.88 USD (88 minor units), not 88 yen
+    report = reconcile(
+        [order("o1", "2000", currency="JPY")], [record("o1", "20.00", fee="0.88")], now=NOW
+    )
+    line = only_line(report, Case.CURRENCY_MISMATCH)
+    assert line.fee == Money(88, "USD")
+    assert line.net == Money(1912, "USD")
+    assert report.fees == {"USD": Money(88, "USD")}
+
+
+def test_an_order_with_records_in_two_currencies_carries_no_single_fee() -> None:
+    records = [record("o1", "20.00", fee="0.88"), record("o1", "20.00", currency="EUR", fee="0.50")]
+    report = reconcile([order("o1", "20.00", currency="EUR")], records, now=NOW)
+    line = only_line(report, Case.CURRENCY_MISMATCH)
+    assert line.fee is None and line.net is None  # no one figure adds dollars to euros
+    assert report.fees == {"USD": Money(88, "USD"), "EUR": Money(50, "EUR")}
+
+
 def test_double_charge_proposes_refunding_the_extra_payment() -> None:
     first, second = record("o1", payment_id="pi_a"), record("o1", payment_id="pi_b")
     report = reconcile([order("o1")], [first, second], now=NOW)

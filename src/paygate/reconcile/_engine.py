@@ -89,6 +89,7 @@ class _OrderState:
         "disputes",
         "failed",
         "fee",
+        "fee_currency",
         "net",
         "payments",
         "pending",
@@ -109,6 +110,9 @@ class _OrderState:
         self.disputes = 0  # disputes minus dispute reversals
         self.fee = 0
         self.net = 0
+        # the records' currency, which ``fee``/``net`` are in (not necessarily the order's);
+        # "" once records of two currencies carried them: no single figure then
+        self.fee_currency: str | None = None
         self.record_ids: list[str] = []
         self.related: list[str] = []  # payments named by refunds/disputes
         # the order was matched on the fast path before this state existed: its payment's
@@ -118,8 +122,13 @@ class _OrderState:
     def add(self, row: ProviderRow) -> None:
         _, kind, status, amount, currency, fee, net, record_id, payment_id, _ = row
         self.record_ids.append(record_id)
-        self.fee += fee
-        self.net += net
+        if fee or net:
+            if self.fee_currency is None:
+                self.fee_currency = currency
+            elif self.fee_currency != currency:
+                self.fee_currency = ""
+            self.fee += fee
+            self.net += net
         if kind is _PAYMENT:
             if status is _SUCCEEDED:
                 self.payments.append((amount, currency, payment_id or record_id))
@@ -612,8 +621,9 @@ class _Classifier:
         policy = self.policy
         currency = amount.currency
         payments = state.payments
-        fee = Money(state.fee, currency) if state.fee else None
-        net = Money(state.net, currency) if state.net else None
+        fee_currency = state.fee_currency  # the records', which may not be the order's
+        fee = Money(state.fee, fee_currency) if state.fee and fee_currency else None
+        net = Money(state.net, fee_currency) if state.net and fee_currency else None
         record_ids = tuple(state.record_ids)
         found = False
 
