@@ -47,3 +47,29 @@ def test_gateway_settings_hide_their_input() -> None:
         )
     text = "".join(traceback.format_exception(info.value))
     assert LEAK not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "variables"),
+    [
+        ("paypal", {"client_secret": "pp-secret-x"}, ["PAYGATE_PAYPAL_CLIENT_ID"]),
+        ("square", {}, ["PAYGATE_SQUARE_ACCESS_TOKEN"]),
+    ],
+)
+def test_a_missing_setting_names_its_environment_variable(
+    name: str, settings: dict[str, Any], variables: list[str]
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        paygate.create_provider(name, **settings)
+    message = str(info.value)
+    for variable in variables:
+        assert variable in message
+    assert "pp-secret-x" not in message
+    assert "Field required" in message
+
+
+def test_the_environment_names_the_missing_setting_through_the_gateway() -> None:
+    with pytest.raises(ConfigurationError, match=r"client_id: .*set PAYGATE_PAYPAL_CLIENT_ID") as info:
+        paygate.Gateway.from_env({"PAYGATE_PROVIDER": "paypal",
+                                  "PAYGATE_PAYPAL_CLIENT_SECRET": "pp-secret-y"})  # fmt: skip
+    assert "pp-secret-y" not in str(info.value)

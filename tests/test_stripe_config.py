@@ -114,7 +114,7 @@ def test_plain_http_base_url_is_refused_unless_local(base_url: str) -> None:
     ],
 )
 def test_bad_settings_name_the_setting_not_the_secret(bad: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError, match="invalid settings") as info:
+    with pytest.raises(ConfigurationError, match="invalid Stripe settings") as info:
         StripeProvider(api_key=TEST_KEY, webhook_secret=WEBHOOK_SECRET, **bad)
     message = str(info.value)
     assert next(iter(bad)) in message

@@ -1,9 +1,10 @@
 """Gateway settings from a mapping or the environment, validated by pydantic.
 
-Imported only by ``Gateway.from_config``/``from_env`` so that ``import paygate`` and
-``paygate.connect`` stay free of pydantic. The store URL is a ``SecretStr`` (it may carry
-a database password); provider settings go to the adapter untouched, which validates
-them with its own pydantic model and keeps its secrets as ``SecretStr``.
+Imported only by ``Gateway.from_config``/``from_env`` and by the adapters (for
+:func:`settings_error`), so that ``import paygate`` and ``paygate.connect("fake")`` stay
+free of pydantic. The store URL is a ``SecretStr`` (it may carry a database password);
+provider settings go to the adapter untouched, which validates them with its own
+pydantic model and keeps its secrets as ``SecretStr``.
 """
 
 from __future__ import annotations
@@ -68,13 +69,20 @@ class GatewaySettings(BaseModel):
         return value
 
 
-def _error(exc: PydanticValidationError, where: str) -> ConfigurationError:
-    # field names and what is wrong, never the offending value: it may be a secret
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-        for err in exc.errors(include_input=False, include_url=False)
-    )
-    return ConfigurationError(f"invalid gateway {where}: {problems}")
+def settings_error(
+    exc: PydanticValidationError, what: str, *, env_prefix: str | None = None
+) -> ConfigurationError:
+    """``invalid <what>: field: problem; ...`` -- the setting and what is wrong with it,
+    never the offending value (it may be a secret). With ``env_prefix``, a missing setting
+    also names its environment variable (``PAYGATE_PAYPAL_CLIENT_ID``)."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        name = ".".join(str(part) for part in err["loc"]) or "(settings)"
+        problem = f"{name}: {err['msg']}"
+        if env_prefix and err["type"] == "missing" and len(err["loc"]) == 1:
+            problem += f" (set {env_prefix}{name.upper()})"
+        problems.append(problem)
+    return ConfigurationError(f"invalid {what}: {'; '.join(problems)}")
 
 
 def settings_from_mapping(config: Mapping[str, Any]) -> GatewaySettings:
@@ -94,7 +102,7 @@ def settings_from_mapping(config: Mapping[str, Any]) -> GatewaySettings:
     try:
         return GatewaySettings.model_validate(data)
     except PydanticValidationError as exc:
-        raise _error(exc, "config") from None
+        raise settings_error(exc, "gateway config") from None
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -126,4 +134,4 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> GatewaySettin
     try:
         return GatewaySettings.model_validate(data)
     except PydanticValidationError as exc:
-        raise _error(exc, "environment") from None
+        raise settings_error(exc, "gateway environment") from None

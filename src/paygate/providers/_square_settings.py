@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from paygate.errors import ConfigurationError
+from paygate._config import settings_error
 
 SANDBOX_URL = "https://connect.squareupsandbox.com"
 PRODUCTION_URL = "https://connect.squareup.com"
@@ -77,8 +77,4 @@ def load_settings(settings: dict[str, Any]) -> SquareSettings:
     try:
         return SquareSettings(**settings)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        )
-        raise ConfigurationError(f"invalid Square settings: {problems}") from None
+        raise settings_error(exc, "Square settings", env_prefix="PAYGATE_SQUARE_") from None

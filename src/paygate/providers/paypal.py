@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from paygate._config import settings_error
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
@@ -340,15 +341,6 @@ class PayPalSettings(BaseModel):
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("must be an https URL")
         return value
-
-
-def _settings_error(exc: pydantic.ValidationError) -> ConfigurationError:
-    # pydantic's own text includes the input values, which may be the secret: rebuild it
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-        for error in exc.errors(include_input=False, include_url=False)
-    )
-    return ConfigurationError(f"invalid PayPal settings: {problems}")
 
 
 # ==========================================================================================
@@ -798,7 +790,7 @@ class PayPalProvider(BaseProvider):
         try:
             self.settings = PayPalSettings(**settings)
         except pydantic.ValidationError as exc:
-            raise _settings_error(exc) from None
+            raise settings_error(exc, "PayPal settings", env_prefix="PAYGATE_PAYPAL_") from None
         config = self.settings
         #: the Gateway's retry count for this provider (the adapter itself never retries)
         self.max_retries: int | None = config.max_retries

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from paygate import errors
+from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
@@ -437,12 +438,7 @@ def _load_settings(settings: Mapping[str, Any]) -> StripeSettings:
     try:
         parsed = StripeSettings(**values)
     except PydanticValidationError as exc:
-        # name the setting and the problem, never the value (it may be a secret)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        )
-        raise ConfigurationError(f"stripe: invalid settings: {problems}") from None
+        raise settings_error(exc, "Stripe settings", env_prefix="PAYGATE_STRIPE_") from None
     key = parsed.api_key.get_secret_value()
     if not key.startswith(_KEY_PREFIXES):
         raise ConfigurationError(
