@@ -1076,12 +1076,7 @@ class SquareProvider(BaseProvider):
         again (same window and ``cursor``), nothing yielded is yielded twice. ``None`` (the
         default): no retry, the first error is raised.
         """
-        query = {
-            **_window(since, until),
-            "location_id": self.settings.location_id,
-            "sort_order": "ASC",
-            "limit": check_page_size(page_size, LIST_PAGE_MAX),
-        }
+        query = self._list_query(since, until, page_size)
         return self._pages("list_payments", self._client.payments.list, query, "payments", retry)
 
     def iter_payout_entry_pages(
@@ -1107,14 +1102,20 @@ class SquareProvider(BaseProvider):
         ``retry``: each page request (``list_payouts``, ``list_payout_entries``) goes through
         this policy, as for :meth:`iter_payment_pages`. ``None`` (the default): no retry.
         """
-        limit = check_page_size(page_size, LIST_PAGE_MAX)
-        query = {
+        query = self._list_query(since, until, page_size)
+        return self._payout_entry_pages(query, query["limit"], retry)
+
+    def _list_query(
+        self, since: datetime | None, until: datetime | None, page_size: int
+    ) -> dict[str, Any]:
+        """The query of a list request over ``[since, until)`` of the configured location,
+        oldest first; the arguments are checked here, before any request."""
+        return {
             **_window(since, until),
             "location_id": self.settings.location_id,
             "sort_order": "ASC",
-            "limit": limit,
+            "limit": check_page_size(page_size, LIST_PAGE_MAX),
         }
-        return self._payout_entry_pages(query, limit, retry)
 
     def _payout_entry_pages(
         self, query: dict[str, Any], limit: int, retry: RetryPolicy | None
