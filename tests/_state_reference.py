@@ -21,6 +21,9 @@ The rules (issue 2, "paygate.state"):
 7. Disputes: opened -> disputed; won -> back to where it was; lost -> charged_back. A refund
    landing while a dispute is open is counted and the status stays disputed.
 8. canceled and charged_back are terminal: no event changes them.
+9. A refund that failed or was canceled after it was counted is taken back (its amount is
+   no longer refunded; a dispute stays open). A refund never counted has nothing to take
+   back: its reversal is stale.
 """
 
 from __future__ import annotations
@@ -58,7 +61,10 @@ LEADS_TO = {
 
 
 def expected_outcome(status: S, trigger: T) -> Outcome:
-    """The outcome class of ``trigger`` in ``status``, from the rules above."""
+    """The outcome class of ``trigger`` in ``status``, from the rules above (for a
+    ``refund_reversed``: of a refund never counted, rule 9)."""
+    if trigger is T.REFUND_REVERSED:
+        return "stale"
     if LEADS_TO.get(trigger) is status:
         return "duplicate"  # rule 1
     if status is S.CANCELED:  # rule 8; and no money was ever captured
@@ -117,6 +123,16 @@ class RefPayment:
         """(outcome, next state); raises :class:`Impossible` for an impossible event."""
         if trigger is T.REFUNDED and ref is not None and ref in self.refund_ids:
             return "duplicate", self  # the same refund reported again counts once
+        if trigger is T.REFUND_REVERSED and ref is not None and ref in self.refund_ids:
+            if self.status is S.CHARGED_BACK:
+                return "stale", self
+            if amount is None or not 1 <= amount <= self.refunded:
+                raise Impossible(f"reversal of {amount} out of {self.refunded} refunded")
+            refunded = self.refunded - amount
+            state = replace(self, refunded=refunded, refund_ids=self.refund_ids - {ref})
+            if state.status is S.DISPUTED:
+                return "applied", replace(state, prior=state.by_amounts(refunded))
+            return "applied", replace(state, status=state.by_amounts(refunded))
         outcome = expected_outcome(self.status, trigger)
         if outcome == "invalid":
             raise Impossible(f"{trigger} in {self.status}")

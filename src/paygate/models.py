@@ -187,9 +187,14 @@ class Payment:
     created_at: datetime | None = None
     charge_id: str | None = None
     metadata: Mapping[str, str] = _no_hash()
+    #: the refunds the provider's answer lists for this payment (each by id), where it
+    #: lists them; the state machine counts each once
+    refunds: tuple[Refund, ...] = ()
     raw: Any = _raw()
 
     def __post_init__(self) -> None:
+        if type(self.refunds) is not tuple:  # a list from a store's JSON, or a caller
+            object.__setattr__(self, "refunds", tuple(self.refunds))
         # a zero only when one is missing: a webhook builds several payments, all with both
         if self.amount_captured is None or self.amount_refunded is None:
             zero = Money(0, self.amount.currency)

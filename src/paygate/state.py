@@ -39,6 +39,7 @@ __all__ = [
     "apply_all",
     "event_for_status",
     "event_from_webhook",
+    "events_for_answer",
     "state_of",
     "to_mermaid",
 ]
@@ -58,6 +59,8 @@ class Trigger(StrEnum):
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
+    #: a refund counted as succeeded later failed or was canceled: its amount comes back
+    REFUND_REVERSED = "refund_reversed"
 
 
 S = PaymentStatus
@@ -70,8 +73,10 @@ PRIOR: Final = "prior"  # (dispute won) back to the status before the dispute
 REFUND: Final = "refund"  # partially_refunded or refunded, by amount
 REFUND_HELD: Final = "refund-held"  # (dispute open) refund counted, status stays disputed
 IMPLY: Final = "imply-capture"  # capture implied first, then the event applies
+REVERSE: Final = "reverse"  # a counted refund failed after all: its amount is taken back
 Cell = (
-    PaymentStatus | Literal["stale", "duplicate", "prior", "refund", "refund-held", "imply-capture"]
+    PaymentStatus
+    | Literal["stale", "duplicate", "prior", "refund", "refund-held", "imply-capture", "reverse"]
 )
 
 
@@ -84,18 +89,18 @@ def _row(*cells: Cell | None) -> dict[Trigger, Cell]:
 # fmt: off
 #: status → trigger → outcome. A missing cell is an impossible event (InvalidTransition).
 TABLE: Final[Mapping[PaymentStatus, Mapping[Trigger, Cell]]] = {
-    #                          created action_required    processing    authorized    succeeded    failed    canceled    refunded     dispute_opened dispute_won dispute_lost
-    S.PENDING:            _row(DUP,    S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
-    S.REQUIRES_ACTION:    _row(STALE,  DUP,               S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
-    S.PROCESSING:         _row(STALE,  STALE,             DUP,          S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
-    S.AUTHORIZED:         _row(STALE,  STALE,             STALE,        DUP,          S.SUCCEEDED, STALE,    S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY),
-    S.FAILED:             _row(STALE,  S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, DUP,      S.CANCELED, None,        None,          None,       None),
-    S.SUCCEEDED:          _row(STALE,  STALE,             STALE,        STALE,        DUP,         STALE,    None,       REFUND,      S.DISPUTED,    STALE,      S.CHARGED_BACK),
-    S.PARTIALLY_REFUNDED: _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       REFUND,      S.DISPUTED,    STALE,      S.CHARGED_BACK),
-    S.REFUNDED:           _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       None,        S.DISPUTED,    STALE,      S.CHARGED_BACK),
-    S.DISPUTED:           _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       REFUND_HELD, DUP,           PRIOR,      S.CHARGED_BACK),
-    S.CHARGED_BACK:       _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       None,        STALE,         None,       DUP),
-    S.CANCELED:           _row(STALE,  STALE,             STALE,        STALE,        None,        STALE,    DUP,        None,        None,          None,       None),
+    #                          created action_required    processing    authorized    succeeded    failed    canceled    refunded     dispute_opened dispute_won dispute_lost refund_reversed
+    S.PENDING:            _row(DUP,    S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY, STALE   ),
+    S.REQUIRES_ACTION:    _row(STALE,  DUP,               S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY, STALE   ),
+    S.PROCESSING:         _row(STALE,  STALE,             DUP,          S.AUTHORIZED, S.SUCCEEDED, S.FAILED, S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY, STALE   ),
+    S.AUTHORIZED:         _row(STALE,  STALE,             STALE,        DUP,          S.SUCCEEDED, STALE,    S.CANCELED, IMPLY,       IMPLY,         STALE,      IMPLY, STALE   ),
+    S.FAILED:             _row(STALE,  S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED, S.SUCCEEDED, DUP,      S.CANCELED, None,        None,          None,       None, STALE   ),
+    S.SUCCEEDED:          _row(STALE,  STALE,             STALE,        STALE,        DUP,         STALE,    None,       REFUND,      S.DISPUTED,    STALE,      S.CHARGED_BACK, REVERSE ),
+    S.PARTIALLY_REFUNDED: _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       REFUND,      S.DISPUTED,    STALE,      S.CHARGED_BACK, REVERSE ),
+    S.REFUNDED:           _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       None,        S.DISPUTED,    STALE,      S.CHARGED_BACK, REVERSE ),
+    S.DISPUTED:           _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       REFUND_HELD, DUP,           PRIOR,      S.CHARGED_BACK, REVERSE ),
+    S.CHARGED_BACK:       _row(STALE,  STALE,             STALE,        STALE,        STALE,       STALE,    None,       None,        STALE,         None,       DUP, STALE   ),
+    S.CANCELED:           _row(STALE,  STALE,             STALE,        STALE,        None,        STALE,    DUP,        None,        None,          None,       None, STALE   ),
 }
 # fmt: on
 
@@ -128,12 +133,17 @@ class PaymentEvent:
     trigger: Trigger
     amount: int | None = None
     ref: str | None = None
+    #: when the provider says this happened (POSIX seconds), where it says so
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
     state: PaymentState
     result: Literal["applied", "duplicate", "stale"]
+    #: the events that took effect, in causal order (an implied capture first); empty
+    #: unless ``applied``. Each is one fact the application hears of.
+    applied: tuple[PaymentEvent, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -151,6 +161,13 @@ def _invalid(state: PaymentState, event: PaymentEvent, why: str = "") -> Invalid
 
 def apply(state: PaymentState, event: PaymentEvent) -> Step:
     """Apply one event to one payment state. Pure: same input, same output."""
+    step = _apply(state, event)
+    if step.changed and not step.applied:
+        return Step(step.state, step.result, (event,))
+    return step
+
+
+def _apply(state: PaymentState, event: PaymentEvent) -> Step:
     if event.trigger is T.REFUNDED and event.ref is not None and event.ref in state.refund_ids:
         return Step(state, "duplicate")
     cell = TABLE[state.status].get(event.trigger)
@@ -161,19 +178,23 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
     if cell == DUP:
         return Step(state, "duplicate")
     if cell == IMPLY:
-        settled = _capture(state, PaymentEvent(T.SUCCEEDED))
+        capture = PaymentEvent(T.SUCCEEDED)
+        settled = _capture(state, capture)
         try:
-            return apply(settled, event)
+            then = apply(settled, event)
         except InvalidTransition as exc:
             # report the status the payment really has, not the implied one
             why = str(exc).partition(": ")[2]
             raise _invalid(state, event, f"{why} (capture implied)".lstrip()) from None
+        return Step(then.state, "applied", (capture, *then.applied))
     if cell == REFUND:
         return Step(_refund(state, event), "applied")
     if cell == REFUND_HELD:
         counted = _refund(state, event)
         held = replace(counted, status=state.status, before_dispute=counted.status)
         return Step(held, "applied")
+    if cell == REVERSE:
+        return _reverse(state, event)
     if cell == PRIOR:
         prior = state.before_dispute or _settled_status(state.captured, state.refunded)
         return Step(replace(state, status=prior, before_dispute=None), "applied")
@@ -184,6 +205,22 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
         return Step(replace(state, status=cell, before_dispute=state.status), "applied")
     # the only plain move out of a dispute is charged_back: nothing left to return to
     return Step(replace(state, status=cell, before_dispute=None), "applied")
+
+
+def _reverse(state: PaymentState, event: PaymentEvent) -> Step:
+    """A refund counted as succeeded failed after all: take its amount back."""
+    if event.ref is None or event.ref not in state.refund_ids:
+        return Step(state, "stale")  # never counted: nothing to take back
+    amount = event.amount
+    if amount is None or not 0 < amount <= state.refunded:
+        raise _invalid(state, event, f"reversed refund amount {amount} outside 1..{state.refunded}")
+    refunded = state.refunded - amount
+    ids = state.refund_ids - {event.ref}
+    settled = _settled_status(state.captured, refunded)
+    if state.status is S.DISPUTED:
+        return Step(replace(state, refunded=refunded, refund_ids=ids, before_dispute=settled),
+                    "applied")  # fmt: skip
+    return Step(replace(state, status=settled, refunded=refunded, refund_ids=ids), "applied")
 
 
 def _capture(state: PaymentState, event: PaymentEvent) -> PaymentState:
@@ -272,6 +309,8 @@ def event_from_webhook(event: WebhookEvent) -> PaymentEvent | None:
             obj.status is RefundStatus.SUCCEEDED
         ):
             return PaymentEvent(T.REFUNDED, amount=obj.amount.amount, ref=obj.id)
+        if obj.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            return PaymentEvent(T.REFUND_REVERSED, amount=obj.amount.amount, ref=obj.id)
         return None
     trigger = _EVENT_TRIGGERS.get(event.type)
     if trigger is None:
@@ -279,6 +318,28 @@ def event_from_webhook(event: WebhookEvent) -> PaymentEvent | None:
     if trigger is T.SUCCEEDED and isinstance(obj, Payment) and obj.amount_captured:
         return PaymentEvent(trigger, amount=obj.amount_captured.amount)
     return PaymentEvent(trigger)
+
+
+def events_for_answer(state: PaymentState, payment: Payment) -> list[PaymentEvent]:
+    """The events a provider's answer about a payment proves, for ``state`` as stored:
+    its status (with the captured amount), and each refund the answer lists by id that
+    the state has not counted (or counted, but the answer says failed)."""
+    events: list[PaymentEvent] = []
+    captured = payment.amount_captured.amount if payment.amount_captured else None
+    change = event_for_status(payment.status, captured=captured or None)
+    if change is not None:
+        events.append(change)
+    for refund in payment.refunds:
+        if refund.status is RefundStatus.SUCCEEDED and refund.id not in state.refund_ids:
+            events.append(PaymentEvent(T.REFUNDED, amount=refund.amount.amount, ref=refund.id))
+        elif (
+            refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED)
+            and refund.id in state.refund_ids
+        ):
+            events.append(
+                PaymentEvent(T.REFUND_REVERSED, amount=refund.amount.amount, ref=refund.id)
+            )
+    return events
 
 
 def state_of(payment: Payment) -> PaymentState:
@@ -316,6 +377,14 @@ def to_mermaid() -> str:
             if cell == REFUND:
                 for refund_target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
                     edges.setdefault(refund_target.value, []).append(trigger.value)
+            elif cell == REVERSE:  # back by the reversed amount (a dispute stays open)
+                targets = (
+                    [status]
+                    if status is S.DISPUTED
+                    else [st for st in (S.SUCCEEDED, S.PARTIALLY_REFUNDED) if st is not status]
+                )
+                for target in targets:
+                    edges.setdefault(target.value, []).append(trigger.value)
             elif cell == REFUND_HELD:
                 edges.setdefault(status.value, []).append(trigger.value)
             elif cell == PRIOR:  # back to whichever status the dispute was opened from
