@@ -29,6 +29,7 @@ class FakeHarness(BaseHarness):
     """Scripts the fake by token; webhooks come from a twin provider sharing the secret."""
 
     missing_payment_id = "pay_000000000000000000000000"
+    missing_refund_id = "re_000000000000000000000000"
     secrets = (SECRET,)
 
     def __init__(self, provider_class: type[FakeProvider] = FakeProvider) -> None:
@@ -62,12 +63,15 @@ class FakeHarness(BaseHarness):
             )
         except Exception:  # the decline is what we want: its webhook is pending
             payment = None
-        if kind == "refund" and payment is not None:
-            source.refund_payment(payment.id, idempotency_key="hook-refund")
+        if kind in ("refund", "refund_failed") and payment is not None:
+            refund = source.refund_payment(payment.id, idempotency_key="hook-refund")
+            if kind == "refund_failed":
+                source.fail_refund(refund.id)
         wanted = {
             "payment_succeeded": "payment.succeeded",
             "payment_failed": "payment.failed",
             "refund": "refund.succeeded",
+            "refund_failed": "refund.failed",
             "dispute_opened": "dispute.opened",
         }[kind]
         for delivery in source.take_webhooks():

@@ -60,6 +60,7 @@ class PayPalHarness(BaseHarness):
     currency = "USD"
     detects_idempotency_conflict = False
     missing_payment_id = "0MISSING00000000X"
+    missing_refund_id = "1MISSING00000000X"
     secrets = (CLIENT_SECRET, ACCESS_TOKEN)
 
     def __init__(self, api: PayPalMock) -> None:
@@ -138,6 +139,20 @@ class PayPalHarness(BaseHarness):
         ):
             self._create(scenario, details)
             return
+        if scenario is Scenario.REFUND_MISSING:
+            missing = {"name": "RESOURCE_NOT_FOUND", "message": "The specified resource does not exist.",
+                       "details": [{"issue": "INVALID_RESOURCE_ID"}], "debug_id": "contract3"}  # fmt: skip
+            self.api.on("GET", f"/v2/payments/refunds/{details['refund_id']}", missing, status=404)
+            return
+        if scenario is Scenario.REFUND_GET:
+            unit = self.orders[details["payment_id"]]["purchase_units"][0]
+            refund = refund_json(
+                details["refund_id"], value=_value(details["amount"]), ref=unit["custom_id"],
+                capture_id=unit["payments"]["captures"][0]["id"],
+            )  # fmt: skip
+            self.api.on("GET", f"/v2/payments/refunds/{details['refund_id']}", refund,
+                        response_schema=(PAYMENTS, "refund"))  # fmt: skip
+            return
         if scenario is Scenario.PAYMENT_MISSING:
             missing = {"name": "RESOURCE_NOT_FOUND", "message": "The specified resource does not exist.",
                        "details": [{"issue": "INVALID_RESOURCE_ID"}], "debug_id": "contract2"}  # fmt: skip
@@ -200,6 +215,7 @@ class PayPalHarness(BaseHarness):
             "payment_succeeded": ("PAYMENT.CAPTURE.COMPLETED", capture_json()),
             "payment_failed": ("PAYMENT.CAPTURE.DECLINED", capture_json(status="DECLINED")),
             "refund": ("PAYMENT.CAPTURE.REFUNDED", refund_json()),
+            "refund_failed": ("PAYMENT.CAPTURE.REFUNDED", refund_json(status="FAILED")),
             "dispute_opened": (
                 "CUSTOMER.DISPUTE.CREATED",
                 {
@@ -216,7 +232,11 @@ class PayPalHarness(BaseHarness):
             "unknown": ("MERCHANT.PARTNER-CONSENT.REVOKED", {"merchant_id": "7XXXXXXXXXXXX"}),
         }
         event_type, resource = resources[kind]
-        if kind in ("refund", "dispute_opened"):  # they name the capture; its order is looked up
+        if kind in (
+            "refund",
+            "refund_failed",
+            "dispute_opened",
+        ):  # they name the capture; its order is looked up
             self.api.on("GET", "/v2/payments/captures/3C679366HH908993F", capture_json())
         body = json.dumps(event_json(event_type, resource)).encode()
         return WebhookDelivery(body=body, headers=sign(body))

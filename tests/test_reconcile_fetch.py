@@ -674,7 +674,11 @@ def test_cli_from_api_apply_uses_the_window_run_id(
     already = resource(
         "payment_intent", id="pi_7", amount=1999, amount_received=1999, currency="usd",
         status="succeeded", metadata={"order_id": "ord_pending"},
-        latest_charge={**charge("ch_7", "ord_pending", 1999), "amount_refunded": 1999},
+        latest_charge={**charge("ch_7", "ord_pending", 1999), "amount_refunded": 1999,
+                       # the charge lists its refund (get_payment expands them)
+                       "refunds": stripe_list([resource("refund", id="re_7", amount=1999,
+                                                        charge="ch_7", payment_intent="pi_7")],
+                                              has_more=False)},
     )  # fmt: skip
     stripe_api.get(f"{STRIPE_API}/payment_intents/pi_7", json=already)
     out = tmp_path / "report.json"

@@ -34,6 +34,7 @@ class SquareHarness(BaseHarness):
     outcomes = frozenset({"succeed", "decline"})
     currency = "USD"
     missing_payment_id = "NoSuchPaymentContract000000"
+    missing_refund_id = "NoSuchRefundContract000000"
     secrets = (ACCESS_TOKEN, SIGNATURE_KEY)
 
     def __init__(self, api: SquareMockAPI) -> None:
@@ -64,6 +65,14 @@ class SquareHarness(BaseHarness):
                 "amount_money": {"amount": 500, "currency": "USD"},
             }
             event = self.api.event("refund.created", "refund", refund)
+        elif kind == "refund_failed":
+            refund = {
+                "id": f"{PAYMENT['id']}_RF2",
+                "status": "FAILED",
+                "payment_id": PAYMENT["id"],
+                "amount_money": {"amount": 500, "currency": "USD"},
+            }
+            event = self.api.event("refund.updated", "refund", refund)
         elif kind == "dispute_opened":
             dispute = {
                 "id": "DSPcontract",

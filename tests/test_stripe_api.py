@@ -214,15 +214,27 @@ def test_long_idempotency_key_is_hashed_deterministically(
 def test_get_payment_expands_charge_and_sees_refunds(
     provider: StripeProvider, api: responses.RequestsMock
 ) -> None:
+    refund = resource("refund", id="re_1", amount=500, currency="usd", charge="ch_1")
     charge = resource(
-        "charge", id="ch_1", amount=1999, amount_captured=1999, amount_refunded=500, currency="usd"
+        "charge",
+        id="ch_1",
+        amount=1999,
+        amount_captured=1999,
+        amount_refunded=500,
+        captured=True,
+        currency="usd",
+        refunds={"object": "list", "data": [refund], "has_more": False},
     )
     api.get(f"{API}/payment_intents/pi_test_1", json=intent(latest_charge=charge))
     payment = provider.get_payment("pi_test_1")
-    assert query(api.calls[0]) == {"expand[0]": "latest_charge"}
+    assert query(api.calls[0]) == {
+        "expand[0]": "latest_charge",
+        "expand[1]": "latest_charge.refunds",
+    }
     assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
     assert payment.amount_refunded == Money(500, "USD")
     assert payment.charge_id == "ch_1"
+    assert [(r.id, r.payment_id) for r in payment.refunds] == [("re_1", "pi_test_1")]
 
 
 def test_capture_partial(provider: StripeProvider, api: responses.RequestsMock) -> None:

@@ -68,6 +68,7 @@ def _error(status: int, **error: Any) -> dict[str, Any]:
 class StripeHarness(BaseHarness):
     currency = "USD"
     missing_payment_id = "pi_3ContractMissing000000"
+    missing_refund_id = "re_3ContractMissing000000"
 
     def __init__(self, api: responses.RequestsMock) -> None:
         self.api = api
@@ -233,6 +234,26 @@ class StripeHarness(BaseHarness):
                 ),
                 match=[_expect(payment_intent=payment_id, amount=str(value))],
             )
+        elif scenario is Scenario.REFUND_GET:
+            body = resource(
+                "refund",
+                id=details["refund_id"],
+                amount=value,
+                currency=currency,
+                payment_intent=payment_id,
+                status="succeeded",
+            )
+            self.api.get(f"{API}/refunds/{details['refund_id']}", json=body)
+        elif scenario is Scenario.REFUND_MISSING:
+            self.api.get(
+                f"{API}/refunds/{details['refund_id']}",
+                **_error(
+                    404,
+                    type="invalid_request_error",
+                    code="resource_missing",
+                    message=f"No such refund: '{details['refund_id']}'",
+                ),
+            )
         elif scenario is Scenario.CUSTOMER_CREATE:
             body = resource(
                 "customer", id="cus_contract", email="contract@example.com", name="Contract Tester"
@@ -293,6 +314,16 @@ class StripeHarness(BaseHarness):
             stripe_type = "refund.created"
             obj = resource(
                 "refund", id="re_hook", amount=2000, currency="usd", payment_intent="pi_hook"
+            )
+        elif kind == "refund_failed":
+            stripe_type = "refund.failed"
+            obj = resource(
+                "refund",
+                id="re_hook",
+                amount=2000,
+                currency="usd",
+                payment_intent="pi_hook",
+                status="failed",
             )
         elif kind == "dispute_opened":
             stripe_type = "charge.dispute.created"

@@ -331,6 +331,14 @@ CASES: list[tuple[str, Any, EventType, type]] = [
     ("refund.updated", lambda: refund_obj(status="canceled"), EventType.REFUND_FAILED, Refund),
     ("refund.failed", lambda: refund_obj(status="failed"), EventType.REFUND_FAILED, Refund),
     (
+        "charge.refund.updated",
+        # failure_reason: set on failed refunds only (Stripe's example refund has none)
+        lambda: {**refund_obj(status="failed"), "failure_reason": "expired_or_canceled_card"},
+        EventType.REFUND_FAILED,
+        Refund,
+    ),
+    ("charge.refund.updated", refund_obj, EventType.REFUND_SUCCEEDED, Refund),
+    (
         "charge.dispute.created",
         lambda: dispute_obj(status="needs_response"),
         EventType.DISPUTE_OPENED,

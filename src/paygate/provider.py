@@ -103,6 +103,11 @@ class PaymentProvider(Protocol):
         idempotency_key: str,
     ) -> Refund: ...
 
+    def get_refund(self, refund_id: str) -> Refund:
+        """A refund as the provider holds it now: a pending one may have succeeded since,
+        a succeeded one may have failed (and its money come back to the merchant)."""
+        ...
+
     def create_checkout_session(
         self,
         *,
@@ -214,6 +219,9 @@ class BaseProvider:
 
     def refund_payment(self, *args: Any, **kwargs: Any) -> Refund:
         self._unsupported("refund_payment")
+
+    def get_refund(self, *args: Any, **kwargs: Any) -> Refund:
+        self._unsupported("get_refund")
 
     def create_checkout_session(self, *args: Any, **kwargs: Any) -> CheckoutSession:
         self._unsupported("create_checkout_session")

@@ -109,8 +109,17 @@ def payment(data: JSON) -> Payment:
         created_at=timestamp(data.get("created")),
         charge_id=_opt_str(data.get("charge_id")),
         metadata=_metadata(data.get("metadata")),
+        refunds=tuple(refund(item) for item in _list(data.get("refunds"))),
         raw=data,
     )
+
+
+def _list(value: Any) -> list[JSON]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise TypeError("expected a list of objects")
+    return value
 
 
 def refund(data: JSON) -> Refund:

@@ -154,8 +154,10 @@ class PayPalTransport:
         return self._call("GET", path, None, None)
 
     def post(
-        self, path: str, body: Mapping[str, Any], *, request_id: str | None = None
+        self, path: str, body: Mapping[str, Any] | None, *, request_id: str | None = None
     ) -> dict[str, Any]:
+        """POST ``body`` as JSON; ``None`` sends no body at all (PayPal's void takes none,
+        and ``Api.post`` would turn ``None`` into ``{}``)."""
         return self._call("POST", path, body, request_id)
 
     def patch(self, path: str, body: Any) -> dict[str, Any]:
@@ -168,6 +170,9 @@ class PayPalTransport:
         try:
             if method == "GET":
                 result = self._api.get(path, headers)
+            elif method == "POST" and body is None:
+                url = paypalrestsdk.util.join_url(self._api.endpoint, path)
+                result = self._api.request(url, "POST", body=None, headers=headers)
             elif method == "POST":
                 result = self._api.post(path, body, headers)
             else:

@@ -349,6 +349,9 @@ class SquareMockAPI:
         if body.get("reason"):
             refund["reason"] = body["reason"]
         self.refunds[refund["id"]] = refund
+        # Square lists every refund of a payment in refund_ids, a pending one too;
+        # refunded_money counts the completed ones
+        payment.setdefault("refund_ids", []).append(refund["id"])
         self._emit("refund.created", "refund", refund)
         if refund["status"] == "COMPLETED":
             self._count_refund(refund)
@@ -357,20 +360,28 @@ class SquareMockAPI:
     def _count_refund(self, refund: dict[str, Any]) -> None:
         payment = self.payments[refund["payment_id"]]
         before = payment.get("refunded_money", {}).get("amount", 0)
+        self._refunded_money(payment, before + refund["amount_money"]["amount"])
+
+    def _refunded_money(self, payment: dict[str, Any], amount: int) -> None:
         payment["refunded_money"] = {
-            "amount": before + refund["amount_money"]["amount"],
-            "currency": refund["amount_money"]["currency"],
+            "amount": amount,
+            "currency": payment["amount_money"]["currency"],
         }
-        payment.setdefault("refund_ids", []).append(refund["id"])
         self._emit("payment.updated", "payment", payment)
 
     def complete_refund(self, refund_id: str, status: str = "COMPLETED") -> dict[str, Any]:
-        """Square finishes a pending refund (COMPLETED, or REJECTED/FAILED)."""
+        """Square finishes a refund: a pending one COMPLETED, REJECTED or FAILED, or a
+        completed one FAILED after all (its amount comes back to the payment)."""
         refund = self.refunds[refund_id]
+        was = refund["status"]
         refund["status"] = status
         self._emit("refund.updated", "refund", refund)
-        if status == "COMPLETED":
+        if status == "COMPLETED" and was != "COMPLETED":
             self._count_refund(refund)
+        elif was == "COMPLETED" and status != "COMPLETED":
+            payment = self.payments[refund["payment_id"]]
+            before = payment.get("refunded_money", {}).get("amount", 0)
+            self._refunded_money(payment, before - refund["amount_money"]["amount"])
         return refund
 
     def _get_refund(self, body: Any, refund_id: str) -> tuple[int, Any]:

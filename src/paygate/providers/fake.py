@@ -18,8 +18,15 @@ Outcomes are scripted by the payment method token (see ``TOKEN_OUTCOMES`` below)
 ``tok_3ds``                 ``requires_action`` until :meth:`FakeProvider.authenticate`
 ``tok_processing``          ``processing`` until :meth:`FakeProvider.settle`
 ``tok_dispute``             succeeds, then a dispute opens (``dispute.opened``)
+``tok_refund_pending``      succeeds; its refunds stay ``pending`` until
+                            :meth:`FakeProvider.settle_refund` (or ``fail_refund``)
 ``None``                    ``pending`` (no method yet; :meth:`FakeProvider.confirm_payment`)
 =========================  ==========================================================
+
+Any refund can later fail with :meth:`FakeProvider.fail_refund` (a pending one, or one that
+succeeded: its amount comes back to the payment), each step with its signed webhook
+(``refund.succeeded``, ``refund.failed``). :meth:`FakeProvider.get_payment` lists the
+payment's refunds in ``Payment.refunds``; payment webhooks do not carry them.
 
 A declined ``create_payment`` raises :class:`~paygate.errors.CardDeclined` *and* keeps the
 failed payment (as Stripe keeps the PaymentIntent), emitting ``payment.failed``; the failed
@@ -89,7 +96,7 @@ __all__ = [
 
 # -- mapping tables --------------------------------------------------------------------------
 
-Outcome = Literal["succeed", "decline", "require_action", "processing", "dispute"]
+Outcome = Literal["succeed", "decline", "require_action", "processing", "dispute", "refund_pending"]
 
 #: payment method token → what happens when it is used
 TOKEN_OUTCOMES: Final[Mapping[str, Outcome]] = {
@@ -104,6 +111,7 @@ TOKEN_OUTCOMES: Final[Mapping[str, Outcome]] = {
     "tok_3ds": "require_action",
     "tok_processing": "processing",
     "tok_dispute": "dispute",
+    "tok_refund_pending": "refund_pending",
 }
 
 #: declining token → (standard decline code, the message a card network would give)
@@ -149,6 +157,7 @@ OPERATIONS: Final = frozenset(
         "capture_payment",
         "cancel_payment",
         "refund_payment",
+        "get_refund",
         "create_checkout_session",
         "get_checkout_session",
         "complete_return",
@@ -467,7 +476,11 @@ class FakeProvider(BaseProvider):
     # -- payments ------------------------------------------------------------------------------
 
     def _payment_model(self, record: JSON) -> Payment:
-        return codec.payment(codec.snapshot(record))
+        """The API's answer about a payment: with its refunds listed, as Stripe lists a
+        charge's (webhooks carry the payment record alone)."""
+        data = codec.snapshot(record)
+        data["refunds"] = [codec.snapshot(refund) for refund in self._refunds_of(record)]
+        return codec.payment(data)
 
     def _new_payment(
         self,
@@ -505,6 +518,7 @@ class FakeProvider(BaseProvider):
             "checkout_session_id": None,
             "invoice_id": None,
             "status_before_dispute": None,
+            "refund_ids": [],
         }
         self._objects[payment_id] = record
         if emit:
@@ -706,7 +720,9 @@ class FakeProvider(BaseProvider):
                     "can be refunded",
                     "payment_unexpected_state",
                 )
-            remaining = record["amount_captured"] - record["amount_refunded"]
+            # a pending refund holds its amount: it may still succeed
+            held_back = self._pending_refunds(record)
+            remaining = record["amount_captured"] - record["amount_refunded"] - held_back
             to_refund = remaining
             if amount is not None:
                 _check_money(amount, "refund amount")
@@ -725,6 +741,11 @@ class FakeProvider(BaseProvider):
                 to_refund = amount.amount
             if reason is not None and not isinstance(reason, str):
                 raise _invalid("reason must be a str")
+            if to_refund <= 0:
+                raise _invalid(
+                    f"payment {payment_id} has nothing left to refund", "amount_too_large"
+                )
+            held = record["payment_method"] == "tok_refund_pending"
             refund_record: JSON = {
                 "object": "refund",
                 "id": self._new_id("re"),
@@ -732,19 +753,96 @@ class FakeProvider(BaseProvider):
                 "order_id": record["order_id"],
                 "amount": to_refund,
                 "currency": record["currency"],
-                "status": "succeeded",
+                "status": "pending" if held else "succeeded",
                 "reason": reason,
                 "failure_reason": None,
                 "created": self._now(),
             }
             self._objects[refund_record["id"]] = refund_record
-            record["amount_refunded"] += to_refund
-            fully = record["amount_refunded"] == record["amount_captured"]
-            record["status"] = "refunded" if fully else "partially_refunded"
-            self._emit(EventType.REFUND_SUCCEEDED, refund_record)
+            record["refund_ids"].append(refund_record["id"])
+            if held:
+                self._emit(EventType.REFUND_CREATED, refund_record)
+            else:
+                self._count_refund(record, refund_record)
             return codec.refund(codec.snapshot(refund_record))
 
         return self._idempotent(idempotency_key, "refund_payment", fingerprint, refund)
+
+    def _pending_refunds(self, record: JSON) -> int:
+        return sum(
+            refund["amount"] for refund in self._refunds_of(record) if refund["status"] == "pending"
+        )
+
+    def _refunds_of(self, record: JSON) -> list[JSON]:
+        return [self._objects[refund_id] for refund_id in record["refund_ids"]]
+
+    def _count_refund(self, record: JSON, refund: JSON) -> None:
+        """A refund succeeded: the payment counts it, ``refund.succeeded`` is emitted."""
+        refund["status"] = "succeeded"
+        record["amount_refunded"] += refund["amount"]
+        self._settle_status(record)
+        self._emit(EventType.REFUND_SUCCEEDED, refund)
+
+    @staticmethod
+    def _settle_status(record: JSON) -> None:
+        """A captured payment's status from its amounts; a disputed or charged-back payment
+        keeps its status (a disputed one returns to this status if the dispute is won)."""
+        refunded, captured = record["amount_refunded"], record["amount_captured"]
+        settled = (
+            "succeeded"
+            if refunded <= 0
+            else "refunded"
+            if refunded >= captured
+            else "partially_refunded"
+        )
+        if record["status"] == "disputed":
+            record["status_before_dispute"] = settled
+        elif record["status"] in ("succeeded", "partially_refunded", "refunded"):
+            record["status"] = settled
+
+    @_operation(Capability.REFUNDS)
+    def get_refund(self, refund_id: str) -> Refund:
+        return codec.refund(codec.snapshot(self._get("refund", refund_id)))
+
+    def settle_refund(self, refund_id: str) -> Refund:
+        """A ``pending`` refund succeeds (``refund.succeeded``): the payment counts it."""
+        with self._lock:
+            refund = self._get("refund", refund_id)
+            if refund["status"] != "pending":
+                raise _invalid(
+                    f"refund {refund_id} is {refund['status']}, not pending",
+                    "refund_unexpected_state",
+                )
+            self._count_refund(self._objects[refund["payment_id"]], refund)
+            return codec.refund(codec.snapshot(refund))
+
+    def fail_refund(
+        self, refund_id: str, *, reason: str = "declined", canceled: bool = False
+    ) -> Refund:
+        """A refund fails (``refund.failed``): a pending one, or one that had succeeded,
+        whose amount then comes back to the payment (as Stripe and PayPal report a refund
+        the card network returned). ``canceled=True``: a pending refund is canceled instead
+        (status ``canceled``, the same event type). ``reason`` is its ``failure_reason``.
+        """
+        with self._lock:
+            refund = self._get("refund", refund_id)
+            allowed = ("pending",) if canceled else ("pending", "succeeded")
+            if refund["status"] not in allowed:
+                raise _invalid(
+                    f"refund {refund_id} is {refund['status']} and cannot be "
+                    f"{'canceled' if canceled else 'failed'}",
+                    "refund_unexpected_state",
+                )
+            record = self._objects[refund["payment_id"]]
+            if refund["status"] == "succeeded":
+                record["amount_refunded"] -= refund["amount"]
+                self._settle_status(record)
+            refund.update(
+                status="canceled" if canceled else "failed",
+                failure_reason=None if canceled else reason,
+            )
+            self._emit(EventType.REFUND_FAILED, refund)
+            return codec.refund(codec.snapshot(refund))
 
     @_operation(Capability.PAYMENTS)
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:

@@ -188,9 +188,11 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "PAYMENT.CAPTURE.PENDING": (EventType.PAYMENT_PROCESSING, "capture"),
     "PAYMENT.CAPTURE.DENIED": (EventType.PAYMENT_FAILED, "capture"),
     "PAYMENT.CAPTURE.DECLINED": (EventType.PAYMENT_FAILED, "capture"),
-    "PAYMENT.CAPTURE.REFUNDED": (EventType.REFUND_SUCCEEDED, "refund"),
+    # the resource is the refund: its status decides (:data:`REFUND_STATUS_EVENTS`), so a
+    # refund PayPal reports FAILED or CANCELLED is a failed refund, not a counted one
+    "PAYMENT.CAPTURE.REFUNDED": (None, "refund"),
     # a reversal takes the money back like a refund (the resource is a refund object)
-    "PAYMENT.CAPTURE.REVERSED": (EventType.REFUND_SUCCEEDED, "refund"),
+    "PAYMENT.CAPTURE.REVERSED": (None, "refund"),
     "PAYMENT.AUTHORIZATION.CREATED": (EventType.PAYMENT_AUTHORIZED, "authorization"),
     "PAYMENT.AUTHORIZATION.VOIDED": (EventType.PAYMENT_CANCELED, "authorization"),
     "BILLING.SUBSCRIPTION.CREATED": (EventType.SUBSCRIPTION_CREATED, "subscription"),
@@ -219,6 +221,15 @@ PAYMENT_STATUS_EVENTS: Final[Mapping[PaymentStatus, EventType]] = {
     PaymentStatus.AUTHORIZED: EventType.PAYMENT_AUTHORIZED,
     PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
     PaymentStatus.CANCELED: EventType.PAYMENT_CANCELED,
+}
+
+#: How a refund event reads by the refund's status (PayPal names no separate event for a
+#: refund that fails: the refund resource's ``status`` says so).
+REFUND_STATUS_EVENTS: Final[Mapping[RefundStatus, EventType]] = {
+    RefundStatus.SUCCEEDED: EventType.REFUND_SUCCEEDED,
+    RefundStatus.PENDING: EventType.REFUND_CREATED,
+    RefundStatus.FAILED: EventType.REFUND_FAILED,
+    RefundStatus.CANCELED: EventType.REFUND_FAILED,
 }
 
 #: How a resolved dispute's status reads as an event.
@@ -526,6 +537,12 @@ def _payment_from_order(order: Mapping[str, Any]) -> Payment:
     metadata = {"paypal_order_id": order_id}
     if order.get("intent"):
         metadata["paypal_intent"] = str(order["intent"])
+    reference = _order_reference(unit)
+    listed = tuple(
+        _refund_from(refund, payment_id=order_id, order_id=reference)
+        for refund in refunds
+        if isinstance(refund, Mapping) and refund.get("id")
+    )
     if charge is not None:
         metadata["paypal_capture_id"] = str(charge["id"])
     if authorization is not None:
@@ -536,7 +553,7 @@ def _payment_from_order(order: Mapping[str, Any]) -> Payment:
     return Payment(
         id=order_id,
         provider="paypal",
-        order_id=_order_reference(unit),
+        order_id=reference,
         amount=amount,
         status=status,
         amount_captured=captured,
@@ -546,6 +563,7 @@ def _payment_from_order(order: Mapping[str, Any]) -> Payment:
         created_at=_parse_time(order.get("create_time")),
         charge_id=str(charge["id"]) if charge is not None else None,
         metadata=metadata,
+        refunds=listed,
         raw=order,
     )
 
@@ -688,8 +706,11 @@ def _dispute_from(dispute: Mapping[str, Any]) -> Dispute:
 def _invoice_from(invoice: Mapping[str, Any], *, fallback_total: Money | None = None) -> Invoice:
     invoice_id = str(invoice["id"])
     detail = invoice.get("detail") or {}
-    if invoice.get("amount") is not None:
-        total = _parse_money(invoice["amount"], f"invoice {invoice_id}")
+    amount = invoice.get("amount")
+    # a draft's amount summary may carry only its currency (``value`` is optional in
+    # Invoicing v2's amount_summary_detail): then the total the caller knows stands
+    if isinstance(amount, Mapping) and amount.get("value") is not None:
+        total = _parse_money(amount, f"invoice {invoice_id}")
     elif fallback_total is not None:
         total = fallback_total
     else:
@@ -936,10 +957,8 @@ class PayPalProvider(BaseProvider):
         order = self._get_order(payment_id)
         authorization = self._authorization(order, "cancel")
         authorization_path = _path_id(str(authorization["id"]), "authorization id")
-        voided = self._http.post(
-            f"/v2/payments/authorizations/{authorization_path}/void",
-            {},
-        )
+        # the void takes no request body (PayPal's spec has none): send none, not "{}"
+        voided = self._http.post(f"/v2/payments/authorizations/{authorization_path}/void", None)
         _payments_of(order)["authorizations"] = [voided or {**authorization, "status": "VOIDED"}]
         return self._payment(order)
 
@@ -986,6 +1005,16 @@ class PayPalProvider(BaseProvider):
             fallback_amount=amount or refundable,
             reason=reason,
         )
+
+    def get_refund(self, refund_id: str) -> Refund:
+        """A refund (Payments v2 ``GET /v2/payments/refunds/{id}``), its ``payment_id`` the
+        refunded capture's order (``Payment.id``), as for refund webhooks."""
+        refund = _refund_from(
+            self._http.get(f"/v2/payments/refunds/{_path_id(refund_id, 'refund_id')}")
+        )
+        if not _related_ids(refund.raw).get("order_id"):
+            refund = replace(refund, payment_id=self._order_of_capture(refund.payment_id))
+        return refund
 
     # -- hosted checkout (an order with line items) -------------------------------------------
 
@@ -1417,7 +1446,9 @@ def _event_from(body: bytes) -> WebhookEvent:
             f"PayPal {provider_type} event {event_id} has an unusable resource "
             f"({type(exc).__name__}: {exc})"
         ) from None
-    if event_type is None and isinstance(obj, Dispute):  # won or lost by its outcome
+    if event_type is None and isinstance(obj, Refund):  # by the refund's status
+        event_type = REFUND_STATUS_EVENTS.get(obj.status, EventType.REFUND_CREATED)
+    elif event_type is None and isinstance(obj, Dispute):  # won or lost by its outcome
         event_type = DISPUTE_RESOLUTION_EVENTS.get(obj.status, EventType.DISPUTE_UPDATED)
     elif event_type is None and isinstance(obj, Payment):  # by the order's payment status
         event_type = PAYMENT_STATUS_EVENTS.get(obj.status, EventType.PAYMENT_PROCESSING)

@@ -383,8 +383,18 @@ def _check_reference(order_id: str) -> str:
 # -- translation: Square JSON → paygate dataclasses --------------------------------------------
 
 
-def payment_from_square(data: Mapping[str, Any], *, order_id: str | None = None) -> Payment:
-    """A Square ``Payment`` object as a paygate :class:`Payment`."""
+def payment_from_square(
+    data: Mapping[str, Any],
+    *,
+    order_id: str | None = None,
+    refunds: Sequence[Mapping[str, Any]] | None = None,
+) -> Payment:
+    """A Square ``Payment`` object as a paygate :class:`Payment`.
+
+    ``refunds``: the payment's ``PaymentRefund`` objects (its ``refund_ids`` fetched). With
+    them the refunded amount is the sum of the COMPLETED ones, each kept on
+    ``Payment.refunds``; without them it is Square's ``refunded_money``.
+    """
     amount = _money(data.get("amount_money")) or _money(data.get("total_money"))
     if amount is None:
         raise MalformedPayload(f"Square payment {data.get('id')!r} has no amount_money")
@@ -393,7 +403,15 @@ def payment_from_square(data: Mapping[str, Any], *, order_id: str | None = None)
     if status is None:
         raise MalformedPayload(f"unknown Square payment status {square_status!r}")
     zero = Money(0, amount.currency)
-    refunded = _money(data.get("refunded_money"), amount.currency) or zero
+    reference = order_id or data.get("reference_id") or _order_id_from_note(data.get("note"))
+    listed = tuple(refund_from_square(r, order_id=reference) for r in refunds or ())
+    if refunds is not None:
+        refunded = zero
+        for refund in listed:
+            if refund.status is RefundStatus.SUCCEEDED:
+                refunded += refund.amount
+    else:
+        refunded = _money(data.get("refunded_money"), amount.currency) or zero
     captured = amount if status is PaymentStatus.SUCCEEDED else zero
     if status is PaymentStatus.SUCCEEDED and refunded.amount > 0:
         status = (
@@ -406,7 +424,7 @@ def payment_from_square(data: Mapping[str, Any], *, order_id: str | None = None)
     return Payment(
         id=str(data.get("id") or ""),
         provider=PROVIDER,
-        order_id=order_id or data.get("reference_id") or _order_id_from_note(data.get("note")),
+        order_id=reference,
         amount=amount,
         status=status,
         amount_captured=captured,
@@ -414,6 +432,7 @@ def payment_from_square(data: Mapping[str, Any], *, order_id: str | None = None)
         customer_id=data.get("customer_id"),
         failure=failure,
         created_at=_time(data.get("created_at")),
+        refunds=listed,
         raw=dict(data),
     )
 
@@ -440,7 +459,9 @@ def refund_from_square(data: Mapping[str, Any], *, order_id: str | None = None) 
     )
 
 
-def dispute_from_square(data: Mapping[str, Any]) -> Dispute:
+def dispute_from_square(data: Mapping[str, Any], *, dispute_id: str | None = None) -> Dispute:
+    """A Square ``Dispute``; ``dispute_id`` (an event's ``data.id``) when the object has no
+    id of its own: every dispute event must name its dispute, two of one payment apart."""
     amount = _money(data.get("amount_money"))
     if amount is None:
         raise MalformedPayload(f"Square dispute {data.get('id')!r} has no amount_money")
@@ -449,8 +470,11 @@ def dispute_from_square(data: Mapping[str, Any]) -> Dispute:
     if status is None:
         raise MalformedPayload(f"unknown Square dispute state {state!r}")
     disputed = data.get("disputed_payment") or {}
+    own_id = data.get("id") or data.get("dispute_id") or dispute_id
+    if not own_id:
+        raise MalformedPayload("Square dispute without an id")
     return Dispute(
-        id=str(data.get("id") or data.get("dispute_id") or ""),
+        id=str(own_id),
         provider=PROVIDER,
         payment_id=disputed.get("payment_id"),
         amount=amount,
@@ -592,7 +616,10 @@ def normalize_event(payload: Mapping[str, Any]) -> WebhookEvent:
             raise MalformedPayload(f"Square {square_type} event without data")
         try:
             kind, raw_object = _event_object(square_type, data)
-            event_type, obj = _normalize_object(square_type, kind, raw_object)
+            data_id = data.get("id")
+            event_type, obj = _normalize_object(
+                square_type, kind, raw_object, data_id if isinstance(data_id, str) else None
+            )
         except MalformedPayload:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -614,7 +641,7 @@ def normalize_event(payload: Mapping[str, Any]) -> WebhookEvent:
 
 
 def _normalize_object(
-    square_type: str, kind: str, data: Mapping[str, Any]
+    square_type: str, kind: str, data: Mapping[str, Any], event_data_id: str | None = None
 ) -> tuple[EventType, WebhookObject | None]:
     status = str(data.get("status") or data.get("state") or "")
     if kind == "payment" and square_type in ("payment.created", "payment.updated"):
@@ -629,7 +656,7 @@ def _normalize_object(
         "dispute.state.updated",
         "dispute.state.changed",
     ):
-        dispute = dispute_from_square(data)
+        dispute = dispute_from_square(data, dispute_id=event_data_id)
         if square_type == "dispute.created":
             return EventType.DISPUTE_OPENED, dispute
         return DISPUTE_EVENT_BY_STATE.get(status, EventType.DISPUTE_UPDATED), dispute
@@ -775,14 +802,34 @@ class SquareProvider(BaseProvider):
         return _with_metadata(payment, metadata)
 
     def get_payment(self, payment_id: str) -> Payment:
+        """The payment with its refunds: GetPayment, then GetPaymentRefund for each of its
+        ``refund_ids`` (Square lists refunds by id only, and ListPaymentRefunds cannot ask
+        for one payment's). One request more per refund, none for an unrefunded payment:
+        the price of knowing each refund by id, so a missed refund webhook is learned
+        here and nothing is counted twice."""
+        data = self._payment_data(payment_id)
+        refund_ids = data.get("refund_ids") or []
+        refunds = [
+            self._call("get_payment", self._client.refunds.get, refund_id=refund_id)["refund"]
+            for refund_id in refund_ids
+            if isinstance(refund_id, str) and refund_id
+        ]
+        return payment_from_square(data, refunds=refunds)
+
+    def _payment_data(self, payment_id: str) -> dict[str, Any]:
         body = self._call("get_payment", self._client.payments.get, payment_id=payment_id)
-        return payment_from_square(body["payment"])
+        payment: dict[str, Any] = body["payment"]
+        return payment
+
+    def get_refund(self, refund_id: str) -> Refund:
+        body = self._call("get_refund", self._client.refunds.get, refund_id=refund_id)
+        return refund_from_square(body["refund"])
 
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
         if amount is not None:
-            current = self.get_payment(payment_id)
+            current = payment_from_square(self._payment_data(payment_id))
             if (
                 amount.currency != current.amount.currency
                 or not 0 < amount.amount <= current.amount.amount
@@ -816,7 +863,8 @@ class SquareProvider(BaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        payment = self.get_payment(payment_id)
+        # Square's refunded_money: what Square itself checks the new refund against
+        payment = payment_from_square(self._payment_data(payment_id))
         assert payment.amount_captured is not None and payment.amount_refunded is not None
         refundable = payment.amount_captured - payment.amount_refunded
         if amount is None:
@@ -919,7 +967,11 @@ class SquareProvider(BaseProvider):
             )
         payment = self.get_payment(paid[0])
         if payment.order_id is None and order.get("reference_id"):
-            payment = payment_from_square(payment.raw, order_id=order["reference_id"])
+            payment = payment_from_square(
+                payment.raw,
+                order_id=order["reference_id"],
+                refunds=[refund.raw for refund in payment.refunds],
+            )
         return payment
 
     # -- customers, subscriptions, invoices, disputes ------------------------------------------

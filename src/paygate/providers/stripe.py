@@ -165,6 +165,8 @@ EVENT_TYPES: Final[Mapping[str, EventType | None]] = {
     "refund.created": EventType.REFUND_CREATED,
     "refund.updated": None,
     "refund.failed": EventType.REFUND_FAILED,
+    # the older name some payment methods still send for a refund changing status
+    "charge.refund.updated": None,
     "charge.dispute.created": EventType.DISPUTE_OPENED,
     "charge.dispute.updated": EventType.DISPUTE_UPDATED,
     "charge.dispute.closed": None,
@@ -197,6 +199,21 @@ REFUND_EVENT_BY_STATUS: Final[Mapping[RefundStatus, EventType]] = {
     RefundStatus.FAILED: EventType.REFUND_FAILED,
     RefundStatus.CANCELED: EventType.REFUND_FAILED,
 }
+
+#: What a charge's disputes make of a captured payment's status (``get_payment``): one
+#: lost is a chargeback, one still open holds the payment disputed, and won or closed ones
+#: leave it as its refunds say.
+DISPUTE_PAYMENT_STATUS: Final[Mapping[DisputeStatus, PaymentStatus | None]] = {
+    DisputeStatus.LOST: PaymentStatus.CHARGED_BACK,
+    DisputeStatus.OPEN: PaymentStatus.DISPUTED,
+    DisputeStatus.UNDER_REVIEW: PaymentStatus.DISPUTED,
+    DisputeStatus.WON: None,
+    DisputeStatus.CLOSED: None,
+}
+
+#: GET /v1/payment_intents/{id} (``get_payment``): the charge with its refunds, in one
+#: request. Since API 2022-11-15 a charge lists its refunds only when asked to.
+PAYMENT_EXPAND: Final = ("latest_charge", "latest_charge.refunds")
 
 #: charge.dispute.closed: won / lost, and an inquiry closed without a chargeback puts the
 #: payment back where it was, like a won dispute (Dispute.status says ``closed``).
@@ -509,8 +526,50 @@ def _redirect_url(intent: Mapping[str, Any]) -> str | None:
     return None
 
 
-def payment_from_stripe(intent: Mapping[str, Any]) -> Payment:
-    """A PaymentIntent (with ``latest_charge`` expanded or not) as a :class:`Payment`."""
+def _listed_refunds(
+    charge: Mapping[str, Any], payment_intent: str | None
+) -> list[Mapping[str, Any]] | None:
+    """The charge's refunds when it lists all of them (``refunds`` expanded, no more pages)."""
+    listing = charge.get("refunds")
+    if not isinstance(listing, Mapping) or listing.get("has_more"):
+        return None
+    data = listing.get("data")
+    if not isinstance(data, list):
+        return None
+    return [
+        {**r, "payment_intent": payment_intent} if payment_intent and not r.get("payment_intent")
+        else r
+        for r in data
+    ]  # fmt: skip
+
+
+def _refunded_by_amounts(charge: Mapping[str, Any], currency: str) -> Money:
+    """What a charge without its refund list says was refunded: ``amount_refunded`` less
+    the uncaptured remainder of a partial capture, which Stripe releases and counts in
+    ``amount_refunded`` too (amount 20675, amount_captured 20300: 375 released, not
+    refunded)."""
+    refunded = charge.get("amount_refunded") or 0
+    if charge.get("captured"):
+        released = max((charge.get("amount") or 0) - (charge.get("amount_captured") or 0), 0)
+        refunded = max(refunded - released, 0)
+    return from_stripe_amount(refunded, currency)
+
+
+def payment_from_stripe(
+    intent: Mapping[str, Any],
+    *,
+    refunds: Sequence[Mapping[str, Any]] | None = None,
+    disputes: Sequence[Mapping[str, Any]] | None = None,
+) -> Payment:
+    """A PaymentIntent (with ``latest_charge`` expanded or not) as a :class:`Payment`.
+
+    The refunded amount is the sum of the succeeded refunds: those ``refunds`` names, else
+    the ones the expanded charge lists (``latest_charge.refunds``), each kept on
+    ``Payment.refunds``. Only a charge that lists none falls back on its amounts, less the
+    released remainder of a partial capture. ``disputes``: the charge's disputes, when it
+    is ``disputed`` (a lost one is a chargeback, a won one leaves the payment as it was);
+    without them a disputed charge reads as ``disputed``.
+    """
     status = PAYMENT_INTENT_STATUS.get(intent.get("status", ""), PaymentStatus.PENDING)
     error = intent.get("last_payment_error")
     failure = None
@@ -525,18 +584,22 @@ def payment_from_stripe(intent: Mapping[str, Any]) -> Payment:
             status = PaymentStatus.FAILED
     currency = intent["currency"]
     amount = from_stripe_amount(intent["amount"], currency)
+    # the captured amount: a partial capture's uncaptured remainder is released, not refunded
     captured = from_stripe_amount(intent.get("amount_received") or 0, currency)
     refunded = Money(0, amount.currency)
+    listed: tuple[Refund, ...] = ()
     charge = intent.get("latest_charge")
     if isinstance(charge, Mapping):  # expanded: refunds and disputes show on the charge
-        refunded = from_stripe_amount(charge.get("amount_refunded") or 0, currency)
+        raw_refunds = refunds if refunds is not None else _listed_refunds(charge, intent["id"])
+        if raw_refunds is not None:
+            listed = tuple(refund_from_stripe(r) for r in raw_refunds)
+            for refund in listed:
+                if refund.status is RefundStatus.SUCCEEDED:
+                    refunded += refund.amount
+        else:
+            refunded = _refunded_by_amounts(charge, currency)
         if status is PaymentStatus.SUCCEEDED:
-            if charge.get("disputed"):
-                status = PaymentStatus.DISPUTED
-            elif refunded.amount and refunded >= captured:
-                status = PaymentStatus.REFUNDED
-            elif refunded.amount:
-                status = PaymentStatus.PARTIALLY_REFUNDED
+            status = _captured_status(captured, refunded, charge, disputes)
     metadata = _metadata(intent)
     return Payment(
         id=intent["id"],
@@ -553,8 +616,31 @@ def payment_from_stripe(intent: Mapping[str, Any]) -> Payment:
         created_at=_ts(intent.get("created")),
         charge_id=_id_of(charge),
         metadata=metadata,
+        refunds=listed,
         raw=intent,
     )
+
+
+def _captured_status(
+    captured: Money,
+    refunded: Money,
+    charge: Mapping[str, Any],
+    disputes: Sequence[Mapping[str, Any]] | None,
+) -> PaymentStatus:
+    """A captured payment's status from its refunds and its charge's disputes."""
+    if charge.get("disputed"):
+        if disputes is None:
+            return PaymentStatus.DISPUTED  # disputed, outcome unknown without the disputes
+        outcomes = {DISPUTE_STATUS.get(d.get("status") or "", DisputeStatus.OPEN) for d in disputes}
+        for dispute_status in (DisputeStatus.LOST, DisputeStatus.OPEN, DisputeStatus.UNDER_REVIEW):
+            held = DISPUTE_PAYMENT_STATUS[dispute_status]
+            if dispute_status in outcomes and held is not None:
+                return held
+    if refunded.amount and refunded >= captured:
+        return PaymentStatus.REFUNDED
+    if refunded.amount:
+        return PaymentStatus.PARTIALLY_REFUNDED
+    return PaymentStatus.SUCCEEDED
 
 
 def refund_from_stripe(refund: Mapping[str, Any]) -> Refund:
@@ -699,7 +785,7 @@ def _charge_refunded_object(charge: Mapping[str, Any]) -> tuple[EventType, Refun
     currency = charge["currency"]
     amount = from_stripe_amount(charge["amount"], currency)
     captured = from_stripe_amount(charge.get("amount_captured") or 0, currency)
-    refunded = from_stripe_amount(charge.get("amount_refunded") or 0, currency)
+    refunded = _refunded_by_amounts(charge, currency)
     metadata = _metadata(charge)
     payment = Payment(
         id=_id_of(charge.get("payment_intent")) or charge["id"],
@@ -707,7 +793,7 @@ def _charge_refunded_object(charge: Mapping[str, Any]) -> tuple[EventType, Refun
         order_id=metadata.get("order_id"),
         amount=amount,
         status=PaymentStatus.REFUNDED
-        if charge.get("refunded")
+        if charge.get("refunded") or (refunded.amount and refunded >= captured)
         else PaymentStatus.PARTIALLY_REFUNDED,
         amount_captured=captured,
         amount_refunded=refunded,
@@ -989,13 +1075,44 @@ class StripeProvider(BaseProvider):
         return payment_from_stripe(data)
 
     def get_payment(self, payment_id: str) -> Payment:
+        """The PaymentIntent with its charge and the charge's refunds, in one request.
+
+        A second request only where the answer needs it: the rest of the refunds of a
+        charge with more than one page of them, and the disputes of a disputed charge
+        (the charge says only that it was disputed, not whether the dispute was won).
+        """
         data = self._call(
             "get_payment",
             self._v1.payment_intents.retrieve,
             payment_id,
-            params={"expand": ["latest_charge"]},
+            params={"expand": list(PAYMENT_EXPAND)},
         )
-        return payment_from_stripe(data)
+        charge = data.get("latest_charge")
+        refunds: list[dict[str, Any]] | None = None
+        disputes: list[dict[str, Any]] | None = None
+        if isinstance(charge, Mapping):
+            listing = charge.get("refunds")
+            if isinstance(listing, Mapping) and listing.get("has_more"):
+                refunds = self._list_all("get_payment", self._v1.refunds.list, charge=charge["id"])
+            if charge.get("disputed"):
+                disputes = self._list_all(
+                    "get_payment", self._v1.disputes.list, payment_intent=data["id"]
+                )
+        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
+
+    def _list_all(
+        self, operation: str, method: Callable[..., Any], **params: Any
+    ) -> list[dict[str, Any]]:
+        """Every item of a Stripe list, one request per page of 100."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {**params, "limit": 100}
+        while True:
+            page = self._call(operation, method, params=query)
+            rows: list[dict[str, Any]] = page.get("data") or []
+            items.extend(rows)
+            if not page.get("has_more") or not rows:
+                return items
+            query = {**query, "starting_after": rows[-1]["id"]}
 
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
@@ -1044,6 +1161,9 @@ class StripeProvider(BaseProvider):
             options=self._options(idempotency_key),
         )
         return refund_from_stripe(data)
+
+    def get_refund(self, refund_id: str) -> Refund:
+        return refund_from_stripe(self._call("get_refund", self._v1.refunds.retrieve, refund_id))
 
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """Back from Checkout (``session_id``) or a 3-D Secure redirect (``payment_intent``).

@@ -91,7 +91,9 @@ __all__ = [
 #: what a payment method can be scripted to do
 Outcome = Literal["succeed", "decline", "require_action"]
 #: which signed webhook the contract asks the harness for
-WebhookKind = Literal["payment_succeeded", "payment_failed", "refund", "dispute_opened", "unknown"]
+WebhookKind = Literal[
+    "payment_succeeded", "payment_failed", "refund", "refund_failed", "dispute_opened", "unknown"
+]
 
 
 class Scenario(StrEnum):
@@ -129,6 +131,11 @@ class Scenario(StrEnum):
     REFUND_PARTIAL = "refund.partial"
     #: ``refund_payment(payment_id, amount=more than captured)`` → InvalidRequest
     REFUND_OVER = "refund.over"
+    #: ``get_refund(refund_id)`` of the refund just made (``details``: ``refund_id``,
+    #: ``payment_id``, ``amount`` the refunded amount)
+    REFUND_GET = "refund.get"
+    #: ``get_refund(harness.missing_refund_id)`` → NotFound (``details``: ``refund_id``)
+    REFUND_MISSING = "refund.missing"
     #: ``create_customer(email=..., name=...)``
     CUSTOMER_CREATE = "customer.create"
     #: ``create_checkout_session(...)`` in payment mode
@@ -183,6 +190,8 @@ class BaseHarness:
     currency: str = "USD"
     detects_idempotency_conflict: bool = True
     missing_payment_id: str = "pay_paygate_contract_missing"
+    #: an id of the provider's own shape that names no refund
+    missing_refund_id: str = "re_paygate_contract_missing"
     #: optional: the secrets ``make_provider`` configured (API keys, webhook secrets), which
     #: must never show in the provider's repr or its errors; empty skips that test
     secrets: tuple[str, ...] = ()
@@ -377,6 +386,9 @@ class ProviderContract:
             with pytest.raises(NotSupported) as info:
                 calls[capability]()
             assert info.value.provider == provider.name, capability
+        if Capability.REFUNDS in undeclared:
+            with pytest.raises(NotSupported):
+                provider.get_refund("re_ns")
 
     def test_partial_capture_refused_when_undeclared(
         self, provider: PaymentProvider, harness: ProviderHarness
@@ -563,6 +575,35 @@ class ProviderContract:
         with pytest.raises((InvalidRequest, ValidationError)):
             provider.refund_payment(payment.id, amount=over, idempotency_key="contract-refund-over")
 
+    def test_get_refund(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.REFUNDS)
+        payment = self.create(provider, harness)
+        harness.prepare(Scenario.REFUND_FULL, amount=payment.amount, payment_id=payment.id)
+        refund = provider.refund_payment(payment.id, idempotency_key="contract-refund-get")
+        harness.prepare(
+            Scenario.REFUND_GET, amount=refund.amount, payment_id=payment.id, refund_id=refund.id
+        )
+        fetched = provider.get_refund(refund.id)
+        assert isinstance(fetched, Refund)
+        assert fetched.provider == provider.name
+        assert (fetched.id, fetched.amount, fetched.payment_id) == (
+            refund.id,
+            refund.amount,
+            refund.payment_id,
+        )
+        assert isinstance(fetched.status, RefundStatus)
+
+    def test_get_missing_refund_raises_not_found(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.REFUNDS)
+        missing = getattr(harness, "missing_refund_id", BaseHarness.missing_refund_id)
+        harness.prepare(Scenario.REFUND_MISSING, amount=self.amount(harness), refund_id=missing)
+        with pytest.raises(NotFound) as info:
+            provider.get_refund(missing)
+        assert info.value.provider == provider.name
+        assert info.value.retryable is False
+
     # -- customers and checkout --------------------------------------------------------------------
 
     def test_create_customer(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
@@ -626,6 +667,17 @@ class ProviderContract:
         assert event.object.payment_id
         assert isinstance(event.object.status, RefundStatus)
 
+    def test_refund_failed_webhook(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        """A refund that failed (or was canceled) is reported as such, with its own id."""
+        self.require(provider, Capability.REFUNDS)
+        event = self.parse(provider, harness, "refund_failed")
+        assert event.type is EventType.REFUND_FAILED
+        assert isinstance(event.object, Refund)
+        assert event.object.id and event.object.payment_id
+        assert event.object.status in (RefundStatus.FAILED, RefundStatus.CANCELED)
+
     def test_dispute_webhook_carries_the_dispute(
         self, provider: PaymentProvider, harness: ProviderHarness
     ) -> None:
@@ -634,6 +686,8 @@ class ProviderContract:
         assert event.type is EventType.DISPUTE_OPENED
         assert isinstance(event.object, Dispute)
         assert event.object.payment_id
+        # the dispute's own id: two disputes of one payment are told apart by it
+        assert isinstance(event.object.id, str) and event.object.id
 
     def test_unknown_webhook_is_kept(
         self, provider: PaymentProvider, harness: ProviderHarness
