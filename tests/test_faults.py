@@ -124,13 +124,48 @@ class Row:
     provider: str
     store: str
     op: str
-    charges: str
-    keys: str
+    charges: str  # per order (per payment for refunds): single-fault phase / persistent phase
+    keys: str  # distinct idempotency keys the provider saw, same split
     single: str
-    persistent: str
+    persistent: str  # the error, then what the next call did
+    seconds: float = 0.0  # wall time of the persistent phase's call
 
 
 MATRIX: list[Row] = []
+
+
+def matrix_tables() -> tuple[list[str], list[str]]:
+    """The full matrix, and the same folded over stores and operations where they agree."""
+    order = {name: n for n, name in enumerate(FAULTS)}
+    rows = sorted(MATRIX, key=lambda r: (order[r.fault], r.provider, r.store, r.op))
+    full = ["| fault | provider | store | op | charges | keys | single fault | persistent fault |",
+            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    full += [f"| {r.fault} | {r.provider} | {r.store} | {r.op} | {r.charges} | {r.keys} | "
+             f"{r.single} | {r.persistent} ({r.seconds:.2f} s) |" for r in rows]  # fmt: skip
+    folded = ["| fault | provider | stores × ops | charges | keys | single fault | "
+              "persistent fault (slowest call) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.fault, r.provider), []).append(r)
+    for (fault, provider), group in groups.items():
+        first = group[0]
+        same = all((r.charges, r.keys, r.single, r.persistent)
+                   == (first.charges, first.keys, first.single, first.persistent)
+                   for r in group)  # fmt: skip
+        where = ", ".join(sorted({r.store for r in group})) + " × " + ", ".join(
+            sorted({r.op for r in group})
+        )
+        if not same:
+            folded += [f"| {fault} | {provider} | {r.store} × {r.op} | {r.charges} | {r.keys} | "
+                       f"{r.single} | {r.persistent} ({r.seconds:.2f} s) |" for r in group]  # fmt: skip
+            continue
+        slowest = max(r.seconds for r in group)
+        persistent = first.persistent if first.persistent == "-" else (
+            f"{first.persistent} ({slowest:.2f} s)"
+        )
+        folded.append(f"| {fault} | {provider} | {where} | {first.charges} | {first.keys} | "
+                      f"{first.single} | {persistent} |")  # fmt: skip
+    return full, folded
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -139,22 +174,15 @@ def _report_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
     target = os.environ.get("PAYGATE_FAULT_MATRIX")
     if not target or not MATRIX:
         return
-    lines = [
-        "| fault | provider | store | op | charges | keys | single fault | persistent fault |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    order = {name: n for n, name in enumerate(FAULTS)}
-    for row in sorted(MATRIX, key=lambda r: (order[r.fault], r.provider, r.store, r.op)):
-        lines.append(f"| {row.fault} | {row.provider} | {row.store} | {row.op} | "
-                     f"{row.charges} | {row.keys} | {row.single} | {row.persistent} |")  # fmt: skip
+    full, folded = matrix_tables()
     with open(target, "w", encoding="utf-8") as out:
-        out.write("\n".join(lines) + "\n")
+        out.write("\n".join(folded) + "\n\n" + "\n".join(full) + "\n")
     capture = request.config.pluginmanager.getplugin("capturemanager")
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
     if capture is not None and reporter is not None:
         with capture.global_and_fixture_disabled():
             reporter.write_line("")
-            for line in lines:
+            for line in folded:
                 reporter.write_line(line)
 
 
@@ -279,8 +307,9 @@ def test_fault(gw: Gateway, server: FaultServer, store_url: str, fault: str, op:
         charges=f"{single_summary[0]} / {cell.charges()}",
         keys=f"{single_summary[1]} / {len(cell.keys())}",
         single=single_summary[2],
-        persistent=(f"{type(error).__name__} after {tries} req. in {spent[0]:.2f}s, pending "
+        persistent=(f"{type(error).__name__} after {tries} req., pending "
                     f"({charged_while_failing} charged) → next call ok, same key"),
+        seconds=spent[0],
     ))  # fmt: skip
 
 
