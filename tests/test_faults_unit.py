@@ -438,3 +438,48 @@ def test_a_refused_connection_is_unavailable_not_unknown(provider: str) -> None:
     assert type(caught.value) is ProviderUnavailable  # nothing was sent: not OutcomeUnknown
     assert caught.value.code == "network_error" and caught.value.retryable
     assert time.monotonic() - started < 2
+
+
+def _requests_errors() -> list[tuple[BaseException, type[ProviderError]]]:
+    import requests
+    from urllib3 import exceptions as u3
+
+    refused = requests.ConnectionError(u3.MaxRetryError(None, "/", u3.NewConnectionError(None, "refused")))  # type: ignore[arg-type]  # fmt: skip
+    reset = requests.ConnectionError(u3.ProtocolError("Connection aborted.", ConnectionResetError()))  # fmt: skip
+    return [
+        (refused, ProviderUnavailable),
+        (requests.ConnectTimeout("connect"), ProviderUnavailable),
+        (requests.exceptions.SSLError("handshake"), ProviderUnavailable),
+        (requests.ReadTimeout("read"), OutcomeUnknown),
+        (reset, OutcomeUnknown),
+        (requests.exceptions.ChunkedEncodingError("IncompleteRead"), OutcomeUnknown),
+    ]
+
+
+@pytest.mark.parametrize(("exc", "expected"), _requests_errors())
+def test_requests_failures_tell_never_sent_from_answer_lost(
+    exc: BaseException, expected: type[ProviderError]
+) -> None:
+    from paygate.providers._http_faults import requests_failure
+
+    error = requests_failure("stripe", "Stripe", "create_payment", exc)
+    assert type(error) is expected and error.retryable
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [(httpx.ConnectError("refused"), ProviderUnavailable),
+     (httpx.ConnectTimeout("connect"), ProviderUnavailable),
+     (httpx.PoolTimeout("pool"), ProviderUnavailable),
+     (httpx.ReadTimeout("read"), OutcomeUnknown),
+     (httpx.WriteTimeout("write"), OutcomeUnknown),
+     (httpx.RemoteProtocolError("peer closed"), OutcomeUnknown),
+     (httpx.ReadError("reset"), OutcomeUnknown)],
+)  # fmt: skip
+def test_httpx_failures_tell_never_sent_from_answer_lost(
+    exc: BaseException, expected: type[ProviderError]
+) -> None:
+    from paygate.providers._http_faults import httpx_failure
+
+    error = httpx_failure("square", "Square", "create_payment", exc)
+    assert type(error) is expected and error.retryable

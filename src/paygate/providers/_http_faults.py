@@ -88,11 +88,21 @@ def requests_failure(provider: str, name: str, what: str, exc: BaseException) ->
     import requests
     from urllib3 import exceptions as urllib3_errors
 
+    not_sent = (
+        urllib3_errors.NewConnectionError,
+        requests.exceptions.SSLError,
+        requests.exceptions.ProxyError,
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.InvalidHeader,
+    )
     chain = list(_causes(exc))
     kind = next((type(x).__name__ for x in chain if isinstance(x, BaseException)), "error")
     for item in chain:
-        # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first
-        if isinstance(item, urllib3_errors.NewConnectionError | requests.exceptions.InvalidURL):
+        # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first. A TLS
+        # or proxy failure happens while connecting, before the request is written.
+        if isinstance(item, not_sent):
             return ProviderUnavailable(
                 f"{name} {what} failed before it was sent: {type(item).__name__}",
                 provider=provider,
