@@ -11,11 +11,12 @@ the same classes whatever the provider::
     │   ├── UnknownCurrency                not an ISO 4217 code paygate can pay in
     │   └── CurrencyMismatch               arithmetic or comparison across currencies
     ├── ProviderError                      the provider said no (provider, code, http_status,
-    │   │                                  request_id, retryable)
+    │   │                                  request_id, retryable, retry_after)
     │   ├── CardDeclined                   with a standard ``decline_code``
     │   ├── AuthenticationError            bad API key / OAuth credentials
-    │   ├── RateLimited                    retryable
+    │   ├── RateLimited                    429, retryable (after ``retry_after`` if given)
     │   ├── ProviderUnavailable            network error or 5xx, retryable
+    │   │   └── OutcomeUnknown             sent, but the answer was lost: retryable, same key
     │   ├── IdempotencyConflict            same key, different request
     │   ├── NotFound
     │   ├── InvalidRequest
@@ -29,6 +30,13 @@ the same classes whatever the provider::
 
 Messages name the offending value but never a secret: keys, tokens and card numbers are
 not passed into exceptions anywhere in paygate.
+
+What is retried: only errors with ``retryable=True`` -- 5xx answers, 429, network failures
+and :class:`OutcomeUnknown` (a request that may have reached the provider but whose answer
+was cut off, unreadable, reset or timed out). A 4xx is never retried, whatever its body: a
+4xx whose body is not JSON (a wrong ``base_url``, a proxy's page) is the error class of its
+status (``InvalidRequest`` for most) with ``code="unexpected_response"``. 408 counts as a
+network failure.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ __all__ = [
     "MissingSignature",
     "NotFound",
     "NotSupported",
+    "OutcomeUnknown",
     "PaygateError",
     "ProviderError",
     "ProviderNotInstalled",
@@ -116,7 +125,8 @@ class ProviderError(PaygateError):
     """The provider refused or failed a request.
 
     ``retryable`` tells the Gateway's retry policy whether the same request, with the same
-    idempotency key, may be sent again.
+    idempotency key, may be sent again; ``retry_after`` is the wait in seconds the provider
+    asked for (its ``Retry-After`` header), which the policy honours within its budget.
     """
 
     default_retryable = False
@@ -130,9 +140,11 @@ class ProviderError(PaygateError):
         http_status: int | None = None,
         request_id: str | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
         self.provider = provider
         self.code = code
         self.http_status = http_status
@@ -187,6 +199,17 @@ class ProviderUnavailable(ProviderError):
     """Network failure or a 5xx answer; retried by the Gateway with the same key."""
 
     default_retryable = True
+
+
+class OutcomeUnknown(ProviderUnavailable):
+    """The request may have reached the provider, but its answer was lost: cut off mid-body,
+    not readable, or the connection was reset or timed out after the request was sent.
+
+    The provider may have acted on it (charged the card). Retryable: the Gateway sends the
+    same idempotency key again, and the provider answers with what it did the first time;
+    while the outcome stays unknown the idempotency record stays ``pending``, so the next
+    call for the same order re-sends that key instead of starting a new attempt.
+    """
 
 
 class IdempotencyConflict(ProviderError):

@@ -726,8 +726,10 @@ class Gateway:
                 )
 
         def call(key: str) -> Refund:
+            # the amount is always sent: "the rest" re-read on a retry after a lost answer
+            # would be 0, or another body under the same key
             return self.provider.refund_payment(
-                payment_id, amount=amount, reason=reason, idempotency_key=key
+                payment_id, amount=Money(to_refund, currency), reason=reason, idempotency_key=key
             )
 
         _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency))

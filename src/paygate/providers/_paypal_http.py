@@ -33,7 +33,9 @@ import paypalrestsdk
 import requests
 from paypalrestsdk import exceptions as sdk_errors
 
-from paygate.errors import ProviderError, ProviderUnavailable
+from paygate._retry import attempt_timeout
+from paygate.errors import ProviderError
+from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 
 __all__ = ["ErrorTranslator", "PayPalTransport", "install_sdk_log_guard"]
 
@@ -81,14 +83,18 @@ class _PayGateApi(paypalrestsdk.Api):  # type: ignore[misc]  # untyped SDK base 
         # Replaces the SDK's http_call, which logs headers and bodies in sandbox mode.
         try:
             response = requests.request(
-                method, url, proxies=self.proxies, timeout=self.timeout, **kwargs
+                method,
+                url,
+                proxies=self.proxies,
+                # cut to the time left in the Gateway's retry budget, when one is running
+                timeout=attempt_timeout(self.timeout),
+                **kwargs,
             )
         except requests.RequestException as exc:
-            # the exception's text can hold the URL, never headers; keep only its class name
-            raise ProviderUnavailable(
-                f"PayPal {method} {urlsplit(url).path} failed: {type(exc).__name__}",
-                provider="paypal",
-                code="network_error",
+            # never sent (ProviderUnavailable) or sent and the answer lost (OutcomeUnknown);
+            # the exception's text can hold the URL, never headers: only its class is kept
+            raise requests_failure(
+                "paypal", "PayPal", f"{method} {urlsplit(url).path}", exc
             ) from None
         log.debug(
             "PayPal %s %s -> %s (debug id %s)",
@@ -178,24 +184,29 @@ class PayPalTransport:
             else:
                 result = self._api.patch(path, body, headers)
         except sdk_errors.ConnectionError as exc:
-            self._raise_translated(exc)
-        except ValueError:  # a 2xx whose body is not JSON (a proxy's HTML page, say)
-            raise ProviderUnavailable(
-                f"PayPal {method} {path} answered with a body that is not JSON",
-                provider="paypal",
-                code="invalid_response",
-            ) from None
+            self._raise_translated(exc, f"{method} {path}")
+        except ValueError:
+            # a 2xx whose body is cut off or not JSON: PayPal may have carried the request out
+            raise unexpected_response("paypal", "PayPal", f"{method} {path}", None) from None
         return result if isinstance(result, dict) else {}
 
-    def _raise_translated(self, exc: sdk_errors.ConnectionError) -> NoReturn:
+    def _raise_translated(self, exc: sdk_errors.ConnectionError, what: str) -> NoReturn:
         response = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
         response_headers = getattr(response, "headers", None) or {}
         debug_id = response_headers.get("PayPal-Debug-Id")
-        payload: Mapping[str, Any] | None
         try:
             parsed = json.loads(exc.content) if exc.content else None
         except (TypeError, ValueError):
             parsed = None
-        payload = parsed if isinstance(parsed, dict) else None
-        raise self._translate(status, payload, debug_id) from None
+        wait = retry_after_from(response_headers)
+        if not isinstance(parsed, dict):
+            # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
+            # and no 4xx but 429 is retried
+            raise unexpected_response(
+                "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
+                not_json=parsed is None,
+            ) from None  # fmt: skip
+        error = self._translate(status, parsed, debug_id)
+        error.retry_after = wait
+        raise error from None

@@ -31,7 +31,8 @@ class SquareSettings(BaseModel):
     #: sandbox unless production is asked for by name (the SDK itself defaults to production)
     environment: Literal["sandbox", "production"] = "sandbox"
     base_url: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    #: seconds one request may take; the Gateway's retry budget (a deadline) cuts it further
+    timeout: float = Field(default=10.0, gt=0)
     #: the Gateway's retry count for Square; the SDK's own retries are always off
     max_retries: int | None = Field(default=None, ge=0)
     #: days until a created invoice is due

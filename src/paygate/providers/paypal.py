@@ -266,12 +266,14 @@ _ALREADY_DONE_ISSUES: Final[frozenset[str]] = frozenset(
     {"ORDER_ALREADY_CAPTURED", "ORDER_ALREADY_AUTHORIZED"}
 )
 
-#: HTTP status -> error class (5xx not listed -> ProviderUnavailable, other 4xx -> InvalidRequest)
+#: HTTP status -> error class (5xx not listed -> ProviderUnavailable, other 4xx -> InvalidRequest;
+#: only 5xx, 429 and 408, a request the server did not wait for, are retried)
 HTTP_ERRORS: Final[Mapping[int, type[ProviderError]]] = {
     400: InvalidRequest,
     401: AuthenticationError,
     403: AuthenticationError,
     404: NotFound,
+    408: ProviderUnavailable,
     409: IdempotencyConflict,
     422: InvalidRequest,
     429: RateLimited,
@@ -323,7 +325,8 @@ class PayPalSettings(BaseModel):
     mode: Literal["sandbox", "live"] = "sandbox"
     #: override the API host (a local fake or a proxy); http is allowed for 127.0.0.1 fakes
     base_url: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    #: seconds one request may take; the Gateway's retry budget (a deadline) cuts it further
+    timeout: float = Field(default=10.0, gt=0)
     #: how many times the Gateway retries a retryable error (the adapter never retries)
     max_retries: int | None = Field(default=None, ge=0)
     #: "offline": verify signatures locally with the certificate; "api": ask PayPal
@@ -973,9 +976,14 @@ class PayPalProvider(BaseProvider):
         """Refund the order's capture, fully (``amount=None``) or partly."""
         order = self._get_order(payment_id)
         payment = self._payment(order)
+        # A retry whose first answer was lost (OutcomeUnknown) finds its own refund already
+        # made: REFUNDED is let through, and an amount over what is left passes when a refund
+        # of exactly that amount exists, for PayPal answers the same PayPal-Request-Id with
+        # that refund (a new refund over the rest PayPal refuses itself, 422).
         if payment.charge_id is None or payment.status not in (
             PaymentStatus.SUCCEEDED,
             PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
         ):
             raise InvalidRequest(
                 f"PayPal order {payment.id} has no completed capture to refund "
@@ -986,7 +994,9 @@ class PayPalProvider(BaseProvider):
         body: dict[str, Any] = {}
         if amount is not None:
             body["amount"] = _positive(amount, "refund amount")
-            if amount.currency != refundable.currency or amount > refundable:
+            if amount.currency != refundable.currency or (
+                amount > refundable and not _has_refund_of(order, amount)
+            ):
                 raise ValidationError(
                     f"refund of {amount} exceeds what PayPal order {payment.id} has left to "
                     f"refund ({refundable})"
@@ -1380,6 +1390,18 @@ class PayPalProvider(BaseProvider):
                 code="no_authorization",
             )
         return authorizations[-1]
+
+
+def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:
+    """Whether the order already holds a refund of exactly ``amount`` (perhaps the one a
+    retried request made before its answer was lost)."""
+    for refund in _payments_of(order).get("refunds") or ():
+        try:
+            if isinstance(refund, Mapping) and _parse_money(refund.get("amount"), "") == amount:
+                return True
+        except (ValidationError, MalformedPayload):
+            continue
+    return False
 
 
 def _payments_of(order: Mapping[str, Any]) -> dict[str, Any]:

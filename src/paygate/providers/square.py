@@ -36,7 +36,7 @@ from square import Square
 from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
-from paygate._retry import RetryPolicy, call_with
+from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import (
     AuthenticationError,
     CardDeclined,
@@ -76,6 +76,7 @@ from paygate.models import (
 from paygate.money import Money
 from paygate.provider import BaseProvider, Capability
 from paygate.providers import _square_webhook
+from paygate.providers._http_faults import httpx_failure, retry_after_from, unexpected_response
 from paygate.providers._square_settings import SquareSettings, load_settings
 from paygate.providers._window import check_page_size, check_window, rfc3339
 
@@ -738,10 +739,18 @@ class SquareProvider(BaseProvider):
         return _checked(operation, self._send(operation, method, **kwargs).dict())
 
     def _send(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
-        """One SDK call with the SDK's retries off and its errors mapped to paygate's."""
-        return self._guarded(
-            operation, lambda: method(**kwargs, request_options=self._request_options)
-        )
+        """One SDK call with the SDK's retries off and its errors mapped to paygate's; its
+        timeout is cut to the time left in the Gateway's retry budget."""
+
+        def call() -> Any:
+            options: RequestOptions = {
+                **self._request_options,
+                # the SDK hands this to httpx, which takes float seconds (typed int there)
+                "timeout_in_seconds": attempt_timeout(self.settings.timeout),
+            }
+            return method(**kwargs, request_options=options)
+
+        return self._guarded(operation, call)
 
     def _guarded(self, operation: str, call: Callable[[], Any]) -> Any:
         """Run ``call`` (one request), raising the SDK's and httpx's errors as paygate's."""
@@ -749,16 +758,9 @@ class SquareProvider(BaseProvider):
             return call()
         except ApiError as exc:
             raise _error_from_api(operation, exc) from None
-        except httpx.TimeoutException:
-            raise ProviderUnavailable(
-                f"Square {operation} timed out", provider=PROVIDER, code="timeout"
-            ) from None
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"Square {operation}: network error ({type(exc).__name__})",
-                provider=PROVIDER,
-                code="network_error",
-            ) from None
+        except httpx.RequestError as exc:
+            # never sent (ProviderUnavailable), or sent and the answer lost (OutcomeUnknown)
+            raise httpx_failure(PROVIDER, "Square", operation, exc) from None
 
     # -- payments ------------------------------------------------------------------------------
 
@@ -869,9 +871,16 @@ class SquareProvider(BaseProvider):
         refundable = payment.amount_captured - payment.amount_refunded
         if amount is None:
             amount = refundable
-        if amount.currency != refundable.currency or not 0 < amount.amount <= refundable.amount:
+            limit = refundable
+        else:
+            # an explicit amount is checked against the capture, not against what is left: a
+            # retry whose first answer was lost (OutcomeUnknown) finds its own refund already
+            # counted, and Square answers the same idempotency key with that refund (a new
+            # refund over the rest Square refuses itself)
+            limit = payment.amount_captured
+        if amount.currency != limit.currency or not 0 < amount.amount <= limit.amount:
             raise ValidationError(
-                f"refund amount {amount} must be positive and at most the refundable {refundable}"
+                f"refund amount {amount} must be positive and at most the refundable {limit}"
             )
         kwargs: dict[str, Any] = {
             "idempotency_key": square_idempotency_key(idempotency_key),
@@ -1329,16 +1338,17 @@ def _error_from_api(operation: str, exc: ApiError) -> ProviderError:
     body = exc.body if isinstance(exc.body, Mapping) else {}
     errors = body.get("errors")
     request_id = _request_id(exc.headers)
+    wait = retry_after_from(exc.headers)
     if not isinstance(errors, list) or not errors:
-        # not Square's JSON error shape (an HTML page from a proxy, say): the status decides
-        error_class = _error_class_for_status(exc.status_code)
-        return error_class(
-            f"Square {operation} failed with HTTP {exc.status_code}",
-            provider=PROVIDER,
-            http_status=exc.status_code,
-            request_id=request_id,
-        )
-    return _error_from_codes(operation, errors, http_status=exc.status_code, request_id=request_id)
+        # not Square's JSON error shape (a cut-off 200, a proxy's HTML page): the status
+        # decides; a 2xx is OutcomeUnknown (Square may have charged), no 4xx but 429 retries
+        return unexpected_response(
+            PROVIDER, "Square", operation, exc.status_code, request_id=request_id,
+            retry_after=wait, not_json=not isinstance(exc.body, Mapping),
+        )  # fmt: skip
+    error = _error_from_codes(operation, errors, http_status=exc.status_code, request_id=request_id)
+    error.retry_after = wait
+    return error
 
 
 def _error_from_codes(

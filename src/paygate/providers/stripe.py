@@ -33,7 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 from paygate import errors
 from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
-from paygate._retry import RetryPolicy, call_with
+from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
 from paygate.models import (
     CaptureMethod,
@@ -58,6 +58,7 @@ from paygate.models import (
 )
 from paygate.money import Money
 from paygate.provider import BaseProvider, Capability
+from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
 from paygate.providers._window import check_page_size, check_window
 
@@ -73,6 +74,7 @@ __all__ = [
     "MAX_AMOUNT_DIGITS",
     "PAYMENT_INTENT_STATUS",
     "REFUND_STATUS",
+    "STATUS_ERRORS",
     "SUBSCRIPTION_STATUS",
     "StripeProvider",
     "StripeSettings",
@@ -238,6 +240,17 @@ ERRORS: Final[Mapping[type[Exception], type[errors.ProviderError]]] = {
     stripe.StripeError: errors.ProviderError,
 }
 
+#: 4xx status -> error class, for the answers the SDK raises as a bare ``APIError`` (405,
+#: 409, 410, ...); any other 4xx is ``InvalidRequest``: only 429 and 408 are retried
+STATUS_ERRORS: Final[Mapping[int, type[errors.ProviderError]]] = {
+    401: errors.AuthenticationError,
+    403: errors.AuthenticationError,
+    404: errors.NotFound,
+    408: errors.ProviderUnavailable,
+    409: errors.IdempotencyConflict,
+    429: errors.RateLimited,
+}
+
 #: InvalidRequestError codes that mean "no such object"
 NOT_FOUND_CODES: Final = frozenset({"resource_missing"})
 
@@ -400,7 +413,8 @@ class StripeSettings(BaseModel):
     webhook_tolerance: int = Field(default=300, gt=0)
     api_version: str | None = None
     base_url: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    #: seconds one request may take; the Gateway's retry budget (a deadline) cuts it further
+    timeout: float = Field(default=10.0, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     #: declare this a test deployment: a live key is then refused
     test_mode: bool = False
@@ -902,8 +916,28 @@ if not any(isinstance(f, _RedactStripeLog) for f in _STRIPE_LOGGER.filters):
     _STRIPE_LOGGER.addFilter(_RedactStripeLog())
 
 
-def translate_error(exc: stripe.StripeError) -> errors.ProviderError:
-    """The paygate error for a stripe exception, keeping code, HTTP status and request id."""
+def translate_error(exc: stripe.StripeError, operation: str = "request") -> errors.ProviderError:
+    """The paygate error for a stripe exception, keeping code, HTTP status, request id and
+    ``Retry-After``. A failure after the request was sent is ``OutcomeUnknown``; an answer
+    that is not Stripe's JSON is classified by its status alone (``_http_faults``); no 4xx
+    but 429 (and 409 ``idempotency_key_in_use``: the same key still in flight) is retried."""
+    status = exc.http_status
+    wait = retry_after_from(exc.headers)
+    if isinstance(exc, stripe.APIConnectionError):
+        # the SDK keeps requests' exception as __cause__: it tells "never sent" (connect)
+        # from "sent, answer lost" (reset, read timeout, cut body)
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        return requests_failure(PROVIDER, "Stripe", operation, cause)
+    body = exc.json_body
+    if type(exc) is stripe.APIError and not (
+        isinstance(body, Mapping) and isinstance(body.get("error"), Mapping)
+    ):
+        # the SDK's "Invalid response body/object from API": its message quotes the body
+        # (and its json_body is then the headers: the SDK passes them in that place)
+        return unexpected_response(
+            PROVIDER, "Stripe", operation, status, request_id=exc.request_id,
+            retry_after=wait, not_json=not _is_json(exc.http_body),
+        )  # fmt: skip
     target: type[errors.ProviderError] = errors.ProviderError
     for cls in type(exc).__mro__:
         if cls in ERRORS:
@@ -911,24 +945,50 @@ def translate_error(exc: stripe.StripeError) -> errors.ProviderError:
             break
     detail = exc.error
     code = exc.code or (detail.type if detail is not None else None)
-    status = exc.http_status
     if target is errors.InvalidRequest and (status == 404 or code in NOT_FOUND_CODES):
         target = errors.NotFound
-    if target is errors.ProviderError and status is not None and status >= 500:
-        target = errors.ProviderUnavailable
+    if target in (errors.ProviderError, errors.ProviderUnavailable) and status is not None:
+        # APIError covers every status the SDK has no class for (405, 409, 410, 5xx, ...)
+        if status == 409 and "idempotency_key_in_use" in (code, getattr(detail, "code", None)):
+            target = errors.OutcomeUnknown  # another request with this key is in flight
+        elif 400 <= status < 500:
+            target = STATUS_ERRORS.get(status, errors.InvalidRequest)
+        elif status >= 500:
+            target = errors.ProviderUnavailable
     message = _scrub(exc.user_message or getattr(exc, "_message", None) or type(exc).__name__)
     kwargs: dict[str, Any] = {
         "provider": PROVIDER,
         "code": code,
         "http_status": status,
         "request_id": exc.request_id,
+        "retry_after": wait,
     }
     if target is errors.CardDeclined:
         decline = (detail.decline_code if detail is not None else None) or exc.code
         return errors.CardDeclined(message, decline_code=_decline_code(decline), **kwargs)
-    if target is errors.ProviderError and status == 409:
-        target = errors.IdempotencyConflict if code == "idempotency_key_in_use" else target
     return target(message, **kwargs)
+
+
+def _is_json(body: object) -> bool:
+    try:
+        json.loads(body)  # type: ignore[arg-type]  # str or bytes, or None (TypeError)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class _DeadlineRequestsClient(stripe.RequestsClient):
+    """The SDK's requests client, its timeout cut to the time left in the Gateway's retry
+    budget (``paygate._retry.attempt_timeout``): the SDK reads ``self._timeout`` on every
+    request, so a property is the one seam that needs no copy of the SDK's request code."""
+
+    @property
+    def _timeout(self) -> float:
+        return attempt_timeout(self._paygate_timeout)
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._paygate_timeout = value
 
 
 # == the adapter =================================================================================
@@ -972,7 +1032,7 @@ class StripeProvider(BaseProvider):
 
     Settings (keyword arguments, or ``PAYGATE_STRIPE_<NAME>`` through the Gateway):
     ``api_key`` (required), ``webhook_secret`` (one or several), ``webhook_tolerance``
-    (300 s), ``api_version``, ``base_url`` (stripe-mock, a proxy), ``timeout`` (30 s),
+    (300 s), ``api_version``, ``base_url`` (stripe-mock, a proxy), ``timeout`` (10 s),
     ``max_retries`` (the Gateway's retry count for Stripe), ``test_mode``.
     """
 
@@ -993,7 +1053,7 @@ class StripeProvider(BaseProvider):
             base_addresses=base_addresses,  # type: ignore[arg-type]
             # one retry layer only: the Gateway's RetryPolicy, with the same idempotency key
             max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=self.settings.timeout),
+            http_client=_DeadlineRequestsClient(timeout=self.settings.timeout),
         )
         self._v1 = self._client.v1
 
@@ -1010,7 +1070,7 @@ class StripeProvider(BaseProvider):
         try:
             result = fn(*args, **kwargs)
         except stripe.StripeError as exc:
-            error = translate_error(exc)
+            error = translate_error(exc, operation)
             logger.info(
                 "stripe %s failed: %s (code=%s, request_id=%s)",
                 operation,
