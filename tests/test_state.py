@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,8 @@ from paygate import (
     WebhookEvent,
 )
 from paygate.state import (
+    DISPUTE_RULES,
+    REFUND_RULES,
     TABLE,
     TERMINAL,
     PaymentEvent,
@@ -40,10 +44,17 @@ from paygate.state import (
     apply_all,
     event_for_status,
     event_from_webhook,
+    events_for_answer,
     state_of,
     to_mermaid,
 )
-from tests._state_reference import Impossible, RefPayment, consistent, expected_outcome
+from tests._state_reference import (
+    MONEY_NEWS,
+    Impossible,
+    RefPayment,
+    consistent,
+    expected_outcome,
+)
 
 S, T = PaymentStatus, Trigger
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "state-machine.md"
@@ -75,13 +86,44 @@ def as_reference(state: PaymentState) -> RefPayment:
         state.refunded,
         frozenset(state.refund_ids),
         state.before_dispute,
+        state.as_of,
+        state.capture_implied,
+        frozenset(state.reversed_refund_ids),
+        state.disputes,
     )
 
 
+def same(got: PaymentState, model: RefPayment) -> bool:
+    return as_reference(got) == model
+
+
 def event_for(trigger: Trigger) -> PaymentEvent:
+    """News of ``trigger`` that no id ties to a refund or dispute the payment knows."""
     if trigger is T.REFUNDED:
         return PaymentEvent(trigger, amount=100, ref="re_new")
+    if trigger is T.REFUND_REVERSED:
+        return PaymentEvent(trigger, amount=100, ref="re_new")
     return PaymentEvent(trigger)
+
+
+def events_for(state: PaymentState, trigger: Trigger) -> list[PaymentEvent]:
+    """Every shape of news of ``trigger`` worth trying on ``state``: without an id, with a
+    new id, with each id the state knows, and (for payment events) at times before, at
+    and after the state's own."""
+    events = [event_for(trigger)]
+    if trigger in (T.REFUNDED, T.REFUND_REVERSED):
+        events.append(PaymentEvent(trigger, amount=100))
+        for ref in sorted(state.refund_ids | state.reversed_refund_ids):
+            events.append(PaymentEvent(trigger, amount=100, ref=ref))
+    elif trigger in (T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST):
+        events.append(PaymentEvent(trigger, ref="dp_new"))
+        events.extend(PaymentEvent(trigger, ref=ref) for ref, _ in state.disputes if ref)
+    else:
+        for at in (None, 5.0, 10.0, 15.0):
+            events.append(PaymentEvent(trigger, at=at))
+        if trigger is T.SUCCEEDED:
+            events.append(PaymentEvent(trigger, amount=600))
+    return events
 
 
 # -- every status x every trigger ------------------------------------------------------------
@@ -94,14 +136,23 @@ def event_for(trigger: Trigger) -> PaymentEvent:
 )
 def test_every_status_every_trigger(status: PaymentStatus, trigger: Trigger) -> None:
     for state in variants(status):
-        check_cell(state, event_for(trigger))
+        for event in events_for(state, trigger):
+            check_cell(state, event)
 
 
 def variants(status: PaymentStatus) -> list[PaymentState]:
-    """The representative state, plus the other shapes a payment in ``status`` can have."""
-    states = [representative(status)]
+    """The representative state, plus the other shapes a payment in ``status`` can have:
+    amounts, refunds counted and failed, disputes known by id, an implied capture, a
+    provider time."""
+    base = representative(status)
+    states = [base, replace(base, as_of=10.0)]
     if status is S.SUCCEEDED:
         states.append(PaymentState(status, AMOUNT, captured=600))  # partially captured
+    if status in (S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED, S.CHARGED_BACK):
+        states.append(replace(base, capture_implied=True))
+        states.append(replace(base, reversed_refund_ids=frozenset({"re_gone"})))
+        won = ((("dp_1", DisputeStatus.WON),))
+        states.append(replace(base, disputes=won))
     if status is S.DISPUTED:
         for refunded, prior in ((300, S.PARTIALLY_REFUNDED), (AMOUNT, S.REFUNDED)):
             states.append(
@@ -109,39 +160,64 @@ def variants(status: PaymentStatus) -> list[PaymentState]:
                     status, AMOUNT, captured=AMOUNT, refunded=refunded, before_dispute=prior
                 )
             )
+        opened = (("dp_1", DisputeStatus.OPEN),)
+        states.append(replace(base, disputes=opened))
+        two = (("dp_1", DisputeStatus.OPEN), ("dp_2", DisputeStatus.OPEN))
+        states.append(replace(base, disputes=two))
+        states.append(replace(base, disputes=(("", DisputeStatus.OPEN),)))
+    if status is S.CHARGED_BACK:
+        states.append(replace(base, disputes=(("dp_1", DisputeStatus.LOST),)))
+        states.append(
+            replace(base, disputes=(("dp_1", DisputeStatus.LOST), ("dp_2", DisputeStatus.OPEN)))
+        )
     return states
 
 
 def check_cell(state: PaymentState, event: PaymentEvent) -> None:
-    status, trigger = state.status, event.trigger
-    expected = expected_outcome(status, trigger)
+    """``apply`` and the reference model agree on ``event`` in ``state``: the outcome,
+    the next state (every field) and the facts told, or both find it impossible."""
     reference = as_reference(state)
-    if expected == "invalid" or (
-        trigger is T.REFUNDED and state.refunded + (event.amount or 0) > state.captured > 0
-    ):
+    try:
+        expected, after, facts = reference.step(event.trigger, event.amount, event.ref, event.at)
+    except Impossible:
         with pytest.raises(InvalidTransition) as caught:
             apply(state, event)
+        status, trigger = state.status, event.trigger
         assert (caught.value.status, caught.value.trigger) == (status.value, trigger.value)
         assert status.value in str(caught.value) and trigger.value in str(caught.value)
-        with pytest.raises(Impossible):
-            reference.step(event.trigger, event.amount, event.ref)
         return
     step = apply(state, event)
-    assert step.result == expected
+    assert step.result == expected, (state, event)
     assert step.changed is (expected == "applied")
     if expected != "applied":
         assert step.state is state  # a no-op returns the very same state
+        assert step.applied == ()
         return
-    _, after = reference.step(event.trigger, event.amount, event.ref)
+    assert same(step.state, after), (state, event, step.state, after)
+    assert [(e.trigger, e.ref) for e in step.applied] == facts, (state, event)
     got = step.state
-    assert (got.status, got.captured, got.refunded, got.before_dispute) == (
-        after.status,
-        after.captured,
-        after.refunded,
-        after.prior,
-    )
-    assert got.refund_ids == after.refund_ids
     assert consistent(got.status, got.amount, got.captured, got.refunded)
+    # no event ever undoes what the state knows by id
+    assert state.reversed_refund_ids <= got.reversed_refund_ids
+    assert not (got.refund_ids & got.reversed_refund_ids)
+
+
+def test_new_news_follows_the_prose_classification() -> None:
+    """The table's cells against the reference's outcome classes, cell by cell."""
+    for status, trigger in itertools.product(PaymentStatus, Trigger):
+        state, event = representative(status), event_for(trigger)
+        expected = expected_outcome(status, trigger)
+        if trigger in (T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST):
+            event = PaymentEvent(trigger, ref="dp_new")
+            if status in (S.DISPUTED, S.CHARGED_BACK):
+                continue  # the one known without an id takes the new id (rule 7)
+        if expected == "invalid" or (
+            trigger is T.REFUNDED and state.refunded + (event.amount or 0) > state.captured > 0
+        ):
+            with pytest.raises(InvalidTransition):
+                apply(state, event)
+            continue
+        assert apply(state, event).result == expected, (status, trigger)
 
 
 def test_outcome_matrix_summary() -> None:
@@ -158,9 +234,12 @@ def test_outcome_matrix_summary() -> None:
         if status in captured_like:
             assert after not in (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.FAILED)
             assert after not in (S.AUTHORIZED, S.CANCELED)
-        # terminal states never change
+        # terminal states never change status (a charged-back payment still counts the
+        # refunds and records the disputes the provider reports late)
         if status in TERMINAL:
-            assert step.state == state and not step.changed
+            assert step.state.status is status
+            if status is S.CANCELED or trigger not in MONEY_NEWS:
+                assert step.state == state and not step.changed
     assert {S.CANCELED, S.CHARGED_BACK} == TERMINAL
 
 
@@ -174,10 +253,18 @@ def test_table_has_a_row_for_every_status_and_known_cells_only() -> None:
         "refund-held",
         "imply-capture",
         "reverse",
+        "record",
     }
     for row in TABLE.values():
         assert set(row) <= set(Trigger)
         assert set(row.values()) <= allowed
+    for known_refund in REFUND_RULES.values():
+        assert set(known_refund) == {T.REFUNDED, T.REFUND_REVERSED}
+        assert set(known_refund.values()) <= allowed
+    assert set(DISPUTE_RULES) == {DisputeStatus.OPEN, DisputeStatus.WON, DisputeStatus.LOST}
+    for known_dispute in DISPUTE_RULES.values():
+        assert set(known_dispute) <= {T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST}
+        assert set(known_dispute.values()) <= allowed
 
 
 @pytest.mark.parametrize("status", [S.FAILED, S.CANCELED], ids=str)
@@ -274,8 +361,14 @@ def test_refund_arriving_first_implies_the_capture(start: PaymentStatus) -> None
         AMOUNT,
         250,
     )
-    # the succeeded event arriving afterwards is stale, not a second capture
-    assert apply(step.state, PaymentEvent(T.SUCCEEDED)).result == "stale"
+    assert [e.trigger for e in step.applied] == [T.SUCCEEDED, T.REFUNDED]
+    assert step.state.capture_implied
+    # the succeeded event arriving afterwards confirms the capture: not a second one,
+    # nothing new to tell
+    late = apply(step.state, PaymentEvent(T.SUCCEEDED))
+    assert (late.result, late.applied, late.state.captured) == ("applied", (), AMOUNT)
+    assert not late.state.capture_implied
+    assert apply(late.state, PaymentEvent(T.SUCCEEDED)).result == "stale"
 
 
 @pytest.mark.parametrize("trigger", [T.DISPUTE_OPENED, T.DISPUTE_LOST])
@@ -295,8 +388,8 @@ def test_dispute_won_returns_to_the_prior_status(before: PaymentStatus) -> None:
     assert won.state.status is before
     assert (won.state.captured, won.state.refunded) == (state.captured, state.refunded)
     assert won.state.before_dispute is None
-    # a second "won" is a late repeat, not a change
-    assert apply(won.state, PaymentEvent(T.DISPUTE_WON)).result == "stale"
+    # a second "won" is a repeat of the ruling, not a change
+    assert apply(won.state, PaymentEvent(T.DISPUTE_WON)).result == "duplicate"
 
 
 def test_dispute_lost_is_terminal() -> None:
@@ -310,7 +403,12 @@ def test_dispute_lost_is_terminal() -> None:
             step = apply(state, event_for(trigger))
         except InvalidTransition:
             continue
-        assert step.state is state and not step.changed
+        assert step.state.status is S.CHARGED_BACK
+        if trigger not in MONEY_NEWS:
+            assert step.state is state and not step.changed
+    # a refund the provider reports late is still counted; the status stays
+    late = apply(state, PaymentEvent(T.REFUNDED, amount=300, ref="re_1"))
+    assert (late.state.status, late.state.refunded) == (S.CHARGED_BACK, 300)
 
 
 def test_refund_during_an_open_dispute_is_counted_and_the_status_held() -> None:
@@ -350,6 +448,7 @@ def test_apply_is_pure() -> None:
 # -- from the outside world ---------------------------------------------------------------
 
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
+AT = WHEN.timestamp()  # the provider's time, on every event it carries
 USD = Money(1000, "USD")
 
 
@@ -374,13 +473,15 @@ def webhook(type_: EventType, obj: object) -> WebhookEvent:
     ],
 )
 def test_payment_events_map_to_triggers(event_type: EventType, trigger: Trigger) -> None:
-    assert event_from_webhook(webhook(event_type, payment())) == PaymentEvent(trigger)
+    assert event_from_webhook(webhook(event_type, payment())) == PaymentEvent(trigger, at=AT)
+    untimed = WebhookEvent("evt_1", "fake", event_type, None, payment())
+    assert event_from_webhook(untimed) == PaymentEvent(trigger)
 
 
 def test_succeeded_carries_a_partial_capture() -> None:
     partial = payment(amount_captured=Money(600, "USD"))
     assert event_from_webhook(webhook(EventType.PAYMENT_SUCCEEDED, partial)) == PaymentEvent(
-        T.SUCCEEDED, amount=600
+        T.SUCCEEDED, amount=600, at=AT
     )
     # no captured amount reported: the whole amount (the default of a SUCCEEDED event)
     assert event_from_webhook(webhook(EventType.PAYMENT_SUCCEEDED, payment())).amount is None
@@ -390,7 +491,7 @@ def test_succeeded_carries_a_partial_capture() -> None:
 def test_a_succeeded_refund_moves_the_payment(event_type: EventType) -> None:
     refund = Refund("re_1", "fake", "pay_1", Money(250, "USD"), RefundStatus.SUCCEEDED)
     assert event_from_webhook(webhook(event_type, refund)) == PaymentEvent(
-        T.REFUNDED, amount=250, ref="re_1"
+        T.REFUNDED, amount=250, ref="re_1", at=AT
     )
 
 
@@ -420,7 +521,7 @@ def test_a_failed_or_canceled_refund_reverses_it(
 ) -> None:
     refund = Refund("re_1", "fake", "pay_1", Money(250, "USD"), status)
     assert event_from_webhook(webhook(event_type, refund)) == PaymentEvent(
-        T.REFUND_REVERSED, amount=250, ref="re_1"
+        T.REFUND_REVERSED, amount=250, ref="re_1", at=AT
     )
 
 
@@ -433,8 +534,12 @@ def test_a_refund_reversed_after_success_takes_its_amount_back() -> None:
     assert (step.state.status, step.state.refunded, step.state.refund_ids) == (
         S.SUCCEEDED, 0, frozenset(),
     )  # fmt: skip
-    # a reversal of a refund never counted takes nothing back
-    assert apply(state, PaymentEvent(T.REFUND_REVERSED, amount=5, ref="re_x")).result == "stale"
+    assert step.state.reversed_refund_ids == {"re_1"}
+    assert [(e.trigger, e.ref) for e in step.applied] == [(T.REFUND_REVERSED, "re_1")]
+    # the same failure again is a duplicate; the success again, late news: stale
+    again = apply(step.state, PaymentEvent(T.REFUND_REVERSED, amount=1000, ref="re_1"))
+    assert again.result == "duplicate"
+    assert apply(step.state, PaymentEvent(T.REFUNDED, amount=1000, ref="re_1")).result == "stale"
 
 
 def test_an_implied_capture_is_reported_before_the_event() -> None:
@@ -454,7 +559,7 @@ def test_an_implied_capture_is_reported_before_the_event() -> None:
 )
 def test_dispute_events(event_type: EventType, trigger: Trigger | None) -> None:
     dispute = Dispute("dp_1", "fake", "pay_1", USD, DisputeStatus.OPEN)
-    expected = PaymentEvent(trigger) if trigger else None
+    expected = PaymentEvent(trigger, ref="dp_1", at=AT) if trigger else None
     assert event_from_webhook(webhook(event_type, dispute)) == expected
 
 
@@ -577,26 +682,42 @@ CELL_TEXT = {
     "refund-held": "held",
     "imply-capture": "imply",
     "reverse": "reverse",
+    "record": "record",
 }
 
 
-def table_markdown() -> str:
-    """TABLE as a Markdown matrix, for the docs page (regenerated with ``--write``)."""
+def _matrix(
+    corner: str, rows: Mapping[str, Mapping[Trigger, object]], triggers: list[Trigger]
+) -> list[str]:
     lines = [
-        "| status \\ trigger | " + " | ".join(f"`{t.value}`" for t in Trigger) + " |",
-        "|---|" + "---|" * len(Trigger),
+        f"| {corner} | " + " | ".join(f"`{t.value}`" for t in triggers) + " |",
+        "|---|" + "---|" * len(triggers),
     ]
-    for status, row in TABLE.items():
+    for name, row in rows.items():
         cells = []
-        for trigger in Trigger:
+        for trigger in triggers:
             cell = row.get(trigger)
             if cell is None:
                 cells.append("✗")
             elif isinstance(cell, PaymentStatus):
                 cells.append(f"→ `{cell.value}`")
             else:
-                cells.append(CELL_TEXT[cell])
-        lines.append(f"| `{status.value}` | " + " | ".join(cells) + " |")
+                cells.append(CELL_TEXT[str(cell)])
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table_markdown() -> str:
+    """TABLE, then REFUND_RULES and DISPUTE_RULES, as Markdown matrices for the docs page
+    (regenerated with ``--write``)."""
+    lines = _matrix("status \\ trigger", {s.value: row for s, row in TABLE.items()}, list(Trigger))
+    lines += ["", "A refund the payment knows by its id:", ""]
+    lines += _matrix("refund \\ trigger", dict(REFUND_RULES), [T.REFUNDED, T.REFUND_REVERSED])
+    lines += ["", "A dispute the payment knows by its id:", ""]
+    disputes = {status.value: row for status, row in DISPUTE_RULES.items()}
+    lines += _matrix(
+        "dispute \\ trigger", disputes, [T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST]
+    )
     return "\n".join(lines) + "\n"
 
 
