@@ -171,8 +171,10 @@ class RefPayment:
                 return "duplicate", self, []
             if ref in self.refund_ids:
                 return self.take_back(amount, ref)
-        if trigger is T.SUCCEEDED and self.implied and (
-            self.status in CAPTURED or self.status in (S.DISPUTED, S.CHARGED_BACK)
+        if (
+            trigger is T.SUCCEEDED
+            and self.implied
+            and (self.status in CAPTURED or self.status in (S.DISPUTED, S.CHARGED_BACK))
         ):
             return self.correct_capture(amount, at)
         if trigger in PAYMENT_NEWS:
@@ -205,7 +207,9 @@ class RefPayment:
             state = replace(state, as_of=at)  # rule 10
         return "applied", state, [(trigger, None)]
 
-    def by_time(self, trigger: T, at: float | None) -> tuple[Outcome, RefPayment, list[Fact]] | None:
+    def by_time(
+        self, trigger: T, at: float | None
+    ) -> tuple[Outcome, RefPayment, list[Fact]] | None:
         """Rule 10, or ``None`` when it does not decide."""
         if at is None or self.as_of is None or self.status not in ATTEMPT:
             return None
@@ -301,9 +305,11 @@ class RefPayment:
             known[which] = wanted
             state = self.with_disputes(known)
             if trigger is T.DISPUTE_LOST:
-                return "applied", replace(state, status=S.CHARGED_BACK, prior=None), [
-                    (trigger, fact_ref)
-                ]
+                return (
+                    "applied",
+                    replace(state, status=S.CHARGED_BACK, prior=None),
+                    [(trigger, fact_ref)],
+                )
             if state.status is S.DISPUTED and OPEN not in known.values():
                 back = state.prior or state.by_amounts(state.refunded)
                 state = replace(state, status=back, prior=None)

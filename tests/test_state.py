@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 import sys
-from collections.abc import Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ from paygate import (
     SubscriptionStatus,
     WebhookEvent,
 )
+from paygate.providers.fake import FakeProvider
 from paygate.state import (
     DISPUTE_RULES,
     REFUND_RULES,
@@ -48,6 +49,7 @@ from paygate.state import (
     state_of,
     to_mermaid,
 )
+from paygate.testing import FakeClock
 from tests._state_reference import (
     MONEY_NEWS,
     Impossible,
@@ -151,7 +153,7 @@ def variants(status: PaymentStatus) -> list[PaymentState]:
     if status in (S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED, S.CHARGED_BACK):
         states.append(replace(base, capture_implied=True))
         states.append(replace(base, reversed_refund_ids=frozenset({"re_gone"})))
-        won = ((("dp_1", DisputeStatus.WON),))
+        won = (("dp_1", DisputeStatus.WON),)
         states.append(replace(base, disputes=won))
     if status is S.DISPUTED:
         for refunded, prior in ((300, S.PARTIALLY_REFUNDED), (AMOUNT, S.REFUNDED)):
@@ -625,6 +627,222 @@ def test_state_of_a_disputed_payment_remembers_its_prior_status(
     state = state_of(disputed)
     assert state.before_dispute is prior
     assert apply(state, PaymentEvent(T.DISPUTE_WON)).state.status is prior
+
+
+# -- issue 14: order comes from the provider's data, never from arrival --------------------
+
+
+def fake_deliveries(script: Callable[[FakeProvider, FakeClock], object]) -> list[WebhookEvent]:
+    """The fake provider's webhooks for ``script``, parsed, oldest first (one second apart
+    unless the script moves the clock itself)."""
+    clock = FakeClock(1_767_225_600.0)
+    fake = FakeProvider(seed=7, clock=clock)
+    script(fake, clock)
+    return [fake.parse_webhook(d.body, d.headers) for d in fake.take_webhooks()]
+
+
+def fold(events: list[WebhookEvent], start: PaymentState | None = None) -> Step:
+    """Apply the events' state-machine inputs in the order given; the last step, with
+    every fact told on the way in ``applied``."""
+    state = start or PaymentState(S.PENDING, AMOUNT)
+    told: list[PaymentEvent] = []
+    for event in events:
+        change = event_from_webhook(event)
+        if change is not None:
+            step = apply(state, change)
+            state = step.state
+            told.extend(step.applied)
+    return Step(state, "applied", tuple(told))
+
+
+def pay_3ds(fake: FakeProvider, clock: FakeClock, *, then: str) -> None:
+    payment = fake.create_payment(
+        order_id="ord_1", amount=Money(AMOUNT, "USD"), payment_method="tok_3ds",
+        idempotency_key="k1",
+    )  # fmt: skip
+    clock.advance(1)
+    if then == "fail":
+        fake.authenticate(payment.id, success=False)
+    elif then == "settle-fail":
+        fake.settle(payment.id, success=False)
+
+
+@pytest.mark.parametrize("seconds_apart", [1, 0], ids=["apart", "same-second"])
+def test_3ds_failing_delivered_newest_first_stays_failed(
+    seconds_apart: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect: a late payment.action_required after payment.failed took the payment back
+    to requires_action (the FAILED row let any later lifecycle event "retry" it)."""
+
+    def script(fake: FakeProvider, clock: FakeClock) -> None:
+        monkeypatch.setattr(clock, "advance", lambda s: FakeClock.advance(clock, s * seconds_apart))
+        pay_3ds(fake, clock, then="fail")
+
+    events = fake_deliveries(script)
+    assert [e.type for e in events] == [
+        EventType.PAYMENT_CREATED, EventType.PAYMENT_ACTION_REQUIRED, EventType.PAYMENT_FAILED,
+    ]  # fmt: skip
+    assert fold(events).state.status is S.FAILED  # in order
+    newest_first = fold(events[::-1])
+    assert newest_first.state.status is S.FAILED
+    assert [e.trigger for e in newest_first.applied] == [T.FAILED]  # no "needs action" after
+
+
+def test_processing_arriving_after_failed_is_stale_and_a_newer_retry_is_not() -> None:
+    failed = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.FAILED, at=20.0)).state
+    assert failed.as_of == 20.0
+    for trigger in (T.PROCESSING, T.ACTION_REQUIRED):
+        assert apply(failed, PaymentEvent(trigger, at=19.0)).result == "stale"
+        assert apply(failed, PaymentEvent(trigger, at=20.0)).result == "stale"  # a tie
+        retried = apply(failed, PaymentEvent(trigger, at=21.0))  # the customer tried again
+        assert (retried.result, retried.state.as_of) == ("applied", 21.0)
+        # ... and the failure it retried, delivered late, does not undo the retry
+        assert apply(retried.state, PaymentEvent(T.FAILED, at=20.0)).result == "stale"
+    # times unknown: as before (a failed attempt can be retried)
+    assert apply(failed, PaymentEvent(T.ACTION_REQUIRED)).state.status is S.REQUIRES_ACTION
+    # a failure newer than the status applies; the same status later only records the time
+    waiting = PaymentState(S.REQUIRES_ACTION, AMOUNT, as_of=5.0)
+    assert apply(waiting, PaymentEvent(T.FAILED, at=5.0)).state.status is S.FAILED
+    later = apply(waiting, PaymentEvent(T.ACTION_REQUIRED, at=9.0))
+    assert (later.result, later.applied, later.state.as_of) == ("applied", (), 9.0)
+    assert apply(later.state, PaymentEvent(T.FAILED, at=7.0)).result == "stale"
+
+
+def test_dispute_won_delivered_before_opened_leaves_the_payment_undisputed() -> None:
+    """Defect: dispute.won before dispute.opened left the payment disputed for good."""
+
+    def script(fake: FakeProvider, clock: FakeClock) -> None:
+        payment = fake.create_payment(
+            order_id="ord_1", amount=Money(AMOUNT, "USD"), payment_method="tok_visa",
+            idempotency_key="k1",
+        )  # fmt: skip
+        clock.advance(1)
+        dispute = fake.open_dispute(payment.id)
+        clock.advance(1)
+        fake.resolve_dispute(dispute.id, won=True)
+
+    events = fake_deliveries(script)
+    assert [e.type for e in events][-2:] == [EventType.DISPUTE_OPENED, EventType.DISPUTE_WON]
+    in_order, newest_first = fold(events), fold(events[::-1])
+    assert in_order.state.status is newest_first.state.status is S.SUCCEEDED
+    assert newest_first.state.disputes == in_order.state.disputes
+    dispute_id = events[-1].object.id  # type: ignore[union-attr]
+    assert newest_first.state.disputes == ((dispute_id, DisputeStatus.WON),)
+    # the app hears: captured, then the dispute opened (implied), then won; once each
+    assert [(e.trigger, e.ref) for e in newest_first.applied] == [
+        (T.SUCCEEDED, None), (T.DISPUTE_OPENED, dispute_id), (T.DISPUTE_WON, dispute_id),
+    ]  # fmt: skip
+
+
+def test_a_second_dispute_is_a_new_dispute_and_lost_stays_terminal() -> None:
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    state = apply_all(state, [PaymentEvent(T.DISPUTE_OPENED, ref="dp_1"),
+                              PaymentEvent(T.DISPUTE_WON, ref="dp_1")])  # fmt: skip
+    assert state.status is S.SUCCEEDED
+    second = apply(state, PaymentEvent(T.DISPUTE_OPENED, ref="dp_2"))
+    assert (second.result, second.state.status) == ("applied", S.DISPUTED)
+    lost = apply(second.state, PaymentEvent(T.DISPUTE_LOST, ref="dp_2")).state
+    assert lost.status is S.CHARGED_BACK
+    # the first dispute's news, late: stale; a contradiction: impossible
+    assert apply(lost, PaymentEvent(T.DISPUTE_OPENED, ref="dp_1")).result == "stale"
+    with pytest.raises(InvalidTransition, match="dispute dp_2 is lost"):
+        apply(lost, PaymentEvent(T.DISPUTE_WON, ref="dp_2"))
+    # two disputes open at once: the first won leaves the payment disputed
+    both = apply_all(PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT), [
+        PaymentEvent(T.DISPUTE_OPENED, ref="dp_1"), PaymentEvent(T.DISPUTE_OPENED, ref="dp_2"),
+        PaymentEvent(T.DISPUTE_WON, ref="dp_1"),
+    ])  # fmt: skip
+    assert both.status is S.DISPUTED
+    assert apply(both, PaymentEvent(T.DISPUTE_WON, ref="dp_2")).state.status is S.SUCCEEDED
+
+
+def test_refund_failed_delivered_before_its_success_never_counts_the_money() -> None:
+    """Defect: refund.failed before refund.succeeded was stale (nothing counted yet), so the
+    late success counted money that never went back."""
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    failed = apply(state, PaymentEvent(T.REFUND_REVERSED, amount=400, ref="re_1"))
+    assert (failed.result, failed.state.reversed_refund_ids) == ("applied", {"re_1"})
+    assert [e.trigger for e in failed.applied] == [T.REFUND_REVERSED]  # "refund failed", once
+    late = apply(failed.state, PaymentEvent(T.REFUNDED, amount=400, ref="re_1"))
+    assert (late.result, late.state.refunded, late.state.status) == ("stale", 0, S.SUCCEEDED)
+    # the same refund failing for a payment still shown pending proves the capture
+    early = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.REFUND_REVERSED, amount=1,
+                                                                 ref="re_1"))  # fmt: skip
+    assert [e.trigger for e in early.applied] == [T.SUCCEEDED, T.REFUND_REVERSED]
+
+
+def test_an_implied_capture_is_corrected_by_the_partial_capture() -> None:
+    """A refund of a partial capture arriving first implied the whole amount captured;
+    the capture's own event brings the real amount (and the status the amounts give)."""
+    authorized = PaymentState(S.AUTHORIZED, AMOUNT)
+    refunded = apply(authorized, PaymentEvent(T.REFUNDED, amount=600, ref="re_1")).state
+    assert (refunded.status, refunded.captured) == (S.PARTIALLY_REFUNDED, AMOUNT)
+    confirmed = apply(refunded, PaymentEvent(T.SUCCEEDED, amount=600))
+    assert (confirmed.result, confirmed.applied) == ("applied", ())
+    assert (confirmed.state.status, confirmed.state.captured) == (S.REFUNDED, 600)
+    with pytest.raises(InvalidTransition, match="captured 500"):
+        apply(refunded, PaymentEvent(T.SUCCEEDED, amount=500))  # less than was refunded
+
+
+def answer(status: PaymentStatus, **kwargs: object) -> Payment:
+    return payment(status, **kwargs)
+
+
+def test_answer_of_a_partial_capture_counts_no_released_remainder() -> None:
+    """Stripe shows the released remainder of a partial capture in amount_refunded."""
+    partial = answer(S.SUCCEEDED, amount_captured=Money(600, "USD"),
+                     amount_refunded=Money(400, "USD"))  # fmt: skip
+    events = events_for_answer(PaymentState(S.AUTHORIZED, AMOUNT), partial, at=50.0)
+    assert events == [PaymentEvent(T.SUCCEEDED, amount=600, at=50.0)]
+    state = apply_all(PaymentState(S.AUTHORIZED, AMOUNT), events)
+    assert (state.status, state.captured, state.refunded) == (S.SUCCEEDED, 600, 0)
+    assert state_of(partial).refunded == 400  # without a refunds list: by its amounts
+
+
+def test_answer_refunds_count_once_by_id_and_failed_ones_come_back() -> None:
+    r1 = Refund("re_1", "fake", "pay_1", Money(300, "USD"), RefundStatus.SUCCEEDED)
+    r2 = Refund("re_2", "fake", "pay_1", Money(200, "USD"), RefundStatus.SUCCEEDED)
+    r2_failed = replace(r2, status=RefundStatus.FAILED)
+    pending = Refund("re_3", "fake", "pay_1", Money(100, "USD"), RefundStatus.PENDING)
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    first = answer(S.PARTIALLY_REFUNDED, refunds=(r1, r2, pending))
+    state = apply_all(state, events_for_answer(state, first))
+    assert (state.status, state.refunded, state.refund_ids) == (
+        S.PARTIALLY_REFUNDED, 500, {"re_1", "re_2"})  # fmt: skip
+    assert events_for_answer(state, first) == []  # the same answer again: nothing new
+    second = answer(S.PARTIALLY_REFUNDED, refunds=(r1, r2_failed))
+    state = apply_all(state, events_for_answer(state, second))
+    assert (state.refunded, state.reversed_refund_ids) == (300, {"re_2"})
+    assert events_for_answer(state, second) == []
+
+
+def test_answer_dispute_state() -> None:
+    captured = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    opened = events_for_answer(captured, answer(S.DISPUTED))
+    assert [(e.trigger, e.ref) for e in opened] == [(T.DISPUTE_OPENED, None)]
+    disputed = apply_all(captured, opened)
+    assert disputed.status is S.DISPUTED
+    # the webhook naming the dispute, later: the same dispute, nothing new to tell
+    named = apply(disputed, PaymentEvent(T.DISPUTE_OPENED, ref="dp_1"))
+    assert (named.result, named.applied, named.state.disputes) == (
+        "applied", (), (("dp_1", DisputeStatus.OPEN),))  # fmt: skip
+    lost = events_for_answer(named.state, answer(S.CHARGED_BACK))
+    assert [(e.trigger, e.ref) for e in lost] == [(T.DISPUTE_LOST, None)]
+    step = apply(named.state, lost[0])
+    assert [(e.trigger, e.ref) for e in step.applied] == [(T.DISPUTE_LOST, "dp_1")]
+    # a provider still saying "disputed" after a dispute it reported won does not reopen it
+    won = apply_all(captured, [PaymentEvent(T.DISPUTE_WON, ref="dp_1")])
+    assert events_for_answer(won, answer(S.DISPUTED)) == []
+
+
+def test_an_answer_older_news_cannot_undo() -> None:
+    """The answer is current as of when it was asked: an event older than it is stale."""
+    waiting = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.ACTION_REQUIRED, at=10.0))
+    events = events_for_answer(waiting.state, answer(S.FAILED), at=12.5)
+    failed = apply_all(waiting.state, events)
+    assert (failed.status, failed.as_of) == (S.FAILED, 12.5)
+    assert apply(failed, PaymentEvent(T.ACTION_REQUIRED, at=11.0)).result == "stale"
+    assert state_of(answer(S.FAILED), at=12.5).as_of == 12.5
 
 
 # -- the diagram -----------------------------------------------------------------------------

@@ -32,8 +32,7 @@ T = Trigger
 PLAIN_TRIGGERS = [
     t
     for t in Trigger
-    if t not in (T.SUCCEEDED, T.REFUNDED, T.REFUND_REVERSED)
-    and not t.value.startswith("dispute")
+    if t not in (T.SUCCEEDED, T.REFUNDED, T.REFUND_REVERSED) and not t.value.startswith("dispute")
 ]
 DISPUTE_TRIGGERS = [T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST]
 REFUND_IDS = st.one_of(st.none(), st.sampled_from([f"re_{i}" for i in range(6)]))
@@ -151,9 +150,8 @@ class PaymentMachine(RuleBasedStateMachine):
 
     @invariant()
     def an_open_dispute_shows(self) -> None:
-        if self.state is not None:
-            if any(status == "open" for _, status in self.state.disputes):
-                assert self.state.status in (S.DISPUTED, S.CHARGED_BACK)
+        if self.state is not None and any(s == "open" for _, s in self.state.disputes):
+            assert self.state.status in (S.DISPUTED, S.CHARGED_BACK)
 
     @invariant()
     def dispute_prior_only_while_disputed(self) -> None:
