@@ -277,13 +277,7 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
     if trigger in _DISPUTE_TRIGGERS:
         return _dispute(state, event)
     if trigger in (T.REFUNDED, T.REFUND_REVERSED) and event.ref is not None:
-        known = (
-            "reversed"
-            if event.ref in state.reversed_refund_ids
-            else "counted"
-            if event.ref in state.refund_ids
-            else None
-        )
+        known = _refund_known(state, event.ref)
         if known is not None:
             rule = REFUND_RULES[known][trigger]
             if rule == REVERSE:
@@ -322,6 +316,13 @@ def apply(state: PaymentState, event: PaymentEvent) -> Step:
     if cell is S.SUCCEEDED:
         return Step(_timed(_capture(state, event), event), "applied", (event,))
     return Step(_timed(replace(state, status=cell), event), "applied", (event,))
+
+
+def _refund_known(state: PaymentState, ref: str) -> Literal["counted", "reversed"] | None:
+    """How the state knows refund ``ref`` (a REFUND_RULES row), if it does."""
+    if ref in state.reversed_refund_ids:
+        return "reversed"
+    return "counted" if ref in state.refund_ids else None
 
 
 def _timed(state: PaymentState, event: PaymentEvent) -> PaymentState:
