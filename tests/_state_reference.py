@@ -1,29 +1,53 @@
 """An independent reference model of the payment state machine, for the tests.
 
-Written from the issue's rules in prose, not from ``paygate.state.TABLE``: the exhaustive
-test and the stateful test compare the real table against it, so a table cell that
-contradicts a rule shows up as a failing test rather than as agreement with itself.
+Written from the issues' rules in prose, not from ``paygate.state``'s tables: the
+exhaustive test and the stateful test compare the real machine against it, so a table
+cell that contradicts a rule shows up as a failing test rather than as agreement with
+itself.
 
-The rules (issue 2, "paygate.state"):
+The rules (issue 2, "paygate.state"; issue 14, "order comes from the provider's data"):
 
-1. Duplicates are no-ops: the event that brought the payment to its status, again.
+1. Duplicates are no-ops: the event that brought the payment to its status, again; a
+   refund id already counted; a dispute's status it already has.
 2. Stale events never regress: before capture the lifecycle only moves forward
    (created < action_required < processing < authorized < succeeded); a late earlier step
    is stale. Nothing moves a captured payment back to pending/processing/failed.
-3. A failed attempt can still be retried to success (or to any later step).
+3. A failed attempt can still be retried (to requires_action, processing, authorized,
+   succeeded, canceled).
 4. An authorized payment has a good authorization: a late failure of an earlier attempt is
    stale.
 5. Refunds accumulate up to the captured amount; all of it refunded is ``refunded``.
    Refunds beyond the captured amount, and refunds of a failed or canceled payment (no
-   money was captured), are impossible.
-6. A refund or dispute for a payment still shown unsettled proves it was captured
-   (webhooks arrive in any order): the capture is implied, then the event applies.
-7. Disputes: opened -> disputed; won -> back to where it was; lost -> charged_back. A refund
-   landing while a dispute is open is counted and the status stays disputed.
-8. canceled and charged_back are terminal: no event changes them.
-9. A refund that failed or was canceled after it was counted is taken back (its amount is
-   no longer refunded; a dispute stays open). A refund never counted has nothing to take
-   back: its reversal is stale.
+   money was captured), are impossible. A refund landing while a dispute is open, or
+   after one was lost, is counted and the status stays.
+6. A refund, a refund's failure or a dispute reported for a payment still shown unsettled
+   proves it was captured (webhooks arrive in any order): the capture of the whole
+   amount is implied (a fact, told first), then the event applies. The provider's own
+   capture arriving later corrects the captured amount (the status follows the amounts;
+   nothing new to tell).
+7. Disputes are known by their id, each with its own status (open, won, lost):
+   opened -> disputed; won -> back to where the payment was once no dispute is open;
+   lost -> charged_back. News of a dispute matching its status is a duplicate; an
+   opening of a decided dispute is stale; won after lost (or lost after won) is
+   impossible. A dispute decided before it was seen opened is recorded as decided and
+   its opening is implied (told first). Another id is another dispute. A payment shown
+   disputed (charged back) with no open (lost) dispute recorded has one known without
+   its id; the first id the news names takes it over (nothing new to tell, the id is
+   remembered). News without an id is about the one known without an id, else the only
+   open one, else one not seen before; an opening without an id while a dispute is open
+   is a duplicate, and is stale once one without an id is known or the payment is
+   charged back.
+8. canceled and charged_back are terminal: no event changes their status.
+9. A refund that failed or was canceled (``refund_reversed``): counted before, its amount
+   comes back (a dispute stays open or lost); never counted, it is recorded as failed (a
+   fact the application hears) and its late success is stale. Without an id there is
+   nothing to take back or remember: stale. The failure again is a duplicate.
+10. Provider time orders the attempt lifecycle (pending, requires_action, processing,
+   failed) where both the event's time and the time of the status are known: an attempt
+   event older than the status it would move away from is stale; at equal times the
+   failure wins; the same status reported later only records the later time. Otherwise
+   rules 2-4 decide. The time of the status is the latest time of the payment events
+   applied.
 """
 
 from __future__ import annotations
@@ -31,15 +55,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from paygate.models import DisputeStatus
 from paygate.models import PaymentStatus as S
 from paygate.state import Trigger as T
 
 Outcome = Literal["applied", "duplicate", "stale", "invalid"]
+Fact = tuple[T, str | None]
 
 UNSETTLED = frozenset({S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.AUTHORIZED})
 CAPTURED = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 TERMINAL = frozenset({S.CANCELED, S.CHARGED_BACK})
 NEVER_CAPTURED = frozenset({S.FAILED, S.CANCELED})
+ATTEMPT = frozenset({S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.FAILED})
+MONEY_NEWS = frozenset({T.REFUNDED, T.REFUND_REVERSED, T.DISPUTE_OPENED, T.DISPUTE_WON,
+                        T.DISPUTE_LOST})  # fmt: skip
+PAYMENT_NEWS = frozenset(set(T) - MONEY_NEWS)
 
 #: the forward order of the pre-capture lifecycle (rule 2)
 LIFECYCLE = [T.CREATED, T.ACTION_REQUIRED, T.PROCESSING, T.AUTHORIZED, T.SUCCEEDED]
@@ -55,36 +85,25 @@ LEADS_TO = {
     T.SUCCEEDED: S.SUCCEEDED,
     T.FAILED: S.FAILED,
     T.CANCELED: S.CANCELED,
-    T.DISPUTE_OPENED: S.DISPUTED,
-    T.DISPUTE_LOST: S.CHARGED_BACK,
 }
+
+OPEN, WON, LOST = DisputeStatus.OPEN, DisputeStatus.WON, DisputeStatus.LOST
 
 
 def expected_outcome(status: S, trigger: T) -> Outcome:
-    """The outcome class of ``trigger`` in ``status``, from the rules above (for a
-    ``refund_reversed``: of a refund never counted, rule 9)."""
-    if trigger is T.REFUND_REVERSED:
-        return "stale"
+    """The outcome class of ``trigger`` in ``status``, from the rules above, for news
+    that no id ties to a refund or dispute the payment knows, and no times."""
+    if trigger in MONEY_NEWS:
+        if status in NEVER_CAPTURED:
+            return "invalid"  # rules 5, 7, 9: nothing was captured
+        if trigger is T.REFUNDED and status is S.REFUNDED:
+            return "invalid"  # rule 5: everything is refunded already
+        return "applied"  # rules 5, 6, 7, 9
     if LEADS_TO.get(trigger) is status:
         return "duplicate"  # rule 1
     if status is S.CANCELED:  # rule 8; and no money was ever captured
-        money_moved = trigger in (T.SUCCEEDED, T.REFUNDED) or trigger.value.startswith("dispute")
-        return "invalid" if money_moved else "stale"
-    if status is S.CHARGED_BACK:  # rule 8; the money was captured, then taken back
-        if trigger in (T.CANCELED, T.REFUNDED, T.DISPUTE_WON):
-            return "invalid"  # cannot cancel a capture, refund taken money, win a lost case
-        return "stale"  # the lifecycle before it, or the dispute's opening, reported late
-    if trigger in (T.REFUNDED, T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST):
-        if status in NEVER_CAPTURED:
-            return "invalid"  # rule 5: nothing was captured, nothing to refund or dispute
-        if trigger is T.DISPUTE_WON:
-            # only an open dispute can be won; otherwise it is a late (or repeated) ruling
-            return "applied" if status is S.DISPUTED else "stale"
-        if trigger is T.REFUNDED and status is S.REFUNDED:
-            return "invalid"  # rule 5: everything is refunded already
-        return "applied"  # rules 5, 6 and 7
-    # the payment lifecycle: created ... succeeded, failed, canceled
-    if status in CAPTURED or status is S.DISPUTED:
+        return "invalid" if trigger is T.SUCCEEDED else "stale"
+    if status is S.CHARGED_BACK or status in CAPTURED or status is S.DISPUTED:
         # rule 2: a captured payment never goes back; a captured payment cannot be
         # canceled (it is refunded instead)
         return "invalid" if trigger is T.CANCELED else "stale"
@@ -110,66 +129,210 @@ class RefPayment:
     captured: int = 0
     refunded: int = 0
     refund_ids: frozenset[str] = field(default_factory=frozenset)
-    prior: S | None = None  # the status to go back to when a dispute is won
+    prior: S | None = None  # the status to go back to when the disputes are won
+    as_of: float | None = None  # rule 10
+    implied: bool = False  # rule 6: the capture was implied, not seen
+    failed_refunds: frozenset[str] = field(default_factory=frozenset)  # rule 9
+    disputes: tuple[tuple[str, DisputeStatus], ...] = ()  # rule 7, sorted by id
 
-    def by_amounts(self, refunded: int) -> S:
+    def by_amounts(self, refunded: int, captured: int | None = None) -> S:
+        captured = self.captured if captured is None else captured
         if refunded == 0:
             return S.SUCCEEDED
-        return S.REFUNDED if refunded == self.captured else S.PARTIALLY_REFUNDED
+        return S.REFUNDED if refunded == captured else S.PARTIALLY_REFUNDED
+
+    def known_disputes(self) -> dict[str, DisputeStatus]:
+        """Rule 7: the recorded disputes, plus the one known without its id."""
+        known = dict(self.disputes)
+        if self.status is S.DISPUTED and OPEN not in known.values():
+            known.setdefault("", OPEN)
+        if self.status is S.CHARGED_BACK and LOST not in known.values():
+            known.setdefault("", LOST)
+        return known
+
+    def with_disputes(self, known: dict[str, DisputeStatus]) -> RefPayment:
+        return replace(self, disputes=tuple(sorted(known.items())))
 
     def step(
-        self, trigger: T, amount: int | None = None, ref: str | None = None
-    ) -> tuple[Outcome, RefPayment]:
-        """(outcome, next state); raises :class:`Impossible` for an impossible event."""
-        if trigger is T.REFUNDED and ref is not None and ref in self.refund_ids:
-            return "duplicate", self  # the same refund reported again counts once
-        if trigger is T.REFUND_REVERSED and ref is not None and ref in self.refund_ids:
-            if self.status is S.CHARGED_BACK:
-                return "stale", self
-            if amount is None or not 1 <= amount <= self.refunded:
-                raise Impossible(f"reversal of {amount} out of {self.refunded} refunded")
-            refunded = self.refunded - amount
-            state = replace(self, refunded=refunded, refund_ids=self.refund_ids - {ref})
-            if state.status is S.DISPUTED:
-                return "applied", replace(state, prior=state.by_amounts(refunded))
-            return "applied", replace(state, status=state.by_amounts(refunded))
+        self, trigger: T, amount: int | None = None, ref: str | None = None, at: float | None = None
+    ) -> tuple[Outcome, RefPayment, list[Fact]]:
+        """(outcome, next state, the facts told); raises :class:`Impossible`."""
+        if trigger in (T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST):
+            return self.dispute_news(trigger, ref)
+        if trigger is T.REFUNDED and ref is not None:
+            if ref in self.failed_refunds:
+                return "stale", self, []  # rule 9
+            if ref in self.refund_ids:
+                return "duplicate", self, []  # rule 1
+        if trigger is T.REFUND_REVERSED:
+            if ref is None:
+                return "stale", self, []  # rule 9
+            if ref in self.failed_refunds:
+                return "duplicate", self, []
+            if ref in self.refund_ids:
+                return self.take_back(amount, ref)
+        if (
+            trigger is T.SUCCEEDED
+            and self.implied
+            and (self.status in CAPTURED or self.status in (S.DISPUTED, S.CHARGED_BACK))
+        ):
+            return self.correct_capture(amount, at)
+        if trigger in PAYMENT_NEWS:
+            timed = self.by_time(trigger, at)
+            if timed is not None:
+                return timed
         outcome = expected_outcome(self.status, trigger)
         if outcome == "invalid":
             raise Impossible(f"{trigger} in {self.status}")
         if outcome != "applied":
-            return outcome, self
+            return outcome, self, []
+        facts: list[Fact] = []
         state = self
-        if state.status in UNSETTLED and trigger in (
-            T.REFUNDED,
-            T.DISPUTE_OPENED,
-            T.DISPUTE_LOST,
-        ):
-            state = replace(state, status=S.SUCCEEDED, captured=state.amount)  # rule 6
+        if state.status in UNSETTLED and trigger in MONEY_NEWS:
+            state = replace(state, status=S.SUCCEEDED, captured=state.amount, implied=True)
+            facts.append((T.SUCCEEDED, None))  # rule 6
+        if trigger is T.REFUNDED:
+            return "applied", state.count_refund(amount, ref), [*facts, (trigger, ref)]
+        if trigger is T.REFUND_REVERSED:
+            recorded = replace(state, failed_refunds=state.failed_refunds | {str(ref)})
+            return "applied", recorded, [*facts, (trigger, ref)]
         if trigger is T.SUCCEEDED:
             captured = self.amount if amount is None else amount
             if not 1 <= captured <= self.amount:
                 raise Impossible(f"capture of {captured} out of {self.amount}")
-            return outcome, replace(state, status=S.SUCCEEDED, captured=captured)
-        if trigger is T.REFUNDED:
-            if amount is None or amount < 1:
-                raise Impossible(f"refund of {amount}")
-            refunded = state.refunded + amount
-            if refunded > state.captured:
-                raise Impossible(f"refunds of {refunded} beyond {state.captured} captured")
-            ids = state.refund_ids | ({ref} if ref is not None else set())
-            state = replace(state, refunded=refunded, refund_ids=frozenset(ids))
-            if state.status is S.DISPUTED:
-                return outcome, replace(state, prior=state.by_amounts(refunded))
-            return outcome, replace(state, status=state.by_amounts(refunded))
+            state = replace(state, status=S.SUCCEEDED, captured=captured)
+        else:
+            state = replace(state, status=LEADS_TO[trigger])
+        if at is not None and (state.as_of is None or at > state.as_of):
+            state = replace(state, as_of=at)  # rule 10
+        return "applied", state, [(trigger, None)]
+
+    def by_time(
+        self, trigger: T, at: float | None
+    ) -> tuple[Outcome, RefPayment, list[Fact]] | None:
+        """Rule 10, or ``None`` when it does not decide."""
+        if at is None or self.as_of is None or self.status not in ATTEMPT:
+            return None
+        if trigger not in (T.CREATED, T.ACTION_REQUIRED, T.PROCESSING, T.FAILED):
+            return None
+        if LEADS_TO[trigger] is self.status:
+            if at > self.as_of:
+                return "applied", replace(self, as_of=at), []
+            return "duplicate", self, []
+        if at < self.as_of or (at == self.as_of and self.status is S.FAILED):
+            return "stale", self, []
+        return None
+
+    def count_refund(self, amount: int | None, ref: str | None) -> RefPayment:
+        if amount is None or amount < 1:
+            raise Impossible(f"refund of {amount}")
+        refunded = self.refunded + amount
+        if refunded > self.captured:
+            raise Impossible(f"refunds of {refunded} beyond {self.captured} captured")
+        ids = self.refund_ids | ({ref} if ref is not None else set())
+        state = replace(self, refunded=refunded, refund_ids=frozenset(ids))
+        if state.status is S.DISPUTED:
+            return replace(state, prior=state.by_amounts(refunded))
+        if state.status is S.CHARGED_BACK:
+            return state
+        return replace(state, status=state.by_amounts(refunded))
+
+    def take_back(self, amount: int | None, ref: str) -> tuple[Outcome, RefPayment, list[Fact]]:
+        if amount is None or not 1 <= amount <= self.refunded:
+            raise Impossible(f"reversal of {amount} out of {self.refunded} refunded")
+        refunded = self.refunded - amount
+        state = replace(
+            self,
+            refunded=refunded,
+            refund_ids=self.refund_ids - {ref},
+            failed_refunds=self.failed_refunds | {ref},
+        )
+        if state.status is S.DISPUTED:
+            state = replace(state, prior=state.by_amounts(refunded))
+        elif state.status is not S.CHARGED_BACK:
+            state = replace(state, status=state.by_amounts(refunded))
+        return "applied", state, [(T.REFUND_REVERSED, ref)]
+
+    def correct_capture(
+        self, amount: int | None, at: float | None
+    ) -> tuple[Outcome, RefPayment, list[Fact]]:
+        captured = self.amount if amount is None else amount
+        if not (1 <= captured <= self.amount and captured >= self.refunded):
+            raise Impossible(f"capture of {captured} with {self.refunded} refunded")
+        state = replace(self, captured=captured, implied=False)
+        if at is not None and (state.as_of is None or at > state.as_of):
+            state = replace(state, as_of=at)
+        if state.status is S.DISPUTED:
+            state = replace(state, prior=state.by_amounts(state.refunded))
+        elif state.status is not S.CHARGED_BACK:
+            state = replace(state, status=state.by_amounts(state.refunded))
+        return "applied", state, []
+
+    def dispute_news(self, trigger: T, ref: str | None) -> tuple[Outcome, RefPayment, list[Fact]]:
+        if self.status in NEVER_CAPTURED:
+            raise Impossible(f"{trigger} of a {self.status} payment")
+        known = self.known_disputes()
+        open_ones = sorted(key for key, status in known.items() if status is OPEN)
+        if ref is not None:
+            which = ref
+        elif trigger is T.DISPUTE_OPENED:
+            if open_ones:
+                return "duplicate", self, []
+            if "" in known or self.status is S.CHARGED_BACK:
+                return "stale", self, []
+            which = ""
+        elif "" in known:
+            which = ""
+        elif len(open_ones) == 1:
+            which = open_ones[0]
+        else:
+            which = ""
+        its_status = known.get(which)
+        renamed = False
+        if its_status is None and which != "" and "" in known:
+            its_status, renamed = known.pop(""), True
+        fact_ref = which or None
+        if its_status is not None:  # a dispute the payment knows
+            wanted = {T.DISPUTE_OPENED: OPEN, T.DISPUTE_WON: WON, T.DISPUTE_LOST: LOST}[trigger]
+            if its_status is wanted or (trigger is T.DISPUTE_OPENED):
+                outcome: Outcome = "duplicate" if its_status is wanted else "stale"
+                if renamed:
+                    known[which] = its_status
+                    return "applied", self.with_disputes(known), []
+                return outcome, self, []
+            if its_status is not OPEN:
+                raise Impossible(f"{trigger} of a dispute {its_status}")
+            known[which] = wanted
+            state = self.with_disputes(known)
+            if trigger is T.DISPUTE_LOST:
+                return (
+                    "applied",
+                    replace(state, status=S.CHARGED_BACK, prior=None),
+                    [(trigger, fact_ref)],
+                )
+            if state.status is S.DISPUTED and OPEN not in known.values():
+                back = state.prior or state.by_amounts(state.refunded)
+                state = replace(state, status=back, prior=None)
+            return "applied", state, [(trigger, fact_ref)]
+        # a dispute not seen before
+        facts: list[Fact] = []
+        state = self
+        if state.status in UNSETTLED:
+            state = replace(state, status=S.SUCCEEDED, captured=state.amount, implied=True)
+            facts.append((T.SUCCEEDED, None))  # rule 6
         if trigger is T.DISPUTE_OPENED:
-            return outcome, replace(state, status=S.DISPUTED, prior=state.status)
+            known[which] = OPEN
+            state = state.with_disputes(known)
+            if state.status in CAPTURED:
+                state = replace(state, status=S.DISPUTED, prior=state.status)
+            return "applied", state, [*facts, (trigger, fact_ref)]
+        facts.append((T.DISPUTE_OPENED, fact_ref))  # decided before seen opened: implied
         if trigger is T.DISPUTE_WON:
-            prior = state.prior or state.by_amounts(state.refunded)
-            return outcome, replace(state, status=prior, prior=None)
-        if trigger is T.DISPUTE_LOST:
-            return outcome, replace(state, status=S.CHARGED_BACK, prior=None)
-        target = LEADS_TO[trigger]
-        return outcome, replace(state, status=target)
+            known[which] = WON
+            return "applied", state.with_disputes(known), [*facts, (trigger, fact_ref)]
+        known[which] = LOST
+        state = replace(state.with_disputes(known), status=S.CHARGED_BACK, prior=None)
+        return "applied", state, [*facts, (trigger, fact_ref)]
 
 
 def consistent(status: S, amount: int, captured: int, refunded: int) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +31,10 @@ from paygate import (
     SubscriptionStatus,
     WebhookEvent,
 )
+from paygate.providers.fake import FakeProvider
 from paygate.state import (
+    DISPUTE_RULES,
+    REFUND_RULES,
     TABLE,
     TERMINAL,
     PaymentEvent,
@@ -40,10 +45,18 @@ from paygate.state import (
     apply_all,
     event_for_status,
     event_from_webhook,
+    events_for_answer,
     state_of,
     to_mermaid,
 )
-from tests._state_reference import Impossible, RefPayment, consistent, expected_outcome
+from paygate.testing import FakeClock
+from tests._state_reference import (
+    MONEY_NEWS,
+    Impossible,
+    RefPayment,
+    consistent,
+    expected_outcome,
+)
 
 S, T = PaymentStatus, Trigger
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "state-machine.md"
@@ -75,13 +88,44 @@ def as_reference(state: PaymentState) -> RefPayment:
         state.refunded,
         frozenset(state.refund_ids),
         state.before_dispute,
+        state.as_of,
+        state.capture_implied,
+        frozenset(state.reversed_refund_ids),
+        state.disputes,
     )
 
 
+def same(got: PaymentState, model: RefPayment) -> bool:
+    return as_reference(got) == model
+
+
 def event_for(trigger: Trigger) -> PaymentEvent:
+    """News of ``trigger`` that no id ties to a refund or dispute the payment knows."""
     if trigger is T.REFUNDED:
         return PaymentEvent(trigger, amount=100, ref="re_new")
+    if trigger is T.REFUND_REVERSED:
+        return PaymentEvent(trigger, amount=100, ref="re_new")
     return PaymentEvent(trigger)
+
+
+def events_for(state: PaymentState, trigger: Trigger) -> list[PaymentEvent]:
+    """Every shape of news of ``trigger`` worth trying on ``state``: without an id, with a
+    new id, with each id the state knows, and (for payment events) at times before, at
+    and after the state's own."""
+    events = [event_for(trigger)]
+    if trigger in (T.REFUNDED, T.REFUND_REVERSED):
+        events.append(PaymentEvent(trigger, amount=100))
+        for ref in sorted(state.refund_ids | state.reversed_refund_ids):
+            events.append(PaymentEvent(trigger, amount=100, ref=ref))
+    elif trigger in (T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST):
+        events.append(PaymentEvent(trigger, ref="dp_new"))
+        events.extend(PaymentEvent(trigger, ref=ref) for ref, _ in state.disputes if ref)
+    else:
+        for at in (None, 5.0, 10.0, 15.0):
+            events.append(PaymentEvent(trigger, at=at))
+        if trigger is T.SUCCEEDED:
+            events.append(PaymentEvent(trigger, amount=600))
+    return events
 
 
 # -- every status x every trigger ------------------------------------------------------------
@@ -94,14 +138,23 @@ def event_for(trigger: Trigger) -> PaymentEvent:
 )
 def test_every_status_every_trigger(status: PaymentStatus, trigger: Trigger) -> None:
     for state in variants(status):
-        check_cell(state, event_for(trigger))
+        for event in events_for(state, trigger):
+            check_cell(state, event)
 
 
 def variants(status: PaymentStatus) -> list[PaymentState]:
-    """The representative state, plus the other shapes a payment in ``status`` can have."""
-    states = [representative(status)]
+    """The representative state, plus the other shapes a payment in ``status`` can have:
+    amounts, refunds counted and failed, disputes known by id, an implied capture, a
+    provider time."""
+    base = representative(status)
+    states = [base, replace(base, as_of=10.0)]
     if status is S.SUCCEEDED:
         states.append(PaymentState(status, AMOUNT, captured=600))  # partially captured
+    if status in (S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.DISPUTED, S.CHARGED_BACK):
+        states.append(replace(base, capture_implied=True))
+        states.append(replace(base, reversed_refund_ids=frozenset({"re_gone"})))
+        won = (("dp_1", DisputeStatus.WON),)
+        states.append(replace(base, disputes=won))
     if status is S.DISPUTED:
         for refunded, prior in ((300, S.PARTIALLY_REFUNDED), (AMOUNT, S.REFUNDED)):
             states.append(
@@ -109,39 +162,64 @@ def variants(status: PaymentStatus) -> list[PaymentState]:
                     status, AMOUNT, captured=AMOUNT, refunded=refunded, before_dispute=prior
                 )
             )
+        opened = (("dp_1", DisputeStatus.OPEN),)
+        states.append(replace(base, disputes=opened))
+        two = (("dp_1", DisputeStatus.OPEN), ("dp_2", DisputeStatus.OPEN))
+        states.append(replace(base, disputes=two))
+        states.append(replace(base, disputes=(("", DisputeStatus.OPEN),)))
+    if status is S.CHARGED_BACK:
+        states.append(replace(base, disputes=(("dp_1", DisputeStatus.LOST),)))
+        states.append(
+            replace(base, disputes=(("dp_1", DisputeStatus.LOST), ("dp_2", DisputeStatus.OPEN)))
+        )
     return states
 
 
 def check_cell(state: PaymentState, event: PaymentEvent) -> None:
-    status, trigger = state.status, event.trigger
-    expected = expected_outcome(status, trigger)
+    """``apply`` and the reference model agree on ``event`` in ``state``: the outcome,
+    the next state (every field) and the facts told, or both find it impossible."""
     reference = as_reference(state)
-    if expected == "invalid" or (
-        trigger is T.REFUNDED and state.refunded + (event.amount or 0) > state.captured > 0
-    ):
+    try:
+        expected, after, facts = reference.step(event.trigger, event.amount, event.ref, event.at)
+    except Impossible:
         with pytest.raises(InvalidTransition) as caught:
             apply(state, event)
+        status, trigger = state.status, event.trigger
         assert (caught.value.status, caught.value.trigger) == (status.value, trigger.value)
         assert status.value in str(caught.value) and trigger.value in str(caught.value)
-        with pytest.raises(Impossible):
-            reference.step(event.trigger, event.amount, event.ref)
         return
     step = apply(state, event)
-    assert step.result == expected
+    assert step.result == expected, (state, event)
     assert step.changed is (expected == "applied")
     if expected != "applied":
         assert step.state is state  # a no-op returns the very same state
+        assert step.applied == ()
         return
-    _, after = reference.step(event.trigger, event.amount, event.ref)
+    assert same(step.state, after), (state, event, step.state, after)
+    assert [(e.trigger, e.ref) for e in step.applied] == facts, (state, event)
     got = step.state
-    assert (got.status, got.captured, got.refunded, got.before_dispute) == (
-        after.status,
-        after.captured,
-        after.refunded,
-        after.prior,
-    )
-    assert got.refund_ids == after.refund_ids
     assert consistent(got.status, got.amount, got.captured, got.refunded)
+    # no event ever undoes what the state knows by id
+    assert state.reversed_refund_ids <= got.reversed_refund_ids
+    assert not (got.refund_ids & got.reversed_refund_ids)
+
+
+def test_new_news_follows_the_prose_classification() -> None:
+    """The table's cells against the reference's outcome classes, cell by cell."""
+    for status, trigger in itertools.product(PaymentStatus, Trigger):
+        state, event = representative(status), event_for(trigger)
+        expected = expected_outcome(status, trigger)
+        if trigger in (T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST):
+            event = PaymentEvent(trigger, ref="dp_new")
+            if status in (S.DISPUTED, S.CHARGED_BACK):
+                continue  # the one known without an id takes the new id (rule 7)
+        if expected == "invalid" or (
+            trigger is T.REFUNDED and state.refunded + (event.amount or 0) > state.captured > 0
+        ):
+            with pytest.raises(InvalidTransition):
+                apply(state, event)
+            continue
+        assert apply(state, event).result == expected, (status, trigger)
 
 
 def test_outcome_matrix_summary() -> None:
@@ -158,9 +236,12 @@ def test_outcome_matrix_summary() -> None:
         if status in captured_like:
             assert after not in (S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.FAILED)
             assert after not in (S.AUTHORIZED, S.CANCELED)
-        # terminal states never change
+        # terminal states never change status (a charged-back payment still counts the
+        # refunds and records the disputes the provider reports late)
         if status in TERMINAL:
-            assert step.state == state and not step.changed
+            assert step.state.status is status
+            if status is S.CANCELED or trigger not in MONEY_NEWS:
+                assert step.state == state and not step.changed
     assert {S.CANCELED, S.CHARGED_BACK} == TERMINAL
 
 
@@ -174,10 +255,18 @@ def test_table_has_a_row_for_every_status_and_known_cells_only() -> None:
         "refund-held",
         "imply-capture",
         "reverse",
+        "record",
     }
     for row in TABLE.values():
         assert set(row) <= set(Trigger)
         assert set(row.values()) <= allowed
+    for known_refund in REFUND_RULES.values():
+        assert set(known_refund) == {T.REFUNDED, T.REFUND_REVERSED}
+        assert set(known_refund.values()) <= allowed
+    assert set(DISPUTE_RULES) == {DisputeStatus.OPEN, DisputeStatus.WON, DisputeStatus.LOST}
+    for known_dispute in DISPUTE_RULES.values():
+        assert set(known_dispute) <= {T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST}
+        assert set(known_dispute.values()) <= allowed
 
 
 @pytest.mark.parametrize("status", [S.FAILED, S.CANCELED], ids=str)
@@ -274,8 +363,14 @@ def test_refund_arriving_first_implies_the_capture(start: PaymentStatus) -> None
         AMOUNT,
         250,
     )
-    # the succeeded event arriving afterwards is stale, not a second capture
-    assert apply(step.state, PaymentEvent(T.SUCCEEDED)).result == "stale"
+    assert [e.trigger for e in step.applied] == [T.SUCCEEDED, T.REFUNDED]
+    assert step.state.capture_implied
+    # the succeeded event arriving afterwards confirms the capture: not a second one,
+    # nothing new to tell
+    late = apply(step.state, PaymentEvent(T.SUCCEEDED))
+    assert (late.result, late.applied, late.state.captured) == ("applied", (), AMOUNT)
+    assert not late.state.capture_implied
+    assert apply(late.state, PaymentEvent(T.SUCCEEDED)).result == "stale"
 
 
 @pytest.mark.parametrize("trigger", [T.DISPUTE_OPENED, T.DISPUTE_LOST])
@@ -295,8 +390,8 @@ def test_dispute_won_returns_to_the_prior_status(before: PaymentStatus) -> None:
     assert won.state.status is before
     assert (won.state.captured, won.state.refunded) == (state.captured, state.refunded)
     assert won.state.before_dispute is None
-    # a second "won" is a late repeat, not a change
-    assert apply(won.state, PaymentEvent(T.DISPUTE_WON)).result == "stale"
+    # a second "won" is a repeat of the ruling, not a change
+    assert apply(won.state, PaymentEvent(T.DISPUTE_WON)).result == "duplicate"
 
 
 def test_dispute_lost_is_terminal() -> None:
@@ -310,7 +405,12 @@ def test_dispute_lost_is_terminal() -> None:
             step = apply(state, event_for(trigger))
         except InvalidTransition:
             continue
-        assert step.state is state and not step.changed
+        assert step.state.status is S.CHARGED_BACK
+        if trigger not in MONEY_NEWS:
+            assert step.state is state and not step.changed
+    # a refund the provider reports late is still counted; the status stays
+    late = apply(state, PaymentEvent(T.REFUNDED, amount=300, ref="re_1"))
+    assert (late.state.status, late.state.refunded) == (S.CHARGED_BACK, 300)
 
 
 def test_refund_during_an_open_dispute_is_counted_and_the_status_held() -> None:
@@ -350,6 +450,7 @@ def test_apply_is_pure() -> None:
 # -- from the outside world ---------------------------------------------------------------
 
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
+AT = WHEN.timestamp()  # the provider's time, on every event it carries
 USD = Money(1000, "USD")
 
 
@@ -374,13 +475,15 @@ def webhook(type_: EventType, obj: object) -> WebhookEvent:
     ],
 )
 def test_payment_events_map_to_triggers(event_type: EventType, trigger: Trigger) -> None:
-    assert event_from_webhook(webhook(event_type, payment())) == PaymentEvent(trigger)
+    assert event_from_webhook(webhook(event_type, payment())) == PaymentEvent(trigger, at=AT)
+    untimed = WebhookEvent("evt_1", "fake", event_type, None, payment())
+    assert event_from_webhook(untimed) == PaymentEvent(trigger)
 
 
 def test_succeeded_carries_a_partial_capture() -> None:
     partial = payment(amount_captured=Money(600, "USD"))
     assert event_from_webhook(webhook(EventType.PAYMENT_SUCCEEDED, partial)) == PaymentEvent(
-        T.SUCCEEDED, amount=600
+        T.SUCCEEDED, amount=600, at=AT
     )
     # no captured amount reported: the whole amount (the default of a SUCCEEDED event)
     assert event_from_webhook(webhook(EventType.PAYMENT_SUCCEEDED, payment())).amount is None
@@ -390,7 +493,7 @@ def test_succeeded_carries_a_partial_capture() -> None:
 def test_a_succeeded_refund_moves_the_payment(event_type: EventType) -> None:
     refund = Refund("re_1", "fake", "pay_1", Money(250, "USD"), RefundStatus.SUCCEEDED)
     assert event_from_webhook(webhook(event_type, refund)) == PaymentEvent(
-        T.REFUNDED, amount=250, ref="re_1"
+        T.REFUNDED, amount=250, ref="re_1", at=AT
     )
 
 
@@ -420,7 +523,7 @@ def test_a_failed_or_canceled_refund_reverses_it(
 ) -> None:
     refund = Refund("re_1", "fake", "pay_1", Money(250, "USD"), status)
     assert event_from_webhook(webhook(event_type, refund)) == PaymentEvent(
-        T.REFUND_REVERSED, amount=250, ref="re_1"
+        T.REFUND_REVERSED, amount=250, ref="re_1", at=AT
     )
 
 
@@ -433,8 +536,12 @@ def test_a_refund_reversed_after_success_takes_its_amount_back() -> None:
     assert (step.state.status, step.state.refunded, step.state.refund_ids) == (
         S.SUCCEEDED, 0, frozenset(),
     )  # fmt: skip
-    # a reversal of a refund never counted takes nothing back
-    assert apply(state, PaymentEvent(T.REFUND_REVERSED, amount=5, ref="re_x")).result == "stale"
+    assert step.state.reversed_refund_ids == {"re_1"}
+    assert [(e.trigger, e.ref) for e in step.applied] == [(T.REFUND_REVERSED, "re_1")]
+    # the same failure again is a duplicate; the success again, late news: stale
+    again = apply(step.state, PaymentEvent(T.REFUND_REVERSED, amount=1000, ref="re_1"))
+    assert again.result == "duplicate"
+    assert apply(step.state, PaymentEvent(T.REFUNDED, amount=1000, ref="re_1")).result == "stale"
 
 
 def test_an_implied_capture_is_reported_before_the_event() -> None:
@@ -454,7 +561,7 @@ def test_an_implied_capture_is_reported_before_the_event() -> None:
 )
 def test_dispute_events(event_type: EventType, trigger: Trigger | None) -> None:
     dispute = Dispute("dp_1", "fake", "pay_1", USD, DisputeStatus.OPEN)
-    expected = PaymentEvent(trigger) if trigger else None
+    expected = PaymentEvent(trigger, ref="dp_1", at=AT) if trigger else None
     assert event_from_webhook(webhook(event_type, dispute)) == expected
 
 
@@ -522,6 +629,222 @@ def test_state_of_a_disputed_payment_remembers_its_prior_status(
     assert apply(state, PaymentEvent(T.DISPUTE_WON)).state.status is prior
 
 
+# -- issue 14: order comes from the provider's data, never from arrival --------------------
+
+
+def fake_deliveries(script: Callable[[FakeProvider, FakeClock], object]) -> list[WebhookEvent]:
+    """The fake provider's webhooks for ``script``, parsed, oldest first (one second apart
+    unless the script moves the clock itself)."""
+    clock = FakeClock(1_767_225_600.0)
+    fake = FakeProvider(seed=7, clock=clock)
+    script(fake, clock)
+    return [fake.parse_webhook(d.body, d.headers) for d in fake.take_webhooks()]
+
+
+def fold(events: list[WebhookEvent], start: PaymentState | None = None) -> Step:
+    """Apply the events' state-machine inputs in the order given; the last step, with
+    every fact told on the way in ``applied``."""
+    state = start or PaymentState(S.PENDING, AMOUNT)
+    told: list[PaymentEvent] = []
+    for event in events:
+        change = event_from_webhook(event)
+        if change is not None:
+            step = apply(state, change)
+            state = step.state
+            told.extend(step.applied)
+    return Step(state, "applied", tuple(told))
+
+
+def pay_3ds(fake: FakeProvider, clock: FakeClock, *, then: str) -> None:
+    payment = fake.create_payment(
+        order_id="ord_1", amount=Money(AMOUNT, "USD"), payment_method="tok_3ds",
+        idempotency_key="k1",
+    )  # fmt: skip
+    clock.advance(1)
+    if then == "fail":
+        fake.authenticate(payment.id, success=False)
+    elif then == "settle-fail":
+        fake.settle(payment.id, success=False)
+
+
+@pytest.mark.parametrize("seconds_apart", [1, 0], ids=["apart", "same-second"])
+def test_3ds_failing_delivered_newest_first_stays_failed(
+    seconds_apart: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect: a late payment.action_required after payment.failed took the payment back
+    to requires_action (the FAILED row let any later lifecycle event "retry" it)."""
+
+    def script(fake: FakeProvider, clock: FakeClock) -> None:
+        monkeypatch.setattr(clock, "advance", lambda s: FakeClock.advance(clock, s * seconds_apart))
+        pay_3ds(fake, clock, then="fail")
+
+    events = fake_deliveries(script)
+    assert [e.type for e in events] == [
+        EventType.PAYMENT_CREATED, EventType.PAYMENT_ACTION_REQUIRED, EventType.PAYMENT_FAILED,
+    ]  # fmt: skip
+    assert fold(events).state.status is S.FAILED  # in order
+    newest_first = fold(events[::-1])
+    assert newest_first.state.status is S.FAILED
+    assert [e.trigger for e in newest_first.applied] == [T.FAILED]  # no "needs action" after
+
+
+def test_processing_arriving_after_failed_is_stale_and_a_newer_retry_is_not() -> None:
+    failed = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.FAILED, at=20.0)).state
+    assert failed.as_of == 20.0
+    for trigger in (T.PROCESSING, T.ACTION_REQUIRED):
+        assert apply(failed, PaymentEvent(trigger, at=19.0)).result == "stale"
+        assert apply(failed, PaymentEvent(trigger, at=20.0)).result == "stale"  # a tie
+        retried = apply(failed, PaymentEvent(trigger, at=21.0))  # the customer tried again
+        assert (retried.result, retried.state.as_of) == ("applied", 21.0)
+        # ... and the failure it retried, delivered late, does not undo the retry
+        assert apply(retried.state, PaymentEvent(T.FAILED, at=20.0)).result == "stale"
+    # times unknown: as before (a failed attempt can be retried)
+    assert apply(failed, PaymentEvent(T.ACTION_REQUIRED)).state.status is S.REQUIRES_ACTION
+    # a failure newer than the status applies; the same status later only records the time
+    waiting = PaymentState(S.REQUIRES_ACTION, AMOUNT, as_of=5.0)
+    assert apply(waiting, PaymentEvent(T.FAILED, at=5.0)).state.status is S.FAILED
+    later = apply(waiting, PaymentEvent(T.ACTION_REQUIRED, at=9.0))
+    assert (later.result, later.applied, later.state.as_of) == ("applied", (), 9.0)
+    assert apply(later.state, PaymentEvent(T.FAILED, at=7.0)).result == "stale"
+
+
+def test_dispute_won_delivered_before_opened_leaves_the_payment_undisputed() -> None:
+    """Defect: dispute.won before dispute.opened left the payment disputed for good."""
+
+    def script(fake: FakeProvider, clock: FakeClock) -> None:
+        payment = fake.create_payment(
+            order_id="ord_1", amount=Money(AMOUNT, "USD"), payment_method="tok_visa",
+            idempotency_key="k1",
+        )  # fmt: skip
+        clock.advance(1)
+        dispute = fake.open_dispute(payment.id)
+        clock.advance(1)
+        fake.resolve_dispute(dispute.id, won=True)
+
+    events = fake_deliveries(script)
+    assert [e.type for e in events][-2:] == [EventType.DISPUTE_OPENED, EventType.DISPUTE_WON]
+    in_order, newest_first = fold(events), fold(events[::-1])
+    assert in_order.state.status is newest_first.state.status is S.SUCCEEDED
+    assert newest_first.state.disputes == in_order.state.disputes
+    dispute_id = events[-1].object.id  # type: ignore[union-attr]
+    assert newest_first.state.disputes == ((dispute_id, DisputeStatus.WON),)
+    # the app hears: captured, then the dispute opened (implied), then won; once each
+    assert [(e.trigger, e.ref) for e in newest_first.applied] == [
+        (T.SUCCEEDED, None), (T.DISPUTE_OPENED, dispute_id), (T.DISPUTE_WON, dispute_id),
+    ]  # fmt: skip
+
+
+def test_a_second_dispute_is_a_new_dispute_and_lost_stays_terminal() -> None:
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    state = apply_all(state, [PaymentEvent(T.DISPUTE_OPENED, ref="dp_1"),
+                              PaymentEvent(T.DISPUTE_WON, ref="dp_1")])  # fmt: skip
+    assert state.status is S.SUCCEEDED
+    second = apply(state, PaymentEvent(T.DISPUTE_OPENED, ref="dp_2"))
+    assert (second.result, second.state.status) == ("applied", S.DISPUTED)
+    lost = apply(second.state, PaymentEvent(T.DISPUTE_LOST, ref="dp_2")).state
+    assert lost.status is S.CHARGED_BACK
+    # the first dispute's news, late: stale; a contradiction: impossible
+    assert apply(lost, PaymentEvent(T.DISPUTE_OPENED, ref="dp_1")).result == "stale"
+    with pytest.raises(InvalidTransition, match="dispute dp_2 is lost"):
+        apply(lost, PaymentEvent(T.DISPUTE_WON, ref="dp_2"))
+    # two disputes open at once: the first won leaves the payment disputed
+    both = apply_all(PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT), [
+        PaymentEvent(T.DISPUTE_OPENED, ref="dp_1"), PaymentEvent(T.DISPUTE_OPENED, ref="dp_2"),
+        PaymentEvent(T.DISPUTE_WON, ref="dp_1"),
+    ])  # fmt: skip
+    assert both.status is S.DISPUTED
+    assert apply(both, PaymentEvent(T.DISPUTE_WON, ref="dp_2")).state.status is S.SUCCEEDED
+
+
+def test_refund_failed_delivered_before_its_success_never_counts_the_money() -> None:
+    """Defect: refund.failed before refund.succeeded was stale (nothing counted yet), so the
+    late success counted money that never went back."""
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    failed = apply(state, PaymentEvent(T.REFUND_REVERSED, amount=400, ref="re_1"))
+    assert (failed.result, failed.state.reversed_refund_ids) == ("applied", {"re_1"})
+    assert [e.trigger for e in failed.applied] == [T.REFUND_REVERSED]  # "refund failed", once
+    late = apply(failed.state, PaymentEvent(T.REFUNDED, amount=400, ref="re_1"))
+    assert (late.result, late.state.refunded, late.state.status) == ("stale", 0, S.SUCCEEDED)
+    # the same refund failing for a payment still shown pending proves the capture
+    early = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.REFUND_REVERSED, amount=1,
+                                                                 ref="re_1"))  # fmt: skip
+    assert [e.trigger for e in early.applied] == [T.SUCCEEDED, T.REFUND_REVERSED]
+
+
+def test_an_implied_capture_is_corrected_by_the_partial_capture() -> None:
+    """A refund of a partial capture arriving first implied the whole amount captured;
+    the capture's own event brings the real amount (and the status the amounts give)."""
+    authorized = PaymentState(S.AUTHORIZED, AMOUNT)
+    refunded = apply(authorized, PaymentEvent(T.REFUNDED, amount=600, ref="re_1")).state
+    assert (refunded.status, refunded.captured) == (S.PARTIALLY_REFUNDED, AMOUNT)
+    confirmed = apply(refunded, PaymentEvent(T.SUCCEEDED, amount=600))
+    assert (confirmed.result, confirmed.applied) == ("applied", ())
+    assert (confirmed.state.status, confirmed.state.captured) == (S.REFUNDED, 600)
+    with pytest.raises(InvalidTransition, match="captured 500"):
+        apply(refunded, PaymentEvent(T.SUCCEEDED, amount=500))  # less than was refunded
+
+
+def answer(status: PaymentStatus, **kwargs: object) -> Payment:
+    return payment(status, **kwargs)
+
+
+def test_answer_of_a_partial_capture_counts_no_released_remainder() -> None:
+    """Stripe shows the released remainder of a partial capture in amount_refunded."""
+    partial = answer(S.SUCCEEDED, amount_captured=Money(600, "USD"),
+                     amount_refunded=Money(400, "USD"))  # fmt: skip
+    events = events_for_answer(PaymentState(S.AUTHORIZED, AMOUNT), partial, at=50.0)
+    assert events == [PaymentEvent(T.SUCCEEDED, amount=600, at=50.0)]
+    state = apply_all(PaymentState(S.AUTHORIZED, AMOUNT), events)
+    assert (state.status, state.captured, state.refunded) == (S.SUCCEEDED, 600, 0)
+    assert state_of(partial).refunded == 400  # without a refunds list: by its amounts
+
+
+def test_answer_refunds_count_once_by_id_and_failed_ones_come_back() -> None:
+    r1 = Refund("re_1", "fake", "pay_1", Money(300, "USD"), RefundStatus.SUCCEEDED)
+    r2 = Refund("re_2", "fake", "pay_1", Money(200, "USD"), RefundStatus.SUCCEEDED)
+    r2_failed = replace(r2, status=RefundStatus.FAILED)
+    pending = Refund("re_3", "fake", "pay_1", Money(100, "USD"), RefundStatus.PENDING)
+    state = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    first = answer(S.PARTIALLY_REFUNDED, refunds=(r1, r2, pending))
+    state = apply_all(state, events_for_answer(state, first))
+    assert (state.status, state.refunded, state.refund_ids) == (
+        S.PARTIALLY_REFUNDED, 500, {"re_1", "re_2"})  # fmt: skip
+    assert events_for_answer(state, first) == []  # the same answer again: nothing new
+    second = answer(S.PARTIALLY_REFUNDED, refunds=(r1, r2_failed))
+    state = apply_all(state, events_for_answer(state, second))
+    assert (state.refunded, state.reversed_refund_ids) == (300, {"re_2"})
+    assert events_for_answer(state, second) == []
+
+
+def test_answer_dispute_state() -> None:
+    captured = PaymentState(S.SUCCEEDED, AMOUNT, captured=AMOUNT)
+    opened = events_for_answer(captured, answer(S.DISPUTED))
+    assert [(e.trigger, e.ref) for e in opened] == [(T.DISPUTE_OPENED, None)]
+    disputed = apply_all(captured, opened)
+    assert disputed.status is S.DISPUTED
+    # the webhook naming the dispute, later: the same dispute, nothing new to tell
+    named = apply(disputed, PaymentEvent(T.DISPUTE_OPENED, ref="dp_1"))
+    assert (named.result, named.applied, named.state.disputes) == (
+        "applied", (), (("dp_1", DisputeStatus.OPEN),))  # fmt: skip
+    lost = events_for_answer(named.state, answer(S.CHARGED_BACK))
+    assert [(e.trigger, e.ref) for e in lost] == [(T.DISPUTE_LOST, None)]
+    step = apply(named.state, lost[0])
+    assert [(e.trigger, e.ref) for e in step.applied] == [(T.DISPUTE_LOST, "dp_1")]
+    # a provider still saying "disputed" after a dispute it reported won does not reopen it
+    won = apply_all(captured, [PaymentEvent(T.DISPUTE_WON, ref="dp_1")])
+    assert events_for_answer(won, answer(S.DISPUTED)) == []
+
+
+def test_an_answer_older_news_cannot_undo() -> None:
+    """The answer is current as of when it was asked: an event older than it is stale."""
+    waiting = apply(PaymentState(S.PENDING, AMOUNT), PaymentEvent(T.ACTION_REQUIRED, at=10.0))
+    events = events_for_answer(waiting.state, answer(S.FAILED), at=12.5)
+    failed = apply_all(waiting.state, events)
+    assert (failed.status, failed.as_of) == (S.FAILED, 12.5)
+    assert apply(failed, PaymentEvent(T.ACTION_REQUIRED, at=11.0)).result == "stale"
+    assert state_of(answer(S.FAILED), at=12.5).as_of == 12.5
+
+
 # -- the diagram -----------------------------------------------------------------------------
 
 EDGE = re.compile(r"^    (\S+) --> (\S+)(?:: (.+))?$")
@@ -577,26 +900,42 @@ CELL_TEXT = {
     "refund-held": "held",
     "imply-capture": "imply",
     "reverse": "reverse",
+    "record": "record",
 }
 
 
-def table_markdown() -> str:
-    """TABLE as a Markdown matrix, for the docs page (regenerated with ``--write``)."""
+def _matrix(
+    corner: str, rows: Mapping[str, Mapping[Trigger, object]], triggers: list[Trigger]
+) -> list[str]:
     lines = [
-        "| status \\ trigger | " + " | ".join(f"`{t.value}`" for t in Trigger) + " |",
-        "|---|" + "---|" * len(Trigger),
+        f"| {corner} | " + " | ".join(f"`{t.value}`" for t in triggers) + " |",
+        "|---|" + "---|" * len(triggers),
     ]
-    for status, row in TABLE.items():
+    for name, row in rows.items():
         cells = []
-        for trigger in Trigger:
+        for trigger in triggers:
             cell = row.get(trigger)
             if cell is None:
                 cells.append("✗")
             elif isinstance(cell, PaymentStatus):
                 cells.append(f"→ `{cell.value}`")
             else:
-                cells.append(CELL_TEXT[cell])
-        lines.append(f"| `{status.value}` | " + " | ".join(cells) + " |")
+                cells.append(CELL_TEXT[str(cell)])
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table_markdown() -> str:
+    """TABLE, then REFUND_RULES and DISPUTE_RULES, as Markdown matrices for the docs page
+    (regenerated with ``--write``)."""
+    lines = _matrix("status \\ trigger", {s.value: row for s, row in TABLE.items()}, list(Trigger))
+    lines += ["", "A refund the payment knows by its id:", ""]
+    lines += _matrix("refund \\ trigger", dict(REFUND_RULES), [T.REFUNDED, T.REFUND_REVERSED])
+    lines += ["", "A dispute the payment knows by its id:", ""]
+    disputes = {status.value: row for status, row in DISPUTE_RULES.items()}
+    lines += _matrix(
+        "dispute \\ trigger", disputes, [T.DISPUTE_OPENED, T.DISPUTE_WON, T.DISPUTE_LOST]
+    )
     return "\n".join(lines) + "\n"
 
 

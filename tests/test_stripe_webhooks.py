@@ -500,7 +500,10 @@ def test_list_entry_that_is_not_an_object_is_malformed(
 def test_payment_event_carries_order_and_capture(provider: StripeProvider) -> None:
     event = deliver(provider, "payment_intent.succeeded", intent(amount_received=2000))
     assert event.order_id == "ord_wh" and event.payment_id == "pi_wh_1"
-    assert event_from_webhook(event) == PaymentEvent(Trigger.SUCCEEDED, amount=2000)
+    assert event.occurred_at is not None  # the event's created: the state machine's order
+    assert event_from_webhook(event) == PaymentEvent(
+        Trigger.SUCCEEDED, amount=2000, at=event.occurred_at.timestamp()
+    )
 
 
 def test_failed_payment_event_has_standard_decline_code(provider: StripeProvider) -> None:

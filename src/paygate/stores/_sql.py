@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from paygate.models import Payment, PaymentStatus
+from paygate.models import DisputeStatus, Payment, PaymentStatus
 from paygate.state import PaymentState
 from paygate.stores import _codec
 from paygate.stores._records import (
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: the schema version this paygate writes; MIGRATIONS[n] brings version n-1 to n
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaVersionError(StoreError):
@@ -204,8 +204,18 @@ _SCHEMA_V1: tuple[str, ...] = (
     )""",
 )
 
+# Version 2: what the state machine knows of the provider's order of things (issue 14):
+# the provider's time of the status, an implied capture, the refunds that failed, the
+# disputes by id (paygate.state.PaymentState; JSON, see ``_ordering``). One column, not
+# four: PostgreSQL's one-statement ingest has a budget of 50 parameters (psycopg's
+# statement cache), and none of these is queried on its own. A version-1 row reads back
+# as it was: '{}' is every field at its default.
+_PAYMENTS_ORDERING_V2: tuple[str, ...] = (
+    "ALTER TABLE paygate_payments ADD COLUMN ordering TEXT NOT NULL DEFAULT '{{}}'",
+)
+
 #: version -> the DDL that brings the previous version to it
-MIGRATIONS: Mapping[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+MIGRATIONS: Mapping[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _PAYMENTS_ORDERING_V2}
 
 # -- statements ------------------------------------------------------------------------
 
@@ -217,7 +227,7 @@ INSERT_SCHEMA_VERSION = (
 
 PAYMENT_COLUMNS = (
     "id, provider, order_id, currency, amount, status, captured, refunded, refund_ids, "
-    "before_dispute, data, version, created_at, updated_at"
+    "before_dispute, ordering, data, version, created_at, updated_at"
 )
 SELECT_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM paygate_payments WHERE id = ?"
 SELECT_PAYMENTS_FOR_ORDER = (
@@ -229,11 +239,11 @@ SELECT_PAYMENTS_PAGE = (
 )
 INSERT_PAYMENT = (
     f"INSERT INTO paygate_payments ({PAYMENT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
 UPDATE_PAYMENT = (
     "UPDATE paygate_payments SET order_id = ?, amount = ?, status = ?, captured = ?, "
-    "refunded = ?, refund_ids = ?, before_dispute = ?, data = ?, version = ?, "
+    "refunded = ?, refund_ids = ?, before_dispute = ?, ordering = ?, data = ?, version = ?, "
     "updated_at = ? WHERE id = ? AND version = ?"
 )
 
@@ -348,6 +358,7 @@ def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
         state.refunded,
         _json(sorted(state.refund_ids)) if state.refund_ids else "[]",
         state.before_dispute.value if state.before_dispute else None,
+        _ordering(state),
         _codec.dumps(record.payment),
         record.version,
         record.updated_at,
@@ -357,11 +368,13 @@ def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
 
 def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
     (pid, _provider, _order, _currency, amount, status, captured, refunded, refund_ids,
-     before_dispute, data, version, created_at, updated_at) = row  # fmt: skip
+     before_dispute, ordering, data, version, created_at, updated_at) = row  # fmt: skip
     try:
         payment = _codec.loads(data)
         if not isinstance(payment, Payment):
             raise TypeError(f"data holds a {type(payment).__name__}")
+        known = json.loads(ordering)
+        as_of = known.get("as_of")
         state = PaymentState(
             status=PaymentStatus(status),
             amount=int(amount),
@@ -369,6 +382,12 @@ def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
             refunded=int(refunded),
             refund_ids=frozenset(json.loads(refund_ids)),
             before_dispute=PaymentStatus(before_dispute) if before_dispute else None,
+            as_of=None if as_of is None else float(as_of),
+            capture_implied=bool(known.get("capture_implied", False)),
+            reversed_refund_ids=frozenset(known.get("reversed_refund_ids", ())),
+            disputes=tuple(
+                sorted((str(k), DisputeStatus(v)) for k, v in known.get("disputes", {}).items())
+            ),
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"payment row {pid!r} is corrupt: {exc}") from None
@@ -379,10 +398,25 @@ def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
 
 def update_payment_params(record: PaymentRecord, expected_version: int) -> tuple[Any, ...]:
     """UPDATE_PAYMENT's parameters: the row's mutable columns, then its id and version."""
-    (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids,
-     before_dispute, data, version, _created, updated) = payment_params(record)  # fmt: skip
-    return (order_id, amount, status, captured, refunded, refund_ids, before_dispute, data,
-            version, updated, record.id, expected_version)  # fmt: skip
+    (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids, before_dispute,
+     ordering, data, version, _created, updated) = payment_params(record)  # fmt: skip
+    return (order_id, amount, status, captured, refunded, refund_ids, before_dispute, ordering,
+            data, version, updated, record.id, expected_version)  # fmt: skip
+
+
+def _ordering(state: PaymentState) -> str:
+    """The ``ordering`` column: the state's fields beyond status and amounts, only those
+    not at their default (so a state that knows nothing of them writes '{}')."""
+    known: dict[str, Any] = {}
+    if state.as_of is not None:
+        known["as_of"] = state.as_of
+    if state.capture_implied:
+        known["capture_implied"] = True
+    if state.reversed_refund_ids:
+        known["reversed_refund_ids"] = sorted(state.reversed_refund_ids)
+    if state.disputes:
+        known["disputes"] = {key: status.value for key, status in state.disputes}
+    return _json(known) if known else "{}"
 
 
 def applied_event_params(
