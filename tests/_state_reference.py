@@ -32,8 +32,16 @@ The rules (issue 2, "paygate.state"; issue 14, "order comes from the provider's 
    impossible. A dispute decided before it was seen opened is recorded as decided and
    its opening is implied (told first). Another id is another dispute. A payment shown
    disputed (charged back) with no open (lost) dispute recorded has one known without
-   its id; the first id the news names takes it over (nothing new to tell, the id is
-   remembered). News without an id is about the one known without an id, else the only
+   its id; the first id the news names takes it over if the news agrees with it (it is
+   open, or the news is the ruling it had: nothing new to tell, the id is remembered);
+   an id opened while it is decided is stale (which dispute cannot be told yet), and a
+   ruling that contradicts it is another dispute's. A ruling without an id is pinned on
+   the only open dispute and remembered as pinned; if that dispute is later said won, the
+   loss was another dispute's (known again without its id; its opening is told then);
+   if another dispute's loss is named first, the pinned loss was that one's (nothing new
+   to tell but that one's opening if never seen) and the pinned dispute is open again. A
+   loss without an id while several disputes are open is known without its id (told, its
+   opening was told already) until an open dispute's own loss names it. News without an id is about the one known without an id, else the only
    open one, else one not seen before; an opening without an id while a dispute is open
    is a duplicate, and is stale once one without an id is known or the payment is
    charged back.
@@ -134,6 +142,7 @@ class RefPayment:
     implied: bool = False  # rule 6: the capture was implied, not seen
     failed_refunds: frozenset[str] = field(default_factory=frozenset)  # rule 9
     disputes: tuple[tuple[str, DisputeStatus], ...] = ()  # rule 7, sorted by id
+    pinned_loss: str | None = None  # rule 7: the open dispute an id-less loss was put on
 
     def by_amounts(self, refunded: int, captured: int | None = None) -> S:
         captured = self.captured if captured is None else captured
@@ -285,12 +294,39 @@ class RefPayment:
             which = ""
         elif len(open_ones) == 1:
             which = open_ones[0]
+            if trigger is T.DISPUTE_LOST:  # pinned on the only open one, remembered
+                outcome, state, facts = self.dispute_news(trigger, which)
+                return outcome, replace(state, pinned_loss=which), facts
+        elif open_ones and trigger is T.DISPUTE_LOST:
+            # one of several open ones lost: known without its id till its ruling names it
+            known[""] = LOST
+            state = replace(self.with_disputes(known), status=S.CHARGED_BACK, prior=None)
+            return "applied", state, [(trigger, None)]
         else:
             which = ""
         its_status = known.get(which)
+        pinned = self.pinned_loss
+        if trigger is T.DISPUTE_LOST and pinned not in (None, which) and its_status in (None, OPEN):
+            # the loss pinned on another dispute was this one's (told already): that one is
+            # open again; this one's opening is told if it was never seen
+            assert pinned is not None
+            known[pinned], known[which] = OPEN, LOST
+            told: list[Fact] = [] if its_status is not None else [(T.DISPUTE_OPENED, which)]
+            return "applied", replace(self.with_disputes(known), pinned_loss=None), told
+        if trigger is T.DISPUTE_LOST and its_status is OPEN and known.get("") is LOST:
+            del known[""]  # the loss known without its id was this one's: nothing new
+            known[which] = LOST
+            return "applied", self.with_disputes(known), []
+        if trigger is T.DISPUTE_LOST and pinned == which and its_status is LOST:
+            return "applied", replace(self, pinned_loss=None), []  # the pin was right
         renamed = False
         if its_status is None and which != "" and "" in known:
-            its_status, renamed = known.pop(""), True
+            anonymous = known[""]
+            wanted = {T.DISPUTE_OPENED: OPEN, T.DISPUTE_WON: WON, T.DISPUTE_LOST: LOST}[trigger]
+            if anonymous is not OPEN and trigger is T.DISPUTE_OPENED:
+                return "stale", self, []  # which dispute opened cannot be told yet
+            if anonymous is OPEN or anonymous is wanted:  # it agrees: it is this one
+                its_status, renamed = known.pop(""), True
         fact_ref = which or None
         if its_status is not None:  # a dispute the payment knows
             wanted = {T.DISPUTE_OPENED: OPEN, T.DISPUTE_WON: WON, T.DISPUTE_LOST: LOST}[trigger]
@@ -300,6 +336,19 @@ class RefPayment:
                     known[which] = its_status
                     return "applied", self.with_disputes(known), []
                 return outcome, self, []
+            if trigger is T.DISPUTE_WON and its_status is LOST and self.pinned_loss == which:
+                # the loss pinned on it (reported without an id) was another dispute's: it
+                # was won, and the lost one is known again without its id
+                others = [k for k, status in known.items() if status is OPEN and k != which]
+                known[which] = WON
+                facts_told: list[Fact] = [(trigger, fact_ref)]
+                if len(others) == 1:  # the other open one lost (its loss was told)
+                    known[others[0]] = LOST
+                else:  # one without its id, its opening never told
+                    known[""] = LOST
+                    facts_told.append((T.DISPUTE_OPENED, None))
+                state = replace(self.with_disputes(known), pinned_loss=None)
+                return "applied", state, facts_told
             if its_status is not OPEN:
                 raise Impossible(f"{trigger} of a dispute {its_status}")
             known[which] = wanted

@@ -79,11 +79,13 @@ def test_get_payment_lists_the_orders_refunds(paypal: PayPalMock, provider: PayP
     assert payment.amount_refunded == Money.of("5.00", "USD")
     assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
 
-    # what the Gateway's sync learns from it: the refund it missed, once, by id
+    # what the Gateway's sync learns from it: the refund it missed, once, by id, and the
+    # failed one recorded as failed (never counted: its late success would be stale)
     stored = PaymentState(PaymentStatus.SUCCEEDED, amount=1999, captured=1999)
     learned = events_for_answer(stored, payment)
     assert [(e.trigger, e.ref) for e in learned if e.ref] == [
-        (Trigger.REFUNDED, "1AAAAAAAAAAAAAAAA")
+        (Trigger.REFUNDED, "1AAAAAAAAAAAAAAAA"),
+        (Trigger.REFUND_REVERSED, "1CCCCCCCCCCCCCCCC"),
     ]
     assert apply_all(stored, learned).refunded == 500
 

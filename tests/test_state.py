@@ -92,6 +92,7 @@ def as_reference(state: PaymentState) -> RefPayment:
         state.capture_implied,
         frozenset(state.reversed_refund_ids),
         state.disputes,
+        state.pinned_loss,
     )
 
 
@@ -981,3 +982,26 @@ if __name__ == "__main__":
         print(f"wrote the diagram and the table into {DOCS_PAGE}")
     else:
         print(to_mermaid(), end="")
+
+
+def test_a_ruling_that_contradicts_the_dispute_known_without_an_id_is_another_dispute() -> None:
+    """An answer said charged_back (a dispute lost, its id unknown); then an event says
+    dispute dp_1 was won: dp_1 is another dispute (it cannot be the lost one), recorded
+    with its opening told first, and the payment stays charged back. The lost one is named
+    when its own event comes. (Found by test_state_convergence's "two disputes".)"""
+    answer = Payment(
+        "pay_1", "fake", "order-1", Money(1000, "USD"), S.CHARGED_BACK,
+        amount_captured=Money(1000, "USD"),
+    )  # fmt: skip
+    state = apply_all(
+        PaymentState(S.PENDING, 1000), events_for_answer(PaymentState(S.PENDING, 1000), answer)
+    )
+    assert state.status is S.CHARGED_BACK
+    won = apply(state, PaymentEvent(T.DISPUTE_WON, ref="dp_1", at=3.0))
+    assert won.result == "applied" and won.state.status is S.CHARGED_BACK
+    assert [(e.trigger, e.ref) for e in won.applied] == [
+        (T.DISPUTE_OPENED, "dp_1"), (T.DISPUTE_WON, "dp_1"),
+    ]  # fmt: skip
+    lost = apply(won.state, PaymentEvent(T.DISPUTE_LOST, ref="dp_2", at=5.0))
+    assert lost.applied == () and lost.state.status is S.CHARGED_BACK
+    assert dict(lost.state.disputes) == {"dp_1": DisputeStatus.WON, "dp_2": DisputeStatus.LOST}

@@ -211,6 +211,9 @@ class PaymentState:
     #: the disputes seen, by id, sorted: (id, open | won | lost); ``""`` is one known
     #: without its id
     disputes: Disputes = ()
+    #: the open dispute a loss reported without an id (an answer's ``charged_back``) was
+    #: pinned on: if the provider later says that one was won, the loss was another's
+    pinned_loss: str | None = None
 
     def dispute_statuses(self) -> dict[str, DisputeStatus]:
         """The disputes by id. A ``disputed`` or ``charged_back`` state that recorded
@@ -465,13 +468,67 @@ def _dispute(state: PaymentState, event: PaymentEvent) -> Step:
         key = ANONYMOUS
     else:  # a ruling without an id: the only open dispute's, else one not seen before
         key = open_ids[0] if len(open_ids) == 1 else ANONYMOUS
+        if key != ANONYMOUS and trigger is T.DISPUTE_LOST:
+            step = _dispute(state, replace(event, ref=key))
+            return replace(step, state=replace(step.state, pinned_loss=key))
+        if open_ids and trigger is T.DISPUTE_LOST:
+            # one of several open disputes was lost, which one is not said: known without
+            # its id until its own ruling names it (its opening was told already)
+            known[ANONYMOUS] = D.LOST
+            lost = replace(state, status=S.CHARGED_BACK, before_dispute=None,
+                           disputes=tuple(sorted(known.items())))  # fmt: skip
+            return Step(lost, "applied", (replace(event, ref=None),))
     current = known.get(key)
-    took_over = current is None and key != ANONYMOUS and ANONYMOUS in known
+    pinned = state.pinned_loss
+    if trigger is T.DISPUTE_LOST and pinned not in (None, key) and current in (None, D.OPEN):
+        # a loss named at last: the one pinned on another dispute was this one's (already
+        # told); that other dispute is open again. Its opening is told if never seen.
+        assert pinned is not None
+        known[pinned], known[key] = D.OPEN, D.LOST
+        opening = (
+            () if current is not None else (PaymentEvent(T.DISPUTE_OPENED, ref=key, at=event.at),)
+        )
+        moved = replace(state, disputes=tuple(sorted(known.items())), pinned_loss=None)
+        return Step(moved, "applied", opening)
+    if trigger is T.DISPUTE_LOST and pinned == key and current is D.LOST:
+        # the loss pinned on it was its own after all: confirmed, nothing new to tell
+        return Step(replace(state, pinned_loss=None), "applied")
+    anonymous = known.get(ANONYMOUS) if current is None and key != ANONYMOUS else None
+    if anonymous is not None and anonymous is not D.OPEN and trigger is T.DISPUTE_OPENED:
+        # an id opened while the dispute known without its id is decided: which dispute
+        # this is cannot be told (its ruling will say); nothing new to tell
+        return _stale(state)
+    # the dispute known without its id (an answer said disputed / charged back) is this
+    # one only if the news agrees with it: it is open, or this is the ruling it had. A
+    # ruling that contradicts it is another dispute's (the answer showed one lost, and
+    # the event says dp_1 was won)
+    ruling = {T.DISPUTE_WON: D.WON, T.DISPUTE_LOST: D.LOST}.get(trigger)
+    took_over = anonymous is not None and (anonymous is D.OPEN or ruling is anonymous)
+    if ANONYMOUS in known and current is D.OPEN and ruling is D.LOST is known[ANONYMOUS]:
+        # the loss known without its id was this open dispute's: named, nothing new to tell
+        del known[ANONYMOUS]
+        known[key] = D.LOST
+        return Step(replace(state, disputes=tuple(sorted(known.items()))), "applied")
     if took_over:
         current = known[ANONYMOUS]  # the dispute known without its id, named at last
     if current is None:
         return _new_dispute(state, event, key)
     rule = DISPUTE_RULES[current].get(trigger)
+    if rule is None and state.pinned_loss == key and (current, trigger) == (D.LOST, T.DISPUTE_WON):
+        # the provider says this dispute was won: the loss an answer reported was another
+        # dispute's (the only one open then was taken for it), known again without its id
+        # (an open one, if just one is: its loss was told; else one known without its id,
+        # whose opening was never told, and is now)
+        others = [k for k, status in known.items() if status is D.OPEN and k != key]
+        known[key] = D.WON
+        told: tuple[PaymentEvent, ...] = (replace(event, ref=key),)
+        if len(others) == 1:
+            known[others[0]] = D.LOST
+        else:
+            known[ANONYMOUS] = D.LOST
+            told += (PaymentEvent(T.DISPUTE_OPENED, at=event.at),)
+        regrouped = replace(state, disputes=tuple(sorted(known.items())), pinned_loss=None)
+        return Step(regrouped, "applied", told)
     if rule is None:
         raise _invalid(state, event, f"dispute {key or '(no id)'} is {current.value}")
     if rule in (DUP, STALE):

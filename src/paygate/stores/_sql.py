@@ -388,6 +388,7 @@ def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
             disputes=tuple(
                 sorted((str(k), DisputeStatus(v)) for k, v in known.get("disputes", {}).items())
             ),
+            pinned_loss=known.get("pinned_loss"),
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"payment row {pid!r} is corrupt: {exc}") from None
@@ -416,6 +417,8 @@ def _ordering(state: PaymentState) -> str:
         known["reversed_refund_ids"] = sorted(state.reversed_refund_ids)
     if state.disputes:
         known["disputes"] = {key: status.value for key, status in state.disputes}
+    if state.pinned_loss is not None:
+        known["pinned_loss"] = state.pinned_loss
     return _json(known) if known else "{}"
 
 
