@@ -14,21 +14,16 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from paygate._signing import find_header
 from paygate.errors import InvalidSignature, MissingSignature
 
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """``headers[name]`` matched case-insensitively (frameworks differ in header case)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, candidate in headers.items():
-        if key.lower() == lowered:
-            return candidate
-    return None
+    """``headers[name]`` matched case-insensitively (frameworks differ in header case);
+    ``str`` or ``bytes``, a value that is not ASCII text is an :class:`InvalidSignature`."""
+    return find_header(headers, name)
 
 
 def sign(body: bytes, *, signature_key: str, notification_url: str) -> str:
@@ -47,8 +42,8 @@ def verify(
     if received is None or not received.strip():
         raise MissingSignature(f"Square webhook without the {SIGNATURE_HEADER} header")
     expected = sign(body, signature_key=signature_key, notification_url=notification_url)
-    # constant-time compare on bytes; a non-ASCII header cannot match a base64 digest
-    if not hmac.compare_digest(expected.encode("ascii"), received.strip().encode("utf-8")):
+    # constant-time compare on bytes (the header is ASCII: find_header checked it)
+    if not hmac.compare_digest(expected.encode("ascii"), received.strip().encode("ascii")):
         raise InvalidSignature(
             "Square webhook signature does not match the body, the signature key and the "
             "notification URL (check webhook_url is exactly the URL registered with Square)"
