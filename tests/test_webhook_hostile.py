@@ -182,4 +182,3 @@ def test_the_fake_refuses_an_event_time_beyond_the_calendar(field: str) -> None:
     with pytest.raises(MalformedPayload, match="range"):
         gateway.handle_webhook(body, headers)
     assert store_snapshot(gateway.store) == before
-

@@ -23,6 +23,7 @@ from typing import Any
 import responses
 
 from paygate import Money, PaymentProvider, WebhookVerificationError
+from paygate._retry import RetryPolicy
 from paygate.errors import PaygateError
 from paygate.gateway import Gateway
 from paygate.providers import _square_webhook, _stripe_webhook
@@ -76,7 +77,11 @@ class Target:
         return self.provider.parse_webhook(body, headers)
 
     def gateway(self, store: Store | None = None) -> Gateway:
-        return Gateway(self.provider, store or MemoryStore(), clock=lambda: float(NOW))
+        # no retry: a lookup the mocks answer 404 fails at once, not after backoff sleeps
+        return Gateway(
+            self.provider, store or MemoryStore(), retry=RetryPolicy(attempts=1),
+            clock=lambda: float(NOW),
+        )  # fmt: skip
 
 
 def _dumps(event: dict[str, Any]) -> bytes:
@@ -152,7 +157,9 @@ def _paypal_seeds() -> tuple[dict[str, Any], ...]:
 @contextlib.contextmanager
 def paypal_api() -> Iterator[responses.RequestsMock]:
     """PayPal's API for the parsers: the OAuth token, ``GET`` of a capture (404: paygate
-    keeps the capture id) and the verify endpoint (SUCCESS for :data:`PAYPAL_VALID_ID`)."""
+    keeps the capture id) and the verify endpoint (SUCCESS for :data:`PAYPAL_VALID_ID`);
+    and Stripe's API answering 404 to everything (the Gateway looks up the payment of a
+    refund or dispute it has not met)."""
 
     def verify(request: Any) -> tuple[int, dict[str, str], str]:
         sent = json.loads(request.body)
@@ -170,6 +177,9 @@ def paypal_api() -> Iterator[responses.RequestsMock]:
         rsps.add_callback(
             responses.POST, f"{pp.API}/v1/notifications/verify-webhook-signature", callback=verify
         )
+        missing = {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+        for method in (responses.GET, responses.POST):
+            rsps.add(method, re.compile(r"https://api\.stripe\.com/.*"), json=missing, status=404)
         yield rsps
 
 
@@ -230,7 +240,9 @@ def _square() -> Target:
     )
 
     def sign(body: bytes) -> dict[str, str]:
-        signature = _square_webhook.sign(body, signature_key=SQUARE_KEY, notification_url=SQUARE_URL)
+        signature = _square_webhook.sign(
+            body, signature_key=SQUARE_KEY, notification_url=SQUARE_URL
+        )
         return {"x-square-hmacsha256-signature": signature}
 
     return Target("square", provider, sign, ("x-square-hmacsha256-signature",), _square_seeds(api))
