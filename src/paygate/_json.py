@@ -28,10 +28,10 @@ from paygate.errors import PaygateError
 __all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "load_object"]
 
 #: The largest webhook body parsed. Provider events are a few kB (the largest example
-#: objects in Stripe's, PayPal's and Square's references are under 20 kB).
+#: objects in Stripe's, PayPal's and Square's references are under 10 kB).
 MAX_BODY_BYTES = 1024 * 1024
-#: The deepest nesting of objects and arrays accepted. The providers' reference
-#: examples nest at most 10 deep (Stripe's invoice 9, plus 2 for ``event.data.object``).
+#: The deepest nesting of objects and arrays accepted. Events shaped on the providers'
+#: reference examples nest at most 11 deep (a Stripe invoice inside ``event.data.object``).
 MAX_DEPTH = 64
 
 # a JSON string, escapes included. An unterminated string matches up to the end of the
