@@ -182,3 +182,13 @@ def test_the_fake_refuses_an_event_time_beyond_the_calendar(field: str) -> None:
     with pytest.raises(MalformedPayload, match="range"):
         gateway.handle_webhook(body, headers)
     assert store_snapshot(gateway.store) == before
+
+
+def test_square_reads_other_headers_leniently() -> None:
+    """Only signature headers must be ASCII: an API error's request id header is read as
+    given (bytes as Latin-1), never turned into an InvalidSignature."""
+    from paygate.providers._square_webhook import header
+
+    assert header({"Square-Version": "é"}, "square-version") == "é"
+    assert header({b"square-version": b"\xe9"}, "Square-Version") == "é"
+    assert header({"square-version": 3}, "square-version") is None

@@ -25,6 +25,7 @@ __all__ = [
     "compute_signature",
     "find_header",
     "header_values",
+    "lookup_header",
     "parse_unix_seconds",
     "sign",
     "verify",
@@ -73,20 +74,27 @@ def _name(key: object) -> str | None:
     return key.lower() if isinstance(key, str) else None
 
 
+def lookup_header(headers: Mapping[str, str], name: str) -> object | None:
+    """The value of header ``name`` as given (``str``, ``bytes``, anything), matched
+    case-insensitively (HTTP header names are; ``bytes`` names too)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    for key, value in headers.items():
+        if _name(key) == wanted:
+            return value
+    return None
+
+
 def find_header(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header ``name``, matched case-insensitively (HTTP header names are).
+    """The value of signature header ``name``, matched case-insensitively, as ASCII text.
 
     Names and values may be ``str`` or ``bytes``; a value that is not ASCII text raises
     :class:`InvalidSignature` (see :func:`_text`).
     """
-    value = headers.get(name)
-    if value is not None:
-        return _text(value, name)
-    wanted = name.lower()
-    for key, value in headers.items():
-        if _name(key) == wanted:
-            return _text(value, name)
-    return None
+    value = lookup_header(headers, name)
+    return None if value is None else _text(value, name)
 
 
 def header_values(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:

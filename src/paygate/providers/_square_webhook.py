@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from paygate._signing import find_header
+from paygate._signing import find_header, lookup_header
 from paygate.errors import InvalidSignature, MissingSignature
 
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
@@ -22,8 +22,11 @@ SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """``headers[name]`` matched case-insensitively (frameworks differ in header case);
-    ``str`` or ``bytes``, a value that is not ASCII text is an :class:`InvalidSignature`."""
-    return find_header(headers, name)
+    ``bytes`` are read as Latin-1, a value that is not text is ``None``."""
+    value = lookup_header(headers, name)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return value if isinstance(value, str) else None
 
 
 def sign(body: bytes, *, signature_key: str, notification_url: str) -> str:
@@ -38,7 +41,8 @@ def verify(
     body: bytes, headers: Mapping[str, str], *, signature_key: str, notification_url: str
 ) -> None:
     """Raise unless ``body`` carries Square's valid signature for this key and URL."""
-    received = header(headers, SIGNATURE_HEADER)
+    # strict: bytes read as Latin-1, anything but ASCII text is an InvalidSignature
+    received = find_header(headers, SIGNATURE_HEADER)
     if received is None or not received.strip():
         raise MissingSignature(f"Square webhook without the {SIGNATURE_HEADER} header")
     expected = sign(body, signature_key=signature_key, notification_url=notification_url)
