@@ -192,3 +192,12 @@ def test_square_reads_other_headers_leniently() -> None:
     assert header({"Square-Version": "é"}, "square-version") == "é"
     assert header({b"square-version": b"\xe9"}, "Square-Version") == "é"
     assert header({"square-version": 3}, "square-version") is None
+
+
+def test_square_refuses_an_id_that_cannot_be_put_in_a_url() -> None:
+    """A signed refund naming payment "\\x00" made the Gateway's lookup raise httpx's
+    InvalidURL (the SDK leaves the NUL unescaped): now a typed ValidationError."""
+    from paygate.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="cannot be put in a URL"):
+        target("square").provider.get_payment("\x00")

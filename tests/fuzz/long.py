@@ -25,7 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import HypothesisException
 
 from tests.fuzz.corpus import save_case
-from tests.fuzz.strategies import LAST_FAILURE, MODES, RUNS, check_gateway, check_parse, deliveries
+from tests.fuzz.strategies import (
+    GATEWAY_ERRORS,
+    LAST_FAILURE,
+    MODES,
+    RUNS,
+    check_gateway,
+    check_parse,
+    deliveries,
+)
 from tests.fuzz.targets import NAMES, paypal_api, target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +79,7 @@ def _hypothesis(name: str, mode: str, seconds: float) -> list[Path]:
 def _atheris(name: str, seconds: int) -> tuple[int, bool]:
     """(inputs run, crashed) of the atheris harness on ``name`` for ``seconds``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    (ROOT / "fuzz" / "crashes").mkdir(exist_ok=True)  # libFuzzer writes crash inputs there
     done = subprocess.run(
         [sys.executable, str(HARNESS), name, f"-max_total_time={seconds}", "-rss_limit_mb=4096",
          f"-artifact_prefix={ROOT / 'fuzz' / 'crashes'}/{name}-"],
@@ -115,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.targets:
         by_hypothesis = sum(RUNS[name, mode] for mode in MODES)
         print(f"  {name:<10} hypothesis {by_hypothesis:>8}  atheris {atheris_runs[name]:>8}")
+    if GATEWAY_ERRORS:
+        print("\nGateway answers other than 200/409/400 (5xx: a lookup the mocks answer 404):")
+        for (name, error), times in sorted(GATEWAY_ERRORS.items()):
+            print(f"  {name:<10} {error:<20} {times:>8}")
     if crashers:
         print(f"\n{len(crashers)} crasher(s) kept: {[str(p) for p in crashers]}")
         return 1

@@ -20,7 +20,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from paygate.errors import ProviderError
+from paygate.errors import PaygateError
 from paygate.gateway import WebhookResult
 from paygate.models import WebhookEvent
 from paygate.stores.memory import MemoryStore
@@ -28,6 +28,9 @@ from tests.fuzz.targets import DOCUMENTED_ERRORS, Target, store_snapshot
 
 #: inputs run, per (target, mode): the long run reports these
 RUNS: Counter[tuple[str, str]] = Counter()
+#: deliveries a Gateway answered with a paygate error other than a refusal (5xx), per
+#: (target, error class)
+GATEWAY_ERRORS: Counter[tuple[str, str]] = Counter()
 #: the last input that broke the oracle, for the long run to keep as a corpus file
 LAST_FAILURE: dict[str, Any] = {}
 
@@ -197,9 +200,11 @@ def check_parse(target: Target, mode: str, body: bytes, headers: Any) -> Webhook
 
 
 def check_gateway(target: Target, mode: str, body: bytes, headers: Any) -> None:
-    """Hand one delivery to a Gateway: refused (documented error, store unchanged),
-    answered 200/409, or failed on a provider lookup the mocks answer 404 (a
-    ``ProviderError``: the view answers 5xx, the provider redelivers)."""
+    """Hand one delivery to a Gateway: refused (a ``WebhookVerificationError``, store
+    unchanged), answered 200/409, or failed with another paygate error (the view answers
+    5xx, the provider redelivers): a lookup of the payment of a refund or dispute the
+    Gateway has not met, which the mocks answer 404. Those are counted in
+    :data:`GATEWAY_ERRORS`."""
     gateway = target.gateway(MemoryStore())
     before = store_snapshot(gateway.store)
     try:
@@ -207,7 +212,8 @@ def check_gateway(target: Target, mode: str, body: bytes, headers: Any) -> None:
     except DOCUMENTED_ERRORS:
         assert store_snapshot(gateway.store) == before, "a refused delivery changed the store"
         return
-    except ProviderError:
+    except PaygateError as exc:
+        GATEWAY_ERRORS[target.name, type(exc).__name__] += 1
         return
     except BaseException:
         LAST_FAILURE.update(target=target.name, mode=f"{mode}+gateway", body=body, headers=headers)

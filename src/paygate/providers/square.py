@@ -723,6 +723,10 @@ class SquareProvider(BaseProvider):
             return call()
         except ApiError as exc:
             raise _error_from_api(operation, exc) from None
+        except httpx.InvalidURL:  # an id the SDK leaves unescaped ("\x00"): nothing was sent
+            raise ValidationError(
+                f"Square {operation}: an id in the request cannot be put in a URL"
+            ) from None
         except httpx.TimeoutException:
             raise ProviderUnavailable(
                 f"Square {operation} timed out", provider=PROVIDER, code="timeout"
