@@ -39,7 +39,7 @@ from tests.fuzz.targets import NAMES, paypal_api, target
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "fuzz" / "atheris_webhooks.py"
 _CHUNK = settings(
-    max_examples=200,
+    max_examples=100,  # the budget is checked between chunks
     database=None,
     deadline=None,
     derandomize=False,

@@ -156,8 +156,9 @@ def _paypal_seeds() -> tuple[dict[str, Any], ...]:
 
 @contextlib.contextmanager
 def paypal_api() -> Iterator[responses.RequestsMock]:
-    """PayPal's API for the parsers: the OAuth token, ``GET`` of a capture (404: paygate
-    keeps the capture id) and the verify endpoint (SUCCESS for :data:`PAYPAL_VALID_ID`);
+    """PayPal's API for the parsers: the OAuth token, ``GET`` of a capture or an order
+    (404: paygate keeps the capture id) and the verify endpoint (SUCCESS for
+    :data:`PAYPAL_VALID_ID`);
     and Stripe's API answering 404 to everything (the Gateway looks up the payment of a
     refund or dispute it has not met)."""
 
@@ -168,12 +169,13 @@ def paypal_api() -> Iterator[responses.RequestsMock]:
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         pp.PayPalMock(rsps, validate_bodies=False).token()
-        rsps.add(
-            responses.GET,
-            re.compile(re.escape(pp.API) + r"/v2/payments/captures/.*"),
-            json={"name": "RESOURCE_NOT_FOUND", "message": "no such capture"},
-            status=404,
-        )
+        for path in ("/v2/payments/captures/", "/v2/checkout/orders/"):
+            rsps.add(
+                responses.GET,
+                re.compile(re.escape(pp.API + path) + ".*"),
+                json={"name": "RESOURCE_NOT_FOUND", "message": "no such resource"},
+                status=404,
+            )
         rsps.add_callback(
             responses.POST, f"{pp.API}/v1/notifications/verify-webhook-signature", callback=verify
         )
