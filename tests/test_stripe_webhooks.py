@@ -596,7 +596,7 @@ def test_body_is_parsed_once_into_plain_dicts(
         calls.append(1)
         return real_loads(*args, **kwargs)
 
-    monkeypatch.setattr("paygate.providers.stripe.json.loads", counting_loads)
+    monkeypatch.setattr("paygate._json.json.loads", counting_loads)
     event = deliver(provider, "payment_intent.succeeded", intent())
     assert len(calls) == 1
     assert type(event.raw) is dict and type(event.object.raw) is dict  # type: ignore[union-attr]

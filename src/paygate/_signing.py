@@ -14,6 +14,7 @@ scheme for a non-Stripe provider. Stdlib only, so it is cheap to import.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 
 from paygate.errors import InvalidSignature, MissingSignature, TimestampOutsideTolerance
@@ -23,6 +24,9 @@ __all__ = [
     "SCHEME",
     "compute_signature",
     "find_header",
+    "header_values",
+    "lookup_header",
+    "parse_unix_seconds",
     "sign",
     "verify",
 ]
@@ -49,13 +53,69 @@ def sign(secret: str | bytes, body: bytes, timestamp: int) -> str:
     return f"t={int(timestamp)},{SCHEME}={compute_signature(secret, body, timestamp)}"
 
 
-def find_header(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header ``name``, matched case-insensitively (HTTP header names are)."""
+def _text(value: object, name: str) -> str:
+    """A header value as ``str``. ``bytes`` (ASGI servers pass raw header bytes) are
+    decoded as Latin-1, as HTTP/1.1 header values are. Every signature scheme paygate
+    verifies uses ASCII only (digits, hex, base64, an https URL, an ISO time), so a value
+    that is not text or not ASCII (a lone surrogate, say) is refused here, typed, rather
+    than failing later in an ``encode`` or ``int()``."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1")
+    if not isinstance(value, str):
+        raise InvalidSignature(f"the {name} header is not text ({type(value).__name__})")
+    if not value.isascii():
+        raise InvalidSignature(f"the {name} header is not ASCII")
+    return value
+
+
+def _name(key: object) -> str | None:
+    if isinstance(key, (bytes, bytearray)):
+        return bytes(key).decode("latin-1").lower()
+    return key.lower() if isinstance(key, str) else None
+
+
+def lookup_header(headers: Mapping[str, str], name: str) -> object | None:
+    """The value of header ``name`` as given (``str``, ``bytes``, anything), matched
+    case-insensitively (HTTP header names are; ``bytes`` names too)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
     wanted = name.lower()
     for key, value in headers.items():
-        if key.lower() == wanted:
+        if _name(key) == wanted:
             return value
     return None
+
+
+def find_header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of signature header ``name``, matched case-insensitively, as ASCII text.
+
+    Names and values may be ``str`` or ``bytes``; a value that is not ASCII text raises
+    :class:`InvalidSignature` (see :func:`_text`).
+    """
+    value = lookup_header(headers, name)
+    return None if value is None else _text(value, name)
+
+
+def header_values(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """The headers among ``names`` (lower case) that ``headers`` carries, as ASCII text."""
+    wanted = frozenset(names)
+    found: dict[str, str] = {}
+    for key, value in headers.items():
+        lowered = _name(key)
+        if lowered in wanted:
+            found[lowered] = _text(value, lowered)
+    return found
+
+
+#: a Unix time in seconds: ASCII digits only (``str.isdigit`` also accepts "²" and "١"),
+#: at most 15 of them (``int()`` refuses more than 4,300; a real time has 10)
+_UNIX_SECONDS = re.compile(r"[0-9]{1,15}")
+
+
+def parse_unix_seconds(value: str) -> int | None:
+    """``value`` as whole Unix seconds, or ``None`` when it is not 1-15 ASCII digits."""
+    return int(value) if _UNIX_SECONDS.fullmatch(value) else None
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
@@ -66,10 +126,9 @@ def _parse(header: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise InvalidSignature("signature header has a non-integer timestamp") from None
+            timestamp = parse_unix_seconds(value)
+            if timestamp is None:  # no sign, spaces, "1_000" or "1e9" (int() takes some)
+                raise InvalidSignature("signature header has a malformed timestamp (t=...)")
         elif key == SCHEME:
             signatures.append(value)
     if timestamp is None:

@@ -51,12 +51,19 @@ def snapshot(value: Any) -> Any:
 
 
 def timestamp(value: Any) -> datetime | None:
-    """Unix seconds → tz-aware UTC datetime (``None`` stays ``None``)."""
+    """Unix seconds → tz-aware UTC datetime (``None`` stays ``None``).
+
+    ``ValueError`` for seconds beyond the calendar (``datetime`` raises ``OverflowError``
+    or ``OSError`` there, which the webhook parser would not recognize as malformed).
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected unix seconds as int, got {type(value).__name__}")
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"unix seconds {value} are out of range") from None
 
 
 def _money(data: Mapping[str, Any], key: str, currency_key: str = "currency") -> Money:

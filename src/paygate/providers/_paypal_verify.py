@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from paygate._signing import header_values
 from paygate.errors import (
     InvalidSignature,
     MissingSignature,
@@ -99,12 +100,16 @@ _HEADER_NAMES = {
 
 
 def read_headers(headers: Mapping[str, str]) -> WebhookHeaders:
-    """PayPal's five signature headers, matched case-insensitively; all are required."""
-    found: dict[str, str] = {}
-    for name, value in headers.items():
-        field_name = _HEADER_NAMES.get(name.lower())
-        if field_name is not None and value:
-            found[field_name] = value.strip()
+    """PayPal's five signature headers, matched case-insensitively; all are required.
+
+    Names and values may be ``str`` or ``bytes``; a value that is not ASCII text (a lone
+    surrogate, say) is an :class:`InvalidSignature`.
+    """
+    found = {
+        _HEADER_NAMES[name]: value.strip()
+        for name, value in header_values(headers, _HEADER_NAMES).items()
+        if value.strip()
+    }
     missing = [name.upper() for name, field in _HEADER_NAMES.items() if field not in found]
     if missing:
         raise MissingSignature(f"PayPal webhook is missing the header(s) {', '.join(missing)}")
@@ -135,13 +140,14 @@ def check_cert_url(url: str) -> None:
 def parse_transmission_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise InvalidSignature(f"PAYPAL-TRANSMISSION-TIME {value!r:.40} has no time zone")
+        # OverflowError: a time at the edge of the calendar (0001-01-01T00:00:00+01:00)
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise InvalidSignature(
-            f"PAYPAL-TRANSMISSION-TIME {value!r} is not an ISO 8601 time"
+            f"PAYPAL-TRANSMISSION-TIME {value!r:.40} is not an ISO 8601 time in range"
         ) from None
-    if moment.tzinfo is None:
-        raise InvalidSignature(f"PAYPAL-TRANSMISSION-TIME {value!r} has no time zone")
-    return moment.astimezone(timezone.utc)
 
 
 def signed_message(

@@ -14,21 +14,19 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from paygate._signing import find_header, lookup_header
 from paygate.errors import InvalidSignature, MissingSignature
 
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """``headers[name]`` matched case-insensitively (frameworks differ in header case)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, candidate in headers.items():
-        if key.lower() == lowered:
-            return candidate
-    return None
+    """``headers[name]`` matched case-insensitively (frameworks differ in header case);
+    ``bytes`` are read as Latin-1, a value that is not text is ``None``."""
+    value = lookup_header(headers, name)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return value if isinstance(value, str) else None
 
 
 def sign(body: bytes, *, signature_key: str, notification_url: str) -> str:
@@ -43,12 +41,13 @@ def verify(
     body: bytes, headers: Mapping[str, str], *, signature_key: str, notification_url: str
 ) -> None:
     """Raise unless ``body`` carries Square's valid signature for this key and URL."""
-    received = header(headers, SIGNATURE_HEADER)
+    # strict: bytes read as Latin-1, anything but ASCII text is an InvalidSignature
+    received = find_header(headers, SIGNATURE_HEADER)
     if received is None or not received.strip():
         raise MissingSignature(f"Square webhook without the {SIGNATURE_HEADER} header")
     expected = sign(body, signature_key=signature_key, notification_url=notification_url)
-    # constant-time compare on bytes; a non-ASCII header cannot match a base64 digest
-    if not hmac.compare_digest(expected.encode("ascii"), received.strip().encode("utf-8")):
+    # constant-time compare on bytes (the header is ASCII: find_header checked it)
+    if not hmac.compare_digest(expected.encode("ascii"), received.strip().encode("ascii")):
         raise InvalidSignature(
             "Square webhook signature does not match the body, the signature key and the "
             "notification URL (check webhook_url is exactly the URL registered with Square)"

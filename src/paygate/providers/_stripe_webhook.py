@@ -18,24 +18,19 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
+from paygate._signing import find_header, parse_unix_seconds
 from paygate.errors import InvalidSignature, MissingSignature, TimestampOutsideTolerance
 
 __all__ = ["SIGNATURE_HEADER", "find_signature_header", "sign", "verify_signature"]
 
 SIGNATURE_HEADER = "Stripe-Signature"
 _SCHEME = "v1"
-_HEADER_LOWER = SIGNATURE_HEADER.lower()
 
 
 def find_signature_header(headers: Mapping[str, str]) -> str | None:
-    """The ``Stripe-Signature`` value, header names matched case-insensitively."""
-    value = headers.get(SIGNATURE_HEADER)
-    if value is not None:
-        return value
-    for key, value in headers.items():
-        if key.lower() == _HEADER_LOWER:
-            return value
-    return None
+    """The ``Stripe-Signature`` value, header names matched case-insensitively (``str`` or
+    ``bytes``; a value that is not ASCII text is an :class:`InvalidSignature`)."""
+    return find_header(headers, SIGNATURE_HEADER)
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -54,9 +49,9 @@ def _parse_header(header: str) -> tuple[int, list[bytes]]:
         if not sep:
             continue
         if key == "t":
-            if not value.isdigit():  # no sign, no spaces, no "1e9"
+            timestamp = parse_unix_seconds(value)
+            if timestamp is None:  # no sign, no spaces, no "1e9", no "²", not 5,000 digits
                 raise InvalidSignature("Stripe-Signature has a malformed timestamp (t=...)")
-            timestamp = int(value)
         elif key == _SCHEME:
             signatures.append(value.encode("ascii", "replace"))
     if timestamp is None:

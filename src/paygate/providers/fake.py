@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from paygate import _signing
+from paygate._json import load_object
 from paygate.errors import (
     CardDeclined,
     ConfigurationError,
@@ -1524,11 +1525,7 @@ class FakeProvider(BaseProvider):
             tolerance=self.settings.webhook_tolerance,
             now=self.settings.clock(),
         )
-        try:
-            event = json.loads(body)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
-            raise MalformedPayload("webhook body is not JSON") from None
-        return _parse_event(event)
+        return _parse_event(load_object(body, MalformedPayload, "webhook body"))
 
     # -- failure injection -----------------------------------------------------------------------
 
@@ -1568,8 +1565,12 @@ def _parse_event(event: Any) -> WebhookEvent:
         raise MalformedPayload("webhook event has no id")
     if not isinstance(type_name, str) or not type_name:
         raise MalformedPayload(f"webhook event {event_id} has no type")
-    if isinstance(created, bool) or not isinstance(created, int):
-        raise MalformedPayload(f"webhook event {event_id} has no integer 'created'")
+    try:
+        occurred_at = codec.timestamp(created)
+    except (TypeError, ValueError):
+        occurred_at = None
+    if occurred_at is None:
+        raise MalformedPayload(f"webhook event {event_id} has no integer 'created' in range")
     if not isinstance(obj, dict):
         raise MalformedPayload(f"webhook event {event_id} has no data.object")
     event_type = EVENT_TYPES.get(type_name, EventType.UNKNOWN)
@@ -1592,7 +1593,7 @@ def _parse_event(event: Any) -> WebhookEvent:
         id=event_id,
         provider="fake",
         type=event_type,
-        occurred_at=codec.timestamp(created),
+        occurred_at=occurred_at,
         object=normalized,
         provider_type=type_name,
         raw=event,

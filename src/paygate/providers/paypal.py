@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -32,6 +31,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from paygate._config import settings_error
+from paygate._json import load_object
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
@@ -393,11 +393,11 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _search_slices(since: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -1435,13 +1435,7 @@ def _checkout_from_order(order: Mapping[str, Any]) -> CheckoutSession:
 
 
 def _json_object(body: bytes, error: type[PaygateError]) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise error("the PayPal webhook body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise error("the PayPal webhook body is not a JSON object")
-    return parsed
+    return load_object(body, error, "the PayPal webhook body")
 
 
 def _event_from(body: bytes) -> WebhookEvent:

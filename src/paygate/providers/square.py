@@ -36,6 +36,7 @@ from square import Square
 from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
+from paygate._json import load_object
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import (
     AuthenticationError,
@@ -337,11 +338,11 @@ def _time(value: Any) -> datetime | None:
             rest = rest[:digits][:6].ljust(6, "0") + rest[digits:]
             text = f"{head}.{rest}"
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 def _window(since: datetime | None, until: datetime | None) -> dict[str, str]:
@@ -758,6 +759,10 @@ class SquareProvider(BaseProvider):
             return call()
         except ApiError as exc:
             raise _error_from_api(operation, exc) from None
+        except httpx.InvalidURL:  # an id the SDK leaves unescaped ("\x00"): nothing was sent
+            raise ValidationError(
+                f"Square {operation}: an id in the request cannot be put in a URL"
+            ) from None
         except httpx.RequestError as exc:
             # never sent (ProviderUnavailable), or sent and the answer lost (OutcomeUnknown)
             raise httpx_failure(PROVIDER, "Square", operation, exc) from None
@@ -1239,13 +1244,7 @@ class SquareProvider(BaseProvider):
         _square_webhook.verify(
             bytes(body), headers, signature_key=key.get_secret_value(), notification_url=url
         )
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise MalformedPayload("Square webhook body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise MalformedPayload("Square webhook body is not a JSON object")
-        return normalize_event(payload)
+        return normalize_event(load_object(bytes(body), MalformedPayload, "Square webhook body"))
 
     # -- helpers -------------------------------------------------------------------------------
 

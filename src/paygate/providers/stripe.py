@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-import json
 import logging
 import math
 import os
@@ -33,6 +32,7 @@ from pydantic import ValidationError as PydanticValidationError
 from paygate import errors
 from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
+from paygate._json import load_object
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
 from paygate.models import (
@@ -504,7 +504,10 @@ def _test_setting(settings: StripeSettings) -> str | None:
 def _ts(value: Any) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):  # beyond the calendar: as unusable as a str
+        return None
 
 
 def _id_of(value: Any) -> str | None:
@@ -1523,11 +1526,8 @@ class StripeProvider(BaseProvider):
             tolerance=self.settings.webhook_tolerance,
             now=self._clock(),
         )
-        try:
-            event = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise MalformedPayload("Stripe webhook body is not JSON") from None
-        if not isinstance(event, dict) or event.get("object", "event") != "event":
+        event = load_object(body, MalformedPayload, "Stripe webhook body")
+        if event.get("object", "event") != "event":
             raise MalformedPayload("Stripe webhook body is not an event object")
         return event_from_stripe(event)
 
