@@ -33,6 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 from paygate import errors
 from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
+from paygate._redact import redact_card_numbers
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
 from paygate.models import (
@@ -794,8 +795,9 @@ def _translate_event_object(provider_type: str, data: Mapping[str, Any]) -> tupl
 
 
 def _scrub(text: str) -> str:
-    """Stripe messages can quote part of a key ("Invalid API Key provided: sk_test_***")."""
-    return _SECRET_PATTERN.sub("[redacted]", text)
+    """Stripe messages can quote part of a key ("Invalid API Key provided: sk_test_***"),
+    or a card number pasted as a payment method ("No such PaymentMethod: '4242 ...'")."""
+    return redact_card_numbers(_SECRET_PATTERN.sub("[redacted]", text))
 
 
 class _RedactStripeLog(logging.Filter):
