@@ -34,6 +34,8 @@ from paygate.stores._records import (
     PaymentRecord,
     StoreConflict,
     StoreError,
+    StoreTimeout,
+    StoreUnavailable,
     TransitionRecord,
 )
 
@@ -55,6 +57,8 @@ __all__ = [
     "Store",
     "StoreConflict",
     "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
     "TransitionRecord",
     "open_store",
     "register_store",
