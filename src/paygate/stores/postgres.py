@@ -55,6 +55,7 @@ from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from paygate import _ids
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
@@ -794,6 +795,7 @@ class PostgresStore(SQLStore):
         the payment exists, else a read. Then one statement writes event, payment and
         transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
         """
+        _ids.check_event_ids(provider, event_id, payment_id)
         # 32 hex digits like uuid4().hex (128 random bits, not 122), without a UUID object
         token = secrets.token_hex(16)
 
@@ -918,6 +920,7 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
     ) -> EventClaim:
         """:meth:`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
+        _ids.check_event_ids(provider, event_id, payment_id)
         token = secrets.token_hex(16)
         params = (provider, event_id, event_type, provider_type, payment_id,
                   _json(payload), occurred_at, now, token, now + lease_seconds,
