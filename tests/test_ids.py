@@ -17,7 +17,7 @@ import pytest
 import paygate
 from paygate import Money
 from paygate._ids import MAX_ID_LENGTH, check_id
-from paygate.errors import ValidationError
+from paygate.errors import MalformedPayload, ValidationError
 from paygate.models import LineItem
 from paygate.providers.fake import FakeProvider
 from paygate.stores import OperationRecord, OperationStatus, Store, open_store
@@ -234,8 +234,10 @@ def test_a_signed_webhook_with_a_bad_id_is_a_typed_error_and_stores_nothing(
         else:
             event["data"]["object"]["id"] = bad
         forged = provider.sign_webhook(event)  # correctly signed: only the id is wrong
-        with pytest.raises(ValidationError, match="id"):
+        with pytest.raises(ValidationError, match="id") as info:
             gw.handle_webhook(forged.body, forged.headers)
+        # a malformed event (a webhook view answers 400): never delivered again for days
+        assert isinstance(info.value, MalformedPayload)
         assert gw.store.list_events() == []
         assert list(gw.store.iter_payments()) == []
     finally:

@@ -25,9 +25,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from paygate.errors import ValidationError
+from paygate.errors import MalformedPayload, ValidationError
 
-__all__ = ["MAX_ID_LENGTH", "MAX_KEY_LENGTH", "MAX_URL_LENGTH", "check_id", "check_optional_id"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_URL_LENGTH",
+    "InvalidEventId",
+    "check_id",
+    "check_optional_id",
+]
 
 #: characters an id may have (Stripe's ids are ~30, PayPal's vault ids at most 255)
 MAX_ID_LENGTH = 255
@@ -91,11 +98,22 @@ def check_payment_ids(record: Any) -> None:
     check_optional_id(record.order_id, "order_id")
 
 
-def check_event_ids(provider: Any, event_id: Any, payment_id: Any = None) -> None:
-    """A webhook event's ids, as a store is given them."""
-    check_id(provider, "provider")
-    check_id(event_id, "event id")
-    check_optional_id(payment_id, "payment id")
+class InvalidEventId(MalformedPayload, ValidationError):
+    """A delivered webhook event whose ids break the rule: a :class:`MalformedPayload`
+    (a webhook view answers 400, and the provider does not deliver it again: it would
+    never be stored) and a :class:`ValidationError` like every refused id."""
+
+
+def check_event_ids(
+    provider: Any, event_id: Any, payment_id: Any = None, *, delivered: bool = False
+) -> None:
+    """A webhook event's ids, as a store is given them; ``delivered``: by a delivery
+    being recorded (:class:`InvalidEventId` then)."""
+    error = InvalidEventId if delivered else ValidationError
+    check_id(provider, "provider", error=error)
+    check_id(event_id, "event id", error=error)
+    if payment_id is not None:
+        check_id(payment_id, "payment id", error=error)
 
 
 def check_operation_ids(record: Any) -> None:

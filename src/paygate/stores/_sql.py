@@ -697,7 +697,7 @@ class SQLStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
-        _ids.check_event_ids(provider, event_id, payment_id)
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         # the first delivery is one INSERT; a later one updates and reads the row in a
@@ -762,7 +762,7 @@ class SQLStore:
         it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
         """
-        _ids.check_event_ids(provider, event_id, payment_id)
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         try:
             with self._write() as cur:

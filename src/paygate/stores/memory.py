@@ -123,7 +123,7 @@ class MemoryStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
-        _ids.check_event_ids(provider, event_id, payment_id)
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         key = (provider, event_id)
         token = uuid.uuid4().hex
         with self._lock:

@@ -795,7 +795,7 @@ class PostgresStore(SQLStore):
         the payment exists, else a read. Then one statement writes event, payment and
         transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
         """
-        _ids.check_event_ids(provider, event_id, payment_id)
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         # 32 hex digits like uuid4().hex (128 random bits, not 122), without a UUID object
         token = secrets.token_hex(16)
 
@@ -920,7 +920,7 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
     ) -> EventClaim:
         """:meth:`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
-        _ids.check_event_ids(provider, event_id, payment_id)
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         params = (provider, event_id, event_type, provider_type, payment_id,
                   _json(payload), occurred_at, now, token, now + lease_seconds,
