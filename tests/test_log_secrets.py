@@ -188,3 +188,13 @@ def test_an_unformattable_record_is_left_to_the_handler() -> None:
     record = logging.LogRecord("paygate", logging.INFO, __file__, 1, "%d", ("x",), None)
     assert SecretFilter().filter(record) is True
     assert record.msg == "%d" and record.args == ("x",)
+
+
+def test_a_clean_record_keeps_its_template_and_arguments() -> None:
+    """Error trackers group log records by their template: only a record that held a
+    secret is rewritten."""
+    record = logging.LogRecord(
+        "paygate", logging.INFO, __file__, 1, "webhook %s: %s", ("evt_1", "applied"), None
+    )
+    assert SecretFilter().filter(record)
+    assert record.msg == "webhook %s: %s" and record.args == ("evt_1", "applied")

@@ -392,3 +392,10 @@ def test_bad_sqlite_urls_never_show_a_password(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as info:
         open_store(url)
     assert "hunter2" not in str(info.value)
+
+
+def test_store_timeout_survives_pickling() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(StoreTimeout("no answer", what="pool", seconds=2.5)))
+    assert (str(error), error.what, error.seconds) == ("no answer", "pool", 2.5)

@@ -144,7 +144,9 @@ def redact(text: str) -> str:
 class SecretFilter(logging.Filter):
     """Rewrites a record so that no card number or database password is in its message,
     arguments or exception text. The message is formatted here (``msg % args``) so that
-    arguments of any type are covered; the record keeps its level, name and the rest."""
+    arguments of any type are covered; only a record that held something is rewritten
+    (its message then formatted once and for all), and it keeps its level, name and the
+    rest."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -152,11 +154,15 @@ class SecretFilter(logging.Filter):
         except Exception:  # a malformed call: leave it to the handler to report
             return True
         cleaned = redact(message)
-        if cleaned != message or record.args:
+        if cleaned != message:
+            # only then: a record left alone keeps its template and arguments (error
+            # trackers group records by the template)
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
-            # what a Formatter would write, cleaned; it uses exc_text when set
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            # what a Formatter would write; it uses exc_text when set
+            text = logging.Formatter().formatException(record.exc_info)
+            if redact(text) != text:
+                record.exc_text = redact(text)
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         if record.stack_info:

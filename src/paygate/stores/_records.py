@@ -57,10 +57,14 @@ class StoreTimeout(StoreUnavailable):
     client's own bound when the server or network does not answer at all) or ``"lock"``
     (SQLite's write lock, PostgreSQL's ``lock_timeout``); ``seconds`` the limit."""
 
-    def __init__(self, message: str, *, what: str, seconds: float | None = None) -> None:
+    def __init__(self, message: str, *, what: str = "statement", seconds: float | None = None):
         super().__init__(message)
         self.what = what
         self.seconds = seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword arguments survive pickling (an error sent back from a worker process)
+        return (type(self), self.args, {"what": self.what, "seconds": self.seconds})
 
 
 class StoreConflict(StoreError):

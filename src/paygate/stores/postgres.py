@@ -482,7 +482,9 @@ class _Borrowed:
         # an autocommit connection is idle here (a transaction() block has ended); the
         # pool rolls back anything else and replaces a broken connection
         store._pool.putconn(conn)
-        if isinstance(exc, psycopg.OperationalError):
+        if isinstance(exc, psycopg.OperationalError) or (
+            expired and isinstance(exc, psycopg.Error)
+        ):
             raise store._translate(exc, expired=expired, bound=self._bound) from None
 
 
@@ -627,9 +629,7 @@ class PostgresStore(SQLStore):
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
             self._watchdog.stop()
-            connect = redact_dsn(
-                str(given.get("connect_timeout", _LIBPQ_DEFAULTS["connect_timeout"]))
-            )
+            connect = given.get("connect_timeout", _LIBPQ_DEFAULTS["connect_timeout"])
             raise StoreTimeout(
                 f"cannot connect to PostgreSQL store {self._display} within "
                 f"{self.timeout:g}s (connect_timeout={connect}s per attempt, timeout="
@@ -721,9 +721,7 @@ class PostgresStore(SQLStore):
                 self._watchdog.release(conn)
         conn._paygate_used = monotonic()
 
-    def _translate(
-        self, exc: psycopg.OperationalError, *, expired: bool, bound: float | None
-    ) -> StoreError:
+    def _translate(self, exc: psycopg.Error, *, expired: bool, bound: float | None) -> StoreError:
         """The paygate error for a driver error of a call (never the password)."""
         where = f"PostgreSQL store {self._display}"
         if expired:
