@@ -361,6 +361,7 @@ class _Connection(psycopg.Connection[Any]):
     _paygate_cursor: psycopg.Cursor[Any] | None = None
     _paygate_used = 0.0
     _paygate_expired = False
+    _paygate_poller: Any = None
 
     def paygate_cursor(self) -> psycopg.Cursor[Any]:
         cur = self._paygate_cursor
@@ -384,16 +385,19 @@ def _shut_down(conn: _Connection) -> None:
 
 def _readable(conn: _Connection) -> bool:
     """Has an idle connection's socket something to read (a server's goodbye, an EOF)?
-    An idle connection is sent nothing else unless it LISTENs, which paygate's do not."""
-    try:
-        fd = conn.pgconn.socket
-    except psycopg.Error:
-        return True  # closed or broken: let the full check say so
-    if hasattr(select, "poll"):  # select.select cannot watch descriptors past 1023
-        poller = select.poll()
+    An idle connection is sent nothing else unless it LISTENs, which paygate's do not.
+    One ``poll`` system call: the poller is made once per connection."""
+    poller = conn._paygate_poller
+    if poller is None:
+        try:
+            fd = conn.pgconn.socket
+        except psycopg.Error:
+            return True  # closed or broken: let the full check say so
+        if not hasattr(select, "poll"):  # pragma: no cover - Windows
+            return bool(select.select([fd], [], [], 0)[0])
+        poller = conn._paygate_poller = select.poll()  # select() stops at descriptor 1023
         poller.register(fd, select.POLLIN)
-        return bool(poller.poll(0))
-    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
+    return bool(poller.poll(0))
 
 
 class _Watchdog:
