@@ -470,7 +470,7 @@ class _Borrowed:
             conn = self._conn = store._pool.getconn()
         except PoolTimeout:
             raise StoreTimeout(
-                f"PostgreSQL store {store._display}: no free pooled connection within "
+                f"PostgreSQL store {store._display}: no free connection within "
                 f"{store.timeout:g}s (the store URL's timeout=)",
                 what="pool",
                 seconds=store.timeout,
