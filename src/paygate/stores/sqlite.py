@@ -200,7 +200,8 @@ class SQLiteStore(SQLStore):
         """A lock wait that ran out (SQLITE_BUSY after ``timeout``) is a StoreTimeout."""
         if _busy(exc):
             return StoreTimeout(
-                f"SQLite store {self.path!r}: {what} within {self.timeout:g}s (the store URL's timeout=; {exc})",
+                f"SQLite store {self.path!r}: {what} within {self.timeout:g}s "
+                f"(the store URL's timeout=; {exc})",
                 what="lock",
                 seconds=self.timeout,
             )
