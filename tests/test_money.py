@@ -313,6 +313,33 @@ def test_not_an_amount(value: object) -> None:
     assert repr(value) in str(caught.value) or str(value) in str(caught.value)
 
 
+# \d matches every Unicode digit: Arabic-Indic, Devanagari, fullwidth, superscripts...
+# Only ASCII digits are money (issue 15).
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\u0661\u0669.\u0669\u0669",  # Arabic-Indic 19.99
+        "\u0967\u0969",  # Devanagari 19
+        "\uff11\uff19.\uff19\uff19",  # fullwidth 19.99
+        "1\u0669.99",  # one non-ASCII digit among ASCII ones
+        "19.9\u0669",
+        "-\u0661",
+        "\U0001d7cf\U0001d7d7",  # mathematical bold 19
+    ],
+)
+def test_only_ascii_digits_are_money(value: str) -> None:
+    with pytest.raises(InvalidAmount, match="not a decimal amount"):
+        Money.of(value, "USD")
+
+
+@pytest.mark.parametrize("currency", ["\uff35\uff33\uff24", "US\u0110", "\u0055SD\u0301"])
+def test_currency_codes_with_non_ascii_letters_are_unknown(currency: str) -> None:
+    with pytest.raises(UnknownCurrency):
+        Money.of("19.99", currency)
+    with pytest.raises(UnknownCurrency):
+        Money(1999, currency)
+
+
 @pytest.mark.parametrize("currency", ["usd", "Usd", "US", "USDD", "ABC", "XXX", "XAU", "", " USD"])
 def test_unknown_currency(currency: str) -> None:
     for make in (lambda: Money(100, currency), lambda: Money.of("1", currency)):

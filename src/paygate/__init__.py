@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from paygate._redact import install_log_filters as _install_log_filters
 from paygate.errors import (
     AuthenticationError,
     CardDeclined,
@@ -37,6 +38,10 @@ from paygate.errors import (
     WebhookVerificationError,
 )
 from paygate.money import Money
+
+# card numbers and database passwords are scrubbed from the log records of paygate's and
+# the SDKs' loggers (paygate._redact.FILTERED_LOGGERS), whichever module is imported first
+_install_log_filters()
 
 if TYPE_CHECKING:
     from paygate.gateway import Gateway, RetryPolicy, WebhookResult, connect

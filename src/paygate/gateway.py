@@ -291,9 +291,13 @@ class Gateway:
 
     @staticmethod
     def _check_id(value: Any, what: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ValidationError(f"{what} must be a non-empty str, got {value!r:.60}")
-        return value
+        # paygate._ids's one rule (no control character, no lone surrogate, at most 255
+        # characters); a URL may be longer. Imported here to keep the rule in one module.
+        from paygate._ids import MAX_ID_LENGTH, MAX_URL_LENGTH, check_id
+
+        return check_id(
+            value, what, max_length=MAX_URL_LENGTH if what.endswith("_url") else MAX_ID_LENGTH
+        )
 
     def _view(self, record: PaymentRecord, fresh: Payment | None = None) -> Payment:
         """The stored payment, with the provider's answer's ``client_secret`` and ``raw``

@@ -19,8 +19,9 @@ __all__ = ["Money", "currency_exponent"]
 
 # A plain decimal numeral: optional sign, digits, optional fraction. No exponents, no
 # NaN/Infinity, no thousands separators, no surrounding space: what ``Decimal(str)`` would
-# otherwise quietly accept.
-_NUMERAL = re.compile(r"-?\d+(\.\d+)?")
+# otherwise quietly accept. ASCII digits only: ``\d`` (and ``Decimal(str)``) take any
+# Unicode digit, so ``"١٩.٩٩"`` would have been 19.99.
+_NUMERAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 #: digits a minor-unit amount may have. Far past any real money; it only stops a Decimal
 #: such as ``Decimal("1E+999999999")`` from building a billion-digit int (minutes of CPU).
 _MAX_DIGITS = 100_000

@@ -875,7 +875,8 @@ class PayPalProvider(BaseProvider):
         ):
             raise ValidationError(
                 "payment_method must be None, 'paypal' or a PayPal vault id "
-                f"([0-9a-zA-Z_-], at most 255 characters), got {payment_method!r}"
+                "([0-9a-zA-Z_-], at most 255 characters); the value given is not repeated "
+                "here (it may be a card number pasted by mistake)"
             )
         if capture not in ("automatic", "manual"):
             raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ from paygate import errors
 from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
 from paygate._json import load_object
+from paygate._redact import redact_card_numbers
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
 from paygate.models import (
@@ -897,8 +899,9 @@ def _translate_event_object(provider_type: str, data: Mapping[str, Any]) -> tupl
 
 
 def _scrub(text: str) -> str:
-    """Stripe messages can quote part of a key ("Invalid API Key provided: sk_test_***")."""
-    return _SECRET_PATTERN.sub("[redacted]", text)
+    """Stripe messages can quote part of a key ("Invalid API Key provided: sk_test_***"),
+    or a card number pasted as a payment method ("No such PaymentMethod: '4242 ...'")."""
+    return redact_card_numbers(_SECRET_PATTERN.sub("[redacted]", text))
 
 
 class _RedactStripeLog(logging.Filter):
@@ -975,7 +978,7 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
 def _is_json(body: object) -> bool:
     try:
         json.loads(body)  # type: ignore[arg-type]  # str or bytes, or None (TypeError)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # a proxy's page, or absurdly deep
         return False
     return True
 

@@ -21,6 +21,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores._records import (
     ClaimLost,
@@ -33,6 +34,8 @@ from paygate.stores._records import (
     PaymentRecord,
     StoreConflict,
     StoreError,
+    StoreTimeout,
+    StoreUnavailable,
     TransitionRecord,
 )
 
@@ -54,6 +57,8 @@ __all__ = [
     "Store",
     "StoreConflict",
     "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
     "TransitionRecord",
     "open_store",
     "register_store",
@@ -217,12 +222,9 @@ def register_store(scheme: str, target: str) -> None:
 
 
 def _redact(url: str) -> str:
-    """The URL without a password, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+    """The URL (or libpq key/value string) without its password, in any of the forms
+    libpq takes one (userinfo, ``?password=``, ``password=``), for messages and logs."""
+    return redact_dsn(url)
 
 
 def open_store(url: str) -> Store:

@@ -26,12 +26,45 @@ __all__ = [
     "PaymentRecord",
     "StoreConflict",
     "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
     "TransitionRecord",
 ]
 
 
 class StoreError(PaygateError):
-    """A store could not do what was asked (a corrupt row, a schema it cannot read)."""
+    """A store could not do what was asked (a corrupt row, a schema it cannot read).
+
+    ``retryable``: the same call may succeed if made again (the database was briefly
+    unreachable); a webhook view answers 5xx either way, so the provider redelivers.
+    """
+
+    retryable = False
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached, or dropped the connection during the call.
+    Whether a write in flight was committed is not known; every paygate write is safe to
+    repeat (compare-and-set, claims, idempotency records)."""
+
+    retryable = True
+
+
+class StoreTimeout(StoreUnavailable):
+    """The database did not answer in time. ``what`` names the wait that ran out:
+    ``"connect"`` (opening a connection), ``"pool"`` (a free pooled connection),
+    ``"statement"`` (a statement's answer: the server's ``statement_timeout``, or the
+    client's own bound when the server or network does not answer at all) or ``"lock"``
+    (SQLite's write lock, PostgreSQL's ``lock_timeout``); ``seconds`` the limit."""
+
+    def __init__(self, message: str, *, what: str = "statement", seconds: float | None = None):
+        super().__init__(message)
+        self.what = what
+        self.seconds = seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword arguments survive pickling (an error sent back from a worker process)
+        return (type(self), self.args, {"what": self.what, "seconds": self.seconds})
 
 
 class StoreConflict(StoreError):

@@ -32,6 +32,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from paygate import _ids
 from paygate.models import DisputeStatus, Payment, PaymentStatus
 from paygate.state import PaymentState
 from paygate.stores import _codec
@@ -649,12 +650,14 @@ class SQLStore:
     # -- payments -------------------------------------------------------------------------
 
     def get_payment(self, payment_id: str) -> PaymentRecord | None:
+        _ids.check_id(payment_id, "payment id")
         with self._read() as cur:
             self._run(cur, SELECT_PAYMENT, (payment_id,))
             row = cur.fetchone()
         return None if row is None else payment_from_row(row)
 
     def payments_for_order(self, order_id: str) -> list[PaymentRecord]:
+        _ids.check_id(order_id, "order_id")
         with self._read() as cur:
             self._run(cur, SELECT_PAYMENTS_FOR_ORDER, (order_id,))
             rows = cur.fetchall()
@@ -683,6 +686,7 @@ class SQLStore:
         outcome: EventOutcome | None = None,
         finish: bool = False,
     ) -> None:
+        _ids.check_payment_ids(record)
         with self._write() as cur:
             if expected_version is None:
                 if self._run(cur, INSERT_PAYMENT, payment_params(record)) != 1:
@@ -709,6 +713,7 @@ class SQLStore:
                     ) from None
 
     def history(self, payment_id: str) -> list[TransitionRecord]:
+        _ids.check_id(payment_id, "payment id")
         with self._read() as cur:
             self._run(cur, SELECT_HISTORY, (payment_id,))
             rows = cur.fetchall()
@@ -729,6 +734,7 @@ class SQLStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         # the first delivery is one INSERT; a later one updates and reads the row in a
@@ -793,6 +799,7 @@ class SQLStore:
         it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
         """
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         try:
             with self._write() as cur:
@@ -872,10 +879,15 @@ class SQLStore:
             return self._finish(cur, claim, now)
 
     def release_event(self, claim: EventClaim, *, error: str) -> None:
+        # an exception's text, kept for operators: PostgreSQL text holds no NUL and no
+        # store can encode a lone surrogate, so both are escaped (the handler's exception
+        # must not be replaced by the driver's)
+        error = error.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
         with self._write_one() as cur:
             self._run(cur, RELEASE_EVENT, (error, claim.provider, claim.event_id, claim.token))
 
     def get_event(self, provider: str, event_id: str) -> EventRecord | None:
+        _ids.check_event_ids(provider, event_id)
         with self._read() as cur:
             self._run(cur, SELECT_EVENT, (provider, event_id))
             row = cur.fetchone()
@@ -888,6 +900,7 @@ class SQLStore:
         payment_id: str | None = None,
         limit: int | None = None,
     ) -> list[EventRecord]:
+        _ids.check_optional_id(payment_id, "payment id")
         clauses: list[str] = []
         params: list[Any] = []
         if since is not None:
@@ -911,12 +924,14 @@ class SQLStore:
     # -- idempotency records ----------------------------------------------------------------
 
     def get_operation(self, key: str) -> OperationRecord | None:
+        _ids.check_key(key)
         with self._read() as cur:
             self._run(cur, SELECT_OPERATION, (key,))
             row = cur.fetchone()
         return None if row is None else operation_from_row(row)
 
     def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        _ids.check_operation_ids(record)
         with self._write() as cur:
             self._run(
                 cur,
@@ -932,6 +947,7 @@ class SQLStore:
         return operation_from_row(row)
 
     def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        _ids.check_operation_ids(record)
         with self._write() as cur:
             changed = self._run(
                 cur,
@@ -954,6 +970,8 @@ class SQLStore:
         error_code: str | None,
         now: float,
     ) -> None:
+        _ids.check_key(key)
+        _ids.check_optional_id(result_id, "result id")
         with self._write() as cur:
             self._run(
                 cur,
@@ -963,6 +981,7 @@ class SQLStore:
             )  # fmt: skip
 
     def list_operations(self, prefix: str) -> list[OperationRecord]:
+        _ids.check_prefix(prefix)
         with self._read() as cur:
             self._run(cur, SELECT_OPERATIONS_BY_PREFIX, (prefix, prefix))
             rows = cur.fetchall()

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from paygate import _ids
 from paygate.stores._records import (
     ClaimLost,
     ClaimStatus,
@@ -50,10 +51,12 @@ class MemoryStore:
     # -- payments ---------------------------------------------------------------------
 
     def get_payment(self, payment_id: str) -> PaymentRecord | None:
+        _ids.check_id(payment_id, "payment id")
         with self._lock:
             return self._payments.get(payment_id)
 
     def payments_for_order(self, order_id: str) -> list[PaymentRecord]:
+        _ids.check_id(order_id, "order_id")
         with self._lock:
             return [self._payments[pid] for pid in self._by_order.get(order_id, ())]
 
@@ -74,6 +77,7 @@ class MemoryStore:
         outcome: EventOutcome | None = None,
         finish: bool = False,
     ) -> None:
+        _ids.check_payment_ids(record)
         with self._lock:
             current = self._payments.get(record.id)
             if expected_version is None:
@@ -100,6 +104,7 @@ class MemoryStore:
                 self._transitions.append(dataclasses.replace(transition, seq=seq))
 
     def history(self, payment_id: str) -> list[TransitionRecord]:
+        _ids.check_id(payment_id, "payment id")
         with self._lock:
             return [t for t in self._transitions if t.payment_id == payment_id]
 
@@ -118,6 +123,7 @@ class MemoryStore:
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         key = (provider, event_id)
         token = uuid.uuid4().hex
         with self._lock:
@@ -205,6 +211,7 @@ class MemoryStore:
             self._events[key] = dataclasses.replace(event, lease_until=None, last_error=error)
 
     def get_event(self, provider: str, event_id: str) -> EventRecord | None:
+        _ids.check_event_ids(provider, event_id)
         with self._lock:
             return self._events.get((provider, event_id))
 
@@ -215,6 +222,7 @@ class MemoryStore:
         payment_id: str | None = None,
         limit: int | None = None,
     ) -> list[EventRecord]:
+        _ids.check_optional_id(payment_id, "payment id")
         with self._lock:
             events = [
                 e
@@ -228,14 +236,17 @@ class MemoryStore:
     # -- idempotency records ----------------------------------------------------------
 
     def get_operation(self, key: str) -> OperationRecord | None:
+        _ids.check_key(key)
         with self._lock:
             return self._operations.get(key)
 
     def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        _ids.check_operation_ids(record)
         with self._lock:
             return self._operations.setdefault(record.key, record)
 
     def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        _ids.check_operation_ids(record)
         with self._lock:
             current = self._operations.get(record.key)
             if current is None or current.attempt != expected_attempt:
@@ -256,6 +267,8 @@ class MemoryStore:
         error_code: str | None,
         now: float,
     ) -> None:
+        _ids.check_key(key)
+        _ids.check_optional_id(result_id, "result id")
         with self._lock:
             current = self._operations.get(key)
             if current is None or current.attempt != attempt:
@@ -270,6 +283,7 @@ class MemoryStore:
             )
 
     def list_operations(self, prefix: str) -> list[OperationRecord]:
+        _ids.check_prefix(prefix)
         with self._lock:
             found = [op for key, op in self._operations.items() if key.startswith(prefix)]
         found.sort(key=lambda op: (op.created_at, op.key))

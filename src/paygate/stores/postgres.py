@@ -7,10 +7,22 @@ query string next to libpq's:
 * ``schema=NAME``: keep paygate's tables in this PostgreSQL schema (created by the
   upgrade), e.g. one per environment or per test run in a shared database;
 * ``pool_min=N`` / ``pool_max=N``: connections kept open / at most (default 1 / 8);
-* ``timeout=SECONDS``: how long a call waits for a free pool connection (default 30);
+* ``timeout=SECONDS``: how long a call waits for a free pool connection (default 10);
+* ``statement_timeout=SECONDS``: how long one call may use its connection (default 10;
+  ``0``: no limit). The server cancels a statement running longer (PostgreSQL's
+  ``statement_timeout``); the client gives the connection up one second later if no
+  answer came at all (a dead server or network, see :class:`_Watchdog`);
 * ``finish_commit=async|sync``: how the mark "handlers done" after an event's handlers
   is committed (default ``async``: without waiting for the disk flush; see
   ``_FINISH_EVENT_ASYNC``).
+
+libpq's ``connect_timeout`` defaults to 5 seconds here (libpq's own default is none), and
+TCP keepalives are on (``keepalives_idle=30``, ``keepalives_interval=5``,
+``keepalives_count=3``, and ``tcp_user_timeout`` at the client's bound), unless the URL
+sets them. A wait that runs out raises :class:`~paygate.stores.StoreTimeout` naming it; a
+dropped connection :class:`~paygate.stores.StoreUnavailable`; both retryable, neither
+ever showing the password. A pooled connection is checked before it is handed out (see
+``PostgresStore._check``), so a restarted database costs no failed call.
 
 The schema and every statement are :mod:`paygate.stores._sql`'s, shared with SQLite; the
 PostgreSQL differences are the :data:`POSTGRES` dialect below and ``CREATE SCHEMA``.
@@ -31,13 +43,20 @@ transition log's ``UNIQUE (provider, event_id)`` is the last line of defence.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import secrets
+import select
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from paygate import _ids
+from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
 from paygate.stores._records import (
@@ -48,6 +67,8 @@ from paygate.stores._records import (
     PaymentRecord,
     StoreConflict,
     StoreError,
+    StoreTimeout,
+    StoreUnavailable,
     TransitionRecord,
 )
 from paygate.stores._sql import (
@@ -319,6 +340,28 @@ class _RecentPayments:
             self._rows.pop(payment_id, None)
 
 
+#: libpq settings paygate sets unless the URL (or key/value string) gives them: libpq has
+#: no connect timeout by default (psycopg's is 130 s), and keepalives let the kernel
+#: notice a peer that vanished while a pooled connection sat idle
+_LIBPQ_DEFAULTS = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+_DEFAULT_POOL_TIMEOUT = 10.0
+_DEFAULT_STATEMENT_TIMEOUT = 10.0
+#: seconds the client waits for an answer past ``statement_timeout`` before it gives the
+#: connection up: the server's own cancel (a clean error, the connection kept) comes first
+#: whenever the server can still answer
+_CLIENT_GRACE = 1.0
+#: a pooled connection returned this recently is handed out without a round trip to
+#: check it (HikariCP's ``aliveBypassWindowMs``), unless its socket already has something
+#: to read (the server's goodbye, an EOF): the check costs one round trip only when idle
+_ALIVE_BYPASS = 1.0
+
+
 class _Connection(psycopg.Connection[Any]):
     """A pooled connection that keeps one cursor for the store's statements.
 
@@ -329,9 +372,15 @@ class _Connection(psycopg.Connection[Any]):
     broken connection is replaced by the pool together with its cursor. The cursor holds
     its last result until the connection's next statement: at most one per pooled
     connection.
+
+    ``_paygate_used``: when it was last returned to the pool (monotonic seconds);
+    ``_paygate_expired``: the watchdog gave it up (its call outlived the bound).
     """
 
     _paygate_cursor: psycopg.Cursor[Any] | None = None
+    _paygate_used = 0.0
+    _paygate_expired = False
+    _paygate_poller: Any = None
 
     def paygate_cursor(self) -> psycopg.Cursor[Any]:
         cur = self._paygate_cursor
@@ -340,47 +389,130 @@ class _Connection(psycopg.Connection[Any]):
         return cur
 
 
+def _shut_down(conn: _Connection) -> None:
+    """Shut the connection's socket down (both directions): a call blocked reading or
+    writing it fails at once with ``OperationalError``, and the pool discards it."""
+    with contextlib.suppress(OSError, psycopg.Error):
+        # a duplicate of libpq's descriptor: shutdown acts on the socket itself, and
+        # closing the duplicate leaves libpq's descriptor to libpq
+        sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
+def _readable(conn: _Connection) -> bool:
+    """Has an idle connection's socket something to read (a server's goodbye, an EOF)?
+    An idle connection is sent nothing else unless it LISTENs, which paygate's do not.
+    One ``poll`` system call: the poller is made once per connection."""
+    poller = conn._paygate_poller
+    if poller is None:
+        try:
+            fd = conn.pgconn.socket
+        except psycopg.Error:
+            return True  # closed or broken: let the full check say so
+        if not hasattr(select, "poll"):  # pragma: no cover - Windows
+            return bool(select.select([fd], [], [], 0)[0])
+        poller = conn._paygate_poller = select.poll()  # select() stops at descriptor 1023
+        poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _Watchdog:
+    """Bounds how long a call may keep a pooled connection: past its deadline, the
+    connection's socket is shut down (:func:`_shut_down`), so a call blocked on a server
+    or network that never answers fails at once.
+
+    Hand-written because nothing else bounds it: psycopg waits for an answer without a
+    limit, PostgreSQL's ``statement_timeout`` is applied by the server (which a partition
+    or a swallowed packet keeps from answering at all), and TCP keepalives and
+    ``tcp_user_timeout`` only notice a peer whose kernel stopped acknowledging -- not a
+    proxy or load balancer that keeps the TCP connection up and forwards nothing.
+
+    One thread per store, waking every ``tick`` seconds; ``watch`` and ``release`` are a
+    dict write and a locked pop, the only cost on the hot path.
+    """
+
+    def __init__(self, tick: float) -> None:
+        self._tick = tick
+        self._deadlines: dict[_Connection, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="paygate-pg-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, conn: _Connection, deadline: float) -> None:
+        self._deadlines[conn] = deadline  # one dict store: atomic under the GIL
+
+    def release(self, conn: _Connection) -> bool:
+        """Stop watching ``conn``; ``True`` if its deadline had passed and it was shut."""
+        with self._lock:
+            self._deadlines.pop(conn, None)
+        return conn._paygate_expired
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick):
+            now = monotonic()
+            with self._lock:  # a release waits: a connection is never shut once returned
+                for conn, deadline in list(self._deadlines.items()):
+                    if deadline <= now:
+                        del self._deadlines[conn]
+                        conn._paygate_expired = True
+                        _shut_down(conn)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class _Borrowed:
     """``with``: a connection borrowed from the pool (or, with ``cursor``, its cursor),
-    returned at the end of the block; a dropped connection's ``OperationalError`` becomes
-    a :class:`StoreError`.
+    returned at the end of the block; the driver's errors of a database that cannot be
+    reached or does not answer become :class:`StoreUnavailable` / :class:`StoreTimeout`.
 
     A class rather than a ``contextlib.contextmanager`` generator, and the pool's
     ``getconn``/``putconn`` rather than its own context manager: every statement on the
     webhook path pays for each layer (the generator's cost about 1 us a statement).
     """
 
-    __slots__ = ("_conn", "_cursor", "_display", "_pool", "_timeout")
+    __slots__ = ("_bound", "_conn", "_cursor", "_store")
 
-    def __init__(self, pool: ConnectionPool[Any], display: str, timeout: float, cursor: bool):
-        self._pool = pool
-        self._display = display
-        self._timeout = timeout
+    def __init__(self, store: PostgresStore, cursor: bool, bound: float | None) -> None:
+        self._store = store
         self._cursor = cursor
+        self._bound = bound  # seconds the block may keep the connection; None: no limit
 
     def __enter__(self) -> Any:
+        store = self._store
         try:
-            conn = self._conn = self._pool.getconn()
+            conn = self._conn = store._pool.getconn()
         except PoolTimeout:
-            raise StoreError(
-                f"PostgreSQL store {self._display}: no free connection within {self._timeout}s"
+            raise StoreTimeout(
+                f"PostgreSQL store {store._display}: no free connection within "
+                f"{store.timeout:g}s (the store URL's timeout=)",
+                what="pool",
+                seconds=store.timeout,
             ) from None
+        if self._bound is not None:
+            store._watchdog.watch(conn, monotonic() + self._bound)
         return conn.paygate_cursor() if self._cursor else conn
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        store, conn = self._store, self._conn
+        expired = store._watchdog.release(conn) if self._bound is not None else False
+        conn._paygate_used = monotonic()
         # an autocommit connection is idle here (a transaction() block has ended); the
         # pool rolls back anything else and replaces a broken connection
-        self._pool.putconn(self._conn)
-        if isinstance(exc, psycopg.OperationalError):
-            # a dropped connection, a server shutting down: the pool replaces the
-            # connection; the transaction was rolled back by the server
-            raise StoreError(
-                f"PostgreSQL store {self._display}: {type(exc).__name__}: {exc}"
-            ) from None
+        store._pool.putconn(conn)
+        if isinstance(exc, psycopg.OperationalError) or (
+            expired and isinstance(exc, psycopg.Error)
+        ):
+            raise store._translate(exc, expired=expired, bound=self._bound) from None
 
 
 #: paygate's own options in the URL's query string (the rest go to libpq)
-_OPTIONS = ("schema", "pool_min", "pool_max", "timeout", "finish_commit")
+_OPTIONS = ("schema", "pool_min", "pool_max", "timeout", "statement_timeout", "finish_commit")
 
 
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
@@ -412,6 +544,16 @@ def _int_option(options: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _seconds_option(options: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(options.get(name, default))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be seconds, got {options[name]!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigurationError(f"{name} must be seconds >= 0, got {options[name]!r}")
+    return value
+
+
 class PostgresStore(SQLStore):
     """The Store protocol on a PostgreSQL database, through a psycopg connection pool.
 
@@ -420,6 +562,11 @@ class PostgresStore(SQLStore):
     schema (run ``paygate db upgrade``) instead of doing it on open. ``finish_commit``:
     ``"async"`` (the default) commits the finish after an event's handlers without
     waiting for the disk flush, ``"sync"`` waits like every other commit.
+
+    Waits (seconds): ``timeout`` for a free pooled connection; ``statement_timeout`` for
+    one call's use of its connection (server side, and one second more client side; 0:
+    no limit); libpq's ``connect_timeout`` (default 5 here) for a new connection. See
+    the module's docstring.
     """
 
     dialect = POSTGRES
@@ -431,7 +578,8 @@ class PostgresStore(SQLStore):
         schema: str | None = None,
         pool_min: int = 1,
         pool_max: int = 8,
-        timeout: float = 30.0,
+        timeout: float = _DEFAULT_POOL_TIMEOUT,
+        statement_timeout: float = _DEFAULT_STATEMENT_TIMEOUT,
         migrate: bool = True,
         display: str | None = None,
         finish_commit: str = "async",
@@ -447,18 +595,40 @@ class PostgresStore(SQLStore):
             )
         if schema is not None and not schema.strip():
             raise ConfigurationError("schema must not be empty")
+        for name, seconds in (("timeout", timeout), ("statement_timeout", statement_timeout)):
+            if not float(seconds) >= 0 or float(seconds) == float("inf"):
+                raise ConfigurationError(f"{name} must be seconds >= 0, got {seconds!r}")
         self.schema = schema
         self.timeout = float(timeout)
-        self._display = display or _redact(conninfo)
+        self.statement_timeout = float(statement_timeout)
+        #: how long one call may keep its connection, client side (None: no limit)
+        self._bound = self.statement_timeout + _CLIENT_GRACE if self.statement_timeout else None
+        given = self._parse_conninfo(conninfo)
+        # every password the conninfo holds, to be scrubbed from any text shown
+        self._secrets = tuple(
+            str(given[key]) for key in ("password", "sslpassword") if given.get(key)
+        )
+        self._display = redact_dsn(display or conninfo, self._secrets)
         kwargs: dict[str, Any] = {"autocommit": True}
+        for key, value in _LIBPQ_DEFAULTS.items():
+            if key not in given:
+                kwargs[key] = value
+        if self._bound is not None and "tcp_user_timeout" not in given:
+            # unacknowledged data for longer than a call may take: the peer is gone
+            kwargs["tcp_user_timeout"] = str(int(self._bound * 1000))
+        options = []
         if schema is not None:
             # quoted as an identifier; a schema that does not exist yet is skipped by
             # PostgreSQL, and the upgrade creates it
             ident = '"' + schema.replace('"', '""') + '"'
-            search_path = "-c search_path=" + ident.replace("\\", "\\\\").replace(" ", "\\ ")
+            options.append("-c search_path=" + ident.replace("\\", "\\\\").replace(" ", "\\ "))
+        if self.statement_timeout and "statement_timeout" not in (given.get("options") or ""):
+            options.append(f"-c statement_timeout={int(self.statement_timeout * 1000)}")
+        if options:
             # keep libpq ``options`` given in the URL (-c synchronous_commit=off, ...)
-            given = psycopg.conninfo.conninfo_to_dict(conninfo).get("options")
-            kwargs["options"] = f"{given} {search_path}" if given else search_path
+            kwargs["options"] = " ".join(
+                [given["options"], *options] if given.get("options") else options
+            )
         self._pool = ConnectionPool(
             conninfo,
             min_size=pool_min,
@@ -466,18 +636,29 @@ class PostgresStore(SQLStore):
             kwargs=kwargs,
             connection_class=_Connection,
             timeout=self.timeout,
+            check=self._check,
             open=False,
             name="paygate",
         )
         self._closed = False
         self._close_lock = threading.Lock()
         self._recent = _RecentPayments()
+        #: set while this thread runs the schema upgrade: no statement bound (see upgrade)
+        self._unbounded = threading.local()
+        tick = min(1.0, max(0.05, (self._bound or 10.0) / 10))
+        self._watchdog = _Watchdog(tick)
         try:
             self._pool.open(wait=True, timeout=self.timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
-            raise StoreError(
-                f"cannot connect to PostgreSQL store {self._display}: {type(exc).__name__}"
+            self._watchdog.stop()
+            connect = given.get("connect_timeout", _LIBPQ_DEFAULTS["connect_timeout"])
+            raise StoreTimeout(
+                f"cannot connect to PostgreSQL store {self._display} within "
+                f"{self.timeout:g}s (connect_timeout={connect}s per attempt, timeout="
+                f"{self.timeout:g}s in all): {type(exc).__name__}",
+                what="connect",
+                seconds=self.timeout,
             ) from None
         try:
             self.ensure_schema(migrate=migrate)
@@ -485,24 +666,41 @@ class PostgresStore(SQLStore):
             self.close()
             raise
 
+    def _parse_conninfo(self, conninfo: str) -> dict[str, Any]:
+        """libpq's reading of ``conninfo``. A malformed one is a ConfigurationError that
+        quotes nothing of it: libpq's message quotes the part it could not read, which
+        can be a password (``password hunter2``: missing "=" after ...), so only the
+        quoted parameter names and punctuation are kept."""
+        try:
+            return psycopg.conninfo.conninfo_to_dict(conninfo)
+        except psycopg.Error as exc:
+            known = {d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults()}
+
+            def quoted(match: re.Match[str]) -> str:
+                inner = match.group(1)
+                keep = inner in known or not any(c.isalnum() for c in inner)
+                return match.group() if keep else '"..."'
+
+            message = re.sub(r'"([^"]*)"', quoted, str(exc).strip().splitlines()[0])
+            raise ConfigurationError(
+                f"the PostgreSQL connection string is not valid: {message}"
+            ) from None
+
     @classmethod
     def from_url(cls, url: str, *, migrate: bool = True) -> PostgresStore:
         """``postgresql://user:password@host:5432/db?schema=paygate&pool_max=16``."""
         conninfo, options = _split_url(url)
-        try:
-            timeout = float(options.get("timeout", 30.0))
-        except ValueError:
-            raise ConfigurationError(
-                f"timeout must be seconds, got {options['timeout']!r}"
-            ) from None
         return cls(
             conninfo,
             schema=options.get("schema") or None,
             pool_min=_int_option(options, "pool_min", 1),
             pool_max=_int_option(options, "pool_max", 8),
-            timeout=timeout,
+            timeout=_seconds_option(options, "timeout", _DEFAULT_POOL_TIMEOUT),
+            statement_timeout=_seconds_option(
+                options, "statement_timeout", _DEFAULT_STATEMENT_TIMEOUT
+            ),
             migrate=migrate,
-            display=_redact(url),
+            display=url,
             finish_commit=options.get("finish_commit", "async"),
         )
 
@@ -512,14 +710,71 @@ class PostgresStore(SQLStore):
     # -- connections ------------------------------------------------------------------------
 
     def _connection(self, *, cursor: bool = False) -> _Borrowed:
-        """A pooled connection (or, with ``cursor``, its cursor) for a ``with`` block."""
+        """A pooled connection (or, with ``cursor``, its cursor) for a ``with`` block,
+        kept at most ``statement_timeout`` + 1 s (none while upgrading the schema)."""
         if self._closed:
             raise ConfigurationError("this PostgresStore is closed")
-        return _Borrowed(self._pool, self._display, self.timeout, cursor)
+        unbounded = getattr(self._unbounded, "active", False)
+        return _Borrowed(self, cursor, None if unbounded else self._bound)
+
+    def _check(self, conn: _Connection) -> None:
+        """The pool's check of a connection before handing it out (psycopg_pool's
+        ``check=``): raises if it is broken, so the pool replaces it and the caller gets
+        a working one -- a database restarted since costs no failed call.
+
+        A connection used within the last second with nothing to read is taken as it is
+        (a round trip per call would double the webhook path's); otherwise the pool's
+        own check runs (an empty query), bounded like a call. A broken one means the
+        others idle in the pool are most likely broken too (a restart, a cut network):
+        they are all replaced now, rather than found one per call, each after the pool's
+        growing back-off (1 s, 2 s, 4 s, ...).
+        """
+        if monotonic() - conn._paygate_used < _ALIVE_BYPASS and not _readable(conn):
+            return
+        if self._bound is not None:
+            self._watchdog.watch(conn, monotonic() + self._bound)
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._pool.drain()
+            raise
+        finally:
+            if self._bound is not None:
+                self._watchdog.release(conn)
+        conn._paygate_used = monotonic()
+
+    def _translate(self, exc: psycopg.Error, *, expired: bool, bound: float | None) -> StoreError:
+        """The paygate error for a driver error of a call (never the password)."""
+        where = f"PostgreSQL store {self._display}"
+        if expired:
+            return StoreTimeout(
+                f"{where}: no answer within {bound:g}s (statement_timeout="
+                f"{self.statement_timeout:g}s + {_CLIENT_GRACE:g}s); the connection was "
+                "given up",
+                what="statement",
+                seconds=bound,
+            )
+        text = redact_dsn(
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "", self._secrets
+        )
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return StoreTimeout(
+                f"{where}: the statement ran past statement_timeout="
+                f"{self.statement_timeout:g}s and was canceled by the server ({text})",
+                what="statement",
+                seconds=self.statement_timeout,
+            )
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreTimeout(f"{where}: lock_timeout ran out ({text})", what="lock")
+        return StoreUnavailable(f"{where}: {type(exc).__name__}: {text}")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
         with self._connection() as conn, conn.transaction():
+            if getattr(self._unbounded, "active", False):
+                # a migration may rewrite a large table or wait for a long transaction
+                conn.execute("SET LOCAL statement_timeout = 0")
             yield conn.paygate_cursor()
 
     def _write_one(self) -> contextlib.AbstractContextManager[Cursor]:
@@ -561,6 +816,7 @@ class PostgresStore(SQLStore):
         the payment exists, else a read. Then one statement writes event, payment and
         transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
         """
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         # 32 hex digits like uuid4().hex (128 random bits, not 122), without a UUID object
         token = secrets.token_hex(16)
 
@@ -685,6 +941,7 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
     ) -> EventClaim:
         """:meth:`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
+        _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         params = (provider, event_id, event_type, provider_type, payment_id,
                   _json(payload), occurred_at, now, token, now + lease_seconds,
@@ -727,16 +984,23 @@ class PostgresStore(SQLStore):
     # -- schema -----------------------------------------------------------------------------
 
     def upgrade(self) -> int:
-        if self.schema is not None:
-            # under the migration lock too: concurrent CREATE SCHEMA IF NOT EXISTS race
-            with self._connection() as conn, conn.transaction():
-                conn.execute(str(self.dialect.migration_lock))
-                conn.execute(
-                    pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                        pgsql.Identifier(self.schema)
+        """The shared upgrade, without ``statement_timeout`` and the client's bound: a
+        migration may rewrite a large table, and waits its turn behind a concurrent
+        upgrader's (the migration lock). TCP keepalives still notice a dead network."""
+        self._unbounded.active = True
+        try:
+            if self.schema is not None:
+                # under the migration lock too: concurrent CREATE SCHEMA IF NOT EXISTS race
+                with self._write() as cur:
+                    cur.execute(str(self.dialect.migration_lock))
+                    cur.execute(
+                        pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            pgsql.Identifier(self.schema)
+                        )
                     )
-                )
-        return super().upgrade()
+            return super().upgrade()
+        finally:
+            self._unbounded.active = False
 
     def close(self) -> None:
         """Close the pool's connections."""
@@ -745,3 +1009,4 @@ class PostgresStore(SQLStore):
                 return
             self._closed = True
         self._pool.close()
+        self._watchdog.stop()

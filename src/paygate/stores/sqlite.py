@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
-from paygate.stores._records import StoreError
+from paygate.stores._records import StoreError, StoreTimeout
 from paygate.stores._sql import Cursor, Dialect, SQLStore
 
 __all__ = ["SQLITE", "SQLiteStore"]
@@ -40,6 +41,17 @@ SQLITE = Dialect(
 )
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: the busy timeout unless the URL's ``timeout=`` says otherwise: how long a writer waits
+#: for another's write lock (SQLite's writers take turns)
+_DEFAULT_TIMEOUT = 30.0
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: the busy timeout ran out."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (named in 3.11+)
+    return "locked" in str(exc)  # pragma: no cover - Python 3.10
 
 
 class SQLiteStore(SQLStore):
@@ -56,12 +68,14 @@ class SQLiteStore(SQLStore):
         self,
         path: str | os.PathLike[str],
         *,
-        timeout: float = 30.0,
+        timeout: float = _DEFAULT_TIMEOUT,
         synchronous: str = "FULL",
         migrate: bool = True,
     ) -> None:
         self.path = str(path)
         self.timeout = float(timeout)
+        if not 0 <= self.timeout < float("inf"):
+            raise ConfigurationError(f"timeout must be seconds >= 0, got {timeout!r}")
         self.synchronous = synchronous.upper()
         if self.synchronous not in _SYNCHRONOUS:
             raise ConfigurationError(
@@ -95,14 +109,14 @@ class SQLiteStore(SQLStore):
             path = rest[1:]
         else:
             raise ConfigurationError(
-                f"SQLite URL must be sqlite:///path.db (three slashes), got {url!r}"
+                f"SQLite URL must be sqlite:///path.db (three slashes), got {redact_dsn(url)!r}"
             )
         options = {k: v[-1] for k, v in parse_qs(query).items()}
         unknown = set(options) - {"synchronous", "timeout"}
         if unknown:
             raise ConfigurationError(f"unknown SQLite store options: {', '.join(sorted(unknown))}")
         try:
-            timeout = float(options.get("timeout", 30.0))
+            timeout = float(options.get("timeout", _DEFAULT_TIMEOUT))
         except ValueError:
             raise ConfigurationError(
                 f"timeout must be seconds, got {options['timeout']!r}"
@@ -155,15 +169,17 @@ class SQLiteStore(SQLStore):
                 try:
                     cur.execute("BEGIN IMMEDIATE")  # waits up to `timeout` for the write lock
                 except sqlite3.OperationalError as exc:
-                    raise StoreError(
-                        f"SQLite store {self.path!r}: no write lock within {self.timeout}s ({exc})"
-                    ) from None
+                    raise self._translate(exc, "no write lock") from None
                 try:
                     yield cur
                 except BaseException:
                     conn.rollback()
                     raise
-                conn.commit()
+                try:
+                    conn.commit()
+                except sqlite3.OperationalError as exc:
+                    conn.rollback()
+                    raise self._translate(exc, "the commit could not take its lock") from None
             finally:
                 cur.close()
 
@@ -173,8 +189,23 @@ class SQLiteStore(SQLStore):
             cur = self._connection().cursor()
             try:
                 yield cur
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                raise self._translate(exc, "the database stayed locked") from None
             finally:
                 cur.close()
+
+    def _translate(self, exc: sqlite3.OperationalError, what: str) -> StoreError:
+        """A lock wait that ran out (SQLITE_BUSY after ``timeout``) is a StoreTimeout."""
+        if _busy(exc):
+            return StoreTimeout(
+                f"SQLite store {self.path!r}: {what} within {self.timeout:g}s "
+                f"(the store URL's timeout=; {exc})",
+                what="lock",
+                seconds=self.timeout,
+            )
+        return StoreError(f"SQLite store {self.path!r}: {what}: {exc}")
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
