@@ -1,6 +1,12 @@
-"""nox sessions: tests, lint, typecheck, docs, bench."""
+"""nox sessions: tests, lint, typecheck, docs, bench, package.
+
+The development tools are PEP 735 dependency groups in pyproject.toml (``--group``: pip 25.1
+or newer, which every session installs first).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -8,9 +14,18 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-@nox.session
+#: every Python the package supports (the classifiers); a missing interpreter is skipped
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _install(session: nox.Session, *args: str) -> None:
+    session.install("--upgrade", "pip>=25.1")
+    session.install(*args)
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    _install(session, "-e", ".[all]", "--group", "test")
     session.run("pytest", *session.posargs)
 
 
@@ -23,13 +38,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    _install(session, "-e", ".[all]", "--group", "dev")
     session.run("mypy")
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    session.install("-e", ".[docs]")
+    _install(session, "-e", ".", "--group", "docs")
     # NO_MKDOCS_2_WARNING: mkdocs-material's end-of-life banner is not a build warning
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
@@ -39,5 +54,16 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks under bench/: figures printed, not asserted (they are not tests)."""
-    session.install("-e", ".[dev,bench]")
+    _install(session, "-e", ".[all]", "--group", "dev", "--group", "bench")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel into dist/ and check what the index would render."""
+    import shutil
+
+    _install(session, "--group", "package")
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", "dist")
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in Path("dist").iterdir()))
