@@ -6,6 +6,7 @@ or newer, which every session installs first).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -16,6 +17,20 @@ nox.options.reuse_existing_virtualenvs = True
 
 #: every Python the package supports (the classifiers); a missing interpreter is skipped
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _pyenv_interpreters() -> None:
+    """Put each pyenv-installed CPython's bin/ on PATH for nox to find ``python3.X``.
+
+    pyenv's shims answer only for the versions selected (``pyenv global``); for the others a
+    shim exists but fails, and nox would take that failure for the interpreter's."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found = [str(p) for p in sorted(root.glob("versions/3.*/bin")) if p.is_dir()]
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_pyenv_interpreters()
 
 
 def _install(session: nox.Session, *args: str) -> None:
