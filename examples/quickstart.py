@@ -17,3 +17,4 @@ for delivery in gw.provider.take_webhooks():
 
 refund = gw.refund(payment.id, amount=Money.of("5.00", "USD"))
 print(gw.get_payment(payment.id).status)  # partially_refunded
+gw.close()  # closes the store (or: with paygate.connect(...) as gw: ...)

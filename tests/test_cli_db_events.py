@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import textwrap
 import uuid
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.test_gateway_webhooks import paid_payment_events
 
 
 def _tables(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return sorted(name for (name,) in rows if name.startswith("paygate_"))
 
@@ -83,7 +84,7 @@ def test_db_upgrade_refuses_a_newer_schema_and_changes_nothing(
 ) -> None:
     db = tmp_path / "p.db"
     assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE paygate_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
     before = db.read_bytes()
     capsys.readouterr()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -391,7 +392,7 @@ def test_the_sqlite_file_never_holds_a_client_secret(
     assert p.client_secret and p.client_secret.startswith(p.id)
     deliver(gw)
     gw.close()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         dump = "\n".join(conn.iterdump())
     assert p.id in dump and p.client_secret not in dump and "_secret_" not in dump
 

@@ -95,7 +95,7 @@ def test_missing_sdk_gives_the_install_hint(
     with pytest.raises(ProviderNotInstalled) as caught:
         load_provider_class("stripe")
     message = str(caught.value)
-    assert "pip install 'paygate[stripe]'" in message
+    assert "pip install 'paygate-payments[stripe]'" in message
     assert "'stripe'" in message
     assert isinstance(caught.value, ConfigurationError)
 
@@ -128,7 +128,7 @@ def test_builtin_adapter_without_its_sdk(
         if hasattr(providers, child):
             monkeypatch.setattr(providers, child, getattr(providers, child))
         monkeypatch.delitem(sys.modules, loaded)
-    with pytest.raises(ProviderNotInstalled, match=rf"pip install 'paygate\[{name}\]'"):
+    with pytest.raises(ProviderNotInstalled, match=rf"pip install 'paygate-payments\[{name}\]'"):
         load_provider_class(name)
 
 
@@ -237,7 +237,7 @@ def test_register_a_lazy_target_with_an_extra(
     register_provider("lazy", "pg_test_lazy_adapter:Lazy", extra="acme")
     assert "pg_test_lazy_adapter" not in sys.modules  # nothing imported at registration
     block_import(monkeypatch, "acmesdk")
-    with pytest.raises(ProviderNotInstalled, match=r"pip install 'paygate\[acme\]'"):
+    with pytest.raises(ProviderNotInstalled, match=r"pip install 'paygate-payments\[acme\]'"):
         load_provider_class("lazy")
     monkeypatch.delitem(sys.modules, "acmesdk")
     write_module(adapter_dir, "acmesdk", "")

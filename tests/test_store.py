@@ -6,6 +6,7 @@ import dataclasses
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -333,7 +334,7 @@ def test_sqlite_persists_across_reopen_and_uses_wal(tmp_path: Path) -> None:
     assert got is not None and got.status is S.PENDING
     assert len(second.history("pay_1")) == 1
     second.close()
-    with sqlite3.connect(tmp_path / "p.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "p.db")) as conn, conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT value FROM paygate_meta").fetchone()[0] == str(SCHEMA_VERSION)
 
@@ -341,7 +342,7 @@ def test_sqlite_persists_across_reopen_and_uses_wal(tmp_path: Path) -> None:
 def test_sqlite_refuses_a_newer_schema_and_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     open_store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE paygate_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
     before = path.read_bytes()
     with pytest.raises(SchemaVersionError, match="newer than this paygate"):
@@ -353,7 +354,7 @@ def test_sqlite_corrupt_row_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     s = open_store(f"sqlite:///{path}")
     s.save_payment(record(), expected_version=None)
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE paygate_payments SET status = 'exploded'")
     with pytest.raises(Exception, match="payment row 'pay_1' is corrupt"):
         s.get_payment("pay_1")

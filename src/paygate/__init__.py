@@ -9,6 +9,7 @@ access (PEP 562), so ``import paygate`` stays fast and never imports a provider 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from paygate._redact import install_log_filters as _install_log_filters
@@ -76,7 +77,12 @@ if TYPE_CHECKING:
     from paygate.reconcile import OrderRecord, ReconciliationReport
     from paygate.stores import MemoryStore, SQLiteStore, Store, open_store
 
+#: the one place the version is written: hatchling reads it for the distribution's metadata
 __version__ = "0.1.0"
+
+# A library's logger stays silent until the application configures logging: without a
+# handler, Python's last-resort handler would print paygate's WARNING lines to stderr.
+logging.getLogger("paygate").addHandler(logging.NullHandler())
 
 # name -> module that defines it, imported on first attribute access (PEP 562)
 _LAZY: dict[str, str] = {

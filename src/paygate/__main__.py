@@ -1,7 +1,8 @@
 """The ``paygate`` command line: ``paygate demo``, ``paygate db upgrade``, ...
 
 Each subcommand lives in its own module, imported only when it runs, which exposes
-``add_arguments(parser)`` and ``run(args) -> int``.
+``add_arguments(parser)`` and ``run(args) -> int``. ``paygate --version`` prints the
+installed paygate's version.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,26 +23,43 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+def top_parser() -> argparse.ArgumentParser:
+    """``paygate``'s own parser: the subcommands by name, ``--version``."""
+    from paygate import __version__
+
     parser = argparse.ArgumentParser(prog="paygate", description="paygate command line")
+    parser.add_argument(
+        "--version", action="version", version=f"paygate {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
-    if not args_list or args_list[0] in ("-h", "--help") or args_list[0] not in COMMANDS:
-        parser.parse_args(args_list or ["--help"])
+    return parser
+
+
+def command_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
+    """The parser of ``paygate <name>`` and its module (imported now)."""
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    cmd_parser = argparse.ArgumentParser(prog=f"paygate {name}", description=help_text)
+    module.add_arguments(cmd_parser)
+    return cmd_parser, module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = top_parser()
+    if not args_list or args_list[0] not in COMMANDS:
+        parser.parse_args(args_list or ["--help"])  # --help, --version, or a usage error
         return 2
     name = args_list[0]
-    module_name, help_text = COMMANDS[name]
     try:
-        module = importlib.import_module(module_name)
+        cmd_parser, module = command_parser(name)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("paygate"):
             print(f"paygate {name}: not available in this version", file=sys.stderr)
             return 2
         raise
-    cmd_parser = argparse.ArgumentParser(prog=f"paygate {name}", description=help_text)
-    module.add_arguments(cmd_parser)
     try:
         result: int = module.run(cmd_parser.parse_args(args_list[1:]))
     except BrokenPipeError:

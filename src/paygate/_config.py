@@ -5,6 +5,9 @@ Imported only by ``Gateway.from_config``/``from_env`` and by the adapters (for
 free of pydantic. The store URL is a ``SecretStr`` (it may carry a database password);
 provider settings go to the adapter untouched, which validates them with its own
 pydantic model and keeps its secrets as ``SecretStr``.
+
+The environment is read by :mod:`paygate._env` (pydantic-settings: the variables, a
+``.env`` file, a secrets directory), imported only by :func:`settings_from_env`.
 """
 
 from __future__ import annotations
@@ -106,9 +109,16 @@ def settings_from_mapping(config: Mapping[str, Any]) -> GatewaySettings:
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
-    """``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL``, ``PAYGATE_<PROVIDER>_<SETTING>`` ..."""
+    """``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL``, ``PAYGATE_<PROVIDER>_<SETTING>`` ...
+
+    From ``environ`` when given, else from the process environment, with a ``.env`` file
+    (``PAYGATE_ENV_FILE``, default ``./.env`` for the process environment) and a secrets
+    directory (``PAYGATE_SECRETS_DIR``) behind them."""
+    from paygate._env import read_environment
+
     env = os.environ if environ is None else environ
-    provider = env.get(f"{ENV_PREFIX}PROVIDER", "").strip()
+    found, provider_settings = read_environment(env, process=environ is None)
+    provider = (found.get("provider") or "").strip()
     if not provider:
         raise ConfigurationError(
             "PAYGATE_PROVIDER is not set: name the provider (fake, stripe, paypal, square)"
@@ -116,7 +126,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> GatewaySettin
     data: dict[str, Any] = {"provider": provider}
     retry: dict[str, str] = {}
     for name, target in _GATEWAY_ENV.items():
-        value = env.get(ENV_PREFIX + name)
+        value = found.get(name.lower())
         if value is None or name == "PROVIDER":
             continue
         if target.startswith("retry."):
@@ -125,12 +135,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> GatewaySettin
             data[target] = value
     if retry:
         data["retry"] = retry
-    provider_prefix = f"{ENV_PREFIX}{provider.upper()}_"
-    data["settings"] = {
-        key.removeprefix(provider_prefix).lower(): value
-        for key, value in env.items()
-        if key.startswith(provider_prefix) and len(key) > len(provider_prefix)
-    }
+    data["settings"] = provider_settings(f"{ENV_PREFIX}{provider.upper()}_")
     try:
         return GatewaySettings.model_validate(data)
     except PydanticValidationError as exc:

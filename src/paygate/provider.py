@@ -265,7 +265,7 @@ class ProviderSpec:
     """Where an adapter lives and what to install for it (fsspec-style lazy registry)."""
 
     target: str  # "module:Class"
-    extra: str | None = None  # pip extra: paygate[extra]
+    extra: str | None = None  # pip extra: paygate-payments[extra]
     requires: tuple[str, ...] = ()  # top-level modules the adapter imports
 
 
@@ -330,7 +330,7 @@ def load_provider_class(name: str) -> Callable[..., Any]:
         if entry.extra and (missing.split(".")[0] in entry.requires or not entry.requires):
             raise ProviderNotInstalled(
                 f"provider {name!r} needs the {missing!r} package: "
-                f"pip install 'paygate[{entry.extra}]'"
+                f"pip install 'paygate-payments[{entry.extra}]'"
             ) from None
         raise
     cls: Callable[..., Any] = getattr(module, attr)

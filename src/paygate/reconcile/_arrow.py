@@ -1,4 +1,4 @@
-"""The pyarrow fast path of the CSV readers (optional: ``pip install 'paygate[reconcile]'``).
+"""The pyarrow fast path of the CSV readers (``pip install 'paygate-payments[reconcile]'``).
 
 Why: splitting a million CSV lines into Python ``str`` objects is most of a pure-Python
 reconciliation. ``pyarrow.csv.open_csv`` parses in C++, streams record batches (memory stays

@@ -43,7 +43,12 @@ PROVIDERS = ("stripe", "paypal", "square", "generic")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", required=True, choices=PROVIDERS)
+    parser.add_argument(
+        "--provider",
+        required=True,
+        choices=PROVIDERS,
+        help="whose records: stripe, paypal, square, or generic (a CSV of your own mapping)",
+    )
     records = parser.add_mutually_exclusive_group(required=True)
     records.add_argument(
         "--report",
@@ -72,7 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROLE=COLUMN,...",
         help="map the orders CSV's columns, e.g. 'order_id=Order No,amount=Total'",
     )
-    parser.add_argument("--orders-amount-unit", choices=("major", "minor"), default="major")
+    parser.add_argument(
+        "--orders-amount-unit",
+        choices=("major", "minor"),
+        default="major",
+        help="the orders CSV's amounts: major units (19.99) or minor units (1999) (major)",
+    )
     parser.add_argument("--currency", help="currency of orders when the CSV has no column")
     parser.add_argument("--since", type=_moment, help="ISO date/time, inclusive (UTC if naive)")
     parser.add_argument("--until", type=_moment, help="ISO date/time, exclusive")
@@ -83,12 +93,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long an order may lack a provider record before it is missing (24)",
     )
     parser.add_argument(
-        "--on-unpaid-charged", choices=("refund", "mark_paid", "investigate"), default="refund"
+        "--on-unpaid-charged",
+        choices=("refund", "mark_paid", "investigate"),
+        default="refund",
+        help="action for an order the books call unpaid that the provider charged (refund)",
     )
     parser.add_argument(
-        "--on-paid-without-payment", choices=("cancel", "investigate"), default="investigate"
+        "--on-paid-without-payment",
+        choices=("cancel", "investigate"),
+        default="investigate",
+        help="action for an order the books call paid that no provider payment backs (investigate)",
     )
-    parser.add_argument("--on-double-charge", choices=("refund", "investigate"), default="refund")
+    parser.add_argument(
+        "--on-double-charge",
+        choices=("refund", "investigate"),
+        default="refund",
+        help="action for an order charged more than once: refund the extra charges (refund)",
+    )
     parser.add_argument("--out", metavar="FILE", help="write the report (.csv, .json or .html)")
     parser.add_argument(
         "--apply", action="store_true", help="carry out the actions (default: dry run)"

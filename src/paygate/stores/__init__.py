@@ -7,7 +7,7 @@ every state transition with the event that caused it.
 * :class:`MemoryStore` -- one process, for tests and scripts (``"memory://"``).
 * :class:`SQLiteStore` -- the embedded default, safe for threads and processes sharing one
   file (``"sqlite:///path/to/paygate.db"``).
-* ``PostgresStore`` -- several app servers (``"postgresql://..."``, ``paygate[postgres]``);
+* ``PostgresStore`` -- several app servers (``"postgresql://..."``, ``paygate-payments[postgres]``);
   it shares schema and SQL with the SQLite store (:mod:`paygate.stores._sql`).
 
 Every write that must be atomic is one call: :meth:`Store.save_payment` writes the payment
@@ -253,7 +253,7 @@ def open_store(url: str) -> Store:
             ) from None
         missing = (exc.name or "").split(".")[0]
         raise ConfigurationError(
-            f"store {_redact(url)!r} needs the {missing!r} package: pip install 'paygate[postgres]'"
+            f"store {_redact(url)!r} needs {missing!r}: pip install 'paygate-payments[postgres]'"
         ) from None
     factory: Any = module
     for part in attr_path.split("."):

@@ -1,6 +1,6 @@
 """``PostgresStore``: the store for several app servers sharing one PostgreSQL database.
 
-Needs ``pip install 'paygate[postgres]'`` (psycopg 3 and psycopg-pool). Open it with
+Needs ``pip install 'paygate-payments[postgres]'`` (psycopg 3 and psycopg-pool). Open it with
 ``open_store("postgresql://user@host:5432/dbname")``; paygate's own options travel in the
 query string next to libpq's:
 
@@ -102,7 +102,7 @@ try:
     from psycopg_pool import ConnectionPool, PoolTimeout
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise ModuleNotFoundError(
-        "the PostgreSQL store needs psycopg 3 and psycopg-pool: pip install 'paygate[postgres]'",
+        "PostgresStore needs psycopg and psycopg-pool: pip install 'paygate-payments[postgres]'",
         name=exc.name,
     ) from None
 
