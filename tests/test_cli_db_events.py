@@ -37,8 +37,9 @@ def test_db_upgrade_creates_a_sqlite_schema_and_version_reports_it(
     assert capsys.readouterr().out == (
         f"sqlite:///{db}: schema created at version {SCHEMA_VERSION}\n"
     )
-    assert _tables(db) == ["paygate_events", "paygate_meta", "paygate_operations",
-                           "paygate_payments", "paygate_transitions"]  # fmt: skip
+    assert _tables(db) == ["paygate_events", "paygate_facts", "paygate_meta",
+                           "paygate_operations", "paygate_payments",
+                           "paygate_transitions"]  # fmt: skip
     assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0  # again: a no-op
     assert capsys.readouterr().out == (
         f"sqlite:///{db}: schema already at version {SCHEMA_VERSION}\n"

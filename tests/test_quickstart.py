@@ -33,4 +33,4 @@ def test_the_example_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["succeeded", "paid: ord_1", "partially_refunded"]
+    assert done.stdout.splitlines() == ["paid: ord_1", "succeeded", "partially_refunded"]

@@ -34,10 +34,11 @@ import contextlib
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from paygate._facts import Fact
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
 from paygate.stores._records import (
@@ -52,6 +53,7 @@ from paygate.stores._records import (
 )
 from paygate.stores._sql import (
     APPLIED_EVENT_COLUMNS,
+    FACT_COLUMNS,
     FINISH_EVENT,
     INSERT_EVENT,
     PAYMENT_COLUMNS,
@@ -66,6 +68,7 @@ from paygate.stores._sql import (
     SQLStore,
     _json,
     applied_event_params,
+    fact_params,
     payment_from_row,
     payment_params,
     redelivered_claim,
@@ -191,6 +194,37 @@ INGEST_STATEMENTS = {
     for logged in (True, False)
     for probing in ((True, False) if inserting else (False,))
 }
+
+
+def _facts_cte(count: int) -> str:
+    """The outbox rows of ``count`` facts, only if ``ev`` wrote (so with the transition)."""
+    one = f"SELECT {_typed_params(FACT_COLUMNS)} FROM ev"
+    return (
+        f"fa AS (INSERT INTO paygate_facts ({FACT_COLUMNS}) "
+        + " UNION ALL ".join([one] * count)
+        + " ON CONFLICT (id) DO NOTHING)"
+    )
+
+
+_WITH_FACTS: dict[tuple[bool, bool, bool, int], str] = {}
+
+
+def ingest_statement(inserting: bool, logged: bool, probing: bool, facts: int) -> str:
+    """``INGEST_STATEMENTS``' statement, writing ``facts`` outbox rows too (a CTE ``fa``
+    on ``ev``, so they are written with the payment and the transition or not at all).
+    Built on first use: an event applies one fact, or two with an implied capture."""
+    if facts == 0:
+        return INGEST_STATEMENTS[inserting, logged, probing]
+    key = (inserting, logged, probing, facts)
+    statement = _WITH_FACTS.get(key)
+    if statement is None:
+        statement = _WITH_FACTS[key] = POSTGRES.sql(
+            f"WITH pay AS ({_PAY_INSERTING if inserting else _PAY_UPDATING}), ev AS ({_EV})"
+            + (f", tr AS ({_TR})" if logged else "")
+            + f", {_facts_cte(facts)}, {_DUP} {_result('pay', probing=probing)}"
+        )
+    return statement
+
 
 # psycopg caches a statement's translation to PostgreSQL's own placeholders for at most
 # 50 parameters (psycopg._queries.MAX_CACHED_STATEMENT_PARAMS); a statement with more is
@@ -641,9 +675,14 @@ class PostgresStore(SQLStore):
             params = update_payment_params(record, plan.expected_version) + event + event_row(plan)
         if plan.transition is not None:
             params += transition_params(plan.transition)
-        statement = INGEST_STATEMENTS[
-            plan.expected_version is None, plan.transition is not None, probe is not None
-        ]
+        for fact in plan.facts:
+            params += fact_params(fact)
+        statement = ingest_statement(
+            plan.expected_version is None,
+            plan.transition is not None,
+            probe is not None,
+            len(plan.facts),
+        )
         cur.execute(statement, params + known)
         wrote, state, row = _ingest_result(cur.fetchone())
         if wrote:
@@ -694,11 +733,12 @@ class PostgresStore(SQLStore):
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
         finish: bool = False,
+        facts: Sequence[Fact] = (),
     ) -> None:
         try:
             super().save_payment(
                 record, expected_version=expected_version, transition=transition,
-                claim=claim, outcome=outcome, finish=finish,
+                claim=claim, outcome=outcome, finish=finish, facts=facts,
             )  # fmt: skip
         except BaseException:
             self._recent.drop(record.id)
