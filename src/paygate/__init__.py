@@ -38,7 +38,8 @@ from paygate.errors import (
 from paygate.money import Money
 
 if TYPE_CHECKING:
-    from paygate.gateway import Gateway, RetryPolicy, WebhookResult, connect
+    from paygate._facts import FACT_TYPES, Fact
+    from paygate.gateway import DispatchSummary, Gateway, RetryPolicy, WebhookResult, connect
     from paygate.models import (
         CheckoutSession,
         CheckoutStatus,
@@ -74,6 +75,9 @@ __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first attribute access (PEP 562)
 _LAZY: dict[str, str] = {
+    "DispatchSummary": "paygate.gateway",
+    "FACT_TYPES": "paygate._facts",
+    "Fact": "paygate._facts",
     "CheckoutSession": "paygate.models",
     "CheckoutStatus": "paygate.models",
     "Customer": "paygate.models",
@@ -129,6 +133,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "FACT_TYPES",
+    "DispatchSummary",
+    "Fact",
     "AuthenticationError",
     "BaseProvider",
     "Capability",

@@ -1610,9 +1610,15 @@ class Gateway:
         for _ in range(_CAS_ATTEMPTS):
             now = self.clock()
             current = self.store.get_payment(payment_id)
+            implied: tuple[PaymentEvent, ...] = ()
             if current is None:
                 snapshot, state = self._unseen(event, payment_id)
                 previous = None
+                if state.status is S.SUCCEEDED:
+                    # met through a refund or dispute: the provider says it was captured,
+                    # and the app hears that first (the payment.succeeded may come later)
+                    implied = (PaymentEvent(Trigger.SUCCEEDED, amount=state.captured),)
+                    base = PaymentState(S.PENDING, state.amount)
             else:
                 snapshot, state, previous = current.payment, current.state, current.status
             try:
@@ -1642,6 +1648,9 @@ class Gateway:
                 amount=change.amount,
                 event=event,
             )
+            if implied:
+                step = Step(step.state, "applied", (*implied, *step.applied))
+                state = base
             facts = self._facts_of(
                 step, state, record.payment, source="webhook", now=now, event=event
             )
