@@ -148,9 +148,11 @@ def test_a_channel_label_marks_the_source(store_url: str) -> None:
         gw.get_payment(paid.id)
     assert [(f.type, f.source) for f in heard.facts] == [(E.PAYMENT_SUCCEEDED, "reconcile")]
     assert gw.history(paid.id)[-1].source == "reconcile"
-    with pytest.raises(paygate.ValidationError, match="channel must be one of"):
-        with gw.channel("carrier-pigeon"):
-            pass
+    with (
+        pytest.raises(paygate.ValidationError, match="channel must be one of"),
+        gw.channel("carrier-pigeon"),
+    ):
+        pass
 
 
 def test_a_raising_handler_leaves_the_fact_pending_and_later_facts_of_its_payment_wait(
