@@ -396,3 +396,25 @@ def test_a_fact_is_recorded_once_even_if_written_twice(store_url: str) -> None:
 
 def test_no_database_file_is_written_into_the_checkout() -> None:
     assert os.environ.get("PAYGATE_STORE_URL") == "memory://"  # tests/conftest.py
+
+
+def test_reconciliation_apply_tells_its_facts_as_reconcile(store_url: str) -> None:
+    from paygate.reconcile import OrderRecord, ProviderRecord, reconcile
+
+    ten = usd("10")
+    gw = paygate.connect(FakeProvider(seed=15), store=store_url)
+    heard = Heard(gw)
+    # charged at the provider outside paygate's flow, for an order the books call unpaid
+    stray = gw.provider.create_payment(
+        order_id="o1", amount=ten, payment_method="tok_visa", idempotency_key="elsewhere"
+    )
+    record = ProviderRecord("fake", f"txn_{stray.id}", "payment", "succeeded", "o1", ten,  # type: ignore[arg-type]
+                            payment_id=stray.id)  # fmt: skip
+    report = reconcile([OrderRecord("o1", ten, "pending")], [record], apply=True, gateway=gw,
+                       run_id="run-facts")  # fmt: skip
+    assert [a.outcome for a in report.applied] == ["done"]
+    assert [(f.type, f.source) for f in heard.facts] == [
+        (E.PAYMENT_SUCCEEDED, "reconcile"),
+        (E.REFUND_SUCCEEDED, "reconcile"),
+    ]
+    assert {t.source for t in gw.history(stray.id)} == {"reconcile"}
