@@ -115,6 +115,9 @@ _CHANNEL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "paygate_channel", default=None
 )
 _CHANNELS = frozenset({"api", "return", "reconcile", "webhook"})
+#: facts claimed at once: each batch's leases start together, so a small batch keeps the
+#: last fact's handlers well inside its lease
+_FACT_BATCH = 10
 #: a failed fact is retried after 1 s, then 2, 4, ... at most this long (seconds)
 _MAX_FACT_BACKOFF = 300.0
 S = PaymentStatus
@@ -1285,13 +1288,17 @@ class Gateway:
                 break  # a read: no write lock taken when nothing is due
             claims = self.store.claim_facts(
                 now=self.clock(), lease_seconds=self.webhook_lease,
-                limit=min(100, limit - total.done - total.failed),
+                limit=min(_FACT_BATCH, limit - total.done - total.failed),
                 retry_failed=retry_failed and first,
             )  # fmt: skip
             first = False
             if not claims:
                 break
             for claim in claims:
+                if self.clock() >= claim.lease_until:
+                    # the batch took longer than the lease: another dispatcher may own
+                    # this one now; it stays for whoever claims it next (never run twice)
+                    continue
                 total += self._run_fact(claim)
         return total
 

@@ -99,6 +99,10 @@ class Dialect:
     integrity_errors: tuple[type[BaseException], ...]
     #: run first in the migration transaction so concurrent upgraders queue up
     migration_lock: str | None = None
+    #: appended to the fact claim's row selection: PostgreSQL locks the rows it picks and
+    #: skips those another dispatcher is claiming (no waiting on each other's rows, so no
+    #: deadlock between two multi-row claims); SQLite has one writer and needs nothing
+    claim_rows: str = ""
 
     def sql(self, statement: str) -> str:
         """``statement`` with this engine's placeholders (statements contain no ``%``)."""
@@ -375,7 +379,8 @@ def _claim_facts(condition: str) -> str:
         .replace("lease_until", "p.lease_until")
         .replace("claim_token", "p.claim_token")
         + " AND NOT EXISTS (SELECT 1 FROM paygate_facts AS q WHERE q.payment_id = p.payment_id "
-        "AND q.seq < p.seq AND q.done_at IS NULL) ORDER BY p.seq LIMIT ?) AND " + condition
+        "AND q.seq < p.seq AND q.done_at IS NULL) ORDER BY p.seq LIMIT ?{claim_rows}) AND "
+        + condition
     )
 
 
@@ -953,7 +958,9 @@ class SQLStore:
         whose retry time has not come."""
         token = secrets.token_hex(16)
         lease_until = now + lease_seconds
-        statement = CLAIM_UNOWNED_FACTS if retry_failed else CLAIM_DUE_FACTS
+        statement = (CLAIM_UNOWNED_FACTS if retry_failed else CLAIM_DUE_FACTS).format(
+            claim_rows=self.dialect.claim_rows
+        )
         with self._write() as cur:
             if self._run(cur, statement, (token, lease_until, now, int(limit), now)) == 0:
                 return []

@@ -108,6 +108,7 @@ POSTGRES = Dialect(
     # CREATE TABLE IF NOT EXISTS is not safe against a concurrent identical CREATE:
     # upgraders take turns on a transaction-scoped advisory lock
     migration_lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})",
+    claim_rows=" FOR UPDATE OF p SKIP LOCKED",
 )
 
 # -- an event's delivery as ONE statement ---------------------------------------------------
