@@ -418,3 +418,15 @@ def test_reconciliation_apply_tells_its_facts_as_reconcile(store_url: str) -> No
         (E.REFUND_SUCCEEDED, "reconcile"),
     ]
     assert {t.source for t in gw.history(stray.id)} == {"reconcile"}
+
+
+def test_a_refund_fact_carries_its_own_amount(store_url: str) -> None:
+    gw = paygate.connect(FakeProvider(seed=16), store=store_url)
+    heard = Heard(gw)
+    payment = gw.create_payment(order_id="ord_amt", amount=usd("12"), payment_method="tok_visa")
+    refund = gw.refund(payment.id, amount=usd("4.50"))
+    captured, refunded = heard.facts
+    assert captured.amount == usd("12") and refunded.amount == usd("4.50")
+    stored = gw.facts(payment.id)
+    assert [f.amount for f in stored] == [usd("12"), usd("4.50")]
+    assert stored[1].refund_id == refund.id and stored[1].dispute_id is None

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Final, Literal
 
 from paygate.models import Dispute, EventType, Payment, Refund, WebhookEvent, WebhookObject
+from paygate.money import Money
 from paygate.state import PaymentEvent, Trigger
 
 __all__ = [
@@ -91,6 +92,9 @@ class Fact:
     recorded_at: float
     occurred_at: datetime | None = None
     ref: str | None = None
+    #: the fact's own amount where it has one: the refund's (reversed refund's), the
+    #: captured total of a capture
+    amount: Money | None = None
     event: WebhookEvent | None = None
     #: position in the outbox, set by the store
     seq: int | None = None
@@ -160,6 +164,7 @@ class Fact:
             recorded_at=recorded_at,
             occurred_at=occurred,
             ref=change.ref,
+            amount=None if change.amount is None else Money(change.amount, payment.amount.currency),
             event=event,
         )
 

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from paygate._facts import Fact, FactClaim
 from paygate.models import EventType, Payment, PaymentStatus, WebhookEvent
+from paygate.money import Money
 from paygate.state import PaymentState
 from paygate.stores import _codec
 from paygate.stores._records import (
@@ -226,6 +227,7 @@ _SCHEMA_V2: tuple[str, ...] = (
         order_id TEXT,
         fact_type TEXT NOT NULL,
         ref TEXT,
+        amount {bigint},
         source TEXT NOT NULL,
         event_id TEXT,
         occurred_at {double},
@@ -340,16 +342,17 @@ SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM paygate_events WHERE provider = ? 
 SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM paygate_events"
 
 FACT_COLUMNS = (
-    "id, provider, payment_id, order_id, fact_type, ref, source, event_id, occurred_at, "
-    "recorded_at, payment"
+    "id, provider, payment_id, order_id, fact_type, ref, amount, source, event_id, "
+    "occurred_at, recorded_at, payment"
 )
 INSERT_FACT = (
-    f"INSERT INTO paygate_facts ({FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO paygate_facts ({FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO NOTHING"
 )
 _FACT_ROW = (
-    "f.seq, f.id, f.provider, f.payment_id, f.order_id, f.fact_type, f.ref, f.source, "
-    "f.occurred_at, f.recorded_at, f.payment, f.attempts, f.last_error, f.done_at, e.payload"
+    "f.seq, f.id, f.provider, f.payment_id, f.order_id, f.fact_type, f.ref, f.amount, "
+    "f.source, f.occurred_at, f.recorded_at, f.payment, f.attempts, f.last_error, f.done_at, "
+    "e.payload"
 )
 _FACT_FROM = (
     "FROM paygate_facts AS f LEFT JOIN paygate_events AS e "
@@ -594,14 +597,15 @@ def redelivered_claim(provider: str, event_id: str, token: str, state: Sequence[
 def fact_params(fact: Fact) -> tuple[Any, ...]:
     """INSERT_FACT's parameters."""
     occurred = fact.occurred_at.timestamp() if fact.occurred_at is not None else None
+    amount = fact.amount.amount if fact.amount is not None else None
     return (fact.id, fact.provider, fact.payment_id, fact.order_id, fact.type.value, fact.ref,
-            fact.source, fact.event.id if fact.event is not None else None, occurred,
+            amount, fact.source, fact.event.id if fact.event is not None else None, occurred,
             fact.recorded_at, _codec.dumps(fact.payment))  # fmt: skip
 
 
 def fact_from_row(row: Sequence[Any]) -> Fact:
     """A fact from ``_FACT_ROW``'s columns (the event's payload joined)."""
-    (seq, fid, provider, payment_id, order_id, fact_type, ref, source, occurred_at,
+    (seq, fid, provider, payment_id, order_id, fact_type, ref, amount, source, occurred_at,
      recorded_at, data, attempts, last_error, done_at, payload) = row  # fmt: skip
     try:
         payment = _codec.loads(data)
@@ -620,6 +624,7 @@ def fact_from_row(row: Sequence[Any]) -> Fact:
             occurred_at, tz=timezone.utc
         ),
         ref=ref, event=event, seq=int(seq), attempts=int(attempts), last_error=last_error,
+        amount=None if amount is None else Money(int(amount), payment.amount.currency),
         done_at=done_at,
     )  # fmt: skip
 
