@@ -118,6 +118,9 @@ _CHANNELS = frozenset({"api", "return", "reconcile", "webhook"})
 #: facts claimed at once: each batch's leases start together, so a small batch keeps the
 #: last fact's handlers well inside its lease
 _FACT_BATCH = 10
+#: a call that recorded no fact looks for due facts (failed ones whose backoff is over,
+#: ones left by a dead worker) at most this often (seconds): the look is a store read
+_SWEEP_INTERVAL = 1.0
 #: a failed fact is retried after 1 s, then 2, 4, ... at most this long (seconds)
 _MAX_FACT_BACKOFF = 300.0
 S = PaymentStatus
@@ -293,6 +296,10 @@ class Gateway:
         self.clock = clock
         self._handlers: dict[EventType | None, list[WebhookHandler]] = {}
         self._handlers_lock = threading.Lock()
+        #: per thread: whether the current call recorded facts (its dispatch claims them
+        #: without looking first)
+        self._recorded = threading.local()
+        self._next_sweep = 0.0
 
     def __repr__(self) -> str:
         return f"Gateway(provider={self.provider.name!r}, store={self.store!r})"
@@ -559,6 +566,8 @@ class Gateway:
                 except StoreConflict:
                     continue
                 self._log_transition(transition)
+                if facts:
+                    self._recorded.facts = True
                 return record
             changes = [event] if event is not None else events_for_answer(current.state, fresh)
             record = current
@@ -592,6 +601,8 @@ class Gateway:
                     lost = True
                     break
                 self._log_transition(transition)
+                if facts:
+                    self._recorded.facts = True
                 record = moved
             if lost:
                 continue  # read again; what was saved is counted, the rest applies on top
@@ -957,7 +968,7 @@ class Gateway:
         )
         if refund.status is RefundStatus.SUCCEEDED:
             self._sync_refund(payment_id, refund)
-            self._pump()
+        self._pump()
         _log.info("refund %s of payment %s: %s %s", refund.id, payment_id, refund.amount,
                   refund.status.value)  # fmt: skip
         return refund
@@ -1269,8 +1280,15 @@ class Gateway:
         recorded, and failed ones whose backoff is over). Never raises for a handler: a
         failure is logged and the fact retried later. A gateway with no handler at all
         leaves facts for one that has them (a CLI or script records, the app tells)."""
+        recorded = getattr(self._recorded, "facts", False)
+        self._recorded.facts = False
         if not self._handlers:
             return _NOTHING
+        known_due = known_due or recorded
+        now = self.clock()
+        if not known_due and now < self._next_sweep:
+            return _NOTHING  # looked a moment ago: a failed fact's backoff is >= 1 s anyway
+        self._next_sweep = now + _SWEEP_INTERVAL
         try:
             return self._dispatch_facts(limit=100, retry_failed=False, known_due=known_due)
         except Exception as exc:  # the call itself succeeded; the facts are durable

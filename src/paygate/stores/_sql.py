@@ -680,6 +680,13 @@ class SQLStore:
         can skip the BEGIN/COMMIT round trips (PostgreSQL in autocommit)."""
         return self._write()
 
+    def _write_bookkeeping(self) -> AbstractContextManager[Cursor]:
+        """For a write whose loss in a power cut costs nothing but a repeat (a fact's
+        claim, its done or failed mark: at worst the fact's handlers run again after its
+        lease): ``_write()`` unless the engine can commit it without waiting for the
+        disk (SQLite: ``synchronous=NORMAL`` for that transaction)."""
+        return self._write()
+
     def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
         cur.execute(self.dialect.sql(statement), tuple(params))
         return int(cur.rowcount)
@@ -966,7 +973,7 @@ class SQLStore:
         statement = (CLAIM_UNOWNED_FACTS if retry_failed else CLAIM_DUE_FACTS).format(
             claim_rows=self.dialect.claim_rows
         )
-        with self._write() as cur:
+        with self._write_bookkeeping() as cur:
             if self._run(cur, statement, (token, lease_until, now, int(limit), now)) == 0:
                 return []
             self._run(cur, SELECT_CLAIMED_FACTS, (token,))
@@ -975,12 +982,12 @@ class SQLStore:
 
     def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
         """Mark a claimed fact done (its handlers ran); ``False`` if the lease was lost."""
-        with self._write_one() as cur:
+        with self._write_bookkeeping() as cur:
             return self._run(cur, FINISH_FACT, (now, claim.fact.id, claim.token)) == 1
 
     def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:
         """A handler raised: give the fact up, to be retried from ``retry_at``."""
-        with self._write_one() as cur:
+        with self._write_bookkeeping() as cur:
             self._run(cur, FAIL_FACT, (retry_at, error, claim.fact.id, claim.token))
 
     def list_facts(

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from paygate._facts import Fact
+from paygate._facts import Fact, FactClaim
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
 from paygate.stores._records import (
@@ -52,9 +52,13 @@ from paygate.stores._records import (
     TransitionRecord,
 )
 from paygate.stores._sql import (
+    _FACT_ROW,
     APPLIED_EVENT_COLUMNS,
+    CLAIM_DUE_FACTS,
+    CLAIM_UNOWNED_FACTS,
     FACT_COLUMNS,
     FINISH_EVENT,
+    FINISH_FACT,
     INSERT_EVENT,
     PAYMENT_COLUMNS,
     REDELIVER_EVENT,
@@ -68,6 +72,7 @@ from paygate.stores._sql import (
     SQLStore,
     _json,
     applied_event_params,
+    fact_from_row,
     fact_params,
     payment_from_row,
     payment_params,
@@ -287,6 +292,32 @@ _CLAIM_EVENT = POSTGRES.sql(
     f"RETURNING {REDELIVERED_STATE}"
 )
 _SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
+
+# A fact's "done" mark, committed asynchronously like an event's finish (same reasoning:
+# bookkeeping after the handlers; only a database crash in the next instants can lose it,
+# and then the fact's handlers run again after its lease, never its transition).
+_FINISH_FACT_ASYNC = POSTGRES.sql(
+    FINISH_FACT.replace(
+        " WHERE ", " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND ", 1
+    )
+)
+
+
+def _claim_returning(statement: str) -> str:
+    """A fact claim and the read of what it claimed in ONE statement (autocommit: one
+    round trip instead of BEGIN, UPDATE, SELECT, COMMIT); the event's payload joined."""
+    columns = _FACT_ROW.replace("e.payload", "").rstrip(", ")
+    return POSTGRES.sql(
+        f"WITH f AS ({statement.format(claim_rows=POSTGRES.claim_rows)} RETURNING *) "
+        f"SELECT {columns}, e.payload FROM f LEFT JOIN paygate_events AS e "
+        "ON e.provider = f.provider AND e.event_id = f.event_id ORDER BY f.seq"
+    )
+
+
+_CLAIM_FACTS = {
+    False: _claim_returning(CLAIM_DUE_FACTS),
+    True: _claim_returning(CLAIM_UNOWNED_FACTS),
+}
 
 
 def _ingest_result(
@@ -723,6 +754,24 @@ class PostgresStore(SQLStore):
             return super().finish_event(claim, now=now)
         with self._write_one() as cur:
             cur.execute(_FINISH_EVENT_ASYNC, (now, claim.provider, claim.event_id, claim.token))
+            return int(cur.rowcount) == 1
+
+    def claim_facts(
+        self, *, now: float, lease_seconds: float, limit: int = 100, retry_failed: bool = False
+    ) -> list[FactClaim]:
+        """:meth:`SQLStore.claim_facts` in one round trip (``UPDATE ... RETURNING``)."""
+        token = secrets.token_hex(16)
+        lease_until = now + lease_seconds
+        with self._write_one() as cur:
+            cur.execute(_CLAIM_FACTS[retry_failed], (token, lease_until, now, int(limit), now))
+            rows = cur.fetchall()
+        return [FactClaim(fact_from_row(row), token, lease_until) for row in rows]
+
+    def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
+        if self.finish_commit == "sync":
+            return super().finish_fact(claim, now=now)
+        with self._write_one() as cur:
+            cur.execute(_FINISH_FACT_ASYNC, (now, claim.fact.id, claim.token))
             return int(cur.rowcount) == 1
 
     def save_payment(
