@@ -430,3 +430,28 @@ def test_a_refund_fact_carries_its_own_amount(store_url: str) -> None:
     stored = gw.facts(payment.id)
     assert [f.amount for f in stored] == [usd("12"), usd("4.50")]
     assert stored[1].refund_id == refund.id and stored[1].dispute_id is None
+
+
+class _CapturesAnother(FakeProvider):
+    """Answers capture_payment about another payment than the one captured."""
+
+    other: Payment | None = None
+
+    def capture_payment(self, payment_id: str, **kwargs: Any) -> Payment:
+        answer = super().capture_payment(payment_id, **kwargs)
+        return self.other if self.other is not None else answer
+
+
+def test_a_capture_answered_about_another_payment_is_refused(store_url: str) -> None:
+    provider = _CapturesAnother(seed=17)
+    gw = paygate.connect(provider, store=store_url)
+    held = gw.create_payment(order_id="ord_h", amount=usd("5"), payment_method="tok_visa",
+                             capture="manual")  # fmt: skip
+    other = gw.create_payment(order_id="ord_x", amount=usd("9"), payment_method="tok_visa")
+    provider.other = dataclasses.replace(other, raw=None)
+    before = (gw.store.get_payment(held.id), gw.store.get_payment(other.id), gw.facts(other.id))
+    with pytest.raises(ProviderError, match="answered about"):
+        gw.capture(held.id)
+    after = (gw.store.get_payment(held.id), gw.store.get_payment(other.id), gw.facts(other.id))
+    assert after == before
+    assert after[0] is not None and after[0].status is S.AUTHORIZED
