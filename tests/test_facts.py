@@ -455,3 +455,25 @@ def test_a_capture_answered_about_another_payment_is_refused(store_url: str) -> 
     after = (gw.store.get_payment(held.id), gw.store.get_payment(other.id), gw.facts(other.id))
     assert after == before
     assert after[0] is not None and after[0].status is S.AUTHORIZED
+
+
+class _RefundsAnother(FakeProvider):
+    """Answers refund_payment with a refund of another payment."""
+
+    other: str | None = None
+
+    def refund_payment(self, payment_id: str, **kwargs: Any) -> Any:
+        answer = super().refund_payment(payment_id, **kwargs)
+        return dataclasses.replace(answer, payment_id=self.other or answer.payment_id)
+
+
+def test_a_refund_answered_about_another_payment_is_refused(store_url: str) -> None:
+    provider = _RefundsAnother(seed=18)
+    gw = paygate.connect(provider, store=store_url)
+    paid = gw.create_payment(order_id="ord_ra", amount=usd("5"), payment_method="tok_visa")
+    provider.other = "pay_someone_else"
+    with pytest.raises(ProviderError, match="refund of 'pay_someone_else'"):
+        gw.refund(paid.id, amount=usd("1"))
+    record = gw.store.get_payment(paid.id)
+    assert record is not None and record.status is S.SUCCEEDED and record.state.refunded == 0
+    assert [f.type for f in gw.facts(paid.id)] == [E.PAYMENT_SUCCEEDED]

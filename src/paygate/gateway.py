@@ -947,9 +947,17 @@ class Gateway:
                 )
 
         def call(key: str) -> Refund:
-            return self.provider.refund_payment(
+            answer = self.provider.refund_payment(
                 payment_id, amount=amount, reason=reason, idempotency_key=key
             )
+            if answer.payment_id and answer.payment_id != payment_id:
+                raise ProviderError(
+                    f"asked {self.provider.name} to refund payment {payment_id!r}, it answered "
+                    f"with a refund of {answer.payment_id!r}; nothing was recorded",
+                    provider=self.provider.name,
+                    code="payment_mismatch",
+                )
+            return answer
 
         _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency))
         refund = self._idempotent(
