@@ -303,20 +303,34 @@ _FINISH_FACT_ASYNC = POSTGRES.sql(
 )
 
 
-def _claim_returning(statement: str) -> str:
+def _claim_returning(statement: str, *, relaxed: bool) -> str:
     """A fact claim and the read of what it claimed in ONE statement (autocommit: one
-    round trip instead of BEGIN, UPDATE, SELECT, COMMIT); the event's payload joined."""
+    round trip instead of BEGIN, UPDATE, SELECT, COMMIT); the event's payload joined.
+    ``relaxed`` (``finish_commit=async``): committed asynchronously too -- a claim lost in
+    a database crash leaves the fact unowned, to be claimed again (its handlers may then
+    run twice, as after any crash)."""
     columns = _FACT_ROW.replace("e.payload", "").rstrip(", ")
+    claim = statement.format(claim_rows=POSTGRES.claim_rows)
+    if relaxed:
+        claim = claim.replace(
+            " WHERE seq IN ",
+            " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND seq IN ",
+            1,
+        )
     return POSTGRES.sql(
-        f"WITH f AS ({statement.format(claim_rows=POSTGRES.claim_rows)} RETURNING *) "
+        f"WITH f AS ({claim} RETURNING *) "
         f"SELECT {columns}, e.payload FROM f LEFT JOIN paygate_events AS e "
         "ON e.provider = f.provider AND e.event_id = f.event_id ORDER BY f.seq"
     )
 
 
+#: (retry_failed, relaxed) -> the claim statement
 _CLAIM_FACTS = {
-    False: _claim_returning(CLAIM_DUE_FACTS),
-    True: _claim_returning(CLAIM_UNOWNED_FACTS),
+    (retry, relaxed): _claim_returning(
+        CLAIM_UNOWNED_FACTS if retry else CLAIM_DUE_FACTS, relaxed=relaxed
+    )
+    for retry in (False, True)
+    for relaxed in (False, True)
 }
 
 
@@ -763,7 +777,8 @@ class PostgresStore(SQLStore):
         token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         with self._write_one() as cur:
-            cur.execute(_CLAIM_FACTS[retry_failed], (token, lease_until, now, int(limit), now))
+            statement = _CLAIM_FACTS[retry_failed, self.finish_commit == "async"]
+            cur.execute(statement, (token, lease_until, now, int(limit), now))
             rows = cur.fetchall()
         return [FactClaim(fact_from_row(row), token, lease_until) for row in rows]
 
