@@ -566,8 +566,7 @@ class Gateway:
                 except StoreConflict:
                     continue
                 self._log_transition(transition)
-                if facts:
-                    self._recorded.facts = True
+                self._note_recorded(facts)
                 return record
             changes = [event] if event is not None else events_for_answer(current.state, fresh)
             record = current
@@ -601,8 +600,7 @@ class Gateway:
                     lost = True
                     break
                 self._log_transition(transition)
-                if facts:
-                    self._recorded.facts = True
+                self._note_recorded(facts)
                 record = moved
             if lost:
                 continue  # read again; what was saved is counted, the rest applies on top
@@ -1283,29 +1281,45 @@ class Gateway:
         """Every fact recorded for the payment, in causal order (done or not)."""
         return self.store.list_facts(payment_id=payment_id)
 
-    def _pump(self, *, known_due: bool = False) -> DispatchSummary:
+    def _note_recorded(self, facts: Sequence[Fact]) -> None:
+        """Remember, for this thread's call, the facts it recorded: its dispatch claims
+        without looking first, and need not read them back."""
+        if facts:
+            mine: dict[str, Fact] = getattr(self._recorded, "facts", None) or {}
+            mine.update((f.id, f) for f in facts)
+            self._recorded.facts = mine
+
+    def _pump(self, *, known_due: bool = False, facts: Sequence[Fact] = ()) -> DispatchSummary:
         """After a call that touched the store: run the handlers of due facts (the ones it
         recorded, and failed ones whose backoff is over). Never raises for a handler: a
         failure is logged and the fact retried later. A gateway with no handler at all
         leaves facts for one that has them (a CLI or script records, the app tells)."""
-        recorded = getattr(self._recorded, "facts", False)
-        self._recorded.facts = False
+        recorded: dict[str, Fact] = getattr(self._recorded, "facts", None) or {}
+        self._recorded.facts = None
         if not self._handlers:
             return _NOTHING
-        known_due = known_due or recorded
+        recorded.update((f.id, f) for f in facts)
+        known_due = known_due or bool(recorded)
         now = self.clock()
         if not known_due and now < self._next_sweep:
             return _NOTHING  # looked a moment ago: a failed fact's backoff is >= 1 s anyway
         self._next_sweep = now + _SWEEP_INTERVAL
         try:
-            return self._dispatch_facts(limit=100, retry_failed=False, known_due=known_due)
+            return self._dispatch_facts(
+                limit=100, retry_failed=False, known_due=known_due, known=recorded
+            )
         except Exception as exc:  # the call itself succeeded; the facts are durable
             _log.warning("fact dispatch failed (%s: %s); facts stay pending",
                          type(exc).__name__, exc)  # fmt: skip
             return _NOTHING
 
     def _dispatch_facts(
-        self, *, limit: int, retry_failed: bool, known_due: bool
+        self,
+        *,
+        limit: int,
+        retry_failed: bool,
+        known_due: bool,
+        known: Mapping[str, Fact] | None = None,
     ) -> DispatchSummary:
         total = _NOTHING
         first = True
@@ -1315,7 +1329,7 @@ class Gateway:
             claims = self.store.claim_facts(
                 now=self.clock(), lease_seconds=self.webhook_lease,
                 limit=min(_FACT_BATCH, limit - total.done - total.failed),
-                retry_failed=retry_failed and first,
+                retry_failed=retry_failed and first, known=known,
             )  # fmt: skip
             first = False
             if not claims:
@@ -1413,7 +1427,7 @@ class Gateway:
             return result
         # the facts this delivery recorded (and other due ones): handlers run from the
         # outbox, outside any transaction; a failure is reported, never raised
-        summary = self._pump(known_due=bool(result.facts))
+        summary = self._pump(known_due=bool(result.facts), facts=result.facts)
         if summary is _NOTHING:
             return result
         return dataclasses.replace(

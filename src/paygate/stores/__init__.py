@@ -181,12 +181,19 @@ class Store(Protocol):
         ...
 
     def claim_facts(
-        self, *, now: float, lease_seconds: float, limit: int = 100, retry_failed: bool = False
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
     ) -> list[FactClaim]:
         """Own, for ``lease_seconds``, the first pending fact of up to ``limit`` payments
         (a later fact of a payment waits while an earlier one is pending), oldest first:
         those nobody owns whose retry time has come, or with ``retry_failed`` every one
-        nobody owns. Each claim counts an attempt."""
+        nobody owns. Each claim counts an attempt. ``known``: facts the caller recorded
+        a moment ago, by id, which a store may return instead of reading them back."""
         ...
 
     def finish_fact(self, claim: FactClaim, *, now: float) -> bool:

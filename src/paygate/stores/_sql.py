@@ -25,6 +25,7 @@ The two dialects are ``paygate.stores.sqlite.SQLITE`` and ``paygate.stores.postg
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -603,10 +604,17 @@ def fact_params(fact: Fact) -> tuple[Any, ...]:
             fact.recorded_at, _codec.dumps(fact.payment))  # fmt: skip
 
 
-def fact_from_row(row: Sequence[Any]) -> Fact:
-    """A fact from ``_FACT_ROW``'s columns (the event's payload joined)."""
+def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -> Fact:
+    """A fact from ``_FACT_ROW``'s columns (the event's payload joined). A fact in
+    ``known`` (the caller recorded it a moment ago) is taken from there with the row's
+    bookkeeping, sparing the JSON decoding of its payment and event."""
     (seq, fid, provider, payment_id, order_id, fact_type, ref, amount, source, occurred_at,
      recorded_at, data, attempts, last_error, done_at, payload) = row  # fmt: skip
+    mine = known.get(fid) if known else None
+    if mine is not None:
+        return dataclasses.replace(
+            mine, seq=int(seq), attempts=int(attempts), last_error=last_error, done_at=done_at
+        )
     try:
         payment = _codec.loads(data)
         if not isinstance(payment, Payment):
@@ -963,11 +971,17 @@ class SQLStore:
             return cur.fetchone() is not None
 
     def claim_facts(
-        self, *, now: float, lease_seconds: float, limit: int = 100, retry_failed: bool = False
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
     ) -> list[FactClaim]:
         """Own the first pending fact of up to ``limit`` payments for ``lease_seconds``,
         oldest first (see ``_claim_facts``); ``retry_failed`` also takes failed facts
-        whose retry time has not come."""
+        whose retry time has not come; ``known``: facts the caller holds (not decoded)."""
         token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         statement = (CLAIM_UNOWNED_FACTS if retry_failed else CLAIM_DUE_FACTS).format(
@@ -978,7 +992,7 @@ class SQLStore:
                 return []
             self._run(cur, SELECT_CLAIMED_FACTS, (token,))
             rows = cur.fetchall()
-        return [FactClaim(fact_from_row(row), token, lease_until) for row in rows]
+        return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
 
     def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
         """Mark a claimed fact done (its handlers ran); ``False`` if the lease was lost."""

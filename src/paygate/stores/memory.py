@@ -141,7 +141,13 @@ class MemoryStore:
             )
 
     def claim_facts(
-        self, *, now: float, lease_seconds: float, limit: int = 100, retry_failed: bool = False
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
     ) -> list[FactClaim]:
         token = uuid.uuid4().hex
         lease_until = now + lease_seconds

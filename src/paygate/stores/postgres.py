@@ -771,7 +771,13 @@ class PostgresStore(SQLStore):
             return int(cur.rowcount) == 1
 
     def claim_facts(
-        self, *, now: float, lease_seconds: float, limit: int = 100, retry_failed: bool = False
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
     ) -> list[FactClaim]:
         """:meth:`SQLStore.claim_facts` in one round trip (``UPDATE ... RETURNING``)."""
         token = secrets.token_hex(16)
@@ -780,7 +786,7 @@ class PostgresStore(SQLStore):
             statement = _CLAIM_FACTS[retry_failed, self.finish_commit == "async"]
             cur.execute(statement, (token, lease_until, now, int(limit), now))
             rows = cur.fetchall()
-        return [FactClaim(fact_from_row(row), token, lease_until) for row in rows]
+        return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
 
     def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
         if self.finish_commit == "sync":
