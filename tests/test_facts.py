@@ -243,7 +243,7 @@ def test_a_claimed_fact_is_not_run_twice_until_its_lease_runs_out(store_url: str
     assert gw.dispatch_pending().done == 0 and heard.facts == []
     now[0] += 31.0
     assert gw.dispatch_pending().done == 1 and heard.types == [E.PAYMENT_SUCCEEDED]
-    assert not gw.store.finish_fact(claim, now=now[0])  # the dead worker's lease is gone
+    assert gw.store.finish_fact(claim, now=now[0]) == (False, False)  # its lease is gone
     assert len(heard.facts) == 1
 
 
@@ -477,3 +477,16 @@ def test_a_refund_answered_about_another_payment_is_refused(store_url: str) -> N
     record = gw.store.get_payment(paid.id)
     assert record is not None and record.status is S.SUCCEEDED and record.state.refunded == 0
     assert [f.type for f in gw.facts(paid.id)] == [E.PAYMENT_SUCCEEDED]
+
+
+def test_a_finished_fact_says_when_its_payments_next_fact_is_due(store_url: str) -> None:
+    gw = paygate.connect(FakeProvider(seed=19), store=store_url)  # no handler: all pending
+    payment = gw.create_payment(order_id="ord_n", amount=usd("8"), payment_method="tok_visa")
+    gw.refund(payment.id, amount=usd("3"))
+    (first,) = gw.store.claim_facts(now=1.0, lease_seconds=30.0, limit=10)
+    assert first.fact.type is E.PAYMENT_SUCCEEDED  # the refund waits behind it
+    assert gw.store.claim_facts(now=1.0, lease_seconds=30.0, limit=10) == []
+    assert gw.store.finish_fact(first, now=2.0) == (True, True)  # the refund is due now
+    (second,) = gw.store.claim_facts(now=2.0, lease_seconds=30.0, limit=10)
+    assert second.fact.type is E.REFUND_SUCCEEDED
+    assert gw.store.finish_fact(second, now=3.0) == (True, False)

@@ -1268,7 +1268,7 @@ class Gateway:
         if not self._handlers:
             _log.warning("dispatch_pending: no handler registered; facts left pending")
             return _NOTHING
-        return self._dispatch_facts(limit=limit, retry_failed=True, known_due=True)
+        return self._dispatch_facts(limit=limit, retry_failed=True, known_due=True, drain=True)
 
     def pending_facts(
         self, *, payment_id: str | None = None, limit: int | None = None
@@ -1320,12 +1320,23 @@ class Gateway:
         retry_failed: bool,
         known_due: bool,
         known: Mapping[str, Fact] | None = None,
+        drain: bool | None = None,
     ) -> DispatchSummary:
+        """Claim and run due facts. ``known_due``: claim at once (the caller recorded
+        facts, or an explicit dispatch); ``drain`` (default: unless ``known_due``): keep
+        going while facts are due, else stop once the batch's facts are done and none of
+        their payments' next facts is due."""
+        if drain is None:
+            drain = not known_due
         total = _NOTHING
         first = True
+        # claim at once when the caller knows a fact is due (it recorded one) or a fact
+        # just finished said its payment's next one is; else look first (a read: no
+        # write lock taken when nothing is due)
+        claim_now = known_due
         while total.done + total.failed < limit:
-            if not (first and known_due) and not self.store.has_due_facts(now=self.clock()):
-                break  # a read: no write lock taken when nothing is due
+            if not claim_now and not self.store.has_due_facts(now=self.clock()):
+                break
             claims = self.store.claim_facts(
                 now=self.clock(), lease_seconds=self.webhook_lease,
                 limit=min(_FACT_BATCH, limit - total.done - total.failed),
@@ -1334,15 +1345,22 @@ class Gateway:
             first = False
             if not claims:
                 break
+            claim_now = False
             for claim in claims:
                 if self.clock() >= claim.lease_until:
                     # the batch took longer than the lease: another dispatcher may own
                     # this one now; it stays for whoever claims it next (never run twice)
                     continue
-                total += self._run_fact(claim)
+                ran, next_due = self._run_fact(claim)
+                total += ran
+                claim_now = claim_now or next_due
+            if not claim_now and drain:
+                continue  # look again: more may be due than one batch held
+            if not claim_now:
+                break  # this call's own facts are dispatched, and none waits on them
         return total
 
-    def _run_fact(self, claim: FactClaim) -> DispatchSummary:
+    def _run_fact(self, claim: FactClaim) -> tuple[DispatchSummary, bool]:
         """Run one claimed fact's handlers, then mark it done; a raising handler leaves it
         pending with its error, due again after a backoff (1 s doubling, at most 5 min)."""
         fact = claim.fact
@@ -1359,14 +1377,16 @@ class Gateway:
                     "fact %s: handler %s raised %s (attempt %d); retried in %.0f s",
                     fact.id, _name(handler), type(exc).__name__, fact.attempts, delay,
                 )  # fmt: skip
-                return DispatchSummary(0, 1, ran + 1, (f"{fact.id}: {error}",), (fact,))
+                failed = DispatchSummary(0, 1, ran + 1, (f"{fact.id}: {error}",), (fact,))
+                return failed, False
             ran += 1
-        if not self.store.finish_fact(claim, now=self.clock()):
+        done, next_due = self.store.finish_fact(claim, now=self.clock())
+        if not done:
             _log.warning("fact %s: lease expired before its handlers finished", fact.id)
         elif _log.isEnabledFor(logging.INFO):
             _log.info("fact %s (%s via %s): %d handler(s) ran", fact.id, fact.type.value,
                       fact.source, ran)  # fmt: skip
-        return DispatchSummary(1, 0, ran, (), (fact,))
+        return DispatchSummary(1, 0, ran, (), (fact,)), next_due
 
     def replay(
         self,

@@ -196,8 +196,10 @@ class Store(Protocol):
         a moment ago, by id, which a store may return instead of reading them back."""
         ...
 
-    def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
-        """Mark a claimed fact done; ``False`` if its lease was taken over meanwhile."""
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        """Mark a claimed fact done. Returns (done: ``False`` if its lease was taken over
+        meanwhile, next: a later fact of the same payment, which waited for this one, is
+        due now): the dispatcher claims again only then, without another look."""
         ...
 
     def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:

@@ -395,6 +395,11 @@ FINISH_FACT = (
     "UPDATE paygate_facts SET done_at = ?, claim_token = NULL, lease_until = NULL, "
     "last_error = NULL WHERE id = ? AND claim_token = ?"
 )
+# after a fact is done: is a later fact of its payment (which waited for it) due now?
+NEXT_DUE_FACT = (
+    "SELECT 1 FROM paygate_facts WHERE payment_id = ? AND seq > ? AND done_at IS NULL "
+    "AND (lease_until IS NULL OR lease_until < ?) LIMIT 1"
+)
 # a handler raised: nobody owns the fact; it is due again at ``lease_until``
 FAIL_FACT = (
     "UPDATE paygate_facts SET claim_token = NULL, lease_until = ?, last_error = ? "
@@ -994,10 +999,14 @@ class SQLStore:
             rows = cur.fetchall()
         return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
 
-    def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
-        """Mark a claimed fact done (its handlers ran); ``False`` if the lease was lost."""
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        """Mark a claimed fact done (its handlers ran): (done -- ``False`` if the lease
+        was lost --, a later fact of its payment is due now)."""
+        fact = claim.fact
         with self._write_bookkeeping() as cur:
-            return self._run(cur, FINISH_FACT, (now, claim.fact.id, claim.token)) == 1
+            done = self._run(cur, FINISH_FACT, (now, fact.id, claim.token)) == 1
+            self._run(cur, NEXT_DUE_FACT, (fact.payment_id, fact.seq or 0, now))
+            return done, cur.fetchone() is not None
 
     def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:
         """A handler raised: give the fact up, to be retried from ``retry_at``."""

@@ -160,14 +160,24 @@ class MemoryStore:
                 claims.append(FactClaim(fact, token, lease_until))
             return claims
 
-    def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
         with self._lock:
-            if self._fact_leases.get(claim.fact.id, (None, None))[0] != claim.token:
-                return False
-            fact = self._facts[claim.fact.id]
-            self._facts[fact.id] = dataclasses.replace(fact, done_at=now, last_error=None)
-            self._fact_leases[fact.id] = (None, None)
-            return True
+            done = self._fact_leases.get(claim.fact.id, (None, None))[0] == claim.token
+            if done:
+                fact = self._facts[claim.fact.id]
+                self._facts[fact.id] = dataclasses.replace(fact, done_at=now, last_error=None)
+                self._fact_leases[fact.id] = (None, None)
+            seq = claim.fact.seq or 0
+            due = any(
+                f.payment_id == claim.fact.payment_id
+                and (f.seq or 0) > seq
+                and f.done_at is None
+                and (until is None or until < now)
+                for f, (_, until) in zip(
+                    self._facts.values(), self._fact_leases.values(), strict=True
+                )
+            )
+            return done, due
 
     def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:
         with self._lock:

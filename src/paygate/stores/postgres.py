@@ -60,6 +60,7 @@ from paygate.stores._sql import (
     FINISH_EVENT,
     FINISH_FACT,
     INSERT_EVENT,
+    NEXT_DUE_FACT,
     PAYMENT_COLUMNS,
     REDELIVER_EVENT,
     REDELIVERED_STATE,
@@ -296,11 +297,18 @@ _SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
 # A fact's "done" mark, committed asynchronously like an event's finish (same reasoning:
 # bookkeeping after the handlers; only a database crash in the next instants can lose it,
 # and then the fact's handlers run again after its lease, never its transition).
-_FINISH_FACT_ASYNC = POSTGRES.sql(
-    FINISH_FACT.replace(
-        " WHERE ", " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND ", 1
-    )
+_FINISH_FACT_ASYNC = FINISH_FACT.replace(
+    " WHERE ", " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND ", 1
 )
+#: relaxed -> the done mark and the look for the payment's next due fact in ONE statement
+#: (the look reads other rows than the one the CTE updates, so its snapshot is enough)
+_FINISH_FACTS = {
+    relaxed: POSTGRES.sql(
+        f"WITH d AS ({_FINISH_FACT_ASYNC if relaxed else FINISH_FACT} RETURNING 1) "
+        f"SELECT (SELECT count(*) FROM d), EXISTS ({NEXT_DUE_FACT})"
+    )
+    for relaxed in (False, True)
+}
 
 
 def _claim_returning(statement: str, *, relaxed: bool) -> str:
@@ -788,12 +796,15 @@ class PostgresStore(SQLStore):
             rows = cur.fetchall()
         return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
 
-    def finish_fact(self, claim: FactClaim, *, now: float) -> bool:
-        if self.finish_commit == "sync":
-            return super().finish_fact(claim, now=now)
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        """:meth:`SQLStore.finish_fact` in one round trip."""
+        fact = claim.fact
+        params = (now, fact.id, claim.token, fact.payment_id, fact.seq or 0, now)
         with self._write_one() as cur:
-            cur.execute(_FINISH_FACT_ASYNC, (now, claim.fact.id, claim.token))
-            return int(cur.rowcount) == 1
+            cur.execute(_FINISH_FACTS[self.finish_commit == "async"], params)
+            row = cur.fetchone()
+        assert row is not None  # a SELECT of two scalars: always one row
+        return int(row[0]) == 1, bool(row[1])
 
     def save_payment(
         self,
