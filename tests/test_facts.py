@@ -332,27 +332,48 @@ def test_connect_without_a_store_uses_sqlite_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PAYGATE_STORE_URL", raising=False)
     monkeypatch.setattr(paygate.stores, "_announced", set())
+    stripe = {"api_key": "sk_test_default_store_only"}
     with caplog.at_level(logging.INFO, logger="paygate"):
-        gw = paygate.connect("fake")
-        again = paygate.connect("fake")
+        gw = paygate.connect("stripe", **stripe)
+        again = paygate.connect("stripe", **stripe)
     assert isinstance(gw.store, paygate.stores.SQLiteStore)
     assert Path(gw.store.path).resolve() == tmp_path / "paygate.db"
     said = [r.getMessage() for r in caplog.records if "no store given" in r.getMessage()]
     assert len(said) == 1 and str(tmp_path / "paygate.db") in said[0]  # once
-    paid = gw.create_payment(order_id="ord_p", amount=usd("3"), payment_method="tok_visa")
+    assert "sk_test" not in caplog.text
+    record = gw.store.begin_operation(paygate.stores.OperationRecord("k", "op", "f", "p"))
     gw.close()
-    # a restarted app server remembers
-    assert again.store.get_payment(paid.id) is not None
+    # a restarted app server remembers its idempotency records (and events, facts)
+    assert again.store.get_operation("k") == record
     again.close()
-    for built in (Gateway.from_env({"PAYGATE_PROVIDER": "fake"}),
-                  Gateway.from_config({"provider": "fake"})):  # fmt: skip
+    for built in (
+        Gateway.from_env({"PAYGATE_PROVIDER": "stripe", "PAYGATE_STRIPE_API_KEY": "sk_test_x"}),
+        Gateway.from_config({"provider": "stripe", "stripe": stripe}),
+        Gateway(paygate.create_provider("stripe", **stripe)),
+    ):
         assert isinstance(built.store, paygate.stores.SQLiteStore)
         assert Path(built.store.path).resolve() == tmp_path / "paygate.db"
         built.close()
-    memory = paygate.connect("fake", store="memory://")
-    assert isinstance(memory.store, paygate.stores.MemoryStore)
+    assert isinstance(paygate.connect("stripe", store="memory://", **stripe).store,
+                      paygate.stores.MemoryStore)  # fmt: skip
     monkeypatch.setenv("PAYGATE_STORE_URL", "memory://")
-    assert isinstance(paygate.connect("fake").store, paygate.stores.MemoryStore)
+    assert isinstance(paygate.connect("stripe", **stripe).store, paygate.stores.MemoryStore)
+
+
+def test_the_fake_provider_defaults_to_memory_as_it_forgets_its_payments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart run twice in one directory: a SQLite default would replay the first
+    run's payment, which the second run's fake provider never made."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAYGATE_STORE_URL", raising=False)
+    for _ in range(2):
+        gw = paygate.connect("fake")
+        assert isinstance(gw.store, paygate.stores.MemoryStore)
+        paid = gw.create_payment(order_id="ord_1", amount=usd("19.99"), payment_method="tok_visa")
+        gw.refund(paid.id, amount=usd("5"))
+        gw.close()
+    assert not (tmp_path / "paygate.db").exists()
 
 
 # -- the schema ---------------------------------------------------------------------------

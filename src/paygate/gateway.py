@@ -277,7 +277,9 @@ class Gateway:
                 f"provider must implement paygate.PaymentProvider, got {type(provider).__name__}"
             )
         self.provider = provider
-        self.store: Store = store if store is not None else open_store(default_store_url())
+        self.store: Store = (
+            store if store is not None else open_store(default_store_url(provider=provider.name))
+        )
         if retry is None:
             max_retries = getattr(provider, "max_retries", None)
             retry = (
@@ -312,7 +314,7 @@ class Gateway:
 
         provider = create_provider(settings.provider, **settings.settings)
         url = settings.store.get_secret_value() if settings.store is not None else ""
-        store = open_store(url or default_store_url())
+        store = open_store(url or default_store_url(provider=provider.name))
         r: RetrySettings = settings.retry
         attempts = r.attempts
         if attempts is None:
@@ -1792,7 +1794,8 @@ def connect(
     as keyword arguments, or an adapter instance) and ``store`` (a URL such as
     ``"sqlite:///paygate.db"``, or a :class:`~paygate.stores.Store`). Without ``store``:
     ``$PAYGATE_STORE_URL``, else SQLite at ``./paygate.db`` in the working directory
-    (logged once at INFO); ``store="memory://"`` keeps nothing across restarts."""
+    (logged once at INFO) -- the fake provider, which forgets its payments at exit,
+    excepted: ``memory://`` for it. ``store="memory://"`` keeps nothing across restarts."""
     if isinstance(provider, str):
         instance = create_provider(provider, **settings)
     elif settings:
@@ -1803,7 +1806,7 @@ def connect(
     else:
         instance = provider
     if store is None:
-        store = default_store_url()
+        store = default_store_url(provider=instance.name)
     opened = open_store(store) if isinstance(store, str) else store
     return Gateway(instance, opened, retry=retry, currencies=currencies,
                    webhook_lease=webhook_lease, clock=clock)  # fmt: skip

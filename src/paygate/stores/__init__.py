@@ -262,13 +262,20 @@ _SCHEMES: dict[str, str] = {
 }
 
 
-def default_store_url(environ: Mapping[str, str] | None = None) -> str:
+def default_store_url(
+    environ: Mapping[str, str] | None = None, *, provider: str | None = None
+) -> str:
     """``$PAYGATE_STORE_URL``, else :data:`DEFAULT_STORE_URL` (said once at INFO, with
-    the file's absolute path)."""
+    the file's absolute path) -- except for the fake provider (``provider="fake"``),
+    which keeps its payments in memory and forgets them at exit: a store that remembered
+    them would replay answers about payments the next run's fake never made, so its
+    default is ``memory://``."""
     env = os.environ if environ is None else environ
     url = env.get("PAYGATE_STORE_URL") or ""
     if url.strip():
         return url
+    if provider == "fake":
+        return "memory://"
     path = os.path.abspath(DEFAULT_STORE_URL.removeprefix("sqlite:///"))
     if path not in _announced:
         _announced.add(path)
