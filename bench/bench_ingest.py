@@ -20,8 +20,13 @@ after its handlers commits asynchronously (``finish_commit=async``). A second ru
 with ``synchronous_commit=off`` on all of paygate's connections, labelled as such (a
 database crash can lose the last commits; nothing is half-written).
 
+``--handlers off`` registers no handler (on: one on payment.succeeded, the default). With
+handlers, each payment.succeeded is a fact (paygate >= the outbox): recorded in the outbox
+with its transition, then claimed, handed to the handler and marked done; without, the
+fact is recorded and left pending for a gateway that has handlers.
+
     python bench/bench_ingest.py [--payments N] [--processes 1,4] [--stores postgresql,sqlite]
-                                 [--async-commit]
+                                 [--async-commit] [--handlers on|off]
 """
 
 from __future__ import annotations
@@ -66,12 +71,15 @@ def share(deliveries: list[WebhookDelivery], part: int, parts: int, split: str) 
     return [d for events in list(payments.values())[part::parts] for d in events]
 
 
-def _worker(path: str, url: str, part: int, parts: int, go: Any, done: Any, split: str) -> None:
+def _worker(
+    path: str, url: str, part: int, parts: int, go: Any, done: Any, split: str, handlers: bool
+) -> None:
     with open(path, "rb") as f:
         deliveries = share(pickle.load(f), part, parts, split)
     provider = FakeProvider(seed=1, webhook_secret=SECRET, webhook_tolerance=86_400)
     gw = paygate.connect(provider, store=url)
-    gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: None)
+    if handlers:
+        gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: None)
     gw.store.get_payment("warm-up")  # connections open before the clock starts
     go.wait()
     for d in deliveries:
@@ -80,11 +88,12 @@ def _worker(path: str, url: str, part: int, parts: int, go: Any, done: Any, spli
     gw.close()
 
 
-def run(url: str, path: str, processes: int, total: int, split: str) -> float:
+def run(url: str, path: str, processes: int, total: int, split: str, handlers: bool) -> float:
     """events/s of ``processes`` workers on a fresh store at ``url``."""
     ctx = multiprocessing.get_context("spawn")
     go, done = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(path, url, i, processes, go, done, split))
+    procs = [ctx.Process(target=_worker,
+                         args=(path, url, i, processes, go, done, split, handlers))
              for i in range(processes)]  # fmt: skip
     for p in procs:
         p.start()
@@ -124,12 +133,14 @@ def main() -> None:
         help="also run PostgreSQL with synchronous_commit=off (labelled)",
     )
     parser.add_argument("--split", choices=("payments", "events"), default="payments")
+    parser.add_argument("--handlers", choices=("on", "off"), default="on")
     args = parser.parse_args()
+    handlers = args.handlers == "on"
     counts = [int(n) for n in args.processes.split(",")]
     deliveries = make_deliveries(args.payments)
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{len(deliveries)} events ({args.payments} payments), no duplicates, "
-          f"split by {args.split}, "
+          f"split by {args.split}, handlers {args.handlers}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="paygate-bench-") as tmp:
         path = str(Path(tmp) / "deliveries.pickle")
@@ -156,7 +167,7 @@ def main() -> None:
                         url = (f"{base}{'&' if '?' in base else '?'}schema={schemas[-1]}"
                                f"&pool_max=2{extra}")  # fmt: skip
                         paygate.open_store(url).close()  # schema created before the clock
-                        rate = run(url, path, n, len(deliveries), args.split)
+                        rate = run(url, path, n, len(deliveries), args.split, handlers)
                         print(f"postgresql ({label})  {n} process(es): {rate:>8,.0f} events/s")
             finally:
                 with psycopg.connect(base, autocommit=True) as conn:
@@ -165,7 +176,7 @@ def main() -> None:
         for n in counts if "sqlite" in args.stores else []:
             url = f"sqlite:///{Path(tmp) / f'ingest-{n}.db'}"
             paygate.open_store(url).close()
-            rate = run(url, path, n, len(deliveries), args.split)
+            rate = run(url, path, n, len(deliveries), args.split, handlers)
             print(f"sqlite WAL synchronous=FULL  {n} process(es): {rate:>8,.0f} events/s")
 
 

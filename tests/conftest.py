@@ -36,6 +36,10 @@ def load_reference_json(*parts: str) -> Any:
         pytest.skip(f"provider reference file not found: {path}")
     return json.loads(path.read_text(encoding="utf-8"))
 
+# A Gateway built without a store (paygate.connect(provider), Gateway.from_env()) uses
+# $PAYGATE_STORE_URL, else SQLite at ./paygate.db: the tests keep everything in memory
+# and never write a database file into the checkout.
+os.environ.setdefault("PAYGATE_STORE_URL", "memory://")
 
 @pytest.fixture(autouse=True)
 def _close_sqlite_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import textwrap
 import uuid
@@ -38,8 +39,9 @@ def test_db_upgrade_creates_a_sqlite_schema_and_version_reports_it(
     assert capsys.readouterr().out == (
         f"sqlite:///{db}: schema created at version {SCHEMA_VERSION}\n"
     )
-    assert _tables(db) == ["paygate_events", "paygate_meta", "paygate_operations",
-                           "paygate_payments", "paygate_transitions"]  # fmt: skip
+    assert _tables(db) == ["paygate_events", "paygate_facts", "paygate_meta",
+                           "paygate_operations", "paygate_payments",
+                           "paygate_transitions"]  # fmt: skip
     assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0  # again: a no-op
     assert capsys.readouterr().out == (
         f"sqlite:///{db}: schema already at version {SCHEMA_VERSION}\n"
@@ -285,3 +287,29 @@ def test_gateway_replay_api_skips_stale_and_rejected_and_propagates_a_handler_er
         gw.replay()
     assert len(gw.history(pid)) == 1
     gw.close()
+
+
+def test_events_facts_lists_pending_facts_and_dispatch_runs_them_once(
+    events_store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pid, _ = _ingest(events_store)  # recorded by a gateway with no handler: all pending
+    app, log = _app(tmp_path, monkeypatch, events_store)
+    assert main(["events", "facts", "--store", events_store]) == 0
+    listing = capsys.readouterr().out
+    assert "4 fact(s) pending or failed" in listing
+    for kind in ("payment.processing", "payment.succeeded", "refund.succeeded"):
+        assert f"{kind}  ord_p  webhook  pending" in listing
+    assert main(["events", "dispatch", "--app", app]) == 0
+    assert "4 fact(s) done, 0 failed (3 handler run(s))" in capsys.readouterr().out
+    handled = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(kind, payment) for _, kind, payment in handled] == [
+        ("payment.succeeded", pid), ("refund.succeeded", pid), ("refund.succeeded", pid),
+    ]  # fmt: skip
+    assert main(["events", "dispatch", "--app", app]) == 0  # nothing left: nothing runs
+    assert "0 fact(s) done" in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 3
+    assert main(["events", "facts", "--store", events_store, "--payment", pid, "--all"]) == 0
+    assert capsys.readouterr().out.count("  done\n") == 4

@@ -37,7 +37,13 @@ def test_the_demo_tells_the_whole_story_and_logs_no_secret(
         "payment partially_refunded",
         "payment refunded",
         "subscription",
-        "orders shipped: ord_1001, ord_1002, ord_1003",
+        "-> handler: order ord_1002 paid (api), shipping it",
+        "webhook refund.succeeded        applied       new -> partially_refunded\n"
+        "     -> handler: order ord_1004 paid (webhook), shipping it\n"
+        "     -> handler: 10.00 USD refunded on order ord_1004 (webhook)\n"
+        "   webhook payment.succeeded       stale",
+        "the order shipped once (1x), then the refund was told",
+        "orders shipped: ord_1001, ord_1002, ord_1003, ord_1004 (each once: 4 shipments)",
     ):
         assert expected in out
     # the whole run logged at DEBUG: operations and transitions, never a secret

@@ -365,9 +365,12 @@ def test_checkout_is_idempotent_per_order(gw: Gateway, provider: FakeProvider) -
 
 
 def test_customers_subscriptions_invoices(gw: Gateway, provider: FakeProvider) -> None:
-    c = gw.create_customer(email="a@example.com", name="Ada")
-    assert gw.create_customer(email="a@example.com", name="Ada").id == c.id
+    c = gw.create_customer(email="a@example.com", name="Ada", idempotency_key="signup-7")
+    assert gw.create_customer(email="a@example.com", name="Ada", idempotency_key="signup-7").id == c.id
     assert provider.calls["create_customer"] == 1
+    # without a key each call is a customer of its own: two anonymous people are two
+    first, second = gw.create_customer(), gw.create_customer()
+    assert first.id != second.id and provider.calls["create_customer"] == 3
     sub = gw.create_subscription(customer_id=c.id, price_id="price_basic")
     assert sub.status is SubscriptionStatus.ACTIVE
     assert gw.create_subscription(customer_id=c.id, price_id="price_basic").id == sub.id

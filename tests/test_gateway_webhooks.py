@@ -64,13 +64,15 @@ def test_a_duplicate_delivery_changes_nothing(store_url: str) -> None:
     second = gw.handle_webhook(again.body, again.headers)
     assert second.duplicate and not second.changed and second.outcome == "applied"
     assert second.status is S.SUCCEEDED and second.handlers_run == 0
-    assert seen == [first.event.id]
+    # the handler heard the fact (once), which names the delivery that brought it
+    (fact,) = first.facts
+    assert seen == [fact.id] and fact.event is not None and fact.event.id == first.event.id
     assert len(gw.history(pid)) == 1
     event = gw.store.get_event("fake", first.event.id)
     assert event is not None and event.processed and event.deliveries == 2
 
 
-def test_a_failing_handler_is_rerun_on_redelivery_without_a_second_transition(
+def test_a_failing_fact_handler_stays_pending_and_is_retried_without_a_second_transition(
     store_url: str,
 ) -> None:
     provider = FakeProvider(seed=2)
@@ -78,7 +80,7 @@ def test_a_failing_handler_is_rerun_on_redelivery_without_a_second_transition(
     runs: list[str] = []
 
     @gw.on(EventType.PAYMENT_SUCCEEDED)
-    def flaky(event: WebhookEvent) -> None:
+    def flaky(event: Any) -> None:
         runs.append(event.id)
         if len(runs) == 1:
             raise RuntimeError("mail server down")
@@ -86,20 +88,26 @@ def test_a_failing_handler_is_rerun_on_redelivery_without_a_second_transition(
     also: list[str] = []
     gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: also.append(event.id))
     pid, deliveries = paid_payment_events(provider)
-    with pytest.raises(RuntimeError, match="mail server down"):
-        gw.handle_webhook(deliveries[2].body, deliveries[2].headers)
+    # the fact is durable: the delivery is done (200) and says its handler failed
+    first = gw.handle_webhook(deliveries[2].body, deliveries[2].headers)
+    assert first.changed and first.http_status == 200 and first.handlers_failed
+    assert first.handler_errors == (f"{runs[0]}: RuntimeError: mail server down",)
     stored = gw.store.get_payment(pid)
     assert stored is not None and stored.status is S.SUCCEEDED  # the transition stays
-    record = gw.store.get_event("fake", runs[0])
-    assert record is not None and not record.processed
-    assert record.last_error == "RuntimeError: mail server down"
+    record = gw.store.get_event("fake", first.event.id)
+    assert record is not None and record.processed
+    (pending,) = gw.pending_facts()
+    assert pending.id == runs[0] and pending.attempts == 1
+    assert pending.last_error == "RuntimeError: mail server down"
+    # a redelivery is a duplicate: the fact is known, nothing runs from the delivery
     retry = provider.redeliver(deliveries[2])
-    result = gw.handle_webhook(retry.body, retry.headers)
-    assert not result.duplicate and result.outcome == "applied" and result.handlers_run == 2
+    assert gw.handle_webhook(retry.body, retry.headers).duplicate
+    assert runs == [runs[0]] and also == []
+    summary = gw.dispatch_pending()
+    assert (summary.done, summary.failed, summary.handlers_run) == (1, 0, 2)
     assert runs == [runs[0], runs[0]] and also == [runs[0]]
-    assert len(gw.history(pid)) == 1
-    final = provider.redeliver(deliveries[2])
-    assert gw.handle_webhook(final.body, final.headers).duplicate
+    assert len(gw.history(pid)) == 1 and gw.pending_facts() == []
+    assert gw.dispatch_pending().handlers_run == 0
     assert len(runs) == 2
 
 
@@ -188,7 +196,7 @@ def test_an_impossible_event_is_rejected_and_not_applied(store_url: str) -> None
     result = gw.handle_webhook(delivery.body, delivery.headers)
     assert result.rejected and result.status is S.CANCELED and result.handlers_run == 0
     assert result.error and "succeeded cannot happen to a canceled payment" in result.error
-    assert handled == []
+    assert handled == [f"fake:{other.id}:payment.succeeded"]  # the other's, from the API
     assert gw.store.get_payment(canceled.id).status is S.CANCELED  # type: ignore[union-attr]
     assert gw.store.get_event("fake", "evt_impossible").outcome == "rejected"  # type: ignore[union-attr]
 

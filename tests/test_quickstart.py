@@ -35,7 +35,7 @@ def test_the_example_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["succeeded", "paid: ord_1", "partially_refunded"]
+    assert done.stdout.splitlines() == ["paid: ord_1", "succeeded", "partially_refunded"]
 
 
 def _on_sqlite(code: str) -> str:
@@ -62,7 +62,7 @@ def _run_strict(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_example_on_sqlite_leaves_nothing_open(tmp_path: Path) -> None:
     done = _run_strict(_on_sqlite(QUICKSTART.read_text(encoding="utf-8")), tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["succeeded", "paid: ord_1", "partially_refunded"]
+    assert done.stdout.splitlines() == ["paid: ord_1", "succeeded", "partially_refunded"]
     assert done.stderr == ""
 
 

@@ -1,10 +1,11 @@
 """Every PaymentState field survives every store; a version-1 database upgrades to
-version 2 (``paygate db upgrade``) and its payments read back unchanged."""
+the current version (``paygate db upgrade``) and its payments read back unchanged."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,9 @@ V1_STATES = {
 def test_a_version_1_sqlite_database_upgrades_and_reads_back_unchanged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3  # 2: the ordering column; 3: the facts outbox
     path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         for statement in MIGRATIONS[1]:
             conn.execute(SQLITE.ddl(statement))
         conn.execute("INSERT INTO paygate_meta (key, value) VALUES ('schema_version', '1')")
@@ -143,7 +144,7 @@ def test_a_version_1_sqlite_database_upgrades_and_reads_back_unchanged(
             conn.execute(V1_INSERT, v1_row(pid, state))
     url = f"sqlite:///{path}"
     assert main(["db", "upgrade", "--store", url]) == 0
-    assert "schema upgraded from version 1 to 2" in capsys.readouterr().out
+    assert "schema upgraded from version 1 to 3" in capsys.readouterr().out
     check_read_back(open_store(url))
 
 
@@ -166,7 +167,7 @@ def test_a_version_1_postgres_database_upgrades_and_reads_back_unchanged(
         for pid, state in V1_STATES.items():
             conn.execute(POSTGRES.sql(V1_INSERT), v1_row(pid, state))
     assert main(["db", "upgrade", "--store", pg_url]) == 0
-    assert "schema upgraded from version 1 to 2" in capsys.readouterr().out
+    assert "schema upgraded from version 1 to 3" in capsys.readouterr().out
     check_read_back(open_store(pg_url))
 
 

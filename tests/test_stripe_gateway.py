@@ -17,7 +17,7 @@ import pytest
 import responses
 
 import paygate
-from paygate import CardDeclined, EventType, LineItem, Money, PaymentStatus, WebhookEvent
+from paygate import CardDeclined, EventType, LineItem, Money, PaymentStatus
 from paygate.gateway import Gateway, RetryPolicy
 from paygate.providers._stripe_webhook import sign
 from paygate.providers.stripe import StripeProvider
@@ -86,7 +86,7 @@ def fields(call: Any) -> dict[str, str]:
 def test_pay_webhook_twice_refund_partial_then_full(
     gw: Gateway, api: responses.RequestsMock
 ) -> None:
-    seen: list[WebhookEvent] = []
+    seen: list[Any] = []
     gw.on(EventType.PAYMENT_SUCCEEDED)(seen.append)
 
     api.post(f"{API}/payment_intents", json=intent())
@@ -111,14 +111,16 @@ def test_pay_webhook_twice_refund_partial_then_full(
         )
     assert len(api.calls) == 1
 
-    # the webhook arrives twice: the first finds the payment already succeeded, the second
-    # is a duplicate; the handler runs once
+    # the handler was told the fact once, by the API answer; the webhook arrives twice: the
+    # first finds the payment already succeeded (nothing new to tell), the second is a
+    # duplicate
+    assert [(f.id, f.source) for f in seen] == [("stripe:pi_flow_1:payment.succeeded", "api")]
     body, headers = webhook("payment_intent.succeeded", intent(), "evt_succ")
     first = gw.handle_webhook(body, headers)
     second = gw.handle_webhook(body, headers)
     assert not first.duplicate and first.status is PaymentStatus.SUCCEEDED
     assert second.duplicate and not second.changed
-    assert [e.id for e in seen] == ["evt_succ"]
+    assert len(seen) == 1
 
     # partial refund through the API, then its webhooks (refund.created and charge.refunded)
     api.post(f"{API}/refunds", json=refund("re_1", 500))

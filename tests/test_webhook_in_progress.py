@@ -1,5 +1,10 @@
 """A delivery of an event another worker holds right now is answered 409, never 2xx.
 
+These events are ones whose handlers run from the delivery itself (``payment.created``
+here; subscriptions, invoices, ...). A payment fact's event is finished in the
+transaction that records its facts: its handlers run from the outbox, and a redelivery
+meanwhile is a plain duplicate (tests/test_facts.py).
+
 A 2xx would tell the provider the event was handled; if the worker holding it then dies,
 nobody ever finishes it. The 409 makes the provider deliver it again later: that delivery
 finds it processed (a duplicate, 200) or, once the lease has run out, takes it over.
@@ -46,11 +51,12 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def succeeded_delivery(provider: FakeProvider, order_id: str = "ord_1") -> WebhookDelivery:
-    """The signed ``payment.succeeded`` delivery of a payment made at the provider."""
+    """The signed ``payment.created`` delivery of a payment made at the provider (not a
+    payment fact: its handlers run from the delivery)."""
     side = paygate.connect(provider)  # a throw-away gateway, only to drive the provider
     side.create_payment(order_id=order_id, amount=Money.of("12.50", "USD"),
                         payment_method="tok_visa")  # fmt: skip
-    (delivery,) = [d for d in provider.take_webhooks() if b'"payment.succeeded"' in d.body]
+    (delivery,) = [d for d in provider.take_webhooks() if b'"payment.created"' in d.body]
     return delivery
 
 
@@ -63,7 +69,7 @@ def test_a_redelivery_while_the_first_runs_is_answered_409_and_changes_nothing(
     inner: list[WebhookResult] = []
     handled: list[str] = []
 
-    @gw.on(EventType.PAYMENT_SUCCEEDED)
+    @gw.on(EventType.PAYMENT_CREATED)
     def fulfil(event: WebhookEvent) -> None:
         handled.append(event.id)
         if len(inner) == 0:  # the provider retries while this worker is still busy
@@ -79,7 +85,7 @@ def test_a_redelivery_while_the_first_runs_is_answered_409_and_changes_nothing(
     assert handled == [first.event.id]  # the busy delivery ran no handler
     pid = first.event.payment_id
     assert pid is not None
-    assert [t.new_status for t in gw.history(pid)] == [S.SUCCEEDED]
+    assert [t.new_status for t in gw.history(pid)] == [S.PENDING]
 
     # the provider's retry of the 409, after the first worker finished: a plain duplicate
     later = provider.redeliver(delivery)
@@ -103,13 +109,13 @@ def test_two_gateways_on_one_sqlite_file_a_blocked_worker_makes_the_other_answer
     entered, release = threading.Event(), threading.Event()
     handled: list[str] = []
 
-    @gw_a.on(EventType.PAYMENT_SUCCEEDED)
+    @gw_a.on(EventType.PAYMENT_CREATED)
     def slow(event: WebhookEvent) -> None:
         handled.append(f"a:{event.id}")
         entered.set()
         assert release.wait(10), "the test never released the worker"
 
-    gw_b.on(EventType.PAYMENT_SUCCEEDED)(lambda event: handled.append(f"b:{event.id}"))
+    gw_b.on(EventType.PAYMENT_CREATED)(lambda event: handled.append(f"b:{event.id}"))
     results: list[WebhookResult] = []
     worker = threading.Thread(
         target=lambda: results.append(gw_a.handle_webhook(delivery.body, delivery.headers))
@@ -132,7 +138,7 @@ def test_two_gateways_on_one_sqlite_file_a_blocked_worker_makes_the_other_answer
     done = gw_b.handle_webhook(retry.body, retry.headers)
     assert done.duplicate and not done.in_progress and done.http_status == 200
     assert handled == [f"a:{first.event.id}"]
-    assert [t.new_status for t in gw_b.history(pid)] == [S.SUCCEEDED]
+    assert [t.new_status for t in gw_b.history(pid)] == [S.PENDING]
     gw_a.close()
     gw_b.close()
 
@@ -140,7 +146,7 @@ def test_two_gateways_on_one_sqlite_file_a_blocked_worker_makes_the_other_answer
 def _die_in_the_handler(db: str, body: bytes, headers: dict[str, str]) -> None:
     """A worker killed after applying the transition, before its handlers finished."""
     gw = paygate.connect(FakeProvider(), store=db, webhook_lease=LEASE)
-    gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: os._exit(3))
+    gw.on(EventType.PAYMENT_CREATED)(lambda event: os._exit(3))
     gw.handle_webhook(body, headers)
     os._exit(0)  # not reached: the handler killed the process
 
@@ -163,11 +169,11 @@ def test_a_dead_workers_event_is_answered_409_then_taken_over_after_the_lease(
     gw = paygate.connect(provider, store=db, webhook_lease=LEASE,
                          clock=lambda: time.time() + offset[0])  # fmt: skip
     handled: list[str] = []
-    gw.on(EventType.PAYMENT_SUCCEEDED)(lambda event: handled.append(event.id))
+    gw.on(EventType.PAYMENT_CREATED)(lambda event: handled.append(event.id))
     event = provider.parse_webhook(delivery.body, delivery.headers)
     assert event.payment_id is not None
     stored = gw.store.get_payment(event.payment_id)
-    assert stored is not None and stored.status is S.SUCCEEDED  # applied before it died
+    assert stored is not None and stored.status is S.PENDING  # applied before it died
     record = gw.store.get_event("fake", event.id)
     assert record is not None and not record.processed
 
@@ -181,7 +187,7 @@ def test_a_dead_workers_event_is_answered_409_then_taken_over_after_the_lease(
     taken = gw.handle_webhook(retry.body, retry.headers)
     assert not taken.duplicate and not taken.in_progress and taken.http_status == 200
     assert taken.handlers_run == 1 and handled == [event.id]
-    assert [t.new_status for t in gw.history(event.payment_id)] == [S.SUCCEEDED]
+    assert [t.new_status for t in gw.history(event.payment_id)] == [S.PENDING]
     record = gw.store.get_event("fake", event.id)
     assert record is not None and record.processed
 

@@ -65,9 +65,10 @@ class Shop:
 
     # --8<-- [start:fulfil]
     def fulfil(self, event: WebhookEvent) -> None:
-        """The PAYMENT_SUCCEEDED handler. It runs inside gw.handle_webhook: if it raises,
-        the webhook view answers 500 and the provider redelivers; OrderBook.fulfil makes
-        the redelivery send one receipt."""
+        """The PAYMENT_SUCCEEDED handler, told the fact once by whichever call brings it
+        (the webhook, the customer's return, an API answer). If it raises, the fact stays
+        pending and is retried (the next gateway call, or gw.dispatch_pending() from a
+        cron); OrderBook.fulfil makes a retry send one receipt."""
         order = self.orders.get(event.order_id) if event.order_id else None
         if order is None:
             log.warning("payment succeeded for an unknown order %s", event.order_id)

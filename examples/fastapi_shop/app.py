@@ -88,7 +88,9 @@ def create_app(
     # --8<-- [start:fulfil]
     @gw.on(EventType.PAYMENT_SUCCEEDED)
     def fulfil(event: WebhookEvent) -> None:
-        """Runs inside gw.handle_webhook, in a worker thread (see the webhook route)."""
+        """Told the payment.succeeded fact once, by whichever gateway call brings it (the
+        webhook, in a worker thread: see the webhook route; or the customer's return). If
+        it raises, the fact stays pending and is retried (gw.dispatch_pending())."""
         order = orders.get(event.order_id) if event.order_id else None
         if order is None:
             log.warning("payment succeeded for an unknown order %s", event.order_id)

@@ -72,8 +72,10 @@ def create_app(
     # --8<-- [start:fulfil]
     @gw.on(EventType.PAYMENT_SUCCEEDED)
     def fulfil(event: WebhookEvent) -> None:
-        """Runs inside gw.handle_webhook. If it raises, the webhook answers 500 and the
-        provider redelivers; OrderBook.fulfil makes the redelivery send one receipt."""
+        """Told the payment.succeeded fact once, by whichever gateway call brings it (the
+        webhook or the customer's return). If it raises, the fact stays pending and is
+        retried (the next call, or gw.dispatch_pending()); OrderBook.fulfil makes a retry
+        send one receipt."""
         order = orders.get(event.order_id) if event.order_id else None
         if order is None:
             log.warning("payment succeeded for an unknown order %s", event.order_id)

@@ -45,7 +45,8 @@ from paygate.money import Money
 _install_log_filters()
 
 if TYPE_CHECKING:
-    from paygate.gateway import Gateway, RetryPolicy, WebhookResult, connect
+    from paygate._facts import FACT_TYPES, Fact
+    from paygate.gateway import DispatchSummary, Gateway, RetryPolicy, WebhookResult, connect
     from paygate.models import (
         CheckoutSession,
         CheckoutStatus,
@@ -86,6 +87,9 @@ logging.getLogger("paygate").addHandler(logging.NullHandler())
 
 # name -> module that defines it, imported on first attribute access (PEP 562)
 _LAZY: dict[str, str] = {
+    "DispatchSummary": "paygate.gateway",
+    "FACT_TYPES": "paygate._facts",
+    "Fact": "paygate._facts",
     "CheckoutSession": "paygate.models",
     "CheckoutStatus": "paygate.models",
     "Customer": "paygate.models",
@@ -141,6 +145,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "FACT_TYPES",
+    "DispatchSummary",
+    "Fact",
     "AuthenticationError",
     "BaseProvider",
     "Capability",

@@ -54,7 +54,9 @@ class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: str = Field(min_length=1)
-    store: SecretStr = SecretStr("memory://")
+    #: ``None``: ``paygate.stores.default_store_url()`` (SQLite at ``./paygate.db``), as
+    #: ``paygate.connect`` without a store
+    store: SecretStr | None = None
     #: ISO codes payments may use; ``None`` allows every currency
     currencies: frozenset[str] | None = None
     #: seconds a worker owns a webhook event before another may take it over

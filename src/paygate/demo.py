@@ -2,8 +2,9 @@
 
 No account, no network: an order paid through a hosted checkout, its signed webhook
 delivered twice (the duplicate is ignored), a declined card retried with another, a
-3-D Secure payment, a partial then a full refund, and a subscription -- each step printed
-with the payment's status as the store records it.
+3-D Secure payment, a partial then a full refund, a refund whose webhook arrives before
+the payment's (the order still ships, once), and a subscription -- each step printed with
+the payment's status as the store records it, and each fact the shop's handlers hear.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from paygate._facts import Fact
 from paygate.errors import CardDeclined
 from paygate.gateway import Gateway, WebhookResult
-from paygate.models import EventType, LineItem, WebhookEvent
+from paygate.models import EventType, LineItem
 from paygate.money import Money
 
 __all__ = ["add_arguments", "run"]
@@ -51,14 +53,15 @@ class _Narrator:
 
     def say(self, text: str) -> None:
         print(f"   {text}", file=self.out)
+        self.flush_notes()
 
     def note(self, text: str) -> None:
-        """Said after the current line (handlers run inside ``handle_webhook``)."""
+        """Said after the current line (handlers run inside the gateway call it reports)."""
         self.notes.append(text)
 
     def flush_notes(self) -> None:
         for text in self.notes:
-            self.say(f"  -> {text}")
+            print(f"     -> {text}", file=self.out)
         self.notes.clear()
 
 
@@ -91,7 +94,6 @@ def _deliver(gw: Gateway, say: _Narrator) -> list[WebhookResult]:
         result = gw.handle_webhook(delivery.body, delivery.headers)
         results.append(result)
         say.say(f"webhook {result.event.type.value:<23} {result.outcome:<13} {_moved(result)}")
-        say.flush_notes()
     return results
 
 
@@ -126,9 +128,13 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
     fulfilled: list[str] = []
 
     @gw.on(EventType.PAYMENT_SUCCEEDED)
-    def fulfil(event: WebhookEvent) -> None:
-        fulfilled.append(event.order_id or "?")
-        say.note(f"handler: order {event.order_id} paid, shipping it")
+    def fulfil(fact: Fact) -> None:
+        fulfilled.append(fact.order_id or "?")
+        say.note(f"handler: order {fact.order_id} paid ({fact.source}), shipping it")
+
+    @gw.on(EventType.REFUND_SUCCEEDED)
+    def refunded(fact: Fact) -> None:
+        say.note(f"handler: {fact.amount} refunded on order {fact.order_id} ({fact.source})")
 
     print("paygate demo: the fake provider and a SQLite store, no network", file=say.out)
     print(f"store: {db}", file=say.out)
@@ -154,7 +160,6 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
         if result.event.type is EventType.PAYMENT_SUCCEEDED:
             succeeded = delivery
         say.say(f"webhook {result.event.type.value:<23} {result.outcome:<13} {_moved(result)}")
-        say.flush_notes()
     assert succeeded is not None
     say.title("The provider delivers payment.succeeded again")
     again = provider.redeliver(succeeded)
@@ -205,6 +210,19 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
             f"payment {gw.get_payment(paid.id).status.value}")  # fmt: skip
     _deliver(gw, say)
 
+    say.title("Order ord_1004: the refund's webhook arrives before the payment's")
+    late = provider.create_payment(
+        order_id="ord_1004", amount=Money.of("30.00", "USD"), payment_method="tok_visa",
+        idempotency_key="demo-1004",
+    )  # fmt: skip
+    provider.refund_payment(late.id, amount=Money.of("10.00", "USD"), idempotency_key="demo-r")
+    deliveries = [d for d in provider.take_webhooks() if b'"payment.created"' not in d.body]
+    for delivery in reversed(deliveries):  # the network reorders them: refund first
+        result = gw.handle_webhook(delivery.body, delivery.headers)
+        say.say(f"webhook {result.event.type.value:<23} {result.outcome:<13} {_moved(result)}")
+    say.say(f"the refund proved the capture: the order shipped once "
+            f"({fulfilled.count('ord_1004')}x), then the refund was told")  # fmt: skip
+
     say.title("A subscription")
     customer = gw.create_customer(email="ada@example.com", name="Ada")
     subscription = gw.create_subscription(customer_id=customer.id, price_id="price_basic")
@@ -223,4 +241,5 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
 
     events = gw.store.list_events()
     print(f"\nDone: {len(events)} webhook events recorded, orders shipped: "
-          f"{', '.join(sorted(set(fulfilled)))}.", file=say.out)  # fmt: skip
+          f"{', '.join(sorted(set(fulfilled)))} (each once: {len(fulfilled)} shipments).",
+          file=say.out)  # fmt: skip

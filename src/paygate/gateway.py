@@ -11,22 +11,31 @@
   the same idempotency key.
 * **Webhook pipeline:** verify and parse → claim the event id → apply the pure state
   transition (:mod:`paygate.state`) to the stored payment, in one transaction with the
-  transition log → run the handlers → mark the event processed.
+  transition log and the facts it established (the outbox) → mark the event processed.
+* **Facts, told once** (:mod:`paygate._facts`): whichever channel moves a payment (a
+  webhook, an API answer, the customer's return, reconciliation), each fact it
+  establishes is recorded in that transaction; the dispatcher then hands every recorded
+  fact to the handlers of its type once, in order per payment, under a lease.
 
 Thread-safe: the gateway keeps no per-request state; the store serializes what must be.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from paygate import _idempotency as idem
+from paygate._facts import FACT_TYPES, Fact, FactClaim
 from paygate._retry import RetryPolicy
 from paygate.errors import (
     CardDeclined,
@@ -57,10 +66,12 @@ from paygate.state import (
     TABLE,
     PaymentEvent,
     PaymentState,
+    Step,
     Trigger,
     apply,
     event_for_status,
     event_from_webhook,
+    events_for_answer,
     state_of,
 )
 from paygate.stores import (
@@ -74,6 +85,7 @@ from paygate.stores import (
     StoreConflict,
     TransitionRecord,
     _codec,
+    default_store_url,
     open_store,
 )
 from paygate.stores._records import EventPlan
@@ -81,20 +93,50 @@ from paygate.stores._records import EventPlan
 if TYPE_CHECKING:
     from paygate._config import GatewaySettings
 
-__all__ = ["Gateway", "RetryPolicy", "WebhookHandler", "WebhookResult", "connect"]
+__all__ = [
+    "DispatchSummary",
+    "Gateway",
+    "RetryPolicy",
+    "WebhookHandler",
+    "WebhookResult",
+    "connect",
+]
 
 _log = logging.getLogger("paygate")
 
 T = TypeVar("T")
-WebhookHandler = Callable[[WebhookEvent], Any]
+#: a handler: called with a :class:`~paygate.Fact` for payment facts, with the
+#: :class:`~paygate.models.WebhookEvent` for other events (subscriptions, invoices, ...)
+WebhookHandler = Callable[[Any], Any]
+H = TypeVar("H", bound=Callable[..., Any])
+
+#: the channel label of facts and transitions recorded inside ``Gateway.channel()``
+_CHANNEL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "paygate_channel", default=None
+)
+_CHANNELS = frozenset({"api", "return", "reconcile", "webhook"})
+#: facts claimed at once: each batch's leases start together, so a small batch keeps the
+#: last fact's handlers well inside its lease
+_FACT_BATCH = 10
+#: a call that recorded no fact looks for due facts (failed ones whose backoff is over,
+#: ones left by a dead worker) at most this often (seconds): the look is a store read
+_SWEEP_INTERVAL = 1.0
+#: a failed fact is retried after 1 s, then 2, 4, ... at most this long (seconds)
+_MAX_FACT_BACKOFF = 300.0
 S = PaymentStatus
 
 #: how often a compare-and-set write is retried after losing a race
 _CAS_ATTEMPTS = 20
 
-#: (outcome, previous status, record, error, finished) of an event's first processing
+#: (outcome, previous status, record, error, finished, facts recorded) of an event's
+#: first processing
 _Applied = tuple[
-    "EventOutcome | None", "PaymentStatus | None", "PaymentRecord | None", "str | None", bool
+    "EventOutcome | None",
+    "PaymentStatus | None",
+    "PaymentRecord | None",
+    "str | None",
+    bool,
+    "tuple[Fact, ...]",
 ]
 #: statuses after which an order may be paid again with a new attempt
 _RETRYABLE_ATTEMPT = frozenset({S.FAILED, S.CANCELED})
@@ -124,6 +166,15 @@ class WebhookResult:
     409 makes the provider retry later; that delivery finds the event processed (200) or
     takes it over once the lease has run out. :attr:`acknowledged` is the same answer as
     a bool.
+
+    Payment facts: ``facts`` are the facts this delivery established (recorded in the
+    outbox with the transition). Their handlers run from the outbox right after, and
+    ``handlers_run`` / ``handler_errors`` say how that went (the dispatch may also have
+    run other due facts). A fact's handler that raises does NOT fail the delivery: the
+    fact is durable, stays pending with its error, and is retried from the outbox (the
+    next gateway call after a short backoff, or :meth:`Gateway.dispatch_pending`); the
+    answer stays 200, and :attr:`handlers_failed` tells you. A redelivery would bring
+    nothing: the fact is known.
     """
 
     event: WebhookEvent
@@ -135,6 +186,14 @@ class WebhookResult:
     handlers_run: int = 0
     in_progress: bool = False
     error: str | None = None
+    facts: tuple[Fact, ...] = ()
+    #: "fact id: ExceptionType: message" of each fact whose handler raised
+    handler_errors: tuple[str, ...] = ()
+
+    @property
+    def handlers_failed(self) -> bool:
+        """A handler of a fact raised: the fact stays pending and is retried."""
+        return bool(self.handler_errors)
 
     @property
     def changed(self) -> bool:
@@ -162,14 +221,45 @@ class WebhookResult:
         return 200 if self.acknowledged else 409
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchSummary:
+    """What one dispatch of pending facts did (:meth:`Gateway.dispatch_pending`)."""
+
+    #: facts whose handlers all ran (now done)
+    done: int = 0
+    #: facts whose handler raised (pending again, retried later)
+    failed: int = 0
+    handlers_run: int = 0
+    #: "fact id: ExceptionType: message" per failed fact
+    errors: tuple[str, ...] = ()
+    #: the facts dispatched, in order
+    facts: tuple[Fact, ...] = ()
+
+    def __add__(self, other: DispatchSummary) -> DispatchSummary:
+        return DispatchSummary(
+            self.done + other.done, self.failed + other.failed,
+            self.handlers_run + other.handlers_run, self.errors + other.errors,
+            self.facts + other.facts,
+        )  # fmt: skip
+
+
+_NOTHING = DispatchSummary()
+
+
+class _AwaitableReturned(Exception):
+    """A handler returned an awaitable: it did not run (the sync Gateway awaits nothing)."""
+
+
 class Gateway:
     """One provider, one store, and the policies around them.
 
     Build it with :func:`paygate.connect`, :meth:`from_config` or :meth:`from_env`.
     ``currencies`` limits the currencies payments may use (``None``: all); ``retry``
     defaults to ``provider.max_retries + 1`` attempts when the provider sets that;
-    ``webhook_lease`` is how long (seconds) a worker owns a webhook event before another
-    may take it over; ``clock`` (Unix seconds) is for tests.
+    ``webhook_lease`` is how long (seconds) a worker owns a webhook event (or a fact
+    whose handlers it runs) before another may take it over; ``clock`` (Unix seconds) is
+    for tests. Without ``store``: ``$PAYGATE_STORE_URL``, else SQLite at ``./paygate.db``
+    (see :func:`paygate.stores.default_store_url`).
     """
 
     def __init__(
@@ -187,7 +277,9 @@ class Gateway:
                 f"provider must implement paygate.PaymentProvider, got {type(provider).__name__}"
             )
         self.provider = provider
-        self.store: Store = store if store is not None else open_store("memory://")
+        self.store: Store = (
+            store if store is not None else open_store(default_store_url(provider=provider.name))
+        )
         if retry is None:
             max_retries = getattr(provider, "max_retries", None)
             retry = (
@@ -206,6 +298,10 @@ class Gateway:
         self.clock = clock
         self._handlers: dict[EventType | None, list[WebhookHandler]] = {}
         self._handlers_lock = threading.Lock()
+        #: per thread: whether the current call recorded facts (its dispatch claims them
+        #: without looking first)
+        self._recorded = threading.local()
+        self._next_sweep = 0.0
 
     def __repr__(self) -> str:
         return f"Gateway(provider={self.provider.name!r}, store={self.store!r})"
@@ -217,7 +313,8 @@ class Gateway:
         from paygate._config import RetrySettings
 
         provider = create_provider(settings.provider, **settings.settings)
-        store = open_store(settings.store.get_secret_value())
+        url = settings.store.get_secret_value() if settings.store is not None else ""
+        store = open_store(url or default_store_url(provider=provider.name))
         r: RetrySettings = settings.retry
         attempts = r.attempts
         if attempts is None:
@@ -247,8 +344,9 @@ class Gateway:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Gateway:
-        """A gateway from ``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL`` (default
-        ``memory://``), ``PAYGATE_CURRENCIES`` (``USD,EUR``), ``PAYGATE_RETRY_ATTEMPTS``,
+        """A gateway from ``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL`` (default: SQLite at
+        ``./paygate.db``, as :func:`connect`), ``PAYGATE_CURRENCIES`` (``USD,EUR``),
+        ``PAYGATE_RETRY_ATTEMPTS``,
         ``PAYGATE_WEBHOOK_LEASE`` and ``PAYGATE_<PROVIDER>_<SETTING>`` (passed to the
         provider as ``<setting>=``, lower-cased: ``PAYGATE_STRIPE_API_KEY`` → ``api_key``).
         """
@@ -361,69 +459,183 @@ class Gateway:
 
     # -- keeping the store in step with the provider's answers ------------------------------
 
+    def _source(self, source: str) -> str:
+        """``source``, unless the caller is inside :meth:`channel`."""
+        return _CHANNEL.get() or source
+
+    @contextlib.contextmanager
+    def channel(self, source: str) -> Iterator[None]:
+        """Label the transitions and facts recorded inside the block with ``source``
+        (``"reconcile"``, ``"return"``, ``"api"``): reconciliation's ``--apply`` syncs
+        through :meth:`get_payment` and :meth:`refund` inside ``channel("reconcile")``."""
+        if source not in _CHANNELS:
+            raise ValidationError(
+                f"channel must be one of {', '.join(sorted(_CHANNELS))}, got {source!r}"
+            )
+        token = _CHANNEL.set(source)
+        try:
+            yield
+        finally:
+            _CHANNEL.reset(token)
+
+    def _facts_of(
+        self,
+        step: Step,
+        before: PaymentState,
+        payment: Payment,
+        *,
+        source: str,
+        now: float,
+        event: WebhookEvent | None = None,
+    ) -> tuple[Fact, ...]:
+        """The facts of an applied step, in causal order, each with the payment as it
+        stood right after that fact (``payment`` is the record after the whole step)."""
+        facts: list[Fact] = []
+        state = before
+        last = len(step.applied) - 1
+        for i, change in enumerate(step.applied):
+            if i == last:
+                shown = payment
+            else:  # an implied capture before the event itself: the state in between
+                try:
+                    state = apply(state, change).state
+                    shown = PaymentRecord.build(payment, state).payment
+                except InvalidTransition:  # pragma: no cover - the step just applied it
+                    shown = payment
+            fact = Fact.of(change, shown, source=source, recorded_at=now, event=event)
+            if fact is not None:
+                facts.append(fact)
+        return tuple(facts)
+
+    def _first_seen(
+        self, fresh: Payment, *, source: str, now: float
+    ) -> tuple[PaymentState, tuple[Fact, ...]]:
+        """The state of a payment first met through a provider answer, and the facts the
+        answer proves: its events played from ``pending`` (a disputed payment was
+        captured, then disputed), so the application hears of a payment first learned
+        from the API as of one learned from webhooks."""
+        stated = state_of(fresh)
+        state = PaymentState(S.PENDING, fresh.amount.amount)
+        changes = events_for_answer(state, fresh)
+        if fresh.status in (S.PARTIALLY_REFUNDED, S.REFUNDED) and stated.captured:
+            # refund statuses carry no event of their own: the capture is what is proven
+            changes.insert(0, PaymentEvent(Trigger.SUCCEEDED, amount=stated.captured))
+        steps: list[tuple[Step, PaymentState]] = []
+        for change in changes:
+            try:
+                step = apply(state, change)
+            except InvalidTransition:
+                continue
+            if step.changed:
+                steps.append((step, state))
+                state = step.state
+        # the played state when it agrees with the provider's amounts (it knows the refund
+        # ids, so none counts twice later); else the answer as the provider states it
+        agrees = (state.status, state.captured, state.refunded) == (
+            stated.status, stated.captured, stated.refunded,
+        )  # fmt: skip
+        final = state if agrees else stated
+        shown = PaymentRecord.build(fresh, final).payment
+        facts: list[Fact] = []
+        for i, (step, before) in enumerate(steps):
+            payment = (
+                shown if i == len(steps) - 1 else PaymentRecord.build(fresh, step.state).payment
+            )
+            facts.extend(self._facts_of(step, before, payment, source=source, now=now))
+        return final, tuple(facts)
+
     def _sync(
         self, fresh: Payment, *, source: str, event: PaymentEvent | None = None
     ) -> PaymentRecord:
         """Move the stored payment by a provider answer (through the state machine).
 
         A payment seen for the first time is recorded as the provider describes it. An
-        answer the state machine finds impossible is logged and not applied (the store
-        keeps its state; reconciliation sorts it out).
+        answer about a known payment applies every event it proves
+        (:func:`~paygate.state.events_for_answer`: its status with the captured amount,
+        each refund by id), one transition each, each with its facts. An event the state
+        machine finds impossible is logged and not applied (the store keeps its state;
+        reconciliation sorts it out).
         """
+        source = self._source(source)
         for _ in range(_CAS_ATTEMPTS):
             now = self.clock()
             current = self.store.get_payment(fresh.id)
             if current is None:
-                state = state_of(fresh)
+                state, facts = self._first_seen(fresh, source=source, now=now)
                 record = PaymentRecord.build(fresh, state, version=1, updated_at=now)
                 trigger = event.trigger if event else _status_trigger(fresh.status)
                 transition = self._transition(record, None, trigger, source=source)
                 try:
-                    self.store.save_payment(record, expected_version=None, transition=transition)
+                    self.store.save_payment(
+                        record, expected_version=None, transition=transition, facts=facts
+                    )
                 except StoreConflict:
                     continue
                 self._log_transition(transition)
+                self._note_recorded(facts)
                 return record
-            change = event or event_for_status(
-                fresh.status,
-                captured=fresh.amount_captured.amount if fresh.amount_captured else None,
-            )
-            if change is None:
-                return current
-            try:
-                step = apply(current.state, change)
-            except InvalidTransition as exc:
-                _log.warning(
-                    "payment %s: provider reports %s, store has %s: not applied (%s)",
-                    fresh.id, fresh.status.value, current.status.value, exc,
+            changes = [event] if event is not None else events_for_answer(current.state, fresh)
+            record = current
+            lost = False
+            for change in changes:
+                try:
+                    step = apply(record.state, change)
+                except InvalidTransition as exc:
+                    _log.warning(
+                        "payment %s: provider reports %s, store has %s: %s not applied (%s)",
+                        fresh.id, fresh.status.value, record.status.value,
+                        change.trigger.value, exc,
+                    )  # fmt: skip
+                    continue
+                if not step.changed:
+                    continue
+                moved = PaymentRecord.build(
+                    self._merge(record.payment, fresh), step.state,
+                    version=record.version + 1, updated_at=now,
                 )  # fmt: skip
-                return current
-            if not step.changed:
-                return current
-            record = PaymentRecord.build(
-                self._merge(current.payment, fresh), step.state,
-                version=current.version + 1, updated_at=now,
-            )  # fmt: skip
-            transition = self._transition(
-                record, current.status, change.trigger, source=source, amount=change.amount
-            )
-            try:
-                self.store.save_payment(
-                    record, expected_version=current.version, transition=transition
+                transition = self._transition(
+                    moved, record.status, change.trigger, source=source, amount=change.amount
                 )
-            except StoreConflict:
-                continue
-            self._log_transition(transition)
+                facts = self._facts_of(step, record.state, moved.payment, source=source, now=now)
+                try:
+                    self.store.save_payment(
+                        moved, expected_version=record.version, transition=transition,
+                        facts=facts,
+                    )  # fmt: skip
+                except StoreConflict:
+                    lost = True
+                    break
+                self._log_transition(transition)
+                self._note_recorded(facts)
+                record = moved
+            if lost:
+                continue  # read again; what was saved is counted, the rest applies on top
             return record
         raise StoreConflict(f"payment {fresh.id}: too much write contention, giving up")
+
+    def _fetch(self, payment_id: str) -> Payment:
+        """The provider's answer about ``payment_id``; an answer about another payment is
+        refused before anything is written."""
+        fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
+        return self._same_payment(fresh, payment_id)
+
+    def _same_payment(self, fresh: Payment, payment_id: str) -> Payment:
+        if not isinstance(fresh, Payment) or fresh.id != payment_id:
+            got = fresh.id if isinstance(fresh, Payment) else type(fresh).__name__
+            raise ProviderError(
+                f"asked {self.provider.name} about payment {payment_id!r}, it answered about "
+                f"{got!r}; nothing was recorded",
+                provider=self.provider.name,
+                code="payment_mismatch",
+            )
+        return fresh
 
     def _known(self, payment_id: str) -> PaymentRecord:
         """The stored payment, fetched from the provider first if the store has none."""
         self._check_id(payment_id, "payment_id")
         record = self.store.get_payment(payment_id)
         if record is None:
-            fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
-            record = self._sync(fresh, source="api")
+            record = self._sync(self._fetch(payment_id), source="api")
         return record
 
     # -- idempotency ------------------------------------------------------------------------
@@ -592,14 +804,17 @@ class Gateway:
         record = self._sync(payment, source="api")
         _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
                   record.status.value)  # fmt: skip
+        self._pump()
         return self._view(record, payment)
 
     def get_payment(self, payment_id: str) -> Payment:
         """The payment, refreshed from the provider into the store (through the state
         machine), as the store now has it."""
         self._check_id(payment_id, "payment_id")
-        fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
-        return self._view(self._sync(fresh, source="api"), fresh)
+        fresh = self._fetch(payment_id)
+        record = self._sync(fresh, source="api")
+        self._pump()
+        return self._view(record, fresh)
 
     def payment_for_order(self, order_id: str) -> Payment | None:
         """The latest payment attempt recorded for ``order_id`` (store only, no provider
@@ -640,7 +855,8 @@ class Gateway:
             )
 
         def call(key: str) -> Payment:
-            return self.provider.capture_payment(payment_id, amount=amount, idempotency_key=key)
+            answer = self.provider.capture_payment(payment_id, amount=amount, idempotency_key=key)
+            return self._same_payment(answer, payment_id)
 
         _log.info("capture payment %s amount=%s", payment_id, amount or "all")
         fresh = self._idempotent(
@@ -655,7 +871,9 @@ class Gateway:
             result_id=lambda p: p.id,
             order_id=record.order_id,
         )
-        return self._view(self._sync(fresh, source="api"), fresh)
+        synced = self._sync(fresh, source="api")
+        self._pump()
+        return self._view(synced, fresh)
 
     def _stored_payment(self, payment_id: str) -> Payment | None:
         record = self.store.get_payment(payment_id)
@@ -674,7 +892,8 @@ class Gateway:
             )
 
         def call(key: str) -> Payment:
-            return self.provider.cancel_payment(payment_id, idempotency_key=key)
+            answer = self.provider.cancel_payment(payment_id, idempotency_key=key)
+            return self._same_payment(answer, payment_id)
 
         _log.info("cancel payment %s", payment_id)
         fresh = self._idempotent(
@@ -687,7 +906,9 @@ class Gateway:
             result_id=lambda p: p.id,
             order_id=record.order_id,
         )
-        return self._view(self._sync(fresh, source="api"), fresh)
+        synced = self._sync(fresh, source="api")
+        self._pump()
+        return self._view(synced, fresh)
 
     def refund(
         self,
@@ -732,9 +953,17 @@ class Gateway:
         def call(key: str) -> Refund:
             # the amount is always sent: "the rest" re-read on a retry after a lost answer
             # would be 0, or another body under the same key
-            return self.provider.refund_payment(
+            answer = self.provider.refund_payment(
                 payment_id, amount=Money(to_refund, currency), reason=reason, idempotency_key=key
             )
+            if answer.payment_id and answer.payment_id != payment_id:
+                raise ProviderError(
+                    f"asked {self.provider.name} to refund payment {payment_id!r}, it answered "
+                    f"with a refund of {answer.payment_id!r}; nothing was recorded",
+                    provider=self.provider.name,
+                    code="payment_mismatch",
+                )
+            return answer
 
         _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency))
         refund = self._idempotent(
@@ -753,6 +982,7 @@ class Gateway:
         )
         if refund.status is RefundStatus.SUCCEEDED:
             self._sync_refund(payment_id, refund)
+        self._pump()
         _log.info("refund %s of payment %s: %s %s", refund.id, payment_id, refund.amount,
                   refund.status.value)  # fmt: skip
         return refund
@@ -777,6 +1007,7 @@ class Gateway:
         )
         record = self._sync(fresh, source="return")
         _log.info("return for payment %s: %s", fresh.id, record.status.value)
+        self._pump()
         return self._view(record, fresh)
 
     # -- checkout, customers, subscriptions, invoices ----------------------------------------
@@ -859,9 +1090,12 @@ class Gateway:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Customer:
-        """A customer at the provider. Idempotent per (email, name, metadata) unless you
-        pass your own ``idempotency_key``."""
-        identity = idempotency_key or idem.digest(email, name, dict(metadata or {}))
+        """A customer at the provider. Each call creates one customer (retries inside
+        the call send the same key, so a lost answer never makes two); two calls make two
+        customers, even with the same details (two anonymous customers are two people).
+        Pass ``idempotency_key`` to make calls with that key create one customer."""
+        # a fresh identity per call unless the caller names one
+        identity = idempotency_key or f"call-{uuid.uuid4().hex}"
 
         def call(key: str) -> Customer:
             return self.provider.create_customer(
@@ -976,20 +1210,36 @@ class Gateway:
 
     # -- webhooks ---------------------------------------------------------------------------
 
-    def on(self, *event_types: EventType | str) -> Callable[[WebhookHandler], WebhookHandler]:
+    def on(self, *event_types: EventType | str) -> Callable[[H], H]:
         """Register a handler for these event types (none given: every event)::
 
             @gw.on(EventType.PAYMENT_SUCCEEDED)
-            def fulfil(event): ...
+            def fulfil(fact): ...
 
-        Several handlers may share a type; they run in registration order, after the
-        state transition, once per event (again only if an earlier run raised).
+        Payment facts (``payment.succeeded``, ``refund.failed``, ``dispute.lost``, ...:
+        :data:`paygate.FACT_TYPES`) reach their handlers as a :class:`~paygate.Fact`, once
+        per fact whichever channel established it (webhook, API answer, the customer's
+        return, reconciliation), in order per payment, from the store's outbox. Other
+        events (subscriptions, invoices, checkout, unknown) reach theirs as the
+        :class:`~paygate.models.WebhookEvent`, once per new event id. Several handlers may
+        share a type; they run in registration order (all again if one of them raised).
+
+        The Gateway runs handlers synchronously: a coroutine function (``async def``, or
+        a partial or callable object around one) is refused with
+        :class:`~paygate.errors.ConfigurationError`.
         """
         types: list[EventType | None] = [EventType(t) for t in event_types] or [None]
 
-        def register(handler: WebhookHandler) -> WebhookHandler:
+        def register(handler: H) -> H:
             if not callable(handler):
                 raise ConfigurationError(f"webhook handler must be callable, got {handler!r}")
+            if _is_async(handler):
+                raise ConfigurationError(
+                    f"handler {_name(handler)} is a coroutine function, but this Gateway runs "
+                    "handlers synchronously and would never await it (the order would never "
+                    "be fulfilled). Register a plain function; to call async code from it, "
+                    "use asyncio.run(...) (or your framework's async_to_sync)"
+                )
             with self._handlers_lock:
                 for event_type in types:
                     self._handlers.setdefault(event_type, []).append(handler)
@@ -1000,6 +1250,151 @@ class Gateway:
     def _handlers_for(self, event_type: EventType) -> list[WebhookHandler]:
         with self._handlers_lock:
             return [*self._handlers.get(event_type, ()), *self._handlers.get(None, ())]
+
+    @staticmethod
+    def _run_handler(handler: WebhookHandler, subject: Any) -> None:
+        result = handler(subject)
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()  # never awaited: closed, so no "never awaited" warning either
+            raise _AwaitableReturned(
+                f"handler {_name(handler)} returned an awaitable, which this synchronous "
+                "Gateway cannot await: it did not run. Register a plain function (use "
+                "asyncio.run(...) inside it for async code)"
+            )
+
+    # -- the outbox of payment facts ----------------------------------------------------
+
+    def dispatch_pending(self, *, limit: int = 1000) -> DispatchSummary:
+        """Run the handlers of every pending fact (up to ``limit``), failed ones included
+        (whatever their backoff), in order per payment, each once under a lease: for a
+        cron job or worker, and after fixing a handler. A gateway with no handler
+        registered at all dispatches nothing (it would mark facts done unheard)."""
+        if limit < 1:
+            raise ValidationError(f"limit must be >= 1, got {limit}")
+        if not self._handlers:
+            _log.warning("dispatch_pending: no handler registered; facts left pending")
+            return _NOTHING
+        return self._dispatch_facts(limit=limit, retry_failed=True, known_due=True, drain=True)
+
+    def pending_facts(
+        self, *, payment_id: str | None = None, limit: int | None = None
+    ) -> list[Fact]:
+        """Facts whose handlers have not all run yet (pending or failed), oldest first;
+        ``Fact.attempts`` and ``Fact.last_error`` say what happened so far."""
+        return self.store.list_facts(pending=True, payment_id=payment_id, limit=limit)
+
+    def facts(self, payment_id: str) -> list[Fact]:
+        """Every fact recorded for the payment, in causal order (done or not)."""
+        return self.store.list_facts(payment_id=payment_id)
+
+    def _note_recorded(self, facts: Sequence[Fact]) -> None:
+        """Remember, for this thread's call, the facts it recorded: its dispatch claims
+        without looking first, and need not read them back."""
+        if facts:
+            mine: dict[str, Fact] = getattr(self._recorded, "facts", None) or {}
+            mine.update((f.id, f) for f in facts)
+            self._recorded.facts = mine
+
+    def _pump(self, *, known_due: bool = False, facts: Sequence[Fact] = ()) -> DispatchSummary:
+        """After a call that touched the store: run the handlers of due facts (the ones it
+        recorded, and failed ones whose backoff is over). Never raises for a handler: a
+        failure is logged and the fact retried later. A gateway with no handler at all
+        leaves facts for one that has them (a CLI or script records, the app tells)."""
+        recorded: dict[str, Fact] = getattr(self._recorded, "facts", None) or {}
+        self._recorded.facts = None
+        if not self._handlers:
+            return _NOTHING
+        recorded.update((f.id, f) for f in facts)
+        known_due = known_due or bool(recorded)
+        now = self.clock()
+        if not known_due and now < self._next_sweep:
+            return _NOTHING  # looked a moment ago: a failed fact's backoff is >= 1 s anyway
+        self._next_sweep = now + _SWEEP_INTERVAL
+        try:
+            return self._dispatch_facts(
+                limit=100, retry_failed=False, known_due=known_due, known=recorded
+            )
+        except Exception as exc:  # the call itself succeeded; the facts are durable
+            _log.warning("fact dispatch failed (%s: %s); facts stay pending",
+                         type(exc).__name__, exc)  # fmt: skip
+            return _NOTHING
+
+    def _dispatch_facts(
+        self,
+        *,
+        limit: int,
+        retry_failed: bool,
+        known_due: bool,
+        known: Mapping[str, Fact] | None = None,
+        drain: bool | None = None,
+    ) -> DispatchSummary:
+        """Claim and run due facts. ``known_due``: claim at once (the caller recorded
+        facts, or an explicit dispatch); ``drain`` (default: unless ``known_due``): keep
+        going while facts are due, else stop once the batch's facts are done and none of
+        their payments' next facts is due."""
+        if drain is None:
+            drain = not known_due
+        total = _NOTHING
+        first = True
+        # claim at once when the caller knows a fact is due (it recorded one) or a fact
+        # just finished said its payment's next one is; else look first (a read: no
+        # write lock taken when nothing is due)
+        claim_now = known_due
+        while total.done + total.failed < limit:
+            if not claim_now and not self.store.has_due_facts(now=self.clock()):
+                break
+            claims = self.store.claim_facts(
+                now=self.clock(), lease_seconds=self.webhook_lease,
+                limit=min(_FACT_BATCH, limit - total.done - total.failed),
+                retry_failed=retry_failed and first, known=known,
+            )  # fmt: skip
+            first = False
+            if not claims:
+                break
+            claim_now = False
+            for claim in claims:
+                if self.clock() >= claim.lease_until:
+                    # the batch took longer than the lease: another dispatcher may own
+                    # this one now; it stays for whoever claims it next (never run twice)
+                    continue
+                ran, next_due = self._run_fact(claim)
+                total += ran
+                claim_now = claim_now or next_due
+            if not claim_now and drain:
+                continue  # look again: more may be due than one batch held
+            if not claim_now:
+                break  # this call's own facts are dispatched, and none waits on them
+        return total
+
+    def _run_fact(self, claim: FactClaim) -> tuple[DispatchSummary, bool]:
+        """Run one claimed fact's handlers, then mark it done; a raising handler leaves it
+        pending with its error, due again after a backoff (1 s doubling, at most 5 min)."""
+        fact = claim.fact
+        handlers = self._handlers_for(fact.type)
+        ran = 0
+        for handler in handlers:
+            try:
+                self._run_handler(handler, fact)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                delay = min(2.0 ** max(fact.attempts - 1, 0), _MAX_FACT_BACKOFF)
+                self.store.fail_fact(claim, error=error, retry_at=self.clock() + delay)
+                _log.warning(
+                    "fact %s: handler %s raised %s (attempt %d); retried in %.0f s",
+                    fact.id, _name(handler), type(exc).__name__, fact.attempts, delay,
+                )  # fmt: skip
+                failed = DispatchSummary(0, 1, ran + 1, (f"{fact.id}: {error}",), (fact,))
+                return failed, False
+            ran += 1
+        done, next_due = self.store.finish_fact(claim, now=self.clock())
+        if not done:
+            _log.warning("fact %s: lease expired before its handlers finished", fact.id)
+        elif _log.isEnabledFor(logging.INFO):
+            _log.info("fact %s (%s via %s): %d handler(s) ran", fact.id, fact.type.value,
+                      fact.source, ran)  # fmt: skip
+        return DispatchSummary(1, 0, ran, (), (fact,)), next_due
 
     def replay(
         self,
@@ -1045,15 +1440,35 @@ class Gateway:
         """Verify, record, apply and dispatch one webhook delivery.
 
         Raises :class:`~paygate.errors.WebhookVerificationError` for a delivery that is not
-        authentic (answer 400) and re-raises a handler's exception after giving the event
-        up, so that the provider's redelivery runs the handlers again (answer 5xx); the
-        state transition is never applied twice. Otherwise answer the result's
+        authentic (answer 400). A payment fact's event records the facts it establishes in
+        the transaction that applies it; their handlers then run from the outbox, and a
+        handler that raises leaves the fact pending for a retry without failing the
+        delivery (see :class:`WebhookResult`). For other events (subscriptions,
+        invoices, ...) a handler's exception is re-raised after giving the event up, so
+        that the provider's redelivery runs the handlers again (answer 5xx); the state
+        transition is never applied twice. Otherwise answer the result's
         :attr:`~WebhookResult.http_status` (409 while another worker holds the event).
         """
         event = self.provider.parse_webhook(body, headers)
+        result = self._handle_event(event)
+        if result.duplicate:  # changed nothing: its facts (if any) were dispatched already
+            return result
+        # the facts this delivery recorded (and other due ones): handlers run from the
+        # outbox, outside any transaction; a failure is reported, never raised
+        summary = self._pump(known_due=bool(result.facts), facts=result.facts)
+        if summary is _NOTHING:
+            return result
+        return dataclasses.replace(
+            result, handlers_run=result.handlers_run + summary.handlers_run,
+            handler_errors=summary.errors,
+        )  # fmt: skip
+
+    def _handle_event(self, event: WebhookEvent) -> WebhookResult:
         payment_id = event.payment_id
         occurred = event.occurred_at.timestamp() if event.occurred_at else None
-        handlers = self._handlers_for(event.type)
+        # a payment fact's handlers hear the fact from the outbox, not this delivery
+        fact_event = payment_id is not None and event.type in FACT_TYPES
+        handlers = [] if fact_event else self._handlers_for(event.type)
         # the first delivery of an event, on a store that can: claim, transition, log
         # (and finish, with no handler to wait for) in one transaction; a redelivery
         # there: counted (taken over if nobody owns the event) in one transaction too
@@ -1097,6 +1512,7 @@ class Gateway:
             )  # fmt: skip
         error: str | None = None
         finished = False
+        facts: tuple[Fact, ...] = ()
         if claim.applied:  # an earlier delivery applied it, then a handler failed
             outcome = claim.outcome
             record = payment()
@@ -1104,10 +1520,12 @@ class Gateway:
         else:
             # with no handler to wait for, the event is marked processed in the same
             # transaction as its transition (one commit fewer)
-            outcome, previous, record, error, finished = self._apply_event(
+            outcome, previous, record, error, finished, facts = self._apply_event(
                 event, claim, quiet=not handlers
             )
-        return self._dispatch(event, claim, handlers, outcome, previous, record, error, finished)
+        return self._dispatch(
+            event, claim, handlers, outcome, previous, record, error, finished, facts
+        )
 
     def _dispatch(
         self,
@@ -1119,16 +1537,18 @@ class Gateway:
         record: PaymentRecord | None,
         error: str | None,
         finished: bool,
+        facts: tuple[Fact, ...] = (),
     ) -> WebhookResult:
-        """Run the handlers of an owned, applied event outside any transaction, then
-        finish it (unless already ``finished``); a raising handler gives the event up."""
+        """Run the handlers of an owned, applied event that is not a payment fact
+        outside any transaction, then finish it (unless already ``finished``); a raising
+        handler gives the event up."""
         payment_id = event.payment_id
         status = record.status if record else None
         if outcome in ("stale", "rejected"):
             handlers = []
         for handler in handlers:
             try:
-                handler(event)
+                self._run_handler(handler, event)
             except BaseException as exc:
                 self.store.release_event(claim, error=f"{type(exc).__name__}: {exc}"[:500])
                 _log.warning(
@@ -1146,7 +1566,7 @@ class Gateway:
         return WebhookResult(
             event, False, previous, status, outcome,
             payment=record.payment if record else None,
-            handlers_run=len(handlers), error=error,
+            handlers_run=len(handlers), error=error, facts=facts,
         )  # fmt: skip
 
     def _ingest_new(
@@ -1196,7 +1616,7 @@ class Gateway:
                 _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
                              event.type.value, event.payment_id, error)  # fmt: skip
             record = plan.record if plan.record is not None else current
-            return claim, (plan.outcome, previous, record, error, plan.finish), None
+            return claim, (plan.outcome, previous, record, error, plan.finish, plan.facts), None
         return None  # heavy contention: the general path retries on its own
 
     def _plan_event(
@@ -1238,19 +1658,20 @@ class Gateway:
         transition = self._transition(
             record, previous, change.trigger, source="webhook", amount=change.amount, event=event
         )
+        facts = self._facts_of(step, state, record.payment, source="webhook", now=now, event=event)
         return EventPlan(
             "applied", finish=quiet, record=record,
             expected_version=current.version if current else None, transition=transition,
+            facts=facts,
         ), None  # fmt: skip
 
-    def _apply_event(
-        self, event: WebhookEvent, claim: EventClaim, *, quiet: bool
-    ) -> tuple[EventOutcome, PaymentStatus | None, PaymentRecord | None, str | None, bool]:
+    def _apply_event(self, event: WebhookEvent, claim: EventClaim, *, quiet: bool) -> _Applied:
         """Apply the event's transition once.
 
-        Returns (outcome, previous status, record, error, finished): ``finished`` when
-        the event was also marked processed because no handler will run for it (``quiet``:
-        none registered; or the event is stale or rejected).
+        Returns (outcome, previous status, record, error, finished, facts): ``finished``
+        when the event was also marked processed because no handler will run for it
+        (``quiet``: none registered, or a payment fact; or the event is stale or
+        rejected); ``facts``: those recorded with the transition.
         """
         payment_id = event.payment_id
         change = None if event.type is EventType.UNKNOWN else event_from_webhook(event)
@@ -1260,13 +1681,19 @@ class Gateway:
             )
             self.store.record_outcome(claim, outcome, now=self.clock(), finish=quiet)
             record = self.store.get_payment(payment_id) if payment_id else None
-            return outcome, record.status if record else None, record, None, quiet
+            return outcome, record.status if record else None, record, None, quiet, ()
         for _ in range(_CAS_ATTEMPTS):
             now = self.clock()
             current = self.store.get_payment(payment_id)
+            implied: tuple[PaymentEvent, ...] = ()
             if current is None:
                 snapshot, state = self._unseen(event, payment_id)
                 previous = None
+                if state.status is S.SUCCEEDED:
+                    # met through a refund or dispute: the provider says it was captured,
+                    # and the app hears that first (the payment.succeeded may come later)
+                    implied = (PaymentEvent(Trigger.SUCCEEDED, amount=state.captured),)
+                    base = PaymentState(S.PENDING, state.amount)
             else:
                 snapshot, state, previous = current.payment, current.state, current.status
             try:
@@ -1275,12 +1702,12 @@ class Gateway:
                 self.store.record_outcome(claim, "rejected", now=now, finish=True)
                 _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
                              event.type.value, payment_id, exc)  # fmt: skip
-                return "rejected", previous, current, str(exc), True
+                return "rejected", previous, current, str(exc), True, ()
             if current is not None and not step.changed:
                 outcome = "stale" if step.result == "stale" else "unchanged"
                 finish = quiet or outcome == "stale"
                 self.store.record_outcome(claim, outcome, now=now, finish=finish)
-                return outcome, previous, current, None, finish
+                return outcome, previous, current, None, finish, ()
             obj = event.object
             payment = (
                 self._merge(snapshot, obj) if isinstance(obj, Payment) and current else snapshot
@@ -1296,15 +1723,22 @@ class Gateway:
                 amount=change.amount,
                 event=event,
             )
+            if implied:
+                step = Step(step.state, "applied", (*implied, *step.applied))
+                state = base
+            facts = self._facts_of(
+                step, state, record.payment, source="webhook", now=now, event=event
+            )
             try:
                 self.store.save_payment(
                     record, expected_version=current.version if current else None,
                     transition=transition, claim=claim, outcome="applied", finish=quiet,
+                    facts=facts,
                 )  # fmt: skip
             except StoreConflict:
                 continue  # another event of this payment won the race: apply on top of it
             self._log_transition(transition)
-            return "applied", previous, record, None, quiet
+            return "applied", previous, record, None, quiet, facts
         raise StoreConflict(f"payment {payment_id}: too much write contention, giving up")
 
     def _unseen(self, event: WebhookEvent, payment_id: str) -> tuple[Payment, PaymentState]:
@@ -1318,12 +1752,33 @@ class Gateway:
         obj = event.object
         if isinstance(obj, Payment):
             return obj, PaymentState(S.PENDING, obj.amount.amount)
-        fresh = self._call("get_payment", lambda: self.provider.get_payment(payment_id))
+        fresh = self._fetch(payment_id)
         if fresh.status in _SETTLED:
             assert fresh.amount_captured is not None
             captured = fresh.amount_captured.amount or fresh.amount.amount
             return fresh, PaymentState(S.SUCCEEDED, fresh.amount.amount, captured)
         return fresh, PaymentState(S.PENDING, fresh.amount.amount)
+
+
+def _name(handler: Any) -> str:
+    return str(getattr(handler, "__qualname__", None) or type(handler).__qualname__)
+
+
+def _is_async(handler: Any) -> bool:
+    """A coroutine function, or a partial or callable object around one."""
+    target = handler
+    for _ in range(8):  # partial(partial(f)) and the like
+        if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
+            return True
+        inner = getattr(target, "func", None)  # functools.partial
+        if inner is None:
+            break
+        target = inner
+    if inspect.isfunction(handler) or inspect.ismethod(handler):
+        return False
+    # a callable object: its class's __call__ (looked up on the type, as a call does)
+    call = type(handler).__dict__.get("__call__") or getattr(type(handler), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
 
 
 def _status_trigger(status: PaymentStatus) -> Trigger:
@@ -1333,7 +1788,7 @@ def _status_trigger(status: PaymentStatus) -> Trigger:
 
 def connect(
     provider: str | PaymentProvider,
-    store: str | Store = "memory://",
+    store: str | Store | None = None,
     *,
     retry: RetryPolicy | None = None,
     currencies: Iterable[str] | None = None,
@@ -1343,7 +1798,10 @@ def connect(
 ) -> Gateway:
     """A :class:`Gateway` for ``provider`` (a name such as ``"stripe"``, with its settings
     as keyword arguments, or an adapter instance) and ``store`` (a URL such as
-    ``"sqlite:///paygate.db"``, or a :class:`~paygate.stores.Store`)."""
+    ``"sqlite:///paygate.db"``, or a :class:`~paygate.stores.Store`). Without ``store``:
+    ``$PAYGATE_STORE_URL``, else SQLite at ``./paygate.db`` in the working directory
+    (logged once at INFO) -- the fake provider, which forgets its payments at exit,
+    excepted: ``memory://`` for it. ``store="memory://"`` keeps nothing across restarts."""
     if isinstance(provider, str):
         instance = create_provider(provider, **settings)
     elif settings:
@@ -1353,6 +1811,8 @@ def connect(
         )
     else:
         instance = provider
+    if store is None:
+        store = default_store_url(provider=instance.name)
     opened = open_store(store) if isinstance(store, str) else store
     return Gateway(instance, opened, retry=retry, currencies=currencies,
                    webhook_lease=webhook_lease, clock=clock)  # fmt: skip

@@ -18,6 +18,7 @@ or never finished. :func:`applied_actions` reads a run's records back.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -200,6 +201,16 @@ def _accepts_key(method: Callable[..., Any]) -> bool:
 
 
 def _refund_one(
+    gateway: Any, line: ReconciliationLine, payment_id: str, key: str
+) -> tuple[AppliedAction, str | None]:
+    # what the gateway learns here (the payment's sync, the refund) is labeled as
+    # reconciliation's, in its transition log and in the facts the app is told
+    channel = getattr(gateway, "channel", None)
+    with channel("reconcile") if callable(channel) else contextlib.nullcontext():
+        return _refund_in_channel(gateway, line, payment_id, key)
+
+
+def _refund_in_channel(
     gateway: Any, line: ReconciliationLine, payment_id: str, key: str
 ) -> tuple[AppliedAction, str | None]:
     def failed(exc: PaygateError) -> tuple[AppliedAction, str | None]:

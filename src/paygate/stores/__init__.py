@@ -11,16 +11,19 @@ every state transition with the event that caused it.
   it shares schema and SQL with the SQLite store (:mod:`paygate.stores._sql`).
 
 Every write that must be atomic is one call: :meth:`Store.save_payment` writes the payment
-row (compare-and-set on its ``version``), appends the transition and marks the webhook
-event applied, all or nothing.
+row (compare-and-set on its ``version``), appends the transition, records the facts it
+established in the outbox and marks the webhook event applied, all or nothing.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from paygate._facts import Fact, FactClaim
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores._records import (
@@ -60,9 +63,16 @@ __all__ = [
     "StoreTimeout",
     "StoreUnavailable",
     "TransitionRecord",
+    "default_store_url",
     "open_store",
     "register_store",
 ]
+
+#: the store a Gateway uses when given none and ``PAYGATE_STORE_URL`` is not set: an
+#: SQLite file in the working directory (where the app is started, like Django's
+#: ``db.sqlite3``): predictable, one per app, and nothing outside the app's own directory.
+DEFAULT_STORE_URL = "sqlite:///paygate.db"
+_announced: set[str] = set()
 
 
 @runtime_checkable
@@ -97,8 +107,11 @@ class Store(Protocol):
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
         finish: bool = False,
+        facts: Sequence[Fact] = (),
     ) -> None:
-        """Write ``record`` in one transaction with its transition and the event's mark.
+        """Write ``record`` in one transaction with its transition, the event's mark and
+        the ``facts`` the transition established (the outbox; a fact whose ``id`` is
+        already recorded is skipped: a fact is recorded once).
 
         ``finish=True`` also marks the claimed event processed in that transaction (the
         Gateway does so when no handler is registered for the event: one commit fewer).
@@ -166,6 +179,44 @@ class Store(Protocol):
         """Recorded events, oldest received first (for replays and operators)."""
         ...
 
+    # -- the outbox of payment facts -------------------------------------------------
+
+    def has_due_facts(self, *, now: float) -> bool:
+        """Whether some pending fact is due for dispatch (a cheap read)."""
+        ...
+
+    def claim_facts(
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
+    ) -> list[FactClaim]:
+        """Own, for ``lease_seconds``, the first pending fact of up to ``limit`` payments
+        (a later fact of a payment waits while an earlier one is pending), oldest first:
+        those nobody owns whose retry time has come, or with ``retry_failed`` every one
+        nobody owns. Each claim counts an attempt. ``known``: facts the caller recorded
+        a moment ago, by id, which a store may return instead of reading them back."""
+        ...
+
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        """Mark a claimed fact done. Returns (done: ``False`` if its lease was taken over
+        meanwhile, next: a later fact of the same payment, which waited for this one, is
+        due now): the dispatcher claims again only then, without another look."""
+        ...
+
+    def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:
+        """A handler raised: give the fact up with ``error``, due again at ``retry_at``."""
+        ...
+
+    def list_facts(
+        self, *, pending: bool = False, payment_id: str | None = None, limit: int | None = None
+    ) -> list[Fact]:
+        """Recorded facts, in the order recorded; ``pending``: not done only."""
+        ...
+
     # -- idempotency records ----------------------------------------------------------
 
     def get_operation(self, key: str) -> OperationRecord | None: ...
@@ -214,6 +265,31 @@ _SCHEMES: dict[str, str] = {
     "postgresql": "paygate.stores.postgres:PostgresStore.from_url",
     "postgres": "paygate.stores.postgres:PostgresStore.from_url",
 }
+
+
+def default_store_url(
+    environ: Mapping[str, str] | None = None, *, provider: str | None = None
+) -> str:
+    """``$PAYGATE_STORE_URL``, else :data:`DEFAULT_STORE_URL` (said once at INFO, with
+    the file's absolute path) -- except for the fake provider (``provider="fake"``),
+    which keeps its payments in memory and forgets them at exit: a store that remembered
+    them would replay answers about payments the next run's fake never made, so its
+    default is ``memory://``."""
+    env = os.environ if environ is None else environ
+    url = env.get("PAYGATE_STORE_URL") or ""
+    if url.strip():
+        return url
+    if provider == "fake":
+        return "memory://"
+    path = os.path.abspath(DEFAULT_STORE_URL.removeprefix("sqlite:///"))
+    if path not in _announced:
+        _announced.add(path)
+        logging.getLogger("paygate").info(
+            "no store given and PAYGATE_STORE_URL not set: using SQLite at %s "
+            "(store='memory://' keeps nothing)",
+            path,
+        )
+    return DEFAULT_STORE_URL
 
 
 def register_store(scheme: str, target: str) -> None:

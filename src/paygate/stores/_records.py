@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from paygate._compat import StrEnum
+from paygate._facts import Fact
 from paygate.errors import PaygateError
 from paygate.models import Payment, PaymentStatus
 from paygate.money import Money
@@ -180,7 +181,8 @@ class TransitionRecord:
     amount: int | None
     captured: int
     refunded: int
-    #: "webhook", "api" (a Gateway call) or "return" (the customer's redirect)
+    #: "webhook", "api" (a Gateway call), "return" (the customer's redirect) or
+    #: "reconcile" (``paygate reconcile --apply``)
     source: str
     event_id: str | None = None
     event_type: str | None = None
@@ -235,6 +237,8 @@ class EventPlan:
     #: the version the written row replaces; ``None`` inserts it
     expected_version: int | None = None
     transition: TransitionRecord | None = None
+    #: the facts the transition established, recorded in the outbox in that transaction
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

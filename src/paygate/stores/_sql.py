@@ -25,15 +25,19 @@ The two dialects are ``paygate.stores.sqlite.SQLITE`` and ``paygate.stores.postg
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from paygate import _ids
-from paygate.models import DisputeStatus, Payment, PaymentStatus
+from paygate._facts import Fact, FactClaim
+from paygate.models import DisputeStatus, EventType, Payment, PaymentStatus, WebhookEvent
+from paygate.money import Money
 from paygate.state import PaymentState
 from paygate.stores import _codec
 from paygate.stores._records import (
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 #: the schema version this paygate writes; MIGRATIONS[n] brings version n-1 to n
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaVersionError(StoreError):
@@ -98,6 +102,10 @@ class Dialect:
     integrity_errors: tuple[type[BaseException], ...]
     #: run first in the migration transaction so concurrent upgraders queue up
     migration_lock: str | None = None
+    #: appended to the fact claim's row selection: PostgreSQL locks the rows it picks and
+    #: skips those another dispatcher is claiming (no waiting on each other's rows, so no
+    #: deadlock between two multi-row claims); SQLite has one writer and needs nothing
+    claim_rows: str = ""
 
     def sql(self, statement: str) -> str:
         """``statement`` with this engine's placeholders (statements contain no ``%``)."""
@@ -215,8 +223,45 @@ _PAYMENTS_ORDERING_V2: tuple[str, ...] = (
     "ALTER TABLE paygate_payments ADD COLUMN ordering TEXT NOT NULL DEFAULT '{{}}'",
 )
 
+# Version 3: the outbox of payment facts (paygate._facts). One row per fact, written in
+# the transaction of the transition that established it; ``id`` (payment, fact type,
+# refund or dispute id) is UNIQUE, so a fact reported by several channels is recorded
+# once. ``done_at`` is set when its handlers ran to the end; until then a dispatcher owns
+# it through ``claim_token`` until ``lease_until`` (a lease, as for webhook events), or,
+# after a handler raised, nobody does and ``lease_until`` is when it is retried. The
+# webhook event that brought it is joined from paygate_events (not copied).
+_FACTS_OUTBOX_V3: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS paygate_facts (
+        seq {serial_primary_key},
+        id TEXT NOT NULL UNIQUE,
+        provider TEXT NOT NULL,
+        payment_id TEXT NOT NULL,
+        order_id TEXT,
+        fact_type TEXT NOT NULL,
+        ref TEXT,
+        amount {bigint},
+        source TEXT NOT NULL,
+        event_id TEXT,
+        occurred_at {double},
+        recorded_at {double} NOT NULL,
+        payment TEXT NOT NULL,
+        attempts {bigint} NOT NULL DEFAULT 0,
+        claim_token TEXT,
+        lease_until {double},
+        last_error TEXT,
+        done_at {double}
+    )""",
+    # the pending facts only: the dispatcher's scan stays small however long the log grows
+    "CREATE INDEX IF NOT EXISTS paygate_facts_pending ON paygate_facts (seq) WHERE done_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS paygate_facts_payment ON paygate_facts (payment_id, seq)",
+)
+
 #: version -> the DDL that brings the previous version to it
-MIGRATIONS: Mapping[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _PAYMENTS_ORDERING_V2}
+MIGRATIONS: Mapping[int, tuple[str, ...]] = {
+    1: _SCHEMA_V1,
+    2: _PAYMENTS_ORDERING_V2,
+    3: _FACTS_OUTBOX_V3,
+}
 
 # -- statements ------------------------------------------------------------------------
 
@@ -311,6 +356,71 @@ RELEASE_EVENT = (
 )
 SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM paygate_events WHERE provider = ? AND event_id = ?"
 SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM paygate_events"
+
+FACT_COLUMNS = (
+    "id, provider, payment_id, order_id, fact_type, ref, amount, source, event_id, "
+    "occurred_at, recorded_at, payment"
+)
+INSERT_FACT = (
+    f"INSERT INTO paygate_facts ({FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_FACT_ROW = (
+    "f.seq, f.id, f.provider, f.payment_id, f.order_id, f.fact_type, f.ref, f.amount, "
+    "f.source, f.occurred_at, f.recorded_at, f.payment, f.attempts, f.last_error, f.done_at, "
+    "e.payload"
+)
+_FACT_FROM = (
+    "FROM paygate_facts AS f LEFT JOIN paygate_events AS e "
+    "ON e.provider = f.provider AND e.event_id = f.event_id"
+)
+# Is there a fact to dispatch? A read (no write lock on SQLite) before any claim.
+ANY_DUE_FACT = (
+    "SELECT 1 FROM paygate_facts WHERE done_at IS NULL "
+    "AND (lease_until IS NULL OR lease_until < ?) LIMIT 1"
+)
+# Claim the first pending fact of each payment that nobody owns: facts of one payment go
+# out in order, one at a time (a later one waits while an earlier one is pending or
+# failed). ``due``: nobody owns it and its retry time has come; ``unowned`` (an explicit
+# dispatch): nobody owns it, retry time or not. The outer WHERE repeats the ownership
+# test on the row itself, so of two dispatchers racing for a fact one claims it
+# (PostgreSQL re-checks it on the committed row; SQLite has one writer).
+# Parameters: token, lease_until, now, limit, now.
+_DUE = "done_at IS NULL AND (lease_until IS NULL OR lease_until < ?)"
+_UNOWNED = "done_at IS NULL AND (claim_token IS NULL OR lease_until < ?)"
+
+
+def _claim_facts(condition: str) -> str:
+    return (
+        "UPDATE paygate_facts SET claim_token = ?, lease_until = ?, attempts = attempts + 1 "
+        "WHERE seq IN (SELECT p.seq FROM paygate_facts AS p WHERE "
+        + condition.replace("done_at", "p.done_at")
+        .replace("lease_until", "p.lease_until")
+        .replace("claim_token", "p.claim_token")
+        + " AND NOT EXISTS (SELECT 1 FROM paygate_facts AS q WHERE q.payment_id = p.payment_id "
+        "AND q.seq < p.seq AND q.done_at IS NULL) ORDER BY p.seq LIMIT ?{claim_rows}) AND "
+        + condition
+    )
+
+
+CLAIM_DUE_FACTS = _claim_facts(_DUE)
+CLAIM_UNOWNED_FACTS = _claim_facts(_UNOWNED)
+SELECT_CLAIMED_FACTS = f"SELECT {_FACT_ROW} {_FACT_FROM} WHERE f.claim_token = ? ORDER BY f.seq"
+FINISH_FACT = (
+    "UPDATE paygate_facts SET done_at = ?, claim_token = NULL, lease_until = NULL, "
+    "last_error = NULL WHERE id = ? AND claim_token = ?"
+)
+# after a fact is done: is a later fact of its payment (which waited for it) due now?
+NEXT_DUE_FACT = (
+    "SELECT 1 FROM paygate_facts WHERE payment_id = ? AND seq > ? AND done_at IS NULL "
+    "AND (lease_until IS NULL OR lease_until < ?) LIMIT 1"
+)
+# a handler raised: nobody owns the fact; it is due again at ``lease_until``
+FAIL_FACT = (
+    "UPDATE paygate_facts SET claim_token = NULL, lease_until = ?, last_error = ? "
+    "WHERE id = ? AND claim_token = ?"
+)
+SELECT_FACTS = f"SELECT {_FACT_ROW} {_FACT_FROM}"
 
 _OPERATION_COLUMNS = (
     "key, operation, order_id, fingerprint, provider_key, status, attempt, method_digest, "
@@ -532,6 +642,48 @@ def redelivered_claim(provider: str, event_id: str, token: str, state: Sequence[
     )  # fmt: skip
 
 
+def fact_params(fact: Fact) -> tuple[Any, ...]:
+    """INSERT_FACT's parameters."""
+    occurred = fact.occurred_at.timestamp() if fact.occurred_at is not None else None
+    amount = fact.amount.amount if fact.amount is not None else None
+    return (fact.id, fact.provider, fact.payment_id, fact.order_id, fact.type.value, fact.ref,
+            amount, fact.source, fact.event.id if fact.event is not None else None, occurred,
+            fact.recorded_at, _codec.dumps(fact.payment))  # fmt: skip
+
+
+def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -> Fact:
+    """A fact from ``_FACT_ROW``'s columns (the event's payload joined). A fact in
+    ``known`` (the caller recorded it a moment ago) is taken from there with the row's
+    bookkeeping, sparing the JSON decoding of its payment and event."""
+    (seq, fid, provider, payment_id, order_id, fact_type, ref, amount, source, occurred_at,
+     recorded_at, data, attempts, last_error, done_at, payload) = row  # fmt: skip
+    mine = known.get(fid) if known else None
+    if mine is not None:
+        return dataclasses.replace(
+            mine, seq=int(seq), attempts=int(attempts), last_error=last_error, done_at=done_at
+        )
+    try:
+        payment = _codec.loads(data)
+        if not isinstance(payment, Payment):
+            raise TypeError(f"payment holds a {type(payment).__name__}")
+        event = None if payload is None else _codec.loads(payload)
+        if event is not None and not isinstance(event, WebhookEvent):
+            raise TypeError(f"event holds a {type(event).__name__}")
+        kind = EventType(fact_type)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"fact row {fid!r} is corrupt: {exc}") from None
+    return Fact(
+        id=fid, type=kind, provider=provider, payment_id=payment_id, order_id=order_id,
+        payment=payment, source=source, recorded_at=recorded_at,
+        occurred_at=None if occurred_at is None else datetime.fromtimestamp(
+            occurred_at, tz=timezone.utc
+        ),
+        ref=ref, event=event, seq=int(seq), attempts=int(attempts), last_error=last_error,
+        amount=None if amount is None else Money(int(amount), payment.amount.currency),
+        done_at=done_at,
+    )  # fmt: skip
+
+
 def operation_from_row(row: Sequence[Any]) -> OperationRecord:
     (key, operation, order_id, fingerprint, provider_key, status, attempt, method_digest,
      result_id, result, error_code, created_at, updated_at) = row  # fmt: skip
@@ -581,6 +733,13 @@ class SQLStore:
     def _write_one(self) -> AbstractContextManager[Cursor]:
         """For a write of ONE statement (atomic by itself): ``_write()`` unless the engine
         can skip the BEGIN/COMMIT round trips (PostgreSQL in autocommit)."""
+        return self._write()
+
+    def _write_bookkeeping(self) -> AbstractContextManager[Cursor]:
+        """For a write whose loss in a power cut costs nothing but a repeat (a fact's
+        claim, its done or failed mark: at worst the fact's handlers run again after its
+        lease): ``_write()`` unless the engine can commit it without waiting for the
+        disk (SQLite: ``synchronous=NORMAL`` for that transaction)."""
         return self._write()
 
     def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
@@ -685,6 +844,7 @@ class SQLStore:
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
         finish: bool = False,
+        facts: Sequence[Fact] = (),
     ) -> None:
         _ids.check_payment_ids(record)
         with self._write() as cur:
@@ -711,6 +871,8 @@ class SQLStore:
                     raise ClaimLost(
                         f"event {transition.event_id} already moved a payment"
                     ) from None
+            for fact in facts:
+                self._run(cur, INSERT_FACT, fact_params(fact))
 
     def history(self, payment_id: str) -> list[TransitionRecord]:
         _ids.check_id(payment_id, "payment id")
@@ -850,6 +1012,77 @@ class SQLStore:
                 raise ClaimLost(
                     f"event {plan.transition.event_id} already moved a payment"
                 ) from None
+        for fact in plan.facts:
+            self._run(cur, INSERT_FACT, fact_params(fact))
+
+    # -- the outbox of payment facts ----------------------------------------------------
+
+    def has_due_facts(self, *, now: float) -> bool:
+        """Whether a pending fact is due (nobody owns it, its retry time has come)."""
+        with self._read() as cur:
+            self._run(cur, ANY_DUE_FACT, (now,))
+            return cur.fetchone() is not None
+
+    def claim_facts(
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
+    ) -> list[FactClaim]:
+        """Own the first pending fact of up to ``limit`` payments for ``lease_seconds``,
+        oldest first (see ``_claim_facts``); ``retry_failed`` also takes failed facts
+        whose retry time has not come; ``known``: facts the caller holds (not decoded)."""
+        token = secrets.token_hex(16)
+        lease_until = now + lease_seconds
+        statement = (CLAIM_UNOWNED_FACTS if retry_failed else CLAIM_DUE_FACTS).format(
+            claim_rows=self.dialect.claim_rows
+        )
+        with self._write_bookkeeping() as cur:
+            if self._run(cur, statement, (token, lease_until, now, int(limit), now)) == 0:
+                return []
+            self._run(cur, SELECT_CLAIMED_FACTS, (token,))
+            rows = cur.fetchall()
+        return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
+
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        """Mark a claimed fact done (its handlers ran): (done -- ``False`` if the lease
+        was lost --, a later fact of its payment is due now)."""
+        fact = claim.fact
+        with self._write_bookkeeping() as cur:
+            done = self._run(cur, FINISH_FACT, (now, fact.id, claim.token)) == 1
+            self._run(cur, NEXT_DUE_FACT, (fact.payment_id, fact.seq or 0, now))
+            return done, cur.fetchone() is not None
+
+    def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:
+        """A handler raised: give the fact up, to be retried from ``retry_at``."""
+        with self._write_bookkeeping() as cur:
+            self._run(cur, FAIL_FACT, (retry_at, error, claim.fact.id, claim.token))
+
+    def list_facts(
+        self, *, pending: bool = False, payment_id: str | None = None, limit: int | None = None
+    ) -> list[Fact]:
+        """Recorded facts in the order they were recorded; ``pending``: not done only."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if pending:
+            clauses.append("f.done_at IS NULL")
+        if payment_id is not None:
+            clauses.append("f.payment_id = ?")
+            params.append(payment_id)
+        statement = SELECT_FACTS
+        if clauses:
+            statement += " WHERE " + " AND ".join(clauses)
+        statement += " ORDER BY f.seq"
+        if limit is not None:
+            statement += " LIMIT ?"
+            params.append(int(limit))
+        with self._read() as cur:
+            self._run(cur, statement, params)
+            rows = cur.fetchall()
+        return [fact_from_row(row) for row in rows]
 
     def _mark_applied(
         self, cur: Cursor, claim: EventClaim, outcome: EventOutcome, now: float

@@ -5,6 +5,12 @@
 runs the application's handlers again for them (after a handler bug was fixed), without
 applying any state transition again: see :meth:`paygate.Gateway.replay`.
 
+The payment facts in the outbox: ``paygate events facts --store URL [--payment ID]
+[--all]`` prints those whose handlers have not all run (pending, or failed with their
+error and attempt count; ``--all``: done ones too); ``paygate events dispatch --app
+MODULE:NAME [--limit N]`` runs the app's handlers for them now, failed ones included
+(:meth:`paygate.Gateway.dispatch_pending`: each once, in order per payment; a cron job).
+
 The handlers live in the application, so ``--app`` names where its Gateway is: a module
 attribute that is a :class:`~paygate.Gateway` (``shop.payments:gateway``) or a callable
 returning one (``shop.payments:make_gateway``), imported as the web app would import it.
@@ -99,6 +105,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     replay.add_argument(
         "--dry-run", action="store_true", help="print what would be replayed, run nothing"
     )
+    facts = sub.add_parser("facts", help="print the payment facts whose handlers have not run")
+    facts.add_argument(
+        "--store",
+        default=os.environ.get("PAYGATE_STORE_URL"),
+        help="store URL (default: $PAYGATE_STORE_URL)",
+    )
+    facts.add_argument("--payment", help="only this payment's facts")
+    facts.add_argument("--all", action="store_true", help="done facts too")
+    dispatch = sub.add_parser(
+        "dispatch", help="run the app's handlers for pending and failed facts now"
+    )
+    dispatch.add_argument(
+        "--app",
+        required=True,
+        help="where the app's Gateway is: package.module:gateway or :make_gateway",
+    )
+    dispatch.add_argument("--limit", type=int, default=1000, help="at most this many facts")
 
 
 def _when(seconds: float | None) -> str:
@@ -117,9 +140,48 @@ def _list(store: Store, since: float | None, payment: str | None) -> int:
     return 0
 
 
+def _facts(store: Store, payment: str | None, every: bool) -> int:
+    facts = store.list_facts(pending=not every, payment_id=payment)
+    for f in facts:
+        if f.done:
+            state = "done"
+        elif f.last_error is not None:
+            state = f"failed x{f.attempts}: {f.last_error}"
+        else:
+            state = "pending" if not f.attempts else f"pending x{f.attempts}"
+        print(f"{_when(f.recorded_at)}  {f.id}  {f.type.value}  {f.order_id or '-'}  "
+              f"{f.source}  {state}")  # fmt: skip
+    print(f"{len(facts)} fact(s)" + ("" if every else " pending or failed"))
+    return 0
+
+
+def _dispatch(target: str, limit: int) -> int:
+    gateway = load_gateway(target)
+    try:
+        summary = gateway.dispatch_pending(limit=limit)
+    finally:
+        gateway.close()
+    for error in summary.errors:
+        print(f"failed: {error}", file=sys.stderr)
+    print(f"{summary.done} fact(s) done, {summary.failed} failed "
+          f"({summary.handlers_run} handler run(s))")  # fmt: skip
+    return 1 if summary.failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     name = f"paygate events {args.events_command}"
     try:
+        if args.events_command == "facts":
+            if not args.store:
+                print(f"{name}: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
+                return 2
+            store = open_store(args.store)
+            try:
+                return _facts(store, args.payment, args.all)
+            finally:
+                store.close()
+        if args.events_command == "dispatch":
+            return _dispatch(args.app, args.limit)
         since = parse_since(args.since) if args.since else None
         if args.events_command == "list":
             if not args.store:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from paygate import _ids
+from paygate._facts import Fact, FactClaim
 from paygate.stores._records import (
     ClaimLost,
     ClaimStatus,
@@ -40,6 +41,10 @@ class MemoryStore:
         self._events: dict[tuple[str, str], EventRecord] = {}
         self._claims: dict[tuple[str, str], str | None] = {}
         self._operations: dict[str, OperationRecord] = {}
+        #: the outbox: facts by id, in the order recorded, with each one's owner and
+        #: lease (or retry time, with no owner)
+        self._facts: dict[str, Fact] = {}
+        self._fact_leases: dict[str, tuple[str | None, float | None]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStore:
@@ -76,6 +81,7 @@ class MemoryStore:
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
         finish: bool = False,
+        facts: Sequence[Fact] = (),
     ) -> None:
         _ids.check_payment_ids(record)
         with self._lock:
@@ -102,6 +108,100 @@ class MemoryStore:
             if transition is not None:
                 seq = len(self._transitions) + 1
                 self._transitions.append(dataclasses.replace(transition, seq=seq))
+            for fact in facts:
+                if fact.id not in self._facts:  # one fact, recorded once
+                    self._facts[fact.id] = dataclasses.replace(
+                        fact, seq=len(self._facts) + 1, attempts=0, last_error=None, done_at=None
+                    )
+                    self._fact_leases[fact.id] = (None, None)
+
+    # -- the outbox of payment facts ----------------------------------------------------
+
+    def _claimable(self, now: float, retry_failed: bool, limit: int) -> list[Fact]:
+        """The first pending fact of each payment, if nobody owns it (and it is due)."""
+        seen: set[str] = set()
+        found: list[Fact] = []
+        for fact in self._facts.values():  # in seq order (insertion order)
+            if fact.done_at is not None or fact.payment_id in seen:
+                continue
+            seen.add(fact.payment_id)  # later facts of this payment wait for this one
+            owner, until = self._fact_leases[fact.id]
+            free = until is None or until < now
+            if retry_failed and owner is None:
+                free = True
+            if free:
+                found.append(fact)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def has_due_facts(self, *, now: float) -> bool:
+        with self._lock:
+            return any(
+                f.done_at is None and (until is None or until < now)
+                for f, (_, until) in zip(
+                    self._facts.values(), self._fact_leases.values(), strict=True
+                )
+            )
+
+    def claim_facts(
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
+    ) -> list[FactClaim]:
+        token = uuid.uuid4().hex
+        lease_until = now + lease_seconds
+        with self._lock:
+            claims = []
+            for fact in self._claimable(now, retry_failed, limit):
+                fact = dataclasses.replace(fact, attempts=fact.attempts + 1)
+                self._facts[fact.id] = fact
+                self._fact_leases[fact.id] = (token, lease_until)
+                claims.append(FactClaim(fact, token, lease_until))
+            return claims
+
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        with self._lock:
+            done = self._fact_leases.get(claim.fact.id, (None, None))[0] == claim.token
+            if done:
+                fact = self._facts[claim.fact.id]
+                self._facts[fact.id] = dataclasses.replace(fact, done_at=now, last_error=None)
+                self._fact_leases[fact.id] = (None, None)
+            seq = claim.fact.seq or 0
+            due = any(
+                f.payment_id == claim.fact.payment_id
+                and (f.seq or 0) > seq
+                and f.done_at is None
+                and (until is None or until < now)
+                for f, (_, until) in zip(
+                    self._facts.values(), self._fact_leases.values(), strict=True
+                )
+            )
+            return done, due
+
+    def fail_fact(self, claim: FactClaim, *, error: str, retry_at: float) -> None:
+        with self._lock:
+            if self._fact_leases.get(claim.fact.id, (None, None))[0] != claim.token:
+                return
+            fact = self._facts[claim.fact.id]
+            self._facts[fact.id] = dataclasses.replace(fact, last_error=error)
+            self._fact_leases[fact.id] = (None, retry_at)
+
+    def list_facts(
+        self, *, pending: bool = False, payment_id: str | None = None, limit: int | None = None
+    ) -> list[Fact]:
+        with self._lock:
+            found = [
+                f
+                for f in self._facts.values()
+                if (not pending or f.done_at is None)
+                and (payment_id is None or f.payment_id == payment_id)
+            ]
+        return found if limit is None else found[:limit]
 
     def history(self, payment_id: str) -> list[TransitionRecord]:
         _ids.check_id(payment_id, "payment id")

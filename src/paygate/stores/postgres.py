@@ -50,12 +50,13 @@ import select
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from time import monotonic
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from paygate import _ids
+from paygate._facts import Fact, FactClaim
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
@@ -72,9 +73,15 @@ from paygate.stores._records import (
     TransitionRecord,
 )
 from paygate.stores._sql import (
+    _FACT_ROW,
     APPLIED_EVENT_COLUMNS,
+    CLAIM_DUE_FACTS,
+    CLAIM_UNOWNED_FACTS,
+    FACT_COLUMNS,
     FINISH_EVENT,
+    FINISH_FACT,
     INSERT_EVENT,
+    NEXT_DUE_FACT,
     PAYMENT_COLUMNS,
     REDELIVER_EVENT,
     REDELIVERED_STATE,
@@ -87,6 +94,8 @@ from paygate.stores._sql import (
     SQLStore,
     _json,
     applied_event_params,
+    fact_from_row,
+    fact_params,
     payment_from_row,
     payment_params,
     redelivered_claim,
@@ -126,6 +135,7 @@ POSTGRES = Dialect(
     # CREATE TABLE IF NOT EXISTS is not safe against a concurrent identical CREATE:
     # upgraders take turns on a transaction-scoped advisory lock
     migration_lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})",
+    claim_rows=" FOR UPDATE OF p SKIP LOCKED",
 )
 
 # -- an event's delivery as ONE statement ---------------------------------------------------
@@ -232,6 +242,37 @@ INGEST_STATEMENTS = {
     for probing in ((True, False) if inserting else (False,))
 }
 
+
+def _facts_cte(count: int) -> str:
+    """The outbox rows of ``count`` facts, only if ``ev`` wrote (so with the transition)."""
+    one = f"SELECT {_typed_params(FACT_COLUMNS)} FROM ev"
+    return (
+        f"fa AS (INSERT INTO paygate_facts ({FACT_COLUMNS}) "
+        + " UNION ALL ".join([one] * count)
+        + " ON CONFLICT (id) DO NOTHING)"
+    )
+
+
+_WITH_FACTS: dict[tuple[bool, bool, bool, int], str] = {}
+
+
+def ingest_statement(inserting: bool, logged: bool, probing: bool, facts: int) -> str:
+    """``INGEST_STATEMENTS``' statement, writing ``facts`` outbox rows too (a CTE ``fa``
+    on ``ev``, so they are written with the payment and the transition or not at all).
+    Built on first use: an event applies one fact, or two with an implied capture."""
+    if facts == 0:
+        return INGEST_STATEMENTS[inserting, logged, probing]
+    key = (inserting, logged, probing, facts)
+    statement = _WITH_FACTS.get(key)
+    if statement is None:
+        statement = _WITH_FACTS[key] = POSTGRES.sql(
+            f"WITH pay AS ({_PAY_INSERTING if inserting else _PAY_UPDATING}), ev AS ({_EV})"
+            + (f", tr AS ({_TR})" if logged else "")
+            + f", {_facts_cte(facts)}, {_DUP} {_result('pay', probing=probing)}"
+        )
+    return statement
+
+
 # psycopg caches a statement's translation to PostgreSQL's own placeholders for at most
 # 50 parameters (psycopg._queries.MAX_CACHED_STATEMENT_PARAMS); a statement with more is
 # parsed again at every execution, about 0.1 ms each time. The largest statement above has
@@ -292,6 +333,53 @@ _CLAIM_EVENT = POSTGRES.sql(
     f"RETURNING {REDELIVERED_STATE}"
 )
 _SELECT_PAYMENT = POSTGRES.sql(SELECT_PAYMENT)
+
+# A fact's "done" mark, committed asynchronously like an event's finish (same reasoning:
+# bookkeeping after the handlers; only a database crash in the next instants can lose it,
+# and then the fact's handlers run again after its lease, never its transition).
+_FINISH_FACT_ASYNC = FINISH_FACT.replace(
+    " WHERE ", " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND ", 1
+)
+#: relaxed -> the done mark and the look for the payment's next due fact in ONE statement
+#: (the look reads other rows than the one the CTE updates, so its snapshot is enough)
+_FINISH_FACTS = {
+    relaxed: POSTGRES.sql(
+        f"WITH d AS ({_FINISH_FACT_ASYNC if relaxed else FINISH_FACT} RETURNING 1) "
+        f"SELECT (SELECT count(*) FROM d), EXISTS ({NEXT_DUE_FACT})"
+    )
+    for relaxed in (False, True)
+}
+
+
+def _claim_returning(statement: str, *, relaxed: bool) -> str:
+    """A fact claim and the read of what it claimed in ONE statement (autocommit: one
+    round trip instead of BEGIN, UPDATE, SELECT, COMMIT); the event's payload joined.
+    ``relaxed`` (``finish_commit=async``): committed asynchronously too -- a claim lost in
+    a database crash leaves the fact unowned, to be claimed again (its handlers may then
+    run twice, as after any crash)."""
+    columns = _FACT_ROW.replace("e.payload", "").rstrip(", ")
+    claim = statement.format(claim_rows=POSTGRES.claim_rows)
+    if relaxed:
+        claim = claim.replace(
+            " WHERE seq IN ",
+            " WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off' AND seq IN ",
+            1,
+        )
+    return POSTGRES.sql(
+        f"WITH f AS ({claim} RETURNING *) "
+        f"SELECT {columns}, e.payload FROM f LEFT JOIN paygate_events AS e "
+        "ON e.provider = f.provider AND e.event_id = f.event_id ORDER BY f.seq"
+    )
+
+
+#: (retry_failed, relaxed) -> the claim statement
+_CLAIM_FACTS = {
+    (retry, relaxed): _claim_returning(
+        CLAIM_UNOWNED_FACTS if retry else CLAIM_DUE_FACTS, relaxed=relaxed
+    )
+    for retry in (False, True)
+    for relaxed in (False, True)
+}
 
 
 def _ingest_result(
@@ -916,9 +1004,14 @@ class PostgresStore(SQLStore):
             params = update_payment_params(record, plan.expected_version) + event + event_row(plan)
         if plan.transition is not None:
             params += transition_params(plan.transition)
-        statement = INGEST_STATEMENTS[
-            plan.expected_version is None, plan.transition is not None, probe is not None
-        ]
+        for fact in plan.facts:
+            params += fact_params(fact)
+        statement = ingest_statement(
+            plan.expected_version is None,
+            plan.transition is not None,
+            probe is not None,
+            len(plan.facts),
+        )
         cur.execute(statement, params + known)
         wrote, state, row = _ingest_result(cur.fetchone())
         if wrote:
@@ -961,6 +1054,34 @@ class PostgresStore(SQLStore):
             cur.execute(_FINISH_EVENT_ASYNC, (now, claim.provider, claim.event_id, claim.token))
             return int(cur.rowcount) == 1
 
+    def claim_facts(
+        self,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 100,
+        retry_failed: bool = False,
+        known: Mapping[str, Fact] | None = None,
+    ) -> list[FactClaim]:
+        """:meth:`SQLStore.claim_facts` in one round trip (``UPDATE ... RETURNING``)."""
+        token = secrets.token_hex(16)
+        lease_until = now + lease_seconds
+        with self._write_one() as cur:
+            statement = _CLAIM_FACTS[retry_failed, self.finish_commit == "async"]
+            cur.execute(statement, (token, lease_until, now, int(limit), now))
+            rows = cur.fetchall()
+        return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
+
+    def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
+        """:meth:`SQLStore.finish_fact` in one round trip."""
+        fact = claim.fact
+        params = (now, fact.id, claim.token, fact.payment_id, fact.seq or 0, now)
+        with self._write_one() as cur:
+            cur.execute(_FINISH_FACTS[self.finish_commit == "async"], params)
+            row = cur.fetchone()
+        assert row is not None  # a SELECT of two scalars: always one row
+        return int(row[0]) == 1, bool(row[1])
+
     def save_payment(
         self,
         record: PaymentRecord,
@@ -970,11 +1091,12 @@ class PostgresStore(SQLStore):
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
         finish: bool = False,
+        facts: Sequence[Fact] = (),
     ) -> None:
         try:
             super().save_payment(
                 record, expected_version=expected_version, transition=transition,
-                claim=claim, outcome=outcome, finish=finish,
+                claim=claim, outcome=outcome, finish=finish, facts=facts,
             )  # fmt: skip
         except BaseException:
             self._recent.drop(record.id)

@@ -184,6 +184,24 @@ class SQLiteStore(SQLStore):
                 cur.close()
 
     @contextlib.contextmanager
+    def _write_bookkeeping(self) -> Iterator[Cursor]:
+        """A write transaction committed with ``synchronous=NORMAL`` (WAL: no fsync at
+        this commit; a killed process still never loses it, only a power cut could),
+        when the store runs ``FULL``; the setting is restored after the commit."""
+        if self.synchronous != "FULL" or self._memory:
+            with self._write() as cur:
+                yield cur
+            return
+        with self._lock:
+            conn = self._connection()
+            conn.execute("PRAGMA synchronous=NORMAL")  # outside any transaction
+            try:
+                with self._write() as cur:
+                    yield cur
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:
         with self._lock:
             cur = self._connection().cursor()
