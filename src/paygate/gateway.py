@@ -27,6 +27,7 @@ import contextvars
 import dataclasses
 import inspect
 import logging
+import math
 import threading
 import time
 import uuid
@@ -508,15 +509,15 @@ class Gateway:
         return tuple(facts)
 
     def _first_seen(
-        self, fresh: Payment, *, source: str, now: float
+        self, fresh: Payment, *, source: str, now: float, asked: float | None
     ) -> tuple[PaymentState, tuple[Fact, ...]]:
         """The state of a payment first met through a provider answer, and the facts the
         answer proves: its events played from ``pending`` (a disputed payment was
         captured, then disputed), so the application hears of a payment first learned
         from the API as of one learned from webhooks."""
-        stated = state_of(fresh)
+        stated = state_of(fresh, at=asked)
         state = PaymentState(S.PENDING, fresh.amount.amount)
-        changes = events_for_answer(state, fresh)
+        changes = events_for_answer(state, fresh, at=asked)
         if fresh.status in (S.PARTIALLY_REFUNDED, S.REFUNDED) and stated.captured:
             # refund statuses carry no event of their own: the capture is what is proven
             changes.insert(0, PaymentEvent(Trigger.SUCCEEDED, amount=stated.captured))
@@ -545,7 +546,12 @@ class Gateway:
         return final, tuple(facts)
 
     def _sync(
-        self, fresh: Payment, *, source: str, event: PaymentEvent | None = None
+        self,
+        fresh: Payment,
+        *,
+        source: str,
+        event: PaymentEvent | None = None,
+        asked: float | None = None,
     ) -> PaymentRecord:
         """Move the stored payment by a provider answer (through the state machine).
 
@@ -555,13 +561,21 @@ class Gateway:
         each refund by id), one transition each, each with its facts. An event the state
         machine finds impossible is logged and not applied (the store keeps its state;
         reconciliation sorts it out).
+
+        ``asked``: the gateway's clock just before the provider was asked. The answer
+        describes the payment as of then, so a webhook of an older event cannot undo it
+        (without a time, a late ``action_required`` would look like a retry of a failure).
+        Providers stamp events in whole seconds, truncated: the answer's time is taken in
+        whole seconds too, so an event of the same second is not mistaken for an older one.
         """
         source = self._source(source)
+        if asked is not None:
+            asked = float(math.floor(asked))
         for _ in range(_CAS_ATTEMPTS):
             now = self.clock()
             current = self.store.get_payment(fresh.id)
             if current is None:
-                state, facts = self._first_seen(fresh, source=source, now=now)
+                state, facts = self._first_seen(fresh, source=source, now=now, asked=asked)
                 record = PaymentRecord.build(fresh, state, version=1, updated_at=now)
                 trigger = event.trigger if event else _status_trigger(fresh.status)
                 transition = self._transition(record, None, trigger, source=source)
@@ -574,7 +588,9 @@ class Gateway:
                 self._log_transition(transition)
                 self._note_recorded(facts)
                 return record
-            changes = [event] if event is not None else events_for_answer(current.state, fresh)
+            changes = (
+                [event] if event is not None else events_for_answer(current.state, fresh, at=asked)
+            )
             record = current
             lost = False
             for change in changes:
@@ -635,7 +651,8 @@ class Gateway:
         self._check_id(payment_id, "payment_id")
         record = self.store.get_payment(payment_id)
         if record is None:
-            record = self._sync(self._fetch(payment_id), source="api")
+            asked = self.clock()
+            record = self._sync(self._fetch(payment_id), source="api", asked=asked)
         return record
 
     # -- idempotency ------------------------------------------------------------------------
@@ -781,6 +798,7 @@ class Gateway:
             return record is not None and record.status in _RETRYABLE_ATTEMPT
 
         _log.info("create_payment order=%s amount=%s capture=%s", order_id, amount, capture)
+        asked = self.clock()
         try:
             payment = self._idempotent(
                 scope=f"create_payment:{order_id}",
@@ -801,7 +819,7 @@ class Gateway:
         except CardDeclined as exc:
             _log.info("create_payment order=%s declined: %s", order_id, exc.decline_code)
             raise
-        record = self._sync(payment, source="api")
+        record = self._sync(payment, source="api", asked=asked)
         _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
                   record.status.value)  # fmt: skip
         self._pump()
@@ -811,8 +829,9 @@ class Gateway:
         """The payment, refreshed from the provider into the store (through the state
         machine), as the store now has it."""
         self._check_id(payment_id, "payment_id")
+        asked = self.clock()
         fresh = self._fetch(payment_id)
-        record = self._sync(fresh, source="api")
+        record = self._sync(fresh, source="api", asked=asked)
         self._pump()
         return self._view(record, fresh)
 
@@ -859,6 +878,7 @@ class Gateway:
             return self._same_payment(answer, payment_id)
 
         _log.info("capture payment %s amount=%s", payment_id, amount or "all")
+        asked = self.clock()
         fresh = self._idempotent(
             scope=f"capture:{payment_id}",
             operation="capture",
@@ -871,7 +891,7 @@ class Gateway:
             result_id=lambda p: p.id,
             order_id=record.order_id,
         )
-        synced = self._sync(fresh, source="api")
+        synced = self._sync(fresh, source="api", asked=asked)
         self._pump()
         return self._view(synced, fresh)
 
@@ -896,6 +916,7 @@ class Gateway:
             return self._same_payment(answer, payment_id)
 
         _log.info("cancel payment %s", payment_id)
+        asked = self.clock()
         fresh = self._idempotent(
             scope=f"cancel:{payment_id}",
             operation="cancel",
@@ -906,7 +927,7 @@ class Gateway:
             result_id=lambda p: p.id,
             order_id=record.order_id,
         )
-        synced = self._sync(fresh, source="api")
+        synced = self._sync(fresh, source="api", asked=asked)
         self._pump()
         return self._view(synced, fresh)
 
@@ -1002,10 +1023,11 @@ class Gateway:
             raise ValidationError(f"params must be a mapping, got {type(params).__name__}")
         clean = {str(k): str(v) for k, v in params.items()}
         key = idem.provider_key("return", idem.digest(sorted(clean.items())))
+        asked = self.clock()
         fresh = self._call(
             "complete_return", lambda: self.provider.complete_return(clean, idempotency_key=key)
         )
-        record = self._sync(fresh, source="return")
+        record = self._sync(fresh, source="return", asked=asked)
         _log.info("return for payment %s: %s", fresh.id, record.status.value)
         self._pump()
         return self._view(record, fresh)
