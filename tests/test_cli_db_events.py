@@ -313,3 +313,40 @@ def test_events_facts_lists_pending_facts_and_dispatch_runs_them_once(
     assert len(log.read_text().splitlines()) == 3
     assert main(["events", "facts", "--store", events_store, "--payment", pid, "--all"]) == 0
     assert capsys.readouterr().out.count("  done\n") == 4
+
+
+def test_events_list_and_facts_print_a_header_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    pid, ids = _ingest(url)
+    assert main(["events", "list", "--store", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["received_at", "provider", "event_id", "event_type",
+                                "payment_id", "outcome", "state", "deliveries"]  # fmt: skip
+    assert len(lines) == 1 + len(ids) + 1  # header, one per event, the count
+    assert main(["events", "list", "--store", url, "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)  # one document, nothing else printed
+    assert [e["event_id"] for e in events] == ids
+    assert {tuple(e) for e in events} == {(
+        "received_at", "provider", "event_id", "event_type", "payment_id", "outcome",
+        "state", "deliveries",
+    )}  # fmt: skip
+    assert {e["payment_id"] for e in events} == {pid}
+    assert all(e["provider"] == "fake" and e["deliveries"] == 1 for e in events)
+    assert "payload" not in json.dumps(events)
+    assert main(["events", "list", "--store", url, "--json", "--payment", "pay_nobody"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+    assert main(["events", "facts", "--store", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["recorded_at", "id", "type", "order_id", "source", "state"]
+    assert main(["events", "facts", "--store", url, "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert len(facts) == 4 == len(lines) - 2
+    assert {tuple(f) for f in facts} == {(
+        "recorded_at", "id", "type", "payment_id", "order_id", "source", "state",
+        "attempts", "last_error",
+    )}  # fmt: skip
+    assert [f["type"] for f in facts][-1] == "refund.succeeded"
+    assert all(f["state"] == "pending" and f["payment_id"] == pid for f in facts)
