@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import textwrap
 import uuid
@@ -350,3 +351,31 @@ def test_events_list_and_facts_print_a_header_and_json(
     )}  # fmt: skip
     assert [f["type"] for f in facts][-1] == "refund.succeeded"
     assert all(f["state"] == "pending" and f["payment_id"] == pid for f in facts)
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "version"], ["events", "list"]])
+def test_a_store_that_cannot_connect_fails_fast_with_one_line(
+    pg_database: str, command: list[str]  # noqa: F811
+) -> None:
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_database)
+    netloc = f"{parts.username or 'postgres'}:hunter2@{parts.hostname}:{parts.port or 5432}"
+    url = urlunsplit((parts.scheme, netloc, "/no_such_db_xyz", "", ""))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "paygate", *command, "--store", url],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(paygate.__file__).parents[1])},
+    )  # fmt: skip
+    assert time.monotonic() - started <= 5
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no pool retry log lines
+    assert f"cannot connect to PostgreSQL at {parts.hostname}:" in done.stderr
+    assert "database 'no_such_db_xyz'" in done.stderr
+    assert 'database "no_such_db_xyz" does not exist' in done.stderr  # the server's reason
+    assert "hunter2" not in done.stderr and "PoolTimeout" not in done.stderr

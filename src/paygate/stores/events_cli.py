@@ -33,6 +33,7 @@ from typing import Any
 
 from paygate.errors import ConfigurationError, PaygateError
 from paygate.stores import Store, _redact, open_store
+from paygate.stores.cli import check_connect
 
 __all__ = ["add_arguments", "load_gateway", "parse_since", "run"]
 
@@ -226,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.store:
                 print(f"{name}: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
                 return 2
+            check_connect(args.store)
             store = open_store(args.store)
             try:
                 return _facts(store, args.payment, args.all, args.json)
@@ -238,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.store:
                 print(f"{name}: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
                 return 2
+            check_connect(args.store)
             store = open_store(args.store)
             try:
                 return _list(store, since, args.payment, args.json)
