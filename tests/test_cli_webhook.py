@@ -152,3 +152,31 @@ def test_usage_errors_exit_2(
     assert "-H must look like 'Name: value'" in capsys.readouterr().err
     assert main([*base, "--secret-env", "S", str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_square_needs_only_its_signature_key_and_notification_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from paygate.providers._square_webhook import sign as square_sign
+
+    payment = {"id": "sq_p1", "status": "COMPLETED", "reference_id": "ord_sq",
+               "amount_money": {"amount": 100, "currency": "USD"},
+               "created_at": "2026-12-07T04:00:00Z", "updated_at": "2026-12-07T04:00:00Z"}  # fmt: skip
+    body = json.dumps({
+        "merchant_id": "M", "type": "payment.updated", "event_id": "sq-evt-1",
+        "created_at": "2026-12-07T04:00:00Z",
+        "data": {"type": "payment", "id": "sq_p1", "object": {"payment": payment}},
+    }).encode()  # fmt: skip
+    url = "https://shop.example/hooks/square"
+    signature = square_sign(body, signature_key="sq-key-123", notification_url=url)
+    monkeypatch.setenv("PAYGATE_SQUARE_WEBHOOK_URL", url)
+    (tmp_path / "key").write_text("sq-key-123")
+    command = ["webhook", "verify", "--provider", "square", "--secret-file",
+               str(tmp_path / "key"), "-H", f"X-Square-HmacSha256-Signature: {signature}"]  # fmt: skip
+    _stdin(monkeypatch, body)
+    assert main([*command, "--json"]) == 0
+    event = json.loads(capsys.readouterr().out)
+    assert (event["id"], event["payment_id"], event["order_id"]) == ("sq-evt-1", "sq_p1", "ord_sq")
+    _stdin(monkeypatch, body.replace(b"100", b"101"))
+    assert main(command) == 1
+    assert "refused: InvalidSignature" in capsys.readouterr().err
