@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import textwrap
 import uuid
@@ -313,3 +314,68 @@ def test_events_facts_lists_pending_facts_and_dispatch_runs_them_once(
     assert len(log.read_text().splitlines()) == 3
     assert main(["events", "facts", "--store", events_store, "--payment", pid, "--all"]) == 0
     assert capsys.readouterr().out.count("  done\n") == 4
+
+
+def test_events_list_and_facts_print_a_header_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    pid, ids = _ingest(url)
+    assert main(["events", "list", "--store", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["received_at", "provider", "event_id", "event_type",
+                                "payment_id", "outcome", "state", "deliveries"]  # fmt: skip
+    assert len(lines) == 1 + len(ids) + 1  # header, one per event, the count
+    assert main(["events", "list", "--store", url, "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)  # one document, nothing else printed
+    assert [e["event_id"] for e in events] == ids
+    assert {tuple(e) for e in events} == {(
+        "received_at", "provider", "event_id", "event_type", "payment_id", "outcome",
+        "state", "deliveries",
+    )}  # fmt: skip
+    assert {e["payment_id"] for e in events} == {pid}
+    assert all(e["provider"] == "fake" and e["deliveries"] == 1 for e in events)
+    assert "payload" not in json.dumps(events)
+    assert main(["events", "list", "--store", url, "--json", "--payment", "pay_nobody"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+    assert main(["events", "facts", "--store", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["recorded_at", "id", "type", "order_id", "source", "state"]
+    assert main(["events", "facts", "--store", url, "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert len(facts) == 4 == len(lines) - 2
+    assert {tuple(f) for f in facts} == {(
+        "recorded_at", "id", "type", "payment_id", "order_id", "source", "state",
+        "attempts", "last_error",
+    )}  # fmt: skip
+    assert [f["type"] for f in facts][-1] == "refund.succeeded"
+    assert all(f["state"] == "pending" and f["payment_id"] == pid for f in facts)
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "version"], ["events", "list"]])
+def test_a_store_that_cannot_connect_fails_fast_with_one_line(
+    pg_database: str, command: list[str]  # noqa: F811
+) -> None:
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_database)
+    netloc = f"{parts.username or 'postgres'}:hunter2@{parts.hostname}:{parts.port or 5432}"
+    url = urlunsplit((parts.scheme, netloc, "/no_such_db_xyz", "", ""))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "paygate", *command, "--store", url],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(paygate.__file__).parents[1])},
+    )  # fmt: skip
+    assert time.monotonic() - started <= 5
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no pool retry log lines
+    assert f"cannot connect to PostgreSQL at {parts.hostname}:" in done.stderr
+    assert "database 'no_such_db_xyz'" in done.stderr
+    assert 'database "no_such_db_xyz" does not exist' in done.stderr  # the server's reason
+    assert "hunter2" not in done.stderr and "PoolTimeout" not in done.stderr

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("paygate.demo", "narrated end-to-end run on the fake provider"),
     "db": ("paygate.stores.cli", "create or migrate a store's schema"),
     "events": ("paygate.stores.events_cli", "replay recorded webhook events"),
+    "webhook": ("paygate._webhook_cli", "verify a webhook delivery by hand"),
     "reconcile": ("paygate.reconcile.cli", "compare your books with a provider's records"),
 }
 

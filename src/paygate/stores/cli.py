@@ -5,7 +5,9 @@ older schema to this paygate's version, in one transaction, and says which it di
 ("created at version Y", "upgraded from version X to Y", "already at version Y"); a
 database written by a newer paygate is refused with nothing changed. ``paygate db version
 --store URL`` only reports.
-The URL may also come from ``PAYGATE_STORE_URL``.
+The URL may also come from ``PAYGATE_STORE_URL``. A PostgreSQL store that cannot be
+reached fails at once with one line naming the host, the database and the server's reason
+(exit code 2).
 """
 
 from __future__ import annotations
@@ -15,10 +17,59 @@ import os
 import sys
 
 from paygate.errors import PaygateError
-from paygate.stores import Store, StoreError, _redact, open_store
+from paygate.stores import Store, StoreError, StoreUnavailable, _redact, open_store
 from paygate.stores._sql import SCHEMA_VERSION, SchemaVersionError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "check_connect", "run"]
+
+# a command line waits this long for a server, not the pool's retry-for-a-while timeout
+_CLI_CONNECT_TIMEOUT = "5"
+
+
+def check_connect(url: str) -> None:
+    """Raise :class:`StoreUnavailable` with one line (host, database, the server's reason;
+    never the password) when ``url`` is a PostgreSQL store that cannot be connected to.
+
+    The store's pool retries a failed connection until its timeout, logging each attempt,
+    and ends in a bare ``PoolTimeout``: right for a server that restarts under a running
+    app, not for a person at a prompt who mistyped a database name. So the command line
+    tries one direct connection first. Other stores are left to :func:`open_store`.
+    """
+    scheme = url.partition("://")[0].lower().split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        return
+    import psycopg
+    import psycopg.conninfo
+
+    from paygate._redact import redact_dsn
+    from paygate.stores.postgres import _split_url
+
+    conninfo, _ = _split_url(url)
+    try:
+        given = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return  # malformed: the store's own parser explains it without quoting a secret
+    secrets = [str(given[k]) for k in ("password", "sslpassword") if given.get(k)]
+    try:
+        if "connect_timeout" not in given:
+            conninfo = psycopg.conninfo.make_conninfo(
+                conninfo, connect_timeout=_CLI_CONNECT_TIMEOUT
+            )
+        psycopg.connect(conninfo, autocommit=True).close()
+    except psycopg.Error as exc:
+        # libpq: 'connection failed: connection to server at "h", port p failed: FATAL: ...'
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        first = lines[0] if lines else type(exc).__name__
+        reason = " ".join(first.rsplit("failed: ", 1)[-1].split())
+        host = given.get("host") or given.get("hostaddr") or os.environ.get("PGHOST")
+        where = f"{host or 'localhost'}:{given.get('port') or os.environ.get('PGPORT') or 5432}"
+        dbname = given.get("dbname") or os.environ.get("PGDATABASE") or given.get("user") or "?"
+        raise StoreUnavailable(
+            redact_dsn(
+                f"cannot connect to PostgreSQL at {where}, database {dbname!r}: {reason}",
+                secrets,
+            )
+        ) from None
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     shown = _redact(url)
     try:
+        check_connect(url)
         if args.db_command == "version":
             store = _open_unmigrated(url)
             found = _schema_version(store)

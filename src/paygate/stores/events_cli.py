@@ -1,12 +1,13 @@
 """``paygate events``: the recorded webhook events.
 
-``paygate events list --store URL [--since WHEN] [--payment ID]`` prints them;
+``paygate events list --store URL [--since WHEN] [--payment ID] [--json]`` prints them
+(a header line, then one line per event; ``--json``: one JSON list of objects instead);
 ``paygate events replay --app MODULE:NAME [--store URL] [--since WHEN] [--payment ID]``
 runs the application's handlers again for them (after a handler bug was fixed), without
 applying any state transition again: see :meth:`paygate.Gateway.replay`.
 
 The payment facts in the outbox: ``paygate events facts --store URL [--payment ID]
-[--all]`` prints those whose handlers have not all run (pending, or failed with their
+[--all] [--json]`` prints those whose handlers have not all run (pending, or failed with their
 error and attempt count; ``--all``: done ones too); ``paygate events dispatch --app
 MODULE:NAME [--limit N]`` runs the app's handlers for them now, failed ones included
 (:meth:`paygate.Gateway.dispatch_pending`: each once, in order per payment; a cron job).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from datetime import datetime, timezone
@@ -31,6 +33,7 @@ from typing import Any
 
 from paygate.errors import ConfigurationError, PaygateError
 from paygate.stores import Store, _redact, open_store
+from paygate.stores.cli import check_connect
 
 __all__ = ["add_arguments", "load_gateway", "parse_since", "run"]
 
@@ -91,10 +94,19 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payment", help="only this payment's events")
 
 
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON list of objects (stable keys) instead of text lines",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="events_command", metavar="COMMAND", required=True)
     listing = sub.add_parser("list", help="print recorded events")
     _filters(listing)
+    _json_flag(listing)
     replay = sub.add_parser("replay", help="run the app's handlers again for recorded events")
     _filters(replay)
     replay.add_argument(
@@ -113,6 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     facts.add_argument("--payment", help="only this payment's facts")
     facts.add_argument("--all", action="store_true", help="done facts too")
+    _json_flag(facts)
     dispatch = sub.add_parser(
         "dispatch", help="run the app's handlers for pending and failed facts now"
     )
@@ -130,18 +143,57 @@ def _when(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def _list(store: Store, since: float | None, payment: str | None) -> int:
+# the columns of `events list` and `events facts`: the text header and the JSON keys
+EVENT_COLUMNS = (
+    "received_at", "provider", "event_id", "event_type", "payment_id", "outcome", "state",
+    "deliveries",
+)  # fmt: skip
+FACT_COLUMNS = ("recorded_at", "id", "type", "order_id", "source", "state")
+
+
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    print(json.dumps(rows, indent=2))
+
+
+def _list(store: Store, since: float | None, payment: str | None, as_json: bool = False) -> int:
     events = store.list_events(since=since, payment_id=payment)
+    rows: list[dict[str, Any]] = []
     for e in events:
         state = "processed" if e.processed else ("applied" if e.applied_at else "pending")
-        print(f"{_when(e.received_at)}  {e.provider}  {e.event_id}  {e.event_type}  "
-              f"{e.payment_id or '-'}  {e.outcome or '-'}  {state}  x{e.deliveries}")  # fmt: skip
+        # what the text line shows, no payload: events may carry customer data
+        rows.append({
+            "received_at": _when(e.received_at), "provider": e.provider,
+            "event_id": e.event_id, "event_type": e.event_type, "payment_id": e.payment_id,
+            "outcome": e.outcome, "state": state,
+            "deliveries": e.deliveries,
+        })  # fmt: skip
+    if as_json:
+        _print_json(rows)
+        return 0
+    print("  ".join(EVENT_COLUMNS))
+    for r in rows:
+        print(f"{r['received_at']}  {r['provider']}  {r['event_id']}  {r['event_type']}  "
+              f"{r['payment_id'] or '-'}  {r['outcome'] or '-'}  {r['state']}  "
+              f"x{r['deliveries']}")  # fmt: skip
     print(f"{len(events)} event(s)")
     return 0
 
 
-def _facts(store: Store, payment: str | None, every: bool) -> int:
+def _facts(store: Store, payment: str | None, every: bool, as_json: bool = False) -> int:
     facts = store.list_facts(pending=not every, payment_id=payment)
+    if as_json:
+        _print_json([
+            {
+                "recorded_at": _when(f.recorded_at), "id": f.id, "type": f.type.value,
+                "payment_id": f.payment_id, "order_id": f.order_id, "source": f.source,
+                "state": "done" if f.done else ("failed" if f.last_error is not None
+                                                else "pending"),
+                "attempts": f.attempts, "last_error": f.last_error,
+            }
+            for f in facts
+        ])  # fmt: skip
+        return 0
+    print("  ".join(FACT_COLUMNS))
     for f in facts:
         if f.done:
             state = "done"
@@ -175,9 +227,10 @@ def run(args: argparse.Namespace) -> int:
             if not args.store:
                 print(f"{name}: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
                 return 2
+            check_connect(args.store)
             store = open_store(args.store)
             try:
-                return _facts(store, args.payment, args.all)
+                return _facts(store, args.payment, args.all, args.json)
             finally:
                 store.close()
         if args.events_command == "dispatch":
@@ -187,9 +240,10 @@ def run(args: argparse.Namespace) -> int:
             if not args.store:
                 print(f"{name}: give --store URL or set PAYGATE_STORE_URL", file=sys.stderr)
                 return 2
+            check_connect(args.store)
             store = open_store(args.store)
             try:
-                return _list(store, since, args.payment)
+                return _list(store, since, args.payment, args.json)
             finally:
                 store.close()
         gateway = load_gateway(args.app)
