@@ -324,6 +324,7 @@ class Gateway(Generic[P]):
 
     # -- construction ---------------------------------------------------------------------
 
+    # cls: type[Gateway[Any]]: the provider is named by configuration, known at run time only
     @classmethod
     def _from_settings(
         cls: type[Gateway[Any]], settings: GatewaySettings, **overrides: Any
