@@ -4,7 +4,7 @@ from paygate import EventType, Money
 gw = paygate.connect("fake")  # or "stripe", "paypal", "square" with their settings
 
 @gw.on(EventType.PAYMENT_SUCCEEDED)
-def fulfil(event):
+def fulfil(event: paygate.Fact) -> None:
     print("paid:", event.order_id)
 
 payment = gw.create_payment(order_id="ord_1", amount=Money.of("19.99", "USD"),

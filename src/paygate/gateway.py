@@ -33,7 +33,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
+
+from typing_extensions import TypeVar
 
 from paygate import _idempotency as idem
 from paygate._facts import FACT_TYPES, Fact, FactClaim
@@ -92,7 +94,15 @@ from paygate.stores import (
 from paygate.stores._records import EventPlan
 
 if TYPE_CHECKING:
+    # typing only: importing the adapters at run time would import their SDKs
+    import httpx
+    from pydantic import SecretStr
+
     from paygate._config import GatewaySettings
+    from paygate.providers.fake import FakeProvider
+    from paygate.providers.paypal import PayPalProvider
+    from paygate.providers.square import SquareProvider
+    from paygate.providers.stripe import StripeProvider
 
 __all__ = [
     "DispatchSummary",
@@ -106,6 +116,11 @@ __all__ = [
 _log = logging.getLogger("paygate")
 
 T = TypeVar("T")
+#: the Gateway's provider type; the default keeps a bare ``Gateway`` annotation valid
+#: (covariant: a ``Gateway[FakeProvider]`` is a ``Gateway``)
+P = TypeVar("P", bound=PaymentProvider, default=PaymentProvider, covariant=True)
+#: an adapter instance given to :func:`connect`
+A = TypeVar("A", bound=PaymentProvider)
 #: a handler: called with a :class:`~paygate.Fact` for payment facts, with the
 #: :class:`~paygate.models.WebhookEvent` for other events (subscriptions, invoices, ...)
 WebhookHandler = Callable[[Any], Any]
@@ -251,7 +266,7 @@ class _AwaitableReturned(Exception):
     """A handler returned an awaitable: it did not run (the sync Gateway awaits nothing)."""
 
 
-class Gateway:
+class Gateway(Generic[P]):
     """One provider, one store, and the policies around them.
 
     Build it with :func:`paygate.connect`, :meth:`from_config` or :meth:`from_env`.
@@ -265,7 +280,7 @@ class Gateway:
 
     def __init__(
         self,
-        provider: PaymentProvider,
+        provider: P,
         store: Store | None = None,
         *,
         retry: RetryPolicy | None = None,
@@ -277,7 +292,7 @@ class Gateway:
             raise ConfigurationError(
                 f"provider must implement paygate.PaymentProvider, got {type(provider).__name__}"
             )
-        self.provider = provider
+        self.provider: P = provider
         self.store: Store = (
             store if store is not None else open_store(default_store_url(provider=provider.name))
         )
@@ -309,8 +324,11 @@ class Gateway:
 
     # -- construction ---------------------------------------------------------------------
 
+    # cls: type[Gateway[Any]]: the provider is named by configuration, known at run time only
     @classmethod
-    def _from_settings(cls, settings: GatewaySettings, **overrides: Any) -> Gateway:
+    def _from_settings(
+        cls: type[Gateway[Any]], settings: GatewaySettings, **overrides: Any
+    ) -> Gateway:
         from paygate._config import RetrySettings
 
         provider = create_provider(settings.provider, **settings.settings)
@@ -332,7 +350,7 @@ class Gateway:
         return cls(provider, store, **kwargs)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Gateway:
+    def from_config(cls: type[Gateway[Any]], config: Mapping[str, Any]) -> Gateway:
         """A gateway from a mapping::
 
         Gateway.from_config({"provider": "stripe", "store": "sqlite:///paygate.db",
@@ -344,7 +362,7 @@ class Gateway:
         return cls._from_settings(settings_from_mapping(config))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Gateway:
+    def from_env(cls: type[Gateway[Any]], environ: Mapping[str, str] | None = None) -> Gateway:
         """A gateway from ``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL`` (default: SQLite at
         ``./paygate.db``, as :func:`connect`), ``PAYGATE_CURRENCIES`` (``USD,EUR``),
         ``PAYGATE_RETRY_ATTEMPTS``,
@@ -362,7 +380,7 @@ class Gateway:
         if callable(close):
             close()
 
-    def __enter__(self) -> Gateway:
+    def __enter__(self) -> Gateway[P]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1808,6 +1826,104 @@ def _status_trigger(status: PaymentStatus) -> Trigger:
     return event.trigger if event is not None else Trigger.REFUNDED
 
 
+# Typing only (the implementation below is the one that runs): the built-in names with each
+# adapter's settings (its pydantic settings model) as keyword-only parameters, an adapter
+# instance, then any other name without settings (a plugin's, or one from configuration).
+# That last one takes no settings on purpose: a ``str`` overload with ``**settings: Any``
+# would also accept ``connect("stripe", api_key=3)`` once the stripe overload failed.
+@overload
+def connect(
+    provider: Literal["fake"],
+    store: str | Store | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    webhook_secret: str | SecretStr = ...,
+    seed: int | None = None,
+    base_url: str = ...,
+    webhook_tolerance: int = ...,
+    max_retries: int | None = None,
+) -> Gateway[FakeProvider]: ...
+@overload
+def connect(
+    provider: Literal["stripe"],
+    store: str | Store | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    api_key: str | SecretStr,
+    webhook_secret: str | SecretStr | Sequence[str | SecretStr] = ...,
+    webhook_tolerance: int = ...,
+    api_version: str | None = None,
+    base_url: str | None = None,
+    timeout: float = ...,
+    max_retries: int | None = None,
+    test_mode: bool = False,
+) -> Gateway[StripeProvider]: ...
+@overload
+def connect(
+    provider: Literal["paypal"],
+    store: str | Store | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    client_id: str,
+    client_secret: str | SecretStr,
+    webhook_id: str | None = None,
+    mode: Literal["sandbox", "live"] = ...,
+    base_url: str | None = None,
+    timeout: float = ...,
+    max_retries: int | None = None,
+    verification: Literal["offline", "api"] = ...,
+    webhook_tolerance: int = ...,
+    cert_fetcher: Callable[[str], bytes] | None = None,
+) -> Gateway[PayPalProvider]: ...
+@overload
+def connect(
+    provider: Literal["square"],
+    store: str | Store | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    access_token: str | SecretStr,
+    location_id: str,
+    webhook_signature_key: str | SecretStr | None = None,
+    webhook_url: str | None = None,
+    environment: Literal["sandbox", "production"] = ...,
+    base_url: str | None = None,
+    timeout: float = ...,
+    max_retries: int | None = None,
+    invoice_due_days: int = ...,
+    http_client: httpx.Client | None = None,
+) -> Gateway[SquareProvider]: ...
+@overload
+def connect(
+    provider: A,
+    store: str | Store | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+) -> Gateway[A]: ...
+@overload
+def connect(
+    provider: str,
+    store: str | Store | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    currencies: Iterable[str] | None = None,
+    webhook_lease: float = 60.0,
+    clock: Callable[[], float] = time.time,
+) -> Gateway[PaymentProvider]: ...
 def connect(
     provider: str | PaymentProvider,
     store: str | Store | None = None,
@@ -1817,7 +1933,7 @@ def connect(
     webhook_lease: float = 60.0,
     clock: Callable[[], float] = time.time,
     **settings: Any,
-) -> Gateway:
+) -> Gateway[Any]:
     """A :class:`Gateway` for ``provider`` (a name such as ``"stripe"``, with its settings
     as keyword arguments, or an adapter instance) and ``store`` (a URL such as
     ``"sqlite:///paygate.db"``, or a :class:`~paygate.stores.Store`). Without ``store``:
