@@ -170,7 +170,7 @@ class StripeBackend(Backend):
         if route in ("capture", "cancel"):
             intent_id = path.split("/")[3]
             return self.idempotent(
-                path, self.key(headers, body), lambda: self._settle(intent_id, route)
+                path, self.key(headers, body), lambda: self._settle(intent_id, route, form)
             )
         return _json(404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}})
 
@@ -190,7 +190,7 @@ class StripeBackend(Backend):
         }  # fmt: skip
         return _json(200, self.intents[intent_id])
 
-    def _settle(self, intent_id: str, route: str) -> Answer:
+    def _settle(self, intent_id: str, route: str, form: dict[str, str]) -> Answer:
         """Capture or cancel a ``requires_capture`` intent; any other state is refused, as
         Stripe does (a retry with the same Idempotency-Key never gets here: replayed)."""
         intent = self.intents[intent_id]
@@ -201,7 +201,8 @@ class StripeBackend(Backend):
             }})  # fmt: skip
         if route == "capture":
             self.captures[intent_id] += 1
-            intent.update(status="succeeded", amount_received=intent["amount"])
+            received = int(form.get("amount_to_capture") or intent["amount"])
+            intent.update(status="succeeded", amount_received=received)
         else:
             self.voids[intent_id] += 1
             intent.update(status="canceled", cancellation_reason="requested_by_customer")
@@ -262,7 +263,7 @@ class PayPalBackend(Backend):
             # PayPal-Request-Id replays the first answer (the void takes none: always runs)
             authorization = path.split("/")[4]
             return self.idempotent(
-                path, self.key(headers, body), lambda: self._settle(authorization, route)
+                path, self.key(headers, body), lambda: self._settle(authorization, route, sent)
             )
         match = re.fullmatch(r"/v2/checkout/orders/([^/]+)", path)
         if method == "GET" and match and match[1] in self.orders:
@@ -292,7 +293,7 @@ class PayPalBackend(Backend):
         self.orders[order_id] = order
         return _json(201, order)
 
-    def _settle(self, authorization_id: str, route: str) -> Answer:
+    def _settle(self, authorization_id: str, route: str, sent: dict[str, Any]) -> Answer:
         """Capture or void an open authorization; a captured or voided one is refused (422),
         as PayPal does."""
         order = next(
@@ -313,7 +314,8 @@ class PayPalBackend(Backend):
         self.captures[order["id"]] += 1
         authorization["status"] = "CAPTURED"
         capture = capture_json(
-            f"CAPTURE{next(self._ids):010d}", value=authorization["amount"]["value"],
+            f"CAPTURE{next(self._ids):010d}",
+            value=(sent.get("amount") or authorization["amount"])["value"],
             currency=authorization["amount"]["currency_code"], ref=authorization["custom_id"],
             order_id=order["id"], authorization_id=authorization_id,
         )  # fmt: skip

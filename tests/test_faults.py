@@ -43,6 +43,8 @@ from tests.postgres_support import pg_database  # noqa: F401
 PROVIDERS = ("stripe", "paypal", "square")
 STORES = ("sqlite", "postgres")
 AMOUNT = Money.of("19.99", "USD")
+#: a partial capture of AMOUNT
+PART = Money.of("5.00", "USD")
 PAYMENT_METHOD = {"stripe": "pm_card_visa", "paypal": "VAULTfaults01", "square": "cnon:card-nonce-ok"}
 
 #: the adapters' per-request timeout in these tests (the default is 10 s)
@@ -197,7 +199,7 @@ class Cell:
 
     def __init__(self, gw: Gateway, server: FaultServer, op: str, order: str) -> None:
         self.gw, self.server, self.op, self.order = gw, server, op, order
-        self.route = {"create": "charge"}.get(op, op)
+        self.route = {"create": "charge", "capture_part": "capture"}.get(op, op)
         self.first = len(server.received)
         self.payment_id: str | None = None
         if op != "create":  # a payment to refund (capture, cancel), made before any fault
@@ -219,6 +221,8 @@ class Cell:
         assert self.payment_id is not None
         if self.op == "capture":
             return self.gw.capture(self.payment_id)
+        if self.op == "capture_part":
+            return self.gw.capture(self.payment_id, PART)
         if self.op == "cancel":
             return self.gw.cancel(self.payment_id)
         return self.gw.refund(self.payment_id, idempotency_key=f"rf-{self.order}")
@@ -238,8 +242,8 @@ class Cell:
 
     @property
     def scope(self) -> str:
-        if self.op in ("capture", "cancel"):
-            return f"{self.op}:{self.payment_id}"
+        if self.op in ("capture", "capture_part", "cancel"):
+            return f"{self.op.split('_')[0]}:{self.payment_id}"
         return f"create_payment:{self.order}" if self.op == "create" else f"refund:rf-{self.order}"
 
     def operation(self) -> OperationRecord:
@@ -255,7 +259,7 @@ class Cell:
         if self.op == "create":
             return backend.charges[self.order]
         assert self.payment_id is not None
-        if self.op == "capture":
+        if self.op in ("capture", "capture_part"):
             return backend.captures[self.payment_id]
         if self.op == "cancel":
             return backend.voids[self.payment_id]
@@ -399,10 +403,18 @@ SETTLE_FAULTS = (
     "non_json_body",
 )
 #: the operation's end state in the store
-SETTLED = {"capture": PaymentStatus.SUCCEEDED, "cancel": PaymentStatus.CANCELED}
+SETTLED = {
+    "capture": PaymentStatus.SUCCEEDED,
+    "capture_part": PaymentStatus.SUCCEEDED,
+    "cancel": PaymentStatus.CANCELED,
+}
+#: what the store holds as captured at the end (an adapter may leave it None: nothing)
+ZERO = Money.of("0.00", "USD")
+CAPTURED = {"capture": AMOUNT, "capture_part": PART, "cancel": Money.of("0.00", "USD")}
 #: requests whose API takes no idempotency key (Square's CompletePayment / CancelPayment,
 #: PayPal's void): the wire shows none; the Gateway's own key must still stay the same
-UNKEYED = {("square", "capture"), ("square", "cancel"), ("paypal", "cancel")}
+UNKEYED = {("square", "capture"), ("square", "capture_part"), ("square", "cancel"),
+           ("paypal", "cancel")}  # fmt: skip
 #: the faults after which the provider has committed the capture / void
 _COMMITTED = frozenset({"reset_after_read", "timeout_after_commit", "truncated_body",
                         "non_json_body"})  # fmt: skip
@@ -414,7 +426,7 @@ def _settle_done_on_retry(provider: str, op: str, fault: str) -> bool:
     return provider == "paypal" and op == "cancel" and fault in _COMMITTED
 
 
-@pytest.mark.parametrize("op", ["capture", "cancel"])
+@pytest.mark.parametrize("op", ["capture", "capture_part", "cancel"])
 @pytest.mark.parametrize("fault", SETTLE_FAULTS)
 def test_settle_fault(
     gw: Gateway, server: FaultServer, store_url: str, fault: str, op: str
@@ -444,6 +456,7 @@ def test_settle_fault(
     assert record.status is OperationStatus.SUCCEEDED and record.attempt == 1
     stored = gw.store.get_payment(single.payment_id)
     assert stored is not None and stored.status is SETTLED[op]
+    assert (stored.payment.amount_captured or ZERO) == CAPTURED[op], stored.payment
     assert spent[0] <= single_policy().total_budget + SLACK
     single_summary = (f"{single.charges()}", f"{len(wire_keys)}", f"ok after {len(sent)} requests")
 
@@ -481,6 +494,7 @@ def test_settle_fault(
     assert len(cell.keys()) == (0 if (provider, op) in UNKEYED else 1), cell.keys()
     stored = gw.store.get_payment(cell.payment_id)
     assert stored is not None and stored.status is SETTLED[op]
+    assert (stored.payment.amount_captured or ZERO) == CAPTURED[op], stored.payment
 
     persistent = (
         "ok: the retry finds the void done" if error is None else
