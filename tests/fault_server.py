@@ -376,6 +376,15 @@ class SquareBackend(Backend):
         route = self.route(method, path)
         payment_id = path.split("/")[3] if route in ("capture", "cancel") else ""
         before = self.api.payments.get(payment_id, {}).get("status")
+        wanted = {"capture": "COMPLETED", "cancel": "CANCELED"}.get(route or "")
+        if wanted and before == wanted:
+            # Square's spec: Complete/CancelPayment act on an APPROVED payment; what a repeat
+            # answers is not documented (SquareMockAPI answers 200): refused here, the strict
+            # reading, so the adapter's retry must not depend on it
+            return _json(400, {"errors": [{
+                "category": "INVALID_REQUEST_ERROR", "code": "BAD_REQUEST",
+                "detail": f"payment {payment_id} is {before}, not APPROVED",
+            }]})  # fmt: skip
         response = self.api.handle(request)
         after = self.api.payments.get(payment_id, {}).get("status")
         # CompletePayment / CancelPayment take no key: count the state changes they made
