@@ -530,3 +530,25 @@ def test_paypal_capture_of_an_authorization_captured_by_another_request_is_refus
         assert server.backend.captures[payment.id] == 1
     finally:
         server.close()
+
+
+def test_square_refused_cancel_of_a_captured_payment_stays_refused() -> None:
+    """The adapter answers a refused Complete/Cancel with the payment only when it is in the
+    state asked for: a cancel of a captured payment is still refused."""
+    server = FaultServer(BACKENDS["square"]())
+    provider = make_provider("square", server.url, 2.0)
+    try:
+        payment = provider.create_payment(
+            order_id="o-captured", amount=AMOUNT, payment_method=PAYMENT_METHOD["square"],
+            capture="manual", idempotency_key="create-1",
+        )  # fmt: skip
+        assert provider.capture_payment(payment.id, idempotency_key="c-1").status is (
+            PaymentStatus.SUCCEEDED
+        )
+        again = provider.capture_payment(payment.id, idempotency_key="c-1")  # refused, read
+        assert again.status is PaymentStatus.SUCCEEDED
+        with pytest.raises(paygate.InvalidRequest):
+            provider.cancel_payment(payment.id, idempotency_key="x-1")
+        assert server.backend.captures[payment.id] == 1 and server.backend.voids[payment.id] == 0
+    finally:
+        server.close()
