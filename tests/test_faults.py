@@ -467,20 +467,22 @@ def test_settle_fault(
     run, spent = cell.timed(persistent_policy())
     error: ProviderError | None = None
     try:
-        if _settle_done_on_retry(provider, op, fault):
-            run()
-        else:
-            with pytest.raises(ProviderError) as caught:
-                run()
-            error = caught.value
+        run()
+    except ProviderError as exc:
+        error = exc
     finally:
         server.disarm()
+    done_on_retry = _settle_done_on_retry(provider, op, fault)
+    # a persistent fault fails the call, unless the retry finds the void done (it may still
+    # fail, retryable, if the order's read runs out of budget on a slow machine)
+    assert done_on_retry or error is not None
     assert spent[0] <= persistent_policy().total_budget + SLACK, spent
     charged_while_failing = cell.charges()
     assert charged_while_failing <= 1
     tries = len(cell.requests())
     if error is not None:
-        assert type(error) is PERSISTENT_ERROR[fault], repr(error)
+        if not done_on_retry:
+            assert type(error) is PERSISTENT_ERROR[fault], repr(error)
         assert error.retryable
         assert cell.record() is OperationStatus.PENDING
         pending_key = cell.operation().provider_key
