@@ -9,7 +9,8 @@ way the provider does (same key: the first answer again) and counts charges and 
 so a test can tell "charged once" from "charged twice".
 
 Faults (:data:`FAULTS`) are armed for one route (``"charge"``: the request that creates the
-payment, ``"refund"``: the one that creates the refund), once or for every request:
+payment, ``"refund"``: the one that creates the refund, ``"capture"`` / ``"cancel"``: the one
+that captures / voids an authorized payment), once or for every request:
 
 =====================  ============================================  =====================
 fault                  what the server does                           charge committed?
@@ -49,7 +50,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from paygate.providers._square_mock import SquareMockAPI
-from tests.paypal_support import capture_json, order_json, refund_json
+from tests.paypal_support import authorization_json, capture_json, order_json, refund_json
 
 FAULTS = (
     "http_500",
@@ -104,6 +105,9 @@ class Backend:
         self.charges: Counter[str] = Counter()
         #: payment id -> refunds made for it
         self.refunds: Counter[str] = Counter()
+        #: payment id -> captures / voids of its authorization
+        self.captures: Counter[str] = Counter()
+        self.voids: Counter[str] = Counter()
         self._replies: dict[tuple[str, str], Answer] = {}
         self._ids = itertools.count(1)
 
@@ -134,12 +138,16 @@ class StripeBackend(Backend):
     def __init__(self) -> None:
         super().__init__()
         self.amounts: dict[str, int] = {}
+        self.intents: dict[str, dict[str, Any]] = {}
 
     def route(self, method: str, path: str) -> str | None:
         if method == "POST" and path == "/v1/payment_intents":
             return "charge"
         if method == "POST" and path == "/v1/refunds":
             return "refund"
+        match = re.fullmatch(r"/v1/payment_intents/[^/]+/(capture|cancel)", path)
+        if method == "POST" and match:
+            return match[1]
         return None
 
     def key(self, headers: dict[str, str], body: bytes) -> str | None:
@@ -159,6 +167,11 @@ class StripeBackend(Backend):
             return self.idempotent(path, self.key(headers, body), lambda: self._intent(form))
         if route == "refund":
             return self.idempotent(path, self.key(headers, body), lambda: self._refund(form))
+        if route in ("capture", "cancel"):
+            intent_id = path.split("/")[3]
+            return self.idempotent(
+                path, self.key(headers, body), lambda: self._settle(intent_id, route, form)
+            )
         return _json(404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}})
 
     def _intent(self, form: dict[str, str]) -> Answer:
@@ -167,12 +180,33 @@ class StripeBackend(Backend):
         amount = int(form["amount"])
         intent_id = f"pi_{next(self._ids)}"
         self.amounts[intent_id] = amount
-        return _json(200, {
+        manual = form.get("capture_method") == "manual"
+        self.intents[intent_id] = {
             "id": intent_id, "object": "payment_intent", "amount": amount,
-            "amount_received": amount, "currency": form["currency"], "status": "succeeded",
-            "capture_method": "automatic", "metadata": {"order_id": order},
-            "created": 1_790_000_000,
-        })  # fmt: skip
+            "amount_received": 0 if manual else amount, "currency": form["currency"],
+            "status": "requires_capture" if manual else "succeeded",
+            "capture_method": "manual" if manual else "automatic",
+            "metadata": {"order_id": order}, "created": 1_790_000_000,
+        }  # fmt: skip
+        return _json(200, self.intents[intent_id])
+
+    def _settle(self, intent_id: str, route: str, form: dict[str, str]) -> Answer:
+        """Capture or cancel a ``requires_capture`` intent; any other state is refused, as
+        Stripe does (a retry with the same Idempotency-Key never gets here: replayed)."""
+        intent = self.intents[intent_id]
+        if intent["status"] != "requires_capture":
+            return _json(400, {"error": {
+                "type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                "message": f"This PaymentIntent's status is {intent['status']}",
+            }})  # fmt: skip
+        if route == "capture":
+            self.captures[intent_id] += 1
+            received = int(form.get("amount_to_capture") or intent["amount"])
+            intent.update(status="succeeded", amount_received=received)
+        else:
+            self.voids[intent_id] += 1
+            intent.update(status="canceled", cancellation_reason="requested_by_customer")
+        return _json(200, intent)
 
     def _refund(self, form: dict[str, str]) -> Answer:
         payment = form["payment_intent"]
@@ -197,6 +231,9 @@ class PayPalBackend(Backend):
             return "charge"
         if method == "POST" and re.fullmatch(r"/v2/payments/captures/[^/]+/refund", path):
             return "refund"
+        match = re.fullmatch(r"/v2/payments/authorizations/[^/]+/(capture|void)", path)
+        if method == "POST" and match:
+            return "capture" if match[1] == "capture" else "cancel"
         return None
 
     def key(self, headers: dict[str, str], body: bytes) -> str | None:
@@ -222,6 +259,12 @@ class PayPalBackend(Backend):
             return self.idempotent(
                 path, self.key(headers, body), lambda: self._refund(capture, sent)
             )
+        if route in ("capture", "cancel"):
+            # PayPal-Request-Id replays the first answer (the void takes none: always runs)
+            authorization = path.split("/")[4]
+            return self.idempotent(
+                path, self.key(headers, body), lambda: self._settle(authorization, route, sent)
+            )
         match = re.fullmatch(r"/v2/checkout/orders/([^/]+)", path)
         if method == "GET" and match and match[1] in self.orders:
             return _json(200, self.orders[match[1]])
@@ -233,6 +276,16 @@ class PayPalBackend(Backend):
         self.charges[ref] += 1
         number = next(self._ids)
         order_id, capture_id = f"ORDER{number:012d}", f"CAPTURE{number:010d}"
+        if sent.get("intent") == "AUTHORIZE":
+            authorization = authorization_json(
+                f"AUTH{number:013d}", value=amount["value"], currency=amount["currency_code"],
+                ref=ref, order_id=order_id,
+            )  # fmt: skip
+            self.orders[order_id] = order_json(
+                order_id, status="COMPLETED", intent="AUTHORIZE", ref=ref, value=amount["value"],
+                currency=amount["currency_code"], authorizations=[authorization],
+            )  # fmt: skip
+            return _json(201, self.orders[order_id])
         capture = capture_json(capture_id, value=amount["value"],
                                currency=amount["currency_code"], ref=ref, order_id=order_id)  # fmt: skip
         order = order_json(order_id, status="COMPLETED", ref=ref, value=amount["value"],
@@ -240,10 +293,40 @@ class PayPalBackend(Backend):
         self.orders[order_id] = order
         return _json(201, order)
 
+    def _settle(self, authorization_id: str, route: str, sent: dict[str, Any]) -> Answer:
+        """Capture or void an open authorization; a captured or voided one is refused (422),
+        as PayPal does."""
+        order = next(
+            o for o in self.orders.values()
+            for a in o["purchase_units"][0].get("payments", {}).get("authorizations", ())
+            if a["id"] == authorization_id
+        )  # fmt: skip
+        payments = order["purchase_units"][0]["payments"]
+        authorization = payments["authorizations"][0]
+        if authorization["status"] != "CREATED":
+            issue = f"AUTHORIZATION_ALREADY_{authorization['status']}"
+            return _json(422, {"name": "UNPROCESSABLE_ENTITY", "message": "refused",
+                               "details": [{"issue": issue}], "debug_id": "dbg-422"})  # fmt: skip
+        if route == "cancel":
+            self.voids[order["id"]] += 1
+            authorization["status"] = "VOIDED"
+            return _json(200, authorization)
+        self.captures[order["id"]] += 1
+        authorization["status"] = "CAPTURED"
+        capture = capture_json(
+            f"CAPTURE{next(self._ids):010d}",
+            value=(sent.get("amount") or authorization["amount"])["value"],
+            currency=authorization["amount"]["currency_code"], ref=authorization["custom_id"],
+            order_id=order["id"], authorization_id=authorization_id,
+        )  # fmt: skip
+        payments["captures"] = [capture]
+        return _json(201, capture)
+
     def _refund(self, capture_id: str, sent: dict[str, Any]) -> Answer:
         order = next(
             o for o in self.orders.values()
-            if o["purchase_units"][0]["payments"]["captures"][0]["id"] == capture_id
+            for c in o["purchase_units"][0].get("payments", {}).get("captures", ())
+            if c["id"] == capture_id
         )  # fmt: skip
         unit = order["purchase_units"][0]
         self.refunds[order["id"]] += 1
@@ -268,6 +351,9 @@ class SquareBackend(Backend):
             return "charge"
         if method == "POST" and path == "/v2/refunds":
             return "refund"
+        match = re.fullmatch(r"/v2/payments/[^/]+/(complete|cancel)", path)
+        if method == "POST" and match:
+            return "capture" if match[1] == "complete" else "cancel"
         return None
 
     def key(self, headers: dict[str, str], body: bytes) -> str | None:
@@ -287,7 +373,25 @@ class SquareBackend(Backend):
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         kept = {k: v for k, v in headers.items() if k not in ("host", "content-length")}
         request = httpx.Request(method, f"http://square.test{path}", headers=kept, content=body)
+        route = self.route(method, path)
+        payment_id = path.split("/")[3] if route in ("capture", "cancel") else ""
+        before = self.api.payments.get(payment_id, {}).get("status")
+        wanted = {"capture": "COMPLETED", "cancel": "CANCELED"}.get(route or "")
+        if wanted and before == wanted:
+            # Square's spec: Complete/CancelPayment act on an APPROVED payment; what a repeat
+            # answers is not documented (SquareMockAPI answers 200): refused here, the strict
+            # reading, so the adapter's retry must not depend on it
+            return _json(400, {"errors": [{
+                "category": "INVALID_REQUEST_ERROR", "code": "BAD_REQUEST",
+                "detail": f"payment {payment_id} is {before}, not APPROVED",
+            }]})  # fmt: skip
         response = self.api.handle(request)
+        after = self.api.payments.get(payment_id, {}).get("status")
+        # CompletePayment / CancelPayment take no key: count the state changes they made
+        if before == "APPROVED" and after == "COMPLETED":
+            self.captures[payment_id] += 1
+        if before == "APPROVED" and after == "CANCELED":
+            self.voids[payment_id] += 1
         self.charges = Counter(p.get("reference_id") for p in self.api.payments.values())
         self.refunds = Counter(r.get("payment_id") for r in self.api.refunds.values())
         return response.status_code, {"Content-Type": "application/json"}, response.content

@@ -1,5 +1,7 @@
 """The fault-injection suite: ``Gateway.create_payment`` and ``Gateway.refund`` through every
-fault of :mod:`tests.fault_server`, on Stripe, PayPal and Square, on SQLite and PostgreSQL.
+fault of :mod:`tests.fault_server`, ``Gateway.capture`` and ``Gateway.cancel`` through the 5xx
+ones and those after which the provider committed (:func:`test_settle_fault`), on Stripe,
+PayPal and Square, on SQLite and PostgreSQL.
 
 For every cell (fault × provider × store × operation), two phases:
 
@@ -23,23 +25,26 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 import paygate
 from paygate import Money, OutcomeUnknown, ProviderError, ProviderUnavailable, RateLimited
 from paygate.gateway import Gateway, RetryPolicy
+from paygate.models import PaymentStatus
 from paygate.providers.paypal import PayPalProvider
 from paygate.providers.square import SquareProvider
 from paygate.providers.stripe import StripeProvider
-from paygate.stores import OperationStatus
+from paygate.stores import OperationRecord, OperationStatus
 from tests.fault_server import BACKENDS, FAULTS, FaultServer
 from tests.postgres_support import pg_database  # noqa: F401
 
 PROVIDERS = ("stripe", "paypal", "square")
 STORES = ("sqlite", "postgres")
 AMOUNT = Money.of("19.99", "USD")
+#: a partial capture of AMOUNT
+PART = Money.of("5.00", "USD")
 PAYMENT_METHOD = {"stripe": "pm_card_visa", "paypal": "VAULTfaults01", "square": "cnon:card-nonce-ok"}
 
 #: the adapters' per-request timeout in these tests (the default is 10 s)
@@ -194,25 +199,32 @@ class Cell:
 
     def __init__(self, gw: Gateway, server: FaultServer, op: str, order: str) -> None:
         self.gw, self.server, self.op, self.order = gw, server, op, order
-        self.route = "charge" if op == "create" else "refund"
+        self.route = {"create": "charge", "capture_part": "capture"}.get(op, op)
         self.first = len(server.received)
         self.payment_id: str | None = None
-        if op == "refund":  # a payment to refund, made before any fault is armed
-            payment = self._pay()
+        if op != "create":  # a payment to refund (capture, cancel), made before any fault
+            payment = self._pay(capture="automatic" if op == "refund" else "manual")
             self.payment_id = payment.id
             self.first = len(server.received)
 
-    def _pay(self) -> paygate.Payment:
+    def _pay(self, capture: Literal["automatic", "manual"] = "automatic") -> paygate.Payment:
         return self.gw.create_payment(
             order_id=self.order,
             amount=AMOUNT,
             payment_method=PAYMENT_METHOD[self.server.backend.name],
+            capture=capture,
         )
 
     def call(self) -> object:
         if self.op == "create":
             return self._pay()
         assert self.payment_id is not None
+        if self.op == "capture":
+            return self.gw.capture(self.payment_id)
+        if self.op == "capture_part":
+            return self.gw.capture(self.payment_id, PART)
+        if self.op == "cancel":
+            return self.gw.cancel(self.payment_id)
         return self.gw.refund(self.payment_id, idempotency_key=f"rf-{self.order}")
 
     def timed(self, policy: RetryPolicy) -> tuple[Callable[[], object], list[float]]:
@@ -230,18 +242,27 @@ class Cell:
 
     @property
     def scope(self) -> str:
+        if self.op in ("capture", "capture_part", "cancel"):
+            return f"{self.op.split('_')[0]}:{self.payment_id}"
         return f"create_payment:{self.order}" if self.op == "create" else f"refund:rf-{self.order}"
 
-    def record(self) -> OperationStatus:
+    def operation(self) -> OperationRecord:
         op = self.gw.store.get_operation(self.scope)
         assert op is not None
-        return op.status
+        return op
+
+    def record(self) -> OperationStatus:
+        return self.operation().status
 
     def charges(self) -> int:
         backend = self.server.backend
         if self.op == "create":
             return backend.charges[self.order]
         assert self.payment_id is not None
+        if self.op in ("capture", "capture_part"):
+            return backend.captures[self.payment_id]
+        if self.op == "cancel":
+            return backend.voids[self.payment_id]
         return backend.refunds[self.payment_id]
 
     def requests(self) -> list[Any]:
@@ -366,4 +387,170 @@ def test_a_hung_provider_costs_the_budget_not_a_timeout(
         assert cell.charges() == 1 and len(cell.keys()) == 1
     finally:
         gateway.close()
+        server.close()
+
+
+# -- capture and cancel after a lost answer ----------------------------------------------------
+
+#: the faults a capture / void goes through: the provider committed and the answer was lost,
+#: and the plain 5xx ones
+SETTLE_FAULTS = (
+    "http_500",
+    "http_503",
+    "reset_after_read",
+    "timeout_after_commit",
+    "truncated_body",
+    "non_json_body",
+)
+#: the operation's end state in the store
+SETTLED = {
+    "capture": PaymentStatus.SUCCEEDED,
+    "capture_part": PaymentStatus.SUCCEEDED,
+    "cancel": PaymentStatus.CANCELED,
+}
+#: what the store holds as captured at the end (an adapter may leave it None: nothing)
+ZERO = Money.of("0.00", "USD")
+CAPTURED = {"capture": AMOUNT, "capture_part": PART, "cancel": Money.of("0.00", "USD")}
+#: requests whose API takes no idempotency key (Square's CompletePayment / CancelPayment,
+#: PayPal's void): the wire shows none; the Gateway's own key must still stay the same
+UNKEYED = {("square", "capture"), ("square", "capture_part"), ("square", "cancel"),
+           ("paypal", "cancel")}  # fmt: skip
+#: the faults after which the provider has committed the capture / void
+_COMMITTED = frozenset({"reset_after_read", "timeout_after_commit", "truncated_body",
+                        "non_json_body"})  # fmt: skip
+
+
+def _settle_done_on_retry(provider: str, op: str, fault: str) -> bool:
+    """PayPal's void takes no PayPal-Request-Id, so a retry reads the order first and finds
+    its authorization VOIDED: done, without a second void request (so no fault to meet)."""
+    return provider == "paypal" and op == "cancel" and fault in _COMMITTED
+
+
+@pytest.mark.parametrize("op", ["capture", "capture_part", "cancel"])
+@pytest.mark.parametrize("fault", SETTLE_FAULTS)
+def test_settle_fault(
+    gw: Gateway, server: FaultServer, store_url: str, fault: str, op: str
+) -> None:
+    """A capture / void whose answer is lost (or refused with a 5xx): one capture (void) at the
+    provider, the same key on every retry, and the retry *succeeds* -- the payment ends
+    captured (canceled) in the store, the idempotency record ``succeeded``."""
+    provider = server.backend.name
+    store = "sqlite" if store_url.startswith("sqlite") else "postgres"
+    tag = f"{provider[:2]}{op[:2]}{FAULTS.index(fault)}-{uuid.uuid4().hex[:8]}"
+
+    # -- single fault: retried within the call --------------------------------------------
+    single = Cell(gw, server, op, f"s-{tag}")
+    assert single.payment_id is not None
+    server.arm(single.route, fault, times=1)
+    run, spent = single.timed(single_policy())
+    result = run()
+    assert isinstance(result, paygate.Payment) and result.status is SETTLED[op]
+    sent = single.requests()
+    assert sent and sent[0].fault == fault and all(r.fault is None for r in sent[1:])
+    if not _settle_done_on_retry(provider, op, fault):
+        assert len(sent) >= 2, sent  # the faulted request, then the retry
+    assert single.charges() == 1
+    wire_keys = single.keys()
+    assert len(wire_keys) == (0 if (provider, op) in UNKEYED else 1), wire_keys
+    record = single.operation()
+    assert record.status is OperationStatus.SUCCEEDED and record.attempt == 1
+    stored = gw.store.get_payment(single.payment_id)
+    assert stored is not None and stored.status is SETTLED[op]
+    assert (stored.payment.amount_captured or ZERO) == CAPTURED[op], stored.payment
+    assert spent[0] <= single_policy().total_budget + SLACK
+    single_summary = (f"{single.charges()}", f"{len(wire_keys)}", f"ok after {len(sent)} requests")
+
+    # -- persistent fault: the budget runs out, the outcome stays pending ---------------------
+    cell = Cell(gw, server, op, f"p-{tag}")
+    assert cell.payment_id is not None
+    server.arm(cell.route, fault, times=None)
+    run, spent = cell.timed(persistent_policy())
+    error: ProviderError | None = None
+    try:
+        run()
+    except ProviderError as exc:
+        error = exc
+    finally:
+        server.disarm()
+    done_on_retry = _settle_done_on_retry(provider, op, fault)
+    # a persistent fault fails the call, unless the retry finds the void done (it may still
+    # fail, retryable, if the order's read runs out of budget on a slow machine)
+    assert done_on_retry or error is not None
+    assert spent[0] <= persistent_policy().total_budget + SLACK, spent
+    charged_while_failing = cell.charges()
+    assert charged_while_failing <= 1
+    tries = len(cell.requests())
+    if error is not None:
+        if not done_on_retry:
+            assert type(error) is PERSISTENT_ERROR[fault], repr(error)
+        assert error.retryable
+        assert cell.record() is OperationStatus.PENDING
+        pending_key = cell.operation().provider_key
+        run, _ = cell.timed(single_policy())
+        result = run()  # the fault is gone: the same key again, and the call succeeds
+        assert isinstance(result, paygate.Payment) and result.status is SETTLED[op]
+        assert cell.operation().provider_key == pending_key
+    record = cell.operation()
+    assert record.status is OperationStatus.SUCCEEDED and record.attempt == 1
+    assert cell.charges() == 1
+    assert len(cell.keys()) == (0 if (provider, op) in UNKEYED else 1), cell.keys()
+    stored = gw.store.get_payment(cell.payment_id)
+    assert stored is not None and stored.status is SETTLED[op]
+    assert (stored.payment.amount_captured or ZERO) == CAPTURED[op], stored.payment
+
+    persistent = (
+        "ok: the retry finds the void done" if error is None else
+        f"{type(error).__name__} after {tries} req., pending ({charged_while_failing} "
+        "done) → next call ok, same key"
+    )  # fmt: skip
+    MATRIX.append(Row(
+        fault, provider, store, op,
+        charges=f"{single_summary[0]} / {cell.charges()}",
+        keys=f"{single_summary[1]} / {len(cell.keys())}",
+        single=single_summary[2], persistent=persistent, seconds=spent[0],
+    ))  # fmt: skip
+
+
+def test_paypal_capture_of_an_authorization_captured_by_another_request_is_refused(
+    tmp_path: Any,
+) -> None:
+    """The retry path lets a CAPTURED authorization through only to PayPal, which replays the
+    capture of the same PayPal-Request-Id: another request's key is refused (422), not
+    answered with a capture it did not make."""
+    server = FaultServer(BACKENDS["paypal"]())
+    provider = make_provider("paypal", server.url, 2.0)
+    try:
+        payment = provider.create_payment(
+            order_id="o-captured-elsewhere", amount=AMOUNT, payment_method=PAYMENT_METHOD["paypal"],
+            capture="manual", idempotency_key="create-1",
+        )  # fmt: skip
+        provider.capture_payment(payment.id, idempotency_key="capture-1")
+        again = provider.capture_payment(payment.id, idempotency_key="capture-1")
+        assert again.status is PaymentStatus.SUCCEEDED
+        with pytest.raises(paygate.InvalidRequest):
+            provider.capture_payment(payment.id, idempotency_key="capture-2")
+        assert server.backend.captures[payment.id] == 1
+    finally:
+        server.close()
+
+
+def test_square_refused_cancel_of_a_captured_payment_stays_refused() -> None:
+    """The adapter answers a refused Complete/Cancel with the payment only when it is in the
+    state asked for: a cancel of a captured payment is still refused."""
+    server = FaultServer(BACKENDS["square"]())
+    provider = make_provider("square", server.url, 2.0)
+    try:
+        payment = provider.create_payment(
+            order_id="o-captured", amount=AMOUNT, payment_method=PAYMENT_METHOD["square"],
+            capture="manual", idempotency_key="create-1",
+        )  # fmt: skip
+        assert provider.capture_payment(payment.id, idempotency_key="c-1").status is (
+            PaymentStatus.SUCCEEDED
+        )
+        again = provider.capture_payment(payment.id, idempotency_key="c-1")  # refused, read
+        assert again.status is PaymentStatus.SUCCEEDED
+        with pytest.raises(paygate.InvalidRequest):
+            provider.cancel_payment(payment.id, idempotency_key="x-1")
+        assert server.backend.captures[payment.id] == 1 and server.backend.voids[payment.id] == 0
+    finally:
         server.close()

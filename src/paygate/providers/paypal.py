@@ -942,7 +942,11 @@ class PayPalProvider(BaseProvider):
     ) -> Payment:
         """Capture an authorized order (all of it, or ``amount``)."""
         order = self._get_order(payment_id)
-        authorization = self._authorization(order, "capture")
+        # A retry whose first answer was lost (OutcomeUnknown) finds the authorization already
+        # CAPTURED: the capture is sent again with the same PayPal-Request-Id, which PayPal
+        # answers with the capture that request made (one made by another request it refuses
+        # itself, 422), so the retry succeeds instead of being refused here.
+        authorization = self._authorization(order, "capture", done="CAPTURED")
         body: dict[str, Any] = {"final_capture": True}
         if amount is not None:
             body["amount"] = _positive(amount, "capture amount")
@@ -959,6 +963,11 @@ class PayPalProvider(BaseProvider):
         """Void an authorized order. PayPal has no call to cancel an unapproved order (it
         expires); a captured one is refunded instead."""
         order = self._get_order(payment_id)
+        last = (_payments_of(order).get("authorizations") or [{}])[-1]
+        if isinstance(last, Mapping) and last.get("status") == "VOIDED":
+            # already voided: a retry whose first answer was lost (the void takes no
+            # PayPal-Request-Id to replay it), or a void from elsewhere -- the same end state
+            return self._payment(order)
         authorization = self._authorization(order, "cancel")
         authorization_path = _path_id(str(authorization["id"]), "authorization id")
         # the void takes no request body (PayPal's spec has none): send none, not "{}"
@@ -1376,13 +1385,18 @@ class PayPalProvider(BaseProvider):
             self._capture_orders[capture_id] = str(order_id)
         return str(order_id)
 
-    def _authorization(self, order: Mapping[str, Any], operation: str) -> Mapping[str, Any]:
+    def _authorization(
+        self, order: Mapping[str, Any], operation: str, *, done: str | None = None
+    ) -> Mapping[str, Any]:
+        """The order's open authorization; with ``done``, one in that state too when no
+        authorization is open (the retry of a request whose answer was lost)."""
         payments = _payments_of(order)
-        authorizations: list[Mapping[str, Any]] = [
-            a
-            for a in payments.get("authorizations") or ()
-            if a.get("status") in ("CREATED", "PENDING", "PARTIALLY_CAPTURED")
+        every: list[Mapping[str, Any]] = list(payments.get("authorizations") or ())
+        authorizations = [
+            a for a in every if a.get("status") in ("CREATED", "PENDING", "PARTIALLY_CAPTURED")
         ]
+        if not authorizations and done is not None:
+            authorizations = [a for a in every if a.get("status") == done]
         if not authorizations:
             raise InvalidRequest(
                 f"cannot {operation} PayPal order {order.get('id')}: it has no open "

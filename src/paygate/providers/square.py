@@ -854,12 +854,29 @@ class SquareProvider(BaseProvider):
                     idempotency_key=square_idempotency_key(idempotency_key, part="update"),
                     payment={"amount_money": _money_param(amount)},
                 )
-        body = self._call("capture_payment", self._client.payments.complete, payment_id=payment_id)
-        return payment_from_square(body["payment"])
+        return self._settle(
+            payment_id, "capture_payment", self._client.payments.complete, "COMPLETED"
+        )
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        # CancelPayment takes no idempotency key: cancelling twice is harmless at Square
-        body = self._call("cancel_payment", self._client.payments.cancel, payment_id=payment_id)
+        return self._settle(payment_id, "cancel_payment", self._client.payments.cancel, "CANCELED")
+
+    def _settle(
+        self, payment_id: str, operation: str, call: Callable[..., Any], done: str
+    ) -> Payment:
+        """CompletePayment / CancelPayment: they take no idempotency key, and Square's spec
+        has them act on an APPROVED payment only. A retry whose first answer was lost
+        (OutcomeUnknown) may find the payment already ``done``: when Square refuses the
+        repeat, the payment is read, and ``done`` is the answer (the same end state)."""
+        try:
+            body = self._call(operation, call, payment_id=payment_id)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            current = self._payment_data(payment_id)
+            if current.get("status") != done:
+                raise
+            return payment_from_square(current)
         return payment_from_square(body["payment"])
 
     def refund_payment(
