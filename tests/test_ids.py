@@ -114,6 +114,7 @@ def _calls(bad: str) -> dict[str, Any]:
         "claim_event payment": lambda s: _claim(s, "evt_ok", payment_id=bad),
         "get_event": lambda s: s.get_event("fake", bad),
         "list_events": lambda s: s.list_events(payment_id=bad),
+        "list_facts": lambda s: s.list_facts(payment_id=bad),
         "get_operation": lambda s: s.get_operation(bad),
         "begin_operation key": lambda s: s.begin_operation(_operation(bad)),
         "begin_operation order": lambda s: s.begin_operation(_operation("k1", order_id=bad)),

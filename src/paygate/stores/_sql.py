@@ -1065,6 +1065,7 @@ class SQLStore:
         self, *, pending: bool = False, payment_id: str | None = None, limit: int | None = None
     ) -> list[Fact]:
         """Recorded facts in the order they were recorded; ``pending``: not done only."""
+        _ids.check_optional_id(payment_id, "payment id")
         clauses: list[str] = []
         params: list[Any] = []
         if pending:
@@ -1072,17 +1073,28 @@ class SQLStore:
         if payment_id is not None:
             clauses.append("f.payment_id = ?")
             params.append(payment_id)
-        statement = SELECT_FACTS
+        rows = self._select(SELECT_FACTS, clauses, params, order_by="f.seq", limit=limit)
+        return [fact_from_row(row) for row in rows]
+
+    def _select(
+        self,
+        statement: str,
+        clauses: list[str],
+        params: list[Any],
+        *,
+        order_by: str,
+        limit: int | None,
+    ) -> list[Any]:
+        """The rows of ``statement`` filtered by ``clauses`` (ANDed), ordered, limited."""
         if clauses:
             statement += " WHERE " + " AND ".join(clauses)
-        statement += " ORDER BY f.seq"
+        statement += f" ORDER BY {order_by}"
         if limit is not None:
             statement += " LIMIT ?"
-            params.append(int(limit))
+            params = [*params, int(limit)]
         with self._read() as cur:
             self._run(cur, statement, params)
-            rows = cur.fetchall()
-        return [fact_from_row(row) for row in rows]
+            return list(cur.fetchall())
 
     def _mark_applied(
         self, cur: Cursor, claim: EventClaim, outcome: EventOutcome, now: float
@@ -1142,16 +1154,9 @@ class SQLStore:
         if payment_id is not None:
             clauses.append("payment_id = ?")
             params.append(payment_id)
-        statement = SELECT_EVENTS
-        if clauses:
-            statement += " WHERE " + " AND ".join(clauses)
-        statement += " ORDER BY received_at, event_id"
-        if limit is not None:
-            statement += " LIMIT ?"
-            params.append(int(limit))
-        with self._read() as cur:
-            self._run(cur, statement, params)
-            rows = cur.fetchall()
+        rows = self._select(
+            SELECT_EVENTS, clauses, params, order_by="received_at, event_id", limit=limit
+        )
         return [event_from_row(row) for row in rows]
 
     # -- idempotency records ----------------------------------------------------------------

@@ -194,6 +194,7 @@ class MemoryStore:
     def list_facts(
         self, *, pending: bool = False, payment_id: str | None = None, limit: int | None = None
     ) -> list[Fact]:
+        _ids.check_optional_id(payment_id, "payment id")
         with self._lock:
             found = [
                 f
