@@ -27,13 +27,15 @@ _CLI_CONNECT_TIMEOUT = "5"
 
 
 def check_connect(url: str) -> None:
-    """Raise :class:`StoreUnavailable` with one line (host, database, the server's reason;
-    never the password) when ``url`` is a PostgreSQL store that cannot be connected to.
+    """Raise [`StoreUnavailable`][paygate.stores.StoreUnavailable] with one line (host, database,
+    the server's reason; never the password) when ``url`` is a PostgreSQL store that cannot be
+    connected to.
 
     The store's pool retries a failed connection until its timeout, logging each attempt,
     and ends in a bare ``PoolTimeout``: right for a server that restarts under a running
     app, not for a person at a prompt who mistyped a database name. So the command line
-    tries one direct connection first. Other stores are left to :func:`open_store`.
+    tries one direct connection first. Other stores are left to
+    [`open_store`][paygate.stores.open_store].
     """
     scheme = url.partition("://")[0].lower().split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
@@ -91,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _open_unmigrated(url: str) -> Store:
     """The store at ``url``, its schema left as it is (a SQL store whose schema is older
-    than this paygate's raises :class:`SchemaVersionError` saying so)."""
+    than this paygate's raises [`SchemaVersionError`][paygate.stores._sql.SchemaVersionError] saying
+    so)."""
     scheme = url.partition("://")[0].lower().split("+", 1)[0]
     if scheme in ("postgresql", "postgres"):
         from paygate.stores.postgres import PostgresStore
