@@ -47,7 +47,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "bench", "examples")
+    session.run("ruff", "check", "src", "tests", "bench", "examples", "tools")
     session.run("ruff", "format", "--check", "src")
 
 

@@ -76,6 +76,7 @@ __all__ = [
     "events_for_answer",
     "state_of",
     "to_mermaid",
+    "diagram_edges",
 ]
 
 
@@ -745,9 +746,17 @@ def state_of(payment: Payment, *, at: float | None = None) -> PaymentState:
     )
 
 
-def to_mermaid() -> str:
-    """The transition tables as a Mermaid state diagram (the docs embed exactly this)."""
-    lines = ["stateDiagram-v2", "    [*] --> pending"]
+def diagram_edges() -> list[tuple[str, str, str]]:
+    """The transition tables as a diagram's edges: ``(status, next status, triggers)``.
+
+    One edge per pair of statuses, its label the triggers that move the payment along it
+    (comma-separated; a ``*`` marks a refund, refund failure or dispute reported for a
+    payment still shown unsettled, which implies the capture first). An edge from a status
+    to itself is news the payment records without moving. The docs draw these at build time
+    (the `state-diagram` fence on the state machine page); [`to_mermaid`][paygate.state.to_mermaid]
+    writes the same edges as Mermaid.
+    """
+    found: list[tuple[str, str, str]] = []
     dispute_sources = [st for st, row in TABLE.items() if row.get(T.DISPUTE_OPENED) is S.DISPUTED]
     for status, row in TABLE.items():
         edges: dict[str, list[str]] = {}
@@ -779,9 +788,14 @@ def to_mermaid() -> str:
             lost = edges.setdefault(S.CHARGED_BACK.value, [])
             if T.DISPUTE_LOST.value not in lost:
                 lost.append(T.DISPUTE_LOST.value)
-        lines.extend(
-            f"    {status.value} --> {target}: {', '.join(labels)}"
-            for target, labels in edges.items()
-        )
+        found.extend((status.value, target, ", ".join(labels)) for target, labels in edges.items())
+    return found
+
+
+def to_mermaid() -> str:
+    """The transition tables as a Mermaid state diagram (the same edges as
+    [`diagram_edges`][paygate.state.diagram_edges])."""
+    lines = ["stateDiagram-v2", "    [*] --> pending"]
+    lines.extend(f"    {source} --> {target}: {label}" for source, target, label in diagram_edges())
     lines.extend(f"    {terminal.value} --> [*]" for terminal in sorted(TERMINAL))
     return "\n".join(lines) + "\n"
