@@ -17,7 +17,7 @@ import os
 import sys
 
 from paygate.errors import PaygateError
-from paygate.stores import Store, StoreError, StoreUnavailable, _redact, open_store
+from paygate.stores import Store, StoreError, _redact, open_store
 from paygate.stores._sql import SCHEMA_VERSION, SchemaVersionError
 
 __all__ = ["add_arguments", "check_connect", "run"]
@@ -43,8 +43,7 @@ def check_connect(url: str) -> None:
     import psycopg
     import psycopg.conninfo
 
-    from paygate._redact import redact_dsn
-    from paygate.stores.postgres import _split_url
+    from paygate.stores.postgres import _split_url, connect_failure
 
     conninfo, _ = _split_url(url)
     try:
@@ -59,19 +58,7 @@ def check_connect(url: str) -> None:
             )
         psycopg.connect(conninfo, autocommit=True).close()
     except psycopg.Error as exc:
-        # libpq: 'connection failed: connection to server at "h", port p failed: FATAL: ...'
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        first = lines[0] if lines else type(exc).__name__
-        reason = " ".join(first.rsplit("failed: ", 1)[-1].split())
-        host = given.get("host") or given.get("hostaddr") or os.environ.get("PGHOST")
-        where = f"{host or 'localhost'}:{given.get('port') or os.environ.get('PGPORT') or 5432}"
-        dbname = given.get("dbname") or os.environ.get("PGDATABASE") or given.get("user") or "?"
-        raise StoreUnavailable(
-            redact_dsn(
-                f"cannot connect to PostgreSQL at {where}, database {dbname!r}: {reason}",
-                secrets,
-            )
-        ) from None
+        raise connect_failure(given, exc, tuple(secrets)) from None
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:

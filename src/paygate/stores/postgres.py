@@ -623,6 +623,29 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return conninfo, ours
 
 
+def connect_failure(
+    given: dict[str, Any], exc: psycopg.Error, hidden: tuple[str, ...] = ()
+) -> StoreUnavailable:
+    """One line for a connection that failed: host, port, database and the server's
+    reason (``database "shop" does not exist``, ``Connection refused``), never a password.
+    A connection attempt that ran out of ``connect_timeout`` is a
+    [`StoreTimeout`][paygate.stores.StoreTimeout] (``what="connect"``)."""
+    # libpq: 'connection failed: connection to server at "h" (h), port p failed: FATAL: ...'
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    reason = " ".join(first.rsplit("failed: ", 1)[-1].split())
+    host = given.get("host") or given.get("hostaddr") or os.environ.get("PGHOST")
+    where = f"{host or 'localhost'}:{given.get('port') or os.environ.get('PGPORT') or 5432}"
+    dbname = given.get("dbname") or os.environ.get("PGDATABASE") or given.get("user") or "?"
+    message = redact_dsn(
+        f"cannot connect to PostgreSQL at {where}, database {dbname!r}: {reason}", hidden
+    )
+    if "timeout expired" in reason:
+        connect = given.get("connect_timeout") or _LIBPQ_DEFAULTS["connect_timeout"]
+        return StoreTimeout(message, what="connect", seconds=float(connect))
+    return StoreUnavailable(message)
+
+
 def _int_option(options: dict[str, str], name: str, default: int) -> int:
     try:
         value = int(options.get(name, default))
@@ -718,6 +741,14 @@ class PostgresStore(SQLStore):
             kwargs["options"] = " ".join(
                 [given["options"], *options] if given.get("options") else options
             )
+        # one direct connection first: a wrong database name, a refused port or a bad
+        # password is the server's answer, given at once, where the pool would retry it
+        # until `timeout` and end in a bare PoolTimeout (connect_timeout bounds a silent
+        # server: 5 s unless the URL says otherwise)
+        try:
+            psycopg.connect(conninfo, **kwargs).close()
+        except psycopg.Error as exc:
+            raise connect_failure(given, exc, self._secrets) from None
         self._pool = ConnectionPool(
             conninfo,
             min_size=pool_min,
