@@ -55,10 +55,6 @@ PAGES = {"index": "", "state-machine": "state-machine/", "reference": "reference
 REST_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|exc|data|mod|obj|const):`?\w")
 UNRESOLVED_REF = re.compile(r"\]\[paygate[\w.]*\]")
 MERMAID_SOURCE = re.compile(r"stateDiagram|flowchart (?:TD|LR)|graph (?:TD|LR)|sequenceDiagram")
-# the gateway's docstrings are converted on the branch that splits gateway.py into a
-# package (async18); until it lands, literal roles inside these objects are reported, not
-# failed. Empty this once it has.
-PENDING_OBJECTS: tuple[str, ...] = ("paygate.gateway.",)
 
 
 class BrowserUnavailable(RuntimeError):
@@ -121,23 +117,6 @@ def _chromium() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-# Text of the page outside the objects PENDING_OBJECTS names, and inside them.
-_TEXTS = """
-const pending = arguments[0];
-const skipped = [];
-for (const heading of document.querySelectorAll('.doc-heading[id]')) {
-  if (pending.some(prefix => heading.id.startsWith(prefix))) {
-    const object = heading.closest('.doc-object');
-    if (object && !skipped.some(s => s.contains(object))) skipped.push(object);
-  }
-}
-const saved = skipped.map(element => [element, element.style.display]);
-saved.forEach(([element]) => element.style.display = 'none');
-const shown = document.body.innerText;
-saved.forEach(([element, display]) => element.style.display = display);
-return [shown, skipped.map(element => element.innerText).join('\\n')];
-"""
-
 _DIAGRAMS = """
 return Array.from(document.querySelectorAll('svg.state-diagram')).map(svg => {
   const box = svg.getBoundingClientRect();
@@ -153,7 +132,7 @@ def check_page(driver: Any, name: str, url: str, screenshots: Path | None) -> li
 
     driver.get(url)
     problems: list[str] = []
-    shown, pending = driver.execute_script(_TEXTS, list(PENDING_OBJECTS))
+    shown = driver.execute_script("return document.body.innerText")
     for pattern, what in (
         (REST_ROLE, "reST markup shown as text"),
         (UNRESOLVED_REF, "an unresolved cross-reference shown as text"),
@@ -166,8 +145,6 @@ def check_page(driver: Any, name: str, url: str, screenshots: Path | None) -> li
         problems.append(f"{name}: a fence shown as text (the build hook did not run)")
     if driver.find_elements(By.CSS_SELECTOR, ".mermaid, code.language-mermaid"):
         problems.append(f"{name}: a Mermaid element (needs a script to draw)")
-    if pending and REST_ROLE.search(pending):
-        print(f"{name}: reST markup left in {', '.join(PENDING_OBJECTS)} (pending its branch)")
     if screenshots:
         screenshots.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(screenshots / f"{name}.png"))

@@ -157,9 +157,9 @@ class RetryPolicy:
         self, operation: str, exc: ProviderError, attempt: int, deadline: _Deadline
     ) -> float | None:
         """How long to wait before retrying after attempt ``attempt`` failed with ``exc``;
-        ``None``: give up (re-raise). The one decision behind :meth:`call` and the
-        Gateway's flows (``paygate.gateway._sansio.retried``), which differ only in how
-        they wait."""
+        ``None``: give up (re-raise). The one decision behind
+        [`call`][paygate.gateway.RetryPolicy.call] and the Gateway's flows
+        (``paygate.gateway._sansio.retried``), which differ only in how they wait."""
         if not exc.retryable or attempt >= self.attempts:
             return None
         wait = self.delay(attempt)
