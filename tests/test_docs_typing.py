@@ -37,7 +37,7 @@ def _mypy(config: str, tmp: Path, *targets: str) -> list[str]:
             *targets,
         ]
     )  # fmt: skip
-    assert status in (0, 1), stderr  # 2: mypy itself failed
+    assert status in (0, 1), stdout + stderr  # 2: mypy itself failed (a syntax error)
     return [line for line in stdout.splitlines() if _ERROR.match(line)]
 
 
