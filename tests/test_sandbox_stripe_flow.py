@@ -165,17 +165,21 @@ def test_manual_capture_partial_and_cancel(
     sandbox: Sandbox, gateway: Gateway, endpoint: WebhookReceiver
 ) -> None:
     held = gateway.create_payment(
-        order_id="order-hold", amount=Money(5000, "USD"), payment_method="pm_card_visa",
+        order_id="order-hold",
+        amount=Money(5000, "USD"),
+        payment_method="pm_card_visa",
         capture="manual",
-    )  # fmt: skip
+    )
     assert held.status is PaymentStatus.AUTHORIZED
     captured = gateway.capture(held.id, Money(3000, "USD"))
     assert captured.status is PaymentStatus.SUCCEEDED
     assert captured.amount_captured == Money(3000, "USD")
     other = gateway.create_payment(
-        order_id="order-hold-2", amount=Money(800, "USD"), payment_method="pm_card_visa",
+        order_id="order-hold-2",
+        amount=Money(800, "USD"),
+        payment_method="pm_card_visa",
         capture="manual",
-    )  # fmt: skip
+    )
     assert gateway.cancel(other.id).status is PaymentStatus.CANCELED
     types = _settled(sandbox, endpoint)
     assert {"payment_intent.amount_capturable_updated", "payment_intent.canceled"} <= set(types)
@@ -191,8 +195,12 @@ def test_subscription_invoice_and_dispute(
         "sk_test_sandbox", base_addresses={"api": sandbox.base_url}, max_network_retries=0
     )
     price = client.v1.prices.create(
-        params={"currency": "usd", "unit_amount": 1500, "recurring": {"interval": "month"},
-                "product_data": {"name": "Pro plan"}}  # fmt: skip
+        params={
+            "currency": "usd",
+            "unit_amount": 1500,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Pro plan"},
+        }
     )
     customer = gateway.create_customer(email="ada@example.com", name="Ada")
     subscription = gateway.create_subscription(customer_id=customer.id, price_id=price.id)
@@ -227,11 +235,17 @@ def test_subscription_invoice_and_dispute(
     types = _settled(sandbox, endpoint)
     assert gateway.get_payment(disputed.id).status is PaymentStatus.CHARGED_BACK
     for expected in (
-        "customer.subscription.created", "customer.subscription.deleted", "invoice.created",
-        "invoice.finalized", "invoice.paid", "charge.dispute.created", "charge.dispute.closed",
-    ):  # fmt: skip
+        "customer.subscription.created",
+        "customer.subscription.deleted",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "charge.dispute.created",
+        "charge.dispute.closed",
+    ):
         assert expected in types
     gw_event_types = {
-        r.event.type for r in [gateway.handle_webhook(d.body, d.headers) for d in endpoint.deliveries]
+        r.event.type
+        for r in [gateway.handle_webhook(d.body, d.headers) for d in endpoint.deliveries]
     }
     assert EventType.DISPUTE_LOST in gw_event_types
