@@ -66,10 +66,16 @@ def _check_value(value: Any, annotation: Any, owner: type, path: str, errors: li
         if _NONE not in options and Any not in options:
             errors.append(f"{path}: null, but the spec does not allow null")
         return
-    if isinstance(value, dict) and _class_for(str(value.get("object"))) is not None:
-        if value["object"] != "list":  # a whole resource (expanded, or an event's object)
-            errors.extend(shape_errors(value, path))
-            return
+    is_resource = isinstance(value, dict) and _class_for(str(value.get("object"))) is not None
+    if is_resource and value["object"] != "list":  # expanded, or an event's object
+        errors.extend(shape_errors(value, path))
+        return
+    literals = [a for o in options if typing.get_origin(o) is Literal for a in typing.get_args(o)]
+    if literals and isinstance(value, str) and value not in literals:
+        # the package adds ``str`` beside each enum for values newer than itself; what the
+        # sandbox sends must be one the spec names
+        errors.append(f"{path}: {value!r:.40} is not one of {literals!r:.200}")
+        return
     for option in options:
         if option is Any or option is _NONE:
             continue
@@ -91,7 +97,9 @@ def _check_value(value: Any, annotation: Any, owner: type, path: str, errors: li
             for key, entry in value.items():  # a map such as metadata
                 _check_value(entry, item, owner, f"{path}.{key}", errors)
             return
-        if option is decimal.Decimal and isinstance(value, str):  # decimal strings on the wire
+        if option is decimal.Decimal and isinstance(
+            value, str | decimal.Decimal
+        ):  # "12.5" on the wire
             return
         if option is str and isinstance(value, str):
             return
@@ -108,14 +116,17 @@ def _check_value(value: Any, annotation: Any, owner: type, path: str, errors: li
             return
         if origin in (dict, typing.Dict) and isinstance(value, dict):  # noqa: UP006
             return
-        if isinstance(option, type) and issubclass(option, stripe.StripeObject):
-            if isinstance(value, dict):
-                if option.__name__ == "ListObject" or value.get("object") == "list":
-                    for index, entry in enumerate(value.get("data", [])):
-                        errors.extend(shape_errors(entry, f"{path}.data[{index}]"))
-                    return
-                errors.extend(_object_errors(value, option, path))
+        if (
+            isinstance(option, type)
+            and issubclass(option, stripe.StripeObject)
+            and isinstance(value, dict)
+        ):
+            if option.__name__ == "ListObject" or value.get("object") == "list":
+                for index, entry in enumerate(value.get("data", [])):
+                    errors.extend(shape_errors(entry, f"{path}.data[{index}]"))
                 return
+            errors.extend(_object_errors(value, option, path))
+            return
     if Any in options:
         return
     errors.append(f"{path}: {value!r:.60} does not fit {options!r:.200}")

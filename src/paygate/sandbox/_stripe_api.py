@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from paygate.sandbox.stripe import StripeFace
 
 JSON = dict[str, Any]
-API_VERSION: Final = "2025-09-30.clover"
+#: the API version of the stripe package the sandbox is tested with (its typed resources)
+API_VERSION: Final = "2026-10-28.endive"
 
 # == errors ======================================================================================
 
@@ -299,7 +300,7 @@ def render_intent(face: StripeFace, record: JSON, expand: set[str] | None = None
                 "return_url": record.get("return_url"),
             },
         }
-    charge: Any = record.get("charge_id")
+    charge: Any = charge_id_of(record)
     if charge and ("latest_charge" in expand or "latest_charge.refunds" in expand):
         charge = render_charge(face, record, with_refunds="latest_charge.refunds" in expand)
     captured = Money(record["amount_captured"], record["currency"])
@@ -347,6 +348,13 @@ def render_intent(face: StripeFace, record: JSON, expand: set[str] | None = None
     }
 
 
+def charge_id_of(record: JSON) -> str | None:
+    """A payment's latest charge: the captured one, or the failed attempt's."""
+    if record.get("charge_id"):
+        return str(record["charge_id"])
+    return "ch_" + record["id"][4:] if record.get("failure") else None
+
+
 def _payment_method(method_id: str | None, created: int) -> JSON:
     return {
         "id": method_id or "pm_" + secrets.token_hex(12),
@@ -369,7 +377,8 @@ def render_charge(face: StripeFace, record: JSON, *, with_refunds: bool = False)
     # after a partial capture Stripe releases the rest and counts it as refunded
     released = amount - captured if captured else 0
     disputes = [d for d in _objects(engine, "dispute") if d["payment_id"] == record["id"]]
-    charge_id = record["charge_id"]
+    charge_id = charge_id_of(record)
+    assert charge_id is not None
     failed = record["status"] == "failed"
     charge: JSON = {
         "id": charge_id,
@@ -572,7 +581,7 @@ def render_session(face: StripeFace, session: JSON, expand: set[str] | None = No
         "subscription": session.get("subscription_id"),
         "success_url": session["success_url"],
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": face.checkout_url(session["id"]) if session["status"] == "open" else None,
     }
     if "line_items" in expand:
@@ -751,13 +760,8 @@ def _event_object(face: StripeFace, stripe_type: str, snapshot: JSON) -> JSON | 
     engine = face.engine()
     if kind == "payment":
         if stripe_type.startswith("charge."):
-            if not snapshot.get("charge_id") and stripe_type != "charge.failed":
+            if charge_id_of(snapshot) is None:
                 return None
-            if stripe_type == "charge.failed":
-                snapshot = {
-                    **snapshot,
-                    "charge_id": snapshot.get("charge_id") or "ch_" + snapshot["id"][4:],
-                }
             return render_charge(face, snapshot)
         return render_intent(face, snapshot)
     if kind == "refund":
@@ -1188,6 +1192,7 @@ def _transaction(
         "object": "balance_transaction",
         "amount": amount,
         "available_on": created + 2 * 86_400,
+        "balance_type": "payments",
         "created": created,
         "currency": currency.lower(),
         "description": description,

@@ -33,6 +33,7 @@ from paygate.sandbox._stripe_api import (
     _str,
     _wire,
     balance_transactions,
+    charge_id_of,
     emit,
     invalid,
     missing,
@@ -261,7 +262,7 @@ def list_refunds(face: StripeFace, params: JSON) -> JSON:
 
 
 def retrieve_charge(face: StripeFace, params: JSON, charge: str) -> JSON:
-    found = [r for r in _objects(face.engine(), "payment") if r.get("charge_id") == charge]
+    found = [r for r in _objects(face.engine(), "payment") if charge_id_of(r) == charge]
     if not found:
         raise missing("charge", charge, "charge")
     return render_charge(face, found[0], with_refunds="refunds" in _expand(params))
@@ -788,7 +789,7 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/payment_intents", ("POST",), create_intent, _p(
         "amount", "currency", "capture_method", "metadata", "customer", "description",
         "payment_method", "confirm", "return_url", "automatic_payment_methods",
-        "payment_method_types", "receipt_email", "statement_descriptor_suffix",
+        "receipt_email", "statement_descriptor_suffix",
     )),
     ("/v1/payment_intents", ("GET",), list_intents,
      _p("customer", "created", "limit", "starting_after")),
@@ -813,7 +814,6 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/checkout/sessions", ("POST",), create_session, _p(
         "mode", "success_url", "cancel_url", "client_reference_id", "metadata", "customer",
         "customer_email", "line_items", "payment_intent_data", "subscription_data",
-        "payment_method_types",
     )),
     ("/v1/checkout/sessions/<session>", ("GET",), retrieve_session, _p()),
     ("/v1/checkout/sessions/<session>/expire", ("POST",), expire_session, _p()),
