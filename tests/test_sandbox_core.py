@@ -32,7 +32,7 @@ def test_delivery_is_retried_until_the_endpoint_answers_2xx() -> None:
         try:
             event_id = _event(bus)
             receiver.wait_for(lambda d: len(d) == 3)
-            assert bus.wait_idle()
+            assert bus.wait_idle(retries=True)
             attempts = bus.attempts(event_id)
             assert [(a.attempt, a.status, a.ok) for a in attempts] == [
                 (1, 500, False), (2, 503, False), (3, 200, True),
@@ -53,7 +53,7 @@ def test_retries_stop_after_the_schedule_and_unreachable_endpoints_are_recorded(
         try:
             event_id = _event(bus)
             receiver.wait_for(lambda d: len(d) == 2)
-            assert bus.wait_idle()
+            assert bus.wait_idle(retries=True)
             attempts = bus.attempts(event_id)
             by_url = {(a.url, a.attempt): a for a in attempts}
             assert len(attempts) == 4  # two attempts (first + one retry) to each endpoint
