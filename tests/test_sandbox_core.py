@@ -146,3 +146,40 @@ def test_unknown_paths_answer_404_and_info_lists_the_providers(sandbox: Sandbox)
     assert info["providers"]["paypal"]["base_url"] == sandbox.base_url + "/paypal"
     assert info["providers"]["stripe"]["secrets"]["webhook_secret"].startswith("whsec_")
     assert json.dumps(info)
+
+
+def test_cli_serves_prints_urls_and_secrets_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    store = tmp_path / "sandbox.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paygate", "sandbox", "--port", "0", "--store",
+         f"sqlite:///{store}", "--forward-to", "http://127.0.0.1:9/hooks"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        banner = [process.stdout.readline() for _ in range(6)]
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner[0])
+        assert url, banner
+        assert banner[3].strip() == f"stripe: base_url={url.group(0)}"
+        assert re.fullmatch(r"  webhook_secret=whsec_[0-9a-f]{48}\n", banner[5])
+        created = httpx.post(
+            url.group(0) + "/v1/customers",
+            data={"email": "a@example.com"},
+            headers={"Authorization": "Bearer sk_test_x"},
+        )
+        assert created.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        rest = process.stdout.read()
+        process.stdout.close()
+    assert "webhooks to: http://127.0.0.1:9/hooks" in rest
+    with Sandbox(port=0, store=f"sqlite:///{store}") as again:
+        customer_id = created.json()["id"]
+        assert again.state.engine("stripe")._objects[customer_id]["email"] == "a@example.com"
