@@ -203,8 +203,10 @@ class SquareMockAPI:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
-        if self._failures and self._failures[0].exception is not None:
-            raise self._failures.pop(0).exception("scripted transport failure")
+        scripted = self._failures[0].exception if self._failures else None
+        if scripted is not None:
+            self._failures.pop(0)
+            raise scripted("scripted transport failure")
         status, payload, headers = self.dispatch(
             request.method,
             request.url.path,

@@ -12,16 +12,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from paygate.errors import PaygateError, ProviderError
 from paygate.models import LineItem
 from paygate.money import Money
 from paygate.sandbox.paypal import (
-    _TOKENS,
-    DEFAULT_PLAN_PRICE,
-    FUNDING,
-    PayPalAPIError,
     _AUTHORIZATION_STATUS,
     _CAPTURE_STATUS,
     _DISPUTE_REASONS,
@@ -29,6 +26,10 @@ from paygate.sandbox.paypal import (
     _EVENTS,
     _REFUND_STATUS,
     _SUBSCRIPTION_STATUS,
+    _TOKENS,
+    DEFAULT_PLAN_PRICE,
+    FUNDING,
+    PayPalAPIError,
     _dumps,
     _from_engine,
     _invalid,
@@ -162,10 +163,15 @@ def render_capture(face: PayPalFace, order: JSON, record: JSON) -> JSON:
 
 def render_authorization(face: PayPalFace, order: JSON, record: JSON) -> JSON:
     auth_id = authorization_id(record)
-    if record["status"] in ("succeeded", "partially_refunded", "refunded", "disputed",
-                            "charged_back"):  # fmt: skip
-        status = "CAPTURED" if record["amount_captured"] >= record["amount"] else (
-            "PARTIALLY_CAPTURED"
+    if record["status"] in (
+        "succeeded",
+        "partially_refunded",
+        "refunded",
+        "disputed",
+        "charged_back",
+    ):
+        status = (
+            "CAPTURED" if record["amount_captured"] >= record["amount"] else ("PARTIALLY_CAPTURED")
         )
     else:
         status = _AUTHORIZATION_STATUS.get(record["status"], "PENDING")
@@ -182,8 +188,9 @@ def render_authorization(face: PayPalFace, order: JSON, record: JSON) -> JSON:
         "supplementary_data": {"related_ids": {"order_id": order["id"]}},
         "links": [
             _link(f"{face.base_url}/v2/payments/authorizations/{auth_id}", "self"),
-            _link(f"{face.base_url}/v2/payments/authorizations/{auth_id}/capture", "capture",
-                  "POST"),  # fmt: skip
+            _link(
+                f"{face.base_url}/v2/payments/authorizations/{auth_id}/capture", "capture", "POST"
+            ),
             _link(f"{face.base_url}/v2/payments/authorizations/{auth_id}/void", "void", "POST"),
             _link(f"{face.base_url}{_ORDER_PREFIX}/{order['id']}", "up"),
         ],
@@ -260,11 +267,14 @@ def render_order(face: PayPalFace, order: JSON) -> JSON:
 def _unit_from(body: JSON) -> tuple[JSON, Money]:
     units = body.get("purchase_units")
     if not isinstance(units, list) or not units or not isinstance(units[0], dict):
-        raise _invalid("MISSING_REQUIRED_PARAMETER", "purchase_units is required.",
-                       "/purchase_units")  # fmt: skip
+        raise _invalid(
+            "MISSING_REQUIRED_PARAMETER", "purchase_units is required.", "/purchase_units"
+        )
     if len(units) > 1:
-        raise _unprocessable("MULTIPLE_PURCHASE_UNITS_NOT_SUPPORTED",
-                             "The sandbox takes one purchase unit per order.")  # fmt: skip
+        raise _unprocessable(
+            "MULTIPLE_PURCHASE_UNITS_NOT_SUPPORTED",
+            "The sandbox takes one purchase unit per order.",
+        )
     given = units[0]
     amount = _money(given.get("amount"), "/purchase_units/0/amount")
     unit: JSON = {"amount": dict(given["amount"])}
@@ -278,16 +288,18 @@ def _unit_from(body: JSON) -> tuple[JSON, Money]:
             price = _money(item.get("unit_amount"), f"/purchase_units/0/items/{index}/unit_amount")
             total += price * int(item.get("quantity", "1"))
         if total != amount:
-            raise _unprocessable("ITEM_TOTAL_MISMATCH", "Should equal sum of (unit_amount * "
-                                 "quantity) across all items for a given purchase_unit.")  # fmt: skip
+            raise _unprocessable(
+                "ITEM_TOTAL_MISMATCH",
+                "Should equal sum of (unit_amount * "
+                "quantity) across all items for a given purchase_unit.",
+            )
     return unit, amount
 
 
 def create_order(face: PayPalFace, body: JSON, args: Mapping[str, str]) -> tuple[int, Any]:
     intent = body.get("intent")
     if intent not in ("CAPTURE", "AUTHORIZE"):
-        raise _invalid("INVALID_PARAMETER_VALUE", "intent must be CAPTURE or AUTHORIZE.",
-                       "/intent")  # fmt: skip
+        raise _invalid("INVALID_PARAMETER_VALUE", "intent must be CAPTURE or AUTHORIZE.", "/intent")
     unit, amount = _unit_from(body)
     source = (body.get("payment_source") or {}).get("paypal") or {}
     context = source.get("experience_context") or body.get("application_context") or {}
@@ -296,9 +308,10 @@ def create_order(face: PayPalFace, body: JSON, args: Mapping[str, str]) -> tuple
     if vault_id is not None:
         token = FUNDING.get(vault_id) or (vault_id if vault_id in _TOKENS else None)
         if token is None:
-            raise _unprocessable("PAYMENT_SOURCE_INFO_CANNOT_BE_VERIFIED",
-                                 f"vault_id must be one of the sandbox's: "
-                                 f"{', '.join(sorted(FUNDING))}")  # fmt: skip
+            raise _unprocessable(
+                "PAYMENT_SOURCE_INFO_CANNOT_BE_VERIFIED",
+                f"vault_id must be one of the sandbox's: {', '.join(sorted(FUNDING))}",
+            )
     engine = face.engine()
     try:
         payment = engine.create_payment(
@@ -336,8 +349,13 @@ def _execute(face: PayPalFace, order: JSON) -> None:
     """Capture (or authorize) an approved order with its funding; a decline is 422."""
     engine = face.engine()
     now = _time()
-    key = "captured" if order["intent"] == "CAPTURE" else "authorized"
-    order.update({key: True, f"{'capture' if key == 'captured' else 'authorize'}_time": now})
+    record = _objects(engine)[order["engine_id"]]
+    if order["intent"] == "CAPTURE":
+        order.update(captured=True, capture_time=now)
+        face.records("capture_orders")[capture_id(record)] = {"order": order["id"]}
+    else:
+        order.update(authorized=True, authorize_time=now)
+        face.records("authorization_orders")[authorization_id(record)] = {"order": order["id"]}
     order["update_time"] = now
     try:
         engine.confirm_payment(order["engine_id"], order["approved_with"])
@@ -348,31 +366,40 @@ def _execute(face: PayPalFace, order: JSON) -> None:
     order["status"] = "COMPLETED"
 
 
-def get_order(face: PayPalFace, body: Any, args: Mapping[str, str], order_id: str) -> tuple[int, Any]:
+def get_order(
+    face: PayPalFace, body: Any, args: Mapping[str, str], order_id: str
+) -> tuple[int, Any]:
     return 200, render_order(face, face.order(order_id))
 
 
 def _approved(face: PayPalFace, order_id: str, intent: str) -> JSON:
     order = face.order(order_id)
     if order["intent"] != intent:
-        raise _unprocessable("ACTION_DOES_NOT_MATCH_INTENT", f"The order's intent is "
-                             f"{order['intent']}.")  # fmt: skip
+        raise _unprocessable(
+            "ACTION_DOES_NOT_MATCH_INTENT", f"The order's intent is {order['intent']}."
+        )
     if order["status"] == "COMPLETED":
         issue = "ORDER_ALREADY_CAPTURED" if intent == "CAPTURE" else "ORDER_ALREADY_AUTHORIZED"
         raise _unprocessable(issue, "The order was already completed.")
     if order["status"] != "APPROVED":
-        raise _unprocessable("ORDER_NOT_APPROVED", "The buyer has not approved the order: "
-                             "send them to the approve link first.")  # fmt: skip
+        raise _unprocessable(
+            "ORDER_NOT_APPROVED",
+            "The buyer has not approved the order: send them to the approve link first.",
+        )
     return order
 
 
-def capture_order(face: PayPalFace, body: Any, args: Mapping[str, str], order_id: str) -> tuple[int, Any]:
+def capture_order(
+    face: PayPalFace, body: Any, args: Mapping[str, str], order_id: str
+) -> tuple[int, Any]:
     order = _approved(face, order_id, "CAPTURE")
     _execute(face, order)
     return 201, render_order(face, order)
 
 
-def authorize_order(face: PayPalFace, body: Any, args: Mapping[str, str], order_id: str) -> tuple[int, Any]:
+def authorize_order(
+    face: PayPalFace, body: Any, args: Mapping[str, str], order_id: str
+) -> tuple[int, Any]:
     order = _approved(face, order_id, "AUTHORIZE")
     _execute(face, order)
     return 201, render_order(face, order)
@@ -383,23 +410,23 @@ def authorize_order(face: PayPalFace, body: Any, args: Mapping[str, str], order_
 
 def _order_by(face: PayPalFace, kind: str, paypal_id: str) -> tuple[JSON, JSON]:
     """The order and engine record a capture or authorization id belongs to."""
-    for order in face.records("orders").values():
-        record = _objects(face.engine())[order["engine_id"]]
-        if kind == "capture" and order.get("captured") and capture_id(record) == paypal_id:
-            return order, record
-        if kind == "authorization" and order.get("authorized") and (
-            authorization_id(record) == paypal_id
-        ):
-            return order, record
-    raise _missing(kind, paypal_id)
+    found = face.records(f"{kind}_orders").get(paypal_id)
+    if found is None:
+        raise _missing(kind, paypal_id)
+    order = face.order(str(found["order"]))
+    return order, _objects(face.engine())[order["engine_id"]]
 
 
-def get_authorization(face: PayPalFace, body: Any, args: Mapping[str, str], auth: str) -> tuple[int, Any]:
+def get_authorization(
+    face: PayPalFace, body: Any, args: Mapping[str, str], auth: str
+) -> tuple[int, Any]:
     order, record = _order_by(face, "authorization", auth)
     return 200, render_authorization(face, order, record)
 
 
-def capture_authorization(face: PayPalFace, body: Any, args: Mapping[str, str], auth: str) -> tuple[int, Any]:
+def capture_authorization(
+    face: PayPalFace, body: Any, args: Mapping[str, str], auth: str
+) -> tuple[int, Any]:
     order, record = _order_by(face, "authorization", auth)
     if record["status"] != "authorized":
         issue = {"canceled": "AUTHORIZATION_VOIDED", "failed": "AUTHORIZATION_DENIED"}.get(
@@ -410,11 +437,14 @@ def capture_authorization(face: PayPalFace, body: Any, args: Mapping[str, str], 
     if isinstance(body, dict) and body.get("amount") is not None:
         amount = _money(body["amount"], "/amount")
         if amount.currency != record["currency"]:
-            raise _unprocessable("AUTHORIZATION_CURRENCY_MISMATCH", "The currency of the "
-                                 "capture must match the authorization's.")  # fmt: skip
+            raise _unprocessable(
+                "AUTHORIZATION_CURRENCY_MISMATCH",
+                "The currency of the capture must match the authorization's.",
+            )
         if amount.amount > record["amount"]:
-            raise _unprocessable("AUTHORIZATION_AMOUNT_EXCEEDED", "The capture is over the "
-                                 "authorized amount.")  # fmt: skip
+            raise _unprocessable(
+                "AUTHORIZATION_AMOUNT_EXCEEDED", "The capture is over the authorized amount."
+            )
     try:
         face.engine().capture_payment(
             record["id"], amount=amount, idempotency_key=face.state.internal_key()
@@ -422,14 +452,19 @@ def capture_authorization(face: PayPalFace, body: Any, args: Mapping[str, str], 
     except ProviderError as exc:
         raise _from_engine(exc) from None
     order.update(captured=True, capture_time=_time(), update_time=_time())
+    face.records("capture_orders")[capture_id(record)] = {"order": order["id"]}
     return 201, render_capture(face, order, record)
 
 
-def void_authorization(face: PayPalFace, body: Any, args: Mapping[str, str], auth: str) -> tuple[int, Any]:
+def void_authorization(
+    face: PayPalFace, body: Any, args: Mapping[str, str], auth: str
+) -> tuple[int, Any]:
     order, record = _order_by(face, "authorization", auth)
     if record["status"] != "authorized":
-        issue = "AUTHORIZATION_VOIDED" if record["status"] == "canceled" else (
-            "AUTHORIZATION_ALREADY_CAPTURED"
+        issue = (
+            "AUTHORIZATION_VOIDED"
+            if record["status"] == "canceled"
+            else ("AUTHORIZATION_ALREADY_CAPTURED")
         )
         raise _unprocessable(issue, f"The authorization is {record['status']}.")
     try:
@@ -440,23 +475,30 @@ def void_authorization(face: PayPalFace, body: Any, args: Mapping[str, str], aut
     return 200, render_authorization(face, order, record)
 
 
-def get_capture(face: PayPalFace, body: Any, args: Mapping[str, str], capture: str) -> tuple[int, Any]:
+def get_capture(
+    face: PayPalFace, body: Any, args: Mapping[str, str], capture: str
+) -> tuple[int, Any]:
     order, record = _order_by(face, "capture", capture)
     return 200, render_capture(face, order, record)
 
 
-def refund_capture(face: PayPalFace, body: Any, args: Mapping[str, str], capture: str) -> tuple[int, Any]:
+def refund_capture(
+    face: PayPalFace, body: Any, args: Mapping[str, str], capture: str
+) -> tuple[int, Any]:
     order, record = _order_by(face, "capture", capture)
     body = body if isinstance(body, dict) else {}
     amount = None
     if body.get("amount") is not None:
         amount = _money(body["amount"], "/amount")
         if amount.currency != record["currency"]:
-            raise _unprocessable("REFUND_CAPTURE_CURRENCY_MISMATCH", "The refund's currency "
-                                 "must match the capture's.")  # fmt: skip
+            raise _unprocessable(
+                "REFUND_CAPTURE_CURRENCY_MISMATCH",
+                "The refund's currency must match the capture's.",
+            )
     if record["status"] == "refunded":
-        raise _unprocessable("CAPTURE_FULLY_REFUNDED", "The capture has already been fully "
-                             "refunded.")  # fmt: skip
+        raise _unprocessable(
+            "CAPTURE_FULLY_REFUNDED", "The capture has already been fully refunded."
+        )
     try:
         refund = face.engine().refund_payment(
             record["id"],
@@ -470,7 +512,9 @@ def refund_capture(face: PayPalFace, body: Any, args: Mapping[str, str], capture
     return 201, render_refund(face, _objects(face.engine())[refund.id])
 
 
-def get_refund(face: PayPalFace, body: Any, args: Mapping[str, str], refund: str) -> tuple[int, Any]:
+def get_refund(
+    face: PayPalFace, body: Any, args: Mapping[str, str], refund: str
+) -> tuple[int, Any]:
     engine_id = _engine_id(face, "refunds", refund)
     return 200, render_refund(face, _objects(face.engine())[engine_id])
 
@@ -490,9 +534,7 @@ def render_subscription(face: PayPalFace, sub: JSON) -> JSON:
         status = _SUBSCRIPTION_STATUS.get(engine_sub["status"], "ACTIVE")
     price = _plan_price(face, sub["plan_id"])
     billing: JSON = {
-        "outstanding_balance": _value(Money.zero(price.currency)) | {"value": "0.00"}
-        if price.currency not in ("JPY", "HUF", "TWD")
-        else {"currency_code": price.currency, "value": "0"},
+        "outstanding_balance": _value(Money.zero(price.currency)),
         "failed_payments_count": sub.get("failed_payments", 0),
     }
     if engine_sub is not None and status == "ACTIVE":
@@ -547,11 +589,15 @@ def _subscription(face: PayPalFace, sub_id: str) -> JSON:
     return sub
 
 
-def get_subscription(face: PayPalFace, body: Any, args: Mapping[str, str], sub_id: str) -> tuple[int, Any]:
+def get_subscription(
+    face: PayPalFace, body: Any, args: Mapping[str, str], sub_id: str
+) -> tuple[int, Any]:
     return 200, render_subscription(face, _subscription(face, sub_id))
 
 
-def cancel_subscription(face: PayPalFace, body: Any, args: Mapping[str, str], sub_id: str) -> tuple[int, Any]:
+def cancel_subscription(
+    face: PayPalFace, body: Any, args: Mapping[str, str], sub_id: str
+) -> tuple[int, Any]:
     sub = _subscription(face, sub_id)
     if sub.get("engine_id"):
         try:
@@ -569,20 +615,31 @@ def cancel_subscription(face: PayPalFace, body: Any, args: Mapping[str, str], su
 def _approve_subscription(face: PayPalFace, sub: JSON, token: str) -> str:
     engine = face.engine()
     customer = engine.create_customer(
-        email=None, name=sub.get("custom_id") or sub["id"], idempotency_key=face.state.internal_key()
+        email=None,
+        name=sub.get("custom_id") or sub["id"],
+        idempotency_key=face.state.internal_key(),
     )
     price_id = "price_paypal_" + sub["plan_id"]
     engine.define_price(price_id, _plan_price(face, sub["plan_id"]))
-    face.records("engine_subscriptions")["pending"] = {"paypal_id": sub["id"]}
     created = engine.create_subscription(
         customer_id=customer.id, price_id=price_id, idempotency_key=face.state.internal_key()
     )
-    sub.update(engine_id=created.id, status="ACTIVE", funding=token)
+    record = _objects(engine)[created.id]
+    # the engine's own "updated" event for this first period is the ACTIVATED below
+    sub.update(
+        engine_id=created.id,
+        status="ACTIVE",
+        funding=token,
+        activated_period=record["current_period_start"],
+    )
     face.records("engine_subscriptions")[created.id] = {"paypal_id": sub["id"]}
-    face.records("engine_subscriptions").pop("pending", None)
     face.emit_event("BILLING.SUBSCRIPTION.ACTIVATED", render_subscription(face, sub))
-    return _with_query(sub.get("return_url") or face.sandbox.base_url + "/",
-                       subscription_id=sub["id"], ba_token=sub["id"], token=sub["id"])  # fmt: skip
+    return _with_query(
+        sub.get("return_url") or face.sandbox.base_url + "/",
+        subscription_id=sub["id"],
+        ba_token=sub["id"],
+        token=sub["id"],
+    )
 
 
 # == invoices ====================================================================================
@@ -644,13 +701,19 @@ def render_invoice(face: PayPalFace, invoice: JSON) -> JSON:
 def create_invoice(face: PayPalFace, body: JSON, args: Mapping[str, str]) -> tuple[int, Any]:
     detail = body.get("detail")
     if not isinstance(detail, dict) or not isinstance(detail.get("currency_code"), str):
-        raise _invalid("MISSING_REQUIRED_PARAMETER", "detail.currency_code is required.",
-                       "/detail/currency_code")  # fmt: skip
+        raise _invalid(
+            "MISSING_REQUIRED_PARAMETER",
+            "detail.currency_code is required.",
+            "/detail/currency_code",
+        )
     recipients = body.get("primary_recipients") or [{}]
     email = ((recipients[0] or {}).get("billing_info") or {}).get("email_address")
     if not isinstance(email, str) or "@" not in email:
-        raise _invalid("MISSING_REQUIRED_PARAMETER", "primary_recipients[0].billing_info."
-                       "email_address is required.", "/primary_recipients")  # fmt: skip
+        raise _invalid(
+            "MISSING_REQUIRED_PARAMETER",
+            "primary_recipients[0].billing_info.email_address is required.",
+            "/primary_recipients",
+        )
     items = body.get("items")
     if not isinstance(items, list) or not items:
         raise _invalid("MISSING_REQUIRED_PARAMETER", "items are required.", "/items")
@@ -697,20 +760,27 @@ def create_invoice(face: PayPalFace, body: JSON, args: Mapping[str, str]) -> tup
     return 201, rendered
 
 
-def get_invoice(face: PayPalFace, body: Any, args: Mapping[str, str], invoice_id: str) -> tuple[int, Any]:
+def get_invoice(
+    face: PayPalFace, body: Any, args: Mapping[str, str], invoice_id: str
+) -> tuple[int, Any]:
     return 200, render_invoice(face, _invoice(face, invoice_id))
 
 
-def send_invoice(face: PayPalFace, body: Any, args: Mapping[str, str], invoice_id: str) -> tuple[int, Any]:
+def send_invoice(
+    face: PayPalFace, body: Any, args: Mapping[str, str], invoice_id: str
+) -> tuple[int, Any]:
     invoice = _invoice(face, invoice_id)
     if invoice["status"] != "DRAFT":
         raise _unprocessable("INVALID_INVOICE_STATUS", f"The invoice is {invoice['status']}.")
     invoice["status"] = "SENT"
-    return 200, _link(render_invoice(face, invoice)["detail"]["metadata"]["recipient_view_url"],
-                      "payer-view")  # fmt: skip
+    return 200, _link(
+        render_invoice(face, invoice)["detail"]["metadata"]["recipient_view_url"], "payer-view"
+    )
 
 
-def cancel_invoice(face: PayPalFace, body: Any, args: Mapping[str, str], invoice_id: str) -> tuple[int, Any]:
+def cancel_invoice(
+    face: PayPalFace, body: Any, args: Mapping[str, str], invoice_id: str
+) -> tuple[int, Any]:
     invoice = _invoice(face, invoice_id)
     if invoice["status"] not in ("SENT", "UNPAID"):
         raise _unprocessable("INVALID_INVOICE_STATUS", f"The invoice is {invoice['status']}.")
@@ -725,7 +795,9 @@ def pay_invoice(face: PayPalFace, invoice_id: str, funding: str) -> None:
         raise _unprocessable("INVALID_INVOICE_STATUS", f"The invoice is {invoice['status']}.")
     invoice["paid_date"] = _time()[:10]
     try:
-        face.engine().pay_invoice(invoice["engine_id"], payment_method=FUNDING.get(funding, funding))
+        face.engine().pay_invoice(
+            invoice["engine_id"], payment_method=FUNDING.get(funding, funding)
+        )
     except ProviderError as exc:
         raise _from_engine(exc) from None
 
@@ -760,8 +832,9 @@ def render_dispute(face: PayPalFace, dispute: JSON) -> JSON:
         "dispute_channel": "EXTERNAL",
         "seller_response_due_date": _unix(dispute["evidence_due_by"]),
         "links": [
-            _link(f"{face.base_url}/v1/customer/disputes/{dispute_id(face, dispute['id'])}",
-                  "self"),  # fmt: skip
+            _link(
+                f"{face.base_url}/v1/customer/disputes/{dispute_id(face, dispute['id'])}", "self"
+            ),
         ],
     }
     if outcome is not None:
@@ -771,7 +844,9 @@ def render_dispute(face: PayPalFace, dispute: JSON) -> JSON:
     return rendered
 
 
-def get_dispute(face: PayPalFace, body: Any, args: Mapping[str, str], dispute: str) -> tuple[int, Any]:
+def get_dispute(
+    face: PayPalFace, body: Any, args: Mapping[str, str], dispute: str
+) -> tuple[int, Any]:
     engine_id = _engine_id(face, "disputes", dispute)
     return 200, render_dispute(face, _objects(face.engine())[engine_id])
 
@@ -783,8 +858,18 @@ def list_disputes(face: PayPalFace, body: Any, args: Mapping[str, str]) -> tuple
         if obj["object"] == "dispute"
     ]
     items = [
-        {key: d[key] for key in ("dispute_id", "create_time", "update_time", "reason", "status",
-                                 "dispute_amount", "links")}  # fmt: skip
+        {
+            key: d[key]
+            for key in (
+                "dispute_id",
+                "create_time",
+                "update_time",
+                "reason",
+                "status",
+                "dispute_amount",
+                "links",
+            )
+        }
         for d in disputes
     ]
     return 200, {"items": items, "links": []}
@@ -799,7 +884,9 @@ def _parse_instant(value: str | None, name: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _invalid("INVALID_PARAMETER_VALUE", f"{name} is not an ISO 8601 time.", name) from None
+        raise _invalid(
+            "INVALID_PARAMETER_VALUE", f"{name} is not an ISO 8601 time.", name
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     return moment
@@ -955,7 +1042,9 @@ def oauth_token(face: PayPalFace, request: Request) -> Response:
         client_id = secret = ""
     if scheme.lower() != "basic" or not client_id or not secret:
         return Response(
-            _dumps({"error": "invalid_client", "error_description": "Client Authentication failed"}),
+            _dumps(
+                {"error": "invalid_client", "error_description": "Client Authentication failed"}
+            ),
             status=401,
             content_type="application/json",
         )
@@ -994,13 +1083,15 @@ def approval_view(face: PayPalFace, token: str) -> JSON:
 def approve(face: PayPalFace, token: str, funding: str) -> str:
     chosen = FUNDING.get(funding)
     if chosen is None:
-        raise _invalid("INVALID_PARAMETER_VALUE", f"funding must be one of "
-                       f"{', '.join(sorted(FUNDING))}.")  # fmt: skip
+        raise _invalid(
+            "INVALID_PARAMETER_VALUE", f"funding must be one of {', '.join(sorted(FUNDING))}."
+        )
     if token in face.records("subscriptions"):
         sub = face.records("subscriptions")[token]
         if sub["status"] != "APPROVAL_PENDING":
-            raise _unprocessable("SUBSCRIPTION_STATUS_INVALID", f"The subscription is "
-                                 f"{sub['status']}.")  # fmt: skip
+            raise _unprocessable(
+                "SUBSCRIPTION_STATUS_INVALID", f"The subscription is {sub['status']}."
+            )
         return _approve_subscription(face, sub, chosen)
     order = face.order(token)
     if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED"):
@@ -1064,9 +1155,17 @@ def translate_event(face: PayPalFace, event: JSON) -> None:
         if link is None:
             return  # being created: the face reports ACTIVATED itself
         sub = face.records("subscriptions")[link["paypal_id"]]
+        if (
+            engine_type == "subscription.updated"
+            and snapshot["status"] == "active"
+            and (snapshot["current_period_start"] == sub.get("activated_period"))
+        ):
+            return
         if engine_type == "subscription.payment_failed":
             sub["failed_payments"] = int(sub.get("failed_payments", 0)) + 1
-        face.emit_event(paypal_type or "BILLING.SUBSCRIPTION.UPDATED", render_subscription(face, sub))
+        face.emit_event(
+            paypal_type or "BILLING.SUBSCRIPTION.UPDATED", render_subscription(face, sub)
+        )
     elif kind == "invoice":
         link = face.records("engine_invoices").get(snapshot["id"])
         if link is None:
@@ -1112,8 +1211,12 @@ def _trigger_refund(face: PayPalFace) -> None:
     with face.state.transaction(face.name):
         record = face.records("orders")[order["id"]]
         engine_record = _objects(face.engine())[record["engine_id"]]
-        refund_capture(face, {"amount": {"currency_code": "USD", "value": "5.00"}}, {},
-                       capture_id(engine_record))  # fmt: skip
+        refund_capture(
+            face,
+            {"amount": {"currency_code": "USD", "value": "5.00"}},
+            {},
+            capture_id(engine_record),
+        )
 
 
 def _trigger_dispute(face: PayPalFace) -> None:
@@ -1188,8 +1291,11 @@ def api(face: PayPalFace, endpoint: Endpoint, needs_body: bool) -> Callable[...,
     def handler(request: Request, **values: str) -> Response:
         debug_id = secrets.token_hex(6)
         if not _authorized(face, request):
-            error = PayPalAPIError(401, "INVALID_TOKEN", "The access token is missing, expired "
-                                   "or not one this sandbox issued.")  # fmt: skip
+            error = PayPalAPIError(
+                401,
+                "INVALID_TOKEN",
+                "The access token is missing, expired or not one this sandbox issued.",
+            )
             return json_answer(error.answer(), debug_id)
         raw = request.get_data()
         try:
@@ -1201,8 +1307,7 @@ def api(face: PayPalFace, endpoint: Endpoint, needs_body: bool) -> Callable[...,
         def compute() -> WireAnswer:
             try:
                 if body is _NOT_JSON or (needs_body and not isinstance(body, dict)):
-                    raise _invalid("MALFORMED_REQUEST_JSON", "The request JSON is not well "
-                                   "formed.")  # fmt: skip
+                    raise _invalid("MALFORMED_REQUEST_JSON", "The request JSON is not well formed.")
                 with face.state.transaction(face.name):
                     status, payload = endpoint(face, body, args, **values)
                 if payload is None:
@@ -1217,9 +1322,12 @@ def api(face: PayPalFace, endpoint: Endpoint, needs_body: bool) -> Callable[...,
         # PayPal answers a repeated PayPal-Request-Id with the first answer, whatever the
         # body (it does not compare them): the fingerprint is the path alone
         answer = face.state.idempotent(
-            face.name, f"{request.path} {request_id}", request.path, compute,
+            face.name,
+            f"{request.path} {request_id}",
+            request.path,
+            compute,
             keep=lambda a: a.status < 400,
-        )  # fmt: skip
+        )
         return json_answer(answer, debug_id)
 
     return handler
@@ -1242,5 +1350,18 @@ def register(face: PayPalFace) -> None:
         _, pem = face._signing()
         return Response(pem, content_type="application/x-pem-file")
 
+    def approve_action(request: Request, token: str) -> Response:
+        """The approval page's form: ``action`` = approve | cancel, ``funding``."""
+        action = request.form.get("action", "approve")
+        try:
+            if action == "cancel":
+                target = face.cancel_approval(token)
+            else:
+                target = face.approve(token, request.form.get("funding") or "paypal_balance")
+        except PayPalAPIError as exc:
+            return json_answer(exc.answer(), secrets.token_hex(6))
+        return redirect(target, 303)
+
+    face.sandbox.route(prefix + "/approve/<token>", approve_action, methods=("POST",))
     face.sandbox.route(prefix + "/v1/oauth2/token", token, methods=("POST",))
     face.sandbox.route(prefix + "/v1/notifications/certs/<name>", certificate)

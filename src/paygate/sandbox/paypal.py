@@ -32,9 +32,9 @@ import zlib
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from paygate.errors import CardDeclined, NotFound, PaygateError, ProviderError
 from paygate.money import Money
@@ -204,15 +204,20 @@ def _unprocessable(issue: str, description: str) -> PayPalAPIError:
 
 def _missing(kind: str, object_id: str) -> PayPalAPIError:
     return PayPalAPIError(
-        404, "INVALID_RESOURCE_ID", f"Specified resource ID does not exist ({kind} {object_id:.60})."
+        404,
+        "INVALID_RESOURCE_ID",
+        f"Specified resource ID does not exist ({kind} {object_id:.60}).",
     )
 
 
 def _from_engine(exc: ProviderError) -> PayPalAPIError:
     if isinstance(exc, CardDeclined):
         issue = _DECLINE_ISSUES.get(exc.decline_code or "", "INSTRUMENT_DECLINED")
-        return _unprocessable(issue, "The instrument presented was either declined by the "
-                              "processor or bank, or it can't be used for this payment.")  # fmt: skip
+        return _unprocessable(
+            issue,
+            "The instrument presented was either declined by the "
+            "processor or bank, or it can't be used for this payment.",
+        )
     if isinstance(exc, NotFound):
         return PayPalAPIError(404, "INVALID_RESOURCE_ID", str(exc))
     if exc.code == "amount_too_large":
@@ -256,8 +261,11 @@ def _money(field: Any, where: str) -> Money:
     try:
         money = Money.of(Decimal(value), currency)
     except (InvalidOperation, PaygateError, ValueError):
-        raise _invalid("INVALID_PARAMETER_VALUE", f"{value!r:.20} {currency!r:.5} is not an "
-                       "amount PayPal takes.", where) from None  # fmt: skip
+        raise _invalid(
+            "INVALID_PARAMETER_VALUE",
+            f"{value!r:.20} {currency!r:.5} is not an amount PayPal takes.",
+            where,
+        ) from None
     if money.amount <= 0:
         raise _unprocessable("CANNOT_BE_ZERO_OR_NEGATIVE", f"{where} must be positive.")
     return money
@@ -337,8 +345,8 @@ class PayPalFace(ProviderFace):
                     "cert": cert.public_bytes(serialization.Encoding.PEM).decode(),
                 }
                 self.state.store.save_state("secret:paypal:signing", stored)
-            key = serialization.load_pem_private_key(stored["key"].encode(), password=None)
-            result = (key, stored["cert"].encode())
+            loaded = serialization.load_pem_private_key(stored["key"].encode(), password=None)
+            result = (loaded, stored["cert"].encode())
             self._signing_cache = result
             return result
 
@@ -393,8 +401,11 @@ class PayPalFace(ProviderFace):
         _paypal_api.translate_event(self, event)
 
     def emit_event(self, event_type: str, resource: JSON, *, summary: str | None = None) -> str:
-        event_id = "WH-" + _paypal_id(secrets.token_hex(8), 17) + "-" + _paypal_id(
-            secrets.token_hex(8), 17
+        event_id = (
+            "WH-"
+            + _paypal_id(secrets.token_hex(8), 17)
+            + "-"
+            + _paypal_id(secrets.token_hex(8), 17)
         )
         group = event_type.rsplit(".", 1)[0]
         while group and group not in _RESOURCE_TYPES:
@@ -438,7 +449,7 @@ class PayPalFace(ProviderFace):
 
     def approval_url(self, token: str) -> str:
         """Where the buyer approves an order or a subscription (``token`` is its id)."""
-        return f"{self.sandbox.base_url}/paypal/checkoutnow?{urlencode({'token': token})}"
+        return f"{self.sandbox.base_url}/paypal/approve/{quote(token, safe='')}"
 
     def approval_view(self, token: str) -> JSON:
         """The order (``kind: "order"``) or subscription (``"subscription"``) the approval
@@ -487,5 +498,6 @@ Endpoint = Callable[..., tuple[int, Any]]
 
 def json_answer(answer: WireAnswer, debug_id: str) -> Response:
     headers = {"PayPal-Debug-Id": debug_id}
-    return Response(answer.body, status=answer.status, headers=headers,
-                    content_type=answer.content_type)  # fmt: skip
+    return Response(
+        answer.body, status=answer.status, headers=headers, content_type=answer.content_type
+    )
