@@ -7,6 +7,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 import secrets
 import zlib
 from collections.abc import Callable, Mapping
@@ -54,6 +55,8 @@ JSON = dict[str, Any]
 Endpoint = Callable[..., tuple[int, Any]]
 
 _ORDER_PREFIX: Final = "/v2/checkout/orders"
+#: what Disputes v1 allows in ``invoice_number`` (PayPal leaves out one that does not fit)
+_DISPUTE_INVOICE_NUMBER: Final = re.compile(r"[A-Za-z0-9:\-|]+")
 
 
 # == ids =========================================================================================
@@ -816,8 +819,9 @@ def render_dispute(face: PayPalFace, dispute: JSON) -> JSON:
         "transaction_status": "COMPLETED",
         "gross_amount": _value(_capture_money(record)),
     }
-    if order is not None and order["unit"].get("invoice_id"):
-        transaction["invoice_number"] = order["unit"]["invoice_id"]
+    invoice_number = order["unit"].get("invoice_id") if order is not None else None
+    if invoice_number and _DISPUTE_INVOICE_NUMBER.fullmatch(invoice_number):
+        transaction["invoice_number"] = invoice_number  # the spec's pattern allows no "_"
     if order is not None and order["unit"].get("custom_id"):
         transaction["custom"] = order["unit"]["custom_id"]
     rendered: JSON = {
@@ -872,7 +876,7 @@ def list_disputes(face: PayPalFace, body: Any, args: Mapping[str, str]) -> tuple
         }
         for d in disputes
     ]
-    return 200, {"items": items, "links": []}
+    return 200, {"items": items, "links": [_link(f"{face.base_url}/v1/customer/disputes", "self")]}
 
 
 # == transaction search ==========================================================================
@@ -965,13 +969,13 @@ def search_transactions(face: PayPalFace, body: Any, args: Mapping[str, str]) ->
     return 200, {
         "transaction_details": chunk,
         "account_number": "SANDBOXMERCHANT",
-        "start_date": start.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "end_date": end.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "start_date": _time(start.timestamp()),
+        "end_date": _time(end.timestamp()),
         "last_refreshed_datetime": _time(),
         "page": page,
         "total_items": len(details),
         "total_pages": total_pages,
-        "links": [],
+        "links": [_link(f"{face.base_url}/v1/reporting/transactions", "self")],
     }
 
 

@@ -244,7 +244,7 @@ def _time(unix: float | None = None) -> str:
 def _paypal_id(seed: str, length: int = 17) -> str:
     """A PayPal-looking id (upper-case letters and digits) derived from an engine id."""
     digest = hashlib.sha256(seed.encode()).digest()
-    alphabet = "0123456789ABCDEFGHJKLMNPRSTUVWXY"
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # the ids' pattern in PayPal's specs
     return "".join(alphabet[b % 32] for b in digest)[:length]
 
 
