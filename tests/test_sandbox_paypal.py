@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -444,3 +445,80 @@ class TestPayPalAdapterOnTheSandbox(ProviderContract):
     @pytest.fixture
     def harness(self, sandbox: Sandbox) -> SandboxPayPalHarness:
         return SandboxPayPalHarness(sandbox)
+
+
+# -- triggers and the CLI ------------------------------------------------------------------------
+
+
+def test_every_trigger_emits_its_event(sandbox: Sandbox) -> None:
+    types = sandbox.paypal.trigger_types()
+    assert len(types) >= 7
+    for event_type in types:
+        emitted = [sandbox.bus.get(i).type for i in sandbox.paypal.trigger(event_type)]
+        assert event_type in emitted, (event_type, emitted)
+
+
+def test_cli_trigger_for_paypal(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from paygate.__main__ import main
+
+    argv = ["sandbox", "trigger", "CUSTOMER.DISPUTE.CREATED", "--provider", "paypal"]
+    assert main([*argv, "--url", sandbox.base_url]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [sandbox.bus.get(i).type for i in printed][-1] == "CUSTOMER.DISPUTE.CREATED"
+    assert main(["sandbox", "trigger", "NOPE", "--provider", "paypal",
+                 "--url", sandbox.base_url]) == 1  # fmt: skip
+    assert "PAYMENT.CAPTURE.COMPLETED" in capsys.readouterr().err
+
+
+# -- the adapter trusts a certificate only from a sandbox on this machine ----------------------------
+
+
+def test_only_a_local_base_url_serves_trusted_certificates() -> None:
+    from paygate.providers.paypal import _local_cert_prefix
+
+    assert _local_cert_prefix(None) is None
+    assert _local_cert_prefix("https://api-m.paypal.com") is None
+    assert _local_cert_prefix("https://proxy.example.com/paypal") is None
+    assert _local_cert_prefix("http://127.0.0.1:12111/paypal/") == (
+        "http://127.0.0.1:12111/paypal/v1/notifications/certs/"
+    )
+
+
+def test_a_local_sandbox_does_not_open_other_certificate_urls(sandbox: Sandbox) -> None:
+    """With a local base_url, a delivery naming a certificate elsewhere is still refused
+    before anything is fetched (PayPal's hosts and https only)."""
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return httpx.get(url).content
+
+    provider = PayPalProvider(**_settings(sandbox, cert_fetcher=fetch))
+    event = sandbox.bus.get(sandbox.paypal.trigger("PAYMENT.CAPTURE.COMPLETED")[0])
+    headers = dict(sandbox.paypal.sign(event.body, "http://127.0.0.1:9/hook", int(time.time())))
+    for elsewhere in ("http://127.0.0.1:9/v1/notifications/certs/x",
+                      "https://attacker.example/v1/notifications/certs/x"):  # fmt: skip
+        with pytest.raises(WebhookVerificationError):
+            provider.parse_webhook(event.body, {**headers, "PAYPAL-CERT-URL": elsewhere})
+    assert fetched == []
+    assert provider.parse_webhook(event.body, headers).type is EventType.PAYMENT_SUCCEEDED
+    assert fetched == [sandbox.paypal.cert_url()]
+
+
+def test_state_and_signing_key_survive_a_restart_with_a_sqlite_store(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'sandbox.db'}"
+    with Sandbox(port=0, store=store) as first:
+        provider = PayPalProvider(**_settings(first))
+        paid = provider.create_payment(order_id="ord_keep", amount=Money.of("7.00", "USD"),
+                                       payment_method="paypal_balance", idempotency_key="p1")  # fmt: skip
+        webhook_id = first.paypal.webhook_id
+        assert first.paypal.wire_id(first.paypal.records("orders")[paid.id]["engine_id"]) == paid.id
+    with Sandbox(port=0, store=store) as second:
+        assert second.paypal.webhook_id == webhook_id
+        provider = PayPalProvider(**_settings(second))
+        assert provider.get_payment(paid.id).status is PaymentStatus.SUCCEEDED
+        refund = provider.refund_payment(paid.id, idempotency_key="p2")
+        assert refund.amount == Money.of("7.00", "USD")
+        event = next(e for e in second.bus.events("paypal") if e.type == "PAYMENT.CAPTURE.REFUNDED")
+        headers = second.paypal.sign(event.body, "http://127.0.0.1:9/x", int(time.time()))
+        assert provider.parse_webhook(event.body, headers).payment_id == paid.id

@@ -344,3 +344,47 @@ class TestSquareAdapterOnTheSandbox(ProviderContract):
     @pytest.fixture
     def harness(self, checked: Sandbox) -> SandboxSquareHarness:
         return SandboxSquareHarness(checked)
+
+
+# -- triggers and the CLI ------------------------------------------------------------------------
+
+#: triggers named for the payment's status: Square reports them as payment.created
+_TRIGGER_EVENTS = {"payment.failed": "payment.created", "payment.pending": "payment.created"}
+
+
+def test_every_trigger_emits_its_event(sandbox: Sandbox) -> None:
+    types = sandbox.square.trigger_types()
+    assert len(types) >= 9
+    for trigger in types:
+        emitted = [sandbox.bus.get(i).type for i in sandbox.square.trigger(trigger)]
+        assert _TRIGGER_EVENTS.get(trigger, trigger) in emitted, (trigger, emitted)
+
+
+def test_cli_trigger_for_square(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from paygate.__main__ import main
+
+    argv = ["sandbox", "trigger", "dispute.created", "--provider", "square"]
+    assert main([*argv, "--url", sandbox.base_url]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [sandbox.bus.get(i).type for i in printed][-1] == "dispute.created"
+
+
+def test_state_survives_a_restart_with_a_sqlite_store(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'sandbox.db'}"
+    with Sandbox(port=0, store=store) as first:
+        provider = SquareProvider(**_settings(first, HOOK))
+        paid = provider.create_payment(order_id="ord_keep", amount=Money.of("7.00", "USD"),
+                                       payment_method="cnon:card-nonce-ok", idempotency_key="p1")  # fmt: skip
+        key = first.square.signature_key
+        provider.close()
+    with Sandbox(port=0, store=store) as second:
+        assert second.square.signature_key == key
+        provider = SquareProvider(**_settings(second, HOOK))
+        assert provider.get_payment(paid.id).status is PaymentStatus.SUCCEEDED
+        again = provider.create_payment(order_id="ord_keep", amount=Money.of("7.00", "USD"),
+                                        payment_method="cnon:card-nonce-ok", idempotency_key="p1")  # fmt: skip
+        assert again.id == paid.id  # the idempotency record was kept too
+        other = provider.create_payment(order_id="ord_new", amount=Money.of("1.00", "USD"),
+                                        payment_method="cnon:card-nonce-ok", idempotency_key="p2")  # fmt: skip
+        assert other.id != paid.id
+        provider.close()

@@ -393,6 +393,19 @@ class PayPalFace(ProviderFace):
         order_id = self.records("engine_orders").get(engine_id)
         return None if order_id is None else self.records("orders").get(str(order_id["order"]))
 
+    def wire_id(self, engine_id: str) -> str:
+        """How PayPal's API names an engine object: a payment is its order, a refund, a
+        dispute, a subscription or an invoice its PayPal id (the dashboard shows these)."""
+        with self.state.lock:
+            order = self.records("engine_orders").get(engine_id)
+            if order is not None:
+                return str(order["order"])
+            for kind in ("refunds", "disputes", "subscriptions", "invoices"):
+                known = self.records(f"engine_{kind}").get(engine_id)
+                if known is not None:
+                    return str(known["paypal_id"])
+            return engine_id
+
     # -- events -----------------------------------------------------------------------------------
 
     def on_engine_event(self, event: JSON) -> None:
