@@ -183,3 +183,15 @@ def test_cli_serves_prints_urls_and_secrets_and_stops_on_sigterm(tmp_path: Path)
     with Sandbox(port=0, store=f"sqlite:///{store}") as again:
         customer_id = created.json()["id"]
         assert again.state.engine("stripe")._objects[customer_id]["email"] == "a@example.com"
+
+
+def test_the_docs_example_test_passes(sandbox: Sandbox) -> None:
+    """docs/sandbox.md's "In tests" example is run as written."""
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(from urllib.parse.*?)```", text, re.S)
+    assert block, "docs/sandbox.md lost its test example"
+    namespace: dict[str, object] = {}
+    exec(compile(block.group(1), "docs/sandbox.md", "exec"), namespace)
+    namespace["test_checkout_is_paid"](sandbox)  # type: ignore[operator]
