@@ -522,3 +522,20 @@ def test_state_and_signing_key_survive_a_restart_with_a_sqlite_store(tmp_path: P
         event = next(e for e in second.bus.events("paypal") if e.type == "PAYMENT.CAPTURE.REFUNDED")
         headers = second.paypal.sign(event.body, "http://127.0.0.1:9/x", int(time.time()))
         assert provider.parse_webhook(event.body, headers).payment_id == paid.id
+
+
+def test_a_pending_capture_settles_from_the_dashboard_s_engine_action(
+    sandbox: Sandbox, shop: tuple[paygate.Gateway, _Endpoint]
+) -> None:
+    gw, endpoint = shop
+    payment = gw.create_payment(order_id="ord_pp_pending", amount=Money.of("11.00", "USD"),
+                                payment_method="pending_review")  # fmt: skip
+    assert payment.status is PaymentStatus.PROCESSING
+    _wait(endpoint, "PAYMENT.CAPTURE.PENDING")
+    engine_id = sandbox.paypal.records("orders")[payment.id]["engine_id"]
+    with sandbox.state.transaction("paypal") as engine:  # what the dashboard's Settle does
+        engine.settle(engine_id)
+    _wait(endpoint, "PAYMENT.CAPTURE.COMPLETED")
+    stored = gw.payment_for_order("ord_pp_pending")
+    assert stored is not None and stored.status is PaymentStatus.SUCCEEDED
+    assert sandbox.paypal.wire_id(engine_id) == payment.id

@@ -351,10 +351,11 @@ class PayPalFace(ProviderFace):
             return result
 
     def _webhook_id_for(self, url: str) -> str:
-        for webhook_id, webhook in self.state.records(self.name, "webhooks").items():
-            if webhook["url"] == url:
-                return webhook_id
-        return self.webhook_id
+        with self.state.lock:  # called from the delivery threads
+            for webhook_id, webhook in self.state.records(self.name, "webhooks").items():
+                if webhook["url"] == url:
+                    return webhook_id
+            return self.webhook_id
 
     def sign(self, body: bytes, url: str, timestamp: int) -> Mapping[str, str]:
         from cryptography.hazmat.primitives import hashes
