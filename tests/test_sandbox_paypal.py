@@ -372,6 +372,32 @@ def test_every_object_validates_against_paypal_s_specs(sandbox: Sandbox) -> None
     }  # fmt: skip
     for event in events:
         validate(WEBHOOKS, "event", event.payload())
+    # the webhook calls' answers and PayPal's error shapes
+    sent = events[0]
+    headers = sandbox.paypal.sign(sent.body, "http://127.0.0.1:9/x", int(time.time()))
+    check = {
+        "auth_algo": headers["PAYPAL-AUTH-ALGO"],
+        "cert_url": headers["PAYPAL-CERT-URL"],
+        "transmission_id": headers["PAYPAL-TRANSMISSION-ID"],
+        "transmission_sig": headers["PAYPAL-TRANSMISSION-SIG"],
+        "transmission_time": headers["PAYPAL-TRANSMISSION-TIME"],
+        "webhook_id": sandbox.paypal.webhook_id,
+        "webhook_event": sent.payload(),
+    }
+    validate(WEBHOOKS, "verify_webhook_signature", check)
+    answer = http.post("/v1/notifications/verify-webhook-signature", check)
+    validate(WEBHOOKS, "verify_webhook_signature_response", answer)
+    assert answer == {"verification_status": "SUCCESS"}
+    hook = {"url": "http://127.0.0.1:9/spec", "event_types": [{"name": "*"}]}
+    validate(WEBHOOKS, "webhook", http.post("/v1/notifications/webhooks", hook))
+    bearer = {"Authorization": http._api.headers()["Authorization"]}
+    base = sandbox.paypal.base_url
+    missing = httpx.get(f"{base}/v2/checkout/orders/NOPE", headers=bearer)
+    validate(ORDERS, "error_404", missing.json())
+    refused = httpx.post(f"{base}/v2/checkout/orders/{pending.id}/capture", headers=bearer)
+    validate(ORDERS, "error_422", refused.json())
+    malformed = httpx.post(f"{base}/v2/checkout/orders", content=b"[", headers=bearer)
+    validate(ORDERS, "error_400", malformed.json())
 
 
 # -- the provider contract, for the real adapter pointed at the sandbox -----------------------------
