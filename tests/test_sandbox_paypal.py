@@ -565,3 +565,25 @@ def test_a_pending_capture_settles_from_the_dashboard_s_engine_action(
     stored = gw.payment_for_order("ord_pp_pending")
     assert stored is not None and stored.status is PaymentStatus.SUCCEEDED
     assert sandbox.paypal.wire_id(engine_id) == payment.id
+
+
+def test_the_approval_page_s_data(sandbox: Sandbox) -> None:
+    from paygate.sandbox.paypal import FUNDING, PayPalAPIError
+
+    provider = PayPalProvider(**_settings(sandbox))
+    payment = provider.create_payment(order_id="ord_view", amount=Money.of("6.00", "USD"),
+                                      payment_method=None, idempotency_key="v1",
+                                      return_url=RETURN)  # fmt: skip
+    view = sandbox.paypal.approval_view(payment.id)
+    assert view["kind"] == "order" and view["status"] == "PAYER_ACTION_REQUIRED"
+    assert view["purchase_units"][0]["amount"] == {"currency_code": "USD", "value": "6.00"}
+    assert view["payment_source"]["paypal"]["experience_context"]["return_url"] == RETURN
+    assert view["funding"] == sorted(FUNDING)
+    sub = provider.create_subscription(customer_id="c", price_id="P-VIEW", idempotency_key="v2")
+    assert sandbox.paypal.approval_view(sub.id)["kind"] == "subscription"
+    with pytest.raises(PayPalAPIError) as unknown:
+        sandbox.paypal.approval_view("NOPE")
+    assert unknown.value.status == 404
+    answer = httpx.post(f"{sandbox.base_url}/paypal/approve/{payment.id}",
+                        data={"action": "approve", "funding": "no-such-funding"})  # fmt: skip
+    assert answer.status_code == 400

@@ -388,3 +388,24 @@ def test_state_survives_a_restart_with_a_sqlite_store(tmp_path: Path) -> None:
                                         payment_method="cnon:card-nonce-ok", idempotency_key="p2")  # fmt: skip
         assert other.id != paid.id
         provider.close()
+
+
+def test_the_payment_link_page_s_data(sandbox: Sandbox) -> None:
+    from paygate.sandbox.square import SquarePageError
+
+    provider = SquareProvider(**_settings(sandbox, HOOK))
+    session = provider.create_checkout_session(
+        order_id="ord_view", line_items=[LineItem("Cup", Money.of("2.00", "USD"), 3)],
+        success_url=RETURN, cancel_url=RETURN, idempotency_key="v1",
+    )  # fmt: skip
+    view = sandbox.square.link_view(session.id)
+    assert view["payment_link"]["url"] == session.url
+    assert view["order"]["total_money"] == {"amount": 600, "currency": "USD"}
+    with pytest.raises(SquarePageError) as unknown:
+        sandbox.square.link_view("NOPE")
+    assert unknown.value.status == 404
+    nowhere = httpx.post(f"{sandbox.base_url}/square/pay/NOPE", data={"card": "4111111111111111"})
+    assert nowhere.status_code == 404
+    unknown_card = _pay_page(session.url, "1234 5678")
+    assert unknown_card.endswith("?error=incorrect_number")
+    provider.close()
