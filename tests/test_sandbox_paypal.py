@@ -113,7 +113,7 @@ def _wait(endpoint: _Endpoint, *types: str, count: int = 1) -> None:
     def arrived() -> bool:
         return all(endpoint.handled.count(t) >= count for t in types)
 
-    deadline = datetime.now() + timedelta(seconds=10)
+    deadline = datetime.now() + timedelta(seconds=30)  # a loaded CI machine
     while not arrived():
         assert datetime.now() < deadline, f"waited for {types}; handled {endpoint.handled}"
         threading.Event().wait(0.02)
