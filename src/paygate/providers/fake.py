@@ -1564,7 +1564,7 @@ class FakeProvider(BaseProvider):
     # -- persistence (used by ``paygate sandbox --store sqlite:///...``) -------------------------
 
     def export_state(self) -> JSON:
-        """The engine's records as JSON-ready data, for :meth:`restore_state` in a new process.
+        """The engine's records as JSON-ready data, for `restore_state` in a new process.
 
         Idempotency answers, scripted failures and call counts are not included: a restored
         engine starts with none (the sandbox keeps its own wire-level idempotency records).
@@ -1579,7 +1579,7 @@ class FakeProvider(BaseProvider):
             }
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
-        """Replace the engine's records with ones from :meth:`export_state`."""
+        """Replace the engine's records with ones from `export_state`."""
         with self._lock:
             self._objects = codec.snapshot(dict(state["objects"]))
             self._prices = {k: Money(v[0], v[1]) for k, v in state["prices"].items()}
