@@ -261,6 +261,17 @@ class BaseProvider:
     def close(self) -> None:
         """Release connections; the default has none."""
 
+    def aio(self) -> AsyncPaymentProvider:
+        """The async twin of this adapter (same settings, its own async HTTP client; the
+        fake shares its state). Built-in adapters have one; others raise
+        :class:`NotSupported` unless they override this."""
+        spec = _ASYNC_BUILTIN.get(self.name)
+        if spec is None:
+            self._unsupported("aio")
+        twin_class: Any = _load_spec(self.name, spec)  # each twin has from_sync(provider)
+        twin: AsyncPaymentProvider = twin_class.from_sync(self)
+        return twin
+
 
 # -- the async face ------------------------------------------------------------------------
 
