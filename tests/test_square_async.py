@@ -97,7 +97,7 @@ def test_concurrent_payments_on_one_loop_and_the_webhooks_they_emit(
                 webhook_signature_key=SIGNATURE_KEY, webhook_url=WEBHOOK_URL,
             )  # fmt: skip
             for delivery in square_api.take_webhooks():
-                assert provider.parse_webhook(delivery.body, delivery.headers) == (
+                assert await provider.parse_webhook(delivery.body, delivery.headers) == (
                     sync.parse_webhook(delivery.body, delivery.headers)
                 )
             sync.close()

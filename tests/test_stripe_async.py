@@ -128,6 +128,6 @@ def test_twin_has_the_settings_and_parses_webhooks_as_the_sync_face() -> None:
     assert "sk_test" not in repr(twin)
     raw = event_body("payment_intent.succeeded", resource("payment_intent", id="pi_hook"))
     headers = {"Stripe-Signature": sign(raw, SECRET, int(time.time()))}
-    assert twin.parse_webhook(raw, headers) == sync.parse_webhook(raw, headers)
+    assert asyncio.run(twin.parse_webhook(raw, headers)) == sync.parse_webhook(raw, headers)
     for provider in (twin, built):
         asyncio.run(provider.aclose())

@@ -282,8 +282,9 @@ class AsyncPaymentProvider(Protocol):
 
     The same operations, names, arguments, results and errors, each an ``async def`` that
     never blocks the event loop (the adapters use their SDK's async client, or
-    ``httpx.AsyncClient``). Webhook verification and parsing is pure CPU and stays a plain
-    method, shared with the sync adapter. :meth:`aclose` releases the HTTP connections.
+    ``httpx.AsyncClient``); ``parse_webhook`` too, running the sync adapter's verification
+    and parsing (PayPal's may need the network). :meth:`aclose` releases the HTTP
+    connections.
     """
 
     @property
@@ -382,8 +383,11 @@ class AsyncPaymentProvider(Protocol):
 
     async def get_dispute(self, dispute_id: str) -> Dispute: ...
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Synchronous (no I/O): the same verification and parsing as the sync adapter."""
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """The sync adapter's verification and parsing (the same shared functions). A
+        coroutine because it may need the network: PayPal's asks PayPal to verify
+        (``verification="api"``), fetches its signing certificate once, and looks up the
+        order of a capture it has not seen; Stripe's, Square's and the fake's do no I/O."""
         ...
 
     async def aclose(self) -> None:
@@ -452,7 +456,7 @@ class AsyncBaseProvider:
     async def get_dispute(self, *args: Any, **kwargs: Any) -> Dispute:
         self._unsupported("get_dispute")
 
-    def parse_webhook(self, *args: Any, **kwargs: Any) -> WebhookEvent:
+    async def parse_webhook(self, *args: Any, **kwargs: Any) -> WebhookEvent:
         self._unsupported("parse_webhook")
 
     async def aclose(self) -> None:

@@ -1820,8 +1820,8 @@ class AsyncFakeProvider(AsyncBaseProvider):
     async def get_dispute(self, dispute_id: str) -> Dispute:
         return await self._run(self.engine.get_dispute, dispute_id)
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        return self.engine.parse_webhook(body, headers)
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        return self.engine.parse_webhook(body, headers)  # no I/O: no checkpoint either
 
     async def aclose(self) -> None:
         self.engine.close()

@@ -1843,6 +1843,6 @@ class AsyncSquareProvider(AsyncBaseProvider):
         body = await self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
         return dispute_from_square(body["dispute"])
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """The sync face's verification and parsing (no I/O)."""
         return parse_webhook(self.settings, body, headers)

@@ -1987,7 +1987,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
         data = await self._call("get_dispute", self._v1.disputes.retrieve_async, dispute_id)
         return dispute_from_stripe(data)
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify ``Stripe-Signature`` over the raw body, then parse it once (no I/O)."""
         return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
 
