@@ -41,7 +41,8 @@ def _forward(request: httpx.Request) -> httpx.Response:
             answer = session.request(
                 request.method,
                 str(request.url),
-                headers=dict(request.headers),
+                # as sent (httpx's mapping view lowercases names; tests read them as written)
+                headers={k.decode(): v.decode() for k, v in request.headers.raw},
                 data=request.content or None,
                 timeout=10,
             )

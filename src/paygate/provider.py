@@ -564,9 +564,13 @@ def create_provider(name: str, **settings: Any) -> PaymentProvider:
 #: the async twin of each built-in adapter (same settings, same extra)
 _ASYNC_BUILTIN: dict[str, ProviderSpec] = {
     "fake": ProviderSpec("paygate.providers.fake:AsyncFakeProvider"),
-    "stripe": ProviderSpec("paygate.providers.stripe:AsyncStripeProvider", "stripe", ("stripe",)),
+    "stripe": ProviderSpec(
+        "paygate.providers.stripe:AsyncStripeProvider", "stripe", ("stripe", "httpx")
+    ),
     "paypal": ProviderSpec(
-        "paygate.providers.paypal:AsyncPayPalProvider", "paypal", ("httpx", "cryptography")
+        "paygate.providers.paypal:AsyncPayPalProvider",
+        "paypal",
+        ("paypalrestsdk", "cryptography", "httpx"),
     ),
     "square": ProviderSpec(
         "paygate.providers.square:AsyncSquareProvider", "square", ("httpx", "square")
