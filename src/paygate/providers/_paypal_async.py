@@ -21,6 +21,7 @@ from paygate.errors import InvalidSignature
 from paygate.providers._http_faults import httpx_failure, unexpected_response
 from paygate.providers._paypal_http import ErrorTranslator, error_answer, log
 from paygate.providers._paypal_verify import _MAX_CERT_BYTES
+from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 
 __all__ = ["AsyncPayPalTransport"]
 
@@ -56,6 +57,7 @@ class AsyncPayPalTransport:
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
+        warm_imports(HTTPX_ASYNC)
 
     def __repr__(self) -> str:
         return f"AsyncPayPalTransport(endpoint={self.endpoint!r})"

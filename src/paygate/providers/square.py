@@ -79,6 +79,7 @@ from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
 from paygate.providers import _square_webhook
 from paygate.providers._http_faults import httpx_failure, retry_after_from, unexpected_response
 from paygate.providers._square_settings import SquareSettings, load_settings
+from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 from paygate.providers._window import check_page_size, check_window, rfc3339
 
 __all__ = ["AsyncSquareProvider", "SquareProvider", "square_idempotency_key"]
@@ -1535,6 +1536,13 @@ class AsyncSquareProvider(AsyncBaseProvider):
             httpx_client=self._http,
         )
         self._request_options: RequestOptions = {"max_retries": 0}
+        # squareup imports each API's modules on first access (~0.6 s of pydantic models):
+        # here, at construction, not inside a first request on the event loop
+        for api in ("payments", "refunds", "orders", "customers", "subscriptions", "invoices",
+                    "disputes"):  # fmt: skip
+            getattr(self._client, api)
+        getattr(self._client.checkout, "payment_links")  # noqa: B009  # an import, by access
+        warm_imports(HTTPX_ASYNC)
 
     def __repr__(self) -> str:
         return (

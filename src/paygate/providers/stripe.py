@@ -67,6 +67,7 @@ from paygate.providers._http_faults import (
     unexpected_response,
 )
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
+from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 from paygate.providers._window import check_page_size, check_window
 
 __all__ = [
@@ -1676,6 +1677,23 @@ class _DeadlineHTTPXClient(stripe.HTTPXClient):
         return [args, kwargs]
 
 
+#: the resource classes the SDK imports on a first answer holding one, and httpx's backend
+_ASYNC_WARM_IMPORTS: Final = (
+    "stripe._object_classes",
+    "stripe._list_object",
+    "stripe._payment_intent",
+    "stripe._charge",
+    "stripe._refund",
+    "stripe._dispute",
+    "stripe._customer",
+    "stripe._subscription",
+    "stripe._invoice",
+    "stripe._invoice_item",
+    "stripe.checkout._session",
+    *HTTPX_ASYNC,
+)
+
+
 class AsyncStripeProvider(AsyncBaseProvider):
     """:class:`~paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
     ``StripeClient`` over the SDK's ``HTTPXClient``.
@@ -1719,6 +1737,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
             http_client=self._http,
         )
         self._v1 = self._client.v1
+        warm_imports(_ASYNC_WARM_IMPORTS)
 
     def __repr__(self) -> str:
         key = self.settings.api_key.get_secret_value()
