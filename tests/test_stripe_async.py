@@ -31,15 +31,16 @@ KEY = test_stripe_api.KEY
 
 @pytest.fixture
 def provider() -> Iterator[PaymentProvider]:  # replaces test_stripe_api's sync provider
-    facade = blocking(
-        AsyncStripeProvider(api_key=KEY, webhook_secret="whsec_api", http_client=responses_client())
-    )
+    client = responses_client()
+    facade = blocking(AsyncStripeProvider(api_key=KEY, webhook_secret="whsec_api", http_client=client))
     yield facade
+    facade.run(client.aclose())  # type: ignore[attr-defined]
     facade.close()  # type: ignore[attr-defined]
 
 
 class AsyncStripeHarness(StripeHarness):
     def make_provider(self) -> PaymentProvider:
+        # the mock transport holds no connection: nothing to close after the contract
         return blocking(
             AsyncStripeProvider(
                 api_key="sk_test_contract", webhook_secret=SECRET, http_client=responses_client()
@@ -81,7 +82,8 @@ def test_requests_on_the_loop_carry_the_key_and_a_form_body() -> None:
                 idempotency_key="order:o1:create",
             )  # fmt: skip
             assert payment.id == "pi_async_1" and payment.amount == Money(1999, "USD")
-        assert client.is_closed
+        assert not client.is_closed  # the caller's client stays the caller's
+        await client.aclose()
 
     asyncio.run(scenario())
     (request,) = seen
@@ -114,6 +116,7 @@ def test_network_failures_are_classified_like_the_sync_face(
                 await provider.get_payment("pi_x")
             assert caught.value.code == code  # type: ignore[attr-defined]
             assert "sk_test" not in str(caught.value)
+        await client.aclose()
 
     asyncio.run(scenario())
 
@@ -131,3 +134,4 @@ def test_twin_has_the_settings_and_parses_webhooks_as_the_sync_face() -> None:
     assert asyncio.run(twin.parse_webhook(raw, headers)) == sync.parse_webhook(raw, headers)
     for provider in (twin, built):
         asyncio.run(provider.aclose())
+        assert provider._http._client_async.is_closed  # the client it made

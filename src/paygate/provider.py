@@ -12,7 +12,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn, Protocol, cast, runtime_checkable
+from typing import Any, ClassVar, NoReturn, Protocol, TypeVar, cast, runtime_checkable
 
 from paygate._compat import StrEnum
 from paygate.errors import ConfigurationError, NotSupported, ProviderNotInstalled
@@ -395,6 +395,9 @@ class AsyncPaymentProvider(Protocol):
         ...
 
 
+_AsyncProviderT = TypeVar("_AsyncProviderT", bound="AsyncBaseProvider")
+
+
 class AsyncBaseProvider:
     """:class:`BaseProvider` for the async face: every operation raises
     :class:`NotSupported` until overridden; :meth:`aclose` releases nothing."""
@@ -462,7 +465,7 @@ class AsyncBaseProvider:
     async def aclose(self) -> None:
         """Release connections; the default has none."""
 
-    async def __aenter__(self) -> AsyncBaseProvider:
+    async def __aenter__(self: _AsyncProviderT) -> _AsyncProviderT:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1656,6 +1656,8 @@ class _DeadlineHTTPXClient(stripe.HTTPXClient):
 
     def __init__(self, *, timeout: float, http_client: Any = None) -> None:
         super().__init__(timeout=timeout)
+        #: a client passed in stays its owner's to close (as for Square and PayPal)
+        self.owns_client = http_client is None
         if http_client is not None:
             self._client_async = http_client
 
@@ -1699,9 +1701,10 @@ class AsyncStripeProvider(AsyncBaseProvider):
     ``StripeClient`` over the SDK's ``HTTPXClient``.
 
     The same settings as :class:`StripeProvider`, plus ``http_client`` (an
-    ``httpx.AsyncClient``; closed by :meth:`aclose`). The same parameters, idempotency keys
-    (``_stripe_key``), translation and error mapping as the sync face: the request builders
-    and translators above are shared; only the awaiting differs.
+    ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; left open by
+    :meth:`aclose`, which closes only a client the adapter made). The same parameters,
+    idempotency keys (``_stripe_key``), translation and error mapping as the sync face: the
+    request builders and translators above are shared; only the awaiting differs.
     """
 
     name = PROVIDER
@@ -2011,5 +2014,6 @@ class AsyncStripeProvider(AsyncBaseProvider):
         return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
 
     async def aclose(self) -> None:
-        """Close the httpx client (and its connections)."""
-        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
+        """Close the httpx client the adapter made (one passed in stays open)."""
+        if self._http.owns_client:
+            await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
