@@ -25,7 +25,7 @@ from paygate.provider import PaymentProvider, async_provider_for, create_async_p
 from paygate.providers.paypal import AsyncPayPalProvider, PayPalProvider
 from paygate.testing.aio import blocking
 from paygate.testing.conformance import ProviderContract, ProviderHarness
-from tests.async_support import responses_client
+from tests.async_support import blocking_on_responses, responses_client
 from tests.paypal_support import ACCESS_TOKEN, CLIENT_SECRET, PayPalMock, provider_settings
 from tests.test_paypal import *  # noqa: F403  # every test of the sync face, again here
 from tests.test_paypal_conformance import PayPalHarness
@@ -33,9 +33,10 @@ from tests.test_paypal_conformance import PayPalHarness
 
 @pytest.fixture
 def provider() -> Iterator[PaymentProvider]:  # replaces test_paypal's sync provider
-    facade = blocking(AsyncPayPalProvider(**provider_settings(), http_client=responses_client()))
-    yield facade
-    facade.close()  # type: ignore[attr-defined]
+    with blocking_on_responses(
+        lambda client: AsyncPayPalProvider(**provider_settings(), http_client=client)
+    ) as facade:
+        yield facade
 
 
 class AsyncPayPalHarness(PayPalHarness):
@@ -119,6 +120,7 @@ def test_token_fetched_once_and_sent_as_bearer_with_request_id() -> None:
 
 def test_a_401_on_a_cached_token_fetches_a_new_one_once() -> None:
     tokens = iter(["t-old", "t-new"])
+
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/oauth2/token":
             return httpx.Response(200, json={**TOKEN, "access_token": next(tokens)})
@@ -157,8 +159,15 @@ def test_a_401_on_a_fresh_token_is_an_authentication_error_at_once() -> None:
     ("reply", "expected", "retry_after"),
     [
         (httpx.Response(503, text="<html>busy</html>"), ProviderUnavailable, None),
-        (httpx.Response(429, json={"name": "RATE_LIMIT_REACHED", "message": "slow down"},
-                        headers={"Retry-After": "7"}), RateLimited, 7.0),
+        (
+            httpx.Response(
+                429,
+                json={"name": "RATE_LIMIT_REACHED", "message": "slow down"},
+                headers={"Retry-After": "7"},
+            ),
+            RateLimited,
+            7.0,
+        ),
         (httpx.Response(200, text='{"id": "cut'), OutcomeUnknown, None),
     ],
 )

@@ -8,14 +8,14 @@ import pytest
 
 from paygate.provider import PaymentProvider
 from paygate.providers.paypal import AsyncPayPalProvider
-from paygate.testing.aio import blocking
-from tests.async_support import responses_client
+from tests.async_support import blocking_on_responses
 from tests.paypal_support import provider_settings
 from tests.test_paypal_refunds import *  # noqa: F403  # every test of the sync face
 
 
 @pytest.fixture
 def provider() -> Iterator[PaymentProvider]:  # replaces the sync provider
-    facade = blocking(AsyncPayPalProvider(**provider_settings(), http_client=responses_client()))
-    yield facade
-    facade.close()  # type: ignore[attr-defined]
+    with blocking_on_responses(
+        lambda client: AsyncPayPalProvider(**provider_settings(), http_client=client)
+    ) as facade:
+        yield facade

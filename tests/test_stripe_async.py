@@ -21,7 +21,7 @@ from paygate.providers.stripe import AsyncStripeProvider, StripeProvider
 from paygate.testing.aio import blocking
 from paygate.testing.conformance import ProviderContract, ProviderHarness
 from tests import test_stripe_api
-from tests.async_support import responses_client
+from tests.async_support import blocking_on_responses, responses_client
 from tests.fixtures.stripe import event_body, resource
 from tests.test_stripe_api import *  # noqa: F403  # every test of the sync face, again here
 from tests.test_stripe_conformance import SECRET, StripeHarness
@@ -31,19 +31,20 @@ KEY = test_stripe_api.KEY
 
 @pytest.fixture
 def provider() -> Iterator[PaymentProvider]:  # replaces test_stripe_api's sync provider
-    client = responses_client()
-    facade = blocking(AsyncStripeProvider(api_key=KEY, webhook_secret="whsec_api", http_client=client))
-    yield facade
-    facade.run(client.aclose())  # type: ignore[attr-defined]
-    facade.close()  # type: ignore[attr-defined]
+    with blocking_on_responses(
+        lambda client: AsyncStripeProvider(
+            api_key=KEY, webhook_secret="whsec_api", http_client=client
+        )
+    ) as facade:
+        yield facade
 
 
 class AsyncStripeHarness(StripeHarness):
     def make_provider(self) -> PaymentProvider:
-        # the mock transport holds no connection: nothing to close after the contract
+        self.client = responses_client()
         return blocking(
             AsyncStripeProvider(
-                api_key="sk_test_contract", webhook_secret=SECRET, http_client=responses_client()
+                api_key="sk_test_contract", webhook_secret=SECRET, http_client=self.client
             )
         )
 
@@ -56,8 +57,11 @@ def mocked_http() -> Iterator[responses.RequestsMock]:
 
 class TestAsyncStripeContract(ProviderContract):
     @pytest.fixture
-    def harness(self, mocked_http: responses.RequestsMock) -> ProviderHarness:
-        return AsyncStripeHarness(mocked_http)
+    def harness(self, mocked_http: responses.RequestsMock) -> Iterator[ProviderHarness]:
+        harness = AsyncStripeHarness(mocked_http)
+        yield harness
+        if hasattr(harness, "client"):
+            asyncio.run(harness.client.aclose())
 
 
 # -- natively on a loop, over httpx.MockTransport ----------------------------------------------
