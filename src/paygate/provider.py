@@ -566,17 +566,17 @@ def create_provider(name: str, **settings: Any) -> PaymentProvider:
 
 #: the async twin of each built-in adapter (same settings, same extra)
 _ASYNC_BUILTIN: dict[str, ProviderSpec] = {
-    "fake": ProviderSpec("paygate.providers.fake:AsyncFakeProvider"),
+    "fake": ProviderSpec("paygate.providers._fake_async:AsyncFakeProvider"),
     "stripe": ProviderSpec(
-        "paygate.providers.stripe:AsyncStripeProvider", "stripe", ("stripe", "httpx")
+        "paygate.providers._stripe_async:AsyncStripeProvider", "stripe", ("stripe", "httpx")
     ),
     "paypal": ProviderSpec(
-        "paygate.providers.paypal:AsyncPayPalProvider",
+        "paygate.providers._paypal_aio:AsyncPayPalProvider",
         "paypal",
         ("paypalrestsdk", "cryptography", "httpx"),
     ),
     "square": ProviderSpec(
-        "paygate.providers.square:AsyncSquareProvider", "square", ("httpx", "square")
+        "paygate.providers._square_async:AsyncSquareProvider", "square", ("httpx", "square")
     ),
 }
 
