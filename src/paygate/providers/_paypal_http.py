@@ -70,6 +70,28 @@ def install_sdk_log_guard() -> None:
         sdk_logger.addFilter(_GUARD)
 
 
+def error_answer(
+    status: int, headers: Mapping[str, str], content: Any, what: str, translate: ErrorTranslator
+) -> ProviderError:
+    """The paygate error for a PayPal answer that is not a success (both transports)."""
+    debug_id = headers.get("PayPal-Debug-Id")
+    try:
+        parsed = json.loads(content) if content else None
+    except (TypeError, ValueError):
+        parsed = None
+    wait = retry_after_from(headers)
+    if not isinstance(parsed, dict):
+        # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
+        # and no 4xx but 429 is retried
+        return unexpected_response(
+            "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
+            not_json=parsed is None,
+        )  # fmt: skip
+    error = translate(status, parsed, debug_id)
+    error.retry_after = wait
+    return error
+
+
 class _PayGateApi(paypalrestsdk.Api):  # type: ignore[misc]  # untyped SDK base class
     """``paypalrestsdk.Api`` with the three quirks above removed and a request timeout."""
 
@@ -199,26 +221,6 @@ class PayPalTransport:
         response = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
         response_headers = getattr(response, "headers", None) or {}
-        raise error_answer(status, response_headers, exc.content, what, self._translate) from None
+        error = error_answer(status, response_headers, exc.content, what, self._translate)
+        raise error from None
 
-
-def error_answer(
-    status: int, headers: Mapping[str, str], content: Any, what: str, translate: ErrorTranslator
-) -> ProviderError:
-    """The paygate error for a PayPal answer that is not a success (both transports)."""
-    debug_id = headers.get("PayPal-Debug-Id")
-    try:
-        parsed = json.loads(content) if content else None
-    except (TypeError, ValueError):
-        parsed = None
-    wait = retry_after_from(headers)
-    if not isinstance(parsed, dict):
-        # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
-        # and no 4xx but 429 is retried
-        return unexpected_response(
-            "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
-            not_json=parsed is None,
-        )  # fmt: skip
-    error = translate(status, parsed, debug_id)
-    error.retry_after = wait
-    return error

@@ -49,16 +49,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    ClassVar,
-    Concatenate,
-    Final,
-    Literal,
-    ParamSpec,
-    TypeVar,
-)
+from typing import Any, ClassVar, Concatenate, Final, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -104,7 +95,11 @@ __all__ = [
     "FakeSettings",
 ]
 
-if TYPE_CHECKING:  # the async face lives in its own module, imported on first use
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from paygate.providers._fake_async import AsyncFakeProvider as AsyncFakeProvider
 
 

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import pydantic
@@ -89,7 +89,11 @@ __all__ = ["PayPalProvider", "PayPalSettings"]
 log = logging.getLogger("paygate.providers.paypal")
 
 
-if TYPE_CHECKING:  # the async face lives in its own module, imported on first use
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from paygate.providers._paypal_aio import AsyncPayPalProvider as AsyncPayPalProvider
 
 

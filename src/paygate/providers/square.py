@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import httpx
 from square import Square
@@ -86,7 +86,11 @@ __all__ = ["SquareProvider", "square_idempotency_key"]
 logger = logging.getLogger("paygate.providers.square")
 
 
-if TYPE_CHECKING:  # the async face lives in its own module, imported on first use
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from paygate.providers._square_async import AsyncSquareProvider as AsyncSquareProvider
 
 

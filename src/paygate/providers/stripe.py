@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import stripe
@@ -60,12 +60,7 @@ from paygate.models import (
 )
 from paygate.money import Money
 from paygate.provider import BaseProvider, Capability
-from paygate.providers._http_faults import (
-    httpx_failure,
-    requests_failure,
-    retry_after_from,
-    unexpected_response,
-)
+from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
 from paygate.providers._window import check_page_size, check_window
 
@@ -93,7 +88,11 @@ __all__ = [
 logger = logging.getLogger("paygate.providers.stripe")
 
 
-if TYPE_CHECKING:  # the async face lives in its own module, imported on first use
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from paygate.providers._stripe_async import AsyncStripeProvider as AsyncStripeProvider
 
 
@@ -952,6 +951,8 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
         # from "sent, answer lost" (reset, read timeout, cut body)
         cause = exc.__cause__ if exc.__cause__ is not None else exc
         if type(cause).__module__.partition(".")[0] == "httpx":  # the async face's client
+            from paygate.providers._http_faults import httpx_failure
+
             return httpx_failure(PROVIDER, "Stripe", operation, cause)
         return requests_failure(PROVIDER, "Stripe", operation, cause)
     body = exc.json_body
