@@ -223,4 +223,3 @@ class PayPalTransport:
         response_headers = getattr(response, "headers", None) or {}
         error = error_answer(status, response_headers, exc.content, what, self._translate)
         raise error from None
-
