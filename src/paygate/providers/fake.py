@@ -100,6 +100,22 @@ __all__ = [
     "FakeSettings",
 ]
 
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._fake_async import AsyncFakeProvider as AsyncFakeProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncFakeProvider":
+        from paygate.providers._fake_async import AsyncFakeProvider
+
+        return AsyncFakeProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # -- mapping tables --------------------------------------------------------------------------
 
 Outcome = Literal["succeed", "decline", "require_action", "processing", "dispute", "refund_pending"]
