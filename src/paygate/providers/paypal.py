@@ -203,6 +203,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "BILLING.SUBSCRIPTION.EXPIRED": (EventType.SUBSCRIPTION_CANCELED, "subscription"),
     "BILLING.SUBSCRIPTION.CANCELLED": (EventType.SUBSCRIPTION_CANCELED, "subscription"),
     "BILLING.SUBSCRIPTION.PAYMENT.FAILED": (EventType.SUBSCRIPTION_PAYMENT_FAILED, "subscription"),
+    # a subscription's payment (PayPal bills a cycle as a sale of its billing agreement)
+    "PAYMENT.SALE.COMPLETED": (EventType.INVOICE_PAID, "sale"),
     "CUSTOMER.DISPUTE.CREATED": (EventType.DISPUTE_OPENED, "dispute"),
     "CUSTOMER.DISPUTE.UPDATED": (EventType.DISPUTE_UPDATED, "dispute"),
     "CUSTOMER.DISPUTE.RESOLVED": (None, "dispute"),
@@ -664,6 +666,10 @@ def _refund_from(
 def _subscription_from(subscription: Mapping[str, Any]) -> Subscription:
     status = SUBSCRIPTION_STATUS.get(str(subscription.get("status")), SubscriptionStatus.INCOMPLETE)
     billing = subscription.get("billing_info") or {}
+    if status is SubscriptionStatus.ACTIVE and _owes(billing):
+        # PayPal keeps a subscription ACTIVE while it retries a failed payment: past due
+        status = SubscriptionStatus.PAST_DUE
+    last_payment = billing.get("last_payment") or {}
     return Subscription(
         id=str(subscription["id"]),
         provider="paypal",
@@ -675,7 +681,23 @@ def _subscription_from(subscription: Mapping[str, Any]) -> Subscription:
         if status is SubscriptionStatus.PENDING
         else None,
         raw=subscription,
+        quantity=int(subscription.get("quantity") or 1),
+        # the last payment starts the period it paid for (PayPal names no period start)
+        current_period_start=_parse_time(last_payment.get("time")),
+        updated_at=_parse_time(subscription.get("status_update_time"))
+        if subscription.get("update_time") is None
+        else _parse_time(subscription.get("update_time")),
     )
+
+
+def _owes(billing: Mapping[str, Any]) -> bool:
+    """A failed payment not yet made good: ``failed_payments_count`` with a balance."""
+    balance = (billing.get("outstanding_balance") or {}).get("value") or "0"
+    try:
+        owed = float(balance) > 0  # a sign test only; amounts are never read as floats
+    except ValueError:
+        owed = False
+    return bool(billing.get("failed_payments_count")) and owed
 
 
 def _dispute_status(dispute: Mapping[str, Any]) -> DisputeStatus:
@@ -747,7 +769,27 @@ _NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] 
     "subscription": _subscription_from,
     "dispute": _dispute_from,
     "invoice": lambda resource: _invoice_from(resource),
+    "sale": lambda resource: _invoice_from_sale(resource),
 }
+
+
+def _invoice_from_sale(sale: Mapping[str, Any]) -> Invoice:
+    """A subscription cycle's payment (``PAYMENT.SALE.COMPLETED``) as its paid invoice:
+    PayPal has no invoice object for subscription cycles; the sale's id names it."""
+    amount = sale.get("amount") or {}
+    total = Money.of(str(amount["total"]), str(amount["currency"]))
+    return Invoice(
+        id=str(sale["id"]),
+        provider="paypal",
+        customer_id=sale.get("custom"),
+        status=InvoiceStatus.PAID,
+        amount_due=total,
+        amount_paid=total,
+        created_at=_parse_time(sale.get("create_time")),
+        raw=sale,
+        subscription_id=sale.get("billing_agreement_id"),
+        billing_reason="subscription_cycle",
+    )
 
 
 def translate_error(

@@ -505,6 +505,9 @@ def subscription_from_square(data: Mapping[str, Any]) -> Subscription:
         current_period_end=_time(data.get("charged_through_date")),
         cancel_at_period_end=scheduled_cancel,
         raw=dict(data),
+        # Square names the date paid through, not the period's start: renewals are told
+        # by their invoices (invoice.paid); changes are ordered by ``version``
+        version=int(data["version"]) if data.get("version") is not None else None,
     )
 
 
@@ -535,6 +538,7 @@ def invoice_from_square(
         due_at=_time(first.get("due_date")),
         created_at=_time(data.get("created_at")),
         raw=dict(data),
+        subscription_id=data.get("subscription_id"),
     )
 
 

@@ -181,6 +181,8 @@ EVENT_TYPES: Final[Mapping[str, EventType | None]] = {
     "customer.subscription.paused": EventType.SUBSCRIPTION_UPDATED,
     "customer.subscription.resumed": EventType.SUBSCRIPTION_UPDATED,
     "customer.subscription.deleted": EventType.SUBSCRIPTION_CANCELED,
+    "customer.subscription.trial_will_end": EventType.SUBSCRIPTION_TRIAL_WILL_END,
+    "invoice.upcoming": EventType.INVOICE_UPCOMING,
     "invoice.created": EventType.INVOICE_CREATED,
     # paygate has no "finalized" type: a finalized invoice is the one the customer sees
     # (status open); provider_type keeps the distinction.
@@ -698,16 +700,32 @@ def subscription_from_stripe(sub: Mapping[str, Any]) -> Subscription:
     price = first.get("price")
     # current_period_end moved from the subscription to its items in API 2025-03-31
     period_end = sub.get("current_period_end") or first.get("current_period_end")
+    period_start = sub.get("current_period_start") or first.get("current_period_start")
+    pause = sub.get("pause_collection")
     return Subscription(
         id=sub["id"],
         provider=PROVIDER,
         customer_id=_id_of(sub.get("customer")),
         price_id=_id_of(price),
-        status=SUBSCRIPTION_STATUS.get(sub.get("status") or "", SubscriptionStatus.INCOMPLETE),
+        status=_subscription_status(sub),
         current_period_end=_ts(period_end),
         cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
         raw=sub,
+        quantity=int(first.get("quantity") or sub.get("quantity") or 1),
+        current_period_start=_ts(period_start),
+        trial_end=_ts(sub.get("trial_end")),
+        resumes_at=_ts(pause.get("resumes_at")) if isinstance(pause, Mapping) else None,
     )
+
+
+def _subscription_status(sub: Mapping[str, Any]) -> SubscriptionStatus:
+    """Stripe's status, except that a subscription whose collection is paused
+    (``pause_collection``, what ``pause_subscription`` sets) reads as paused: Stripe keeps
+    it ``active`` and bills nothing until it resumes."""
+    status = SUBSCRIPTION_STATUS.get(sub.get("status") or "", SubscriptionStatus.INCOMPLETE)
+    if status is SubscriptionStatus.ACTIVE and isinstance(sub.get("pause_collection"), Mapping):
+        return SubscriptionStatus.PAUSED
+    return status
 
 
 def _invoice_payment_id(invoice: Mapping[str, Any]) -> str | None:
@@ -725,11 +743,29 @@ def _invoice_payment_id(invoice: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
+    legacy = _id_of(invoice.get("subscription"))  # API versions before 2025-03-31
+    if legacy:
+        return legacy
+    parent = invoice.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
+    return _id_of(details.get("subscription")) if isinstance(details, Mapping) else None
+
+
+def _invoice_id(invoice: Mapping[str, Any]) -> str:
+    """The invoice's id; an upcoming invoice (``invoice.upcoming``) has none yet: its
+    subscription and the period it bills name it."""
+    if invoice.get("id"):
+        return str(invoice["id"])
+    subscription = _invoice_subscription_id(invoice) or "none"
+    return f"upcoming_{subscription}_{invoice.get('period_end') or invoice.get('created')}"
+
+
 def invoice_from_stripe(invoice: Mapping[str, Any]) -> Invoice:
     currency = invoice["currency"]
     metadata = _metadata(invoice)
     return Invoice(
-        id=invoice["id"],
+        id=_invoice_id(invoice),
         provider=PROVIDER,
         customer_id=_id_of(invoice.get("customer")),
         status=INVOICE_STATUS.get(invoice.get("status") or "", InvoiceStatus.DRAFT),
@@ -742,6 +778,9 @@ def invoice_from_stripe(invoice: Mapping[str, Any]) -> Invoice:
         due_at=_ts(invoice.get("due_date")),
         created_at=_ts(invoice.get("created")),
         raw=invoice,
+        subscription_id=_invoice_subscription_id(invoice),
+        attempt_count=int(invoice.get("attempt_count") or 0),
+        billing_reason=invoice.get("billing_reason"),
     )
 
 
