@@ -1178,12 +1178,22 @@ class PayPalProvider(BaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """Subscribe to the billing plan ``price_id``; the buyer approves at ``redirect_url``.
 
         PayPal has no customer objects: ``customer_id`` travels as the subscription's
         ``custom_id`` and comes back as ``Subscription.customer_id``.
         """
+        if trial_days is not None or trial_end is not None or quantity != 1:
+            raise NotSupported(
+                "paypal: trials and quantities belong to the plan (a TRIAL billing cycle); "
+                "create_subscription takes neither trial_days, trial_end nor quantity",
+                provider="paypal",
+                code="not_supported",
+            )
         _check_reference(customer_id, "customer_id")
         if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
             raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")

@@ -1063,9 +1063,19 @@ class SquareProvider(BaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
         card on file, is charged (without it Square emails an invoice each period)."""
+        if trial_days is not None or trial_end is not None or quantity != 1:
+            raise NotSupported(
+                "square: trials and quantities belong to the plan (a plan phase); "
+                "create_subscription takes neither trial_days, trial_end nor quantity",
+                provider=PROVIDER,
+                code="not_supported",
+            )
         kwargs: dict[str, Any] = {
             "location_id": self.settings.location_id,
             "customer_id": customer_id,
