@@ -256,3 +256,9 @@ def test_db_upgrade_brings_a_version_3_postgres_database_to_subscriptions(
         assert got is not None and got.status is S.PAST_DUE
     finally:
         store.close()
+
+
+def test_the_docs_show_the_table_as_it_is() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "subscriptions.md").read_text()
+    shown = page.split("<!-- the subscription table: begin -->\n")[1].split("<!-- the")[0]
+    assert shown == to_text_table()
