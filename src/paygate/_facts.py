@@ -34,6 +34,7 @@ from paygate.subscription_state import SUBSCRIPTION_FACT_TYPES, SubscriptionFact
 
 __all__ = [
     "FACT_TYPES",
+    "PAYMENT_FACT_TYPES",
     "SUBSCRIPTION_FACT_TYPES",
     "TRIGGER_FACTS",
     "Fact",
@@ -59,8 +60,11 @@ TRIGGER_FACTS: Final[Mapping[Trigger, EventType]] = {
     Trigger.DISPUTE_LOST: EventType.DISPUTE_LOST,
 }
 
-#: event types whose handlers hear facts (from the outbox), never webhook deliveries
-FACT_TYPES: Final = frozenset(TRIGGER_FACTS.values())
+#: the payment facts (the payment state machine's)
+PAYMENT_FACT_TYPES: Final = frozenset(TRIGGER_FACTS.values())
+#: event types whose handlers hear facts (from the outbox), never webhook deliveries: the
+#: payment facts and the subscription facts (paygate.subscription_state)
+FACT_TYPES: Final = PAYMENT_FACT_TYPES | SUBSCRIPTION_FACT_TYPES
 
 #: the channel that established a fact
 FactSource = Literal["webhook", "api", "return", "reconcile"]
