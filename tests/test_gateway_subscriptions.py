@@ -163,3 +163,20 @@ def test_a_provider_without_proration_says_so_through_the_gateway() -> None:
     with pytest.raises(NotSupported, match="cannot prorate"):
         gw.change_subscription("sub_x", price_id="price_pro")
     gw.close()
+
+
+def test_the_docs_walk_through_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "subscriptions.md").read_text()
+    code = "\n".join(re.findall(r"```python\n(.*?)```", page, re.S))
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/subscriptions.md", "exec"), namespace)  # our own docs page
+    out = capsys.readouterr().out
+    assert "email: please update your card for sub_" in out
+    assert "welcome back sub_" in out
+    assert "active price_pro" in out
+    assert "past_due -> active ('subscription.recovered', 'subscription.renewed')" in out
+    gw = namespace["gw"]
+    gw.close()  # type: ignore[attr-defined]
