@@ -146,9 +146,14 @@ def order_key(subscription: Subscription, at: float | None) -> OrderKey:
             update time of its own.
 
     Returns:
-        ``(version, time, period start, lifecycle rank)``; an unknown part is lowest.
+        ``(version, time, period start, lifecycle rank)``: the version alone where the
+        provider keeps one; otherwise an unknown part is lowest.
     """
-    version = subscription.version if subscription.version is not None else -1
+    if subscription.version is not None:
+        # the provider numbers its changes (Square): the number alone orders them, and
+        # one number is one content, whenever and however it was learned
+        return (subscription.version, 0.0, 0.0, 0)
+    version = -1
     moment = _ts(subscription.updated_at)
     if moment is None:
         moment = at if at is not None else float("-inf")
