@@ -1366,7 +1366,7 @@ class FakeProvider(BaseProvider):
         With ``price_declined`` the charge fails and the subscription is returned
         ``incomplete`` (Stripe's default ``allow_incomplete`` behaviour), not raised.
         With ``trial_days`` or ``trial_end`` it starts ``trialing`` and bills nothing
-        until :meth:`end_trial`.
+        until [`end_trial`][paygate.providers.fake.FakeProvider.end_trial].
         """
         trial_until = _trial_until(self._now(), trial_days, trial_end)
         _check_quantity(quantity)
@@ -1687,7 +1687,7 @@ class FakeProvider(BaseProvider):
 
     def bill_period(self, subscription_id: str) -> Subscription:
         """The period ends: renew with the customer's default card (see
-        :meth:`set_default_payment_method`); a cancel scheduled for now takes effect."""
+        ``set_default_payment_method``); a cancel scheduled for now takes effect."""
         with self._lock:
             subscription = self._get("subscription", subscription_id)
             if subscription["status"] not in ("active", "past_due"):
@@ -1846,7 +1846,8 @@ class FakeProvider(BaseProvider):
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
     ) -> Dispute:
         """Stage the evidence, and with ``submit=True`` send it: the dispute goes
-        ``under_review`` until :meth:`decide_dispute`."""
+        ``under_review`` until
+        [`decide_dispute`][paygate.providers.fake.FakeProvider.decide_dispute]."""
         if not isinstance(evidence, DisputeEvidence):
             raise ValidationError(
                 f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"

@@ -1682,7 +1682,8 @@ class StripeProvider(BaseProvider):
 
     def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
         """``POST /v1/invoices/{id}/pay``: charge the customer's default payment method now.
-        A decline raises :class:`~paygate.errors.CardDeclined` and leaves the invoice open."""
+        A decline raises [`CardDeclined`][paygate.errors.CardDeclined] and leaves the invoice
+        open."""
         data = self._call(
             "retry_invoice",
             self._v1.invoices.pay,
@@ -1702,7 +1703,7 @@ class StripeProvider(BaseProvider):
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
     ) -> Dispute:
         """Upload each file (``purpose=dispute_evidence``), then update the dispute's
-        ``evidence`` (fields named in :class:`~paygate.models.DisputeEvidence`) with
+        ``evidence`` (fields named in [`DisputeEvidence`][paygate.models.DisputeEvidence]) with
         ``submit``: ``submit=False`` stages it, Stripe's own default."""
         if not isinstance(evidence, DisputeEvidence):
             raise ValidationError(
