@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paygate import Money, WebhookDelivery
+from paygate import Money, Payment, WebhookDelivery
 from paygate.provider import Capability, PaymentProvider
 from paygate.providers.fake import FakeProvider
 from paygate.testing.conformance import (
@@ -83,6 +83,9 @@ class FakeHarness(BaseHarness):
     def charge_count(self) -> int | None:
         assert self.provider is not None
         return len(self.provider.payments())
+
+    def return_params(self, payment: Payment) -> dict[str, str]:
+        return {"payment_id": payment.id}
 
     def lifecycle(self) -> FakeLifecycle:
         assert self.provider is not None

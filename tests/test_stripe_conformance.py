@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 import pytest
 import responses
 
-from paygate import Money, ProviderUnavailable, WebhookDelivery
+from paygate import Money, Payment, ProviderUnavailable, WebhookDelivery
 from paygate.provider import PaymentProvider
 from paygate.providers._stripe_webhook import sign
 from paygate.providers.stripe import StripeProvider, to_stripe_amount
@@ -80,6 +80,9 @@ class StripeHarness(BaseHarness):
 
     def make_provider(self) -> PaymentProvider:
         return StripeProvider(api_key="sk_test_contract", webhook_secret=SECRET)
+
+    def return_params(self, payment: Payment) -> dict[str, str]:
+        return {"payment_intent": payment.id, "payment_intent_client_secret": "pi_x_secret_y"}
 
     def lifecycle(self) -> StripeLifecycle:
         return StripeLifecycle(self.api)

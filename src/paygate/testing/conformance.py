@@ -45,7 +45,7 @@ minor units of ``harness.currency``) so canned responses can match them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pytest
@@ -226,6 +226,12 @@ class BaseHarness:
         return WebhookDelivery(body=changed, headers=dict(delivery.headers))
 
     def charge_count(self) -> int | None:
+        return None
+
+    def return_params(self, payment: Payment) -> Mapping[str, str] | None:
+        """The query string a customer comes back with after paying ``payment``
+        (``None``: the return tests skip); its calls are those ``Scenario.PAYMENT_GET``
+        prepares."""
         return None
 
     def lifecycle(self) -> LifecycleDriver | None:
@@ -952,3 +958,23 @@ class ProviderContract:
         _, dispute_id = driver.disputed_payment()
         accepted = ops.accept_dispute(dispute_id)
         assert accepted.status in (DisputeStatus.LOST, DisputeStatus.CLOSED)
+
+    # -- the customer's return --------------------------------------------------------------
+
+    def test_complete_return_reads_the_payment_not_the_query(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        """The words in the query string (``status=failed``) are never believed: the
+        payment is looked up at the provider."""
+        params_for = getattr(harness, "return_params", None)
+        payment = self.create(provider, harness)
+        params = params_for(payment) if callable(params_for) else None
+        if params is None:
+            pytest.skip("the harness cannot script a customer's return")
+        lying = {**params, "status": "failed", "redirect_status": "failed"}
+        harness.prepare(Scenario.PAYMENT_GET, amount=payment.amount, payment_id=payment.id)
+        returned = provider.complete_return(lying, idempotency_key="contract-return-1")
+        assert returned.id == payment.id
+        assert returned.status is PaymentStatus.SUCCEEDED
+        with pytest.raises((ValidationError, InvalidRequest)):
+            provider.complete_return({"status": "paid"}, idempotency_key="contract-return-2")
