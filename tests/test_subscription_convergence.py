@@ -23,6 +23,7 @@ What must hold, whatever the order:
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -359,3 +360,62 @@ def test_reversed_delivery_on_postgres_converges(pg_url: str) -> None:  # noqa: 
         _check_reversed(store)
     finally:
         store.close()
+
+
+# -- the same through the Gateway: signed Stripe deliveries, handlers counting -------------
+
+STRIPE_SECRET = "whsec_subscription_convergence"
+
+
+def _stripe_deliveries() -> list[tuple[bytes, dict[str, str]]]:
+    from paygate.providers._stripe_webhook import sign
+
+    out = []
+    for event in STRIPE_STORY:
+        body = json.dumps(event.raw).encode()
+        # signed now: the adapter checks the signature's age with its own (real) clock
+        out.append((body, {"Stripe-Signature": sign(body, STRIPE_SECRET, int(time.time()))}))
+    return out
+
+
+STRIPE_DELIVERIES = _stripe_deliveries()
+
+
+def _gateway_run(order: list[int]) -> tuple[Subscription, list[Fact]]:
+    import responses
+
+    import paygate
+    from paygate._facts import FACT_TYPES
+    from paygate.providers.stripe import StripeProvider
+
+    provider = StripeProvider(api_key="sk_test_convergence", webhook_secret=STRIPE_SECRET,
+                              webhook_tolerance=3600)  # fmt: skip
+    gw = paygate.connect(provider, store="memory://", clock=lambda: NOW)
+    heard: list[Fact] = []
+    gw.on(*FACT_TYPES)(heard.append)
+    final = STRIPE_STORY[-1].raw["data"]["object"]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        # an invoice's event before any of its subscription's: paygate asks Stripe
+        api.get("https://api.stripe.com/v1/subscriptions/sub_1", json=final)
+        for i in order:
+            body, headers = STRIPE_DELIVERIES[i]
+            assert gw.handle_webhook(body, headers).acknowledged
+    record = gw.store.get_subscription("sub_1")  # type: ignore[attr-defined]
+    gw.close()
+    return record.subscription, heard
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_through_the_gateway_each_fact_reaches_the_handlers_once(data: st.DataObject) -> None:
+    order = data.draw(deliveries(len(STRIPE_DELIVERIES)))
+    final, heard = _gateway_run(order)
+    expected_final, expected_facts = _gateway_run(list(range(len(STRIPE_DELIVERIES))))
+    assert final == expected_final == IN_ORDER["stripe"][0]
+    assert [f.type for f in expected_facts] == [f.type for f in IN_ORDER["stripe"][1]]
+    ids = [f.id for f in heard]
+    assert len(ids) == len(set(ids))  # the handlers heard each fact once
+    assert _is_subsequence(_status_facts(heard), _status_facts(expected_facts))
+    assert Counter(_status_facts(heard))[E.SUBSCRIPTION_CANCELED] == 1
+    paid = {f.ref for f in heard if f.type is E.INVOICE_PAID}
+    assert paid == {f.ref for f in expected_facts if f.type is E.INVOICE_PAID}
