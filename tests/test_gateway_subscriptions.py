@@ -180,3 +180,24 @@ def test_the_docs_walk_through_runs_as_written(capsys: pytest.CaptureFixture[str
     assert "past_due -> active ('subscription.recovered', 'subscription.renewed')" in out
     gw = namespace["gw"]
     gw.close()  # type: ignore[attr-defined]
+
+
+def test_a_store_without_subscriptions_keeps_the_old_behaviour() -> None:
+    """A custom store that predates subscriptions: subscription events reach their
+    handlers as events (as before), the calls work, nothing is kept."""
+    from paygate.stores.memory import MemoryStore
+
+    class PaymentsOnly(MemoryStore):
+        save_subscription = None  # type: ignore[assignment]
+
+    fake = FakeProvider(seed=3)
+    gw = paygate.connect(fake, store=PaymentsOnly())
+    events: list[object] = []
+    gw.on(E.SUBSCRIPTION_CREATED, E.INVOICE_PAID)(events.append)
+    customer = gw.create_customer(email="d@example.com", name=None)
+    sub = gw.create_subscription(customer_id=customer.id, price_id="price_basic")
+    assert gw.get_subscription(sub.id).status is S.ACTIVE
+    results = [gw.handle_webhook(d.body, d.headers) for d in fake.take_webhooks()]
+    assert {r.outcome for r in results} == {"no_transition"}
+    assert [type(e).__name__ for e in events] == ["WebhookEvent", "WebhookEvent"]
+    gw.close()

@@ -86,6 +86,8 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
 
     def _answered(self, asked_at: float, subscription: Subscription) -> Flow[Subscription]:
         """Record a provider's answer (as of ``asked_at``) and return it."""
+        if not self._keeps_subscriptions:
+            return subscription
         try:
             planned = yield from self._record_news(
                 SubscriptionNews(subscription, at=asked_at), source="api"
@@ -131,6 +133,8 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
                 lambda: provider(SubscriptionProvider.list_subscriptions, customer_id=customer_id),
             )
         except NotSupported:
+            if not self._keeps_subscriptions:
+                raise
             # the provider cannot list (PayPal): the subscriptions paygate has heard of
             records = yield from store(
                 SubscriptionStore.list_subscriptions, customer_id=customer_id
@@ -225,7 +229,7 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
             lambda: provider(SubscriptionProvider.retry_invoice, invoice_id, idempotency_key=key),
         )
         _log.info("retry_invoice %s -> %s", invoice_id, invoice.status.value)
-        if invoice.subscription_id:
+        if invoice.subscription_id and self._keeps_subscriptions:
             paid = invoice.status is InvoiceStatus.PAID
             news = InvoiceNews.of("paid" if paid else "payment_failed", invoice)
             planned = yield from self._record_news(

@@ -124,7 +124,7 @@ class WebhookFlows(StateSync, FactDispatch):
 
     def _handle_event(self, event: WebhookEvent) -> Flow[WebhookResult]:
         news = news_from_webhook(event)
-        if news is not None and isinstance(self, SubscriptionFlows):
+        if news is not None and isinstance(self, SubscriptionFlows) and self._keeps_subscriptions:
             # a subscription's or its invoice's event: gateway/_subscriptions.py
             return (yield from self._handle_subscription_event(event, news))
         payment_id = event.payment_id
