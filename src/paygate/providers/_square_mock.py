@@ -1,15 +1,15 @@
 """An in-memory Square API behind an ``httpx.MockTransport``, for tests and benchmarks.
 
-Like the fake provider, but one level down: the real :class:`~paygate.providers.square.
-SquareProvider` and the real ``squareup`` SDK run unchanged, and only the HTTP transport is
-replaced. It keeps payments, refunds, orders, payment links, customers, subscriptions,
-invoices and disputes in dicts, honours idempotency keys the way Square does (same key and
-same body: the first answer again; same key, another body: ``IDEMPOTENCY_KEY_REUSED``), and
-builds webhook deliveries signed exactly as Square signs them.
+Like the fake provider, but one level down: the real
+[`SquareProvider`][paygate.providers.square.SquareProvider] and the real ``squareup`` SDK run
+unchanged, and only the HTTP transport is replaced. It keeps payments, refunds, orders, payment
+links, customers, subscriptions, invoices and disputes in dicts, honours idempotency keys the
+way Square does (same key and same body: the first answer again; same key, another body:
+``IDEMPOTENCY_KEY_REUSED``), and builds webhook deliveries signed exactly as Square signs them.
 
 Outcomes are scripted by the ``source_id``, after Square's sandbox test nonces
 (``cnon:card-nonce-ok`` succeeds, ``cnon:card-nonce-declined`` is a ``GENERIC_DECLINE``...),
-and by :meth:`SquareMockAPI.fail_next` for transport-level failures.
+and by `SquareMockAPI.fail_next` for transport-level failures.
 """
 
 from __future__ import annotations
@@ -656,7 +656,7 @@ class SquareMockAPI:
         payout_type: str = "BATCH",
         location_id: str = "LOC1",
     ) -> dict[str, Any]:
-        """Seed a payout (add its entries with :meth:`add_payout_entry`)."""
+        """Seed a payout (add its entries with `add_payout_entry`)."""
         payout: dict[str, Any] = {
             "id": f"po_{self._id('')}",
             "status": status,

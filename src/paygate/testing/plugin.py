@@ -3,14 +3,14 @@
 Fixtures (function-scoped, so every test starts from an empty provider):
 
 ``fake_provider``
-    a :class:`~paygate.providers.fake.FakeProvider` with ``seed=0`` (the same ids on every
+    a [`FakeProvider`][paygate.providers.fake.FakeProvider] with ``seed=0`` (the same ids on every
     run) and the real clock.
 ``fake_gateway``
     ``paygate.connect(fake_provider, store="memory://")``: a Gateway over that provider and
     an in-memory store; use ``fake_provider`` in the same test to script outcomes and take
     its webhooks.
 ``fake_clock``
-    a :class:`~paygate.testing.FakeClock` at 1 700 000 000 s, for tests that build their
+    a [`FakeClock`][paygate.testing.FakeClock] at 1 700 000 000 s, for tests that build their
     own ``FakeProvider(clock=fake_clock)`` to control time.
 
 The plugin is loaded into every pytest run in an environment where paygate is installed,
