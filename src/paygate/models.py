@@ -105,7 +105,7 @@ class DisputeStatus(StrEnum):
 
 class DisputeReason(StrEnum):
     """Why the cardholder disputed, in one vocabulary (each adapter maps its provider's
-    reason codes here; :attr:`Dispute.reason` keeps the provider's own)."""
+    reason codes here; [`Dispute.reason`][paygate.models.Dispute] keeps the provider's own)."""
 
     FRAUDULENT = "fraudulent"
     UNRECOGNIZED = "unrecognized"
