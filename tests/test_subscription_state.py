@@ -262,3 +262,28 @@ def test_the_docs_show_the_table_as_it_is() -> None:
     page = (Path(__file__).parent.parent / "docs" / "subscriptions.md").read_text()
     shown = page.split("<!-- the subscription table: begin -->\n")[1].split("<!-- the")[0]
     assert shown == to_text_table()
+
+
+def test_the_docs_draw_the_table() -> None:
+    import sys
+    import xml.etree.ElementTree as ET
+
+    from paygate.subscription_state import diagram_edges
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import state_diagram
+
+    fence = (
+        "edges: paygate.subscription_state:diagram_edges\ninitial: pending\n"
+        "final: canceled, incomplete_expired\n"
+    )
+    svg = state_diagram.diagram_from_fence(fence)
+    root = ET.fromstring(svg)
+    text = " ".join(t for t in root.itertext())
+    for status in S:
+        assert status.value in text
+    for _, _, label in diagram_edges():
+        for part in label.split(", "):
+            assert part in text
+    page = (Path(__file__).parent.parent / "docs" / "subscriptions.md").read_text()
+    assert "edges: paygate.subscription_state:diagram_edges" in page

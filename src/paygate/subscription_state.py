@@ -52,6 +52,7 @@ __all__ = [
     "SubscriptionStep",
     "apply",
     "apply_all",
+    "diagram_edges",
     "order_key",
     "to_text_table",
 ]
@@ -467,3 +468,30 @@ def to_text_table() -> str:
                 cells.append(f"`{cell.value.partition('.')[2]}`")
         lines.append(f"| **{status.value}** | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def diagram_edges() -> list[tuple[str, str, str]]:
+    """The table as a diagram's edges: ``(status, next status, fact)``.
+
+    One edge per allowed move, labelled with the fact it tells (``·``: none); the loop on
+    ``active`` lists the facts of changes within the status. The docs draw these at build
+    time (the ``state-diagram`` fence of the subscriptions page).
+    """
+    found: list[tuple[str, str, str]] = []
+    for status, row in TABLE.items():
+        for target, cell in row.items():
+            if cell == SAME:
+                continue
+            label = cell.value.partition(".")[2] if isinstance(cell, EventType) else "·"
+            found.append((status.value, target.value, label))
+    within = ", ".join(
+        kind.value.partition(".")[2]
+        for kind in (
+            E.SUBSCRIPTION_RENEWED,
+            E.SUBSCRIPTION_PLAN_CHANGED,
+            E.SUBSCRIPTION_CANCEL_SCHEDULED,
+            E.SUBSCRIPTION_CANCEL_UNSCHEDULED,
+        )
+    )
+    found.append((SS.ACTIVE.value, SS.ACTIVE.value, within))
+    return found
