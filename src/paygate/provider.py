@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, runtime_checkable
 
 from typing_extensions import Self
 
@@ -23,6 +23,7 @@ from paygate.models import (
     CheckoutSession,
     Customer,
     Dispute,
+    DisputeEvidence,
     Invoice,
     LineItem,
     Payment,
@@ -38,7 +39,9 @@ __all__ = [
     "BaseProvider",
     "Capability",
     "PaymentProvider",
+    "Proration",
     "ProviderSpec",
+    "SubscriptionProvider",
     "available_providers",
     "async_provider_for",
     "create_async_provider",
@@ -60,6 +63,14 @@ class Capability(StrEnum):
     INVOICES = "invoices"
     DISPUTES = "disputes"
     WEBHOOKS = "webhooks"
+    #: change a subscription's price or quantity with proration
+    SUBSCRIPTION_PRORATION = "subscription_proration"
+    #: pause and resume a subscription
+    SUBSCRIPTION_PAUSE = "subscription_pause"
+    #: start a subscription in a free trial (``trial_days=`` / ``trial_end=``)
+    SUBSCRIPTION_TRIALS = "subscription_trials"
+    #: answer a dispute with evidence, or accept it
+    DISPUTE_EVIDENCE = "dispute_evidence"
 
 
 @runtime_checkable
@@ -189,6 +200,68 @@ class PaymentProvider(Protocol):
         ...
 
 
+Proration = Literal["create_prorations", "none", "always_invoice"]
+
+
+@runtime_checkable
+class SubscriptionProvider(Protocol):
+    """What the Gateway needs from an adapter for subscriptions and disputes after the
+    first charge. Every built-in adapter implements it; an operation its provider lacks
+    raises [NotSupported][paygate.errors.NotSupported] naming the provider."""
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """The customer's subscriptions (every one the account has, without a customer)."""
+        ...
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """Move to another price and/or quantity.
+
+        ``proration``: ``"create_prorations"`` credits the unused time and charges the
+        new price's on the next invoice; ``"always_invoice"`` invoices that difference
+        now; ``"none"`` changes the price from the next period on, without credit.
+        """
+        ...
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """Stop billing until resumed (the subscription reads ``paused``)."""
+        ...
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """Bill again after a pause."""
+        ...
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        """Take back a cancel scheduled for the period's end, before the period ends."""
+        ...
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """Try to collect an open invoice again (a past-due subscription's)."""
+        ...
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """The account's disputes (of one payment)."""
+        ...
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """Answer a dispute with ``evidence``; ``submit=False`` stages it where the
+        provider allows, for a later call with ``submit=True``."""
+        ...
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """Concede the dispute: the money stays with the cardholder."""
+        ...
+
+
 class BaseProvider:
     """Optional base class: every operation raises [`NotSupported`][paygate.errors.NotSupported]
     until overridden.
@@ -273,6 +346,35 @@ class BaseProvider:
 
     def close(self) -> None:
         """Release connections; the default has none."""
+
+    # -- after the first charge (issue 20): subscriptions, invoices, disputes ----------------
+
+    def list_subscriptions(self, *args: Any, **kwargs: Any) -> list[Subscription]:
+        self._unsupported("list_subscriptions")
+
+    def change_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("change_subscription")
+
+    def pause_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("pause_subscription")
+
+    def resume_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("resume_subscription")
+
+    def undo_cancel_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("undo_cancel_subscription")
+
+    def retry_invoice(self, *args: Any, **kwargs: Any) -> Invoice:
+        self._unsupported("retry_invoice")
+
+    def list_disputes(self, *args: Any, **kwargs: Any) -> list[Dispute]:
+        self._unsupported("list_disputes")
+
+    def submit_dispute_evidence(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("submit_dispute_evidence")
+
+    def accept_dispute(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("accept_dispute")
 
 
 # -- registry ------------------------------------------------------------------------------
