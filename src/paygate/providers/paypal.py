@@ -1307,6 +1307,161 @@ class PayPalProvider(BaseProvider):
         authorization is open (the retry of a request whose answer was lost)."""
         return open_authorization(order, operation, done=done)
 
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        raise NotSupported(
+            "paypal has no API listing subscriptions; the Gateway lists those its store "
+            "holds (gw.list_subscriptions reads the store for PayPal)",
+            provider="paypal",
+            code="not_supported",
+        )
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """``POST /v1/billing/subscriptions/{id}/revise``: PayPal has no proration. The
+        new plan or quantity is billed from the next billing cycle, so only
+        ``proration="none"`` says what happens; a plan change needs the buyer's consent at
+        the returned ``redirect_url`` (the subscription stays on its plan until then)."""
+        if proration != "none":
+            raise NotSupported(
+                f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
+                "the next billing cycle; pass proration='none'",
+                provider="paypal",
+                code="not_supported",
+            )
+        body: dict[str, Any] = {}
+        if price_id is not None:
+            if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
+                raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
+            body["plan_id"] = price_id
+        if quantity is not None:
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+                raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
+            body["quantity"] = str(quantity)
+        if not body:
+            raise ValidationError("change_subscription needs price_id or quantity")
+        path = _path_id(subscription_id, "subscription_id")
+        revised = self._http.post(
+            f"/v1/billing/subscriptions/{path}/revise", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        approve = _link(revised, "approve")
+        return dataclasses.replace(current, redirect_url=approve) if approve else current
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/suspend", {"reason": "Paused by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """``activate`` a suspended subscription."""
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/activate", {"reason": "Resumed by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        raise NotSupported(
+            "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
+            provider="paypal",
+            code="not_supported",
+        )
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
+        the past-due subscription's id, and its outstanding balance is charged now
+        (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
+        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
+        subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
+        balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
+        owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
+        if owed.amount <= 0:
+            raise InvalidRequest(
+                f"paypal subscription {invoice_id} owes nothing: nothing to retry",
+                provider="paypal",
+                code="nothing_outstanding",
+            )
+        body = {
+            "note": "Retrying the failed payment",
+            "capture_type": "OUTSTANDING_BALANCE",
+            "amount": _money_field(owed),
+        }
+        transaction = self._http.post(
+            f"/v1/billing/subscriptions/{path}/capture", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        completed = str(transaction.get("status")) == "COMPLETED"
+        return Invoice(
+            id=str(transaction.get("id") or f"cycle@{path}"),
+            provider="paypal",
+            customer_id=subscription.get("custom_id"),
+            status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
+            amount_due=owed,
+            amount_paid=owed if completed else Money(0, owed.currency),
+            created_at=_parse_time(transaction.get("time")),
+            raw=transaction,
+            subscription_id=path,
+            billing_reason="subscription_cycle",
+        )
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
+        ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
+        items are summaries, each read in full."""
+        path = "/v1/customer/disputes?page_size=50"
+        if payment_id is not None:
+            capture = self._payment(self._get_order(payment_id)).charge_id
+            if capture is None:
+                return []  # never captured: nothing to dispute
+            path += f"&disputed_transaction_id={_path_id(capture, 'capture id')}"
+        page = self._http.get(path)
+        return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
+        one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
+        is not available."""
+        if not submit:
+            raise NotSupported(
+                "paypal sends evidence at once: submit=False (staging) is not available",
+                provider="paypal",
+                code="not_supported",
+            )
+        if not isinstance(evidence, DisputeEvidence):
+            raise ValidationError(
+                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
+            )
+        path = _path_id(dispute_id, "dispute_id")
+        parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
+            ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
+        ]
+        parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
+        self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
+        return self.get_dispute(dispute_id)
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
+        path = _path_id(dispute_id, "dispute_id")
+        note = {"note": "The merchant accepts the claim."}
+        self._http.post_files(
+            f"/v1/customer/disputes/{path}/accept-claim",
+            [("input", (None, json.dumps(note).encode(), "application/json"))],
+        )
+        return self.get_dispute(dispute_id)
+
 
 # ==========================================================================================
 # Requests: what each operation sends, checked first (shared by both faces)
@@ -1624,161 +1779,6 @@ def _local_cert_prefix(base_url: str | None) -> str | None:
     return base_url.rstrip("/") + "/v1/notifications/certs/"
 
     # -- after the first charge: subscriptions, dunning, disputes (issue 20) ---------------------
-
-    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
-        raise NotSupported(
-            "paypal has no API listing subscriptions; the Gateway lists those its store "
-            "holds (gw.list_subscriptions reads the store for PayPal)",
-            provider="paypal",
-            code="not_supported",
-        )
-
-    def change_subscription(
-        self,
-        subscription_id: str,
-        *,
-        price_id: str | None = None,
-        quantity: int | None = None,
-        proration: Proration = "create_prorations",
-        idempotency_key: str,
-    ) -> Subscription:
-        """``POST /v1/billing/subscriptions/{id}/revise``: PayPal has no proration. The
-        new plan or quantity is billed from the next billing cycle, so only
-        ``proration="none"`` says what happens; a plan change needs the buyer's consent at
-        the returned ``redirect_url`` (the subscription stays on its plan until then)."""
-        if proration != "none":
-            raise NotSupported(
-                f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
-                "the next billing cycle; pass proration='none'",
-                provider="paypal",
-                code="not_supported",
-            )
-        body: dict[str, Any] = {}
-        if price_id is not None:
-            if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
-                raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
-            body["plan_id"] = price_id
-        if quantity is not None:
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-                raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
-            body["quantity"] = str(quantity)
-        if not body:
-            raise ValidationError("change_subscription needs price_id or quantity")
-        path = _path_id(subscription_id, "subscription_id")
-        revised = self._http.post(
-            f"/v1/billing/subscriptions/{path}/revise", body,
-            request_id=_request_id(idempotency_key),
-        )  # fmt: skip
-        current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-        approve = _link(revised, "approve")
-        return dataclasses.replace(current, redirect_url=approve) if approve else current
-
-    def pause_subscription(self, subscription_id: str) -> Subscription:
-        """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
-        path = _path_id(subscription_id, "subscription_id")
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/suspend", {"reason": "Paused by the merchant"}
-        )
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-
-    def resume_subscription(self, subscription_id: str) -> Subscription:
-        """``activate`` a suspended subscription."""
-        path = _path_id(subscription_id, "subscription_id")
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/activate", {"reason": "Resumed by the merchant"}
-        )
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-
-    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
-        raise NotSupported(
-            "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
-            provider="paypal",
-            code="not_supported",
-        )
-
-    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
-        """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
-        the past-due subscription's id, and its outstanding balance is charged now
-        (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
-        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
-        subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
-        balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
-        owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
-        if owed.amount <= 0:
-            raise InvalidRequest(
-                f"paypal subscription {invoice_id} owes nothing: nothing to retry",
-                provider="paypal",
-                code="nothing_outstanding",
-            )
-        body = {
-            "note": "Retrying the failed payment",
-            "capture_type": "OUTSTANDING_BALANCE",
-            "amount": _money_field(owed),
-        }
-        transaction = self._http.post(
-            f"/v1/billing/subscriptions/{path}/capture", body,
-            request_id=_request_id(idempotency_key),
-        )  # fmt: skip
-        completed = str(transaction.get("status")) == "COMPLETED"
-        return Invoice(
-            id=str(transaction.get("id") or f"cycle@{path}"),
-            provider="paypal",
-            customer_id=subscription.get("custom_id"),
-            status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
-            amount_due=owed,
-            amount_paid=owed if completed else Money(0, owed.currency),
-            created_at=_parse_time(transaction.get("time")),
-            raw=transaction,
-            subscription_id=path,
-            billing_reason="subscription_cycle",
-        )
-
-    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
-        """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
-        ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
-        items are summaries, each read in full."""
-        path = "/v1/customer/disputes?page_size=50"
-        if payment_id is not None:
-            capture = self._payment(self._get_order(payment_id)).charge_id
-            if capture is None:
-                return []  # never captured: nothing to dispute
-            path += f"&disputed_transaction_id={_path_id(capture, 'capture id')}"
-        page = self._http.get(path)
-        return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
-
-    def submit_dispute_evidence(
-        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
-    ) -> Dispute:
-        """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
-        one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
-        is not available."""
-        if not submit:
-            raise NotSupported(
-                "paypal sends evidence at once: submit=False (staging) is not available",
-                provider="paypal",
-                code="not_supported",
-            )
-        if not isinstance(evidence, DisputeEvidence):
-            raise ValidationError(
-                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
-            )
-        path = _path_id(dispute_id, "dispute_id")
-        parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
-            ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
-        ]
-        parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
-        self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
-        return self.get_dispute(dispute_id)
-
-    def accept_dispute(self, dispute_id: str) -> Dispute:
-        """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
-        path = _path_id(dispute_id, "dispute_id")
-        note = {"note": "The merchant accepts the claim."}
-        self._http.post_files(
-            f"/v1/customer/disputes/{path}/accept-claim",
-            [("input", (None, json.dumps(note).encode(), "application/json"))],
-        )
-        return self.get_dispute(dispute_id)
 
 
 def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:
