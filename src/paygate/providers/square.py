@@ -32,7 +32,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Final
 
 import httpx
-from square import Square
+from square import AsyncSquare, Square
 from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
@@ -75,13 +75,13 @@ from paygate.models import (
     WebhookObject,
 )
 from paygate.money import Money
-from paygate.provider import BaseProvider, Capability
+from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
 from paygate.providers import _square_webhook
 from paygate.providers._http_faults import httpx_failure, retry_after_from, unexpected_response
 from paygate.providers._square_settings import SquareSettings, load_settings
 from paygate.providers._window import check_page_size, check_window, rfc3339
 
-__all__ = ["SquareProvider", "square_idempotency_key"]
+__all__ = ["AsyncSquareProvider", "SquareProvider", "square_idempotency_key"]
 
 logger = logging.getLogger("paygate.providers.square")
 
@@ -782,28 +782,10 @@ class SquareProvider(BaseProvider):
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
     ) -> Payment:
-        _check_reference(order_id)
-        if not isinstance(amount, Money) or amount.amount <= 0:
-            raise ValidationError(f"amount must be positive Money, got {amount!r}")
-        if not payment_method:
-            raise ValidationError(
-                "Square needs payment_method: a source_id (a Web Payments SDK token or a "
-                "card on file id)"
-            )
-        if capture not in ("automatic", "manual"):
-            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
-        kwargs: dict[str, Any] = {
-            "source_id": payment_method,
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "amount_money": _money_param(amount),
-            "autocomplete": capture == "automatic",
-            "reference_id": order_id,
-            "location_id": self.settings.location_id,
-        }
-        if customer_id:
-            kwargs["customer_id"] = customer_id
-        if description:
-            kwargs["note"] = description[:500]
+        kwargs = payment_request(
+            self.settings.location_id, order_id, amount, payment_method, idempotency_key,
+            customer_id, description, capture,
+        )  # fmt: skip
         body = self._call("create_payment", self._client.payments.create, **kwargs)
         payment = payment_from_square(body["payment"], order_id=order_id)
         return _with_metadata(payment, metadata)
@@ -837,15 +819,7 @@ class SquareProvider(BaseProvider):
     ) -> Payment:
         if amount is not None:
             current = payment_from_square(self._payment_data(payment_id))
-            if (
-                amount.currency != current.amount.currency
-                or not 0 < amount.amount <= current.amount.amount
-            ):
-                raise ValidationError(
-                    f"capture amount {amount} must be positive and at most the authorized "
-                    f"{current.amount}"
-                )
-            if amount != current.amount:
+            if _partial_capture(current, amount):
                 # Square completes the whole amount: lower an APPROVED payment first
                 self._call(
                     "capture_payment",
@@ -889,28 +863,7 @@ class SquareProvider(BaseProvider):
     ) -> Refund:
         # Square's refunded_money: what Square itself checks the new refund against
         payment = payment_from_square(self._payment_data(payment_id))
-        assert payment.amount_captured is not None and payment.amount_refunded is not None
-        refundable = payment.amount_captured - payment.amount_refunded
-        if amount is None:
-            amount = refundable
-            limit = refundable
-        else:
-            # an explicit amount is checked against the capture, not against what is left: a
-            # retry whose first answer was lost (OutcomeUnknown) finds its own refund already
-            # counted, and Square answers the same idempotency key with that refund (a new
-            # refund over the rest Square refuses itself)
-            limit = payment.amount_captured
-        if amount.currency != limit.currency or not 0 < amount.amount <= limit.amount:
-            raise ValidationError(
-                f"refund amount {amount} must be positive and at most the refundable {limit}"
-            )
-        kwargs: dict[str, Any] = {
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "amount_money": _money_param(amount),
-            "payment_id": payment_id,
-        }
-        if reason:
-            kwargs["reason"] = reason[:192]
+        kwargs = refund_request(payment, amount, reason, idempotency_key)
         body = self._call("refund_payment", self._client.refunds.refund_payment, **kwargs)
         return refund_from_square(body["refund"], order_id=payment.order_id)
 
@@ -989,21 +942,8 @@ class SquareProvider(BaseProvider):
                 "in the query"
             )
         order = self._get_order(square_order_id)
-        paid = [t["payment_id"] for t in order.get("tenders") or [] if t.get("payment_id")]
-        if not paid:
-            raise NotFound(
-                f"Square order {square_order_id!r} has no payment yet",
-                provider=PROVIDER,
-                code="NOT_FOUND",
-            )
-        payment = self.get_payment(paid[0])
-        if payment.order_id is None and order.get("reference_id"):
-            payment = payment_from_square(
-                payment.raw,
-                order_id=order["reference_id"],
-                refunds=[refund.raw for refund in payment.refunds],
-            )
-        return payment
+        payment = self.get_payment(_paid_payment_id(square_order_id, order))
+        return _with_order_reference(payment, order)
 
     # -- customers, subscriptions, invoices, disputes ------------------------------------------
 
@@ -1015,19 +955,7 @@ class SquareProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        if not email and not name:
-            raise ValidationError("Square needs an email or a name to create a customer")
-        kwargs: dict[str, Any] = {"idempotency_key": square_idempotency_key(idempotency_key)}
-        if email:
-            kwargs["email_address"] = email
-        if name:
-            given, _, family = name.strip().partition(" ")
-            kwargs["given_name"] = given
-            if family:
-                kwargs["family_name"] = family
-        if metadata:
-            # Square customers have no metadata map: kept as JSON in the customer's note
-            kwargs["note"] = json.dumps(dict(metadata), sort_keys=True)
+        kwargs = customer_request(email, name, metadata, idempotency_key)
         body = self._call("create_customer", self._client.customers.create, **kwargs)
         return customer_from_square(body["customer"])
 
@@ -1041,14 +969,9 @@ class SquareProvider(BaseProvider):
     ) -> Subscription:
         """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
         card on file, is charged (without it Square emails an invoice each period)."""
-        kwargs: dict[str, Any] = {
-            "location_id": self.settings.location_id,
-            "customer_id": customer_id,
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "plan_variation_id": price_id,
-        }
-        if metadata and metadata.get("card_id"):
-            kwargs["card_id"] = metadata["card_id"]
+        kwargs = subscription_request(
+            self.settings.location_id, customer_id, price_id, metadata, idempotency_key
+        )
         body = self._call("create_subscription", self._client.subscriptions.create, **kwargs)
         return subscription_from_square(body["subscription"])
 
@@ -1100,17 +1023,7 @@ class SquareProvider(BaseProvider):
             order=order,
             idempotency_key=square_idempotency_key(idempotency_key, part="order"),
         )["order"]
-        due = datetime.now(timezone.utc).date() + timedelta(days=self.settings.invoice_due_days)
-        invoice: dict[str, Any] = {
-            "location_id": self.settings.location_id,
-            "order_id": created_order["id"],
-            "primary_recipient": {"customer_id": customer_id},
-            "payment_requests": [{"request_type": "BALANCE", "due_date": due.isoformat()}],
-            "delivery_method": "EMAIL",
-            "accepted_payment_methods": {"card": True},
-        }
-        if description:
-            invoice["description"] = description
+        invoice = invoice_request(self.settings, created_order["id"], customer_id, description)
         body = self._call(
             "create_invoice",
             self._client.invoices.create,
@@ -1249,19 +1162,7 @@ class SquareProvider(BaseProvider):
     # -- webhooks ------------------------------------------------------------------------------
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        key = self.settings.webhook_signature_key
-        url = self.settings.webhook_url
-        if key is None or not url:
-            raise ConfigurationError(
-                "Square webhooks need webhook_signature_key and webhook_url "
-                "(PAYGATE_SQUARE_WEBHOOK_SIGNATURE_KEY, PAYGATE_SQUARE_WEBHOOK_URL)"
-            )
-        if not isinstance(body, (bytes, bytearray)):
-            raise MalformedPayload(f"webhook body must be bytes, got {type(body).__name__}")
-        _square_webhook.verify(
-            bytes(body), headers, signature_key=key.get_secret_value(), notification_url=url
-        )
-        return normalize_event(load_object(bytes(body), MalformedPayload, "Square webhook body"))
+        return parse_webhook(self.settings, body, headers)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -1274,25 +1175,7 @@ class SquareProvider(BaseProvider):
     def _square_order(
         self, order_id: str | None, line_items: Sequence[LineItem], *, customer_id: str | None
     ) -> dict[str, Any]:
-        if not line_items:
-            raise ValidationError("at least one line item is needed")
-        order: dict[str, Any] = {
-            "location_id": self.settings.location_id,
-            "line_items": [
-                {
-                    "name": item.name,
-                    "quantity": str(item.quantity),  # Square quantities are decimal strings
-                    "base_price_money": _money_param(item.unit_amount),
-                    **({"note": item.description} if item.description else {}),
-                }
-                for item in line_items
-            ],
-        }
-        if order_id:
-            order["reference_id"] = order_id
-        if customer_id:
-            order["customer_id"] = customer_id
-        return order
+        return square_order(self.settings.location_id, order_id, line_items, customer_id)
 
 
 def _line_items_total(line_items: Sequence[LineItem]) -> Money:
@@ -1302,6 +1185,210 @@ def _line_items_total(line_items: Sequence[LineItem]) -> Money:
     for item in line_items[1:]:
         total = total + item.total  # different currencies raise CurrencyMismatch
     return total
+
+
+# -- requests: what each operation sends (shared by both faces) ---------------------------------
+
+
+def payment_request(
+    location_id: str,
+    order_id: str,
+    amount: Money,
+    payment_method: str | None,
+    idempotency_key: str,
+    customer_id: str | None,
+    description: str | None,
+    capture: CaptureMethod,
+) -> dict[str, Any]:
+    """CreatePayment's arguments for ``create_payment``."""
+    _check_reference(order_id)
+    if not isinstance(amount, Money) or amount.amount <= 0:
+        raise ValidationError(f"amount must be positive Money, got {amount!r}")
+    if not payment_method:
+        raise ValidationError(
+            "Square needs payment_method: a source_id (a Web Payments SDK token or a "
+            "card on file id)"
+        )
+    if capture not in ("automatic", "manual"):
+        raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    kwargs: dict[str, Any] = {
+        "source_id": payment_method,
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "amount_money": _money_param(amount),
+        "autocomplete": capture == "automatic",
+        "reference_id": order_id,
+        "location_id": location_id,
+    }
+    if customer_id:
+        kwargs["customer_id"] = customer_id
+    if description:
+        kwargs["note"] = description[:500]
+    return kwargs
+
+
+def _partial_capture(current: Payment, amount: Money) -> bool:
+    """Check a capture ``amount`` against the authorization; true when it is a part of it
+    (Square completes the whole amount: the payment is lowered first)."""
+    if amount.currency != current.amount.currency or not 0 < amount.amount <= current.amount.amount:
+        raise ValidationError(
+            f"capture amount {amount} must be positive and at most the authorized {current.amount}"
+        )
+    return amount != current.amount
+
+
+def refund_request(
+    payment: Payment, amount: Money | None, reason: str | None, idempotency_key: str
+) -> dict[str, Any]:
+    """RefundPayment's arguments, checked against ``payment`` as Square holds it now."""
+    assert payment.amount_captured is not None and payment.amount_refunded is not None
+    refundable = payment.amount_captured - payment.amount_refunded
+    if amount is None:
+        amount = refundable
+        limit = refundable
+    else:
+        # an explicit amount is checked against the capture, not against what is left: a
+        # retry whose first answer was lost (OutcomeUnknown) finds its own refund already
+        # counted, and Square answers the same idempotency key with that refund (a new
+        # refund over the rest Square refuses itself)
+        limit = payment.amount_captured
+    if amount.currency != limit.currency or not 0 < amount.amount <= limit.amount:
+        raise ValidationError(
+            f"refund amount {amount} must be positive and at most the refundable {limit}"
+        )
+    kwargs: dict[str, Any] = {
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "amount_money": _money_param(amount),
+        "payment_id": payment.id,
+    }
+    if reason:
+        kwargs["reason"] = reason[:192]
+    return kwargs
+
+
+def square_order(
+    location_id: str,
+    order_id: str | None,
+    line_items: Sequence[LineItem],
+    customer_id: str | None,
+) -> dict[str, Any]:
+    """The Square order a payment link or an invoice bills."""
+    if not line_items:
+        raise ValidationError("at least one line item is needed")
+    order: dict[str, Any] = {
+        "location_id": location_id,
+        "line_items": [
+            {
+                "name": item.name,
+                "quantity": str(item.quantity),  # Square quantities are decimal strings
+                "base_price_money": _money_param(item.unit_amount),
+                **({"note": item.description} if item.description else {}),
+            }
+            for item in line_items
+        ],
+    }
+    if order_id:
+        order["reference_id"] = order_id
+    if customer_id:
+        order["customer_id"] = customer_id
+    return order
+
+
+def customer_request(
+    email: str | None, name: str | None, metadata: Mapping[str, str] | None, idempotency_key: str
+) -> dict[str, Any]:
+    if not email and not name:
+        raise ValidationError("Square needs an email or a name to create a customer")
+    kwargs: dict[str, Any] = {"idempotency_key": square_idempotency_key(idempotency_key)}
+    if email:
+        kwargs["email_address"] = email
+    if name:
+        given, _, family = name.strip().partition(" ")
+        kwargs["given_name"] = given
+        if family:
+            kwargs["family_name"] = family
+    if metadata:
+        # Square customers have no metadata map: kept as JSON in the customer's note
+        kwargs["note"] = json.dumps(dict(metadata), sort_keys=True)
+    return kwargs
+
+
+def subscription_request(
+    location_id: str,
+    customer_id: str,
+    price_id: str,
+    metadata: Mapping[str, str] | None,
+    idempotency_key: str,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "location_id": location_id,
+        "customer_id": customer_id,
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "plan_variation_id": price_id,
+    }
+    if metadata and metadata.get("card_id"):
+        kwargs["card_id"] = metadata["card_id"]
+    return kwargs
+
+
+def invoice_request(
+    settings: SquareSettings, square_order_id: str, customer_id: str, description: str | None
+) -> dict[str, Any]:
+    """CreateInvoice's ``invoice`` for the order created for it."""
+    due = datetime.now(timezone.utc).date() + timedelta(days=settings.invoice_due_days)
+    invoice: dict[str, Any] = {
+        "location_id": settings.location_id,
+        "order_id": square_order_id,
+        "primary_recipient": {"customer_id": customer_id},
+        "payment_requests": [{"request_type": "BALANCE", "due_date": due.isoformat()}],
+        "delivery_method": "EMAIL",
+        "accepted_payment_methods": {"card": True},
+    }
+    if description:
+        invoice["description"] = description
+    return invoice
+
+
+def _paid_payment_id(square_order_id: str, order: Mapping[str, Any]) -> str:
+    """The payment of a paid order (a payment link's), else ``NotFound``."""
+    paid = [t["payment_id"] for t in order.get("tenders") or [] if t.get("payment_id")]
+    if not paid:
+        raise NotFound(
+            f"Square order {square_order_id!r} has no payment yet",
+            provider=PROVIDER,
+            code="NOT_FOUND",
+        )
+    payment_id: str = paid[0]
+    return payment_id
+
+
+def _with_order_reference(payment: Payment, order: Mapping[str, Any]) -> Payment:
+    """``payment`` with the order id its Square order carries, when it has none itself."""
+    if payment.order_id is None and order.get("reference_id"):
+        return payment_from_square(
+            payment.raw,
+            order_id=order["reference_id"],
+            refunds=[refund.raw for refund in payment.refunds],
+        )
+    return payment
+
+
+def parse_webhook(
+    settings: SquareSettings, body: bytes, headers: Mapping[str, str]
+) -> WebhookEvent:
+    """Verify the signature over the notification URL and body, then normalize (both faces)."""
+    key = settings.webhook_signature_key
+    url = settings.webhook_url
+    if key is None or not url:
+        raise ConfigurationError(
+            "Square webhooks need webhook_signature_key and webhook_url "
+            "(PAYGATE_SQUARE_WEBHOOK_SIGNATURE_KEY, PAYGATE_SQUARE_WEBHOOK_URL)"
+        )
+    if not isinstance(body, (bytes, bytearray)):
+        raise MalformedPayload(f"webhook body must be bytes, got {type(body).__name__}")
+    _square_webhook.verify(
+        bytes(body), headers, signature_key=key.get_secret_value(), notification_url=url
+    )
+    return normalize_event(load_object(bytes(body), MalformedPayload, "Square webhook body"))
 
 
 def _replace_total(session: CheckoutSession, total: Money) -> CheckoutSession:
@@ -1405,3 +1492,357 @@ def _error_class_for_status(http_status: int | None) -> type[ProviderError]:
     if http_status == 429:
         return RateLimited
     return InvalidRequest
+
+
+# -- the async face ----------------------------------------------------------------------------
+
+
+class AsyncSquareProvider(AsyncBaseProvider):
+    """:class:`~paygate.provider.AsyncPaymentProvider` on Square: ``square.AsyncSquare``
+    over an ``httpx.AsyncClient``.
+
+    The same settings as :class:`SquareProvider`; ``http_client`` (an
+    :class:`httpx.AsyncClient`, e.g. with an ``httpx.MockTransport``) replaces the SDK's
+    transport (closed by :meth:`aclose` only when the adapter made it). Requests, keys,
+    translation and error mapping are the sync face's (the builders and translators of
+    this module); each operation makes the same calls in the same order.
+    """
+
+    name = PROVIDER
+    capabilities = SquareProvider.capabilities
+
+    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **settings: Any) -> None:
+        self._setup(load_settings(settings), http_client)
+
+    @classmethod
+    def from_sync(cls, provider: BaseProvider) -> AsyncSquareProvider:
+        """The async twin of ``provider`` (its settings; an HTTP client of its own)."""
+        if not isinstance(provider, SquareProvider):
+            raise ConfigurationError(f"expected a SquareProvider, got {type(provider).__name__}")
+        twin = cls.__new__(cls)
+        twin._setup(provider.settings, None)
+        return twin
+
+    def _setup(self, settings: SquareSettings, http_client: httpx.AsyncClient | None) -> None:
+        self.settings = settings
+        self.max_retries: int | None = settings.max_retries
+        self._owns_http_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=settings.timeout)
+        self._client = AsyncSquare(
+            base_url=settings.api_base_url,
+            token=settings.access_token.get_secret_value(),
+            timeout=settings.timeout,
+            httpx_client=self._http,
+        )
+        self._request_options: RequestOptions = {"max_retries": 0}
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncSquareProvider(environment={self.settings.environment!r}, "
+            f"location_id={self.settings.location_id!r})"
+        )
+
+    @property
+    def client(self) -> AsyncSquare:
+        """The underlying ``square.AsyncSquare`` client, for calls paygate does not wrap."""
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._owns_http_client:
+            await self._http.aclose()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    async def _call(
+        self, operation: str, method: Callable[..., Any], **kwargs: Any
+    ) -> dict[str, Any]:
+        """One SDK call, retries off, its timeout cut to the retry budget's time left; the
+        errors mapped as the sync face maps them."""
+        options: RequestOptions = {
+            **self._request_options,
+            # the SDK hands this to httpx, which takes float seconds (typed int there)
+            "timeout_in_seconds": attempt_timeout(self.settings.timeout),
+        }
+        try:
+            answer = await method(**kwargs, request_options=options)
+        except ApiError as exc:
+            raise _error_from_api(operation, exc) from None
+        except httpx.InvalidURL:
+            raise ValidationError(
+                f"Square {operation}: an id in the request cannot be put in a URL"
+            ) from None
+        except httpx.RequestError as exc:
+            raise httpx_failure(PROVIDER, "Square", operation, exc) from None
+        return _checked(operation, answer.dict())
+
+    async def _payment_data(self, payment_id: str) -> dict[str, Any]:
+        body = await self._call("get_payment", self._client.payments.get, payment_id=payment_id)
+        payment: dict[str, Any] = body["payment"]
+        return payment
+
+    async def _get_order(self, square_order_id: str) -> dict[str, Any]:
+        body = await self._call("get_order", self._client.orders.get, order_id=square_order_id)
+        order: dict[str, Any] = body["order"]
+        return order
+
+    # -- payments ------------------------------------------------------------------------------
+
+    async def create_payment(
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        kwargs = payment_request(
+            self.settings.location_id, order_id, amount, payment_method, idempotency_key,
+            customer_id, description, capture,
+        )  # fmt: skip
+        body = await self._call("create_payment", self._client.payments.create, **kwargs)
+        payment = payment_from_square(body["payment"], order_id=order_id)
+        return _with_metadata(payment, metadata)
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        """As :meth:`SquareProvider.get_payment`: the payment, then each of its refunds."""
+        data = await self._payment_data(payment_id)
+        refunds = [
+            (await self._call("get_payment", self._client.refunds.get, refund_id=refund_id))[
+                "refund"
+            ]
+            for refund_id in data.get("refund_ids") or []
+            if isinstance(refund_id, str) and refund_id
+        ]
+        return payment_from_square(data, refunds=refunds)
+
+    async def get_refund(self, refund_id: str) -> Refund:
+        body = await self._call("get_refund", self._client.refunds.get, refund_id=refund_id)
+        return refund_from_square(body["refund"])
+
+    async def capture_payment(
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        if amount is not None:
+            current = payment_from_square(await self._payment_data(payment_id))
+            if _partial_capture(current, amount):
+                await self._call(
+                    "capture_payment",
+                    self._client.payments.update,
+                    payment_id=payment_id,
+                    idempotency_key=square_idempotency_key(idempotency_key, part="update"),
+                    payment={"amount_money": _money_param(amount)},
+                )
+        return await self._settle(
+            payment_id, "capture_payment", self._client.payments.complete, "COMPLETED"
+        )
+
+    async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
+        return await self._settle(
+            payment_id, "cancel_payment", self._client.payments.cancel, "CANCELED"
+        )
+
+    async def _settle(
+        self, payment_id: str, operation: str, call: Callable[..., Any], done: str
+    ) -> Payment:
+        """As :meth:`SquareProvider._settle`: a refused repeat of a settled payment reads it."""
+        try:
+            body = await self._call(operation, call, payment_id=payment_id)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            current = await self._payment_data(payment_id)
+            if current.get("status") != done:
+                raise
+            return payment_from_square(current)
+        return payment_from_square(body["payment"])
+
+    async def refund_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        payment = payment_from_square(await self._payment_data(payment_id))
+        kwargs = refund_request(payment, amount, reason, idempotency_key)
+        body = await self._call("refund_payment", self._client.refunds.refund_payment, **kwargs)
+        return refund_from_square(body["refund"], order_id=payment.order_id)
+
+    # -- hosted checkout (payment links) -------------------------------------------------------
+
+    async def create_checkout_session(
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        if mode != "payment":
+            raise NotSupported(
+                "Square payment links are created for payments here; create subscriptions "
+                "with create_subscription",
+                provider=PROVIDER,
+                code="not_supported",
+            )
+        _check_reference(order_id)
+        order = square_order(self.settings.location_id, order_id, line_items, customer_id)
+        total = _line_items_total(line_items)
+        body = await self._call(
+            "create_checkout_session",
+            self._client.checkout.payment_links.create,
+            idempotency_key=square_idempotency_key(idempotency_key),
+            order=order,
+            checkout_options={"redirect_url": success_url},
+            payment_note=f"{ORDER_NOTE_PREFIX}{order_id}",
+        )
+        related = (body.get("related_resources") or {}).get("orders") or []
+        session = checkout_from_square(
+            body["payment_link"], related[0] if related else None, order_id=order_id
+        )
+        if session.amount_total is None:
+            session = _replace_total(session, total)
+        return session
+
+    async def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        body = await self._call(
+            "get_checkout_session", self._client.checkout.payment_links.get, id=session_id
+        )
+        link = body["payment_link"]
+        order = await self._get_order(link["order_id"]) if link.get("order_id") else None
+        return checkout_from_square(link, order)
+
+    async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
+        """As :meth:`SquareProvider.complete_return`: only the ids are read from the query."""
+        payment_id = params.get("payment_id") or params.get("paymentId")
+        if payment_id:
+            return await self.get_payment(payment_id)
+        square_order_id = params.get("orderId") or params.get("transactionId")
+        if not square_order_id and params.get("checkoutId"):
+            body = await self._call(
+                "complete_return",
+                self._client.checkout.payment_links.get,
+                id=params["checkoutId"],
+            )
+            square_order_id = body["payment_link"].get("order_id")
+        if not square_order_id:
+            raise ValidationError(
+                "Square return without orderId, transactionId, checkoutId or payment_id "
+                "in the query"
+            )
+        order = await self._get_order(square_order_id)
+        payment = await self.get_payment(_paid_payment_id(square_order_id, order))
+        return _with_order_reference(payment, order)
+
+    # -- customers, subscriptions, invoices, disputes ------------------------------------------
+
+    async def create_customer(
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        kwargs = customer_request(email, name, metadata, idempotency_key)
+        body = await self._call("create_customer", self._client.customers.create, **kwargs)
+        return customer_from_square(body["customer"])
+
+    async def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        kwargs = subscription_request(
+            self.settings.location_id, customer_id, price_id, metadata, idempotency_key
+        )
+        body = await self._call("create_subscription", self._client.subscriptions.create, **kwargs)
+        return subscription_from_square(body["subscription"])
+
+    async def get_subscription(self, subscription_id: str) -> Subscription:
+        body = await self._call(
+            "get_subscription", self._client.subscriptions.get, subscription_id=subscription_id
+        )
+        return subscription_from_square(body["subscription"])
+
+    async def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        """As :meth:`SquareProvider.cancel_subscription` (Square cancels at period end)."""
+        body = await self._call(
+            "cancel_subscription",
+            self._client.subscriptions.cancel,
+            subscription_id=subscription_id,
+        )
+        subscription = subscription_from_square(body["subscription"])
+        if not at_period_end and subscription.status is not SubscriptionStatus.CANCELED:
+            logger.warning(
+                "square subscription %s: cancel scheduled for the end of the billing period "
+                "(Square has no immediate cancel)",
+                subscription_id,
+            )
+        return subscription
+
+    async def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """As :meth:`SquareProvider.create_invoice`: order, draft invoice, publish."""
+        if order_id is not None:
+            _check_reference(order_id)
+        total = _line_items_total(line_items)
+        order = square_order(self.settings.location_id, order_id, line_items, customer_id)
+        created_order = (
+            await self._call(
+                "create_invoice",
+                self._client.orders.create,
+                order=order,
+                idempotency_key=square_idempotency_key(idempotency_key, part="order"),
+            )
+        )["order"]
+        invoice = invoice_request(self.settings, created_order["id"], customer_id, description)
+        body = await self._call(
+            "create_invoice",
+            self._client.invoices.create,
+            invoice=invoice,
+            idempotency_key=square_idempotency_key(idempotency_key, part="invoice"),
+        )
+        created = body["invoice"]
+        if send:
+            body = await self._call(
+                "create_invoice",
+                self._client.invoices.publish,
+                invoice_id=created["id"],
+                version=created.get("version", 0),
+                idempotency_key=square_idempotency_key(idempotency_key, part="publish"),
+            )
+            created = body["invoice"]
+        return invoice_from_square(created, order_id=order_id, fallback_amount=total)
+
+    async def get_dispute(self, dispute_id: str) -> Dispute:
+        body = await self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
+        return dispute_from_square(body["dispute"])
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """The sync face's verification and parsing (no I/O)."""
+        return parse_webhook(self.settings, body, headers)

@@ -59,8 +59,13 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import BaseProvider, Capability
-from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
+from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
+from paygate.providers._http_faults import (
+    httpx_failure,
+    requests_failure,
+    retry_after_from,
+    unexpected_response,
+)
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
 from paygate.providers._window import check_page_size, check_window
 
@@ -78,6 +83,7 @@ __all__ = [
     "REFUND_STATUS",
     "STATUS_ERRORS",
     "SUBSCRIPTION_STATUS",
+    "AsyncStripeProvider",
     "StripeProvider",
     "StripeSettings",
     "from_stripe_amount",
@@ -933,6 +939,8 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
         # the SDK keeps requests' exception as __cause__: it tells "never sent" (connect)
         # from "sent, answer lost" (reset, read timeout, cut body)
         cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if type(cause).__module__.partition(".")[0] == "httpx":  # the async face's client
+            return httpx_failure(PROVIDER, "Stripe", operation, cause)
         return requests_failure(PROVIDER, "Stripe", operation, cause)
     body = exc.json_body
     if type(exc) is stripe.APIError and not (
@@ -981,6 +989,52 @@ def _is_json(body: object) -> bool:
     except (TypeError, ValueError, RecursionError):  # a proxy's page, or absurdly deep
         return False
     return True
+
+
+def _failed(operation: str, exc: stripe.StripeError) -> errors.ProviderError:
+    """``translate_error``, logged without the message (it may quote what was sent)."""
+    error = translate_error(exc, operation)
+    logger.info(
+        "stripe %s failed: %s (code=%s, request_id=%s)",
+        operation,
+        type(error).__name__,
+        error.code,
+        error.request_id,
+    )
+    return error
+
+
+def _answer(operation: str, result: Any) -> dict[str, Any]:
+    data: dict[str, Any] = result.to_dict()
+    logger.debug("stripe %s -> %s", operation, data.get("id"))
+    return data
+
+
+def parse_webhook(
+    settings: StripeSettings,
+    secrets: tuple[bytes, ...],
+    now: float,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> WebhookEvent:
+    """Verify ``Stripe-Signature`` over the raw body, then parse it once (both faces)."""
+    if not secrets:
+        raise ConfigurationError(
+            "stripe: webhook_secret is not set (PAYGATE_STRIPE_WEBHOOK_SECRET)"
+        )
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    verify_signature(
+        body,
+        find_signature_header(headers),
+        secrets,
+        tolerance=settings.webhook_tolerance,
+        now=now,
+    )
+    event = load_object(body, MalformedPayload, "Stripe webhook body")
+    if event.get("object", "event") != "event":
+        raise MalformedPayload("Stripe webhook body is not an event object")
+    return event_from_stripe(event)
 
 
 class _DeadlineRequestsClient(stripe.RequestsClient):
@@ -1033,6 +1087,175 @@ def _with_session_placeholder(success_url: str) -> str:
     return f"{base}{separator}session_id={{CHECKOUT_SESSION_ID}}{hash_mark}{fragment}"
 
 
+# == requests: the parameters each operation sends (shared by both faces) ====================
+
+
+def payment_intent_params(
+    order_id: str,
+    amount: Money,
+    payment_method: str | None,
+    customer_id: str | None,
+    description: str | None,
+    metadata: Mapping[str, str] | None,
+    capture: CaptureMethod,
+    return_url: str | None,
+) -> dict[str, Any]:
+    """``POST /v1/payment_intents`` for ``create_payment``."""
+    value, currency = _positive(amount, "amount")
+    if capture not in ("automatic", "manual"):
+        raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    params: dict[str, Any] = {
+        "amount": value,
+        "currency": currency,
+        "capture_method": capture,
+        "metadata": {**(metadata or {}), "order_id": order_id},
+    }
+    if customer_id:
+        params["customer"] = customer_id
+    if description:
+        params["description"] = description
+    if payment_method:
+        params["payment_method"] = payment_method
+        params["confirm"] = True
+        if return_url:
+            params["return_url"] = return_url
+        else:
+            # without a return URL nothing may redirect; 3-D Secure still works in-page
+            params["automatic_payment_methods"] = {
+                "enabled": True,
+                "allow_redirects": "never",
+            }
+    return params
+
+
+def capture_params(amount: Money | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if amount is not None:
+        params["amount_to_capture"] = _positive(amount, "capture amount")[0]
+    return params
+
+
+def refund_params(payment_id: str, amount: Money | None, reason: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"payment_intent": payment_id}
+    if amount is not None:
+        params["amount"] = _positive(amount, "refund amount")[0]
+    if reason:
+        if reason in REFUND_REASONS:
+            params["reason"] = reason
+        else:
+            params["metadata"] = {"reason": reason}
+    return params
+
+
+def checkout_params(
+    order_id: str,
+    line_items: Sequence[LineItem],
+    success_url: str,
+    cancel_url: str,
+    mode: CheckoutMode,
+    customer_id: str | None,
+    price_id: str | None,
+    metadata: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    meta = {**(metadata or {}), "order_id": order_id}
+    params: dict[str, Any] = {
+        "mode": mode,
+        "success_url": _with_session_placeholder(success_url),
+        "cancel_url": cancel_url,
+        "client_reference_id": order_id,
+        "metadata": meta,
+    }
+    if customer_id:
+        params["customer"] = customer_id
+    if mode == "subscription":
+        if not price_id:
+            raise ValidationError("a subscription checkout needs price_id")
+        params["line_items"] = [{"price": price_id, "quantity": 1}]
+        params["subscription_data"] = {"metadata": meta}
+    elif mode == "payment":
+        if not line_items:
+            raise ValidationError("a payment checkout needs at least one line item")
+        params["line_items"] = [_checkout_line(item) for item in line_items]
+        params["payment_intent_data"] = {"metadata": meta}
+    else:
+        raise ValidationError(f"mode must be 'payment' or 'subscription', got {mode!r}")
+    return params
+
+
+def _checkout_line(item: LineItem) -> dict[str, Any]:
+    unit, currency = to_stripe_amount(item.unit_amount)
+    product: dict[str, Any] = {"name": item.name}
+    if item.description:
+        product["description"] = item.description
+    return {
+        "price_data": {"currency": currency, "unit_amount": unit, "product_data": product},
+        "quantity": item.quantity,
+    }
+
+
+def customer_params(
+    email: str | None, name: str | None, metadata: Mapping[str, str] | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if email:
+        params["email"] = email
+    if name:
+        params["name"] = name
+    if metadata:
+        params["metadata"] = dict(metadata)
+    return params
+
+
+def subscription_params(
+    customer_id: str, price_id: str, metadata: Mapping[str, str] | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"customer": customer_id, "items": [{"price": price_id}]}
+    if metadata:
+        params["metadata"] = dict(metadata)
+    return params
+
+
+def invoice_params(
+    customer_id: str,
+    line_items: Sequence[LineItem],
+    order_id: str | None,
+    description: str | None,
+    send: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The draft invoice's parameters, and each invoice item's (less ``invoice``, the
+    draft's id, known once it exists)."""
+    if not line_items:
+        raise ValidationError("an invoice needs at least one line item")
+    lines = [(item, *to_stripe_amount(item.unit_amount)) for item in line_items]
+    currencies = {currency for _, _, currency in lines}
+    if len(currencies) != 1:
+        raise ValidationError(f"invoice line items mix currencies: {sorted(currencies)}")
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "currency": currencies.pop(),
+        "auto_advance": False,
+        "pending_invoice_items_behavior": "exclude",
+        "collection_method": "send_invoice" if send else "charge_automatically",
+    }
+    if send:
+        params["days_until_due"] = 30
+    if description:
+        params["description"] = description
+    if order_id:
+        params["metadata"] = {"order_id": order_id}
+    items = [
+        {
+            "customer": customer_id,
+            "currency": currency,
+            "unit_amount_decimal": str(unit),
+            "quantity": item.quantity,
+            "description": item.description or item.name,
+        }
+        for item, unit, currency in lines
+    ]
+    return params, items
+
+
 class StripeProvider(BaseProvider):
     """:class:`~paygate.PaymentProvider` on Stripe.
 
@@ -1076,18 +1299,8 @@ class StripeProvider(BaseProvider):
         try:
             result = fn(*args, **kwargs)
         except stripe.StripeError as exc:
-            error = translate_error(exc, operation)
-            logger.info(
-                "stripe %s failed: %s (code=%s, request_id=%s)",
-                operation,
-                type(error).__name__,
-                error.code,
-                error.request_id,
-            )
-            raise error from None
-        data: dict[str, Any] = result.to_dict()
-        logger.debug("stripe %s -> %s", operation, data.get("id"))
-        return data
+            raise _failed(operation, exc) from None
+        return _answer(operation, result)
 
     @staticmethod
     def _options(idempotency_key: str) -> dict[str, Any]:
@@ -1108,30 +1321,10 @@ class StripeProvider(BaseProvider):
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
     ) -> Payment:
-        value, currency = _positive(amount, "amount")
-        if capture not in ("automatic", "manual"):
-            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
-        params: dict[str, Any] = {
-            "amount": value,
-            "currency": currency,
-            "capture_method": capture,
-            "metadata": {**(metadata or {}), "order_id": order_id},
-        }
-        if customer_id:
-            params["customer"] = customer_id
-        if description:
-            params["description"] = description
-        if payment_method:
-            params["payment_method"] = payment_method
-            params["confirm"] = True
-            if return_url:
-                params["return_url"] = return_url
-            else:
-                # without a return URL nothing may redirect; 3-D Secure still works in-page
-                params["automatic_payment_methods"] = {
-                    "enabled": True,
-                    "allow_redirects": "never",
-                }
+        params = payment_intent_params(
+            order_id, amount, payment_method, customer_id, description, metadata, capture,
+            return_url,
+        )  # fmt: skip
         data = self._call(
             "create_payment",
             self._v1.payment_intents.create,
@@ -1183,9 +1376,7 @@ class StripeProvider(BaseProvider):
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        params: dict[str, Any] = {}
-        if amount is not None:
-            params["amount_to_capture"] = _positive(amount, "capture amount")[0]
+        params = capture_params(amount)
         data = self._call(
             "capture_payment",
             self._v1.payment_intents.capture,
@@ -1212,14 +1403,7 @@ class StripeProvider(BaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        params: dict[str, Any] = {"payment_intent": payment_id}
-        if amount is not None:
-            params["amount"] = _positive(amount, "refund amount")[0]
-        if reason:
-            if reason in REFUND_REASONS:
-                params["reason"] = reason
-            else:
-                params["metadata"] = {"reason": reason}
+        params = refund_params(payment_id, amount, reason)
         data = self._call(
             "refund_payment",
             self._v1.refunds.create,
@@ -1265,28 +1449,9 @@ class StripeProvider(BaseProvider):
         price_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CheckoutSession:
-        meta = {**(metadata or {}), "order_id": order_id}
-        params: dict[str, Any] = {
-            "mode": mode,
-            "success_url": _with_session_placeholder(success_url),
-            "cancel_url": cancel_url,
-            "client_reference_id": order_id,
-            "metadata": meta,
-        }
-        if customer_id:
-            params["customer"] = customer_id
-        if mode == "subscription":
-            if not price_id:
-                raise ValidationError("a subscription checkout needs price_id")
-            params["line_items"] = [{"price": price_id, "quantity": 1}]
-            params["subscription_data"] = {"metadata": meta}
-        elif mode == "payment":
-            if not line_items:
-                raise ValidationError("a payment checkout needs at least one line item")
-            params["line_items"] = [self._checkout_line(item) for item in line_items]
-            params["payment_intent_data"] = {"metadata": meta}
-        else:
-            raise ValidationError(f"mode must be 'payment' or 'subscription', got {mode!r}")
+        params = checkout_params(
+            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
+        )
         data = self._call(
             "create_checkout_session",
             self._v1.checkout.sessions.create,
@@ -1294,17 +1459,6 @@ class StripeProvider(BaseProvider):
             options=self._options(idempotency_key),
         )
         return checkout_from_stripe(data)
-
-    @staticmethod
-    def _checkout_line(item: LineItem) -> dict[str, Any]:
-        unit, currency = to_stripe_amount(item.unit_amount)
-        product: dict[str, Any] = {"name": item.name}
-        if item.description:
-            product["description"] = item.description
-        return {
-            "price_data": {"currency": currency, "unit_amount": unit, "product_data": product},
-            "quantity": item.quantity,
-        }
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
         data = self._call("get_checkout_session", self._v1.checkout.sessions.retrieve, session_id)
@@ -1320,13 +1474,7 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        params: dict[str, Any] = {}
-        if email:
-            params["email"] = email
-        if name:
-            params["name"] = name
-        if metadata:
-            params["metadata"] = dict(metadata)
+        params = customer_params(email, name, metadata)
         data = self._call(
             "create_customer",
             self._v1.customers.create,
@@ -1343,9 +1491,7 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Subscription:
-        params: dict[str, Any] = {"customer": customer_id, "items": [{"price": price_id}]}
-        if metadata:
-            params["metadata"] = dict(metadata)
+        params = subscription_params(customer_id, price_id, metadata)
         data = self._call(
             "create_subscription",
             self._v1.subscriptions.create,
@@ -1389,43 +1535,18 @@ class StripeProvider(BaseProvider):
         Each step has its own key derived from ``idempotency_key``, so a retried call
         replays the steps already done instead of repeating them.
         """
-        if not line_items:
-            raise ValidationError("an invoice needs at least one line item")
-        lines = [(item, *to_stripe_amount(item.unit_amount)) for item in line_items]
-        currencies = {currency for _, _, currency in lines}
-        if len(currencies) != 1:
-            raise ValidationError(f"invoice line items mix currencies: {sorted(currencies)}")
-        params: dict[str, Any] = {
-            "customer": customer_id,
-            "currency": currencies.pop(),
-            "auto_advance": False,
-            "pending_invoice_items_behavior": "exclude",
-            "collection_method": "send_invoice" if send else "charge_automatically",
-        }
-        if send:
-            params["days_until_due"] = 30
-        if description:
-            params["description"] = description
-        if order_id:
-            params["metadata"] = {"order_id": order_id}
+        params, items = invoice_params(customer_id, line_items, order_id, description, send)
         draft = self._call(
             "create_invoice",
             self._v1.invoices.create,
             params=params,
             options=self._options(f"{idempotency_key}:invoice"),
         )
-        for index, (item, unit, currency) in enumerate(lines):
+        for index, item in enumerate(items):
             self._call(
                 "create_invoice_item",
                 self._v1.invoice_items.create,
-                params={
-                    "customer": customer_id,
-                    "invoice": draft["id"],
-                    "currency": currency,
-                    "unit_amount_decimal": str(unit),
-                    "quantity": item.quantity,
-                    "description": item.description or item.name,
-                },
+                params={**item, "invoice": draft["id"]},
                 options=self._options(f"{idempotency_key}:item:{index}"),
             )
         self._call(
@@ -1516,23 +1637,360 @@ class StripeProvider(BaseProvider):
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify ``Stripe-Signature`` over the raw body, then parse it once."""
-        if not self._secrets:
-            raise ConfigurationError(
-                "stripe: webhook_secret is not set (PAYGATE_STRIPE_WEBHOOK_SECRET)"
-            )
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        verify_signature(
-            body,
-            find_signature_header(headers),
-            self._secrets,
-            tolerance=self.settings.webhook_tolerance,
-            now=self._clock(),
-        )
-        event = load_object(body, MalformedPayload, "Stripe webhook body")
-        if event.get("object", "event") != "event":
-            raise MalformedPayload("Stripe webhook body is not an event object")
-        return event_from_stripe(event)
+        return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
 
     def close(self) -> None:
         """The SDK's requests session closes with the process; nothing to release here."""
+
+
+# == the async face ==============================================================================
+
+
+class _DeadlineHTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client for the ``*_async`` methods, with the same per-request
+    deadline as :class:`_DeadlineRequestsClient` (the SDK reads ``self._timeout`` on every
+    request), an ``httpx.AsyncClient`` of the caller's choosing (a ``MockTransport`` in
+    tests, a shared pool), and the form body handed to httpx as ``content``: the SDK passes
+    it as ``data=<str>``, which httpx deprecates."""
+
+    def __init__(self, *, timeout: float, http_client: Any = None) -> None:
+        super().__init__(timeout=timeout)
+        if http_client is not None:
+            self._client_async = http_client
+
+    @property
+    def _timeout(self) -> float:
+        return attempt_timeout(self._paygate_timeout)
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._paygate_timeout = value
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        body = kwargs.pop("data", None)
+        if body:
+            kwargs["content"] = body
+        return [args, kwargs]
+
+
+class AsyncStripeProvider(AsyncBaseProvider):
+    """:class:`~paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
+    ``StripeClient`` over the SDK's ``HTTPXClient``.
+
+    The same settings as :class:`StripeProvider`, plus ``http_client`` (an
+    ``httpx.AsyncClient``; closed by :meth:`aclose`). The same parameters, idempotency keys
+    (``_stripe_key``), translation and error mapping as the sync face: the request builders
+    and translators above are shared; only the awaiting differs.
+    """
+
+    name = PROVIDER
+    capabilities = frozenset(Capability)
+
+    def __init__(self, *, http_client: Any = None, **settings: Any) -> None:
+        self._setup(_load_settings(settings), http_client)
+
+    @classmethod
+    def from_sync(cls, provider: BaseProvider) -> AsyncStripeProvider:
+        """The async twin of ``provider`` (its settings; a client of its own)."""
+        if not isinstance(provider, StripeProvider):
+            raise ConfigurationError(f"expected a StripeProvider, got {type(provider).__name__}")
+        twin = cls.__new__(cls)
+        twin._setup(provider.settings, None)
+        twin._clock = provider._clock
+        return twin
+
+    def _setup(self, settings: StripeSettings, http_client: Any) -> None:
+        self.settings = settings
+        self.max_retries: int | None = settings.max_retries
+        self._secrets = settings.secrets_bytes
+        self._clock: Callable[[], float] = time.time
+        base_addresses: dict[str, str] = {}
+        if settings.base_url:
+            base_addresses = {"api": settings.base_url, "files": settings.base_url}
+        self._http = _DeadlineHTTPXClient(timeout=settings.timeout, http_client=http_client)
+        self._client = stripe.StripeClient(
+            settings.api_key.get_secret_value(),
+            stripe_version=settings.api_version,
+            base_addresses=base_addresses,  # type: ignore[arg-type]
+            max_network_retries=0,  # the Gateway's RetryPolicy is the one retry layer
+            http_client=self._http,
+        )
+        self._v1 = self._client.v1
+
+    def __repr__(self) -> str:
+        key = self.settings.api_key.get_secret_value()
+        mode = "live" if "_live_" in key[:8] else "test"
+        where = f", base_url={self.settings.base_url!r}" if self.settings.base_url else ""
+        return f"AsyncStripeProvider(mode={mode}{where})"
+
+    async def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            raise _failed(operation, exc) from None
+        return _answer(operation, result)
+
+    _options = staticmethod(StripeProvider._options)
+
+    async def create_payment(
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        params = payment_intent_params(
+            order_id, amount, payment_method, customer_id, description, metadata, capture,
+            return_url,
+        )  # fmt: skip
+        data = await self._call(
+            "create_payment",
+            self._v1.payment_intents.create_async,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        """As :meth:`StripeProvider.get_payment`: one request, more only where needed."""
+        data = await self._call(
+            "get_payment",
+            self._v1.payment_intents.retrieve_async,
+            payment_id,
+            params={"expand": list(PAYMENT_EXPAND)},
+        )
+        charge = data.get("latest_charge")
+        refunds: list[dict[str, Any]] | None = None
+        disputes: list[dict[str, Any]] | None = None
+        if isinstance(charge, Mapping):
+            listing = charge.get("refunds")
+            if isinstance(listing, Mapping) and listing.get("has_more"):
+                refunds = await self._list_all(
+                    "get_payment", self._v1.refunds.list_async, charge=charge["id"]
+                )
+            if charge.get("disputed"):
+                disputes = await self._list_all(
+                    "get_payment", self._v1.disputes.list_async, payment_intent=data["id"]
+                )
+        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
+
+    async def _list_all(
+        self, operation: str, method: Callable[..., Any], **params: Any
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {**params, "limit": 100}
+        while True:
+            page = await self._call(operation, method, params=query)
+            rows: list[dict[str, Any]] = page.get("data") or []
+            items.extend(rows)
+            if not page.get("has_more") or not rows:
+                return items
+            query = {**query, "starting_after": rows[-1]["id"]}
+
+    async def capture_payment(
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        data = await self._call(
+            "capture_payment",
+            self._v1.payment_intents.capture_async,
+            payment_id,
+            params=capture_params(amount),
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
+        data = await self._call(
+            "cancel_payment",
+            self._v1.payment_intents.cancel_async,
+            payment_id,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    async def refund_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        data = await self._call(
+            "refund_payment",
+            self._v1.refunds.create_async,
+            params=refund_params(payment_id, amount, reason),
+            options=self._options(idempotency_key),
+        )
+        return refund_from_stripe(data)
+
+    async def get_refund(self, refund_id: str) -> Refund:
+        data = await self._call("get_refund", self._v1.refunds.retrieve_async, refund_id)
+        return refund_from_stripe(data)
+
+    async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
+        """As :meth:`StripeProvider.complete_return`: only ids are read from the query."""
+        session_id = params.get("session_id")
+        payment_id = params.get("payment_intent")
+        if session_id:
+            session = await self.get_checkout_session(session_id)
+            if not session.payment_id:
+                raise ValidationError(
+                    f"checkout session {session_id} has no payment (mode {session.mode})"
+                )
+            payment_id = session.payment_id
+        if not payment_id:
+            raise ValidationError("return parameters carry neither session_id nor payment_intent")
+        return await self.get_payment(payment_id)
+
+    async def create_checkout_session(
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        params = checkout_params(
+            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
+        )
+        data = await self._call(
+            "create_checkout_session",
+            self._v1.checkout.sessions.create_async,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return checkout_from_stripe(data)
+
+    async def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        data = await self._call(
+            "get_checkout_session", self._v1.checkout.sessions.retrieve_async, session_id
+        )
+        return checkout_from_stripe(data)
+
+    async def create_customer(
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        data = await self._call(
+            "create_customer",
+            self._v1.customers.create_async,
+            params=customer_params(email, name, metadata),
+            options=self._options(idempotency_key),
+        )
+        return customer_from_stripe(data)
+
+    async def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        data = await self._call(
+            "create_subscription",
+            self._v1.subscriptions.create_async,
+            params=subscription_params(customer_id, price_id, metadata),
+            options=self._options(idempotency_key),
+        )
+        return subscription_from_stripe(data)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription:
+        data = await self._call(
+            "get_subscription", self._v1.subscriptions.retrieve_async, subscription_id
+        )
+        return subscription_from_stripe(data)
+
+    async def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        if at_period_end:
+            data = await self._call(
+                "cancel_subscription",
+                self._v1.subscriptions.update_async,
+                subscription_id,
+                params={"cancel_at_period_end": True},
+            )
+        else:
+            data = await self._call(
+                "cancel_subscription", self._v1.subscriptions.cancel_async, subscription_id
+            )
+        return subscription_from_stripe(data)
+
+    async def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """As :meth:`StripeProvider.create_invoice`, with the same per-step keys."""
+        params, items = invoice_params(customer_id, line_items, order_id, description, send)
+        draft = await self._call(
+            "create_invoice",
+            self._v1.invoices.create_async,
+            params=params,
+            options=self._options(f"{idempotency_key}:invoice"),
+        )
+        for index, item in enumerate(items):
+            await self._call(
+                "create_invoice_item",
+                self._v1.invoice_items.create_async,
+                params={**item, "invoice": draft["id"]},
+                options=self._options(f"{idempotency_key}:item:{index}"),
+            )
+        await self._call(
+            "finalize_invoice",
+            self._v1.invoices.finalize_invoice_async,
+            draft["id"],
+            options=self._options(f"{idempotency_key}:finalize"),
+        )
+        if send:
+            data = await self._call(
+                "send_invoice",
+                self._v1.invoices.send_invoice_async,
+                draft["id"],
+                options=self._options(f"{idempotency_key}:send"),
+            )
+        else:
+            data = await self._call(
+                "pay_invoice",
+                self._v1.invoices.pay_async,
+                draft["id"],
+                options=self._options(f"{idempotency_key}:pay"),
+            )
+        return invoice_from_stripe(data)
+
+    async def get_dispute(self, dispute_id: str) -> Dispute:
+        data = await self._call("get_dispute", self._v1.disputes.retrieve_async, dispute_id)
+        return dispute_from_stripe(data)
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify ``Stripe-Signature`` over the raw body, then parse it once (no I/O)."""
+        return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
+
+    async def aclose(self) -> None:
+        """Close the httpx client (and its connections)."""
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
