@@ -46,7 +46,15 @@ _install_log_filters()
 
 if TYPE_CHECKING:
     from paygate._facts import FACT_TYPES, Fact
-    from paygate.gateway import DispatchSummary, Gateway, RetryPolicy, WebhookResult, connect
+    from paygate.gateway import (
+        AsyncGateway,
+        DispatchSummary,
+        Gateway,
+        RetryPolicy,
+        WebhookResult,
+        connect,
+        connect_async,
+    )
     from paygate.models import (
         CheckoutSession,
         CheckoutStatus,
@@ -118,6 +126,8 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "paygate.gateway",
     "WebhookResult": "paygate.gateway",
     "connect": "paygate.gateway",
+    "AsyncGateway": "paygate.gateway",
+    "connect_async": "paygate.gateway",
     "Store": "paygate.stores",
     "MemoryStore": "paygate.stores",
     "SQLiteStore": "paygate.stores",
@@ -146,6 +156,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FACT_TYPES",
+    "AsyncGateway",
     "DispatchSummary",
     "Fact",
     "AuthenticationError",
@@ -204,6 +215,7 @@ __all__ = [
     "__version__",
     "available_providers",
     "connect",
+    "connect_async",
     "create_provider",
     "open_store",
     "reconcile",
