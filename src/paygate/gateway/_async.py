@@ -61,6 +61,10 @@ AP = TypeVarDefault("AP", bound=AsyncPaymentProvider, default=AsyncPaymentProvid
 H = TypeVar("H", bound=Callable[..., Any])
 
 
+#: ``RetryPolicy``'s default pause (``time.sleep``): replaced by ``asyncio.sleep`` here
+_BLOCKING_SLEEP = RetryPolicy.__dataclass_fields__["sleep"].default
+
+
 class _ThreadedProvider:
     """A sync adapter with no async twin, each call run in a worker thread
     (``asyncio.to_thread``): never blocks the loop, but holds a thread per call in
@@ -188,7 +192,7 @@ class AsyncGateway(GatewayFlows, Generic[AP]):
 
     async def _sleep(self, seconds: float) -> None:
         pause = self.retry.sleep
-        if pause is time.sleep:
+        if pause is _BLOCKING_SLEEP:  # the policy's default: wait on the loop instead
             await asyncio.sleep(seconds)
             return
         result = pause(seconds)  # a test's own sleep
