@@ -8,6 +8,12 @@ the measured process for the GIL: the AsyncGateway loop-lag test and
 call first sends one request to the server, then returns the fake's answer, so the
 gateway sees a provider with the server's latency and the fake's behaviour.
 
+``client="plain"`` swaps httpx for a minimal HTTP/1.1 client (``http.client`` per
+thread, asyncio streams with a keep-alive pool): httpcore's async connection pool
+re-examines every connection for every queued request, which at hundreds of requests in
+flight costs more CPU than the gateway itself; the plain client measures the gateway's
+concurrency, httpx what the real adapters (on httpx) would see.
+
     python tests/latency_server.py --delay 0.05   # prints its port, serves until killed
 """
 
@@ -15,11 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import http.client
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -85,16 +95,81 @@ class LatencyServer:
             self._process.stdout.close()
 
 
-class LatencyProvider(FakeProvider):
-    """The fake provider, one blocking round trip to ``url`` before each call."""
+_REQUEST = b"POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\n\r\n{}"
 
-    def __init__(self, url: str, **settings: Any) -> None:
+
+class _PlainClient:
+    """One keep-alive ``http.client`` connection per thread."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.local = threading.local()
+        self.opened: list[http.client.HTTPConnection] = []
+
+    def post(self) -> None:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port)
+            self.opened.append(conn)
+        conn.request("POST", "/", body=b"{}")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+
+    def close(self) -> None:
+        for conn in self.opened:
+            conn.close()
+
+
+class _PlainAsyncClient:
+    """Keep-alive connections over asyncio streams, reused from an idle pool."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.idle: collections.deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            collections.deque()
+        )
+        self.opened: list[asyncio.StreamWriter] = []
+
+    async def post(self) -> None:
+        if self.idle:
+            reader, writer = self.idle.popleft()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self.opened.append(writer)
+        writer.write(_REQUEST)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        self.idle.append((reader, writer))
+
+    async def aclose(self) -> None:
+        for writer in self.opened:
+            writer.close()
+        for writer in self.opened:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+class LatencyProvider(FakeProvider):
+    """The fake provider, one blocking round trip to ``url`` before each call
+    (``client``: ``"httpx"`` or ``"plain"``, see the module)."""
+
+    def __init__(self, url: str, *, client: str = "httpx", **settings: Any) -> None:
         super().__init__(**settings)
         self.url = url
+        self.client = client
         self.http = httpx.Client(limits=httpx.Limits(max_connections=1000))
+        self.plain = _PlainClient(url)
 
     def _round_trip(self) -> None:
-        self.http.post(self.url, content=b"{}").raise_for_status()
+        if self.client == "plain":
+            self.plain.post()
+        else:
+            self.http.post(self.url, content=b"{}").raise_for_status()
 
     def create_payment(self, *args: Any, **kwargs: Any) -> Any:
         self._round_trip()
@@ -109,6 +184,7 @@ class LatencyProvider(FakeProvider):
 
     def close(self) -> None:
         self.http.close()
+        self.plain.close()
         super().close()
 
 
@@ -118,10 +194,15 @@ class AsyncLatencyProvider(AsyncFakeProvider):
     def __init__(self, engine: LatencyProvider) -> None:
         super().__init__(engine=engine)
         self.url = engine.url
+        self.client = engine.client
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
+        self.plain = _PlainAsyncClient(engine.url)
 
     async def _round_trip(self) -> None:
-        (await self.http.post(self.url, content=b"{}")).raise_for_status()
+        if self.client == "plain":
+            await self.plain.post()
+        else:
+            (await self.http.post(self.url, content=b"{}")).raise_for_status()
 
     async def create_payment(self, *args: Any, **kwargs: Any) -> Any:
         await self._round_trip()
@@ -134,6 +215,7 @@ class AsyncLatencyProvider(AsyncFakeProvider):
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.plain.aclose()
 
 
 if __name__ == "__main__":
