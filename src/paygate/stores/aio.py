@@ -10,12 +10,15 @@ and runs its calls where they cannot stall the loop:
   anyway, so one thread loses no concurrency, and it never waits on SQLite's busy lock
   behind the gateway's own other calls. ``aiosqlite`` does the same (one thread per
   connection) but would need a second copy of the store's SQL transaction logic.
-* ``PostgresStore``: on a pool of threads as large as its connection pool
-  (``pool_max``), so as many statements are in flight as there are connections, each
-  on psycopg's proven sync path (its watchdog, timeouts and error mapping included).
-  Not psycopg's ``AsyncConnectionPool``: that would mean a second, async copy of the
-  ~1,100 lines of ``PostgresStore``, the two-copies problem the Gateway's sans-I/O core
-  exists to avoid; the threads give the same number of statements in flight.
+* ``PostgresStore``: on two threads, each on psycopg's proven sync path (its watchdog,
+  timeouts and error mapping included), statements in flight while the loop runs. Not
+  more by default: a thread running psycopg's Python code holds the GIL for up to the
+  switch interval (5 ms), and with many such threads busy the loop waits its turn behind
+  all of them (measured: loop callbacks stretched past 20 ms with 8 threads, none with
+  2, ``tests/test_async_loop_lag.py``). ``AsyncStore(store, threads=8)`` buys throughput
+  (about 2x on ``bench/bench_async.py``) for those stalls. Not psycopg's
+  ``AsyncConnectionPool``: that would mean a second, async copy of the ~1,100 lines of
+  ``PostgresStore``, the two-copies problem the Gateway's sans-I/O core exists to avoid.
 * any other store: one dedicated thread (safe whatever its thread-safety).
 
 A cancelled call (the awaiting task cancelled) cannot stop a statement already running
@@ -43,8 +46,8 @@ def threads_for(store: Store) -> int:
     if kind == "MemoryStore":
         return 0
     if kind == "PostgresStore":
-        # psycopg_pool's ConnectionPool.max_size (the store's pool_max)
-        return max(1, int(getattr(getattr(store, "_pool", None), "max_size", 8)))
+        # two (see the module), fewer when the pool has one connection (pool_max=1)
+        return max(1, min(2, int(getattr(getattr(store, "_pool", None), "max_size", 2))))
     return 1
 
 
