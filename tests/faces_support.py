@@ -130,10 +130,36 @@ def connect_blocking_async(runner: LoopThread) -> Callable[..., BlockingAsyncGat
             })  # fmt: skip
         else:
             built = provider
-        agw = connect_async(built, store, **kwargs)
+        agw = connect_async(_twin_on_mocked_http(built), store, **kwargs)
         return BlockingAsyncGateway(agw, runner, built)
 
     return connect
+
+
+def _twin_on_mocked_http(built: Any) -> Any:
+    """The async twin of a real adapter on the test's mocked HTTP: Stripe's through the
+    active ``responses`` mock (``tests.async_support``), Square's on the same
+    ``httpx.MockTransport`` as the sync adapter. Others as ``connect_async`` makes them
+    (the fake's twin shares its engine; PayPal without a twin runs in worker threads,
+    where ``responses`` answers it as before)."""
+    kind = type(built).__name__
+    if kind == "StripeProvider":
+        from paygate.providers.stripe import AsyncStripeProvider
+        from tests.async_support import responses_client
+
+        stripe = AsyncStripeProvider.__new__(AsyncStripeProvider)
+        stripe._setup(built.settings, responses_client())
+        stripe._clock = built._clock
+        return stripe
+    if kind == "SquareProvider":
+        import httpx
+
+        from paygate.providers.square import AsyncSquareProvider
+
+        square = AsyncSquareProvider.__new__(AsyncSquareProvider)
+        square._setup(built.settings, httpx.AsyncClient(transport=built._http._transport))
+        return square
+    return built
 
 
 @pytest.fixture(scope="module")
