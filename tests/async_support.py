@@ -9,9 +9,16 @@ written for a ``requests``-based adapter drives the httpx-based async adapter un
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import httpx
 import requests
 from urllib3 import exceptions as urllib3_errors
+
+from paygate.provider import PaymentProvider
+from paygate.testing.aio import blocking
 
 
 def _as_httpx_error(exc: requests.RequestException, request: httpx.Request) -> Exception:
@@ -41,7 +48,8 @@ def _forward(request: httpx.Request) -> httpx.Response:
             answer = session.request(
                 request.method,
                 str(request.url),
-                headers=dict(request.headers),
+                # as sent (httpx's mapping view lowercases names; tests read them as written)
+                headers={k.decode(): v.decode() for k, v in request.headers.raw},
                 data=request.content or None,
                 timeout=10,
             )
@@ -62,3 +70,16 @@ def responses_transport() -> httpx.MockTransport:
 def responses_client() -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` answered by the active ``responses`` mock."""
     return httpx.AsyncClient(transport=responses_transport())
+
+
+@contextmanager
+def blocking_on_responses(make: Callable[[httpx.AsyncClient], Any]) -> Iterator[PaymentProvider]:
+    """``blocking(make(client))`` with ``client`` answered by ``responses``; on exit the
+    adapter's ``aclose()``, then the client's (an adapter leaves a caller's client open)."""
+    client = responses_client()
+    facade = blocking(make(client))
+    try:
+        yield facade
+    finally:
+        facade.run(client.aclose())  # type: ignore[attr-defined]
+        facade.close()  # type: ignore[attr-defined]

@@ -225,3 +225,43 @@ def test_blocking_facade_closes_its_loop() -> None:
     facade.close()
     facade.close()  # idempotent
     assert facade._loop.is_closed()
+
+
+# -- the registry's async face -----------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from paygate import provider as registry
+
+    monkeypatch.setattr(registry, "_registry", dict(registry._BUILTIN))
+    monkeypatch.setattr(registry, "_entry_points_loaded", True)
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_plugin_gets_its_async_twin_through_aio_or_a_clear_error() -> None:
+    from paygate.provider import BaseProvider, register_provider
+
+    class Plugin(BaseProvider):
+        name = "plugin"
+
+        def __init__(self, **settings: object) -> None:
+            self.settings = settings
+
+        def aio(self) -> AsyncFakeProvider:  # type: ignore[override]
+            return AsyncFakeProvider(seed=int(self.settings["seed"]))  # type: ignore[call-overload]
+
+    class NoTwin(BaseProvider):
+        name = "notwin"
+
+    register_provider("plugin", Plugin)
+    register_provider("notwin", NoTwin)
+    twin = create_async_provider("plugin", seed=4)
+    assert isinstance(twin, AsyncFakeProvider) and twin.settings.seed == 4
+    with pytest.raises(NotSupported, match="notwin does not support aio"):
+        create_async_provider("notwin")
+    # a plugin registered under a built-in's name is not replaced by the built-in twin
+    register_provider("fake", Plugin)
+    assert create_async_provider("fake", seed=6).settings.seed == 6  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="unknown provider"):
+        create_async_provider("nope")

@@ -21,7 +21,7 @@ from paygate.providers.stripe import AsyncStripeProvider, StripeProvider
 from paygate.testing.aio import blocking
 from paygate.testing.conformance import ProviderContract, ProviderHarness
 from tests import test_stripe_api
-from tests.async_support import responses_client
+from tests.async_support import blocking_on_responses, responses_client
 from tests.fixtures.stripe import event_body, resource
 from tests.test_stripe_api import *  # noqa: F403  # every test of the sync face, again here
 from tests.test_stripe_conformance import SECRET, StripeHarness
@@ -31,18 +31,20 @@ KEY = test_stripe_api.KEY
 
 @pytest.fixture
 def provider() -> Iterator[PaymentProvider]:  # replaces test_stripe_api's sync provider
-    facade = blocking(
-        AsyncStripeProvider(api_key=KEY, webhook_secret="whsec_api", http_client=responses_client())
-    )
-    yield facade
-    facade.close()  # type: ignore[attr-defined]
+    with blocking_on_responses(
+        lambda client: AsyncStripeProvider(
+            api_key=KEY, webhook_secret="whsec_api", http_client=client
+        )
+    ) as facade:
+        yield facade
 
 
 class AsyncStripeHarness(StripeHarness):
     def make_provider(self) -> PaymentProvider:
+        self.client = responses_client()
         return blocking(
             AsyncStripeProvider(
-                api_key="sk_test_contract", webhook_secret=SECRET, http_client=responses_client()
+                api_key="sk_test_contract", webhook_secret=SECRET, http_client=self.client
             )
         )
 
@@ -55,8 +57,11 @@ def mocked_http() -> Iterator[responses.RequestsMock]:
 
 class TestAsyncStripeContract(ProviderContract):
     @pytest.fixture
-    def harness(self, mocked_http: responses.RequestsMock) -> ProviderHarness:
-        return AsyncStripeHarness(mocked_http)
+    def harness(self, mocked_http: responses.RequestsMock) -> Iterator[ProviderHarness]:
+        harness = AsyncStripeHarness(mocked_http)
+        yield harness
+        if hasattr(harness, "client"):
+            asyncio.run(harness.client.aclose())
 
 
 # -- natively on a loop, over httpx.MockTransport ----------------------------------------------
@@ -81,7 +86,8 @@ def test_requests_on_the_loop_carry_the_key_and_a_form_body() -> None:
                 idempotency_key="order:o1:create",
             )  # fmt: skip
             assert payment.id == "pi_async_1" and payment.amount == Money(1999, "USD")
-        assert client.is_closed
+        assert not client.is_closed  # the caller's client stays the caller's
+        await client.aclose()
 
     asyncio.run(scenario())
     (request,) = seen
@@ -114,6 +120,7 @@ def test_network_failures_are_classified_like_the_sync_face(
                 await provider.get_payment("pi_x")
             assert caught.value.code == code  # type: ignore[attr-defined]
             assert "sk_test" not in str(caught.value)
+        await client.aclose()
 
     asyncio.run(scenario())
 
@@ -131,3 +138,4 @@ def test_twin_has_the_settings_and_parses_webhooks_as_the_sync_face() -> None:
     assert asyncio.run(twin.parse_webhook(raw, headers)) == sync.parse_webhook(raw, headers)
     for provider in (twin, built):
         asyncio.run(provider.aclose())
+        assert provider._http._client_async.is_closed  # the client it made

@@ -9,10 +9,11 @@ An adapter translates in both directions and nothing else: paygate's arguments â
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn, Protocol, cast, runtime_checkable
+from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
+
+from typing_extensions import Self
 
 from paygate._compat import StrEnum
 from paygate.errors import ConfigurationError, NotSupported, ProviderNotInstalled
@@ -210,6 +211,17 @@ class BaseProvider:
         if capability not in self.capabilities:
             self._unsupported(operation)
 
+    def aio(self) -> AsyncPaymentProvider:
+        """The async twin of this adapter (same settings, its own async HTTP client; the
+        fake shares its state). Built-in adapters have one; others raise
+        :class:`NotSupported` unless they override this."""
+        spec = _ASYNC_BUILTIN.get(self.name)
+        if spec is None:
+            self._unsupported("aio")
+        twin_class: Any = _load_spec(self.name, spec)  # each twin has from_sync(provider)
+        twin: AsyncPaymentProvider = twin_class.from_sync(self)
+        return twin
+
     def create_payment(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("create_payment")
 
@@ -261,16 +273,97 @@ class BaseProvider:
     def close(self) -> None:
         """Release connections; the default has none."""
 
-    def aio(self) -> AsyncPaymentProvider:
-        """The async twin of this adapter (same settings, its own async HTTP client; the
-        fake shares its state). Built-in adapters have one; others raise
-        :class:`NotSupported` unless they override this."""
-        spec = _ASYNC_BUILTIN.get(self.name)
-        if spec is None:
-            self._unsupported("aio")
-        twin_class: Any = _load_spec(self.name, spec)  # each twin has from_sync(provider)
-        twin: AsyncPaymentProvider = twin_class.from_sync(self)
-        return twin
+
+# -- registry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """Where an adapter lives and what to install for it (fsspec-style lazy registry)."""
+
+    target: str  # "module:Class"
+    extra: str | None = None  # pip extra: paygate-payments[extra]
+    requires: tuple[str, ...] = ()  # top-level modules the adapter imports
+
+
+_BUILTIN: dict[str, ProviderSpec] = {
+    "fake": ProviderSpec("paygate.providers.fake:FakeProvider"),
+    "stripe": ProviderSpec("paygate.providers.stripe:StripeProvider", "stripe", ("stripe",)),
+    "paypal": ProviderSpec(
+        "paygate.providers.paypal:PayPalProvider", "paypal", ("paypalrestsdk", "cryptography")
+    ),
+    # the Square adapter imports httpx (squareup's own HTTP client) before square itself
+    "square": ProviderSpec(
+        "paygate.providers.square:SquareProvider", "square", ("httpx", "square")
+    ),
+}
+_registry: dict[str, ProviderSpec | Callable[..., Any]] = dict(_BUILTIN)
+_ENTRY_POINT_GROUP = "paygate.providers"
+_entry_points_loaded = False
+
+
+def register_provider(
+    name: str, target: str | Callable[..., Any], *, extra: str | None = None
+) -> None:
+    """Register an adapter: ``"module:Class"`` (imported lazily) or a class/factory."""
+    _registry[name] = ProviderSpec(target, extra) if isinstance(target, str) else target
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    # Imported on first use, not at the top: importlib.metadata (email, zipfile, csv, ...)
+    # would otherwise cost more than the rest of ``import paygate`` together.
+    from importlib import metadata as importlib_metadata
+
+    for ep in importlib_metadata.entry_points(group=_ENTRY_POINT_GROUP):
+        _registry.setdefault(ep.name, ProviderSpec(ep.value))
+
+
+def available_providers() -> list[str]:
+    _load_entry_points()
+    return sorted(_registry)
+
+
+def load_provider_class(name: str) -> Callable[..., Any]:
+    """The adapter class for ``name``, importing it (and its SDK) only now."""
+    if name not in _registry:
+        _load_entry_points()
+    try:
+        entry = _registry[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown provider {name!r}; available: {', '.join(available_providers())}"
+        ) from None
+    if not isinstance(entry, ProviderSpec):
+        return entry
+    return _load_spec(name, entry)
+
+
+def _load_spec(name: str, entry: ProviderSpec) -> Callable[..., Any]:
+    """Import ``entry.target``; a missing SDK becomes :class:`ProviderNotInstalled`."""
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if entry.extra and (missing.split(".")[0] in entry.requires or not entry.requires):
+            raise ProviderNotInstalled(
+                f"provider {name!r} needs the {missing!r} package: "
+                f"pip install 'paygate-payments[{entry.extra}]'"
+            ) from None
+        raise
+    cls: Callable[..., Any] = getattr(module, attr)
+    return cls
+
+
+def create_provider(name: str, **settings: Any) -> PaymentProvider:
+    """An adapter instance from its name and settings (``api_key=...`` etc.)."""
+    cls = load_provider_class(name)
+    provider: PaymentProvider = cls(**settings)
+    return provider
 
 
 # -- the async face ------------------------------------------------------------------------
@@ -462,114 +555,26 @@ class AsyncBaseProvider:
     async def aclose(self) -> None:
         """Release connections; the default has none."""
 
-    async def __aenter__(self) -> AsyncBaseProvider:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 
-# -- registry ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    """Where an adapter lives and what to install for it (fsspec-style lazy registry)."""
-
-    target: str  # "module:Class"
-    extra: str | None = None  # pip extra: paygate-payments[extra]
-    requires: tuple[str, ...] = ()  # top-level modules the adapter imports
-
-
-_BUILTIN: dict[str, ProviderSpec] = {
-    "fake": ProviderSpec("paygate.providers.fake:FakeProvider"),
-    "stripe": ProviderSpec("paygate.providers.stripe:StripeProvider", "stripe", ("stripe",)),
-    "paypal": ProviderSpec(
-        "paygate.providers.paypal:PayPalProvider", "paypal", ("paypalrestsdk", "cryptography")
-    ),
-    # the Square adapter imports httpx (squareup's own HTTP client) before square itself
-    "square": ProviderSpec(
-        "paygate.providers.square:SquareProvider", "square", ("httpx", "square")
-    ),
-}
-_registry: dict[str, ProviderSpec | Callable[..., Any]] = dict(_BUILTIN)
-_ENTRY_POINT_GROUP = "paygate.providers"
-_entry_points_loaded = False
-
-
-def register_provider(
-    name: str, target: str | Callable[..., Any], *, extra: str | None = None
-) -> None:
-    """Register an adapter: ``"module:Class"`` (imported lazily) or a class/factory."""
-    _registry[name] = ProviderSpec(target, extra) if isinstance(target, str) else target
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    # Imported on first use, not at the top: importlib.metadata (email, zipfile, csv, ...)
-    # would otherwise cost more than the rest of ``import paygate`` together.
-    from importlib import metadata as importlib_metadata
-
-    for ep in importlib_metadata.entry_points(group=_ENTRY_POINT_GROUP):
-        _registry.setdefault(ep.name, ProviderSpec(ep.value))
-
-
-def available_providers() -> list[str]:
-    _load_entry_points()
-    return sorted(_registry)
-
-
-def load_provider_class(name: str) -> Callable[..., Any]:
-    """The adapter class for ``name``, importing it (and its SDK) only now."""
-    if name not in _registry:
-        _load_entry_points()
-    try:
-        entry = _registry[name]
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown provider {name!r}; available: {', '.join(available_providers())}"
-        ) from None
-    if not isinstance(entry, ProviderSpec):
-        return entry
-    return _load_spec(name, entry)
-
-
-def _load_spec(name: str, entry: ProviderSpec) -> Callable[..., Any]:
-    """Import ``entry.target``; a missing SDK becomes :class:`ProviderNotInstalled`."""
-    module_name, _, attr = entry.target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if entry.extra and (missing.split(".")[0] in entry.requires or not entry.requires):
-            raise ProviderNotInstalled(
-                f"provider {name!r} needs the {missing!r} package: "
-                f"pip install 'paygate-payments[{entry.extra}]'"
-            ) from None
-        raise
-    cls: Callable[..., Any] = getattr(module, attr)
-    return cls
-
-
-def create_provider(name: str, **settings: Any) -> PaymentProvider:
-    """An adapter instance from its name and settings (``api_key=...`` etc.)."""
-    cls = load_provider_class(name)
-    provider: PaymentProvider = cls(**settings)
-    return provider
-
-
 #: the async twin of each built-in adapter (same settings, same extra)
 _ASYNC_BUILTIN: dict[str, ProviderSpec] = {
-    "fake": ProviderSpec("paygate.providers.fake:AsyncFakeProvider"),
-    "stripe": ProviderSpec("paygate.providers.stripe:AsyncStripeProvider", "stripe", ("stripe",)),
+    "fake": ProviderSpec("paygate.providers._fake_async:AsyncFakeProvider"),
+    "stripe": ProviderSpec(
+        "paygate.providers._stripe_async:AsyncStripeProvider", "stripe", ("stripe", "httpx")
+    ),
     "paypal": ProviderSpec(
-        "paygate.providers.paypal:AsyncPayPalProvider", "paypal", ("httpx", "cryptography")
+        "paygate.providers._paypal_aio:AsyncPayPalProvider",
+        "paypal",
+        ("paypalrestsdk", "cryptography", "httpx"),
     ),
     "square": ProviderSpec(
-        "paygate.providers.square:AsyncSquareProvider", "square", ("httpx", "square")
+        "paygate.providers._square_async:AsyncSquareProvider", "square", ("httpx", "square")
     ),
 }
 
@@ -590,8 +595,11 @@ def async_provider_for(provider: PaymentProvider | AsyncPaymentProvider) -> Asyn
     """The async twin of a configured adapter: ``provider.aio()`` (every built-in adapter
     has one: same settings, its own async HTTP client), or ``provider`` itself when it is
     async already. Anything else: :class:`ConfigurationError`."""
+    import inspect
+
     if inspect.iscoroutinefunction(getattr(provider, "get_payment", None)):
-        return cast(AsyncPaymentProvider, provider)
+        already_async: AsyncPaymentProvider = provider  # type: ignore[assignment]
+        return already_async
     aio = getattr(provider, "aio", None)
     if not callable(aio):
         raise ConfigurationError(

@@ -59,13 +59,8 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
-from paygate.providers._http_faults import (
-    httpx_failure,
-    requests_failure,
-    retry_after_from,
-    unexpected_response,
-)
+from paygate.provider import BaseProvider, Capability
+from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
 from paygate.providers._window import check_page_size, check_window
 
@@ -83,7 +78,6 @@ __all__ = [
     "REFUND_STATUS",
     "STATUS_ERRORS",
     "SUBSCRIPTION_STATUS",
-    "AsyncStripeProvider",
     "StripeProvider",
     "StripeSettings",
     "from_stripe_amount",
@@ -92,6 +86,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger("paygate.providers.stripe")
+
+
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._stripe_async import AsyncStripeProvider as AsyncStripeProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncStripeProvider":
+        from paygate.providers._stripe_async import AsyncStripeProvider
+
+        return AsyncStripeProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PROVIDER = "stripe"
 
@@ -940,6 +951,8 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
         # from "sent, answer lost" (reset, read timeout, cut body)
         cause = exc.__cause__ if exc.__cause__ is not None else exc
         if type(cause).__module__.partition(".")[0] == "httpx":  # the async face's client
+            from paygate.providers._http_faults import httpx_failure
+
             return httpx_failure(PROVIDER, "Stripe", operation, cause)
         return requests_failure(PROVIDER, "Stripe", operation, cause)
     body = exc.json_body
@@ -1641,356 +1654,3 @@ class StripeProvider(BaseProvider):
 
     def close(self) -> None:
         """The SDK's requests session closes with the process; nothing to release here."""
-
-
-# == the async face ==============================================================================
-
-
-class _DeadlineHTTPXClient(stripe.HTTPXClient):
-    """The SDK's httpx client for the ``*_async`` methods, with the same per-request
-    deadline as :class:`_DeadlineRequestsClient` (the SDK reads ``self._timeout`` on every
-    request), an ``httpx.AsyncClient`` of the caller's choosing (a ``MockTransport`` in
-    tests, a shared pool), and the form body handed to httpx as ``content``: the SDK passes
-    it as ``data=<str>``, which httpx deprecates."""
-
-    def __init__(self, *, timeout: float, http_client: Any = None) -> None:
-        super().__init__(timeout=timeout)
-        if http_client is not None:
-            self._client_async = http_client
-
-    @property
-    def _timeout(self) -> float:
-        return attempt_timeout(self._paygate_timeout)
-
-    @_timeout.setter
-    def _timeout(self, value: float) -> None:
-        self._paygate_timeout = value
-
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> list[Any]:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        body = kwargs.pop("data", None)
-        if body:
-            kwargs["content"] = body
-        return [args, kwargs]
-
-
-class AsyncStripeProvider(AsyncBaseProvider):
-    """:class:`~paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
-    ``StripeClient`` over the SDK's ``HTTPXClient``.
-
-    The same settings as :class:`StripeProvider`, plus ``http_client`` (an
-    ``httpx.AsyncClient``; closed by :meth:`aclose`). The same parameters, idempotency keys
-    (``_stripe_key``), translation and error mapping as the sync face: the request builders
-    and translators above are shared; only the awaiting differs.
-    """
-
-    name = PROVIDER
-    capabilities = frozenset(Capability)
-
-    def __init__(self, *, http_client: Any = None, **settings: Any) -> None:
-        self._setup(_load_settings(settings), http_client)
-
-    @classmethod
-    def from_sync(cls, provider: BaseProvider) -> AsyncStripeProvider:
-        """The async twin of ``provider`` (its settings; a client of its own)."""
-        if not isinstance(provider, StripeProvider):
-            raise ConfigurationError(f"expected a StripeProvider, got {type(provider).__name__}")
-        twin = cls.__new__(cls)
-        twin._setup(provider.settings, None)
-        twin._clock = provider._clock
-        return twin
-
-    def _setup(self, settings: StripeSettings, http_client: Any) -> None:
-        self.settings = settings
-        self.max_retries: int | None = settings.max_retries
-        self._secrets = settings.secrets_bytes
-        self._clock: Callable[[], float] = time.time
-        base_addresses: dict[str, str] = {}
-        if settings.base_url:
-            base_addresses = {"api": settings.base_url, "files": settings.base_url}
-        self._http = _DeadlineHTTPXClient(timeout=settings.timeout, http_client=http_client)
-        self._client = stripe.StripeClient(
-            settings.api_key.get_secret_value(),
-            stripe_version=settings.api_version,
-            base_addresses=base_addresses,  # type: ignore[arg-type]
-            max_network_retries=0,  # the Gateway's RetryPolicy is the one retry layer
-            http_client=self._http,
-        )
-        self._v1 = self._client.v1
-
-    def __repr__(self) -> str:
-        key = self.settings.api_key.get_secret_value()
-        mode = "live" if "_live_" in key[:8] else "test"
-        where = f", base_url={self.settings.base_url!r}" if self.settings.base_url else ""
-        return f"AsyncStripeProvider(mode={mode}{where})"
-
-    async def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = await fn(*args, **kwargs)
-        except stripe.StripeError as exc:
-            raise _failed(operation, exc) from None
-        return _answer(operation, result)
-
-    _options = staticmethod(StripeProvider._options)
-
-    async def create_payment(
-        self,
-        *,
-        order_id: str,
-        amount: Money,
-        payment_method: str | None,
-        idempotency_key: str,
-        customer_id: str | None = None,
-        description: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        capture: CaptureMethod = "automatic",
-        return_url: str | None = None,
-    ) -> Payment:
-        params = payment_intent_params(
-            order_id, amount, payment_method, customer_id, description, metadata, capture,
-            return_url,
-        )  # fmt: skip
-        data = await self._call(
-            "create_payment",
-            self._v1.payment_intents.create_async,
-            params=params,
-            options=self._options(idempotency_key),
-        )
-        return payment_from_stripe(data)
-
-    async def get_payment(self, payment_id: str) -> Payment:
-        """As :meth:`StripeProvider.get_payment`: one request, more only where needed."""
-        data = await self._call(
-            "get_payment",
-            self._v1.payment_intents.retrieve_async,
-            payment_id,
-            params={"expand": list(PAYMENT_EXPAND)},
-        )
-        charge = data.get("latest_charge")
-        refunds: list[dict[str, Any]] | None = None
-        disputes: list[dict[str, Any]] | None = None
-        if isinstance(charge, Mapping):
-            listing = charge.get("refunds")
-            if isinstance(listing, Mapping) and listing.get("has_more"):
-                refunds = await self._list_all(
-                    "get_payment", self._v1.refunds.list_async, charge=charge["id"]
-                )
-            if charge.get("disputed"):
-                disputes = await self._list_all(
-                    "get_payment", self._v1.disputes.list_async, payment_intent=data["id"]
-                )
-        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
-
-    async def _list_all(
-        self, operation: str, method: Callable[..., Any], **params: Any
-    ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        query: dict[str, Any] = {**params, "limit": 100}
-        while True:
-            page = await self._call(operation, method, params=query)
-            rows: list[dict[str, Any]] = page.get("data") or []
-            items.extend(rows)
-            if not page.get("has_more") or not rows:
-                return items
-            query = {**query, "starting_after": rows[-1]["id"]}
-
-    async def capture_payment(
-        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
-    ) -> Payment:
-        data = await self._call(
-            "capture_payment",
-            self._v1.payment_intents.capture_async,
-            payment_id,
-            params=capture_params(amount),
-            options=self._options(idempotency_key),
-        )
-        return payment_from_stripe(data)
-
-    async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        data = await self._call(
-            "cancel_payment",
-            self._v1.payment_intents.cancel_async,
-            payment_id,
-            options=self._options(idempotency_key),
-        )
-        return payment_from_stripe(data)
-
-    async def refund_payment(
-        self,
-        payment_id: str,
-        *,
-        amount: Money | None = None,
-        reason: str | None = None,
-        idempotency_key: str,
-    ) -> Refund:
-        data = await self._call(
-            "refund_payment",
-            self._v1.refunds.create_async,
-            params=refund_params(payment_id, amount, reason),
-            options=self._options(idempotency_key),
-        )
-        return refund_from_stripe(data)
-
-    async def get_refund(self, refund_id: str) -> Refund:
-        data = await self._call("get_refund", self._v1.refunds.retrieve_async, refund_id)
-        return refund_from_stripe(data)
-
-    async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
-        """As :meth:`StripeProvider.complete_return`: only ids are read from the query."""
-        session_id = params.get("session_id")
-        payment_id = params.get("payment_intent")
-        if session_id:
-            session = await self.get_checkout_session(session_id)
-            if not session.payment_id:
-                raise ValidationError(
-                    f"checkout session {session_id} has no payment (mode {session.mode})"
-                )
-            payment_id = session.payment_id
-        if not payment_id:
-            raise ValidationError("return parameters carry neither session_id nor payment_intent")
-        return await self.get_payment(payment_id)
-
-    async def create_checkout_session(
-        self,
-        *,
-        order_id: str,
-        line_items: Sequence[LineItem],
-        success_url: str,
-        cancel_url: str,
-        idempotency_key: str,
-        mode: CheckoutMode = "payment",
-        customer_id: str | None = None,
-        price_id: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> CheckoutSession:
-        params = checkout_params(
-            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
-        )
-        data = await self._call(
-            "create_checkout_session",
-            self._v1.checkout.sessions.create_async,
-            params=params,
-            options=self._options(idempotency_key),
-        )
-        return checkout_from_stripe(data)
-
-    async def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        data = await self._call(
-            "get_checkout_session", self._v1.checkout.sessions.retrieve_async, session_id
-        )
-        return checkout_from_stripe(data)
-
-    async def create_customer(
-        self,
-        *,
-        email: str | None,
-        name: str | None,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-    ) -> Customer:
-        data = await self._call(
-            "create_customer",
-            self._v1.customers.create_async,
-            params=customer_params(email, name, metadata),
-            options=self._options(idempotency_key),
-        )
-        return customer_from_stripe(data)
-
-    async def create_subscription(
-        self,
-        *,
-        customer_id: str,
-        price_id: str,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-    ) -> Subscription:
-        data = await self._call(
-            "create_subscription",
-            self._v1.subscriptions.create_async,
-            params=subscription_params(customer_id, price_id, metadata),
-            options=self._options(idempotency_key),
-        )
-        return subscription_from_stripe(data)
-
-    async def get_subscription(self, subscription_id: str) -> Subscription:
-        data = await self._call(
-            "get_subscription", self._v1.subscriptions.retrieve_async, subscription_id
-        )
-        return subscription_from_stripe(data)
-
-    async def cancel_subscription(
-        self, subscription_id: str, *, at_period_end: bool = False
-    ) -> Subscription:
-        if at_period_end:
-            data = await self._call(
-                "cancel_subscription",
-                self._v1.subscriptions.update_async,
-                subscription_id,
-                params={"cancel_at_period_end": True},
-            )
-        else:
-            data = await self._call(
-                "cancel_subscription", self._v1.subscriptions.cancel_async, subscription_id
-            )
-        return subscription_from_stripe(data)
-
-    async def create_invoice(
-        self,
-        *,
-        customer_id: str,
-        line_items: Sequence[LineItem],
-        idempotency_key: str,
-        order_id: str | None = None,
-        description: str | None = None,
-        send: bool = False,
-    ) -> Invoice:
-        """As :meth:`StripeProvider.create_invoice`, with the same per-step keys."""
-        params, items = invoice_params(customer_id, line_items, order_id, description, send)
-        draft = await self._call(
-            "create_invoice",
-            self._v1.invoices.create_async,
-            params=params,
-            options=self._options(f"{idempotency_key}:invoice"),
-        )
-        for index, item in enumerate(items):
-            await self._call(
-                "create_invoice_item",
-                self._v1.invoice_items.create_async,
-                params={**item, "invoice": draft["id"]},
-                options=self._options(f"{idempotency_key}:item:{index}"),
-            )
-        await self._call(
-            "finalize_invoice",
-            self._v1.invoices.finalize_invoice_async,
-            draft["id"],
-            options=self._options(f"{idempotency_key}:finalize"),
-        )
-        if send:
-            data = await self._call(
-                "send_invoice",
-                self._v1.invoices.send_invoice_async,
-                draft["id"],
-                options=self._options(f"{idempotency_key}:send"),
-            )
-        else:
-            data = await self._call(
-                "pay_invoice",
-                self._v1.invoices.pay_async,
-                draft["id"],
-                options=self._options(f"{idempotency_key}:pay"),
-            )
-        return invoice_from_stripe(data)
-
-    async def get_dispute(self, dispute_id: str) -> Dispute:
-        data = await self._call("get_dispute", self._v1.disputes.retrieve_async, dispute_id)
-        return dispute_from_stripe(data)
-
-    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Verify ``Stripe-Signature`` over the raw body, then parse it once (no I/O)."""
-        return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
-
-    async def aclose(self) -> None:
-        """Close the httpx client (and its connections)."""
-        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
