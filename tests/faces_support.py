@@ -139,9 +139,9 @@ def connect_blocking_async(runner: LoopThread) -> Callable[..., BlockingAsyncGat
 def _twin_on_mocked_http(built: Any) -> Any:
     """The async twin of a real adapter on the test's mocked HTTP: Stripe's through the
     active ``responses`` mock (``tests.async_support``), Square's on the same
-    ``httpx.MockTransport`` as the sync adapter. Others as ``connect_async`` makes them
-    (the fake's twin shares its engine; PayPal without a twin runs in worker threads,
-    where ``responses`` answers it as before)."""
+    ``httpx.MockTransport`` as the sync adapter, PayPal's through ``responses`` like
+    Stripe's. Others as ``connect_async`` makes them (the fake's twin shares its
+    engine)."""
     kind = type(built).__name__
     if kind == "StripeProvider":
         from paygate.providers.stripe import AsyncStripeProvider
@@ -151,6 +151,13 @@ def _twin_on_mocked_http(built: Any) -> Any:
         stripe._setup(built.settings, responses_client())
         stripe._clock = built._clock
         return stripe
+    if kind == "PayPalProvider":
+        from paygate.providers.paypal import AsyncPayPalProvider
+        from tests.async_support import responses_client
+
+        paypal = AsyncPayPalProvider.__new__(AsyncPayPalProvider)
+        paypal._setup(built.settings, responses_client())
+        return paypal
     if kind == "SquareProvider":
         import httpx
 

@@ -12,5 +12,5 @@ from tests.test_paypal_gateway import *  # noqa: F403
 def test_these_tests_run_on_the_async_face() -> None:
     gateway = paygate.connect(PayPalProvider(client_id="id", client_secret="s"), store="memory://")
     assert type(gateway.face).__name__ == "AsyncGateway"
-    assert type(gateway.face.provider).__name__ == "_ThreadedProvider"
+    assert type(gateway.face.provider).__name__ == "AsyncPayPalProvider"
     gateway.close()

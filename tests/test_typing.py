@@ -85,6 +85,7 @@ import paygate
 from paygate import AsyncGateway, Fact, Money, Payment, WebhookResult
 from paygate.provider import AsyncPaymentProvider
 from paygate.providers.fake import AsyncFakeProvider, FakeProvider
+from paygate.providers.paypal import AsyncPayPalProvider
 from paygate.providers.square import AsyncSquareProvider
 from paygate.providers.stripe import AsyncStripeProvider
 
@@ -98,7 +99,7 @@ async def main() -> None:
     square = paygate.connect_async("square", access_token="t", location_id="L")
     assert_type(square, AsyncGateway[AsyncSquareProvider])
     paypal = paygate.connect_async("paypal", client_id="id", client_secret="s")
-    assert_type(paypal, AsyncGateway[AsyncPaymentProvider])
+    assert_type(paypal, AsyncGateway[AsyncPayPalProvider])
     own = paygate.connect_async(FakeProvider(seed=2))  # a sync adapter: its async twin
     assert_type(own, AsyncGateway[AsyncPaymentProvider])
     twin = paygate.connect_async(FakeProvider().aio())

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from paygate.providers.fake import AsyncFakeProvider
+    from paygate.providers.paypal import AsyncPayPalProvider
     from paygate.providers.square import AsyncSquareProvider
     from paygate.providers.stripe import AsyncStripeProvider
 
@@ -84,7 +85,7 @@ def connect_async(
     verification: Literal["offline", "api"] = ...,
     webhook_tolerance: int = ...,
     cert_fetcher: Callable[[str], bytes] | None = None,
-) -> AsyncGateway[AsyncPaymentProvider]: ...
+) -> AsyncGateway[AsyncPayPalProvider]: ...
 @overload
 def connect_async(
     provider: Literal["square"],
