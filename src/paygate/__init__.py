@@ -46,7 +46,15 @@ _install_log_filters()
 
 if TYPE_CHECKING:
     from paygate._facts import FACT_TYPES, Fact
-    from paygate.gateway import DispatchSummary, Gateway, RetryPolicy, WebhookResult, connect
+    from paygate.gateway import (
+        AsyncGateway,
+        DispatchSummary,
+        Gateway,
+        RetryPolicy,
+        WebhookResult,
+        connect,
+        connect_async,
+    )
     from paygate.models import (
         CheckoutSession,
         CheckoutStatus,
@@ -124,6 +132,8 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "paygate.gateway",
     "WebhookResult": "paygate.gateway",
     "connect": "paygate.gateway",
+    "AsyncGateway": "paygate.gateway",
+    "connect_async": "paygate.gateway",
     "Store": "paygate.stores",
     "MemoryStore": "paygate.stores",
     "SQLiteStore": "paygate.stores",
@@ -152,6 +162,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FACT_TYPES",
+    "AsyncGateway",
     "DispatchSummary",
     "Fact",
     "AuthenticationError",
@@ -213,6 +224,7 @@ __all__ = [
     "__version__",
     "available_providers",
     "connect",
+    "connect_async",
     "create_provider",
     "open_store",
     "reconcile",
