@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paygate import Money, WebhookDelivery
+from paygate import Money, SetupSession, WebhookDelivery
 from paygate.provider import Capability, PaymentProvider
 from paygate.providers.fake import FakeProvider
 from paygate.testing.conformance import (
@@ -12,6 +12,7 @@ from paygate.testing.conformance import (
     Outcome,
     ProviderContract,
     ProviderHarness,
+    SavedOutcome,
     Scenario,
     WebhookKind,
 )
@@ -83,6 +84,17 @@ class FakeHarness(BaseHarness):
         assert self.provider is not None
         return len(self.provider.payments())
 
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+
+    def saved_method(self, outcome: SavedOutcome) -> str | None:
+        # "succeed": no token, so the customer's step (approve_setup) and complete_setup run
+        return None if outcome == "succeed" else "tok_authentication_required"
+
+    def customer_step(self, provider: PaymentProvider, setup: SetupSession) -> dict[str, str]:
+        assert isinstance(provider, FakeProvider)
+        provider.approve_setup(setup.id, payment_method="tok_visa")
+        return {"setup_id": setup.id}
+
 
 class TestFakeProviderContract(ProviderContract):
     @pytest.fixture
@@ -148,3 +160,19 @@ def test_contract_catches_a_secret_in_the_repr() -> None:
     provider = harness.make_provider()
     with pytest.raises(AssertionError, match="secret is shown"):
         ProviderContract().test_secrets_stay_out_of_repr_and_errors(provider, harness)
+
+
+class _NoSavedMethods(FakeProvider):
+    """Customers and payments, but no saved payment methods: the contract skips those tests
+    and checks that the operations refuse with NotSupported."""
+
+    capabilities = frozenset(FakeProvider.capabilities) - {
+        Capability.PAYMENT_METHODS,
+        Capability.DEFAULT_PAYMENT_METHOD,
+    }
+
+
+class TestFakeWithoutSavedMethodsContract(ProviderContract):
+    @pytest.fixture
+    def harness(self) -> ProviderHarness:
+        return FakeHarness(_NoSavedMethods)
