@@ -858,6 +858,7 @@ class PayPalProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """Create an order.
 
@@ -880,6 +881,10 @@ class PayPalProvider(BaseProvider):
             )
         if capture not in ("automatic", "manual"):
             raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        if off_session and vault_id is None:
+            # a charge without the buyer needs a vaulted wallet (complete_setup's payment
+            # token); a vault id is charged without the buyer anyway
+            raise ValidationError("an off-session charge needs a PayPal vault id as payment_method")
         unit: dict[str, Any] = {
             "custom_id": order_id,
             "invoice_id": order_id,

@@ -40,6 +40,7 @@ from paygate._json import load_object
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     IdempotencyConflict,
@@ -781,10 +782,21 @@ class SquareProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
+        """A payment from ``payment_method``: a Web Payments SDK token, or a saved card's
+        id with its ``customer_id``. Square takes no off-session flag: a card on file
+        charged without the buyer is simply one without a verification token; a bank that
+        wants the buyer answers ``CARD_DECLINED_VERIFICATION_REQUIRED``
+        (:class:`~paygate.errors.AuthenticationRequired`)."""
         _check_reference(order_id)
         if not isinstance(amount, Money) or amount.amount <= 0:
             raise ValidationError(f"amount must be positive Money, got {amount!r}")
+        if off_session and not (payment_method and customer_id):
+            raise ValidationError(
+                "an off-session charge needs the saved card's id as payment_method and its "
+                "customer_id"
+            )
         if not payment_method:
             raise ValidationError(
                 "Square needs payment_method: a source_id (a Web Payments SDK token or a "
@@ -1386,6 +1398,9 @@ def _error_from_codes(
         "request_id": request_id,
     }
     if code in DECLINE_CODES:
+        if DECLINE_CODES[code] == "authentication_required":
+            # Square keeps no payment to confirm later: payment_id stays None
+            return AuthenticationRequired(message, **common)
         return CardDeclined(message, decline_code=DECLINE_CODES[code], **common)
     error_class = ERROR_CODES.get(code) or ERROR_CATEGORIES.get(category)
     if error_class is None:
