@@ -1113,7 +1113,8 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
         if "authentication_required" in (decline, exc.code):
             # an off-session charge the bank wants the customer for; the PaymentIntent stays
             # (requires_payment_method) for the customer to confirm on session
-            intent = getattr(detail, "payment_intent", None) if detail is not None else None
+            error_body = body.get("error") if isinstance(body, Mapping) else None
+            intent = error_body.get("payment_intent") if isinstance(error_body, Mapping) else None
             return errors.AuthenticationRequired(message, payment_id=_id_of(intent), **kwargs)
         return errors.CardDeclined(message, decline_code=_decline_code(decline), **kwargs)
     return target(message, **kwargs)
@@ -1787,7 +1788,7 @@ class StripeProvider(BaseProvider):
             "mode": "setup",
             "customer": customer_id,
             # setup mode needs the method types (or a currency, which a setup has none of)
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "success_url": _with_session_placeholder(return_url),
             "cancel_url": cancel_url or return_url,
         }
