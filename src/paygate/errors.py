@@ -193,11 +193,12 @@ class AuthenticationRequired(CardDeclined):
     was refused because the card's bank demands that the customer authenticate (SCA,
     3-D Secure).
 
-    A :class:`CardDeclined` (``decline_code`` ``authentication_required``), so code that
-    treats every decline alike keeps working; code that can recover catches this first and
-    brings the customer back to confirm ``payment_id`` on session (Stripe keeps the
-    PaymentIntent for that; ``Gateway.get_payment(payment_id)`` gives its client secret or
-    redirect). ``payment_id`` is ``None`` only where the provider kept no payment (Square).
+    A [`CardDeclined`][paygate.errors.CardDeclined] (``decline_code``
+    ``authentication_required``), so code that treats every decline alike keeps working;
+    code that can recover catches this first and brings the customer back to confirm
+    ``payment_id`` on session (Stripe keeps the PaymentIntent for that;
+    ``Gateway.get_payment(payment_id)`` gives its client secret or redirect).
+    ``payment_id`` is ``None`` only where the provider kept no payment (Square).
     """
 
     def __init__(self, message: str, *, payment_id: str | None = None, **kwargs: Any) -> None:

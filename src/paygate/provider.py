@@ -100,7 +100,7 @@ class PaymentProvider(Protocol):
 
         ``off_session=True``: the merchant charges a saved method without the customer
         present (a renewal, a reorder); a bank that demands authentication answers with
-        :class:`~paygate.errors.AuthenticationRequired`.
+        [`AuthenticationRequired`][paygate.errors.AuthenticationRequired].
         """
         ...
 
@@ -207,8 +207,9 @@ class PaymentMethodsProvider(PaymentProvider, Protocol):
     (``Capability.CUSTOMERS``, ``PAYMENT_METHODS``, ``DEFAULT_PAYMENT_METHOD``).
 
     Its own protocol, so that an adapter written before these operations still satisfies
-    :class:`PaymentProvider`; every :class:`BaseProvider` satisfies both (what it does not
-    declare raises :class:`~paygate.errors.NotSupported`).
+    [`PaymentProvider`][paygate.provider.PaymentProvider]; every
+    [`BaseProvider`][paygate.provider.BaseProvider] satisfies both (what it does not
+    declare raises [`NotSupported`][paygate.errors.NotSupported]).
     """
 
     def get_customer(self, customer_id: str) -> Customer: ...

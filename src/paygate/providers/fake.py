@@ -24,7 +24,7 @@ Outcomes are scripted by the payment method token (see ``TOKEN_OUTCOMES`` below)
 ``tok_authentication_required``  saves; on session ``requires_action``, off session
                             raises ``AuthenticationRequired``
 ``tok_expiring``            saves a card expiring this month; the network renews it with
-                            :meth:`FakeProvider.network_update_card`
+                            ``network_update_card``
 ``None``                    ``pending`` (no method yet; :meth:`FakeProvider.confirm_payment`)
 =========================  ==========================================================
 
@@ -39,9 +39,9 @@ payment's id is on the exception as ``payment_id``. The same idempotency key rep
 same answer (the same ``Payment`` snapshot, or the same decline) and charges nothing again.
 
 Saved payment methods (``Capability.PAYMENT_METHODS``): ``create_setup`` with a token saves
-it at once (``tok_3ds`` first waits for :meth:`FakeProvider.authenticate_setup`; a
+it at once (``tok_3ds`` first waits for ``authenticate_setup``; a
 declining token fails the setup), without one the customer's step waits for
-:meth:`FakeProvider.approve_setup`. A saved method's ``pm_...`` id is charged with its
+``approve_setup``. A saved method's ``pm_...`` id is charged with its
 ``customer_id`` (``off_session=True`` for merchant-initiated charges); each change is a
 signed ``customer.*``, ``payment_method.*`` or ``setup.*`` webhook.
 
@@ -1745,7 +1745,7 @@ class FakeProvider(BaseProvider):
         verification_token: str | None = None,
     ) -> SetupSession:
         """Save a method for ``customer_id``: at once from a token, or after the
-        customer's step at ``url`` (:meth:`approve_setup` plays the customer)."""
+        customer's step at ``url`` (``approve_setup`` plays the customer)."""
         fingerprint = (customer_id, return_url, cancel_url, usage, payment_method)
 
         def create() -> SetupSession:
@@ -1874,7 +1874,8 @@ class FakeProvider(BaseProvider):
 
     def approve_setup(self, setup_id: str, *, payment_method: str = "tok_visa") -> SetupSession:
         """The customer enters ``payment_method`` on the setup page: saved, declined
-        (raises :class:`CardDeclined`), or waiting for :meth:`authenticate_setup`."""
+        (raises [`CardDeclined`][paygate.errors.CardDeclined]), or waiting for
+        ``authenticate_setup``."""
         with self._lock:
             setup = self._setup_record(setup_id)
             if setup["status"] != "requires_action" or setup["token"] is not None:

@@ -846,7 +846,7 @@ class SquareProvider(BaseProvider):
         id with its ``customer_id``. Square takes no off-session flag: a card on file
         charged without the buyer is simply one without a verification token; a bank that
         wants the buyer answers ``CARD_DECLINED_VERIFICATION_REQUIRED``
-        (:class:`~paygate.errors.AuthenticationRequired`)."""
+        ([`AuthenticationRequired`][paygate.errors.AuthenticationRequired])."""
         _check_reference(order_id)
         if not isinstance(amount, Money) or amount.amount <= 0:
             raise ValidationError(f"amount must be positive Money, got {amount!r}")
