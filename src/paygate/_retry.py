@@ -147,27 +147,39 @@ class RetryPolicy:
                 try:
                     return func()
                 except ProviderError as exc:
-                    if not exc.retryable or attempt >= self.attempts:
+                    wait = self._next_wait(operation, exc, attempt, deadline)
+                    if wait is None:
                         raise
-                    wait = self.delay(attempt)
-                    asked = exc.retry_after
-                    if asked is not None and asked > wait:
-                        wait = asked
-                    if wait + self.min_attempt_time > deadline.left():
-                        _log.warning(
-                            "%s: giving up after %d attempt(s), %.2fs of the %.1fs retry budget "
-                            "left (next wait %.2fs%s): %s",
-                            operation, attempt, max(deadline.left(), 0.0), self.total_budget,
-                            wait, ", asked by Retry-After" if wait == asked else "",
-                            type(exc).__name__,
-                        )  # fmt: skip
-                        raise
-                    _log.warning(
-                        "%s: attempt %d failed (%s, code=%s); retrying in %.2fs",
-                        operation, attempt, type(exc).__name__, exc.code, wait,
-                    )  # fmt: skip
-                    self.sleep(wait)
-                    attempt += 1
+                self.sleep(wait)
+                attempt += 1
+
+    def _next_wait(
+        self, operation: str, exc: ProviderError, attempt: int, deadline: _Deadline
+    ) -> float | None:
+        """How long to wait before retrying after attempt ``attempt`` failed with ``exc``;
+        ``None``: give up (re-raise). The one decision behind :meth:`call` and the
+        Gateway's flows (``paygate.gateway._sansio.retried``), which differ only in how
+        they wait."""
+        if not exc.retryable or attempt >= self.attempts:
+            return None
+        wait = self.delay(attempt)
+        asked = exc.retry_after
+        if asked is not None and asked > wait:
+            wait = asked
+        if wait + self.min_attempt_time > deadline.left():
+            _log.warning(
+                "%s: giving up after %d attempt(s), %.2fs of the %.1fs retry budget "
+                "left (next wait %.2fs%s): %s",
+                operation, attempt, max(deadline.left(), 0.0), self.total_budget,
+                wait, ", asked by Retry-After" if wait == asked else "",
+                type(exc).__name__,
+            )  # fmt: skip
+            return None
+        _log.warning(
+            "%s: attempt %d failed (%s, code=%s); retrying in %.2fs",
+            operation, attempt, type(exc).__name__, exc.code, wait,
+        )  # fmt: skip
+        return wait
 
 
 def call_with(retry: RetryPolicy | None, operation: str, func: Callable[[], T]) -> T:
