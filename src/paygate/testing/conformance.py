@@ -41,6 +41,13 @@ declare in ``capabilities`` (or a harness cannot script: ``BaseHarness.outcomes`
 
 The amounts are fixed (``ProviderContract.amount_minor`` = 2000 and ``partial_minor`` = 500
 minor units of ``harness.currency``) so canned responses can match them.
+
+Saved payment methods (``Capability.PAYMENT_METHODS``): save, list, default, charge off
+session, authentication required, detach, charge after detach, and the customer lifecycle.
+A harness opts in with ``saved_outcomes`` (the outcomes its ``saved_method(outcome)`` token
+scripts: ``"succeed"``, ``"authentication_required"``) and, where the provider has a
+customer's step, ``customer_step(provider, setup)`` returning the query of the way back;
+without ``Capability.CUSTOMERS`` the methods are kept under ``vault_customer_id``.
 """
 
 from __future__ import annotations
