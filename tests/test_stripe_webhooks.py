@@ -688,3 +688,32 @@ def test_body_is_parsed_once_into_plain_dicts(
     assert len(calls) == 1
     assert type(event.raw) is dict and type(event.object.raw) is dict  # type: ignore[union-attr]
     assert not isinstance(event.raw["data"]["object"], stripe.StripeObject)
+
+
+@pytest.mark.parametrize(
+    ("stripe_type", "status", "expected", "setup_status"),
+    [
+        ("checkout.session.completed", "complete", EventType.SETUP_SUCCEEDED, SetupStatus.SUCCEEDED),
+        ("checkout.session.expired", "expired", EventType.SETUP_FAILED, SetupStatus.CANCELED),
+    ],
+)
+def test_checkout_in_setup_mode_is_a_setup_event(
+    provider: StripeProvider,
+    stripe_type: str,
+    status: str,
+    expected: EventType,
+    setup_status: SetupStatus,
+) -> None:
+    session = session_obj(
+        mode="setup", status=status, payment_intent=None, amount_total=None, currency=None,
+        customer="cus_wh", setup_intent="seti_wh",
+    )  # fmt: skip
+    event = deliver(provider, stripe_type, session)
+    assert event.type is expected
+    assert isinstance(event.object, SetupSession)
+    assert (event.object.id, event.object.status, event.object.customer_id) == (
+        "cs_1",
+        setup_status,
+        "cus_wh",
+    )
+    assert event.payment_id is None

@@ -227,6 +227,13 @@ CHECKOUT_SETUP_STATUS: Final[Mapping[str, SetupStatus]] = {
     "expired": SetupStatus.CANCELED,
 }
 
+#: a Checkout Session in setup mode saves a payment method: its events are setup events
+#: (with a [`SetupSession`][paygate.models.SetupSession]), not checkout ones
+CHECKOUT_SETUP_EVENTS: Final[Mapping[str, EventType]] = {
+    "checkout.session.completed": EventType.SETUP_SUCCEEDED,
+    "checkout.session.expired": EventType.SETUP_FAILED,
+}
+
 #: PaymentMethod.type -> PaymentMethodKind; any other type is ``other``
 PAYMENT_METHOD_KINDS: Final[Mapping[str, PaymentMethodKind]] = {
     "card": PaymentMethodKind.CARD,
@@ -1020,6 +1027,8 @@ def event_from_stripe(event: Mapping[str, Any]) -> WebhookEvent:
 def _translate_event_object(provider_type: str, data: Mapping[str, Any]) -> tuple[EventType, Any]:
     if provider_type == "charge.refunded":
         return _charge_refunded_object(data)
+    if data.get("mode") == "setup" and provider_type in CHECKOUT_SETUP_EVENTS:
+        return CHECKOUT_SETUP_EVENTS[provider_type], setup_from_checkout(data)
     translate = _OBJECT_TRANSLATORS.get(data.get("object", ""))
     if translate is None:
         raise TypeError(f"unexpected object type {data.get('object')!r}")
