@@ -133,7 +133,9 @@ class PayPalHarness(BaseHarness):
 
     # -- saved payment methods (Vault v3): a wallet the buyer approves at PayPal -------------
 
-    saved_outcomes = frozenset({"succeed"})  # a vaulted wallet asks nothing more off session
+    #: a vaulted wallet asks nothing more off session; a vaulted card may want 3-D Secure:
+    #: PayPal answers PAYER_ACTION_REQUIRED, scripted for "authentication_required"
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
 
     def saved_method(self, outcome: SavedOutcome) -> str | None:
         return None  # the buyer picks the wallet at PayPal
@@ -184,7 +186,9 @@ class PayPalHarness(BaseHarness):
         elif scenario is Scenario.METHOD_DETACH:
             self.api.on("DELETE", f"/v3/vault/payment-tokens/{method_id}", None, status=204)
         elif scenario is Scenario.CHARGE_SAVED:
-            if details["detached"]:
+            if details["outcome"] == "authentication_required" and not details["detached"]:
+                self._create(Scenario.PAYMENT_REQUIRE_ACTION, details)
+            elif details["detached"]:
                 gone = {"name": "UNPROCESSABLE_ENTITY",
                         "message": "The requested action could not be performed.",
                         "details": [{"issue": "PAYMENT_SOURCE_CANNOT_BE_USED",

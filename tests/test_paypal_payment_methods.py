@@ -15,6 +15,7 @@ import pytest
 import responses
 
 from paygate import (
+    AuthenticationRequired,
     EventType,
     Money,
     NotFound,
@@ -280,3 +281,28 @@ def test_vault_webhooks(provider: PayPalProvider, event_type: str, expected: Eve
     assert parsed.type is expected
     assert isinstance(parsed.object, PaymentMethod)
     assert (parsed.object.id, parsed.object.customer_id) == ("8kk8451t", CUSTOMER)
+
+
+def test_a_vaulted_card_wanting_3ds_off_session_is_authentication_required(
+    provider: PayPalProvider, paypal: PayPalMock
+) -> None:
+    order = order_json(status="PAYER_ACTION_REQUIRED")
+    paypal.on("POST", "/v2/checkout/orders", order, request_schema=(ORDERS, "order_request"),
+              response_schema=(ORDERS, "order"))  # fmt: skip
+    with pytest.raises(AuthenticationRequired) as info:
+        provider.create_payment(
+            order_id="ord_sca", amount=Money(2500, "USD"), payment_method="9cc1",
+            customer_id=CUSTOMER, idempotency_key="sca", off_session=True,
+        )  # fmt: skip
+    assert info.value.payment_id == order["id"]
+    assert (info.value.decline_code, info.value.code) == (
+        "authentication_required",
+        "PAYER_ACTION_REQUIRED",
+    )
+    # on session the same answer is a payment waiting for the payer, not an error
+    paypal.on("POST", "/v2/checkout/orders", order)
+    on_session = provider.create_payment(
+        order_id="ord_sca", amount=Money(2500, "USD"), payment_method="9cc1",
+        idempotency_key="sca-2",
+    )  # fmt: skip
+    assert on_session.status is PaymentStatus.REQUIRES_ACTION

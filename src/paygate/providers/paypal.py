@@ -35,6 +35,7 @@ from paygate._json import load_object
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     IdempotencyConflict,
@@ -1001,6 +1002,15 @@ class PayPalProvider(BaseProvider):
         )
         payment = self._payment(order)
         log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
+            # a vaulted card whose bank wants 3-D Secure: PayPal holds the order at
+            # PAYER_ACTION_REQUIRED, which no one is there to answer
+            raise AuthenticationRequired(
+                "PayPal: the payer must authenticate this charge (PAYER_ACTION_REQUIRED)",
+                payment_id=payment.id,
+                provider="paypal",
+                code="PAYER_ACTION_REQUIRED",
+            )
         return payment
 
     def get_payment(self, payment_id: str) -> Payment:
