@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from paygate._redact import install_log_filters as _install_log_filters
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     CurrencyMismatch,
@@ -70,9 +71,13 @@ if TYPE_CHECKING:
         LineItem,
         Payment,
         PaymentFailure,
+        PaymentMethod,
+        PaymentMethodKind,
         PaymentStatus,
         Refund,
         RefundStatus,
+        SetupSession,
+        SetupStatus,
         Subscription,
         SubscriptionStatus,
         WebhookDelivery,
@@ -142,6 +147,10 @@ _LAZY: dict[str, str] = {
     "reconcile": "paygate.reconcile",
     "OrderRecord": "paygate.reconcile",
     "ReconciliationReport": "paygate.reconcile",
+    "PaymentMethod": "paygate.models",
+    "PaymentMethodKind": "paygate.models",
+    "SetupSession": "paygate.models",
+    "SetupStatus": "paygate.models",
 }
 
 
@@ -229,4 +238,9 @@ __all__ = [
     "open_store",
     "reconcile",
     "register_provider",
+    "AuthenticationRequired",
+    "PaymentMethod",
+    "PaymentMethodKind",
+    "SetupSession",
+    "SetupStatus",
 ]

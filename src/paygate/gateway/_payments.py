@@ -51,19 +51,27 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
         metadata: Mapping[str, str] | None,
         capture: CaptureMethod,
         return_url: str | None,
+        off_session: bool = False,
     ) -> Flow[Payment]:
         self._check_id(order_id, "order_id")
         self._check_money(amount, "amount")
         if capture not in ("automatic", "manual"):
             raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        if off_session and not (payment_method and customer_id):
+            raise ValidationError(
+                "off_session=True charges a saved payment method: pass payment_method (its "
+                "id) and the customer_id it is saved for"
+            )
         method_digest = None if payment_method is None else idem.digest(payment_method)
+        # only sent when set: an adapter written before saved methods takes no off_session
+        session: dict[str, bool] = {"off_session": True} if off_session else {}
 
         def call(key: str) -> Flow[Payment]:
             return provider(
                 PaymentProvider.create_payment,
                 order_id=order_id, amount=amount, payment_method=payment_method,
                 idempotency_key=key, customer_id=customer_id, description=description,
-                metadata=metadata, capture=capture, return_url=return_url,
+                metadata=metadata, capture=capture, return_url=return_url, **session,
             )  # fmt: skip
 
         def replay(op: OperationRecord) -> Flow[Payment | None]:
@@ -81,7 +89,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                 scope=f"create_payment:{order_id}",
                 operation="create_payment",
                 fingerprint=idem.fingerprint(
-                    amount=amount.amount, currency=amount.currency, capture=capture
+                    amount=amount.amount, currency=amount.currency, capture=capture, **session
                 ),
                 key_for=lambda n: idem.provider_key(
                     order_id, "create_payment", n, amount.currency, amount.amount

@@ -196,6 +196,10 @@ class PayPalTransport:
     def patch(self, path: str, body: Any) -> dict[str, Any]:
         return self._call("PATCH", path, body, None)
 
+    def delete(self, path: str) -> dict[str, Any]:
+        """DELETE ``path``; PayPal answers 204 with no body (``{}`` here)."""
+        return self._call("DELETE", path, None, None)
+
     def _call(self, method: str, path: str, body: Any, request_id: str | None) -> dict[str, Any]:
         headers = {"Prefer": "return=representation"}
         if request_id is not None:
@@ -208,6 +212,8 @@ class PayPalTransport:
                 result = self._api.request(url, "POST", body=None, headers=headers)
             elif method == "POST":
                 result = self._api.post(path, body, headers)
+            elif method == "DELETE":
+                result = self._api.delete(path, headers)
             else:
                 result = self._api.patch(path, body, headers)
         except sdk_errors.ConnectionError as exc:

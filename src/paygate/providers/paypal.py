@@ -37,6 +37,7 @@ from paygate._json import load_object
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     IdempotencyConflict,
@@ -68,9 +69,14 @@ from paygate.models import (
     LineItem,
     Payment,
     PaymentFailure,
+    PaymentMethod,
+    PaymentMethodKind,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SetupSession,
+    SetupStatus,
+    SetupUsage,
     Subscription,
     SubscriptionStatus,
     WebhookEvent,
@@ -247,7 +253,31 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "INVOICING.INVOICE.PAID": (EventType.INVOICE_PAID, "invoice"),
     "INVOICING.INVOICE.CANCELLED": (EventType.INVOICE_VOIDED, "invoice"),
     "INVOICING.INVOICE.REFUNDED": (EventType.INVOICE_REFUNDED, "invoice"),
+    "VAULT.PAYMENT-TOKEN.CREATED": (EventType.PAYMENT_METHOD_ATTACHED, "payment_token"),
+    "VAULT.PAYMENT-TOKEN.DELETED": (EventType.PAYMENT_METHOD_DETACHED, "payment_token"),
 }
+
+#: Vault v3 setup token status -> SetupStatus. APPROVED still needs paygate's call that
+#: makes the payment token (``complete_setup``); VAULTED/TOKENIZED have one.
+SETUP_TOKEN_STATUS: Final[Mapping[str, SetupStatus]] = {
+    "CREATED": SetupStatus.REQUIRES_ACTION,
+    "PAYER_ACTION_REQUIRED": SetupStatus.REQUIRES_ACTION,
+    "APPROVED": SetupStatus.REQUIRES_ACTION,
+    "VAULTED": SetupStatus.SUCCEEDED,
+    "TOKENIZED": SetupStatus.SUCCEEDED,
+}
+
+#: Vault v3 payment token ``payment_source`` key -> PaymentMethodKind
+VAULT_SOURCE_KINDS: Final[Mapping[str, PaymentMethodKind]] = {
+    "paypal": PaymentMethodKind.PAYPAL,
+    "card": PaymentMethodKind.CARD,
+    "venmo": PaymentMethodKind.WALLET,
+    "apple_pay": PaymentMethodKind.WALLET,
+    "bank": PaymentMethodKind.BANK_ACCOUNT,
+}
+
+#: GET /v3/vault/payment-tokens: tokens per page (PayPal's own maximum is 20)
+VAULT_PAGE_SIZE: Final = 20
 
 #: How a completed order's payment status reads as an event.
 PAYMENT_STATUS_EVENTS: Final[Mapping[PaymentStatus, EventType]] = {
@@ -342,6 +372,8 @@ TRANSACTION_SEARCH_QUERY: Final[Mapping[str, str]] = {"fields": "all"}
 TRANSACTION_SEARCH_MAX_PAGE: Final = 500
 TRANSACTION_SEARCH_MAX_RANGE: Final = timedelta(days=31)
 _VAULT_ID = re.compile(r"[0-9a-zA-Z_-]{1,255}")  # the Orders v2 spec's vault_id pattern
+#: the Vault v3 spec's merchant_partner_customer_id
+_VAULT_CUSTOMER_ID = re.compile(r"[0-9a-zA-Z_-]{1,22}")
 
 
 # ==========================================================================================
@@ -801,6 +833,65 @@ def _invoice_from(invoice: Mapping[str, Any], *, fallback_total: Money | None = 
     )
 
 
+def _check_vault_customer(customer_id: str) -> str:
+    if not isinstance(customer_id, str) or not _VAULT_CUSTOMER_ID.fullmatch(customer_id):
+        raise ValidationError(
+            "customer_id must be the merchant's id for the buyer as PayPal's vault takes it: "
+            f"1 to 22 characters of [0-9a-zA-Z_-], got {customer_id!r:.40}"
+        )
+    return customer_id
+
+
+def payment_method_from_paypal(token: Mapping[str, Any]) -> PaymentMethod:
+    """A Vault v3 payment token: a PayPal wallet (the payer's email), a card (brand, last
+    digits, expiry ``YYYY-MM``), Venmo, Apple Pay or a bank account."""
+    source = token.get("payment_source")
+    source = source if isinstance(source, Mapping) else {}
+    name = next((key for key in source if key in VAULT_SOURCE_KINDS), None)
+    details = source.get(name) if name else None
+    details = details if isinstance(details, Mapping) else {}
+    customer = token.get("customer")
+    customer_id = customer.get("id") if isinstance(customer, Mapping) else None
+    brand = last4 = None
+    exp_month = exp_year = None
+    if name == "card":
+        raw_brand = details.get("brand")
+        brand = str(raw_brand).lower() if raw_brand else None
+        last4 = details.get("last_digits")
+        expiry = details.get("expiry")
+        if isinstance(expiry, str) and re.fullmatch(r"\d{4}-\d{2}", expiry):
+            exp_year, exp_month = int(expiry[:4]), int(expiry[5:])
+    return PaymentMethod(
+        id=str(token["id"]),
+        provider="paypal",
+        customer_id=customer_id,
+        kind=VAULT_SOURCE_KINDS[name] if name else PaymentMethodKind.OTHER,
+        brand=brand,
+        last4=last4,
+        exp_month=exp_month,
+        exp_year=exp_year,
+        email=details.get("email_address") if name in ("paypal", "venmo") else None,
+        raw=dict(token),
+    )
+
+
+def _setup_from_token(
+    token: Mapping[str, Any], *, customer_id: str | None, usage: SetupUsage = "off_session"
+) -> SetupSession:
+    status = SETUP_TOKEN_STATUS.get(str(token.get("status") or ""), SetupStatus.REQUIRES_ACTION)
+    return SetupSession(
+        id=str(token["id"]),
+        provider="paypal",
+        status=status,
+        customer_id=customer_id,
+        url=_link(token, "approve", "payer-action")
+        if status is SetupStatus.REQUIRES_ACTION
+        else None,
+        usage=usage,
+        raw=dict(token),
+    )
+
+
 _NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] = {
     "order": _payment_from_order,
     "capture": _payment_from_capture,
@@ -810,6 +901,7 @@ _NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] 
     "dispute": _dispute_from,
     "invoice": lambda resource: _invoice_from(resource),
     "sale": lambda resource: _invoice_from_sale(resource),
+    "payment_token": lambda resource: payment_method_from_paypal(resource),
 }
 
 
@@ -893,6 +985,7 @@ class PayPalProvider(BaseProvider):
             # the plan: those are left out
             Capability.SUBSCRIPTION_PAUSE,
             Capability.DISPUTE_EVIDENCE,
+            Capability.PAYMENT_METHODS,
         }
     )
 
@@ -945,6 +1038,7 @@ class PayPalProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """Create an order.
 
@@ -955,12 +1049,24 @@ class PayPalProvider(BaseProvider):
         order comes back captured (or authorized for ``capture="manual"``).
         ``customer_id`` and ``metadata`` have no place on a PayPal order and are not sent.
         """
-        body = order_request(order_id, amount, payment_method, description, capture, return_url)
+        body = order_request(
+            order_id, amount, payment_method, description, capture, return_url,
+            off_session=off_session,
+        )  # fmt: skip
         order = self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
         payment = self._payment(order)
         log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
+            # a vaulted card whose bank wants 3-D Secure: PayPal holds the order at
+            # PAYER_ACTION_REQUIRED, which no one is there to answer
+            raise AuthenticationRequired(
+                "PayPal: the payer must authenticate this charge (PAYER_ACTION_REQUIRED)",
+                payment_id=payment.id,
+                provider="paypal",
+                code="PAYER_ACTION_REQUIRED",
+            )
         return payment
 
     def get_payment(self, payment_id: str) -> Payment:
@@ -1462,6 +1568,109 @@ class PayPalProvider(BaseProvider):
         )
         return self.get_dispute(dispute_id)
 
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """A Vault v3 setup token for the buyer's PayPal wallet: the buyer approves it at
+        ``SetupSession.url`` and comes back to ``return_url``, where ``complete_setup``
+        turns it into a payment token (the saved method). ``customer_id`` is the
+        merchant's own id for the buyer (PayPal keeps the wallets under it)."""
+        _check_vault_customer(customer_id)
+        if payment_method is not None or verification_token is not None:
+            raise ValidationError(
+                "PayPal saves a wallet after the buyer approves it at PayPal: call "
+                "create_setup without payment_method or verification_token"
+            )
+        if not return_url:
+            raise ValidationError("PayPal needs return_url: the buyer comes back there")
+        if usage not in ("off_session", "on_session"):
+            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+        body: dict[str, Any] = {
+            "payment_source": {"paypal": {
+                "usage_type": "MERCHANT",
+                "customer_type": "CONSUMER",
+                "experience_context": {
+                    "return_url": return_url,
+                    "cancel_url": cancel_url or return_url,
+                    "shipping_preference": "NO_SHIPPING",
+                    "vault_instruction": "ON_PAYER_APPROVAL",
+                },
+            }},
+            "customer": {"id": customer_id},
+        }  # fmt: skip
+        token = self._http.post(
+            "/v3/vault/setup-tokens", body, request_id=_request_id(idempotency_key)
+        )
+        return _setup_from_token(token, customer_id=customer_id, usage=usage)
+
+    def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
+        """The buyer came back with ``?approval_token_id=<setup token>``: the setup token is
+        read from PayPal and, once approved, exchanged for a payment token (POST
+        /v3/vault/payment-tokens, idempotent by ``idempotency_key``)."""
+        setup_id = params.get("approval_token_id") if isinstance(params, Mapping) else None
+        if not setup_id:
+            raise ValidationError("the PayPal return has no 'approval_token_id' parameter")
+        path = _path_id(setup_id, "setup token id")
+        token = self._http.get(f"/v3/vault/setup-tokens/{path}")
+        customer = token.get("customer")
+        customer_id = customer.get("id") if isinstance(customer, Mapping) else None
+        if token.get("status") != "APPROVED":
+            return _setup_from_token(token, customer_id=customer_id)
+        # SETUP_TOKEN: PayPal's current token_id_request (the older published Vault v3 file
+        # lists only BILLING_AGREEMENT)
+        body: dict[str, Any] = {
+            "payment_source": {"token": {"id": str(token["id"]), "type": "SETUP_TOKEN"}}
+        }
+        saved = self._http.post(
+            "/v3/vault/payment-tokens", body, request_id=_request_id(idempotency_key)
+        )
+        method = payment_method_from_paypal(saved)
+        return SetupSession(
+            id=str(token["id"]),
+            provider="paypal",
+            status=SetupStatus.SUCCEEDED,
+            customer_id=method.customer_id or customer_id,
+            payment_method_id=method.id,
+            raw={"setup_token": token, "payment_token": saved},
+        )
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """The customer's payment tokens, every page (PayPal pages by number)."""
+        _check_vault_customer(customer_id)
+        methods: list[PaymentMethod] = []
+        page = 1
+        while True:
+            query = urlencode(
+                {"customer_id": customer_id, "page_size": VAULT_PAGE_SIZE, "page": page}
+            )
+            listing = self._http.get(f"/v3/vault/payment-tokens?{query}")
+            tokens = listing.get("payment_tokens") or []
+            methods.extend(
+                payment_method_from_paypal({"customer": listing.get("customer"), **token})
+                for token in tokens
+                if isinstance(token, Mapping)
+            )
+            if not tokens or page >= int(listing.get("total_pages") or 1):
+                return methods
+            page += 1
+
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        path = _path_id(payment_method_id, "payment token id")
+        return payment_method_from_paypal(self._http.get(f"/v3/vault/payment-tokens/{path}"))
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """Delete the payment token: PayPal forgets the vaulted wallet."""
+        path = _path_id(payment_method_id, "payment token id")
+        self._http.delete(f"/v3/vault/payment-tokens/{path}")
+
 
 # ==========================================================================================
 # Requests: what each operation sends, checked first (shared by both faces)
@@ -1475,6 +1684,8 @@ def order_request(
     description: str | None,
     capture: CaptureMethod,
     return_url: str | None,
+    *,
+    off_session: bool = False,
 ) -> dict[str, Any]:
     """``POST /v2/checkout/orders`` for ``create_payment``."""
     _check_reference(order_id, "order_id")
@@ -1487,6 +1698,10 @@ def order_request(
         )
     if capture not in ("automatic", "manual"):
         raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    if off_session and vault_id is None:
+        # a charge without the buyer needs a vaulted wallet (complete_setup's payment
+        # token); a vault id is charged without the buyer anyway
+        raise ValidationError("an off-session charge needs a PayPal vault id as payment_method")
     unit: dict[str, Any] = {
         "custom_id": order_id,
         "invoice_id": order_id,
@@ -1769,6 +1984,8 @@ def _with_order(event: WebhookEvent, order_id: str) -> WebhookEvent:
         assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
         resolved = replace(obj, payment_id=order_id)
     return replace(event, object=resolved)
+
+    # -- saved payment methods (Vault v3) --------------------------------------------------------
 
 
 def _local_cert_prefix(base_url: str | None) -> str | None:
