@@ -284,6 +284,7 @@ class BaseHarness:
         """Play the customer on a setup waiting for them; return the query parameters of
         their way back (what ``complete_setup`` reads)."""
         raise NotImplementedError
+
     def return_params(self, payment: Payment) -> Mapping[str, str] | None:
         """The query string a customer comes back with after paying ``payment``
         (``None``: the return tests skip); its calls are those ``Scenario.PAYMENT_GET``
@@ -1047,6 +1048,7 @@ class ProviderContract:
         assert returned.status is PaymentStatus.SUCCEEDED
         with pytest.raises((ValidationError, InvalidRequest)):
             provider.complete_return({"status": "paid"}, idempotency_key="contract-return-2")
+
     # -- saved payment methods ----------------------------------------------------------------
 
     def methods_provider(
