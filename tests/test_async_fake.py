@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from paygate import CardDeclined, ConfigurationError, LineItem, Money, NotSupported
+from paygate.models import SetupSession
 from paygate.provider import (
     AsyncPaymentProvider,
     PaymentProvider,
@@ -27,6 +28,12 @@ class AsyncFakeHarness(FakeHarness):
     def make_provider(self) -> PaymentProvider:
         engine = super().make_provider()
         return blocking(engine.aio())  # type: ignore[attr-defined]
+
+    def customer_step(self, provider: PaymentProvider, setup: SetupSession) -> dict[str, str]:
+        # the customer's step is the engine's test control, under the blocking facade
+        assert isinstance(provider, BlockingProvider)
+        provider.aio.approve_setup(setup.id, payment_method="tok_visa")  # type: ignore[attr-defined]
+        return {"setup_id": setup.id}
 
 
 class TestAsyncFakeContract(ProviderContract):

@@ -776,6 +776,67 @@ class AsyncBaseProvider:
     async def parse_webhook(self, *args: Any, **kwargs: Any) -> WebhookEvent:
         self._unsupported("parse_webhook")
 
+    # -- customers and saved payment methods (issue 19) ------------------------------------
+
+    async def get_customer(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("get_customer")
+
+    async def update_customer(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("update_customer")
+
+    async def list_customers(self, *args: Any, **kwargs: Any) -> list[Customer]:
+        self._unsupported("list_customers")
+
+    async def delete_customer(self, *args: Any, **kwargs: Any) -> None:
+        self._unsupported("delete_customer")
+
+    async def create_setup(self, *args: Any, **kwargs: Any) -> SetupSession:
+        self._unsupported("create_setup")
+
+    async def complete_setup(self, *args: Any, **kwargs: Any) -> SetupSession:
+        self._unsupported("complete_setup")
+
+    async def list_payment_methods(self, *args: Any, **kwargs: Any) -> list[PaymentMethod]:
+        self._unsupported("list_payment_methods")
+
+    async def get_payment_method(self, *args: Any, **kwargs: Any) -> PaymentMethod:
+        self._unsupported("get_payment_method")
+
+    async def set_default_payment_method(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("set_default_payment_method")
+
+    async def detach_payment_method(self, *args: Any, **kwargs: Any) -> None:
+        self._unsupported("detach_payment_method")
+
+    # -- after the first charge (issue 20): subscriptions, invoices, disputes ----------------
+
+    async def list_subscriptions(self, *args: Any, **kwargs: Any) -> list[Subscription]:
+        self._unsupported("list_subscriptions")
+
+    async def change_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("change_subscription")
+
+    async def pause_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("pause_subscription")
+
+    async def resume_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("resume_subscription")
+
+    async def undo_cancel_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("undo_cancel_subscription")
+
+    async def retry_invoice(self, *args: Any, **kwargs: Any) -> Invoice:
+        self._unsupported("retry_invoice")
+
+    async def list_disputes(self, *args: Any, **kwargs: Any) -> list[Dispute]:
+        self._unsupported("list_disputes")
+
+    async def submit_dispute_evidence(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("submit_dispute_evidence")
+
+    async def accept_dispute(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("accept_dispute")
+
     async def aclose(self) -> None:
         """Release connections; the default has none."""
 

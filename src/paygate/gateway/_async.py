@@ -16,6 +16,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from typing_extensions import TypeVar as TypeVarDefault
@@ -24,17 +25,23 @@ from paygate._facts import Fact
 from paygate._retry import RetryPolicy
 from paygate.errors import ConfigurationError, NotSupported, PaygateError, ProviderNotInstalled
 from paygate.gateway._flows import GatewayFlows
+from paygate.gateway._payment_methods import require_payment_methods
 from paygate.gateway._results import DispatchSummary, WebhookResult
 from paygate.gateway._sansio import Flow, run_async
 from paygate.models import (
     CaptureMethod,
     CheckoutSession,
     Customer,
+    Dispute,
+    DisputeEvidence,
     EventType,
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookEvent,
 )
@@ -42,6 +49,7 @@ from paygate.money import Money
 from paygate.provider import (
     AsyncPaymentProvider,
     PaymentProvider,
+    Proration,
     async_provider_for,
     create_async_provider,
     create_provider,
@@ -267,6 +275,7 @@ class AsyncGateway(GatewayFlows, Generic[AP]):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """[`Gateway.create_payment`][paygate.gateway.Gateway.create_payment], awaited."""
         return await self._run(
@@ -279,6 +288,7 @@ class AsyncGateway(GatewayFlows, Generic[AP]):
                 metadata=metadata,
                 capture=capture,
                 return_url=return_url,
+                off_session=off_session,
             )
         )
 
@@ -369,15 +379,23 @@ class AsyncGateway(GatewayFlows, Generic[AP]):
         price_id: str,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """[`Gateway.create_subscription`][paygate.gateway.Gateway.create_subscription],
         awaited."""
         return await self._run(
-            self._create_subscription(
-                customer_id=customer_id,
-                price_id=price_id,
-                metadata=metadata,
-                idempotency_key=idempotency_key,
+            self._kept(
+                self._create_subscription(
+                    customer_id=customer_id,
+                    price_id=price_id,
+                    metadata=metadata,
+                    idempotency_key=idempotency_key,
+                    trial_days=trial_days,
+                    trial_end=trial_end,
+                    quantity=quantity,
+                )
             )
         )
 
@@ -387,8 +405,77 @@ class AsyncGateway(GatewayFlows, Generic[AP]):
         """[`Gateway.cancel_subscription`][paygate.gateway.Gateway.cancel_subscription],
         awaited."""
         return await self._run(
-            self._cancel_subscription(subscription_id, at_period_end=at_period_end)
+            self._kept(self._cancel_subscription(subscription_id, at_period_end=at_period_end))
         )
+
+    # -- after the first charge: subscriptions, dunning, disputes ------------------------------
+
+    async def get_subscription(self, subscription_id: str) -> Subscription:
+        """[`Gateway.get_subscription`][paygate.gateway.Gateway.get_subscription], awaited."""
+        return await self._run(self._get_subscription(subscription_id))
+
+    async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """[`Gateway.list_subscriptions`][paygate.gateway.Gateway.list_subscriptions],
+        awaited."""
+        return await self._run(self._list_subscriptions(customer_id))
+
+    async def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str | None = None,
+    ) -> Subscription:
+        """[`Gateway.change_subscription`][paygate.gateway.Gateway.change_subscription],
+        awaited."""
+        return await self._run(
+            self._change_subscription(
+                subscription_id, price_id=price_id, quantity=quantity, proration=proration,
+                idempotency_key=idempotency_key,
+            )
+        )  # fmt: skip
+
+    async def pause_subscription(self, subscription_id: str) -> Subscription:
+        """[`Gateway.pause_subscription`][paygate.gateway.Gateway.pause_subscription],
+        awaited."""
+        return await self._run(self._pause_subscription(subscription_id))
+
+    async def resume_subscription(self, subscription_id: str) -> Subscription:
+        """[`Gateway.resume_subscription`][paygate.gateway.Gateway.resume_subscription],
+        awaited."""
+        return await self._run(self._resume_subscription(subscription_id))
+
+    async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        """[`Gateway.undo_cancel_subscription`][paygate.gateway.Gateway.undo_cancel_subscription],
+        awaited."""
+        return await self._run(self._undo_cancel_subscription(subscription_id))
+
+    async def retry_invoice(
+        self, invoice_id: str, *, idempotency_key: str | None = None
+    ) -> Invoice:
+        """[`Gateway.retry_invoice`][paygate.gateway.Gateway.retry_invoice], awaited."""
+        return await self._run(self._retry_invoice(invoice_id, idempotency_key=idempotency_key))
+
+    async def get_dispute(self, dispute_id: str) -> Dispute:
+        """[`Gateway.get_dispute`][paygate.gateway.Gateway.get_dispute], awaited."""
+        return await self._run(self._get_dispute(dispute_id))
+
+    async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """[`Gateway.list_disputes`][paygate.gateway.Gateway.list_disputes], awaited."""
+        return await self._run(self._list_disputes(payment_id))
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """[`Gateway.submit_dispute_evidence`][paygate.gateway.Gateway.submit_dispute_evidence],
+        awaited."""
+        return await self._run(self._submit_dispute_evidence(dispute_id, evidence, submit=submit))
+
+    async def accept_dispute(self, dispute_id: str) -> Dispute:
+        """[`Gateway.accept_dispute`][paygate.gateway.Gateway.accept_dispute], awaited."""
+        return await self._run(self._accept_dispute(dispute_id))
 
     async def create_invoice(
         self,
@@ -409,6 +496,101 @@ class AsyncGateway(GatewayFlows, Generic[AP]):
                 send=send,
             )
         )
+
+    # -- customers and saved payment methods --------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        """[`Gateway.get_customer`][paygate.gateway.Gateway.get_customer], awaited."""
+        require_payment_methods(self.provider, "get_customer")
+        return await self._run(self._get_customer(customer_id))
+
+    async def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """[`Gateway.update_customer`][paygate.gateway.Gateway.update_customer], awaited."""
+        require_payment_methods(self.provider, "update_customer")
+        return await self._run(
+            self._update_customer(customer_id, email=email, name=name, metadata=metadata)
+        )
+
+    async def list_customers(
+        self, *, email: str | None = None, page_size: int = 100
+    ) -> list[Customer]:
+        """[`Gateway.list_customers`][paygate.gateway.Gateway.list_customers], awaited: every
+        page, as a list (a sync adapter's lazy pages are read in a worker thread)."""
+        require_payment_methods(self.provider, "list_customers")
+        pages: Any = await self._run(self._list_customers(email=email, page_size=page_size))
+        if isinstance(pages, list):
+            return pages
+        if hasattr(pages, "__aiter__"):
+            return [customer async for customer in pages]
+        return await asyncio.to_thread(list, pages)
+
+    async def delete_customer(self, customer_id: str) -> None:
+        """[`Gateway.delete_customer`][paygate.gateway.Gateway.delete_customer], awaited."""
+        require_payment_methods(self.provider, "delete_customer")
+        await self._run(self._delete_customer(customer_id))
+
+    async def create_setup(
+        self,
+        customer_id: str,
+        *,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SetupSession:
+        """[`Gateway.create_setup`][paygate.gateway.Gateway.create_setup], awaited."""
+        require_payment_methods(self.provider, "create_setup")
+        return await self._run(
+            self._create_setup(
+                customer_id=customer_id,
+                return_url=return_url,
+                cancel_url=cancel_url,
+                usage=usage,
+                payment_method=payment_method,
+                verification_token=verification_token,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def complete_setup(self, params: Mapping[str, str]) -> SetupSession:
+        """[`Gateway.complete_setup`][paygate.gateway.Gateway.complete_setup], awaited."""
+        require_payment_methods(self.provider, "complete_setup")
+        return await self._run(self._complete_setup(params))
+
+    async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """[`Gateway.list_payment_methods`][paygate.gateway.Gateway.list_payment_methods],
+        awaited."""
+        require_payment_methods(self.provider, "list_payment_methods")
+        return await self._run(self._list_payment_methods(customer_id))
+
+    async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        """[`Gateway.get_payment_method`][paygate.gateway.Gateway.get_payment_method],
+        awaited."""
+        require_payment_methods(self.provider, "get_payment_method")
+        return await self._run(self._get_payment_method(payment_method_id))
+
+    async def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str
+    ) -> Customer:
+        """[`Gateway.set_default_payment_method`][paygate.gateway.Gateway.set_default_payment_method],
+        awaited."""
+        require_payment_methods(self.provider, "set_default_payment_method")
+        return await self._run(self._set_default_payment_method(customer_id, payment_method_id))
+
+    async def detach_payment_method(self, payment_method_id: str) -> None:
+        """[`Gateway.detach_payment_method`][paygate.gateway.Gateway.detach_payment_method],
+        awaited."""
+        require_payment_methods(self.provider, "detach_payment_method")
+        await self._run(self._detach_payment_method(payment_method_id))
 
     # -- webhooks and facts -------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from paygate.errors import ConfigurationError
@@ -15,15 +16,19 @@ from paygate.models import (
     CheckoutSession,
     Customer,
     Dispute,
+    DisputeEvidence,
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
+from paygate.provider import AsyncBaseProvider, BaseProvider, Capability, Proration
 from paygate.providers.fake import (
     FakeProvider,
     FakeSettings,
@@ -97,9 +102,11 @@ class AsyncFakeProvider(AsyncBaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         return await self._run(
             self.engine.create_payment,
+            off_session=off_session,
             order_id=order_id,
             amount=amount,
             payment_method=payment_method,
@@ -203,6 +210,9 @@ class AsyncFakeProvider(AsyncBaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         return await self._run(
             self.engine.create_subscription,
@@ -210,6 +220,9 @@ class AsyncFakeProvider(AsyncBaseProvider):
             price_id=price_id,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            trial_days=trial_days,
+            trial_end=trial_end,
+            quantity=quantity,
         )
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
@@ -247,6 +260,118 @@ class AsyncFakeProvider(AsyncBaseProvider):
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return self.engine.parse_webhook(body, headers)  # no I/O: no checkpoint either
+
+    # -- after the first charge (issue 20): the engine's, awaited ---------------------------
+
+    async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        return await self._run(self.engine.list_subscriptions, customer_id=customer_id)
+
+    async def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        return await self._run(
+            self.engine.change_subscription, subscription_id, price_id=price_id,
+            quantity=quantity, proration=proration, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    async def pause_subscription(self, subscription_id: str) -> Subscription:
+        return await self._run(self.engine.pause_subscription, subscription_id)
+
+    async def resume_subscription(self, subscription_id: str) -> Subscription:
+        return await self._run(self.engine.resume_subscription, subscription_id)
+
+    async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        return await self._run(self.engine.undo_cancel_subscription, subscription_id)
+
+    async def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        return await self._run(
+            self.engine.retry_invoice, invoice_id, idempotency_key=idempotency_key
+        )
+
+    async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        return await self._run(self.engine.list_disputes, payment_id=payment_id)
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        return await self._run(
+            self.engine.submit_dispute_evidence, dispute_id, evidence, submit=submit
+        )
+
+    async def accept_dispute(self, dispute_id: str) -> Dispute:
+        return await self._run(self.engine.accept_dispute, dispute_id)
+
+    # -- customers and saved payment methods (issue 19): the engine's, awaited -------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        return await self._run(self.engine.get_customer, customer_id)
+
+    async def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        return await self._run(
+            self.engine.update_customer, customer_id, email=email, name=name, metadata=metadata
+        )
+
+    async def list_customers(
+        self, *, email: str | None = None, page_size: int = 100
+    ) -> list[Customer]:
+        """Every matching customer (the async twins answer with the whole list)."""
+        return await self._run(
+            lambda: list(self.engine.list_customers(email=email, page_size=page_size))
+        )
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await self._run(self.engine.delete_customer, customer_id)
+
+    async def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        return await self._run(
+            self.engine.create_setup, customer_id=customer_id, idempotency_key=idempotency_key,
+            return_url=return_url, cancel_url=cancel_url, usage=usage,
+            payment_method=payment_method, verification_token=verification_token,
+        )  # fmt: skip
+
+    async def complete_setup(
+        self, params: Mapping[str, str], *, idempotency_key: str
+    ) -> SetupSession:
+        return await self._run(self.engine.complete_setup, params, idempotency_key=idempotency_key)
+
+    async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        return await self._run(self.engine.list_payment_methods, customer_id)
+
+    async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        return await self._run(self.engine.get_payment_method, payment_method_id)
+
+    async def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str
+    ) -> Customer:
+        return await self._run(
+            self.engine.set_default_payment_method, customer_id, payment_method_id
+        )
+
+    async def detach_payment_method(self, payment_method_id: str) -> None:
+        await self._run(self.engine.detach_payment_method, payment_method_id)
 
     async def aclose(self) -> None:
         self.engine.close()
