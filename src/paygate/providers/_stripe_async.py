@@ -6,8 +6,10 @@ mapping. Its own module so the sync adapter's file stays the sync adapter's; imp
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import httpx  # noqa: F401  # the SDK's HTTPXClient needs it: missing, the install hint says so
@@ -21,38 +23,59 @@ from paygate.models import (
     CheckoutSession,
     Customer,
     Dispute,
+    DisputeEvidence,
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
+from paygate.provider import AsyncBaseProvider, BaseProvider, Capability, Proration
 from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 from paygate.providers.stripe import (
+    CUSTOMERS_MAX_PAGE,
     PAYMENT_EXPAND,
     PROVIDER,
     StripeProvider,
     StripeSettings,
     _answer,
+    _change_item,
     _failed,
     _load_settings,
     capture_params,
+    check_evidence,
     checkout_from_stripe,
     checkout_params,
     customer_from_stripe,
+    customer_list_query,
     customer_params,
+    customer_update_params,
+    default_method_params,
     dispute_from_stripe,
+    dispute_list_params,
+    evidence_upload_params,
     invoice_from_stripe,
     invoice_params,
+    live_customer_from_stripe,
     parse_webhook,
     payment_from_stripe,
     payment_intent_params,
+    payment_method_from_stripe,
     refund_from_stripe,
     refund_params,
+    setup_from_checkout,
+    setup_from_stripe,
+    setup_request,
+    single_item_id,
+    stripe_evidence_fields,
+    stripe_evidence_files,
     subscription_from_stripe,
+    subscription_list_params,
     subscription_params,
 )
 
@@ -179,10 +202,12 @@ class AsyncStripeProvider(AsyncBaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         params = payment_intent_params(
             order_id, amount, payment_method, customer_id, description, metadata, capture,
             return_url,
+            off_session=off_session,
         )  # fmt: skip
         data = await self._call(
             "create_payment",
@@ -337,11 +362,18 @@ class AsyncStripeProvider(AsyncBaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
+        params = subscription_params(
+            customer_id, price_id, metadata, quantity=quantity, trial_days=trial_days,
+            trial_end=trial_end,
+        )  # fmt: skip
         data = await self._call(
             "create_subscription",
             self._v1.subscriptions.create_async,
-            params=subscription_params(customer_id, price_id, metadata),
+            params=params,
             options=self._options(idempotency_key),
         )
         return subscription_from_stripe(data)
@@ -422,6 +454,228 @@ class AsyncStripeProvider(AsyncBaseProvider):
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify ``Stripe-Signature`` over the raw body, then parse it once (no I/O)."""
         return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
+
+    # -- after the first charge (issue 20): as `StripeProvider`'s, awaited -------------------
+
+    async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """As `StripeProvider.list_subscriptions`: every status, the first 100."""
+        page = await self._call(
+            "list_subscriptions",
+            self._v1.subscriptions.list_async,
+            params=subscription_list_params(customer_id),
+        )
+        return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
+
+    async def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """As `StripeProvider.change_subscription`."""
+        item = _change_item(price_id, quantity, proration)
+        current = await self._call(
+            "get_subscription", self._v1.subscriptions.retrieve_async, subscription_id
+        )
+        item["id"] = single_item_id(current, subscription_id)
+        data = await self._call(
+            "change_subscription",
+            self._v1.subscriptions.update_async,
+            subscription_id,
+            params={"items": [item], "proration_behavior": proration},
+            options=self._options(idempotency_key),
+        )
+        return subscription_from_stripe(data)
+
+    async def _update_subscription(
+        self, operation: str, subscription_id: str, params: dict[str, Any]
+    ) -> Subscription:
+        data = await self._call(
+            operation, self._v1.subscriptions.update_async, subscription_id, params=params
+        )
+        return subscription_from_stripe(data)
+
+    async def pause_subscription(self, subscription_id: str) -> Subscription:
+        """As `StripeProvider.pause_subscription` (``pause_collection[behavior]=void``)."""
+        return await self._update_subscription(
+            "pause_subscription", subscription_id, {"pause_collection": {"behavior": "void"}}
+        )
+
+    async def resume_subscription(self, subscription_id: str) -> Subscription:
+        return await self._update_subscription(
+            "resume_subscription", subscription_id, {"pause_collection": ""}
+        )
+
+    async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        return await self._update_subscription(
+            "undo_cancel_subscription", subscription_id, {"cancel_at_period_end": False}
+        )
+
+    async def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """As `StripeProvider.retry_invoice` (``POST /v1/invoices/{id}/pay``)."""
+        data = await self._call(
+            "retry_invoice",
+            self._v1.invoices.pay_async,
+            invoice_id,
+            options=self._options(idempotency_key),
+        )
+        return invoice_from_stripe(data)
+
+    async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        page = await self._call(
+            "list_disputes", self._v1.disputes.list_async, params=dispute_list_params(payment_id)
+        )
+        return [dispute_from_stripe(d) for d in page.get("data") or ()]
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """As `StripeProvider.submit_dispute_evidence`: each file uploaded, then the
+        dispute's ``evidence`` updated with ``submit``."""
+        check_evidence(evidence)
+        fields = stripe_evidence_fields(evidence)
+        for field_name, evidence_file in stripe_evidence_files(evidence):
+            uploaded = await self._call(
+                "upload_dispute_evidence",
+                self._v1.files.create_async,
+                params=evidence_upload_params(evidence_file),
+            )
+            fields[field_name] = uploaded["id"]
+        data = await self._call(
+            "submit_dispute_evidence",
+            self._v1.disputes.update_async,
+            dispute_id,
+            params={"evidence": fields, "submit": bool(submit)},
+        )
+        return dispute_from_stripe(data)
+
+    async def accept_dispute(self, dispute_id: str) -> Dispute:
+        data = await self._call("accept_dispute", self._v1.disputes.close_async, dispute_id)
+        return dispute_from_stripe(data)
+
+    # -- customers and saved payment methods (issue 19): as `StripeProvider`'s, awaited -------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        data = await self._call("get_customer", self._v1.customers.retrieve_async, customer_id)
+        return live_customer_from_stripe(data, customer_id)
+
+    async def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        data = await self._call(
+            "update_customer",
+            self._v1.customers.update_async,
+            customer_id,
+            params=customer_update_params(email, name, metadata),
+        )
+        return customer_from_stripe(data)
+
+    async def list_customers(
+        self, *, email: str | None = None, page_size: int = CUSTOMERS_MAX_PAGE
+    ) -> list[Customer]:
+        """Every customer (newest first), all pages read (the async face answers with a
+        list)."""
+        query = customer_list_query(email, page_size)
+        customers: list[Customer] = []
+        while True:
+            page = await self._call("list_customers", self._v1.customers.list_async, params=query)
+            rows: list[dict[str, Any]] = page.get("data") or []
+            customers.extend(customer_from_stripe(row) for row in rows)
+            if not page.get("has_more") or not rows:
+                return customers
+            query = {**query, "starting_after": rows[-1]["id"]}
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await self._call("delete_customer", self._v1.customers.delete_async, customer_id)
+
+    async def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """As `StripeProvider.create_setup`: a SetupIntent, or a Checkout Session in setup
+        mode."""
+        kind, params = setup_request(
+            customer_id, return_url, cancel_url, usage, payment_method, verification_token
+        )
+        if kind == "setup_intent":
+            data = await self._call(
+                "create_setup",
+                self._v1.setup_intents.create_async,
+                params=params,
+                options=self._options(idempotency_key),
+            )
+            return setup_from_stripe(data)
+        data = await self._call(
+            "create_setup",
+            self._v1.checkout.sessions.create_async,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return setup_from_checkout(data)
+
+    async def complete_setup(
+        self, params: Mapping[str, str], *, idempotency_key: str
+    ) -> SetupSession:
+        """As `StripeProvider.complete_setup`: only the ids are read."""
+        session_id = params.get("session_id")
+        if session_id:
+            data = await self._call(
+                "complete_setup",
+                self._v1.checkout.sessions.retrieve_async,
+                session_id,
+                params={"expand": ["setup_intent"]},
+            )
+            return setup_from_checkout(data)
+        setup_id = params.get("setup_intent")
+        if not setup_id:
+            raise ValidationError("return parameters carry neither session_id nor setup_intent")
+        return setup_from_stripe(
+            await self._call("complete_setup", self._v1.setup_intents.retrieve_async, setup_id)
+        )
+
+    async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        rows = await self._list_all(
+            "list_payment_methods",
+            functools.partial(self._v1.customers.payment_methods.list_async, customer_id),
+        )
+        return [payment_method_from_stripe(row) for row in rows]
+
+    async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        data = await self._call(
+            "get_payment_method", self._v1.payment_methods.retrieve_async, payment_method_id
+        )
+        return payment_method_from_stripe(data)
+
+    async def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str
+    ) -> Customer:
+        data = await self._call(
+            "set_default_payment_method",
+            self._v1.customers.update_async,
+            customer_id,
+            params=default_method_params(payment_method_id),
+        )
+        return customer_from_stripe(data)
+
+    async def detach_payment_method(self, payment_method_id: str) -> None:
+        await self._call(
+            "detach_payment_method", self._v1.payment_methods.detach_async, payment_method_id
+        )
 
     async def aclose(self) -> None:
         """Close the httpx client the adapter made (one passed in stays open)."""

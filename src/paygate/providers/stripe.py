@@ -1914,9 +1914,7 @@ class StripeProvider(BaseProvider):
     def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
         """Every status (Stripe lists only live ones unless asked), up to 100: the first
         page (a customer rarely has more)."""
-        params: dict[str, Any] = {"status": "all", "limit": 100}
-        if customer_id is not None:
-            params["customer"] = customer_id
+        params = subscription_list_params(customer_id)
         page = self._call("list_subscriptions", self._v1.subscriptions.list, params=params)
         return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
 
@@ -1933,13 +1931,7 @@ class StripeProvider(BaseProvider):
         ``proration`` is Stripe's ``proration_behavior``, as is."""
         item = _change_item(price_id, quantity, proration)
         current = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
-        items = (current.get("items") or {}).get("data") or []
-        if len(items) != 1:
-            raise ValidationError(
-                f"stripe: subscription {subscription_id} has {len(items)} items; "
-                "change_subscription changes a one-item subscription"
-            )
-        item["id"] = items[0]["id"]
+        item["id"] = single_item_id(current, subscription_id)
         data = self._call(
             "change_subscription",
             self._v1.subscriptions.update,
@@ -1993,9 +1985,7 @@ class StripeProvider(BaseProvider):
         return invoice_from_stripe(data)
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
-        params: dict[str, Any] = {"limit": 100}
-        if payment_id is not None:
-            params["payment_intent"] = payment_id
+        params = dispute_list_params(payment_id)
         page = self._call("list_disputes", self._v1.disputes.list, params=params)
         return [dispute_from_stripe(d) for d in page.get("data") or ()]
 
@@ -2005,18 +1995,13 @@ class StripeProvider(BaseProvider):
         """Upload each file (``purpose=dispute_evidence``), then update the dispute's
         ``evidence`` (fields named in [`DisputeEvidence`][paygate.models.DisputeEvidence]) with
         ``submit``: ``submit=False`` stages it, Stripe's own default."""
-        if not isinstance(evidence, DisputeEvidence):
-            raise ValidationError(
-                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
-            )
+        check_evidence(evidence)
         fields = stripe_evidence_fields(evidence)
         for field_name, evidence_file in stripe_evidence_files(evidence):
-            upload = io.BytesIO(evidence_file.content)
-            upload.name = evidence_file.name  # the multipart encoder sends it as the filename
             uploaded = self._call(
                 "upload_dispute_evidence",
                 self._v1.files.create,
-                params={"purpose": "dispute_evidence", "file": upload},
+                params=evidence_upload_params(evidence_file),
             )
             fields[field_name] = uploaded["id"]
         data = self._call(
@@ -2035,14 +2020,7 @@ class StripeProvider(BaseProvider):
 
     def get_customer(self, customer_id: str) -> Customer:
         data = self._call("get_customer", self._v1.customers.retrieve, customer_id)
-        if data.get("deleted"):  # Stripe still answers for a deleted customer, as a stub
-            raise errors.NotFound(
-                f"customer {customer_id} was deleted",
-                provider=PROVIDER,
-                code="resource_missing",
-                http_status=404,
-            )
-        return customer_from_stripe(data)
+        return live_customer_from_stripe(data, customer_id)
 
     def update_customer(
         self,
@@ -2052,13 +2030,7 @@ class StripeProvider(BaseProvider):
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        params: dict[str, Any] = {}
-        if email is not None:
-            params["email"] = email
-        if name is not None:
-            params["name"] = name
-        if metadata:
-            params["metadata"] = dict(metadata)
+        params = customer_update_params(email, name, metadata)
         data = self._call("update_customer", self._v1.customers.update, customer_id, params=params)
         return customer_from_stripe(data)
 
@@ -2066,11 +2038,7 @@ class StripeProvider(BaseProvider):
         self, *, email: str | None = None, page_size: int = CUSTOMERS_MAX_PAGE
     ) -> Iterator[Customer]:
         """Every customer (Stripe's order: newest first), a page per request as consumed."""
-        check_page_size(page_size, CUSTOMERS_MAX_PAGE)
-        query: dict[str, Any] = {"limit": page_size}
-        if email is not None:
-            query["email"] = email
-        return self._customer_pages(query)
+        return self._customer_pages(customer_list_query(email, page_size))
 
     def _customer_pages(self, query: dict[str, Any]) -> Iterator[Customer]:
         while True:
@@ -2099,26 +2067,10 @@ class StripeProvider(BaseProvider):
         """A SetupIntent (its ``client_secret`` for Stripe.js, or confirmed at once with a
         ``payment_method``), or with only a ``return_url`` a Checkout Session in setup
         mode (its ``url``: the customer enters a card on Stripe's page)."""
-        if usage not in ("off_session", "on_session"):
-            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
-        if not isinstance(customer_id, str) or not customer_id:
-            raise ValidationError("create_setup needs the customer_id to save the method for")
-        if verification_token is not None:
-            raise ValidationError("verification_token is Square's; Stripe authenticates itself")
-        if payment_method or not return_url:
-            params: dict[str, Any] = {"customer": customer_id, "usage": usage}
-            if payment_method:
-                params["payment_method"] = payment_method
-                params["confirm"] = True
-                if return_url:
-                    params["return_url"] = return_url
-                else:  # nothing may redirect; 3-D Secure still runs in-page with Stripe.js
-                    params["automatic_payment_methods"] = {
-                        "enabled": True,
-                        "allow_redirects": "never",
-                    }
-            else:
-                params["automatic_payment_methods"] = {"enabled": True}
+        kind, params = setup_request(
+            customer_id, return_url, cancel_url, usage, payment_method, verification_token
+        )
+        if kind == "setup_intent":
             data = self._call(
                 "create_setup",
                 self._v1.setup_intents.create,
@@ -2126,18 +2078,10 @@ class StripeProvider(BaseProvider):
                 options=self._options(idempotency_key),
             )
             return setup_from_stripe(data)
-        session_params: dict[str, Any] = {
-            "mode": "setup",
-            "customer": customer_id,
-            # setup mode needs the method types (or a currency, which a setup has none of)
-            "allowed_payment_method_types": ["card"],
-            "success_url": _with_session_placeholder(return_url),
-            "cancel_url": cancel_url or return_url,
-        }
         data = self._call(
             "create_setup",
             self._v1.checkout.sessions.create,
-            params=session_params,
+            params=params,
             options=self._options(idempotency_key),
         )
         return setup_from_checkout(data)
@@ -2182,7 +2126,7 @@ class StripeProvider(BaseProvider):
             "set_default_payment_method",
             self._v1.customers.update,
             customer_id,
-            params={"invoice_settings": {"default_payment_method": payment_method_id}},
+            params=default_method_params(payment_method_id),
         )
         return customer_from_stripe(data)
 
@@ -2270,4 +2214,126 @@ def stripe_trial(trial_days: Any, trial_end: Any) -> dict[str, int]:
             raise ValidationError(f"trial_end must be a timezone-aware datetime, got {trial_end!r}")
         return {"trial_end": int(trial_end.timestamp())}
     return {}
-    # -- customers and saved payment methods --------------------------------------------------
+
+
+# -- request builders of issues 19 and 20, shared with the async twin ------------------------
+
+
+def subscription_list_params(customer_id: str | None) -> dict[str, Any]:
+    """Every status (Stripe lists only live ones unless asked), up to 100."""
+    params: dict[str, Any] = {"status": "all", "limit": 100}
+    if customer_id is not None:
+        params["customer"] = customer_id
+    return params
+
+
+def single_item_id(current: Mapping[str, Any], subscription_id: str) -> str:
+    """The id of the subscription's one item (what ``change_subscription`` swaps)."""
+    items = (current.get("items") or {}).get("data") or []
+    if len(items) != 1:
+        raise ValidationError(
+            f"stripe: subscription {subscription_id} has {len(items)} items; "
+            "change_subscription changes a one-item subscription"
+        )
+    item_id: str = items[0]["id"]
+    return item_id
+
+
+def dispute_list_params(payment_id: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": 100}
+    if payment_id is not None:
+        params["payment_intent"] = payment_id
+    return params
+
+
+def check_evidence(evidence: Any) -> None:
+    if not isinstance(evidence, DisputeEvidence):
+        raise ValidationError(f"evidence must be a DisputeEvidence, got {type(evidence).__name__}")
+
+
+def evidence_upload_params(evidence_file: EvidenceFile) -> dict[str, Any]:
+    """``POST /v1/files`` for one evidence file."""
+    upload = io.BytesIO(evidence_file.content)
+    upload.name = evidence_file.name  # the multipart encoder sends it as the filename
+    return {"purpose": "dispute_evidence", "file": upload}
+
+
+def live_customer_from_stripe(data: Mapping[str, Any], customer_id: str) -> Customer:
+    """The customer, or [`NotFound`][paygate.errors.NotFound] for the stub Stripe still
+    answers with for a deleted one."""
+    if data.get("deleted"):
+        raise errors.NotFound(
+            f"customer {customer_id} was deleted",
+            provider=PROVIDER,
+            code="resource_missing",
+            http_status=404,
+        )
+    return customer_from_stripe(data)
+
+
+def customer_update_params(
+    email: str | None, name: str | None, metadata: Mapping[str, str] | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if email is not None:
+        params["email"] = email
+    if name is not None:
+        params["name"] = name
+    if metadata:
+        params["metadata"] = dict(metadata)
+    return params
+
+
+def customer_list_query(email: str | None, page_size: int) -> dict[str, Any]:
+    check_page_size(page_size, CUSTOMERS_MAX_PAGE)
+    query: dict[str, Any] = {"limit": page_size}
+    if email is not None:
+        query["email"] = email
+    return query
+
+
+def setup_request(
+    customer_id: str,
+    return_url: str | None,
+    cancel_url: str | None,
+    usage: str,
+    payment_method: str | None,
+    verification_token: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """What ``create_setup`` asks, as (``"setup_intent"`` or ``"checkout"``, params): a
+    SetupIntent (confirmed at once with a ``payment_method``), or with only a
+    ``return_url`` a Checkout Session in setup mode."""
+    if usage not in ("off_session", "on_session"):
+        raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+    if not isinstance(customer_id, str) or not customer_id:
+        raise ValidationError("create_setup needs the customer_id to save the method for")
+    if verification_token is not None:
+        raise ValidationError("verification_token is Square's; Stripe authenticates itself")
+    if payment_method or not return_url:
+        params: dict[str, Any] = {"customer": customer_id, "usage": usage}
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["confirm"] = True
+            if return_url:
+                params["return_url"] = return_url
+            else:  # nothing may redirect; 3-D Secure still runs in-page with Stripe.js
+                params["automatic_payment_methods"] = {
+                    "enabled": True,
+                    "allow_redirects": "never",
+                }
+        else:
+            params["automatic_payment_methods"] = {"enabled": True}
+        return "setup_intent", params
+    return "checkout", {
+        "mode": "setup",
+        "customer": customer_id,
+        # setup mode needs the method types (or a currency, which a setup has none of)
+        "allowed_payment_method_types": ["card"],
+        "success_url": _with_session_placeholder(return_url),
+        "cancel_url": cancel_url or return_url,
+    }
+
+
+def default_method_params(payment_method_id: str) -> dict[str, Any]:
+    """The customer's ``invoice_settings.default_payment_method``."""
+    return {"invoice_settings": {"default_payment_method": payment_method_id}}
