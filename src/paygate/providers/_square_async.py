@@ -5,7 +5,8 @@ mapping. Importable as ``paygate.providers.square.AsyncSquareProvider``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,21 +22,28 @@ from paygate.models import (
     CheckoutSession,
     Customer,
     Dispute,
+    DisputeEvidence,
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     SubscriptionStatus,
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import AsyncBaseProvider, BaseProvider
+from paygate.provider import AsyncBaseProvider, BaseProvider, Proration
 from paygate.providers._http_faults import httpx_failure
 from paygate.providers._square_settings import SquareSettings, load_settings
 from paygate.providers._warm import HTTPX_ASYNC, warm_imports
+from paygate.providers._window import check_page_size
 from paygate.providers.square import (
+    LIST_PAGE_MAX,
     ORDER_NOTE_PREFIX,
+    PAUSE_REASON,
     PROVIDER,
     SquareProvider,
     _check_reference,
@@ -43,27 +51,39 @@ from paygate.providers.square import (
     _error_from_api,
     _line_items_total,
     _money_param,
+    _page_dict,
     _paid_payment_id,
     _partial_capture,
     _replace_total,
     _with_metadata,
     _with_order_reference,
+    cancel_action_ids,
+    card_request,
+    check_plan_only,
+    checked_swap,
     checkout_from_square,
     customer_from_square,
     customer_request,
+    customer_search_query,
+    customer_update_request,
     dispute_from_square,
+    evidence_requests,
     invoice_from_square,
     invoice_request,
     logger,
+    no_invoice_retry,
     parse_webhook,
     payment_from_square,
+    payment_method_from_square,
     payment_request,
     refund_from_square,
     refund_request,
+    setup_from_card,
     square_idempotency_key,
     square_order,
     subscription_from_square,
     subscription_request,
+    subscription_search_query,
 )
 
 
@@ -135,13 +155,22 @@ class AsyncSquareProvider(AsyncBaseProvider):
     ) -> dict[str, Any]:
         """One SDK call, retries off, its timeout cut to the retry budget's time left; the
         errors mapped as the sync face maps them."""
+        answer = await self._send(operation, method, **kwargs)
+        return _checked(operation, answer.dict())
+
+    async def _send(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
+        """One SDK call (retries off, timeout cut to the retry budget), its answer as is."""
         options: RequestOptions = {
             **self._request_options,
             # the SDK hands this to httpx, which takes float seconds (typed int there)
             "timeout_in_seconds": attempt_timeout(self.settings.timeout),
         }
+        return await self._guarded(operation, method(**kwargs, request_options=options))
+
+    async def _guarded(self, operation: str, request: Awaitable[Any]) -> Any:
+        """Await one request, raising the SDK's and httpx's errors as paygate's."""
         try:
-            answer = await method(**kwargs, request_options=options)
+            return await request
         except ApiError as exc:
             raise _error_from_api(operation, exc) from None
         except httpx.InvalidURL:
@@ -150,7 +179,20 @@ class AsyncSquareProvider(AsyncBaseProvider):
             ) from None
         except httpx.RequestError as exc:
             raise httpx_failure(PROVIDER, "Square", operation, exc) from None
-        return _checked(operation, answer.dict())
+
+    async def _list_pages(
+        self, operation: str, method: Callable[..., Any], query: dict[str, Any], items: str
+    ) -> list[dict[str, Any]]:
+        """Every page of a list endpoint (as `SquareProvider._pages`, read to the end): the
+        SDK's pager's ``get_next`` awaited inside the error mapping."""
+        pager = await self._send(operation, method, **query)
+        pages: list[dict[str, Any]] = []
+        while pager is not None:
+            pages.append(_page_dict(operation, pager, items))
+            if not pager.has_next or pager.get_next is None:
+                break
+            pager = await self._guarded(operation, pager.get_next())
+        return pages
 
     async def _payment_data(self, payment_id: str) -> dict[str, Any]:
         body = await self._call("get_payment", self._client.payments.get, payment_id=payment_id)
@@ -176,10 +218,12 @@ class AsyncSquareProvider(AsyncBaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         kwargs = payment_request(
             self.settings.location_id, order_id, amount, payment_method, idempotency_key,
             customer_id, description, capture,
+            off_session=off_session,
         )  # fmt: skip
         body = await self._call("create_payment", self._client.payments.create, **kwargs)
         payment = payment_from_square(body["payment"], order_id=order_id)
@@ -343,7 +387,12 @@ class AsyncSquareProvider(AsyncBaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
+        """As `SquareProvider.create_subscription` (trials and quantities are the plan's)."""
+        check_plan_only(trial_days, trial_end, quantity)
         kwargs = subscription_request(
             self.settings.location_id, customer_id, price_id, metadata, idempotency_key
         )
@@ -419,6 +468,209 @@ class AsyncSquareProvider(AsyncBaseProvider):
     async def get_dispute(self, dispute_id: str) -> Dispute:
         body = await self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
         return dispute_from_square(body["dispute"])
+
+    # -- after the first charge (issue 20): as `SquareProvider`'s, awaited -------------------
+
+    async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """As `SquareProvider.list_subscriptions`: SearchSubscriptions, every page."""
+        query = subscription_search_query(self.settings.location_id, customer_id)
+        found: list[Subscription] = []
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"query": query}
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = await self._call(
+                "list_subscriptions", self._client.subscriptions.search, **kwargs
+            )
+            found += [subscription_from_square(sub) for sub in body.get("subscriptions") or ()]
+            cursor = body.get("cursor")
+            if not cursor:
+                return found
+
+    async def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """As `SquareProvider.change_subscription`: SwapPlan, ``proration="none"`` only."""
+        new_plan = checked_swap(price_id, quantity, proration)
+        body = await self._call(
+            "change_subscription",
+            self._client.subscriptions.swap_plan,
+            subscription_id=subscription_id,
+            new_plan_variation_id=new_plan,
+        )
+        return subscription_from_square(body["subscription"])
+
+    async def pause_subscription(self, subscription_id: str) -> Subscription:
+        body = await self._call(
+            "pause_subscription",
+            self._client.subscriptions.pause,
+            subscription_id=subscription_id,
+            pause_reason=PAUSE_REASON,
+        )
+        return subscription_from_square(body["subscription"])
+
+    async def resume_subscription(self, subscription_id: str) -> Subscription:
+        body = await self._call(
+            "resume_subscription",
+            self._client.subscriptions.resume,
+            subscription_id=subscription_id,
+            resume_change_timing="IMMEDIATE",
+        )
+        return subscription_from_square(body["subscription"])
+
+    async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        """As `SquareProvider.undo_cancel_subscription`: delete the scheduled ``CANCEL``."""
+        body = await self._call(
+            "undo_cancel_subscription",
+            self._client.subscriptions.get,
+            subscription_id=subscription_id,
+            include="actions",
+        )
+        subscription = body["subscription"]
+        cancels = cancel_action_ids(subscription)
+        if not cancels:
+            return subscription_from_square(subscription)
+        for action_id in cancels:
+            body = await self._call(
+                "undo_cancel_subscription",
+                self._client.subscriptions.delete_action,
+                subscription_id=subscription_id,
+                action_id=action_id,
+            )
+        return subscription_from_square(body["subscription"])
+
+    async def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        raise no_invoice_retry()
+
+    async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """As `SquareProvider.list_disputes`: this location's, filtered here by payment."""
+        pages = await self._list_pages(
+            "list_disputes", self._client.disputes.list,
+            {"location_id": self.settings.location_id}, "disputes",
+        )  # fmt: skip
+        found = [dispute_from_square(d) for page in pages for d in page.get("disputes") or ()]
+        return [d for d in found if payment_id is None or d.payment_id == payment_id]
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """As `SquareProvider.submit_dispute_evidence`: texts, files, then SubmitEvidence
+        unless ``submit=False``."""
+        texts, files = evidence_requests(dispute_id, evidence)
+        for text_request in texts:
+            await self._call(
+                "submit_dispute_evidence",
+                self._client.disputes.create_evidence_text,
+                **text_request,
+            )
+        for file_request in files:
+            await self._call(
+                "submit_dispute_evidence",
+                self._client.disputes.create_evidence_file,
+                **file_request,
+            )
+        if submit:
+            body = await self._call(
+                "submit_dispute_evidence",
+                self._client.disputes.submit_evidence,
+                dispute_id=dispute_id,
+            )
+            return dispute_from_square(body["dispute"])
+        return await self.get_dispute(dispute_id)
+
+    async def accept_dispute(self, dispute_id: str) -> Dispute:
+        body = await self._call(
+            "accept_dispute", self._client.disputes.accept, dispute_id=dispute_id
+        )
+        return dispute_from_square(body["dispute"])
+
+    # -- customers and saved cards (issue 19): as `SquareProvider`'s, awaited -----------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        body = await self._call("get_customer", self._client.customers.get, customer_id=customer_id)
+        return customer_from_square(body["customer"])
+
+    async def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        # the metadata lives as JSON in the note: merged, as the sync face merges it
+        current = (await self.get_customer(customer_id)).metadata if metadata else {}
+        kwargs = customer_update_request(customer_id, email, name, metadata, current)
+        body = await self._call("update_customer", self._client.customers.update, **kwargs)
+        return customer_from_square(body["customer"])
+
+    async def list_customers(
+        self, *, email: str | None = None, page_size: int = LIST_PAGE_MAX
+    ) -> list[Customer]:
+        """ListCustomers, or with ``email`` SearchCustomers on the exact address; every page
+        read (the async face answers with a list)."""
+        check_page_size(page_size, LIST_PAGE_MAX)
+        if email is None:
+            pages = await self._list_pages(
+                "list_customers", self._client.customers.list, {"limit": page_size}, "customers"
+            )
+            return [customer_from_square(row) for page in pages for row in page["customers"]]
+        query = customer_search_query(email, page_size)
+        found: list[Customer] = []
+        while True:
+            body = await self._call("list_customers", self._client.customers.search, **query)
+            found += [customer_from_square(row) for row in body.get("customers") or []]
+            cursor = body.get("cursor")
+            if not cursor:
+                return found
+            query = {**query, "cursor": cursor}
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await self._call("delete_customer", self._client.customers.delete, customer_id=customer_id)
+
+    async def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """As `SquareProvider.create_setup`: CreateCard from a Web Payments SDK token."""
+        kwargs = card_request(customer_id, idempotency_key, usage, payment_method,
+                              verification_token)  # fmt: skip
+        card = (await self._call("create_setup", self._client.cards.create, **kwargs))["card"]
+        return setup_from_card(card, customer_id, usage)
+
+    async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """The customer's enabled cards on file (ListCards)."""
+        pages = await self._list_pages(
+            "list_payment_methods", self._client.cards.list, {"customer_id": customer_id},
+            "cards",
+        )  # fmt: skip
+        return [payment_method_from_square(card) for page in pages for card in page["cards"]]
+
+    async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        body = await self._call(
+            "get_payment_method", self._client.cards.get, card_id=payment_method_id
+        )
+        return payment_method_from_square(body["card"])
+
+    async def detach_payment_method(self, payment_method_id: str) -> None:
+        """DisableCard, as the sync face."""
+        await self._call(
+            "detach_payment_method", self._client.cards.disable, card_id=payment_method_id
+        )
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """The sync face's verification and parsing (no I/O)."""

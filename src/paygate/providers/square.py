@@ -1081,13 +1081,7 @@ class SquareProvider(BaseProvider):
     ) -> Subscription:
         """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
         card on file, is charged (without it Square emails an invoice each period)."""
-        if trial_days is not None or trial_end is not None or quantity != 1:
-            raise NotSupported(
-                "square: trials and quantities belong to the plan (a plan phase); "
-                "create_subscription takes neither trial_days, trial_end nor quantity",
-                provider=PROVIDER,
-                code="not_supported",
-            )
+        check_plan_only(trial_days, trial_end, quantity)
         kwargs = subscription_request(
             self.settings.location_id, customer_id, price_id, metadata, idempotency_key
         )
@@ -1303,9 +1297,7 @@ class SquareProvider(BaseProvider):
 
     def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
         """SearchSubscriptions at this location (of ``customer_id``), every page."""
-        query: dict[str, Any] = {"filter": {"location_ids": [self.settings.location_id]}}
-        if customer_id is not None:
-            query["filter"]["customer_ids"] = [customer_id]
+        query = subscription_search_query(self.settings.location_id, customer_id)
         found: list[Subscription] = []
         cursor: str | None = None
         while True:
@@ -1330,19 +1322,7 @@ class SquareProvider(BaseProvider):
         """SwapPlan to the plan variation ``price_id``. Square has no proration: the new
         plan bills from the next billing cycle, so only ``proration="none"`` says what
         happens; Square subscriptions have no quantity."""
-        if proration != "none":
-            raise NotSupported(
-                f"square cannot prorate (proration={proration!r}): a swapped plan bills from "
-                "the next billing cycle; pass proration='none'",
-                provider=PROVIDER,
-                code="not_supported",
-            )
-        if quantity is not None:
-            raise NotSupported(
-                "square subscriptions have no quantity", provider=PROVIDER, code="not_supported"
-            )
-        if not isinstance(price_id, str) or not price_id:
-            raise ValidationError("change_subscription needs price_id (a plan variation id)")
+        price_id = checked_swap(price_id, quantity, proration)
         body = self._call(
             "change_subscription",
             self._client.subscriptions.swap_plan,
@@ -1357,7 +1337,7 @@ class SquareProvider(BaseProvider):
             "pause_subscription",
             self._client.subscriptions.pause,
             subscription_id=subscription_id,
-            pause_reason="Paused by the merchant",
+            pause_reason=PAUSE_REASON,
         )
         return subscription_from_square(body["subscription"])
 
@@ -1379,25 +1359,20 @@ class SquareProvider(BaseProvider):
             include="actions",
         )
         subscription = body["subscription"]
-        cancels = [a for a in subscription.get("actions") or () if a.get("type") == "CANCEL"]
+        cancels = cancel_action_ids(subscription)
         if not cancels:
             return subscription_from_square(subscription)
-        for action in cancels:
+        for action_id in cancels:
             body = self._call(
                 "undo_cancel_subscription",
                 self._client.subscriptions.delete_action,
                 subscription_id=subscription_id,
-                action_id=action["id"],
+                action_id=action_id,
             )
         return subscription_from_square(body["subscription"])
 
     def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
-        raise NotSupported(
-            "square has no call to charge an invoice again: the customer pays it at its "
-            "public_url (Invoice.hosted_url), or Square retries the card on file itself",
-            provider=PROVIDER,
-            code="not_supported",
-        )
+        raise no_invoice_retry()
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
         """ListDisputes at this location, every page; of one payment: filtered here (Square
@@ -1416,32 +1391,18 @@ class SquareProvider(BaseProvider):
         """One CreateDisputeEvidenceText per text field, one CreateDisputeEvidenceFile per
         file, then SubmitEvidence unless ``submit=False`` (Square keeps the evidence until
         it is submitted)."""
-        if not isinstance(evidence, DisputeEvidence):
-            raise ValidationError(
-                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
-            )
-        for index, (evidence_type, text) in enumerate(square_evidence_texts(evidence)):
+        texts, files = evidence_requests(dispute_id, evidence)
+        for text_request in texts:
             self._call(
                 "submit_dispute_evidence",
                 self._client.disputes.create_evidence_text,
-                dispute_id=dispute_id,
-                idempotency_key=square_idempotency_key(f"{dispute_id}:text:{index}:{text}"),
-                evidence_type=evidence_type,
-                evidence_text=text,
+                **text_request,
             )
-        for index, evidence_file in enumerate(evidence.files):
+        for file_request in files:
             self._call(
                 "submit_dispute_evidence",
                 self._client.disputes.create_evidence_file,
-                dispute_id=dispute_id,
-                request={
-                    "idempotency_key": square_idempotency_key(
-                        f"{dispute_id}:file:{index}:{evidence_file.name}"
-                    ),
-                    "evidence_type": SQUARE_EVIDENCE_FILE_TYPES[evidence_file.kind],
-                    "content_type": evidence_file.content_type,
-                },
-                image_file=(evidence_file.name, evidence_file.content, evidence_file.content_type),
+                **file_request,
             )
         if submit:
             body = self._call(
@@ -1472,18 +1433,10 @@ class SquareProvider(BaseProvider):
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        kwargs: dict[str, Any] = {"customer_id": customer_id}
-        if email is not None:
-            kwargs["email_address"] = email
-        if name is not None:
-            given, _, family = name.strip().partition(" ")
-            kwargs["given_name"] = given
-            kwargs["family_name"] = family or None
-        if metadata:
-            # the metadata lives as JSON in the note (see create_customer): merged, so a
-            # key not named keeps its value
-            current = self.get_customer(customer_id).metadata
-            kwargs["note"] = json.dumps({**current, **metadata}, sort_keys=True)
+        # the metadata lives as JSON in the note (see create_customer): merged, so a key
+        # not named keeps its value
+        current = self.get_customer(customer_id).metadata if metadata else {}
+        kwargs = customer_update_request(customer_id, email, name, metadata, current)
         body = self._call("update_customer", self._client.customers.update, **kwargs)
         return customer_from_square(body["customer"])
 
@@ -1505,10 +1458,7 @@ class SquareProvider(BaseProvider):
         return self._customer_search(email, page_size)
 
     def _customer_search(self, email: str, page_size: int) -> Iterator[Customer]:
-        query: dict[str, Any] = {
-            "query": {"filter": {"email_address": {"exact": email}}},
-            "limit": page_size,
-        }
+        query = customer_search_query(email, page_size)
         while True:
             body = self._call("list_customers", self._client.customers.search, **query)
             for row in body.get("customers") or []:
@@ -1536,34 +1486,11 @@ class SquareProvider(BaseProvider):
         (``payment_method``), with the buyer's ``verification_token`` where the bank
         wants Strong Customer Authentication. Square has no hosted step: the card is saved
         at once (the session's id is the card's), and the URLs are not used."""
-        if not isinstance(customer_id, str) or not customer_id:
-            raise ValidationError("create_setup needs the customer_id to save the card for")
-        if not payment_method:
-            raise ValidationError(
-                "Square saves a card from a Web Payments SDK token: pass it as "
-                "payment_method (and the buyer's verification_token where SCA applies)"
-            )
-        if usage not in ("off_session", "on_session"):
-            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
-        kwargs: dict[str, Any] = {
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "source_id": payment_method,
-            "card": {"customer_id": customer_id},
-        }
-        if verification_token:
-            kwargs["verification_token"] = verification_token
-        card = self._call("create_setup", self._client.cards.create, **kwargs)["card"]
-        method = payment_method_from_square(card)
-        return SetupSession(
-            id=method.id,
-            provider=PROVIDER,
-            status=SetupStatus.SUCCEEDED,
-            customer_id=customer_id,
-            payment_method_id=method.id,
-            usage=usage,
-            created_at=method.created_at,
-            raw=card,
+        kwargs = card_request(
+            customer_id, idempotency_key, usage, payment_method, verification_token
         )
+        card = self._call("create_setup", self._client.cards.create, **kwargs)["card"]
+        return setup_from_card(card, customer_id, usage)
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         """The customer's enabled cards on file (ListCards)."""
@@ -1943,3 +1870,159 @@ def square_evidence_texts(evidence: DisputeEvidence) -> list[tuple[str, str]]:
             label = name.replace("_", " ").capitalize()
             texts.append((SQUARE_EVIDENCE_TEXT_TYPES[name], f"{label}: {value}"[:500]))
     return texts
+
+
+# -- request builders of issues 19 and 20, shared with the async twin ------------------------
+
+
+def check_plan_only(trial_days: Any, trial_end: Any, quantity: Any) -> None:
+    """Square's trials and quantities are the plan's: refuse them on ``create_subscription``."""
+    if trial_days is not None or trial_end is not None or quantity != 1:
+        raise NotSupported(
+            "square: trials and quantities belong to the plan (a plan phase); "
+            "create_subscription takes neither trial_days, trial_end nor quantity",
+            provider=PROVIDER,
+            code="not_supported",
+        )
+
+
+def subscription_search_query(location_id: str, customer_id: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"filter": {"location_ids": [location_id]}}
+    if customer_id is not None:
+        query["filter"]["customer_ids"] = [customer_id]
+    return query
+
+
+def checked_swap(price_id: str | None, quantity: int | None, proration: str) -> str:
+    """The plan variation to swap to; Square neither prorates nor counts seats."""
+    if proration != "none":
+        raise NotSupported(
+            f"square cannot prorate (proration={proration!r}): a swapped plan bills from "
+            "the next billing cycle; pass proration='none'",
+            provider=PROVIDER,
+            code="not_supported",
+        )
+    if quantity is not None:
+        raise NotSupported(
+            "square subscriptions have no quantity", provider=PROVIDER, code="not_supported"
+        )
+    if not isinstance(price_id, str) or not price_id:
+        raise ValidationError("change_subscription needs price_id (a plan variation id)")
+    return price_id
+
+
+#: PauseSubscription's reason, as paygate sends it
+PAUSE_REASON: Final = "Paused by the merchant"
+
+
+def cancel_action_ids(subscription: Mapping[str, Any]) -> list[str]:
+    """The ids of the subscription's scheduled ``CANCEL`` actions."""
+    return [a["id"] for a in subscription.get("actions") or () if a.get("type") == "CANCEL"]
+
+
+def no_invoice_retry() -> NotSupported:
+    return NotSupported(
+        "square has no call to charge an invoice again: the customer pays it at its "
+        "public_url (Invoice.hosted_url), or Square retries the card on file itself",
+        provider=PROVIDER,
+        code="not_supported",
+    )
+
+
+def evidence_requests(
+    dispute_id: str, evidence: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """CreateDisputeEvidenceText and CreateDisputeEvidenceFile arguments, one per text field
+    and per file, each with an idempotency key of its own content."""
+    if not isinstance(evidence, DisputeEvidence):
+        raise ValidationError(f"evidence must be a DisputeEvidence, got {type(evidence).__name__}")
+    texts = [
+        {
+            "dispute_id": dispute_id,
+            "idempotency_key": square_idempotency_key(f"{dispute_id}:text:{index}:{text}"),
+            "evidence_type": evidence_type,
+            "evidence_text": text,
+        }
+        for index, (evidence_type, text) in enumerate(square_evidence_texts(evidence))
+    ]
+    files = [
+        {
+            "dispute_id": dispute_id,
+            "request": {
+                "idempotency_key": square_idempotency_key(
+                    f"{dispute_id}:file:{index}:{evidence_file.name}"
+                ),
+                "evidence_type": SQUARE_EVIDENCE_FILE_TYPES[evidence_file.kind],
+                "content_type": evidence_file.content_type,
+            },
+            "image_file": (evidence_file.name, evidence_file.content, evidence_file.content_type),
+        }
+        for index, evidence_file in enumerate(evidence.files)
+    ]
+    return texts, files
+
+
+def customer_update_request(
+    customer_id: str,
+    email: str | None,
+    name: str | None,
+    metadata: Mapping[str, str] | None,
+    current_metadata: Mapping[str, str],
+) -> dict[str, Any]:
+    """UpdateCustomer's arguments; ``metadata`` merged into ``current_metadata`` (the note)."""
+    kwargs: dict[str, Any] = {"customer_id": customer_id}
+    if email is not None:
+        kwargs["email_address"] = email
+    if name is not None:
+        given, _, family = name.strip().partition(" ")
+        kwargs["given_name"] = given
+        kwargs["family_name"] = family or None
+    if metadata:
+        kwargs["note"] = json.dumps({**current_metadata, **metadata}, sort_keys=True)
+    return kwargs
+
+
+def customer_search_query(email: str, page_size: int) -> dict[str, Any]:
+    return {"query": {"filter": {"email_address": {"exact": email}}}, "limit": page_size}
+
+
+def card_request(
+    customer_id: str,
+    idempotency_key: str,
+    usage: str,
+    payment_method: str | None,
+    verification_token: str | None,
+) -> dict[str, Any]:
+    """CreateCard's arguments (a card on file from a Web Payments SDK token)."""
+    if not isinstance(customer_id, str) or not customer_id:
+        raise ValidationError("create_setup needs the customer_id to save the card for")
+    if not payment_method:
+        raise ValidationError(
+            "Square saves a card from a Web Payments SDK token: pass it as "
+            "payment_method (and the buyer's verification_token where SCA applies)"
+        )
+    if usage not in ("off_session", "on_session"):
+        raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+    kwargs: dict[str, Any] = {
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "source_id": payment_method,
+        "card": {"customer_id": customer_id},
+    }
+    if verification_token:
+        kwargs["verification_token"] = verification_token
+    return kwargs
+
+
+def setup_from_card(card: dict[str, Any], customer_id: str, usage: SetupUsage) -> SetupSession:
+    """The (already finished) setup of a card saved by CreateCard."""
+    method = payment_method_from_square(card)
+    return SetupSession(
+        id=method.id,
+        provider=PROVIDER,
+        status=SetupStatus.SUCCEEDED,
+        customer_id=customer_id,
+        payment_method_id=method.id,
+        usage=usage,
+        created_at=method.created_at,
+        raw=card,
+    )
