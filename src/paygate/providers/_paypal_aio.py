@@ -10,13 +10,14 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
 
 from paygate._config import settings_error
 from paygate.errors import (
+    AuthenticationRequired,
     ConfigurationError,
     InvalidRequest,
     NotFound,
@@ -28,26 +29,34 @@ from paygate.models import (
     CheckoutMode,
     CheckoutSession,
     Dispute,
+    DisputeEvidence,
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
+    PaymentStatus,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import AsyncBaseProvider, BaseProvider
+from paygate.provider import AsyncBaseProvider, BaseProvider, Proration
 from paygate.providers._paypal_async import AsyncPayPalTransport
 from paygate.providers._paypal_verify import OfflineVerifier
 from paygate.providers.paypal import (
     _ALREADY_DONE_ISSUES,
     _API_HOSTS,
     _CAPTURE_LINKS_KEPT,
+    PAUSE_BODY,
+    RESUME_BODY,
     PayPalProvider,
     PayPalSettings,
     _approval_path,
     _cancel_subscription_path,
     _capture_named,
+    _check_vault_customer,
     _check_verification,
     _check_webhook_settings,
     _checkout_from_order,
@@ -61,19 +70,38 @@ from paygate.providers.paypal import (
     _related_ids,
     _request_id,
     _return_token,
+    _setup_from_token,
     _subscription_from,
+    _token_customer,
     _voided,
     _with_order,
+    accept_claim_parts,
     capture_request,
+    check_plan_only,
     checkout_request,
+    dispute_list_path,
+    evidence_parts,
+    invoice_from_capture,
     invoice_request,
     log,
+    no_subscription_listing,
+    no_undo_cancel,
     open_authorization,
     order_request,
+    outstanding_capture_request,
+    payment_method_from_paypal,
+    payment_token_request,
     refund_request,
+    revise_request,
+    setup_from_payment_token,
+    setup_token_path,
+    setup_token_request,
     subscription_request,
     translate_error,
+    vault_page_methods,
+    vault_page_path,
     verification_request,
+    with_approval,
 )
 
 
@@ -160,14 +188,26 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """As `PayPalProvider.create_payment`."""
-        body = order_request(order_id, amount, payment_method, description, capture, return_url)
+        body = order_request(
+            order_id, amount, payment_method, description, capture, return_url,
+            off_session=off_session,
+        )  # fmt: skip
         order = await self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
         payment = self._payment(order)
         log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
+            # as the sync face: PAYER_ACTION_REQUIRED, which no one is there to answer
+            raise AuthenticationRequired(
+                "PayPal: the payer must authenticate this charge (PAYER_ACTION_REQUIRED)",
+                payment_id=payment.id,
+                provider="paypal",
+                code="PAYER_ACTION_REQUIRED",
+            )
         return payment
 
     async def get_payment(self, payment_id: str) -> Payment:
@@ -278,7 +318,12 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
+        """As `PayPalProvider.create_subscription` (trials and quantities are the plan's)."""
+        check_plan_only(trial_days, trial_end, quantity)
         subscription = await self._http.post(
             "/v1/billing/subscriptions",
             subscription_request(customer_id, price_id),
@@ -333,6 +378,139 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         if dispute.payment_id:
             dispute = replace(dispute, payment_id=await self._order_of_capture(dispute.payment_id))
         return dispute
+
+    # -- after the first charge (issue 20): as `PayPalProvider`'s, awaited -------------------
+
+    async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        raise no_subscription_listing()
+
+    async def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """As `PayPalProvider.change_subscription` (``revise``, ``proration="none"``)."""
+        body = revise_request(price_id, quantity, proration)
+        path = _path_id(subscription_id, "subscription_id")
+        revised = await self._http.post(
+            f"/v1/billing/subscriptions/{path}/revise", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        current = _subscription_from(await self._http.get(f"/v1/billing/subscriptions/{path}"))
+        return with_approval(current, revised)
+
+    async def pause_subscription(self, subscription_id: str) -> Subscription:
+        path = _path_id(subscription_id, "subscription_id")
+        await self._http.post(f"/v1/billing/subscriptions/{path}/suspend", PAUSE_BODY)
+        return _subscription_from(await self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    async def resume_subscription(self, subscription_id: str) -> Subscription:
+        path = _path_id(subscription_id, "subscription_id")
+        await self._http.post(f"/v1/billing/subscriptions/{path}/activate", RESUME_BODY)
+        return _subscription_from(await self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        raise no_undo_cancel()
+
+    async def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """As `PayPalProvider.retry_invoice`: the subscription's outstanding balance."""
+        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
+        subscription = await self._http.get(f"/v1/billing/subscriptions/{path}")
+        owed, body = outstanding_capture_request(invoice_id, subscription)
+        transaction = await self._http.post(
+            f"/v1/billing/subscriptions/{path}/capture", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        return invoice_from_capture(transaction, subscription, owed, path)
+
+    async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """As `PayPalProvider.list_disputes`: each summary read in full."""
+        capture = None
+        if payment_id is not None:
+            capture = self._payment(await self._get_order(payment_id)).charge_id
+            if capture is None:
+                return []  # never captured: nothing to dispute
+        page = await self._http.get(dispute_list_path(capture))
+        return [await self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """As `PayPalProvider.submit_dispute_evidence` (multipart ``provide-evidence``)."""
+        parts = evidence_parts(evidence, submit)
+        path = _path_id(dispute_id, "dispute_id")
+        await self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
+        return await self.get_dispute(dispute_id)
+
+    async def accept_dispute(self, dispute_id: str) -> Dispute:
+        path = _path_id(dispute_id, "dispute_id")
+        await self._http.post_files(
+            f"/v1/customer/disputes/{path}/accept-claim", accept_claim_parts()
+        )
+        return await self.get_dispute(dispute_id)
+
+    # -- saved payment methods (Vault v3, issue 19): as `PayPalProvider`'s, awaited ----------
+
+    async def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """As `PayPalProvider.create_setup`: a Vault v3 setup token."""
+        body = setup_token_request(
+            customer_id, return_url, cancel_url, usage, payment_method, verification_token
+        )
+        token = await self._http.post(
+            "/v3/vault/setup-tokens", body, request_id=_request_id(idempotency_key)
+        )
+        return _setup_from_token(token, customer_id=customer_id, usage=usage)
+
+    async def complete_setup(
+        self, params: Mapping[str, str], *, idempotency_key: str
+    ) -> SetupSession:
+        """As `PayPalProvider.complete_setup`: the approved token exchanged once."""
+        path = setup_token_path(params)
+        token = await self._http.get(f"/v3/vault/setup-tokens/{path}")
+        if token.get("status") != "APPROVED":
+            return _setup_from_token(token, customer_id=_token_customer(token))
+        saved = await self._http.post(
+            "/v3/vault/payment-tokens",
+            payment_token_request(token),
+            request_id=_request_id(idempotency_key),
+        )
+        return setup_from_payment_token(token, saved)
+
+    async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """The customer's payment tokens, every page."""
+        _check_vault_customer(customer_id)
+        methods: list[PaymentMethod] = []
+        page = 1
+        while True:
+            listing = await self._http.get(vault_page_path(customer_id, page))
+            found, last = vault_page_methods(listing, page)
+            methods.extend(found)
+            if last:
+                return methods
+            page += 1
+
+    async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        path = _path_id(payment_method_id, "payment token id")
+        return payment_method_from_paypal(await self._http.get(f"/v3/vault/payment-tokens/{path}"))
+
+    async def detach_payment_method(self, payment_method_id: str) -> None:
+        """Delete the payment token, as the sync face."""
+        path = _path_id(payment_method_id, "payment token id")
+        await self._http.delete(f"/v3/vault/payment-tokens/{path}")
 
     # -- webhooks ---------------------------------------------------------------------------
 

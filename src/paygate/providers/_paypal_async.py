@@ -11,7 +11,7 @@ import base64
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -96,6 +96,33 @@ class AsyncPayPalTransport:
     async def patch(self, path: str, body: Any) -> dict[str, Any]:
         return await self._call("PATCH", path, body, None)
 
+    async def delete(self, path: str) -> dict[str, Any]:
+        """DELETE ``path``; PayPal answers 204 with no body (``{}`` here)."""
+        return await self._call("DELETE", path, None, None)
+
+    async def post_files(
+        self,
+        path: str,
+        parts: Sequence[tuple[str, tuple[str | None, bytes, str]]],
+    ) -> dict[str, Any]:
+        """POST ``multipart/form-data`` (PayPal's dispute evidence), as the sync
+        transport's ``post_files``: httpx writes the boundary, so no JSON content type."""
+        what = f"POST {path}"
+        headers = {"Accept": "application/json"}
+        token_was_cached = self._token is not None and time.monotonic() < self._token_expires
+        token = await self._access_token(what)
+        response = await self._send(
+            "POST", path, what, None, {**headers, **_bearer(token)}, files=parts
+        )
+        if response.status_code == 401 and token_was_cached:
+            self._token = None
+            token = await self._access_token(what)
+            response = await self._send(
+                "POST", path, what, None, {**headers, **_bearer(token)}, files=parts
+            )
+        result = _json_answer(response, what, self._translate)
+        return result if isinstance(result, dict) else {}
+
     async def _call(
         self, method: str, path: str, body: Any, request_id: str | None
     ) -> dict[str, Any]:
@@ -147,13 +174,21 @@ class AsyncPayPalTransport:
             return token
 
     async def _send(
-        self, method: str, path: str, what: str, content: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        what: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        *,
+        files: Sequence[tuple[str, tuple[str | None, bytes, str]]] | None = None,
     ) -> httpx.Response:
         try:
             response = await self._client.request(
                 method,
                 self.endpoint + path,
                 content=content,
+                files=list(files) if files is not None else None,
                 headers=headers,
                 # cut to the time left in the Gateway's retry budget, when one is running
                 timeout=attempt_timeout(self._timeout),

@@ -1209,13 +1209,7 @@ class PayPalProvider(BaseProvider):
         PayPal has no customer objects: ``customer_id`` travels as the subscription's
         ``custom_id`` and comes back as ``Subscription.customer_id``.
         """
-        if trial_days is not None or trial_end is not None or quantity != 1:
-            raise NotSupported(
-                "paypal: trials and quantities belong to the plan (a TRIAL billing cycle); "
-                "create_subscription takes neither trial_days, trial_end nor quantity",
-                provider="paypal",
-                code="not_supported",
-            )
+        check_plan_only(trial_days, trial_end, quantity)
         subscription = self._http.post(
             "/v1/billing/subscriptions",
             subscription_request(customer_id, price_id),
@@ -1414,12 +1408,7 @@ class PayPalProvider(BaseProvider):
         return open_authorization(order, operation, done=done)
 
     def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
-        raise NotSupported(
-            "paypal has no API listing subscriptions; the Gateway lists those its store "
-            "holds (gw.list_subscriptions reads the store for PayPal)",
-            provider="paypal",
-            code="not_supported",
-        )
+        raise no_subscription_listing()
 
     def change_subscription(
         self,
@@ -1434,55 +1423,29 @@ class PayPalProvider(BaseProvider):
         new plan or quantity is billed from the next billing cycle, so only
         ``proration="none"`` says what happens; a plan change needs the buyer's consent at
         the returned ``redirect_url`` (the subscription stays on its plan until then)."""
-        if proration != "none":
-            raise NotSupported(
-                f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
-                "the next billing cycle; pass proration='none'",
-                provider="paypal",
-                code="not_supported",
-            )
-        body: dict[str, Any] = {}
-        if price_id is not None:
-            if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
-                raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
-            body["plan_id"] = price_id
-        if quantity is not None:
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-                raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
-            body["quantity"] = str(quantity)
-        if not body:
-            raise ValidationError("change_subscription needs price_id or quantity")
+        body = revise_request(price_id, quantity, proration)
         path = _path_id(subscription_id, "subscription_id")
         revised = self._http.post(
             f"/v1/billing/subscriptions/{path}/revise", body,
             request_id=_request_id(idempotency_key),
         )  # fmt: skip
         current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-        approve = _link(revised, "approve")
-        return dataclasses.replace(current, redirect_url=approve) if approve else current
+        return with_approval(current, revised)
 
     def pause_subscription(self, subscription_id: str) -> Subscription:
         """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
         path = _path_id(subscription_id, "subscription_id")
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/suspend", {"reason": "Paused by the merchant"}
-        )
+        self._http.post(f"/v1/billing/subscriptions/{path}/suspend", PAUSE_BODY)
         return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
 
     def resume_subscription(self, subscription_id: str) -> Subscription:
         """``activate`` a suspended subscription."""
         path = _path_id(subscription_id, "subscription_id")
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/activate", {"reason": "Resumed by the merchant"}
-        )
+        self._http.post(f"/v1/billing/subscriptions/{path}/activate", RESUME_BODY)
         return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
 
     def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
-        raise NotSupported(
-            "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
-            provider="paypal",
-            code="not_supported",
-        )
+        raise no_undo_cancel()
 
     def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
         """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
@@ -1490,48 +1453,23 @@ class PayPalProvider(BaseProvider):
         (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
         path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
         subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
-        balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
-        owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
-        if owed.amount <= 0:
-            raise InvalidRequest(
-                f"paypal subscription {invoice_id} owes nothing: nothing to retry",
-                provider="paypal",
-                code="nothing_outstanding",
-            )
-        body = {
-            "note": "Retrying the failed payment",
-            "capture_type": "OUTSTANDING_BALANCE",
-            "amount": _money_field(owed),
-        }
+        owed, body = outstanding_capture_request(invoice_id, subscription)
         transaction = self._http.post(
             f"/v1/billing/subscriptions/{path}/capture", body,
             request_id=_request_id(idempotency_key),
         )  # fmt: skip
-        completed = str(transaction.get("status")) == "COMPLETED"
-        return Invoice(
-            id=str(transaction.get("id") or f"cycle@{path}"),
-            provider="paypal",
-            customer_id=subscription.get("custom_id"),
-            status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
-            amount_due=owed,
-            amount_paid=owed if completed else Money(0, owed.currency),
-            created_at=_parse_time(transaction.get("time")),
-            raw=transaction,
-            subscription_id=path,
-            billing_reason="subscription_cycle",
-        )
+        return invoice_from_capture(transaction, subscription, owed, path)
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
         """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
         ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
         items are summaries, each read in full."""
-        path = "/v1/customer/disputes?page_size=50"
+        capture = None
         if payment_id is not None:
             capture = self._payment(self._get_order(payment_id)).charge_id
             if capture is None:
                 return []  # never captured: nothing to dispute
-            path += f"&disputed_transaction_id={_path_id(capture, 'capture id')}"
-        page = self._http.get(path)
+        page = self._http.get(dispute_list_path(capture))
         return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
 
     def submit_dispute_evidence(
@@ -1540,32 +1478,15 @@ class PayPalProvider(BaseProvider):
         """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
         one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
         is not available."""
-        if not submit:
-            raise NotSupported(
-                "paypal sends evidence at once: submit=False (staging) is not available",
-                provider="paypal",
-                code="not_supported",
-            )
-        if not isinstance(evidence, DisputeEvidence):
-            raise ValidationError(
-                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
-            )
+        parts = evidence_parts(evidence, submit)
         path = _path_id(dispute_id, "dispute_id")
-        parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
-            ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
-        ]
-        parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
         self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
         return self.get_dispute(dispute_id)
 
     def accept_dispute(self, dispute_id: str) -> Dispute:
         """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
         path = _path_id(dispute_id, "dispute_id")
-        note = {"note": "The merchant accepts the claim."}
-        self._http.post_files(
-            f"/v1/customer/disputes/{path}/accept-claim",
-            [("input", (None, json.dumps(note).encode(), "application/json"))],
-        )
+        self._http.post_files(f"/v1/customer/disputes/{path}/accept-claim", accept_claim_parts())
         return self.get_dispute(dispute_id)
 
     def create_setup(
@@ -1583,29 +1504,9 @@ class PayPalProvider(BaseProvider):
         ``SetupSession.url`` and comes back to ``return_url``, where ``complete_setup``
         turns it into a payment token (the saved method). ``customer_id`` is the
         merchant's own id for the buyer (PayPal keeps the wallets under it)."""
-        _check_vault_customer(customer_id)
-        if payment_method is not None or verification_token is not None:
-            raise ValidationError(
-                "PayPal saves a wallet after the buyer approves it at PayPal: call "
-                "create_setup without payment_method or verification_token"
-            )
-        if not return_url:
-            raise ValidationError("PayPal needs return_url: the buyer comes back there")
-        if usage not in ("off_session", "on_session"):
-            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
-        body: dict[str, Any] = {
-            "payment_source": {"paypal": {
-                "usage_type": "MERCHANT",
-                "customer_type": "CONSUMER",
-                "experience_context": {
-                    "return_url": return_url,
-                    "cancel_url": cancel_url or return_url,
-                    "shipping_preference": "NO_SHIPPING",
-                    "vault_instruction": "ON_PAYER_APPROVAL",
-                },
-            }},
-            "customer": {"id": customer_id},
-        }  # fmt: skip
+        body = setup_token_request(
+            customer_id, return_url, cancel_url, usage, payment_method, verification_token
+        )
         token = self._http.post(
             "/v3/vault/setup-tokens", body, request_id=_request_id(idempotency_key)
         )
@@ -1615,32 +1516,16 @@ class PayPalProvider(BaseProvider):
         """The buyer came back with ``?approval_token_id=<setup token>``: the setup token is
         read from PayPal and, once approved, exchanged for a payment token (POST
         /v3/vault/payment-tokens, idempotent by ``idempotency_key``)."""
-        setup_id = params.get("approval_token_id") if isinstance(params, Mapping) else None
-        if not setup_id:
-            raise ValidationError("the PayPal return has no 'approval_token_id' parameter")
-        path = _path_id(setup_id, "setup token id")
+        path = setup_token_path(params)
         token = self._http.get(f"/v3/vault/setup-tokens/{path}")
-        customer = token.get("customer")
-        customer_id = customer.get("id") if isinstance(customer, Mapping) else None
         if token.get("status") != "APPROVED":
-            return _setup_from_token(token, customer_id=customer_id)
-        # SETUP_TOKEN: PayPal's current token_id_request (the older published Vault v3 file
-        # lists only BILLING_AGREEMENT)
-        body: dict[str, Any] = {
-            "payment_source": {"token": {"id": str(token["id"]), "type": "SETUP_TOKEN"}}
-        }
+            return _setup_from_token(token, customer_id=_token_customer(token))
         saved = self._http.post(
-            "/v3/vault/payment-tokens", body, request_id=_request_id(idempotency_key)
+            "/v3/vault/payment-tokens",
+            payment_token_request(token),
+            request_id=_request_id(idempotency_key),
         )
-        method = payment_method_from_paypal(saved)
-        return SetupSession(
-            id=str(token["id"]),
-            provider="paypal",
-            status=SetupStatus.SUCCEEDED,
-            customer_id=method.customer_id or customer_id,
-            payment_method_id=method.id,
-            raw={"setup_token": token, "payment_token": saved},
-        )
+        return setup_from_payment_token(token, saved)
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         """The customer's payment tokens, every page (PayPal pages by number)."""
@@ -1648,17 +1533,10 @@ class PayPalProvider(BaseProvider):
         methods: list[PaymentMethod] = []
         page = 1
         while True:
-            query = urlencode(
-                {"customer_id": customer_id, "page_size": VAULT_PAGE_SIZE, "page": page}
-            )
-            listing = self._http.get(f"/v3/vault/payment-tokens?{query}")
-            tokens = listing.get("payment_tokens") or []
-            methods.extend(
-                payment_method_from_paypal({"customer": listing.get("customer"), **token})
-                for token in tokens
-                if isinstance(token, Mapping)
-            )
-            if not tokens or page >= int(listing.get("total_pages") or 1):
+            listing = self._http.get(vault_page_path(customer_id, page))
+            found, last = vault_page_methods(listing, page)
+            methods.extend(found)
+            if last:
                 return methods
             page += 1
 
@@ -2124,3 +2002,220 @@ def paypal_evidence(evidence: DisputeEvidence) -> dict[str, Any]:
             item["notes"] = notes[:2000]
         items.append(item)
     return {"evidences": items}
+
+
+# -- request builders of issues 19 and 20, shared with the async twin ------------------------
+
+
+def check_plan_only(trial_days: Any, trial_end: Any, quantity: Any) -> None:
+    """PayPal's trials and quantities are the plan's: refuse them on ``create_subscription``."""
+    if trial_days is not None or trial_end is not None or quantity != 1:
+        raise NotSupported(
+            "paypal: trials and quantities belong to the plan (a TRIAL billing cycle); "
+            "create_subscription takes neither trial_days, trial_end nor quantity",
+            provider="paypal",
+            code="not_supported",
+        )
+
+
+def no_subscription_listing() -> NotSupported:
+    return NotSupported(
+        "paypal has no API listing subscriptions; the Gateway lists those its store "
+        "holds (gw.list_subscriptions reads the store for PayPal)",
+        provider="paypal",
+        code="not_supported",
+    )
+
+
+def no_undo_cancel() -> NotSupported:
+    return NotSupported(
+        "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
+        provider="paypal",
+        code="not_supported",
+    )
+
+
+def revise_request(price_id: str | None, quantity: int | None, proration: str) -> dict[str, Any]:
+    """The ``revise`` body; PayPal has no proration (``"none"`` only)."""
+    if proration != "none":
+        raise NotSupported(
+            f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
+            "the next billing cycle; pass proration='none'",
+            provider="paypal",
+            code="not_supported",
+        )
+    body: dict[str, Any] = {}
+    if price_id is not None:
+        if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
+            raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
+        body["plan_id"] = price_id
+    if quantity is not None:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
+        body["quantity"] = str(quantity)
+    if not body:
+        raise ValidationError("change_subscription needs price_id or quantity")
+    return body
+
+
+def with_approval(current: Subscription, revised: Mapping[str, Any]) -> Subscription:
+    """The subscription, with the revision's ``approve`` link where the buyer must consent."""
+    approve = _link(revised, "approve")
+    return dataclasses.replace(current, redirect_url=approve) if approve else current
+
+
+#: ``suspend`` and ``activate`` bodies
+PAUSE_BODY: Final[Mapping[str, str]] = {"reason": "Paused by the merchant"}
+RESUME_BODY: Final[Mapping[str, str]] = {"reason": "Resumed by the merchant"}
+
+
+def outstanding_capture_request(
+    invoice_id: str, subscription: Mapping[str, Any]
+) -> tuple[Money, dict[str, Any]]:
+    """What a past-due subscription owes, and the ``capture`` body that charges it."""
+    balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
+    owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
+    if owed.amount <= 0:
+        raise InvalidRequest(
+            f"paypal subscription {invoice_id} owes nothing: nothing to retry",
+            provider="paypal",
+            code="nothing_outstanding",
+        )
+    body = {
+        "note": "Retrying the failed payment",
+        "capture_type": "OUTSTANDING_BALANCE",
+        "amount": _money_field(owed),
+    }
+    return owed, body
+
+
+def invoice_from_capture(
+    transaction: Mapping[str, Any], subscription: Mapping[str, Any], owed: Money, path: str
+) -> Invoice:
+    """The retried cycle as an [`Invoice`][paygate.models.Invoice]."""
+    completed = str(transaction.get("status")) == "COMPLETED"
+    return Invoice(
+        id=str(transaction.get("id") or f"cycle@{path}"),
+        provider="paypal",
+        customer_id=subscription.get("custom_id"),
+        status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
+        amount_due=owed,
+        amount_paid=owed if completed else Money(0, owed.currency),
+        created_at=_parse_time(transaction.get("time")),
+        raw=dict(transaction),
+        subscription_id=path,
+        billing_reason="subscription_cycle",
+    )
+
+
+def dispute_list_path(capture_id: str | None) -> str:
+    """``GET /v1/customer/disputes``, of one capture when given."""
+    path = "/v1/customer/disputes?page_size=50"
+    if capture_id is not None:
+        path += f"&disputed_transaction_id={_path_id(capture_id, 'capture id')}"
+    return path
+
+
+def evidence_parts(evidence: Any, submit: bool) -> list[tuple[str, tuple[str | None, bytes, str]]]:
+    """``provide-evidence``'s multipart parts: the ``input`` JSON and one ``evidence-file``
+    per file. PayPal has no draft evidence: ``submit=False`` is refused."""
+    if not submit:
+        raise NotSupported(
+            "paypal sends evidence at once: submit=False (staging) is not available",
+            provider="paypal",
+            code="not_supported",
+        )
+    if not isinstance(evidence, DisputeEvidence):
+        raise ValidationError(f"evidence must be a DisputeEvidence, got {type(evidence).__name__}")
+    parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
+        ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
+    ]
+    parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
+    return parts
+
+
+def accept_claim_parts() -> list[tuple[str, tuple[str | None, bytes, str]]]:
+    note = {"note": "The merchant accepts the claim."}
+    return [("input", (None, json.dumps(note).encode(), "application/json"))]
+
+
+def setup_token_request(
+    customer_id: str,
+    return_url: str | None,
+    cancel_url: str | None,
+    usage: str,
+    payment_method: str | None,
+    verification_token: str | None,
+) -> dict[str, Any]:
+    """``POST /v3/vault/setup-tokens``: the buyer's PayPal wallet, approved at PayPal."""
+    _check_vault_customer(customer_id)
+    if payment_method is not None or verification_token is not None:
+        raise ValidationError(
+            "PayPal saves a wallet after the buyer approves it at PayPal: call "
+            "create_setup without payment_method or verification_token"
+        )
+    if not return_url:
+        raise ValidationError("PayPal needs return_url: the buyer comes back there")
+    if usage not in ("off_session", "on_session"):
+        raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+    return {
+        "payment_source": {"paypal": {
+            "usage_type": "MERCHANT",
+            "customer_type": "CONSUMER",
+            "experience_context": {
+                "return_url": return_url,
+                "cancel_url": cancel_url or return_url,
+                "shipping_preference": "NO_SHIPPING",
+                "vault_instruction": "ON_PAYER_APPROVAL",
+            },
+        }},
+        "customer": {"id": customer_id},
+    }  # fmt: skip
+
+
+def setup_token_path(params: Mapping[str, str]) -> str:
+    """The setup token of the buyer's return (``?approval_token_id=``), as a path id."""
+    setup_id = params.get("approval_token_id") if isinstance(params, Mapping) else None
+    if not setup_id:
+        raise ValidationError("the PayPal return has no 'approval_token_id' parameter")
+    return _path_id(setup_id, "setup token id")
+
+
+def _token_customer(token: Mapping[str, Any]) -> str | None:
+    customer = token.get("customer")
+    return customer.get("id") if isinstance(customer, Mapping) else None
+
+
+def payment_token_request(token: Mapping[str, Any]) -> dict[str, Any]:
+    # SETUP_TOKEN: PayPal's current token_id_request (the older published Vault v3 file
+    # lists only BILLING_AGREEMENT)
+    return {"payment_source": {"token": {"id": str(token["id"]), "type": "SETUP_TOKEN"}}}
+
+
+def setup_from_payment_token(token: Mapping[str, Any], saved: Mapping[str, Any]) -> SetupSession:
+    """The finished setup: the approved setup token exchanged for ``saved``."""
+    method = payment_method_from_paypal(saved)
+    return SetupSession(
+        id=str(token["id"]),
+        provider="paypal",
+        status=SetupStatus.SUCCEEDED,
+        customer_id=method.customer_id or _token_customer(token),
+        payment_method_id=method.id,
+        raw={"setup_token": token, "payment_token": saved},
+    )
+
+
+def vault_page_path(customer_id: str, page: int) -> str:
+    query = urlencode({"customer_id": customer_id, "page_size": VAULT_PAGE_SIZE, "page": page})
+    return f"/v3/vault/payment-tokens?{query}"
+
+
+def vault_page_methods(listing: Mapping[str, Any], page: int) -> tuple[list[PaymentMethod], bool]:
+    """The payment methods of one page of tokens, and whether it was the last page."""
+    tokens = listing.get("payment_tokens") or []
+    methods = [
+        payment_method_from_paypal({"customer": listing.get("customer"), **token})
+        for token in tokens
+        if isinstance(token, Mapping)
+    ]
+    return methods, not tokens or page >= int(listing.get("total_pages") or 1)
