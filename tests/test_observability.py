@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,7 +142,7 @@ def test_provider_calls_are_spans_with_latency_and_declines(face: str, otel: Tel
         assert s.attributes["paygate.provider"] == "fake"
         digest = s.attributes["paygate.idempotency_key.sha256"]
         assert isinstance(digest, str) and len(digest) == 16
-        assert not any("idempotency_key" == k for k in s.attributes)
+        assert not any(k == "idempotency_key" for k in s.attributes)
     # the two attempts of one operation share the key, so its digest
     assert (creates[1].attributes["paygate.idempotency_key.sha256"]
             == creates[2].attributes["paygate.idempotency_key.sha256"])  # fmt: skip
@@ -276,6 +277,36 @@ def test_log_lines_carry_structured_fields(
     assert failed["paygate_handler"].endswith("failing")
     assert failed["paygate_error_type"] == "RuntimeError" and failed["paygate_attempt"] >= 1
     assert failed["paygate_fact_id"] in outcome["failures"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])  # the general path, the one-transaction
+def test_a_webhook_rejected_by_the_state_machine_is_logged_with_its_fields(
+    store: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = FakeProvider(seed=7)
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
+    with paygate.connect(provider, store=url) as gw:
+        usd = Money.of("3", "USD")
+        canceled = gw.create_payment(
+            order_id="ord_c", amount=usd, payment_method="tok_visa", capture="manual"
+        )
+        gw.cancel(canceled.id)
+        other = gw.create_payment(order_id="ord_o", amount=usd, payment_method="tok_visa")
+        provider.take_webhooks()
+        forged = {**provider._objects[other.id], "id": canceled.id, "order_id": "ord_c"}
+        delivery = provider.sign_webhook(
+            {"id": "evt_impossible", "type": "payment.succeeded", "created": 1,
+             "data": {"object": forged}}
+        )  # fmt: skip
+        with caplog.at_level(logging.INFO, logger="paygate"):
+            result = gw.handle_webhook(delivery.body, delivery.headers)
+    assert result.rejected
+    (line,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert fields_of(line) == {
+        "paygate_provider": "fake", "paygate_operation": "handle_webhook",
+        "paygate_event_id": "evt_impossible", "paygate_event_type": "payment.succeeded",
+        "paygate_payment_id": canceled.id, "paygate_outcome": "rejected",
+    }  # fmt: skip
 
 
 def test_structured_fields_are_scrubbed_like_the_message() -> None:
