@@ -3,7 +3,7 @@ OpenTelemetry spans and metrics when ``opentelemetry-api`` is installed
 (``pip install 'paygate-payments[otel]'``).
 
 Every log line paygate emits carries ``extra=`` fields named ``paygate_<field>`` (the
-prefix keeps them clear of [`logging.LogRecord`][logging.LogRecord]'s own attributes and
+prefix keeps them clear of `logging.LogRecord`'s own attributes and
 of an application's fields); a JSON formatter (``python-json-logger``, ``structlog``'s
 stdlib bridge) writes them as keys. Only identifiers, counters and outcomes go there:
 never an API key, a webhook secret, a token, an idempotency key or card data (see
