@@ -362,3 +362,49 @@ def test_paygate_works_without_opentelemetry() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_global_providers_set_after_import_are_followed() -> None:
+    """The usual wiring: paygate imported (and used) before the app sets the global
+    providers; no spans are made before (the API's default makes only no-op ones), and
+    paygate's spans and metrics reach the SDK after."""
+    code = textwrap.dedent(
+        """
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import paygate
+        from paygate import Money, _observe
+        from paygate.providers.fake import FakeProvider
+
+        with paygate.connect(FakeProvider(seed=1), store="memory://") as gw:
+            gw.create_payment(order_id="before", amount=Money.of("5", "USD"),
+                              payment_method="tok_visa")
+            assert _observe.telemetry is not None and not _observe.telemetry.tracing()
+            spans = InMemorySpanExporter()
+            tracer_provider = TracerProvider()
+            tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+            trace.set_tracer_provider(tracer_provider)
+            reader = InMemoryMetricReader()
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            gw.create_payment(order_id="after", amount=Money.of("5", "USD"),
+                              payment_method="tok_visa")
+        names = [s.name for s in spans.get_finished_spans()]
+        assert names == ["paygate.provider create_payment"], names
+        assert spans.get_finished_spans()[0].attributes["paygate.order_id"] == "after"
+        data = reader.get_metrics_data()
+        found = [m.name for r in data.resource_metrics for s in r.scope_metrics
+                 for m in s.metrics]
+        assert "paygate.provider.call.duration" in found, found
+        tracer_provider.shutdown()
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

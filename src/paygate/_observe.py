@@ -104,6 +104,8 @@ class Telemetry:
 
         assert otel_trace is not None and otel_metrics is not None
         self.tracer = otel_trace.get_tracer(SCOPE, __version__, tracer_provider)
+        #: spans are made: a provider was given, or the global one was seen set
+        self.tracing_on = tracer_provider is not None
         meter = otel_metrics.get_meter(SCOPE, __version__, meter_provider)
         self.provider_duration = meter.create_histogram(
             "paygate.provider.call.duration",
@@ -127,6 +129,20 @@ class Telemetry:
             unit="{event}",
             description="Webhook deliveries handled, by provider, event type and outcome",
         )
+
+    def tracing(self) -> bool:
+        """Whether spans are worth making: until the application sets a global tracer
+        provider, the API's default only makes no-op spans (each still a context switch),
+        so they are skipped; checked per span until set (an environment lookup), then
+        never again."""
+        if self.tracing_on:
+            return True
+        assert otel_trace is not None
+        configured = not isinstance(
+            otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider
+        )
+        self.tracing_on = configured
+        return configured
 
 
 #: the live instrumentation; ``None`` when ``opentelemetry-api`` is not installed
@@ -226,8 +242,8 @@ def _provider_span(
     attempt: int,
     kwargs: Mapping[str, Any],
 ) -> contextlib.AbstractContextManager[Span | None]:
-    if watch is None:
-        return contextlib.nullcontext()
+    if watch is None or not watch.tracing():
+        return _NO_SPAN
     attributes: dict[str, str | int] = {
         "paygate.provider": provider_name,
         "paygate.operation": operation,
@@ -274,7 +290,7 @@ def span(
     """A span current over a block of a flow (a webhook, its transition, a handler), or
     a shared no-op when OpenTelemetry is absent."""
     watch = telemetry
-    if watch is None:
+    if watch is None or not watch.tracing():
         return _NO_SPAN
     return watch.tracer.start_as_current_span(
         name, attributes=attributes, record_exception=False, set_status_on_exception=False
