@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -100,13 +101,14 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        from paygate import __version__
-
+        # paygate may still be importing (paygate._retry imports this module): its
+        # version is read if already set, else the scope goes without one
+        version = getattr(sys.modules.get("paygate"), "__version__", None)
         assert otel_trace is not None and otel_metrics is not None
-        self.tracer = otel_trace.get_tracer(SCOPE, __version__, tracer_provider)
+        self.tracer = otel_trace.get_tracer(SCOPE, version, tracer_provider)
         #: spans are made: a provider was given, or the global one was seen set
         self.tracing_on = tracer_provider is not None
-        meter = otel_metrics.get_meter(SCOPE, __version__, meter_provider)
+        meter = otel_metrics.get_meter(SCOPE, version, meter_provider)
         self.provider_duration = meter.create_histogram(
             "paygate.provider.call.duration",
             unit="s",
