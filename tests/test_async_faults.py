@@ -10,6 +10,7 @@ budget's deadline (``attempt_timeout``), on the async face too.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Iterator
@@ -121,42 +122,83 @@ LATENCY = 0.3  # the server's answer time; a blocking call would stall the loop 
 CONCURRENT = 30
 
 
+def _cpu_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat; 0
+    where unavailable): on a loaded machine, time no event loop could have used."""
+    try:
+        with open("/proc/thread-self/schedstat", encoding="ascii") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+async def _watched(calls: Any) -> tuple[float, float]:
+    """Await ``calls`` (an awaitable) with a loop monitor running: (elapsed, longest stall),
+    both less the time the machine kept this thread waiting for a CPU."""
+    stalls: list[float] = [0.0]
+    stop = asyncio.Event()
+
+    async def monitor() -> None:
+        while not stop.is_set():
+            started, waited = time.monotonic(), _cpu_wait()
+            await asyncio.sleep(0.005)
+            stalls.append(time.monotonic() - started - 0.005 - (_cpu_wait() - waited))
+
+    watcher = asyncio.create_task(monitor())
+    await asyncio.sleep(0)  # the monitor is running before the first call starts
+    started, waited = time.monotonic(), _cpu_wait()
+    try:
+        await calls
+        elapsed = time.monotonic() - started - (_cpu_wait() - waited)
+    finally:
+        stop.set()
+        await watcher  # its last round, the one that may have waited on the calls' end
+    return elapsed, max(stalls)
+
+
 @pytest.mark.parametrize("name", ["stripe", "paypal", "square"])
 def test_concurrent_calls_overlap_and_never_stall_the_loop(name: str) -> None:
-    stalls: list[float] = []
-
-    async def monitor(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            await asyncio.sleep(0.005)
-            stalls.append(time.monotonic() - started - 0.005)
-
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, float]:
         provider = make_async_provider(name, url, timeout=10.0)
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(monitor(stop))
-        started = time.monotonic()
         try:
-            payments = await asyncio.gather(*(
+            calls = asyncio.gather(*(
                 provider.create_payment(
                     order_id=f"par-{n}", amount=AMOUNT, payment_method=PAYMENT_METHOD[name],
                     idempotency_key=f"par-{n}:create",
                 )
                 for n in range(CONCURRENT)
             ))  # fmt: skip
-            assert len({p.id for p in payments}) == CONCURRENT
-            return time.monotonic() - started
+            elapsed, stall = await _watched(calls)
+            assert len({p.id for p in calls.result()}) == CONCURRENT
+            return elapsed, stall
         finally:
-            stop.set()
-            await watcher
             await provider.aclose()
 
-    with running(name, LATENCY) as url:
-        elapsed = asyncio.run(scenario())
+    # the heap earlier tests left behind is not the adapter's: a full collection over it,
+    # triggered by this test's allocations, would pause the loop for what they left
+    gc.collect()
+    gc.freeze()
+    try:
+        with running(name, LATENCY) as url:
+            elapsed, stall = asyncio.run(scenario())
+    finally:
+        gc.unfreeze()
+    print(f"{name}: {CONCURRENT} calls in {elapsed:.2f} s, longest loop stall {stall * 1000:.1f} ms")
     # one after another would take CONCURRENT x LATENCY = 9 s (PayPal: plus its token)
-    assert elapsed < CONCURRENT * LATENCY / 4, elapsed
-    # a blocking request would stall the loop for LATENCY. What the monitor sees is the
-    # longest wait of its timer, which also queues behind the answers that arrive together
-    # (each parsed in its own callback): tens of ms on a loaded machine, not a block
-    print(f"{name}: {CONCURRENT} calls in {elapsed:.2f} s, longest loop stall {max(stalls) * 1000:.1f} ms")
-    assert max(stalls) < LATENCY / 2, max(stalls)
+    assert elapsed < CONCURRENT * LATENCY / 3, elapsed
+    # a blocking request stalls the loop for LATENCY (the control below). What the monitor
+    # sees here is its timer queued behind answers arriving together, each parsed in its
+    # own callback: tens of ms on a loaded machine, not a block
+    assert stall < LATENCY / 2, stall
+
+
+def test_the_monitor_catches_a_blocking_call() -> None:
+    """The control: a call that blocks the thread on I/O for LATENCY (as a sync HTTP client
+    would) shows as a stall of about LATENCY, whatever the machine's load."""
+
+    async def blocking_call() -> None:
+        await asyncio.sleep(0.01)
+        time.sleep(LATENCY)  # off the CPU, as when waiting for a socket
+
+    _, stall = asyncio.run(_watched(blocking_call()))
+    assert stall >= LATENCY * 0.9, stall

@@ -245,3 +245,21 @@ def test_twin_registry_and_repr() -> None:
         assert CLIENT_SECRET not in repr(provider)
         asyncio.run(provider.aclose())
         assert provider._http._client.is_closed
+
+
+@pytest.mark.parametrize(("token", "fetches"), [({"expires_in": 0}, 3), ({}, 1)])
+def test_an_expired_token_is_fetched_again(token: dict[str, object], fetches: int) -> None:
+    """``expires_in`` seconds after the fetch the token is old: fetched again (none given:
+    kept, as the SDK keeps it)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/oauth2/token":
+            return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer", **token})
+        return httpx.Response(200, json=_order())
+
+    async def scenario(provider: AsyncPayPalProvider) -> None:
+        for _ in range(3):
+            await provider.get_payment("5O190127TN364715T")
+
+    seen = _run(answer, scenario)
+    assert [r.url.path for r in seen].count("/v1/oauth2/token") == fetches

@@ -2,8 +2,8 @@
 
 An adapter translates in both directions and nothing else: paygate's arguments → SDK call
 → provider object → paygate dataclass. Operations it cannot do are left out of
-``capabilities`` and raise :class:`~paygate.errors.NotSupported` (see
-:class:`BaseProvider`).
+``capabilities`` and raise [`NotSupported`][paygate.errors.NotSupported] (see
+[`BaseProvider`][paygate.provider.BaseProvider]).
 """
 
 from __future__ import annotations
@@ -190,7 +190,8 @@ class PaymentProvider(Protocol):
 
 
 class BaseProvider:
-    """Optional base class: every operation raises :class:`NotSupported` until overridden.
+    """Optional base class: every operation raises [`NotSupported`][paygate.errors.NotSupported]
+    until overridden.
 
     Subclasses set ``name`` and ``capabilities`` and override what they support; the
     conformance tests check that an undeclared capability raises ``NotSupported``.

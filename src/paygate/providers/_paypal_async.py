@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -141,7 +142,8 @@ class AsyncPayPalTransport:
             if not isinstance(token, str) or not token:
                 raise unexpected_response("paypal", "PayPal", what, response.status_code)
             expires_in = answer.get("expires_in")
-            lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else 0.0
+            # as the SDK: no expires_in, no expiry (a revoked token is caught by the 401 rule)
+            lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else math.inf
             self._token, self._token_expires = token, started + lifetime
             return token
 

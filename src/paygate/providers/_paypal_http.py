@@ -7,7 +7,7 @@ deprecated v1 Payments API, so the adapter calls the current REST paths through
 ``tests/test_paypal_http.py``:
 
 1. ``Api.request`` turns a 400 into a *returned* ``{"error": ...}`` dict instead of raising,
-   so a refused request would read like a success. :meth:`_PayGateApi.request` lets the
+   so a refused request would read like a success. `_PayGateApi.request` lets the
    ``BadRequest`` propagate and it is translated into ``InvalidRequest``.
 2. ``Api.request`` re-sends the request after any 401 with a fresh token, recursively, with
    no bound (a revoked credential recurses until ``RecursionError``). Here a 401 re-sends
@@ -15,8 +15,8 @@ deprecated v1 Payments API, so the adapter calls the current REST paths through
    on a freshly fetched token is an ``AuthenticationError`` at once.
 3. ``Api.http_call`` logs request headers (``Authorization: Bearer …`` and, for the token
    call, ``Basic base64(client_id:client_secret)``) and response bodies (the access token)
-   at DEBUG whenever the mode is not ``live``. :meth:`_PayGateApi.http_call` replaces it and
-   logs only method, path, status and PayPal's debug id; :func:`install_sdk_log_guard` also
+   at DEBUG whenever the mode is not ``live``. `_PayGateApi.http_call` replaces it and
+   logs only method, path, status and PayPal's debug id; `install_sdk_log_guard` also
    drops the SDK logger's DEBUG records, should anything else in the process call the SDK.
 """
 

@@ -1,8 +1,8 @@
 """PayPal adapter: Orders v2, Payments v2 refunds, Subscriptions, Disputes, Invoicing v2.
 
 ``paypalrestsdk`` serves as the OAuth and HTTP transport only (its resource classes speak
-the deprecated v1 Payments API); see :mod:`paygate.providers._paypal_http` for the SDK
-quirks paygate neutralizes and :mod:`paygate.providers._paypal_verify` for the offline
+the deprecated v1 Payments API); see `paygate.providers._paypal_http` for the SDK
+quirks paygate neutralizes and `paygate.providers._paypal_verify` for the offline
 webhook verification that replaces the SDK's.
 
 Ids: ``Payment.id`` is the PayPal **order** id (what the buyer approves, and the ``token``
@@ -158,7 +158,7 @@ SUBSCRIPTION_STATUS: Final[Mapping[str, SubscriptionStatus]] = {
     "EXPIRED": SubscriptionStatus.CANCELED,
 }
 
-#: Disputes v1 ``dispute.status`` (``RESOLVED`` is decided by :data:`DISPUTE_OUTCOME`)
+#: Disputes v1 ``dispute.status`` (``RESOLVED`` is decided by `DISPUTE_OUTCOME`)
 DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
     "OPEN": DisputeStatus.OPEN,
     "WAITING_FOR_SELLER_RESPONSE": DisputeStatus.OPEN,
@@ -196,7 +196,7 @@ INVOICE_STATUS: Final[Mapping[str, InvoiceStatus]] = {
 
 #: Webhook ``event_type`` -> (paygate event type, kind of ``resource``). ``None`` as the type
 #: means "decided by the resource": a completed order by its payment's status
-#: (:data:`PAYMENT_STATUS_EVENTS`), a resolved dispute by its outcome.
+#: (`PAYMENT_STATUS_EVENTS`), a resolved dispute by its outcome.
 EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "CHECKOUT.ORDER.APPROVED": (EventType.PAYMENT_PROCESSING, "order"),
     # completed = all captures made, but a capture may still be PENDING: by the order's status
@@ -206,7 +206,7 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "PAYMENT.CAPTURE.PENDING": (EventType.PAYMENT_PROCESSING, "capture"),
     "PAYMENT.CAPTURE.DENIED": (EventType.PAYMENT_FAILED, "capture"),
     "PAYMENT.CAPTURE.DECLINED": (EventType.PAYMENT_FAILED, "capture"),
-    # the resource is the refund: its status decides (:data:`REFUND_STATUS_EVENTS`), so a
+    # the resource is the refund: its status decides (`REFUND_STATUS_EVENTS`), so a
     # refund PayPal reports FAILED or CANCELLED is a failed refund, not a counted one
     "PAYMENT.CAPTURE.REFUNDED": (None, "refund"),
     # a reversal takes the money back like a refund (the resource is a refund object)
@@ -852,6 +852,7 @@ class PayPalProvider(BaseProvider):
                 webhook_id=config.webhook_id,
                 fetch=fetcher,
                 tolerance=timedelta(seconds=config.webhook_tolerance),
+                local_cert_prefix=_local_cert_prefix(config.base_url),
             )
             if config.webhook_id
             else None
@@ -1106,7 +1107,8 @@ class PayPalProvider(BaseProvider):
         retry: RetryPolicy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Transaction Search (``GET /v1/reporting/transactions``) response pages for
-        ``[since, until)``, as dicts: what :class:`paygate.reconcile.PayPalTransactionSearch`
+        ``[since, until)``, as dicts: what
+        [`paygate.reconcile.PayPalTransactionSearch`][paygate.reconcile.PayPalTransactionSearch]
         reads.
 
         PayPal answers at most 31 days per request, so a longer window is cut into slices of
@@ -1538,6 +1540,14 @@ def _with_order(event: WebhookEvent, order_id: str) -> WebhookEvent:
         assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
         resolved = replace(obj, payment_id=order_id)
     return replace(event, object=resolved)
+
+
+def _local_cert_prefix(base_url: str | None) -> str | None:
+    """Where a local sandbox (``paygate sandbox``: a ``base_url`` on this machine) serves
+    the certificate it signs webhooks with; ``None`` for PayPal's own hosts."""
+    if base_url is None or urlsplit(base_url).hostname not in _LOOPBACK_HOSTS:
+        return None
+    return base_url.rstrip("/") + "/v1/notifications/certs/"
 
 
 def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:

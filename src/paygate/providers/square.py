@@ -2,15 +2,15 @@
 
 The mapping tables (Square status → paygate status, Square event → ``EventType``, Square
 error code → paygate error) are the data at the top of this module; below them the
-translation functions (Square JSON → paygate dataclasses), then :class:`SquareProvider`,
-which makes the SDK calls.
+translation functions (Square JSON → paygate dataclasses), then
+[`SquareProvider`][paygate.providers.square.SquareProvider], which makes the SDK calls.
 
 Square specifics worth knowing:
 
 * amounts are already integer minor units (``amount_money``), so they map 1:1 to
-  :class:`~paygate.Money`;
+  [`Money`][paygate.money.Money];
 * idempotency keys are body fields of at most 45 characters: the Gateway's key is hashed
-  into one (:func:`square_idempotency_key`), the same key always giving the same hash;
+  into one (`square_idempotency_key`), the same key always giving the same hash;
 * the order id travels as the payment's ``reference_id`` (at most 40 characters), and on
   hosted checkout (payment links) as the Square order's ``reference_id`` and the payment
   note ``paygate-order:<order id>``;
@@ -106,7 +106,7 @@ def __getattr__(name: str) -> Any:
 # -- mapping tables ----------------------------------------------------------------------------
 
 #: Payment.status → PaymentStatus. Refunds do not change a Square payment's status (it stays
-#: COMPLETED with ``refunded_money``); :func:`payment_from_square` derives the refund states.
+#: COMPLETED with ``refunded_money``); `payment_from_square` derives the refund states.
 PAYMENT_STATUS: Final[Mapping[str, PaymentStatus]] = {
     "APPROVED": PaymentStatus.AUTHORIZED,  # authorized, waiting for CompletePayment
     "PENDING": PaymentStatus.PROCESSING,  # e.g. ACH bank transfers settling
@@ -159,7 +159,7 @@ DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
 }
 
 #: Order.state → CheckoutStatus, for payment links (a paid order is COMPLETE whatever its
-#: state: see :func:`checkout_from_square`)
+#: state: see `checkout_from_square`)
 CHECKOUT_STATUS: Final[Mapping[str, CheckoutStatus]] = {
     "DRAFT": CheckoutStatus.OPEN,
     "OPEN": CheckoutStatus.OPEN,
@@ -409,7 +409,7 @@ def payment_from_square(
     order_id: str | None = None,
     refunds: Sequence[Mapping[str, Any]] | None = None,
 ) -> Payment:
-    """A Square ``Payment`` object as a paygate :class:`Payment`.
+    """A Square ``Payment`` object as a paygate [`Payment`][paygate.models.Payment].
 
     ``refunds``: the payment's ``PaymentRefund`` objects (its ``refund_ids`` fetched). With
     them the refunded amount is the sum of the COMPLETED ones, each kept on
@@ -580,7 +580,8 @@ def customer_from_square(data: Mapping[str, Any]) -> Customer:
 def checkout_from_square(
     link: Mapping[str, Any], order: Mapping[str, Any] | None, *, order_id: str | None = None
 ) -> CheckoutSession:
-    """A payment link (and its Square order, when known) as a :class:`CheckoutSession`."""
+    """A payment link (and its Square order, when known) as a
+    [`CheckoutSession`][paygate.models.CheckoutSession]."""
     order = order or {}
     tenders = [t for t in order.get("tenders") or [] if t.get("payment_id")]
     if tenders:
@@ -621,7 +622,8 @@ def _event_object(square_type: str, data: Mapping[str, Any]) -> tuple[str, Mappi
 
 
 def normalize_event(payload: Mapping[str, Any]) -> WebhookEvent:
-    """A verified Square event body (parsed JSON) as a :class:`WebhookEvent`."""
+    """A verified Square event body (parsed JSON) as a
+    [`WebhookEvent`][paygate.models.WebhookEvent]."""
     square_type = payload.get("type")
     event_id = payload.get("event_id")
     if not isinstance(square_type, str) or not isinstance(event_id, str) or not event_id:
@@ -700,7 +702,7 @@ class SquareProvider(BaseProvider):
 
     ``SquareProvider(access_token=..., location_id=..., webhook_signature_key=...,
     webhook_url=...)``; ``environment`` is ``"sandbox"`` unless ``"production"`` is given.
-    ``http_client`` (an :class:`httpx.Client`) replaces the SDK's transport, e.g. with an
+    ``http_client`` (an `httpx.Client`) replaces the SDK's transport, e.g. with an
     ``httpx.MockTransport`` in tests.
     """
 
@@ -1004,7 +1006,8 @@ class SquareProvider(BaseProvider):
     ) -> Subscription:
         """Square's CancelSubscription ends an active subscription at the end of the paid
         period (a pending one at once); there is no immediate cancel of an active one. The
-        returned :class:`Subscription` says which happened (``cancel_at_period_end``)."""
+        returned [`Subscription`][paygate.models.Subscription] says which happened
+        (``cancel_at_period_end``)."""
         body = self._call(
             "cancel_subscription",
             self._client.subscriptions.cancel,
@@ -1079,12 +1082,12 @@ class SquareProvider(BaseProvider):
 
         Each page is a dict shaped like Square's ``ListPaymentsResponse``
         (``{"payments": [...], "cursor": ...}``, ``payments`` always present), which
-        :class:`paygate.reconcile.SquarePayments` reads as it is. Pages are fetched lazily,
-        one request when the previous page has been consumed, oldest payments first.
-        ``since``/``until`` must be timezone-aware (sent as RFC 3339 ``begin_time`` and
+        [`paygate.reconcile.SquarePayments`][paygate.reconcile.SquarePayments] reads as it is. Pages
+        are fetched lazily, one request when the previous page has been consumed, oldest payments
+        first. ``since``/``until`` must be timezone-aware (sent as RFC 3339 ``begin_time`` and
         ``end_time``; Square's defaults apply when left out: the last year). Errors are the
-        adapter's usual ones (``AuthenticationError``, ``ProviderUnavailable``, ...), raised
-        when the failing page is reached.
+        adapter's usual ones (``AuthenticationError``, ``ProviderUnavailable``, ...), raised when
+        the failing page is reached.
 
         ``retry``: each page request goes through this policy (operation
         ``list_payments``): a retryable error (network, 5xx, 429) sends the same request
@@ -1108,14 +1111,16 @@ class SquareProvider(BaseProvider):
 
         Each page is a dict shaped like Square's ``ListPayoutEntriesResponse``
         (``{"payout_entries": [...], "cursor": ...}``), read by
-        :class:`paygate.reconcile.SquarePayoutEntries`. The window selects payouts, by
-        their ``created_at``; a payout's entries may be older (the charges it pays out).
-        ``SIMPLE`` payouts have no entries (they show up as an entry of a later ``BATCH``
-        payout) and are not asked for any. Only one page of payouts and one page of entries
-        are held at a time.
+        [`paygate.reconcile.SquarePayoutEntries`][paygate.reconcile.SquarePayoutEntries]. The window
+        selects payouts, by their ``created_at``; a payout's entries may be older (the charges it
+        pays out). ``SIMPLE`` payouts have no entries (they show up as an entry of a later ``BATCH``
+        payout) and are not asked for any. Only one page of payouts and one page of entries are held
+        at a time.
 
         ``retry``: each page request (``list_payouts``, ``list_payout_entries``) goes through
-        this policy, as for :meth:`iter_payment_pages`. ``None`` (the default): no retry.
+        this policy, as for
+        [`iter_payment_pages`][paygate.providers.square.SquareProvider.iter_payment_pages]. ``None``
+        (the default): no retry.
         """
         query = self._list_query(since, until, page_size)
         return self._payout_entry_pages(query, query["limit"], retry)

@@ -2,8 +2,9 @@
 
 Built on the official ``stripe`` SDK (``StripeClient`` and its ``v1`` services). The module
 reads top to bottom as: mapping tables (data), currency rules, settings, translation from
-Stripe's JSON objects into paygate's dataclasses, then :class:`StripeProvider`, which only
-does the HTTP calls. Webhook signature checking lives in :mod:`._stripe_webhook`.
+Stripe's JSON objects into paygate's dataclasses, then
+[`StripeProvider`][paygate.providers.stripe.StripeProvider], which only does the HTTP calls. Webhook
+signature checking lives in `._stripe_webhook`.
 
 Everything Stripe returns is translated from plain dicts: API answers through
 ``StripeObject.to_dict()``, webhook bodies straight from one ``json.loads`` (no
@@ -353,7 +354,8 @@ def stripe_exponent(currency: str) -> int:
 
 
 def to_stripe_amount(money: Money) -> tuple[int, str]:
-    """``(amount, currency)`` as Stripe's API wants them, or :class:`InvalidAmount`.
+    """``(amount, currency)`` as Stripe's API wants them, or
+    [`InvalidAmount`][paygate.errors.InvalidAmount].
 
     Exact: an amount Stripe cannot represent (a fraction of a zero-decimal unit, a
     three-decimal amount not ending in 0, more than 8 digits, a negative amount) is
@@ -387,7 +389,7 @@ def to_stripe_amount(money: Money) -> tuple[int, str]:
 
 
 def from_stripe_amount(amount: int, currency: str) -> Money:
-    """The :class:`Money` of a Stripe ``amount`` in ``currency`` (any case)."""
+    """The [`Money`][paygate.money.Money] of a Stripe ``amount`` in ``currency`` (any case)."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidAmount(f"Stripe amount must be an int, got {amount!r}")
     if not isinstance(currency, str):
@@ -598,7 +600,8 @@ def payment_from_stripe(
     refunds: Sequence[Mapping[str, Any]] | None = None,
     disputes: Sequence[Mapping[str, Any]] | None = None,
 ) -> Payment:
-    """A PaymentIntent (with ``latest_charge`` expanded or not) as a :class:`Payment`.
+    """A PaymentIntent (with ``latest_charge`` expanded or not) as a
+    [`Payment`][paygate.models.Payment].
 
     The refunded amount is the sum of the succeeded refunds: those ``refunds`` names, else
     the ones the expanded charge lists (``latest_charge.refunds``), each kept on
@@ -855,7 +858,7 @@ _OBJECT_TRANSLATORS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
 
 
 def event_from_stripe(event: Mapping[str, Any]) -> WebhookEvent:
-    """A parsed Stripe event (a dict) as a :class:`WebhookEvent`."""
+    """A parsed Stripe event (a dict) as a [`WebhookEvent`][paygate.models.WebhookEvent]."""
     try:
         provider_type = event["type"]
         event_id = event["id"]
@@ -1279,7 +1282,7 @@ def invoice_params(
 
 
 class StripeProvider(BaseProvider):
-    """:class:`~paygate.PaymentProvider` on Stripe.
+    """[`PaymentProvider`][paygate.provider.PaymentProvider] on Stripe.
 
     Settings (keyword arguments, or ``PAYGATE_STRIPE_<NAME>`` through the Gateway):
     ``api_key`` (required), ``webhook_secret`` (one or several), ``webhook_tolerance``
@@ -1610,7 +1613,9 @@ class StripeProvider(BaseProvider):
     ) -> Iterator[dict[str, Any]]:
         """The account's Balance Transactions created in ``[since, until)``, newest first, as
         plain dicts, each with its ``source`` (and a refund's or dispute's ``source.charge``)
-        expanded: what :class:`paygate.reconcile.StripeBalanceTransactions` reads.
+        expanded: what
+        [`paygate.reconcile.StripeBalanceTransactions`][paygate.reconcile.StripeBalanceTransactions]
+        reads.
 
         Lazy: one ``GET /v1/balance_transactions`` of ``page_size`` (<= 100) rows at a time,
         the next page (``starting_after`` the last id) only once this one is consumed.

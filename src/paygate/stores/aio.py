@@ -61,7 +61,7 @@ class AsyncStore:
         store: the synchronous store; closed by
             [`aclose`][paygate.stores.aio.AsyncStore.aclose].
         threads: how many threads run its calls; default:
-            [`threads_for`][paygate.stores.aio.threads_for]. ``0`` runs them on the loop.
+            ``threads_for(store)``. ``0`` runs them on the loop.
     """
 
     def __init__(self, store: Store, *, threads: int | None = None) -> None:

@@ -1,10 +1,10 @@
 """Test support for applications and adapters using paygate.
 
-* :mod:`paygate.testing.plugin` (loaded by pytest through the ``pytest11`` entry point):
+* `paygate.testing.plugin` (loaded by pytest through the ``pytest11`` entry point):
   the ``fake_provider``, ``fake_gateway`` and ``fake_clock`` fixtures.
-* :mod:`paygate.testing.conformance`: ``ProviderContract``, the reusable test class every
+* `paygate.testing.conformance`: ``ProviderContract``, the reusable test class every
   provider adapter passes, driven by a ``ProviderHarness``.
-* :class:`FakeClock`: a settable clock to hand the fake provider (``clock=``).
+* [`FakeClock`][paygate.testing.FakeClock]: a settable clock to hand the fake provider (``clock=``).
 
 Importing this package imports neither pytest nor a provider SDK.
 """
