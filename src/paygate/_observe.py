@@ -103,7 +103,7 @@ class Telemetry:
     ) -> None:
         # paygate may still be importing (paygate._retry imports this module): its
         # version is read if already set, else the scope goes without one
-        version = getattr(sys.modules.get("paygate"), "__version__", None)
+        version: str = getattr(sys.modules.get("paygate"), "__version__", "")
         assert otel_trace is not None and otel_metrics is not None
         self.tracer = otel_trace.get_tracer(SCOPE, version, tracer_provider)
         #: spans are made: a provider was given, or the global one was seen set
