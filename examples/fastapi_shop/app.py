@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from examples.fastapi_shop.orders import Order, OrderBook
+from examples.fastapi_shop.pages import add_pages
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
@@ -84,6 +85,7 @@ def create_app(
     orders = OrderBook(db_path or os.environ.get("SHOP_DB", "shop.db"))
     app = FastAPI(title="paygate FastAPI shop")
     app.state.gateway = gw
+    add_pages(app, orders, CATALOGUE)  # the HTML pages a browser uses (pages.py)
 
     # --8<-- [start:fulfil]
     @gw.on(EventType.PAYMENT_SUCCEEDED)
