@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("paygate.stores.events_cli", "replay recorded webhook events"),
     "webhook": ("paygate._webhook_cli", "verify a webhook delivery by hand"),
     "reconcile": ("paygate.reconcile.cli", "compare your books with a provider's records"),
+    "sandbox": ("paygate.sandbox.cli", "local Stripe/PayPal/Square emulator with webhooks"),
 }
 
 

@@ -1553,6 +1553,33 @@ class FakeProvider(BaseProvider):
             queue = self._failures.setdefault(operation, deque())
             queue.extend(_Failure(error, after_commit) for _ in range(times))
 
+    # -- persistence (used by ``paygate sandbox --store sqlite:///...``) -------------------------
+
+    def export_state(self) -> JSON:
+        """The engine's records as JSON-ready data, for :meth:`restore_state` in a new process.
+
+        Idempotency answers, scripted failures and call counts are not included: a restored
+        engine starts with none (the sandbox keeps its own wire-level idempotency records).
+        """
+        with self._lock:
+            version, internal, gauss = self._rng.getstate()
+            return {
+                "objects": codec.snapshot(self._objects),
+                "prices": {k: [v.amount, v.currency] for k, v in self._prices.items()},
+                "invoice_numbers": self._invoice_numbers,
+                "rng": [version, list(internal), gauss],
+            }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the engine's records with ones from :meth:`export_state`."""
+        with self._lock:
+            self._objects = codec.snapshot(dict(state["objects"]))
+            self._prices = {k: Money(v[0], v[1]) for k, v in state["prices"].items()}
+            self._invoice_numbers = int(state["invoice_numbers"])
+            version, internal, gauss = state["rng"]
+            self._rng.setstate((version, tuple(internal), gauss))
+            self._pending = []
+
 
 def _parse_event(event: Any) -> WebhookEvent:
     """A verified event dict → :class:`WebhookEvent`; wrong shapes are ``MalformedPayload``."""
