@@ -206,7 +206,10 @@ Cancel and return to {_e(merchant)}</button></form></div></div>"""
 def message_page(title: str, text: str, *, brand: str = "sandbox", link: str | None = None) -> str:
     """A short page: a checkout already paid or expired, an unknown id."""
     more = f'<p><a href="{_e(link)}">Continue</a></p>' if link else ""
-    body = f'<div class="narrow"><div class="card"><h1>{_e(title)}</h1><p>{_e(text)}</p>{more}</div></div>'
+    body = (
+        f'<div class="narrow"><div class="card"><h1>{_e(title)}</h1>'
+        f"<p>{_e(text)}</p>{more}</div></div>"
+    )
     return _layout(title, body, brand=brand)
 
 
@@ -377,7 +380,7 @@ def dashboard_page(data: DashboardData) -> str:
 <div class="card"><h1>paygate sandbox</h1>
 <p class="muted">Stripe, PayPal and Square on this machine. Point an adapter's
 <code>base_url</code> here; webhooks go to:</p><ul id="endpoints">{endpoints}</ul>
-{f'<table id="settings">{settings}</table>' if settings else ''}</div>
+{f'<table id="settings">{settings}</table>' if settings else ""}</div>
 <div class="card"><h2>Payments</h2>{payments}</div>
 <div class="card"><h2>Events</h2>{events}</div>
 <div class="card"><h2>Refunds</h2>{refunds}</div>

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
 
-__all__ = ["CustomerReturn", "HostedPageError", "pay_checkout"]
+__all__ = ["CustomerReturn", "HostedPageError", "pay_hosted_page", "submit_page"]
 
 _MAX_STEPS = 10
 
@@ -102,7 +102,75 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def pay_checkout(
+def _fetch(
+    opener: urllib.request.OpenerDirector, url: str, body: bytes | None, timeout: float
+) -> tuple[int, str, str | None]:
+    """(status, page text, absolute Location or None) of one request, redirects not followed."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise HostedPageError(f"not an http(s) URL: {url!r:.200}")
+    request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST")  # noqa: S310 (checked)
+    if body is not None:
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            return answer.status, answer.read().decode("utf-8", "replace"), None
+    except urllib.error.HTTPError as exc:
+        with exc:
+            location = exc.headers.get("Location")
+            page = exc.read().decode("utf-8", "replace")
+            if exc.code in (301, 302, 303, 307, 308) and location:
+                return exc.code, page, urllib.parse.urljoin(url, location)
+            return exc.code, page, None
+
+
+def _parse(page: str) -> _PageParser:
+    parser = _PageParser()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def _filled(form: _Form, url: str, card: str, three_d_secure: str, approve: bool) -> bytes:
+    """The form's body as the customer submits it: the card typed in, one button pressed."""
+    fields = dict(form.fields)
+    if form.has_card:
+        fields["card"] = card
+        choice = "pay"
+    elif "authenticate" in form.buttons:
+        choice = three_d_secure
+    else:
+        choice = "approve" if approve else "cancel"
+    if choice not in form.buttons:
+        raise HostedPageError(f"{url}: no {choice!r} button (has {list(form.buttons)})")
+    fields[form.buttons[choice]] = choice
+    return urllib.parse.urlencode(fields).encode("ascii")
+
+
+def submit_page(
+    url: str,
+    card: str = "4242 4242 4242 4242",
+    *,
+    three_d_secure: Literal["authenticate", "fail"] = "authenticate",
+    approve: bool = True,
+    timeout: float = 10.0,
+) -> str:
+    """One step: load the hosted page at ``url``, fill its form as :func:`pay_hosted_page`
+    does, submit it, and return where the browser is sent next (the answer's ``Location``:
+    the shop, the next hosted page, or the same page with ``?error=...``)."""
+    opener = urllib.request.build_opener(_NoRedirect())
+    status, page, _ = _fetch(opener, url, None, timeout)
+    form = _parse(page).form
+    if status != 200 or form is None:
+        raise HostedPageError(f"{url} answered {status} without a payment form")
+    action = urllib.parse.urljoin(url, form.action)
+    body = _filled(form, url, card, three_d_secure, approve)
+    status, page, location = _fetch(opener, action, body, timeout)
+    if location is None:
+        raise HostedPageError(f"POST {action} answered {status}, not a redirect: {page[:200]!r}")
+    return location
+
+
+def pay_hosted_page(
     url: str,
     card: str = "4242 4242 4242 4242",
     *,
@@ -110,7 +178,7 @@ def pay_checkout(
     approve: bool = True,
     timeout: float = 10.0,
 ) -> CustomerReturn:
-    """Pay a sandbox checkout as the customer would, and say where they were sent back to.
+    """Pay on the sandbox's hosted pages as the customer would; say where they end up.
 
     ``url`` is a hosted page's URL as the provider gave it to the shop: a Stripe Checkout
     Session's ``url``, a Square payment link's ``url``, a PayPal order's ``approve`` link,
@@ -118,52 +186,30 @@ def pay_checkout(
     number or token: ``"4000 0000 0000 0002"`` declines); on the 3-D Secure challenge the
     customer chooses ``three_d_secure``; on PayPal's page they approve, or cancel when
     ``approve`` is false. Redirects are followed while they stay on the sandbox; the first
-    one that leaves it (to the shop's success, return or cancel URL) ends the visit.
+    one that leaves it (to the shop's success, return or cancel URL) ends the visit. A
+    page that comes back with a message (a decline) ends it too, with ``error`` set.
     """
     opener = urllib.request.build_opener(_NoRedirect())
     sandbox = _origin(url)
     visited: list[str] = []
-    method, body = "GET", None
+    body: bytes | None = None
     for _ in range(_MAX_STEPS):
         if _origin(url) != sandbox:
             return CustomerReturn(return_url=url, visited=tuple(visited))
         visited.append(url)
-        request = urllib.request.Request(url, data=body, method=method)
-        if body is not None:
-            request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        try:
-            with opener.open(request, timeout=timeout) as answer:
-                page = answer.read().decode("utf-8", "replace")
-                status = answer.status
-        except urllib.error.HTTPError as exc:
-            with exc:
-                location = exc.headers.get("Location")
-                if exc.code in (301, 302, 303, 307, 308) and location:
-                    url = urllib.parse.urljoin(url, location)
-                    if exc.code not in (307, 308):
-                        method, body = "GET", None
-                    continue
-                page = exc.read().decode("utf-8", "replace")
-                status = exc.code
-        parser = _PageParser()
-        parser.feed(page)
-        form = parser.form
+        status, page, location = _fetch(opener, url, body, timeout)
+        if location is not None:
+            if status in (307, 308) and body is not None:
+                url = location  # the method and the body are kept
+            else:
+                url, body = location, None
+            continue
+        parser = _parse(page)
         if len(visited) > 1 and parser.error is not None:
             # back on a page with a message: a decline, or a failed authentication
             return CustomerReturn(None, parser.error.strip(), tuple(visited))
-        if status >= 400 or form is None:
+        if status >= 400 or parser.form is None:
             raise HostedPageError(f"{url} answered {status} without a payment form")
-        fields = dict(form.fields)
-        if form.has_card:
-            fields["card"] = card
-            choice = "pay"
-        elif "authenticate" in form.buttons:
-            choice = three_d_secure
-        else:
-            choice = "approve" if approve else "cancel"
-        if choice not in form.buttons:
-            raise HostedPageError(f"{url}: no {choice!r} button (has {list(form.buttons)})")
-        fields[form.buttons[choice]] = choice
-        url = urllib.parse.urljoin(url, form.action)
-        method, body = "POST", urllib.parse.urlencode(fields).encode("ascii")
+        body = _filled(parser.form, url, card, three_d_secure, approve)
+        url = urllib.parse.urljoin(url, parser.form.action)
     raise HostedPageError(f"more than {_MAX_STEPS} steps without leaving the sandbox")
