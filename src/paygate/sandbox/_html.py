@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 __all__ = [
+    "SQUARE_TEST_CARDS",
     "TEST_CARDS",
     "DashboardData",
     "LineRow",
@@ -47,6 +48,13 @@ TEST_CARDS: tuple[tuple[str, str], ...] = (
     ("4000 0000 0000 0259", "succeeds, then disputed"),
     ("4000 0000 0000 0077", "processing until settled on the dashboard"),
     ("pm_card_visa, tok_visa …", "Stripe's test payment methods work too"),
+)
+
+#: Square's sandbox test cards and nonces, listed on the payment-link page
+SQUARE_TEST_CARDS: tuple[tuple[str, str], ...] = (
+    ("4111 1111 1111 1111", "succeeds"),
+    ("cnon:card-nonce-ok", "succeeds"),
+    ("cnon:card-nonce-declined", "declined"),
 )
 
 _BRANDS = {
@@ -137,6 +145,7 @@ def checkout_page(
     total: str,
     cancel_url: str | None,
     error: str | None = None,
+    test_cards: Sequence[tuple[str, str]] = TEST_CARDS,
 ) -> str:
     """Stripe Checkout's or Square's hosted payment page: the order and a card field.
 
@@ -144,7 +153,7 @@ def checkout_page(
     token (``tok_visa``, ``pm_card_visa`` ...); it is never shown back after a decline."""
     cards = "".join(
         f"<tr><td><code>{_e(number)}</code></td><td>{_e(outcome)}</td></tr>"
-        for number, outcome in TEST_CARDS
+        for number, outcome in test_cards
     )
     problem = f'<div class="error" id="error" role="alert">{_e(error)}</div>' if error else ""
     back = (
@@ -188,7 +197,7 @@ Fail authentication</button></form></div></div>"""
 
 
 def paypal_approval_page(
-    *, action: str, merchant: str, lines: Sequence[LineRow], total: str
+    *, action: str, token: str, merchant: str, lines: Sequence[LineRow], total: str
 ) -> str:
     """PayPal's approval page: the buyer approves the order or cancels."""
     body = f"""<div class="narrow"><div class="card">
@@ -196,6 +205,7 @@ def paypal_approval_page(
 {_lines_table(lines, total)}
 <p class="muted">Signed in as the sandbox buyer (sb-buyer@personal.example.com).</p>
 <form id="payment-form" method="post" action="{_e(action)}">
+<input type="hidden" name="token" value="{_e(token)}">
 <button class="wide paypal" type="submit" name="action" value="approve" id="approve">
 Pay Now</button>
 <button class="wide secondary" type="submit" name="action" value="cancel" id="cancel">

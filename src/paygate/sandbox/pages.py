@@ -16,6 +16,10 @@
 ``POST /3ds/<intent_id>/complete``        its form: ``result`` = ``authenticate`` | ``fail``
                                           (the Stripe face's route)
 ``GET /3ds/<intent_id>/done``             where a challenge without a ``return_url`` ends
+``GET /checkoutnow?token=<order id>``     PayPal's approval page (the order's approve link)
+``POST /checkoutnow``                     its form: ``token``, ``action`` = approve | cancel
+``GET /square-checkout/<link_id>``        Square's payment-link page
+``POST /square-checkout/<link_id>/pay``   its form: ``card`` = a Square test card or nonce
 ========================================  =====================================================
 
 Every POST answers **303** (post/redirect/get): to the shop's URL, to the next hosted
@@ -36,9 +40,10 @@ from urllib.parse import urlencode, urlsplit
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Request, Response
 
-from paygate.errors import PaygateError
+from paygate.errors import CardDeclined, PaygateError
 from paygate.money import Money
 from paygate.sandbox import _html
+from paygate.sandbox._stripe_api import StripeAPIError
 
 if TYPE_CHECKING:
     from paygate.providers.fake import FakeProvider
@@ -92,7 +97,17 @@ def _error_message(code: str | None) -> str | None:
 def register(sandbox: Sandbox) -> None:
     """Add the pages' routes to ``sandbox``."""
     _register_stripe(sandbox)
+    _register_paypal(sandbox)
+    _register_square(sandbox)
     _register_dashboard(sandbox)
+
+
+def _face_action(face: object, name: str) -> Callable[..., Any]:
+    """A face's page action, or 404 while that face does not offer it."""
+    action = getattr(face, name, None)
+    if not callable(action):
+        raise HTTPNotFound(f"the {getattr(face, 'name', 'provider')} face has no {name}")
+    return action  # type: ignore[no-any-return]
 
 
 # -- Stripe Checkout and 3-D Secure ---------------------------------------------------------------
@@ -104,7 +119,7 @@ def _register_stripe(sandbox: Sandbox) -> None:
     def checkout(request: Request, session_id: str) -> Response:
         try:
             session = stripe.checkout_view(session_id)
-        except PaygateError:
+        except (PaygateError, StripeAPIError):
             raise HTTPNotFound(f"no such checkout session: {session_id:.80}") from None
         if session["status"] != "open":
             done = session["status"] == "complete"
@@ -139,7 +154,7 @@ def _register_stripe(sandbox: Sandbox) -> None:
     def challenge(request: Request, intent_id: str) -> Response:
         try:
             intent = stripe.intent_view(intent_id)
-        except PaygateError:
+        except (PaygateError, StripeAPIError):
             raise HTTPNotFound(f"no such payment intent: {intent_id:.80}") from None
         if intent["status"] != "requires_action":
             text = f"This payment is {intent['status']}: there is nothing to authenticate."
@@ -159,6 +174,126 @@ def _register_stripe(sandbox: Sandbox) -> None:
     sandbox.route("/checkout/<session_id>", checkout)
     sandbox.route("/3ds/<intent_id>", challenge)
     sandbox.route("/3ds/<intent_id>/done", done)
+
+
+# -- PayPal's approval page -----------------------------------------------------------------------
+
+
+def _paypal_lines(order: JSON) -> tuple[list[_html.LineRow], str, str | None]:
+    """The order's lines, total and return URL as PayPal's page shows them."""
+    lines: list[_html.LineRow] = []
+    total = ""
+    for unit in order.get("purchase_units") or []:
+        amount = unit.get("amount") or {}
+        total = f"{amount.get('value', '')} {amount.get('currency_code', '')}".strip()
+        for item in unit.get("items") or []:
+            money = item.get("unit_amount") or {}
+            quantity = int(item.get("quantity") or 1)
+            value = Money.of(str(money.get("value", "0")), money.get("currency_code", "USD"))
+            lines.append(
+                _html.LineRow(str(item.get("name") or "Item"), quantity, str(value * quantity))
+            )
+        if not unit.get("items"):
+            lines.append(_html.LineRow(str(unit.get("description") or "Order"), 1, total))
+    source = (order.get("payment_source") or {}).get("paypal") or {}
+    context = source.get("experience_context") or order.get("application_context") or {}
+    return lines, total, context.get("return_url")
+
+
+def _register_paypal(sandbox: Sandbox) -> None:
+    paypal = sandbox.faces.get("paypal")
+
+    def approval(request: Request) -> Response:
+        order_id = request.args.get("token", "")
+        try:
+            order = _face_action(paypal, "order_view")(order_id)
+        except PaygateError:
+            raise HTTPNotFound(f"no such PayPal order: {order_id:.80}") from None
+        if order.get("status") not in ("CREATED", "PAYER_ACTION_REQUIRED"):
+            text = f"This order is {str(order.get('status', '')).lower()}: nothing to approve."
+            return _page(_html.message_page("PayPal", text, brand="paypal"))
+        lines, total, return_url = _paypal_lines(order)
+        page = _html.paypal_approval_page(
+            action="/checkoutnow",
+            token=order_id,
+            merchant=_merchant(return_url),
+            lines=lines,
+            total=total,
+        )
+        return _page(page)
+
+    def decide(request: Request) -> Response:
+        order_id = request.form.get("token", "")
+        name = "approve_order" if request.form.get("action") == "approve" else "cancel_order"
+        try:
+            return _see_other(_face_action(paypal, name)(order_id))
+        except PaygateError:
+            # approved or canceled already (another tab): the page says what it is now
+            return _see_other("/checkoutnow?" + urlencode({"token": order_id}))
+
+    sandbox.route("/checkoutnow", approval)
+    sandbox.route("/checkoutnow", decide, methods=("POST",))
+
+
+# -- Square's payment-link page ------------------------------------------------------------------
+
+
+def _square_money(money: JSON | None) -> str:
+    money = money or {}
+    return _money(int(money.get("amount", 0)), str(money.get("currency", "USD")))
+
+
+def _register_square(sandbox: Sandbox) -> None:
+    square = sandbox.faces.get("square")
+
+    def link(request: Request, link_id: str) -> Response:
+        try:
+            view = _face_action(square, "link_view")(link_id)
+        except PaygateError:
+            raise HTTPNotFound(f"no such payment link: {link_id:.80}") from None
+        order = view.get("order") or {}
+        payment_link = view.get("payment_link") or {}
+        redirect = (payment_link.get("checkout_options") or {}).get("redirect_url")
+        if order.get("state", "OPEN") != "OPEN" or order.get("tenders"):
+            return _page(
+                _html.message_page("Square Checkout", "This order is already paid.", brand="square")
+            )
+        lines = [
+            _html.LineRow(
+                str(item.get("name") or "Item"),
+                int(item.get("quantity") or 1),
+                _square_money(item.get("total_money")),
+            )
+            for item in order.get("line_items") or []
+        ]
+        page = _html.checkout_page(
+            provider="square",
+            action=f"/square-checkout/{link_id}/pay",
+            merchant=_merchant(redirect),
+            lines=lines,
+            total=_square_money(order.get("total_money")),
+            cancel_url=None,
+            error=_error_message(request.args.get("error")),
+            test_cards=getattr(square, "TEST_CARDS_SHOWN", _html.SQUARE_TEST_CARDS),
+        )
+        return _page(page)
+
+    def pay(request: Request, link_id: str) -> Response:
+        back = f"/square-checkout/{link_id}"
+        try:
+            return _see_other(
+                _face_action(square, "pay_link")(link_id, request.form.get("card", ""))
+            )
+        except CardDeclined as declined:
+            return _see_other(
+                f"{back}?" + urlencode({"error": declined.decline_code or "card_declined"})
+            )
+        except PaygateError as exc:
+            code = "incorrect_number" if getattr(exc, "code", None) == "incorrect_number" else ""
+            return _see_other(f"{back}?error={code}" if code else back)
+
+    sandbox.route("/square-checkout/<link_id>", link)
+    sandbox.route("/square-checkout/<link_id>/pay", pay, methods=("POST",))
 
 
 # -- the dashboard --------------------------------------------------------------------------------
