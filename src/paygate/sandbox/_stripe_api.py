@@ -733,8 +733,6 @@ def _event_object(face: StripeFace, stripe_type: str, snapshot: JSON) -> JSON | 
     kind = snapshot["object"]
     engine = face.engine()
     if kind == "payment":
-        if snapshot.get("invoice_id") and not stripe_type.startswith("charge."):
-            pass
         if stripe_type.startswith("charge."):
             if not snapshot.get("charge_id") and stripe_type != "charge.failed":
                 return None
@@ -756,6 +754,10 @@ def _event_object(face: StripeFace, stripe_type: str, snapshot: JSON) -> JSON | 
     if kind == "invoice":
         if stripe_type == "invoice.finalized" and snapshot["status"] == "draft":
             return None
+        if stripe_type == "invoice.created" and snapshot["id"] in face.state.records(
+            "stripe", "invoice_alias"
+        ):
+            return None  # announced when its draft was created
         return render_invoice(face, snapshot)
     if kind == "checkout_session":
         return render_session(face, snapshot)
@@ -853,9 +855,16 @@ def render_subscription(face: StripeFace, sub: JSON) -> JSON:
     }
 
 
+def stripe_invoice_id(face: StripeFace, engine_id: str) -> str:
+    """The Stripe id of an engine invoice (one built from a draft keeps the draft's id)."""
+    alias = face.state.records("stripe", "invoice_alias").get(engine_id)
+    return str(alias["id"]) if alias else engine_id
+
+
 def render_invoice(face: StripeFace, invoice: JSON) -> JSON:
     money_due = Money(invoice["amount_due"], invoice["currency"])
     paid = Money(invoice["amount_paid"], invoice["currency"])
+    invoice = {**invoice, "id": stripe_invoice_id(face, invoice["id"])}
     wire = _wire(face, "invoice", invoice["id"])
     payment_id = invoice.get("payment_id")
     payments: list[JSON] = []
@@ -1033,19 +1042,25 @@ def register(face: StripeFace) -> None:
     _stripe_routes.register_page_actions(face)
 
 
-def _line_items(items: Any) -> list[LineItem]:
-    """Checkout/Invoice ``price_data`` lines → the engine's line items."""
+def _line_items(items: Any, offset: int = 0) -> list[LineItem]:
+    """Checkout ``price_data`` lines → the engine's line items."""
     result = []
-    for index, item in enumerate(items if isinstance(items, list) else []):
-        data = item.get("price_data") or {}
+    for index, item in enumerate(items if isinstance(items, list) else [], start=offset):
+        data = item.get("price_data") if isinstance(item, dict) else None
+        if not isinstance(data, dict):
+            raise invalid(
+                "each line item needs a price or price_data", param=f"line_items[{index}]"
+            )
         currency = data.get("currency")
         unit = _int(data, "unit_amount")
-        if unit is None or not currency:
+        if unit is None or not isinstance(currency, str):
             raise invalid(
                 "line_items need price_data[currency] and price_data[unit_amount]",
                 param=f"line_items[{index}][price_data]",
             )
-        product = data.get("product_data") or {}
+        product: Any = data.get("product_data")
+        if not isinstance(product, dict):
+            product = {}
         result.append(
             LineItem(
                 name=str(product.get("name") or "item"),
@@ -1055,6 +1070,141 @@ def _line_items(items: Any) -> list[LineItem]:
             )
         )
     return result
+
+
+# == balance transactions ==========================================================================
+
+#: the sandbox's card fee: 2.9% + 30 minor units, as Stripe's US list price
+_FEE_PERCENT, _FEE_FIXED = 0.029, 30
+
+
+def _transaction(
+    txn_id: str,
+    kind: str,
+    category: str,
+    amount: int,
+    fee: int,
+    currency: str,
+    created: int,
+    source: Any,
+    description: str | None,
+) -> JSON:
+    return {
+        "id": txn_id,
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": created + 2 * 86_400,
+        "created": created,
+        "currency": currency.lower(),
+        "description": description,
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": [
+            {
+                "amount": fee,
+                "application": None,
+                "currency": currency.lower(),
+                "description": "Stripe processing fees",
+                "type": "stripe_fee",
+            }
+        ]
+        if fee
+        else [],
+        "net": amount - fee,
+        "reporting_category": category,
+        "source": source,
+        "status": "available",
+        "type": kind,
+    }
+
+
+def balance_transactions(
+    face: StripeFace, *, expand_source: bool = False, expand_charge: bool = False
+) -> list[JSON]:
+    """The account's balance transactions, derived from the engine's records: a charge per
+    captured payment (with the fee), a refund per succeeded refund, a dispute withdrawal per
+    dispute and its reversal when won."""
+    engine = face.engine()
+    rows: list[JSON] = []
+    for record in _objects(engine, "payment"):
+        charge_id = record.get("charge_id")
+        if not charge_id or not record["amount_captured"]:
+            continue
+        currency = record["currency"]
+        captured = _amount(Money(record["amount_captured"], currency))
+        fee = round(captured * _FEE_PERCENT) + _FEE_FIXED
+        charge: Any = render_charge(face, record) if expand_source else charge_id
+        rows.append(
+            _transaction(
+                "txn_" + charge_id[3:],
+                "charge",
+                "charge",
+                captured,
+                fee,
+                currency,
+                record["created"],
+                charge,
+                record.get("description"),
+            )
+        )
+        for refund_id in record["refund_ids"]:
+            refund = engine._objects[refund_id]
+            if refund["status"] != "succeeded":
+                continue
+            source: Any = refund_id
+            if expand_source:
+                source = render_refund(face, refund)
+                if expand_charge:
+                    source["charge"] = render_charge(face, record)
+            rows.append(
+                _transaction(
+                    "txn_" + refund_id[3:],
+                    "refund",
+                    "refund",
+                    -_amount(Money(refund["amount"], currency)),
+                    0,
+                    currency,
+                    refund["created"],
+                    source,
+                    "REFUND FOR CHARGE",
+                )
+            )
+    for dispute in _objects(engine, "dispute"):
+        record = engine._objects[dispute["payment_id"]]
+        amount = _amount(Money(dispute["amount"], dispute["currency"]))
+        source = dispute["id"]
+        if expand_source:
+            source = render_dispute(face, dispute)
+            if expand_charge:
+                source["charge"] = render_charge(face, record)
+        rows.append(
+            _transaction(
+                "txn_" + dispute["id"][3:],
+                "adjustment",
+                "dispute",
+                -amount,
+                0,
+                dispute["currency"],
+                dispute["created"],
+                source,
+                "Chargeback withdrawal",
+            )
+        )
+        if dispute["status"] == "won":
+            rows.append(
+                _transaction(
+                    "txn_r" + dispute["id"][3:],
+                    "adjustment",
+                    "dispute_reversal",
+                    amount,
+                    0,
+                    dispute["currency"],
+                    dispute["created"],
+                    source,
+                    "Chargeback reversal",
+                )
+            )
+    return rows
 
 
 TRIGGERS: dict[str, Callable[[StripeFace], list[str]]] = {}
