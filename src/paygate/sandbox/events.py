@@ -192,11 +192,12 @@ class EventBus:
                 return
 
     def _http(self) -> Any:
-        if self._client is None:
-            import httpx
+        with self._cond:  # one client however many delivery threads start at once
+            if self._client is None:
+                import httpx
 
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
-        return self._client
+                self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            return self._client
 
     def _deliver(self, job: _Job) -> None:
         try:
