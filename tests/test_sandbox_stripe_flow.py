@@ -249,3 +249,34 @@ def test_subscription_invoice_and_dispute(
         for r in [gateway.handle_webhook(d.body, d.headers) for d in endpoint.deliveries]
     }
     assert EventType.DISPUTE_LOST in gw_event_types
+
+
+def test_reconcile_from_api_reads_the_sandbox_balance_transactions(
+    sandbox: Sandbox,
+    gateway: Gateway,
+    tmp_path: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+    from pathlib import Path
+
+    from paygate.__main__ import main
+
+    for order, minor in (("ord-match", 2500), ("ord-mismatch", 1200), ("ord-orphan", 700)):
+        gateway.create_payment(
+            order_id=order, amount=Money(minor, "USD"), payment_method="pm_card_visa"
+        )
+    folder = Path(str(tmp_path))
+    books = folder / "orders.csv"
+    books.write_text(
+        "order_id,amount,currency,status\nord-match,25.00,USD,paid\nord-mismatch,10.00,USD,paid\n"
+    )
+    out = folder / "report.json"
+    monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", "sk_test_sandbox")
+    monkeypatch.setenv("PAYGATE_STRIPE_BASE_URL", sandbox.base_url)
+    monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
+    code = main(["reconcile", "--provider", "stripe", "--from-api", "--orders", str(books),
+                 "--out", str(out), "--no-progress"])  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["counts"] == {"matched": 1, "amount_mismatch": 1, "orphan": 1}
+    assert code == 1

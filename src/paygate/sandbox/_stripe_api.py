@@ -37,14 +37,15 @@ from paygate.models import LineItem
 from paygate.money import Money
 from paygate.providers.stripe import from_stripe_amount, to_stripe_amount
 from paygate.sandbox.state import IdempotencyMismatch, WireAnswer
-from paygate.sandbox.stripe import engine_token, to_engine_id, to_stripe_id
+from paygate.sandbox.stripe import engine_token, refund_fails, to_engine_id, to_stripe_id
 
 if TYPE_CHECKING:
     from paygate.providers.fake import FakeProvider
     from paygate.sandbox.stripe import StripeFace
 
 JSON = dict[str, Any]
-API_VERSION: Final = "2025-09-30.clover"
+#: the API version of the stripe package the sandbox is tested with (its typed resources)
+API_VERSION: Final = "2026-10-28.endive"
 
 # == errors ======================================================================================
 
@@ -288,11 +289,7 @@ def render_intent(face: StripeFace, record: JSON, expand: set[str] | None = None
             "code": "card_declined" if failure["code"] == "card_declined" else failure["code"],
             "decline_code": failure.get("decline_code"),
             "message": failure["message"],
-            "payment_method": {
-                "id": wire.get("payment_method"),
-                "object": "payment_method",
-                "type": "card",
-            },
+            "payment_method": _payment_method(wire.get("payment_method"), record["created"]),
         }
     next_action = None
     if status == "requires_action":
@@ -303,7 +300,7 @@ def render_intent(face: StripeFace, record: JSON, expand: set[str] | None = None
                 "return_url": record.get("return_url"),
             },
         }
-    charge: Any = record.get("charge_id")
+    charge: Any = charge_id_of(record)
     if charge and ("latest_charge" in expand or "latest_charge.refunds" in expand):
         charge = render_charge(face, record, with_refunds="latest_charge.refunds" in expand)
     captured = Money(record["amount_captured"], record["currency"])
@@ -351,6 +348,26 @@ def render_intent(face: StripeFace, record: JSON, expand: set[str] | None = None
     }
 
 
+def charge_id_of(record: JSON) -> str | None:
+    """A payment's latest charge: the captured one, or the failed attempt's."""
+    if record.get("charge_id"):
+        return str(record["charge_id"])
+    return "ch_" + record["id"][4:] if record.get("failure") else None
+
+
+def _payment_method(method_id: str | None, created: int) -> JSON:
+    return {
+        "id": method_id or "pm_" + secrets.token_hex(12),
+        "object": "payment_method",
+        "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+        "created": created,
+        "customer": None,
+        "livemode": False,
+        "metadata": {},
+        "type": "card",
+    }
+
+
 def render_charge(face: StripeFace, record: JSON, *, with_refunds: bool = False) -> JSON:
     engine = face.engine()
     currency = record["currency"]
@@ -360,7 +377,8 @@ def render_charge(face: StripeFace, record: JSON, *, with_refunds: bool = False)
     # after a partial capture Stripe releases the rest and counts it as refunded
     released = amount - captured if captured else 0
     disputes = [d for d in _objects(engine, "dispute") if d["payment_id"] == record["id"]]
-    charge_id = record["charge_id"]
+    charge_id = charge_id_of(record)
+    assert charge_id is not None
     failed = record["status"] == "failed"
     charge: JSON = {
         "id": charge_id,
@@ -426,7 +444,6 @@ def render_refund(face: StripeFace, refund: JSON) -> JSON:
             "card": {"reference_status": "available", "type": "refund"},
             "type": "card",
         },
-        "failure_reason": refund.get("failure_reason"),
         "metadata": dict(wire.get("metadata") or {}),
         "payment_intent": to_stripe_id(payment["id"]),
         "reason": wire.get("reason"),
@@ -434,7 +451,7 @@ def render_refund(face: StripeFace, refund: JSON) -> JSON:
         "source_transfer_reversal": None,
         "status": _REFUND_STATUS.get(refund["status"], "pending"),
         "transfer_reversal": None,
-    }
+    } | ({"failure_reason": refund.get("failure_reason")} if refund["status"] == "failed" else {})
 
 
 def render_customer(face: StripeFace, customer: JSON) -> JSON:
@@ -529,6 +546,13 @@ def render_session(face: StripeFace, session: JSON, expand: set[str] | None = No
         "client_secret": None,
         "created": session["created"],
         "currency": money.currency.lower(),
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
         "customer": session.get("customer_id"),
         "customer_creation": "if_required",
         "customer_details": None,
@@ -551,12 +575,13 @@ def render_session(face: StripeFace, session: JSON, expand: set[str] | None = No
         "setup_intent": None,
         "shipping_address_collection": None,
         "shipping_cost": None,
+        "shipping_options": [],
         "status": session["status"],
         "submit_type": None,
         "subscription": session.get("subscription_id"),
         "success_url": session["success_url"],
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": face.checkout_url(session["id"]) if session["status"] == "open" else None,
     }
     if "line_items" in expand:
@@ -637,18 +662,19 @@ def pay_checkout(face: StripeFace, session_id: str, card: str) -> str:
             engine.complete_checkout(session_id, payment_method=token)
         finally:
             if session.get("payment_id"):
-                _wire(face, "payment", session["payment_id"])["payment_method"] = _pm(face, card)
+                remember_method(face, session["payment_id"], card)
         payment_id = session.get("payment_id")
         if payment_id and engine._objects[payment_id]["status"] == "requires_action":
             return face.challenge_url(payment_id)
         return _success_url(session)
 
 
-def _pm(face: StripeFace, card: str) -> str:
-    """A PaymentMethod id for what was used: test ``pm_`` ids stand for themselves."""
-    if card.startswith("pm_"):
-        return card
-    return "pm_" + secrets.token_hex(12)
+def remember_method(face: StripeFace, payment_id: str, card: str) -> None:
+    """Keep what paid for a payment: a PaymentMethod id (test ``pm_`` ids stand for
+    themselves) and whether its refunds fail (Stripe's ``pm_card_refundFail``)."""
+    wire = _wire(face, "payment", payment_id)
+    wire["payment_method"] = card if card.startswith("pm_") else "pm_" + secrets.token_hex(12)
+    wire["refund_fails"] = refund_fails(card)
 
 
 def intent_view(face: StripeFace, intent_id: str) -> JSON:
@@ -734,13 +760,8 @@ def _event_object(face: StripeFace, stripe_type: str, snapshot: JSON) -> JSON | 
     engine = face.engine()
     if kind == "payment":
         if stripe_type.startswith("charge."):
-            if not snapshot.get("charge_id") and stripe_type != "charge.failed":
+            if charge_id_of(snapshot) is None:
                 return None
-            if stripe_type == "charge.failed":
-                snapshot = {
-                    **snapshot,
-                    "charge_id": snapshot.get("charge_id") or "ch_" + snapshot["id"][4:],
-                }
             return render_charge(face, snapshot)
         return render_intent(face, snapshot)
     if kind == "refund":
@@ -778,6 +799,8 @@ def emit(face: StripeFace, stripe_type: str, obj: JSON, *, created: int) -> str:
         "type": stripe_type,
     }
     face.emit(payload, event_id=event_id, type=stripe_type)
+    if face.collected is not None:
+        face.collected.append(event_id)
     return event_id
 
 
@@ -795,12 +818,15 @@ def render_dispute(face: StripeFace, dispute: JSON) -> JSON:
         "charge": payment.get("charge_id"),
         "created": dispute["created"],
         "currency": money.currency.lower(),
-        "evidence": {},
+        "enhanced_eligibility_types": [],
+        "evidence": {"enhanced_evidence": {}, "uncategorized_text": None},
         "evidence_details": {
             "due_by": dispute.get("evidence_due_by"),
+            "enhanced_eligibility": {},
             "has_evidence": False,
             "past_due": False,
             "submission_count": 0,
+            "submission_method": "not_submitted",
         },
         "is_charge_refundable": False,
         "livemode": False,
@@ -816,7 +842,10 @@ def render_subscription(face: StripeFace, sub: JSON) -> JSON:
     return {
         "id": sub["id"],
         "object": "subscription",
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": sub["created"],
+        "billing_mode": {"type": "classic"},
+        "billing_schedules": [],
         "cancel_at": None,
         "cancel_at_period_end": bool(sub.get("cancel_at_period_end")),
         "canceled_at": sub.get("canceled_at"),
@@ -826,7 +855,9 @@ def render_subscription(face: StripeFace, sub: JSON) -> JSON:
         "customer": sub["customer_id"],
         "default_payment_method": None,
         "description": None,
+        "discounts": [],
         "ended_at": sub.get("canceled_at") if sub["status"] == "canceled" else None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
         "items": {
             "object": "list",
             "data": [
@@ -836,7 +867,9 @@ def render_subscription(face: StripeFace, sub: JSON) -> JSON:
                     "created": sub["created"],
                     "current_period_end": sub["current_period_end"],
                     "current_period_start": sub["current_period_start"],
+                    "discounts": [],
                     "metadata": {},
+                    "plan": _plan(price),
                     "price": price,
                     "quantity": 1,
                     "subscription": sub["id"],
@@ -861,7 +894,34 @@ def stripe_invoice_id(face: StripeFace, engine_id: str) -> str:
     return str(alias["id"]) if alias else engine_id
 
 
-def render_invoice(face: StripeFace, invoice: JSON) -> JSON:
+def _plan(price: JSON) -> JSON:
+    """The legacy Plan view of a recurring price (subscription items still carry it)."""
+    recurring = price.get("recurring") or {"interval": "month", "interval_count": 1}
+    return {
+        "id": price["id"],
+        "object": "plan",
+        "active": True,
+        "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"],
+        "billing_scheme": "per_unit",
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": recurring["interval"],
+        "interval_count": recurring["interval_count"],
+        "livemode": False,
+        "metadata": {},
+        "meter": None,
+        "nickname": price.get("nickname"),
+        "product": price["product"],
+        "tiers_mode": None,
+        "transform_usage": None,
+        "trial_period_days": None,
+        "usage_type": "licensed",
+    }
+
+
+def render_invoice(face: StripeFace, invoice: JSON, expand: set[str] | None = None) -> JSON:
+    """An Invoice; its ``payments`` only with ``expand[]=payments``, as Stripe includes them."""
     money_due = Money(invoice["amount_due"], invoice["currency"])
     paid = Money(invoice["amount_paid"], invoice["currency"])
     invoice = {**invoice, "id": stripe_invoice_id(face, invoice["id"])}
@@ -875,6 +935,7 @@ def render_invoice(face: StripeFace, invoice: JSON) -> JSON:
                 "object": "invoice_payment",
                 "amount_paid": _amount(paid),
                 "amount_requested": _amount(money_due),
+                "created": invoice["created"],
                 "currency": money_due.currency.lower(),
                 "invoice": invoice["id"],
                 "is_default": True,
@@ -884,6 +945,7 @@ def render_invoice(face: StripeFace, invoice: JSON) -> JSON:
                     "payment_intent": to_stripe_id(payment_id),
                 },
                 "status": "paid",
+                "status_transitions": {"canceled_at": None, "paid_at": invoice["created"]},
             }
         )
     lines = [
@@ -893,25 +955,42 @@ def render_invoice(face: StripeFace, invoice: JSON) -> JSON:
             "amount": _amount(Money(line["unit_amount"] * line["quantity"], line["currency"])),
             "currency": line["currency"].lower(),
             "description": line.get("description") or line.get("name"),
+            "discountable": True,
+            "discounts": [],
+            "livemode": False,
+            "metadata": {},
+            "period": {"end": invoice["created"], "start": invoice["created"]},
             "quantity": line["quantity"],
+            "subtotal": _amount(Money(line["unit_amount"] * line["quantity"], line["currency"])),
         }
         for index, line in enumerate(invoice.get("lines") or [])
     ]
-    return {
+    data: JSON = {
         "id": invoice["id"],
         "object": "invoice",
         "amount_due": _amount(money_due),
+        "amount_overpaid": 0,
         "amount_paid": _amount(paid),
         "amount_remaining": _amount(money_due) - _amount(paid),
+        "amount_shipping": 0,
         "attempt_count": 1 if payment_id else 0,
         "attempted": bool(payment_id),
         "auto_advance": False,
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "billing_reason": "subscription_cycle" if invoice.get("subscription_id") else "manual",
         "collection_method": wire.get("collection_method", "charge_automatically"),
         "created": invoice["created"],
         "currency": money_due.currency.lower(),
         "customer": invoice["customer_id"],
+        "default_tax_rates": [],
         "description": invoice.get("description"),
+        "discounts": [],
         "due_date": invoice.get("due_at")
         if wire.get("collection_method") == "send_invoice"
         else None,
@@ -924,19 +1003,38 @@ def render_invoice(face: StripeFace, invoice: JSON) -> JSON:
             "has_more": False,
             "url": f"/v1/invoices/{invoice['id']}/lines",
         },
+        "issuer": {"type": "self"},
         "livemode": False,
         "metadata": dict(wire.get("metadata") or {}),
         "number": invoice.get("number"),
-        "payments": {
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "period_end": invoice["created"],
+        "period_start": invoice["created"],
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "starting_balance": 0,
+        "status": invoice["status"],
+        "status_transitions": {
+            "finalized_at": None if invoice["status"] == "draft" else invoice["created"],
+            "marked_uncollectible_at": None,
+            "paid_at": invoice["created"] if invoice["status"] == "paid" else None,
+            "voided_at": None,
+        },
+        "subtotal": _amount(money_due),
+        "total": _amount(money_due),
+    }
+    if "payments" in (expand or set()):
+        data["payments"] = {
             "object": "list",
             "data": payments,
             "has_more": False,
             "url": f"/v1/invoice_payments?invoice={invoice['id']}",
-        },
-        "status": invoice["status"],
-        "subtotal": _amount(money_due),
-        "total": _amount(money_due),
-    }
+        }
+    return data
 
 
 # == the API =====================================================================================
@@ -1094,6 +1192,7 @@ def _transaction(
         "object": "balance_transaction",
         "amount": amount,
         "available_on": created + 2 * 86_400,
+        "balance_type": "payments",
         "created": created,
         "currency": currency.lower(),
         "description": description,
@@ -1205,6 +1304,3 @@ def balance_transactions(
                 )
             )
     return rows
-
-
-TRIGGERS: dict[str, Callable[[StripeFace], list[str]]] = {}

@@ -29,14 +29,15 @@ from paygate.sandbox._stripe_api import (
     _metadata,
     _money,
     _objects,
-    _pm,
     _price_object,
     _str,
     _wire,
     balance_transactions,
+    charge_id_of,
     emit,
     invalid,
     missing,
+    remember_method,
     render_charge,
     render_customer,
     render_dispute,
@@ -97,7 +98,7 @@ def create_intent(face: StripeFace, params: JSON) -> JSON:
             "allow_redirects": apm.get("allow_redirects", "always"),
         }
     if method:
-        wire["payment_method"] = _pm(face, method)
+        remember_method(face, record["id"], method)
     if token is not None:
         engine.confirm_payment(record["id"], token)
     return render_intent(face, record, _expand(params))
@@ -121,7 +122,7 @@ def confirm_intent(face: StripeFace, params: JSON, intent: str) -> JSON:
     if params.get("return_url"):
         record["return_url"] = params["return_url"]
     token = engine_token(method)
-    _wire(face, "payment", record["id"])["payment_method"] = _pm(face, method)
+    remember_method(face, record["id"], method)
     engine.confirm_payment(record["id"], token)
     return render_intent(face, record, _expand(params))
 
@@ -229,7 +230,11 @@ def create_refund(face: StripeFace, params: JSON) -> JSON:
     wire = _wire(face, "refund", refund.id)
     wire["metadata"] = _metadata(params)
     wire["reason"] = reason
-    return render_refund(face, engine._objects[refund.id])
+    answer = render_refund(face, engine._objects[refund.id])
+    if _wire(face, "payment", record["id"]).get("refund_fails"):
+        # Stripe's refund-failure test card: the refund succeeds, then fails (refund.failed)
+        engine.fail_refund(refund.id, reason="expired_or_canceled_card")
+    return answer
 
 
 def _refund_record(face: StripeFace, refund_id: str) -> JSON:
@@ -257,7 +262,7 @@ def list_refunds(face: StripeFace, params: JSON) -> JSON:
 
 
 def retrieve_charge(face: StripeFace, params: JSON, charge: str) -> JSON:
-    found = [r for r in _objects(face.engine(), "payment") if r.get("charge_id") == charge]
+    found = [r for r in _objects(face.engine(), "payment") if charge_id_of(r) == charge]
     if not found:
         raise missing("charge", charge, "charge")
     return render_charge(face, found[0], with_refunds="refunds" in _expand(params))
@@ -589,7 +594,7 @@ def create_invoice_item(face: StripeFace, params: JSON) -> JSON:
 
 
 def retrieve_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
-    return render_invoice(face, _invoice_record(face, invoice))
+    return render_invoice(face, _invoice_record(face, invoice), _expand(params))
 
 
 def finalize_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
@@ -619,7 +624,7 @@ def finalize_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
     )
     record["engine_id"] = created.id
     face.state.records("stripe", "invoice_alias")[created.id] = {"id": invoice}
-    return render_invoice(face, engine._objects[created.id])
+    return render_invoice(face, engine._objects[created.id], _expand(params))
 
 
 def send_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
@@ -628,7 +633,7 @@ def send_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
         raise invalid(
             f"Invoice {invoice} is {record['status']}, not open.", code="invoice_not_editable"
         )
-    return render_invoice(face, record)
+    return render_invoice(face, record, _expand(params))
 
 
 def pay_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
@@ -639,7 +644,7 @@ def pay_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
         raise invalid(f"Invoice is already {record['status']}.", code="invoice_unexpected_state")
     method = _str(params, "payment_method") or "pm_card_visa"
     face.engine().pay_invoice(record["id"], payment_method=engine_token(method))
-    return render_invoice(face, record)
+    return render_invoice(face, record, _expand(params))
 
 
 # == disputes ===================================================================================
@@ -784,7 +789,7 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/payment_intents", ("POST",), create_intent, _p(
         "amount", "currency", "capture_method", "metadata", "customer", "description",
         "payment_method", "confirm", "return_url", "automatic_payment_methods",
-        "payment_method_types", "receipt_email", "statement_descriptor_suffix",
+        "receipt_email", "statement_descriptor_suffix",
     )),
     ("/v1/payment_intents", ("GET",), list_intents,
      _p("customer", "created", "limit", "starting_after")),
@@ -809,7 +814,6 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/checkout/sessions", ("POST",), create_session, _p(
         "mode", "success_url", "cancel_url", "client_reference_id", "metadata", "customer",
         "customer_email", "line_items", "payment_intent_data", "subscription_data",
-        "payment_method_types",
     )),
     ("/v1/checkout/sessions/<session>", ("GET",), retrieve_session, _p()),
     ("/v1/checkout/sessions/<session>/expire", ("POST",), expire_session, _p()),

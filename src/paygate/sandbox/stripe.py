@@ -20,6 +20,7 @@ __all__ = [
     "TEST_PAYMENT_METHODS",
     "StripeFace",
     "engine_token",
+    "refund_fails",
     "to_engine_id",
     "to_stripe_id",
 ]
@@ -41,9 +42,13 @@ TEST_CARDS: Final[Mapping[str, str]] = {
     "4000002760003184": "tok_3ds",
     "4000000000003220": "tok_3ds",
     "4000000000000259": "tok_dispute",
+    "4000000000005126": "tok_visa",  # its refunds fail after succeeding
     # no Stripe card stays processing; the sandbox's own number for a delayed settlement
     "4000000000000077": "tok_processing",
 }
+
+#: the cards and payment methods whose refunds fail (after first succeeding), as in Stripe
+REFUND_FAILS: Final = frozenset({"4000000000005126", "pm_card_refundFail", "tok_refundFail"})
 
 #: Stripe's test PaymentMethod ids and tokens → the engine's scripted token
 TEST_PAYMENT_METHODS: Final[Mapping[str, str]] = {
@@ -70,6 +75,8 @@ TEST_PAYMENT_METHODS: Final[Mapping[str, str]] = {
     "tok_chargeDeclinedProcessingError": "tok_processing_error",
     "tok_threeDSecure2Required": "tok_3ds",
     "tok_createDispute": "tok_dispute",
+    "pm_card_refundFail": "tok_visa",
+    "tok_refundFail": "tok_visa",
     "pm_card_processing": "tok_processing",  # sandbox-only: settles from the dashboard
 }
 
@@ -88,6 +95,11 @@ def engine_token(card: str) -> str:
             http_status=402,
         )
     return token
+
+
+def refund_fails(card: str) -> bool:
+    """Whether refunds of a payment made with ``card`` fail (Stripe's refund-failure card)."""
+    return "".join(ch for ch in card if ch not in " -") in REFUND_FAILS
 
 
 def to_engine_id(object_id: str) -> str:
@@ -127,17 +139,20 @@ class StripeFace(ProviderFace):
 
         _stripe_api.translate_event(self, event)
 
-    def trigger_types(self) -> list[str]:
-        from paygate.sandbox import _stripe_api
+    #: the ids of the events emitted while a trigger runs (None otherwise)
+    collected: list[str] | None = None
 
-        return sorted(_stripe_api.TRIGGERS)
+    def trigger_types(self) -> list[str]:
+        from paygate.sandbox import _stripe_triggers
+
+        return sorted(_stripe_triggers.TRIGGERS)
 
     def trigger(self, event_type: str) -> list[str]:
-        from paygate.sandbox import _stripe_api
+        from paygate.sandbox import _stripe_triggers
 
-        if event_type not in _stripe_api.TRIGGERS:
+        if event_type not in _stripe_triggers.TRIGGERS:
             return super().trigger(event_type)
-        return _stripe_api.TRIGGERS[event_type](self)
+        return _stripe_triggers.trigger(self, event_type)
 
     # -- hosted pages: what they show and what their buttons do ----------------------------------
 
