@@ -834,6 +834,7 @@ class PayPalProvider(BaseProvider):
                 webhook_id=config.webhook_id,
                 fetch=fetcher,
                 tolerance=timedelta(seconds=config.webhook_tolerance),
+                local_cert_prefix=_local_cert_prefix(config.base_url),
             )
             if config.webhook_id
             else None
@@ -1405,6 +1406,14 @@ class PayPalProvider(BaseProvider):
                 code="no_authorization",
             )
         return authorizations[-1]
+
+
+def _local_cert_prefix(base_url: str | None) -> str | None:
+    """Where a local sandbox (``paygate sandbox``: a ``base_url`` on this machine) serves
+    the certificate it signs webhooks with; ``None`` for PayPal's own hosts."""
+    if base_url is None or urlsplit(base_url).hostname not in _LOOPBACK_HOSTS:
+        return None
+    return base_url.rstrip("/") + "/v1/notifications/certs/"
 
 
 def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:
