@@ -57,7 +57,9 @@ def chromium() -> Iterator[Any]:
     """A headless Chromium driven by Selenium, closed (and its profile removed) on exit."""
     for binary in (CHROMIUM, CHROMEDRIVER):
         if not os.access(binary, os.X_OK):
-            _unavailable(f"no browser: {binary} not found (apt-get install chromium chromium-driver)")
+            _unavailable(
+                f"no browser: {binary} not found (apt-get install chromium chromium-driver)"
+            )
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service

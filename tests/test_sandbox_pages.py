@@ -27,7 +27,9 @@ def new_session(sandbox: Any, *, name: str = "paygate T-shirt", quantity: int = 
     with sandbox.state.transaction("stripe") as engine:
         session = engine.create_checkout_session(
             order_id=f"ord_{sandbox.state.internal_key()[:8]}",
-            line_items=[LineItem(name=name, unit_amount=Money.of("19.99", "USD"), quantity=quantity)],
+            line_items=[
+                LineItem(name=name, unit_amount=Money.of("19.99", "USD"), quantity=quantity)
+            ],
             success_url=f"{SHOP}/done?session_id={{CHECKOUT_SESSION_ID}}",
             cancel_url=f"{SHOP}/cancel",
             idempotency_key=sandbox.state.internal_key(),
@@ -159,8 +161,8 @@ def test_the_challenge_page_itself(sandbox: Any) -> None:
 def test_unknown_pages_are_404(sandbox: Any) -> None:
     assert get(f"{sandbox.base_url}/checkout/cs_nope")[0] == 404
     assert get(f"{sandbox.base_url}/3ds/pi_nope")[0] == 404
-    assert get(f"{sandbox.base_url}/checkoutnow?token=NOPE")[0] == 404
-    assert get(f"{sandbox.base_url}/square-checkout/NOPE")[0] == 404
+    assert get(f"{sandbox.base_url}/paypal/approve/NOPE")[0] == 404
+    assert get(f"{sandbox.base_url}/square/pay/NOPE")[0] == 404
 
 
 def dashboard(sandbox: Any) -> str:
@@ -170,7 +172,9 @@ def dashboard(sandbox: Any) -> str:
 
 
 def row(page: str, element_id: str) -> str:
-    match = re.search(rf'<tr id="{re.escape(element_id)}">(.*?)</tr>(?=<tr id=|</table></div>)', page, re.S)
+    match = re.search(
+        rf'<tr id="{re.escape(element_id)}">(.*?)</tr>(?=<tr id=|</table></div>)', page, re.S
+    )
     assert match is not None, f"no row {element_id}"
     return match.group(1)
 
@@ -183,7 +187,8 @@ def status_in(row_html: str) -> str:
 
 def action(sandbox: Any, provider: str, object_id: str, name: str) -> str:
     status, location = post(
-        f"{sandbox.base_url}/_sandbox/actions", {"provider": provider, "id": object_id, "action": name}
+        f"{sandbox.base_url}/_sandbox/actions",
+        {"provider": provider, "id": object_id, "action": name},
     )
     assert status == 303 and location is not None
     return urllib.parse.unquote_plus(location)
@@ -286,3 +291,114 @@ def test_the_dashboard_shows_what_an_application_configures(sandbox: Any) -> Non
     assert sandbox.stripe.webhook_secret in page
     assert sandbox.stripe.base_url in page
     assert "No payments yet." in page and "No events yet." in page
+
+
+# -- PayPal's and Square's pages, through the real adapters configured from the sandbox ------------
+
+
+def gateway_on(sandbox: Any, provider: str) -> Any:
+    from paygate.sandbox.connect import gateway_from_env
+
+    return gateway_from_env(
+        {
+            "PAYGATE_SANDBOX_URL": sandbox.base_url,
+            "PAYGATE_SANDBOX_PROVIDER": provider,
+            "PAYGATE_STORE_URL": "memory://",
+            # Square verifies a webhook against the URL it was sent to
+            "PAYGATE_SQUARE_WEBHOOK_URL": "http://shop.test/webhooks",
+        }
+    )
+
+
+def open_checkout(gateway: Any, order_id: str) -> str:
+    session = gateway.create_checkout(
+        order_id=order_id,
+        line_items=[LineItem(name="paygate mug", unit_amount=Money.of("8.50", "USD"), quantity=2)],
+        success_url=f"{SHOP}/orders/{order_id}/return",
+        cancel_url=f"{SHOP}/orders/{order_id}/cancel",
+    )
+    assert session.url is not None and session.url.startswith("http://127.0.0.1:")
+    return str(session.url)
+
+
+def test_paypal_approval_page_approve_then_the_return_captures(sandbox: Any) -> None:
+    with gateway_on(sandbox, "paypal") as gateway:
+        assert gateway.provider.name == "paypal"
+        url = open_checkout(gateway, "ord_pp1")
+        status, page = get(url)
+        assert status == 200
+        assert "paygate mug" in page and re.search(r'id="total">17\.00 USD<', page)
+        assert 'value="approve"' in page and 'value="cancel"' in page
+        assert not re.search(r"<(script|img|link|iframe)\b", page)
+        visit = pay_hosted_page(url)
+        assert visit.return_url is not None
+        assert visit.return_url.startswith(f"{SHOP}/orders/ord_pp1/return?")
+        assert set(visit.query) >= {"token", "PayerID"}
+        payment = gateway.handle_return(visit.query)
+        assert payment.status == "succeeded" and payment.order_id == "ord_pp1"
+        # approved and captured: nothing to approve any more
+        status, page = get(url)
+        assert status == 200 and "nothing to approve" in page
+
+
+def test_paypal_approval_page_cancel_goes_to_the_cancel_url(sandbox: Any) -> None:
+    with gateway_on(sandbox, "paypal") as gateway:
+        url = open_checkout(gateway, "ord_pp2")
+        visit = pay_hosted_page(url, approve=False)
+        assert visit.return_url is not None
+        assert visit.return_url.startswith(f"{SHOP}/orders/ord_pp2/cancel?token=")
+
+
+def test_square_payment_link_page_pays_and_declines(sandbox: Any) -> None:
+    with gateway_on(sandbox, "square") as gateway:
+        assert gateway.provider.name == "square"
+        url = open_checkout(gateway, "ord_sq1")
+        status, page = get(url)
+        assert status == 200
+        assert "Square Checkout" in page and "4111 1111 1111 1111" in page
+        assert re.search(r'id="total">17\.00 USD<', page)
+        declined = pay_hosted_page(url, "4000 0000 0000 0002")
+        assert declined.return_url is None and declined.error == "Your card was declined."
+        visit = pay_hosted_page(url, "4111 1111 1111 1111")
+        assert visit.return_url is not None
+        assert visit.return_url.startswith(f"{SHOP}/orders/ord_sq1/return?")
+        assert "orderId" in visit.query
+        payment = gateway.handle_return(visit.query)
+        assert payment.status == "succeeded" and payment.order_id == "ord_sq1"
+        status, page = get(url)
+        assert status == 200 and "already paid" in page
+        # Square's payments are on the dashboard too, from Square's own model
+        assert status_in(row(dashboard(sandbox), f"payment-{payment.id}")) == "COMPLETED"
+        notice = action(sandbox, "square", payment.id, "dispute_open")
+        assert f"{payment.id} disputed." in notice
+        (dispute,) = sandbox.square.api.disputes.values()
+        action(sandbox, "square", dispute["id"], "dispute_lose")
+        assert status_in(row(dashboard(sandbox), f"dispute-{dispute['id']}")) == "LOST"
+
+
+def test_a_shop_finds_the_sandbox_when_no_provider_is_configured(sandbox: Any) -> None:
+    from paygate.errors import ConfigurationError
+    from paygate.providers.fake import FakeProvider
+    from paygate.sandbox.connect import gateway_from_env
+
+    with gateway_on(sandbox, "stripe") as gateway:
+        settings = gateway.provider.settings
+        assert settings.base_url == sandbox.base_url
+        assert [s.get_secret_value() for s in settings.webhook_secret] == [
+            sandbox.stripe.webhook_secret
+        ]
+    # a configured provider wins: the sandbox is not asked
+    configured = gateway_from_env({"PAYGATE_PROVIDER": "fake", "PAYGATE_STORE_URL": "memory://"})
+    with configured:
+        assert isinstance(configured.provider, FakeProvider)
+    # nothing configured and no sandbox there: a clear error at start-up
+    with pytest.raises(
+        ConfigurationError, match=r"no paygate sandbox answering at http://127\.0\.0\.1:9"
+    ):
+        gateway_from_env(
+            {"PAYGATE_SANDBOX_URL": "http://127.0.0.1:9", "PAYGATE_STORE_URL": "memory://"}
+        )
+    with pytest.raises(ConfigurationError, match="PAYGATE_SANDBOX_PROVIDER='adyen'"):
+        gateway_from_env(
+            {"PAYGATE_SANDBOX_URL": sandbox.base_url, "PAYGATE_SANDBOX_PROVIDER": "adyen"}
+        )

@@ -53,6 +53,7 @@ TEST_CARDS: tuple[tuple[str, str], ...] = (
 #: Square's sandbox test cards and nonces, listed on the payment-link page
 SQUARE_TEST_CARDS: tuple[tuple[str, str], ...] = (
     ("4111 1111 1111 1111", "succeeds"),
+    ("4000 0000 0000 0002", "declined"),
     ("cnon:card-nonce-ok", "succeeds"),
     ("cnon:card-nonce-declined", "declined"),
 )
@@ -83,7 +84,7 @@ th{color:#697386;font-weight:600}
 .total td{font-weight:700;border-bottom:0}
 .num{text-align:right;white-space:nowrap}
 label{display:block;font-size:13px;color:#697386;margin:12px 0 4px}
-input[type=text],input[type=email]{width:100%;padding:10px;font-size:16px;
+input[type=text],input[type=email],select{width:100%;padding:10px;font-size:16px;
 border:1px solid #cfd7df;border-radius:6px}
 .row{display:flex;gap:10px}.row>div{flex:1}
 button{border:0;border-radius:6px;padding:11px 18px;font-size:15px;font-weight:600;
@@ -197,15 +198,30 @@ Fail authentication</button></form></div></div>"""
 
 
 def paypal_approval_page(
-    *, action: str, token: str, merchant: str, lines: Sequence[LineRow], total: str
+    *,
+    action: str,
+    merchant: str,
+    lines: Sequence[LineRow],
+    total: str,
+    funding: Sequence[str] = (),
 ) -> str:
-    """PayPal's approval page: the buyer approves the order or cancels."""
+    """PayPal's approval page: the buyer approves the order (paying with a funding source
+    of their choice: the sandbox's way to script declines) or cancels."""
+    choices = "".join(
+        f'<option value="{_e(choice)}">{_e(choice.replace("_", " "))}</option>'
+        for choice in funding
+    )
+    source = (
+        f'<label for="funding">Pay with</label><select id="funding" name="funding">{choices}'
+        "</select>"
+        if funding
+        else ""
+    )
     body = f"""<div class="narrow"><div class="card">
 <h1>Pay with PayPal</h1><p>You are paying <b>{_e(merchant)}</b>.</p>
 {_lines_table(lines, total)}
 <p class="muted">Signed in as the sandbox buyer (sb-buyer@personal.example.com).</p>
-<form id="payment-form" method="post" action="{_e(action)}">
-<input type="hidden" name="token" value="{_e(token)}">
+<form id="payment-form" method="post" action="{_e(action)}">{source}
 <button class="wide paypal" type="submit" name="action" value="approve" id="approve">
 Pay Now</button>
 <button class="wide secondary" type="submit" name="action" value="cancel" id="cancel">

@@ -28,6 +28,13 @@ __all__ = ["DEFAULT_SANDBOX_URL", "gateway_from_env", "sandbox_environment"]
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:12111"
 
+#: settings the sandbox accepts any value for, by provider
+_ANY_VALUE: dict[str, dict[str, str]] = {
+    "stripe": {"api_key": "sk_test_sandbox"},
+    "paypal": {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"},
+    "square": {"access_token": "sandbox-access-token", "location_id": "SANDBOX"},
+}
+
 
 def _configured_provider(environ: Mapping[str, str] | None) -> str | None:
     from paygate._env import read_environment
@@ -64,11 +71,12 @@ def sandbox_environment(
             f"PAYGATE_SANDBOX_PROVIDER={provider!r:.40}: the sandbox has {known or 'none'}"
         )
     prefix = f"PAYGATE_{provider.upper()}_"
-    settings = {"base_url": str(face["base_url"]), **dict(face.get("settings") or {})}
+    settings = {"base_url": str(face["base_url"]), **_ANY_VALUE.get(provider, {})}
     for name, value in (face.get("secrets") or {}).items():
-        # an entry may explain itself ("sk_test_sandbox (any sk_test_... key)"): the value
-        # is its first word
-        settings.setdefault(name, str(value).split()[0] if value else "")
+        # the sandbox describes the settings it accepts anything for ("any non-empty client
+        # id"): those are filled in above; the others are its own values (webhook secrets)
+        if isinstance(value, str) and value and " " not in value:
+            settings[name] = value
     env.setdefault("PAYGATE_PROVIDER", provider)
     for name, value in settings.items():
         env.setdefault(prefix + name.upper(), value)

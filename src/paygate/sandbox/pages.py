@@ -16,10 +16,13 @@
 ``POST /3ds/<intent_id>/complete``        its form: ``result`` = ``authenticate`` | ``fail``
                                           (the Stripe face's route)
 ``GET /3ds/<intent_id>/done``             where a challenge without a ``return_url`` ends
-``GET /checkoutnow?token=<order id>``     PayPal's approval page (the order's approve link)
-``POST /checkoutnow``                     its form: ``token``, ``action`` = approve | cancel
-``GET /square-checkout/<link_id>``        Square's payment-link page
-``POST /square-checkout/<link_id>/pay``   its form: ``card`` = a Square test card or nonce
+``GET /paypal/approve/<token>``           PayPal's approval page (an order's or a
+                                          subscription's approve link)
+``POST /paypal/approve/<token>``          its form: ``action`` = approve | cancel, ``funding``
+                                          (the PayPal face's route)
+``GET /square/pay/<link_id>``             Square's payment-link page
+``POST /square/pay/<link_id>``            its form: ``card`` = a Square test card or nonce
+                                          (the Square face's route)
 ========================================  =====================================================
 
 Every POST answers **303** (post/redirect/get): to the shop's URL, to the next hosted
@@ -34,13 +37,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Request, Response
 
-from paygate.errors import CardDeclined, PaygateError
+from paygate.errors import PaygateError
 from paygate.money import Money
 from paygate.sandbox import _html
 from paygate.sandbox._stripe_api import StripeAPIError
@@ -100,14 +104,6 @@ def register(sandbox: Sandbox) -> None:
     _register_paypal(sandbox)
     _register_square(sandbox)
     _register_dashboard(sandbox)
-
-
-def _face_action(face: object, name: str) -> Callable[..., Any]:
-    """A face's page action, or 404 while that face does not offer it."""
-    action = getattr(face, name, None)
-    if not callable(action):
-        raise HTTPNotFound(f"the {getattr(face, 'name', 'provider')} face has no {name}")
-    return action  # type: ignore[no-any-return]
 
 
 # -- Stripe Checkout and 3-D Secure ---------------------------------------------------------------
@@ -179,60 +175,61 @@ def _register_stripe(sandbox: Sandbox) -> None:
 # -- PayPal's approval page -----------------------------------------------------------------------
 
 
-def _paypal_lines(order: JSON) -> tuple[list[_html.LineRow], str, str | None]:
-    """The order's lines, total and return URL as PayPal's page shows them."""
+def _paypal_lines(view: JSON) -> tuple[list[_html.LineRow], str]:
+    """An order's (or a subscription's) lines and total as PayPal's page shows them."""
+    if view.get("kind") == "subscription":
+        amount = view.get("amount") or {}
+        total = f"{amount.get('value', '')} {amount.get('currency_code', '')}".strip()
+        plan = f"Subscription {view.get('plan_id', '')}".strip()
+        return [_html.LineRow(plan, 1, f"{total} / period")], total
     lines: list[_html.LineRow] = []
     total = ""
-    for unit in order.get("purchase_units") or []:
+    for unit in view.get("purchase_units") or []:
         amount = unit.get("amount") or {}
         total = f"{amount.get('value', '')} {amount.get('currency_code', '')}".strip()
         for item in unit.get("items") or []:
             money = item.get("unit_amount") or {}
             quantity = int(item.get("quantity") or 1)
-            value = Money.of(str(money.get("value", "0")), money.get("currency_code", "USD"))
+            unit_price = Money.of(str(money.get("value", "0")), money.get("currency_code", "USD"))
             lines.append(
-                _html.LineRow(str(item.get("name") or "Item"), quantity, str(value * quantity))
+                _html.LineRow(str(item.get("name") or "Item"), quantity, str(unit_price * quantity))
             )
         if not unit.get("items"):
             lines.append(_html.LineRow(str(unit.get("description") or "Order"), 1, total))
-    source = (order.get("payment_source") or {}).get("paypal") or {}
-    context = source.get("experience_context") or order.get("application_context") or {}
-    return lines, total, context.get("return_url")
+    return lines, total
 
 
 def _register_paypal(sandbox: Sandbox) -> None:
-    paypal = sandbox.faces.get("paypal")
+    from paygate.sandbox.paypal import PayPalAPIError
 
-    def approval(request: Request) -> Response:
-        order_id = request.args.get("token", "")
+    def approval(request: Request, token: str) -> Response:
         try:
-            order = _face_action(paypal, "order_view")(order_id)
-        except PaygateError:
-            raise HTTPNotFound(f"no such PayPal order: {order_id:.80}") from None
-        if order.get("status") not in ("CREATED", "PAYER_ACTION_REQUIRED"):
-            text = f"This order is {str(order.get('status', '')).lower()}: nothing to approve."
+            view = sandbox.paypal.approval_view(token)
+        except (PayPalAPIError, PaygateError):
+            raise HTTPNotFound(f"no such PayPal order: {token:.80}") from None
+        status = str(view.get("status", ""))
+        if status not in ("CREATED", "PAYER_ACTION_REQUIRED", "APPROVAL_PENDING"):
+            text = f"This {view.get('kind', 'order')} is {status.lower()}: nothing to approve."
             return _page(_html.message_page("PayPal", text, brand="paypal"))
-        lines, total, return_url = _paypal_lines(order)
+        lines, total = _paypal_lines(view)
         page = _html.paypal_approval_page(
-            action="/checkoutnow",
-            token=order_id,
-            merchant=_merchant(return_url),
+            action=f"/paypal/approve/{quote(token, safe='')}",
+            merchant=_merchant(_paypal_return_url(view)),
             lines=lines,
             total=total,
+            funding=[str(choice) for choice in view.get("funding") or ()],
         )
         return _page(page)
 
-    def decide(request: Request) -> Response:
-        order_id = request.form.get("token", "")
-        name = "approve_order" if request.form.get("action") == "approve" else "cancel_order"
-        try:
-            return _see_other(_face_action(paypal, name)(order_id))
-        except PaygateError:
-            # approved or canceled already (another tab): the page says what it is now
-            return _see_other("/checkoutnow?" + urlencode({"token": order_id}))
+    # the form posts to the same path: the PayPal face's route (approve / cancel)
+    sandbox.route("/paypal/approve/<token>", approval)
 
-    sandbox.route("/checkoutnow", approval)
-    sandbox.route("/checkoutnow", decide, methods=("POST",))
+
+def _paypal_return_url(view: JSON) -> str | None:
+    source = (view.get("payment_source") or {}).get("paypal") or {}
+    context = source.get("experience_context") or view.get("application_context") or {}
+    url = context.get("return_url")
+    return str(url) if url else None
 
 
 # -- Square's payment-link page ------------------------------------------------------------------
@@ -244,20 +241,19 @@ def _square_money(money: JSON | None) -> str:
 
 
 def _register_square(sandbox: Sandbox) -> None:
-    square = sandbox.faces.get("square")
+    from paygate.sandbox.square import SquarePageError
 
     def link(request: Request, link_id: str) -> Response:
         try:
-            view = _face_action(square, "link_view")(link_id)
-        except PaygateError:
+            view = sandbox.square.link_view(link_id)
+        except (SquarePageError, PaygateError):
             raise HTTPNotFound(f"no such payment link: {link_id:.80}") from None
         order = view.get("order") or {}
         payment_link = view.get("payment_link") or {}
         redirect = (payment_link.get("checkout_options") or {}).get("redirect_url")
         if order.get("state", "OPEN") != "OPEN" or order.get("tenders"):
-            return _page(
-                _html.message_page("Square Checkout", "This order is already paid.", brand="square")
-            )
+            text = "This order is already paid."
+            return _page(_html.message_page("Square Checkout", text, brand="square"))
         lines = [
             _html.LineRow(
                 str(item.get("name") or "Item"),
@@ -268,32 +264,18 @@ def _register_square(sandbox: Sandbox) -> None:
         ]
         page = _html.checkout_page(
             provider="square",
-            action=f"/square-checkout/{link_id}/pay",
+            action=f"/square/pay/{quote(link_id, safe='')}",
             merchant=_merchant(redirect),
             lines=lines,
             total=_square_money(order.get("total_money")),
             cancel_url=None,
             error=_error_message(request.args.get("error")),
-            test_cards=getattr(square, "TEST_CARDS_SHOWN", _html.SQUARE_TEST_CARDS),
+            test_cards=_html.SQUARE_TEST_CARDS,
         )
         return _page(page)
 
-    def pay(request: Request, link_id: str) -> Response:
-        back = f"/square-checkout/{link_id}"
-        try:
-            return _see_other(
-                _face_action(square, "pay_link")(link_id, request.form.get("card", ""))
-            )
-        except CardDeclined as declined:
-            return _see_other(
-                f"{back}?" + urlencode({"error": declined.decline_code or "card_declined"})
-            )
-        except PaygateError as exc:
-            code = "incorrect_number" if getattr(exc, "code", None) == "incorrect_number" else ""
-            return _see_other(f"{back}?error={code}" if code else back)
-
-    sandbox.route("/square-checkout/<link_id>", link)
-    sandbox.route("/square-checkout/<link_id>/pay", pay, methods=("POST",))
+    # the form posts to the same path: the Square face's route
+    sandbox.route("/square/pay/<link_id>", link)
 
 
 # -- the dashboard --------------------------------------------------------------------------------
@@ -324,7 +306,14 @@ def _dashboard_data(sandbox: Sandbox, notice: str) -> _html.DashboardData:
     disputes: list[_html.ObjectRow] = []
     subscriptions: list[_html.ObjectRow] = []
     with sandbox.state.lock:
+        square = _square_rows(sandbox)
+        payments.extend(square[0])
+        refunds.extend(square[1])
+        disputes.extend(square[2])
+        subscriptions.extend(square[3])
         for provider in sandbox.faces:
+            if provider == "square":
+                continue  # Square's state is its own API model (above), not the engine
             wire = _wire_id(sandbox, provider)
             engine = sandbox.state.engine(provider)
             for p in _records(engine, "payment"):
@@ -414,6 +403,92 @@ def _dashboard_data(sandbox: Sandbox, notice: str) -> _html.DashboardData:
     )
 
 
+def _unix(timestamp: object) -> float:
+    """Square's RFC 3339 ``created_at`` → unix seconds (0 when absent)."""
+    try:
+        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _square_rows(
+    sandbox: Sandbox,
+) -> tuple[
+    list[_html.PaymentRow], list[_html.RefundRow], list[_html.ObjectRow], list[_html.ObjectRow]
+]:
+    """Square's payments, refunds, disputes and subscriptions, from its API model."""
+    api = sandbox.square.api
+    payments = []
+    for p in list(api.payments.values()):
+        actions: tuple[tuple[str, str], ...] = ()
+        if p.get("status") == "PENDING":
+            actions = (("Settle", "settle"), ("Fail", "settle_fail"))
+        elif p.get("status") == "COMPLETED":
+            actions = (("Open dispute", "dispute_open"),)
+        payments.append(
+            _html.PaymentRow(
+                provider="square",
+                id=p["id"],
+                engine_id=p["id"],
+                order_id=p.get("reference_id") or p.get("order_id"),
+                amount=_square_money(p.get("amount_money")),
+                status=str(p.get("status", "")),
+                created=_unix(p.get("created_at")),
+                actions=actions,
+            )
+        )
+    refunds = [
+        _html.RefundRow(
+            provider="square",
+            id=r["id"],
+            payment_id=str(r.get("payment_id", "")),
+            amount=_square_money(r.get("amount_money")),
+            status=str(r.get("status", "")),
+        )
+        for r in list(api.refunds.values())
+    ]
+    disputes = [
+        _html.ObjectRow(
+            provider="square",
+            id=d["id"],
+            engine_id=d["id"],
+            about=f"{(d.get('disputed_payment') or {}).get('payment_id', '')} · "
+            f"{_square_money(d.get('amount_money'))}",
+            status=str(d.get("state", "")),
+            actions=()
+            if d.get("state") in ("WON", "LOST", "ACCEPTED")
+            else (("Win", "dispute_win"), ("Lose", "dispute_lose")),
+        )
+        for d in list(api.disputes.values())
+    ]
+    subscriptions = [
+        _html.ObjectRow(
+            provider="square",
+            id=sub["id"],
+            engine_id=sub["id"],
+            about=f"{sub.get('customer_id', '')} · "
+            f"{sub.get('plan_variation_id') or sub.get('plan_id') or ''}",
+            status=str(sub.get("status", "")),
+            actions=()
+            if sub.get("status") in ("CANCELED", "DEACTIVATED")
+            else (("Renew", "renew"), ("Fail renewal", "renew_fail")),
+        )
+        for sub in list(api.subscriptions.values())
+    ]
+    return payments, refunds, disputes, subscriptions
+
+
+#: a dashboard button on Square's rows → what it does to the Square face
+_SQUARE_ACTIONS: Mapping[str, Callable[[Any, str], object]] = {
+    "settle": lambda face, i: face.settle(i, success=True),
+    "settle_fail": lambda face, i: face.settle(i, success=False),
+    "dispute_open": lambda face, i: face.open_dispute(i),
+    "dispute_win": lambda face, i: face.resolve_dispute(i, won=True),
+    "dispute_lose": lambda face, i: face.resolve_dispute(i, won=False),
+    "renew": lambda face, i: face.renew_subscription(i, success=True),
+    "renew_fail": lambda face, i: face.renew_subscription(i, success=False),
+}
+
 #: a dashboard button → (what it does to the engine, what the notice says)
 _ACTIONS: Mapping[str, tuple[Callable[[FakeProvider, str], object], str]] = {
     "settle": (lambda engine, i: engine.settle(i, success=True), "settled"),
@@ -442,9 +517,13 @@ def _register_dashboard(sandbox: Sandbox) -> None:
             return _see_other("/?" + urlencode({"notice": "Unknown action."}))
         run, done = _ACTIONS[name]
         try:
-            with sandbox.state.transaction(provider) as engine:
-                run(engine, object_id)
-        except PaygateError as exc:
+            if provider == "square":
+                _SQUARE_ACTIONS[name](sandbox.square, object_id)
+            else:
+                with sandbox.state.transaction(provider) as engine:
+                    run(engine, object_id)
+        except (PaygateError, ValueError, KeyError) as exc:
+            # refused: not in a state for it (the Square model says so with ValueError)
             notice = f"{object_id}: {exc}"
         else:
             notice = f"{_wire_id(sandbox, provider)(object_id)} {done}."
