@@ -78,7 +78,8 @@ def test_the_checkout_page_shows_the_order_and_a_card_form_without_any_external_
     assert 'name="card"' in page and 'id="payment-form"' in page
     assert "4242 4242 4242 4242" in page  # the test cards are listed
     # no external asset: no script, no stylesheet or image from anywhere
-    assert not re.search(r"<(script|img|link|iframe)\b", page)
+    assert not re.search(r"<(script|img|iframe)\b", page)
+    assert re.findall(r"<link [^>]*>", page) == ['<link rel="icon" href="data:,">']
     assert f'href="{SHOP}/cancel"' in page  # the way back to the shop
 
 
@@ -329,7 +330,7 @@ def test_paypal_approval_page_approve_then_the_return_captures(sandbox: Any) -> 
         assert status == 200
         assert "paygate mug" in page and re.search(r'id="total">17\.00 USD<', page)
         assert 'value="approve"' in page and 'value="cancel"' in page
-        assert not re.search(r"<(script|img|link|iframe)\b", page)
+        assert not re.search(r"<(script|img|iframe)\b", page)
         visit = pay_hosted_page(url)
         assert visit.return_url is not None
         assert visit.return_url.startswith(f"{SHOP}/orders/ord_pp1/return?")
@@ -402,3 +403,17 @@ def test_a_shop_finds_the_sandbox_when_no_provider_is_configured(sandbox: Any) -
         gateway_from_env(
             {"PAYGATE_SANDBOX_URL": sandbox.base_url, "PAYGATE_SANDBOX_PROVIDER": "adyen"}
         )
+
+
+def test_paypal_funding_choice_on_the_page_scripts_a_decline(sandbox: Any) -> None:
+    from paygate import CardDeclined
+
+    with gateway_on(sandbox, "paypal") as gateway:
+        url = open_checkout(gateway, "ord_pp3")
+        status, page = get(url)
+        assert status == 200
+        assert re.search(r'<option value="paypal_balance" selected>', page)  # pays by default
+        visit = pay_hosted_page(url, fields={"funding": "card_declined"})
+        assert visit.return_url is not None and "token=" in visit.return_url
+        with pytest.raises(CardDeclined):
+            gateway.handle_return(visit.query)

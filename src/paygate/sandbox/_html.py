@@ -74,7 +74,7 @@ background:#f6f9fc}
 letter-spacing:.04em;text-transform:uppercase}
 header{background:var(--accent);color:#fff;padding:14px 24px;font-weight:600;font-size:17px}
 main{max-width:960px;margin:24px auto;padding:0 24px}
-.narrow{max-width:460px}
+.narrow{max-width:460px;margin:0 auto}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:22px;
 margin-bottom:18px}
 h1{font-size:21px;margin:0 0 12px}h2{font-size:17px;margin:0 0 10px}
@@ -100,6 +100,7 @@ a{color:var(--accent)}
 code{font-size:13px}
 pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:12px}
 .status{font-weight:600}
+summary{cursor:pointer;color:var(--accent);margin-top:8px}
 """
 
 
@@ -109,6 +110,8 @@ def _layout(title: str, body: str, *, brand: str) -> str:
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        # no favicon request: an empty icon inline
+        '<link rel="icon" href="data:,">'
         f"<title>{_e(title)}</title><style>:root{{--accent:{accent}}}{_STYLE}</style></head>"
         '<body><div class="banner">paygate sandbox · test mode · no real money moves</div>'
         f"<header>{_e(name)}</header><main>{body}</main></body></html>\n"
@@ -207,9 +210,12 @@ def paypal_approval_page(
 ) -> str:
     """PayPal's approval page: the buyer approves the order (paying with a funding source
     of their choice: the sandbox's way to script declines) or cancels."""
+    # PayPal balance first and chosen: pressing Pay Now pays, as on PayPal
+    ordered = sorted(funding, key=lambda choice: choice != "paypal_balance")
     choices = "".join(
-        f'<option value="{_e(choice)}">{_e(choice.replace("_", " "))}</option>'
-        for choice in funding
+        f'<option value="{_e(choice)}"{" selected" if index == 0 else ""}>'
+        f"{_e(choice.replace('_', ' '))}</option>"
+        for index, choice in enumerate(ordered)
     )
     source = (
         f'<label for="funding">Pay with</label><select id="funding" name="funding">{choices}'
@@ -406,7 +412,12 @@ def dashboard_page(data: DashboardData) -> str:
 <div class="card"><h1>paygate sandbox</h1>
 <p class="muted">Stripe, PayPal and Square on this machine. Point an adapter's
 <code>base_url</code> here; webhooks go to:</p><ul id="endpoints">{endpoints}</ul>
-{f'<table id="settings">{settings}</table>' if settings else ""}</div>
+{
+        "<details><summary>Settings for your application</summary>"
+        f'<table id="settings">{settings}</table></details>'
+        if settings
+        else ""
+    }</div>
 <div class="card"><h2>Payments</h2>{payments}</div>
 <div class="card"><h2>Events</h2>{events}</div>
 <div class="card"><h2>Refunds</h2>{refunds}</div>

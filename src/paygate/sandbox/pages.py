@@ -214,12 +214,21 @@ def _register_paypal(sandbox: Sandbox) -> None:
         lines, total = _paypal_lines(view)
         page = _html.paypal_approval_page(
             action=f"/paypal/approve/{quote(token, safe='')}",
-            merchant=_merchant(_paypal_return_url(view)),
+            merchant=_merchant(_paypal_return_url(view) or _paypal_stored_return_url(token)),
             lines=lines,
             total=total,
             funding=[str(choice) for choice in view.get("funding") or ()],
         )
         return _page(page)
+
+    def _paypal_stored_return_url(token: str) -> str | None:
+        # the face keeps the order's (or subscription's) return_url beside the wire object
+        with sandbox.state.lock:
+            for kind in ("orders", "subscriptions"):
+                record = sandbox.state.records("paypal", kind).get(token) or {}
+                if record.get("return_url"):
+                    return str(record["return_url"])
+        return None
 
     # the form posts to the same path: the PayPal face's route (approve / cancel)
     sandbox.route("/paypal/approve/<token>", approval)
@@ -430,7 +439,9 @@ def _square_rows(
                 provider="square",
                 id=p["id"],
                 engine_id=p["id"],
-                order_id=p.get("reference_id") or p.get("order_id"),
+                # the application's order id is the Square order's reference_id
+                order_id=(api.orders.get(p.get("order_id") or "") or {}).get("reference_id")
+                or p.get("reference_id"),
                 amount=_square_money(p.get("amount_money")),
                 status=str(p.get("status", "")),
                 created=_unix(p.get("created_at")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
@@ -62,6 +63,7 @@ class _PageParser(HTMLParser):
         self.error: str | None = None
         self._in_form = False
         self._in_error = False
+        self._select: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = {name: value or "" for name, value in attrs}
@@ -74,6 +76,12 @@ class _PageParser(HTMLParser):
                 self.form.has_card = True
             elif name:
                 self.form.fields[name] = found.get("value", "")
+        elif self._in_form and self.form is not None and tag == "select":
+            self._select = found.get("name")
+        elif self._in_form and self.form is not None and tag == "option" and self._select:
+            # the first option, or the one marked selected, is what the browser sends
+            if "selected" in found or self._select not in self.form.fields:
+                self.form.fields[self._select] = found.get("value", "")
         elif self._in_form and self.form is not None and tag == "button":
             if found.get("name"):
                 self.form.buttons[found.get("value", "")] = found["name"]
@@ -84,6 +92,8 @@ class _PageParser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
             self._in_form = False
+        elif tag == "select":
+            self._select = None
         elif self._in_error and tag == "div":
             self._in_error = False
 
@@ -130,9 +140,18 @@ def _parse(page: str) -> _PageParser:
     return parser
 
 
-def _filled(form: _Form, url: str, card: str, three_d_secure: str, approve: bool) -> bytes:
-    """The form's body as the customer submits it: the card typed in, one button pressed."""
-    fields = dict(form.fields)
+def _filled(
+    form: _Form,
+    url: str,
+    card: str,
+    three_d_secure: str,
+    approve: bool,
+    chosen: Mapping[str, str],
+) -> bytes:
+    """The form's body as the customer submits it: the card typed in, the choices made,
+    one button pressed."""
+    # a journey crosses several pages: each takes the choices its own form has
+    fields = {**form.fields, **{k: v for k, v in chosen.items() if k in form.fields}}
     if form.has_card:
         fields["card"] = card
         choice = "pay"
@@ -152,6 +171,7 @@ def submit_page(
     *,
     three_d_secure: Literal["authenticate", "fail"] = "authenticate",
     approve: bool = True,
+    fields: Mapping[str, str] | None = None,
     timeout: float = 10.0,
 ) -> str:
     """One step: load the hosted page at ``url``, fill its form as :func:`pay_hosted_page`
@@ -163,7 +183,7 @@ def submit_page(
     if status != 200 or form is None:
         raise HostedPageError(f"{url} answered {status} without a payment form")
     action = urllib.parse.urljoin(url, form.action)
-    body = _filled(form, url, card, three_d_secure, approve)
+    body = _filled(form, url, card, three_d_secure, approve, fields or {})
     status, page, location = _fetch(opener, action, body, timeout)
     if location is None:
         raise HostedPageError(f"POST {action} answered {status}, not a redirect: {page[:200]!r}")
@@ -176,6 +196,7 @@ def pay_hosted_page(
     *,
     three_d_secure: Literal["authenticate", "fail"] = "authenticate",
     approve: bool = True,
+    fields: Mapping[str, str] | None = None,
     timeout: float = 10.0,
 ) -> CustomerReturn:
     """Pay on the sandbox's hosted pages as the customer would; say where they end up.
@@ -185,9 +206,11 @@ def pay_hosted_page(
     or a 3-D Secure ``redirect_url``. On a card page ``card`` is typed in (a test card
     number or token: ``"4000 0000 0000 0002"`` declines); on the 3-D Secure challenge the
     customer chooses ``three_d_secure``; on PayPal's page they approve, or cancel when
-    ``approve`` is false. Redirects are followed while they stay on the sandbox; the first
-    one that leaves it (to the shop's success, return or cancel URL) ends the visit. A
-    page that comes back with a message (a decline) ends it too, with ``error`` set.
+    ``approve`` is false; ``fields`` sets the page's other choices by name (PayPal's
+    ``{"funding": "card_declined"}``). Redirects are followed while they stay on the
+    sandbox; the first one that leaves it (to the shop's success, return or cancel URL)
+    ends the visit. A page that comes back with a message (a decline) ends it too, with
+    ``error`` set.
     """
     opener = urllib.request.build_opener(_NoRedirect())
     sandbox = _origin(url)
@@ -210,6 +233,6 @@ def pay_hosted_page(
             return CustomerReturn(None, parser.error.strip(), tuple(visited))
         if status >= 400 or parser.form is None:
             raise HostedPageError(f"{url} answered {status} without a payment form")
-        body = _filled(parser.form, url, card, three_d_secure, approve)
+        body = _filled(parser.form, url, card, three_d_secure, approve, fields or {})
         url = urllib.parse.urljoin(url, parser.form.action)
     raise HostedPageError(f"more than {_MAX_STEPS} steps without leaving the sandbox")
