@@ -32,7 +32,7 @@ def test_delivery_is_retried_until_the_endpoint_answers_2xx() -> None:
         try:
             event_id = _event(bus)
             receiver.wait_for(lambda d: len(d) == 3)
-            assert bus.wait_idle()
+            assert bus.wait_idle(retries=True)
             attempts = bus.attempts(event_id)
             assert [(a.attempt, a.status, a.ok) for a in attempts] == [
                 (1, 500, False), (2, 503, False), (3, 200, True),
@@ -53,7 +53,7 @@ def test_retries_stop_after_the_schedule_and_unreachable_endpoints_are_recorded(
         try:
             event_id = _event(bus)
             receiver.wait_for(lambda d: len(d) == 2)
-            assert bus.wait_idle()
+            assert bus.wait_idle(retries=True)
             attempts = bus.attempts(event_id)
             by_url = {(a.url, a.attempt): a for a in attempts}
             assert len(attempts) == 4  # two attempts (first + one retry) to each endpoint
@@ -146,3 +146,52 @@ def test_unknown_paths_answer_404_and_info_lists_the_providers(sandbox: Sandbox)
     assert info["providers"]["paypal"]["base_url"] == sandbox.base_url + "/paypal"
     assert info["providers"]["stripe"]["secrets"]["webhook_secret"].startswith("whsec_")
     assert json.dumps(info)
+
+
+def test_cli_serves_prints_urls_and_secrets_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    store = tmp_path / "sandbox.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paygate", "sandbox", "--port", "0", "--store",
+         f"sqlite:///{store}", "--forward-to", "http://127.0.0.1:9/hooks"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        banner = [process.stdout.readline() for _ in range(6)]
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner[0])
+        assert url, banner
+        assert banner[3].strip() == f"stripe: base_url={url.group(0)}"
+        assert re.fullmatch(r"  webhook_secret=whsec_[0-9a-f]{48}\n", banner[5])
+        created = httpx.post(
+            url.group(0) + "/v1/customers",
+            data={"email": "a@example.com"},
+            headers={"Authorization": "Bearer sk_test_x"},
+        )
+        assert created.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        rest = process.stdout.read()
+        process.stdout.close()
+    assert "webhooks to: http://127.0.0.1:9/hooks" in rest
+    with Sandbox(port=0, store=f"sqlite:///{store}") as again:
+        customer_id = created.json()["id"]
+        assert again.state.engine("stripe")._objects[customer_id]["email"] == "a@example.com"
+
+
+def test_the_docs_example_test_passes(sandbox: Sandbox) -> None:
+    """docs/sandbox.md's "In tests" example is run as written."""
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(from urllib.parse.*?)```", text, re.S)
+    assert block, "docs/sandbox.md lost its test example"
+    namespace: dict[str, object] = {}
+    exec(compile(block.group(1), "docs/sandbox.md", "exec"), namespace)
+    namespace["test_checkout_is_paid"](sandbox)  # type: ignore[operator]

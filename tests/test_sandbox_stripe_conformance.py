@@ -40,7 +40,6 @@ class SandboxStripeHarness(BaseHarness):
         self.sandbox = sandbox
         self.receiver = receiver
         self.secrets = ("sk_test_sandbox_contract", sandbox.stripe.webhook_secret)
-        self.hosted_page_prefix = sandbox.base_url + "/checkout/cs_"
 
     def make_provider(self) -> PaymentProvider:
         from paygate.providers.stripe import StripeProvider

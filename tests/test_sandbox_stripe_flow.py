@@ -275,8 +275,109 @@ def test_reconcile_from_api_reads_the_sandbox_balance_transactions(
     monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", "sk_test_sandbox")
     monkeypatch.setenv("PAYGATE_STRIPE_BASE_URL", sandbox.base_url)
     monkeypatch.delenv("PAYGATE_PROVIDER", raising=False)
-    code = main(["reconcile", "--provider", "stripe", "--from-api", "--orders", str(books),
-                 "--out", str(out), "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "reconcile",
+            "--provider",
+            "stripe",
+            "--from-api",
+            "--orders",
+            str(books),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     report = json.loads(out.read_text())
     assert report["counts"] == {"matched": 1, "amount_mismatch": 1, "orphan": 1}
     assert code == 1
+
+
+def test_a_processing_checkout_settles_later_with_the_async_session_event(
+    sandbox: Sandbox, gateway: Gateway, endpoint: WebhookReceiver
+) -> None:
+    from paygate.sandbox.stripe import to_engine_id
+
+    session = gateway.create_checkout(
+        order_id="order-processing",
+        line_items=[LineItem(name="Bank transfer", unit_amount=Money(7000, "USD"))],
+        success_url="http://shop.test/thanks",
+        cancel_url="http://shop.test/cart",
+    )
+    assert session.url
+    back = pay_checkout(session.url, "4000 0000 0000 0077")
+    payment = gateway.handle_return(_query(back))
+    assert payment.status is PaymentStatus.PROCESSING
+    with sandbox.state.transaction("stripe") as engine:  # the dashboard's "settle"
+        engine.settle(to_engine_id(payment.id))
+    types = _settled(sandbox, endpoint)
+    assert "checkout.session.async_payment_succeeded" in types
+    assert gateway.get_payment(payment.id).status is PaymentStatus.SUCCEEDED
+
+
+def test_deliveries_verify_with_the_stripe_package_too(
+    sandbox: Sandbox, gateway: Gateway, endpoint: WebhookReceiver
+) -> None:
+    import stripe
+
+    gateway.create_payment(
+        order_id="o-sig", amount=Money(100, "USD"), payment_method="pm_card_visa"
+    )
+    _settled(sandbox, endpoint)
+    for delivery in endpoint.deliveries:
+        event = stripe.Webhook.construct_event(
+            delivery.body, delivery.headers["Stripe-Signature"], sandbox.stripe.webhook_secret
+        )
+        assert event.type.startswith(("payment_intent.", "charge."))
+
+
+def test_one_idempotency_key_from_many_threads_makes_one_payment(sandbox: Sandbox) -> None:
+    import threading
+
+    import httpx
+
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        answers.append(
+            httpx.post(
+                sandbox.base_url + "/v1/payment_intents",
+                data={
+                    "amount": "500",
+                    "currency": "usd",
+                    "payment_method": "pm_card_visa",
+                    "confirm": "true",
+                },
+                headers={"Authorization": "Bearer sk_test_x", "Idempotency-Key": "same"},
+            )
+        )
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len(sandbox.state.engine("stripe").payments()) == 1
+
+
+def test_dispute_evidence_wins_as_in_stripes_test_mode(
+    sandbox: Sandbox, gateway: Gateway, endpoint: WebhookReceiver
+) -> None:
+    import stripe
+
+    client = stripe.StripeClient(
+        "sk_test_sandbox", base_addresses={"api": sandbox.base_url}, max_network_retries=0
+    )
+    payment = gateway.create_payment(
+        order_id="order-won", amount=Money(4200, "USD"), payment_method="pm_card_createDispute"
+    )
+    (dispute,) = client.v1.disputes.list(params={"payment_intent": payment.id}).data
+    assert dispute.status == "needs_response"
+    won = client.v1.disputes.update(
+        dispute.id, params={"evidence": {"uncategorized_text": "winning_evidence"}}
+    )
+    assert won.status == "won"
+    _settled(sandbox, endpoint)
+    assert gateway.get_payment(payment.id).status is PaymentStatus.SUCCEEDED

@@ -664,8 +664,11 @@ def pay_checkout(face: StripeFace, session_id: str, card: str) -> str:
             if session.get("payment_id"):
                 remember_method(face, session["payment_id"], card)
         payment_id = session.get("payment_id")
-        if payment_id and engine._objects[payment_id]["status"] == "requires_action":
+        status = engine._objects[payment_id]["status"] if payment_id else None
+        if payment_id and status == "requires_action":
             return face.challenge_url(payment_id)
+        if status == "processing":  # a delayed method: Stripe reports it on the session too
+            _wire(face, "checkout_session", session_id)["async_payment"] = True
         return _success_url(session)
 
 
@@ -753,6 +756,12 @@ def translate_event(face: StripeFace, event: JSON) -> None:
         if obj is None:
             continue
         emit(face, stripe_type, obj, created=event["created"])
+    session_id = snapshot.get("checkout_session_id")
+    outcome = {"payment.succeeded": "succeeded", "payment.failed": "failed"}.get(engine_type)
+    if session_id and outcome and _wire(face, "checkout_session", session_id).get("async_payment"):
+        session = render_session(face, face.engine()._objects[session_id])
+        session["payment_status"] = "paid" if outcome == "succeeded" else "unpaid"
+        emit(face, f"checkout.session.async_payment_{outcome}", session, created=event["created"])
 
 
 def _event_object(face: StripeFace, stripe_type: str, snapshot: JSON) -> JSON | None:

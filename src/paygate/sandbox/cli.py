@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -123,6 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"  {setting}={value}")
     print("\nwebhooks to: " + (", ".join(args.forward_to) or "(none: add --forward-to URL)"))
     sys.stdout.flush()
+    # `kill` (SIGTERM) stops it as Ctrl-C does: the store is closed, deliveries stop
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         sandbox.serve_forever()
     except KeyboardInterrupt:
@@ -130,3 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         sandbox.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -140,12 +140,12 @@ class EventBus:
             self._schedule(event.id, url, attempt=done + 1, delay=0.0, retry=False)
         return event
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
+    def wait_idle(self, timeout: float = 10.0, *, retries: bool = False) -> bool:
         """Block until no delivery is queued for now or running (tests); False on timeout.
-        Retries scheduled for later do not count as queued."""
+        Retries scheduled for later count only with ``retries=True``."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._in_flight or any(j.due <= time.monotonic() for j in self._queue):
+            while self._in_flight or any(retries or j.due <= time.monotonic() for j in self._queue):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

@@ -59,6 +59,7 @@ class SandboxState:
         self._depth = 0
         self._dirty: set[str] = set()
         self._persist = not isinstance(self.store, MemoryStore)
+        self._secrets: dict[tuple[str, str], str] = {}
 
     # -- engines --------------------------------------------------------------------------------
 
@@ -129,11 +130,15 @@ class SandboxState:
     def secret(self, provider: str, name: str, prefix: str = "") -> str:
         """A per-provider secret (webhook signing key ...), made once and kept in the store."""
         with self.lock:
+            cached = self._secrets.get((provider, name))
+            if cached is not None:
+                return cached
             stored = self.store.load_state(f"secret:{provider}:{name}")
             if stored is None:
                 stored = {"value": prefix + secrets.token_hex(24)}
                 self.store.save_state(f"secret:{provider}:{name}", stored)
             value: str = stored["value"]
+            self._secrets[(provider, name)] = value
             return value
 
     @staticmethod

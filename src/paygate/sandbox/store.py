@@ -35,7 +35,7 @@ class StoredEvent:
     provider: str
     type: str
     created: float
-    body: bytes
+    body: bytes = field(repr=False)  # events carry client secrets, as the provider's do
 
     def payload(self) -> JSON:
         result: JSON = json.loads(self.body)
