@@ -417,3 +417,16 @@ def test_paypal_funding_choice_on_the_page_scripts_a_decline(sandbox: Any) -> No
         assert visit.return_url is not None and "token=" in visit.return_url
         with pytest.raises(CardDeclined):
             gateway.handle_return(visit.query)
+
+
+def test_the_docs_customer_example_passes(sandbox: Any) -> None:
+    """docs/sandbox.md's "The customer in tests" example, run as written."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    block = [b for b in blocks if "def test_a_customer_passes_3d_secure" in b]
+    assert len(block) == 1, "docs/sandbox.md lost its customer example"
+    namespace: dict[str, Any] = {}
+    exec(compile(block[0], "docs/sandbox.md", "exec"), namespace)
+    namespace["test_a_customer_passes_3d_secure"](sandbox)
