@@ -419,8 +419,9 @@ def test_unknown_test_cards_and_bad_values_are_invalid_requests(sandbox: Sandbox
     unknown = _post(sandbox, "/v1/payment_intents", {
         "amount": "100", "currency": "usd", "confirm": "true", "payment_method": "pm_nope",
     })  # fmt: skip
-    assert unknown.status_code == 402
-    assert unknown.json()["error"]["code"] == "incorrect_number"
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "resource_missing"
+    assert unknown.json()["error"]["param"] == "payment_method"
     bad_amount = _post(sandbox, "/v1/payment_intents", {"amount": "ten", "currency": "usd"})
     assert bad_amount.json()["error"]["code"] == "parameter_invalid_integer"
     bad_currency = _post(sandbox, "/v1/payment_intents", {"amount": "10", "currency": "zzz"})
@@ -478,3 +479,25 @@ def test_cli_trigger_prints_the_event_ids(
     ]  # fmt: skip
     assert main(["sandbox", "trigger", "payout.paid", "--url", sandbox.base_url]) == 1
     assert "try one of:" in capsys.readouterr().err
+
+
+def test_create_then_confirm_with_the_method_given_at_creation(client: Any) -> None:
+    intent = client.v1.payment_intents.create(
+        params={"amount": 700, "currency": "eur", "payment_method": "pm_card_visa"}
+    )
+    assert intent.status == "requires_payment_method" and intent.payment_method == "pm_card_visa"
+    confirmed = client.v1.payment_intents.confirm(intent.id)
+    assert confirmed.status == "succeeded" and confirmed.amount_received == 700
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.payment_intents.create(
+            params={"amount": 700, "currency": "eur", "payment_method": "pm_card_unknown"}
+        )
+    bare = client.v1.payment_intents.create(params={"amount": 700, "currency": "eur"})
+    with pytest.raises(stripe.InvalidRequestError, match="missing a payment method"):
+        client.v1.payment_intents.confirm(bare.id)
+    three_ds = client.v1.payment_intents.confirm(
+        bare.id,
+        params={"payment_method": "pm_card_threeDSecure2Required", "return_url": "https://s/r"},
+    )
+    assert three_ds.status == "requires_action"
+    assert three_ds.next_action.redirect_to_url.return_url == "https://s/r"

@@ -381,3 +381,29 @@ def test_dispute_evidence_wins_as_in_stripes_test_mode(
     assert won.status == "won"
     _settled(sandbox, endpoint)
     assert gateway.get_payment(payment.id).status is PaymentStatus.SUCCEEDED
+
+
+def test_subscription_checkout_paid_on_the_hosted_page(
+    sandbox: Sandbox, gateway: Gateway, endpoint: WebhookReceiver
+) -> None:
+    import json
+
+    session = gateway.create_checkout(
+        order_id="order-sub",
+        line_items=[],
+        success_url="http://shop.test/welcome",
+        cancel_url="http://shop.test/plans",
+        mode="subscription",
+        price_id="price_monthly",
+    )
+    assert session.url and session.amount_total == Money(1000, "USD")
+    assert pay_checkout(session.url, "pm_card_visa").startswith("http://shop.test/welcome?")
+    _settled(sandbox, endpoint)
+    completed = next(
+        json.loads(d.body)["data"]["object"]
+        for d in endpoint.deliveries
+        if json.loads(d.body)["type"] == "checkout.session.completed"
+    )
+    assert completed["mode"] == "subscription" and completed["subscription"].startswith("sub_")
+    assert completed["payment_intent"] is None and completed["payment_status"] == "paid"
+    assert {"customer.subscription.created", "invoice.paid"} <= set(_types(endpoint))

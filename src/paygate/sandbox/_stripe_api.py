@@ -85,9 +85,10 @@ def invalid(message: str, *, code: str | None = None, param: str | None = None) 
     return StripeAPIError(400, "invalid_request_error", message, code=code, param=param)
 
 
-def missing(kind: str, object_id: str, param: str = "id") -> StripeAPIError:
+def missing(kind: str, object_id: str, param: str = "id", status: int = 404) -> StripeAPIError:
+    """No such object: 404 for the request's own object, 400 for one a parameter names."""
     return StripeAPIError(
-        404,
+        status,
         "invalid_request_error",
         f"No such {kind}: '{object_id:.80}'",
         code="resource_missing",
@@ -677,6 +678,7 @@ def remember_method(face: StripeFace, payment_id: str, card: str) -> None:
     themselves) and whether its refunds fail (Stripe's ``pm_card_refundFail``)."""
     wire = _wire(face, "payment", payment_id)
     wire["payment_method"] = card if card.startswith("pm_") else "pm_" + secrets.token_hex(12)
+    wire["token"] = engine_token(card)
     wire["refund_fails"] = refund_fails(card)
 
 

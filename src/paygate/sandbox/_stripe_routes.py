@@ -48,7 +48,7 @@ from paygate.sandbox._stripe_api import (
     render_session,
     render_subscription,
 )
-from paygate.sandbox.stripe import engine_token, to_engine_id
+from paygate.sandbox.stripe import TEST_PAYMENT_METHODS, engine_token, to_engine_id
 
 if TYPE_CHECKING:
     from paygate.sandbox.stripe import StripeFace
@@ -70,11 +70,11 @@ def create_intent(face: StripeFace, params: JSON) -> JSON:
     metadata = _metadata(params)
     method = _str(params, "payment_method")
     confirm = _bool(params, "confirm")
-    token = engine_token(method) if method and confirm else None
+    token = _method_token(method) if method else None  # an unknown method is refused now
     engine = face.engine()
     customer = _str(params, "customer")
     if customer is not None and customer not in engine._objects:
-        raise missing("customer", customer, "customer")
+        raise missing("customer", customer, "customer", 400)
     try:
         payment = engine.create_payment(
             order_id=metadata.get("order_id") or "-",
@@ -99,9 +99,17 @@ def create_intent(face: StripeFace, params: JSON) -> JSON:
         }
     if method:
         remember_method(face, record["id"], method)
-    if token is not None:
+    if token is not None and confirm:
         engine.confirm_payment(record["id"], token)
     return render_intent(face, record, _expand(params))
+
+
+def _method_token(method: str) -> str:
+    """The engine token of a PaymentMethod id or token given to the API (card numbers are
+    for the hosted page): an unknown one is 400 ``resource_missing``, as at Stripe."""
+    if method not in TEST_PAYMENT_METHODS:
+        raise missing("PaymentMethod", method, "payment_method", 400)
+    return engine_token(method)
 
 
 def retrieve_intent(face: StripeFace, params: JSON, intent: str) -> JSON:
@@ -111,18 +119,20 @@ def retrieve_intent(face: StripeFace, params: JSON, intent: str) -> JSON:
 def confirm_intent(face: StripeFace, params: JSON, intent: str) -> JSON:
     engine = face.engine()
     record = _intent_record(engine, intent)
-    method = _str(params, "payment_method") or _wire(face, "payment", record["id"]).get(
-        "payment_method"
-    )
-    if not method:
+    method = _str(params, "payment_method")
+    wire = _wire(face, "payment", record["id"])
+    if method:
+        token = _method_token(method)
+        remember_method(face, record["id"], method)
+    elif wire.get("token"):  # the method given at creation
+        token = wire["token"]
+    else:
         raise invalid(
             "You cannot confirm this PaymentIntent because it's missing a payment method.",
             code="payment_intent_unexpected_state",
         )
     if params.get("return_url"):
         record["return_url"] = params["return_url"]
-    token = engine_token(method)
-    remember_method(face, record["id"], method)
     engine.confirm_payment(record["id"], token)
     return render_intent(face, record, _expand(params))
 
@@ -285,11 +295,11 @@ def create_customer(face: StripeFace, params: JSON) -> JSON:
     return render_customer(face, engine._objects[customer.id])
 
 
-def _customer_record(face: StripeFace, customer: str) -> JSON:
+def _customer_record(face: StripeFace, customer: str, status: int = 404) -> JSON:
     try:
         return face.engine()._get("customer", customer)
     except PaygateError:
-        raise missing("customer", customer, "customer") from None
+        raise missing("customer", customer, "customer", status) from None
 
 
 def retrieve_customer(face: StripeFace, params: JSON, customer: str) -> JSON:
@@ -342,7 +352,7 @@ def create_session(face: StripeFace, params: JSON) -> JSON:
     reference = _str(params, "client_reference_id")
     customer = _str(params, "customer")
     if customer:
-        _customer_record(face, customer)
+        _customer_record(face, customer, 400)
     items = params.get("line_items")
     engine = face.engine()
     price_id = None
@@ -426,7 +436,7 @@ def session_line_items(face: StripeFace, params: JSON, session: str) -> JSON:
 def create_subscription(face: StripeFace, params: JSON) -> JSON:
     customer = _str(params, "customer", required=True)
     assert customer is not None
-    _customer_record(face, customer)
+    _customer_record(face, customer, 400)
     items = params.get("items")
     first = items[0] if isinstance(items, list) and items else None
     price_id = first.get("price") if isinstance(first, dict) else None
@@ -488,7 +498,7 @@ def cancel_subscription(face: StripeFace, params: JSON, subscription: str) -> JS
 def create_invoice(face: StripeFace, params: JSON) -> JSON:
     customer = _str(params, "customer", required=True)
     assert customer is not None
-    _customer_record(face, customer)
+    _customer_record(face, customer, 400)
     collection = _str(params, "collection_method") or "charge_automatically"
     if collection not in ("charge_automatically", "send_invoice"):
         raise invalid(f"Invalid collection_method: {collection:.30}", param="collection_method")
@@ -643,7 +653,7 @@ def pay_invoice(face: StripeFace, params: JSON, invoice: str) -> JSON:
     if record["status"] != "open":
         raise invalid(f"Invoice is already {record['status']}.", code="invoice_unexpected_state")
     method = _str(params, "payment_method") or "pm_card_visa"
-    face.engine().pay_invoice(record["id"], payment_method=engine_token(method))
+    face.engine().pay_invoice(record["id"], payment_method=_method_token(method))
     return render_invoice(face, record, _expand(params))
 
 
