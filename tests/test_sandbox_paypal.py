@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -371,6 +372,32 @@ def test_every_object_validates_against_paypal_s_specs(sandbox: Sandbox) -> None
     }  # fmt: skip
     for event in events:
         validate(WEBHOOKS, "event", event.payload())
+    # the webhook calls' answers and PayPal's error shapes
+    sent = events[0]
+    headers = sandbox.paypal.sign(sent.body, "http://127.0.0.1:9/x", int(time.time()))
+    check = {
+        "auth_algo": headers["PAYPAL-AUTH-ALGO"],
+        "cert_url": headers["PAYPAL-CERT-URL"],
+        "transmission_id": headers["PAYPAL-TRANSMISSION-ID"],
+        "transmission_sig": headers["PAYPAL-TRANSMISSION-SIG"],
+        "transmission_time": headers["PAYPAL-TRANSMISSION-TIME"],
+        "webhook_id": sandbox.paypal.webhook_id,
+        "webhook_event": sent.payload(),
+    }
+    validate(WEBHOOKS, "verify_webhook_signature", check)
+    answer = http.post("/v1/notifications/verify-webhook-signature", check)
+    validate(WEBHOOKS, "verify_webhook_signature_response", answer)
+    assert answer == {"verification_status": "SUCCESS"}
+    hook = {"url": "http://127.0.0.1:9/spec", "event_types": [{"name": "*"}]}
+    validate(WEBHOOKS, "webhook", http.post("/v1/notifications/webhooks", hook))
+    bearer = {"Authorization": http._api.headers()["Authorization"]}
+    base = sandbox.paypal.base_url
+    missing = httpx.get(f"{base}/v2/checkout/orders/NOPE", headers=bearer)
+    validate(ORDERS, "error_404", missing.json())
+    refused = httpx.post(f"{base}/v2/checkout/orders/{pending.id}/capture", headers=bearer)
+    validate(ORDERS, "error_422", refused.json())
+    malformed = httpx.post(f"{base}/v2/checkout/orders", content=b"[", headers=bearer)
+    validate(ORDERS, "error_400", malformed.json())
 
 
 # -- the provider contract, for the real adapter pointed at the sandbox -----------------------------
@@ -444,3 +471,119 @@ class TestPayPalAdapterOnTheSandbox(ProviderContract):
     @pytest.fixture
     def harness(self, sandbox: Sandbox) -> SandboxPayPalHarness:
         return SandboxPayPalHarness(sandbox)
+
+
+# -- triggers and the CLI ------------------------------------------------------------------------
+
+
+def test_every_trigger_emits_its_event(sandbox: Sandbox) -> None:
+    types = sandbox.paypal.trigger_types()
+    assert len(types) >= 7
+    for event_type in types:
+        emitted = [sandbox.bus.get(i).type for i in sandbox.paypal.trigger(event_type)]
+        assert event_type in emitted, (event_type, emitted)
+
+
+def test_cli_trigger_for_paypal(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from paygate.__main__ import main
+
+    argv = ["sandbox", "trigger", "CUSTOMER.DISPUTE.CREATED", "--provider", "paypal"]
+    assert main([*argv, "--url", sandbox.base_url]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [sandbox.bus.get(i).type for i in printed][-1] == "CUSTOMER.DISPUTE.CREATED"
+    assert main(["sandbox", "trigger", "NOPE", "--provider", "paypal",
+                 "--url", sandbox.base_url]) == 1  # fmt: skip
+    assert "PAYMENT.CAPTURE.COMPLETED" in capsys.readouterr().err
+
+
+# -- the adapter trusts a certificate only from a sandbox on this machine ----------------------------
+
+
+def test_only_a_local_base_url_serves_trusted_certificates() -> None:
+    from paygate.providers.paypal import _local_cert_prefix
+
+    assert _local_cert_prefix(None) is None
+    assert _local_cert_prefix("https://api-m.paypal.com") is None
+    assert _local_cert_prefix("https://proxy.example.com/paypal") is None
+    assert _local_cert_prefix("http://127.0.0.1:12111/paypal/") == (
+        "http://127.0.0.1:12111/paypal/v1/notifications/certs/"
+    )
+
+
+def test_a_local_sandbox_does_not_open_other_certificate_urls(sandbox: Sandbox) -> None:
+    """With a local base_url, a delivery naming a certificate elsewhere is still refused
+    before anything is fetched (PayPal's hosts and https only)."""
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return httpx.get(url).content
+
+    provider = PayPalProvider(**_settings(sandbox, cert_fetcher=fetch))
+    event = sandbox.bus.get(sandbox.paypal.trigger("PAYMENT.CAPTURE.COMPLETED")[0])
+    headers = dict(sandbox.paypal.sign(event.body, "http://127.0.0.1:9/hook", int(time.time())))
+    for elsewhere in ("http://127.0.0.1:9/v1/notifications/certs/x",
+                      "https://attacker.example/v1/notifications/certs/x"):  # fmt: skip
+        with pytest.raises(WebhookVerificationError):
+            provider.parse_webhook(event.body, {**headers, "PAYPAL-CERT-URL": elsewhere})
+    assert fetched == []
+    assert provider.parse_webhook(event.body, headers).type is EventType.PAYMENT_SUCCEEDED
+    assert fetched == [sandbox.paypal.cert_url()]
+
+
+def test_state_and_signing_key_survive_a_restart_with_a_sqlite_store(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'sandbox.db'}"
+    with Sandbox(port=0, store=store) as first:
+        provider = PayPalProvider(**_settings(first))
+        paid = provider.create_payment(order_id="ord_keep", amount=Money.of("7.00", "USD"),
+                                       payment_method="paypal_balance", idempotency_key="p1")  # fmt: skip
+        webhook_id = first.paypal.webhook_id
+        assert first.paypal.wire_id(first.paypal.records("orders")[paid.id]["engine_id"]) == paid.id
+    with Sandbox(port=0, store=store) as second:
+        assert second.paypal.webhook_id == webhook_id
+        provider = PayPalProvider(**_settings(second))
+        assert provider.get_payment(paid.id).status is PaymentStatus.SUCCEEDED
+        refund = provider.refund_payment(paid.id, idempotency_key="p2")
+        assert refund.amount == Money.of("7.00", "USD")
+        event = next(e for e in second.bus.events("paypal") if e.type == "PAYMENT.CAPTURE.REFUNDED")
+        headers = second.paypal.sign(event.body, "http://127.0.0.1:9/x", int(time.time()))
+        assert provider.parse_webhook(event.body, headers).payment_id == paid.id
+
+
+def test_a_pending_capture_settles_from_the_dashboard_s_engine_action(
+    sandbox: Sandbox, shop: tuple[paygate.Gateway, _Endpoint]
+) -> None:
+    gw, endpoint = shop
+    payment = gw.create_payment(order_id="ord_pp_pending", amount=Money.of("11.00", "USD"),
+                                payment_method="pending_review")  # fmt: skip
+    assert payment.status is PaymentStatus.PROCESSING
+    _wait(endpoint, "PAYMENT.CAPTURE.PENDING")
+    engine_id = sandbox.paypal.records("orders")[payment.id]["engine_id"]
+    with sandbox.state.transaction("paypal") as engine:  # what the dashboard's Settle does
+        engine.settle(engine_id)
+    _wait(endpoint, "PAYMENT.CAPTURE.COMPLETED")
+    stored = gw.payment_for_order("ord_pp_pending")
+    assert stored is not None and stored.status is PaymentStatus.SUCCEEDED
+    assert sandbox.paypal.wire_id(engine_id) == payment.id
+
+
+def test_the_approval_page_s_data(sandbox: Sandbox) -> None:
+    from paygate.sandbox.paypal import FUNDING, PayPalAPIError
+
+    provider = PayPalProvider(**_settings(sandbox))
+    payment = provider.create_payment(order_id="ord_view", amount=Money.of("6.00", "USD"),
+                                      payment_method=None, idempotency_key="v1",
+                                      return_url=RETURN)  # fmt: skip
+    view = sandbox.paypal.approval_view(payment.id)
+    assert view["kind"] == "order" and view["status"] == "PAYER_ACTION_REQUIRED"
+    assert view["purchase_units"][0]["amount"] == {"currency_code": "USD", "value": "6.00"}
+    assert view["payment_source"]["paypal"]["experience_context"]["return_url"] == RETURN
+    assert view["funding"] == sorted(FUNDING)
+    sub = provider.create_subscription(customer_id="c", price_id="P-VIEW", idempotency_key="v2")
+    assert sandbox.paypal.approval_view(sub.id)["kind"] == "subscription"
+    with pytest.raises(PayPalAPIError) as unknown:
+        sandbox.paypal.approval_view("NOPE")
+    assert unknown.value.status == 404
+    answer = httpx.post(f"{sandbox.base_url}/paypal/approve/{payment.id}",
+                        data={"action": "approve", "funding": "no-such-funding"})  # fmt: skip
+    assert answer.status_code == 400

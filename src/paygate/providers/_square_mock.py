@@ -337,6 +337,7 @@ class SquareMockAPI:
             payment["status"] = "FAILED"
             payment["card_details"] = {"status": "FAILED"}
             self.payments[payment["id"]] = payment
+            self._emit("payment.created", "payment", payment)  # Square reports failed ones too
             return 402, {
                 "errors": [
                     {"category": "PAYMENT_METHOD_ERROR", "code": decline, "detail": "declined"}

@@ -1074,8 +1074,12 @@ def oauth_token(face: PayPalFace, request: Request) -> Response:
 
 def approval_view(face: PayPalFace, token: str) -> JSON:
     if token in face.records("orders"):
-        view = render_order(face, face.records("orders")[token])
-        return {"kind": "order", **view, "funding": sorted(FUNDING)}
+        order = face.records("orders")[token]
+        view = render_order(face, order)
+        # page data, not PayPal's answer: where the buyer goes back to (the shop's name)
+        context = {"return_url": order.get("return_url"), "cancel_url": order.get("cancel_url")}
+        source = {"paypal": {"experience_context": context}}
+        return {"kind": "order", **view, "payment_source": source, "funding": sorted(FUNDING)}
     if token in face.records("subscriptions"):
         sub = face.records("subscriptions")[token]
         view = render_subscription(face, sub)

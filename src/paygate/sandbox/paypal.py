@@ -351,10 +351,11 @@ class PayPalFace(ProviderFace):
             return result
 
     def _webhook_id_for(self, url: str) -> str:
-        for webhook_id, webhook in self.state.records(self.name, "webhooks").items():
-            if webhook["url"] == url:
-                return webhook_id
-        return self.webhook_id
+        with self.state.lock:  # called from the delivery threads
+            for webhook_id, webhook in self.state.records(self.name, "webhooks").items():
+                if webhook["url"] == url:
+                    return webhook_id
+            return self.webhook_id
 
     def sign(self, body: bytes, url: str, timestamp: int) -> Mapping[str, str]:
         from cryptography.hazmat.primitives import hashes
@@ -392,6 +393,19 @@ class PayPalFace(ProviderFace):
     def order_of_engine(self, engine_id: str) -> JSON | None:
         order_id = self.records("engine_orders").get(engine_id)
         return None if order_id is None else self.records("orders").get(str(order_id["order"]))
+
+    def wire_id(self, engine_id: str) -> str:
+        """How PayPal's API names an engine object: a payment is its order, a refund, a
+        dispute, a subscription or an invoice its PayPal id (the dashboard shows these)."""
+        with self.state.lock:
+            order = self.records("engine_orders").get(engine_id)
+            if order is not None:
+                return str(order["order"])
+            for kind in ("refunds", "disputes", "subscriptions", "invoices"):
+                known = self.records(f"engine_{kind}").get(engine_id)
+                if known is not None:
+                    return str(known["paypal_id"])
+            return engine_id
 
     # -- events -----------------------------------------------------------------------------------
 
