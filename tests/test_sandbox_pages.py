@@ -430,3 +430,37 @@ def test_the_docs_customer_example_passes(sandbox: Any) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(block[0], "docs/sandbox.md", "exec"), namespace)
     namespace["test_a_customer_passes_3d_secure"](sandbox)
+
+
+def test_three_d_secure_for_a_direct_payment_returns_to_its_return_url(sandbox: Any) -> None:
+    with gateway_on(sandbox, "stripe") as gateway:
+        payment = gateway.create_payment(
+            order_id="ord_direct",
+            amount=Money.of("12.00", "EUR"),
+            payment_method="pm_card_authenticationRequired",
+            return_url=f"{SHOP}/orders/ord_direct/return",
+        )
+        assert payment.status == "requires_action" and payment.redirect_url
+        status, page = get(payment.redirect_url)
+        assert status == 200 and "12.00 EUR" in page and "shop.test" in page
+        visit = pay_hosted_page(payment.redirect_url)
+        assert visit.return_url is not None
+        assert visit.return_url.startswith(f"{SHOP}/orders/ord_direct/return?")
+        assert visit.query["redirect_status"] == "succeeded"
+        assert visit.query["payment_intent"] == payment.id
+        assert gateway.handle_return(visit.query).status == "succeeded"
+
+
+def test_a_challenge_without_a_return_url_ends_on_the_sandbox(sandbox: Any) -> None:
+    with sandbox.state.transaction("stripe") as engine:
+        payment = engine.create_payment(
+            order_id="ord_nowhere",
+            amount=Money.of("5.00", "USD"),
+            payment_method="tok_3ds",
+            idempotency_key="k-nowhere",
+        )
+    challenge = f"{sandbox.base_url}/3ds/pi_{payment.id[4:]}"
+    done = submit_page(challenge, three_d_secure="fail")
+    assert done.startswith(f"{sandbox.base_url}/3ds/pi_{payment.id[4:]}/done?")
+    status, page = get(done)
+    assert status == 200 and "Authentication finished (failed)" in page

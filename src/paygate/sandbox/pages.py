@@ -157,7 +157,9 @@ def _register_stripe(sandbox: Sandbox) -> None:
             return _page(_html.message_page("3-D Secure", text, brand="stripe"))
         page = _html.three_d_secure_page(
             action=f"/3ds/{intent['id']}/complete",
-            merchant=_merchant(intent.get("return_url")),
+            merchant=_merchant(
+                ((intent.get("next_action") or {}).get("redirect_to_url") or {}).get("return_url")
+            ),
             amount=_money(intent["amount"], intent["currency"]),
         )
         return _page(page)
