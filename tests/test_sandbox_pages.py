@@ -464,3 +464,42 @@ def test_a_challenge_without_a_return_url_ends_on_the_sandbox(sandbox: Any) -> N
     assert done.startswith(f"{sandbox.base_url}/3ds/pi_{payment.id[4:]}/done?")
     status, page = get(done)
     assert status == 200 and "Authentication finished (failed)" in page
+
+
+def invoice_status(sandbox: Any, invoice_id: str) -> str:
+    """The invoice's status as Stripe's API (the sandbox's) answers it."""
+    import json
+
+    request = urllib.request.Request(
+        f"{sandbox.base_url}/v1/invoices/{invoice_id}",
+        headers={"Authorization": "Bearer sk_test_sandbox"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return str(json.load(answer)["status"])
+
+
+def test_stripe_hosted_invoice_page_declines_then_pays(sandbox: Any) -> None:
+    with gateway_on(sandbox, "stripe") as gateway:
+        customer = gateway.create_customer(email="buyer@example.com")
+        invoice = gateway.create_invoice(
+            customer_id=customer.id,
+            line_items=[LineItem(name="Consulting", unit_amount=Money.of("120.00", "USD"))],
+            order_id="ord_inv1",
+            send=True,
+        )
+        assert invoice.hosted_url is not None
+        assert invoice.hosted_url.startswith(f"{sandbox.base_url}/invoices/")
+        status, page = get(invoice.hosted_url)
+        assert status == 200
+        assert "Consulting" in page and re.search(r'id="total">120\.00 USD<', page)
+        declined = pay_hosted_page(invoice.hosted_url, "4000 0000 0000 0002")
+        assert declined.error == "Your card was declined."
+        assert invoice_status(sandbox, invoice.id) == "open"
+        paid = pay_hosted_page(invoice.hosted_url, "4242 4242 4242 4242")
+        # back on the invoice's own page, which now says it is paid
+        assert paid.return_url is None and paid.error is None
+        assert paid.visited[-1] == invoice.hosted_url
+        assert invoice_status(sandbox, invoice.id) == "paid"
+        status, page = get(invoice.hosted_url)
+        assert status == 200 and "is paid" in page
+    assert get(f"{sandbox.base_url}/invoices/in_nope")[0] == 404

@@ -16,6 +16,9 @@
 ``POST /3ds/<intent_id>/complete``        its form: ``result`` = ``authenticate`` | ``fail``
                                           (the Stripe face's route)
 ``GET /3ds/<intent_id>/done``             where a challenge without a ``return_url`` ends
+``GET /invoices/<invoice_id>``            Stripe's hosted invoice page (``hosted_invoice_url``)
+``POST /invoices/<invoice_id>/pay``       its form: ``card``; back to the page, paid or with
+                                          ``?error=``
 ``GET /paypal/approve/<token>``           PayPal's approval page (an order's or a
                                           subscription's approve link)
 ``POST /paypal/approve/<token>``          its form: ``action`` = approve | cancel, ``funding``
@@ -44,7 +47,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Request, Response
 
-from paygate.errors import PaygateError
+from paygate.errors import CardDeclined, PaygateError
 from paygate.money import Money
 from paygate.sandbox import _html
 from paygate.sandbox._stripe_api import StripeAPIError
@@ -169,6 +172,58 @@ def _register_stripe(sandbox: Sandbox) -> None:
         text = f"Authentication finished ({status or 'done'}). You can close this page."
         return _page(_html.message_page("3-D Secure", text, brand="stripe"))
 
+    def invoice(request: Request, invoice_id: str) -> Response:
+        from paygate.sandbox import _stripe_routes
+
+        try:
+            with stripe.state.transaction("stripe"):
+                view = _stripe_routes.retrieve_invoice(stripe, {}, invoice_id)
+        except (PaygateError, StripeAPIError):
+            raise HTTPNotFound(f"no such invoice: {invoice_id:.80}") from None
+        if view["status"] != "open":
+            text = f"Invoice {view.get('number') or view['id']} is {view['status']}."
+            return _page(_html.message_page("Invoice", text, brand="stripe"))
+        lines = [
+            _html.LineRow(
+                name=str(line.get("description") or "Item"),
+                quantity=int(line.get("quantity") or 1),
+                amount=_money(line["amount"], line["currency"]),
+            )
+            for line in (view.get("lines") or {}).get("data") or []
+        ]
+        page = _html.checkout_page(
+            provider="stripe",
+            action=f"/invoices/{quote(view['id'], safe='')}/pay",
+            merchant=f"invoice {view.get('number') or view['id']}",
+            lines=lines,
+            total=_money(view["amount_due"], view["currency"]),
+            cancel_url=None,
+            error=_error_message(request.args.get("error")),
+        )
+        return _page(page)
+
+    def pay_invoice(request: Request, invoice_id: str) -> Response:
+        from paygate.sandbox import _stripe_routes
+        from paygate.sandbox.stripe import TEST_PAYMENT_METHODS, engine_token
+
+        back = f"/invoices/{quote(invoice_id, safe='')}"
+        try:
+            token = engine_token(request.form.get("card", ""))
+            # the API's own pay call, with the test payment method that stands for the card
+            method = next(pm for pm, tok in TEST_PAYMENT_METHODS.items() if tok == token)
+            with stripe.state.transaction("stripe"):
+                _stripe_routes.pay_invoice(stripe, {"payment_method": method}, invoice_id)
+        except CardDeclined as declined:
+            return _see_other(f"{back}?" + urlencode({"error": declined.decline_code or ""}))
+        except (PaygateError, StripeAPIError) as exc:
+            code = getattr(exc, "code", None)
+            return _see_other(
+                f"{back}?error=incorrect_number" if code == "incorrect_number" else back
+            )
+        return _see_other(back)
+
+    sandbox.route("/invoices/<invoice_id>", invoice)
+    sandbox.route("/invoices/<invoice_id>/pay", pay_invoice, methods=("POST",))
     sandbox.route("/checkout/<session_id>", checkout)
     sandbox.route("/3ds/<intent_id>", challenge)
     sandbox.route("/3ds/<intent_id>/done", done)

@@ -31,7 +31,8 @@ class CustomerReturn:
 
     ``return_url``: the shop URL the provider sent the customer back to (not fetched: the
     test decides whether to follow it), or ``None`` when the customer is still on a hosted
-    page, for example after a decline; then ``error`` is the message the page shows.
+    page: after a decline (then ``error`` is the message the page shows), or done on a
+    page of the sandbox's own (a paid hosted invoice: ``error`` is ``None``).
     ``visited``: every sandbox URL loaded, in order."""
 
     return_url: str | None
@@ -231,6 +232,9 @@ def pay_hosted_page(
         if len(visited) > 1 and parser.error is not None:
             # back on a page with a message: a decline, or a failed authentication
             return CustomerReturn(None, parser.error.strip(), tuple(visited))
+        if len(visited) > 1 and status == 200 and parser.form is None:
+            # done on a page of the sandbox itself (a hosted invoice, paid)
+            return CustomerReturn(None, None, tuple(visited))
         if status >= 400 or parser.form is None:
             raise HostedPageError(f"{url} answered {status} without a payment form")
         body = _filled(parser.form, url, card, three_d_secure, approve, fields or {})
