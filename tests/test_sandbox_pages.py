@@ -503,3 +503,24 @@ def test_stripe_hosted_invoice_page_declines_then_pays(sandbox: Any) -> None:
         status, page = get(invoice.hosted_url)
         assert status == 200 and "is paid" in page
     assert get(f"{sandbox.base_url}/invoices/in_nope")[0] == 404
+
+
+def test_paypal_invoice_payer_page_declines_then_pays(sandbox: Any) -> None:
+    with gateway_on(sandbox, "paypal") as gateway:
+        invoice = gateway.create_invoice(
+            customer_id="buyer@example.com",  # PayPal invoices are addressed by email
+            line_items=[LineItem(name="Consulting", unit_amount=Money.of("80.00", "USD"))],
+            order_id="ord_ppinv",
+            send=True,
+        )
+        assert invoice.hosted_url is not None
+        assert invoice.hosted_url.startswith(f"{sandbox.base_url}/paypal/invoice?id=")
+        status, page = get(invoice.hosted_url)
+        assert status == 200 and "Consulting" in page and 'value="cancel"' not in page
+        declined = pay_hosted_page(invoice.hosted_url, fields={"funding": "card_declined"})
+        assert declined.error == "Your card was declined."
+        paid = pay_hosted_page(invoice.hosted_url)
+        assert paid.return_url is None and paid.error is None
+        status, page = get(invoice.hosted_url)
+        assert status == 200 and "is paid" in page
+    assert get(f"{sandbox.base_url}/paypal/invoice?id=INV2-NOPE")[0] == 404

@@ -207,6 +207,9 @@ def paypal_approval_page(
     lines: Sequence[LineRow],
     total: str,
     funding: Sequence[str] = (),
+    hidden: Sequence[tuple[str, str]] = (),
+    can_cancel: bool = True,
+    error: str | None = None,
 ) -> str:
     """PayPal's approval page: the buyer approves the order (paying with a funding source
     of their choice: the sandbox's way to script declines) or cancels."""
@@ -223,15 +226,23 @@ def paypal_approval_page(
         if funding
         else ""
     )
+    fields = "".join(
+        f'<input type="hidden" name="{_e(name)}" value="{_e(value)}">' for name, value in hidden
+    )
+    cancel = (
+        '<button class="wide secondary" type="submit" name="action" value="cancel" id="cancel">'
+        f"Cancel and return to {_e(merchant)}</button>"
+        if can_cancel
+        else ""
+    )
+    problem = f'<div class="error" id="error" role="alert">{_e(error)}</div>' if error else ""
     body = f"""<div class="narrow"><div class="card">
 <h1>Pay with PayPal</h1><p>You are paying <b>{_e(merchant)}</b>.</p>
 {_lines_table(lines, total)}
 <p class="muted">Signed in as the sandbox buyer (sb-buyer@personal.example.com).</p>
-<form id="payment-form" method="post" action="{_e(action)}">{source}
+{problem}<form id="payment-form" method="post" action="{_e(action)}">{fields}{source}
 <button class="wide paypal" type="submit" name="action" value="approve" id="approve">
-Pay Now</button>
-<button class="wide secondary" type="submit" name="action" value="cancel" id="cancel">
-Cancel and return to {_e(merchant)}</button></form></div></div>"""
+Pay Now</button>{cancel}</form></div></div>"""
     return _layout("PayPal Checkout", body, brand="paypal")
 
 

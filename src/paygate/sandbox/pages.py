@@ -19,6 +19,8 @@
 ``GET /invoices/<invoice_id>``            Stripe's hosted invoice page (``hosted_invoice_url``)
 ``POST /invoices/<invoice_id>/pay``       its form: ``card``; back to the page, paid or with
                                           ``?error=``
+``GET /paypal/invoice?id=<invoice id>``   PayPal's invoice payer view (``recipient_view_url``)
+``POST /paypal/invoice``                  its form: ``id``, ``funding``
 ``GET /paypal/approve/<token>``           PayPal's approval page (an order's or a
                                           subscription's approve link)
 ``POST /paypal/approve/<token>``          its form: ``action`` = approve | cancel, ``funding``
@@ -257,7 +259,7 @@ def _paypal_lines(view: JSON) -> tuple[list[_html.LineRow], str]:
 
 
 def _register_paypal(sandbox: Sandbox) -> None:
-    from paygate.sandbox.paypal import PayPalAPIError
+    from paygate.sandbox.paypal import FUNDING, PayPalAPIError
 
     def approval(request: Request, token: str) -> Response:
         try:
@@ -277,6 +279,50 @@ def _register_paypal(sandbox: Sandbox) -> None:
             funding=[str(choice) for choice in view.get("funding") or ()],
         )
         return _page(page)
+
+    def invoice(request: Request) -> Response:
+        from paygate.sandbox import _paypal_api
+
+        invoice_id = request.args.get("id", "")
+        try:
+            with sandbox.state.lock:
+                view = _paypal_api.render_invoice(
+                    sandbox.paypal, _paypal_api._invoice(sandbox.paypal, invoice_id)
+                )
+        except (PayPalAPIError, PaygateError):
+            raise HTTPNotFound(f"no such PayPal invoice: {invoice_id:.80}") from None
+        if view["status"] not in ("SENT", "UNPAID"):
+            number = view["detail"].get("invoice_number") or view["id"]
+            text = f"Invoice {number} is {str(view['status']).lower()}."
+            return _page(_html.message_page("PayPal invoice", text, brand="paypal"))
+        page = _html.paypal_approval_page(
+            action="/paypal/invoice",
+            merchant=f"invoice {view['detail'].get('invoice_number') or view['id']}",
+            lines=_paypal_lines({"purchase_units": [{"amount": view["amount"], **view}]})[0],
+            total=f"{view['amount']['value']} {view['amount']['currency_code']}",
+            funding=sorted(FUNDING),
+            hidden=[("id", view["id"])],
+            can_cancel=False,
+            error=_error_message(request.args.get("error")),
+        )
+        return _page(page)
+
+    def pay_invoice(request: Request) -> Response:
+        invoice_id = request.form.get("id", "")
+        back = "/paypal/invoice?" + urlencode({"id": invoice_id})
+        try:
+            sandbox.paypal.pay_invoice(invoice_id, request.form.get("funding", "paypal_balance"))
+        except PayPalAPIError as exc:
+            issue = str(getattr(exc, "issue", "") or exc)
+            code = "insufficient_funds" if "REFUSED" in issue else "card_declined"
+            return _see_other(back + "&" + urlencode({"error": code}))
+        except PaygateError:
+            return _see_other(back)
+        return _see_other(back)
+
+    # an invoice's recipient_view_url: the payer's page
+    sandbox.route("/paypal/invoice", invoice)
+    sandbox.route("/paypal/invoice", pay_invoice, methods=("POST",))
 
     def _paypal_stored_return_url(token: str) -> str | None:
         # the face keeps the order's (or subscription's) return_url beside the wire object
