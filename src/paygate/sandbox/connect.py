@@ -83,11 +83,14 @@ def sandbox_environment(
     return env
 
 
-def gateway_from_env(environ: Mapping[str, str] | None = None) -> Any:
-    """``Gateway.from_env(environ)`` when a provider is configured; otherwise a gateway on
-    the running sandbox (see the module's documentation)."""
-    from paygate import Gateway
+def gateway_from_env(environ: Mapping[str, str] | None = None, *, cls: Any = None) -> Any:
+    """``cls.from_env(environ)`` when a provider is configured; otherwise ``cls`` on the
+    running sandbox (see the module's documentation). ``cls`` is :class:`paygate.Gateway`
+    by default; any class with the same ``from_env(environ)`` (an async gateway) works."""
+    if cls is None:
+        from paygate import Gateway
 
+        cls = Gateway
     if _configured_provider(environ) is not None:
-        return Gateway.from_env(environ)
-    return Gateway.from_env(sandbox_environment(environ))
+        return cls.from_env(environ)
+    return cls.from_env(sandbox_environment(environ))
