@@ -388,6 +388,18 @@ def test_a_shop_finds_the_sandbox_when_no_provider_is_configured(sandbox: Any) -
         assert [s.get_secret_value() for s in settings.webhook_secret] == [
             sandbox.stripe.webhook_secret
         ]
+    # another gateway class (an async one) is built the same way
+    seen: list[Any] = []
+
+    class Recorded:
+        @classmethod
+        def from_env(cls, environ: Any = None) -> str:
+            seen.append(environ)
+            return "built"
+
+    assert gateway_from_env({"PAYGATE_SANDBOX_URL": sandbox.base_url}, cls=Recorded) == "built"
+    assert seen[0]["PAYGATE_PROVIDER"] == "stripe"
+    assert seen[0]["PAYGATE_STRIPE_BASE_URL"] == sandbox.base_url
     # a configured provider wins: the sandbox is not asked
     configured = gateway_from_env({"PAYGATE_PROVIDER": "fake", "PAYGATE_STORE_URL": "memory://"})
     with configured:
