@@ -64,6 +64,7 @@ _BRANDS = {
     "paypal": ("#003087", "PayPal"),
     "square": ("#006aff", "Square Checkout"),
     "sandbox": ("#1a7f37", "paygate sandbox"),
+    "bank": ("#32325d", "Your bank · 3-D Secure"),
 }
 
 _STYLE = """
@@ -197,7 +198,7 @@ def three_d_secure_page(*, action: str, merchant: str, amount: str) -> str:
 Complete authentication</button>
 <button class="wide secondary" type="submit" name="result" value="fail" id="fail">
 Fail authentication</button></form></div></div>"""
-    return _layout("3-D Secure authentication", body, brand="stripe")
+    return _layout("3-D Secure authentication", body, brand="bank")
 
 
 def paypal_approval_page(
