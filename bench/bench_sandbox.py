@@ -7,7 +7,8 @@ it), so the client threads here do not share its GIL:
   in-process ``Sandbox(port=0).start()`` the pytest fixture does;
 * memory: the server process's RSS after startup and after the requests below;
 * throughput: confirmed PaymentIntents (``pm_card_visa``, each with an ``Idempotency-Key``;
-  three events stored per intent, no webhook endpoint) from 1 and 4 client threads.
+  three events stored per intent, no webhook endpoint) from 1 and 4 client threads, and
+  with a SQLite store from 1.
 
 Printed, not asserted.
 
@@ -21,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,10 +39,10 @@ def _rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def start_process() -> tuple[subprocess.Popen[str], str, float]:
+def start_process(store: str = "memory://") -> tuple[subprocess.Popen[str], str, float]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "paygate", "sandbox", "--port", "0"],
+        [sys.executable, "-m", "paygate", "sandbox", "--port", "0", "--store", store],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -118,10 +120,26 @@ def main() -> None:
         total = len(httpx.get(url + "/_sandbox/events", params={"limit": 10**6}).json()["events"])
         print(f"RSS after the requests ({total} events stored): {_rss_mib(process.pid):.1f} MiB")
     finally:
-        process.terminate()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop(process)
+    # a SQLite store saves the provider's state after every change: slower, and slower as
+    # the state grows (it is rewritten whole)
+    with tempfile.TemporaryDirectory() as folder:
+        process, url, _ = start_process(f"sqlite:///{folder}/sandbox.db")
+        try:
+            rate = throughput(url, args.n // 4, 1)
+            print(
+                f"with --store sqlite:///..., 1 client thread, {args.n // 4} requests: "
+                f"{rate:.0f} req/s"
+            )
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(10)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 if __name__ == "__main__":

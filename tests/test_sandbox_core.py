@@ -195,3 +195,25 @@ def test_the_docs_example_test_passes(sandbox: Sandbox) -> None:
     namespace: dict[str, object] = {}
     exec(compile(block.group(1), "docs/sandbox.md", "exec"), namespace)
     namespace["test_checkout_is_paid"](sandbox)  # type: ignore[operator]
+
+
+def test_sqlite_state_is_written_soon_after_a_change_not_only_at_stop(tmp_path: Path) -> None:
+    import time
+
+    from paygate.sandbox.state import SAVE_DELAY
+
+    path = tmp_path / "sandbox.db"
+    with Sandbox(port=0, store=f"sqlite:///{path}") as running:
+        with running.state.transaction("stripe") as engine:
+            customer = engine.create_customer(email="b@example.com", name=None, idempotency_key="k")
+        deadline = time.monotonic() + 10 * SAVE_DELAY + 5
+        reader = SqliteStore(str(path))  # another connection, as after a crash
+        try:
+            while True:
+                saved = reader.load_state("provider:stripe")
+                if saved and customer.id in saved["engine"]["objects"]:
+                    break
+                assert time.monotonic() < deadline, "state not written while running"
+                time.sleep(0.05)
+        finally:
+            reader.close()

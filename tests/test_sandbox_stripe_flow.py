@@ -266,10 +266,18 @@ def test_reconcile_from_api_reads_the_sandbox_balance_transactions(
         gateway.create_payment(
             order_id=order, amount=Money(minor, "USD"), payment_method="pm_card_visa"
         )
+    refunded = gateway.create_payment(
+        order_id="ord-refunded", amount=Money(3000, "USD"), payment_method="pm_card_visa"
+    )
+    gateway.refund(refunded.id, Money(1000, "USD"))
+    gateway.create_payment(
+        order_id="ord-disputed", amount=Money(900, "USD"), payment_method="pm_card_createDispute"
+    )
     folder = Path(str(tmp_path))
     books = folder / "orders.csv"
     books.write_text(
         "order_id,amount,currency,status\nord-match,25.00,USD,paid\nord-mismatch,10.00,USD,paid\n"
+        "ord-refunded,30.00,USD,paid\nord-disputed,9.00,USD,paid\n"
     )
     out = folder / "report.json"
     monkeypatch.setenv("PAYGATE_STRIPE_API_KEY", "sk_test_sandbox")
@@ -289,7 +297,14 @@ def test_reconcile_from_api_reads_the_sandbox_balance_transactions(
         ]
     )
     report = json.loads(out.read_text())
-    assert report["counts"] == {"matched": 1, "amount_mismatch": 1, "orphan": 1}
+    # the refund and the dispute are found by their charge's order id (data.source.charge)
+    assert report["counts"] == {
+        "matched": 1,
+        "amount_mismatch": 1,
+        "orphan": 1,
+        "unknown_refund": 1,
+        "unknown_dispute": 1,
+    }
     assert code == 1
 
 

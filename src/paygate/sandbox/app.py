@@ -174,6 +174,7 @@ class Sandbox:
             self._thread.join(5)
             self._thread = None
         self.bus.close()
+        self.state.close()
         self._store.close()
 
     def __enter__(self) -> Sandbox:

@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store", default="memory://", help="memory:// (default) or sqlite:///sandbox.db"
     )
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub = parser.add_subparsers(
+        dest="action", metavar="ACTION", title="actions on a running sandbox (none: run one)"
+    )
     default_url = f"http://127.0.0.1:{DEFAULT_PORT}"
     trigger = sub.add_parser("trigger", help="fire a realistic event (like `stripe trigger`)")
     trigger.add_argument("event_type", help="e.g. payment_intent.succeeded")

@@ -74,6 +74,7 @@ def sandbox() -> Iterator[Sandbox]:
     """The sandbox on a free port, in this process, with a fast retry schedule."""
     pytest.importorskip("werkzeug", reason="the sandbox needs the 'sandbox' extra")
     pytest.importorskip("httpx", reason="the sandbox needs the 'sandbox' extra")
+    pytest.importorskip("stripe", reason="the sandbox needs the 'sandbox' extra")
     from paygate.sandbox import Sandbox
 
     with Sandbox(port=0, retry_delays=(0.05, 0.1, 0.2), delivery_timeout=5.0) as running:

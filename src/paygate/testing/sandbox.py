@@ -98,7 +98,7 @@ class WebhookReceiver:
         return Response("ok" if status < 300 else "failed", status)(environ, start_response)
 
     def wait_for(
-        self, predicate: Callable[[list[Delivery]], bool], timeout: float = 10.0
+        self, predicate: Callable[[list[Delivery]], bool], timeout: float = 30.0
     ) -> list[Delivery]:
         """Block until ``predicate(deliveries)`` holds; ``AssertionError`` on timeout."""
         deadline = time.monotonic() + timeout
