@@ -7,6 +7,11 @@ invoices and disputes in dicts, honours idempotency keys the way Square does (sa
 same body: the first answer again; same key, another body: ``IDEMPOTENCY_KEY_REUSED``), and
 builds webhook deliveries signed exactly as Square signs them.
 
+The same model is the sandbox's Square face (:mod:`paygate.sandbox.square`): there
+:meth:`SquareMockAPI.dispatch` answers requests without httpx, ``tables`` keeps the
+objects in the sandbox's persisted records, ``clock`` dates them, and
+``event_listeners`` hand each event to the sandbox's webhook delivery.
+
 Outcomes are scripted by the ``source_id``, after Square's sandbox test nonces
 (``cnon:card-nonce-ok`` succeeds, ``cnon:card-nonce-declined`` is a ``GENERIC_DECLINE``...),
 and by :meth:`SquareMockAPI.fail_next` for transport-level failures.

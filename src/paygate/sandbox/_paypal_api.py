@@ -1323,6 +1323,14 @@ def api(face: PayPalFace, endpoint: Endpoint, needs_body: bool) -> Callable[...,
                 return WireAnswer(status, _dumps(payload))
             except PayPalAPIError as exc:
                 return exc.answer()
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # a field of the wrong type or shape deep in the body: PayPal's 400
+                problem = f"{type(exc).__name__}: {exc}"[:200]
+                return _invalid(
+                    "INVALID_PARAMETER_SYNTAX", f"The request is malformed ({problem})."
+                ).answer()
+            except PaygateError as exc:  # the engine refused it
+                return _unprocessable("UNPROCESSABLE_ENTITY", str(exc)[:300]).answer()
 
         request_id = request.headers.get("PayPal-Request-Id")
         if request.method != "POST" or not request_id:

@@ -29,7 +29,7 @@ import json
 import secrets
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlencode, urlsplit
@@ -504,10 +504,6 @@ class PayPalFace(ProviderFace):
 
         with self.state.transaction(self.name):
             _paypal_api.pay_invoice(self, invoice_id, funding)
-
-
-#: what a face view returns: (HTTP status, JSON body or None for an empty answer)
-Endpoint = Callable[..., tuple[int, Any]]
 
 
 def json_answer(answer: WireAnswer, debug_id: str) -> Response:
