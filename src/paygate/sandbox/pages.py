@@ -40,7 +40,6 @@ The HTML itself is in :mod:`paygate.sandbox._html`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -59,8 +58,6 @@ if TYPE_CHECKING:
     from paygate.sandbox.app import Sandbox
 
 __all__ = ["DECLINE_MESSAGES", "register"]
-
-logger = logging.getLogger("paygate.sandbox")
 
 JSON = dict[str, Any]
 
