@@ -5,6 +5,7 @@ click the same pages in Chromium."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import urllib.parse
@@ -106,8 +107,9 @@ def test_a_good_card_goes_back_to_the_shop_with_the_session_id(sandbox: Any) -> 
     ],
 )
 def test_a_declined_card_stays_on_the_page_with_the_reason_and_is_never_echoed(
-    sandbox: Any, card: str, message: str
+    sandbox: Any, card: str, message: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, the sandbox's request lines included
     url = new_session(sandbox)
     visit = pay_hosted_page(url, card)
     assert visit.return_url is None
@@ -124,6 +126,9 @@ def test_a_declined_card_stays_on_the_page_with_the_reason_and_is_never_echoed(
     assert session_of(sandbox, url)["status"] == "open"
     # the customer tries another card on the same session: paid
     assert pay_hosted_page(url, "4242424242424242").return_url is not None
+    assert caplog.records  # the requests were logged ...
+    for logged in (caplog.text, *(str(record.__dict__) for record in caplog.records)):
+        assert digits not in logged.replace(" ", "")  # ... never the card
 
 
 def test_three_d_secure_authenticated_then_back_to_the_shop(sandbox: Any) -> None:
