@@ -204,4 +204,6 @@ def test_the_dashboard(world: tuple[Any, Sandbox, str]) -> None:
     processing[0].find_element("css selector", "button[value=settle]").click()
     wait_for(lambda: "notice=" in browser.current_url, what="the action")
     assert "settled." in browser.find_element("id", "notice").text
+    assert sandbox.bus.wait_idle(10)  # the settlement's events delivered: on the page
+    browser.refresh()
     screenshot(browser, "dashboard", width=1024)

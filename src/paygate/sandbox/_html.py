@@ -77,7 +77,8 @@ header{background:var(--accent);color:#fff;padding:14px 24px;font-weight:600;fon
 main{max-width:960px;margin:24px auto;padding:0 24px}
 .narrow{max-width:460px;margin:0 auto}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:22px;
-margin-bottom:18px}
+margin-bottom:18px;overflow-x:auto}
+#events code{word-break:break-all}
 h1{font-size:21px;margin:0 0 12px}h2{font-size:17px;margin:0 0 10px}
 table{border-collapse:collapse;width:100%;font-size:14px}
 td,th{padding:6px 8px;border-bottom:1px solid #e3e8ee;text-align:left;vertical-align:top}
@@ -99,7 +100,9 @@ form.inline{display:inline}
 .muted{color:#697386;font-size:13px}
 a{color:var(--accent)}
 code{font-size:13px}
-pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:12px}
+pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:12px;min-width:180px;
+max-height:4.5em;overflow:hidden}
+tr.attempt td{font-size:12px;padding:3px 6px}
 .status{font-weight:600}
 summary{cursor:pointer;color:var(--accent);margin-top:8px}
 """
@@ -408,13 +411,13 @@ def dashboard_page(data: DashboardData) -> str:
         )
 
     events = _table(
-        ("Time", "Provider", "Event", "Deliveries", ""),
+        ("Time", "Provider", "Event", "Deliveries"),
         (
             f'<tr id="event-{_e(ev.id)}"><td>{_time(ev.created)}</td><td>{_e(ev.provider)}</td>'
-            f"<td><code>{_e(ev.type)}</code><br><span class='muted'>{_e(ev.id)}</span></td>"
-            f"<td>{_attempts(ev)}</td>"
-            f'<td><form class="inline" method="post" action="/events/{_e(ev.id)}/resend">'
-            '<button class="small" type="submit">Resend</button></form></td></tr>'
+            f"<td><code>{_e(ev.type)}</code><br><span class='muted'>{_e(ev.id)}</span><br>"
+            f'<form class="inline" method="post" action="/events/{_e(ev.id)}/resend">'
+            '<button class="small" type="submit">Resend</button></form></td>'
+            f"<td>{_attempts(ev)}</td></tr>"
             for ev in data.events
         ),
         "No events yet.",
