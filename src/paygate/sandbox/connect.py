@@ -20,9 +20,15 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from paygate.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from paygate import Gateway
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 __all__ = ["DEFAULT_SANDBOX_URL", "gateway_from_env", "sandbox_environment"]
 
@@ -83,7 +89,23 @@ def sandbox_environment(
     return env
 
 
-def gateway_from_env(environ: Mapping[str, str] | None = None, *, cls: Any = None) -> Any:
+class _FromEnv(Protocol[T_co]):
+    """A gateway class: something with ``from_env(environ)``."""
+
+    def from_env(self, environ: Mapping[str, str] | None = None, /) -> T_co: ...
+
+
+@overload
+def gateway_from_env(environ: Mapping[str, str] | None = None) -> Gateway: ...
+
+
+@overload
+def gateway_from_env(environ: Mapping[str, str] | None = None, *, cls: _FromEnv[T]) -> T: ...
+
+
+def gateway_from_env(
+    environ: Mapping[str, str] | None = None, *, cls: _FromEnv[Any] | None = None
+) -> Any:
     """``cls.from_env(environ)`` when a provider is configured; otherwise ``cls`` on the
     running sandbox (see the module's documentation). ``cls`` is :class:`paygate.Gateway`
     by default; any class with the same ``from_env(environ)`` (an async gateway) works."""
