@@ -238,8 +238,10 @@ def test_gateway_on_postgres_applies_each_event_once_from_threads(pg_url: str) -
 def test_unreachable_server_is_a_clear_error_without_the_password() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql://shop:hunter2@127.0.0.1:1/db?timeout=1&connect_timeout=1")
-    assert "hunter2" not in str(info.value) and "shop:***@" in str(info.value)
+    assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(info.value)
+    # the password is not even masked: the line names where and which database instead
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1, database 'db'" in str(info.value)
 
 
 @pytest.mark.parametrize(

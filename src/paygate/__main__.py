@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("paygate.stores.events_cli", "replay recorded webhook events"),
     "webhook": ("paygate._webhook_cli", "verify a webhook delivery by hand"),
     "reconcile": ("paygate.reconcile.cli", "compare your books with a provider's records"),
+    "completion": ("paygate._completion", "print the shell completion script (bash, zsh, fish)"),
     "sandbox": ("paygate.sandbox.cli", "local Stripe/PayPal/Square emulator with webhooks"),
 }
 
@@ -48,7 +49,38 @@ def command_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
     return cmd_parser, module
 
 
+def full_parser() -> argparse.ArgumentParser:
+    """Every command's parser under the top one, for shell completion (imports them all;
+    a command whose optional dependencies are missing completes by name only)."""
+    from paygate import __version__
+
+    parser = argparse.ArgumentParser(prog="paygate", description="paygate command line")
+    parser.add_argument("--version", action="version", version=f"paygate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            importlib.import_module(module_name).add_arguments(cmd_parser)
+        except ImportError:
+            continue
+    return parser
+
+
+def _answer_completion() -> None:
+    """When the shell asks (argcomplete's environment, see `paygate completion`), print
+    the completions and exit; otherwise return at once."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(full_parser())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        _answer_completion()
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = top_parser()
     if not args_list or args_list[0] not in COMMANDS:

@@ -10,7 +10,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
 
     class StrEnum(str, Enum):
-        """Backport of :class:`enum.StrEnum` (3.11+): members are their own string values."""
+        """Backport of `enum.StrEnum` (3.11+): members are their own string values."""
 
         def __str__(self) -> str:
             return str(self.value)

@@ -1,13 +1,13 @@
 """Gateway settings from a mapping or the environment, validated by pydantic.
 
 Imported only by ``Gateway.from_config``/``from_env`` and by the adapters (for
-:func:`settings_error`), so that ``import paygate`` and ``paygate.connect("fake")`` stay
+`settings_error`), so that ``import paygate`` and ``paygate.connect("fake")`` stay
 free of pydantic. The store URL is a ``SecretStr`` (it may carry a database password);
 provider settings go to the adapter untouched, which validates them with its own
 pydantic model and keeps its secrets as ``SecretStr``.
 
-The environment is read by :mod:`paygate._env` (pydantic-settings: the variables, a
-``.env`` file, a secrets directory), imported only by :func:`settings_from_env`.
+The environment is read by `paygate._env` (pydantic-settings: the variables, a
+``.env`` file, a secrets directory), imported only by `settings_from_env`.
 """
 
 from __future__ import annotations

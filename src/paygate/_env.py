@@ -4,7 +4,7 @@ Three places, first wins: the environment variables (``os.environ``, or the mapp
 to ``Gateway.from_env``), a ``.env`` file (``PAYGATE_ENV_FILE``; for the process
 environment ``.env`` in the working directory when it exists), and a secrets directory
 (``PAYGATE_SECRETS_DIR``: one file per variable, named as the variable, as Docker and
-Kubernetes mount secrets). The values come back as text; :mod:`paygate._config`
+Kubernetes mount secrets). The values come back as text; `paygate._config`
 validates them, with the same errors whatever place they came from.
 
 Imported only by ``settings_from_env``: pydantic-settings costs tens of milliseconds to

@@ -3,7 +3,7 @@
 A *delivery* (a webhook, an API answer, the customer's redirect, a reconciliation run) is
 transport; a *fact* (the payment succeeded, a refund failed, a dispute was lost) is what
 the application acts on. Each state transition the state machine applies yields one fact
-per :attr:`paygate.state.Step.applied` entry, written to the store's outbox in the same
+per `paygate.state.Step.applied` entry, written to the store's outbox in the same
 transaction as the payment row and its transition log; the Gateway's dispatcher hands
 every recorded fact to the handlers registered for its type, once, in order per payment.
 
@@ -77,7 +77,7 @@ class Fact:
     brought it, when one did. ``attempts`` and ``last_error`` tell how often the handlers
     were tried and why they last failed.
 
-    It answers what handlers read of a :class:`~paygate.models.WebhookEvent` (``id``,
+    It answers what handlers read of a [`WebhookEvent`][paygate.models.WebhookEvent] (``id``,
     ``type``, ``provider``, ``payment_id``, ``order_id``, ``object``, ``occurred_at``), so
     a handler written for webhook events keeps working.
     """

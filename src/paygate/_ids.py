@@ -1,7 +1,7 @@
 """What an id may contain: one rule, checked where an id enters paygate.
 
 An id -- ``order_id``, ``payment_id``, a customer, price or subscription id, a webhook
-event's ids, a store's operation key -- is a ``str`` of 1 to :data:`MAX_ID_LENGTH`
+event's ids, a store's operation key -- is a ``str`` of 1 to `MAX_ID_LENGTH`
 characters, not only whitespace, with
 
 * no control character: C0 (U+0000 to U+001F, NUL included), DEL (U+007F), C1 (U+0080 to
@@ -15,7 +15,7 @@ store can encode a lone surrogate (``UnicodeEncodeError``), and SQLite or the me
 would take both: without the rule the stores disagree about which ids exist, and a
 malformed id fails with a driver's error in the middle of a call.
 
-The Gateway checks its arguments (:meth:`paygate.Gateway._check_id`), and every store
+The Gateway checks its arguments (`paygate.Gateway._check_id`), and every store
 checks the ids it is given (memory, SQLite and PostgreSQL alike, before anything is
 written), which covers ids that arrive in webhooks and provider answers too.
 """
@@ -53,8 +53,9 @@ def check_id(
     max_length: int = MAX_ID_LENGTH,
     error: type[Exception] = ValidationError,
 ) -> str:
-    """``value`` if it is a valid id, else ``error`` (a :class:`ValidationError` by
-    default) naming ``what`` and what is wrong with it."""
+    """``value`` if it is a valid id, else ``error`` (a
+    [`ValidationError`][paygate.errors.ValidationError] by default) naming ``what`` and what is
+    wrong with it."""
     # the common case in one expression: printable ASCII (no control character, no
     # surrogate), not too long, not blank
     if (
@@ -80,7 +81,7 @@ def check_id(
 
 
 def check_optional_id(value: Any, what: str) -> str | None:
-    """:func:`check_id`, with ``None`` allowed."""
+    """`check_id`, with ``None`` allowed."""
     return None if value is None else check_id(value, what)
 
 
@@ -88,7 +89,7 @@ def check_optional_id(value: Any, what: str) -> str | None:
 
 
 def check_key(key: Any, what: str = "operation key") -> str:
-    """An operation key (a scope and ids): the rule, up to :data:`MAX_KEY_LENGTH`."""
+    """An operation key (a scope and ids): the rule, up to `MAX_KEY_LENGTH`."""
     return check_id(key, what, max_length=MAX_KEY_LENGTH)
 
 
@@ -99,16 +100,17 @@ def check_payment_ids(record: Any) -> None:
 
 
 class InvalidEventId(MalformedPayload, ValidationError):
-    """A delivered webhook event whose ids break the rule: a :class:`MalformedPayload`
-    (a webhook view answers 400, and the provider does not deliver it again: it would
-    never be stored) and a :class:`ValidationError` like every refused id."""
+    """A delivered webhook event whose ids break the rule: a
+    [`MalformedPayload`][paygate.errors.MalformedPayload] (a webhook view answers 400, and the
+    provider does not deliver it again: it would never be stored) and a
+    [`ValidationError`][paygate.errors.ValidationError] like every refused id."""
 
 
 def check_event_ids(
     provider: Any, event_id: Any, payment_id: Any = None, *, delivered: bool = False
 ) -> None:
     """A webhook event's ids, as a store is given them; ``delivered``: by a delivery
-    being recorded (:class:`InvalidEventId` then)."""
+    being recorded (`InvalidEventId` then)."""
     error = InvalidEventId if delivered else ValidationError
     check_id(provider, "provider", error=error)
     check_id(event_id, "event id", error=error)

@@ -4,8 +4,8 @@
 accept ``NaN``/``Infinity`` (not JSON) and spend unbounded time and memory on a huge
 body, and the nesting it does accept (~1,000 levels) is deeper than the recursive code
 downstream (``json.dumps`` of the stored payload, ``copy.deepcopy``) can walk. Here a body
-is refused before any Python object is built when it is larger than :data:`MAX_BODY_BYTES`
-or nests deeper than :data:`MAX_DEPTH`, and every refusal is the typed error the caller
+is refused before any Python object is built when it is larger than `MAX_BODY_BYTES`
+or nests deeper than `MAX_DEPTH`, and every refusal is the typed error the caller
 names (``MalformedPayload`` after a signature check, ``InvalidSignature`` where the body
 must be read to be verified at all).
 

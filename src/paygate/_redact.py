@@ -1,15 +1,15 @@
 """What paygate removes from text before it reaches a log line, a repr or an error message.
 
-* :func:`redact_dsn`: the password of a database URL or libpq connection string, in every
+* `redact_dsn`: the password of a database URL or libpq connection string, in every
   form libpq accepts it (URL userinfo, ``?password=``, ``password=...`` key/value, quoted
   or not; ``sslpassword`` too).
-* :func:`redact_card_numbers`: card-number-like digit runs -- 12 to 19 digits, whole or in
+* `redact_card_numbers`: card-number-like digit runs -- 12 to 19 digits, whole or in
   groups separated by one space, dash, ``+`` or ``%20`` (a form field URL-encoded, as the
   Stripe SDK logs its request bodies), that pass the Luhn check.
-* :class:`SecretFilter`: a :class:`logging.Filter` applying both to a record's message,
-  arguments and exception text; :func:`install_log_filters` puts it on paygate's loggers
+* `SecretFilter`: a `logging.Filter` applying both to a record's message,
+  arguments and exception text; `install_log_filters` puts it on paygate's loggers
   and on the loggers the provider SDKs and the database driver write to
-  (:data:`FILTERED_LOGGERS`), once, when paygate is imported.
+  (`FILTERED_LOGGERS`), once, when paygate is imported.
 
 A logger's filters only see the records logged to that very logger, not its children's:
 hence the list of exact names below.
@@ -30,7 +30,7 @@ __all__ = [
     "redact_dsn",
 ]
 
-#: the loggers :class:`SecretFilter` is installed on (exact names: filters do not inherit)
+#: the loggers `SecretFilter` is installed on (exact names: filters do not inherit)
 FILTERED_LOGGERS: tuple[str, ...] = (
     # paygate's own
     "paygate",
@@ -174,7 +174,7 @@ _FILTER = SecretFilter()
 
 
 def install_log_filters(names: Iterable[str] = FILTERED_LOGGERS) -> None:
-    """Put :class:`SecretFilter` on each named logger (once; it holds whatever level and
+    """Put `SecretFilter` on each named logger (once; it holds whatever level and
     handlers the application configures)."""
     for name in names:
         logger = logging.getLogger(name)

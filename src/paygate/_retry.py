@@ -6,10 +6,10 @@ adapters' HTTP clients, and no extra runtime dependency. Adapters turn their SDK
 retries off, so this is the only place a request is ever repeated -- and always with the
 same idempotency key (the caller's closure carries it).
 
-**The budget is a deadline.** :meth:`RetryPolicy.call` sets, for the code it runs, the
-instant its ``total_budget`` ends; each adapter's HTTP layer asks :func:`attempt_timeout`
-for its request timeout, which is the adapter's own ``timeout`` cut to the time left. So a
-hung provider costs at most the budget, not the budget plus one timeout, and with the
+**The budget is a deadline.** [`RetryPolicy.call`][paygate.gateway.RetryPolicy.call] sets, for the
+code it runs, the instant its ``total_budget`` ends; each adapter's HTTP layer asks
+`attempt_timeout` for its request timeout, which is the adapter's own ``timeout`` cut to the time
+left. So a hung provider costs at most the budget, not the budget plus one timeout, and with the
 defaults (10 s timeout, 20 s budget) a timed-out attempt is retried once.
 """
 
@@ -51,9 +51,9 @@ _DEADLINE: ContextVar[_Deadline | None] = ContextVar("paygate_retry_deadline", d
 
 def attempt_timeout(default: float) -> float:
     """The timeout for one HTTP request sent now: ``default`` (the adapter's ``timeout``),
-    cut to the time left before the deadline of the :meth:`RetryPolicy.call` running in
-    this context (no policy running: ``default``), and never below
-    :data:`MIN_REQUEST_TIMEOUT`."""
+    cut to the time left before the deadline of the
+    [`RetryPolicy.call`][paygate.gateway.RetryPolicy.call] running in this context (no policy
+    running: ``default``), and never below `MIN_REQUEST_TIMEOUT`."""
     deadline = _DEADLINE.get()
     if deadline is None:
         return default
@@ -105,7 +105,7 @@ class RetryPolicy:
     ``retry_after``) the delay is at least that.
 
     ``total_budget`` is a deadline, counted from the first call: each request's timeout is
-    cut to the time left (see :func:`attempt_timeout`), and no retry starts unless, after
+    cut to the time left (see `attempt_timeout`), and no retry starts unless, after
     its delay, at least ``min_attempt_time`` seconds are left -- a ``Retry-After`` beyond
     the budget ends the call at once rather than sleeping past it. Only errors with
     ``retryable=True`` (network failures, unknown outcomes, 5xx, 429) are retried;
@@ -139,35 +139,47 @@ class RetryPolicy:
         return float(ceiling * (1 - self.jitter * self.random()))
 
     def call(self, operation: str, func: Callable[[], T]) -> T:
-        """``func()``, retried on retryable :class:`ProviderError` within the bounds; the
-        requests ``func`` sends get their timeouts cut to the deadline."""
+        """``func()``, retried on retryable [`ProviderError`][paygate.errors.ProviderError] within
+        the bounds; the requests ``func`` sends get their timeouts cut to the deadline."""
         with _deadline(self.total_budget, self.clock) as deadline:
             attempt = 1
             while True:
                 try:
                     return func()
                 except ProviderError as exc:
-                    if not exc.retryable or attempt >= self.attempts:
+                    wait = self._next_wait(operation, exc, attempt, deadline)
+                    if wait is None:
                         raise
-                    wait = self.delay(attempt)
-                    asked = exc.retry_after
-                    if asked is not None and asked > wait:
-                        wait = asked
-                    if wait + self.min_attempt_time > deadline.left():
-                        _log.warning(
-                            "%s: giving up after %d attempt(s), %.2fs of the %.1fs retry budget "
-                            "left (next wait %.2fs%s): %s",
-                            operation, attempt, max(deadline.left(), 0.0), self.total_budget,
-                            wait, ", asked by Retry-After" if wait == asked else "",
-                            type(exc).__name__,
-                        )  # fmt: skip
-                        raise
-                    _log.warning(
-                        "%s: attempt %d failed (%s, code=%s); retrying in %.2fs",
-                        operation, attempt, type(exc).__name__, exc.code, wait,
-                    )  # fmt: skip
-                    self.sleep(wait)
-                    attempt += 1
+                self.sleep(wait)
+                attempt += 1
+
+    def _next_wait(
+        self, operation: str, exc: ProviderError, attempt: int, deadline: _Deadline
+    ) -> float | None:
+        """How long to wait before retrying after attempt ``attempt`` failed with ``exc``;
+        ``None``: give up (re-raise). The one decision behind
+        [`call`][paygate.gateway.RetryPolicy.call] and the Gateway's flows
+        (``paygate.gateway._sansio.retried``), which differ only in how they wait."""
+        if not exc.retryable or attempt >= self.attempts:
+            return None
+        wait = self.delay(attempt)
+        asked = exc.retry_after
+        if asked is not None and asked > wait:
+            wait = asked
+        if wait + self.min_attempt_time > deadline.left():
+            _log.warning(
+                "%s: giving up after %d attempt(s), %.2fs of the %.1fs retry budget "
+                "left (next wait %.2fs%s): %s",
+                operation, attempt, max(deadline.left(), 0.0), self.total_budget,
+                wait, ", asked by Retry-After" if wait == asked else "",
+                type(exc).__name__,
+            )  # fmt: skip
+            return None
+        _log.warning(
+            "%s: attempt %d failed (%s, code=%s); retrying in %.2fs",
+            operation, attempt, type(exc).__name__, exc.code, wait,
+        )  # fmt: skip
+        return wait
 
 
 def call_with(retry: RetryPolicy | None, operation: str, func: Callable[[], T]) -> T:

@@ -6,7 +6,7 @@ an old delivery from being replayed with a fresh ``t``; the tolerance window bou
 a genuine delivery may be. Several ``v1`` entries may be present (secret rotation: the
 sender signs with old and new secret), and several secrets may be tried by the receiver.
 
-Hand-written on :mod:`hmac` because it is a dozen lines and the standard library's
+Hand-written on `hmac` because it is a dozen lines and the standard library's
 ``hmac.compare_digest`` is exactly the constant-time comparison needed; no SDK offers this
 scheme for a non-Stripe provider. Stdlib only, so it is cheap to import.
 """
@@ -91,7 +91,7 @@ def find_header(headers: Mapping[str, str], name: str) -> str | None:
     """The value of signature header ``name``, matched case-insensitively, as ASCII text.
 
     Names and values may be ``str`` or ``bytes``; a value that is not ASCII text raises
-    :class:`InvalidSignature` (see :func:`_text`).
+    [`InvalidSignature`][paygate.errors.InvalidSignature] (see `_text`).
     """
     value = lookup_header(headers, name)
     return None if value is None else _text(value, name)
@@ -148,12 +148,13 @@ def verify(
 ) -> int:
     """Check ``header`` against ``body``; return the signed timestamp.
 
-    Raises :class:`MissingSignature` when there is no header, :class:`InvalidSignature` when
-    no ``v1`` entry matches under any secret (a tampered body or timestamp, a wrong secret),
-    and :class:`TimestampOutsideTolerance` when the signature is genuine but the timestamp is
-    more than ``tolerance`` seconds from ``now`` (a replay, or a badly wrong clock). The
-    signature is checked first so that an attacker learns nothing from the timestamp check.
-    Messages never contain the secret or the expected digest.
+    Raises [`MissingSignature`][paygate.errors.MissingSignature] when there is no header,
+    [`InvalidSignature`][paygate.errors.InvalidSignature] when no ``v1`` entry matches under any
+    secret (a tampered body or timestamp, a wrong secret), and
+    [`TimestampOutsideTolerance`][paygate.errors.TimestampOutsideTolerance] when the signature is
+    genuine but the timestamp is more than ``tolerance`` seconds from ``now`` (a replay, or a badly
+    wrong clock). The signature is checked first so that an attacker learns nothing from the
+    timestamp check. Messages never contain the secret or the expected digest.
     """
     if header is None or not header.strip():
         raise MissingSignature("webhook has no signature header")

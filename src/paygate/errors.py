@@ -1,42 +1,44 @@
 """paygate's one error vocabulary.
 
 Every adapter translates its SDK's exceptions into this tree, so application code catches
-the same classes whatever the provider::
+the same classes whatever the provider:
 
-    PaygateError
-    ├── ConfigurationError                 bad or missing settings
-    │   └── ProviderNotInstalled           the adapter's SDK is missing (with the pip hint)
-    ├── ValidationError (+ ValueError)     bad input, refused before anything is sent or stored
-    │   ├── InvalidAmount                  a float, too much precision, not a number
-    │   ├── UnknownCurrency                not an ISO 4217 code paygate can pay in
-    │   └── CurrencyMismatch               arithmetic or comparison across currencies
-    ├── ProviderError                      the provider said no (provider, code, http_status,
-    │   │                                  request_id, retryable, retry_after)
-    │   ├── CardDeclined                   with a standard ``decline_code``
-    │   ├── AuthenticationError            bad API key / OAuth credentials
-    │   ├── RateLimited                    429, retryable (after ``retry_after`` if given)
-    │   ├── ProviderUnavailable            network error or 5xx, retryable
-    │   │   └── OutcomeUnknown             sent, but the answer was lost: retryable, same key
-    │   ├── IdempotencyConflict            same key, different request
-    │   ├── NotFound
-    │   ├── InvalidRequest
-    │   └── NotSupported                   the adapter cannot do this operation
-    ├── WebhookVerificationError           never trust the body
-    │   ├── InvalidSignature
-    │   │   └── MissingSignature           no signature header at all
-    │   ├── TimestampOutsideTolerance      too old or too far in the future
-    │   └── MalformedPayload               signature fine, body unusable
-    └── InvalidTransition                  an impossible payment state change
+```text
+PaygateError
+├── ConfigurationError                 bad or missing settings
+│   └── ProviderNotInstalled           the adapter's SDK is missing (with the pip hint)
+├── ValidationError (+ ValueError)     bad input, refused before anything is sent or stored
+│   ├── InvalidAmount                  a float, too much precision, not a number
+│   ├── UnknownCurrency                not an ISO 4217 code paygate can pay in
+│   └── CurrencyMismatch               arithmetic or comparison across currencies
+├── ProviderError                      the provider said no (provider, code, http_status,
+│   │                                  request_id, retryable, retry_after)
+│   ├── CardDeclined                   with a standard ``decline_code``
+│   ├── AuthenticationError            bad API key / OAuth credentials
+│   ├── RateLimited                    429, retryable (after ``retry_after`` if given)
+│   ├── ProviderUnavailable            network error or 5xx, retryable
+│   │   └── OutcomeUnknown             sent, but the answer was lost: retryable, same key
+│   ├── IdempotencyConflict            same key, different request
+│   ├── NotFound
+│   ├── InvalidRequest
+│   └── NotSupported                   the adapter cannot do this operation
+├── WebhookVerificationError           never trust the body
+│   ├── InvalidSignature
+│   │   └── MissingSignature           no signature header at all
+│   ├── TimestampOutsideTolerance      too old or too far in the future
+│   └── MalformedPayload               signature fine, body unusable
+└── InvalidTransition                  an impossible payment state change
+```
 
 Messages name the offending value but never a secret: keys, tokens and card numbers are
 not passed into exceptions anywhere in paygate.
 
 What is retried: only errors with ``retryable=True`` -- 5xx answers, 429, network failures
-and :class:`OutcomeUnknown` (a request that may have reached the provider but whose answer
-was cut off, unreadable, reset or timed out). A 4xx is never retried, whatever its body: a
-4xx whose body is not JSON (a wrong ``base_url``, a proxy's page) is the error class of its
-status (``InvalidRequest`` for most) with ``code="unexpected_response"``. 408 counts as a
-network failure.
+and [`OutcomeUnknown`][paygate.errors.OutcomeUnknown] (a request that may have reached the provider
+but whose answer was cut off, unreadable, reset or timed out). A 4xx is never retried, whatever its
+body: a 4xx whose body is not JSON (a wrong ``base_url``, a proxy's page) is the error class of its
+status (``InvalidRequest`` for most) with ``code="unexpected_response"``. 408 counts as a network
+failure.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class ProviderError(PaygateError):
 
 
 class CardDeclined(ProviderError):
-    """The card was declined; ``decline_code`` is one of :data:`DECLINE_CODES`.
+    """The card was declined; ``decline_code`` is one of `DECLINE_CODES`.
 
     ``payment_id`` names the failed payment when the provider kept one (Stripe's
     PaymentIntent stays, awaiting another payment method).

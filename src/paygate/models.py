@@ -44,7 +44,7 @@ CheckoutMode = Literal["payment", "subscription"]
 
 
 class PaymentStatus(StrEnum):
-    """One payment's state. See :mod:`paygate.state` for how it may move."""
+    """One payment's state. See [`paygate.state`][paygate.state] for how it may move."""
 
     PENDING = "pending"
     REQUIRES_ACTION = "requires_action"

@@ -1,7 +1,7 @@
 """Money: integer minor units plus an ISO 4217 currency. Never a float.
 
 ``Money.of("19.99", "USD")`` is exactly ``Money(1999, "USD")``: the conversion goes through
-:class:`decimal.Decimal` and refuses anything it cannot represent exactly, so the classic
+`decimal.Decimal` and refuses anything it cannot represent exactly, so the classic
 ``int(19.99 * 100) == 1998`` bug cannot happen here.
 """
 
@@ -65,7 +65,7 @@ class Money:
     def of(cls, value: str | Decimal | int, currency: str) -> Money:
         """Money from a major-unit amount: ``Money.of("19.99", "USD") == Money(1999, "USD")``.
 
-        Accepts a decimal string, a :class:`~decimal.Decimal` or an ``int`` of major units.
+        Accepts a decimal string, a `Decimal` or an ``int`` of major units.
         Floats, NaN, infinities and more digits than the currency has are refused.
         """
         exponent = currency_exponent(_check_currency(currency))

@@ -1,16 +1,16 @@
 """The payment state machine: a pure function over transition tables.
 
-No I/O, no clock. :func:`apply` takes a :class:`PaymentState` and a :class:`PaymentEvent`
-and returns a :class:`Step`: the next state and whether the event was ``applied``, a
+No I/O, no clock. [`apply`][paygate.state.apply] takes a [`PaymentState`][paygate.state.PaymentState] and a [`PaymentEvent`][paygate.state.PaymentEvent]
+and returns a [`Step`][paygate.state.Step]: the next state and whether the event was ``applied``, a
 ``duplicate`` (no-op) or ``stale`` (an event that arrived late; the state never goes
-back). An impossible event raises :class:`~paygate.errors.InvalidTransition`.
+back). An impossible event raises [`InvalidTransition`][paygate.errors.InvalidTransition].
 
 Order comes from the provider's data, never from arrival. Three kinds of it:
 
 * **Ids.** A refund or dispute the state knows by its id (``PaymentEvent.ref``) is judged
-  by its own status first (:data:`REFUND_RULES`, :data:`DISPUTE_RULES`): the same news
+  by its own status first ([`REFUND_RULES`][paygate.state.REFUND_RULES], [`DISPUTE_RULES`][paygate.state.DISPUTE_RULES]): the same news
   twice is a duplicate, news older than what the state knows of it is stale. Only news
-  of a refund or dispute not seen before goes to :data:`TABLE`, by the payment's status.
+  of a refund or dispute not seen before goes to [`TABLE`][paygate.state.TABLE], by the payment's status.
 * **Provider time.** Before capture, a failed attempt can be retried (``failed`` →
   ``requires_action`` → ...), and a delivery can be late: an attempt event
   (``created``, ``action_required``, ``processing``, ``failed``) that is *older* by the
@@ -19,7 +19,7 @@ Order comes from the provider's data, never from arrival. Three kinds of it:
   failure wins. Where either time is unknown, the table alone decides.
 * **What an event proves.** A refund or dispute of a payment still shown unsettled
   proves the capture; a dispute decided before it was seen opened proves the opening.
-  Both are *implied*: they take effect first, and :attr:`Step.applied` lists them first.
+  Both are *implied*: they take effect first, and `Step.applied` lists them first.
 
 Rules the tables encode:
 
@@ -36,7 +36,7 @@ Rules the tables encode:
   answer) arriving later corrects it to the captured amount, telling nothing new;
 * ``canceled`` and ``charged_back`` are terminal.
 
-:attr:`Step.applied` lists the facts an applied step established, in causal order; it is
+`Step.applied` lists the facts an applied step established, in causal order; it is
 empty when an applied step only refined what the state knows (a newer provider time for
 the same status, an implied capture's amount confirmed): persist the state, tell nothing.
 """
@@ -76,6 +76,7 @@ __all__ = [
     "events_for_answer",
     "state_of",
     "to_mermaid",
+    "diagram_edges",
 ]
 
 
@@ -637,7 +638,7 @@ def event_for_status(
     """The event that brings a payment to ``status``, for syncing with a provider's answer.
 
     Refund statuses have no single event (refunds carry their own amounts): ``None``.
-    :func:`events_for_answer` is the whole sync (capture, refunds, disputes).
+    `events_for_answer` is the whole sync (capture, refunds, disputes).
     """
     trigger = _STATUS_TRIGGERS.get(status)
     if trigger is None:
@@ -715,7 +716,7 @@ def events_for_answer(
 
 def state_of(payment: Payment, *, at: float | None = None) -> PaymentState:
     """A state for a payment first seen through an API answer or an event (``at``: as
-    in :func:`events_for_answer`). Refunds the answer lists are counted by id; an
+    in `events_for_answer`). Refunds the answer lists are counted by id; an
     answer that lists none is taken by its amounts."""
     if payment.refunds:
         state = PaymentState(S.PENDING, payment.amount.amount)
@@ -745,9 +746,17 @@ def state_of(payment: Payment, *, at: float | None = None) -> PaymentState:
     )
 
 
-def to_mermaid() -> str:
-    """The transition tables as a Mermaid state diagram (the docs embed exactly this)."""
-    lines = ["stateDiagram-v2", "    [*] --> pending"]
+def diagram_edges() -> list[tuple[str, str, str]]:
+    """The transition tables as a diagram's edges: ``(status, next status, triggers)``.
+
+    One edge per pair of statuses, its label the triggers that move the payment along it
+    (comma-separated; a ``*`` marks a refund, refund failure or dispute reported for a
+    payment still shown unsettled, which implies the capture first). An edge from a status
+    to itself is news the payment records without moving. The docs draw these at build time
+    (the `state-diagram` fence on the state machine page); [`to_mermaid`][paygate.state.to_mermaid]
+    writes the same edges as Mermaid.
+    """
+    found: list[tuple[str, str, str]] = []
     dispute_sources = [st for st, row in TABLE.items() if row.get(T.DISPUTE_OPENED) is S.DISPUTED]
     for status, row in TABLE.items():
         edges: dict[str, list[str]] = {}
@@ -779,9 +788,14 @@ def to_mermaid() -> str:
             lost = edges.setdefault(S.CHARGED_BACK.value, [])
             if T.DISPUTE_LOST.value not in lost:
                 lost.append(T.DISPUTE_LOST.value)
-        lines.extend(
-            f"    {status.value} --> {target}: {', '.join(labels)}"
-            for target, labels in edges.items()
-        )
+        found.extend((status.value, target, ", ".join(labels)) for target, labels in edges.items())
+    return found
+
+
+def to_mermaid() -> str:
+    """The transition tables as a Mermaid state diagram (the same edges as
+    [`diagram_edges`][paygate.state.diagram_edges])."""
+    lines = ["stateDiagram-v2", "    [*] --> pending"]
+    lines.extend(f"    {source} --> {target}: {label}" for source, target, label in diagram_edges())
     lines.extend(f"    {terminal.value} --> [*]" for terminal in sorted(TERMINAL))
     return "\n".join(lines) + "\n"

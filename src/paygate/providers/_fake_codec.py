@@ -2,7 +2,7 @@
 
 The fake keeps every object as the JSON-shaped dict its API would return and its webhooks
 carry; these functions are the one place that turns such a dict into a model, used both for
-API answers and for :meth:`FakeProvider.parse_webhook`, so the two can never disagree.
+API answers and for `FakeProvider.parse_webhook`, so the two can never disagree.
 They raise ``KeyError``/``TypeError``/``ValueError`` (or a ``paygate.ValidationError``) on a
 malformed dict; the webhook parser turns those into ``MalformedPayload``.
 """

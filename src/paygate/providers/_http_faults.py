@@ -5,7 +5,7 @@ The rule it implements (docs/security.md, "Retries and faults"):
 * **Not sent** -- no connection, connect timeout, a full pool: ``ProviderUnavailable``,
   retryable; nothing can have happened at the provider.
 * **Sent, answer lost** -- reset or closed after the request went out, read timeout, a body
-  cut off mid-way, a 2xx whose body is not JSON: :class:`~paygate.errors.OutcomeUnknown`,
+  cut off mid-way, a 2xx whose body is not JSON: [`OutcomeUnknown`][paygate.errors.OutcomeUnknown],
   retryable with the same idempotency key; the provider may have charged.
 * **An answer that is not the provider's JSON** -- classified by its status alone: 5xx
   ``ProviderUnavailable`` and 429 ``RateLimited`` (retryable), 408 like a network failure,
@@ -132,7 +132,7 @@ def requests_failure(provider: str, name: str, what: str, exc: BaseException) ->
 
 
 def httpx_failure(provider: str, name: str, what: str, exc: BaseException) -> ProviderError:
-    """The paygate error for an exception of ``httpx`` (see :func:`requests_failure`)."""
+    """The paygate error for an exception of ``httpx`` (see `requests_failure`)."""
     import httpx
 
     not_sent = (

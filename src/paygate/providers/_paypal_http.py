@@ -7,7 +7,7 @@ deprecated v1 Payments API, so the adapter calls the current REST paths through
 ``tests/test_paypal_http.py``:
 
 1. ``Api.request`` turns a 400 into a *returned* ``{"error": ...}`` dict instead of raising,
-   so a refused request would read like a success. :meth:`_PayGateApi.request` lets the
+   so a refused request would read like a success. `_PayGateApi.request` lets the
    ``BadRequest`` propagate and it is translated into ``InvalidRequest``.
 2. ``Api.request`` re-sends the request after any 401 with a fresh token, recursively, with
    no bound (a revoked credential recurses until ``RecursionError``). Here a 401 re-sends
@@ -15,8 +15,8 @@ deprecated v1 Payments API, so the adapter calls the current REST paths through
    on a freshly fetched token is an ``AuthenticationError`` at once.
 3. ``Api.http_call`` logs request headers (``Authorization: Bearer …`` and, for the token
    call, ``Basic base64(client_id:client_secret)``) and response bodies (the access token)
-   at DEBUG whenever the mode is not ``live``. :meth:`_PayGateApi.http_call` replaces it and
-   logs only method, path, status and PayPal's debug id; :func:`install_sdk_log_guard` also
+   at DEBUG whenever the mode is not ``live``. `_PayGateApi.http_call` replaces it and
+   logs only method, path, status and PayPal's debug id; `install_sdk_log_guard` also
    drops the SDK logger's DEBUG records, should anything else in the process call the SDK.
 """
 
@@ -37,7 +37,12 @@ from paygate._retry import attempt_timeout
 from paygate.errors import ProviderError
 from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 
-__all__ = ["ErrorTranslator", "PayPalTransport", "install_sdk_log_guard"]
+__all__ = [
+    "ErrorTranslator",
+    "PayPalTransport",
+    "error_answer",
+    "install_sdk_log_guard",
+]
 
 log = logging.getLogger("paygate.providers.paypal")
 
@@ -63,6 +68,28 @@ def install_sdk_log_guard() -> None:
     sdk_logger = logging.getLogger(_SDK_LOGGER)
     if _GUARD not in sdk_logger.filters:
         sdk_logger.addFilter(_GUARD)
+
+
+def error_answer(
+    status: int, headers: Mapping[str, str], content: Any, what: str, translate: ErrorTranslator
+) -> ProviderError:
+    """The paygate error for a PayPal answer that is not a success (both transports)."""
+    debug_id = headers.get("PayPal-Debug-Id")
+    try:
+        parsed = json.loads(content) if content else None
+    except (TypeError, ValueError):
+        parsed = None
+    wait = retry_after_from(headers)
+    if not isinstance(parsed, dict):
+        # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
+        # and no 4xx but 429 is retried
+        return unexpected_response(
+            "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
+            not_json=parsed is None,
+        )  # fmt: skip
+    error = translate(status, parsed, debug_id)
+    error.retry_after = wait
+    return error
 
 
 class _PayGateApi(paypalrestsdk.Api):  # type: ignore[misc]  # untyped SDK base class
@@ -194,19 +221,5 @@ class PayPalTransport:
         response = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
         response_headers = getattr(response, "headers", None) or {}
-        debug_id = response_headers.get("PayPal-Debug-Id")
-        try:
-            parsed = json.loads(exc.content) if exc.content else None
-        except (TypeError, ValueError):
-            parsed = None
-        wait = retry_after_from(response_headers)
-        if not isinstance(parsed, dict):
-            # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
-            # and no 4xx but 429 is retried
-            raise unexpected_response(
-                "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
-                not_json=parsed is None,
-            ) from None  # fmt: skip
-        error = self._translate(status, parsed, debug_id)
-        error.retry_after = wait
+        error = error_answer(status, response_headers, exc.content, what, self._translate)
         raise error from None

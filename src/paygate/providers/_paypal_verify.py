@@ -103,7 +103,7 @@ def read_headers(headers: Mapping[str, str]) -> WebhookHeaders:
     """PayPal's five signature headers, matched case-insensitively; all are required.
 
     Names and values may be ``str`` or ``bytes``; a value that is not ASCII text (a lone
-    surrogate, say) is an :class:`InvalidSignature`.
+    surrogate, say) is an [`InvalidSignature`][paygate.errors.InvalidSignature].
     """
     found = {
         _HEADER_NAMES[name]: value.strip()

@@ -1,20 +1,20 @@
 """An in-memory Square API behind an ``httpx.MockTransport``, for tests and benchmarks.
 
-Like the fake provider, but one level down: the real :class:`~paygate.providers.square.
-SquareProvider` and the real ``squareup`` SDK run unchanged, and only the HTTP transport is
-replaced. It keeps payments, refunds, orders, payment links, customers, subscriptions,
-invoices and disputes in dicts, honours idempotency keys the way Square does (same key and
-same body: the first answer again; same key, another body: ``IDEMPOTENCY_KEY_REUSED``), and
-builds webhook deliveries signed exactly as Square signs them.
+Like the fake provider, but one level down: the real
+[`SquareProvider`][paygate.providers.square.SquareProvider] and the real ``squareup`` SDK run
+unchanged, and only the HTTP transport is replaced. It keeps payments, refunds, orders, payment
+links, customers, subscriptions, invoices and disputes in dicts, honours idempotency keys the
+way Square does (same key and same body: the first answer again; same key, another body:
+``IDEMPOTENCY_KEY_REUSED``), and builds webhook deliveries signed exactly as Square signs them.
 
-The same model is the sandbox's Square face (:mod:`paygate.sandbox.square`): there
-:meth:`SquareMockAPI.dispatch` answers requests without httpx, ``tables`` keeps the
+The same model is the sandbox's Square face (`paygate.sandbox.square`): there
+`SquareMockAPI.dispatch` answers requests without httpx, ``tables`` keeps the
 objects in the sandbox's persisted records, ``clock`` dates them, and
 ``event_listeners`` hand each event to the sandbox's webhook delivery.
 
 Outcomes are scripted by the ``source_id``, after Square's sandbox test nonces
 (``cnon:card-nonce-ok`` succeeds, ``cnon:card-nonce-declined`` is a ``GENERIC_DECLINE``...),
-and by :meth:`SquareMockAPI.fail_next` for transport-level failures.
+and by `SquareMockAPI.fail_next` for transport-level failures.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ class SquareMockAPI:
         reproducible); ``tables(kind)`` gives the dict each kind of object lives in (the
         sandbox passes its persisted records; default: fresh dicts); ``checkout_url`` is
         where payment links point (default: ``https://square.link/u/``); ``record_calls``
-        and ``keep_deliveries`` off stop :attr:`calls` and :meth:`take_webhooks` from
-        growing in a long-running server (events still go to :attr:`event_listeners`)."""
+        and ``keep_deliveries`` off stop `calls` and `take_webhooks` from
+        growing in a long-running server (events still go to `event_listeners`)."""
         table = tables or (lambda kind: {})
         self.webhook_signature_key = webhook_signature_key
         self.webhook_url = webhook_url
@@ -230,7 +230,7 @@ class SquareMockAPI:
         authorization: str,
     ) -> tuple[int, Any, dict[str, str]]:
         """One API request → (HTTP status, JSON answer, headers), without any transport:
-        what :meth:`handle` (httpx) and the sandbox's HTTP server both call."""
+        what `handle` (httpx) and the sandbox's HTTP server both call."""
         self._query = query
         if self._failures:
             failure = self._failures.pop(0)
@@ -598,8 +598,8 @@ class SquareMockAPI:
         """The customer pays on Square's page: a COMPLETED payment for the link's order.
 
         Returns the redirect query Square appends to the link's redirect URL. A declining
-        ``source_id`` (see :data:`DECLINING_SOURCES`) records a FAILED payment, which is
-        reported (``payment.created``), and raises :class:`LinkPaymentDeclined`: the page
+        ``source_id`` (see `DECLINING_SOURCES`) records a FAILED payment, which is
+        reported (``payment.created``), and raises `LinkPaymentDeclined`: the page
         says so and the customer may try another card, as on Square's page.
         """
         link = self.links[link_id]
@@ -844,7 +844,7 @@ class SquareMockAPI:
         payout_type: str = "BATCH",
         location_id: str = "LOC1",
     ) -> dict[str, Any]:
-        """Seed a payout (add its entries with :meth:`add_payout_entry`)."""
+        """Seed a payout (add its entries with `add_payout_entry`)."""
         payout: dict[str, Any] = {
             "id": f"po_{self._id('')}",
             "status": status,

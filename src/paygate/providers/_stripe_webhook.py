@@ -29,7 +29,8 @@ _SCHEME = "v1"
 
 def find_signature_header(headers: Mapping[str, str]) -> str | None:
     """The ``Stripe-Signature`` value, header names matched case-insensitively (``str`` or
-    ``bytes``; a value that is not ASCII text is an :class:`InvalidSignature`)."""
+    ``bytes``; a value that is not ASCII text is an
+    [`InvalidSignature`][paygate.errors.InvalidSignature])."""
     return find_header(headers, SIGNATURE_HEADER)
 
 

@@ -4,7 +4,8 @@ It is not a mock: it keeps payments, refunds, customers, subscriptions, invoices
 and checkout sessions as its own records, enforces the same rules a real provider does
 (idempotency keys, capture and refund limits, typed errors) and reports every state change
 as a webhook delivery signed with its own timestamped HMAC scheme, which
-:meth:`FakeProvider.parse_webhook` verifies like any real provider's.
+[`FakeProvider.parse_webhook`][paygate.providers.fake.FakeProvider.parse_webhook] verifies like any
+real provider's.
 
 Outcomes are scripted by the payment method token (see ``TOKEN_OUTCOMES`` below):
 
@@ -15,20 +16,24 @@ Outcomes are scripted by the payment method token (see ``TOKEN_OUTCOMES`` below)
 ``tok_expired_card``        raises ``CardDeclined`` (``expired_card``)
 ``tok_incorrect_cvc``       raises ``CardDeclined`` (``incorrect_cvc``)
 ``tok_processing_error``    raises ``CardDeclined`` (``processing_error``)
-``tok_3ds``                 ``requires_action`` until :meth:`FakeProvider.authenticate`
-``tok_processing``          ``processing`` until :meth:`FakeProvider.settle`
-``tok_dispute``             succeeds, then a dispute opens (``dispute.opened``)
-``tok_refund_pending``      succeeds; its refunds stay ``pending`` until
-                            :meth:`FakeProvider.settle_refund` (or ``fail_refund``)
-``None``                    ``pending`` (no method yet; :meth:`FakeProvider.confirm_payment`)
+``tok_3ds``                 ``requires_action`` until
+[`FakeProvider.authenticate`][paygate.providers.fake.FakeProvider.authenticate] ``tok_processing``
+``processing`` until [`FakeProvider.settle`][paygate.providers.fake.FakeProvider.settle]
+``tok_dispute`` succeeds, then a dispute opens (``dispute.opened``) ``tok_refund_pending``
+succeeds; its refunds stay ``pending`` until
+                            [`FakeProvider.settle_refund`][paygate.providers.fake.FakeProvider.settle_refund]
+                            (or ``fail_refund``)
+``None``                    ``pending`` (no method yet;
+[`FakeProvider.confirm_payment`][paygate.providers.fake.FakeProvider.confirm_payment])
 =========================  ==========================================================
 
-Any refund can later fail with :meth:`FakeProvider.fail_refund` (a pending one, or one that
-succeeded: its amount comes back to the payment), each step with its signed webhook
-(``refund.succeeded``, ``refund.failed``). :meth:`FakeProvider.get_payment` lists the
-payment's refunds in ``Payment.refunds``; payment webhooks do not carry them.
+Any refund can later fail with
+[`FakeProvider.fail_refund`][paygate.providers.fake.FakeProvider.fail_refund] (a pending one, or one
+that succeeded: its amount comes back to the payment), each step with its signed webhook
+(``refund.succeeded``, ``refund.failed``). `FakeProvider.get_payment` lists the payment's refunds in
+``Payment.refunds``; payment webhooks do not carry them.
 
-A declined ``create_payment`` raises :class:`~paygate.errors.CardDeclined` *and* keeps the
+A declined ``create_payment`` raises [`CardDeclined`][paygate.errors.CardDeclined] *and* keeps the
 failed payment (as Stripe keeps the PaymentIntent), emitting ``payment.failed``; the failed
 payment's id is on the exception as ``payment_id``. The same idempotency key replays the
 same answer (the same ``Payment`` snapshot, or the same decline) and charges nothing again.
@@ -95,6 +100,22 @@ __all__ = [
     "FakeSettings",
 ]
 
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._fake_async import AsyncFakeProvider as AsyncFakeProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncFakeProvider":
+        from paygate.providers._fake_async import AsyncFakeProvider
+
+        return AsyncFakeProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # -- mapping tables --------------------------------------------------------------------------
 
 Outcome = Literal["succeed", "decline", "require_action", "processing", "dispute", "refund_pending"]
@@ -129,7 +150,8 @@ DECLINES: Final[Mapping[str, tuple[str, str]]] = {
 
 #: the price id whose invoices always fail (any other ``price_*`` id is a valid price)
 DECLINED_PRICE: Final = "price_declined"
-#: what a ``price_*`` id costs per period unless :meth:`FakeProvider.define_price` says else
+#: what a ``price_*`` id costs per period unless
+#: [`FakeProvider.define_price`][paygate.providers.fake.FakeProvider.define_price] says else
 DEFAULT_PRICE: Final = Money(1000, "USD")
 
 #: the fake's event types are paygate's own vocabulary, one for one
@@ -873,7 +895,8 @@ class FakeProvider(BaseProvider):
     def confirm_payment(self, payment_id: str, payment_method: str = "tok_visa") -> Payment:
         """Attach a method to a ``pending`` or ``failed`` payment and run its outcome.
 
-        Raises :class:`CardDeclined` for a declining token (after recording the failure).
+        Raises [`CardDeclined`][paygate.errors.CardDeclined] for a declining token (after recording
+        the failure).
         """
         with self._lock:
             record = self._get("payment", payment_id)
@@ -1100,12 +1123,13 @@ class FakeProvider(BaseProvider):
         Payment mode: the session's payment is created (or, after a decline, retried on the
         same payment, as Stripe retries one PaymentIntent) and the session completes with
         ``checkout.completed`` once the payment succeeded, was authorized or is processing.
-        A declining token raises :class:`CardDeclined` and leaves the session open; with
-        ``tok_3ds`` the session completes when :meth:`authenticate` succeeds.
+        A declining token raises [`CardDeclined`][paygate.errors.CardDeclined] and leaves the
+        session open; with ``tok_3ds`` the session completes when
+        [`authenticate`][paygate.providers.fake.FakeProvider.authenticate] succeeds.
 
-        Subscription mode: a declining token raises :class:`CardDeclined` before anything is
-        created; any other token starts the subscription (creating a customer if the session
-        has none) with its first invoice paid.
+        Subscription mode: a declining token raises [`CardDeclined`][paygate.errors.CardDeclined]
+        before anything is created; any other token starts the subscription (creating a customer if
+        the session has none) with its first invoice paid.
         """
         with self._lock:
             session = self._session(session_id)
@@ -1466,7 +1490,7 @@ class FakeProvider(BaseProvider):
         """The customer pays an open (or draft) invoice: ``invoice.paid``.
 
         A declining token records the failed attempt, emits ``invoice.payment_failed`` and
-        raises :class:`CardDeclined`; the invoice stays open.
+        raises [`CardDeclined`][paygate.errors.CardDeclined]; the invoice stays open.
         """
         with self._lock:
             invoice = self._get("invoice", invoice_id)
@@ -1556,7 +1580,7 @@ class FakeProvider(BaseProvider):
     # -- persistence (used by ``paygate sandbox --store sqlite:///...``) -------------------------
 
     def export_state(self) -> JSON:
-        """The engine's records as JSON-ready data, for :meth:`restore_state` in a new process.
+        """The engine's records as JSON-ready data, for `restore_state` in a new process.
 
         Idempotency answers, scripted failures and call counts are not included: a restored
         engine starts with none (the sandbox keeps its own wire-level idempotency records).
@@ -1571,7 +1595,7 @@ class FakeProvider(BaseProvider):
             }
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
-        """Replace the engine's records with ones from :meth:`export_state`."""
+        """Replace the engine's records with ones from `export_state`."""
         with self._lock:
             self._objects = codec.snapshot(dict(state["objects"]))
             self._prices = {k: Money(v[0], v[1]) for k, v in state["prices"].items()}
@@ -1582,7 +1606,8 @@ class FakeProvider(BaseProvider):
 
 
 def _parse_event(event: Any) -> WebhookEvent:
-    """A verified event dict → :class:`WebhookEvent`; wrong shapes are ``MalformedPayload``."""
+    """A verified event dict → [`WebhookEvent`][paygate.models.WebhookEvent]; wrong shapes are
+    ``MalformedPayload``."""
     if not isinstance(event, dict):
         raise MalformedPayload("webhook body is not a JSON object")
     event_id, type_name, created = event.get("id"), event.get("type"), event.get("created")

@@ -1,12 +1,12 @@
 """Reconciliation: the shop's books against each provider's records, order by order.
 
-::
+```python
+from paygate.reconcile import reconcile, OrdersCSV, StripeReportCSV
 
-    from paygate.reconcile import reconcile, OrdersCSV, StripeReportCSV
-
-    report = reconcile(OrdersCSV("orders.csv"), StripeReportCSV("balance.csv"), now=now)
-    for line in report.lines:
-        print(line.case, line.order_id, line.action, line.amount)
+report = reconcile(OrdersCSV("orders.csv"), StripeReportCSV("balance.csv"), now=now)
+for line in report.lines:
+    print(line.case, line.order_id, line.action, line.amount)
+```
 
 Both sides stream: readers never hold a whole file, and the engine holds one side as a
 compact dict. See ``docs/reconciliation.md``.
@@ -87,7 +87,8 @@ __all__ = [
 
 
 class _CallableModule(types.ModuleType):
-    """Lets ``paygate.reconcile(internal, provider, ...)`` run :func:`reconcile`.
+    """Lets ``paygate.reconcile(internal, provider, ...)`` run
+    [`reconcile`][paygate.reconcile.reconcile].
 
     ``paygate.reconcile`` is this subpackage, so the function cannot also live under that
     name in ``paygate``'s namespace (importing the subpackage would replace it). Making the

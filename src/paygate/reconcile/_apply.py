@@ -9,11 +9,12 @@ once the first refund is known. Everything else (mark paid, cancel, record) belo
 shop's order system: it is handed to ``on_action(line)``, or listed as skipped.
 
 Every action carried out is also recorded in the gateway's store, as an idempotency record
-(:class:`~paygate.stores.OperationRecord`) under ``reconcile:<run>:<order>:<action>``
+([`OperationRecord`][paygate.stores.OperationRecord]) under ``reconcile:<run>:<order>:<action>``
 (``...:refund:<payment>`` for refunds), written *pending* before the action and finished
 succeeded/failed after it. A re-run of the same run skips what is recorded as done
 (``already_done``, no ``on_action`` call, no refund request) and tries again what failed
-or never finished. :func:`applied_actions` reads a run's records back.
+or never finished. [`applied_actions`][paygate.reconcile.applied_actions] reads a run's records
+back.
 """
 
 from __future__ import annotations

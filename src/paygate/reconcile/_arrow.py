@@ -251,7 +251,7 @@ def minor_units(arrow: Arrow, texts: Any, exponent: int, scalar: Callable[[str],
 
 def int64_units(arrow: Arrow, texts: Any, exponent: int) -> Any | None:
     """The amounts as an Arrow int64 array of minor units when every value has the common
-    shape and fits (see :func:`minor_units`), else None. Exact: digits read as integers."""
+    shape and fits (see `minor_units`), else None. Exact: digits read as integers."""
     pa, pc = arrow.pa, arrow.pc
     if not pc.all(pc.match_substring_regex(texts, _SHAPES[exponent])).as_py():
         return None

@@ -1,8 +1,8 @@
 """Base classes of the readers: open once, check the file type up front, stream rows.
 
-Every reader is an iterable of public records (:class:`OrderRecord` /
-:class:`ProviderRecord`) and also offers ``iter_compact()``, the tuples the engine consumes
-without building a dataclass per row. Both come from the same parsing code.
+Every reader is an iterable of public records ([`OrderRecord`][paygate.reconcile.OrderRecord] /
+[`ProviderRecord`][paygate.reconcile.ProviderRecord]) and also offers ``iter_compact()``, the tuples
+the engine consumes without building a dataclass per row. Both come from the same parsing code.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ Source = str | Path | IO[str]
 def adapter_and_retry(provider: Any, retry: Any) -> tuple[Any, RetryPolicy | None]:
     """The adapter behind ``provider`` and the retry policy of its page requests.
 
-    ``provider`` is an adapter or a :class:`paygate.Gateway` (anything with ``.provider``:
-    its adapter). The policy is ``retry`` when given; else a Gateway's own (``.retry``);
-    else None: a bare adapter's pages are not retried unless ``retry=`` says so.
+    ``provider`` is an adapter or a [`paygate.Gateway`][paygate.gateway.Gateway] (anything with
+    ``.provider``: its adapter). The policy is ``retry`` when given; else a Gateway's own
+    (``.retry``); else None: a bare adapter's pages are not retried unless ``retry=`` says so.
     """
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ValidationError(

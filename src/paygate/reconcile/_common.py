@@ -30,12 +30,13 @@ from paygate.reconcile._model import (
 _POW10: list[int] = [10**n for n in range(10)]
 
 
-#: The engine's compact form of an :class:`OrderRecord`: (order_id, amount in minor units,
+#: The engine's compact form of an [`OrderRecord`][paygate.reconcile.OrderRecord]: (order_id, amount
+#: in minor units,
 #: currency, status, created_at as unix seconds or None, known refunded minor units or None).
 #: Plain tuples, not NamedTuples: building them is the inner loop of a million-row run.
 InternalRow = tuple[str, int, str, OrderStatus, "float | None", "int | None"]
 
-#: The engine's compact form of a :class:`ProviderRecord`: (order_id, kind, status,
+#: The engine's compact form of a `ProviderRecord`: (order_id, kind, status,
 #: amount magnitude, currency, fee, net, record_id, payment_id, occurred_at unix seconds).
 ProviderRow = tuple[
     "str | None", RecordKind, RecordStatus, int, str, int, int, str, "str | None", "float | None"
@@ -107,7 +108,7 @@ class AmountCache:
         self._by_currency: dict[str, dict[str, int]] = {}
 
     def table(self, currency: str) -> dict[str, int]:
-        """The cache of one currency (look up there first, call :meth:`miss` on None)."""
+        """The cache of one currency (look up there first, call `miss` on None)."""
         table = self._by_currency.get(currency)
         if table is None:
             table = self._by_currency[currency] = {}

@@ -6,7 +6,7 @@ flag packed into one int64 (``codes``) and one byte saying what the provider sid
 far (``marks``): about 100 bytes an order with its key, where a tuple of fields or a
 dataclass would be 200-300. The provider side streams past it. The common case - one
 successful payment of exactly the order's amount - only marks the order ``matched``;
-anything else promotes it to an :class:`_OrderState` that collects its records. At the end
+anything else promotes it to an `_OrderState` that collects its records. At the end
 one sweep classifies every order and the leftovers are orphans or missing.
 
 Why positions: a batch of records is then one dict probe per record (``map(dict.get)``),
@@ -231,9 +231,10 @@ def reconcile(
 ) -> ReconciliationReport:
     """Compare the shop's orders with a provider's records, order by order.
 
-    ``internal`` is an iterable of :class:`OrderRecord` (or a reader such as
-    :class:`OrdersCSV` / :func:`orders_from_store`); ``provider`` an iterable of
-    :class:`ProviderRecord` (or a provider reader). Both are read once, streaming.
+    ``internal`` is an iterable of [`OrderRecord`][paygate.reconcile.OrderRecord] (or a reader such
+    as `OrdersCSV` / `orders_from_store`); ``provider`` an iterable of
+    [`ProviderRecord`][paygate.reconcile.ProviderRecord] (or a provider reader). Both are read once,
+    streaming.
 
     ``now`` (timezone-aware) is when the run happens: orders created less than
     ``policy.grace`` before it and without a provider record are ``awaiting``, not
@@ -241,12 +242,13 @@ def reconcile(
     created, and records dated, in ``[since, until)`` (rows without a date are kept).
 
     Dry-run by default. ``apply=True`` carries out the proposed actions through
-    ``gateway`` (a :class:`paygate.Gateway`): refunds with idempotency keys derived from
-    ``run_id`` and the order, so re-running the same run never refunds twice; non-money
-    actions (mark paid, cancel, record) go to ``on_action(line)`` when given. Each
-    action is recorded in ``gateway.store``; re-running the same ``run_id`` skips what it
-    already did (``already_done``) and retries what failed or never finished
-    (:func:`paygate.reconcile.applied_actions` reads the records back).
+    ``gateway`` (a [`paygate.Gateway`][paygate.gateway.Gateway]): refunds with idempotency keys
+    derived from ``run_id`` and the order, so re-running the same run never refunds twice; non-money
+    actions (mark paid, cancel, record) go to ``on_action(line)`` when given. Each action is
+    recorded in ``gateway.store``; re-running the same ``run_id`` skips what it already did
+    (``already_done``) and retries what failed or never finished
+    ([`paygate.reconcile.applied_actions`][paygate.reconcile.applied_actions] reads the records
+    back).
     """
     policy = policy or Policy()
     if not isinstance(policy, Policy):

@@ -1,12 +1,12 @@
 """The provider's records read through its adapter: the API, not a downloaded report.
 
-::
+```python
+records = records_from_provider(gateway, since=start, until=end)
+report = reconcile(books, records, now=now)
+```
 
-    records = records_from_provider(gateway, since=start, until=end)
-    report = reconcile(books, records, now=now)
-
-:data:`API_READERS` says, per provider name, which adapter method lists the records and
-which reader turns them into :class:`ProviderRecord`\\ s. Adding a provider is one entry.
+`API_READERS` says, per provider name, which adapter method lists the records and
+which reader turns them into `ProviderRecord` objects. Adding a provider is one entry.
 """
 
 from __future__ import annotations
@@ -69,21 +69,24 @@ def records_from_provider(
     **options: Any,
 ) -> Any:
     """The streaming reader of ``provider``'s records in ``[since, until)``, fetched through
-    the adapter (a provider instance, or a :class:`paygate.Gateway`: its ``.provider``).
+    the adapter (a provider instance, or a [`paygate.Gateway`][paygate.gateway.Gateway]: its
+    ``.provider``).
 
-    Stripe: :class:`StripeBalanceTransactions` over ``iter_balance_transactions``; PayPal
-    (``since`` and ``until`` required): :class:`PayPalTransactionSearch` over
-    ``iter_transaction_pages``; Square: :class:`SquarePayments` over
-    ``iter_payment_pages``. ``page_size=`` goes to the adapter, other options to the
-    reader. Nothing is requested until the reader is iterated.
+    Stripe: [`StripeBalanceTransactions`][paygate.reconcile.StripeBalanceTransactions] over
+    ``iter_balance_transactions``; PayPal (``since`` and ``until`` required):
+    [`PayPalTransactionSearch`][paygate.reconcile.PayPalTransactionSearch] over
+    ``iter_transaction_pages``; Square: [`SquarePayments`][paygate.reconcile.SquarePayments] over
+    ``iter_payment_pages``. ``page_size=`` goes to the adapter, other options to the reader. Nothing
+    is requested until the reader is iterated.
 
     ``payouts=True`` reads the payouts' entries instead of the payments (Square:
-    :func:`square_records` with ``payouts=True``; ``lookback=`` goes to it).
+    [`square_records`][paygate.reconcile.square_records] with ``payouts=True``; ``lookback=`` goes
+    to it).
 
     Retries: each page request (a GET, safe to repeat) goes through ``retry`` (a
-    :class:`paygate.RetryPolicy`); a retryable error (network, 5xx, 429) repeats that
-    page's request only, with the same cursor/page/window, and nothing read is read twice.
-    Left out (``None``): a Gateway's own policy (``gateway.retry``, as for its payment
+    [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]); a retryable error (network, 5xx, 429)
+    repeats that page's request only, with the same cursor/page/window, and nothing read is read
+    twice. Left out (``None``): a Gateway's own policy (``gateway.retry``, as for its payment
     calls); a bare adapter: no retry. To turn retries off with a Gateway, pass
     ``RetryPolicy(attempts=1)``.
     """

@@ -1,8 +1,9 @@
 """The reconciliation vocabulary: records on each side, cases, actions, policy, report.
 
 Pure data, no I/O and no clock reads. The readers turn provider files into
-:class:`ProviderRecord` objects (or, on their fast path, into the compact tuples the engine
-consumes); the engine turns both sides into a :class:`ReconciliationReport`.
+[`ProviderRecord`][paygate.reconcile.ProviderRecord] objects (or, on their fast path, into the
+compact tuples the engine consumes); the engine turns both sides into a
+[`ReconciliationReport`][paygate.reconcile.ReconciliationReport].
 """
 
 from __future__ import annotations
@@ -292,7 +293,7 @@ class Policy:
     """What to propose (and, with ``apply=True``, do) for each actionable case.
 
     ``grace`` is how long an order may go without a provider record before it is
-    ``missing``; it is measured against the ``now`` passed to :func:`reconcile`.
+    ``missing``; it is measured against the ``now`` passed to `reconcile`.
     """
 
     unpaid_order_charged: Literal["refund", "mark_paid", "investigate"] = "refund"
@@ -396,11 +397,11 @@ class AppliedAction:
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
-    """What the store remembers of one action of one run (:func:`applied_actions`).
+    """What the store remembers of one action of one run (`applied_actions`).
 
     ``outcome`` is ``"pending"`` while the action runs, and stays so if the run died
     before it finished: the next run with the same id carries the action out again.
-    ``idempotency_key`` is the refund's key (:func:`refund_key`) for refunds, the
+    ``idempotency_key`` is the refund's key (`refund_key`) for refunds, the
     action's own key otherwise. Times are Unix seconds from the gateway's clock.
     """
 
@@ -429,8 +430,8 @@ class ReconciliationReport:
     """Counts and money totals per case and currency, the itemized lines, the bad rows.
 
     ``counts[case]`` counts orders (orphans: records); ``totals[case][currency]`` sums
-    each line's :attr:`ReconciliationLine.amount` (the order amount for ``matched``);
-    ``fees``/``net`` sum every provider record read, per currency.
+    each line's [`ReconciliationLine.amount`][paygate.reconcile.ReconciliationLine.amount] (the
+    order amount for ``matched``); ``fees``/``net`` sum every provider record read, per currency.
     """
 
     provider: str

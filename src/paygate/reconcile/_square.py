@@ -183,7 +183,8 @@ class SquarePayments(ProviderObjects):
 
 class SquarePayoutEntries(ProviderObjects):
     """ListPayoutEntries response pages (dicts, or paths to JSON files), or bare PayoutEntry
-    dicts; e.g. :meth:`SquareProvider.iter_payout_entry_pages`.
+    dicts; e.g.
+    [`SquareProvider.iter_payout_entry_pages`][paygate.providers.square.SquareProvider.iter_payout_entry_pages].
 
     ``order_of`` resolves a payment id to paygate's order id: a mapping (e.g. built from
     ListPayments pages' ``reference_id``) or a function (e.g. a store lookup); without
@@ -359,29 +360,31 @@ def square_records(
     retry: RetryPolicy | None = None,
 ) -> SquarePayments | SquarePayoutEntries:
     """Square's records for ``[since, until)`` straight from the adapter, as a streaming
-    provider reader for :func:`~paygate.reconcile.reconcile`.
+    provider reader for [`reconcile`][paygate.reconcile.reconcile].
 
     ``payouts=False``: the payments created in the window (ListPayments, one page of up to
-    100 held at a time) through :class:`SquarePayments`: what was charged, whether paid
-    out yet or not.
+    100 held at a time) through [`SquarePayments`][paygate.reconcile.SquarePayments]: what was
+    charged, whether paid out yet or not.
 
     ``payouts=True``: the entries of the payouts created in the window (ListPayouts, then
-    ListPayoutEntries of each) through :class:`SquarePayoutEntries`: the money that
-    actually moved, with Square's fees. Entries carry no order id, so at the first entry
-    the payments created in ``[since - lookback, until)`` are listed (a payout pays out
-    charges made before it) and **held in memory as one dict payment id -> order id**
-    (``reference_id``, or the payment link's ``paygate-order:`` note) for the reader's
-    life: about 200 bytes a payment. An entry whose payment is not in it (older than the
-    lookback, or taken outside paygate) has no order id: an orphan in the report.
+    ListPayoutEntries of each) through
+    [`SquarePayoutEntries`][paygate.reconcile.SquarePayoutEntries]: the money that actually moved,
+    with Square's fees. Entries carry no order id, so at the first entry the payments created in
+    ``[since - lookback, until)`` are listed (a payout pays out charges made before it) and **held
+    in memory as one dict payment id -> order id** (``reference_id``, or the payment link's
+    ``paygate-order:`` note) for the reader's life: about 200 bytes a payment. An entry whose
+    payment is not in it (older than the lookback, or taken outside paygate) has no order id: an
+    orphan in the report.
 
     ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError``
     naming it, raised here, before any request). Each iteration of the reader lists again.
 
-    ``provider`` is the adapter or a :class:`paygate.Gateway` (its adapter). Each page
-    request goes through ``retry`` (a :class:`paygate.RetryPolicy`): a retryable error
-    (network, 5xx, 429) repeats that page's request, with the same cursor. Left out, a
-    Gateway's own policy (``gateway.retry``) is used; a bare adapter's pages are not
-    retried. To turn retries off with a Gateway, pass ``RetryPolicy(attempts=1)``.
+    ``provider`` is the adapter or a [`paygate.Gateway`][paygate.gateway.Gateway] (its adapter).
+    Each page request goes through ``retry`` (a
+    [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]): a retryable error (network, 5xx, 429)
+    repeats that page's request, with the same cursor. Left out, a Gateway's own policy
+    (``gateway.retry``) is used; a bare adapter's pages are not retried. To turn retries off with a
+    Gateway, pass ``RetryPolicy(attempts=1)``.
     """
     adapter, policy = adapter_and_retry(provider, retry)
     square: SquareProvider = adapter

@@ -1,8 +1,8 @@
 """The internal side from a paygate store: one order per order id, from its payments.
 
-Every :class:`paygate.stores.Store` streams its payments with ``iter_payments()``; this
-adapter asks only for that one method (:class:`PaymentSource`), yielding
-``PaymentRecord``\\ s or ``Payment``\\ s, so any other source of payments can stand in.
+Every [`paygate.stores.Store`][paygate.stores.Store] streams its payments with ``iter_payments()``;
+this adapter asks only for that one method (`PaymentSource`), yielding ``PaymentRecord`` objects or
+``Payment`` objects, so any other source of payments can stand in.
 """
 
 from __future__ import annotations

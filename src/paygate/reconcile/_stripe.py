@@ -420,7 +420,7 @@ class StripeReportCSV(ProviderReader):
 class StripeBalanceTransactions(ProviderObjects):
     """Balance Transaction objects from the API (``stripe.BalanceTransaction.list``).
 
-    Pass the objects (dicts or ``StripeObject``\\ s, e.g. ``auto_paging_iter()``) listed
+    Pass the objects (dicts or ``StripeObject`` objects, e.g. ``auto_paging_iter()``) listed
     with ``expand=["data.source"]`` so each carries its source's metadata: the order id is
     read from ``source.metadata[order_key]`` (refunds and disputes: from the charge's
     metadata when expanded as ``source.charge``). Amounts there are minor units already.

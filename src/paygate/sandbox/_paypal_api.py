@@ -1,5 +1,5 @@
 """The PayPal face's endpoints, renderers (engine records → PayPal JSON) and event
-translation. See :mod:`paygate.sandbox.paypal` for the overview."""
+translation. See `paygate.sandbox.paypal` for the overview."""
 
 from __future__ import annotations
 

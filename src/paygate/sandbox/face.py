@@ -69,7 +69,7 @@ class ProviderFace:
         return self.sandbox.bus.emit(self.name, payload, event_id=event_id, type=type)
 
     def trigger_types(self) -> list[str]:
-        """The event types :meth:`trigger` can fire."""
+        """The event types `trigger` can fire."""
         return []
 
     def trigger(self, event_type: str) -> list[str]:

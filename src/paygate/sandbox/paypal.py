@@ -17,7 +17,7 @@ PayPal's five ``PAYPAL-*`` signature headers (SHA256withRSA over
 ``transmission_id|time|webhook_id|crc32(body)``).
 
 Outcomes on the approval page (or a ``vault_id`` naming them, charged at once):
-:data:`FUNDING` maps each choice to the engine's scripted token.
+`FUNDING` maps each choice to the engine's scripted token.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ _DISPUTE_REASONS: Final[Mapping[str, str]] = {
     "duplicate": "DUPLICATE_TRANSACTION",
 }
 
-#: the plan price when no plan was defined with :meth:`PayPalFace.define_plan`
+#: the plan price when no plan was defined with `PayPalFace.define_plan`
 DEFAULT_PLAN_PRICE: Final = Money(1000, "USD")
 _CERT_NAME: Final = "CERT-paygate-sandbox"
 
@@ -474,7 +474,7 @@ class PayPalFace(ProviderFace):
             return _paypal_api.approval_view(self, token)
 
     def approve(self, token: str, funding: str = "paypal_balance") -> str:
-        """The buyer approves with ``funding`` (a key of :data:`FUNDING`); returns where the
+        """The buyer approves with ``funding`` (a key of `FUNDING`); returns where the
         browser goes next (the ``return_url`` with ``token=`` and ``PayerID=``)."""
         from paygate.sandbox import _paypal_api
 

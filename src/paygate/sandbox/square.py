@@ -1,6 +1,6 @@
 """The sandbox's Square face: Square's API under ``/square``.
 
-The API model is :class:`paygate.providers._square_mock.SquareMockAPI`, the in-memory
+The API model is `paygate.providers._square_mock.SquareMockAPI`, the in-memory
 Square that the adapter's own tests run against through ``httpx.MockTransport``: the same
 routes, JSON shapes, idempotency (same key and body: the first answer; another body:
 ``IDEMPOTENCY_KEY_REUSED``), error shape and event bodies, here kept in the sandbox's
@@ -13,7 +13,7 @@ HMAC-SHA256 of *notification URL + body* under the signature key the sandbox pri
 notification URL being the URL each delivery goes to (the adapter's ``webhook_url``).
 
 Refunds answer ``PENDING`` and complete at once (``refund.updated``), as Square's
-sandbox does within seconds. Test cards on the payment-link page: :data:`TEST_CARDS`.
+sandbox does within seconds. Test cards on the payment-link page: `TEST_CARDS`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _now() -> str:
 
 def nonce_for(card: str) -> str:
     """A test card number (spaces and dashes ignored) or a ``cnon:``/``bnon:`` nonce →
-    the nonce; :class:`InvalidRequest` (code ``incorrect_number``) otherwise."""
+    the nonce; `InvalidRequest` (code ``incorrect_number``) otherwise."""
     card = card.strip()
     if card.startswith(("cnon:", "bnon:")):
         return card
@@ -212,7 +212,7 @@ class SquareFace(ProviderFace):
     def pay_link(self, link_id: str, card: str) -> str:
         """The customer pays the link with ``card``; returns where the browser goes next
         (the link's ``redirect_url`` with ``checkoutId``, ``orderId`` and
-        ``transactionId``). Raises :class:`CardDeclined` for a declining card."""
+        ``transactionId``). Raises `CardDeclined` for a declining card."""
         nonce = nonce_for(card)
         with self.state.transaction(self.name):
             link = self.api.links.get(link_id)

@@ -1,13 +1,13 @@
 """The sandbox's state: one fake-provider engine per provider face, plus wire-only records.
 
-The engine is :class:`paygate.providers.fake.FakeProvider` (payments, refunds, customers,
+The engine is `paygate.providers.fake.FakeProvider` (payments, refunds, customers,
 checkout sessions, subscriptions, invoices, disputes, with their rules and scripted test
 outcomes); the sandbox does not have a second one. Each provider face gets its own engine
 (its own ids and objects) and translates the engine's events into its provider's events.
 What a provider's wire format has and the engine does not (Stripe prices, PayPal orders'
 links, idempotency answers ...) lives in ``records``: provider → kind → id → JSON dict.
 
-Every change goes through :meth:`SandboxState.transaction`, which holds the one lock,
+Every change goes through `SandboxState.transaction`, which holds the one lock,
 hands the engine's events to the face (which emits them on the bus) and, with a
 persistent store, saves the provider's state when the outermost transaction ends.
 """
@@ -75,7 +75,7 @@ class SandboxState:
     def engine(self, provider: str) -> FakeProvider:
         """``provider``'s engine (created, and restored from the store, on first use).
 
-        Read freely under :attr:`lock`; change it only inside :meth:`transaction`."""
+        Read freely under `lock`; change it only inside `transaction`."""
         with self.lock:
             engine = self._engines.get(provider)
             if engine is None:
@@ -197,7 +197,7 @@ class SandboxState:
         keep: Callable[[WireAnswer], bool] = lambda answer: answer.status < 500,
     ) -> WireAnswer:
         """Answer once per ``key``: replay the stored answer for the same ``fingerprint``,
-        raise :class:`IdempotencyMismatch` for another; answers ``keep`` refuses (by default
+        raise `IdempotencyMismatch` for another; answers ``keep`` refuses (by default
         5xx) are not stored, so the request may be retried."""
         with self.transaction(provider):
             table = self.records(provider, "idempotency")

@@ -4,15 +4,16 @@ A store holds payments (by id and by order), the webhook events it has seen (cla
 applied, processed), idempotency records of creating operations, and an append-only log of
 every state transition with the event that caused it.
 
-* :class:`MemoryStore` -- one process, for tests and scripts (``"memory://"``).
-* :class:`SQLiteStore` -- the embedded default, safe for threads and processes sharing one
-  file (``"sqlite:///path/to/paygate.db"``).
+* [`MemoryStore`][paygate.stores.memory.MemoryStore] -- one process, for tests and scripts (``"memory://"``).
+* [`SQLiteStore`][paygate.stores.sqlite.SQLiteStore] -- the embedded default, safe for threads and
+  processes sharing one file (``"sqlite:///path/to/paygate.db"``).
 * ``PostgresStore`` -- several app servers (``"postgresql://..."``, ``paygate-payments[postgres]``);
-  it shares schema and SQL with the SQLite store (:mod:`paygate.stores._sql`).
+  it shares schema and SQL with the SQLite store (`paygate.stores._sql`).
 
-Every write that must be atomic is one call: :meth:`Store.save_payment` writes the payment
-row (compare-and-set on its ``version``), appends the transition, records the facts it
-established in the outbox and marks the webhook event applied, all or nothing.
+Every write that must be atomic is one call:
+[`Store.save_payment`][paygate.stores.Store.save_payment] writes the payment row (compare-and-set on
+its ``version``), appends the transition, records the facts it established in the outbox and marks
+the webhook event applied, all or nothing.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ class Store(Protocol):
 
         ``expected_version=None`` inserts a new payment; otherwise the stored row must still
         have ``expected_version`` (compare-and-set). A lost race raises
-        :class:`StoreConflict`; a claim whose lease was taken over raises
-        :class:`ClaimLost`. Either way nothing is written.
+        [`StoreConflict`][paygate.stores.StoreConflict]; a claim whose lease was taken over raises
+        [`ClaimLost`][paygate.stores.ClaimLost]. Either way nothing is written.
         """
         ...
 
@@ -248,7 +249,8 @@ class Store(Protocol):
     def list_operations(self, prefix: str) -> list[OperationRecord]:
         """The records whose key starts with ``prefix`` (case-sensitive), oldest first
         (``created_at``, then key). For audits such as a reconciliation run's log
-        (:func:`paygate.reconcile.applied_actions`); the SQL stores scan the table."""
+        ([`paygate.reconcile.applied_actions`][paygate.reconcile.applied_actions]); the SQL stores
+        scan the table."""
         ...
 
     def close(self) -> None:
@@ -270,7 +272,7 @@ _SCHEMES: dict[str, str] = {
 def default_store_url(
     environ: Mapping[str, str] | None = None, *, provider: str | None = None
 ) -> str:
-    """``$PAYGATE_STORE_URL``, else :data:`DEFAULT_STORE_URL` (said once at INFO, with
+    """``$PAYGATE_STORE_URL``, else `DEFAULT_STORE_URL` (said once at INFO, with
     the file's absolute path) -- except for the fake provider (``provider="fake"``),
     which keeps its payments in memory and forgets them at exit: a store that remembered
     them would replay answers about payments the next run's fake never made, so its

@@ -121,7 +121,7 @@ def _converters(cls: type[Any]) -> dict[str, Callable[[Any], Any] | None]:
 
 
 def load(data: Any) -> Any:
-    """The inverse of :func:`dump` (``raw`` and ``client_secret`` come back as ``None``)."""
+    """The inverse of `dump` (``raw`` and ``client_secret`` come back as ``None``)."""
     if isinstance(data, list):
         return [load(v) for v in data]
     if not isinstance(data, dict):

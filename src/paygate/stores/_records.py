@@ -206,7 +206,7 @@ class TransitionRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventClaim:
-    """The answer to :meth:`Store.claim_event`."""
+    """The answer to [`Store.claim_event`][paygate.stores.Store.claim_event]."""
 
     provider: str
     event_id: str
@@ -266,7 +266,7 @@ class EventRecord:
         return self.processed_at is not None
 
     def to_event(self) -> Any:
-        """The stored :class:`~paygate.models.WebhookEvent` (without ``raw``)."""
+        """The stored [`WebhookEvent`][paygate.models.WebhookEvent] (without ``raw``)."""
         from paygate.stores._codec import load
 
         return load(dict(self.payload))

@@ -1,10 +1,10 @@
 """The one schema and the one set of SQL statements behind every SQL store.
 
-SQLite (:mod:`paygate.stores.sqlite`) and PostgreSQL (:mod:`paygate.stores.postgres`)
-share everything here. What differs between them is small and lives in a :class:`Dialect`:
+SQLite (`paygate.stores.sqlite`) and PostgreSQL (`paygate.stores.postgres`)
+share everything here. What differs between them is small and lives in a `Dialect`:
 the parameter placeholder, a few column types, how to ask whether a table exists, which
 exception means "unique constraint", and the lock a migration takes. A concrete store
-subclasses :class:`SQLStore` and supplies two context managers, ``_write()`` (one write
+subclasses `SQLStore` and supplies two context managers, ``_write()`` (one write
 transaction, serialized against other writers of the same rows) and ``_read()``, each
 yielding a DB-API cursor.
 
@@ -719,7 +719,7 @@ class SQLStore:
     """
 
     dialect: Dialect
-    #: the schema version this store found before its :meth:`upgrade` created (0) or
+    #: the schema version this store found before its `upgrade` created (0) or
     #: migrated the tables; ``None`` when it found them up to date (``paygate db upgrade``
     #: reports it)
     upgraded_from: int | None = None
@@ -774,9 +774,10 @@ class SQLStore:
     def ensure_schema(self, *, migrate: bool = True) -> int:
         """Check the schema version and create or migrate the tables if ``migrate``.
 
-        A schema newer than this paygate raises :class:`SchemaVersionError` before
-        anything is written; an older one without ``migrate`` raises it too (run
-        ``paygate db upgrade``). Returns the version now in the database.
+        A schema newer than this paygate raises
+        [`SchemaVersionError`][paygate.stores._sql.SchemaVersionError] before anything is written;
+        an older one without ``migrate`` raises it too (run ``paygate db upgrade``). Returns the
+        version now in the database.
         """
         version = self.schema_version()
         self._check_not_newer(version)
@@ -951,14 +952,14 @@ class SQLStore:
 
         Returns ``(claim, plan, payment as read)`` once committed. When the event is
         already known (a redelivery, or a racing first delivery that committed first),
-        the same transaction does :meth:`claim_event`'s work instead -- counts the
+        the same transaction does `claim_event`'s work instead -- counts the
         delivery, takes the event over if nobody owns it -- and returns ``(claim, None,
         payment as stored)``: the claim is ``PROCESSED``, ``IN_PROGRESS`` or
         ``RECLAIMED`` (owned; its transition is still to apply unless
         ``claim.applied``). Returns ``None``, having written nothing, when ``decide``
-        returned ``None`` (it needs I/O first: use :meth:`claim_event`). Raises
-        :class:`StoreConflict`, having written nothing, when the payment changed under
-        it: call again. A worker killed inside leaves nothing; one killed after the
+        returned ``None`` (it needs I/O first: use `claim_event`). Raises
+        [`StoreConflict`][paygate.stores.StoreConflict], having written nothing, when the payment
+        changed under it: call again. A worker killed inside leaves nothing; one killed after the
         commit but before finishing leaves a claim that expires after ``lease_seconds``.
         """
         _ids.check_event_ids(provider, event_id, payment_id, delivered=True)

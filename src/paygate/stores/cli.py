@@ -17,7 +17,7 @@ import os
 import sys
 
 from paygate.errors import PaygateError
-from paygate.stores import Store, StoreError, StoreUnavailable, _redact, open_store
+from paygate.stores import Store, StoreError, _redact, open_store
 from paygate.stores._sql import SCHEMA_VERSION, SchemaVersionError
 
 __all__ = ["add_arguments", "check_connect", "run"]
@@ -27,13 +27,15 @@ _CLI_CONNECT_TIMEOUT = "5"
 
 
 def check_connect(url: str) -> None:
-    """Raise :class:`StoreUnavailable` with one line (host, database, the server's reason;
-    never the password) when ``url`` is a PostgreSQL store that cannot be connected to.
+    """Raise [`StoreUnavailable`][paygate.stores.StoreUnavailable] with one line (host, database,
+    the server's reason; never the password) when ``url`` is a PostgreSQL store that cannot be
+    connected to.
 
     The store's pool retries a failed connection until its timeout, logging each attempt,
     and ends in a bare ``PoolTimeout``: right for a server that restarts under a running
     app, not for a person at a prompt who mistyped a database name. So the command line
-    tries one direct connection first. Other stores are left to :func:`open_store`.
+    tries one direct connection first. Other stores are left to
+    [`open_store`][paygate.stores.open_store].
     """
     scheme = url.partition("://")[0].lower().split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
@@ -41,8 +43,7 @@ def check_connect(url: str) -> None:
     import psycopg
     import psycopg.conninfo
 
-    from paygate._redact import redact_dsn
-    from paygate.stores.postgres import _split_url
+    from paygate.stores.postgres import _split_url, connect_failure
 
     conninfo, _ = _split_url(url)
     try:
@@ -57,19 +58,7 @@ def check_connect(url: str) -> None:
             )
         psycopg.connect(conninfo, autocommit=True).close()
     except psycopg.Error as exc:
-        # libpq: 'connection failed: connection to server at "h", port p failed: FATAL: ...'
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        first = lines[0] if lines else type(exc).__name__
-        reason = " ".join(first.rsplit("failed: ", 1)[-1].split())
-        host = given.get("host") or given.get("hostaddr") or os.environ.get("PGHOST")
-        where = f"{host or 'localhost'}:{given.get('port') or os.environ.get('PGPORT') or 5432}"
-        dbname = given.get("dbname") or os.environ.get("PGDATABASE") or given.get("user") or "?"
-        raise StoreUnavailable(
-            redact_dsn(
-                f"cannot connect to PostgreSQL at {where}, database {dbname!r}: {reason}",
-                secrets,
-            )
-        ) from None
+        raise connect_failure(given, exc, tuple(secrets)) from None
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _open_unmigrated(url: str) -> Store:
     """The store at ``url``, its schema left as it is (a SQL store whose schema is older
-    than this paygate's raises :class:`SchemaVersionError` saying so)."""
+    than this paygate's raises [`SchemaVersionError`][paygate.stores._sql.SchemaVersionError] saying
+    so)."""
     scheme = url.partition("://")[0].lower().split("+", 1)[0]
     if scheme in ("postgresql", "postgres"):
         from paygate.stores.postgres import PostgresStore

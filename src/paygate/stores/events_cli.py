@@ -4,16 +4,17 @@
 (a header line, then one line per event; ``--json``: one JSON list of objects instead);
 ``paygate events replay --app MODULE:NAME [--store URL] [--since WHEN] [--payment ID]``
 runs the application's handlers again for them (after a handler bug was fixed), without
-applying any state transition again: see :meth:`paygate.Gateway.replay`.
+applying any state transition again: see [`paygate.Gateway.replay`][paygate.gateway.Gateway.replay].
 
 The payment facts in the outbox: ``paygate events facts --store URL [--payment ID]
 [--all] [--json]`` prints those whose handlers have not all run (pending, or failed with their
 error and attempt count; ``--all``: done ones too); ``paygate events dispatch --app
 MODULE:NAME [--limit N]`` runs the app's handlers for them now, failed ones included
-(:meth:`paygate.Gateway.dispatch_pending`: each once, in order per payment; a cron job).
+([`paygate.Gateway.dispatch_pending`][paygate.gateway.Gateway.dispatch_pending]: each once, in order
+per payment; a cron job).
 
 The handlers live in the application, so ``--app`` names where its Gateway is: a module
-attribute that is a :class:`~paygate.Gateway` (``shop.payments:gateway``) or a callable
+attribute that is a [`Gateway`][paygate.gateway.Gateway] (``shop.payments:gateway``) or a callable
 returning one (``shop.payments:make_gateway``), imported as the web app would import it.
 Events are read from ``--store`` when given, else from that Gateway's own store.
 

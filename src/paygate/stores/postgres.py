@@ -11,7 +11,7 @@ query string next to libpq's:
 * ``statement_timeout=SECONDS``: how long one call may use its connection (default 10;
   ``0``: no limit). The server cancels a statement running longer (PostgreSQL's
   ``statement_timeout``); the client gives the connection up one second later if no
-  answer came at all (a dead server or network, see :class:`_Watchdog`);
+  answer came at all (a dead server or network, see `_Watchdog`);
 * ``finish_commit=async|sync``: how the mark "handlers done" after an event's handlers
   is committed (default ``async``: without waiting for the disk flush; see
   ``_FINISH_EVENT_ASYNC``).
@@ -19,13 +19,13 @@ query string next to libpq's:
 libpq's ``connect_timeout`` defaults to 5 seconds here (libpq's own default is none), and
 TCP keepalives are on (``keepalives_idle=30``, ``keepalives_interval=5``,
 ``keepalives_count=3``, and ``tcp_user_timeout`` at the client's bound), unless the URL
-sets them. A wait that runs out raises :class:`~paygate.stores.StoreTimeout` naming it; a
-dropped connection :class:`~paygate.stores.StoreUnavailable`; both retryable, neither
+sets them. A wait that runs out raises [`StoreTimeout`][paygate.stores.StoreTimeout] naming it; a
+dropped connection [`StoreUnavailable`][paygate.stores.StoreUnavailable]; both retryable, neither
 ever showing the password. A pooled connection is checked before it is handed out (see
 ``PostgresStore._check``), so a restarted database costs no failed call.
 
-The schema and every statement are :mod:`paygate.stores._sql`'s, shared with SQLite; the
-PostgreSQL differences are the :data:`POSTGRES` dialect below and ``CREATE SCHEMA``.
+The schema and every statement are `paygate.stores._sql`'s, shared with SQLite; the
+PostgreSQL differences are the `POSTGRES` dialect below and ``CREATE SCHEMA``.
 
 Concurrency (READ COMMITTED, PostgreSQL's default): every write is one transaction. A
 payment update is ``UPDATE ... WHERE id = ? AND version = ?``: a second writer of the same
@@ -509,7 +509,7 @@ def _readable(conn: _Connection) -> bool:
 
 class _Watchdog:
     """Bounds how long a call may keep a pooled connection: past its deadline, the
-    connection's socket is shut down (:func:`_shut_down`), so a call blocked on a server
+    connection's socket is shut down (`_shut_down`), so a call blocked on a server
     or network that never answers fails at once.
 
     Hand-written because nothing else bounds it: psycopg waits for an answer without a
@@ -557,7 +557,8 @@ class _Watchdog:
 class _Borrowed:
     """``with``: a connection borrowed from the pool (or, with ``cursor``, its cursor),
     returned at the end of the block; the driver's errors of a database that cannot be
-    reached or does not answer become :class:`StoreUnavailable` / :class:`StoreTimeout`.
+    reached or does not answer become [`StoreUnavailable`][paygate.stores.StoreUnavailable] /
+    [`StoreTimeout`][paygate.stores.StoreTimeout].
 
     A class rather than a ``contextlib.contextmanager`` generator, and the pool's
     ``getconn``/``putconn`` rather than its own context manager: every statement on the
@@ -620,6 +621,29 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
         ("postgresql", parts.netloc, parts.path, urlencode(theirs, quote_via=quote), "")
     )
     return conninfo, ours
+
+
+def connect_failure(
+    given: dict[str, Any], exc: psycopg.Error, hidden: tuple[str, ...] = ()
+) -> StoreUnavailable:
+    """One line for a connection that failed: host, port, database and the server's
+    reason (``database "shop" does not exist``, ``Connection refused``), never a password.
+    A connection attempt that ran out of ``connect_timeout`` is a
+    [`StoreTimeout`][paygate.stores.StoreTimeout] (``what="connect"``)."""
+    # libpq: 'connection failed: connection to server at "h" (h), port p failed: FATAL: ...'
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    reason = " ".join(first.rsplit("failed: ", 1)[-1].split())
+    host = given.get("host") or given.get("hostaddr") or os.environ.get("PGHOST")
+    where = f"{host or 'localhost'}:{given.get('port') or os.environ.get('PGPORT') or 5432}"
+    dbname = given.get("dbname") or os.environ.get("PGDATABASE") or given.get("user") or "?"
+    message = redact_dsn(
+        f"cannot connect to PostgreSQL at {where}, database {dbname!r}: {reason}", hidden
+    )
+    if "timeout expired" in reason:
+        connect = given.get("connect_timeout") or _LIBPQ_DEFAULTS["connect_timeout"]
+        return StoreTimeout(message, what="connect", seconds=float(connect))
+    return StoreUnavailable(message)
 
 
 def _int_option(options: dict[str, str], name: str, default: int) -> int:
@@ -717,6 +741,14 @@ class PostgresStore(SQLStore):
             kwargs["options"] = " ".join(
                 [given["options"], *options] if given.get("options") else options
             )
+        # one direct connection first: a wrong database name, a refused port or a bad
+        # password is the server's answer, given at once, where the pool would retry it
+        # until `timeout` and end in a bare PoolTimeout (connect_timeout bounds a silent
+        # server: 5 s unless the URL says otherwise)
+        try:
+            psycopg.connect(conninfo, **kwargs).close()
+        except psycopg.Error as exc:
+            raise connect_failure(given, exc, self._secrets) from None
         self._pool = ConnectionPool(
             conninfo,
             min_size=pool_min,
@@ -891,15 +923,15 @@ class PostgresStore(SQLStore):
         lease_seconds: float,
         decide: Callable[[PaymentRecord | None], EventPlan | None],
     ) -> tuple[EventClaim, EventPlan | None, PaymentRecord | None] | None:
-        """:meth:`SQLStore.ingest_event` in one or two round trips on one pooled
+        """`SQLStore.ingest_event` in one or two round trips on one pooled
         connection. The same contract: a known event's delivery counted (and the event
         taken over if nobody owns it) by the same statement, ``None`` for a plan needing
         I/O first or a concurrent first delivery of the same event (the general path sorts
-        it out), :class:`StoreConflict` when the payment changed since it was read,
-        nothing written in either case.
+        it out), [`StoreConflict`][paygate.stores.StoreConflict] when the payment changed since it
+        was read, nothing written in either case.
 
         Where the event starts from: the payment's row as this store last wrote it (see
-        :class:`_RecentPayments`), else -- for an event that would create the payment --
+        `_RecentPayments`), else -- for an event that would create the payment --
         the event tried as the payment's first, which returns the stored row instead when
         the payment exists, else a read. Then one statement writes event, payment and
         transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
@@ -1033,7 +1065,7 @@ class PostgresStore(SQLStore):
         now: float,
         lease_seconds: float,
     ) -> EventClaim:
-        """:meth:`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
+        """`SQLStore.claim_event` in one round trip (see ``_CLAIM_EVENT``)."""
         _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
         params = (provider, event_id, event_type, provider_type, payment_id,
@@ -1063,7 +1095,7 @@ class PostgresStore(SQLStore):
         retry_failed: bool = False,
         known: Mapping[str, Fact] | None = None,
     ) -> list[FactClaim]:
-        """:meth:`SQLStore.claim_facts` in one round trip (``UPDATE ... RETURNING``)."""
+        """`SQLStore.claim_facts` in one round trip (``UPDATE ... RETURNING``)."""
         token = secrets.token_hex(16)
         lease_until = now + lease_seconds
         with self._write_one() as cur:
@@ -1073,7 +1105,7 @@ class PostgresStore(SQLStore):
         return [FactClaim(fact_from_row(row, known), token, lease_until) for row in rows]
 
     def finish_fact(self, claim: FactClaim, *, now: float) -> tuple[bool, bool]:
-        """:meth:`SQLStore.finish_fact` in one round trip."""
+        """`SQLStore.finish_fact` in one round trip."""
         fact = claim.fact
         params = (now, fact.id, claim.token, fact.payment_id, fact.seq or 0, now)
         with self._write_one() as cur:

@@ -1,4 +1,4 @@
-"""``SQLiteStore``: the embedded default store (stdlib :mod:`sqlite3`).
+"""``SQLiteStore``: the embedded default store (stdlib `sqlite3`).
 
 Safe for several threads and several processes on one database file:
 
@@ -10,7 +10,7 @@ Safe for several threads and several processes on one database file:
 ``sqlite://:memory:`` gives a private in-memory database; there one connection is shared
 by all threads under a lock, since each connection to ``:memory:`` is its own database.
 
-The schema and statements are :mod:`paygate.stores._sql`'s, shared with PostgreSQL.
+The schema and statements are `paygate.stores._sql`'s, shared with PostgreSQL.
 """
 
 from __future__ import annotations

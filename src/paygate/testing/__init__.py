@@ -1,13 +1,13 @@
 """Test support for applications and adapters using paygate.
 
-* :mod:`paygate.testing.plugin` (loaded by pytest through the ``pytest11`` entry point):
+* `paygate.testing.plugin` (loaded by pytest through the ``pytest11`` entry point):
   the ``fake_provider``, ``fake_gateway`` and ``fake_clock`` fixtures.
-* :mod:`paygate.testing.conformance`: ``ProviderContract``, the reusable test class every
+* `paygate.testing.conformance`: ``ProviderContract``, the reusable test class every
   provider adapter passes, driven by a ``ProviderHarness``.
-* :class:`FakeClock`: a settable clock to hand the fake provider (``clock=``).
-* :func:`pay_hosted_page` / :func:`submit_page`: the customer on the sandbox's hosted pages
+* [`FakeClock`][paygate.testing.FakeClock]: a settable clock to hand the fake provider (``clock=``).
+* `pay_hosted_page` / `submit_page`: the customer on the sandbox's hosted pages
   (Checkout, 3-D Secure, PayPal approval, Square payment link), over plain HTTP form posts,
-  as a browser without JavaScript; :class:`CustomerReturn` says where they ended up.
+  as a browser without JavaScript; `CustomerReturn` says where they ended up.
 
 Importing this package imports neither pytest nor a provider SDK.
 """

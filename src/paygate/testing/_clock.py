@@ -11,10 +11,13 @@ class FakeClock:
     """A callable returning unix seconds that only moves when told to.
 
     Hand it to the fake provider (``FakeProvider(clock=clock)``) to make timestamps
-    deterministic and to test webhook tolerance windows::
+    deterministic and to test webhook tolerance windows.
 
+    Examples:
+        ```python
         clock = FakeClock(1_700_000_000)
-        clock.advance(301)          # now a delivery signed before is too old
+        clock.advance(301)  # now a delivery signed before is too old
+        ```
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:

@@ -6,33 +6,35 @@ outcomes. Every test is driven through the harness, so an adapter tested over ca
 responses (``responses``, ``httpx.MockTransport``) passes it as well as an in-memory one.
 
 Subclass it in a test module (the class name must start with ``Test`` for pytest) and
-override the ``harness`` fixture::
+override the ``harness`` fixture:
 
-    import pytest
-    from paygate.testing.conformance import BaseHarness, ProviderContract
+```python
+import pytest
+from paygate.testing.conformance import BaseHarness, ProviderContract
 
-    class MyHarness(BaseHarness):
-        def make_provider(self):
-            return MyProvider(api_key="sk_test_x", webhook_secret="whsec_x")
+class MyHarness(BaseHarness):
+    def make_provider(self):
+        return MyProvider(api_key="sk_test_x", webhook_secret="whsec_x")
 
-        def payment_method(self, outcome):
-            return {"succeed": "card_ok", "decline": "card_nope", "require_action": "card_3ds"}[
-                outcome
-            ]
+    def payment_method(self, outcome):
+        return {"succeed": "card_ok", "decline": "card_nope", "require_action": "card_3ds"}[
+            outcome
+        ]
 
-        def prepare(self, scenario, **details):
-            # HTTP-mocked adapters register the canned answer for `scenario` here
-            # (see Scenario below for what each one is followed by).
-            ...
+    def prepare(self, scenario, **details):
+        # HTTP-mocked adapters register the canned answer for `scenario` here
+        # (see Scenario below for what each one is followed by).
+        ...
 
-        def signed_webhook(self, kind):
-            # a delivery exactly as the provider would send it, correctly signed
-            ...
+    def signed_webhook(self, kind):
+        # a delivery exactly as the provider would send it, correctly signed
+        ...
 
-    class TestMyProvider(ProviderContract):
-        @pytest.fixture
-        def harness(self, mocked_http):        # any fixtures the harness needs
-            return MyHarness(mocked_http)
+class TestMyProvider(ProviderContract):
+    @pytest.fixture
+    def harness(self, mocked_http):        # any fixtures the harness needs
+        return MyHarness(mocked_http)
+```
 
 Each test calls ``harness.prepare(scenario, **details)`` right before the provider calls
 that scenario names; an in-memory adapter ignores it. Tests for what a provider does not

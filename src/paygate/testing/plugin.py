@@ -3,21 +3,21 @@
 Fixtures (function-scoped, so every test starts from an empty provider):
 
 ``fake_provider``
-    a :class:`~paygate.providers.fake.FakeProvider` with ``seed=0`` (the same ids on every
+    a [`FakeProvider`][paygate.providers.fake.FakeProvider] with ``seed=0`` (the same ids on every
     run) and the real clock.
 ``fake_gateway``
     ``paygate.connect(fake_provider, store="memory://")``: a Gateway over that provider and
     an in-memory store; use ``fake_provider`` in the same test to script outcomes and take
     its webhooks.
 ``fake_clock``
-    a :class:`~paygate.testing.FakeClock` at 1 700 000 000 s, for tests that build their
+    a [`FakeClock`][paygate.testing.FakeClock] at 1 700 000 000 s, for tests that build their
     own ``FakeProvider(clock=fake_clock)`` to control time.
 ``sandbox``
-    a :class:`~paygate.sandbox.Sandbox` started in-process on a free port (memory store,
+    a `paygate.sandbox.Sandbox` started in-process on a free port (memory store,
     webhook retries after 0.05, 0.1, 0.2 s), stopped after the test; needs the ``sandbox``
     extra (the test skips without it).
 ``webhook_receiver``
-    a :class:`~paygate.testing.sandbox.WebhookReceiver`: a local endpoint recording the
+    a `paygate.testing.sandbox.WebhookReceiver`: a local endpoint recording the
     deliveries; ``sandbox.bus.forward_to.append(webhook_receiver.url)`` to receive them.
 
 The plugin is loaded into every pytest run in an environment where paygate is installed,

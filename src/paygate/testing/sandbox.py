@@ -1,12 +1,12 @@
 """Test helpers for the sandbox: act as the customer, and receive webhooks.
 
-* :func:`pay_checkout` loads a Checkout Session's hosted page and submits its form with a
+* `pay_checkout` loads a Checkout Session's hosted page and submits its form with a
   card (an HTTP form post, not a private call); returns where the browser is sent.
-* :func:`complete_challenge` does the same for the 3-D Secure page.
-* :class:`WebhookReceiver` is a local HTTP endpoint that records every delivery and
+* `complete_challenge` does the same for the 3-D Secure page.
+* `WebhookReceiver` is a local HTTP endpoint that records every delivery and
   answers with a status you choose (or hands each delivery to your function).
 
-The ``sandbox`` and ``webhook_receiver`` fixtures in :mod:`paygate.testing.plugin` build on
+The ``sandbox`` and ``webhook_receiver`` fixtures in `paygate.testing.plugin` build on
 these. Needs the ``sandbox`` extra.
 """
 

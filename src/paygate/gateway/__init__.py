@@ -1,0 +1,39 @@
+"""``paygate.gateway``: the Gateway, as a package a newcomer can find their way in.
+
+One provider + one store + policies. The public names live here
+(``from paygate.gateway import Gateway``); the parts, by what they do:
+
+| module | what is in it |
+| --- | --- |
+| `_facade` | [`Gateway`][paygate.gateway.Gateway], the synchronous face (thin: runs flows) |
+| `_connect` | [`connect`][paygate.gateway.connect] and its typed overloads |
+| `_sansio` | the effects a flow yields, and the sync and async drivers |
+| `_flows` | every flow joined into one class, the base of both faces |
+| `_payments` | payments, refunds, checkout |
+| `_customers` | customers, subscriptions, invoices |
+| `_idempotency` | the order-first idempotency engine |
+| `_state_sync` | provider answers into the store, through the state machine |
+| `_webhooks` | the webhook pipeline: claim, transition, dispatch |
+| `_facts_dispatch` | the outbox of payment facts and its dispatcher |
+| `_results` | what a webhook delivery and a dispatch of facts report back |
+| `_base` | policies, argument checks, record building, handler registry |
+
+See ``docs/architecture.md`` for why the operations are generators (a sans-I/O core).
+"""
+
+from __future__ import annotations
+
+from paygate._retry import RetryPolicy
+from paygate.gateway._base import WebhookHandler
+from paygate.gateway._connect import connect
+from paygate.gateway._facade import Gateway
+from paygate.gateway._results import DispatchSummary, WebhookResult
+
+__all__ = [
+    "DispatchSummary",
+    "Gateway",
+    "RetryPolicy",
+    "WebhookHandler",
+    "WebhookResult",
+    "connect",
+]
