@@ -2,11 +2,11 @@
 
 Plain server-rendered HTML: no script, no external asset (the style sheet is inline), every
 action an ordinary ``<form method="post">``, so the pages work in any browser, without
-JavaScript, and from a test with nothing but an HTTP client (:mod:`paygate.testing.customer`).
+JavaScript, and from a test with nothing but an HTTP client (`paygate.testing.pay_hosted_page`).
 
-The HTML is written here with f-strings and :func:`html.escape` on every value, not with a
+The HTML is written here with f-strings and `html.escape` on every value, not with a
 template engine: the pages are few and small, and the sandbox then needs no dependency for
-them. Every value that reaches a page goes through :func:`_e`.
+them. Every value that reaches a page goes through `_e`.
 
 Conventions the customer helper relies on (keep them): the form that pays or approves has
 ``id="payment-form"``; its card field is ``name="card"``; its buttons are

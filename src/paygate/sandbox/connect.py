@@ -1,6 +1,6 @@
 """Connect an application to a running sandbox with no configuration at all.
 
-The example shops start with :func:`gateway_from_env` instead of ``Gateway.from_env()``:
+The example shops start with `gateway_from_env` instead of ``Gateway.from_env()``:
 when a provider is configured (``PAYGATE_PROVIDER`` in the environment, the ``.env`` file
 or the secrets directory), it *is* ``Gateway.from_env()``; when none is, the shop runs
 against the local sandbox (``paygate sandbox``), asking it over HTTP for the settings it
@@ -107,7 +107,7 @@ def gateway_from_env(
     environ: Mapping[str, str] | None = None, *, cls: _FromEnv[Any] | None = None
 ) -> Any:
     """``cls.from_env(environ)`` when a provider is configured; otherwise ``cls`` on the
-    running sandbox (see the module's documentation). ``cls`` is :class:`paygate.Gateway`
+    running sandbox (see the module's documentation). ``cls`` is `paygate.Gateway`
     by default; any class with the same ``from_env(environ)`` (an async gateway) works."""
     if cls is None:
         from paygate import Gateway

@@ -2,40 +2,31 @@
 
 ``register(sandbox)`` adds:
 
-========================================  =====================================================
-``GET /``                                 the dashboard: payments, refunds, disputes,
-                                          subscriptions, events with their delivery attempts
-``POST /_sandbox/actions``                a dashboard button: settle a processing payment,
-                                          open / win / lose a dispute, renew a subscription
-                                          or fail its renewal
-``POST /events/<id>/resend``              the dashboard's **Resend** button
-``GET /checkout/<session_id>``            Stripe Checkout's hosted page
-``POST /checkout/<session_id>/pay``       its form: ``card`` = a test card number or token
-                                          (the Stripe face's route)
-``GET /3ds/<intent_id>``                  the 3-D Secure challenge
-``POST /3ds/<intent_id>/complete``        its form: ``result`` = ``authenticate`` | ``fail``
-                                          (the Stripe face's route)
-``GET /3ds/<intent_id>/done``             where a challenge without a ``return_url`` ends
-``GET /invoices/<invoice_id>``            Stripe's hosted invoice page (``hosted_invoice_url``)
-``POST /invoices/<invoice_id>/pay``       its form: ``card``; back to the page, paid or with
-                                          ``?error=``
-``GET /paypal/invoice?id=<invoice id>``   PayPal's invoice payer view (``recipient_view_url``)
-``POST /paypal/invoice``                  its form: ``id``, ``funding``
-``GET /paypal/approve/<token>``           PayPal's approval page (an order's or a
-                                          subscription's approve link)
-``POST /paypal/approve/<token>``          its form: ``action`` = approve | cancel, ``funding``
-                                          (the PayPal face's route)
-``GET /square/pay/<link_id>``             Square's payment-link page
-``POST /square/pay/<link_id>``            its form: ``card`` = a Square test card or nonce
-                                          (the Square face's route)
-========================================  =====================================================
+- `GET /`: the dashboard (payments, refunds, disputes, subscriptions, events with their
+  delivery attempts); `POST /_sandbox/actions`: its buttons (settle a processing payment,
+  open / win / lose a dispute, renew a subscription or fail its renewal);
+  `POST /events/<id>/resend`: its **Resend** button.
+- `GET /checkout/<session_id>`: Stripe Checkout's hosted page; its form posts `card` to
+  `/checkout/<session_id>/pay` (the Stripe face's route).
+- `GET /3ds/<intent_id>`: the 3-D Secure challenge; its form posts `result`
+  (`authenticate` or `fail`) to `/3ds/<intent_id>/complete` (the Stripe face's route);
+  `GET /3ds/<intent_id>/done`: where a challenge without a `return_url` ends.
+- `GET /invoices/<invoice_id>`: Stripe's hosted invoice page (`hosted_invoice_url`); its
+  form posts `card` to `/invoices/<invoice_id>/pay`.
+- `GET /paypal/approve/<token>`: PayPal's approval page (an order's or a subscription's
+  approve link); its form posts `action` (`approve` or `cancel`) and `funding` to the same
+  path (the PayPal face's route).
+- `GET /paypal/invoice?id=<invoice id>`: PayPal's invoice payer view
+  (`recipient_view_url`); its form posts `id` and `funding` to `/paypal/invoice`.
+- `GET /square/pay/<link_id>`: Square's payment-link page; its form posts `card` to the
+  same path (the Square face's route).
 
 Every POST answers **303** (post/redirect/get): to the shop's URL, to the next hosted
 page, or back to the same page with ``?error=<code>`` after a decline, as Stripe Checkout
 shows the decline on its own page. The card typed in is never written anywhere: not in a
 log line, not in a redirect, not back into the page.
 
-The HTML itself is in :mod:`paygate.sandbox._html`.
+The HTML itself is in `paygate.sandbox._html`.
 """
 
 from __future__ import annotations

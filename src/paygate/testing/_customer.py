@@ -175,7 +175,7 @@ def submit_page(
     fields: Mapping[str, str] | None = None,
     timeout: float = 10.0,
 ) -> str:
-    """One step: load the hosted page at ``url``, fill its form as :func:`pay_hosted_page`
+    """One step: load the hosted page at ``url``, fill its form as `pay_hosted_page`
     does, submit it, and return where the browser is sent next (the answer's ``Location``:
     the shop, the next hosted page, or the same page with ``?error=...``)."""
     opener = urllib.request.build_opener(_NoRedirect())

@@ -32,8 +32,8 @@ def pay_checkout(checkout_url: str, card: str = "4242 4242 4242 4242") -> str:
     (the ``success_url``, the 3-D Secure page, or the page again with ``?error=...``).
 
     The page is loaded and its own form submitted, as a browser does
-    (:func:`paygate.testing.submit_page`); for the whole journey, 3-D Secure included,
-    see :func:`paygate.testing.pay_hosted_page`."""
+    (`paygate.testing.submit_page`); for the whole journey, 3-D Secure included,
+    see `paygate.testing.pay_hosted_page`."""
     return submit_page(checkout_url, card)
 
 
