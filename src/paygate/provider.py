@@ -215,7 +215,7 @@ class BaseProvider:
     def aio(self) -> AsyncPaymentProvider:
         """The async twin of this adapter (same settings, its own async HTTP client; the
         fake shares its state). Built-in adapters have one; others raise
-        :class:`NotSupported` unless they override this."""
+        `NotSupported` unless they override this."""
         spec = _ASYNC_BUILTIN.get(self.name)
         if spec is None:
             self._unsupported("aio")
@@ -344,7 +344,7 @@ def load_provider_class(name: str) -> Callable[..., Any]:
 
 
 def _load_spec(name: str, entry: ProviderSpec) -> Callable[..., Any]:
-    """Import ``entry.target``; a missing SDK becomes :class:`ProviderNotInstalled`."""
+    """Import ``entry.target``; a missing SDK becomes `ProviderNotInstalled`."""
     module_name, _, attr = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -372,12 +372,12 @@ def create_provider(name: str, **settings: Any) -> PaymentProvider:
 
 @runtime_checkable
 class AsyncPaymentProvider(Protocol):
-    """:class:`PaymentProvider` as coroutines, for :class:`paygate.AsyncGateway`.
+    """`PaymentProvider` as coroutines, for `paygate.AsyncGateway`.
 
     The same operations, names, arguments, results and errors, each an ``async def`` that
     never blocks the event loop (the adapters use their SDK's async client, or
     ``httpx.AsyncClient``); ``parse_webhook`` too, running the sync adapter's verification
-    and parsing (PayPal's may need the network). :meth:`aclose` releases the HTTP
+    and parsing (PayPal's may need the network). `aclose` releases the HTTP
     connections.
     """
 
@@ -490,8 +490,8 @@ class AsyncPaymentProvider(Protocol):
 
 
 class AsyncBaseProvider:
-    """:class:`BaseProvider` for the async face: every operation raises
-    :class:`NotSupported` until overridden; :meth:`aclose` releases nothing."""
+    """`BaseProvider` for the async face: every operation raises
+    `NotSupported` until overridden; `aclose` releases nothing."""
 
     name: ClassVar[str] = "base"
     capabilities: frozenset[Capability] = frozenset()
@@ -581,7 +581,7 @@ _ASYNC_BUILTIN: dict[str, ProviderSpec] = {
 
 
 def create_async_provider(name: str, **settings: Any) -> AsyncPaymentProvider:
-    """The async adapter for ``name`` from its settings, as :func:`create_provider` builds
+    """The async adapter for ``name`` from its settings, as `create_provider` builds
     the sync one: a built-in twin, else the sync adapter's own ``aio()`` (a third-party
     adapter registered under ``name`` that offers one)."""
     spec = _ASYNC_BUILTIN.get(name)
@@ -595,7 +595,7 @@ def create_async_provider(name: str, **settings: Any) -> AsyncPaymentProvider:
 def async_provider_for(provider: PaymentProvider | AsyncPaymentProvider) -> AsyncPaymentProvider:
     """The async twin of a configured adapter: ``provider.aio()`` (every built-in adapter
     has one: same settings, its own async HTTP client), or ``provider`` itself when it is
-    async already. Anything else: :class:`ConfigurationError`."""
+    async already. Anything else: `ConfigurationError`."""
     import inspect
 
     if inspect.iscoroutinefunction(getattr(provider, "get_payment", None)):
