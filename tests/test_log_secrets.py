@@ -281,3 +281,19 @@ def test_fake_and_paypal_do_not_repeat_a_card_number_given_to_save() -> None:
             )  # fmt: skip
         assert not rsps.calls
     assert "4242" not in str(refused.value)
+def test_structured_fields_of_paygate_records_are_scrubbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ``paygate_`` extra fields (paygate._observe.fields) are written verbatim by JSON
+    formatters: the filter on paygate's logger cleans them like the message."""
+    from paygate._observe import fields
+
+    with caplog.at_level(logging.INFO, logger="paygate"):
+        logging.getLogger("paygate").info(
+            "order %s", "o", extra=fields(order_id=f"o {CARD}", payment_id="pay_1", attempt=2)
+        )
+    (record,) = caplog.records
+    assert record.__dict__["paygate_order_id"] == "o [redacted]"
+    assert record.__dict__["paygate_payment_id"] == "pay_1"
+    assert record.__dict__["paygate_attempt"] == 2
+    assert CARD not in repr(record.__dict__) and CARD_DIGITS not in repr(record.__dict__)

@@ -1,11 +1,13 @@
 """A small but complete FastAPI shop on paygate (a JSON API behind a web front end).
 
-Run it on the fake provider (no account needed)::
+Run it against the sandbox (no account needed; two terminals, from the repository root)::
 
-    PAYGATE_PROVIDER=fake PAYGATE_STORE_URL=sqlite:///paygate.db \\
-        uvicorn --factory examples.fastapi_shop:create_app
+    paygate sandbox --forward-to http://127.0.0.1:8000/webhooks/paygate
+    uvicorn --factory examples.fastapi_shop:create_app
 
-and on a real provider by configuration alone: ``PAYGATE_PROVIDER=stripe``,
+With no ``PAYGATE_PROVIDER`` set, the shop asks the sandbox for its settings
+(`paygate.sandbox.connect.gateway_from_env`) and talks to it as to Stripe. On a real
+provider by configuration alone: ``PAYGATE_PROVIDER=stripe``,
 ``PAYGATE_STRIPE_API_KEY=...``, ``PAYGATE_STRIPE_WEBHOOK_SECRET=...``.
 
 The routes are ``async`` and so is the gateway: a ``paygate.AsyncGateway`` awaits the
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from examples.fastapi_shop.orders import Order, OrderBook
+from examples.fastapi_shop.pages import add_pages
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
@@ -40,6 +43,7 @@ from paygate import (
     WebhookEvent,
     WebhookVerificationError,
 )
+from paygate.sandbox.connect import gateway_from_env
 
 log = logging.getLogger("examples.fastapi_shop")
 
@@ -77,13 +81,14 @@ def create_app(
 ) -> FastAPI:
     """The shop as a FastAPI app. Nothing global: each call builds its own app and handlers.
 
-    ``gateway`` defaults to ``AsyncGateway.from_env()``; ``db_path`` (the order table) to
-    ``$SHOP_DB`` or ``shop.db``.
+    ``gateway`` defaults to ``AsyncGateway.from_env()``, or to the running sandbox when no
+    provider is configured; ``db_path`` (the order table) to ``$SHOP_DB`` or ``shop.db``.
     """
-    gw = gateway if gateway is not None else AsyncGateway.from_env()
+    gw = gateway if gateway is not None else gateway_from_env(cls=AsyncGateway)
     orders = OrderBook(db_path or os.environ.get("SHOP_DB", "shop.db"))
     app = FastAPI(title="paygate FastAPI shop")
     app.state.gateway = gw
+    add_pages(app, orders, CATALOGUE)  # the HTML pages a browser uses (pages.py)
 
     # --8<-- [start:fulfil]
     @gw.on(EventType.PAYMENT_SUCCEEDED)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from typing_extensions import TypeVar as TypeVarDefault
 
 from paygate._facts import Fact
+from paygate._observe import fields
 from paygate._retry import RetryPolicy
 from paygate.errors import ConfigurationError, NotSupported, PaygateError, ProviderNotInstalled
 from paygate.gateway._flows import GatewayFlows
@@ -122,6 +123,7 @@ def _async_provider(provider: Any) -> Any:
         _log.info(
             "provider %s has no async twin (%s): its calls run in worker threads",
             provider.name, type(exc).__name__,
+            extra=fields(provider=provider.name, error_type=type(exc).__name__),
         )  # fmt: skip
         return _ThreadedProvider(provider)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from paygate import _idempotency as idem
+from paygate._observe import fields
 from paygate.errors import NotSupported, ValidationError
 from paygate.gateway._idempotency import IdempotencyFlows
 from paygate.gateway._sansio import Flow, provider
@@ -73,7 +74,7 @@ class PaymentMethodFlows(IdempotencyFlows):
                 metadata=metadata,
             ),
         )
-        _log.info("update_customer %s", customer_id)
+        _log.info("update_customer %s", customer_id, extra=fields(operation="update_customer"))
         return customer
 
     def _list_customers(self, *, email: str | None, page_size: int) -> Flow[Iterator[Customer]]:
@@ -94,7 +95,7 @@ class PaymentMethodFlows(IdempotencyFlows):
             "delete_customer",
             lambda: provider(PaymentMethodsProvider.delete_customer, customer_id),
         )
-        _log.info("delete_customer %s", customer_id)
+        _log.info("delete_customer %s", customer_id, extra=fields(operation="delete_customer"))
 
     def _create_setup(
         self,
@@ -140,7 +141,13 @@ class PaymentMethodFlows(IdempotencyFlows):
             result_id=lambda s: s.id,
             method_digest=method_digest,
         )
-        _log.info("create_setup customer=%s -> %s %s", customer_id, setup.id, setup.status.value)
+        _log.info(
+            "create_setup customer=%s -> %s %s",
+            customer_id,
+            setup.id,
+            setup.status.value,
+            extra=fields(operation="create_setup"),
+        )
         return setup
 
     def _complete_setup(self, params: Mapping[str, str]) -> Flow[SetupSession]:
@@ -152,7 +159,12 @@ class PaymentMethodFlows(IdempotencyFlows):
             "complete_setup",
             lambda: provider(PaymentMethodsProvider.complete_setup, params, idempotency_key=key),
         )
-        _log.info("complete_setup %s -> %s", setup.id, setup.status.value)
+        _log.info(
+            "complete_setup %s -> %s",
+            setup.id,
+            setup.status.value,
+            extra=fields(operation="complete_setup"),
+        )
         return setup
 
     def _list_payment_methods(self, customer_id: str) -> Flow[list[PaymentMethod]]:
@@ -184,7 +196,12 @@ class PaymentMethodFlows(IdempotencyFlows):
                 PaymentMethodsProvider.set_default_payment_method, customer_id, payment_method_id
             ),
         )
-        _log.info("set_default_payment_method %s -> %s", customer_id, payment_method_id)
+        _log.info(
+            "set_default_payment_method %s -> %s",
+            customer_id,
+            payment_method_id,
+            extra=fields(operation="set_default_payment_method"),
+        )
         return customer
 
     def _detach_payment_method(self, payment_method_id: str) -> Flow[None]:
@@ -193,4 +210,8 @@ class PaymentMethodFlows(IdempotencyFlows):
             "detach_payment_method",
             lambda: provider(PaymentMethodsProvider.detach_payment_method, payment_method_id),
         )
-        _log.info("detach_payment_method %s", payment_method_id)
+        _log.info(
+            "detach_payment_method %s",
+            payment_method_id,
+            extra=fields(operation="detach_payment_method"),
+        )

@@ -33,6 +33,7 @@ import paypalrestsdk
 import requests
 from paypalrestsdk import exceptions as sdk_errors
 
+from paygate._observe import fields
 from paygate._retry import attempt_timeout
 from paygate.errors import ProviderError
 from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
@@ -129,6 +130,7 @@ class _PayGateApi(paypalrestsdk.Api):  # type: ignore[misc]  # untyped SDK base 
             urlsplit(url).path,
             response.status_code,
             response.headers.get("PayPal-Debug-Id", "-"),
+            extra=fields(provider="paypal", outcome=str(response.status_code)),
         )
         return self.handle_response(response, response.content.decode("utf-8", "replace"))
 

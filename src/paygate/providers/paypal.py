@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from paygate._config import settings_error
 from paygate._json import load_object
+from paygate._observe import fields
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
@@ -1057,7 +1058,9 @@ class PayPalProvider(BaseProvider):
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
         payment = self._payment(order)
-        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount,
+                 extra=fields(provider="paypal", operation="create_payment",
+                              order_id=order_id, payment_id=payment.id))  # fmt: skip
         if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
             # a vaulted card whose bank wants 3-D Secure: PayPal holds the order at
             # PAYER_ACTION_REQUIRED, which no one is there to answer
@@ -1093,7 +1096,9 @@ class PayPalProvider(BaseProvider):
                 # another request (a second tab, the webhook handler) finished it first
                 order = self._get_order(token)
         payment = self._payment(order)
-        log.info("paypal order %s after return: %s", payment.id, payment.status)
+        log.info("paypal order %s after return: %s", payment.id, payment.status,
+                 extra=fields(provider="paypal", operation="complete_return",
+                              payment_id=payment.id))  # fmt: skip
         return payment
 
     def capture_payment(

@@ -37,6 +37,7 @@ from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
 from paygate._json import load_object
+from paygate._observe import fields
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import (
     AuthenticationError,
@@ -1112,6 +1113,7 @@ class SquareProvider(BaseProvider):
                 "square subscription %s: cancel scheduled for the end of the billing period "
                 "(Square has no immediate cancel)",
                 subscription_id,
+                extra=fields(provider="square", operation="cancel_subscription"),
             )
         return subscription
 

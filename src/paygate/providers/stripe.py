@@ -36,6 +36,7 @@ from paygate import errors
 from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
 from paygate._json import load_object
+from paygate._observe import fields
 from paygate._redact import redact_card_numbers
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
@@ -1236,13 +1237,21 @@ def _failed(operation: str, exc: stripe.StripeError) -> errors.ProviderError:
         type(error).__name__,
         error.code,
         error.request_id,
-    )
+        extra=fields(provider="stripe", operation=operation, outcome="error",
+                     error_type=type(error).__name__,
+                     decline_code=getattr(error, "decline_code", None)),
+    )  # fmt: skip
     return error
 
 
 def _answer(operation: str, result: Any) -> dict[str, Any]:
     data: dict[str, Any] = result.to_dict()
-    logger.debug("stripe %s -> %s", operation, data.get("id"))
+    logger.debug(
+        "stripe %s -> %s",
+        operation,
+        data.get("id"),
+        extra=fields(provider="stripe", operation=operation, outcome="ok"),
+    )
     return data
 
 
