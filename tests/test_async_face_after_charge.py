@@ -246,3 +246,24 @@ def test_disputes_through_the_async_face(store_url: str) -> None:
             assert (await agw.accept_dispute(lost.id)).status is DisputeStatus.LOST
 
     asyncio.run(main())
+
+
+def test_a_sync_adapter_without_a_twin_lists_customers_off_the_loop() -> None:
+    """A plugin's sync adapter (no async twin) runs in worker threads; its lazy
+    ``list_customers`` pages are read there too, and the async face answers with a list."""
+
+    class NoTwin(FakeProvider):
+        def aio(self) -> Any:
+            raise NotSupported("no twin", provider="fake", code="not_supported")
+
+    async def main() -> None:
+        async with paygate.connect_async(NoTwin(seed=3), "memory://") as agw:
+            assert type(agw.provider).__name__ == "_ThreadedProvider"
+            made = [
+                await agw.create_customer(email=f"c{i}@example.com", name=None) for i in range(3)
+            ]
+            listed = await agw.list_customers(page_size=2)  # two pages
+            assert isinstance(listed, list)
+            assert sorted(c.id for c in listed) == sorted(c.id for c in made)
+
+    asyncio.run(main())
