@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webhook": ("paygate._webhook_cli", "verify a webhook delivery by hand"),
     "reconcile": ("paygate.reconcile.cli", "compare your books with a provider's records"),
     "completion": ("paygate._completion", "print the shell completion script (bash, zsh, fish)"),
+    "sandbox": ("paygate.sandbox.cli", "local Stripe/PayPal/Square emulator with webhooks"),
 }
 
 

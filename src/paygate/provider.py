@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
+from typing_extensions import Self
+
 from paygate._compat import StrEnum
 from paygate.errors import ConfigurationError, NotSupported, ProviderNotInstalled
 from paygate.models import (
@@ -31,11 +33,15 @@ from paygate.models import (
 from paygate.money import Money
 
 __all__ = [
+    "AsyncBaseProvider",
+    "AsyncPaymentProvider",
     "BaseProvider",
     "Capability",
     "PaymentProvider",
     "ProviderSpec",
     "available_providers",
+    "async_provider_for",
+    "create_async_provider",
     "create_provider",
     "load_provider_class",
     "register_provider",
@@ -206,6 +212,17 @@ class BaseProvider:
         if capability not in self.capabilities:
             self._unsupported(operation)
 
+    def aio(self) -> AsyncPaymentProvider:
+        """The async twin of this adapter (same settings, its own async HTTP client; the
+        fake shares its state). Built-in adapters have one; others raise
+        :class:`NotSupported` unless they override this."""
+        spec = _ASYNC_BUILTIN.get(self.name)
+        if spec is None:
+            self._unsupported("aio")
+        twin_class: Any = _load_spec(self.name, spec)  # each twin has from_sync(provider)
+        twin: AsyncPaymentProvider = twin_class.from_sync(self)
+        return twin
+
     def create_payment(self, *args: Any, **kwargs: Any) -> Payment:
         self._unsupported("create_payment")
 
@@ -323,6 +340,11 @@ def load_provider_class(name: str) -> Callable[..., Any]:
         ) from None
     if not isinstance(entry, ProviderSpec):
         return entry
+    return _load_spec(name, entry)
+
+
+def _load_spec(name: str, entry: ProviderSpec) -> Callable[..., Any]:
+    """Import ``entry.target``; a missing SDK becomes :class:`ProviderNotInstalled`."""
     module_name, _, attr = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -343,3 +365,247 @@ def create_provider(name: str, **settings: Any) -> PaymentProvider:
     cls = load_provider_class(name)
     provider: PaymentProvider = cls(**settings)
     return provider
+
+
+# -- the async face ------------------------------------------------------------------------
+
+
+@runtime_checkable
+class AsyncPaymentProvider(Protocol):
+    """:class:`PaymentProvider` as coroutines, for :class:`paygate.AsyncGateway`.
+
+    The same operations, names, arguments, results and errors, each an ``async def`` that
+    never blocks the event loop (the adapters use their SDK's async client, or
+    ``httpx.AsyncClient``); ``parse_webhook`` too, running the sync adapter's verification
+    and parsing (PayPal's may need the network). :meth:`aclose` releases the HTTP
+    connections.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    async def create_payment(
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment: ...
+
+    async def get_payment(self, payment_id: str) -> Payment: ...
+
+    async def capture_payment(
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment: ...
+
+    async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment: ...
+
+    async def refund_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund: ...
+
+    async def get_refund(self, refund_id: str) -> Refund: ...
+
+    async def create_checkout_session(
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession: ...
+
+    async def get_checkout_session(self, session_id: str) -> CheckoutSession: ...
+
+    async def complete_return(
+        self, params: Mapping[str, str], *, idempotency_key: str
+    ) -> Payment: ...
+
+    async def create_customer(
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer: ...
+
+    async def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription: ...
+
+    async def get_subscription(self, subscription_id: str) -> Subscription: ...
+
+    async def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription: ...
+
+    async def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice: ...
+
+    async def get_dispute(self, dispute_id: str) -> Dispute: ...
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """The sync adapter's verification and parsing (the same shared functions). A
+        coroutine because it may need the network: PayPal's asks PayPal to verify
+        (``verification="api"``), fetches its signing certificate once, and looks up the
+        order of a capture it has not seen; Stripe's, Square's and the fake's do no I/O."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the HTTP client; the adapter is unusable afterwards."""
+        ...
+
+
+class AsyncBaseProvider:
+    """:class:`BaseProvider` for the async face: every operation raises
+    :class:`NotSupported` until overridden; :meth:`aclose` releases nothing."""
+
+    name: ClassVar[str] = "base"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def _unsupported(self, operation: str) -> NoReturn:
+        raise NotSupported(
+            f"{self.name} does not support {operation}", provider=self.name, code="not_supported"
+        )
+
+    def require(self, capability: Capability, operation: str) -> None:
+        if capability not in self.capabilities:
+            self._unsupported(operation)
+
+    async def create_payment(self, *args: Any, **kwargs: Any) -> Payment:
+        self._unsupported("create_payment")
+
+    async def get_payment(self, *args: Any, **kwargs: Any) -> Payment:
+        self._unsupported("get_payment")
+
+    async def capture_payment(self, *args: Any, **kwargs: Any) -> Payment:
+        self._unsupported("capture_payment")
+
+    async def cancel_payment(self, *args: Any, **kwargs: Any) -> Payment:
+        self._unsupported("cancel_payment")
+
+    async def refund_payment(self, *args: Any, **kwargs: Any) -> Refund:
+        self._unsupported("refund_payment")
+
+    async def get_refund(self, *args: Any, **kwargs: Any) -> Refund:
+        self._unsupported("get_refund")
+
+    async def create_checkout_session(self, *args: Any, **kwargs: Any) -> CheckoutSession:
+        self._unsupported("create_checkout_session")
+
+    async def get_checkout_session(self, *args: Any, **kwargs: Any) -> CheckoutSession:
+        self._unsupported("get_checkout_session")
+
+    async def complete_return(self, *args: Any, **kwargs: Any) -> Payment:
+        self._unsupported("complete_return")
+
+    async def create_customer(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("create_customer")
+
+    async def create_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("create_subscription")
+
+    async def get_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("get_subscription")
+
+    async def cancel_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("cancel_subscription")
+
+    async def create_invoice(self, *args: Any, **kwargs: Any) -> Invoice:
+        self._unsupported("create_invoice")
+
+    async def get_dispute(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("get_dispute")
+
+    async def parse_webhook(self, *args: Any, **kwargs: Any) -> WebhookEvent:
+        self._unsupported("parse_webhook")
+
+    async def aclose(self) -> None:
+        """Release connections; the default has none."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+#: the async twin of each built-in adapter (same settings, same extra)
+_ASYNC_BUILTIN: dict[str, ProviderSpec] = {
+    "fake": ProviderSpec("paygate.providers._fake_async:AsyncFakeProvider"),
+    "stripe": ProviderSpec(
+        "paygate.providers._stripe_async:AsyncStripeProvider", "stripe", ("stripe", "httpx")
+    ),
+    "paypal": ProviderSpec(
+        "paygate.providers._paypal_aio:AsyncPayPalProvider",
+        "paypal",
+        ("paypalrestsdk", "cryptography", "httpx"),
+    ),
+    "square": ProviderSpec(
+        "paygate.providers._square_async:AsyncSquareProvider", "square", ("httpx", "square")
+    ),
+}
+
+
+def create_async_provider(name: str, **settings: Any) -> AsyncPaymentProvider:
+    """The async adapter for ``name`` from its settings, as :func:`create_provider` builds
+    the sync one: a built-in twin, else the sync adapter's own ``aio()`` (a third-party
+    adapter registered under ``name`` that offers one)."""
+    spec = _ASYNC_BUILTIN.get(name)
+    if spec is not None and _registry.get(name) == _BUILTIN.get(name):
+        cls = _load_spec(name, spec)
+        provider: AsyncPaymentProvider = cls(**settings)
+        return provider
+    return async_provider_for(create_provider(name, **settings))
+
+
+def async_provider_for(provider: PaymentProvider | AsyncPaymentProvider) -> AsyncPaymentProvider:
+    """The async twin of a configured adapter: ``provider.aio()`` (every built-in adapter
+    has one: same settings, its own async HTTP client), or ``provider`` itself when it is
+    async already. Anything else: :class:`ConfigurationError`."""
+    import inspect
+
+    if inspect.iscoroutinefunction(getattr(provider, "get_payment", None)):
+        already_async: AsyncPaymentProvider = provider  # type: ignore[assignment]
+        return already_async
+    aio = getattr(provider, "aio", None)
+    if not callable(aio):
+        raise ConfigurationError(
+            f"provider {getattr(provider, 'name', type(provider).__name__)!r} has no async "
+            "twin: give it an aio() method returning an AsyncPaymentProvider"
+        )
+    twin: AsyncPaymentProvider = aio()
+    return twin

@@ -37,7 +37,12 @@ from paygate._retry import attempt_timeout
 from paygate.errors import ProviderError
 from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 
-__all__ = ["ErrorTranslator", "PayPalTransport", "install_sdk_log_guard"]
+__all__ = [
+    "ErrorTranslator",
+    "PayPalTransport",
+    "error_answer",
+    "install_sdk_log_guard",
+]
 
 log = logging.getLogger("paygate.providers.paypal")
 
@@ -63,6 +68,28 @@ def install_sdk_log_guard() -> None:
     sdk_logger = logging.getLogger(_SDK_LOGGER)
     if _GUARD not in sdk_logger.filters:
         sdk_logger.addFilter(_GUARD)
+
+
+def error_answer(
+    status: int, headers: Mapping[str, str], content: Any, what: str, translate: ErrorTranslator
+) -> ProviderError:
+    """The paygate error for a PayPal answer that is not a success (both transports)."""
+    debug_id = headers.get("PayPal-Debug-Id")
+    try:
+        parsed = json.loads(content) if content else None
+    except (TypeError, ValueError):
+        parsed = None
+    wait = retry_after_from(headers)
+    if not isinstance(parsed, dict):
+        # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
+        # and no 4xx but 429 is retried
+        return unexpected_response(
+            "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
+            not_json=parsed is None,
+        )  # fmt: skip
+    error = translate(status, parsed, debug_id)
+    error.retry_after = wait
+    return error
 
 
 class _PayGateApi(paypalrestsdk.Api):  # type: ignore[misc]  # untyped SDK base class
@@ -194,19 +221,5 @@ class PayPalTransport:
         response = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
         response_headers = getattr(response, "headers", None) or {}
-        debug_id = response_headers.get("PayPal-Debug-Id")
-        try:
-            parsed = json.loads(exc.content) if exc.content else None
-        except (TypeError, ValueError):
-            parsed = None
-        wait = retry_after_from(response_headers)
-        if not isinstance(parsed, dict):
-            # not PayPal's JSON (a wrong base_url, a proxy's page): the status alone decides,
-            # and no 4xx but 429 is retried
-            raise unexpected_response(
-                "paypal", "PayPal", what, status or None, request_id=debug_id, retry_after=wait,
-                not_json=parsed is None,
-            ) from None  # fmt: skip
-        error = self._translate(status, parsed, debug_id)
-        error.retry_after = wait
+        error = error_answer(status, response_headers, exc.content, what, self._translate)
         raise error from None

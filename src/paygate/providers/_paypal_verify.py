@@ -164,12 +164,17 @@ class _Certificate:
     not_after: datetime
 
 
-def _load_certificate(pem: bytes, url: str) -> _Certificate:
+def _load_certificate(pem: bytes, url: str, *, local: bool = False) -> _Certificate:
     try:
         chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise InvalidSignature(f"the certificate at {url} is not PEM") from None
     leaf = chain[0]
+    if local:  # the local sandbox's own certificate: it is not PayPal's and says so
+        key = leaf.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise InvalidSignature(f"the certificate at {url} does not hold an RSA key")
+        return _Certificate(key, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
     common_names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     organizations = leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     cn = str(common_names[0].value) if common_names else ""
@@ -200,7 +205,11 @@ class OfflineVerifier:
         fetch: CertFetcher,
         tolerance: timedelta,
         clock: Callable[[], datetime] | None = None,
+        local_cert_prefix: str | None = None,
     ) -> None:
+        """``local_cert_prefix``: certificates under this URL (the ``base_url`` of a local
+        sandbox on this machine, never a remote host) are trusted as they are."""
+        self._local_prefix = local_cert_prefix
         self._webhook_id = webhook_id
         self._fetch = fetch
         self._tolerance = tolerance
@@ -222,8 +231,10 @@ class OfflineVerifier:
                 f"PAYPAL-TRANSMISSION-TIME {signature.transmission_time} is more than "
                 f"{int(self._tolerance.total_seconds())}s from now"
             )
-        check_cert_url(signature.cert_url)
-        certificate = self._certificate(signature.cert_url)
+        local = bool(self._local_prefix) and signature.cert_url.startswith(str(self._local_prefix))
+        if not local:
+            check_cert_url(signature.cert_url)
+        certificate = self._certificate(signature.cert_url, local=local)
         if not certificate.not_before <= now <= certificate.not_after:
             raise InvalidSignature(
                 f"the PayPal certificate at {signature.cert_url} is not valid now "
@@ -245,7 +256,7 @@ class OfflineVerifier:
                 "PayPal webhook signature does not match the body, transmission and webhook id"
             ) from None
 
-    def _certificate(self, url: str) -> _Certificate:
+    def _certificate(self, url: str, *, local: bool = False) -> _Certificate:
         with self._lock:
             cached = self._cache.get(url)
         if cached is not None:
@@ -258,7 +269,7 @@ class OfflineVerifier:
             raise InvalidSignature(
                 f"could not fetch the PayPal certificate at {url}: {type(exc).__name__}"
             ) from None
-        certificate = _load_certificate(pem, url)
+        certificate = _load_certificate(pem, url, local=local)
         with self._lock:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))

@@ -7,6 +7,11 @@ links, customers, subscriptions, invoices and disputes in dicts, honours idempot
 way Square does (same key and same body: the first answer again; same key, another body:
 ``IDEMPOTENCY_KEY_REUSED``), and builds webhook deliveries signed exactly as Square signs them.
 
+The same model is the sandbox's Square face (`paygate.sandbox.square`): there
+`SquareMockAPI.dispatch` answers requests without httpx, ``tables`` keeps the
+objects in the sandbox's persisted records, ``clock`` dates them, and
+``event_listeners`` hand each event to the sandbox's webhook delivery.
+
 Outcomes are scripted by the ``source_id``, after Square's sandbox test nonces
 (``cnon:card-nonce-ok`` succeeds, ``cnon:card-nonce-declined`` is a ``GENERIC_DECLINE``...),
 and by `SquareMockAPI.fail_next` for transport-level failures.
@@ -15,7 +20,6 @@ and by `SquareMockAPI.fail_next` for transport-level failures.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -28,7 +32,7 @@ import httpx
 from paygate.models import WebhookDelivery
 from paygate.providers import _square_webhook
 
-__all__ = ["DECLINING_SOURCES", "RecordedCall", "SquareMockAPI"]
+__all__ = ["DECLINING_SOURCES", "LinkPaymentDeclined", "RecordedCall", "SquareMockAPI"]
 
 #: source_id → (Square error code, category) of a declined CreatePayment
 DECLINING_SOURCES: dict[str, str] = {
@@ -52,10 +56,25 @@ def _instant(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _next_month(day: str) -> str:
+    """``YYYY-MM-DD`` a month later (the 28th at most: every month has one)."""
+    year, month, date = (int(part) for part in day.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}-{min(date, 28):02d}"
+
+
 def _created(obj: dict[str, Any]) -> datetime:
     moment = _instant(obj["created_at"])
     assert moment is not None
     return moment
+
+
+class LinkPaymentDeclined(Exception):
+    """A card was declined on the payment link's page; ``code`` is Square's error code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 @dataclass
@@ -90,7 +109,19 @@ class SquareMockAPI:
         webhook_url: str = "https://shop.example/webhooks/square",
         refund_status: str = "PENDING",
         list_page_size: int = 100,
+        clock: Callable[[], str] | None = None,
+        tables: Callable[[str], dict[str, Any]] | None = None,
+        checkout_url: str | None = None,
+        record_calls: bool = True,
+        keep_deliveries: bool = True,
     ) -> None:
+        """``clock`` (an RFC 3339 time) dates new objects (default: a fixed time, so tests are
+        reproducible); ``tables(kind)`` gives the dict each kind of object lives in (the
+        sandbox passes its persisted records; default: fresh dicts); ``checkout_url`` is
+        where payment links point (default: ``https://square.link/u/``); ``record_calls``
+        and ``keep_deliveries`` off stop `calls` and `take_webhooks` from
+        growing in a long-running server (events still go to `event_listeners`)."""
+        table = tables or (lambda kind: {})
         self.webhook_signature_key = webhook_signature_key
         self.webhook_url = webhook_url
         #: the status a new refund gets (Square answers PENDING, then refund.updated)
@@ -98,25 +129,31 @@ class SquareMockAPI:
         #: the most items a list endpoint answers per page (Square's own maximum is 100;
         #: the request's ``limit`` lowers it further)
         self.list_page_size = list_page_size
-        self.payouts: dict[str, dict[str, Any]] = {}
-        self.payout_entries: dict[str, list[dict[str, Any]]] = {}
-        self._cursors: dict[str, tuple[str, int]] = {}
+        self.checkout_url = checkout_url
+        self.record_calls = record_calls
+        self.keep_deliveries = keep_deliveries
+        self._clock = clock
+        self.payouts: dict[str, dict[str, Any]] = table("payouts")
+        self.payout_entries: dict[str, list[dict[str, Any]]] = table("payout_entries")
+        self._cursors: dict[str, list[Any]] = table("cursors")  # token -> [listing, start]
         self._query: dict[str, str] = {}
-        self.payments: dict[str, dict[str, Any]] = {}
-        self.refunds: dict[str, dict[str, Any]] = {}
-        self.orders: dict[str, dict[str, Any]] = {}
-        self.links: dict[str, dict[str, Any]] = {}
-        self.customers: dict[str, dict[str, Any]] = {}
-        self.subscriptions: dict[str, dict[str, Any]] = {}
-        self.invoices: dict[str, dict[str, Any]] = {}
-        self.disputes: dict[str, dict[str, Any]] = {}
+        self.payments: dict[str, dict[str, Any]] = table("payments")
+        self.refunds: dict[str, dict[str, Any]] = table("refunds")
+        self.orders: dict[str, dict[str, Any]] = table("orders")
+        self.links: dict[str, dict[str, Any]] = table("links")
+        self.customers: dict[str, dict[str, Any]] = table("customers")
+        self.subscriptions: dict[str, dict[str, Any]] = table("subscriptions")
+        self.invoices: dict[str, dict[str, Any]] = table("invoices")
+        self.disputes: dict[str, dict[str, Any]] = table("disputes")
         self.calls: list[RecordedCall] = []
         #: called with every call (e.g. to validate bodies against Square's OpenAPI spec)
         self.observers: list[Callable[[RecordedCall], None]] = []
-        self._idempotency: dict[tuple[str, str], tuple[str, int, Any]] = {}
+        #: called with every event (a Square event body as a dict) when it happens
+        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        # "path key" -> [fingerprint of the body, status, answer]
+        self._idempotency: dict[str, list[Any]] = table("idempotency")
+        self._counters: dict[str, int] = table("counters")
         self._failures: list[_Failure] = []
-        self._ids = itertools.count(1)
-        self._events = itertools.count(1)
         self._webhooks: list[WebhookDelivery] = []
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
             ("POST", re.compile(r"/v2/payments"), self._create_payment),
@@ -140,6 +177,10 @@ class SquareMockAPI:
             ("POST", re.compile(r"/v2/invoices"), self._create_invoice),
             ("POST", re.compile(r"/v2/invoices/([^/]+)/publish"), self._publish_invoice),
             ("GET", re.compile(r"/v2/disputes/([^/]+)"), self._get_dispute),
+            ("GET", re.compile(r"/v2/disputes"), self._list_disputes),
+            ("GET", re.compile(r"/v2/customers/([^/]+)"), self._get_customer),
+            ("GET", re.compile(r"/v2/invoices/([^/]+)"), self._get_invoice),
+            ("GET", re.compile(r"/v2/refunds"), self._list_refunds),
         ]
 
     # -- wiring ----------------------------------------------------------------------------
@@ -167,26 +208,57 @@ class SquareMockAPI:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
-        path = request.url.path
-        self._query = dict(request.url.params)
+        scripted = self._failures[0].exception if self._failures else None
+        if scripted is not None:
+            self._failures.pop(0)
+            raise scripted("scripted transport failure")
+        status, payload, headers = self.dispatch(
+            request.method,
+            request.url.path,
+            dict(request.url.params),
+            body,
+            request.headers.get("authorization", ""),
+        )
+        return httpx.Response(status, json=payload, headers=headers)
+
+    def dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        authorization: str,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """One API request → (HTTP status, JSON answer, headers), without any transport:
+        what `handle` (httpx) and the sandbox's HTTP server both call."""
+        self._query = query
         if self._failures:
             failure = self._failures.pop(0)
-            if failure.exception is not None:
-                raise failure.exception("scripted transport failure")
             errors = {"errors": [{"category": failure.category, "code": failure.code}]}
-            return self._respond(request.method, path, body, failure.status, errors, failure)
-        if request.headers.get("authorization", "") in ("", "Bearer "):
+            return self._respond(method, path, body, failure.status, errors, failure)
+        if authorization in ("", "Bearer "):
             status, payload = self._error(401, "UNAUTHORIZED", "AUTHENTICATION_ERROR")
-            return self._respond(request.method, path, body, status, payload)
-        for method, pattern, handler in self._routes:
+            return self._respond(method, path, body, status, payload)
+        for route_method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
-            if method == request.method and match:
+            if route_method == method and match:
+                if body is not None and not isinstance(body, dict):
+                    status, payload = self._error(
+                        400, "INVALID_CONTENT_TYPE", detail="the body must be a JSON object"
+                    )
+                    return self._respond(method, path, body, status, payload)
                 groups = match.groups()
-                status, payload = self._idempotent(
-                    path, body, functools.partial(handler, body, *groups)
-                )
-                return self._respond(request.method, path, body, status, payload)
-        return self._respond(request.method, path, body, 404, self._error(404, "NOT_FOUND")[1])
+                try:
+                    status, payload = self._idempotent(
+                        path, body, functools.partial(handler, body, *groups)
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    # a request missing a field or with one of the wrong type: Square's 400
+                    status, payload = self._error(
+                        400, "BAD_REQUEST", detail=f"invalid request ({type(exc).__name__}: {exc})"
+                    )
+                return self._respond(method, path, body, status, payload)
+        return self._respond(method, path, body, 404, self._error(404, "NOT_FOUND")[1])
 
     def _respond(
         self,
@@ -196,17 +268,18 @@ class SquareMockAPI:
         status: int,
         payload: Any,
         failure: _Failure | None = None,
-    ) -> httpx.Response:
+    ) -> tuple[int, Any, dict[str, str]]:
         call = RecordedCall(
             method, path, body, status, payload, scripted=failure is not None, query=self._query
         )
-        self.calls.append(call)
+        if self.record_calls:
+            self.calls.append(call)
         for observer in self.observers:
             observer(call)
-        headers = {"square-request-id": f"req-{len(self.calls)}"}
+        headers = {"square-request-id": f"req-{self._count('requests')}"}
         if failure is not None:
             headers.update(failure.headers)
-        return httpx.Response(status, json=payload, headers=headers)
+        return status, payload, headers
 
     def _idempotent(
         self, path: str, body: Any, run: Callable[[], tuple[int, Any]]
@@ -215,14 +288,16 @@ class SquareMockAPI:
         if not key:
             return run()
         fingerprint = json.dumps(body, sort_keys=True)
-        seen = self._idempotency.get((path, key))
+        slot = f"{path} {key}"
+        seen = self._idempotency.get(slot)
         if seen is not None:
             if seen[0] != fingerprint:
                 return self._error(400, "IDEMPOTENCY_KEY_REUSED", "INVALID_REQUEST_ERROR")
             return seen[1], seen[2]
         status, payload = run()
         if status < 500:
-            self._idempotency[(path, key)] = (fingerprint, status, payload)
+            # a copy: the stored answer must not follow later changes to the objects
+            self._idempotency[slot] = [fingerprint, status, json.loads(json.dumps(payload))]
         return status, payload
 
     @staticmethod
@@ -235,7 +310,15 @@ class SquareMockAPI:
         return status, {"errors": [error]}
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}{next(self._ids):06d}"
+        return f"{prefix}{self._count('ids'):06d}"
+
+    def _count(self, name: str) -> int:
+        """The next number of counter ``name`` (kept in a table, so a saved state resumes)."""
+        self._counters[name] = number = int(self._counters.get(name, 0)) + 1
+        return number
+
+    def _now(self) -> str:
+        return self._clock() if self._clock is not None else _TIME
 
     # -- payments ----------------------------------------------------------------------------
 
@@ -243,8 +326,8 @@ class SquareMockAPI:
         source = body["source_id"]
         payment: dict[str, Any] = {
             "id": self._id("sqpay"),
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": self._now(),
+            "updated_at": self._now(),
             "amount_money": dict(body["amount_money"]),
             "total_money": dict(body["amount_money"]),
             "location_id": body.get("location_id", "MAIN"),
@@ -259,6 +342,7 @@ class SquareMockAPI:
             payment["status"] = "FAILED"
             payment["card_details"] = {"status": "FAILED"}
             self.payments[payment["id"]] = payment
+            self._emit("payment.created", "payment", payment)  # Square reports failed ones too
             return 402, {
                 "errors": [
                     {"category": "PAYMENT_METHOD_ERROR", "code": decline, "detail": "declined"}
@@ -343,8 +427,8 @@ class SquareMockAPI:
             "amount_money": dict(body["amount_money"]),
             "payment_id": payment["id"],
             "location_id": payment["location_id"],
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": self._now(),
+            "updated_at": self._now(),
         }
         if body.get("reason"):
             refund["reason"] = body["reason"]
@@ -391,7 +475,7 @@ class SquareMockAPI:
     # -- customers, subscriptions ------------------------------------------------------------
 
     def _create_customer(self, body: dict[str, Any]) -> tuple[int, Any]:
-        customer = {"id": self._id("CUST"), "created_at": _TIME, "updated_at": _TIME}
+        customer = {"id": self._id("CUST"), "created_at": self._now(), "updated_at": self._now()}
         for name in ("given_name", "family_name", "email_address", "note", "reference_id"):
             if body.get(name):
                 customer[name] = body[name]
@@ -406,11 +490,11 @@ class SquareMockAPI:
             "location_id": body["location_id"],
             "plan_variation_id": body["plan_variation_id"],
             "customer_id": body["customer_id"],
-            "start_date": "2026-01-01",
-            "charged_through_date": "2026-02-01",
+            "start_date": self._now()[:10],
+            "charged_through_date": _next_month(self._now()[:10]),
             "status": "ACTIVE",
             "version": 1,
-            "created_at": _TIME,
+            "created_at": self._now(),
         }
         if body.get("card_id"):
             subscription["card_id"] = body["card_id"]
@@ -434,7 +518,13 @@ class SquareMockAPI:
             actions: list[dict[str, Any]] = []
         else:  # Square schedules the cancel at the end of the paid period
             subscription["canceled_date"] = subscription["charged_through_date"]
-            actions = [{"id": self._id("act-"), "type": "CANCEL", "effective_date": "2026-02-01"}]
+            actions = [
+                {
+                    "id": self._id("act-"),
+                    "type": "CANCEL",
+                    "effective_date": subscription["charged_through_date"],
+                }
+            ]
         subscription["version"] += 1
         self._emit("subscription.updated", "subscription", subscription)
         return 200, {"subscription": subscription, "actions": actions}
@@ -465,8 +555,8 @@ class SquareMockAPI:
             "state": "OPEN",
             "version": 1,
             "total_money": {"amount": total, "currency": currency},
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": self._now(),
+            "updated_at": self._now(),
         }
         self.orders[created["id"]] = created
         return created
@@ -485,9 +575,13 @@ class SquareMockAPI:
             "id": link_id,
             "version": 1,
             "order_id": order["id"],
-            "url": f"https://square.link/u/{link_id}",
-            "long_url": f"https://checkout.square.site/merchant/x/order/{link_id}",
-            "created_at": _TIME,
+            "url": f"{self.checkout_url or 'https://square.link/u'}/{link_id}",
+            "long_url": (
+                f"{self.checkout_url}/{link_id}"
+                if self.checkout_url
+                else f"https://checkout.square.site/merchant/x/order/{link_id}"
+            ),
+            "created_at": self._now(),
         }
         if body.get("checkout_options"):
             link["checkout_options"] = body["checkout_options"]
@@ -500,17 +594,22 @@ class SquareMockAPI:
         link = self.links.get(link_id)
         return (200, {"payment_link": link}) if link else self._error(404, "NOT_FOUND")
 
-    def pay_link(self, link_id: str) -> dict[str, Any]:
+    def pay_link(self, link_id: str, source_id: str = "cnon:card-nonce-ok") -> dict[str, Any]:
         """The customer pays on Square's page: a COMPLETED payment for the link's order.
 
-        Returns the redirect query Square appends to the link's redirect URL.
+        Returns the redirect query Square appends to the link's redirect URL. A declining
+        ``source_id`` (see `DECLINING_SOURCES`) records a FAILED payment, which is
+        reported (``payment.created``), and raises `LinkPaymentDeclined`: the page
+        says so and the customer may try another card, as on Square's page.
         """
         link = self.links[link_id]
         order = self.orders[link["order_id"]]
+        if order["state"] != "OPEN":
+            raise LinkPaymentDeclined("ORDER_ALREADY_USED")
         payment: dict[str, Any] = {
             "id": self._id("sqpay"),
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": self._now(),
+            "updated_at": self._now(),
             "amount_money": dict(order["total_money"]),
             "total_money": dict(order["total_money"]),
             "status": "COMPLETED",
@@ -522,6 +621,13 @@ class SquareMockAPI:
         }
         if link.get("payment_note"):
             payment["note"] = link["payment_note"]
+        decline = DECLINING_SOURCES.get(source_id)
+        if decline is not None:
+            payment["status"] = "FAILED"
+            payment["card_details"] = {"status": "FAILED"}
+            self.payments[payment["id"]] = payment
+            self._emit("payment.created", "payment", payment)
+            raise LinkPaymentDeclined(decline)
         self.payments[payment["id"]] = payment
         order["tenders"] = [
             {
@@ -534,6 +640,16 @@ class SquareMockAPI:
         order["state"] = "COMPLETED"
         self._emit("payment.created", "payment", payment)
         return {"checkoutId": link_id, "orderId": order["id"], "transactionId": order["id"]}
+
+    def settle_payment(self, payment_id: str, *, success: bool = True) -> dict[str, Any]:
+        """A PENDING payment (a bank transfer) completes, or fails."""
+        payment = self.payments[payment_id]
+        if payment["status"] != "PENDING":
+            raise ValueError(f"payment {payment_id} is {payment['status']}, not PENDING")
+        payment["status"] = "COMPLETED" if success else "FAILED"
+        payment["updated_at"] = self._now()
+        self._emit("payment.updated", "payment", payment)
+        return payment
 
     # -- invoices, disputes ------------------------------------------------------------------
 
@@ -555,8 +671,8 @@ class SquareMockAPI:
                 "version": 0,
                 "status": "DRAFT",
                 "payment_requests": [request],
-                "created_at": _TIME,
-                "updated_at": _TIME,
+                "created_at": self._now(),
+                "updated_at": self._now(),
             }
         )
         self.invoices[invoice["id"]] = invoice
@@ -584,8 +700,8 @@ class SquareMockAPI:
             "due_at": "2026-02-01T00:00:00.000Z",
             "disputed_payment": {"payment_id": payment_id},
             "card_brand": "VISA",
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": self._now(),
+            "updated_at": self._now(),
             "version": 1,
         }
         self.disputes[dispute["id"]] = dispute
@@ -602,6 +718,78 @@ class SquareMockAPI:
     def _get_dispute(self, body: Any, dispute_id: str) -> tuple[int, Any]:
         dispute = self.disputes.get(dispute_id)
         return (200, {"dispute": dispute}) if dispute else self._error(404, "NOT_FOUND")
+
+    def _get_customer(self, body: Any, customer_id: str) -> tuple[int, Any]:
+        customer = self.customers.get(customer_id)
+        return (200, {"customer": customer}) if customer else self._error(404, "NOT_FOUND")
+
+    def _get_invoice(self, body: Any, invoice_id: str) -> tuple[int, Any]:
+        invoice = self.invoices.get(invoice_id)
+        return (200, {"invoice": invoice}) if invoice else self._error(404, "NOT_FOUND")
+
+    def pay_invoice(self, invoice_id: str, source_id: str = "cnon:card-nonce-ok") -> dict[str, Any]:
+        """The customer pays a published invoice: a payment for its order, the invoice PAID
+        (``invoice.payment_made``); a declining source fails the charge instead
+        (``invoice.scheduled_charge_failed``) and leaves it UNPAID."""
+        invoice = self.invoices[invoice_id]
+        if invoice["status"] not in ("UNPAID", "SCHEDULED", "PARTIALLY_PAID"):
+            raise ValueError(f"invoice {invoice_id} is {invoice['status']}: nothing to pay")
+        request = invoice["payment_requests"][0]
+        money = dict(request["computed_amount_money"])
+        if source_id in DECLINING_SOURCES:
+            invoice["updated_at"] = self._now()
+            self._emit("invoice.scheduled_charge_failed", "invoice", invoice)
+            return invoice
+        payment: dict[str, Any] = {
+            "id": self._id("sqpay"),
+            "created_at": self._now(),
+            "updated_at": self._now(),
+            "amount_money": dict(money),
+            "total_money": dict(money),
+            "status": "COMPLETED",
+            "source_type": "CARD",
+            "card_details": {"status": "CAPTURED"},
+            "location_id": invoice.get("location_id", "MAIN"),
+            "order_id": invoice["order_id"],
+            "version_token": "v1",
+        }
+        self.payments[payment["id"]] = payment
+        order = self.orders.get(invoice["order_id"])
+        if order is not None:
+            order["state"] = "COMPLETED"
+        request["total_completed_amount_money"] = dict(money)
+        invoice["status"] = "PAID"
+        invoice["version"] += 1
+        invoice["updated_at"] = self._now()
+        self._emit("payment.created", "payment", payment)
+        self._emit("invoice.payment_made", "invoice", invoice)
+        return invoice
+
+    def renew_subscription(self, subscription_id: str, *, success: bool = True) -> dict[str, Any]:
+        """A billing period ends: the subscription is charged for the next one (a new paid
+        period, ``subscription.updated``), or the charge fails and Square deactivates it."""
+        subscription = self.subscriptions[subscription_id]
+        if subscription["status"] != "ACTIVE":
+            raise ValueError(f"subscription {subscription_id} is {subscription['status']}")
+        if success:
+            subscription["charged_through_date"] = _next_month(subscription["charged_through_date"])
+        else:
+            subscription["status"] = "DEACTIVATED"
+        subscription["version"] += 1
+        self._emit("subscription.updated", "subscription", subscription)
+        return subscription
+
+    def _list_disputes(self, body: Any) -> tuple[int, Any]:
+        found = sorted(self.disputes.values(), key=lambda d: (d["created_at"], d["id"]))
+        states = self._query.get("states")
+        if states:
+            wanted = set(states.split(","))
+            found = [dispute for dispute in found if dispute["state"] in wanted]
+        return self._page("disputes", found, "disputes")
+
+    def _list_refunds(self, body: Any) -> tuple[int, Any]:
+        found = self._in_window(self.refunds.values())
+        return self._page("refunds", found, "refunds")
 
     # -- listings: ListPayments, ListPayouts, ListPayoutEntries -------------------------------
 
@@ -759,8 +947,8 @@ class SquareMockAPI:
         chunk = found[start : start + size]
         payload: dict[str, Any] = {items: json.loads(json.dumps(chunk))} if chunk else {}
         if start + size < len(found):
-            token = f"cur{next(self._ids):06d}"
-            self._cursors[token] = (listing, start + size)
+            token = f"cur{self._count('ids'):06d}"
+            self._cursors[token] = [listing, start + size]
             payload["cursor"] = token
         return 200, payload
 
@@ -771,8 +959,8 @@ class SquareMockAPI:
         return {
             "merchant_id": "MLMERCHANT",
             "type": square_type,
-            "event_id": f"evt-{next(self._events):08d}",
-            "created_at": _TIME,
+            "event_id": f"evt-{self._count('events'):08d}",
+            "created_at": self._now(),
             "data": {"type": kind, "id": obj["id"], "object": {kind: json.loads(json.dumps(obj))}},
         }
 
@@ -791,7 +979,11 @@ class SquareMockAPI:
         )
 
     def _emit(self, square_type: str, kind: str, obj: dict[str, Any]) -> None:
-        self._webhooks.append(self.delivery(self.event(square_type, kind, obj)))
+        event = self.event(square_type, kind, obj)
+        if self.keep_deliveries:
+            self._webhooks.append(self.delivery(event))
+        for listener in self.event_listeners:
+            listener(event)
 
     def take_webhooks(self) -> list[WebhookDelivery]:
         """The deliveries queued since the last call (every state change queues one)."""

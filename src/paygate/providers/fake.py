@@ -100,6 +100,22 @@ __all__ = [
     "FakeSettings",
 ]
 
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._fake_async import AsyncFakeProvider as AsyncFakeProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncFakeProvider":
+        from paygate.providers._fake_async import AsyncFakeProvider
+
+        return AsyncFakeProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # -- mapping tables --------------------------------------------------------------------------
 
 Outcome = Literal["succeed", "decline", "require_action", "processing", "dispute", "refund_pending"]
@@ -1560,6 +1576,33 @@ class FakeProvider(BaseProvider):
         with self._lock:
             queue = self._failures.setdefault(operation, deque())
             queue.extend(_Failure(error, after_commit) for _ in range(times))
+
+    # -- persistence (used by ``paygate sandbox --store sqlite:///...``) -------------------------
+
+    def export_state(self) -> JSON:
+        """The engine's records as JSON-ready data, for `restore_state` in a new process.
+
+        Idempotency answers, scripted failures and call counts are not included: a restored
+        engine starts with none (the sandbox keeps its own wire-level idempotency records).
+        """
+        with self._lock:
+            version, internal, gauss = self._rng.getstate()
+            return {
+                "objects": codec.snapshot(self._objects),
+                "prices": {k: [v.amount, v.currency] for k, v in self._prices.items()},
+                "invoice_numbers": self._invoice_numbers,
+                "rng": [version, list(internal), gauss],
+            }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the engine's records with ones from `export_state`."""
+        with self._lock:
+            self._objects = codec.snapshot(dict(state["objects"]))
+            self._prices = {k: Money(v[0], v[1]) for k, v in state["prices"].items()}
+            self._invoice_numbers = int(state["invoice_numbers"])
+            version, internal, gauss = state["rng"]
+            self._rng.setstate((version, tuple(internal), gauss))
+            self._pending = []
 
 
 def _parse_event(event: Any) -> WebhookEvent:

@@ -88,6 +88,23 @@ __all__ = ["PayPalProvider", "PayPalSettings"]
 
 log = logging.getLogger("paygate.providers.paypal")
 
+
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._paypal_aio import AsyncPayPalProvider as AsyncPayPalProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncPayPalProvider":
+        from paygate.providers._paypal_aio import AsyncPayPalProvider
+
+        return AsyncPayPalProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # ==========================================================================================
 # Mapping tables: PayPal's words -> paygate's. Data first, code below.
 # ==========================================================================================
@@ -834,6 +851,7 @@ class PayPalProvider(BaseProvider):
                 webhook_id=config.webhook_id,
                 fetch=fetcher,
                 tolerance=timedelta(seconds=config.webhook_tolerance),
+                local_cert_prefix=_local_cert_prefix(config.base_url),
             )
             if config.webhook_id
             else None
@@ -868,37 +886,7 @@ class PayPalProvider(BaseProvider):
         order comes back captured (or authorized for ``capture="manual"``).
         ``customer_id`` and ``metadata`` have no place on a PayPal order and are not sent.
         """
-        _check_reference(order_id, "order_id")
-        vault_id = None if payment_method in (None, "paypal") else payment_method
-        if vault_id is not None and not (
-            isinstance(vault_id, str) and _VAULT_ID.fullmatch(vault_id)
-        ):
-            raise ValidationError(
-                "payment_method must be None, 'paypal' or a PayPal vault id "
-                "([0-9a-zA-Z_-], at most 255 characters); the value given is not repeated "
-                "here (it may be a card number pasted by mistake)"
-            )
-        if capture not in ("automatic", "manual"):
-            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
-        unit: dict[str, Any] = {
-            "custom_id": order_id,
-            "invoice_id": order_id,
-            "amount": _positive(amount, "amount"),
-        }
-        if description:
-            unit["description"] = description[:127]
-        body: dict[str, Any] = {
-            "intent": "CAPTURE" if capture == "automatic" else "AUTHORIZE",
-            "purchase_units": [unit],
-        }
-        if vault_id is not None:
-            body["payment_source"] = {"paypal": {"vault_id": vault_id}}
-        elif return_url:
-            body["payment_source"] = {"paypal": {"experience_context": {
-                "return_url": return_url,
-                "cancel_url": return_url,  # complete_return looks the order up either way
-                "user_action": "PAY_NOW",
-            }}}  # fmt: skip
+        body = order_request(order_id, amount, payment_method, description, capture, return_url)
         order = self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
@@ -915,16 +903,12 @@ class PayPalProvider(BaseProvider):
         The query string is only used for the order id; the order's status is read from
         PayPal. An order that is not approved is returned as it is, untouched.
         """
-        token = params.get("token") if isinstance(params, Mapping) else None
-        if not token:
-            raise ValidationError("the PayPal return has no 'token' parameter (the order id)")
+        token = _return_token(params)
         order = self._get_order(token)
         if order.get("status") == "APPROVED":
-            path = _path_id(str(order["id"]), "order id")
-            action = "authorize" if order.get("intent") == "AUTHORIZE" else "capture"
             try:
                 order = self._http.post(
-                    f"/v2/checkout/orders/{path}/{action}",
+                    _approval_path(order),
                     {},
                     request_id=_request_id(idempotency_key),
                 )
@@ -947,9 +931,7 @@ class PayPalProvider(BaseProvider):
         # answers with the capture that request made (one made by another request it refuses
         # itself, 422), so the retry succeeds instead of being refused here.
         authorization = self._authorization(order, "capture", done="CAPTURED")
-        body: dict[str, Any] = {"final_capture": True}
-        if amount is not None:
-            body["amount"] = _positive(amount, "capture amount")
+        body = capture_request(amount)
         authorization_path = _path_id(str(authorization["id"]), "authorization id")
         capture = self._http.post(
             f"/v2/payments/authorizations/{authorization_path}/capture",
@@ -963,8 +945,7 @@ class PayPalProvider(BaseProvider):
         """Void an authorized order. PayPal has no call to cancel an unapproved order (it
         expires); a captured one is refunded instead."""
         order = self._get_order(payment_id)
-        last = (_payments_of(order).get("authorizations") or [{}])[-1]
-        if isinstance(last, Mapping) and last.get("status") == "VOIDED":
+        if _voided(order):
             # already voided: a retry whose first answer was lost (the void takes no
             # PayPal-Request-Id to replay it), or a void from elsewhere -- the same end state
             return self._payment(order)
@@ -986,38 +967,8 @@ class PayPalProvider(BaseProvider):
         """Refund the order's capture, fully (``amount=None``) or partly."""
         order = self._get_order(payment_id)
         payment = self._payment(order)
-        # A retry whose first answer was lost (OutcomeUnknown) finds its own refund already
-        # made: REFUNDED is let through, and an amount over what is left passes when a refund
-        # of exactly that amount exists, for PayPal answers the same PayPal-Request-Id with
-        # that refund (a new refund over the rest PayPal refuses itself, 422).
-        if payment.charge_id is None or payment.status not in (
-            PaymentStatus.SUCCEEDED,
-            PaymentStatus.PARTIALLY_REFUNDED,
-            PaymentStatus.REFUNDED,
-        ):
-            raise InvalidRequest(
-                f"PayPal order {payment.id} has no completed capture to refund "
-                f"(status {payment.status})", provider="paypal", code="not_captured",
-            )  # fmt: skip
-        assert payment.amount_captured is not None and payment.amount_refunded is not None
-        refundable = payment.amount_captured - payment.amount_refunded
-        body: dict[str, Any] = {}
-        if amount is not None:
-            body["amount"] = _positive(amount, "refund amount")
-            if amount.currency != refundable.currency or (
-                amount > refundable and not _has_refund_of(order, amount)
-            ):
-                raise ValidationError(
-                    f"refund of {amount} exceeds what PayPal order {payment.id} has left to "
-                    f"refund ({refundable})"
-                )
-        if reason:
-            body["note_to_payer"] = reason[:255]
-        refund = self._http.post(
-            f"/v2/payments/captures/{_path_id(payment.charge_id, 'capture id')}/refund",
-            body,
-            request_id=_request_id(idempotency_key),
-        )
+        path, body, refundable = refund_request(order, payment, amount, reason)
+        refund = self._http.post(path, body, request_id=_request_id(idempotency_key))
         return _refund_from(
             refund,
             payment_id=payment.id,
@@ -1056,42 +1007,7 @@ class PayPalProvider(BaseProvider):
         Its id is the PayPal order id, which is also the id of the Payment that
         ``complete_return`` gives back.
         """
-        if mode != "payment":
-            raise NotSupported(
-                "PayPal checkout sessions are for payments; use create_subscription, whose "
-                "Subscription.redirect_url is the approval page",
-                provider="paypal",
-                code="not_supported",
-            )
-        _check_reference(order_id, "order_id")
-        if not line_items:
-            raise ValidationError("a checkout needs at least one line item")
-        currency = line_items[0].unit_amount.currency
-        if any(item.unit_amount.currency != currency for item in line_items):
-            raise ValidationError("all line items of a PayPal checkout must share one currency")
-        total = Money(sum(item.total.amount for item in line_items), currency)
-        items = [
-            {
-                "name": item.name[:127],
-                "quantity": str(item.quantity),
-                "unit_amount": _money_field(item.unit_amount),
-                **({"description": item.description[:127]} if item.description else {}),
-            }
-            for item in line_items
-        ]
-        amount = _positive(total, "checkout total")
-        body = {
-            "intent": "CAPTURE",
-            "purchase_units": [{
-                "custom_id": order_id,
-                "invoice_id": order_id,
-                "amount": {**amount, "breakdown": {"item_total": amount}},
-                "items": items,
-            }],
-            "payment_source": {"paypal": {"experience_context": {
-                "return_url": success_url, "cancel_url": cancel_url, "user_action": "PAY_NOW",
-            }}},
-        }  # fmt: skip
+        body = checkout_request(order_id, line_items, success_url, cancel_url, mode)
         order = self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
@@ -1115,12 +1031,9 @@ class PayPalProvider(BaseProvider):
         PayPal has no customer objects: ``customer_id`` travels as the subscription's
         ``custom_id`` and comes back as ``Subscription.customer_id``.
         """
-        _check_reference(customer_id, "customer_id")
-        if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
-            raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
         subscription = self._http.post(
             "/v1/billing/subscriptions",
-            {"plan_id": price_id, "custom_id": customer_id},
+            subscription_request(customer_id, price_id),
             request_id=_request_id(idempotency_key),
         )
         return _subscription_from(subscription)
@@ -1132,13 +1045,7 @@ class PayPalProvider(BaseProvider):
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
-        if at_period_end:
-            raise NotSupported(
-                "PayPal cancels subscriptions at once; at_period_end=True is not available",
-                provider="paypal",
-                code="not_supported",
-            )
-        path = _path_id(subscription_id, "subscription_id")
+        path = _cancel_subscription_path(subscription_id, at_period_end)
         self._http.post(
             f"/v1/billing/subscriptions/{path}/cancel", {"reason": "Canceled by the merchant"}
         )
@@ -1158,36 +1065,7 @@ class PayPalProvider(BaseProvider):
     ) -> Invoice:
         """A draft invoice (sent when ``send``). ``customer_id`` is the recipient's email:
         PayPal invoices people, it has no customer objects."""
-        if not isinstance(customer_id, str) or "@" not in customer_id:
-            raise ValidationError(
-                f"PayPal invoices are addressed by email: customer_id must be an email "
-                f"address, got {customer_id!r}"
-            )
-        if not line_items:
-            raise ValidationError("an invoice needs at least one line item")
-        currency = line_items[0].unit_amount.currency
-        if any(item.unit_amount.currency != currency for item in line_items):
-            raise ValidationError("all line items of a PayPal invoice must share one currency")
-        total = Money(sum(item.total.amount for item in line_items), currency)
-        _positive(total, "invoice total")
-        detail: dict[str, Any] = {"currency_code": currency}
-        if order_id:
-            detail["reference"] = _check_reference(order_id, "order_id")
-        if description:
-            detail["note"] = description[:4000]
-        body = {
-            "detail": detail,
-            "primary_recipients": [{"billing_info": {"email_address": customer_id}}],
-            "items": [
-                {
-                    "name": item.name[:200],
-                    "quantity": str(item.quantity),
-                    "unit_amount": _money_field(item.unit_amount),
-                    **({"description": item.description[:1000]} if item.description else {}),
-                }
-                for item in line_items
-            ],
-        }
+        body, total = invoice_request(customer_id, line_items, order_id, description)
         invoice = self._http.post(
             "/v2/invoicing/invoices", body, request_id=_request_id(idempotency_key)
         )
@@ -1285,67 +1163,24 @@ class PayPalProvider(BaseProvider):
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the PayPal signature (offline or by PayPal's API), then normalize."""
-        if not self.settings.webhook_id:
-            raise ConfigurationError("PayPal webhooks need the webhook_id setting")
-        if not isinstance(body, bytes):
-            raise MalformedPayload("a webhook body must be the raw request bytes")
+        _check_webhook_settings(self.settings, body)
         if self.settings.verification == "api":
             self._verify_by_api(body, headers)
         else:
             assert self._verifier is not None
             self._verifier.verify(body, headers)
         event = _event_from(body)
-        obj = event.object
-        # PayPal's refund and dispute resources name the capture, not the order
-        # (and older capture resources carry no supplementary_data with their order)
-        names_capture = (
-            (isinstance(obj, Refund) and not _related_ids(obj.raw).get("order_id"))
-            or (isinstance(obj, Dispute) and obj.payment_id)
-            or (event.provider_type.startswith("PAYMENT.CAPTURE.") and isinstance(obj, Payment)
-                and obj.id == obj.charge_id)
-        )  # fmt: skip
-        if not names_capture:
+        capture_id = _capture_named(event)
+        if capture_id is None:
             return event
-        resolved: WebhookObject
-        if isinstance(obj, Payment):
-            order_id = self._order_of_capture(obj.id)
-            metadata = {**obj.metadata, "paypal_order_id": order_id}
-            resolved = replace(obj, id=order_id, metadata=metadata)
-        else:
-            assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
-            resolved = replace(obj, payment_id=self._order_of_capture(obj.payment_id))
-        return replace(event, object=resolved)
+        return _with_order(event, self._order_of_capture(capture_id))
 
     def _verify_by_api(self, body: bytes, headers: Mapping[str, str]) -> None:
-        signature = read_headers(headers)
-        # PayPal's answer says only whether the signature holds, not how old the delivery
-        # is: webhook_tolerance bounds replays here as in offline mode (before any request)
-        sent_at = parse_transmission_time(signature.transmission_time)
-        tolerance = self.settings.webhook_tolerance
-        if abs(datetime.now(timezone.utc) - sent_at) > timedelta(seconds=tolerance):
-            raise TimestampOutsideTolerance(
-                f"PAYPAL-TRANSMISSION-TIME {signature.transmission_time} is more than "
-                f"{tolerance}s from now"
-            )
-        event = _json_object(body, InvalidSignature)
         answer = self._http.post(
             "/v1/notifications/verify-webhook-signature",
-            {
-                "auth_algo": signature.auth_algo,
-                "cert_url": signature.cert_url,
-                "transmission_id": signature.transmission_id,
-                "transmission_sig": signature.transmission_sig,
-                "transmission_time": signature.transmission_time,
-                "webhook_id": self.settings.webhook_id,
-                "webhook_event": event,
-            },
+            verification_request(self.settings, body, headers),
         )
-        # PayPal answers 200 whether or not the signature holds: only SUCCESS counts
-        if answer.get("verification_status") != "SUCCESS":
-            raise InvalidSignature(
-                f"PayPal did not verify the webhook (verification_status="
-                f"{answer.get('verification_status')!r})"
-            )
+        _check_verification(answer)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -1391,21 +1226,323 @@ class PayPalProvider(BaseProvider):
     ) -> Mapping[str, Any]:
         """The order's open authorization; with ``done``, one in that state too when no
         authorization is open (the retry of a request whose answer was lost)."""
-        payments = _payments_of(order)
-        every: list[Mapping[str, Any]] = list(payments.get("authorizations") or ())
-        authorizations = [
-            a for a in every if a.get("status") in ("CREATED", "PENDING", "PARTIALLY_CAPTURED")
-        ]
-        if not authorizations and done is not None:
-            authorizations = [a for a in every if a.get("status") == done]
-        if not authorizations:
-            raise InvalidRequest(
-                f"cannot {operation} PayPal order {order.get('id')}: it has no open "
-                f"authorization (order status {order.get('status')})",
-                provider="paypal",
-                code="no_authorization",
+        return open_authorization(order, operation, done=done)
+
+
+# ==========================================================================================
+# Requests: what each operation sends, checked first (shared by both faces)
+# ==========================================================================================
+
+
+def order_request(
+    order_id: str,
+    amount: Money,
+    payment_method: str | None,
+    description: str | None,
+    capture: CaptureMethod,
+    return_url: str | None,
+) -> dict[str, Any]:
+    """``POST /v2/checkout/orders`` for ``create_payment``."""
+    _check_reference(order_id, "order_id")
+    vault_id = None if payment_method in (None, "paypal") else payment_method
+    if vault_id is not None and not (isinstance(vault_id, str) and _VAULT_ID.fullmatch(vault_id)):
+        raise ValidationError(
+            "payment_method must be None, 'paypal' or a PayPal vault id "
+            "([0-9a-zA-Z_-], at most 255 characters); the value given is not repeated "
+            "here (it may be a card number pasted by mistake)"
+        )
+    if capture not in ("automatic", "manual"):
+        raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    unit: dict[str, Any] = {
+        "custom_id": order_id,
+        "invoice_id": order_id,
+        "amount": _positive(amount, "amount"),
+    }
+    if description:
+        unit["description"] = description[:127]
+    body: dict[str, Any] = {
+        "intent": "CAPTURE" if capture == "automatic" else "AUTHORIZE",
+        "purchase_units": [unit],
+    }
+    if vault_id is not None:
+        body["payment_source"] = {"paypal": {"vault_id": vault_id}}
+    elif return_url:
+        body["payment_source"] = {"paypal": {"experience_context": {
+            "return_url": return_url,
+            "cancel_url": return_url,  # complete_return looks the order up either way
+            "user_action": "PAY_NOW",
+        }}}  # fmt: skip
+    return body
+
+
+def _return_token(params: Mapping[str, str]) -> str:
+    token = params.get("token") if isinstance(params, Mapping) else None
+    if not token:
+        raise ValidationError("the PayPal return has no 'token' parameter (the order id)")
+    return token
+
+
+def _approval_path(order: Mapping[str, Any]) -> str:
+    """Where an APPROVED order is captured (or authorized, for ``capture="manual"``)."""
+    path = _path_id(str(order["id"]), "order id")
+    action = "authorize" if order.get("intent") == "AUTHORIZE" else "capture"
+    return f"/v2/checkout/orders/{path}/{action}"
+
+
+def capture_request(amount: Money | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"final_capture": True}
+    if amount is not None:
+        body["amount"] = _positive(amount, "capture amount")
+    return body
+
+
+def _voided(order: Mapping[str, Any]) -> bool:
+    last = (_payments_of(order).get("authorizations") or [{}])[-1]
+    return isinstance(last, Mapping) and last.get("status") == "VOIDED"
+
+
+def refund_request(
+    order: Mapping[str, Any], payment: Payment, amount: Money | None, reason: str | None
+) -> tuple[str, dict[str, Any], Money]:
+    """The capture's refund path, the body, and what was left to refund."""
+    # A retry whose first answer was lost (OutcomeUnknown) finds its own refund already
+    # made: REFUNDED is let through, and an amount over what is left passes when a refund
+    # of exactly that amount exists, for PayPal answers the same PayPal-Request-Id with
+    # that refund (a new refund over the rest PayPal refuses itself, 422).
+    if payment.charge_id is None or payment.status not in (
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    ):
+        raise InvalidRequest(
+            f"PayPal order {payment.id} has no completed capture to refund "
+            f"(status {payment.status})", provider="paypal", code="not_captured",
+        )  # fmt: skip
+    assert payment.amount_captured is not None and payment.amount_refunded is not None
+    refundable = payment.amount_captured - payment.amount_refunded
+    body: dict[str, Any] = {}
+    if amount is not None:
+        body["amount"] = _positive(amount, "refund amount")
+        if amount.currency != refundable.currency or (
+            amount > refundable and not _has_refund_of(order, amount)
+        ):
+            raise ValidationError(
+                f"refund of {amount} exceeds what PayPal order {payment.id} has left to "
+                f"refund ({refundable})"
             )
-        return authorizations[-1]
+    if reason:
+        body["note_to_payer"] = reason[:255]
+    path = f"/v2/payments/captures/{_path_id(payment.charge_id, 'capture id')}/refund"
+    return path, body, refundable
+
+
+def checkout_request(
+    order_id: str,
+    line_items: Sequence[LineItem],
+    success_url: str,
+    cancel_url: str,
+    mode: CheckoutMode,
+) -> dict[str, Any]:
+    """``POST /v2/checkout/orders`` for ``create_checkout_session``: an order with items."""
+    if mode != "payment":
+        raise NotSupported(
+            "PayPal checkout sessions are for payments; use create_subscription, whose "
+            "Subscription.redirect_url is the approval page",
+            provider="paypal",
+            code="not_supported",
+        )
+    _check_reference(order_id, "order_id")
+    if not line_items:
+        raise ValidationError("a checkout needs at least one line item")
+    currency = line_items[0].unit_amount.currency
+    if any(item.unit_amount.currency != currency for item in line_items):
+        raise ValidationError("all line items of a PayPal checkout must share one currency")
+    total = Money(sum(item.total.amount for item in line_items), currency)
+    items = [
+        {
+            "name": item.name[:127],
+            "quantity": str(item.quantity),
+            "unit_amount": _money_field(item.unit_amount),
+            **({"description": item.description[:127]} if item.description else {}),
+        }
+        for item in line_items
+    ]
+    amount = _positive(total, "checkout total")
+    body = {
+        "intent": "CAPTURE",
+        "purchase_units": [{
+            "custom_id": order_id,
+            "invoice_id": order_id,
+            "amount": {**amount, "breakdown": {"item_total": amount}},
+            "items": items,
+        }],
+        "payment_source": {"paypal": {"experience_context": {
+            "return_url": success_url, "cancel_url": cancel_url, "user_action": "PAY_NOW",
+        }}},
+    }  # fmt: skip
+    return body
+
+
+def subscription_request(customer_id: str, price_id: str) -> dict[str, Any]:
+    _check_reference(customer_id, "customer_id")
+    if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
+        raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
+    return {"plan_id": price_id, "custom_id": customer_id}
+
+
+def _cancel_subscription_path(subscription_id: str, at_period_end: bool) -> str:
+    """The subscription id as a path segment; an end-of-period cancel is refused first."""
+    if at_period_end:
+        raise NotSupported(
+            "PayPal cancels subscriptions at once; at_period_end=True is not available",
+            provider="paypal",
+            code="not_supported",
+        )
+    return _path_id(subscription_id, "subscription_id")
+
+
+def invoice_request(
+    customer_id: str,
+    line_items: Sequence[LineItem],
+    order_id: str | None,
+    description: str | None,
+) -> tuple[dict[str, Any], Money]:
+    """``POST /v2/invoicing/invoices``'s body, and the invoice's total."""
+    if not isinstance(customer_id, str) or "@" not in customer_id:
+        raise ValidationError(
+            f"PayPal invoices are addressed by email: customer_id must be an email "
+            f"address, got {customer_id!r}"
+        )
+    if not line_items:
+        raise ValidationError("an invoice needs at least one line item")
+    currency = line_items[0].unit_amount.currency
+    if any(item.unit_amount.currency != currency for item in line_items):
+        raise ValidationError("all line items of a PayPal invoice must share one currency")
+    total = Money(sum(item.total.amount for item in line_items), currency)
+    _positive(total, "invoice total")
+    detail: dict[str, Any] = {"currency_code": currency}
+    if order_id:
+        detail["reference"] = _check_reference(order_id, "order_id")
+    if description:
+        detail["note"] = description[:4000]
+    body = {
+        "detail": detail,
+        "primary_recipients": [{"billing_info": {"email_address": customer_id}}],
+        "items": [
+            {
+                "name": item.name[:200],
+                "quantity": str(item.quantity),
+                "unit_amount": _money_field(item.unit_amount),
+                **({"description": item.description[:1000]} if item.description else {}),
+            }
+            for item in line_items
+        ],
+    }
+    return body, total
+
+
+def open_authorization(
+    order: Mapping[str, Any], operation: str, *, done: str | None = None
+) -> Mapping[str, Any]:
+    """The order's open authorization; with ``done``, one in that state too when no
+    authorization is open (the retry of a request whose answer was lost)."""
+    payments = _payments_of(order)
+    every: list[Mapping[str, Any]] = list(payments.get("authorizations") or ())
+    authorizations = [
+        a for a in every if a.get("status") in ("CREATED", "PENDING", "PARTIALLY_CAPTURED")
+    ]
+    if not authorizations and done is not None:
+        authorizations = [a for a in every if a.get("status") == done]
+    if not authorizations:
+        raise InvalidRequest(
+            f"cannot {operation} PayPal order {order.get('id')}: it has no open "
+            f"authorization (order status {order.get('status')})",
+            provider="paypal",
+            code="no_authorization",
+        )
+    return authorizations[-1]
+
+
+def verification_request(
+    settings: PayPalSettings, body: bytes, headers: Mapping[str, str]
+) -> dict[str, Any]:
+    """``POST /v1/notifications/verify-webhook-signature``'s body (``verification="api"``),
+    after the checks that need no request."""
+    signature = read_headers(headers)
+    # PayPal's answer says only whether the signature holds, not how old the delivery
+    # is: webhook_tolerance bounds replays here as in offline mode (before any request)
+    sent_at = parse_transmission_time(signature.transmission_time)
+    tolerance = settings.webhook_tolerance
+    if abs(datetime.now(timezone.utc) - sent_at) > timedelta(seconds=tolerance):
+        raise TimestampOutsideTolerance(
+            f"PAYPAL-TRANSMISSION-TIME {signature.transmission_time} is more than "
+            f"{tolerance}s from now"
+        )
+    event = _json_object(body, InvalidSignature)
+    return {
+        "auth_algo": signature.auth_algo,
+        "cert_url": signature.cert_url,
+        "transmission_id": signature.transmission_id,
+        "transmission_sig": signature.transmission_sig,
+        "transmission_time": signature.transmission_time,
+        "webhook_id": settings.webhook_id,
+        "webhook_event": event,
+    }
+
+
+def _check_verification(answer: Mapping[str, Any]) -> None:
+    # PayPal answers 200 whether or not the signature holds: only SUCCESS counts
+    if answer.get("verification_status") != "SUCCESS":
+        raise InvalidSignature(
+            f"PayPal did not verify the webhook (verification_status="
+            f"{answer.get('verification_status')!r})"
+        )
+
+
+def _check_webhook_settings(settings: PayPalSettings, body: bytes) -> None:
+    if not settings.webhook_id:
+        raise ConfigurationError("PayPal webhooks need the webhook_id setting")
+    if not isinstance(body, bytes):
+        raise MalformedPayload("a webhook body must be the raw request bytes")
+
+
+def _capture_named(event: WebhookEvent) -> str | None:
+    """The capture id an event's object names where paygate wants the order's: PayPal's
+    refund and dispute resources name the capture, not the order (and older capture
+    resources carry no supplementary_data with their order). ``None``: nothing to resolve."""
+    obj = event.object
+    if isinstance(obj, Refund) and not _related_ids(obj.raw).get("order_id"):
+        return obj.payment_id
+    if isinstance(obj, Dispute) and obj.payment_id:
+        return obj.payment_id
+    if (
+        event.provider_type.startswith("PAYMENT.CAPTURE.")
+        and isinstance(obj, Payment)
+        and obj.id == obj.charge_id
+    ):
+        return obj.id
+    return None
+
+
+def _with_order(event: WebhookEvent, order_id: str) -> WebhookEvent:
+    """``event`` naming the PayPal order ``order_id`` instead of its capture."""
+    obj = event.object
+    resolved: WebhookObject
+    if isinstance(obj, Payment):
+        metadata = {**obj.metadata, "paypal_order_id": order_id}
+        resolved = replace(obj, id=order_id, metadata=metadata)
+    else:
+        assert isinstance(obj, (Refund, Dispute)) and obj.payment_id
+        resolved = replace(obj, payment_id=order_id)
+    return replace(event, object=resolved)
+
+
+def _local_cert_prefix(base_url: str | None) -> str | None:
+    """Where a local sandbox (``paygate sandbox``: a ``base_url`` on this machine) serves
+    the certificate it signs webhooks with; ``None`` for PayPal's own hosts."""
+    if base_url is None or urlsplit(base_url).hostname not in _LOOPBACK_HOSTS:
+        return None
+    return base_url.rstrip("/") + "/v1/notifications/certs/"
 
 
 def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:

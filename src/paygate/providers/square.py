@@ -85,6 +85,23 @@ __all__ = ["SquareProvider", "square_idempotency_key"]
 
 logger = logging.getLogger("paygate.providers.square")
 
+
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._square_async import AsyncSquareProvider as AsyncSquareProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncSquareProvider":
+        from paygate.providers._square_async import AsyncSquareProvider
+
+        return AsyncSquareProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # -- mapping tables ----------------------------------------------------------------------------
 
 #: Payment.status → PaymentStatus. Refunds do not change a Square payment's status (it stays
@@ -784,28 +801,10 @@ class SquareProvider(BaseProvider):
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
     ) -> Payment:
-        _check_reference(order_id)
-        if not isinstance(amount, Money) or amount.amount <= 0:
-            raise ValidationError(f"amount must be positive Money, got {amount!r}")
-        if not payment_method:
-            raise ValidationError(
-                "Square needs payment_method: a source_id (a Web Payments SDK token or a "
-                "card on file id)"
-            )
-        if capture not in ("automatic", "manual"):
-            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
-        kwargs: dict[str, Any] = {
-            "source_id": payment_method,
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "amount_money": _money_param(amount),
-            "autocomplete": capture == "automatic",
-            "reference_id": order_id,
-            "location_id": self.settings.location_id,
-        }
-        if customer_id:
-            kwargs["customer_id"] = customer_id
-        if description:
-            kwargs["note"] = description[:500]
+        kwargs = payment_request(
+            self.settings.location_id, order_id, amount, payment_method, idempotency_key,
+            customer_id, description, capture,
+        )  # fmt: skip
         body = self._call("create_payment", self._client.payments.create, **kwargs)
         payment = payment_from_square(body["payment"], order_id=order_id)
         return _with_metadata(payment, metadata)
@@ -839,15 +838,7 @@ class SquareProvider(BaseProvider):
     ) -> Payment:
         if amount is not None:
             current = payment_from_square(self._payment_data(payment_id))
-            if (
-                amount.currency != current.amount.currency
-                or not 0 < amount.amount <= current.amount.amount
-            ):
-                raise ValidationError(
-                    f"capture amount {amount} must be positive and at most the authorized "
-                    f"{current.amount}"
-                )
-            if amount != current.amount:
+            if _partial_capture(current, amount):
                 # Square completes the whole amount: lower an APPROVED payment first
                 self._call(
                     "capture_payment",
@@ -891,28 +882,7 @@ class SquareProvider(BaseProvider):
     ) -> Refund:
         # Square's refunded_money: what Square itself checks the new refund against
         payment = payment_from_square(self._payment_data(payment_id))
-        assert payment.amount_captured is not None and payment.amount_refunded is not None
-        refundable = payment.amount_captured - payment.amount_refunded
-        if amount is None:
-            amount = refundable
-            limit = refundable
-        else:
-            # an explicit amount is checked against the capture, not against what is left: a
-            # retry whose first answer was lost (OutcomeUnknown) finds its own refund already
-            # counted, and Square answers the same idempotency key with that refund (a new
-            # refund over the rest Square refuses itself)
-            limit = payment.amount_captured
-        if amount.currency != limit.currency or not 0 < amount.amount <= limit.amount:
-            raise ValidationError(
-                f"refund amount {amount} must be positive and at most the refundable {limit}"
-            )
-        kwargs: dict[str, Any] = {
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "amount_money": _money_param(amount),
-            "payment_id": payment_id,
-        }
-        if reason:
-            kwargs["reason"] = reason[:192]
+        kwargs = refund_request(payment, amount, reason, idempotency_key)
         body = self._call("refund_payment", self._client.refunds.refund_payment, **kwargs)
         return refund_from_square(body["refund"], order_id=payment.order_id)
 
@@ -991,21 +961,8 @@ class SquareProvider(BaseProvider):
                 "in the query"
             )
         order = self._get_order(square_order_id)
-        paid = [t["payment_id"] for t in order.get("tenders") or [] if t.get("payment_id")]
-        if not paid:
-            raise NotFound(
-                f"Square order {square_order_id!r} has no payment yet",
-                provider=PROVIDER,
-                code="NOT_FOUND",
-            )
-        payment = self.get_payment(paid[0])
-        if payment.order_id is None and order.get("reference_id"):
-            payment = payment_from_square(
-                payment.raw,
-                order_id=order["reference_id"],
-                refunds=[refund.raw for refund in payment.refunds],
-            )
-        return payment
+        payment = self.get_payment(_paid_payment_id(square_order_id, order))
+        return _with_order_reference(payment, order)
 
     # -- customers, subscriptions, invoices, disputes ------------------------------------------
 
@@ -1017,19 +974,7 @@ class SquareProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        if not email and not name:
-            raise ValidationError("Square needs an email or a name to create a customer")
-        kwargs: dict[str, Any] = {"idempotency_key": square_idempotency_key(idempotency_key)}
-        if email:
-            kwargs["email_address"] = email
-        if name:
-            given, _, family = name.strip().partition(" ")
-            kwargs["given_name"] = given
-            if family:
-                kwargs["family_name"] = family
-        if metadata:
-            # Square customers have no metadata map: kept as JSON in the customer's note
-            kwargs["note"] = json.dumps(dict(metadata), sort_keys=True)
+        kwargs = customer_request(email, name, metadata, idempotency_key)
         body = self._call("create_customer", self._client.customers.create, **kwargs)
         return customer_from_square(body["customer"])
 
@@ -1043,14 +988,9 @@ class SquareProvider(BaseProvider):
     ) -> Subscription:
         """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
         card on file, is charged (without it Square emails an invoice each period)."""
-        kwargs: dict[str, Any] = {
-            "location_id": self.settings.location_id,
-            "customer_id": customer_id,
-            "idempotency_key": square_idempotency_key(idempotency_key),
-            "plan_variation_id": price_id,
-        }
-        if metadata and metadata.get("card_id"):
-            kwargs["card_id"] = metadata["card_id"]
+        kwargs = subscription_request(
+            self.settings.location_id, customer_id, price_id, metadata, idempotency_key
+        )
         body = self._call("create_subscription", self._client.subscriptions.create, **kwargs)
         return subscription_from_square(body["subscription"])
 
@@ -1103,17 +1043,7 @@ class SquareProvider(BaseProvider):
             order=order,
             idempotency_key=square_idempotency_key(idempotency_key, part="order"),
         )["order"]
-        due = datetime.now(timezone.utc).date() + timedelta(days=self.settings.invoice_due_days)
-        invoice: dict[str, Any] = {
-            "location_id": self.settings.location_id,
-            "order_id": created_order["id"],
-            "primary_recipient": {"customer_id": customer_id},
-            "payment_requests": [{"request_type": "BALANCE", "due_date": due.isoformat()}],
-            "delivery_method": "EMAIL",
-            "accepted_payment_methods": {"card": True},
-        }
-        if description:
-            invoice["description"] = description
+        invoice = invoice_request(self.settings, created_order["id"], customer_id, description)
         body = self._call(
             "create_invoice",
             self._client.invoices.create,
@@ -1254,19 +1184,7 @@ class SquareProvider(BaseProvider):
     # -- webhooks ------------------------------------------------------------------------------
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        key = self.settings.webhook_signature_key
-        url = self.settings.webhook_url
-        if key is None or not url:
-            raise ConfigurationError(
-                "Square webhooks need webhook_signature_key and webhook_url "
-                "(PAYGATE_SQUARE_WEBHOOK_SIGNATURE_KEY, PAYGATE_SQUARE_WEBHOOK_URL)"
-            )
-        if not isinstance(body, (bytes, bytearray)):
-            raise MalformedPayload(f"webhook body must be bytes, got {type(body).__name__}")
-        _square_webhook.verify(
-            bytes(body), headers, signature_key=key.get_secret_value(), notification_url=url
-        )
-        return normalize_event(load_object(bytes(body), MalformedPayload, "Square webhook body"))
+        return parse_webhook(self.settings, body, headers)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -1279,25 +1197,7 @@ class SquareProvider(BaseProvider):
     def _square_order(
         self, order_id: str | None, line_items: Sequence[LineItem], *, customer_id: str | None
     ) -> dict[str, Any]:
-        if not line_items:
-            raise ValidationError("at least one line item is needed")
-        order: dict[str, Any] = {
-            "location_id": self.settings.location_id,
-            "line_items": [
-                {
-                    "name": item.name,
-                    "quantity": str(item.quantity),  # Square quantities are decimal strings
-                    "base_price_money": _money_param(item.unit_amount),
-                    **({"note": item.description} if item.description else {}),
-                }
-                for item in line_items
-            ],
-        }
-        if order_id:
-            order["reference_id"] = order_id
-        if customer_id:
-            order["customer_id"] = customer_id
-        return order
+        return square_order(self.settings.location_id, order_id, line_items, customer_id)
 
 
 def _line_items_total(line_items: Sequence[LineItem]) -> Money:
@@ -1307,6 +1207,210 @@ def _line_items_total(line_items: Sequence[LineItem]) -> Money:
     for item in line_items[1:]:
         total = total + item.total  # different currencies raise CurrencyMismatch
     return total
+
+
+# -- requests: what each operation sends (shared by both faces) ---------------------------------
+
+
+def payment_request(
+    location_id: str,
+    order_id: str,
+    amount: Money,
+    payment_method: str | None,
+    idempotency_key: str,
+    customer_id: str | None,
+    description: str | None,
+    capture: CaptureMethod,
+) -> dict[str, Any]:
+    """CreatePayment's arguments for ``create_payment``."""
+    _check_reference(order_id)
+    if not isinstance(amount, Money) or amount.amount <= 0:
+        raise ValidationError(f"amount must be positive Money, got {amount!r}")
+    if not payment_method:
+        raise ValidationError(
+            "Square needs payment_method: a source_id (a Web Payments SDK token or a "
+            "card on file id)"
+        )
+    if capture not in ("automatic", "manual"):
+        raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    kwargs: dict[str, Any] = {
+        "source_id": payment_method,
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "amount_money": _money_param(amount),
+        "autocomplete": capture == "automatic",
+        "reference_id": order_id,
+        "location_id": location_id,
+    }
+    if customer_id:
+        kwargs["customer_id"] = customer_id
+    if description:
+        kwargs["note"] = description[:500]
+    return kwargs
+
+
+def _partial_capture(current: Payment, amount: Money) -> bool:
+    """Check a capture ``amount`` against the authorization; true when it is a part of it
+    (Square completes the whole amount: the payment is lowered first)."""
+    if amount.currency != current.amount.currency or not 0 < amount.amount <= current.amount.amount:
+        raise ValidationError(
+            f"capture amount {amount} must be positive and at most the authorized {current.amount}"
+        )
+    return amount != current.amount
+
+
+def refund_request(
+    payment: Payment, amount: Money | None, reason: str | None, idempotency_key: str
+) -> dict[str, Any]:
+    """RefundPayment's arguments, checked against ``payment`` as Square holds it now."""
+    assert payment.amount_captured is not None and payment.amount_refunded is not None
+    refundable = payment.amount_captured - payment.amount_refunded
+    if amount is None:
+        amount = refundable
+        limit = refundable
+    else:
+        # an explicit amount is checked against the capture, not against what is left: a
+        # retry whose first answer was lost (OutcomeUnknown) finds its own refund already
+        # counted, and Square answers the same idempotency key with that refund (a new
+        # refund over the rest Square refuses itself)
+        limit = payment.amount_captured
+    if amount.currency != limit.currency or not 0 < amount.amount <= limit.amount:
+        raise ValidationError(
+            f"refund amount {amount} must be positive and at most the refundable {limit}"
+        )
+    kwargs: dict[str, Any] = {
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "amount_money": _money_param(amount),
+        "payment_id": payment.id,
+    }
+    if reason:
+        kwargs["reason"] = reason[:192]
+    return kwargs
+
+
+def square_order(
+    location_id: str,
+    order_id: str | None,
+    line_items: Sequence[LineItem],
+    customer_id: str | None,
+) -> dict[str, Any]:
+    """The Square order a payment link or an invoice bills."""
+    if not line_items:
+        raise ValidationError("at least one line item is needed")
+    order: dict[str, Any] = {
+        "location_id": location_id,
+        "line_items": [
+            {
+                "name": item.name,
+                "quantity": str(item.quantity),  # Square quantities are decimal strings
+                "base_price_money": _money_param(item.unit_amount),
+                **({"note": item.description} if item.description else {}),
+            }
+            for item in line_items
+        ],
+    }
+    if order_id:
+        order["reference_id"] = order_id
+    if customer_id:
+        order["customer_id"] = customer_id
+    return order
+
+
+def customer_request(
+    email: str | None, name: str | None, metadata: Mapping[str, str] | None, idempotency_key: str
+) -> dict[str, Any]:
+    if not email and not name:
+        raise ValidationError("Square needs an email or a name to create a customer")
+    kwargs: dict[str, Any] = {"idempotency_key": square_idempotency_key(idempotency_key)}
+    if email:
+        kwargs["email_address"] = email
+    if name:
+        given, _, family = name.strip().partition(" ")
+        kwargs["given_name"] = given
+        if family:
+            kwargs["family_name"] = family
+    if metadata:
+        # Square customers have no metadata map: kept as JSON in the customer's note
+        kwargs["note"] = json.dumps(dict(metadata), sort_keys=True)
+    return kwargs
+
+
+def subscription_request(
+    location_id: str,
+    customer_id: str,
+    price_id: str,
+    metadata: Mapping[str, str] | None,
+    idempotency_key: str,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "location_id": location_id,
+        "customer_id": customer_id,
+        "idempotency_key": square_idempotency_key(idempotency_key),
+        "plan_variation_id": price_id,
+    }
+    if metadata and metadata.get("card_id"):
+        kwargs["card_id"] = metadata["card_id"]
+    return kwargs
+
+
+def invoice_request(
+    settings: SquareSettings, square_order_id: str, customer_id: str, description: str | None
+) -> dict[str, Any]:
+    """CreateInvoice's ``invoice`` for the order created for it."""
+    due = datetime.now(timezone.utc).date() + timedelta(days=settings.invoice_due_days)
+    invoice: dict[str, Any] = {
+        "location_id": settings.location_id,
+        "order_id": square_order_id,
+        "primary_recipient": {"customer_id": customer_id},
+        "payment_requests": [{"request_type": "BALANCE", "due_date": due.isoformat()}],
+        "delivery_method": "EMAIL",
+        "accepted_payment_methods": {"card": True},
+    }
+    if description:
+        invoice["description"] = description
+    return invoice
+
+
+def _paid_payment_id(square_order_id: str, order: Mapping[str, Any]) -> str:
+    """The payment of a paid order (a payment link's), else ``NotFound``."""
+    paid = [t["payment_id"] for t in order.get("tenders") or [] if t.get("payment_id")]
+    if not paid:
+        raise NotFound(
+            f"Square order {square_order_id!r} has no payment yet",
+            provider=PROVIDER,
+            code="NOT_FOUND",
+        )
+    payment_id: str = paid[0]
+    return payment_id
+
+
+def _with_order_reference(payment: Payment, order: Mapping[str, Any]) -> Payment:
+    """``payment`` with the order id its Square order carries, when it has none itself."""
+    if payment.order_id is None and order.get("reference_id"):
+        return payment_from_square(
+            payment.raw,
+            order_id=order["reference_id"],
+            refunds=[refund.raw for refund in payment.refunds],
+        )
+    return payment
+
+
+def parse_webhook(
+    settings: SquareSettings, body: bytes, headers: Mapping[str, str]
+) -> WebhookEvent:
+    """Verify the signature over the notification URL and body, then normalize (both faces)."""
+    key = settings.webhook_signature_key
+    url = settings.webhook_url
+    if key is None or not url:
+        raise ConfigurationError(
+            "Square webhooks need webhook_signature_key and webhook_url "
+            "(PAYGATE_SQUARE_WEBHOOK_SIGNATURE_KEY, PAYGATE_SQUARE_WEBHOOK_URL)"
+        )
+    if not isinstance(body, (bytes, bytearray)):
+        raise MalformedPayload(f"webhook body must be bytes, got {type(body).__name__}")
+    _square_webhook.verify(
+        bytes(body), headers, signature_key=key.get_secret_value(), notification_url=url
+    )
+    return normalize_event(load_object(bytes(body), MalformedPayload, "Square webhook body"))
 
 
 def _replace_total(session: CheckoutSession, total: Money) -> CheckoutSession:

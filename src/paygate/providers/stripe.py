@@ -89,6 +89,23 @@ __all__ = [
 
 logger = logging.getLogger("paygate.providers.stripe")
 
+
+# The async face lives in its own module, imported on first use (__getattr__); type
+# checkers see it here. (A local TYPE_CHECKING, which mypy and pyright recognize by name,
+# leaves this module's imports as they were.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from paygate.providers._stripe_async import AsyncStripeProvider as AsyncStripeProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncStripeProvider":
+        from paygate.providers._stripe_async import AsyncStripeProvider
+
+        return AsyncStripeProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 PROVIDER = "stripe"
 
 # == mapping tables ============================================================================
@@ -937,6 +954,10 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
         # the SDK keeps requests' exception as __cause__: it tells "never sent" (connect)
         # from "sent, answer lost" (reset, read timeout, cut body)
         cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if type(cause).__module__.partition(".")[0] == "httpx":  # the async face's client
+            from paygate.providers._http_faults import httpx_failure
+
+            return httpx_failure(PROVIDER, "Stripe", operation, cause)
         return requests_failure(PROVIDER, "Stripe", operation, cause)
     body = exc.json_body
     if type(exc) is stripe.APIError and not (
@@ -985,6 +1006,52 @@ def _is_json(body: object) -> bool:
     except (TypeError, ValueError, RecursionError):  # a proxy's page, or absurdly deep
         return False
     return True
+
+
+def _failed(operation: str, exc: stripe.StripeError) -> errors.ProviderError:
+    """``translate_error``, logged without the message (it may quote what was sent)."""
+    error = translate_error(exc, operation)
+    logger.info(
+        "stripe %s failed: %s (code=%s, request_id=%s)",
+        operation,
+        type(error).__name__,
+        error.code,
+        error.request_id,
+    )
+    return error
+
+
+def _answer(operation: str, result: Any) -> dict[str, Any]:
+    data: dict[str, Any] = result.to_dict()
+    logger.debug("stripe %s -> %s", operation, data.get("id"))
+    return data
+
+
+def parse_webhook(
+    settings: StripeSettings,
+    secrets: tuple[bytes, ...],
+    now: float,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> WebhookEvent:
+    """Verify ``Stripe-Signature`` over the raw body, then parse it once (both faces)."""
+    if not secrets:
+        raise ConfigurationError(
+            "stripe: webhook_secret is not set (PAYGATE_STRIPE_WEBHOOK_SECRET)"
+        )
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    verify_signature(
+        body,
+        find_signature_header(headers),
+        secrets,
+        tolerance=settings.webhook_tolerance,
+        now=now,
+    )
+    event = load_object(body, MalformedPayload, "Stripe webhook body")
+    if event.get("object", "event") != "event":
+        raise MalformedPayload("Stripe webhook body is not an event object")
+    return event_from_stripe(event)
 
 
 class _DeadlineRequestsClient(stripe.RequestsClient):
@@ -1067,6 +1134,175 @@ def _with_session_placeholder(success_url: str) -> str:
     return f"{base}{separator}session_id={{CHECKOUT_SESSION_ID}}{hash_mark}{fragment}"
 
 
+# == requests: the parameters each operation sends (shared by both faces) ====================
+
+
+def payment_intent_params(
+    order_id: str,
+    amount: Money,
+    payment_method: str | None,
+    customer_id: str | None,
+    description: str | None,
+    metadata: Mapping[str, str] | None,
+    capture: CaptureMethod,
+    return_url: str | None,
+) -> dict[str, Any]:
+    """``POST /v1/payment_intents`` for ``create_payment``."""
+    value, currency = _positive(amount, "amount")
+    if capture not in ("automatic", "manual"):
+        raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    params: dict[str, Any] = {
+        "amount": value,
+        "currency": currency,
+        "capture_method": capture,
+        "metadata": {**(metadata or {}), "order_id": order_id},
+    }
+    if customer_id:
+        params["customer"] = customer_id
+    if description:
+        params["description"] = description
+    if payment_method:
+        params["payment_method"] = payment_method
+        params["confirm"] = True
+        if return_url:
+            params["return_url"] = return_url
+        else:
+            # without a return URL nothing may redirect; 3-D Secure still works in-page
+            params["automatic_payment_methods"] = {
+                "enabled": True,
+                "allow_redirects": "never",
+            }
+    return params
+
+
+def capture_params(amount: Money | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if amount is not None:
+        params["amount_to_capture"] = _positive(amount, "capture amount")[0]
+    return params
+
+
+def refund_params(payment_id: str, amount: Money | None, reason: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"payment_intent": payment_id}
+    if amount is not None:
+        params["amount"] = _positive(amount, "refund amount")[0]
+    if reason:
+        if reason in REFUND_REASONS:
+            params["reason"] = reason
+        else:
+            params["metadata"] = {"reason": reason}
+    return params
+
+
+def checkout_params(
+    order_id: str,
+    line_items: Sequence[LineItem],
+    success_url: str,
+    cancel_url: str,
+    mode: CheckoutMode,
+    customer_id: str | None,
+    price_id: str | None,
+    metadata: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    meta = {**(metadata or {}), "order_id": order_id}
+    params: dict[str, Any] = {
+        "mode": mode,
+        "success_url": _with_session_placeholder(success_url),
+        "cancel_url": cancel_url,
+        "client_reference_id": order_id,
+        "metadata": meta,
+    }
+    if customer_id:
+        params["customer"] = customer_id
+    if mode == "subscription":
+        if not price_id:
+            raise ValidationError("a subscription checkout needs price_id")
+        params["line_items"] = [{"price": price_id, "quantity": 1}]
+        params["subscription_data"] = {"metadata": meta}
+    elif mode == "payment":
+        if not line_items:
+            raise ValidationError("a payment checkout needs at least one line item")
+        params["line_items"] = [_checkout_line(item) for item in line_items]
+        params["payment_intent_data"] = {"metadata": meta}
+    else:
+        raise ValidationError(f"mode must be 'payment' or 'subscription', got {mode!r}")
+    return params
+
+
+def _checkout_line(item: LineItem) -> dict[str, Any]:
+    unit, currency = to_stripe_amount(item.unit_amount)
+    product: dict[str, Any] = {"name": item.name}
+    if item.description:
+        product["description"] = item.description
+    return {
+        "price_data": {"currency": currency, "unit_amount": unit, "product_data": product},
+        "quantity": item.quantity,
+    }
+
+
+def customer_params(
+    email: str | None, name: str | None, metadata: Mapping[str, str] | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if email:
+        params["email"] = email
+    if name:
+        params["name"] = name
+    if metadata:
+        params["metadata"] = dict(metadata)
+    return params
+
+
+def subscription_params(
+    customer_id: str, price_id: str, metadata: Mapping[str, str] | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"customer": customer_id, "items": [{"price": price_id}]}
+    if metadata:
+        params["metadata"] = dict(metadata)
+    return params
+
+
+def invoice_params(
+    customer_id: str,
+    line_items: Sequence[LineItem],
+    order_id: str | None,
+    description: str | None,
+    send: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The draft invoice's parameters, and each invoice item's (less ``invoice``, the
+    draft's id, known once it exists)."""
+    if not line_items:
+        raise ValidationError("an invoice needs at least one line item")
+    lines = [(item, *to_stripe_amount(item.unit_amount)) for item in line_items]
+    currencies = {currency for _, _, currency in lines}
+    if len(currencies) != 1:
+        raise ValidationError(f"invoice line items mix currencies: {sorted(currencies)}")
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "currency": currencies.pop(),
+        "auto_advance": False,
+        "pending_invoice_items_behavior": "exclude",
+        "collection_method": "send_invoice" if send else "charge_automatically",
+    }
+    if send:
+        params["days_until_due"] = 30
+    if description:
+        params["description"] = description
+    if order_id:
+        params["metadata"] = {"order_id": order_id}
+    items = [
+        {
+            "customer": customer_id,
+            "currency": currency,
+            "unit_amount_decimal": str(unit),
+            "quantity": item.quantity,
+            "description": item.description or item.name,
+        }
+        for item, unit, currency in lines
+    ]
+    return params, items
+
+
 class StripeProvider(BaseProvider):
     """[`PaymentProvider`][paygate.provider.PaymentProvider] on Stripe.
 
@@ -1115,18 +1351,8 @@ class StripeProvider(BaseProvider):
         try:
             result = fn(*args, **kwargs)
         except stripe.StripeError as exc:
-            error = translate_error(exc, operation)
-            logger.info(
-                "stripe %s failed: %s (code=%s, request_id=%s)",
-                operation,
-                type(error).__name__,
-                error.code,
-                error.request_id,
-            )
-            raise error from None
-        data: dict[str, Any] = result.to_dict()
-        logger.debug("stripe %s -> %s", operation, data.get("id"))
-        return data
+            raise _failed(operation, exc) from None
+        return _answer(operation, result)
 
     def _raw(
         self, operation: str, method: str, path: str, params: Mapping[str, Any],
@@ -1171,30 +1397,10 @@ class StripeProvider(BaseProvider):
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
     ) -> Payment:
-        value, currency = _positive(amount, "amount")
-        if capture not in ("automatic", "manual"):
-            raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
-        params: dict[str, Any] = {
-            "amount": value,
-            "currency": currency,
-            "capture_method": capture,
-            "metadata": {**(metadata or {}), "order_id": order_id},
-        }
-        if customer_id:
-            params["customer"] = customer_id
-        if description:
-            params["description"] = description
-        if payment_method:
-            params["payment_method"] = payment_method
-            params["confirm"] = True
-            if return_url:
-                params["return_url"] = return_url
-            else:
-                # without a return URL nothing may redirect; 3-D Secure still works in-page
-                params["automatic_payment_methods"] = {
-                    "enabled": True,
-                    "allow_redirects": "never",
-                }
+        params = payment_intent_params(
+            order_id, amount, payment_method, customer_id, description, metadata, capture,
+            return_url,
+        )  # fmt: skip
         data = self._raw("create_payment", "post", "/v1/payment_intents", params,
                          idempotency_key)  # fmt: skip
         return payment_from_stripe(data)
@@ -1242,9 +1448,7 @@ class StripeProvider(BaseProvider):
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        params: dict[str, Any] = {}
-        if amount is not None:
-            params["amount_to_capture"] = _positive(amount, "capture amount")[0]
+        params = capture_params(amount)
         data = self._call(
             "capture_payment",
             self._v1.payment_intents.capture,
@@ -1271,14 +1475,7 @@ class StripeProvider(BaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        params: dict[str, Any] = {"payment_intent": payment_id}
-        if amount is not None:
-            params["amount"] = _positive(amount, "refund amount")[0]
-        if reason:
-            if reason in REFUND_REASONS:
-                params["reason"] = reason
-            else:
-                params["metadata"] = {"reason": reason}
+        params = refund_params(payment_id, amount, reason)
         data = self._call(
             "refund_payment",
             self._v1.refunds.create,
@@ -1324,28 +1521,9 @@ class StripeProvider(BaseProvider):
         price_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CheckoutSession:
-        meta = {**(metadata or {}), "order_id": order_id}
-        params: dict[str, Any] = {
-            "mode": mode,
-            "success_url": _with_session_placeholder(success_url),
-            "cancel_url": cancel_url,
-            "client_reference_id": order_id,
-            "metadata": meta,
-        }
-        if customer_id:
-            params["customer"] = customer_id
-        if mode == "subscription":
-            if not price_id:
-                raise ValidationError("a subscription checkout needs price_id")
-            params["line_items"] = [{"price": price_id, "quantity": 1}]
-            params["subscription_data"] = {"metadata": meta}
-        elif mode == "payment":
-            if not line_items:
-                raise ValidationError("a payment checkout needs at least one line item")
-            params["line_items"] = [self._checkout_line(item) for item in line_items]
-            params["payment_intent_data"] = {"metadata": meta}
-        else:
-            raise ValidationError(f"mode must be 'payment' or 'subscription', got {mode!r}")
+        params = checkout_params(
+            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
+        )
         data = self._call(
             "create_checkout_session",
             self._v1.checkout.sessions.create,
@@ -1353,17 +1531,6 @@ class StripeProvider(BaseProvider):
             options=self._options(idempotency_key),
         )
         return checkout_from_stripe(data)
-
-    @staticmethod
-    def _checkout_line(item: LineItem) -> dict[str, Any]:
-        unit, currency = to_stripe_amount(item.unit_amount)
-        product: dict[str, Any] = {"name": item.name}
-        if item.description:
-            product["description"] = item.description
-        return {
-            "price_data": {"currency": currency, "unit_amount": unit, "product_data": product},
-            "quantity": item.quantity,
-        }
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
         data = self._call("get_checkout_session", self._v1.checkout.sessions.retrieve, session_id)
@@ -1379,13 +1546,7 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        params: dict[str, Any] = {}
-        if email:
-            params["email"] = email
-        if name:
-            params["name"] = name
-        if metadata:
-            params["metadata"] = dict(metadata)
+        params = customer_params(email, name, metadata)
         data = self._call(
             "create_customer",
             self._v1.customers.create,
@@ -1402,9 +1563,7 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Subscription:
-        params: dict[str, Any] = {"customer": customer_id, "items": [{"price": price_id}]}
-        if metadata:
-            params["metadata"] = dict(metadata)
+        params = subscription_params(customer_id, price_id, metadata)
         data = self._call(
             "create_subscription",
             self._v1.subscriptions.create,
@@ -1448,43 +1607,18 @@ class StripeProvider(BaseProvider):
         Each step has its own key derived from ``idempotency_key``, so a retried call
         replays the steps already done instead of repeating them.
         """
-        if not line_items:
-            raise ValidationError("an invoice needs at least one line item")
-        lines = [(item, *to_stripe_amount(item.unit_amount)) for item in line_items]
-        currencies = {currency for _, _, currency in lines}
-        if len(currencies) != 1:
-            raise ValidationError(f"invoice line items mix currencies: {sorted(currencies)}")
-        params: dict[str, Any] = {
-            "customer": customer_id,
-            "currency": currencies.pop(),
-            "auto_advance": False,
-            "pending_invoice_items_behavior": "exclude",
-            "collection_method": "send_invoice" if send else "charge_automatically",
-        }
-        if send:
-            params["days_until_due"] = 30
-        if description:
-            params["description"] = description
-        if order_id:
-            params["metadata"] = {"order_id": order_id}
+        params, items = invoice_params(customer_id, line_items, order_id, description, send)
         draft = self._call(
             "create_invoice",
             self._v1.invoices.create,
             params=params,
             options=self._options(f"{idempotency_key}:invoice"),
         )
-        for index, (item, unit, currency) in enumerate(lines):
+        for index, item in enumerate(items):
             self._call(
                 "create_invoice_item",
                 self._v1.invoice_items.create,
-                params={
-                    "customer": customer_id,
-                    "invoice": draft["id"],
-                    "currency": currency,
-                    "unit_amount_decimal": str(unit),
-                    "quantity": item.quantity,
-                    "description": item.description or item.name,
-                },
+                params={**item, "invoice": draft["id"]},
                 options=self._options(f"{idempotency_key}:item:{index}"),
             )
         self._call(
@@ -1577,23 +1711,7 @@ class StripeProvider(BaseProvider):
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify ``Stripe-Signature`` over the raw body, then parse it once."""
-        if not self._secrets:
-            raise ConfigurationError(
-                "stripe: webhook_secret is not set (PAYGATE_STRIPE_WEBHOOK_SECRET)"
-            )
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        verify_signature(
-            body,
-            find_signature_header(headers),
-            self._secrets,
-            tolerance=self.settings.webhook_tolerance,
-            now=self._clock(),
-        )
-        event = load_object(body, MalformedPayload, "Stripe webhook body")
-        if event.get("object", "event") != "event":
-            raise MalformedPayload("Stripe webhook body is not an event object")
-        return event_from_stripe(event)
+        return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
 
     def close(self) -> None:
         """The SDK's requests session closes with the process; nothing to release here."""

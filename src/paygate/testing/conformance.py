@@ -194,6 +194,8 @@ class BaseHarness:
     missing_payment_id: str = "pay_paygate_contract_missing"
     #: an id of the provider's own shape that names no refund
     missing_refund_id: str = "re_paygate_contract_missing"
+    #: where hosted pages (checkout ``url``) must live: a local emulator overrides it
+    hosted_page_prefix: str = "https://"
     #: optional: the secrets ``make_provider`` configured (API keys, webhook secrets), which
     #: must never show in the provider's repr or its errors; empty skips that test
     secrets: tuple[str, ...] = ()
@@ -639,7 +641,12 @@ class ProviderContract:
         assert isinstance(session, CheckoutSession)
         assert session.provider == provider.name
         assert session.status is CheckoutStatus.OPEN
-        assert session.url and session.url.startswith("https://")
+        # a hosted page on https, or on http on this machine (``paygate sandbox``); a
+        # harness may name another prefix
+        prefix = getattr(harness, "hosted_page_prefix", "https://")
+        assert session.url and session.url.startswith(
+            (prefix, "https://", "http://127.0.0.1:", "http://localhost:")
+        )
 
     # -- webhooks ---------------------------------------------------------------------------------
 

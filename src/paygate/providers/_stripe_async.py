@@ -1,0 +1,429 @@
+"""AsyncStripeProvider: the Stripe adapter's async face (``StripeClient``'s ``*_async`` methods
+on the SDK's ``HTTPXClient``), on :mod:`.stripe`'s request builders, translators and error
+mapping. Its own module so the sync adapter's file stays the sync adapter's; importable as
+``paygate.providers.stripe.AsyncStripeProvider``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import httpx  # noqa: F401  # the SDK's HTTPXClient needs it: missing, the install hint says so
+import stripe
+
+from paygate._retry import attempt_timeout
+from paygate.errors import ConfigurationError, ValidationError
+from paygate.models import (
+    CaptureMethod,
+    CheckoutMode,
+    CheckoutSession,
+    Customer,
+    Dispute,
+    Invoice,
+    LineItem,
+    Payment,
+    Refund,
+    Subscription,
+    WebhookEvent,
+)
+from paygate.money import Money
+from paygate.provider import AsyncBaseProvider, BaseProvider, Capability
+from paygate.providers._warm import HTTPX_ASYNC, warm_imports
+from paygate.providers.stripe import (
+    PAYMENT_EXPAND,
+    PROVIDER,
+    StripeProvider,
+    StripeSettings,
+    _answer,
+    _failed,
+    _load_settings,
+    capture_params,
+    checkout_from_stripe,
+    checkout_params,
+    customer_from_stripe,
+    customer_params,
+    dispute_from_stripe,
+    invoice_from_stripe,
+    invoice_params,
+    parse_webhook,
+    payment_from_stripe,
+    payment_intent_params,
+    refund_from_stripe,
+    refund_params,
+    subscription_from_stripe,
+    subscription_params,
+)
+
+
+class _DeadlineHTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client for the ``*_async`` methods, with the same per-request
+    deadline as :class:`_DeadlineRequestsClient` (the SDK reads ``self._timeout`` on every
+    request), an ``httpx.AsyncClient`` of the caller's choosing (a ``MockTransport`` in
+    tests, a shared pool), and the form body handed to httpx as ``content``: the SDK passes
+    it as ``data=<str>``, which httpx deprecates."""
+
+    def __init__(self, *, timeout: float, http_client: Any = None) -> None:
+        super().__init__(timeout=timeout)
+        #: a client passed in stays its owner's to close (as for Square and PayPal)
+        self.owns_client = http_client is None
+        if http_client is not None:
+            self._client_async = http_client
+
+    @property
+    def _timeout(self) -> float:
+        return attempt_timeout(self._paygate_timeout)
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._paygate_timeout = value
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        body = kwargs.pop("data", None)
+        if body:
+            kwargs["content"] = body
+        return [args, kwargs]
+
+
+#: the resource classes the SDK imports on a first answer holding one, and httpx's backend
+_ASYNC_WARM_IMPORTS: Final = (
+    "stripe._object_classes",
+    "stripe._list_object",
+    "stripe._payment_intent",
+    "stripe._charge",
+    "stripe._refund",
+    "stripe._dispute",
+    "stripe._customer",
+    "stripe._subscription",
+    "stripe._invoice",
+    "stripe._invoice_item",
+    "stripe.checkout._session",
+    *HTTPX_ASYNC,
+)
+
+
+class AsyncStripeProvider(AsyncBaseProvider):
+    """:class:`~paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
+    ``StripeClient`` over the SDK's ``HTTPXClient``.
+
+    The same settings as :class:`StripeProvider`, plus ``http_client`` (an
+    ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; left open by
+    :meth:`aclose`, which closes only a client the adapter made). The same parameters,
+    idempotency keys (``_stripe_key``), translation and error mapping as the sync face: the
+    request builders and translators above are shared; only the awaiting differs.
+    """
+
+    name = PROVIDER
+    capabilities = frozenset(Capability)
+
+    def __init__(self, *, http_client: Any = None, **settings: Any) -> None:
+        self._setup(_load_settings(settings), http_client)
+
+    @classmethod
+    def from_sync(cls, provider: BaseProvider) -> AsyncStripeProvider:
+        """The async twin of ``provider`` (its settings; a client of its own)."""
+        if not isinstance(provider, StripeProvider):
+            raise ConfigurationError(f"expected a StripeProvider, got {type(provider).__name__}")
+        twin = cls.__new__(cls)
+        twin._setup(provider.settings, None)
+        twin._clock = provider._clock
+        return twin
+
+    def _setup(self, settings: StripeSettings, http_client: Any) -> None:
+        self.settings = settings
+        self.max_retries: int | None = settings.max_retries
+        self._secrets = settings.secrets_bytes
+        self._clock: Callable[[], float] = time.time
+        base_addresses: dict[str, str] = {}
+        if settings.base_url:
+            base_addresses = {"api": settings.base_url, "files": settings.base_url}
+        self._http = _DeadlineHTTPXClient(timeout=settings.timeout, http_client=http_client)
+        self._client = stripe.StripeClient(
+            settings.api_key.get_secret_value(),
+            stripe_version=settings.api_version,
+            base_addresses=base_addresses,  # type: ignore[arg-type]
+            max_network_retries=0,  # the Gateway's RetryPolicy is the one retry layer
+            http_client=self._http,
+        )
+        self._v1 = self._client.v1
+        warm_imports(_ASYNC_WARM_IMPORTS)
+
+    def __repr__(self) -> str:
+        key = self.settings.api_key.get_secret_value()
+        mode = "live" if "_live_" in key[:8] else "test"
+        where = f", base_url={self.settings.base_url!r}" if self.settings.base_url else ""
+        return f"AsyncStripeProvider(mode={mode}{where})"
+
+    async def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            raise _failed(operation, exc) from None
+        return _answer(operation, result)
+
+    _options = staticmethod(StripeProvider._options)
+
+    async def create_payment(
+        self,
+        *,
+        order_id: str,
+        amount: Money,
+        payment_method: str | None,
+        idempotency_key: str,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        capture: CaptureMethod = "automatic",
+        return_url: str | None = None,
+    ) -> Payment:
+        params = payment_intent_params(
+            order_id, amount, payment_method, customer_id, description, metadata, capture,
+            return_url,
+        )  # fmt: skip
+        data = await self._call(
+            "create_payment",
+            self._v1.payment_intents.create_async,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        """As :meth:`StripeProvider.get_payment`: one request, more only where needed."""
+        data = await self._call(
+            "get_payment",
+            self._v1.payment_intents.retrieve_async,
+            payment_id,
+            params={"expand": list(PAYMENT_EXPAND)},
+        )
+        charge = data.get("latest_charge")
+        refunds: list[dict[str, Any]] | None = None
+        disputes: list[dict[str, Any]] | None = None
+        if isinstance(charge, Mapping):
+            listing = charge.get("refunds")
+            if isinstance(listing, Mapping) and listing.get("has_more"):
+                refunds = await self._list_all(
+                    "get_payment", self._v1.refunds.list_async, charge=charge["id"]
+                )
+            if charge.get("disputed"):
+                disputes = await self._list_all(
+                    "get_payment", self._v1.disputes.list_async, payment_intent=data["id"]
+                )
+        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
+
+    async def _list_all(
+        self, operation: str, method: Callable[..., Any], **params: Any
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {**params, "limit": 100}
+        while True:
+            page = await self._call(operation, method, params=query)
+            rows: list[dict[str, Any]] = page.get("data") or []
+            items.extend(rows)
+            if not page.get("has_more") or not rows:
+                return items
+            query = {**query, "starting_after": rows[-1]["id"]}
+
+    async def capture_payment(
+        self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
+    ) -> Payment:
+        data = await self._call(
+            "capture_payment",
+            self._v1.payment_intents.capture_async,
+            payment_id,
+            params=capture_params(amount),
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
+        data = await self._call(
+            "cancel_payment",
+            self._v1.payment_intents.cancel_async,
+            payment_id,
+            options=self._options(idempotency_key),
+        )
+        return payment_from_stripe(data)
+
+    async def refund_payment(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> Refund:
+        data = await self._call(
+            "refund_payment",
+            self._v1.refunds.create_async,
+            params=refund_params(payment_id, amount, reason),
+            options=self._options(idempotency_key),
+        )
+        return refund_from_stripe(data)
+
+    async def get_refund(self, refund_id: str) -> Refund:
+        data = await self._call("get_refund", self._v1.refunds.retrieve_async, refund_id)
+        return refund_from_stripe(data)
+
+    async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
+        """As :meth:`StripeProvider.complete_return`: only ids are read from the query."""
+        session_id = params.get("session_id")
+        payment_id = params.get("payment_intent")
+        if session_id:
+            session = await self.get_checkout_session(session_id)
+            if not session.payment_id:
+                raise ValidationError(
+                    f"checkout session {session_id} has no payment (mode {session.mode})"
+                )
+            payment_id = session.payment_id
+        if not payment_id:
+            raise ValidationError("return parameters carry neither session_id nor payment_intent")
+        return await self.get_payment(payment_id)
+
+    async def create_checkout_session(
+        self,
+        *,
+        order_id: str,
+        line_items: Sequence[LineItem],
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        mode: CheckoutMode = "payment",
+        customer_id: str | None = None,
+        price_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CheckoutSession:
+        params = checkout_params(
+            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
+        )
+        data = await self._call(
+            "create_checkout_session",
+            self._v1.checkout.sessions.create_async,
+            params=params,
+            options=self._options(idempotency_key),
+        )
+        return checkout_from_stripe(data)
+
+    async def get_checkout_session(self, session_id: str) -> CheckoutSession:
+        data = await self._call(
+            "get_checkout_session", self._v1.checkout.sessions.retrieve_async, session_id
+        )
+        return checkout_from_stripe(data)
+
+    async def create_customer(
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        data = await self._call(
+            "create_customer",
+            self._v1.customers.create_async,
+            params=customer_params(email, name, metadata),
+            options=self._options(idempotency_key),
+        )
+        return customer_from_stripe(data)
+
+    async def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        data = await self._call(
+            "create_subscription",
+            self._v1.subscriptions.create_async,
+            params=subscription_params(customer_id, price_id, metadata),
+            options=self._options(idempotency_key),
+        )
+        return subscription_from_stripe(data)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription:
+        data = await self._call(
+            "get_subscription", self._v1.subscriptions.retrieve_async, subscription_id
+        )
+        return subscription_from_stripe(data)
+
+    async def cancel_subscription(
+        self, subscription_id: str, *, at_period_end: bool = False
+    ) -> Subscription:
+        if at_period_end:
+            data = await self._call(
+                "cancel_subscription",
+                self._v1.subscriptions.update_async,
+                subscription_id,
+                params={"cancel_at_period_end": True},
+            )
+        else:
+            data = await self._call(
+                "cancel_subscription", self._v1.subscriptions.cancel_async, subscription_id
+            )
+        return subscription_from_stripe(data)
+
+    async def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        line_items: Sequence[LineItem],
+        idempotency_key: str,
+        order_id: str | None = None,
+        description: str | None = None,
+        send: bool = False,
+    ) -> Invoice:
+        """As :meth:`StripeProvider.create_invoice`, with the same per-step keys."""
+        params, items = invoice_params(customer_id, line_items, order_id, description, send)
+        draft = await self._call(
+            "create_invoice",
+            self._v1.invoices.create_async,
+            params=params,
+            options=self._options(f"{idempotency_key}:invoice"),
+        )
+        for index, item in enumerate(items):
+            await self._call(
+                "create_invoice_item",
+                self._v1.invoice_items.create_async,
+                params={**item, "invoice": draft["id"]},
+                options=self._options(f"{idempotency_key}:item:{index}"),
+            )
+        await self._call(
+            "finalize_invoice",
+            self._v1.invoices.finalize_invoice_async,
+            draft["id"],
+            options=self._options(f"{idempotency_key}:finalize"),
+        )
+        if send:
+            data = await self._call(
+                "send_invoice",
+                self._v1.invoices.send_invoice_async,
+                draft["id"],
+                options=self._options(f"{idempotency_key}:send"),
+            )
+        else:
+            data = await self._call(
+                "pay_invoice",
+                self._v1.invoices.pay_async,
+                draft["id"],
+                options=self._options(f"{idempotency_key}:pay"),
+            )
+        return invoice_from_stripe(data)
+
+    async def get_dispute(self, dispute_id: str) -> Dispute:
+        data = await self._call("get_dispute", self._v1.disputes.retrieve_async, dispute_id)
+        return dispute_from_stripe(data)
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify ``Stripe-Signature`` over the raw body, then parse it once (no I/O)."""
+        return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
+
+    async def aclose(self) -> None:
+        """Close the httpx client the adapter made (one passed in stays open)."""
+        if self._http.owns_client:
+            await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
