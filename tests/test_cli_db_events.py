@@ -42,6 +42,7 @@ def test_db_upgrade_creates_a_sqlite_schema_and_version_reports_it(
     )
     assert _tables(db) == ["paygate_events", "paygate_facts", "paygate_meta",
                            "paygate_operations", "paygate_payments",
+                           "paygate_subscription_transitions", "paygate_subscriptions",
                            "paygate_transitions"]  # fmt: skip
     assert main(["db", "upgrade", "--store", f"sqlite:///{db}"]) == 0  # again: a no-op
     assert capsys.readouterr().out == (

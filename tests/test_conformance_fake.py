@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from paygate import Money, WebhookDelivery
+from paygate import Money, Payment, WebhookDelivery
 from paygate.provider import Capability, PaymentProvider
 from paygate.providers.fake import FakeProvider
 from paygate.testing.conformance import (
     BaseHarness,
+    LifecycleDriver,
     Outcome,
     ProviderContract,
     ProviderHarness,
@@ -83,6 +84,59 @@ class FakeHarness(BaseHarness):
         assert self.provider is not None
         return len(self.provider.payments())
 
+    def return_params(self, payment: Payment) -> dict[str, str]:
+        return {"payment_id": payment.id}
+
+    def lifecycle(self) -> FakeLifecycle:
+        assert self.provider is not None
+        return FakeLifecycle(self.provider)
+
+
+class FakeLifecycle:
+    """The fake's test helpers as the contract's LifecycleDriver."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
+        self.customers = 0
+        provider.define_price("price_contract_basic", Money(1000, "USD"))
+        provider.define_price("price_contract_pro", Money(3000, "USD"))
+
+    def customer(self) -> str:
+        self.customers += 1
+        return self.provider.create_customer(
+            email=f"c{self.customers}@example.com", name=None,
+            idempotency_key=f"contract-customer-{self.customers}",
+        ).id  # fmt: skip
+
+    def price(self, tier: str) -> str:
+        return f"price_contract_{tier}"
+
+    def end_trial(self, subscription_id: str) -> None:
+        self.provider.end_trial(subscription_id)
+
+    def renew(self, subscription_id: str, *, card_fails: bool = False) -> str:
+        customer = self.provider.get_subscription(subscription_id).customer_id
+        assert customer is not None
+        if card_fails:
+            self.provider.set_default_payment_method(customer, "tok_declined")
+        self.provider.bill_period(subscription_id)
+        invoice: str = self.provider._objects[subscription_id]["latest_invoice"]
+        return invoice
+
+    def fix_card(self, customer_id: str) -> None:
+        self.provider.set_default_payment_method(customer_id, "tok_visa")
+
+    def disputed_payment(self) -> tuple[str, str]:
+        self.customers += 1
+        paid = self.provider.create_payment(
+            order_id=f"ord_dispute_{self.customers}", amount=Money(2000, "USD"),
+            payment_method="tok_visa", idempotency_key=f"contract-dispute-{self.customers}",
+        )  # fmt: skip
+        return paid.id, self.provider.open_dispute(paid.id, reason="product_not_received").id
+
+    def decide(self, dispute_id: str) -> None:
+        self.provider.decide_dispute(dispute_id)
+
 
 class TestFakeProviderContract(ProviderContract):
     @pytest.fixture
@@ -107,6 +161,8 @@ class TestLimitedFakeContract(ProviderContract):
 def test_harness_satisfies_the_protocol_and_scenarios_are_announced() -> None:
     harness = FakeHarness()
     assert isinstance(harness, ProviderHarness)
+    harness.make_provider()
+    assert isinstance(harness.lifecycle(), LifecycleDriver)
     contract = ProviderContract()
     provider = harness.make_provider()
     contract.create(provider, harness, capture="manual")

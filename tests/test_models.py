@@ -260,4 +260,11 @@ def test_event_type_vocabulary() -> None:
     # beyond the issue's list: PayPal, Square and Stripe all report voided and refunded invoices
     required |= {"invoice.voided", "invoice.refunded"}
     required |= {"checkout.completed", "checkout.expired", "unknown"}
+    # the subscription facts (issue 20: paygate.subscription_state)
+    required |= {
+        f"subscription.{s}"
+        for s in ("trial_will_end", "activated", "renewed", "plan_changed", "past_due",
+                  "unpaid", "recovered", "paused", "resumed", "cancel_scheduled",
+                  "cancel_unscheduled", "expired")
+    } | {"invoice.upcoming"}  # fmt: skip
     assert {e.value for e in EventType} == required

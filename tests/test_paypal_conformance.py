@@ -15,8 +15,10 @@ answer, as PayPal does; PayPal does not compare the bodies of a replayed request
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 import responses
@@ -34,9 +36,12 @@ from paygate.testing.conformance import (
 )
 from tests.paypal_support import (
     ACCESS_TOKEN,
+    API,
     CLIENT_SECRET,
+    DISPUTES,
     ORDERS,
     PAYMENTS,
+    SUBSCRIPTIONS,
     Call,
     PayPalMock,
     authorization_json,
@@ -46,6 +51,8 @@ from tests.paypal_support import (
     provider_settings,
     refund_json,
     sign,
+    spec_available,
+    validate,
 )
 
 VAULT_OK = "8kk8451tVaultOk"
@@ -71,6 +78,9 @@ class PayPalHarness(BaseHarness):
 
     def make_provider(self) -> PaymentProvider:
         return PayPalProvider(**provider_settings())
+
+    def lifecycle(self) -> PayPalLifecycle:
+        return PayPalLifecycle(self.api)
 
     def payment_method(self, outcome: Outcome) -> str | None:
         return {"succeed": VAULT_OK, "decline": VAULT_DECLINED, "require_action": None}[outcome]
@@ -250,3 +260,160 @@ class TestPayPalConformance(ProviderContract):
             api.token()
             yield PayPalHarness(api)
             api.assert_all_called()
+
+
+# -- after the first charge: a small stateful PayPal for the lifecycle tests ------------------
+
+
+class PayPalLifecycle:
+    """Plays PayPal's Subscriptions and Disputes APIs for the contract's lifecycle tests:
+    state in dicts, answers shaped by the specs (and validated against them where
+    ../shared/reference is present); the driver methods are PayPal's clock and the buyer."""
+
+    def __init__(self, api: PayPalMock) -> None:
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
+        self.count = 0
+        rsps, base = api.rsps, api.base
+        for path, method in (
+            (r"/v1/billing/subscriptions(/[^/?]+(/[a-z-]+)?)?$", "GET"),
+            (r"/v1/billing/subscriptions(/[^/?]+(/[a-z-]+)?)?$", "POST"),
+            (r"/v1/customer/disputes(/[^/?]+(/[a-z-]+)?)?(\?.*)?$", "GET"),
+            (r"/v1/customer/disputes(/[^/?]+(/[a-z-]+)?)?$", "POST"),
+            (r"/v2/payments/captures/[^/?]+$", "GET"),
+            (r"/v2/checkout/orders/[^/?]+$", "GET"),
+        ):
+            rsps.add_callback(method, re.compile(re.escape(base) + path), callback=self._handle)
+
+    def _id(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count:013d}"
+
+    # -- the driver ---------------------------------------------------------------------
+
+    def customer(self) -> str:
+        return self._id("cus_")
+
+    def price(self, tier: str) -> str:
+        return f"P-CONTRACT-{tier.upper()}"
+
+    def end_trial(self, subscription_id: str) -> None:  # pragma: no cover - no trials
+        raise AssertionError("PayPal declares no trials")
+
+    def renew(self, subscription_id: str, *, card_fails: bool = False) -> str:
+        sub = self.subscriptions[subscription_id]
+        if card_fails:
+            sub["failed"] = 1
+        return subscription_id  # PayPal retries a subscription's balance, not an invoice
+
+    def fix_card(self, customer_id: str) -> None:
+        """The buyer updates their funding source at PayPal: nothing to script."""
+
+    def disputed_payment(self) -> tuple[str, str]:
+        order, capture, dispute = self._id("5O"), self._id("3C"), self._id("PP-D-")
+        self.disputes[dispute] = {"order": order, "capture": capture, "status": "OPEN",
+                                  "evidences": [], "outcome": None}  # fmt: skip
+        return order, dispute
+
+    def decide(self, dispute_id: str) -> None:
+        dispute = self.disputes[dispute_id]
+        dispute["status"] = "RESOLVED"
+        dispute["outcome"] = (
+            "RESOLVED_SELLER_FAVOUR" if dispute["evidences"] else "RESOLVED_BUYER_FAVOUR"
+        )
+
+    # -- the API ------------------------------------------------------------------------
+
+    def _subscription(self, sub: dict[str, Any]) -> dict[str, Any]:
+        owed = "20.00" if sub["failed"] else "0.00"
+        return {"id": sub["id"], "plan_id": sub["plan"], "status": sub["status"],
+                "custom_id": sub["customer"], "quantity": "1",
+                "update_time": "2026-12-01T00:00:00Z", "billing_info": {
+                    "outstanding_balance": {"currency_code": "USD", "value": owed},
+                    "failed_payments_count": sub["failed"],
+                    "next_billing_time": "2026-12-22T10:00:00Z"},
+                "links": [{"href": f"{API}/v1/billing/subscriptions/{sub['id']}", "rel": "self",
+                           "method": "GET"}]}  # fmt: skip
+
+    def _dispute(self, dispute_id: str) -> dict[str, Any]:
+        d = self.disputes[dispute_id]
+        body: dict[str, Any] = {
+            "dispute_id": dispute_id, "create_time": "2026-11-22T01:00:00.000Z",
+            "update_time": "2026-11-22T01:00:00.000Z",
+            "disputed_transactions": [{"seller_transaction_id": d["capture"], "custom": "ord_c",
+                                       "gross_amount": {"currency_code": "USD", "value": "20.00"}}],
+            "reason": "MERCHANDISE_OR_SERVICE_NOT_RECEIVED", "status": d["status"],
+            "dispute_amount": {"currency_code": "USD", "value": "20.00"},
+            "seller_response_due_date": "2026-12-02T01:00:00.000Z",
+            "dispute_life_cycle_stage": "CHARGEBACK",
+            "links": [{"href": f"{API}/v1/customer/disputes/{dispute_id}", "rel": "self",
+                       "method": "GET"}],
+        }  # fmt: skip
+        if d["evidences"]:
+            body["evidences"] = d["evidences"]
+        if d["outcome"]:
+            body["dispute_outcome"] = {"outcome_code": d["outcome"]}
+        if spec_available():
+            validate(DISPUTES, "dispute", body)
+        return body
+
+    def _handle(self, request: Any) -> tuple[int, dict[str, str], str]:
+        path = request.url.split(".com", 1)[1]
+        parts = path.split("?")[0].strip("/").split("/")
+        json_body = request.headers.get("Content-Type", "").startswith("application/json")
+        sent = json.loads(request.body) if request.body and json_body else None
+        if parts[:3] == ["v1", "billing", "subscriptions"]:
+            return self._subscriptions(request.method, parts[3:], sent)
+        if parts[:2] == ["v2", "payments"]:
+            capture = parts[-1]
+            order = next(d["order"] for d in self.disputes.values() if d["capture"] == capture)
+            return 200, {}, json.dumps(capture_json(capture, order_id=order))
+        if parts[:2] == ["v2", "checkout"]:
+            order = parts[-1]
+            capture = next(d["capture"] for d in self.disputes.values() if d["order"] == order)
+            found = order_json(order, status="COMPLETED", captures=[capture_json(capture)])
+            return 200, {}, json.dumps(found)
+        if len(parts) == 3:  # the dispute list
+            wanted = dict(parse_qsl(request.url.partition("?")[2])).get("disputed_transaction_id")
+            items = [{"dispute_id": d} for d, v in self.disputes.items() if v["capture"] == wanted]
+            links = [{"href": f"{API}/v1/customer/disputes", "rel": "self", "method": "GET"}]
+            return 200, {}, json.dumps({"items": items, "links": links})
+        dispute = self.disputes[parts[3]]
+        if len(parts) == 5 and parts[4] == "provide-evidence":
+            assert request.headers["Content-Type"].startswith("multipart/form-data")
+            dispute["evidences"].append({"evidence_type": "PROOF_OF_FULFILLMENT",
+                                         "source": "SUBMITTED_BY_SELLER"})  # fmt: skip
+            dispute["status"] = "UNDER_REVIEW"
+        elif len(parts) == 5 and parts[4] == "accept-claim":
+            dispute.update(status="RESOLVED", outcome="RESOLVED_BUYER_FAVOUR")
+        if len(parts) == 5:
+            return 200, {}, json.dumps({"links": [{"href": f"{API}{path}", "rel": "self",
+                                                   "method": "GET"}]})  # fmt: skip
+        return 200, {}, json.dumps(self._dispute(parts[3]))
+
+    def _subscriptions(
+        self, method: str, rest: list[str], sent: Any
+    ) -> tuple[int, dict[str, str], str]:
+        schemas = {"": "subscription_request_post", "suspend": "subscription_suspend_request",
+                   "activate": "subscription_activate_request",
+                   "capture": "subscription_capture_request"}  # fmt: skip
+        action = rest[1] if len(rest) == 2 else ""
+        if method == "POST" and spec_available() and action in schemas:
+            validate(SUBSCRIPTIONS, schemas[action], sent)
+        if not rest:  # create: PayPal's buyer approves at once in this play
+            sub = {"id": self._id("I-"), "plan": sent["plan_id"], "customer": sent["custom_id"],
+                   "status": "ACTIVE", "failed": 0}  # fmt: skip
+            self.subscriptions[sub["id"]] = sub
+            return 201, {}, json.dumps(self._subscription(sub))
+        sub = self.subscriptions[rest[0]]
+        if action == "suspend":
+            sub["status"] = "SUSPENDED"
+        elif action == "activate":
+            sub["status"] = "ACTIVE"
+        elif action == "capture":
+            sub["failed"] = 0
+            return 200, {}, json.dumps({"id": self._id("TX"), "status": "COMPLETED",
+                                        "time": "2026-12-23T10:00:00Z"})  # fmt: skip
+        if action:
+            return 204, {}, ""
+        return 200, {}, json.dumps(self._subscription(sub))

@@ -83,7 +83,8 @@ def test_open_store_gives_a_postgres_store_in_its_own_schema(
                   "WHERE table_schema = %s ORDER BY 1", pg_schema)  # fmt: skip
     assert [t for (t,) in tables] == [
         "paygate_events", "paygate_facts", "paygate_meta", "paygate_operations",
-        "paygate_payments", "paygate_transitions",
+        "paygate_payments", "paygate_subscription_transitions", "paygate_subscriptions",
+        "paygate_transitions",
     ]  # fmt: skip
     assert _sql(pg_database, pg_schema, "SELECT value FROM paygate_meta") == [
         (str(SCHEMA_VERSION),)

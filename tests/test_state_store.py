@@ -134,7 +134,7 @@ V1_STATES = {
 def test_a_version_1_sqlite_database_upgrades_and_reads_back_unchanged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert SCHEMA_VERSION == 3  # 2: the ordering column; 3: the facts outbox
+    assert SCHEMA_VERSION == 4  # 2: the ordering column; 3: the facts outbox; 4: subscriptions
     path = tmp_path / "v1.db"
     with closing(sqlite3.connect(path)) as conn, conn:
         for statement in MIGRATIONS[1]:
@@ -144,7 +144,7 @@ def test_a_version_1_sqlite_database_upgrades_and_reads_back_unchanged(
             conn.execute(V1_INSERT, v1_row(pid, state))
     url = f"sqlite:///{path}"
     assert main(["db", "upgrade", "--store", url]) == 0
-    assert "schema upgraded from version 1 to 3" in capsys.readouterr().out
+    assert "schema upgraded from version 1 to 4" in capsys.readouterr().out
     check_read_back(open_store(url))
 
 
@@ -167,7 +167,7 @@ def test_a_version_1_postgres_database_upgrades_and_reads_back_unchanged(
         for pid, state in V1_STATES.items():
             conn.execute(POSTGRES.sql(V1_INSERT), v1_row(pid, state))
     assert main(["db", "upgrade", "--store", pg_url]) == 0
-    assert "schema upgraded from version 1 to 3" in capsys.readouterr().out
+    assert "schema upgraded from version 1 to 4" in capsys.readouterr().out
     check_read_back(open_store(pg_url))
 
 

@@ -591,7 +591,11 @@ def test_subscription_create_get_cancel(
     provider: StripeProvider, api: responses.RequestsMock
 ) -> None:
     sub = resources()["subscription"]
-    api.post(f"{API}/subscriptions", json=resource("subscription", status="active"))
+    # pause_collection unset: Stripe's example has it set, which reads as paused
+    api.post(
+        f"{API}/subscriptions",
+        json=resource("subscription", status="active", pause_collection=None),
+    )
     api.get(f"{API}/subscriptions/{sub['id']}", json=resource("subscription", status="past_due"))
     api.post(
         f"{API}/subscriptions/{sub['id']}",
@@ -630,7 +634,10 @@ def test_subscription_create_get_cancel(
 @pytest.mark.parametrize("status", sorted(SUBSCRIPTION_STATUS))
 def test_every_subscription_status_maps(status: str) -> None:
     assert (
-        subscription_from_stripe(resource("subscription", status=status)).status
+        # pause_collection unset: Stripe's example has it set, which reads as paused
+        subscription_from_stripe(
+            resource("subscription", status=status, pause_collection=None)
+        ).status
         is (SUBSCRIPTION_STATUS[status])
     )
 

@@ -9,6 +9,8 @@ returns the first answer, as Stripe does; reusing it with other parameters is St
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +19,7 @@ from urllib.parse import parse_qsl
 import pytest
 import responses
 
-from paygate import Money, ProviderUnavailable, WebhookDelivery
+from paygate import Money, Payment, ProviderUnavailable, WebhookDelivery
 from paygate.provider import PaymentProvider
 from paygate.providers._stripe_webhook import sign
 from paygate.providers.stripe import StripeProvider, to_stripe_amount
@@ -78,6 +80,12 @@ class StripeHarness(BaseHarness):
 
     def make_provider(self) -> PaymentProvider:
         return StripeProvider(api_key="sk_test_contract", webhook_secret=SECRET)
+
+    def return_params(self, payment: Payment) -> dict[str, str]:
+        return {"payment_intent": payment.id, "payment_intent_client_secret": "pi_x_secret_y"}
+
+    def lifecycle(self) -> StripeLifecycle:
+        return StripeLifecycle(self.api)
 
     def payment_method(self, outcome: Outcome) -> str | None:
         return METHODS[outcome]
@@ -380,3 +388,186 @@ def test_harness_matchers_catch_a_wrong_request(mocked_http: responses.RequestsM
             idempotency_key="wrong-key",
         )
     mocked_http.reset()  # the unmatched registration is expected to stay unfired
+
+
+# -- after the first charge: a small stateful Stripe for the lifecycle tests ------------------
+
+
+class StripeLifecycle:
+    """Plays Stripe Billing for the contract's subscription and dispute tests: objects kept
+    in dicts, answered (as Stripe's example objects with the state's fields) by
+    ``responses`` callbacks; the driver methods are Stripe's test clock and card network.
+    Each form field the adapter sends is checked against the object it sets."""
+
+    def __init__(self, api: responses.RequestsMock) -> None:
+        api.assert_all_requests_are_fired = False  # which calls a test makes is its own
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
+        self.failing: set[str] = set()
+        self.answers_by_key: dict[str, Any] = {}
+        self.count = 0
+        pattern = re.compile(
+            r"https://(api|files)\.stripe\.com/v1/(subscriptions|invoices|files|disputes)\b.*"
+        )
+        for method in (responses.GET, responses.POST):
+            api.add_callback(method, pattern, callback=self._handle)
+
+    # -- the driver ---------------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}_contract{self.count:04d}"
+
+    def customer(self) -> str:
+        return self._id("cus")
+
+    def price(self, tier: str) -> str:
+        return f"price_contract_{tier}"
+
+    def _bill(self, sub: dict[str, Any]) -> str:
+        invoice_id = self._id("in")
+        paid = sub["customer"] not in self.failing
+        self.invoices[invoice_id] = {"sub": sub["id"], "customer": sub["customer"],
+                                     "status": "paid" if paid else "open", "attempts": 1}  # fmt: skip
+        sub["status"] = "active" if paid else "past_due"
+        return invoice_id
+
+    def end_trial(self, subscription_id: str) -> None:
+        self._bill(self.subscriptions[subscription_id])
+
+    def renew(self, subscription_id: str, *, card_fails: bool = False) -> str:
+        sub = self.subscriptions[subscription_id]
+        if card_fails:
+            self.failing.add(sub["customer"])
+        if sub["cancel_at_period_end"]:
+            sub["status"] = "canceled"
+            return ""
+        sub["start"] += 30 * 86_400
+        return self._bill(sub)
+
+    def fix_card(self, customer_id: str) -> None:
+        self.failing.discard(customer_id)
+
+    def disputed_payment(self) -> tuple[str, str]:
+        payment_id, dispute_id = self._id("pi"), self._id("dp")
+        self.disputes[dispute_id] = {"payment_intent": payment_id, "status": "needs_response",
+                                     "evidence": {}, "submitted": 0}  # fmt: skip
+        return payment_id, dispute_id
+
+    def decide(self, dispute_id: str) -> None:
+        dispute = self.disputes[dispute_id]
+        proof = dispute["evidence"].get("shipping_tracking_number") or dispute["evidence"].get(
+            "shipping_documentation"
+        )
+        dispute["status"] = "won" if dispute["submitted"] and proof else "lost"
+
+    # -- the API ------------------------------------------------------------------------
+
+    def _subscription(self, sub: dict[str, Any]) -> dict[str, Any]:
+        item = resource("subscription_item", id=sub["item"], quantity=sub["quantity"],
+                        price={**resource("price"), "id": sub["price"]},
+                        current_period_start=sub["start"],
+                        current_period_end=sub["start"] + 30 * 86_400)  # fmt: skip
+        pause = {"behavior": "void", "resumes_at": None} if sub["paused"] else None
+        return resource(
+            "subscription", id=sub["id"], customer=sub["customer"], status=sub["status"],
+            cancel_at_period_end=sub["cancel_at_period_end"], pause_collection=pause,
+            trial_end=sub["trial_end"],
+            items={"object": "list", "data": [item], "has_more": False, "url": "/v1/x"},
+        )  # fmt: skip
+
+    def _handle(self, request: Any) -> tuple[int, dict[str, str], str]:
+        key = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and key in self.answers_by_key:
+            return 200, {}, json.dumps(self.answers_by_key[key])  # Stripe replays a key
+        path = request.url.split("/v1/", 1)[1].split("?")[0]
+        query = dict(parse_qsl(request.url.partition("?")[2]))
+        parts = path.split("/")
+        if parts[0] == "files":
+            answer: Any = resource("file", id=self._id("file"))
+        elif parts[0] == "subscriptions":
+            answer = self._subscriptions(request, parts, query)
+        elif parts[0] == "invoices":
+            answer = self._pay(parts[1])
+        else:
+            answer = self._disputes(request, parts, query)
+        if request.method == "POST" and key:
+            self.answers_by_key[key] = answer
+        return 200, {"Request-Id": "req_contract"}, json.dumps(answer)
+
+    def _subscriptions(self, request: Any, parts: list[str], query: dict[str, str]) -> Any:
+        body = request.body or ""
+        body = body.decode() if isinstance(body, bytes) else body
+        fields = dict(parse_qsl(body, keep_blank_values=True))  # "pause_collection=" unsets
+        known = set(resource("subscription")) | {"items", "proration_behavior", "trial_period_days"}
+        assert {k.split("[")[0] for k in fields} <= known, fields
+        if len(parts) == 1 and request.method == "GET":
+            subs = [self._subscription(s) for s in self.subscriptions.values()
+                    if s["customer"] == query.get("customer")]  # fmt: skip
+            return {"object": "list", "data": subs, "has_more": False, "url": "/v1/subscriptions"}
+        if len(parts) == 1:  # create
+            sub = {"id": self._id("sub"), "item": self._id("si"), "customer": fields["customer"],
+                   "price": fields["items[0][price]"], "quantity": 1, "status": "incomplete",
+                   "start": 1_800_000_000, "cancel_at_period_end": False, "paused": False,
+                   "trial_end": None}  # fmt: skip
+            self.subscriptions[sub["id"]] = sub
+            if "trial_period_days" in fields:
+                sub["status"] = "trialing"
+                sub["trial_end"] = sub["start"] + int(fields["trial_period_days"]) * 86_400
+            else:
+                self._bill(sub)
+            return self._subscription(sub)
+        sub = self.subscriptions[parts[1]]
+        if request.method == "POST":
+            if "items[0][price]" in fields:
+                assert fields["items[0][id]"] == sub["item"]
+                sub["price"] = fields["items[0][price]"]
+            if "items[0][quantity]" in fields:
+                sub["quantity"] = int(fields["items[0][quantity]"])
+            if "cancel_at_period_end" in fields:
+                sub["cancel_at_period_end"] = fields["cancel_at_period_end"] == "true"
+            if "pause_collection[behavior]" in fields:
+                sub["paused"] = True
+            elif "pause_collection" in fields:
+                sub["paused"] = False
+        return self._subscription(sub)
+
+    def _pay(self, invoice_id: str) -> Any:
+        invoice = self.invoices[invoice_id]
+        invoice["attempts"] += 1
+        if invoice["customer"] not in self.failing:
+            invoice["status"] = "paid"
+            self.subscriptions[invoice["sub"]]["status"] = "active"
+        details = {"type": "subscription_details",
+                   "subscription_details": {"subscription": invoice["sub"], "metadata": None}}  # fmt: skip
+        return resource("invoice", id=invoice_id, status=invoice["status"],
+                        attempt_count=invoice["attempts"], parent=details)  # fmt: skip
+
+    def _disputes(self, request: Any, parts: list[str], query: dict[str, str]) -> Any:
+        if len(parts) == 1:
+            found = [self._dispute(d) for d in self.disputes
+                     if self.disputes[d]["payment_intent"] == query.get("payment_intent")]  # fmt: skip
+            return {"object": "list", "data": found, "has_more": False, "url": "/v1/disputes"}
+        dispute = self.disputes[parts[1]]
+        if len(parts) == 3:  # close
+            dispute["status"] = "lost"
+        elif request.method == "POST":
+            fields = _fields(request)
+            evidence = {
+                k[len("evidence[") : -1]: v for k, v in fields.items() if k.startswith("evidence[")
+            }
+            assert set(evidence) <= set(resource("dispute")["evidence"]), evidence
+            dispute["evidence"].update(evidence)
+            if fields.get("submit") == "true":
+                dispute["submitted"] += 1
+                dispute["status"] = "under_review"
+        return self._dispute(parts[1])
+
+    def _dispute(self, dispute_id: str) -> dict[str, Any]:
+        dispute = self.disputes[dispute_id]
+        details = {**resource("dispute")["evidence_details"],
+                   "submission_count": dispute["submitted"]}  # fmt: skip
+        return resource("dispute", id=dispute_id, payment_intent=dispute["payment_intent"],
+                        status=dispute["status"], reason="product_not_received",
+                        evidence_details=details, charge=None)  # fmt: skip

@@ -425,6 +425,14 @@ CASES: list[tuple[str, Any, EventType, type]] = [
         Invoice,
     ),
     ("invoice.voided", lambda: _obj("invoice", status="void"), EventType.INVOICE_VOIDED, Invoice),
+    (
+        "customer.subscription.trial_will_end",
+        lambda: _obj("subscription", status="trialing"),
+        EventType.SUBSCRIPTION_TRIAL_WILL_END,
+        Subscription,
+    ),
+    # an upcoming invoice has no id yet: its subscription and period name it
+    ("invoice.upcoming", lambda: _obj("invoice", id=None), EventType.INVOICE_UPCOMING, Invoice),
     ("checkout.session.completed", session_obj, EventType.CHECKOUT_COMPLETED, CheckoutSession),
     (
         "checkout.session.async_payment_succeeded",

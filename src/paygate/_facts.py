@@ -19,17 +19,29 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final, Literal
 
-from paygate.models import Dispute, EventType, Payment, Refund, WebhookEvent, WebhookObject
+from paygate.models import (
+    Dispute,
+    EventType,
+    Payment,
+    Refund,
+    Subscription,
+    WebhookEvent,
+    WebhookObject,
+)
 from paygate.money import Money
 from paygate.state import PaymentEvent, Trigger
+from paygate.subscription_state import SUBSCRIPTION_FACT_TYPES, SubscriptionFactNews
 
 __all__ = [
     "FACT_TYPES",
+    "PAYMENT_FACT_TYPES",
+    "SUBSCRIPTION_FACT_TYPES",
     "TRIGGER_FACTS",
     "Fact",
     "FactClaim",
     "FactSource",
     "fact_id",
+    "subscription_fact",
 ]
 
 #: the state machine's triggers -> the fact each applied one is (``created`` is none: a
@@ -48,8 +60,11 @@ TRIGGER_FACTS: Final[Mapping[Trigger, EventType]] = {
     Trigger.DISPUTE_LOST: EventType.DISPUTE_LOST,
 }
 
-#: event types whose handlers hear facts (from the outbox), never webhook deliveries
-FACT_TYPES: Final = frozenset(TRIGGER_FACTS.values())
+#: the payment facts (the payment state machine's)
+PAYMENT_FACT_TYPES: Final = frozenset(TRIGGER_FACTS.values())
+#: event types whose handlers hear facts (from the outbox), never webhook deliveries: the
+#: payment facts and the subscription facts (paygate.subscription_state)
+FACT_TYPES: Final = PAYMENT_FACT_TYPES | SUBSCRIPTION_FACT_TYPES
 
 #: the channel that established a fact
 FactSource = Literal["webhook", "api", "return", "reconcile"]
@@ -71,8 +86,11 @@ class Fact:
     """One payment fact, as handlers registered with ``@gw.on(EventType...)`` receive it.
 
     ``type``: the fact (``payment.succeeded``, ``refund.failed``, ``dispute.lost``, ...);
-    ``payment``: the payment as stored right after the fact; ``source``: the channel that
-    established it (``"webhook"``, ``"api"``, ``"return"``, ``"reconcile"``); ``ref``:
+    ``payment``: the payment as stored right after the fact (``None`` for a subscription
+    fact, whose ``subscription`` is the subscription as stored right after it, and whose
+    ``payment_id`` is the subscription's id: the outbox keeps one order per id);
+    ``source``: the channel that established it (``"webhook"``, ``"api"``, ``"return"``,
+    ``"reconcile"``); ``ref``:
     the refund's or dispute's id where the fact has one; ``event``: the webhook event that
     brought it, when one did. ``attempts`` and ``last_error`` tell how often the handlers
     were tried and why they last failed.
@@ -87,7 +105,7 @@ class Fact:
     provider: str
     payment_id: str
     order_id: str | None
-    payment: Payment
+    payment: Payment | None
     source: str
     recorded_at: float
     occurred_at: datetime | None = None
@@ -101,16 +119,30 @@ class Fact:
     attempts: int = 0
     last_error: str | None = None
     done_at: float | None = None
+    #: for a subscription fact: the subscription as stored right after it
+    subscription: Subscription | None = None
 
     @property
     def object(self) -> WebhookObject:
         """The refund or dispute a webhook carried for a refund or dispute fact; the
-        payment (as stored after the fact) otherwise."""
+        invoice a webhook carried for an invoice fact; the payment (or subscription) as
+        stored after the fact otherwise."""
         if self.type in _REFUND_FACTS or self.type in _DISPUTE_FACTS:
             obj = self.event.object if self.event is not None else None
             if isinstance(obj, (Refund, Dispute)):
                 return obj
+        if self.subscription is not None:
+            obj = self.event.object if self.event is not None else None
+            if self.type.value.startswith("invoice.") and obj is not None:
+                return obj
+            return self.subscription
+        assert self.payment is not None
         return self.payment
+
+    @property
+    def subscription_id(self) -> str | None:
+        """The subscription a subscription fact is about."""
+        return self.subscription.id if self.subscription is not None else None
 
     @property
     def refund_id(self) -> str | None:
@@ -167,6 +199,37 @@ class Fact:
             amount=None if change.amount is None else Money(change.amount, payment.amount.currency),
             event=event,
         )
+
+
+def subscription_fact(
+    news: SubscriptionFactNews,
+    subscription: Subscription,
+    *,
+    source: str,
+    recorded_at: float,
+    event: WebhookEvent | None = None,
+) -> Fact:
+    """The outbox entry of a fact a subscription step established
+    ([SubscriptionStep.facts][paygate.subscription_state.SubscriptionStep])."""
+    occurred = None
+    if news.at is not None:
+        occurred = datetime.fromtimestamp(news.at, tz=timezone.utc)
+    elif event is not None:
+        occurred = event.occurred_at
+    return Fact(
+        id=fact_id(subscription.provider, subscription.id, news.type, news.ref),
+        type=news.type,
+        provider=subscription.provider,
+        payment_id=subscription.id,
+        order_id=None,
+        payment=None,
+        source=source,
+        recorded_at=recorded_at,
+        occurred_at=occurred,
+        ref=news.ref,
+        event=event,
+        subscription=subscription,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 No account, no network: an order paid through a hosted checkout, its signed webhook
 delivered twice (the duplicate is ignored), a declined card retried with another, a
 3-D Secure payment, a partial then a full refund, a refund whose webhook arrives before
-the payment's (the order still ships, once), and a subscription -- each step printed with
+the payment's (the order still ships, once), a subscription changing plan, and a dispute
+answered with evidence and won -- each step printed with
 the payment's status as the store records it, and each fact the shop's handlers hear.
 """
 
@@ -23,7 +24,7 @@ from typing import TextIO
 from paygate._facts import Fact
 from paygate.errors import CardDeclined
 from paygate.gateway import Gateway, WebhookResult
-from paygate.models import EventType, LineItem
+from paygate.models import DisputeEvidence, EventType, EvidenceFile, LineItem
 from paygate.money import Money
 
 __all__ = ["add_arguments", "run"]
@@ -136,6 +137,16 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
     def refunded(fact: Fact) -> None:
         say.note(f"handler: {fact.amount} refunded on order {fact.order_id} ({fact.source})")
 
+    @gw.on(EventType.SUBSCRIPTION_PLAN_CHANGED)
+    def plan_changed(fact: Fact) -> None:
+        assert fact.subscription is not None
+        say.note(f"handler: subscription {fact.subscription_id} now on "
+                 f"{fact.subscription.price_id} ({fact.source})")  # fmt: skip
+
+    @gw.on(EventType.DISPUTE_OPENED, EventType.DISPUTE_WON, EventType.DISPUTE_LOST)
+    def disputed(fact: Fact) -> None:
+        say.note(f"handler: {fact.type.value} on order {fact.order_id} ({fact.source})")
+
     print("paygate demo: the fake provider and a SQLite store, no network", file=say.out)
     print(f"store: {db}", file=say.out)
 
@@ -229,9 +240,34 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
     say.say(f"customer {customer.id}, subscription {subscription.id}: "
             f"{subscription.status.value}")  # fmt: skip
     _deliver(gw, say)
+    provider.define_price("price_pro", Money.of("30.00", "USD"))
+    upgraded = gw.change_subscription(
+        subscription.id, price_id="price_pro", proration="create_prorations"
+    )
+    say.say(f"plan change to {upgraded.price_id} (the unused basic time credited on the next "
+            f"invoice): {upgraded.status.value}")  # fmt: skip
+    _deliver(gw, say)
     canceled = gw.cancel_subscription(subscription.id, at_period_end=True)
     say.say(f"cancel at period end: {canceled.cancel_at_period_end}")
     _deliver(gw, say)
+
+    say.title(f"A dispute on ord_1002's payment ({retry.amount}), answered with evidence")
+    dispute = provider.open_dispute(retry.id, reason="product_not_received")
+    _deliver(gw, say)
+    evidence = DisputeEvidence(
+        explanation="Delivered to the address on the order, signed for.",
+        shipping_carrier="UPS",
+        tracking_number="1Z999AA10123456784",
+        files=(EvidenceFile("delivery.pdf", b"%PDF-1.4 signed delivery slip",
+                            kind="shipping_documentation"),),
+    )  # fmt: skip
+    answered = gw.submit_dispute_evidence(dispute.id, evidence)
+    say.say(f"dispute {dispute.id} ({answered.reason_code.value if answered.reason_code else '?'}"
+            f"): evidence submitted, {answered.status.value}")  # fmt: skip
+    provider.decide_dispute(dispute.id)  # the card network rules
+    _deliver(gw, say)
+    say.say(f"dispute {gw.get_dispute(dispute.id).status.value}: payment "
+            f"{gw.get_payment(retry.id).status.value}")  # fmt: skip
 
     say.title(f"The transition log of {paid.id}")
     for t in gw.history(paid.id):

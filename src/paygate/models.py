@@ -23,8 +23,11 @@ __all__ = [
     "CheckoutStatus",
     "Customer",
     "Dispute",
+    "DisputeEvidence",
+    "DisputeReason",
     "DisputeStatus",
     "EventType",
+    "EvidenceFile",
     "Invoice",
     "InvoiceStatus",
     "LineItem",
@@ -100,6 +103,21 @@ class DisputeStatus(StrEnum):
     CLOSED = "closed"
 
 
+class DisputeReason(StrEnum):
+    """Why the cardholder disputed, in one vocabulary (each adapter maps its provider's
+    reason codes here; [`Dispute.reason`][paygate.models.Dispute] keeps the provider's own)."""
+
+    FRAUDULENT = "fraudulent"
+    UNRECOGNIZED = "unrecognized"
+    DUPLICATE = "duplicate"
+    SUBSCRIPTION_CANCELED = "subscription_canceled"
+    PRODUCT_NOT_RECEIVED = "product_not_received"
+    PRODUCT_UNACCEPTABLE = "product_unacceptable"
+    CREDIT_NOT_PROCESSED = "credit_not_processed"
+    INCORRECT_AMOUNT = "incorrect_amount"
+    GENERAL = "general"
+
+
 class CheckoutStatus(StrEnum):
     OPEN = "open"
     COMPLETE = "complete"
@@ -135,6 +153,21 @@ class EventType(StrEnum):
     CHECKOUT_COMPLETED = "checkout.completed"
     CHECKOUT_EXPIRED = "checkout.expired"
     UNKNOWN = "unknown"
+    # subscription facts (paygate.subscription_state): what a subscription's handlers hear,
+    # once each, whichever channel taught it
+    SUBSCRIPTION_TRIAL_WILL_END = "subscription.trial_will_end"
+    SUBSCRIPTION_ACTIVATED = "subscription.activated"
+    SUBSCRIPTION_RENEWED = "subscription.renewed"
+    SUBSCRIPTION_PLAN_CHANGED = "subscription.plan_changed"
+    SUBSCRIPTION_PAST_DUE = "subscription.past_due"
+    SUBSCRIPTION_UNPAID = "subscription.unpaid"
+    SUBSCRIPTION_RECOVERED = "subscription.recovered"
+    SUBSCRIPTION_PAUSED = "subscription.paused"
+    SUBSCRIPTION_RESUMED = "subscription.resumed"
+    SUBSCRIPTION_CANCEL_SCHEDULED = "subscription.cancel_scheduled"
+    SUBSCRIPTION_CANCEL_UNSCHEDULED = "subscription.cancel_unscheduled"
+    SUBSCRIPTION_EXPIRED = "subscription.expired"
+    INVOICE_UPCOMING = "invoice.upcoming"
 
 
 def _no_hash() -> Any:
@@ -282,6 +315,16 @@ class Subscription:
     #: where the customer approves it, for providers that need that (PayPal)
     redirect_url: str | None = None
     raw: Any = _raw()
+    quantity: int = 1
+    current_period_start: datetime | None = None
+    trial_end: datetime | None = None
+    #: the provider's own version of the object where it keeps one (Square's ``version``):
+    #: a higher one is newer
+    version: int | None = None
+    #: when the provider last changed it, where it says (PayPal's ``update_time``)
+    updated_at: datetime | None = None
+    #: when a paused subscription resumes by itself, where the provider says
+    resumes_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +342,13 @@ class Invoice:
     due_at: datetime | None = None
     created_at: datetime | None = None
     raw: Any = _raw()
+    #: the subscription this invoice bills, where it bills one
+    subscription_id: str | None = None
+    #: how many times the provider tried to collect it (Stripe's ``attempt_count``)
+    attempt_count: int = 0
+    #: ``"subscription_cycle"``, ``"subscription_create"``, ``"subscription_update"``,
+    #: ``"manual"`` (Stripe's ``billing_reason``), where known
+    billing_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +363,10 @@ class Dispute:
     evidence_due_by: datetime | None = None
     created_at: datetime | None = None
     raw: Any = _raw()
+    #: the reason in one vocabulary for every provider (``reason`` keeps the provider's)
+    reason_code: DisputeReason | None = None
+    #: evidence was submitted and the provider is deciding
+    evidence_submitted: bool = False
 
 
 WebhookObject = Payment | Refund | Dispute | Subscription | Invoice | CheckoutSession | Customer
@@ -359,3 +413,124 @@ class WebhookDelivery:
 
     body: bytes
     headers: dict[str, str]
+
+
+EvidenceKind = Literal[
+    "receipt",
+    "customer_communication",
+    "shipping_documentation",
+    "service_documentation",
+    "refund_policy",
+    "cancellation_policy",
+    "other",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    """A document answering a dispute: a receipt, a signed delivery slip, an email thread.
+
+    Attributes:
+        name: The file name the provider shows (``receipt-1042.pdf``).
+        content: The file's bytes.
+        content_type: ``application/pdf``, ``image/png`` or ``image/jpeg`` (what all three
+            providers accept).
+        kind: What it proves; each adapter files it under its provider's matching category.
+    """
+
+    name: str
+    content: bytes = field(repr=False)
+    content_type: str = "application/pdf"
+    kind: EvidenceKind = "other"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValidationError(f"EvidenceFile.name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.content, bytes) or not self.content:
+            raise ValidationError(f"EvidenceFile {self.name!r}: content must be non-empty bytes")
+        if self.content_type not in ("application/pdf", "image/png", "image/jpeg"):
+            raise ValidationError(
+                f"EvidenceFile {self.name!r}: content_type must be application/pdf, image/png "
+                f"or image/jpeg, got {self.content_type!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeEvidence:
+    """The merchant's answer to a dispute, in one shape for every provider.
+
+    Every field is optional; give what the dispute's reason calls for (a delivery for
+    "not received", the refund policy for "credit not processed", the cancellation policy
+    for "subscription canceled"). Each adapter maps the fields onto its provider:
+
+    * Stripe: each text field goes to its ``evidence`` field (``explanation`` to
+      ``uncategorized_text``, ``customer_email`` to ``customer_email_address``,
+      ``tracking_number`` to ``shipping_tracking_number``, the policies to
+      ``refund_policy_disclosure`` / ``cancellation_policy_disclosure``); each file is
+      uploaded (``purpose=dispute_evidence``) and named in the field of its ``kind``.
+    * PayPal: ``provide-evidence`` with the text fields as the evidence's ``notes``, the
+      carrier and tracking number as ``PROOF_OF_FULFILLMENT`` tracking info, the files as
+      its documents.
+    * Square: one evidence text per field (``TRACKING_NUMBER``, ``REFUND_POLICY``,
+      ``CANCELLATION_OR_REFUND_DOCUMENTATION``, else ``GENERIC_EVIDENCE``), one evidence
+      file per file.
+
+    Attributes:
+        explanation: Your account of what happened, in plain words.
+        product_description: What was sold.
+        customer_name: The customer's name as you know it.
+        customer_email: The customer's email address.
+        shipping_carrier: The carrier that delivered.
+        tracking_number: The carrier's tracking number.
+        service_date: When the service was provided (``YYYY-MM-DD``).
+        refund_policy: The refund policy the customer was shown.
+        cancellation_policy: The cancellation policy the customer was shown.
+        files: Documents (receipts, correspondence, delivery proof).
+    """
+
+    explanation: str | None = None
+    product_description: str | None = None
+    customer_name: str | None = None
+    customer_email: str | None = None
+    shipping_carrier: str | None = None
+    tracking_number: str | None = None
+    service_date: str | None = None
+    refund_policy: str | None = None
+    cancellation_policy: str | None = None
+    files: tuple[EvidenceFile, ...] = ()
+
+    def __post_init__(self) -> None:
+        if type(self.files) is not tuple:
+            object.__setattr__(self, "files", tuple(self.files))
+        for name in self.text_fields():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValidationError(f"DisputeEvidence.{name} must be a non-empty str or None")
+        if any(not isinstance(f, EvidenceFile) for f in self.files):
+            raise ValidationError("DisputeEvidence.files must hold EvidenceFile objects")
+        if not self.files and all(getattr(self, n) is None for n in self.text_fields()):
+            raise ValidationError("DisputeEvidence is empty: give at least one field or file")
+
+    @staticmethod
+    def text_fields() -> tuple[str, ...]:
+        """The text fields, in the order adapters write them."""
+        return (
+            "explanation",
+            "product_description",
+            "customer_name",
+            "customer_email",
+            "shipping_carrier",
+            "tracking_number",
+            "service_date",
+            "refund_policy",
+            "cancellation_policy",
+        )
+
+    def summary(self) -> str:
+        """The text fields as labelled lines, for providers that take one free text."""
+        lines = []
+        for name in self.text_fields():
+            value = getattr(self, name)
+            if value is not None:
+                lines.append(f"{name.replace('_', ' ').capitalize()}: {value}")
+        return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, runtime_checkable
 
 from typing_extensions import Self
 
@@ -23,6 +23,7 @@ from paygate.models import (
     CheckoutSession,
     Customer,
     Dispute,
+    DisputeEvidence,
     Invoice,
     LineItem,
     Payment,
@@ -38,7 +39,9 @@ __all__ = [
     "BaseProvider",
     "Capability",
     "PaymentProvider",
+    "Proration",
     "ProviderSpec",
+    "SubscriptionProvider",
     "available_providers",
     "async_provider_for",
     "create_async_provider",
@@ -60,6 +63,14 @@ class Capability(StrEnum):
     INVOICES = "invoices"
     DISPUTES = "disputes"
     WEBHOOKS = "webhooks"
+    #: change a subscription's price or quantity with proration
+    SUBSCRIPTION_PRORATION = "subscription_proration"
+    #: pause and resume a subscription
+    SUBSCRIPTION_PAUSE = "subscription_pause"
+    #: start a subscription in a free trial (``trial_days=`` / ``trial_end=``)
+    SUBSCRIPTION_TRIALS = "subscription_trials"
+    #: answer a dispute with evidence, or accept it
+    DISPUTE_EVIDENCE = "dispute_evidence"
 
 
 @runtime_checkable
@@ -189,6 +200,68 @@ class PaymentProvider(Protocol):
         ...
 
 
+Proration = Literal["create_prorations", "none", "always_invoice"]
+
+
+@runtime_checkable
+class SubscriptionProvider(Protocol):
+    """What the Gateway needs from an adapter for subscriptions and disputes after the
+    first charge. Every built-in adapter implements it; an operation its provider lacks
+    raises [NotSupported][paygate.errors.NotSupported] naming the provider."""
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """The customer's subscriptions (every one the account has, without a customer)."""
+        ...
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """Move to another price and/or quantity.
+
+        ``proration``: ``"create_prorations"`` credits the unused time and charges the
+        new price's on the next invoice; ``"always_invoice"`` invoices that difference
+        now; ``"none"`` changes the price from the next period on, without credit.
+        """
+        ...
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """Stop billing until resumed (the subscription reads ``paused``)."""
+        ...
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """Bill again after a pause."""
+        ...
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        """Take back a cancel scheduled for the period's end, before the period ends."""
+        ...
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """Try to collect an open invoice again (a past-due subscription's)."""
+        ...
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """The account's disputes (of one payment)."""
+        ...
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """Answer a dispute with ``evidence``; ``submit=False`` stages it where the
+        provider allows, for a later call with ``submit=True``."""
+        ...
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """Concede the dispute: the money stays with the cardholder."""
+        ...
+
+
 class BaseProvider:
     """Optional base class: every operation raises [`NotSupported`][paygate.errors.NotSupported]
     until overridden.
@@ -215,7 +288,7 @@ class BaseProvider:
     def aio(self) -> AsyncPaymentProvider:
         """The async twin of this adapter (same settings, its own async HTTP client; the
         fake shares its state). Built-in adapters have one; others raise
-        :class:`NotSupported` unless they override this."""
+        `NotSupported` unless they override this."""
         spec = _ASYNC_BUILTIN.get(self.name)
         if spec is None:
             self._unsupported("aio")
@@ -273,6 +346,35 @@ class BaseProvider:
 
     def close(self) -> None:
         """Release connections; the default has none."""
+
+    # -- after the first charge (issue 20): subscriptions, invoices, disputes ----------------
+
+    def list_subscriptions(self, *args: Any, **kwargs: Any) -> list[Subscription]:
+        self._unsupported("list_subscriptions")
+
+    def change_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("change_subscription")
+
+    def pause_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("pause_subscription")
+
+    def resume_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("resume_subscription")
+
+    def undo_cancel_subscription(self, *args: Any, **kwargs: Any) -> Subscription:
+        self._unsupported("undo_cancel_subscription")
+
+    def retry_invoice(self, *args: Any, **kwargs: Any) -> Invoice:
+        self._unsupported("retry_invoice")
+
+    def list_disputes(self, *args: Any, **kwargs: Any) -> list[Dispute]:
+        self._unsupported("list_disputes")
+
+    def submit_dispute_evidence(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("submit_dispute_evidence")
+
+    def accept_dispute(self, *args: Any, **kwargs: Any) -> Dispute:
+        self._unsupported("accept_dispute")
 
 
 # -- registry ------------------------------------------------------------------------------
@@ -344,7 +446,7 @@ def load_provider_class(name: str) -> Callable[..., Any]:
 
 
 def _load_spec(name: str, entry: ProviderSpec) -> Callable[..., Any]:
-    """Import ``entry.target``; a missing SDK becomes :class:`ProviderNotInstalled`."""
+    """Import ``entry.target``; a missing SDK becomes `ProviderNotInstalled`."""
     module_name, _, attr = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -372,12 +474,12 @@ def create_provider(name: str, **settings: Any) -> PaymentProvider:
 
 @runtime_checkable
 class AsyncPaymentProvider(Protocol):
-    """:class:`PaymentProvider` as coroutines, for :class:`paygate.AsyncGateway`.
+    """`PaymentProvider` as coroutines, for `paygate.AsyncGateway`.
 
     The same operations, names, arguments, results and errors, each an ``async def`` that
     never blocks the event loop (the adapters use their SDK's async client, or
     ``httpx.AsyncClient``); ``parse_webhook`` too, running the sync adapter's verification
-    and parsing (PayPal's may need the network). :meth:`aclose` releases the HTTP
+    and parsing (PayPal's may need the network). `aclose` releases the HTTP
     connections.
     """
 
@@ -490,8 +592,8 @@ class AsyncPaymentProvider(Protocol):
 
 
 class AsyncBaseProvider:
-    """:class:`BaseProvider` for the async face: every operation raises
-    :class:`NotSupported` until overridden; :meth:`aclose` releases nothing."""
+    """`BaseProvider` for the async face: every operation raises
+    `NotSupported` until overridden; `aclose` releases nothing."""
 
     name: ClassVar[str] = "base"
     capabilities: frozenset[Capability] = frozenset()
@@ -581,7 +683,7 @@ _ASYNC_BUILTIN: dict[str, ProviderSpec] = {
 
 
 def create_async_provider(name: str, **settings: Any) -> AsyncPaymentProvider:
-    """The async adapter for ``name`` from its settings, as :func:`create_provider` builds
+    """The async adapter for ``name`` from its settings, as `create_provider` builds
     the sync one: a built-in twin, else the sync adapter's own ``aio()`` (a third-party
     adapter registered under ``name`` that offers one)."""
     spec = _ASYNC_BUILTIN.get(name)
@@ -595,7 +697,7 @@ def create_async_provider(name: str, **settings: Any) -> AsyncPaymentProvider:
 def async_provider_for(provider: PaymentProvider | AsyncPaymentProvider) -> AsyncPaymentProvider:
     """The async twin of a configured adapter: ``provider.aio()`` (every built-in adapter
     has one: same settings, its own async HTTP client), or ``provider`` itself when it is
-    async already. Anything else: :class:`ConfigurationError`."""
+    async already. Anything else: `ConfigurationError`."""
     import inspect
 
     if inspect.iscoroutinefunction(getattr(provider, "get_payment", None)):

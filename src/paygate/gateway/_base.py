@@ -92,6 +92,9 @@ class GatewayBase:
         self._provider_name: str = provider.name
         #: the store writes a new event's first delivery in one transaction (SQL stores)
         self._can_ingest = callable(getattr(store, "ingest_event", None))
+        #: the store keeps subscriptions (every built-in one; a custom store may not: then
+        #: subscription events reach their handlers as before, and nothing is kept)
+        self._keeps_subscriptions = callable(getattr(store, "save_subscription", None))
         self._handlers: dict[EventType | None, list[WebhookHandler]] = {}
         self._handlers_lock = threading.Lock()
         self._next_sweep = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from paygate import _idempotency as idem
 from paygate.gateway._base import ENDED_SUBSCRIPTION
@@ -56,16 +57,27 @@ class CustomerFlows(IdempotencyFlows):
         price_id: str,
         metadata: Mapping[str, str] | None,
         idempotency_key: str | None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Flow[Subscription]:
         self._check_id(customer_id, "customer_id")
         self._check_id(price_id, "price_id")
         identity = idempotency_key or f"{customer_id}:{price_id}"
+        # trials and seats travel only when asked for: adapters without them keep working
+        extra: dict[str, object] = {}
+        if trial_days is not None:
+            extra["trial_days"] = trial_days
+        if trial_end is not None:
+            extra["trial_end"] = trial_end
+        if quantity != 1:
+            extra["quantity"] = quantity
 
         def call(key: str) -> Flow[Subscription]:
             return provider(
                 PaymentProvider.create_subscription,
                 customer_id=customer_id, price_id=price_id, idempotency_key=key,
-                metadata=metadata,
+                metadata=metadata, **extra,
             )  # fmt: skip
 
         def replay(op: OperationRecord) -> Flow[Subscription | None]:

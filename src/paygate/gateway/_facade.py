@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from typing_extensions import TypeVar as TypeVarDefault
@@ -26,6 +27,8 @@ from paygate.models import (
     CaptureMethod,
     CheckoutSession,
     Customer,
+    Dispute,
+    DisputeEvidence,
     EventType,
     Invoice,
     LineItem,
@@ -35,7 +38,7 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import PaymentProvider, create_provider
+from paygate.provider import PaymentProvider, Proration, create_provider
 from paygate.stores import Store, TransitionRecord, default_store_url, open_store
 
 if TYPE_CHECKING:
@@ -349,23 +352,113 @@ class Gateway(GatewayFlows, Generic[P]):
         price_id: str,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """Subscribe ``customer_id`` to ``price_id``. Idempotent while the subscription
-        lives; once it is canceled, the same call starts a new one."""
+        lives; once it is canceled, the same call starts a new one.
+
+        ``trial_days`` / ``trial_end``: start in a free trial (``trialing``; nothing is
+        billed until it ends); ``quantity``: seats. Providers whose plans carry their
+        trials (PayPal, Square) raise [`NotSupported`][paygate.errors.NotSupported]. The
+        subscription is kept in the store (see ``docs/subscriptions.md``).
+        """
         return self._run(
-            self._create_subscription(
-                customer_id=customer_id,
-                price_id=price_id,
-                metadata=metadata,
-                idempotency_key=idempotency_key,
+            self._kept(
+                self._create_subscription(
+                    customer_id=customer_id,
+                    price_id=price_id,
+                    metadata=metadata,
+                    idempotency_key=idempotency_key,
+                    trial_days=trial_days,
+                    trial_end=trial_end,
+                    quantity=quantity,
+                )
             )
         )
 
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
-        """Cancel now, or at the end of the paid period."""
-        return self._run(self._cancel_subscription(subscription_id, at_period_end=at_period_end))
+        """Cancel now, or at the end of the paid period (undo that with
+        [`undo_cancel_subscription`][paygate.gateway.Gateway.undo_cancel_subscription])."""
+        return self._run(
+            self._kept(self._cancel_subscription(subscription_id, at_period_end=at_period_end))
+        )
+
+    # -- after the first charge: subscriptions, dunning, disputes ------------------------------
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        """The subscription as the provider holds it now; the store learns it too (its
+        facts, if any, are told once)."""
+        return self._run(self._get_subscription(subscription_id))
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """The customer's subscriptions at the provider (PayPal, which cannot list: those
+        the store holds)."""
+        return self._run(self._list_subscriptions(customer_id))
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str | None = None,
+    ) -> Subscription:
+        """Move to another price and/or quantity.
+
+        ``proration``: ``"create_prorations"`` credits the unused time and charges the new
+        price for it on the next invoice, ``"always_invoice"`` invoices that now,
+        ``"none"`` bills the new price from the next period. PayPal and Square take only
+        ``"none"`` (others raise [`NotSupported`][paygate.errors.NotSupported] naming
+        them). Idempotent per ``idempotency_key`` (default: the arguments).
+        """
+        return self._run(
+            self._change_subscription(
+                subscription_id, price_id=price_id, quantity=quantity, proration=proration,
+                idempotency_key=idempotency_key,
+            )
+        )  # fmt: skip
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """Stop billing until resumed (``paused``)."""
+        return self._run(self._pause_subscription(subscription_id))
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """Bill again after a pause."""
+        return self._run(self._resume_subscription(subscription_id))
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        """Take back a cancel scheduled for the period's end, before the period ends."""
+        return self._run(self._undo_cancel_subscription(subscription_id))
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        """Collect a past-due subscription's open invoice again (after the customer fixed
+        their card); a paid retry makes the subscription active again. PayPal: pass the
+        subscription's id (its outstanding balance is charged)."""
+        return self._run(self._retry_invoice(invoice_id, idempotency_key=idempotency_key))
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        """The dispute as the provider holds it (status, reason, evidence due date)."""
+        return self._run(self._get_dispute(dispute_id))
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """The account's disputes, or one payment's."""
+        return self._run(self._list_disputes(payment_id))
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """Answer a dispute with [`DisputeEvidence`][paygate.models.DisputeEvidence];
+        ``submit=False`` stages it where the provider allows (Stripe, Square)."""
+        return self._run(self._submit_dispute_evidence(dispute_id, evidence, submit=submit))
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """Concede a dispute: the money stays with the cardholder."""
+        return self._run(self._accept_dispute(dispute_id))
 
     def create_invoice(
         self,

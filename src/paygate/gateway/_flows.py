@@ -8,11 +8,13 @@ the payment, customer and webhook flows (each in its module) so that
 from __future__ import annotations
 
 from paygate.gateway._customers import CustomerFlows
+from paygate.gateway._disputes import DisputeFlows
 from paygate.gateway._payments import PaymentFlows
+from paygate.gateway._subscriptions import SubscriptionFlows
 from paygate.gateway._webhooks import WebhookFlows
 
 __all__ = ["GatewayFlows"]
 
 
-class GatewayFlows(PaymentFlows, CustomerFlows, WebhookFlows):
+class GatewayFlows(PaymentFlows, CustomerFlows, SubscriptionFlows, DisputeFlows, WebhookFlows):
     """The flows of every operation (no I/O: see ``paygate.gateway._sansio``)."""

@@ -13,13 +13,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from paygate._facts import FACT_TYPES, Fact
+from paygate._facts import PAYMENT_FACT_TYPES, Fact
+from paygate._subscriptions import news_from_webhook
 from paygate.errors import InvalidTransition
 from paygate.gateway._base import CAS_ATTEMPTS, WebhookHandler
 from paygate.gateway._facts_dispatch import FactDispatch
 from paygate.gateway._results import NOTHING, WebhookResult
 from paygate.gateway._sansio import Flow, provider, run_handler, store, store_of
 from paygate.gateway._state_sync import StateSync
+from paygate.gateway._subscriptions import SubscriptionFlows
 from paygate.models import EventType, Payment, PaymentStatus, WebhookEvent
 from paygate.provider import PaymentProvider
 from paygate.state import PaymentEvent, PaymentState, Step, Trigger, apply, event_from_webhook
@@ -121,10 +123,14 @@ class WebhookFlows(StateSync, FactDispatch):
         )  # fmt: skip
 
     def _handle_event(self, event: WebhookEvent) -> Flow[WebhookResult]:
+        news = news_from_webhook(event)
+        if news is not None and isinstance(self, SubscriptionFlows) and self._keeps_subscriptions:
+            # a subscription's or its invoice's event: gateway/_subscriptions.py
+            return (yield from self._handle_subscription_event(event, news))
         payment_id = event.payment_id
         occurred = event.occurred_at.timestamp() if event.occurred_at else None
         # a payment fact's handlers hear the fact from the outbox, not this delivery
-        fact_event = payment_id is not None and event.type in FACT_TYPES
+        fact_event = payment_id is not None and event.type in PAYMENT_FACT_TYPES
         handlers = [] if fact_event else self._handlers_for(event.type)
         # the first delivery of an event, on a store that can: claim, transition, log
         # (and finish, with no handler to wait for) in one transaction; a redelivery

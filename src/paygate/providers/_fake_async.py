@@ -33,9 +33,9 @@ _R = TypeVar("_R")
 
 
 class AsyncFakeProvider(AsyncBaseProvider):
-    """The fake provider as an :class:`~paygate.provider.AsyncPaymentProvider`.
+    """The fake provider as an `paygate.provider.AsyncPaymentProvider`.
 
-    Natively async: each operation runs the sync fake's engine (a :class:`FakeProvider`,
+    Natively async: each operation runs the sync fake's engine (a `FakeProvider`,
     in-memory, no I/O, so nothing blocks the loop), with a checkpoint before it and one
     after it, where a real call awaits the network: cancelling there is cancelling a
     request not yet sent, or one whose answer is lost after the provider acted. Same

@@ -18,6 +18,7 @@ from paygate.models import (
     CheckoutStatus,
     Customer,
     Dispute,
+    DisputeReason,
     DisputeStatus,
     Invoice,
     InvoiceStatus,
@@ -156,7 +157,19 @@ def dispute(data: JSON) -> Dispute:
         evidence_due_by=timestamp(data.get("evidence_due_by")),
         created_at=timestamp(data.get("created")),
         raw=data,
+        reason_code=_reason_code(data.get("reason")),
+        evidence_submitted=bool(data.get("evidence_submitted")),
     )
+
+
+def _reason_code(reason: Any) -> DisputeReason | None:
+    """The fake's reasons are paygate's own vocabulary; anything else is ``general``."""
+    if reason is None:
+        return None
+    try:
+        return DisputeReason(reason)
+    except ValueError:
+        return DisputeReason.GENERAL
 
 
 def customer(data: JSON) -> Customer:
@@ -180,6 +193,12 @@ def subscription(data: JSON) -> Subscription:
         current_period_end=timestamp(data.get("current_period_end")),
         cancel_at_period_end=bool(data.get("cancel_at_period_end", False)),
         raw=data,
+        quantity=int(data.get("quantity") or 1),
+        current_period_start=timestamp(data.get("current_period_start")),
+        trial_end=timestamp(data.get("trial_end")),
+        # the fake orders its changes like Square: one version per change
+        version=data.get("version"),
+        resumes_at=timestamp(data.get("resumes_at")),
     )
 
 
@@ -198,6 +217,8 @@ def invoice(data: JSON) -> Invoice:
         due_at=timestamp(data.get("due_at")),
         created_at=timestamp(data.get("created")),
         raw=data,
+        subscription_id=_opt_str(data.get("subscription_id")),
+        attempt_count=int(data.get("attempt_count") or 0),
     )
 
 

@@ -1,5 +1,5 @@
 """AsyncPayPalProvider: the PayPal adapter's async face (PayPal's REST API over
-``httpx.AsyncClient``, :mod:`._paypal_async`), on :mod:`.paypal`'s request builders,
+``httpx.AsyncClient``, `._paypal_async`), on `.paypal`'s request builders,
 checks, translators and error mapping. Importable as
 ``paygate.providers.paypal.AsyncPayPalProvider``.
 """
@@ -87,14 +87,14 @@ class _NeedCertificate(WebhookVerificationError):
 
 
 class AsyncPayPalProvider(AsyncBaseProvider):
-    """:class:`~paygate.provider.AsyncPaymentProvider` on PayPal: the REST API over
-    ``httpx.AsyncClient`` (:mod:`._paypal_async`: OAuth token cached, ``PayPal-Request-Id``).
+    """`paygate.provider.AsyncPaymentProvider` on PayPal: the REST API over
+    ``httpx.AsyncClient`` (`._paypal_async`: OAuth token cached, ``PayPal-Request-Id``).
 
-    The same settings as :class:`PayPalProvider`, plus ``http_client`` (an
+    The same settings as `PayPalProvider`, plus ``http_client`` (an
     ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; left open by
-    :meth:`aclose`). Requests, checks, translation and error mapping are the module's shared
+    `aclose`). Requests, checks, translation and error mapping are the module's shared
     functions; each operation makes the sync face's requests in the same order. Offline
-    webhook verification is the same :class:`OfflineVerifier`, its certificate fetched
+    webhook verification is the same `OfflineVerifier`, its certificate fetched
     with the async client (a ``cert_fetcher`` setting, a sync callable, runs in a thread).
     """
 
@@ -161,7 +161,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
     ) -> Payment:
-        """As :meth:`PayPalProvider.create_payment`."""
+        """As `PayPalProvider.create_payment`."""
         body = order_request(order_id, amount, payment_method, description, capture, return_url)
         order = await self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
@@ -174,7 +174,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         return self._payment(await self._get_order(payment_id))
 
     async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
-        """As :meth:`PayPalProvider.complete_return`: capture (or authorize) if approved."""
+        """As `PayPalProvider.complete_return`: capture (or authorize) if approved."""
         token = _return_token(params)
         order = await self._get_order(token)
         if order.get("status") == "APPROVED":
@@ -193,7 +193,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
     async def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        """As :meth:`PayPalProvider.capture_payment` (a lost answer's retry replays)."""
+        """As `PayPalProvider.capture_payment` (a lost answer's retry replays)."""
         order = await self._get_order(payment_id)
         authorization = open_authorization(order, "capture", done="CAPTURED")
         body = capture_request(amount)
@@ -207,7 +207,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         return self._payment(order)
 
     async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        """As :meth:`PayPalProvider.cancel_payment`: void the authorization."""
+        """As `PayPalProvider.cancel_payment`: void the authorization."""
         order = await self._get_order(payment_id)
         if _voided(order):
             return self._payment(order)
@@ -337,7 +337,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
     # -- webhooks ---------------------------------------------------------------------------
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """As :meth:`PayPalProvider.parse_webhook`: verify (offline, the certificate fetched
+        """As `PayPalProvider.parse_webhook`: verify (offline, the certificate fetched
         without blocking the loop; or by PayPal's API), normalize, name the order."""
         _check_webhook_settings(self.settings, body)
         if self.settings.verification == "api":
@@ -360,7 +360,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         return _with_order(event, await self._order_of_capture(capture_id))
 
     def _fetched_certificate(self, url: str) -> bytes:
-        """The verifier's certificate source: what :meth:`_fetch_certificate` brought."""
+        """The verifier's certificate source: what `_fetch_certificate` brought."""
         fetched = self._certificates.pop(url, None)
         if fetched is None:
             raise _NeedCertificate(url)
@@ -398,7 +398,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
             self._capture_orders.popitem(last=False)
 
     async def _order_of_capture(self, capture_id: str) -> str:
-        """As :meth:`PayPalProvider._order_of_capture`: known links first, else PayPal."""
+        """As `PayPalProvider._order_of_capture`: known links first, else PayPal."""
         known = self._capture_orders.get(capture_id)
         if known is not None:
             return known

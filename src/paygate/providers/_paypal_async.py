@@ -1,7 +1,7 @@
 """The PayPal adapter's async transport: PayPal's REST API over ``httpx.AsyncClient``.
 
-Apart from :mod:`._paypal_http` so that the sync adapter never imports httpx; the error
-classification (:func:`._paypal_http.error_answer`) and the log line are shared.
+Apart from `._paypal_http` so that the sync adapter never imports httpx; the error
+classification (`._paypal_http.error_answer`) and the log line are shared.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ __all__ = ["AsyncPayPalTransport"]
 
 
 class AsyncPayPalTransport:
-    """:class:`PayPalTransport` over ``httpx.AsyncClient``, for ``AsyncPayPalProvider``.
+    """`PayPalTransport` over ``httpx.AsyncClient``, for ``AsyncPayPalProvider``.
 
     paypalrestsdk has no async client, so the part of ``Api`` paygate uses is written here
     (about 80 lines): the client-credentials token (``POST /v1/oauth2/token``, cached until
     ``expires_in`` runs out, one fetch at a time), the same headers, ``PayPal-Request-Id``
     and ``Prefer: return=representation``, and the same answers to the quirks above: a 400
     is an error, a 401 re-sends once and only with a cached token, no header or body is
-    logged. Failures are classified by the shared :func:`error_answer` and
-    :func:`~paygate.providers._http_faults.httpx_failure`.
+    logged. Failures are classified by the shared `error_answer` and
+    `paygate.providers._http_faults.httpx_failure`.
     """
 
     def __init__(
@@ -68,7 +68,7 @@ class AsyncPayPalTransport:
             await self._client.aclose()
 
     async def fetch_certificate(self, url: str) -> bytes:
-        """As :func:`._paypal_verify.fetch_certificate`: GET over https without redirects,
+        """As `._paypal_verify.fetch_certificate`: GET over https without redirects,
         at most ``_MAX_CERT_BYTES`` read (the caller has checked ``url`` is PayPal's)."""
         async with self._client.stream(
             "GET", url, follow_redirects=False, timeout=attempt_timeout(self._timeout)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -223,3 +223,22 @@ class PayPalTransport:
         response_headers = getattr(response, "headers", None) or {}
         error = error_answer(status, response_headers, exc.content, what, self._translate)
         raise error from None
+
+    def post_files(
+        self,
+        path: str,
+        parts: Sequence[tuple[str, tuple[str | None, bytes, str]]],
+    ) -> dict[str, Any]:
+        """POST ``multipart/form-data`` (PayPal's dispute evidence): ``parts`` are
+        ``(field, (filename, content, content type))``; ``requests`` writes the boundary,
+        so the JSON ``Content-Type`` of the other calls is left out."""
+        url = paypalrestsdk.util.join_url(self._api.endpoint, path)
+        what = f"POST {path}"
+        try:
+            headers = {k: v for k, v in self._api.headers().items() if k.lower() != "content-type"}
+            result = self._api.http_call(url, "POST", files=list(parts), headers=headers)
+        except sdk_errors.ConnectionError as exc:
+            self._raise_translated(exc, what)
+        except ValueError:
+            raise unexpected_response("paypal", "PayPal", what, None) from None
+        return result if isinstance(result, dict) else {}

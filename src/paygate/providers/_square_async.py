@@ -1,5 +1,5 @@
 """AsyncSquareProvider: the Square adapter's async face (``square.AsyncSquare`` over an
-``httpx.AsyncClient``), on :mod:`.square`'s request builders, translators and error
+``httpx.AsyncClient``), on `.square`'s request builders, translators and error
 mapping. Importable as ``paygate.providers.square.AsyncSquareProvider``.
 """
 
@@ -68,12 +68,12 @@ from paygate.providers.square import (
 
 
 class AsyncSquareProvider(AsyncBaseProvider):
-    """:class:`~paygate.provider.AsyncPaymentProvider` on Square: ``square.AsyncSquare``
+    """`paygate.provider.AsyncPaymentProvider` on Square: ``square.AsyncSquare``
     over an ``httpx.AsyncClient``.
 
-    The same settings as :class:`SquareProvider`; ``http_client`` (an
-    :class:`httpx.AsyncClient`, e.g. with an ``httpx.MockTransport``) replaces the SDK's
-    transport (closed by :meth:`aclose` only when the adapter made it). Requests, keys,
+    The same settings as `SquareProvider`; ``http_client`` (an
+    `httpx.AsyncClient`, e.g. with an ``httpx.MockTransport``) replaces the SDK's
+    transport (closed by `aclose` only when the adapter made it). Requests, keys,
     translation and error mapping are the sync face's (the builders and translators of
     this module); each operation makes the same calls in the same order.
     """
@@ -186,7 +186,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
         return _with_metadata(payment, metadata)
 
     async def get_payment(self, payment_id: str) -> Payment:
-        """As :meth:`SquareProvider.get_payment`: the payment, then each of its refunds."""
+        """As `SquareProvider.get_payment`: the payment, then each of its refunds."""
         data = await self._payment_data(payment_id)
         refunds = [
             (await self._call("get_payment", self._client.refunds.get, refund_id=refund_id))[
@@ -226,7 +226,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
     async def _settle(
         self, payment_id: str, operation: str, call: Callable[..., Any], done: str
     ) -> Payment:
-        """As :meth:`SquareProvider._settle`: a refused repeat of a settled payment reads it."""
+        """As `SquareProvider._settle`: a refused repeat of a settled payment reads it."""
         try:
             body = await self._call(operation, call, payment_id=payment_id)
         except ProviderError as exc:
@@ -301,7 +301,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
         return checkout_from_square(link, order)
 
     async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
-        """As :meth:`SquareProvider.complete_return`: only the ids are read from the query."""
+        """As `SquareProvider.complete_return`: only the ids are read from the query."""
         payment_id = params.get("payment_id") or params.get("paymentId")
         if payment_id:
             return await self.get_payment(payment_id)
@@ -359,7 +359,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
     async def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
-        """As :meth:`SquareProvider.cancel_subscription` (Square cancels at period end)."""
+        """As `SquareProvider.cancel_subscription` (Square cancels at period end)."""
         body = await self._call(
             "cancel_subscription",
             self._client.subscriptions.cancel,
@@ -384,7 +384,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
         description: str | None = None,
         send: bool = False,
     ) -> Invoice:
-        """As :meth:`SquareProvider.create_invoice`: order, draft invoice, publish."""
+        """As `SquareProvider.create_invoice`: order, draft invoice, publish."""
         if order_id is not None:
             _check_reference(order_id)
         total = _line_items_total(line_items)

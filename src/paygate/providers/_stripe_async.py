@@ -1,5 +1,5 @@
 """AsyncStripeProvider: the Stripe adapter's async face (``StripeClient``'s ``*_async`` methods
-on the SDK's ``HTTPXClient``), on :mod:`.stripe`'s request builders, translators and error
+on the SDK's ``HTTPXClient``), on `.stripe`'s request builders, translators and error
 mapping. Its own module so the sync adapter's file stays the sync adapter's; importable as
 ``paygate.providers.stripe.AsyncStripeProvider``.
 """
@@ -59,7 +59,7 @@ from paygate.providers.stripe import (
 
 class _DeadlineHTTPXClient(stripe.HTTPXClient):
     """The SDK's httpx client for the ``*_async`` methods, with the same per-request
-    deadline as :class:`_DeadlineRequestsClient` (the SDK reads ``self._timeout`` on every
+    deadline as `_DeadlineRequestsClient` (the SDK reads ``self._timeout`` on every
     request), an ``httpx.AsyncClient`` of the caller's choosing (a ``MockTransport`` in
     tests, a shared pool), and the form body handed to httpx as ``content``: the SDK passes
     it as ``data=<str>``, which httpx deprecates."""
@@ -107,12 +107,12 @@ _ASYNC_WARM_IMPORTS: Final = (
 
 
 class AsyncStripeProvider(AsyncBaseProvider):
-    """:class:`~paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
+    """`paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
     ``StripeClient`` over the SDK's ``HTTPXClient``.
 
-    The same settings as :class:`StripeProvider`, plus ``http_client`` (an
+    The same settings as `StripeProvider`, plus ``http_client`` (an
     ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; left open by
-    :meth:`aclose`, which closes only a client the adapter made). The same parameters,
+    `aclose`, which closes only a client the adapter made). The same parameters,
     idempotency keys (``_stripe_key``), translation and error mapping as the sync face: the
     request builders and translators above are shared; only the awaiting differs.
     """
@@ -193,7 +193,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
         return payment_from_stripe(data)
 
     async def get_payment(self, payment_id: str) -> Payment:
-        """As :meth:`StripeProvider.get_payment`: one request, more only where needed."""
+        """As `StripeProvider.get_payment`: one request, more only where needed."""
         data = await self._call(
             "get_payment",
             self._v1.payment_intents.retrieve_async,
@@ -270,7 +270,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
         return refund_from_stripe(data)
 
     async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
-        """As :meth:`StripeProvider.complete_return`: only ids are read from the query."""
+        """As `StripeProvider.complete_return`: only ids are read from the query."""
         session_id = params.get("session_id")
         payment_id = params.get("payment_intent")
         if session_id:
@@ -378,7 +378,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
         description: str | None = None,
         send: bool = False,
     ) -> Invoice:
-        """As :meth:`StripeProvider.create_invoice`, with the same per-step keys."""
+        """As `StripeProvider.create_invoice`, with the same per-step keys."""
         params, items = invoice_params(customer_id, line_items, order_id, description, send)
         draft = await self._call(
             "create_invoice",

@@ -54,6 +54,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Concatenate, Final, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -77,6 +78,7 @@ from paygate.models import (
     CheckoutSession,
     Customer,
     Dispute,
+    DisputeEvidence,
     EventType,
     Invoice,
     LineItem,
@@ -87,7 +89,7 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import BaseProvider, Capability
+from paygate.provider import BaseProvider, Capability, Proration
 from paygate.providers import _fake_codec as codec
 
 __all__ = [
@@ -474,6 +476,8 @@ class FakeProvider(BaseProvider):
         return json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
     def _emit(self, event_type: EventType, obj: JSON) -> None:
+        if obj.get("object") == "subscription":  # ordered like Square's: a version per change
+            obj["version"] = int(obj.get("version") or 0) + 1
         self._pending.append(self._signed(self._event_body(event_type, obj), self._now()))
 
     def _signed(self, body: bytes, timestamp: int) -> WebhookDelivery:
@@ -1377,22 +1381,37 @@ class FakeProvider(BaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """Start a subscription; the first invoice is charged at once.
 
         With ``price_declined`` the charge fails and the subscription is returned
         ``incomplete`` (Stripe's default ``allow_incomplete`` behaviour), not raised.
+        With ``trial_days`` or ``trial_end`` it starts ``trialing`` and bills nothing
+        until [`end_trial`][paygate.providers.fake.FakeProvider.end_trial].
         """
+        trial_until = _trial_until(self._now(), trial_days, trial_end)
+        _check_quantity(quantity)
 
         def create() -> Subscription:
             self._get("customer", customer_id)
             self._price(price_id)
+            if trial_until is not None or quantity != 1:
+                subscription = self._start_trial_or_quantity(
+                    customer_id, price_id, _check_metadata(metadata), trial_until, quantity
+                )
+                return codec.subscription(codec.snapshot(subscription))
             subscription = self._start_subscription(
                 customer_id, price_id, _check_metadata(metadata), "tok_visa"
             )
             return codec.subscription(codec.snapshot(subscription))
 
-        fingerprint = (customer_id, price_id, _fingerprint_metadata(metadata))
+        fingerprint = (
+            customer_id, price_id, _fingerprint_metadata(metadata), trial_days,
+            trial_end.timestamp() if isinstance(trial_end, datetime) else trial_end, quantity,
+        )  # fmt: skip
         return self._idempotent(idempotency_key, "create_subscription", fingerprint, create)
 
     @_operation(Capability.SUBSCRIPTIONS)
@@ -1603,6 +1622,317 @@ class FakeProvider(BaseProvider):
             version, internal, gauss = state["rng"]
             self._rng.setstate((version, tuple(internal), gauss))
             self._pending = []
+    # -- after the first charge: trials, plan changes, pauses, dunning, disputes ----------------
+
+    def _start_trial_or_quantity(
+        self,
+        customer_id: str,
+        price_id: str,
+        metadata: dict[str, str],
+        trial_until: int | None,
+        quantity: int,
+    ) -> JSON:
+        """A subscription in a free trial (nothing billed until it ends), or one of
+        several seats billed at once."""
+        now = self._now()
+        subscription: JSON = {
+            "object": "subscription",
+            "id": self._new_id("sub"),
+            "customer_id": customer_id,
+            "price_id": price_id,
+            "quantity": quantity,
+            "status": "trialing" if trial_until is not None else "incomplete",
+            "current_period_start": now,
+            "current_period_end": trial_until if trial_until is not None else now + 30 * _DAY,
+            "trial_end": trial_until,
+            "cancel_at_period_end": False,
+            "canceled_at": None,
+            "latest_invoice": None,
+            "pending_proration": 0,
+            "metadata": metadata,
+            "created": now,
+        }
+        self._objects[subscription["id"]] = subscription
+        self._emit(EventType.SUBSCRIPTION_CREATED, subscription)
+        if trial_until is None and self._bill(subscription, self._period_charge(subscription)):
+            subscription["status"] = "active"
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        return subscription
+
+    def _period_charge(self, subscription: JSON) -> Money:
+        """A period of the price times the quantity, with the pending proration."""
+        price = self._price(subscription["price_id"])
+        total = price.amount * int(subscription.get("quantity") or 1)
+        total += int(subscription.get("pending_proration") or 0)
+        return Money(max(total, 0), price.currency)
+
+    def _bill(self, subscription: JSON, amount: Money, method: str | None = None) -> bool:
+        """Invoice ``amount`` for the subscription and charge the customer's card."""
+        customer = self._get("customer", subscription["customer_id"])
+        invoice = self._new_invoice(
+            customer_id=subscription["customer_id"],
+            lines=[{"name": subscription["price_id"], "unit_amount": amount.amount,
+                    "currency": amount.currency, "quantity": 1, "description": None}],
+            total=amount,
+            order_id=None,
+            description=f"subscription {subscription['id']}",
+            subscription_id=subscription["id"],
+            finalize=True,
+        )  # fmt: skip
+        invoice["price_id"] = subscription["price_id"]
+        invoice["attempt_count"] = 1
+        subscription["latest_invoice"] = invoice["id"]
+        subscription["pending_proration"] = 0
+        token = method or customer.get("default_payment_method") or "tok_visa"
+        return self._pay_invoice(invoice, token)
+
+    def set_default_payment_method(self, customer_id: str, payment_method: str) -> None:
+        """The card the customer's subscriptions are billed with from now on (a test
+        helper: ``tok_declined`` makes renewals fail, ``tok_visa`` lets a retry succeed)."""
+        with self._lock:
+            self._check_token(payment_method)
+            self._get("customer", customer_id)["default_payment_method"] = payment_method
+
+    def notify_trial_will_end(self, subscription_id: str) -> Subscription:
+        """The trial ends soon: ``subscription.trial_will_end`` (Stripe sends it 3 days
+        before)."""
+        with self._lock:
+            subscription = self._get("subscription", subscription_id)
+            if subscription["status"] != "trialing":
+                raise _invalid(
+                    f"subscription {subscription_id} is {subscription['status']}, not trialing",
+                    "subscription_unexpected_state",
+                )
+            self._pending.append(
+                self._signed(
+                    self._event_body(EventType.SUBSCRIPTION_TRIAL_WILL_END, subscription),
+                    self._now(),
+                )
+            )
+            return codec.subscription(codec.snapshot(subscription))
+
+    def end_trial(self, subscription_id: str) -> Subscription:
+        """The trial is over: bill the first period with the customer's card (``active``,
+        or ``past_due`` if the card declines)."""
+        with self._lock:
+            subscription = self._get("subscription", subscription_id)
+            if subscription["status"] != "trialing":
+                raise _invalid(
+                    f"subscription {subscription_id} is {subscription['status']}, not trialing",
+                    "subscription_unexpected_state",
+                )
+            self._advance_period(subscription)
+            return codec.subscription(codec.snapshot(subscription))
+
+    def _advance_period(self, subscription: JSON) -> None:
+        """Start the next period: bill it; ``active`` if paid, else ``past_due``."""
+        start = subscription["current_period_end"]
+        subscription.update(current_period_start=start, current_period_end=start + 30 * _DAY)
+        if self._bill(subscription, self._period_charge(subscription)):
+            subscription["status"] = "active"
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        else:
+            subscription["status"] = "past_due"
+            self._emit(EventType.SUBSCRIPTION_PAYMENT_FAILED, subscription)
+
+    def bill_period(self, subscription_id: str) -> Subscription:
+        """The period ends: renew with the customer's default card (see
+        ``set_default_payment_method``); a cancel scheduled for now takes effect."""
+        with self._lock:
+            subscription = self._get("subscription", subscription_id)
+            if subscription["status"] not in ("active", "past_due"):
+                raise _invalid(
+                    f"subscription {subscription_id} is {subscription['status']}, not renewable",
+                    "subscription_unexpected_state",
+                )
+            if subscription["cancel_at_period_end"]:
+                subscription.update(status="canceled", canceled_at=self._now())
+                self._emit(EventType.SUBSCRIPTION_CANCELED, subscription)
+            else:
+                self._advance_period(subscription)
+            return codec.subscription(codec.snapshot(subscription))
+
+    @_operation(Capability.SUBSCRIPTIONS)
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        return [
+            codec.subscription(codec.snapshot(obj))
+            for obj in self._objects.values()
+            if obj["object"] == "subscription"
+            and (customer_id is None or obj["customer_id"] == customer_id)
+        ]
+
+    def _live(self, subscription_id: str) -> JSON:
+        subscription = self._get("subscription", subscription_id)
+        if subscription["status"] in ("canceled", "incomplete_expired"):
+            raise _invalid(
+                f"subscription {subscription_id} is {subscription['status']}",
+                "subscription_unexpected_state",
+            )
+        return subscription
+
+    @_operation(Capability.SUBSCRIPTION_PRORATION)
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """Another price or quantity. The unused part of the period is credited and the
+        new price charged for it, by the second: on the next invoice
+        (``create_prorations``), on an invoice now (``always_invoice``), or not at all
+        (``none``)."""
+        if price_id is None and quantity is None:
+            raise ValidationError("change_subscription needs price_id or quantity")
+        if proration not in ("create_prorations", "none", "always_invoice"):
+            raise ValidationError(
+                "proration must be 'create_prorations', 'none' or 'always_invoice', "
+                f"got {proration!r}"
+            )
+        if quantity is not None:
+            _check_quantity(quantity)
+
+        def change() -> Subscription:
+            subscription = self._live(subscription_id)
+            new_price = price_id or subscription["price_id"]
+            new_quantity = quantity or int(subscription.get("quantity") or 1)
+            old_total = self._price(subscription["price_id"]).amount * int(
+                subscription.get("quantity") or 1
+            )
+            new_total = self._price(new_price).amount * new_quantity
+            start, end = subscription["current_period_start"], subscription["current_period_end"]
+            left = max(end - self._now(), 0) / max(end - start, 1)
+            # integer minor units: the unused share of the period, rounded to the unit
+            difference = round((new_total - old_total) * left)
+            subscription.update(price_id=new_price, quantity=new_quantity)
+            if proration == "create_prorations":
+                subscription["pending_proration"] = (
+                    int(subscription.get("pending_proration") or 0) + difference
+                )
+            elif proration == "always_invoice" and difference > 0:
+                currency = self._price(new_price).currency
+                self._bill(subscription, Money(difference, currency))
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+            return codec.subscription(codec.snapshot(subscription))
+
+        fingerprint = (subscription_id, price_id, quantity, proration)
+        return self._idempotent(idempotency_key, "change_subscription", fingerprint, change)
+
+    @_operation(Capability.SUBSCRIPTION_PAUSE)
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        subscription = self._live(subscription_id)
+        if subscription["status"] != "paused":
+            subscription["status_before_pause"] = subscription["status"]
+            subscription["status"] = "paused"
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        return codec.subscription(codec.snapshot(subscription))
+
+    @_operation(Capability.SUBSCRIPTION_PAUSE)
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        subscription = self._live(subscription_id)
+        if subscription["status"] == "paused":
+            subscription["status"] = subscription.pop("status_before_pause", None) or "active"
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        return codec.subscription(codec.snapshot(subscription))
+
+    @_operation(Capability.SUBSCRIPTIONS)
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        subscription = self._live(subscription_id)
+        if subscription["cancel_at_period_end"]:
+            subscription["cancel_at_period_end"] = False
+            self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+        return codec.subscription(codec.snapshot(subscription))
+
+    @_operation(Capability.INVOICES)
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """Charge an open invoice again with the customer's default card; a paid retry
+        of a past-due subscription's invoice makes it ``active`` again."""
+
+        def retry() -> Invoice:
+            invoice = self._get("invoice", invoice_id)
+            if invoice["status"] != "open":
+                raise _invalid(
+                    f"invoice {invoice_id} is {invoice['status']}, not open",
+                    "invoice_unexpected_state",
+                )
+            customer = self._get("customer", invoice["customer_id"])
+            invoice["attempt_count"] = int(invoice.get("attempt_count") or 1) + 1
+            token = customer.get("default_payment_method") or "tok_visa"
+            if not self._pay_invoice(invoice, token):
+                return codec.invoice(codec.snapshot(invoice))
+            sub_id = invoice.get("subscription_id")
+            subscription = self._objects.get(sub_id) if sub_id else None
+            if subscription is not None and subscription["status"] in ("past_due", "unpaid"):
+                subscription["status"] = "active"
+                self._emit(EventType.SUBSCRIPTION_UPDATED, subscription)
+            return codec.invoice(codec.snapshot(invoice))
+
+        return self._idempotent(idempotency_key, "retry_invoice", (invoice_id,), retry)
+
+    @_operation(Capability.DISPUTES)
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        return [
+            codec.dispute(codec.snapshot(obj))
+            for obj in self._objects.values()
+            if obj["object"] == "dispute"
+            and (payment_id is None or obj["payment_id"] == payment_id)
+        ]
+
+    def _open_for_answer(self, dispute_id: str) -> JSON:
+        dispute = self._get("dispute", dispute_id)
+        if dispute["status"] != "open":
+            raise _invalid(
+                f"dispute {dispute_id} is {dispute['status']}: it takes no more answers",
+                "dispute_unexpected_state",
+            )
+        if self._now() > dispute["evidence_due_by"]:
+            raise _invalid(f"dispute {dispute_id}: evidence was due before now", "dispute_expired")
+        return dispute
+
+    @_operation(Capability.DISPUTE_EVIDENCE)
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """Stage the evidence, and with ``submit=True`` send it: the dispute goes
+        ``under_review`` until
+        [`decide_dispute`][paygate.providers.fake.FakeProvider.decide_dispute]."""
+        if not isinstance(evidence, DisputeEvidence):
+            raise ValidationError(
+                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
+            )
+        dispute = self._open_for_answer(dispute_id)
+        dispute["evidence"] = {
+            "text": evidence.summary(),
+            "files": [f.name for f in evidence.files],
+            "tracking_number": evidence.tracking_number,
+        }
+        if submit:
+            dispute.update(status="under_review", evidence_submitted=True)
+            self._emit(EventType.DISPUTE_UPDATED, dispute)
+        return codec.dispute(codec.snapshot(dispute))
+
+    def decide_dispute(self, dispute_id: str) -> Dispute:
+        """The card network rules (a test helper). Scripted: evidence with a document or
+        a tracking number wins; evidence without either loses; so does no evidence."""
+        with self._lock:
+            dispute = self._get("dispute", dispute_id)
+            if dispute["status"] not in ("open", "under_review"):
+                raise _invalid(
+                    f"dispute {dispute_id} is already {dispute['status']}",
+                    "dispute_unexpected_state",
+                )
+            evidence = dispute.get("evidence") or {}
+            won = dispute["status"] == "under_review" and bool(
+                evidence.get("files") or evidence.get("tracking_number")
+            )
+            return self.resolve_dispute(dispute_id, won=won)
+
+    @_operation(Capability.DISPUTE_EVIDENCE)
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        self._open_for_answer(dispute_id)
+        return self.resolve_dispute(dispute_id, won=False)
 
 
 def _parse_event(event: Any) -> WebhookEvent:
@@ -1650,3 +1980,26 @@ def _parse_event(event: Any) -> WebhookEvent:
         provider_type=type_name,
         raw=event,
     )
+
+
+def _trial_until(now: int, trial_days: Any, trial_end: Any) -> int | None:
+    """The trial's end (Unix seconds) from ``trial_days`` or ``trial_end``, checked."""
+    if trial_days is not None and trial_end is not None:
+        raise ValidationError("give trial_days or trial_end, not both")
+    if trial_days is not None:
+        if isinstance(trial_days, bool) or not isinstance(trial_days, int) or trial_days < 1:
+            raise ValidationError(f"trial_days must be an int >= 1, got {trial_days!r}")
+        return now + trial_days * _DAY
+    if trial_end is not None:
+        if not isinstance(trial_end, datetime) or trial_end.tzinfo is None:
+            raise ValidationError(f"trial_end must be a timezone-aware datetime, got {trial_end!r}")
+        end = int(trial_end.timestamp())
+        if end <= now:
+            raise ValidationError(f"trial_end {trial_end.isoformat()} is not in the future")
+        return end
+    return None
+
+
+def _check_quantity(quantity: Any) -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")

@@ -15,8 +15,10 @@ unit's ``custom_id`` and ``invoice_id`` and comes back as ``Payment.order_id``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -57,6 +59,8 @@ from paygate.models import (
     CheckoutSession,
     CheckoutStatus,
     Dispute,
+    DisputeEvidence,
+    DisputeReason,
     DisputeStatus,
     EventType,
     Invoice,
@@ -73,7 +77,7 @@ from paygate.models import (
     WebhookObject,
 )
 from paygate.money import Money
-from paygate.provider import BaseProvider, Capability
+from paygate.provider import BaseProvider, Capability, Proration
 from paygate.providers._paypal_http import PayPalTransport
 from paygate.providers._paypal_verify import (
     CertFetcher,
@@ -166,6 +170,20 @@ DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
     "OTHER": DisputeStatus.UNDER_REVIEW,
 }
 
+#: Disputes v1 ``reason`` -> DisputeReason
+DISPUTE_REASONS: Final[Mapping[str, DisputeReason]] = {
+    "MERCHANDISE_OR_SERVICE_NOT_RECEIVED": DisputeReason.PRODUCT_NOT_RECEIVED,
+    "MERCHANDISE_OR_SERVICE_NOT_AS_DESCRIBED": DisputeReason.PRODUCT_UNACCEPTABLE,
+    "UNAUTHORISED": DisputeReason.FRAUDULENT,
+    "CREDIT_NOT_PROCESSED": DisputeReason.CREDIT_NOT_PROCESSED,
+    "DUPLICATE_TRANSACTION": DisputeReason.DUPLICATE,
+    "INCORRECT_AMOUNT": DisputeReason.INCORRECT_AMOUNT,
+    "PAYMENT_BY_OTHER_MEANS": DisputeReason.DUPLICATE,
+    "CANCELED_RECURRING_BILLING": DisputeReason.SUBSCRIPTION_CANCELED,
+    "PROBLEM_WITH_REMITTANCE": DisputeReason.GENERAL,
+    "OTHER": DisputeReason.GENERAL,
+}
+
 #: Disputes v1 ``dispute_outcome.outcome_code`` of a ``RESOLVED`` dispute
 DISPUTE_OUTCOME: Final[Mapping[str, DisputeStatus]] = {
     "RESOLVED_SELLER_FAVOUR": DisputeStatus.WON,
@@ -220,6 +238,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "BILLING.SUBSCRIPTION.EXPIRED": (EventType.SUBSCRIPTION_CANCELED, "subscription"),
     "BILLING.SUBSCRIPTION.CANCELLED": (EventType.SUBSCRIPTION_CANCELED, "subscription"),
     "BILLING.SUBSCRIPTION.PAYMENT.FAILED": (EventType.SUBSCRIPTION_PAYMENT_FAILED, "subscription"),
+    # a subscription's payment (PayPal bills a cycle as a sale of its billing agreement)
+    "PAYMENT.SALE.COMPLETED": (EventType.INVOICE_PAID, "sale"),
     "CUSTOMER.DISPUTE.CREATED": (EventType.DISPUTE_OPENED, "dispute"),
     "CUSTOMER.DISPUTE.UPDATED": (EventType.DISPUTE_UPDATED, "dispute"),
     "CUSTOMER.DISPUTE.RESOLVED": (None, "dispute"),
@@ -681,6 +701,10 @@ def _refund_from(
 def _subscription_from(subscription: Mapping[str, Any]) -> Subscription:
     status = SUBSCRIPTION_STATUS.get(str(subscription.get("status")), SubscriptionStatus.INCOMPLETE)
     billing = subscription.get("billing_info") or {}
+    if status is SubscriptionStatus.ACTIVE and _owes(billing):
+        # PayPal keeps a subscription ACTIVE while it retries a failed payment: past due
+        status = SubscriptionStatus.PAST_DUE
+    last_payment = billing.get("last_payment") or {}
     return Subscription(
         id=str(subscription["id"]),
         provider="paypal",
@@ -692,7 +716,23 @@ def _subscription_from(subscription: Mapping[str, Any]) -> Subscription:
         if status is SubscriptionStatus.PENDING
         else None,
         raw=subscription,
+        quantity=int(subscription.get("quantity") or 1),
+        # the last payment starts the period it paid for (PayPal names no period start)
+        current_period_start=_parse_time(last_payment.get("time")),
+        updated_at=_parse_time(subscription.get("status_update_time"))
+        if subscription.get("update_time") is None
+        else _parse_time(subscription.get("update_time")),
     )
+
+
+def _owes(billing: Mapping[str, Any]) -> bool:
+    """A failed payment not yet made good: ``failed_payments_count`` with a balance."""
+    balance = (billing.get("outstanding_balance") or {}).get("value") or "0"
+    try:
+        owed = float(balance) > 0  # a sign test only; amounts are never read as floats
+    except ValueError:
+        owed = False
+    return bool(billing.get("failed_payments_count")) and owed
 
 
 def _dispute_status(dispute: Mapping[str, Any]) -> DisputeStatus:
@@ -720,6 +760,11 @@ def _dispute_from(dispute: Mapping[str, Any]) -> Dispute:
         evidence_due_by=_parse_time(dispute.get("seller_response_due_date")),
         created_at=_parse_time(dispute.get("create_time")),
         raw=dispute,
+        reason_code=DISPUTE_REASONS.get(str(dispute.get("reason")), DisputeReason.GENERAL),
+        evidence_submitted=any(
+            isinstance(e, Mapping) and e.get("source") == "SUBMITTED_BY_SELLER"
+            for e in dispute.get("evidences") or ()
+        ),
     )
 
 
@@ -764,7 +809,27 @@ _NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] 
     "subscription": _subscription_from,
     "dispute": _dispute_from,
     "invoice": lambda resource: _invoice_from(resource),
+    "sale": lambda resource: _invoice_from_sale(resource),
 }
+
+
+def _invoice_from_sale(sale: Mapping[str, Any]) -> Invoice:
+    """A subscription cycle's payment (``PAYMENT.SALE.COMPLETED``) as its paid invoice:
+    PayPal has no invoice object for subscription cycles; the sale's id names it."""
+    amount = sale.get("amount") or {}
+    total = Money.of(str(amount["total"]), str(amount["currency"]))
+    return Invoice(
+        id=str(sale["id"]),
+        provider="paypal",
+        customer_id=sale.get("custom"),
+        status=InvoiceStatus.PAID,
+        amount_due=total,
+        amount_paid=total,
+        created_at=_parse_time(sale.get("create_time")),
+        raw=sale,
+        subscription_id=sale.get("billing_agreement_id"),
+        billing_reason="subscription_cycle",
+    )
 
 
 def translate_error(
@@ -824,6 +889,10 @@ class PayPalProvider(BaseProvider):
             Capability.INVOICES,
             Capability.DISPUTES,
             Capability.WEBHOOKS,
+            # no proration (a revised plan bills from the next cycle), no trials outside
+            # the plan: those are left out
+            Capability.SUBSCRIPTION_PAUSE,
+            Capability.DISPUTE_EVIDENCE,
         }
     )
 
@@ -1025,12 +1094,22 @@ class PayPalProvider(BaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """Subscribe to the billing plan ``price_id``; the buyer approves at ``redirect_url``.
 
         PayPal has no customer objects: ``customer_id`` travels as the subscription's
         ``custom_id`` and comes back as ``Subscription.customer_id``.
         """
+        if trial_days is not None or trial_end is not None or quantity != 1:
+            raise NotSupported(
+                "paypal: trials and quantities belong to the plan (a TRIAL billing cycle); "
+                "create_subscription takes neither trial_days, trial_end nor quantity",
+                provider="paypal",
+                code="not_supported",
+            )
         subscription = self._http.post(
             "/v1/billing/subscriptions",
             subscription_request(customer_id, price_id),
@@ -1544,6 +1623,163 @@ def _local_cert_prefix(base_url: str | None) -> str | None:
         return None
     return base_url.rstrip("/") + "/v1/notifications/certs/"
 
+    # -- after the first charge: subscriptions, dunning, disputes (issue 20) ---------------------
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        raise NotSupported(
+            "paypal has no API listing subscriptions; the Gateway lists those its store "
+            "holds (gw.list_subscriptions reads the store for PayPal)",
+            provider="paypal",
+            code="not_supported",
+        )
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """``POST /v1/billing/subscriptions/{id}/revise``: PayPal has no proration. The
+        new plan or quantity is billed from the next billing cycle, so only
+        ``proration="none"`` says what happens; a plan change needs the buyer's consent at
+        the returned ``redirect_url`` (the subscription stays on its plan until then)."""
+        if proration != "none":
+            raise NotSupported(
+                f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
+                "the next billing cycle; pass proration='none'",
+                provider="paypal",
+                code="not_supported",
+            )
+        body: dict[str, Any] = {}
+        if price_id is not None:
+            if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
+                raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
+            body["plan_id"] = price_id
+        if quantity is not None:
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+                raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
+            body["quantity"] = str(quantity)
+        if not body:
+            raise ValidationError("change_subscription needs price_id or quantity")
+        path = _path_id(subscription_id, "subscription_id")
+        revised = self._http.post(
+            f"/v1/billing/subscriptions/{path}/revise", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        approve = _link(revised, "approve")
+        return dataclasses.replace(current, redirect_url=approve) if approve else current
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/suspend", {"reason": "Paused by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """``activate`` a suspended subscription."""
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/activate", {"reason": "Resumed by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        raise NotSupported(
+            "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
+            provider="paypal",
+            code="not_supported",
+        )
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
+        the past-due subscription's id, and its outstanding balance is charged now
+        (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
+        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
+        subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
+        balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
+        owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
+        if owed.amount <= 0:
+            raise InvalidRequest(
+                f"paypal subscription {invoice_id} owes nothing: nothing to retry",
+                provider="paypal",
+                code="nothing_outstanding",
+            )
+        body = {
+            "note": "Retrying the failed payment",
+            "capture_type": "OUTSTANDING_BALANCE",
+            "amount": _money_field(owed),
+        }
+        transaction = self._http.post(
+            f"/v1/billing/subscriptions/{path}/capture", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        completed = str(transaction.get("status")) == "COMPLETED"
+        return Invoice(
+            id=str(transaction.get("id") or f"cycle@{path}"),
+            provider="paypal",
+            customer_id=subscription.get("custom_id"),
+            status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
+            amount_due=owed,
+            amount_paid=owed if completed else Money(0, owed.currency),
+            created_at=_parse_time(transaction.get("time")),
+            raw=transaction,
+            subscription_id=path,
+            billing_reason="subscription_cycle",
+        )
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
+        ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
+        items are summaries, each read in full."""
+        path = "/v1/customer/disputes?page_size=50"
+        if payment_id is not None:
+            capture = self._payment(self._get_order(payment_id)).charge_id
+            if capture is None:
+                return []  # never captured: nothing to dispute
+            path += f"&disputed_transaction_id={_path_id(capture, 'capture id')}"
+        page = self._http.get(path)
+        return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
+        one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
+        is not available."""
+        if not submit:
+            raise NotSupported(
+                "paypal sends evidence at once: submit=False (staging) is not available",
+                provider="paypal",
+                code="not_supported",
+            )
+        if not isinstance(evidence, DisputeEvidence):
+            raise ValidationError(
+                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
+            )
+        path = _path_id(dispute_id, "dispute_id")
+        parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
+            ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
+        ]
+        parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
+        self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
+        return self.get_dispute(dispute_id)
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
+        path = _path_id(dispute_id, "dispute_id")
+        note = {"note": "The merchant accepts the claim."}
+        self._http.post_files(
+            f"/v1/customer/disputes/{path}/accept-claim",
+            [("input", (None, json.dumps(note).encode(), "application/json"))],
+        )
+        return self.get_dispute(dispute_id)
+
 
 def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:
     """Whether the order already holds a refund of exactly ``amount`` (perhaps the one a
@@ -1623,3 +1859,51 @@ def _event_from(body: bytes) -> WebhookEvent:
         event_type = PAYMENT_STATUS_EVENTS.get(obj.status, EventType.PAYMENT_PROCESSING)
     assert event_type is not None, provider_type
     return WebhookEvent(event_id, "paypal", event_type, occurred_at, obj, provider_type, raw)
+
+
+#: EvidenceFile.kind -> PayPal's evidence_type for a document of that kind
+PAYPAL_EVIDENCE_TYPES: Final[Mapping[str, str]] = {
+    "receipt": "PROOF_OF_RECEIPT_COPY",
+    "customer_communication": "OTHER",
+    "shipping_documentation": "PROOF_OF_DELIVERY_SIGNATURE",
+    "service_documentation": "OTHER",
+    "refund_policy": "RETURN_POLICY",
+    "cancellation_policy": "BILLING_AGREEMENT",
+    "other": "OTHER",
+}
+#: carriers PayPal names (tracking_info.carrier_name); any other is OTHER + its name
+PAYPAL_CARRIERS: Final = frozenset({"UPS", "USPS", "FEDEX", "DHL", "TNT", "ROYAL_MAIL"})
+
+
+def paypal_evidence(evidence: DisputeEvidence) -> dict[str, Any]:
+    """The ``input`` part of ``provide-evidence``: a tracked shipment as
+    ``PROOF_OF_FULFILLMENT``, the text fields as the notes of one evidence, each file a
+    document of the evidence type its kind maps to."""
+    items: list[dict[str, Any]] = []
+    if evidence.tracking_number:
+        carrier = (evidence.shipping_carrier or "OTHER").upper().replace(" ", "_")
+        tracking: dict[str, Any] = {"tracking_number": evidence.tracking_number[:255]}
+        if carrier in PAYPAL_CARRIERS:
+            tracking["carrier_name"] = carrier
+        else:
+            tracking.update(carrier_name="OTHER", carrier_name_other=carrier[:255])
+        items.append(
+            {
+                "evidence_type": "PROOF_OF_FULFILLMENT",
+                "evidence_info": {"tracking_info": [tracking]},
+            }
+        )
+    by_type: dict[str, list[str]] = {}
+    for evidence_file in evidence.files:
+        by_type.setdefault(PAYPAL_EVIDENCE_TYPES[evidence_file.kind], []).append(evidence_file.name)
+    notes = evidence.summary()
+    if notes and "OTHER" not in by_type:
+        by_type["OTHER"] = []
+    for evidence_type, names in by_type.items():
+        item: dict[str, Any] = {"evidence_type": evidence_type}
+        if names:
+            item["documents"] = [{"name": name} for name in names]
+        if evidence_type == "OTHER" and notes:
+            item["notes"] = notes[:2000]
+        items.append(item)
+    return {"evidences": items}

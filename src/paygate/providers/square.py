@@ -59,6 +59,8 @@ from paygate.models import (
     CheckoutStatus,
     Customer,
     Dispute,
+    DisputeEvidence,
+    DisputeReason,
     DisputeStatus,
     EventType,
     Invoice,
@@ -75,7 +77,7 @@ from paygate.models import (
     WebhookObject,
 )
 from paygate.money import Money
-from paygate.provider import BaseProvider, Capability
+from paygate.provider import BaseProvider, Capability, Proration
 from paygate.providers import _square_webhook
 from paygate.providers._http_faults import httpx_failure, retry_after_from, unexpected_response
 from paygate.providers._square_settings import SquareSettings, load_settings
@@ -189,6 +191,19 @@ DISPUTE_EVENT_BY_STATE: Final[Mapping[str, EventType]] = {
     "INQUIRY_CLOSED": EventType.DISPUTE_WON,  # no chargeback: the payment is as it was
     "LOST": EventType.DISPUTE_LOST,
     "ACCEPTED": EventType.DISPUTE_LOST,  # accepted = the funds go back to the cardholder
+}
+
+#: Dispute.reason -> DisputeReason
+DISPUTE_REASONS: Final[Mapping[str, DisputeReason]] = {
+    "AMOUNT_DIFFERS": DisputeReason.INCORRECT_AMOUNT,
+    "CANCELLED": DisputeReason.SUBSCRIPTION_CANCELED,
+    "DUPLICATE": DisputeReason.DUPLICATE,
+    "NO_KNOWLEDGE": DisputeReason.UNRECOGNIZED,
+    "NOT_AS_DESCRIBED": DisputeReason.PRODUCT_UNACCEPTABLE,
+    "NOT_RECEIVED": DisputeReason.PRODUCT_NOT_RECEIVED,
+    "PAID_BY_OTHER_MEANS": DisputeReason.DUPLICATE,
+    "CUSTOMER_REQUESTS_CREDIT": DisputeReason.CREDIT_NOT_PROCESSED,
+    "EMV_LIABILITY_SHIFT": DisputeReason.FRAUDULENT,
 }
 
 #: Square event types whose EventType does not depend on the object's status
@@ -502,6 +517,8 @@ def dispute_from_square(data: Mapping[str, Any], *, dispute_id: str | None = Non
         evidence_due_by=_time(data.get("due_at")),
         created_at=_time(data.get("created_at")),
         raw=dict(data),
+        reason_code=DISPUTE_REASONS.get(str(data.get("reason")), DisputeReason.GENERAL),
+        evidence_submitted=state in ("PROCESSING", "INQUIRY_PROCESSING"),
     )
 
 
@@ -522,6 +539,9 @@ def subscription_from_square(data: Mapping[str, Any]) -> Subscription:
         current_period_end=_time(data.get("charged_through_date")),
         cancel_at_period_end=scheduled_cancel,
         raw=dict(data),
+        # Square names the date paid through, not the period's start: renewals are told
+        # by their invoices (invoice.paid); changes are ordered by ``version``
+        version=int(data["version"]) if data.get("version") is not None else None,
     )
 
 
@@ -552,6 +572,7 @@ def invoice_from_square(
         due_at=_time(first.get("due_date")),
         created_at=_time(data.get("created_at")),
         raw=dict(data),
+        subscription_id=data.get("subscription_id"),
     )
 
 
@@ -719,6 +740,10 @@ class SquareProvider(BaseProvider):
             Capability.INVOICES,
             Capability.DISPUTES,
             Capability.WEBHOOKS,
+            # no proration (a swapped plan bills from the next cycle), no trials outside
+            # the plan's phases: those are left out
+            Capability.SUBSCRIPTION_PAUSE,
+            Capability.DISPUTE_EVIDENCE,
         }
     )
 
@@ -985,9 +1010,19 @@ class SquareProvider(BaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
         """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
         card on file, is charged (without it Square emails an invoice each period)."""
+        if trial_days is not None or trial_end is not None or quantity != 1:
+            raise NotSupported(
+                "square: trials and quantities belong to the plan (a plan phase); "
+                "create_subscription takes neither trial_days, trial_end nor quantity",
+                provider=PROVIDER,
+                code="not_supported",
+            )
         kwargs = subscription_request(
             self.settings.location_id, customer_id, price_id, metadata, idempotency_key
         )
@@ -1198,6 +1233,165 @@ class SquareProvider(BaseProvider):
         self, order_id: str | None, line_items: Sequence[LineItem], *, customer_id: str | None
     ) -> dict[str, Any]:
         return square_order(self.settings.location_id, order_id, line_items, customer_id)
+
+    # -- after the first charge: subscriptions, disputes (issue 20) ------------------------------
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """SearchSubscriptions at this location (of ``customer_id``), every page."""
+        query: dict[str, Any] = {"filter": {"location_ids": [self.settings.location_id]}}
+        if customer_id is not None:
+            query["filter"]["customer_ids"] = [customer_id]
+        found: list[Subscription] = []
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"query": query}
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = self._call("list_subscriptions", self._client.subscriptions.search, **kwargs)
+            found += [subscription_from_square(sub) for sub in body.get("subscriptions") or ()]
+            cursor = body.get("cursor")
+            if not cursor:
+                return found
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """SwapPlan to the plan variation ``price_id``. Square has no proration: the new
+        plan bills from the next billing cycle, so only ``proration="none"`` says what
+        happens; Square subscriptions have no quantity."""
+        if proration != "none":
+            raise NotSupported(
+                f"square cannot prorate (proration={proration!r}): a swapped plan bills from "
+                "the next billing cycle; pass proration='none'",
+                provider=PROVIDER,
+                code="not_supported",
+            )
+        if quantity is not None:
+            raise NotSupported(
+                "square subscriptions have no quantity", provider=PROVIDER, code="not_supported"
+            )
+        if not isinstance(price_id, str) or not price_id:
+            raise ValidationError("change_subscription needs price_id (a plan variation id)")
+        body = self._call(
+            "change_subscription",
+            self._client.subscriptions.swap_plan,
+            subscription_id=subscription_id,
+            new_plan_variation_id=price_id,
+        )
+        return subscription_from_square(body["subscription"])
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """PauseSubscription from the next billing date (Square's earliest), until resumed."""
+        body = self._call(
+            "pause_subscription",
+            self._client.subscriptions.pause,
+            subscription_id=subscription_id,
+            pause_reason="Paused by the merchant",
+        )
+        return subscription_from_square(body["subscription"])
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        body = self._call(
+            "resume_subscription",
+            self._client.subscriptions.resume,
+            subscription_id=subscription_id,
+            resume_change_timing="IMMEDIATE",
+        )
+        return subscription_from_square(body["subscription"])
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        """Delete the scheduled ``CANCEL`` action (DeleteSubscriptionAction)."""
+        body = self._call(
+            "undo_cancel_subscription",
+            self._client.subscriptions.get,
+            subscription_id=subscription_id,
+            include="actions",
+        )
+        subscription = body["subscription"]
+        cancels = [a for a in subscription.get("actions") or () if a.get("type") == "CANCEL"]
+        if not cancels:
+            return subscription_from_square(subscription)
+        for action in cancels:
+            body = self._call(
+                "undo_cancel_subscription",
+                self._client.subscriptions.delete_action,
+                subscription_id=subscription_id,
+                action_id=action["id"],
+            )
+        return subscription_from_square(body["subscription"])
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        raise NotSupported(
+            "square has no call to charge an invoice again: the customer pays it at its "
+            "public_url (Invoice.hosted_url), or Square retries the card on file itself",
+            provider=PROVIDER,
+            code="not_supported",
+        )
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """ListDisputes at this location, every page; of one payment: filtered here (Square
+        filters by state and location only)."""
+        found: list[Dispute] = []
+        for page in self._pages(
+            "list_disputes", self._client.disputes.list,
+            {"location_id": self.settings.location_id}, "disputes", None,
+        ):  # fmt: skip
+            found += [dispute_from_square(d) for d in page.get("disputes") or ()]
+        return [d for d in found if payment_id is None or d.payment_id == payment_id]
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """One CreateDisputeEvidenceText per text field, one CreateDisputeEvidenceFile per
+        file, then SubmitEvidence unless ``submit=False`` (Square keeps the evidence until
+        it is submitted)."""
+        if not isinstance(evidence, DisputeEvidence):
+            raise ValidationError(
+                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
+            )
+        for index, (evidence_type, text) in enumerate(square_evidence_texts(evidence)):
+            self._call(
+                "submit_dispute_evidence",
+                self._client.disputes.create_evidence_text,
+                dispute_id=dispute_id,
+                idempotency_key=square_idempotency_key(f"{dispute_id}:text:{index}:{text}"),
+                evidence_type=evidence_type,
+                evidence_text=text,
+            )
+        for index, evidence_file in enumerate(evidence.files):
+            self._call(
+                "submit_dispute_evidence",
+                self._client.disputes.create_evidence_file,
+                dispute_id=dispute_id,
+                request={
+                    "idempotency_key": square_idempotency_key(
+                        f"{dispute_id}:file:{index}:{evidence_file.name}"
+                    ),
+                    "evidence_type": SQUARE_EVIDENCE_FILE_TYPES[evidence_file.kind],
+                    "content_type": evidence_file.content_type,
+                },
+                image_file=(evidence_file.name, evidence_file.content, evidence_file.content_type),
+            )
+        if submit:
+            body = self._call(
+                "submit_dispute_evidence",
+                self._client.disputes.submit_evidence,
+                dispute_id=dispute_id,
+            )
+            return dispute_from_square(body["dispute"])
+        return self.get_dispute(dispute_id)
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """AcceptDispute: the cardholder keeps the money (``ACCEPTED``, read ``closed``;
+        its ``dispute.state.updated`` webhook is ``dispute.lost``)."""
+        body = self._call("accept_dispute", self._client.disputes.accept, dispute_id=dispute_id)
+        return dispute_from_square(body["dispute"])
 
 
 def _line_items_total(line_items: Sequence[LineItem]) -> Money:
@@ -1514,3 +1708,38 @@ def _error_class_for_status(http_status: int | None) -> type[ProviderError]:
     if http_status == 429:
         return RateLimited
     return InvalidRequest
+
+
+#: DisputeEvidence's text fields -> Square's evidence type for that text
+SQUARE_EVIDENCE_TEXT_TYPES: Final[Mapping[str, str]] = {
+    "explanation": "REBUTTAL_EXPLANATION",
+    "product_description": "PRODUCT_OR_SERVICE_DESCRIPTION",
+    "customer_name": "CARDHOLDER_INFORMATION",
+    "customer_email": "CARDHOLDER_INFORMATION",
+    "shipping_carrier": "PROOF_OF_DELIVERY_DOCUMENTATION",
+    "tracking_number": "TRACKING_NUMBER",
+    "service_date": "SERVICE_RECEIVED_DOCUMENTATION",
+    "refund_policy": "CANCELLATION_OR_REFUND_DOCUMENTATION",
+    "cancellation_policy": "CANCELLATION_OR_REFUND_DOCUMENTATION",
+}
+#: EvidenceFile.kind -> Square's evidence type
+SQUARE_EVIDENCE_FILE_TYPES: Final[Mapping[str, str]] = {
+    "receipt": "RECEIPT",
+    "customer_communication": "CARDHOLDER_COMMUNICATION",
+    "shipping_documentation": "PROOF_OF_DELIVERY_DOCUMENTATION",
+    "service_documentation": "SERVICE_RECEIVED_DOCUMENTATION",
+    "refund_policy": "CANCELLATION_OR_REFUND_DOCUMENTATION",
+    "cancellation_policy": "CANCELLATION_OR_REFUND_DOCUMENTATION",
+    "other": "GENERIC_EVIDENCE",
+}
+
+
+def square_evidence_texts(evidence: DisputeEvidence) -> list[tuple[str, str]]:
+    """(evidence type, text) per text field given, labelled (two fields may share a type)."""
+    texts = []
+    for name in evidence.text_fields():
+        value = getattr(evidence, name)
+        if value is not None:
+            label = name.replace("_", " ").capitalize()
+            texts.append((SQUARE_EVIDENCE_TEXT_TYPES[name], f"{label}: {value}"[:500]))
+    return texts

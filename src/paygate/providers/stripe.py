@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import ipaddress
 import json
 import logging
@@ -46,8 +47,11 @@ from paygate.models import (
     CheckoutStatus,
     Customer,
     Dispute,
+    DisputeEvidence,
+    DisputeReason,
     DisputeStatus,
     EventType,
+    EvidenceFile,
     Invoice,
     InvoiceStatus,
     LineItem,
@@ -61,7 +65,7 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import BaseProvider, Capability
+from paygate.provider import BaseProvider, Capability, Proration
 from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
 from paygate.providers._stripe_webhook import find_signature_header, verify_signature
 from paygate.providers._window import check_page_size, check_window
@@ -165,6 +169,25 @@ DISPUTE_STATUS: Final[Mapping[str, DisputeStatus]] = {
     "prevented": DisputeStatus.CLOSED,
 }
 
+#: Dispute.reason -> DisputeReason
+DISPUTE_REASONS: Final[Mapping[str, DisputeReason]] = {
+    "fraudulent": DisputeReason.FRAUDULENT,
+    "unrecognized": DisputeReason.UNRECOGNIZED,
+    "duplicate": DisputeReason.DUPLICATE,
+    "subscription_canceled": DisputeReason.SUBSCRIPTION_CANCELED,
+    "product_not_received": DisputeReason.PRODUCT_NOT_RECEIVED,
+    "product_unacceptable": DisputeReason.PRODUCT_UNACCEPTABLE,
+    "credit_not_processed": DisputeReason.CREDIT_NOT_PROCESSED,
+    "incorrect_account_details": DisputeReason.INCORRECT_AMOUNT,
+    "insufficient_funds": DisputeReason.GENERAL,
+    "bank_cannot_process": DisputeReason.GENERAL,
+    "check_returned": DisputeReason.GENERAL,
+    "customer_initiated": DisputeReason.GENERAL,
+    "debit_not_authorized": DisputeReason.FRAUDULENT,
+    "general": DisputeReason.GENERAL,
+    "noncompliant": DisputeReason.GENERAL,
+}
+
 #: checkout.Session.status -> CheckoutStatus
 CHECKOUT_STATUS: Final[Mapping[str, CheckoutStatus]] = {
     "open": CheckoutStatus.OPEN,
@@ -200,6 +223,8 @@ EVENT_TYPES: Final[Mapping[str, EventType | None]] = {
     "customer.subscription.paused": EventType.SUBSCRIPTION_UPDATED,
     "customer.subscription.resumed": EventType.SUBSCRIPTION_UPDATED,
     "customer.subscription.deleted": EventType.SUBSCRIPTION_CANCELED,
+    "customer.subscription.trial_will_end": EventType.SUBSCRIPTION_TRIAL_WILL_END,
+    "invoice.upcoming": EventType.INVOICE_UPCOMING,
     "invoice.created": EventType.INVOICE_CREATED,
     # paygate has no "finalized" type: a finalized invoice is the one the customer sees
     # (status open); provider_type keeps the distinction.
@@ -719,16 +744,32 @@ def subscription_from_stripe(sub: Mapping[str, Any]) -> Subscription:
     price = first.get("price")
     # current_period_end moved from the subscription to its items in API 2025-03-31
     period_end = sub.get("current_period_end") or first.get("current_period_end")
+    period_start = sub.get("current_period_start") or first.get("current_period_start")
+    pause = sub.get("pause_collection")
     return Subscription(
         id=sub["id"],
         provider=PROVIDER,
         customer_id=_id_of(sub.get("customer")),
         price_id=_id_of(price),
-        status=SUBSCRIPTION_STATUS.get(sub.get("status") or "", SubscriptionStatus.INCOMPLETE),
+        status=_subscription_status(sub),
         current_period_end=_ts(period_end),
         cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
         raw=sub,
+        quantity=int(first.get("quantity") or sub.get("quantity") or 1),
+        current_period_start=_ts(period_start),
+        trial_end=_ts(sub.get("trial_end")),
+        resumes_at=_ts(pause.get("resumes_at")) if isinstance(pause, Mapping) else None,
     )
+
+
+def _subscription_status(sub: Mapping[str, Any]) -> SubscriptionStatus:
+    """Stripe's status, except that a subscription whose collection is paused
+    (``pause_collection``, what ``pause_subscription`` sets) reads as paused: Stripe keeps
+    it ``active`` and bills nothing until it resumes."""
+    status = SUBSCRIPTION_STATUS.get(sub.get("status") or "", SubscriptionStatus.INCOMPLETE)
+    if status is SubscriptionStatus.ACTIVE and isinstance(sub.get("pause_collection"), Mapping):
+        return SubscriptionStatus.PAUSED
+    return status
 
 
 def _invoice_payment_id(invoice: Mapping[str, Any]) -> str | None:
@@ -746,11 +787,29 @@ def _invoice_payment_id(invoice: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
+    legacy = _id_of(invoice.get("subscription"))  # API versions before 2025-03-31
+    if legacy:
+        return legacy
+    parent = invoice.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
+    return _id_of(details.get("subscription")) if isinstance(details, Mapping) else None
+
+
+def _invoice_id(invoice: Mapping[str, Any]) -> str:
+    """The invoice's id; an upcoming invoice (``invoice.upcoming``) has none yet: its
+    subscription and the period it bills name it."""
+    if invoice.get("id"):
+        return str(invoice["id"])
+    subscription = _invoice_subscription_id(invoice) or "none"
+    return f"upcoming_{subscription}_{invoice.get('period_end') or invoice.get('created')}"
+
+
 def invoice_from_stripe(invoice: Mapping[str, Any]) -> Invoice:
     currency = invoice["currency"]
     metadata = _metadata(invoice)
     return Invoice(
-        id=invoice["id"],
+        id=_invoice_id(invoice),
         provider=PROVIDER,
         customer_id=_id_of(invoice.get("customer")),
         status=INVOICE_STATUS.get(invoice.get("status") or "", InvoiceStatus.DRAFT),
@@ -763,6 +822,9 @@ def invoice_from_stripe(invoice: Mapping[str, Any]) -> Invoice:
         due_at=_ts(invoice.get("due_date")),
         created_at=_ts(invoice.get("created")),
         raw=invoice,
+        subscription_id=_invoice_subscription_id(invoice),
+        attempt_count=int(invoice.get("attempt_count") or 0),
+        billing_reason=invoice.get("billing_reason"),
     )
 
 
@@ -779,6 +841,10 @@ def dispute_from_stripe(dispute: Mapping[str, Any]) -> Dispute:
         order_id=_metadata(dispute).get("order_id"),
         evidence_due_by=_ts(due_by),
         created_at=_ts(dispute.get("created")),
+        reason_code=DISPUTE_REASONS.get(dispute.get("reason") or "", DisputeReason.GENERAL),
+        evidence_submitted=bool(details.get("submission_count"))
+        if isinstance(details, Mapping)
+        else False,
         raw=dispute,
     )
 
@@ -1254,11 +1320,20 @@ def customer_params(
 
 
 def subscription_params(
-    customer_id: str, price_id: str, metadata: Mapping[str, str] | None
+    customer_id: str,
+    price_id: str,
+    metadata: Mapping[str, str] | None,
+    *,
+    quantity: int = 1,
+    trial_days: int | None = None,
+    trial_end: datetime | None = None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"customer": customer_id, "items": [{"price": price_id}]}
     if metadata:
         params["metadata"] = dict(metadata)
+    if quantity != 1:
+        params["items"][0].update(_change_item(None, quantity, "none"))
+    params.update(stripe_trial(trial_days, trial_end))
     return params
 
 
@@ -1562,8 +1637,18 @@ class StripeProvider(BaseProvider):
         price_id: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        trial_days: int | None = None,
+        trial_end: datetime | None = None,
+        quantity: int = 1,
     ) -> Subscription:
-        params = subscription_params(customer_id, price_id, metadata)
+        params = subscription_params(
+            customer_id,
+            price_id,
+            metadata,
+            quantity=quantity,
+            trial_days=trial_days,
+            trial_end=trial_end,
+        )
         data = self._call(
             "create_subscription",
             self._v1.subscriptions.create,
@@ -1715,3 +1800,209 @@ class StripeProvider(BaseProvider):
 
     def close(self) -> None:
         """The SDK's requests session closes with the process; nothing to release here."""
+
+    # -- after the first charge: subscriptions, dunning, disputes (issue 20) ---------------------
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        """Every status (Stripe lists only live ones unless asked), up to 100: the first
+        page (a customer rarely has more)."""
+        params: dict[str, Any] = {"status": "all", "limit": 100}
+        if customer_id is not None:
+            params["customer"] = customer_id
+        page = self._call("list_subscriptions", self._v1.subscriptions.list, params=params)
+        return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """Swap the subscription's (single) item to ``price_id`` / ``quantity``;
+        ``proration`` is Stripe's ``proration_behavior``, as is."""
+        item = _change_item(price_id, quantity, proration)
+        current = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
+        items = (current.get("items") or {}).get("data") or []
+        if len(items) != 1:
+            raise ValidationError(
+                f"stripe: subscription {subscription_id} has {len(items)} items; "
+                "change_subscription changes a one-item subscription"
+            )
+        item["id"] = items[0]["id"]
+        data = self._call(
+            "change_subscription",
+            self._v1.subscriptions.update,
+            subscription_id,
+            params={"items": [item], "proration_behavior": proration},
+            options=self._options(idempotency_key),
+        )
+        return subscription_from_stripe(data)
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """Pause collection (``pause_collection[behavior]=void``): Stripe keeps the
+        subscription ``active`` and voids its invoices until resumed; paygate reads it as
+        ``paused``."""
+        data = self._call(
+            "pause_subscription",
+            self._v1.subscriptions.update,
+            subscription_id,
+            params={"pause_collection": {"behavior": "void"}},
+        )
+        return subscription_from_stripe(data)
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """Unset ``pause_collection`` (Stripe's way to resume collection)."""
+        data = self._call(
+            "resume_subscription",
+            self._v1.subscriptions.update,
+            subscription_id,
+            params={"pause_collection": ""},
+        )
+        return subscription_from_stripe(data)
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        data = self._call(
+            "undo_cancel_subscription",
+            self._v1.subscriptions.update,
+            subscription_id,
+            params={"cancel_at_period_end": False},
+        )
+        return subscription_from_stripe(data)
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """``POST /v1/invoices/{id}/pay``: charge the customer's default payment method now.
+        A decline raises [`CardDeclined`][paygate.errors.CardDeclined] and leaves the invoice
+        open."""
+        data = self._call(
+            "retry_invoice",
+            self._v1.invoices.pay,
+            invoice_id,
+            options=self._options(idempotency_key),
+        )
+        return invoice_from_stripe(data)
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        params: dict[str, Any] = {"limit": 100}
+        if payment_id is not None:
+            params["payment_intent"] = payment_id
+        page = self._call("list_disputes", self._v1.disputes.list, params=params)
+        return [dispute_from_stripe(d) for d in page.get("data") or ()]
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """Upload each file (``purpose=dispute_evidence``), then update the dispute's
+        ``evidence`` (fields named in [`DisputeEvidence`][paygate.models.DisputeEvidence]) with
+        ``submit``: ``submit=False`` stages it, Stripe's own default."""
+        if not isinstance(evidence, DisputeEvidence):
+            raise ValidationError(
+                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
+            )
+        fields = stripe_evidence_fields(evidence)
+        for field_name, evidence_file in stripe_evidence_files(evidence):
+            upload = io.BytesIO(evidence_file.content)
+            upload.name = evidence_file.name  # the multipart encoder sends it as the filename
+            uploaded = self._call(
+                "upload_dispute_evidence",
+                self._v1.files.create,
+                params={"purpose": "dispute_evidence", "file": upload},
+            )
+            fields[field_name] = uploaded["id"]
+        data = self._call(
+            "submit_dispute_evidence",
+            self._v1.disputes.update,
+            dispute_id,
+            params={"evidence": fields, "submit": bool(submit)},
+        )
+        return dispute_from_stripe(data)
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """``POST /v1/disputes/{id}/close``: concede; the dispute is lost."""
+        return dispute_from_stripe(
+            self._call("accept_dispute", self._v1.disputes.close, dispute_id)
+        )
+
+
+#: DisputeEvidence's text fields -> Stripe's ``evidence`` fields
+STRIPE_EVIDENCE_TEXT: Final[Mapping[str, str]] = {
+    "explanation": "uncategorized_text",
+    "product_description": "product_description",
+    "customer_name": "customer_name",
+    "customer_email": "customer_email_address",
+    "shipping_carrier": "shipping_carrier",
+    "tracking_number": "shipping_tracking_number",
+    "service_date": "service_date",
+    "refund_policy": "refund_policy_disclosure",
+    "cancellation_policy": "cancellation_policy_disclosure",
+}
+#: EvidenceFile.kind -> Stripe's ``evidence`` file field
+STRIPE_EVIDENCE_FILES: Final[Mapping[str, str]] = {
+    "receipt": "receipt",
+    "customer_communication": "customer_communication",
+    "shipping_documentation": "shipping_documentation",
+    "service_documentation": "service_documentation",
+    "refund_policy": "refund_policy",
+    "cancellation_policy": "cancellation_policy",
+    "other": "uncategorized_file",
+}
+
+
+def stripe_evidence_fields(evidence: DisputeEvidence) -> dict[str, Any]:
+    """The text part of Stripe's ``evidence`` hash."""
+    return {
+        stripe_name: getattr(evidence, name)
+        for name, stripe_name in STRIPE_EVIDENCE_TEXT.items()
+        if getattr(evidence, name) is not None
+    }
+
+
+def stripe_evidence_files(evidence: DisputeEvidence) -> list[tuple[str, EvidenceFile]]:
+    """Each file with the ``evidence`` field it goes to: its kind's, or
+    ``uncategorized_file`` when that is taken; Stripe holds one file per field."""
+    placed: dict[str, EvidenceFile] = {}
+    for evidence_file in evidence.files:
+        field_name = STRIPE_EVIDENCE_FILES[evidence_file.kind]
+        if field_name in placed:
+            field_name = "uncategorized_file"
+        if field_name in placed:
+            raise ValidationError(
+                f"stripe: too many evidence files: {evidence_file.name!r} has no free field "
+                "(one per kind, plus one uncategorized)"
+            )
+        placed[field_name] = evidence_file
+    return [(name, f) for name, f in placed.items()]
+
+
+def _change_item(price_id: str | None, quantity: int | None, proration: str) -> dict[str, Any]:
+    if price_id is None and quantity is None:
+        raise ValidationError("change_subscription needs price_id or quantity")
+    if proration not in ("create_prorations", "none", "always_invoice"):
+        raise ValidationError(
+            f"proration must be 'create_prorations', 'none' or 'always_invoice', got {proration!r}"
+        )
+    item: dict[str, Any] = {}
+    if price_id is not None:
+        item["price"] = price_id
+    if quantity is not None:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
+        item["quantity"] = quantity
+    return item
+
+
+def stripe_trial(trial_days: Any, trial_end: Any) -> dict[str, int]:
+    """``trial_period_days`` or ``trial_end`` (Unix seconds), checked."""
+    if trial_days is not None and trial_end is not None:
+        raise ValidationError("give trial_days or trial_end, not both")
+    if trial_days is not None:
+        if isinstance(trial_days, bool) or not isinstance(trial_days, int) or trial_days < 1:
+            raise ValidationError(f"trial_days must be an int >= 1, got {trial_days!r}")
+        return {"trial_period_days": trial_days}
+    if trial_end is not None:
+        if not isinstance(trial_end, datetime) or trial_end.tzinfo is None:
+            raise ValidationError(f"trial_end must be a timezone-aware datetime, got {trial_end!r}")
+        return {"trial_end": int(trial_end.timestamp())}
+    return {}

@@ -42,6 +42,11 @@ from paygate.stores._records import (
     StoreUnavailable,
     TransitionRecord,
 )
+from paygate.stores._subscriptions import (
+    SubscriptionRecord,
+    SubscriptionStore,
+    SubscriptionTransition,
+)
 
 if TYPE_CHECKING:
     from paygate.stores.memory import MemoryStore
@@ -60,6 +65,9 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreConflict",
+    "SubscriptionRecord",
+    "SubscriptionStore",
+    "SubscriptionTransition",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",

@@ -36,7 +36,14 @@ from typing import Any, Literal, Protocol
 
 from paygate import _ids
 from paygate._facts import Fact, FactClaim
-from paygate.models import DisputeStatus, EventType, Payment, PaymentStatus, WebhookEvent
+from paygate.models import (
+    DisputeStatus,
+    EventType,
+    Payment,
+    PaymentStatus,
+    Subscription,
+    WebhookEvent,
+)
 from paygate.money import Money
 from paygate.state import PaymentState
 from paygate.stores import _codec
@@ -54,6 +61,7 @@ from paygate.stores._records import (
     StoreError,
     TransitionRecord,
 )
+from paygate.stores._subscriptions import SUBSCRIPTIONS_V4, SubscriptionSQL
 
 __all__ = [
     "MIGRATIONS",
@@ -65,7 +73,7 @@ __all__ = [
 ]
 
 #: the schema version this paygate writes; MIGRATIONS[n] brings version n-1 to n
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class SchemaVersionError(StoreError):
@@ -261,6 +269,7 @@ MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     1: _SCHEMA_V1,
     2: _PAYMENTS_ORDERING_V2,
     3: _FACTS_OUTBOX_V3,
+    4: SUBSCRIPTIONS_V4,
 }
 
 # -- statements ------------------------------------------------------------------------
@@ -646,9 +655,10 @@ def fact_params(fact: Fact) -> tuple[Any, ...]:
     """INSERT_FACT's parameters."""
     occurred = fact.occurred_at.timestamp() if fact.occurred_at is not None else None
     amount = fact.amount.amount if fact.amount is not None else None
+    subject = fact.payment if fact.payment is not None else fact.subscription
     return (fact.id, fact.provider, fact.payment_id, fact.order_id, fact.type.value, fact.ref,
             amount, fact.source, fact.event.id if fact.event is not None else None, occurred,
-            fact.recorded_at, _codec.dumps(fact.payment))  # fmt: skip
+            fact.recorded_at, _codec.dumps(subject))  # fmt: skip
 
 
 def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -> Fact:
@@ -664,8 +674,12 @@ def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -
         )
     try:
         payment = _codec.loads(data)
-        if not isinstance(payment, Payment):
+        if isinstance(payment, Subscription):  # a subscription fact (schema version 4)
+            subscription, payment = payment, None
+        elif not isinstance(payment, Payment):
             raise TypeError(f"payment holds a {type(payment).__name__}")
+        else:
+            subscription = None
         event = None if payload is None else _codec.loads(payload)
         if event is not None and not isinstance(event, WebhookEvent):
             raise TypeError(f"event holds a {type(event).__name__}")
@@ -679,8 +693,10 @@ def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -
             occurred_at, tz=timezone.utc
         ),
         ref=ref, event=event, seq=int(seq), attempts=int(attempts), last_error=last_error,
-        amount=None if amount is None else Money(int(amount), payment.amount.currency),
-        done_at=done_at,
+        amount=None if amount is None or payment is None else Money(
+            int(amount), payment.amount.currency
+        ),
+        done_at=done_at, subscription=subscription,
     )  # fmt: skip
 
 
@@ -711,7 +727,7 @@ class _Fallback(Exception):
     """Internal: roll the ingest transaction back; the caller takes the general path."""
 
 
-class SQLStore:
+class SQLStore(SubscriptionSQL):
     """The Store protocol over DB-API cursors; subclasses supply connections.
 
     Subclasses set ``dialect`` and implement ``_write()`` and ``_read()``; ``_write()``
@@ -874,6 +890,10 @@ class SQLStore:
                     ) from None
             for fact in facts:
                 self._run(cur, INSERT_FACT, fact_params(fact))
+
+    def _insert_fact(self, cur: Cursor, fact: Fact) -> None:
+        """Record one fact in the outbox (a fact recorded already is skipped)."""
+        self._run(cur, INSERT_FACT, fact_params(fact))
 
     def history(self, payment_id: str) -> list[TransitionRecord]:
         _ids.check_id(payment_id, "payment id")

@@ -14,6 +14,7 @@ from typing import Any
 
 from paygate import _ids
 from paygate._facts import Fact, FactClaim
+from paygate.models import SubscriptionStatus
 from paygate.stores._records import (
     ClaimLost,
     ClaimStatus,
@@ -25,6 +26,12 @@ from paygate.stores._records import (
     PaymentRecord,
     StoreConflict,
     TransitionRecord,
+)
+from paygate.stores._subscriptions import (
+    SubscriptionRecord,
+    SubscriptionTransition,
+    check_record,
+    memory_record,
 )
 
 __all__ = ["MemoryStore"]
@@ -392,3 +399,69 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    # -- subscriptions (paygate.stores.SubscriptionStore) ----------------------------------
+
+    def _subscription_tables(
+        self,
+    ) -> tuple[dict[str, SubscriptionRecord], list[SubscriptionTransition]]:
+        # created on first use: the payment methods above stay as they were
+        if not hasattr(self, "_subscriptions_by_id"):
+            self._subscriptions_by_id: dict[str, SubscriptionRecord] = {}
+            self._subscription_log: list[SubscriptionTransition] = []
+        return self._subscriptions_by_id, self._subscription_log
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        _ids.check_id(subscription_id, "subscription id")
+        with self._lock:
+            return self._subscription_tables()[0].get(subscription_id)
+
+    def list_subscriptions(
+        self, *, customer_id: str | None = None, status: SubscriptionStatus | None = None
+    ) -> list[SubscriptionRecord]:
+        _ids.check_optional_id(customer_id, "customer_id")
+        wanted = None if status is None else SubscriptionStatus(status)
+        with self._lock:
+            rows = sorted(self._subscription_tables()[0].items())
+        return [
+            record
+            for _, record in rows
+            if (customer_id is None or record.subscription.customer_id == customer_id)
+            and (wanted is None or record.status is wanted)
+        ]
+
+    def save_subscription(
+        self,
+        record: SubscriptionRecord,
+        *,
+        expected_version: int | None,
+        transition: SubscriptionTransition | None = None,
+        facts: Sequence[Fact] = (),
+    ) -> None:
+        check_record(record)
+        with self._lock:
+            table, log = self._subscription_tables()
+            current = table.get(record.id)
+            if expected_version is None:
+                if current is not None:
+                    raise StoreConflict(f"subscription {record.id} already exists")
+            elif current is None or current.version != expected_version:
+                raise StoreConflict(
+                    f"subscription {record.id} changed since it was read "
+                    f"(version {expected_version} expected)"
+                )
+            table[record.id] = memory_record(record, current)
+            if transition is not None:
+                log.append(dataclasses.replace(transition, seq=len(log) + 1))
+            for fact in facts:
+                if fact.id not in self._facts:  # one fact, recorded once
+                    self._facts[fact.id] = dataclasses.replace(
+                        fact, seq=len(self._facts) + 1, attempts=0, last_error=None, done_at=None
+                    )
+                    self._fact_leases[fact.id] = (None, None)
+
+    def subscription_history(self, subscription_id: str) -> list[SubscriptionTransition]:
+        _ids.check_id(subscription_id, "subscription id")
+        with self._lock:
+            log = self._subscription_tables()[1]
+            return [t for t in log if t.subscription_id == subscription_id]

@@ -1,15 +1,17 @@
-"""Run an async adapter where sync code expects a provider: :func:`blocking`.
+"""Run an async adapter where sync code expects a provider: `blocking`.
 
-The conformance suite (:mod:`paygate.testing.conformance`) and any sync test harness drive a
-:class:`~paygate.provider.PaymentProvider`. ``blocking(async_provider)`` is one: each
+The conformance suite (`paygate.testing.conformance`) and any sync test harness drive a
+`paygate.provider.PaymentProvider`. ``blocking(async_provider)`` is one: each
 operation runs the async adapter's coroutine to completion on an event loop the facade
 owns (one loop for the facade's life, so an HTTP client bound to its first loop keeps
 working), and ``close()`` awaits ``aclose()`` and closes that loop. So an async adapter
-passes the same contract as its sync twin, test for test::
+passes the same contract as its sync twin, test for test:
 
-    class AsyncHarness(MyHarness):
-        def make_provider(self):
-            return blocking(MyAsyncProvider(api_key="sk_test_x"))
+```python
+class AsyncHarness(MyHarness):
+    def make_provider(self):
+        return blocking(MyAsyncProvider(api_key="sk_test_x"))
+```
 
 For tests only: it blocks the calling thread, and it refuses to run inside a running loop.
 """
@@ -27,7 +29,7 @@ __all__ = ["BlockingProvider", "blocking"]
 
 
 class BlockingProvider:
-    """A sync :class:`~paygate.provider.PaymentProvider` face over an async adapter."""
+    """A sync `paygate.provider.PaymentProvider` face over an async adapter."""
 
     def __init__(self, provider: AsyncPaymentProvider) -> None:
         self.aio = provider
@@ -62,7 +64,7 @@ class BlockingProvider:
 
 
 def blocking(provider: AsyncPaymentProvider) -> PaymentProvider:
-    """``provider`` as a sync :class:`~paygate.provider.PaymentProvider` (for tests)."""
+    """``provider`` as a sync `paygate.provider.PaymentProvider` (for tests)."""
     facade: Callable[[AsyncPaymentProvider], Any] = BlockingProvider
     result: PaymentProvider = facade(provider)
     return result

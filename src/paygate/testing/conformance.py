@@ -47,7 +47,7 @@ minor units of ``harness.currency``) so canned responses can match them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pytest
@@ -69,12 +69,17 @@ from paygate.models import (
     CheckoutStatus,
     Customer,
     Dispute,
+    DisputeEvidence,
+    DisputeStatus,
     EventType,
+    EvidenceFile,
+    InvoiceStatus,
     LineItem,
     Payment,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SubscriptionStatus,
     WebhookDelivery,
     WebhookEvent,
 )
@@ -83,6 +88,7 @@ from paygate.provider import Capability, PaymentProvider
 
 __all__ = [
     "BaseHarness",
+    "LifecycleDriver",
     "Outcome",
     "ProviderContract",
     "ProviderHarness",
@@ -225,6 +231,51 @@ class BaseHarness:
 
     def charge_count(self) -> int | None:
         return None
+
+    def return_params(self, payment: Payment) -> Mapping[str, str] | None:
+        """The query string a customer comes back with after paying ``payment``
+        (``None``: the return tests skip); its calls are those ``Scenario.PAYMENT_GET``
+        prepares."""
+        return None
+
+    def lifecycle(self) -> LifecycleDriver | None:
+        """What drives a subscription's and a dispute's life at the provider for the
+        after-the-first-charge tests (``None``: they skip with the reason)."""
+        return None
+
+
+@runtime_checkable
+class LifecycleDriver(Protocol):
+    """Moves time and people at the provider, for the subscription and dispute tests:
+    what a real provider's test clock and card network do."""
+
+    def customer(self) -> str:
+        """A new customer whose card pays."""
+        ...
+
+    def price(self, tier: Literal["basic", "pro"]) -> str:
+        """A monthly price id; ``pro`` costs more than ``basic``."""
+        ...
+
+    def end_trial(self, subscription_id: str) -> None:
+        """The trial ends now (its first period is billed)."""
+        ...
+
+    def renew(self, subscription_id: str, *, card_fails: bool = False) -> str:
+        """The period ends and the next is billed; returns the invoice id."""
+        ...
+
+    def fix_card(self, customer_id: str) -> None:
+        """The customer gives a card that pays."""
+        ...
+
+    def disputed_payment(self) -> tuple[str, str]:
+        """A captured payment the cardholder disputes: (payment id, dispute id)."""
+        ...
+
+    def decide(self, dispute_id: str) -> None:
+        """The card network rules on a dispute whose evidence was submitted."""
+        ...
 
 
 def _without_signature(delivery: WebhookDelivery) -> WebhookDelivery:
@@ -745,3 +796,194 @@ class ProviderContract:
         bare = _without_signature(delivery)
         with pytest.raises(InvalidSignature):
             provider.parse_webhook(bare.body, bare.headers)
+
+    # -- after the first charge: subscriptions, invoices, disputes (issue 20) --------------------
+
+    @staticmethod
+    def driver(harness: ProviderHarness) -> LifecycleDriver:
+        lifecycle = getattr(harness, "lifecycle", None)
+        driver = lifecycle() if callable(lifecycle) else None
+        if driver is None:
+            pytest.skip("the harness cannot drive a subscription's or a dispute's life")
+        assert isinstance(driver, LifecycleDriver)
+        return driver
+
+    @staticmethod
+    def absent_or_done(provider: PaymentProvider, call: Any) -> Any:
+        """``call()``; a NotSupported naming the provider declares the operation absent
+        (the test skips with its message)."""
+        try:
+            return call()
+        except NotSupported as exc:
+            assert exc.provider == provider.name, exc
+            pytest.skip(f"{provider.name} declares it absent: {exc}")
+
+    def test_undeclared_subscription_capabilities_raise_not_supported(
+        self, provider: PaymentProvider
+    ) -> None:
+        """Proration, trials, pauses, evidence: each undeclared one refuses with
+        NotSupported naming the provider, before any I/O."""
+        ops: Any = provider
+        calls: dict[Capability, Any] = {
+            Capability.SUBSCRIPTION_PRORATION: lambda: ops.change_subscription(
+                "sub_ns", price_id="price_ns", idempotency_key="ns-change"
+            ),
+            Capability.SUBSCRIPTION_TRIALS: lambda: ops.create_subscription(
+                customer_id="cus_ns", price_id="price_ns", idempotency_key="ns-trial",
+                trial_days=7,
+            ),
+            Capability.SUBSCRIPTION_PAUSE: lambda: ops.pause_subscription("sub_ns"),
+            Capability.DISPUTE_EVIDENCE: lambda: ops.submit_dispute_evidence(
+                "dp_ns", DisputeEvidence(explanation="ns")
+            ),
+        }  # fmt: skip
+        undeclared = [c for c in calls if c not in provider.capabilities]
+        if not undeclared:
+            pytest.skip(f"{provider.name} declares every subscription capability")
+        for capability in undeclared:
+            with pytest.raises(NotSupported) as info:
+                calls[capability]()
+            assert info.value.provider == provider.name, capability
+            assert provider.name in str(info.value), capability
+
+    def test_subscription_with_a_trial(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.SUBSCRIPTIONS, Capability.SUBSCRIPTION_TRIALS)
+        driver = self.driver(harness)
+        ops: Any = provider
+        sub = ops.create_subscription(customer_id=driver.customer(), price_id=driver.price("basic"),
+                                      idempotency_key="trial-1", trial_days=14)  # fmt: skip
+        assert sub.status is SubscriptionStatus.TRIALING and sub.trial_end is not None
+        driver.end_trial(sub.id)
+        assert provider.get_subscription(sub.id).status is SubscriptionStatus.ACTIVE
+
+    def test_subscription_change_with_proration(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.SUBSCRIPTIONS, Capability.SUBSCRIPTION_PRORATION)
+        driver = self.driver(harness)
+        ops: Any = provider
+        sub = provider.create_subscription(customer_id=driver.customer(),
+                                           price_id=driver.price("basic"),
+                                           idempotency_key="chg-sub")  # fmt: skip
+        pro = driver.price("pro")
+        changed = ops.change_subscription(sub.id, price_id=pro, proration="create_prorations",
+                                          idempotency_key="chg-1")  # fmt: skip
+        assert changed.price_id == pro and changed.status is SubscriptionStatus.ACTIVE
+        again = ops.change_subscription(sub.id, price_id=pro, proration="create_prorations",
+                                        idempotency_key="chg-1")  # fmt: skip
+        assert again.price_id == pro  # the same key replays, changes nothing twice
+        more = ops.change_subscription(sub.id, quantity=2, proration="none",
+                                       idempotency_key="chg-2")  # fmt: skip
+        assert more.quantity == 2
+
+    def test_subscription_pause_and_resume(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.SUBSCRIPTIONS, Capability.SUBSCRIPTION_PAUSE)
+        driver = self.driver(harness)
+        ops: Any = provider
+        sub = provider.create_subscription(customer_id=driver.customer(),
+                                           price_id=driver.price("basic"),
+                                           idempotency_key="pause-sub")  # fmt: skip
+        assert ops.pause_subscription(sub.id).status is SubscriptionStatus.PAUSED
+        assert ops.resume_subscription(sub.id).status is SubscriptionStatus.ACTIVE
+
+    def test_cancel_at_period_end_and_undo(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.SUBSCRIPTIONS)
+        driver = self.driver(harness)
+        ops: Any = provider
+        sub = provider.create_subscription(customer_id=driver.customer(),
+                                           price_id=driver.price("basic"),
+                                           idempotency_key="cape-sub")  # fmt: skip
+        scheduled = self.absent_or_done(
+            provider, lambda: provider.cancel_subscription(sub.id, at_period_end=True)
+        )
+        assert scheduled.cancel_at_period_end and scheduled.status is SubscriptionStatus.ACTIVE
+        undone = self.absent_or_done(provider, lambda: ops.undo_cancel_subscription(sub.id))
+        assert not undone.cancel_at_period_end
+        provider.cancel_subscription(sub.id, at_period_end=True)
+        driver.renew(sub.id)
+        assert provider.get_subscription(sub.id).status is SubscriptionStatus.CANCELED
+
+    def test_failed_renewal_is_past_due_until_the_retry_pays(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.SUBSCRIPTIONS, Capability.INVOICES)
+        driver = self.driver(harness)
+        ops: Any = provider
+        customer = driver.customer()
+        sub = provider.create_subscription(customer_id=customer, price_id=driver.price("basic"),
+                                           idempotency_key="dun-sub")  # fmt: skip
+        invoice_id = driver.renew(sub.id, card_fails=True)
+        dunning = provider.get_subscription(sub.id).status
+        driver.fix_card(customer)
+        paid = self.absent_or_done(
+            provider, lambda: ops.retry_invoice(invoice_id, idempotency_key="dun-retry")
+        )
+        assert dunning is SubscriptionStatus.PAST_DUE
+        assert paid.status is InvoiceStatus.PAID
+        assert provider.get_subscription(sub.id).status is SubscriptionStatus.ACTIVE
+
+    def test_subscriptions_are_listed_by_customer(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.SUBSCRIPTIONS)
+        driver = self.driver(harness)
+        ops: Any = provider
+        customer = driver.customer()
+        sub = provider.create_subscription(customer_id=customer, price_id=driver.price("basic"),
+                                           idempotency_key="list-sub")  # fmt: skip
+        listed = self.absent_or_done(provider, lambda: ops.list_subscriptions(customer_id=customer))
+        assert [s.id for s in listed] == [sub.id]
+
+    def test_dispute_answered_with_evidence(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        self.require(provider, Capability.DISPUTES, Capability.DISPUTE_EVIDENCE)
+        driver = self.driver(harness)
+        ops: Any = provider
+        payment_id, dispute_id = driver.disputed_payment()
+        dispute = provider.get_dispute(dispute_id)
+        assert dispute.status is DisputeStatus.OPEN and dispute.evidence_due_by is not None
+        assert dispute.reason_code is not None
+        evidence = DisputeEvidence(
+            explanation="Delivered and signed for.", tracking_number="1Z999",
+            files=(EvidenceFile("proof.pdf", b"%PDF-1.4 proof", kind="shipping_documentation"),),
+        )  # fmt: skip
+        sent = ops.submit_dispute_evidence(dispute_id, evidence)
+        assert sent.status is DisputeStatus.UNDER_REVIEW and sent.evidence_submitted
+        driver.decide(dispute_id)
+        assert provider.get_dispute(dispute_id).status is DisputeStatus.WON
+        assert [d.id for d in ops.list_disputes(payment_id=payment_id)] == [dispute_id]
+
+    def test_dispute_accepted(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.DISPUTES, Capability.DISPUTE_EVIDENCE)
+        driver = self.driver(harness)
+        ops: Any = provider
+        _, dispute_id = driver.disputed_payment()
+        accepted = ops.accept_dispute(dispute_id)
+        assert accepted.status in (DisputeStatus.LOST, DisputeStatus.CLOSED)
+
+    # -- the customer's return --------------------------------------------------------------
+
+    def test_complete_return_reads_the_payment_not_the_query(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        """The words in the query string (``status=failed``) are never believed: the
+        payment is looked up at the provider."""
+        params_for = getattr(harness, "return_params", None)
+        payment = self.create(provider, harness)
+        params = params_for(payment) if callable(params_for) else None
+        if params is None:
+            pytest.skip("the harness cannot script a customer's return")
+        lying = {**params, "status": "failed", "redirect_status": "failed"}
+        harness.prepare(Scenario.PAYMENT_GET, amount=payment.amount, payment_id=payment.id)
+        returned = provider.complete_return(lying, idempotency_key="contract-return-1")
+        assert returned.id == payment.id
+        assert returned.status is PaymentStatus.SUCCEEDED
+        with pytest.raises((ValidationError, InvalidRequest)):
+            provider.complete_return({"status": "paid"}, idempotency_key="contract-return-2")
