@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paygate import Money, Payment, WebhookDelivery
+from paygate import Money, Payment, SetupSession, WebhookDelivery
 from paygate.provider import Capability, PaymentProvider
 from paygate.providers.fake import FakeProvider
 from paygate.testing.conformance import (
@@ -13,6 +13,7 @@ from paygate.testing.conformance import (
     Outcome,
     ProviderContract,
     ProviderHarness,
+    SavedOutcome,
     Scenario,
     WebhookKind,
 )
@@ -84,6 +85,16 @@ class FakeHarness(BaseHarness):
         assert self.provider is not None
         return len(self.provider.payments())
 
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+
+    def saved_method(self, outcome: SavedOutcome) -> str | None:
+        # "succeed": no token, so the customer's step (approve_setup) and complete_setup run
+        return None if outcome == "succeed" else "tok_authentication_required"
+
+    def customer_step(self, provider: PaymentProvider, setup: SetupSession) -> dict[str, str]:
+        assert isinstance(provider, FakeProvider)
+        provider.approve_setup(setup.id, payment_method="tok_visa")
+        return {"setup_id": setup.id}
     def return_params(self, payment: Payment) -> dict[str, str]:
         return {"payment_id": payment.id}
 
@@ -118,13 +129,13 @@ class FakeLifecycle:
         customer = self.provider.get_subscription(subscription_id).customer_id
         assert customer is not None
         if card_fails:
-            self.provider.set_default_payment_method(customer, "tok_declined")
+            self.provider.set_billing_token(customer, "tok_declined")
         self.provider.bill_period(subscription_id)
         invoice: str = self.provider._objects[subscription_id]["latest_invoice"]
         return invoice
 
     def fix_card(self, customer_id: str) -> None:
-        self.provider.set_default_payment_method(customer_id, "tok_visa")
+        self.provider.set_billing_token(customer_id, "tok_visa")
 
     def disputed_payment(self) -> tuple[str, str]:
         self.customers += 1
@@ -204,3 +215,19 @@ def test_contract_catches_a_secret_in_the_repr() -> None:
     provider = harness.make_provider()
     with pytest.raises(AssertionError, match="secret is shown"):
         ProviderContract().test_secrets_stay_out_of_repr_and_errors(provider, harness)
+
+
+class _NoSavedMethods(FakeProvider):
+    """Customers and payments, but no saved payment methods: the contract skips those tests
+    and checks that the operations refuse with NotSupported."""
+
+    capabilities = frozenset(FakeProvider.capabilities) - {
+        Capability.PAYMENT_METHODS,
+        Capability.DEFAULT_PAYMENT_METHOD,
+    }
+
+
+class TestFakeWithoutSavedMethodsContract(ProviderContract):
+    @pytest.fixture
+    def harness(self) -> ProviderHarness:
+        return FakeHarness(_NoSavedMethods)

@@ -43,13 +43,18 @@ def test_the_demo_tells_the_whole_story_and_logs_no_secret(
         "     -> handler: 10.00 USD refunded on order ord_1004 (webhook)\n"
         "   webhook payment.succeeded       stale",
         "the order shipped once (1x), then the refund was told",
-        "orders shipped: ord_1001, ord_1002, ord_1003, ord_1004 (each once: 4 shipments)",
         # a plan change, and a dispute answered with evidence (issue 20)
         "plan change to price_pro (the unused basic time credited on the next invoice): active",
         "now on price_pro (api)",
         "evidence submitted, under_review",
         "-> handler: dispute.won on order ord_1002 (webhook)",
         "dispute won: payment succeeded",
+        "back at the shop: succeeded, mastercard ending 4444",
+        "webhook payment_method.attached no_transition -",
+        "reorder ord_1005 charged off session: succeeded\n"
+        "     -> handler: order ord_1005 paid (api), shipping it",
+        "orders shipped: ord_1001, ord_1002, ord_1003, ord_1004, ord_1005 "
+        "(each once: 5 shipments)",
     ):
         assert expected in out
     # the whole run logged at DEBUG: operations and transitions, never a secret

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("fastapi")
@@ -23,15 +24,15 @@ from fastapi.testclient import TestClient
 
 import paygate
 from paygate import EventType, WebhookDelivery
-from paygate.providers.fake import DEFAULT_WEBHOOK_SECRET, FakeProvider
+from paygate.providers.fake import DEFAULT_WEBHOOK_SECRET, AsyncFakeProvider, FakeProvider
 
 
 @dataclass
 class Receipts:
     """The shop's receipt sender, recording what it sent; ``fail`` makes it raise.
 
-    It also notes whether it was ever called on a thread running an event loop: the shop
-    must call the synchronous gateway (and so its handlers) from a worker thread.
+    It also notes whether it was called on a thread running an event loop: the shop's
+    AsyncGateway runs its handlers on the event loop (no thread pool).
     """
 
     sent: list[str] = field(default_factory=list)
@@ -53,7 +54,7 @@ class Receipts:
 @dataclass
 class Shop:
     client: TestClient
-    gateway: paygate.Gateway
+    gateway: paygate.AsyncGateway
     fake: FakeProvider
     receipts: Receipts
 
@@ -90,7 +91,7 @@ class Shop:
 
 def make_shop(tmp_path: Path, receipts: Receipts) -> Shop:
     fake = FakeProvider()
-    gateway = paygate.connect(fake, store=f"sqlite:///{tmp_path / 'paygate.db'}")
+    gateway = paygate.connect_async(fake, store=f"sqlite:///{tmp_path / 'paygate.db'}")
     app = create_app(gateway, db_path=tmp_path / "shop.db", send_receipt=receipts)
     return Shop(TestClient(app), gateway, fake, receipts)
 
@@ -100,7 +101,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
     shop = make_shop(tmp_path, Receipts())
     yield shop
     shop.client.close()
-    shop.gateway.close()
+    asyncio.run(shop.gateway.aclose())
 
 
 def test_purchase_return_first_then_each_webhook_twice_then_refund(shop: Shop) -> None:
@@ -128,7 +129,7 @@ def test_purchase_return_first_then_each_webhook_twice_then_refund(shop: Shop) -
         assert response.json() == {"received": True, "duplicate": True}
 
     assert shop.receipts.sent == [order_id]
-    assert shop.receipts.called_on_event_loop is False
+    assert shop.receipts.called_on_event_loop is True  # awaited on the loop, no thread pool
     view = shop.view(order_id)
     assert view["status"] == "paid"
     assert view["payment_status"] == "succeeded"
@@ -260,14 +261,14 @@ def test_a_failing_handler_is_retried_from_the_outbox_and_fulfils_once(shop: Sho
     assert {shop.deliver(delivery).status_code for delivery in deliveries} == {200}
     assert shop.receipts.sent == []
     assert shop.view(order_id)["status"] == "pending"
-    (pending,) = shop.gateway.pending_facts()
+    (pending,) = asyncio.run(shop.gateway.pending_facts())
     assert pending.type is EventType.PAYMENT_SUCCEEDED and pending.last_error is not None
     for delivery in deliveries:  # redeliveries are duplicates: the fact is known
         again = shop.deliver(shop.fake.redeliver(delivery))
         assert again.json() == {"received": True, "duplicate": True}
     assert shop.receipts.sent == []
     # a cron (or the next gateway call after the backoff) retries it: fulfilled, once
-    assert shop.gateway.dispatch_pending().done == 1
+    assert asyncio.run(shop.gateway.dispatch_pending()).done == 1
     assert shop.receipts.sent == [order_id]
     assert shop.view(order_id)["status"] == "paid"
 
@@ -282,10 +283,15 @@ def test_a_redelivery_while_the_handler_runs_is_a_duplicate_and_fulfils_once(
     inner: list[Any] = []
 
     @shop.gateway.on(EventType.PAYMENT_SUCCEEDED)
-    def provider_retries_meanwhile(event: Any) -> None:
-        # the provider's retry reaches the shop while the fact's handlers run
+    async def provider_retries_meanwhile(event: Any) -> None:
+        # the provider's retry reaches the shop while the fact's handlers run: on the
+        # same event loop (the handler runs there), through the app's ASGI interface
         if not inner:
-            inner.append(shop.deliver(shop.fake.redeliver(succeeded)))
+            again = shop.fake.redeliver(succeeded)
+            transport = httpx.ASGITransport(app=shop.client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+                inner.append(await client.post("/webhooks/paygate", content=again.body,
+                                               headers=again.headers))  # fmt: skip
 
     for delivery in deliveries:
         assert shop.deliver(delivery).status_code == 200
@@ -310,8 +316,8 @@ def test_configured_from_the_environment_and_no_secret_is_ever_shown(
     receipts = Receipts()
     app = create_app(send_receipt=receipts)
     gateway = app.state.gateway
-    assert isinstance(gateway.provider, FakeProvider)
-    shop = Shop(TestClient(app), gateway, gateway.provider, receipts)
+    assert isinstance(gateway.provider, AsyncFakeProvider)
+    shop = Shop(TestClient(app), gateway, gateway.provider.engine, receipts)
     bodies: list[str] = []
     try:
         order_id, session_id = shop.buy()
@@ -332,7 +338,7 @@ def test_configured_from_the_environment_and_no_secret_is_ever_shown(
         assert (tmp_path / "shop.db").is_file()
     finally:
         shop.client.close()
-        gateway.close()
+        asyncio.run(gateway.aclose())
     assert caplog.records
     for text in [
         caplog.text,

@@ -598,6 +598,7 @@ def test_customer(fake: FakeProvider) -> None:
 
 def test_subscription_lifecycle(fake: FakeProvider, clock: FakeClock) -> None:
     c = fake.create_customer(email=None, name=None, idempotency_key="c")
+    assert [e.type.value for e in events(fake)] == ["customer.created"]
     sub = fake.create_subscription(customer_id=c.id, price_id="price_basic", idempotency_key="s")
     assert sub.status is SubscriptionStatus.ACTIVE
     assert sub.current_period_end is not None
@@ -645,6 +646,7 @@ def test_subscription_declined_price_and_unknowns(fake: FakeProvider) -> None:
 
 def test_invoices(fake: FakeProvider) -> None:
     c = fake.create_customer(email="b@example.com", name=None, idempotency_key="c")
+    fake.take_webhooks()  # customer.created
     lines = [LineItem("Consulting", usd("100.00"), 3)]
     draft = fake.create_invoice(customer_id=c.id, line_items=lines, idempotency_key="i1")
     assert draft.status is InvoiceStatus.DRAFT and draft.hosted_url is None

@@ -87,13 +87,13 @@ def test_the_saas_walk_through(fake: FakeProvider, clock: Clock) -> None:
     assert fake._objects[sub.id]["pending_proration"] == 1000  # (30 - 10) x 1/2
     assert _drain(fake, store, clock.now) == [E.SUBSCRIPTION_PLAN_CHANGED]
     # the card fails at renewal: past due, then the customer fixes it and the retry pays
-    fake.set_default_payment_method(customer, "tok_declined")
+    fake.set_billing_token(customer, "tok_declined")
     clock.now += 15 * 86_400
     assert fake.bill_period(sub.id).status is S.PAST_DUE
     assert _drain(fake, store, clock.now) == [E.INVOICE_PAYMENT_FAILED, E.SUBSCRIPTION_PAST_DUE]
     invoice_id = fake._objects[sub.id]["latest_invoice"]
     assert fake.get_invoice(invoice_id).amount_due == Money.of("40", "USD")  # 30 + 10 prorated
-    fake.set_default_payment_method(customer, "tok_visa")
+    fake.set_billing_token(customer, "tok_visa")
     paid = fake.retry_invoice(invoice_id, idempotency_key="retry1")
     assert paid.status is InvoiceStatus.PAID and paid.attempt_count == 2
     assert fake.get_subscription(sub.id).status is S.ACTIVE
@@ -204,3 +204,20 @@ def test_evidence_is_checked_before_anything_is_sent(fake: FakeProvider) -> None
     with pytest.raises(ValidationError, match="non-empty str"):
         DisputeEvidence(explanation="  ")
     assert "secret-bytes" not in repr(EvidenceFile("a.pdf", b"secret-bytes"))
+
+
+def test_renewals_charge_a_saved_default_payment_method(fake: FakeProvider, clock: Clock) -> None:
+    """A customer's default set with set_default_payment_method (a saved pm_ id, issue 19)
+    pays the subscription's periods as the card it was saved from (issue 20)."""
+    customer = _customer(fake)
+    saved = fake.create_setup(customer_id=customer, idempotency_key="s1", payment_method="tok_visa")
+    assert saved.payment_method_id is not None
+    fake.set_default_payment_method(customer, saved.payment_method_id)
+    sub = fake.create_subscription(customer_id=customer, price_id="price_basic",
+                                   idempotency_key="sub-saved")  # fmt: skip
+    assert sub.status is SubscriptionStatus.ACTIVE
+    clock.now += 30 * 86_400
+    renewed = fake.bill_period(sub.id)
+    assert renewed.status is SubscriptionStatus.ACTIVE
+    invoice = fake.get_invoice(fake._objects[sub.id]["latest_invoice"])
+    assert invoice.status is InvoiceStatus.PAID

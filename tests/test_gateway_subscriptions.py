@@ -68,12 +68,12 @@ def test_the_saas_walk_through() -> None:
     assert upgraded.price_id == "price_pro"
     again = gw.change_subscription(sub.id, price_id="price_pro")  # same arguments: replayed
     assert again.price_id == "price_pro" and fake.calls["change_subscription"] == 1
-    fake.set_default_payment_method(customer.id, "tok_declined")
+    fake.set_billing_token(customer.id, "tok_declined")
     clock.now += 15 * 86_400
     fake.bill_period(sub.id)
     _deliver(fake, gw, shuffle=3)
     assert gw.store.get_subscription(sub.id).status is S.PAST_DUE  # type: ignore[attr-defined]
-    fake.set_default_payment_method(customer.id, "tok_visa")
+    fake.set_billing_token(customer.id, "tok_visa")
     invoice = fake.get_subscription(sub.id).raw["latest_invoice"]
     paid = gw.retry_invoice(invoice)
     assert paid.status is InvoiceStatus.PAID

@@ -198,3 +198,102 @@ def test_a_clean_record_keeps_its_template_and_arguments() -> None:
     )
     assert SecretFilter().filter(record)
     assert record.msg == "webhook %s: %s" and record.args == ("evt_1", "applied")
+
+
+# -- saved payment methods (issue 19) ----------------------------------------------------------
+
+SETUP_SECRET = "seti_1LogTest_secret_Qx9LogTestSetupSecretValue"
+INTENT_SECRET = "pi_3LogTest_secret_Zy8LogTestIntentSecretValue"
+
+
+def test_stripe_saved_method_flows_keep_secrets_and_card_numbers_out_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A setup's client secret, an off-session decline's PaymentIntent (with its client
+    secret) and a card number pasted as the method to save: none reaches a log line, a
+    repr or an exception, with the SDK logging whole bodies at DEBUG."""
+    from paygate import AuthenticationRequired
+    from paygate.providers.stripe import StripeProvider
+    from tests.fixtures.stripe import resource
+
+    provider = StripeProvider(api_key="sk_test_51LogTestKeyNeverLeaks")
+    caplog.set_level(logging.DEBUG)
+    intent = resource(
+        "payment_intent", id="pi_3LogTest", client_secret=INTENT_SECRET,
+        status="requires_payment_method", metadata={"order_id": "o2"},
+    )  # fmt: skip
+    with responses.RequestsMock() as api:
+        api.post(
+            "https://api.stripe.com/v1/setup_intents",
+            json=resource("setup_intent", id="seti_1LogTest", client_secret=SETUP_SECRET),
+        )
+        api.post(
+            "https://api.stripe.com/v1/setup_intents",
+            status=400,
+            json={"error": {"type": "invalid_request_error", "code": "resource_missing",
+                            "message": f"No such PaymentMethod: '{CARD}'"}},
+        )  # fmt: skip
+        api.post(
+            "https://api.stripe.com/v1/payment_intents",
+            status=402,
+            json={"error": {"type": "card_error", "code": "authentication_required",
+                            "decline_code": "authentication_required",
+                            "message": "This transaction requires authentication.",
+                            "payment_intent": intent}},
+        )  # fmt: skip
+        setup = provider.create_setup(customer_id="cus_log", idempotency_key="s1")
+        with pytest.raises(paygate.ProviderError) as pasted:
+            provider.create_setup(customer_id="cus_log", idempotency_key="s2", payment_method=CARD)
+        with pytest.raises(AuthenticationRequired) as declined:
+            provider.create_payment(
+                order_id="o2", amount=Money.of("1.00", "USD"), payment_method="pm_saved",
+                customer_id="cus_log", idempotency_key="o2", off_session=True,
+            )  # fmt: skip
+    assert setup.client_secret == SETUP_SECRET  # handed to the caller, not shown anywhere
+    # the SDK did log the bodies (the test is not blind), with the secrets scrubbed
+    assert '"client_secret": "[redacted]"' in caplog.text
+    assert declined.value.payment_id == "pi_3LogTest"
+    shown = [caplog.text, repr(setup), str(setup), *(str(e.value) for e in (pasted, declined)),
+             *(repr(e.value) for e in (pasted, declined)), repr(vars(declined.value))]  # fmt: skip
+    for text in shown:
+        for secret in (SETUP_SECRET, INTENT_SECRET, "4242", "sk_test_51LogTestKeyNeverLeaks"):
+            assert secret not in text, (secret, text[:200])
+
+
+def test_fake_and_paypal_do_not_repeat_a_card_number_given_to_save() -> None:
+    from paygate.providers.fake import FakeProvider
+    from paygate.providers.paypal import PayPalProvider
+    from tests.paypal_support import provider_settings
+
+    fake = FakeProvider()
+    customer = fake.create_customer(email="log@example.com", name=None, idempotency_key="c")
+    with pytest.raises(paygate.ProviderError) as info:
+        fake.create_setup(customer_id=customer.id, idempotency_key="s", payment_method=CARD)
+    assert "4242" not in str(info.value) and "4242" not in repr(info.value)
+    setup = fake.create_setup(customer_id=customer.id, idempotency_key="s2")
+    assert setup.client_secret and setup.client_secret not in repr(setup)
+    paypal = PayPalProvider(**provider_settings())
+    with responses.RequestsMock() as rsps:
+        with pytest.raises(ValidationError) as refused:
+            paypal.create_setup(
+                customer_id="cus_log", idempotency_key="k", return_url="https://x",
+                payment_method=CARD,
+            )  # fmt: skip
+        assert not rsps.calls
+    assert "4242" not in str(refused.value)
+def test_structured_fields_of_paygate_records_are_scrubbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ``paygate_`` extra fields (paygate._observe.fields) are written verbatim by JSON
+    formatters: the filter on paygate's logger cleans them like the message."""
+    from paygate._observe import fields
+
+    with caplog.at_level(logging.INFO, logger="paygate"):
+        logging.getLogger("paygate").info(
+            "order %s", "o", extra=fields(order_id=f"o {CARD}", payment_id="pay_1", attempt=2)
+        )
+    (record,) = caplog.records
+    assert record.__dict__["paygate_order_id"] == "o [redacted]"
+    assert record.__dict__["paygate_payment_id"] == "pay_1"
+    assert record.__dict__["paygate_attempt"] == 2
+    assert CARD not in repr(record.__dict__) and CARD_DIGITS not in repr(record.__dict__)

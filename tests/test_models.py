@@ -267,4 +267,27 @@ def test_event_type_vocabulary() -> None:
                   "unpaid", "recovered", "paused", "resumed", "cancel_scheduled",
                   "cancel_unscheduled", "expired")
     } | {"invoice.upcoming"}  # fmt: skip
+    required |= {f"customer.{s}" for s in ("created", "updated", "deleted")}
+    required |= {f"payment_method.{s}" for s in ("attached", "updated", "detached")}
+    required |= {"setup.succeeded", "setup.failed"}
     assert {e.value for e in EventType} == required
+
+
+def test_payment_method_and_setup_session_keep_secrets_out_of_repr() -> None:
+    from paygate.models import PaymentMethod, PaymentMethodKind, SetupSession, SetupStatus
+
+    method = PaymentMethod(
+        id="pm_1", provider="fake", customer_id="cus_1", kind=PaymentMethodKind.CARD,
+        brand="visa", last4="4242", exp_month=12, exp_year=2030, raw={"secret": "x"},
+    )  # fmt: skip
+    assert "4242" in repr(method) and "secret" not in repr(method)
+    assert method == PaymentMethod(
+        id="pm_1", provider="fake", customer_id="cus_1", kind=PaymentMethodKind.CARD,
+        brand="visa", last4="4242", exp_month=12, exp_year=2030,
+    )  # fmt: skip
+    setup = SetupSession(
+        id="seti_1", provider="fake", status=SetupStatus.REQUIRES_ACTION,
+        client_secret="seti_1_secret_abc",
+    )  # fmt: skip
+    assert "seti_1_secret_abc" not in repr(setup)
+    assert setup.usage == "off_session"

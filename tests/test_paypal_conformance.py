@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 import pytest
 import responses
 
-from paygate import Money, WebhookDelivery
+from paygate import Money, SetupSession, WebhookDelivery
 from paygate.provider import PaymentProvider
 from paygate.providers.paypal import PayPalProvider
 from paygate.testing.conformance import (
@@ -31,6 +31,7 @@ from paygate.testing.conformance import (
     Outcome,
     ProviderContract,
     ProviderHarness,
+    SavedOutcome,
     Scenario,
     WebhookKind,
 )
@@ -55,6 +56,7 @@ from tests.paypal_support import (
     validate,
 )
 
+VAULT = "vault_payment_tokens_v3.json"
 VAULT_OK = "8kk8451tVaultOk"
 VAULT_DECLINED = "9ll9562uVaultDeclined"
 
@@ -138,7 +140,79 @@ class PayPalHarness(BaseHarness):
                     request_schema=(ORDERS, "order_request"), response_schema=(ORDERS, "order"),
                     check=self._expect_create(details))  # fmt: skip
 
+    # -- saved payment methods (Vault v3): a wallet the buyer approves at PayPal -------------
+
+    #: a vaulted wallet asks nothing more off session; a vaulted card may want 3-D Secure:
+    #: PayPal answers PAYER_ACTION_REQUIRED, scripted for "authentication_required"
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+
+    def saved_method(self, outcome: SavedOutcome) -> str | None:
+        return None  # the buyer picks the wallet at PayPal
+
+    def customer_step(self, provider: PaymentProvider, setup: SetupSession) -> dict[str, str]:
+        assert setup.url and "approve" in setup.url
+        return {"approval_token_id": setup.id, "approval_session_id": "contract"}
+
+    def _token(self, token_id: str, customer_id: str) -> dict[str, Any]:
+        return {
+            "id": token_id,
+            "customer": {"id": customer_id},
+            "payment_source": {"paypal": {"email_address": "buyer@example.com",
+                                          "usage_type": "MERCHANT"}},
+            "links": [{"href": f"{API}/v3/vault/payment-tokens/{token_id}", "rel": "self"}],
+        }  # fmt: skip
+
+    def _prepare_saved(self, scenario: Scenario, details: dict[str, Any]) -> None:
+        customer_id: str = details["customer_id"]
+        method_id = details.get("payment_method_id") or VAULT_OK
+        setup = {"id": "5C991763VB2781612", "customer": {"id": customer_id},
+                 "status": "PAYER_ACTION_REQUIRED",
+                 "links": [{"href": "https://www.sandbox.paypal.com/agreements/approve?x=1",
+                            "rel": "approve", "method": "GET"}]}  # fmt: skip
+        if scenario is Scenario.SETUP_CREATE:
+            self.api.on("POST", "/v3/vault/setup-tokens", setup, status=201,
+                        request_schema=(VAULT, "setup_token_request"),
+                        response_schema=(VAULT, "setup_token_response"))  # fmt: skip
+        elif scenario is Scenario.SETUP_COMPLETE:
+            approved = {**setup, "status": "APPROVED"}
+            self.api.on("GET", f"/v3/vault/setup-tokens/{setup['id']}", approved,
+                        response_schema=(VAULT, "setup_token_response"))  # fmt: skip
+            self.api.on("POST", "/v3/vault/payment-tokens", self._token(method_id, customer_id),
+                        status=201, response_schema=(VAULT, "payment_token_response"))  # fmt: skip
+        elif scenario is Scenario.METHOD_GET:
+            self.api.on("GET", f"/v3/vault/payment-tokens/{method_id}",
+                        self._token(method_id, customer_id))  # fmt: skip
+        elif scenario is Scenario.METHODS_LIST:
+            tokens = [self._token(method_id, customer_id)] if details["payment_method_id"] else []
+            listing: dict[str, Any] = {
+                "customer": {"id": customer_id}, "payment_tokens": tokens,
+                "links": [{"href": f"{API}/v3/vault/payment-tokens", "rel": "self"}],
+            }  # fmt: skip
+            if tokens:  # the spec's totals start at 1: an empty vault answers without them
+                listing.update(total_items=len(tokens), total_pages=1)
+            self.api.on("GET", "/v3/vault/payment-tokens", listing,
+                        response_schema=(VAULT, "customer_vault_payment_tokens_response"))  # fmt: skip
+        elif scenario is Scenario.METHOD_DETACH:
+            self.api.on("DELETE", f"/v3/vault/payment-tokens/{method_id}", None, status=204)
+        elif scenario is Scenario.CHARGE_SAVED:
+            if details["outcome"] == "authentication_required" and not details["detached"]:
+                self._create(Scenario.PAYMENT_REQUIRE_ACTION, details)
+            elif details["detached"]:
+                gone = {"name": "UNPROCESSABLE_ENTITY",
+                        "message": "The requested action could not be performed.",
+                        "details": [{"issue": "PAYMENT_SOURCE_CANNOT_BE_USED",
+                                     "description": "The vaulted payment source is deleted."}],
+                        "debug_id": "contract-vault"}  # fmt: skip
+                self.api.on("POST", "/v2/checkout/orders", gone, status=422)
+            else:
+                self._create(Scenario.PAYMENT_SUCCEED, details)
+        else:  # pragma: no cover - a new scenario the harness must learn
+            raise AssertionError(f"PayPalHarness cannot script {scenario}")
+
     def prepare(self, scenario: Scenario, **details: Any) -> None:
+        if scenario.value.startswith(("setup.", "payment_method", "payment.saved")):
+            self._prepare_saved(scenario, details)
+            return
         if scenario in (
             Scenario.PAYMENT_SUCCEED,
             Scenario.PAYMENT_DECLINE,

@@ -334,10 +334,10 @@ class SandboxSquareHarness(BaseHarness):
             return self._newest("dispute.created", lambda: face.trigger("dispute.created"))
 
         def unknown() -> None:
-            event = face.api.event("customer.created", "customer", {"id": "CUSTcontract"})
+            event = face.api.event("team_member.created", "team_member", {"id": "TMcontract"})
             face.emit(event, event_id=event["event_id"], type=event["type"])
 
-        return self._newest("customer.created", unknown)
+        return self._newest("team_member.created", unknown)
 
 
 class TestSquareAdapterOnTheSandbox(ProviderContract):

@@ -20,9 +20,15 @@ import pytest
 
 from paygate import WebhookDelivery
 from paygate.provider import PaymentProvider
-from paygate.providers._square_mock import SquareMockAPI
+from paygate.providers._square_mock import VERIFICATION_LATER_SOURCE, SquareMockAPI
 from paygate.providers.square import SquareProvider
-from paygate.testing.conformance import BaseHarness, Outcome, ProviderContract, WebhookKind
+from paygate.testing.conformance import (
+    BaseHarness,
+    Outcome,
+    ProviderContract,
+    SavedOutcome,
+    WebhookKind,
+)
 from tests.test_square_spec import ACCESS_TOKEN, SIGNATURE_KEY, SPEC_PATH, WEBHOOK_URL, check_call
 
 PAYMENT = {
@@ -66,6 +72,15 @@ class SquareHarness(BaseHarness):
     def payment_method(self, outcome: Outcome) -> str | None:
         return {"succeed": "cnon:card-nonce-ok", "decline": "cnon:card-nonce-declined"}[outcome]
 
+    #: cards on file from a nonce (CreateCard); no default method: Square has none
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+
+    def saved_method(self, outcome: SavedOutcome) -> str | None:
+        return {
+            "succeed": "cnon:card-nonce-ok",
+            "authentication_required": VERIFICATION_LATER_SOURCE,
+        }[outcome]
+
     def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
         if kind == "payment_succeeded":
             event = self.api.event("payment.updated", "payment", {**PAYMENT, "status": "COMPLETED"})
@@ -96,7 +111,7 @@ class SquareHarness(BaseHarness):
             }
             event = self.api.event("dispute.created", "dispute", dispute)
         else:
-            event = self.api.event("customer.created", "customer", {"id": "CUSTcontract"})
+            event = self.api.event("team_member.created", "team_member", {"id": "TMcontract"})
         return self.api.delivery(event)
 
     def charge_count(self) -> int | None:

@@ -527,7 +527,7 @@ def test_invoice_events(
 
 
 @pytest.mark.parametrize(
-    "square_type", ["customer.created", "order.updated", "invoice.reminder_sent"]
+    "square_type", ["team_member.created", "order.updated", "invoice.reminder_sent"]
 )
 def test_events_without_a_paygate_type_are_kept_as_unknown(
     square: SquareProvider, square_api: SquareMockAPI, square_type: str
@@ -559,7 +559,15 @@ SPEC_EVENTS = {
     "InvoiceScheduledChargeFailedEvent": EventType.INVOICE_PAYMENT_FAILED,
     "InvoiceCanceledEvent": EventType.INVOICE_VOIDED,
     "InvoiceRefundedEvent": EventType.INVOICE_REFUNDED,
-    "CustomerCreatedEvent": EventType.UNKNOWN,
+    "CustomerCreatedEvent": EventType.CUSTOMER_CREATED,
+    "CustomerUpdatedEvent": EventType.CUSTOMER_UPDATED,
+    "CustomerDeletedEvent": EventType.CUSTOMER_DELETED,
+    "CardCreatedEvent": EventType.PAYMENT_METHOD_ATTACHED,
+    "CardUpdatedEvent": EventType.PAYMENT_METHOD_UPDATED,
+    "CardAutomaticallyUpdatedEvent": EventType.PAYMENT_METHOD_UPDATED,
+    "CardDisabledEvent": EventType.PAYMENT_METHOD_DETACHED,
+    "CardForgottenEvent": EventType.PAYMENT_METHOD_DETACHED,
+    "TeamMemberCreatedEvent": EventType.UNKNOWN,
 }
 
 

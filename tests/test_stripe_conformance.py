@@ -28,6 +28,7 @@ from paygate.testing.conformance import (
     Outcome,
     ProviderContract,
     ProviderHarness,
+    SavedOutcome,
     Scenario,
     WebhookKind,
 )
@@ -65,6 +66,20 @@ def _expect(**wanted: str | None) -> Any:
 
 def _error(status: int, **error: Any) -> dict[str, Any]:
     return {"status": status, "json": {"error": error}, "headers": {"Request-Id": "req_contract"}}
+
+
+_SAVED_SCENARIOS = frozenset(
+    {
+        Scenario.SETUP_CREATE,
+        Scenario.SETUP_COMPLETE,
+        Scenario.METHODS_LIST,
+        Scenario.METHOD_GET,
+        Scenario.METHOD_DEFAULT,
+        Scenario.METHOD_DETACH,
+        Scenario.CHARGE_SAVED,
+        Scenario.CUSTOMER_LIFECYCLE,
+    }
+)
 
 
 class StripeHarness(BaseHarness):
@@ -134,6 +149,9 @@ class StripeHarness(BaseHarness):
         )
 
     def prepare(self, scenario: Scenario, **details: Any) -> None:
+        if scenario in _SAVED_SCENARIOS:
+            self._prepare_saved(scenario, **details)
+            return
         amount: Money = details["amount"]
         value, currency = to_stripe_amount(amount)
         payment_id = details.get("payment_id", "")
@@ -293,6 +311,116 @@ class StripeHarness(BaseHarness):
                     )
                 ],
             )
+        else:  # pragma: no cover - a new scenario the harness must learn
+            raise AssertionError(f"StripeHarness cannot script {scenario}")
+
+    # -- saved payment methods -------------------------------------------------------------
+
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+
+    def saved_method(self, outcome: SavedOutcome) -> str | None:
+        # Stripe's test methods: 4000002760003184 wants authentication on every charge
+        return {"succeed": "pm_card_visa", "authentication_required": "pm_card_authenticationRequired"}[
+            outcome
+        ]  # fmt: skip
+
+    def _method(self, method_id: str, customer: str | None) -> dict[str, Any]:
+        return resource("payment_method", id=method_id, customer=customer)
+
+    def _customer(self, customer_id: str, **fields: Any) -> dict[str, Any]:
+        return resource(
+            "customer", **{"id": customer_id, "email": "contract@example.com", **fields}
+        )
+
+    def _prepare_saved(self, scenario: Scenario, **details: Any) -> None:
+        customer_id: str = details["customer_id"]
+        method_id: str | None = details.get("payment_method_id")
+        if scenario is Scenario.SETUP_CREATE:
+            method_id = f"pm_contract_{details['outcome']}"
+            body = resource(
+                "setup_intent", id="seti_contract", customer=customer_id, status="succeeded",
+                payment_method=method_id, last_setup_error=None, next_action=None,
+            )  # fmt: skip
+            self.api.post(
+                f"{API}/setup_intents",
+                json=body,
+                match=[
+                    _expect(
+                        customer=customer_id,
+                        payment_method=self.saved_method(details["outcome"]),
+                        confirm="true",
+                        usage="off_session",
+                    )
+                ],
+            )
+        elif scenario is Scenario.METHOD_GET:
+            self.api.get(
+                f"{API}/payment_methods/{method_id}", json=self._method(str(method_id), customer_id)
+            )
+        elif scenario is Scenario.METHODS_LIST:
+            rows = [self._method(method_id, customer_id)] if method_id else []
+            page = {"object": "list", "url": "/v1/payment_methods", "has_more": False, "data": rows}
+            self.api.get(f"{API}/customers/{customer_id}/payment_methods", json=page)
+        elif scenario is Scenario.METHOD_DEFAULT:
+            settings = {"default_payment_method": method_id, "custom_fields": None, "footer": None}
+            self.api.post(
+                f"{API}/customers/{customer_id}",
+                json=self._customer(customer_id, invoice_settings=settings),
+                match=[_expect(**{"invoice_settings[default_payment_method]": method_id})],
+            )
+        elif scenario is Scenario.METHOD_DETACH:
+            self.api.post(
+                f"{API}/payment_methods/{method_id}/detach",
+                json=self._method(str(method_id), None),
+            )
+        elif scenario is Scenario.CHARGE_SAVED:
+            match = [
+                _expect(
+                    customer=customer_id,
+                    payment_method=method_id,
+                    off_session="true",
+                    confirm="true",
+                    idempotency_key=details["idempotency_key"],
+                )
+            ]
+            if details["detached"]:
+                error = _error(
+                    400, type="invalid_request_error", param="payment_method",
+                    message="The provided PaymentMethod was previously used with a "
+                    "PaymentIntent without Customer attachment, shared with a connected "
+                    "account without Customer attachment, or was detached from a Customer. "
+                    "It may not be used again.",
+                )  # fmt: skip
+                self.api.post(f"{API}/payment_intents", **error, match=match)
+            elif details["outcome"] == "authentication_required":
+                failed = self._intent(
+                    details["amount"], details["order_id"], status="requires_payment_method",
+                    amount_received=0,
+                )  # fmt: skip
+                error = _error(
+                    402, type="card_error", code="authentication_required",
+                    decline_code="authentication_required", payment_intent=failed,
+                    message="Your card was declined. This transaction requires authentication.",
+                )  # fmt: skip
+                self.api.post(f"{API}/payment_intents", **error, match=match)
+            else:
+                body = self._intent(details["amount"], details["order_id"], customer=customer_id)
+                self.answers_by_key[details["idempotency_key"]] = body
+                self.api.post(f"{API}/payment_intents", json=body, match=match)
+        elif scenario is Scenario.CUSTOMER_LIFECYCLE:
+            url = f"{API}/customers/{customer_id}"
+            self.api.get(url, json=self._customer(customer_id))
+            self.api.post(
+                url,
+                json=self._customer(customer_id, name="Renamed Tester"),
+                match=[_expect(name="Renamed Tester")],
+            )
+            page = {"object": "list", "url": "/v1/customers", "has_more": False,
+                    "data": [self._customer(customer_id)]}  # fmt: skip
+            self.api.get(f"{API}/customers", json=page)
+            stub = {"id": customer_id, "object": "customer", "deleted": True}
+            self.api.delete(url, json=stub)
+            self.api.get(url, json=stub)  # Stripe answers for a deleted customer with a stub
         else:  # pragma: no cover - a new scenario the harness must learn
             raise AssertionError(f"StripeHarness cannot script {scenario}")
 

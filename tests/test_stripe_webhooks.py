@@ -26,7 +26,14 @@ from paygate import (
     TimestampOutsideTolerance,
     WebhookVerificationError,
 )
-from paygate.models import CheckoutSession, DisputeStatus
+from paygate.models import (
+    CheckoutSession,
+    Customer,
+    DisputeStatus,
+    PaymentMethod,
+    SetupSession,
+    SetupStatus,
+)
 from paygate.providers._stripe_webhook import sign
 from paygate.providers.stripe import EVENT_TYPES, StripeProvider
 from paygate.state import PaymentEvent, PaymentState, Trigger, apply, event_from_webhook
@@ -454,6 +461,86 @@ CASES: list[tuple[str, Any, EventType, type]] = [
     ),
 ]
 
+# customers, saved payment methods and setups (issue 19)
+CASES += [
+    ("customer.created", lambda: _obj("customer", id="cus_wh"), EventType.CUSTOMER_CREATED, Customer),
+    ("customer.updated", lambda: _obj("customer", id="cus_wh"), EventType.CUSTOMER_UPDATED, Customer),
+    ("customer.deleted", lambda: _obj("customer", id="cus_wh"), EventType.CUSTOMER_DELETED, Customer),
+    (
+        "payment_method.attached",
+        lambda: _obj("payment_method", customer="cus_wh"),
+        EventType.PAYMENT_METHOD_ATTACHED,
+        PaymentMethod,
+    ),
+    (
+        "payment_method.updated",
+        lambda: _obj("payment_method", customer="cus_wh"),
+        EventType.PAYMENT_METHOD_UPDATED,
+        PaymentMethod,
+    ),
+    (
+        "payment_method.automatically_updated",
+        lambda: _obj("payment_method", customer="cus_wh"),
+        EventType.PAYMENT_METHOD_UPDATED,
+        PaymentMethod,
+    ),
+    (
+        "payment_method.detached",
+        lambda: _obj("payment_method", customer=None),
+        EventType.PAYMENT_METHOD_DETACHED,
+        PaymentMethod,
+    ),
+    (
+        "setup_intent.succeeded",
+        lambda: _obj(
+            "setup_intent", status="succeeded", payment_method="pm_wh", last_setup_error=None
+        ),
+        EventType.SETUP_SUCCEEDED,
+        SetupSession,
+    ),
+    (
+        "setup_intent.setup_failed",
+        lambda: _obj(
+            "setup_intent",
+            status="requires_payment_method",
+            last_setup_error={"type": "card_error", "code": "card_declined"},
+        ),
+        EventType.SETUP_FAILED,
+        SetupSession,
+    ),
+]  # fmt: skip
+
+
+def test_saved_method_events_carry_their_objects(provider: StripeProvider) -> None:
+    updated = deliver(
+        provider,
+        "payment_method.automatically_updated",
+        _obj("payment_method", customer="cus_wh"),
+    )
+    method = updated.object
+    assert isinstance(method, PaymentMethod)
+    assert (method.customer_id, method.brand, method.last4) == ("cus_wh", "visa", "4242")
+    assert (method.exp_month, method.exp_year, method.fingerprint) == (8, 2030, "AOB934RVNwzk6xtn")
+    succeeded = deliver(
+        provider,
+        "setup_intent.succeeded",
+        _obj("setup_intent", status="succeeded", payment_method="pm_wh", last_setup_error=None),
+    ).object
+    assert isinstance(succeeded, SetupSession)
+    assert (succeeded.status, succeeded.payment_method_id) == (SetupStatus.SUCCEEDED, "pm_wh")
+    failed = deliver(
+        provider,
+        "setup_intent.setup_failed",
+        _obj(
+            "setup_intent",
+            status="requires_payment_method",
+            last_setup_error={"type": "card_error", "code": "card_declined"},
+        ),
+    ).object
+    assert isinstance(failed, SetupSession) and failed.status is SetupStatus.FAILED
+    assert failed.failure is not None and failed.failure.decline_code == "card_declined"
+    assert failed.payment_method_id is None
+
 
 @pytest.mark.parametrize(
     ("stripe_type", "make", "expected", "cls"),
@@ -609,3 +696,32 @@ def test_body_is_parsed_once_into_plain_dicts(
     assert len(calls) == 1
     assert type(event.raw) is dict and type(event.object.raw) is dict  # type: ignore[union-attr]
     assert not isinstance(event.raw["data"]["object"], stripe.StripeObject)
+
+
+@pytest.mark.parametrize(
+    ("stripe_type", "status", "expected", "setup_status"),
+    [
+        ("checkout.session.completed", "complete", EventType.SETUP_SUCCEEDED, SetupStatus.SUCCEEDED),
+        ("checkout.session.expired", "expired", EventType.SETUP_FAILED, SetupStatus.CANCELED),
+    ],
+)
+def test_checkout_in_setup_mode_is_a_setup_event(
+    provider: StripeProvider,
+    stripe_type: str,
+    status: str,
+    expected: EventType,
+    setup_status: SetupStatus,
+) -> None:
+    session = session_obj(
+        mode="setup", status=status, payment_intent=None, amount_total=None, currency=None,
+        customer="cus_wh", setup_intent="seti_wh",
+    )  # fmt: skip
+    event = deliver(provider, stripe_type, session)
+    assert event.type is expected
+    assert isinstance(event.object, SetupSession)
+    assert (event.object.id, event.object.status, event.object.customer_id) == (
+        "cs_1",
+        setup_status,
+        "cus_wh",
+    )
+    assert event.payment_id is None

@@ -77,6 +77,61 @@ paygate.connect(FakeProvider(), seed=1)  # E: call-overload
 paygate.connect("fake").provider.no_such_helper()  # E: attr-defined
 """
 
+# the async face (AsyncGateway, connect_async), typed like the sync one
+ASYNC_GOOD = """\
+from typing_extensions import assert_type
+
+import paygate
+from paygate import AsyncGateway, Fact, Money, Payment, WebhookResult
+from paygate.provider import AsyncPaymentProvider
+from paygate.providers.fake import AsyncFakeProvider, FakeProvider
+from paygate.providers.paypal import AsyncPayPalProvider
+from paygate.providers.square import AsyncSquareProvider
+from paygate.providers.stripe import AsyncStripeProvider
+
+
+async def main() -> None:
+    fake = paygate.connect_async("fake", "memory://", seed=1)
+    assert_type(fake, AsyncGateway[AsyncFakeProvider])
+    assert_type(fake.provider, AsyncFakeProvider)
+    stripe = paygate.connect_async("stripe", api_key="sk_test_x", timeout=5)
+    assert_type(stripe, AsyncGateway[AsyncStripeProvider])
+    square = paygate.connect_async("square", access_token="t", location_id="L")
+    assert_type(square, AsyncGateway[AsyncSquareProvider])
+    paypal = paygate.connect_async("paypal", client_id="id", client_secret="s")
+    assert_type(paypal, AsyncGateway[AsyncPayPalProvider])
+    own = paygate.connect_async(FakeProvider(seed=2))  # a sync adapter: its async twin
+    assert_type(own, AsyncGateway[AsyncPaymentProvider])
+    twin = paygate.connect_async(FakeProvider().aio())
+    assert_type(twin, AsyncGateway[AsyncPaymentProvider])
+    plugin = paygate.connect_async("acme")
+    assert_type(plugin, AsyncGateway[AsyncPaymentProvider])
+
+    @fake.on(paygate.EventType.PAYMENT_SUCCEEDED)
+    async def fulfil(fact: Fact) -> None: ...
+
+    async with fake as agw:
+        payment = await agw.create_payment(order_id="o", amount=Money.of("1.00", "USD"))
+        assert_type(payment, Payment)
+        result = await agw.handle_webhook(b"{}", {})
+        assert_type(result, WebhookResult)
+    env: AsyncGateway = AsyncGateway.from_env()
+    await env.aclose()
+"""
+
+ASYNC_BAD = """\
+import paygate
+from paygate import Money
+
+
+async def main() -> None:
+    paygate.connect_async("stripe", api_key=3)  # E: call-overload
+    paygate.connect_async("fake", seed="1")  # E: call-overload
+    agw = paygate.connect_async("fake")
+    agw.create_payment(order_id="o", amount=Money.of("1.00", "USD")).id  # E: attr-defined
+    await agw.create_payment(order_id=1, amount=Money.of("1.00", "USD"))  # E: arg-type
+"""
+
 _ERROR = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): error: .*\[(?P<code>[a-z-]+)\]$")
 
 
@@ -89,6 +144,8 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[tuple
         "example_quickstart.py": QUICKSTART.read_text(encoding="utf-8"),
         "good.py": GOOD,
         "bad.py": BAD,
+        "async_good.py": ASYNC_GOOD,
+        "async_bad.py": ASYNC_BAD,
     }
     for name, text in files.items():
         (tmp / name).write_text(text, encoding="utf-8")
@@ -127,7 +184,9 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[tuple
     return errors
 
 
-@pytest.mark.parametrize("name", ["readme_quickstart.py", "example_quickstart.py", "good.py"])
+@pytest.mark.parametrize(
+    "name", ["readme_quickstart.py", "example_quickstart.py", "good.py", "async_good.py"]
+)
 def test_what_users_write_passes_strict(
     mypy_errors: dict[str, set[tuple[int, str]]], name: str
 ) -> None:
@@ -153,4 +212,18 @@ def test_only_the_checked_files_report(mypy_errors: dict[str, set[tuple[int, str
         "example_quickstart.py",
         "good.py",
         "bad.py",
+        "async_good.py",
+        "async_bad.py",
     }
+
+
+def test_async_typing_mistakes_fail_with_their_codes(
+    mypy_errors: dict[str, set[tuple[int, str]]],
+) -> None:
+    expected = {
+        (number, line.rsplit("# E: ", 1)[1])
+        for number, line in enumerate(ASYNC_BAD.splitlines(), start=1)
+        if "# E: " in line
+    }
+    assert len(expected) == 4
+    assert mypy_errors["async_bad.py"] == expected

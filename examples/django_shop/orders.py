@@ -3,7 +3,7 @@
 The shop creates the order *before* it asks for money (order first): the order id is what
 paygate derives its idempotency keys from, so a double-clicked "Pay" never charges twice.
 
-Fulfilment is guarded here too: :meth:`OrderBook.fulfil` moves an order from ``pending``
+Fulfilment is guarded here too: `OrderBook.fulfil` moves an order from ``pending``
 to ``paid`` with one conditional ``UPDATE`` inside a write transaction and sends the
 receipt only if that update changed the row. However often the payment-succeeded handler
 runs (a redelivery after a failure, two workers racing), the receipt goes out once.

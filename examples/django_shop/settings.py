@@ -1,7 +1,8 @@
-"""Settings to run the example shop on its own::
+"""Settings to run the example shop on its own, against the sandbox (two terminals, from the
+repository root)::
 
-    PAYGATE_PROVIDER=fake PAYGATE_STORE_URL=sqlite:///paygate.db \\
-        python -m django runserver --settings examples.django_shop.settings
+    paygate sandbox --forward-to http://127.0.0.1:8000/shop/webhooks/paygate/
+    python -m django runserver --settings examples.django_shop.settings
 
 In your own project, add ``"examples.django_shop"`` (your copy of it) to ``INSTALLED_APPS``,
 include its urls, and set the three ``PAYGATE``/``SHOP_*`` settings below. Secrets stay in
@@ -41,7 +42,8 @@ USE_TZ = True
 
 # --8<-- [start:paygate]
 # paygate: None -> Gateway.from_env() (PAYGATE_PROVIDER, PAYGATE_STORE_URL,
-# PAYGATE_<PROVIDER>_<SETTING>); or a dict for Gateway.from_config without secrets in it.
+# PAYGATE_<PROVIDER>_<SETTING>), or the running sandbox when no provider is configured;
+# or a dict for Gateway.from_config without secrets in it.
 PAYGATE = None
 SHOP_DB_PATH = str(BASE_DIR / "shop.db")
 SHOP_RECEIPT_SENDER = "examples.django_shop.shop.log_receipt"

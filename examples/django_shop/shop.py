@@ -2,9 +2,10 @@
 
 Settings (see ``settings.py``):
 
-* ``PAYGATE``: a dict for :meth:`paygate.Gateway.from_config`, or ``None`` (the default) for
-  :meth:`paygate.Gateway.from_env` (``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL``,
-  ``PAYGATE_<PROVIDER>_<SETTING>``), so secrets stay in the environment;
+* ``PAYGATE``: a dict for `paygate.Gateway.from_config`, or ``None`` (the default) for
+  `paygate.Gateway.from_env` (``PAYGATE_PROVIDER``, ``PAYGATE_STORE_URL``,
+  ``PAYGATE_<PROVIDER>_<SETTING>``), so secrets stay in the environment; with no provider
+  configured there, the running sandbox (``paygate sandbox``);
 * ``SHOP_DB_PATH``: the SQLite file of the shop's own order table;
 * ``SHOP_RECEIPT_SENDER``: dotted path of the callable that sends a receipt.
 
@@ -26,6 +27,7 @@ from django.utils.module_loading import import_string
 from examples.django_shop.orders import Order, OrderBook
 
 from paygate import EventType, Gateway, Money, Payment, WebhookEvent
+from paygate.sandbox.connect import gateway_from_env
 
 log = logging.getLogger("examples.django_shop")
 
@@ -52,7 +54,7 @@ class Shop:
     @classmethod
     def from_settings(cls) -> Shop:
         config = getattr(settings, "PAYGATE", None)
-        gateway = Gateway.from_config(config) if config is not None else Gateway.from_env()
+        gateway = Gateway.from_config(config) if config is not None else gateway_from_env()
         shop = cls(
             gateway=gateway,
             orders=OrderBook(settings.SHOP_DB_PATH),

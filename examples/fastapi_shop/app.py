@@ -1,18 +1,21 @@
 """A small but complete FastAPI shop on paygate (a JSON API behind a web front end).
 
-Run it on the fake provider (no account needed)::
+Run it against the sandbox (no account needed; two terminals, from the repository root)::
 
-    PAYGATE_PROVIDER=fake PAYGATE_STORE_URL=sqlite:///paygate.db \\
-        uvicorn --factory examples.fastapi_shop:create_app
+    paygate sandbox --forward-to http://127.0.0.1:8000/webhooks/paygate
+    uvicorn --factory examples.fastapi_shop:create_app
 
-and on a real provider by configuration alone: ``PAYGATE_PROVIDER=stripe``,
+With no ``PAYGATE_PROVIDER`` set, the shop asks the sandbox for its settings
+(`paygate.sandbox.connect.gateway_from_env`) and talks to it as to Stripe. On a real
+provider by configuration alone: ``PAYGATE_PROVIDER=stripe``,
 ``PAYGATE_STRIPE_API_KEY=...``, ``PAYGATE_STRIPE_WEBHOOK_SECRET=...``.
 
-The routes are ``async``; the :class:`~paygate.Gateway` is synchronous (network calls to the
-provider, SQLite writes), so every call into it goes through
-:func:`starlette.concurrency.run_in_threadpool`: the event loop keeps serving other requests
-while a worker thread waits on the provider. Webhook handlers registered with ``gw.on``
-therefore run in that worker thread too.
+The routes are ``async`` and so is the gateway: a ``paygate.AsyncGateway`` awaits the
+provider (its async client) and its store (off the loop), so the routes ``await`` it
+directly, with no thread pool, and the event loop serves other requests while the provider
+answers. Handlers registered with ``gw.on`` run on the event loop: ``fulfil`` below is an
+``async def``. The shop's own order table (``orders.py``) is a local SQLite file whose
+statements take well under a millisecond; the routes call it inline.
 """
 
 from __future__ import annotations
@@ -25,14 +28,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from examples.fastapi_shop.orders import Order, OrderBook
+from examples.fastapi_shop.pages import add_pages
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from paygate import (
+    AsyncGateway,
     EventType,
-    Gateway,
     LineItem,
     Money,
     PaygateError,
@@ -40,6 +43,7 @@ from paygate import (
     WebhookEvent,
     WebhookVerificationError,
 )
+from paygate.sandbox.connect import gateway_from_env
 
 log = logging.getLogger("examples.fastapi_shop")
 
@@ -70,27 +74,28 @@ def _utc(unix_seconds: float) -> str:
 
 
 def create_app(
-    gateway: Gateway | None = None,
+    gateway: AsyncGateway | None = None,
     *,
     db_path: str | Path | None = None,
     send_receipt: Callable[[Order], None] = log_receipt,
 ) -> FastAPI:
     """The shop as a FastAPI app. Nothing global: each call builds its own app and handlers.
 
-    ``gateway`` defaults to :meth:`Gateway.from_env`; ``db_path`` (the order table) to
-    ``$SHOP_DB`` or ``shop.db``.
+    ``gateway`` defaults to ``AsyncGateway.from_env()``, or to the running sandbox when no
+    provider is configured; ``db_path`` (the order table) to ``$SHOP_DB`` or ``shop.db``.
     """
-    gw = gateway if gateway is not None else Gateway.from_env()
+    gw = gateway if gateway is not None else gateway_from_env(cls=AsyncGateway)
     orders = OrderBook(db_path or os.environ.get("SHOP_DB", "shop.db"))
     app = FastAPI(title="paygate FastAPI shop")
     app.state.gateway = gw
+    add_pages(app, orders, CATALOGUE)  # the HTML pages a browser uses (pages.py)
 
     # --8<-- [start:fulfil]
     @gw.on(EventType.PAYMENT_SUCCEEDED)
-    def fulfil(event: WebhookEvent) -> None:
+    async def fulfil(event: WebhookEvent) -> None:
         """Told the payment.succeeded fact once, by whichever gateway call brings it (the
-        webhook, in a worker thread: see the webhook route; or the customer's return). If
-        it raises, the fact stays pending and is retried (gw.dispatch_pending())."""
+        webhook or the customer's return), awaited on the event loop. If it raises, the
+        fact stays pending and is retried (await gw.dispatch_pending())."""
         order = orders.get(event.order_id) if event.order_id else None
         if order is None:
             log.warning("payment succeeded for an unknown order %s", event.order_id)
@@ -109,12 +114,11 @@ def create_app(
             raise HTTPException(404, "no such order")
         return order
 
-    def view_of(order_id: str) -> dict[str, Any]:
-        """The order with its payment's real status and transition history (blocking: it
-        reads the store, so routes run it in the threadpool)."""
+    async def view_of(order_id: str) -> dict[str, Any]:
+        """The order with its payment's real status and transition history."""
         order = find_order(order_id)
-        payment = gw.payment_for_order(order.id)
-        history = gw.history(payment.id) if payment is not None else []
+        payment = await gw.payment_for_order(order.id)
+        history = await gw.history(payment.id) if payment is not None else []
         return {
             "order_id": order.id,
             "sku": order.sku,
@@ -139,19 +143,16 @@ def create_app(
         if new.sku not in CATALOGUE:
             raise HTTPException(422, "unknown sku")
         unit_price = CATALOGUE[new.sku][1]
-        order = await run_in_threadpool(
-            orders.create, new.sku, new.quantity, unit_price * new.quantity
-        )
-        return await run_in_threadpool(view_of, order.id)
+        order = orders.create(new.sku, new.quantity, unit_price * new.quantity)
+        return await view_of(order.id)
 
     # --8<-- [start:checkout]
     @app.post("/orders/{order_id}/checkout")
     async def checkout(order_id: str, request: Request) -> RedirectResponse:
         """Open a hosted checkout for the order and send the customer there."""
-        order = await run_in_threadpool(find_order, order_id)
+        order = find_order(order_id)
         name, unit_price = CATALOGUE[order.sku]
-        session = await run_in_threadpool(
-            gw.create_checkout,  # the same order twice: the same session, never two
+        session = await gw.create_checkout(  # the same order twice: the same session, never two
             order_id=order.id,
             line_items=[LineItem(name=name, unit_amount=unit_price, quantity=order.quantity)],
             success_url=str(request.url_for("checkout_return", order_id=order.id)),
@@ -162,23 +163,23 @@ def create_app(
 
     @app.get("/orders/{order_id}/return")
     async def checkout_return(order_id: str, request: Request) -> dict[str, Any]:
-        order = await run_in_threadpool(find_order, order_id)
+        order = find_order(order_id)
         # the query string only says which payment to look up; paygate asks the provider
         try:
-            payment = await run_in_threadpool(gw.handle_return, dict(request.query_params))
+            payment = await gw.handle_return(dict(request.query_params))
         except PaygateError:
             # not paid yet, or ids the provider does not know: answer with what the
             # webhooks have told us so far
             log.warning("order %s: return could not be confirmed", order_id, exc_info=True)
-            return {**await run_in_threadpool(view_of, order_id), "confirmed": False}
+            return {**await view_of(order_id), "confirmed": False}
         if payment.order_id != order.id:
             raise HTTPException(400, "that payment is not for this order")
-        return {**await run_in_threadpool(view_of, order_id), "confirmed": True}
+        return {**await view_of(order_id), "confirmed": True}
 
     @app.get("/orders/{order_id}/cancel")
     async def checkout_cancel(order_id: str) -> dict[str, Any]:
         # nothing to undo: the order stays pending and can be paid later
-        return await run_in_threadpool(view_of, order_id)
+        return await view_of(order_id)
 
     # --8<-- [end:checkout]
 
@@ -186,10 +187,9 @@ def create_app(
     @app.post("/orders/{order_id}/pay")
     async def pay(order_id: str, direct: DirectPayment, request: Request) -> dict[str, Any]:
         """Direct payment with a token from the provider's card form (no hosted page)."""
-        order = await run_in_threadpool(find_order, order_id)
+        order = find_order(order_id)
         try:
-            payment = await run_in_threadpool(
-                gw.create_payment,
+            payment = await gw.create_payment(
                 order_id=order.id,
                 amount=order.total,
                 payment_method=direct.payment_method,
@@ -209,20 +209,20 @@ def create_app(
 
     @app.get("/orders/{order_id}")
     async def show_order(order_id: str) -> dict[str, Any]:
-        return await run_in_threadpool(view_of, order_id)
+        return await view_of(order_id)
 
     @app.post("/orders/{order_id}/refund")
     async def refund(order_id: str) -> dict[str, Any]:
         # an admin action: put it behind your staff authentication in real life
-        order = await run_in_threadpool(find_order, order_id)
-        payment = await run_in_threadpool(gw.payment_for_order, order.id)
+        order = find_order(order_id)
+        payment = await gw.payment_for_order(order.id)
         if payment is None:
             raise HTTPException(409, "nothing to refund")
         try:
-            await run_in_threadpool(gw.refund, payment.id)  # amount=None: all that is left
+            await gw.refund(payment.id)  # amount=None: all that is left
         except PaygateError as exc:
             raise HTTPException(409, f"refund refused: {exc}") from None
-        return await run_in_threadpool(view_of, order.id)
+        return await view_of(order.id)
 
     # --8<-- [start:webhook]
     @app.post("/webhooks/paygate")
@@ -232,8 +232,7 @@ def create_app(
         body = await request.body()
         headers = dict(request.headers)
         try:
-            # sync gateway + sync handlers: off the event loop, in a worker thread
-            result = await run_in_threadpool(gw.handle_webhook, body, headers)
+            result = await gw.handle_webhook(body, headers)  # awaited: no thread pool
         except WebhookVerificationError as exc:
             # 400 and no details: the sender of a forged request learns nothing
             log.warning("webhook rejected: %s", type(exc).__name__)

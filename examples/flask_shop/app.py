@@ -1,13 +1,15 @@
 """A small but complete Flask shop on paygate.
 
-Run it on the fake provider (no account needed)::
+Run it against the sandbox (no account needed; two terminals, from the repository root)::
 
-    PAYGATE_PROVIDER=fake PAYGATE_STORE_URL=sqlite:///paygate.db \\
-        flask --app examples.flask_shop run
+    paygate sandbox --forward-to http://127.0.0.1:5000/webhooks/paygate
+    flask --app examples.flask_shop run
 
-and on a real provider by configuration alone: ``PAYGATE_PROVIDER=stripe``,
+With no ``PAYGATE_PROVIDER`` set, the shop asks the sandbox for its settings
+(`paygate.sandbox.connect.gateway_from_env`) and talks to it as to Stripe. On a real
+provider by configuration alone: ``PAYGATE_PROVIDER=stripe``,
 ``PAYGATE_STRIPE_API_KEY=...``, ``PAYGATE_STRIPE_WEBHOOK_SECRET=...``. The shop never reads,
-logs or shows a secret itself; :meth:`paygate.Gateway.from_env` keeps them as ``SecretStr``.
+logs or shows a secret itself; `paygate.Gateway.from_env` keeps them as ``SecretStr``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from paygate import (
     WebhookEvent,
     WebhookVerificationError,
 )
+from paygate.sandbox.connect import gateway_from_env
 
 log = logging.getLogger("examples.flask_shop")
 
@@ -59,11 +62,12 @@ def create_app(
 ) -> Flask:
     """The shop as a Flask app. Nothing global: each call builds its own app and handlers.
 
-    ``gateway`` defaults to :meth:`Gateway.from_env` (``PAYGATE_PROVIDER``,
-    ``PAYGATE_STORE_URL``, ``PAYGATE_<PROVIDER>_<SETTING>``); ``db_path`` (the order table)
-    defaults to ``$SHOP_DB`` or ``shop.db``.
+    ``gateway`` defaults to `Gateway.from_env` (``PAYGATE_PROVIDER``,
+    ``PAYGATE_STORE_URL``, ``PAYGATE_<PROVIDER>_<SETTING>``), or to the running sandbox when
+    no provider is configured; ``db_path`` (the order table) defaults to ``$SHOP_DB`` or
+    ``shop.db``.
     """
-    gw = gateway if gateway is not None else Gateway.from_env()
+    gw = gateway if gateway is not None else gateway_from_env()
     orders = OrderBook(db_path or os.environ.get("SHOP_DB", "shop.db"))
     app = Flask(__name__)
     app.extensions["paygate"] = gw

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from paygate._redact import install_log_filters as _install_log_filters
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     CurrencyMismatch,
@@ -46,7 +47,15 @@ _install_log_filters()
 
 if TYPE_CHECKING:
     from paygate._facts import FACT_TYPES, Fact
-    from paygate.gateway import DispatchSummary, Gateway, RetryPolicy, WebhookResult, connect
+    from paygate.gateway import (
+        AsyncGateway,
+        DispatchSummary,
+        Gateway,
+        RetryPolicy,
+        WebhookResult,
+        connect,
+        connect_async,
+    )
     from paygate.models import (
         CheckoutSession,
         CheckoutStatus,
@@ -62,9 +71,13 @@ if TYPE_CHECKING:
         LineItem,
         Payment,
         PaymentFailure,
+        PaymentMethod,
+        PaymentMethodKind,
         PaymentStatus,
         Refund,
         RefundStatus,
+        SetupSession,
+        SetupStatus,
         Subscription,
         SubscriptionStatus,
         WebhookDelivery,
@@ -124,6 +137,8 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "paygate.gateway",
     "WebhookResult": "paygate.gateway",
     "connect": "paygate.gateway",
+    "AsyncGateway": "paygate.gateway",
+    "connect_async": "paygate.gateway",
     "Store": "paygate.stores",
     "MemoryStore": "paygate.stores",
     "SQLiteStore": "paygate.stores",
@@ -132,6 +147,10 @@ _LAZY: dict[str, str] = {
     "reconcile": "paygate.reconcile",
     "OrderRecord": "paygate.reconcile",
     "ReconciliationReport": "paygate.reconcile",
+    "PaymentMethod": "paygate.models",
+    "PaymentMethodKind": "paygate.models",
+    "SetupSession": "paygate.models",
+    "SetupStatus": "paygate.models",
 }
 
 
@@ -152,6 +171,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FACT_TYPES",
+    "AsyncGateway",
     "DispatchSummary",
     "Fact",
     "AuthenticationError",
@@ -213,8 +233,14 @@ __all__ = [
     "__version__",
     "available_providers",
     "connect",
+    "connect_async",
     "create_provider",
     "open_store",
     "reconcile",
     "register_provider",
+    "AuthenticationRequired",
+    "PaymentMethod",
+    "PaymentMethodKind",
+    "SetupSession",
+    "SetupStatus",
 ]

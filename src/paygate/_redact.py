@@ -143,10 +143,10 @@ def redact(text: str) -> str:
 
 class SecretFilter(logging.Filter):
     """Rewrites a record so that no card number or database password is in its message,
-    arguments or exception text. The message is formatted here (``msg % args``) so that
-    arguments of any type are covered; only a record that held something is rewritten
-    (its message then formatted once and for all), and it keeps its level, name and the
-    rest."""
+    arguments, exception text or ``paygate_`` structured fields. The message is formatted
+    here (``msg % args``) so that arguments of any type are covered; only a record that
+    held something is rewritten (its message then formatted once and for all), and it
+    keeps its level, name and the rest."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -167,6 +167,13 @@ class SecretFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        for name, value in record.__dict__.items():
+            # the structured fields (paygate._observe.fields) carry ids, never secrets;
+            # scrubbed all the same, as a JSON formatter writes them verbatim
+            if name.startswith("paygate_") and isinstance(value, str) and len(value) >= 12:
+                cleaned_value = redact(value)
+                if cleaned_value != value:
+                    record.__dict__[name] = cleaned_value
         return True
 
 

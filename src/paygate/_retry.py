@@ -26,6 +26,7 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple, TypeVar
 
+from paygate._observe import fields
 from paygate.errors import ConfigurationError, ProviderError
 
 __all__ = ["MIN_REQUEST_TIMEOUT", "RetryPolicy", "attempt_timeout", "call_with", "retry_after"]
@@ -173,11 +174,15 @@ class RetryPolicy:
                 operation, attempt, max(deadline.left(), 0.0), self.total_budget,
                 wait, ", asked by Retry-After" if wait == asked else "",
                 type(exc).__name__,
+                extra=fields(operation=operation, attempt=attempt, outcome="gave_up",
+                             error_type=type(exc).__name__),
             )  # fmt: skip
             return None
         _log.warning(
             "%s: attempt %d failed (%s, code=%s); retrying in %.2fs",
             operation, attempt, type(exc).__name__, exc.code, wait,
+            extra=fields(provider=exc.provider, operation=operation, attempt=attempt,
+                         outcome="retrying", error_type=type(exc).__name__),
         )  # fmt: skip
         return wait
 

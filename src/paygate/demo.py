@@ -3,9 +3,10 @@
 No account, no network: an order paid through a hosted checkout, its signed webhook
 delivered twice (the duplicate is ignored), a declined card retried with another, a
 3-D Secure payment, a partial then a full refund, a refund whose webhook arrives before
-the payment's (the order still ships, once), a subscription changing plan, and a dispute
-answered with evidence and won -- each step printed with
-the payment's status as the store records it, and each fact the shop's handlers hear.
+the payment's (the order still ships, once), a subscription changing plan, a dispute
+answered with evidence and won, and a reorder with a saved card charged off session --
+each step printed with the payment's status as the store records it, and each fact the
+shop's handlers hear.
 """
 
 from __future__ import annotations
@@ -268,6 +269,21 @@ def _story(gw: Gateway, say: _Narrator, db: Path) -> None:
     _deliver(gw, say)
     say.say(f"dispute {gw.get_dispute(dispute.id).status.value}: payment "
             f"{gw.get_payment(retry.id).status.value}")  # fmt: skip
+    say.title("Ada saves her card, then reorders next month without checking out")
+    setup = gw.create_setup(customer.id, return_url="https://shop.example/saved")
+    say.say(f"setup {setup.id}: Ada enters her card at {setup.url}")
+    provider.approve_setup(setup.id, payment_method="tok_mastercard")
+    saved = gw.complete_setup({"setup_id": setup.id})
+    card = gw.get_payment_method(saved.payment_method_id or "")
+    gw.set_default_payment_method(customer.id, card.id)
+    say.say(f"back at the shop: {saved.status.value}, {card.brand} ending {card.last4} "
+            f"(exp {card.exp_month:02d}/{card.exp_year}) is her default")  # fmt: skip
+    _deliver(gw, say)
+    reorder = gw.create_payment(order_id="ord_1005", amount=Money.of("42.00", "EUR"),
+                                payment_method=card.id, customer_id=customer.id,
+                                off_session=True)  # fmt: skip
+    say.say(f"reorder ord_1005 charged off session: {reorder.status.value}")
+    _deliver(gw, say)
 
     say.title(f"The transition log of {paid.id}")
     for t in gw.history(paid.id):

@@ -14,6 +14,8 @@ PaygateError
 ├── ProviderError                      the provider said no (provider, code, http_status,
 │   │                                  request_id, retryable, retry_after)
 │   ├── CardDeclined                   with a standard ``decline_code``
+│   │   └── AuthenticationRequired     the bank wants the customer (3-D Secure) for a
+│   │                                  charge made without them; ``payment_id`` set
 │   ├── AuthenticationError            bad API key / OAuth credentials
 │   ├── RateLimited                    429, retryable (after ``retry_after`` if given)
 │   ├── ProviderUnavailable            network error or 5xx, retryable
@@ -47,6 +49,7 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "AuthenticationRequired",
     "CardDeclined",
     "ConfigurationError",
     "CurrencyMismatch",
@@ -185,6 +188,26 @@ class CardDeclined(ProviderError):
         super().__init__(message, **kwargs)
         self.decline_code = decline_code if decline_code in DECLINE_CODES else "card_declined"
         self.payment_id = payment_id
+
+
+class AuthenticationRequired(CardDeclined):
+    """A charge made without the customer (``off_session=True``, a saved payment method)
+    was refused because the card's bank demands that the customer authenticate (SCA,
+    3-D Secure).
+
+    A [`CardDeclined`][paygate.errors.CardDeclined] (``decline_code``
+    ``authentication_required``), so code that treats every decline alike keeps working;
+    code that can recover catches this first and brings the customer back to confirm
+    ``payment_id`` on session (Stripe keeps the PaymentIntent for that;
+    ``Gateway.get_payment(payment_id)`` gives its client secret or redirect).
+    ``payment_id`` is ``None`` only where the provider kept no payment (Square).
+    """
+
+    def __init__(self, message: str, *, payment_id: str | None = None, **kwargs: Any) -> None:
+        kwargs.pop("decline_code", None)
+        super().__init__(
+            message, decline_code="authentication_required", payment_id=payment_id, **kwargs
+        )
 
 
 class AuthenticationError(ProviderError):

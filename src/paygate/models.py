@@ -33,9 +33,14 @@ __all__ = [
     "LineItem",
     "Payment",
     "PaymentFailure",
+    "PaymentMethod",
+    "PaymentMethodKind",
     "PaymentStatus",
     "Refund",
     "RefundStatus",
+    "SetupSession",
+    "SetupStatus",
+    "SetupUsage",
     "Subscription",
     "SubscriptionStatus",
     "WebhookDelivery",
@@ -152,6 +157,19 @@ class EventType(StrEnum):
     INVOICE_REFUNDED = "invoice.refunded"
     CHECKOUT_COMPLETED = "checkout.completed"
     CHECKOUT_EXPIRED = "checkout.expired"
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_DELETED = "customer.deleted"
+    #: a payment method was saved for a customer (Stripe attached, PayPal payment token
+    #: created, Square card created)
+    PAYMENT_METHOD_ATTACHED = "payment_method.attached"
+    #: its details changed, the card network's account updater included (Stripe
+    #: ``payment_method.automatically_updated``, Square ``card.automatically_updated``)
+    PAYMENT_METHOD_UPDATED = "payment_method.updated"
+    #: removed from the customer (detached, deleted, disabled)
+    PAYMENT_METHOD_DETACHED = "payment_method.detached"
+    SETUP_SUCCEEDED = "setup.succeeded"
+    SETUP_FAILED = "setup.failed"
     UNKNOWN = "unknown"
     # subscription facts (paygate.subscription_state): what a subscription's handlers hear,
     # once each, whichever channel taught it
@@ -195,6 +213,8 @@ class Customer:
     name: str | None = None
     metadata: Mapping[str, str] = _no_hash()
     raw: Any = _raw()
+    #: the saved payment method charged when none is named, where the provider keeps one
+    default_payment_method_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +389,95 @@ class Dispute:
     evidence_submitted: bool = False
 
 
-WebhookObject = Payment | Refund | Dispute | Subscription | Invoice | CheckoutSession | Customer
+# -- saved payment methods -------------------------------------------------------------------
+
+#: what a saved payment method will be used for: charges without the customer present
+#: (renewals, reorders), or only with them
+SetupUsage = Literal["off_session", "on_session"]
+
+
+class PaymentMethodKind(StrEnum):
+    """What a saved payment method is."""
+
+    CARD = "card"
+    PAYPAL = "paypal"
+    BANK_ACCOUNT = "bank_account"
+    #: Apple Pay, Google Pay, Venmo, Cash App and other wallets
+    WALLET = "wallet"
+    OTHER = "other"
+
+
+class SetupStatus(StrEnum):
+    """Where saving a payment method stands."""
+
+    #: waiting for the customer: to enter or approve the method, or to authenticate
+    REQUIRES_ACTION = "requires_action"
+    #: the provider is still verifying the method (bank accounts)
+    PROCESSING = "processing"
+    #: saved: ``SetupSession.payment_method_id`` names it
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethod:
+    """A payment method saved for a customer, to charge later with its ``id``.
+
+    Only what a receipt may show: a card's ``brand``, ``last4`` and expiry, and the
+    provider's ``fingerprint`` (the same card saved twice has the same one) where the
+    provider gives one. Never a card number or security code: paygate never sees them.
+    """
+
+    id: str
+    provider: str
+    customer_id: str | None
+    kind: PaymentMethodKind
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    fingerprint: str | None = None
+    #: the payer's email for a PayPal account
+    email: str | None = None
+    created_at: datetime | None = None
+    raw: Any = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class SetupSession:
+    """The provider's flow to save a payment method for ``customer_id``.
+
+    The customer's step is either ``url`` (send them there: Stripe Checkout in setup
+    mode, PayPal's approval page) or ``client_secret`` (hand it to the provider's
+    front-end library: a Stripe SetupIntent). ``client_secret`` is hidden from ``repr``.
+    ``payment_method_id`` is set once ``status`` is ``succeeded``.
+    """
+
+    id: str
+    provider: str
+    status: SetupStatus
+    customer_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    url: str | None = None
+    payment_method_id: str | None = None
+    usage: SetupUsage = "off_session"
+    failure: PaymentFailure | None = None
+    created_at: datetime | None = None
+    raw: Any = _raw()
+
+
+WebhookObject = (
+    Payment
+    | Refund
+    | Dispute
+    | Subscription
+    | Invoice
+    | CheckoutSession
+    | Customer
+    | PaymentMethod
+    | SetupSession
+)
 
 
 @dataclass(frozen=True, slots=True)

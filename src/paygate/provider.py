@@ -9,7 +9,7 @@ An adapter translates in both directions and nothing else: paygate's arguments â
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NoReturn, Protocol, runtime_checkable
 
@@ -27,7 +27,10 @@ from paygate.models import (
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookEvent,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "AsyncPaymentProvider",
     "BaseProvider",
     "Capability",
+    "PaymentMethodsProvider",
     "PaymentProvider",
     "Proration",
     "ProviderSpec",
@@ -71,6 +75,11 @@ class Capability(StrEnum):
     SUBSCRIPTION_TRIALS = "subscription_trials"
     #: answer a dispute with evidence, or accept it
     DISPUTE_EVIDENCE = "dispute_evidence"
+    #: save a payment method for a customer (``create_setup``), list, read and remove it,
+    #: and charge it without the customer (``create_payment(..., off_session=True)``)
+    PAYMENT_METHODS = "payment_methods"
+    #: a customer's default payment method (``set_default_payment_method``)
+    DEFAULT_PAYMENT_METHOD = "default_payment_method"
 
 
 @runtime_checkable
@@ -101,7 +110,16 @@ class PaymentProvider(Protocol):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
-    ) -> Payment: ...
+        off_session: bool = False,
+    ) -> Payment:
+        """Charge ``payment_method``: a token from the provider's front end, or with
+        ``customer_id`` the id of a method saved for that customer.
+
+        ``off_session=True``: the merchant charges a saved method without the customer
+        present (a renewal, a reorder); a bank that demands authentication answers with
+        [`AuthenticationRequired`][paygate.errors.AuthenticationRequired].
+        """
+        ...
 
     def get_payment(self, payment_id: str) -> Payment: ...
 
@@ -262,6 +280,79 @@ class SubscriptionProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class PaymentMethodsProvider(PaymentProvider, Protocol):
+    """A provider that also reads and manages customers and their saved payment methods
+    (``Capability.CUSTOMERS``, ``PAYMENT_METHODS``, ``DEFAULT_PAYMENT_METHOD``).
+
+    Its own protocol, so that an adapter written before these operations still satisfies
+    [`PaymentProvider`][paygate.provider.PaymentProvider]; every
+    [`BaseProvider`][paygate.provider.BaseProvider] satisfies both (what it does not
+    declare raises [`NotSupported`][paygate.errors.NotSupported]).
+    """
+
+    def get_customer(self, customer_id: str) -> Customer: ...
+
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """Change what is given; ``None`` leaves a field as it is."""
+        ...
+
+    def list_customers(
+        self, *, email: str | None = None, page_size: int = 100
+    ) -> Iterator[Customer]:
+        """Every customer (with ``email``, only those), fetched a page at a time as the
+        iterator is consumed."""
+        ...
+
+    def delete_customer(self, customer_id: str) -> None: ...
+
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """Start saving a payment method for ``customer_id``.
+
+        ``payment_method``: a token from the provider's front end (Square's card nonce,
+        a Stripe ``pm_...``) to save at once; ``verification_token``: Square's buyer
+        verification (SCA) for that nonce. Otherwise the customer's step is on the
+        returned session (``url`` or ``client_secret``), and ``complete_setup`` reads the
+        outcome when they come back to ``return_url``.
+        """
+        ...
+
+    def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
+        """The customer came back from saving a method: look the setup up at the provider
+        (never trust the query string's words), finish it where the provider needs a call
+        for that (PayPal turns the approved setup token into a payment token)."""
+        ...
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]: ...
+
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod: ...
+
+    def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
+        """Make a saved method the customer's default (Capability.DEFAULT_PAYMENT_METHOD)."""
+        ...
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """Remove a saved method: it can no longer be charged."""
+        ...
+
+
 class BaseProvider:
     """Optional base class: every operation raises [`NotSupported`][paygate.errors.NotSupported]
     until overridden.
@@ -343,6 +434,36 @@ class BaseProvider:
 
     def parse_webhook(self, *args: Any, **kwargs: Any) -> WebhookEvent:
         self._unsupported("parse_webhook")
+
+    def get_customer(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("get_customer")
+
+    def update_customer(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("update_customer")
+
+    def list_customers(self, *args: Any, **kwargs: Any) -> Iterator[Customer]:
+        self._unsupported("list_customers")
+
+    def delete_customer(self, *args: Any, **kwargs: Any) -> None:
+        self._unsupported("delete_customer")
+
+    def create_setup(self, *args: Any, **kwargs: Any) -> SetupSession:
+        self._unsupported("create_setup")
+
+    def complete_setup(self, *args: Any, **kwargs: Any) -> SetupSession:
+        self._unsupported("complete_setup")
+
+    def list_payment_methods(self, *args: Any, **kwargs: Any) -> list[PaymentMethod]:
+        self._unsupported("list_payment_methods")
+
+    def get_payment_method(self, *args: Any, **kwargs: Any) -> PaymentMethod:
+        self._unsupported("get_payment_method")
+
+    def set_default_payment_method(self, *args: Any, **kwargs: Any) -> Customer:
+        self._unsupported("set_default_payment_method")
+
+    def detach_payment_method(self, *args: Any, **kwargs: Any) -> None:
+        self._unsupported("detach_payment_method")
 
     def close(self) -> None:
         """Release connections; the default has none."""

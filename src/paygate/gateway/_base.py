@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from paygate._observe import fields
 from paygate._retry import RetryPolicy
 from paygate.errors import ConfigurationError, ValidationError
 from paygate.models import (
@@ -208,6 +209,9 @@ class GatewayBase:
             t.new_status.value, t.trigger, t.source,
             f" event {t.event_id}" if t.event_id else "",
             t.captured_money, t.refunded_money,
+            extra=fields(provider=t.provider, payment_id=t.payment_id, event_id=t.event_id,
+                         event_type=t.event_type,
+                         outcome=t.new_status.value),
         )  # fmt: skip
 
     # -- the channel label ------------------------------------------------------------------

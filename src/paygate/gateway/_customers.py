@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from paygate import _idempotency as idem
+from paygate._observe import fields
 from paygate.gateway._base import ENDED_SUBSCRIPTION
 from paygate.gateway._idempotency import IdempotencyFlows
 from paygate.gateway._sansio import Flow, provider
@@ -47,7 +48,11 @@ class CustomerFlows(IdempotencyFlows):
             replay=self._replay_stored(Customer),
             result_id=lambda c: c.id,
         )
-        _log.info("create_customer -> %s", customer.id)
+        _log.info(
+            "create_customer -> %s",
+            customer.id,
+            extra=fields(provider=self._provider_name, operation="create_customer"),
+        )
         return customer
 
     def _create_subscription(
@@ -106,7 +111,9 @@ class CustomerFlows(IdempotencyFlows):
             attempt_over=attempt_over,
         )
         _log.info("create_subscription customer=%s price=%s -> %s %s", customer_id, price_id,
-                  subscription.id, subscription.status.value)  # fmt: skip
+                  subscription.id, subscription.status.value,
+                  extra=fields(provider=self._provider_name, operation="create_subscription",
+                               outcome=subscription.status.value))  # fmt: skip
         return subscription
 
     def _cancel_subscription(
@@ -120,7 +127,9 @@ class CustomerFlows(IdempotencyFlows):
             ),
         )
         _log.info("cancel_subscription %s at_period_end=%s -> %s", subscription_id,
-                  at_period_end, subscription.status.value)  # fmt: skip
+                  at_period_end, subscription.status.value,
+                  extra=fields(provider=self._provider_name, operation="cancel_subscription",
+                               outcome=subscription.status.value))  # fmt: skip
         return subscription
 
     def _create_invoice(
@@ -156,5 +165,7 @@ class CustomerFlows(IdempotencyFlows):
             result_id=lambda i: i.id,
             order_id=order_id,
         )
-        _log.info("create_invoice customer=%s total=%s -> %s", customer_id, total, invoice.id)
+        _log.info("create_invoice customer=%s total=%s -> %s", customer_id, total, invoice.id,
+                  extra=fields(provider=self._provider_name, operation="create_invoice",
+                               order_id=order_id))  # fmt: skip
         return invoice

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from paygate._observe import fields
 from paygate.errors import ValidationError
 from paygate.gateway._sansio import Flow, provider
 from paygate.gateway._state_sync import StateSync
@@ -55,8 +56,14 @@ class DisputeFlows(StateSync):
                 SubscriptionProvider.submit_dispute_evidence, dispute_id, evidence, submit=submit
             ),
         )
-        _log.info("submit_dispute_evidence %s submit=%s (%d file(s)) -> %s", dispute_id, submit,
-                  len(evidence.files), dispute.status.value)  # fmt: skip
+        _log.info(
+            "submit_dispute_evidence %s submit=%s (%d file(s)) -> %s",
+            dispute_id,
+            submit,
+            len(evidence.files),
+            dispute.status.value,
+            extra=fields(operation="submit_dispute_evidence"),
+        )
         return dispute
 
     def _accept_dispute(self, dispute_id: str) -> Flow[Dispute]:
@@ -65,5 +72,10 @@ class DisputeFlows(StateSync):
             "accept_dispute",
             lambda: provider(SubscriptionProvider.accept_dispute, dispute_id),
         )
-        _log.info("accept_dispute %s -> %s", dispute_id, dispute.status.value)
+        _log.info(
+            "accept_dispute %s -> %s",
+            dispute_id,
+            dispute.status.value,
+            extra=fields(operation="accept_dispute"),
+        )
         return dispute

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -21,6 +21,7 @@ from paygate._retry import RetryPolicy
 from paygate.errors import ConfigurationError
 from paygate.gateway._base import is_async
 from paygate.gateway._flows import GatewayFlows
+from paygate.gateway._payment_methods import require_payment_methods
 from paygate.gateway._results import DispatchSummary, WebhookResult
 from paygate.gateway._sansio import Flow, handler_name, run_sync
 from paygate.models import (
@@ -33,7 +34,10 @@ from paygate.models import (
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookEvent,
 )
@@ -200,6 +204,7 @@ class Gateway(GatewayFlows, Generic[P]):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """Pay for ``order_id``.
 
@@ -219,6 +224,8 @@ class Gateway(GatewayFlows, Generic[P]):
             capture: ``"manual"`` only authorizes (capture later with
                 [`capture`][paygate.gateway.Gateway.capture]).
             return_url: where the provider sends the customer back after a redirect.
+            off_session: a merchant-initiated charge of a saved ``payment_method`` of
+                ``customer_id``, without the customer (a renewal, a reorder).
 
         Returns:
             The payment as stored (with the provider's ``client_secret``, never stored).
@@ -227,6 +234,8 @@ class Gateway(GatewayFlows, Generic[P]):
             ValidationError: a bad argument, before anything is sent.
             IdempotencyConflict: the order was paid with other parameters.
             CardDeclined: the provider declined (the next call starts a new attempt).
+            AuthenticationRequired: off session, the bank wants the customer to
+                authenticate; bring them back to confirm ``payment_id``.
             ProviderError: the provider failed; retryable ones were retried first.
         """
         return self._run(
@@ -239,6 +248,7 @@ class Gateway(GatewayFlows, Generic[P]):
                 metadata=metadata,
                 capture=capture,
                 return_url=return_url,
+                off_session=off_session,
             )
         )
 
@@ -480,6 +490,122 @@ class Gateway(GatewayFlows, Generic[P]):
                 send=send,
             )
         )
+
+    # -- customers and saved payment methods --------------------------------------------------
+
+    def get_customer(self, customer_id: str) -> Customer:
+        """The customer as the provider holds it now.
+
+        Raises:
+            NotFound: no such customer (or it was deleted).
+            NotSupported: the provider has no customer objects (PayPal).
+        """
+        require_payment_methods(self.provider, "get_customer")
+        return self._run(self._get_customer(customer_id))
+
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """Change what is given (``None`` leaves a field as it is; metadata keys merge)."""
+        require_payment_methods(self.provider, "update_customer")
+        return self._run(
+            self._update_customer(customer_id, email=email, name=name, metadata=metadata)
+        )
+
+    def list_customers(
+        self, *, email: str | None = None, page_size: int = 100
+    ) -> Iterator[Customer]:
+        """Every customer (with ``email``: those with that address), a page per request
+        as the iterator is consumed."""
+        require_payment_methods(self.provider, "list_customers")
+        return self._run(self._list_customers(email=email, page_size=page_size))
+
+    def delete_customer(self, customer_id: str) -> None:
+        """Delete the customer at the provider (its saved methods go with it)."""
+        require_payment_methods(self.provider, "delete_customer")
+        self._run(self._delete_customer(customer_id))
+
+    def create_setup(
+        self,
+        customer_id: str,
+        *,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SetupSession:
+        """Start saving a payment method for ``customer_id``.
+
+        Each call is its own setup (retries inside it send the same key); pass
+        ``idempotency_key`` to make calls with that key one setup. See
+        ``docs/payment-methods.md`` for each provider's flow.
+
+        Args:
+            customer_id: the provider's customer (PayPal: your own id for the buyer).
+            return_url: where the customer comes back after their step at the provider.
+            cancel_url: where they go if they give up (default: ``return_url``).
+            usage: ``"off_session"`` (charged later without the customer) or
+                ``"on_session"``.
+            payment_method: a front-end token to save at once (a Square card nonce, a
+                Stripe ``pm_...``), instead of the customer's step at the provider.
+            verification_token: Square's buyer verification (SCA) for that nonce.
+            idempotency_key: makes calls with the same key one setup.
+
+        Returns:
+            The [`SetupSession`][paygate.models.SetupSession]: its ``url`` or
+            ``client_secret`` for the customer's step, or ``payment_method_id`` once saved.
+
+        Raises:
+            CardDeclined: the card was refused while being saved.
+            NotSupported: the provider cannot save payment methods.
+        """
+        require_payment_methods(self.provider, "create_setup")
+        return self._run(
+            self._create_setup(
+                customer_id=customer_id,
+                return_url=return_url,
+                cancel_url=cancel_url,
+                usage=usage,
+                payment_method=payment_method,
+                verification_token=verification_token,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def complete_setup(self, params: Mapping[str, str]) -> SetupSession:
+        """The customer came back from saving a method with ``params`` (the query string):
+        the setup is looked up (and finished, PayPal) at the provider, never read from the
+        query string's words. The same return twice saves one method."""
+        require_payment_methods(self.provider, "complete_setup")
+        return self._run(self._complete_setup(params))
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """The customer's saved payment methods."""
+        require_payment_methods(self.provider, "list_payment_methods")
+        return self._run(self._list_payment_methods(customer_id))
+
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        """One saved payment method (``customer_id`` is ``None`` once detached)."""
+        require_payment_methods(self.provider, "get_payment_method")
+        return self._run(self._get_payment_method(payment_method_id))
+
+    def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
+        """Make a saved method the customer's default (Stripe, the fake; others raise
+        [`NotSupported`][paygate.errors.NotSupported])."""
+        require_payment_methods(self.provider, "set_default_payment_method")
+        return self._run(self._set_default_payment_method(customer_id, payment_method_id))
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """Remove a saved method: charging it afterwards is refused with a typed error."""
+        require_payment_methods(self.provider, "detach_payment_method")
+        self._run(self._detach_payment_method(payment_method_id))
 
     # -- webhooks and facts -------------------------------------------------------------------
 

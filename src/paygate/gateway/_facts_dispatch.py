@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from paygate._facts import Fact, FactClaim
+from paygate._observe import fields
 from paygate.errors import ValidationError
 from paygate.gateway._base import GatewayBase
 from paygate.gateway._results import NOTHING, DispatchSummary
@@ -36,7 +37,9 @@ class FactDispatch(GatewayBase):
         if limit < 1:
             raise ValidationError(f"limit must be >= 1, got {limit}")
         if not self._handlers:
-            _log.warning("dispatch_pending: no handler registered; facts left pending")
+            _log.warning("dispatch_pending: no handler registered; facts left pending",
+                         extra=fields(provider=self._provider_name,
+                                      operation="dispatch_pending"))  # fmt: skip
             return NOTHING
         return (
             yield from self._dispatch_facts(
@@ -78,7 +81,9 @@ class FactDispatch(GatewayBase):
             )
         except Exception as exc:  # the call itself succeeded; the facts are durable
             _log.warning("fact dispatch failed (%s: %s); facts stay pending",
-                         type(exc).__name__, exc)  # fmt: skip
+                         type(exc).__name__, exc,
+                         extra=fields(provider=self._provider_name, operation="dispatch",
+                                      error_type=type(exc).__name__))  # fmt: skip
             return NOTHING
 
     def _dispatch_facts(
@@ -147,14 +152,27 @@ class FactDispatch(GatewayBase):
                 _log.warning(
                     "fact %s: handler %s raised %s (attempt %d); retried in %.0f s",
                     fact.id, handler_name(handler), type(exc).__name__, fact.attempts, delay,
+                    extra=fields(provider=self._provider_name, operation="dispatch",
+                                 fact_id=fact.id, event_type=fact.type.value,
+                                 payment_id=fact.payment_id, order_id=fact.order_id,
+                                 attempt=fact.attempts, outcome="handler_error",
+                                 handler=handler_name(handler),
+                                 error_type=type(exc).__name__),
                 )  # fmt: skip
                 failed = DispatchSummary(0, 1, ran + 1, (f"{fact.id}: {error}",), (fact,))
                 return failed, False
             ran += 1
         done, next_due = yield from store(Store.finish_fact, claim, now=self.clock())
         if not done:
-            _log.warning("fact %s: lease expired before its handlers finished", fact.id)
+            _log.warning("fact %s: lease expired before its handlers finished", fact.id,
+                         extra=fields(provider=self._provider_name, operation="dispatch",
+                                      fact_id=fact.id, payment_id=fact.payment_id,
+                                      outcome="lease_expired"))  # fmt: skip
         elif _log.isEnabledFor(logging.INFO):
             _log.info("fact %s (%s via %s): %d handler(s) ran", fact.id, fact.type.value,
-                      fact.source, ran)  # fmt: skip
+                      fact.source, ran,
+                      extra=fields(provider=self._provider_name, operation="dispatch",
+                                   fact_id=fact.id, event_type=fact.type.value,
+                                   payment_id=fact.payment_id, order_id=fact.order_id,
+                                   attempt=fact.attempts, outcome="done"))  # fmt: skip
         return DispatchSummary(1, 0, ran, (), (fact,)), next_due

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from paygate.gateway._customers import CustomerFlows
 from paygate.gateway._disputes import DisputeFlows
+from paygate.gateway._payment_methods import PaymentMethodFlows
 from paygate.gateway._payments import PaymentFlows
 from paygate.gateway._subscriptions import SubscriptionFlows
 from paygate.gateway._webhooks import WebhookFlows
@@ -16,5 +17,7 @@ from paygate.gateway._webhooks import WebhookFlows
 __all__ = ["GatewayFlows"]
 
 
-class GatewayFlows(PaymentFlows, CustomerFlows, SubscriptionFlows, DisputeFlows, WebhookFlows):
+class GatewayFlows(
+    PaymentFlows, CustomerFlows, SubscriptionFlows, DisputeFlows, WebhookFlows, PaymentMethodFlows
+):
     """The flows of every operation (no I/O: see ``paygate.gateway._sansio``)."""

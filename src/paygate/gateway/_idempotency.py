@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from paygate._observe import fields
 from paygate.errors import IdempotencyConflict, ProviderError, ValidationError
 from paygate.gateway._base import CAS_ATTEMPTS
 from paygate.gateway._sansio import Flow, store
@@ -92,8 +93,10 @@ class IdempotencyFlows(StateSync):
                 replayed = yield from replay(op)
                 if replayed is not None:
                     _log.info(
-                        "%s %s: replayed %s (no provider call)", operation, scope, op.result_id
-                    )
+                        "%s %s: replayed %s (no provider call)", operation, scope, op.result_id,
+                        extra=fields(provider=self._provider_name, operation=operation,
+                                     order_id=order_id, outcome="replayed"),
+                    )  # fmt: skip
                     return replayed
             break
         else:  # pragma: no cover - needs 20 lost races in a row

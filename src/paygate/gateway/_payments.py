@@ -14,6 +14,7 @@ from typing import Any
 
 from paygate import _idempotency as idem
 from paygate._facts import Fact
+from paygate._observe import fields
 from paygate.errors import CardDeclined, ProviderError, ValidationError
 from paygate.gateway._base import RETRYABLE_ATTEMPT, SETTLED
 from paygate.gateway._facts_dispatch import FactDispatch
@@ -51,19 +52,27 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
         metadata: Mapping[str, str] | None,
         capture: CaptureMethod,
         return_url: str | None,
+        off_session: bool = False,
     ) -> Flow[Payment]:
         self._check_id(order_id, "order_id")
         self._check_money(amount, "amount")
         if capture not in ("automatic", "manual"):
             raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+        if off_session and not (payment_method and customer_id):
+            raise ValidationError(
+                "off_session=True charges a saved payment method: pass payment_method (its "
+                "id) and the customer_id it is saved for"
+            )
         method_digest = None if payment_method is None else idem.digest(payment_method)
+        # only sent when set: an adapter written before saved methods takes no off_session
+        session: dict[str, bool] = {"off_session": True} if off_session else {}
 
         def call(key: str) -> Flow[Payment]:
             return provider(
                 PaymentProvider.create_payment,
                 order_id=order_id, amount=amount, payment_method=payment_method,
                 idempotency_key=key, customer_id=customer_id, description=description,
-                metadata=metadata, capture=capture, return_url=return_url,
+                metadata=metadata, capture=capture, return_url=return_url, **session,
             )  # fmt: skip
 
         def replay(op: OperationRecord) -> Flow[Payment | None]:
@@ -74,14 +83,16 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             record = (yield from store(Store.get_payment, op.result_id)) if op.result_id else None
             return record is not None and record.status in RETRYABLE_ATTEMPT
 
-        _log.info("create_payment order=%s amount=%s capture=%s", order_id, amount, capture)
+        _log.info("create_payment order=%s amount=%s capture=%s", order_id, amount, capture,
+                  extra=fields(provider=self._provider_name, operation="create_payment",
+                               order_id=order_id))  # fmt: skip
         asked = self.clock()
         try:
             payment = yield from self._idempotent(
                 scope=f"create_payment:{order_id}",
                 operation="create_payment",
                 fingerprint=idem.fingerprint(
-                    amount=amount.amount, currency=amount.currency, capture=capture
+                    amount=amount.amount, currency=amount.currency, capture=capture, **session
                 ),
                 key_for=lambda n: idem.provider_key(
                     order_id, "create_payment", n, amount.currency, amount.amount
@@ -94,12 +105,18 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                 attempt_over=attempt_over,
             )
         except CardDeclined as exc:
-            _log.info("create_payment order=%s declined: %s", order_id, exc.decline_code)
+            _log.info("create_payment order=%s declined: %s", order_id, exc.decline_code,
+                      extra=fields(provider=self._provider_name, operation="create_payment",
+                                   order_id=order_id, payment_id=exc.payment_id,
+                                   outcome="declined", decline_code=exc.decline_code))  # fmt: skip
             raise
         noted: dict[str, Fact] = {}
         record = yield from self._sync(payment, noted, source="api", asked=asked)
         _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
-                  record.status.value)  # fmt: skip
+                  record.status.value,
+                  extra=fields(provider=self._provider_name, operation="create_payment",
+                               order_id=order_id, payment_id=payment.id,
+                               outcome=record.status.value))  # fmt: skip
         yield from self._pump(noted)
         return self._view(record, payment)
 
@@ -152,7 +169,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             )
             return self._same_payment(answer, payment_id)
 
-        _log.info("capture payment %s amount=%s", payment_id, amount or "all")
+        _log.info("capture payment %s amount=%s", payment_id, amount or "all",
+                  extra=fields(provider=self._provider_name, operation="capture",
+                               payment_id=payment_id))  # fmt: skip
         asked = self.clock()
         fresh = yield from self._idempotent(
             scope=f"capture:{payment_id}",
@@ -187,7 +206,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             )
             return self._same_payment(answer, payment_id)
 
-        _log.info("cancel payment %s", payment_id)
+        _log.info("cancel payment %s", payment_id,
+                  extra=fields(provider=self._provider_name, operation="cancel",
+                               payment_id=payment_id))  # fmt: skip
         asked = self.clock()
         fresh = yield from self._idempotent(
             scope=f"cancel:{payment_id}",
@@ -254,7 +275,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                 )
             return answer
 
-        _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency))
+        _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency),
+                  extra=fields(provider=self._provider_name, operation="refund",
+                               payment_id=payment_id))  # fmt: skip
         refund = yield from self._idempotent(
             scope=scope,
             operation="refund",
@@ -273,7 +296,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             yield from self._sync_refund(payment_id, refund, noted)
         yield from self._pump(noted)
         _log.info("refund %s of payment %s: %s %s", refund.id, payment_id, refund.amount,
-                  refund.status.value)  # fmt: skip
+                  refund.status.value,
+                  extra=fields(provider=self._provider_name, operation="refund",
+                               payment_id=payment_id, outcome=refund.status.value))  # fmt: skip
         return refund
 
     def _sync_refund(self, payment_id: str, refund: Refund, noted: dict[str, Fact]) -> Flow[None]:
@@ -295,7 +320,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
         )
         noted: dict[str, Fact] = {}
         record = yield from self._sync(fresh, noted, source="return", asked=asked)
-        _log.info("return for payment %s: %s", fresh.id, record.status.value)
+        _log.info("return for payment %s: %s", fresh.id, record.status.value,
+                  extra=fields(provider=self._provider_name, operation="handle_return",
+                               payment_id=fresh.id, outcome=record.status.value))  # fmt: skip
         yield from self._pump(noted)
         return self._view(record, fresh)
 
@@ -327,7 +354,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                 customer_id=customer_id, price_id=price_id, metadata=metadata,
             )  # fmt: skip
 
-        _log.info("create_checkout order=%s total=%s", order_id, total)
+        _log.info("create_checkout order=%s total=%s", order_id, total,
+                  extra=fields(provider=self._provider_name, operation="create_checkout",
+                               order_id=order_id))  # fmt: skip
         session = yield from self._idempotent(
             scope=f"create_checkout:{order_id}",
             operation="create_checkout",
@@ -346,5 +375,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             result_id=lambda s: s.id,
             order_id=order_id,
         )
-        _log.info("create_checkout order=%s -> session %s", order_id, session.id)
+        _log.info("create_checkout order=%s -> session %s", order_id, session.id,
+                  extra=fields(provider=self._provider_name, operation="create_checkout",
+                               order_id=order_id, outcome="ok"))  # fmt: skip
         return session

@@ -24,12 +24,14 @@ call were direct.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from paygate import _observe
 from paygate._retry import RetryPolicy, _deadline
 from paygate.errors import ProviderError
 
@@ -134,8 +136,19 @@ def sleep(seconds: float) -> Flow[None]:
 
 
 def run_handler(handler: Callable[[Any], Any], subject: Any) -> Flow[None]:
-    """Run one handler (the async driver awaits what an ``async def`` returns)."""
-    yield RunHandler(handler, subject)
+    """Run one handler (the async driver awaits what an ``async def`` returns), under a
+    span ``paygate.webhook.handler`` or ``paygate.fact.handler`` when OpenTelemetry is
+    there."""
+    if _observe.telemetry is None:
+        yield RunHandler(handler, subject)
+        return
+    name, attributes = _observe.handler_span(handler_name(handler), subject)
+    with _observe.span(name, attributes) as current:
+        try:
+            yield RunHandler(handler, subject)
+        except BaseException as exc:
+            _observe.failed(current, exc)
+            raise
 
 
 def retried(policy: RetryPolicy, operation: str, attempt: Callable[[], Flow[R]]) -> Flow[R]:
@@ -151,7 +164,10 @@ def retried(policy: RetryPolicy, operation: str, attempt: Callable[[], Flow[R]])
         number = 1
         while True:
             try:
-                return (yield from attempt())
+                if number == 1:
+                    return (yield from attempt())
+                with _attempt(number):  # the spans and log lines of its provider calls
+                    return (yield from attempt())
             except ProviderError as exc:
                 wait = policy._next_wait(operation, exc, number, deadline)
                 if wait is None:
@@ -160,12 +176,31 @@ def retried(policy: RetryPolicy, operation: str, attempt: Callable[[], Flow[R]])
             number += 1
 
 
+@contextlib.contextmanager
+def _attempt(number: int) -> Iterator[None]:
+    token = _observe.ATTEMPT.set(number)
+    try:
+        yield
+    finally:
+        _observe.ATTEMPT.reset(token)
+
+
+def _observed() -> bool:
+    """Whether a provider call is watched: OpenTelemetry present, or DEBUG logging on
+    (else the drivers call the adapter directly: one None check, one cached level check)."""
+    return _observe.telemetry is not None or _log.isEnabledFor(logging.DEBUG)
+
+
 class AwaitableReturned(Exception):
     """A handler returned an awaitable: it did not run (the sync Gateway awaits nothing)."""
 
 
 def handler_name(handler: Any) -> str:
     return str(getattr(handler, "__qualname__", None) or type(handler).__qualname__)
+
+
+def _what(effect: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    return effect.method, effect.args, effect.kwargs
 
 
 def run_sync(
@@ -191,7 +226,12 @@ def run_sync(
                 target = effect.target if effect.target is not None else store  # type: ignore[union-attr]
                 value = getattr(target, effect.method)(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
             elif kind is ProviderCall:
-                value = getattr(provider, effect.method)(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
+                call = getattr(provider, effect.method)  # type: ignore[union-attr]
+                if not _observed():
+                    value = call(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
+                else:
+                    with _observe.provider_call(provider.name, *_what(effect)):
+                        value = call(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
             elif kind is Sleep:
                 sleep(effect.seconds)  # type: ignore[union-attr]
             else:
@@ -249,9 +289,16 @@ async def run_async(
                     call = getattr(store, effect.method)  # type: ignore[union-attr]
                 value = await call(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
             elif kind is ProviderCall:
-                value = getattr(provider, effect.method)(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
-                if inspect.isawaitable(value):
-                    value = await value
+                call = getattr(provider, effect.method)  # type: ignore[union-attr]
+                if not _observed():
+                    value = call(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
+                    if inspect.isawaitable(value):
+                        value = await value
+                else:
+                    with _observe.provider_call(provider.name, *_what(effect)):
+                        value = call(*effect.args, **effect.kwargs)  # type: ignore[union-attr]
+                        if inspect.isawaitable(value):
+                            value = await value
             elif kind is Sleep:
                 await sleep(effect.seconds)  # type: ignore[union-attr]
             else:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from paygate._facts import Fact
+from paygate._observe import fields
 from paygate.errors import InvalidTransition, ProviderError
 from paygate.gateway._base import CAS_ATTEMPTS, SETTLED, GatewayBase, status_trigger
 from paygate.gateway._sansio import Flow, provider, retried, store
@@ -175,6 +176,8 @@ class StateSync(GatewayBase):
                         "payment %s: provider reports %s, store has %s: %s not applied (%s)",
                         fresh.id, fresh.status.value, record.status.value,
                         change.trigger.value, exc,
+                        extra=fields(provider=self._provider_name, payment_id=fresh.id,
+                                     outcome="rejected"),
                     )  # fmt: skip
                     continue
                 if not step.changed:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from paygate import _idempotency as idem
 from paygate._facts import FACT_TYPES, Fact
+from paygate._observe import fields
 from paygate._subscriptions import Planned, plan, subscription_id_of
 from paygate.errors import InvalidTransition, NotSupported, ValidationError
 from paygate.gateway._base import CAS_ATTEMPTS
@@ -77,10 +78,15 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
                 continue  # another writer won: judge the news against its write
             if planned.transition is not None:
                 t = planned.transition
-                _log.info("subscription %s: %s -> %s (%s)%s", t.subscription_id,
-                          t.previous_status.value if t.previous_status else "new",
-                          t.new_status.value, source,
-                          f" facts: {', '.join(t.facts)}" if t.facts else "")  # fmt: skip
+                _log.info(
+                    "subscription %s: %s -> %s (%s)%s",
+                    t.subscription_id,
+                    t.previous_status.value if t.previous_status else "new",
+                    t.new_status.value,
+                    source,
+                    f" facts: {', '.join(t.facts)}" if t.facts else "",
+                    extra=fields(operation="subscription_transition"),
+                )
             return planned
         raise StoreConflict(f"subscription {sub_id}: too much write contention, giving up")
 
@@ -93,7 +99,12 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
                 SubscriptionNews(subscription, at=asked_at), source="api"
             )
         except InvalidTransition as exc:  # the store's copy contradicts the provider's
-            _log.warning("subscription %s: answer not applied: %s", subscription.id, exc)
+            _log.warning(
+                "subscription %s: answer not applied: %s",
+                subscription.id,
+                exc,
+                extra=fields(operation="subscription_sync", error_type=type(exc).__name__),
+            )
         else:
             # the facts this answer established: their handlers run now, from the outbox
             yield from self._pump({f.id: f for f in planned.facts})
@@ -112,7 +123,13 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
         self._check_id(subscription_id, "subscription_id")
         asked_at = self.clock()
         subscription = yield from self._call(operation, attempt)
-        _log.info("%s %s -> %s", operation, subscription_id, subscription.status.value)
+        _log.info(
+            "%s %s -> %s",
+            operation,
+            subscription_id,
+            subscription.status.value,
+            extra=fields(operation=operation),
+        )
         return (yield from self._answered(asked_at, subscription))
 
     def _get_subscription(self, subscription_id: str) -> Flow[Subscription]:
@@ -187,8 +204,15 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
             replay=self._replay_stored(Subscription),
             result_id=lambda s: s.id,
         )  # fmt: skip
-        _log.info("change_subscription %s price=%s quantity=%s proration=%s -> %s",
-                  subscription_id, price_id, quantity, proration, changed.status.value)  # fmt: skip
+        _log.info(
+            "change_subscription %s price=%s quantity=%s proration=%s -> %s",
+            subscription_id,
+            price_id,
+            quantity,
+            proration,
+            changed.status.value,
+            extra=fields(operation="change_subscription"),
+        )
         return (yield from self._answered(asked_at, changed))
 
     def _pause_subscription(self, subscription_id: str) -> Flow[Subscription]:
@@ -228,7 +252,12 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
             "retry_invoice",
             lambda: provider(SubscriptionProvider.retry_invoice, invoice_id, idempotency_key=key),
         )
-        _log.info("retry_invoice %s -> %s", invoice_id, invoice.status.value)
+        _log.info(
+            "retry_invoice %s -> %s",
+            invoice_id,
+            invoice.status.value,
+            extra=fields(operation="retry_invoice"),
+        )
         if invoice.subscription_id and self._keeps_subscriptions:
             paid = invoice.status is InvoiceStatus.PAID
             news = InvoiceNews.of("paid" if paid else "payment_failed", invoice)
@@ -257,8 +286,13 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
         )  # fmt: skip
         if not claim.owned:
             in_progress = claim.status is ClaimStatus.IN_PROGRESS
-            _log.info("webhook %s (%s): duplicate delivery%s", event.id, event.type.value,
-                      ", in progress elsewhere" if in_progress else "")  # fmt: skip
+            _log.info(
+                "webhook %s (%s): duplicate delivery%s",
+                event.id,
+                event.type.value,
+                ", in progress elsewhere" if in_progress else "",
+                extra=fields(event_id=event.id, event_type=event.type.value, outcome="duplicate"),
+            )
             return WebhookResult(event, True, None, None, claim.outcome, in_progress=in_progress)
         # a fact's handlers hear it from the outbox; other types hear the delivery
         handlers = [] if event.type in FACT_TYPES else self._handlers_for(event.type)
@@ -270,7 +304,15 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
                 planned = yield from self._record_news(news, source="webhook", event=event)
             except InvalidTransition as exc:
                 outcome, error, handlers = "rejected", str(exc), []
-                _log.warning("webhook %s (%s) rejected: %s", event.id, event.type.value, exc)
+                _log.warning(
+                    "webhook %s (%s) rejected: %s",
+                    event.id,
+                    event.type.value,
+                    exc,
+                    extra=fields(
+                        event_id=event.id, event_type=event.type.value, outcome="rejected"
+                    ),
+                )
             else:
                 step = planned.step
                 outcome = "applied" if step.changed else (
@@ -289,8 +331,14 @@ class SubscriptionFlows(IdempotencyFlows, FactDispatch):
                 )
                 raise
         yield from store(Store.finish_event, claim, now=self.clock())
-        _log.info("webhook %s (%s): %s, subscription %s", event.id, event.type.value, outcome,
-                  subscription_id_of(news))  # fmt: skip
+        _log.info(
+            "webhook %s (%s): %s, subscription %s",
+            event.id,
+            event.type.value,
+            outcome,
+            subscription_id_of(news),
+            extra=fields(event_id=event.id, event_type=event.type.value, outcome=outcome),
+        )
         return WebhookResult(
             event, False, None, None, outcome, handlers_run=len(handlers), error=error,
             facts=facts,

@@ -13,13 +13,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from paygate import _observe
 from paygate._facts import PAYMENT_FACT_TYPES, Fact
+from paygate._observe import fields
 from paygate._subscriptions import news_from_webhook
-from paygate.errors import InvalidTransition
+from paygate.errors import InvalidTransition, WebhookVerificationError
 from paygate.gateway._base import CAS_ATTEMPTS, WebhookHandler
 from paygate.gateway._facts_dispatch import FactDispatch
 from paygate.gateway._results import NOTHING, WebhookResult
-from paygate.gateway._sansio import Flow, provider, run_handler, store, store_of
+from paygate.gateway._sansio import Flow, handler_name, provider, run_handler, store, store_of
 from paygate.gateway._state_sync import StateSync
 from paygate.gateway._subscriptions import SubscriptionFlows
 from paygate.models import EventType, Payment, PaymentStatus, WebhookEvent
@@ -103,11 +105,43 @@ class WebhookFlows(StateSync, FactDispatch):
                 for handler in handlers:
                     yield from run_handler(handler, event)
                 _log.info("replay %s (%s): %d handler(s) ran", event.id, event.type.value,
-                          len(handlers))  # fmt: skip
+                          len(handlers),
+                          extra=fields(provider=self._provider_name, operation="replay",
+                                       event_id=event.id, event_type=event.type.value,
+                                       payment_id=event.payment_id))  # fmt: skip
             replayed.append(event)
         return replayed
 
     def _handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> Flow[WebhookResult]:
+        """One delivery, under the span ``paygate.webhook`` (the provider's parse, the
+        transition and the handlers are its children) with its lag and outcome
+        counted, when OpenTelemetry is there."""
+        if _observe.telemetry is None:
+            try:
+                return (yield from self._handle_delivery(body, headers))
+            except WebhookVerificationError as exc:
+                self._log_refused(exc)
+                raise
+        received = self.clock()
+        with _observe.span("paygate.webhook", {"paygate.provider": self._provider_name}) as current:
+            try:
+                result = yield from self._handle_delivery(body, headers)
+            except BaseException as exc:
+                if isinstance(exc, WebhookVerificationError):
+                    self._log_refused(exc)
+                _observe.webhook_failed(current, self._provider_name, exc)
+                raise
+            _observe.webhook_done(current, self._provider_name, result, received)
+            return result
+
+    def _log_refused(self, exc: WebhookVerificationError) -> None:
+        _log.info(
+            "webhook refused: %s", type(exc).__name__,
+            extra=fields(provider=self._provider_name, operation="handle_webhook",
+                         outcome="invalid", error_type=type(exc).__name__),
+        )  # fmt: skip
+
+    def _handle_delivery(self, body: bytes, headers: Mapping[str, str]) -> Flow[WebhookResult]:
         event = yield from provider(PaymentProvider.parse_webhook, body, headers)
         result = yield from self._handle_event(event)
         if result.duplicate:  # changed nothing: its facts (if any) were dispatched already
@@ -135,7 +169,8 @@ class WebhookFlows(StateSync, FactDispatch):
         # the first delivery of an event, on a store that can: claim, transition, log
         # (and finish, with no handler to wait for) in one transaction; a redelivery
         # there: counted (taken over if nobody owns the event) in one transaction too
-        ingested = yield from self._ingest_new(event, occurred, quiet=not handlers)
+        with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
+            ingested = yield from self._ingest_new(event, occurred, quiet=not handlers)
         stored: PaymentRecord | None = None
         if ingested is not None:
             claim, applied, stored = ingested
@@ -168,6 +203,14 @@ class WebhookFlows(StateSync, FactDispatch):
                 event.id,
                 event.type.value,
                 ", in progress elsewhere" if in_progress else "",
+                extra=fields(
+                    provider=self._provider_name,
+                    operation="handle_webhook",
+                    event_id=event.id,
+                    event_type=event.type.value,
+                    payment_id=event.payment_id,
+                    outcome="duplicate",
+                ),
             )
             return WebhookResult(
                 event, True, status, status, claim.outcome,
@@ -184,9 +227,10 @@ class WebhookFlows(StateSync, FactDispatch):
         else:
             # with no handler to wait for, the event is marked processed in the same
             # transaction as its transition (one commit fewer)
-            outcome, previous, record, error, finished, facts = yield from self._apply_event(
-                event, claim, quiet=not handlers
-            )
+            with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
+                outcome, previous, record, error, finished, facts = yield from self._apply_event(
+                    event, claim, quiet=not handlers
+                )
         return (
             yield from self._dispatch(
                 event, claim, handlers, outcome, previous, record, error, finished, facts
@@ -224,15 +268,25 @@ class WebhookFlows(StateSync, FactDispatch):
                     "for redelivery",
                     event.id, event.type.value, getattr(handler, "__qualname__", handler),
                     type(exc).__name__,
+                    extra=fields(provider=self._provider_name, operation="handle_webhook",
+                                 event_id=event.id, event_type=event.type.value,
+                                 payment_id=payment_id, outcome="handler_error",
+                                 handler=handler_name(handler), error_type=type(exc).__name__),
                 )  # fmt: skip
                 raise
         if not finished:
             done = yield from store(Store.finish_event, claim, now=self.clock())
             if not done:
-                _log.warning("webhook %s: lease expired before the handlers finished", event.id)
+                _log.warning("webhook %s: lease expired before the handlers finished", event.id,
+                             extra=fields(provider=self._provider_name,
+                                          operation="handle_webhook", event_id=event.id,
+                                          outcome="lease_expired"))  # fmt: skip
         if _log.isEnabledFor(logging.INFO):  # spare building the arguments when disabled
             _log.info("webhook %s (%s): %s%s", event.id, event.type.value, outcome,
-                      f", payment {payment_id} {status.value}" if status else "")  # fmt: skip
+                      f", payment {payment_id} {status.value}" if status else "",
+                      extra=fields(provider=self._provider_name, operation="handle_webhook",
+                                   event_id=event.id, event_type=event.type.value,
+                                   payment_id=payment_id, outcome=outcome))  # fmt: skip
         return WebhookResult(
             event, False, previous, status, outcome,
             payment=record.payment if record else None,
@@ -285,7 +339,12 @@ class WebhookFlows(StateSync, FactDispatch):
                 self._log_transition(plan.transition)
             elif plan.outcome == "rejected":
                 _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
-                             event.type.value, event.payment_id, error)  # fmt: skip
+                             event.type.value, event.payment_id, error,
+                             extra=fields(provider=self._provider_name,
+                                          operation="handle_webhook", event_id=event.id,
+                                          event_type=event.type.value,
+                                          payment_id=event.payment_id,
+                                          outcome="rejected"))  # fmt: skip
             record = plan.record if plan.record is not None else current
             return claim, (plan.outcome, previous, record, error, plan.finish, plan.facts), None
         return None  # heavy contention: the general path retries on its own
@@ -374,7 +433,11 @@ class WebhookFlows(StateSync, FactDispatch):
             except InvalidTransition as exc:
                 yield from store(Store.record_outcome, claim, "rejected", now=now, finish=True)
                 _log.warning("webhook %s (%s) rejected for payment %s: %s", event.id,
-                             event.type.value, payment_id, exc)  # fmt: skip
+                             event.type.value, payment_id, exc,
+                             extra=fields(provider=self._provider_name,
+                                          operation="handle_webhook", event_id=event.id,
+                                          event_type=event.type.value, payment_id=payment_id,
+                                          outcome="rejected"))  # fmt: skip
                 return "rejected", previous, current, str(exc), True, ()
             if current is not None and not step.changed:
                 outcome = "stale" if step.result == "stale" else "unchanged"

@@ -24,9 +24,13 @@ from paygate.models import (
     InvoiceStatus,
     Payment,
     PaymentFailure,
+    PaymentMethod,
+    PaymentMethodKind,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SetupSession,
+    SetupStatus,
     Subscription,
     SubscriptionStatus,
     WebhookObject,
@@ -180,6 +184,59 @@ def customer(data: JSON) -> Customer:
         name=_opt_str(data.get("name")),
         metadata=_metadata(data.get("metadata")),
         raw=data,
+        default_payment_method_id=_opt_str(data.get("default_payment_method")),
+    )
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"expected an int or null, got {type(value).__name__}")
+    return value
+
+
+def payment_method(data: JSON) -> PaymentMethod:
+    card = data.get("card") or {}
+    if not isinstance(card, dict):
+        raise TypeError("card must be an object")
+    return PaymentMethod(
+        id=_str(data["id"]),
+        provider=PROVIDER,
+        customer_id=_opt_str(data.get("customer_id")),
+        kind=PaymentMethodKind(data["kind"]),
+        brand=_opt_str(card.get("brand")),
+        last4=_opt_str(card.get("last4")),
+        exp_month=_opt_int(card.get("exp_month")),
+        exp_year=_opt_int(card.get("exp_year")),
+        fingerprint=_opt_str(card.get("fingerprint")),
+        email=_opt_str(data.get("email")),
+        created_at=timestamp(data.get("created")),
+        raw=data,
+    )
+
+
+def setup_session(data: JSON) -> SetupSession:
+    failure_data = data.get("failure")
+    usage = data.get("usage", "off_session")
+    if usage not in ("off_session", "on_session"):
+        raise ValueError(f"unknown setup usage {usage!r:.40}")
+    return SetupSession(
+        id=_str(data["id"]),
+        provider=PROVIDER,
+        status=SetupStatus(data["status"]),
+        customer_id=_opt_str(data.get("customer_id")),
+        client_secret=_opt_str(data.get("client_secret")),
+        url=_opt_str(data.get("url")),
+        payment_method_id=_opt_str(data.get("payment_method_id")),
+        usage=usage,
+        failure=PaymentFailure(
+            code=_str(failure_data["code"]),
+            message=str(failure_data.get("message") or ""),
+            decline_code=_opt_str(failure_data.get("decline_code")),
+        )
+        if failure_data
+        else None,
+        created_at=timestamp(data.get("created")),
+        raw=data,
     )
 
 
@@ -248,6 +305,8 @@ DECODERS: Final[Mapping[str, Callable[[JSON], WebhookObject]]] = {
     "subscription": subscription,
     "invoice": invoice,
     "checkout_session": checkout_session,
+    "payment_method": payment_method,
+    "setup_session": setup_session,
 }
 
 

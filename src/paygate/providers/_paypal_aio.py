@@ -16,6 +16,7 @@ from typing import Any
 import pydantic
 
 from paygate._config import settings_error
+from paygate._observe import fields
 from paygate.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -167,7 +168,9 @@ class AsyncPayPalProvider(AsyncBaseProvider):
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
         payment = self._payment(order)
-        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount,
+                 extra=fields(provider="paypal", operation="create_payment",
+                              order_id=order_id, payment_id=payment.id))  # fmt: skip
         return payment
 
     async def get_payment(self, payment_id: str) -> Payment:
@@ -187,7 +190,9 @@ class AsyncPayPalProvider(AsyncBaseProvider):
                     raise
                 order = await self._get_order(token)  # finished by another request first
         payment = self._payment(order)
-        log.info("paypal order %s after return: %s", payment.id, payment.status)
+        log.info("paypal order %s after return: %s", payment.id, payment.status,
+                 extra=fields(provider="paypal", operation="complete_return",
+                              payment_id=payment.id))  # fmt: skip
         return payment
 
     async def capture_payment(

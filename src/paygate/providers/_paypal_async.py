@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from paygate._observe import fields
 from paygate._retry import attempt_timeout
 from paygate.errors import InvalidSignature
 from paygate.providers._http_faults import httpx_failure, unexpected_response
@@ -167,6 +168,7 @@ class AsyncPayPalTransport:
             urlsplit(str(response.url)).path,
             response.status_code,
             response.headers.get("PayPal-Debug-Id", "-"),
+            extra=fields(provider="paypal", outcome=str(response.status_code)),
         )
         return response
 

@@ -33,6 +33,7 @@ import paypalrestsdk
 import requests
 from paypalrestsdk import exceptions as sdk_errors
 
+from paygate._observe import fields
 from paygate._retry import attempt_timeout
 from paygate.errors import ProviderError
 from paygate.providers._http_faults import requests_failure, retry_after_from, unexpected_response
@@ -129,6 +130,7 @@ class _PayGateApi(paypalrestsdk.Api):  # type: ignore[misc]  # untyped SDK base 
             urlsplit(url).path,
             response.status_code,
             response.headers.get("PayPal-Debug-Id", "-"),
+            extra=fields(provider="paypal", outcome=str(response.status_code)),
         )
         return self.handle_response(response, response.content.decode("utf-8", "replace"))
 
@@ -196,6 +198,10 @@ class PayPalTransport:
     def patch(self, path: str, body: Any) -> dict[str, Any]:
         return self._call("PATCH", path, body, None)
 
+    def delete(self, path: str) -> dict[str, Any]:
+        """DELETE ``path``; PayPal answers 204 with no body (``{}`` here)."""
+        return self._call("DELETE", path, None, None)
+
     def _call(self, method: str, path: str, body: Any, request_id: str | None) -> dict[str, Any]:
         headers = {"Prefer": "return=representation"}
         if request_id is not None:
@@ -208,6 +214,8 @@ class PayPalTransport:
                 result = self._api.request(url, "POST", body=None, headers=headers)
             elif method == "POST":
                 result = self._api.post(path, body, headers)
+            elif method == "DELETE":
+                result = self._api.delete(path, headers)
             else:
                 result = self._api.patch(path, body, headers)
         except sdk_errors.ConnectionError as exc:

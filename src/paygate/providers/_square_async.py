@@ -13,6 +13,7 @@ from square import AsyncSquare
 from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
+from paygate._observe import fields
 from paygate._retry import attempt_timeout
 from paygate.errors import ConfigurationError, NotSupported, ProviderError, ValidationError
 from paygate.models import (
@@ -371,6 +372,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
                 "square subscription %s: cancel scheduled for the end of the billing period "
                 "(Square has no immediate cancel)",
                 subscription_id,
+                extra=fields(provider="square", operation="cancel_subscription"),
             )
         return subscription
 

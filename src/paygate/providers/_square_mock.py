@@ -32,7 +32,14 @@ import httpx
 from paygate.models import WebhookDelivery
 from paygate.providers import _square_webhook
 
-__all__ = ["DECLINING_SOURCES", "LinkPaymentDeclined", "RecordedCall", "SquareMockAPI"]
+__all__ = [
+    "DECLINING_SOURCES",
+    "SAVED_CARDS",
+    "VERIFICATION_LATER_SOURCE",
+    "LinkPaymentDeclined",
+    "RecordedCall",
+    "SquareMockAPI",
+]
 
 #: source_id → (Square error code, category) of a declined CreatePayment
 DECLINING_SOURCES: dict[str, str] = {
@@ -45,6 +52,14 @@ DECLINING_SOURCES: dict[str, str] = {
 }
 #: source_id of a payment that stays PENDING (a bank transfer settling)
 PENDING_SOURCE = "bnon:bank-nonce-ok"
+#: CreateCard source_id → (card_brand, last_4) of the card on file it saves
+SAVED_CARDS: dict[str, tuple[str, str]] = {
+    "cnon:card-nonce-ok": ("VISA", "1111"),
+    "cnon:card-nonce-mastercard": ("MASTERCARD", "5100"),
+}
+#: a CreateCard source_id (the mock's own) whose card on file the bank later wants
+#: verified: charges of it answer ``CARD_DECLINED_VERIFICATION_REQUIRED``
+VERIFICATION_LATER_SOURCE = "cnon:card-nonce-verification-later"
 
 _TIME = "2026-01-01T00:00:00.000Z"
 
@@ -181,6 +196,18 @@ class SquareMockAPI:
             ("GET", re.compile(r"/v2/customers/([^/]+)"), self._get_customer),
             ("GET", re.compile(r"/v2/invoices/([^/]+)"), self._get_invoice),
             ("GET", re.compile(r"/v2/refunds"), self._list_refunds),
+        ]
+        self.cards: dict[str, dict[str, Any]] = {}
+        self._card_sources: dict[str, str] = {}
+        self._routes += [
+            ("GET", re.compile(r"/v2/customers"), self._list_customers),
+            ("POST", re.compile(r"/v2/customers/search"), self._search_customers),
+            ("PUT", re.compile(r"/v2/customers/([^/]+)"), self._update_customer),
+            ("DELETE", re.compile(r"/v2/customers/([^/]+)"), self._delete_customer),
+            ("POST", re.compile(r"/v2/cards"), self._create_card),
+            ("GET", re.compile(r"/v2/cards"), self._list_cards),
+            ("GET", re.compile(r"/v2/cards/([^/]+)"), self._get_card),
+            ("POST", re.compile(r"/v2/cards/([^/]+)/disable"), self._disable_card),
         ]
 
     # -- wiring ----------------------------------------------------------------------------
@@ -337,6 +364,10 @@ class SquareMockAPI:
         for name in ("reference_id", "customer_id", "note", "order_id"):
             if body.get(name):
                 payment[name] = body[name]
+        if source.startswith("ccof:"):
+            refused = self._card_on_file(body)
+            if refused is not None:
+                return refused
         decline = DECLINING_SOURCES.get(source)
         if decline is not None:
             payment["status"] = "FAILED"
@@ -951,6 +982,123 @@ class SquareMockAPI:
             self._cursors[token] = [listing, start + size]
             payload["cursor"] = token
         return 200, payload
+
+    # -- customers and cards on file ------------------------------------------------------------
+
+    def _customer_or_404(self, customer_id: str) -> dict[str, Any] | None:
+        return self.customers.get(customer_id)
+
+    def _update_customer(self, body: dict[str, Any], customer_id: str) -> tuple[int, Any]:
+        customer = self._customer_or_404(customer_id)
+        if customer is None:
+            return self._error(404, "NOT_FOUND")
+        for name in ("given_name", "family_name", "email_address", "note", "reference_id"):
+            if name in body:
+                if body[name]:
+                    customer[name] = body[name]
+                else:  # null or "" clears the field
+                    customer.pop(name, None)
+        customer["version"] = customer.get("version", 0) + 1
+        self._emit("customer.updated", "customer", customer)
+        return 200, {"customer": customer}
+
+    def _delete_customer(self, body: Any, customer_id: str) -> tuple[int, Any]:
+        customer = self.customers.pop(customer_id, None)
+        if customer is None:
+            return self._error(404, "NOT_FOUND")
+        for card in self.cards.values():  # Square disables a deleted customer's cards
+            if card["customer_id"] == customer_id and card["enabled"]:
+                card["enabled"] = False
+        self._emit("customer.deleted", "customer", customer)
+        return 200, {}
+
+    def _list_customers(self, body: Any) -> tuple[int, Any]:
+        return self._page("customers", list(self.customers.values()), "customers")
+
+    def _search_customers(self, body: dict[str, Any]) -> tuple[int, Any]:
+        wanted = body.get("query", {}).get("filter", {}).get("email_address", {}).get("exact")
+        found = [c for c in self.customers.values() if c.get("email_address") == wanted]
+        return 200, ({"customers": json.loads(json.dumps(found))} if found else {})
+
+    def _create_card(self, body: dict[str, Any]) -> tuple[int, Any]:
+        source = body["source_id"]
+        customer_id = body["card"].get("customer_id")
+        if customer_id not in self.customers:
+            return self._error(404, "NOT_FOUND", detail="customer not found")
+        decline = DECLINING_SOURCES.get(source)
+        if decline is not None:  # CreateCard verifies the card with the bank
+            return self._error(402, decline, "PAYMENT_METHOD_ERROR", "declined")
+        brand, last4 = SAVED_CARDS.get(source, ("VISA", "1111"))
+        card: dict[str, Any] = {
+            "id": f"ccof:{self._id('CARD')}",
+            "card_brand": brand,
+            "last_4": last4,
+            "exp_month": 11,
+            "exp_year": 2030,
+            "fingerprint": f"sq-1-{source}",
+            "customer_id": customer_id,
+            "merchant_id": "MLMERCHANT",
+            "enabled": True,
+            "card_type": "CREDIT",
+            "prepaid_type": "NOT_PREPAID",
+            "bin": "411111",
+            "version": 1,
+        }
+        self.cards[card["id"]] = card
+        self._card_sources[card["id"]] = source
+        self._emit("card.created", "card", card)
+        return 200, {"card": card}
+
+    def _list_cards(self, body: Any) -> tuple[int, Any]:
+        customer_id = self._query.get("customer_id")
+        include_disabled = self._query.get("include_disabled") == "true"
+        found = [
+            card
+            for card in self.cards.values()
+            if (customer_id is None or card["customer_id"] == customer_id)
+            and (include_disabled or card["enabled"])
+        ]
+        return self._page(f"cards:{customer_id}", found, "cards")
+
+    def _get_card(self, body: Any, card_id: str) -> tuple[int, Any]:
+        card = self.cards.get(card_id)
+        if card is None:
+            return self._error(404, "NOT_FOUND")
+        return 200, {"card": card}
+
+    def _disable_card(self, body: Any, card_id: str) -> tuple[int, Any]:
+        card = self.cards.get(card_id)
+        if card is None:
+            return self._error(404, "NOT_FOUND")
+        if card["enabled"]:
+            card["enabled"] = False
+            card["version"] += 1
+            self._emit("card.disabled", "card", card)
+        return 200, {"card": card}
+
+    def _card_on_file(self, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """A CreatePayment whose source is a card on file: its refusal, or None to go on.
+
+        A card not on file (unknown or disabled) is answered 404 ``NOT_FOUND``: the mock's
+        reading of Square's docs, which name no dedicated code for it.
+        """
+        card = self.cards.get(body["source_id"])
+        if card is None or not card["enabled"]:
+            return self._error(404, "NOT_FOUND", detail="card on file not found or disabled")
+        if body.get("customer_id") != card["customer_id"]:
+            return self._error(400, "BAD_REQUEST", detail="a card on file needs its customer_id")
+        if self._card_sources[card["id"]] == VERIFICATION_LATER_SOURCE:
+            return self._error(
+                402, "CARD_DECLINED_VERIFICATION_REQUIRED", "PAYMENT_METHOD_ERROR", "declined"
+            )
+        return None
+
+    def automatically_update_card(self, card_id: str, *, exp_year: int = 2032) -> dict[str, Any]:
+        """The card network renews a card on file (``card.automatically_updated``)."""
+        card = self.cards[card_id]
+        card.update(exp_year=exp_year, version=card["version"] + 1)
+        self._emit("card.automatically_updated", "card", card)
+        return card
 
     # -- webhooks ----------------------------------------------------------------------------
 

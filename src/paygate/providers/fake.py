@@ -23,6 +23,11 @@ Outcomes are scripted by the payment method token (see ``TOKEN_OUTCOMES`` below)
 succeeds; its refunds stay ``pending`` until
                             [`FakeProvider.settle_refund`][paygate.providers.fake.FakeProvider.settle_refund]
                             (or ``fail_refund``)
+``tok_later_declined``      saves (``create_setup``), then every charge declines
+``tok_authentication_required``  saves; on session ``requires_action``, off session
+                            raises ``AuthenticationRequired``
+``tok_expiring``            saves a card expiring this month; the network renews it with
+                            ``network_update_card``
 ``None``                    ``pending`` (no method yet;
 [`FakeProvider.confirm_payment`][paygate.providers.fake.FakeProvider.confirm_payment])
 =========================  ==========================================================
@@ -38,6 +43,13 @@ failed payment (as Stripe keeps the PaymentIntent), emitting ``payment.failed``;
 payment's id is on the exception as ``payment_id``. The same idempotency key replays the
 same answer (the same ``Payment`` snapshot, or the same decline) and charges nothing again.
 
+Saved payment methods (``Capability.PAYMENT_METHODS``): ``create_setup`` with a token saves
+it at once (``tok_3ds`` first waits for ``authenticate_setup``; a
+declining token fails the setup), without one the customer's step waits for
+``approve_setup``. A saved method's ``pm_...`` id is charged with its
+``customer_id`` (``off_session=True`` for merchant-initiated charges); each change is a
+signed ``customer.*``, ``payment_method.*`` or ``setup.*`` webhook.
+
 Settings (keyword-only, strings from the environment accepted): ``webhook_secret``,
 ``seed`` (same seed + same calls → same ids; default: random), ``clock`` (unix seconds),
 ``base_url`` (of the local hosted pages), ``webhook_tolerance`` (seconds), ``max_retries``.
@@ -47,12 +59,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
 import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Concatenate, Final, Literal, ParamSpec, TypeVar
@@ -63,6 +76,7 @@ from pydantic import ValidationError as PydanticValidationError
 from paygate import _signing
 from paygate._json import load_object
 from paygate.errors import (
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     IdempotencyConflict,
@@ -83,7 +97,10 @@ from paygate.models import (
     Invoice,
     LineItem,
     Payment,
+    PaymentMethod,
     Refund,
+    SetupSession,
+    SetupUsage,
     Subscription,
     WebhookDelivery,
     WebhookEvent,
@@ -136,6 +153,9 @@ TOKEN_OUTCOMES: Final[Mapping[str, Outcome]] = {
     "tok_processing": "processing",
     "tok_dispute": "dispute",
     "tok_refund_pending": "refund_pending",
+    "tok_later_declined": "decline",
+    "tok_authentication_required": "require_action",
+    "tok_expiring": "succeed",
 }
 
 #: declining token → (standard decline code, the message a card network would give)
@@ -148,6 +168,29 @@ DECLINES: Final[Mapping[str, tuple[str, str]]] = {
         "processing_error",
         "An error occurred while processing your card. Try again later.",
     ),
+    "tok_later_declined": ("card_declined", "Your card was declined."),
+}
+
+#: what saving a token does (``create_setup``): anything not listed saves at once, except
+#: the tokens that decline, whose setup fails
+SETUP_OUTCOMES: Final[Mapping[str, Literal["succeed", "decline", "require_action"]]] = {
+    "tok_3ds": "require_action",
+    "tok_later_declined": "succeed",  # as Stripe's 4000000000000341: attaches, charges fail
+    "tok_authentication_required": "succeed",  # as 4000002760003184
+}
+#: a saved method's charges run as this token: 3-D Secure done at setup covers them
+SAVED_CHARGES_AS: Final[Mapping[str, str]] = {"tok_3ds": "tok_visa"}
+#: tokens whose saved card expires in the month it is saved
+EXPIRES_THIS_MONTH: Final = frozenset({"tok_expiring"})
+#: token → (card brand, last four digits) of the card it stands for
+CARDS: Final[Mapping[str, tuple[str, str]]] = {
+    "tok_visa": ("visa", "4242"),
+    "tok_mastercard": ("mastercard", "4444"),
+    "tok_amex": ("amex", "8431"),
+    "tok_3ds": ("visa", "3155"),
+    "tok_later_declined": ("visa", "0341"),
+    "tok_authentication_required": ("visa", "3184"),
+    "tok_expiring": ("visa", "1881"),
 }
 
 #: the price id whose invoices always fail (any other ``price_*`` id is a valid price)
@@ -168,6 +211,9 @@ EVENT_OBJECT_KINDS: Final[Mapping[str, str]] = {
     "subscription": "subscription",
     "invoice": "invoice",
     "checkout": "checkout_session",
+    "customer": "customer",
+    "payment_method": "payment_method",
+    "setup": "setup_session",
 }
 
 SIGNATURE_HEADER: Final = "Paygate-Signature"
@@ -193,6 +239,16 @@ OPERATIONS: Final = frozenset(
         "create_invoice",
         "get_dispute",
         "parse_webhook",
+        "get_customer",
+        "update_customer",
+        "list_customers",
+        "delete_customer",
+        "create_setup",
+        "complete_setup",
+        "list_payment_methods",
+        "get_payment_method",
+        "set_default_payment_method",
+        "detach_payment_method",
     }
 )
 
@@ -552,14 +608,32 @@ class FakeProvider(BaseProvider):
             self._emit(EventType.PAYMENT_CREATED, record)
         return record
 
-    def _attempt(self, record: JSON, payment_method: str, *, emit: bool = True) -> None:
-        """Use ``payment_method`` on a payment; a decline is recorded, emitted, then raised."""
+    def _attempt(
+        self, record: JSON, payment_method: str, *, emit: bool = True, off_session: bool = False
+    ) -> None:
+        """Use ``payment_method`` on a payment; a decline is recorded, emitted, then raised.
+
+        Off session, a method that needs 3-D Secure cannot ask the absent customer: the
+        payment fails with ``authentication_required`` (as Stripe's does).
+        """
         outcome = self._check_token(payment_method)
         record.update(payment_method=payment_method, failure=None, redirect_url=None)
         if outcome == "decline":
             decline_code, message = DECLINES[payment_method]
             self._fail(record, "card_declined", message, decline_code, emit=emit)
             raise _declined(payment_method, record["id"])
+        if outcome == "require_action" and off_session:
+            message = "The card's bank requires the customer to authenticate this payment."
+            self._fail(
+                record, "authentication_required", message, "authentication_required", emit=emit
+            )
+            raise AuthenticationRequired(
+                message,
+                payment_id=record["id"],
+                provider="fake",
+                code="authentication_required",
+                http_status=402,
+            )
         if outcome == "require_action":
             record.update(
                 status="requires_action",
@@ -627,6 +701,7 @@ class FakeProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         fingerprint = (
             order_id,
@@ -638,6 +713,7 @@ class FakeProvider(BaseProvider):
             _fingerprint_metadata(metadata),
             capture,
             return_url,
+            off_session,
         )
 
         def create() -> Payment:
@@ -648,8 +724,9 @@ class FakeProvider(BaseProvider):
                 raise _invalid(f"capture must be 'automatic' or 'manual', got {capture!r}")
             if capture == "manual":
                 self.require(Capability.MANUAL_CAPTURE, "create_payment(capture='manual')")
-            if payment_method is not None:
-                self._check_token(payment_method)
+            charge_token = None
+            if payment_method is not None or off_session:
+                charge_token = self._charge_token(payment_method, customer_id, off_session)
             if customer_id is not None:
                 self._get("customer", customer_id)
             record = self._new_payment(
@@ -661,8 +738,8 @@ class FakeProvider(BaseProvider):
                 capture=capture,
                 return_url=return_url,
             )
-            if payment_method is not None:
-                self._attempt(record, payment_method)
+            if charge_token is not None:
+                self._attempt(record, charge_token, off_session=off_session)
             return self._payment_model(record)
 
         return self._idempotent(idempotency_key, "create_payment", fingerprint, create)
@@ -1204,6 +1281,7 @@ class FakeProvider(BaseProvider):
             "name": name,
             "metadata": metadata,
             "created": self._now(),
+            "default_payment_method": None,
         }
         self._objects[customer["id"]] = customer
         return customer
@@ -1217,7 +1295,7 @@ class FakeProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        """A customer record (the fake emits no webhook: paygate has no customer events)."""
+        """A customer record (``customer.created``)."""
 
         def create() -> Customer:
             if email is not None and (not isinstance(email, str) or "@" not in email):
@@ -1225,6 +1303,7 @@ class FakeProvider(BaseProvider):
             if name is not None and not isinstance(name, str):
                 raise _invalid("name must be a str")
             customer = self._new_customer(email, name, _check_metadata(metadata))
+            self._emit(EventType.CUSTOMER_CREATED, customer)
             return codec.customer(codec.snapshot(customer))
 
         fingerprint = (email, name, _fingerprint_metadata(metadata))
@@ -1596,6 +1675,300 @@ class FakeProvider(BaseProvider):
             queue = self._failures.setdefault(operation, deque())
             queue.extend(_Failure(error, after_commit) for _ in range(times))
 
+    # -- customers and saved payment methods ------------------------------------------------------
+
+    def _charge_token(self, payment_method: Any, customer_id: Any, off_session: bool) -> str:
+        """The token a charge runs as: a saved ``pm_`` id's own (it must belong to
+        ``customer_id``), or a one-off token; off session needs a saved method."""
+        if isinstance(payment_method, str) and payment_method.startswith("pm_"):
+            self.require(Capability.PAYMENT_METHODS, "create_payment(saved payment method)")
+            method = self._get("payment_method", payment_method)
+            if not isinstance(customer_id, str) or not customer_id:
+                raise _invalid(
+                    f"payment method {payment_method} is saved for a customer: pass its "
+                    "customer_id",
+                    "customer_required",
+                )
+            if method["customer_id"] != customer_id:
+                raise _invalid(
+                    f"payment method {payment_method} is not attached to customer "
+                    f"{customer_id!r:.60} (detached, or another customer's)",
+                    "payment_method_unavailable",
+                )
+            charges_as: str = method["charges_as"]
+            return charges_as
+        if off_session:
+            self.require(Capability.PAYMENT_METHODS, "create_payment(off_session=True)")
+            raise _invalid(
+                "an off-session charge needs a saved payment method (pm_...) and its customer_id",
+                "payment_method_required",
+            )
+        self._check_token(payment_method)
+        token: str = payment_method
+        return token
+
+    def _customer_record(self, customer_id: Any) -> JSON:
+        return self._get("customer", customer_id)
+
+    @_operation(Capability.CUSTOMERS)
+    def get_customer(self, customer_id: str) -> Customer:
+        return codec.customer(codec.snapshot(self._customer_record(customer_id)))
+
+    @_operation(Capability.CUSTOMERS)
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """Change what is given (``customer.updated``); metadata keys are merged."""
+        customer = self._customer_record(customer_id)
+        if email is not None and (not isinstance(email, str) or "@" not in email):
+            raise _invalid("email is not a valid address", "email_invalid")
+        if name is not None and not isinstance(name, str):
+            raise _invalid("name must be a str")
+        changes = _check_metadata(metadata)
+        if email is not None:
+            customer["email"] = email
+        if name is not None:
+            customer["name"] = name
+        customer["metadata"] = {**customer["metadata"], **changes}
+        self._emit(EventType.CUSTOMER_UPDATED, customer)
+        return codec.customer(codec.snapshot(customer))
+
+    @_operation(Capability.CUSTOMERS)
+    def list_customers(
+        self, *, email: str | None = None, page_size: int = 100
+    ) -> Iterator[Customer]:
+        """The customers, oldest first (those with ``email`` only, when given)."""
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not (1 <= page_size <= 100)
+        ):
+            raise _invalid(f"page_size must be an int from 1 to 100, got {page_size!r}")
+        found = [
+            codec.customer(codec.snapshot(obj))
+            for obj in self._objects.values()
+            if obj["object"] == "customer" and (email is None or obj["email"] == email)
+        ]
+        return iter(found)
+
+    @_operation(Capability.CUSTOMERS)
+    def delete_customer(self, customer_id: str) -> None:
+        """Delete a customer and detach its saved methods (``customer.deleted``)."""
+        customer = self._customer_record(customer_id)
+        for method in self._methods_of(customer_id):
+            self._detach(method)
+        del self._objects[customer_id]
+        self._emit(EventType.CUSTOMER_DELETED, customer)
+
+    def _methods_of(self, customer_id: str) -> list[JSON]:
+        return [
+            obj
+            for obj in self._objects.values()
+            if obj["object"] == "payment_method" and obj["customer_id"] == customer_id
+        ]
+
+    def _setup_record(self, setup_id: Any) -> JSON:
+        return self._get("setup_session", setup_id)
+
+    @_operation(Capability.PAYMENT_METHODS)
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """Save a method for ``customer_id``: at once from a token, or after the
+        customer's step at ``url`` (``approve_setup`` plays the customer)."""
+        fingerprint = (customer_id, return_url, cancel_url, usage, payment_method)
+
+        def create() -> SetupSession:
+            self._customer_record(customer_id)
+            if usage not in ("off_session", "on_session"):
+                raise _invalid(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+            if payment_method is not None:
+                self._check_token(payment_method)
+            setup_id = self._new_id("seti")
+            setup: JSON = {
+                "object": "setup_session",
+                "id": setup_id,
+                "customer_id": customer_id,
+                "status": "requires_action",
+                "client_secret": f"{setup_id}_secret_{self._rng.getrandbits(64):016x}",
+                "url": f"{self.settings.base_url}/setup/{setup_id}",
+                "return_url": return_url,
+                "payment_method_id": None,
+                "usage": usage,
+                "failure": None,
+                "token": None,
+                "created": self._now(),
+            }
+            self._objects[setup_id] = setup
+            if payment_method is not None:
+                self._enter_method(setup, payment_method)
+            return codec.setup_session(codec.snapshot(setup))
+
+        return self._idempotent(idempotency_key, "create_setup", fingerprint, create)
+
+    def _enter_method(self, setup: JSON, token: str) -> None:
+        """The customer's card reaches the setup: saved, declined, or 3-D Secure first."""
+        outcome = SETUP_OUTCOMES.get(token) or (
+            "decline" if self._check_token(token) == "decline" else "succeed"
+        )
+        setup["token"] = token
+        if outcome == "decline":
+            decline_code, message = DECLINES[token]
+            setup.update(
+                status="failed",
+                url=None,
+                failure={"code": "card_declined", "message": message, "decline_code": decline_code},
+            )
+            self._emit(EventType.SETUP_FAILED, setup)
+            raise _declined(token)
+        if outcome == "require_action":
+            return  # stays requires_action until authenticate_setup
+        self._save(setup)
+
+    def _save(self, setup: JSON) -> None:
+        token: str = setup["token"]
+        brand, last4 = CARDS.get(token, ("visa", "4242"))
+        year, month = time.gmtime(self._now())[:2]
+        if token not in EXPIRES_THIS_MONTH:
+            year += 3
+        method: JSON = {
+            "object": "payment_method",
+            "id": self._new_id("pm"),
+            "customer_id": setup["customer_id"],
+            "kind": "card",
+            "card": {
+                "brand": brand,
+                "last4": last4,
+                "exp_month": month,
+                "exp_year": year,
+                "fingerprint": "fp_" + hashlib.sha256(token.encode()).hexdigest()[:16],
+            },
+            "charges_as": SAVED_CHARGES_AS.get(token, token),
+            "created": self._now(),
+        }
+        self._objects[method["id"]] = method
+        setup.update(status="succeeded", url=None, payment_method_id=method["id"])
+        self._emit(EventType.PAYMENT_METHOD_ATTACHED, method)
+        self._emit(EventType.SETUP_SUCCEEDED, setup)
+
+    @_operation(Capability.PAYMENT_METHODS)
+    def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
+        """The setup named by ``params["setup_id"]``, from the fake's own records."""
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise _invalid("idempotency_key must be a non-empty str", "idempotency_key_invalid")
+        setup_id = params.get("setup_id")
+        if not setup_id:
+            raise _invalid("return parameters name no setup_id")
+        return codec.setup_session(codec.snapshot(self._setup_record(setup_id)))
+
+    @_operation(Capability.PAYMENT_METHODS)
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        self._customer_record(customer_id)
+        return [codec.payment_method(codec.snapshot(m)) for m in self._methods_of(customer_id)]
+
+    @_operation(Capability.PAYMENT_METHODS)
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        return codec.payment_method(codec.snapshot(self._get("payment_method", payment_method_id)))
+
+    @_operation(Capability.DEFAULT_PAYMENT_METHOD)
+    def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
+        customer = self._customer_record(customer_id)
+        method = self._get("payment_method", payment_method_id)
+        if method["customer_id"] != customer_id:
+            raise _invalid(
+                f"payment method {payment_method_id} is not attached to customer {customer_id}",
+                "payment_method_unavailable",
+            )
+        customer["default_payment_method"] = payment_method_id
+        self._emit(EventType.CUSTOMER_UPDATED, customer)
+        return codec.customer(codec.snapshot(customer))
+
+    @_operation(Capability.PAYMENT_METHODS)
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        method = self._get("payment_method", payment_method_id)
+        if method["customer_id"] is None:
+            raise _invalid(
+                f"payment method {payment_method_id} is not attached to a customer",
+                "payment_method_unavailable",
+            )
+        self._detach(method)
+
+    def _detach(self, method: JSON) -> None:
+        customer = self._objects.get(method["customer_id"])
+        if customer is not None and customer.get("default_payment_method") == method["id"]:
+            customer["default_payment_method"] = None
+        method["customer_id"] = None
+        self._emit(EventType.PAYMENT_METHOD_DETACHED, method)
+
+    # -- test helpers: drive setups and saved methods ----------------------------------------------
+
+    def approve_setup(self, setup_id: str, *, payment_method: str = "tok_visa") -> SetupSession:
+        """The customer enters ``payment_method`` on the setup page: saved, declined
+        (raises [`CardDeclined`][paygate.errors.CardDeclined]), or waiting for
+        ``authenticate_setup``."""
+        with self._lock:
+            setup = self._setup_record(setup_id)
+            if setup["status"] != "requires_action" or setup["token"] is not None:
+                raise _invalid(
+                    f"setup {setup_id} is {setup['status']} and takes no payment method now",
+                    "setup_unexpected_state",
+                )
+            self._enter_method(setup, payment_method)
+            return codec.setup_session(codec.snapshot(setup))
+
+    def authenticate_setup(self, setup_id: str, *, success: bool = True) -> SetupSession:
+        """The customer finishes (or fails) 3-D Secure for a setup waiting on it."""
+        with self._lock:
+            setup = self._setup_record(setup_id)
+            if setup["status"] != "requires_action" or setup["token"] is None:
+                raise _invalid(
+                    f"setup {setup_id} is not waiting for authentication",
+                    "setup_unexpected_state",
+                )
+            if success:
+                self._save(setup)
+            else:
+                setup.update(
+                    status="failed",
+                    url=None,
+                    failure={
+                        "code": "authentication_failed",
+                        "message": "The customer failed 3-D Secure authentication.",
+                        "decline_code": "authentication_required",
+                    },
+                )
+                self._emit(EventType.SETUP_FAILED, setup)
+            return codec.setup_session(codec.snapshot(setup))
+
+    def network_update_card(
+        self, payment_method_id: str, *, exp_month: int | None = None, exp_year: int | None = None
+    ) -> PaymentMethod:
+        """The card network's account updater renews a saved card (by default: the same
+        month, two years on), emitting ``payment_method.updated`` as Stripe's
+        ``payment_method.automatically_updated``."""
+        with self._lock:
+            method = self._get("payment_method", payment_method_id)
+            card = method["card"]
+            card["exp_month"] = exp_month if exp_month is not None else card["exp_month"]
+            card["exp_year"] = exp_year if exp_year is not None else card["exp_year"] + 2
+            if not 1 <= card["exp_month"] <= 12:
+                raise _invalid(f"exp_month must be 1..12, got {card['exp_month']}")
+            self._emit(EventType.PAYMENT_METHOD_UPDATED, method)
+            return codec.payment_method(codec.snapshot(method))
+
     # -- persistence (used by ``paygate sandbox --store sqlite:///...``) -------------------------
 
     def export_state(self) -> JSON:
@@ -1622,6 +1995,7 @@ class FakeProvider(BaseProvider):
             version, internal, gauss = state["rng"]
             self._rng.setstate((version, tuple(internal), gauss))
             self._pending = []
+
     # -- after the first charge: trials, plan changes, pauses, dunning, disputes ----------------
 
     def _start_trial_or_quantity(
@@ -1683,10 +2057,12 @@ class FakeProvider(BaseProvider):
         invoice["attempt_count"] = 1
         subscription["latest_invoice"] = invoice["id"]
         subscription["pending_proration"] = 0
-        token = method or customer.get("default_payment_method") or "tok_visa"
+        default = method or customer.get("default_payment_method") or "tok_visa"
+        # a saved method (set_default_payment_method) is charged as its own token
+        token = self._charge_token(default, subscription["customer_id"], False)
         return self._pay_invoice(invoice, token)
 
-    def set_default_payment_method(self, customer_id: str, payment_method: str) -> None:
+    def set_billing_token(self, customer_id: str, payment_method: str) -> None:
         """The card the customer's subscriptions are billed with from now on (a test
         helper: ``tok_declined`` makes renewals fail, ``tok_visa`` lets a retry succeed)."""
         with self._lock:
@@ -1737,7 +2113,7 @@ class FakeProvider(BaseProvider):
 
     def bill_period(self, subscription_id: str) -> Subscription:
         """The period ends: renew with the customer's default card (see
-        ``set_default_payment_method``); a cancel scheduled for now takes effect."""
+        ``set_billing_token``); a cancel scheduled for now takes effect."""
         with self._lock:
             subscription = self._get("subscription", subscription_id)
             if subscription["status"] not in ("active", "past_due"):
@@ -1859,7 +2235,8 @@ class FakeProvider(BaseProvider):
                 )
             customer = self._get("customer", invoice["customer_id"])
             invoice["attempt_count"] = int(invoice.get("attempt_count") or 1) + 1
-            token = customer.get("default_payment_method") or "tok_visa"
+            default = customer.get("default_payment_method") or "tok_visa"
+            token = self._charge_token(default, invoice["customer_id"], False)
             if not self._pay_invoice(invoice, token):
                 return codec.invoice(codec.snapshot(invoice))
             sub_id = invoice.get("subscription_id")

@@ -34,9 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from paygate._config import settings_error
 from paygate._json import load_object
+from paygate._observe import fields
 from paygate._retry import RetryPolicy, call_with
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     IdempotencyConflict,
@@ -68,9 +70,14 @@ from paygate.models import (
     LineItem,
     Payment,
     PaymentFailure,
+    PaymentMethod,
+    PaymentMethodKind,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SetupSession,
+    SetupStatus,
+    SetupUsage,
     Subscription,
     SubscriptionStatus,
     WebhookEvent,
@@ -247,7 +254,31 @@ EVENT_TYPES: Final[Mapping[str, tuple[EventType | None, str]]] = {
     "INVOICING.INVOICE.PAID": (EventType.INVOICE_PAID, "invoice"),
     "INVOICING.INVOICE.CANCELLED": (EventType.INVOICE_VOIDED, "invoice"),
     "INVOICING.INVOICE.REFUNDED": (EventType.INVOICE_REFUNDED, "invoice"),
+    "VAULT.PAYMENT-TOKEN.CREATED": (EventType.PAYMENT_METHOD_ATTACHED, "payment_token"),
+    "VAULT.PAYMENT-TOKEN.DELETED": (EventType.PAYMENT_METHOD_DETACHED, "payment_token"),
 }
+
+#: Vault v3 setup token status -> SetupStatus. APPROVED still needs paygate's call that
+#: makes the payment token (``complete_setup``); VAULTED/TOKENIZED have one.
+SETUP_TOKEN_STATUS: Final[Mapping[str, SetupStatus]] = {
+    "CREATED": SetupStatus.REQUIRES_ACTION,
+    "PAYER_ACTION_REQUIRED": SetupStatus.REQUIRES_ACTION,
+    "APPROVED": SetupStatus.REQUIRES_ACTION,
+    "VAULTED": SetupStatus.SUCCEEDED,
+    "TOKENIZED": SetupStatus.SUCCEEDED,
+}
+
+#: Vault v3 payment token ``payment_source`` key -> PaymentMethodKind
+VAULT_SOURCE_KINDS: Final[Mapping[str, PaymentMethodKind]] = {
+    "paypal": PaymentMethodKind.PAYPAL,
+    "card": PaymentMethodKind.CARD,
+    "venmo": PaymentMethodKind.WALLET,
+    "apple_pay": PaymentMethodKind.WALLET,
+    "bank": PaymentMethodKind.BANK_ACCOUNT,
+}
+
+#: GET /v3/vault/payment-tokens: tokens per page (PayPal's own maximum is 20)
+VAULT_PAGE_SIZE: Final = 20
 
 #: How a completed order's payment status reads as an event.
 PAYMENT_STATUS_EVENTS: Final[Mapping[PaymentStatus, EventType]] = {
@@ -342,6 +373,8 @@ TRANSACTION_SEARCH_QUERY: Final[Mapping[str, str]] = {"fields": "all"}
 TRANSACTION_SEARCH_MAX_PAGE: Final = 500
 TRANSACTION_SEARCH_MAX_RANGE: Final = timedelta(days=31)
 _VAULT_ID = re.compile(r"[0-9a-zA-Z_-]{1,255}")  # the Orders v2 spec's vault_id pattern
+#: the Vault v3 spec's merchant_partner_customer_id
+_VAULT_CUSTOMER_ID = re.compile(r"[0-9a-zA-Z_-]{1,22}")
 
 
 # ==========================================================================================
@@ -801,6 +834,65 @@ def _invoice_from(invoice: Mapping[str, Any], *, fallback_total: Money | None = 
     )
 
 
+def _check_vault_customer(customer_id: str) -> str:
+    if not isinstance(customer_id, str) or not _VAULT_CUSTOMER_ID.fullmatch(customer_id):
+        raise ValidationError(
+            "customer_id must be the merchant's id for the buyer as PayPal's vault takes it: "
+            f"1 to 22 characters of [0-9a-zA-Z_-], got {customer_id!r:.40}"
+        )
+    return customer_id
+
+
+def payment_method_from_paypal(token: Mapping[str, Any]) -> PaymentMethod:
+    """A Vault v3 payment token: a PayPal wallet (the payer's email), a card (brand, last
+    digits, expiry ``YYYY-MM``), Venmo, Apple Pay or a bank account."""
+    source = token.get("payment_source")
+    source = source if isinstance(source, Mapping) else {}
+    name = next((key for key in source if key in VAULT_SOURCE_KINDS), None)
+    details = source.get(name) if name else None
+    details = details if isinstance(details, Mapping) else {}
+    customer = token.get("customer")
+    customer_id = customer.get("id") if isinstance(customer, Mapping) else None
+    brand = last4 = None
+    exp_month = exp_year = None
+    if name == "card":
+        raw_brand = details.get("brand")
+        brand = str(raw_brand).lower() if raw_brand else None
+        last4 = details.get("last_digits")
+        expiry = details.get("expiry")
+        if isinstance(expiry, str) and re.fullmatch(r"\d{4}-\d{2}", expiry):
+            exp_year, exp_month = int(expiry[:4]), int(expiry[5:])
+    return PaymentMethod(
+        id=str(token["id"]),
+        provider="paypal",
+        customer_id=customer_id,
+        kind=VAULT_SOURCE_KINDS[name] if name else PaymentMethodKind.OTHER,
+        brand=brand,
+        last4=last4,
+        exp_month=exp_month,
+        exp_year=exp_year,
+        email=details.get("email_address") if name in ("paypal", "venmo") else None,
+        raw=dict(token),
+    )
+
+
+def _setup_from_token(
+    token: Mapping[str, Any], *, customer_id: str | None, usage: SetupUsage = "off_session"
+) -> SetupSession:
+    status = SETUP_TOKEN_STATUS.get(str(token.get("status") or ""), SetupStatus.REQUIRES_ACTION)
+    return SetupSession(
+        id=str(token["id"]),
+        provider="paypal",
+        status=status,
+        customer_id=customer_id,
+        url=_link(token, "approve", "payer-action")
+        if status is SetupStatus.REQUIRES_ACTION
+        else None,
+        usage=usage,
+        raw=dict(token),
+    )
+
+
 _NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] = {
     "order": _payment_from_order,
     "capture": _payment_from_capture,
@@ -810,6 +902,7 @@ _NORMALIZERS: Final[Mapping[str, Callable[[Mapping[str, Any]], WebhookObject]]] 
     "dispute": _dispute_from,
     "invoice": lambda resource: _invoice_from(resource),
     "sale": lambda resource: _invoice_from_sale(resource),
+    "payment_token": lambda resource: payment_method_from_paypal(resource),
 }
 
 
@@ -893,6 +986,7 @@ class PayPalProvider(BaseProvider):
             # the plan: those are left out
             Capability.SUBSCRIPTION_PAUSE,
             Capability.DISPUTE_EVIDENCE,
+            Capability.PAYMENT_METHODS,
         }
     )
 
@@ -945,6 +1039,7 @@ class PayPalProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         """Create an order.
 
@@ -955,12 +1050,26 @@ class PayPalProvider(BaseProvider):
         order comes back captured (or authorized for ``capture="manual"``).
         ``customer_id`` and ``metadata`` have no place on a PayPal order and are not sent.
         """
-        body = order_request(order_id, amount, payment_method, description, capture, return_url)
+        body = order_request(
+            order_id, amount, payment_method, description, capture, return_url,
+            off_session=off_session,
+        )  # fmt: skip
         order = self._http.post(
             "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
         )
         payment = self._payment(order)
-        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount)
+        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount,
+                 extra=fields(provider="paypal", operation="create_payment",
+                              order_id=order_id, payment_id=payment.id))  # fmt: skip
+        if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
+            # a vaulted card whose bank wants 3-D Secure: PayPal holds the order at
+            # PAYER_ACTION_REQUIRED, which no one is there to answer
+            raise AuthenticationRequired(
+                "PayPal: the payer must authenticate this charge (PAYER_ACTION_REQUIRED)",
+                payment_id=payment.id,
+                provider="paypal",
+                code="PAYER_ACTION_REQUIRED",
+            )
         return payment
 
     def get_payment(self, payment_id: str) -> Payment:
@@ -987,7 +1096,9 @@ class PayPalProvider(BaseProvider):
                 # another request (a second tab, the webhook handler) finished it first
                 order = self._get_order(token)
         payment = self._payment(order)
-        log.info("paypal order %s after return: %s", payment.id, payment.status)
+        log.info("paypal order %s after return: %s", payment.id, payment.status,
+                 extra=fields(provider="paypal", operation="complete_return",
+                              payment_id=payment.id))  # fmt: skip
         return payment
 
     def capture_payment(
@@ -1307,6 +1418,264 @@ class PayPalProvider(BaseProvider):
         authorization is open (the retry of a request whose answer was lost)."""
         return open_authorization(order, operation, done=done)
 
+    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        raise NotSupported(
+            "paypal has no API listing subscriptions; the Gateway lists those its store "
+            "holds (gw.list_subscriptions reads the store for PayPal)",
+            provider="paypal",
+            code="not_supported",
+        )
+
+    def change_subscription(
+        self,
+        subscription_id: str,
+        *,
+        price_id: str | None = None,
+        quantity: int | None = None,
+        proration: Proration = "create_prorations",
+        idempotency_key: str,
+    ) -> Subscription:
+        """``POST /v1/billing/subscriptions/{id}/revise``: PayPal has no proration. The
+        new plan or quantity is billed from the next billing cycle, so only
+        ``proration="none"`` says what happens; a plan change needs the buyer's consent at
+        the returned ``redirect_url`` (the subscription stays on its plan until then)."""
+        if proration != "none":
+            raise NotSupported(
+                f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
+                "the next billing cycle; pass proration='none'",
+                provider="paypal",
+                code="not_supported",
+            )
+        body: dict[str, Any] = {}
+        if price_id is not None:
+            if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
+                raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
+            body["plan_id"] = price_id
+        if quantity is not None:
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+                raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
+            body["quantity"] = str(quantity)
+        if not body:
+            raise ValidationError("change_subscription needs price_id or quantity")
+        path = _path_id(subscription_id, "subscription_id")
+        revised = self._http.post(
+            f"/v1/billing/subscriptions/{path}/revise", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        approve = _link(revised, "approve")
+        return dataclasses.replace(current, redirect_url=approve) if approve else current
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/suspend", {"reason": "Paused by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        """``activate`` a suspended subscription."""
+        path = _path_id(subscription_id, "subscription_id")
+        self._http.post(
+            f"/v1/billing/subscriptions/{path}/activate", {"reason": "Resumed by the merchant"}
+        )
+        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
+        raise NotSupported(
+            "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
+            provider="paypal",
+            code="not_supported",
+        )
+
+    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
+        the past-due subscription's id, and its outstanding balance is charged now
+        (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
+        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
+        subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
+        balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
+        owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
+        if owed.amount <= 0:
+            raise InvalidRequest(
+                f"paypal subscription {invoice_id} owes nothing: nothing to retry",
+                provider="paypal",
+                code="nothing_outstanding",
+            )
+        body = {
+            "note": "Retrying the failed payment",
+            "capture_type": "OUTSTANDING_BALANCE",
+            "amount": _money_field(owed),
+        }
+        transaction = self._http.post(
+            f"/v1/billing/subscriptions/{path}/capture", body,
+            request_id=_request_id(idempotency_key),
+        )  # fmt: skip
+        completed = str(transaction.get("status")) == "COMPLETED"
+        return Invoice(
+            id=str(transaction.get("id") or f"cycle@{path}"),
+            provider="paypal",
+            customer_id=subscription.get("custom_id"),
+            status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
+            amount_due=owed,
+            amount_paid=owed if completed else Money(0, owed.currency),
+            created_at=_parse_time(transaction.get("time")),
+            raw=transaction,
+            subscription_id=path,
+            billing_reason="subscription_cycle",
+        )
+
+    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
+        """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
+        ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
+        items are summaries, each read in full."""
+        path = "/v1/customer/disputes?page_size=50"
+        if payment_id is not None:
+            capture = self._payment(self._get_order(payment_id)).charge_id
+            if capture is None:
+                return []  # never captured: nothing to dispute
+            path += f"&disputed_transaction_id={_path_id(capture, 'capture id')}"
+        page = self._http.get(path)
+        return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
+    ) -> Dispute:
+        """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
+        one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
+        is not available."""
+        if not submit:
+            raise NotSupported(
+                "paypal sends evidence at once: submit=False (staging) is not available",
+                provider="paypal",
+                code="not_supported",
+            )
+        if not isinstance(evidence, DisputeEvidence):
+            raise ValidationError(
+                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
+            )
+        path = _path_id(dispute_id, "dispute_id")
+        parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
+            ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
+        ]
+        parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
+        self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
+        return self.get_dispute(dispute_id)
+
+    def accept_dispute(self, dispute_id: str) -> Dispute:
+        """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
+        path = _path_id(dispute_id, "dispute_id")
+        note = {"note": "The merchant accepts the claim."}
+        self._http.post_files(
+            f"/v1/customer/disputes/{path}/accept-claim",
+            [("input", (None, json.dumps(note).encode(), "application/json"))],
+        )
+        return self.get_dispute(dispute_id)
+
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """A Vault v3 setup token for the buyer's PayPal wallet: the buyer approves it at
+        ``SetupSession.url`` and comes back to ``return_url``, where ``complete_setup``
+        turns it into a payment token (the saved method). ``customer_id`` is the
+        merchant's own id for the buyer (PayPal keeps the wallets under it)."""
+        _check_vault_customer(customer_id)
+        if payment_method is not None or verification_token is not None:
+            raise ValidationError(
+                "PayPal saves a wallet after the buyer approves it at PayPal: call "
+                "create_setup without payment_method or verification_token"
+            )
+        if not return_url:
+            raise ValidationError("PayPal needs return_url: the buyer comes back there")
+        if usage not in ("off_session", "on_session"):
+            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+        body: dict[str, Any] = {
+            "payment_source": {"paypal": {
+                "usage_type": "MERCHANT",
+                "customer_type": "CONSUMER",
+                "experience_context": {
+                    "return_url": return_url,
+                    "cancel_url": cancel_url or return_url,
+                    "shipping_preference": "NO_SHIPPING",
+                    "vault_instruction": "ON_PAYER_APPROVAL",
+                },
+            }},
+            "customer": {"id": customer_id},
+        }  # fmt: skip
+        token = self._http.post(
+            "/v3/vault/setup-tokens", body, request_id=_request_id(idempotency_key)
+        )
+        return _setup_from_token(token, customer_id=customer_id, usage=usage)
+
+    def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
+        """The buyer came back with ``?approval_token_id=<setup token>``: the setup token is
+        read from PayPal and, once approved, exchanged for a payment token (POST
+        /v3/vault/payment-tokens, idempotent by ``idempotency_key``)."""
+        setup_id = params.get("approval_token_id") if isinstance(params, Mapping) else None
+        if not setup_id:
+            raise ValidationError("the PayPal return has no 'approval_token_id' parameter")
+        path = _path_id(setup_id, "setup token id")
+        token = self._http.get(f"/v3/vault/setup-tokens/{path}")
+        customer = token.get("customer")
+        customer_id = customer.get("id") if isinstance(customer, Mapping) else None
+        if token.get("status") != "APPROVED":
+            return _setup_from_token(token, customer_id=customer_id)
+        # SETUP_TOKEN: PayPal's current token_id_request (the older published Vault v3 file
+        # lists only BILLING_AGREEMENT)
+        body: dict[str, Any] = {
+            "payment_source": {"token": {"id": str(token["id"]), "type": "SETUP_TOKEN"}}
+        }
+        saved = self._http.post(
+            "/v3/vault/payment-tokens", body, request_id=_request_id(idempotency_key)
+        )
+        method = payment_method_from_paypal(saved)
+        return SetupSession(
+            id=str(token["id"]),
+            provider="paypal",
+            status=SetupStatus.SUCCEEDED,
+            customer_id=method.customer_id or customer_id,
+            payment_method_id=method.id,
+            raw={"setup_token": token, "payment_token": saved},
+        )
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """The customer's payment tokens, every page (PayPal pages by number)."""
+        _check_vault_customer(customer_id)
+        methods: list[PaymentMethod] = []
+        page = 1
+        while True:
+            query = urlencode(
+                {"customer_id": customer_id, "page_size": VAULT_PAGE_SIZE, "page": page}
+            )
+            listing = self._http.get(f"/v3/vault/payment-tokens?{query}")
+            tokens = listing.get("payment_tokens") or []
+            methods.extend(
+                payment_method_from_paypal({"customer": listing.get("customer"), **token})
+                for token in tokens
+                if isinstance(token, Mapping)
+            )
+            if not tokens or page >= int(listing.get("total_pages") or 1):
+                return methods
+            page += 1
+
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        path = _path_id(payment_method_id, "payment token id")
+        return payment_method_from_paypal(self._http.get(f"/v3/vault/payment-tokens/{path}"))
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """Delete the payment token: PayPal forgets the vaulted wallet."""
+        path = _path_id(payment_method_id, "payment token id")
+        self._http.delete(f"/v3/vault/payment-tokens/{path}")
+
 
 # ==========================================================================================
 # Requests: what each operation sends, checked first (shared by both faces)
@@ -1320,6 +1689,8 @@ def order_request(
     description: str | None,
     capture: CaptureMethod,
     return_url: str | None,
+    *,
+    off_session: bool = False,
 ) -> dict[str, Any]:
     """``POST /v2/checkout/orders`` for ``create_payment``."""
     _check_reference(order_id, "order_id")
@@ -1332,6 +1703,10 @@ def order_request(
         )
     if capture not in ("automatic", "manual"):
         raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
+    if off_session and vault_id is None:
+        # a charge without the buyer needs a vaulted wallet (complete_setup's payment
+        # token); a vault id is charged without the buyer anyway
+        raise ValidationError("an off-session charge needs a PayPal vault id as payment_method")
     unit: dict[str, Any] = {
         "custom_id": order_id,
         "invoice_id": order_id,
@@ -1615,6 +1990,8 @@ def _with_order(event: WebhookEvent, order_id: str) -> WebhookEvent:
         resolved = replace(obj, payment_id=order_id)
     return replace(event, object=resolved)
 
+    # -- saved payment methods (Vault v3) --------------------------------------------------------
+
 
 def _local_cert_prefix(base_url: str | None) -> str | None:
     """Where a local sandbox (``paygate sandbox``: a ``base_url`` on this machine) serves
@@ -1624,161 +2001,6 @@ def _local_cert_prefix(base_url: str | None) -> str | None:
     return base_url.rstrip("/") + "/v1/notifications/certs/"
 
     # -- after the first charge: subscriptions, dunning, disputes (issue 20) ---------------------
-
-    def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
-        raise NotSupported(
-            "paypal has no API listing subscriptions; the Gateway lists those its store "
-            "holds (gw.list_subscriptions reads the store for PayPal)",
-            provider="paypal",
-            code="not_supported",
-        )
-
-    def change_subscription(
-        self,
-        subscription_id: str,
-        *,
-        price_id: str | None = None,
-        quantity: int | None = None,
-        proration: Proration = "create_prorations",
-        idempotency_key: str,
-    ) -> Subscription:
-        """``POST /v1/billing/subscriptions/{id}/revise``: PayPal has no proration. The
-        new plan or quantity is billed from the next billing cycle, so only
-        ``proration="none"`` says what happens; a plan change needs the buyer's consent at
-        the returned ``redirect_url`` (the subscription stays on its plan until then)."""
-        if proration != "none":
-            raise NotSupported(
-                f"paypal cannot prorate (proration={proration!r}): it revises the plan from "
-                "the next billing cycle; pass proration='none'",
-                provider="paypal",
-                code="not_supported",
-            )
-        body: dict[str, Any] = {}
-        if price_id is not None:
-            if not isinstance(price_id, str) or not 3 <= len(price_id) <= 50:
-                raise ValidationError(f"price_id must be a PayPal plan id, got {price_id!r}")
-            body["plan_id"] = price_id
-        if quantity is not None:
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-                raise ValidationError(f"quantity must be an int >= 1, got {quantity!r}")
-            body["quantity"] = str(quantity)
-        if not body:
-            raise ValidationError("change_subscription needs price_id or quantity")
-        path = _path_id(subscription_id, "subscription_id")
-        revised = self._http.post(
-            f"/v1/billing/subscriptions/{path}/revise", body,
-            request_id=_request_id(idempotency_key),
-        )  # fmt: skip
-        current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-        approve = _link(revised, "approve")
-        return dataclasses.replace(current, redirect_url=approve) if approve else current
-
-    def pause_subscription(self, subscription_id: str) -> Subscription:
-        """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
-        path = _path_id(subscription_id, "subscription_id")
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/suspend", {"reason": "Paused by the merchant"}
-        )
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-
-    def resume_subscription(self, subscription_id: str) -> Subscription:
-        """``activate`` a suspended subscription."""
-        path = _path_id(subscription_id, "subscription_id")
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/activate", {"reason": "Resumed by the merchant"}
-        )
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-
-    def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
-        raise NotSupported(
-            "paypal cancels subscriptions at once: there is no scheduled cancel to undo",
-            provider="paypal",
-            code="not_supported",
-        )
-
-    def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
-        """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
-        the past-due subscription's id, and its outstanding balance is charged now
-        (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
-        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
-        subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
-        balance = (subscription.get("billing_info") or {}).get("outstanding_balance")
-        owed = _parse_money(balance, f"subscription {invoice_id} outstanding balance")
-        if owed.amount <= 0:
-            raise InvalidRequest(
-                f"paypal subscription {invoice_id} owes nothing: nothing to retry",
-                provider="paypal",
-                code="nothing_outstanding",
-            )
-        body = {
-            "note": "Retrying the failed payment",
-            "capture_type": "OUTSTANDING_BALANCE",
-            "amount": _money_field(owed),
-        }
-        transaction = self._http.post(
-            f"/v1/billing/subscriptions/{path}/capture", body,
-            request_id=_request_id(idempotency_key),
-        )  # fmt: skip
-        completed = str(transaction.get("status")) == "COMPLETED"
-        return Invoice(
-            id=str(transaction.get("id") or f"cycle@{path}"),
-            provider="paypal",
-            customer_id=subscription.get("custom_id"),
-            status=InvoiceStatus.PAID if completed else InvoiceStatus.OPEN,
-            amount_due=owed,
-            amount_paid=owed if completed else Money(0, owed.currency),
-            created_at=_parse_time(transaction.get("time")),
-            raw=transaction,
-            subscription_id=path,
-            billing_reason="subscription_cycle",
-        )
-
-    def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
-        """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
-        ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
-        items are summaries, each read in full."""
-        path = "/v1/customer/disputes?page_size=50"
-        if payment_id is not None:
-            capture = self._payment(self._get_order(payment_id)).charge_id
-            if capture is None:
-                return []  # never captured: nothing to dispute
-            path += f"&disputed_transaction_id={_path_id(capture, 'capture id')}"
-        page = self._http.get(path)
-        return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
-
-    def submit_dispute_evidence(
-        self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
-    ) -> Dispute:
-        """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
-        one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
-        is not available."""
-        if not submit:
-            raise NotSupported(
-                "paypal sends evidence at once: submit=False (staging) is not available",
-                provider="paypal",
-                code="not_supported",
-            )
-        if not isinstance(evidence, DisputeEvidence):
-            raise ValidationError(
-                f"evidence must be a DisputeEvidence, got {type(evidence).__name__}"
-            )
-        path = _path_id(dispute_id, "dispute_id")
-        parts: list[tuple[str, tuple[str | None, bytes, str]]] = [
-            ("input", (None, json.dumps(paypal_evidence(evidence)).encode(), "application/json"))
-        ]
-        parts += [("evidence-file", (f.name, f.content, f.content_type)) for f in evidence.files]
-        self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
-        return self.get_dispute(dispute_id)
-
-    def accept_dispute(self, dispute_id: str) -> Dispute:
-        """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
-        path = _path_id(dispute_id, "dispute_id")
-        note = {"note": "The merchant accepts the claim."}
-        self._http.post_files(
-            f"/v1/customer/disputes/{path}/accept-claim",
-            [("input", (None, json.dumps(note).encode(), "application/json"))],
-        )
-        return self.get_dispute(dispute_id)
 
 
 def _has_refund_of(order: Mapping[str, Any], amount: Money) -> bool:

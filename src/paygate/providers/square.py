@@ -37,9 +37,11 @@ from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
 from paygate._json import load_object
+from paygate._observe import fields
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import (
     AuthenticationError,
+    AuthenticationRequired,
     CardDeclined,
     ConfigurationError,
     IdempotencyConflict,
@@ -68,9 +70,14 @@ from paygate.models import (
     LineItem,
     Payment,
     PaymentFailure,
+    PaymentMethod,
+    PaymentMethodKind,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SetupSession,
+    SetupStatus,
+    SetupUsage,
     Subscription,
     SubscriptionStatus,
     WebhookEvent,
@@ -216,6 +223,34 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
     "invoice.scheduled_charge_failed": EventType.INVOICE_PAYMENT_FAILED,
     "invoice.canceled": EventType.INVOICE_VOIDED,
     "invoice.refunded": EventType.INVOICE_REFUNDED,
+    "customer.created": EventType.CUSTOMER_CREATED,
+    "customer.updated": EventType.CUSTOMER_UPDATED,
+    "customer.deleted": EventType.CUSTOMER_DELETED,
+    "card.created": EventType.PAYMENT_METHOD_ATTACHED,
+    "card.updated": EventType.PAYMENT_METHOD_UPDATED,
+    # the card network's account updater renewed the card on file
+    "card.automatically_updated": EventType.PAYMENT_METHOD_UPDATED,
+    "card.disabled": EventType.PAYMENT_METHOD_DETACHED,
+    # the seller forgot the card at the buyer's request (GDPR)
+    "card.forgotten": EventType.PAYMENT_METHOD_DETACHED,
+}
+
+#: Card.card_brand -> the brand name paygate reports (Stripe's spelling where it has one)
+CARD_BRANDS: Final[Mapping[str, str]] = {
+    "VISA": "visa",
+    "MASTERCARD": "mastercard",
+    "AMERICAN_EXPRESS": "amex",
+    "DISCOVER": "discover",
+    "DISCOVER_DINERS": "diners",
+    "JCB": "jcb",
+    "CHINA_UNIONPAY": "unionpay",
+    "INTERAC": "interac",
+    "EFTPOS": "eftpos",
+    "FELICA": "felica",
+    "EBT": "ebt",
+    "SQUARE_GIFT_CARD": "square_gift_card",
+    "SQUARE_CAPITAL_CARD": "square_capital_card",
+    "OTHER_BRAND": "other",
 }
 
 #: Square error code → standard decline code (category PAYMENT_METHOD_ERROR → CardDeclined)
@@ -597,6 +632,26 @@ def customer_from_square(data: Mapping[str, Any]) -> Customer:
     )
 
 
+def payment_method_from_square(card: Mapping[str, Any]) -> PaymentMethod:
+    """A card on file. A disabled card (DisableCard, ``card.disabled``) belongs to no one
+    any more: its ``customer_id`` is reported as ``None``."""
+    brand = card.get("card_brand")
+    enabled = card.get("enabled", True) is not False
+    return PaymentMethod(
+        id=str(card.get("id") or ""),
+        provider=PROVIDER,
+        customer_id=card.get("customer_id") if enabled else None,
+        kind=PaymentMethodKind.CARD,
+        brand=CARD_BRANDS.get(str(brand), "other") if brand else None,
+        last4=card.get("last_4"),
+        exp_month=card.get("exp_month"),
+        exp_year=card.get("exp_year"),
+        fingerprint=card.get("fingerprint"),
+        created_at=_time(card.get("created_at")),
+        raw=dict(card),
+    )
+
+
 def checkout_from_square(
     link: Mapping[str, Any], order: Mapping[str, Any] | None, *, order_id: str | None = None
 ) -> CheckoutSession:
@@ -653,7 +708,7 @@ def normalize_event(payload: Mapping[str, Any]) -> WebhookEvent:
     obj: WebhookObject | None = None
     event_type = EventType.UNKNOWN
     data = payload.get("data")
-    if kind in ("payment", "refund", "dispute", "subscription", "invoice"):
+    if kind in ("payment", "refund", "dispute", "subscription", "invoice", "customer", "card"):
         if not isinstance(data, Mapping):
             raise MalformedPayload(f"Square {square_type} event without data")
         try:
@@ -711,6 +766,10 @@ def _normalize_object(
         return EventType.SUBSCRIPTION_UPDATED, subscription
     if kind == "invoice" and square_type in EVENT_TYPES:
         return EVENT_TYPES[square_type], invoice_from_square(data)
+    if kind == "customer" and square_type in EVENT_TYPES:
+        return EVENT_TYPES[square_type], customer_from_square(data)
+    if kind == "card" and square_type in EVENT_TYPES:
+        return EVENT_TYPES[square_type], payment_method_from_square(data)
     return EventType.UNKNOWN, None
 
 
@@ -744,6 +803,7 @@ class SquareProvider(BaseProvider):
             # the plan's phases: those are left out
             Capability.SUBSCRIPTION_PAUSE,
             Capability.DISPUTE_EVIDENCE,
+            Capability.PAYMENT_METHODS,
         }
     )
 
@@ -825,10 +885,16 @@ class SquareProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
+        """A payment from ``payment_method``: a Web Payments SDK token, or a saved card's
+        id with its ``customer_id``. Square takes no off-session flag: a card on file
+        charged without the buyer is simply one without a verification token; a bank that
+        wants the buyer answers ``CARD_DECLINED_VERIFICATION_REQUIRED``
+        ([`AuthenticationRequired`][paygate.errors.AuthenticationRequired])."""
         kwargs = payment_request(
             self.settings.location_id, order_id, amount, payment_method, idempotency_key,
-            customer_id, description, capture,
+            customer_id, description, capture, off_session=off_session,
         )  # fmt: skip
         body = self._call("create_payment", self._client.payments.create, **kwargs)
         payment = payment_from_square(body["payment"], order_id=order_id)
@@ -1053,6 +1119,7 @@ class SquareProvider(BaseProvider):
                 "square subscription %s: cancel scheduled for the end of the billing period "
                 "(Square has no immediate cancel)",
                 subscription_id,
+                extra=fields(provider="square", operation="cancel_subscription"),
             )
         return subscription
 
@@ -1393,6 +1460,132 @@ class SquareProvider(BaseProvider):
         body = self._call("accept_dispute", self._client.disputes.accept, dispute_id=dispute_id)
         return dispute_from_square(body["dispute"])
 
+    # -- customers and saved cards (Cards API) -------------------------------------------------
+
+    def get_customer(self, customer_id: str) -> Customer:
+        body = self._call("get_customer", self._client.customers.get, customer_id=customer_id)
+        return customer_from_square(body["customer"])
+
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        kwargs: dict[str, Any] = {"customer_id": customer_id}
+        if email is not None:
+            kwargs["email_address"] = email
+        if name is not None:
+            given, _, family = name.strip().partition(" ")
+            kwargs["given_name"] = given
+            kwargs["family_name"] = family or None
+        if metadata:
+            # the metadata lives as JSON in the note (see create_customer): merged, so a
+            # key not named keeps its value
+            current = self.get_customer(customer_id).metadata
+            kwargs["note"] = json.dumps({**current, **metadata}, sort_keys=True)
+        body = self._call("update_customer", self._client.customers.update, **kwargs)
+        return customer_from_square(body["customer"])
+
+    def list_customers(
+        self, *, email: str | None = None, page_size: int = LIST_PAGE_MAX
+    ) -> Iterator[Customer]:
+        """ListCustomers, or with ``email`` SearchCustomers on the exact address; a page
+        per request as the iterator is consumed."""
+        check_page_size(page_size, LIST_PAGE_MAX)
+        if email is None:
+            pages = self._pages(
+                "list_customers",
+                self._client.customers.list,
+                {"limit": page_size},
+                "customers",
+                None,
+            )
+            return (customer_from_square(row) for page in pages for row in page["customers"])
+        return self._customer_search(email, page_size)
+
+    def _customer_search(self, email: str, page_size: int) -> Iterator[Customer]:
+        query: dict[str, Any] = {
+            "query": {"filter": {"email_address": {"exact": email}}},
+            "limit": page_size,
+        }
+        while True:
+            body = self._call("list_customers", self._client.customers.search, **query)
+            for row in body.get("customers") or []:
+                yield customer_from_square(row)
+            cursor = body.get("cursor")
+            if not cursor:
+                return
+            query = {**query, "cursor": cursor}
+
+    def delete_customer(self, customer_id: str) -> None:
+        self._call("delete_customer", self._client.customers.delete, customer_id=customer_id)
+
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """CreateCard: a card on file for ``customer_id`` from a Web Payments SDK token
+        (``payment_method``), with the buyer's ``verification_token`` where the bank
+        wants Strong Customer Authentication. Square has no hosted step: the card is saved
+        at once (the session's id is the card's), and the URLs are not used."""
+        if not isinstance(customer_id, str) or not customer_id:
+            raise ValidationError("create_setup needs the customer_id to save the card for")
+        if not payment_method:
+            raise ValidationError(
+                "Square saves a card from a Web Payments SDK token: pass it as "
+                "payment_method (and the buyer's verification_token where SCA applies)"
+            )
+        if usage not in ("off_session", "on_session"):
+            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+        kwargs: dict[str, Any] = {
+            "idempotency_key": square_idempotency_key(idempotency_key),
+            "source_id": payment_method,
+            "card": {"customer_id": customer_id},
+        }
+        if verification_token:
+            kwargs["verification_token"] = verification_token
+        card = self._call("create_setup", self._client.cards.create, **kwargs)["card"]
+        method = payment_method_from_square(card)
+        return SetupSession(
+            id=method.id,
+            provider=PROVIDER,
+            status=SetupStatus.SUCCEEDED,
+            customer_id=customer_id,
+            payment_method_id=method.id,
+            usage=usage,
+            created_at=method.created_at,
+            raw=card,
+        )
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        """The customer's enabled cards on file (ListCards)."""
+        pages = self._pages(
+            "list_payment_methods",
+            self._client.cards.list,
+            {"customer_id": customer_id},
+            "cards",
+            None,
+        )
+        return [payment_method_from_square(card) for page in pages for card in page["cards"]]
+
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        body = self._call("get_payment_method", self._client.cards.get, card_id=payment_method_id)
+        return payment_method_from_square(body["card"])
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """DisableCard: Square keeps the card, disabled; it can no longer be charged."""
+        self._call("detach_payment_method", self._client.cards.disable, card_id=payment_method_id)
+
 
 def _line_items_total(line_items: Sequence[LineItem]) -> Money:
     if not line_items:
@@ -1415,11 +1608,17 @@ def payment_request(
     customer_id: str | None,
     description: str | None,
     capture: CaptureMethod,
+    *,
+    off_session: bool = False,
 ) -> dict[str, Any]:
     """CreatePayment's arguments for ``create_payment``."""
     _check_reference(order_id)
     if not isinstance(amount, Money) or amount.amount <= 0:
         raise ValidationError(f"amount must be positive Money, got {amount!r}")
+    if off_session and not (payment_method and customer_id):
+        raise ValidationError(
+            "an off-session charge needs the saved card's id as payment_method and its customer_id"
+        )
     if not payment_method:
         raise ValidationError(
             "Square needs payment_method: a source_id (a Web Payments SDK token or a "
@@ -1689,6 +1888,9 @@ def _error_from_codes(
         "request_id": request_id,
     }
     if code in DECLINE_CODES:
+        if DECLINE_CODES[code] == "authentication_required":
+            # Square keeps no payment to confirm later: payment_id stays None
+            return AuthenticationRequired(message, **common)
         return CardDeclined(message, decline_code=DECLINE_CODES[code], **common)
     error_class = ERROR_CODES.get(code) or ERROR_CATEGORIES.get(category)
     if error_class is None:

@@ -37,6 +37,7 @@ from paygate import errors
 from paygate._config import settings_error
 from paygate._iso4217 import EXPONENTS
 from paygate._json import load_object
+from paygate._observe import fields
 from paygate._redact import redact_card_numbers
 from paygate._retry import RetryPolicy, attempt_timeout, call_with
 from paygate.errors import ConfigurationError, InvalidAmount, MalformedPayload, ValidationError
@@ -57,9 +58,14 @@ from paygate.models import (
     LineItem,
     Payment,
     PaymentFailure,
+    PaymentMethod,
+    PaymentMethodKind,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SetupSession,
+    SetupStatus,
+    SetupUsage,
     Subscription,
     SubscriptionStatus,
     WebhookEvent,
@@ -237,7 +243,62 @@ EVENT_TYPES: Final[Mapping[str, EventType | None]] = {
     "checkout.session.async_payment_succeeded": EventType.PAYMENT_SUCCEEDED,
     "checkout.session.async_payment_failed": EventType.PAYMENT_FAILED,
     "checkout.session.expired": EventType.CHECKOUT_EXPIRED,
+    "customer.created": EventType.CUSTOMER_CREATED,
+    "customer.updated": EventType.CUSTOMER_UPDATED,
+    "customer.deleted": EventType.CUSTOMER_DELETED,
+    "payment_method.attached": EventType.PAYMENT_METHOD_ATTACHED,
+    "payment_method.updated": EventType.PAYMENT_METHOD_UPDATED,
+    # the card network's account updater renewed the card (new expiry or number)
+    "payment_method.automatically_updated": EventType.PAYMENT_METHOD_UPDATED,
+    "payment_method.detached": EventType.PAYMENT_METHOD_DETACHED,
+    "setup_intent.succeeded": EventType.SETUP_SUCCEEDED,
+    "setup_intent.setup_failed": EventType.SETUP_FAILED,
 }
+
+#: SetupIntent.status -> SetupStatus: before it succeeds, a setup waits on the customer
+SETUP_INTENT_STATUS: Final[Mapping[str, SetupStatus]] = {
+    "requires_payment_method": SetupStatus.REQUIRES_ACTION,
+    "requires_confirmation": SetupStatus.REQUIRES_ACTION,
+    "requires_action": SetupStatus.REQUIRES_ACTION,
+    "processing": SetupStatus.PROCESSING,
+    "succeeded": SetupStatus.SUCCEEDED,
+    "canceled": SetupStatus.CANCELED,
+}
+
+#: checkout.Session.status in setup mode -> SetupStatus
+CHECKOUT_SETUP_STATUS: Final[Mapping[str, SetupStatus]] = {
+    "open": SetupStatus.REQUIRES_ACTION,
+    "complete": SetupStatus.SUCCEEDED,
+    "expired": SetupStatus.CANCELED,
+}
+
+#: a Checkout Session in setup mode saves a payment method: its events are setup events
+#: (with a [`SetupSession`][paygate.models.SetupSession]), not checkout ones
+CHECKOUT_SETUP_EVENTS: Final[Mapping[str, EventType]] = {
+    "checkout.session.completed": EventType.SETUP_SUCCEEDED,
+    "checkout.session.expired": EventType.SETUP_FAILED,
+}
+
+#: PaymentMethod.type -> PaymentMethodKind; any other type is ``other``
+PAYMENT_METHOD_KINDS: Final[Mapping[str, PaymentMethodKind]] = {
+    "card": PaymentMethodKind.CARD,
+    "paypal": PaymentMethodKind.PAYPAL,
+    "us_bank_account": PaymentMethodKind.BANK_ACCOUNT,
+    "sepa_debit": PaymentMethodKind.BANK_ACCOUNT,
+    "bacs_debit": PaymentMethodKind.BANK_ACCOUNT,
+    "au_becs_debit": PaymentMethodKind.BANK_ACCOUNT,
+    "acss_debit": PaymentMethodKind.BANK_ACCOUNT,
+    "nz_bank_account": PaymentMethodKind.BANK_ACCOUNT,
+    "link": PaymentMethodKind.WALLET,
+    "cashapp": PaymentMethodKind.WALLET,
+    "amazon_pay": PaymentMethodKind.WALLET,
+    "revolut_pay": PaymentMethodKind.WALLET,
+    "kakao_pay": PaymentMethodKind.WALLET,
+    "naver_pay": PaymentMethodKind.WALLET,
+}
+
+#: Stripe's largest ``limit`` for GET /v1/customers
+CUSTOMERS_MAX_PAGE: Final = 100
 
 #: refund.updated / charge.refunded: the event type follows the refund's status
 REFUND_EVENT_BY_STATUS: Final[Mapping[RefundStatus, EventType]] = {
@@ -726,6 +787,8 @@ def refund_from_stripe(refund: Mapping[str, Any]) -> Refund:
 
 
 def customer_from_stripe(customer: Mapping[str, Any]) -> Customer:
+    settings = customer.get("invoice_settings")
+    default = settings.get("default_payment_method") if isinstance(settings, Mapping) else None
     return Customer(
         id=customer["id"],
         provider=PROVIDER,
@@ -733,6 +796,7 @@ def customer_from_stripe(customer: Mapping[str, Any]) -> Customer:
         name=customer.get("name"),
         metadata=_metadata(customer),
         raw=customer,
+        default_payment_method_id=_id_of(default),
     )
 
 
@@ -871,6 +935,87 @@ def checkout_from_stripe(session: Mapping[str, Any]) -> CheckoutSession:
     )
 
 
+def payment_method_from_stripe(method: Mapping[str, Any]) -> PaymentMethod:
+    """A PaymentMethod: a card's display details only (Stripe never returns the number)."""
+    kind_name = method.get("type") or ""
+    card = method.get("card") if kind_name == "card" else None
+    card = card if isinstance(card, Mapping) else {}
+    billing = method.get("billing_details")
+    email = billing.get("email") if isinstance(billing, Mapping) else None
+    return PaymentMethod(
+        id=method["id"],
+        provider=PROVIDER,
+        customer_id=_id_of(method.get("customer")),
+        kind=PAYMENT_METHOD_KINDS.get(kind_name, PaymentMethodKind.OTHER),
+        brand=card.get("brand"),
+        last4=card.get("last4"),
+        exp_month=card.get("exp_month"),
+        exp_year=card.get("exp_year"),
+        fingerprint=card.get("fingerprint"),
+        email=email if kind_name == "paypal" else None,
+        created_at=_ts(method.get("created")),
+        raw=method,
+    )
+
+
+def _setup_failure(intent: Mapping[str, Any]) -> PaymentFailure | None:
+    error = intent.get("last_setup_error")
+    if not isinstance(error, Mapping) or not error:
+        return None
+    decline = error.get("decline_code") or error.get("code")
+    return PaymentFailure(
+        code=str(error.get("code") or error.get("type") or "setup_failed"),
+        message=str(error.get("message") or ""),
+        decline_code=_decline_code(decline) if error.get("type") == "card_error" else None,
+    )
+
+
+def setup_from_stripe(intent: Mapping[str, Any]) -> SetupSession:
+    """A SetupIntent. Back at ``requires_payment_method`` after an attempt (an error
+    recorded) it has failed: Stripe waits for another method, paygate reports the failure."""
+    status = SETUP_INTENT_STATUS.get(intent.get("status") or "", SetupStatus.REQUIRES_ACTION)
+    failure = _setup_failure(intent)
+    if failure is not None and intent.get("status") == "requires_payment_method":
+        status = SetupStatus.FAILED
+    return SetupSession(
+        id=intent["id"],
+        provider=PROVIDER,
+        status=status,
+        customer_id=_id_of(intent.get("customer")),
+        client_secret=intent.get("client_secret"),
+        url=_redirect_url(intent),
+        payment_method_id=_id_of(intent.get("payment_method"))
+        if status is SetupStatus.SUCCEEDED
+        else None,
+        usage="on_session" if intent.get("usage") == "on_session" else "off_session",
+        failure=failure,
+        created_at=_ts(intent.get("created")),
+        raw=intent,
+    )
+
+
+def setup_from_checkout(session: Mapping[str, Any]) -> SetupSession:
+    """A Checkout Session in setup mode; its SetupIntent, when expanded, names the method."""
+    status = CHECKOUT_SETUP_STATUS.get(session.get("status") or "", SetupStatus.REQUIRES_ACTION)
+    intent = session.get("setup_intent")
+    method_id = None
+    if isinstance(intent, Mapping):
+        inner = setup_from_stripe(intent)
+        method_id = inner.payment_method_id
+        if status is SetupStatus.SUCCEEDED:
+            status = inner.status  # complete, but a bank account may still be verifying
+    return SetupSession(
+        id=session["id"],
+        provider=PROVIDER,
+        status=status,
+        customer_id=_id_of(session.get("customer")),
+        url=session.get("url") if status is SetupStatus.REQUIRES_ACTION else None,
+        payment_method_id=method_id,
+        created_at=_ts(session.get("created")),
+        raw=session,
+    )
+
+
 def _charge_refunded_object(charge: Mapping[str, Any]) -> tuple[EventType, Refund | Payment]:
     """``charge.refunded``: the newest refund when the charge lists them, else the payment.
 
@@ -920,6 +1065,8 @@ _OBJECT_TRANSLATORS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
     "invoice": invoice_from_stripe,
     "checkout.session": checkout_from_stripe,
     "customer": customer_from_stripe,
+    "payment_method": payment_method_from_stripe,
+    "setup_intent": setup_from_stripe,
 }
 
 
@@ -968,6 +1115,8 @@ def event_from_stripe(event: Mapping[str, Any]) -> WebhookEvent:
 def _translate_event_object(provider_type: str, data: Mapping[str, Any]) -> tuple[EventType, Any]:
     if provider_type == "charge.refunded":
         return _charge_refunded_object(data)
+    if data.get("mode") == "setup" and provider_type in CHECKOUT_SETUP_EVENTS:
+        return CHECKOUT_SETUP_EVENTS[provider_type], setup_from_checkout(data)
     translate = _OBJECT_TRANSLATORS.get(data.get("object", ""))
     if translate is None:
         raise TypeError(f"unexpected object type {data.get('object')!r}")
@@ -1062,6 +1211,12 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
     }
     if target is errors.CardDeclined:
         decline = (detail.decline_code if detail is not None else None) or exc.code
+        if "authentication_required" in (decline, exc.code):
+            # an off-session charge the bank wants the customer for; the PaymentIntent stays
+            # (requires_payment_method) for the customer to confirm on session
+            error_body = body.get("error") if isinstance(body, Mapping) else None
+            intent = error_body.get("payment_intent") if isinstance(error_body, Mapping) else None
+            return errors.AuthenticationRequired(message, payment_id=_id_of(intent), **kwargs)
         return errors.CardDeclined(message, decline_code=_decline_code(decline), **kwargs)
     return target(message, **kwargs)
 
@@ -1083,13 +1238,21 @@ def _failed(operation: str, exc: stripe.StripeError) -> errors.ProviderError:
         type(error).__name__,
         error.code,
         error.request_id,
-    )
+        extra=fields(provider="stripe", operation=operation, outcome="error",
+                     error_type=type(error).__name__,
+                     decline_code=getattr(error, "decline_code", None)),
+    )  # fmt: skip
     return error
 
 
 def _answer(operation: str, result: Any) -> dict[str, Any]:
     data: dict[str, Any] = result.to_dict()
-    logger.debug("stripe %s -> %s", operation, data.get("id"))
+    logger.debug(
+        "stripe %s -> %s",
+        operation,
+        data.get("id"),
+        extra=fields(provider="stripe", operation=operation, outcome="ok"),
+    )
     return data
 
 
@@ -1212,9 +1375,15 @@ def payment_intent_params(
     metadata: Mapping[str, str] | None,
     capture: CaptureMethod,
     return_url: str | None,
+    *,
+    off_session: bool = False,
 ) -> dict[str, Any]:
     """``POST /v1/payment_intents`` for ``create_payment``."""
     value, currency = _positive(amount, "amount")
+    if off_session and not (payment_method and customer_id):
+        raise ValidationError(
+            "an off-session charge needs the saved payment_method and its customer_id"
+        )
     if capture not in ("automatic", "manual"):
         raise ValidationError(f"capture must be 'automatic' or 'manual', got {capture!r}")
     params: dict[str, Any] = {
@@ -1230,6 +1399,8 @@ def payment_intent_params(
     if payment_method:
         params["payment_method"] = payment_method
         params["confirm"] = True
+        if off_session:  # merchant-initiated: Stripe asks no one to authenticate
+            params["off_session"] = True
         if return_url:
             params["return_url"] = return_url
         else:
@@ -1471,10 +1642,12 @@ class StripeProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
         capture: CaptureMethod = "automatic",
         return_url: str | None = None,
+        off_session: bool = False,
     ) -> Payment:
         params = payment_intent_params(
             order_id, amount, payment_method, customer_id, description, metadata, capture,
             return_url,
+            off_session=off_session,
         )  # fmt: skip
         data = self._raw("create_payment", "post", "/v1/payment_intents", params,
                          idempotency_key)  # fmt: skip
@@ -1925,6 +2098,162 @@ class StripeProvider(BaseProvider):
             self._call("accept_dispute", self._v1.disputes.close, dispute_id)
         )
 
+    def get_customer(self, customer_id: str) -> Customer:
+        data = self._call("get_customer", self._v1.customers.retrieve, customer_id)
+        if data.get("deleted"):  # Stripe still answers for a deleted customer, as a stub
+            raise errors.NotFound(
+                f"customer {customer_id} was deleted",
+                provider=PROVIDER,
+                code="resource_missing",
+                http_status=404,
+            )
+        return customer_from_stripe(data)
+
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        params: dict[str, Any] = {}
+        if email is not None:
+            params["email"] = email
+        if name is not None:
+            params["name"] = name
+        if metadata:
+            params["metadata"] = dict(metadata)
+        data = self._call("update_customer", self._v1.customers.update, customer_id, params=params)
+        return customer_from_stripe(data)
+
+    def list_customers(
+        self, *, email: str | None = None, page_size: int = CUSTOMERS_MAX_PAGE
+    ) -> Iterator[Customer]:
+        """Every customer (Stripe's order: newest first), a page per request as consumed."""
+        check_page_size(page_size, CUSTOMERS_MAX_PAGE)
+        query: dict[str, Any] = {"limit": page_size}
+        if email is not None:
+            query["email"] = email
+        return self._customer_pages(query)
+
+    def _customer_pages(self, query: dict[str, Any]) -> Iterator[Customer]:
+        while True:
+            page = self._call("list_customers", self._v1.customers.list, params=query)
+            rows: list[dict[str, Any]] = page.get("data") or []
+            for row in rows:
+                yield customer_from_stripe(row)
+            if not page.get("has_more") or not rows:
+                return
+            query = {**query, "starting_after": rows[-1]["id"]}
+
+    def delete_customer(self, customer_id: str) -> None:
+        self._call("delete_customer", self._v1.customers.delete, customer_id)
+
+    def create_setup(
+        self,
+        *,
+        customer_id: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+        cancel_url: str | None = None,
+        usage: SetupUsage = "off_session",
+        payment_method: str | None = None,
+        verification_token: str | None = None,
+    ) -> SetupSession:
+        """A SetupIntent (its ``client_secret`` for Stripe.js, or confirmed at once with a
+        ``payment_method``), or with only a ``return_url`` a Checkout Session in setup
+        mode (its ``url``: the customer enters a card on Stripe's page)."""
+        if usage not in ("off_session", "on_session"):
+            raise ValidationError(f"usage must be 'off_session' or 'on_session', got {usage!r}")
+        if not isinstance(customer_id, str) or not customer_id:
+            raise ValidationError("create_setup needs the customer_id to save the method for")
+        if verification_token is not None:
+            raise ValidationError("verification_token is Square's; Stripe authenticates itself")
+        if payment_method or not return_url:
+            params: dict[str, Any] = {"customer": customer_id, "usage": usage}
+            if payment_method:
+                params["payment_method"] = payment_method
+                params["confirm"] = True
+                if return_url:
+                    params["return_url"] = return_url
+                else:  # nothing may redirect; 3-D Secure still runs in-page with Stripe.js
+                    params["automatic_payment_methods"] = {
+                        "enabled": True,
+                        "allow_redirects": "never",
+                    }
+            else:
+                params["automatic_payment_methods"] = {"enabled": True}
+            data = self._call(
+                "create_setup",
+                self._v1.setup_intents.create,
+                params=params,
+                options=self._options(idempotency_key),
+            )
+            return setup_from_stripe(data)
+        session_params: dict[str, Any] = {
+            "mode": "setup",
+            "customer": customer_id,
+            # setup mode needs the method types (or a currency, which a setup has none of)
+            "allowed_payment_method_types": ["card"],
+            "success_url": _with_session_placeholder(return_url),
+            "cancel_url": cancel_url or return_url,
+        }
+        data = self._call(
+            "create_setup",
+            self._v1.checkout.sessions.create,
+            params=session_params,
+            options=self._options(idempotency_key),
+        )
+        return setup_from_checkout(data)
+
+    def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
+        """Back from Checkout in setup mode (``session_id``) or from Stripe.js's
+        ``confirmSetup`` redirect (``setup_intent``); only the ids are read, and the setup
+        is fetched from Stripe (``redirect_status`` is ignored)."""
+        session_id = params.get("session_id")
+        if session_id:
+            data = self._call(
+                "complete_setup",
+                self._v1.checkout.sessions.retrieve,
+                session_id,
+                params={"expand": ["setup_intent"]},
+            )
+            return setup_from_checkout(data)
+        setup_id = params.get("setup_intent")
+        if not setup_id:
+            raise ValidationError("return parameters carry neither session_id nor setup_intent")
+        return setup_from_stripe(
+            self._call("complete_setup", self._v1.setup_intents.retrieve, setup_id)
+        )
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        rows = self._list_all(
+            "list_payment_methods",
+            functools.partial(self._v1.customers.payment_methods.list, customer_id),
+        )
+        return [payment_method_from_stripe(row) for row in rows]
+
+    def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        data = self._call(
+            "get_payment_method", self._v1.payment_methods.retrieve, payment_method_id
+        )
+        return payment_method_from_stripe(data)
+
+    def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
+        """The customer's ``invoice_settings.default_payment_method``: what invoices and
+        subscriptions charge."""
+        data = self._call(
+            "set_default_payment_method",
+            self._v1.customers.update,
+            customer_id,
+            params={"invoice_settings": {"default_payment_method": payment_method_id}},
+        )
+        return customer_from_stripe(data)
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        self._call("detach_payment_method", self._v1.payment_methods.detach, payment_method_id)
+
 
 #: DisputeEvidence's text fields -> Stripe's ``evidence`` fields
 STRIPE_EVIDENCE_TEXT: Final[Mapping[str, str]] = {
@@ -2006,3 +2335,4 @@ def stripe_trial(trial_days: Any, trial_end: Any) -> dict[str, int]:
             raise ValidationError(f"trial_end must be a timezone-aware datetime, got {trial_end!r}")
         return {"trial_end": int(trial_end.timestamp())}
     return {}
+    # -- customers and saved payment methods --------------------------------------------------

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from paygate._facts import Fact, FactClaim
+from paygate._observe import fields
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores._records import (
@@ -298,6 +299,7 @@ def default_store_url(
             "no store given and PAYGATE_STORE_URL not set: using SQLite at %s "
             "(store='memory://' keeps nothing)",
             path,
+            extra=fields(provider=provider, outcome="default_store"),
         )
     return DEFAULT_STORE_URL
 

@@ -42,6 +42,8 @@ _TYPES: dict[str, type[Any]] = {
         models.Customer,
         models.LineItem,
         models.WebhookEvent,
+        models.PaymentMethod,
+        models.SetupSession,
     )
 }
 

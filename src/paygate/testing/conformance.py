@@ -43,6 +43,13 @@ declare in ``capabilities`` (or a harness cannot script: ``BaseHarness.outcomes`
 
 The amounts are fixed (``ProviderContract.amount_minor`` = 2000 and ``partial_minor`` = 500
 minor units of ``harness.currency``) so canned responses can match them.
+
+Saved payment methods (``Capability.PAYMENT_METHODS``): save, list, default, charge off
+session, authentication required, detach, charge after detach, and the customer lifecycle.
+A harness opts in with ``saved_outcomes`` (the outcomes its ``saved_method(outcome)`` token
+scripts: ``"succeed"``, ``"authentication_required"``) and, where the provider has a
+customer's step, ``customer_step(provider, setup)`` returning the query of the way back;
+without ``Capability.CUSTOMERS`` the methods are kept under ``vault_customer_id``.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ import pytest
 from paygate._compat import StrEnum
 from paygate.errors import (
     DECLINE_CODES,
+    AuthenticationRequired,
     CardDeclined,
     IdempotencyConflict,
     InvalidRequest,
@@ -76,21 +84,26 @@ from paygate.models import (
     InvoiceStatus,
     LineItem,
     Payment,
+    PaymentMethod,
+    PaymentMethodKind,
     PaymentStatus,
     Refund,
     RefundStatus,
+    SetupSession,
+    SetupStatus,
     SubscriptionStatus,
     WebhookDelivery,
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import Capability, PaymentProvider
+from paygate.provider import Capability, PaymentMethodsProvider, PaymentProvider
 
 __all__ = [
     "BaseHarness",
     "LifecycleDriver",
     "Outcome",
     "ProviderContract",
+    "SavedOutcome",
     "ProviderHarness",
     "Scenario",
     "WebhookKind",
@@ -98,6 +111,8 @@ __all__ = [
 
 #: what a payment method can be scripted to do
 Outcome = Literal["succeed", "decline", "require_action"]
+#: what a saved payment method can be scripted to do when charged off session
+SavedOutcome = Literal["succeed", "authentication_required"]
 #: which signed webhook the contract asks the harness for
 WebhookKind = Literal[
     "payment_succeeded", "payment_failed", "refund", "refund_failed", "dispute_opened", "unknown"
@@ -148,6 +163,28 @@ class Scenario(StrEnum):
     CUSTOMER_CREATE = "customer.create"
     #: ``create_checkout_session(...)`` in payment mode
     CHECKOUT_CREATE = "checkout.create"
+    # -- saved payment methods: ``details`` hold ``customer_id`` and, where they apply,
+    # ``payment_method_id``, ``setup_id``, ``outcome`` (a SavedOutcome), ``order_id``,
+    # ``idempotency_key`` and ``amount``
+    #: ``create_setup(customer_id=..., payment_method=harness.saved_method(outcome))``
+    SETUP_CREATE = "setup.create"
+    #: ``complete_setup(params)`` after ``harness.customer_step(setup)``
+    SETUP_COMPLETE = "setup.complete"
+    #: ``list_payment_methods(customer_id)``
+    METHODS_LIST = "payment_methods.list"
+    #: ``get_payment_method(payment_method_id)``
+    METHOD_GET = "payment_method.get"
+    #: ``set_default_payment_method(customer_id, payment_method_id)``
+    METHOD_DEFAULT = "payment_method.default"
+    #: ``detach_payment_method(payment_method_id)``
+    METHOD_DETACH = "payment_method.detach"
+    #: ``create_payment(customer_id=..., payment_method=<saved id>, off_session=True)``:
+    #: succeeds for ``outcome`` "succeed", AuthenticationRequired for the other; after a
+    #: detach (``details["detached"]``) a typed refusal
+    CHARGE_SAVED = "payment.saved"
+    #: ``get_customer``, ``update_customer(name=...)``, ``list_customers(email=...)``,
+    #: ``delete_customer`` then ``get_customer`` → NotFound, in that order
+    CUSTOMER_LIFECYCLE = "customer.lifecycle"
 
 
 @runtime_checkable
@@ -231,6 +268,22 @@ class BaseHarness:
 
     def charge_count(self) -> int | None:
         return None
+
+    #: the saved-method outcomes ``saved_method`` can script; empty skips those tests
+    saved_outcomes: frozenset[str] = frozenset()
+    #: the customer id saved methods are kept under when the provider has no customer
+    #: objects (no ``Capability.CUSTOMERS``)
+    vault_customer_id: str = "contract_customer_1"
+
+    def saved_method(self, outcome: SavedOutcome) -> str | None:
+        """The ``payment_method`` ``create_setup`` saves for ``outcome`` (``None``: the
+        customer enters it at the provider, see ``customer_step``)."""
+        raise NotImplementedError
+
+    def customer_step(self, provider: PaymentProvider, setup: SetupSession) -> dict[str, str]:
+        """Play the customer on a setup waiting for them; return the query parameters of
+        their way back (what ``complete_setup`` reads)."""
+        raise NotImplementedError
 
     def return_params(self, payment: Payment) -> Mapping[str, str] | None:
         """The query string a customer comes back with after paying ``payment``
@@ -434,6 +487,14 @@ class ProviderContract:
             Capability.DISPUTES: lambda: provider.get_dispute("dp_ns"),
             Capability.WEBHOOKS: lambda: provider.parse_webhook(b"{}", {}),
         }
+        if isinstance(provider, PaymentMethodsProvider):
+            methods = provider
+            calls[Capability.PAYMENT_METHODS] = lambda: methods.create_setup(
+                customer_id="cus_ns", idempotency_key="ns-setup"
+            )
+            calls[Capability.DEFAULT_PAYMENT_METHOD] = lambda: methods.set_default_payment_method(
+                "cus_ns", "pm_ns"
+            )
         undeclared = [c for c in calls if c not in provider.capabilities]
         if not undeclared:
             pytest.skip(f"{provider.name} declares every capability this test can call alone")
@@ -987,3 +1048,180 @@ class ProviderContract:
         assert returned.status is PaymentStatus.SUCCEEDED
         with pytest.raises((ValidationError, InvalidRequest)):
             provider.complete_return({"status": "paid"}, idempotency_key="contract-return-2")
+
+    # -- saved payment methods ----------------------------------------------------------------
+
+    def methods_provider(
+        self, provider: PaymentProvider, harness: ProviderHarness, outcome: SavedOutcome
+    ) -> PaymentMethodsProvider:
+        self.require(provider, Capability.PAYMENT_METHODS)
+        if not isinstance(provider, PaymentMethodsProvider):
+            pytest.fail(f"{provider.name} declares payment_methods but lacks the operations")
+        if outcome not in getattr(harness, "saved_outcomes", frozenset()):
+            pytest.skip(f"the harness cannot script a saved method that will {outcome!r}")
+        return provider
+
+    def save(
+        self,
+        provider: PaymentMethodsProvider,
+        harness: ProviderHarness,
+        outcome: SavedOutcome = "succeed",
+    ) -> tuple[str, PaymentMethod]:
+        """A customer with one saved method: (customer id, the method). Without
+        ``Capability.CUSTOMERS`` the customer is the merchant's own id (PayPal's vault keeps
+        wallets under it): ``harness.vault_customer_id``."""
+        if Capability.CUSTOMERS in provider.capabilities:
+            harness.prepare(Scenario.CUSTOMER_CREATE, amount=self.amount(harness))
+            customer_id = provider.create_customer(
+                email="contract@example.com",
+                name="Contract Tester",
+                idempotency_key="contract-cus",
+            ).id
+        else:
+            customer_id = getattr(harness, "vault_customer_id", "contract_customer_1")
+        saved_method: Any = getattr(harness, "saved_method")  # noqa: B009 - optional hook
+        details = {"amount": self.amount(harness), "customer_id": customer_id, "outcome": outcome}
+        harness.prepare(Scenario.SETUP_CREATE, **details)
+        setup = provider.create_setup(
+            customer_id=customer_id,
+            idempotency_key=f"contract-setup-{outcome}",
+            return_url="https://shop.example/saved",
+            payment_method=saved_method(outcome),
+        )
+        assert isinstance(setup, SetupSession) and setup.provider == provider.name
+        if setup.status is SetupStatus.REQUIRES_ACTION:
+            assert setup.url or setup.client_secret, "the customer's step is nowhere"
+            params = getattr(harness, "customer_step")(provider, setup)  # noqa: B009
+            harness.prepare(Scenario.SETUP_COMPLETE, setup_id=setup.id, **details)
+            setup = provider.complete_setup(params, idempotency_key=f"contract-done-{outcome}")
+        assert setup.status is SetupStatus.SUCCEEDED
+        assert setup.payment_method_id
+        harness.prepare(Scenario.METHOD_GET, payment_method_id=setup.payment_method_id, **details)
+        method = provider.get_payment_method(setup.payment_method_id)
+        return customer_id, method
+
+    def charge_saved(
+        self,
+        provider: PaymentMethodsProvider,
+        harness: ProviderHarness,
+        customer_id: str,
+        method_id: str,
+        *,
+        outcome: SavedOutcome = "succeed",
+        detached: bool = False,
+        key: str = "contract-offsession",
+    ) -> Payment:
+        amount = self.amount(harness)
+        harness.prepare(
+            Scenario.CHARGE_SAVED,
+            amount=amount,
+            customer_id=customer_id,
+            payment_method_id=method_id,
+            outcome=outcome,
+            detached=detached,
+            order_id="ord_contract_reorder",
+            idempotency_key=key,
+        )
+        return provider.create_payment(
+            order_id="ord_contract_reorder",
+            amount=amount,
+            payment_method=method_id,
+            customer_id=customer_id,
+            idempotency_key=key,
+            off_session=True,
+        )
+
+    def test_save_and_list_payment_methods(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        methods = self.methods_provider(provider, harness, "succeed")
+        customer_id, method = self.save(methods, harness)
+        assert isinstance(method, PaymentMethod) and method.provider == provider.name
+        assert method.customer_id == customer_id
+        assert isinstance(method.kind, PaymentMethodKind)
+        if method.kind is PaymentMethodKind.CARD:
+            assert method.last4 is not None and len(method.last4) == 4
+        harness.prepare(
+            Scenario.METHODS_LIST,
+            amount=self.amount(harness),
+            customer_id=customer_id,
+            payment_method_id=method.id,
+        )
+        listed = methods.list_payment_methods(customer_id)
+        assert [m.id for m in listed] == [method.id]
+
+    def test_default_payment_method(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        methods = self.methods_provider(provider, harness, "succeed")
+        self.require(provider, Capability.DEFAULT_PAYMENT_METHOD)
+        customer_id, method = self.save(methods, harness)
+        harness.prepare(
+            Scenario.METHOD_DEFAULT,
+            amount=self.amount(harness),
+            customer_id=customer_id,
+            payment_method_id=method.id,
+        )
+        customer = methods.set_default_payment_method(customer_id, method.id)
+        assert customer.id == customer_id
+        assert customer.default_payment_method_id == method.id
+
+    def test_charge_saved_method_off_session(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        methods = self.methods_provider(provider, harness, "succeed")
+        customer_id, method = self.save(methods, harness)
+        payment = self.charge_saved(methods, harness, customer_id, method.id)
+        assert payment.status is PaymentStatus.SUCCEEDED
+        assert payment.amount == self.amount(harness)
+        assert payment.customer_id in (customer_id, None)
+
+    def test_off_session_charge_needing_authentication(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        methods = self.methods_provider(provider, harness, "authentication_required")
+        customer_id, method = self.save(methods, harness, "authentication_required")
+        with pytest.raises(AuthenticationRequired) as info:
+            self.charge_saved(
+                methods, harness, customer_id, method.id, outcome="authentication_required"
+            )
+        error = info.value
+        assert isinstance(error, CardDeclined)
+        assert error.decline_code == "authentication_required"
+        assert error.provider == provider.name and error.retryable is False
+
+    def test_detached_method_cannot_be_charged(
+        self, provider: PaymentProvider, harness: ProviderHarness
+    ) -> None:
+        methods = self.methods_provider(provider, harness, "succeed")
+        customer_id, method = self.save(methods, harness)
+        details = {"amount": self.amount(harness), "customer_id": customer_id}
+        harness.prepare(Scenario.METHOD_DETACH, payment_method_id=method.id, **details)
+        methods.detach_payment_method(method.id)
+        harness.prepare(Scenario.METHODS_LIST, payment_method_id=None, **details)
+        assert methods.list_payment_methods(customer_id) == []
+        with pytest.raises((InvalidRequest, NotFound)) as info:
+            self.charge_saved(
+                methods, harness, customer_id, method.id, detached=True, key="contract-detached"
+            )
+        assert info.value.provider == provider.name and info.value.retryable is False
+
+    def test_customer_lifecycle(self, provider: PaymentProvider, harness: ProviderHarness) -> None:
+        self.require(provider, Capability.CUSTOMERS)
+        methods = self.methods_provider(provider, harness, "succeed")
+        harness.prepare(Scenario.CUSTOMER_CREATE, amount=self.amount(harness))
+        created = methods.create_customer(
+            email="contract@example.com", name="Contract Tester", idempotency_key="contract-cus"
+        )
+        harness.prepare(
+            Scenario.CUSTOMER_LIFECYCLE, amount=self.amount(harness), customer_id=created.id
+        )
+        assert methods.get_customer(created.id).email == "contract@example.com"
+        updated = methods.update_customer(created.id, name="Renamed Tester")
+        assert (updated.id, updated.name) == (created.id, "Renamed Tester")
+        found = list(methods.list_customers(email="contract@example.com"))
+        assert created.id in [c.id for c in found]
+        assert all(isinstance(c, Customer) for c in found)
+        methods.delete_customer(created.id)
+        with pytest.raises(NotFound):
+            methods.get_customer(created.id)

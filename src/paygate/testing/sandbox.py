@@ -1,7 +1,7 @@
 """Test helpers for the sandbox: act as the customer, and receive webhooks.
 
-* `pay_checkout` posts a card to a Checkout Session's hosted page as the page's own
-  form does (an HTTP form post, not a private call) and returns where the browser is sent.
+* `pay_checkout` loads a Checkout Session's hosted page and submits its form with a
+  card (an HTTP form post, not a private call); returns where the browser is sent.
 * `complete_challenge` does the same for the 3-D Secure page.
 * `WebhookReceiver` is a local HTTP endpoint that records every delivery and
   answers with a status you choose (or hands each delivery to your function).
@@ -14,37 +14,33 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from paygate.testing._customer import submit_page
+
 __all__ = ["Delivery", "WebhookReceiver", "complete_challenge", "pay_checkout"]
-
-
-def _post_form(url: str, data: Mapping[str, str]) -> str:
-    import httpx
-
-    response = httpx.post(url, data=dict(data), follow_redirects=False, timeout=30)
-    if response.status_code != 303:
-        raise AssertionError(f"POST {url} answered {response.status_code}: {response.text[:200]}")
-    return str(response.headers["Location"])
 
 
 def pay_checkout(checkout_url: str, card: str = "4242 4242 4242 4242") -> str:
     """Pay a Stripe Checkout Session on its hosted page (``session.url``) with a test card
     number or test payment method; returns the URL the customer's browser goes to next
-    (the ``success_url``, the 3-D Secure page, or the page again with ``?error=...``)."""
-    return _post_form(checkout_url.split("?", 1)[0].rstrip("/") + "/pay", {"card": card})
+    (the ``success_url``, the 3-D Secure page, or the page again with ``?error=...``).
+
+    The page is loaded and its own form submitted, as a browser does
+    (`paygate.testing.submit_page`); for the whole journey, 3-D Secure included,
+    see `paygate.testing.pay_hosted_page`."""
+    return submit_page(checkout_url, card)
 
 
 def complete_challenge(challenge_url: str, *, success: bool = True) -> str:
     """Pass (or fail) the 3-D Secure page at ``challenge_url`` (a PaymentIntent's
     ``next_action.redirect_to_url.url``); returns where the browser goes next."""
-    result = "authenticate" if success else "fail"
-    return _post_form(challenge_url.rstrip("/") + "/complete", {"result": result})
+    return submit_page(challenge_url, three_d_secure="authenticate" if success else "fail")
 
 
 @dataclass(frozen=True)

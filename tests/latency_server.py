@@ -1,0 +1,225 @@
+"""A local HTTP server answering every request after a fixed delay, and a provider that
+pays one round trip to it per call: the load of a real provider, on 127.0.0.1.
+
+The server runs in its own process (``LatencyServer``), so its work never competes with
+the measured process for the GIL: the AsyncGateway loop-lag test and
+``bench/bench_async.py`` use it. ``LatencyProvider`` (sync, ``httpx.Client``) and
+``AsyncLatencyProvider`` (``httpx.AsyncClient``) wrap the fake provider: each protocol
+call first sends one request to the server, then returns the fake's answer, so the
+gateway sees a provider with the server's latency and the fake's behaviour.
+
+``client="plain"`` swaps httpx for a minimal HTTP/1.1 client (``http.client`` per
+thread, asyncio streams with a keep-alive pool): httpcore's async connection pool
+re-examines every connection for every queued request, which at hundreds of requests in
+flight costs more CPU than the gateway itself; the plain client measures the gateway's
+concurrency, httpx what the real adapters (on httpx) would see.
+
+    python tests/latency_server.py --delay 0.05   # prints its port, serves until killed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import http.client
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from paygate.providers.fake import AsyncFakeProvider, FakeProvider
+
+_ANSWER = b'{"ok":true}'
+_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(_ANSWER)).encode()
+    + b"\r\n\r\n"
+    + _ANSWER
+)
+
+
+async def _serve(delay: float) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:  # keep-alive: one request after another on the connection
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                await asyncio.sleep(delay)
+                writer.write(_RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=2048)
+    port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+class LatencyServer:
+    """``with LatencyServer(0.05) as url:`` a server in a subprocess, killed at exit."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> str:
+        self._process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--delay", str(self.delay)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        port = int(self._process.stdout.readline())
+        return f"http://127.0.0.1:{port}/"
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+_REQUEST = b"POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\n\r\n{}"
+
+
+class _PlainClient:
+    """One keep-alive ``http.client`` connection per thread."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.local = threading.local()
+        self.opened: list[http.client.HTTPConnection] = []
+
+    def post(self) -> None:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port)
+            self.opened.append(conn)
+        conn.request("POST", "/", body=b"{}")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+
+    def close(self) -> None:
+        for conn in self.opened:
+            conn.close()
+
+
+class _PlainAsyncClient:
+    """Keep-alive connections over asyncio streams, reused from an idle pool."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.idle: collections.deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            collections.deque()
+        )
+        self.opened: list[asyncio.StreamWriter] = []
+
+    async def post(self) -> None:
+        if self.idle:
+            reader, writer = self.idle.popleft()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self.opened.append(writer)
+        writer.write(_REQUEST)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        self.idle.append((reader, writer))
+
+    async def aclose(self) -> None:
+        for writer in self.opened:
+            writer.close()
+        for writer in self.opened:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+class LatencyProvider(FakeProvider):
+    """The fake provider, one blocking round trip to ``url`` before each call
+    (``client``: ``"httpx"`` or ``"plain"``, see the module)."""
+
+    def __init__(self, url: str, *, client: str = "httpx", **settings: Any) -> None:
+        super().__init__(**settings)
+        self.url = url
+        self.client = client
+        self.http = httpx.Client(limits=httpx.Limits(max_connections=1000))
+        self.plain = _PlainClient(url)
+
+    def _round_trip(self) -> None:
+        if self.client == "plain":
+            self.plain.post()
+        else:
+            self.http.post(self.url, content=b"{}").raise_for_status()
+
+    def create_payment(self, *args: Any, **kwargs: Any) -> Any:
+        self._round_trip()
+        return super().create_payment(*args, **kwargs)
+
+    def get_payment(self, *args: Any, **kwargs: Any) -> Any:
+        self._round_trip()
+        return super().get_payment(*args, **kwargs)
+
+    def aio(self) -> AsyncLatencyProvider:
+        return AsyncLatencyProvider(self)
+
+    def close(self) -> None:
+        self.http.close()
+        self.plain.close()
+        super().close()
+
+
+class AsyncLatencyProvider(AsyncFakeProvider):
+    """The async fake on ``engine``'s state, one awaited round trip before each call."""
+
+    def __init__(self, engine: LatencyProvider) -> None:
+        super().__init__(engine=engine)
+        self.url = engine.url
+        self.client = engine.client
+        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
+        self.plain = _PlainAsyncClient(engine.url)
+
+    async def _round_trip(self) -> None:
+        if self.client == "plain":
+            await self.plain.post()
+        else:
+            (await self.http.post(self.url, content=b"{}")).raise_for_status()
+
+    async def create_payment(self, *args: Any, **kwargs: Any) -> Any:
+        await self._round_trip()
+        # the engine's own method, not LatencyProvider's (which would block on HTTP)
+        return FakeProvider.create_payment(self.engine, *args, **kwargs)
+
+    async def get_payment(self, *args: Any, **kwargs: Any) -> Any:
+        await self._round_trip()
+        return FakeProvider.get_payment(self.engine, *args, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.plain.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay", type=float, default=0.05)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(parser.parse_args().delay))
