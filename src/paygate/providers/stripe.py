@@ -1612,16 +1612,16 @@ class StripeProvider(BaseProvider):
         try:
             response = self._client.raw_request(method, path, **params, **options)
         except stripe.StripeError as exc:
-            error = translate_error(exc, operation)
-            logger.info(
-                "stripe %s failed: %s (code=%s, request_id=%s)",
-                operation, type(error).__name__, error.code, error.request_id,
-            )  # fmt: skip
-            raise error from None
+            raise _failed(operation, exc) from None
         data = response.data
         if not isinstance(data, dict):
             raise unexpected_response(PROVIDER, "Stripe", operation, response.code, not_json=False)
-        logger.debug("stripe %s -> %s", operation, data.get("id"))
+        logger.debug(
+            "stripe %s -> %s",
+            operation,
+            data.get("id"),
+            extra=fields(provider="stripe", operation=operation, outcome="ok"),
+        )
         return data
 
     @staticmethod
