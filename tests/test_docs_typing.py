@@ -65,7 +65,9 @@ def test_the_docs_blocks_pass_strict(tmp_path: Path) -> None:
 def test_fragments_are_few_and_say_why() -> None:
     fragments = [block for block in all_blocks() if block.fragment is not None]
     assert all(block.fragment for block in fragments)
-    assert len(fragments) <= 12, [f"{b.page.name}:{b.line}" for b in fragments]
+    # 16: about one page in two may have one (26 pages since the async face, the sandbox,
+    # saved methods, subscriptions, disputes and observability came)
+    assert len(fragments) <= 16, [f"{b.page.name}:{b.line}" for b in fragments]
 
 
 def test_the_example_shops_pass_strict(tmp_path: Path) -> None:

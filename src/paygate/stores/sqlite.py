@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
-from paygate.stores._records import StoreError, StoreTimeout
+from paygate.stores._records import EventClaim, StoreError, StoreTimeout
 from paygate.stores._sql import Cursor, Dialect, SQLStore
 
 __all__ = ["SQLITE", "SQLiteStore"]
@@ -200,6 +200,16 @@ class SQLiteStore(SQLStore):
                     yield cur
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
+
+    def finish_event(self, claim: EventClaim, *, now: float) -> bool:
+        """The "handled" mark after an event's handlers, committed without a sync of its
+        own (``_write_bookkeeping``): the event's transition, claim and facts were
+        committed durably before the handlers ran, and this mark reaches the disk with
+        the next durable commit (or checkpoint). A power cut before then loses only the
+        mark: the event stays applied and leased, and after the lease a redelivery runs
+        its handlers once more -- never its transition."""
+        with self._write_bookkeeping() as cur:
+            return self._finish(cur, claim, now)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Cursor]:

@@ -1,0 +1,200 @@
+"""Stripe ``create_payment`` through paygate vs the raw SDK call, in instructions
+(``valgrind --tool=callgrind``), against a local HTTP server on 127.0.0.1.
+
+Instructions, not time: the machine is shared, and callgrind counts the same on a busy
+machine as on an idle one. The server runs in its own process (its work is not counted).
+Each variant runs as a child under callgrind twice, with W and W + N calls (W warm-up
+calls: imports, first connection, caches); the difference over N is the cost of one
+call. Variants:
+
+* ``raw``: ``StripeClient.v1.payment_intents.create(params=..., options=...)`` and
+  ``.to_dict()`` -- what an application on the SDK alone would write;
+* ``adapter``: ``StripeProvider.create_payment`` (to a ``paygate.Payment``);
+* ``gateway-memory``: ``Gateway.create_payment`` on ``memory://``;
+* ``gateway-sqlite``: ``Gateway.create_payment`` on SQLite (WAL, synchronous=FULL).
+
+The server answers every request with the reference PaymentIntent
+(``$PAYGATE_REFERENCE_DIR/stripe/fixtures3.json``; a smaller stand-in without it).
+Goal (issue 21): adapter <= 1.0x raw; Gateway with SQLite <= 1.2x raw.
+
+    python bench/bench_stripe_calls.py [--calls 100] [--warmup 20] [--variants raw,adapter]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+SRC = HERE.parent.parent / "src"
+VARIANTS = ("raw", "adapter", "gateway-memory", "gateway-sqlite")
+_REFERENCE = Path(
+    os.environ.get(
+        "PAYGATE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"
+    )
+)
+
+
+def _intent() -> bytes:
+    path = _REFERENCE / "stripe" / "fixtures3.json"
+    if path.is_file():
+        intent = dict(json.loads(path.read_text())["resources"]["payment_intent"])
+    else:  # no reference checkout: a smaller stand-in of the same shape
+        intent = {"id": "pi_1", "object": "payment_intent", "amount": 1099,
+                  "currency": "usd", "capture_method": "automatic"}  # fmt: skip
+    intent.update(status="succeeded", amount_received=intent["amount"],
+                  metadata={"order_id": "bench"}, last_payment_error=None,
+                  next_action=None)  # fmt: skip
+    return json.dumps(intent).encode()
+
+
+def _serve(port_queue: Any) -> None:
+    body = _intent()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Stripe's API
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Request-Id", "req_bench")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def child(variant: str, base_url: str, calls: int, workdir: str) -> None:
+    """``calls`` create_payment calls of ``variant``; print how long they took."""
+    import stripe
+
+    import paygate
+    from paygate import Money
+    from paygate.providers.stripe import StripeProvider
+
+    key = "sk_test_bench_only"
+    if variant == "raw":
+        client = stripe.StripeClient(
+            key, base_addresses={"api": base_url}, max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=10),
+        )  # fmt: skip
+
+        def call(i: int) -> Any:
+            params: Any = {"amount": 1099, "currency": "usd", "capture_method": "automatic",
+                           "metadata": {"order_id": f"o{i}"}, "payment_method": "pm_card_visa",
+                           "confirm": True,
+                           "automatic_payment_methods": {"enabled": True,
+                                                         "allow_redirects": "never"}}  # fmt: skip
+            return client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": f"o{i}:create"}
+            ).to_dict()
+    else:
+        provider = StripeProvider(api_key=key, base_url=base_url)
+        if variant == "adapter":
+
+            def call(i: int) -> Any:
+                return provider.create_payment(
+                    order_id=f"o{i}", amount=Money(1099, "USD"), payment_method="pm_card_visa",
+                    idempotency_key=f"o{i}:create",
+                )  # fmt: skip
+        else:
+            store = "memory://" if variant == "gateway-memory" else (
+                f"sqlite:///{workdir}/calls-{os.getpid()}.db")  # fmt: skip
+            gw = paygate.connect(provider, store=store)
+
+            def call(i: int) -> Any:
+                return gw.create_payment(
+                    order_id=f"o{i}", amount=Money(1099, "USD"), payment_method="pm_card_visa"
+                )
+
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(calls):
+        call(i)
+    print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
+
+
+def _instructions(
+    src: Path, variant: str, base_url: str, calls: int, workdir: str
+) -> tuple[int, dict[str, float]]:
+    out = os.path.join(workdir, f"callgrind.{variant}.{calls}")
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+           sys.executable, str(HERE), "--child", variant, "--base-url", base_url,
+           "--calls", str(calls), "--workdir", workdir]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    found = re.search(r"^(?:summary|totals): (\d+)", Path(out).read_text(), re.M)
+    assert found, f"no totals in {out}"
+    return int(found.group(1)), json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another checkout's src/ for the paygate variants")  # fmt: skip
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.base_url, args.calls, args.workdir)
+        return
+    if shutil.which("valgrind") is None:
+        print("valgrind not found (apt-get install valgrind): skipped")
+        return
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    server = ctx.Process(target=_serve, args=(ports,), daemon=True)
+    server.start()
+    base_url = f"http://127.0.0.1:{ports.get(timeout=60)}"
+    variants = [v for v in args.variants.split(",") if v]
+    runs = [(v, SRC, "") for v in variants]
+    if args.before is not None:
+        runs += [(v, args.before, " (before)") for v in variants if v != "raw"]
+    try:
+        per_call: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as workdir:
+            print(f"callgrind, {args.calls} calls after {args.warmup} warm-up, server "
+                  f"{base_url} in its own process")  # fmt: skip
+            for variant, src, label in runs:
+                load = os.getloadavg()
+                low, _ = _instructions(src, variant, base_url, args.warmup, workdir)
+                high, timing = _instructions(
+                    src, variant, base_url, args.warmup + args.calls, workdir
+                )
+                per_call[variant + label] = (high - low) / args.calls
+                ratio = (
+                    f" = {per_call[variant + label] / per_call['raw']:.3f}x raw"
+                    if "raw" in per_call else ""
+                )  # fmt: skip
+                print(f"{variant}{label}: {per_call[variant + label]:,.0f} instructions/call"
+                      f"{ratio}; under callgrind wall {timing['wall']:.1f} s, CPU "
+                      f"{timing['cpu']:.1f} s for {args.warmup + args.calls} calls; load "
+                      f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)  # fmt: skip
+    finally:
+        server.terminate()
+        server.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""One durable commit per new webhook event, with a handler registered (issue 21).
+
+The commits are counted where the databases see them, not timed:
+
+* SQLite: every statement of the store's connections, through ``sqlite3``'s trace
+  callback; a ``COMMIT`` while the connection's ``PRAGMA synchronous`` is ``FULL`` is a
+  durable commit (WAL: one sync of the log); one under ``NORMAL`` syncs nothing.
+* PostgreSQL: libpq's protocol trace of every pooled connection; a transaction (the
+  messages between two idle ``ReadyForQuery``) that wrote and did not turn
+  ``synchronous_commit`` off is a durable commit (its commit waits for the WAL flush).
+
+Each event's "handled" mark must still be written (its record processed), only without a
+sync of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import paygate
+from paygate import EventType, Money
+from paygate.models import WebhookDelivery
+from paygate.providers.fake import FakeProvider
+from paygate.stores.sqlite import SQLiteStore
+
+# the PostgreSQL fixtures (skip with the reason when no server is reachable)
+from tests.postgres_support import pg_database, pg_schema, pg_url  # noqa: F401
+
+SECRET = "whsec_commit_count"
+
+
+def _deliveries(payments: int) -> list[WebhookDelivery]:
+    provider = FakeProvider(seed=3, webhook_secret=SECRET, webhook_tolerance=86_400)
+    for i in range(payments):
+        provider.create_payment(order_id=f"o{i}", amount=Money(500 + i, "EUR"),
+                                payment_method="tok_visa", idempotency_key=f"k{i}")  # fmt: skip
+    deliveries = provider.take_webhooks()
+    assert len(deliveries) == 2 * payments  # a created and a succeeded each
+    return deliveries
+
+
+class _SQLiteCommits:
+    """Counts durable commits on the connections a SQLiteStore opens."""
+
+    def __init__(self) -> None:
+        self.durable = 0
+        self.relaxed = 0
+
+    def tracer(self) -> Callable[[str], None]:
+        synchronous = ["FULL"]  # the store's default, set when the connection opens
+
+        def trace(statement: str) -> None:
+            text = statement.strip().upper()
+            setting = re.fullmatch(r"PRAGMA SYNCHRONOUS\s*=\s*(\w+)", text)
+            if setting:
+                synchronous[0] = setting.group(1)
+            elif text == "COMMIT":
+                if synchronous[0] == "FULL":
+                    self.durable += 1
+                else:
+                    self.relaxed += 1
+
+        return trace
+
+
+@pytest.fixture
+def sqlite_commits(monkeypatch: pytest.MonkeyPatch) -> _SQLiteCommits:
+    counter = _SQLiteCommits()
+    opened = SQLiteStore._open
+
+    def open_traced(store: SQLiteStore) -> sqlite3.Connection:
+        conn = opened(store)
+        conn.set_trace_callback(counter.tracer())
+        return conn
+
+    monkeypatch.setattr(SQLiteStore, "_open", open_traced)
+    return counter
+
+
+class _PostgresCommits:
+    """Counts durable commits in libpq traces of the pooled connections."""
+
+    _STATEMENT = re.compile(r'^F\t\d+\t(?:Query|Parse)\t (?:"[^"]*" )?"(.*)"', re.S)
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files: list[Any] = []
+
+    def trace(self, conn: Any) -> None:
+        from psycopg import pq
+
+        f = (self.directory / f"conn{len(self.files)}.trace").open("w")
+        self.files.append(f)
+        conn.pgconn.trace(f.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+    def durable(self) -> int:
+        """Durable commits so far over all traced connections."""
+        count = 0
+        for f in self.files:
+            f.flush()
+            statements: list[str] = []
+            for line in Path(f.name).read_text().splitlines():
+                found = self._STATEMENT.match(line)
+                if found:
+                    statements.append(found.group(1).upper())
+                elif line.startswith("B\t5\tReadyForQuery\t I"):  # a transaction ended
+                    wrote = any(re.search(r"\b(INSERT|UPDATE|DELETE)\b", s) for s in statements)
+                    relaxed = any("SYNCHRONOUS_COMMIT" in s for s in statements)
+                    count += wrote and not relaxed
+                    statements = []
+        return count
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
+@pytest.fixture
+def pg_commits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_PostgresCommits]:
+    pytest.importorskip("psycopg")
+    from paygate.stores import postgres
+
+    counter = _PostgresCommits(tmp_path)
+    connect = postgres._Connection.connect.__func__  # type: ignore[attr-defined]
+
+    def connect_traced(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = connect(cls, *args, **kwargs)
+        counter.trace(conn)
+        return conn
+
+    monkeypatch.setattr(postgres._Connection, "connect", classmethod(connect_traced))
+    yield counter
+    counter.close()
+
+
+def _handle_each(
+    gw: paygate.Gateway, deliveries: list[WebhookDelivery], durable: Callable[[], int]
+) -> list[int]:
+    """Durable commits of each ``handle_webhook`` call (the request path)."""
+    per_call = []
+    for d in deliveries:
+        before = durable()
+        result = gw.handle_webhook(d.body, d.headers)
+        assert not result.duplicate
+        per_call.append(durable() - before)
+    return per_call
+
+
+def _connect_with_handlers(url: str) -> tuple[paygate.Gateway, list[str]]:
+    provider = FakeProvider(seed=3, webhook_secret=SECRET, webhook_tolerance=86_400)
+    gw = paygate.connect(provider, store=url)
+    heard: list[str] = []
+    # payment.created is no payment fact: its handler runs in the request, then the
+    # event's "handled" mark; payment.succeeded's runs from the facts outbox
+    gw.on(EventType.PAYMENT_CREATED)(lambda event: heard.append(f"event {event.id}"))
+    gw.on(EventType.PAYMENT_SUCCEEDED)(lambda fact: heard.append(f"fact {fact.id}"))
+    return gw, heard
+
+
+def _check_marked(gw: paygate.Gateway, deliveries: list[WebhookDelivery]) -> None:
+    """Every event's handled mark was written all the same."""
+    parser = FakeProvider(seed=3, webhook_secret=SECRET, webhook_tolerance=86_400)
+    for d in deliveries:
+        event = parser.parse_webhook(d.body, d.headers)
+        record = gw.store.get_event("fake", event.id)
+        assert record is not None and record.processed_at is not None, event.id
+    assert gw.store.list_facts(pending=True) == []
+
+
+def test_sqlite_full_commits_once_per_new_event_with_handlers(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    deliveries = _deliveries(6)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert isinstance(gw.store, SQLiteStore) and gw.store.synchronous == "FULL"
+        per_call = _handle_each(gw, deliveries, lambda: sqlite_commits.durable)
+        assert per_call == [1] * len(deliveries)
+        assert len(heard) == len(deliveries)  # every handler ran
+        assert sqlite_commits.relaxed >= len(deliveries)  # the marks: written, not synced
+        _check_marked(gw, deliveries)
+    finally:
+        gw.close()
+
+
+def test_postgres_commits_once_per_new_event_with_handlers(
+    pg_url: str,  # noqa: F811
+    pg_commits: _PostgresCommits,
+) -> None:
+    deliveries = _deliveries(6)
+    gw, heard = _connect_with_handlers(pg_url)
+    try:
+        gw.store.get_payment("warm-up")
+        per_call = _handle_each(gw, deliveries, pg_commits.durable)
+        assert per_call == [1] * len(deliveries)
+        assert len(heard) == len(deliveries)
+        _check_marked(gw, deliveries)
+    finally:
+        gw.close()
