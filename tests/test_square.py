@@ -684,3 +684,24 @@ def test_square_timestamps_become_utc(stamp: str, expected: datetime | None) -> 
     assert payment.created_at == expected
     if expected is not None:
         assert payment.created_at is not None and payment.created_at.utcoffset() == timedelta(0)
+
+
+def test_the_sdk_modules_are_imported_at_construction_not_in_the_first_request() -> None:
+    """squareup imports an API's modules the first time it is touched: that belongs to
+    construction (startup), not to the first payment's retry budget (seen in a fresh CI
+    venv: compiling them made a first create_payment overrun its budget)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from paygate.providers.square import SquareProvider\n"
+        "assert 'square.payments.client' not in sys.modules\n"
+        "SquareProvider(access_token='EAAA_test', location_id='L1',\n"
+        "               webhook_signature_key='k', webhook_url='https://shop.test/hook').close()\n"
+        "missing = [m for m in ('square.payments.client', 'square.refunds.client',\n"
+        "           'square.checkout.payment_links.client', 'square.cards.client')\n"
+        "           if m not in sys.modules]\n"
+        "assert not missing, missing\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -821,6 +821,13 @@ class SquareProvider(BaseProvider):
         )
         # paygate retries in one layer, the Gateway's: the SDK's own retries stay off
         self._request_options: RequestOptions = {"max_retries": 0}
+        # squareup imports each API's modules on first access (~0.6 s of pydantic models,
+        # seconds on a fresh install compiling them): here, at construction, not inside the
+        # first request, whose retry budget it would spend
+        for api in ("payments", "refunds", "orders", "customers", "subscriptions", "invoices",
+                    "disputes", "cards"):  # fmt: skip
+            getattr(self._client, api)
+        getattr(self._client.checkout, "payment_links")  # noqa: B009  # an import, by access
 
     def __repr__(self) -> str:
         return (
