@@ -36,7 +36,7 @@ from paygate import (
     SubscriptionStatus,
     ValidationError,
 )
-from paygate.provider import Capability, PaymentProvider
+from paygate.provider import Capability, PaymentProvider, implements
 from paygate.providers._square_mock import DECLINING_SOURCES, PENDING_SOURCE, SquareMockAPI
 from paygate.providers.square import (
     DECLINE_CODES,
@@ -156,7 +156,7 @@ def test_repr_and_settings_never_show_secrets(square: SquareProvider) -> None:
 
 def test_registry_and_protocol(square: SquareProvider) -> None:
     assert paygate.provider.load_provider_class("square") is SquareProvider
-    assert isinstance(square, PaymentProvider)
+    assert implements(square, PaymentProvider)
     assert square.name == "square"
     assert Capability.MANUAL_CAPTURE in square.capabilities
 

@@ -893,3 +893,13 @@ def async_provider_for(provider: PaymentProvider | AsyncPaymentProvider) -> Asyn
         )
     twin: AsyncPaymentProvider = aio()
     return twin
+
+
+def implements(obj: object, protocol: type) -> bool:
+    """Whether ``obj`` has every member of the runtime-checkable ``protocol``, looked up as
+    a call would (`getattr`, so an adapter or facade that forwards with ``__getattr__``
+    counts). Written by hand because ``isinstance`` changed in Python 3.12: it now looks
+    members up statically (``inspect.getattr_static``), which misses forwarded ones."""
+    from typing_extensions import get_protocol_members
+
+    return all(hasattr(obj, member) for member in get_protocol_members(protocol))

@@ -54,6 +54,7 @@ from paygate.provider import (
     async_provider_for,
     create_async_provider,
     create_provider,
+    implements,
 )
 from paygate.stores import Store, TransitionRecord, default_store_url, open_store
 from paygate.stores.aio import AsyncStore
@@ -112,7 +113,7 @@ def _async_provider(provider: Any) -> Any:
     worker threads."""
     if inspect.iscoroutinefunction(getattr(provider, "get_payment", None)):
         return provider
-    if not isinstance(provider, PaymentProvider):
+    if not implements(provider, PaymentProvider):
         raise ConfigurationError(
             "provider must implement paygate.provider.AsyncPaymentProvider (or "
             f"PaymentProvider), got {type(provider).__name__}"

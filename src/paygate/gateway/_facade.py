@@ -42,7 +42,7 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import PaymentProvider, Proration, create_provider
+from paygate.provider import PaymentProvider, Proration, create_provider, implements
 from paygate.stores import Store, TransitionRecord, default_store_url, open_store
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class Gateway(GatewayFlows, Generic[P]):
         webhook_lease: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(provider, PaymentProvider):
+        if not implements(provider, PaymentProvider):
             raise ConfigurationError(
                 f"provider must implement paygate.PaymentProvider, got {type(provider).__name__}"
             )

@@ -22,7 +22,7 @@ from paygate.errors import NotSupported, ValidationError
 from paygate.gateway._idempotency import IdempotencyFlows
 from paygate.gateway._sansio import Flow, provider
 from paygate.models import Customer, PaymentMethod, SetupSession, SetupUsage
-from paygate.provider import PaymentMethodsProvider
+from paygate.provider import PaymentMethodsProvider, implements
 from paygate.stores import OperationRecord
 
 __all__ = ["PaymentMethodFlows", "require_payment_methods"]
@@ -35,7 +35,7 @@ def require_payment_methods(adapter: Any, operation: str) -> None:
     operations (one that is not a
     [`PaymentMethodsProvider`][paygate.provider.PaymentMethodsProvider]): the built-in
     adapters all are, and refuse what their provider cannot do themselves."""
-    if not isinstance(adapter, PaymentMethodsProvider):
+    if not implements(adapter, PaymentMethodsProvider):
         name = getattr(adapter, "name", type(adapter).__name__)
         raise NotSupported(
             f"{name} does not support {operation}", provider=name, code="not_supported"

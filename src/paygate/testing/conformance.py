@@ -55,7 +55,7 @@ without ``Capability.CUSTOMERS`` the methods are kept under ``vault_customer_id`
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import pytest
 
@@ -96,7 +96,7 @@ from paygate.models import (
     WebhookEvent,
 )
 from paygate.money import Money
-from paygate.provider import Capability, PaymentMethodsProvider, PaymentProvider
+from paygate.provider import Capability, PaymentMethodsProvider, PaymentProvider, implements
 
 __all__ = [
     "BaseHarness",
@@ -428,7 +428,7 @@ class ProviderContract:
     # -- identity and capabilities ----------------------------------------------------------
 
     def test_declares_name_and_capabilities(self, provider: PaymentProvider) -> None:
-        assert isinstance(provider, PaymentProvider)
+        assert implements(provider, PaymentProvider)
         assert isinstance(provider.name, str) and provider.name
         assert isinstance(provider.capabilities, frozenset)
         assert all(isinstance(c, Capability) for c in provider.capabilities)
@@ -487,8 +487,8 @@ class ProviderContract:
             Capability.DISPUTES: lambda: provider.get_dispute("dp_ns"),
             Capability.WEBHOOKS: lambda: provider.parse_webhook(b"{}", {}),
         }
-        if isinstance(provider, PaymentMethodsProvider):
-            methods = provider
+        if implements(provider, PaymentMethodsProvider):
+            methods = cast(PaymentMethodsProvider, provider)
             calls[Capability.PAYMENT_METHODS] = lambda: methods.create_setup(
                 customer_id="cus_ns", idempotency_key="ns-setup"
             )
@@ -1055,11 +1055,11 @@ class ProviderContract:
         self, provider: PaymentProvider, harness: ProviderHarness, outcome: SavedOutcome
     ) -> PaymentMethodsProvider:
         self.require(provider, Capability.PAYMENT_METHODS)
-        if not isinstance(provider, PaymentMethodsProvider):
+        if not implements(provider, PaymentMethodsProvider):
             pytest.fail(f"{provider.name} declares payment_methods but lacks the operations")
         if outcome not in getattr(harness, "saved_outcomes", frozenset()):
             pytest.skip(f"the harness cannot script a saved method that will {outcome!r}")
-        return provider
+        return cast(PaymentMethodsProvider, provider)
 
     def save(
         self,
