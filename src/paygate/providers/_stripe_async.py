@@ -61,6 +61,7 @@ from paygate.providers.stripe import (
     evidence_upload_params,
     invoice_from_stripe,
     invoice_params,
+    invoice_read_params,
     live_customer_from_stripe,
     parse_webhook,
     payment_from_stripe,
@@ -436,6 +437,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
                 "send_invoice",
                 self._v1.invoices.send_invoice_async,
                 draft["id"],
+                params=invoice_read_params(self.settings.api_version),
                 options=self._options(f"{idempotency_key}:send"),
             )
         else:
@@ -443,6 +445,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
                 "pay_invoice",
                 self._v1.invoices.pay_async,
                 draft["id"],
+                params=invoice_read_params(self.settings.api_version),
                 options=self._options(f"{idempotency_key}:pay"),
             )
         return invoice_from_stripe(data)
@@ -520,6 +523,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
             "retry_invoice",
             self._v1.invoices.pay_async,
             invoice_id,
+            params=invoice_read_params(self.settings.api_version),
             options=self._options(idempotency_key),
         )
         return invoice_from_stripe(data)

@@ -836,6 +836,21 @@ def _subscription_status(sub: Mapping[str, Any]) -> SubscriptionStatus:
     return status
 
 
+#: API versions from 2025-03-31 name an invoice's PaymentIntent only in its ``payments``
+#: list, which Stripe includes only when asked (``expand[]=payments``)
+INVOICE_PAYMENTS_SINCE = "2025-03-31"
+
+
+def invoice_read_params(api_version: str | None) -> dict[str, Any]:
+    """Parameters for a call answering with an invoice, so that
+    ``Invoice.payment_id`` is known: ``expand[]=payments`` on API versions that have the
+    list (``None``: the SDK's own version, which does); nothing on older ones, where the
+    field does not exist and asking for it is an error."""
+    if api_version is not None and api_version[:10] < INVOICE_PAYMENTS_SINCE:
+        return {}
+    return {"expand": ["payments"]}
+
+
 def _invoice_payment_id(invoice: Mapping[str, Any]) -> str | None:
     legacy = _id_of(invoice.get("payment_intent"))  # API versions before 2025-03-31
     if legacy:
@@ -1890,6 +1905,7 @@ class StripeProvider(BaseProvider):
                 "send_invoice",
                 self._v1.invoices.send_invoice,
                 draft["id"],
+                params=invoice_read_params(self.settings.api_version),
                 options=self._options(f"{idempotency_key}:send"),
             )
         else:
@@ -1897,6 +1913,7 @@ class StripeProvider(BaseProvider):
                 "pay_invoice",
                 self._v1.invoices.pay,
                 draft["id"],
+                params=invoice_read_params(self.settings.api_version),
                 options=self._options(f"{idempotency_key}:pay"),
             )
         return invoice_from_stripe(data)
@@ -2045,6 +2062,7 @@ class StripeProvider(BaseProvider):
             "retry_invoice",
             self._v1.invoices.pay,
             invoice_id,
+            params=invoice_read_params(self.settings.api_version),
             options=self._options(idempotency_key),
         )
         return invoice_from_stripe(data)
