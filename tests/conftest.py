@@ -8,6 +8,7 @@ reason where it is absent. Nothing from there is copied into the repository.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -40,6 +41,19 @@ def load_reference_json(*parts: str) -> Any:
 # $PAYGATE_STORE_URL, else SQLite at ./paygate.db: the tests keep everything in memory
 # and never write a database file into the checkout.
 os.environ.setdefault("PAYGATE_STORE_URL", "memory://")
+
+@pytest.fixture(scope="module", autouse=True)
+def _heap_of_earlier_modules_frozen() -> None:
+    """Each test module starts with what earlier modules left alive collected once and
+    frozen (``gc.freeze``): the garbage collector's full passes then walk only what this
+    module makes. Deep into the suite the live heap holds millions of objects (7.7 M
+    counted at 40 %), and a full pass over them took 0.5-5.5 s at load 14, inside whatever
+    test triggered it: a fault-injection cell timed against its retry budget failed two
+    CI runs that way. Garbage is still collected (and an unclosed resource still warns)
+    at every module's start."""
+    gc.collect()
+    gc.freeze()
+
 
 @pytest.fixture(autouse=True)
 def _close_sqlite_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -52,9 +52,8 @@ TIMEOUT = 0.15
 #: wall-time allowance over a budget: store writes, thread scheduling on a busy machine
 SLACK = 0.5
 #: the SQLite stores here commit without an fsync (WAL + synchronous=NORMAL: still never
-#: torn by a killed process). The retry budget bounds provider time, not the disk's: on
-#: ext4 an fsync can wait seconds for other files' writeback on a busy CI machine (one
-#: single-fault cell took 5.0 s of a 3.5 s allowance that way). Durable commits have their
+#: torn by a killed process). The cells time calls against a retry budget, and on ext4 an
+#: fsync can wait on other files' writeback on a busy machine; durable commits have their
 #: own tests (test_durable_commits, the crash tests).
 SQLITE_OPTIONS = "?synchronous=NORMAL"
 
