@@ -7,7 +7,7 @@ then charges once. The per-request timeout is the adapter's ``timeout`` cut to t
 budget's deadline (``attempt_timeout``), on the async face too.
 
 Every test runs on both transports an async adapter makes its own client on
-(``http_transport``: aiohttp's pool, httpx's bounded pool): aiohttp's failures must come
+(``http_transport``: aiohttp's pool, httpx's): aiohttp's failures must come
 out as the httpx failures they stand for, classified as the sync face classifies them.
 """
 

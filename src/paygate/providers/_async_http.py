@@ -1,13 +1,16 @@
 """The async adapters' default HTTP client: an ``httpx.AsyncClient`` on aiohttp's
 connection pool when ``httpx-aiohttp`` is installed (``paygate-payments[aiohttp]``), else on
-httpx's own pool with its queue kept empty.
+httpx's own pool.
 
-Why: httpcore's async pool (httpx's default transport) re-examines every connection for every
-queued request on each request's start and end, polling each socket, so with hundreds of
-requests in flight it spends more CPU than the gateway itself (encode/httpx#3215,
-encode/httpcore#1035; bench/bench_async.py measures it). It also closes *every* idle
-connection while more connections are open than ``max_keepalive_connections`` (20 by
-default), so a burst churns connections instead of reusing them.
+Why: httpcore's async pool (httpx's default transport) re-examines its connections on
+every request's start and end, polling each one's socket (``has_expired``) and counting
+idle ones once per connection (quadratic), so with a hundred requests in flight it spends
+more CPU than the gateway itself: 150 to 250 socket polls and thousands of ``is_idle``
+calls per request, 2.5 to 7.5 ms of CPU (encode/httpx#3215, encode/httpcore#1035;
+bench/bench_async.py). aiohttp's pool costs about 0.7 ms. httpcore also closes *every*
+idle connection while more connections are open than ``max_keepalive_connections`` (20
+by default), so a burst churns connections (101 opened for 500 requests), each a new TLS
+handshake against a real provider.
 
 * ``"aiohttp"``: ``httpx_aiohttp.AiohttpTransport`` (aiohttp's pool, no per-request scan),
   with aiohttp's exceptions mapped to httpx's by `_map_aiohttp_error` rather than by
@@ -15,9 +18,10 @@ default), so a burst churns connections instead of reusing them.
   reset or a server that closed the connection after the request went out as
   ``httpx.ConnectTimeout`` ("never sent": wrong, the provider may have charged), a refused
   connection as a timeout, and lets a malformed answer through as aiohttp's own exception.
-* ``"httpx"``: httpx's pool with ``max_keepalive_connections == max_connections`` and an
-  ``asyncio.Semaphore`` admitting at most ``max_connections`` requests into it at once (the
-  rest wait on the semaphore, honouring the pool timeout), so httpcore's queue stays empty.
+* ``"httpx"``: httpx's pool with ``max_keepalive_connections == max_connections`` (100),
+  so a burst reuses its connections (22 opened for 500 requests). An ``asyncio.Semaphore``
+  keeping httpcore's queue empty was measured and left out: the scan's cost follows the
+  connections, not the queue (as many socket polls per request with it as without).
 * ``"auto"`` (the default): ``"aiohttp"`` when importable, else ``"httpx"``.
 
 A client the caller passes (``http_client=``) is always used as given.
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Final, Literal
 
 import httpx
@@ -125,85 +129,18 @@ def new_async_client(
     if resolve_http_transport(transport) == "aiohttp":
         inner = _aiohttp_transport(verify, limits)
     else:
-        inner = BoundedTransport(
-            httpx.AsyncHTTPTransport(verify=verify, limits=limits), max_connections
-        )
+        inner = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(transport=inner, **client_kwargs)
 
 
 def transport_name(client: httpx.AsyncClient) -> str:
     """``"aiohttp"``, ``"httpx"`` or ``"custom"``: what a client made here runs on."""
     transport = client._transport  # httpx keeps no public accessor
-    if isinstance(transport, BoundedTransport):
-        return "httpx"
     if type(transport).__name__ == "_PaygateAiohttpTransport":
         return "aiohttp"
+    if isinstance(transport, httpx.AsyncHTTPTransport):
+        return "httpx"
     return "custom"
-
-
-# -- httpx's pool, its queue kept empty ---------------------------------------------------------
-
-
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """``inner`` with at most ``limit`` requests in it at once, each holding its slot until
-    its response is closed (when httpcore hands the connection back)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
-        self._inner = inner
-        self._limit = limit
-        self._slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._loop is not loop:  # a semaphore is bound to its loop
-            self._slots, self._loop = asyncio.Semaphore(self._limit), loop
-        return self._slots
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        slots = self._semaphore()
-        wait = request.extensions.get("timeout", {}).get("pool")
-        if slots.locked():
-            try:
-                await asyncio.wait_for(slots.acquire(), wait)
-            except asyncio.TimeoutError:
-                raise httpx.PoolTimeout("no connection free in time", request=request) from None
-        else:
-            await slots.acquire()
-        try:
-            response = await self._inner.handle_async_request(request)
-        except BaseException:
-            slots.release()
-            raise
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_ReleasingStream(response.stream, slots.release),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    """A response body that gives its request's slot back once, when closed."""
-
-    def __init__(self, stream: Any, release: Callable[[], None]) -> None:
-        self._stream = stream
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
 
 
 # -- aiohttp's pool -------------------------------------------------------------------------------
