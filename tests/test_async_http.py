@@ -257,3 +257,16 @@ def test_an_answer_that_is_not_http_is_classified_alike(name: str, garbage_url: 
     }
     assert outcomes["aiohttp"] == outcomes["httpx"]
     assert outcomes["httpx"][:2] == (OutcomeUnknown, "connection_lost")  # sent, answer lost
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+def test_connect_async_passes_http_transport_to_the_twin(transport: str) -> None:
+    import paygate
+
+    agw = paygate.connect_async("stripe", "memory://", api_key="sk_test_http",
+                                http_transport=transport)  # type: ignore[call-overload]  # fmt: skip
+    assert agw.provider.http_transport == transport
+    asyncio.run(agw.aclose())
+    with pytest.raises(ConfigurationError, match="'curl'"):
+        paygate.connect_async("stripe", "memory://", api_key="sk_test_http",
+                              http_transport="curl")  # type: ignore[call-overload]  # fmt: skip
