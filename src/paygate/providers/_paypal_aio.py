@@ -154,7 +154,9 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         twin._setup(provider.settings, None, "auto")
         return twin
 
-    def _setup(self, config: PayPalSettings, http_client: Any, http_transport: str) -> None:
+    def _setup(
+        self, config: PayPalSettings, http_client: Any, http_transport: str = "auto"
+    ) -> None:
         self.settings = config
         self.max_retries: int | None = config.max_retries
         self._http = AsyncPayPalTransport(

@@ -130,7 +130,10 @@ class AsyncSquareProvider(AsyncBaseProvider):
         return twin
 
     def _setup(
-        self, settings: SquareSettings, http_client: httpx.AsyncClient | None, http_transport: str
+        self,
+        settings: SquareSettings,
+        http_client: httpx.AsyncClient | None,
+        http_transport: str = "auto",
     ) -> None:
         check_http_transport(http_transport)  # a bad value fails even with a client given
         self.settings = settings

@@ -177,7 +177,9 @@ class AsyncStripeProvider(AsyncBaseProvider):
         twin._clock = provider._clock
         return twin
 
-    def _setup(self, settings: StripeSettings, http_client: Any, http_transport: str) -> None:
+    def _setup(
+        self, settings: StripeSettings, http_client: Any, http_transport: str = "auto"
+    ) -> None:
         check_http_transport(http_transport)  # a bad value fails even with a client given
         self.settings = settings
         self.max_retries: int | None = settings.max_retries
