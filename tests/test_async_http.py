@@ -270,3 +270,32 @@ def test_connect_async_passes_http_transport_to_the_twin(transport: str) -> None
     with pytest.raises(ConfigurationError, match="'curl'"):
         paygate.connect_async("stripe", "memory://", api_key="sk_test_http",
                               http_transport="curl")  # type: ignore[call-overload]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_the_aiohttp_client_survives_a_second_event_loop() -> None:
+    """aiohttp's session is bound to the loop of its first request: a provider used again
+    from another loop (a second ``asyncio.run``) gets a session of its own there, instead
+    of failing on the first loop's pooled connections for good. (The first loop's
+    connections cannot be closed from the second: they are left to the collector, here
+    inside the test so that their warnings are this test's.)"""
+    import gc
+
+    from tests.latency_server import LatencyServer
+
+    with LatencyServer(0.0) as url:
+        provider = make("stripe", url.rstrip("/"), http_transport="aiohttp")
+
+        async def charge(n: int, *, close: bool = False) -> str:
+            payment = await provider.create_payment(
+                order_id=f"o-loop-{n}", amount=AMOUNT, payment_method="pm_card_visa",
+                idempotency_key=f"o-loop-{n}:create",
+            )  # fmt: skip
+            if close:
+                await provider.aclose()
+            return str(payment.id)
+
+        ids = [asyncio.run(charge(n, close=n == 2)) for n in range(3)]
+    gc.collect()
+    assert len(set(ids)) == 3

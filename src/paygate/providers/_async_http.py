@@ -151,9 +151,21 @@ def _aiohttp_transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> A
     import httpx_aiohttp
 
     class _PaygateAiohttpTransport(httpx_aiohttp.AiohttpTransport):
-        """httpx-aiohttp's transport, aiohttp's failures as the httpx ones they are."""
+        """httpx-aiohttp's transport, aiohttp's failures as the httpx ones they are, and a
+        session per event loop: aiohttp's session (made on the first request) is bound to
+        the loop it ran on, and a provider used again from another loop (a second
+        ``asyncio.run``) would fail every request on its pooled connections for good."""
+
+        _loop: asyncio.AbstractEventLoop | None = None
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop:
+                stale, self._loop = self.client, loop
+                if isinstance(stale, aiohttp.ClientSession):
+                    # its loop is gone or elsewhere: it cannot be closed from here
+                    stale.detach()
+                    self.client = None
             try:
                 response = await super().handle_async_request(request)
             except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
