@@ -2,16 +2,29 @@
 
 500 ``create_payment`` calls started at once against a provider whose every call is an
 HTTP round trip to a local server answering after 50 ms (``tests/latency_server.py``,
-in its own process; the provider is the fake behind that round trip, ``httpx.Client`` for
-the sync face, ``httpx.AsyncClient`` for the async one). Each face first warms up (first
-connections, first-use imports). Throughput is calls / wall time from the first start to
-the last answer; a call's latency runs from that common start to its answer (so the
-pool's queueing counts, as a client would see it). Stores: SQLite (a file, WAL, the
-default synchronous=FULL) and PostgreSQL in a throw-away schema when a server answers
-(``PAYGATE_BENCH_POSTGRES_URL`` or the local one), both faces with ``pool_max=40``.
-Figures are printed, not asserted.
+in its own process). Two kinds of provider:
+
+* the latency provider: the fake behind that round trip, ``httpx.Client`` for the sync
+  face, for the async one each client of ``tests.latency_server.CLIENTS`` (``plain``, a
+  minimal client: the gateway's own ceiling; ``httpx``, a bare ``httpx.AsyncClient``:
+  httpcore's pool pathology; ``httpx-paygate`` and ``aiohttp``: the clients the real
+  async adapters make, without and with ``paygate-payments[aiohttp]``);
+* the real Stripe adapter (``stripe`` rows): ``StripeProvider`` (requests) in the threads
+  vs ``AsyncStripeProvider`` (``http_transport="httpx"`` and ``"aiohttp"``), against the
+  same server answering ``POST /v1/payment_intents`` as Stripe would.
+
+Each face first warms up (first connections, first-use imports). Throughput is calls /
+wall time from the first start to the last answer; a call's latency runs from that
+common start to its answer (so the pool's queueing counts, as a client would see it).
+Stores: SQLite (a file, WAL, the default synchronous=FULL) and PostgreSQL in a
+throw-away schema when a server answers (``PAYGATE_BENCH_POSTGRES_URL`` or the local
+one), both faces with ``pool_max=40``. Figures are printed, not asserted; the load
+average is printed beside each (read as each face starts), and the measured process's
+CPU time per call (all its threads; the server's process excluded), which a loaded
+machine changes far less than the wall-clock figures.
 
     python bench/bench_async.py [--calls 500] [--threads 40] [--delay 0.05]
+        [--stores sqlite,postgresql] [--clients plain,httpx,...,stripe-httpx,stripe-aiohttp]
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
 import os
 import platform
 import statistics
@@ -28,16 +42,46 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.latency_server
 
-from tests.latency_server import LatencyProvider, LatencyServer
+from tests.latency_server import CLIENTS, LatencyProvider, LatencyServer
 
 import paygate
 from paygate import Money
+from paygate.provider import AsyncPaymentProvider, PaymentProvider
 from paygate.stores import open_store
 
 AMOUNT = Money.of("12.34", "USD")
+#: the real Stripe adapter's rows: its async face on each transport
+STRIPE = ("stripe-httpx", "stripe-aiohttp")
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def sync_provider(server: str, client: str) -> tuple[PaymentProvider, str]:
+    """The sync face's provider for the row ``client`` and its payment method."""
+    if client in STRIPE:
+        from paygate.providers.stripe import StripeProvider
+
+        return StripeProvider(api_key="sk_test_bench", base_url=server.rstrip("/")), "pm_card_visa"
+    return LatencyProvider(server, client=client, seed=None), "tok_visa"
+
+
+def async_provider(server: str, client: str) -> tuple[AsyncPaymentProvider | PaymentProvider, str]:
+    """The async face's provider (a sync latency provider: its ``aio()`` twin is used)."""
+    if client in STRIPE:
+        from paygate.providers.stripe import AsyncStripeProvider
+
+        transport = client.removeprefix("stripe-")
+        provider = AsyncStripeProvider(
+            api_key="sk_test_bench", base_url=server.rstrip("/"), http_transport=transport
+        )
+        return provider, "pm_card_visa"
+    return LatencyProvider(server, client=client, seed=None), "tok_visa"
 
 
 def postgres_base() -> str | None:
@@ -57,44 +101,47 @@ def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[98]
 
 
-def run_sync(
-    server: str, store_url: str, calls: int, threads: int, client: str
-) -> tuple[float, list[float]]:
-    provider = LatencyProvider(server, client=client, seed=None)
+Run = tuple[float, float, list[float]]  # wall seconds, CPU seconds, latencies
+
+
+def run_sync(server: str, store_url: str, calls: int, threads: int, client: str) -> Run:
+    provider, method = sync_provider(server, client)
     with paygate.connect(provider, open_store(store_url)) as gw:
         for i in range(5):
-            gw.create_payment(order_id=f"warm-{i}", amount=AMOUNT, payment_method="tok_visa")
-        start = time.perf_counter()
+            gw.create_payment(order_id=f"warm-{i}", amount=AMOUNT, payment_method=method)
+        start, cpu = time.perf_counter(), time.process_time()
 
         def one(i: int) -> float:
-            gw.create_payment(order_id=f"sync-{i}", amount=AMOUNT, payment_method="tok_visa")
+            gw.create_payment(order_id=f"sync-{i}", amount=AMOUNT, payment_method=method)
             return time.perf_counter() - start
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
             latencies = list(pool.map(one, range(calls)))
-        took = time.perf_counter() - start
-    provider.close()
-    return took, latencies
+        took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if isinstance(provider, LatencyProvider):
+        provider.close()
+    return took, cpu, latencies
 
 
-def run_async(server: str, store_url: str, calls: int, client: str) -> tuple[float, list[float]]:
-    async def main() -> tuple[float, list[float]]:
-        provider = LatencyProvider(server, client=client, seed=None)
+def run_async(server: str, store_url: str, calls: int, client: str) -> Run:
+    async def main() -> Run:
+        provider, method = async_provider(server, client)
         async with paygate.connect_async(provider, open_store(store_url)) as agw:
             for i in range(5):
                 await agw.create_payment(order_id=f"warm-{i}", amount=AMOUNT,
-                                         payment_method="tok_visa")  # fmt: skip
-            start = time.perf_counter()
+                                         payment_method=method)  # fmt: skip
+            start, cpu = time.perf_counter(), time.process_time()
 
             async def one(i: int) -> float:
                 await agw.create_payment(order_id=f"async-{i}", amount=AMOUNT,
-                                         payment_method="tok_visa")  # fmt: skip
+                                         payment_method=method)  # fmt: skip
                 return time.perf_counter() - start
 
             latencies = await asyncio.gather(*(one(i) for i in range(calls)))
-            took = time.perf_counter() - start
-        provider.close()
-        return took, list(latencies)
+            took, cpu = time.perf_counter() - start, time.process_time() - cpu
+        if isinstance(provider, LatencyProvider):
+            provider.close()
+        return took, cpu, list(latencies)
 
     return asyncio.run(main())
 
@@ -104,14 +151,25 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--threads", type=int, default=40)
     parser.add_argument("--delay", type=float, default=0.05)
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--clients", default=",".join((*CLIENTS, *STRIPE)))
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load "
-          f"{os.getloadavg()[0]:.2f}; {args.calls} concurrent create_payment, server "
-          f"latency {args.delay * 1000:.0f} ms, sync pool {args.threads} threads")  # fmt: skip
+    clients = args.clients.split(",")
+    unknown = set(clients) - {*CLIENTS, *STRIPE}
+    if unknown:
+        parser.error(f"unknown --clients {sorted(unknown)}: one of {(*CLIENTS, *STRIPE)}")
+    # the sync StripeProvider's requests pool keeps 10 connections: urllib3 warns once per
+    # connection it drops beyond them (40 threads), on stderr; the figures include that churn
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {load()}; "
+          f"{args.calls} concurrent create_payment, server latency "
+          f"{args.delay * 1000:.0f} ms, sync pool {args.threads} threads")  # fmt: skip
     pg_schemas: list[str] = []
-    base = postgres_base()
+    base = postgres_base() if "postgresql" in args.stores.split(",") else None
     with tempfile.TemporaryDirectory() as tmp, LatencyServer(args.delay) as server:
-        stores = {"sqlite": lambda tag: f"sqlite:///{Path(tmp) / tag}.db"}
+        stores: dict[str, Any] = {}
+        if "sqlite" in args.stores.split(","):
+            stores["sqlite"] = lambda tag: f"sqlite:///{Path(tmp) / tag}.db"
         if base is not None:
 
             def pg(tag: str) -> str:
@@ -120,20 +178,30 @@ def main() -> None:
                 return f"{base}{sep}schema={pg_schemas[-1]}&pool_max={args.threads}"
 
             stores["postgresql"] = pg
-        for (name, url), client in itertools.product(stores.items(), ("plain", "httpx")):
+        for (name, url), client in itertools.product(stores.items(), clients):
             sync_url, async_url = url(f"sync-{client}"), url(f"async-{client}")  # fresh stores
-            sync_took, sync_lat = run_sync(server, sync_url, args.calls, args.threads, client)
-            async_took, async_lat = run_async(server, async_url, args.calls, client)
+            sync_load = load()
+            sync_took, sync_cpu, sync_lat = run_sync(
+                server, sync_url, args.calls, args.threads, client
+            )
+            async_load = load()
+            async_took, async_cpu, async_lat = run_async(server, async_url, args.calls, client)
             sync_rate, async_rate = args.calls / sync_took, args.calls / async_took
-            print(f"{name}, {client} HTTP client:")
+            sync_face = "StripeProvider" if client in STRIPE else "httpx.Client"
+            if client == "plain":
+                sync_face = "plain client"
+            print(f"{name}, async face on {client} (sync face: {sync_face}):")
             print(f"  sync Gateway, {args.threads} threads  {sync_rate:>7.0f} calls/s  "
                   f"p50 {statistics.median(sync_lat) * 1000:>6.0f} ms  "
-                  f"p99 {p99(sync_lat) * 1000:>6.0f} ms")  # fmt: skip
+                  f"p99 {p99(sync_lat) * 1000:>6.0f} ms  "
+                  f"CPU {sync_cpu / args.calls * 1000:>5.2f} ms/call  ({sync_load})")  # fmt: skip
             print(f"  AsyncGateway, one loop     {async_rate:>7.0f} calls/s  "
                   f"p50 {statistics.median(async_lat) * 1000:>6.0f} ms  "
-                  f"p99 {p99(async_lat) * 1000:>6.0f} ms")  # fmt: skip
+                  f"p99 {p99(async_lat) * 1000:>6.0f} ms  "
+                  f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call  ({async_load})")  # fmt: skip
             print(f"  async/sync: throughput x{async_rate / sync_rate:.2f}, "
-                  f"p99 x{p99(async_lat) / p99(sync_lat):.2f}")  # fmt: skip
+                  f"p99 x{p99(async_lat) / p99(sync_lat):.2f}, "
+                  f"CPU/call x{async_cpu / sync_cpu:.2f}")  # fmt: skip
     if pg_schemas and base is not None:
         import psycopg
 

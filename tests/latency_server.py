@@ -8,11 +8,20 @@ the measured process for the GIL: the AsyncGateway loop-lag test and
 call first sends one request to the server, then returns the fake's answer, so the
 gateway sees a provider with the server's latency and the fake's behaviour.
 
-``client="plain"`` swaps httpx for a minimal HTTP/1.1 client (``http.client`` per
-thread, asyncio streams with a keep-alive pool): httpcore's async connection pool
-re-examines every connection for every queued request, which at hundreds of requests in
-flight costs more CPU than the gateway itself; the plain client measures the gateway's
-concurrency, httpx what the real adapters (on httpx) would see.
+``client`` picks the async face's HTTP client (the sync face's is ``httpx.Client``, or
+the plain one): ``"plain"``, a minimal HTTP/1.1 client (``http.client`` per thread,
+asyncio streams with a keep-alive pool), measures the gateway's own concurrency;
+``"httpx"`` is a bare ``httpx.AsyncClient`` (1000 connections, httpx's default 20 kept
+alive): httpcore's async pool re-examines every connection for every queued request, which
+at hundreds of requests in flight costs more CPU than the gateway itself;
+``"httpx-paygate"`` and ``"aiohttp"`` are the clients the real async adapters make
+(``paygate.providers._async_http.new_async_client``: httpx's pool with 100 connections
+all kept alive, aiohttp's pool).
+
+The server answers ``POST /v1/payment_intents`` as Stripe would (a succeeded
+PaymentIntent for the form's amount, currency and order; the same answer for a repeated
+``Idempotency-Key``), so the real ``StripeProvider`` / ``AsyncStripeProvider`` can run
+against it (``base_url``); any other request gets ``{"ok":true}``.
 
     python tests/latency_server.py --delay 0.05   # prints its port, serves until killed
 """
@@ -24,16 +33,22 @@ import asyncio
 import collections
 import contextlib
 import http.client
+import itertools
+import json
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from paygate.providers._async_http import new_async_client
 from paygate.providers.fake import AsyncFakeProvider, FakeProvider
+
+#: the async face's HTTP clients (see the module)
+CLIENTS = ("plain", "httpx", "httpx-paygate", "aiohttp")
 
 _ANSWER = b'{"ok":true}'
 _RESPONSE = (
@@ -44,20 +59,50 @@ _RESPONSE = (
 )
 
 
+def _stripe_answer(
+    body: bytes, key: str | None, intents: dict[str, bytes], ids: itertools.count[int]
+) -> bytes:
+    """A succeeded PaymentIntent for the form ``body`` (the first one again for ``key``)."""
+    if key is not None and key in intents:
+        return intents[key]
+    form = dict(parse_qsl(body.decode()))
+    amount = int(form.get("amount", "0"))
+    payload = json.dumps({
+        "id": f"pi_lat{next(ids)}", "object": "payment_intent", "amount": amount,
+        "amount_received": amount, "currency": form.get("currency", "usd"),
+        "status": "succeeded", "capture_method": "automatic", "created": 1_790_000_000,
+        "metadata": {"order_id": form.get("metadata[order_id]", "")}, "livemode": False,
+    }).encode()  # fmt: skip
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nrequest-id: req_lat\r\n"
+        b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+    )
+    if key is not None:
+        intents[key] = answer
+    return answer
+
+
 async def _serve(delay: float) -> None:
+    intents: dict[str, bytes] = {}
+    ids = itertools.count(1)
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:  # keep-alive: one request after another on the connection
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
+                length, key = 0, None
                 for line in head.split(b"\r\n"):
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
-                if length:
-                    await reader.readexactly(length)
+                    elif name.strip().lower() == b"idempotency-key":
+                        key = value.strip().decode()
+                body = await reader.readexactly(length) if length else b""
                 await asyncio.sleep(delay)
-                writer.write(_RESPONSE)
+                if head.startswith(b"POST /v1/payment_intents "):
+                    writer.write(_stripe_answer(body, key, intents, ids))
+                else:
+                    writer.write(_RESPONSE)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -156,13 +201,15 @@ class _PlainAsyncClient:
 
 class LatencyProvider(FakeProvider):
     """The fake provider, one blocking round trip to ``url`` before each call
-    (``client``: ``"httpx"`` or ``"plain"``, see the module)."""
+    (``client``: one of `CLIENTS`, see the module)."""
 
     def __init__(self, url: str, *, client: str = "httpx", **settings: Any) -> None:
+        if client not in CLIENTS:
+            raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
         super().__init__(**settings)
         self.url = url
         self.client = client
-        self.http = httpx.Client(limits=httpx.Limits(max_connections=1000))
+        self.http = httpx.Client(limits=httpx.Limits(max_connections=1000), timeout=_TIMEOUT)
         self.plain = _PlainClient(url)
 
     def _round_trip(self) -> None:
@@ -188,6 +235,18 @@ class LatencyProvider(FakeProvider):
         super().close()
 
 
+#: a loaded machine queues requests for seconds: a slow run, not a failed one
+_TIMEOUT = 60.0
+
+
+def _async_client(client: str) -> httpx.AsyncClient:
+    if client == "httpx-paygate":
+        return new_async_client("httpx", timeout=_TIMEOUT)
+    if client == "aiohttp":
+        return new_async_client("aiohttp", timeout=_TIMEOUT)
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=_TIMEOUT)
+
+
 class AsyncLatencyProvider(AsyncFakeProvider):
     """The async fake on ``engine``'s state, one awaited round trip before each call."""
 
@@ -195,7 +254,7 @@ class AsyncLatencyProvider(AsyncFakeProvider):
         super().__init__(engine=engine)
         self.url = engine.url
         self.client = engine.client
-        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
+        self.http = _async_client(engine.client)
         self.plain = _PlainAsyncClient(engine.url)
 
     async def _round_trip(self) -> None:

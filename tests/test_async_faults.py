@@ -5,6 +5,10 @@ body, a non-JSON 200) on the charge request, for Stripe, PayPal and Square, give
 error class, code, HTTP status and Retry-After on both faces; the retry with the same key
 then charges once. The per-request timeout is the adapter's ``timeout`` cut to the retry
 budget's deadline (``attempt_timeout``), on the async face too.
+
+Every test runs on both transports an async adapter makes its own client on
+(``http_transport``: aiohttp's pool, httpx's): aiohttp's failures must come
+out as the httpx failures they stand for, classified as the sync face classifies them.
 """
 
 from __future__ import annotations
@@ -33,14 +37,31 @@ AMOUNT = Money.of("19.99", "USD")
 _orders = itertools.count(1)
 
 
-def make_async_provider(name: str, url: str, timeout: float) -> Any:
+TRANSPORTS = ("aiohttp", "httpx")
+
+
+def make_async_provider(name: str, url: str, timeout: float, transport: str) -> Any:
+    provider: Any
     if name == "stripe":
-        return AsyncStripeProvider(api_key="sk_test_faults", base_url=url, timeout=timeout)
-    if name == "paypal":
-        return AsyncPayPalProvider(client_id="AZfaults", client_secret="EPfaults-secret",
-                                   base_url=url, timeout=timeout)  # fmt: skip
-    return AsyncSquareProvider(access_token="sq-faults-token", location_id="LFAULTS",
-                               base_url=url, timeout=timeout)  # fmt: skip
+        provider = AsyncStripeProvider(api_key="sk_test_faults", base_url=url, timeout=timeout,
+                                       http_transport=transport)  # fmt: skip
+    elif name == "paypal":
+        provider = AsyncPayPalProvider(client_id="AZfaults", client_secret="EPfaults-secret",
+                                       base_url=url, timeout=timeout,
+                                       http_transport=transport)  # fmt: skip
+    else:
+        provider = AsyncSquareProvider(access_token="sq-faults-token", location_id="LFAULTS",
+                                       base_url=url, timeout=timeout,
+                                       http_transport=transport)  # fmt: skip
+    assert provider.http_transport == transport
+    return provider
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    if request.param == "aiohttp":
+        pytest.importorskip("httpx_aiohttp")
+    return str(request.param)
 
 
 @pytest.fixture(scope="module", params=("stripe", "paypal", "square"))
@@ -51,10 +72,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[FaultServer]:
 
 
 @pytest.fixture(scope="module")
-def faces(server: FaultServer) -> Iterator[dict[str, PaymentProvider]]:
+def faces(server: FaultServer, transport: str) -> Iterator[dict[str, PaymentProvider]]:
     name = server.backend.name
     sync = make_provider(name, server.url, TIMEOUT)
-    facade = blocking(make_async_provider(name, server.url, TIMEOUT))
+    facade = blocking(make_async_provider(name, server.url, TIMEOUT, transport))
     yield {"sync": sync, "async": facade}
     sync.close()
     facade.close()  # type: ignore[attr-defined]
@@ -90,9 +111,11 @@ def test_each_fault_is_classified_alike_and_the_retry_charges_once(
     assert outcomes["async"] != ("ok",), f"{fault} went unnoticed"
 
 
-def test_a_hung_provider_costs_the_deadline_not_the_timeout(server: FaultServer) -> None:
+def test_a_hung_provider_costs_the_deadline_not_the_timeout(
+    server: FaultServer, transport: str
+) -> None:
     """Inside a retry budget, the async request's timeout is cut to the time left."""
-    provider = make_async_provider(server.backend.name, server.url, timeout=5.0)
+    provider = make_async_provider(server.backend.name, server.url, 5.0, transport)
     facade = blocking(provider)
     facade.create_payment(  # warm up (PayPal's token) outside the budget
         order_id=f"warm-{next(_orders)}", amount=AMOUNT,
@@ -157,9 +180,9 @@ async def _watched(calls: Any) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("name", ["stripe", "paypal", "square"])
-def test_concurrent_calls_overlap_and_never_stall_the_loop(name: str) -> None:
+def test_concurrent_calls_overlap_and_never_stall_the_loop(name: str, transport: str) -> None:
     async def scenario() -> tuple[float, float]:
-        provider = make_async_provider(name, url, timeout=10.0)
+        provider = make_async_provider(name, url, 10.0, transport)
         try:
             calls = asyncio.gather(*(
                 provider.create_payment(

@@ -44,6 +44,7 @@ from paygate.models import (
 )
 from paygate.money import Money
 from paygate.provider import AsyncBaseProvider, BaseProvider, Proration
+from paygate.providers._async_http import check_http_transport
 from paygate.providers._paypal_async import AsyncPayPalTransport
 from paygate.providers._paypal_verify import OfflineVerifier
 from paygate.providers.paypal import (
@@ -120,8 +121,12 @@ class AsyncPayPalProvider(AsyncBaseProvider):
     ``httpx.AsyncClient`` (`._paypal_async`: OAuth token cached, ``PayPal-Request-Id``).
 
     The same settings as `PayPalProvider`, plus ``http_client`` (an
-    ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; left open by
-    `aclose`). Requests, checks, translation and error mapping are the module's shared
+    ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; used as given and left
+    open by `aclose`) and ``http_transport`` (the client the adapter makes without one:
+    ``"auto"``, the default, runs on aiohttp's connection pool when
+    ``paygate-payments[aiohttp]`` is installed, else on httpx's; ``"aiohttp"`` or
+    ``"httpx"`` force one; `http_transport` tells which one runs, docs/architecture.md
+    why). Requests, checks, translation and error mapping are the module's shared
     functions; each operation makes the sync face's requests in the same order. Offline
     webhook verification is the same `OfflineVerifier`, its certificate fetched
     with the async client (a ``cert_fetcher`` setting, a sync callable, runs in a thread).
@@ -130,12 +135,15 @@ class AsyncPayPalProvider(AsyncBaseProvider):
     name = "paypal"
     capabilities = PayPalProvider.capabilities
 
-    def __init__(self, *, http_client: Any = None, **settings: Any) -> None:
+    def __init__(
+        self, *, http_client: Any = None, http_transport: str = "auto", **settings: Any
+    ) -> None:
+        check_http_transport(http_transport)  # a bad value fails even with a client given
         try:
             config = PayPalSettings(**settings)
         except pydantic.ValidationError as exc:
             raise settings_error(exc, "PayPal settings", env_prefix="PAYGATE_PAYPAL_") from None
-        self._setup(config, http_client)
+        self._setup(config, http_client, http_transport)
 
     @classmethod
     def from_sync(cls, provider: BaseProvider) -> AsyncPayPalProvider:
@@ -143,10 +151,12 @@ class AsyncPayPalProvider(AsyncBaseProvider):
         if not isinstance(provider, PayPalProvider):
             raise ConfigurationError(f"expected a PayPalProvider, got {type(provider).__name__}")
         twin = cls.__new__(cls)
-        twin._setup(provider.settings, None)
+        twin._setup(provider.settings, None, "auto")
         return twin
 
-    def _setup(self, config: PayPalSettings, http_client: Any) -> None:
+    def _setup(
+        self, config: PayPalSettings, http_client: Any, http_transport: str = "auto"
+    ) -> None:
         self.settings = config
         self.max_retries: int | None = config.max_retries
         self._http = AsyncPayPalTransport(
@@ -156,6 +166,7 @@ class AsyncPayPalProvider(AsyncBaseProvider):
             timeout=config.timeout,
             translate_error=translate_error,
             http_client=http_client,
+            http_transport=http_transport,
         )
         self._certificates: dict[str, bytes | BaseException] = {}
         self._verifier = (
@@ -171,6 +182,12 @@ class AsyncPayPalProvider(AsyncBaseProvider):
 
     def __repr__(self) -> str:
         return f"AsyncPayPalProvider(mode={self.settings.mode!r}, endpoint={self._http.endpoint!r})"
+
+    @property
+    def http_transport(self) -> str:
+        """What the adapter's requests run on: ``"aiohttp"`` or ``"httpx"`` (a client it
+        made), ``"custom"`` (the ``http_client`` passed in)."""
+        return self._http.http_transport
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -20,6 +20,7 @@ import httpx
 from paygate._observe import fields
 from paygate._retry import attempt_timeout
 from paygate.errors import InvalidSignature
+from paygate.providers._async_http import new_async_client, transport_name
 from paygate.providers._http_faults import httpx_failure, unexpected_response
 from paygate.providers._paypal_http import ErrorTranslator, error_answer, log
 from paygate.providers._paypal_verify import _MAX_CERT_BYTES
@@ -49,13 +50,14 @@ class AsyncPayPalTransport:
         timeout: float,
         translate_error: ErrorTranslator,
         http_client: httpx.AsyncClient | None = None,
+        http_transport: str = "auto",
     ) -> None:
         self.endpoint = base_url.rstrip("/")
         self._credentials = (client_id, client_secret)
         self._timeout = timeout
         self._translate = translate_error
         self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(follow_redirects=False)
+        self._client = http_client or new_async_client(http_transport, follow_redirects=False)
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
@@ -63,6 +65,11 @@ class AsyncPayPalTransport:
 
     def __repr__(self) -> str:
         return f"AsyncPayPalTransport(endpoint={self.endpoint!r})"
+
+    @property
+    def http_transport(self) -> str:
+        """``"aiohttp"`` or ``"httpx"`` (a client made here), ``"custom"`` (one passed in)."""
+        return transport_name(self._client) if self._owns_client else "custom"
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -37,6 +37,11 @@ from paygate.models import (
 )
 from paygate.money import Money
 from paygate.provider import AsyncBaseProvider, BaseProvider, Proration
+from paygate.providers._async_http import (
+    check_http_transport,
+    new_async_client,
+    transport_name,
+)
 from paygate.providers._http_faults import httpx_failure
 from paygate.providers._square_settings import SquareSettings, load_settings
 from paygate.providers._warm import HTTPX_ASYNC, warm_imports
@@ -94,7 +99,11 @@ class AsyncSquareProvider(AsyncBaseProvider):
 
     The same settings as `SquareProvider`; ``http_client`` (an
     `httpx.AsyncClient`, e.g. with an ``httpx.MockTransport``) replaces the SDK's
-    transport (closed by `aclose` only when the adapter made it). Requests, keys,
+    transport, used as given (closed by `aclose` only when the adapter made it);
+    ``http_transport`` picks the client the adapter makes without one (``"auto"``, the
+    default: aiohttp's connection pool when ``paygate-payments[aiohttp]`` is installed,
+    else httpx's; ``"aiohttp"`` or ``"httpx"`` force one; `http_transport` tells which
+    one runs, docs/architecture.md why). Requests, keys,
     translation and error mapping are the sync face's (the builders and translators of
     this module); each operation makes the same calls in the same order.
     """
@@ -102,8 +111,14 @@ class AsyncSquareProvider(AsyncBaseProvider):
     name = PROVIDER
     capabilities = SquareProvider.capabilities
 
-    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **settings: Any) -> None:
-        self._setup(load_settings(settings), http_client)
+    def __init__(
+        self,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        http_transport: str = "auto",
+        **settings: Any,
+    ) -> None:
+        self._setup(load_settings(settings), http_client, http_transport)
 
     @classmethod
     def from_sync(cls, provider: BaseProvider) -> AsyncSquareProvider:
@@ -111,14 +126,20 @@ class AsyncSquareProvider(AsyncBaseProvider):
         if not isinstance(provider, SquareProvider):
             raise ConfigurationError(f"expected a SquareProvider, got {type(provider).__name__}")
         twin = cls.__new__(cls)
-        twin._setup(provider.settings, None)
+        twin._setup(provider.settings, None, "auto")
         return twin
 
-    def _setup(self, settings: SquareSettings, http_client: httpx.AsyncClient | None) -> None:
+    def _setup(
+        self,
+        settings: SquareSettings,
+        http_client: httpx.AsyncClient | None,
+        http_transport: str = "auto",
+    ) -> None:
+        check_http_transport(http_transport)  # a bad value fails even with a client given
         self.settings = settings
         self.max_retries: int | None = settings.max_retries
         self._owns_http_client = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=settings.timeout)
+        self._http = http_client or new_async_client(http_transport, timeout=settings.timeout)
         self._client = AsyncSquare(
             base_url=settings.api_base_url,
             token=settings.access_token.get_secret_value(),
@@ -139,6 +160,12 @@ class AsyncSquareProvider(AsyncBaseProvider):
             f"AsyncSquareProvider(environment={self.settings.environment!r}, "
             f"location_id={self.settings.location_id!r})"
         )
+
+    @property
+    def http_transport(self) -> str:
+        """What the adapter's requests run on: ``"aiohttp"`` or ``"httpx"`` (a client it
+        made), ``"custom"`` (the ``http_client`` passed in)."""
+        return transport_name(self._http) if self._owns_http_client else "custom"
 
     @property
     def client(self) -> AsyncSquare:

@@ -7,6 +7,7 @@ mapping. Its own module so the sync adapter's file stays the sync adapter's; imp
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -36,6 +37,11 @@ from paygate.models import (
 )
 from paygate.money import Money
 from paygate.provider import AsyncBaseProvider, BaseProvider, Capability, Proration
+from paygate.providers._async_http import (
+    check_http_transport,
+    new_async_client,
+    transport_name,
+)
 from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 from paygate.providers.stripe import (
     CUSTOMERS_MAX_PAGE,
@@ -85,15 +91,24 @@ class _DeadlineHTTPXClient(stripe.HTTPXClient):
     """The SDK's httpx client for the ``*_async`` methods, with the same per-request
     deadline as `_DeadlineRequestsClient` (the SDK reads ``self._timeout`` on every
     request), an ``httpx.AsyncClient`` of the caller's choosing (a ``MockTransport`` in
-    tests, a shared pool), and the form body handed to httpx as ``content``: the SDK passes
-    it as ``data=<str>``, which httpx deprecates."""
+    tests, a shared pool) or else paygate's (`._async_http`: aiohttp's pool when installed,
+    in place of the one the SDK builds on httpx's), and the form body handed to httpx as
+    ``content``: the SDK passes it as ``data=<str>``, which httpx deprecates."""
 
-    def __init__(self, *, timeout: float, http_client: Any = None) -> None:
+    def __init__(
+        self, *, timeout: float, http_client: Any = None, http_transport: object = "auto"
+    ) -> None:
         super().__init__(timeout=timeout)
         #: a client passed in stays its owner's to close (as for Square and PayPal)
         self.owns_client = http_client is None
-        if http_client is not None:
-            self._client_async = http_client
+        if http_client is None:
+            # the SDK's own TLS settings (its CA bundle), on paygate's transport; the
+            # client the SDK just made has opened nothing yet, so it is simply dropped
+            verify: ssl.SSLContext | bool = False
+            if self._verify_ssl_certs:
+                verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+            http_client = new_async_client(http_transport, verify=verify)
+        self._client_async = http_client
 
     @property
     def _timeout(self) -> float:
@@ -135,8 +150,12 @@ class AsyncStripeProvider(AsyncBaseProvider):
     ``StripeClient`` over the SDK's ``HTTPXClient``.
 
     The same settings as `StripeProvider`, plus ``http_client`` (an
-    ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; left open by
-    `aclose`, which closes only a client the adapter made). The same parameters,
+    ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; used as given and left
+    open by `aclose`, which closes only a client the adapter made) and ``http_transport``
+    (the client the adapter makes without one: ``"auto"``, the default, runs on aiohttp's
+    connection pool when ``paygate-payments[aiohttp]`` is installed, else on httpx's;
+    ``"aiohttp"`` or ``"httpx"`` force one; `http_transport` tells which one runs, and
+    docs/architecture.md why). The same parameters,
     idempotency keys (``_stripe_key``), translation and error mapping as the sync face: the
     request builders and translators above are shared; only the awaiting differs.
     """
@@ -144,8 +163,10 @@ class AsyncStripeProvider(AsyncBaseProvider):
     name = PROVIDER
     capabilities = frozenset(Capability)
 
-    def __init__(self, *, http_client: Any = None, **settings: Any) -> None:
-        self._setup(_load_settings(settings), http_client)
+    def __init__(
+        self, *, http_client: Any = None, http_transport: str = "auto", **settings: Any
+    ) -> None:
+        self._setup(_load_settings(settings), http_client, http_transport)
 
     @classmethod
     def from_sync(cls, provider: BaseProvider) -> AsyncStripeProvider:
@@ -153,11 +174,14 @@ class AsyncStripeProvider(AsyncBaseProvider):
         if not isinstance(provider, StripeProvider):
             raise ConfigurationError(f"expected a StripeProvider, got {type(provider).__name__}")
         twin = cls.__new__(cls)
-        twin._setup(provider.settings, None)
+        twin._setup(provider.settings, None, "auto")
         twin._clock = provider._clock
         return twin
 
-    def _setup(self, settings: StripeSettings, http_client: Any) -> None:
+    def _setup(
+        self, settings: StripeSettings, http_client: Any, http_transport: str = "auto"
+    ) -> None:
+        check_http_transport(http_transport)  # a bad value fails even with a client given
         self.settings = settings
         self.max_retries: int | None = settings.max_retries
         self._secrets = settings.secrets_bytes
@@ -165,7 +189,9 @@ class AsyncStripeProvider(AsyncBaseProvider):
         base_addresses: dict[str, str] = {}
         if settings.base_url:
             base_addresses = {"api": settings.base_url, "files": settings.base_url}
-        self._http = _DeadlineHTTPXClient(timeout=settings.timeout, http_client=http_client)
+        self._http = _DeadlineHTTPXClient(
+            timeout=settings.timeout, http_client=http_client, http_transport=http_transport
+        )
         self._client = stripe.StripeClient(
             settings.api_key.get_secret_value(),
             stripe_version=settings.api_version,
@@ -175,6 +201,12 @@ class AsyncStripeProvider(AsyncBaseProvider):
         )
         self._v1 = self._client.v1
         warm_imports(_ASYNC_WARM_IMPORTS)
+
+    @property
+    def http_transport(self) -> str:
+        """What the adapter's requests run on: ``"aiohttp"`` or ``"httpx"`` (a client it
+        made), ``"custom"`` (the ``http_client`` passed in)."""
+        return transport_name(self._http._client_async) if self._http.owns_client else "custom"
 
     def __repr__(self) -> str:
         key = self.settings.api_key.get_secret_value()
