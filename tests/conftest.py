@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis  # noqa: F401  # before any gc.freeze: see _heap_of_earlier_modules_frozen
 import pytest
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,10 @@ def _heap_of_earlier_modules_frozen() -> None:
     counted at 40 %), and a full pass over them took 0.5-5.5 s at load 14, inside whatever
     test triggered it: a fault-injection cell timed against its retry budget failed two
     CI runs that way. Garbage is still collected (and an unclosed resource still warns)
-    at every module's start."""
+    at every module's start. Hypothesis is imported above, before any freeze: on import
+    it checks with ``gc.get_referrers`` that a registered PRNG is referenced, and that
+    does not see frozen referrers (a warning, an error here, in runs of files that do
+    not import it)."""
     gc.collect()
     gc.freeze()
 

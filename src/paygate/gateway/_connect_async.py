@@ -65,6 +65,8 @@ def connect_async(
     timeout: float = ...,
     max_retries: int | None = None,
     test_mode: bool = False,
+    http_client: httpx.AsyncClient | None = None,
+    http_transport: Literal["auto", "aiohttp", "httpx"] = "auto",
 ) -> AsyncGateway[AsyncStripeProvider]: ...
 @overload
 def connect_async(
@@ -85,6 +87,8 @@ def connect_async(
     verification: Literal["offline", "api"] = ...,
     webhook_tolerance: int = ...,
     cert_fetcher: Callable[[str], bytes] | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    http_transport: Literal["auto", "aiohttp", "httpx"] = "auto",
 ) -> AsyncGateway[AsyncPayPalProvider]: ...
 @overload
 def connect_async(
@@ -105,6 +109,7 @@ def connect_async(
     max_retries: int | None = None,
     invoice_due_days: int = ...,
     http_client: httpx.AsyncClient | None = None,
+    http_transport: Literal["auto", "aiohttp", "httpx"] = "auto",
 ) -> AsyncGateway[AsyncSquareProvider]: ...
 @overload
 def connect_async(
