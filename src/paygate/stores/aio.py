@@ -33,6 +33,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import GeneratorType
 from typing import Any
 
 from paygate.stores import Store
@@ -46,9 +47,20 @@ def threads_for(store: Store) -> int:
     if kind == "MemoryStore":
         return 0
     if kind == "PostgresStore":
+        if _native_postgres() is not None:
+            return 0  # on the loop, natively (see the module)
         # two (see the module), fewer when the pool has one connection (pool_max=1)
         return max(1, min(2, int(getattr(getattr(store, "_pool", None), "max_size", 2))))
     return 1
+
+
+def _native_postgres() -> Any:
+    """The native async PostgreSQL store's class, or ``None`` without ``greenlet``."""
+    try:
+        from paygate.stores._postgres_async import AsyncPostgresStore
+    except ModuleNotFoundError:  # pragma: no cover - greenlet is in the postgres extra
+        return None
+    return AsyncPostgresStore
 
 
 class AsyncStore:
@@ -76,6 +88,12 @@ class AsyncStore:
             else None
         )
         self._methods: dict[str, Callable[..., Any]] = {}
+        #: PostgreSQL on the loop: the store's async twin, its calls run by greenlet_spawn
+        self._native: Any = None
+        if count == 0 and type(store).__name__ == "PostgresStore":
+            native = _native_postgres()
+            if native is not None:
+                self._native = native.twin(store)
 
     def __repr__(self) -> str:
         return f"AsyncStore({self.store!r}, threads={self.threads})"
@@ -83,7 +101,7 @@ class AsyncStore:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
-        method = getattr(self.store, name)
+        method = getattr(self.store if self._native is None else self._native, name)
         if not callable(method):
             raise AttributeError(f"{type(self.store).__name__}.{name} is not a method")
         wrapped = self._wrap(method)
@@ -93,6 +111,8 @@ class AsyncStore:
 
     def _wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
         executor = self._executor
+        if self._native is not None:
+            return _bridged(self._native, method)
         if executor is None:
 
             async def inline(*args: Any, **kwargs: Any) -> Any:
@@ -109,7 +129,14 @@ class AsyncStore:
     async def aclose(self) -> None:
         """Close the store (in its thread) and stop the threads."""
         try:
-            if self._executor is None:
+            if self._native is not None:
+                from paygate.stores._greenlet import greenlet_spawn
+
+                try:
+                    await greenlet_spawn(self._native.close)
+                finally:
+                    self.store.close()  # its sync pool (idle) and the watchdog
+            elif self._executor is None:
                 self.store.close()
             else:
                 loop = asyncio.get_running_loop()
@@ -117,3 +144,19 @@ class AsyncStore:
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
+
+
+def _bridged(native: Any, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of a native async store as a coroutine: run under ``greenlet_spawn``
+    on the loop, each round trip awaited (a generator's rows are read there too)."""
+    from paygate.stores._greenlet import greenlet_spawn
+
+    def whole(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        return list(result) if isinstance(result, GeneratorType) else result
+
+    async def bridged(*args: Any, **kwargs: Any) -> Any:
+        await native.open()
+        return await greenlet_spawn(whole, *args, **kwargs)
+
+    return bridged
