@@ -128,7 +128,7 @@ class AsyncPostgresStore(PostgresStore):
     Made by `twin` from an open `PostgresStore`, whose settings, schema check, watchdog
     and cache of recent payment rows it shares; its own pool is opened by `open`, on the
     loop that will use it. Its methods must run under
-    [`greenlet_spawn`][paygate.stores._greenlet.greenlet_spawn], as `AsyncStore` runs them.
+    `paygate.stores._greenlet.greenlet_spawn`, as `AsyncStore` runs them.
     """
 
     _opened = False

@@ -10,21 +10,22 @@ and runs its calls where they cannot stall the loop:
   anyway, so one thread loses no concurrency, and it never waits on SQLite's busy lock
   behind the gateway's own other calls. ``aiosqlite`` does the same (one thread per
   connection) but would need a second copy of the store's SQL transaction logic.
-* ``PostgresStore``: on two threads, each on psycopg's proven sync path (its watchdog,
-  timeouts and error mapping included), statements in flight while the loop runs. Not
-  more by default: a thread running psycopg's Python code holds the GIL for up to the
-  switch interval (5 ms), and with many such threads busy the loop waits its turn behind
-  all of them (measured: loop callbacks stretched past 20 ms with 8 threads, none with
-  2, ``tests/test_async_loop_lag.py``). ``AsyncStore(store, threads=8)`` buys throughput
-  (about 2x on ``bench/bench_async.py``) for those stalls. Not psycopg's
-  ``AsyncConnectionPool``: that would mean a second, async copy of the ~1,100 lines of
-  ``PostgresStore``, the two-copies problem the Gateway's sans-I/O core exists to avoid.
+* ``PostgresStore``: on the loop, natively. Its own methods (one copy of the store's
+  logic) run in a greenlet, and each database round trip is a real ``await`` on
+  psycopg's ``AsyncConnection`` from an ``AsyncConnectionPool`` opened on the loop at
+  the first call: `paygate.stores._greenlet` bridges sync code to the awaiting task, as
+  SQLAlchemy's asyncio extension does, and `paygate.stores._postgres_async` is the store
+  on the async pool. No thread runs a call, so no thread competes with the loop for the
+  GIL (the thread path stalled the loop past 20 ms with 8 threads). A cancelled call has
+  its statement cancelled at the server and its transaction rolled back before the
+  ``CancelledError`` reaches the caller. ``AsyncStore(store, threads=2)`` runs it on
+  threads over its sync pool instead, by explicit choice.
 * any other store: one dedicated thread (safe whatever its thread-safety).
 
-A cancelled call (the awaiting task cancelled) cannot stop a statement already running
-in its thread: it completes or fails there, on its own, and its result is dropped. The
-Gateway's flows are written so that either outcome is safe (an idempotency record is
-written before the provider is called, and a retry sends the same key).
+A cancelled call on a thread (the awaiting task cancelled) cannot stop a statement
+already running there: it completes or fails there, on its own, and its result is
+dropped. The Gateway's flows are written so that either outcome is safe (an idempotency
+record is written before the provider is called, and a retry sends the same key).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class AsyncStore:
         store: the synchronous store; closed by
             [`aclose`][paygate.stores.aio.AsyncStore.aclose].
         threads: how many threads run its calls; default:
-            ``threads_for(store)``. ``0`` runs them on the loop.
+            ``threads_for(store)``. ``0`` runs them on the loop (a ``PostgresStore``:
+            natively, on psycopg's async pool).
     """
 
     def __init__(self, store: Store, *, threads: int | None = None) -> None:
