@@ -295,3 +295,35 @@ def test_greenlet_spawn_passes_results_and_exceptions_both_ways() -> None:
 
     with pytest.raises(ValueError, match="out"):
         asyncio.run(outer())
+
+
+def test_an_upgrade_unbounds_its_own_statements_only(pg_url: str) -> None:  # noqa: F811
+    """The upgrade's "no statement bound" flag is per greenlet on the async path (every
+    call runs on the loop's one thread): a call running beside it keeps its bound."""
+    astore = AsyncStore(open_store(pg_url))
+    native = astore._native
+    seen: dict[str, bool] = {}
+
+    def upgrading(started: asyncio.Event) -> None:
+        native._unbounded.active = True
+        try:
+            seen["upgrade"] = native._connection()._bound is None
+            await_only(started.wait())
+        finally:
+            native._unbounded.active = False
+
+    def beside() -> None:
+        seen["beside"] = native._connection()._bound is None
+
+    async def main() -> None:
+        started = asyncio.Event()
+        upgrade = asyncio.create_task(greenlet_spawn(upgrading, started))
+        await asyncio.sleep(0.01)
+        await greenlet_spawn(beside)
+        started.set()
+        await upgrade
+        assert await astore.upgrade() >= 1  # and the real one runs on the async path
+        await astore.aclose()
+
+    asyncio.run(main())
+    assert seen == {"upgrade": True, "beside": False}

@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 import psycopg
+from greenlet import getcurrent
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from paygate.errors import ConfigurationError
@@ -89,6 +90,28 @@ class _AsyncConnection(psycopg.AsyncConnection[Any]):
         return _GreenTransaction(self)
 
 
+class _PerGreenlet:
+    """The ``active`` flag `PostgresStore` keeps in a ``threading.local`` while it upgrades
+    the schema, kept per greenlet: every call of the twin runs on the loop's one thread,
+    each in its own greenlet, and an upgrade must not unbound the others' statements."""
+
+    __slots__ = ("_on",)
+
+    def __init__(self) -> None:
+        self._on: set[Any] = set()
+
+    @property
+    def active(self) -> bool:
+        return getcurrent() in self._on
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        if value:
+            self._on.add(getcurrent())
+        else:
+            self._on.discard(getcurrent())
+
+
 class _GreenPool:
     """``AsyncConnectionPool`` with the sync pool's methods that `PostgresStore` calls."""
 
@@ -142,7 +165,7 @@ class AsyncPostgresStore(PostgresStore):
         new._pool = None
         new._closed = False
         new._close_lock = threading.Lock()
-        new._unbounded = threading.local()
+        new._unbounded = _PerGreenlet()
         new._opening = asyncio.Lock()
         return new
 

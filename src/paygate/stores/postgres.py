@@ -771,7 +771,7 @@ class PostgresStore(SQLStore):
         self._close_lock = threading.Lock()
         self._recent = _RecentPayments()
         #: set while this thread runs the schema upgrade: no statement bound (see upgrade)
-        self._unbounded = threading.local()
+        self._unbounded: Any = threading.local()
         tick = min(1.0, max(0.05, (self._bound or 10.0) / 10))
         self._watchdog = _Watchdog(tick)
         try:
