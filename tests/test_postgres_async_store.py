@@ -186,18 +186,23 @@ def test_a_task_cancelled_waiting_for_a_connection_takes_none(pg_url: str) -> No
     async def main() -> None:
         await astore.get_payment("pay_1")
         native = astore._native
+        holding, release = asyncio.Event(), asyncio.Event()
 
         def hold() -> None:
-            with native._read() as cur:
-                cur.execute("SELECT pg_sleep(0.4)")
+            with native._read() as cur:  # the pool's one connection
+                cur.execute("SELECT 1")
+                holding.set()
+                await_only(release.wait())
 
         held = asyncio.create_task(greenlet_spawn(hold))
-        await asyncio.sleep(0.1)
+        await holding.wait()
         waiting = asyncio.create_task(astore.get_payment("pay_1"))
         await asyncio.sleep(0.1)
+        assert not waiting.done()  # in the pool's queue
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
+        release.set()
         await held
         assert await astore.get_payment("pay_1") is None  # the one connection is free
         await astore.aclose()
