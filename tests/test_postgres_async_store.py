@@ -332,3 +332,21 @@ def test_an_upgrade_unbounds_its_own_statements_only(pg_url: str) -> None:  # no
 
     asyncio.run(main())
     assert seen == {"upgrade": True, "beside": False}
+
+
+def test_sync_code_in_greenlet_spawn_sees_the_tasks_context_variables() -> None:
+    """As in the task itself: a log field or a trace span set by the caller reaches the
+    store's code (a fresh greenlet would start from an empty context)."""
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    def read() -> str:
+        await_only(asyncio.sleep(0))
+        return var.get()
+
+    async def main() -> str:
+        var.set("from the task")
+        return await greenlet_spawn(read)
+
+    assert asyncio.run(main()) == "from the task"

@@ -35,6 +35,9 @@ class _Bridged(greenlet):  # type: ignore[misc]
     def __init__(self, fn: Callable[..., Any], driver: greenlet) -> None:
         super().__init__(fn, driver)
         self.driver = driver
+        # the awaiting task's context variables (log fields, trace spans): a new
+        # greenlet would otherwise start from an empty context
+        self.gr_context = driver.gr_context  # type: ignore[misc]  # greenlet's own slot
 
 
 def in_greenlet() -> bool:
