@@ -65,6 +65,12 @@ class LoopThread:
 
     def close(self) -> None:
         async def drain() -> None:
+            # what asyncio.run does at its end: a task still pending (a store pool's
+            # workers, of a gateway a test left open) is cancelled and awaited
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             await self.loop.shutdown_asyncgens()
             await self.loop.shutdown_default_executor()
 

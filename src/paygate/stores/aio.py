@@ -10,21 +10,28 @@ and runs its calls where they cannot stall the loop:
   anyway, so one thread loses no concurrency, and it never waits on SQLite's busy lock
   behind the gateway's own other calls. ``aiosqlite`` does the same (one thread per
   connection) but would need a second copy of the store's SQL transaction logic.
-* ``PostgresStore``: on two threads, each on psycopg's proven sync path (its watchdog,
-  timeouts and error mapping included), statements in flight while the loop runs. Not
-  more by default: a thread running psycopg's Python code holds the GIL for up to the
-  switch interval (5 ms), and with many such threads busy the loop waits its turn behind
-  all of them (measured: loop callbacks stretched past 20 ms with 8 threads, none with
-  2, ``tests/test_async_loop_lag.py``). ``AsyncStore(store, threads=8)`` buys throughput
-  (about 2x on ``bench/bench_async.py``) for those stalls. Not psycopg's
-  ``AsyncConnectionPool``: that would mean a second, async copy of the ~1,100 lines of
-  ``PostgresStore``, the two-copies problem the Gateway's sans-I/O core exists to avoid.
+* ``PostgresStore``: by default on two threads, each on psycopg's sync path (its
+  watchdog, timeouts and error mapping), statements in flight while the loop runs. Not
+  more: a thread running psycopg's Python code holds the GIL for up to the switch
+  interval (5 ms), and with eight such threads the loop's callbacks stretched past 20 ms
+  (none with two, ``tests/test_async_loop_lag.py``).
+  ``AsyncStore(store, threads=0)`` runs it on the loop natively instead: its own methods
+  (one copy of the store's logic) run in a greenlet, and each database round trip is a
+  real ``await`` on psycopg's ``AsyncConnection`` from an ``AsyncConnectionPool`` opened
+  on the loop at the first call (`paygate.stores._greenlet` bridges sync code to the
+  awaiting task, as SQLAlchemy's asyncio extension does; `paygate.stores._postgres_async`
+  is the store on the async pool). No thread runs a call, and a cancelled call has its
+  statement cancelled at the server and its transaction rolled back before the
+  ``CancelledError`` reaches the caller. Not the default: psycopg's async round trip
+  costs about twice the CPU of its sync one, about 4 against 3 ms per ``create_payment``
+  measured on this project's 2-core machine with the database on 127.0.0.1
+  (docs/architecture.md).
 * any other store: one dedicated thread (safe whatever its thread-safety).
 
-A cancelled call (the awaiting task cancelled) cannot stop a statement already running
-in its thread: it completes or fails there, on its own, and its result is dropped. The
-Gateway's flows are written so that either outcome is safe (an idempotency record is
-written before the provider is called, and a retry sends the same key).
+A cancelled call on a thread (the awaiting task cancelled) cannot stop a statement
+already running there: it completes or fails there, on its own, and its result is
+dropped. The Gateway's flows are written so that either outcome is safe (an idempotency
+record is written before the provider is called, and a retry sends the same key).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import GeneratorType
 from typing import Any
 
 from paygate.stores import Store
@@ -51,6 +59,15 @@ def threads_for(store: Store) -> int:
     return 1
 
 
+def _native_postgres() -> Any:
+    """The native async PostgreSQL store's class, or ``None`` without ``greenlet``."""
+    try:
+        from paygate.stores._postgres_async import AsyncPostgresStore
+    except ModuleNotFoundError:  # pragma: no cover - greenlet is in the postgres extra
+        return None
+    return AsyncPostgresStore
+
+
 class AsyncStore:
     """A [`Store`][paygate.stores.Store] whose methods are coroutines (see the module).
 
@@ -61,7 +78,8 @@ class AsyncStore:
         store: the synchronous store; closed by
             [`aclose`][paygate.stores.aio.AsyncStore.aclose].
         threads: how many threads run its calls; default:
-            ``threads_for(store)``. ``0`` runs them on the loop.
+            ``threads_for(store)``. ``0`` runs them on the loop (a ``PostgresStore``:
+            natively, on psycopg's async pool).
     """
 
     def __init__(self, store: Store, *, threads: int | None = None) -> None:
@@ -76,6 +94,12 @@ class AsyncStore:
             else None
         )
         self._methods: dict[str, Callable[..., Any]] = {}
+        #: PostgreSQL on the loop: the store's async twin, its calls run by greenlet_spawn
+        self._native: Any = None
+        if count == 0 and type(store).__name__ == "PostgresStore":
+            native = _native_postgres()
+            if native is not None:
+                self._native = native.twin(store)
 
     def __repr__(self) -> str:
         return f"AsyncStore({self.store!r}, threads={self.threads})"
@@ -83,7 +107,7 @@ class AsyncStore:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
-        method = getattr(self.store, name)
+        method = getattr(self.store if self._native is None else self._native, name)
         if not callable(method):
             raise AttributeError(f"{type(self.store).__name__}.{name} is not a method")
         wrapped = self._wrap(method)
@@ -93,6 +117,8 @@ class AsyncStore:
 
     def _wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
         executor = self._executor
+        if self._native is not None:
+            return _bridged(self._native, method)
         if executor is None:
 
             async def inline(*args: Any, **kwargs: Any) -> Any:
@@ -109,7 +135,14 @@ class AsyncStore:
     async def aclose(self) -> None:
         """Close the store (in its thread) and stop the threads."""
         try:
-            if self._executor is None:
+            if self._native is not None:
+                from paygate.stores._greenlet import greenlet_spawn
+
+                try:
+                    await greenlet_spawn(self._native.close)
+                finally:
+                    self.store.close()  # its sync pool (idle) and the watchdog
+            elif self._executor is None:
                 self.store.close()
             else:
                 loop = asyncio.get_running_loop()
@@ -117,3 +150,19 @@ class AsyncStore:
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
+
+
+def _bridged(native: Any, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of a native async store as a coroutine: run under ``greenlet_spawn``
+    on the loop, each round trip awaited (a generator's rows are read there too)."""
+    from paygate.stores._greenlet import greenlet_spawn
+
+    def whole(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        return list(result) if isinstance(result, GeneratorType) else result
+
+    async def bridged(*args: Any, **kwargs: Any) -> Any:
+        await native.open()
+        return await greenlet_spawn(whole, *args, **kwargs)
+
+    return bridged

@@ -476,6 +476,10 @@ class _Connection(psycopg.Connection[Any]):
             cur = self._paygate_cursor = self.cursor()
         return cur
 
+    def paygate_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction block (BEGIN ... COMMIT, ROLLBACK on an exception)."""
+        return self.transaction()
+
 
 def _shut_down(conn: _Connection) -> None:
     """Shut the connection's socket down (both directions): a call blocked reading or
@@ -749,7 +753,10 @@ class PostgresStore(SQLStore):
             psycopg.connect(conninfo, **kwargs).close()
         except psycopg.Error as exc:
             raise connect_failure(given, exc, self._secrets) from None
-        self._pool = ConnectionPool(
+        #: what a pool's connections are opened with (the async twin's pool too)
+        self._conninfo, self._connect_kwargs, self._given = conninfo, kwargs, given
+        self._pool_sizes = (pool_min, pool_max)
+        self._pool: Any = ConnectionPool(
             conninfo,
             min_size=pool_min,
             max_size=pool_max,
@@ -764,7 +771,7 @@ class PostgresStore(SQLStore):
         self._close_lock = threading.Lock()
         self._recent = _RecentPayments()
         #: set while this thread runs the schema upgrade: no statement bound (see upgrade)
-        self._unbounded = threading.local()
+        self._unbounded: Any = threading.local()
         tick = min(1.0, max(0.05, (self._bound or 10.0) / 10))
         self._watchdog = _Watchdog(tick)
         try:
@@ -772,19 +779,23 @@ class PostgresStore(SQLStore):
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
             self._watchdog.stop()
-            connect = given.get("connect_timeout", _LIBPQ_DEFAULTS["connect_timeout"])
-            raise StoreTimeout(
-                f"cannot connect to PostgreSQL store {self._display} within "
-                f"{self.timeout:g}s (connect_timeout={connect}s per attempt, timeout="
-                f"{self.timeout:g}s in all): {type(exc).__name__}",
-                what="connect",
-                seconds=self.timeout,
-            ) from None
+            raise self._pool_failed(exc) from None
         try:
             self.ensure_schema(migrate=migrate)
         except BaseException:
             self.close()
             raise
+
+    def _pool_failed(self, exc: BaseException) -> StoreTimeout:
+        """The error for a pool that could not open its first connections in time."""
+        connect = self._given.get("connect_timeout", _LIBPQ_DEFAULTS["connect_timeout"])
+        return StoreTimeout(
+            f"cannot connect to PostgreSQL store {self._display} within "
+            f"{self.timeout:g}s (connect_timeout={connect}s per attempt, timeout="
+            f"{self.timeout:g}s in all): {type(exc).__name__}",
+            what="connect",
+            seconds=self.timeout,
+        )
 
     def _parse_conninfo(self, conninfo: str) -> dict[str, Any]:
         """libpq's reading of ``conninfo``. A malformed one is a ConfigurationError that
@@ -854,7 +865,7 @@ class PostgresStore(SQLStore):
         if self._bound is not None:
             self._watchdog.watch(conn, monotonic() + self._bound)
         try:
-            ConnectionPool.check_connection(conn)
+            self._pool.check_connection(conn)
         except Exception:
             with contextlib.suppress(Exception):
                 self._pool.drain()
@@ -891,11 +902,12 @@ class PostgresStore(SQLStore):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
-        with self._connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.paygate_transaction():
+            cur = conn.paygate_cursor()
             if getattr(self._unbounded, "active", False):
                 # a migration may rewrite a large table or wait for a long transaction
-                conn.execute("SET LOCAL statement_timeout = 0")
-            yield conn.paygate_cursor()
+                cur.execute("SET LOCAL statement_timeout = 0")
+            yield cur
 
     def _write_one(self) -> contextlib.AbstractContextManager[Cursor]:
         # one statement on an autocommit connection is its own transaction: no BEGIN and

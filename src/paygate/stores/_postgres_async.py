@@ -1,0 +1,216 @@
+"""`PostgresStore` on psycopg's ``AsyncConnectionPool``: the same store, run on the event loop.
+
+[`AsyncStore`][paygate.stores.aio.AsyncStore] runs a `PostgresStore`'s methods here by
+default. Nothing of the store's logic is copied: `AsyncPostgresStore` IS a
+`PostgresStore` (its statements, single-statement ingest, ``SKIP LOCKED`` fact claims,
+asynchronous finish, error mapping, statement bounds and watchdog), whose methods run in
+a greenlet (`paygate.stores._greenlet`) and whose pool is psycopg's async one. What
+differs is only where a connection comes from and how a transaction and a statement wait:
+the three adapters below, each call of which is one ``await_only`` -- a real ``await`` on
+psycopg's ``AsyncConnection`` by the task that called the store. No thread runs a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import psycopg
+from greenlet import getcurrent
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from paygate.errors import ConfigurationError
+from paygate.stores._greenlet import await_only, greenlet_spawn
+from paygate.stores.postgres import PostgresStore
+
+__all__ = ["AsyncPostgresStore"]
+
+
+class _GreenCursor:
+    """An ``AsyncCursor`` that looks like a sync DB-API cursor to `SQLStore`: each call
+    awaits the async one through `await_only`."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    @property
+    def closed(self) -> bool:
+        return self._cur.closed
+
+    def execute(self, query: Any, params: Any = None, /) -> _GreenCursor:
+        await_only(self._cur.execute(query, params))
+        return self
+
+    def fetchone(self) -> Any:
+        return await_only(self._cur.fetchone())
+
+    def fetchall(self) -> Any:
+        return await_only(self._cur.fetchall())
+
+
+class _GreenTransaction:
+    """``AsyncConnection.transaction()`` as a sync ``with`` block (BEGIN ... COMMIT, or
+    ROLLBACK on any exception, a task's cancellation included)."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._tx = conn.transaction()
+
+    def __enter__(self) -> None:
+        await_only(self._tx.__aenter__())
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return bool(await_only(self._tx.__aexit__(exc_type, exc, tb)))
+
+
+class _AsyncConnection(psycopg.AsyncConnection[Any]):
+    """The async pool's connection: `paygate.stores.postgres._Connection`'s attributes
+    (one kept cursor, when last used, given up by the watchdog), sync-looking faces."""
+
+    _paygate_cursor: _GreenCursor | None = None
+    _paygate_used = 0.0
+    _paygate_expired = False
+    _paygate_poller: Any = None
+
+    def paygate_cursor(self) -> _GreenCursor:
+        cur = self._paygate_cursor
+        if cur is None or cur.closed:
+            cur = self._paygate_cursor = _GreenCursor(self.cursor())
+        return cur
+
+    def paygate_transaction(self) -> _GreenTransaction:
+        return _GreenTransaction(self)
+
+
+class _PerGreenlet:
+    """The ``active`` flag `PostgresStore` keeps in a ``threading.local`` while it upgrades
+    the schema, kept per greenlet: every call of the twin runs on the loop's one thread,
+    each in its own greenlet, and an upgrade must not unbound the others' statements."""
+
+    __slots__ = ("_on",)
+
+    def __init__(self) -> None:
+        self._on: set[Any] = set()
+
+    @property
+    def active(self) -> bool:
+        return getcurrent() in self._on
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        if value:
+            self._on.add(getcurrent())
+        else:
+            self._on.discard(getcurrent())
+
+
+class _GreenPool:
+    """``AsyncConnectionPool`` with the sync pool's methods that `PostgresStore` calls."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    @property
+    def min_size(self) -> int:
+        return self._pool.min_size
+
+    @property
+    def max_size(self) -> int:
+        return self._pool.max_size
+
+    def getconn(self) -> _AsyncConnection:
+        conn: _AsyncConnection = await_only(self._pool.getconn())
+        return conn
+
+    def putconn(self, conn: _AsyncConnection) -> None:
+        await_only(self._pool.putconn(conn))
+
+    def check_connection(self, conn: _AsyncConnection) -> None:
+        await_only(AsyncConnectionPool.check_connection(conn))
+
+    def drain(self) -> None:
+        await_only(self._pool.drain())
+
+    def close(self) -> None:
+        await_only(self._pool.close())
+
+
+class AsyncPostgresStore(PostgresStore):
+    """A `PostgresStore`'s twin on psycopg's ``AsyncConnectionPool`` (see the module).
+
+    Made by `twin` from an open `PostgresStore`, whose settings, schema check, watchdog
+    and cache of recent payment rows it shares; its own pool is opened by `open`, on the
+    loop that will use it. Its methods must run under
+    `paygate.stores._greenlet.greenlet_spawn`, as `AsyncStore` runs them.
+    """
+
+    _opened = False
+    _opening: asyncio.Lock
+
+    @classmethod
+    def twin(cls, store: PostgresStore) -> AsyncPostgresStore:
+        """The async twin of ``store`` (not yet open)."""
+        new = cls.__new__(cls)
+        new.__dict__.update(store.__dict__)
+        new._pool = None
+        new._closed = False
+        new._close_lock = threading.Lock()
+        new._unbounded = _PerGreenlet()
+        new._opening = asyncio.Lock()
+        return new
+
+    def __repr__(self) -> str:
+        return f"AsyncPostgresStore({self._display!r})"
+
+    async def open(self) -> None:
+        """Open the async pool (once; concurrent callers wait for the first)."""
+        if self._opened:
+            return
+        async with self._opening:
+            if self._opened:
+                return
+            if self._closed:
+                raise ConfigurationError("this PostgresStore is closed")
+            pool_min, pool_max = self._pool_sizes
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                self._conninfo,
+                min_size=pool_min,
+                max_size=pool_max,
+                kwargs=self._connect_kwargs,
+                connection_class=_AsyncConnection,
+                timeout=self.timeout,
+                check=self._check_async,
+                open=False,
+                name="paygate-async",
+            )
+            try:
+                await pool.open(wait=True, timeout=self.timeout)
+            except (PoolTimeout, psycopg.Error) as exc:
+                await pool.close()
+                raise self._pool_failed(exc) from None
+            self._pool = _GreenPool(pool)
+            self._opened = True
+
+    async def _check_async(self, conn: _AsyncConnection) -> None:
+        # the pool's check= is a coroutine function: the shared sync check, bridged
+        await greenlet_spawn(self._check, conn)
+
+    def close(self) -> None:
+        """Close the async pool (the twin's store, the watchdog's owner, closes the rest).
+        Runs under ``greenlet_spawn``."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._pool is not None:
+            self._pool.close()
