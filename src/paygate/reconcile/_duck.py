@@ -1,0 +1,650 @@
+"""The reconciliation engine on DuckDB: the join and the classification in SQL.
+
+Both sides become one DuckDB table each, in the engine's normalized form (amounts as
+integer minor units, statuses and kinds as their enum values, dates as Unix seconds):
+
+- an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
+  (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
+  ``_STRIPE_CSV_SQL``): amounts of the usual shapes (digits, or digits and exactly the
+  currency's number of places) become minor units by integer casts, never floats. A file
+  with anything else in it - a ragged row, a value of another shape, an unknown word, a
+  bad amount - is read again by the reader's own Python parser, which reports the bad
+  row with its file, line and message exactly as it always did; its rows are then loaded
+  as Arrow batches. So the SQL only ever accepts what the Python parser accepts, with the
+  same result.
+- any other source (the store, an iterable of records, the API and JSON readers) is
+  loaded from its compact rows as Arrow record batches.
+
+Then SQL (``_CLASSIFY_SQL``) joins them and does the bulk of the work: the window, the
+duplicates, the fee and net totals, the clean matches (an order whose first record is one
+successful payment of exactly its amount - nearly every order) counted and summed, the
+orders without a record, and the orphans. Only the orders with anything more than a clean
+match (a second charge, a refund, a failure...) come back to Python with their records,
+and go through the same per-order rules as before (`_engine._Classifier`): the itemized
+lines are few, and their rules (which payment is kept, which ids are named) read better
+as code than as SQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from paygate._iso4217 import EXPONENTS
+from paygate.errors import ValidationError
+from paygate.money import Money
+from paygate.reconcile._common import ProviderRow, csv_rows, header_index
+from paygate.reconcile._csv import OrdersCSV
+from paygate.reconcile._engine import (
+    _STATUS_CODE,
+    _Classifier,
+    _OrderState,
+    _rows_of_orders,
+    _rows_of_records,
+    _check_time,
+    _promote,
+)
+from paygate.reconcile._model import (
+    BadRow,
+    Case,
+    OrderRecord,
+    OrderStatus,
+    Policy,
+    ProviderRecord,
+    ReconciliationLine,
+    ReconciliationReport,
+    RecordKind,
+    RecordStatus,
+)
+from paygate.reconcile._stripe import REPORTING_CATEGORIES, StripeReportCSV
+
+__all__ = ["reconcile"]
+
+Progress = Callable[[str, int], None]
+
+#: rows per Arrow record batch when a side is loaded from Python rows
+BATCH_ROWS = 1 << 16
+
+# -- SQL ------------------------------------------------------------------------------------
+
+#: amount text -> minor units, for the usual shapes only (NULL otherwise: the Python
+#: parser then reads the file). ``{t}`` is the text, ``{e}`` the currency's exponent.
+#: "-?digits" is that many major units; "-?digits.places" with exactly ``e`` places is the
+#: digits without the point. Integer casts only: exact.
+_MAJOR = (
+    "CASE WHEN NOT regexp_full_match({t}, '-?[0-9]{{1,18}}(\\.[0-9]{{1,9}})?') THEN NULL"
+    " WHEN strpos({t}, '.') = 0 THEN TRY_CAST(TRY_CAST({t} AS HUGEINT) * (10::HUGEINT ** {e})"
+    " AS BIGINT)"
+    " WHEN {e} > 0 AND length({t}) - strpos({t}, '.') = {e}"
+    " THEN TRY_CAST(replace({t}, '.', '') AS BIGINT) END"
+)
+_MINOR = "CASE WHEN regexp_full_match({t}, '-?[0-9]{{1,18}}') THEN TRY_CAST({t} AS BIGINT) END"
+
+#: a date the SQL reads as Python's ``parse_timestamp`` does (digits: Unix seconds; ISO
+#: ``YYYY-MM-DD HH:MM:SS`` naive or ``Z``/``+00:00``: UTC); NULL for any other shape
+_TIME = (
+    "CASE WHEN regexp_full_match({t}, '[0-9]{{1,12}}') THEN CAST({t} AS DOUBLE)"
+    " WHEN regexp_full_match({t}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[ T][0-9]{{2}}:[0-9]{{2}}"
+    ":[0-9]{{2}}(Z|z|\\+00:00)?')"
+    " THEN epoch(TRY_CAST(regexp_replace({t}, '(Z|z|\\+00:00)$', '') AS TIMESTAMP)) END"
+)
+
+_READ_CSV = (
+    "read_csv({path}, header = false, skip = 1, delim = ',', quote = '\"', escape = '\"',"
+    " columns = {columns}, strict_mode = true, null_padding = false, all_varchar = true,"
+    " auto_detect = false)"
+)
+
+#: the raw orders file, normalized: ``{cols}`` are the text columns by role
+_ORDERS_CSV_SQL = """
+CREATE TABLE orders_raw AS
+SELECT {select} FROM {read};
+CREATE TABLE orders_norm AS
+WITH n AS (
+    SELECT r.rowid AS pos, r.order_id, upper(CASE WHEN r.currency = '' THEN {default} ELSE r.currency END)
+        AS currency, r.amount_text, r.status_text, r.created_text, r.refunded_text
+    FROM orders_raw r
+), c AS (
+    SELECT n.*, x.exponent FROM n LEFT JOIN currencies x ON x.code = n.currency
+)
+SELECT c.pos, c.order_id, {amount} AS amount, c.currency,
+    coalesce(w1.status, w2.status) AS status,
+    CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS created,
+    CASE WHEN c.refunded_text <> '' THEN {refunded} END AS refunded,
+    c.order_id = '' OR c.exponent IS NULL
+        OR NOT regexp_full_match(c.currency, '[A-Z]{{3}}') OR {amount} IS NULL OR {amount} < 0
+        OR coalesce(w1.status, w2.status) IS NULL
+        OR ({want_time} AND c.created_text <> '' AND {created} IS NULL)
+        OR (c.refunded_text <> '' AND {refunded} IS NULL) AS bad
+FROM c
+LEFT JOIN status_words w1 ON w1.word = c.status_text
+LEFT JOIN status_words w2 ON regexp_full_match(c.status_text, '[A-Za-z_]+')
+    AND w2.word = lower(c.status_text);
+"""
+
+_STRIPE_CSV_SQL = """
+CREATE TABLE records_raw AS
+SELECT {select} FROM {read};
+CREATE TABLE records_norm AS
+WITH c AS (
+    SELECT r.rowid AS seq, r.*, upper(r.currency_text) AS currency, x.exponent
+    FROM records_raw r
+    LEFT JOIN currencies x ON regexp_full_match(r.currency_text, '[A-Za-z]{{3}}')
+        AND x.code = upper(r.currency_text)
+), a AS (
+    SELECT c.*, {gross} AS gross, {fee} AS fee, {net} AS net,
+        CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS ts
+    FROM c
+)
+SELECT a.seq, nullif(a.order_id, '') AS order_id, coalesce(k.kind, 'other') AS kind,
+    'succeeded' AS status, abs(a.gross) AS amount, a.currency, a.fee, a.net,
+    a.record_id, coalesce(nullif(a.pi, ''), nullif(a.ch, ''), nullif(a.src, '')) AS payment_id,
+    a.ts,
+    a.exponent IS NULL OR a.gross IS NULL OR a.fee IS NULL OR a.net IS NULL
+        OR a.gross - a.fee <> a.net
+        OR ({want_time} AND a.created_text <> '' AND a.ts IS NULL) AS bad
+FROM a LEFT JOIN categories k ON k.category = a.category;
+"""
+
+#: the join and the classification; ``{lo}``/``{hi}`` bound the window, ``{recent_after}``
+#: the grace window (NULL: none)
+_CLASSIFY_SQL = """
+CREATE TEMP TABLE kept_orders AS
+SELECT pos, order_id, amount, currency, status, refunded,
+    ({recent_after} IS NOT NULL AND created IS NOT NULL AND created > {recent_after})
+        AS recent,
+    row_number() OVER (PARTITION BY order_id ORDER BY pos) > 1 AS duplicate
+FROM orders
+WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi});
+CREATE TEMP TABLE kept_records AS
+SELECT * FROM records
+WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi});
+CREATE TEMP TABLE held AS SELECT * FROM kept_orders WHERE NOT duplicate;
+CREATE TEMP TABLE joined AS
+SELECT r.seq, r.order_id, r.kind, r.status, r.amount, r.currency, h.pos,
+    row_number() OVER (PARTITION BY h.pos ORDER BY r.seq) AS nth,
+    count(*) OVER (PARTITION BY h.pos) AS n,
+    h.status = 'paid' AND r.kind = 'payment' AND r.status = 'succeeded'
+        AND r.currency = h.currency AND r.amount = h.amount AS clean
+FROM kept_records r LEFT JOIN held h ON h.order_id = r.order_id
+WHERE r.kind <> 'other';
+CREATE TEMP TABLE per_order AS
+SELECT pos, max(n) AS n, bool_or(nth = 1 AND clean) AS first_clean
+FROM joined WHERE pos IS NOT NULL GROUP BY pos;
+"""
+
+_MATCHED_SQL = """
+SELECT h.currency, count(*), sum(h.amount)::HUGEINT, min(h.pos) AS first
+FROM held h JOIN per_order p ON p.pos = h.pos
+WHERE p.n = 1 AND p.first_clean
+GROUP BY h.currency ORDER BY first
+"""
+
+#: the orders that need Python: promoted (more than one clean match) or missing
+_OTHERS_SQL = """
+SELECT h.pos, h.order_id, h.amount, h.currency, h.status, h.recent, h.refunded,
+    p.n IS NOT NULL AS promoted, coalesce(p.first_clean, false) AS first_clean
+FROM held h LEFT JOIN per_order p ON p.pos = h.pos
+WHERE (p.n IS NOT NULL AND NOT (p.n = 1 AND p.first_clean))
+    OR (p.n IS NULL AND h.status IN ('paid', 'refunded', 'disputed') AND NOT h.recent)
+ORDER BY h.pos
+"""
+
+#: counts of the orders without records that need no line
+_QUIET_SQL = """
+SELECT
+    count(*) FILTER (WHERE (h.status IN ('paid', 'refunded', 'disputed') AND h.recent)
+        OR (h.status = 'pending' AND h.recent)),
+    count(*) FILTER (WHERE h.status NOT IN ('paid', 'refunded', 'disputed')
+        AND NOT (h.status = 'pending' AND h.recent))
+FROM held h ANTI JOIN per_order p ON p.pos = h.pos
+"""
+
+#: the records of the promoted orders (their first one left out when it was clean: the
+#: engine matched it before it knew more was coming) and the orphans, in file order
+_RECORDS_SQL = """
+SELECT j.pos, r.order_id, r.kind, r.status, r.amount, r.currency, r.fee, r.net,
+    r.record_id, r.payment_id
+FROM joined j JOIN kept_records r ON r.seq = j.seq
+LEFT JOIN per_order p ON p.pos = j.pos
+WHERE j.pos IS NULL
+    OR (NOT (p.n = 1 AND p.first_clean) AND NOT (j.nth = 1 AND j.clean))
+ORDER BY j.seq
+"""
+
+#: fee and net totals per currency, in the order a currency first had a non-zero one
+_FEES_SQL = """
+SELECT currency, sum(fee)::HUGEINT, sum(net)::HUGEINT,
+    min(seq) FILTER (WHERE fee <> 0) AS first_fee, min(seq) FILTER (WHERE net <> 0) AS first_net
+FROM kept_records GROUP BY currency
+"""
+
+_DUPLICATES_SQL = """
+SELECT order_id FROM (
+    SELECT pos, order_id, row_number() OVER (PARTITION BY order_id ORDER BY pos) AS nth
+    FROM orders
+    WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi})
+) WHERE nth > 1 ORDER BY pos
+"""
+
+
+# -- loading the two sides ----------------------------------------------------------------
+
+_ORDER_SCHEMA = (
+    ("pos", "BIGINT"),
+    ("order_id", "VARCHAR"),
+    ("amount", "BIGINT"),
+    ("currency", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("created", "DOUBLE"),
+    ("refunded", "BIGINT"),
+)
+_RECORD_SCHEMA = (
+    ("seq", "BIGINT"),
+    ("order_id", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("amount", "BIGINT"),
+    ("currency", "VARCHAR"),
+    ("fee", "BIGINT"),
+    ("net", "BIGINT"),
+    ("record_id", "VARCHAR"),
+    ("payment_id", "VARCHAR"),
+    ("ts", "DOUBLE"),
+)
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError:  # pragma: no cover - the `reconcile` extra
+        raise ValidationError(
+            "the DuckDB reconciliation engine needs duckdb: "
+            "pip install 'paygate-payments[reconcile]'"
+        ) from None
+    return duckdb
+
+
+def _connect() -> Any:
+    con = _duckdb().connect(":memory:")
+    con.execute("SET preserve_insertion_order = true")
+    limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT")
+    if limit:
+        con.execute(f"SET memory_limit = '{limit}'")
+    con.execute("CREATE TABLE currencies (code VARCHAR, exponent INTEGER)")
+    con.executemany("INSERT INTO currencies VALUES (?, ?)", list(EXPONENTS.items()))
+    return con
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _file_of(source: Any) -> str | None:
+    """The path of a reader's source when DuckDB can read it itself, else None."""
+    if isinstance(source, (str, Path)):
+        path = str(source)
+    else:
+        name = getattr(source, "name", None)
+        if not isinstance(name, str) or getattr(source, "closed", True):
+            return None
+        path = name
+    return path if os.path.isfile(path) else None
+
+
+def _header(path: str) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+    if not first or '"' in first:
+        return []
+    return next(csv_rows(iter([first])), [])
+
+
+def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: Any) -> None:
+    """Create ``name`` from Python row tuples, one Arrow record batch at a time."""
+    import pyarrow as pa
+
+    con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in schema)})")
+    types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+    arrow_schema = pa.schema([(c, types[t]) for c, t in schema])
+    batch: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        columns = list(zip(*batch, strict=True))
+        arrays = [
+            pa.array(list(col), type=arrow_schema.field(i).type) for i, col in enumerate(columns)
+        ]
+        chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
+        con.execute(f"INSERT INTO {name} SELECT * FROM chunk")
+        batch.clear()
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            flush()
+    if batch:
+        flush()
+
+
+def _orders_from_csv(con: Any, reader: OrdersCSV, want_time: bool) -> bool:
+    """Load an `OrdersCSV` file with DuckDB's reader; False when the Python parser must
+    read it (not a plain file, or any row the SQL does not accept)."""
+    path = _file_of(reader.source)
+    if path is None:
+        return False
+    header = _header(path)
+    if not header:
+        return False
+    wanted = {k: (v or None) for k, v in reader.columns.items()}
+    try:
+        pos = header_index(header, wanted, name=path, what=reader.what)
+    except ValidationError:
+        return False
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+
+    def col(role: str) -> str:
+        at = pos[role]
+        return "''" if at is None else f"coalesce(c{at}, '')"
+
+    select = ", ".join(
+        f"{col(role)} AS {alias}"
+        for role, alias in (
+            ("order_id", "order_id"),
+            ("currency", "currency"),
+            ("amount", "amount_text"),
+            ("status", "status_text"),
+            ("created_at", "created_text"),
+            ("refunded", "refunded_text"),
+        )
+    )
+    con.execute("CREATE TABLE status_words (word VARCHAR, status VARCHAR)")
+    con.executemany(
+        "INSERT INTO status_words VALUES (?, ?)",
+        [(w, str(s)) for w, s in reader.status_words.items()],
+    )
+    unit = _MAJOR if reader.amount_unit == "major" else _MINOR
+    sql = _ORDERS_CSV_SQL.format(
+        select=select,
+        read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
+        default=_sql_literal(reader.default_currency or ""),
+        amount=unit.format(t="c.amount_text", e="c.exponent"),
+        refunded=unit.format(t="c.refunded_text", e="c.exponent"),
+        created=_TIME.format(t="c.created_text"),
+        want_time="true" if want_time else "false",
+    )
+    try:
+        con.execute(sql)
+    except _duckdb().Error:
+        con.execute("DROP TABLE IF EXISTS orders_raw; DROP TABLE IF EXISTS orders_norm")
+        return False
+    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM orders_norm").fetchone()
+    if bad:
+        con.execute("DROP TABLE orders_raw; DROP TABLE orders_norm")
+        return False
+    con.execute(
+        "CREATE TABLE orders AS SELECT pos, order_id, amount, currency, status, created,"
+        " refunded FROM orders_norm; DROP TABLE orders_raw; DROP TABLE orders_norm"
+    )
+    reader.bad_rows = []
+    return True
+
+
+def _records_from_csv(con: Any, reader: StripeReportCSV, want_time: bool) -> bool:
+    """Load a `StripeReportCSV` file with DuckDB's reader (see `_orders_from_csv`)."""
+    path = _file_of(reader.source)
+    if path is None:
+        return False
+    header = _header(path)
+    if not header:
+        return False
+    try:
+        pos = header_index(header, reader.columns, name=path, what=reader.what)
+    except ValidationError:
+        return False
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+
+    def col(role: str) -> str:
+        at = pos[role]
+        return "''" if at is None else f"coalesce(c{at}, '')"
+
+    select = ", ".join(
+        f"{col(role)} AS {alias}"
+        for role, alias in (
+            ("order_id", "order_id"),
+            ("category", "category"),
+            ("currency", "currency_text"),
+            ("gross", "gross_text"),
+            ("fee", "fee_text"),
+            ("net", "net_text"),
+            ("record_id", "record_id"),
+            ("payment_intent_id", "pi"),
+            ("charge_id", "ch"),
+            ("source_id", "src"),
+            ("created", "created_text"),
+        )
+    )
+    con.execute("CREATE TABLE categories (category VARCHAR, kind VARCHAR)")
+    con.executemany(
+        "INSERT INTO categories VALUES (?, ?)",
+        [(c, str(k)) for c, (k, _) in REPORTING_CATEGORIES.items()],
+    )
+    sql = _STRIPE_CSV_SQL.format(
+        select=select,
+        read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
+        gross=_MAJOR.format(t="c.gross_text", e="c.exponent"),
+        fee=_MAJOR.format(t="c.fee_text", e="c.exponent"),
+        net=_MAJOR.format(t="c.net_text", e="c.exponent"),
+        created=_TIME.format(t="c.created_text"),
+        want_time="true" if want_time else "false",
+    )
+    try:
+        con.execute(sql)
+    except _duckdb().Error:
+        con.execute("DROP TABLE IF EXISTS records_raw; DROP TABLE IF EXISTS records_norm")
+        return False
+    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM records_norm").fetchone()
+    if bad:
+        con.execute("DROP TABLE records_raw; DROP TABLE records_norm")
+        return False
+    con.execute(
+        "CREATE TABLE records AS SELECT seq, order_id, kind, status, amount, currency, fee,"
+        " net, record_id, payment_id, ts FROM records_norm;"
+        " DROP TABLE records_raw; DROP TABLE records_norm"
+    )
+    reader.bad_rows = []
+    return True
+
+
+def _order_rows(
+    internal: Any, want_time: bool, duplicates_fail: tuple[float, float, bool] | None
+) -> Iterator[tuple[Any, ...]]:
+    """Positioned order rows from any source; with ``duplicates_fail`` (the window), a
+    duplicate raises where the engine met it, before any later bad row."""
+    seen: set[str] | None = set() if duplicates_fail is not None else None
+    for pos, (order_id, amount, currency, status, created, refunded) in enumerate(
+        _rows_of_orders(internal, with_time=want_time)
+    ):
+        if seen is not None and duplicates_fail is not None:
+            lo, hi, windowed = duplicates_fail
+            if not (windowed and created is not None and not (lo <= created < hi)):
+                if order_id in seen:
+                    raise ValidationError(f"order {order_id!r} appears twice on the internal side")
+                seen.add(order_id)
+        yield (pos, order_id, amount, currency, str(status), created, refunded)
+
+
+def _record_rows(provider: Any, with_time: bool) -> Iterator[tuple[Any, ...]]:
+    for seq, row in enumerate(_rows_of_records(provider, with_time=with_time)):
+        order_id, kind, status, amount, currency, fee, net, record_id, payment_id, ts = row
+        yield (seq, order_id, str(kind), str(status), amount, currency, fee, net,
+               record_id, payment_id, ts)  # fmt: skip
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+def reconcile(
+    internal: Iterable[OrderRecord] | Any,
+    provider: Iterable[ProviderRecord] | Any,
+    *,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    run_id: str | None = None,
+    provider_name: str | None = None,
+    skip_bad_rows: bool = False,
+    progress: Progress | None = None,
+    apply: bool = False,
+    gateway: Any = None,
+    on_action: Callable[[ReconciliationLine], Any] | None = None,
+) -> ReconciliationReport:
+    """`paygate.reconcile.reconcile` on DuckDB: the same arguments, the same report."""
+    policy = policy or Policy()
+    if not isinstance(policy, Policy):
+        raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
+    now_ts = _check_time("now", now)
+    since_ts = _check_time("since", since)
+    until_ts = _check_time("until", until)
+    if apply and (gateway is None or not run_id):
+        raise ValidationError(
+            "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
+            "re-runs, so a re-run reuses the same refund idempotency keys)"
+        )
+    name = provider_name or getattr(provider, "provider", None) or "provider"
+    report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
+    windowed = since_ts is not None or until_ts is not None
+    lo = since_ts if since_ts is not None else float("-inf")
+    hi = until_ts if until_ts is not None else float("inf")
+    recent_after = now_ts - policy.grace.total_seconds() if now_ts is not None else None
+    want_time = windowed or recent_after is not None
+
+    def num(value: float | None) -> str:
+        if value is None:
+            return "NULL::DOUBLE"
+        if value in (float("inf"), float("-inf")):
+            return f"'{'-' if value < 0 else ''}inf'::DOUBLE"
+        return f"{value!r}::DOUBLE"
+
+    window = {
+        "windowed": "true" if windowed else "false",
+        "lo": num(lo),
+        "hi": num(hi),
+        "recent_after": num(recent_after),
+    }
+    con = _connect()
+    try:
+        # -- 1. the two sides, as tables ----------------------------------------------
+        if not (
+            type(internal) is OrdersCSV and _orders_from_csv(con, internal, want_time)
+        ):
+            eager = None if skip_bad_rows else (lo, hi, windowed)
+            _load_table(con, "orders", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
+        duplicates = []
+        for (order_id,) in con.execute(_DUPLICATES_SQL.format(**window)).fetchall():
+            message = f"order {order_id!r} appears twice on the internal side"
+            if not skip_bad_rows:
+                raise ValidationError(message)
+            duplicates.append(BadRow("<orders>", 0, message))
+        if not (
+            type(provider) is StripeReportCSV and _records_from_csv(con, provider, windowed)
+        ):
+            _load_table(con, "records", _RECORD_SCHEMA, _record_rows(provider, windowed))
+        (report.orders_read,) = con.execute("SELECT count(*) FROM orders").fetchone()
+        (report.records_read,) = con.execute("SELECT count(*) FROM records").fetchone()
+        if progress is not None:
+            progress("orders", report.orders_read)
+            progress("records", report.records_read)
+
+        # -- 2. join and classify in SQL --------------------------------------------------
+        con.execute(_CLASSIFY_SQL.format(**window))
+        report.bad_rows.extend(duplicates)
+        for source in (internal, provider):
+            report.bad_rows.extend(getattr(source, "bad_rows", ()))
+
+        # -- 3. the few orders that need more than a count, in Python ---------------------
+        currencies: list[str] = []
+        classifier = _Classifier(report, policy, currencies, {})
+        for currency, n, total, _ in con.execute(_MATCHED_SQL).fetchall():
+            classifier.counts[Case.MATCHED] += n
+            classifier._total(Case.MATCHED, currency, int(total))
+        awaiting, not_charged = con.execute(_QUIET_SQL).fetchone()
+        classifier.counts[Case.AWAITING] += awaiting
+        classifier.counts[Case.NOT_CHARGED] += not_charged
+
+        records: dict[int | None, list[ProviderRow]] = {}
+        orphans: list[ProviderRow] = []
+        for pos, *rest in con.execute(_RECORDS_SQL).fetchall():
+            order_id, kind, status, amount, currency, fee, net, record_id, payment_id = rest
+            row: ProviderRow = (
+                order_id,
+                RecordKind(kind),
+                RecordStatus(status),
+                amount,
+                currency,
+                fee,
+                net,
+                record_id,
+                payment_id,
+                None,
+            )
+            if pos is None:
+                orphans.append(row)
+            else:
+                records.setdefault(pos, []).append(row)
+        index: dict[str, int] = {}
+        for pos, order_id, amount, currency, status, recent, refunded, promoted, first_clean in (
+            con.execute(_OTHERS_SQL).fetchall()
+        ):
+            cur = index.get(currency)
+            if cur is None:
+                cur = index[currency] = len(currencies)
+                currencies.append(currency)
+            code = amount << 20 | cur << 8 | _STATUS_CODE[OrderStatus(status)]
+            if recent:
+                code |= 1 << 5
+            if refunded:
+                classifier.known_refunds[order_id] = refunded
+            if not promoted:
+                classifier._no_record(order_id, code)
+                continue
+            state: _OrderState = _promote(code, bool(first_clean), currencies)
+            for row in records.get(pos, ()):
+                state.add(row)
+            classifier._order(order_id, state)
+        for row in orphans:
+            classifier._orphan(row)
+        counts = classifier.counts
+        report.counts = {case: n for case, n in counts.items() if n}
+        report.totals = {
+            case: {cur: Money(v, cur) for cur, v in by_cur.items() if v or counts[case]}
+            for case, by_cur in classifier.totals.items()
+            if counts[case]
+        }
+        fee_rows = con.execute(_FEES_SQL).fetchall()
+        report.fees = {
+            cur: Money(int(fee), cur)
+            for cur, fee, _, first, _ in sorted(
+                (r for r in fee_rows if r[3] is not None), key=lambda r: r[3]
+            )
+            if fee
+        }
+        report.net = {
+            cur: Money(int(net), cur)
+            for cur, _, net, _, first in sorted(
+                (r for r in fee_rows if r[4] is not None), key=lambda r: r[4]
+            )
+            if net
+        }
+    finally:
+        con.close()
+
+    if apply:
+        from paygate.reconcile._apply import apply_actions
+
+        apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
+    return report
+
