@@ -98,42 +98,49 @@ _READ_CSV = (
     " auto_detect = false)"
 )
 
-#: the raw orders file, normalized: ``{cols}`` are the text columns by role
+#: the orders file, normalized as DuckDB reads it: one table in file order (its ``rowid``
+#: is the order's position), with ``bad`` for a row the SQL does not accept
 _ORDERS_CSV_SQL = """
-CREATE TABLE orders_raw AS
-SELECT {select} FROM {read};
-CREATE TABLE orders_norm AS
-WITH n AS (
-    SELECT r.rowid AS pos, r.order_id, upper(CASE WHEN r.currency = '' THEN {default} ELSE r.currency END)
-        AS currency, r.amount_text, r.status_text, r.created_text, r.refunded_text
-    FROM orders_raw r
+CREATE TABLE orders AS
+WITH r AS (
+    SELECT row_number() OVER () - 1 AS pos, {select} FROM {read}
 ), c AS (
-    SELECT n.*, x.exponent FROM n LEFT JOIN currencies x ON x.code = n.currency
+    SELECT r.pos, r.order_id, r.amount_text, r.status_text, r.created_text, r.refunded_text,
+        CASE WHEN r.currency = '' THEN {default} ELSE r.currency END AS currency_text
+    FROM r
+), x AS (
+    SELECT c.*, upper(c.currency_text) AS currency,
+        CASE WHEN regexp_full_match(c.currency_text, '[A-Za-z]{{3}}')
+            THEN e.exponent END AS exponent,
+        coalesce(w1.status, w2.status) AS status
+    FROM c
+    LEFT JOIN currencies e ON e.code = upper(c.currency_text)
+    LEFT JOIN status_words w1 ON w1.word = c.status_text
+    LEFT JOIN status_words w2 ON w1.word IS NULL
+        AND regexp_full_match(c.status_text, '[A-Za-z_]+') AND w2.word = lower(c.status_text)
+), n AS (
+    SELECT x.*, {amount} AS amount,
+        CASE WHEN {want_time} AND x.created_text <> '' THEN {created} END AS created,
+        CASE WHEN x.refunded_text <> '' THEN {refunded} END AS refunded
+    FROM x
 )
-SELECT c.pos, c.order_id, {amount} AS amount, c.currency,
-    coalesce(w1.status, w2.status) AS status,
-    CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS created,
-    CASE WHEN c.refunded_text <> '' THEN {refunded} END AS refunded,
-    c.order_id = '' OR c.exponent IS NULL
-        OR NOT regexp_full_match(c.currency, '[A-Z]{{3}}') OR {amount} IS NULL OR {amount} < 0
-        OR coalesce(w1.status, w2.status) IS NULL
-        OR ({want_time} AND c.created_text <> '' AND {created} IS NULL)
-        OR (c.refunded_text <> '' AND {refunded} IS NULL) AS bad
-FROM c
-LEFT JOIN status_words w1 ON w1.word = c.status_text
-LEFT JOIN status_words w2 ON regexp_full_match(c.status_text, '[A-Za-z_]+')
-    AND w2.word = lower(c.status_text);
+SELECT pos, order_id, amount, currency, status, created, refunded,
+    order_id = '' OR exponent IS NULL OR amount IS NULL OR amount < 0 OR status IS NULL
+        OR ({want_time} AND created_text <> '' AND created IS NULL)
+        OR (refunded_text <> '' AND refunded IS NULL) AS bad
+FROM n
 """
 
+#: a Stripe itemized report, normalized (see ``_ORDERS_CSV_SQL``)
 _STRIPE_CSV_SQL = """
-CREATE TABLE records_raw AS
-SELECT {select} FROM {read};
-CREATE TABLE records_norm AS
-WITH c AS (
-    SELECT r.rowid AS seq, r.*, upper(r.currency_text) AS currency, x.exponent
-    FROM records_raw r
-    LEFT JOIN currencies x ON regexp_full_match(r.currency_text, '[A-Za-z]{{3}}')
-        AND x.code = upper(r.currency_text)
+CREATE TABLE records AS
+WITH r AS (
+    SELECT row_number() OVER () - 1 AS seq, {select} FROM {read}
+), c AS (
+    SELECT r.*, upper(r.currency_text) AS currency,
+        CASE WHEN regexp_full_match(r.currency_text, '[A-Za-z]{{3}}')
+            THEN e.exponent END AS exponent
+    FROM r LEFT JOIN currencies e ON e.code = upper(r.currency_text)
 ), a AS (
     SELECT c.*, {gross} AS gross, {fee} AS fee, {net} AS net,
         CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS ts
@@ -146,90 +153,99 @@ SELECT a.seq, nullif(a.order_id, '') AS order_id, coalesce(k.kind, 'other') AS k
     a.exponent IS NULL OR a.gross IS NULL OR a.fee IS NULL OR a.net IS NULL
         OR a.gross - a.fee <> a.net
         OR ({want_time} AND a.created_text <> '' AND a.ts IS NULL) AS bad
-FROM a LEFT JOIN categories k ON k.category = a.category;
+FROM a LEFT JOIN categories k ON k.category = a.category
 """
 
-#: the join and the classification; ``{lo}``/``{hi}`` bound the window, ``{recent_after}``
-#: the grace window (NULL: none)
-_CLASSIFY_SQL = """
-CREATE TEMP TABLE kept_orders AS
+#: the orders kept: in the window, and not a repeat of an order id (``{not_duplicate}``)
+_HELD_SQL = """
+CREATE TEMP VIEW held AS
 SELECT pos, order_id, amount, currency, status, refunded,
     ({recent_after} IS NOT NULL AND created IS NOT NULL AND created > {recent_after})
-        AS recent,
-    row_number() OVER (PARTITION BY order_id ORDER BY pos) > 1 AS duplicate
+        AS recent
 FROM orders
-WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi});
-CREATE TEMP TABLE kept_records AS
+WHERE (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
+    {not_duplicate};
+CREATE TEMP VIEW kept_records AS
 SELECT * FROM records
 WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi});
-CREATE TEMP TABLE held AS SELECT * FROM kept_orders WHERE NOT duplicate;
-CREATE TEMP TABLE joined AS
-SELECT r.seq, r.order_id, r.kind, r.status, r.amount, r.currency, h.pos,
-    row_number() OVER (PARTITION BY h.pos ORDER BY r.seq) AS nth,
-    count(*) OVER (PARTITION BY h.pos) AS n,
-    h.status = 'paid' AND r.kind = 'payment' AND r.status = 'succeeded'
-        AND r.currency = h.currency AND r.amount = h.amount AS clean
-FROM kept_records r LEFT JOIN held h ON h.order_id = r.order_id
-WHERE r.kind <> 'other';
-CREATE TEMP TABLE per_order AS
-SELECT pos, max(n) AS n, bool_or(nth = 1 AND clean) AS first_clean
-FROM joined WHERE pos IS NOT NULL GROUP BY pos;
 """
 
-_MATCHED_SQL = """
-SELECT h.currency, count(*), sum(h.amount)::HUGEINT, min(h.pos) AS first
-FROM held h JOIN per_order p ON p.pos = h.pos
-WHERE p.n = 1 AND p.first_clean
-GROUP BY h.currency ORDER BY first
-"""
-
-#: the orders that need Python: promoted (more than one clean match) or missing
-_OTHERS_SQL = """
-SELECT h.pos, h.order_id, h.amount, h.currency, h.status, h.recent, h.refunded,
-    p.n IS NOT NULL AS promoted, coalesce(p.first_clean, false) AS first_clean
-FROM held h LEFT JOIN per_order p ON p.pos = h.pos
-WHERE (p.n IS NOT NULL AND NOT (p.n = 1 AND p.first_clean))
-    OR (p.n IS NULL AND h.status IN ('paid', 'refunded', 'disputed') AND NOT h.recent)
-ORDER BY h.pos
-"""
-
-#: counts of the orders without records that need no line
-_QUIET_SQL = """
-SELECT
-    count(*) FILTER (WHERE (h.status IN ('paid', 'refunded', 'disputed') AND h.recent)
-        OR (h.status = 'pending' AND h.recent)),
-    count(*) FILTER (WHERE h.status NOT IN ('paid', 'refunded', 'disputed')
-        AND NOT (h.status = 'pending' AND h.recent))
-FROM held h ANTI JOIN per_order p ON p.pos = h.pos
-"""
-
-#: the records of the promoted orders (their first one left out when it was clean: the
-#: engine matched it before it knew more was coming) and the orphans, in file order
-_RECORDS_SQL = """
-SELECT j.pos, r.order_id, r.kind, r.status, r.amount, r.currency, r.fee, r.net,
-    r.record_id, r.payment_id
-FROM joined j JOIN kept_records r ON r.seq = j.seq
-LEFT JOIN per_order p ON p.pos = j.pos
-WHERE j.pos IS NULL
-    OR (NOT (p.n = 1 AND p.first_clean) AND NOT (j.nth = 1 AND j.clean))
-ORDER BY j.seq
-"""
-
-#: fee and net totals per currency, in the order a currency first had a non-zero one
-_FEES_SQL = """
-SELECT currency, sum(fee)::HUGEINT, sum(net)::HUGEINT,
-    min(seq) FILTER (WHERE fee <> 0) AS first_fee, min(seq) FILTER (WHERE net <> 0) AS first_net
-FROM kept_records GROUP BY currency
-"""
-
+#: the repeated order ids among the orders in the window, by position
 _DUPLICATES_SQL = """
-SELECT order_id FROM (
+SELECT pos, order_id FROM (
     SELECT pos, order_id, row_number() OVER (PARTITION BY order_id ORDER BY pos) AS nth
     FROM orders
     WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi})
 ) WHERE nth > 1 ORDER BY pos
 """
 
+#: the join: every held order and every order id of a record (not ``other``), with what
+#: the records say in one row: how many, and whether the first is the clean match (a
+#: successful payment of exactly a paid order's amount and currency)
+_JOIN_SQL = """
+CREATE TEMP TABLE per_id AS
+SELECT order_id, count(*) AS n, min(seq) AS first_seq,
+    arg_min(kind = 'payment' AND status = 'succeeded', seq) AS first_payment,
+    arg_min(amount, seq) AS first_amount, arg_min(currency, seq) AS first_currency
+FROM kept_records WHERE kind <> 'other' AND order_id IS NOT NULL
+GROUP BY order_id;
+CREATE TEMP TABLE joined AS
+SELECT h.pos, coalesce(h.order_id, p.order_id) AS order_id, h.amount, h.currency, h.status,
+    h.recent, h.refunded, p.n, p.first_seq,
+    coalesce(h.status = 'paid' AND p.first_payment AND p.first_amount = h.amount
+        AND p.first_currency = h.currency, false) AS first_clean
+FROM held h FULL JOIN per_id p ON p.order_id = h.order_id;
+DROP TABLE per_id;
+"""
+
+#: the clean matches, per currency in the order the books first name it
+_MATCHED_SQL = """
+SELECT currency, count(*), sum(amount)::HUGEINT, min(pos) AS first
+FROM joined WHERE n = 1 AND first_clean
+GROUP BY currency ORDER BY first
+"""
+
+#: the orders that need Python: promoted (anything but one clean match) or missing
+_OTHERS_SQL = """
+SELECT pos, order_id, amount, currency, status, recent, refunded,
+    n IS NOT NULL AS promoted, first_clean
+FROM joined
+WHERE pos IS NOT NULL AND (
+    (n IS NOT NULL AND NOT (n = 1 AND first_clean))
+    OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
+ORDER BY pos
+"""
+
+#: how many orders without a record need no line: awaiting, not charged
+_QUIET_SQL = """
+SELECT
+    count(*) FILTER (WHERE recent AND status IN ('paid', 'refunded', 'disputed', 'pending')),
+    count(*) FILTER (WHERE status NOT IN ('paid', 'refunded', 'disputed')
+        AND NOT (status = 'pending' AND recent))
+FROM joined WHERE pos IS NOT NULL AND n IS NULL
+"""
+
+#: the records of the promoted orders (their first one left out when it was clean: the
+#: engine matched it before it knew more was coming) and the orphans, in file order
+_RECORDS_SQL = """
+WITH x AS (
+    SELECT order_id, pos, first_seq, first_clean FROM joined
+    WHERE pos IS NULL OR (n IS NOT NULL AND NOT (n = 1 AND first_clean))
+)
+SELECT x.pos, r.order_id, r.kind, r.status, r.amount, r.currency, r.fee, r.net,
+    r.record_id, r.payment_id
+FROM kept_records r LEFT JOIN x ON x.order_id = r.order_id
+WHERE r.kind <> 'other' AND (r.order_id IS NULL OR x.order_id IS NOT NULL)
+    AND NOT coalesce(x.first_clean AND r.seq = x.first_seq, false)
+ORDER BY r.seq
+"""
+
+#: fee and net totals per currency, and where a currency first had a non-zero one
+_FEES_SQL = """
+SELECT currency, sum(fee)::HUGEINT, sum(net)::HUGEINT,
+    min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0)
+FROM kept_records GROUP BY currency
+"""
 
 # -- loading the two sides ----------------------------------------------------------------
 
@@ -370,24 +386,20 @@ def _orders_from_csv(con: Any, reader: OrdersCSV, want_time: bool) -> bool:
         select=select,
         read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
         default=_sql_literal(reader.default_currency or ""),
-        amount=unit.format(t="c.amount_text", e="c.exponent"),
-        refunded=unit.format(t="c.refunded_text", e="c.exponent"),
-        created=_TIME.format(t="c.created_text"),
+        amount=unit.format(t="x.amount_text", e="x.exponent"),
+        refunded=unit.format(t="x.refunded_text", e="x.exponent"),
+        created=_TIME.format(t="x.created_text"),
         want_time="true" if want_time else "false",
     )
     try:
         con.execute(sql)
     except _duckdb().Error:
-        con.execute("DROP TABLE IF EXISTS orders_raw; DROP TABLE IF EXISTS orders_norm")
+        con.execute("DROP TABLE IF EXISTS orders")
         return False
-    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM orders_norm").fetchone()
+    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM orders").fetchone()
     if bad:
-        con.execute("DROP TABLE orders_raw; DROP TABLE orders_norm")
+        con.execute("DROP TABLE orders")
         return False
-    con.execute(
-        "CREATE TABLE orders AS SELECT pos, order_id, amount, currency, status, created,"
-        " refunded FROM orders_norm; DROP TABLE orders_raw; DROP TABLE orders_norm"
-    )
     reader.bad_rows = []
     return True
 
@@ -443,17 +455,12 @@ def _records_from_csv(con: Any, reader: StripeReportCSV, want_time: bool) -> boo
     try:
         con.execute(sql)
     except _duckdb().Error:
-        con.execute("DROP TABLE IF EXISTS records_raw; DROP TABLE IF EXISTS records_norm")
+        con.execute("DROP TABLE IF EXISTS records")
         return False
-    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM records_norm").fetchone()
+    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM records").fetchone()
     if bad:
-        con.execute("DROP TABLE records_raw; DROP TABLE records_norm")
+        con.execute("DROP TABLE records")
         return False
-    con.execute(
-        "CREATE TABLE records AS SELECT seq, order_id, kind, status, amount, currency, fee,"
-        " net, record_id, payment_id, ts FROM records_norm;"
-        " DROP TABLE records_raw; DROP TABLE records_norm"
-    )
     reader.bad_rows = []
     return True
 
@@ -464,9 +471,8 @@ def _order_rows(
     """Positioned order rows from any source; with ``duplicates_fail`` (the window), a
     duplicate raises where the engine met it, before any later bad row."""
     seen: set[str] | None = set() if duplicates_fail is not None else None
-    for pos, (order_id, amount, currency, status, created, refunded) in enumerate(
-        _rows_of_orders(internal, with_time=want_time)
-    ):
+    rows = _rows_of_orders(internal, with_time=want_time)
+    for pos, (order_id, amount, currency, status, created, refunded) in enumerate(rows):
         if seen is not None and duplicates_fail is not None:
             lo, hi, windowed = duplicates_fail
             if not (windowed and created is not None and not (lo <= created < hi)):
@@ -544,11 +550,17 @@ def reconcile(
             eager = None if skip_bad_rows else (lo, hi, windowed)
             _load_table(con, "orders", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
         duplicates = []
-        for (order_id,) in con.execute(_DUPLICATES_SQL.format(**window)).fetchall():
+        repeated = con.execute(_DUPLICATES_SQL.format(**window)).fetchall()
+        for _, order_id in repeated:
             message = f"order {order_id!r} appears twice on the internal side"
             if not skip_bad_rows:
                 raise ValidationError(message)
             duplicates.append(BadRow("<orders>", 0, message))
+        not_duplicate = ""
+        if repeated:
+            con.execute("CREATE TEMP TABLE repeated (pos BIGINT)")
+            con.executemany("INSERT INTO repeated VALUES (?)", [(p,) for p, _ in repeated])
+            not_duplicate = "AND pos NOT IN (SELECT pos FROM repeated)"
         if not (
             type(provider) is StripeReportCSV and _records_from_csv(con, provider, windowed)
         ):
@@ -560,7 +572,8 @@ def reconcile(
             progress("records", report.records_read)
 
         # -- 2. join and classify in SQL --------------------------------------------------
-        con.execute(_CLASSIFY_SQL.format(**window))
+        con.execute(_HELD_SQL.format(not_duplicate=not_duplicate, **window))
+        con.execute(_JOIN_SQL)
         report.bad_rows.extend(duplicates)
         for source in (internal, provider):
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
