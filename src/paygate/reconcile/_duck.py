@@ -111,13 +111,10 @@ WITH r AS (
 ), x AS (
     SELECT c.*, upper(c.currency_text) AS currency,
         CASE WHEN regexp_full_match(c.currency_text, '[A-Za-z]{{3}}')
-            THEN e.exponent END AS exponent,
-        coalesce(w1.status, w2.status) AS status
+            THEN {exponents}[upper(c.currency_text)] END AS exponent,
+        coalesce({status_of}, CASE WHEN regexp_full_match(c.status_text, '[A-Za-z_]+')
+            THEN {lower_status_of} END) AS status
     FROM c
-    LEFT JOIN currencies e ON e.code = upper(c.currency_text)
-    LEFT JOIN status_words w1 ON w1.word = c.status_text
-    LEFT JOIN status_words w2 ON w1.word IS NULL
-        AND regexp_full_match(c.status_text, '[A-Za-z_]+') AND w2.word = lower(c.status_text)
 ), n AS (
     SELECT x.*, {amount} AS amount,
         CASE WHEN {want_time} AND x.created_text <> '' THEN {created} END AS created,
@@ -139,21 +136,21 @@ WITH r AS (
 ), c AS (
     SELECT r.*, upper(r.currency_text) AS currency,
         CASE WHEN regexp_full_match(r.currency_text, '[A-Za-z]{{3}}')
-            THEN e.exponent END AS exponent
-    FROM r LEFT JOIN currencies e ON e.code = upper(r.currency_text)
+            THEN {exponents}[upper(r.currency_text)] END AS exponent
+    FROM r
 ), a AS (
     SELECT c.*, {gross} AS gross, {fee} AS fee, {net} AS net,
         CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS ts
     FROM c
 )
-SELECT a.seq, nullif(a.order_id, '') AS order_id, coalesce(k.kind, 'other') AS kind,
+SELECT a.seq, nullif(a.order_id, '') AS order_id, {kind_of} AS kind,
     'succeeded' AS status, abs(a.gross) AS amount, a.currency, a.fee, a.net,
     a.record_id, coalesce(nullif(a.pi, ''), nullif(a.ch, ''), nullif(a.src, '')) AS payment_id,
     a.ts,
     a.exponent IS NULL OR a.gross IS NULL OR a.fee IS NULL OR a.net IS NULL
         OR a.gross - a.fee <> a.net
         OR ({want_time} AND a.created_text <> '' AND a.ts IS NULL) AS bad
-FROM a LEFT JOIN categories k ON k.category = a.category
+FROM a
 """
 
 #: the orders kept: in the window, and not a repeat of an order id (``{not_duplicate}``)
@@ -290,13 +287,22 @@ def _connect() -> Any:
     limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT")
     if limit:
         con.execute(f"SET memory_limit = '{limit}'")
-    con.execute("CREATE TABLE currencies (code VARCHAR, exponent INTEGER)")
-    con.executemany("INSERT INTO currencies VALUES (?, ?)", list(EXPONENTS.items()))
     return con
 
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _case(expression: str, values: dict[str, str], default: str = "NULL") -> str:
+    """``expression`` looked up in a SQL ``MAP`` literal of the known words (per row,
+    cheaper than a join or a long ``CASE``); ``default`` when it is not one of them."""
+    pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in values.items())
+    return f"coalesce((MAP {{{pairs}}})[{expression}], {default})"
+
+
+#: currency code -> exponent, as a SQL MAP literal
+_EXPONENTS_MAP = "(MAP {" + ", ".join(f"'{c}': {e}" for c, e in EXPONENTS.items()) + "})"
 
 
 def _file_of(source: Any) -> str | None:
@@ -376,16 +382,16 @@ def _orders_from_csv(con: Any, reader: OrdersCSV, want_time: bool) -> bool:
             ("refunded", "refunded_text"),
         )
     )
-    con.execute("CREATE TABLE status_words (word VARCHAR, status VARCHAR)")
-    con.executemany(
-        "INSERT INTO status_words VALUES (?, ?)",
-        [(w, str(s)) for w, s in reader.status_words.items()],
-    )
     unit = _MAJOR if reader.amount_unit == "major" else _MINOR
     sql = _ORDERS_CSV_SQL.format(
         select=select,
         read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
         default=_sql_literal(reader.default_currency or ""),
+        exponents=_EXPONENTS_MAP,
+        status_of=_case("c.status_text", {w: str(s) for w, s in reader.status_words.items()}),
+        lower_status_of=_case(
+            "lower(c.status_text)", {w: str(s) for w, s in reader.status_words.items()}
+        ),
         amount=unit.format(t="x.amount_text", e="x.exponent"),
         refunded=unit.format(t="x.refunded_text", e="x.exponent"),
         created=_TIME.format(t="x.created_text"),
@@ -438,14 +444,13 @@ def _records_from_csv(con: Any, reader: StripeReportCSV, want_time: bool) -> boo
             ("created", "created_text"),
         )
     )
-    con.execute("CREATE TABLE categories (category VARCHAR, kind VARCHAR)")
-    con.executemany(
-        "INSERT INTO categories VALUES (?, ?)",
-        [(c, str(k)) for c, (k, _) in REPORTING_CATEGORIES.items()],
-    )
     sql = _STRIPE_CSV_SQL.format(
         select=select,
         read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
+        exponents=_EXPONENTS_MAP,
+        kind_of=_case(
+            "a.category", {c: str(k) for c, (k, _) in REPORTING_CATEGORIES.items()}, "'other'"
+        ),
         gross=_MAJOR.format(t="c.gross_text", e="c.exponent"),
         fee=_MAJOR.format(t="c.fee_text", e="c.exponent"),
         net=_MAJOR.format(t="c.net_text", e="c.exponent"),
