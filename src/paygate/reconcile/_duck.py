@@ -28,6 +28,7 @@ as code than as SQL.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -40,12 +41,12 @@ from paygate.reconcile._common import ProviderRow, csv_rows, header_index
 from paygate.reconcile._csv import OrdersCSV
 from paygate.reconcile._engine import (
     _STATUS_CODE,
+    _check_time,
     _Classifier,
     _OrderState,
+    _promote,
     _rows_of_orders,
     _rows_of_records,
-    _check_time,
-    _promote,
 )
 from paygate.reconcile._model import (
     BadRow,
@@ -281,12 +282,17 @@ def _duckdb() -> Any:
     return duckdb
 
 
+#: DuckDB's memory bound for one run (``PAYGATE_RECONCILE_MEMORY_LIMIT`` overrides it):
+#: past it the joins and aggregations spill to a temporary directory instead of growing
+MEMORY_LIMIT = "1GB"
+
+
 def _connect() -> Any:
     con = _duckdb().connect(":memory:")
     con.execute("SET preserve_insertion_order = true")
-    limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT")
-    if limit:
-        con.execute(f"SET memory_limit = '{limit}'")
+    limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT") or MEMORY_LIMIT
+    con.execute(f"SET memory_limit = {_sql_literal(limit)}")
+    con.execute(f"SET temp_directory = {_sql_literal(tempfile.gettempdir())}")
     return con
 
 
@@ -340,7 +346,7 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
             pa.array(list(col), type=arrow_schema.field(i).type) for i, col in enumerate(columns)
         ]
         chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
-        con.execute(f"INSERT INTO {name} SELECT * FROM chunk")
+        con.execute(f"INSERT INTO {name} SELECT * FROM chunk")  # noqa: S608 - our table name
         batch.clear()
 
     for row in rows:
@@ -549,9 +555,7 @@ def reconcile(
     con = _connect()
     try:
         # -- 1. the two sides, as tables ----------------------------------------------
-        if not (
-            type(internal) is OrdersCSV and _orders_from_csv(con, internal, want_time)
-        ):
+        if not (type(internal) is OrdersCSV and _orders_from_csv(con, internal, want_time)):
             eager = None if skip_bad_rows else (lo, hi, windowed)
             _load_table(con, "orders", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
         duplicates = []
@@ -566,9 +570,7 @@ def reconcile(
             con.execute("CREATE TEMP TABLE repeated (pos BIGINT)")
             con.executemany("INSERT INTO repeated VALUES (?)", [(p,) for p, _ in repeated])
             not_duplicate = "AND pos NOT IN (SELECT pos FROM repeated)"
-        if not (
-            type(provider) is StripeReportCSV and _records_from_csv(con, provider, windowed)
-        ):
+        if not (type(provider) is StripeReportCSV and _records_from_csv(con, provider, windowed)):
             _load_table(con, "records", _RECORD_SCHEMA, _record_rows(provider, windowed))
         (report.orders_read,) = con.execute("SELECT count(*) FROM orders").fetchone()
         (report.records_read,) = con.execute("SELECT count(*) FROM records").fetchone()
@@ -614,9 +616,17 @@ def reconcile(
             else:
                 records.setdefault(pos, []).append(row)
         index: dict[str, int] = {}
-        for pos, order_id, amount, currency, status, recent, refunded, promoted, first_clean in (
-            con.execute(_OTHERS_SQL).fetchall()
-        ):
+        for (
+            pos,
+            order_id,
+            amount,
+            currency,
+            status,
+            recent,
+            refunded,
+            promoted,
+            first_clean,
+        ) in con.execute(_OTHERS_SQL).fetchall():
             cur = index.get(currency)
             if cur is None:
                 cur = index[currency] = len(currencies)
@@ -665,4 +675,3 @@ def reconcile(
 
         apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
     return report
-
