@@ -360,3 +360,16 @@ def test_the_fast_path_reads_plain_files_in_sql(tmp_path: Path) -> None:
         ]  # fmt: skip
     finally:
         con.close()
+
+
+def test_the_engine_draws_no_progress_bar() -> None:
+    """DuckDB draws a progress bar on stdout for queries over 2 s by default: a cron job's
+    output and `paygate reconcile`'s own summary must not get one."""
+    from paygate.reconcile import _duck
+
+    con = _duck._connect()
+    try:
+        (enabled,) = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    finally:
+        con.close()
+    assert enabled is False

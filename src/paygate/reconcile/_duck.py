@@ -290,6 +290,7 @@ MEMORY_LIMIT = "1GB"
 def _connect() -> Any:
     con = _duckdb().connect(":memory:")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
     limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT") or MEMORY_LIMIT
     con.execute(f"SET memory_limit = {_sql_literal(limit)}")
     con.execute(f"SET temp_directory = {_sql_literal(tempfile.gettempdir())}")
