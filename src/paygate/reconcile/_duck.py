@@ -170,10 +170,15 @@ WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi});
 
 #: the repeated order ids among the orders in the window, by position
 _DUPLICATES_SQL = """
-SELECT pos, order_id FROM (
-    SELECT pos, order_id, row_number() OVER (PARTITION BY order_id ORDER BY pos) AS nth
-    FROM orders
+WITH kept AS (
+    SELECT pos, order_id FROM orders
     WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi})
+), repeated AS (
+    SELECT order_id FROM kept GROUP BY order_id HAVING count(*) > 1
+)
+SELECT pos, order_id FROM (
+    SELECT k.pos, k.order_id, row_number() OVER (PARTITION BY k.order_id ORDER BY k.pos) AS nth
+    FROM kept k SEMI JOIN repeated r ON r.order_id = k.order_id
 ) WHERE nth > 1 ORDER BY pos
 """
 
@@ -183,18 +188,22 @@ SELECT pos, order_id FROM (
 _JOIN_SQL = """
 CREATE TEMP TABLE per_id AS
 SELECT order_id, count(*) AS n, min(seq) AS first_seq,
-    arg_min(kind = 'payment' AND status = 'succeeded', seq) AS first_payment,
-    arg_min(amount, seq) AS first_amount, arg_min(currency, seq) AS first_currency
+    -- never NULL: arg_min skips the rows whose value is NULL, and the first record counts
+    arg_min(coalesce(CASE WHEN kind = 'payment' AND status = 'succeeded'
+        THEN {signature} END, -1), seq) AS first_signature
 FROM kept_records WHERE kind <> 'other' AND order_id IS NOT NULL
 GROUP BY order_id;
 CREATE TEMP TABLE joined AS
 SELECT h.pos, coalesce(h.order_id, p.order_id) AS order_id, h.amount, h.currency, h.status,
     h.recent, h.refunded, p.n, p.first_seq,
-    coalesce(h.status = 'paid' AND p.first_payment AND p.first_amount = h.amount
-        AND p.first_currency = h.currency, false) AS first_clean
+    coalesce(h.status = 'paid' AND p.first_signature = {held_signature}, false) AS first_clean
 FROM held h FULL JOIN per_id p ON p.order_id = h.order_id;
 DROP TABLE per_id;
 """
+
+#: a payment's amount and currency as one integer (a clean match compares one value, and
+#: the first record of an order is one ``arg_min``): amount * 1024 + the currency's index
+_SIGNATURE = "({amount}::HUGEINT * 1024 + {indexes}[{currency}])"
 
 #: the clean matches, per currency in the order the books first name it
 _MATCHED_SQL = """
@@ -291,6 +300,9 @@ def _connect() -> Any:
     con = _duckdb().connect(":memory:")
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
+    # one thread: the engine's goal is CPU time and memory, and a second thread costs both
+    # (hash tables per thread, coordination) for a shorter wall time only on an idle machine
+    con.execute("SET threads = 1")
     limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT") or MEMORY_LIMIT
     con.execute(f"SET memory_limit = {_sql_literal(limit)}")
     con.execute(f"SET temp_directory = {_sql_literal(tempfile.gettempdir())}")
@@ -307,6 +319,9 @@ def _case(expression: str, values: dict[str, str], default: str = "NULL") -> str
     pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in values.items())
     return f"coalesce((MAP {{{pairs}}})[{expression}], {default})"
 
+
+#: currency code -> its index (for `_SIGNATURE`), as a SQL MAP literal
+_INDEXES_MAP = "(MAP {" + ", ".join(f"'{c}': {i}" for i, c in enumerate(EXPONENTS)) + "})"
 
 #: currency code -> exponent, as a SQL MAP literal
 _EXPONENTS_MAP = "(MAP {" + ", ".join(f"'{c}': {e}" for c, e in EXPONENTS.items()) + "})"
@@ -581,7 +596,16 @@ def reconcile(
 
         # -- 2. join and classify in SQL --------------------------------------------------
         con.execute(_HELD_SQL.format(not_duplicate=not_duplicate, **window))
-        con.execute(_JOIN_SQL)
+        con.execute(
+            _JOIN_SQL.format(
+                signature=_SIGNATURE.format(
+                    amount="amount", currency="currency", indexes=_INDEXES_MAP
+                ),
+                held_signature=_SIGNATURE.format(
+                    amount="h.amount", currency="h.currency", indexes=_INDEXES_MAP
+                ),
+            )
+        )
         report.bad_rows.extend(duplicates)
         for source in (internal, provider):
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
