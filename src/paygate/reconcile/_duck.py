@@ -535,7 +535,11 @@ def reconcile(
     gateway: Any = None,
     on_action: Callable[[ReconciliationLine], Any] | None = None,
 ) -> ReconciliationReport:
-    """`paygate.reconcile.reconcile` on DuckDB: the same arguments, the same report."""
+    """`paygate.reconcile.reconcile` on DuckDB: the same arguments, the same report.
+
+    One difference: ``progress`` hears once per side, when that side is loaded (DuckDB
+    reads a file in one statement), not every 65,536 rows.
+    """
     policy = policy or Policy()
     if not isinstance(policy, Policy):
         raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
