@@ -97,6 +97,124 @@ def run_paygate(orders: str, report: str) -> dict[str, int]:
     return {str(case): n for case, n in result.counts.items()}
 
 
+def run_paygate_old(orders: str, report: str) -> dict[str, int]:
+    """The hand-written pure-Python/pyarrow engine the DuckDB one replaces (while it exists)."""
+    from paygate.reconcile import OrdersCSV, StripeReportCSV
+    from paygate.reconcile._engine import reconcile as old_reconcile
+
+    result = old_reconcile(OrdersCSV(orders), StripeReportCSV(report))
+    return {str(case): n for case, n in result.counts.items()}
+
+
+def run_paygate_duckdb(orders: str, report: str) -> dict[str, int]:
+    """paygate's DuckDB engine, called by name (whichever engine `reconcile` is)."""
+    from paygate.reconcile import OrdersCSV, StripeReportCSV
+    from paygate.reconcile._duck import reconcile as duck_reconcile
+
+    result = duck_reconcile(OrdersCSV(orders), StripeReportCSV(report))
+    return {str(case): n for case, n in result.counts.items()}
+
+
+#: the hand-written DuckDB query: what a data engineer writes for the same classification
+#: as ``run_pandas`` (the anchor of issue 21)
+DUCKDB_SQL = """
+WITH books AS (
+    SELECT order_id, CAST(round(amount * 100) AS BIGINT) AS amount_minor, status
+    FROM read_csv(?, header = true,
+        columns = {'order_id': 'VARCHAR', 'amount': 'DOUBLE', 'currency': 'VARCHAR',
+                   'status': 'VARCHAR'})
+), prov AS (
+    SELECT "payment_metadata[order_id]" AS order_id, reporting_category AS cat,
+        CAST(round(abs(gross) * 100) AS BIGINT) AS minor
+    FROM read_csv(?, header = true, auto_detect = true,
+        types = {'gross': 'DOUBLE', 'payment_metadata[order_id]': 'VARCHAR',
+                 'reporting_category': 'VARCHAR'})
+), per_order AS (
+    SELECT order_id, count(*) FILTER (WHERE cat = 'charge') AS n,
+        min(minor) FILTER (WHERE cat = 'charge') AS first,
+        coalesce(sum(minor) FILTER (WHERE cat = 'refund'), 0) AS refunded
+    FROM prov WHERE cat IN ('charge', 'refund') GROUP BY order_id
+)
+SELECT CASE
+    WHEN b.order_id IS NULL THEN 'orphan'
+    WHEN p.order_id IS NULL AND b.status = 'paid' THEN 'missing'
+    WHEN p.order_id IS NULL THEN 'not_charged'
+    WHEN b.status <> 'paid' AND p.n > 0 THEN 'unpaid_order_charged'
+    WHEN b.status = 'paid' AND p.n >= 2 THEN 'double_charge'
+    WHEN b.status = 'paid' AND p.n = 1 AND p.first <> b.amount_minor THEN 'amount_mismatch'
+    WHEN p.refunded > 0 THEN 'unknown_refund'
+    ELSE 'matched' END AS case_, count(*)
+FROM books b FULL JOIN per_order p ON p.order_id = b.order_id
+GROUP BY case_
+"""
+
+
+def run_duckdb_sql(orders: str, report: str) -> dict[str, int]:
+    import duckdb
+
+    rows = duckdb.connect().execute(DUCKDB_SQL, [orders, report]).fetchall()
+    return {str(case): int(n) for case, n in rows}
+
+
+def run_polars(orders: str, report: str) -> dict[str, int]:
+    """The hand-written polars lazy query (``scan_csv``, join, ``when``), same classification."""
+    import polars as pl
+
+    books = pl.scan_csv(
+        orders, schema_overrides={"order_id": pl.Utf8, "amount": pl.Float64, "status": pl.Utf8}
+    ).select(
+        "order_id", (pl.col("amount") * 100).round().cast(pl.Int64).alias("amount_minor"), "status"
+    )
+    prov = (
+        pl.scan_csv(
+            report,
+            schema_overrides={
+                "payment_metadata[order_id]": pl.Utf8,
+                "reporting_category": pl.Utf8,
+                "gross": pl.Float64,
+            },
+        )
+        .select(
+            pl.col("payment_metadata[order_id]").alias("order_id"),
+            pl.col("reporting_category").alias("cat"),
+            (pl.col("gross").abs() * 100).round().cast(pl.Int64).alias("minor"),
+        )
+        .filter(pl.col("cat").is_in(["charge", "refund"]))
+    )
+    charge = pl.col("cat") == "charge"
+    per_order = prov.group_by("order_id").agg(
+        charge.sum().alias("n"),
+        pl.col("minor").filter(charge).min().alias("first"),
+        pl.col("minor").filter(pl.col("cat") == "refund").sum().alias("refunded"),
+    )
+    joined = books.join(per_order, on="order_id", how="full", coalesce=False, suffix="_p")
+    no_book, no_prov = pl.col("order_id").is_null(), pl.col("order_id_p").is_null()
+    paid = pl.col("status") == "paid"
+    case = (
+        pl.when(no_book).then(pl.lit("orphan"))
+        .when(no_prov & paid).then(pl.lit("missing"))
+        .when(no_prov).then(pl.lit("not_charged"))
+        .when(~paid & (pl.col("n") > 0)).then(pl.lit("unpaid_order_charged"))
+        .when(paid & (pl.col("n") >= 2)).then(pl.lit("double_charge"))
+        .when(paid & (pl.col("n") == 1) & (pl.col("first") != pl.col("amount_minor")))
+        .then(pl.lit("amount_mismatch"))
+        .when(pl.col("refunded") > 0).then(pl.lit("unknown_refund"))
+        .otherwise(pl.lit("matched"))
+    )  # fmt: skip
+    counts = joined.select(case.alias("case")).group_by("case").len().collect()
+    return {str(c): int(n) for c, n in counts.iter_rows()}
+
+
+RUNNERS = {
+    "paygate": run_paygate,
+    "paygate-python": run_paygate,
+    "paygate-old": run_paygate_old,
+    "paygate-duckdb": run_paygate_duckdb,
+    "duckdb-sql": run_duckdb_sql,
+    "polars": run_polars,
+}
+
+
 def run_pandas(orders: str, report: str) -> dict[str, int]:
     """The obvious alternative: two read_csv, an outer merge, vectorized classification."""
     import numpy as np
@@ -147,7 +265,7 @@ def child(variant: str, orders: str, report: str) -> None:
     if variant == "paygate-python":
         sys.modules["pyarrow"] = None  # type: ignore[assignment]  # `import pyarrow` fails
     start = time.perf_counter()
-    counts = run_pandas(orders, report) if variant == "pandas" else run_paygate(orders, report)
+    counts = run_pandas(orders, report) if variant == "pandas" else RUNNERS[variant](orders, report)
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this process: all its threads
     cpu = usage.ru_utime + usage.ru_stime  # user + sys: what the load does not stretch
@@ -176,6 +294,18 @@ def _option(argv: list[str], name: str, default: int) -> tuple[list[str], int]:
     return argv[:at] + argv[at + 2 :], int(argv[at + 1])
 
 
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+#: the hand-written anchors and the module each needs
+ANCHORS = {"duckdb-sql": "duckdb", "polars": "polars", "pandas": "pandas"}
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         child(argv[1], argv[2], argv[3])
@@ -183,24 +313,23 @@ def main(argv: list[str]) -> int:
     no_pyarrow = "--no-pyarrow" in argv
     argv = [arg for arg in argv if arg != "--no-pyarrow"]
     argv, rounds = _option(argv, "--rounds", 3)
+    chosen: list[str] | None = None
+    if "--variants" in argv:
+        at = argv.index("--variants")
+        chosen = argv[at + 1].split(",")
+        argv = argv[:at] + argv[at + 2 :]
     n = int(argv[0]) if argv else 1_000_000
     ours_name = "paygate-python" if no_pyarrow else "paygate"
-    try:
-        import pyarrow
-
-        reader = "pure Python" if no_pyarrow else f"pyarrow {pyarrow.__version__}"
-        print(f"paygate CSV reader: {reader}")
-    except ImportError:
-        print("paygate CSV reader: pure Python (pyarrow not installed)")
-    try:
-        import pandas
-
-        print(f"pandas {pandas.__version__}")
-        variants = [ours_name, "pandas"]
-    except ImportError:
-        print("pandas not installed (pip install -e '.[bench]'): paygate only")
-        variants = [ours_name]
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if chosen is None:
+        chosen = [ours_name]
+        if _importable("paygate.reconcile._engine"):
+            chosen += ["paygate-old", "paygate-duckdb"]
+        chosen += [name for name, module in ANCHORS.items() if _importable(module)]
+    variants = chosen
+    ours = [v for v in variants if v.startswith("paygate")]
+    anchors = [v for v in variants if v in ANCHORS]
+    print(f"variants: {', '.join(variants)}")
+    print(f"load average at start: {_load()}")
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -210,7 +339,10 @@ def main(argv: list[str]) -> int:
             f"{time.perf_counter() - start:.1f}s "
             f"({orders.stat().st_size / 1e6:.0f} MB + {report.stat().st_size / 1e6:.0f} MB)"
         )
-        print(f"{'round':<6} {'variant':<15} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12}")
+        print(
+            f"{'round':<6} {'variant':<15} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12}"
+            "  load (1, 5, 15 min)"
+        )
         for number in range(1, rounds + 1):
             for variant in variants:
                 result = measure(variant, orders, report)
@@ -219,28 +351,43 @@ def main(argv: list[str]) -> int:
                 runs[variant].append(result)
                 print(
                     f"{number:<6} {variant:<15} {result['wall']:>8.2f} {result['cpu']:>8.2f} "
-                    f"{result['peak_mb']:>12.0f}"
+                    f"{result['peak_mb']:>12.0f}  {_load()}"
                 )
-    ours, theirs = runs[ours_name], runs.get("pandas")
-    if theirs:
-        time_ratios = [a["wall"] / b["wall"] for a, b in zip(ours, theirs, strict=True)]
-        cpu_ratios = [a["cpu"] / b["cpu"] for a, b in zip(ours, theirs, strict=True)]
-        memory_ratios = [a["peak_mb"] / b["peak_mb"] for a, b in zip(ours, theirs, strict=True)]
-        print(
-            f"ratio paygate/pandas per round: time {_figures(time_ratios)}; "
-            f"CPU {_figures(cpu_ratios)}; peak memory {_figures(memory_ratios)}"
-        )
-        print(
-            f"median of {rounds} rounds: time {statistics.median(time_ratios):.2f}x "
-            f"(target <= 1.0x), CPU {statistics.median(cpu_ratios):.2f}x, "
-            f"peak memory {statistics.median(memory_ratios):.2f}x (target <= 0.5x)"
-        )
-        same = all(a["counts"] == b["counts"] for a, b in zip(ours, theirs, strict=True))
-        print(f"counts per case agree: {'yes' if same else 'NO'}")
-        if not same:
-            print(f"  paygate: {ours[-1]['counts']}\n  pandas:  {theirs[-1]['counts']}")
-    print(f"paygate counts: {ours[-1]['counts']}")
-    return 0
+    for mine in ours:
+        for anchor in anchors:
+            pairs = list(zip(runs[mine], runs[anchor], strict=True))
+            cpu = [a["cpu"] / b["cpu"] for a, b in pairs]
+            wall = [a["wall"] / b["wall"] for a, b in pairs]
+            memory = [a["peak_mb"] / b["peak_mb"] for a, b in pairs]
+            print(
+                f"{mine} / {anchor}: median of {rounds} rounds: CPU "
+                f"{statistics.median(cpu):.2f}x, peak memory {statistics.median(memory):.2f}x, "
+                f"wall {statistics.median(wall):.2f}x (goal <= 1.0x CPU and memory); "
+                f"per round CPU {_figures(cpu)}, memory {_figures(memory)}"
+            )
+    if "paygate-old" in runs and len(ours) > 1:
+        for mine in ours:
+            if mine == "paygate-old":
+                continue
+            pairs = list(zip(runs[mine], runs["paygate-old"], strict=True))
+            cpu = [a["cpu"] / b["cpu"] for a, b in pairs]
+            memory = [a["peak_mb"] / b["peak_mb"] for a, b in pairs]
+            print(
+                f"{mine} / paygate-old: median CPU {statistics.median(cpu):.2f}x, "
+                f"peak memory {statistics.median(memory):.2f}x"
+            )
+    last = {v: runs[v][-1]["counts"] for v in variants}
+    same = all(counts == last[variants[0]] for counts in last.values())
+    print(f"counts per case agree across variants: {'yes' if same else 'NO'}")
+    for variant, counts in last.items():
+        if not same or variant == variants[0]:
+            print(f"  {variant}: {dict(sorted(counts.items()))}")
+    print(f"load average at end: {_load()}")
+    return 0 if same else 1
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _figures(ratios: list[float]) -> str:
