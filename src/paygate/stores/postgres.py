@@ -65,7 +65,9 @@ from paygate.stores._records import (
     EventClaim,
     EventOutcome,
     EventPlan,
+    OperationFinish,
     PaymentRecord,
+    PaymentWrite,
     StoreConflict,
     StoreError,
     StoreTimeout,
@@ -1134,6 +1136,31 @@ class PostgresStore(SQLStore):
             self._recent.drop(record.id)
             raise
         self._recent.put(record)
+
+    def save_answer(
+        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    ) -> None:
+        """`SQLStore.save_answer`, keeping the recently written rows (`_RecentPayments`)."""
+        try:
+            super().save_answer(writes, finish=finish)
+        except BaseException:
+            for write in writes:
+                self._recent.drop(write.record.id)
+            raise
+        for write in writes:
+            self._recent.put(write.record)
+
+    @contextlib.contextmanager
+    def _write_bookkeeping(self) -> Iterator[Cursor]:
+        """A transaction whose commit does not wait for the WAL flush
+        (``synchronous_commit = off`` for it alone) with ``finish_commit=async``: an
+        idempotency record before the provider call, a fact's failed mark. Only a crash of
+        the server itself in the next instants can lose it; the next synchronous commit
+        flushes it with its own (the WAL is one sequence)."""
+        with self._write() as cur:
+            if self.finish_commit == "async":
+                cur.execute("SET LOCAL synchronous_commit = off")
+            yield cur
 
     # -- schema -----------------------------------------------------------------------------
 
