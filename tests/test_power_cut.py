@@ -40,7 +40,7 @@ class KeyLog(FakeProvider):
         super().__init__(**settings)
         self.keys: list[str] = []
 
-    def create_payment(self, **kwargs: Any) -> paygate.Payment:  # type: ignore[override]
+    def create_payment(self, **kwargs: Any) -> paygate.Payment:
         self.keys.append(kwargs["idempotency_key"])
         return super().create_payment(**kwargs)
 
