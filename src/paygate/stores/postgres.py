@@ -12,9 +12,10 @@ query string next to libpq's:
   ``0``: no limit). The server cancels a statement running longer (PostgreSQL's
   ``statement_timeout``); the client gives the connection up one second later if no
   answer came at all (a dead server or network, see `_Watchdog`);
-* ``finish_commit=async|sync``: how the mark "handlers done" after an event's handlers
-  is committed (default ``async``: without waiting for the disk flush; see
-  ``_FINISH_EVENT_ASYNC``).
+* ``finish_commit=async|sync``: how bookkeeping (the mark "handlers done" after an
+  event's handlers, a fact's claim and marks, the pending idempotency record before a
+  provider call) is committed (default ``async``: without waiting for the disk flush;
+  see ``_FINISH_EVENT_ASYNC`` and ``_write_bookkeeping``).
 
 libpq's ``connect_timeout`` defaults to 5 seconds here (libpq's own default is none), and
 TCP keepalives are on (``keepalives_idle=30``, ``keepalives_interval=5``,
@@ -674,8 +675,9 @@ class PostgresStore(SQLStore):
     ``conninfo``: a libpq URL or key/value string (a password in it never appears in a
     repr, log line or error message). ``migrate=False`` refuses to create or migrate the
     schema (run ``paygate db upgrade``) instead of doing it on open. ``finish_commit``:
-    ``"async"`` (the default) commits the finish after an event's handlers without
-    waiting for the disk flush, ``"sync"`` waits like every other commit.
+    ``"async"`` (the default) commits bookkeeping -- the finish after an event's
+    handlers, a fact's claim and marks, the pending idempotency record before a provider
+    call -- without waiting for the disk flush, ``"sync"`` waits like every other commit.
 
     Waits (seconds): ``timeout`` for a free pooled connection; ``statement_timeout`` for
     one call's use of its connection (server side, and one second more client side; 0:
