@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 import stripe
@@ -1332,6 +1332,12 @@ def _environment_proxies(url: str) -> dict[str, str] | None:
 _IDEMPOTENCY_KEY_MAX = 255  # Stripe's limit
 
 
+def _path(template: str, *ids: str) -> str:
+    """``template`` with each ``{}`` an id, quoted as the SDK's services quote them
+    (``quote_plus``: an id cannot reach another path)."""
+    return template.format(*(quote_plus(i) for i in ids))
+
+
 def _stripe_key(key: str) -> str:
     """The idempotency key as sent: unchanged when Stripe accepts it, else its hash."""
     if not isinstance(key, str) or not key:
@@ -1660,33 +1666,27 @@ class StripeProvider(BaseProvider):
         charge with more than one page of them, and the disputes of a disputed charge
         (the charge says only that it was disputed, not whether the dispute was won).
         """
-        data = self._call(
-            "get_payment",
-            self._v1.payment_intents.retrieve,
-            payment_id,
-            params={"expand": list(PAYMENT_EXPAND)},
-        )
+        data = self._raw(
+            "get_payment", "get", _path("/v1/payment_intents/{}", payment_id),
+            {"expand": list(PAYMENT_EXPAND)},
+        )  # fmt: skip
         charge = data.get("latest_charge")
         refunds: list[dict[str, Any]] | None = None
         disputes: list[dict[str, Any]] | None = None
         if isinstance(charge, Mapping):
             listing = charge.get("refunds")
             if isinstance(listing, Mapping) and listing.get("has_more"):
-                refunds = self._list_all("get_payment", self._v1.refunds.list, charge=charge["id"])
+                refunds = self._list_all("get_payment", "/v1/refunds", charge=charge["id"])
             if charge.get("disputed"):
-                disputes = self._list_all(
-                    "get_payment", self._v1.disputes.list, payment_intent=data["id"]
-                )
+                disputes = self._list_all("get_payment", "/v1/disputes", payment_intent=data["id"])
         return payment_from_stripe(data, refunds=refunds, disputes=disputes)
 
-    def _list_all(
-        self, operation: str, method: Callable[..., Any], **params: Any
-    ) -> list[dict[str, Any]]:
-        """Every item of a Stripe list, one request per page of 100."""
+    def _list_all(self, operation: str, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a Stripe list at ``path``, one request per page of 100."""
         items: list[dict[str, Any]] = []
         query: dict[str, Any] = {**params, "limit": 100}
         while True:
-            page = self._call(operation, method, params=query)
+            page = self._raw(operation, "get", path, query)
             rows: list[dict[str, Any]] = page.get("data") or []
             items.extend(rows)
             if not page.get("has_more") or not rows:
@@ -1696,23 +1696,17 @@ class StripeProvider(BaseProvider):
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        params = capture_params(amount)
-        data = self._call(
-            "capture_payment",
-            self._v1.payment_intents.capture,
-            payment_id,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw(
+            "capture_payment", "post", _path("/v1/payment_intents/{}/capture", payment_id),
+            capture_params(amount), idempotency_key,
+        )  # fmt: skip
         return payment_from_stripe(data)
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        data = self._call(
-            "cancel_payment",
-            self._v1.payment_intents.cancel,
-            payment_id,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw(
+            "cancel_payment", "post", _path("/v1/payment_intents/{}/cancel", payment_id), {},
+            idempotency_key,
+        )  # fmt: skip
         return payment_from_stripe(data)
 
     def refund_payment(
@@ -1724,16 +1718,12 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
     ) -> Refund:
         params = refund_params(payment_id, amount, reason)
-        data = self._call(
-            "refund_payment",
-            self._v1.refunds.create,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw("refund_payment", "post", "/v1/refunds", params, idempotency_key)
         return refund_from_stripe(data)
 
     def get_refund(self, refund_id: str) -> Refund:
-        return refund_from_stripe(self._call("get_refund", self._v1.refunds.retrieve, refund_id))
+        data = self._raw("get_refund", "get", _path("/v1/refunds/{}", refund_id), {})
+        return refund_from_stripe(data)
 
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """Back from Checkout (``session_id``) or a 3-D Secure redirect (``payment_intent``).
@@ -1772,16 +1762,15 @@ class StripeProvider(BaseProvider):
         params = checkout_params(
             order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
         )
-        data = self._call(
-            "create_checkout_session",
-            self._v1.checkout.sessions.create,
-            params=params,
-            options=self._options(idempotency_key),
+        data = self._raw(
+            "create_checkout_session", "post", "/v1/checkout/sessions", params, idempotency_key
         )
         return checkout_from_stripe(data)
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        data = self._call("get_checkout_session", self._v1.checkout.sessions.retrieve, session_id)
+        data = self._raw(
+            "get_checkout_session", "get", _path("/v1/checkout/sessions/{}", session_id), {}
+        )
         return checkout_from_stripe(data)
 
     # -- customers, subscriptions -------------------------------------------------------------
@@ -2173,8 +2162,7 @@ class StripeProvider(BaseProvider):
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         rows = self._list_all(
-            "list_payment_methods",
-            functools.partial(self._v1.customers.payment_methods.list, customer_id),
+            "list_payment_methods", _path("/v1/customers/{}/payment_methods", customer_id)
         )
         return [payment_method_from_stripe(row) for row in rows]
 
