@@ -178,3 +178,35 @@ def test_checkout_sessions_build_no_stripe_object(
     assert created.id == "cs_plumb"
     assert provider.get_checkout_session("cs_plumb").payment_id == "pi_plumb"
     assert api.calls[0].request.headers["Idempotency-Key"] == "k1"
+
+
+def test_customers_subscriptions_and_disputes_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    customer = resource("customer", id="cus_plumb", email="a@example.com")
+    subscription = resource("subscription", id="sub_plumb", customer="cus_plumb")
+    dispute = resource("dispute", id="dp_plumb", payment_intent="pi_plumb")
+    api.post(f"{API}/customers", json=customer)
+    api.get(f"{API}/customers/cus_plumb", json=customer)
+    api.post(f"{API}/subscriptions", json=subscription)
+    api.get(f"{API}/subscriptions/sub_plumb", json=subscription)
+    api.post(f"{API}/subscriptions/sub_plumb", json=subscription)
+    api.delete(f"{API}/subscriptions/sub_plumb", json={**subscription, "status": "canceled"})
+    api.get(f"{API}/disputes/dp_plumb", json=dispute)
+    provider = StripeProvider(api_key=KEY)
+
+    assert provider.create_customer(email="a@example.com", name=None,
+                                    idempotency_key="cu1").id == "cus_plumb"  # fmt: skip
+    assert provider.get_customer("cus_plumb").id == "cus_plumb"
+    created = provider.create_subscription(customer_id="cus_plumb", price_id="price_1",
+                                           idempotency_key="su1")  # fmt: skip
+    assert created.id == "sub_plumb"
+    assert provider.get_subscription("sub_plumb").id == "sub_plumb"
+    provider.cancel_subscription("sub_plumb", at_period_end=True)
+    assert provider.cancel_subscription("sub_plumb").status.value == "canceled"
+    assert provider.get_dispute("dp_plumb").id == "dp_plumb"
+
+    sent = [call.request for call in api.calls]
+    assert [r.method for r in sent] == ["POST", "GET", "POST", "GET", "POST", "DELETE", "GET"]
+    assert [r.headers.get("Idempotency-Key") for r in sent[:3]] == ["cu1", None, "su1"]
+    assert sent[4].body == "cancel_at_period_end=true"

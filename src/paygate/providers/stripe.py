@@ -1784,12 +1784,7 @@ class StripeProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
         params = customer_params(email, name, metadata)
-        data = self._call(
-            "create_customer",
-            self._v1.customers.create,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw("create_customer", "post", "/v1/customers", params, idempotency_key)
         return customer_from_stripe(data)
 
     def create_subscription(
@@ -1811,30 +1806,25 @@ class StripeProvider(BaseProvider):
             trial_days=trial_days,
             trial_end=trial_end,
         )
-        data = self._call(
-            "create_subscription",
-            self._v1.subscriptions.create,
-            params=params,
-            options=self._options(idempotency_key),
+        data = self._raw(
+            "create_subscription", "post", "/v1/subscriptions", params, idempotency_key
         )
         return subscription_from_stripe(data)
 
     def get_subscription(self, subscription_id: str) -> Subscription:
-        data = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
+        data = self._raw(
+            "get_subscription", "get", _path("/v1/subscriptions/{}", subscription_id), {}
+        )
         return subscription_from_stripe(data)
 
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
+        path = _path("/v1/subscriptions/{}", subscription_id)
         if at_period_end:
-            data = self._call(
-                "cancel_subscription",
-                self._v1.subscriptions.update,
-                subscription_id,
-                params={"cancel_at_period_end": True},
-            )
+            data = self._raw("cancel_subscription", "post", path, {"cancel_at_period_end": True})
         else:
-            data = self._call("cancel_subscription", self._v1.subscriptions.cancel, subscription_id)
+            data = self._raw("cancel_subscription", "delete", path, {})
         return subscription_from_stripe(data)
 
     # -- invoices, disputes --------------------------------------------------------------------
@@ -1892,7 +1882,7 @@ class StripeProvider(BaseProvider):
 
     def get_dispute(self, dispute_id: str) -> Dispute:
         return dispute_from_stripe(
-            self._call("get_dispute", self._v1.disputes.retrieve, dispute_id)
+            self._raw("get_dispute", "get", _path("/v1/disputes/{}", dispute_id), {})
         )
 
     # -- reconciliation ----------------------------------------------------------------------
@@ -2073,7 +2063,7 @@ class StripeProvider(BaseProvider):
         )
 
     def get_customer(self, customer_id: str) -> Customer:
-        data = self._call("get_customer", self._v1.customers.retrieve, customer_id)
+        data = self._raw("get_customer", "get", _path("/v1/customers/{}", customer_id), {})
         return live_customer_from_stripe(data, customer_id)
 
     def update_customer(
