@@ -254,6 +254,8 @@ def _calls(gw: paygate.Gateway, durable: Callable[[], int]) -> dict[str, list[in
                               payment_method="tok_declined")  # fmt: skip
 
     count("declined", declined)
+    # an operation whose answer moves no payment: the pending record, then its end
+    count("customer", lambda: gw.create_customer(email="c@example.com"))
     # a replay of a finished call writes nothing durable
     count("replay", lambda: gw.create_payment(
         order_id="automatic-0", amount=Money(1000, "EUR"), payment_method="tok_visa"))  # fmt: skip
@@ -261,7 +263,7 @@ def _calls(gw: paygate.Gateway, durable: Callable[[], int]) -> dict[str, list[in
 
 
 _ONE_EACH = {"create": [1] * 5, "capture": [1], "refund": [1], "cancel": [1], "declined": [1],
-             "replay": [0]}  # fmt: skip
+             "customer": [1], "replay": [0]}  # fmt: skip
 
 
 def test_sqlite_full_commits_once_per_provider_call(
