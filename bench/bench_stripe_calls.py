@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import itertools
 import json
 import multiprocessing
 import os
@@ -39,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
@@ -64,13 +66,20 @@ def _intent() -> bytes:
 
 
 def _serve(port_queue: Any) -> None:
-    body = _intent()
+    intent = json.loads(_intent())
+    created = itertools.count(1)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Stripe's API
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            # a new PaymentIntent per request, for the order asked: the Gateway then
+            # records a new payment each call (its row, transition and facts), as in
+            # production -- the same id every time would leave it nothing to write
+            order = parse_qs(sent.decode()).get("metadata[order_id]", ["bench"])[0]
+            body = json.dumps({**intent, "id": f"pi_bench{next(created):019d}",
+                               "metadata": {"order_id": order}}).encode()  # fmt: skip
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
