@@ -300,3 +300,32 @@ def test_postgres_commits_once_per_provider_call(
         assert _calls(gw, durable) == _ONE_EACH
     finally:
         gw.close()
+
+
+class _OldStore:
+    """A store written before ``save_answer``: a MemoryStore's other methods only."""
+
+    def __init__(self) -> None:
+        from paygate.stores import MemoryStore
+
+        self._inner = MemoryStore()
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "save_answer":
+            raise AttributeError(name)
+        self.calls.append(name)
+        return getattr(self._inner, name)
+
+
+def test_a_store_without_save_answer_gets_the_writes_one_by_one() -> None:
+    old = _OldStore()
+    gw = paygate.Gateway(FakeProvider(seed=7), store=old)  # type: ignore[arg-type]
+    payment = gw.create_payment(order_id="o1", amount=Money(1200, "EUR"),
+                                payment_method="tok_visa", capture="manual")  # fmt: skip
+    gw.capture(payment.id)
+    writes = [c for c in old.calls if c in ("begin_operation", "finish_operation", "save_payment")]
+    assert writes == ["begin_operation", "finish_operation", "save_payment"] * 2
+    op = old.get_operation(f"capture:{payment.id}")
+    assert op is not None and op.status.value == "succeeded"
+    assert [t.new_status.value for t in old.history(payment.id)] == ["authorized", "succeeded"]
