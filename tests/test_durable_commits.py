@@ -320,7 +320,7 @@ class _OldStore:
 
 def test_a_store_without_save_answer_gets_the_writes_one_by_one() -> None:
     old = _OldStore()
-    gw = paygate.Gateway(FakeProvider(seed=7), store=old)  # type: ignore[arg-type]
+    gw = paygate.Gateway(FakeProvider(seed=7), store=old)
     payment = gw.create_payment(order_id="o1", amount=Money(1200, "EUR"),
                                 payment_method="tok_visa", capture="manual")  # fmt: skip
     gw.capture(payment.id)
