@@ -15,7 +15,11 @@ call. Variants:
 
 The server answers every request with the reference PaymentIntent
 (``$PAYGATE_REFERENCE_DIR/stripe/fixtures3.json``; a smaller stand-in without it).
-Goal (issue 21): adapter <= 1.0x raw; Gateway with SQLite <= 1.2x raw.
+Goal (issue 21): adapter <= 1.0x raw; Gateway with SQLite <= 1.2x raw, with one durable
+commit per call: ``gateway-sqlite`` runs once more without callgrind, its store's
+connections traced (``sqlite3`` trace callback), and prints its commits per call -- a
+``COMMIT`` under ``synchronous=FULL`` syncs the WAL (durable), one under ``NORMAL`` (a
+bookkeeping commit) does not.
 
     python bench/bench_stripe_calls.py [--calls 100] [--warmup 20] [--variants raw,adapter]
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import itertools
 import json
 import multiprocessing
 import os
@@ -35,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
@@ -60,13 +66,20 @@ def _intent() -> bytes:
 
 
 def _serve(port_queue: Any) -> None:
-    body = _intent()
+    intent = json.loads(_intent())
+    created = itertools.count(1)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Stripe's API
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            # a new PaymentIntent per request, for the order asked: the Gateway then
+            # records a new payment each call (its row, transition and facts), as in
+            # production -- the same id every time would leave it nothing to write
+            order = parse_qs(sent.decode()).get("metadata[order_id]", ["bench"])[0]
+            body = json.dumps({**intent, "id": f"pi_bench{next(created):019d}",
+                               "metadata": {"order_id": order}}).encode()  # fmt: skip
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -125,10 +138,54 @@ def child(variant: str, base_url: str, calls: int, workdir: str) -> None:
                     order_id=f"o{i}", amount=Money(1099, "USD"), payment_method="pm_card_visa"
                 )
 
+    commits = {"durable": 0, "relaxed": 0}
+    if os.environ.get("BENCH_COUNT_COMMITS") and variant == "gateway-sqlite":
+        _count_commits(gw.store, commits)
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(calls):
         call(i)
-    print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
+    print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu,
+                      **commits}))  # fmt: skip
+
+
+def _count_commits(store: Any, commits: dict[str, int]) -> None:
+    """Count ``store``'s commits from now on (its connections opened so far and later):
+    durable (``synchronous=FULL``) and relaxed (``NORMAL``)."""
+    setting: dict[int, str] = {}
+
+    def tracer(conn: Any) -> None:
+        setting[id(conn)] = store.synchronous
+
+        def trace(statement: str) -> None:
+            text = statement.strip().upper()
+            found = re.fullmatch(r"PRAGMA SYNCHRONOUS\s*=\s*(\w+)", text)
+            if found:
+                setting[id(conn)] = found.group(1)
+            elif text == "COMMIT":
+                commits["durable" if setting[id(conn)] == "FULL" else "relaxed"] += 1
+
+        conn.set_trace_callback(trace)
+
+    for conn in list(store._connections):
+        tracer(conn)
+    opened = store._open
+
+    def open_traced() -> Any:
+        conn = opened()
+        tracer(conn)
+        return conn
+
+    store._open = open_traced
+
+
+def _commits(src: Path, base_url: str, calls: int, workdir: str) -> dict[str, float]:
+    """``gateway-sqlite``'s commits per call (no callgrind)."""
+    cmd = [sys.executable, str(HERE), "--child", "gateway-sqlite", "--base-url", base_url,
+           "--calls", str(calls), "--workdir", workdir]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(src), "BENCH_COUNT_COMMITS": "1"}
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    counted = json.loads(done.stdout.strip().splitlines()[-1])
+    return {kind: counted[kind] / calls for kind in ("durable", "relaxed")}
 
 
 def _instructions(
@@ -191,6 +248,11 @@ def main() -> None:
                       f"{ratio}; under callgrind wall {timing['wall']:.1f} s, CPU "
                       f"{timing['cpu']:.1f} s for {args.warmup + args.calls} calls; load "
                       f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)  # fmt: skip
+                if variant == "gateway-sqlite":
+                    commits = _commits(src, base_url, args.calls, workdir)
+                    print(f"{variant}{label}: {commits['durable']:.2f} durable commits/call "
+                          f"(synchronous=FULL), {commits['relaxed']:.2f} without a sync "
+                          "(bookkeeping)", flush=True)  # fmt: skip
     finally:
         server.terminate()
         server.join()

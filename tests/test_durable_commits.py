@@ -15,11 +15,12 @@ sync of its own.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -86,7 +87,11 @@ def sqlite_commits(monkeypatch: pytest.MonkeyPatch) -> _SQLiteCommits:
 class _PostgresCommits:
     """Counts durable commits in libpq traces of the pooled connections."""
 
-    _STATEMENT = re.compile(r'^F\t\d+\t(?:Query|Parse)\t (?:"[^"]*" )?"(.*)"', re.S)
+    _STATEMENT = re.compile(r'^F\t\d+\t(?:Query|Parse)\t (?:"([^"]*)" )?"(.*)"', re.S)
+    #: the execution of a prepared statement (psycopg prepares a statement after a few
+    #: executions, by a named Parse followed by a Sync of its own: from then on only a
+    #: Bind names it)
+    _PREPARED = re.compile(r'^F\t\d+\tBind\t "[^"]*" "([^"]+)"')
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -106,10 +111,16 @@ class _PostgresCommits:
         for f in self.files:
             f.flush()
             statements: list[str] = []
+            prepared: dict[str, str] = {}
             for line in Path(f.name).read_text().splitlines():
                 found = self._STATEMENT.match(line)
-                if found:
-                    statements.append(found.group(1).upper())
+                bound = self._PREPARED.match(line)
+                if found and found.group(1):  # preparing (its own Sync): not run yet
+                    prepared[found.group(1)] = found.group(2).upper()
+                elif found:
+                    statements.append(found.group(2).upper())
+                elif bound:
+                    statements.append(prepared.get(bound.group(1), ""))
                 elif line.startswith("B\t5\tReadyForQuery\t I"):  # a transaction ended
                     wrote = any(re.search(r"\b(INSERT|UPDATE|DELETE)\b", s) for s in statements)
                     relaxed = any("SYNCHRONOUS_COMMIT" in s for s in statements)
@@ -204,3 +215,117 @@ def test_postgres_commits_once_per_new_event_with_handlers(
         _check_marked(gw, deliveries)
     finally:
         gw.close()
+
+
+# -- one durable commit per provider call (issue 21) --------------------------------------
+#
+# ``create_payment``'s pending idempotency record is written before the provider call as
+# bookkeeping (no sync of its own); the answer's writes -- the attempt's end, the payment
+# row, its transition and facts -- go in one durable transaction (``save_answer``).
+
+
+def _calls(gw: paygate.Gateway, durable: Callable[[], int]) -> dict[str, list[int]]:
+    """Durable commits of each call: create (automatic and manual), capture, refund,
+    cancel, and a declined create."""
+    per_call: dict[str, list[int]] = {}
+
+    def count(name: str, call: Callable[[], object]) -> None:
+        before = durable()
+        call()
+        per_call.setdefault(name, []).append(durable() - before)
+
+    created: list[paygate.Payment] = []
+
+    def create(i: int, capture: Literal["automatic", "manual"]) -> None:
+        created.append(gw.create_payment(
+            order_id=f"{capture}-{i}", amount=Money(1000 + i, "EUR"), payment_method="tok_visa",
+            capture=capture))  # fmt: skip
+
+    for i in range(5):
+        count("create", functools.partial(create, i, "automatic" if i < 3 else "manual"))
+    manual = created[3:]
+    count("capture", lambda: gw.capture(manual[0].id))
+    count("refund", lambda: gw.refund(manual[0].id, Money(500, "EUR")))
+    count("cancel", lambda: gw.cancel(manual[1].id))
+
+    def declined() -> None:
+        with pytest.raises(paygate.CardDeclined):
+            gw.create_payment(order_id="declined", amount=Money(300, "EUR"),
+                              payment_method="tok_declined")  # fmt: skip
+
+    count("declined", declined)
+    # an operation whose answer moves no payment: the pending record, then its end
+    count("customer", lambda: gw.create_customer(email="c@example.com"))
+    # a replay of a finished call writes nothing durable
+    count("replay", lambda: gw.create_payment(
+        order_id="automatic-0", amount=Money(1000, "EUR"), payment_method="tok_visa"))  # fmt: skip
+    return per_call
+
+
+_ONE_EACH = {"create": [1] * 5, "capture": [1], "refund": [1], "cancel": [1], "declined": [1],
+             "customer": [1], "replay": [0]}  # fmt: skip
+
+
+def test_sqlite_full_commits_once_per_provider_call(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    gw = paygate.connect(FakeProvider(seed=5), store=f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert isinstance(gw.store, SQLiteStore) and gw.store.synchronous == "FULL"
+        assert _calls(gw, lambda: sqlite_commits.durable) == _ONE_EACH
+        assert sqlite_commits.relaxed >= 7  # the pending records: written, not synced
+        op = gw.store.get_operation("create_payment:automatic-1")
+        assert op is not None and op.status is paygate.stores.OperationStatus.SUCCEEDED
+        assert [t.new_status.value for t in gw.store.history(op.result_id or "")] == ["succeeded"]
+    finally:
+        gw.close()
+
+
+def test_postgres_commits_once_per_provider_call(
+    pg_url: str,  # noqa: F811
+    pg_commits: _PostgresCommits,
+) -> None:
+    # one pooled connection, and a read before each count: libpq traces the answer to a
+    # COMMIT when it reads the connection next, so the read brings the trace up to date
+    url = pg_url.replace("pool_max=4", "pool_max=1")
+    assert "pool_max=1" in url
+    gw = paygate.connect(FakeProvider(seed=5), store=url)
+
+    def durable() -> int:
+        gw.store.get_payment("trace-flush")
+        return pg_commits.durable()
+
+    try:
+        gw.store.get_payment("warm-up")
+        assert _calls(gw, durable) == _ONE_EACH
+    finally:
+        gw.close()
+
+
+class _OldStore:
+    """A store written before ``save_answer``: a MemoryStore's other methods only."""
+
+    def __init__(self) -> None:
+        from paygate.stores import MemoryStore
+
+        self._inner = MemoryStore()
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "save_answer":
+            raise AttributeError(name)
+        self.calls.append(name)
+        return getattr(self._inner, name)
+
+
+def test_a_store_without_save_answer_gets_the_writes_one_by_one() -> None:
+    old = _OldStore()
+    gw = paygate.Gateway(FakeProvider(seed=7), store=old)
+    payment = gw.create_payment(order_id="o1", amount=Money(1200, "EUR"),
+                                payment_method="tok_visa", capture="manual")  # fmt: skip
+    gw.capture(payment.id)
+    writes = [c for c in old.calls if c in ("begin_operation", "finish_operation", "save_payment")]
+    assert writes == ["begin_operation", "finish_operation", "save_payment"] * 2
+    op = old.get_operation(f"capture:{payment.id}")
+    assert op is not None and op.status.value == "succeeded"
+    assert [t.new_status.value for t in old.history(payment.id)] == ["authorized", "succeeded"]

@@ -40,6 +40,7 @@ from tests.test_store import (  # noqa: F401
     test_payment_round_trip_never_keeps_raw_or_client_secret,
     test_payments_for_order_oldest_first,
     test_released_event_is_reclaimed_with_its_applied_flag,
+    test_save_answer_writes_the_attempts_end_and_its_payment_writes_all_or_nothing,
     test_update_is_compare_and_set_and_a_lost_race_writes_nothing,
     transition,
 )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -433,3 +434,41 @@ def test_sqlite_busy_writer_is_a_clear_error(tmp_path: Path) -> None:
     assert impatient.get_payment("pay_1") is not None
     impatient.close()
     blocker.close()
+
+
+def test_save_answer_writes_the_attempts_end_and_its_payment_writes_all_or_nothing(
+    store: Store,
+) -> None:
+    from paygate.stores._records import OperationFinish, PaymentWrite
+
+    save_answer = cast(Any, store).save_answer  # every built-in store has it
+    store.begin_operation(op())
+    finish = OperationFinish("create_payment:ord_1", 1, OperationStatus.SUCCEEDED, "pay_1",
+                             {"a": 1}, None, 5.0)  # fmt: skip
+    authorized = PaymentState(S.AUTHORIZED, 1999)
+    succeeded = PaymentState(S.SUCCEEDED, 1999, 1999)
+    first = PaymentWrite(record(), None, transition(), ())
+    second = PaymentWrite(record(version=2, state=authorized), 1,
+                          transition(new=S.AUTHORIZED, previous=S.PENDING))  # fmt: skip
+    stale = PaymentWrite(record(version=3, state=succeeded), 1,  # expects version 1 again
+                         transition(new=S.SUCCEEDED, previous=S.AUTHORIZED))  # fmt: skip
+    # a lost compare-and-set anywhere in the chain: nothing written, the attempt's end neither
+    with pytest.raises(StoreConflict):
+        save_answer([first, second, stale], finish=finish)
+    assert store.get_payment("pay_1") is None and store.history("pay_1") == []
+    pending = store.get_operation("create_payment:ord_1")
+    assert pending is not None and pending.status is OperationStatus.PENDING
+    # the chain, each write on the version the one before wrote: all of it, with the end
+    third = dataclasses.replace(stale, expected_version=2)
+    save_answer([first, second, third], finish=finish)
+    stored = store.get_payment("pay_1")
+    assert stored is not None and (stored.version, stored.status) == (3, S.SUCCEEDED)
+    assert stored.created_at == 100.0
+    assert [t.new_status for t in store.history("pay_1")] == [S.PENDING, S.AUTHORIZED,
+                                                               S.SUCCEEDED]  # fmt: skip
+    assert [p.id for p in store.payments_for_order("ord_1")] == ["pay_1"]
+    done = store.get_operation("create_payment:ord_1")
+    assert done is not None and (done.status, done.result_id, done.result) == (
+        OperationStatus.SUCCEEDED, "pay_1", {"a": 1},
+    )  # fmt: skip
+    save_answer([], finish=None)  # nothing to write: nothing written

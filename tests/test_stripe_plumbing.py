@@ -1,6 +1,6 @@
 """The Stripe adapter's request plumbing skips work paygate throws away (issue 21):
-``create_payment`` builds no ``StripeObject`` (the SDK's ``raw_request``: the parsed
-JSON), and ``requests`` does not look up the environment's proxies on every request
+``create_payment`` and the payment, refund and checkout operations build no
+``StripeObject`` (the SDK's ``raw_request``: the parsed JSON), and ``requests`` does not look up the environment's proxies on every request
 (``trust_env`` decided once, when the provider is built)."""
 
 from __future__ import annotations
@@ -83,3 +83,130 @@ def test_the_environments_proxy_is_taken_once_when_the_provider_is_built(
     assert proxied._client._requestor._client._proxy == {"https": "http://proxy.invalid:3128"}
     monkeypatch.setenv("NO_PROXY", "api.stripe.com")
     assert StripeProvider(api_key=KEY)._client._requestor._client._proxy is None
+
+
+@pytest.fixture
+def no_stripe_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a StripeObject was built")
+
+    monkeypatch.setattr(stripe.StripeObject, "_refresh_from", refused)
+
+
+def _refund() -> dict[str, Any]:
+    return resource("refund", id="re_plumb", amount=500, currency="usd", status="succeeded",
+                    payment_intent="pi_plumb", charge="ch_plumb")  # fmt: skip
+
+
+def _charge(**fields: Any) -> dict[str, Any]:
+    return resource("charge", id="ch_plumb", payment_intent="pi_plumb", amount=1099,
+                    currency="usd", **fields)  # fmt: skip
+
+
+def test_payment_operations_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """capture, cancel, refund, get_refund: the same requests as the SDK's services
+    (path, idempotency key, form body), answered without a ``StripeObject``."""
+    captured = {**_intent(), "status": "succeeded"}
+    canceled = {**_intent(), "status": "canceled", "amount_received": 0}
+    api.post(f"{API}/payment_intents/pi_plumb/capture", json=captured)
+    api.post(f"{API}/payment_intents/pi_plumb/cancel", json=canceled)
+    api.post(f"{API}/refunds", json=_refund())
+    api.get(f"{API}/refunds/re_plumb", json=_refund())
+    provider = StripeProvider(api_key=KEY)
+
+    capture = provider.capture_payment("pi_plumb", amount=Money(1000, "USD"), idempotency_key="c1")
+    assert capture.id == "pi_plumb" and capture.status is PaymentStatus.SUCCEEDED
+    cancel = provider.cancel_payment("pi_plumb", idempotency_key="x1")
+    assert cancel.status is PaymentStatus.CANCELED
+    refund = provider.refund_payment("pi_plumb", amount=Money(500, "USD"), idempotency_key="r1")
+    assert refund.id == "re_plumb" and refund.amount == Money(500, "USD")
+    assert provider.get_refund("re_plumb").id == "re_plumb"
+
+    sent = [call.request for call in api.calls]
+    assert [r.headers.get("Idempotency-Key") for r in sent] == ["c1", "x1", "r1", None]
+    assert sent[0].body == "amount_to_capture=1000"
+    assert sorted(str(sent[2].body).split("&")) == ["amount=500", "payment_intent=pi_plumb"]
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in sent)
+
+
+def test_get_payment_and_its_lists_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """get_payment expands the charge and its refunds; a charge with more refunds than
+    one page, and a disputed charge, are listed the same way (``raw_request``)."""
+    charge = _charge(refunds={"object": "list", "data": [_refund()], "has_more": True,
+                              "url": "/v1/refunds"}, disputed=False, amount_refunded=1000)  # fmt: skip
+    intent = {**_intent(), "latest_charge": charge}
+    second = {**_refund(), "id": "re_plumb2"}
+    api.get(f"{API}/payment_intents/pi_plumb", json=intent)
+    api.get(f"{API}/refunds", json={"object": "list", "data": [_refund(), second],
+                                    "has_more": False, "url": "/v1/refunds"})  # fmt: skip
+    payment = StripeProvider(api_key=KEY).get_payment("pi_plumb")
+    assert payment.id == "pi_plumb"
+    assert payment.amount_refunded == Money(1000, "USD")
+    query = str(api.calls[0].request.url)
+    assert "expand%5B0%5D=latest_charge" in query  # the SDK's encoding of expand=[...]
+    assert "charge=ch_plumb" in str(api.calls[1].request.url)
+    assert "limit=100" in str(api.calls[1].request.url)
+
+
+def test_an_id_cannot_reach_another_path(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    api.get(f"{API}/refunds/re%2F..%2Fcustomers", json=_refund())
+    StripeProvider(api_key=KEY).get_refund("re/../customers")
+    assert api.calls[0].request.path_url.startswith("/v1/refunds/re%2F..%2Fcustomers")
+
+
+def test_checkout_sessions_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    session = resource("checkout.session", id="cs_plumb", mode="payment",
+                       payment_intent="pi_plumb", metadata={"order_id": "o1"})  # fmt: skip
+    api.post(f"{API}/checkout/sessions", json=session)
+    api.get(f"{API}/checkout/sessions/cs_plumb", json=session)
+    provider = StripeProvider(api_key=KEY)
+    from paygate import LineItem
+
+    created = provider.create_checkout_session(
+        order_id="o1", line_items=[LineItem("Tea", Money(1099, "USD"))],
+        success_url="https://shop.example/ok", cancel_url="https://shop.example/no",
+        idempotency_key="k1",
+    )  # fmt: skip
+    assert created.id == "cs_plumb"
+    assert provider.get_checkout_session("cs_plumb").payment_id == "pi_plumb"
+    assert api.calls[0].request.headers["Idempotency-Key"] == "k1"
+
+
+def test_customers_subscriptions_and_disputes_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    customer = resource("customer", id="cus_plumb", email="a@example.com")
+    subscription = resource("subscription", id="sub_plumb", customer="cus_plumb")
+    dispute = resource("dispute", id="dp_plumb", payment_intent="pi_plumb")
+    api.post(f"{API}/customers", json=customer)
+    api.get(f"{API}/customers/cus_plumb", json=customer)
+    api.post(f"{API}/subscriptions", json=subscription)
+    api.get(f"{API}/subscriptions/sub_plumb", json=subscription)
+    api.post(f"{API}/subscriptions/sub_plumb", json=subscription)
+    api.delete(f"{API}/subscriptions/sub_plumb", json={**subscription, "status": "canceled"})
+    api.get(f"{API}/disputes/dp_plumb", json=dispute)
+    provider = StripeProvider(api_key=KEY)
+
+    assert provider.create_customer(email="a@example.com", name=None,
+                                    idempotency_key="cu1").id == "cus_plumb"  # fmt: skip
+    assert provider.get_customer("cus_plumb").id == "cus_plumb"
+    created = provider.create_subscription(customer_id="cus_plumb", price_id="price_1",
+                                           idempotency_key="su1")  # fmt: skip
+    assert created.id == "sub_plumb"
+    assert provider.get_subscription("sub_plumb").id == "sub_plumb"
+    provider.cancel_subscription("sub_plumb", at_period_end=True)
+    assert provider.cancel_subscription("sub_plumb").status.value == "canceled"
+    assert provider.get_dispute("dp_plumb").id == "dp_plumb"
+
+    sent = [call.request for call in api.calls]
+    assert [r.method for r in sent] == ["POST", "GET", "POST", "GET", "POST", "DELETE", "GET"]
+    assert [r.headers.get("Idempotency-Key") for r in sent[:3]] == ["cu1", None, "su1"]
+    assert sent[4].body == "cancel_at_period_end=true"

@@ -93,6 +93,9 @@ class GatewayBase:
         self._provider_name: str = provider.name
         #: the store writes a new event's first delivery in one transaction (SQL stores)
         self._can_ingest = callable(getattr(store, "ingest_event", None))
+        #: the store writes a provider's answer in one transaction (every built-in one; a
+        #: custom store without ``save_answer`` gets one write per transition, as before)
+        self._can_save_answer = callable(getattr(store, "save_answer", None))
         #: the store keeps subscriptions (every built-in one; a custom store may not: then
         #: subscription events reach their handlers as before, and nothing is kept)
         self._keeps_subscriptions = callable(getattr(store, "save_subscription", None))

@@ -18,6 +18,7 @@ from paygate.gateway._base import CAS_ATTEMPTS
 from paygate.gateway._sansio import Flow, store
 from paygate.gateway._state_sync import StateSync
 from paygate.stores import OperationRecord, OperationStatus, Store, StoreConflict, _codec
+from paygate.stores._records import OperationFinish
 
 _log = logging.getLogger("paygate")
 T = TypeVar("T")
@@ -40,7 +41,35 @@ class IdempotencyFlows(StateSync):
         method_digest: str | None = None,
         attempt_over: Callable[[OperationRecord], Flow[bool]] | None = None,
     ) -> Flow[T]:
-        """Run a creating operation at most once per scope and attempt.
+        """`_idempotent_answer`, its answer's end of the attempt written at once (for
+        the operations whose answer moves no payment)."""
+        result, finish = yield from self._idempotent_answer(
+            scope=scope, operation=operation, fingerprint=fingerprint, key_for=key_for,
+            call=call, replay=replay, result_id=result_id, order_id=order_id,
+            method_digest=method_digest, attempt_over=attempt_over,
+        )  # fmt: skip
+        if finish is not None:
+            yield from self._finish_alone(finish)
+        return result
+
+    def _idempotent_answer(
+        self,
+        *,
+        scope: str,
+        operation: str,
+        fingerprint: str,
+        key_for: Callable[[int], str],
+        call: Callable[[str], Flow[T]],
+        replay: Callable[[OperationRecord], Flow[T | None]],
+        result_id: Callable[[T], str],
+        order_id: str | None = None,
+        method_digest: str | None = None,
+        attempt_over: Callable[[OperationRecord], Flow[bool]] | None = None,
+    ) -> Flow[tuple[T, OperationFinish | None]]:
+        """Run a creating operation at most once per scope and attempt; its result, and
+        the attempt's end to record (``None`` for a result replayed from the store). The
+        caller writes that end in the transaction of what the answer changes
+        (``_sync(..., finish=...)``: one durable commit per call), or alone.
 
         The record is written before the provider is called. A refused attempt (a
         decline) or one whose result ended (``attempt_over``: a failed payment, a
@@ -52,6 +81,13 @@ class IdempotencyFlows(StateSync):
         Interrupted anywhere (a crash, a cancelled task), the record is either absent or
         pending with its key: the next call sends that same key, and the provider answers
         it once. Only a refusal for good (not retryable) marks the attempt failed.
+
+        The pending record (and a new attempt's) is written without a sync of its own
+        (``begin_operation``, ``replace_operation``: bookkeeping commits). A power cut
+        may lose it; then the store shows the scope as before this call -- no record, or
+        the previous attempt ended -- and the next call starts the same attempt again:
+        ``key_for`` is a pure function of the parameters and the attempt, so it sends the
+        same key, and the provider answers it once.
         """
         now = self.clock()
         fresh = OperationRecord(
@@ -97,7 +133,7 @@ class IdempotencyFlows(StateSync):
                         extra=fields(provider=self._provider_name, operation=operation,
                                      order_id=order_id, outcome="replayed"),
                     )  # fmt: skip
-                    return replayed
+                    return replayed, None
             break
         else:  # pragma: no cover - needs 20 lost races in a row
             raise StoreConflict(f"{scope}: too much contention on its idempotency record")
@@ -120,13 +156,10 @@ class IdempotencyFlows(StateSync):
                     error_code=code or type(exc).__name__, now=self.clock(),
                 )  # fmt: skip
             raise
-        yield from store(
-            Store.finish_operation,
-            scope, attempt=op.attempt, status=OperationStatus.SUCCEEDED,
-            result_id=result_id(result), result=_codec.dump(result), error_code=None,
-            now=self.clock(),
+        return result, OperationFinish(
+            scope, op.attempt, OperationStatus.SUCCEEDED, result_id(result),
+            _codec.dump(result), None, self.clock(),
         )  # fmt: skip
-        return result
 
     @staticmethod
     def _stored_result(op: OperationRecord, kind: type[T]) -> T | None:

@@ -33,6 +33,7 @@ from paygate.money import Money
 from paygate.provider import PaymentProvider
 from paygate.state import TABLE, PaymentEvent, Trigger
 from paygate.stores import OperationRecord, OperationStatus, Store, TransitionRecord
+from paygate.stores._records import OperationFinish
 
 _log = logging.getLogger("paygate")
 S = PaymentStatus
@@ -88,7 +89,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                                order_id=order_id))  # fmt: skip
         asked = self.clock()
         try:
-            payment = yield from self._idempotent(
+            payment, finish = yield from self._idempotent_answer(
                 scope=f"create_payment:{order_id}",
                 operation="create_payment",
                 fingerprint=idem.fingerprint(
@@ -111,7 +112,8 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                                    outcome="declined", decline_code=exc.decline_code))  # fmt: skip
             raise
         noted: dict[str, Fact] = {}
-        record = yield from self._sync(payment, noted, source="api", asked=asked)
+        # the attempt's end, the payment, its transition and facts: one durable commit
+        record = yield from self._sync(payment, noted, source="api", asked=asked, finish=finish)
         _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
                   record.status.value,
                   extra=fields(provider=self._provider_name, operation="create_payment",
@@ -173,7 +175,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                   extra=fields(provider=self._provider_name, operation="capture",
                                payment_id=payment_id))  # fmt: skip
         asked = self.clock()
-        fresh = yield from self._idempotent(
+        fresh, finish = yield from self._idempotent_answer(
             scope=f"capture:{payment_id}",
             operation="capture",
             fingerprint=fingerprint,
@@ -185,7 +187,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             result_id=lambda p: p.id,
             order_id=record.order_id,
         )
-        synced = yield from self._sync(fresh, noted, source="api", asked=asked)
+        synced = yield from self._sync(fresh, noted, source="api", asked=asked, finish=finish)
         yield from self._pump(noted)
         return self._view(synced, fresh)
 
@@ -210,7 +212,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                   extra=fields(provider=self._provider_name, operation="cancel",
                                payment_id=payment_id))  # fmt: skip
         asked = self.clock()
-        fresh = yield from self._idempotent(
+        fresh, finish = yield from self._idempotent_answer(
             scope=f"cancel:{payment_id}",
             operation="cancel",
             fingerprint=idem.fingerprint(),
@@ -220,7 +222,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             result_id=lambda p: p.id,
             order_id=record.order_id,
         )
-        synced = yield from self._sync(fresh, noted, source="api", asked=asked)
+        synced = yield from self._sync(fresh, noted, source="api", asked=asked, finish=finish)
         yield from self._pump(noted)
         return self._view(synced, fresh)
 
@@ -278,7 +280,7 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
         _log.info("refund payment %s amount=%s", payment_id, Money(to_refund, currency),
                   extra=fields(provider=self._provider_name, operation="refund",
                                payment_id=payment_id))  # fmt: skip
-        refund = yield from self._idempotent(
+        refund, finish = yield from self._idempotent_answer(
             scope=scope,
             operation="refund",
             fingerprint=fingerprint,
@@ -293,7 +295,9 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             order_id=record.order_id,
         )
         if refund.status is RefundStatus.SUCCEEDED:
-            yield from self._sync_refund(payment_id, refund, noted)
+            yield from self._sync_refund(payment_id, refund, noted, finish)
+        elif finish is not None:
+            yield from self._finish_alone(finish)
         yield from self._pump(noted)
         _log.info("refund %s of payment %s: %s %s", refund.id, payment_id, refund.amount,
                   refund.status.value,
@@ -301,12 +305,22 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
                                payment_id=payment_id, outcome=refund.status.value))  # fmt: skip
         return refund
 
-    def _sync_refund(self, payment_id: str, refund: Refund, noted: dict[str, Fact]) -> Flow[None]:
+    def _sync_refund(
+        self,
+        payment_id: str,
+        refund: Refund,
+        noted: dict[str, Fact],
+        finish: OperationFinish | None = None,
+    ) -> Flow[None]:
+        """The refund's transition, in one transaction with ``finish`` (the end of the
+        refund's attempt) when given."""
         record = yield from store(Store.get_payment, payment_id)
         if record is None:  # pragma: no cover - _known() recorded it
+            if finish is not None:
+                yield from self._finish_alone(finish)
             return
         event = PaymentEvent(Trigger.REFUNDED, amount=refund.amount.amount, ref=refund.id)
-        yield from self._sync(record.payment, noted, source="api", event=event)
+        yield from self._sync(record.payment, noted, source="api", event=event, finish=finish)
 
     def _handle_return(self, params: Mapping[str, str]) -> Flow[Payment]:
         if not isinstance(params, Mapping):

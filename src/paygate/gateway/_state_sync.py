@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from paygate._facts import Fact
 from paygate._observe import fields
@@ -30,6 +30,7 @@ from paygate.state import (
     state_of,
 )
 from paygate.stores import PaymentRecord, Store, StoreConflict
+from paygate.stores._records import OperationFinish, PaymentWrite
 
 _log = logging.getLogger("paygate")
 S = PaymentStatus
@@ -37,6 +38,14 @@ T = TypeVar("T")
 
 #: the facts a call recorded, by id: its dispatch claims them without looking first
 Noted = dict[str, Fact]
+
+
+class _Answering(Protocol):
+    """The built-in stores' one-transaction answer (``SQLStore.save_answer``)."""
+
+    def save_answer(
+        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    ) -> None: ...
 
 
 class StateSync(GatewayBase):
@@ -120,6 +129,7 @@ class StateSync(GatewayBase):
         source: str,
         event: PaymentEvent | None = None,
         asked: float | None = None,
+        finish: OperationFinish | None = None,
     ) -> Flow[PaymentRecord]:
         """Move the stored payment by a provider answer (through the state machine).
 
@@ -128,7 +138,8 @@ class StateSync(GatewayBase):
         ([`events_for_answer`][paygate.state.events_for_answer]: its status with the
         captured amount, each refund by id), one transition each, each with its facts. An
         event the state machine finds impossible is logged and not applied (the store
-        keeps its state; reconciliation sorts it out).
+        keeps its state; reconciliation sorts it out). The writes go in one transaction
+        when the store has ``save_answer`` (every built-in store), else one per write.
 
         Args:
             fresh: the provider's answer.
@@ -141,6 +152,9 @@ class StateSync(GatewayBase):
                 retry of a failure). Providers stamp events in whole seconds, truncated:
                 the answer's time is taken in whole seconds too, so an event of the same
                 second is not mistaken for an older one.
+            finish: the end of the idempotent attempt that got this answer
+                (``_idempotent_answer``), written in the same transaction as the
+                answer's payment writes (``save_answer``): one durable commit.
         """
         source = self._source(source)
         if asked is not None:
@@ -148,64 +162,103 @@ class StateSync(GatewayBase):
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
             current = yield from store(Store.get_payment, fresh.id)
-            if current is None:
-                state, facts = self._first_seen(fresh, source=source, now=now, asked=asked)
-                record = PaymentRecord.build(fresh, state, version=1, updated_at=now)
-                trigger = event.trigger if event else status_trigger(fresh.status)
-                transition = self._transition(record, None, trigger, source=source)
-                try:
-                    yield from store(
-                        Store.save_payment,
-                        record, expected_version=None, transition=transition, facts=facts,
-                    )  # fmt: skip
-                except StoreConflict:
-                    continue
-                self._log_transition(transition)
-                noted.update((f.id, f) for f in facts)
-                return record
-            changes = (
-                [event] if event is not None else events_for_answer(current.state, fresh, at=asked)
-            )
-            record = current
-            lost = False
-            for change in changes:
-                try:
-                    step = apply(record.state, change)
-                except InvalidTransition as exc:
-                    _log.warning(
-                        "payment %s: provider reports %s, store has %s: %s not applied (%s)",
-                        fresh.id, fresh.status.value, record.status.value,
-                        change.trigger.value, exc,
-                        extra=fields(provider=self._provider_name, payment_id=fresh.id,
-                                     outcome="rejected"),
-                    )  # fmt: skip
-                    continue
-                if not step.changed:
-                    continue
-                moved = PaymentRecord.build(
-                    self._merge(record.payment, fresh), step.state,
-                    version=record.version + 1, updated_at=now,
-                )  # fmt: skip
-                transition = self._transition(
-                    moved, record.status, change.trigger, source=source, amount=change.amount
-                )
-                facts = self._facts_of(step, record.state, moved.payment, source=source, now=now)
-                try:
-                    yield from store(
-                        Store.save_payment,
-                        moved, expected_version=record.version, transition=transition,
-                        facts=facts,
-                    )  # fmt: skip
-                except StoreConflict:
-                    lost = True
-                    break
-                self._log_transition(transition)
-                noted.update((f.id, f) for f in facts)
-                record = moved
+            writes = self._plan(current, fresh, source=source, event=event, now=now, asked=asked)
+            if self._can_save_answer:
+                if writes or finish is not None:
+                    try:
+                        yield from store(_Answering.save_answer, writes, finish=finish)
+                    except StoreConflict:
+                        continue  # nothing was written: read again, plan again
+                done = writes
+                lost = False
+            else:  # a store without save_answer: the end of the attempt, then each write
+                if finish is not None:
+                    yield from self._finish_alone(finish)
+                    finish = None
+                done, lost = [], False
+                for write in writes:
+                    try:
+                        yield from store(
+                            Store.save_payment,
+                            write.record, expected_version=write.expected_version,
+                            transition=write.transition, facts=write.facts,
+                        )  # fmt: skip
+                    except StoreConflict:
+                        lost = True
+                        break
+                    done.append(write)
+            for write in done:
+                if write.transition is not None:
+                    self._log_transition(write.transition)
+                noted.update((f.id, f) for f in write.facts)
             if lost:
                 continue  # read again; what was saved is counted, the rest applies on top
-            return record
+            if writes:
+                return writes[-1].record
+            assert current is not None  # a payment first seen is always written
+            return current
+        if finish is not None:  # the answer is known: the attempt's end at least
+            yield from self._finish_alone(finish)
         raise StoreConflict(f"payment {fresh.id}: too much write contention, giving up")
+
+    def _plan(
+        self,
+        current: PaymentRecord | None,
+        fresh: Payment,
+        *,
+        source: str,
+        event: PaymentEvent | None,
+        now: float,
+        asked: float | None,
+    ) -> list[PaymentWrite]:
+        """The writes an answer makes from the stored ``current`` (pure): a payment
+        first seen inserted as the provider describes it; else one compare-and-set
+        write per event it proves, each on the version the previous one wrote."""
+        if current is None:
+            state, facts = self._first_seen(fresh, source=source, now=now, asked=asked)
+            record = PaymentRecord.build(fresh, state, version=1, updated_at=now)
+            trigger = event.trigger if event else status_trigger(fresh.status)
+            transition = self._transition(record, None, trigger, source=source)
+            return [PaymentWrite(record, None, transition, facts)]
+        changes = (
+            [event] if event is not None else events_for_answer(current.state, fresh, at=asked)
+        )
+        record = current
+        writes: list[PaymentWrite] = []
+        for change in changes:
+            try:
+                step = apply(record.state, change)
+            except InvalidTransition as exc:
+                _log.warning(
+                    "payment %s: provider reports %s, store has %s: %s not applied (%s)",
+                    fresh.id, fresh.status.value, record.status.value,
+                    change.trigger.value, exc,
+                    extra=fields(provider=self._provider_name, payment_id=fresh.id,
+                                 outcome="rejected"),
+                )  # fmt: skip
+                continue
+            if not step.changed:
+                continue
+            moved = PaymentRecord.build(
+                self._merge(record.payment, fresh), step.state,
+                version=record.version + 1, updated_at=now,
+            )  # fmt: skip
+            transition = self._transition(
+                moved, record.status, change.trigger, source=source, amount=change.amount
+            )
+            facts = self._facts_of(step, record.state, moved.payment, source=source, now=now)
+            writes.append(PaymentWrite(moved, record.version, transition, facts))
+            record = moved
+        return writes
+
+    def _finish_alone(self, finish: OperationFinish) -> Flow[None]:
+        """Write an attempt's end by itself (``Store.finish_operation``)."""
+        yield from store(
+            Store.finish_operation,
+            finish.key, attempt=finish.attempt, status=finish.status,
+            result_id=finish.result_id, result=finish.result, error_code=finish.error_code,
+            now=finish.now,
+        )  # fmt: skip
 
     def _fetch(self, payment_id: str) -> Flow[Payment]:
         """The provider's answer about ``payment_id``; an answer about another payment is

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 import stripe
@@ -1347,6 +1347,12 @@ def _environment_proxies(url: str) -> dict[str, str] | None:
 _IDEMPOTENCY_KEY_MAX = 255  # Stripe's limit
 
 
+def _path(template: str, *ids: str) -> str:
+    """``template`` with each ``{}`` an id, quoted as the SDK's services quote them
+    (``quote_plus``: an id cannot reach another path)."""
+    return template.format(*(quote_plus(i) for i in ids))
+
+
 def _stripe_key(key: str) -> str:
     """The idempotency key as sent: unchanged when Stripe accepts it, else its hash."""
     if not isinstance(key, str) or not key:
@@ -1675,33 +1681,27 @@ class StripeProvider(BaseProvider):
         charge with more than one page of them, and the disputes of a disputed charge
         (the charge says only that it was disputed, not whether the dispute was won).
         """
-        data = self._call(
-            "get_payment",
-            self._v1.payment_intents.retrieve,
-            payment_id,
-            params={"expand": list(PAYMENT_EXPAND)},
-        )
+        data = self._raw(
+            "get_payment", "get", _path("/v1/payment_intents/{}", payment_id),
+            {"expand": list(PAYMENT_EXPAND)},
+        )  # fmt: skip
         charge = data.get("latest_charge")
         refunds: list[dict[str, Any]] | None = None
         disputes: list[dict[str, Any]] | None = None
         if isinstance(charge, Mapping):
             listing = charge.get("refunds")
             if isinstance(listing, Mapping) and listing.get("has_more"):
-                refunds = self._list_all("get_payment", self._v1.refunds.list, charge=charge["id"])
+                refunds = self._list_all("get_payment", "/v1/refunds", charge=charge["id"])
             if charge.get("disputed"):
-                disputes = self._list_all(
-                    "get_payment", self._v1.disputes.list, payment_intent=data["id"]
-                )
+                disputes = self._list_all("get_payment", "/v1/disputes", payment_intent=data["id"])
         return payment_from_stripe(data, refunds=refunds, disputes=disputes)
 
-    def _list_all(
-        self, operation: str, method: Callable[..., Any], **params: Any
-    ) -> list[dict[str, Any]]:
-        """Every item of a Stripe list, one request per page of 100."""
+    def _list_all(self, operation: str, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a Stripe list at ``path``, one request per page of 100."""
         items: list[dict[str, Any]] = []
         query: dict[str, Any] = {**params, "limit": 100}
         while True:
-            page = self._call(operation, method, params=query)
+            page = self._raw(operation, "get", path, query)
             rows: list[dict[str, Any]] = page.get("data") or []
             items.extend(rows)
             if not page.get("has_more") or not rows:
@@ -1711,23 +1711,17 @@ class StripeProvider(BaseProvider):
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        params = capture_params(amount)
-        data = self._call(
-            "capture_payment",
-            self._v1.payment_intents.capture,
-            payment_id,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw(
+            "capture_payment", "post", _path("/v1/payment_intents/{}/capture", payment_id),
+            capture_params(amount), idempotency_key,
+        )  # fmt: skip
         return payment_from_stripe(data)
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        data = self._call(
-            "cancel_payment",
-            self._v1.payment_intents.cancel,
-            payment_id,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw(
+            "cancel_payment", "post", _path("/v1/payment_intents/{}/cancel", payment_id), {},
+            idempotency_key,
+        )  # fmt: skip
         return payment_from_stripe(data)
 
     def refund_payment(
@@ -1739,16 +1733,12 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
     ) -> Refund:
         params = refund_params(payment_id, amount, reason)
-        data = self._call(
-            "refund_payment",
-            self._v1.refunds.create,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw("refund_payment", "post", "/v1/refunds", params, idempotency_key)
         return refund_from_stripe(data)
 
     def get_refund(self, refund_id: str) -> Refund:
-        return refund_from_stripe(self._call("get_refund", self._v1.refunds.retrieve, refund_id))
+        data = self._raw("get_refund", "get", _path("/v1/refunds/{}", refund_id), {})
+        return refund_from_stripe(data)
 
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """Back from Checkout (``session_id``) or a 3-D Secure redirect (``payment_intent``).
@@ -1787,16 +1777,15 @@ class StripeProvider(BaseProvider):
         params = checkout_params(
             order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
         )
-        data = self._call(
-            "create_checkout_session",
-            self._v1.checkout.sessions.create,
-            params=params,
-            options=self._options(idempotency_key),
+        data = self._raw(
+            "create_checkout_session", "post", "/v1/checkout/sessions", params, idempotency_key
         )
         return checkout_from_stripe(data)
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        data = self._call("get_checkout_session", self._v1.checkout.sessions.retrieve, session_id)
+        data = self._raw(
+            "get_checkout_session", "get", _path("/v1/checkout/sessions/{}", session_id), {}
+        )
         return checkout_from_stripe(data)
 
     # -- customers, subscriptions -------------------------------------------------------------
@@ -1810,12 +1799,7 @@ class StripeProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
         params = customer_params(email, name, metadata)
-        data = self._call(
-            "create_customer",
-            self._v1.customers.create,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw("create_customer", "post", "/v1/customers", params, idempotency_key)
         return customer_from_stripe(data)
 
     def create_subscription(
@@ -1837,30 +1821,25 @@ class StripeProvider(BaseProvider):
             trial_days=trial_days,
             trial_end=trial_end,
         )
-        data = self._call(
-            "create_subscription",
-            self._v1.subscriptions.create,
-            params=params,
-            options=self._options(idempotency_key),
+        data = self._raw(
+            "create_subscription", "post", "/v1/subscriptions", params, idempotency_key
         )
         return subscription_from_stripe(data)
 
     def get_subscription(self, subscription_id: str) -> Subscription:
-        data = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
+        data = self._raw(
+            "get_subscription", "get", _path("/v1/subscriptions/{}", subscription_id), {}
+        )
         return subscription_from_stripe(data)
 
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
+        path = _path("/v1/subscriptions/{}", subscription_id)
         if at_period_end:
-            data = self._call(
-                "cancel_subscription",
-                self._v1.subscriptions.update,
-                subscription_id,
-                params={"cancel_at_period_end": True},
-            )
+            data = self._raw("cancel_subscription", "post", path, {"cancel_at_period_end": True})
         else:
-            data = self._call("cancel_subscription", self._v1.subscriptions.cancel, subscription_id)
+            data = self._raw("cancel_subscription", "delete", path, {})
         return subscription_from_stripe(data)
 
     # -- invoices, disputes --------------------------------------------------------------------
@@ -1920,7 +1899,7 @@ class StripeProvider(BaseProvider):
 
     def get_dispute(self, dispute_id: str) -> Dispute:
         return dispute_from_stripe(
-            self._call("get_dispute", self._v1.disputes.retrieve, dispute_id)
+            self._raw("get_dispute", "get", _path("/v1/disputes/{}", dispute_id), {})
         )
 
     # -- reconciliation ----------------------------------------------------------------------
@@ -2102,7 +2081,7 @@ class StripeProvider(BaseProvider):
         )
 
     def get_customer(self, customer_id: str) -> Customer:
-        data = self._call("get_customer", self._v1.customers.retrieve, customer_id)
+        data = self._raw("get_customer", "get", _path("/v1/customers/{}", customer_id), {})
         return live_customer_from_stripe(data, customer_id)
 
     def update_customer(
@@ -2191,8 +2170,7 @@ class StripeProvider(BaseProvider):
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         rows = self._list_all(
-            "list_payment_methods",
-            functools.partial(self._v1.customers.payment_methods.list, customer_id),
+            "list_payment_methods", _path("/v1/customers/{}/payment_methods", customer_id)
         )
         return [payment_method_from_stripe(row) for row in rows]
 

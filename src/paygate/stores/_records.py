@@ -22,9 +22,11 @@ __all__ = [
     "EventOutcome",
     "EventPlan",
     "EventRecord",
+    "OperationFinish",
     "OperationRecord",
     "OperationStatus",
     "PaymentRecord",
+    "PaymentWrite",
     "StoreConflict",
     "StoreError",
     "StoreTimeout",
@@ -239,6 +241,34 @@ class EventPlan:
     transition: TransitionRecord | None = None
     #: the facts the transition established, recorded in the outbox in that transaction
     facts: tuple[Fact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentWrite:
+    """One compare-and-set write of a payment row with the transition it logs and the
+    facts it established: what [`Store.save_payment`][paygate.stores.Store.save_payment]
+    takes, as a value (``save_answer`` writes several, in order, in one transaction)."""
+
+    record: PaymentRecord
+    #: the version the written row replaces; ``None`` inserts it
+    expected_version: int | None
+    transition: TransitionRecord | None = None
+    facts: tuple[Fact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFinish:
+    """How an attempt of an idempotent operation ended: the arguments of
+    [`Store.finish_operation`][paygate.stores.Store.finish_operation], as a value (written
+    by ``save_answer`` in the transaction of the payment writes the answer caused)."""
+
+    key: str
+    attempt: int
+    status: OperationStatus
+    result_id: str | None
+    result: Mapping[str, Any] | None
+    error_code: str | None
+    now: float
 
 
 @dataclass(frozen=True, slots=True)

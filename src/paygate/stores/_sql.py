@@ -54,9 +54,11 @@ from paygate.stores._records import (
     EventOutcome,
     EventPlan,
     EventRecord,
+    OperationFinish,
     OperationRecord,
     OperationStatus,
     PaymentRecord,
+    PaymentWrite,
     StoreConflict,
     StoreError,
     TransitionRecord,
@@ -865,31 +867,70 @@ class SQLStore(SubscriptionSQL):
     ) -> None:
         _ids.check_payment_ids(record)
         with self._write() as cur:
-            if expected_version is None:
-                if self._run(cur, INSERT_PAYMENT, payment_params(record)) != 1:
-                    raise StoreConflict(f"payment {record.id} already exists")
-            else:
-                changed = self._run(
-                    cur, UPDATE_PAYMENT, update_payment_params(record, expected_version)
+            self._write_payment(cur, record, expected_version, transition, facts, claim=claim,
+                                outcome=outcome, finish=finish)  # fmt: skip
+
+    def _write_payment(
+        self,
+        cur: Cursor,
+        record: PaymentRecord,
+        expected_version: int | None,
+        transition: TransitionRecord | None,
+        facts: Sequence[Fact],
+        *,
+        claim: EventClaim | None = None,
+        outcome: EventOutcome | None = None,
+        finish: bool = False,
+    ) -> None:
+        """``save_payment``'s statements, inside the caller's transaction; raising (a lost
+        compare-and-set, a lost claim) rolls the whole transaction back."""
+        if expected_version is None:
+            if self._run(cur, INSERT_PAYMENT, payment_params(record)) != 1:
+                raise StoreConflict(f"payment {record.id} already exists")
+        else:
+            changed = self._run(
+                cur, UPDATE_PAYMENT, update_payment_params(record, expected_version)
+            )
+            if changed != 1:
+                raise StoreConflict(
+                    f"payment {record.id} changed since it was read "
+                    f"(version {expected_version} expected)"
                 )
-                if changed != 1:
-                    raise StoreConflict(
-                        f"payment {record.id} changed since it was read "
-                        f"(version {expected_version} expected)"
-                    )
-            if claim is not None:
-                self._mark_applied(cur, claim, outcome or "applied", record.updated_at)
-                if finish:
-                    self._finish(cur, claim, record.updated_at)
-            if transition is not None:
-                try:
-                    self._run(cur, INSERT_TRANSITION, transition_params(transition))
-                except self.dialect.integrity_errors:
-                    raise ClaimLost(
-                        f"event {transition.event_id} already moved a payment"
-                    ) from None
-            for fact in facts:
-                self._run(cur, INSERT_FACT, fact_params(fact))
+        if claim is not None:
+            self._mark_applied(cur, claim, outcome or "applied", record.updated_at)
+            if finish:
+                self._finish(cur, claim, record.updated_at)
+        if transition is not None:
+            try:
+                self._run(cur, INSERT_TRANSITION, transition_params(transition))
+            except self.dialect.integrity_errors:
+                raise ClaimLost(f"event {transition.event_id} already moved a payment") from None
+        for fact in facts:
+            self._run(cur, INSERT_FACT, fact_params(fact))
+
+    def save_answer(
+        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    ) -> None:
+        """A provider's answer in ONE transaction, hence one durable commit: how the
+        attempt ended (``finish``, as `finish_operation` writes it) and the payment
+        writes the answer proves, in order (each a compare-and-set on the version the
+        previous one wrote, with its transition and facts). All or nothing: a lost
+        compare-and-set raises [`StoreConflict`][paygate.stores.StoreConflict] with
+        nothing written (read again, plan again, call again)."""
+        for write in writes:
+            _ids.check_payment_ids(write.record)
+        if finish is not None:
+            _ids.check_key(finish.key)
+            _ids.check_optional_id(finish.result_id, "result id")
+        if not writes and finish is None:
+            return
+        with self._write() as cur:
+            if finish is not None:
+                self._finish_operation(cur, finish)
+            for write in writes:
+                self._write_payment(
+                    cur, write.record, write.expected_version, write.transition, write.facts
+                )
 
     def _insert_fact(self, cur: Cursor, fact: Fact) -> None:
         """Record one fact in the outbox (a fact recorded already is skipped)."""
@@ -1190,8 +1231,17 @@ class SQLStore(SubscriptionSQL):
         return None if row is None else operation_from_row(row)
 
     def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        """Insert the pending record unless its key exists; the stored record either way.
+
+        Committed as bookkeeping (``_write_bookkeeping``: on SQLite ``FULL`` no sync of its
+        own): a killed process never loses it, and the next durable commit -- the one that
+        records the provider's answer -- carries it to the disk. A power cut before then
+        loses it, and that costs no second charge: the provider key is a function of the
+        scope's parameters and the attempt number (``key_for``), so the next call derives
+        the same key and the provider answers it once (docs/stores.md, "Durable commits
+        per call")."""
         _ids.check_operation_ids(record)
-        with self._write() as cur:
+        with self._write_bookkeeping() as cur:
             self._run(
                 cur,
                 INSERT_OPERATION,
@@ -1206,8 +1256,12 @@ class SQLStore(SubscriptionSQL):
         return operation_from_row(row)
 
     def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        """Start attempt ``record.attempt`` if the record is still at ``expected_attempt``;
+        bookkeeping like `begin_operation`: lost to a power cut, the store shows the
+        previous attempt ended (durably), so the next call starts this attempt again, with
+        the same key."""
         _ids.check_operation_ids(record)
-        with self._write() as cur:
+        with self._write_bookkeeping() as cur:
             changed = self._run(
                 cur,
                 REPLACE_OPERATION,
@@ -1232,12 +1286,17 @@ class SQLStore(SubscriptionSQL):
         _ids.check_key(key)
         _ids.check_optional_id(result_id, "result id")
         with self._write() as cur:
-            self._run(
-                cur,
-                FINISH_OPERATION,
-                (status.value, result_id, None if result is None else _json(result),
-                 error_code, now, key, attempt),
-            )  # fmt: skip
+            self._finish_operation(
+                cur, OperationFinish(key, attempt, status, result_id, result, error_code, now)
+            )
+
+    def _finish_operation(self, cur: Cursor, f: OperationFinish) -> None:
+        result = None if f.result is None else _json(f.result)
+        self._run(
+            cur,
+            FINISH_OPERATION,
+            (f.status.value, f.result_id, result, f.error_code, f.now, f.key, f.attempt),
+        )
 
     def list_operations(self, prefix: str) -> list[OperationRecord]:
         _ids.check_prefix(prefix)

@@ -21,9 +21,11 @@ from paygate.stores._records import (
     EventClaim,
     EventOutcome,
     EventRecord,
+    OperationFinish,
     OperationRecord,
     OperationStatus,
     PaymentRecord,
+    PaymentWrite,
     StoreConflict,
     TransitionRecord,
 )
@@ -93,34 +95,73 @@ class MemoryStore:
         _ids.check_payment_ids(record)
         with self._lock:
             current = self._payments.get(record.id)
-            if expected_version is None:
-                if current is not None:
-                    raise StoreConflict(f"payment {record.id} already exists")
-            elif current is None or current.version != expected_version:
-                raise StoreConflict(
-                    f"payment {record.id} changed since it was read "
-                    f"(version {expected_version} expected)"
-                )
+            self._check_version(record, current, expected_version)
             if claim is not None:
                 self._check_claim(claim)
                 self._mark_applied(claim, outcome or "applied", record.updated_at)
                 if finish:
                     self._finish(claim, record.updated_at)
-            if current is None:
-                self._by_order.setdefault(record.order_id or "", []).append(record.id)
-                record = dataclasses.replace(record, created_at=record.updated_at)
-            else:
-                record = dataclasses.replace(record, created_at=current.created_at)
-            self._payments[record.id] = record
-            if transition is not None:
-                seq = len(self._transitions) + 1
-                self._transitions.append(dataclasses.replace(transition, seq=seq))
-            for fact in facts:
-                if fact.id not in self._facts:  # one fact, recorded once
-                    self._facts[fact.id] = dataclasses.replace(
-                        fact, seq=len(self._facts) + 1, attempts=0, last_error=None, done_at=None
-                    )
-                    self._fact_leases[fact.id] = (None, None)
+            self._put_payment(record, current, transition, facts)
+
+    @staticmethod
+    def _check_version(
+        record: PaymentRecord, current: PaymentRecord | None, expected_version: int | None
+    ) -> None:
+        if expected_version is None:
+            if current is not None:
+                raise StoreConflict(f"payment {record.id} already exists")
+        elif current is None or current.version != expected_version:
+            raise StoreConflict(
+                f"payment {record.id} changed since it was read "
+                f"(version {expected_version} expected)"
+            )
+
+    def _put_payment(
+        self,
+        record: PaymentRecord,
+        current: PaymentRecord | None,
+        transition: TransitionRecord | None,
+        facts: Sequence[Fact],
+    ) -> None:
+        """Write a checked payment row, its transition and its facts (under the lock)."""
+        if current is None:
+            self._by_order.setdefault(record.order_id or "", []).append(record.id)
+            record = dataclasses.replace(record, created_at=record.updated_at)
+        else:
+            record = dataclasses.replace(record, created_at=current.created_at)
+        self._payments[record.id] = record
+        if transition is not None:
+            seq = len(self._transitions) + 1
+            self._transitions.append(dataclasses.replace(transition, seq=seq))
+        for fact in facts:
+            if fact.id not in self._facts:  # one fact, recorded once
+                self._facts[fact.id] = dataclasses.replace(
+                    fact, seq=len(self._facts) + 1, attempts=0, last_error=None, done_at=None
+                )
+                self._fact_leases[fact.id] = (None, None)
+
+    def save_answer(
+        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    ) -> None:
+        """`SQLStore.save_answer`: the attempt's end and the payment writes of its answer,
+        all or nothing (every compare-and-set is checked before anything is written)."""
+        for write in writes:
+            _ids.check_payment_ids(write.record)
+        if finish is not None:
+            _ids.check_key(finish.key)
+            _ids.check_optional_id(finish.result_id, "result id")
+        with self._lock:
+            rows: dict[str, PaymentRecord | None] = {}  # as the writes before leave them
+            for write in writes:
+                pid = write.record.id
+                current = rows[pid] if pid in rows else self._payments.get(pid)
+                self._check_version(write.record, current, write.expected_version)
+                rows[pid] = write.record
+            if finish is not None:
+                self._finish_operation(finish)
+            for write in writes:
+                current = self._payments.get(write.record.id)
+                self._put_payment(write.record, current, write.transition, write.facts)
 
     # -- the outbox of payment facts ----------------------------------------------------
 
@@ -378,17 +419,22 @@ class MemoryStore:
         _ids.check_key(key)
         _ids.check_optional_id(result_id, "result id")
         with self._lock:
-            current = self._operations.get(key)
-            if current is None or current.attempt != attempt:
-                return
-            self._operations[key] = dataclasses.replace(
-                current,
-                status=status,
-                result_id=result_id,
-                result=None if result is None else dict(result),
-                error_code=error_code,
-                updated_at=now,
+            self._finish_operation(
+                OperationFinish(key, attempt, status, result_id, result, error_code, now)
             )
+
+    def _finish_operation(self, f: OperationFinish) -> None:
+        current = self._operations.get(f.key)
+        if current is None or current.attempt != f.attempt:
+            return
+        self._operations[f.key] = dataclasses.replace(
+            current,
+            status=f.status,
+            result_id=f.result_id,
+            result=None if f.result is None else dict(f.result),
+            error_code=f.error_code,
+            updated_at=f.now,
+        )
 
     def list_operations(self, prefix: str) -> list[OperationRecord]:
         _ids.check_prefix(prefix)

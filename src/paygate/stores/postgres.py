@@ -12,9 +12,10 @@ query string next to libpq's:
   ``0``: no limit). The server cancels a statement running longer (PostgreSQL's
   ``statement_timeout``); the client gives the connection up one second later if no
   answer came at all (a dead server or network, see `_Watchdog`);
-* ``finish_commit=async|sync``: how the mark "handlers done" after an event's handlers
-  is committed (default ``async``: without waiting for the disk flush; see
-  ``_FINISH_EVENT_ASYNC``).
+* ``finish_commit=async|sync``: how bookkeeping (the mark "handlers done" after an
+  event's handlers, a fact's claim and marks, the pending idempotency record before a
+  provider call) is committed (default ``async``: without waiting for the disk flush;
+  see ``_FINISH_EVENT_ASYNC`` and ``_write_bookkeeping``).
 
 libpq's ``connect_timeout`` defaults to 5 seconds here (libpq's own default is none), and
 TCP keepalives are on (``keepalives_idle=30``, ``keepalives_interval=5``,
@@ -65,7 +66,9 @@ from paygate.stores._records import (
     EventClaim,
     EventOutcome,
     EventPlan,
+    OperationFinish,
     PaymentRecord,
+    PaymentWrite,
     StoreConflict,
     StoreError,
     StoreTimeout,
@@ -676,8 +679,9 @@ class PostgresStore(SQLStore):
     ``conninfo``: a libpq URL or key/value string (a password in it never appears in a
     repr, log line or error message). ``migrate=False`` refuses to create or migrate the
     schema (run ``paygate db upgrade``) instead of doing it on open. ``finish_commit``:
-    ``"async"`` (the default) commits the finish after an event's handlers without
-    waiting for the disk flush, ``"sync"`` waits like every other commit.
+    ``"async"`` (the default) commits bookkeeping -- the finish after an event's
+    handlers, a fact's claim and marks, the pending idempotency record before a provider
+    call -- without waiting for the disk flush, ``"sync"`` waits like every other commit.
 
     Waits (seconds): ``timeout`` for a free pooled connection; ``statement_timeout`` for
     one call's use of its connection (server side, and one second more client side; 0:
@@ -1146,6 +1150,31 @@ class PostgresStore(SQLStore):
             self._recent.drop(record.id)
             raise
         self._recent.put(record)
+
+    def save_answer(
+        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    ) -> None:
+        """`SQLStore.save_answer`, keeping the recently written rows (`_RecentPayments`)."""
+        try:
+            super().save_answer(writes, finish=finish)
+        except BaseException:
+            for write in writes:
+                self._recent.drop(write.record.id)
+            raise
+        for write in writes:
+            self._recent.put(write.record)
+
+    @contextlib.contextmanager
+    def _write_bookkeeping(self) -> Iterator[Cursor]:
+        """A transaction whose commit does not wait for the WAL flush
+        (``synchronous_commit = off`` for it alone) with ``finish_commit=async``: an
+        idempotency record before the provider call, a fact's failed mark. Only a crash of
+        the server itself in the next instants can lose it; the next synchronous commit
+        flushes it with its own (the WAL is one sequence)."""
+        with self._write() as cur:
+            if self.finish_commit == "async":
+                cur.execute("SET LOCAL synchronous_commit = off")
+            yield cur
 
     # -- schema -----------------------------------------------------------------------------
 
