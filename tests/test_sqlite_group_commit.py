@@ -336,3 +336,28 @@ def test_close_and_unknown_callables_run_alone(store: SQLiteStore, trace: _Trace
     asyncio.run(main())
     assert seen == [True]
     assert trace.commits() == 2  # a and b each alone: the other callable split them
+
+
+def test_an_in_memory_store_batches_on_its_shared_connection(trace: _Trace) -> None:
+    store = SQLiteStore(":memory:")
+    try:
+        astore = AsyncStore(store)
+        outcomes = asyncio.run(
+            _gated(astore, [lambda k=k: astore.begin_operation(_op(k)) for k in "abc"])  # type: ignore[misc]
+        )
+        assert [o.key for o in outcomes] == ["a", "b", "c"]
+        assert trace.statements.count("COMMIT") == 1 + 1  # the schema's, then the batch's
+        assert {o.key for o in store.list_operations("")} == {"a", "b", "c"}
+    finally:
+        store.close()
+
+
+def test_each_caller_gets_its_own_copy_of_a_commit_failure() -> None:
+    from paygate.stores import StoreTimeout
+    from paygate.stores._sqlite_batch import _fresh
+
+    original = StoreTimeout("no lock", what="lock", seconds=3.0)
+    copy = _fresh(original)
+    assert copy is not original and isinstance(copy, StoreTimeout)
+    assert (copy.args, copy.what, copy.seconds) == (original.args, "lock", 3.0)
+    assert copy.__cause__ is original
