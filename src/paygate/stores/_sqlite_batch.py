@@ -14,8 +14,9 @@ only then resolves the calls' futures. So:
   store's ``synchronous``) has returned;
 * a failed commit fails every call of the batch (none of its writes stands; a call that
   had raised keeps its own exception);
-* a call cancelled before the thread took it never runs; one cancelled later runs, and
-  its result is dropped (as with a thread pool).
+* a call cancelled while still queued never runs; one cancelled after the thread took
+  it into a batch runs there, commits with the others, and its result is dropped (as
+  with a thread pool, once a call is running).
 
 Which calls share a transaction: the store's own methods in `BATCHED`, audited to be
 correct there. Calls in a batch run serially on one connection, so each sees the writes
