@@ -296,6 +296,7 @@ def test_a_cancelled_call_does_not_break_its_batch(db: str, store: SQLiteStore) 
         t2 = asyncio.ensure_future(astore.begin_operation(_op("b")))
         await asyncio.sleep(0)
         before_run.cancel()  # still queued: never runs
+        await asyncio.wait([before_run])  # the cancel has reached the thread's future
         gate.set()
         await asyncio.wrap_future(held)
         assert await asyncio.to_thread(started.wait, 10)
@@ -361,3 +362,178 @@ def test_each_caller_gets_its_own_copy_of_a_commit_failure() -> None:
     assert copy is not original and isinstance(copy, StoreTimeout)
     assert (copy.args, copy.what, copy.seconds) == (original.args, "lock", 3.0)
     assert copy.__cause__ is original
+
+
+# -- the sync store under many threads (opt-in group_commit) -------------------------------
+
+
+def test_group_commit_is_a_url_option(db: str) -> None:
+    from paygate.errors import ConfigurationError
+    from paygate.stores import open_store
+
+    on = open_store(f"sqlite:///{db}?group_commit=on")
+    off = open_store(f"sqlite:///{db}")
+    try:
+        assert isinstance(on, SQLiteStore) and on.group_commit
+        assert isinstance(off, SQLiteStore) and not off.group_commit
+    finally:
+        on.close()
+        off.close()
+    with pytest.raises(ConfigurationError, match="group_commit must be on or off"):
+        open_store(f"sqlite:///{db}?group_commit=maybe")
+
+
+def _threads_queued_behind(store: SQLiteStore, calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` in threads while another thread holds the shared writer (a write
+    that waits, writing nothing), so all of them queue for it; their outcomes, and the
+    holder's (``None``: its write returned)."""
+    group = store._group
+    assert group is not None
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._write():
+            holding.set()
+            assert release.wait(10)
+
+    outcomes: list[Any] = [None] * (len(calls) + 1)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        try:
+            outcomes[i] = call()
+        except Exception as exc:
+            outcomes[i] = exc
+
+    holder = threading.Thread(target=run, args=(len(calls), hold))
+    holder.start()
+    assert holding.wait(10)
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for _ in range(1000):  # every thread waits for its turn
+        if group._waiting == len(calls):
+            break
+        threading.Event().wait(0.01)
+    assert group._waiting == len(calls)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    return outcomes
+
+
+def test_sync_writes_queued_together_share_one_commit(db: str, trace: _Trace) -> None:
+    store = SQLiteStore(db, group_commit=True)
+    try:
+        before = trace.commits()
+        outcomes = _threads_queued_behind(
+            store,
+            [
+                lambda: store.begin_operation(_op("a")),
+                lambda: store.save_payment(record("pay_1"), expected_version=None),
+                lambda: store.begin_operation(_op("b")),
+            ],
+        )
+        assert outcomes[-1] is None  # the holder's write returned
+        assert [type(o).__name__ for o in outcomes[:3]] == [
+            "OperationRecord", "NoneType", "OperationRecord",
+        ]  # fmt: skip
+        assert trace.commits() - before == 1
+        assert _keys(db) == {"a", "b"} and _payments(db) == {"pay_1"}
+        # alone, a write commits at once (nobody to wait for)
+        store.begin_operation(_op("c"))
+        assert trace.commits() - before == 2 and "c" in _keys(db)
+    finally:
+        store.close()
+
+
+def test_sync_a_raising_write_is_undone_alone(db: str) -> None:
+    store = SQLiteStore(db, group_commit=True)
+    bad_claim = EventClaim("fake", "evt_none", ClaimStatus.CLAIMED, "token")
+    try:
+        outcomes = _threads_queued_behind(
+            store,
+            [
+                lambda: store.begin_operation(_op("a")),
+                lambda: store.save_payment(
+                    record("pay_half"), expected_version=None, claim=bad_claim
+                ),
+                lambda: store.begin_operation(_op("b")),
+            ],
+        )
+        assert isinstance(outcomes[1], ClaimLost)
+        assert _keys(db) == {"a", "b"} and _payments(db) == set()
+    finally:
+        store.close()
+
+
+def test_sync_a_failed_group_commit_fails_every_write_of_it(db: str) -> None:
+    store = SQLiteStore(db, group_commit=True)
+    _poison(db)
+    try:
+        outcomes = _threads_queued_behind(
+            store,
+            [
+                lambda: store.begin_operation(_op("a")),
+                lambda: store.save_payment(record("pay_x"), expected_version=None),
+                lambda: store.begin_operation(_op("poison")),
+            ],
+        )
+        assert all(isinstance(o, StoreError) for o in outcomes), outcomes  # the holder's too
+        assert len({id(o) for o in outcomes}) == 4
+        assert _keys(db) == set() and _payments(db) == set()
+        assert store.begin_operation(_op("c")).key == "c"  # the store goes on
+        assert _keys(db) == {"c"}
+    finally:
+        store.close()
+
+
+def test_sync_gateway_threads_share_durable_commits(db: str, trace: _Trace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = 60
+    provider = FakeProvider(seed=7)
+    with paygate.connect(provider, SQLiteStore(db, group_commit=True)) as gw:
+        gw.create_payment(order_id="warm", amount=Money(100, "EUR"), payment_method="tok_visa")
+        before = trace.commits()
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            payments = list(pool.map(
+                lambda i: gw.create_payment(order_id=f"o{i}", amount=Money(100 + i, "EUR"),
+                                            payment_method="tok_visa"),
+                range(calls),
+            ))  # fmt: skip
+        commits = trace.commits() - before
+    assert len({p.id for p in payments}) == calls
+    assert len(_payments(db)) == calls + 1
+    assert commits < 3 * calls, commits  # one by one: 3 per call
+
+
+def test_sync_group_commit_loses_no_compare_and_set_under_threads(db: str) -> None:
+    """8 threads moving one payment by compare-and-set, each on its own reads: every
+    successful write is one version, none lost, none doubled."""
+    from paygate.stores import StoreConflict
+
+    store = SQLiteStore(db, group_commit=True)
+    store.save_payment(record("pay_cas", version=1), expected_version=None)
+    done = [0] * 8
+
+    def bump(worker: int) -> None:
+        while done[worker] < 25:
+            current = store.get_payment("pay_cas")
+            assert current is not None
+            try:
+                store.save_payment(record("pay_cas", version=current.version + 1),
+                                   expected_version=current.version)  # fmt: skip
+            except StoreConflict:
+                continue
+            done[worker] += 1
+
+    try:
+        threads = [threading.Thread(target=bump, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        final = store.get_payment("pay_cas")
+        assert final is not None and final.version == 1 + 8 * 25
+    finally:
+        store.close()

@@ -344,6 +344,23 @@ def test_sqlite_store_in_group_commits_follows_the_model(tmp_path: Path) -> None
     _run(Machine, 40)
 
 
+def test_sqlite_store_with_group_commit_follows_the_model(tmp_path: Path) -> None:
+    """``group_commit=on`` (every write a savepoint of a shared transaction, committed
+    when nobody waits to join it: here, at once)."""
+
+    class Machine(StoreMachine):
+        def open(self) -> Store:
+            self.path = tmp_path / f"{uuid.uuid4().hex}.db"
+            return open_store(f"sqlite:///{self.path}?synchronous=OFF&group_commit=on")
+
+        def dispose(self) -> None:
+            self.store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    _run(Machine, 30)
+
+
 def test_postgres_store_follows_the_model(pg_database: str) -> None:  # noqa: F811
     import psycopg
 

@@ -27,6 +27,7 @@ from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores._records import EventClaim, StoreError, StoreTimeout
 from paygate.stores._sql import Cursor, Dialect, SQLStore
+from paygate.stores._sqlite_group import WriteGroup
 
 __all__ = ["SQLITE", "SQLiteStore"]
 
@@ -80,6 +81,9 @@ class SQLiteStore(SQLStore):
     ``synchronous``: SQLite's durability setting. ``FULL`` (the default) syncs the WAL on
     every commit; ``NORMAL`` is faster and can lose the last transactions on power loss
     (never corrupts). ``timeout``: seconds a writer waits for the lock.
+    ``group_commit`` (opt-in; URL ``?group_commit=on``): the writes of all threads share
+    transactions on one connection, one commit for the writes that queued together,
+    each write returning once that commit has (`paygate.stores._sqlite_group`).
     """
 
     dialect = SQLITE
@@ -91,6 +95,7 @@ class SQLiteStore(SQLStore):
         timeout: float = _DEFAULT_TIMEOUT,
         synchronous: str = "FULL",
         migrate: bool = True,
+        group_commit: bool = False,
     ) -> None:
         self.path = str(path)
         self.timeout = float(timeout)
@@ -111,6 +116,10 @@ class SQLiteStore(SQLStore):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        # opt-in: all threads' writes share transactions on one connection (see
+        # paygate.stores._sqlite_group); an in-memory database has one connection anyway
+        self.group_commit = bool(group_commit) and not self._memory
+        self._group: WriteGroup | None = WriteGroup(self._open) if self.group_commit else None
         if not self._memory:
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -132,7 +141,7 @@ class SQLiteStore(SQLStore):
                 f"SQLite URL must be sqlite:///path.db (three slashes), got {redact_dsn(url)!r}"
             )
         options = {k: v[-1] for k, v in parse_qs(query).items()}
-        unknown = set(options) - {"synchronous", "timeout"}
+        unknown = set(options) - {"synchronous", "timeout", "group_commit"}
         if unknown:
             raise ConfigurationError(f"unknown SQLite store options: {', '.join(sorted(unknown))}")
         try:
@@ -141,7 +150,15 @@ class SQLiteStore(SQLStore):
             raise ConfigurationError(
                 f"timeout must be seconds, got {options['timeout']!r}"
             ) from None
-        return cls(path, timeout=timeout, synchronous=options.get("synchronous", "FULL"))
+        group = options.get("group_commit", "off").lower()
+        if group not in ("on", "off"):
+            raise ConfigurationError(f"group_commit must be on or off, got {group!r}")
+        return cls(
+            path,
+            timeout=timeout,
+            synchronous=options.get("synchronous", "FULL"),
+            group_commit=group == "on",
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -286,11 +303,23 @@ class SQLiteStore(SQLStore):
 
     # -- transactions -----------------------------------------------------------------------
 
+    def _write_group(self) -> WriteGroup | None:
+        """The shared writer of ``group_commit`` (a forked child starts its own)."""
+        group = self._group
+        if group is not None and group.pid != os.getpid():
+            group = self._group = WriteGroup(self._open)
+        return group
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
         batch = self._open_batch()
         if batch is not None:
             with self._write_in_batch(batch) as cur:
+                yield cur
+            return
+        group = self._write_group()
+        if group is not None:
+            with group.write(self._translate) as cur:
                 yield cur
             return
         with self._lock:
@@ -319,7 +348,12 @@ class SQLiteStore(SQLStore):
         """A write transaction committed with ``synchronous=NORMAL`` (WAL: no fsync at
         this commit; a killed process still never loses it, only a power cut could),
         when the store runs ``FULL``; the setting is restored after the commit."""
-        if self.synchronous != "FULL" or self._memory or self._open_batch() is not None:
+        if (
+            self.synchronous != "FULL"
+            or self._memory
+            or self._open_batch() is not None
+            or self._group is not None
+        ):
             # in a group commit: a savepoint committed with the batch (the setting cannot
             # change inside a transaction), so synced with it, never less durable
             with self._write() as cur:
@@ -377,3 +411,5 @@ class SQLiteStore(SQLStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._shared = None
+        if self._group is not None:
+            self._group = WriteGroup(self._open)  # its connection was closed above
