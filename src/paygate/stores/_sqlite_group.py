@@ -68,9 +68,11 @@ class WriteGroup:
         """One write of the shared transaction (see the module)."""
         with self._state:
             self._waiting += 1
-        self._turn.acquire()
-        with self._state:
-            self._waiting -= 1
+        try:
+            self._turn.acquire()
+        finally:  # taken, or interrupted (KeyboardInterrupt): no longer waiting either way
+            with self._state:
+                self._waiting -= 1
         mine: int | None = None
         failed = True
         try:
