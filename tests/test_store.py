@@ -37,12 +37,14 @@ from paygate.stores._sql import SCHEMA_VERSION, SchemaVersionError
 S = PaymentStatus
 
 
-@pytest.fixture(params=["memory", "sqlite-file", "sqlite-memory"])
+@pytest.fixture(params=["memory", "sqlite-file", "sqlite-memory", "sqlite-group-commit"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "memory":
         s: Store = MemoryStore()
     elif request.param == "sqlite-file":
         s = open_store(f"sqlite:///{tmp_path / 'paygate.db'}")
+    elif request.param == "sqlite-group-commit":
+        s = open_store(f"sqlite:///{tmp_path / 'paygate.db'}?group_commit=on")
     else:
         s = open_store("sqlite://:memory:")
     yield s

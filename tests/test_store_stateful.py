@@ -9,6 +9,7 @@ inserted once and then moved attempt by attempt.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from paygate.stores import (
     EventClaim,
     OperationRecord,
     OperationStatus,
+    SQLiteStore,
     Store,
     StoreConflict,
     open_store,
@@ -250,23 +252,27 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def agrees_with_the_model(self) -> None:
+        self.check(self.store)
+
+    def check(self, store: Store) -> None:
+        """``store`` holds what the model does."""
         for pid in ("pay_a", "pay_b", "pay_c"):
-            got = self.store.get_payment(pid)
+            got = store.get_payment(pid)
             if pid not in self.model.payments:
-                assert got is None and self.store.history(pid) == []
+                assert got is None and store.history(pid) == []
                 continue
             assert got is not None
             assert (got.version, got.status) == self.model.payments[pid]
-            log = self.store.history(pid)
+            log = store.history(pid)
             assert [(t.event_id, t.new_status) for t in log] == self.model.history[pid]
         for event_id, ev in self.model.events.items():
-            stored = self.store.get_event("fake", event_id)
+            stored = store.get_event("fake", event_id)
             assert stored is not None
             assert (stored.deliveries, stored.processed, stored.applied_at is not None,
                     stored.outcome) == (ev.deliveries, ev.processed, ev.applied, ev.outcome)  # fmt: skip
-        assert {e.event_id for e in self.store.list_events()} == set(self.model.events)
+        assert {e.event_id for e in store.list_events()} == set(self.model.events)
         for key, (attempt, status) in self.model.operations.items():
-            op = self.store.get_operation(key)
+            op = store.get_operation(key)
             assert op is not None and (op.attempt, op.status) == (attempt, status)
 
 
@@ -302,6 +308,57 @@ def test_sqlite_store_follows_the_model(tmp_path: Path) -> None:
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     _run(Machine, 60)
+
+
+def test_sqlite_store_in_group_commits_follows_the_model(tmp_path: Path) -> None:
+    """The same machine with every call inside a group commit (``SQLiteStore._batch``,
+    what ``AsyncStore``'s thread runs queued calls in), committed at random points: each
+    call sees the earlier ones' uncommitted writes as a serial run would, a call that
+    raises leaves nothing of itself, and what each commit made durable is what the model
+    holds (read on a connection of its own)."""
+
+    class Machine(StoreMachine):
+        def open(self) -> Store:
+            self.path = tmp_path / f"{uuid.uuid4().hex}.db"
+            store = SQLiteStore(self.path)  # synchronous=FULL: bookkeeping writes too
+            self.batch = contextlib.ExitStack()
+            self.batch.enter_context(store._batch())
+            return store
+
+        @rule()
+        def group_commit(self) -> None:
+            self.batch.close()  # commits
+            self.batch.enter_context(self.store._batch())  # type: ignore[attr-defined]
+            committed = SQLiteStore(self.path, migrate=False)
+            try:
+                self.check(committed)
+            finally:
+                committed.close()
+
+        def dispose(self) -> None:
+            self.batch.close()
+            self.store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    _run(Machine, 40)
+
+
+def test_sqlite_store_with_group_commit_follows_the_model(tmp_path: Path) -> None:
+    """``group_commit=on`` (every write a savepoint of a shared transaction, committed
+    when nobody waits to join it: here, at once)."""
+
+    class Machine(StoreMachine):
+        def open(self) -> Store:
+            self.path = tmp_path / f"{uuid.uuid4().hex}.db"
+            return open_store(f"sqlite:///{self.path}?synchronous=OFF&group_commit=on")
+
+        def dispose(self) -> None:
+            self.store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    _run(Machine, 30)
 
 
 def test_postgres_store_follows_the_model(pg_database: str) -> None:  # noqa: F811

@@ -10,6 +10,8 @@ and runs its calls where they cannot stall the loop:
   anyway, so one thread loses no concurrency, and it never waits on SQLite's busy lock
   behind the gateway's own other calls. ``aiosqlite`` does the same (one thread per
   connection) but would need a second copy of the store's SQL transaction logic.
+  Calls queued together run in one transaction with one commit, answered after it
+  (group commit, `paygate.stores._sqlite_batch`).
 * ``PostgresStore``: by default on two threads, each on psycopg's sync path (its
   watchdog, timeouts and error mapping), statements in flight while the loop runs. Not
   more: a thread running psycopg's Python code holds the GIL for up to the switch
@@ -39,11 +41,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import GeneratorType
 from typing import Any
 
 from paygate.stores import Store
+from paygate.stores._sqlite_batch import batch_executor
 
 __all__ = ["AsyncStore", "threads_for"]
 
@@ -88,8 +91,10 @@ class AsyncStore:
         if count < 0:
             raise ValueError(f"threads must be >= 0, got {count}")
         self.threads = count
-        self._executor = (
-            ThreadPoolExecutor(max_workers=count, thread_name_prefix="paygate-store")
+        # SQLite's one thread runs queued calls in one transaction (group commit)
+        self._executor: Executor | None = (
+            batch_executor(store, count)
+            or ThreadPoolExecutor(max_workers=count, thread_name_prefix="paygate-store")
             if count
             else None
         )

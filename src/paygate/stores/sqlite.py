@@ -27,6 +27,7 @@ from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores._records import EventClaim, StoreError, StoreTimeout
 from paygate.stores._sql import Cursor, Dialect, SQLStore
+from paygate.stores._sqlite_group import WriteGroup
 
 __all__ = ["SQLITE", "SQLiteStore"]
 
@@ -54,12 +55,35 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc)  # pragma: no cover - Python 3.10
 
 
+class _Batch:
+    """A group commit open on one thread (`SQLiteStore._batch`)."""
+
+    __slots__ = ("began", "broken", "conn", "depth")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        #: its transaction began (at the first write)
+        self.began = False
+        #: SQLite rolled the transaction back under it: nothing of it may be committed
+        self.broken = False
+        #: savepoints open
+        self.depth = 0
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.rollback()
+
+
 class SQLiteStore(SQLStore):
     """The Store protocol on one SQLite database file.
 
     ``synchronous``: SQLite's durability setting. ``FULL`` (the default) syncs the WAL on
     every commit; ``NORMAL`` is faster and can lose the last transactions on power loss
     (never corrupts). ``timeout``: seconds a writer waits for the lock.
+    ``group_commit`` (opt-in; URL ``?group_commit=on``): the writes of all threads share
+    transactions on one connection, one commit for the writes that queued together,
+    each write returning once that commit has (`paygate.stores._sqlite_group`).
     """
 
     dialect = SQLITE
@@ -71,6 +95,7 @@ class SQLiteStore(SQLStore):
         timeout: float = _DEFAULT_TIMEOUT,
         synchronous: str = "FULL",
         migrate: bool = True,
+        group_commit: bool = False,
     ) -> None:
         self.path = str(path)
         self.timeout = float(timeout)
@@ -91,6 +116,10 @@ class SQLiteStore(SQLStore):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        # opt-in: all threads' writes share transactions on one connection (see
+        # paygate.stores._sqlite_group); an in-memory database has one connection anyway
+        self.group_commit = bool(group_commit) and not self._memory
+        self._group: WriteGroup | None = WriteGroup(self._open) if self.group_commit else None
         if not self._memory:
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -112,7 +141,7 @@ class SQLiteStore(SQLStore):
                 f"SQLite URL must be sqlite:///path.db (three slashes), got {redact_dsn(url)!r}"
             )
         options = {k: v[-1] for k, v in parse_qs(query).items()}
-        unknown = set(options) - {"synchronous", "timeout"}
+        unknown = set(options) - {"synchronous", "timeout", "group_commit"}
         if unknown:
             raise ConfigurationError(f"unknown SQLite store options: {', '.join(sorted(unknown))}")
         try:
@@ -121,7 +150,15 @@ class SQLiteStore(SQLStore):
             raise ConfigurationError(
                 f"timeout must be seconds, got {options['timeout']!r}"
             ) from None
-        return cls(path, timeout=timeout, synchronous=options.get("synchronous", "FULL"))
+        group = options.get("group_commit", "off").lower()
+        if group not in ("on", "off"):
+            raise ConfigurationError(f"group_commit must be on or off, got {group!r}")
+        return cls(
+            path,
+            timeout=timeout,
+            synchronous=options.get("synchronous", "FULL"),
+            group_commit=group == "on",
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -160,8 +197,131 @@ class SQLiteStore(SQLStore):
             self._local.conn = cached
         return cached[1]
 
+    # -- group commit ---------------------------------------------------------------------
+
+    def _open_batch(self) -> _Batch | None:
+        """The batch open on this thread (see `_batch`), if any."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        return batch
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Run the calls made on this thread inside the block as ONE transaction with one
+        ``COMMIT`` (group commit; `paygate.stores._sqlite_batch` is its user).
+
+        The transaction opens (``BEGIN IMMEDIATE``) at the block's first write; every
+        ``_write()`` in the block is a ``SAVEPOINT`` released when its block ends and
+        rolled back to when it raises, so each write is all or nothing as it is outside
+        a batch, and a call's failure undoes only its own writes. Reads see the writes
+        made before them in the block, as they would have once those committed. The
+        block's exit commits: nothing written in it is durable, nor may anyone act on a
+        result read in it, before that commit returns. When the commit fails (or a
+        statement error made SQLite roll the transaction back), the exit raises and none
+        of the block's writes stands. Re-entrant: an inner block joins the outer one.
+        """
+        if self._open_batch() is not None:
+            yield
+            return
+        with self._lock:  # in-memory: nobody else on the shared connection till the commit
+            batch = _Batch(self._connection())
+            self._local.batch = batch
+            try:
+                yield
+            except BaseException:
+                batch.rollback()
+                raise
+            finally:
+                self._local.batch = None
+            self._end_batch(batch)
+
+    def _end_batch(self, batch: _Batch) -> None:
+        """Commit the batch's transaction, or say why none of it stands."""
+        conn = batch.conn
+        if batch.broken:
+            batch.rollback()
+            raise StoreError(
+                f"SQLite store {self.path!r}: SQLite rolled back a group commit's "
+                "transaction after a statement failed; nothing of it was committed"
+            )
+        if not batch.began:
+            return
+        if not conn.in_transaction:  # pragma: no cover - caught by _write_in_batch
+            raise StoreError(f"SQLite store {self.path!r}: a group commit lost its transaction")
+        try:
+            conn.commit()
+        except sqlite3.Error as exc:
+            batch.rollback()
+            if isinstance(exc, sqlite3.OperationalError):
+                raise self._translate(exc, "the group commit failed") from exc
+            raise StoreError(f"SQLite store {self.path!r}: the group commit failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write_in_batch(self, batch: _Batch) -> Iterator[Cursor]:
+        """``_write()`` inside `_batch`: a savepoint of the batch's transaction."""
+        if batch.broken:
+            raise StoreError(
+                f"SQLite store {self.path!r}: an earlier write of this group commit lost "
+                "its transaction; nothing of it will be committed"
+            )
+        conn = batch.conn
+        cur = conn.cursor()
+        try:
+            if not batch.began:
+                try:
+                    cur.execute("BEGIN IMMEDIATE")  # waits up to `timeout` for the write lock
+                except sqlite3.OperationalError as exc:
+                    raise self._translate(exc, "no write lock") from None
+                batch.began = True
+            elif not conn.in_transaction:  # a statement error rolled all of it back
+                batch.broken = True
+                raise StoreError(
+                    f"SQLite store {self.path!r}: SQLite rolled back a group commit's "
+                    "transaction; nothing of it will be committed"
+                )
+            batch.depth += 1
+            name = f"paygate_write_{batch.depth}"
+            try:
+                cur.execute(f"SAVEPOINT {name}")
+                try:
+                    yield cur
+                except BaseException:
+                    try:
+                        cur.execute(f"ROLLBACK TO {name}")
+                        cur.execute(f"RELEASE {name}")
+                    except sqlite3.Error:
+                        batch.broken = True  # SQLite rolled the whole transaction back
+                    raise
+                try:
+                    cur.execute(f"RELEASE {name}")
+                except sqlite3.Error as exc:
+                    batch.broken = True
+                    raise StoreError(f"SQLite store {self.path!r}: {exc}") from None
+            finally:
+                batch.depth -= 1
+        finally:
+            cur.close()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _write_group(self) -> WriteGroup | None:
+        """The shared writer of ``group_commit`` (a forked child starts its own)."""
+        group = self._group
+        if group is not None and group.pid != os.getpid():
+            group = self._group = WriteGroup(self._open)
+        return group
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[Cursor]:
+        batch = self._open_batch()
+        if batch is not None:
+            with self._write_in_batch(batch) as cur:
+                yield cur
+            return
+        group = self._write_group()
+        if group is not None:
+            with group.write(self._translate) as cur:
+                yield cur
+            return
         with self._lock:
             conn = self._connection()
             cur = conn.cursor()
@@ -188,7 +348,14 @@ class SQLiteStore(SQLStore):
         """A write transaction committed with ``synchronous=NORMAL`` (WAL: no fsync at
         this commit; a killed process still never loses it, only a power cut could),
         when the store runs ``FULL``; the setting is restored after the commit."""
-        if self.synchronous != "FULL" or self._memory:
+        if (
+            self.synchronous != "FULL"
+            or self._memory
+            or self._open_batch() is not None
+            or self._group is not None
+        ):
+            # in a group commit: a savepoint committed with the batch (the setting cannot
+            # change inside a transaction), so synced with it, never less durable
             with self._write() as cur:
                 yield cur
             return
@@ -244,3 +411,5 @@ class SQLiteStore(SQLStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._shared = None
+        if self._group is not None:
+            self._group = WriteGroup(self._open)  # its connection was closed above
