@@ -210,3 +210,41 @@ def test_customers_subscriptions_and_disputes_build_no_stripe_object(
     assert [r.method for r in sent] == ["POST", "GET", "POST", "GET", "POST", "DELETE", "GET"]
     assert [r.headers.get("Idempotency-Key") for r in sent[:3]] == ["cu1", None, "su1"]
     assert sent[4].body == "cancel_at_period_end=true"
+
+
+def test_invoices_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """create_invoice's steps (draft, items, finalize, send or pay) and retry_invoice:
+    a key per step, ``expand[]=payments`` on the answer, no ``StripeObject``."""
+    from paygate import LineItem
+
+    draft = resource("invoice", id="in_plumb", status="draft")
+    api.post(f"{API}/invoices", json=draft)
+    api.post(f"{API}/invoiceitems", json=resource("invoiceitem"))
+    api.post(f"{API}/invoices/in_plumb/finalize", json={**draft, "status": "open"})
+    api.post(f"{API}/invoices/in_plumb/send", json={**draft, "status": "open"})
+    api.post(f"{API}/invoices/in_plumb/pay", json={**draft, "status": "paid"})
+    provider = StripeProvider(api_key=KEY)
+
+    for send in (True, False):
+        invoice = provider.create_invoice(
+            customer_id="cus_plumb", line_items=[LineItem("Tea", Money(1099, "USD"))],
+            idempotency_key=f"iv{send:d}", send=send,
+        )  # fmt: skip
+        assert invoice.id == "in_plumb"
+    assert provider.retry_invoice("in_plumb", idempotency_key="rt1").id == "in_plumb"
+
+    sent = [call.request for call in api.calls]
+    assert [r.path_url.split("?")[0] for r in sent] == [
+        "/v1/invoices", "/v1/invoiceitems", "/v1/invoices/in_plumb/finalize",
+        "/v1/invoices/in_plumb/send",
+        "/v1/invoices", "/v1/invoiceitems", "/v1/invoices/in_plumb/finalize",
+        "/v1/invoices/in_plumb/pay", "/v1/invoices/in_plumb/pay",
+    ]  # fmt: skip
+    assert [r.headers["Idempotency-Key"] for r in sent] == [
+        "iv1:invoice", "iv1:item:0", "iv1:finalize", "iv1:send",
+        "iv0:invoice", "iv0:item:0", "iv0:finalize", "iv0:pay", "rt1",
+    ]  # fmt: skip
+    assert "invoice=in_plumb" in str(sent[1].body).split("&")
+    assert [sent[i].body for i in (3, 7, 8)] == ["expand[0]=payments"] * 3

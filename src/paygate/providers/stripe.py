@@ -1860,41 +1860,29 @@ class StripeProvider(BaseProvider):
         replays the steps already done instead of repeating them.
         """
         params, items = invoice_params(customer_id, line_items, order_id, description, send)
-        draft = self._call(
-            "create_invoice",
-            self._v1.invoices.create,
-            params=params,
-            options=self._options(f"{idempotency_key}:invoice"),
+        draft = self._raw(
+            "create_invoice", "post", "/v1/invoices", params, f"{idempotency_key}:invoice"
         )
         for index, item in enumerate(items):
-            self._call(
-                "create_invoice_item",
-                self._v1.invoice_items.create,
-                params={**item, "invoice": draft["id"]},
-                options=self._options(f"{idempotency_key}:item:{index}"),
-            )
-        self._call(
-            "finalize_invoice",
-            self._v1.invoices.finalize_invoice,
-            draft["id"],
-            options=self._options(f"{idempotency_key}:finalize"),
-        )
+            self._raw(
+                "create_invoice_item", "post", "/v1/invoiceitems",
+                {**item, "invoice": draft["id"]}, f"{idempotency_key}:item:{index}",
+            )  # fmt: skip
+        self._raw(
+            "finalize_invoice", "post", _path("/v1/invoices/{}/finalize", draft["id"]), {},
+            f"{idempotency_key}:finalize",
+        )  # fmt: skip
+        read = invoice_read_params(self.settings.api_version)
         if send:
-            data = self._call(
-                "send_invoice",
-                self._v1.invoices.send_invoice,
-                draft["id"],
-                params=invoice_read_params(self.settings.api_version),
-                options=self._options(f"{idempotency_key}:send"),
-            )
+            data = self._raw(
+                "send_invoice", "post", _path("/v1/invoices/{}/send", draft["id"]), read,
+                f"{idempotency_key}:send",
+            )  # fmt: skip
         else:
-            data = self._call(
-                "pay_invoice",
-                self._v1.invoices.pay,
-                draft["id"],
-                params=invoice_read_params(self.settings.api_version),
-                options=self._options(f"{idempotency_key}:pay"),
-            )
+            data = self._raw(
+                "pay_invoice", "post", _path("/v1/invoices/{}/pay", draft["id"]), read,
+                f"{idempotency_key}:pay",
+            )  # fmt: skip
         return invoice_from_stripe(data)
 
     def get_dispute(self, dispute_id: str) -> Dispute:
@@ -2037,13 +2025,10 @@ class StripeProvider(BaseProvider):
         """``POST /v1/invoices/{id}/pay``: charge the customer's default payment method now.
         A decline raises [`CardDeclined`][paygate.errors.CardDeclined] and leaves the invoice
         open."""
-        data = self._call(
-            "retry_invoice",
-            self._v1.invoices.pay,
-            invoice_id,
-            params=invoice_read_params(self.settings.api_version),
-            options=self._options(idempotency_key),
-        )
+        data = self._raw(
+            "retry_invoice", "post", _path("/v1/invoices/{}/pay", invoice_id),
+            invoice_read_params(self.settings.api_version), idempotency_key,
+        )  # fmt: skip
         return invoice_from_stripe(data)
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
