@@ -248,3 +248,38 @@ def test_invoices_build_no_stripe_object(
     ]  # fmt: skip
     assert "invoice=in_plumb" in str(sent[1].body).split("&")
     assert [sent[i].body for i in (3, 7, 8)] == ["expand[0]=payments"] * 3
+
+
+def test_customer_and_payment_method_operations_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """update, list (every page), delete; get, set-default, detach a payment method."""
+    customer = resource("customer", id="cus_plumb", email="a@example.com")
+    other = {**customer, "id": "cus_plumb2"}
+    method = resource("payment_method", id="pm_plumb", customer="cus_plumb")
+    api.post(f"{API}/customers/cus_plumb", json=customer)
+    api.get(f"{API}/customers", json={"object": "list", "data": [customer], "has_more": True,
+                                      "url": "/v1/customers"})  # fmt: skip
+    api.get(f"{API}/customers", json={"object": "list", "data": [other], "has_more": False,
+                                      "url": "/v1/customers"})  # fmt: skip
+    api.delete(f"{API}/customers/cus_plumb", json={"id": "cus_plumb", "object": "customer",
+                                                   "deleted": True})  # fmt: skip
+    api.get(f"{API}/payment_methods/pm_plumb", json=method)
+    api.post(f"{API}/customers/cus_plumb", json=customer)
+    api.post(f"{API}/payment_methods/pm_plumb/detach", json={**method, "customer": None})
+    provider = StripeProvider(api_key=KEY)
+
+    assert provider.update_customer("cus_plumb", name="Ada").id == "cus_plumb"
+    listed = [c.id for c in provider.list_customers(email="a@example.com", page_size=1)]
+    assert listed == ["cus_plumb", "cus_plumb2"]
+    provider.delete_customer("cus_plumb")
+    assert provider.get_payment_method("pm_plumb").id == "pm_plumb"
+    assert provider.set_default_payment_method("cus_plumb", "pm_plumb").id == "cus_plumb"
+    provider.detach_payment_method("pm_plumb")
+
+    sent = [call.request for call in api.calls]
+    assert [r.method for r in sent] == ["POST", "GET", "GET", "DELETE", "GET", "POST", "POST"]
+    assert sent[0].body == "name=Ada"
+    assert "starting_after=cus_plumb" in str(sent[2].url) and "limit=1" in str(sent[2].url)
+    assert sent[5].body == "invoice_settings[default_payment_method]=pm_plumb"
+    assert sent[6].path_url == "/v1/payment_methods/pm_plumb/detach"

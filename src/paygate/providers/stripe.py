@@ -2078,7 +2078,9 @@ class StripeProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
         params = customer_update_params(email, name, metadata)
-        data = self._call("update_customer", self._v1.customers.update, customer_id, params=params)
+        data = self._raw(
+            "update_customer", "post", _path("/v1/customers/{}", customer_id), params
+        )
         return customer_from_stripe(data)
 
     def list_customers(
@@ -2089,7 +2091,7 @@ class StripeProvider(BaseProvider):
 
     def _customer_pages(self, query: dict[str, Any]) -> Iterator[Customer]:
         while True:
-            page = self._call("list_customers", self._v1.customers.list, params=query)
+            page = self._raw("list_customers", "get", "/v1/customers", query)
             rows: list[dict[str, Any]] = page.get("data") or []
             for row in rows:
                 yield customer_from_stripe(row)
@@ -2098,7 +2100,7 @@ class StripeProvider(BaseProvider):
             query = {**query, "starting_after": rows[-1]["id"]}
 
     def delete_customer(self, customer_id: str) -> None:
-        self._call("delete_customer", self._v1.customers.delete, customer_id)
+        self._raw("delete_customer", "delete", _path("/v1/customers/{}", customer_id), {})
 
     def create_setup(
         self,
@@ -2160,24 +2162,25 @@ class StripeProvider(BaseProvider):
         return [payment_method_from_stripe(row) for row in rows]
 
     def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
-        data = self._call(
-            "get_payment_method", self._v1.payment_methods.retrieve, payment_method_id
+        data = self._raw(
+            "get_payment_method", "get", _path("/v1/payment_methods/{}", payment_method_id), {}
         )
         return payment_method_from_stripe(data)
 
     def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
         """The customer's ``invoice_settings.default_payment_method``: what invoices and
         subscriptions charge."""
-        data = self._call(
-            "set_default_payment_method",
-            self._v1.customers.update,
-            customer_id,
-            params=default_method_params(payment_method_id),
-        )
+        data = self._raw(
+            "set_default_payment_method", "post", _path("/v1/customers/{}", customer_id),
+            default_method_params(payment_method_id),
+        )  # fmt: skip
         return customer_from_stripe(data)
 
     def detach_payment_method(self, payment_method_id: str) -> None:
-        self._call("detach_payment_method", self._v1.payment_methods.detach, payment_method_id)
+        self._raw(
+            "detach_payment_method", "post",
+            _path("/v1/payment_methods/{}/detach", payment_method_id), {},
+        )  # fmt: skip
 
 
 #: DisputeEvidence's text fields -> Stripe's ``evidence`` fields
