@@ -283,3 +283,75 @@ def test_customer_and_payment_method_operations_build_no_stripe_object(
     assert "starting_after=cus_plumb" in str(sent[2].url) and "limit=1" in str(sent[2].url)
     assert sent[5].body == "invoice_settings[default_payment_method]=pm_plumb"
     assert sent[6].path_url == "/v1/payment_methods/pm_plumb/detach"
+
+
+def test_subscription_operations_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """list, change (read the item, then update it under the caller's key), pause,
+    resume (``pause_collection`` unset: an empty value), undo a cancel."""
+    subscription = resource("subscription", id="sub_plumb", customer="cus_plumb")
+    item_id = subscription["items"]["data"][0]["id"]
+    api.get(f"{API}/subscriptions", json={"object": "list", "data": [subscription],
+                                          "has_more": False, "url": "/v1/subscriptions"})  # fmt: skip
+    api.get(f"{API}/subscriptions/sub_plumb", json=subscription)
+    api.post(f"{API}/subscriptions/sub_plumb", json=subscription)
+    provider = StripeProvider(api_key=KEY)
+
+    listed = provider.list_subscriptions(customer_id="cus_plumb")
+    assert [s.id for s in listed] == ["sub_plumb"]
+    provider.change_subscription("sub_plumb", price_id="price_2", idempotency_key="ch1")
+    provider.pause_subscription("sub_plumb")
+    provider.resume_subscription("sub_plumb")
+    provider.undo_cancel_subscription("sub_plumb")
+
+    sent = [call.request for call in api.calls]
+    assert [r.method for r in sent] == ["GET", "GET", "POST", "POST", "POST", "POST"]
+    assert "status=all" in str(sent[0].url) and "customer=cus_plumb" in str(sent[0].url)
+    assert sorted(str(sent[2].body).split("&")) == [
+        f"items[0][id]={item_id}", "items[0][price]=price_2",
+        "proration_behavior=create_prorations",
+    ]  # fmt: skip
+    # the caller's key on the update only (the SDK makes up its own for other POSTs)
+    assert [r.headers.get("Idempotency-Key") == "ch1" for r in sent] == [
+        False, False, True, False, False, False
+    ]
+    assert [r.body for r in sent[3:]] == [
+        "pause_collection[behavior]=void", "pause_collection=", "cancel_at_period_end=false"
+    ]
+
+
+def test_dispute_operations_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """list, submit evidence (each file uploaded multipart to the files host, as the
+    SDK's ``files.create`` sends it), accept."""
+    from paygate.models import DisputeEvidence, EvidenceFile
+
+    dispute = resource("dispute", id="dp_plumb", payment_intent="pi_plumb")
+    api.get(f"{API}/disputes", json={"object": "list", "data": [dispute], "has_more": False,
+                                     "url": "/v1/disputes"})  # fmt: skip
+    api.post("https://files.stripe.com/v1/files", json=resource("file", id="file_plumb"))
+    api.post(f"{API}/disputes/dp_plumb", json=dispute)
+    api.post(f"{API}/disputes/dp_plumb/close", json={**dispute, "status": "lost"})
+    provider = StripeProvider(api_key=KEY)
+
+    assert [d.id for d in provider.list_disputes(payment_id="pi_plumb")] == ["dp_plumb"]
+    evidence = DisputeEvidence(
+        explanation="delivered",
+        files=[EvidenceFile(name="slip.pdf", content=b"%PDF-1.4 slip", kind="receipt")],
+    )
+    assert provider.submit_dispute_evidence("dp_plumb", evidence).id == "dp_plumb"
+    assert provider.accept_dispute("dp_plumb").id == "dp_plumb"
+
+    sent = [call.request for call in api.calls]
+    assert "payment_intent=pi_plumb" in str(sent[0].url) and "limit=100" in str(sent[0].url)
+    upload = sent[1]
+    assert upload.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    body = bytes(upload.body)
+    assert b'name="purpose"\r\n\r\ndispute_evidence' in body
+    assert b'name="file"; filename="slip.pdf"' in body and b"%PDF-1.4 slip" in body
+    assert sorted(str(sent[2].body).split("&")) == [
+        "evidence[receipt]=file_plumb", "evidence[uncategorized_text]=delivered", "submit=true",
+    ]  # fmt: skip
+    assert sent[3].path_url == "/v1/disputes/dp_plumb/close"

@@ -1353,6 +1353,14 @@ def _path(template: str, *ids: str) -> str:
     return template.format(*(quote_plus(i) for i in ids))
 
 
+#: ``raw_request``'s own keywords for a ``/v1/files`` upload, as ``v1.files.create`` sends
+#: it: multipart/form-data, to the files host (``base_address="files"``)
+_MULTIPART_TO_FILES: Final[Mapping[str, str]] = {
+    "content_type": "multipart/form-data",
+    "base": "files",
+}
+
+
 def _stripe_key(key: str) -> str:
     """The idempotency key as sent: unchanged when Stripe accepts it, else its hash."""
     if not isinstance(key, str) or not key:
@@ -1964,7 +1972,7 @@ class StripeProvider(BaseProvider):
         """Every status (Stripe lists only live ones unless asked), up to 100: the first
         page (a customer rarely has more)."""
         params = subscription_list_params(customer_id)
-        page = self._call("list_subscriptions", self._v1.subscriptions.list, params=params)
+        page = self._raw("list_subscriptions", "get", "/v1/subscriptions", params)
         return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
 
     def change_subscription(
@@ -1979,46 +1987,38 @@ class StripeProvider(BaseProvider):
         """Swap the subscription's (single) item to ``price_id`` / ``quantity``;
         ``proration`` is Stripe's ``proration_behavior``, as is."""
         item = _change_item(price_id, quantity, proration)
-        current = self._call("get_subscription", self._v1.subscriptions.retrieve, subscription_id)
+        path = _path("/v1/subscriptions/{}", subscription_id)
+        current = self._raw("get_subscription", "get", path, {})
         item["id"] = single_item_id(current, subscription_id)
-        data = self._call(
-            "change_subscription",
-            self._v1.subscriptions.update,
-            subscription_id,
-            params={"items": [item], "proration_behavior": proration},
-            options=self._options(idempotency_key),
-        )
+        data = self._raw(
+            "change_subscription", "post", path,
+            {"items": [item], "proration_behavior": proration}, idempotency_key,
+        )  # fmt: skip
         return subscription_from_stripe(data)
 
     def pause_subscription(self, subscription_id: str) -> Subscription:
         """Pause collection (``pause_collection[behavior]=void``): Stripe keeps the
         subscription ``active`` and voids its invoices until resumed; paygate reads it as
         ``paused``."""
-        data = self._call(
-            "pause_subscription",
-            self._v1.subscriptions.update,
-            subscription_id,
-            params={"pause_collection": {"behavior": "void"}},
-        )
+        data = self._raw(
+            "pause_subscription", "post", _path("/v1/subscriptions/{}", subscription_id),
+            {"pause_collection": {"behavior": "void"}},
+        )  # fmt: skip
         return subscription_from_stripe(data)
 
     def resume_subscription(self, subscription_id: str) -> Subscription:
         """Unset ``pause_collection`` (Stripe's way to resume collection)."""
-        data = self._call(
-            "resume_subscription",
-            self._v1.subscriptions.update,
-            subscription_id,
-            params={"pause_collection": ""},
-        )
+        data = self._raw(
+            "resume_subscription", "post", _path("/v1/subscriptions/{}", subscription_id),
+            {"pause_collection": ""},
+        )  # fmt: skip
         return subscription_from_stripe(data)
 
     def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
-        data = self._call(
-            "undo_cancel_subscription",
-            self._v1.subscriptions.update,
-            subscription_id,
-            params={"cancel_at_period_end": False},
-        )
+        data = self._raw(
+            "undo_cancel_subscription", "post", _path("/v1/subscriptions/{}", subscription_id),
+            {"cancel_at_period_end": False},
+        )  # fmt: skip
         return subscription_from_stripe(data)
 
     def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
@@ -2033,7 +2033,7 @@ class StripeProvider(BaseProvider):
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
         params = dispute_list_params(payment_id)
-        page = self._call("list_disputes", self._v1.disputes.list, params=params)
+        page = self._raw("list_disputes", "get", "/v1/disputes", params)
         return [dispute_from_stripe(d) for d in page.get("data") or ()]
 
     def submit_dispute_evidence(
@@ -2045,24 +2045,21 @@ class StripeProvider(BaseProvider):
         check_evidence(evidence)
         fields = stripe_evidence_fields(evidence)
         for field_name, evidence_file in stripe_evidence_files(evidence):
-            uploaded = self._call(
-                "upload_dispute_evidence",
-                self._v1.files.create,
-                params=evidence_upload_params(evidence_file),
-            )
+            uploaded = self._raw(
+                "upload_dispute_evidence", "post", "/v1/files",
+                {**evidence_upload_params(evidence_file), **_MULTIPART_TO_FILES},
+            )  # fmt: skip
             fields[field_name] = uploaded["id"]
-        data = self._call(
-            "submit_dispute_evidence",
-            self._v1.disputes.update,
-            dispute_id,
-            params={"evidence": fields, "submit": bool(submit)},
-        )
+        data = self._raw(
+            "submit_dispute_evidence", "post", _path("/v1/disputes/{}", dispute_id),
+            {"evidence": fields, "submit": bool(submit)},
+        )  # fmt: skip
         return dispute_from_stripe(data)
 
     def accept_dispute(self, dispute_id: str) -> Dispute:
         """``POST /v1/disputes/{id}/close``: concede; the dispute is lost."""
         return dispute_from_stripe(
-            self._call("accept_dispute", self._v1.disputes.close, dispute_id)
+            self._raw("accept_dispute", "post", _path("/v1/disputes/{}/close", dispute_id), {})
         )
 
     def get_customer(self, customer_id: str) -> Customer:
