@@ -355,3 +355,71 @@ def test_dispute_operations_build_no_stripe_object(
         "evidence[receipt]=file_plumb", "evidence[uncategorized_text]=delivered", "submit=true",
     ]  # fmt: skip
     assert sent[3].path_url == "/v1/disputes/dp_plumb/close"
+
+
+def test_setups_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """create_setup in Checkout's setup mode and complete_setup (from either), under the
+    caller's key, the session read with its SetupIntent expanded."""
+    intent = resource("setup_intent", id="seti_plumb", customer="cus_plumb")
+    session = resource("checkout.session", id="cs_setup", mode="setup", payment_intent=None,
+                       setup_intent=intent, customer="cus_plumb")  # fmt: skip
+    api.post(f"{API}/checkout/sessions", json=session)
+    api.get(f"{API}/checkout/sessions/cs_setup", json=session)
+    api.get(f"{API}/setup_intents/seti_plumb", json=intent)
+    provider = StripeProvider(api_key=KEY)
+
+    provider.create_setup(customer_id="cus_plumb", idempotency_key="s2",
+                          return_url="https://shop.example/saved")  # fmt: skip
+    provider.complete_setup({"session_id": "cs_setup"}, idempotency_key="c1")
+    done = provider.complete_setup({"setup_intent": "seti_plumb"}, idempotency_key="c2")
+    assert done.id == "seti_plumb"
+
+    sent = [call.request for call in api.calls]
+    assert sent[0].headers["Idempotency-Key"] == "s2"
+    assert "mode=setup" in str(sent[0].body).split("&")
+    assert "expand%5B0%5D=setup_intent" in str(sent[1].url)
+    assert sent[2].path_url == "/v1/setup_intents/seti_plumb"
+
+
+@pytest.mark.parametrize("usage", ["off_session", "on_session"])
+def test_a_setup_intents_usage_is_sent(api: responses.RequestsMock, usage: str) -> None:
+    """``raw_request`` takes a top-level ``usage`` as its own telemetry and drops it: the
+    SetupIntent stays on the SDK's service, and its ``usage`` reaches Stripe."""
+    api.post(f"{API}/setup_intents", json=resource("setup_intent", id="seti_plumb"))
+    StripeProvider(api_key=KEY).create_setup(
+        customer_id="cus_plumb", idempotency_key="s1", usage=usage  # type: ignore[arg-type]
+    )
+    assert f"usage={usage}" in str(api.calls[0].request.body).split("&")
+    assert api.calls[0].request.headers["Idempotency-Key"] == "s1"
+
+
+def test_raw_refuses_a_parameter_it_would_not_send(api: responses.RequestsMock) -> None:
+    provider = StripeProvider(api_key=KEY)
+    with pytest.raises(TypeError, match=r"would not send \['usage'\]"):
+        provider._raw("create_setup", "post", "/v1/setup_intents", {"usage": "on_session"})
+    assert not api.calls
+
+
+def test_balance_transactions_build_no_stripe_object(
+    api: responses.RequestsMock, no_stripe_objects: None
+) -> None:
+    """Every page (``starting_after`` the last id), the sources expanded, the window as
+    ``created[gte]``/``created[lt]``."""
+    from datetime import datetime, timezone
+
+    first = resource("balance_transaction", id="txn_1")
+    second = resource("balance_transaction", id="txn_2")
+    page = {"object": "list", "url": "/v1/balance_transactions"}
+    api.get(f"{API}/balance_transactions", json={**page, "data": [first], "has_more": True})
+    api.get(f"{API}/balance_transactions", json={**page, "data": [second], "has_more": False})
+    provider = StripeProvider(api_key=KEY)
+    since = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = provider.iter_balance_transactions(since=since, page_size=1)
+    assert [row["id"] for row in rows] == ["txn_1", "txn_2"]
+
+    urls = [str(call.request.url) for call in api.calls]
+    assert "limit=1" in urls[0] and "expand%5B0%5D=data.source" in urls[0]
+    assert f"created%5Bgte%5D={int(since.timestamp())}" in urls[0]
+    assert "starting_after=txn_1" in urls[1] and len(urls) == 2

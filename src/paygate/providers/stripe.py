@@ -1359,6 +1359,13 @@ _MULTIPART_TO_FILES: Final[Mapping[str, str]] = {
     "content_type": "multipart/form-data",
     "base": "files",
 }
+#: top-level names ``raw_request`` takes as its own (request options, ``base``, its
+#: telemetry ``usage``) instead of sending them: a request with such a parameter (a
+#: SetupIntent's ``usage``) cannot go through it
+_RAW_RESERVED: Final = frozenset(
+    ("api_key", "stripe_version", "stripe_account", "stripe_context", "max_network_retries",
+     "idempotency_key", "content_type", "headers", "base", "usage")
+)  # fmt: skip
 
 
 def _stripe_key(key: str) -> str:
@@ -1622,7 +1629,8 @@ class StripeProvider(BaseProvider):
     # -- plumbing ---------------------------------------------------------------------------
 
     def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one SDK call; Stripe errors become paygate errors; answer as a plain dict."""
+        """Run one call on the SDK's services (a ``StripeObject``, ``to_dict()``ed): only
+        where ``_raw`` cannot send the request (``_RAW_RESERVED``)."""
         try:
             result = fn(*args, **kwargs)
         except stripe.StripeError as exc:
@@ -1631,13 +1639,27 @@ class StripeProvider(BaseProvider):
 
     def _raw(
         self, operation: str, method: str, path: str, params: Mapping[str, Any],
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, *, upload: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
         """One SDK request answered as the JSON the SDK parsed, no ``StripeObject`` built
         (``StripeClient.raw_request``: the same auth, headers, telemetry, form encoding
         and error types as the ``v1`` services; building the objects only to
-        ``to_dict()`` them was about a third of a call's instructions)."""
-        options = {} if idempotency_key is None else self._options(idempotency_key)
+        ``to_dict()`` them was about a third of a call's instructions).
+
+        ``upload``: multipart/form-data to the files host, as ``v1.files.create``. A
+        parameter ``raw_request`` would take as its own (``_RAW_RESERVED``) is refused:
+        it would not be sent.
+        """
+        if not _RAW_RESERVED.isdisjoint(params):
+            raise TypeError(
+                f"stripe {operation}: raw_request would not send "
+                f"{sorted(_RAW_RESERVED.intersection(params))} (use the SDK's service)"
+            )
+        options: dict[str, Any] = (
+            {} if idempotency_key is None else self._options(idempotency_key)
+        )
+        if upload:
+            options.update(_MULTIPART_TO_FILES)
         try:
             response = self._client.raw_request(method, path, **params, **options)
         except stripe.StripeError as exc:
@@ -1948,7 +1970,7 @@ class StripeProvider(BaseProvider):
                 retry,
                 operation,
                 functools.partial(
-                    self._call, operation, self._v1.balance_transactions.list, params=params
+                    self._raw, operation, "get", "/v1/balance_transactions", params
                 ),
             )
             rows: list[dict[str, Any]] = page.get("data") or []
@@ -2047,7 +2069,7 @@ class StripeProvider(BaseProvider):
         for field_name, evidence_file in stripe_evidence_files(evidence):
             uploaded = self._raw(
                 "upload_dispute_evidence", "post", "/v1/files",
-                {**evidence_upload_params(evidence_file), **_MULTIPART_TO_FILES},
+                evidence_upload_params(evidence_file), upload=True,
             )  # fmt: skip
             fields[field_name] = uploaded["id"]
         data = self._raw(
@@ -2117,6 +2139,7 @@ class StripeProvider(BaseProvider):
             customer_id, return_url, cancel_url, usage, payment_method, verification_token
         )
         if kind == "setup_intent":
+            # on the SDK's service: raw_request would take ``usage`` as its own telemetry
             data = self._call(
                 "create_setup",
                 self._v1.setup_intents.create,
@@ -2124,12 +2147,7 @@ class StripeProvider(BaseProvider):
                 options=self._options(idempotency_key),
             )
             return setup_from_stripe(data)
-        data = self._call(
-            "create_setup",
-            self._v1.checkout.sessions.create,
-            params=params,
-            options=self._options(idempotency_key),
-        )
+        data = self._raw("create_setup", "post", "/v1/checkout/sessions", params, idempotency_key)
         return setup_from_checkout(data)
 
     def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
@@ -2138,18 +2156,16 @@ class StripeProvider(BaseProvider):
         is fetched from Stripe (``redirect_status`` is ignored)."""
         session_id = params.get("session_id")
         if session_id:
-            data = self._call(
-                "complete_setup",
-                self._v1.checkout.sessions.retrieve,
-                session_id,
-                params={"expand": ["setup_intent"]},
-            )
+            data = self._raw(
+                "complete_setup", "get", _path("/v1/checkout/sessions/{}", session_id),
+                {"expand": ["setup_intent"]},
+            )  # fmt: skip
             return setup_from_checkout(data)
         setup_id = params.get("setup_intent")
         if not setup_id:
             raise ValidationError("return parameters carry neither session_id nor setup_intent")
         return setup_from_stripe(
-            self._call("complete_setup", self._v1.setup_intents.retrieve, setup_id)
+            self._raw("complete_setup", "get", _path("/v1/setup_intents/{}", setup_id), {})
         )
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
