@@ -79,10 +79,11 @@ def test_the_environments_proxy_is_taken_once_when_the_provider_is_built(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    proxied = StripeProvider(api_key=KEY)
-    assert proxied._client._requestor._client._proxy == {"https": "http://proxy.invalid:3128"}
+    proxied: Any = StripeProvider(api_key=KEY)._client._requestor._client
+    assert proxied._proxy == {"https": "http://proxy.invalid:3128"}
     monkeypatch.setenv("NO_PROXY", "api.stripe.com")
-    assert StripeProvider(api_key=KEY)._client._requestor._client._proxy is None
+    direct: Any = StripeProvider(api_key=KEY)._client._requestor._client
+    assert direct._proxy is None
 
 
 @pytest.fixture
@@ -314,10 +315,17 @@ def test_subscription_operations_build_no_stripe_object(
     ]  # fmt: skip
     # the caller's key on the update only (the SDK makes up its own for other POSTs)
     assert [r.headers.get("Idempotency-Key") == "ch1" for r in sent] == [
-        False, False, True, False, False, False
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
     ]
     assert [r.body for r in sent[3:]] == [
-        "pause_collection[behavior]=void", "pause_collection=", "cancel_at_period_end=false"
+        "pause_collection[behavior]=void",
+        "pause_collection=",
+        "cancel_at_period_end=false",
     ]
 
 
@@ -339,7 +347,7 @@ def test_dispute_operations_build_no_stripe_object(
     assert [d.id for d in provider.list_disputes(payment_id="pi_plumb")] == ["dp_plumb"]
     evidence = DisputeEvidence(
         explanation="delivered",
-        files=[EvidenceFile(name="slip.pdf", content=b"%PDF-1.4 slip", kind="receipt")],
+        files=(EvidenceFile(name="slip.pdf", content=b"%PDF-1.4 slip", kind="receipt"),),
     )
     assert provider.submit_dispute_evidence("dp_plumb", evidence).id == "dp_plumb"
     assert provider.accept_dispute("dp_plumb").id == "dp_plumb"
@@ -348,7 +356,8 @@ def test_dispute_operations_build_no_stripe_object(
     assert "payment_intent=pi_plumb" in str(sent[0].url) and "limit=100" in str(sent[0].url)
     upload = sent[1]
     assert upload.headers["Content-Type"].startswith("multipart/form-data; boundary=")
-    body = bytes(upload.body)
+    body = upload.body
+    assert isinstance(body, bytes)
     assert b'name="purpose"\r\n\r\ndispute_evidence' in body
     assert b'name="file"; filename="slip.pdf"' in body and b"%PDF-1.4 slip" in body
     assert sorted(str(sent[2].body).split("&")) == [
@@ -389,7 +398,9 @@ def test_a_setup_intents_usage_is_sent(api: responses.RequestsMock, usage: str) 
     SetupIntent stays on the SDK's service, and its ``usage`` reaches Stripe."""
     api.post(f"{API}/setup_intents", json=resource("setup_intent", id="seti_plumb"))
     StripeProvider(api_key=KEY).create_setup(
-        customer_id="cus_plumb", idempotency_key="s1", usage=usage  # type: ignore[arg-type]
+        customer_id="cus_plumb",
+        idempotency_key="s1",
+        usage=usage,  # type: ignore[arg-type]
     )
     assert f"usage={usage}" in str(api.calls[0].request.body).split("&")
     assert api.calls[0].request.headers["Idempotency-Key"] == "s1"

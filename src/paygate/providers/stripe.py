@@ -1655,9 +1655,7 @@ class StripeProvider(BaseProvider):
                 f"stripe {operation}: raw_request would not send "
                 f"{sorted(_RAW_RESERVED.intersection(params))} (use the SDK's service)"
             )
-        options: dict[str, Any] = (
-            {} if idempotency_key is None else self._options(idempotency_key)
-        )
+        options: dict[str, Any] = {} if idempotency_key is None else self._options(idempotency_key)
         if upload:
             options.update(_MULTIPART_TO_FILES)
         try:
@@ -1969,9 +1967,7 @@ class StripeProvider(BaseProvider):
             page = call_with(
                 retry,
                 operation,
-                functools.partial(
-                    self._raw, operation, "get", "/v1/balance_transactions", params
-                ),
+                functools.partial(self._raw, operation, "get", "/v1/balance_transactions", params),
             )
             rows: list[dict[str, Any]] = page.get("data") or []
             yield from rows
@@ -2097,9 +2093,7 @@ class StripeProvider(BaseProvider):
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
         params = customer_update_params(email, name, metadata)
-        data = self._raw(
-            "update_customer", "post", _path("/v1/customers/{}", customer_id), params
-        )
+        data = self._raw("update_customer", "post", _path("/v1/customers/{}", customer_id), params)
         return customer_from_stripe(data)
 
     def list_customers(
