@@ -1368,6 +1368,16 @@ _RAW_RESERVED: Final = frozenset(
 )  # fmt: skip
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every ``OrderedDict`` (how the SDK parses JSON) a plain ``dict``:
+    what ``iter_balance_transactions`` promises its callers."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
 def _stripe_key(key: str) -> str:
     """The idempotency key as sent: unchanged when Stripe accepts it, else its hash."""
     if not isinstance(key, str) or not key:
@@ -1970,7 +1980,7 @@ class StripeProvider(BaseProvider):
                 functools.partial(self._raw, operation, "get", "/v1/balance_transactions", params),
             )
             rows: list[dict[str, Any]] = page.get("data") or []
-            yield from rows
+            yield from map(_plain, rows)
             if not page.get("has_more") or not rows:
                 return
             params = {**params, "starting_after": rows[-1]["id"]}
