@@ -13,8 +13,17 @@ call. Variants:
 * ``gateway-memory``: ``Gateway.create_payment`` on ``memory://``;
 * ``gateway-sqlite``: ``Gateway.create_payment`` on SQLite (WAL, synchronous=FULL).
 
+Not run unless named in ``--variants``, one operation moved later to ``raw_request``
+(issue 21, third part), each compared with its own raw SDK call:
+
+* ``raw-pause-subscription``: ``StripeClient.v1.subscriptions.update(id, params=
+  {"pause_collection": {"behavior": "void"}})`` and ``.to_dict()``;
+* ``adapter-pause-subscription``: ``StripeProvider.pause_subscription`` (to a
+  ``paygate.Subscription``).
+
 The server answers every request with the reference PaymentIntent
-(``$PAYGATE_REFERENCE_DIR/stripe/fixtures3.json``; a smaller stand-in without it).
+(``$PAYGATE_REFERENCE_DIR/stripe/fixtures3.json``; a smaller stand-in without it), a
+request to ``/v1/subscriptions/...`` with the reference Subscription.
 Goal (issue 21): adapter <= 1.0x raw; Gateway with SQLite <= 1.2x raw, with one durable
 commit per call: ``gateway-sqlite`` runs once more without callgrind, its store's
 connections traced (``sqlite3`` trace callback), and prints its commits per call -- a
@@ -45,6 +54,9 @@ from urllib.parse import parse_qs
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
 VARIANTS = ("raw", "adapter", "gateway-memory", "gateway-sqlite")
+#: run only when named; each compared with the raw SDK call named here
+EXTRA_VARIANTS = {"raw-pause-subscription": None,
+                  "adapter-pause-subscription": "raw-pause-subscription"}  # fmt: skip
 _REFERENCE = Path(
     os.environ.get(
         "PAYGATE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -65,8 +77,17 @@ def _intent() -> bytes:
     return json.dumps(intent).encode()
 
 
+def _subscription() -> dict[str, Any]:
+    path = _REFERENCE / "stripe" / "fixtures3.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text())["resources"]["subscription"])
+    return {"id": "sub_1", "object": "subscription", "customer": "cus_1",  # a stand-in
+            "status": "active", "items": {"object": "list", "data": []}}  # fmt: skip
+
+
 def _serve(port_queue: Any) -> None:
     intent = json.loads(_intent())
+    subscription = json.dumps(_subscription()).encode()
     created = itertools.count(1)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -80,6 +101,8 @@ def _serve(port_queue: Any) -> None:
             order = parse_qs(sent.decode()).get("metadata[order_id]", ["bench"])[0]
             body = json.dumps({**intent, "id": f"pi_bench{next(created):019d}",
                                "metadata": {"order_id": order}}).encode()  # fmt: skip
+            if self.path.startswith("/v1/subscriptions/"):
+                body = subscription
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -119,9 +142,23 @@ def child(variant: str, base_url: str, calls: int, workdir: str) -> None:
             return client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": f"o{i}:create"}
             ).to_dict()
+    elif variant == "raw-pause-subscription":
+        client = stripe.StripeClient(
+            key, base_addresses={"api": base_url}, max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=10),
+        )  # fmt: skip
+
+        def call(i: int) -> Any:
+            return client.v1.subscriptions.update(
+                "sub_bench", params={"pause_collection": {"behavior": "void"}}
+            ).to_dict()
     else:
         provider = StripeProvider(api_key=key, base_url=base_url)
-        if variant == "adapter":
+        if variant == "adapter-pause-subscription":
+
+            def call(i: int) -> Any:
+                return provider.pause_subscription("sub_bench")
+        elif variant == "adapter":
 
             def call(i: int) -> Any:
                 return provider.create_payment(
@@ -227,7 +264,7 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     runs = [(v, SRC, "") for v in variants]
     if args.before is not None:
-        runs += [(v, args.before, " (before)") for v in variants if v != "raw"]
+        runs += [(v, args.before, " (before)") for v in variants if not v.startswith("raw")]
     try:
         per_call: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as workdir:
@@ -240,9 +277,10 @@ def main() -> None:
                     src, variant, base_url, args.warmup + args.calls, workdir
                 )
                 per_call[variant + label] = (high - low) / args.calls
+                raw = EXTRA_VARIANTS.get(variant, "raw")
                 ratio = (
-                    f" = {per_call[variant + label] / per_call['raw']:.3f}x raw"
-                    if "raw" in per_call else ""
+                    f" = {per_call[variant + label] / per_call[raw]:.3f}x {raw}"
+                    if raw in per_call else ""
                 )  # fmt: skip
                 print(f"{variant}{label}: {per_call[variant + label]:,.0f} instructions/call"
                       f"{ratio}; under callgrind wall {timing['wall']:.1f} s, CPU "

@@ -1,7 +1,8 @@
 """The Stripe adapter's request plumbing skips work paygate throws away (issue 21):
-``create_payment`` and the payment, refund and checkout operations build no
-``StripeObject`` (the SDK's ``raw_request``: the parsed JSON), and ``requests`` does not look up the environment's proxies on every request
-(``trust_env`` decided once, when the provider is built)."""
+its operations build no ``StripeObject`` (the SDK's ``raw_request``: the parsed JSON;
+all but a SetupIntent's creation, whose ``usage`` ``raw_request`` would not send), and
+``requests`` does not look up the environment's proxies on every request (``trust_env``
+decided once, when the provider is built)."""
 
 from __future__ import annotations
 
