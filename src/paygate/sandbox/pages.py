@@ -113,7 +113,10 @@ def _register_stripe(sandbox: Sandbox) -> None:
         if session["status"] != "open":
             done = session["status"] == "complete"
             text = (
-                "This checkout is already paid." if done else "This checkout session has expired."
+                ("This card is already saved." if session["mode"] == "setup" else
+                 "This checkout is already paid.")
+                if done
+                else "This checkout session has expired."
             )
             link = (
                 session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
@@ -121,6 +124,20 @@ def _register_stripe(sandbox: Sandbox) -> None:
                 else session.get("cancel_url")
             )
             return _page(_html.message_page("Checkout " + session["status"], text, link=link))
+        if session["mode"] == "setup":
+            return _page(
+                _html.checkout_page(
+                    provider="stripe",
+                    action=f"/checkout/{session['id']}/pay",
+                    merchant=_merchant(session["success_url"]),
+                    lines=[],
+                    total="Nothing is charged now: the card is saved for later payments.",
+                    cancel_url=session.get("cancel_url"),
+                    error=_error_message(request.args.get("error")),
+                    test_cards=_html.SETUP_TEST_CARDS,
+                    setup=True,
+                )
+            )
         lines = [
             _html.LineRow(
                 name=str(item.get("description") or "Item"),
