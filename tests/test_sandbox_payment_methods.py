@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -245,7 +246,10 @@ def test_saved_method_objects_fit_the_stripe_packages_typed_resources(
     ada = gateway.create_customer(email="ada@example.com", name="Ada")
     _save_on_hosted_page(gateway, ada.id, "4242424242424242")
     gateway.create_setup(ada.id, payment_method="pm_card_mastercard")
-    get = lambda path: httpx.get(sandbox.base_url + path, headers=KEY).json()  # noqa: E731
+
+    def get(path: str) -> Any:
+        return httpx.get(sandbox.base_url + path, headers=KEY).json()
+
     methods = get(f"/v1/customers/{ada.id}/payment_methods")["data"]
     assert len(methods) == 2
     objects = [*methods, get(f"/v1/customers/{ada.id}")]

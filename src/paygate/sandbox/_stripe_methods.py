@@ -160,7 +160,11 @@ def render_setup_intent(face: StripeFace, setup: JSON) -> JSON:
         "payment_method": setup.get("payment_method_id") or wire.get("payment_method"),
         "payment_method_configuration_details": None,
         "payment_method_options": {
-            "card": {"mandate_options": None, "network": None, "request_three_d_secure": "automatic"}
+            "card": {
+                "mandate_options": None,
+                "network": None,
+                "request_three_d_secure": "automatic",
+            }
         },
         "payment_method_types": ["card"],
         "single_use_mandate": None,
@@ -262,7 +266,9 @@ def update_customer(face: StripeFace, params: JSON, customer: str) -> JSON:
         try:
             method = engine._get("payment_method", default)
         except NotFound:
-            raise missing("PaymentMethod", default, "invoice_settings[default_payment_method]", 400)
+            raise missing(
+                "PaymentMethod", default, "invoice_settings[default_payment_method]", 400
+            ) from None
         if method["customer_id"] != customer:
             raise invalid(
                 f"The customer does not have a payment method with the ID {default}. The "
@@ -512,8 +518,8 @@ def create_setup_session(face: StripeFace, params: JSON, success_url: str, cance
 def expire_setup_session(face: StripeFace, record: JSON) -> JSON:
     if record["status"] != "open":
         raise invalid(
-            f"Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout "
-            f"Session has a status of \"{record['status']}\".",
+            f'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout '
+            f'Session has a status of "{record["status"]}".',
             code="checkout_session_unexpected_state",
         )
     record["status"] = "expired"
@@ -536,7 +542,12 @@ def pay_setup_session(face: StripeFace, record: JSON, card: str) -> str:
     if setup["status"] == "requires_action":
         engine.authenticate_setup(record["setup_id"], success=True)
     record["status"] = "complete"
-    emit(face, "checkout.session.completed", render_setup_session(face, record), created=engine._now())
+    emit(
+        face,
+        "checkout.session.completed",
+        render_setup_session(face, record),
+        created=engine._now(),
+    )
     return _success_url(record)
 
 

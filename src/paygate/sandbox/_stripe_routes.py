@@ -17,6 +17,7 @@ from paygate._iso4217 import EXPONENTS
 from paygate.errors import CardDeclined, PaygateError
 from paygate.models import EventType, LineItem
 from paygate.money import Money
+from paygate.sandbox import _stripe_methods
 from paygate.sandbox._stripe_api import (
     Endpoint,
     StripeAPIError,
@@ -48,7 +49,6 @@ from paygate.sandbox._stripe_api import (
     render_session,
     render_subscription,
 )
-from paygate.sandbox import _stripe_methods
 from paygate.sandbox.stripe import TEST_PAYMENT_METHODS, engine_token, to_engine_id
 
 if TYPE_CHECKING:

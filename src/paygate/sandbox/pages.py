@@ -113,8 +113,11 @@ def _register_stripe(sandbox: Sandbox) -> None:
         if session["status"] != "open":
             done = session["status"] == "complete"
             text = (
-                ("This card is already saved." if session["mode"] == "setup" else
-                 "This checkout is already paid.")
+                (
+                    "This card is already saved."
+                    if session["mode"] == "setup"
+                    else "This checkout is already paid."
+                )
                 if done
                 else "This checkout session has expired."
             )
