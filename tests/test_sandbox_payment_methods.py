@@ -220,6 +220,33 @@ def test_setup_intent_with_a_test_method_and_stripes_authentication_required_met
     assert len(gateway.list_payment_methods(ada.id)) == 2
 
 
+def test_setup_intent_waiting_for_3d_secure_on_the_sandboxs_challenge_page(
+    gateway: Gateway,
+) -> None:
+    ada = gateway.create_customer(email="ada@example.com", name="Ada")
+    setup = gateway.create_setup(
+        ada.id, payment_method="pm_card_threeDSecure2Required", return_url="http://shop.test/s"
+    )
+    assert setup.status is SetupStatus.REQUIRES_ACTION and setup.url
+    came_back = pay_hosted_page(setup.url)
+    assert came_back.return_url is not None
+    query = _query(came_back.return_url)
+    assert (query["setup_intent"], query["redirect_status"]) == (setup.id, "succeeded")
+    done = gateway.complete_setup(query)
+    assert done.status is SetupStatus.SUCCEEDED and done.payment_method_id
+    payment = gateway.create_payment(
+        order_id="ord-after-3ds", amount=EUR, payment_method=done.payment_method_id,
+        customer_id=ada.id, off_session=True,
+    )  # fmt: skip
+    assert payment.status is PaymentStatus.SUCCEEDED  # 3-D Secure at setup covers it
+    failing = gateway.create_setup(
+        ada.id, payment_method="pm_card_threeDSecure2Required", return_url="http://shop.test/s"
+    )
+    refused = pay_hosted_page(failing.url or "", three_d_secure="fail")
+    assert refused.return_url is not None
+    assert gateway.complete_setup(_query(refused.return_url)).status is SetupStatus.FAILED
+
+
 def test_authentication_required_comes_in_stripes_error_shape(
     sandbox: Sandbox, gateway: Gateway
 ) -> None:

@@ -168,12 +168,16 @@ def _register_stripe(sandbox: Sandbox) -> None:
         if intent["status"] != "requires_action":
             text = f"This payment is {intent['status']}: there is nothing to authenticate."
             return _page(_html.message_page("3-D Secure", text, brand="stripe"))
+        if intent["object"] == "setup_intent":  # saving a card: nothing is charged now
+            amount = "nothing now (the card is saved for later payments)"
+        else:
+            amount = _money(intent["amount"], intent["currency"])
         page = _html.three_d_secure_page(
             action=f"/3ds/{intent['id']}/complete",
             merchant=_merchant(
                 ((intent.get("next_action") or {}).get("redirect_to_url") or {}).get("return_url")
             ),
-            amount=_money(intent["amount"], intent["currency"]),
+            amount=amount,
         )
         return _page(page)
 
