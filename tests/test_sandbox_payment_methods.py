@@ -137,6 +137,12 @@ def test_save_a_card_on_the_hosted_page_then_charge_it_off_session(
     ):  # fmt: skip
         assert expected in types, (expected, types)
     assert types.index("payment_method.attached") < types.index("payment_method.detached")
+    emitted = [e.type for e in reversed(sandbox.bus.events("stripe", 1000))]  # oldest first
+    assert (
+        emitted.index("payment_method.attached")
+        < emitted.index("setup_intent.succeeded")
+        < emitted.index("checkout.session.completed")
+    )
     translated = [
         gateway.provider.parse_webhook(d.body, d.headers).type for d in endpoint.deliveries
     ]

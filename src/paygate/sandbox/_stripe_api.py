@@ -679,7 +679,10 @@ def pay_checkout(face: StripeFace, session_id: str, card: str) -> str:
     with face.state.transaction("stripe") as engine:
         setup = _stripe_methods.setup_sessions(face).get(session_id)
         if setup is not None:
-            return _stripe_methods.pay_setup_session(face, setup, card)
+            target = _stripe_methods.pay_setup_session(face, setup, card)
+    if setup is not None:
+        _stripe_methods.announce_setup_session(face, session_id)
+        return target
     token = engine_token(card)
     with face.state.transaction("stripe") as engine:
         session = engine._session(session_id)

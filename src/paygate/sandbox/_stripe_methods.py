@@ -530,7 +530,9 @@ def expire_setup_session(face: StripeFace, record: JSON) -> JSON:
 
 def pay_setup_session(face: StripeFace, record: JSON, card: str) -> str:
     """The customer enters ``card`` on the setup page: saved (3-D Secure, when the card asks
-    for it, passes on the page), then the ``success_url``; a decline raises."""
+    for it, passes on the page), then the ``success_url``; a decline raises. The session's
+    ``checkout.session.completed`` follows in ``announce_setup_session`` (after the
+    engine's ``payment_method.attached`` and ``setup_intent.succeeded``, as at Stripe)."""
     engine = face.engine()
     if render_setup_session(face, record)["status"] != "open":
         raise invalid("This Checkout Session is no longer open.", code="session_expired")
@@ -542,16 +544,19 @@ def pay_setup_session(face: StripeFace, record: JSON, card: str) -> str:
     if setup["status"] == "requires_action":
         engine.authenticate_setup(record["setup_id"], success=True)
     record["status"] = "complete"
-    emit(
-        face,
-        "checkout.session.completed",
-        render_setup_session(face, record),
-        created=engine._now(),
-    )
     return _success_url(record)
 
 
+def announce_setup_session(face: StripeFace, session_id: str) -> None:
+    """``checkout.session.completed`` for a setup session the customer just completed."""
+    with face.state.transaction("stripe") as engine:
+        record = setup_sessions(face)[session_id]
+        data = render_setup_session(face, record)
+        emit(face, "checkout.session.completed", data, created=engine._now())
+
+
 __all__ = [
+    "announce_setup_session",
     "SETUP_TOKENS",
     "complete_setup_challenge",
     "create_setup_session",
