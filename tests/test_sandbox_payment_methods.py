@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -33,6 +34,7 @@ from paygate.gateway import Gateway
 from paygate.sandbox import Sandbox
 from paygate.testing import pay_hosted_page
 from paygate.testing.sandbox import Delivery, WebhookReceiver
+from tests.conftest import load_reference_json
 from tests.stripe_shapes import shape_errors
 
 pytest.importorskip("stripe")
@@ -271,10 +273,15 @@ def test_authentication_required_comes_in_stripes_error_shape(
     assert intent["status"] == "requires_payment_method" and intent["payment_method"] == card_id
     assert intent["last_payment_error"]["code"] == "authentication_required"
     assert shape_errors(intent) == []
+    from stripe._error_object import ErrorObject
+
+    from tests.stripe_shapes import _object_errors
+
+    assert _object_errors(error, ErrorObject, "error") == []
 
 
 def test_saved_method_objects_fit_the_stripe_packages_typed_resources(
-    sandbox: Sandbox, gateway: Gateway
+    sandbox: Sandbox, gateway: Gateway, reference_dir: Path
 ) -> None:
     ada = gateway.create_customer(email="ada@example.com", name="Ada")
     _save_on_hosted_page(gateway, ada.id, "4242424242424242")
@@ -291,6 +298,14 @@ def test_saved_method_objects_fit_the_stripe_packages_typed_resources(
     kinds = {o["object"] for o in objects}
     assert kinds >= {"payment_method", "setup_intent", "customer", "checkout.session"}
     assert [e for o in objects for e in shape_errors(o)] == []
+    # and no field Stripe's own example of that object lacks
+    examples = load_reference_json("stripe", "fixtures3.json")["resources"]
+    extra = {
+        o["object"]: sorted(set(o) - set(examples[o["object"]]))
+        for o in objects
+        if o["object"] in examples and set(o) - set(examples[o["object"]])
+    }
+    assert extra == {}
 
 
 def test_deleted_customer_is_a_stub_and_not_found_through_the_adapter(
