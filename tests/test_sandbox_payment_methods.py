@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -363,3 +363,109 @@ def test_async_face_saves_and_charges_off_session(sandbox: Sandbox) -> None:
             assert await gw.list_payment_methods(ada.id) == []
 
     asyncio.run(main())
+
+
+# -- PayPal: Vault v3 ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paypal_shop(sandbox: Sandbox) -> Iterator[tuple[Gateway, list[str]]]:
+    from tests.test_sandbox_paypal import _settings
+
+    gw = paygate.connect("paypal", "memory://", **_settings(sandbox))
+    handled: list[str] = []
+
+    def handle(delivery: Delivery) -> int:
+        result = gw.handle_webhook(delivery.body, delivery.headers)
+        handled.append(json.loads(delivery.body)["event_type"])
+        return result.http_status
+
+    with WebhookReceiver(handle) as receiver:
+        sandbox.bus.forward_to.append(receiver.url)
+        yield gw, handled
+        assert sandbox.bus.wait_idle(20)
+    gw.close()
+
+
+def _vault(gw: Gateway, customer_id: str, funding: str = "paypal_balance") -> str:
+    """The buyer approves saving their wallet on the sandbox's PayPal page."""
+    setup = gw.create_setup(customer_id, return_url="http://shop.test/vaulted")
+    assert setup.status is SetupStatus.REQUIRES_ACTION and setup.url
+    came_back = pay_hosted_page(setup.url, fields={"funding": funding})
+    assert came_back.return_url is not None, came_back.error
+    done = gw.complete_setup(_query(came_back.return_url))
+    assert done.status is SetupStatus.SUCCEEDED and done.payment_method_id
+    return done.payment_method_id
+
+
+def test_paypal_vault_setup_token_approval_payment_token_and_charges(
+    sandbox: Sandbox, paypal_shop: tuple[Gateway, list[str]]
+) -> None:
+    gw, handled = paypal_shop
+    token_id = _vault(gw, "buyer-ada")
+    [wallet] = gw.list_payment_methods("buyer-ada")
+    assert (wallet.id, wallet.kind, wallet.customer_id) == (
+        token_id, PaymentMethodKind.PAYPAL, "buyer-ada",
+    )  # fmt: skip
+    assert wallet.email and gw.get_payment_method(token_id) == wallet
+    payment = gw.create_payment(
+        order_id="pp-next-month", amount=EUR, payment_method=token_id,
+        customer_id="buyer-ada", off_session=True,
+    )  # fmt: skip
+    assert payment.status is PaymentStatus.SUCCEEDED and payment.amount == EUR
+
+    picky = _vault(gw, "buyer-bob", funding="needs_authentication")
+    with pytest.raises(AuthenticationRequired) as info:
+        gw.create_payment(
+            order_id="pp-sca", amount=EUR, payment_method=picky,
+            customer_id="buyer-bob", off_session=True,
+        )  # fmt: skip
+    assert info.value.payment_id
+
+    gw.detach_payment_method(token_id)
+    assert gw.list_payment_methods("buyer-ada") == []
+    with pytest.raises(InvalidRequest):
+        gw.create_payment(
+            order_id="pp-after-delete", amount=EUR, payment_method=token_id,
+            customer_id="buyer-ada", off_session=True,
+        )  # fmt: skip
+    assert sandbox.bus.wait_idle(20)
+    assert "VAULT.PAYMENT-TOKEN.CREATED" in handled and "VAULT.PAYMENT-TOKEN.DELETED" in handled
+
+
+def test_paypal_vault_declined_funding_saves_nothing(
+    paypal_shop: tuple[Gateway, list[str]],
+) -> None:
+    gw, _ = paypal_shop
+    setup = gw.create_setup("buyer-eve", return_url="http://shop.test/vaulted")
+    came_back = pay_hosted_page(setup.url or "", fields={"funding": "card_declined"})
+    assert came_back.return_url is None and came_back.error
+    assert gw.list_payment_methods("buyer-eve") == []
+    saved = _vault(gw, "buyer-eve", funding="later_declined")
+    with pytest.raises(CardDeclined):
+        gw.create_payment(
+            order_id="pp-declined", amount=EUR, payment_method=saved,
+            customer_id="buyer-eve", off_session=True,
+        )  # fmt: skip
+
+
+def test_paypal_vault_objects_validate_against_the_vault_spec(
+    sandbox: Sandbox, paypal_shop: tuple[Gateway, list[str]]
+) -> None:
+    from tests.paypal_support import spec_available, validate
+
+    if not spec_available():
+        pytest.skip("../shared/reference/paypal is not present")
+    gw, _ = paypal_shop
+    setup = gw.create_setup("buyer-ada", return_url="http://shop.test/vaulted")
+    token_id = _vault(gw, "buyer-ada")
+    spec = "vault_payment_tokens_v3.json"
+    validate(spec, "setup_token_response", setup.raw)
+    api = cast(Any, gw.provider)._http  # the adapter's own authenticated client
+    listing = api.get("/v3/vault/payment-tokens?customer_id=buyer-ada&page=1")
+    validate(spec, "customer_vault_payment_tokens_response", listing)
+    validate(
+        spec,
+        "payment_token_response",
+        api.get(f"/v3/vault/payment-tokens/{token_id}"),
+    )

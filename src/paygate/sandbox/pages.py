@@ -248,6 +248,8 @@ def _register_stripe(sandbox: Sandbox) -> None:
 
 def _paypal_lines(view: JSON) -> tuple[list[_html.LineRow], str]:
     """An order's (or a subscription's) lines and total as PayPal's page shows them."""
+    if view.get("kind") == "setup token":
+        return [_html.LineRow("Save PayPal for later payments (nothing is charged now)", 1, "")], ""
     if view.get("kind") == "subscription":
         amount = view.get("amount") or {}
         total = f"{amount.get('value', '')} {amount.get('currency_code', '')}".strip()
@@ -289,6 +291,7 @@ def _register_paypal(sandbox: Sandbox) -> None:
             lines=lines,
             total=total,
             funding=[str(choice) for choice in view.get("funding") or ()],
+            error=_error_message(request.args.get("error")),
         )
         return _page(page)
 
@@ -339,7 +342,7 @@ def _register_paypal(sandbox: Sandbox) -> None:
     def _paypal_stored_return_url(token: str) -> str | None:
         # the face keeps the order's (or subscription's) return_url beside the wire object
         with sandbox.state.lock:
-            for kind in ("orders", "subscriptions"):
+            for kind in ("orders", "subscriptions", "setup_tokens"):
                 record = sandbox.state.records("paypal", kind).get(token) or {}
                 if record.get("return_url"):
                     return str(record["return_url"])
