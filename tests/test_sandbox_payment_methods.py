@@ -469,3 +469,66 @@ def test_paypal_vault_objects_validate_against_the_vault_spec(
         "payment_token_response",
         api.get(f"/v3/vault/payment-tokens/{token_id}"),
     )
+
+
+# -- Square: cards on file ---------------------------------------------------------------------------
+
+
+def _square(sb: Sandbox) -> Gateway:
+    from tests.test_sandbox_square import _settings
+
+    return paygate.connect("square", "memory://", **_settings(sb, "http://127.0.0.1:9/hooks"))
+
+
+def test_square_cards_on_file_save_charge_and_disable(sandbox: Sandbox) -> None:
+    gw = _square(sandbox)
+    try:
+        ada = gw.create_customer(email="ada@example.com", name="Ada")
+        setup = gw.create_setup(ada.id, payment_method="cnon:card-nonce-ok")
+        assert setup.status is SetupStatus.SUCCEEDED and setup.payment_method_id
+        card_id = setup.payment_method_id
+        [card] = gw.list_payment_methods(ada.id)
+        assert (card.id, card.kind, card.last4) == (card_id, PaymentMethodKind.CARD, "1111")
+        payment = gw.create_payment(
+            order_id="sq-next-month", amount=Money.of("42.00", "USD"), payment_method=card_id,
+            customer_id=ada.id, off_session=True,
+        )  # fmt: skip
+        assert payment.status is PaymentStatus.SUCCEEDED
+        picky = gw.create_setup(ada.id, payment_method="cnon:card-nonce-verification-later")
+        with pytest.raises(AuthenticationRequired):
+            gw.create_payment(
+                order_id="sq-sca", amount=Money.of("42.00", "USD"),
+                payment_method=picky.payment_method_id, customer_id=ada.id, off_session=True,
+            )  # fmt: skip
+        gw.detach_payment_method(card_id)
+        assert [m.id for m in gw.list_payment_methods(ada.id)] == [picky.payment_method_id]
+        with pytest.raises((InvalidRequest, NotFound)):
+            gw.create_payment(
+                order_id="sq-after-disable", amount=Money.of("42.00", "USD"),
+                payment_method=card_id, customer_id=ada.id, off_session=True,
+            )  # fmt: skip
+        assert sandbox.bus.wait_idle(20)
+        types = [e.type for e in sandbox.bus.events("square", 1000)]
+        assert "card.created" in types and "card.disabled" in types
+    finally:
+        gw.close()
+
+
+def test_square_cards_on_file_survive_a_restart_with_a_sqlite_store(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'sandbox.db'}"
+    with Sandbox(port=0, store=store) as first:
+        gw = _square(first)
+        ada = gw.create_customer(email="ada@example.com", name="Ada")
+        card_id = gw.create_setup(ada.id, payment_method="cnon:card-nonce-ok").payment_method_id
+        gw.close()
+    with Sandbox(port=0, store=store) as second:
+        gw = _square(second)
+        try:
+            assert [m.id for m in gw.list_payment_methods(ada.id)] == [card_id]
+            payment = gw.create_payment(
+                order_id="sq-after-restart", amount=Money.of("5.00", "USD"),
+                payment_method=card_id or "", customer_id=ada.id, off_session=True,
+            )  # fmt: skip
+            assert payment.status is PaymentStatus.SUCCEEDED
+        finally:
+            gw.close()
