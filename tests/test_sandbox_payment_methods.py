@@ -183,6 +183,17 @@ def test_a_card_that_saves_then_declines_every_charge(gateway: Gateway) -> None:
     assert info.value.decline_code == "card_declined" and info.value.http_status == 402
 
 
+def test_a_3d_secure_card_saved_on_the_hosted_page_charges_off_session(gateway: Gateway) -> None:
+    ada = gateway.create_customer(email="ada@example.com", name="Ada")
+    card_id = _save_on_hosted_page(gateway, ada.id, "4000 0025 0000 3155")
+    assert gateway.get_payment_method(card_id).last4 == "3155"
+    payment = gateway.create_payment(
+        order_id="ord-3ds-saved", amount=EUR, payment_method=card_id,
+        customer_id=ada.id, off_session=True,
+    )  # fmt: skip
+    assert payment.status is PaymentStatus.SUCCEEDED
+
+
 def test_a_declined_card_on_the_setup_page_stays_there_then_another_saves(
     gateway: Gateway,
 ) -> None:
