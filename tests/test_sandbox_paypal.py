@@ -34,7 +34,13 @@ from paygate.models import (
 from paygate.provider import PaymentProvider
 from paygate.providers.paypal import PayPalProvider
 from paygate.sandbox import Sandbox
-from paygate.testing.conformance import BaseHarness, Outcome, ProviderContract, WebhookKind
+from paygate.testing.conformance import (
+    BaseHarness,
+    Outcome,
+    ProviderContract,
+    Scenario,
+    WebhookKind,
+)
 from paygate.testing.sandbox import Delivery, WebhookReceiver
 from tests.paypal_support import (
     DISPUTES,
@@ -422,6 +428,26 @@ class SandboxPayPalHarness(BaseHarness):
 
     def charge_count(self) -> int | None:
         return len(self.sb.paypal.records("orders"))
+
+    # saved methods: the buyer approves a setup token on the sandbox's PayPal page with the
+    # funding that scripts the outcome (told by the contract's ``prepare(SETUP_CREATE)``)
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+    _saving = "succeed"
+
+    def prepare(self, scenario: Scenario, **details: Any) -> None:
+        if scenario is Scenario.SETUP_CREATE and details.get("outcome"):
+            self._saving = str(details["outcome"])
+
+    def saved_method(self, outcome: str) -> str | None:
+        return None  # the buyer picks the wallet at PayPal
+
+    def customer_step(self, provider: PaymentProvider, setup: Any) -> dict[str, str]:
+        from paygate.testing import pay_hosted_page
+
+        funding = {"succeed": "paypal_balance", "authentication_required": "needs_authentication"}
+        came_back = pay_hosted_page(setup.url, fields={"funding": funding[self._saving]})
+        assert came_back.return_url is not None, came_back.error
+        return _query(came_back.return_url)
 
     def _signed(self, body: bytes) -> WebhookDelivery:
         import time

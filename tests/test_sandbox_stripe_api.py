@@ -43,7 +43,16 @@ PARAMS_CLASSES: dict[tuple[str, str], str] = {
     ("/v1/refunds/<refund>", "GET"): "RefundRetrieveParams",
     ("/v1/charges/<charge>", "GET"): "ChargeRetrieveParams",
     ("/v1/customers", "POST"): "CustomerCreateParams",
+    ("/v1/customers", "GET"): "CustomerListParams",
     ("/v1/customers/<customer>", "GET"): "CustomerRetrieveParams",
+    ("/v1/customers/<customer>", "POST"): "CustomerUpdateParams",
+    ("/v1/customers/<customer>", "DELETE"): "CustomerDeleteParams",
+    ("/v1/customers/<customer>/payment_methods", "GET"): "CustomerListPaymentMethodsParams",
+    ("/v1/payment_methods/<method>", "GET"): "PaymentMethodRetrieveParams",
+    ("/v1/payment_methods/<method>/detach", "POST"): "PaymentMethodDetachParams",
+    ("/v1/setup_intents", "POST"): "SetupIntentCreateParams",
+    ("/v1/setup_intents/<intent>", "GET"): "SetupIntentRetrieveParams",
+    ("/v1/setup_intents/<intent>/confirm", "POST"): "SetupIntentConfirmParams",
     ("/v1/prices", "POST"): "PriceCreateParams",
     ("/v1/prices/<price>", "GET"): "PriceRetrieveParams",
     ("/v1/checkout/sessions", "POST"): "checkout.SessionCreateParams",
@@ -109,6 +118,8 @@ def param_errors(value: Any, annotation: Any, owner: type, path: str) -> list[st
     """What in a parsed request ``value`` the typed parameter ``annotation`` does not allow."""
     options = _unwrap(annotation, owner)
     literals = [a for o in options if typing.get_origin(o) is Literal for a in typing.get_args(o)]
+    if bool in options and value in ("true", "false"):  # ``bool | Literal[...]`` (off_session)
+        return []
     if literals and isinstance(value, str):  # an enum (the package adds ``str`` beside it)
         named = {str(a).lower() if isinstance(a, bool) else a for a in literals}
         return [] if value in named else [f"{path}: {value!r:.40} is not one of {literals}"]
@@ -132,7 +143,11 @@ def param_errors(value: Any, annotation: Any, owner: type, path: str) -> list[st
             ]
         if origin is Literal and value in typing.get_args(option):
             return []
-        if origin is Literal and value in {str(a).lower() for a in typing.get_args(option)}:
+        if (
+            origin is Literal
+            and isinstance(value, str)
+            and value in {str(a).lower() for a in typing.get_args(option)}
+        ):
             return []  # booleans travel as "true"/"false"
         if option in (str, int, bool, float, decimal.Decimal, Any) or origin is dict:
             return []
@@ -232,6 +247,23 @@ def test_requests_made_by_the_adapter_and_the_triggers_use_declared_params(
                 send=True,
             )
             list(gateway.provider.iter_balance_transactions())
+            # saved payment methods: SetupIntent, Checkout in setup mode, the method's life
+            saved = gateway.create_setup(customer.id, payment_method="pm_card_visa")
+            method_id = saved.payment_method_id or ""
+            hosted = gateway.create_setup(customer.id, return_url="http://shop.test/saved")
+            gateway.complete_setup({"session_id": hosted.id})
+            gateway.complete_setup({"setup_intent": saved.id})
+            gateway.set_default_payment_method(customer.id, method_id)
+            gateway.update_customer(customer.id, name="B", metadata={"tier": "gold"})
+            gateway.list_payment_methods(customer.id)
+            gateway.get_payment_method(method_id)
+            gateway.create_payment(
+                order_id="o3", amount=Money(700, "USD"), payment_method=method_id,
+                customer_id=customer.id, off_session=True,
+            )  # fmt: skip
+            gateway.detach_payment_method(method_id)
+            list(gateway.list_customers(email="a@example.com"))
+            gateway.delete_customer(customer.id)
         finally:
             gateway.close()
         for event_type in fresh.stripe.trigger_types():
@@ -239,6 +271,8 @@ def test_requests_made_by_the_adapter_and_the_triggers_use_declared_params(
     assert {rule for rule, _, _ in recorded} >= {
         "/v1/payment_intents", "/v1/refunds", "/v1/checkout/sessions", "/v1/invoiceitems",
         "/v1/subscriptions", "/v1/balance_transactions", "/v1/payment_intents/<intent>/capture",
+        "/v1/setup_intents", "/v1/customers/<customer>/payment_methods",
+        "/v1/payment_methods/<method>/detach", "/v1/customers/<customer>",
     }  # fmt: skip
     errors = [e for rule, method, params in recorded for e in request_errors(rule, method, params)]
     assert errors == []
@@ -251,6 +285,17 @@ def test_param_checker_catches_undeclared_nested_params() -> None:
         "PaymentIntentCreateParamsAutomaticPaymentMethods"
     ]
     assert request_errors("/v1/payment_intents", "POST", {"capture_method": "later"})
+    # ``off_session``: a boolean or one of two words; a boolean value is not refused
+    assert request_errors("/v1/payment_intents", "POST", {"off_session": "true"}) == []
+    assert request_errors("/v1/payment_intents", "POST", {"off_session": "sometimes"})
+    # a nested object beside an empty-string literal (``invoice_settings``) is walked
+    assert request_errors(
+        "/v1/customers/<customer>", "POST",
+        {"invoice_settings": {"default_payment_method": "pm_1", "colour": "red"}},
+    ) == [
+        "POST /v1/customers/<customer> invoice_settings[colour]: not a parameter of "
+        "CustomerUpdateParamsInvoiceSettings"
+    ]  # fmt: skip
 
 
 def test_unknown_parameters_are_refused_as_stripe_does(sandbox: Sandbox) -> None:
@@ -279,7 +324,8 @@ def _every_object(sandbox: Sandbox, client: Any) -> list[dict[str, Any]]:
             "payment_intent": "/v1/payment_intents/", "refund": "/v1/refunds/",
             "dispute": "/v1/disputes/", "subscription": "/v1/subscriptions/",
             "invoice": "/v1/invoices/", "checkout.session": "/v1/checkout/sessions/",
-            "charge": "/v1/charges/",
+            "charge": "/v1/charges/", "customer": "/v1/customers/",
+            "payment_method": "/v1/payment_methods/", "setup_intent": "/v1/setup_intents/",
         }[obj["object"]]  # fmt: skip
         expand = {
             "payment_intent": ["latest_charge", "latest_charge.refunds"],

@@ -61,6 +61,23 @@ class SandboxStripeHarness(BaseHarness):
     def charge_count(self) -> int | None:
         return len(self.sandbox.state.engine("stripe").payments())
 
+    saved_outcomes = frozenset({"succeed", "authentication_required"})
+
+    def saved_method(self, outcome: str) -> str | None:
+        return {
+            "succeed": "pm_card_visa",
+            "authentication_required": "pm_card_authenticationRequired",
+        }[outcome]
+
+    def customer_step(self, provider: PaymentProvider, setup: Any) -> dict[str, str]:
+        from urllib.parse import parse_qsl, urlsplit
+
+        from paygate.testing import pay_hosted_page
+
+        back = pay_hosted_page(setup.url, "4242 4242 4242 4242").return_url
+        assert back is not None
+        return dict(parse_qsl(urlsplit(back).query))
+
     def signed_webhook(self, kind: WebhookKind) -> WebhookDelivery | None:
         trigger, wanted = WEBHOOKS[kind]
         event_ids = set(self.sandbox.stripe.trigger(trigger))

@@ -50,6 +50,15 @@ TEST_CARDS: tuple[tuple[str, str], ...] = (
     ("pm_card_visa, tok_visa …", "Stripe's test payment methods work too"),
 )
 
+#: Stripe's test cards for saving a card (Checkout in setup mode)
+SETUP_TEST_CARDS: tuple[tuple[str, str], ...] = (
+    ("4242 4242 4242 4242", "saves; charges succeed"),
+    ("4000 0025 0000 3155", "3-D Secure now (passed on the page); charges succeed"),
+    ("4000 0027 6000 3184", "saves; off-session charges need authentication"),
+    ("4000 0000 0000 0341", "saves; every charge is declined"),
+    ("4000 0000 0000 0002", "declined: nothing saved"),
+)
+
 #: Square's sandbox test cards and nonces, listed on the payment-link page
 SQUARE_TEST_CARDS: tuple[tuple[str, str], ...] = (
     ("4111 1111 1111 1111", "succeeds"),
@@ -154,11 +163,13 @@ def checkout_page(
     cancel_url: str | None,
     error: str | None = None,
     test_cards: Sequence[tuple[str, str]] = TEST_CARDS,
+    setup: bool = False,
 ) -> str:
     """Stripe Checkout's or Square's hosted payment page: the order and a card field.
 
     ``action``: where the form posts. The card field takes a test card number or a test
-    token (``tok_visa``, ``pm_card_visa`` ...); it is never shown back after a decline."""
+    token (``tok_visa``, ``pm_card_visa`` ...); it is never shown back after a decline.
+    With ``setup`` nothing is charged: the page saves the card (Checkout in setup mode)."""
     cards = "".join(
         f"<tr><td><code>{_e(number)}</code></td><td>{_e(outcome)}</td></tr>"
         for number, outcome in test_cards
@@ -169,9 +180,14 @@ def checkout_page(
         if cancel_url
         else ""
     )
+    title = f"Save a card for {merchant}" if setup else f"Pay {merchant}"
+    summary = (
+        f'<p class="muted" id="total">{_e(total)}</p>' if setup else _lines_table(lines, total)
+    )
+    button = "Save card" if setup else f"Pay {total}"
     body = f"""<div class="narrow">{back}
-<div class="card"><h1>Pay {_e(merchant)}</h1>{_lines_table(lines, total)}</div>
-<div class="card"><h2>Pay with card</h2>{problem}
+<div class="card"><h1>{_e(title)}</h1>{summary}</div>
+<div class="card"><h2>{"Card details" if setup else "Pay with card"}</h2>{problem}
 <form id="payment-form" method="post" action="{_e(action)}" autocomplete="off">
 <label for="email">Email</label>
 <input type="email" id="email" name="email" placeholder="you@example.com">
@@ -182,12 +198,12 @@ def checkout_page(
 <input type="text" id="exp" name="exp" placeholder="MM / YY"></div>
 <div><label for="cvc">CVC</label><input type="text" id="cvc" name="cvc" placeholder="123"></div>
 </div>
-<button class="wide" type="submit" name="action" value="pay" id="pay">Pay {_e(total)}</button>
+<button class="wide" type="submit" name="action" value="pay" id="pay">{_e(button)}</button>
 </form></div>
 <div class="card"><h2>Test cards</h2><p class="muted">Any future expiry, any CVC.</p>
 <table id="test-cards">{cards}</table></div></div>"""
     name = "stripe" if provider == "stripe" else "square"
-    return _layout(f"Pay {merchant}", body, brand=name)
+    return _layout(title, body, brand=name)
 
 
 def three_d_secure_page(*, action: str, merchant: str, amount: str) -> str:

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 from paygate.errors import PaygateError, ProviderError
 from paygate.models import LineItem
 from paygate.money import Money
+from paygate.sandbox import _paypal_vault
 from paygate.sandbox.paypal import (
     _AUTHORIZATION_STATUS,
     _CAPTURE_STATUS,
@@ -56,6 +57,8 @@ Endpoint = Callable[..., tuple[int, Any]]
 
 _ORDER_PREFIX: Final = "/v2/checkout/orders"
 #: what Disputes v1 allows in ``invoice_number`` (PayPal leaves out one that does not fit)
+#: saved wallets whose charges PayPal holds at PAYER_ACTION_REQUIRED (the bank wants 3-D Secure)
+_NEEDS_THE_BUYER: Final = frozenset({"tok_authentication_required"})
 _DISPUTE_INVOICE_NUMBER: Final = re.compile(r"[A-Za-z0-9:\-|]+")
 
 
@@ -309,7 +312,11 @@ def create_order(face: PayPalFace, body: JSON, args: Mapping[str, str]) -> tuple
     vault_id = source.get("vault_id")
     token = None
     if vault_id is not None:
-        token = FUNDING.get(vault_id) or (vault_id if vault_id in _TOKENS else None)
+        token = (
+            _paypal_vault.vaulted_funding(face, vault_id)
+            or FUNDING.get(vault_id)
+            or (vault_id if vault_id in _TOKENS else None)
+        )
         if token is None:
             raise _unprocessable(
                 "PAYMENT_SOURCE_INFO_CANNOT_BE_VERIFIED",
@@ -342,7 +349,9 @@ def create_order(face: PayPalFace, body: JSON, args: Mapping[str, str]) -> tuple
     }
     face.records("orders")[order_id] = order
     face.records("engine_orders")[payment.id] = {"order": order_id}
-    if token is not None:  # a vaulted wallet: PayPal charges it at once
+    if token in _NEEDS_THE_BUYER:  # PayPal holds it for the buyer's action
+        order.update(status="PAYER_ACTION_REQUIRED", approved_with=None)
+    elif token is not None:  # a vaulted wallet: PayPal charges it at once
         order.update(approved_with=token, status="APPROVED")
         _execute(face, order)
     return 201, render_order(face, order)
@@ -1073,6 +1082,8 @@ def oauth_token(face: PayPalFace, request: Request) -> Response:
 
 
 def approval_view(face: PayPalFace, token: str) -> JSON:
+    if _paypal_vault.is_setup_token(face, token):
+        return _paypal_vault.approval_view(face, token)
     if token in face.records("orders"):
         order = face.records("orders")[token]
         view = render_order(face, order)
@@ -1089,6 +1100,8 @@ def approval_view(face: PayPalFace, token: str) -> JSON:
 
 
 def approve(face: PayPalFace, token: str, funding: str) -> str:
+    if _paypal_vault.is_setup_token(face, token):
+        return _paypal_vault.approve(face, token, funding)
     chosen = FUNDING.get(funding)
     if chosen is None:
         raise _invalid(
@@ -1112,6 +1125,8 @@ def approve(face: PayPalFace, token: str, funding: str) -> str:
 
 
 def cancel_approval(face: PayPalFace, token: str) -> str:
+    if _paypal_vault.is_setup_token(face, token):
+        return _paypal_vault.cancel(face, token)
     if token in face.records("subscriptions"):
         sub = face.records("subscriptions")[token]
         return _with_query(sub.get("cancel_url") or face.sandbox.base_url + "/", token=token)
@@ -1285,6 +1300,7 @@ ROUTES: Final[tuple[tuple[str, str, Endpoint, bool], ...]] = (
     ("/v1/reporting/transactions", "GET", search_transactions, False),
     ("/v1/notifications/verify-webhook-signature", "POST", verify_signature, True),
     ("/v1/notifications/webhooks", "POST", create_webhook, True),
+    *_paypal_vault.ROUTES,
 )
 
 
@@ -1375,6 +1391,9 @@ def register(face: PayPalFace) -> None:
             else:
                 target = face.approve(token, request.form.get("funding") or "paypal_balance")
         except PayPalAPIError as exc:
+            if exc.status == 422 and _paypal_vault.is_setup_token(face, token):
+                # a declined funding source: back to the page, which says so
+                return redirect(face.approval_url(token) + "?error=card_declined", 303)
             return json_answer(exc.answer(), secrets.token_hex(6))
         return redirect(target, 303)
 

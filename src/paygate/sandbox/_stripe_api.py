@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 from werkzeug.wrappers import Request, Response
 
 from paygate.errors import (
+    AuthenticationRequired,
     CardDeclined,
     IdempotencyConflict,
     InvalidAmount,
@@ -63,6 +64,7 @@ class StripeAPIError(Exception):
         decline_code: str | None = None,
         param: str | None = None,
         payment_intent: JSON | None = None,
+        setup_intent: JSON | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -76,6 +78,8 @@ class StripeAPIError(Exception):
             self.body["param"] = param
         if payment_intent is not None:
             self.body["payment_intent"] = payment_intent
+        if setup_intent is not None:
+            self.body["setup_intent"] = setup_intent
 
     def answer(self) -> WireAnswer:
         return WireAnswer(self.status, _dumps({"error": self.body}))
@@ -110,6 +114,15 @@ def _from_engine(exc: ProviderError, face: StripeFace) -> StripeAPIError:
         intent = None
         if exc.payment_id:
             intent = render_intent(face, face.engine()._get("payment", exc.payment_id))
+        if isinstance(exc, AuthenticationRequired):  # off session: the bank wants the customer
+            return StripeAPIError(
+                402,
+                "card_error",
+                "Your card was declined. This transaction requires authentication.",
+                code="authentication_required",
+                decline_code="authentication_required",
+                payment_intent=intent,
+            )
         return StripeAPIError(
             402,
             "card_error",
@@ -471,7 +484,7 @@ def render_customer(face: StripeFace, customer: JSON) -> JSON:
         "invoice_prefix": customer["id"][4:12].upper(),
         "invoice_settings": {
             "custom_fields": None,
-            "default_payment_method": None,
+            "default_payment_method": customer.get("default_payment_method"),
             "footer": None,
             "rendering_options": None,
         },
@@ -637,7 +650,12 @@ def _session_lines(face: StripeFace, session: JSON) -> JSON:
 
 
 def checkout_view(face: StripeFace, session_id: str) -> JSON:
+    from paygate.sandbox import _stripe_methods
+
     with face.state.transaction("stripe") as engine:
+        setup = _stripe_methods.setup_sessions(face).get(session_id)
+        if setup is not None:
+            return _stripe_methods.render_setup_session(face, setup)
         try:
             session = engine._session(session_id)
         except NotFound:
@@ -656,6 +674,15 @@ def _success_url(session: JSON) -> str:
 
 
 def pay_checkout(face: StripeFace, session_id: str, card: str) -> str:
+    from paygate.sandbox import _stripe_methods
+
+    with face.state.transaction("stripe") as engine:
+        setup = _stripe_methods.setup_sessions(face).get(session_id)
+        if setup is not None:
+            target = _stripe_methods.pay_setup_session(face, setup, card)
+    if setup is not None:
+        _stripe_methods.announce_setup_session(face, session_id)
+        return target
     token = engine_token(card)
     with face.state.transaction("stripe") as engine:
         session = engine._session(session_id)
@@ -683,6 +710,10 @@ def remember_method(face: StripeFace, payment_id: str, card: str) -> None:
 
 
 def intent_view(face: StripeFace, intent_id: str) -> JSON:
+    if intent_id.startswith("seti_"):
+        from paygate.sandbox import _stripe_methods
+
+        return _stripe_methods.setup_intent_view(face, intent_id)
     with face.state.transaction("stripe") as engine:
         record = _intent_record(engine, intent_id)
         return render_intent(face, record)
@@ -696,6 +727,10 @@ def _intent_record(engine: FakeProvider, intent_id: str) -> JSON:
 
 
 def complete_challenge(face: StripeFace, intent_id: str, *, success: bool) -> str:
+    if intent_id.startswith("seti_"):
+        from paygate.sandbox import _stripe_methods
+
+        return _stripe_methods.complete_setup_challenge(face, intent_id, success=success)
     with face.state.transaction("stripe") as engine:
         record = _intent_record(engine, intent_id)
         engine.authenticate(record["id"], success=success)
@@ -746,6 +781,14 @@ _EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
     "invoice.payment_failed": ("invoice.payment_failed",),
     "checkout.completed": ("checkout.session.completed",),
     "checkout.expired": ("checkout.session.expired",),
+    "customer.created": ("customer.created",),
+    "customer.updated": ("customer.updated",),
+    "customer.deleted": ("customer.deleted",),
+    "payment_method.attached": ("payment_method.attached",),
+    "payment_method.updated": ("payment_method.automatically_updated",),
+    "payment_method.detached": ("payment_method.detached",),
+    "setup.succeeded": ("setup_intent.succeeded",),
+    "setup.failed": ("setup_intent.setup_failed",),
 }
 
 
@@ -793,6 +836,14 @@ def _event_object(face: StripeFace, stripe_type: str, snapshot: JSON) -> JSON | 
         return render_invoice(face, snapshot)
     if kind == "checkout_session":
         return render_session(face, snapshot)
+    if kind in ("customer", "payment_method", "setup_session"):
+        from paygate.sandbox import _stripe_methods
+
+        if kind == "customer":
+            return render_customer(face, snapshot)
+        if kind == "payment_method":
+            return _stripe_methods.render_payment_method(face, snapshot)
+        return _stripe_methods.render_setup_intent(face, snapshot)
     return None
 
 

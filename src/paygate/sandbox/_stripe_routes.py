@@ -14,9 +14,10 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from paygate._iso4217 import EXPONENTS
-from paygate.errors import PaygateError
+from paygate.errors import CardDeclined, PaygateError
 from paygate.models import EventType, LineItem
 from paygate.money import Money
+from paygate.sandbox import _stripe_methods
 from paygate.sandbox._stripe_api import (
     Endpoint,
     StripeAPIError,
@@ -70,11 +71,17 @@ def create_intent(face: StripeFace, params: JSON) -> JSON:
     metadata = _metadata(params)
     method = _str(params, "payment_method")
     confirm = _bool(params, "confirm")
-    token = _method_token(method) if method else None  # an unknown method is refused now
+    off_session = _bool(params, "off_session")
     engine = face.engine()
     customer = _str(params, "customer")
     if customer is not None and customer not in engine._objects:
         raise missing("customer", customer, "customer", 400)
+    saved = engine._objects.get(method) if method else None
+    if saved is not None and saved.get("object") == "payment_method":
+        return _charge_saved(face, params, money, capture, metadata, saved, confirm, off_session)
+    token = _method_token(method) if method else None  # an unknown method is refused now
+    if off_session and not confirm:
+        raise invalid("off_session can only be used with confirm=true.", param="off_session")
     try:
         payment = engine.create_payment(
             order_id=metadata.get("order_id") or "-",
@@ -100,8 +107,74 @@ def create_intent(face: StripeFace, params: JSON) -> JSON:
     if method:
         remember_method(face, record["id"], method)
     if token is not None and confirm:
-        engine.confirm_payment(record["id"], token)
+        if off_session:  # no one to authenticate: 3-D Secure cards fail at once
+            engine._attempt(record, token, off_session=True)
+        else:
+            engine.confirm_payment(record["id"], token)
     return render_intent(face, record, _expand(params))
+
+
+def _charge_saved(
+    face: StripeFace,
+    params: JSON,
+    money: Money,
+    capture: str,
+    metadata: dict[str, str],
+    saved: JSON,
+    confirm: bool,
+    off_session: bool,
+) -> JSON:
+    """A PaymentIntent for a saved PaymentMethod: the engine's own saved-method charge (the
+    method must be attached to ``customer``; off session, a card that wants 3-D Secure is
+    declined with ``authentication_required``)."""
+    engine = face.engine()
+    customer = _str(params, "customer")
+    if saved["customer_id"] is None or saved["customer_id"] != customer:
+        raise invalid(
+            "The provided PaymentMethod was previously used with a PaymentIntent without "
+            "Customer attachment, shared with a connected account without Customer "
+            "attachment, or was detached from a Customer. It may not be used again. To use "
+            "a PaymentMethod multiple times, you must attach it to a Customer first."
+            if saved["customer_id"] is None
+            else "The provided PaymentMethod belongs to another Customer"
+            if customer
+            else "The provided PaymentMethod is attached to a Customer: pass `customer`.",
+            code="payment_method_unexpected_state" if saved["customer_id"] is None else None,
+            param="payment_method",
+        )
+    if off_session and not confirm:
+        raise invalid("off_session can only be used with confirm=true.", param="off_session")
+    kwargs: dict[str, Any] = {
+        "order_id": metadata.get("order_id") or "-",
+        "amount": money,
+        "idempotency_key": face.state.internal_key(),
+        "customer_id": customer,
+        "description": _str(params, "description"),
+        "metadata": metadata,
+        "capture": "manual" if capture == "manual" else "automatic",
+        "return_url": _str(params, "return_url"),
+    }
+    if not confirm:
+        payment = engine.create_payment(payment_method=None, **kwargs)
+        _remember_saved(face, payment.id, saved)
+        return render_intent(face, engine._objects[payment.id], _expand(params))
+    try:
+        payment = engine.create_payment(
+            payment_method=saved["id"], off_session=off_session, **kwargs
+        )
+    except CardDeclined as exc:
+        if exc.payment_id:
+            _remember_saved(face, exc.payment_id, saved)
+        raise
+    _remember_saved(face, payment.id, saved)
+    return render_intent(face, engine._objects[payment.id], _expand(params))
+
+
+def _remember_saved(face: StripeFace, payment_id: str, saved: JSON) -> None:
+    wire = _wire(face, "payment", payment_id)
+    wire["payment_method"] = saved["id"]
+    wire["token"] = saved["charges_as"]
+    wire["refund_fails"] = False
 
 
 def _method_token(method: str) -> str:
@@ -302,10 +375,6 @@ def _customer_record(face: StripeFace, customer: str, status: int = 404) -> JSON
         raise missing("customer", customer, "customer", status) from None
 
 
-def retrieve_customer(face: StripeFace, params: JSON, customer: str) -> JSON:
-    return render_customer(face, _customer_record(face, customer))
-
-
 # == prices =====================================================================================
 
 
@@ -348,6 +417,8 @@ def create_session(face: StripeFace, params: JSON) -> JSON:
     success_url = _str(params, "success_url", required=True)
     cancel_url = _str(params, "cancel_url") or success_url
     assert mode is not None and success_url is not None and cancel_url is not None
+    if mode == "setup":
+        return _stripe_methods.create_setup_session(face, params, success_url, cancel_url)
     metadata = _metadata(params)
     reference = _str(params, "client_reference_id")
     customer = _str(params, "customer")
@@ -414,10 +485,16 @@ def _session_record(face: StripeFace, session: str) -> JSON:
 
 
 def retrieve_session(face: StripeFace, params: JSON, session: str) -> JSON:
+    setup = _stripe_methods.setup_sessions(face).get(session)
+    if setup is not None:
+        return _stripe_methods.render_setup_session(face, setup, _expand(params))
     return render_session(face, _session_record(face, session), _expand(params))
 
 
 def expire_session(face: StripeFace, params: JSON, session: str) -> JSON:
+    setup = _stripe_methods.setup_sessions(face).get(session)
+    if setup is not None:
+        return _stripe_methods.expire_setup_session(face, setup)
     record = _session_record(face, session)
     face.engine().expire_checkout(record["id"])
     return render_session(face, record, _expand(params))
@@ -799,7 +876,7 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/payment_intents", ("POST",), create_intent, _p(
         "amount", "currency", "capture_method", "metadata", "customer", "description",
         "payment_method", "confirm", "return_url", "automatic_payment_methods",
-        "receipt_email", "statement_descriptor_suffix",
+        "receipt_email", "statement_descriptor_suffix", "off_session",
     )),
     ("/v1/payment_intents", ("GET",), list_intents,
      _p("customer", "created", "limit", "starting_after")),
@@ -816,7 +893,24 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/charges/<charge>", ("GET",), retrieve_charge, _p()),
     ("/v1/customers", ("POST",), create_customer,
      _p("email", "name", "metadata", "description", "phone")),
-    ("/v1/customers/<customer>", ("GET",), retrieve_customer, _p()),
+    ("/v1/customers", ("GET",), _stripe_methods.list_customers,
+     _p("email", "created", "limit", "starting_after")),
+    ("/v1/customers/<customer>", ("GET",), _stripe_methods.retrieve_customer, _p()),
+    ("/v1/customers/<customer>", ("POST",), _stripe_methods.update_customer,
+     _p("email", "name", "metadata", "description", "phone", "invoice_settings")),
+    ("/v1/customers/<customer>", ("DELETE",), _stripe_methods.delete_customer, _p()),
+    ("/v1/customers/<customer>/payment_methods", ("GET",), _stripe_methods.list_customer_methods,
+     _p("type", "limit", "starting_after")),
+    ("/v1/payment_methods/<method>", ("GET",), _stripe_methods.retrieve_method, _p()),
+    ("/v1/payment_methods/<method>/detach", ("POST",), _stripe_methods.detach_method, _p()),
+    ("/v1/setup_intents", ("POST",), _stripe_methods.create_setup_intent, _p(
+        "customer", "usage", "payment_method", "confirm", "return_url",
+        "automatic_payment_methods", "metadata", "description",
+    )),
+    ("/v1/setup_intents/<intent>", ("GET",), _stripe_methods.retrieve_setup_intent,
+     _p("client_secret")),
+    ("/v1/setup_intents/<intent>/confirm", ("POST",), _stripe_methods.confirm_setup_intent,
+     _p("payment_method", "return_url")),
     ("/v1/prices", ("POST",), create_price, _p(
         "currency", "unit_amount", "recurring", "product", "product_data", "nickname", "metadata",
     )),
@@ -824,6 +918,7 @@ ROUTES: Final[list[tuple[str, tuple[str, ...], Endpoint, frozenset[str]]]] = [
     ("/v1/checkout/sessions", ("POST",), create_session, _p(
         "mode", "success_url", "cancel_url", "client_reference_id", "metadata", "customer",
         "customer_email", "line_items", "payment_intent_data", "subscription_data",
+        "allowed_payment_method_types",
     )),
     ("/v1/checkout/sessions/<session>", ("GET",), retrieve_session, _p()),
     ("/v1/checkout/sessions/<session>/expire", ("POST",), expire_session, _p()),

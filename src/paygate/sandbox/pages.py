@@ -113,7 +113,13 @@ def _register_stripe(sandbox: Sandbox) -> None:
         if session["status"] != "open":
             done = session["status"] == "complete"
             text = (
-                "This checkout is already paid." if done else "This checkout session has expired."
+                (
+                    "This card is already saved."
+                    if session["mode"] == "setup"
+                    else "This checkout is already paid."
+                )
+                if done
+                else "This checkout session has expired."
             )
             link = (
                 session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
@@ -121,6 +127,20 @@ def _register_stripe(sandbox: Sandbox) -> None:
                 else session.get("cancel_url")
             )
             return _page(_html.message_page("Checkout " + session["status"], text, link=link))
+        if session["mode"] == "setup":
+            return _page(
+                _html.checkout_page(
+                    provider="stripe",
+                    action=f"/checkout/{session['id']}/pay",
+                    merchant=_merchant(session["success_url"]),
+                    lines=[],
+                    total="Nothing is charged now: the card is saved for later payments.",
+                    cancel_url=session.get("cancel_url"),
+                    error=_error_message(request.args.get("error")),
+                    test_cards=_html.SETUP_TEST_CARDS,
+                    setup=True,
+                )
+            )
         lines = [
             _html.LineRow(
                 name=str(item.get("description") or "Item"),
@@ -148,12 +168,16 @@ def _register_stripe(sandbox: Sandbox) -> None:
         if intent["status"] != "requires_action":
             text = f"This payment is {intent['status']}: there is nothing to authenticate."
             return _page(_html.message_page("3-D Secure", text, brand="stripe"))
+        if intent["object"] == "setup_intent":  # saving a card: nothing is charged now
+            amount = "nothing now (the card is saved for later payments)"
+        else:
+            amount = _money(intent["amount"], intent["currency"])
         page = _html.three_d_secure_page(
             action=f"/3ds/{intent['id']}/complete",
             merchant=_merchant(
                 ((intent.get("next_action") or {}).get("redirect_to_url") or {}).get("return_url")
             ),
-            amount=_money(intent["amount"], intent["currency"]),
+            amount=amount,
         )
         return _page(page)
 
@@ -224,6 +248,8 @@ def _register_stripe(sandbox: Sandbox) -> None:
 
 def _paypal_lines(view: JSON) -> tuple[list[_html.LineRow], str]:
     """An order's (or a subscription's) lines and total as PayPal's page shows them."""
+    if view.get("kind") == "setup token":
+        return [_html.LineRow("Save PayPal for later payments (nothing is charged now)", 1, "")], ""
     if view.get("kind") == "subscription":
         amount = view.get("amount") or {}
         total = f"{amount.get('value', '')} {amount.get('currency_code', '')}".strip()
@@ -265,6 +291,7 @@ def _register_paypal(sandbox: Sandbox) -> None:
             lines=lines,
             total=total,
             funding=[str(choice) for choice in view.get("funding") or ()],
+            error=_error_message(request.args.get("error")),
         )
         return _page(page)
 
@@ -315,7 +342,7 @@ def _register_paypal(sandbox: Sandbox) -> None:
     def _paypal_stored_return_url(token: str) -> str | None:
         # the face keeps the order's (or subscription's) return_url beside the wire object
         with sandbox.state.lock:
-            for kind in ("orders", "subscriptions"):
+            for kind in ("orders", "subscriptions", "setup_tokens"):
                 record = sandbox.state.records("paypal", kind).get(token) or {}
                 if record.get("return_url"):
                     return str(record["return_url"])

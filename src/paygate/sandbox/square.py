@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 from werkzeug.utils import redirect
@@ -116,6 +116,10 @@ class SquareFace(ProviderFace):
             record_calls=False,
             keep_deliveries=False,
         )
+        # cards on file live in the persisted records too (the model keeps them in plain
+        # dicts of its own): a restarted sandbox still charges them
+        self.api.cards = state.records(self.name, "cards")
+        self.api._card_sources = cast("dict[str, str]", state.records(self.name, "card_sources"))
         self.api.event_listeners.append(self._on_square_event)
 
     # -- configuration --------------------------------------------------------------------------
