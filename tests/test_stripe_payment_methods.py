@@ -361,6 +361,21 @@ def test_off_session_authentication_required(
     assert raised.retryable is False
 
 
+def test_a_declined_off_session_charge_names_its_payment(
+    provider: StripeProvider, api: responses.RequestsMock
+) -> None:
+    """A plain decline off session carries the PaymentIntent Stripe names in the error,
+    as an authentication_required one does (the app can show or retry that payment)."""
+    failed = intent(status="requires_payment_method", amount_received=0)
+    error = {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+             "message": "Your card has insufficient funds.", "payment_intent": failed}  # fmt: skip
+    api.post(f"{API}/payment_intents", status=402, json={"error": error})
+    with pytest.raises(CardDeclined) as info:
+        reorder(provider)
+    assert not isinstance(info.value, AuthenticationRequired)
+    assert (info.value.payment_id, info.value.decline_code) == ("pi_reorder", "insufficient_funds")
+
+
 def test_charge_after_detach_is_a_typed_refusal(
     provider: StripeProvider, api: responses.RequestsMock
 ) -> None:

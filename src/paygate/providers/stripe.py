@@ -1226,13 +1226,16 @@ def translate_error(exc: stripe.StripeError, operation: str = "request") -> erro
     }
     if target is errors.CardDeclined:
         decline = (detail.decline_code if detail is not None else None) or exc.code
+        # the PaymentIntent the decline left (requires_payment_method), when Stripe names it
+        error_body = body.get("error") if isinstance(body, Mapping) else None
+        intent = error_body.get("payment_intent") if isinstance(error_body, Mapping) else None
         if "authentication_required" in (decline, exc.code):
-            # an off-session charge the bank wants the customer for; the PaymentIntent stays
-            # (requires_payment_method) for the customer to confirm on session
-            error_body = body.get("error") if isinstance(body, Mapping) else None
-            intent = error_body.get("payment_intent") if isinstance(error_body, Mapping) else None
+            # an off-session charge the bank wants the customer for; that PaymentIntent
+            # stays for the customer to confirm on session
             return errors.AuthenticationRequired(message, payment_id=_id_of(intent), **kwargs)
-        return errors.CardDeclined(message, decline_code=_decline_code(decline), **kwargs)
+        return errors.CardDeclined(
+            message, decline_code=_decline_code(decline), payment_id=_id_of(intent), **kwargs
+        )
     return target(message, **kwargs)
 
 
