@@ -106,9 +106,11 @@ def _unwrap(annotation: Any, owner: type) -> list[Any]:
     if isinstance(annotation, str):
         namespace = vars(importlib.import_module(owner.__module__))
         annotation = eval(annotation, dict(namespace))  # the stripe package's own annotation
-    origin = typing.get_origin(annotation)
-    if origin in (typing.NotRequired, typing.Required):
-        return _unwrap(typing.get_args(annotation)[0], owner)
+    # typing_extensions: NotRequired is typing's from Python 3.11, its own on 3.10 (where
+    # the stripe package's annotations use it)
+    origin = typing_extensions.get_origin(annotation)
+    if origin in (typing_extensions.NotRequired, typing_extensions.Required):
+        return _unwrap(typing_extensions.get_args(annotation)[0], owner)
     if origin is Union:
         return [t for arg in typing.get_args(annotation) for t in _unwrap(arg, owner)]
     return [annotation]
