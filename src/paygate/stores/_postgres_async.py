@@ -13,6 +13,7 @@ psycopg's ``AsyncConnection`` by the task that called the store. No thread runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -22,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from paygate.errors import ConfigurationError
 from paygate.stores._greenlet import await_only, greenlet_spawn
-from paygate.stores.postgres import PostgresStore
+from paygate.stores.postgres import _OPEN, PostgresStore
 
 __all__ = ["AsyncPostgresStore"]
 
@@ -71,6 +72,26 @@ class _GreenTransaction:
         return bool(await_only(self._tx.__aexit__(exc_type, exc, tb)))
 
 
+class _GreenPipeline:
+    """``AsyncConnection.pipeline()`` as a sync ``with`` block with a ``sync()``."""
+
+    __slots__ = ("_cm", "_pipeline")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._cm = conn.pipeline()
+        self._pipeline: Any = None
+
+    def __enter__(self) -> _GreenPipeline:
+        self._pipeline = await_only(self._cm.__aenter__())
+        return self
+
+    def sync(self) -> None:
+        await_only(self._pipeline.sync())
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return bool(await_only(self._cm.__aexit__(exc_type, exc, tb)))
+
+
 class _AsyncConnection(psycopg.AsyncConnection[Any]):
     """The async pool's connection: `paygate.stores.postgres._Connection`'s attributes
     (one kept cursor, when last used, given up by the watchdog), sync-looking faces."""
@@ -88,6 +109,17 @@ class _AsyncConnection(psycopg.AsyncConnection[Any]):
 
     def paygate_transaction(self) -> _GreenTransaction:
         return _GreenTransaction(self)
+
+    def paygate_pipeline(self) -> _GreenPipeline:
+        return _GreenPipeline(self)
+
+    def paygate_new_cursor(self) -> _GreenCursor:
+        return _GreenCursor(self.cursor())
+
+    def paygate_abandon(self) -> None:
+        if self.info.transaction_status in _OPEN:
+            with contextlib.suppress(psycopg.Error):
+                await_only(self.rollback())
 
 
 class _PerGreenlet:

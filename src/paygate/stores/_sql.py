@@ -729,6 +729,57 @@ class _Fallback(Exception):
     """Internal: roll the ingest transaction back; the caller takes the general path."""
 
 
+def payment_write(
+    record: PaymentRecord, expected_version: int | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement writing ``record``: an INSERT of a new payment, else a compare-and-set
+    UPDATE on ``expected_version``; either changes exactly one row or lost its race."""
+    if expected_version is None:
+        return INSERT_PAYMENT, payment_params(record)
+    return UPDATE_PAYMENT, update_payment_params(record, expected_version)
+
+
+def write_conflict(record: PaymentRecord, expected_version: int | None) -> StoreConflict:
+    """The error of a `payment_write` that changed no row."""
+    if expected_version is None:
+        return StoreConflict(f"payment {record.id} already exists")
+    return StoreConflict(
+        f"payment {record.id} changed since it was read (version {expected_version} expected)"
+    )
+
+
+def check_answer(writes: Sequence[PaymentWrite], finish: OperationFinish | None) -> bool:
+    """`SQLStore.save_answer`'s argument checks; False when there is nothing to write."""
+    for write in writes:
+        _ids.check_payment_ids(write.record)
+    if finish is not None:
+        _ids.check_key(finish.key)
+        _ids.check_optional_id(finish.result_id, "result id")
+    return bool(writes) or finish is not None
+
+
+def operation_params(record: OperationRecord) -> tuple[Any, ...]:
+    """`INSERT_OPERATION`'s parameters."""
+    return (record.key, record.operation, record.order_id, record.fingerprint,
+            record.provider_key, record.status.value, record.attempt, record.method_digest,
+            record.result_id, None if record.result is None else _json(record.result),
+            record.error_code, record.created_at, record.updated_at)  # fmt: skip
+
+
+def replace_operation_params(record: OperationRecord, expected_attempt: int) -> tuple[Any, ...]:
+    """`REPLACE_OPERATION`'s parameters."""
+    return (record.operation, record.order_id, record.fingerprint, record.provider_key,
+            record.status.value, record.attempt, record.method_digest, record.result_id,
+            None if record.result is None else _json(record.result),
+            record.error_code, record.updated_at, record.key, expected_attempt)  # fmt: skip
+
+
+def finish_operation_params(f: OperationFinish) -> tuple[Any, ...]:
+    """`FINISH_OPERATION`'s parameters."""
+    result = None if f.result is None else _json(f.result)
+    return (f.status.value, f.result_id, result, f.error_code, f.now, f.key, f.attempt)
+
+
 class SQLStore(SubscriptionSQL):
     """The Store protocol over DB-API cursors; subclasses supply connections.
 
@@ -884,18 +935,9 @@ class SQLStore(SubscriptionSQL):
     ) -> None:
         """``save_payment``'s statements, inside the caller's transaction; raising (a lost
         compare-and-set, a lost claim) rolls the whole transaction back."""
-        if expected_version is None:
-            if self._run(cur, INSERT_PAYMENT, payment_params(record)) != 1:
-                raise StoreConflict(f"payment {record.id} already exists")
-        else:
-            changed = self._run(
-                cur, UPDATE_PAYMENT, update_payment_params(record, expected_version)
-            )
-            if changed != 1:
-                raise StoreConflict(
-                    f"payment {record.id} changed since it was read "
-                    f"(version {expected_version} expected)"
-                )
+        statement, params = payment_write(record, expected_version)
+        if self._run(cur, statement, params) != 1:
+            raise write_conflict(record, expected_version)
         if claim is not None:
             self._mark_applied(cur, claim, outcome or "applied", record.updated_at)
             if finish:
@@ -917,12 +959,7 @@ class SQLStore(SubscriptionSQL):
         previous one wrote, with its transition and facts). All or nothing: a lost
         compare-and-set raises [`StoreConflict`][paygate.stores.StoreConflict] with
         nothing written (read again, plan again, call again)."""
-        for write in writes:
-            _ids.check_payment_ids(write.record)
-        if finish is not None:
-            _ids.check_key(finish.key)
-            _ids.check_optional_id(finish.result_id, "result id")
-        if not writes and finish is None:
+        if not check_answer(writes, finish):
             return
         with self._write() as cur:
             if finish is not None:
@@ -1242,15 +1279,7 @@ class SQLStore(SubscriptionSQL):
         per call")."""
         _ids.check_operation_ids(record)
         with self._write_bookkeeping() as cur:
-            self._run(
-                cur,
-                INSERT_OPERATION,
-                (record.key, record.operation, record.order_id, record.fingerprint,
-                 record.provider_key, record.status.value, record.attempt,
-                 record.method_digest, record.result_id,
-                 None if record.result is None else _json(record.result),
-                 record.error_code, record.created_at, record.updated_at),
-            )  # fmt: skip
+            self._run(cur, INSERT_OPERATION, operation_params(record))
             self._run(cur, SELECT_OPERATION, (record.key,))
             row = cur.fetchone()
         return operation_from_row(row)
@@ -1263,13 +1292,8 @@ class SQLStore(SubscriptionSQL):
         _ids.check_operation_ids(record)
         with self._write_bookkeeping() as cur:
             changed = self._run(
-                cur,
-                REPLACE_OPERATION,
-                (record.operation, record.order_id, record.fingerprint, record.provider_key,
-                 record.status.value, record.attempt, record.method_digest, record.result_id,
-                 None if record.result is None else _json(record.result),
-                 record.error_code, record.updated_at, record.key, expected_attempt),
-            )  # fmt: skip
+                cur, REPLACE_OPERATION, replace_operation_params(record, expected_attempt)
+            )
         return changed == 1
 
     def finish_operation(
@@ -1291,12 +1315,7 @@ class SQLStore(SubscriptionSQL):
             )
 
     def _finish_operation(self, cur: Cursor, f: OperationFinish) -> None:
-        result = None if f.result is None else _json(f.result)
-        self._run(
-            cur,
-            FINISH_OPERATION,
-            (f.status.value, f.result_id, result, f.error_code, f.now, f.key, f.attempt),
-        )
+        self._run(cur, FINISH_OPERATION, finish_operation_params(f))
 
     def list_operations(self, prefix: str) -> list[OperationRecord]:
         _ids.check_prefix(prefix)

@@ -62,11 +62,13 @@ from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores import _redact
 from paygate.stores._records import (
+    ClaimLost,
     ClaimStatus,
     EventClaim,
     EventOutcome,
     EventPlan,
     OperationFinish,
+    OperationRecord,
     PaymentRecord,
     PaymentWrite,
     StoreConflict,
@@ -83,11 +85,17 @@ from paygate.stores._sql import (
     FACT_COLUMNS,
     FINISH_EVENT,
     FINISH_FACT,
+    FINISH_OPERATION,
     INSERT_EVENT,
+    INSERT_FACT,
+    INSERT_OPERATION,
+    INSERT_TRANSITION,
     NEXT_DUE_FACT,
     PAYMENT_COLUMNS,
     REDELIVER_EVENT,
     REDELIVERED_STATE,
+    REPLACE_OPERATION,
+    SELECT_OPERATION,
     SELECT_PAYMENT,
     TAKE_OVER,
     TRANSITION_COLUMNS,
@@ -97,19 +105,27 @@ from paygate.stores._sql import (
     SQLStore,
     _json,
     applied_event_params,
+    check_answer,
     fact_from_row,
     fact_params,
+    finish_operation_params,
+    operation_from_row,
+    operation_params,
     payment_from_row,
     payment_params,
+    payment_write,
     redelivered_claim,
+    replace_operation_params,
     transition_params,
     update_payment_params,
+    write_conflict,
 )
 
 try:
     import psycopg
     import psycopg.conninfo
     import psycopg.errors
+    from psycopg import pq
     from psycopg import sql as pgsql
     from psycopg_pool import ConnectionPool, PoolTimeout
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
@@ -453,6 +469,10 @@ _CLIENT_GRACE = 1.0
 _ALIVE_BYPASS = 1.0
 
 
+#: a transaction left open on the connection (to be rolled back before its reuse)
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
 class _Connection(psycopg.Connection[Any]):
     """A pooled connection that keeps one cursor for the store's statements.
 
@@ -482,6 +502,22 @@ class _Connection(psycopg.Connection[Any]):
     def paygate_transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A transaction block (BEGIN ... COMMIT, ROLLBACK on an exception)."""
         return self.transaction()
+
+    def paygate_pipeline(self) -> contextlib.AbstractContextManager[Any]:
+        """psycopg's pipeline mode: statements go out without waiting for their answers,
+        which come back at the pipeline's ``sync()`` or end."""
+        return self.pipeline()
+
+    def paygate_new_cursor(self) -> psycopg.Cursor[Any]:
+        """A cursor of its own, for a statement whose answer is read after others ran."""
+        return self.cursor()
+
+    def paygate_abandon(self) -> None:
+        """Roll back a transaction left open or failed (nothing to do on a broken
+        connection: the pool discards it)."""
+        if self.info.transaction_status in _OPEN:
+            with contextlib.suppress(psycopg.Error):
+                self.rollback()
 
 
 def _shut_down(conn: _Connection) -> None:
@@ -1151,12 +1187,93 @@ class PostgresStore(SQLStore):
             raise
         self._recent.put(record)
 
+    # -- a call's writes, pipelined ---------------------------------------------------------
+    #
+    # A payment call's two transactions (the pending idempotency record before the
+    # provider call, the answer after it) used to cost a round trip per statement, BEGIN
+    # and COMMIT included: 12 per create_payment, 36 ms of waiting with the database 3 ms
+    # away. Sent in psycopg's pipeline mode they cost 1 and 2. psycopg's own
+    # ``transaction()`` inside a pipeline waits for the answers before its COMMIT, so
+    # these send BEGIN and COMMIT themselves.
+
+    @contextlib.contextmanager
+    def _pipelined(self) -> Iterator[Any]:
+        """A connection in pipeline mode and the pipeline (``sync()`` reads the answers so
+        far); a transaction the block leaves open, failed or not, is rolled back."""
+        with self._connection() as conn:
+            try:
+                with conn.paygate_pipeline() as pipe:
+                    yield conn, pipe
+            except BaseException:
+                conn.paygate_abandon()
+                raise
+
+    def _begin_bookkeeping(self, cur: Cursor) -> None:
+        cur.execute("BEGIN")
+        if self.finish_commit == "async":
+            cur.execute("SET LOCAL synchronous_commit = off")
+
+    def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        """`SQLStore.begin_operation` in one round trip: BEGIN, the INSERT, the SELECT and
+        COMMIT in one pipeline (the commit does not depend on what they find)."""
+        _ids.check_operation_ids(record)
+        with self._pipelined() as (conn, _pipe):
+            cur, found = conn.paygate_cursor(), conn.paygate_new_cursor()
+            self._begin_bookkeeping(cur)
+            self._run(cur, INSERT_OPERATION, operation_params(record))
+            self._run(found, SELECT_OPERATION, (record.key,))
+            cur.execute("COMMIT")
+        return operation_from_row(found.fetchone())
+
+    def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        """`SQLStore.replace_operation` in one round trip (one pipeline)."""
+        _ids.check_operation_ids(record)
+        with self._pipelined() as (conn, _pipe):
+            cur, replaced = conn.paygate_cursor(), conn.paygate_new_cursor()
+            self._begin_bookkeeping(cur)
+            params = replace_operation_params(record, expected_attempt)
+            self._run(replaced, REPLACE_OPERATION, params)
+            cur.execute("COMMIT")
+        return int(replaced.rowcount) == 1
+
     def save_answer(
         self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
     ) -> None:
-        """`SQLStore.save_answer`, keeping the recently written rows (`_RecentPayments`)."""
+        """`SQLStore.save_answer` in two round trips: BEGIN and every write in one
+        pipeline, then, when each payment write changed its row, COMMIT (else ROLLBACK and
+        [`StoreConflict`][paygate.stores.StoreConflict]); keeps the recently written rows
+        (`_RecentPayments`)."""
+        if not check_answer(writes, finish):
+            return
         try:
-            super().save_answer(writes, finish=finish)
+            with self._pipelined() as (conn, pipe):
+                cur = conn.paygate_cursor()
+                cur.execute("BEGIN")
+                if finish is not None:
+                    self._run(cur, FINISH_OPERATION, finish_operation_params(finish))
+                written = []
+                for write in writes:
+                    record, expected = write.record, write.expected_version
+                    changed = conn.paygate_new_cursor()
+                    self._run(changed, *payment_write(record, expected))
+                    written.append((changed, write))
+                    if write.transition is not None:
+                        self._run(cur, INSERT_TRANSITION, transition_params(write.transition))
+                    for fact in write.facts:
+                        self._run(cur, INSERT_FACT, fact_params(fact))
+                try:
+                    pipe.sync()
+                except psycopg.errors.UniqueViolation as exc:
+                    if exc.diag.table_name != "paygate_transitions":
+                        raise
+                    events = [w.transition.event_id for w in writes if w.transition]
+                    raise ClaimLost(
+                        f"event {', '.join(map(str, events))} already moved a payment"
+                    ) from None
+                for changed, write in written:
+                    if changed.rowcount != 1:
+                        raise write_conflict(write.record, write.expected_version)
+                cur.execute("COMMIT")
         except BaseException:
             for write in writes:
                 self._recent.drop(write.record.id)
