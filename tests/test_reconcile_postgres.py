@@ -11,6 +11,7 @@ order. Runs against ``PAYGATE_TEST_POSTGRES_URL`` or a throw-away database on
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -432,7 +433,8 @@ moments = st.sampled_from(TIMES)
 
 
 @settings(
-    max_examples=60,
+    # modest for CI; PAYGATE_PG_PROPERTY_EXAMPLES=5000 for a long run
+    max_examples=int(os.environ.get("PAYGATE_PG_PROPERTY_EXAMPLES", "60")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
