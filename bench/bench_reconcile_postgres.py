@@ -107,12 +107,12 @@ def generate(url: str, schema: str, report_path: Path, n: int, seed: int = 7) ->
                 )
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'SET search_path = "{schema}"')
-        with cur.copy(f"COPY paygate_payments ({PAYMENT_COLUMNS}) FROM STDIN") as copy, \
-                payments_path.open() as rows:  # fmt: skip
+        copy_sql = f"COPY paygate_payments ({PAYMENT_COLUMNS}) FROM STDIN"
+        with cur.copy(copy_sql) as copy, payments_path.open() as rows:
             for chunk in iter(lambda: rows.read(1 << 20), ""):
                 copy.write(chunk)
-    payments_path.unlink()
         cur.execute("VACUUM ANALYZE paygate_payments")
+    payments_path.unlink()
 
 
 def _backend_cpu(url: str, application: str) -> dict[int, float]:

@@ -29,12 +29,12 @@ from paygate.reconcile import (
     ProviderRecord,
     ReconciliationReport,
     StripeReportCSV,
+    _postgres,
     orders_from_store,
     pushes_down,
     reconcile,
     reconcile_in_postgres,
 )
-from paygate.reconcile import _postgres
 from paygate.state import PaymentState
 from paygate.stores import open_store
 from paygate.stores._records import PaymentRecord

@@ -31,6 +31,7 @@ lines (``_engine._promote``). tests/test_reconcile_postgres.py runs both on the 
 
 from __future__ import annotations
 
+# ruff: noqa: S608 - the SQL is built from this module's constants only, values are parameters
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -82,8 +83,9 @@ def _postgres_store(source: Any) -> Any:
 
 def pushes_down(internal: Any) -> bool:
     """True when ``internal`` is a PostgreSQL store's orders (`orders_from_store` over a
-    `PostgresStore`, or the store): [`reconcile_in_postgres`][paygate.reconcile.reconcile_in_postgres]
-    can classify them inside the database."""
+    `PostgresStore`, or the store), which
+    [`reconcile_in_postgres`][paygate.reconcile.reconcile_in_postgres] classifies inside the
+    database."""
     return _postgres_store(internal) is not None
 
 
@@ -97,7 +99,9 @@ def _sql_text(value: str) -> str:
 #: paygate's payment status -> the order's status, and its rank (`_store._RANK`)
 _ORDER_STATUS_SQL = (
     "CASE status "
-    + " ".join(f"WHEN {_sql_text(str(p))} THEN {_sql_text(str(o))}" for p, o in PAYMENT_TO_ORDER.items())
+    + " ".join(
+        f"WHEN {_sql_text(str(p))} THEN {_sql_text(str(o))}" for p, o in PAYMENT_TO_ORDER.items()
+    )
     + " END"
 )
 _RANK_SQL = (
@@ -177,7 +181,7 @@ LEFT JOIN pg_rec r ON r.seq = p.first_seq
 #: the orders with more than one clean match, and what their records say (the engine's
 #: ``_OrderState``): the first record is left out when it was the clean match, and its
 #: payment (amount, currency, no id) leads the payments instead
-_STATE_SQL = f"""
+_STATE_SQL = """
 CREATE TEMP TABLE pg_state ON COMMIT DROP AS
 WITH promoted AS MATERIALIZED (
     SELECT * FROM pg_j WHERE n IS NOT NULL AND NOT (n = 1 AND fast)
@@ -216,14 +220,14 @@ WITH promoted AS MATERIALIZED (
     SELECT j.order_id, j.first_id, j.amount, j.currency, j.status, j.paid_like,
         j.refunded AS known_refunded, a.record_ids, a.fee, a.net,
         CASE WHEN a.fee_currencies = 1 THEN a.fee_currency END AS fee_currency,
-        CASE WHEN j.fast THEN ARRAY[j.amount] ELSE '{{}}'::bigint[] END
-            || coalesce(a.pa, '{{}}') AS pa,
-        CASE WHEN j.fast THEN ARRAY[j.currency] ELSE '{{}}'::text[] END
-            || coalesce(a.pc, '{{}}') AS pc,
-        CASE WHEN j.fast THEN ARRAY[NULL::text] ELSE '{{}}'::text[] END
-            || coalesce(a.pp, '{{}}') AS pp,
+        CASE WHEN j.fast THEN ARRAY[j.amount] ELSE '{}'::bigint[] END
+            || coalesce(a.pa, '{}') AS pa,
+        CASE WHEN j.fast THEN ARRAY[j.currency] ELSE '{}'::text[] END
+            || coalesce(a.pc, '{}') AS pc,
+        CASE WHEN j.fast THEN ARRAY[NULL::text] ELSE '{}'::text[] END
+            || coalesce(a.pp, '{}') AS pp,
         a.pending, a.failed, a.reversed, a.refunded, a.disputes,
-        coalesce(rel.related, '{{}}') AS related
+        coalesce(rel.related, '{}') AS related
     FROM promoted j JOIN agg a ON a.order_id = j.order_id
     LEFT JOIN rel ON rel.order_id = j.order_id
 ), d AS (
@@ -416,7 +420,7 @@ def _copy_records(cur: Any, rows: Iterable[ProviderRow], progress: Progress | No
             for count, row in enumerate(rows, 1):  # noqa: B007 - the count is the result
                 write(row)
         else:
-            for count, row in enumerate(rows, 1):  # noqa: B007
+            for count, row in enumerate(rows, 1):
                 write(row)
                 if not count % _PROGRESS_ROWS:
                     progress("records", count)
@@ -582,9 +586,7 @@ def _fill(
             continue
         internal = Money(_int(amount), currency)
         shown = (
-            Money(_int(provider_amount), provider_currency)
-            if provider_amount is not None
-            else None
+            Money(_int(provider_amount), provider_currency) if provider_amount is not None else None
         )
         line = ReconciliationLine(
             case,
