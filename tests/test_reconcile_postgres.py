@@ -134,6 +134,7 @@ def test_every_case_against_the_embedded_engine(store: Any) -> None:
     put(store, "p13", "currency", 900)
     put(store, "p14", "refunded_known", 300, status=S.REFUNDED, refunded=300)
     put(store, "p15", "reversed", 1000)
+    put(store, "p16", "double_exact_second", 1000)
     records = [
         rec("r01", "matched", 1000, fee=59, payment_id="ch_1"),
         rec("r02", "mismatch", 990, fee=59, payment_id="ch_2"),
@@ -158,6 +159,9 @@ def test_every_case_against_the_embedded_engine(store: Any) -> None:
         rec("r21", None, 77, payment_id="ch_21"),
         rec("r22", "reversed", 1000, payment_id="ch_22"),
         rec("r23", "reversed", 400, kind="payment_reversal", payment_id="ch_22"),
+        # the payment of exactly the order's amount is kept, the other one is the extra
+        rec("r24", "double_exact_second", 999, payment_id="ch_24"),
+        rec("r25", "double_exact_second", 1000, payment_id="ch_25"),
     ]
     report = both(store, records, now=NOW)
     assert cases(report) == {
@@ -172,7 +176,10 @@ def test_every_case_against_the_embedded_engine(store: Any) -> None:
         "nobody": "orphan",
         "None": "orphan",
         "reversed": "amount_mismatch",
+        "double_exact_second": "double_charge",
     }
+    (extra,) = report.lines_for(Case.DOUBLE_CHARGE)[1:]
+    assert extra.payment_ids == ("ch_24",) and extra.amount == Money(999, "USD")
     assert report.counts[Case.MATCHED] == 3  # matched, known_dispute, refunded_known
     assert report.counts[Case.BOTH_FAILED] == report.counts[Case.IN_PROGRESS] == 1
     assert report.counts[Case.NOT_CHARGED] == 1
@@ -197,12 +204,12 @@ def test_a_clean_first_payment_is_not_among_the_ids_of_the_order_s_lines(store: 
 
 
 def test_currencies_with_zero_and_three_decimals(store: Any) -> None:
-    put(store, "p1", "jpy_ok", 5000, "JPY")
-    put(store, "p2", "jpy_short", 5000, "JPY")
-    put(store, "p3", "kwd_ok", 12345, "KWD")
-    put(store, "p4", "kwd_double", 12345, "KWD")
-    put(store, "p5", "kwd_refund", 12345, "KWD", S.PARTIALLY_REFUNDED, refunded=1000)
-    put(store, "p6", "usd", 100)
+    put(store, "p1", "usd", 100)  # the books name USD first, then KWD, then JPY
+    put(store, "p2", "kwd_ok", 12345, "KWD")
+    put(store, "p3", "jpy_ok", 5000, "JPY")
+    put(store, "p4", "jpy_short", 5000, "JPY")
+    put(store, "p5", "kwd_double", 12345, "KWD")
+    put(store, "p6", "kwd_refund", 12345, "KWD", S.PARTIALLY_REFUNDED, refunded=1000)
     records = [
         rec("r1", "jpy_ok", 5000, "JPY", fee=180),
         rec("r2", "jpy_short", 4999, "JPY", fee=180),
@@ -215,11 +222,11 @@ def test_currencies_with_zero_and_three_decimals(store: Any) -> None:
         rec("r9", "elsewhere", 1, "JPY"),
     ]
     report = both(store, records)
-    assert report.totals[Case.MATCHED] == {
-        "JPY": Money(5000, "JPY"),
-        "KWD": Money(12345, "KWD"),
-        "USD": Money(100, "USD"),
-    }
+    assert list(report.totals[Case.MATCHED].items()) == [
+        ("USD", Money(100, "USD")),
+        ("KWD", Money(12345, "KWD")),
+        ("JPY", Money(5000, "JPY")),
+    ]
     assert report.lines_for(Case.UNKNOWN_REFUND)[0].amount == Money(1500, "KWD")
     assert set(report.fees) == {"JPY", "KWD", "USD"}
 
