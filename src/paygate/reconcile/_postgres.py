@@ -60,6 +60,10 @@ Progress = Callable[[str, int], None]
 
 _PROGRESS_ROWS = 1 << 16
 
+#: the run's ``work_mem`` (per sort or hash, server side): PostgreSQL's default (4MB) sends
+#: the joins and sorts of a few hundred thousand orders to disk in batches
+WORK_MEM = "64MB"
+
 _ACTION_FOR = {
     "refund": Action.REFUND,
     "mark_paid": Action.MARK_PAID,
@@ -166,27 +170,34 @@ GROUP BY order_id
 """
 _JOIN_SQL = f"""
 CREATE TEMP TABLE pg_j ON COMMIT DROP AS
-SELECT h.order_id, h.first_id, h.amount, h.currency, h.status, h.refunded,
-    h.status IN {_PAID_LIKE_SQL} AS paid_like,
+SELECT coalesce(h.order_id, p.order_id) AS order_id, h.first_id, h.amount, h.currency,
+    h.status, h.refunded, h.status IN {_PAID_LIKE_SQL} AS paid_like,
     coalesce(%(recent_after)s::float8 IS NOT NULL AND h.created > %(recent_after)s::float8,
         false) AS recent,
     p.n, p.first_seq,
     coalesce(h.status = 'paid' AND r.kind = 'payment' AND r.status = 'succeeded'
         AND r.amount = h.amount AND r.currency = h.currency, false) AS fast
 FROM pg_held h
-LEFT JOIN pg_per p ON p.order_id = h.order_id
+FULL JOIN pg_per p ON p.order_id = h.order_id
 LEFT JOIN pg_rec r ON r.seq = p.first_seq
 """
+
+#: the few: the orders held with more than one clean match, and the ids of no order held
+#: (small tables, analyzed: their joins with ``pg_rec`` then hash them, not it)
+_FEW_SQL = (
+    "CREATE TEMP TABLE pg_prom ON COMMIT DROP AS SELECT * FROM pg_j"
+    " WHERE first_id IS NOT NULL AND n IS NOT NULL AND NOT (n = 1 AND fast)",
+    "CREATE TEMP TABLE pg_orph ON COMMIT DROP AS SELECT order_id FROM pg_j WHERE first_id IS NULL",
+    "ANALYZE pg_prom; ANALYZE pg_orph",
+)
 
 #: the orders with more than one clean match, and what their records say (the engine's
 #: ``_OrderState``): the first record is left out when it was the clean match, and its
 #: payment (amount, currency, no id) leads the payments instead
 _STATE_SQL = """
 CREATE TEMP TABLE pg_state ON COMMIT DROP AS
-WITH promoted AS MATERIALIZED (
-    SELECT * FROM pg_j WHERE n IS NOT NULL AND NOT (n = 1 AND fast)
-), s AS MATERIALIZED (
-    SELECT r.* FROM promoted j JOIN pg_rec r ON r.order_id = j.order_id
+WITH s AS MATERIALIZED (
+    SELECT r.* FROM pg_prom j JOIN pg_rec r ON r.order_id = j.order_id
     WHERE r.kind <> 'other' AND NOT (j.fast AND r.seq = j.first_seq)
 ), agg AS (
     SELECT order_id,
@@ -228,9 +239,9 @@ WITH promoted AS MATERIALIZED (
             || coalesce(a.pp, '{}') AS pp,
         a.pending, a.failed, a.reversed, a.refunded, a.disputes,
         coalesce(rel.related, '{}') AS related
-    FROM promoted j JOIN agg a ON a.order_id = j.order_id
+    FROM pg_prom j JOIN agg a ON a.order_id = j.order_id
     LEFT JOIN rel ON rel.order_id = j.order_id
-), d AS (
+), d AS MATERIALIZED (
     SELECT c.*, cardinality(pa) AS npay,
         (SELECT coalesce(sum(x), 0) FROM unnest(pa) x) AS psum,
         (SELECT min(i) FROM unnest(pc) WITH ORDINALITY u(x, i) WHERE x <> c.currency)
@@ -367,7 +378,7 @@ SELECT r.order_id, r.kind, r.status, r.amount, r.currency, r.fee, r.net, r.recor
     r.payment_id
 FROM pg_rec r
 WHERE r.kind <> 'other'
-    AND (r.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM pg_held h WHERE h.order_id = r.order_id))
+    AND (r.order_id IS NULL OR r.order_id IN (SELECT order_id FROM pg_orph))
 ORDER BY r.seq
 """
 
@@ -506,6 +517,11 @@ def reconcile_in_postgres(
         # the run is one statement after another in one transaction: the store's
         # per-statement bound is for the webhook path, not a million-order join
         cur.execute("SET LOCAL statement_timeout = 0")
+        cur.execute(f"SET LOCAL work_mem = {_sql_text(WORK_MEM)}")
+        # the big tables are not analyzed (it costs as much as a join): without their
+        # statistics the planner would sort both sides for merge joins; hash joins are right
+        # for every join here (one side, or both, in memory)
+        cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(_CREATE_RECORDS_SQL)
         report.records_read = _copy_records(cur, _records(provider, windowed), progress)
         if progress is not None:
@@ -517,10 +533,10 @@ def reconcile_in_postgres(
         if windowed:
             for statement in _WINDOW_SQL:
                 cur.execute(statement, params)
-        cur.execute("ANALYZE pg_rec; ANALYZE pg_held")
         cur.execute(_PER_SQL)
         cur.execute(_JOIN_SQL, params)
-        cur.execute("ANALYZE pg_j")
+        for statement in _FEW_SQL:
+            cur.execute(statement)
         cur.execute(_STATE_SQL)
         cur.execute(_MATCHED_SQL)
         fast = cur.fetchall()
