@@ -374,7 +374,10 @@ def test_pushes_down_only_for_a_postgres_store(store: Any, tmp_path: Path) -> No
 
 
 def test_the_cli_pushes_a_postgres_store_down(
-    store: Any, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    store: Any,
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from paygate.__main__ import main
 
@@ -492,3 +495,29 @@ def test_random_stores_match_the_embedded_engine(
         now=moment(now),
         policy=Policy(grace=timedelta(seconds=grace)),
     )
+
+
+def test_apply_refunds_a_double_charge_found_in_the_database(pg_url: str) -> None:  # noqa: F811
+    """``apply=True`` acts on the lines the SQL found, as for the embedded engine."""
+    import paygate
+    from paygate.reconcile import Action, applied_actions
+
+    gw = paygate.connect("fake", store=pg_url)
+    try:
+        ten = Money(1000, "USD")
+        paid = gw.create_payment(order_id="o1", amount=ten, payment_method="tok_visa")
+        extra = gw.provider.create_payment(
+            order_id="o1", amount=ten, payment_method="tok_visa", idempotency_key="elsewhere"
+        )
+        records = [rec(f"txn_{p.id}", "o1", 1000, payment_id=p.id) for p in (paid, extra)]
+        dry = reconcile(orders_from_store(gw.store), records, run_id="run-1")
+        report = reconcile_in_postgres(gw.store, records, apply=True, gateway=gw, run_id="run-1")
+        assert report.lines == dry.lines
+        assert [(a.order_id, a.action, a.outcome) for a in report.applied] == [
+            ("o1", Action.REFUND, "done")
+        ]
+        assert gw.get_payment(extra.id).amount_refunded == ten
+        assert gw.get_payment(paid.id).amount_refunded == Money(0, "USD")
+        assert [r.payment_id for r in applied_actions(gw.store, "run-1")] == [extra.id]
+    finally:
+        gw.close()
