@@ -360,6 +360,17 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("the orders were read into Python")
 
 
+def test_an_amount_past_64_bits_is_refused_with_a_clear_error(store: Any) -> None:
+    """The embedded engine takes any int; the records' table holds bigint."""
+    from paygate.errors import ValidationError
+
+    put(store, "p1", "o1", 100)
+    huge = [rec("r1", "o1", 2**63)]
+    assert reconcile(orders_from_store(store), huge).counts == {Case.AMOUNT_MISMATCH: 1}
+    with pytest.raises(ValidationError, match="64 bits"):
+        reconcile_in_postgres(store, huge)
+
+
 def test_pushes_down_only_for_a_postgres_store(store: Any, tmp_path: Path) -> None:
     assert pushes_down(store) and pushes_down(orders_from_store(store))
     sqlite = open_store(f"sqlite:///{tmp_path / 'p.db'}")

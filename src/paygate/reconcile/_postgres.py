@@ -423,6 +423,16 @@ def _records_as_rows(provider: Iterable[Any]) -> Iterator[ProviderRow]:
 
 def _copy_records(cur: Any, rows: Iterable[ProviderRow], progress: Progress | None) -> int:
     """COPY the rows into ``pg_rec``; how many were read."""
+    try:
+        return _copy_rows(cur, rows, progress)
+    except OverflowError:  # psycopg's binary int8: an amount, fee or net past 2**63 - 1
+        raise ValidationError(
+            "a provider record's amount, fee or net does not fit in 64 bits of minor units: "
+            "reconcile_in_postgres cannot copy it (reconcile() with orders_from_store can)"
+        ) from None
+
+
+def _copy_rows(cur: Any, rows: Iterable[ProviderRow], progress: Progress | None) -> int:
     count = 0
     with cur.copy(_COPY_RECORDS_SQL) as copy:
         copy.set_types(_COPY_TYPES)
