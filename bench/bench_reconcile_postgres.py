@@ -12,7 +12,8 @@ its own subprocess and alternately ``--rounds`` times:
 For each: wall time, CPU time of the Python process (user + sys), CPU time of the server
 processes that served it (their ``/proc/PID/stat`` before and after; the backends are found
 by their ``application_name``), peak RSS of the Python process, and the load average
-beside them. Both must find the same counts per case.
+beside them, and the peak RSS of the busiest server process (``VmHWM``, which counts the
+shared buffers it touched). Both must find the same counts per case.
 
     PAYGATE_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/bench \\
         python bench/bench_reconcile_postgres.py 200000 1000000 --rounds 3
@@ -115,8 +116,9 @@ def generate(url: str, schema: str, report_path: Path, n: int, seed: int = 7) ->
     payments_path.unlink()
 
 
-def _backend_cpu(url: str, application: str) -> dict[int, float]:
-    """CPU seconds so far of each server process serving ``application``."""
+def _backend_cpu(url: str, application: str) -> dict[int, tuple[float, float]]:
+    """CPU seconds so far and peak RSS (MB) of each server process serving
+    ``application``."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -126,15 +128,20 @@ def _backend_cpu(url: str, application: str) -> dict[int, float]:
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,)
             )
         ]
-    return {pid: cpu for pid in pids if (cpu := _proc_cpu(pid)) is not None}
+    return {pid: found for pid in pids if (found := _proc_cpu(pid)) is not None}
 
 
-def _proc_cpu(pid: int) -> float | None:
+def _proc_cpu(pid: int) -> tuple[float, float] | None:
+    """A process's CPU seconds (user + sys) and peak RSS in MB (``VmHWM``: the shared
+    buffers it touched count too)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    peak = next((int(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("VmHWM:")), 0)  # fmt: skip
+    return (int(fields[11]) + int(fields[12])) / _TICKS, peak / 1024
 
 
 def child(variant: str, url: str, schema: str, report: str) -> None:
@@ -151,15 +158,15 @@ def child(variant: str, url: str, schema: str, report: str) -> None:
 
     application = f"bench-{uuid.uuid4().hex[:8]}"
     store = open_store(f"{url}?schema={schema}&application_name={application}")
-    closed: dict[int, float] = {}
+    closed: dict[int, tuple[float, float]] = {}
 
     class Measured(psycopg.Connection[Any]):
         """The pushdown's own connection: its server process's CPU read as it closes."""
 
         def close(self) -> None:
-            cpu = _proc_cpu(self.info.backend_pid)
-            if cpu is not None:
-                closed[self.info.backend_pid] = cpu
+            found = _proc_cpu(self.info.backend_pid)
+            if found is not None:
+                closed[self.info.backend_pid] = found
             super().close()
 
     def connect(target: Any) -> Any:
@@ -175,11 +182,12 @@ def child(variant: str, url: str, schema: str, report: str) -> None:
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     after = {**_backend_cpu(url, application), **closed}
     store.close()
-    server = sum(v - before.get(pid, 0.0) for pid, v in after.items())
+    server = sum(v[0] - before.get(pid, (0.0, 0.0))[0] for pid, v in after.items())
+    server_peak = max((v[1] for v in after.values()), default=0.0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = {str(case): n for case, n in result.counts.items()}
     print(json.dumps({"wall": wall, "cpu": cpu, "server": server, "peak_mb": peak,
-                      "counts": counts}))  # fmt: skip
+                      "server_peak_mb": server_peak, "counts": counts}))  # fmt: skip
 
 
 def measure(variant: str, url: str, schema: str, report: Path) -> dict[str, Any]:
@@ -229,14 +237,16 @@ def main(argv: list[str]) -> int:
                       f"{report.stat().st_size / 1e6:.0f} MB report, generated in "
                       f"{time.perf_counter() - start:.1f}s; load {_load()}")  # fmt: skip
                 print(f"{'round':<6} {'variant':<9} {'wall s':>7} {'py CPU s':>9} "
-                      f"{'server CPU s':>12} {'py peak MB':>10}  load (1, 5, 15 min)")  # fmt: skip
+                      f"{'server CPU s':>12} {'py peak MB':>10} {'server peak MB':>14}"
+                      "  load (1, 5, 15 min)")  # fmt: skip
                 runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
                 for number in range(1, rounds + 1):
                     for variant in VARIANTS:
                         r = measure(variant, url, schema, report)
                         runs[variant].append(r)
                         print(f"{number:<6} {variant:<9} {r['wall']:>7.2f} {r['cpu']:>9.2f} "
-                              f"{r['server']:>12.2f} {r['peak_mb']:>10.0f}  {_load()}")  # fmt: skip
+                              f"{r['server']:>12.2f} {r['peak_mb']:>10.0f} "
+                              f"{r['server_peak_mb']:>14.0f}  {_load()}")  # fmt: skip
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
