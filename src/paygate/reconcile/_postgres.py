@@ -12,9 +12,11 @@ connection of its own:
    (the attempt that got furthest speaks for the order, the first in id order on a tie;
    the order's place in the books is its first payment id), those created outside the
    window deleted.
-3. ``pg_j``: the join. An order whose only record is a clean match (a successful payment
-   of exactly its amount and currency, the order ``paid``) is counted and summed per
-   currency, in SQL; so are the orders without a record (awaiting, not charged, missing).
+3. ``pg_j``: the records counted per order id (``pg_per``), ``FULL JOIN``ed to the orders.
+   An order whose only record is a clean match (a successful payment of exactly its
+   amount and currency, the order ``paid``) is counted and summed per currency, in SQL; so
+   are the orders without a record (awaiting, not charged, missing); the ids of no order
+   held give the orphans.
 4. The other orders (a second charge, a refund, a failure...) go through the per-order
    rules of the embedded engine (``_engine._Classifier``), written in SQL (``_LINES_SQL``):
    which payment is kept, which ids are named, the notes.
