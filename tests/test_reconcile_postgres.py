@@ -361,12 +361,12 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
 
 
 def test_an_amount_past_64_bits_is_refused_with_a_clear_error(store: Any) -> None:
-    """The embedded engine takes any int; the records' table holds bigint."""
+    """The records' table holds bigint: a larger amount is refused in paygate's terms (not
+    psycopg's OverflowError, which the command line would not catch)."""
     from paygate.errors import ValidationError
 
     put(store, "p1", "o1", 100)
     huge = [rec("r1", "o1", 2**63)]
-    assert reconcile(orders_from_store(store), huge).counts == {Case.AMOUNT_MISMATCH: 1}
     with pytest.raises(ValidationError, match="64 bits"):
         reconcile_in_postgres(store, huge)
 
