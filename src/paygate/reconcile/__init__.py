@@ -41,6 +41,7 @@ from paygate.reconcile._model import (
 )
 from paygate.reconcile._output import write_csv, write_html, write_json, write_report
 from paygate.reconcile._paypal import PayPalSettlementReport, PayPalTransactionSearch
+from paygate.reconcile._postgres import pushes_down, reconcile_in_postgres
 from paygate.reconcile._square import SquarePayments, SquarePayoutEntries, square_records
 from paygate.reconcile._store import PaymentSource, StoreOrders, orders_from_store
 from paygate.reconcile._stripe import StripeBalanceTransactions, StripeReportCSV
@@ -75,7 +76,9 @@ __all__ = [
     "applied_actions",
     "apply_actions",
     "orders_from_store",
+    "pushes_down",
     "reconcile",
+    "reconcile_in_postgres",
     "records_from_provider",
     "refund_key",
     "square_records",

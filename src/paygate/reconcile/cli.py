@@ -33,6 +33,7 @@ from paygate.reconcile._model import (
 )
 from paygate.reconcile._output import write_report
 from paygate.reconcile._paypal import PayPalSettlementReport, PayPalTransactionSearch
+from paygate.reconcile._postgres import pushes_down, reconcile_in_postgres
 from paygate.reconcile._square import SquarePayments
 from paygate.reconcile._store import orders_from_store
 from paygate.reconcile._stripe import StripeReportCSV
@@ -368,8 +369,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.apply and gateway is None:
             gateway = _gateway(args)
         show = not args.no_progress and sys.stderr.isatty()
+        # a PostgreSQL store's orders are classified inside the database (no order row read)
+        engine = reconcile_in_postgres if pushes_down(internal) else reconcile
         with _progress(show, sizes) as progress:
-            report = reconcile(
+            report = engine(
                 internal,
                 provider,
                 policy=policy,
