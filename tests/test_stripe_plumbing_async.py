@@ -19,27 +19,27 @@ from paygate.providers.stripe import AsyncStripeProvider
 from paygate.testing.aio import blocking
 from tests.async_support import responses_client
 from tests.fixtures.stripe import resource
-from tests.test_stripe_plumbing import (  # noqa: F401  # fixtures the tests below take
-    API,
-    KEY,
-    api,
-    no_stripe_objects,
-)
 
+API, KEY = sync_plumbing.API, sync_plumbing.KEY
+# the fixtures they take
+api = sync_plumbing.api
+no_stripe_objects = sync_plumbing.no_stripe_objects
 # the tests shared with the sync face, run here on the async one
-from tests.test_stripe_plumbing import (  # noqa: F401  # collected by pytest under these names
-    test_an_id_cannot_reach_another_path,
-    test_checkout_sessions_build_no_stripe_object,
-    test_create_payment_builds_no_stripe_object,
-    test_customer_and_payment_method_operations_build_no_stripe_object,
-    test_customers_subscriptions_and_disputes_build_no_stripe_object,
-    test_dispute_operations_build_no_stripe_object,
-    test_get_payment_and_its_lists_build_no_stripe_object,
-    test_invoices_build_no_stripe_object,
-    test_payment_operations_build_no_stripe_object,
-    test_setups_build_no_stripe_object,
-    test_subscription_operations_build_no_stripe_object,
+test_an_id_cannot_reach_another_path = sync_plumbing.test_an_id_cannot_reach_another_path
+test_checkout_sessions = sync_plumbing.test_checkout_sessions_build_no_stripe_object
+test_create_payment = sync_plumbing.test_create_payment_builds_no_stripe_object
+test_customers_and_payment_methods = (
+    sync_plumbing.test_customer_and_payment_method_operations_build_no_stripe_object
 )
+test_customers_subscriptions_and_disputes = (
+    sync_plumbing.test_customers_subscriptions_and_disputes_build_no_stripe_object
+)
+test_dispute_operations = sync_plumbing.test_dispute_operations_build_no_stripe_object
+test_get_payment_and_its_lists = sync_plumbing.test_get_payment_and_its_lists_build_no_stripe_object
+test_invoices = sync_plumbing.test_invoices_build_no_stripe_object
+test_payment_operations = sync_plumbing.test_payment_operations_build_no_stripe_object
+test_setups = sync_plumbing.test_setups_build_no_stripe_object
+test_subscription_operations = sync_plumbing.test_subscription_operations_build_no_stripe_object
 
 
 @pytest.fixture(autouse=True)

@@ -1702,7 +1702,7 @@ def _all_pages(operation: str, path: str, query: dict[str, Any]) -> Flow[list[di
 
 
 class StripeFlows:
-    """Each operation of the Stripe adapter as a [`Flow`][paygate.providers.stripe.Flow],
+    """Each operation of the Stripe adapter as a ``Flow``,
     named as the operation, with its arguments (positional) and its answer; both faces
     run these."""
 
@@ -1723,10 +1723,6 @@ class StripeFlows:
 
     @staticmethod
     def get_payment(payment_id: str) -> Flow[Payment]:
-        """The PaymentIntent with its charge and the charge's refunds, in one request; a
-        second only where the answer needs it: the rest of the refunds of a charge with
-        more than one page of them, and the disputes of a disputed charge (the charge
-        says only that it was disputed, not whether the dispute was won)."""
         data = yield StripeCall(
             "get_payment", "get", _path("/v1/payment_intents/{}", payment_id),
             {"expand": list(PAYMENT_EXPAND)},
@@ -1779,8 +1775,6 @@ class StripeFlows:
 
     @staticmethod
     def complete_return(params: Mapping[str, str]) -> Flow[Payment]:
-        """Only ids are read from the query string (``redirect_status`` is ignored): the
-        Checkout Session's payment, or the PaymentIntent, fetched from Stripe."""
         session_id = params.get("session_id")
         payment_id = params.get("payment_intent")
         if session_id:
@@ -1860,9 +1854,6 @@ class StripeFlows:
         customer_id: str, line_items: Sequence[LineItem], idempotency_key: str,
         order_id: str | None, description: str | None, send: bool, api_version: str | None,
     ) -> Flow[Invoice]:  # fmt: skip
-        """Create a draft, add the items, finalize, then send it (``send``) or charge it;
-        each step under its own key derived from ``idempotency_key``, so a retried call
-        replays the steps already done instead of repeating them."""
         params, items = invoice_params(customer_id, line_items, order_id, description, send)
         draft = yield StripeCall(
             "create_invoice", "post", "/v1/invoices", params, f"{idempotency_key}:invoice"
@@ -1941,8 +1932,6 @@ class StripeFlows:
     def submit_dispute_evidence(
         dispute_id: str, evidence: DisputeEvidence, submit: bool
     ) -> Flow[Dispute]:
-        """Each file uploaded (multipart, to the files host), then the dispute's
-        ``evidence`` updated with ``submit``."""
         check_evidence(evidence)
         evidence_fields = stripe_evidence_fields(evidence)
         for field_name, evidence_file in stripe_evidence_files(evidence):
@@ -2012,8 +2001,6 @@ class StripeFlows:
 
     @staticmethod
     def complete_setup(params: Mapping[str, str]) -> Flow[SetupSession]:
-        """Back from Checkout in setup mode (``session_id``) or from Stripe.js's
-        ``confirmSetup`` redirect (``setup_intent``): only the ids are read."""
         session_id = params.get("session_id")
         if session_id:
             data = yield StripeCall(
@@ -2063,7 +2050,7 @@ class StripeProvider(BaseProvider):
     (300 s), ``api_version``, ``base_url`` (stripe-mock, a proxy), ``timeout`` (10 s),
     ``max_retries`` (the Gateway's retry count for Stripe), ``test_mode``.
 
-    Each operation is a [`StripeFlows`][paygate.providers.stripe.StripeFlows] flow run by
+    Each operation is a flow of ``StripeFlows`` (this module) run by
     `_run` (its requests on ``StripeClient.raw_request``); the async face runs the same
     flows.
     """
