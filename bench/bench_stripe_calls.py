@@ -21,6 +21,16 @@ Not run unless named in ``--variants``, one operation moved later to ``raw_reque
 * ``adapter-pause-subscription``: ``StripeProvider.pause_subscription`` (to a
   ``paygate.Subscription``).
 
+The async face, also only when named, on each of its transports (the calls one after
+another on one event loop, the loop's own work counted too):
+
+* ``raw-async-httpx`` / ``raw-async-aiohttp``: ``await StripeClient.v1.payment_intents.
+  create_async(params=..., options=...)`` and ``.to_dict()``, the client on the SDK's
+  ``HTTPXClient`` / ``AIOHTTPClient``;
+* ``adapter-async-httpx`` / ``adapter-async-aiohttp``: ``AsyncStripeProvider.
+  create_payment`` with ``http_transport="httpx"`` / ``"aiohttp"``, each compared with
+  the raw call on the same transport.
+
 The server answers every request with the reference PaymentIntent
 (``$PAYGATE_REFERENCE_DIR/stripe/fixtures3.json``; a smaller stand-in without it), a
 request to ``/v1/subscriptions/...`` with the reference Subscription.
@@ -31,11 +41,13 @@ connections traced (``sqlite3`` trace callback), and prints its commits per call
 bookkeeping commit) does not.
 
     python bench/bench_stripe_calls.py [--calls 100] [--warmup 20] [--variants raw,adapter]
+        [--before <another checkout's src>]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.server
 import itertools
 import json
@@ -56,7 +68,10 @@ SRC = HERE.parent.parent / "src"
 VARIANTS = ("raw", "adapter", "gateway-memory", "gateway-sqlite")
 #: run only when named; each compared with the raw SDK call named here
 EXTRA_VARIANTS = {"raw-pause-subscription": None,
-                  "adapter-pause-subscription": "raw-pause-subscription"}  # fmt: skip
+                  "adapter-pause-subscription": "raw-pause-subscription",
+                  "raw-async-httpx": None, "adapter-async-httpx": "raw-async-httpx",
+                  "raw-async-aiohttp": None,
+                  "adapter-async-aiohttp": "raw-async-aiohttp"}  # fmt: skip
 _REFERENCE = Path(
     os.environ.get(
         "PAYGATE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -118,8 +133,59 @@ def _serve(port_queue: Any) -> None:
     server.serve_forever()
 
 
+def _params(i: int) -> Any:
+    """What ``create_payment`` sends for order ``o{i}``, as the raw SDK call writes it."""
+    return {"amount": 1099, "currency": "usd", "capture_method": "automatic",
+            "metadata": {"order_id": f"o{i}"}, "payment_method": "pm_card_visa",
+            "confirm": True,
+            "automatic_payment_methods": {"enabled": True,
+                                          "allow_redirects": "never"}}  # fmt: skip
+
+
+async def _async_calls(variant: str, base_url: str, calls: int) -> dict[str, float]:
+    """``calls`` async create_payment calls of ``variant``, one after another."""
+    import stripe
+
+    from paygate import Money
+    from paygate.providers.stripe import AsyncStripeProvider
+
+    key = "sk_test_bench_only"
+    transport = variant.rsplit("-", 1)[1]
+    if variant.startswith("raw-"):
+        http = (stripe.AIOHTTPClient if transport == "aiohttp" else stripe.HTTPXClient)(timeout=10)
+        client = stripe.StripeClient(key, base_addresses={"api": base_url},
+                                     max_network_retries=0, http_client=http)  # fmt: skip
+
+        async def call(i: int) -> Any:
+            created = await client.v1.payment_intents.create_async(
+                params=_params(i), options={"idempotency_key": f"o{i}:create"}
+            )
+            return created.to_dict()
+
+        close: Any = http.close_async
+    else:
+        provider = AsyncStripeProvider(api_key=key, base_url=base_url, http_transport=transport)
+
+        async def call(i: int) -> Any:
+            return await provider.create_payment(
+                order_id=f"o{i}", amount=Money(1099, "USD"), payment_method="pm_card_visa",
+                idempotency_key=f"o{i}:create",
+            )  # fmt: skip
+
+        close = provider.aclose
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(calls):
+        await call(i)
+    timing = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+    await close()
+    return timing
+
+
 def child(variant: str, base_url: str, calls: int, workdir: str) -> None:
     """``calls`` create_payment calls of ``variant``; print how long they took."""
+    if "-async-" in variant:
+        print(json.dumps(asyncio.run(_async_calls(variant, base_url, calls))))
+        return
     import stripe
 
     import paygate
@@ -134,13 +200,8 @@ def child(variant: str, base_url: str, calls: int, workdir: str) -> None:
         )  # fmt: skip
 
         def call(i: int) -> Any:
-            params: Any = {"amount": 1099, "currency": "usd", "capture_method": "automatic",
-                           "metadata": {"order_id": f"o{i}"}, "payment_method": "pm_card_visa",
-                           "confirm": True,
-                           "automatic_payment_methods": {"enabled": True,
-                                                         "allow_redirects": "never"}}  # fmt: skip
             return client.v1.payment_intents.create(
-                params=params, options={"idempotency_key": f"o{i}:create"}
+                params=_params(i), options={"idempotency_key": f"o{i}:create"}
             ).to_dict()
     elif variant == "raw-pause-subscription":
         client = stripe.StripeClient(

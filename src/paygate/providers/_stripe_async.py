@@ -1,12 +1,12 @@
-"""AsyncStripeProvider: the Stripe adapter's async face (``StripeClient``'s ``*_async`` methods
-on the SDK's ``HTTPXClient``), on `.stripe`'s request builders, translators and error
-mapping. Its own module so the sync adapter's file stays the sync adapter's; importable as
+"""AsyncStripeProvider: the Stripe adapter's async face (``StripeClient.raw_request_async``
+on the SDK's ``HTTPXClient``), running the sync adapter's flows (`.stripe.StripeFlows`:
+each operation's requests and translation, written once) with its error mapping. Its own
+module so the sync adapter's file stays the sync adapter's; importable as
 ``paygate.providers.stripe.AsyncStripeProvider``.
 """
 
 from __future__ import annotations
 
-import functools
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +17,7 @@ import httpx  # noqa: F401  # the SDK's HTTPXClient needs it: missing, the insta
 import stripe
 
 from paygate._retry import attempt_timeout
-from paygate.errors import ConfigurationError, ValidationError
+from paygate.errors import ConfigurationError
 from paygate.models import (
     CaptureMethod,
     CheckoutMode,
@@ -45,45 +45,21 @@ from paygate.providers._async_http import (
 from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 from paygate.providers.stripe import (
     CUSTOMERS_MAX_PAGE,
-    PAYMENT_EXPAND,
     PROVIDER,
+    Flow,
+    R,
+    StripeCall,
     StripeProvider,
     StripeSettings,
     _answer,
-    _change_item,
     _failed,
+    _flows,
     _load_settings,
-    capture_params,
-    check_evidence,
-    checkout_from_stripe,
-    checkout_params,
-    customer_from_stripe,
+    _raw_answer,
+    _raw_options,
+    _service,
     customer_list_query,
-    customer_params,
-    customer_update_params,
-    default_method_params,
-    dispute_from_stripe,
-    dispute_list_params,
-    evidence_upload_params,
-    invoice_from_stripe,
-    invoice_params,
-    invoice_read_params,
-    live_customer_from_stripe,
     parse_webhook,
-    payment_from_stripe,
-    payment_intent_params,
-    payment_method_from_stripe,
-    refund_from_stripe,
-    refund_params,
-    setup_from_checkout,
-    setup_from_stripe,
-    setup_request,
-    single_item_id,
-    stripe_evidence_fields,
-    stripe_evidence_files,
-    subscription_from_stripe,
-    subscription_list_params,
-    subscription_params,
 )
 
 
@@ -128,26 +104,15 @@ class _DeadlineHTTPXClient(stripe.HTTPXClient):
         return [args, kwargs]
 
 
-#: the resource classes the SDK imports on a first answer holding one, and httpx's backend
-_ASYNC_WARM_IMPORTS: Final = (
-    "stripe._object_classes",
-    "stripe._list_object",
-    "stripe._payment_intent",
-    "stripe._charge",
-    "stripe._refund",
-    "stripe._dispute",
-    "stripe._customer",
-    "stripe._subscription",
-    "stripe._invoice",
-    "stripe._invoice_item",
-    "stripe.checkout._session",
-    *HTTPX_ASYNC,
-)
+#: what the SDK imports on a first SetupIntent (the one operation on its typed service),
+#: and httpx's backend
+_ASYNC_WARM_IMPORTS: Final = ("stripe._object_classes", "stripe._setup_intent", *HTTPX_ASYNC)
 
 
 class AsyncStripeProvider(AsyncBaseProvider):
-    """`paygate.provider.AsyncPaymentProvider` on Stripe: the ``*_async`` methods of
-    ``StripeClient`` over the SDK's ``HTTPXClient``.
+    """`paygate.provider.AsyncPaymentProvider` on Stripe: ``StripeClient.raw_request_async``
+    over the SDK's ``HTTPXClient`` (no ``StripeObject`` built; a SetupIntent's creation on
+    the typed ``setup_intents.create_async``, as on the sync face).
 
     The same settings as `StripeProvider`, plus ``http_client`` (an
     ``httpx.AsyncClient``, e.g. with an ``httpx.MockTransport``; used as given and left
@@ -155,9 +120,9 @@ class AsyncStripeProvider(AsyncBaseProvider):
     (the client the adapter makes without one: ``"auto"``, the default, runs on aiohttp's
     connection pool when ``paygate-payments[aiohttp]`` is installed, else on httpx's;
     ``"aiohttp"`` or ``"httpx"`` force one; `http_transport` tells which one runs, and
-    docs/architecture.md why). The same parameters,
-    idempotency keys (``_stripe_key``), translation and error mapping as the sync face: the
-    request builders and translators above are shared; only the awaiting differs.
+    docs/architecture.md why). Each operation is the sync face's flow
+    (`.stripe.StripeFlows`: requests, idempotency keys, steps, translation), run by `_run`
+    with each request awaited; the error mapping is the sync face's too.
     """
 
     name = PROVIDER
@@ -214,14 +179,38 @@ class AsyncStripeProvider(AsyncBaseProvider):
         where = f", base_url={self.settings.base_url!r}" if self.settings.base_url else ""
         return f"AsyncStripeProvider(mode={mode}{where})"
 
-    async def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, flow: Flow[R]) -> R:
+        """As `StripeProvider._run`, each request awaited (``raw_request_async``)."""
         try:
-            result = await fn(*args, **kwargs)
+            call = next(flow)
+            while True:
+                call = flow.send(await self._send(call))
+        except StopIteration as done:
+            result: R = done.value
+            return result
+
+    async def _send(self, call: StripeCall) -> dict[str, Any]:
+        if call.service is None:
+            return await self._raw_async(call.operation, call.method, call.path, call.params,
+                                         call.idempotency_key, upload=call.upload)  # fmt: skip
+        method, kwargs = _service(self._v1, call, "_async")
+        try:
+            result = await method(**kwargs)
+        except stripe.StripeError as exc:
+            raise _failed(call.operation, exc) from None
+        return _answer(call.operation, result)
+
+    async def _raw_async(
+        self, operation: str, method: str, path: str, params: Mapping[str, Any],
+        idempotency_key: str | None = None, *, upload: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """As `StripeProvider._raw`, on ``StripeClient.raw_request_async``."""
+        options = _raw_options(operation, params, idempotency_key, upload)
+        try:
+            response = await self._client.raw_request_async(method, path, **params, **options)
         except stripe.StripeError as exc:
             raise _failed(operation, exc) from None
-        return _answer(operation, result)
-
-    _options = staticmethod(StripeProvider._options)
+        return _raw_answer(operation, response)
 
     async def create_payment(
         self,
@@ -237,75 +226,21 @@ class AsyncStripeProvider(AsyncBaseProvider):
         return_url: str | None = None,
         off_session: bool = False,
     ) -> Payment:
-        params = payment_intent_params(
-            order_id, amount, payment_method, customer_id, description, metadata, capture,
-            return_url,
-            off_session=off_session,
-        )  # fmt: skip
-        data = await self._call(
-            "create_payment",
-            self._v1.payment_intents.create_async,
-            params=params,
-            options=self._options(idempotency_key),
-        )
-        return payment_from_stripe(data)
+        return await self._run(_flows.create_payment(
+            order_id, amount, payment_method, idempotency_key, customer_id, description,
+            metadata, capture, return_url, off_session,
+        ))  # fmt: skip
 
     async def get_payment(self, payment_id: str) -> Payment:
-        """As `StripeProvider.get_payment`: one request, more only where needed."""
-        data = await self._call(
-            "get_payment",
-            self._v1.payment_intents.retrieve_async,
-            payment_id,
-            params={"expand": list(PAYMENT_EXPAND)},
-        )
-        charge = data.get("latest_charge")
-        refunds: list[dict[str, Any]] | None = None
-        disputes: list[dict[str, Any]] | None = None
-        if isinstance(charge, Mapping):
-            listing = charge.get("refunds")
-            if isinstance(listing, Mapping) and listing.get("has_more"):
-                refunds = await self._list_all(
-                    "get_payment", self._v1.refunds.list_async, charge=charge["id"]
-                )
-            if charge.get("disputed"):
-                disputes = await self._list_all(
-                    "get_payment", self._v1.disputes.list_async, payment_intent=data["id"]
-                )
-        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
-
-    async def _list_all(
-        self, operation: str, method: Callable[..., Any], **params: Any
-    ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        query: dict[str, Any] = {**params, "limit": 100}
-        while True:
-            page = await self._call(operation, method, params=query)
-            rows: list[dict[str, Any]] = page.get("data") or []
-            items.extend(rows)
-            if not page.get("has_more") or not rows:
-                return items
-            query = {**query, "starting_after": rows[-1]["id"]}
+        return await self._run(_flows.get_payment(payment_id))
 
     async def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        data = await self._call(
-            "capture_payment",
-            self._v1.payment_intents.capture_async,
-            payment_id,
-            params=capture_params(amount),
-            options=self._options(idempotency_key),
-        )
-        return payment_from_stripe(data)
+        return await self._run(_flows.capture_payment(payment_id, amount, idempotency_key))
 
     async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        data = await self._call(
-            "cancel_payment",
-            self._v1.payment_intents.cancel_async,
-            payment_id,
-            options=self._options(idempotency_key),
-        )
-        return payment_from_stripe(data)
+        return await self._run(_flows.cancel_payment(payment_id, idempotency_key))
 
     async def refund_payment(
         self,
@@ -315,32 +250,13 @@ class AsyncStripeProvider(AsyncBaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        data = await self._call(
-            "refund_payment",
-            self._v1.refunds.create_async,
-            params=refund_params(payment_id, amount, reason),
-            options=self._options(idempotency_key),
-        )
-        return refund_from_stripe(data)
+        return await self._run(_flows.refund_payment(payment_id, amount, reason, idempotency_key))
 
     async def get_refund(self, refund_id: str) -> Refund:
-        data = await self._call("get_refund", self._v1.refunds.retrieve_async, refund_id)
-        return refund_from_stripe(data)
+        return await self._run(_flows.get_refund(refund_id))
 
     async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
-        """As `StripeProvider.complete_return`: only ids are read from the query."""
-        session_id = params.get("session_id")
-        payment_id = params.get("payment_intent")
-        if session_id:
-            session = await self.get_checkout_session(session_id)
-            if not session.payment_id:
-                raise ValidationError(
-                    f"checkout session {session_id} has no payment (mode {session.mode})"
-                )
-            payment_id = session.payment_id
-        if not payment_id:
-            raise ValidationError("return parameters carry neither session_id nor payment_intent")
-        return await self.get_payment(payment_id)
+        return await self._run(_flows.complete_return(params))
 
     async def create_checkout_session(
         self,
@@ -355,22 +271,13 @@ class AsyncStripeProvider(AsyncBaseProvider):
         price_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CheckoutSession:
-        params = checkout_params(
-            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
-        )
-        data = await self._call(
-            "create_checkout_session",
-            self._v1.checkout.sessions.create_async,
-            params=params,
-            options=self._options(idempotency_key),
-        )
-        return checkout_from_stripe(data)
+        return await self._run(_flows.create_checkout_session(
+            order_id, line_items, success_url, cancel_url, idempotency_key, mode, customer_id,
+            price_id, metadata,
+        ))  # fmt: skip
 
     async def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        data = await self._call(
-            "get_checkout_session", self._v1.checkout.sessions.retrieve_async, session_id
-        )
-        return checkout_from_stripe(data)
+        return await self._run(_flows.get_checkout_session(session_id))
 
     async def create_customer(
         self,
@@ -380,13 +287,7 @@ class AsyncStripeProvider(AsyncBaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        data = await self._call(
-            "create_customer",
-            self._v1.customers.create_async,
-            params=customer_params(email, name, metadata),
-            options=self._options(idempotency_key),
-        )
-        return customer_from_stripe(data)
+        return await self._run(_flows.create_customer(email, name, idempotency_key, metadata))
 
     async def create_subscription(
         self,
@@ -399,39 +300,17 @@ class AsyncStripeProvider(AsyncBaseProvider):
         trial_end: datetime | None = None,
         quantity: int = 1,
     ) -> Subscription:
-        params = subscription_params(
-            customer_id, price_id, metadata, quantity=quantity, trial_days=trial_days,
-            trial_end=trial_end,
-        )  # fmt: skip
-        data = await self._call(
-            "create_subscription",
-            self._v1.subscriptions.create_async,
-            params=params,
-            options=self._options(idempotency_key),
-        )
-        return subscription_from_stripe(data)
+        return await self._run(_flows.create_subscription(
+            customer_id, price_id, idempotency_key, metadata, trial_days, trial_end, quantity
+        ))  # fmt: skip
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
-        data = await self._call(
-            "get_subscription", self._v1.subscriptions.retrieve_async, subscription_id
-        )
-        return subscription_from_stripe(data)
+        return await self._run(_flows.get_subscription(subscription_id))
 
     async def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
-        if at_period_end:
-            data = await self._call(
-                "cancel_subscription",
-                self._v1.subscriptions.update_async,
-                subscription_id,
-                params={"cancel_at_period_end": True},
-            )
-        else:
-            data = await self._call(
-                "cancel_subscription", self._v1.subscriptions.cancel_async, subscription_id
-            )
-        return subscription_from_stripe(data)
+        return await self._run(_flows.cancel_subscription(subscription_id, at_period_end))
 
     async def create_invoice(
         self,
@@ -443,63 +322,20 @@ class AsyncStripeProvider(AsyncBaseProvider):
         description: str | None = None,
         send: bool = False,
     ) -> Invoice:
-        """As `StripeProvider.create_invoice`, with the same per-step keys."""
-        params, items = invoice_params(customer_id, line_items, order_id, description, send)
-        draft = await self._call(
-            "create_invoice",
-            self._v1.invoices.create_async,
-            params=params,
-            options=self._options(f"{idempotency_key}:invoice"),
-        )
-        for index, item in enumerate(items):
-            await self._call(
-                "create_invoice_item",
-                self._v1.invoice_items.create_async,
-                params={**item, "invoice": draft["id"]},
-                options=self._options(f"{idempotency_key}:item:{index}"),
-            )
-        await self._call(
-            "finalize_invoice",
-            self._v1.invoices.finalize_invoice_async,
-            draft["id"],
-            options=self._options(f"{idempotency_key}:finalize"),
-        )
-        if send:
-            data = await self._call(
-                "send_invoice",
-                self._v1.invoices.send_invoice_async,
-                draft["id"],
-                params=invoice_read_params(self.settings.api_version),
-                options=self._options(f"{idempotency_key}:send"),
-            )
-        else:
-            data = await self._call(
-                "pay_invoice",
-                self._v1.invoices.pay_async,
-                draft["id"],
-                params=invoice_read_params(self.settings.api_version),
-                options=self._options(f"{idempotency_key}:pay"),
-            )
-        return invoice_from_stripe(data)
+        return await self._run(_flows.create_invoice(
+            customer_id, line_items, idempotency_key, order_id, description, send,
+            self.settings.api_version,
+        ))  # fmt: skip
 
     async def get_dispute(self, dispute_id: str) -> Dispute:
-        data = await self._call("get_dispute", self._v1.disputes.retrieve_async, dispute_id)
-        return dispute_from_stripe(data)
+        return await self._run(_flows.get_dispute(dispute_id))
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify ``Stripe-Signature`` over the raw body, then parse it once (no I/O)."""
         return parse_webhook(self.settings, self._secrets, self._clock(), body, headers)
 
-    # -- after the first charge (issue 20): as `StripeProvider`'s, awaited -------------------
-
     async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
-        """As `StripeProvider.list_subscriptions`: every status, the first 100."""
-        page = await self._call(
-            "list_subscriptions",
-            self._v1.subscriptions.list_async,
-            params=subscription_list_params(customer_id),
-        )
-        return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
+        return await self._run(_flows.list_subscriptions(customer_id))
 
     async def change_subscription(
         self,
@@ -510,93 +346,43 @@ class AsyncStripeProvider(AsyncBaseProvider):
         proration: Proration = "create_prorations",
         idempotency_key: str,
     ) -> Subscription:
-        """As `StripeProvider.change_subscription`."""
-        item = _change_item(price_id, quantity, proration)
-        current = await self._call(
-            "get_subscription", self._v1.subscriptions.retrieve_async, subscription_id
-        )
-        item["id"] = single_item_id(current, subscription_id)
-        data = await self._call(
-            "change_subscription",
-            self._v1.subscriptions.update_async,
-            subscription_id,
-            params={"items": [item], "proration_behavior": proration},
-            options=self._options(idempotency_key),
-        )
-        return subscription_from_stripe(data)
-
-    async def _update_subscription(
-        self, operation: str, subscription_id: str, params: dict[str, Any]
-    ) -> Subscription:
-        data = await self._call(
-            operation, self._v1.subscriptions.update_async, subscription_id, params=params
-        )
-        return subscription_from_stripe(data)
+        return await self._run(_flows.change_subscription(
+            subscription_id, price_id, quantity, proration, idempotency_key
+        ))  # fmt: skip
 
     async def pause_subscription(self, subscription_id: str) -> Subscription:
-        """As `StripeProvider.pause_subscription` (``pause_collection[behavior]=void``)."""
-        return await self._update_subscription(
+        return await self._run(_flows.update_subscription(
             "pause_subscription", subscription_id, {"pause_collection": {"behavior": "void"}}
-        )
+        ))  # fmt: skip
 
     async def resume_subscription(self, subscription_id: str) -> Subscription:
-        return await self._update_subscription(
+        return await self._run(_flows.update_subscription(
             "resume_subscription", subscription_id, {"pause_collection": ""}
-        )
+        ))  # fmt: skip
 
     async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
-        return await self._update_subscription(
+        return await self._run(_flows.update_subscription(
             "undo_cancel_subscription", subscription_id, {"cancel_at_period_end": False}
-        )
+        ))  # fmt: skip
 
     async def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
-        """As `StripeProvider.retry_invoice` (``POST /v1/invoices/{id}/pay``)."""
-        data = await self._call(
-            "retry_invoice",
-            self._v1.invoices.pay_async,
-            invoice_id,
-            params=invoice_read_params(self.settings.api_version),
-            options=self._options(idempotency_key),
+        return await self._run(
+            _flows.retry_invoice(invoice_id, idempotency_key, self.settings.api_version)
         )
-        return invoice_from_stripe(data)
 
     async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
-        page = await self._call(
-            "list_disputes", self._v1.disputes.list_async, params=dispute_list_params(payment_id)
-        )
-        return [dispute_from_stripe(d) for d in page.get("data") or ()]
+        return await self._run(_flows.list_disputes(payment_id))
 
     async def submit_dispute_evidence(
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
     ) -> Dispute:
-        """As `StripeProvider.submit_dispute_evidence`: each file uploaded, then the
-        dispute's ``evidence`` updated with ``submit``."""
-        check_evidence(evidence)
-        fields = stripe_evidence_fields(evidence)
-        for field_name, evidence_file in stripe_evidence_files(evidence):
-            uploaded = await self._call(
-                "upload_dispute_evidence",
-                self._v1.files.create_async,
-                params=evidence_upload_params(evidence_file),
-            )
-            fields[field_name] = uploaded["id"]
-        data = await self._call(
-            "submit_dispute_evidence",
-            self._v1.disputes.update_async,
-            dispute_id,
-            params={"evidence": fields, "submit": bool(submit)},
-        )
-        return dispute_from_stripe(data)
+        return await self._run(_flows.submit_dispute_evidence(dispute_id, evidence, submit))
 
     async def accept_dispute(self, dispute_id: str) -> Dispute:
-        data = await self._call("accept_dispute", self._v1.disputes.close_async, dispute_id)
-        return dispute_from_stripe(data)
-
-    # -- customers and saved payment methods (issue 19): as `StripeProvider`'s, awaited -------
+        return await self._run(_flows.accept_dispute(dispute_id))
 
     async def get_customer(self, customer_id: str) -> Customer:
-        data = await self._call("get_customer", self._v1.customers.retrieve_async, customer_id)
-        return live_customer_from_stripe(data, customer_id)
+        return await self._run(_flows.get_customer(customer_id))
 
     async def update_customer(
         self,
@@ -606,31 +392,22 @@ class AsyncStripeProvider(AsyncBaseProvider):
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        data = await self._call(
-            "update_customer",
-            self._v1.customers.update_async,
-            customer_id,
-            params=customer_update_params(email, name, metadata),
-        )
-        return customer_from_stripe(data)
+        return await self._run(_flows.update_customer(customer_id, email, name, metadata))
 
     async def list_customers(
         self, *, email: str | None = None, page_size: int = CUSTOMERS_MAX_PAGE
     ) -> list[Customer]:
         """Every customer (newest first), all pages read (the async face answers with a
         list)."""
-        query = customer_list_query(email, page_size)
+        query: dict[str, Any] | None = customer_list_query(email, page_size)
         customers: list[Customer] = []
-        while True:
-            page = await self._call("list_customers", self._v1.customers.list_async, params=query)
-            rows: list[dict[str, Any]] = page.get("data") or []
-            customers.extend(customer_from_stripe(row) for row in rows)
-            if not page.get("has_more") or not rows:
-                return customers
-            query = {**query, "starting_after": rows[-1]["id"]}
+        while query is not None:
+            page, query = await self._run(_flows.customer_page(query))
+            customers.extend(page)
+        return customers
 
     async def delete_customer(self, customer_id: str) -> None:
-        await self._call("delete_customer", self._v1.customers.delete_async, customer_id)
+        await self._run(_flows.delete_customer(customer_id))
 
     async def create_setup(
         self,
@@ -643,75 +420,29 @@ class AsyncStripeProvider(AsyncBaseProvider):
         payment_method: str | None = None,
         verification_token: str | None = None,
     ) -> SetupSession:
-        """As `StripeProvider.create_setup`: a SetupIntent, or a Checkout Session in setup
-        mode."""
-        kind, params = setup_request(
-            customer_id, return_url, cancel_url, usage, payment_method, verification_token
-        )
-        if kind == "setup_intent":
-            data = await self._call(
-                "create_setup",
-                self._v1.setup_intents.create_async,
-                params=params,
-                options=self._options(idempotency_key),
-            )
-            return setup_from_stripe(data)
-        data = await self._call(
-            "create_setup",
-            self._v1.checkout.sessions.create_async,
-            params=params,
-            options=self._options(idempotency_key),
-        )
-        return setup_from_checkout(data)
+        return await self._run(_flows.create_setup(
+            customer_id, idempotency_key, return_url, cancel_url, usage, payment_method,
+            verification_token,
+        ))  # fmt: skip
 
     async def complete_setup(
         self, params: Mapping[str, str], *, idempotency_key: str
     ) -> SetupSession:
-        """As `StripeProvider.complete_setup`: only the ids are read."""
-        session_id = params.get("session_id")
-        if session_id:
-            data = await self._call(
-                "complete_setup",
-                self._v1.checkout.sessions.retrieve_async,
-                session_id,
-                params={"expand": ["setup_intent"]},
-            )
-            return setup_from_checkout(data)
-        setup_id = params.get("setup_intent")
-        if not setup_id:
-            raise ValidationError("return parameters carry neither session_id nor setup_intent")
-        return setup_from_stripe(
-            await self._call("complete_setup", self._v1.setup_intents.retrieve_async, setup_id)
-        )
+        return await self._run(_flows.complete_setup(params))
 
     async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
-        rows = await self._list_all(
-            "list_payment_methods",
-            functools.partial(self._v1.customers.payment_methods.list_async, customer_id),
-        )
-        return [payment_method_from_stripe(row) for row in rows]
+        return await self._run(_flows.list_payment_methods(customer_id))
 
     async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
-        data = await self._call(
-            "get_payment_method", self._v1.payment_methods.retrieve_async, payment_method_id
-        )
-        return payment_method_from_stripe(data)
+        return await self._run(_flows.get_payment_method(payment_method_id))
 
     async def set_default_payment_method(
         self, customer_id: str, payment_method_id: str
     ) -> Customer:
-        data = await self._call(
-            "set_default_payment_method",
-            self._v1.customers.update_async,
-            customer_id,
-            params=default_method_params(payment_method_id),
-        )
-        return customer_from_stripe(data)
+        return await self._run(_flows.set_default_payment_method(customer_id, payment_method_id))
 
     async def detach_payment_method(self, payment_method_id: str) -> None:
-        await self._call(
-            "detach_payment_method", self._v1.payment_methods.detach_async, payment_method_id
-        )
+        await self._run(_flows.detach_payment_method(payment_method_id))
 
     async def aclose(self) -> None:
         """Close the httpx client the adapter made (one passed in stays open)."""

@@ -23,9 +23,10 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import Any, Final, TypeAlias, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
 import requests
@@ -1598,6 +1599,449 @@ def invoice_params(
     return params, items
 
 
+# == operations: each call sequence written once, for both faces (sans-I/O) ===================
+#
+# An operation is a generator (`Flow`) that does no I/O: it ``yield``s each request it needs
+# as a `StripeCall` and is sent the JSON the SDK parsed (an error is raised by the driver,
+# the flow does not see it); what it returns is the operation's answer. The sync adapter
+# runs flows with ``StripeClient.raw_request`` (`StripeProvider._run`), the async one with
+# ``raw_request_async`` (`AsyncStripeProvider._run`): the paths, parameters, idempotency
+# keys, step order and translation are written here once, as the Gateway writes its flows
+# once (``paygate.gateway._sansio``).
+
+
+@dataclass(frozen=True, slots=True)
+class StripeCall:
+    """One request of an operation: ``method`` on ``path`` with ``params`` under
+    ``idempotency_key`` (none: the SDK's own for a POST), answered with the parsed JSON.
+
+    ``upload``: multipart/form-data to the files host, as ``v1.files.create`` sends it.
+    ``service``: sent on the SDK's typed service of that name instead (``"setup_intents.
+    create"``; the ``_async`` method on the async face): only where ``raw_request`` cannot
+    send the parameters (`_RAW_RESERVED`).
+    """
+
+    operation: str
+    method: str
+    path: str
+    params: Mapping[str, Any]
+    idempotency_key: str | None = None
+    upload: bool = False
+    service: str | None = None
+
+
+R = TypeVar("R")
+#: an operation: yields its requests, is sent their answers, returns the result
+Flow: TypeAlias = Generator[StripeCall, dict[str, Any], R]
+
+
+def _raw_options(
+    operation: str, params: Mapping[str, Any], idempotency_key: str | None, upload: bool
+) -> dict[str, Any]:
+    """``raw_request``'s own keywords for one request; a parameter it would take as its
+    own (`_RAW_RESERVED`) is refused: it would not be sent."""
+    if not _RAW_RESERVED.isdisjoint(params):
+        raise TypeError(
+            f"stripe {operation}: raw_request would not send "
+            f"{sorted(_RAW_RESERVED.intersection(params))} (use the SDK's service)"
+        )
+    options: dict[str, Any] = {} if idempotency_key is None else _options(idempotency_key)
+    if upload:
+        options.update(_MULTIPART_TO_FILES)
+    return options
+
+
+def _raw_answer(operation: str, response: Any) -> dict[str, Any]:
+    """The JSON object ``raw_request`` parsed (no ``StripeObject`` built)."""
+    data = response.data
+    if not isinstance(data, dict):
+        raise unexpected_response(PROVIDER, "Stripe", operation, response.code, not_json=False)
+    logger.debug(
+        "stripe %s -> %s",
+        operation,
+        data.get("id"),
+        extra=fields(provider="stripe", operation=operation, outcome="ok"),
+    )
+    return data
+
+
+def _options(idempotency_key: str) -> dict[str, Any]:
+    return {"idempotency_key": _stripe_key(idempotency_key)}
+
+
+def _service(v1: Any, call: StripeCall, suffix: str) -> tuple[Any, dict[str, Any]]:
+    """The SDK's typed method for ``call.service`` (``suffix``: ``""`` or ``"_async"``)
+    and its keyword arguments."""
+    group, _, name = (call.service or "").rpartition(".")
+    method = getattr(getattr(v1, group), name + suffix)
+    kwargs: dict[str, Any] = {"params": dict(call.params)}
+    if call.idempotency_key is not None:
+        kwargs["options"] = _options(call.idempotency_key)
+    return method, kwargs
+
+
+def _page(
+    operation: str, path: str, query: dict[str, Any]
+) -> Flow[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """One page of a Stripe list: its rows, and the next page's query (``None``: none)."""
+    page = yield StripeCall(operation, "get", path, query)
+    rows: list[dict[str, Any]] = page.get("data") or []
+    if not page.get("has_more") or not rows:
+        return rows, None
+    return rows, {**query, "starting_after": rows[-1]["id"]}
+
+
+def _all_pages(operation: str, path: str, query: dict[str, Any]) -> Flow[list[dict[str, Any]]]:
+    """Every item of a Stripe list at ``path``, one request per page."""
+    items: list[dict[str, Any]] = []
+    next_query: dict[str, Any] | None = query
+    while next_query is not None:
+        rows, next_query = yield from _page(operation, path, next_query)
+        items.extend(rows)
+    return items
+
+
+class StripeFlows:
+    """Each operation of the Stripe adapter as a ``Flow``,
+    named as the operation, with its arguments (positional) and its answer; both faces
+    run these."""
+
+    @staticmethod
+    def create_payment(
+        order_id: str, amount: Money, payment_method: str | None, idempotency_key: str,
+        customer_id: str | None, description: str | None, metadata: Mapping[str, str] | None,
+        capture: CaptureMethod, return_url: str | None, off_session: bool,
+    ) -> Flow[Payment]:  # fmt: skip
+        params = payment_intent_params(
+            order_id, amount, payment_method, customer_id, description, metadata, capture,
+            return_url, off_session=off_session,
+        )  # fmt: skip
+        data = yield StripeCall(
+            "create_payment", "post", "/v1/payment_intents", params, idempotency_key
+        )
+        return payment_from_stripe(data)
+
+    @staticmethod
+    def get_payment(payment_id: str) -> Flow[Payment]:
+        data = yield StripeCall(
+            "get_payment", "get", _path("/v1/payment_intents/{}", payment_id),
+            {"expand": list(PAYMENT_EXPAND)},
+        )  # fmt: skip
+        charge = data.get("latest_charge")
+        refunds: list[dict[str, Any]] | None = None
+        disputes: list[dict[str, Any]] | None = None
+        if isinstance(charge, Mapping):
+            listing = charge.get("refunds")
+            if isinstance(listing, Mapping) and listing.get("has_more"):
+                refunds = yield from _all_pages(
+                    "get_payment", "/v1/refunds", {"charge": charge["id"], "limit": 100}
+                )
+            if charge.get("disputed"):
+                disputes = yield from _all_pages(
+                    "get_payment", "/v1/disputes", {"payment_intent": data["id"], "limit": 100}
+                )
+        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
+
+    @staticmethod
+    def capture_payment(
+        payment_id: str, amount: Money | None, idempotency_key: str
+    ) -> Flow[Payment]:
+        data = yield StripeCall(
+            "capture_payment", "post", _path("/v1/payment_intents/{}/capture", payment_id),
+            capture_params(amount), idempotency_key,
+        )  # fmt: skip
+        return payment_from_stripe(data)
+
+    @staticmethod
+    def cancel_payment(payment_id: str, idempotency_key: str) -> Flow[Payment]:
+        data = yield StripeCall(
+            "cancel_payment", "post", _path("/v1/payment_intents/{}/cancel", payment_id), {},
+            idempotency_key,
+        )  # fmt: skip
+        return payment_from_stripe(data)
+
+    @staticmethod
+    def refund_payment(
+        payment_id: str, amount: Money | None, reason: str | None, idempotency_key: str
+    ) -> Flow[Refund]:
+        params = refund_params(payment_id, amount, reason)
+        data = yield StripeCall("refund_payment", "post", "/v1/refunds", params, idempotency_key)
+        return refund_from_stripe(data)
+
+    @staticmethod
+    def get_refund(refund_id: str) -> Flow[Refund]:
+        data = yield StripeCall("get_refund", "get", _path("/v1/refunds/{}", refund_id), {})
+        return refund_from_stripe(data)
+
+    @staticmethod
+    def complete_return(params: Mapping[str, str]) -> Flow[Payment]:
+        session_id = params.get("session_id")
+        payment_id = params.get("payment_intent")
+        if session_id:
+            session = yield from StripeFlows.get_checkout_session(session_id)
+            if not session.payment_id:
+                raise ValidationError(
+                    f"checkout session {session_id} has no payment (mode {session.mode})"
+                )
+            payment_id = session.payment_id
+        if not payment_id:
+            raise ValidationError("return parameters carry neither session_id nor payment_intent")
+        return (yield from StripeFlows.get_payment(payment_id))
+
+    @staticmethod
+    def create_checkout_session(
+        order_id: str, line_items: Sequence[LineItem], success_url: str, cancel_url: str,
+        idempotency_key: str, mode: CheckoutMode, customer_id: str | None,
+        price_id: str | None, metadata: Mapping[str, str] | None,
+    ) -> Flow[CheckoutSession]:  # fmt: skip
+        params = checkout_params(
+            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
+        )
+        data = yield StripeCall(
+            "create_checkout_session", "post", "/v1/checkout/sessions", params, idempotency_key
+        )
+        return checkout_from_stripe(data)
+
+    @staticmethod
+    def get_checkout_session(session_id: str) -> Flow[CheckoutSession]:
+        data = yield StripeCall(
+            "get_checkout_session", "get", _path("/v1/checkout/sessions/{}", session_id), {}
+        )
+        return checkout_from_stripe(data)
+
+    @staticmethod
+    def create_customer(
+        email: str | None, name: str | None, idempotency_key: str,
+        metadata: Mapping[str, str] | None,
+    ) -> Flow[Customer]:  # fmt: skip
+        params = customer_params(email, name, metadata)
+        data = yield StripeCall("create_customer", "post", "/v1/customers", params, idempotency_key)
+        return customer_from_stripe(data)
+
+    @staticmethod
+    def create_subscription(
+        customer_id: str, price_id: str, idempotency_key: str,
+        metadata: Mapping[str, str] | None, trial_days: int | None, trial_end: datetime | None,
+        quantity: int,
+    ) -> Flow[Subscription]:  # fmt: skip
+        params = subscription_params(
+            customer_id, price_id, metadata, quantity=quantity, trial_days=trial_days,
+            trial_end=trial_end,
+        )  # fmt: skip
+        data = yield StripeCall(
+            "create_subscription", "post", "/v1/subscriptions", params, idempotency_key
+        )
+        return subscription_from_stripe(data)
+
+    @staticmethod
+    def get_subscription(subscription_id: str) -> Flow[Subscription]:
+        data = yield StripeCall(
+            "get_subscription", "get", _path("/v1/subscriptions/{}", subscription_id), {}
+        )
+        return subscription_from_stripe(data)
+
+    @staticmethod
+    def cancel_subscription(subscription_id: str, at_period_end: bool) -> Flow[Subscription]:
+        path = _path("/v1/subscriptions/{}", subscription_id)
+        if at_period_end:
+            call = StripeCall("cancel_subscription", "post", path, {"cancel_at_period_end": True})
+        else:
+            call = StripeCall("cancel_subscription", "delete", path, {})
+        return subscription_from_stripe((yield call))
+
+    @staticmethod
+    def create_invoice(
+        customer_id: str, line_items: Sequence[LineItem], idempotency_key: str,
+        order_id: str | None, description: str | None, send: bool, api_version: str | None,
+    ) -> Flow[Invoice]:  # fmt: skip
+        params, items = invoice_params(customer_id, line_items, order_id, description, send)
+        draft = yield StripeCall(
+            "create_invoice", "post", "/v1/invoices", params, f"{idempotency_key}:invoice"
+        )
+        for index, item in enumerate(items):
+            yield StripeCall(
+                "create_invoice_item", "post", "/v1/invoiceitems",
+                {**item, "invoice": draft["id"]}, f"{idempotency_key}:item:{index}",
+            )  # fmt: skip
+        yield StripeCall(
+            "finalize_invoice", "post", _path("/v1/invoices/{}/finalize", draft["id"]), {},
+            f"{idempotency_key}:finalize",
+        )  # fmt: skip
+        step = "send" if send else "pay"
+        data = yield StripeCall(
+            f"{step}_invoice", "post", _path(f"/v1/invoices/{{}}/{step}", draft["id"]),
+            invoice_read_params(api_version), f"{idempotency_key}:{step}",
+        )  # fmt: skip
+        return invoice_from_stripe(data)
+
+    @staticmethod
+    def get_dispute(dispute_id: str) -> Flow[Dispute]:
+        data = yield StripeCall("get_dispute", "get", _path("/v1/disputes/{}", dispute_id), {})
+        return dispute_from_stripe(data)
+
+    # -- after the first charge: subscriptions, dunning, disputes (issue 20) ------------------
+
+    @staticmethod
+    def list_subscriptions(customer_id: str | None) -> Flow[list[Subscription]]:
+        params = subscription_list_params(customer_id)
+        page = yield StripeCall("list_subscriptions", "get", "/v1/subscriptions", params)
+        return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
+
+    @staticmethod
+    def change_subscription(
+        subscription_id: str, price_id: str | None, quantity: int | None, proration: str,
+        idempotency_key: str,
+    ) -> Flow[Subscription]:  # fmt: skip
+        """Read the one item, then update it under the caller's key."""
+        item = _change_item(price_id, quantity, proration)
+        path = _path("/v1/subscriptions/{}", subscription_id)
+        current = yield StripeCall("get_subscription", "get", path, {})
+        item["id"] = single_item_id(current, subscription_id)
+        data = yield StripeCall(
+            "change_subscription", "post", path,
+            {"items": [item], "proration_behavior": proration}, idempotency_key,
+        )  # fmt: skip
+        return subscription_from_stripe(data)
+
+    @staticmethod
+    def update_subscription(
+        operation: str, subscription_id: str, params: dict[str, Any]
+    ) -> Flow[Subscription]:
+        """pause (``pause_collection[behavior]=void``), resume (``pause_collection``
+        unset: an empty value), undo a cancel (``cancel_at_period_end=false``)."""
+        path = _path("/v1/subscriptions/{}", subscription_id)
+        return subscription_from_stripe((yield StripeCall(operation, "post", path, params)))
+
+    @staticmethod
+    def retry_invoice(
+        invoice_id: str, idempotency_key: str, api_version: str | None
+    ) -> Flow[Invoice]:
+        data = yield StripeCall(
+            "retry_invoice", "post", _path("/v1/invoices/{}/pay", invoice_id),
+            invoice_read_params(api_version), idempotency_key,
+        )  # fmt: skip
+        return invoice_from_stripe(data)
+
+    @staticmethod
+    def list_disputes(payment_id: str | None) -> Flow[list[Dispute]]:
+        params = dispute_list_params(payment_id)
+        page = yield StripeCall("list_disputes", "get", "/v1/disputes", params)
+        return [dispute_from_stripe(d) for d in page.get("data") or ()]
+
+    @staticmethod
+    def submit_dispute_evidence(
+        dispute_id: str, evidence: DisputeEvidence, submit: bool
+    ) -> Flow[Dispute]:
+        check_evidence(evidence)
+        evidence_fields = stripe_evidence_fields(evidence)
+        for field_name, evidence_file in stripe_evidence_files(evidence):
+            uploaded = yield StripeCall(
+                "upload_dispute_evidence", "post", "/v1/files",
+                evidence_upload_params(evidence_file), upload=True,
+            )  # fmt: skip
+            evidence_fields[field_name] = uploaded["id"]
+        data = yield StripeCall(
+            "submit_dispute_evidence", "post", _path("/v1/disputes/{}", dispute_id),
+            {"evidence": evidence_fields, "submit": bool(submit)},
+        )  # fmt: skip
+        return dispute_from_stripe(data)
+
+    @staticmethod
+    def accept_dispute(dispute_id: str) -> Flow[Dispute]:
+        path = _path("/v1/disputes/{}/close", dispute_id)
+        return dispute_from_stripe((yield StripeCall("accept_dispute", "post", path, {})))
+
+    # -- customers and saved payment methods (issue 19) --------------------------------------
+
+    @staticmethod
+    def get_customer(customer_id: str) -> Flow[Customer]:
+        path = _path("/v1/customers/{}", customer_id)
+        data = yield StripeCall("get_customer", "get", path, {})
+        return live_customer_from_stripe(data, customer_id)
+
+    @staticmethod
+    def update_customer(
+        customer_id: str, email: str | None, name: str | None, metadata: Mapping[str, str] | None
+    ) -> Flow[Customer]:
+        params = customer_update_params(email, name, metadata)
+        path = _path("/v1/customers/{}", customer_id)
+        return customer_from_stripe((yield StripeCall("update_customer", "post", path, params)))
+
+    @staticmethod
+    def customer_page(
+        query: dict[str, Any],
+    ) -> Flow[tuple[list[Customer], dict[str, Any] | None]]:
+        """One page of ``GET /v1/customers`` (newest first) and the next one's query."""
+        rows, next_query = yield from _page("list_customers", "/v1/customers", query)
+        return [customer_from_stripe(row) for row in rows], next_query
+
+    @staticmethod
+    def delete_customer(customer_id: str) -> Flow[None]:
+        yield StripeCall("delete_customer", "delete", _path("/v1/customers/{}", customer_id), {})
+
+    @staticmethod
+    def create_setup(
+        customer_id: str, idempotency_key: str, return_url: str | None, cancel_url: str | None,
+        usage: str, payment_method: str | None, verification_token: str | None,
+    ) -> Flow[SetupSession]:  # fmt: skip
+        kind, params = setup_request(
+            customer_id, return_url, cancel_url, usage, payment_method, verification_token
+        )
+        if kind == "setup_intent":
+            # on the SDK's service: raw_request would take ``usage`` as its own telemetry
+            data = yield StripeCall(
+                "create_setup", "post", "/v1/setup_intents", params, idempotency_key,
+                service="setup_intents.create",
+            )  # fmt: skip
+            return setup_from_stripe(data)
+        data = yield StripeCall(
+            "create_setup", "post", "/v1/checkout/sessions", params, idempotency_key
+        )
+        return setup_from_checkout(data)
+
+    @staticmethod
+    def complete_setup(params: Mapping[str, str]) -> Flow[SetupSession]:
+        session_id = params.get("session_id")
+        if session_id:
+            data = yield StripeCall(
+                "complete_setup", "get", _path("/v1/checkout/sessions/{}", session_id),
+                {"expand": ["setup_intent"]},
+            )  # fmt: skip
+            return setup_from_checkout(data)
+        setup_id = params.get("setup_intent")
+        if not setup_id:
+            raise ValidationError("return parameters carry neither session_id nor setup_intent")
+        path = _path("/v1/setup_intents/{}", setup_id)
+        return setup_from_stripe((yield StripeCall("complete_setup", "get", path, {})))
+
+    @staticmethod
+    def list_payment_methods(customer_id: str) -> Flow[list[PaymentMethod]]:
+        path = _path("/v1/customers/{}/payment_methods", customer_id)
+        rows = yield from _all_pages("list_payment_methods", path, {"limit": 100})
+        return [payment_method_from_stripe(row) for row in rows]
+
+    @staticmethod
+    def get_payment_method(payment_method_id: str) -> Flow[PaymentMethod]:
+        path = _path("/v1/payment_methods/{}", payment_method_id)
+        return payment_method_from_stripe((yield StripeCall("get_payment_method", "get", path, {})))
+
+    @staticmethod
+    def set_default_payment_method(customer_id: str, payment_method_id: str) -> Flow[Customer]:
+        data = yield StripeCall(
+            "set_default_payment_method", "post", _path("/v1/customers/{}", customer_id),
+            default_method_params(payment_method_id),
+        )  # fmt: skip
+        return customer_from_stripe(data)
+
+    @staticmethod
+    def detach_payment_method(payment_method_id: str) -> Flow[None]:
+        path = _path("/v1/payment_methods/{}/detach", payment_method_id)
+        yield StripeCall("detach_payment_method", "post", path, {})
+
+
+_flows = StripeFlows
+
+
 class StripeProvider(BaseProvider):
     """[`PaymentProvider`][paygate.provider.PaymentProvider] on Stripe.
 
@@ -1605,6 +2049,10 @@ class StripeProvider(BaseProvider):
     ``api_key`` (required), ``webhook_secret`` (one or several), ``webhook_tolerance``
     (300 s), ``api_version``, ``base_url`` (stripe-mock, a proxy), ``timeout`` (10 s),
     ``max_retries`` (the Gateway's retry count for Stripe), ``test_mode``.
+
+    Each operation is a flow of ``StripeFlows`` (this module) run by
+    `_run` (its requests on ``StripeClient.raw_request``); the async face runs the same
+    flows.
     """
 
     name = PROVIDER
@@ -1639,9 +2087,28 @@ class StripeProvider(BaseProvider):
         where = f", base_url={self.settings.base_url!r}" if self.settings.base_url else ""
         return f"StripeProvider(mode={mode}{where})"
 
-    # -- plumbing ---------------------------------------------------------------------------
+    # -- plumbing: the driver of the flows ---------------------------------------------------
 
-    def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _run(self, flow: Flow[R]) -> R:
+        """Send each request ``flow`` yields, answer it, and return its result."""
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(self._send(call))
+        except StopIteration as done:
+            result: R = done.value
+            return result
+
+    def _send(self, call: StripeCall) -> dict[str, Any]:
+        if call.service is None:
+            return self._raw(call.operation, call.method, call.path, call.params,
+                             call.idempotency_key, upload=call.upload)  # fmt: skip
+        method, kwargs = _service(self._v1, call, "")
+        return self._call(call.operation, method, **kwargs)
+
+    def _call(
+        self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         """Run one call on the SDK's services (a ``StripeObject``, ``to_dict()``ed): only
         where ``_raw`` cannot send the request (``_RAW_RESERVED``)."""
         try:
@@ -1663,32 +2130,20 @@ class StripeProvider(BaseProvider):
         parameter ``raw_request`` would take as its own (``_RAW_RESERVED``) is refused:
         it would not be sent.
         """
-        if not _RAW_RESERVED.isdisjoint(params):
-            raise TypeError(
-                f"stripe {operation}: raw_request would not send "
-                f"{sorted(_RAW_RESERVED.intersection(params))} (use the SDK's service)"
-            )
-        options: dict[str, Any] = {} if idempotency_key is None else self._options(idempotency_key)
-        if upload:
-            options.update(_MULTIPART_TO_FILES)
+        options = _raw_options(operation, params, idempotency_key, upload)
         try:
             response = self._client.raw_request(method, path, **params, **options)
         except stripe.StripeError as exc:
             raise _failed(operation, exc) from None
-        data = response.data
-        if not isinstance(data, dict):
-            raise unexpected_response(PROVIDER, "Stripe", operation, response.code, not_json=False)
-        logger.debug(
-            "stripe %s -> %s",
-            operation,
-            data.get("id"),
-            extra=fields(provider="stripe", operation=operation, outcome="ok"),
-        )
-        return data
+        return _raw_answer(operation, response)
 
-    @staticmethod
-    def _options(idempotency_key: str) -> dict[str, Any]:
-        return {"idempotency_key": _stripe_key(idempotency_key)}
+    def _page(
+        self, operation: str, path: str, query: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a list, run on its own (each retry of it a new flow)."""
+        return self._run(_page(operation, path, query))
+
+    _options = staticmethod(_options)
 
     # -- payments ---------------------------------------------------------------------------
 
@@ -1706,14 +2161,10 @@ class StripeProvider(BaseProvider):
         return_url: str | None = None,
         off_session: bool = False,
     ) -> Payment:
-        params = payment_intent_params(
-            order_id, amount, payment_method, customer_id, description, metadata, capture,
-            return_url,
-            off_session=off_session,
-        )  # fmt: skip
-        data = self._raw("create_payment", "post", "/v1/payment_intents", params,
-                         idempotency_key)  # fmt: skip
-        return payment_from_stripe(data)
+        return self._run(_flows.create_payment(
+            order_id, amount, payment_method, idempotency_key, customer_id, description,
+            metadata, capture, return_url, off_session,
+        ))  # fmt: skip
 
     def get_payment(self, payment_id: str) -> Payment:
         """The PaymentIntent with its charge and the charge's refunds, in one request.
@@ -1722,48 +2173,15 @@ class StripeProvider(BaseProvider):
         charge with more than one page of them, and the disputes of a disputed charge
         (the charge says only that it was disputed, not whether the dispute was won).
         """
-        data = self._raw(
-            "get_payment", "get", _path("/v1/payment_intents/{}", payment_id),
-            {"expand": list(PAYMENT_EXPAND)},
-        )  # fmt: skip
-        charge = data.get("latest_charge")
-        refunds: list[dict[str, Any]] | None = None
-        disputes: list[dict[str, Any]] | None = None
-        if isinstance(charge, Mapping):
-            listing = charge.get("refunds")
-            if isinstance(listing, Mapping) and listing.get("has_more"):
-                refunds = self._list_all("get_payment", "/v1/refunds", charge=charge["id"])
-            if charge.get("disputed"):
-                disputes = self._list_all("get_payment", "/v1/disputes", payment_intent=data["id"])
-        return payment_from_stripe(data, refunds=refunds, disputes=disputes)
-
-    def _list_all(self, operation: str, path: str, **params: Any) -> list[dict[str, Any]]:
-        """Every item of a Stripe list at ``path``, one request per page of 100."""
-        items: list[dict[str, Any]] = []
-        query: dict[str, Any] = {**params, "limit": 100}
-        while True:
-            page = self._raw(operation, "get", path, query)
-            rows: list[dict[str, Any]] = page.get("data") or []
-            items.extend(rows)
-            if not page.get("has_more") or not rows:
-                return items
-            query = {**query, "starting_after": rows[-1]["id"]}
+        return self._run(_flows.get_payment(payment_id))
 
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        data = self._raw(
-            "capture_payment", "post", _path("/v1/payment_intents/{}/capture", payment_id),
-            capture_params(amount), idempotency_key,
-        )  # fmt: skip
-        return payment_from_stripe(data)
+        return self._run(_flows.capture_payment(payment_id, amount, idempotency_key))
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        data = self._raw(
-            "cancel_payment", "post", _path("/v1/payment_intents/{}/cancel", payment_id), {},
-            idempotency_key,
-        )  # fmt: skip
-        return payment_from_stripe(data)
+        return self._run(_flows.cancel_payment(payment_id, idempotency_key))
 
     def refund_payment(
         self,
@@ -1773,13 +2191,10 @@ class StripeProvider(BaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        params = refund_params(payment_id, amount, reason)
-        data = self._raw("refund_payment", "post", "/v1/refunds", params, idempotency_key)
-        return refund_from_stripe(data)
+        return self._run(_flows.refund_payment(payment_id, amount, reason, idempotency_key))
 
     def get_refund(self, refund_id: str) -> Refund:
-        data = self._raw("get_refund", "get", _path("/v1/refunds/{}", refund_id), {})
-        return refund_from_stripe(data)
+        return self._run(_flows.get_refund(refund_id))
 
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """Back from Checkout (``session_id``) or a 3-D Secure redirect (``payment_intent``).
@@ -1787,18 +2202,7 @@ class StripeProvider(BaseProvider):
         Only ids are read from the query string; ``redirect_status`` is ignored and the
         payment is fetched from Stripe.
         """
-        session_id = params.get("session_id")
-        payment_id = params.get("payment_intent")
-        if session_id:
-            session = self.get_checkout_session(session_id)
-            if not session.payment_id:
-                raise ValidationError(
-                    f"checkout session {session_id} has no payment (mode {session.mode})"
-                )
-            payment_id = session.payment_id
-        if not payment_id:
-            raise ValidationError("return parameters carry neither session_id nor payment_intent")
-        return self.get_payment(payment_id)
+        return self._run(_flows.complete_return(params))
 
     # -- checkout ---------------------------------------------------------------------------
 
@@ -1815,19 +2219,13 @@ class StripeProvider(BaseProvider):
         price_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CheckoutSession:
-        params = checkout_params(
-            order_id, line_items, success_url, cancel_url, mode, customer_id, price_id, metadata
-        )
-        data = self._raw(
-            "create_checkout_session", "post", "/v1/checkout/sessions", params, idempotency_key
-        )
-        return checkout_from_stripe(data)
+        return self._run(_flows.create_checkout_session(
+            order_id, line_items, success_url, cancel_url, idempotency_key, mode, customer_id,
+            price_id, metadata,
+        ))  # fmt: skip
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        data = self._raw(
-            "get_checkout_session", "get", _path("/v1/checkout/sessions/{}", session_id), {}
-        )
-        return checkout_from_stripe(data)
+        return self._run(_flows.get_checkout_session(session_id))
 
     # -- customers, subscriptions -------------------------------------------------------------
 
@@ -1839,9 +2237,7 @@ class StripeProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        params = customer_params(email, name, metadata)
-        data = self._raw("create_customer", "post", "/v1/customers", params, idempotency_key)
-        return customer_from_stripe(data)
+        return self._run(_flows.create_customer(email, name, idempotency_key, metadata))
 
     def create_subscription(
         self,
@@ -1854,34 +2250,17 @@ class StripeProvider(BaseProvider):
         trial_end: datetime | None = None,
         quantity: int = 1,
     ) -> Subscription:
-        params = subscription_params(
-            customer_id,
-            price_id,
-            metadata,
-            quantity=quantity,
-            trial_days=trial_days,
-            trial_end=trial_end,
-        )
-        data = self._raw(
-            "create_subscription", "post", "/v1/subscriptions", params, idempotency_key
-        )
-        return subscription_from_stripe(data)
+        return self._run(_flows.create_subscription(
+            customer_id, price_id, idempotency_key, metadata, trial_days, trial_end, quantity
+        ))  # fmt: skip
 
     def get_subscription(self, subscription_id: str) -> Subscription:
-        data = self._raw(
-            "get_subscription", "get", _path("/v1/subscriptions/{}", subscription_id), {}
-        )
-        return subscription_from_stripe(data)
+        return self._run(_flows.get_subscription(subscription_id))
 
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
-        path = _path("/v1/subscriptions/{}", subscription_id)
-        if at_period_end:
-            data = self._raw("cancel_subscription", "post", path, {"cancel_at_period_end": True})
-        else:
-            data = self._raw("cancel_subscription", "delete", path, {})
-        return subscription_from_stripe(data)
+        return self._run(_flows.cancel_subscription(subscription_id, at_period_end))
 
     # -- invoices, disputes --------------------------------------------------------------------
 
@@ -1900,36 +2279,13 @@ class StripeProvider(BaseProvider):
         Each step has its own key derived from ``idempotency_key``, so a retried call
         replays the steps already done instead of repeating them.
         """
-        params, items = invoice_params(customer_id, line_items, order_id, description, send)
-        draft = self._raw(
-            "create_invoice", "post", "/v1/invoices", params, f"{idempotency_key}:invoice"
-        )
-        for index, item in enumerate(items):
-            self._raw(
-                "create_invoice_item", "post", "/v1/invoiceitems",
-                {**item, "invoice": draft["id"]}, f"{idempotency_key}:item:{index}",
-            )  # fmt: skip
-        self._raw(
-            "finalize_invoice", "post", _path("/v1/invoices/{}/finalize", draft["id"]), {},
-            f"{idempotency_key}:finalize",
-        )  # fmt: skip
-        read = invoice_read_params(self.settings.api_version)
-        if send:
-            data = self._raw(
-                "send_invoice", "post", _path("/v1/invoices/{}/send", draft["id"]), read,
-                f"{idempotency_key}:send",
-            )  # fmt: skip
-        else:
-            data = self._raw(
-                "pay_invoice", "post", _path("/v1/invoices/{}/pay", draft["id"]), read,
-                f"{idempotency_key}:pay",
-            )  # fmt: skip
-        return invoice_from_stripe(data)
+        return self._run(_flows.create_invoice(
+            customer_id, line_items, idempotency_key, order_id, description, send,
+            self.settings.api_version,
+        ))  # fmt: skip
 
     def get_dispute(self, dispute_id: str) -> Dispute:
-        return dispute_from_stripe(
-            self._raw("get_dispute", "get", _path("/v1/disputes/{}", dispute_id), {})
-        )
+        return self._run(_flows.get_dispute(dispute_id))
 
     # -- reconciliation ----------------------------------------------------------------------
 
@@ -1973,20 +2329,16 @@ class StripeProvider(BaseProvider):
         return self._balance_transaction_pages(params, retry)
 
     def _balance_transaction_pages(
-        self, params: dict[str, Any], retry: RetryPolicy | None
+        self, params: dict[str, Any] | None, retry: RetryPolicy | None
     ) -> Iterator[dict[str, Any]]:
         operation = "list_balance_transactions"
-        while True:
-            page = call_with(
+        while params is not None:
+            rows, params = call_with(
                 retry,
                 operation,
-                functools.partial(self._raw, operation, "get", "/v1/balance_transactions", params),
+                functools.partial(self._page, operation, "/v1/balance_transactions", params),
             )
-            rows: list[dict[str, Any]] = page.get("data") or []
             yield from map(_plain, rows)
-            if not page.get("has_more") or not rows:
-                return
-            params = {**params, "starting_after": rows[-1]["id"]}
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -2002,9 +2354,7 @@ class StripeProvider(BaseProvider):
     def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
         """Every status (Stripe lists only live ones unless asked), up to 100: the first
         page (a customer rarely has more)."""
-        params = subscription_list_params(customer_id)
-        page = self._raw("list_subscriptions", "get", "/v1/subscriptions", params)
-        return [subscription_from_stripe(sub) for sub in page.get("data") or ()]
+        return self._run(_flows.list_subscriptions(customer_id))
 
     def change_subscription(
         self,
@@ -2017,55 +2367,39 @@ class StripeProvider(BaseProvider):
     ) -> Subscription:
         """Swap the subscription's (single) item to ``price_id`` / ``quantity``;
         ``proration`` is Stripe's ``proration_behavior``, as is."""
-        item = _change_item(price_id, quantity, proration)
-        path = _path("/v1/subscriptions/{}", subscription_id)
-        current = self._raw("get_subscription", "get", path, {})
-        item["id"] = single_item_id(current, subscription_id)
-        data = self._raw(
-            "change_subscription", "post", path,
-            {"items": [item], "proration_behavior": proration}, idempotency_key,
-        )  # fmt: skip
-        return subscription_from_stripe(data)
+        return self._run(_flows.change_subscription(
+            subscription_id, price_id, quantity, proration, idempotency_key
+        ))  # fmt: skip
 
     def pause_subscription(self, subscription_id: str) -> Subscription:
         """Pause collection (``pause_collection[behavior]=void``): Stripe keeps the
         subscription ``active`` and voids its invoices until resumed; paygate reads it as
         ``paused``."""
-        data = self._raw(
-            "pause_subscription", "post", _path("/v1/subscriptions/{}", subscription_id),
-            {"pause_collection": {"behavior": "void"}},
-        )  # fmt: skip
-        return subscription_from_stripe(data)
+        return self._run(_flows.update_subscription(
+            "pause_subscription", subscription_id, {"pause_collection": {"behavior": "void"}}
+        ))  # fmt: skip
 
     def resume_subscription(self, subscription_id: str) -> Subscription:
         """Unset ``pause_collection`` (Stripe's way to resume collection)."""
-        data = self._raw(
-            "resume_subscription", "post", _path("/v1/subscriptions/{}", subscription_id),
-            {"pause_collection": ""},
-        )  # fmt: skip
-        return subscription_from_stripe(data)
+        return self._run(_flows.update_subscription(
+            "resume_subscription", subscription_id, {"pause_collection": ""}
+        ))  # fmt: skip
 
     def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
-        data = self._raw(
-            "undo_cancel_subscription", "post", _path("/v1/subscriptions/{}", subscription_id),
-            {"cancel_at_period_end": False},
-        )  # fmt: skip
-        return subscription_from_stripe(data)
+        return self._run(_flows.update_subscription(
+            "undo_cancel_subscription", subscription_id, {"cancel_at_period_end": False}
+        ))  # fmt: skip
 
     def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
         """``POST /v1/invoices/{id}/pay``: charge the customer's default payment method now.
         A decline raises [`CardDeclined`][paygate.errors.CardDeclined] and leaves the invoice
         open."""
-        data = self._raw(
-            "retry_invoice", "post", _path("/v1/invoices/{}/pay", invoice_id),
-            invoice_read_params(self.settings.api_version), idempotency_key,
-        )  # fmt: skip
-        return invoice_from_stripe(data)
+        return self._run(
+            _flows.retry_invoice(invoice_id, idempotency_key, self.settings.api_version)
+        )
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
-        params = dispute_list_params(payment_id)
-        page = self._raw("list_disputes", "get", "/v1/disputes", params)
-        return [dispute_from_stripe(d) for d in page.get("data") or ()]
+        return self._run(_flows.list_disputes(payment_id))
 
     def submit_dispute_evidence(
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
@@ -2073,29 +2407,14 @@ class StripeProvider(BaseProvider):
         """Upload each file (``purpose=dispute_evidence``), then update the dispute's
         ``evidence`` (fields named in [`DisputeEvidence`][paygate.models.DisputeEvidence]) with
         ``submit``: ``submit=False`` stages it, Stripe's own default."""
-        check_evidence(evidence)
-        fields = stripe_evidence_fields(evidence)
-        for field_name, evidence_file in stripe_evidence_files(evidence):
-            uploaded = self._raw(
-                "upload_dispute_evidence", "post", "/v1/files",
-                evidence_upload_params(evidence_file), upload=True,
-            )  # fmt: skip
-            fields[field_name] = uploaded["id"]
-        data = self._raw(
-            "submit_dispute_evidence", "post", _path("/v1/disputes/{}", dispute_id),
-            {"evidence": fields, "submit": bool(submit)},
-        )  # fmt: skip
-        return dispute_from_stripe(data)
+        return self._run(_flows.submit_dispute_evidence(dispute_id, evidence, submit))
 
     def accept_dispute(self, dispute_id: str) -> Dispute:
         """``POST /v1/disputes/{id}/close``: concede; the dispute is lost."""
-        return dispute_from_stripe(
-            self._raw("accept_dispute", "post", _path("/v1/disputes/{}/close", dispute_id), {})
-        )
+        return self._run(_flows.accept_dispute(dispute_id))
 
     def get_customer(self, customer_id: str) -> Customer:
-        data = self._raw("get_customer", "get", _path("/v1/customers/{}", customer_id), {})
-        return live_customer_from_stripe(data, customer_id)
+        return self._run(_flows.get_customer(customer_id))
 
     def update_customer(
         self,
@@ -2105,9 +2424,7 @@ class StripeProvider(BaseProvider):
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        params = customer_update_params(email, name, metadata)
-        data = self._raw("update_customer", "post", _path("/v1/customers/{}", customer_id), params)
-        return customer_from_stripe(data)
+        return self._run(_flows.update_customer(customer_id, email, name, metadata))
 
     def list_customers(
         self, *, email: str | None = None, page_size: int = CUSTOMERS_MAX_PAGE
@@ -2115,18 +2432,13 @@ class StripeProvider(BaseProvider):
         """Every customer (Stripe's order: newest first), a page per request as consumed."""
         return self._customer_pages(customer_list_query(email, page_size))
 
-    def _customer_pages(self, query: dict[str, Any]) -> Iterator[Customer]:
-        while True:
-            page = self._raw("list_customers", "get", "/v1/customers", query)
-            rows: list[dict[str, Any]] = page.get("data") or []
-            for row in rows:
-                yield customer_from_stripe(row)
-            if not page.get("has_more") or not rows:
-                return
-            query = {**query, "starting_after": rows[-1]["id"]}
+    def _customer_pages(self, query: dict[str, Any] | None) -> Iterator[Customer]:
+        while query is not None:
+            customers, query = self._run(_flows.customer_page(query))
+            yield from customers
 
     def delete_customer(self, customer_id: str) -> None:
-        self._raw("delete_customer", "delete", _path("/v1/customers/{}", customer_id), {})
+        self._run(_flows.delete_customer(customer_id))
 
     def create_setup(
         self,
@@ -2142,65 +2454,30 @@ class StripeProvider(BaseProvider):
         """A SetupIntent (its ``client_secret`` for Stripe.js, or confirmed at once with a
         ``payment_method``), or with only a ``return_url`` a Checkout Session in setup
         mode (its ``url``: the customer enters a card on Stripe's page)."""
-        kind, params = setup_request(
-            customer_id, return_url, cancel_url, usage, payment_method, verification_token
-        )
-        if kind == "setup_intent":
-            # on the SDK's service: raw_request would take ``usage`` as its own telemetry
-            data = self._call(
-                "create_setup",
-                self._v1.setup_intents.create,
-                params=params,
-                options=self._options(idempotency_key),
-            )
-            return setup_from_stripe(data)
-        data = self._raw("create_setup", "post", "/v1/checkout/sessions", params, idempotency_key)
-        return setup_from_checkout(data)
+        return self._run(_flows.create_setup(
+            customer_id, idempotency_key, return_url, cancel_url, usage, payment_method,
+            verification_token,
+        ))  # fmt: skip
 
     def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
         """Back from Checkout in setup mode (``session_id``) or from Stripe.js's
         ``confirmSetup`` redirect (``setup_intent``); only the ids are read, and the setup
         is fetched from Stripe (``redirect_status`` is ignored)."""
-        session_id = params.get("session_id")
-        if session_id:
-            data = self._raw(
-                "complete_setup", "get", _path("/v1/checkout/sessions/{}", session_id),
-                {"expand": ["setup_intent"]},
-            )  # fmt: skip
-            return setup_from_checkout(data)
-        setup_id = params.get("setup_intent")
-        if not setup_id:
-            raise ValidationError("return parameters carry neither session_id nor setup_intent")
-        return setup_from_stripe(
-            self._raw("complete_setup", "get", _path("/v1/setup_intents/{}", setup_id), {})
-        )
+        return self._run(_flows.complete_setup(params))
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
-        rows = self._list_all(
-            "list_payment_methods", _path("/v1/customers/{}/payment_methods", customer_id)
-        )
-        return [payment_method_from_stripe(row) for row in rows]
+        return self._run(_flows.list_payment_methods(customer_id))
 
     def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
-        data = self._raw(
-            "get_payment_method", "get", _path("/v1/payment_methods/{}", payment_method_id), {}
-        )
-        return payment_method_from_stripe(data)
+        return self._run(_flows.get_payment_method(payment_method_id))
 
     def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> Customer:
         """The customer's ``invoice_settings.default_payment_method``: what invoices and
         subscriptions charge."""
-        data = self._raw(
-            "set_default_payment_method", "post", _path("/v1/customers/{}", customer_id),
-            default_method_params(payment_method_id),
-        )  # fmt: skip
-        return customer_from_stripe(data)
+        return self._run(_flows.set_default_payment_method(customer_id, payment_method_id))
 
     def detach_payment_method(self, payment_method_id: str) -> None:
-        self._raw(
-            "detach_payment_method", "post",
-            _path("/v1/payment_methods/{}/detach", payment_method_id), {},
-        )  # fmt: skip
+        self._run(_flows.detach_payment_method(payment_method_id))
 
 
 #: DisputeEvidence's text fields -> Stripe's ``evidence`` fields
