@@ -11,7 +11,8 @@ and runs its calls where they cannot stall the loop:
   behind the gateway's own other calls. ``aiosqlite`` does the same (one thread per
   connection) but would need a second copy of the store's SQL transaction logic.
   Calls queued together run in one transaction with one commit, answered after it
-  (group commit, `paygate.stores._sqlite_batch`).
+  (group commit, `paygate.stores._sqlite_batch`), all of a batch's answers handed to
+  the loop in one callback (one wake-up per batch, not one per call).
 * ``PostgresStore``: by default on two threads, each on psycopg's sync path (its
   watchdog, timeouts and error mapping), statements in flight while the loop runs. Not
   more: a thread running psycopg's Python code holds the GIL for up to the switch
@@ -46,7 +47,7 @@ from types import GeneratorType
 from typing import Any
 
 from paygate.stores import Store
-from paygate.stores._sqlite_batch import batch_executor
+from paygate.stores._sqlite_batch import BatchExecutor, batch_executor
 
 __all__ = ["AsyncStore", "threads_for"]
 
@@ -130,6 +131,15 @@ class AsyncStore:
                 return method(*args, **kwargs)
 
             return inline
+        if isinstance(executor, BatchExecutor):
+            # answered on the loop a batch at a time (``submit_async``): no per-call
+            # chaining of a thread's future to the loop's, one wake-up per batch
+            batched = executor.batchable(method)
+
+            async def grouped(*args: Any, **kwargs: Any) -> Any:
+                return await executor.submit_async(method, batched, args, kwargs)
+
+            return grouped
 
         async def threaded(*args: Any, **kwargs: Any) -> Any:
             loop = asyncio.get_running_loop()
