@@ -369,7 +369,7 @@ def test_a_provider_call_is_not_observed_while_nothing_would_receive_it(
     face: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """OpenTelemetry installed but no tracer or meter provider set (nor DEBUG logging):
-    the drivers call the adapter directly, without ``provider_call`` (about 10 µs a call,
+    the drivers call the adapter directly, without ``provider_call`` (a few µs a call,
     issue 18); given a meter provider, every provider call is observed again."""
     entered: list[str] = []
     observe = _observe.provider_call

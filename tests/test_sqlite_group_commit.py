@@ -166,7 +166,7 @@ def test_one_commit_per_batch_and_results_only_after_it(
 def test_a_batch_wakes_the_loop_once(store: SQLiteStore) -> None:
     """The answers of a batch reach the event loop in one ``call_soon_threadsafe`` (one
     wake-up), not one per call as ``run_in_executor``'s chained futures do (issue 18:
-    the hand-off cost about as much CPU as the call itself)."""
+    the hand-off cost several times the CPU of the call itself)."""
     astore = AsyncStore(store)
     keys = [f"k{i}" for i in range(10)]
 

@@ -163,7 +163,7 @@ class Telemetry:
 
     def watching(self) -> bool:
         """Whether a provider call is worth observing at all (a span or a measurement
-        would go somewhere): `provider_call`'s cost, about 10 µs, is skipped otherwise
+        would go somewhere): `provider_call`'s cost, a few µs, is skipped otherwise
         (issue 18: CPU per call)."""
         return self.tracing() or self.metering()
 

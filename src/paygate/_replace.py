@@ -1,15 +1,16 @@
 """A faster [`dataclasses.replace`][dataclasses.replace] for frozen dataclasses.
 
 `dataclasses.replace` re-reads the class's fields at every call and goes through the
-generated ``__init__`` with keyword arguments: about 9 µs for a 16-field
-[`Payment`][paygate.Payment] on a quiet machine, and one ``create_payment`` makes five
-such copies (issue 18: CPU per call). `replace` runs a copier generated once per class --
-each field taken from ``changes`` or from the original, set as the frozen ``__init__``
-sets it -- then the class's ``__post_init__``, as its ``__init__`` would: the copy is
-normalized and validated exactly as ``dataclasses.replace``'s, in about a third of the
-time. Hand-written because the standard library has no cheaper equivalent
-(``copy.copy`` would skip ``__post_init__``); the generated code is what ``dataclasses``
-itself generates for ``__init__``, minus the keyword-argument parsing.
+generated ``__init__`` with keyword arguments: about 4 µs for a 16-field
+[`Payment`][paygate.Payment] (load 4.3, ``python bench/bench_hot_path.py``), and one
+``create_payment`` makes five such copies (issue 18: CPU per call). `replace` runs a
+copier generated once per class -- each field taken from ``changes`` or from the
+original, set as the frozen ``__init__`` sets it -- then the class's ``__post_init__``,
+as its ``__init__`` would: the copy is normalized and validated exactly as
+``dataclasses.replace``'s, in about half the time. Hand-written because the standard
+library has no cheaper equivalent (``copy.copy`` would skip ``__post_init__``); the
+generated code is what ``dataclasses`` itself generates for ``__init__``, minus the
+keyword-argument parsing.
 
 A class outside what this covers (not a frozen dataclass, an ``__init__`` of its own, a
 field ``__init__`` does not take, an ``InitVar``) and a change naming no field go to
