@@ -364,6 +364,45 @@ def test_paygate_works_without_opentelemetry() -> None:
     assert done.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("face", FACES)
+def test_a_provider_call_is_not_observed_while_nothing_would_receive_it(
+    face: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenTelemetry installed but no tracer or meter provider set (nor DEBUG logging):
+    the drivers call the adapter directly, without ``provider_call`` (a few µs a call,
+    issue 18); given a meter provider, every provider call is observed again."""
+    entered: list[str] = []
+    observe = _observe.provider_call
+
+    def counted(name: str, operation: str, *rest: Any) -> Any:
+        entered.append(operation)
+        return observe(name, operation, *rest)
+
+    monkeypatch.setattr(_observe, "provider_call", counted)
+    monkeypatch.setattr(_observe, "telemetry", _observe.Telemetry())  # nothing set yet
+
+    async def pay(order: str) -> None:
+        gw = connect(face, FakeProvider(seed=3))
+        try:
+            usd = Money.of("5", "USD")
+            await settle(gw.create_payment(order_id=order, amount=usd, payment_method="tok_visa"))
+        finally:
+            await settle(gw.aclose() if face == "async" else gw.close())
+
+    asyncio.run(pay("quiet"))
+    assert entered == []
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(_observe, "telemetry", _observe.Telemetry(meter_provider=meters))
+    asyncio.run(pay("metered"))
+    assert entered == ["create_payment"]
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = [m.name for r in data.resource_metrics for sc in r.scope_metrics for m in sc.metrics]
+    assert "paygate.provider.call.duration" in found, found
+    meters.shutdown()
+
+
 def test_the_global_providers_set_after_import_are_followed() -> None:
     """The usual wiring: paygate imported (and used) before the app sets the global
     providers; no spans are made before (the API's default makes only no-op ones), and

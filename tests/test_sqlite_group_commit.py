@@ -163,6 +163,68 @@ def test_one_commit_per_batch_and_results_only_after_it(
     assert not any(s.startswith("PRAGMA") for s in batch)
 
 
+def test_a_batch_wakes_the_loop_once(store: SQLiteStore) -> None:
+    """The answers of a batch reach the event loop in one ``call_soon_threadsafe`` (one
+    wake-up), not one per call as ``run_in_executor``'s chained futures do (issue 18:
+    the hand-off cost several times the CPU of the call itself)."""
+    astore = AsyncStore(store)
+    keys = [f"k{i}" for i in range(10)]
+
+    async def main() -> tuple[list[Any], int]:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        threadsafe = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal wakeups
+            wakeups += 1
+            return threadsafe(*args, **kwargs)
+
+        gate = threading.Event()
+        executor = astore._executor
+        assert isinstance(executor, BatchExecutor)
+        held = executor.submit(gate.wait)  # not awaited through the loop: no wake-up
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        tasks = [asyncio.ensure_future(astore.begin_operation(_op(k))) for k in keys]
+        await asyncio.sleep(0)  # every task queued its call
+        gate.set()
+        outcomes = await asyncio.gather(*tasks)
+        assert held.done()
+        return outcomes, wakeups
+
+    outcomes, wakeups = asyncio.run(main())
+    assert [o.key for o in outcomes] == keys
+    assert wakeups == 1
+
+
+def test_a_shutdown_cancelling_queued_calls_cancels_their_awaiting_tasks(
+    store: SQLiteStore,
+) -> None:
+    astore = AsyncStore(store)
+
+    async def main() -> tuple[bool, bool]:
+        gate, holding = threading.Event(), threading.Event()
+        executor = astore._executor
+        assert isinstance(executor, BatchExecutor)
+
+        def hold() -> None:
+            holding.set()
+            gate.wait()
+
+        held = executor.submit(hold)
+        assert await asyncio.to_thread(holding.wait, 10)  # the thread took it: not queued
+        queued = asyncio.ensure_future(astore.begin_operation(_op("never")))
+        await asyncio.sleep(0)
+        executor.shutdown(wait=False, cancel_futures=True)
+        gate.set()
+        outcome = await asyncio.gather(queued, return_exceptions=True)
+        await asyncio.wrap_future(held)
+        return isinstance(outcome[0], asyncio.CancelledError), queued.cancelled()
+
+    assert asyncio.run(main()) == (True, True)
+    assert store.get_operation("never") is None
+
+
 def test_later_calls_of_a_batch_see_the_earlier_ones(store: SQLiteStore) -> None:
     """As a serial execution would: the second begin_operation of a key finds the first's
     record, the compare-and-set on a payment sees the version just written."""

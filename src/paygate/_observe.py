@@ -108,6 +108,8 @@ class Telemetry:
         self.tracer = otel_trace.get_tracer(SCOPE, version, tracer_provider)
         #: spans are made: a provider was given, or the global one was seen set
         self.tracing_on = tracer_provider is not None
+        #: metrics are recorded: a meter provider was given, or the global one was seen set
+        self.metering_on = meter_provider is not None
         meter = otel_metrics.get_meter(SCOPE, version, meter_provider)
         self.provider_duration = meter.create_histogram(
             "paygate.provider.call.duration",
@@ -146,6 +148,30 @@ class Telemetry:
         self.tracing_on = configured
         return configured
 
+    def metering(self) -> bool:
+        """Whether metrics are worth recording: until the application sets a global
+        meter provider, the API's proxy instruments drop every measurement; checked per
+        call until set (an environment lookup), then never again."""
+        if self.metering_on:
+            return True
+        assert otel_metrics is not None
+        configured = _UNSET_METERS is None or not isinstance(
+            otel_metrics.get_meter_provider(), _UNSET_METERS
+        )
+        self.metering_on = configured
+        return configured
+
+    def watching(self) -> bool:
+        """Whether a provider call is worth observing at all (a span or a measurement
+        would go somewhere): `provider_call`'s cost, a few µs, is skipped otherwise
+        (issue 18: CPU per call)."""
+        return self.tracing() or self.metering()
+
+
+try:  # the API's stand-in until a global meter provider is set (a private name)
+    from opentelemetry.metrics._internal import _ProxyMeterProvider as _UNSET_METERS
+except ImportError:  # pragma: no cover - no opentelemetry, or its internals moved: always record
+    _UNSET_METERS = None  # type: ignore[assignment,misc]
 
 #: the live instrumentation; ``None`` when ``opentelemetry-api`` is not installed
 telemetry: Telemetry | None = Telemetry() if otel_trace is not None else None

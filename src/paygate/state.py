@@ -44,10 +44,11 @@ the same status, an implied capture's amount confirmed): persist the state, tell
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from paygate._compat import StrEnum
+from paygate._replace import replace
 from paygate.errors import InvalidTransition
 from paygate.models import (
     Dispute,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import inspect
 import logging
 import threading
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from paygate._observe import fields
+from paygate._replace import replace
 from paygate._retry import RetryPolicy
 from paygate.errors import ConfigurationError, ValidationError
 from paygate.models import (
@@ -158,7 +158,7 @@ class GatewayBase:
         (neither is ever stored) when there is one."""
         if fresh is None:
             return record.payment
-        return dataclasses.replace(record.payment, client_secret=fresh.client_secret, raw=fresh.raw)
+        return replace(record.payment, client_secret=fresh.client_secret, raw=fresh.raw)
 
     @staticmethod
     def _transition(
@@ -191,7 +191,7 @@ class GatewayBase:
     def _merge(stored: Payment, fresh: Payment) -> Payment:
         """``stored`` with the descriptive fields of a newer answer (not its status or
         amounts: those come from the state machine)."""
-        return dataclasses.replace(
+        return replace(
             stored,
             order_id=stored.order_id or fresh.order_id,
             customer_id=fresh.customer_id or stored.customer_id,

@@ -113,7 +113,10 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             raise
         noted: dict[str, Fact] = {}
         # the attempt's end, the payment, its transition and facts: one durable commit
-        record = yield from self._sync(payment, noted, source="api", asked=asked, finish=finish)
+        # a new attempt's answer is most likely a payment the store has not seen: written
+        # without reading first (a conflict reads and plans again)
+        record = yield from self._sync(payment, noted, source="api", asked=asked,
+                                       finish=finish, unseen=finish is not None)  # fmt: skip
         _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
                   record.status.value,
                   extra=fields(provider=self._provider_name, operation="create_payment",

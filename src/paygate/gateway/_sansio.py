@@ -186,9 +186,10 @@ def _attempt(number: int) -> Iterator[None]:
 
 
 def _observed() -> bool:
-    """Whether a provider call is watched: OpenTelemetry present, or DEBUG logging on
-    (else the drivers call the adapter directly: one None check, one cached level check)."""
-    return _observe.telemetry is not None or _log.isEnabledFor(logging.DEBUG)
+    """Whether a provider call is watched: OpenTelemetry present with a tracer or meter
+    provider set, or DEBUG logging on (else the drivers call the adapter directly)."""
+    watch = _observe.telemetry
+    return (watch is not None and watch.watching()) or _log.isEnabledFor(logging.DEBUG)
 
 
 class AwaitableReturned(Exception):

@@ -130,6 +130,7 @@ class StateSync(GatewayBase):
         event: PaymentEvent | None = None,
         asked: float | None = None,
         finish: OperationFinish | None = None,
+        unseen: bool = False,
     ) -> Flow[PaymentRecord]:
         """Move the stored payment by a provider answer (through the state machine).
 
@@ -155,13 +156,24 @@ class StateSync(GatewayBase):
             finish: the end of the idempotent attempt that got this answer
                 (``_idempotent_answer``), written in the same transaction as the
                 answer's payment writes (``save_answer``): one durable commit.
+            unseen: the payment is most likely new to the store (the answer to a new
+                attempt's ``create_payment``): with ``save_answer``, it is planned as
+                first seen without reading the store first. Its insert is a
+                compare-and-set: if the payment is there after all (a webhook was
+                faster), ``save_answer`` writes nothing and raises ``StoreConflict``, and
+                the answer is read and planned again as always. One store round trip
+                less per ``create_payment`` (issue 18).
         """
         source = self._source(source)
         if asked is not None:
             asked = float(math.floor(asked))
+        guess = unseen and self._can_save_answer
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
-            current = yield from store(Store.get_payment, fresh.id)
+            if guess:  # planned as new; a conflict means it was not: read from then on
+                current, guess = None, False
+            else:
+                current = yield from store(Store.get_payment, fresh.id)
             writes = self._plan(current, fresh, source=source, event=event, now=now, asked=asked)
             if self._can_save_answer:
                 if writes or finish is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,6 +9,7 @@ from typing import Any, Literal
 
 from paygate._compat import StrEnum
 from paygate._facts import Fact
+from paygate._replace import replace
 from paygate.errors import PaygateError
 from paygate.models import Payment, PaymentStatus
 from paygate.money import Money
@@ -149,7 +149,7 @@ class PaymentRecord:
         """A record whose ``payment`` shows ``state`` (status and amounts), without
         ``raw`` or ``client_secret``, which no store keeps."""
         currency = payment.amount.currency
-        shown = dataclasses.replace(
+        shown = replace(
             payment,
             status=state.status,
             amount=_money(state.amount, currency, payment.amount),

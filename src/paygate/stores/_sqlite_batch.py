@@ -39,6 +39,7 @@ callable.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import functools
@@ -100,12 +101,35 @@ def batch_executor(store: object, threads: int) -> BatchExecutor | None:
 
 
 class _Call:
-    __slots__ = ("batched", "fn", "future")
+    """A queued call, answered through a thread-safe ``future`` (``submit``) or, for a
+    coroutine awaiting on an event loop, through ``waiter``, that loop's future
+    (``submit_async``: resolved on the loop, a batch's answers in one callback)."""
 
-    def __init__(self, fn: Callable[[], Any], future: Future[Any], batched: bool) -> None:
+    __slots__ = ("batched", "fn", "future", "loop", "waiter")
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        future: Future[Any] | None,
+        batched: bool,
+        waiter: asyncio.Future[Any] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.fn = fn
         self.future = future
         self.batched = batched
+        self.waiter = waiter
+        self.loop = loop
+
+    def start(self) -> bool:
+        """Whether the call is to run: not cancelled while it was queued. A ``waiter``'s
+        cancellation is set on its loop; read here it is either seen (the call never
+        runs) or not yet (the call runs and its answer is dropped, as for a call
+        cancelled once running)."""
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        assert self.waiter is not None
+        return not self.waiter.done()
 
 
 def _batchable(store: SQLiteStore, fn: Callable[..., Any]) -> bool:
@@ -144,18 +168,49 @@ class BatchExecutor(Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new calls after shutdown")
             if self._thread is None:
-                # the thread holds no reference to this executor: dropped unclosed, it
-                # wakes the thread to end it
-                weakref.finalize(self, self._queue.put, None)
-                self._thread = threading.Thread(
-                    target=_work,
-                    args=(self._queue, self.store, self.limit),
-                    name="paygate-store-batch",
-                    daemon=True,
-                )
-                self._thread.start()
+                self._start()
             self._queue.put(_Call(call, future, _batchable(self.store, fn)))
         return future
+
+    def batchable(self, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn`` may share a transaction (for ``submit_async``'s ``batched``)."""
+        return _batchable(self.store, fn)
+
+    def submit_async(
+        self, fn: Callable[..., Any], batched: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """``fn(*args, **kwargs)`` queued as ``submit`` does, answered on the running
+        loop: the returned future is resolved there after the call's commit.
+
+        What ``loop.run_in_executor`` would do, without its two futures chained per
+        call: a batch's answers reach the loop in ONE ``call_soon_threadsafe`` (one
+        wake-up of the loop per batch, not one per call). ``batched`` is
+        [`batchable`][paygate.stores._sqlite_batch.BatchExecutor.batchable]``(fn)``,
+        computed once by the caller. Cancelling the future before the thread takes the
+        call means it never runs; after, it runs and its answer is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new calls after shutdown")
+            if self._thread is None:
+                self._start()
+            self._queue.put(_Call(call, None, batched, waiter, loop))
+        return waiter
+
+    def _start(self) -> None:
+        """Start the thread (under ``_lock``). It holds no reference to this executor:
+        dropped unclosed, the executor wakes the thread to end it."""
+        weakref.finalize(self, self._queue.put, None)
+        self._thread = threading.Thread(
+            target=_work,
+            args=(self._queue, self.store, self.limit),
+            name="paygate-store-batch",
+            daemon=True,
+        )
+        self._thread.start()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -166,8 +221,12 @@ class BatchExecutor(Executor):
                         queued = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if queued is not None:
+                    if queued is not None and queued.future is not None:
                         queued.future.cancel()
+                    elif queued is not None:
+                        assert queued.loop is not None and queued.waiter is not None
+                        with contextlib.suppress(RuntimeError):  # its loop is closed
+                            queued.loop.call_soon_threadsafe(queued.waiter.cancel)
             self._queue.put(None)
             thread = self._thread
         if wait and thread is not None:
@@ -200,21 +259,25 @@ def _work(calls: queue.SimpleQueue[_Call | None], store: SQLiteStore, limit: int
             _run_batch(store, batch)
 
 
+#: an answer to a call: the call, whether it returned, its result or exception
+Outcome = tuple[_Call, bool, Any]
+
+
 def _run_alone(call: _Call) -> None:
-    if not call.future.set_running_or_notify_cancel():
+    if not call.start():
         return
     try:
         result = call.fn()
     except BaseException as exc:  # delivered to the caller, as a thread pool does
-        call.future.set_exception(exc)
+        _answer([(call, False, exc)])
     else:
-        call.future.set_result(result)
+        _answer([(call, True, result)])
 
 
 def _run_batch(store: SQLiteStore, batch: list[_Call]) -> None:
     """Run the calls in one transaction; resolve their futures after its commit."""
-    running = [call for call in batch if call.future.set_running_or_notify_cancel()]
-    outcomes: list[tuple[_Call, bool, Any]] = []
+    running = [call for call in batch if call.start()]
+    outcomes: list[Outcome] = []
     try:
         with store._batch():
             for call in running:
@@ -223,19 +286,44 @@ def _run_batch(store: SQLiteStore, batch: list[_Call]) -> None:
                 except BaseException as exc:  # its writes were undone (savepoints)
                     outcomes.append((call, False, exc))
     except BaseException as failed:  # the commit failed: nothing of the batch stands
-        for call, ok, value in outcomes:
+        failures = [(call, False, _fresh(failed) if ok else value) for call, ok, value in outcomes]
+        never_ran = running[len(outcomes) :]  # empty: each call appended its outcome
+        failures += [(call, False, _fresh(failed)) for call in never_ran]
+        _answer(failures)
+        return
+    _answer(outcomes)
+
+
+def _answer(outcomes: list[Outcome]) -> None:
+    """Resolve the calls' futures: a ``submit``'s here, a ``submit_async``'s on their
+    loop, all of a loop's in one callback (one wake-up)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        call, ok, value = outcome
+        if call.future is not None:
             if ok:
-                call.future.set_exception(_fresh(failed))
+                call.future.set_result(value)
             else:
                 call.future.set_exception(value)
-        for call in running[len(outcomes) :]:
-            call.future.set_exception(_fresh(failed))  # pragma: no cover - never ran
-        return
-    for call, ok, value in outcomes:
-        if ok:
-            call.future.set_result(value)
         else:
-            call.future.set_exception(value)
+            assert call.loop is not None
+            by_loop.setdefault(call.loop, []).append(outcome)
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits
+            loop.call_soon_threadsafe(_settle, answers)
+
+
+def _settle(answers: list[Outcome]) -> None:
+    """On the loop: each waiter its answer (one cancelled meanwhile drops it)."""
+    for call, ok, value in answers:
+        waiter = call.waiter
+        assert waiter is not None
+        if waiter.done():
+            continue
+        if ok:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(value)
 
 
 def _fresh(exc: BaseException) -> BaseException:

@@ -11,12 +11,14 @@ and runs its calls where they cannot stall the loop:
   behind the gateway's own other calls. ``aiosqlite`` does the same (one thread per
   connection) but would need a second copy of the store's SQL transaction logic.
   Calls queued together run in one transaction with one commit, answered after it
-  (group commit, `paygate.stores._sqlite_batch`).
+  (group commit, `paygate.stores._sqlite_batch`), all of a batch's answers handed to
+  the loop in one callback (one wake-up per batch, not one per call).
 * ``PostgresStore``: by default on two threads, each on psycopg's sync path (its
   watchdog, timeouts and error mapping), statements in flight while the loop runs. Not
   more: a thread running psycopg's Python code holds the GIL for up to the switch
   interval (5 ms), and with eight such threads the loop's callbacks stretched past 20 ms
-  (none with two, ``tests/test_async_loop_lag.py``).
+  (none with two, ``tests/test_async_loop_lag.py``). The threads leave their answers
+  in an inbox the loop drains: answers arriving together share one wake-up of the loop.
   ``AsyncStore(store, threads=0)`` runs it on the loop natively instead: its own methods
   (one copy of the store's logic) run in a greenlet, and each database round trip is a
   real ``await`` on psycopg's ``AsyncConnection`` from an ``AsyncConnectionPool`` opened
@@ -39,14 +41,15 @@ record is written before the provider is called, and a retry sends the same key)
 from __future__ import annotations
 
 import asyncio
-import functools
+import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import GeneratorType
 from typing import Any
 
 from paygate.stores import Store
-from paygate.stores._sqlite_batch import batch_executor
+from paygate.stores._sqlite_batch import BatchExecutor, batch_executor
 
 __all__ = ["AsyncStore", "threads_for"]
 
@@ -99,6 +102,10 @@ class AsyncStore:
             else None
         )
         self._methods: dict[str, Callable[..., Any]] = {}
+        #: per event loop, where the threads leave their answers (see `_Inbox`)
+        self._inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = (
+            weakref.WeakKeyDictionary()
+        )
         #: PostgreSQL on the loop: the store's async twin, its calls run by greenlet_spawn
         self._native: Any = None
         if count == 0 and type(store).__name__ == "PostgresStore":
@@ -130,10 +137,26 @@ class AsyncStore:
                 return method(*args, **kwargs)
 
             return inline
+        if isinstance(executor, BatchExecutor):
+            # answered on the loop a batch at a time (``submit_async``): no per-call
+            # chaining of a thread's future to the loop's, one wake-up per batch
+            batched = executor.batchable(method)
+
+            async def grouped(*args: Any, **kwargs: Any) -> Any:
+                return await executor.submit_async(method, batched, args, kwargs)
+
+            return grouped
+
+        inboxes = self._inboxes
 
         async def threaded(*args: Any, **kwargs: Any) -> Any:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, functools.partial(method, *args, **kwargs))
+            inbox = inboxes.get(loop)
+            if inbox is None:
+                inbox = inboxes[loop] = _Inbox(loop)
+            waiter = loop.create_future()
+            executor.submit(_answered, inbox, waiter, method, args, kwargs)
+            return await waiter
 
         return threaded
 
@@ -155,6 +178,71 @@ class AsyncStore:
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
+
+
+class _Inbox:
+    """Where the store's threads leave their answers for one event loop.
+
+    ``loop.run_in_executor`` chains a thread's future to a loop future per call, and
+    each answer wakes the loop on its own (``call_soon_threadsafe``: a write to its
+    self-pipe, a turn of the loop). Here a thread appends its answer, and only the first
+    answer since the loop last drained the inbox schedules a drain: the answers that
+    arrive before the loop runs it share that one wake-up (issue 18: the hand-off cost
+    more CPU than a PostgreSQL call's own Python).
+    """
+
+    __slots__ = ("answers", "lock", "loop", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.answers: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        self.scheduled = False
+
+    def post(self, waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
+        """From a thread: ``waiter``'s answer, delivered on the loop."""
+        with self.lock:
+            self.answers.append((waiter, ok, value))
+            if self.scheduled:
+                return  # the drain already scheduled takes it
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody awaits the answers
+            with self.lock:
+                self.answers.clear()
+                self.scheduled = False
+
+    def _drain(self) -> None:
+        with self.lock:
+            answers, self.answers = self.answers, []
+            self.scheduled = False
+        for waiter, ok, value in answers:
+            if waiter.done():  # cancelled meanwhile: the answer is dropped
+                continue
+            if ok:
+                waiter.set_result(value)
+            else:
+                waiter.set_exception(value)
+
+
+def _answered(
+    inbox: _Inbox,
+    waiter: asyncio.Future[Any],
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """On a store thread: run the call unless its caller was cancelled while it was
+    queued (then it never runs, as ``run_in_executor``'s), answer through ``inbox``."""
+    if waiter.done():
+        return
+    try:
+        result = method(*args, **kwargs)
+    except BaseException as exc:  # delivered to the caller, as a thread pool does
+        inbox.post(waiter, False, exc)
+    else:
+        inbox.post(waiter, True, result)
 
 
 def _bridged(native: Any, method: Callable[..., Any]) -> Callable[..., Any]:
