@@ -352,11 +352,12 @@ def test_the_fast_path_reads_plain_files_in_sql(tmp_path: Path) -> None:
         for i, cur in enumerate(["USD", "JPY", "KWD", "USD"])
     ]  # fmt: skip
     write_orders(tmp_path / "orders.csv", orders)
+    sql = _duck._orders_from_csv(OrdersCSV(tmp_path / "orders.csv"), True)
+    assert sql is not None
     con = _duck._connect()
     try:
-        assert _duck._orders_from_csv(con, OrdersCSV(tmp_path / "orders.csv"), True)
-        assert con.execute("SELECT amount FROM orders ORDER BY pos").fetchall() == [
-            (1000,), (1001,), (1002,), (1003,)
+        assert con.execute(f"SELECT amount, bad FROM ({sql}) ORDER BY pos").fetchall() == [
+            (1000, False), (1001, False), (1002, False), (1003, False)
         ]  # fmt: skip
     finally:
         con.close()
