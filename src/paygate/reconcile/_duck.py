@@ -1,12 +1,12 @@
 """The reconciliation engine on DuckDB: the join and the classification in SQL.
 
-Both sides become one DuckDB table each, in the engine's normalized form (amounts as
+Both sides become one DuckDB relation each, in the engine's normalized form (amounts as
 integer minor units, statuses and kinds as their enum values, dates as Unix seconds):
 
 - an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
   (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
-  ``_STRIPE_CSV_SQL``): amounts of the usual shapes (digits, or digits and exactly the
-  currency's number of places) become minor units by integer casts, never floats. A file
+  ``_STRIPE_CSV_SQL``): amounts in the shape DuckDB writes them back (see ``_MAJOR``)
+  become minor units exactly, never through floats. A file
   with anything else in it - a ragged row, a value of another shape, an unknown word, a
   bad amount - is read again by the reader's own Python parser, which reports the bad
   row with its file, line and message exactly as it always did; its rows are then loaded
@@ -15,14 +15,14 @@ integer minor units, statuses and kinds as their enum values, dates as Unix seco
 - any other source (the store, an iterable of records, the API and JSON readers) is
   loaded from its compact rows as Arrow record batches.
 
-Then SQL (``_CLASSIFY_SQL``) joins them and does the bulk of the work: the window, the
-duplicates, the fee and net totals, the clean matches (an order whose first record is one
+Then SQL (``_RUN_SQL``) joins them and does the bulk of the work: the window, the
+duplicates, the fee and net totals, the clean matches (an order whose only record is one
 successful payment of exactly its amount - nearly every order) counted and summed, the
-orders without a record, and the orphans. Only the orders with anything more than a clean
-match (a second charge, a refund, a failure...) come back to Python with their records,
-and go through the same per-order rules as before (`_engine._Classifier`): the itemized
-lines are few, and their rules (which payment is kept, which ids are named) read better
-as code than as SQL.
+orders without a record, and the orphans' ids. A second statement (``_DETAILS_SQL``) reads
+the records of the orders with anything more than a clean match (a second charge, a
+refund, a failure...) and of the orphans; those few go through the same per-order rules as
+before (`_engine._Classifier`): the itemized lines are few, and their rules (which payment
+is kept, which ids are named) read better as code than as SQL.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ WITH r AS (
     SELECT r.*, upper(r.currency_text) AS currency,
         CASE WHEN regexp_full_match(r.currency_text, '[A-Za-z]{{3}}')
             THEN {exponents}[upper(r.currency_text)] END AS exponent
-    FROM r
+    FROM r WHERE {only}
 ), a AS (
     SELECT c.*, {gross} AS gross, {fee} AS fee, {net} AS net,
         CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS ts
@@ -169,9 +169,10 @@ SELECT a.seq, nullif(a.order_id, '') AS order_id, {kind_of} AS kind,
 FROM a
 """
 
-#: the whole run as one statement: both sides parsed once into materialized CTEs (cheap
-#: in-memory collections, unlike tables), then every figure the report needs comes out as
-#: rows of one result, told apart by ``tag``:
+#: the run's first statement: both sides parsed once (common table expressions, which
+#: DuckDB streams to their consumers or keeps in memory, far cheaper than a table per
+#: side), then every figure the report needs comes out as rows of one result, told apart
+#: by ``tag``:
 #:
 #: - ``n``: bad rows per side and rows read (any bad row: that side is read again by Python)
 #: - ``d``: the repeated order ids in the window (pos, order id), left out of the join
@@ -179,9 +180,12 @@ FROM a
 #:   payment of exactly its amount - nearly every order): count, sum, first position
 #: - ``q``: the orders without a record that need no line (awaiting, not charged)
 #: - ``o``: the orders with anything more than a clean match, or none and paid
-#: - ``r``: the records of those orders (the first one left out when it was clean: the old
-#:   engine matched it before it knew more was coming) and the orphans
+#: - ``x``: the order ids of records without an order
 #: - ``f``: fee and net totals per currency, with where each first had a non-zero one
+#:
+#: The records of the ``o`` and ``x`` orders come from a second statement
+#: (``_DETAILS_SQL``): carrying every record's ids through the first one for the few
+#: itemized lines kept the whole report side in memory (~130 MB more at a million rows).
 _RUN_SQL = """
 WITH orders AS MATERIALIZED ({orders}),
 records AS MATERIALIZED ({records}),
@@ -220,14 +224,6 @@ kept AS (
         coalesce(h.status = 'paid' AND p.n = 1 AND p.paid1 = h.amount
             AND p.currency1 = h.currency, false) AS clean
     FROM held h FULL JOIN per_id p ON p.order_id = h.order_id
-), promoted AS (
-    SELECT order_id, pos FROM joined
-    WHERE pos IS NULL OR (n IS NOT NULL AND NOT clean)
-), firsts AS (
-    -- a promoted order's first record, when it alone would have been a clean match
-    SELECT r.seq FROM joined j JOIN kept_records r ON r.seq = j.first_seq
-    WHERE j.pos IS NOT NULL AND j.n > 1 AND j.status = 'paid' AND r.kind = 'payment'
-        AND r.status = 'succeeded' AND r.amount = j.amount AND r.currency = j.currency
 )
 SELECT 'n' AS tag, (SELECT count(*) FILTER (WHERE bad) FROM orders) AS i1,
     (SELECT count(*) FILTER (WHERE bad) FROM records) AS i2,
@@ -249,22 +245,36 @@ SELECT 'q',
     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM joined WHERE pos IS NOT NULL AND n IS NULL
 UNION ALL
-SELECT 'o', pos, NULL, NULL, NULL, amount, refunded, order_id, currency, status, NULL, NULL,
+SELECT 'o', pos, n, first_seq, NULL, amount, refunded, order_id, currency, status, NULL, NULL,
     NULL, recent, n IS NOT NULL
 FROM joined
 WHERE pos IS NOT NULL AND (
     (n IS NOT NULL AND NOT clean)
     OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
 UNION ALL
-SELECT 'r', p.pos, r.fee, r.net, r.seq, r.amount, NULL, r.order_id, r.currency, r.kind,
-    r.status, r.record_id, r.payment_id, r.seq IN (SELECT seq FROM firsts), NULL
-FROM kept_records r LEFT JOIN promoted p ON p.order_id = r.order_id
-WHERE r.kind <> 'other' AND (r.order_id IS NULL OR p.order_id IS NOT NULL)
+SELECT 'x', NULL, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL
+FROM joined WHERE pos IS NULL
 UNION ALL
 SELECT 'f', min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0), NULL, NULL,
     sum(fee)::HUGEINT, sum(net)::HUGEINT, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM kept_records GROUP BY currency
 """
+
+#: the records the itemized lines need: those of the order ids in ``wanted`` (the orders
+#: with more than a clean match, and the ids without an order) and those without an order
+#: id. A file's rows are picked before they are normalized (see ``_ONLY``).
+_DETAILS_SQL = """
+SELECT seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id
+FROM ({records})
+WHERE kind <> 'other' AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
+    AND (order_id IS NULL OR order_id IN (SELECT order_id FROM wanted))
+"""
+
+#: where a report file's rows may be picked before they are normalized: right after they
+#: are numbered, so the few a second statement wants cost a read of the file, not a parse
+_ONLY = "true /* only */"
+_WANTED_ONLY = "(r.order_id = '' OR r.order_id IN (SELECT order_id FROM wanted))"
 
 # -- loading the two sides ----------------------------------------------------------------
 
@@ -481,6 +491,7 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
         net=_MAJOR.format(t="c.net_text", e="c.exponent"),
         created=_TIME.format(t="c.created_text"),
         want_time="true" if want_time else "false",
+        only=_ONLY,
     )
     return sql
 
@@ -602,7 +613,7 @@ def reconcile(
                 orders_sql = load_orders()
             dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
             if dups and not skip_bad_rows and not bad_orders:
-                pos, order_id = min(dups)
+                _, order_id = min(dups)
                 raise ValidationError(f"order {order_id!r} appears twice on the internal side")
             if bad_records and "records_in" not in records_sql:
                 records_sql = load_records()
@@ -625,6 +636,14 @@ def reconcile(
             )
         for source in (internal, provider):
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
+
+        # -- 2. the records of the orders with more than a clean match, and the orphans --
+        promoted = {r[7]: r for r in rows if r[0] == "o" and r[14]}
+        wanted = [*promoted, *(r[7] for r in rows if r[0] == "x")]
+        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS order_id", [wanted])
+        details = con.execute(
+            _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
+        ).fetchall()
     finally:
         con.close()
 
@@ -639,14 +658,24 @@ def reconcile(
     for _, awaiting, not_charged, *_ in (r for r in rows if r[0] == "q"):
         classifier.counts[Case.AWAITING] += awaiting or 0
         classifier.counts[Case.NOT_CHARGED] += not_charged or 0
-    records: dict[int, list[ProviderRow]] = {}
-    first_clean: set[int] = set()
+    records: dict[str, list[ProviderRow]] = {}
+    first_clean: set[str] = set()
     orphans: list[ProviderRow] = []
-    for r in sorted((r for r in rows if r[0] == "r"), key=lambda r: r[4]):
-        _, pos, fee, net, _, amount, _, order_id, currency, kind, status, record_id = r[:12]
-        payment_id, is_first = r[12], r[13]
-        if is_first:
-            first_clean.add(pos)
+    for seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id in sorted(
+        details, key=lambda r: r[0]
+    ):
+        order = promoted.get(order_id)
+        if (
+            order is not None
+            and seq == order[3]  # its first record...
+            and order[2] > 1  # ...of several...
+            and order[9] == "paid"  # ...would alone have been a clean match:
+            and kind == "payment"
+            and status == "succeeded"
+            and amount == order[5]
+            and currency == order[8]
+        ):
+            first_clean.add(order_id)  # the engine matched it before it knew more was coming
             continue
         row: ProviderRow = (
             order_id,
@@ -660,14 +689,14 @@ def reconcile(
             payment_id,
             None,
         )
-        if pos is None:
+        if order is None:
             orphans.append(row)
         else:
-            records.setdefault(pos, []).append(row)
+            records.setdefault(order_id, []).append(row)
     index: dict[str, int] = {}
     for r in sorted((r for r in rows if r[0] == "o"), key=lambda r: r[1]):
-        _, pos, _, _, _, amount, refunded, order_id, currency, status = r[:10]
-        recent, promoted = r[13], r[14]
+        _, _, _, _, _, amount, refunded, order_id, currency, status = r[:10]
+        recent, has_records = r[13], r[14]
         cur = index.get(currency)
         if cur is None:
             cur = index[currency] = len(currencies)
@@ -677,11 +706,11 @@ def reconcile(
             code |= 1 << 5
         if refunded:
             classifier.known_refunds[order_id] = int(refunded)
-        if not promoted:
+        if not has_records:
             classifier._no_record(order_id, code)
             continue
-        state: _OrderState = _promote(code, pos in first_clean, currencies)
-        for row in records.get(pos, ()):
+        state: _OrderState = _promote(code, order_id in first_clean, currencies)
+        for row in records.get(order_id, ()):
             state.add(row)
         classifier._order(order_id, state)
     for row in orphans:
