@@ -305,3 +305,16 @@ def test_a_gateway_without_a_store_records_nothing(books: Any) -> None:
         assert report.applied[0].outcome == "done"
     assert len(seen) == 2
     assert gw.store.list_operations("reconcile:") == []
+
+
+def test_a_dry_run_does_not_import_the_stores() -> None:
+    """`import paygate.reconcile` leaves `paygate.stores` unimported (it costs as much CPU
+    as the rest of the package; only ``apply=True`` and `applied_actions` need it)."""
+    import subprocess
+    import sys
+
+    code = "import sys, paygate.reconcile; print('paygate.stores' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"

@@ -352,11 +352,12 @@ def test_the_fast_path_reads_plain_files_in_sql(tmp_path: Path) -> None:
         for i, cur in enumerate(["USD", "JPY", "KWD", "USD"])
     ]  # fmt: skip
     write_orders(tmp_path / "orders.csv", orders)
+    sql = _duck._orders_from_csv(OrdersCSV(tmp_path / "orders.csv"), True)
+    assert sql is not None
     con = _duck._connect()
     try:
-        assert _duck._orders_from_csv(con, OrdersCSV(tmp_path / "orders.csv"), True)
-        assert con.execute("SELECT amount FROM orders ORDER BY pos").fetchall() == [
-            (1000,), (1001,), (1002,), (1003,)
+        assert con.execute(f"SELECT amount, bad FROM ({sql}) ORDER BY pos").fetchall() == [
+            (1000, False), (1001, False), (1002, False), (1003, False)
         ]  # fmt: skip
     finally:
         con.close()
@@ -373,3 +374,35 @@ def test_the_engine_draws_no_progress_bar() -> None:
     finally:
         con.close()
     assert enabled is False
+
+
+AMOUNT_TEXTS = [
+    "12.34", "-0.50", "0.45", "1.5", "1.500", "12", "012.34", "+1.00", " 1.00", "1e2", "-0.00",
+    "0.00", "-12", "1.", ".5", "12.345", "1_000.00", "\u0661\u0662.\u0663\u0664",
+    "9999999999999999.99", "99999999999999999999", "92233720368547758.07",
+    "9223372036854775807", "-9223372036854775808", "922337203685477580.7", "0.001", "",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("currency", ["JPY", "USD", "KWD"])
+def test_the_sql_amount_parser_agrees_with_python_or_defers(currency: str) -> None:
+    """Every amount text the SQL accepts gets the Python parser's value; the others are
+    NULL (the file then goes to the Python parser), never an error or another value."""
+    from paygate.reconcile import _duck
+    from paygate.reconcile._common import major_to_minor, minor_int
+
+    con = _duck._connect()
+    try:
+        for text in AMOUNT_TEXTS:
+            for template, parse in (
+                (_duck._MAJOR, lambda t: major_to_minor(t, currency)),
+                (_duck._MINOR, minor_int),
+            ):
+                sql = template.format(t="x", e=EXPONENT[currency])
+                (value,) = con.execute(
+                    f"SELECT {sql} FROM (SELECT ?::VARCHAR AS x)", [text]
+                ).fetchone()
+                if value is not None:
+                    assert value == parse(text), (text, currency)
+    finally:
+        con.close()

@@ -25,7 +25,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from paygate._idempotency import fingerprint, provider_key
@@ -39,9 +39,14 @@ from paygate.reconcile._model import (
     ReconciliationLine,
     ReconciliationReport,
 )
-from paygate.stores import OperationRecord, OperationStatus, Store
 
 __all__ = ["action_key", "applied_actions", "apply_actions", "refund_key"]
+
+
+# ``paygate.stores`` is imported where an action is recorded, not with ``paygate.reconcile``:
+# a dry run never needs it, and importing it costs as much CPU as the rest of the package
+if TYPE_CHECKING:
+    from paygate.stores import OperationRecord, Store
 
 
 def refund_key(run_id: str, order_id: str | None, payment_id: str) -> str:
@@ -111,6 +116,8 @@ class _Log:
         """
         if self.store is None:
             return act()[0]
+        from paygate.stores import OperationRecord, OperationStatus
+
         scope = _scope(self.run_id, line.order_id, action, payment_id)
         about = self._about(line, action, payment_id)
         now = self.clock()
@@ -145,6 +152,8 @@ class _Log:
 def _already_done(
     op: OperationRecord, line: ReconciliationLine, action: Action
 ) -> AppliedAction | None:
+    from paygate.stores import OperationStatus
+
     if op.status is not OperationStatus.SUCCEEDED:
         return None
     detail = str((op.result or {}).get("detail") or "")
@@ -159,6 +168,8 @@ def applied_actions(store: Store, run_id: str) -> list[ActionRecord]:
     Lines skipped (no ``on_action`` handler, no payment id) are not recorded: nothing
     was done for them.
     """
+    from paygate.stores import OperationStatus
+
     records: list[ActionRecord] = []
     for op in store.list_operations(_run_prefix(run_id)):
         result: Mapping[str, Any] = op.result or {}

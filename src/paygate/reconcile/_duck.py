@@ -1,12 +1,12 @@
 """The reconciliation engine on DuckDB: the join and the classification in SQL.
 
-Both sides become one DuckDB table each, in the engine's normalized form (amounts as
+Both sides become one DuckDB relation each, in the engine's normalized form (amounts as
 integer minor units, statuses and kinds as their enum values, dates as Unix seconds):
 
 - an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
   (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
-  ``_STRIPE_CSV_SQL``): amounts of the usual shapes (digits, or digits and exactly the
-  currency's number of places) become minor units by integer casts, never floats. A file
+  ``_STRIPE_CSV_SQL``): amounts in the shape DuckDB writes them back (see ``_MAJOR``)
+  become minor units exactly, never through floats. A file
   with anything else in it - a ragged row, a value of another shape, an unknown word, a
   bad amount - is read again by the reader's own Python parser, which reports the bad
   row with its file, line and message exactly as it always did; its rows are then loaded
@@ -15,14 +15,14 @@ integer minor units, statuses and kinds as their enum values, dates as Unix seco
 - any other source (the store, an iterable of records, the API and JSON readers) is
   loaded from its compact rows as Arrow record batches.
 
-Then SQL (``_CLASSIFY_SQL``) joins them and does the bulk of the work: the window, the
-duplicates, the fee and net totals, the clean matches (an order whose first record is one
+Then SQL (``_RUN_SQL``) joins them and does the bulk of the work: the window, the
+duplicates, the fee and net totals, the clean matches (an order whose only record is one
 successful payment of exactly its amount - nearly every order) counted and summed, the
-orders without a record, and the orphans. Only the orders with anything more than a clean
-match (a second charge, a refund, a failure...) come back to Python with their records,
-and go through the same per-order rules as before (`_engine._Classifier`): the itemized
-lines are few, and their rules (which payment is kept, which ids are named) read better
-as code than as SQL.
+orders without a record, and the orphans' ids. A second statement (``_DETAILS_SQL``) reads
+the records of the orders with anything more than a clean match (a second charge, a
+refund, a failure...) and of the orphans; those few go through the same per-order rules as
+before (`_engine._Classifier`): the itemized lines are few, and their rules (which payment
+is kept, which ids are named) read better as code than as SQL.
 """
 
 from __future__ import annotations
@@ -72,17 +72,34 @@ BATCH_ROWS = 1 << 16
 # -- SQL ------------------------------------------------------------------------------------
 
 #: amount text -> minor units, for the usual shapes only (NULL otherwise: the Python
-#: parser then reads the file). ``{t}`` is the text, ``{e}`` the currency's exponent.
-#: "-?digits" is that many major units; "-?digits.places" with exactly ``e`` places is the
-#: digits without the point. Integer casts only: exact.
-_MAJOR = (
-    "CASE WHEN NOT regexp_full_match({t}, '-?[0-9]{{1,18}}(\\.[0-9]{{1,9}})?') THEN NULL"
-    " WHEN strpos({t}, '.') = 0 THEN TRY_CAST(TRY_CAST({t} AS HUGEINT) * (10::HUGEINT ** {e})"
-    " AS BIGINT)"
-    " WHEN {e} > 0 AND length({t}) - strpos({t}, '.') = {e}"
-    " THEN TRY_CAST(replace({t}, '.', '') AS BIGINT) END"
+#: parser then reads the file). ``{t}`` is the text, ``{e}`` the currency's exponent. A
+#: text is accepted when it is exactly how DuckDB writes its value back: the canonical
+#: ``-?digits.places`` with the currency's number of places (as ``DECIMAL(18, e)``; the
+#: digits without the point are then the minor units), or plain ``-?digits`` major units.
+#: The round trip is the cheapest strict shape test in DuckDB (a regular expression and
+#: string surgery cost 3x more, three amounts a record); anything else - leading zeros, a
+#: ``+``, spaces, other places - goes to the Python parser, which decides.
+_MAJOR_AT = (
+    "CASE WHEN TRY_CAST({t} AS DECIMAL(18, {e}))::VARCHAR = {t}"
+    " THEN TRY_CAST(replace({t}, '.', '') AS BIGINT)"
+    " WHEN TRY_CAST({t} AS BIGINT)::VARCHAR = {t}"
+    " THEN TRY_CAST(TRY_CAST({t} AS HUGEINT) * {scale} AS BIGINT) END"
 )
-_MINOR = "CASE WHEN regexp_full_match({t}, '-?[0-9]{{1,18}}') THEN TRY_CAST({t} AS BIGINT) END"
+_MAJOR = (
+    "CASE {e} "
+    + " ".join(
+        f"WHEN {e} THEN ("
+        + (
+            _MAJOR_AT.replace("{e}", str(e)).replace("{scale}", str(10**e))
+            if e
+            else "CASE WHEN TRY_CAST({t} AS BIGINT)::VARCHAR = {t} THEN TRY_CAST({t} AS BIGINT) END"
+        )
+        + ")"
+        for e in sorted(set(EXPONENTS.values()))
+    )
+    + " END"
+)
+_MINOR = "CASE WHEN TRY_CAST({t} AS BIGINT)::VARCHAR = {t} THEN TRY_CAST({t} AS BIGINT) END"
 
 #: a date the SQL reads as Python's ``parse_timestamp`` does (digits: Unix seconds; ISO
 #: ``YYYY-MM-DD HH:MM:SS`` naive or ``Z``/``+00:00``: UTC); NULL for any other shape
@@ -102,7 +119,6 @@ _READ_CSV = (
 #: the orders file, normalized as DuckDB reads it: one table in file order (its ``rowid``
 #: is the order's position), with ``bad`` for a row the SQL does not accept
 _ORDERS_CSV_SQL = """
-CREATE TABLE orders AS
 WITH r AS (
     SELECT row_number() OVER () - 1 AS pos, {select} FROM {read}
 ), c AS (
@@ -131,14 +147,13 @@ FROM n
 
 #: a Stripe itemized report, normalized (see ``_ORDERS_CSV_SQL``)
 _STRIPE_CSV_SQL = """
-CREATE TABLE records AS
 WITH r AS (
     SELECT row_number() OVER () - 1 AS seq, {select} FROM {read}
 ), c AS (
     SELECT r.*, upper(r.currency_text) AS currency,
         CASE WHEN regexp_full_match(r.currency_text, '[A-Za-z]{{3}}')
             THEN {exponents}[upper(r.currency_text)] END AS exponent
-    FROM r
+    FROM r WHERE {only}
 ), a AS (
     SELECT c.*, {gross} AS gross, {fee} AS fee, {net} AS net,
         CASE WHEN {want_time} AND c.created_text <> '' THEN {created} END AS ts
@@ -154,105 +169,112 @@ SELECT a.seq, nullif(a.order_id, '') AS order_id, {kind_of} AS kind,
 FROM a
 """
 
-#: the orders kept: in the window, and not a repeat of an order id (``{not_duplicate}``)
-_HELD_SQL = """
-CREATE TEMP VIEW held AS
-SELECT pos, order_id, amount, currency, status, refunded,
-    ({recent_after} IS NOT NULL AND created IS NOT NULL AND created > {recent_after})
-        AS recent
-FROM orders
-WHERE (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
-    {not_duplicate};
-CREATE TEMP VIEW kept_records AS
-SELECT * FROM records
-WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi});
-"""
-
-#: the repeated order ids among the orders in the window, by position
-_DUPLICATES_SQL = """
-WITH kept AS (
+#: the run's first statement: both sides parsed once (common table expressions, which
+#: DuckDB streams to their consumers or keeps in memory, far cheaper than a table per
+#: side), then every figure the report needs comes out as rows of one result, told apart
+#: by ``tag``:
+#:
+#: - ``n``: bad rows per side and rows read (any bad row: that side is read again by Python)
+#: - ``d``: the repeated order ids in the window (pos, order id), left out of the join
+#: - ``m``: the clean matches per currency (an order whose only record is one successful
+#:   payment of exactly its amount - nearly every order): count, sum, first position
+#: - ``q``: the orders without a record that need no line (awaiting, not charged)
+#: - ``o``: the orders with anything more than a clean match, or none and paid
+#: - ``x``: the order ids of records without an order
+#: - ``f``: fee and net totals per currency, with where each first had a non-zero one
+#:
+#: The records of the ``o`` and ``x`` orders come from a second statement
+#: (``_DETAILS_SQL``): carrying every record's ids through the first one for the few
+#: itemized lines kept the whole report side in memory (~130 MB more at a million rows).
+_RUN_SQL = """
+WITH orders AS MATERIALIZED ({orders}),
+records AS MATERIALIZED ({records}),
+kept AS (
     SELECT pos, order_id FROM orders
     WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi})
-), repeated AS (
-    SELECT order_id FROM kept GROUP BY order_id HAVING count(*) > 1
+), dup AS (
+    SELECT pos, order_id FROM (
+        SELECT k.pos, k.order_id,
+            row_number() OVER (PARTITION BY k.order_id ORDER BY k.pos) AS nth
+        FROM kept k SEMI JOIN (
+            SELECT order_id FROM kept GROUP BY order_id HAVING count(*) > 1
+        ) r ON r.order_id = k.order_id
+    ) WHERE nth > 1
+), held AS (
+    SELECT pos, order_id, amount, currency, status, refunded,
+        ({recent_after} IS NOT NULL AND created IS NOT NULL AND created > {recent_after})
+            AS recent
+    FROM orders
+    WHERE (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
+        AND pos NOT IN (SELECT pos FROM dup)
+), kept_records AS (
+    SELECT * FROM records
+    WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi})
+), per_id AS (
+    SELECT order_id, count(*) AS n, min(seq) AS first_seq,
+        -- the first record's amount and currency when it is a successful payment (else
+        -- NULL); with one record (all a clean match needs) it is min() of them
+        min(CASE WHEN kind = 'payment' AND status = 'succeeded' THEN amount END) AS paid1,
+        min(currency) AS currency1
+    FROM kept_records WHERE kind <> 'other' AND order_id IS NOT NULL
+    GROUP BY order_id
+), joined AS MATERIALIZED (
+    SELECT h.pos, coalesce(h.order_id, p.order_id) AS order_id, h.amount, h.currency,
+        h.status, h.recent, h.refunded, p.n, p.first_seq,
+        coalesce(h.status = 'paid' AND p.n = 1 AND p.paid1 = h.amount
+            AND p.currency1 = h.currency, false) AS clean
+    FROM held h FULL JOIN per_id p ON p.order_id = h.order_id
 )
-SELECT pos, order_id FROM (
-    SELECT k.pos, k.order_id, row_number() OVER (PARTITION BY k.order_id ORDER BY k.pos) AS nth
-    FROM kept k SEMI JOIN repeated r ON r.order_id = k.order_id
-) WHERE nth > 1 ORDER BY pos
-"""
-
-#: the join: every held order and every order id of a record (not ``other``), with what
-#: the records say in one row: how many, and whether the first is the clean match (a
-#: successful payment of exactly a paid order's amount and currency)
-_JOIN_SQL = """
-CREATE TEMP TABLE per_id AS
-SELECT order_id, count(*) AS n, min(seq) AS first_seq,
-    -- never NULL: arg_min skips the rows whose value is NULL, and the first record counts
-    arg_min(coalesce(CASE WHEN kind = 'payment' AND status = 'succeeded'
-        THEN {signature} END, -1), seq) AS first_signature
-FROM kept_records WHERE kind <> 'other' AND order_id IS NOT NULL
-GROUP BY order_id;
-CREATE TEMP TABLE joined AS
-SELECT h.pos, coalesce(h.order_id, p.order_id) AS order_id, h.amount, h.currency, h.status,
-    h.recent, h.refunded, p.n, p.first_seq,
-    coalesce(h.status = 'paid' AND p.first_signature = {held_signature}, false) AS first_clean
-FROM held h FULL JOIN per_id p ON p.order_id = h.order_id;
-DROP TABLE per_id;
-"""
-
-#: a payment's amount and currency as one integer (a clean match compares one value, and
-#: the first record of an order is one ``arg_min``): amount * 1024 + the currency's index
-_SIGNATURE = "({amount}::HUGEINT * 1024 + {indexes}[{currency}])"
-
-#: the clean matches, per currency in the order the books first name it
-_MATCHED_SQL = """
-SELECT currency, count(*), sum(amount)::HUGEINT, min(pos) AS first
-FROM joined WHERE n = 1 AND first_clean
-GROUP BY currency ORDER BY first
-"""
-
-#: the orders that need Python: promoted (anything but one clean match) or missing
-_OTHERS_SQL = """
-SELECT pos, order_id, amount, currency, status, recent, refunded,
-    n IS NOT NULL AS promoted, first_clean
-FROM joined
-WHERE pos IS NOT NULL AND (
-    (n IS NOT NULL AND NOT (n = 1 AND first_clean))
-    OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
-ORDER BY pos
-"""
-
-#: how many orders without a record need no line: awaiting, not charged
-_QUIET_SQL = """
-SELECT
+SELECT 'n' AS tag, (SELECT count(*) FILTER (WHERE bad) FROM orders) AS i1,
+    (SELECT count(*) FILTER (WHERE bad) FROM records) AS i2,
+    (SELECT count(*) FROM orders) AS i3, (SELECT count(*) FROM records) AS i4,
+    NULL::HUGEINT AS h1, NULL::HUGEINT AS h2, NULL AS s1, NULL AS s2, NULL AS s3,
+    NULL AS s4, NULL AS s5, NULL AS s6, NULL::BOOLEAN AS b1, NULL::BOOLEAN AS b2
+UNION ALL
+SELECT 'd', pos, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL FROM dup
+UNION ALL
+SELECT 'm', count(*), min(pos), NULL, NULL, sum(amount)::HUGEINT, NULL, currency, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL
+FROM joined WHERE clean GROUP BY currency
+UNION ALL
+SELECT 'q',
     count(*) FILTER (WHERE recent AND status IN ('paid', 'refunded', 'disputed', 'pending')),
     count(*) FILTER (WHERE status NOT IN ('paid', 'refunded', 'disputed')
-        AND NOT (status = 'pending' AND recent))
+        AND NOT (status = 'pending' AND recent)),
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM joined WHERE pos IS NOT NULL AND n IS NULL
-"""
-
-#: the records of the promoted orders (their first one left out when it was clean: the
-#: engine matched it before it knew more was coming) and the orphans, in file order
-_RECORDS_SQL = """
-WITH x AS (
-    SELECT order_id, pos, first_seq, first_clean FROM joined
-    WHERE pos IS NULL OR (n IS NOT NULL AND NOT (n = 1 AND first_clean))
-)
-SELECT x.pos, r.order_id, r.kind, r.status, r.amount, r.currency, r.fee, r.net,
-    r.record_id, r.payment_id
-FROM kept_records r LEFT JOIN x ON x.order_id = r.order_id
-WHERE r.kind <> 'other' AND (r.order_id IS NULL OR x.order_id IS NOT NULL)
-    AND NOT coalesce(x.first_clean AND r.seq = x.first_seq, false)
-ORDER BY r.seq
-"""
-
-#: fee and net totals per currency, and where a currency first had a non-zero one
-_FEES_SQL = """
-SELECT currency, sum(fee)::HUGEINT, sum(net)::HUGEINT,
-    min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0)
+UNION ALL
+SELECT 'o', pos, n, first_seq, NULL, amount, refunded, order_id, currency, status, NULL, NULL,
+    NULL, recent, n IS NOT NULL
+FROM joined
+WHERE pos IS NOT NULL AND (
+    (n IS NOT NULL AND NOT clean)
+    OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
+UNION ALL
+SELECT 'x', NULL, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL
+FROM joined WHERE pos IS NULL
+UNION ALL
+SELECT 'f', min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0), NULL, NULL,
+    sum(fee)::HUGEINT, sum(net)::HUGEINT, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM kept_records GROUP BY currency
 """
+
+#: the records the itemized lines need: those of the order ids in ``wanted`` (the orders
+#: with more than a clean match, and the ids without an order) and those without an order
+#: id. A file's rows are picked before they are normalized (see ``_ONLY``).
+_DETAILS_SQL = """
+SELECT seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id
+FROM ({records})
+WHERE kind <> 'other' AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
+    AND (order_id IS NULL OR order_id IN (SELECT order_id FROM wanted))
+"""
+
+#: where a report file's rows may be picked before they are normalized: right after they
+#: are numbered, so the few a second statement wants cost a read of the file, not a parse
+_ONLY = "true /* only */"
+_WANTED_ONLY = "(r.order_id = '' OR r.order_id IN (SELECT order_id FROM wanted))"
 
 # -- loading the two sides ----------------------------------------------------------------
 
@@ -373,20 +395,21 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
         flush()
 
 
-def _orders_from_csv(con: Any, reader: OrdersCSV, want_time: bool) -> bool:
-    """Load an `OrdersCSV` file with DuckDB's reader; False when the Python parser must
-    read it (not a plain file, or any row the SQL does not accept)."""
+def _orders_from_csv(reader: OrdersCSV, want_time: bool) -> str | None:
+    """The query that reads an `OrdersCSV` file with DuckDB's reader and normalizes it (a
+    ``bad`` column flags the rows the SQL does not accept); None when the Python parser
+    must read it (not a plain file, a header DuckDB cannot be told)."""
     path = _file_of(reader.source)
     if path is None:
-        return False
+        return None
     header = _header(path)
     if not header:
-        return False
+        return None
     wanted = {k: (v or None) for k, v in reader.columns.items()}
     try:
         pos = header_index(header, wanted, name=path, what=reader.what)
     except ValidationError:
-        return False
+        return None
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
 
     def col(role: str) -> str:
@@ -419,31 +442,21 @@ def _orders_from_csv(con: Any, reader: OrdersCSV, want_time: bool) -> bool:
         created=_TIME.format(t="x.created_text"),
         want_time="true" if want_time else "false",
     )
-    try:
-        con.execute(sql)
-    except _duckdb().Error:
-        con.execute("DROP TABLE IF EXISTS orders")
-        return False
-    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM orders").fetchone()
-    if bad:
-        con.execute("DROP TABLE orders")
-        return False
-    reader.bad_rows = []
-    return True
+    return sql
 
 
-def _records_from_csv(con: Any, reader: StripeReportCSV, want_time: bool) -> bool:
-    """Load a `StripeReportCSV` file with DuckDB's reader (see `_orders_from_csv`)."""
+def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
+    """The query that reads a `StripeReportCSV` file (see `_orders_from_csv`)."""
     path = _file_of(reader.source)
     if path is None:
-        return False
+        return None
     header = _header(path)
     if not header:
-        return False
+        return None
     try:
         pos = header_index(header, reader.columns, name=path, what=reader.what)
     except ValidationError:
-        return False
+        return None
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
 
     def col(role: str) -> str:
@@ -478,18 +491,9 @@ def _records_from_csv(con: Any, reader: StripeReportCSV, want_time: bool) -> boo
         net=_MAJOR.format(t="c.net_text", e="c.exponent"),
         created=_TIME.format(t="c.created_text"),
         want_time="true" if want_time else "false",
+        only=_ONLY,
     )
-    try:
-        con.execute(sql)
-    except _duckdb().Error:
-        con.execute("DROP TABLE IF EXISTS records")
-        return False
-    (bad,) = con.execute("SELECT count(*) FILTER (WHERE bad) FROM records").fetchone()
-    if bad:
-        con.execute("DROP TABLE records")
-        return False
-    reader.bad_rows = []
-    return True
+    return sql
 
 
 def _order_rows(
@@ -574,130 +578,161 @@ def reconcile(
     }
     con = _connect()
     try:
-        # -- 1. the two sides, as tables ----------------------------------------------
-        if not (type(internal) is OrdersCSV and _orders_from_csv(con, internal, want_time)):
+        # -- 1. one statement: the files in SQL when they can be, else loaded rows --------
+        orders_sql = records_sql = None
+        if type(internal) is OrdersCSV:
+            orders_sql = _orders_from_csv(internal, want_time)
+        if type(provider) is StripeReportCSV:
+            records_sql = _records_from_csv(provider, windowed)
+
+        def load_orders() -> str:
             eager = None if skip_bad_rows else (lo, hi, windowed)
-            _load_table(con, "orders", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
-        duplicates = []
-        repeated = con.execute(_DUPLICATES_SQL.format(**window)).fetchall()
-        for _, order_id in repeated:
-            message = f"order {order_id!r} appears twice on the internal side"
-            if not skip_bad_rows:
-                raise ValidationError(message)
-            duplicates.append(BadRow("<orders>", 0, message))
-        not_duplicate = ""
-        if repeated:
-            con.execute("CREATE TEMP TABLE repeated (pos BIGINT)")
-            con.executemany("INSERT INTO repeated VALUES (?)", [(p,) for p, _ in repeated])
-            not_duplicate = "AND pos NOT IN (SELECT pos FROM repeated)"
-        if not (type(provider) is StripeReportCSV and _records_from_csv(con, provider, windowed)):
-            _load_table(con, "records", _RECORD_SCHEMA, _record_rows(provider, windowed))
-        (report.orders_read,) = con.execute("SELECT count(*) FROM orders").fetchone()
-        (report.records_read,) = con.execute("SELECT count(*) FROM records").fetchone()
+            _load_table(con, "orders_in", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
+            return "SELECT *, false AS bad FROM orders_in"
+
+        def load_records() -> str:
+            _load_table(con, "records_in", _RECORD_SCHEMA, _record_rows(provider, windowed))
+            return "SELECT *, false AS bad FROM records_in"
+
+        if orders_sql is None:
+            orders_sql = load_orders()
+        if records_sql is None:
+            records_sql = load_records()
+        rows: list[tuple[Any, ...]] = []
+        for attempt in range(3):
+            try:
+                rows = con.execute(
+                    _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
+                ).fetchall()
+            except _duckdb().Error:
+                if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
+                    raise
+                rows = [("n", 1, 1, 0, 0)]  # a file DuckDB cannot read: Python reads both
+            (_, bad_orders, bad_records, *_) = next(r for r in rows if r[0] == "n")
+            if bad_orders and "orders_in" not in orders_sql:
+                orders_sql = load_orders()
+            dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
+            if dups and not skip_bad_rows and not bad_orders:
+                _, order_id = min(dups)
+                raise ValidationError(f"order {order_id!r} appears twice on the internal side")
+            if bad_records and "records_in" not in records_sql:
+                records_sql = load_records()
+            if not (bad_orders or bad_records):
+                break
+        # read in SQL: no row was bad
+        if isinstance(internal, OrdersCSV) and "orders_in" not in orders_sql:
+            internal.bad_rows = []
+        if isinstance(provider, StripeReportCSV) and "records_in" not in records_sql:
+            provider.bad_rows = []
+        (_, _, _, report.orders_read, report.records_read, *_) = next(
+            r for r in rows if r[0] == "n"
+        )
         if progress is not None:
             progress("orders", report.orders_read)
             progress("records", report.records_read)
-
-        # -- 2. join and classify in SQL --------------------------------------------------
-        con.execute(_HELD_SQL.format(not_duplicate=not_duplicate, **window))
-        con.execute(
-            _JOIN_SQL.format(
-                signature=_SIGNATURE.format(
-                    amount="amount", currency="currency", indexes=_INDEXES_MAP
-                ),
-                held_signature=_SIGNATURE.format(
-                    amount="h.amount", currency="h.currency", indexes=_INDEXES_MAP
-                ),
+        for _, order_id in sorted((r[1], r[7]) for r in rows if r[0] == "d"):
+            report.bad_rows.append(
+                BadRow("<orders>", 0, f"order {order_id!r} appears twice on the internal side")
             )
-        )
-        report.bad_rows.extend(duplicates)
         for source in (internal, provider):
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
 
-        # -- 3. the few orders that need more than a count, in Python ---------------------
-        currencies: list[str] = []
-        classifier = _Classifier(report, policy, currencies, {})
-        for currency, n, total, _ in con.execute(_MATCHED_SQL).fetchall():
-            classifier.counts[Case.MATCHED] += n
-            classifier._total(Case.MATCHED, currency, int(total))
-        awaiting, not_charged = con.execute(_QUIET_SQL).fetchone()
-        classifier.counts[Case.AWAITING] += awaiting
-        classifier.counts[Case.NOT_CHARGED] += not_charged
-
-        records: dict[int | None, list[ProviderRow]] = {}
-        orphans: list[ProviderRow] = []
-        for pos, *rest in con.execute(_RECORDS_SQL).fetchall():
-            order_id, kind, status, amount, currency, fee, net, record_id, payment_id = rest
-            row: ProviderRow = (
-                order_id,
-                RecordKind(kind),
-                RecordStatus(status),
-                amount,
-                currency,
-                fee,
-                net,
-                record_id,
-                payment_id,
-                None,
-            )
-            if pos is None:
-                orphans.append(row)
-            else:
-                records.setdefault(pos, []).append(row)
-        index: dict[str, int] = {}
-        for (
-            pos,
-            order_id,
-            amount,
-            currency,
-            status,
-            recent,
-            refunded,
-            promoted,
-            first_clean,
-        ) in con.execute(_OTHERS_SQL).fetchall():
-            cur = index.get(currency)
-            if cur is None:
-                cur = index[currency] = len(currencies)
-                currencies.append(currency)
-            code = amount << 20 | cur << 8 | _STATUS_CODE[OrderStatus(status)]
-            if recent:
-                code |= 1 << 5
-            if refunded:
-                classifier.known_refunds[order_id] = refunded
-            if not promoted:
-                classifier._no_record(order_id, code)
-                continue
-            state: _OrderState = _promote(code, bool(first_clean), currencies)
-            for row in records.get(pos, ()):
-                state.add(row)
-            classifier._order(order_id, state)
-        for row in orphans:
-            classifier._orphan(row)
-        counts = classifier.counts
-        report.counts = {case: n for case, n in counts.items() if n}
-        report.totals = {
-            case: {cur: Money(v, cur) for cur, v in by_cur.items() if v or counts[case]}
-            for case, by_cur in classifier.totals.items()
-            if counts[case]
-        }
-        fee_rows = con.execute(_FEES_SQL).fetchall()
-        report.fees = {
-            cur: Money(int(fee), cur)
-            for cur, fee, _, first, _ in sorted(
-                (r for r in fee_rows if r[3] is not None), key=lambda r: r[3]
-            )
-            if fee
-        }
-        report.net = {
-            cur: Money(int(net), cur)
-            for cur, _, net, _, first in sorted(
-                (r for r in fee_rows if r[4] is not None), key=lambda r: r[4]
-            )
-            if net
-        }
+        # -- 2. the records of the orders with more than a clean match, and the orphans --
+        promoted = {r[7]: r for r in rows if r[0] == "o" and r[14]}
+        wanted = [*promoted, *(r[7] for r in rows if r[0] == "x")]
+        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS order_id", [wanted])
+        details = con.execute(
+            _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
+        ).fetchall()
     finally:
         con.close()
+
+    # -- 2. the few orders that need more than a count, in Python -------------------------
+    currencies: list[str] = []
+    classifier = _Classifier(report, policy, currencies, {})
+    for _, n, _, _, _, total, _, currency, *_ in sorted(
+        (r for r in rows if r[0] == "m"), key=lambda r: r[2]
+    ):
+        classifier.counts[Case.MATCHED] += n
+        classifier._total(Case.MATCHED, currency, int(total))
+    for _, awaiting, not_charged, *_ in (r for r in rows if r[0] == "q"):
+        classifier.counts[Case.AWAITING] += awaiting or 0
+        classifier.counts[Case.NOT_CHARGED] += not_charged or 0
+    records: dict[str, list[ProviderRow]] = {}
+    first_clean: set[str] = set()
+    orphans: list[ProviderRow] = []
+    for seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id in sorted(
+        details, key=lambda r: r[0]
+    ):
+        order = promoted.get(order_id)
+        if (
+            order is not None
+            and seq == order[3]  # its first record...
+            and order[2] > 1  # ...of several...
+            and order[9] == "paid"  # ...would alone have been a clean match:
+            and kind == "payment"
+            and status == "succeeded"
+            and amount == order[5]
+            and currency == order[8]
+        ):
+            first_clean.add(order_id)  # the engine matched it before it knew more was coming
+            continue
+        row: ProviderRow = (
+            order_id,
+            RecordKind(kind),
+            RecordStatus(status),
+            int(amount),
+            currency,
+            fee,
+            net,
+            record_id,
+            payment_id,
+            None,
+        )
+        if order is None:
+            orphans.append(row)
+        else:
+            records.setdefault(order_id, []).append(row)
+    index: dict[str, int] = {}
+    for r in sorted((r for r in rows if r[0] == "o"), key=lambda r: r[1]):
+        _, _, _, _, _, amount, refunded, order_id, currency, status = r[:10]
+        recent, has_records = r[13], r[14]
+        cur = index.get(currency)
+        if cur is None:
+            cur = index[currency] = len(currencies)
+            currencies.append(currency)
+        code = int(amount) << 20 | cur << 8 | _STATUS_CODE[OrderStatus(status)]
+        if recent:
+            code |= 1 << 5
+        if refunded:
+            classifier.known_refunds[order_id] = int(refunded)
+        if not has_records:
+            classifier._no_record(order_id, code)
+            continue
+        state: _OrderState = _promote(code, order_id in first_clean, currencies)
+        for row in records.get(order_id, ()):
+            state.add(row)
+        classifier._order(order_id, state)
+    for row in orphans:
+        classifier._orphan(row)
+    counts = classifier.counts
+    report.counts = {case: n for case, n in counts.items() if n}
+    report.totals = {
+        case: {cur: Money(v, cur) for cur, v in by_cur.items() if v or counts[case]}
+        for case, by_cur in classifier.totals.items()
+        if counts[case]
+    }
+    fee_rows = [r for r in rows if r[0] == "f"]
+    report.fees = {
+        r[7]: Money(int(r[5]), r[7])
+        for r in sorted((r for r in fee_rows if r[1] is not None), key=lambda r: r[1])
+        if r[5]
+    }
+    report.net = {
+        r[7]: Money(int(r[6]), r[7])
+        for r in sorted((r for r in fee_rows if r[2] is not None), key=lambda r: r[2])
+        if r[6]
+    }
 
     if apply:
         from paygate.reconcile._apply import apply_actions
