@@ -14,7 +14,8 @@ The variants run alternately, ``--rounds`` times (default 3): on a shared machin
 drifts during a run, and alternating pairs plus the median of the per-round ratios keep
 that drift from landing on one variant only. Every round is printed.
 
-pandas is the ``bench`` extra (``pip install -e '.[bench]'``); without it only paygate runs.
+pandas and polars (hand-written anchors) are the ``bench`` dependency group
+(``pip install --group bench``, as ``nox -s bench`` does); without them they are skipped.
 paygate reads the CSVs with pyarrow when the ``reconcile`` extra is installed, else with
 its pure-Python reader; ``--no-pyarrow`` forces the latter (as if pyarrow were absent).
 """
