@@ -25,6 +25,7 @@ machine changes far less than the wall-clock figures.
 
     python bench/bench_async.py [--calls 500] [--threads 40] [--delay 0.05]
         [--stores sqlite,postgresql] [--clients plain,httpx,...,stripe-httpx,stripe-aiohttp]
+        [--pg-threads N]   # AsyncStore's threads for PostgreSQL; 0 = the native async pool
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import paygate
 from paygate import Money
 from paygate.provider import AsyncPaymentProvider, PaymentProvider
 from paygate.stores import open_store
+from paygate.stores.aio import AsyncStore
 
 AMOUNT = Money.of("12.34", "USD")
 #: the real Stripe adapter's rows: its async face on each transport
@@ -123,10 +125,13 @@ def run_sync(server: str, store_url: str, calls: int, threads: int, client: str)
     return took, cpu, latencies
 
 
-def run_async(server: str, store_url: str, calls: int, client: str) -> Run:
+def run_async(
+    server: str, store_url: str, calls: int, client: str, store_threads: int | None = None
+) -> Run:
     async def main() -> Run:
         provider, method = async_provider(server, client)
-        async with paygate.connect_async(provider, open_store(store_url)) as agw:
+        store = AsyncStore(open_store(store_url), threads=store_threads)
+        async with paygate.connect_async(provider, store) as agw:
             for i in range(5):
                 await agw.create_payment(order_id=f"warm-{i}", amount=AMOUNT,
                                          payment_method=method)  # fmt: skip
@@ -153,6 +158,10 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--clients", default=",".join((*CLIENTS, *STRIPE)))
+    parser.add_argument(
+        "--pg-threads", type=int, default=None,
+        help="AsyncStore threads for PostgreSQL (0: the native async pool; default: its own)",
+    )  # fmt: skip
     args = parser.parse_args()
     clients = args.clients.split(",")
     unknown = set(clients) - {*CLIENTS, *STRIPE}
@@ -185,7 +194,10 @@ def main() -> None:
                 server, sync_url, args.calls, args.threads, client
             )
             async_load = load()
-            async_took, async_cpu, async_lat = run_async(server, async_url, args.calls, client)
+            threads = args.pg_threads if name == "postgresql" else None
+            async_took, async_cpu, async_lat = run_async(
+                server, async_url, args.calls, client, threads
+            )
             sync_rate, async_rate = args.calls / sync_took, args.calls / async_took
             sync_face = "StripeProvider" if client in STRIPE else "httpx.Client"
             if client == "plain":
