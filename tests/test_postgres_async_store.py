@@ -81,14 +81,29 @@ def store(pg_url: str) -> Iterator[BlockingStore]:  # noqa: F811
     facade.close()
 
 
-def test_a_postgres_store_runs_on_two_threads_by_default_and_natively_with_threads_0(
+def test_without_greenlet_a_postgres_store_runs_on_two_threads(
+    pg_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from paygate.stores import aio
+
+    monkeypatch.setattr(aio, "_native_postgres", lambda: None)
+    astore = AsyncStore(open_store(pg_url))
+    try:
+        # never 0: with no native twin, a call "on the loop" would block it
+        assert astore.threads == 2 and astore._native is None
+    finally:
+        asyncio.run(astore.aclose())
+
+
+def test_a_postgres_store_runs_natively_by_default_and_on_threads_when_asked(
     pg_url: str,  # noqa: F811
 ) -> None:
-    native = AsyncStore(open_store(pg_url), threads=0)
-    threaded = AsyncStore(open_store(pg_url))
+    native = AsyncStore(open_store(pg_url))
+    threaded = AsyncStore(open_store(pg_url), threads=2)
     assert native.threads == 0 and native._native is not None
     assert threaded.threads == 2 and threaded._native is None
-    assert "threads=2" in repr(threaded)
+    assert "threads=2" in repr(threaded) and "threads=0" in repr(native)
 
     async def both() -> None:
         await native.save_payment(record("pay_n"), expected_version=None)
