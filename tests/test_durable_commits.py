@@ -47,17 +47,22 @@ def _deliveries(payments: int) -> list[WebhookDelivery]:
 
 
 class _SQLiteCommits:
-    """Counts durable commits on the connections a SQLiteStore opens."""
+    """Counts durable commits on the connections a SQLiteStore opens (and every write
+    transaction and statement: the CPU a webhook costs is mostly per statement)."""
 
     def __init__(self) -> None:
         self.durable = 0
         self.relaxed = 0
+        self.transactions = 0
+        self.statements: list[str] = []
 
     def tracer(self) -> Callable[[str], None]:
         synchronous = ["FULL"]  # the store's default, set when the connection opens
 
         def trace(statement: str) -> None:
             text = statement.strip().upper()
+            self.statements.append(text)
+            self.transactions += text.startswith("BEGIN")
             setting = re.fullmatch(r"PRAGMA SYNCHRONOUS\s*=\s*(\w+)", text)
             if setting:
                 synchronous[0] = setting.group(1)
@@ -201,6 +206,41 @@ def test_sqlite_full_commits_once_per_new_event_with_handlers(
         gw.close()
 
 
+def test_sqlite_a_new_fact_event_is_claimed_in_its_ingest_transaction(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    """The fact a new event records is claimed for this worker by the transaction that
+    records it (its handlers run right after the commit): a ``payment.succeeded`` costs
+    two write transactions (the ingest, then the fact's done mark), not three (a claim
+    of its own in between); a ``payment.created`` two as well (the ingest, the event's
+    handled mark). Counted in transactions and statements, not timed."""
+    deliveries = _deliveries(6)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}")
+    now = [1_000.0]
+    gw.clock = lambda: now[0]  # still: the once-a-second look for due facts comes first only
+    try:
+        gw.store.get_payment("warm-up")
+        transactions: list[int] = []
+        statements: list[int] = []
+        for d in deliveries:
+            before, said = sqlite_commits.transactions, len(sqlite_commits.statements)
+            assert not gw.handle_webhook(d.body, d.headers).duplicate
+            transactions.append(sqlite_commits.transactions - before)
+            statements.append(len(sqlite_commits.statements) - said)
+        assert transactions == [2] * len(deliveries)
+        # created: BEGIN, payment read, event, payment, transition, COMMIT, then the mark
+        # (2 PRAGMAs, BEGIN, UPDATE, COMMIT); succeeded: the same ingest with the fact's
+        # pending check and its claimed row, then its done mark and next-due check
+        assert statements[0] == 12  # the look for due facts (a read), once a second
+        assert statements[1:] == [14] + [11, 14] * (len(deliveries) // 2 - 1), statements
+        assert len(heard) == len(deliveries)
+        _check_marked(gw, deliveries)
+        facts = gw.store.list_facts()
+        assert [f.attempts for f in facts] == [1] * (len(deliveries) // 2)
+    finally:
+        gw.close()
+
+
 def test_postgres_commits_once_per_new_event_with_handlers(
     pg_url: str,  # noqa: F811
     pg_commits: _PostgresCommits,
@@ -329,3 +369,46 @@ def test_a_store_without_save_answer_gets_the_writes_one_by_one() -> None:
     op = old.get_operation(f"capture:{payment.id}")
     assert op is not None and op.status.value == "succeeded"
     assert [t.new_status.value for t in old.history(payment.id)] == ["authorized", "succeeded"]
+
+
+def test_sqlite_a_fact_behind_a_pending_one_is_not_claimed_at_ingest(tmp_path: Path) -> None:
+    """Facts of a payment go out in order: the ingest claims a new fact only when none
+    of its payment is pending. Here ``payment.succeeded``'s handler fails once, so the
+    refunds' facts that follow are recorded unclaimed and wait; they run after it, in
+    order, once its backoff is over."""
+    from tests.test_gateway_webhooks import paid_payment_events
+
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=f"sqlite:///{tmp_path / 'store.db'}")
+    now = [1_000.0]
+    gw.clock = lambda: now[0]
+    ran: list[str] = []
+    failures = [1]
+
+    def succeeded(fact: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("once")
+        ran.append(fact.type.value)
+
+    gw.on(EventType.PAYMENT_SUCCEEDED)(succeeded)
+    gw.on(EventType.REFUND_SUCCEEDED)(lambda fact: ran.append(f"{fact.type.value} {fact.ref}"))
+    try:
+        pid, deliveries = paid_payment_events(provider)
+        for d in deliveries:
+            gw.handle_webhook(d.body, d.headers)
+        assert ran == []  # the refunds wait behind the failed payment.succeeded
+        facts = {
+            f.type.value + (f" {f.ref}" if f.ref else ""): f
+            for f in gw.store.list_facts(payment_id=pid)
+        }
+        pending = [f for f in facts.values() if f.done_at is None]
+        assert len(pending) == 3
+        assert [f.attempts for f in pending] == [1, 0, 0]  # only the first was ever claimed
+        now[0] += 5  # its backoff is over
+        summary = gw.dispatch_pending()
+        assert summary.done == 3
+        refunds = [name for name in facts if name.startswith("refund")]
+        assert ran == ["payment.succeeded", *refunds]
+    finally:
+        gw.close()

@@ -376,6 +376,15 @@ INSERT_FACT = (
     f"INSERT INTO paygate_facts ({FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO NOTHING"
 )
+# a new fact inserted already claimed by the worker that recorded it (the ingest path)
+INSERT_CLAIMED_FACT = (
+    f"INSERT INTO paygate_facts ({FACT_COLUMNS}, claim_token, lease_until, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING"
+)
+# is a fact of this payment pending? (then a new one waits for it: no claim at insert)
+PENDING_FACT_OF_PAYMENT = (
+    "SELECT 1 FROM paygate_facts WHERE payment_id = ? AND done_at IS NULL LIMIT 1"
+)
 _FACT_ROW = (
     "f.seq, f.id, f.provider, f.payment_id, f.order_id, f.fact_type, f.ref, f.amount, "
     "f.source, f.occurred_at, f.recorded_at, f.payment, f.attempts, f.last_error, f.done_at, "
@@ -1050,13 +1059,21 @@ class SQLStore(SubscriptionSQL):
                         cur, provider, event_id, token, now, now + lease_seconds
                     )
                     return known, None, current
-                self._write_plan(cur, plan)
+                facts_claimed = self._write_plan(cur, plan, token, now)
         except _Fallback:
             return None
+        if facts_claimed:
+            plan = dataclasses.replace(plan, claimed=facts_claimed)
         return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
 
-    def _write_plan(self, cur: Cursor, plan: EventPlan) -> None:
-        """``ingest_event``'s payment and transition writes; raising rolls back all."""
+    def _write_plan(
+        self, cur: Cursor, plan: EventPlan, token: str, now: float
+    ) -> tuple[FactClaim, ...]:
+        """``ingest_event``'s payment, transition and fact writes; raising rolls back all.
+        With ``plan.claim_facts_for``, the first fact is inserted claimed by ``token``
+        (the event's, unique to this delivery) when no earlier fact of its payment is
+        pending: the claim the dispatcher would make in a transaction of its own right
+        after this one. Returns the facts so claimed."""
         record = plan.record
         if record is not None:
             if plan.expected_version is None:
@@ -1074,8 +1091,22 @@ class SQLStore(SubscriptionSQL):
                 raise ClaimLost(
                     f"event {plan.transition.event_id} already moved a payment"
                 ) from None
-        for fact in plan.facts:
+        facts = plan.facts
+        claimed: tuple[FactClaim, ...] = ()
+        if facts and plan.claim_facts_for is not None:
+            first = facts[0]
+            self._run(cur, PENDING_FACT_OF_PAYMENT, (first.payment_id,))
+            if cur.fetchone() is None:
+                facts = facts[1:]
+                lease_until = now + plan.claim_facts_for
+                params = (*fact_params(first), token, lease_until)
+                if self._run(cur, INSERT_CLAIMED_FACT, params) == 1:
+                    seq = getattr(cur, "lastrowid", None)  # sqlite3's; else found at finish
+                    mine = dataclasses.replace(first, seq=seq, attempts=1)
+                    claimed = (FactClaim(mine, token, lease_until),)
+        for fact in facts:
             self._run(cur, INSERT_FACT, fact_params(fact))
+        return claimed
 
     # -- the outbox of payment facts ----------------------------------------------------
 
