@@ -323,18 +323,18 @@ class WebhookFlows(StateSync, FactDispatch):
         change = None if event.type is EventType.UNKNOWN else event_from_webhook(event)
         payload = _codec.dump(event)
         decided: list[str | None] = [None]  # the error of the plan that was committed
-        claim_facts = claimed is not None and bool(self._handlers)
+        claim_for = self.webhook_lease if claimed is not None and self._handlers else None
 
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
 
             def decide(current: PaymentRecord | None, now: float = now) -> EventPlan | None:
-                planned = self._plan_event(event, change, current, now, quiet=quiet)
+                planned = self._plan_event(
+                    event, change, current, now, quiet=quiet, claim_facts_for=claim_for
+                )
                 if planned is None:
                     return None
                 decided[0] = planned[1]
-                if claim_facts and planned[0].facts:
-                    return dataclasses.replace(planned[0], claim_facts_for=self.webhook_lease)
                 return planned[0]
 
             try:
@@ -378,11 +378,13 @@ class WebhookFlows(StateSync, FactDispatch):
         now: float,
         *,
         quiet: bool,
+        claim_facts_for: float | None = None,
     ) -> tuple[EventPlan, str | None] | None:
         """What ``event`` does to ``current`` (pure: it runs inside the store's
         transaction), with the rejection's reason; ``None`` when a payment first met
         through a refund or dispute must be looked up at the provider first. The same
-        decisions as ``_apply_event``."""
+        decisions as ``_apply_event``. ``claim_facts_for``: the plan's (its facts claimed
+        in the transaction, when it has any)."""
         payment_id = event.payment_id
         if change is None or payment_id is None:
             unknown = event.type is EventType.UNKNOWN
@@ -413,7 +415,7 @@ class WebhookFlows(StateSync, FactDispatch):
         return EventPlan(
             "applied", finish=quiet, record=record,
             expected_version=current.version if current else None, transition=transition,
-            facts=facts,
+            facts=facts, claim_facts_for=claim_facts_for if facts else None,
         ), None  # fmt: skip
 
     def _apply_event(
