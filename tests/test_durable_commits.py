@@ -55,14 +55,20 @@ class _SQLiteCommits:
         self.relaxed = 0
         self.transactions = 0
         self.statements: list[str] = []
+        #: inserts (an event, a payment, a transition, a fact: never bookkeeping)
+        #: committed without a sync: must stay empty
+        self.unsynced_inserts: list[str] = []
 
     def tracer(self) -> Callable[[str], None]:
         synchronous = ["FULL"]  # the store's default, set when the connection opens
+        inserts: list[str] = []  # those of the open transaction
 
         def trace(statement: str) -> None:
             text = statement.strip().upper()
             self.statements.append(text)
             self.transactions += text.startswith("BEGIN")
+            if text.startswith("INSERT"):
+                inserts.append(text)
             setting = re.fullmatch(r"PRAGMA SYNCHRONOUS\s*=\s*(\w+)", text)
             if setting:
                 synchronous[0] = setting.group(1)
@@ -71,6 +77,8 @@ class _SQLiteCommits:
                     self.durable += 1
                 else:
                     self.relaxed += 1
+                    self.unsynced_inserts += inserts
+                inserts.clear()
 
         return trace
 
@@ -201,6 +209,63 @@ def test_sqlite_full_commits_once_per_new_event_with_handlers(
         assert per_call == [1] * len(deliveries)
         assert len(heard) == len(deliveries)  # every handler ran
         assert sqlite_commits.relaxed >= len(deliveries)  # the marks: written, not synced
+        _check_marked(gw, deliveries)
+    finally:
+        gw.close()
+
+
+def test_sqlite_group_commit_one_worker_commits_once_per_new_event(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    """``?group_commit=on`` with one request at a time: the handled and done marks still
+    commit without a sync of their own (a transaction of bookkeeping alone), so a new
+    event costs one durable commit as without group commit."""
+    deliveries = _deliveries(6)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}?group_commit=on")
+    try:
+        assert isinstance(gw.store, SQLiteStore) and gw.store.group_commit
+        per_call = _handle_each(gw, deliveries, lambda: sqlite_commits.durable)
+        assert per_call == [1] * len(deliveries)
+        assert sqlite_commits.relaxed >= len(deliveries)
+        assert sqlite_commits.unsynced_inserts == []
+        assert len(heard) == len(deliveries)
+        _check_marked(gw, deliveries)
+    finally:
+        gw.close()
+
+
+def test_sqlite_group_commit_concurrent_deliveries_share_syncs_never_skip_one(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    """Deliveries on eight threads at once, ``?group_commit=on``: fewer durable commits
+    than events (they share them), and nothing an event's ingest inserts is ever
+    committed without a sync -- a durable write that finds a bookkeeping transaction open
+    commits it first and opens its own."""
+    import threading
+
+    deliveries = _deliveries(40)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}?group_commit=on")
+    lanes = [deliveries[i : i + 2] for i in range(0, len(deliveries), 2)]  # a payment's pair
+    errors: list[BaseException] = []
+
+    def deliver(mine: list[list[WebhookDelivery]]) -> None:
+        try:
+            for pair in mine:
+                for d in pair:
+                    gw.handle_webhook(d.body, d.headers)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(lanes[i::8],)) for i in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sqlite_commits.unsynced_inserts == []
+        assert sqlite_commits.durable <= len(deliveries)
+        assert len(heard) == len(deliveries)
         _check_marked(gw, deliveries)
     finally:
         gw.close()
