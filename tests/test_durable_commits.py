@@ -477,3 +477,37 @@ def test_sqlite_a_fact_behind_a_pending_one_is_not_claimed_at_ingest(tmp_path: P
         assert ran == ["payment.succeeded", *refunds]
     finally:
         gw.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_new_fact_events_payment_is_encoded_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payment row and the fact recorded with it hold the same payment: its JSON is
+    encoded once per new ``payment.succeeded``, not once for each (counted, not timed)."""
+    from paygate.stores import _codec
+
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    deliveries = _deliveries(3)
+    gw, heard = _connect_with_handlers(url)
+    encoded: list[str] = []
+    dumps = _codec.dumps
+
+    def counted(value: Any) -> str:
+        encoded.append(type(value).__name__)
+        return dumps(value)
+
+    monkeypatch.setattr(_codec, "dumps", counted)
+    try:
+        for created, succeeded in zip(deliveries[::2], deliveries[1::2], strict=True):
+            gw.handle_webhook(created.body, created.headers)
+            encoded.clear()
+            gw.handle_webhook(succeeded.body, succeeded.headers)
+            assert encoded == ["Payment"]
+        assert len(heard) == len(deliveries)
+    finally:
+        gw.close()

@@ -475,8 +475,8 @@ def _json(value: Any) -> str:
     return _codec.encode_json(value)
 
 
-def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
-    """INSERT_PAYMENT's parameters."""
+def payment_params(record: PaymentRecord, data: str | None = None) -> tuple[Any, ...]:
+    """INSERT_PAYMENT's parameters; ``data``: the payment's JSON, when encoded already."""
     state = record.state
     return (
         record.id,
@@ -490,7 +490,7 @@ def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
         _json(sorted(state.refund_ids)) if state.refund_ids else "[]",
         state.before_dispute.value if state.before_dispute else None,
         _ordering(state),
-        _codec.dumps(record.payment),
+        _codec.dumps(record.payment) if data is None else data,
         record.version,
         record.updated_at,
         record.updated_at,
@@ -528,10 +528,12 @@ def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
     )
 
 
-def update_payment_params(record: PaymentRecord, expected_version: int) -> tuple[Any, ...]:
+def update_payment_params(
+    record: PaymentRecord, expected_version: int, data: str | None = None
+) -> tuple[Any, ...]:
     """UPDATE_PAYMENT's parameters: the row's mutable columns, then its id and version."""
     (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids, before_dispute,
-     ordering, data, version, _created, updated) = payment_params(record)  # fmt: skip
+     ordering, data, version, _created, updated) = payment_params(record, data)  # fmt: skip
     return (order_id, amount, status, captured, refunded, refund_ids, before_dispute, ordering,
             data, version, updated, record.id, expected_version)  # fmt: skip
 
@@ -662,14 +664,18 @@ def redelivered_claim(provider: str, event_id: str, token: str, state: Sequence[
     )  # fmt: skip
 
 
-def fact_params(fact: Fact) -> tuple[Any, ...]:
-    """INSERT_FACT's parameters."""
+def fact_params(fact: Fact, encoded: tuple[Any, str] | None = None) -> tuple[Any, ...]:
+    """INSERT_FACT's parameters. ``encoded``: an object and its JSON, encoded already for
+    the payment row written with the fact -- most facts carry that very payment, which
+    is then not encoded twice."""
     occurred = fact.occurred_at.timestamp() if fact.occurred_at is not None else None
     amount = fact.amount.amount if fact.amount is not None else None
     subject = fact.payment if fact.payment is not None else fact.subscription
+    known = encoded is not None and subject is encoded[0]
+    data = encoded[1] if encoded is not None and known else _codec.dumps(subject)
     return (fact.id, fact.provider, fact.payment_id, fact.order_id, fact.type.value, fact.ref,
             amount, fact.source, fact.event.id if fact.event is not None else None, occurred,
-            fact.recorded_at, _codec.dumps(subject))  # fmt: skip
+            fact.recorded_at, data)  # fmt: skip
 
 
 def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -> Fact:
@@ -893,12 +899,13 @@ class SQLStore(SubscriptionSQL):
     ) -> None:
         """``save_payment``'s statements, inside the caller's transaction; raising (a lost
         compare-and-set, a lost claim) rolls the whole transaction back."""
+        encoded = (record.payment, _codec.dumps(record.payment))
         if expected_version is None:
-            if self._run(cur, INSERT_PAYMENT, payment_params(record)) != 1:
+            if self._run(cur, INSERT_PAYMENT, payment_params(record, encoded[1])) != 1:
                 raise StoreConflict(f"payment {record.id} already exists")
         else:
             changed = self._run(
-                cur, UPDATE_PAYMENT, update_payment_params(record, expected_version)
+                cur, UPDATE_PAYMENT, update_payment_params(record, expected_version, encoded[1])
             )
             if changed != 1:
                 raise StoreConflict(
@@ -915,7 +922,7 @@ class SQLStore(SubscriptionSQL):
             except self.dialect.integrity_errors:
                 raise ClaimLost(f"event {transition.event_id} already moved a payment") from None
         for fact in facts:
-            self._run(cur, INSERT_FACT, fact_params(fact))
+            self._run(cur, INSERT_FACT, fact_params(fact, encoded))
 
     def save_answer(
         self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
@@ -1075,12 +1082,16 @@ class SQLStore(SubscriptionSQL):
         pending: the claim the dispatcher would make in a transaction of its own right
         after this one. Returns the facts so claimed."""
         record = plan.record
+        encoded = None
         if record is not None:
+            encoded = (record.payment, _codec.dumps(record.payment))
             if plan.expected_version is None:
-                changed = self._run(cur, INSERT_PAYMENT, payment_params(record))
+                changed = self._run(cur, INSERT_PAYMENT, payment_params(record, encoded[1]))
             else:
                 changed = self._run(
-                    cur, UPDATE_PAYMENT, update_payment_params(record, plan.expected_version)
+                    cur,
+                    UPDATE_PAYMENT,
+                    update_payment_params(record, plan.expected_version, encoded[1]),
                 )
             if changed != 1:
                 raise StoreConflict(f"payment {record.id} changed since it was read")
@@ -1099,13 +1110,13 @@ class SQLStore(SubscriptionSQL):
             if cur.fetchone() is None:
                 facts = facts[1:]
                 lease_until = now + plan.claim_facts_for
-                params = (*fact_params(first), token, lease_until)
+                params = (*fact_params(first, encoded), token, lease_until)
                 if self._run(cur, INSERT_CLAIMED_FACT, params) == 1:
                     seq = getattr(cur, "lastrowid", None)  # sqlite3's; else found at finish
                     mine = dataclasses.replace(first, seq=seq, attempts=1)
                     claimed = (FactClaim(mine, token, lease_until),)
         for fact in facts:
-            self._run(cur, INSERT_FACT, fact_params(fact))
+            self._run(cur, INSERT_FACT, fact_params(fact, encoded))
         return claimed
 
     # -- the outbox of payment facts ----------------------------------------------------
