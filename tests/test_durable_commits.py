@@ -47,17 +47,28 @@ def _deliveries(payments: int) -> list[WebhookDelivery]:
 
 
 class _SQLiteCommits:
-    """Counts durable commits on the connections a SQLiteStore opens."""
+    """Counts durable commits on the connections a SQLiteStore opens (and every write
+    transaction and statement: the CPU a webhook costs is mostly per statement)."""
 
     def __init__(self) -> None:
         self.durable = 0
         self.relaxed = 0
+        self.transactions = 0
+        self.statements: list[str] = []
+        #: inserts (an event, a payment, a transition, a fact: never bookkeeping)
+        #: committed without a sync: must stay empty
+        self.unsynced_inserts: list[str] = []
 
     def tracer(self) -> Callable[[str], None]:
         synchronous = ["FULL"]  # the store's default, set when the connection opens
+        inserts: list[str] = []  # those of the open transaction
 
         def trace(statement: str) -> None:
             text = statement.strip().upper()
+            self.statements.append(text)
+            self.transactions += text.startswith("BEGIN")
+            if text.startswith("INSERT"):
+                inserts.append(text)
             setting = re.fullmatch(r"PRAGMA SYNCHRONOUS\s*=\s*(\w+)", text)
             if setting:
                 synchronous[0] = setting.group(1)
@@ -66,6 +77,8 @@ class _SQLiteCommits:
                     self.durable += 1
                 else:
                     self.relaxed += 1
+                    self.unsynced_inserts += inserts
+                inserts.clear()
 
         return trace
 
@@ -201,6 +214,98 @@ def test_sqlite_full_commits_once_per_new_event_with_handlers(
         gw.close()
 
 
+def test_sqlite_group_commit_one_worker_commits_once_per_new_event(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    """``?group_commit=on`` with one request at a time: the handled and done marks still
+    commit without a sync of their own (a transaction of bookkeeping alone), so a new
+    event costs one durable commit as without group commit."""
+    deliveries = _deliveries(6)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}?group_commit=on")
+    try:
+        assert isinstance(gw.store, SQLiteStore) and gw.store.group_commit
+        per_call = _handle_each(gw, deliveries, lambda: sqlite_commits.durable)
+        assert per_call == [1] * len(deliveries)
+        assert sqlite_commits.relaxed >= len(deliveries)
+        assert sqlite_commits.unsynced_inserts == []
+        assert len(heard) == len(deliveries)
+        _check_marked(gw, deliveries)
+    finally:
+        gw.close()
+
+
+def test_sqlite_group_commit_concurrent_deliveries_share_syncs_never_skip_one(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    """Deliveries on eight threads at once, ``?group_commit=on``: fewer durable commits
+    than events (they share them), and nothing an event's ingest inserts is ever
+    committed without a sync -- a durable write that finds a bookkeeping transaction open
+    commits it first and opens its own."""
+    import threading
+
+    deliveries = _deliveries(40)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}?group_commit=on")
+    lanes = [deliveries[i : i + 2] for i in range(0, len(deliveries), 2)]  # a payment's pair
+    errors: list[BaseException] = []
+
+    def deliver(mine: list[list[WebhookDelivery]]) -> None:
+        try:
+            for pair in mine:
+                for d in pair:
+                    gw.handle_webhook(d.body, d.headers)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(lanes[i::8],)) for i in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sqlite_commits.unsynced_inserts == []
+        assert sqlite_commits.durable <= len(deliveries)
+        assert len(heard) == len(deliveries)
+        _check_marked(gw, deliveries)
+    finally:
+        gw.close()
+
+
+def test_sqlite_a_new_fact_event_is_claimed_in_its_ingest_transaction(
+    tmp_path: Path, sqlite_commits: _SQLiteCommits
+) -> None:
+    """The fact a new event records is claimed for this worker by the transaction that
+    records it (its handlers run right after the commit): a ``payment.succeeded`` costs
+    two write transactions (the ingest, then the fact's done mark), not three (a claim
+    of its own in between); a ``payment.created`` two as well (the ingest, the event's
+    handled mark). Counted in transactions and statements, not timed."""
+    deliveries = _deliveries(6)
+    gw, heard = _connect_with_handlers(f"sqlite:///{tmp_path / 'store.db'}")
+    now = [1_000.0]
+    gw.clock = lambda: now[0]  # still: the once-a-second look for due facts comes first only
+    try:
+        gw.store.get_payment("warm-up")
+        transactions: list[int] = []
+        statements: list[int] = []
+        for d in deliveries:
+            before, said = sqlite_commits.transactions, len(sqlite_commits.statements)
+            assert not gw.handle_webhook(d.body, d.headers).duplicate
+            transactions.append(sqlite_commits.transactions - before)
+            statements.append(len(sqlite_commits.statements) - said)
+        assert transactions == [2] * len(deliveries)
+        # created: BEGIN, payment read, event, payment, transition, COMMIT, then the mark
+        # (2 PRAGMAs, BEGIN, UPDATE, COMMIT); succeeded: the same ingest with the fact's
+        # pending check and its claimed row, then its done mark and next-due check
+        assert statements[0] == 12  # the look for due facts (a read), once a second
+        assert statements[1:] == [14] + [11, 14] * (len(deliveries) // 2 - 1), statements
+        assert len(heard) == len(deliveries)
+        _check_marked(gw, deliveries)
+        facts = gw.store.list_facts()
+        assert [f.attempts for f in facts] == [1] * (len(deliveries) // 2)
+    finally:
+        gw.close()
+
+
 def test_postgres_commits_once_per_new_event_with_handlers(
     pg_url: str,  # noqa: F811
     pg_commits: _PostgresCommits,
@@ -329,3 +434,80 @@ def test_a_store_without_save_answer_gets_the_writes_one_by_one() -> None:
     op = old.get_operation(f"capture:{payment.id}")
     assert op is not None and op.status.value == "succeeded"
     assert [t.new_status.value for t in old.history(payment.id)] == ["authorized", "succeeded"]
+
+
+def test_sqlite_a_fact_behind_a_pending_one_is_not_claimed_at_ingest(tmp_path: Path) -> None:
+    """Facts of a payment go out in order: the ingest claims a new fact only when none
+    of its payment is pending. Here ``payment.succeeded``'s handler fails once, so the
+    refunds' facts that follow are recorded unclaimed and wait; they run after it, in
+    order, once its backoff is over."""
+    from tests.test_gateway_webhooks import paid_payment_events
+
+    provider = FakeProvider(seed=1)
+    gw = paygate.connect(provider, store=f"sqlite:///{tmp_path / 'store.db'}")
+    now = [1_000.0]
+    gw.clock = lambda: now[0]
+    ran: list[str] = []
+    failures = [1]
+
+    def succeeded(fact: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("once")
+        ran.append(fact.type.value)
+
+    gw.on(EventType.PAYMENT_SUCCEEDED)(succeeded)
+    gw.on(EventType.REFUND_SUCCEEDED)(lambda fact: ran.append(f"{fact.type.value} {fact.ref}"))
+    try:
+        pid, deliveries = paid_payment_events(provider)
+        for d in deliveries:
+            gw.handle_webhook(d.body, d.headers)
+        assert ran == []  # the refunds wait behind the failed payment.succeeded
+        facts = {
+            f.type.value + (f" {f.ref}" if f.ref else ""): f
+            for f in gw.store.list_facts(payment_id=pid)
+        }
+        pending = [f for f in facts.values() if f.done_at is None]
+        assert len(pending) == 3
+        assert [f.attempts for f in pending] == [1, 0, 0]  # only the first was ever claimed
+        now[0] += 5  # its backoff is over
+        summary = gw.dispatch_pending()
+        assert summary.done == 3
+        refunds = [name for name in facts if name.startswith("refund")]
+        assert ran == ["payment.succeeded", *refunds]
+    finally:
+        gw.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_new_fact_events_payment_is_encoded_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payment row and the fact recorded with it hold the same payment: its JSON is
+    encoded once per new ``payment.succeeded``, not once for each (counted, not timed)."""
+    from paygate.stores import _codec
+
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    deliveries = _deliveries(3)
+    gw, heard = _connect_with_handlers(url)
+    encoded: list[str] = []
+    dumps = _codec.dumps
+
+    def counted(value: Any) -> str:
+        encoded.append(type(value).__name__)
+        return dumps(value)
+
+    monkeypatch.setattr(_codec, "dumps", counted)
+    try:
+        for created, succeeded in zip(deliveries[::2], deliveries[1::2], strict=True):
+            gw.handle_webhook(created.body, created.headers)
+            encoded.clear()
+            gw.handle_webhook(succeeded.body, succeeded.headers)
+            assert encoded == ["Payment"]
+        assert len(heard) == len(deliveries)
+    finally:
+        gw.close()

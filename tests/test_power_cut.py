@@ -162,3 +162,52 @@ def test_answer_and_attempt_end_commit_together(
     assert provider.keys[-1] == provider.keys[-2]
     assert [p.id for p in _charges(provider, "o3")] == [payment.id]
     gw.close()
+
+
+def test_a_webhook_answered_200_survives_a_power_cut_during_its_fact_handlers(
+    tmp_path: Path,
+) -> None:
+    """A new ``payment.succeeded``: its ingest commits the transition and the fact,
+    already claimed by this worker, durably; the power goes while the fact's handler
+    runs (the database as of that commit). After the claim's lease the fact is due
+    again and its handler runs once more -- the transition is not applied twice."""
+    from paygate import EventType
+
+    provider = FakeProvider(seed=11, webhook_secret="whsec_cut", webhook_tolerance=86_400)
+    payment = provider.create_payment(order_id="o-cut", amount=Money(900, "EUR"),
+                                      payment_method="tok_visa", idempotency_key="k")  # fmt: skip
+    created, succeeded = provider.take_webhooks()
+    live, copy = tmp_path / "live.db", tmp_path / "after-the-cut.db"
+    now = [1_000.0]
+    gw = paygate.connect(provider, store=f"sqlite:///{live}")
+    gw.clock = lambda: now[0]
+
+    def handler(fact: Any) -> None:
+        _durable_copy(live, copy)  # what the disk holds: every commit before the handler
+        raise PowerCut
+
+    gw.on(EventType.PAYMENT_SUCCEEDED)(handler)
+    gw.handle_webhook(created.body, created.headers)
+    with pytest.raises(PowerCut):
+        gw.handle_webhook(succeeded.body, succeeded.headers)
+    gw.close()
+
+    after = paygate.connect(provider, store=f"sqlite:///{copy}")
+    after.clock = lambda: now[0]
+    heard: list[str] = []
+    after.on(EventType.PAYMENT_SUCCEEDED)(lambda fact: heard.append(fact.id))
+    try:
+        stored = after.store.get_payment(payment.id)
+        assert stored is not None and stored.status.value == "succeeded"
+        (fact,) = after.store.list_facts(pending=True)
+        assert fact.attempts == 1  # claimed by the ingest that recorded it
+        assert after.dispatch_pending().done == 0  # the dead worker's lease still runs
+        now[0] += after.webhook_lease + 1
+        assert after.dispatch_pending().done == 1
+        assert heard == [fact.id]
+        # the provider's redelivery of the event changes nothing
+        assert after.handle_webhook(succeeded.body, succeeded.headers).duplicate
+        assert [t.new_status.value for t in after.history(payment.id)] == [
+            "pending", "succeeded"]  # fmt: skip
+    finally:
+        after.close()

@@ -57,28 +57,40 @@ class FactDispatch(GatewayBase):
 
     def _pump(
         self, noted: Mapping[str, Fact] | None = None, *, known_due: bool = False,
-        facts: Sequence[Fact] = (),
+        facts: Sequence[Fact] = (), claimed: Sequence[FactClaim] = (),
     ) -> Flow[DispatchSummary]:  # fmt: skip
         """After a call that touched the store: run the handlers of due facts (the ones it
         recorded, ``noted``, and failed ones whose backoff is over). Never raises for a
         handler: a failure is logged and the fact retried later. A gateway with no handler
         at all leaves facts for one that has them (a CLI or script records, the app
-        tells)."""
+        tells). ``claimed``: recorded facts the store claimed for this worker in the
+        transaction that recorded them: run first, with no claim of their own; the
+        dispatcher claims only what else is known due (another fact recorded, the next
+        fact of a payment) or, once a second, looks for due ones."""
         if not self._handlers:
             return NOTHING
         recorded: dict[str, Fact] = dict(noted or {})
         recorded.update((f.id, f) for f in facts)
         known_due = known_due or bool(recorded)
-        now = self.clock()
-        if not known_due and now < self._next_sweep:
-            return NOTHING  # looked a moment ago: a failed fact's backoff is >= 1 s anyway
-        self._next_sweep = now + _SWEEP_INTERVAL
         try:
-            return (
-                yield from self._dispatch_facts(
-                    limit=100, retry_failed=False, known_due=known_due, known=recorded
-                )
+            total = NOTHING
+            if claimed:
+                owned = {claim.fact.id for claim in claimed}
+                known_due = any(fid not in owned for fid in recorded)
+                for claim in claimed:
+                    if self.clock() >= claim.lease_until:
+                        continue  # as in _dispatch_facts: another dispatcher's now
+                    ran, next_due = yield from self._run_fact(claim)
+                    total += ran
+                    known_due = known_due or next_due
+            now = self.clock()
+            if not known_due and now < self._next_sweep:
+                return total  # looked a moment ago: a failed fact's backoff is >= 1 s anyway
+            self._next_sweep = now + _SWEEP_INTERVAL
+            more = yield from self._dispatch_facts(
+                limit=100, retry_failed=False, known_due=known_due, known=recorded
             )
+            return more if total is NOTHING else total + more
         except Exception as exc:  # the call itself succeeded; the facts are durable
             _log.warning("fact dispatch failed (%s: %s); facts stay pending",
                          type(exc).__name__, exc,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from paygate import _observe
-from paygate._facts import PAYMENT_FACT_TYPES, Fact
+from paygate._facts import PAYMENT_FACT_TYPES, Fact, FactClaim
 from paygate._observe import fields
 from paygate._subscriptions import news_from_webhook
 from paygate.errors import InvalidTransition, WebhookVerificationError
@@ -143,12 +143,15 @@ class WebhookFlows(StateSync, FactDispatch):
 
     def _handle_delivery(self, body: bytes, headers: Mapping[str, str]) -> Flow[WebhookResult]:
         event = yield from provider(PaymentProvider.parse_webhook, body, headers)
-        result = yield from self._handle_event(event)
+        claimed: list[FactClaim] = []  # facts the ingest transaction claimed for us
+        result = yield from self._handle_event(event, claimed)
         if result.duplicate:  # changed nothing: its facts (if any) were dispatched already
             return result
         # the facts this delivery recorded (and other due ones): handlers run from the
         # outbox, outside any transaction; a failure is reported, never raised
-        summary = yield from self._pump(known_due=bool(result.facts), facts=result.facts)
+        summary = yield from self._pump(
+            known_due=bool(result.facts), facts=result.facts, claimed=claimed
+        )
         if summary is NOTHING:
             return result
         return dataclasses.replace(
@@ -156,7 +159,11 @@ class WebhookFlows(StateSync, FactDispatch):
             handler_errors=summary.errors,
         )  # fmt: skip
 
-    def _handle_event(self, event: WebhookEvent) -> Flow[WebhookResult]:
+    def _handle_event(
+        self, event: WebhookEvent, claimed: list[FactClaim] | None = None
+    ) -> Flow[WebhookResult]:
+        """``claimed``: where to put the facts the store claimed for this worker while
+        recording them (their handlers are then to run without a claim of their own)."""
         news = news_from_webhook(event)
         if news is not None and isinstance(self, SubscriptionFlows) and self._keeps_subscriptions:
             # a subscription's or its invoice's event: gateway/_subscriptions.py
@@ -170,7 +177,9 @@ class WebhookFlows(StateSync, FactDispatch):
         # (and finish, with no handler to wait for) in one transaction; a redelivery
         # there: counted (taken over if nobody owns the event) in one transaction too
         with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
-            ingested = yield from self._ingest_new(event, occurred, quiet=not handlers)
+            ingested = yield from self._ingest_new(
+                event, occurred, quiet=not handlers, claimed=claimed
+            )
         stored: PaymentRecord | None = None
         if ingested is not None:
             claim, applied, stored = ingested
@@ -294,25 +303,35 @@ class WebhookFlows(StateSync, FactDispatch):
         )  # fmt: skip
 
     def _ingest_new(
-        self, event: WebhookEvent, occurred: float | None, *, quiet: bool
+        self,
+        event: WebhookEvent,
+        occurred: float | None,
+        *,
+        quiet: bool,
+        claimed: list[FactClaim] | None = None,
     ) -> Flow[tuple[EventClaim, _Applied | None, PaymentRecord | None] | None]:
         """The first delivery of an event in one store transaction (SQL stores'
         ``ingest_event``): ``(claim, what was applied, None)``. A redelivery in one
         transaction too: ``(claim, None, the payment as stored)``, the claim processed, in
         progress, or taken over (the general path applies or re-runs it). ``None``: the
         store cannot, or the transition needs the provider first, or a race -- the
-        general path takes over."""
+        general path takes over. With ``claimed`` (and a handler registered), the facts
+        recorded are claimed for this worker in that transaction where the store can
+        (added to ``claimed``): the claim's own transaction is spared."""
         if not self._can_ingest:
             return None
         change = None if event.type is EventType.UNKNOWN else event_from_webhook(event)
         payload = _codec.dump(event)
         decided: list[str | None] = [None]  # the error of the plan that was committed
+        claim_for = self.webhook_lease if claimed is not None and self._handlers else None
 
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
 
             def decide(current: PaymentRecord | None, now: float = now) -> EventPlan | None:
-                planned = self._plan_event(event, change, current, now, quiet=quiet)
+                planned = self._plan_event(
+                    event, change, current, now, quiet=quiet, claim_facts_for=claim_for
+                )
                 if planned is None:
                     return None
                 decided[0] = planned[1]
@@ -334,6 +353,8 @@ class WebhookFlows(StateSync, FactDispatch):
             if plan is None:  # the event was known
                 return claim, None, current
             error = decided[0]
+            if claimed is not None:
+                claimed.extend(plan.claimed)
             previous = current.status if current else None
             if plan.transition is not None:
                 self._log_transition(plan.transition)
@@ -357,11 +378,13 @@ class WebhookFlows(StateSync, FactDispatch):
         now: float,
         *,
         quiet: bool,
+        claim_facts_for: float | None = None,
     ) -> tuple[EventPlan, str | None] | None:
         """What ``event`` does to ``current`` (pure: it runs inside the store's
         transaction), with the rejection's reason; ``None`` when a payment first met
         through a refund or dispute must be looked up at the provider first. The same
-        decisions as ``_apply_event``."""
+        decisions as ``_apply_event``. ``claim_facts_for``: the plan's (its facts claimed
+        in the transaction, when it has any)."""
         payment_id = event.payment_id
         if change is None or payment_id is None:
             unknown = event.type is EventType.UNKNOWN
@@ -392,7 +415,7 @@ class WebhookFlows(StateSync, FactDispatch):
         return EventPlan(
             "applied", finish=quiet, record=record,
             expected_version=current.version if current else None, transition=transition,
-            facts=facts,
+            facts=facts, claim_facts_for=claim_facts_for if facts else None,
         ), None  # fmt: skip
 
     def _apply_event(

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from paygate._compat import StrEnum
-from paygate._facts import Fact
+from paygate._facts import Fact, FactClaim
 from paygate._replace import replace
 from paygate.errors import PaygateError
 from paygate.models import Payment, PaymentStatus
@@ -241,6 +241,13 @@ class EventPlan:
     transition: TransitionRecord | None = None
     #: the facts the transition established, recorded in the outbox in that transaction
     facts: tuple[Fact, ...] = ()
+    #: seconds to claim the first of ``facts`` for, in that same transaction, for the
+    #: caller that runs its handlers right after the commit (unless an earlier fact of its
+    #: payment is pending: facts of a payment go out in order); ``None``: leave them to
+    #: the dispatcher's claim. A store may ignore it (it then claims nothing)
+    claim_facts_for: float | None = None
+    #: what the store claimed that way (it returns the plan with them)
+    claimed: tuple[FactClaim, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

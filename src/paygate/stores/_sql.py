@@ -376,6 +376,15 @@ INSERT_FACT = (
     f"INSERT INTO paygate_facts ({FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO NOTHING"
 )
+# a new fact inserted already claimed by the worker that recorded it (the ingest path)
+INSERT_CLAIMED_FACT = (
+    f"INSERT INTO paygate_facts ({FACT_COLUMNS}, claim_token, lease_until, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING"
+)
+# is a fact of this payment pending? (then a new one waits for it: no claim at insert)
+PENDING_FACT_OF_PAYMENT = (
+    "SELECT 1 FROM paygate_facts WHERE payment_id = ? AND done_at IS NULL LIMIT 1"
+)
 _FACT_ROW = (
     "f.seq, f.id, f.provider, f.payment_id, f.order_id, f.fact_type, f.ref, f.amount, "
     "f.source, f.occurred_at, f.recorded_at, f.payment, f.attempts, f.last_error, f.done_at, "
@@ -466,8 +475,8 @@ def _json(value: Any) -> str:
     return _codec.encode_json(value)
 
 
-def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
-    """INSERT_PAYMENT's parameters."""
+def payment_params(record: PaymentRecord, data: str | None = None) -> tuple[Any, ...]:
+    """INSERT_PAYMENT's parameters; ``data``: the payment's JSON, when encoded already."""
     state = record.state
     return (
         record.id,
@@ -481,7 +490,7 @@ def payment_params(record: PaymentRecord) -> tuple[Any, ...]:
         _json(sorted(state.refund_ids)) if state.refund_ids else "[]",
         state.before_dispute.value if state.before_dispute else None,
         _ordering(state),
-        _codec.dumps(record.payment),
+        _codec.dumps(record.payment) if data is None else data,
         record.version,
         record.updated_at,
         record.updated_at,
@@ -519,10 +528,12 @@ def payment_from_row(row: Sequence[Any]) -> PaymentRecord:
     )
 
 
-def update_payment_params(record: PaymentRecord, expected_version: int) -> tuple[Any, ...]:
+def update_payment_params(
+    record: PaymentRecord, expected_version: int, data: str | None = None
+) -> tuple[Any, ...]:
     """UPDATE_PAYMENT's parameters: the row's mutable columns, then its id and version."""
     (_id, _prov, order_id, _cur, amount, status, captured, refunded, refund_ids, before_dispute,
-     ordering, data, version, _created, updated) = payment_params(record)  # fmt: skip
+     ordering, data, version, _created, updated) = payment_params(record, data)  # fmt: skip
     return (order_id, amount, status, captured, refunded, refund_ids, before_dispute, ordering,
             data, version, updated, record.id, expected_version)  # fmt: skip
 
@@ -653,14 +664,18 @@ def redelivered_claim(provider: str, event_id: str, token: str, state: Sequence[
     )  # fmt: skip
 
 
-def fact_params(fact: Fact) -> tuple[Any, ...]:
-    """INSERT_FACT's parameters."""
+def fact_params(fact: Fact, encoded: tuple[Any, str] | None = None) -> tuple[Any, ...]:
+    """INSERT_FACT's parameters. ``encoded``: an object and its JSON, encoded already for
+    the payment row written with the fact -- most facts carry that very payment, which
+    is then not encoded twice."""
     occurred = fact.occurred_at.timestamp() if fact.occurred_at is not None else None
     amount = fact.amount.amount if fact.amount is not None else None
     subject = fact.payment if fact.payment is not None else fact.subscription
+    known = encoded is not None and subject is encoded[0]
+    data = encoded[1] if encoded is not None and known else _codec.dumps(subject)
     return (fact.id, fact.provider, fact.payment_id, fact.order_id, fact.type.value, fact.ref,
             amount, fact.source, fact.event.id if fact.event is not None else None, occurred,
-            fact.recorded_at, _codec.dumps(subject))  # fmt: skip
+            fact.recorded_at, data)  # fmt: skip
 
 
 def fact_from_row(row: Sequence[Any], known: Mapping[str, Fact] | None = None) -> Fact:
@@ -730,13 +745,14 @@ class _Fallback(Exception):
 
 
 def payment_write(
-    record: PaymentRecord, expected_version: int | None
+    record: PaymentRecord, expected_version: int | None, data: str | None = None
 ) -> tuple[str, tuple[Any, ...]]:
     """The statement writing ``record``: an INSERT of a new payment, else a compare-and-set
-    UPDATE on ``expected_version``; either changes exactly one row or lost its race."""
+    UPDATE on ``expected_version``; either changes exactly one row or lost its race.
+    ``data``: the payment's JSON, when encoded already."""
     if expected_version is None:
-        return INSERT_PAYMENT, payment_params(record)
-    return UPDATE_PAYMENT, update_payment_params(record, expected_version)
+        return INSERT_PAYMENT, payment_params(record, data)
+    return UPDATE_PAYMENT, update_payment_params(record, expected_version, data)
 
 
 def write_conflict(record: PaymentRecord, expected_version: int | None) -> StoreConflict:
@@ -935,7 +951,8 @@ class SQLStore(SubscriptionSQL):
     ) -> None:
         """``save_payment``'s statements, inside the caller's transaction; raising (a lost
         compare-and-set, a lost claim) rolls the whole transaction back."""
-        statement, params = payment_write(record, expected_version)
+        encoded = (record.payment, _codec.dumps(record.payment))
+        statement, params = payment_write(record, expected_version, encoded[1])
         if self._run(cur, statement, params) != 1:
             raise write_conflict(record, expected_version)
         if claim is not None:
@@ -948,7 +965,7 @@ class SQLStore(SubscriptionSQL):
             except self.dialect.integrity_errors:
                 raise ClaimLost(f"event {transition.event_id} already moved a payment") from None
         for fact in facts:
-            self._run(cur, INSERT_FACT, fact_params(fact))
+            self._run(cur, INSERT_FACT, fact_params(fact, encoded))
 
     def save_answer(
         self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
@@ -1087,20 +1104,32 @@ class SQLStore(SubscriptionSQL):
                         cur, provider, event_id, token, now, now + lease_seconds
                     )
                     return known, None, current
-                self._write_plan(cur, plan)
+                facts_claimed = self._write_plan(cur, plan, token, now)
         except _Fallback:
             return None
+        if facts_claimed:
+            plan = dataclasses.replace(plan, claimed=facts_claimed)
         return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
 
-    def _write_plan(self, cur: Cursor, plan: EventPlan) -> None:
-        """``ingest_event``'s payment and transition writes; raising rolls back all."""
+    def _write_plan(
+        self, cur: Cursor, plan: EventPlan, token: str, now: float
+    ) -> tuple[FactClaim, ...]:
+        """``ingest_event``'s payment, transition and fact writes; raising rolls back all.
+        With ``plan.claim_facts_for``, the first fact is inserted claimed by ``token``
+        (the event's, unique to this delivery) when no earlier fact of its payment is
+        pending: the claim the dispatcher would make in a transaction of its own right
+        after this one. Returns the facts so claimed."""
         record = plan.record
+        encoded = None
         if record is not None:
+            encoded = (record.payment, _codec.dumps(record.payment))
             if plan.expected_version is None:
-                changed = self._run(cur, INSERT_PAYMENT, payment_params(record))
+                changed = self._run(cur, INSERT_PAYMENT, payment_params(record, encoded[1]))
             else:
                 changed = self._run(
-                    cur, UPDATE_PAYMENT, update_payment_params(record, plan.expected_version)
+                    cur,
+                    UPDATE_PAYMENT,
+                    update_payment_params(record, plan.expected_version, encoded[1]),
                 )
             if changed != 1:
                 raise StoreConflict(f"payment {record.id} changed since it was read")
@@ -1111,8 +1140,22 @@ class SQLStore(SubscriptionSQL):
                 raise ClaimLost(
                     f"event {plan.transition.event_id} already moved a payment"
                 ) from None
-        for fact in plan.facts:
-            self._run(cur, INSERT_FACT, fact_params(fact))
+        facts = plan.facts
+        claimed: tuple[FactClaim, ...] = ()
+        if facts and plan.claim_facts_for is not None:
+            first = facts[0]
+            self._run(cur, PENDING_FACT_OF_PAYMENT, (first.payment_id,))
+            if cur.fetchone() is None:
+                facts = facts[1:]
+                lease_until = now + plan.claim_facts_for
+                params = (*fact_params(first, encoded), token, lease_until)
+                if self._run(cur, INSERT_CLAIMED_FACT, params) == 1:
+                    seq = getattr(cur, "lastrowid", None)  # sqlite3's; else found at finish
+                    mine = dataclasses.replace(first, seq=seq, attempts=1)
+                    claimed = (FactClaim(mine, token, lease_until),)
+        for fact in facts:
+            self._run(cur, INSERT_FACT, fact_params(fact, encoded))
+        return claimed
 
     # -- the outbox of payment facts ----------------------------------------------------
 

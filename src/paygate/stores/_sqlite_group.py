@@ -22,8 +22,12 @@ calls, not yet committed: exactly what it would have seen had they committed one
 before it (nobody else writes in between: the transaction holds the write lock). Reads
 keep to each thread's own connection and see committed data only. A method made of
 several writes (``claim_event``) waits for each one's commit in turn, as before.
-``_write_bookkeeping``'s relaxed commit does not apply (the setting cannot change inside
-a shared transaction): those writes are synced like the others.
+``_write_bookkeeping``'s writes (``relaxed``) open a transaction committed with
+``synchronous=NORMAL`` when they find none open (set before its ``BEGIN``: the setting
+cannot change inside a transaction), and join an open one whatever its setting (synced
+with it: never less durable). A durable write that finds a relaxed transaction open
+commits it first (without a sync) and opens its own: so a lone worker's handled marks
+cost no sync with group commit either, and a durable write is never committed relaxed.
 """
 
 from __future__ import annotations
@@ -62,10 +66,16 @@ class WriteGroup:
         self._generation = 0  # the open (or last) transaction's number
         self._committed = 0  # the last transaction whose commit returned (or failed)
         self._failures: dict[int, BaseException] = {}  # recent failed commits
+        self._relaxed = False  # the open transaction commits with synchronous=NORMAL
+        #: the store's ``synchronous`` to restore while the connection is left at NORMAL
+        #: by a relaxed transaction (restored when a durable write opens the next one)
+        self._restore: str | None = None
 
     @contextlib.contextmanager
-    def write(self, translate: Translate) -> Iterator[Any]:
-        """One write of the shared transaction (see the module)."""
+    def write(self, translate: Translate, *, relaxed: str | None = None) -> Iterator[Any]:
+        """One write of the shared transaction (see the module). ``relaxed``: bookkeeping,
+        to commit without a sync when it opens the transaction -- the store's own
+        ``synchronous`` setting, restored before a durable write opens one."""
         with self._state:
             self._waiting += 1
         try:
@@ -79,12 +89,21 @@ class WriteGroup:
             conn = self._connection()
             cur = conn.cursor()
             try:
+                if self._open and self._relaxed and relaxed is None:
+                    self._commit(conn, translate)  # bookkeeping only: never this durable write
                 if not self._open:
+                    if relaxed is not None and self._restore is None:
+                        cur.execute("PRAGMA synchronous=NORMAL")  # outside any transaction
+                        self._restore = relaxed
+                    elif relaxed is None and self._restore is not None:
+                        cur.execute(f"PRAGMA synchronous={self._restore}")
+                        self._restore = None
                     try:
                         cur.execute("BEGIN IMMEDIATE")
                     except sqlite3.OperationalError as exc:
                         raise translate(exc, "no write lock") from None
                     self._open = True
+                    self._relaxed = relaxed is not None
                     self._writes = 0
                     with self._state:
                         self._generation += 1
@@ -130,31 +149,35 @@ class WriteGroup:
             conn = self._connection()
             if keep_open and conn.in_transaction:
                 return
-            failure: BaseException | None = None
-            if not conn.in_transaction:
-                failure = translate(
-                    sqlite3.OperationalError("SQLite rolled back the group's transaction"),
-                    "the group commit failed",
-                )
-            else:
-                try:
-                    conn.commit()
-                except sqlite3.Error as exc:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.rollback()
-                    if not isinstance(exc, sqlite3.OperationalError):
-                        exc = sqlite3.OperationalError(str(exc))  # a StoreError all the same
-                    failure = translate(exc, "the group commit failed")
-            self._open = False
-            with self._state:
-                if failure is not None:
-                    self._failures[self._generation] = failure
-                    for old in [g for g in self._failures if g < self._generation - 1024]:
-                        del self._failures[old]
-                self._committed = self._generation
-                self._state.notify_all()
+            self._commit(conn, translate)
         finally:
             self._turn.release()
+
+    def _commit(self, conn: sqlite3.Connection, translate: Translate) -> None:
+        """Commit the open transaction (the turn held) and wake its writers."""
+        failure: BaseException | None = None
+        if not conn.in_transaction:
+            failure = translate(
+                sqlite3.OperationalError("SQLite rolled back the group's transaction"),
+                "the group commit failed",
+            )
+        else:
+            try:
+                conn.commit()
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+                if not isinstance(exc, sqlite3.OperationalError):
+                    exc = sqlite3.OperationalError(str(exc))  # a StoreError all the same
+                failure = translate(exc, "the group commit failed")
+        self._open = False
+        with self._state:
+            if failure is not None:
+                self._failures[self._generation] = failure
+                for old in [g for g in self._failures if g < self._generation - 1024]:
+                    del self._failures[old]
+            self._committed = self._generation
+            self._state.notify_all()
 
     def _wait_for(self, generation: int | None) -> None:
         """Return once ``generation``'s commit has returned; raise if it failed."""

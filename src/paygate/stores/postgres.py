@@ -60,7 +60,7 @@ from paygate import _ids
 from paygate._facts import Fact, FactClaim
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
-from paygate.stores import _redact
+from paygate.stores import _codec, _redact
 from paygate.stores._records import (
     ClaimLost,
     ClaimStatus,
@@ -211,9 +211,9 @@ _PAY_INSERTING = (
 )
 
 
-def _inserted_payment_params(record: PaymentRecord) -> tuple[Any, ...]:
+def _inserted_payment_params(record: PaymentRecord, data: str | None = None) -> tuple[Any, ...]:
     """_PAY_INSERTING's payment parameters: INSERT_PAYMENT's without created_at."""
-    params = payment_params(record)
+    params = payment_params(record, data)
     created = PAYMENT_COLUMNS.replace(" ", "").split(",").index("created_at")
     return params[:created] + params[created + 1 :]
 
@@ -1082,14 +1082,19 @@ class PostgresStore(SQLStore):
         stored before the statement: with ``probe`` or for a known event, if any)."""
         record = plan.record
         assert record is not None
+        encoded = (record.payment, _codec.dumps(record.payment))  # the facts' payment too
         if plan.expected_version is None:
-            params = _inserted_payment_params(record) + event + event_row(plan)
+            params = _inserted_payment_params(record, encoded[1]) + event + event_row(plan)
         else:
-            params = update_payment_params(record, plan.expected_version) + event + event_row(plan)
+            params = (
+                update_payment_params(record, plan.expected_version, encoded[1])
+                + event
+                + event_row(plan)
+            )
         if plan.transition is not None:
             params += transition_params(plan.transition)
         for fact in plan.facts:
-            params += fact_params(fact)
+            params += fact_params(fact, encoded)
         statement = ingest_statement(
             plan.expected_version is None,
             plan.transition is not None,
@@ -1255,12 +1260,13 @@ class PostgresStore(SQLStore):
                 for write in writes:
                     record, expected = write.record, write.expected_version
                     changed = conn.paygate_new_cursor()
-                    self._run(changed, *payment_write(record, expected))
+                    encoded = (record.payment, _codec.dumps(record.payment))
+                    self._run(changed, *payment_write(record, expected, encoded[1]))
                     written.append((changed, write))
                     if write.transition is not None:
                         self._run(cur, INSERT_TRANSITION, transition_params(write.transition))
                     for fact in write.facts:
-                        self._run(cur, INSERT_FACT, fact_params(fact))
+                        self._run(cur, INSERT_FACT, fact_params(fact, encoded))
                 try:
                     pipe.sync()
                 except psycopg.errors.UniqueViolation as exc:

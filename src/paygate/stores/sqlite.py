@@ -348,13 +348,21 @@ class SQLiteStore(SQLStore):
         """A write transaction committed with ``synchronous=NORMAL`` (WAL: no fsync at
         this commit; a killed process still never loses it, only a power cut could),
         when the store runs ``FULL``; the setting is restored after the commit."""
+        if self.synchronous == "FULL" and self._open_batch() is None:
+            group = self._write_group()
+            if group is not None:
+                # group commit: a transaction of its own committed without a sync, or a
+                # savepoint of the open one, synced with it (never less durable)
+                with group.write(self._translate, relaxed=self.synchronous) as cur:
+                    yield cur
+                return
         if (
             self.synchronous != "FULL"
             or self._memory
             or self._open_batch() is not None
             or self._group is not None
         ):
-            # in a group commit: a savepoint committed with the batch (the setting cannot
+            # in a batch: a savepoint committed with the batch (the setting cannot
             # change inside a transaction), so synced with it, never less durable
             with self._write() as cur:
                 yield cur
