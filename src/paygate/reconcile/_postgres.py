@@ -35,13 +35,14 @@ from __future__ import annotations
 
 # ruff: noqa: S608 - the SQL is built from this module's constants only, values are parameters
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from paygate.errors import ValidationError
 from paygate.money import Money
 from paygate.reconcile._common import ProviderRow, timestamp_of
+from paygate.reconcile._engine import _rows_of_records
 from paygate.reconcile._model import (
     PAID_LIKE,
     Action,
@@ -394,35 +395,6 @@ FROM pg_rec GROUP BY currency
 # -- the provider's records in ------------------------------------------------------------
 
 
-def _records(provider: Any, with_time: bool) -> Iterator[ProviderRow]:
-    """The provider's records as the engine's compact rows (the reader's own fast path)."""
-    compact = getattr(provider, "iter_compact", None)
-    if compact is not None:
-        rows: Iterator[ProviderRow] = compact(with_time=with_time)
-        return rows
-    return _records_as_rows(provider)
-
-
-def _records_as_rows(provider: Iterable[Any]) -> Iterator[ProviderRow]:
-    for record in provider:
-        if not isinstance(record, ProviderRecord):
-            raise ValidationError(
-                f"the provider side must yield ProviderRecord, got {type(record).__name__}"
-            )
-        yield (
-            record.order_id,
-            record.kind,
-            record.status,
-            record.amount.amount,
-            record.amount.currency,
-            record.fee.amount if record.fee is not None else 0,
-            record.net.amount if record.net is not None else 0,
-            record.record_id,
-            record.payment_id,
-            timestamp_of(record.occurred_at),
-        )
-
-
 def _copy_records(cur: Any, rows: Iterable[ProviderRow], progress: Progress | None) -> int:
     """COPY the rows into ``pg_rec``; how many were read."""
     try:
@@ -535,7 +507,7 @@ def reconcile_in_postgres(
         # for every join here (one side, or both, in memory)
         cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(_CREATE_RECORDS_SQL)
-        report.records_read = _copy_records(cur, _records(provider, windowed), progress)
+        report.records_read = _copy_records(cur, _rows_of_records(provider, windowed), progress)
         if progress is not None:
             progress("records", report.records_read)
         cur.execute(_HELD_SQL, params)
