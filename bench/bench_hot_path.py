@@ -21,12 +21,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 import timeit
 import uuid
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.bench_async
+
+from bench.bench_async import postgres_base
 
 from paygate import Money, _observe
 from paygate.models import Payment, PaymentStatus
@@ -40,7 +45,7 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
-def hand_off(url: str) -> tuple[float, float, float]:
+def hand_off(url: str, threads: int | None = None) -> tuple[float, float, float]:
     """µs per get_payment: direct; through AsyncStore (process CPU, loop thread CPU)."""
     store = open_store(url)
     store.get_payment("warm")
@@ -50,7 +55,7 @@ def hand_off(url: str) -> tuple[float, float, float]:
     direct = (time.process_time() - start) / CALLS * 1e6
 
     async def main() -> tuple[float, float]:
-        astore = AsyncStore(store)
+        astore = AsyncStore(store, threads=threads)
         await astore.get_payment("warm")
         best = (float("inf"), float("inf"))
         for _ in range(3):
@@ -66,14 +71,9 @@ def hand_off(url: str) -> tuple[float, float, float]:
 
 
 def postgres_url() -> str | None:
-    base = os.environ.get("PAYGATE_BENCH_POSTGRES_URL",
-                          "postgresql://postgres@127.0.0.1:5432/postgres")  # fmt: skip
-    try:
-        import psycopg
-
-        psycopg.connect(base, connect_timeout=3).close()
-    except Exception as exc:  # not installed or not reachable: say so, bench the rest
-        print(f"postgresql: skipped ({type(exc).__name__})")
+    """A throw-away schema on bench_async.py's server, or None (said why)."""
+    base = postgres_base()
+    if base is None:
         return None
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}schema=paygate_bench_hot_{uuid.uuid4().hex[:8]}"
@@ -90,8 +90,13 @@ def main() -> None:
         pg = postgres_url()
         if pg is not None:
             stores["postgresql"] = pg
-        for name, url in stores.items():
-            direct, cpu, loop = hand_off(url)
+        # PostgreSQL: its two store threads (the hand-off measured), then the native pool
+        runs = [(name, url, None) for name, url in stores.items()]
+        if pg is not None:
+            runs[-1] = ("postgresql, 2 store threads", pg, 2)
+            runs.append(("postgresql, native async pool", pg, 0))
+        for name, url, threads in runs:
+            direct, cpu, loop = hand_off(url, threads)
             print(f"{name} get_payment: direct {direct:.1f} us; through AsyncStore {cpu:.1f} us "
                   f"of CPU, {loop:.1f} us of it on the loop thread ({load()})")  # fmt: skip
         if pg is not None:

@@ -23,6 +23,7 @@ import paygate
 from paygate import Money
 from paygate.providers.fake import FakeProvider
 from tests.postgres_support import pg_database, pg_schema, pg_url  # noqa: F401
+from tests.test_durable_commits import _PostgresCommits
 
 AMOUNT = Money.of("12.34", "USD")
 #: psycopg prepares a statement on its 5th execution (a Parse with its own Sync): the
@@ -30,18 +31,9 @@ AMOUNT = Money.of("12.34", "USD")
 WARM_UP = 6
 
 
-class _Trips:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.files: list[Any] = []
-
-    def trace(self, conn: Any) -> None:
-        from psycopg import pq
-
-        f = (self.directory / f"conn{len(self.files)}.trace").open("w")
-        self.files.append(f)
-        conn.pgconn.trace(f.fileno())
-        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+class _Trips(_PostgresCommits):
+    """libpq traces of the pooled connections (as the durable-commit counter takes
+    them), read for round trips."""
 
     def count(self) -> int:
         trips = 0
@@ -80,8 +72,7 @@ def trips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_Trips]:
         _postgres_async._AsyncConnection, "connect", classmethod(connect_async_traced)
     )
     yield counter
-    for f in counter.files:
-        f.close()
+    counter.close()
 
 
 def _one_connection(url: str) -> str:
