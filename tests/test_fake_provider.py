@@ -701,6 +701,37 @@ def test_parse_webhook_normalizes_payment_events(fake: FakeProvider) -> None:
     assert created.object.status is PaymentStatus.PENDING  # type: ignore[union-attr]
 
 
+def test_webhooks_are_signed_when_taken_with_the_time_they_were_sent(
+    fake: FakeProvider, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake signs an event only when a test takes it (most never read most events),
+    and the signature still carries the time the event was sent, not the time it was
+    taken."""
+    import paygate._signing as signing
+
+    signed: list[int] = []
+    real_sign = signing.sign
+
+    def counting_sign(secret: str | bytes, body: bytes, timestamp: int) -> str:
+        signed.append(timestamp)
+        return real_sign(secret, body, timestamp)
+
+    monkeypatch.setattr(signing, "sign", counting_sign)
+    sent_at = int(clock())
+    for n in range(3):
+        pay(fake, order_id=f"ord_{n}")
+    assert signed == []  # nothing signed while nobody reads the events
+    clock.advance(120)
+    deliveries = fake.take_webhooks()
+    assert len(deliveries) == 6 and signed == [sent_at] * 6
+    for delivery in deliveries:  # still verifiable, and stamped with the sending time
+        assert fake.parse_webhook(delivery.body, delivery.headers).type in {
+            EventType.PAYMENT_CREATED,
+            EventType.PAYMENT_SUCCEEDED,
+        }
+        assert delivery.headers[SIGNATURE_HEADER].startswith(f"t={sent_at},")
+
+
 def test_tampered_missing_and_stale_webhooks_are_rejected(
     fake: FakeProvider, clock: FakeClock
 ) -> None:

@@ -451,7 +451,9 @@ class FakeProvider(BaseProvider):
         self._rng = random.Random(self.settings.seed)  # ids, not secrets
         self._objects: dict[str, JSON] = {}
         self._idempotency: dict[str, _IdempotencyRecord] = {}
-        self._pending: list[WebhookDelivery] = []
+        # (body, timestamp) of each emitted event: serialized at once (a snapshot), signed
+        # only when taken, since most callers of a fake never read most of its webhooks
+        self._pending: list[tuple[bytes, int]] = []
         self._failures: dict[str, deque[_Failure]] = {}
         self._prices: dict[str, Money] = {}
         self._invoice_numbers = 0
@@ -534,7 +536,7 @@ class FakeProvider(BaseProvider):
     def _emit(self, event_type: EventType, obj: JSON) -> None:
         if obj.get("object") == "subscription":  # ordered like Square's: a version per change
             obj["version"] = int(obj.get("version") or 0) + 1
-        self._pending.append(self._signed(self._event_body(event_type, obj), self._now()))
+        self._pending.append((self._event_body(event_type, obj), self._now()))
 
     def _signed(self, body: bytes, timestamp: int) -> WebhookDelivery:
         secret = self.settings.webhook_secret.get_secret_value()
@@ -1611,8 +1613,8 @@ class FakeProvider(BaseProvider):
     def take_webhooks(self) -> list[WebhookDelivery]:
         """Return the deliveries emitted since the last call, oldest first, and forget them."""
         with self._lock:
-            deliveries, self._pending = self._pending, []
-            return deliveries
+            pending, self._pending = self._pending, []
+        return [self._signed(body, timestamp) for body, timestamp in pending]
 
     def sign_webhook(
         self, payload: bytes | Mapping[str, Any], *, timestamp: int | None = None
@@ -2080,10 +2082,7 @@ class FakeProvider(BaseProvider):
                     "subscription_unexpected_state",
                 )
             self._pending.append(
-                self._signed(
-                    self._event_body(EventType.SUBSCRIPTION_TRIAL_WILL_END, subscription),
-                    self._now(),
-                )
+                (self._event_body(EventType.SUBSCRIPTION_TRIAL_WILL_END, subscription), self._now())
             )
             return codec.subscription(codec.snapshot(subscription))
 
