@@ -26,6 +26,7 @@ machine changes far less than the wall-clock figures.
     python bench/bench_async.py [--calls 500] [--threads 40] [--delay 0.05]
         [--stores sqlite,postgresql] [--clients plain,httpx,...,stripe-httpx,stripe-aiohttp]
         [--pg-threads N]   # AsyncStore's threads for PostgreSQL; 0 = the native async pool
+        [--loops asyncio,uvloop]   # the async face's loops, a row each
 """
 
 from __future__ import annotations
@@ -126,7 +127,12 @@ def run_sync(server: str, store_url: str, calls: int, threads: int, client: str)
 
 
 def run_async(
-    server: str, store_url: str, calls: int, client: str, store_threads: int | None = None
+    server: str,
+    store_url: str,
+    calls: int,
+    client: str,
+    store_threads: int | None = None,
+    loop: str = "asyncio",
 ) -> Run:
     async def main() -> Run:
         provider, method = async_provider(server, client)
@@ -148,6 +154,10 @@ def run_async(
             provider.close()
         return took, cpu, list(latencies)
 
+    if loop == "uvloop":  # what uvicorn runs on when uvloop is installed (uvicorn[standard])
+        import uvloop
+
+        return uvloop.run(main())
     return asyncio.run(main())
 
 
@@ -162,7 +172,21 @@ def main() -> None:
         "--pg-threads", type=int, default=None,
         help="AsyncStore threads for PostgreSQL (0: the native async pool; default: its own)",
     )  # fmt: skip
+    parser.add_argument(
+        "--loops", default="asyncio,uvloop",
+        help="the async face's event loops, each its own row (uvloop: what uvicorn runs on "
+        "when uvloop is installed, as uvicorn[standard] does; skipped when not installed)",
+    )  # fmt: skip
     args = parser.parse_args()
+    loops = args.loops.split(",")
+    if set(loops) - {"asyncio", "uvloop"}:
+        parser.error(f"unknown --loops {args.loops!r}: asyncio, uvloop")
+    if "uvloop" in loops:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            print("uvloop: skipped (not installed; it is in the bench dependency group)")
+            loops.remove("uvloop")
     clients = args.clients.split(",")
     unknown = set(clients) - {*CLIENTS, *STRIPE}
     if unknown:
@@ -188,17 +212,12 @@ def main() -> None:
 
             stores["postgresql"] = pg
         for (name, url), client in itertools.product(stores.items(), clients):
-            sync_url, async_url = url(f"sync-{client}"), url(f"async-{client}")  # fresh stores
+            sync_url = url(f"sync-{client}")  # a fresh store
             sync_load = load()
             sync_took, sync_cpu, sync_lat = run_sync(
                 server, sync_url, args.calls, args.threads, client
             )
-            async_load = load()
-            threads = args.pg_threads if name == "postgresql" else None
-            async_took, async_cpu, async_lat = run_async(
-                server, async_url, args.calls, client, threads
-            )
-            sync_rate, async_rate = args.calls / sync_took, args.calls / async_took
+            sync_rate = args.calls / sync_took
             sync_face = "StripeProvider" if client in STRIPE else "httpx.Client"
             if client == "plain":
                 sync_face = "plain client"
@@ -207,13 +226,22 @@ def main() -> None:
                   f"p50 {statistics.median(sync_lat) * 1000:>6.0f} ms  "
                   f"p99 {p99(sync_lat) * 1000:>6.0f} ms  "
                   f"CPU {sync_cpu / args.calls * 1000:>5.2f} ms/call  ({sync_load})")  # fmt: skip
-            print(f"  AsyncGateway, one loop     {async_rate:>7.0f} calls/s  "
-                  f"p50 {statistics.median(async_lat) * 1000:>6.0f} ms  "
-                  f"p99 {p99(async_lat) * 1000:>6.0f} ms  "
-                  f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call  ({async_load})")  # fmt: skip
-            print(f"  async/sync: throughput x{async_rate / sync_rate:.2f}, "
-                  f"p99 x{p99(async_lat) / p99(sync_lat):.2f}, "
-                  f"CPU/call x{async_cpu / sync_cpu:.2f}")  # fmt: skip
+            for loop in loops:
+                async_url = url(f"async-{client}-{loop}")  # a fresh store per row
+                async_load = load()
+                threads = args.pg_threads if name == "postgresql" else None
+                async_took, async_cpu, async_lat = run_async(
+                    server, async_url, args.calls, client, threads, loop
+                )
+                async_rate = args.calls / async_took
+                print(f"  AsyncGateway, {loop:<8}   {async_rate:>7.0f} calls/s  "
+                      f"p50 {statistics.median(async_lat) * 1000:>6.0f} ms  "
+                      f"p99 {p99(async_lat) * 1000:>6.0f} ms  "
+                      f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call  "
+                      f"({async_load})")  # fmt: skip
+                print(f"    {loop}/sync: throughput x{async_rate / sync_rate:.2f}, "
+                      f"p99 x{p99(async_lat) / p99(sync_lat):.2f}, "
+                      f"CPU/call x{async_cpu / sync_cpu:.2f}")  # fmt: skip
     if pg_schemas and base is not None:
         import psycopg
 
