@@ -93,20 +93,20 @@ class AsyncPayPalTransport:
         return pem
 
     async def get(self, path: str) -> dict[str, Any]:
-        return await self._call("GET", path, None, None)
+        return await self.request("GET", path, None, None)
 
     async def post(
         self, path: str, body: Mapping[str, Any] | None, *, request_id: str | None = None
     ) -> dict[str, Any]:
         """POST ``body`` as JSON; ``None`` sends no body at all (as the sync transport)."""
-        return await self._call("POST", path, body, request_id)
+        return await self.request("POST", path, body, request_id)
 
     async def patch(self, path: str, body: Any) -> dict[str, Any]:
-        return await self._call("PATCH", path, body, None)
+        return await self.request("PATCH", path, body, None)
 
     async def delete(self, path: str) -> dict[str, Any]:
         """DELETE ``path``; PayPal answers 204 with no body (``{}`` here)."""
-        return await self._call("DELETE", path, None, None)
+        return await self.request("DELETE", path, None, None)
 
     async def post_files(
         self,
@@ -131,7 +131,7 @@ class AsyncPayPalTransport:
         result = _json_answer(response, what, self._translate)
         return result if isinstance(result, dict) else {}
 
-    async def _call(
+    async def request(
         self, method: str, path: str, body: Any, request_id: str | None
     ) -> dict[str, Any]:
         what = f"{method} {path}"

@@ -186,23 +186,23 @@ class PayPalTransport:
         return endpoint
 
     def get(self, path: str) -> dict[str, Any]:
-        return self._call("GET", path, None, None)
+        return self.request("GET", path, None, None)
 
     def post(
         self, path: str, body: Mapping[str, Any] | None, *, request_id: str | None = None
     ) -> dict[str, Any]:
         """POST ``body`` as JSON; ``None`` sends no body at all (PayPal's void takes none,
         and ``Api.post`` would turn ``None`` into ``{}``)."""
-        return self._call("POST", path, body, request_id)
+        return self.request("POST", path, body, request_id)
 
     def patch(self, path: str, body: Any) -> dict[str, Any]:
-        return self._call("PATCH", path, body, None)
+        return self.request("PATCH", path, body, None)
 
     def delete(self, path: str) -> dict[str, Any]:
         """DELETE ``path``; PayPal answers 204 with no body (``{}`` here)."""
-        return self._call("DELETE", path, None, None)
+        return self.request("DELETE", path, None, None)
 
-    def _call(self, method: str, path: str, body: Any, request_id: str | None) -> dict[str, Any]:
+    def request(self, method: str, path: str, body: Any, request_id: str | None) -> dict[str, Any]:
         headers = {"Prefer": "return=representation"}
         if request_id is not None:
             headers["PayPal-Request-Id"] = request_id

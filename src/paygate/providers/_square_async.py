@@ -5,6 +5,7 @@ mapping. Importable as ``paygate.providers.square.AsyncSquareProvider``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,9 +15,8 @@ from square import AsyncSquare
 from square.core.api_error import ApiError
 from square.core.request_options import RequestOptions
 
-from paygate._observe import fields
 from paygate._retry import attempt_timeout
-from paygate.errors import ConfigurationError, NotSupported, ProviderError, ValidationError
+from paygate.errors import ConfigurationError, ValidationError
 from paygate.models import (
     CaptureMethod,
     CheckoutMode,
@@ -32,7 +32,6 @@ from paygate.models import (
     SetupSession,
     SetupUsage,
     Subscription,
-    SubscriptionStatus,
     WebhookEvent,
 )
 from paygate.money import Money
@@ -42,54 +41,26 @@ from paygate.providers._async_http import (
     new_async_client,
     transport_name,
 )
+from paygate.providers._flow import run_async as run_flow_async
 from paygate.providers._http_faults import httpx_failure
 from paygate.providers._square_settings import SquareSettings, load_settings
 from paygate.providers._warm import HTTPX_ASYNC, warm_imports
 from paygate.providers._window import check_page_size
 from paygate.providers.square import (
     LIST_PAGE_MAX,
-    ORDER_NOTE_PREFIX,
-    PAUSE_REASON,
     PROVIDER,
+    Flow,
+    R,
+    SquareCall,
+    SquareFlows,
     SquareProvider,
-    _check_reference,
     _checked,
     _error_from_api,
-    _line_items_total,
-    _money_param,
     _page_dict,
-    _paid_payment_id,
-    _partial_capture,
-    _replace_total,
-    _with_metadata,
-    _with_order_reference,
-    cancel_action_ids,
-    card_request,
-    check_plan_only,
-    checked_swap,
-    checkout_from_square,
     customer_from_square,
-    customer_request,
     customer_search_query,
-    customer_update_request,
-    dispute_from_square,
-    evidence_requests,
-    invoice_from_square,
-    invoice_request,
-    logger,
     no_invoice_retry,
     parse_webhook,
-    payment_from_square,
-    payment_method_from_square,
-    payment_request,
-    refund_from_square,
-    refund_request,
-    setup_from_card,
-    square_idempotency_key,
-    square_order,
-    subscription_from_square,
-    subscription_request,
-    subscription_search_query,
 )
 
 
@@ -105,7 +76,8 @@ class AsyncSquareProvider(AsyncBaseProvider):
     else httpx's; ``"aiohttp"`` or ``"httpx"`` force one; `http_transport` tells which
     one runs, docs/architecture.md why). Requests, keys,
     translation and error mapping are the sync face's (the builders and translators of
-    this module); each operation makes the same calls in the same order.
+    this module); each operation is the sync face's flow (`SquareFlows`), its calls
+    awaited (`_run`).
     """
 
     name = PROVIDER
@@ -154,6 +126,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
             getattr(self._client, api)
         getattr(self._client.checkout, "payment_links")  # noqa: B009  # an import, by access
         warm_imports(HTTPX_ASYNC)
+        self._flows = SquareFlows(settings)
 
     def __repr__(self) -> str:
         return (
@@ -222,15 +195,15 @@ class AsyncSquareProvider(AsyncBaseProvider):
             pager = await self._guarded(operation, pager.get_next())
         return pages
 
-    async def _payment_data(self, payment_id: str) -> dict[str, Any]:
-        body = await self._call("get_payment", self._client.payments.get, payment_id=payment_id)
-        payment: dict[str, Any] = body["payment"]
-        return payment
+    async def _run(self, flow: Flow[R]) -> R:
+        """As `SquareProvider._run`, each SDK call awaited."""
+        return await run_flow_async(flow, self._answer)
 
-    async def _get_order(self, square_order_id: str) -> dict[str, Any]:
-        body = await self._call("get_order", self._client.orders.get, order_id=square_order_id)
-        order: dict[str, Any] = body["order"]
-        return order
+    async def _answer(self, call: SquareCall) -> Any:
+        method = operator.attrgetter(call.method)(self._client)
+        if call.items is None:
+            return await self._call(call.operation, method, **call.kwargs)
+        return await self._list_pages(call.operation, method, dict(call.kwargs), call.items)
 
     # -- payments ------------------------------------------------------------------------------
 
@@ -248,67 +221,25 @@ class AsyncSquareProvider(AsyncBaseProvider):
         return_url: str | None = None,
         off_session: bool = False,
     ) -> Payment:
-        kwargs = payment_request(
-            self.settings.location_id, order_id, amount, payment_method, idempotency_key,
-            customer_id, description, capture,
-            off_session=off_session,
-        )  # fmt: skip
-        body = await self._call("create_payment", self._client.payments.create, **kwargs)
-        payment = payment_from_square(body["payment"], order_id=order_id)
-        return _with_metadata(payment, metadata)
+        return await self._run(self._flows.create_payment(
+            order_id, amount, payment_method, idempotency_key, customer_id, description,
+            metadata, capture, off_session,
+        ))  # fmt: skip
 
     async def get_payment(self, payment_id: str) -> Payment:
         """As `SquareProvider.get_payment`: the payment, then each of its refunds."""
-        data = await self._payment_data(payment_id)
-        refunds = [
-            (await self._call("get_payment", self._client.refunds.get, refund_id=refund_id))[
-                "refund"
-            ]
-            for refund_id in data.get("refund_ids") or []
-            if isinstance(refund_id, str) and refund_id
-        ]
-        return payment_from_square(data, refunds=refunds)
+        return await self._run(self._flows.get_payment(payment_id))
 
     async def get_refund(self, refund_id: str) -> Refund:
-        body = await self._call("get_refund", self._client.refunds.get, refund_id=refund_id)
-        return refund_from_square(body["refund"])
+        return await self._run(self._flows.get_refund(refund_id))
 
     async def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        if amount is not None:
-            current = payment_from_square(await self._payment_data(payment_id))
-            if _partial_capture(current, amount):
-                await self._call(
-                    "capture_payment",
-                    self._client.payments.update,
-                    payment_id=payment_id,
-                    idempotency_key=square_idempotency_key(idempotency_key, part="update"),
-                    payment={"amount_money": _money_param(amount)},
-                )
-        return await self._settle(
-            payment_id, "capture_payment", self._client.payments.complete, "COMPLETED"
-        )
+        return await self._run(self._flows.capture_payment(payment_id, amount, idempotency_key))
 
     async def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        return await self._settle(
-            payment_id, "cancel_payment", self._client.payments.cancel, "CANCELED"
-        )
-
-    async def _settle(
-        self, payment_id: str, operation: str, call: Callable[..., Any], done: str
-    ) -> Payment:
-        """As `SquareProvider._settle`: a refused repeat of a settled payment reads it."""
-        try:
-            body = await self._call(operation, call, payment_id=payment_id)
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            current = await self._payment_data(payment_id)
-            if current.get("status") != done:
-                raise
-            return payment_from_square(current)
-        return payment_from_square(body["payment"])
+        return await self._run(self._flows.cancel_payment(payment_id))
 
     async def refund_payment(
         self,
@@ -318,10 +249,9 @@ class AsyncSquareProvider(AsyncBaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        payment = payment_from_square(await self._payment_data(payment_id))
-        kwargs = refund_request(payment, amount, reason, idempotency_key)
-        body = await self._call("refund_payment", self._client.refunds.refund_payment, **kwargs)
-        return refund_from_square(body["refund"], order_id=payment.order_id)
+        return await self._run(
+            self._flows.refund_payment(payment_id, amount, reason, idempotency_key)
+        )
 
     # -- hosted checkout (payment links) -------------------------------------------------------
 
@@ -338,61 +268,16 @@ class AsyncSquareProvider(AsyncBaseProvider):
         price_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CheckoutSession:
-        if mode != "payment":
-            raise NotSupported(
-                "Square payment links are created for payments here; create subscriptions "
-                "with create_subscription",
-                provider=PROVIDER,
-                code="not_supported",
-            )
-        _check_reference(order_id)
-        order = square_order(self.settings.location_id, order_id, line_items, customer_id)
-        total = _line_items_total(line_items)
-        body = await self._call(
-            "create_checkout_session",
-            self._client.checkout.payment_links.create,
-            idempotency_key=square_idempotency_key(idempotency_key),
-            order=order,
-            checkout_options={"redirect_url": success_url},
-            payment_note=f"{ORDER_NOTE_PREFIX}{order_id}",
-        )
-        related = (body.get("related_resources") or {}).get("orders") or []
-        session = checkout_from_square(
-            body["payment_link"], related[0] if related else None, order_id=order_id
-        )
-        if session.amount_total is None:
-            session = _replace_total(session, total)
-        return session
+        return await self._run(self._flows.create_checkout_session(
+            order_id, line_items, success_url, idempotency_key, mode, customer_id
+        ))  # fmt: skip
 
     async def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        body = await self._call(
-            "get_checkout_session", self._client.checkout.payment_links.get, id=session_id
-        )
-        link = body["payment_link"]
-        order = await self._get_order(link["order_id"]) if link.get("order_id") else None
-        return checkout_from_square(link, order)
+        return await self._run(self._flows.get_checkout_session(session_id))
 
     async def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """As `SquareProvider.complete_return`: only the ids are read from the query."""
-        payment_id = params.get("payment_id") or params.get("paymentId")
-        if payment_id:
-            return await self.get_payment(payment_id)
-        square_order_id = params.get("orderId") or params.get("transactionId")
-        if not square_order_id and params.get("checkoutId"):
-            body = await self._call(
-                "complete_return",
-                self._client.checkout.payment_links.get,
-                id=params["checkoutId"],
-            )
-            square_order_id = body["payment_link"].get("order_id")
-        if not square_order_id:
-            raise ValidationError(
-                "Square return without orderId, transactionId, checkoutId or payment_id "
-                "in the query"
-            )
-        order = await self._get_order(square_order_id)
-        payment = await self.get_payment(_paid_payment_id(square_order_id, order))
-        return _with_order_reference(payment, order)
+        return await self._run(self._flows.complete_return(params))
 
     # -- customers, subscriptions, invoices, disputes ------------------------------------------
 
@@ -404,9 +289,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        kwargs = customer_request(email, name, metadata, idempotency_key)
-        body = await self._call("create_customer", self._client.customers.create, **kwargs)
-        return customer_from_square(body["customer"])
+        return await self._run(self._flows.create_customer(email, name, idempotency_key, metadata))
 
     async def create_subscription(
         self,
@@ -420,37 +303,18 @@ class AsyncSquareProvider(AsyncBaseProvider):
         quantity: int = 1,
     ) -> Subscription:
         """As `SquareProvider.create_subscription` (trials and quantities are the plan's)."""
-        check_plan_only(trial_days, trial_end, quantity)
-        kwargs = subscription_request(
-            self.settings.location_id, customer_id, price_id, metadata, idempotency_key
-        )
-        body = await self._call("create_subscription", self._client.subscriptions.create, **kwargs)
-        return subscription_from_square(body["subscription"])
+        return await self._run(self._flows.create_subscription(
+            customer_id, price_id, idempotency_key, metadata, trial_days, trial_end, quantity
+        ))  # fmt: skip
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
-        body = await self._call(
-            "get_subscription", self._client.subscriptions.get, subscription_id=subscription_id
-        )
-        return subscription_from_square(body["subscription"])
+        return await self._run(self._flows.get_subscription(subscription_id))
 
     async def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
         """As `SquareProvider.cancel_subscription` (Square cancels at period end)."""
-        body = await self._call(
-            "cancel_subscription",
-            self._client.subscriptions.cancel,
-            subscription_id=subscription_id,
-        )
-        subscription = subscription_from_square(body["subscription"])
-        if not at_period_end and subscription.status is not SubscriptionStatus.CANCELED:
-            logger.warning(
-                "square subscription %s: cancel scheduled for the end of the billing period "
-                "(Square has no immediate cancel)",
-                subscription_id,
-                extra=fields(provider="square", operation="cancel_subscription"),
-            )
-        return subscription
+        return await self._run(self._flows.cancel_subscription(subscription_id, at_period_end))
 
     async def create_invoice(
         self,
@@ -463,59 +327,18 @@ class AsyncSquareProvider(AsyncBaseProvider):
         send: bool = False,
     ) -> Invoice:
         """As `SquareProvider.create_invoice`: order, draft invoice, publish."""
-        if order_id is not None:
-            _check_reference(order_id)
-        total = _line_items_total(line_items)
-        order = square_order(self.settings.location_id, order_id, line_items, customer_id)
-        created_order = (
-            await self._call(
-                "create_invoice",
-                self._client.orders.create,
-                order=order,
-                idempotency_key=square_idempotency_key(idempotency_key, part="order"),
-            )
-        )["order"]
-        invoice = invoice_request(self.settings, created_order["id"], customer_id, description)
-        body = await self._call(
-            "create_invoice",
-            self._client.invoices.create,
-            invoice=invoice,
-            idempotency_key=square_idempotency_key(idempotency_key, part="invoice"),
-        )
-        created = body["invoice"]
-        if send:
-            body = await self._call(
-                "create_invoice",
-                self._client.invoices.publish,
-                invoice_id=created["id"],
-                version=created.get("version", 0),
-                idempotency_key=square_idempotency_key(idempotency_key, part="publish"),
-            )
-            created = body["invoice"]
-        return invoice_from_square(created, order_id=order_id, fallback_amount=total)
+        return await self._run(self._flows.create_invoice(
+            customer_id, line_items, idempotency_key, order_id, description, send
+        ))  # fmt: skip
 
     async def get_dispute(self, dispute_id: str) -> Dispute:
-        body = await self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
-        return dispute_from_square(body["dispute"])
+        return await self._run(self._flows.get_dispute(dispute_id))
 
     # -- after the first charge (issue 20): as `SquareProvider`'s, awaited -------------------
 
     async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
         """As `SquareProvider.list_subscriptions`: SearchSubscriptions, every page."""
-        query = subscription_search_query(self.settings.location_id, customer_id)
-        found: list[Subscription] = []
-        cursor: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"query": query}
-            if cursor:
-                kwargs["cursor"] = cursor
-            body = await self._call(
-                "list_subscriptions", self._client.subscriptions.search, **kwargs
-            )
-            found += [subscription_from_square(sub) for sub in body.get("subscriptions") or ()]
-            cursor = body.get("cursor")
-            if not cursor:
-                return found
+        return await self._run(self._flows.list_subscriptions(customer_id))
 
     async def change_subscription(
         self,
@@ -527,104 +350,41 @@ class AsyncSquareProvider(AsyncBaseProvider):
         idempotency_key: str,
     ) -> Subscription:
         """As `SquareProvider.change_subscription`: SwapPlan, ``proration="none"`` only."""
-        new_plan = checked_swap(price_id, quantity, proration)
-        body = await self._call(
-            "change_subscription",
-            self._client.subscriptions.swap_plan,
-            subscription_id=subscription_id,
-            new_plan_variation_id=new_plan,
+        return await self._run(
+            self._flows.change_subscription(subscription_id, price_id, quantity, proration)
         )
-        return subscription_from_square(body["subscription"])
 
     async def pause_subscription(self, subscription_id: str) -> Subscription:
-        body = await self._call(
-            "pause_subscription",
-            self._client.subscriptions.pause,
-            subscription_id=subscription_id,
-            pause_reason=PAUSE_REASON,
-        )
-        return subscription_from_square(body["subscription"])
+        return await self._run(self._flows.pause_subscription(subscription_id))
 
     async def resume_subscription(self, subscription_id: str) -> Subscription:
-        body = await self._call(
-            "resume_subscription",
-            self._client.subscriptions.resume,
-            subscription_id=subscription_id,
-            resume_change_timing="IMMEDIATE",
-        )
-        return subscription_from_square(body["subscription"])
+        return await self._run(self._flows.resume_subscription(subscription_id))
 
     async def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
         """As `SquareProvider.undo_cancel_subscription`: delete the scheduled ``CANCEL``."""
-        body = await self._call(
-            "undo_cancel_subscription",
-            self._client.subscriptions.get,
-            subscription_id=subscription_id,
-            include="actions",
-        )
-        subscription = body["subscription"]
-        cancels = cancel_action_ids(subscription)
-        if not cancels:
-            return subscription_from_square(subscription)
-        for action_id in cancels:
-            body = await self._call(
-                "undo_cancel_subscription",
-                self._client.subscriptions.delete_action,
-                subscription_id=subscription_id,
-                action_id=action_id,
-            )
-        return subscription_from_square(body["subscription"])
+        return await self._run(self._flows.undo_cancel_subscription(subscription_id))
 
     async def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
         raise no_invoice_retry()
 
     async def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
         """As `SquareProvider.list_disputes`: this location's, filtered here by payment."""
-        pages = await self._list_pages(
-            "list_disputes", self._client.disputes.list,
-            {"location_id": self.settings.location_id}, "disputes",
-        )  # fmt: skip
-        found = [dispute_from_square(d) for page in pages for d in page.get("disputes") or ()]
-        return [d for d in found if payment_id is None or d.payment_id == payment_id]
+        return await self._run(self._flows.list_disputes(payment_id))
 
     async def submit_dispute_evidence(
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
     ) -> Dispute:
         """As `SquareProvider.submit_dispute_evidence`: texts, files, then SubmitEvidence
         unless ``submit=False``."""
-        texts, files = evidence_requests(dispute_id, evidence)
-        for text_request in texts:
-            await self._call(
-                "submit_dispute_evidence",
-                self._client.disputes.create_evidence_text,
-                **text_request,
-            )
-        for file_request in files:
-            await self._call(
-                "submit_dispute_evidence",
-                self._client.disputes.create_evidence_file,
-                **file_request,
-            )
-        if submit:
-            body = await self._call(
-                "submit_dispute_evidence",
-                self._client.disputes.submit_evidence,
-                dispute_id=dispute_id,
-            )
-            return dispute_from_square(body["dispute"])
-        return await self.get_dispute(dispute_id)
+        return await self._run(self._flows.submit_dispute_evidence(dispute_id, evidence, submit))
 
     async def accept_dispute(self, dispute_id: str) -> Dispute:
-        body = await self._call(
-            "accept_dispute", self._client.disputes.accept, dispute_id=dispute_id
-        )
-        return dispute_from_square(body["dispute"])
+        return await self._run(self._flows.accept_dispute(dispute_id))
 
     # -- customers and saved cards (issue 19): as `SquareProvider`'s, awaited -----------------
 
     async def get_customer(self, customer_id: str) -> Customer:
-        body = await self._call("get_customer", self._client.customers.get, customer_id=customer_id)
-        return customer_from_square(body["customer"])
+        return await self._run(self._flows.get_customer(customer_id))
 
     async def update_customer(
         self,
@@ -634,11 +394,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        # the metadata lives as JSON in the note: merged, as the sync face merges it
-        current = (await self.get_customer(customer_id)).metadata if metadata else {}
-        kwargs = customer_update_request(customer_id, email, name, metadata, current)
-        body = await self._call("update_customer", self._client.customers.update, **kwargs)
-        return customer_from_square(body["customer"])
+        return await self._run(self._flows.update_customer(customer_id, email, name, metadata))
 
     async def list_customers(
         self, *, email: str | None = None, page_size: int = LIST_PAGE_MAX
@@ -662,7 +418,7 @@ class AsyncSquareProvider(AsyncBaseProvider):
             query = {**query, "cursor": cursor}
 
     async def delete_customer(self, customer_id: str) -> None:
-        await self._call("delete_customer", self._client.customers.delete, customer_id=customer_id)
+        await self._run(self._flows.delete_customer(customer_id))
 
     async def create_setup(
         self,
@@ -676,30 +432,20 @@ class AsyncSquareProvider(AsyncBaseProvider):
         verification_token: str | None = None,
     ) -> SetupSession:
         """As `SquareProvider.create_setup`: CreateCard from a Web Payments SDK token."""
-        kwargs = card_request(customer_id, idempotency_key, usage, payment_method,
-                              verification_token)  # fmt: skip
-        card = (await self._call("create_setup", self._client.cards.create, **kwargs))["card"]
-        return setup_from_card(card, customer_id, usage)
+        return await self._run(self._flows.create_setup(
+            customer_id, idempotency_key, usage, payment_method, verification_token
+        ))  # fmt: skip
 
     async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         """The customer's enabled cards on file (ListCards)."""
-        pages = await self._list_pages(
-            "list_payment_methods", self._client.cards.list, {"customer_id": customer_id},
-            "cards",
-        )  # fmt: skip
-        return [payment_method_from_square(card) for page in pages for card in page["cards"]]
+        return await self._run(self._flows.list_payment_methods(customer_id))
 
     async def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
-        body = await self._call(
-            "get_payment_method", self._client.cards.get, card_id=payment_method_id
-        )
-        return payment_method_from_square(body["card"])
+        return await self._run(self._flows.get_payment_method(payment_method_id))
 
     async def detach_payment_method(self, payment_method_id: str) -> None:
         """DisableCard, as the sync face."""
-        await self._call(
-            "detach_payment_method", self._client.cards.disable, card_id=payment_method_id
-        )
+        await self._run(self._flows.detach_payment_method(payment_method_id))
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """The sync face's verification and parsing (no I/O)."""

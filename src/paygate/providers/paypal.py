@@ -23,10 +23,10 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import pydantic
@@ -85,6 +85,7 @@ from paygate.models import (
 )
 from paygate.money import Money
 from paygate.provider import BaseProvider, Capability, Proration
+from paygate.providers._flow import run as run_flow
 from paygate.providers._paypal_http import PayPalTransport
 from paygate.providers._paypal_verify import (
     CertFetcher,
@@ -962,12 +963,409 @@ def translate_error(
 
 
 # ==========================================================================================
+# Operations: each call sequence written once, for both faces (sans-I/O)
+# ==========================================================================================
+#
+# An operation is a generator (`Flow`) that does no I/O: it ``yield``s each request as a
+# `PayPalCall` and is sent the JSON answer; a request that fails is thrown into it at that
+# ``yield`` (`paygate.providers._flow`), so its own ``except`` runs the same on both faces.
+# The sync adapter runs flows on `PayPalTransport` (`PayPalProvider._run`), the async one
+# on `AsyncPayPalTransport` (`AsyncPayPalProvider._run`): paths, bodies,
+# ``PayPal-Request-Id``s, step order and translation are written here once.
+
+#: multipart parts: ``(field, (filename, content, content type))``
+Files = Sequence[tuple[str, tuple[str | None, bytes, str]]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PayPalCall:
+    """One request of an operation: ``method`` (``GET``, ``POST``, ``DELETE``) on ``path``
+    with the JSON ``body`` (``None``: no body) under ``PayPal-Request-Id: request_id``
+    (``None``: no such header), or, with ``files``, a multipart POST of those parts;
+    answered with the JSON object (``{}`` for none)."""
+
+    method: str
+    path: str
+    body: Mapping[str, Any] | None = None
+    request_id: str | None = None
+    files: Files | None = None
+
+
+R = TypeVar("R")
+#: an operation: yields its requests, is sent their answers, returns the result
+Flow: TypeAlias = Generator[PayPalCall, dict[str, Any], R]
+
+
+def _get(path: str) -> PayPalCall:
+    return PayPalCall("GET", path)
+
+
+def _get_order(order_id: str) -> Flow[dict[str, Any]]:
+    return (yield _get(f"/v2/checkout/orders/{_path_id(order_id, 'payment id')}"))
+
+
+def _get_subscription(path: str) -> Flow[Subscription]:
+    return _subscription_from((yield _get(f"/v1/billing/subscriptions/{path}")))
+
+
+class PayPalFlows:
+    """Each operation of the PayPal adapter as a `Flow`, named as the operation, with
+    its arguments (positional) and its answer; both faces run these. One per adapter: it
+    keeps the capture -> order links of the orders it saw (`payment`)."""
+
+    def __init__(self) -> None:
+        self._capture_orders: OrderedDict[str, str] = OrderedDict()
+        self._links_lock = threading.Lock()
+
+    # -- the capture -> order links ---------------------------------------------------------
+
+    def payment(self, order: Mapping[str, Any]) -> Payment:
+        """Normalize an order and remember its capture -> order link."""
+        payment = _payment_from_order(order)
+        if payment.charge_id:
+            self._remember(payment.charge_id, payment.id)
+        return payment
+
+    def _remember(self, capture_id: str, order_id: str) -> None:
+        with self._links_lock:
+            self._capture_orders[capture_id] = order_id
+            self._capture_orders.move_to_end(capture_id)
+            while len(self._capture_orders) > _CAPTURE_LINKS_KEPT:
+                self._capture_orders.popitem(last=False)
+
+    def order_of_capture(self, capture_id: str) -> Flow[str]:
+        """The PayPal order a capture belongs to, so refund and dispute events name the
+        same ``payment_id`` as the Payment the Gateway stored (the order id).
+
+        PayPal's refund and dispute resources name only the capture; the link comes from
+        this adapter's own captures, else from ``GET /v2/payments/captures/{id}``. A
+        capture PayPal does not know (made outside Orders v2) keeps its own id.
+        """
+        with self._links_lock:
+            known = self._capture_orders.get(capture_id)
+        if known is not None:
+            return known
+        try:
+            capture = yield _get(f"/v2/payments/captures/{_path_id(capture_id, 'capture id')}")
+        except NotFound:
+            return capture_id
+        order_id = _related_ids(capture).get("order_id")
+        if not order_id:
+            return capture_id
+        self._remember(capture_id, str(order_id))
+        return str(order_id)
+
+    # -- payments ---------------------------------------------------------------------------
+
+    def create_payment(
+        self, order_id: str, amount: Money, payment_method: str | None, idempotency_key: str,
+        description: str | None, capture: CaptureMethod, return_url: str | None,
+        off_session: bool,
+    ) -> Flow[Payment]:  # fmt: skip
+        body = order_request(
+            order_id, amount, payment_method, description, capture, return_url,
+            off_session=off_session,
+        )  # fmt: skip
+        order = yield PayPalCall("POST", "/v2/checkout/orders", body, _request_id(idempotency_key))
+        payment = self.payment(order)
+        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount,
+                 extra=fields(provider="paypal", operation="create_payment",
+                              order_id=order_id, payment_id=payment.id))  # fmt: skip
+        if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
+            # a vaulted card whose bank wants 3-D Secure: PayPal holds the order at
+            # PAYER_ACTION_REQUIRED, which no one is there to answer
+            raise AuthenticationRequired(
+                "PayPal: the payer must authenticate this charge (PAYER_ACTION_REQUIRED)",
+                payment_id=payment.id,
+                provider="paypal",
+                code="PAYER_ACTION_REQUIRED",
+            )
+        return payment
+
+    def get_payment(self, payment_id: str) -> Flow[Payment]:
+        return self.payment((yield from _get_order(payment_id)))
+
+    def complete_return(self, params: Mapping[str, str], idempotency_key: str) -> Flow[Payment]:
+        token = _return_token(params)
+        order = yield from _get_order(token)
+        if order.get("status") == "APPROVED":
+            try:
+                order = yield PayPalCall(
+                    "POST", _approval_path(order), {}, _request_id(idempotency_key)
+                )
+            except InvalidRequest as exc:
+                if exc.code not in _ALREADY_DONE_ISSUES:
+                    raise
+                # another request (a second tab, the webhook handler) finished it first
+                order = yield from _get_order(token)
+        payment = self.payment(order)
+        log.info("paypal order %s after return: %s", payment.id, payment.status,
+                 extra=fields(provider="paypal", operation="complete_return",
+                              payment_id=payment.id))  # fmt: skip
+        return payment
+
+    def capture_payment(
+        self, payment_id: str, amount: Money | None, idempotency_key: str
+    ) -> Flow[Payment]:
+        order = yield from _get_order(payment_id)
+        # A retry whose first answer was lost (OutcomeUnknown) finds the authorization already
+        # CAPTURED: the capture is sent again with the same PayPal-Request-Id, which PayPal
+        # answers with the capture that request made (one made by another request it refuses
+        # itself, 422), so the retry succeeds instead of being refused here.
+        authorization = open_authorization(order, "capture", done="CAPTURED")
+        body = capture_request(amount)
+        authorization_path = _path_id(str(authorization["id"]), "authorization id")
+        capture = yield PayPalCall(
+            "POST", f"/v2/payments/authorizations/{authorization_path}/capture", body,
+            _request_id(idempotency_key),
+        )  # fmt: skip
+        _payments_of(order)["captures"] = [capture]
+        return self.payment(order)
+
+    def cancel_payment(self, payment_id: str) -> Flow[Payment]:
+        order = yield from _get_order(payment_id)
+        if _voided(order):
+            # already voided: a retry whose first answer was lost (the void takes no
+            # PayPal-Request-Id to replay it), or a void from elsewhere -- the same end state
+            return self.payment(order)
+        authorization = open_authorization(order, "cancel")
+        authorization_path = _path_id(str(authorization["id"]), "authorization id")
+        # the void takes no request body (PayPal's spec has none): send none, not "{}"
+        voided = yield PayPalCall(
+            "POST", f"/v2/payments/authorizations/{authorization_path}/void", None
+        )
+        _payments_of(order)["authorizations"] = [voided or {**authorization, "status": "VOIDED"}]
+        return self.payment(order)
+
+    def refund_payment(
+        self, payment_id: str, amount: Money | None, reason: str | None, idempotency_key: str
+    ) -> Flow[Refund]:
+        order = yield from _get_order(payment_id)
+        payment = self.payment(order)
+        path, body, refundable = refund_request(order, payment, amount, reason)
+        refund = yield PayPalCall("POST", path, body, _request_id(idempotency_key))
+        return _refund_from(
+            refund,
+            payment_id=payment.id,
+            order_id=payment.order_id,
+            fallback_amount=amount or refundable,
+            reason=reason,
+        )
+
+    def get_refund(self, refund_id: str) -> Flow[Refund]:
+        path = _path_id(refund_id, "refund_id")
+        refund = _refund_from((yield _get(f"/v2/payments/refunds/{path}")))
+        if not _related_ids(refund.raw).get("order_id"):
+            order_id = yield from self.order_of_capture(refund.payment_id)
+            refund = replace(refund, payment_id=order_id)
+        return refund
+
+    # -- checkout, subscriptions, invoices, disputes ------------------------------------------
+
+    def create_checkout_session(
+        self, order_id: str, line_items: Sequence[LineItem], success_url: str,
+        cancel_url: str, idempotency_key: str, mode: CheckoutMode,
+    ) -> Flow[CheckoutSession]:  # fmt: skip
+        body = checkout_request(order_id, line_items, success_url, cancel_url, mode)
+        order = yield PayPalCall("POST", "/v2/checkout/orders", body, _request_id(idempotency_key))
+        return _checkout_from_order(order)
+
+    def get_checkout_session(self, session_id: str) -> Flow[CheckoutSession]:
+        return _checkout_from_order((yield from _get_order(session_id)))
+
+    def create_subscription(
+        self, customer_id: str, price_id: str, idempotency_key: str, trial_days: int | None,
+        trial_end: datetime | None, quantity: int,
+    ) -> Flow[Subscription]:  # fmt: skip
+        check_plan_only(trial_days, trial_end, quantity)
+        subscription = yield PayPalCall(
+            "POST", "/v1/billing/subscriptions", subscription_request(customer_id, price_id),
+            _request_id(idempotency_key),
+        )  # fmt: skip
+        return _subscription_from(subscription)
+
+    def get_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        return (yield from _get_subscription(_path_id(subscription_id, "subscription_id")))
+
+    def cancel_subscription(self, subscription_id: str, at_period_end: bool) -> Flow[Subscription]:
+        path = _cancel_subscription_path(subscription_id, at_period_end)
+        yield PayPalCall(
+            "POST", f"/v1/billing/subscriptions/{path}/cancel",
+            {"reason": "Canceled by the merchant"},
+        )  # fmt: skip
+        return (yield from _get_subscription(path))
+
+    def change_subscription(
+        self, subscription_id: str, price_id: str | None, quantity: int | None,
+        proration: Proration, idempotency_key: str,
+    ) -> Flow[Subscription]:  # fmt: skip
+        body = revise_request(price_id, quantity, proration)
+        path = _path_id(subscription_id, "subscription_id")
+        revised = yield PayPalCall(
+            "POST", f"/v1/billing/subscriptions/{path}/revise", body,
+            _request_id(idempotency_key),
+        )  # fmt: skip
+        current = yield from _get_subscription(path)
+        return with_approval(current, revised)
+
+    def pause_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        return (yield from _subscription_action(subscription_id, "suspend", PAUSE_BODY))
+
+    def resume_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        return (yield from _subscription_action(subscription_id, "activate", RESUME_BODY))
+
+    def create_invoice(
+        self, customer_id: str, line_items: Sequence[LineItem], idempotency_key: str,
+        order_id: str | None, description: str | None, send: bool,
+    ) -> Flow[Invoice]:  # fmt: skip
+        body, total = invoice_request(customer_id, line_items, order_id, description)
+        invoice = yield PayPalCall(
+            "POST", "/v2/invoicing/invoices", body, _request_id(idempotency_key)
+        )
+        if "id" not in invoice:
+            raise ProviderUnavailable(
+                "PayPal created an invoice but did not return it", provider="paypal"
+            )
+        if send:
+            path = _path_id(str(invoice["id"]), "invoice id")
+            yield PayPalCall(
+                "POST", f"/v2/invoicing/invoices/{path}/send", {"send_to_recipient": True},
+                _request_id(idempotency_key + ":send"),
+            )  # fmt: skip
+            invoice = yield _get(f"/v2/invoicing/invoices/{path}")
+        return _invoice_from(invoice, fallback_total=total)
+
+    def retry_invoice(self, invoice_id: str, idempotency_key: str) -> Flow[Invoice]:
+        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
+        subscription = yield _get(f"/v1/billing/subscriptions/{path}")
+        owed, body = outstanding_capture_request(invoice_id, subscription)
+        transaction = yield PayPalCall(
+            "POST", f"/v1/billing/subscriptions/{path}/capture", body,
+            _request_id(idempotency_key),
+        )  # fmt: skip
+        return invoice_from_capture(transaction, subscription, owed, path)
+
+    def get_dispute(self, dispute_id: str) -> Flow[Dispute]:
+        path = _path_id(dispute_id, "dispute_id")
+        dispute = _dispute_from((yield _get(f"/v1/customer/disputes/{path}")))
+        if dispute.payment_id:
+            order_id = yield from self.order_of_capture(dispute.payment_id)
+            dispute = replace(dispute, payment_id=order_id)
+        return dispute
+
+    def list_disputes(self, payment_id: str | None) -> Flow[list[Dispute]]:
+        capture = None
+        if payment_id is not None:
+            capture = self.payment((yield from _get_order(payment_id))).charge_id
+            if capture is None:
+                return []  # never captured: nothing to dispute
+        page = yield _get(dispute_list_path(capture))
+        disputes = []
+        for item in page.get("items") or ():
+            disputes.append((yield from self.get_dispute(str(item["dispute_id"]))))
+        return disputes
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, submit: bool
+    ) -> Flow[Dispute]:
+        parts = evidence_parts(evidence, submit)
+        path = _path_id(dispute_id, "dispute_id")
+        yield PayPalCall("POST", f"/v1/customer/disputes/{path}/provide-evidence", files=parts)
+        return (yield from self.get_dispute(dispute_id))
+
+    def accept_dispute(self, dispute_id: str) -> Flow[Dispute]:
+        path = _path_id(dispute_id, "dispute_id")
+        yield PayPalCall(
+            "POST", f"/v1/customer/disputes/{path}/accept-claim", files=accept_claim_parts()
+        )
+        return (yield from self.get_dispute(dispute_id))
+
+    # -- saved payment methods (Vault v3) ---------------------------------------------------
+
+    def create_setup(
+        self, customer_id: str, idempotency_key: str, return_url: str | None,
+        cancel_url: str | None, usage: SetupUsage, payment_method: str | None,
+        verification_token: str | None,
+    ) -> Flow[SetupSession]:  # fmt: skip
+        body = setup_token_request(
+            customer_id, return_url, cancel_url, usage, payment_method, verification_token
+        )
+        token = yield PayPalCall(
+            "POST", "/v3/vault/setup-tokens", body, _request_id(idempotency_key)
+        )
+        return _setup_from_token(token, customer_id=customer_id, usage=usage)
+
+    def complete_setup(self, params: Mapping[str, str], idempotency_key: str) -> Flow[SetupSession]:
+        path = setup_token_path(params)
+        token = yield _get(f"/v3/vault/setup-tokens/{path}")
+        if token.get("status") != "APPROVED":
+            return _setup_from_token(token, customer_id=_token_customer(token))
+        saved = yield PayPalCall(
+            "POST", "/v3/vault/payment-tokens", payment_token_request(token),
+            _request_id(idempotency_key),
+        )  # fmt: skip
+        return setup_from_payment_token(token, saved)
+
+    def list_payment_methods(self, customer_id: str) -> Flow[list[PaymentMethod]]:
+        _check_vault_customer(customer_id)
+        methods: list[PaymentMethod] = []
+        page = 1
+        while True:
+            listing = yield _get(vault_page_path(customer_id, page))
+            found, last = vault_page_methods(listing, page)
+            methods.extend(found)
+            if last:
+                return methods
+            page += 1
+
+    def get_payment_method(self, payment_method_id: str) -> Flow[PaymentMethod]:
+        path = _path_id(payment_method_id, "payment token id")
+        return payment_method_from_paypal((yield _get(f"/v3/vault/payment-tokens/{path}")))
+
+    def detach_payment_method(self, payment_method_id: str) -> Flow[None]:
+        path = _path_id(payment_method_id, "payment token id")
+        yield PayPalCall("DELETE", f"/v3/vault/payment-tokens/{path}")
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def verify_by_api(
+        self, settings: PayPalSettings, body: bytes, headers: Mapping[str, str]
+    ) -> Flow[None]:
+        answer = yield PayPalCall(
+            "POST", "/v1/notifications/verify-webhook-signature",
+            verification_request(settings, body, headers),
+        )  # fmt: skip
+        _check_verification(answer)
+
+    def webhook_event(self, body: bytes) -> Flow[WebhookEvent]:
+        """The verified ``body`` normalized, its capture's order named."""
+        event = _event_from(body)
+        capture_id = _capture_named(event)
+        if capture_id is None:
+            return event
+        return _with_order(event, (yield from self.order_of_capture(capture_id)))
+
+
+def _subscription_action(
+    subscription_id: str, action: str, body: Mapping[str, Any]
+) -> Flow[Subscription]:
+    """``POST /v1/billing/subscriptions/{id}/{action}``, then the subscription read."""
+    path = _path_id(subscription_id, "subscription_id")
+    yield PayPalCall("POST", f"/v1/billing/subscriptions/{path}/{action}", body)
+    return (yield from _get_subscription(path))
+
+
+# ==========================================================================================
 # The adapter
 # ==========================================================================================
 
 
 class PayPalProvider(BaseProvider):
-    """PayPal on Orders v2 with an approval redirect; see the module docstring for ids."""
+    """PayPal on Orders v2 with an approval redirect; see the module docstring for ids.
+
+    Each operation is a flow of `PayPalFlows` (this module) run by `_run` (its requests
+    on `PayPalTransport`); the async face runs the same flows.
+    """
 
     name = "paypal"
     capabilities = frozenset(
@@ -1019,11 +1417,21 @@ class PayPalProvider(BaseProvider):
             if config.webhook_id
             else None
         )
-        self._capture_orders: OrderedDict[str, str] = OrderedDict()
-        self._links_lock = threading.Lock()
+        self._flows = PayPalFlows()
 
     def __repr__(self) -> str:
         return f"PayPalProvider(mode={self.settings.mode!r}, endpoint={self._http.endpoint!r})"
+
+    # -- plumbing: the driver of the flows ---------------------------------------------------
+
+    def _run(self, flow: Flow[R]) -> R:
+        """Send each request ``flow`` yields (a failure thrown into it) and return its result."""
+        return run_flow(flow, self._send)
+
+    def _send(self, call: PayPalCall) -> dict[str, Any]:
+        if call.files is not None:
+            return self._http.post_files(call.path, call.files)
+        return self._http.request(call.method, call.path, call.body, call.request_id)
 
     # -- payments ---------------------------------------------------------------------------
 
@@ -1050,91 +1458,34 @@ class PayPalProvider(BaseProvider):
         order comes back captured (or authorized for ``capture="manual"``).
         ``customer_id`` and ``metadata`` have no place on a PayPal order and are not sent.
         """
-        body = order_request(
-            order_id, amount, payment_method, description, capture, return_url,
-            off_session=off_session,
-        )  # fmt: skip
-        order = self._http.post(
-            "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
-        )
-        payment = self._payment(order)
-        log.info("paypal order %s created for %s: %s", payment.id, order_id, amount,
-                 extra=fields(provider="paypal", operation="create_payment",
-                              order_id=order_id, payment_id=payment.id))  # fmt: skip
-        if off_session and payment.status is PaymentStatus.REQUIRES_ACTION:
-            # a vaulted card whose bank wants 3-D Secure: PayPal holds the order at
-            # PAYER_ACTION_REQUIRED, which no one is there to answer
-            raise AuthenticationRequired(
-                "PayPal: the payer must authenticate this charge (PAYER_ACTION_REQUIRED)",
-                payment_id=payment.id,
-                provider="paypal",
-                code="PAYER_ACTION_REQUIRED",
-            )
-        return payment
+        return self._run(self._flows.create_payment(
+            order_id, amount, payment_method, idempotency_key, description, capture,
+            return_url, off_session,
+        ))  # fmt: skip
 
     def get_payment(self, payment_id: str) -> Payment:
-        return self._payment(self._get_order(payment_id))
+        return self._run(self._flows.get_payment(payment_id))
 
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """The buyer came back with ``?token=<PayPal order id>``: capture (or authorize) it.
 
         The query string is only used for the order id; the order's status is read from
-        PayPal. An order that is not approved is returned as it is, untouched.
+        PayPal. An order that is not approved is returned as it is, untouched; one that
+        another request (a second tab, the webhook handler) captured first is read again.
         """
-        token = _return_token(params)
-        order = self._get_order(token)
-        if order.get("status") == "APPROVED":
-            try:
-                order = self._http.post(
-                    _approval_path(order),
-                    {},
-                    request_id=_request_id(idempotency_key),
-                )
-            except InvalidRequest as exc:
-                if exc.code not in _ALREADY_DONE_ISSUES:
-                    raise
-                # another request (a second tab, the webhook handler) finished it first
-                order = self._get_order(token)
-        payment = self._payment(order)
-        log.info("paypal order %s after return: %s", payment.id, payment.status,
-                 extra=fields(provider="paypal", operation="complete_return",
-                              payment_id=payment.id))  # fmt: skip
-        return payment
+        return self._run(self._flows.complete_return(params, idempotency_key))
 
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        """Capture an authorized order (all of it, or ``amount``)."""
-        order = self._get_order(payment_id)
-        # A retry whose first answer was lost (OutcomeUnknown) finds the authorization already
-        # CAPTURED: the capture is sent again with the same PayPal-Request-Id, which PayPal
-        # answers with the capture that request made (one made by another request it refuses
-        # itself, 422), so the retry succeeds instead of being refused here.
-        authorization = self._authorization(order, "capture", done="CAPTURED")
-        body = capture_request(amount)
-        authorization_path = _path_id(str(authorization["id"]), "authorization id")
-        capture = self._http.post(
-            f"/v2/payments/authorizations/{authorization_path}/capture",
-            body,
-            request_id=_request_id(idempotency_key),
-        )
-        _payments_of(order)["captures"] = [capture]
-        return self._payment(order)
+        """Capture an authorized order (all of it, or ``amount``); a retry whose first
+        answer was lost replays the capture under the same ``PayPal-Request-Id``."""
+        return self._run(self._flows.capture_payment(payment_id, amount, idempotency_key))
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
         """Void an authorized order. PayPal has no call to cancel an unapproved order (it
         expires); a captured one is refunded instead."""
-        order = self._get_order(payment_id)
-        if _voided(order):
-            # already voided: a retry whose first answer was lost (the void takes no
-            # PayPal-Request-Id to replay it), or a void from elsewhere -- the same end state
-            return self._payment(order)
-        authorization = self._authorization(order, "cancel")
-        authorization_path = _path_id(str(authorization["id"]), "authorization id")
-        # the void takes no request body (PayPal's spec has none): send none, not "{}"
-        voided = self._http.post(f"/v2/payments/authorizations/{authorization_path}/void", None)
-        _payments_of(order)["authorizations"] = [voided or {**authorization, "status": "VOIDED"}]
-        return self._payment(order)
+        return self._run(self._flows.cancel_payment(payment_id))
 
     def refund_payment(
         self,
@@ -1145,27 +1496,12 @@ class PayPalProvider(BaseProvider):
         idempotency_key: str,
     ) -> Refund:
         """Refund the order's capture, fully (``amount=None``) or partly."""
-        order = self._get_order(payment_id)
-        payment = self._payment(order)
-        path, body, refundable = refund_request(order, payment, amount, reason)
-        refund = self._http.post(path, body, request_id=_request_id(idempotency_key))
-        return _refund_from(
-            refund,
-            payment_id=payment.id,
-            order_id=payment.order_id,
-            fallback_amount=amount or refundable,
-            reason=reason,
-        )
+        return self._run(self._flows.refund_payment(payment_id, amount, reason, idempotency_key))
 
     def get_refund(self, refund_id: str) -> Refund:
         """A refund (Payments v2 ``GET /v2/payments/refunds/{id}``), its ``payment_id`` the
         refunded capture's order (``Payment.id``), as for refund webhooks."""
-        refund = _refund_from(
-            self._http.get(f"/v2/payments/refunds/{_path_id(refund_id, 'refund_id')}")
-        )
-        if not _related_ids(refund.raw).get("order_id"):
-            refund = replace(refund, payment_id=self._order_of_capture(refund.payment_id))
-        return refund
+        return self._run(self._flows.get_refund(refund_id))
 
     # -- hosted checkout (an order with line items) -------------------------------------------
 
@@ -1187,14 +1523,12 @@ class PayPalProvider(BaseProvider):
         Its id is the PayPal order id, which is also the id of the Payment that
         ``complete_return`` gives back.
         """
-        body = checkout_request(order_id, line_items, success_url, cancel_url, mode)
-        order = self._http.post(
-            "/v2/checkout/orders", body, request_id=_request_id(idempotency_key)
-        )
-        return _checkout_from_order(order)
+        return self._run(self._flows.create_checkout_session(
+            order_id, line_items, success_url, cancel_url, idempotency_key, mode
+        ))  # fmt: skip
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        return _checkout_from_order(self._get_order(session_id))
+        return self._run(self._flows.get_checkout_session(session_id))
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -1214,26 +1548,17 @@ class PayPalProvider(BaseProvider):
         PayPal has no customer objects: ``customer_id`` travels as the subscription's
         ``custom_id`` and comes back as ``Subscription.customer_id``.
         """
-        check_plan_only(trial_days, trial_end, quantity)
-        subscription = self._http.post(
-            "/v1/billing/subscriptions",
-            subscription_request(customer_id, price_id),
-            request_id=_request_id(idempotency_key),
-        )
-        return _subscription_from(subscription)
+        return self._run(self._flows.create_subscription(
+            customer_id, price_id, idempotency_key, trial_days, trial_end, quantity
+        ))  # fmt: skip
 
     def get_subscription(self, subscription_id: str) -> Subscription:
-        path = _path_id(subscription_id, "subscription_id")
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        return self._run(self._flows.get_subscription(subscription_id))
 
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
     ) -> Subscription:
-        path = _cancel_subscription_path(subscription_id, at_period_end)
-        self._http.post(
-            f"/v1/billing/subscriptions/{path}/cancel", {"reason": "Canceled by the merchant"}
-        )
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        return self._run(self._flows.cancel_subscription(subscription_id, at_period_end))
 
     # -- invoices and disputes ----------------------------------------------------------------
 
@@ -1249,31 +1574,13 @@ class PayPalProvider(BaseProvider):
     ) -> Invoice:
         """A draft invoice (sent when ``send``). ``customer_id`` is the recipient's email:
         PayPal invoices people, it has no customer objects."""
-        body, total = invoice_request(customer_id, line_items, order_id, description)
-        invoice = self._http.post(
-            "/v2/invoicing/invoices", body, request_id=_request_id(idempotency_key)
-        )
-        if "id" not in invoice:
-            raise ProviderUnavailable(
-                "PayPal created an invoice but did not return it", provider="paypal"
-            )
-        if send:
-            path = _path_id(str(invoice["id"]), "invoice id")
-            self._http.post(
-                f"/v2/invoicing/invoices/{path}/send",
-                {"send_to_recipient": True},
-                request_id=_request_id(idempotency_key + ":send"),
-            )
-            invoice = self._http.get(f"/v2/invoicing/invoices/{path}")
-        return _invoice_from(invoice, fallback_total=total)
+        return self._run(self._flows.create_invoice(
+            customer_id, line_items, idempotency_key, order_id, description, send
+        ))  # fmt: skip
 
     def get_dispute(self, dispute_id: str) -> Dispute:
         """The dispute, with ``payment_id`` the disputed capture's order (``Payment.id``)."""
-        path = _path_id(dispute_id, "dispute_id")
-        dispute = _dispute_from(self._http.get(f"/v1/customer/disputes/{path}"))
-        if dispute.payment_id:
-            dispute = replace(dispute, payment_id=self._order_of_capture(dispute.payment_id))
-        return dispute
+        return self._run(self._flows.get_dispute(dispute_id))
 
     # -- reconciliation ---------------------------------------------------------------------
 
@@ -1349,68 +1656,13 @@ class PayPalProvider(BaseProvider):
         """Verify the PayPal signature (offline or by PayPal's API), then normalize."""
         _check_webhook_settings(self.settings, body)
         if self.settings.verification == "api":
-            self._verify_by_api(body, headers)
+            self._run(self._flows.verify_by_api(self.settings, body, headers))
         else:
             assert self._verifier is not None
             self._verifier.verify(body, headers)
-        event = _event_from(body)
-        capture_id = _capture_named(event)
-        if capture_id is None:
-            return event
-        return _with_order(event, self._order_of_capture(capture_id))
+        return self._run(self._flows.webhook_event(body))
 
-    def _verify_by_api(self, body: bytes, headers: Mapping[str, str]) -> None:
-        answer = self._http.post(
-            "/v1/notifications/verify-webhook-signature",
-            verification_request(self.settings, body, headers),
-        )
-        _check_verification(answer)
-
-    # -- plumbing -----------------------------------------------------------------------------
-
-    def _get_order(self, order_id: str) -> dict[str, Any]:
-        return self._http.get(f"/v2/checkout/orders/{_path_id(order_id, 'payment id')}")
-
-    def _payment(self, order: Mapping[str, Any]) -> Payment:
-        """Normalize an order and remember its capture -> order link."""
-        payment = _payment_from_order(order)
-        if payment.charge_id:
-            with self._links_lock:
-                self._capture_orders[payment.charge_id] = payment.id
-                self._capture_orders.move_to_end(payment.charge_id)
-                while len(self._capture_orders) > _CAPTURE_LINKS_KEPT:
-                    self._capture_orders.popitem(last=False)
-        return payment
-
-    def _order_of_capture(self, capture_id: str) -> str:
-        """The PayPal order a capture belongs to, so refund and dispute events name the
-        same ``payment_id`` as the Payment the Gateway stored (the order id).
-
-        PayPal's refund and dispute resources name only the capture; the link comes from
-        this process's own captures, else from ``GET /v2/payments/captures/{id}``. A
-        capture PayPal does not know (made outside Orders v2) keeps its own id.
-        """
-        with self._links_lock:
-            known = self._capture_orders.get(capture_id)
-        if known is not None:
-            return known
-        try:
-            capture = self._http.get(f"/v2/payments/captures/{_path_id(capture_id, 'capture id')}")
-        except NotFound:
-            return capture_id
-        order_id = _related_ids(capture).get("order_id")
-        if not order_id:
-            return capture_id
-        with self._links_lock:
-            self._capture_orders[capture_id] = str(order_id)
-        return str(order_id)
-
-    def _authorization(
-        self, order: Mapping[str, Any], operation: str, *, done: str | None = None
-    ) -> Mapping[str, Any]:
-        """The order's open authorization; with ``done``, one in that state too when no
-        authorization is open (the retry of a request whose answer was lost)."""
-        return open_authorization(order, operation, done=done)
+    # -- after the first charge (issue 20) ----------------------------------------------------
 
     def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
         raise no_subscription_listing()
@@ -1428,26 +1680,17 @@ class PayPalProvider(BaseProvider):
         new plan or quantity is billed from the next billing cycle, so only
         ``proration="none"`` says what happens; a plan change needs the buyer's consent at
         the returned ``redirect_url`` (the subscription stays on its plan until then)."""
-        body = revise_request(price_id, quantity, proration)
-        path = _path_id(subscription_id, "subscription_id")
-        revised = self._http.post(
-            f"/v1/billing/subscriptions/{path}/revise", body,
-            request_id=_request_id(idempotency_key),
-        )  # fmt: skip
-        current = _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
-        return with_approval(current, revised)
+        return self._run(self._flows.change_subscription(
+            subscription_id, price_id, quantity, proration, idempotency_key
+        ))  # fmt: skip
 
     def pause_subscription(self, subscription_id: str) -> Subscription:
         """``suspend``: PayPal's paused subscription (``SUSPENDED``)."""
-        path = _path_id(subscription_id, "subscription_id")
-        self._http.post(f"/v1/billing/subscriptions/{path}/suspend", PAUSE_BODY)
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        return self._run(self._flows.pause_subscription(subscription_id))
 
     def resume_subscription(self, subscription_id: str) -> Subscription:
         """``activate`` a suspended subscription."""
-        path = _path_id(subscription_id, "subscription_id")
-        self._http.post(f"/v1/billing/subscriptions/{path}/activate", RESUME_BODY)
-        return _subscription_from(self._http.get(f"/v1/billing/subscriptions/{path}"))
+        return self._run(self._flows.resume_subscription(subscription_id))
 
     def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
         raise no_undo_cancel()
@@ -1456,26 +1699,13 @@ class PayPalProvider(BaseProvider):
         """PayPal bills a subscription's cycles without invoice objects: ``invoice_id`` is
         the past-due subscription's id, and its outstanding balance is charged now
         (``POST /v1/billing/subscriptions/{id}/capture``, ``OUTSTANDING_BALANCE``)."""
-        path = _path_id(invoice_id, "invoice_id (the PayPal subscription id)")
-        subscription = self._http.get(f"/v1/billing/subscriptions/{path}")
-        owed, body = outstanding_capture_request(invoice_id, subscription)
-        transaction = self._http.post(
-            f"/v1/billing/subscriptions/{path}/capture", body,
-            request_id=_request_id(idempotency_key),
-        )  # fmt: skip
-        return invoice_from_capture(transaction, subscription, owed, path)
+        return self._run(self._flows.retry_invoice(invoice_id, idempotency_key))
 
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
         """``GET /v1/customer/disputes``; of one payment (its order id, paygate's PayPal
         ``Payment.id``): of the order's capture (``disputed_transaction_id``). The list's
         items are summaries, each read in full."""
-        capture = None
-        if payment_id is not None:
-            capture = self._payment(self._get_order(payment_id)).charge_id
-            if capture is None:
-                return []  # never captured: nothing to dispute
-        page = self._http.get(dispute_list_path(capture))
-        return [self.get_dispute(str(item["dispute_id"])) for item in page.get("items") or ()]
+        return self._run(self._flows.list_disputes(payment_id))
 
     def submit_dispute_evidence(
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
@@ -1483,16 +1713,11 @@ class PayPalProvider(BaseProvider):
         """``provide-evidence`` (multipart: an ``input`` JSON part listing the evidence,
         one ``evidence-file`` part per file). PayPal has no draft evidence: ``submit=False``
         is not available."""
-        parts = evidence_parts(evidence, submit)
-        path = _path_id(dispute_id, "dispute_id")
-        self._http.post_files(f"/v1/customer/disputes/{path}/provide-evidence", parts)
-        return self.get_dispute(dispute_id)
+        return self._run(self._flows.submit_dispute_evidence(dispute_id, evidence, submit))
 
     def accept_dispute(self, dispute_id: str) -> Dispute:
         """``accept-claim``: the buyer keeps the refund; the dispute is lost."""
-        path = _path_id(dispute_id, "dispute_id")
-        self._http.post_files(f"/v1/customer/disputes/{path}/accept-claim", accept_claim_parts())
-        return self.get_dispute(dispute_id)
+        return self._run(self._flows.accept_dispute(dispute_id))
 
     def create_setup(
         self,
@@ -1509,50 +1734,27 @@ class PayPalProvider(BaseProvider):
         ``SetupSession.url`` and comes back to ``return_url``, where ``complete_setup``
         turns it into a payment token (the saved method). ``customer_id`` is the
         merchant's own id for the buyer (PayPal keeps the wallets under it)."""
-        body = setup_token_request(
-            customer_id, return_url, cancel_url, usage, payment_method, verification_token
-        )
-        token = self._http.post(
-            "/v3/vault/setup-tokens", body, request_id=_request_id(idempotency_key)
-        )
-        return _setup_from_token(token, customer_id=customer_id, usage=usage)
+        return self._run(self._flows.create_setup(
+            customer_id, idempotency_key, return_url, cancel_url, usage, payment_method,
+            verification_token,
+        ))  # fmt: skip
 
     def complete_setup(self, params: Mapping[str, str], *, idempotency_key: str) -> SetupSession:
         """The buyer came back with ``?approval_token_id=<setup token>``: the setup token is
         read from PayPal and, once approved, exchanged for a payment token (POST
         /v3/vault/payment-tokens, idempotent by ``idempotency_key``)."""
-        path = setup_token_path(params)
-        token = self._http.get(f"/v3/vault/setup-tokens/{path}")
-        if token.get("status") != "APPROVED":
-            return _setup_from_token(token, customer_id=_token_customer(token))
-        saved = self._http.post(
-            "/v3/vault/payment-tokens",
-            payment_token_request(token),
-            request_id=_request_id(idempotency_key),
-        )
-        return setup_from_payment_token(token, saved)
+        return self._run(self._flows.complete_setup(params, idempotency_key))
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         """The customer's payment tokens, every page (PayPal pages by number)."""
-        _check_vault_customer(customer_id)
-        methods: list[PaymentMethod] = []
-        page = 1
-        while True:
-            listing = self._http.get(vault_page_path(customer_id, page))
-            found, last = vault_page_methods(listing, page)
-            methods.extend(found)
-            if last:
-                return methods
-            page += 1
+        return self._run(self._flows.list_payment_methods(customer_id))
 
     def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
-        path = _path_id(payment_method_id, "payment token id")
-        return payment_method_from_paypal(self._http.get(f"/v3/vault/payment-tokens/{path}"))
+        return self._run(self._flows.get_payment_method(payment_method_id))
 
     def detach_payment_method(self, payment_method_id: str) -> None:
         """Delete the payment token: PayPal forgets the vaulted wallet."""
-        path = _path_id(payment_method_id, "payment token id")
-        self._http.delete(f"/v3/vault/payment-tokens/{path}")
+        self._run(self._flows.detach_payment_method(payment_method_id))
 
 
 # ==========================================================================================

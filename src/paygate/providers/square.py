@@ -27,9 +27,10 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import operator
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Final
+from typing import Any, Final, TypeAlias, TypeVar
 
 import httpx
 from square import Square
@@ -86,6 +87,7 @@ from paygate.models import (
 from paygate.money import Money
 from paygate.provider import BaseProvider, Capability, Proration
 from paygate.providers import _square_webhook
+from paygate.providers._flow import run as run_flow
 from paygate.providers._http_faults import httpx_failure, retry_after_from, unexpected_response
 from paygate.providers._square_settings import SquareSettings, load_settings
 from paygate.providers._window import check_page_size, check_window, rfc3339
@@ -773,6 +775,388 @@ def _normalize_object(
     return EventType.UNKNOWN, None
 
 
+# -- operations: each call sequence written once, for both faces (sans-I/O) ---------------------
+#
+# An operation is a generator (`Flow`) that does no I/O: it ``yield``s each SDK call as a
+# `SquareCall` and is sent the JSON answer; a call that fails is thrown into it at that
+# ``yield`` (`paygate.providers._flow`), so its own ``except`` runs the same on both faces.
+# `SquareProvider._run` makes the calls on ``square.Square``, `AsyncSquareProvider._run`
+# on ``square.AsyncSquare`` (the same method names): arguments, idempotency keys, step
+# order and translation are written here once.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SquareCall:
+    """One SDK call of an operation: ``method`` (``"payments.create"``: the API and its
+    method, the same on ``Square`` and ``AsyncSquare``) with ``kwargs``, answered with the
+    JSON body; with ``items``, a list endpoint read to its last page, answered with its
+    pages (`_page_dict`, ``items`` the key of their rows)."""
+
+    operation: str
+    method: str
+    kwargs: Mapping[str, Any]
+    items: str | None = None
+
+
+R = TypeVar("R")
+#: an operation: yields its calls, is sent their answers, returns the result
+Flow: TypeAlias = Generator[SquareCall, Any, R]
+
+
+def _payment_data(payment_id: str) -> Flow[dict[str, Any]]:
+    body = yield SquareCall("get_payment", "payments.get", {"payment_id": payment_id})
+    payment: dict[str, Any] = body["payment"]
+    return payment
+
+
+def _get_order(square_order_id: str) -> Flow[dict[str, Any]]:
+    body = yield SquareCall("get_order", "orders.get", {"order_id": square_order_id})
+    order: dict[str, Any] = body["order"]
+    return order
+
+
+def _subscription_call(
+    operation: str, method: str, kwargs: Mapping[str, Any]
+) -> Flow[Subscription]:
+    body = yield SquareCall(operation, method, kwargs)
+    return subscription_from_square(body["subscription"])
+
+
+class SquareFlows:
+    """Each operation of the Square adapter as a `Flow`, named as the operation, with
+    its arguments (positional) and its answer; both faces run these, on their settings."""
+
+    def __init__(self, settings: SquareSettings) -> None:
+        self.settings = settings
+
+    # -- payments ----------------------------------------------------------------------------
+
+    def create_payment(
+        self, order_id: str, amount: Money, payment_method: str | None, idempotency_key: str,
+        customer_id: str | None, description: str | None, metadata: Mapping[str, str] | None,
+        capture: CaptureMethod, off_session: bool,
+    ) -> Flow[Payment]:  # fmt: skip
+        kwargs = payment_request(
+            self.settings.location_id, order_id, amount, payment_method, idempotency_key,
+            customer_id, description, capture, off_session=off_session,
+        )  # fmt: skip
+        body = yield SquareCall("create_payment", "payments.create", kwargs)
+        payment = payment_from_square(body["payment"], order_id=order_id)
+        return _with_metadata(payment, metadata)
+
+    def get_payment(self, payment_id: str) -> Flow[Payment]:
+        data = yield from _payment_data(payment_id)
+        refunds = []
+        for refund_id in data.get("refund_ids") or []:
+            if isinstance(refund_id, str) and refund_id:
+                body = yield SquareCall("get_payment", "refunds.get", {"refund_id": refund_id})
+                refunds.append(body["refund"])
+        return payment_from_square(data, refunds=refunds)
+
+    def get_refund(self, refund_id: str) -> Flow[Refund]:
+        body = yield SquareCall("get_refund", "refunds.get", {"refund_id": refund_id})
+        return refund_from_square(body["refund"])
+
+    def capture_payment(
+        self, payment_id: str, amount: Money | None, idempotency_key: str
+    ) -> Flow[Payment]:
+        if amount is not None:
+            current = payment_from_square((yield from _payment_data(payment_id)))
+            if _partial_capture(current, amount):
+                # Square completes the whole amount: lower an APPROVED payment first
+                yield SquareCall("capture_payment", "payments.update", {
+                    "payment_id": payment_id,
+                    "idempotency_key": square_idempotency_key(idempotency_key, part="update"),
+                    "payment": {"amount_money": _money_param(amount)},
+                })  # fmt: skip
+        return (yield from self._settle(payment_id, "capture_payment", "complete", "COMPLETED"))
+
+    def cancel_payment(self, payment_id: str) -> Flow[Payment]:
+        return (yield from self._settle(payment_id, "cancel_payment", "cancel", "CANCELED"))
+
+    @staticmethod
+    def _settle(payment_id: str, operation: str, action: str, done: str) -> Flow[Payment]:
+        """CompletePayment / CancelPayment: they take no idempotency key, and Square's spec
+        has them act on an APPROVED payment only. A retry whose first answer was lost
+        (OutcomeUnknown) may find the payment already ``done``: when Square refuses the
+        repeat, the payment is read, and ``done`` is the answer (the same end state)."""
+        try:
+            body = yield SquareCall(operation, f"payments.{action}", {"payment_id": payment_id})
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            current = yield from _payment_data(payment_id)
+            if current.get("status") != done:
+                raise
+            return payment_from_square(current)
+        return payment_from_square(body["payment"])
+
+    def refund_payment(
+        self, payment_id: str, amount: Money | None, reason: str | None, idempotency_key: str
+    ) -> Flow[Refund]:
+        # Square's refunded_money: what Square itself checks the new refund against
+        payment = payment_from_square((yield from _payment_data(payment_id)))
+        kwargs = refund_request(payment, amount, reason, idempotency_key)
+        body = yield SquareCall("refund_payment", "refunds.refund_payment", kwargs)
+        return refund_from_square(body["refund"], order_id=payment.order_id)
+
+    # -- hosted checkout (payment links) -----------------------------------------------------
+
+    def create_checkout_session(
+        self, order_id: str, line_items: Sequence[LineItem], success_url: str,
+        idempotency_key: str, mode: CheckoutMode, customer_id: str | None,
+    ) -> Flow[CheckoutSession]:  # fmt: skip
+        # Square payment links have a redirect URL for after payment but no cancel URL: the
+        # customer who leaves just closes the page
+        if mode != "payment":
+            raise NotSupported(
+                "Square payment links are created for payments here; create subscriptions "
+                "with create_subscription",
+                provider=PROVIDER,
+                code="not_supported",
+            )
+        _check_reference(order_id)
+        order = square_order(self.settings.location_id, order_id, line_items, customer_id)
+        total = _line_items_total(line_items)
+        body = yield SquareCall("create_checkout_session", "checkout.payment_links.create", {
+            "idempotency_key": square_idempotency_key(idempotency_key),
+            "order": order,
+            "checkout_options": {"redirect_url": success_url},
+            "payment_note": f"{ORDER_NOTE_PREFIX}{order_id}",
+        })  # fmt: skip
+        related = (body.get("related_resources") or {}).get("orders") or []
+        session = checkout_from_square(
+            body["payment_link"], related[0] if related else None, order_id=order_id
+        )
+        if session.amount_total is None:
+            session = _replace_total(session, total)
+        return session
+
+    def get_checkout_session(self, session_id: str) -> Flow[CheckoutSession]:
+        body = yield SquareCall(
+            "get_checkout_session", "checkout.payment_links.get", {"id": session_id}
+        )
+        link = body["payment_link"]
+        order = (yield from _get_order(link["order_id"])) if link.get("order_id") else None
+        return checkout_from_square(link, order)
+
+    def complete_return(self, params: Mapping[str, str]) -> Flow[Payment]:
+        payment_id = params.get("payment_id") or params.get("paymentId")
+        if payment_id:
+            return (yield from self.get_payment(payment_id))
+        square_order_id = params.get("orderId") or params.get("transactionId")
+        if not square_order_id and params.get("checkoutId"):
+            body = yield SquareCall(
+                "complete_return", "checkout.payment_links.get", {"id": params["checkoutId"]}
+            )
+            square_order_id = body["payment_link"].get("order_id")
+        if not square_order_id:
+            raise ValidationError(
+                "Square return without orderId, transactionId, checkoutId or payment_id "
+                "in the query"
+            )
+        order = yield from _get_order(square_order_id)
+        payment = yield from self.get_payment(_paid_payment_id(square_order_id, order))
+        return _with_order_reference(payment, order)
+
+    # -- customers, subscriptions, invoices, disputes ----------------------------------------
+
+    def create_customer(
+        self, email: str | None, name: str | None, idempotency_key: str,
+        metadata: Mapping[str, str] | None,
+    ) -> Flow[Customer]:  # fmt: skip
+        kwargs = customer_request(email, name, metadata, idempotency_key)
+        body = yield SquareCall("create_customer", "customers.create", kwargs)
+        return customer_from_square(body["customer"])
+
+    def create_subscription(
+        self, customer_id: str, price_id: str, idempotency_key: str,
+        metadata: Mapping[str, str] | None, trial_days: int | None,
+        trial_end: datetime | None, quantity: int,
+    ) -> Flow[Subscription]:  # fmt: skip
+        check_plan_only(trial_days, trial_end, quantity)
+        kwargs = subscription_request(
+            self.settings.location_id, customer_id, price_id, metadata, idempotency_key
+        )
+        return (yield from _subscription_call("create_subscription", "subscriptions.create",
+                                              kwargs))  # fmt: skip
+
+    def get_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        return (yield from _subscription_call(
+            "get_subscription", "subscriptions.get", {"subscription_id": subscription_id}
+        ))  # fmt: skip
+
+    def cancel_subscription(self, subscription_id: str, at_period_end: bool) -> Flow[Subscription]:
+        subscription = yield from _subscription_call(
+            "cancel_subscription", "subscriptions.cancel", {"subscription_id": subscription_id}
+        )
+        if not at_period_end and subscription.status is not SubscriptionStatus.CANCELED:
+            logger.warning(
+                "square subscription %s: cancel scheduled for the end of the billing period "
+                "(Square has no immediate cancel)",
+                subscription_id,
+                extra=fields(provider="square", operation="cancel_subscription"),
+            )
+        return subscription
+
+    def create_invoice(
+        self, customer_id: str, line_items: Sequence[LineItem], idempotency_key: str,
+        order_id: str | None, description: str | None, send: bool,
+    ) -> Flow[Invoice]:  # fmt: skip
+        if order_id is not None:
+            _check_reference(order_id)
+        total = _line_items_total(line_items)
+        order = square_order(self.settings.location_id, order_id, line_items, customer_id)
+        body = yield SquareCall("create_invoice", "orders.create", {
+            "order": order,
+            "idempotency_key": square_idempotency_key(idempotency_key, part="order"),
+        })  # fmt: skip
+        invoice = invoice_request(self.settings, body["order"]["id"], customer_id, description)
+        body = yield SquareCall("create_invoice", "invoices.create", {
+            "invoice": invoice,
+            "idempotency_key": square_idempotency_key(idempotency_key, part="invoice"),
+        })  # fmt: skip
+        created = body["invoice"]
+        if send:
+            body = yield SquareCall("create_invoice", "invoices.publish", {
+                "invoice_id": created["id"],
+                "version": created.get("version", 0),
+                "idempotency_key": square_idempotency_key(idempotency_key, part="publish"),
+            })  # fmt: skip
+            created = body["invoice"]
+        return invoice_from_square(created, order_id=order_id, fallback_amount=total)
+
+    def get_dispute(self, dispute_id: str) -> Flow[Dispute]:
+        body = yield SquareCall("get_dispute", "disputes.get", {"dispute_id": dispute_id})
+        return dispute_from_square(body["dispute"])
+
+    # -- after the first charge: subscriptions, disputes (issue 20) --------------------------
+
+    def list_subscriptions(self, customer_id: str | None) -> Flow[list[Subscription]]:
+        query = subscription_search_query(self.settings.location_id, customer_id)
+        found: list[Subscription] = []
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"query": query}
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = yield SquareCall("list_subscriptions", "subscriptions.search", kwargs)
+            found += [subscription_from_square(sub) for sub in body.get("subscriptions") or ()]
+            cursor = body.get("cursor")
+            if not cursor:
+                return found
+
+    def change_subscription(
+        self, subscription_id: str, price_id: str | None, quantity: int | None,
+        proration: Proration,
+    ) -> Flow[Subscription]:  # fmt: skip
+        new_plan = checked_swap(price_id, quantity, proration)
+        return (yield from _subscription_call(
+            "change_subscription", "subscriptions.swap_plan",
+            {"subscription_id": subscription_id, "new_plan_variation_id": new_plan},
+        ))  # fmt: skip
+
+    def pause_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        return (yield from _subscription_call(
+            "pause_subscription", "subscriptions.pause",
+            {"subscription_id": subscription_id, "pause_reason": PAUSE_REASON},
+        ))  # fmt: skip
+
+    def resume_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        return (yield from _subscription_call(
+            "resume_subscription", "subscriptions.resume",
+            {"subscription_id": subscription_id, "resume_change_timing": "IMMEDIATE"},
+        ))  # fmt: skip
+
+    def undo_cancel_subscription(self, subscription_id: str) -> Flow[Subscription]:
+        body = yield SquareCall("undo_cancel_subscription", "subscriptions.get", {
+            "subscription_id": subscription_id, "include": "actions",
+        })  # fmt: skip
+        subscription = body["subscription"]
+        cancels = cancel_action_ids(subscription)
+        if not cancels:
+            return subscription_from_square(subscription)
+        for action_id in cancels:
+            body = yield SquareCall("undo_cancel_subscription", "subscriptions.delete_action", {
+                "subscription_id": subscription_id, "action_id": action_id,
+            })  # fmt: skip
+        return subscription_from_square(body["subscription"])
+
+    def list_disputes(self, payment_id: str | None) -> Flow[list[Dispute]]:
+        pages = yield SquareCall(
+            "list_disputes", "disputes.list", {"location_id": self.settings.location_id},
+            items="disputes",
+        )  # fmt: skip
+        found = [dispute_from_square(d) for page in pages for d in page.get("disputes") or ()]
+        return [d for d in found if payment_id is None or d.payment_id == payment_id]
+
+    def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, submit: bool
+    ) -> Flow[Dispute]:
+        texts, files = evidence_requests(dispute_id, evidence)
+        for text_request in texts:
+            yield SquareCall(
+                "submit_dispute_evidence", "disputes.create_evidence_text", text_request
+            )
+        for file_request in files:
+            yield SquareCall(
+                "submit_dispute_evidence", "disputes.create_evidence_file", file_request
+            )
+        if submit:
+            body = yield SquareCall(
+                "submit_dispute_evidence", "disputes.submit_evidence", {"dispute_id": dispute_id}
+            )
+            return dispute_from_square(body["dispute"])
+        return (yield from self.get_dispute(dispute_id))
+
+    def accept_dispute(self, dispute_id: str) -> Flow[Dispute]:
+        body = yield SquareCall("accept_dispute", "disputes.accept", {"dispute_id": dispute_id})
+        return dispute_from_square(body["dispute"])
+
+    # -- customers and saved cards (Cards API) -----------------------------------------------
+
+    def get_customer(self, customer_id: str) -> Flow[Customer]:
+        body = yield SquareCall("get_customer", "customers.get", {"customer_id": customer_id})
+        return customer_from_square(body["customer"])
+
+    def update_customer(
+        self, customer_id: str, email: str | None, name: str | None,
+        metadata: Mapping[str, str] | None,
+    ) -> Flow[Customer]:  # fmt: skip
+        # the metadata lives as JSON in the note (see create_customer): merged, so a key
+        # not named keeps its value
+        current = (yield from self.get_customer(customer_id)).metadata if metadata else {}
+        kwargs = customer_update_request(customer_id, email, name, metadata, current)
+        body = yield SquareCall("update_customer", "customers.update", kwargs)
+        return customer_from_square(body["customer"])
+
+    def delete_customer(self, customer_id: str) -> Flow[None]:
+        yield SquareCall("delete_customer", "customers.delete", {"customer_id": customer_id})
+
+    def create_setup(
+        self, customer_id: str, idempotency_key: str, usage: SetupUsage,
+        payment_method: str | None, verification_token: str | None,
+    ) -> Flow[SetupSession]:  # fmt: skip
+        kwargs = card_request(
+            customer_id, idempotency_key, usage, payment_method, verification_token
+        )
+        body = yield SquareCall("create_setup", "cards.create", kwargs)
+        return setup_from_card(body["card"], customer_id, usage)
+
+    def list_payment_methods(self, customer_id: str) -> Flow[list[PaymentMethod]]:
+        pages = yield SquareCall(
+            "list_payment_methods", "cards.list", {"customer_id": customer_id}, items="cards"
+        )
+        return [payment_method_from_square(card) for page in pages for card in page["cards"]]
+
+    def get_payment_method(self, payment_method_id: str) -> Flow[PaymentMethod]:
+        body = yield SquareCall("get_payment_method", "cards.get", {"card_id": payment_method_id})
+        return payment_method_from_square(body["card"])
+
+    def detach_payment_method(self, payment_method_id: str) -> Flow[None]:
+        yield SquareCall("detach_payment_method", "cards.disable", {"card_id": payment_method_id})
+
+
 # -- the adapter -------------------------------------------------------------------------------
 
 
@@ -828,6 +1212,7 @@ class SquareProvider(BaseProvider):
                     "disputes", "cards"):  # fmt: skip
             getattr(self._client, api)
         getattr(self._client.checkout, "payment_links")  # noqa: B009  # an import, by access
+        self._flows = SquareFlows(self.settings)
 
     def __repr__(self) -> str:
         return (
@@ -878,6 +1263,16 @@ class SquareProvider(BaseProvider):
             # never sent (ProviderUnavailable), or sent and the answer lost (OutcomeUnknown)
             raise httpx_failure(PROVIDER, "Square", operation, exc) from None
 
+    def _run(self, flow: Flow[R]) -> R:
+        """Make each SDK call ``flow`` yields (a failure thrown into it); its result."""
+        return run_flow(flow, self._answer)
+
+    def _answer(self, call: SquareCall) -> Any:
+        method = operator.attrgetter(call.method)(self._client)
+        if call.items is None:
+            return self._call(call.operation, method, **call.kwargs)
+        return list(self._pages(call.operation, method, dict(call.kwargs), call.items, None))
+
     # -- payments ------------------------------------------------------------------------------
 
     def create_payment(
@@ -899,13 +1294,10 @@ class SquareProvider(BaseProvider):
         charged without the buyer is simply one without a verification token; a bank that
         wants the buyer answers ``CARD_DECLINED_VERIFICATION_REQUIRED``
         ([`AuthenticationRequired`][paygate.errors.AuthenticationRequired])."""
-        kwargs = payment_request(
-            self.settings.location_id, order_id, amount, payment_method, idempotency_key,
-            customer_id, description, capture, off_session=off_session,
-        )  # fmt: skip
-        body = self._call("create_payment", self._client.payments.create, **kwargs)
-        payment = payment_from_square(body["payment"], order_id=order_id)
-        return _with_metadata(payment, metadata)
+        return self._run(self._flows.create_payment(
+            order_id, amount, payment_method, idempotency_key, customer_id, description,
+            metadata, capture, off_session,
+        ))  # fmt: skip
 
     def get_payment(self, payment_id: str) -> Payment:
         """The payment with its refunds: GetPayment, then GetPaymentRefund for each of its
@@ -913,62 +1305,20 @@ class SquareProvider(BaseProvider):
         for one payment's). One request more per refund, none for an unrefunded payment:
         the price of knowing each refund by id, so a missed refund webhook is learned
         here and nothing is counted twice."""
-        data = self._payment_data(payment_id)
-        refund_ids = data.get("refund_ids") or []
-        refunds = [
-            self._call("get_payment", self._client.refunds.get, refund_id=refund_id)["refund"]
-            for refund_id in refund_ids
-            if isinstance(refund_id, str) and refund_id
-        ]
-        return payment_from_square(data, refunds=refunds)
-
-    def _payment_data(self, payment_id: str) -> dict[str, Any]:
-        body = self._call("get_payment", self._client.payments.get, payment_id=payment_id)
-        payment: dict[str, Any] = body["payment"]
-        return payment
+        return self._run(self._flows.get_payment(payment_id))
 
     def get_refund(self, refund_id: str) -> Refund:
-        body = self._call("get_refund", self._client.refunds.get, refund_id=refund_id)
-        return refund_from_square(body["refund"])
+        return self._run(self._flows.get_refund(refund_id))
 
     def capture_payment(
         self, payment_id: str, *, amount: Money | None = None, idempotency_key: str
     ) -> Payment:
-        if amount is not None:
-            current = payment_from_square(self._payment_data(payment_id))
-            if _partial_capture(current, amount):
-                # Square completes the whole amount: lower an APPROVED payment first
-                self._call(
-                    "capture_payment",
-                    self._client.payments.update,
-                    payment_id=payment_id,
-                    idempotency_key=square_idempotency_key(idempotency_key, part="update"),
-                    payment={"amount_money": _money_param(amount)},
-                )
-        return self._settle(
-            payment_id, "capture_payment", self._client.payments.complete, "COMPLETED"
-        )
+        """CompletePayment, after UpdatePayment lowering the amount of a partial capture.
+        A repeat Square refuses of a payment already captured answers the payment."""
+        return self._run(self._flows.capture_payment(payment_id, amount, idempotency_key))
 
     def cancel_payment(self, payment_id: str, *, idempotency_key: str) -> Payment:
-        return self._settle(payment_id, "cancel_payment", self._client.payments.cancel, "CANCELED")
-
-    def _settle(
-        self, payment_id: str, operation: str, call: Callable[..., Any], done: str
-    ) -> Payment:
-        """CompletePayment / CancelPayment: they take no idempotency key, and Square's spec
-        has them act on an APPROVED payment only. A retry whose first answer was lost
-        (OutcomeUnknown) may find the payment already ``done``: when Square refuses the
-        repeat, the payment is read, and ``done`` is the answer (the same end state)."""
-        try:
-            body = self._call(operation, call, payment_id=payment_id)
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            current = self._payment_data(payment_id)
-            if current.get("status") != done:
-                raise
-            return payment_from_square(current)
-        return payment_from_square(body["payment"])
+        return self._run(self._flows.cancel_payment(payment_id))
 
     def refund_payment(
         self,
@@ -978,11 +1328,7 @@ class SquareProvider(BaseProvider):
         reason: str | None = None,
         idempotency_key: str,
     ) -> Refund:
-        # Square's refunded_money: what Square itself checks the new refund against
-        payment = payment_from_square(self._payment_data(payment_id))
-        kwargs = refund_request(payment, amount, reason, idempotency_key)
-        body = self._call("refund_payment", self._client.refunds.refund_payment, **kwargs)
-        return refund_from_square(body["refund"], order_id=payment.order_id)
+        return self._run(self._flows.refund_payment(payment_id, amount, reason, idempotency_key))
 
     # -- hosted checkout (payment links) -------------------------------------------------------
 
@@ -999,41 +1345,12 @@ class SquareProvider(BaseProvider):
         price_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CheckoutSession:
-        # Square payment links have a redirect URL for after payment but no cancel URL: the
-        # customer who leaves just closes the page
-        if mode != "payment":
-            raise NotSupported(
-                "Square payment links are created for payments here; create subscriptions "
-                "with create_subscription",
-                provider=PROVIDER,
-                code="not_supported",
-            )
-        _check_reference(order_id)
-        order = self._square_order(order_id, line_items, customer_id=customer_id)
-        total = _line_items_total(line_items)
-        body = self._call(
-            "create_checkout_session",
-            self._client.checkout.payment_links.create,
-            idempotency_key=square_idempotency_key(idempotency_key),
-            order=order,
-            checkout_options={"redirect_url": success_url},
-            payment_note=f"{ORDER_NOTE_PREFIX}{order_id}",
-        )
-        related = (body.get("related_resources") or {}).get("orders") or []
-        session = checkout_from_square(
-            body["payment_link"], related[0] if related else None, order_id=order_id
-        )
-        if session.amount_total is None:
-            session = _replace_total(session, total)
-        return session
+        return self._run(self._flows.create_checkout_session(
+            order_id, line_items, success_url, idempotency_key, mode, customer_id
+        ))  # fmt: skip
 
     def get_checkout_session(self, session_id: str) -> CheckoutSession:
-        body = self._call(
-            "get_checkout_session", self._client.checkout.payment_links.get, id=session_id
-        )
-        link = body["payment_link"]
-        order = self._get_order(link["order_id"]) if link.get("order_id") else None
-        return checkout_from_square(link, order)
+        return self._run(self._flows.get_checkout_session(session_id))
 
     def complete_return(self, params: Mapping[str, str], *, idempotency_key: str) -> Payment:
         """The customer's redirect back from a payment link.
@@ -1042,25 +1359,7 @@ class SquareProvider(BaseProvider):
         ``checkoutId``) to the redirect URL; ``payment_id`` is accepted too. Only the ids are
         read: the order, its payment and the payment's status come from Square's API.
         """
-        payment_id = params.get("payment_id") or params.get("paymentId")
-        if payment_id:
-            return self.get_payment(payment_id)
-        square_order_id = params.get("orderId") or params.get("transactionId")
-        if not square_order_id and params.get("checkoutId"):
-            link = self._call(
-                "complete_return",
-                self._client.checkout.payment_links.get,
-                id=params["checkoutId"],
-            )["payment_link"]
-            square_order_id = link.get("order_id")
-        if not square_order_id:
-            raise ValidationError(
-                "Square return without orderId, transactionId, checkoutId or payment_id "
-                "in the query"
-            )
-        order = self._get_order(square_order_id)
-        payment = self.get_payment(_paid_payment_id(square_order_id, order))
-        return _with_order_reference(payment, order)
+        return self._run(self._flows.complete_return(params))
 
     # -- customers, subscriptions, invoices, disputes ------------------------------------------
 
@@ -1072,9 +1371,7 @@ class SquareProvider(BaseProvider):
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        kwargs = customer_request(email, name, metadata, idempotency_key)
-        body = self._call("create_customer", self._client.customers.create, **kwargs)
-        return customer_from_square(body["customer"])
+        return self._run(self._flows.create_customer(email, name, idempotency_key, metadata))
 
     def create_subscription(
         self,
@@ -1089,18 +1386,12 @@ class SquareProvider(BaseProvider):
     ) -> Subscription:
         """``price_id`` is the subscription plan variation id; ``metadata["card_id"]``, a
         card on file, is charged (without it Square emails an invoice each period)."""
-        check_plan_only(trial_days, trial_end, quantity)
-        kwargs = subscription_request(
-            self.settings.location_id, customer_id, price_id, metadata, idempotency_key
-        )
-        body = self._call("create_subscription", self._client.subscriptions.create, **kwargs)
-        return subscription_from_square(body["subscription"])
+        return self._run(self._flows.create_subscription(
+            customer_id, price_id, idempotency_key, metadata, trial_days, trial_end, quantity
+        ))  # fmt: skip
 
     def get_subscription(self, subscription_id: str) -> Subscription:
-        body = self._call(
-            "get_subscription", self._client.subscriptions.get, subscription_id=subscription_id
-        )
-        return subscription_from_square(body["subscription"])
+        return self._run(self._flows.get_subscription(subscription_id))
 
     def cancel_subscription(
         self, subscription_id: str, *, at_period_end: bool = False
@@ -1109,20 +1400,7 @@ class SquareProvider(BaseProvider):
         period (a pending one at once); there is no immediate cancel of an active one. The
         returned [`Subscription`][paygate.models.Subscription] says which happened
         (``cancel_at_period_end``)."""
-        body = self._call(
-            "cancel_subscription",
-            self._client.subscriptions.cancel,
-            subscription_id=subscription_id,
-        )
-        subscription = subscription_from_square(body["subscription"])
-        if not at_period_end and subscription.status is not SubscriptionStatus.CANCELED:
-            logger.warning(
-                "square subscription %s: cancel scheduled for the end of the billing period "
-                "(Square has no immediate cancel)",
-                subscription_id,
-                extra=fields(provider="square", operation="cancel_subscription"),
-            )
-        return subscription
+        return self._run(self._flows.cancel_subscription(subscription_id, at_period_end))
 
     def create_invoice(
         self,
@@ -1136,38 +1414,12 @@ class SquareProvider(BaseProvider):
     ) -> Invoice:
         """A Square invoice bills an order: the order is created first, then the invoice
         (a draft), then published when ``send`` is true."""
-        if order_id is not None:
-            _check_reference(order_id)
-        total = _line_items_total(line_items)
-        order = self._square_order(order_id, line_items, customer_id=customer_id)
-        created_order = self._call(
-            "create_invoice",
-            self._client.orders.create,
-            order=order,
-            idempotency_key=square_idempotency_key(idempotency_key, part="order"),
-        )["order"]
-        invoice = invoice_request(self.settings, created_order["id"], customer_id, description)
-        body = self._call(
-            "create_invoice",
-            self._client.invoices.create,
-            invoice=invoice,
-            idempotency_key=square_idempotency_key(idempotency_key, part="invoice"),
-        )
-        created = body["invoice"]
-        if send:
-            body = self._call(
-                "create_invoice",
-                self._client.invoices.publish,
-                invoice_id=created["id"],
-                version=created.get("version", 0),
-                idempotency_key=square_idempotency_key(idempotency_key, part="publish"),
-            )
-            created = body["invoice"]
-        return invoice_from_square(created, order_id=order_id, fallback_amount=total)
+        return self._run(self._flows.create_invoice(
+            customer_id, line_items, idempotency_key, order_id, description, send
+        ))  # fmt: skip
 
     def get_dispute(self, dispute_id: str) -> Dispute:
-        body = self._call("get_dispute", self._client.disputes.get, dispute_id=dispute_id)
-        return dispute_from_square(body["dispute"])
+        return self._run(self._flows.get_dispute(dispute_id))
 
     # -- listings, for reconciliation ----------------------------------------------------------
 
@@ -1289,35 +1541,11 @@ class SquareProvider(BaseProvider):
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         return parse_webhook(self.settings, body, headers)
 
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _get_order(self, square_order_id: str) -> dict[str, Any]:
-        order: dict[str, Any] = self._call(
-            "get_order", self._client.orders.get, order_id=square_order_id
-        )["order"]
-        return order
-
-    def _square_order(
-        self, order_id: str | None, line_items: Sequence[LineItem], *, customer_id: str | None
-    ) -> dict[str, Any]:
-        return square_order(self.settings.location_id, order_id, line_items, customer_id)
-
     # -- after the first charge: subscriptions, disputes (issue 20) ------------------------------
 
     def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
         """SearchSubscriptions at this location (of ``customer_id``), every page."""
-        query = subscription_search_query(self.settings.location_id, customer_id)
-        found: list[Subscription] = []
-        cursor: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"query": query}
-            if cursor:
-                kwargs["cursor"] = cursor
-            body = self._call("list_subscriptions", self._client.subscriptions.search, **kwargs)
-            found += [subscription_from_square(sub) for sub in body.get("subscriptions") or ()]
-            cursor = body.get("cursor")
-            if not cursor:
-                return found
+        return self._run(self._flows.list_subscriptions(customer_id))
 
     def change_subscription(
         self,
@@ -1331,54 +1559,20 @@ class SquareProvider(BaseProvider):
         """SwapPlan to the plan variation ``price_id``. Square has no proration: the new
         plan bills from the next billing cycle, so only ``proration="none"`` says what
         happens; Square subscriptions have no quantity."""
-        price_id = checked_swap(price_id, quantity, proration)
-        body = self._call(
-            "change_subscription",
-            self._client.subscriptions.swap_plan,
-            subscription_id=subscription_id,
-            new_plan_variation_id=price_id,
+        return self._run(
+            self._flows.change_subscription(subscription_id, price_id, quantity, proration)
         )
-        return subscription_from_square(body["subscription"])
 
     def pause_subscription(self, subscription_id: str) -> Subscription:
         """PauseSubscription from the next billing date (Square's earliest), until resumed."""
-        body = self._call(
-            "pause_subscription",
-            self._client.subscriptions.pause,
-            subscription_id=subscription_id,
-            pause_reason=PAUSE_REASON,
-        )
-        return subscription_from_square(body["subscription"])
+        return self._run(self._flows.pause_subscription(subscription_id))
 
     def resume_subscription(self, subscription_id: str) -> Subscription:
-        body = self._call(
-            "resume_subscription",
-            self._client.subscriptions.resume,
-            subscription_id=subscription_id,
-            resume_change_timing="IMMEDIATE",
-        )
-        return subscription_from_square(body["subscription"])
+        return self._run(self._flows.resume_subscription(subscription_id))
 
     def undo_cancel_subscription(self, subscription_id: str) -> Subscription:
         """Delete the scheduled ``CANCEL`` action (DeleteSubscriptionAction)."""
-        body = self._call(
-            "undo_cancel_subscription",
-            self._client.subscriptions.get,
-            subscription_id=subscription_id,
-            include="actions",
-        )
-        subscription = body["subscription"]
-        cancels = cancel_action_ids(subscription)
-        if not cancels:
-            return subscription_from_square(subscription)
-        for action_id in cancels:
-            body = self._call(
-                "undo_cancel_subscription",
-                self._client.subscriptions.delete_action,
-                subscription_id=subscription_id,
-                action_id=action_id,
-            )
-        return subscription_from_square(body["subscription"])
+        return self._run(self._flows.undo_cancel_subscription(subscription_id))
 
     def retry_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
         raise no_invoice_retry()
@@ -1386,13 +1580,7 @@ class SquareProvider(BaseProvider):
     def list_disputes(self, *, payment_id: str | None = None) -> list[Dispute]:
         """ListDisputes at this location, every page; of one payment: filtered here (Square
         filters by state and location only)."""
-        found: list[Dispute] = []
-        for page in self._pages(
-            "list_disputes", self._client.disputes.list,
-            {"location_id": self.settings.location_id}, "disputes", None,
-        ):  # fmt: skip
-            found += [dispute_from_square(d) for d in page.get("disputes") or ()]
-        return [d for d in found if payment_id is None or d.payment_id == payment_id]
+        return self._run(self._flows.list_disputes(payment_id))
 
     def submit_dispute_evidence(
         self, dispute_id: str, evidence: DisputeEvidence, *, submit: bool = True
@@ -1400,39 +1588,17 @@ class SquareProvider(BaseProvider):
         """One CreateDisputeEvidenceText per text field, one CreateDisputeEvidenceFile per
         file, then SubmitEvidence unless ``submit=False`` (Square keeps the evidence until
         it is submitted)."""
-        texts, files = evidence_requests(dispute_id, evidence)
-        for text_request in texts:
-            self._call(
-                "submit_dispute_evidence",
-                self._client.disputes.create_evidence_text,
-                **text_request,
-            )
-        for file_request in files:
-            self._call(
-                "submit_dispute_evidence",
-                self._client.disputes.create_evidence_file,
-                **file_request,
-            )
-        if submit:
-            body = self._call(
-                "submit_dispute_evidence",
-                self._client.disputes.submit_evidence,
-                dispute_id=dispute_id,
-            )
-            return dispute_from_square(body["dispute"])
-        return self.get_dispute(dispute_id)
+        return self._run(self._flows.submit_dispute_evidence(dispute_id, evidence, submit))
 
     def accept_dispute(self, dispute_id: str) -> Dispute:
         """AcceptDispute: the cardholder keeps the money (``ACCEPTED``, read ``closed``;
         its ``dispute.state.updated`` webhook is ``dispute.lost``)."""
-        body = self._call("accept_dispute", self._client.disputes.accept, dispute_id=dispute_id)
-        return dispute_from_square(body["dispute"])
+        return self._run(self._flows.accept_dispute(dispute_id))
 
     # -- customers and saved cards (Cards API) -------------------------------------------------
 
     def get_customer(self, customer_id: str) -> Customer:
-        body = self._call("get_customer", self._client.customers.get, customer_id=customer_id)
-        return customer_from_square(body["customer"])
+        return self._run(self._flows.get_customer(customer_id))
 
     def update_customer(
         self,
@@ -1442,12 +1608,7 @@ class SquareProvider(BaseProvider):
         name: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
-        # the metadata lives as JSON in the note (see create_customer): merged, so a key
-        # not named keeps its value
-        current = self.get_customer(customer_id).metadata if metadata else {}
-        kwargs = customer_update_request(customer_id, email, name, metadata, current)
-        body = self._call("update_customer", self._client.customers.update, **kwargs)
-        return customer_from_square(body["customer"])
+        return self._run(self._flows.update_customer(customer_id, email, name, metadata))
 
     def list_customers(
         self, *, email: str | None = None, page_size: int = LIST_PAGE_MAX
@@ -1478,7 +1639,7 @@ class SquareProvider(BaseProvider):
             query = {**query, "cursor": cursor}
 
     def delete_customer(self, customer_id: str) -> None:
-        self._call("delete_customer", self._client.customers.delete, customer_id=customer_id)
+        self._run(self._flows.delete_customer(customer_id))
 
     def create_setup(
         self,
@@ -1495,30 +1656,20 @@ class SquareProvider(BaseProvider):
         (``payment_method``), with the buyer's ``verification_token`` where the bank
         wants Strong Customer Authentication. Square has no hosted step: the card is saved
         at once (the session's id is the card's), and the URLs are not used."""
-        kwargs = card_request(
+        return self._run(self._flows.create_setup(
             customer_id, idempotency_key, usage, payment_method, verification_token
-        )
-        card = self._call("create_setup", self._client.cards.create, **kwargs)["card"]
-        return setup_from_card(card, customer_id, usage)
+        ))  # fmt: skip
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         """The customer's enabled cards on file (ListCards)."""
-        pages = self._pages(
-            "list_payment_methods",
-            self._client.cards.list,
-            {"customer_id": customer_id},
-            "cards",
-            None,
-        )
-        return [payment_method_from_square(card) for page in pages for card in page["cards"]]
+        return self._run(self._flows.list_payment_methods(customer_id))
 
     def get_payment_method(self, payment_method_id: str) -> PaymentMethod:
-        body = self._call("get_payment_method", self._client.cards.get, card_id=payment_method_id)
-        return payment_method_from_square(body["card"])
+        return self._run(self._flows.get_payment_method(payment_method_id))
 
     def detach_payment_method(self, payment_method_id: str) -> None:
         """DisableCard: Square keeps the card, disabled; it can no longer be charged."""
-        self._call("detach_payment_method", self._client.cards.disable, card_id=payment_method_id)
+        self._run(self._flows.detach_payment_method(payment_method_id))
 
 
 def _line_items_total(line_items: Sequence[LineItem]) -> Money:
