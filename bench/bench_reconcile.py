@@ -354,7 +354,9 @@ def _figures_of(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
 def run_duckdb_exact(orders: str, report: str) -> dict[str, Any]:
     import duckdb
 
-    rows = duckdb.connect().execute(DUCKDB_EXACT_SQL, [orders, report]).fetchall()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    rows = con.execute(DUCKDB_EXACT_SQL, [orders, report]).fetchall()
     return _figures_of(rows)
 
 
@@ -405,44 +407,40 @@ def run_polars_exact(orders: str, report: str) -> dict[str, Any]:
     good_r = r.filter("good").select("seq", "id", "kind", "c", "f", "n", amt=col("g").abs())
     recs = good_r.filter(col("kind") != "other")
     pay = col("kind") == "payment"
-    per_cur = (
-        recs.join(books.select("id", oa="amt"), on="id")
-        .group_by("id", "c")
-        .agg(
-            n=pay.sum(),
-            paid=col("amt").filter(pay).sum(),
-            first_seq=col("seq").filter(pay).min(),
-            first_amt=col("amt").filter(pay).sort_by(col("seq").filter(pay)).first(),
-            refunded=col("amt").filter(col("kind") == "refund").sum(),
-            exact=(pay & (col("amt") == col("oa"))).any(),
+    abroad = pay & (col("c") != col("oc"))  # a payment in another currency than the order's
+    per = (  # each order with records (in file order): the figures the rules need
+        recs.join(books.rename({"c": "oc", "amt": "oa"}), on="id", maintain_order="left")
+        .with_columns(
+            pa=pl.when(pay).then("amt"),
+            pc=pl.when(pay).then("c"),
+            fa=pl.when(abroad).then("amt"),
+            fc=pl.when(abroad).then("c"),
+            ra=pl.when(col("kind") == "refund").then("amt"),
+            ex=pay & (col("amt") == col("oa")),
         )
-    )
-    by_first = {"by": col("first_seq"), "nulls_last": True}
-    foreign = (col("c") != col("oc")) & (col("n") > 0)
-    per = (
-        per_cur.join(books.rename({"c": "oc", "amt": "oa"}), on="id")
         .group_by("id")
         .agg(
             pl.first("oc", "oa", "s", "paid_like"),
-            n=col("n").sum(),
-            paid=col("paid").sum(),
-            refunded=col("refunded").sum(),
-            first_cur=col("c").sort_by(**by_first).first(),
-            first_cur_paid=col("paid").sort_by(**by_first).first(),
-            first_amt=col("first_amt").sort_by(**by_first).first(),
-            foreign_cur=col("c").filter(foreign).sort_by(col("first_seq").filter(foreign)).first(),
-            foreign_amt=col("first_amt").filter(foreign)
-            .sort_by(col("first_seq").filter(foreign)).first(),
-            exact=col("exact").any(),
+            n=col("pa").count(),
+            paid=col("pa").sum(),
+            refunded=col("ra").sum(),
+            first_cur=col("pc").drop_nulls().first(),
+            # what was paid in the currency of the first payment
+            first_cur_paid=col("pa").filter(col("c") == col("pc").drop_nulls().first()).sum(),
+            first_amt=col("pa").drop_nulls().first(),
+            foreign_cur=col("fc").drop_nulls().first(),
+            foreign_amt=col("fa").drop_nulls().first(),
+            exact=col("ex").any(),
         )
         .with_columns(
             known=pl.when(col("s") == "refunded").then(col("oa")).otherwise(0),
             kept=pl.when(col("exact")).then(col("oa")).otherwise(col("first_amt")),
             charged=col("paid") > 0,
         )
-    )  # fmt: skip
+        .cache()  # read by every rule below
+    )
     fine = col("charged") & col("paid_like") & col("foreign_cur").is_null()
-    rules = {
+    rules = {  # case: (when, currency, amount); an order can have several lines
         "unpaid_order_charged": (col("charged") & ~col("paid_like"), "first_cur", "first_cur_paid"),
         "currency_mismatch": (
             col("charged") & col("paid_like") & col("foreign_cur").is_not_null(),
@@ -544,7 +542,9 @@ GROUP BY case_
 def run_duckdb_float(orders: str, report: str) -> dict[str, Any]:
     import duckdb
 
-    rows = duckdb.connect().execute(DUCKDB_FLOAT_SQL, [orders, report]).fetchall()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    rows = con.execute(DUCKDB_FLOAT_SQL, [orders, report]).fetchall()
     return {"counts": {str(case): int(n) for case, n in rows}}
 
 
