@@ -24,8 +24,16 @@ The anchors, what a data engineer writes by hand over the same two files:
   paygate's for what a Stripe report can say (payments and refunds, every record
   succeeded; disputes and reversals are not modelled: the files have none).
 - ``duckdb-sql-float``, ``polars-float`` and ``pandas`` (float): the anchors the goal of
-  issue 21 was first measured against: amounts as floats rounded to cents, counts only,
-  no bad rows (they cannot read the ``--bad-rows`` files: skipped there).
+  issue 21 was first measured against (then named ``duckdb-sql`` and ``polars``): amounts
+  as floats rounded to cents, counts only, no bad rows (they cannot read the
+  ``--bad-rows`` files: skipped there). They were extended only as far as these files
+  need for the same counts: an order id's first row, the payment's currency, a refunded
+  order's own refund.
+
+Peak RSS is each variant's own: the parent imports none of paygate, DuckDB, polars or
+pandas (a probe subprocess checks what can run), since a child starts with its parent's
+high-water mark (Linux keeps it across fork and exec). Before, the parent's ~156 MB of
+imports was a floor under every variant's figure.
 
 Every run is checked: each anchor's counts (and, for the exact anchors, totals, fees, net
 and bad rows) must equal paygate's report; any difference prints a ``MISMATCH`` line and
