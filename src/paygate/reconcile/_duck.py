@@ -20,13 +20,14 @@ duplicates, the fee and net totals, the clean matches (an order whose only recor
 successful payment of exactly its amount - nearly every order) counted and summed, the
 orders without a record, and the orphans' ids. A second statement (``_DETAILS_SQL``) reads
 the records of the orders with anything more than a clean match (a second charge, a
-refund, a failure...) and of the orphans; those few go through the same per-order rules as
-before (`_engine._Classifier`): the itemized lines are few, and their rules (which payment
-is kept, which ids are named) read better as code than as SQL.
+refund, a failure...) and of the orphans; those few go through the per-order rules in SQL
+that `reconcile_in_postgres` runs too (`_classify`): which payment is kept, which ids are
+named, the notes.
 """
 
 from __future__ import annotations
 
+# ruff: noqa: S608 - the SQL is built from this module's constants and readers' column names
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -36,29 +37,23 @@ from typing import Any
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
-from paygate.money import Money
-from paygate.reconcile._common import ProviderRow, csv_rows, header_index
-from paygate.reconcile._csv import OrdersCSV
-from paygate.reconcile._engine import (
-    _STATUS_CODE,
-    _check_time,
-    _Classifier,
-    _OrderState,
-    _promote,
-    _rows_of_orders,
-    _rows_of_records,
+from paygate.reconcile._classify import (
+    PAID_LIKE_SQL,
+    check_time,
+    classify,
+    fill,
+    rows_of_orders,
+    rows_of_records,
 )
+from paygate.reconcile._common import csv_rows, header_index
+from paygate.reconcile._csv import OrdersCSV
 from paygate.reconcile._model import (
     BadRow,
-    Case,
     OrderRecord,
-    OrderStatus,
     Policy,
     ProviderRecord,
     ReconciliationLine,
     ReconciliationReport,
-    RecordKind,
-    RecordStatus,
 )
 from paygate.reconcile._stripe import REPORTING_CATEGORIES, StripeReportCSV
 
@@ -252,7 +247,7 @@ WHERE pos IS NOT NULL AND (
     (n IS NOT NULL AND NOT clean)
     OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
 UNION ALL
-SELECT 'x', NULL, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT 'x', NULL, n, first_seq, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
     NULL
 FROM joined WHERE pos IS NULL
 UNION ALL
@@ -269,6 +264,24 @@ SELECT seq, order_id, kind, status, amount, currency, fee, net, record_id, payme
 FROM ({records})
 WHERE kind <> 'other' AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
     AND (order_id IS NULL OR order_id IN (SELECT order_id FROM wanted))
+"""
+
+#: the order ids whose records the second statement reads
+_WANTED_SQL = """
+CREATE TEMP VIEW wanted AS SELECT s1 AS order_id FROM run WHERE (tag = 'o' AND b2) OR tag = 'x'
+"""
+
+#: the orders that are more than a clean match, and the ids of no order, as `_classify`
+#: wants them (``pg_j``)
+_JOINED_SQL = f"""
+CREATE TEMP TABLE pg_j AS
+SELECT o.s1 AS order_id, o.i1 AS first_id, o.h1::BIGINT AS amount, o.s2 AS currency,
+    o.s3 AS status, o.h2::BIGINT AS refunded, o.s3 IN {PAID_LIKE_SQL} AS paid_like,
+    o.b1 AS recent, o.i2 AS n, o.i3 AS first_seq,
+    coalesce(o.s3 = 'paid' AND r.kind = 'payment' AND r.status = 'succeeded'
+        AND r.amount = o.h1 AND r.currency = o.s2, false) AS fast
+FROM run o LEFT JOIN pg_rec r ON r.seq = o.i3
+WHERE o.tag IN ('o', 'x')
 """
 
 #: where a report file's rows may be picked before they are normalized: right after they
@@ -384,7 +397,7 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
             pa.array(list(col), type=arrow_schema.field(i).type) for i, col in enumerate(columns)
         ]
         chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
-        con.execute(f"INSERT INTO {name} SELECT * FROM chunk")  # noqa: S608 - our table name
+        con.execute(f"INSERT INTO {name} SELECT * FROM chunk")
         batch.clear()
 
     for row in rows:
@@ -502,7 +515,7 @@ def _order_rows(
     """Positioned order rows from any source; with ``duplicates_fail`` (the window), a
     duplicate raises where the engine met it, before any later bad row."""
     seen: set[str] | None = set() if duplicates_fail is not None else None
-    rows = _rows_of_orders(internal, with_time=want_time)
+    rows = rows_of_orders(internal, with_time=want_time)
     for pos, (order_id, amount, currency, status, created, refunded) in enumerate(rows):
         if seen is not None and duplicates_fail is not None:
             lo, hi, windowed = duplicates_fail
@@ -514,7 +527,7 @@ def _order_rows(
 
 
 def _record_rows(provider: Any, with_time: bool) -> Iterator[tuple[Any, ...]]:
-    for seq, row in enumerate(_rows_of_records(provider, with_time=with_time)):
+    for seq, row in enumerate(rows_of_records(provider, with_time=with_time)):
         order_id, kind, status, amount, currency, fee, net, record_id, payment_id, ts = row
         yield (seq, order_id, str(kind), str(status), amount, currency, fee, net,
                record_id, payment_id, ts)  # fmt: skip
@@ -547,9 +560,9 @@ def reconcile(
     policy = policy or Policy()
     if not isinstance(policy, Policy):
         raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
-    now_ts = _check_time("now", now)
-    since_ts = _check_time("since", since)
-    until_ts = _check_time("until", until)
+    now_ts = check_time("now", now)
+    since_ts = check_time("since", since)
+    until_ts = check_time("until", until)
     if apply and (gateway is None or not run_id):
         raise ValidationError(
             "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
@@ -601,9 +614,11 @@ def reconcile(
         rows: list[tuple[Any, ...]] = []
         for attempt in range(3):
             try:
-                rows = con.execute(
-                    _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
-                ).fetchall()
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE run AS "
+                    + _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
+                )
+                rows = con.execute("SELECT * FROM run WHERE tag NOT IN ('o', 'x')").fetchall()
             except _duckdb().Error:
                 if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
                     raise
@@ -637,102 +652,24 @@ def reconcile(
         for source in (internal, provider):
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
 
-        # -- 2. the records of the orders with more than a clean match, and the orphans --
-        promoted = {r[7]: r for r in rows if r[0] == "o" and r[14]}
-        wanted = [*promoted, *(r[7] for r in rows if r[0] == "x")]
-        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS order_id", [wanted])
-        details = con.execute(
-            _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
-        ).fetchall()
+        # -- 2. the records of the orders with more than a clean match, and the orphans' --
+        con.execute(_WANTED_SQL)
+        con.execute(
+            "CREATE TEMP TABLE pg_rec AS "
+            + _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
+        )
+        # -- 3. their lines, by the rules reconcile_in_postgres runs too ----------------------
+        con.execute(_JOINED_SQL)
+        lines, quiet, orphans = classify(con, postgres=False)
     finally:
         con.close()
-
-    # -- 2. the few orders that need more than a count, in Python -------------------------
-    currencies: list[str] = []
-    classifier = _Classifier(report, policy, currencies, {})
-    for _, n, _, _, _, total, _, currency, *_ in sorted(
-        (r for r in rows if r[0] == "m"), key=lambda r: r[2]
-    ):
-        classifier.counts[Case.MATCHED] += n
-        classifier._total(Case.MATCHED, currency, int(total))
-    for _, awaiting, not_charged, *_ in (r for r in rows if r[0] == "q"):
-        classifier.counts[Case.AWAITING] += awaiting or 0
-        classifier.counts[Case.NOT_CHARGED] += not_charged or 0
-    records: dict[str, list[ProviderRow]] = {}
-    first_clean: set[str] = set()
-    orphans: list[ProviderRow] = []
-    for seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id in sorted(
-        details, key=lambda r: r[0]
-    ):
-        order = promoted.get(order_id)
-        if (
-            order is not None
-            and seq == order[3]  # its first record...
-            and order[2] > 1  # ...of several...
-            and order[9] == "paid"  # ...would alone have been a clean match:
-            and kind == "payment"
-            and status == "succeeded"
-            and amount == order[5]
-            and currency == order[8]
-        ):
-            first_clean.add(order_id)  # the engine matched it before it knew more was coming
-            continue
-        row: ProviderRow = (
-            order_id,
-            RecordKind(kind),
-            RecordStatus(status),
-            int(amount),
-            currency,
-            fee,
-            net,
-            record_id,
-            payment_id,
-            None,
-        )
-        if order is None:
-            orphans.append(row)
-        else:
-            records.setdefault(order_id, []).append(row)
-    index: dict[str, int] = {}
-    for r in sorted((r for r in rows if r[0] == "o"), key=lambda r: r[1]):
-        _, _, _, _, _, amount, refunded, order_id, currency, status = r[:10]
-        recent, has_records = r[13], r[14]
-        cur = index.get(currency)
-        if cur is None:
-            cur = index[currency] = len(currencies)
-            currencies.append(currency)
-        code = int(amount) << 20 | cur << 8 | _STATUS_CODE[OrderStatus(status)]
-        if recent:
-            code |= 1 << 5
-        if refunded:
-            classifier.known_refunds[order_id] = int(refunded)
-        if not has_records:
-            classifier._no_record(order_id, code)
-            continue
-        state: _OrderState = _promote(code, order_id in first_clean, currencies)
-        for row in records.get(order_id, ()):
-            state.add(row)
-        classifier._order(order_id, state)
-    for row in orphans:
-        classifier._orphan(row)
-    counts = classifier.counts
-    report.counts = {case: n for case, n in counts.items() if n}
-    report.totals = {
-        case: {cur: Money(v, cur) for cur, v in by_cur.items() if v or counts[case]}
-        for case, by_cur in classifier.totals.items()
-        if counts[case]
-    }
-    fee_rows = [r for r in rows if r[0] == "f"]
-    report.fees = {
-        r[7]: Money(int(r[5]), r[7])
-        for r in sorted((r for r in fee_rows if r[1] is not None), key=lambda r: r[1])
-        if r[5]
-    }
-    report.net = {
-        r[7]: Money(int(r[6]), r[7])
-        for r in sorted((r for r in fee_rows if r[2] is not None), key=lambda r: r[2])
-        if r[6]
-    }
+    fast = [
+        (r[7], r[1], r[5]) for r in sorted((r for r in rows if r[0] == "m"), key=lambda r: r[2])
+    ]
+    (awaiting, not_charged) = next((r[1] or 0, r[2] or 0) for r in rows if r[0] == "q")
+    quiet = (quiet[0] + awaiting, quiet[1] + not_charged, *quiet[2:])
+    fees = [(r[7], r[5], r[6], r[1], r[2]) for r in rows if r[0] == "f"]
+    fill(report, policy, fast, lines, quiet, orphans, fees)
 
     if apply:
         from paygate.reconcile._apply import apply_actions
