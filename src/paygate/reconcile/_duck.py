@@ -318,10 +318,10 @@ _RECORD_SCHEMA = (
 def _duckdb() -> Any:
     try:
         import duckdb
-    except ImportError:  # pragma: no cover - the `reconcile` extra
+    except ImportError:  # pragma: no cover - a dependency of paygate-payments
         raise ValidationError(
-            "the DuckDB reconciliation engine needs duckdb: "
-            "pip install 'paygate-payments[reconcile]'"
+            "reconciliation runs on DuckDB: pip install 'duckdb>=1.3' (a dependency of "
+            "paygate-payments)"
         ) from None
     return duckdb
 
@@ -354,9 +354,6 @@ def _case(expression: str, values: dict[str, str], default: str = "NULL") -> str
     pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in values.items())
     return f"coalesce((MAP {{{pairs}}})[{expression}], {default})"
 
-
-#: currency code -> its index (for `_SIGNATURE`), as a SQL MAP literal
-_INDEXES_MAP = "(MAP {" + ", ".join(f"'{c}': {i}" for i, c in enumerate(EXPONENTS)) + "})"
 
 #: currency code -> exponent, as a SQL MAP literal
 _EXPONENTS_MAP = "(MAP {" + ", ".join(f"'{c}': {e}" for c, e in EXPONENTS.items()) + "})"

@@ -50,10 +50,6 @@ REPORTING_CATEGORIES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
 }
 _OTHER = (RecordKind.OTHER, _S)
 #: the categories that are payments (the only records that can be a clean match)
-_PAYMENT_CATEGORIES = frozenset(
-    category for category, (kind, _) in REPORTING_CATEGORIES.items() if kind is RecordKind.PAYMENT
-)
-
 #: report columns paygate reads; "?" = optional
 REPORT_COLUMNS: dict[str, str] = {
     "record_id": "balance_transaction_id",
