@@ -10,10 +10,11 @@ integer minor units, statuses and kinds as their enum values, dates as Unix seco
   with anything else in it - a ragged row, a value of another shape, an unknown word, a
   bad amount - is read again by the reader's own Python parser, which reports the bad
   row with its file, line and message exactly as it always did; its rows are then loaded
-  as Arrow batches. So the SQL only ever accepts what the Python parser accepts, with the
-  same result.
+  as below. So the SQL only ever accepts what the Python parser accepts, with the same
+  result.
 - any other source (the store, an iterable of records, the API and JSON readers) is
-  loaded from its compact rows as Arrow record batches.
+  loaded from its compact rows (``_load_table``: Arrow record batches, or plain lists
+  without pyarrow).
 
 Then SQL (``_RUN_SQL``) joins them and does the bulk of the work: the window, the
 duplicates, the fee and net totals, the clean matches (an order whose only record is one
@@ -44,6 +45,7 @@ from paygate.reconcile._classify import (
     fill,
     rows_of_orders,
     rows_of_records,
+    sql_text,
 )
 from paygate.reconcile._common import csv_rows, header_index
 from paygate.reconcile._csv import OrdersCSV
@@ -339,19 +341,15 @@ def _connect() -> Any:
     # (hash tables per thread, coordination) for a shorter wall time only on an idle machine
     con.execute("SET threads = 1")
     limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT") or MEMORY_LIMIT
-    con.execute(f"SET memory_limit = {_sql_literal(limit)}")
-    con.execute(f"SET temp_directory = {_sql_literal(tempfile.gettempdir())}")
+    con.execute(f"SET memory_limit = {sql_text(limit)}")
+    con.execute(f"SET temp_directory = {sql_text(tempfile.gettempdir())}")
     return con
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _case(expression: str, values: dict[str, str], default: str = "NULL") -> str:
     """``expression`` looked up in a SQL ``MAP`` literal of the known words (per row,
     cheaper than a join or a long ``CASE``); ``default`` when it is not one of them."""
-    pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in values.items())
+    pairs = ", ".join(f"{sql_text(k)}: {sql_text(v)}" for k, v in values.items())
     return f"coalesce((MAP {{{pairs}}})[{expression}], {default})"
 
 
@@ -426,97 +424,82 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
         ) from None
 
 
+def _read_file(reader: Any, columns: dict[str, str | None], aliases: dict[str, str]) -> Any:
+    """``(read, select)``: DuckDB's ``read_csv`` of the reader's file (every column as
+    text) and the select list naming the columns by ``aliases`` (role -> alias, "" for a
+    column the file lacks); None when the Python parser must read it (not a plain file, a
+    header DuckDB cannot be told)."""
+    path = _file_of(reader.source)
+    header = _header(path) if path is not None else []
+    if path is None or not header:
+        return None
+    try:
+        pos = header_index(header, columns, name=path, what=reader.what)
+    except ValidationError:
+        return None
+    types = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    select = ", ".join(
+        ("''" if pos[role] is None else f"coalesce(c{pos[role]}, '')") + f" AS {alias}"
+        for role, alias in aliases.items()
+    )
+    return _READ_CSV.format(path=sql_text(path), columns=types), select
+
+
 def _orders_from_csv(reader: OrdersCSV, want_time: bool) -> str | None:
     """The query that reads an `OrdersCSV` file with DuckDB's reader and normalizes it (a
     ``bad`` column flags the rows the SQL does not accept); None when the Python parser
-    must read it (not a plain file, a header DuckDB cannot be told)."""
-    path = _file_of(reader.source)
-    if path is None:
+    must read it."""
+    aliases = {
+        "order_id": "order_id",
+        "currency": "currency",
+        "amount": "amount_text",
+        "status": "status_text",
+        "created_at": "created_text",
+        "refunded": "refunded_text",
+    }
+    found = _read_file(reader, {k: (v or None) for k, v in reader.columns.items()}, aliases)
+    if found is None:
         return None
-    header = _header(path)
-    if not header:
-        return None
-    wanted = {k: (v or None) for k, v in reader.columns.items()}
-    try:
-        pos = header_index(header, wanted, name=path, what=reader.what)
-    except ValidationError:
-        return None
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-
-    def col(role: str) -> str:
-        at = pos[role]
-        return "''" if at is None else f"coalesce(c{at}, '')"
-
-    select = ", ".join(
-        f"{col(role)} AS {alias}"
-        for role, alias in (
-            ("order_id", "order_id"),
-            ("currency", "currency"),
-            ("amount", "amount_text"),
-            ("status", "status_text"),
-            ("created_at", "created_text"),
-            ("refunded", "refunded_text"),
-        )
-    )
     unit = _MAJOR if reader.amount_unit == "major" else _MINOR
-    sql = _ORDERS_CSV_SQL.format(
-        select=select,
-        read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
-        default=_sql_literal(reader.default_currency or ""),
+    words = {w: str(s) for w, s in reader.status_words.items()}
+    return _ORDERS_CSV_SQL.format(
+        read=found[0],
+        select=found[1],
+        default=sql_text(reader.default_currency or ""),
         exponents=_EXPONENTS_MAP,
-        status_of=_case("c.status_text", {w: str(s) for w, s in reader.status_words.items()}),
-        lower_status_of=_case(
-            "lower(c.status_text)", {w: str(s) for w, s in reader.status_words.items()}
-        ),
+        status_of=_case("c.status_text", words),
+        lower_status_of=_case("lower(c.status_text)", words),
         amount=unit.format(t="x.amount_text", e="x.exponent"),
         refunded=unit.format(t="x.refunded_text", e="x.exponent"),
         created=_TIME.format(t="x.created_text"),
         want_time="true" if want_time else "false",
     )
-    return sql
 
 
 def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
     """The query that reads a `StripeReportCSV` file (see `_orders_from_csv`)."""
-    path = _file_of(reader.source)
-    if path is None:
+    aliases = {
+        "order_id": "order_id",
+        "category": "category",
+        "currency": "currency_text",
+        "gross": "gross_text",
+        "fee": "fee_text",
+        "net": "net_text",
+        "record_id": "record_id",
+        "payment_intent_id": "pi",
+        "charge_id": "ch",
+        "source_id": "src",
+        "created": "created_text",
+    }
+    found = _read_file(reader, dict(reader.columns), aliases)
+    if found is None:
         return None
-    header = _header(path)
-    if not header:
-        return None
-    try:
-        pos = header_index(header, reader.columns, name=path, what=reader.what)
-    except ValidationError:
-        return None
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-
-    def col(role: str) -> str:
-        at = pos[role]
-        return "''" if at is None else f"coalesce(c{at}, '')"
-
-    select = ", ".join(
-        f"{col(role)} AS {alias}"
-        for role, alias in (
-            ("order_id", "order_id"),
-            ("category", "category"),
-            ("currency", "currency_text"),
-            ("gross", "gross_text"),
-            ("fee", "fee_text"),
-            ("net", "net_text"),
-            ("record_id", "record_id"),
-            ("payment_intent_id", "pi"),
-            ("charge_id", "ch"),
-            ("source_id", "src"),
-            ("created", "created_text"),
-        )
-    )
-    sql = _STRIPE_CSV_SQL.format(
-        select=select,
-        read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
+    kinds = {c: str(k) for c, (k, _) in REPORTING_CATEGORIES.items()}
+    return _STRIPE_CSV_SQL.format(
+        read=found[0],
+        select=found[1],
         exponents=_EXPONENTS_MAP,
-        kind_of=_case(
-            "a.category", {c: str(k) for c, (k, _) in REPORTING_CATEGORIES.items()}, "'other'"
-        ),
+        kind_of=_case("a.category", kinds, "'other'"),
         gross=_MAJOR.format(t="c.gross_text", e="c.exponent"),
         fee=_MAJOR.format(t="c.fee_text", e="c.exponent"),
         net=_MAJOR.format(t="c.net_text", e="c.exponent"),
@@ -524,7 +507,6 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
         want_time="true" if want_time else "false",
         only=_ONLY,
     )
-    return sql
 
 
 def _order_rows(
