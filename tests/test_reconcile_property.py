@@ -1,5 +1,5 @@
 """Property: orders and provider records built with known discrepancies, in any order, are
-classified exactly - through the in-memory path and through the CSV column-batch path."""
+classified exactly - from records in memory and from CSV files read by DuckDB."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def _major(cents: int) -> str:
     st.lists(st.tuples(st.sampled_from(STRIPE_SCENARIOS), st.integers(2, 10**6)), max_size=600),
     st.integers(0, 2**32),
 )
-def test_the_same_through_csv_files_and_the_batch_path(plan: Plan, seed: int) -> None:
+def test_the_same_through_csv_files(plan: Plan, seed: int) -> None:
     orders, rows = build(plan, seed)
     categories = {"payment": "charge", "refund": "refund", "dispute": "dispute"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,8 +8,9 @@ for line in report.lines:
     print(line.case, line.order_id, line.action, line.amount)
 ```
 
-Both sides stream: readers never hold a whole file, and the engine holds one side as a
-compact dict. See ``docs/reconciliation.md``.
+The engine is DuckDB: report files are read by DuckDB itself, other sources are loaded
+from their rows, and the join and the classification run as SQL. See
+``docs/reconciliation.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from paygate.reconcile._apply import action_key, applied_actions, apply_actions, refund_key
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
-from paygate.reconcile._engine import reconcile
+from paygate.reconcile._duck import reconcile
 from paygate.reconcile._fetch import records_from_provider
 from paygate.reconcile._model import (
     DISCREPANCIES,

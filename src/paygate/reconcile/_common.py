@@ -271,10 +271,6 @@ def describe(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
 
 
-def money_or_none(amount: int | None, currency: str) -> Money | None:
-    return None if amount is None else Money(amount, currency)
-
-
 def get_path(obj: Any, *keys: str) -> Any:
     """``obj[k1][k2]...`` or None when any level is missing (provider JSON)."""
     for key in keys:

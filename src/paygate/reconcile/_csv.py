@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
-from paygate.reconcile._arrow import (
-    PREPARED,
-    Arrow,
-    BatchProblem,
-    arrow_for,
-    int64_units,
-    minor_units,
-    record_batches,
-    scalar_or_problem,
-    skip_records,
-    string_array,
-)
 from paygate.reconcile._base import OrderReader, ProviderReader, Source
-from paygate.reconcile._batch import Chunk, OrderBatch, OrderItem, chunks, misses, split_columns
 from paygate.reconcile._common import (
-    AmountCache,
     InternalRow,
     ProviderRow,
     csv_rows,
@@ -102,15 +87,6 @@ def _currency(text: str, default: str | None) -> str:
     if code not in EXPONENTS:
         raise ValidationError(f"unknown currency {text!r}")
     return code
-
-
-@dataclass(frozen=True, slots=True)
-class _PreparedOrders:
-    """What the reader's helper thread computed for a usual Arrow batch of orders."""
-
-    currency: str
-    amounts: Any  # int64 Arrow array of minor units, none negative
-    statuses: Any  # int32 Arrow array: positions in the reader's status words
 
 
 class OrdersCSV(OrderReader):
@@ -218,223 +194,6 @@ class OrdersCSV(OrderReader):
         finally:
             if owned:
                 handle.close()
-
-    def iter_batches(self, *, with_time: bool = True) -> Iterator[OrderItem]:
-        """Column batches of plain chunks, compact rows for the others (see ``_batch``);
-        read by pyarrow when it is installed (see ``_arrow``)."""
-        arrow = arrow_for(self.source)
-        if arrow is None:
-            return self._text_batches(with_time, 0)
-        return self._arrow_batches(arrow, with_time)
-
-    def _arrow_batches(self, arrow: Arrow, with_time: bool) -> Iterator[OrderItem]:
-        handle, name, owned = self._open()
-        try:
-            pos, width = self._read_header(handle, name)
-        finally:
-            if owned:
-                handle.close()
-        self._errors(name)
-        wanted = sorted({p for p in pos.values() if p is not None})
-        # rows built from the columns read have only those columns: positions among them
-        local = {k: (None if p is None else wanted.index(p)) for k, p in pos.items()}
-        parse_local = self._row_parser(local, len(wanted), with_time)
-        done = 0
-        words = list(self.status_words)
-        statuses = list(self.status_words.values())
-        batches = record_batches(
-            arrow, cast("str", self.source), width, wanted, self._prepare(arrow, pos, words)
-        )
-        while True:
-            try:
-                columns = next(batches, None)
-                if columns is None:
-                    return
-                item: OrderItem | None = self._arrow_batch(arrow, columns, pos, with_time, statuses)
-                if item is None:
-                    rows = zip(*(columns[p].to_pylist() for p in wanted), strict=True)
-                    item = [parse_local(list(row)) for row in rows]
-            except (arrow.Invalid, BatchProblem, ValidationError):
-                break  # the pure-Python path reports it with file and line
-            yield item
-            done += len(columns[wanted[0]])
-        yield from self._text_batches(with_time, done)
-
-    def _prepare(
-        self, arrow: Arrow, pos: dict[str, int | None], words: list[str]
-    ) -> Callable[[dict[int, Any]], _PreparedOrders | None]:
-        """The Arrow half of the usual batch, run on the reader's helper thread (the main
-        thread then only makes Python lists): the checks of ``_arrow_batch`` - one
-        currency, no refunded amounts, amounts of the usual shape and not negative, known
-        status words, no empty order id - on Arrow arrays; None when one fails, and
-        ``_arrow_batch`` then decides on the main thread as without it."""
-        pc = arrow.pc
-        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
-        i_cur, i_refunded = pos["currency"], pos["refunded"]
-        assert i_id is not None and i_amount is not None and i_status is not None
-        known_words = string_array(arrow, words)
-        default = self.default_currency or ""
-        major = self.amount_unit == "major"
-
-        def prepare(columns: dict[int, Any]) -> _PreparedOrders | None:
-            currency = default
-            if i_cur is not None:
-                found = pc.unique(columns[i_cur])
-                if len(found) != 1:
-                    return None
-                currency = found[0].as_py() or default
-            if currency not in EXPONENTS:
-                return None
-            if i_refunded is not None and pc.max(pc.utf8_length(columns[i_refunded])).as_py():
-                return None
-            amounts = int64_units(arrow, columns[i_amount], EXPONENTS[currency] if major else 0)
-            if amounts is None or pc.min(amounts).as_py() < 0:
-                return None
-            statuses = pc.index_in(columns[i_status], value_set=known_words)
-            if statuses.null_count or not pc.min(pc.utf8_length(columns[i_id])).as_py():
-                return None
-            return _PreparedOrders(currency, amounts, statuses)
-
-        return prepare
-
-    def _arrow_batch(
-        self,
-        arrow: Arrow,
-        columns: dict[int, Any],
-        pos: dict[str, int | None],
-        with_time: bool,
-        statuses_by_index: list[OrderStatus],
-    ) -> OrderBatch | None:
-        """The batch as columns when it is plain (as ``_batch`` decides), else None."""
-        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
-        i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
-        assert i_id is not None and i_amount is not None and i_status is not None
-
-        def created() -> list[float] | None:
-            if not with_time or i_created is None:
-                return None
-            return [parse_timestamp(t) if t else 0.0 for t in columns[i_created].to_pylist()]
-
-        prepared: _PreparedOrders | None = columns.get(PREPARED)
-        if prepared is not None:  # the usual batch, checked on the helper thread
-            return OrderBatch(
-                columns[i_id].to_pylist(),
-                prepared.amounts.to_pylist(),
-                prepared.currency,
-                list(map(statuses_by_index.__getitem__, prepared.statuses.to_pylist())),
-                created(),
-            )
-        if i_cur is None:
-            currency = self.default_currency or ""
-        else:
-            found = arrow.pc.unique(columns[i_cur]).to_pylist()
-            if len(found) != 1:
-                return None
-            currency = found[0] or (self.default_currency or "")
-        if currency not in EXPONENTS:
-            return None
-        if (
-            i_refunded is not None
-            and arrow.pc.max(arrow.pc.utf8_length(columns[i_refunded])).as_py()
-        ):
-            return None
-        if self.amount_unit == "major":
-            amounts = minor_units(
-                arrow,
-                columns[i_amount],
-                EXPONENTS[currency],
-                scalar_or_problem(lambda text: major_to_minor(text, currency)),
-            )
-        else:
-            amounts = minor_units(arrow, columns[i_amount], 0, scalar_or_problem(minor_int))
-        if min(amounts) < 0:
-            return None
-        statuses = list(map(self.status_words.get, columns[i_status].to_pylist()))
-        if None in statuses:
-            return None
-        order_ids = columns[i_id].to_pylist()
-        if "" in order_ids:
-            return None
-        return OrderBatch(
-            order_ids, amounts, currency, cast("list[OrderStatus]", statuses), created()
-        )
-
-    def _text_batches(self, with_time: bool, skip: int) -> Iterator[OrderItem]:
-        """The pure-Python batches, after the first ``skip`` records."""
-        handle, name, owned = self._open()
-        errors = self._errors(name)
-        try:
-            pos, width = self._read_header(handle, name)
-            parse_row = self._row_parser(pos, width, with_time)
-            cache = AmountCache()
-            for chunk in chunks(handle, skip_records(handle, skip, 2)):
-                batch = self._batch(chunk, pos, width, with_time, cache)
-                if batch is not None:
-                    yield batch
-                    continue
-                yield chunk.parse(parse_row, errors)
-        finally:
-            if owned:
-                handle.close()
-
-    def _batch(
-        self,
-        chunk: Chunk,
-        pos: dict[str, int | None],
-        width: int,
-        with_time: bool,
-        cache: AmountCache,
-    ) -> OrderBatch | None:
-        columns = split_columns(chunk, width)
-        if columns is None:
-            return None
-        i_id, i_amount, i_status = pos["order_id"], pos["amount"], pos["status"]
-        i_cur, i_created, i_refunded = pos["currency"], pos["created_at"], pos["refunded"]
-        assert i_id is not None and i_amount is not None and i_status is not None
-        order_ids = columns[i_id]
-        if "" in order_ids:
-            return None
-        if i_cur is None:
-            currency = self.default_currency or ""
-        else:
-            found = set(columns[i_cur])
-            if len(found) != 1:
-                return None
-            currency = found.pop() or (self.default_currency or "")
-        if currency not in EXPONENTS:
-            return None
-        texts = columns[i_amount]
-        try:
-            if self.amount_unit == "major":
-                table = cache.table(currency)
-                amounts = list(map(table.get, texts))
-                if None in amounts:
-                    for index in misses(amounts):
-                        amounts[index] = cache.miss(table, texts[index], currency)
-            else:
-                amounts = list(map(minor_int, texts))
-        except ValidationError:
-            return None
-        if min(cast("list[int]", amounts)) < 0:
-            return None
-        statuses = list(map(self.status_words.get, columns[i_status]))
-        if None in statuses:
-            return None
-        if i_refunded is not None and any(columns[i_refunded]):
-            return None
-        created: list[float] | None = None
-        if with_time and i_created is not None:
-            try:
-                created = [parse_timestamp(t) if t else 0.0 for t in columns[i_created]]
-            except ValidationError:
-                return None
-        return OrderBatch(
-            order_ids,
-            cast("list[int]", amounts),
-            currency,
-            cast("list[OrderStatus]", statuses),
-            created,
-        )
 
 
 class GenericCSV(ProviderReader):

@@ -10,23 +10,25 @@ integer minor units, statuses and kinds as their enum values, dates as Unix seco
   with anything else in it - a ragged row, a value of another shape, an unknown word, a
   bad amount - is read again by the reader's own Python parser, which reports the bad
   row with its file, line and message exactly as it always did; its rows are then loaded
-  as Arrow batches. So the SQL only ever accepts what the Python parser accepts, with the
-  same result.
+  as below. So the SQL only ever accepts what the Python parser accepts, with the same
+  result.
 - any other source (the store, an iterable of records, the API and JSON readers) is
-  loaded from its compact rows as Arrow record batches.
+  loaded from its compact rows (``_load_table``: Arrow record batches, or plain lists
+  without pyarrow).
 
 Then SQL (``_RUN_SQL``) joins them and does the bulk of the work: the window, the
 duplicates, the fee and net totals, the clean matches (an order whose only record is one
 successful payment of exactly its amount - nearly every order) counted and summed, the
 orders without a record, and the orphans' ids. A second statement (``_DETAILS_SQL``) reads
 the records of the orders with anything more than a clean match (a second charge, a
-refund, a failure...) and of the orphans; those few go through the same per-order rules as
-before (`_engine._Classifier`): the itemized lines are few, and their rules (which payment
-is kept, which ids are named) read better as code than as SQL.
+refund, a failure...) and of the orphans; those few go through the per-order rules in SQL
+that `reconcile_in_postgres` runs too (`_classify`): which payment is kept, which ids are
+named, the notes.
 """
 
 from __future__ import annotations
 
+# ruff: noqa: S608 - the SQL is built from this module's constants and readers' column names
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -36,29 +38,24 @@ from typing import Any
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
-from paygate.money import Money
-from paygate.reconcile._common import ProviderRow, csv_rows, header_index
-from paygate.reconcile._csv import OrdersCSV
-from paygate.reconcile._engine import (
-    _STATUS_CODE,
-    _check_time,
-    _Classifier,
-    _OrderState,
-    _promote,
-    _rows_of_orders,
-    _rows_of_records,
+from paygate.reconcile._classify import (
+    PAID_LIKE_SQL,
+    check_time,
+    classify,
+    fill,
+    rows_of_orders,
+    rows_of_records,
+    sql_text,
 )
+from paygate.reconcile._common import csv_rows, header_index
+from paygate.reconcile._csv import OrdersCSV
 from paygate.reconcile._model import (
     BadRow,
-    Case,
     OrderRecord,
-    OrderStatus,
     Policy,
     ProviderRecord,
     ReconciliationLine,
     ReconciliationReport,
-    RecordKind,
-    RecordStatus,
 )
 from paygate.reconcile._stripe import REPORTING_CATEGORIES, StripeReportCSV
 
@@ -252,7 +249,7 @@ WHERE pos IS NOT NULL AND (
     (n IS NOT NULL AND NOT clean)
     OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
 UNION ALL
-SELECT 'x', NULL, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT 'x', NULL, n, first_seq, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
     NULL
 FROM joined WHERE pos IS NULL
 UNION ALL
@@ -269,6 +266,24 @@ SELECT seq, order_id, kind, status, amount, currency, fee, net, record_id, payme
 FROM ({records})
 WHERE kind <> 'other' AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
     AND (order_id IS NULL OR order_id IN (SELECT order_id FROM wanted))
+"""
+
+#: the order ids whose records the second statement reads
+_WANTED_SQL = """
+CREATE TEMP VIEW wanted AS SELECT s1 AS order_id FROM run WHERE (tag = 'o' AND b2) OR tag = 'x'
+"""
+
+#: the orders that are more than a clean match, and the ids of no order, as `_classify`
+#: wants them (``pg_j``)
+_JOINED_SQL = f"""
+CREATE TEMP TABLE pg_j AS
+SELECT o.s1 AS order_id, o.i1 AS first_id, o.h1::BIGINT AS amount, o.s2 AS currency,
+    o.s3 AS status, o.h2::BIGINT AS refunded, o.s3 IN {PAID_LIKE_SQL} AS paid_like,
+    o.b1 AS recent, o.i2 AS n, o.i3 AS first_seq,
+    coalesce(o.s3 = 'paid' AND r.kind = 'payment' AND r.status = 'succeeded'
+        AND r.amount = o.h1 AND r.currency = o.s2, false) AS fast
+FROM run o LEFT JOIN pg_rec r ON r.seq = o.i3
+WHERE o.tag IN ('o', 'x')
 """
 
 #: where a report file's rows may be picked before they are normalized: right after they
@@ -305,10 +320,10 @@ _RECORD_SCHEMA = (
 def _duckdb() -> Any:
     try:
         import duckdb
-    except ImportError:  # pragma: no cover - the `reconcile` extra
+    except ImportError:  # pragma: no cover - a dependency of paygate-payments
         raise ValidationError(
-            "the DuckDB reconciliation engine needs duckdb: "
-            "pip install 'paygate-payments[reconcile]'"
+            "reconciliation runs on DuckDB: pip install 'duckdb>=1.3' (a dependency of "
+            "paygate-payments)"
         ) from None
     return duckdb
 
@@ -326,24 +341,17 @@ def _connect() -> Any:
     # (hash tables per thread, coordination) for a shorter wall time only on an idle machine
     con.execute("SET threads = 1")
     limit = os.environ.get("PAYGATE_RECONCILE_MEMORY_LIMIT") or MEMORY_LIMIT
-    con.execute(f"SET memory_limit = {_sql_literal(limit)}")
-    con.execute(f"SET temp_directory = {_sql_literal(tempfile.gettempdir())}")
+    con.execute(f"SET memory_limit = {sql_text(limit)}")
+    con.execute(f"SET temp_directory = {sql_text(tempfile.gettempdir())}")
     return con
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _case(expression: str, values: dict[str, str], default: str = "NULL") -> str:
     """``expression`` looked up in a SQL ``MAP`` literal of the known words (per row,
     cheaper than a join or a long ``CASE``); ``default`` when it is not one of them."""
-    pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in values.items())
+    pairs = ", ".join(f"{sql_text(k)}: {sql_text(v)}" for k, v in values.items())
     return f"coalesce((MAP {{{pairs}}})[{expression}], {default})"
 
-
-#: currency code -> its index (for `_SIGNATURE`), as a SQL MAP literal
-_INDEXES_MAP = "(MAP {" + ", ".join(f"'{c}': {i}" for i, c in enumerate(EXPONENTS)) + "})"
 
 #: currency code -> exponent, as a SQL MAP literal
 _EXPONENTS_MAP = "(MAP {" + ", ".join(f"'{c}': {e}" for c, e in EXPONENTS.items()) + "})"
@@ -369,123 +377,129 @@ def _header(path: str) -> list[str]:
     return next(csv_rows(iter([first])), [])
 
 
-def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: Any) -> None:
-    """Create ``name`` from Python row tuples, one Arrow record batch at a time."""
-    import pyarrow as pa
+def _arrow_errors(pa: Any) -> tuple[type[Exception], ...]:
+    return () if pa is None else (pa.ArrowInvalid,)
 
+
+def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: Any) -> None:
+    """Create ``name`` from Python row tuples, ``BATCH_ROWS`` at a time: as Arrow record
+    batches when pyarrow is installed (the ``reconcile`` extra), else as lists that DuckDB
+    unnests (about twice the CPU, the same table)."""
     con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in schema)})")
-    types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "DOUBLE": pa.float64()}
-    arrow_schema = pa.schema([(c, types[t]) for c, t in schema])
+    try:
+        import pyarrow as pa
+    except ImportError:
+        pa = None
+    if pa is not None:
+        types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+        arrow_schema = pa.schema([(c, types[t]) for c, t in schema])
+    else:
+        unnest = ", ".join(f"unnest(${i}::{t}[])" for i, (_, t) in enumerate(schema, 1))
     batch: list[tuple[Any, ...]] = []
 
     def flush() -> None:
-        columns = list(zip(*batch, strict=True))
-        arrays = [
-            pa.array(list(col), type=arrow_schema.field(i).type) for i, col in enumerate(columns)
-        ]
-        chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
-        con.execute(f"INSERT INTO {name} SELECT * FROM chunk")  # noqa: S608 - our table name
+        columns = [list(column) for column in zip(*batch, strict=True)]
+        if pa is None:
+            con.execute(f"INSERT INTO {name} SELECT {unnest}", columns)
+        else:
+            pairs = zip(columns, schema, strict=True)
+            arrays = [pa.array(col, type=types[t]) for col, (_, t) in pairs]
+            chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
+            con.execute(f"INSERT INTO {name} SELECT * FROM chunk")
         batch.clear()
 
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH_ROWS:
+    try:
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    except (OverflowError, _duckdb().ConversionException, *_arrow_errors(pa)) as exc:
+        if not any(word in str(exc) for word in ("too large", "too big", "out of range")):
+            raise
+        raise ValidationError(
+            f"an amount, fee or net in {name.removesuffix('_in')} does not fit in 64 bits of "
+            "minor units (BIGINT): the engine cannot hold it"
+        ) from None
+
+
+def _read_file(reader: Any, columns: dict[str, str | None], aliases: dict[str, str]) -> Any:
+    """``(read, select)``: DuckDB's ``read_csv`` of the reader's file (every column as
+    text) and the select list naming the columns by ``aliases`` (role -> alias, "" for a
+    column the file lacks); None when the Python parser must read it (not a plain file, a
+    header DuckDB cannot be told)."""
+    path = _file_of(reader.source)
+    header = _header(path) if path is not None else []
+    if path is None or not header:
+        return None
+    try:
+        pos = header_index(header, columns, name=path, what=reader.what)
+    except ValidationError:
+        return None
+    types = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    select = ", ".join(
+        ("''" if pos[role] is None else f"coalesce(c{pos[role]}, '')") + f" AS {alias}"
+        for role, alias in aliases.items()
+    )
+    return _READ_CSV.format(path=sql_text(path), columns=types), select
 
 
 def _orders_from_csv(reader: OrdersCSV, want_time: bool) -> str | None:
     """The query that reads an `OrdersCSV` file with DuckDB's reader and normalizes it (a
     ``bad`` column flags the rows the SQL does not accept); None when the Python parser
-    must read it (not a plain file, a header DuckDB cannot be told)."""
-    path = _file_of(reader.source)
-    if path is None:
+    must read it."""
+    aliases = {
+        "order_id": "order_id",
+        "currency": "currency",
+        "amount": "amount_text",
+        "status": "status_text",
+        "created_at": "created_text",
+        "refunded": "refunded_text",
+    }
+    found = _read_file(reader, {k: (v or None) for k, v in reader.columns.items()}, aliases)
+    if found is None:
         return None
-    header = _header(path)
-    if not header:
-        return None
-    wanted = {k: (v or None) for k, v in reader.columns.items()}
-    try:
-        pos = header_index(header, wanted, name=path, what=reader.what)
-    except ValidationError:
-        return None
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-
-    def col(role: str) -> str:
-        at = pos[role]
-        return "''" if at is None else f"coalesce(c{at}, '')"
-
-    select = ", ".join(
-        f"{col(role)} AS {alias}"
-        for role, alias in (
-            ("order_id", "order_id"),
-            ("currency", "currency"),
-            ("amount", "amount_text"),
-            ("status", "status_text"),
-            ("created_at", "created_text"),
-            ("refunded", "refunded_text"),
-        )
-    )
     unit = _MAJOR if reader.amount_unit == "major" else _MINOR
-    sql = _ORDERS_CSV_SQL.format(
-        select=select,
-        read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
-        default=_sql_literal(reader.default_currency or ""),
+    words = {w: str(s) for w, s in reader.status_words.items()}
+    return _ORDERS_CSV_SQL.format(
+        read=found[0],
+        select=found[1],
+        default=sql_text(reader.default_currency or ""),
         exponents=_EXPONENTS_MAP,
-        status_of=_case("c.status_text", {w: str(s) for w, s in reader.status_words.items()}),
-        lower_status_of=_case(
-            "lower(c.status_text)", {w: str(s) for w, s in reader.status_words.items()}
-        ),
+        status_of=_case("c.status_text", words),
+        lower_status_of=_case("lower(c.status_text)", words),
         amount=unit.format(t="x.amount_text", e="x.exponent"),
         refunded=unit.format(t="x.refunded_text", e="x.exponent"),
         created=_TIME.format(t="x.created_text"),
         want_time="true" if want_time else "false",
     )
-    return sql
 
 
 def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
     """The query that reads a `StripeReportCSV` file (see `_orders_from_csv`)."""
-    path = _file_of(reader.source)
-    if path is None:
+    aliases = {
+        "order_id": "order_id",
+        "category": "category",
+        "currency": "currency_text",
+        "gross": "gross_text",
+        "fee": "fee_text",
+        "net": "net_text",
+        "record_id": "record_id",
+        "payment_intent_id": "pi",
+        "charge_id": "ch",
+        "source_id": "src",
+        "created": "created_text",
+    }
+    found = _read_file(reader, dict(reader.columns), aliases)
+    if found is None:
         return None
-    header = _header(path)
-    if not header:
-        return None
-    try:
-        pos = header_index(header, reader.columns, name=path, what=reader.what)
-    except ValidationError:
-        return None
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-
-    def col(role: str) -> str:
-        at = pos[role]
-        return "''" if at is None else f"coalesce(c{at}, '')"
-
-    select = ", ".join(
-        f"{col(role)} AS {alias}"
-        for role, alias in (
-            ("order_id", "order_id"),
-            ("category", "category"),
-            ("currency", "currency_text"),
-            ("gross", "gross_text"),
-            ("fee", "fee_text"),
-            ("net", "net_text"),
-            ("record_id", "record_id"),
-            ("payment_intent_id", "pi"),
-            ("charge_id", "ch"),
-            ("source_id", "src"),
-            ("created", "created_text"),
-        )
-    )
-    sql = _STRIPE_CSV_SQL.format(
-        select=select,
-        read=_READ_CSV.format(path=_sql_literal(path), columns=columns),
+    kinds = {c: str(k) for c, (k, _) in REPORTING_CATEGORIES.items()}
+    return _STRIPE_CSV_SQL.format(
+        read=found[0],
+        select=found[1],
         exponents=_EXPONENTS_MAP,
-        kind_of=_case(
-            "a.category", {c: str(k) for c, (k, _) in REPORTING_CATEGORIES.items()}, "'other'"
-        ),
+        kind_of=_case("a.category", kinds, "'other'"),
         gross=_MAJOR.format(t="c.gross_text", e="c.exponent"),
         fee=_MAJOR.format(t="c.fee_text", e="c.exponent"),
         net=_MAJOR.format(t="c.net_text", e="c.exponent"),
@@ -493,7 +507,6 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
         want_time="true" if want_time else "false",
         only=_ONLY,
     )
-    return sql
 
 
 def _order_rows(
@@ -502,7 +515,7 @@ def _order_rows(
     """Positioned order rows from any source; with ``duplicates_fail`` (the window), a
     duplicate raises where the engine met it, before any later bad row."""
     seen: set[str] | None = set() if duplicates_fail is not None else None
-    rows = _rows_of_orders(internal, with_time=want_time)
+    rows = rows_of_orders(internal, with_time=want_time)
     for pos, (order_id, amount, currency, status, created, refunded) in enumerate(rows):
         if seen is not None and duplicates_fail is not None:
             lo, hi, windowed = duplicates_fail
@@ -514,7 +527,7 @@ def _order_rows(
 
 
 def _record_rows(provider: Any, with_time: bool) -> Iterator[tuple[Any, ...]]:
-    for seq, row in enumerate(_rows_of_records(provider, with_time=with_time)):
+    for seq, row in enumerate(rows_of_records(provider, with_time=with_time)):
         order_id, kind, status, amount, currency, fee, net, record_id, payment_id, ts = row
         yield (seq, order_id, str(kind), str(status), amount, currency, fee, net,
                record_id, payment_id, ts)  # fmt: skip
@@ -539,17 +552,35 @@ def reconcile(
     gateway: Any = None,
     on_action: Callable[[ReconciliationLine], Any] | None = None,
 ) -> ReconciliationReport:
-    """`paygate.reconcile.reconcile` on DuckDB: the same arguments, the same report.
+    """Compare the shop's orders with a provider's records, order by order.
 
-    One difference: ``progress`` hears once per side, when that side is loaded (DuckDB
-    reads a file in one statement), not every 65,536 rows.
+    ``internal`` is an iterable of [`OrderRecord`][paygate.reconcile.OrderRecord] (or a reader such
+    as `OrdersCSV` / `orders_from_store`); ``provider`` an iterable of
+    [`ProviderRecord`][paygate.reconcile.ProviderRecord] (or a provider reader). Both are read
+    once, into DuckDB (an `OrdersCSV` or `StripeReportCSV` over a file is read by DuckDB
+    itself), and classified in SQL. ``progress(side, rows)`` hears once per side, when it is
+    loaded.
+
+    ``now`` (timezone-aware) is when the run happens: orders created less than
+    ``policy.grace`` before it and without a provider record are ``awaiting``, not
+    ``missing``. Without ``now`` there is no grace. ``since``/``until`` keep only orders
+    created, and records dated, in ``[since, until)`` (rows without a date are kept).
+
+    Dry-run by default. ``apply=True`` carries out the proposed actions through
+    ``gateway`` (a [`paygate.Gateway`][paygate.gateway.Gateway]): refunds with idempotency keys
+    derived from ``run_id`` and the order, so re-running the same run never refunds twice; non-money
+    actions (mark paid, cancel, record) go to ``on_action(line)`` when given. Each action is
+    recorded in ``gateway.store``; re-running the same ``run_id`` skips what it already did
+    (``already_done``) and retries what failed or never finished
+    ([`paygate.reconcile.applied_actions`][paygate.reconcile.applied_actions] reads the records
+    back).
     """
     policy = policy or Policy()
     if not isinstance(policy, Policy):
         raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
-    now_ts = _check_time("now", now)
-    since_ts = _check_time("since", since)
-    until_ts = _check_time("until", until)
+    now_ts = check_time("now", now)
+    since_ts = check_time("since", since)
+    until_ts = check_time("until", until)
     if apply and (gateway is None or not run_id):
         raise ValidationError(
             "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
@@ -601,9 +632,11 @@ def reconcile(
         rows: list[tuple[Any, ...]] = []
         for attempt in range(3):
             try:
-                rows = con.execute(
-                    _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
-                ).fetchall()
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE run AS "
+                    + _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
+                )
+                rows = con.execute("SELECT * FROM run WHERE tag NOT IN ('o', 'x')").fetchall()
             except _duckdb().Error:
                 if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
                     raise
@@ -637,102 +670,24 @@ def reconcile(
         for source in (internal, provider):
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
 
-        # -- 2. the records of the orders with more than a clean match, and the orphans --
-        promoted = {r[7]: r for r in rows if r[0] == "o" and r[14]}
-        wanted = [*promoted, *(r[7] for r in rows if r[0] == "x")]
-        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS order_id", [wanted])
-        details = con.execute(
-            _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
-        ).fetchall()
+        # -- 2. the records of the orders with more than a clean match, and the orphans' --
+        con.execute(_WANTED_SQL)
+        con.execute(
+            "CREATE TEMP TABLE pg_rec AS "
+            + _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
+        )
+        # -- 3. their lines, by the rules reconcile_in_postgres runs too ----------------------
+        con.execute(_JOINED_SQL)
+        lines, quiet, orphans = classify(con, postgres=False)
     finally:
         con.close()
-
-    # -- 2. the few orders that need more than a count, in Python -------------------------
-    currencies: list[str] = []
-    classifier = _Classifier(report, policy, currencies, {})
-    for _, n, _, _, _, total, _, currency, *_ in sorted(
-        (r for r in rows if r[0] == "m"), key=lambda r: r[2]
-    ):
-        classifier.counts[Case.MATCHED] += n
-        classifier._total(Case.MATCHED, currency, int(total))
-    for _, awaiting, not_charged, *_ in (r for r in rows if r[0] == "q"):
-        classifier.counts[Case.AWAITING] += awaiting or 0
-        classifier.counts[Case.NOT_CHARGED] += not_charged or 0
-    records: dict[str, list[ProviderRow]] = {}
-    first_clean: set[str] = set()
-    orphans: list[ProviderRow] = []
-    for seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id in sorted(
-        details, key=lambda r: r[0]
-    ):
-        order = promoted.get(order_id)
-        if (
-            order is not None
-            and seq == order[3]  # its first record...
-            and order[2] > 1  # ...of several...
-            and order[9] == "paid"  # ...would alone have been a clean match:
-            and kind == "payment"
-            and status == "succeeded"
-            and amount == order[5]
-            and currency == order[8]
-        ):
-            first_clean.add(order_id)  # the engine matched it before it knew more was coming
-            continue
-        row: ProviderRow = (
-            order_id,
-            RecordKind(kind),
-            RecordStatus(status),
-            int(amount),
-            currency,
-            fee,
-            net,
-            record_id,
-            payment_id,
-            None,
-        )
-        if order is None:
-            orphans.append(row)
-        else:
-            records.setdefault(order_id, []).append(row)
-    index: dict[str, int] = {}
-    for r in sorted((r for r in rows if r[0] == "o"), key=lambda r: r[1]):
-        _, _, _, _, _, amount, refunded, order_id, currency, status = r[:10]
-        recent, has_records = r[13], r[14]
-        cur = index.get(currency)
-        if cur is None:
-            cur = index[currency] = len(currencies)
-            currencies.append(currency)
-        code = int(amount) << 20 | cur << 8 | _STATUS_CODE[OrderStatus(status)]
-        if recent:
-            code |= 1 << 5
-        if refunded:
-            classifier.known_refunds[order_id] = int(refunded)
-        if not has_records:
-            classifier._no_record(order_id, code)
-            continue
-        state: _OrderState = _promote(code, order_id in first_clean, currencies)
-        for row in records.get(order_id, ()):
-            state.add(row)
-        classifier._order(order_id, state)
-    for row in orphans:
-        classifier._orphan(row)
-    counts = classifier.counts
-    report.counts = {case: n for case, n in counts.items() if n}
-    report.totals = {
-        case: {cur: Money(v, cur) for cur, v in by_cur.items() if v or counts[case]}
-        for case, by_cur in classifier.totals.items()
-        if counts[case]
-    }
-    fee_rows = [r for r in rows if r[0] == "f"]
-    report.fees = {
-        r[7]: Money(int(r[5]), r[7])
-        for r in sorted((r for r in fee_rows if r[1] is not None), key=lambda r: r[1])
-        if r[5]
-    }
-    report.net = {
-        r[7]: Money(int(r[6]), r[7])
-        for r in sorted((r for r in fee_rows if r[2] is not None), key=lambda r: r[2])
-        if r[6]
-    }
+    fast = [
+        (r[7], r[1], r[5]) for r in sorted((r for r in rows if r[0] == "m"), key=lambda r: r[2])
+    ]
+    (awaiting, not_charged) = next((r[1] or 0, r[2] or 0) for r in rows if r[0] == "q")
+    quiet = (quiet[0] + awaiting, quiet[1] + not_charged, *quiet[2:])
+    fees = [(r[7], r[5], r[6], r[1], r[2]) for r in rows if r[0] == "f"]
+    fill(report, policy, fast, lines, quiet, orphans, fees)
 
     if apply:
         from paygate.reconcile._apply import apply_actions

@@ -10,36 +10,12 @@ charge_id, payment_intent_id`` and, when the report run asked for it,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from operator import itemgetter, ne, sub
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any
 
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
-from paygate.reconcile._arrow import (
-    PREPARED,
-    Arrow,
-    BatchProblem,
-    arrow_for,
-    int64_array,
-    int64_sum,
-    int64_units,
-    minor_units,
-    record_batches,
-    scalar_or_problem,
-    skip_records,
-    string_array,
-)
 from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
-from paygate.reconcile._batch import (
-    Chunk,
-    ProviderBatch,
-    ProviderItem,
-    chunks,
-    misses,
-    payment_amounts,
-    split_columns,
-)
 from paygate.reconcile._common import (
     AmountCache,
     ProviderRow,
@@ -74,10 +50,6 @@ REPORTING_CATEGORIES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
 }
 _OTHER = (RecordKind.OTHER, _S)
 #: the categories that are payments (the only records that can be a clean match)
-_PAYMENT_CATEGORIES = frozenset(
-    category for category, (kind, _) in REPORTING_CATEGORIES.items() if kind is RecordKind.PAYMENT
-)
-
 #: report columns paygate reads; "?" = optional
 REPORT_COLUMNS: dict[str, str] = {
     "record_id": "balance_transaction_id",
@@ -93,16 +65,6 @@ REPORT_COLUMNS: dict[str, str] = {
 }
 
 DEFAULT_ORDER_COLUMN = "payment_metadata[order_id]"
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What the reader's helper thread computed for a usual Arrow batch."""
-
-    currency: str
-    payment_amounts: Any  # int64 Arrow array: abs(gross) of payments, -1 for the rest
-    fee_total: int
-    net_total: int
 
 
 class StripeReportCSV(ProviderReader):
@@ -207,214 +169,6 @@ class StripeReportCSV(ProviderReader):
         finally:
             if owned:
                 handle.close()
-
-    def iter_batches(self, *, with_time: bool = False) -> Iterator[ProviderItem]:
-        """Column batches of plain chunks (no dates: the engine asks for batches only when
-        it needs none), compact rows for the others; read by pyarrow when it is installed
-        (see ``_arrow``)."""
-        arrow = arrow_for(self.source)
-        if arrow is None:
-            return self._text_batches(with_time, 0)
-        return self._arrow_batches(arrow, with_time)
-
-    def _arrow_batches(self, arrow: Arrow, with_time: bool) -> Iterator[ProviderItem]:
-        handle, name, owned = self._open()
-        try:
-            pos, width = self._read_header(handle, name)
-        finally:
-            if owned:
-                handle.close()
-        self._errors(name)
-        wanted = sorted({p for p in pos.values() if p is not None})
-        if not with_time and pos["created"] is not None:
-            wanted.remove(pos["created"])  # dates not asked for: not read at all
-            pos = {**pos, "created": None}
-        # rows built from the columns read have only those columns: positions among them
-        local = {k: (None if p is None else wanted.index(p)) for k, p in pos.items()}
-        cache = AmountCache()
-        parse_local = self._row_parser(local, len(wanted), with_time, cache)
-        done = 0
-        batches = record_batches(
-            arrow, cast("str", self.source), width, wanted, self._prepare(arrow, pos)
-        )
-        while True:
-            try:
-                columns = next(batches, None)
-                if columns is None:
-                    return
-                item: ProviderItem | None = None
-                if not with_time:
-                    item = self._arrow_batch(arrow, columns, pos, wanted, cache, parse_local)
-                if item is None:
-                    rows = zip(*(columns[p].to_pylist() for p in wanted), strict=True)
-                    item = [parse_local(list(row)) for row in rows]
-            except (arrow.Invalid, BatchProblem, ValidationError):
-                break  # the pure-Python path reports it with file and line
-            yield item
-            done += len(columns[wanted[0]])
-        yield from self._text_batches(with_time, done)
-
-    @staticmethod
-    def _prepare(
-        arrow: Arrow, pos: dict[str, int | None]
-    ) -> Callable[[dict[int, Any]], _Prepared | None]:
-        """The Arrow half of the usual batch, run on the reader's helper thread: one
-        currency, amounts of the usual shape, ``gross - fee = net``; None otherwise."""
-        pc = arrow.pc
-        payment_categories = string_array(arrow, sorted(_PAYMENT_CATEGORIES))
-        not_a_payment = int64_array(arrow, [-1])[0]
-
-        def prepare(columns: dict[int, Any]) -> _Prepared | None:
-            found = pc.unique(columns[pos["currency"]])  # type: ignore[index]
-            if len(found) != 1:
-                return None
-            currency = found[0].as_py().upper()
-            if currency not in EXPONENTS:
-                return None
-            exponent = EXPONENTS[currency]
-            units = [
-                int64_units(arrow, columns[pos[key]], exponent)  # type: ignore[index]
-                for key in ("gross", "fee", "net")
-            ]
-            if None in units:
-                return None
-            gross, fee, net = cast("list[Any]", units)
-            if not pc.all(pc.equal(pc.subtract_checked(gross, fee), net)).as_py():
-                return None
-            payment = pc.is_in(columns[pos["category"]], value_set=payment_categories)  # type: ignore[index]
-            return _Prepared(
-                currency,
-                pc.if_else(payment, pc.abs_checked(gross), not_a_payment),
-                int64_sum(arrow, fee),
-                int64_sum(arrow, net),
-            )
-
-        return prepare
-
-    def _arrow_batch(
-        self,
-        arrow: Arrow,
-        columns: dict[int, Any],
-        pos: dict[str, int | None],
-        wanted: list[int],
-        cache: AmountCache,
-        parse_local: Callable[[list[str]], ProviderRow],
-    ) -> ProviderBatch | None:
-        """The batch as columns when it is plain (as ``_batch`` decides), else None."""
-        arrays = [columns[p] for p in wanted]
-
-        def build(index: int) -> ProviderRow:
-            return parse_local([array[index].as_py() for array in arrays])
-
-        prepared: _Prepared | None = columns.get(PREPARED)
-        if prepared is not None:  # the usual batch, done on the helper thread
-            amounts = prepared.payment_amounts.to_pylist()
-            return ProviderBatch(
-                columns[pos["order_id"]].to_pylist(),  # type: ignore[index]
-                amounts,
-                prepared.fee_total,
-                prepared.net_total,
-                prepared.currency,
-                [None] * len(amounts),
-                build,
-            )
-        found = arrow.pc.unique(columns[pos["currency"]]).to_pylist()  # type: ignore[index]
-        if len(found) != 1:
-            return None
-        currency = found[0].upper()
-        if currency not in EXPONENTS:
-            return None
-        table = cache.table(currency)
-
-        def scalar(text: str) -> int:
-            value = table.get(text)
-            return cache.miss(table, text, currency) if value is None else value
-
-        # one currency but amounts of other shapes (or a bad row): the Python parser
-        exponent = EXPONENTS[currency]
-        texts = [columns[pos[key]] for key in ("gross", "fee", "net")]  # type: ignore[index]
-        parse = scalar_or_problem(scalar)
-        gross, fees, nets = (minor_units(arrow, column, exponent, parse) for column in texts)
-        if any(map(ne, map(sub, gross, fees), nets)):
-            return None
-        categories = columns[pos["category"]].to_pylist()  # type: ignore[index]
-        amounts = payment_amounts(gross, map(_PAYMENT_CATEGORIES.__contains__, categories))
-        return ProviderBatch(
-            columns[pos["order_id"]].to_pylist(),  # type: ignore[index]
-            amounts,
-            sum(fees),
-            sum(nets),
-            currency,
-            [None] * len(amounts),
-            build,
-        )
-
-    def _text_batches(self, with_time: bool, skip: int) -> Iterator[ProviderItem]:
-        """The pure-Python batches, after the first ``skip`` records."""
-        handle, name, owned = self._open()
-        errors = self._errors(name)
-        try:
-            pos, width = self._read_header(handle, name)
-            cache = AmountCache()
-            parse_row = self._row_parser(pos, width, with_time, cache)
-            for chunk in chunks(handle, skip_records(handle, skip, 2)):
-                batch = None if with_time else self._batch(chunk, pos, width, cache, parse_row)
-                if batch is not None:
-                    yield batch
-                    continue
-                yield chunk.parse(parse_row, errors)
-        finally:
-            if owned:
-                handle.close()
-
-    def _batch(
-        self,
-        chunk: Chunk,
-        pos: dict[str, int | None],
-        width: int,
-        cache: AmountCache,
-        parse_row: Callable[[list[str]], ProviderRow],
-    ) -> ProviderBatch | None:
-        columns = split_columns(chunk, width)
-        if columns is None:
-            return None
-        found = set(columns[pos["currency"]])  # type: ignore[index]
-        if len(found) != 1:
-            return None
-        currency = found.pop().upper()
-        if currency not in EXPONENTS:
-            return None
-        table = cache.table(currency)
-        parsed: list[list[int]] = []
-        for key in ("gross", "fee", "net"):
-            texts = columns[pos[key]]  # type: ignore[index]
-            values = list(map(table.get, texts))
-            if None in values:
-                try:
-                    for index in misses(values):
-                        values[index] = cache.miss(table, texts[index], currency)
-                except ValidationError:
-                    return None
-            parsed.append(cast("list[int]", values))
-        gross, fees, nets = parsed
-        if any(map(ne, map(sub, gross, fees), nets)):
-            return None
-        categories = columns[pos["category"]]  # type: ignore[index]
-        amounts = payment_amounts(gross, map(_PAYMENT_CATEGORIES.__contains__, categories))
-        lines = chunk.lines
-
-        def build(index: int) -> ProviderRow:
-            return parse_row(lines[index].split(","))
-
-        return ProviderBatch(
-            columns[pos["order_id"]],  # type: ignore[index]
-            amounts,
-            sum(fees),
-            sum(nets),
-            currency,
-            [None] * len(gross),
-            build,
-        )
 
 
 class StripeBalanceTransactions(ProviderObjects):

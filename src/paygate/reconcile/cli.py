@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from paygate.errors import ConfigurationError, PaygateError
 from paygate.reconcile._csv import GenericCSV, OrdersCSV
-from paygate.reconcile._engine import reconcile
+from paygate.reconcile._duck import reconcile
 from paygate.reconcile._fetch import API_READERS, records_from_provider
 from paygate.reconcile._model import (
     DISCREPANCIES,
