@@ -319,3 +319,34 @@ def test_a_pending_record_inserted_meanwhile_by_another_call_is_the_one_returned
         assert result == [theirs]
     finally:
         store.close()
+
+
+def test_the_native_path_runs_a_store_call_in_one_greenlet(
+    pg_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool's check of a connection used within the last second is taken on the loop
+    (no greenlet of its own): one greenlet per store call, two per create_payment."""
+    from paygate.stores import _greenlet
+    from paygate.stores.aio import AsyncStore
+    from paygate.stores.postgres import PostgresStore
+
+    spawned: list[int] = []
+
+    class Counted(_greenlet._Bridged):
+        __slots__ = ()
+
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            spawned.append(1)
+
+    async def main() -> int:
+        store = AsyncStore(PostgresStore.from_url(_one_connection(pg_url)), threads=0)
+        async with paygate.connect_async(FakeProvider(), store) as agw:
+            await agw.create_payment(order_id="warm", amount=AMOUNT, payment_method="tok_visa")
+            monkeypatch.setattr(_greenlet, "_Bridged", Counted)
+            await agw.create_payment(order_id="ord_1", amount=AMOUNT, payment_method="tok_visa")
+            monkeypatch.undo()
+            return len(spawned)
+
+    assert asyncio.run(main()) == 2  # begin_operation, save_answer
