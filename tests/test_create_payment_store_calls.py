@@ -107,3 +107,34 @@ def test_a_payment_its_webhook_recorded_first_is_read_and_recorded_once(
     assert len({f.id for f in facts}) == len(facts) and facts  # each fact once
     assert operation is not None and operation.status.value == "succeeded"
     assert operation.result_id == payment.id
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_a_new_payments_row_and_its_fact_share_one_encoding(
+    face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's record and its ``payment.succeeded`` fact carry the same Payment
+    object, so the store encodes it once for both rows (issue 18: it was encoded twice,
+    about 25 us of CPU a call)."""
+    from paygate.models import Payment
+    from paygate.stores import _codec
+
+    encoded: list[str] = []
+    dumps = _codec.dumps
+
+    def counted(value: Any) -> str:
+        if isinstance(value, Payment):
+            encoded.append(value.id)
+        return dumps(value)
+
+    monkeypatch.setattr(_codec, "dumps", counted)
+    store = _Counted(str(tmp_path / "s.db"))
+    payment = _pay(face, FakeProvider(seed=2), store, "o1")
+    assert encoded == [payment.id]
+    reread = SQLiteStore(str(tmp_path / "s.db"))
+    try:
+        record = reread.get_payment(payment.id)
+        (fact,) = reread.list_facts(payment_id=payment.id)
+    finally:
+        reread.close()
+    assert record is not None and fact.payment == record.payment

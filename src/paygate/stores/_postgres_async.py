@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from paygate.errors import ConfigurationError
 from paygate.stores._greenlet import await_only, greenlet_spawn
-from paygate.stores.postgres import _OPEN, PostgresStore
+from paygate.stores.postgres import _OPEN, PostgresStore, _used_recently
 
 __all__ = ["AsyncPostgresStore"]
 
@@ -234,8 +234,10 @@ class AsyncPostgresStore(PostgresStore):
             self._opened = True
 
     async def _check_async(self, conn: _AsyncConnection) -> None:
-        # the pool's check= is a coroutine function: the shared sync check, bridged
-        await greenlet_spawn(self._check, conn)
+        # the pool's check= is a coroutine function: the shared sync check, bridged; a
+        # connection it takes as it is (used within the last second) needs no greenlet
+        if not _used_recently(conn):
+            await greenlet_spawn(self._check, conn)
 
     def close(self) -> None:
         """Close the async pool (the twin's store, the watchdog's owner, closes the rest).

@@ -442,19 +442,19 @@ FAIL_FACT = (
 )
 SELECT_FACTS = f"SELECT {_FACT_ROW} {_FACT_FROM}"
 
-_OPERATION_COLUMNS = (
+OPERATION_COLUMNS = (
     "key, operation, order_id, fingerprint, provider_key, status, attempt, method_digest, "
     "result_id, result, error_code, created_at, updated_at"
 )
-SELECT_OPERATION = f"SELECT {_OPERATION_COLUMNS} FROM paygate_operations WHERE key = ?"
+SELECT_OPERATION = f"SELECT {OPERATION_COLUMNS} FROM paygate_operations WHERE key = ?"
 #: ``length()`` and ``substr()`` count characters in both engines; ``LIKE`` is not used
 #: because SQLite's ignores case and ``%``/``_`` in the prefix would need escaping
 SELECT_OPERATIONS_BY_PREFIX = (
-    f"SELECT {_OPERATION_COLUMNS} FROM paygate_operations "
+    f"SELECT {OPERATION_COLUMNS} FROM paygate_operations "
     "WHERE substr(key, 1, length(?)) = ? ORDER BY created_at, key"
 )
 INSERT_OPERATION = (
-    f"INSERT INTO paygate_operations ({_OPERATION_COLUMNS}) "
+    f"INSERT INTO paygate_operations ({OPERATION_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
 REPLACE_OPERATION = (

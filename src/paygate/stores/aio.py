@@ -255,7 +255,8 @@ def _bridged(native: Any, method: Callable[..., Any]) -> Callable[..., Any]:
         return list(result) if isinstance(result, GeneratorType) else result
 
     async def bridged(*args: Any, **kwargs: Any) -> Any:
-        await native.open()
+        if not native._opened:  # the pool opens at the first call (no await after that)
+            await native.open()
         return await greenlet_spawn(whole, *args, **kwargs)
 
     return bridged

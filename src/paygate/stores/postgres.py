@@ -44,6 +44,7 @@ transition log's ``UNIQUE (provider, event_id)`` is the last line of defence.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import secrets
@@ -88,9 +89,10 @@ from paygate.stores._sql import (
     FINISH_OPERATION,
     INSERT_EVENT,
     INSERT_FACT,
-    INSERT_OPERATION,
+    INSERT_PAYMENT,
     INSERT_TRANSITION,
     NEXT_DUE_FACT,
+    OPERATION_COLUMNS,
     PAYMENT_COLUMNS,
     REDELIVER_EVENT,
     REDELIVERED_STATE,
@@ -184,6 +186,7 @@ _COLUMN_TYPES = {
     "deliveries": "bigint", "created_at": "float8", "updated_at": "float8",
     "occurred_at": "float8", "received_at": "float8", "lease_until": "float8",
     "applied_at": "float8", "processed_at": "float8", "recorded_at": "float8",
+    "attempt": "bigint",
 }  # fmt: skip
 
 
@@ -400,6 +403,126 @@ _CLAIM_FACTS = {
     for relaxed in (False, True)
 }
 
+# -- a payment call's writes, ONE statement each ----------------------------------------------
+# A payment call's two transactions -- the pending idempotency record before the provider
+# call, the provider's answer after it -- are each one statement run in autocommit: its
+# own transaction, atomic by itself, one round trip, no BEGIN or COMMIT. They were sent in
+# psycopg's pipeline mode before (BEGIN ... COMMIT, 1 and 2 round trips), whose
+# bookkeeping -- a poll of the socket per statement sent, about 40 per ``create_payment``
+# -- was most of the client CPU of the native async path (issue 18).
+#
+# The relaxed commit of bookkeeping (``finish_commit=async``) is ``set_config`` in the
+# statement, as for an event's finish: ``synchronous_commit = off`` for this transaction
+# only, evaluated once before any row is written (an uncorrelated subquery).
+_RELAXED = "(SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
+
+
+def _begin_operation_statement(*, relaxed: bool) -> str:
+    """The pending record: its insert unless the key exists, returning the stored row.
+
+    ``ins`` returns the inserted row; the row already there comes from the outer SELECT,
+    whose snapshot predates the insert, so exactly one branch has it. One case leaves both
+    empty: a concurrent insert of the same key that committed while this one waited on it
+    (newer than the snapshot, it is read by a SELECT of its own). Parameters: the
+    record's (``operation_params``), then its key.
+    """
+    where = f" WHERE {_RELAXED}" if relaxed else ""
+    return POSTGRES.sql(
+        f"WITH ins AS (INSERT INTO paygate_operations ({OPERATION_COLUMNS}) "
+        f"SELECT {_typed_params(OPERATION_COLUMNS)}{where} "
+        f"ON CONFLICT (key) DO NOTHING RETURNING {OPERATION_COLUMNS}) "
+        f"SELECT {OPERATION_COLUMNS} FROM ins UNION ALL {SELECT_OPERATION}"
+    )
+
+
+#: relaxed -> `PostgresStore.begin_operation`'s statement
+_BEGIN_OPERATION = {
+    relaxed: _begin_operation_statement(relaxed=relaxed) for relaxed in (False, True)
+}
+_SELECT_OPERATION = POSTGRES.sql(SELECT_OPERATION)
+#: relaxed -> the compare-and-set that starts an attempt (its row count says if it did)
+_REPLACE_OPERATION = {
+    relaxed: POSTGRES.sql(
+        REPLACE_OPERATION.replace(" WHERE ", f" WHERE {_RELAXED} AND ", 1)
+        if relaxed
+        else REPLACE_OPERATION
+    )
+    for relaxed in (False, True)
+}
+_FINISH_OPERATION = POSTGRES.sql(FINISH_OPERATION)
+
+# The answer: the payment's write first -- its INSERT, or its compare-and-set UPDATE on
+# the version read -- returning a row only if it wrote; the attempt's end, the
+# transitions and the facts each only if it did (``FROM pay``). A lost compare-and-set
+# thus writes nothing at all (StoreConflict); a transition whose event already moved a
+# payment is a unique violation that rolls the whole statement back (ClaimLost). Several
+# writes of one payment, each on the version the previous one wrote (an answer proving
+# several events), are one write of the last row on the first one's version, with every
+# write's transitions and facts in order: the same rows as the writes one after the
+# other in a transaction. The casts: an ``INSERT ... SELECT`` of parameters cannot infer
+# their types from the target table.
+_TRANSITION_ROW = f"SELECT {_typed_params(TRANSITION_COLUMNS)} FROM pay"
+_FACT_ROW_SENT = f"SELECT {_typed_params(FACT_COLUMNS)} FROM pay"
+_ANSWERS: dict[tuple[bool, bool, int, int], str] = {}
+
+
+def answer_statement(inserting: bool, finishing: bool, transitions: int, facts: int) -> str:
+    """The answer's statement: the payment inserted (else updated on its version), the
+    attempt's end with it if ``finishing``, ``transitions`` transitions and ``facts``
+    facts. Built on first use; it returns one row if the payment's write wrote, none for a
+    lost compare-and-set (its row count says which, without a fetch)."""
+    key = (inserting, finishing, transitions, facts)
+    statement = _ANSWERS.get(key)
+    if statement is None:
+        ctes = [f"pay AS ({INSERT_PAYMENT if inserting else UPDATE_PAYMENT} RETURNING 1)"]
+        if finishing:
+            ctes.append(f"op AS ({FINISH_OPERATION} AND EXISTS (SELECT 1 FROM pay))")
+        if transitions:
+            rows = " UNION ALL ".join([_TRANSITION_ROW] * transitions)
+            ctes.append(f"tr AS (INSERT INTO paygate_transitions ({TRANSITION_COLUMNS}) {rows})")
+        if facts:
+            rows = " UNION ALL ".join([_FACT_ROW_SENT] * facts)
+            ctes.append(
+                f"fa AS (INSERT INTO paygate_facts ({FACT_COLUMNS}) {rows} "
+                "ON CONFLICT (id) DO NOTHING)"
+            )
+        statement = _ANSWERS[key] = POSTGRES.sql(f"WITH {', '.join(ctes)} SELECT 1 FROM pay")
+    return statement
+
+
+def _one_payment(writes: Sequence[PaymentWrite]) -> bool:
+    """Are ``writes`` one payment's, each on the version the previous one wrote?"""
+    first = writes[0].record.id
+    return all(
+        later.record.id == first and later.expected_version == earlier.record.version
+        for earlier, later in itertools.pairwise(writes)
+    )
+
+
+def answer_params(
+    writes: Sequence[PaymentWrite], finish: OperationFinish | None
+) -> tuple[Any, ...]:
+    """`answer_statement`'s parameters for ``writes`` (`_one_payment`'s) and ``finish``."""
+    first, last = writes[0], writes[-1]
+    record = last.record
+    encoded = (record.payment, _codec.dumps(record.payment))
+    if first.expected_version is None:
+        params = payment_params(record, encoded[1])
+        if len(writes) > 1:  # created when first written (INSERT_PAYMENT's created_at)
+            params = (*params[:-2], first.record.updated_at, params[-1])
+    else:
+        params = update_payment_params(record, first.expected_version, encoded[1])
+    if finish is not None:
+        params += finish_operation_params(finish)
+    for write in writes:
+        if write.transition is not None:
+            params += transition_params(write.transition)
+    for write in writes:
+        mine = encoded if write is last else None
+        for fact in write.facts:
+            params += fact_params(fact, mine)
+    return params
+
 
 def _ingest_result(
     result: tuple[Any, ...] | None,
@@ -548,6 +671,13 @@ def _readable(conn: _Connection) -> bool:
         poller = conn._paygate_poller = select.poll()  # select() stops at descriptor 1023
         poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
+
+
+def _used_recently(conn: Any) -> bool:
+    """Was ``conn`` (a pooled connection, sync or async) returned within `_ALIVE_BYPASS`
+    seconds, with nothing to read since? Then the pool hands it out without a check (see
+    ``PostgresStore._check``)."""
+    return monotonic() - conn._paygate_used < _ALIVE_BYPASS and not _readable(conn)
 
 
 class _Watchdog:
@@ -900,7 +1030,7 @@ class PostgresStore(SQLStore):
         they are all replaced now, rather than found one per call, each after the pool's
         growing back-off (1 s, 2 s, 4 s, ...).
         """
-        if monotonic() - conn._paygate_used < _ALIVE_BYPASS and not _readable(conn):
+        if _used_recently(conn):
             return
         if self._bound is not None:
             self._watchdog.watch(conn, monotonic() + self._bound)
@@ -1192,14 +1322,90 @@ class PostgresStore(SQLStore):
             raise
         self._recent.put(record)
 
-    # -- a call's writes, pipelined ---------------------------------------------------------
+    # -- a call's writes, one statement each ---------------------------------------------------
     #
-    # A payment call's two transactions (the pending idempotency record before the
-    # provider call, the answer after it) used to cost a round trip per statement, BEGIN
-    # and COMMIT included: 12 per create_payment, 36 ms of waiting with the database 3 ms
-    # away. Sent in psycopg's pipeline mode they cost 1 and 2. psycopg's own
-    # ``transaction()`` inside a pipeline waits for the answers before its COMMIT, so
-    # these send BEGIN and COMMIT themselves.
+    # A payment call's two transactions (the pending idempotency record before the provider
+    # call, the answer after it) used to cost a round trip per statement, BEGIN and COMMIT
+    # included: 12 per create_payment, 36 ms of waiting with the database 3 ms away. Sent
+    # in psycopg's pipeline mode they cost 1 and 2, and each statement a poll of the
+    # socket; now each is ONE statement in autocommit (see ``answer_statement``): one round
+    # trip, one execute. An answer writing several payments (none of paygate's flows
+    # does) is still pipelined: ``_save_answer_pipelined``.
+
+    def begin_operation(self, record: OperationRecord) -> OperationRecord:
+        """`SQLStore.begin_operation` in one statement (``_BEGIN_OPERATION``): one round
+        trip, the commit relaxed with ``finish_commit=async``."""
+        _ids.check_operation_ids(record)
+        with self._write_one() as cur:
+            cur.execute(
+                _BEGIN_OPERATION[self.finish_commit == "async"],
+                (*operation_params(record), record.key),
+            )
+            row = cur.fetchone()
+            if row is None:  # inserted by another call after this statement's snapshot
+                cur.execute(_SELECT_OPERATION, (record.key,))
+                row = cur.fetchone()
+        return operation_from_row(row)
+
+    def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
+        """`SQLStore.replace_operation` in one statement (one round trip)."""
+        _ids.check_operation_ids(record)
+        with self._write_one() as cur:
+            cur.execute(
+                _REPLACE_OPERATION[self.finish_commit == "async"],
+                replace_operation_params(record, expected_attempt),
+            )
+            return int(cur.rowcount) == 1
+
+    def save_answer(
+        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    ) -> None:
+        """`SQLStore.save_answer` in ONE statement (``answer_statement``), one round trip
+        and one durable commit: every write only if the payment's compare-and-set wrote,
+        else nothing and [`StoreConflict`][paygate.stores.StoreConflict]; a transition an
+        event already recorded rolls it all back
+        ([`ClaimLost`][paygate.stores.ClaimLost]). Keeps the recently written rows
+        (`_RecentPayments`)."""
+        if not check_answer(writes, finish):
+            return
+        if writes and not _one_payment(writes):
+            self._save_answer_pipelined(writes, finish)
+            return
+        try:
+            with self._write_one() as cur:
+                if not writes:
+                    assert finish is not None  # check_answer: something to write
+                    cur.execute(_FINISH_OPERATION, finish_operation_params(finish))
+                    return
+                statement = answer_statement(
+                    writes[0].expected_version is None,
+                    finish is not None,
+                    sum(write.transition is not None for write in writes),
+                    sum(len(write.facts) for write in writes),
+                )
+                try:
+                    cur.execute(statement, answer_params(writes, finish))
+                except psycopg.errors.UniqueViolation as exc:
+                    raise self._claim_lost(exc, writes) from None
+                if int(cur.rowcount) != 1:
+                    raise write_conflict(writes[0].record, writes[0].expected_version)
+        except BaseException:
+            for write in writes:
+                self._recent.drop(write.record.id)
+            raise
+        for write in writes:
+            self._recent.put(write.record)
+
+    @staticmethod
+    def _claim_lost(
+        exc: psycopg.errors.UniqueViolation, writes: Sequence[PaymentWrite]
+    ) -> BaseException:
+        """The error of an answer that broke a unique constraint: a transition whose event
+        already moved a payment is [`ClaimLost`][paygate.stores.ClaimLost]."""
+        if exc.diag.table_name != "paygate_transitions":
+            return exc
+        events = [w.transition.event_id for w in writes if w.transition]
+        return ClaimLost(f"event {', '.join(map(str, events))} already moved a payment")
 
     @contextlib.contextmanager
     def _pipelined(self) -> Iterator[Any]:
@@ -1213,49 +1419,18 @@ class PostgresStore(SQLStore):
                 conn.paygate_abandon()
                 raise
 
-    def _begin_bookkeeping(self, cur: Cursor) -> None:
-        cur.execute("BEGIN")
-        if self.finish_commit == "async":
-            cur.execute("SET LOCAL synchronous_commit = off")
-
-    def begin_operation(self, record: OperationRecord) -> OperationRecord:
-        """`SQLStore.begin_operation` in one round trip: BEGIN, the INSERT, the SELECT and
-        COMMIT in one pipeline (the commit does not depend on what they find)."""
-        _ids.check_operation_ids(record)
-        with self._pipelined() as (conn, _pipe):
-            cur, found = conn.paygate_cursor(), conn.paygate_new_cursor()
-            self._begin_bookkeeping(cur)
-            self._run(cur, INSERT_OPERATION, operation_params(record))
-            self._run(found, SELECT_OPERATION, (record.key,))
-            cur.execute("COMMIT")
-        return operation_from_row(found.fetchone())
-
-    def replace_operation(self, record: OperationRecord, *, expected_attempt: int) -> bool:
-        """`SQLStore.replace_operation` in one round trip (one pipeline)."""
-        _ids.check_operation_ids(record)
-        with self._pipelined() as (conn, _pipe):
-            cur, replaced = conn.paygate_cursor(), conn.paygate_new_cursor()
-            self._begin_bookkeeping(cur)
-            params = replace_operation_params(record, expected_attempt)
-            self._run(replaced, REPLACE_OPERATION, params)
-            cur.execute("COMMIT")
-        return int(replaced.rowcount) == 1
-
-    def save_answer(
-        self, writes: Sequence[PaymentWrite], *, finish: OperationFinish | None = None
+    def _save_answer_pipelined(
+        self, writes: Sequence[PaymentWrite], finish: OperationFinish | None
     ) -> None:
-        """`SQLStore.save_answer` in two round trips: BEGIN and every write in one
-        pipeline, then, when each payment write changed its row, COMMIT (else ROLLBACK and
-        [`StoreConflict`][paygate.stores.StoreConflict]); keeps the recently written rows
-        (`_RecentPayments`)."""
-        if not check_answer(writes, finish):
-            return
+        """An answer writing several payments, in two round trips: BEGIN and every write
+        in one pipeline, then, when each payment write changed its row, COMMIT (else
+        ROLLBACK and [`StoreConflict`][paygate.stores.StoreConflict])."""
         try:
             with self._pipelined() as (conn, pipe):
                 cur = conn.paygate_cursor()
                 cur.execute("BEGIN")
                 if finish is not None:
-                    self._run(cur, FINISH_OPERATION, finish_operation_params(finish))
+                    cur.execute(_FINISH_OPERATION, finish_operation_params(finish))
                 written = []
                 for write in writes:
                     record, expected = write.record, write.expected_version
@@ -1270,12 +1445,7 @@ class PostgresStore(SQLStore):
                 try:
                     pipe.sync()
                 except psycopg.errors.UniqueViolation as exc:
-                    if exc.diag.table_name != "paygate_transitions":
-                        raise
-                    events = [w.transition.event_id for w in writes if w.transition]
-                    raise ClaimLost(
-                        f"event {', '.join(map(str, events))} already moved a payment"
-                    ) from None
+                    raise self._claim_lost(exc, writes) from None
                 for changed, write in written:
                     if changed.rowcount != 1:
                         raise write_conflict(write.record, write.expected_version)
