@@ -86,11 +86,13 @@ class StateSync(GatewayBase):
 
     def _first_seen(
         self, fresh: Payment, *, source: str, now: float, asked: float | None
-    ) -> tuple[PaymentState, tuple[Fact, ...]]:
-        """The state of a payment first met through a provider answer, and the facts the
-        answer proves: its events played from ``pending`` (a disputed payment was
-        captured, then disputed), so the application hears of a payment first learned
-        from the API as of one learned from webhooks."""
+    ) -> tuple[PaymentState, Payment, tuple[Fact, ...]]:
+        """The state of a payment first met through a provider answer, the payment as
+        stored (showing that state), and the facts the answer proves: its events played
+        from ``pending`` (a disputed payment was captured, then disputed), so the
+        application hears of a payment first learned from the API as of one learned from
+        webhooks. The last fact carries that very stored payment (not an equal copy):
+        the store encodes it once for the payment row and the fact (issue 18)."""
         stated = state_of(fresh, at=asked)
         state = PaymentState(S.PENDING, fresh.amount.amount)
         changes = events_for_answer(state, fresh, at=asked)
@@ -119,7 +121,7 @@ class StateSync(GatewayBase):
                 shown if i == len(steps) - 1 else PaymentRecord.build(fresh, step.state).payment
             )
             facts.extend(self._facts_of(step, before, payment, source=source, now=now))
-        return final, tuple(facts)
+        return final, shown, tuple(facts)
 
     def _sync(
         self,
@@ -227,8 +229,8 @@ class StateSync(GatewayBase):
         first seen inserted as the provider describes it; else one compare-and-set
         write per event it proves, each on the version the previous one wrote."""
         if current is None:
-            state, facts = self._first_seen(fresh, source=source, now=now, asked=asked)
-            record = PaymentRecord.build(fresh, state, version=1, updated_at=now)
+            state, shown, facts = self._first_seen(fresh, source=source, now=now, asked=asked)
+            record = PaymentRecord(shown, state, version=1, updated_at=now)
             trigger = event.trigger if event else status_trigger(fresh.status)
             transition = self._transition(record, None, trigger, source=source)
             return [PaymentWrite(record, None, transition, facts)]

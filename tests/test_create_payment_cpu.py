@@ -1,0 +1,65 @@
+"""Work a ``create_payment`` does once, not twice (issue 18: CPU per call), counted on
+both faces with the SQLite store and the fake provider."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import paygate
+from paygate import Money
+from paygate.providers.fake import FakeProvider
+from paygate.stores import _codec
+from paygate.stores.sqlite import SQLiteStore
+
+FACES = ["sync", "async"]
+USD = Money(1250, "USD")
+
+
+def _pay(face: str, store: SQLiteStore, orders: list[str]) -> list[Any]:
+    provider = FakeProvider(seed=3)
+    if face == "sync":
+        with paygate.connect(provider, store) as gw:
+            return [
+                gw.create_payment(order_id=o, amount=USD, payment_method="tok_visa") for o in orders
+            ]
+
+    async def main() -> list[Any]:
+        async with paygate.connect_async(provider, store) as agw:
+            return [
+                await agw.create_payment(order_id=o, amount=USD, payment_method="tok_visa")
+                for o in orders
+            ]
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_a_new_payment_is_encoded_once_for_its_row_and_its_facts(
+    face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fact of a payment first seen carries the very payment of the row written with
+    it, so the store encodes that payment once (not once more for the fact)."""
+    encoded: list[Any] = []
+    real = _codec.dumps
+
+    def counted(value: Any) -> str:
+        encoded.append(value)
+        return real(value)
+
+    monkeypatch.setattr(_codec, "dumps", counted)
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    payments = _pay(face, store, ["o1", "o2"])
+    assert [type(v).__name__ for v in encoded] == ["Payment", "Payment"]  # one per call
+    reread = SQLiteStore(str(tmp_path / "s.db"))
+    try:
+        for payment in payments:
+            record = reread.get_payment(payment.id)
+            assert record is not None and record.status.value == "succeeded"
+            facts = reread.list_facts(payment_id=payment.id)
+            assert facts and all(f.payment == record.payment for f in facts)
+    finally:
+        reread.close()
