@@ -4,13 +4,15 @@ both faces with the SQLite store and the fake provider."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import paygate
-from paygate import Money
+from paygate import Money, _idempotency
 from paygate.providers.fake import FakeProvider
 from paygate.stores import _codec
 from paygate.stores.sqlite import SQLiteStore
@@ -63,3 +65,28 @@ def test_a_new_payment_is_encoded_once_for_its_row_and_its_facts(
             assert facts and all(f.payment == record.payment for f in facts)
     finally:
         reread.close()
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_no_json_encoder_is_built_per_call(
+    face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request fingerprints (``_idempotency.digest``) and the fake's event bodies are
+    encoded by encoders built once: ``json.dumps`` with options builds one per call."""
+    built: list[json.JSONEncoder] = []
+    real = json.JSONEncoder.__init__
+
+    def counted(self: json.JSONEncoder, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(json.JSONEncoder, "__init__", counted)
+    payments = _pay(face, SQLiteStore(str(tmp_path / "s.db")), ["o1", "o2"])
+    assert [p.status.value for p in payments] == ["succeeded", "succeeded"]
+    assert built == []
+    # the same digests as json.dumps gives (records written before stay comparable)
+    expected = json.dumps(({"a": 1, "b": "x"},), separators=(",", ":"), sort_keys=True)
+    assert (
+        _idempotency.digest({"b": "x", "a": 1})
+        == hashlib.sha256(expected.encode()).hexdigest()[:32]
+    )

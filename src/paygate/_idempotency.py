@@ -20,12 +20,15 @@ __all__ = ["MAX_KEY_LENGTH", "digest", "fingerprint", "provider_key"]
 #: provider allows less (Square: 45) hash again, deterministically
 MAX_KEY_LENGTH = 100
 _SAFE_PART = re.compile(r"[A-Za-z0-9_.\-]+")
+#: ``json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)`` without
+#: building a new encoder at every call (json.dumps does unless all its options are the
+#: defaults; a create_payment digests twice: issue 18)
+_encode = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str).encode
 
 
 def digest(*parts: Any, length: int = 32) -> str:
     """A short stable hash of JSON-able ``parts`` (for fingerprints and hashed keys)."""
-    text = json.dumps(parts, separators=(",", ":"), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(_encode(parts).encode("utf-8")).hexdigest()[:length]
 
 
 def fingerprint(**fields: Any) -> str:
