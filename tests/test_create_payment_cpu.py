@@ -4,6 +4,7 @@ both faces with the SQLite store and the fake provider."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import json
 from pathlib import Path
@@ -90,3 +91,37 @@ def test_no_json_encoder_is_built_per_call(
         _idempotency.digest({"b": "x", "a": 1})
         == hashlib.sha256(expected.encode()).hexdigest()[:32]
     )
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_no_import_statement_runs_per_call(
+    face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``import`` inside a function on the call's path (``_check_id``'s was) costs
+    more than the check it serves, at every call: none runs once warmed up."""
+    imported: list[str] = []
+    real = builtins.__import__
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
+        imported.append(name)
+        return real(name, *args, **kwargs)
+
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    provider = FakeProvider(seed=4)
+    if face == "sync":
+        with paygate.connect(provider, store) as gw:
+            gw.create_payment(order_id="warm", amount=USD, payment_method="tok_visa")
+            monkeypatch.setattr(builtins, "__import__", counted)
+            gw.create_payment(order_id="o1", amount=USD, payment_method="tok_visa")
+            monkeypatch.undo()
+    else:
+
+        async def main() -> None:
+            async with paygate.connect_async(provider, store) as agw:
+                await agw.create_payment(order_id="warm", amount=USD, payment_method="tok_visa")
+                monkeypatch.setattr(builtins, "__import__", counted)
+                await agw.create_payment(order_id="o1", amount=USD, payment_method="tok_visa")
+                monkeypatch.undo()
+
+        asyncio.run(main())
+    assert imported == []
