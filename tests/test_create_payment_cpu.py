@@ -7,6 +7,8 @@ import asyncio
 import builtins
 import hashlib
 import json
+import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,41 @@ def test_no_import_statement_runs_per_call(
 
         asyncio.run(main())
     assert imported == []
+
+
+def _reference_key(*parts: str | int) -> str:
+    """``provider_key`` as first written: each part matched on its own."""
+    texts = [str(p) for p in parts]
+    key = "paygate:" + ":".join(texts)
+    safe = all(re.fullmatch(r"[A-Za-z0-9_.\-]+", t) for t in texts)
+    if len(key) <= _idempotency.MAX_KEY_LENGTH and safe:
+        return key
+    return "paygate:h:" + _idempotency.digest(*texts, length=64)
+
+
+def test_a_provider_key_is_matched_once_not_once_per_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One regular-expression match per key (five parts for a create_payment), and the
+    same keys as a match per part gives, a ``:`` inside a part or an empty part
+    included (those are hashed)."""
+    matched: list[str] = []
+    pattern = _idempotency._SAFE_KEY
+
+    class Counted:
+        def fullmatch(self, text: str) -> Any:
+            matched.append(text)
+            return pattern.fullmatch(text)
+
+    monkeypatch.setattr(_idempotency, "_SAFE_KEY", Counted())
+    key = _idempotency.provider_key("ord_1", "create_payment", 1, "USD", 1999)
+    assert key == "paygate:ord_1:create_payment:1:USD:1999"
+    assert matched == [key]
+    monkeypatch.undo()
+    rng = random.Random(18)
+    for _ in range(20_000):
+        parts = tuple(
+            "".join(rng.choice("ab:_.-\n é1") for _ in range(rng.randint(0, 4)))
+            for _ in range(rng.randint(1, 4))
+        )
+        assert _idempotency.provider_key(*parts) == _reference_key(*parts), parts
