@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import hashlib
 import json
+import logging
 import random
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 import paygate
 from paygate import Money, _idempotency
+from paygate.gateway import _payments
 from paygate.providers.fake import FakeProvider
 from paygate.stores import _codec
 from paygate.stores.sqlite import SQLiteStore
@@ -165,3 +167,27 @@ def test_a_provider_key_is_matched_once_not_once_per_part(
             for _ in range(rng.randint(1, 4))
         )
         assert _idempotency.provider_key(*parts) == _reference_key(*parts), parts
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_no_log_fields_are_built_when_info_is_off(
+    face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``create_payment``'s log lines build their ``extra=`` fields only when INFO is on
+    for paygate's logger (both are still written then)."""
+    built: list[dict[str, object]] = []
+    real = _payments.fields
+
+    def counted(**values: object) -> dict[str, object]:
+        built.append(values)
+        return real(**values)
+
+    monkeypatch.setattr(_payments, "fields", counted)
+    caplog.set_level(logging.WARNING, logger="paygate")
+    _pay(face, SQLiteStore(str(tmp_path / "s.db")), ["o1"])
+    assert built == []
+    caplog.set_level(logging.INFO, logger="paygate")
+    _pay(face, SQLiteStore(str(tmp_path / "s.db")), ["o2"])
+    assert [f.get("payment_id") is not None for f in built] == [False, True]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("create_")]
+    assert len(lines) == 2 and lines[0].startswith("create_payment order=o2 amount=")
