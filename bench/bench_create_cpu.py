@@ -14,15 +14,18 @@ printed with the load average. The fake provider's own bookkeeping is in every f
 
 ``--before SRC`` measures another checkout's ``src`` too (e.g. ``/work/main/src``);
 ``--faces async,sync`` picks the faces; ``--loop uvloop`` runs the async face on uvloop;
-``--profile`` prints the cProfile of the timed run (the top functions by own time).
+``--profile`` prints the cProfile of the timed run (the top functions by own time);
+``--rounds R`` times each version R times, alternating; ``--no-callgrind`` times only.
 
     python bench/bench_create_cpu.py [--calls 400] [--warmup 100] [--concurrency 100]
         [--before SRC] [--faces async,sync] [--loop asyncio|uvloop] [--profile]
+        [--rounds R] [--no-callgrind] [--no-time]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -133,6 +136,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=None)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-time", action="store_true", help="callgrind only")
+    parser.add_argument("--no-callgrind", action="store_true", help="CPU time only")
+    parser.add_argument("--rounds", type=int, default=1, help="timed runs per version")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--face", default="async", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,8 +148,8 @@ def main() -> None:
     runs = [("after (this checkout)", SRC)]
     if args.before is not None:
         runs.insert(0, (f"before ({args.before})", args.before))
-    grind = shutil.which("valgrind") is not None
-    if not grind:
+    grind = shutil.which("valgrind") is not None and not args.no_callgrind
+    if shutil.which("valgrind") is None:
         print("valgrind not found (apt-get install valgrind): CPU time only")
     print(f"create_payment, fake provider in process, SQLite synchronous=FULL (WAL); "
           f"{args.calls} calls after {args.warmup} warm-up; async: {args.concurrency} at "
@@ -158,8 +163,10 @@ def main() -> None:
                     per = (full["instructions"] - base["instructions"]) / args.calls
                     print(f"{face} {label}: {per:,.0f} instructions/call (callgrind)",
                           flush=True)  # fmt: skip
-                if args.no_time:
-                    continue
+            if args.no_time:
+                continue
+            # the versions' timed runs alternate (a load that drifts hits them alike)
+            for _round, (label, src) in itertools.product(range(args.rounds), runs):
                 load = os.getloadavg()
                 timed = _run(src, workdir, face, args, args.calls, callgrind=False,
                              profile=args.profile)  # fmt: skip
