@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 import paygate
-from paygate import Money, _idempotency
+from paygate import EventType, Money, _idempotency
+from paygate._facts import Fact
 from paygate.gateway import _payments
 from paygate.providers.fake import FakeProvider
+from paygate.state import PaymentEvent, Trigger
 from paygate.stores import _codec
 from paygate.stores.sqlite import SQLiteStore
 
@@ -191,3 +193,35 @@ def test_no_log_fields_are_built_when_info_is_off(
     assert [f.get("payment_id") is not None for f in built] == [False, True]
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("create_")]
     assert len(lines) == 2 and lines[0].startswith("create_payment order=o2 amount=")
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_a_facts_amount_is_the_payments_own_money(face: str, tmp_path: Path) -> None:
+    """A fact's amount that the payment shows already (the captured total of
+    ``payment.succeeded``) is that very ``Money``, not a new one validated again."""
+    heard: list[Fact] = []
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    provider = FakeProvider(seed=5)
+
+    def check(gw: Any) -> None:
+        gw.on(EventType.PAYMENT_SUCCEEDED)(heard.append)
+
+    if face == "sync":
+        with paygate.connect(provider, store) as gw:
+            check(gw)
+            gw.create_payment(order_id="o1", amount=USD, payment_method="tok_visa")
+    else:
+
+        async def main() -> None:
+            async with paygate.connect_async(provider, store) as agw:
+                check(agw)
+                await agw.create_payment(order_id="o1", amount=USD, payment_method="tok_visa")
+
+        asyncio.run(main())
+    [fact] = heard
+    assert fact.amount == USD and fact.payment is not None
+    assert fact.amount is fact.payment.amount_captured
+    made = Fact.of(
+        PaymentEvent(Trigger.SUCCEEDED, amount=700), fact.payment, source="api", recorded_at=0.0
+    )
+    assert made is not None and made.amount == Money(700, "USD")  # not shown: a new one
