@@ -196,9 +196,20 @@ class Fact:
             recorded_at=recorded_at,
             occurred_at=occurred,
             ref=change.ref,
-            amount=None if change.amount is None else Money(change.amount, payment.amount.currency),
+            amount=None if change.amount is None else _amount(change.amount, payment),
             event=event,
         )
+
+
+def _amount(amount: int, payment: Payment) -> Money:
+    """``Money(amount, payment's currency)``: the payment's own captured, refunded or
+    total amount when it is that one (Money is immutable; a fact's amount mostly is),
+    else a new one (issue 18: not validated again per fact)."""
+    currency = payment.amount.currency
+    for shown in (payment.amount_captured, payment.amount, payment.amount_refunded):
+        if shown is not None and shown.amount == amount and shown.currency == currency:
+            return shown
+    return Money(amount, currency)
 
 
 def subscription_fact(

@@ -19,13 +19,18 @@ __all__ = ["MAX_KEY_LENGTH", "digest", "fingerprint", "provider_key"]
 #: keys longer than this are hashed (hashed keys are 74 characters); adapters whose
 #: provider allows less (Square: 45) hash again, deterministically
 MAX_KEY_LENGTH = 100
-_SAFE_PART = re.compile(r"[A-Za-z0-9_.\-]+")
+#: ``paygate:`` then safe parts (non-empty, no ``:``) joined by ``:``: matched once on the
+#: whole key (a part's own ``:`` shows in the count of ``:``), not once per part
+_SAFE_KEY = re.compile(r"paygate:[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*")
+#: ``json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)`` without
+#: building a new encoder at every call (json.dumps does unless all its options are the
+#: defaults; a create_payment digests twice: issue 18)
+_encode = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str).encode
 
 
 def digest(*parts: Any, length: int = 32) -> str:
     """A short stable hash of JSON-able ``parts`` (for fingerprints and hashed keys)."""
-    text = json.dumps(parts, separators=(",", ":"), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(_encode(parts).encode("utf-8")).hexdigest()[:length]
 
 
 def fingerprint(**fields: Any) -> str:
@@ -37,6 +42,6 @@ def provider_key(*parts: str | int) -> str:
     """``paygate:<part>:<part>...``, or ``paygate:h:<sha256>`` if that would be unsafe."""
     texts = [str(p) for p in parts]
     key = "paygate:" + ":".join(texts)
-    if len(key) <= MAX_KEY_LENGTH and all(_SAFE_PART.fullmatch(t) for t in texts):
+    if len(key) <= MAX_KEY_LENGTH and key.count(":") == len(texts) and _SAFE_KEY.fullmatch(key):
         return key
     return "paygate:h:" + digest(*texts, length=64)

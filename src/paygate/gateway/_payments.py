@@ -84,9 +84,10 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
             record = (yield from store(Store.get_payment, op.result_id)) if op.result_id else None
             return record is not None and record.status in RETRYABLE_ATTEMPT
 
-        _log.info("create_payment order=%s amount=%s capture=%s", order_id, amount, capture,
-                  extra=fields(provider=self._provider_name, operation="create_payment",
-                               order_id=order_id))  # fmt: skip
+        if _log.isEnabledFor(logging.INFO):  # else spare building the arguments
+            _log.info("create_payment order=%s amount=%s capture=%s", order_id, amount, capture,
+                      extra=fields(provider=self._provider_name, operation="create_payment",
+                                   order_id=order_id))  # fmt: skip
         asked = self.clock()
         try:
             payment, finish = yield from self._idempotent_answer(
@@ -117,11 +118,12 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
         # without reading first (a conflict reads and plans again)
         record = yield from self._sync(payment, noted, source="api", asked=asked,
                                        finish=finish, unseen=finish is not None)  # fmt: skip
-        _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
-                  record.status.value,
-                  extra=fields(provider=self._provider_name, operation="create_payment",
-                               order_id=order_id, payment_id=payment.id,
-                               outcome=record.status.value))  # fmt: skip
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("create_payment order=%s -> payment %s %s", order_id, payment.id,
+                      record.status.value,
+                      extra=fields(provider=self._provider_name, operation="create_payment",
+                                   order_id=order_id, payment_id=payment.id,
+                                   outcome=record.status.value))  # fmt: skip
         yield from self._pump(noted)
         return self._view(record, payment)
 

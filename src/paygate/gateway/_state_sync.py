@@ -87,11 +87,12 @@ class StateSync(GatewayBase):
     def _first_seen(
         self, fresh: Payment, *, source: str, now: float, asked: float | None
     ) -> tuple[PaymentState, Payment, tuple[Fact, ...]]:
-        """The state of a payment first met through a provider answer, the payment as it
-        shows that state (the record's, and its last fact's: one object, which the store
-        encodes once), and the facts the answer proves: its events played from
-        ``pending`` (a disputed payment was captured, then disputed), so the application
-        hears of a payment first learned from the API as of one learned from webhooks."""
+        """The state of a payment first met through a provider answer, the payment as
+        stored (showing that state), and the facts the answer proves: its events played
+        from ``pending`` (a disputed payment was captured, then disputed), so the
+        application hears of a payment first learned from the API as of one learned from
+        webhooks. The last fact carries that very stored payment (not an equal copy):
+        the store encodes it once for the payment row and the fact (issue 18)."""
         stated = state_of(fresh, at=asked)
         state = PaymentState(S.PENDING, fresh.amount.amount)
         changes = events_for_answer(state, fresh, at=asked)
@@ -229,7 +230,7 @@ class StateSync(GatewayBase):
         write per event it proves, each on the version the previous one wrote."""
         if current is None:
             state, shown, facts = self._first_seen(fresh, source=source, now=now, asked=asked)
-            record = PaymentRecord(shown, state, 1, 0.0, now)  # PaymentRecord.build's
+            record = PaymentRecord(shown, state, version=1, updated_at=now)
             trigger = event.trigger if event else status_trigger(fresh.status)
             transition = self._transition(record, None, trigger, source=source)
             return [PaymentWrite(record, None, transition, facts)]

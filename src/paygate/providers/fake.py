@@ -257,6 +257,9 @@ _MAX_AMOUNT = 99_999_999  # minor units, as Stripe's amount_too_large limit
 _MAX_KEY_LENGTH = 255
 _CANCELABLE = frozenset({"pending", "requires_action", "authorized", "failed"})
 _REFUNDABLE = frozenset({"succeeded", "partially_refunded"})
+#: ``json.dumps(event, separators=(",", ":"), sort_keys=True)`` without building a new
+#: encoder per event (json.dumps does unless all its options are the defaults)
+_encode_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 _DISPUTABLE = frozenset({"succeeded", "partially_refunded", "refunded"})
 
 JSON = dict[str, Any]
@@ -531,7 +534,7 @@ class FakeProvider(BaseProvider):
             "livemode": False,
             "data": {"object": snapshot},
         }
-        return json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        return _encode_json(event).encode("utf-8")
 
     def _emit(self, event_type: EventType, obj: JSON) -> None:
         if obj.get("object") == "subscription":  # ordered like Square's: a version per change
