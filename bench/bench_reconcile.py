@@ -15,14 +15,20 @@ paygate's CPU and peak RSS over each hand-written anchor's.
 The anchors, what a data engineer writes by hand over the same two files:
 
 - ``duckdb-sql`` and ``polars`` (exact): what one who must get money right writes. Amounts
-  are read as text and parsed exactly (a ``-?digits[.digits]`` shape, a 38-digit decimal,
+  are read as text and parsed exactly (a ``-?digits[.digits]`` shape of at most 10 places,
   scaled by the currency's ISO 4217 exponent and refused unless that gives whole minor
-  units), rows that do not parse (or whose ``gross - fee != net``) are counted as bad and
-  left out, a repeated order id keeps its first row, and the output is what paygate's
-  report carries: counts per case, totals per case and currency in minor units, the fee
-  and net totals per currency and the number of bad rows. Their classification is
-  paygate's for what a Stripe report can say (payments and refunds, every record
-  succeeded; disputes and reversals are not modelled: the files have none).
+  units: DuckDB checks the shape per exponent and then casts to a 64-bit
+  ``DECIMAL(18, 4)``, polars casts to a 38-digit decimal), rows that do not parse (or whose
+  ``gross - fee != net``) are counted as bad and left out, a repeated order id keeps its
+  first row, and the output is what paygate's report carries: counts per case, totals per
+  case and currency in minor units, the fee and net totals per currency and the number of
+  bad rows. Their classification is paygate's for what a Stripe report can say (payments
+  and refunds, every record succeeded; disputes and reversals are not modelled: the files
+  have none). Both are written as a data engineer tuning them would: one join of the
+  records to the first row of each order and one aggregation per order of plain
+  columns (first payment, first payment in another currency, sums), the rare unpaid
+  orders' charges per currency beside it; currencies as enums (DuckDB ENUM, polars
+  ``pl.Enum``), DuckDB's statuses too.
 - ``duckdb-sql-float``, ``polars-float`` and ``pandas`` (float): the anchors the goal of
   issue 21 was first measured against (then named ``duckdb-sql`` and ``polars``): amounts
   as floats rounded to cents, counts only, no bad rows (they cannot read the
@@ -229,129 +235,152 @@ def run_paygate_duckdb(orders: str, report: str) -> dict[str, Any]:
 
 # -- the exact anchors ----------------------------------------------------------------------
 
-#: the currency table, as SQL rows
-_CURRENCY_ROWS = ", ".join(f"('{code}', {scale})" for code, scale in SCALES.items())
+#: the order statuses paygate knows (any other is a bad row)
+_STATUSES = ("paid", "pending", "failed", "canceled", "refunded", "disputed")
 
-#: a major-unit amount, exactly: ``-?digits[.digits]`` (at most 10 places, which the
-#: 38-digit decimal then holds exactly)
-_SHAPE = r"-?[0-9]+(\.[0-9]{1,10})?"
+#: the exact DuckDB anchor's two types: a currency or status that is not one of these does
+#: not cast (``TRY_CAST`` gives NULL: a bad row), and a 1-byte code groups and joins cheaper
+#: than text
+DUCKDB_EXACT_TYPES = (
+    f"CREATE TYPE currency AS ENUM ({', '.join(repr(code) for code in SCALES)}); "
+    f"CREATE TYPE status AS ENUM ({', '.join(repr(status) for status in _STATUSES)})"
+)
+
+#: each currency's scale, indexed by its ``enum_code`` + 1
+_SCALE_LIST = "[" + ", ".join(str(scale) for scale in SCALES.values()) + "]"
+
+#: a major-unit amount that is whole minor units of its currency: ``-?digits``, then at
+#: most as many places as the currency has (and zeros after them, at most 10 places in
+#: all), by ``scale`` (10 ** exponent)
+_WHOLE_MINOR = {
+    1: r"(\.0{1,10})?",
+    100: r"(\.[0-9]{1,2}0{0,8})?",
+    1000: r"(\.[0-9]{1,3}0{0,7})?",
+    10000: r"(\.[0-9]{1,4}0{0,6})?",
+}
+
+
+def _minor_sql(text: str) -> str:
+    """SQL for the exact minor units of a major-unit text column, NULL unless it has the
+    shape of whole minor units. What the shape lets through has at most 4 significant
+    places, so ``DECIMAL(18, 4)`` (a 64-bit integer, to 10**14 major units) holds it
+    exactly: DuckDB rounds a text with more places than the type's, which the shape
+    rules out."""
+    shape = " ".join(f"WHEN {scale} THEN regexp_full_match({text}, '-?[0-9]+{places}')"
+                     for scale, places in _WHOLE_MINOR.items())  # fmt: skip
+    return (
+        f"CASE WHEN CASE scale {shape} END "
+        f"THEN TRY_CAST(TRY_CAST({text} AS DECIMAL(18, 4)) * scale AS BIGINT) END"
+    )
+
 
 #: the hand-written exact DuckDB query: both files as text, amounts parsed exactly per
-#: currency, bad rows counted and left out, a repeated order id keeps its first row; out
-#: come the report's figures: (what, case or currency, count, minor units)
+#: currency, bad rows counted and left out, a repeated order id keeps its first row; one
+#: join and one aggregation per order; out come the report's figures: (what, case or
+#: currency, count, minor units)
 DUCKDB_EXACT_SQL = f"""
-WITH cur(code, scale) AS (VALUES {_CURRENCY_ROWS}),
-o AS (  -- the orders as read, in file order
-    SELECT row_number() OVER () AS pos, order_id AS id, upper(currency) AS c, status AS s,
-        CASE WHEN regexp_full_match(amount, '{_SHAPE}')
-            THEN TRY_CAST(amount AS DECIMAL(38, 10)) END AS d
-    FROM read_csv(?, header = true, all_varchar = true)
-), o_parsed AS MATERIALIZED (
-    SELECT pos, id, o.c, s, TRY_CAST(d * scale AS BIGINT) AS amt,
-        coalesce(id IS NOT NULL AND d * scale = trunc(d * scale) AND d >= 0
-            AND s IN ('paid', 'pending', 'failed', 'canceled', 'refunded', 'disputed'), false)
-            AS good
-    FROM o LEFT JOIN cur ON cur.code = o.c
-), books AS MATERIALIZED (  -- the first row of each order id
-    SELECT id, arg_min(c, pos) AS c, arg_min(s, pos) AS s, arg_min(amt, pos) AS amt,
-        count(*) AS copies, arg_min(s, pos) IN ('paid', 'refunded', 'disputed') AS paid_like
-    FROM o_parsed WHERE good GROUP BY id
-), r AS (
-    SELECT row_number() OVER () AS seq, "payment_metadata[order_id]" AS id,
-        CASE WHEN reporting_category IN ('charge', 'payment') THEN 'payment'
-            WHEN reporting_category IN ('refund', 'payment_refund') THEN 'refund'
-            ELSE 'other' END AS kind,
-        upper(currency) AS c,
-        CASE WHEN regexp_full_match(gross, '{_SHAPE}') THEN TRY_CAST(gross AS DECIMAL(38, 10))
-            END AS g,
-        CASE WHEN regexp_full_match(fee, '{_SHAPE}') THEN TRY_CAST(fee AS DECIMAL(38, 10))
-            END AS f,
-        CASE WHEN regexp_full_match(net, '{_SHAPE}') THEN TRY_CAST(net AS DECIMAL(38, 10))
-            END AS n
-    FROM read_csv(?, header = true, all_varchar = true)
-), r_parsed AS MATERIALIZED (
-    SELECT seq, id, kind, r.c, TRY_CAST(abs(g) * scale AS BIGINT) AS amt,
-        TRY_CAST(f * scale AS BIGINT) AS fee, TRY_CAST(n * scale AS BIGINT) AS net,
-        coalesce(g * scale = trunc(g * scale) AND f * scale = trunc(f * scale)
-            AND n * scale = trunc(n * scale) AND g - f = n, false) AS good
-    FROM r LEFT JOIN cur ON cur.code = r.c
+WITH o AS (  -- the orders in file order, amounts exactly in minor units
+    SELECT pos, id, s, c, {_minor_sql('amount')} AS amt,
+        coalesce(id IS NOT NULL AND s IS NOT NULL AND amt >= 0, false) AS good FROM (
+        SELECT row_number() OVER () AS pos, order_id AS id, amount,
+            TRY_CAST(status AS status) AS s, TRY_CAST(upper(currency) AS currency) AS c,
+            {_SCALE_LIST}[enum_code(c) + 1] AS scale
+        FROM read_csv(?, header = true, all_varchar = true))
+), books AS (  -- the first good row of each order id, and how many more it had
+    SELECT id, arg_min(c, pos) AS oc, arg_min(amt, pos) AS oa, arg_min(s, pos) AS s,
+        count(*) - 1 AS dups
+    FROM o WHERE good GROUP BY id
+), r AS MATERIALIZED (  -- the report rows in file order, exactly in minor units
+    SELECT seq, id, kind, c, abs(gross) AS amt, fee, net,
+        coalesce(gross - fee = net, false) AS good FROM (
+        SELECT seq, id, kind, c, {_minor_sql('gross')} AS gross, {_minor_sql('fee')} AS fee,
+            {_minor_sql('net')} AS net FROM (
+            SELECT row_number() OVER () AS seq, "payment_metadata[order_id]" AS id,
+                CASE WHEN reporting_category IN ('charge', 'payment') THEN 'payment'
+                    WHEN reporting_category IN ('refund', 'payment_refund') THEN 'refund'
+                    END AS kind,
+                TRY_CAST(upper(currency) AS currency) AS c,
+                {_SCALE_LIST}[enum_code(c) + 1] AS scale, gross, fee, net
+            FROM read_csv(?, header = true, all_varchar = true)))
 ), recs AS (
-    SELECT * FROM r_parsed WHERE good AND kind <> 'other'
-), per_cur AS (  -- each order's records per record currency
-    SELECT x.id, x.c, count(*) FILTER (WHERE kind = 'payment') AS n,
-        sum(x.amt) FILTER (WHERE kind = 'payment') AS paid,
-        min(seq) FILTER (WHERE kind = 'payment') AS first_seq,
+    SELECT * FROM r WHERE good AND kind IS NOT NULL
+), per AS (  -- one join, one aggregation: each order (an orphan: each order id and currency)
+    SELECT coalesce(b.id, x.id) AS id, CASE WHEN b.id IS NULL THEN x.c END AS orphan_c,
+        any_value(b.id) IS NOT NULL AS booked, any_value(b.oc) AS oc, any_value(b.oa) AS oa,
+        any_value(b.s) AS s, any_value(b.s) IN ('paid', 'refunded', 'disputed') AS paid_like,
+        any_value(b.dups) AS dups, count(x.seq) AS records, sum(x.amt) AS amt,
+        count(*) FILTER (WHERE kind = 'payment') AS n,
+        coalesce(sum(x.amt) FILTER (WHERE kind = 'payment'), 0) AS paid,
+        coalesce(sum(x.amt) FILTER (WHERE kind = 'refund'), 0) AS refunded,
+        arg_min(x.c, seq) FILTER (WHERE kind = 'payment') AS first_cur,
         arg_min(x.amt, seq) FILTER (WHERE kind = 'payment') AS first_amt,
-        sum(x.amt) FILTER (WHERE kind = 'refund') AS refunded,
-        count(*) FILTER (WHERE kind = 'payment' AND x.amt = b.amt) AS exact
-    FROM recs x JOIN books b ON b.id = x.id GROUP BY x.id, x.c
-), per AS (  -- each order with records: the figures the rules need
-    SELECT p.id, b.c AS oc, b.amt AS oa, b.s, b.paid_like,
-        sum(p.n) AS n, coalesce(sum(p.paid), 0) AS paid,
-        coalesce(sum(p.refunded), 0) AS refunded,
-        CASE WHEN b.s = 'refunded' THEN b.amt ELSE 0 END AS known,
-        arg_min(p.c, p.first_seq) AS first_cur, arg_min(p.paid, p.first_seq) AS first_cur_paid,
-        arg_min(p.first_amt, p.first_seq) AS first_amt,
-        arg_min(p.c, p.first_seq) FILTER (WHERE p.c <> b.c) AS foreign_cur,
-        arg_min(p.first_amt, p.first_seq) FILTER (WHERE p.c <> b.c) AS foreign_amt,
-        sum(p.exact) > 0 AS exact
-    FROM per_cur p JOIN books b ON b.id = p.id
-    GROUP BY p.id, b.c, b.amt, b.s, b.paid_like
+        arg_min(x.c, seq) FILTER (WHERE kind = 'payment' AND x.c <> b.oc) AS foreign_cur,
+        arg_min(x.amt, seq) FILTER (WHERE kind = 'payment' AND x.c <> b.oc) AS foreign_amt,
+        coalesce(bool_or(kind = 'payment' AND x.amt = b.oa), false) AS exact
+    FROM books b FULL JOIN recs x ON x.id = b.id
+    GROUP BY 1, 2
+), unpaid AS (  -- an unpaid order's payments per currency (few: a small second pass)
+    SELECT x.id, x.c, sum(x.amt) AS cur_paid
+    FROM recs x SEMI JOIN books b
+        ON b.id = x.id AND b.s NOT IN ('paid', 'refunded', 'disputed')
+    WHERE kind = 'payment' GROUP BY ALL
 ), rules AS (
-    SELECT *, paid > 0 AND NOT paid_like AS unpaid_charged,
+    SELECT per.*, u.cur_paid AS first_cur_paid, paid > 0 AND NOT paid_like AS unpaid_charged,
         paid > 0 AND paid_like AND foreign_cur IS NOT NULL AS currency_mismatch,
         paid > 0 AND paid_like AND foreign_cur IS NULL AND n > 1 AS double_charge,
         paid > 0 AND paid_like AND foreign_cur IS NULL
             AND CASE WHEN exact THEN oa ELSE first_amt END <> oa AS amount_mismatch,
         CASE WHEN exact THEN oa ELSE first_amt END AS kept,
-        refunded > known AS unknown_refund
-    FROM per
-), lines AS (  -- one row per line of the report (an order can have several)
-    SELECT unnest([
-        CASE WHEN unpaid_charged
-            THEN {{'k': 'unpaid_order_charged', 'c': first_cur, 'a': first_cur_paid}} END,
-        CASE WHEN currency_mismatch
-            THEN {{'k': 'currency_mismatch', 'c': foreign_cur, 'a': foreign_amt}} END,
-        CASE WHEN double_charge THEN {{'k': 'double_charge', 'c': oc, 'a': paid - kept}} END,
-        CASE WHEN amount_mismatch THEN {{'k': 'amount_mismatch', 'c': oc, 'a': kept}} END,
-        CASE WHEN unknown_refund
-            THEN {{'k': 'unknown_refund', 'c': oc, 'a': refunded - known}} END,
-        CASE WHEN NOT (unpaid_charged OR currency_mismatch OR double_charge
-                OR amount_mismatch OR unknown_refund)
-            THEN CASE WHEN paid_like THEN {{'k': 'matched', 'c': oc, 'a': oa}}
-                ELSE {{'k': 'not_charged', 'c': oc, 'a': NULL}} END END
-    ]) AS line
-    FROM rules
-    UNION ALL  -- orders without a record
-    SELECT CASE WHEN b.paid_like THEN {{'k': 'missing', 'c': b.c, 'a': b.amt}}
-        ELSE {{'k': 'not_charged', 'c': b.c, 'a': NULL}} END
-    FROM books b ANTI JOIN recs x ON x.id = b.id
-    UNION ALL  -- records without an order
-    SELECT {{'k': 'orphan', 'c': x.c, 'a': x.amt}} FROM recs x ANTI JOIN books b ON b.id = x.id
+        refunded - CASE WHEN s = 'refunded' THEN oa ELSE 0 END AS unknown_amt,
+        unknown_amt > 0 AS unknown_refund
+    FROM per LEFT JOIN unpaid u ON u.id = per.id AND u.c = per.first_cur
+), g AS MATERIALIZED (  -- one pass: an order's first line (k, c, a) and its other two
+    SELECT CASE WHEN NOT booked THEN 'orphan'
+            WHEN records = 0 THEN CASE WHEN paid_like THEN 'missing' ELSE 'not_charged' END
+            WHEN unpaid_charged THEN 'unpaid_order_charged'
+            WHEN currency_mismatch THEN 'currency_mismatch'
+            WHEN double_charge THEN 'double_charge'
+            WHEN NOT (amount_mismatch OR unknown_refund)
+                THEN CASE WHEN paid_like THEN 'matched' ELSE 'not_charged' END END AS k,
+        CASE WHEN NOT booked THEN orphan_c WHEN unpaid_charged THEN first_cur
+            WHEN currency_mismatch THEN foreign_cur ELSE oc END AS c, oc,
+        sum(CASE WHEN booked THEN 1 ELSE records END) AS n,
+        sum(CASE WHEN NOT booked THEN amt WHEN records = 0 OR NOT (unpaid_charged
+                OR currency_mismatch OR double_charge OR amount_mismatch OR unknown_refund)
+                THEN CASE WHEN paid_like THEN oa END
+            WHEN unpaid_charged THEN first_cur_paid WHEN currency_mismatch THEN foreign_amt
+            WHEN double_charge THEN paid - kept END) AS a,
+        count(*) FILTER (WHERE amount_mismatch) AS n_am,
+        sum(kept) FILTER (WHERE amount_mismatch) AS a_am,
+        count(*) FILTER (WHERE unknown_refund) AS n_ur,
+        sum(unknown_amt) FILTER (WHERE unknown_refund) AS a_ur, sum(dups) AS dups
+    FROM rules GROUP BY ALL
 )
-SELECT 'case', line.k, line.c, count(*), sum(line.a) FROM lines WHERE line IS NOT NULL
-GROUP BY ALL
+SELECT 'case', k, c, sum(n), sum(a) FROM g WHERE k IS NOT NULL GROUP BY ALL
 UNION ALL
-SELECT 'fee', NULL, c, NULL, sum(fee) FROM r_parsed WHERE good GROUP BY c
+SELECT 'case', 'amount_mismatch', oc, sum(n_am), sum(a_am) FROM g GROUP BY ALL HAVING sum(n_am) > 0
 UNION ALL
-SELECT 'net', NULL, c, NULL, sum(net) FROM r_parsed WHERE good GROUP BY c
+SELECT 'case', 'unknown_refund', oc, sum(n_ur), sum(a_ur) FROM g GROUP BY ALL HAVING sum(n_ur) > 0
 UNION ALL
-SELECT 'bad', NULL, NULL,
-    (SELECT count(*) FILTER (WHERE NOT good) FROM o_parsed)
-        + (SELECT count(*) FILTER (WHERE good) FROM o_parsed)
-        - (SELECT count(*) FROM books)
-        + (SELECT count(*) FILTER (WHERE NOT good) FROM r_parsed), NULL
+SELECT 'fee', NULL, c, NULL, sum(fee) FROM r WHERE good GROUP BY c
+UNION ALL
+SELECT 'net', NULL, c, NULL, sum(net) FROM r WHERE good GROUP BY c
+UNION ALL
+SELECT 'bad', NULL, NULL, (SELECT count(*) FROM o WHERE NOT good)
+    + (SELECT sum(dups) FROM g) + (SELECT count(*) FROM r WHERE NOT good), NULL
 """
 
 
 def _figures_of(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The (what, case, currency, count, minor units) rows as paygate's summary."""
+    """The (what, case, currency, count, minor units) rows as paygate's summary (rows of
+    the same case and currency add up)."""
     out: dict[str, Any] = {"counts": {}, "totals": {}, "fees": {}, "net": {}, "bad_rows": 0}
     for what, case, cur, n, total in rows:
         if what == "case":
             out["counts"][case] = out["counts"].get(case, 0) + int(n)
             if total is not None:
-                out["totals"].setdefault(case, {})[cur] = int(total)
+                by_cur = out["totals"].setdefault(case, {})
+                by_cur[cur] = by_cur.get(cur, 0) + int(total)
         elif what == "bad":
             out["bad_rows"] = int(n)
         elif total:
@@ -364,12 +393,17 @@ def run_duckdb_exact(orders: str, report: str) -> dict[str, Any]:
 
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
+    con.execute(DUCKDB_EXACT_TYPES)
     rows = con.execute(DUCKDB_EXACT_SQL, [orders, report]).fetchall()
     return _figures_of(rows)
 
 
+#: a major-unit amount, exactly: ``-?digits[.digits]`` (at most 10 places, which the
+#: 38-digit decimal then holds exactly)
+_SHAPE = r"-?[0-9]+(\.[0-9]{1,10})?"
+
+
 def run_polars_exact(orders: str, report: str) -> dict[str, Any]:
-    """The hand-written exact polars lazy query: the same figures as ``DUCKDB_EXACT_SQL``."""
     import polars as pl
 
     col = pl.col
@@ -383,119 +417,133 @@ def run_polars_exact(orders: str, report: str) -> dict[str, Any]:
         return pl.when(x == x.cast(pl.Int64, strict=False)).then(x.cast(pl.Int64, strict=False))
 
     scale = col("c").replace_strict(SCALES, default=None, return_dtype=pl.Int64).alias("scale")
-    statuses = ["paid", "pending", "failed", "canceled", "refunded", "disputed"]
+    currency = pl.Enum(list(SCALES))  # a currency as a small code: cheaper to join and group
     o = (
         pl.scan_csv(orders, infer_schema=False)
-        .with_row_index("pos")
-        .select("pos", id=col("order_id"), c=col("currency").str.to_uppercase(),
-                s=col("status"), amount=col("amount"))
+        .select(id=col("order_id"), c=col("currency").str.to_uppercase(), s=col("status"),
+                amount=col("amount"))
         .with_columns(scale)
-        .with_columns(amt=minor("amount"))
-        .with_columns(good=col("id").is_not_null() & (col("amt") >= 0) & col("s").is_in(statuses))
+        .with_columns(amt=minor("amount"), c=col("c").cast(currency, strict=False))
+        .with_columns(good=(col("id").is_not_null() & (col("amt") >= 0)
+                            & col("s").is_in(_STATUSES)).fill_null(False))
     )  # fmt: skip
     books = (
         o.filter("good")
         .unique(subset="id", keep="first")
-        .select("id", "c", "s", "amt", paid_like=col("s").is_in(["paid", "refunded", "disputed"]))
-    )
-    kind = (
-        pl.when(col("reporting_category").is_in(["charge", "payment"])).then(pl.lit("payment"))
-        .when(col("reporting_category").is_in(["refund", "payment_refund"])).then(pl.lit("refund"))
-        .otherwise(pl.lit("other"))
+        .select("id", oc="c", oa="amt", s="s",
+                paid_like=col("s").is_in(["paid", "refunded", "disputed"]))
+    )  # fmt: skip
+    pay = (  # True: a payment, False: a refund, null: neither (a payout, a fee, ...)
+        pl.when(col("reporting_category").is_in(["charge", "payment"])).then(True)
+        .when(col("reporting_category").is_in(["refund", "payment_refund"])).then(False)
     )  # fmt: skip
     r = (
         pl.scan_csv(report, infer_schema=False)
-        .with_row_index("seq")
-        .select("seq", "gross", "fee", "net", id=col("payment_metadata[order_id]"), kind=kind,
+        .select("gross", "fee", "net", id=col("payment_metadata[order_id]"), pay=pay,
                 c=col("currency").str.to_uppercase())
         .with_columns(scale)
-        .with_columns(g=minor("gross"), f=minor("fee"), n=minor("net"))
-        .with_columns(good=(col("g") - col("f") == col("n")).fill_null(False))
+        .with_columns(g=minor("gross"), f=minor("fee"), n=minor("net"),
+                      c=col("c").cast(currency, strict=False))
+        .select("id", "pay", "c", "f", "n", amt=col("g").abs(),
+                good=(col("g") - col("f") == col("n")).fill_null(False))
     )  # fmt: skip
-    good_r = r.filter("good").select("seq", "id", "kind", "c", "f", "n", amt=col("g").abs())
-    recs = good_r.filter(col("kind") != "other")
-    pay = col("kind") == "payment"
+    # each record (in file order) with its order's book; no book: an orphan
+    j = (
+        r.filter(col("good") & col("pay").is_not_null())
+        .select("id", "pay", "c", "amt")
+        .join(books.select("id", "oc", "oa", "paid_like"), on="id", how="left",
+              maintain_order="left")
+        .cache()  # read by every aggregation below
+    )  # fmt: skip
+    booked, pay = col("oc").is_not_null(), col("pay")
     abroad = pay & (col("c") != col("oc"))  # a payment in another currency than the order's
-    per = (  # each order with records (in file order): the figures the rules need
-        recs.join(books.rename({"c": "oc", "amt": "oa"}), on="id", maintain_order="left")
+    # each order with records: one aggregation of plain columns
+    per = (
+        j.filter(booked)
         .with_columns(
             pa=pl.when(pay).then("amt"),
             pc=pl.when(pay).then("c"),
             fa=pl.when(abroad).then("amt"),
             fc=pl.when(abroad).then("c"),
-            ra=pl.when(col("kind") == "refund").then("amt"),
+            ra=pl.when(~pay).then("amt"),
             ex=pay & (col("amt") == col("oa")),
         )
         .group_by("id")
         .agg(
-            pl.first("oc", "oa", "s", "paid_like"),
-            n=col("pa").count(),
-            paid=col("pa").sum(),
-            refunded=col("ra").sum(),
-            first_cur=col("pc").drop_nulls().first(),
-            # what was paid in the currency of the first payment
-            first_cur_paid=col("pa").filter(col("c") == col("pc").drop_nulls().first()).sum(),
-            first_amt=col("pa").drop_nulls().first(),
-            foreign_cur=col("fc").drop_nulls().first(),
-            foreign_amt=col("fa").drop_nulls().first(),
+            n=pay.sum(), paid=col("pa").sum(), refunds=(~pay).sum(), refunded=col("ra").sum(),
+            first_cur=col("pc").first(ignore_nulls=True),
+            first_amt=col("pa").first(ignore_nulls=True),
+            foreign_cur=col("fc").first(ignore_nulls=True),
+            foreign_amt=col("fa").first(ignore_nulls=True),
             exact=col("ex").any(),
         )
-        .with_columns(
-            known=pl.when(col("s") == "refunded").then(col("oa")).otherwise(0),
-            kept=pl.when(col("exact")).then(col("oa")).otherwise(col("first_amt")),
-            charged=col("paid") > 0,
-        )
-        .cache()  # read by every rule below
+    )  # fmt: skip
+    unpaid = (  # an unpaid order's charges per currency (few)
+        j.filter(booked & pay & ~col("paid_like"))
+        .group_by("id", "c")
+        .agg(first_cur_paid=col("amt").sum())
     )
-    fine = col("charged") & col("paid_like") & col("foreign_cur").is_null()
-    rules = {  # case: (when, currency, amount); an order can have several lines
-        "unpaid_order_charged": (col("charged") & ~col("paid_like"), "first_cur", "first_cur_paid"),
-        "currency_mismatch": (
-            col("charged") & col("paid_like") & col("foreign_cur").is_not_null(),
-            "foreign_cur",
-            "foreign_amt",
-        ),
-        "double_charge": (fine & (col("n") > 1), "oc", col("paid") - col("kept")),
-        "amount_mismatch": (fine & (col("kept") != col("oa")), "oc", "kept"),
-        "unknown_refund": (col("refunded") > col("known"), "oc", col("refunded") - col("known")),
-    }
-    any_line = pl.any_horizontal(*(cond for cond, _, _ in rules.values()))
-    no_record = books.join(recs.select("id"), on="id", how="anti")
-    parts = [
-        per.filter(cond).select(k=pl.lit(case), c=cur, a=amount)
-        for case, (cond, cur, amount) in rules.items()
-    ]
-    parts += [
-        per.filter(~any_line).select(
-            k=pl.when("paid_like").then(pl.lit("matched")).otherwise(pl.lit("not_charged")),
-            c="oc",
-            a=pl.when("paid_like").then("oa"),
-        ),
-        no_record.select(
-            k=pl.when("paid_like").then(pl.lit("missing")).otherwise(pl.lit("not_charged")),
-            c="c",
-            a=pl.when("paid_like").then("amt"),
-        ),
-        recs.join(books.select("id"), on="id", how="anti").select(
-            k=pl.lit("orphan"), c="c", a="amt"
-        ),
-    ]
+    per = (
+        books.join(per, on="id", how="left")
+        .join(unpaid, left_on=["id", "first_cur"], right_on=["id", "c"], how="left")
+        .with_columns(col("n", "paid", "refunds", "refunded").fill_null(0))
+    )
+    charged, paid_like = col("paid") > 0, col("paid_like")
+    fine = charged & paid_like & col("foreign_cur").is_null()
+    kept = pl.when(col("exact")).then(col("oa")).otherwise(col("first_amt"))
+    unknown = col("refunded") - pl.when(col("s") == "refunded").then(col("oa")).otherwise(0)
+    rules = per.with_columns(
+        unpaid=charged & ~paid_like,
+        cur_mm=charged & paid_like & col("foreign_cur").is_not_null(),
+        double=fine & (col("n") > 1),
+        amount_mm=fine & (kept != col("oa")),
+        unknown_refund=unknown > 0,
+        kept=kept,
+        unknown=unknown,
+        none=(col("n") == 0) & (col("refunds") == 0),
+    )
+    line_free = ~pl.any_horizontal("unpaid", "cur_mm", "double", "amount_mm", "unknown_refund")
+    first_line = col("none") | line_free  # missing, matched or not_charged
+    # one pass: an order's first line (k, c, a) and its other two (amount_mm, unknown_refund)
     lines = (
-        pl.concat([p.cast({"a": pl.Int64}) for p in parts])
-        .group_by("k", "c")
-        .agg(n=pl.len(), total=col("a").sum(), has_total=col("a").is_not_null().any())
-    )
-    fees = good_r.group_by("c").agg(fee=col("f").sum(), net=col("n").sum())
+        rules.select(
+            "oc", "amount_mm", "unknown_refund",
+            k=pl.when(col("none") & paid_like).then(pl.lit("missing"))
+            .when(first_line).then(pl.when(paid_like).then(pl.lit("matched"))
+                                   .otherwise(pl.lit("not_charged")))
+            .when("unpaid").then(pl.lit("unpaid_order_charged"))
+            .when("cur_mm").then(pl.lit("currency_mismatch"))
+            .when("double").then(pl.lit("double_charge")),
+            c=pl.when("unpaid").then("first_cur").when("cur_mm").then("foreign_cur")
+            .otherwise("oc"),
+            a=pl.when(first_line).then(pl.when(paid_like).then("oa"))
+            .when("unpaid").then("first_cur_paid").when("cur_mm").then("foreign_amt")
+            .when("double").then(col("paid") - col("kept")),
+            a_am=pl.when("amount_mm").then("kept"),
+            a_ur=pl.when("unknown_refund").then("unknown"),
+        )
+        .group_by("k", "c", "oc")
+        .agg(n=pl.len(), a=col("a").sum(), has_a=col("a").count() > 0,
+             n_am=col("amount_mm").sum(), a_am=col("a_am").sum(),
+             n_ur=col("unknown_refund").sum(), a_ur=col("a_ur").sum())
+    )  # fmt: skip
+    orphans = j.filter(~booked).group_by("c").agg(n=pl.len(), a=col("amt").sum())
+    fees = r.filter("good").group_by("c").agg(fee=col("f").sum(), net=col("n").sum())
     bad = pl.concat(  # bad rows, and order rows beyond the first of their id
         [o.select(x=pl.len()), books.select(x=-pl.len().cast(pl.Int64)),
          r.select(x=(~col("good")).sum())],
         how="vertical_relaxed",
     ).select(col("x").sum())  # fmt: skip
-    lines_df, fees_df, bad_df = pl.collect_all([lines, fees, bad])
-    rows: list[tuple[Any, ...]] = [
-        ("case", k, c, n, total if has_total else None)
-        for k, c, n, total, has_total in lines_df.iter_rows()
-    ]
+    lines_df, orphans_df, fees_df, bad_df = pl.collect_all([lines, orphans, fees, bad])
+    rows: list[tuple[Any, ...]] = []
+    for k, c, oc, n, a, has_a, n_am, a_am, n_ur, a_ur in lines_df.iter_rows():
+        if k is not None:
+            rows.append(("case", k, c, n, a if has_a else None))
+        if n_am:
+            rows.append(("case", "amount_mismatch", oc, n_am, a_am))
+        if n_ur:
+            rows.append(("case", "unknown_refund", oc, n_ur, a_ur))
+    rows += [("case", "orphan", c, n, a) for c, n, a in orphans_df.iter_rows()]
     rows += [("fee", None, c, None, fee) for c, fee, _ in fees_df.iter_rows()]
     rows += [("net", None, c, None, net) for c, _, net in fees_df.iter_rows()]
     rows.append(("bad", None, None, bad_df.item(), None))
