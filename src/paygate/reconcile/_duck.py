@@ -6,12 +6,14 @@ integer minor units, statuses and kinds as their enum values, dates as Unix seco
 - an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
   (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
   ``_STRIPE_CSV_SQL``): amounts in the shape DuckDB writes them back (see ``_MAJOR``)
-  become minor units exactly, never through floats. A file
-  with anything else in it - a ragged row, a value of another shape, an unknown word, a
-  bad amount - is read again by the reader's own Python parser, which reports the bad
-  row with its file, line and message exactly as it always did; its rows are then loaded
-  as below. So the SQL only ever accepts what the Python parser accepts, with the same
-  result.
+  become minor units exactly, never through floats. A row with anything else in it - a
+  value of another shape, an unknown word, a bad amount - is flagged ``bad``; under
+  ``skip_bad_rows`` the reader's own Python parser then decides on those rows alone
+  (`_recheck`: bad rows with their file, line and message exactly as it always reported
+  them, and the rows it accepts added to the SQL's), else, and for a file DuckDB cannot
+  read (a ragged row), the whole file is read again by the Python parser and its rows
+  are loaded as below. So the SQL only ever accepts what the Python parser accepts, with
+  the same result.
 - any other source (the store, an iterable of records, the API and JSON readers) is
   loaded from its compact rows (``_load_table``: Arrow record batches, or plain lists
   without pyarrow).
@@ -47,7 +49,7 @@ from paygate.reconcile._classify import (
     rows_of_records,
     sql_text,
 )
-from paygate.reconcile._common import csv_rows, header_index
+from paygate.reconcile._common import AmountCache, csv_rows, describe, header_index
 from paygate.reconcile._csv import OrdersCSV
 from paygate.reconcile._model import (
     BadRow,
@@ -171,7 +173,7 @@ FROM a
 #: side), then every figure the report needs comes out as rows of one result, told apart
 #: by ``tag``:
 #:
-#: - ``n``: bad rows per side and rows read (any bad row: that side is read again by Python)
+#: - ``n``: bad rows per side and rows read (any bad row: see ``b`` / ``B``)
 #: - ``d``: the repeated order ids in the window (pos, order id), left out of the join
 #: - ``m``: the clean matches per currency (an order whose only record is one successful
 #:   payment of exactly its amount - nearly every order): count, sum, first position
@@ -179,6 +181,8 @@ FROM a
 #: - ``o``: the orders with anything more than a clean match, or none and paid
 #: - ``x``: the order ids of records without an order
 #: - ``f``: fee and net totals per currency, with where each first had a non-zero one
+#: - ``b``, ``B``: the position of each order row, report row, the SQL does not accept
+#:   (`_recheck` has the reader's Python parser decide on those rows alone)
 #:
 #: The records of the ``o`` and ``x`` orders come from a second statement
 #: (``_DETAILS_SQL``): carrying every record's ids through the first one for the few
@@ -256,6 +260,12 @@ UNION ALL
 SELECT 'f', min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0), NULL, NULL,
     sum(fee)::HUGEINT, sum(net)::HUGEINT, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM kept_records GROUP BY currency
+UNION ALL
+SELECT 'b', pos, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM orders WHERE bad
+UNION ALL
+SELECT 'B', seq, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM records WHERE bad
 """
 
 #: the records the itemized lines need: those of the order ids in ``wanted`` (the orders
@@ -509,6 +519,67 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
     )
 
 
+#: a side read in SQL, without the rows the SQL did not accept, and with those of them the
+#: Python parser accepts (``{fix}``, from `_recheck`)
+_FIXED_SQL = (
+    "SELECT * FROM ({sql}) WHERE NOT bad UNION ALL BY NAME SELECT *, false AS bad FROM {fix}"
+)
+
+
+def _recheck(
+    reader: Any, positions: list[int], rows_read: int, with_time: bool
+) -> tuple[list[BadRow], list[tuple[Any, ...]]] | None:
+    """The reader's own Python parser on the rows of its file the SQL did not accept
+    (``positions``, 0-based among the file's rows): ``(bad rows, rows)``, the bad rows
+    with their file, line and message exactly as the Python path reports them, the rows
+    it accepts (a shape the SQL leaves to Python) positioned as the SQL's. The file is
+    split into rows (`csv_rows`, cheap) but only those rows are parsed, so a few bad rows
+    cost a scan of the file, not a parse of it in Python. None when the Python path must
+    read the whole file: a reader that raises on a bad row (its first error must come
+    where the Python path meets it), or a file whose rows DuckDB counted otherwise.
+    """
+    if not getattr(reader, "skip_bad_rows", False) or not positions:
+        return None
+    handle, name, owned = reader._open()
+    try:
+        lines = csv_rows(handle)
+        header = next(lines, None)
+        pos = reader._layout(header, name)
+        assert header is not None
+        if isinstance(reader, StripeReportCSV):
+            parse_row = reader._row_parser(pos, len(header), with_time, AmountCache())
+        else:
+            parse_row = reader._row_parser(pos, len(header), with_time)
+        wanted = iter(sorted(positions))
+        target = next(wanted)
+        bad: list[BadRow] = []
+        fixed: list[tuple[Any, ...]] = []
+        index = -1
+        for row in lines:
+            if not row:
+                continue  # a blank line, as the Python path skips them
+            index += 1
+            if index != target:
+                continue
+            try:
+                parsed = parse_row(row)
+            except ValidationError as exc:
+                bad.append(BadRow(name, lines.line_num, describe(exc)))
+            else:
+                # the enum values as text, where the loaded rows have them
+                values = list(parsed)
+                for at in (1, 2) if isinstance(reader, StripeReportCSV) else (3,):
+                    values[at] = str(values[at])
+                fixed.append((index, *values))
+            target = next(wanted, -1)
+        if index + 1 != rows_read or target != -1:
+            return None
+    finally:
+        if owned:
+            handle.close()
+    return bad, fixed
+
+
 def _order_rows(
     internal: Any, want_time: bool, duplicates_fail: tuple[float, float, bool] | None
 ) -> Iterator[tuple[Any, ...]]:
@@ -630,6 +701,8 @@ def reconcile(
         if records_sql is None:
             records_sql = load_records()
         rows: list[tuple[Any, ...]] = []
+        orders_bad: list[BadRow] = []
+        records_bad: list[BadRow] = []
         for attempt in range(3):
             try:
                 con.execute(
@@ -641,22 +714,36 @@ def reconcile(
                 if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
                     raise
                 rows = [("n", 1, 1, 0, 0)]  # a file DuckDB cannot read: Python reads both
-            (_, bad_orders, bad_records, *_) = next(r for r in rows if r[0] == "n")
+            (_, bad_orders, bad_records, n_orders, n_records, *_) = next(
+                r for r in rows if r[0] == "n"
+            )
             if bad_orders and "orders_in" not in orders_sql:
-                orders_sql = load_orders()
+                fixed = _recheck(internal, [r[1] for r in rows if r[0] == "b"], n_orders, want_time)
+                if fixed is None:
+                    orders_sql = load_orders()
+                else:
+                    orders_bad, fix_rows = fixed
+                    _load_table(con, "orders_fix", _ORDER_SCHEMA, fix_rows)
+                    orders_sql = _FIXED_SQL.format(sql=orders_sql, fix="orders_fix")
             dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
             if dups and not skip_bad_rows and not bad_orders:
                 _, order_id = min(dups)
                 raise ValidationError(f"order {order_id!r} appears twice on the internal side")
             if bad_records and "records_in" not in records_sql:
-                records_sql = load_records()
+                fixed = _recheck(provider, [r[1] for r in rows if r[0] == "B"], n_records, windowed)
+                if fixed is None:
+                    records_sql = load_records()
+                else:
+                    records_bad, fix_rows = fixed
+                    _load_table(con, "records_fix", _RECORD_SCHEMA, fix_rows)
+                    records_sql = _FIXED_SQL.format(sql=records_sql, fix="records_fix")
             if not (bad_orders or bad_records):
                 break
-        # read in SQL: no row was bad
+        # read in SQL: the bad rows are those `_recheck` found, if any
         if isinstance(internal, OrdersCSV) and "orders_in" not in orders_sql:
-            internal.bad_rows = []
+            internal.bad_rows = orders_bad
         if isinstance(provider, StripeReportCSV) and "records_in" not in records_sql:
-            provider.bad_rows = []
+            provider.bad_rows = records_bad
         (_, _, _, report.orders_read, report.records_read, *_) = next(
             r for r in rows if r[0] == "n"
         )
