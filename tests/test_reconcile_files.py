@@ -188,6 +188,39 @@ def test_skipped_bad_rows_are_found_in_sql_without_the_python_read(
     assert "!= net" in fast.bad_rows[1].reason and fast.orders_read == 1999  # o1599 is read
 
 
+class CountedSQL(str):
+    """A SQL text that counts how often it is formatted (run)."""
+
+    runs = 0
+
+    def format(self, *args: Any, **kwargs: Any) -> str:
+        CountedSQL.runs += 1
+        return str(self).format(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("fixable", "runs"), [(False, 1), (True, 2)], ids=["only-bad-rows", "a-row-for-python"]
+)
+def test_bad_rows_alone_do_not_run_the_statement_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixable: bool, runs: int
+) -> None:
+    """The run leaves the rows the SQL flags out: when the Python parser refuses them all,
+    its figures stand; a row the parser accepts runs the statement again with it."""
+    import paygate.reconcile._duck as duck
+
+    orders, report = write_files(tmp_path, currencies=("JPY",))  # a report of plain amounts only
+    lines = orders.read_text().splitlines(keepends=True)
+    lines[1500] = "o1499x,-1,JPY,paid,\n"
+    lines[1600] = "o1599,16.0,JPY,paid,\n" if fixable else "o1599,16.,JPY,paid,\n"
+    orders.write_text("".join(lines))
+    expected = run(orders, report, in_python=True, skip_bad_rows=True)
+    CountedSQL.runs = 0
+    monkeypatch.setattr(duck, "_RUN_SQL", CountedSQL(duck._RUN_SQL))
+    fast = run(orders, report, skip_bad_rows=True)
+    same(fast, expected)
+    assert CountedSQL.runs == runs and len(fast.bad_rows) == 2 - fixable
+
+
 def test_bom_blank_lines_and_crlf_read_the_same(tmp_path: Path) -> None:
     orders, report = write_files(tmp_path, 600)
     text = orders.read_text().replace("\n", "\r\n").replace("o300,", "\r\no300,")

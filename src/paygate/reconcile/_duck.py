@@ -173,7 +173,8 @@ FROM a
 #: side), then every figure the report needs comes out as rows of one result, told apart
 #: by ``tag``:
 #:
-#: - ``n``: bad rows per side and rows read (any bad row: see ``b`` / ``B``)
+#: - ``n``: bad rows per side and rows in the file (the bad rows are left out of the rest;
+#:   what happens to them: see ``b`` / ``B``)
 #: - ``d``: the repeated order ids in the window (pos, order id), left out of the join
 #: - ``m``: the clean matches per currency (an order whose only record is one successful
 #:   payment of exactly its amount - nearly every order): count, sum, first position
@@ -192,7 +193,8 @@ WITH orders AS MATERIALIZED ({orders}),
 records AS MATERIALIZED ({records}),
 kept AS (
     SELECT pos, order_id FROM orders
-    WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi})
+    WHERE NOT bad
+        AND (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
 ), dup AS (
     SELECT pos, order_id FROM (
         SELECT k.pos, k.order_id,
@@ -206,11 +208,12 @@ kept AS (
         ({recent_after} IS NOT NULL AND created IS NOT NULL AND created > {recent_after})
             AS recent
     FROM orders
-    WHERE (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
+    WHERE NOT bad
+        AND (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
         AND pos NOT IN (SELECT pos FROM dup)
 ), kept_records AS (
     SELECT * FROM records
-    WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi})
+    WHERE NOT bad AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
 ), per_id AS (
     SELECT order_id, count(*) AS n, min(seq) AS first_seq,
         -- the first record's amount and currency when it is a successful payment (else
@@ -274,7 +277,8 @@ FROM records WHERE bad
 _DETAILS_SQL = """
 SELECT seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id
 FROM ({records})
-WHERE kind <> 'other' AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
+WHERE NOT bad AND kind <> 'other'
+    AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
     AND (order_id IS NULL OR order_id IN (SELECT order_id FROM wanted))
 """
 
@@ -526,6 +530,16 @@ _FIXED_SQL = (
 )
 
 
+def _without_bad(con: Any, sql: str, side: str, fix_rows: list[tuple[Any, ...]]) -> str:
+    """``sql`` (a side read in SQL) without its bad rows, and with ``fix_rows`` (the rows
+    of them the Python parser accepts, loaded into ``<side>_fix``) when there are any."""
+    if not fix_rows:
+        return f"SELECT * FROM ({sql}) WHERE NOT bad"
+    schema = _ORDER_SCHEMA if side == "orders" else _RECORD_SCHEMA
+    _load_table(con, f"{side}_fix", schema, fix_rows)
+    return _FIXED_SQL.format(sql=sql, fix=f"{side}_fix")
+
+
 def _recheck(
     reader: Any, positions: list[int], rows_read: int, with_time: bool
 ) -> tuple[list[BadRow], list[tuple[Any, ...]]] | None:
@@ -717,36 +731,41 @@ def reconcile(
             (_, bad_orders, bad_records, n_orders, n_records, *_) = next(
                 r for r in rows if r[0] == "n"
             )
+            # a side with bad rows is read again (by Python, or in SQL with the rows the
+            # Python parser accepts of those the SQL flagged); the run left the bad rows
+            # out, so when `_recheck` found only bad rows its figures stand
+            orders_again = records_again = False
             if bad_orders and "orders_in" not in orders_sql:
-                fixed = _recheck(internal, [r[1] for r in rows if r[0] == "b"], n_orders, want_time)
+                positions = [r[1] for r in rows if r[0] == "b"]
+                fixed = _recheck(internal, positions, n_orders, want_time)
                 if fixed is None:
-                    orders_sql = load_orders()
+                    orders_sql, orders_again = load_orders(), True
                 else:
                     orders_bad, fix_rows = fixed
-                    _load_table(con, "orders_fix", _ORDER_SCHEMA, fix_rows)
-                    orders_sql = _FIXED_SQL.format(sql=orders_sql, fix="orders_fix")
+                    orders_sql = _without_bad(con, orders_sql, "orders", fix_rows)
+                    orders_again = bool(fix_rows)
             dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
-            if dups and not skip_bad_rows and not bad_orders:
+            if dups and not skip_bad_rows and not orders_again:
                 _, order_id = min(dups)
                 raise ValidationError(f"order {order_id!r} appears twice on the internal side")
             if bad_records and "records_in" not in records_sql:
-                fixed = _recheck(provider, [r[1] for r in rows if r[0] == "B"], n_records, windowed)
+                positions = [r[1] for r in rows if r[0] == "B"]
+                fixed = _recheck(provider, positions, n_records, windowed)
                 if fixed is None:
-                    records_sql = load_records()
+                    records_sql, records_again = load_records(), True
                 else:
                     records_bad, fix_rows = fixed
-                    _load_table(con, "records_fix", _RECORD_SCHEMA, fix_rows)
-                    records_sql = _FIXED_SQL.format(sql=records_sql, fix="records_fix")
-            if not (bad_orders or bad_records):
+                    records_sql = _without_bad(con, records_sql, "records", fix_rows)
+                    records_again = bool(fix_rows)
+            if not (orders_again or records_again):
                 break
         # read in SQL: the bad rows are those `_recheck` found, if any
         if isinstance(internal, OrdersCSV) and "orders_in" not in orders_sql:
             internal.bad_rows = orders_bad
         if isinstance(provider, StripeReportCSV) and "records_in" not in records_sql:
             provider.bad_rows = records_bad
-        (_, _, _, report.orders_read, report.records_read, *_) = next(
-            r for r in rows if r[0] == "n"
-        )
+        (_, bad_orders, bad_records, n_orders, n_records, *_) = next(r for r in rows if r[0] == "n")
+        report.orders_read, report.records_read = n_orders - bad_orders, n_records - bad_records
         if progress is not None:
             progress("orders", report.orders_read)
             progress("records", report.records_read)
