@@ -174,7 +174,7 @@ FROM a
 #: by ``tag``:
 #:
 #: - ``n``: bad rows per side and rows in the file (the bad rows are left out of the rest;
-#:   what happens to them: see ``b`` / ``B``)
+#:   `_recheck` has the reader's Python parser decide on them)
 #: - ``d``: the repeated order ids in the window (pos, order id), left out of the join
 #: - ``m``: the clean matches per currency (an order whose only record is one successful
 #:   payment of exactly its amount - nearly every order): count, sum, first position
@@ -182,8 +182,6 @@ FROM a
 #: - ``o``: the orders with anything more than a clean match, or none and paid
 #: - ``x``: the order ids of records without an order
 #: - ``f``: fee and net totals per currency, with where each first had a non-zero one
-#: - ``b``, ``B``: the position of each order row, report row, the SQL does not accept
-#:   (`_recheck` has the reader's Python parser decide on those rows alone)
 #:
 #: The records of the ``o`` and ``x`` orders come from a second statement
 #: (``_DETAILS_SQL``): carrying every record's ids through the first one for the few
@@ -208,9 +206,9 @@ kept AS (
         ({recent_after} IS NOT NULL AND created IS NOT NULL AND created > {recent_after})
             AS recent
     FROM orders
-    WHERE NOT bad
-        AND (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
-        AND pos NOT IN (SELECT pos FROM dup)
+    WHERE (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
+        -- the bad rows left out this way: a NOT bad filter here cost ~50 MB at 1M rows
+        AND pos NOT IN (SELECT pos FROM dup UNION ALL SELECT pos FROM orders WHERE bad)
 ), kept_records AS (
     SELECT * FROM records
     WHERE NOT bad AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
@@ -263,12 +261,6 @@ UNION ALL
 SELECT 'f', min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0), NULL, NULL,
     sum(fee)::HUGEINT, sum(net)::HUGEINT, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM kept_records GROUP BY currency
-UNION ALL
-SELECT 'b', pos, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-FROM orders WHERE bad
-UNION ALL
-SELECT 'B', seq, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-FROM records WHERE bad
 """
 
 #: the records the itemized lines need: those of the order ids in ``wanted`` (the orders
@@ -530,6 +522,18 @@ _FIXED_SQL = (
 )
 
 
+def _bad_positions(con: Any, sql: str, column: str) -> list[int]:
+    """The positions of the rows of a side read in SQL that the SQL does not accept: a
+    read of its file again, only when it has any (carrying them out of the run's
+    statement cost more memory than this costs time); none for a file DuckDB cannot read
+    (the Python parser then reads it)."""
+    try:
+        found = con.execute(f"SELECT {column} FROM ({sql}) WHERE bad ORDER BY {column}")
+    except _duckdb().Error:
+        return []
+    return [row[0] for row in found.fetchall()]
+
+
 def _without_bad(con: Any, sql: str, side: str, fix_rows: list[tuple[Any, ...]]) -> str:
     """``sql`` (a side read in SQL) without its bad rows, and with ``fix_rows`` (the rows
     of them the Python parser accepts, loaded into ``<side>_fix``) when there are any."""
@@ -736,7 +740,7 @@ def reconcile(
             # out, so when `_recheck` found only bad rows its figures stand
             orders_again = records_again = False
             if bad_orders and "orders_in" not in orders_sql:
-                positions = [r[1] for r in rows if r[0] == "b"]
+                positions = _bad_positions(con, orders_sql, "pos")
                 fixed = _recheck(internal, positions, n_orders, want_time)
                 if fixed is None:
                     orders_sql, orders_again = load_orders(), True
@@ -749,7 +753,7 @@ def reconcile(
                 _, order_id = min(dups)
                 raise ValidationError(f"order {order_id!r} appears twice on the internal side")
             if bad_records and "records_in" not in records_sql:
-                positions = [r[1] for r in rows if r[0] == "B"]
+                positions = _bad_positions(con, records_sql, "seq")
                 fixed = _recheck(provider, positions, n_records, windowed)
                 if fixed is None:
                     records_sql, records_again = load_records(), True
