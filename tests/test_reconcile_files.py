@@ -158,6 +158,69 @@ def test_bad_orders_fall_back_too(tmp_path: Path) -> None:
     assert [(b.path, b.line) for b in result.bad_rows] == [(str(orders), 1502), (str(orders), 1702)]
 
 
+def test_skipped_bad_rows_are_found_in_sql_without_the_python_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under skip_bad_rows, the rows the SQL does not accept (bad ones, and exact amounts
+    of a shape it leaves to Python) go through the Python parser alone: the files are
+    never read row by row in Python, and the report is the Python path's."""
+    extra = (
+        'tb,usd,10.00,0.30,9.00,charge,pi_b,"two\nlines",o1\n'
+        "tc,zzz,1.00,0.00,1.00,charge,pi_c,plain,o2\n"
+    )
+    orders, report = write_files(tmp_path, extra=extra)
+    lines = orders.read_text().splitlines(keepends=True)
+    lines[1500] = "o1499x,-1.00,USD,paid,\n"
+    lines[200] += "\n"  # a blank line before it: not a record, but a line
+    lines[1600] = "o1599,16.000,USD,paid,\n"  # an exact amount the SQL leaves to Python
+    orders.write_text("".join(lines))
+    expected = run(orders, report, in_python=True, skip_bad_rows=True)
+    for reader in (OrdersCSV, StripeReportCSV):
+        monkeypatch.setattr(reader, "iter_compact", None)  # the Python read: not called
+    fast = run(orders, report, skip_bad_rows=True)
+    same(fast, expected)
+    at = report.read_text().splitlines().index(extra.splitlines()[0]) + 1
+    assert [(Path(b.path).name, b.line) for b in fast.bad_rows] == [
+        ("orders.csv", 1502),
+        ("report.csv", at + 1),  # the line the row ends on, as csv.reader counts
+        ("report.csv", at + 2),
+    ]
+    assert "!= net" in fast.bad_rows[1].reason and fast.orders_read == 1999  # o1599 is read
+
+
+class CountedSQL(str):
+    """A SQL text that counts how often it is formatted (run)."""
+
+    runs = 0
+
+    def format(self, *args: Any, **kwargs: Any) -> str:
+        CountedSQL.runs += 1
+        return str(self).format(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("fixable", "runs"), [(False, 1), (True, 2)], ids=["only-bad-rows", "a-row-for-python"]
+)
+def test_bad_rows_alone_do_not_run_the_statement_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixable: bool, runs: int
+) -> None:
+    """The run leaves the rows the SQL flags out: when the Python parser refuses them all,
+    its figures stand; a row the parser accepts runs the statement again with it."""
+    import paygate.reconcile._duck as duck
+
+    orders, report = write_files(tmp_path, currencies=("JPY",))  # a report of plain amounts only
+    lines = orders.read_text().splitlines(keepends=True)
+    lines[1500] = "o1499x,-1,JPY,paid,\n"
+    lines[1600] = "o1599,16.0,JPY,paid,\n" if fixable else "o1599,16.,JPY,paid,\n"
+    orders.write_text("".join(lines))
+    expected = run(orders, report, in_python=True, skip_bad_rows=True)
+    CountedSQL.runs = 0
+    monkeypatch.setattr(duck, "_RUN_SQL", CountedSQL(duck._RUN_SQL))
+    fast = run(orders, report, skip_bad_rows=True)
+    same(fast, expected)
+    assert CountedSQL.runs == runs and len(fast.bad_rows) == 2 - fixable
+
+
 def test_bom_blank_lines_and_crlf_read_the_same(tmp_path: Path) -> None:
     orders, report = write_files(tmp_path, 600)
     text = orders.read_text().replace("\n", "\r\n").replace("o300,", "\r\no300,")

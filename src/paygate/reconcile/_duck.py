@@ -6,12 +6,14 @@ integer minor units, statuses and kinds as their enum values, dates as Unix seco
 - an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
   (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
   ``_STRIPE_CSV_SQL``): amounts in the shape DuckDB writes them back (see ``_MAJOR``)
-  become minor units exactly, never through floats. A file
-  with anything else in it - a ragged row, a value of another shape, an unknown word, a
-  bad amount - is read again by the reader's own Python parser, which reports the bad
-  row with its file, line and message exactly as it always did; its rows are then loaded
-  as below. So the SQL only ever accepts what the Python parser accepts, with the same
-  result.
+  become minor units exactly, never through floats. A row with anything else in it - a
+  value of another shape, an unknown word, a bad amount - is flagged ``bad``; under
+  ``skip_bad_rows`` the reader's own Python parser then decides on those rows alone
+  (`_recheck`: bad rows with their file, line and message exactly as it always reported
+  them, and the rows it accepts added to the SQL's), else, and for a file DuckDB cannot
+  read (a ragged row), the whole file is read again by the Python parser and its rows
+  are loaded as below. So the SQL only ever accepts what the Python parser accepts, with
+  the same result.
 - any other source (the store, an iterable of records, the API and JSON readers) is
   loaded from its compact rows (``_load_table``: Arrow record batches, or plain lists
   without pyarrow).
@@ -47,7 +49,7 @@ from paygate.reconcile._classify import (
     rows_of_records,
     sql_text,
 )
-from paygate.reconcile._common import csv_rows, header_index
+from paygate.reconcile._common import AmountCache, csv_rows, describe, header_index
 from paygate.reconcile._csv import OrdersCSV
 from paygate.reconcile._model import (
     BadRow,
@@ -171,7 +173,8 @@ FROM a
 #: side), then every figure the report needs comes out as rows of one result, told apart
 #: by ``tag``:
 #:
-#: - ``n``: bad rows per side and rows read (any bad row: that side is read again by Python)
+#: - ``n``: bad rows per side and rows in the file (the bad rows are left out of the rest;
+#:   `_recheck` has the reader's Python parser decide on them)
 #: - ``d``: the repeated order ids in the window (pos, order id), left out of the join
 #: - ``m``: the clean matches per currency (an order whose only record is one successful
 #:   payment of exactly its amount - nearly every order): count, sum, first position
@@ -188,7 +191,8 @@ WITH orders AS MATERIALIZED ({orders}),
 records AS MATERIALIZED ({records}),
 kept AS (
     SELECT pos, order_id FROM orders
-    WHERE NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi})
+    WHERE NOT bad
+        AND (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
 ), dup AS (
     SELECT pos, order_id FROM (
         SELECT k.pos, k.order_id,
@@ -203,10 +207,11 @@ kept AS (
             AS recent
     FROM orders
     WHERE (NOT {windowed} OR created IS NULL OR (created >= {lo} AND created < {hi}))
-        AND pos NOT IN (SELECT pos FROM dup)
+        -- the bad rows left out this way: a NOT bad filter here cost ~50 MB at 1M rows
+        AND pos NOT IN (SELECT pos FROM dup UNION ALL SELECT pos FROM orders WHERE bad)
 ), kept_records AS (
     SELECT * FROM records
-    WHERE NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi})
+    WHERE NOT bad AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
 ), per_id AS (
     SELECT order_id, count(*) AS n, min(seq) AS first_seq,
         -- the first record's amount and currency when it is a successful payment (else
@@ -264,7 +269,8 @@ FROM kept_records GROUP BY currency
 _DETAILS_SQL = """
 SELECT seq, order_id, kind, status, amount, currency, fee, net, record_id, payment_id
 FROM ({records})
-WHERE kind <> 'other' AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
+WHERE NOT bad AND kind <> 'other'
+    AND (NOT {windowed} OR ts IS NULL OR (ts >= {lo} AND ts < {hi}))
     AND (order_id IS NULL OR order_id IN (SELECT order_id FROM wanted))
 """
 
@@ -509,6 +515,89 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
     )
 
 
+#: a side read in SQL, without the rows the SQL did not accept, and with those of them the
+#: Python parser accepts (``{fix}``, from `_recheck`)
+_FIXED_SQL = (
+    "SELECT * FROM ({sql}) WHERE NOT bad UNION ALL BY NAME SELECT *, false AS bad FROM {fix}"
+)
+
+
+def _bad_positions(con: Any, sql: str, column: str) -> list[int]:
+    """The positions of the rows of a side read in SQL that the SQL does not accept: a
+    read of its file again, only when it has any (carrying them out of the run's
+    statement cost more memory than this costs time); none for a file DuckDB cannot read
+    (the Python parser then reads it)."""
+    try:
+        found = con.execute(f"SELECT {column} FROM ({sql}) WHERE bad ORDER BY {column}")
+    except _duckdb().Error:
+        return []
+    return [row[0] for row in found.fetchall()]
+
+
+def _without_bad(con: Any, sql: str, side: str, fix_rows: list[tuple[Any, ...]]) -> str:
+    """``sql`` (a side read in SQL) without its bad rows, and with ``fix_rows`` (the rows
+    of them the Python parser accepts, loaded into ``<side>_fix``) when there are any."""
+    if not fix_rows:
+        return f"SELECT * FROM ({sql}) WHERE NOT bad"
+    schema = _ORDER_SCHEMA if side == "orders" else _RECORD_SCHEMA
+    _load_table(con, f"{side}_fix", schema, fix_rows)
+    return _FIXED_SQL.format(sql=sql, fix=f"{side}_fix")
+
+
+def _recheck(
+    reader: Any, positions: list[int], rows_read: int, with_time: bool
+) -> tuple[list[BadRow], list[tuple[Any, ...]]] | None:
+    """The reader's own Python parser on the rows of its file the SQL did not accept
+    (``positions``, 0-based among the file's rows): ``(bad rows, rows)``, the bad rows
+    with their file, line and message exactly as the Python path reports them, the rows
+    it accepts (a shape the SQL leaves to Python) positioned as the SQL's. The file is
+    split into rows (`csv_rows`, cheap) but only those rows are parsed, so a few bad rows
+    cost a scan of the file, not a parse of it in Python. None when the Python path must
+    read the whole file: a reader that raises on a bad row (its first error must come
+    where the Python path meets it), or a file whose rows DuckDB counted otherwise.
+    """
+    if not getattr(reader, "skip_bad_rows", False) or not positions:
+        return None
+    handle, name, owned = reader._open()
+    try:
+        lines = csv_rows(handle)
+        header = next(lines, None)
+        pos = reader._layout(header, name)
+        assert header is not None
+        if isinstance(reader, StripeReportCSV):
+            parse_row = reader._row_parser(pos, len(header), with_time, AmountCache())
+        else:
+            parse_row = reader._row_parser(pos, len(header), with_time)
+        wanted = iter(sorted(positions))
+        target = next(wanted)
+        bad: list[BadRow] = []
+        fixed: list[tuple[Any, ...]] = []
+        index = -1
+        for row in lines:
+            if not row:
+                continue  # a blank line, as the Python path skips them
+            index += 1
+            if index != target:
+                continue
+            try:
+                parsed = parse_row(row)
+            except ValidationError as exc:
+                bad.append(BadRow(name, lines.line_num, describe(exc)))
+            else:
+                # the enum values as text, where the loaded rows have them
+                values = list(parsed)
+                for at in (1, 2) if isinstance(reader, StripeReportCSV) else (3,):
+                    values[at] = str(values[at])
+                fixed.append((index, *values))
+            target = next(wanted, -1)
+        if index + 1 != rows_read or target != -1:
+            return None
+    finally:
+        if owned:
+            handle.close()
+    return bad, fixed
+
+
 def _order_rows(
     internal: Any, want_time: bool, duplicates_fail: tuple[float, float, bool] | None
 ) -> Iterator[tuple[Any, ...]]:
@@ -630,6 +719,8 @@ def reconcile(
         if records_sql is None:
             records_sql = load_records()
         rows: list[tuple[Any, ...]] = []
+        orders_bad: list[BadRow] = []
+        records_bad: list[BadRow] = []
         for attempt in range(3):
             try:
                 con.execute(
@@ -641,25 +732,44 @@ def reconcile(
                 if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
                     raise
                 rows = [("n", 1, 1, 0, 0)]  # a file DuckDB cannot read: Python reads both
-            (_, bad_orders, bad_records, *_) = next(r for r in rows if r[0] == "n")
+            (_, bad_orders, bad_records, n_orders, n_records, *_) = next(
+                r for r in rows if r[0] == "n"
+            )
+            # a side with bad rows is read again (by Python, or in SQL with the rows the
+            # Python parser accepts of those the SQL flagged); the run left the bad rows
+            # out, so when `_recheck` found only bad rows its figures stand
+            orders_again = records_again = False
             if bad_orders and "orders_in" not in orders_sql:
-                orders_sql = load_orders()
+                positions = _bad_positions(con, orders_sql, "pos")
+                fixed = _recheck(internal, positions, n_orders, want_time)
+                if fixed is None:
+                    orders_sql, orders_again = load_orders(), True
+                else:
+                    orders_bad, fix_rows = fixed
+                    orders_sql = _without_bad(con, orders_sql, "orders", fix_rows)
+                    orders_again = bool(fix_rows)
             dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
-            if dups and not skip_bad_rows and not bad_orders:
+            if dups and not skip_bad_rows and not orders_again:
                 _, order_id = min(dups)
                 raise ValidationError(f"order {order_id!r} appears twice on the internal side")
             if bad_records and "records_in" not in records_sql:
-                records_sql = load_records()
-            if not (bad_orders or bad_records):
+                positions = _bad_positions(con, records_sql, "seq")
+                fixed = _recheck(provider, positions, n_records, windowed)
+                if fixed is None:
+                    records_sql, records_again = load_records(), True
+                else:
+                    records_bad, fix_rows = fixed
+                    records_sql = _without_bad(con, records_sql, "records", fix_rows)
+                    records_again = bool(fix_rows)
+            if not (orders_again or records_again):
                 break
-        # read in SQL: no row was bad
+        # read in SQL: the bad rows are those `_recheck` found, if any
         if isinstance(internal, OrdersCSV) and "orders_in" not in orders_sql:
-            internal.bad_rows = []
+            internal.bad_rows = orders_bad
         if isinstance(provider, StripeReportCSV) and "records_in" not in records_sql:
-            provider.bad_rows = []
-        (_, _, _, report.orders_read, report.records_read, *_) = next(
-            r for r in rows if r[0] == "n"
-        )
+            provider.bad_rows = records_bad
+        (_, bad_orders, bad_records, n_orders, n_records, *_) = next(r for r in rows if r[0] == "n")
+        report.orders_read, report.records_read = n_orders - bad_orders, n_records - bad_records
         if progress is not None:
             progress("orders", report.orders_read)
             progress("records", report.records_read)
