@@ -51,21 +51,29 @@ def test_a_new_payment_is_encoded_once_for_its_row_and_its_facts(
     face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fact of a payment first seen carries the very payment of the row written with
-    it, so the store encodes that payment once (not once more for the fact)."""
+    it, so the store encodes that payment to JSON once (not once more for the fact), and
+    the attempt's result (``save_answer``'s ``finish``: that payment's dump) reuses
+    that JSON, not encoded once more."""
     encoded: list[Any] = []
-    real = _codec.dumps
+    real = _codec.encode_json
 
     def counted(value: Any) -> str:
         encoded.append(value)
         return real(value)
 
-    monkeypatch.setattr(_codec, "dumps", counted)
+    monkeypatch.setattr(_codec, "encode_json", counted)
     store = SQLiteStore(str(tmp_path / "s.db"))
     payments = _pay(face, store, ["o1", "o2"])
-    assert [type(v).__name__ for v in encoded] == ["Payment", "Payment"]  # one per call
+    kinds = [v.get("__type__") for v in encoded if isinstance(v, dict)]
+    assert kinds.count("Payment") == 2  # one per call: row, fact and result
     reread = SQLiteStore(str(tmp_path / "s.db"))
     try:
         for payment in payments:
+            op = reread.get_operation(f"create_payment:{payment.order_id}")
+            assert op is not None and op.result is not None
+            # the result stored as before: the answer's dump, the same JSON as its row's
+            assert op.result == _codec.dump(payment)
+            assert real(op.result) == real(_codec.dump(reread.get_payment(payment.id).payment))
             record = reread.get_payment(payment.id)
             assert record is not None and record.status.value == "succeeded"
             facts = reread.list_facts(payment_id=payment.id)
