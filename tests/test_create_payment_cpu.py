@@ -233,3 +233,38 @@ def test_a_facts_amount_is_the_payments_own_money(face: str, tmp_path: Path) -> 
         PaymentEvent(Trigger.SUCCEEDED, amount=700), fact.payment, source="api", recorded_at=0.0
     )
     assert made is not None and made.amount == Money(700, "USD")  # not shown: a new one
+
+
+def test_the_stores_json_encoder_is_built_once_and_encodes_as_json_dumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_codec.encode_json`` (every JSON column the SQL stores write: a payment's row, its
+    ``ordering``, an operation's result) builds no encoder per call -- the C encoder that
+    ``JSONEncoder.encode`` builds at every call is built once -- and gives the very text
+    ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` gives."""
+    import json.encoder
+
+    built: list[Any] = []
+    real = json.encoder.c_make_encoder
+    assert real is not None
+
+    def counted(*args: Any) -> Any:
+        built.append(args)
+        return real(*args)
+
+    values: list[Any] = [
+        _codec.dump(FakeProvider(seed=1).create_payment(
+            order_id="o1", amount=USD, payment_method="tok_visa", idempotency_key="k1")),
+        {"as_of": 1765135800.0}, {"b": [1, 2.5, None, True, False], "a": {"z": "é", "y": "✓"}},
+        "plain", "ünï", 3, 0.1, -0.0, 1e300, float("nan"), float("inf"), None, True, [],
+        {"": "\x00\n\"\\"}, {"k": [{"b": 1, "a": 2}]},
+    ]  # fmt: skip
+    monkeypatch.setattr(json.encoder, "c_make_encoder", counted)
+    got = [_codec.encode_json(v) for v in values]
+    assert built == []  # no encoder built per call
+    monkeypatch.setattr(json.encoder, "c_make_encoder", real)
+    assert got == [json.dumps(v, separators=(",", ":"), sort_keys=True) for v in values]
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _codec.encode_json({"x": object()})
+    # still usable after a failure (no state is left behind)
+    assert _codec.encode_json({"b": 1, "a": [2]}) == '{"a":[2],"b":1}'
