@@ -846,6 +846,13 @@ class SQLStore(SubscriptionSQL):
         disk (SQLite: ``synchronous=NORMAL`` for that transaction)."""
         return self._write()
 
+    def _write_bookkeeping_one(self) -> AbstractContextManager[Cursor]:
+        """`_write_bookkeeping` for a block that changes the database with ONE statement
+        at most and raises only before it or from it (so a block that raises leaves no
+        change of its own, with no savepoint to undo one): SQLite's group commit runs
+        it without the savepoint each write has in a batch."""
+        return self._write_bookkeeping()
+
     def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
         cur.execute(self.dialect.sql(statement), tuple(params))
         return int(cur.rowcount)
@@ -1351,13 +1358,17 @@ class SQLStore(SubscriptionSQL):
         the same key and the provider answers it once (docs/stores.md, "Durable commits
         per call")."""
         _ids.check_operation_ids(record)
-        with self._write_bookkeeping() as cur:
-            inserted = self._run(cur, INSERT_OPERATION, operation_params(record)) == 1
-            # inserted: the stored record is this one; no read back (one statement and one
-            # row decode less per create_payment). A result would come back through JSON
-            # (lists for tuples): that one is read back, as before.
-            if inserted and record.result is None:
-                return record
+        params = operation_params(record)
+        # one statement changes the database, the INSERT, and nothing after it raises:
+        # `_write_bookkeeping_one`
+        with self._write_bookkeeping_one() as cur:
+            if self._run(cur, INSERT_OPERATION, params) == 1:
+                # inserted: the stored record is this one; no read back (one statement
+                # and one row decode less per create_payment). A result is stored as
+                # JSON: it comes back as it would from the row (lists for tuples).
+                if record.result is None:
+                    return record
+                return dataclasses.replace(record, result=json.loads(params[9]))
             self._run(cur, SELECT_OPERATION, (record.key,))
             row = cur.fetchone()
         return operation_from_row(row)
