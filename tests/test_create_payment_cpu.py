@@ -51,21 +51,29 @@ def test_a_new_payment_is_encoded_once_for_its_row_and_its_facts(
     face: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fact of a payment first seen carries the very payment of the row written with
-    it, so the store encodes that payment once (not once more for the fact)."""
+    it, so the store encodes that payment to JSON once (not once more for the fact), and
+    the attempt's result (``save_answer``'s ``finish``: that payment's dump) reuses
+    that JSON, not encoded once more."""
     encoded: list[Any] = []
-    real = _codec.dumps
+    real = _codec.encode_json
 
     def counted(value: Any) -> str:
         encoded.append(value)
         return real(value)
 
-    monkeypatch.setattr(_codec, "dumps", counted)
+    monkeypatch.setattr(_codec, "encode_json", counted)
     store = SQLiteStore(str(tmp_path / "s.db"))
     payments = _pay(face, store, ["o1", "o2"])
-    assert [type(v).__name__ for v in encoded] == ["Payment", "Payment"]  # one per call
+    kinds = [v.get("__type__") for v in encoded if isinstance(v, dict)]
+    assert kinds.count("Payment") == 2  # one per call: row, fact and result
     reread = SQLiteStore(str(tmp_path / "s.db"))
     try:
         for payment in payments:
+            op = reread.get_operation(f"create_payment:{payment.order_id}")
+            assert op is not None and op.result is not None
+            # the result stored as before: the answer's dump, the same JSON as its row's
+            assert op.result == _codec.dump(payment)
+            assert real(op.result) == real(_codec.dump(reread.get_payment(payment.id).payment))
             record = reread.get_payment(payment.id)
             assert record is not None and record.status.value == "succeeded"
             facts = reread.list_facts(payment_id=payment.id)
@@ -225,3 +233,38 @@ def test_a_facts_amount_is_the_payments_own_money(face: str, tmp_path: Path) -> 
         PaymentEvent(Trigger.SUCCEEDED, amount=700), fact.payment, source="api", recorded_at=0.0
     )
     assert made is not None and made.amount == Money(700, "USD")  # not shown: a new one
+
+
+def test_the_stores_json_encoder_is_built_once_and_encodes_as_json_dumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_codec.encode_json`` (every JSON column the SQL stores write: a payment's row, its
+    ``ordering``, an operation's result) builds no encoder per call -- the C encoder that
+    ``JSONEncoder.encode`` builds at every call is built once -- and gives the very text
+    ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` gives."""
+    import json.encoder
+
+    built: list[Any] = []
+    real = json.encoder.c_make_encoder
+    assert real is not None
+
+    def counted(*args: Any) -> Any:
+        built.append(args)
+        return real(*args)
+
+    values: list[Any] = [
+        _codec.dump(FakeProvider(seed=1).create_payment(
+            order_id="o1", amount=USD, payment_method="tok_visa", idempotency_key="k1")),
+        {"as_of": 1765135800.0}, {"b": [1, 2.5, None, True, False], "a": {"z": "é", "y": "✓"}},
+        "plain", "ünï", 3, 0.1, -0.0, 1e300, float("nan"), float("inf"), None, True, [],
+        {"": "\x00\n\"\\"}, {"k": [{"b": 1, "a": 2}]},
+    ]  # fmt: skip
+    monkeypatch.setattr(json.encoder, "c_make_encoder", counted)
+    got = [_codec.encode_json(v) for v in values]
+    assert built == []  # no encoder built per call
+    monkeypatch.setattr(json.encoder, "c_make_encoder", real)
+    assert got == [json.dumps(v, separators=(",", ":"), sort_keys=True) for v in values]
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _codec.encode_json({"x": object()})
+    # still usable after a failure (no state is left behind)
+    assert _codec.encode_json({"b": 1, "a": [2]}) == '{"a":[2],"b":1}'

@@ -115,19 +115,19 @@ def test_a_new_payments_row_and_its_fact_share_one_encoding(
 ) -> None:
     """The answer's record and its ``payment.succeeded`` fact carry the same Payment
     object, so the store encodes it once for both rows (issue 18: it was encoded twice,
-    about 25 us of CPU a call)."""
-    from paygate.models import Payment
+    about 25 us of CPU a call); the attempt's result, that payment's dump, reuses that
+    JSON too."""
     from paygate.stores import _codec
 
     encoded: list[str] = []
-    dumps = _codec.dumps
+    encode = _codec.encode_json
 
     def counted(value: Any) -> str:
-        if isinstance(value, Payment):
-            encoded.append(value.id)
-        return dumps(value)
+        if isinstance(value, dict) and value.get("__type__") == "Payment":
+            encoded.append(value["id"])
+        return encode(value)
 
-    monkeypatch.setattr(_codec, "dumps", counted)
+    monkeypatch.setattr(_codec, "encode_json", counted)
     store = _Counted(str(tmp_path / "s.db"))
     payment = _pay(face, FakeProvider(seed=2), store, "o1")
     assert encoded == [payment.id]

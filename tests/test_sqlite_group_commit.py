@@ -156,10 +156,12 @@ def test_one_commit_per_batch_and_results_only_after_it(
     assert [o.key for o in outcomes] == keys
     assert trace.commits() - before == 1
     assert seen_at_result == [(1, True)] * len(keys)
-    # the writes were savepoints of one transaction, no sync setting changed inside it
+    # the writes were statements of one transaction (begin_operation's one statement is
+    # all or nothing without a savepoint), no sync setting changed inside it
     batch = trace.statements[trace.statements.index("BEGIN IMMEDIATE") :]
     assert batch[-1] == "COMMIT"
-    assert sum(s.startswith("SAVEPOINT") for s in batch) == len(keys)
+    assert sum(s.startswith("INSERT INTO PAYGATE_OPERATIONS") for s in batch) == len(keys)
+    assert not any(s.startswith("SAVEPOINT") for s in batch)
     assert not any(s.startswith("PRAGMA") for s in batch)
 
 

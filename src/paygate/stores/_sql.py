@@ -790,10 +790,29 @@ def replace_operation_params(record: OperationRecord, expected_attempt: int) -> 
             record.error_code, record.updated_at, record.key, expected_attempt)  # fmt: skip
 
 
-def finish_operation_params(f: OperationFinish) -> tuple[Any, ...]:
-    """`FINISH_OPERATION`'s parameters."""
-    result = None if f.result is None else _json(f.result)
+def finish_operation_params(f: OperationFinish, result: str | None = None) -> tuple[Any, ...]:
+    """`FINISH_OPERATION`'s parameters; ``result``: ``f.result``'s JSON, when known
+    already (`encode_payment`)."""
+    if result is None and f.result is not None:
+        result = _json(f.result)
     return (f.status.value, f.result_id, result, f.error_code, f.now, f.key, f.attempt)
+
+
+def encode_payment(payment: Payment, finish: OperationFinish | None) -> tuple[str, str | None]:
+    """The JSON of ``payment`` (a payment row's ``data``) and, when ``finish.result`` is
+    that very payment's dump (an answer's result is the payment written with it: every
+    ``create_payment``), that same text for the operation's ``result`` -- one encoding
+    of the payment, not two. Else ``None``: ``finish_operation_params`` encodes it.
+
+    The same bytes either way: `paygate.stores._codec.dump` gives a payment's fields as
+    str, None, int (Money's amounts) and lists and dicts of these, and a result equal
+    to it (the gateway's is ``_codec.dump`` of the provider's payment) encodes to the
+    same text."""
+    dumped = _codec.dump(payment)
+    data = _json(dumped)
+    if finish is not None and finish.result == dumped:
+        return data, data
+    return data, None
 
 
 class SQLStore(SubscriptionSQL):
@@ -826,6 +845,13 @@ class SQLStore(SubscriptionSQL):
         lease): ``_write()`` unless the engine can commit it without waiting for the
         disk (SQLite: ``synchronous=NORMAL`` for that transaction)."""
         return self._write()
+
+    def _write_bookkeeping_one(self) -> AbstractContextManager[Cursor]:
+        """`_write_bookkeeping` for a block that changes the database with ONE statement
+        at most and raises only before it or from it (so a block that raises leaves no
+        change of its own, with no savepoint to undo one): SQLite's group commit runs
+        it without the savepoint each write has in a batch."""
+        return self._write_bookkeeping()
 
     def _run(self, cur: Cursor, statement: str, params: Sequence[Any] = ()) -> int:
         cur.execute(self.dialect.sql(statement), tuple(params))
@@ -948,10 +974,12 @@ class SQLStore(SubscriptionSQL):
         claim: EventClaim | None = None,
         outcome: EventOutcome | None = None,
         finish: bool = False,
+        data: str | None = None,
     ) -> None:
         """``save_payment``'s statements, inside the caller's transaction; raising (a lost
-        compare-and-set, a lost claim) rolls the whole transaction back."""
-        encoded = (record.payment, _codec.dumps(record.payment))
+        compare-and-set, a lost claim) rolls the whole transaction back. ``data``: the
+        payment's JSON, when encoded already."""
+        encoded = (record.payment, _codec.dumps(record.payment) if data is None else data)
         statement, params = payment_write(record, expected_version, encoded[1])
         if self._run(cur, statement, params) != 1:
             raise write_conflict(record, expected_version)
@@ -978,13 +1006,22 @@ class SQLStore(SubscriptionSQL):
         nothing written (read again, plan again, call again)."""
         if not check_answer(writes, finish):
             return
+        # each payment encoded once, before the transaction; the attempt's result is
+        # most often the payment written with it: its JSON is then that payment's
+        result: str | None = None
+        data: list[str] = []
+        for write in writes:
+            text, same = encode_payment(write.record.payment, finish if result is None else None)
+            data.append(text)
+            result = result or same
         with self._write() as cur:
             if finish is not None:
-                self._finish_operation(cur, finish)
-            for write in writes:
+                self._run(cur, FINISH_OPERATION, finish_operation_params(finish, result))
+            for write, text in zip(writes, data, strict=True):
                 self._write_payment(
-                    cur, write.record, write.expected_version, write.transition, write.facts
-                )
+                    cur, write.record, write.expected_version, write.transition, write.facts,
+                    data=text,
+                )  # fmt: skip
 
     def _insert_fact(self, cur: Cursor, fact: Fact) -> None:
         """Record one fact in the outbox (a fact recorded already is skipped)."""
@@ -1321,8 +1358,17 @@ class SQLStore(SubscriptionSQL):
         the same key and the provider answers it once (docs/stores.md, "Durable commits
         per call")."""
         _ids.check_operation_ids(record)
-        with self._write_bookkeeping() as cur:
-            self._run(cur, INSERT_OPERATION, operation_params(record))
+        params = operation_params(record)
+        # one statement changes the database, the INSERT, and nothing after it raises:
+        # `_write_bookkeeping_one`
+        with self._write_bookkeeping_one() as cur:
+            if self._run(cur, INSERT_OPERATION, params) == 1:
+                # inserted: the stored record is this one; no read back (one statement
+                # and one row decode less per create_payment). A result is stored as
+                # JSON: it comes back as it would from the row (lists for tuples).
+                if record.result is None:
+                    return record
+                return dataclasses.replace(record, result=json.loads(params[9]))
             self._run(cur, SELECT_OPERATION, (record.key,))
             row = cur.fetchone()
         return operation_from_row(row)

@@ -5,7 +5,8 @@ of them are queued at once, and run one by one each write is a durable commit of
 an fsync each (``synchronous=FULL``), the one thread waiting on the disk for every one.
 `BatchExecutor` is that thread: it takes the first queued call, and with it whatever
 else is queued at that moment (up to ``limit``), runs them in queue order inside ONE
-transaction (`SQLiteStore._batch`: each write a savepoint, so a call that raises has
+transaction (`SQLiteStore._batch`: each write a savepoint -- a write of one statement,
+all or nothing by itself, needs none -- so a call that raises has
 its own writes undone and gets its exception, the others proceed), commits once, and
 only then resolves the calls' futures. So:
 

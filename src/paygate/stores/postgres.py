@@ -108,6 +108,7 @@ from paygate.stores._sql import (
     _json,
     applied_event_params,
     check_answer,
+    encode_payment,
     fact_from_row,
     fact_params,
     finish_operation_params,
@@ -505,7 +506,8 @@ def answer_params(
     """`answer_statement`'s parameters for ``writes`` (`_one_payment`'s) and ``finish``."""
     first, last = writes[0], writes[-1]
     record = last.record
-    encoded = (record.payment, _codec.dumps(record.payment))
+    data, result = encode_payment(record.payment, finish)  # result: reused, if the same
+    encoded = (record.payment, data)
     if first.expected_version is None:
         params = payment_params(record, encoded[1])
         if len(writes) > 1:  # created when first written (INSERT_PAYMENT's created_at)
@@ -513,7 +515,7 @@ def answer_params(
     else:
         params = update_payment_params(record, first.expected_version, encoded[1])
     if finish is not None:
-        params += finish_operation_params(finish)
+        params += finish_operation_params(finish, result)
     for write in writes:
         if write.transition is not None:
             params += transition_params(write.transition)

@@ -212,7 +212,8 @@ class SQLiteStore(SQLStore):
         The transaction opens (``BEGIN IMMEDIATE``) at the block's first write; every
         ``_write()`` in the block is a ``SAVEPOINT`` released when its block ends and
         rolled back to when it raises, so each write is all or nothing as it is outside
-        a batch, and a call's failure undoes only its own writes. Reads see the writes
+        a batch, and a call's failure undoes only its own writes (a write of one
+        statement, `_write_bookkeeping_one`, is all or nothing without one). Reads see the writes
         made before them in the block, as they would have once those committed. The
         block's exit commits: nothing written in it is durable, nor may anyone act on a
         result read in it, before that commit returns. When the commit fails (or a
@@ -256,8 +257,17 @@ class SQLiteStore(SQLStore):
             raise StoreError(f"SQLite store {self.path!r}: the group commit failed: {exc}") from exc
 
     @contextlib.contextmanager
-    def _write_in_batch(self, batch: _Batch) -> Iterator[Cursor]:
-        """``_write()`` inside `_batch`: a savepoint of the batch's transaction."""
+    def _write_in_batch(self, batch: _Batch, *, savepoint: bool = True) -> Iterator[Cursor]:
+        """``_write()`` inside `_batch`: a savepoint of the batch's transaction.
+
+        ``savepoint=False`` (`_write_bookkeeping_one`): a block that changes the database
+        with one statement at most and raises only before it or from it. A statement
+        that raises has changed nothing: SQLite undoes a failed statement's changes
+        (triggers' included) and keeps the transaction -- or rolls the whole
+        transaction back (a full disk, an I/O error), which breaks the batch, as a
+        failed ``ROLLBACK TO`` does. So the block is all or nothing without the
+        ``SAVEPOINT``/``RELEASE`` pair (two statements less per ``begin_operation``).
+        """
         if batch.broken:
             raise StoreError(
                 f"SQLite store {self.path!r}: an earlier write of this group commit lost "
@@ -278,6 +288,14 @@ class SQLiteStore(SQLStore):
                     f"SQLite store {self.path!r}: SQLite rolled back a group commit's "
                     "transaction; nothing of it will be committed"
                 )
+            if not savepoint:
+                try:
+                    yield cur
+                except BaseException:
+                    if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                        batch.broken = True
+                    raise
+                return
             batch.depth += 1
             name = f"paygate_write_{batch.depth}"
             try:
@@ -342,6 +360,14 @@ class SQLiteStore(SQLStore):
                     raise self._translate(exc, "the commit could not take its lock") from None
             finally:
                 cur.close()
+
+    def _write_bookkeeping_one(self) -> contextlib.AbstractContextManager[Cursor]:
+        """In a group commit's batch, the block's one statement without a savepoint
+        (`_write_in_batch`); else `_write_bookkeeping`."""
+        batch = self._open_batch()
+        if batch is not None:
+            return self._write_in_batch(batch, savepoint=False)
+        return self._write_bookkeeping()
 
     @contextlib.contextmanager
     def _write_bookkeeping(self) -> Iterator[Cursor]:
