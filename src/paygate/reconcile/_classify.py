@@ -117,8 +117,8 @@ WITH s AS MATERIALIZED (
     FROM pg_prom j JOIN agg a ON a.order_id = j.order_id
     LEFT JOIN rel ON rel.order_id = j.order_id
 ), d AS MATERIALIZED (
-    SELECT c.*, cardinality(pa) AS npay,
-        (SELECT coalesce(sum(x), 0) FROM unnest(pa) x) AS psum,
+    SELECT c.*, coalesce(array_length(pa, 1), 0) AS npay,  -- cardinality(): DuckDB >= 2 only
+        (SELECT coalesce(sum(x), 0) FROM unnest(pa) AS u(x)) AS psum,
         (SELECT min(i) FROM unnest(pc) WITH ORDINALITY u(x, i) WHERE x <> c.currency)
             AS foreign_at,
         coalesce(array_position(pa, c.amount), 1) AS exact,
