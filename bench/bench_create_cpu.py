@@ -28,15 +28,15 @@ import argparse
 import itertools
 import json
 import os
-import re
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _child import run_child  # bench/ is on sys.path: the script's own directory
 
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
@@ -108,22 +108,10 @@ def child(workdir: str, face: str, warmup: int, calls: int, concurrency: int, lo
 
 def _run(src: Path, workdir: str, face: str, args: argparse.Namespace, calls: int,
          callgrind: bool, profile: bool = False) -> dict[str, Any]:  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    cmd = [sys.executable, str(HERE), "--child", workdir, "--face", face, "--warmup",
-           str(args.warmup), "--calls", str(calls), "--concurrency", str(args.concurrency),
-           "--loop", args.loop] + (["--profile"] if profile else [])  # fmt: skip
-    if callgrind:
-        out = os.path.join(workdir, f"callgrind.{face}.{calls}")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
-    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    if profile:
-        print(done.stderr)
-    if callgrind:
-        refs = re.search(r"refs:\s+([\d,]+)", done.stderr)
-        assert refs, done.stderr[-2000:]
-        result["instructions"] = int(refs.group(1).replace(",", ""))
-    return result
+    child = ["--child", workdir, "--face", face, "--warmup", str(args.warmup), "--calls",
+             str(calls), "--concurrency", str(args.concurrency), "--loop", args.loop]  # fmt: skip
+    out = os.path.join(workdir, f"callgrind.{face}.{calls}") if callgrind else None
+    return run_child(HERE, src, child, callgrind_out=out, profile=profile)
 
 
 def main() -> None:

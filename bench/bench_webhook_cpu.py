@@ -25,15 +25,15 @@ import argparse
 import copy
 import json
 import os
-import re
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _child import run_child  # bench/ is on sys.path: the script's own directory
 
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
@@ -112,21 +112,9 @@ def child(workdir: str, warmup: int, events: int, profile: bool) -> None:
 
 def _run(src: Path, workdir: str, warmup: int, events: int, callgrind: bool,
          profile: bool = False) -> dict[str, Any]:  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    cmd = [sys.executable, str(HERE), "--child", workdir, "--warmup", str(warmup),
-           "--events", str(events)] + (["--profile"] if profile else [])  # fmt: skip
-    if callgrind:
-        out = os.path.join(workdir, f"callgrind.{warmup}.{events}")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
-    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    if profile:
-        print(done.stderr)
-    if callgrind:
-        refs = re.search(r"refs:\s+([\d,]+)", done.stderr)
-        assert refs, done.stderr[-2000:]
-        result["instructions"] = int(refs.group(1).replace(",", ""))
-    return result
+    child = ["--child", workdir, "--warmup", str(warmup), "--events", str(events)]
+    out = os.path.join(workdir, f"callgrind.{warmup}.{events}") if callgrind else None
+    return run_child(HERE, src, child, callgrind_out=out, profile=profile)
 
 
 def main() -> None:
