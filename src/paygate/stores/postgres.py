@@ -1373,24 +1373,31 @@ class PostgresStore(SQLStore):
         if writes and not _one_payment(writes):
             self._save_answer_pipelined(writes, finish)
             return
+        with self._remembered(writes), self._write_one() as cur:
+            if not writes:
+                assert finish is not None  # check_answer: something to write
+                cur.execute(_FINISH_OPERATION, finish_operation_params(finish))
+                return
+            statement = answer_statement(
+                writes[0].expected_version is None,
+                finish is not None,
+                sum(write.transition is not None for write in writes),
+                sum(len(write.facts) for write in writes),
+            )
+            try:
+                cur.execute(statement, answer_params(writes, finish))
+            except psycopg.errors.UniqueViolation as exc:
+                raise self._claim_lost(exc, writes) from None
+            if int(cur.rowcount) != 1:
+                raise write_conflict(writes[0].record, writes[0].expected_version)
+
+    @contextlib.contextmanager
+    def _remembered(self, writes: Sequence[PaymentWrite]) -> Iterator[None]:
+        """Around an answer's writes: the recently written payments (`_RecentPayments`)
+        learn them once the block commits, and forget them if it fails (its outcome on
+        the server is then unknown)."""
         try:
-            with self._write_one() as cur:
-                if not writes:
-                    assert finish is not None  # check_answer: something to write
-                    cur.execute(_FINISH_OPERATION, finish_operation_params(finish))
-                    return
-                statement = answer_statement(
-                    writes[0].expected_version is None,
-                    finish is not None,
-                    sum(write.transition is not None for write in writes),
-                    sum(len(write.facts) for write in writes),
-                )
-                try:
-                    cur.execute(statement, answer_params(writes, finish))
-                except psycopg.errors.UniqueViolation as exc:
-                    raise self._claim_lost(exc, writes) from None
-                if int(cur.rowcount) != 1:
-                    raise write_conflict(writes[0].record, writes[0].expected_version)
+            yield
         except BaseException:
             for write in writes:
                 self._recent.drop(write.record.id)
@@ -1427,37 +1434,30 @@ class PostgresStore(SQLStore):
         """An answer writing several payments, in two round trips: BEGIN and every write
         in one pipeline, then, when each payment write changed its row, COMMIT (else
         ROLLBACK and [`StoreConflict`][paygate.stores.StoreConflict])."""
-        try:
-            with self._pipelined() as (conn, pipe):
-                cur = conn.paygate_cursor()
-                cur.execute("BEGIN")
-                if finish is not None:
-                    cur.execute(_FINISH_OPERATION, finish_operation_params(finish))
-                written = []
-                for write in writes:
-                    record, expected = write.record, write.expected_version
-                    changed = conn.paygate_new_cursor()
-                    encoded = (record.payment, _codec.dumps(record.payment))
-                    self._run(changed, *payment_write(record, expected, encoded[1]))
-                    written.append((changed, write))
-                    if write.transition is not None:
-                        self._run(cur, INSERT_TRANSITION, transition_params(write.transition))
-                    for fact in write.facts:
-                        self._run(cur, INSERT_FACT, fact_params(fact, encoded))
-                try:
-                    pipe.sync()
-                except psycopg.errors.UniqueViolation as exc:
-                    raise self._claim_lost(exc, writes) from None
-                for changed, write in written:
-                    if changed.rowcount != 1:
-                        raise write_conflict(write.record, write.expected_version)
-                cur.execute("COMMIT")
-        except BaseException:
+        with self._remembered(writes), self._pipelined() as (conn, pipe):
+            cur = conn.paygate_cursor()
+            cur.execute("BEGIN")
+            if finish is not None:
+                cur.execute(_FINISH_OPERATION, finish_operation_params(finish))
+            written = []
             for write in writes:
-                self._recent.drop(write.record.id)
-            raise
-        for write in writes:
-            self._recent.put(write.record)
+                record, expected = write.record, write.expected_version
+                changed = conn.paygate_new_cursor()
+                encoded = (record.payment, _codec.dumps(record.payment))
+                self._run(changed, *payment_write(record, expected, encoded[1]))
+                written.append((changed, write))
+                if write.transition is not None:
+                    self._run(cur, INSERT_TRANSITION, transition_params(write.transition))
+                for fact in write.facts:
+                    self._run(cur, INSERT_FACT, fact_params(fact, encoded))
+            try:
+                pipe.sync()
+            except psycopg.errors.UniqueViolation as exc:
+                raise self._claim_lost(exc, writes) from None
+            for changed, write in written:
+                if changed.rowcount != 1:
+                    raise write_conflict(write.record, write.expected_version)
+            cur.execute("COMMIT")
 
     @contextlib.contextmanager
     def _write_bookkeeping(self) -> Iterator[Cursor]:
