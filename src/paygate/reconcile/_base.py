@@ -181,7 +181,8 @@ class ProviderObjects:
 
     A page is a response (a dict, or the path of a JSON file) holding its objects as a list
     under ``key``; ``response`` names it in the error for a page that is not one, ``page_name``
-    in the bad rows of a page given as a dict. A subclass parses one object in ``_rows``.
+    in the bad rows of a page given as a dict. A subclass parses one object in ``_row`` (or
+    ``_rows``, when an object makes several records).
     """
 
     provider = "provider"
@@ -221,6 +222,9 @@ class ProviderObjects:
         return f"{self.key}[{number - 1}]"
 
     def _rows(self, obj: Any, with_time: bool) -> Iterable[ProviderRow]:
+        return (self._row(obj, with_time),)
+
+    def _row(self, obj: Any, with_time: bool) -> ProviderRow:
         raise NotImplementedError
 
     def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:

@@ -166,7 +166,7 @@ class StripeBalanceTransactions(ProviderObjects):
     def _where(self, number: int) -> str:
         return f"balance transaction #{number}"
 
-    def _rows(self, obj: Any, with_time: bool) -> tuple[ProviderRow]:
+    def _row(self, obj: Any, with_time: bool) -> ProviderRow:
         obj = dict(obj)
         currency = str(obj["currency"]).upper()
         if currency not in EXPONENTS:
@@ -190,6 +190,15 @@ class StripeBalanceTransactions(ProviderObjects):
             payment_id = source
         created = obj.get("created")
         ts = float(created) if with_time and created is not None else None
-        order = str(order_id) if order_id else None
-        payment = str(payment_id) if payment_id else None
-        return ((order, kind, status, abs(gross), currency, fee, net, str(obj["id"]), payment, ts),)
+        return (
+            str(order_id) if order_id else None,
+            kind,
+            status,
+            abs(gross),
+            currency,
+            fee,
+            net,
+            str(obj["id"]),
+            str(payment_id) if payment_id else None,
+            ts,
+        )
