@@ -15,7 +15,6 @@ looked up by payment id through ``order_of``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import ProviderObjects, Relisting, adapter_and_retry
-from paygate.reconcile._common import ProviderRow, RowErrors, describe, parse_timestamp
-from paygate.reconcile._model import RecordKind, RecordStatus, ReportFormatError
+from paygate.reconcile._common import ProviderRow, parse_timestamp
+from paygate.reconcile._model import RecordKind, RecordStatus
 
 if TYPE_CHECKING:  # the squareup SDK is an optional extra: imported only when used
     from paygate._retry import RetryPolicy
@@ -85,10 +84,30 @@ def _money(obj: Any, what: str) -> tuple[int, str]:
     return amount, str(currency)
 
 
-class SquarePayments(ProviderObjects):
+class _SquarePages(ProviderObjects):
+    """Square's list responses: the objects under ``key``, or a bare object (it has the
+    ``single`` fields) as a list of one; Square answers an empty result with ``{}``."""
+
+    single: tuple[str, ...] = ()
+
+    def _objects(self, page: Any) -> Any:
+        if not isinstance(page, Mapping):
+            return None
+        if self.key in page:
+            return page[self.key]
+        if all(field in page for field in self.single):
+            return [page]
+        return None if page else []
+
+
+class SquarePayments(_SquarePages):
     """ListPayments response pages (dicts, or paths to JSON files), or bare Payment dicts."""
 
     provider = "square"
+    key = "payments"
+    response = "Square ListPayments"
+    page_name = "square payments page"
+    single = ("amount_money",)
 
     def __init__(
         self,
@@ -97,38 +116,10 @@ class SquarePayments(ProviderObjects):
         order_field: str = "reference_id",
         skip_bad_rows: bool = False,
     ) -> None:
-        if isinstance(pages, (str, Path, Mapping)):
-            pages = [pages]
-        super().__init__(pages, skip_bad_rows=skip_bad_rows)
+        super().__init__(self._listed(pages), skip_bad_rows=skip_bad_rows)
         self.order_field = order_field
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        self.bad_rows.clear()
-        for page_number, page in enumerate(self.pages, start=1):
-            name = f"<square payments page {page_number}>"
-            if isinstance(page, (str, Path)):
-                name = str(page)
-                page = _load_json(Path(page))
-            if isinstance(page, Mapping) and "payments" in page:
-                payments = page["payments"]
-            elif isinstance(page, Mapping) and "amount_money" in page:
-                payments = [page]  # a single Payment object
-            elif isinstance(page, Mapping) and not page:
-                payments = []  # Square answers an empty result with {}
-            else:
-                payments = None
-            if not isinstance(payments, list):
-                raise ReportFormatError(
-                    "not a Square ListPayments response (no payments list)", path=name
-                )
-            errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
-            for number, payment in enumerate(payments, start=1):
-                try:
-                    yield from self._payment(payment, with_time)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors.bad(number, f"payments[{number - 1}]: {describe(exc)}")
-
-    def _payment(self, payment: Any, with_time: bool) -> Iterator[ProviderRow]:
+    def _rows(self, payment: Any, with_time: bool) -> Iterator[ProviderRow]:
         if not isinstance(payment, Mapping):
             raise ValidationError("a payment must be a JSON object")
         payment_id = payment["id"]
@@ -181,7 +172,7 @@ class SquarePayments(ProviderObjects):
                 )
 
 
-class SquarePayoutEntries(ProviderObjects):
+class SquarePayoutEntries(_SquarePages):
     """ListPayoutEntries response pages (dicts, or paths to JSON files), or bare PayoutEntry
     dicts; e.g.
     [`SquareProvider.iter_payout_entry_pages`][paygate.providers.square.SquareProvider.iter_payout_entry_pages].
@@ -196,6 +187,10 @@ class SquarePayoutEntries(ProviderObjects):
     """
 
     provider = "square"
+    key = "payout_entries"
+    response = "Square ListPayoutEntries"
+    page_name = "square payout entries page"
+    single = ("payout_id", "type")
 
     def __init__(
         self,
@@ -204,9 +199,7 @@ class SquarePayoutEntries(ProviderObjects):
         order_of: OrderOf | None = None,
         skip_bad_rows: bool = False,
     ) -> None:
-        if isinstance(pages, (str, Path, Mapping)):
-            pages = [pages]
-        super().__init__(pages, skip_bad_rows=skip_bad_rows)
+        super().__init__(self._listed(pages), skip_bad_rows=skip_bad_rows)
         self.order_of = order_of
         if order_of is None:
             self._resolve: Callable[[str], str | None] = _no_order
@@ -220,36 +213,7 @@ class SquarePayoutEntries(ProviderObjects):
                 f"got {type(order_of).__name__}"
             )
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        self.bad_rows.clear()
-        for page_number, page in enumerate(self.pages, start=1):
-            name = f"<square payout entries page {page_number}>"
-            if isinstance(page, (str, Path)):
-                name = str(page)
-                page = _load_json(Path(page))
-            if isinstance(page, Mapping) and "payout_entries" in page:
-                entries = page["payout_entries"]
-            elif isinstance(page, Mapping) and "payout_id" in page and "type" in page:
-                entries = [page]  # a single PayoutEntry object
-            elif isinstance(page, Mapping) and not page:
-                entries = []  # Square answers an empty result with {}
-            else:
-                entries = None
-            if not isinstance(entries, list):
-                raise ReportFormatError(
-                    "not a Square ListPayoutEntries response (no payout_entries list)",
-                    path=name,
-                )
-            errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
-            for number, entry in enumerate(entries, start=1):
-                try:
-                    row = self._entry(entry, with_time)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors.bad(number, f"payout_entries[{number - 1}]: {describe(exc)}")
-                else:
-                    yield row
-
-    def _entry(self, entry: Any, with_time: bool) -> ProviderRow:
+    def _row(self, entry: Any, with_time: bool) -> ProviderRow:
         if not isinstance(entry, Mapping):
             raise ValidationError("a payout entry must be a JSON object")
         entry_id = entry["id"]
@@ -406,13 +370,3 @@ def square_records(
         Relisting(lambda: square.iter_payment_pages(since=since, until=until, retry=policy)),
         skip_bad_rows=skip_bad_rows,
     )
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        with path.open("rb") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise ReportFormatError("no such file", path=str(path)) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportFormatError(f"not a JSON file: {exc}", path=str(path)) from None
