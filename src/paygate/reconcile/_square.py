@@ -72,7 +72,8 @@ REVERSAL_OF: Mapping[RecordKind, RecordKind] = {
 OrderOf = Mapping[str, str] | Callable[[str], "str | None"]
 
 
-def _money(obj: Any, what: str) -> tuple[int, str]:
+def _money(obj: Any, what: str, gross_currency: str | None = None) -> tuple[int, str]:
+    """(minor units, currency) of a Square Money; with ``gross_currency``, it must be in it."""
     if not isinstance(obj, Mapping):
         raise ValidationError(f"{what} is missing")
     # Square's Money is {amount, currency}; its payout docs' examples write currency_code
@@ -81,6 +82,8 @@ def _money(obj: Any, what: str) -> tuple[int, str]:
         raise ValidationError(f"{what}.amount must be an integer of minor units, got {amount!r}")
     if currency not in EXPONENTS:
         raise ValidationError(f"{what}.currency: unknown currency {currency!r}")
+    if gross_currency is not None and currency != gross_currency:
+        raise ValidationError(f"{what} is in {currency}, the gross in {gross_currency}")
     return amount, str(currency)
 
 
@@ -180,10 +183,10 @@ class SquarePayoutEntries(_SquarePages):
     ``order_of`` resolves a payment id to paygate's order id: a mapping (e.g. built from
     ListPayments pages' ``reference_id``) or a function (e.g. a store lookup); without
     it, or when it answers None, the record has no order id and the engine reports it as
-    an orphan. A CHARGE is a succeeded payment, a REFUND a refund, OPEN_DISPUTE/DISPUTE a
-    dispute (a dispute entry crediting money back: its reversal); other types are OTHER,
-    counted in the fee/net totals (see ``PAYOUT_ENTRY_TYPES``). ``amount`` is the gross's
-    magnitude; ``fee`` and ``net`` are Square's, signed (``net == gross - fee`` is checked).
+    an orphan. Entry types map to kinds through ``PAYOUT_ENTRY_TYPES`` (the table in
+    [Square through the adapter](reconciliation.md#square-through-the-adapter)). ``amount``
+    is the gross's magnitude; ``fee`` and ``net`` are Square's, signed (``net == gross - fee``
+    is checked).
     """
 
     provider = "square"
@@ -224,11 +227,9 @@ class SquarePayoutEntries(_SquarePages):
         gross, currency = _money(entry.get("gross_amount_money"), "gross_amount_money")
         fee = net = None
         if entry.get("fee_amount_money") is not None:
-            fee, fee_currency = _money(entry["fee_amount_money"], "fee_amount_money")
-            _same_currency(fee_currency, currency, "fee_amount_money")
+            fee = _money(entry["fee_amount_money"], "fee_amount_money", currency)[0]
         if entry.get("net_amount_money") is not None:
-            net, net_currency = _money(entry["net_amount_money"], "net_amount_money")
-            _same_currency(net_currency, currency, "net_amount_money")
+            net = _money(entry["net_amount_money"], "net_amount_money", currency)[0]
         if fee is None:
             fee = 0 if net is None else gross - net
         if net is None:
@@ -265,11 +266,6 @@ class SquarePayoutEntries(_SquarePages):
 
 def _no_order(payment_id: str) -> str | None:
     return None
-
-
-def _same_currency(found: str, expected: str, what: str) -> None:
-    if found != expected:
-        raise ValidationError(f"{what} is in {found}, the gross in {expected}")
 
 
 def _payment_id(entry: Mapping[str, Any], entry_type: Any) -> str | None:
@@ -324,31 +320,22 @@ def square_records(
     retry: RetryPolicy | None = None,
 ) -> SquarePayments | SquarePayoutEntries:
     """Square's records for ``[since, until)`` straight from the adapter, as a streaming
-    provider reader for [`reconcile`][paygate.reconcile.reconcile].
+    provider reader for [`reconcile`][paygate.reconcile.reconcile]; see
+    [Square through the adapter](reconciliation.md#square-through-the-adapter).
 
-    ``payouts=False``: the payments created in the window (ListPayments, one page of up to
-    100 held at a time) through [`SquarePayments`][paygate.reconcile.SquarePayments]: what was
-    charged, whether paid out yet or not.
+    ``payouts=False``: the payments created in the window, read by
+    [`SquarePayments`][paygate.reconcile.SquarePayments]. ``payouts=True``: the entries of the
+    payouts created in the window, read by
+    [`SquarePayoutEntries`][paygate.reconcile.SquarePayoutEntries]; their order ids come from the
+    payments created in ``[since - lookback, until)``, listed at the first entry and **held in
+    memory as one dict payment id -> order id** for the reader's life: about 200 bytes a payment.
 
-    ``payouts=True``: the entries of the payouts created in the window (ListPayouts, then
-    ListPayoutEntries of each) through
-    [`SquarePayoutEntries`][paygate.reconcile.SquarePayoutEntries]: the money that actually moved,
-    with Square's fees. Entries carry no order id, so at the first entry the payments created in
-    ``[since - lookback, until)`` are listed (a payout pays out charges made before it) and **held
-    in memory as one dict payment id -> order id** (``reference_id``, or the payment link's
-    ``paygate-order:`` note) for the reader's life: about 200 bytes a payment. An entry whose
-    payment is not in it (older than the lookback, or taken outside paygate) has no order id: an
-    orphan in the report.
-
-    ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError``
-    naming it, raised here, before any request). Each iteration of the reader lists again.
-
-    ``provider`` is the adapter or a [`paygate.Gateway`][paygate.gateway.Gateway] (its adapter).
-    Each page request goes through ``retry`` (a
-    [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]): a retryable error (network, 5xx, 429)
-    repeats that page's request, with the same cursor. Left out, a Gateway's own policy
-    (``gateway.retry``) is used; a bare adapter's pages are not retried. To turn retries off with a
-    Gateway, pass ``RetryPolicy(attempts=1)``.
+    ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError`` naming it,
+    raised here, before any request). Each iteration of the reader lists again. ``provider`` is
+    the adapter or a [`paygate.Gateway`][paygate.gateway.Gateway] (its adapter). Each page request
+    goes through ``retry`` (a [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]); left out, a
+    Gateway's own policy, a bare adapter's none: see
+    [Retries of the page requests](reconciliation.md#retries-of-the-page-requests).
     """
     adapter, policy = adapter_and_retry(provider, retry)
     square: SquareProvider = adapter
