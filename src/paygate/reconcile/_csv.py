@@ -165,7 +165,8 @@ class OrdersCSV(OrderReader):
             order_id = row[i_id]
             if not order_id:
                 raise ValidationError("empty order id")
-            currency = currency_code(_cell(row, i_cur) or default or "", lower_ok=True)
+            cur_text = row[i_cur] if i_cur is not None else ""
+            currency = currency_code(cur_text or default or "", lower_ok=True)
             text = row[i_amount]
             amount = amount_of(text, currency)
             if amount < 0:
