@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,8 +32,8 @@ _POW10: list[int] = [10**n for n in range(10)]
 
 
 #: The engine's compact form of an [`OrderRecord`][paygate.reconcile.OrderRecord]: (order_id, amount
-#: in minor units,
-#: currency, status, created_at as unix seconds or None, known refunded minor units or None).
+#: in minor units, currency, status, created_at as unix seconds or None, known refunded minor units
+#: or None).
 #: Plain tuples, not NamedTuples: building them is the inner loop of a million-row run.
 InternalRow = tuple[str, int, str, OrderStatus, "float | None", "int | None"]
 
@@ -269,6 +270,17 @@ def header_index(
 
 def describe(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+
+
+def load_json(path: Path) -> Any:
+    """A JSON file's content (a provider's response page saved to disk)."""
+    try:
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ReportFormatError("no such file", path=str(path)) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportFormatError(f"not a JSON file: {exc}", path=str(path)) from None
 
 
 def get_path(obj: Any, *keys: str) -> Any:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
 
-from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import OrderReader, ProviderReader, Source
 from paygate.reconcile._common import (
     InternalRow,
     ProviderRow,
-    csv_rows,
-    describe,
-    header_index,
+    currency_code,
     major_to_minor,
     minor_int,
     parse_timestamp,
@@ -23,7 +20,6 @@ from paygate.reconcile._model import (
     OrderStatus,
     RecordKind,
     RecordStatus,
-    ReportFormatError,
     order_status,
 )
 
@@ -82,11 +78,38 @@ def _mapping(base: Mapping[str, str], override: Mapping[str, str] | None) -> dic
     return columns
 
 
-def _currency(text: str, default: str | None) -> str:
-    code = (text or default or "").upper()
-    if code not in EXPONENTS:
-        raise ValidationError(f"unknown currency {text!r}")
-    return code
+def _check_unit(amount_unit: str) -> None:
+    if amount_unit not in ("major", "minor"):
+        raise ValidationError(f"amount_unit must be 'major' or 'minor', got {amount_unit!r}")
+
+
+def _minor(text: str, currency: str) -> int:
+    return minor_int(text)
+
+
+#: amount_unit -> ``(text, currency) -> minor units``
+AMOUNT_PARSERS: dict[str, Callable[[str, str], int]] = {"major": major_to_minor, "minor": _minor}
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    """The cell of an optional column, "" when the file lacks the column."""
+    return row[index] if index is not None else ""
+
+
+_Meaning = TypeVar("_Meaning")
+
+
+def _word(
+    words: Mapping[str, _Meaning], row: list[str], index: int | None, default: _Meaning, what: str
+) -> _Meaning:
+    """What the word in column ``index`` means (``default`` when the file lacks the column)."""
+    if index is None:
+        return default
+    word = row[index].strip().lower()
+    found = words.get(word)
+    if found is None:
+        raise ValidationError(f"unknown record {what} {word!r}")
+    return found
 
 
 class OrdersCSV(OrderReader):
@@ -110,11 +133,10 @@ class OrdersCSV(OrderReader):
         status_map: Mapping[str, str | OrderStatus] | None = None,
         skip_bad_rows: bool = False,
     ) -> None:
-        if amount_unit not in ("major", "minor"):
-            raise ValidationError(f"amount_unit must be 'major' or 'minor', got {amount_unit!r}")
+        _check_unit(amount_unit)
         self.columns = _mapping(ORDER_COLUMNS, columns)
         if currency is not None:
-            _currency(currency, None)
+            currency_code(currency or "", lower_ok=True)
             if self.columns["currency"] == "currency":
                 self.columns["currency"] = "currency?"
         self.amount_unit = amount_unit
@@ -124,18 +146,8 @@ class OrdersCSV(OrderReader):
             self.status_words[word.strip().lower()] = order_status(status)
         super().__init__(source, skip_bad_rows=skip_bad_rows)
 
-    def _check_head(self, head: str, name: str) -> None:
-        first = head.splitlines()[0] if head else ""
-        wanted = {k: (v or None) for k, v in self.columns.items()}
-        header_index(
-            next(csv_rows(iter([first]))) if first else [], wanted, name=name, what=self.what
-        )
-
-    def _layout(self, header: list[str] | None, name: str) -> dict[str, int | None]:
-        if header is None:
-            raise ReportFormatError("empty file", path=name)
-        wanted = {k: (v or None) for k, v in self.columns.items()}
-        return header_index(header, wanted, name=name, what=self.what)
+    def _wanted(self) -> dict[str, str | None]:
+        return {k: (v or None) for k, v in self.columns.items()}
 
     def _row_parser(
         self, pos: dict[str, int | None], width: int, with_time: bool
@@ -145,10 +157,7 @@ class OrdersCSV(OrderReader):
         assert i_id is not None and i_amount is not None and i_status is not None
         default = self.default_currency
         words = self.status_words
-        parse = major_to_minor if self.amount_unit == "major" else None
-
-        def amount_of(text: str, currency: str) -> int:
-            return minor_int(text) if parse is None else parse(text, currency)
+        amount_of = AMOUNT_PARSERS[self.amount_unit]
 
         def parse_row(row: list[str]) -> InternalRow:
             if len(row) != width:
@@ -156,7 +165,8 @@ class OrdersCSV(OrderReader):
             order_id = row[i_id]
             if not order_id:
                 raise ValidationError("empty order id")
-            currency = _currency(row[i_cur] if i_cur is not None else "", default)
+            cur_text = row[i_cur] if i_cur is not None else ""
+            currency = currency_code(cur_text or default or "", lower_ok=True)
             text = row[i_amount]
             amount = amount_of(text, currency)
             if amount < 0:
@@ -173,27 +183,6 @@ class OrdersCSV(OrderReader):
             return (order_id, amount, currency, status, created, refunded)
 
         return parse_row
-
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[InternalRow]:
-        """One compact row per order (the per-row path: exact errors, any CSV)."""
-        handle, name, owned = self._open()
-        errors = self._errors(name)
-        try:
-            reader = csv_rows(handle)
-            header = next(reader, None)
-            pos = self._layout(header, name)
-            assert header is not None
-            parse_row = self._row_parser(pos, len(header), with_time)
-            for row in reader:
-                if not row:
-                    continue  # a blank line, as csv.DictReader skips them
-                try:
-                    yield parse_row(row)
-                except ValidationError as exc:
-                    errors.bad(reader.line_num, describe(exc))
-        finally:
-            if owned:
-                handle.close()
 
 
 class GenericCSV(ProviderReader):
@@ -216,8 +205,7 @@ class GenericCSV(ProviderReader):
         status_map: Mapping[str, str | RecordStatus] | None = None,
         skip_bad_rows: bool = False,
     ) -> None:
-        if amount_unit not in ("major", "minor"):
-            raise ValidationError(f"amount_unit must be 'major' or 'minor', got {amount_unit!r}")
+        _check_unit(amount_unit)
         self.provider = provider
         self.columns = _mapping(RECORD_COLUMNS, columns)
         self.amount_unit = amount_unit
@@ -227,86 +215,51 @@ class GenericCSV(ProviderReader):
         self.statuses.update({k.lower(): RecordStatus(v) for k, v in (status_map or {}).items()})
         super().__init__(source, skip_bad_rows=skip_bad_rows)
 
-    def _check_head(self, head: str, name: str) -> None:
-        first = head.splitlines()[0] if head else ""
-        header_index(
-            next(csv_rows(iter([first]))) if first else [],
-            dict(self.columns),
-            name=name,
-            what=self.what,
+    def _row_parser(
+        self, pos: dict[str, int | None], width: int, with_time: bool
+    ) -> Callable[[list[str]], ProviderRow]:
+        i_id, i_cur, i_amount, i_order = (
+            pos["record_id"],
+            pos["currency"],
+            pos["amount"],
+            pos["order_id"],
         )
+        assert i_id is not None and i_cur is not None and i_amount is not None
+        assert i_order is not None
+        kinds, statuses = self.kinds, self.statuses
+        amount_of = AMOUNT_PARSERS[self.amount_unit]
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        handle, name, owned = self._open()
-        errors = self._errors(name)
-        try:
-            reader = csv_rows(handle)
-            header = next(reader, None)
-            if header is None:
-                raise ReportFormatError("empty file", path=name)
-            pos = header_index(header, dict(self.columns), name=name, what=self.what)
-            parse = major_to_minor if self.amount_unit == "major" else None
-            kinds, statuses = self.kinds, self.statuses
-            i_id, i_cur, i_amount, i_order = (
-                pos["record_id"],
-                pos["currency"],
-                pos["amount"],
-                pos["order_id"],
+        def parse_row(row: list[str]) -> ProviderRow:
+            try:
+                record_id = row[i_id]
+                currency = currency_code(row[i_cur], lower_ok=True)
+                amount = amount_of(row[i_amount], currency)
+                kind = _word(kinds, row, pos["kind"], RecordKind.PAYMENT, "type")
+                status = _word(statuses, row, pos["status"], RecordStatus.SUCCEEDED, "status")
+                fee_text = _cell(row, pos["fee"])
+                fee = amount_of(fee_text, currency) if fee_text else 0
+                net_text = _cell(row, pos["net"])
+                net = amount - fee if amount >= 0 else amount
+                if net_text:
+                    net = amount_of(net_text, currency)
+                ts = None
+                if with_time and _cell(row, pos["occurred_at"]):
+                    ts = parse_timestamp(_cell(row, pos["occurred_at"]))
+                payment_id = _cell(row, pos["payment_id"]) or None
+                order_id = row[i_order] or None
+            except IndexError:
+                raise ValidationError(f"row has {len(row)} fields, header {width}") from None
+            return (
+                order_id,
+                kind,
+                status,
+                abs(amount),
+                currency,
+                fee,
+                net,
+                record_id,
+                payment_id,
+                ts,
             )
-            assert i_id is not None and i_cur is not None and i_amount is not None
-            assert i_order is not None
 
-            def amount_of(text: str, currency: str) -> int:
-                return parse(text, currency) if parse else minor_int(text)
-
-            for row in reader:
-                if not row:
-                    continue  # a blank line, as csv.DictReader skips them
-                try:
-                    record_id = row[i_id]
-                    currency = _currency(row[i_cur], None)
-                    amount = amount_of(row[i_amount], currency)
-                    kind = RecordKind.PAYMENT
-                    if pos["kind"] is not None:
-                        word = row[pos["kind"]].strip().lower()
-                        found = kinds.get(word)
-                        if found is None:
-                            raise ValidationError(f"unknown record type {word!r}")
-                        kind = found
-                    status = RecordStatus.SUCCEEDED
-                    if pos["status"] is not None:
-                        word = row[pos["status"]].strip().lower()
-                        found_status = statuses.get(word)
-                        if found_status is None:
-                            raise ValidationError(f"unknown record status {word!r}")
-                        status = found_status
-                    fee = 0
-                    if pos["fee"] is not None and row[pos["fee"]]:
-                        fee = amount_of(row[pos["fee"]], currency)
-                    net = amount - fee if amount >= 0 else amount
-                    if pos["net"] is not None and row[pos["net"]]:
-                        net = amount_of(row[pos["net"]], currency)
-                    ts = None
-                    if with_time and pos["occurred_at"] is not None and row[pos["occurred_at"]]:
-                        ts = parse_timestamp(row[pos["occurred_at"]])
-                    payment_id = row[pos["payment_id"]] if pos["payment_id"] is not None else None
-                    order_id = row[i_order] or None
-                    yield (
-                        order_id,
-                        kind,
-                        status,
-                        abs(amount),
-                        currency,
-                        fee,
-                        net,
-                        record_id,
-                        payment_id or None,
-                        ts,
-                    )
-                except (ValidationError, IndexError) as exc:
-                    if isinstance(exc, IndexError):
-                        exc = ValidationError(f"row has {len(row)} fields, header {len(header)}")
-                    errors.bad(reader.line_num, describe(exc))
-        finally:
-            if owned:
-                handle.close()
+        return parse_row

@@ -83,12 +83,10 @@ def records_from_provider(
     [`square_records`][paygate.reconcile.square_records] with ``payouts=True``; ``lookback=`` goes
     to it).
 
-    Retries: each page request (a GET, safe to repeat) goes through ``retry`` (a
-    [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]); a retryable error (network, 5xx, 429)
-    repeats that page's request only, with the same cursor/page/window, and nothing read is read
-    twice. Left out (``None``): a Gateway's own policy (``gateway.retry``, as for its payment
-    calls); a bare adapter: no retry. To turn retries off with a Gateway, pass
-    ``RetryPolicy(attempts=1)``.
+    Each page request goes through ``retry`` (a
+    [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]); left out, a Gateway's own policy, a
+    bare adapter's none: see
+    [Retries of the page requests](reconciliation.md#retries-of-the-page-requests).
     """
     adapter, policy = adapter_and_retry(provider, retry)
     name = getattr(adapter, "name", None)

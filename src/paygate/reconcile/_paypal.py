@@ -10,18 +10,16 @@ CR/DR column. Transaction Search (``GET /v1/reporting/transactions``) pages hold
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
 from paygate.reconcile._common import (
     ProviderRow,
-    RowErrors,
     csv_rows,
+    currency_code,
     describe,
     major_to_minor,
     minor_int,
@@ -78,6 +76,11 @@ def tcode_kind(tcode: str) -> RecordKind:
     return TCODE_KINDS.get(tcode) or TCODE_GROUPS.get(tcode[:3], RecordKind.OTHER)
 
 
+def _check_order_field(order_field: str) -> None:
+    if order_field not in ("invoice", "custom"):
+        raise ValidationError(f"order_field must be 'invoice' or 'custom', got {order_field!r}")
+
+
 class PayPalSettlementReport(ProviderReader):
     """A PayPal Settlement (STL) report file.
 
@@ -91,8 +94,7 @@ class PayPalSettlementReport(ProviderReader):
     def __init__(
         self, source: Source, *, order_field: str = "invoice", skip_bad_rows: bool = False
     ) -> None:
-        if order_field not in ("invoice", "custom"):
-            raise ValidationError(f"order_field must be 'invoice' or 'custom', got {order_field!r}")
+        _check_order_field(order_field)
         self.order_field = order_field
         super().__init__(source, skip_bad_rows=skip_bad_rows)
 
@@ -109,58 +111,44 @@ class PayPalSettlementReport(ProviderReader):
     def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
         handle, name, owned = self._open()
         errors = self._errors(name)
+        reader = csv_rows(handle)
+        pos: dict[str, int | None] | None = None
+        width = section_rows = 0
         try:
-            yield from self._rows(handle, name, errors, with_time)
+            for row in reader:
+                kind_of_row = row[0].strip() if row else ""
+                if kind_of_row == "CH":
+                    named = {col.strip(): i for i, col in enumerate(row)}
+                    missing = [
+                        c for c in STL_COLUMNS.values() if not c.endswith("?") and c not in named
+                    ]
+                    if missing:
+                        raise ReportFormatError(
+                            f"CH row lacks column(s) {', '.join(map(repr, missing))}",
+                            path=name,
+                            line=reader.line_num,
+                        )
+                    pos = {k: named.get(c.rstrip("?")) for k, c in STL_COLUMNS.items()}
+                    width = len(row)
+                    section_rows = 0
+                elif kind_of_row == "SB":
+                    section_rows += 1
+                    if pos is None:
+                        errors.bad(reader.line_num, "SB row before any CH column header row")
+                        continue
+                    try:
+                        yield self._body(row, pos, width, with_time)
+                    except ValidationError as exc:
+                        errors.bad(reader.line_num, describe(exc))
+                elif kind_of_row == "SC" and len(row) > 1 and row[1].strip().isdigit():
+                    if int(row[1]) != section_rows:
+                        says = f"SC says {row[1].strip()} section rows"
+                        errors.bad(reader.line_num, f"{says}, the section has {section_rows}")
+                elif kind_of_row not in ("RH", "FH", "SH", "SF", "RF", "RC", "FF", ""):
+                    errors.bad(reader.line_num, f"unknown STL row type {kind_of_row[:10]!r}")
         finally:
             if owned:
                 handle.close()
-
-    def _rows(
-        self, handle: Any, name: str, errors: RowErrors, with_time: bool
-    ) -> Iterator[ProviderRow]:
-        reader = csv_rows(handle)
-        pos: dict[str, int | None] | None = None
-        width = 0
-        body_rows = 0
-        section_rows = 0
-        for row in reader:
-            kind_of_row = row[0].strip() if row else ""
-            if kind_of_row == "CH":
-                named = {col.strip(): i for i, col in enumerate(row)}
-                missing = [
-                    c for c in STL_COLUMNS.values() if not c.endswith("?") and c not in named
-                ]
-                if missing:
-                    raise ReportFormatError(
-                        f"CH row lacks column(s) {', '.join(map(repr, missing))}",
-                        path=name,
-                        line=reader.line_num,
-                    )
-                pos = {k: named.get(c.rstrip("?")) for k, c in STL_COLUMNS.items()}
-                width = len(row)
-                section_rows = 0
-                continue
-            if kind_of_row == "SB":
-                body_rows += 1
-                section_rows += 1
-                if pos is None:
-                    errors.bad(reader.line_num, "SB row before any CH column header row")
-                    continue
-                try:
-                    yield self._body(row, pos, width, with_time)
-                except ValidationError as exc:
-                    errors.bad(reader.line_num, describe(exc))
-                continue
-            if kind_of_row == "SC" and len(row) > 1 and row[1].strip().isdigit():
-                if int(row[1]) != section_rows:
-                    errors.bad(
-                        reader.line_num,
-                        f"SC says {row[1].strip()} section rows, the section has {section_rows}",
-                    )
-                continue
-            if kind_of_row in ("RH", "FH", "SH", "SF", "RF", "RC", "FF", ""):
-                continue
-            errors.bad(reader.line_num, f"unknown STL row type {kind_of_row[:10]!r}")
 
     def _body(
         self, row: list[str], pos: dict[str, int | None], width: int, with_time: bool
@@ -172,9 +160,7 @@ class PayPalSettlementReport(ProviderReader):
             index = pos[key]
             return row[index].strip() if index is not None else ""
 
-        currency = cell("currency")
-        if currency not in EXPONENTS:
-            raise ValidationError(f"unknown currency {currency!r}")
+        currency = currency_code(cell("currency"))
         gross = minor_int(cell("gross") or "0")
         fee = minor_int(cell("fee") or "0")
         direction, fee_direction = cell("direction"), cell("fee_direction")
@@ -213,6 +199,9 @@ class PayPalTransactionSearch(ProviderObjects):
     """
 
     provider = "paypal"
+    key = "transaction_details"
+    response = "PayPal Transaction Search"
+    page_name = "transaction search page"
 
     def __init__(
         self,
@@ -221,44 +210,15 @@ class PayPalTransactionSearch(ProviderObjects):
         order_field: str = "invoice",
         skip_bad_rows: bool = False,
     ) -> None:
-        if order_field not in ("invoice", "custom"):
-            raise ValidationError(f"order_field must be 'invoice' or 'custom', got {order_field!r}")
-        if isinstance(pages, (str, Path, Mapping)):
-            pages = [pages]
-        super().__init__(pages, skip_bad_rows=skip_bad_rows)
+        _check_order_field(order_field)
+        super().__init__(self._listed(pages), skip_bad_rows=skip_bad_rows)
         self.order_field = "invoice_id" if order_field == "invoice" else "custom_field"
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        self.bad_rows.clear()
-        parse = major_to_minor
-        for page_number, page in enumerate(self.pages, start=1):
-            name = f"<transaction search page {page_number}>"
-            if isinstance(page, (str, Path)):
-                name = str(page)
-                page = _load_json(Path(page))
-            if not isinstance(page, Mapping) or not isinstance(
-                page.get("transaction_details"), list
-            ):
-                raise ReportFormatError(
-                    "not a PayPal Transaction Search response (no transaction_details list)",
-                    path=name,
-                )
-            errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
-            for number, detail in enumerate(page["transaction_details"], start=1):
-                try:
-                    yield self._detail(detail, parse, with_time)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors.bad(number, f"transaction_details[{number - 1}]: {describe(exc)}")
-
-    def _detail(
-        self, detail: Any, parse: Callable[[str, str], int], with_time: bool
-    ) -> ProviderRow:
+    def _row(self, detail: Any, with_time: bool) -> ProviderRow:
         info = detail["transaction_info"]
         amount = info["transaction_amount"]
-        currency = amount["currency_code"]
-        if currency not in EXPONENTS:
-            raise ValidationError(f"unknown currency {currency!r}")
-        gross = parse(amount["value"], currency)
+        currency = currency_code(amount["currency_code"])
+        gross = major_to_minor(amount["value"], currency)
         fee_obj = info.get("fee_amount")
         fee = 0
         if fee_obj:
@@ -266,7 +226,7 @@ class PayPalTransactionSearch(ProviderObjects):
                 raise ValidationError("fee_amount is in another currency than the transaction")
             # PayPal reports the fee as a negative amount (money taken); paygate's fee is
             # what was charged, so positive
-            fee = -parse(fee_obj["value"], currency)
+            fee = -major_to_minor(fee_obj["value"], currency)
         tcode = info.get("transaction_event_code", "")
         status_code = info.get("transaction_status", "S")
         status = TS_STATUSES.get(status_code)
@@ -277,8 +237,9 @@ class PayPalTransactionSearch(ProviderObjects):
         if with_time and when:
             ts = parse_timestamp(when)
         record_id = info["transaction_id"]
+        order_id = info.get(self.order_field) or None
         return (
-            info.get(self.order_field) or None,
+            order_id,
             tcode_kind(tcode),
             status,
             abs(gross),
@@ -289,13 +250,3 @@ class PayPalTransactionSearch(ProviderObjects):
             info.get("paypal_reference_id") or record_id,
             ts,
         )
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        with path.open("rb") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise ReportFormatError("no such file", path=str(path)) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportFormatError(f"not a JSON file: {exc}", path=str(path)) from None

@@ -15,7 +15,6 @@ looked up by payment id through ``order_of``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._base import ProviderObjects, Relisting, adapter_and_retry
-from paygate.reconcile._common import ProviderRow, RowErrors, describe, parse_timestamp
-from paygate.reconcile._model import RecordKind, RecordStatus, ReportFormatError
+from paygate.reconcile._common import ProviderRow, parse_timestamp
+from paygate.reconcile._model import RecordKind, RecordStatus
 
 if TYPE_CHECKING:  # the squareup SDK is an optional extra: imported only when used
     from paygate._retry import RetryPolicy
@@ -73,7 +72,8 @@ REVERSAL_OF: Mapping[RecordKind, RecordKind] = {
 OrderOf = Mapping[str, str] | Callable[[str], "str | None"]
 
 
-def _money(obj: Any, what: str) -> tuple[int, str]:
+def _money(obj: Any, what: str, gross_currency: str | None = None) -> tuple[int, str]:
+    """(minor units, currency) of a Square Money; with ``gross_currency``, it must be in it."""
     if not isinstance(obj, Mapping):
         raise ValidationError(f"{what} is missing")
     # Square's Money is {amount, currency}; its payout docs' examples write currency_code
@@ -82,13 +82,35 @@ def _money(obj: Any, what: str) -> tuple[int, str]:
         raise ValidationError(f"{what}.amount must be an integer of minor units, got {amount!r}")
     if currency not in EXPONENTS:
         raise ValidationError(f"{what}.currency: unknown currency {currency!r}")
+    if gross_currency is not None and currency != gross_currency:
+        raise ValidationError(f"{what} is in {currency}, the gross in {gross_currency}")
     return amount, str(currency)
 
 
-class SquarePayments(ProviderObjects):
+class _SquarePages(ProviderObjects):
+    """Square's list responses: the objects under ``key``, or a bare object (it has the
+    ``single`` fields) as a list of one; Square answers an empty result with ``{}``."""
+
+    single: tuple[str, ...] = ()
+
+    def _objects(self, page: Any) -> Any:
+        if not isinstance(page, Mapping):
+            return None
+        if self.key in page:
+            return page[self.key]
+        if all(field in page for field in self.single):
+            return [page]
+        return None if page else []
+
+
+class SquarePayments(_SquarePages):
     """ListPayments response pages (dicts, or paths to JSON files), or bare Payment dicts."""
 
     provider = "square"
+    key = "payments"
+    response = "Square ListPayments"
+    page_name = "square payments page"
+    single = ("amount_money",)
 
     def __init__(
         self,
@@ -97,38 +119,10 @@ class SquarePayments(ProviderObjects):
         order_field: str = "reference_id",
         skip_bad_rows: bool = False,
     ) -> None:
-        if isinstance(pages, (str, Path, Mapping)):
-            pages = [pages]
-        super().__init__(pages, skip_bad_rows=skip_bad_rows)
+        super().__init__(self._listed(pages), skip_bad_rows=skip_bad_rows)
         self.order_field = order_field
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        self.bad_rows.clear()
-        for page_number, page in enumerate(self.pages, start=1):
-            name = f"<square payments page {page_number}>"
-            if isinstance(page, (str, Path)):
-                name = str(page)
-                page = _load_json(Path(page))
-            if isinstance(page, Mapping) and "payments" in page:
-                payments = page["payments"]
-            elif isinstance(page, Mapping) and "amount_money" in page:
-                payments = [page]  # a single Payment object
-            elif isinstance(page, Mapping) and not page:
-                payments = []  # Square answers an empty result with {}
-            else:
-                payments = None
-            if not isinstance(payments, list):
-                raise ReportFormatError(
-                    "not a Square ListPayments response (no payments list)", path=name
-                )
-            errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
-            for number, payment in enumerate(payments, start=1):
-                try:
-                    yield from self._payment(payment, with_time)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors.bad(number, f"payments[{number - 1}]: {describe(exc)}")
-
-    def _payment(self, payment: Any, with_time: bool) -> Iterator[ProviderRow]:
+    def _rows(self, payment: Any, with_time: bool) -> Iterator[ProviderRow]:
         if not isinstance(payment, Mapping):
             raise ValidationError("a payment must be a JSON object")
         payment_id = payment["id"]
@@ -181,7 +175,7 @@ class SquarePayments(ProviderObjects):
                 )
 
 
-class SquarePayoutEntries(ProviderObjects):
+class SquarePayoutEntries(_SquarePages):
     """ListPayoutEntries response pages (dicts, or paths to JSON files), or bare PayoutEntry
     dicts; e.g.
     [`SquareProvider.iter_payout_entry_pages`][paygate.providers.square.SquareProvider.iter_payout_entry_pages].
@@ -189,13 +183,17 @@ class SquarePayoutEntries(ProviderObjects):
     ``order_of`` resolves a payment id to paygate's order id: a mapping (e.g. built from
     ListPayments pages' ``reference_id``) or a function (e.g. a store lookup); without
     it, or when it answers None, the record has no order id and the engine reports it as
-    an orphan. A CHARGE is a succeeded payment, a REFUND a refund, OPEN_DISPUTE/DISPUTE a
-    dispute (a dispute entry crediting money back: its reversal); other types are OTHER,
-    counted in the fee/net totals (see ``PAYOUT_ENTRY_TYPES``). ``amount`` is the gross's
-    magnitude; ``fee`` and ``net`` are Square's, signed (``net == gross - fee`` is checked).
+    an orphan. Entry types map to kinds through ``PAYOUT_ENTRY_TYPES`` (the table in
+    [Square through the adapter](reconciliation.md#square-through-the-adapter)). ``amount``
+    is the gross's magnitude; ``fee`` and ``net`` are Square's, signed (``net == gross - fee``
+    is checked).
     """
 
     provider = "square"
+    key = "payout_entries"
+    response = "Square ListPayoutEntries"
+    page_name = "square payout entries page"
+    single = ("payout_id", "type")
 
     def __init__(
         self,
@@ -204,9 +202,7 @@ class SquarePayoutEntries(ProviderObjects):
         order_of: OrderOf | None = None,
         skip_bad_rows: bool = False,
     ) -> None:
-        if isinstance(pages, (str, Path, Mapping)):
-            pages = [pages]
-        super().__init__(pages, skip_bad_rows=skip_bad_rows)
+        super().__init__(self._listed(pages), skip_bad_rows=skip_bad_rows)
         self.order_of = order_of
         if order_of is None:
             self._resolve: Callable[[str], str | None] = _no_order
@@ -220,36 +216,7 @@ class SquarePayoutEntries(ProviderObjects):
                 f"got {type(order_of).__name__}"
             )
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        self.bad_rows.clear()
-        for page_number, page in enumerate(self.pages, start=1):
-            name = f"<square payout entries page {page_number}>"
-            if isinstance(page, (str, Path)):
-                name = str(page)
-                page = _load_json(Path(page))
-            if isinstance(page, Mapping) and "payout_entries" in page:
-                entries = page["payout_entries"]
-            elif isinstance(page, Mapping) and "payout_id" in page and "type" in page:
-                entries = [page]  # a single PayoutEntry object
-            elif isinstance(page, Mapping) and not page:
-                entries = []  # Square answers an empty result with {}
-            else:
-                entries = None
-            if not isinstance(entries, list):
-                raise ReportFormatError(
-                    "not a Square ListPayoutEntries response (no payout_entries list)",
-                    path=name,
-                )
-            errors = RowErrors(name, self.skip_bad_rows, self.bad_rows)
-            for number, entry in enumerate(entries, start=1):
-                try:
-                    row = self._entry(entry, with_time)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors.bad(number, f"payout_entries[{number - 1}]: {describe(exc)}")
-                else:
-                    yield row
-
-    def _entry(self, entry: Any, with_time: bool) -> ProviderRow:
+    def _row(self, entry: Any, with_time: bool) -> ProviderRow:
         if not isinstance(entry, Mapping):
             raise ValidationError("a payout entry must be a JSON object")
         entry_id = entry["id"]
@@ -260,11 +227,9 @@ class SquarePayoutEntries(ProviderObjects):
         gross, currency = _money(entry.get("gross_amount_money"), "gross_amount_money")
         fee = net = None
         if entry.get("fee_amount_money") is not None:
-            fee, fee_currency = _money(entry["fee_amount_money"], "fee_amount_money")
-            _same_currency(fee_currency, currency, "fee_amount_money")
+            fee = _money(entry["fee_amount_money"], "fee_amount_money", currency)[0]
         if entry.get("net_amount_money") is not None:
-            net, net_currency = _money(entry["net_amount_money"], "net_amount_money")
-            _same_currency(net_currency, currency, "net_amount_money")
+            net = _money(entry["net_amount_money"], "net_amount_money", currency)[0]
         if fee is None:
             fee = 0 if net is None else gross - net
         if net is None:
@@ -301,11 +266,6 @@ class SquarePayoutEntries(ProviderObjects):
 
 def _no_order(payment_id: str) -> str | None:
     return None
-
-
-def _same_currency(found: str, expected: str, what: str) -> None:
-    if found != expected:
-        raise ValidationError(f"{what} is in {found}, the gross in {expected}")
 
 
 def _payment_id(entry: Mapping[str, Any], entry_type: Any) -> str | None:
@@ -360,31 +320,22 @@ def square_records(
     retry: RetryPolicy | None = None,
 ) -> SquarePayments | SquarePayoutEntries:
     """Square's records for ``[since, until)`` straight from the adapter, as a streaming
-    provider reader for [`reconcile`][paygate.reconcile.reconcile].
+    provider reader for [`reconcile`][paygate.reconcile.reconcile]; see
+    [Square through the adapter](reconciliation.md#square-through-the-adapter).
 
-    ``payouts=False``: the payments created in the window (ListPayments, one page of up to
-    100 held at a time) through [`SquarePayments`][paygate.reconcile.SquarePayments]: what was
-    charged, whether paid out yet or not.
+    ``payouts=False``: the payments created in the window, read by
+    [`SquarePayments`][paygate.reconcile.SquarePayments]. ``payouts=True``: the entries of the
+    payouts created in the window, read by
+    [`SquarePayoutEntries`][paygate.reconcile.SquarePayoutEntries]; their order ids come from the
+    payments created in ``[since - lookback, until)``, listed at the first entry and **held in
+    memory as one dict payment id -> order id** for the reader's life: about 200 bytes a payment.
 
-    ``payouts=True``: the entries of the payouts created in the window (ListPayouts, then
-    ListPayoutEntries of each) through
-    [`SquarePayoutEntries`][paygate.reconcile.SquarePayoutEntries]: the money that actually moved,
-    with Square's fees. Entries carry no order id, so at the first entry the payments created in
-    ``[since - lookback, until)`` are listed (a payout pays out charges made before it) and **held
-    in memory as one dict payment id -> order id** (``reference_id``, or the payment link's
-    ``paygate-order:`` note) for the reader's life: about 200 bytes a payment. An entry whose
-    payment is not in it (older than the lookback, or taken outside paygate) has no order id: an
-    orphan in the report.
-
-    ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError``
-    naming it, raised here, before any request). Each iteration of the reader lists again.
-
-    ``provider`` is the adapter or a [`paygate.Gateway`][paygate.gateway.Gateway] (its adapter).
-    Each page request goes through ``retry`` (a
-    [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]): a retryable error (network, 5xx, 429)
-    repeats that page's request, with the same cursor. Left out, a Gateway's own policy
-    (``gateway.retry``) is used; a bare adapter's pages are not retried. To turn retries off with a
-    Gateway, pass ``RetryPolicy(attempts=1)``.
+    ``since``/``until`` must be timezone-aware (a naive one is a ``ValidationError`` naming it,
+    raised here, before any request). Each iteration of the reader lists again. ``provider`` is
+    the adapter or a [`paygate.Gateway`][paygate.gateway.Gateway] (its adapter). Each page request
+    goes through ``retry`` (a [`paygate.RetryPolicy`][paygate.gateway.RetryPolicy]); left out, a
+    Gateway's own policy, a bare adapter's none: see
+    [Retries of the page requests](reconciliation.md#retries-of-the-page-requests).
     """
     adapter, policy = adapter_and_retry(provider, retry)
     square: SquareProvider = adapter
@@ -406,13 +357,3 @@ def square_records(
         Relisting(lambda: square.iter_payment_pages(since=since, until=until, retry=policy)),
         skip_bad_rows=skip_bad_rows,
     )
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        with path.open("rb") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise ReportFormatError("no such file", path=str(path)) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportFormatError(f"not a JSON file: {exc}", path=str(path)) from None

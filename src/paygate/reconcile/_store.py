@@ -12,8 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from paygate.errors import ConfigurationError
 from paygate.models import Payment, PaymentStatus
-from paygate.money import Money
-from paygate.reconcile._common import InternalRow, timestamp_of, to_datetime
+from paygate.reconcile._base import order_records
+from paygate.reconcile._common import InternalRow, timestamp_of
 from paygate.reconcile._model import OrderRecord, OrderStatus
 
 __all__ = ["PaymentSource", "StoreOrders", "orders_from_store"]
@@ -86,14 +86,7 @@ class StoreOrders:
         yield from best.values()
 
     def __iter__(self) -> Iterator[OrderRecord]:
-        for order_id, amount, currency, status, ts, refunded in self.iter_compact():
-            yield OrderRecord(
-                order_id,
-                Money(amount, currency),
-                status,
-                created_at=to_datetime(ts),
-                refunded=None if refunded is None else Money(refunded, currency),
-            )
+        return order_records(self.iter_compact())
 
 
 def orders_from_store(store: Any) -> StoreOrders:

@@ -19,14 +19,10 @@ from paygate.reconcile._base import ProviderObjects, ProviderReader, Source
 from paygate.reconcile._common import (
     AmountCache,
     ProviderRow,
-    RowErrors,
-    csv_rows,
-    describe,
     get_path,
-    header_index,
     parse_timestamp,
 )
-from paygate.reconcile._model import RecordKind, RecordStatus, ReportFormatError
+from paygate.reconcile._model import RecordKind, RecordStatus
 
 __all__ = ["StripeBalanceTransactions", "StripeReportCSV"]
 
@@ -49,7 +45,6 @@ REPORTING_CATEGORIES: Mapping[str, tuple[RecordKind, RecordStatus]] = {
     "payment_reversal": (RecordKind.PAYMENT_REVERSAL, _S),
 }
 _OTHER = (RecordKind.OTHER, _S)
-#: the categories that are payments (the only records that can be a clean match)
 #: report columns paygate reads; "?" = optional
 REPORT_COLUMNS: dict[str, str] = {
     "record_id": "balance_transaction_id",
@@ -87,18 +82,12 @@ class StripeReportCSV(ProviderReader):
         self.columns = {**REPORT_COLUMNS, "order_id": order_column}
         super().__init__(source, skip_bad_rows=skip_bad_rows)
 
-    def _check_head(self, head: str, name: str) -> None:
-        first = head.splitlines()[0] if head else ""
-        header = next(csv_rows(iter([first]))) if first else []
-        header_index(header, self.columns, name=name, what=self.what)
-
-    def _layout(self, header: list[str] | None, name: str) -> dict[str, int | None]:
-        if header is None:
-            raise ReportFormatError("empty file", path=name)
-        return header_index(header, self.columns, name=name, what=self.what)
-
     def _row_parser(
-        self, pos: dict[str, int | None], width: int, with_time: bool, cache: AmountCache
+        self,
+        pos: dict[str, int | None],
+        width: int,
+        with_time: bool,
+        cache: AmountCache | None = None,
     ) -> Callable[[list[str]], ProviderRow]:
         i_order, i_cat, i_cur, i_gross, i_fee, i_net, i_id = (
             pos[k] for k in ("order_id", "category", "currency", "gross", "fee", "net", "record_id")
@@ -111,6 +100,7 @@ class StripeReportCSV(ProviderReader):
             if i is not None
         ]
         i_created = pos["created"] if with_time else None
+        cache = AmountCache() if cache is None else cache
 
         def amount(text: str, currency: str) -> int:
             table = cache.table(currency)
@@ -121,7 +111,7 @@ class StripeReportCSV(ProviderReader):
             if len(row) != width:
                 raise ValidationError(f"row has {len(row)} fields, the header {width}")
             order_id, category, cur_text, gross_text, fee_text, net_text, record_id = pick(row)
-            currency = cur_text.upper()
+            currency = cur_text.upper()  # inline, not currency_code(): the per-row hot path
             if currency not in EXPONENTS:
                 raise ValidationError(f"unknown currency {cur_text!r}")
             gross = amount(gross_text, currency)
@@ -149,27 +139,6 @@ class StripeReportCSV(ProviderReader):
 
         return parse_row
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        """One compact row per report row (the per-row path: exact errors, any CSV)."""
-        handle, name, owned = self._open()
-        errors = self._errors(name)
-        try:
-            reader = csv_rows(handle)
-            header = next(reader, None)
-            pos = self._layout(header, name)
-            assert header is not None
-            parse_row = self._row_parser(pos, len(header), with_time, AmountCache())
-            for row in reader:
-                if not row:
-                    continue  # a blank line, as csv.DictReader skips them
-                try:
-                    yield parse_row(row)
-                except ValidationError as exc:
-                    errors.bad(reader.line_num, describe(exc))
-        finally:
-            if owned:
-                handle.close()
-
 
 class StripeBalanceTransactions(ProviderObjects):
     """Balance Transaction objects from the API (``stripe.BalanceTransaction.list``).
@@ -192,45 +161,45 @@ class StripeBalanceTransactions(ProviderObjects):
         super().__init__(objects, skip_bad_rows=skip_bad_rows)
         self.order_key = order_key
 
-    def iter_compact(self, *, with_time: bool = True) -> Iterator[ProviderRow]:
-        errors = RowErrors("<stripe balance transactions>", self.skip_bad_rows, self.bad_rows)
-        self.bad_rows.clear()
-        for number, obj in enumerate(self.pages, start=1):
-            try:
-                obj = dict(obj)
-                currency = str(obj["currency"]).upper()
-                if currency not in EXPONENTS:
-                    raise ValidationError(f"unknown currency {obj['currency']!r}")
-                gross, fee, net = (int(obj[k]) for k in ("amount", "fee", "net"))
-                category = obj.get("reporting_category") or obj.get("type") or ""
-                kind, status = REPORTING_CATEGORIES.get(category, _OTHER)
-                source = obj.get("source")
-                order_id = payment_id = None
-                if isinstance(source, Mapping):
-                    order_id = get_path(dict(source), "metadata", self.order_key)
-                    charge = source.get("charge")
-                    if order_id is None and isinstance(charge, Mapping):
-                        order_id = get_path(dict(charge), "metadata", self.order_key)
-                    payment_id = (
-                        source.get("payment_intent")
-                        or (charge.get("id") if isinstance(charge, Mapping) else charge)
-                        or source.get("id")
-                    )
-                elif isinstance(source, str):
-                    payment_id = source
-                created = obj.get("created")
-                ts = float(created) if with_time and created is not None else None
-                yield (
-                    str(order_id) if order_id else None,
-                    kind,
-                    status,
-                    abs(gross),
-                    currency,
-                    fee,
-                    net,
-                    str(obj["id"]),
-                    str(payment_id) if payment_id else None,
-                    ts,
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                errors.bad(number, f"balance transaction #{number}: {describe(exc)}")
+    def _pages(self) -> Iterator[tuple[str, Iterable[Any]]]:
+        yield "<stripe balance transactions>", self.pages
+
+    def _where(self, number: int) -> str:
+        return f"balance transaction #{number}"
+
+    def _row(self, obj: Any, with_time: bool) -> ProviderRow:
+        obj = dict(obj)
+        currency = str(obj["currency"]).upper()
+        if currency not in EXPONENTS:
+            raise ValidationError(f"unknown currency {obj['currency']!r}")
+        gross, fee, net = (int(obj[k]) for k in ("amount", "fee", "net"))
+        category = obj.get("reporting_category") or obj.get("type") or ""
+        kind, status = REPORTING_CATEGORIES.get(category, _OTHER)
+        source = obj.get("source")
+        order_id = payment_id = None
+        if isinstance(source, Mapping):
+            order_id = get_path(dict(source), "metadata", self.order_key)
+            charge = source.get("charge")
+            if order_id is None and isinstance(charge, Mapping):
+                order_id = get_path(dict(charge), "metadata", self.order_key)
+            payment_id = (
+                source.get("payment_intent")
+                or (charge.get("id") if isinstance(charge, Mapping) else charge)
+                or source.get("id")
+            )
+        elif isinstance(source, str):
+            payment_id = source
+        created = obj.get("created")
+        ts = float(created) if with_time and created is not None else None
+        return (
+            str(order_id) if order_id else None,
+            kind,
+            status,
+            abs(gross),
+            currency,
+            fee,
+            net,
+            str(obj["id"]),
+            str(payment_id) if payment_id else None,
+            ts,
+        )
