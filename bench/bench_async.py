@@ -100,11 +100,53 @@ def postgres_base() -> str | None:
     return base
 
 
+def served(seconds: float | None, calls: int) -> str:
+    """The PostgreSQL server's CPU per call, when it was measured."""
+    return "" if seconds is None else f" + server {seconds / calls * 1000:.2f}"
+
+
 def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[98]
 
 
-Run = tuple[float, float, list[float]]  # wall seconds, CPU seconds, latencies
+Run = tuple[float, float, list[float], float | None]
+"""wall seconds, CPU seconds, latencies, the PostgreSQL server's CPU seconds (or None)"""
+
+#: the bench database's name when its server runs on this machine (its backends' CPU is
+#: then read from /proc), set by main()
+SERVER_DB: str | None = None
+
+
+def server_cpu() -> dict[int, int]:
+    """On-CPU nanoseconds of each PostgreSQL backend serving ``SERVER_DB`` on this
+    machine (``/proc/PID/schedstat``: nanoseconds, where ``stat``'s ticks are 10 ms);
+    empty when the server is elsewhere. The WAL writer and checkpointer are shared with
+    every database and left out."""
+    if SERVER_DB is None:
+        return {}
+    needle = f" {SERVER_DB} ".encode()
+    found: dict[int, int] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+            if not title.startswith(b"postgres: ") or needle not in title:
+                continue
+            with open(f"/proc/{pid}/schedstat") as f:
+                found[int(pid)] = int(f.read().split()[0])
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+    return found
+
+
+def server_spent(before: dict[int, int]) -> float | None:
+    """The backends' CPU seconds since ``before`` (backends started since: all of it)."""
+    if not before:
+        return None
+    after = server_cpu()
+    return sum(ns - before.get(pid, 0) for pid, ns in after.items()) / 1e9
 
 
 def run_sync(server: str, store_url: str, calls: int, threads: int, client: str) -> Run:
@@ -112,6 +154,7 @@ def run_sync(server: str, store_url: str, calls: int, threads: int, client: str)
     with paygate.connect(provider, open_store(store_url)) as gw:
         for i in range(5):
             gw.create_payment(order_id=f"warm-{i}", amount=AMOUNT, payment_method=method)
+        backends = server_cpu()
         start, cpu = time.perf_counter(), time.process_time()
 
         def one(i: int) -> float:
@@ -121,9 +164,10 @@ def run_sync(server: str, store_url: str, calls: int, threads: int, client: str)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             latencies = list(pool.map(one, range(calls)))
         took, cpu = time.perf_counter() - start, time.process_time() - cpu
+        served = server_spent(backends)  # before the pool closes its connections
     if isinstance(provider, LatencyProvider):
         provider.close()
-    return took, cpu, latencies
+    return took, cpu, latencies, served
 
 
 def run_async(
@@ -141,6 +185,7 @@ def run_async(
             for i in range(5):
                 await agw.create_payment(order_id=f"warm-{i}", amount=AMOUNT,
                                          payment_method=method)  # fmt: skip
+            backends = server_cpu()
             start, cpu = time.perf_counter(), time.process_time()
 
             async def one(i: int) -> float:
@@ -150,9 +195,10 @@ def run_async(
 
             latencies = await asyncio.gather(*(one(i) for i in range(calls)))
             took, cpu = time.perf_counter() - start, time.process_time() - cpu
+            served = server_spent(backends)
         if isinstance(provider, LatencyProvider):
             provider.close()
-        return took, cpu, list(latencies)
+        return took, cpu, list(latencies), served
 
     if loop == "uvloop":  # what uvicorn runs on when uvloop is installed (uvicorn[standard])
         import uvloop
@@ -199,6 +245,11 @@ def main() -> None:
           f"{args.delay * 1000:.0f} ms, sync pool {args.threads} threads")  # fmt: skip
     pg_schemas: list[str] = []
     base = postgres_base() if "postgresql" in args.stores.split(",") else None
+    if base is not None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        global SERVER_DB
+        SERVER_DB = str(conninfo_to_dict(base).get("dbname") or "postgres")
     with tempfile.TemporaryDirectory() as tmp, LatencyServer(args.delay) as server:
         stores: dict[str, Any] = {}
         if "sqlite" in args.stores.split(","):
@@ -214,7 +265,7 @@ def main() -> None:
         for (name, url), client in itertools.product(stores.items(), clients):
             sync_url = url(f"sync-{client}")  # a fresh store
             sync_load = load()
-            sync_took, sync_cpu, sync_lat = run_sync(
+            sync_took, sync_cpu, sync_lat, sync_served = run_sync(
                 server, sync_url, args.calls, args.threads, client
             )
             sync_rate = args.calls / sync_took
@@ -225,20 +276,21 @@ def main() -> None:
             print(f"  sync Gateway, {args.threads} threads  {sync_rate:>7.0f} calls/s  "
                   f"p50 {statistics.median(sync_lat) * 1000:>6.0f} ms  "
                   f"p99 {p99(sync_lat) * 1000:>6.0f} ms  "
-                  f"CPU {sync_cpu / args.calls * 1000:>5.2f} ms/call  ({sync_load})")  # fmt: skip
+                  f"CPU {sync_cpu / args.calls * 1000:>5.2f} ms/call"
+                  f"{served(sync_served, args.calls)}  ({sync_load})")  # fmt: skip
             for loop in loops:
                 async_url = url(f"async-{client}-{loop}")  # a fresh store per row
                 async_load = load()
                 threads = args.pg_threads if name == "postgresql" else None
-                async_took, async_cpu, async_lat = run_async(
+                async_took, async_cpu, async_lat, async_served = run_async(
                     server, async_url, args.calls, client, threads, loop
                 )
                 async_rate = args.calls / async_took
                 print(f"  AsyncGateway, {loop:<8}   {async_rate:>7.0f} calls/s  "
                       f"p50 {statistics.median(async_lat) * 1000:>6.0f} ms  "
                       f"p99 {p99(async_lat) * 1000:>6.0f} ms  "
-                      f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call  "
-                      f"({async_load})")  # fmt: skip
+                      f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call"
+                      f"{served(async_served, args.calls)}  ({async_load})")  # fmt: skip
                 print(f"    {loop}/sync: throughput x{async_rate / sync_rate:.2f}, "
                       f"p99 x{p99(async_lat) / p99(sync_lat):.2f}, "
                       f"CPU/call x{async_cpu / sync_cpu:.2f}")  # fmt: skip
