@@ -45,8 +45,10 @@ class _GreenCursor:
     def closed(self) -> bool:
         return self._cur.closed
 
-    def execute(self, query: Any, params: Any = None, /) -> _GreenCursor:
-        await_only(self._cur.execute(query, params))
+    def execute(
+        self, query: Any, params: Any = None, /, *, prepare: bool | None = None
+    ) -> _GreenCursor:
+        await_only(self._cur.execute(query, params, prepare=prepare))
         return self
 
     def fetchone(self) -> Any:
