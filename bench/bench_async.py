@@ -27,6 +27,12 @@ machine changes far less than the wall-clock figures.
         [--stores sqlite,postgresql] [--clients plain,httpx,...,stripe-httpx,stripe-aiohttp]
         [--pg-threads N]   # AsyncStore's threads for PostgreSQL; 0 = the native async pool
         [--loops asyncio,uvloop]   # the async face's loops, a row each
+        [--warm-rounds N]   # N untimed bursts first: a long-running server's pool
+
+The default times each face's first burst on a fresh store: with PostgreSQL that
+includes the pool's growth from one connection to ``--threads`` (each new server
+backend's start, its catalog caches, its first statements). ``--warm-rounds 2`` times a
+burst on a pool that served two already, as a server that has been running would.
 """
 
 from __future__ import annotations
@@ -100,18 +106,86 @@ def postgres_base() -> str | None:
     return base
 
 
+def served(seconds: tuple[float | None, float | None], calls: int) -> str:
+    """The other processes' CPU per call (PostgreSQL's backends, the HTTP server), when
+    measured."""
+    database, http = seconds
+    text = "" if database is None else f" + server {database / calls * 1000:.2f}"
+    return text + ("" if http is None else f" + HTTP server {http / calls * 1000:.2f}")
+
+
 def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[98]
 
 
-Run = tuple[float, float, list[float]]  # wall seconds, CPU seconds, latencies
+Run = tuple[float, float, list[float], tuple[float | None, float | None]]
+"""wall seconds, CPU seconds, latencies, the CPU seconds of the PostgreSQL server's
+backends and of the latency server (each None when not measured)"""
+
+#: the bench database's name when its server runs on this machine (its backends' CPU is
+#: then read from /proc), set by main()
+SERVER_DB: str | None = None
+#: the latency server's process, set by main()
+HTTP_PID: int | None = None
 
 
-def run_sync(server: str, store_url: str, calls: int, threads: int, client: str) -> Run:
+def _on_cpu(pid: int | str) -> int | None:
+    """A process's on-CPU nanoseconds (``/proc/PID/schedstat``, where ``stat``'s ticks
+    are 10 ms), or None when it is gone or not ours to read."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+def server_cpu() -> dict[int, int]:
+    """On-CPU nanoseconds of each PostgreSQL backend serving ``SERVER_DB`` on this
+    machine (empty when the server is elsewhere), and of the latency server's process.
+    The WAL writer and checkpointer are shared with every database and left out."""
+    found: dict[int, int] = {}
+    if HTTP_PID is not None and (ns := _on_cpu(HTTP_PID)) is not None:
+        found[HTTP_PID] = ns
+    if SERVER_DB is None:
+        return found
+    needle = f" {SERVER_DB} ".encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+        except OSError:  # exited meanwhile
+            continue
+        ns = _on_cpu(pid) if title.startswith(b"postgres: ") and needle in title else None
+        if ns is not None:
+            found[int(pid)] = ns
+    return found
+
+
+def server_spent(before: dict[int, int]) -> tuple[float | None, float | None]:
+    """CPU seconds since ``before``: the backends' (those started since: all of theirs),
+    the latency server's."""
+    after = server_cpu()
+    spent = {pid: (ns - before.get(pid, 0)) / 1e9 for pid, ns in after.items()}
+    http = spent.pop(HTTP_PID, None) if HTTP_PID is not None else None
+    return (sum(spent.values()) if spent else None), http
+
+
+def run_sync(
+    server: str, store_url: str, calls: int, threads: int, client: str, warm_rounds: int = 0
+) -> Run:
     provider, method = sync_provider(server, client)
     with paygate.connect(provider, open_store(store_url)) as gw:
         for i in range(5):
             gw.create_payment(order_id=f"warm-{i}", amount=AMOUNT, payment_method=method)
+        for r in range(warm_rounds):  # untimed bursts: the pool grown, its statements warm
+            orders = [f"pre{r}-{i}" for i in range(calls)]
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(lambda order: gw.create_payment(
+                    order_id=order, amount=AMOUNT, payment_method=method,
+                ), orders))  # fmt: skip
+        backends = server_cpu()
         start, cpu = time.perf_counter(), time.process_time()
 
         def one(i: int) -> float:
@@ -121,9 +195,10 @@ def run_sync(server: str, store_url: str, calls: int, threads: int, client: str)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             latencies = list(pool.map(one, range(calls)))
         took, cpu = time.perf_counter() - start, time.process_time() - cpu
+        served = server_spent(backends)  # before the pool closes its connections
     if isinstance(provider, LatencyProvider):
         provider.close()
-    return took, cpu, latencies
+    return took, cpu, latencies, served
 
 
 def run_async(
@@ -133,6 +208,7 @@ def run_async(
     client: str,
     store_threads: int | None = None,
     loop: str = "asyncio",
+    warm_rounds: int = 0,
 ) -> Run:
     async def main() -> Run:
         provider, method = async_provider(server, client)
@@ -141,6 +217,13 @@ def run_async(
             for i in range(5):
                 await agw.create_payment(order_id=f"warm-{i}", amount=AMOUNT,
                                          payment_method=method)  # fmt: skip
+            for r in range(warm_rounds):  # untimed bursts, as the sync face's
+                await asyncio.gather(*(
+                    agw.create_payment(order_id=f"pre{r}-{i}", amount=AMOUNT,
+                                       payment_method=method)
+                    for i in range(calls)
+                ))  # fmt: skip
+            backends = server_cpu()
             start, cpu = time.perf_counter(), time.process_time()
 
             async def one(i: int) -> float:
@@ -150,9 +233,10 @@ def run_async(
 
             latencies = await asyncio.gather(*(one(i) for i in range(calls)))
             took, cpu = time.perf_counter() - start, time.process_time() - cpu
+            served = server_spent(backends)
         if isinstance(provider, LatencyProvider):
             provider.close()
-        return took, cpu, list(latencies)
+        return took, cpu, list(latencies), served
 
     if loop == "uvloop":  # what uvicorn runs on when uvloop is installed (uvicorn[standard])
         import uvloop
@@ -166,6 +250,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--threads", type=int, default=40)
     parser.add_argument("--delay", type=float, default=0.05)
+    parser.add_argument(
+        "--warm-rounds", type=int, default=0,
+        help="untimed bursts of --calls before the timed one, each face on its own store: "
+        "a long-running server's state (PostgreSQL: the pool grown to its size, every "
+        "connection's statements prepared and its catalog caches loaded)",
+    )  # fmt: skip
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--clients", default=",".join((*CLIENTS, *STRIPE)))
     parser.add_argument(
@@ -199,7 +289,15 @@ def main() -> None:
           f"{args.delay * 1000:.0f} ms, sync pool {args.threads} threads")  # fmt: skip
     pg_schemas: list[str] = []
     base = postgres_base() if "postgresql" in args.stores.split(",") else None
-    with tempfile.TemporaryDirectory() as tmp, LatencyServer(args.delay) as server:
+    if base is not None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        global SERVER_DB
+        SERVER_DB = str(conninfo_to_dict(base).get("dbname") or "postgres")
+    latency = LatencyServer(args.delay)
+    with tempfile.TemporaryDirectory() as tmp, latency as server:
+        global HTTP_PID
+        HTTP_PID = latency.pid
         stores: dict[str, Any] = {}
         if "sqlite" in args.stores.split(","):
             stores["sqlite"] = lambda tag: f"sqlite:///{Path(tmp) / tag}.db"
@@ -214,8 +312,8 @@ def main() -> None:
         for (name, url), client in itertools.product(stores.items(), clients):
             sync_url = url(f"sync-{client}")  # a fresh store
             sync_load = load()
-            sync_took, sync_cpu, sync_lat = run_sync(
-                server, sync_url, args.calls, args.threads, client
+            sync_took, sync_cpu, sync_lat, sync_served = run_sync(
+                server, sync_url, args.calls, args.threads, client, args.warm_rounds
             )
             sync_rate = args.calls / sync_took
             sync_face = "StripeProvider" if client in STRIPE else "httpx.Client"
@@ -225,20 +323,21 @@ def main() -> None:
             print(f"  sync Gateway, {args.threads} threads  {sync_rate:>7.0f} calls/s  "
                   f"p50 {statistics.median(sync_lat) * 1000:>6.0f} ms  "
                   f"p99 {p99(sync_lat) * 1000:>6.0f} ms  "
-                  f"CPU {sync_cpu / args.calls * 1000:>5.2f} ms/call  ({sync_load})")  # fmt: skip
+                  f"CPU {sync_cpu / args.calls * 1000:>5.2f} ms/call"
+                  f"{served(sync_served, args.calls)}  ({sync_load})")  # fmt: skip
             for loop in loops:
                 async_url = url(f"async-{client}-{loop}")  # a fresh store per row
                 async_load = load()
                 threads = args.pg_threads if name == "postgresql" else None
-                async_took, async_cpu, async_lat = run_async(
-                    server, async_url, args.calls, client, threads, loop
+                async_took, async_cpu, async_lat, async_served = run_async(
+                    server, async_url, args.calls, client, threads, loop, args.warm_rounds
                 )
                 async_rate = args.calls / async_took
                 print(f"  AsyncGateway, {loop:<8}   {async_rate:>7.0f} calls/s  "
                       f"p50 {statistics.median(async_lat) * 1000:>6.0f} ms  "
                       f"p99 {p99(async_lat) * 1000:>6.0f} ms  "
-                      f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call  "
-                      f"({async_load})")  # fmt: skip
+                      f"CPU {async_cpu / args.calls * 1000:>5.2f} ms/call"
+                      f"{served(async_served, args.calls)}  ({async_load})")  # fmt: skip
                 print(f"    {loop}/sync: throughput x{async_rate / sync_rate:.2f}, "
                       f"p99 x{p99(async_lat) / p99(sync_lat):.2f}, "
                       f"CPU/call x{async_cpu / sync_cpu:.2f}")  # fmt: skip

@@ -132,6 +132,11 @@ class LatencyServer:
         port = int(self._process.stdout.readline())
         return f"http://127.0.0.1:{port}/"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (``None`` before it starts)."""
+        return None if self._process is None else self._process.pid
+
     def __exit__(self, *exc: object) -> None:
         assert self._process is not None
         self._process.kill()

@@ -225,6 +225,72 @@ def test_a_task_cancelled_waiting_for_a_connection_takes_none(pg_url: str) -> No
     asyncio.run(main())
 
 
+def test_checkouts_beyond_the_pools_size_wait_at_the_gate_not_in_its_queue(
+    pg_url: str,  # noqa: F811
+) -> None:
+    """The pool's own queue costs each waiter a Condition, a task and a timer, and three
+    turns of the loop per hand-off; the gate in front of it lets in only as many
+    checkouts as the pool has connections, so none of them queues there."""
+    astore = AsyncStore(open_store(pg_url + "&pool_min=2&pool_max=2"), threads=0)
+
+    async def main() -> dict[str, int]:
+        await astore.get_payment("pay_1")
+        pool = astore._native._pool._pool
+        pool.pop_stats()
+        found = await asyncio.gather(*(astore.get_payment(f"pay_{i}") for i in range(50)))
+        assert found == [None] * 50
+        stats: dict[str, int] = pool.pop_stats()
+        await astore.aclose()
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats["requests_num"] == 50
+    assert stats.get("requests_queued", 0) == 0
+
+
+def test_a_gate_slot_handed_to_a_cancelled_waiter_goes_to_the_next() -> None:
+    from paygate.stores._postgres_async import _Gate
+
+    async def main() -> None:
+        gate = _Gate(1)
+        assert gate.enter_now()
+        first = asyncio.create_task(gate.enter(10))
+        second = asyncio.create_task(gate.enter(10))
+        await asyncio.sleep(0)  # both wait
+        assert not gate.enter_now()
+        gate.leave()  # the slot goes to ``first`` ...
+        first.cancel()  # ... cancelled before it could run: it passes the slot on
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(second, 1)
+        gate.leave()
+        assert gate.enter_now()  # one slot, not two, nor none
+        assert not gate.enter_now()
+
+    asyncio.run(main())
+
+
+def test_a_gate_waiter_cancelled_before_its_turn_takes_no_slot() -> None:
+    from psycopg_pool import PoolTimeout
+
+    from paygate.stores._postgres_async import _Gate
+
+    async def main() -> None:
+        gate = _Gate(1)
+        assert gate.enter_now()
+        gone = asyncio.create_task(gate.enter(10))
+        await asyncio.sleep(0)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        with pytest.raises(PoolTimeout):  # nobody gave the slot back
+            await gate.enter(0.01)
+        gate.leave()
+        assert gate.enter_now()
+
+    asyncio.run(main())
+
+
 def test_a_dropped_connection_is_a_store_error_and_the_pool_replaces_it(
     pg_url: str,  # noqa: F811
 ) -> None:

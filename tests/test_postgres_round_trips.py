@@ -350,3 +350,73 @@ def test_the_native_path_runs_a_store_call_in_one_greenlet(
             return len(spawned)
 
     assert asyncio.run(main()) == 2  # begin_operation, save_answer
+
+
+# -- a payment call's statements are prepared on a connection's first execution ---------------
+
+
+def _prepared_statements(store: Any) -> list[str]:
+    with store._read() as cur:  # the pool's one connection
+        cur.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_a_payment_calls_statements_are_prepared_at_their_first_execution(
+    pg_url: str,  # noqa: F811
+) -> None:
+    """psycopg prepares a statement at its sixth execution on a connection: until then the
+    server parses and plans it every time, on each connection a pool opens. The two
+    statements of a payment call are prepared at once (``prepare=True``)."""
+    from paygate.stores.postgres import PostgresStore
+
+    store = PostgresStore.from_url(_one_connection(pg_url))
+    try:
+        with paygate.connect(FakeProvider(), store) as gw:
+            gw.create_payment(order_id="ord_1", amount=AMOUNT, payment_method="tok_visa")
+            prepared = _prepared_statements(store)
+    finally:
+        store.close()
+    assert any("INSERT INTO paygate_operations" in s for s in prepared), prepared
+    assert any("INSERT INTO paygate_payments" in s for s in prepared), prepared
+
+
+def test_the_native_async_path_prepares_them_at_once_too(pg_url: str) -> None:  # noqa: F811
+    from paygate.stores._greenlet import greenlet_spawn
+    from paygate.stores.aio import AsyncStore
+    from paygate.stores.postgres import PostgresStore
+
+    async def main() -> list[str]:
+        store = AsyncStore(PostgresStore.from_url(_one_connection(pg_url)), threads=0)
+        async with paygate.connect_async(FakeProvider(), store) as agw:
+            await agw.create_payment(order_id="ord_1", amount=AMOUNT, payment_method="tok_visa")
+            return await greenlet_spawn(_prepared_statements, store._native)
+
+    prepared = asyncio.run(main())
+    assert any("INSERT INTO paygate_operations" in s for s in prepared), prepared
+    assert any("INSERT INTO paygate_payments" in s for s in prepared), prepared
+
+
+def test_prepare_threshold_none_still_prepares_nothing(
+    pg_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection told to prepare nothing (a pooler that cannot keep prepared
+    statements) is obeyed: ``prepare=True`` does not override ``prepare_threshold=None``."""
+    from paygate.stores import postgres
+    from paygate.stores.postgres import PostgresStore
+
+    connect = postgres._Connection.connect.__func__  # type: ignore[attr-defined]
+
+    def unprepared(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = connect(cls, *args, **kwargs)
+        conn.prepare_threshold = None
+        return conn
+
+    monkeypatch.setattr(postgres._Connection, "connect", classmethod(unprepared))
+    store = PostgresStore.from_url(_one_connection(pg_url))
+    try:
+        with paygate.connect(FakeProvider(), store) as gw:
+            gw.create_payment(order_id="ord_1", amount=AMOUNT, payment_method="tok_visa")
+            assert _prepared_statements(store) == []
+    finally:
+        store.close()
