@@ -42,11 +42,12 @@ from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._classify import (
     PAID_LIKE_SQL,
-    check_time,
+    Window,
+    begin,
     classify,
+    end,
     fill,
-    rows_of_orders,
-    rows_of_records,
+    rows_of,
     sql_text,
 )
 from paygate.reconcile._common import AmountCache, csv_rows, describe, header_index
@@ -304,28 +305,13 @@ _WANTED_ONLY = "(r.order_id = '' OR r.order_id IN (SELECT order_id FROM wanted))
 
 # -- loading the two sides ----------------------------------------------------------------
 
-_ORDER_SCHEMA = (
-    ("pos", "BIGINT"),
-    ("order_id", "VARCHAR"),
-    ("amount", "BIGINT"),
-    ("currency", "VARCHAR"),
-    ("status", "VARCHAR"),
-    ("created", "DOUBLE"),
-    ("refunded", "BIGINT"),
-)
-_RECORD_SCHEMA = (
-    ("seq", "BIGINT"),
-    ("order_id", "VARCHAR"),
-    ("kind", "VARCHAR"),
-    ("status", "VARCHAR"),
-    ("amount", "BIGINT"),
-    ("currency", "VARCHAR"),
-    ("fee", "BIGINT"),
-    ("net", "BIGINT"),
-    ("record_id", "VARCHAR"),
-    ("payment_id", "VARCHAR"),
-    ("ts", "DOUBLE"),
-)
+#: the columns of each side loaded from Python rows (the compact rows, numbered)
+_SCHEMAS = {
+    "orders": "pos BIGINT, order_id VARCHAR, amount BIGINT, currency VARCHAR, status VARCHAR,"
+    " created DOUBLE, refunded BIGINT",
+    "records": "seq BIGINT, order_id VARCHAR, kind VARCHAR, status VARCHAR, amount BIGINT,"
+    " currency VARCHAR, fee BIGINT, net BIGINT, record_id VARCHAR, payment_id VARCHAR, ts DOUBLE",
+}
 
 
 def _duckdb() -> Any:
@@ -406,11 +392,12 @@ def _arrow_errors(pa: Any) -> tuple[type[Exception], ...]:
     return () if pa is None else (pa.ArrowInvalid,)
 
 
-def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: Any) -> None:
+def _load_table(con: Any, name: str, columns: str, rows: Any) -> None:
     """Create ``name`` from Python row tuples, ``BATCH_ROWS`` at a time: as Arrow record
     batches when pyarrow is installed (the ``reconcile`` extra), else as lists that DuckDB
     unnests (about twice the CPU, the same table)."""
-    con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in schema)})")
+    con.execute(f"CREATE TABLE {name} ({columns})")
+    schema = [column.split() for column in columns.split(", ")]
     try:
         import pyarrow as pa
     except ImportError:
@@ -423,11 +410,11 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
     batch: list[tuple[Any, ...]] = []
 
     def flush() -> None:
-        columns = [list(column) for column in zip(*batch, strict=True)]
+        values = [list(column) for column in zip(*batch, strict=True)]
         if pa is None:
-            con.execute(f"INSERT INTO {name} SELECT {unnest}", columns)
+            con.execute(f"INSERT INTO {name} SELECT {unnest}", values)
         else:
-            pairs = zip(columns, schema, strict=True)
+            pairs = zip(values, schema, strict=True)
             arrays = [pa.array(col, type=types[t]) for col, (_, t) in pairs]
             chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
             con.execute(f"INSERT INTO {name} SELECT * FROM chunk")
@@ -534,6 +521,12 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
     )
 
 
+#: per side: the reader whose file DuckDB reads itself, and the query that reads it
+_IN_SQL: dict[str, tuple[type, Callable[[Any, bool], str | None]]] = {
+    "orders": (OrdersCSV, _orders_from_csv),
+    "records": (StripeReportCSV, _records_from_csv),
+}
+
 #: a side read in SQL, without the rows the SQL did not accept, and with those of them the
 #: Python parser accepts (``{fix}``, from `_recheck`)
 _FIXED_SQL = (
@@ -558,8 +551,7 @@ def _without_bad(con: Any, sql: str, side: str, fix_rows: list[tuple[Any, ...]])
     of them the Python parser accepts, loaded into ``<side>_fix``) when there are any."""
     if not fix_rows:
         return f"SELECT * FROM ({sql}) WHERE NOT bad"
-    schema = _ORDER_SCHEMA if side == "orders" else _RECORD_SCHEMA
-    _load_table(con, f"{side}_fix", schema, fix_rows)
+    _load_table(con, f"{side}_fix", _SCHEMAS[side], fix_rows)
     return _FIXED_SQL.format(sql=sql, fix=f"{side}_fix")
 
 
@@ -618,24 +610,25 @@ def _recheck(
 
 
 def _order_rows(
-    internal: Any, want_time: bool, duplicates_fail: tuple[float, float, bool] | None
+    internal: Any, want_time: bool, duplicates_fail: Window | None
 ) -> Iterator[tuple[Any, ...]]:
     """Positioned order rows from any source; with ``duplicates_fail`` (the window), a
     duplicate raises where the engine met it, before any later bad row."""
-    seen: set[str] | None = set() if duplicates_fail is not None else None
-    rows = rows_of_orders(internal, with_time=want_time)
+    seen: set[str] = set()
+    windowed, lo, hi, _ = duplicates_fail or (False, 0.0, 0.0, None)
+    rows = rows_of(internal, want_time, OrderRecord)
     for pos, (order_id, amount, currency, status, created, refunded) in enumerate(rows):
-        if seen is not None and duplicates_fail is not None:
-            lo, hi, windowed = duplicates_fail
-            if not (windowed and created is not None and not (lo <= created < hi)):
-                if order_id in seen:
-                    raise ValidationError(f"order {order_id!r} appears twice on the internal side")
-                seen.add(order_id)
+        if duplicates_fail is not None and not (
+            windowed and created is not None and not (lo <= created < hi)
+        ):
+            if order_id in seen:
+                raise ValidationError(f"order {order_id!r} appears twice on the internal side")
+            seen.add(order_id)
         yield (pos, order_id, amount, currency, str(status), created, refunded)
 
 
 def _record_rows(provider: Any, with_time: bool) -> Iterator[tuple[Any, ...]]:
-    for seq, row in enumerate(rows_of_records(provider, with_time=with_time)):
+    for seq, row in enumerate(rows_of(provider, with_time, ProviderRecord)):
         order_id, kind, status, amount, currency, fee, net, record_id, payment_id, ts = row
         yield (seq, order_id, str(kind), str(status), amount, currency, fee, net,
                record_id, payment_id, ts)  # fmt: skip
@@ -683,24 +676,9 @@ def reconcile(
     ([`paygate.reconcile.applied_actions`][paygate.reconcile.applied_actions] reads the records
     back).
     """
-    policy = policy or Policy()
-    if not isinstance(policy, Policy):
-        raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
-    now_ts = check_time("now", now)
-    since_ts = check_time("since", since)
-    until_ts = check_time("until", until)
-    if apply and (gateway is None or not run_id):
-        raise ValidationError(
-            "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
-            "re-runs, so a re-run reuses the same refund idempotency keys)"
-        )
-    name = provider_name or getattr(provider, "provider", None) or "provider"
-    report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
-    windowed = since_ts is not None or until_ts is not None
-    lo = since_ts if since_ts is not None else float("-inf")
-    hi = until_ts if until_ts is not None else float("inf")
-    recent_after = now_ts - policy.grace.total_seconds() if now_ts is not None else None
-    want_time = windowed or recent_after is not None
+    report, window = begin(
+        provider, policy, now, since, until, run_id, provider_name, apply, gateway
+    )
 
     def num(value: float | None) -> str:
         if value is None:
@@ -709,84 +687,76 @@ def reconcile(
             return f"'{'-' if value < 0 else ''}inf'::DOUBLE"
         return f"{value!r}::DOUBLE"
 
-    window = {
-        "windowed": "true" if windowed else "false",
-        "lo": num(lo),
-        "hi": num(hi),
-        "recent_after": num(recent_after),
+    sql_window = {
+        "windowed": "true" if window.windowed else "false",
+        "lo": num(window.lo),
+        "hi": num(window.hi),
+        "recent_after": num(window.recent_after),
+    }
+    #: per side: its source, and whether the dates of its rows matter
+    sides: dict[str, tuple[Any, bool]] = {
+        "orders": (internal, window.want_time),
+        "records": (provider, window.windowed),
     }
     con = _connect()
     try:
+
+        def load(side: str) -> str:
+            source, with_time = sides[side]
+            if side == "orders":
+                eager = None if skip_bad_rows else window
+                rows = _order_rows(source, with_time, eager)
+            else:
+                rows = _record_rows(source, with_time)
+            _load_table(con, f"{side}_in", _SCHEMAS[side], rows)
+            return f"SELECT *, false AS bad FROM {side}_in"
+
         # -- 1. one statement: the files in SQL when they can be, else loaded rows --------
-        orders_sql = records_sql = None
-        if type(internal) is OrdersCSV:
-            orders_sql = _orders_from_csv(internal, want_time)
-        if type(provider) is StripeReportCSV:
-            records_sql = _records_from_csv(provider, windowed)
-
-        def load_orders() -> str:
-            eager = None if skip_bad_rows else (lo, hi, windowed)
-            _load_table(con, "orders_in", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
-            return "SELECT *, false AS bad FROM orders_in"
-
-        def load_records() -> str:
-            _load_table(con, "records_in", _RECORD_SCHEMA, _record_rows(provider, windowed))
-            return "SELECT *, false AS bad FROM records_in"
-
-        if orders_sql is None:
-            orders_sql = load_orders()
-        if records_sql is None:
-            records_sql = load_records()
+        sql: dict[str, str] = {}
+        for side, (source, with_time) in sides.items():
+            reader, from_csv = _IN_SQL[side]
+            sql[side] = (from_csv(source, with_time) if type(source) is reader else None) or load(
+                side
+            )
         rows: list[tuple[Any, ...]] = []
-        orders_bad: list[BadRow] = []
-        records_bad: list[BadRow] = []
+        bad: dict[str, list[BadRow]] = {"orders": [], "records": []}
         for attempt in range(3):
             try:
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE run AS "
-                    + _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
+                    + _RUN_SQL.format(orders=sql["orders"], records=sql["records"], **sql_window)
                 )
                 rows = con.execute("SELECT * FROM run WHERE tag NOT IN ('o', 'x')").fetchall()
             except _duckdb().Error:
-                if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
+                if attempt == 2 or all(f"{side}_in" in sql[side] for side in sides):
                     raise
                 rows = [("n", 1, 1, 0, 0)]  # a file DuckDB cannot read: Python reads both
-            (_, bad_orders, bad_records, n_orders, n_records, *_) = next(
-                r for r in rows if r[0] == "n"
-            )
+            counts = next(r for r in rows if r[0] == "n")
             # a side with bad rows is read again (by Python, or in SQL with the rows the
             # Python parser accepts of those the SQL flagged); the run left the bad rows
             # out, so when `_recheck` found only bad rows its figures stand
-            orders_again = records_again = False
-            if bad_orders and "orders_in" not in orders_sql:
-                positions = _bad_positions(con, orders_sql, "pos")
-                fixed = _recheck(internal, positions, n_orders, want_time)
-                if fixed is None:
-                    orders_sql, orders_again = load_orders(), True
-                else:
-                    orders_bad, fix_rows = fixed
-                    orders_sql = _without_bad(con, orders_sql, "orders", fix_rows)
-                    orders_again = bool(fix_rows)
-            dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
-            if dups and not skip_bad_rows and not orders_again:
-                _, order_id = min(dups)
-                raise ValidationError(f"order {order_id!r} appears twice on the internal side")
-            if bad_records and "records_in" not in records_sql:
-                positions = _bad_positions(con, records_sql, "seq")
-                fixed = _recheck(provider, positions, n_records, windowed)
-                if fixed is None:
-                    records_sql, records_again = load_records(), True
-                else:
-                    records_bad, fix_rows = fixed
-                    records_sql = _without_bad(con, records_sql, "records", fix_rows)
-                    records_again = bool(fix_rows)
-            if not (orders_again or records_again):
+            again = False
+            for at, (side, (source, with_time)) in enumerate(sides.items()):
+                if counts[1 + at] and f"{side}_in" not in sql[side]:
+                    key = _SCHEMAS[side].split()[0]  # the first column numbers the rows
+                    positions = _bad_positions(con, sql[side], key)
+                    fixed = _recheck(source, positions, counts[3 + at], with_time)
+                    if fixed is None:
+                        sql[side], again = load(side), True
+                    else:
+                        bad[side], fix_rows = fixed
+                        sql[side] = _without_bad(con, sql[side], side, fix_rows)
+                        again = again or bool(fix_rows)
+                dups = [(r[1], r[7]) for r in rows if r[0] == "d"] if side == "orders" else []
+                # the orders' first error (a bad row, a duplicate) comes before the records'
+                if dups and not skip_bad_rows and not again:
+                    _, order_id = min(dups)
+                    raise ValidationError(f"order {order_id!r} appears twice on the internal side")
+            if not again:
                 break
-        # read in SQL: the bad rows are those `_recheck` found, if any
-        if isinstance(internal, OrdersCSV) and "orders_in" not in orders_sql:
-            internal.bad_rows = orders_bad
-        if isinstance(provider, StripeReportCSV) and "records_in" not in records_sql:
-            provider.bad_rows = records_bad
+        for side, (source, _) in sides.items():
+            if f"{side}_in" not in sql[side]:  # read in SQL: the bad rows `_recheck` found
+                source.bad_rows = bad[side]
         (_, bad_orders, bad_records, n_orders, n_records, *_) = next(r for r in rows if r[0] == "n")
         report.orders_read, report.records_read = n_orders - bad_orders, n_records - bad_records
         if progress is not None:
@@ -796,14 +766,14 @@ def reconcile(
             report.bad_rows.append(
                 BadRow("<orders>", 0, f"order {order_id!r} appears twice on the internal side")
             )
-        for source in (internal, provider):
+        for source, _ in sides.values():
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
 
         # -- 2. the records of the orders with more than a clean match, and the orphans' --
         con.execute(_WANTED_SQL)
         con.execute(
             "CREATE TEMP TABLE pg_rec AS "
-            + _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
+            + _DETAILS_SQL.format(records=sql["records"].replace(_ONLY, _WANTED_ONLY), **sql_window)
         )
         # -- 3. their lines, by the rules reconcile_in_postgres runs too ----------------------
         con.execute(_JOINED_SQL)
@@ -816,10 +786,5 @@ def reconcile(
     (awaiting, not_charged) = next((r[1] or 0, r[2] or 0) for r in rows if r[0] == "q")
     quiet = (quiet[0] + awaiting, quiet[1] + not_charged, *quiet[2:])
     fees = [(r[7], r[5], r[6], r[1], r[2]) for r in rows if r[0] == "f"]
-    fill(report, policy, fast, lines, quiet, orphans, fees)
-
-    if apply:
-        from paygate.reconcile._apply import apply_actions
-
-        apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
-    return report
+    fill(report, fast, lines, quiet, orphans, fees)
+    return end(report, gateway if apply else None, run_id, on_action)

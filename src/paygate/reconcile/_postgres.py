@@ -39,14 +39,7 @@ from datetime import datetime
 from typing import Any
 
 from paygate.errors import ValidationError
-from paygate.reconcile._classify import (
-    PAID_LIKE_SQL,
-    check_time,
-    classify,
-    fill,
-    rows_of_records,
-    sql_text,
-)
+from paygate.reconcile._classify import PAID_LIKE_SQL, begin, classify, end, fill, rows_of, sql_text
 from paygate.reconcile._common import ProviderRow
 from paygate.reconcile._model import (
     Policy,
@@ -257,27 +250,10 @@ def reconcile_in_postgres(
             "reconcile_in_postgres needs a PostgresStore or orders_from_store(PostgresStore), "
             f"got {type(internal).__name__}"
         )
-    policy = policy or Policy()
-    if not isinstance(policy, Policy):
-        raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
-    now_ts = check_time("now", now)
-    since_ts = check_time("since", since)
-    until_ts = check_time("until", until)
-    if apply and (gateway is None or not run_id):
-        raise ValidationError(
-            "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
-            "re-runs, so a re-run reuses the same refund idempotency keys)"
-        )
-    name = provider_name or getattr(provider, "provider", None) or "provider"
-    report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
-    windowed = since_ts is not None or until_ts is not None
-    recent_after = now_ts - policy.grace.total_seconds() if now_ts is not None else None
-    params = {
-        "want_time": windowed or recent_after is not None,
-        "lo": since_ts if since_ts is not None else float("-inf"),
-        "hi": until_ts if until_ts is not None else float("inf"),
-        "recent_after": recent_after,
-    }
+    report, window = begin(
+        provider, policy, now, since, until, run_id, provider_name, apply, gateway
+    )
+    params = {"want_time": window.want_time, **window._asdict()}
     with _connect(store) as conn, conn.transaction(), conn.cursor() as cur:
         # the run is one statement after another in one transaction: the store's
         # per-statement bound is for the webhook path, not a million-order join
@@ -288,14 +264,16 @@ def reconcile_in_postgres(
         # for every join here (one side, or both, in memory)
         cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(_CREATE_RECORDS_SQL)
-        report.records_read = _copy_records(cur, rows_of_records(provider, windowed), progress)
+        report.records_read = _copy_records(
+            cur, rows_of(provider, window.windowed, ProviderRecord), progress
+        )
         if progress is not None:
             progress("records", report.records_read)
         cur.execute(_HELD_SQL, params)
         report.orders_read = cur.rowcount
         if progress is not None:
             progress("orders", report.orders_read)
-        if windowed:
+        if window.windowed:
             for statement in _WINDOW_SQL:
                 cur.execute(statement, params)
         cur.execute(_PER_SQL)
@@ -307,9 +285,5 @@ def reconcile_in_postgres(
         fees = cur.fetchall()
     report.bad_rows.extend(getattr(internal, "bad_rows", ()))
     report.bad_rows.extend(getattr(provider, "bad_rows", ()))
-    fill(report, policy, fast, lines, quiet, orphans, fees)
-    if apply:
-        from paygate.reconcile._apply import apply_actions
-
-        apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
-    return report
+    fill(report, fast, lines, quiet, orphans, fees)
+    return end(report, gateway if apply else None, run_id, on_action)
