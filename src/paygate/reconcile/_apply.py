@@ -1,20 +1,10 @@
 """Carry out a report's proposed actions (``apply=True``).
 
-Only refunds move money, and they go through the Gateway (so its retries, validation and
-store log apply) with an idempotency key derived from the reconciliation run and the order:
-re-running the same run sends the same keys, and the provider answers a repeated key with
-the first refund instead of a second one. Before refunding, the payment is looked up and a
-payment already refunded is left alone, so even a different run id does not refund twice
-once the first refund is known. Everything else (mark paid, cancel, record) belongs to the
-shop's order system: it is handed to ``on_action(line)``, or listed as skipped.
-
-Every action carried out is also recorded in the gateway's store, as an idempotency record
-([`OperationRecord`][paygate.stores.OperationRecord]) under ``reconcile:<run>:<order>:<action>``
-(``...:refund:<payment>`` for refunds), written *pending* before the action and finished
-succeeded/failed after it. A re-run of the same run skips what is recorded as done
-(``already_done``, no ``on_action`` call, no refund request) and tries again what failed
-or never finished. [`applied_actions`][paygate.reconcile.applied_actions] reads a run's records
-back.
+Refunds go through the Gateway with an idempotency key of the run and the order; every
+other action is handed to ``on_action(line)``. Each action is recorded in the gateway's
+store under ``reconcile:<run>:<order>:<action>`` (``...:refund:<payment>`` for refunds),
+pending before it and finished after it, so a re-run of the same run skips what is done.
+docs/reconciliation.md ("Acting on it") has the rules and why.
 """
 
 from __future__ import annotations

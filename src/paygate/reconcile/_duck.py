@@ -1,31 +1,12 @@
 """The reconciliation engine on DuckDB: the join and the classification in SQL.
 
-Both sides become one DuckDB relation each, in the engine's normalized form (amounts as
-integer minor units, statuses and kinds as their enum values, dates as Unix seconds):
-
-- an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
-  (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
-  ``_STRIPE_CSV_SQL``): amounts in the shape DuckDB writes them back (see ``_MAJOR``)
-  become minor units exactly, never through floats. A row with anything else in it - a
-  value of another shape, an unknown word, a bad amount - is flagged ``bad``; under
-  ``skip_bad_rows`` the reader's own Python parser then decides on those rows alone
-  (`_recheck`: bad rows with their file, line and message exactly as it always reported
-  them, and the rows it accepts added to the SQL's), else, and for a file DuckDB cannot
-  read (a ragged row), the whole file is read again by the Python parser and its rows
-  are loaded as below. So the SQL only ever accepts what the Python parser accepts, with
-  the same result.
-- any other source (the store, an iterable of records, the API and JSON readers) is
-  loaded from its compact rows (``_load_table``: Arrow record batches, or plain lists
-  without pyarrow).
-
-Then SQL (``_RUN_SQL``) joins them and does the bulk of the work: the window, the
-duplicates, the fee and net totals, the clean matches (an order whose only record is one
-successful payment of exactly its amount - nearly every order) counted and summed, the
-orders without a record, and the orphans' ids. A second statement (``_DETAILS_SQL``) reads
-the records of the orders with anything more than a clean match (a second charge, a
-refund, a failure...) and of the orphans; those few go through the per-order rules in SQL
-that `reconcile_in_postgres` runs too (`_classify`): which payment is kept, which ids are
-named, the notes.
+How it reads the two sides and runs, and why, is docs/reconciliation.md ("How it scales"):
+an `OrdersCSV` or `StripeReportCSV` over a file is read by DuckDB itself and normalized in
+SQL (``_ORDERS_CSV_SQL``, ``_STRIPE_CSV_SQL``), the rows the SQL does not accept decided by
+the reader's own Python parser (`_recheck`); any other source is loaded from its compact
+rows (`_load_table`). ``_RUN_SQL`` joins the two sides and counts the clean matches,
+``_DETAILS_SQL`` reads the records of the other orders, and the per-order rules that
+`reconcile_in_postgres` runs too (`_classify`) write their lines.
 """
 
 from __future__ import annotations
