@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from paygate.errors import ValidationError
 from paygate.money import Money
@@ -367,19 +367,10 @@ def fill(
 # -- what both engines do first and last ------------------------------------------------------
 
 
-class Window(NamedTuple):
-    """A run's bounds in Unix seconds: records and orders dated in ``[lo, hi)`` are kept
-    when ``windowed``; orders created after ``recent_after`` are within the grace window."""
-
-    windowed: bool
-    lo: float
-    hi: float
-    recent_after: float | None
-
-    @property
-    def want_time(self) -> bool:
-        """Whether the orders' dates matter (a window, or a grace window)."""
-        return self.windowed or self.recent_after is not None
+#: a run's bounds in Unix seconds: (windowed, lo, hi, recent_after): records and orders
+#: dated in ``[lo, hi)`` are kept when ``windowed``; orders created after ``recent_after``
+#: are within the grace window
+Window = tuple[bool, float, float, float | None]
 
 
 def begin(
@@ -407,13 +398,12 @@ def begin(
     name = provider_name or getattr(provider, "provider", None) or "provider"
     report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
     now_ts, since_ts, until_ts = timestamp_of(now), timestamp_of(since), timestamp_of(until)
-    window = Window(
+    return report, (
         since_ts is not None or until_ts is not None,
         since_ts if since_ts is not None else float("-inf"),
         until_ts if until_ts is not None else float("inf"),
         now_ts - policy.grace.total_seconds() if now_ts is not None else None,
     )
-    return report, window
 
 
 def end(

@@ -158,7 +158,7 @@ FROM a
 #: the run's first statement: both sides parsed once (common table expressions, which
 #: DuckDB streams to their consumers or keeps in memory, far cheaper than a table per
 #: side), then every figure the report needs comes out as rows of one result, told apart
-#: by ``tag``:
+#: by ``tag`` (``UNION ALL BY NAME``: each kind of row names its columns, the rest are NULL):
 #:
 #: - ``n``: bad rows per side and rows in the file (the bad rows are left out of the rest;
 #:   `_recheck` has the reader's Python parser decide on them)
@@ -216,37 +216,32 @@ kept AS (
 )
 SELECT 'n' AS tag, (SELECT count(*) FILTER (WHERE bad) FROM orders) AS i1,
     (SELECT count(*) FILTER (WHERE bad) FROM records) AS i2,
-    (SELECT count(*) FROM orders) AS i3, (SELECT count(*) FROM records) AS i4,
-    NULL::HUGEINT AS h1, NULL::HUGEINT AS h2, NULL AS s1, NULL AS s2, NULL AS s3,
-    NULL AS s4, NULL AS s5, NULL AS s6, NULL::BOOLEAN AS b1, NULL::BOOLEAN AS b2
-UNION ALL
-SELECT 'd', pos, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
-    NULL FROM dup
-UNION ALL
-SELECT 'm', count(*), min(pos), NULL, NULL, sum(amount)::HUGEINT, NULL, currency, NULL, NULL,
-    NULL, NULL, NULL, NULL, NULL
+    (SELECT count(*) FROM orders) AS i3, (SELECT count(*) FROM records) AS i4
+UNION ALL BY NAME
+SELECT 'd' AS tag, pos AS i1, order_id AS s1 FROM dup
+UNION ALL BY NAME
+SELECT 'm' AS tag, count(*) AS i1, min(pos) AS i2, sum(amount)::HUGEINT AS h1, currency AS s1
 FROM joined WHERE clean GROUP BY currency
-UNION ALL
-SELECT 'q',
-    count(*) FILTER (WHERE recent AND status IN ('paid', 'refunded', 'disputed', 'pending')),
+UNION ALL BY NAME
+SELECT 'q' AS tag,
+    count(*) FILTER (WHERE recent AND status IN ('paid', 'refunded', 'disputed', 'pending'))
+        AS i1,
     count(*) FILTER (WHERE status NOT IN ('paid', 'refunded', 'disputed')
-        AND NOT (status = 'pending' AND recent)),
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        AND NOT (status = 'pending' AND recent)) AS i2
 FROM joined WHERE pos IS NOT NULL AND n IS NULL
-UNION ALL
-SELECT 'o', pos, n, first_seq, NULL, amount, refunded, order_id, currency, status, NULL, NULL,
-    NULL, recent, n IS NOT NULL
+UNION ALL BY NAME
+SELECT 'o' AS tag, pos AS i1, n AS i2, first_seq AS i3, amount::HUGEINT AS h1,
+    refunded::HUGEINT AS h2, order_id AS s1, currency AS s2, status AS s3, recent AS b1,
+    n IS NOT NULL AS b2
 FROM joined
 WHERE pos IS NOT NULL AND (
     (n IS NOT NULL AND NOT clean)
     OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
-UNION ALL
-SELECT 'x', NULL, n, first_seq, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
-    NULL
-FROM joined WHERE pos IS NULL
-UNION ALL
-SELECT 'f', min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0), NULL, NULL,
-    sum(fee)::HUGEINT, sum(net)::HUGEINT, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+UNION ALL BY NAME
+SELECT 'x' AS tag, n AS i2, first_seq AS i3, order_id AS s1 FROM joined WHERE pos IS NULL
+UNION ALL BY NAME
+SELECT 'f' AS tag, min(seq) FILTER (WHERE fee <> 0) AS i1, min(seq) FILTER (WHERE net <> 0) AS i2,
+    sum(fee)::HUGEINT AS h1, sum(net)::HUGEINT AS h2, currency AS s1
 FROM kept_records GROUP BY currency
 """
 
@@ -349,30 +344,6 @@ _EXPONENT_OF = (
 )
 
 
-def _file_of(source: Any) -> str | None:
-    """The path of a reader's source when DuckDB can read it itself, else None."""
-    if isinstance(source, (str, Path)):
-        path = str(source)
-    else:
-        name = getattr(source, "name", None)
-        if not isinstance(name, str) or getattr(source, "closed", True):
-            return None
-        path = name
-    return path if os.path.isfile(path) else None
-
-
-def _header(path: str) -> list[str]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        first = handle.readline()
-    if not first or '"' in first:
-        return []
-    return next(csv_rows(iter([first])), [])
-
-
-def _arrow_errors(pa: Any) -> tuple[type[Exception], ...]:
-    return () if pa is None else (pa.ArrowInvalid,)
-
-
 def _load_table(con: Any, name: str, columns: str, rows: Any) -> None:
     """Create ``name`` from Python row tuples, ``BATCH_ROWS`` at a time: as Arrow record
     batches when pyarrow is installed (the ``reconcile`` extra), else as lists that DuckDB
@@ -383,6 +354,7 @@ def _load_table(con: Any, name: str, columns: str, rows: Any) -> None:
         import pyarrow as pa
     except ImportError:
         pa = None
+    arrow_errors: tuple[type[Exception], ...] = () if pa is None else (pa.ArrowInvalid,)
     if pa is not None:
         types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "DOUBLE": pa.float64()}
         arrow_schema = pa.schema([(c, types[t]) for c, t in schema])
@@ -408,7 +380,7 @@ def _load_table(con: Any, name: str, columns: str, rows: Any) -> None:
                 flush()
         if batch:
             flush()
-    except (OverflowError, _duckdb().ConversionException, *_arrow_errors(pa)) as exc:
+    except (OverflowError, _duckdb().ConversionException, *arrow_errors) as exc:
         if not any(word in str(exc) for word in ("too large", "too big", "out of range")):
             raise
         raise ValidationError(
@@ -422,9 +394,18 @@ def _read_file(reader: Any, columns: dict[str, str | None], aliases: dict[str, s
     text) and the select list naming the columns by ``aliases`` (role -> alias, "" for a
     column the file lacks); None when the Python parser must read it (not a plain file, a
     header DuckDB cannot be told)."""
-    path = _file_of(reader.source)
-    header = _header(path) if path is not None else []
-    if path is None or not header:
+    source = reader.source
+    if isinstance(source, (str, Path)):
+        path: str | None = str(source)
+    else:  # an open file: DuckDB reads it by its name
+        name = getattr(source, "name", None)
+        path = name if isinstance(name, str) and not getattr(source, "closed", True) else None
+    if path is None or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+    header = next(csv_rows(iter([first])), []) if first and '"' not in first else []
+    if not header:
         return None
     try:
         pos = header_index(header, columns, name=path, what=reader.what)
@@ -660,6 +641,7 @@ def reconcile(
     report, window = begin(
         provider, policy, now, since, until, run_id, provider_name, apply, gateway
     )
+    windowed, lo, hi, recent_after = window
 
     def num(value: float | None) -> str:
         if value is None:
@@ -669,15 +651,15 @@ def reconcile(
         return f"{value!r}::DOUBLE"
 
     sql_window = {
-        "windowed": "true" if window.windowed else "false",
-        "lo": num(window.lo),
-        "hi": num(window.hi),
-        "recent_after": num(window.recent_after),
+        "windowed": "true" if windowed else "false",
+        "lo": num(lo),
+        "hi": num(hi),
+        "recent_after": num(recent_after),
     }
-    #: per side: its source, and whether the dates of its rows matter
+    # per side: its source, and whether the dates of its rows matter
     sides: dict[str, tuple[Any, bool]] = {
-        "orders": (internal, window.want_time),
-        "records": (provider, window.windowed),
+        "orders": (internal, windowed or recent_after is not None),
+        "records": (provider, windowed),
     }
     con = _connect()
     try:
@@ -707,7 +689,9 @@ def reconcile(
                     "CREATE OR REPLACE TEMP TABLE run AS "
                     + _RUN_SQL.format(orders=sql["orders"], records=sql["records"], **sql_window)
                 )
-                rows = con.execute("SELECT * FROM run WHERE tag NOT IN ('o', 'x')").fetchall()
+                rows = con.execute(
+                    "SELECT tag, i1, i2, i3, i4, h1, h2, s1 FROM run WHERE tag NOT IN ('o', 'x')"
+                ).fetchall()
             except _duckdb().Error:
                 if attempt == 2 or all(f"{side}_in" in sql[side] for side in sides):
                     raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
 from paygate._compat import StrEnum
 from paygate.errors import ValidationError
@@ -280,7 +280,12 @@ class Policy:
     grace: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
-        for name, choices in POLICY_CHOICES.items():
+        allowed: dict[str, tuple[str, ...]] = {
+            "unpaid_order_charged": ("refund", "mark_paid", "investigate"),
+            "paid_without_payment": ("cancel", "investigate"),
+            "double_charge": ("refund", "investigate"),
+        }
+        for name, choices in allowed.items():
             value = getattr(self, name)
             if value not in choices:
                 raise ValidationError(
@@ -288,14 +293,6 @@ class Policy:
                 )
         if not isinstance(self.grace, timedelta) or self.grace < timedelta(0):
             raise ValidationError(f"Policy.grace must be a timedelta >= 0, got {self.grace!r}")
-
-
-#: Policy's actions per case, and the words each takes (its ``Literal``)
-POLICY_CHOICES: dict[str, tuple[str, ...]] = {
-    name: get_args(hint)
-    for name, hint in get_type_hints(Policy).items()
-    if get_origin(hint) is Literal
-}
 
 
 @dataclass(frozen=True, slots=True)

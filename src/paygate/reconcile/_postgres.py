@@ -217,10 +217,11 @@ def reconcile_in_postgres(
             "reconcile_in_postgres needs a PostgresStore or orders_from_store(PostgresStore), "
             f"got {type(internal).__name__}"
         )
-    report, window = begin(
+    report, (windowed, lo, hi, recent_after) = begin(
         provider, policy, now, since, until, run_id, provider_name, apply, gateway
     )
-    params = {"want_time": window.want_time, **window._asdict()}
+    want_time = windowed or recent_after is not None
+    params = {"want_time": want_time, "lo": lo, "hi": hi, "recent_after": recent_after}
     with _connect(store) as conn, conn.transaction(), conn.cursor() as cur:
         # the run is one statement after another in one transaction: the store's
         # per-statement bound is for the webhook path, not a million-order join
@@ -232,7 +233,7 @@ def reconcile_in_postgres(
         cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(_CREATE_RECORDS_SQL)
         report.records_read = _copy_records(
-            cur, rows_of(provider, window.windowed, ProviderRecord), progress
+            cur, rows_of(provider, windowed, ProviderRecord), progress
         )
         if progress is not None:
             progress("records", report.records_read)
@@ -240,7 +241,7 @@ def reconcile_in_postgres(
         report.orders_read = cur.rowcount
         if progress is not None:
             progress("orders", report.orders_read)
-        if window.windowed:
+        if windowed:
             for statement in _WINDOW_SQL:
                 cur.execute(statement, params)
         cur.execute(_PER_SQL)
