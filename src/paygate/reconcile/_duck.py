@@ -722,7 +722,7 @@ def reconcile(
         for side, (source, _) in sides.items():
             if f"{side}_in" not in sql[side]:  # read in SQL: the bad rows `_recheck` found
                 source.bad_rows = bad[side]
-        (_, bad_orders, bad_records, n_orders, n_records, *_) = next(r for r in rows if r[0] == "n")
+        _, bad_orders, bad_records, n_orders, n_records, *_ = counts  # the last run's
         report.orders_read, report.records_read = n_orders - bad_orders, n_records - bad_records
         if progress is not None:
             progress("orders", report.orders_read)
