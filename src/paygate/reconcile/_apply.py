@@ -1,20 +1,10 @@
 """Carry out a report's proposed actions (``apply=True``).
 
-Only refunds move money, and they go through the Gateway (so its retries, validation and
-store log apply) with an idempotency key derived from the reconciliation run and the order:
-re-running the same run sends the same keys, and the provider answers a repeated key with
-the first refund instead of a second one. Before refunding, the payment is looked up and a
-payment already refunded is left alone, so even a different run id does not refund twice
-once the first refund is known. Everything else (mark paid, cancel, record) belongs to the
-shop's order system: it is handed to ``on_action(line)``, or listed as skipped.
-
-Every action carried out is also recorded in the gateway's store, as an idempotency record
-([`OperationRecord`][paygate.stores.OperationRecord]) under ``reconcile:<run>:<order>:<action>``
-(``...:refund:<payment>`` for refunds), written *pending* before the action and finished
-succeeded/failed after it. A re-run of the same run skips what is recorded as done
-(``already_done``, no ``on_action`` call, no refund request) and tries again what failed
-or never finished. [`applied_actions`][paygate.reconcile.applied_actions] reads a run's records
-back.
+Refunds go through the Gateway with an idempotency key of the run and the order; every
+other action is handed to ``on_action(line)``. Each action is recorded in the gateway's
+store under ``reconcile:<run>:<order>:<action>`` (``...:refund:<payment>`` for refunds),
+pending before it and finished after it, so a re-run of the same run skips what is done.
+docs/reconciliation.md ("Acting on it") has the rules and why.
 """
 
 from __future__ import annotations
@@ -86,12 +76,6 @@ class _Log:
         self.clock: Callable[[], float] = clock if callable(clock) else time.time
         self.run_id = run_id
 
-    def _about(
-        self, line: ReconciliationLine, action: Action, payment_id: str | None
-    ) -> dict[str, Any]:
-        return {"run_id": self.run_id, "order_id": line.order_id, "action": str(action),
-                "payment_id": payment_id}  # fmt: skip
-
     def done_before(
         self, line: ReconciliationLine, action: Action, payment_id: str | None = None
     ) -> AppliedAction | None:
@@ -119,7 +103,8 @@ class _Log:
         from paygate.stores import OperationRecord, OperationStatus
 
         scope = _scope(self.run_id, line.order_id, action, payment_id)
-        about = self._about(line, action, payment_id)
+        about = {"run_id": self.run_id, "order_id": line.order_id, "action": str(action),
+                 "payment_id": payment_id}  # fmt: skip
         now = self.clock()
         fresh = OperationRecord(
             key=scope, operation=f"reconcile_{action}", provider_key=key,
@@ -215,40 +200,34 @@ def _accepts_key(method: Callable[..., Any]) -> bool:
 def _refund_one(
     gateway: Any, line: ReconciliationLine, payment_id: str, key: str
 ) -> tuple[AppliedAction, str | None]:
-    # what the gateway learns here (the payment's sync, the refund) is labeled as
-    # reconciliation's, in its transition log and in the facts the app is told
-    channel = getattr(gateway, "channel", None)
-    with channel("reconcile") if callable(channel) else contextlib.nullcontext():
-        return _refund_in_channel(gateway, line, payment_id, key)
-
-
-def _refund_in_channel(
-    gateway: Any, line: ReconciliationLine, payment_id: str, key: str
-) -> tuple[AppliedAction, str | None]:
     def failed(exc: PaygateError) -> tuple[AppliedAction, str | None]:
         detail = f"{payment_id}: {exc}"
         code = getattr(exc, "code", None) or type(exc).__name__
         return AppliedAction(line.order_id, Action.REFUND, "failed", detail, key), code
 
-    try:
-        payment = gateway.get_payment(payment_id)
-    except PaygateError as exc:
-        return failed(exc)
-    captured: Money = payment.amount_captured or payment.amount
-    refunded: Money = payment.amount_refunded or Money(0, captured.currency)
-    remaining = captured - refunded
-    if remaining.amount <= 0:
-        done = f"{payment_id} is refunded"
-        return AppliedAction(line.order_id, Action.REFUND, "already_done", done, key), None
-    kwargs: dict[str, Any] = {"amount": remaining, "reason": f"reconciliation: {line.case}"}
-    if _accepts_key(gateway.refund):
-        kwargs["idempotency_key"] = key
-    try:
-        refund = gateway.refund(payment_id, **kwargs)
-    except PaygateError as exc:
-        return failed(exc)
-    detail = f"refund {getattr(refund, 'id', '?')} of {remaining} on {payment_id}"
-    return AppliedAction(line.order_id, Action.REFUND, "done", detail, key), None
+    # what the gateway learns here (the payment's sync, the refund) is labeled as
+    # reconciliation's, in its transition log and in the facts the app is told
+    channel = getattr(gateway, "channel", None)
+    with channel("reconcile") if callable(channel) else contextlib.nullcontext():
+        try:
+            payment = gateway.get_payment(payment_id)
+        except PaygateError as exc:
+            return failed(exc)
+        captured: Money = payment.amount_captured or payment.amount
+        refunded: Money = payment.amount_refunded or Money(0, captured.currency)
+        remaining = captured - refunded
+        if remaining.amount <= 0:
+            done = f"{payment_id} is refunded"
+            return AppliedAction(line.order_id, Action.REFUND, "already_done", done, key), None
+        kwargs: dict[str, Any] = {"amount": remaining, "reason": f"reconciliation: {line.case}"}
+        if _accepts_key(gateway.refund):
+            kwargs["idempotency_key"] = key
+        try:
+            refund = gateway.refund(payment_id, **kwargs)
+        except PaygateError as exc:
+            return failed(exc)
+        detail = f"refund {getattr(refund, 'id', '?')} of {remaining} on {payment_id}"
+        return AppliedAction(line.order_id, Action.REFUND, "done", detail, key), None
 
 
 def _hand_over(

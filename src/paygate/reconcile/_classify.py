@@ -23,13 +23,13 @@ text joined with ``||``); the two dialects differ only in how a temporary table 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from paygate.errors import ValidationError
 from paygate.money import Money
-from paygate.reconcile._common import InternalRow, ProviderRow, timestamp_of
+from paygate.reconcile._common import timestamp_of
 from paygate.reconcile._model import (
     PAID_LIKE,
     Action,
@@ -37,19 +37,10 @@ from paygate.reconcile._model import (
     OrderRecord,
     OrderStatus,
     Policy,
-    ProviderRecord,
     ReconciliationLine,
     ReconciliationReport,
-    RecordKind,
-    RecordStatus,
+    _check_aware,
 )
-
-ACTION_FOR = {
-    "refund": Action.REFUND,
-    "mark_paid": Action.MARK_PAID,
-    "investigate": Action.INVESTIGATE,
-    "cancel": Action.CANCEL,
-}
 
 
 def sql_text(value: str) -> str:
@@ -277,7 +268,6 @@ def classify(cur: Any, *, postgres: bool) -> tuple[list[Any], Any, list[Any]]:
 
 def fill(
     report: ReconciliationReport,
-    policy: Policy,
     fast: Iterable[Any],
     lines: list[Any],
     quiet: Any,
@@ -289,66 +279,65 @@ def fill(
     from `classify`, ``fees`` per currency (currency, fee, net, first seq with a fee, first
     seq with a net). Counts come in the order of `Case`, totals in the order each case and
     currency first occurs, lines in the books' order, then the orphans in the records'."""
-    counts: dict[Case, int] = dict.fromkeys(Case, 0)
-    totals: dict[Case, dict[str, int]] = {}
-
-    def total(case: Case, currency: str, amount: int) -> None:
-        by_cur = totals.setdefault(case, {})
-        by_cur[currency] = by_cur.get(currency, 0) + amount
-
-    for currency, n, amount in fast:
-        counts[Case.MATCHED] += n
-        total(Case.MATCHED, currency, int(amount))
+    policy = report.policy
     actions = {
-        Case.MISSING: ACTION_FOR[policy.paid_without_payment],
-        Case.PAYMENT_FAILED: ACTION_FOR[policy.paid_without_payment],
-        Case.UNPAID_ORDER_CHARGED: ACTION_FOR[policy.unpaid_order_charged],
-        Case.DOUBLE_CHARGE: ACTION_FOR[policy.double_charge],
+        Case.MISSING: Action(policy.paid_without_payment),
+        Case.PAYMENT_FAILED: Action(policy.paid_without_payment),
+        Case.UNPAID_ORDER_CHARGED: Action(policy.unpaid_order_charged),
+        Case.DOUBLE_CHARGE: Action(policy.double_charge),
         Case.CURRENCY_MISMATCH: Action.INVESTIGATE,
         Case.AMOUNT_MISMATCH: Action.INVESTIGATE,
         Case.UNKNOWN_REFUND: Action.RECORD,
         Case.UNKNOWN_DISPUTE: Action.RECORD,
     }
-    out = report.lines
+    counts: dict[Case, int] = dict.fromkeys(Case, 0)
+    totals: dict[Case, dict[str, int]] = {}
+
+    def count(case: Case, n: int, currency: str, amount: int) -> None:
+        counts[case] += n
+        by_cur = totals.setdefault(case, {})
+        by_cur[currency] = by_cur.get(currency, 0) + int(amount)
+
+    def add(line: ReconciliationLine) -> None:
+        assert line.amount is not None  # an order's lines have its amount, an orphan's its own
+        count(line.case, 1, line.amount.currency, line.amount.amount)
+        report.lines.append(line)
+
+    for currency, n, amount in fast:
+        count(Case.MATCHED, n, currency, amount)
     for row in lines:
         (_, _, case_name, order_id, status, provider_status, amount, currency, provider_amount,
          provider_currency, difference, fee, net, fee_currency, payment_ids, record_ids, note,
          n) = row  # fmt: skip
         case = Case(case_name)
         if case is Case.MATCHED:
-            counts[case] += n
-            total(case, currency, int(amount))
+            count(case, n, currency, amount)
             continue
         shown = None if provider_amount is None else Money(int(provider_amount), provider_currency)
-        line = ReconciliationLine(
-            case,
-            order_id,
-            actions[case],
-            internal_status=OrderStatus(status),
-            provider_status=provider_status,
-            internal_amount=Money(int(amount), currency),
-            provider_amount=shown,
-            difference=None if difference is None else Money(int(difference), currency),
-            fee=Money(int(fee), fee_currency) if fee and fee_currency else None,
-            net=Money(int(net), fee_currency) if net and fee_currency else None,
-            payment_ids=tuple(payment_ids),
-            record_ids=tuple(record_ids),
-            note=note,
+        add(
+            ReconciliationLine(
+                case,
+                order_id,
+                actions[case],
+                internal_status=OrderStatus(status),
+                provider_status=provider_status,
+                internal_amount=Money(int(amount), currency),
+                provider_amount=shown,
+                difference=None if difference is None else Money(int(difference), currency),
+                fee=Money(int(fee), fee_currency) if fee and fee_currency else None,
+                net=Money(int(net), fee_currency) if net and fee_currency else None,
+                payment_ids=tuple(payment_ids),
+                record_ids=tuple(record_ids),
+                note=note,
+            )
         )
-        counts[case] += 1
-        money = line.amount
-        if money is not None:
-            total(case, money.currency, money.amount)
-        out.append(line)
     for order_id, kind, status, amount, currency, fee, net, record_id, payment_id in orphans:
-        counts[Case.ORPHAN] += 1
-        total(Case.ORPHAN, currency, amount)
-        out.append(
+        add(
             ReconciliationLine(
                 Case.ORPHAN,
                 order_id,
                 Action.INVESTIGATE,
-                provider_status=f"{RecordKind(kind)} {RecordStatus(status)}",
+                provider_status=f"{kind} {status}",
                 provider_amount=Money(amount, currency),
                 fee=Money(fee, currency) if fee else None,
                 net=Money(net, currency) if net else None,
@@ -375,66 +364,100 @@ def fill(
     report.net = {cur: Money(int(v), cur) for _, cur, v in net_first if v}
 
 
+# -- what both engines do first and last ------------------------------------------------------
+
+
+#: a run's bounds in Unix seconds: (windowed, lo, hi, recent_after): records and orders
+#: dated in ``[lo, hi)`` are kept when ``windowed``; orders created after ``recent_after``
+#: are within the grace window
+Window = tuple[bool, float, float, float | None]
+
+
+def begin(
+    provider: Any,
+    policy: Policy | None,
+    now: datetime | None,
+    since: datetime | None,
+    until: datetime | None,
+    run_id: str | None,
+    provider_name: str | None,
+    apply: bool,
+    gateway: Any,
+) -> tuple[ReconciliationReport, Window]:
+    """The engines' arguments checked, the report to fill and the run's window."""
+    policy = policy or Policy()
+    if not isinstance(policy, Policy):
+        raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
+    for what, moment in (("now", now), ("since", since), ("until", until)):
+        _check_aware(moment, what)
+    if apply and (gateway is None or not run_id):
+        raise ValidationError(
+            "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
+            "re-runs, so a re-run reuses the same refund idempotency keys)"
+        )
+    name = provider_name or getattr(provider, "provider", None) or "provider"
+    report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
+    now_ts, since_ts, until_ts = timestamp_of(now), timestamp_of(since), timestamp_of(until)
+    return report, (
+        since_ts is not None or until_ts is not None,
+        since_ts if since_ts is not None else float("-inf"),
+        until_ts if until_ts is not None else float("inf"),
+        now_ts - policy.grace.total_seconds() if now_ts is not None else None,
+    )
+
+
+def end(
+    report: ReconciliationReport,
+    gateway: Any,
+    run_id: str | None,
+    on_action: Callable[[ReconciliationLine], Any] | None,
+) -> ReconciliationReport:
+    """``report``, its actions carried out through ``gateway`` when one is given (``apply``)."""
+    if gateway is not None:
+        from paygate.reconcile._apply import apply_actions
+
+        apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
+    return report
+
+
 # -- the two sides as rows --------------------------------------------------------------------
 
 
-def check_time(name: str, value: datetime | None) -> float | None:
-    """``value`` as Unix seconds; a typed error when it is not timezone-aware."""
-    if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
-        raise ValidationError(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return timestamp_of(value)
-
-
-def rows_of_orders(internal: Any, with_time: bool) -> Iterator[InternalRow]:
-    """The compact rows of the internal side: the reader's own, or from `OrderRecord`s."""
-    compact = getattr(internal, "iter_compact", None)
+def rows_of(side: Any, with_time: bool, record_type: type[Any]) -> Iterator[tuple[Any, ...]]:
+    """The compact rows of one side (`InternalRow`, `ProviderRow`): the reader's own, or
+    made from its records (``record_type``: `OrderRecord` or `ProviderRecord`)."""
+    compact = getattr(side, "iter_compact", None)
     if compact is not None:
-        rows: Iterator[InternalRow] = compact(with_time=with_time)
+        rows: Iterator[tuple[Any, ...]] = compact(with_time=with_time)
         return rows
-    return _orders_as_rows(internal)
+    return (_compact(record, record_type) for record in side)
 
 
-def _orders_as_rows(internal: Iterable[Any]) -> Iterator[InternalRow]:
-    for record in internal:
-        if not isinstance(record, OrderRecord):
-            raise ValidationError(
-                f"the internal side must yield OrderRecord, got {type(record).__name__}"
-            )
-        refunded = record.refunded.amount if record.refunded is not None else None
-        yield (
+def _compact(record: Any, record_type: type[Any]) -> tuple[Any, ...]:
+    if not isinstance(record, record_type):
+        side = "internal" if record_type is OrderRecord else "provider"
+        raise ValidationError(
+            f"the {side} side must yield {record_type.__name__}, got {type(record).__name__}"
+        )
+    if isinstance(record, OrderRecord):
+        return (
             record.order_id,
             record.amount.amount,
             record.amount.currency,
-            OrderStatus(record.status),
-            timestamp_of(record.created_at),
-            refunded,
-        )
-
-
-def rows_of_records(provider: Any, with_time: bool) -> Iterator[ProviderRow]:
-    """The compact rows of the provider side: the reader's own, or from `ProviderRecord`s."""
-    compact = getattr(provider, "iter_compact", None)
-    if compact is not None:
-        rows: Iterator[ProviderRow] = compact(with_time=with_time)
-        return rows
-    return _records_as_rows(provider)
-
-
-def _records_as_rows(provider: Iterable[Any]) -> Iterator[ProviderRow]:
-    for record in provider:
-        if not isinstance(record, ProviderRecord):
-            raise ValidationError(
-                f"the provider side must yield ProviderRecord, got {type(record).__name__}"
-            )
-        yield (
-            record.order_id,
-            record.kind,
             record.status,
-            record.amount.amount,
-            record.amount.currency,
-            record.fee.amount if record.fee is not None else 0,
-            record.net.amount if record.net is not None else 0,
-            record.record_id,
-            record.payment_id,
-            timestamp_of(record.occurred_at),
+            timestamp_of(record.created_at),
+            record.refunded.amount if record.refunded is not None else None,
         )
+    fee, net = (0 if money is None else money.amount for money in (record.fee, record.net))
+    return (
+        record.order_id,
+        record.kind,
+        record.status,
+        record.amount.amount,
+        record.amount.currency,
+        fee,
+        net,
+        record.record_id,
+        record.payment_id,
+        timestamp_of(record.occurred_at),
+    )

@@ -1,31 +1,12 @@
 """The reconciliation engine on DuckDB: the join and the classification in SQL.
 
-Both sides become one DuckDB relation each, in the engine's normalized form (amounts as
-integer minor units, statuses and kinds as their enum values, dates as Unix seconds):
-
-- an `OrdersCSV` or a `StripeReportCSV` over a file is read by DuckDB itself
-  (``read_csv``, every column as text) and normalized in SQL (``_ORDERS_CSV_SQL``,
-  ``_STRIPE_CSV_SQL``): amounts in the shape DuckDB writes them back (see ``_MAJOR``)
-  become minor units exactly, never through floats. A row with anything else in it - a
-  value of another shape, an unknown word, a bad amount - is flagged ``bad``; under
-  ``skip_bad_rows`` the reader's own Python parser then decides on those rows alone
-  (`_recheck`: bad rows with their file, line and message exactly as it always reported
-  them, and the rows it accepts added to the SQL's), else, and for a file DuckDB cannot
-  read (a ragged row), the whole file is read again by the Python parser and its rows
-  are loaded as below. So the SQL only ever accepts what the Python parser accepts, with
-  the same result.
-- any other source (the store, an iterable of records, the API and JSON readers) is
-  loaded from its compact rows (``_load_table``: Arrow record batches, or plain lists
-  without pyarrow).
-
-Then SQL (``_RUN_SQL``) joins them and does the bulk of the work: the window, the
-duplicates, the fee and net totals, the clean matches (an order whose only record is one
-successful payment of exactly its amount - nearly every order) counted and summed, the
-orders without a record, and the orphans' ids. A second statement (``_DETAILS_SQL``) reads
-the records of the orders with anything more than a clean match (a second charge, a
-refund, a failure...) and of the orphans; those few go through the per-order rules in SQL
-that `reconcile_in_postgres` runs too (`_classify`): which payment is kept, which ids are
-named, the notes.
+How it reads the two sides and runs, and why, is docs/reconciliation.md ("How it scales"):
+an `OrdersCSV` or `StripeReportCSV` over a file is read by DuckDB itself and normalized in
+SQL (``_ORDERS_CSV_SQL``, ``_STRIPE_CSV_SQL``), the rows the SQL does not accept decided by
+the reader's own Python parser (`_recheck`); any other source is loaded from its compact
+rows (`_load_table`). ``_RUN_SQL`` joins the two sides and counts the clean matches,
+``_DETAILS_SQL`` reads the records of the other orders, and the per-order rules that
+`reconcile_in_postgres` runs too (`_classify`) write their lines.
 """
 
 from __future__ import annotations
@@ -42,11 +23,12 @@ from paygate._iso4217 import EXPONENTS
 from paygate.errors import ValidationError
 from paygate.reconcile._classify import (
     PAID_LIKE_SQL,
-    check_time,
+    Window,
+    begin,
     classify,
+    end,
     fill,
-    rows_of_orders,
-    rows_of_records,
+    rows_of,
     sql_text,
 )
 from paygate.reconcile._common import AmountCache, csv_rows, describe, header_index
@@ -176,7 +158,7 @@ FROM a
 #: the run's first statement: both sides parsed once (common table expressions, which
 #: DuckDB streams to their consumers or keeps in memory, far cheaper than a table per
 #: side), then every figure the report needs comes out as rows of one result, told apart
-#: by ``tag``:
+#: by ``tag`` (``UNION ALL BY NAME``: each kind of row names its columns, the rest are NULL):
 #:
 #: - ``n``: bad rows per side and rows in the file (the bad rows are left out of the rest;
 #:   `_recheck` has the reader's Python parser decide on them)
@@ -234,37 +216,32 @@ kept AS (
 )
 SELECT 'n' AS tag, (SELECT count(*) FILTER (WHERE bad) FROM orders) AS i1,
     (SELECT count(*) FILTER (WHERE bad) FROM records) AS i2,
-    (SELECT count(*) FROM orders) AS i3, (SELECT count(*) FROM records) AS i4,
-    NULL::HUGEINT AS h1, NULL::HUGEINT AS h2, NULL AS s1, NULL AS s2, NULL AS s3,
-    NULL AS s4, NULL AS s5, NULL AS s6, NULL::BOOLEAN AS b1, NULL::BOOLEAN AS b2
-UNION ALL
-SELECT 'd', pos, NULL, NULL, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
-    NULL FROM dup
-UNION ALL
-SELECT 'm', count(*), min(pos), NULL, NULL, sum(amount)::HUGEINT, NULL, currency, NULL, NULL,
-    NULL, NULL, NULL, NULL, NULL
+    (SELECT count(*) FROM orders) AS i3, (SELECT count(*) FROM records) AS i4
+UNION ALL BY NAME
+SELECT 'd' AS tag, pos AS i1, order_id AS s1 FROM dup
+UNION ALL BY NAME
+SELECT 'm' AS tag, count(*) AS i1, min(pos) AS i2, sum(amount)::HUGEINT AS h1, currency AS s1
 FROM joined WHERE clean GROUP BY currency
-UNION ALL
-SELECT 'q',
-    count(*) FILTER (WHERE recent AND status IN ('paid', 'refunded', 'disputed', 'pending')),
+UNION ALL BY NAME
+SELECT 'q' AS tag,
+    count(*) FILTER (WHERE recent AND status IN ('paid', 'refunded', 'disputed', 'pending'))
+        AS i1,
     count(*) FILTER (WHERE status NOT IN ('paid', 'refunded', 'disputed')
-        AND NOT (status = 'pending' AND recent)),
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        AND NOT (status = 'pending' AND recent)) AS i2
 FROM joined WHERE pos IS NOT NULL AND n IS NULL
-UNION ALL
-SELECT 'o', pos, n, first_seq, NULL, amount, refunded, order_id, currency, status, NULL, NULL,
-    NULL, recent, n IS NOT NULL
+UNION ALL BY NAME
+SELECT 'o' AS tag, pos AS i1, n AS i2, first_seq AS i3, amount::HUGEINT AS h1,
+    refunded::HUGEINT AS h2, order_id AS s1, currency AS s2, status AS s3, recent AS b1,
+    n IS NOT NULL AS b2
 FROM joined
 WHERE pos IS NOT NULL AND (
     (n IS NOT NULL AND NOT clean)
     OR (n IS NULL AND status IN ('paid', 'refunded', 'disputed') AND NOT recent))
-UNION ALL
-SELECT 'x', NULL, n, first_seq, NULL, NULL, NULL, order_id, NULL, NULL, NULL, NULL, NULL, NULL,
-    NULL
-FROM joined WHERE pos IS NULL
-UNION ALL
-SELECT 'f', min(seq) FILTER (WHERE fee <> 0), min(seq) FILTER (WHERE net <> 0), NULL, NULL,
-    sum(fee)::HUGEINT, sum(net)::HUGEINT, currency, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+UNION ALL BY NAME
+SELECT 'x' AS tag, n AS i2, first_seq AS i3, order_id AS s1 FROM joined WHERE pos IS NULL
+UNION ALL BY NAME
+SELECT 'f' AS tag, min(seq) FILTER (WHERE fee <> 0) AS i1, min(seq) FILTER (WHERE net <> 0) AS i2,
+    sum(fee)::HUGEINT AS h1, sum(net)::HUGEINT AS h2, currency AS s1
 FROM kept_records GROUP BY currency
 """
 
@@ -304,28 +281,13 @@ _WANTED_ONLY = "(r.order_id = '' OR r.order_id IN (SELECT order_id FROM wanted))
 
 # -- loading the two sides ----------------------------------------------------------------
 
-_ORDER_SCHEMA = (
-    ("pos", "BIGINT"),
-    ("order_id", "VARCHAR"),
-    ("amount", "BIGINT"),
-    ("currency", "VARCHAR"),
-    ("status", "VARCHAR"),
-    ("created", "DOUBLE"),
-    ("refunded", "BIGINT"),
-)
-_RECORD_SCHEMA = (
-    ("seq", "BIGINT"),
-    ("order_id", "VARCHAR"),
-    ("kind", "VARCHAR"),
-    ("status", "VARCHAR"),
-    ("amount", "BIGINT"),
-    ("currency", "VARCHAR"),
-    ("fee", "BIGINT"),
-    ("net", "BIGINT"),
-    ("record_id", "VARCHAR"),
-    ("payment_id", "VARCHAR"),
-    ("ts", "DOUBLE"),
-)
+#: the columns of each side loaded from Python rows (the compact rows, numbered)
+_SCHEMAS = {
+    "orders": "pos BIGINT, order_id VARCHAR, amount BIGINT, currency VARCHAR, status VARCHAR,"
+    " created DOUBLE, refunded BIGINT",
+    "records": "seq BIGINT, order_id VARCHAR, kind VARCHAR, status VARCHAR, amount BIGINT,"
+    " currency VARCHAR, fee BIGINT, net BIGINT, record_id VARCHAR, payment_id VARCHAR, ts DOUBLE",
+}
 
 
 def _duckdb() -> Any:
@@ -382,39 +344,17 @@ _EXPONENT_OF = (
 )
 
 
-def _file_of(source: Any) -> str | None:
-    """The path of a reader's source when DuckDB can read it itself, else None."""
-    if isinstance(source, (str, Path)):
-        path = str(source)
-    else:
-        name = getattr(source, "name", None)
-        if not isinstance(name, str) or getattr(source, "closed", True):
-            return None
-        path = name
-    return path if os.path.isfile(path) else None
-
-
-def _header(path: str) -> list[str]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        first = handle.readline()
-    if not first or '"' in first:
-        return []
-    return next(csv_rows(iter([first])), [])
-
-
-def _arrow_errors(pa: Any) -> tuple[type[Exception], ...]:
-    return () if pa is None else (pa.ArrowInvalid,)
-
-
-def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: Any) -> None:
+def _load_table(con: Any, name: str, columns: str, rows: Any) -> None:
     """Create ``name`` from Python row tuples, ``BATCH_ROWS`` at a time: as Arrow record
     batches when pyarrow is installed (the ``reconcile`` extra), else as lists that DuckDB
     unnests (about twice the CPU, the same table)."""
-    con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in schema)})")
+    con.execute(f"CREATE TABLE {name} ({columns})")
+    schema = [column.split() for column in columns.split(", ")]
     try:
         import pyarrow as pa
     except ImportError:
         pa = None
+    arrow_errors: tuple[type[Exception], ...] = () if pa is None else (pa.ArrowInvalid,)
     if pa is not None:
         types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "DOUBLE": pa.float64()}
         arrow_schema = pa.schema([(c, types[t]) for c, t in schema])
@@ -423,11 +363,11 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
     batch: list[tuple[Any, ...]] = []
 
     def flush() -> None:
-        columns = [list(column) for column in zip(*batch, strict=True)]
+        values = [list(column) for column in zip(*batch, strict=True)]
         if pa is None:
-            con.execute(f"INSERT INTO {name} SELECT {unnest}", columns)
+            con.execute(f"INSERT INTO {name} SELECT {unnest}", values)
         else:
-            pairs = zip(columns, schema, strict=True)
+            pairs = zip(values, schema, strict=True)
             arrays = [pa.array(col, type=types[t]) for col, (_, t) in pairs]
             chunk = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)  # noqa: F841
             con.execute(f"INSERT INTO {name} SELECT * FROM chunk")
@@ -440,7 +380,7 @@ def _load_table(con: Any, name: str, schema: tuple[tuple[str, str], ...], rows: 
                 flush()
         if batch:
             flush()
-    except (OverflowError, _duckdb().ConversionException, *_arrow_errors(pa)) as exc:
+    except (OverflowError, _duckdb().ConversionException, *arrow_errors) as exc:
         if not any(word in str(exc) for word in ("too large", "too big", "out of range")):
             raise
         raise ValidationError(
@@ -454,9 +394,18 @@ def _read_file(reader: Any, columns: dict[str, str | None], aliases: dict[str, s
     text) and the select list naming the columns by ``aliases`` (role -> alias, "" for a
     column the file lacks); None when the Python parser must read it (not a plain file, a
     header DuckDB cannot be told)."""
-    path = _file_of(reader.source)
-    header = _header(path) if path is not None else []
-    if path is None or not header:
+    source = reader.source
+    if isinstance(source, (str, Path)):
+        path: str | None = str(source)
+    else:  # an open file: DuckDB reads it by its name
+        name = getattr(source, "name", None)
+        path = name if isinstance(name, str) and not getattr(source, "closed", True) else None
+    if path is None or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+    header = next(csv_rows(iter([first])), []) if first and '"' not in first else []
+    if not header:
         return None
     try:
         pos = header_index(header, columns, name=path, what=reader.what)
@@ -534,6 +483,12 @@ def _records_from_csv(reader: StripeReportCSV, want_time: bool) -> str | None:
     )
 
 
+#: per side: the reader whose file DuckDB reads itself, and the query that reads it
+_IN_SQL: dict[str, tuple[type, Callable[[Any, bool], str | None]]] = {
+    "orders": (OrdersCSV, _orders_from_csv),
+    "records": (StripeReportCSV, _records_from_csv),
+}
+
 #: a side read in SQL, without the rows the SQL did not accept, and with those of them the
 #: Python parser accepts (``{fix}``, from `_recheck`)
 _FIXED_SQL = (
@@ -558,8 +513,7 @@ def _without_bad(con: Any, sql: str, side: str, fix_rows: list[tuple[Any, ...]])
     of them the Python parser accepts, loaded into ``<side>_fix``) when there are any."""
     if not fix_rows:
         return f"SELECT * FROM ({sql}) WHERE NOT bad"
-    schema = _ORDER_SCHEMA if side == "orders" else _RECORD_SCHEMA
-    _load_table(con, f"{side}_fix", schema, fix_rows)
+    _load_table(con, f"{side}_fix", _SCHEMAS[side], fix_rows)
     return _FIXED_SQL.format(sql=sql, fix=f"{side}_fix")
 
 
@@ -618,24 +572,25 @@ def _recheck(
 
 
 def _order_rows(
-    internal: Any, want_time: bool, duplicates_fail: tuple[float, float, bool] | None
+    internal: Any, want_time: bool, duplicates_fail: Window | None
 ) -> Iterator[tuple[Any, ...]]:
     """Positioned order rows from any source; with ``duplicates_fail`` (the window), a
     duplicate raises where the engine met it, before any later bad row."""
-    seen: set[str] | None = set() if duplicates_fail is not None else None
-    rows = rows_of_orders(internal, with_time=want_time)
+    seen: set[str] = set()
+    windowed, lo, hi, _ = duplicates_fail or (False, 0.0, 0.0, None)
+    rows = rows_of(internal, want_time, OrderRecord)
     for pos, (order_id, amount, currency, status, created, refunded) in enumerate(rows):
-        if seen is not None and duplicates_fail is not None:
-            lo, hi, windowed = duplicates_fail
-            if not (windowed and created is not None and not (lo <= created < hi)):
-                if order_id in seen:
-                    raise ValidationError(f"order {order_id!r} appears twice on the internal side")
-                seen.add(order_id)
+        if duplicates_fail is not None and not (
+            windowed and created is not None and not (lo <= created < hi)
+        ):
+            if order_id in seen:
+                raise ValidationError(f"order {order_id!r} appears twice on the internal side")
+            seen.add(order_id)
         yield (pos, order_id, amount, currency, str(status), created, refunded)
 
 
 def _record_rows(provider: Any, with_time: bool) -> Iterator[tuple[Any, ...]]:
-    for seq, row in enumerate(rows_of_records(provider, with_time=with_time)):
+    for seq, row in enumerate(rows_of(provider, with_time, ProviderRecord)):
         order_id, kind, status, amount, currency, fee, net, record_id, payment_id, ts = row
         yield (seq, order_id, str(kind), str(status), amount, currency, fee, net,
                record_id, payment_id, ts)  # fmt: skip
@@ -683,24 +638,10 @@ def reconcile(
     ([`paygate.reconcile.applied_actions`][paygate.reconcile.applied_actions] reads the records
     back).
     """
-    policy = policy or Policy()
-    if not isinstance(policy, Policy):
-        raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
-    now_ts = check_time("now", now)
-    since_ts = check_time("since", since)
-    until_ts = check_time("until", until)
-    if apply and (gateway is None or not run_id):
-        raise ValidationError(
-            "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
-            "re-runs, so a re-run reuses the same refund idempotency keys)"
-        )
-    name = provider_name or getattr(provider, "provider", None) or "provider"
-    report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
-    windowed = since_ts is not None or until_ts is not None
-    lo = since_ts if since_ts is not None else float("-inf")
-    hi = until_ts if until_ts is not None else float("inf")
-    recent_after = now_ts - policy.grace.total_seconds() if now_ts is not None else None
-    want_time = windowed or recent_after is not None
+    report, window = begin(
+        provider, policy, now, since, until, run_id, provider_name, apply, gateway
+    )
+    windowed, lo, hi, recent_after = window
 
     def num(value: float | None) -> str:
         if value is None:
@@ -709,85 +650,79 @@ def reconcile(
             return f"'{'-' if value < 0 else ''}inf'::DOUBLE"
         return f"{value!r}::DOUBLE"
 
-    window = {
+    sql_window = {
         "windowed": "true" if windowed else "false",
         "lo": num(lo),
         "hi": num(hi),
         "recent_after": num(recent_after),
     }
+    # per side: its source, and whether the dates of its rows matter
+    sides: dict[str, tuple[Any, bool]] = {
+        "orders": (internal, windowed or recent_after is not None),
+        "records": (provider, windowed),
+    }
     con = _connect()
     try:
+
+        def load(side: str) -> str:
+            source, with_time = sides[side]
+            if side == "orders":
+                eager = None if skip_bad_rows else window
+                rows = _order_rows(source, with_time, eager)
+            else:
+                rows = _record_rows(source, with_time)
+            _load_table(con, f"{side}_in", _SCHEMAS[side], rows)
+            return f"SELECT *, false AS bad FROM {side}_in"
+
         # -- 1. one statement: the files in SQL when they can be, else loaded rows --------
-        orders_sql = records_sql = None
-        if type(internal) is OrdersCSV:
-            orders_sql = _orders_from_csv(internal, want_time)
-        if type(provider) is StripeReportCSV:
-            records_sql = _records_from_csv(provider, windowed)
-
-        def load_orders() -> str:
-            eager = None if skip_bad_rows else (lo, hi, windowed)
-            _load_table(con, "orders_in", _ORDER_SCHEMA, _order_rows(internal, want_time, eager))
-            return "SELECT *, false AS bad FROM orders_in"
-
-        def load_records() -> str:
-            _load_table(con, "records_in", _RECORD_SCHEMA, _record_rows(provider, windowed))
-            return "SELECT *, false AS bad FROM records_in"
-
-        if orders_sql is None:
-            orders_sql = load_orders()
-        if records_sql is None:
-            records_sql = load_records()
+        sql: dict[str, str] = {}
+        for side, (source, with_time) in sides.items():
+            reader, from_csv = _IN_SQL[side]
+            sql[side] = (from_csv(source, with_time) if type(source) is reader else None) or load(
+                side
+            )
         rows: list[tuple[Any, ...]] = []
-        orders_bad: list[BadRow] = []
-        records_bad: list[BadRow] = []
+        bad: dict[str, list[BadRow]] = {"orders": [], "records": []}
         for attempt in range(3):
             try:
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE run AS "
-                    + _RUN_SQL.format(orders=orders_sql, records=records_sql, **window)
+                    + _RUN_SQL.format(orders=sql["orders"], records=sql["records"], **sql_window)
                 )
-                rows = con.execute("SELECT * FROM run WHERE tag NOT IN ('o', 'x')").fetchall()
+                rows = con.execute(
+                    "SELECT tag, i1, i2, i3, i4, h1, h2, s1 FROM run WHERE tag NOT IN ('o', 'x')"
+                ).fetchall()
             except _duckdb().Error:
-                if attempt == 2 or ("orders_in" in orders_sql and "records_in" in records_sql):
+                if attempt == 2 or all(f"{side}_in" in sql[side] for side in sides):
                     raise
                 rows = [("n", 1, 1, 0, 0)]  # a file DuckDB cannot read: Python reads both
-            (_, bad_orders, bad_records, n_orders, n_records, *_) = next(
-                r for r in rows if r[0] == "n"
-            )
+            counts = next(r for r in rows if r[0] == "n")
             # a side with bad rows is read again (by Python, or in SQL with the rows the
             # Python parser accepts of those the SQL flagged); the run left the bad rows
             # out, so when `_recheck` found only bad rows its figures stand
-            orders_again = records_again = False
-            if bad_orders and "orders_in" not in orders_sql:
-                positions = _bad_positions(con, orders_sql, "pos")
-                fixed = _recheck(internal, positions, n_orders, want_time)
-                if fixed is None:
-                    orders_sql, orders_again = load_orders(), True
-                else:
-                    orders_bad, fix_rows = fixed
-                    orders_sql = _without_bad(con, orders_sql, "orders", fix_rows)
-                    orders_again = bool(fix_rows)
-            dups = [(r[1], r[7]) for r in rows if r[0] == "d"]
-            if dups and not skip_bad_rows and not orders_again:
-                _, order_id = min(dups)
-                raise ValidationError(f"order {order_id!r} appears twice on the internal side")
-            if bad_records and "records_in" not in records_sql:
-                positions = _bad_positions(con, records_sql, "seq")
-                fixed = _recheck(provider, positions, n_records, windowed)
-                if fixed is None:
-                    records_sql, records_again = load_records(), True
-                else:
-                    records_bad, fix_rows = fixed
-                    records_sql = _without_bad(con, records_sql, "records", fix_rows)
-                    records_again = bool(fix_rows)
-            if not (orders_again or records_again):
+            again = False
+            for at, (side, (source, with_time)) in enumerate(sides.items()):
+                if counts[1 + at] and f"{side}_in" not in sql[side]:
+                    key = _SCHEMAS[side].split()[0]  # the first column numbers the rows
+                    positions = _bad_positions(con, sql[side], key)
+                    fixed = _recheck(source, positions, counts[3 + at], with_time)
+                    if fixed is None:
+                        sql[side], again = load(side), True
+                    else:
+                        bad[side], fix_rows = fixed
+                        sql[side] = _without_bad(con, sql[side], side, fix_rows)
+                        again = again or bool(fix_rows)
+                dups = [(r[1], r[7]) for r in rows if r[0] == "d"] if side == "orders" else []
+                # the orders' first error (a bad row, a duplicate) comes before the records'
+                if dups and not skip_bad_rows and not again:
+                    _, order_id = min(dups)
+                    raise ValidationError(f"order {order_id!r} appears twice on the internal side")
+            if not again:
                 break
-        # read in SQL: the bad rows are those `_recheck` found, if any
-        if isinstance(internal, OrdersCSV) and "orders_in" not in orders_sql:
-            internal.bad_rows = orders_bad
-        if isinstance(provider, StripeReportCSV) and "records_in" not in records_sql:
-            provider.bad_rows = records_bad
-        (_, bad_orders, bad_records, n_orders, n_records, *_) = next(r for r in rows if r[0] == "n")
+        for side, (source, _) in sides.items():
+            if f"{side}_in" not in sql[side]:  # read in SQL: the bad rows `_recheck` found
+                source.bad_rows = bad[side]
+        _, bad_orders, bad_records, n_orders, n_records, *_ = counts  # the last run's
         report.orders_read, report.records_read = n_orders - bad_orders, n_records - bad_records
         if progress is not None:
             progress("orders", report.orders_read)
@@ -796,14 +731,14 @@ def reconcile(
             report.bad_rows.append(
                 BadRow("<orders>", 0, f"order {order_id!r} appears twice on the internal side")
             )
-        for source in (internal, provider):
+        for source, _ in sides.values():
             report.bad_rows.extend(getattr(source, "bad_rows", ()))
 
         # -- 2. the records of the orders with more than a clean match, and the orphans' --
         con.execute(_WANTED_SQL)
         con.execute(
             "CREATE TEMP TABLE pg_rec AS "
-            + _DETAILS_SQL.format(records=records_sql.replace(_ONLY, _WANTED_ONLY), **window)
+            + _DETAILS_SQL.format(records=sql["records"].replace(_ONLY, _WANTED_ONLY), **sql_window)
         )
         # -- 3. their lines, by the rules reconcile_in_postgres runs too ----------------------
         con.execute(_JOINED_SQL)
@@ -816,10 +751,5 @@ def reconcile(
     (awaiting, not_charged) = next((r[1] or 0, r[2] or 0) for r in rows if r[0] == "q")
     quiet = (quiet[0] + awaiting, quiet[1] + not_charged, *quiet[2:])
     fees = [(r[7], r[5], r[6], r[1], r[2]) for r in rows if r[0] == "f"]
-    fill(report, policy, fast, lines, quiet, orphans, fees)
-
-    if apply:
-        from paygate.reconcile._apply import apply_actions
-
-        apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
-    return report
+    fill(report, fast, lines, quiet, orphans, fees)
+    return end(report, gateway if apply else None, run_id, on_action)

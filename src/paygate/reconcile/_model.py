@@ -9,7 +9,7 @@ compact tuples the engine consumes); the engine turns both sides into a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -63,40 +63,18 @@ class OrderStatus(StrEnum):
 # Words shops use for their order states -> OrderStatus. Data, so a CSV with its own
 # vocabulary needs no code (extend it per reader with ``status_map=``).
 ORDER_STATUS_WORDS: Mapping[str, OrderStatus] = {
-    **dict.fromkeys(
-        [
-            "pending",
-            "processing",
-            "open",
-            "new",
-            "created",
-            "requires_action",
-            "authorized",
-            "awaiting_payment",
-            "unpaid",
-        ],
-        OrderStatus.PENDING,
-    ),
-    **dict.fromkeys(
-        [
-            "paid",
-            "succeeded",
-            "success",
-            "complete",
-            "completed",
-            "captured",
-            "settled",
-            "fulfilled",
-            "partially_refunded",
-        ],
-        OrderStatus.PAID,
-    ),
-    **dict.fromkeys(["failed", "declined", "error", "rejected"], OrderStatus.FAILED),
-    **dict.fromkeys(
-        ["canceled", "cancelled", "void", "voided", "expired", "abandoned"], OrderStatus.CANCELED
-    ),
-    "refunded": OrderStatus.REFUNDED,
-    **dict.fromkeys(["disputed", "charged_back", "chargeback"], OrderStatus.DISPUTED),
+    word: status
+    for status, words in {
+        OrderStatus.PENDING: "pending processing open new created requires_action authorized"
+        " awaiting_payment unpaid",
+        OrderStatus.PAID: "paid succeeded success complete completed captured settled fulfilled"
+        " partially_refunded",
+        OrderStatus.FAILED: "failed declined error rejected",
+        OrderStatus.CANCELED: "canceled cancelled void voided expired abandoned",
+        OrderStatus.REFUNDED: "refunded",
+        OrderStatus.DISPUTED: "disputed charged_back chargeback",
+    }.items()
+    for word in words.split()
 }
 
 #: the statuses under which the shop considers the money received
@@ -359,22 +337,20 @@ class ReconciliationLine:
         def money(value: Money | None) -> str | None:
             return None if value is None else str(value.to_decimal())
 
-        currency = self.amount.currency if self.amount is not None else None
+        def currency(value: Money | None) -> str | None:
+            return None if value is None else value.currency
+
         return {
             "case": str(self.case),
             "order_id": self.order_id,
             "action": str(self.action),
             "internal_status": None if self.internal_status is None else str(self.internal_status),
             "provider_status": self.provider_status,
-            "currency": currency,
+            "currency": currency(self.amount),
             "internal_amount": money(self.internal_amount),
-            "internal_currency": None
-            if self.internal_amount is None
-            else self.internal_amount.currency,
+            "internal_currency": currency(self.internal_amount),
             "provider_amount": money(self.provider_amount),
-            "provider_currency": None
-            if self.provider_amount is None
-            else self.provider_amount.currency,
+            "provider_currency": currency(self.provider_amount),
             "difference": money(self.difference),
             "fee": money(self.fee),
             "net": money(self.net),
@@ -464,6 +440,9 @@ class ReconciliationReport:
         return [line for line in self.lines if line.case == case]
 
     def to_dict(self) -> dict[str, Any]:
+        def amounts(by_cur: dict[str, Money]) -> dict[str, str]:
+            return {cur: str(m.to_decimal()) for cur, m in by_cur.items()}
+
         return {
             "provider": self.provider,
             "run_id": self.run_id,
@@ -472,24 +451,10 @@ class ReconciliationReport:
             "orders_read": self.orders_read,
             "records_read": self.records_read,
             "counts": {str(case): n for case, n in self.counts.items()},
-            "totals": {
-                str(case): {cur: str(m.to_decimal()) for cur, m in by_cur.items()}
-                for case, by_cur in self.totals.items()
-            },
-            "fees": {cur: str(m.to_decimal()) for cur, m in self.fees.items()},
-            "net": {cur: str(m.to_decimal()) for cur, m in self.net.items()},
+            "totals": {str(case): amounts(by_cur) for case, by_cur in self.totals.items()},
+            "fees": amounts(self.fees),
+            "net": amounts(self.net),
             "lines": [line.to_dict() for line in self.lines],
-            "bad_rows": [
-                {"path": b.path, "line": b.line, "reason": b.reason} for b in self.bad_rows
-            ],
-            "applied": [
-                {
-                    "order_id": a.order_id,
-                    "action": str(a.action),
-                    "outcome": a.outcome,
-                    "detail": a.detail,
-                    "idempotency_key": a.idempotency_key,
-                }
-                for a in self.applied
-            ],
+            "bad_rows": [asdict(bad) for bad in self.bad_rows],
+            "applied": [{**asdict(done), "action": str(done.action)} for done in self.applied],
         }

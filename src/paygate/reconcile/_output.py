@@ -49,25 +49,9 @@ def write_csv(report: ReconciliationReport, handle: IO[str]) -> None:
         data["record_ids"] = " ".join(data["record_ids"])
         writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
     for bad in report.bad_rows:
-        writer.writerow(
-            [
-                "bad_row",
-                "",
-                "investigate",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                f"{bad.path}:{bad.line}: {bad.reason}",
-            ]
-        )
+        note = f"{bad.path}:{bad.line}: {bad.reason}"
+        data = {"case": "bad_row", "action": "investigate", "note": note}
+        writer.writerow([data.get(c, "") for c in CSV_COLUMNS])
 
 
 def write_json(report: ReconciliationReport, handle: IO[str]) -> None:

@@ -1,33 +1,10 @@
 """Reconciliation inside PostgreSQL, for a [`PostgresStore`][paygate.stores.postgres.PostgresStore].
 
-The orders are the store's own ``paygate_payments`` rows: instead of reading them out into
-Python (``orders_from_store``, a row and a ``PaymentRecord`` per payment), the provider's
-records go in. They are copied (``COPY ... FROM STDIN``, binary) into a temporary table, and
-the whole classification runs as SQL next to the orders, in one transaction on a
-connection of its own:
-
-1. ``pg_rec``: the records, numbered in the order they were read (``seq``), the ones
-   dated outside ``[since, until)`` deleted.
-2. ``pg_held``: one row per order id, from its payments as ``orders_from_store`` builds it
-   (the attempt that got furthest speaks for the order, the first in id order on a tie;
-   the order's place in the books is its first payment id), those created outside the
-   window deleted.
-3. ``pg_j``: the records counted per order id (``pg_per``), ``FULL JOIN``ed to the orders.
-   An order whose only record is a clean match (a successful payment of exactly its
-   amount and currency, the order ``paid``) is counted and summed per currency, in SQL; so
-   are the orders without a record (awaiting, not charged, missing); the ids of no order
-   held give the orphans.
-4. The other orders (a second charge, a refund, a failure...) go through the per-order
-   rules in SQL that the DuckDB engine runs too (`_classify`): which payment is kept, which
-   ids are named, the notes.
-
-Only the report's lines, the per-currency totals and the counts come back to Python, which
-only turns them into [`ReconciliationLine`][paygate.reconcile.ReconciliationLine] objects:
-no order row travels.
-
-The semantics are the DuckDB engine's: an order's first record, when it is a clean match,
-is "matched before more was known", so it is not among the ids and fees of the order's
-lines. tests/test_reconcile_postgres.py runs both on the same data.
+The provider's records are copied into a temporary table and the classification runs as
+SQL next to the store's ``paygate_payments`` rows, in one transaction on a connection of
+its own; only the report's lines and figures come back. The steps, and why, are
+docs/reconciliation.md ("A PostgreSQL store"); the per-order rules are the DuckDB engine's
+(`_classify`), and tests/test_reconcile_postgres.py runs both on the same data.
 """
 
 from __future__ import annotations
@@ -39,16 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from paygate.errors import ValidationError
-from paygate.reconcile._classify import (
-    PAID_LIKE_SQL,
-    check_time,
-    classify,
-    fill,
-    rows_of_records,
-    sql_text,
-)
+from paygate.reconcile._classify import PAID_LIKE_SQL, begin, classify, end, fill, rows_of, sql_text
 from paygate.reconcile._common import ProviderRow
 from paygate.reconcile._model import (
+    OrderStatus,
     Policy,
     ProviderRecord,
     ReconciliationLine,
@@ -91,19 +62,11 @@ def pushes_down(internal: Any) -> bool:
 # -- the SQL ----------------------------------------------------------------------------------
 
 
-#: paygate's payment status -> the order's status, and its rank (`_store._RANK`)
-_ORDER_STATUS_SQL = (
-    "CASE status "
-    + " ".join(
-        f"WHEN {sql_text(str(p))} THEN {sql_text(str(o))}" for p, o in PAYMENT_TO_ORDER.items()
-    )
-    + " END"
-)
-_RANK_SQL = (
-    "CASE status "
-    + " ".join(f"WHEN {sql_text(str(p))} THEN {_RANK[o]}" for p, o in PAYMENT_TO_ORDER.items())
-    + " END"
-)
+def _by_status(value: Callable[[OrderStatus], str]) -> str:
+    """A ``CASE`` over paygate's payment status: ``value`` of the order's status for it."""
+    whens = (f"WHEN {sql_text(str(p))} THEN {value(o)}" for p, o in PAYMENT_TO_ORDER.items())
+    return f"CASE status {' '.join(whens)} END"
+
 
 _CREATE_RECORDS_SQL = """
 CREATE TEMP TABLE pg_rec (
@@ -134,7 +97,8 @@ FROM (
         amount, currency, refunded, created_at, ostatus AS status
     FROM (
         SELECT id, order_id, amount, currency, refunded, created_at,
-            {_ORDER_STATUS_SQL} AS ostatus, {_RANK_SQL} AS rk
+            {_by_status(lambda o: sql_text(str(o)))} AS ostatus,
+            {_by_status(lambda o: str(_RANK[o]))} AS rk
         FROM paygate_payments WHERE order_id IS NOT NULL
     ) p
     WINDOW w AS (PARTITION BY order_id ORDER BY rk DESC, id
@@ -189,28 +153,24 @@ FROM pg_rec GROUP BY currency
 
 def _copy_records(cur: Any, rows: Iterable[ProviderRow], progress: Progress | None) -> int:
     """COPY the rows into ``pg_rec``; how many were read."""
+    count = 0
     try:
-        return _copy_rows(cur, rows, progress)
+        with cur.copy(_COPY_RECORDS_SQL) as copy:
+            copy.set_types(_COPY_TYPES)
+            write = copy.write_row
+            if progress is None:  # the loop without a check a row
+                for count, row in enumerate(rows, 1):  # noqa: B007 - the count is the result
+                    write(row)
+            else:
+                for count, row in enumerate(rows, 1):
+                    write(row)
+                    if not count % _PROGRESS_ROWS:
+                        progress("records", count)
     except OverflowError:  # psycopg's binary int8: an amount, fee or net past 2**63 - 1
         raise ValidationError(
             "a provider record's amount, fee or net does not fit in 64 bits of minor units: "
             "reconcile_in_postgres cannot copy it (reconcile() with orders_from_store can)"
         ) from None
-
-
-def _copy_rows(cur: Any, rows: Iterable[ProviderRow], progress: Progress | None) -> int:
-    count = 0
-    with cur.copy(_COPY_RECORDS_SQL) as copy:
-        copy.set_types(_COPY_TYPES)
-        write = copy.write_row
-        if progress is None:
-            for count, row in enumerate(rows, 1):  # noqa: B007 - the count is the result
-                write(row)
-        else:
-            for count, row in enumerate(rows, 1):
-                write(row)
-                if not count % _PROGRESS_ROWS:
-                    progress("records", count)
     return count
 
 
@@ -257,27 +217,11 @@ def reconcile_in_postgres(
             "reconcile_in_postgres needs a PostgresStore or orders_from_store(PostgresStore), "
             f"got {type(internal).__name__}"
         )
-    policy = policy or Policy()
-    if not isinstance(policy, Policy):
-        raise ValidationError(f"policy must be a reconcile.Policy, got {type(policy).__name__}")
-    now_ts = check_time("now", now)
-    since_ts = check_time("since", since)
-    until_ts = check_time("until", until)
-    if apply and (gateway is None or not run_id):
-        raise ValidationError(
-            "apply=True needs gateway= (a paygate.Gateway) and run_id= (stable across "
-            "re-runs, so a re-run reuses the same refund idempotency keys)"
-        )
-    name = provider_name or getattr(provider, "provider", None) or "provider"
-    report = ReconciliationReport(provider=str(name), run_id=run_id or "", now=now, policy=policy)
-    windowed = since_ts is not None or until_ts is not None
-    recent_after = now_ts - policy.grace.total_seconds() if now_ts is not None else None
-    params = {
-        "want_time": windowed or recent_after is not None,
-        "lo": since_ts if since_ts is not None else float("-inf"),
-        "hi": until_ts if until_ts is not None else float("inf"),
-        "recent_after": recent_after,
-    }
+    report, (windowed, lo, hi, recent_after) = begin(
+        provider, policy, now, since, until, run_id, provider_name, apply, gateway
+    )
+    want_time = windowed or recent_after is not None
+    params = {"want_time": want_time, "lo": lo, "hi": hi, "recent_after": recent_after}
     with _connect(store) as conn, conn.transaction(), conn.cursor() as cur:
         # the run is one statement after another in one transaction: the store's
         # per-statement bound is for the webhook path, not a million-order join
@@ -288,7 +232,9 @@ def reconcile_in_postgres(
         # for every join here (one side, or both, in memory)
         cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(_CREATE_RECORDS_SQL)
-        report.records_read = _copy_records(cur, rows_of_records(provider, windowed), progress)
+        report.records_read = _copy_records(
+            cur, rows_of(provider, windowed, ProviderRecord), progress
+        )
         if progress is not None:
             progress("records", report.records_read)
         cur.execute(_HELD_SQL, params)
@@ -307,9 +253,5 @@ def reconcile_in_postgres(
         fees = cur.fetchall()
     report.bad_rows.extend(getattr(internal, "bad_rows", ()))
     report.bad_rows.extend(getattr(provider, "bad_rows", ()))
-    fill(report, policy, fast, lines, quiet, orphans, fees)
-    if apply:
-        from paygate.reconcile._apply import apply_actions
-
-        apply_actions(report, gateway, run_id=str(run_id), on_action=on_action)
-    return report
+    fill(report, fast, lines, quiet, orphans, fees)
+    return end(report, gateway if apply else None, run_id, on_action)

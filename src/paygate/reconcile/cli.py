@@ -168,24 +168,6 @@ def _api_run_id(provider: str, since: datetime | None, until: datetime | None) -
     return f"api-{provider}-{stamp(since, 'start')}-{stamp(until, 'open')}"
 
 
-def _provider_source(args: argparse.Namespace, handles: list[IO[str]]) -> Any:
-    paths: list[str] = args.report
-    skip = args.skip_bad_rows
-    json_pages = all(p.lower().endswith(".json") for p in paths)
-    if args.provider in ("square",) or (args.provider == "paypal" and json_pages):
-        cls = SquarePayments if args.provider == "square" else PayPalTransactionSearch
-        return cls([Path(p) for p in paths], skip_bad_rows=skip)
-    if len(paths) != 1:
-        raise ReportFormatError(f"--provider {args.provider} reads one --report file")
-    handle = handles[0]
-    if args.provider == "stripe":
-        kwargs = {"order_column": args.order_column} if args.order_column else {}
-        return StripeReportCSV(handle, skip_bad_rows=skip, **kwargs)
-    if args.provider == "paypal":
-        return PayPalSettlementReport(handle, skip_bad_rows=skip)
-    return GenericCSV(handle, skip_bad_rows=skip)
-
-
 @contextmanager
 def _progress(
     enabled: bool, sizes: dict[str, tuple[IO[str], int]]
@@ -296,17 +278,30 @@ def _report_source(
     args: argparse.Namespace, stack: ExitStack, sizes: dict[str, tuple[IO[str], int]]
 ) -> Any:
     """The reader of the ``--report`` files (opened on ``stack``, sized for the bar)."""
-    report_handles: list[IO[str]] = []
-    for path in args.report:
+    paths: list[str] = args.report
+    skip = args.skip_bad_rows
+    for path in paths:
         if not Path(path).is_file():
             raise ReportFormatError("no such file", path=path)
-    if len(args.report) == 1 and not args.report[0].lower().endswith(".json"):
+    handles: list[IO[str]] = []
+    if len(paths) == 1 and not paths[0].lower().endswith(".json"):
         # closed by the caller's ExitStack, like every file of the run
-        opened = open(args.report[0], encoding="utf-8-sig", newline="")  # noqa: SIM115
-        handle = stack.enter_context(opened)
-        report_handles.append(handle)
-        sizes["records"] = (handle, Path(args.report[0]).stat().st_size)
-    return _provider_source(args, report_handles)
+        opened = open(paths[0], encoding="utf-8-sig", newline="")  # noqa: SIM115
+        handles.append(stack.enter_context(opened))
+        sizes["records"] = (handles[0], Path(paths[0]).stat().st_size)
+    json_pages = all(p.lower().endswith(".json") for p in paths)
+    if args.provider in ("square",) or (args.provider == "paypal" and json_pages):
+        cls = SquarePayments if args.provider == "square" else PayPalTransactionSearch
+        return cls([Path(p) for p in paths], skip_bad_rows=skip)
+    if len(paths) != 1:
+        raise ReportFormatError(f"--provider {args.provider} reads one --report file")
+    handle = handles[0]
+    if args.provider == "stripe":
+        kwargs = {"order_column": args.order_column} if args.order_column else {}
+        return StripeReportCSV(handle, skip_bad_rows=skip, **kwargs)
+    if args.provider == "paypal":
+        return PayPalSettlementReport(handle, skip_bad_rows=skip)
+    return GenericCSV(handle, skip_bad_rows=skip)
 
 
 def run(args: argparse.Namespace) -> int:
