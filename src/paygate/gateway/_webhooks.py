@@ -8,7 +8,6 @@ dispatch the facts. Exactly once across workers: the claim is a lease in the sto
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 from paygate import _observe
 from paygate._facts import PAYMENT_FACT_TYPES, Fact, FactClaim
 from paygate._observe import fields
+from paygate._replace import replace
 from paygate._subscriptions import news_from_webhook
 from paygate.errors import InvalidTransition, WebhookVerificationError
 from paygate.gateway._base import CAS_ATTEMPTS, WebhookHandler
@@ -154,7 +154,7 @@ class WebhookFlows(StateSync, FactDispatch):
         )
         if summary is NOTHING:
             return result
-        return dataclasses.replace(
+        return replace(
             result, handlers_run=result.handlers_run + summary.handlers_run,
             handler_errors=summary.errors,
         )  # fmt: skip
