@@ -115,8 +115,9 @@ class WebhookFlows(StateSync, FactDispatch):
     def _handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> Flow[WebhookResult]:
         """One delivery, under the span ``paygate.webhook`` (the provider's parse, the
         transition and the handlers are its children) with its lag and outcome
-        counted, when OpenTelemetry is there."""
-        if _observe.telemetry is None:
+        counted, when OpenTelemetry is there and set up (else the span would be a no-op
+        and the API's proxy instruments would drop the counts: neither is made)."""
+        if not _observe.watching():
             try:
                 return (yield from self._handle_delivery(body, headers))
             except WebhookVerificationError as exc:
@@ -176,7 +177,7 @@ class WebhookFlows(StateSync, FactDispatch):
         # the first delivery of an event, on a store that can: claim, transition, log
         # (and finish, with no handler to wait for) in one transaction; a redelivery
         # there: counted (taken over if nobody owns the event) in one transaction too
-        with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
+        with _observe.event_span("paygate.webhook.transition", event):
             ingested = yield from self._ingest_new(
                 event, occurred, quiet=not handlers, claimed=claimed
             )
@@ -236,7 +237,7 @@ class WebhookFlows(StateSync, FactDispatch):
         else:
             # with no handler to wait for, the event is marked processed in the same
             # transaction as its transition (one commit fewer)
-            with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
+            with _observe.event_span("paygate.webhook.transition", event):
                 outcome, previous, record, error, finished, facts = yield from self._apply_event(
                     event, claim, quiet=not handlers
                 )
