@@ -55,6 +55,30 @@ _FIELDS: dict[type[Any], tuple[str, ...]] = {
 }
 
 
+def _dumper(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """`dump` of one stored class, generated once: each field read as an attribute and
+    written under its name, with no loop over the names and no ``getattr`` call (issue
+    21: a webhook dumps its event and its payment). Most fields are None, a str or a str
+    enum (kept as they are, like `dump` keeps them) or Money: those without a call."""
+    lines = ["def dump_one(value):\n", f"    out = {{'__type__': {cls.__name__!r}}}\n"]
+    for name in _FIELDS[cls]:
+        lines += [
+            f"    field = value.{name}\n",
+            "    if field is None or isinstance(field, str):\n",
+            f"        out[{name!r}] = field\n",
+            "    elif type(field) is Money:\n",
+            f"        out[{name!r}] = {{'__type__': 'Money', 'amount': field.amount, "
+            "'currency': field.currency}\n",
+            "    else:\n",
+            f"        out[{name!r}] = dump(field)\n",
+        ]
+    lines.append("    return out\n")
+    scope: dict[str, Any] = {"Money": Money, "dump": dump}
+    exec("".join(lines), scope)  # noqa: S102 - our own code, built from field names
+    dumper: Callable[[Any], dict[str, Any]] = scope["dump_one"]
+    return dumper
+
+
 def dump(value: Any) -> Any:
     """A JSON-ready structure for ``value``; dataclasses are tagged with ``__type__``."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -62,25 +86,9 @@ def dump(value: Any) -> Any:
     cls = type(value)
     if cls is Money:  # the commonest nested object: skip the generic path
         return {"__type__": "Money", "amount": value.amount, "currency": value.currency}
-    names = _FIELDS.get(cls)
-    if names is not None:
-        out: dict[str, Any] = {"__type__": cls.__name__}
-        for name in names:
-            field = getattr(value, name)
-            # most fields are None, a str or a str enum (kept as they are, like above) or
-            # Money: without a call (the calls were most of a dump's cost, and a webhook
-            # dumps two payments)
-            if field is None or isinstance(field, str):
-                out[name] = field
-            elif type(field) is Money:
-                out[name] = {
-                    "__type__": "Money",
-                    "amount": field.amount,
-                    "currency": field.currency,
-                }
-            else:
-                out[name] = dump(field)
-        return out
+    dumper = _DUMPERS.get(cls)
+    if dumper is not None:
+        return dumper(value)
     if cls is dict:  # before the Mapping ABC's slower isinstance below
         return {str(k): dump(v) for k, v in value.items()}
     if isinstance(value, Enum):
@@ -92,6 +100,10 @@ def dump(value: Any) -> Any:
     if isinstance(value, (list, tuple, frozenset, set)):
         return [dump(v) for v in value]
     raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+#: per stored class, its generated `dump` (`_dumper`)
+_DUMPERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {cls: _dumper(cls) for cls in _FIELDS}
 
 
 def _scalar_converter(hint: Any) -> Callable[[Any], Any] | None:
