@@ -1178,8 +1178,8 @@ class SQLStore(SubscriptionSQL):
                 else:
                     facts_claimed = self._write_plan(cur, plan, token, now)
         except _Fallback:
-            if recent is not None and read is not None:
-                recent.put(read)
+            # nothing committed: what was read is not kept (with group commit it may be
+            # another thread's write, not committed yet)
             return None
         except BaseException:
             if recent is not None and payment_id is not None:
