@@ -449,6 +449,52 @@ def test_the_global_providers_set_after_import_are_followed() -> None:
     assert done.stdout.strip() == "ok"
 
 
+def test_webhooks_ask_the_api_nothing_while_its_providers_are_unset() -> None:
+    """OpenTelemetry installed, no provider set (nothing would receive a span or a
+    count): a webhook builds no span and no attribute, and does not ask the API for its
+    global providers (each ask looks the environment up: issue 21, CPU per webhook) --
+    until the environment names a provider, then the API is asked again."""
+    code = textwrap.dedent(
+        """
+        import os
+        from opentelemetry import metrics, trace
+        import paygate
+        from paygate import EventType, Money, _observe
+        from paygate.providers.fake import FakeProvider
+
+        asked = []
+        for module, name in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider")):
+            def counted(original=getattr(module, name), name=name):
+                asked.append(name)
+                return original()
+            setattr(module, name, counted)
+        built = []
+        original_attributes = _observe.event_attributes
+        _observe.event_attributes = lambda event: built.append(event) or original_attributes(event)
+        provider = FakeProvider(seed=1, webhook_secret="whsec_x", webhook_tolerance=86_400)
+        for i in range(3):
+            provider.create_payment(order_id=f"o{i}", amount=Money(100, "USD"),
+                                    payment_method="tok_visa", idempotency_key=f"k{i}")
+        with paygate.connect(provider, store="memory://") as gw:
+            gw.on(EventType.PAYMENT_CREATED)(lambda event: None)
+            gw.on(EventType.PAYMENT_SUCCEEDED)(lambda fact: None)
+            for d in provider.take_webhooks():
+                assert not gw.handle_webhook(d.body, d.headers).duplicate
+            assert asked == [] and built == [], (asked, built)
+            os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "none-such"  # now named: ask
+            assert _observe._TRACER_UNSET() is False
+            del os.environ["OTEL_PYTHON_TRACER_PROVIDER"]
+            assert _observe._TRACER_UNSET() is True
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
 #: modules whose log lines are not the library's own operations: the sandbox is a local
 #: development server (its request failures go to its own ``paygate.sandbox`` logger)
 NOT_LIBRARY = ("sandbox",)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -137,10 +138,12 @@ class Telemetry:
     def tracing(self) -> bool:
         """Whether spans are worth making: until the application sets a global tracer
         provider, the API's default only makes no-op spans (each still a context switch),
-        so they are skipped; checked per span until set (an environment lookup), then
-        never again."""
+        so they are skipped; checked per span until set (`_Unset`: no environment
+        lookup while the environment keeps its size), then never again."""
         if self.tracing_on:
             return True
+        if _TRACER_UNSET():
+            return False
         assert otel_trace is not None
         configured = not isinstance(
             otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider
@@ -151,9 +154,11 @@ class Telemetry:
     def metering(self) -> bool:
         """Whether metrics are worth recording: until the application sets a global
         meter provider, the API's proxy instruments drop every measurement; checked per
-        call until set (an environment lookup), then never again."""
+        call until set (as `tracing`), then never again."""
         if self.metering_on:
             return True
+        if _METER_UNSET():
+            return False
         assert otel_metrics is not None
         configured = _UNSET_METERS is None or not isinstance(
             otel_metrics.get_meter_provider(), _UNSET_METERS
@@ -172,6 +177,42 @@ try:  # the API's stand-in until a global meter provider is set (a private name)
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _UNSET_METERS
 except ImportError:  # pragma: no cover - no opentelemetry, or its internals moved: always record
     _UNSET_METERS = None  # type: ignore[assignment,misc]
+
+
+class _Unset:
+    """Whether one of the OpenTelemetry API's global providers is certainly still unset:
+    its module global (``attribute`` of ``module``) is ``None`` and the environment
+    variable that would name one (the API loads it at its first use) is absent. The
+    API's own ``get_tracer_provider()`` looks the variable up in ``os.environ`` at every
+    call (a raised and caught ``KeyError``: about a microsecond, several times per
+    webhook); here it is looked up again only when the environment's size changed.
+    ``False`` whenever in doubt -- the global set, or not where this API version keeps
+    it -- and the caller asks the API."""
+
+    def __init__(self, module: Any, attribute: str, variable: str) -> None:
+        self._module = module
+        self._attribute = attribute
+        self._variable = variable
+        self._size = -1  # the environment's size when the variable was looked up
+        self._named = False
+
+    def __call__(self) -> bool:
+        if self._module is None or getattr(self._module, self._attribute, self) is not None:
+            return False
+        size = len(os.environ)
+        if size != self._size:
+            self._named = self._variable in os.environ
+            self._size = size
+        return not self._named
+
+
+try:  # where the API keeps its global meter provider (a private name)
+    from opentelemetry.metrics import _internal as _otel_metrics_internal
+except ImportError:  # pragma: no cover - no opentelemetry, or its internals moved
+    _otel_metrics_internal = None  # type: ignore[assignment]
+
+_TRACER_UNSET = _Unset(otel_trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER")
+_METER_UNSET = _Unset(_otel_metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
 
 #: the live instrumentation; ``None`` when ``opentelemetry-api`` is not installed
 telemetry: Telemetry | None = Telemetry() if otel_trace is not None else None
@@ -323,6 +364,27 @@ def span(
     return watch.tracer.start_as_current_span(
         name, attributes=attributes, record_exception=False, set_status_on_exception=False
     )
+
+
+def event_span(name: str, event: Any) -> contextlib.AbstractContextManager[Span | None]:
+    """`span` with a webhook event's attributes, built only when the span is made."""
+    watch = telemetry
+    if watch is None or not watch.tracing():
+        return _NO_SPAN
+    return span(name, event_attributes(event))
+
+
+def watching() -> bool:
+    """Whether anything paygate could record would go somewhere (a span or a
+    measurement): else a webhook's spans, counters and their attributes are skipped."""
+    watch = telemetry
+    return watch is not None and watch.watching()
+
+
+def tracing() -> bool:
+    """Whether spans are made (OpenTelemetry there and a tracer provider set)."""
+    watch = telemetry
+    return watch is not None and watch.tracing()
 
 
 def failed(current: Span | None, exc: BaseException) -> None:

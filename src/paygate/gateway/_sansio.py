@@ -138,8 +138,8 @@ def sleep(seconds: float) -> Flow[None]:
 def run_handler(handler: Callable[[Any], Any], subject: Any) -> Flow[None]:
     """Run one handler (the async driver awaits what an ``async def`` returns), under a
     span ``paygate.webhook.handler`` or ``paygate.fact.handler`` when OpenTelemetry is
-    there."""
-    if _observe.telemetry is None:
+    there and a tracer provider is set (else neither the span nor its attributes)."""
+    if not _observe.tracing():
         yield RunHandler(handler, subject)
         return
     name, attributes = _observe.handler_span(handler_name(handler), subject)

@@ -8,7 +8,6 @@ dispatch the facts. Exactly once across workers: the claim is a lease in the sto
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 from paygate import _observe
 from paygate._facts import PAYMENT_FACT_TYPES, Fact, FactClaim
 from paygate._observe import fields
+from paygate._replace import replace
 from paygate._subscriptions import news_from_webhook
 from paygate.errors import InvalidTransition, WebhookVerificationError
 from paygate.gateway._base import CAS_ATTEMPTS, WebhookHandler
@@ -115,8 +115,9 @@ class WebhookFlows(StateSync, FactDispatch):
     def _handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> Flow[WebhookResult]:
         """One delivery, under the span ``paygate.webhook`` (the provider's parse, the
         transition and the handlers are its children) with its lag and outcome
-        counted, when OpenTelemetry is there."""
-        if _observe.telemetry is None:
+        counted, when OpenTelemetry is there and set up (else the span would be a no-op
+        and the API's proxy instruments would drop the counts: neither is made)."""
+        if not _observe.watching():
             try:
                 return (yield from self._handle_delivery(body, headers))
             except WebhookVerificationError as exc:
@@ -154,7 +155,7 @@ class WebhookFlows(StateSync, FactDispatch):
         )
         if summary is NOTHING:
             return result
-        return dataclasses.replace(
+        return replace(
             result, handlers_run=result.handlers_run + summary.handlers_run,
             handler_errors=summary.errors,
         )  # fmt: skip
@@ -176,7 +177,7 @@ class WebhookFlows(StateSync, FactDispatch):
         # the first delivery of an event, on a store that can: claim, transition, log
         # (and finish, with no handler to wait for) in one transaction; a redelivery
         # there: counted (taken over if nobody owns the event) in one transaction too
-        with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
+        with _observe.event_span("paygate.webhook.transition", event):
             ingested = yield from self._ingest_new(
                 event, occurred, quiet=not handlers, claimed=claimed
             )
@@ -236,7 +237,7 @@ class WebhookFlows(StateSync, FactDispatch):
         else:
             # with no handler to wait for, the event is marked processed in the same
             # transaction as its transition (one commit fewer)
-            with _observe.span("paygate.webhook.transition", _observe.event_attributes(event)):
+            with _observe.event_span("paygate.webhook.transition", event):
                 outcome, previous, record, error, finished, facts = yield from self._apply_event(
                     event, claim, quiet=not handlers
                 )

@@ -55,6 +55,30 @@ _FIELDS: dict[type[Any], tuple[str, ...]] = {
 }
 
 
+def _dumper(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """`dump` of one stored class, generated once: each field read as an attribute and
+    written under its name, with no loop over the names and no ``getattr`` call (issue
+    21: a webhook dumps its event and its payment). Most fields are None, a str or a str
+    enum (kept as they are, like `dump` keeps them) or Money: those without a call."""
+    lines = ["def dump_one(value):\n", f"    out = {{'__type__': {cls.__name__!r}}}\n"]
+    for name in _FIELDS[cls]:
+        lines += [
+            f"    field = value.{name}\n",
+            "    if field is None or isinstance(field, str):\n",
+            f"        out[{name!r}] = field\n",
+            "    elif type(field) is Money:\n",
+            f"        out[{name!r}] = {{'__type__': 'Money', 'amount': field.amount, "
+            "'currency': field.currency}\n",
+            "    else:\n",
+            f"        out[{name!r}] = dump(field)\n",
+        ]
+    lines.append("    return out\n")
+    scope: dict[str, Any] = {"Money": Money, "dump": dump}
+    exec("".join(lines), scope)  # noqa: S102 - our own code, built from field names
+    dumper: Callable[[Any], dict[str, Any]] = scope["dump_one"]
+    return dumper
+
+
 def dump(value: Any) -> Any:
     """A JSON-ready structure for ``value``; dataclasses are tagged with ``__type__``."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -62,25 +86,9 @@ def dump(value: Any) -> Any:
     cls = type(value)
     if cls is Money:  # the commonest nested object: skip the generic path
         return {"__type__": "Money", "amount": value.amount, "currency": value.currency}
-    names = _FIELDS.get(cls)
-    if names is not None:
-        out: dict[str, Any] = {"__type__": cls.__name__}
-        for name in names:
-            field = getattr(value, name)
-            # most fields are None, a str or a str enum (kept as they are, like above) or
-            # Money: without a call (the calls were most of a dump's cost, and a webhook
-            # dumps two payments)
-            if field is None or isinstance(field, str):
-                out[name] = field
-            elif type(field) is Money:
-                out[name] = {
-                    "__type__": "Money",
-                    "amount": field.amount,
-                    "currency": field.currency,
-                }
-            else:
-                out[name] = dump(field)
-        return out
+    dumper = _DUMPERS.get(cls)
+    if dumper is not None:
+        return dumper(value)
     if cls is dict:  # before the Mapping ABC's slower isinstance below
         return {str(k): dump(v) for k, v in value.items()}
     if isinstance(value, Enum):
@@ -92,6 +100,10 @@ def dump(value: Any) -> Any:
     if isinstance(value, (list, tuple, frozenset, set)):
         return [dump(v) for v in value]
     raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+#: per stored class, its generated `dump` (`_dumper`)
+_DUMPERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {cls: _dumper(cls) for cls in _FIELDS}
 
 
 def _scalar_converter(hint: Any) -> Callable[[Any], Any] | None:
@@ -122,6 +134,12 @@ def _converters(cls: type[Any]) -> dict[str, Callable[[Any], Any] | None]:
     return found
 
 
+#: a stored value of these types comes back as it is (`load` returns it unchanged)
+_AS_IS: frozenset[type[Any]] = frozenset({str, int, float, bool, type(None)})
+#: `_converters`' answer for a key that is no field (``__type__``, or an unknown key)
+_SKIP: Any = object()
+
+
 def load(data: Any) -> Any:
     """The inverse of `dump` (``raw`` and ``client_secret`` come back as ``None``)."""
     if isinstance(data, list):
@@ -131,17 +149,26 @@ def load(data: Any) -> Any:
     name = data.get("__type__")
     if name is None:
         return {k: load(v) for k, v in data.items()}
+    if name == "Money":  # the commonest nested object: skip the generic path
+        try:
+            return Money(data["amount"], data["currency"])
+        except KeyError:
+            pass  # the generic path says what is missing, as for any class
     cls = _TYPES[name]
     converters = _converters(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key == "__type__" or key not in converters:
+        convert = converters.get(key, _SKIP)
+        if convert is _SKIP:
             continue
-        convert = converters[key]
-        if value is not None and convert is not None and not isinstance(value, dict):
-            kwargs[key] = convert(value)
-        else:
+        if value is None or convert is None:
+            # most values are None or a str kept as it is: no call (a webhook for a
+            # known payment decodes it from its row)
+            kwargs[key] = value if type(value) in _AS_IS else load(value)
+        elif isinstance(value, dict):
             kwargs[key] = load(value)
+        else:
+            kwargs[key] = convert(value)
     return cls(**kwargs)
 
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from typing import Any, Literal, Protocol
 
 from paygate import _ids
 from paygate._facts import Fact, FactClaim
+from paygate._replace import replace
 from paygate.models import (
     DisputeStatus,
     EventType,
@@ -287,6 +290,7 @@ PAYMENT_COLUMNS = (
     "before_dispute, ordering, data, version, created_at, updated_at"
 )
 SELECT_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM paygate_payments WHERE id = ?"
+SELECT_PAYMENT_VERSION = "SELECT version FROM paygate_payments WHERE id = ?"
 SELECT_PAYMENTS_FOR_ORDER = (
     f"SELECT {PAYMENT_COLUMNS} FROM paygate_payments WHERE order_id = ? ORDER BY created_at, id"
 )
@@ -815,6 +819,36 @@ def encode_payment(payment: Payment, finish: OperationFinish | None) -> tuple[st
     return data, None
 
 
+class RecentPayments:
+    """The last payment records a store wrote (or decoded from their rows), by id: a
+    bounded LRU, safe across threads. A record here is the row at its ``version`` --
+    a starting point for the next event of that payment only once the row is seen at
+    that version, never an answer to a read (`SQLStore._payment_in`)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._rows: OrderedDict[str, PaymentRecord] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, payment_id: str) -> PaymentRecord | None:
+        with self._lock:
+            record = self._rows.get(payment_id)
+            if record is not None:
+                self._rows.move_to_end(payment_id)
+            return record
+
+    def put(self, record: PaymentRecord) -> None:
+        with self._lock:
+            self._rows[record.id] = record
+            self._rows.move_to_end(record.id)
+            if len(self._rows) > self._size:
+                self._rows.popitem(last=False)
+
+    def drop(self, payment_id: str) -> None:
+        with self._lock:
+            self._rows.pop(payment_id, None)
+
+
 class SQLStore(SubscriptionSQL):
     """The Store protocol over DB-API cursors; subclasses supply connections.
 
@@ -1116,13 +1150,13 @@ class SQLStore(SubscriptionSQL):
         """
         _ids.check_event_ids(provider, event_id, payment_id, delivered=True)
         token = secrets.token_hex(16)
+        recent = self._recent_payments() if payment_id is not None else None
+        read: PaymentRecord | None = None  # decoded from its row in the transaction
         try:
             with self._write() as cur:
-                row = None
+                current = None
                 if payment_id is not None:
-                    self._run(cur, SELECT_PAYMENT, (payment_id,))
-                    row = cur.fetchone()
-                current = None if row is None else payment_from_row(row)
+                    current, read = self._payment_in(cur, payment_id, recent)
                 plan = decide(current)
                 if plan is None:
                     raise _Fallback
@@ -1140,13 +1174,52 @@ class SQLStore(SubscriptionSQL):
                     known = self._redeliver(
                         cur, provider, event_id, token, now, now + lease_seconds
                     )
-                    return known, None, current
-                facts_claimed = self._write_plan(cur, plan, token, now)
+                    plan = None
+                else:
+                    facts_claimed = self._write_plan(cur, plan, token, now)
         except _Fallback:
+            # nothing committed: what was read is not kept (with group commit it may be
+            # another thread's write, not committed yet)
             return None
+        except BaseException:
+            if recent is not None and payment_id is not None:
+                recent.drop(payment_id)
+            raise
+        if recent is not None:  # committed: the payment as it now stands
+            if plan is not None and plan.record is not None:
+                created = plan.record.updated_at if current is None else current.created_at
+                recent.put(replace(plan.record, created_at=created))
+            elif read is not None:
+                recent.put(read)
+        if plan is None:
+            return known, None, current
         if facts_claimed:
-            plan = dataclasses.replace(plan, claimed=facts_claimed)
+            plan = replace(plan, claimed=facts_claimed)
         return EventClaim(provider, event_id, ClaimStatus.CLAIMED, token), plan, current
+
+    def _recent_payments(self) -> RecentPayments | None:
+        """The payments this store last wrote or read, where `ingest_event` may start
+        from them (SQLite): ``None`` (here) reads every payment from its row."""
+        return None
+
+    def _payment_in(
+        self, cur: Cursor, payment_id: str, recent: RecentPayments | None
+    ) -> tuple[PaymentRecord | None, PaymentRecord | None]:
+        """The payment as stored, inside the caller's write transaction: (the record, the
+        record if it was decoded from its row). A copy in ``recent`` at the row's
+        version is the row (every write of a payment row moves its version on, by
+        compare-and-set): only the version is read then, not the row's 15 columns, and
+        no JSON is decoded."""
+        known = None if recent is None else recent.get(payment_id)
+        if known is not None:
+            self._run(cur, SELECT_PAYMENT_VERSION, (payment_id,))
+            found = cur.fetchone()
+            if found is not None and int(found[0]) == known.version:
+                return known, None
+        self._run(cur, SELECT_PAYMENT, (payment_id,))
+        row = cur.fetchone()
+        record = None if row is None else payment_from_row(row)
+        return record, record
 
     def _write_plan(
         self, cur: Cursor, plan: EventPlan, token: str, now: float
@@ -1188,7 +1261,7 @@ class SQLStore(SubscriptionSQL):
                 params = (*fact_params(first, encoded), token, lease_until)
                 if self._run(cur, INSERT_CLAIMED_FACT, params) == 1:
                     seq = getattr(cur, "lastrowid", None)  # sqlite3's; else found at finish
-                    mine = dataclasses.replace(first, seq=seq, attempts=1)
+                    mine = replace(first, seq=seq, attempts=1)
                     claimed = (FactClaim(mine, token, lease_until),)
         for fact in facts:
             self._run(cur, INSERT_FACT, fact_params(fact, encoded))

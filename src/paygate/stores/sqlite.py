@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 from paygate._redact import redact_dsn
 from paygate.errors import ConfigurationError
 from paygate.stores._records import EventClaim, StoreError, StoreTimeout
-from paygate.stores._sql import Cursor, Dialect, SQLStore
+from paygate.stores._sql import Cursor, Dialect, RecentPayments, SQLStore
 from paygate.stores._sqlite_group import WriteGroup
 
 __all__ = ["SQLITE", "SQLiteStore"]
@@ -120,6 +120,8 @@ class SQLiteStore(SQLStore):
         # paygate.stores._sqlite_group); an in-memory database has one connection anyway
         self.group_commit = bool(group_commit) and not self._memory
         self._group: WriteGroup | None = WriteGroup(self._open) if self.group_commit else None
+        #: the payments last written or read by an event (`SQLStore._payment_in`)
+        self._recent = RecentPayments()
         if not self._memory:
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -196,6 +198,11 @@ class SQLiteStore(SQLStore):
             cached = (pid, self._open())
             self._local.conn = cached
         return cached[1]
+
+    def _recent_payments(self) -> RecentPayments | None:
+        """Not inside a group commit's batch (`_batch`): a write there is not committed
+        when its block ends, so what it wrote could still be undone."""
+        return self._recent if self._open_batch() is None else None
 
     # -- group commit ---------------------------------------------------------------------
 
