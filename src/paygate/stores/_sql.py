@@ -823,7 +823,12 @@ class RecentPayments:
     """The last payment records a store wrote (or decoded from their rows), by id: a
     bounded LRU, safe across threads. A record here is the row at its ``version`` --
     a starting point for the next event of that payment only once the row is seen at
-    that version, never an answer to a read (`SQLStore._payment_in`)."""
+    that version, never an answer to a read: SQLite checks the row's version inside
+    the event's transaction (`SQLStore._payment_in`), PostgreSQL's compare-and-set
+    fails on a row another worker moved on, and the Gateway reads it again. Events of
+    one payment often reach the same worker, so the decode is saved where it is most
+    often redundant. Hand-written: an OrderedDict is all an LRU with put/drop by key
+    needs."""
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size

@@ -51,7 +51,6 @@ import secrets
 import select
 import socket
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from time import monotonic
 from typing import Any, Protocol
@@ -104,6 +103,7 @@ from paygate.stores._sql import (
     UPDATE_PAYMENT,
     Cursor,
     Dialect,
+    RecentPayments,
     SQLStore,
     _json,
     applied_event_params,
@@ -537,41 +537,6 @@ def _ingest_result(
     return result[0] == 1, state, row
 
 
-class _RecentPayments:
-    """The last payment rows this store wrote (or read to apply an event), by id: a
-    bounded LRU that lets an event skip reading its payment back.
-
-    Only a starting point for a compare-and-set, never an answer to a read: a row that
-    another worker changed since fails the CAS (``version`` moved on), is dropped here,
-    and the Gateway reads it again. Events of one payment often reach the same worker
-    (one app server, or sticky routing), so the read is saved where it is most often
-    redundant. Hand-written: an OrderedDict is all an LRU with put/drop by key needs.
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._rows: OrderedDict[str, PaymentRecord] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, payment_id: str) -> PaymentRecord | None:
-        with self._lock:
-            record = self._rows.get(payment_id)
-            if record is not None:
-                self._rows.move_to_end(payment_id)
-            return record
-
-    def put(self, record: PaymentRecord) -> None:
-        with self._lock:
-            self._rows[record.id] = record
-            self._rows.move_to_end(record.id)
-            if len(self._rows) > self._size:
-                self._rows.popitem(last=False)
-
-    def drop(self, payment_id: str) -> None:
-        with self._lock:
-            self._rows.pop(payment_id, None)
-
-
 #: libpq settings paygate sets unless the URL (or key/value string) gives them: libpq has
 #: no connect timeout by default (psycopg's is 130 s), and keepalives let the kernel
 #: notice a peer that vanished while a pooled connection sat idle
@@ -958,7 +923,7 @@ class PostgresStore(SQLStore):
         )
         self._closed = False
         self._close_lock = threading.Lock()
-        self._recent = _RecentPayments()
+        self._recent = RecentPayments()
         #: set while this thread runs the schema upgrade: no statement bound (see upgrade)
         self._unbounded: Any = threading.local()
         tick = min(1.0, max(0.05, (self._bound or 10.0) / 10))
@@ -1132,7 +1097,7 @@ class PostgresStore(SQLStore):
         was read, nothing written in either case.
 
         Where the event starts from: the payment's row as this store last wrote it (see
-        `_RecentPayments`), else -- for an event that would create the payment --
+        `RecentPayments`), else -- for an event that would create the payment --
         the event tried as the payment's first, which returns the stored row instead when
         the payment exists, else a read. Then one statement writes event, payment and
         transition, or counts the delivery of a known event (see ``INGEST_STATEMENTS``).
@@ -1385,7 +1350,7 @@ class PostgresStore(SQLStore):
         else nothing and [`StoreConflict`][paygate.stores.StoreConflict]; a transition an
         event already recorded rolls it all back
         ([`ClaimLost`][paygate.stores.ClaimLost]). Keeps the recently written rows
-        (`_RecentPayments`)."""
+        (`RecentPayments`)."""
         if not check_answer(writes, finish):
             return
         if writes and not _one_payment(writes):
@@ -1411,7 +1376,7 @@ class PostgresStore(SQLStore):
 
     @contextlib.contextmanager
     def _remembered(self, writes: Sequence[PaymentWrite]) -> Iterator[None]:
-        """Around an answer's writes: the recently written payments (`_RecentPayments`)
+        """Around an answer's writes: the recently written payments (`RecentPayments`)
         learn them once the block commits, and forget them if it fails (its outcome on
         the server is then unknown)."""
         try:
