@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from paygate import (
     IdempotencyConflict,
     LineItem,
     Money,
+    Payment,
     PaymentStatus,
     ProviderUnavailable,
     RateLimited,
@@ -26,7 +28,8 @@ from paygate import (
 )
 from paygate.gateway import Gateway, RetryPolicy, WebhookResult
 from paygate.providers.fake import FakeProvider
-from paygate.stores import OperationStatus
+from paygate.state import state_of
+from paygate.stores import OperationStatus, PaymentRecord
 
 S = PaymentStatus
 USD = "USD"
@@ -138,6 +141,30 @@ def test_a_failed_payment_lets_the_order_be_paid_again(gw: Gateway, provider: Fa
     second = gw.create_payment(order_id="ord_1", amount=usd("10"), payment_method="tok_visa")
     assert second.id != first.id and second.status is S.SUCCEEDED
     assert [p.id for p in gw.store.payments_for_order("ord_1")] == [first.id, second.id]
+
+
+def test_payment_for_order_is_the_attempt_the_provider_created_last(gw: Gateway) -> None:
+    # A declined attempt's webhook may reach the store after the paid attempt's return:
+    # the store hears of the declined one last, but the paid one is still the latest.
+    def record(payment_id: str, status: PaymentStatus, second: int, stored: float) -> PaymentRecord:
+        payment = Payment(
+            id=payment_id,
+            provider="fake",
+            order_id="ord_late",
+            amount=usd("18"),
+            status=status,
+            created_at=datetime(2026, 12, 7, 12, 0, second, tzinfo=timezone.utc),
+        )
+        return PaymentRecord(payment, state_of(payment), created_at=stored, updated_at=stored)
+
+    gw.store.save_payment(record("pay_paid", S.SUCCEEDED, 30, 1000.0), expected_version=None)
+    gw.store.save_payment(record("pay_declined", S.FAILED, 10, 2000.0), expected_version=None)
+    assert [p.id for p in gw.store.payments_for_order("ord_late")] == [
+        "pay_paid",
+        "pay_declined",
+    ]
+    latest = gw.payment_for_order("ord_late")
+    assert latest is not None and latest.id == "pay_paid" and latest.status is S.SUCCEEDED
 
 
 @pytest.mark.parametrize(
@@ -366,7 +393,9 @@ def test_checkout_is_idempotent_per_order(gw: Gateway, provider: FakeProvider) -
 
 def test_customers_subscriptions_invoices(gw: Gateway, provider: FakeProvider) -> None:
     c = gw.create_customer(email="a@example.com", name="Ada", idempotency_key="signup-7")
-    assert gw.create_customer(email="a@example.com", name="Ada", idempotency_key="signup-7").id == c.id
+    assert (
+        gw.create_customer(email="a@example.com", name="Ada", idempotency_key="signup-7").id == c.id
+    )
     assert provider.calls["create_customer"] == 1
     # without a key each call is a customer of its own: two anonymous people are two
     first, second = gw.create_customer(), gw.create_customer()

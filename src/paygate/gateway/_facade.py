@@ -258,8 +258,8 @@ class Gateway(GatewayFlows, Generic[P]):
         return self._run(self._get_payment(payment_id))
 
     def payment_for_order(self, order_id: str) -> Payment | None:
-        """The latest payment attempt recorded for ``order_id`` (store only, no provider
-        call), or ``None``."""
+        """The latest payment attempt for ``order_id``, the one the provider created
+        last (store only, no provider call), or ``None``."""
         return self._run(self._payment_for_order(order_id))
 
     def history(self, payment_id: str) -> list[TransitionRecord]:

@@ -32,10 +32,24 @@ from paygate.models import (
 from paygate.money import Money
 from paygate.provider import PaymentProvider
 from paygate.state import TABLE, PaymentEvent, Trigger
-from paygate.stores import OperationRecord, OperationStatus, Store, TransitionRecord
+from paygate.stores import (
+    OperationRecord,
+    OperationStatus,
+    PaymentRecord,
+    Store,
+    TransitionRecord,
+)
 from paygate.stores._records import OperationFinish
 
 _log = logging.getLogger("paygate")
+
+
+def _attempt_time(record: PaymentRecord) -> float:
+    """When the provider created the attempt, else when the store first recorded it."""
+    created = record.payment.created_at
+    return record.created_at if created is None else created.timestamp()
+
+
 S = PaymentStatus
 
 
@@ -138,7 +152,13 @@ class PaymentFlows(IdempotencyFlows, FactDispatch):
 
     def _payment_for_order(self, order_id: str) -> Flow[Payment | None]:
         records = yield from store(Store.payments_for_order, order_id)
-        return records[-1].payment if records else None
+        if not records:
+            return None
+        # The latest attempt is the one the provider created last, not the one the store
+        # heard of last: an earlier, declined attempt's webhook can arrive after the paid
+        # attempt's return. An attempt without a provider time counts from when it was
+        # recorded; a stable sort keeps the store's order among equals.
+        return sorted(records, key=_attempt_time)[-1].payment
 
     def _history(self, payment_id: str) -> Flow[list[TransitionRecord]]:
         return (yield from store(Store.history, payment_id))
