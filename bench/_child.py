@@ -3,6 +3,8 @@
 Shared by the benches that count instructions (``bench_create_cpu.py``,
 ``bench_webhook_cpu.py``): the child prints one JSON line last; under callgrind its
 instruction total (valgrind's ``refs:`` line on stderr) is added as ``instructions``.
+Also the PostgreSQL backends' CPU (`postgres_backend_cpu`), read by ``bench_async.py``
+and ``bench_create_cpu.py``.
 """
 
 from __future__ import annotations
@@ -34,3 +36,23 @@ def run_child(
         assert refs, done.stderr[-2000:]
         result["instructions"] = int(refs.group(1).replace(",", ""))
     return result
+
+
+def postgres_backend_cpu(dbname: str) -> dict[int, int]:
+    """On-CPU nanoseconds of each PostgreSQL backend of ``dbname`` on this machine
+    (``/proc/PID/schedstat``); empty when the server runs elsewhere."""
+    needle = f" {dbname} ".encode()
+    found: dict[int, int] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+            if not title.startswith(b"postgres: ") or needle not in title:
+                continue
+            with open(f"/proc/{pid}/schedstat") as f:
+                found[int(pid)] = int(f.read().split()[0])
+        except (OSError, ValueError):  # exited meanwhile
+            continue
+    return found

@@ -54,6 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.latency_server
 
+from _child import postgres_backend_cpu  # bench/ is on sys.path: the script's own directory
 from tests.latency_server import CLIENTS, LatencyProvider, LatencyServer
 
 import paygate
@@ -148,18 +149,7 @@ def server_cpu() -> dict[int, int]:
         found[HTTP_PID] = ns
     if SERVER_DB is None:
         return found
-    needle = f" {SERVER_DB} ".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read()
-        except OSError:  # exited meanwhile
-            continue
-        ns = _on_cpu(pid) if title.startswith(b"postgres: ") and needle in title else None
-        if ns is not None:
-            found[int(pid)] = ns
+    found.update(postgres_backend_cpu(SERVER_DB))
     return found
 
 

@@ -45,7 +45,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _child import run_child  # bench/ is on sys.path: the script's own directory
+from _child import (  # bench/ is on sys.path: the script's own directory
+    postgres_backend_cpu,
+    run_child,
+)
 
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
@@ -54,26 +57,6 @@ SRC = HERE.parent.parent / "src"
 def postgres_base() -> str:
     return os.environ.get("PAYGATE_BENCH_POSTGRES_URL",
                           "postgresql://postgres@127.0.0.1:5432/postgres")  # fmt: skip
-
-
-def server_cpu(dbname: str) -> dict[int, int]:
-    """On-CPU nanoseconds of each PostgreSQL backend of ``dbname`` on this machine
-    (``/proc/PID/schedstat``); empty when the server runs elsewhere."""
-    needle = f" {dbname} ".encode()
-    found: dict[int, int] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read()
-            if not title.startswith(b"postgres: ") or needle not in title:
-                continue
-            with open(f"/proc/{pid}/schedstat") as f:
-                found[int(pid)] = int(f.read().split()[0])
-        except OSError:
-            continue
-    return found
 
 
 def child(workdir: str, face: str, warmup: int, calls: int, concurrency: int, loop: str,
@@ -98,7 +81,7 @@ def child(workdir: str, face: str, warmup: int, calls: int, concurrency: int, lo
     def started() -> tuple[Any, float]:
         nonlocal profiler, backends
         if dbname is not None:
-            backends = server_cpu(dbname)
+            backends = postgres_backend_cpu(dbname)
         if profile:
             import cProfile
 
@@ -110,7 +93,7 @@ def child(workdir: str, face: str, warmup: int, calls: int, concurrency: int, lo
         wall, times1 = time.perf_counter() - wall0, resource.getrusage(resource.RUSAGE_SELF)
         server = None
         if dbname is not None and backends:  # before the pool closes its connections
-            after = server_cpu(dbname)
+            after = postgres_backend_cpu(dbname)
             server = sum(ns - backends.get(pid, 0) for pid, ns in after.items()) / 1e9
         if profiler is not None:
             import pstats
